@@ -1,0 +1,97 @@
+"""``ptv2 train``, ``ptv2 eval``, ``ptv2 predict``: the core library from the shell."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pipelines.cli.app import app
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    from ptv2_core.errors import Ptv2Error
+
+    if out.exists() and not out.is_dir():
+        raise Ptv2Error(f"--out '{out}' exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise Ptv2Error(f"--out '{out}' is not empty (pass --overwrite to replace its adapter)")
+
+
+@app.command()
+def train(
+    task: str = typer.Option(..., help="Packaged task (trec, rt, wnut16, bbc), a task YAML file, or hub:<name>."),
+    out: Path = typer.Option(..., help="Folder for adapter.safetensors, adapter_config.json, metrics.json."),
+    model: str = typer.Option("minilm", help="Base model: 'minilm' (bundled), a folder, or a hub name."),
+    prompt_len: int = typer.Option(16, help="Prefix length (virtual tokens per layer)."),
+    lr: float = typer.Option(1e-2, help="Peak learning rate (AdamW, warmup then linear decay)."),
+    epochs: int = typer.Option(3, help="Training epochs (best dev epoch is kept)."),
+    batch_size: int = typer.Option(32),
+    max_train: Optional[int] = typer.Option(None, help="Use at most N training examples."),
+    max_eval: Optional[int] = typer.Option(None, help="Use at most N dev and N test examples."),
+    reparam: bool = typer.Option(False, help="MLP reparameterization (prefix-tuning) instead of P-Tuning v2's plain prefix."),
+    pooling: Optional[str] = typer.Option(None, help="Sequence pooling: cls, pooler, mean, last (default per model family)."),
+    patience: Optional[int] = typer.Option(None, help="Stop after N epochs without dev improvement."),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
+    overwrite: bool = typer.Option(False, help="Replace an adapter already in --out."),
+    quiet: bool = typer.Option(False, help="No progress bars."),
+) -> None:
+    """Train a P-Tuning v2 adapter on one task and write it with its metrics."""
+    from ptv2_core.adapter import save_adapter
+    from ptv2_core.train import TrainConfig
+    from ptv2_core.train import train as run_train
+    from ptv2_core.report import metrics_document
+
+    _check_out(out, overwrite)
+    cfg = TrainConfig(task=task, model=model, prompt_len=prompt_len, lr=lr, epochs=epochs, batch_size=batch_size,
+                      max_train=max_train, max_eval=max_eval, reparam=reparam, pooling=pooling, patience=patience,
+                      seed=seed, device=device, progress=not quiet)
+    result = run_train(cfg)
+    doc = metrics_document(result, cfg)
+    save_adapter(result.model, out, result.spec, model, result.base_fingerprint,
+                 extra={"metrics_file": "metrics.json", "train_config": cfg.to_dict()},
+                 files={"metrics.json": json.dumps(doc, indent=2) + "\n"})
+    typer.echo(f"dev {result.spec.metric} {result.dev['score']:.4f}, test {result.spec.metric} {result.test['score']:.4f} "
+               f"(best epoch {result.best_epoch}); adapter written to {out}")
+
+
+@app.command("eval")
+def eval_(
+    adapter: Path = typer.Option(..., help="Adapter folder."),
+    task: Optional[str] = typer.Option(None, help="Task to score on (default: the adapter's own task)."),
+    max_eval: Optional[int] = typer.Option(None, help="Use at most N dev and N test examples."),
+    seed: int = typer.Option(0, help="Seed of the data splits (must match training's to score its test split)."),
+    device: str = typer.Option("auto"),
+) -> None:
+    """Score an adapter on the dev and test splits of a task; prints JSON."""
+    from ptv2_core.adapter import load_adapter
+    from ptv2_core.device import pick_device
+    from ptv2_core.report import evaluate_adapter
+
+    loaded = load_adapter(adapter, device=pick_device(device))
+    typer.echo(json.dumps(evaluate_adapter(loaded, task, seed=seed, max_eval=max_eval), indent=2))
+
+
+@app.command()
+def predict(
+    texts: list[str] = typer.Argument(..., help="Texts to label (NER: words split on whitespace)."),
+    adapter: Path = typer.Option(..., help="Adapter folder."),
+    scores: bool = typer.Option(False, help="Print the score beside each label."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per text."),
+    device: str = typer.Option("auto"),
+) -> None:
+    """Print one label per text (tags per word for NER)."""
+    from ptv2_core.adapter import load_adapter
+    from ptv2_core.device import pick_device
+    from ptv2_core.predict import predict as run_predict
+
+    loaded = load_adapter(adapter, device=pick_device(device))
+    for p in run_predict(loaded, list(texts)):
+        if as_json:
+            typer.echo(json.dumps(p))
+        elif "label" in p:
+            typer.echo(f"{p['label']}\t{p['score']:.4f}" if scores else p["label"])
+        else:
+            typer.echo(" ".join(f"{w}/{t}" for w, t in zip(p["tokens"], p["tags"])))

@@ -1,0 +1,158 @@
+"""Adapter files: ``adapter.safetensors`` (prefix and head tensors) + ``adapter_config.json``.
+
+The JSON names the base model and the SHA-256 fingerprint of its weights; loading refuses any
+other base. Nothing is ever unpickled: safetensors holds only tensors, JSON only data.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ptv2_core import __version__
+from ptv2_core.backbone import fingerprint, geometry, load_backbone
+from ptv2_core.errors import Ptv2Error
+from ptv2_core.heads import HeadConfig
+from ptv2_core.model import PromptModel
+from ptv2_core.prefix import PromptConfig
+from ptv2_core.tasks import TaskSpec
+from ptv2_core.tasks.encode import prepare_tokenizer
+
+WEIGHTS = "adapter.safetensors"
+CONFIG = "adapter_config.json"
+FORMAT = "ptv2-adapter"
+FORMAT_VERSION = 1
+
+
+def write_atomic_dir(out_dir: Path, files: dict[str, bytes | str]) -> None:
+    """Write ``files`` into ``out_dir`` all at once: a failure leaves ``out_dir`` as it was."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        for name, data in files.items():
+            (tmp / name).write_bytes(data.encode() if isinstance(data, str) else data)
+        out_dir.mkdir(exist_ok=True)
+        for name in files:  # same file system: each rename is atomic
+            os.replace(tmp / name, out_dir / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def adapter_files(model: PromptModel, spec: TaskSpec, base_name: str, base_fingerprint: str,
+                  extra: dict | None = None, fold: bool = False) -> dict[str, bytes | str]:
+    """The adapter as ``{file name: content}``; ``fold`` exports an MLP prompt as a flat one."""
+    state = model.trainable_state()
+    prefix = model.prefix
+    if fold and model.prompt_config.reparam:
+        prefix = model.prefix.fold()
+        state = {k: v for k, v in state.items() if not k.startswith("prefix.")} | {
+            f"prefix.{k}": v for k, v in prefix.state_dict().items()
+        }
+    state = {k: v.detach().float().cpu().contiguous() for k, v in state.items()}
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "ptv2_version": __version__,
+        "prompt": prefix.config.to_dict(),
+        "head": model.head_config.to_dict(),
+        "task": spec.to_dict(),
+        "base_model": {
+            "name": base_name,
+            "model_type": model.backbone.config.model_type,
+            "fingerprint": base_fingerprint,
+        },
+    } | ({"extra": extra} if extra else {})
+    with tempfile.TemporaryDirectory() as d:
+        save_file(state, str(Path(d) / WEIGHTS), metadata={"format": FORMAT})
+        weights = (Path(d) / WEIGHTS).read_bytes()
+    return {WEIGHTS: weights, CONFIG: json.dumps(config, indent=2, sort_keys=True) + "\n"}
+
+
+def save_adapter(model: PromptModel, out_dir: str | Path, spec: TaskSpec, base_name: str,
+                 base_fingerprint: str | None = None, extra: dict | None = None, fold: bool = False,
+                 files: dict[str, bytes | str] | None = None) -> Path:
+    """Write the adapter files (plus any ``files``, e.g. metrics.json) into ``out_dir``, all
+    or nothing. Returns the folder."""
+    fp = base_fingerprint or fingerprint(model.backbone)
+    write_atomic_dir(Path(out_dir), adapter_files(model, spec, base_name, fp, extra, fold) | (files or {}))
+    return Path(out_dir)
+
+
+def read_adapter_config(adapter_dir: str | Path) -> dict:
+    """The JSON config of an adapter folder, validated."""
+    path = Path(adapter_dir) / CONFIG
+    if not path.is_file():
+        raise Ptv2Error(f"no adapter at '{adapter_dir}': {CONFIG} is missing")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise Ptv2Error(f"corrupt adapter config '{path}': {e}") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise Ptv2Error(f"'{path}' is not a ptv2 adapter config")
+    if config.get("format_version", 0) > FORMAT_VERSION:
+        raise Ptv2Error(f"adapter '{adapter_dir}' has format version {config['format_version']}; this ptv2 reads up to {FORMAT_VERSION}")
+    for key in ("prompt", "head", "task", "base_model"):
+        if key not in config:
+            raise Ptv2Error(f"corrupt adapter config '{path}': missing '{key}'")
+    return config
+
+
+@dataclass
+class LoadedAdapter:
+    model: PromptModel
+    tokenizer: object
+    spec: TaskSpec
+    config: dict
+
+
+def load_adapter(adapter_dir: str | Path, backbone: nn.Module | None = None, tokenizer=None,
+                 device: str | torch.device = "cpu") -> LoadedAdapter:
+    """Rebuild the PromptModel of an adapter folder on its base model.
+
+    ``backbone``/``tokenizer`` default to loading the base by the name in the config. The
+    base's weight fingerprint must match the one recorded at training time.
+    """
+    config = read_adapter_config(adapter_dir)
+    base = config["base_model"]
+    if backbone is None:
+        backbone, tokenizer = load_backbone(base["name"])
+    actual = fingerprint(backbone)
+    if actual != base["fingerprint"]:
+        raise Ptv2Error(
+            f"adapter '{adapter_dir}' was trained on base model '{base['name']}' with fingerprint "
+            f"{base['fingerprint'][:19]}…, but the given base has {actual[:19]}…: refusing a different base model"
+        )
+    try:
+        prompt = PromptConfig.from_dict(config["prompt"])
+        head = HeadConfig.from_dict(config["head"])
+        spec = TaskSpec.from_dict(config["task"])
+    except (TypeError, KeyError, ValueError) as e:
+        raise Ptv2Error(f"corrupt adapter config in '{adapter_dir}': {e}") from None
+    geo = geometry(backbone.config)
+    if (prompt.num_layers, prompt.num_kv_heads, prompt.head_dim) != (geo.num_layers, geo.num_kv_heads, geo.head_dim):
+        raise Ptv2Error(f"adapter '{adapter_dir}' prompt shape does not match the base model's layers/heads")
+    model = PromptModel(backbone, prompt, head)
+    try:
+        state = load_file(str(Path(adapter_dir) / WEIGHTS))
+    except FileNotFoundError:
+        raise Ptv2Error(f"adapter '{adapter_dir}' has no {WEIGHTS}") from None
+    except Exception as e:  # safetensors raises its own error types for truncated/garbled files
+        raise Ptv2Error(f"corrupt adapter weights '{Path(adapter_dir) / WEIGHTS}': {e}") from None
+    expected = model.trainable_state()
+    if set(state) != set(expected):
+        raise Ptv2Error(f"adapter '{adapter_dir}' tensors do not match its config: expected {sorted(expected)}, found {sorted(state)}")
+    for key, tensor in state.items():
+        if tensor.shape != expected[key].shape:
+            raise Ptv2Error(f"adapter '{adapter_dir}': tensor '{key}' has shape {tuple(tensor.shape)}, config implies {tuple(expected[key].shape)}")
+    model.load_trainable_state(state)
+    model.to(device).eval()
+    tokenizer = prepare_tokenizer(tokenizer) if tokenizer is not None else None
+    return LoadedAdapter(model, tokenizer, spec, config)

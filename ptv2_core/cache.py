@@ -1,0 +1,91 @@
+"""Prefix injection: everything that turns prefix tensors into backbone inputs, in one place.
+
+transformers 5.x takes a per-layer prefix as a ``DynamicCache`` (never legacy tuples). Rules:
+- build a new cache every forward pass: the model appends the step's keys/values to it in place;
+- the keyword is ``cache`` from 5.24 on, ``past_key_values`` before (detected from the signature);
+- the attention mask gets ``prefix_len`` columns in front (ones, or zeros to mask the prefix out);
+- position ids are passed explicitly, so absolute-position models (BERT, RoBERTa, GPT-2) do not
+  shift the text by ``prefix_len`` and the prefix does not eat the position budget;
+- gradient checkpointing re-runs layers without the cache, silently dropping the prefix: refused.
+"""
+from __future__ import annotations
+
+import inspect
+from functools import lru_cache
+
+import torch
+from torch import nn
+from transformers import DynamicCache
+
+from ptv2_core.errors import Ptv2Error
+
+# Model types whose position ids count from padding_idx + 1 over non-pad tokens (fairseq style).
+_PADDING_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer"}
+
+
+@lru_cache(maxsize=None)
+def _cache_keyword_for(forward_cls: type) -> str | None:
+    params = inspect.signature(forward_cls.forward).parameters
+    for name in ("cache", "past_key_values"):
+        if name in params:
+            return name
+    return None
+
+
+def cache_keyword(backbone: nn.Module) -> str:
+    """The forward keyword that takes a cache in the installed transformers."""
+    kw = _cache_keyword_for(type(backbone))
+    if kw is None:
+        raise Ptv2Error(f"model type '{backbone.config.model_type}' takes no key/value cache in its forward")
+    return kw
+
+
+def build_cache(prefix: list[tuple[torch.Tensor, torch.Tensor]], config) -> DynamicCache:
+    """A fresh cache holding one (key, value) prefix per layer."""
+    return DynamicCache(ddp_cache_data=prefix, config=config)
+
+
+def position_ids(backbone: nn.Module, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Text positions as the model would number them without a prefix (right padding)."""
+    model_type = backbone.config.model_type
+    if model_type in _PADDING_OFFSET_POSITIONS:
+        pad = backbone.config.pad_token_id
+        mask = attention_mask.long()
+        return torch.cumsum(mask, dim=1) * mask + pad
+    seq = attention_mask.shape[1]
+    return torch.arange(seq, device=attention_mask.device).unsqueeze(0).expand(attention_mask.shape[0], -1)
+
+
+def check_no_gradient_checkpointing(backbone: nn.Module) -> None:
+    """Refuse gradient checkpointing: it re-runs layers without the cache, so the prefix
+    would get no gradient and no error."""
+    # transformers 5.x renamed the flag; read the new one, fall back to the old
+    name = "is_activation_checkpointing" if hasattr(type(backbone), "is_activation_checkpointing") else "is_gradient_checkpointing"
+    if getattr(backbone, name, False):
+        raise Ptv2Error(
+            "gradient checkpointing is on in the backbone: it drops the prefix cache, so the prompt "
+            "would silently get no gradient; call backbone.gradient_checkpointing_disable()"
+        )
+
+
+def prefix_inputs(
+    backbone: nn.Module,
+    attention_mask: torch.Tensor,
+    prefix: list[tuple[torch.Tensor, torch.Tensor]],
+    prefix_visible: bool = True,
+) -> dict:
+    """Keyword arguments that feed ``prefix`` into ``backbone`` alongside the text.
+
+    ``attention_mask`` is the text's ``[batch, seq]`` mask. With ``prefix_visible=False`` the
+    prefix columns are masked out, which must reproduce the plain backbone exactly.
+    """
+    check_no_gradient_checkpointing(backbone)
+    batch, plen = attention_mask.shape[0], prefix[0][0].shape[2]
+    fill = torch.ones if prefix_visible else torch.zeros
+    prefix_mask = fill(batch, plen, dtype=attention_mask.dtype, device=attention_mask.device)
+    return {
+        cache_keyword(backbone): build_cache(prefix, backbone.config),
+        "attention_mask": torch.cat([prefix_mask, attention_mask], dim=1),
+        "position_ids": position_ids(backbone, attention_mask),
+        "use_cache": False,
+    }

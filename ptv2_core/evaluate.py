@@ -1,0 +1,53 @@
+"""Scoring a PromptModel on an encoded split."""
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader
+
+from ptv2_core.metrics import compute_metrics
+from ptv2_core.model import PromptModel
+from ptv2_core.tasks import TaskSpec
+from ptv2_core.tasks.encode import Collator
+
+
+def autocast(device: torch.device, bf16: bool):
+    """bf16 autocast on CUDA (frozen backbone, fp32 prompt and head); a no-op elsewhere."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda")
+
+
+@torch.no_grad()
+def evaluate(
+    model: PromptModel,
+    dataset,
+    spec: TaskSpec,
+    collator: Collator,
+    device: torch.device,
+    batch_size: int = 128,
+    prompt_len: int | None = None,
+    bf16: bool = True,
+) -> dict[str, float]:
+    """Metrics of ``spec`` (with ``score`` = the primary metric) plus mean ``loss``."""
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collator)
+    preds: list = []
+    golds: list = []
+    loss_sum, n = 0.0, 0
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with autocast(device, bf16):
+            out = model(batch["input_ids"], batch["attention_mask"], batch["labels"], prompt_len=prompt_len)
+        loss_sum += out.loss.item() * batch["input_ids"].shape[0]
+        n += batch["input_ids"].shape[0]
+        guess = out.logits.argmax(-1).cpu()
+        labels = batch["labels"].cpu()
+        if spec.type == "sequence":
+            preds.extend(guess.tolist())
+            golds.extend(labels.tolist())
+        else:  # keep only first sub-words (label != -100), one list per example
+            for g, y in zip(guess, labels):
+                keep = y != -100
+                preds.append(g[keep].tolist())
+                golds.append(y[keep].tolist())
+    metrics = compute_metrics(spec, preds, golds)
+    metrics["loss"] = loss_sum / max(n, 1)
+    return metrics

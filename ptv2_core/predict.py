@@ -1,0 +1,39 @@
+"""Predictions for raw text with a loaded adapter: a label and score per text, or tags per word."""
+from __future__ import annotations
+
+import torch
+
+from ptv2_core.adapter import LoadedAdapter
+from ptv2_core.tasks.encode import encode_texts, encode_words
+
+
+@torch.no_grad()
+def predict(adapter: LoadedAdapter, texts: list[str], batch_size: int = 64) -> list[dict]:
+    """Sequence tasks: ``{"label", "score"}`` per text (score = softmax probability of the label).
+    Token tasks: ``{"tokens", "tags", "scores"}`` per text, split on whitespace, one tag per word."""
+    model, spec, tok = adapter.model, adapter.spec, adapter.tokenizer
+    model.eval()
+    device = next(model.parameters()).device
+    out: list[dict] = []
+    for start in range(0, len(texts), batch_size):
+        chunk = texts[start:start + batch_size]
+        if spec.type == "sequence":
+            batch = encode_texts(tok, chunk, spec.max_length)
+            probs = model(batch["input_ids"].to(device), batch["attention_mask"].to(device)).logits.float().softmax(-1)
+            score, idx = probs.max(-1)
+            out += [{"label": spec.labels[i], "score": float(s)} for i, s in zip(idx.tolist(), score.tolist())]
+        else:
+            words = [t.split() for t in chunk]
+            batch, word_ids = encode_words(tok, words, spec.max_length)
+            probs = model(batch["input_ids"].to(device), batch["attention_mask"].to(device)).logits.float().softmax(-1)
+            for b, (ws, wid) in enumerate(zip(words, word_ids)):
+                # words cut off by max_length stay "O" with score 0.0 (not scored)
+                tags, scores, seen = ["O"] * len(ws), [0.0] * len(ws), set()
+                for pos, w in enumerate(wid):
+                    if w is None or w in seen:  # special tokens and later sub-words carry no tag
+                        continue
+                    seen.add(w)
+                    s, i = probs[b, pos].max(-1)
+                    tags[w], scores[w] = spec.labels[int(i)], float(s)
+                out.append({"tokens": ws, "tags": tags, "scores": scores})
+    return out

@@ -1,0 +1,47 @@
+"""Result documents: what ``metrics.json`` holds, and scoring a saved adapter on a task."""
+from __future__ import annotations
+
+from ptv2_core.adapter import LoadedAdapter
+from ptv2_core.errors import Ptv2Error
+from ptv2_core.evaluate import evaluate
+from ptv2_core.tasks import load_task
+from ptv2_core.tasks.encode import Collator, encode
+
+
+def metrics_document(result, cfg) -> dict:
+    """``metrics.json``: dev and test metrics, parameter counts, speed, the per-epoch history."""
+    trainable, total = result.model.parameter_counts()
+    return {
+        "task": result.spec.name,
+        "model": cfg.model,
+        "metric": result.spec.metric,
+        "prompt_len": cfg.prompt_len,
+        "lr": cfg.lr,
+        "epochs": cfg.epochs,
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "dev": result.dev,
+        "test": result.test,
+        "trainable_params": trainable,
+        "total_params": total,
+        "trainable_pct": 100.0 * trainable / total,
+        "train_examples_per_s": result.train_examples_per_s,
+        "history": result.history,
+        "base_fingerprint": result.base_fingerprint,
+    }
+
+
+def evaluate_adapter(loaded: LoadedAdapter, task: str | None = None, *, seed: int = 0,
+                     max_eval: int | None = None, prompt_len: int | None = None) -> dict:
+    """Dev and test metrics of an adapter on ``task`` (default: its own). The task's label
+    list must be the adapter's."""
+    spec, data = load_task(task or loaded.spec.name, seed=seed, max_eval=max_eval, max_train=1)
+    if spec.type != loaded.spec.type or tuple(spec.labels) != tuple(loaded.spec.labels):
+        raise Ptv2Error(f"task '{spec.name}' has other labels than the adapter's task '{loaded.spec.name}'")
+    device = next(loaded.model.parameters()).device
+    collator = Collator(loaded.tokenizer, loaded.spec)
+    out = {"task": spec.name, "metric": spec.metric}
+    for split in ("dev", "test"):
+        enc = encode(data[split], loaded.tokenizer, loaded.spec, loaded.spec.max_length)
+        out[split] = evaluate(loaded.model, enc, loaded.spec, collator, device, prompt_len=prompt_len)
+    return out

