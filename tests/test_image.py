@@ -1,0 +1,85 @@
+"""components/image.py: the image reference is defined once and follows the package version."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from components import image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pyproject_version() -> str:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def test_default_reference_is_repo_and_package_version(monkeypatch):
+    monkeypatch.delenv("PTV2_IMAGE", raising=False)
+    version = _pyproject_version()
+    assert image.component_image() == f"ghcr.io/ptv2/ptv2:{version}"
+    assert image.component_image(cuda=True) == f"ghcr.io/ptv2/ptv2-cuda:{version}"
+
+
+def test_installed_metadata_matches_pyproject():
+    # If these drift, the image tag and the package a user installs name different builds.
+    assert image.package_version() == _pyproject_version()
+
+
+def test_env_overrides_repository(monkeypatch):
+    monkeypatch.setenv("PTV2_IMAGE", "registry.example.com:5000/ml/ptv2")
+    version = _pyproject_version()
+    # the registry's port is not mistaken for a tag
+    assert image.component_image() == f"registry.example.com:5000/ml/ptv2:{version}"
+    assert image.component_image(cuda=True) == f"registry.example.com:5000/ml/ptv2-cuda:{version}"
+
+
+@pytest.mark.parametrize("ref", ["registry.example.com/ml/ptv2:dev-42",
+                                 "ghcr.io/ptv2/ptv2@sha256:" + "a" * 64])
+def test_env_with_tag_or_digest_is_used_as_is(monkeypatch, ref):
+    monkeypatch.setenv("PTV2_IMAGE", ref)
+    assert image.component_image() == ref
+
+
+def test_falls_back_to_pyproject_when_not_installed(monkeypatch):
+    def not_installed(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(image.metadata, "version", not_installed)
+    monkeypatch.setattr(image, "_PYPROJECT", ROOT / "pyproject.toml")
+    assert image.package_version() == _pyproject_version()
+
+
+def test_fallback_fails_loudly_without_a_version(monkeypatch, tmp_path):
+    def not_installed(name):
+        raise metadata.PackageNotFoundError(name)
+
+    bogus = tmp_path / "pyproject.toml"
+    bogus.write_text('[tool.x]\nversion = "9.9.9"\n[project]\nname = "ptv2"\n')
+    monkeypatch.setattr(image.metadata, "version", not_installed)
+    monkeypatch.setattr(image, "_PYPROJECT", bogus)
+    # a version in another table must not be taken for the project's
+    with pytest.raises(RuntimeError, match="no \\[project\\] version"):
+        image.package_version()
+
+
+def test_module_imports_nothing_heavy():
+    # Loaded by file path so the check covers this module alone, not the package's __init__.
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('img', {str(ROOT / 'components' / 'image.py')!r})\n"
+        "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
+        "print(mod.component_image())\n"
+        "heavy = {'torch', 'transformers', 'mlflow', 'optuna', 'ray', 'kfp', 'yaml'}\n"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PTV2_IMAGE"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    ref, heavy = out.stdout.splitlines()
+    assert ref.startswith("ghcr.io/ptv2/ptv2:")
+    assert heavy == ""
