@@ -1,0 +1,46 @@
+"""Where things live: embedded defaults on one machine, real services by configuration.
+
+| concern        | default (nothing to start)            | cluster (environment)          |
+| -------------- | ------------------------------------- | ------------------------------ |
+| tracking       | sqlite:///$PTV2_HOME/mlflow.db        | MLFLOW_TRACKING_URI            |
+| artifacts      | $PTV2_HOME/mlartifacts                | PTV2_ARTIFACT_ROOT (or server) |
+| study storage  | sqlite:///$PTV2_HOME/optuna.db        | PTV2_OPTUNA_STORAGE            |
+| trials         | local Ray (ray.init())                | RAY_ADDRESS                    |
+
+``PTV2_HOME`` defaults to ``./.ptv2`` in the working directory. Explicit arguments (command-line
+options, pipeline parameters) win over the environment, which wins over the defaults.
+No import of mlflow/optuna/ray here: this module is read by every layer above the core.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def home() -> Path:
+    """The local state folder (created on first use)."""
+    path = Path(os.environ.get("PTV2_HOME", ".ptv2")).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def mlflow_tracking_uri(explicit: str | None = None) -> str:
+    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home() / 'mlflow.db'}"
+
+
+def artifact_root(explicit: str | None = None) -> str | None:
+    """Artifact location for new experiments; None lets a tracking server decide."""
+    if explicit or os.environ.get("PTV2_ARTIFACT_ROOT"):
+        return explicit or os.environ["PTV2_ARTIFACT_ROOT"]
+    if mlflow_tracking_uri().startswith("sqlite:"):
+        return (home() / "mlartifacts").as_uri()
+    return None
+
+
+def optuna_storage(explicit: str | None = None) -> str:
+    return explicit or os.environ.get("PTV2_OPTUNA_STORAGE") or f"sqlite:///{home() / 'optuna.db'}"
+
+
+def ray_address(explicit: str | None = None) -> str | None:
+    """A Ray cluster to join, or None for a local Ray."""
+    return explicit or os.environ.get("RAY_ADDRESS") or None
