@@ -1,0 +1,100 @@
+"""User data files (.csv, .jsonl, .json, .parquet) → the normalized train/dev/test DatasetDict."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from datasets import DatasetDict
+
+from ptv2_core.errors import Ptv2Error
+from ptv2_core.tasks.rows import make_dataset
+from ptv2_core.tasks.spec import DATA_SUFFIXES, DataSource, TaskSpec
+from ptv2_core.tasks.splits import carve
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read one data file; CSV cells stay strings (labels like ``01`` keep their spelling)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in DATA_SUFFIXES:
+        raise Ptv2Error(f"data file {path}: unsupported extension {suffix or '(none)'!r}; use one of {', '.join(DATA_SUFFIXES)}")
+    if not path.is_file():
+        raise Ptv2Error(f"data file not found: {path}")
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False)
+        if suffix == ".jsonl":
+            return pd.read_json(path, lines=True, dtype=False) if path.stat().st_size else pd.DataFrame()
+        if suffix == ".json":
+            return pd.read_json(path, dtype=False)
+        return pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except Exception as e:  # pandas/pyarrow raise many types for malformed files
+        raise Ptv2Error(f"could not read data file {path}: {type(e).__name__}: {e}") from None
+
+
+def _column(df: pd.DataFrame, col: str, path: Path) -> list[Any]:
+    if col not in df.columns:
+        raise Ptv2Error(f"data file {path}: column '{col}' not found; columns found: {[str(c) for c in df.columns]}")
+    return df[col].tolist()
+
+
+def _missing(values: list[Any]) -> list[int]:
+    return [i for i, v in enumerate(values) if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())]
+
+
+def _as_list(v: Any, col: str, i: int, path: Path) -> list[str]:
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [str(x) for x in v]
+    raise Ptv2Error(
+        f"data file {path}: row {i} of column '{col}' is {type(v).__name__}, not a list; token tasks need list "
+        "columns (JSONL/JSON/Parquet), e.g. {\"tokens\": [\"Paris\", \"rocks\"], \"tags\": [\"B-loc\", \"O\"]}"
+    )
+
+
+def read_rows(path: Path, kind: str, text_col: str, label_col: str) -> tuple[list, list]:
+    """(texts or word lists, label strings or tag lists) of one file, checked for missing values."""
+    df = read_table(path)
+    if len(df) == 0:
+        raise Ptv2Error(f"data file {path}: 0 rows (empty data)")
+    xs, ys = _column(df, text_col, path), _column(df, label_col, path)
+    if kind == "sequence":
+        for col, vals in ((text_col, xs), (label_col, ys)):
+            bad = _missing(vals)
+            if bad:
+                raise Ptv2Error(f"data file {path}: {len(bad)} rows with an empty '{col}' (first at row {bad[0]})")
+        return [str(x) for x in xs], [str(y) for y in ys]
+    words = [_as_list(v, text_col, i, path) for i, v in enumerate(xs)]
+    tags = [_as_list(v, label_col, i, path) for i, v in enumerate(ys)]
+    for i, (w, t) in enumerate(zip(words, tags)):  # here, while row numbers are still the file's
+        if len(w) != len(t):
+            raise Ptv2Error(f"data file {path}: row {i} has {len(w)} tokens but {len(t)} tags (lengths must match)")
+    return words, tags
+
+
+def infer_labels(path: Path, kind: str, text_col: str, label_col: str) -> list[str]:
+    """Label list from a train file: sorted distinct labels; for tags "O" first, then sorted."""
+    _, ys = read_rows(path, kind, text_col, label_col)
+    if kind == "sequence":
+        return sorted(set(ys))
+    return ["O", *sorted({t for tags in ys for t in tags} - {"O"})]
+
+
+def load_source(spec: TaskSpec, source: DataSource, seed: int = 0) -> DatasetDict:
+    """Read the given files; carve the missing dev/test from train (seeded, stratified, duplicates kept together)."""
+    rows = {
+        split: read_rows(p, spec.type, spec.text_column, spec.label_column) for split, p in source.splits().items()
+    }
+    where = {split: f"{p} ({split})" for split, p in source.splits().items()}
+    missing = [s for s in ("dev", "test") if s not in rows]
+    if missing:
+        try:
+            carved = carve(spec.type, *rows["train"], seed, missing)
+        except Ptv2Error as e:
+            raise Ptv2Error(f"data file {source.train}: {e}; add rows or give {' and '.join('data.' + s for s in missing)}") from None
+        rows.update(carved)
+        where.update({s: f"{s} split carved from {source.train}" for s in carved})
+    return DatasetDict({s: make_dataset(spec, *rows[s], where[s]) for s in ("train", "dev", "test")})

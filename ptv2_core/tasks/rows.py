@@ -1,0 +1,54 @@
+"""Rows → typed ``datasets.Dataset``: the normalized columns, with every label checked against the spec."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from datasets import ClassLabel, Dataset, Features, List, Value
+
+from ptv2_core.errors import Ptv2Error
+from ptv2_core.tasks.spec import TaskSpec
+
+
+def features(spec: TaskSpec) -> Features:
+    """Normalized columns: sequence ``text``/``label``; token ``tokens``/``tags`` (ClassLabel ids)."""
+    names = list(spec.labels)
+    if spec.type == "sequence":
+        return Features({"text": Value("string"), "label": ClassLabel(names=names)})
+    return Features({"tokens": List(Value("string")), "tags": List(ClassLabel(names=names))})
+
+
+def _unknown(spec: TaskSpec, seen: Sequence[str], where: str) -> None:
+    known = set(spec.labels)
+    bad = sorted({x for x in seen if x not in known})
+    if bad:
+        shown = ", ".join(repr(x) for x in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise Ptv2Error(
+            f"{where}: labels outside the label list of task '{spec.name}': {shown}; "
+            f"label list: {list(spec.labels)}"
+        )
+
+
+def make_dataset(spec: TaskSpec, xs: Sequence, ys: Sequence, where: str) -> Dataset:
+    """Build the split ``where`` (a file name or 'split of corpus', for messages).
+
+    Sequence: ``xs`` strings, ``ys`` label strings. Token: ``xs`` word lists, ``ys`` tag lists of
+    the same lengths. Raises Ptv2Error on unknown labels, length mismatch or 0 rows.
+    """
+    if len(xs) == 0:
+        raise Ptv2Error(f"{where}: 0 rows (empty data)")
+    index = {lab: i for i, lab in enumerate(spec.labels)}
+    if spec.type == "sequence":
+        ys = [str(y) for y in ys]
+        _unknown(spec, ys, where)
+        return Dataset.from_dict({"text": list(xs), "label": [index[y] for y in ys]}, features=features(spec))
+    for i, (words, tags) in enumerate(zip(xs, ys)):
+        if len(words) != len(tags):
+            raise Ptv2Error(f"{where}: row {i} has {len(words)} tokens but {len(tags)} tags (lengths must match)")
+        if len(words) == 0:
+            raise Ptv2Error(f"{where}: row {i} has no tokens")
+    ys = [[str(t) for t in tags] for tags in ys]
+    _unknown(spec, [t for tags in ys for t in tags], where)
+    return Dataset.from_dict(
+        {"tokens": [[str(w) for w in words] for words in xs], "tags": [[index[t] for t in tags] for tags in ys]},
+        features=features(spec),
+    )

@@ -1,0 +1,176 @@
+"""What a task is: ``TaskSpec`` (frozen, JSON-able) and the user task YAML that describes one."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ptv2_core.errors import Ptv2Error
+
+TASK_TYPES = ("sequence", "token")
+# Primary metrics each task type may select on; compute_metrics returns all of them.
+METRICS = {"sequence": ("accuracy", "macro_f1"), "token": ("span_f1", "accuracy")}
+DEFAULT_METRIC = {"sequence": "accuracy", "token": "span_f1"}
+DATA_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A classification task: sequence (one label per text) or token (one BIO tag per word).
+
+    ``labels`` fixes the integer ids: ``label`` / ``tags`` values in the data are indices into it.
+    """
+
+    name: str
+    type: Literal["sequence", "token"]
+    labels: tuple[str, ...]
+    metric: str
+    text_column: str = "text"
+    label_column: str = "label"
+    max_length: int = 128
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise Ptv2Error(f"task name must be a non-empty string, got {self.name!r}")
+        if self.type not in TASK_TYPES:
+            raise Ptv2Error(f"task '{self.name}': type must be one of {', '.join(TASK_TYPES)}, got {self.type!r}")
+        if isinstance(self.labels, (str, bytes)) or not isinstance(self.labels, (list, tuple)):
+            raise Ptv2Error(f"task '{self.name}': labels must be a list of strings, got {self.labels!r}")
+        labels = tuple(str(x) for x in self.labels)
+        object.__setattr__(self, "labels", labels)
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise Ptv2Error(f"task '{self.name}': duplicate labels {dupes}")
+        if len(labels) < 2:
+            raise Ptv2Error(f"task '{self.name}': needs at least 2 labels, got {list(labels)}")
+        if self.type == "token":
+            bad = [x for x in labels if x != "O" and not (x[:2] in ("B-", "I-") and len(x) > 2)]
+            if "O" not in labels or bad:
+                raise Ptv2Error(
+                    f"task '{self.name}': token tags must be BIO (\"O\", \"B-<type>\", \"I-<type>\") and include \"O\""
+                    + (f"; not BIO: {bad[:5]}" if bad else "")
+                )
+        if self.metric not in METRICS[self.type]:
+            raise Ptv2Error(
+                f"task '{self.name}': metric {self.metric!r} is not one of {', '.join(METRICS[self.type])} "
+                f"for {self.type} tasks"
+            )
+        if isinstance(self.max_length, bool) or not isinstance(self.max_length, int) or self.max_length < 4:
+            raise Ptv2Error(f"task '{self.name}': max_length must be an integer >= 4, got {self.max_length!r}")
+        for key in ("text_column", "label_column"):
+            if not isinstance(getattr(self, key), str) or not getattr(self, key):
+                raise Ptv2Error(f"task '{self.name}': {key} must be a non-empty string")
+
+    @property
+    def num_labels(self) -> int:
+        """Number of classes (sequence) or tags (token)."""
+        return len(self.labels)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (labels as a list); ``from_dict`` inverts it."""
+        d = asdict(self)
+        d["labels"] = list(self.labels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TaskSpec:
+        """Rebuild a spec from ``to_dict`` output; unknown keys are an error (they are usually typos)."""
+        if not isinstance(d, dict):
+            raise Ptv2Error(f"task spec must be a mapping, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise Ptv2Error(f"task spec has unknown keys {unknown}; expected some of {sorted(known)}")
+        missing = [k for k in ("name", "type", "labels", "metric") if k not in d]
+        if missing:
+            raise Ptv2Error(f"task spec is missing required keys {missing}")
+        return cls(**{**d, "labels": tuple(d["labels"]) if isinstance(d["labels"], list) else d["labels"]})
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a user task's rows live: resolved paths; ``dev``/``test`` are carved from train when None."""
+
+    train: Path
+    dev: Path | None = None
+    test: Path | None = None
+
+    def splits(self) -> dict[str, Path]:
+        """The given files by split name."""
+        return {k: v for k, v in (("train", self.train), ("dev", self.dev), ("test", self.test)) if v is not None}
+
+
+_YAML_KEYS = {"name", "type", "labels", "metric", "text_column", "label_column", "max_length", "data"}
+
+
+def load_task_yaml(path: str | Path) -> tuple[TaskSpec, DataSource]:
+    """Read a user task YAML (see docs/tasks.md) into a spec and the data files it names.
+
+    Sequence tasks may omit ``labels``: they are then the sorted distinct labels of the train
+    file; token tasks likewise ("O" first, then the sorted B-/I- tags).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise Ptv2Error(f"task file not found: {path}")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise Ptv2Error(f"task file {path} is not valid YAML: {e}") from None
+    if not isinstance(doc, dict):
+        raise Ptv2Error(f"task file {path} must hold a mapping (name:, type:, data: ...), got {type(doc).__name__}")
+    unknown = sorted(set(doc) - _YAML_KEYS)
+    if unknown:
+        raise Ptv2Error(f"task file {path}: unknown keys {unknown}; allowed: {sorted(_YAML_KEYS)}")
+    missing = [k for k in ("name", "type", "data") if k not in doc]
+    if missing:
+        raise Ptv2Error(f"task file {path}: missing required keys {missing}")
+    kind = doc["type"]
+    if kind not in TASK_TYPES:
+        raise Ptv2Error(f"task file {path}: type must be one of {', '.join(TASK_TYPES)}, got {kind!r}")
+    source = _data_source(doc["data"], path)
+    text_col = doc.get("text_column", "text" if kind == "sequence" else "tokens")
+    label_col = doc.get("label_column", "label" if kind == "sequence" else "tags")
+    labels = doc.get("labels")
+    if labels is None:
+        from ptv2_core.tasks.files import infer_labels  # files.py imports this module
+
+        labels = infer_labels(source.train, kind, text_col, label_col)
+    elif not isinstance(labels, list) or not labels:
+        raise Ptv2Error(f"task file {path}: labels must be a non-empty list, got {labels!r}")
+    spec = TaskSpec(
+        name=doc["name"],
+        type=kind,
+        labels=tuple(str(x) for x in labels),
+        metric=doc.get("metric", DEFAULT_METRIC[kind]),
+        text_column=text_col,
+        label_column=label_col,
+        max_length=doc.get("max_length", 128),
+    )
+    return spec, source
+
+
+def _data_source(data: Any, yaml_path: Path) -> DataSource:
+    if not isinstance(data, dict):
+        raise Ptv2Error(f"task file {yaml_path}: data must be a mapping with train: (and optional dev:, test:)")
+    unknown = sorted(set(data) - {"train", "dev", "test"})
+    if unknown:
+        raise Ptv2Error(f"task file {yaml_path}: unknown data keys {unknown}; allowed: train, dev, test")
+    if not data.get("train"):
+        raise Ptv2Error(f"task file {yaml_path}: missing required key data.train")
+    resolved: dict[str, Path] = {}
+    for split, rel in data.items():
+        if rel is None:
+            continue
+        p = Path(str(rel)).expanduser()
+        p = p if p.is_absolute() else yaml_path.parent / p
+        if p.suffix.lower() not in DATA_SUFFIXES:
+            raise Ptv2Error(
+                f"data file {p} ({split}): unsupported extension {p.suffix or '(none)'!r}; "
+                f"use one of {', '.join(DATA_SUFFIXES)}"
+            )
+        if not p.is_file():
+            raise Ptv2Error(f"data file not found: {p} ({split}, named in {yaml_path})")
+        resolved[split] = p
+    return DataSource(**resolved)

@@ -1,0 +1,98 @@
+"""Seeded, deterministic splitting and truncation (numpy Generator only: no hash order, no global state)."""
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+from datasets import Dataset, DatasetDict
+
+from ptv2_core.errors import Ptv2Error
+
+SPLITS = ("train", "dev", "test")
+
+
+def text_key(text: str) -> str:
+    """Duplicate-detection key: whitespace collapsed, case folded."""
+    return " ".join(text.split()).casefold()
+
+
+def seeded_split(
+    keys: Sequence[Hashable],
+    strata: Sequence[Hashable],
+    seed: int,
+    parts: dict[str, float],
+) -> dict[str, list[int]]:
+    """Split row indices into ``parts`` (name → fraction; the first part takes the remainder).
+
+    Rows sharing a key stay together (no duplicate leaks across splits); each stratum (label,
+    or has-entity for token tasks) is split in proportion, so rare classes reach every split.
+    Within each split the order is shuffled. Same inputs and seed → same output, in any process.
+    """
+    names = list(parts)
+    groups: dict[Hashable, list[int]] = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(k, []).append(i)
+    group_rows = list(groups.values())  # insertion order: first appearance
+    by_stratum: dict[Hashable, list[int]] = {}
+    for g, rows in enumerate(group_rows):
+        by_stratum.setdefault(strata[rows[0]], []).append(g)
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[int]] = {n: [] for n in names}
+    for stratum in sorted(by_stratum, key=repr):
+        gs = [by_stratum[stratum][j] for j in rng.permutation(len(by_stratum[stratum]))]
+        start = 0
+        for name in names[1:]:
+            take = int(len(gs) * parts[name] + 0.5)
+            take = min(take, len(gs) - start - 1) if len(gs) - start > 1 else 0  # keep >= 1 in the first part
+            out[name].extend(gs[start : start + take])
+            start += take
+        out[names[0]].extend(gs[start:])
+    # Tiny data: rounding can leave a carved part empty; lend it one group from the first part.
+    for name in names[1:]:
+        if not out[name] and parts[name] > 0 and len(out[names[0]]) > 1:
+            out[name].append(out[names[0]].pop())
+    result = {}
+    for name in names:
+        order = rng.permutation(len(out[name]))
+        result[name] = [r for j in order for r in group_rows[out[name][j]]]
+    return result
+
+
+def truncate(ds: Dataset, n: int | None, seed: int, stream: int) -> Dataset:
+    """A seeded random subset of ``n`` rows (all rows, unchanged, when ``n`` is None or >= len)."""
+    if n is None or n >= len(ds):
+        return ds
+    idx = np.random.default_rng([seed, stream]).permutation(len(ds))[:n]
+    return ds.select(idx.tolist())
+
+
+def finalize(dd: DatasetDict, seed: int, max_train: int | None, max_eval: int | None) -> DatasetDict:
+    """Check the three splits exist and are non-empty, then apply ``max_train`` / ``max_eval``."""
+    for name, n in (("max_train", max_train), ("max_eval", max_eval)):
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise Ptv2Error(f"{name} must be a positive integer or None, got {n!r}")
+    if set(dd) != set(SPLITS):
+        raise Ptv2Error(f"a task needs exactly the splits {SPLITS}, got {sorted(dd)}")
+    for name in SPLITS:
+        if len(dd[name]) == 0:
+            raise Ptv2Error(f"split '{name}' has 0 rows")
+    return DatasetDict(
+        train=truncate(dd["train"], max_train, seed, 0),
+        dev=truncate(dd["dev"], max_eval, seed, 1),
+        test=truncate(dd["test"], max_eval, seed, 2),
+    )
+
+
+def carve(kind: str, xs: list, ys: list, seed: int, missing: Sequence[str]) -> dict[str, tuple[list, list]]:
+    """Split rows of a train source into train plus the ``missing`` splits (10 % each).
+
+    Stratified by label (token tasks: by has-entity); duplicate texts stay on one side.
+    """
+    keys = [text_key(x) for x in xs] if kind == "sequence" else [tuple(w) for w in xs]
+    strata = ys if kind == "sequence" else [any(t != "O" for t in tags) for tags in ys]
+    parts = {"train": 1.0 - 0.1 * len(missing), **{s: 0.1 for s in missing}}
+    idx = seeded_split(keys, strata, seed, parts)
+    for s in missing:
+        if not idx[s]:
+            raise Ptv2Error(f"too few distinct rows ({len(set(keys))}) to carve a {s} split from train")
+    return {s: ([xs[i] for i in ii], [ys[i] for i in ii]) for s, ii in idx.items()}

@@ -1,0 +1,253 @@
+"""User task YAML files and their data files: the happy paths and every bad input."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ptv2_core.errors import Ptv2Error
+from ptv2_core.tasks import DataSource, TaskSpec, load_task, load_task_yaml
+
+INTENTS = [("hello there", "greet"), ("hi!", "greet"), ("good morning", "greet"), ("hey you", "greet"),
+           ("bye now", "bye"), ("see you", "bye"), ("good night", "bye"), ("farewell", "bye")]
+TAGGED = [(["Paris", "is", "nice"], ["B-loc", "O", "O"]), (["I", "met", "Ada", "Lovelace"], ["O", "O", "B-per", "I-per"]),
+          (["no", "entity", "here"], ["O", "O", "O"]), (["Rome", "and", "Oslo"], ["B-loc", "O", "B-loc"])]
+
+
+def write_yaml(tmp: Path, body: str, name: str = "task.yaml") -> Path:
+    p = tmp / name
+    p.write_text(body)
+    return p
+
+
+def write_csv(path: Path, rows, cols=("utterance", "intent")) -> Path:
+    pd.DataFrame(rows, columns=list(cols)).to_csv(path, index=False)
+    return path
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+SEQ_YAML = """\
+name: my-intents
+type: sequence
+labels: [greet, bye]
+text_column: utterance
+label_column: intent
+metric: accuracy
+max_length: 64
+data:
+  train: train.csv
+  dev: dev.csv
+  test: test.csv
+"""
+
+
+def test_sequence_csv_all_splits(tmp_path):
+    for split in ("train", "dev", "test"):
+        write_csv(tmp_path / f"{split}.csv", INTENTS)
+    spec, dd = load_task(str(write_yaml(tmp_path, SEQ_YAML)))
+    assert spec == TaskSpec("my-intents", "sequence", ("greet", "bye"), "accuracy", "utterance", "intent", 64)
+    assert [len(dd[s]) for s in dd] == [8, 8, 8]
+    assert dd["test"]["text"] == [t for t, _ in INTENTS]  # given splits keep file order
+    assert dd["test"]["label"] == [0, 0, 0, 0, 1, 1, 1, 1]
+
+
+def test_labels_inferred_and_dev_test_carved(tmp_path):
+    rows = [(f"{t} number {i}", y) for i in range(10) for t, y in INTENTS]
+    write_csv(tmp_path / "train.csv", rows)
+    yml = write_yaml(tmp_path, "name: t\ntype: sequence\ntext_column: utterance\nlabel_column: intent\ndata: {train: train.csv}\n")
+    spec, src = load_task_yaml(yml)
+    assert spec.labels == ("bye", "greet") and spec.metric == "accuracy" and spec.max_length == 128
+    assert src == DataSource(train=tmp_path / "train.csv")
+    spec, dd = load_task(str(yml), seed=0)
+    assert [len(dd[s]) for s in dd] == [64, 8, 8]
+    for s in ("dev", "test"):
+        assert sorted(dd[s]["label"]) == [0, 0, 0, 0, 1, 1, 1, 1]  # stratified
+    assert not set(dd["train"]["text"]) & set(dd["test"]["text"])
+    _, again = load_task(str(yml), seed=0)
+    _, other = load_task(str(yml), seed=1)
+    assert again["test"]["text"] == dd["test"]["text"] and set(other["test"]["text"]) != set(dd["test"]["text"])
+
+
+def test_duplicates_in_train_stay_on_one_side_when_carving(tmp_path):
+    rows = [(f"Text {i % 20}", "a" if i % 2 else "b") for i in range(60)]  # every text 3 times
+    write_csv(tmp_path / "train.csv", rows, ("text", "label"))
+    _, dd = load_task(str(write_yaml(tmp_path, "name: d\ntype: sequence\ndata: {train: train.csv}\n")))
+    train, dev, test = (set(dd[s]["text"]) for s in ("train", "dev", "test"))
+    assert dev and test and not (train & dev or train & test or dev & test)
+
+
+def test_jsonl_json_parquet_sequence(tmp_path):
+    recs = [{"text": t, "label": y} for t, y in INTENTS]
+    write_jsonl(tmp_path / "train.jsonl", recs)
+    (tmp_path / "dev.json").write_text(json.dumps(recs))
+    pd.DataFrame(recs).to_parquet(tmp_path / "test.parquet")
+    yml = write_yaml(tmp_path, "name: m\ntype: sequence\nmetric: macro_f1\ndata: {train: train.jsonl, dev: dev.json, test: test.parquet}\n")
+    spec, dd = load_task(str(yml))
+    assert spec.metric == "macro_f1" and spec.labels == ("bye", "greet")
+    assert [dd[s]["label"] for s in dd] == [[1, 1, 1, 1, 0, 0, 0, 0]] * 3
+
+
+def test_numeric_labels_keep_their_spelling(tmp_path):
+    write_csv(tmp_path / "train.csv", [(t, 1 if y == "greet" else 0) for t, y in INTENTS], ("text", "label"))
+    yml = write_yaml(tmp_path, "name: n\ntype: sequence\nlabels: [0, 1]\ndata: {train: train.csv, dev: train.csv, test: train.csv}\n")
+    spec, dd = load_task(str(yml))
+    assert spec.labels == ("0", "1") and dd["train"]["label"][:5] == [1, 1, 1, 1, 0]
+
+
+def test_token_task_jsonl_and_parquet(tmp_path):
+    recs = [{"tokens": w, "tags": t} for w, t in TAGGED]
+    write_jsonl(tmp_path / "train.jsonl", recs * 5)
+    pd.DataFrame(recs).to_parquet(tmp_path / "test.parquet")
+    yml = write_yaml(tmp_path, "name: ner\ntype: token\ndata: {train: train.jsonl, test: test.parquet}\n")
+    spec, dd = load_task(str(yml))
+    assert spec.type == "token" and spec.metric == "span_f1"
+    assert spec.labels == ("O", "B-loc", "B-per", "I-per")
+    assert (spec.text_column, spec.label_column) == ("tokens", "tags")
+    assert dd["test"]["tokens"] == [w for w, _ in TAGGED]
+    assert dd["test"]["tags"][1] == [0, 0, 2, 3]
+    assert len(dd["dev"]) > 0 and len(dd["train"]) + len(dd["dev"]) == 20
+
+
+def test_task_spec_round_trip():
+    spec = TaskSpec("x", "token", ("O", "B-a", "I-a"), "span_f1", "tokens", "tags", 64)
+    d = spec.to_dict()
+    assert d["labels"] == ["O", "B-a", "I-a"]
+    assert TaskSpec.from_dict(json.loads(json.dumps(d))) == spec
+    with pytest.raises(Ptv2Error, match="unknown keys.*lables"):
+        TaskSpec.from_dict({**d, "lables": []})
+
+
+# ---- bad input: every case is a Ptv2Error that names the problem ------------------------------
+
+
+def _good_files(tmp: Path) -> None:
+    for split in ("train", "dev", "test"):
+        write_csv(tmp / f"{split}.csv", INTENTS)
+
+
+def test_unknown_task():
+    with pytest.raises(Ptv2Error) as e:
+        load_task("imdb")
+    assert str(e.value) == "unknown task 'imdb': expected one of trec, rt, wnut16, bbc, a task YAML file, or hub:<name>"
+
+
+def test_yaml_missing(tmp_path):
+    with pytest.raises(Ptv2Error, match=r"task file not found: .*nope\.yaml"):
+        load_task(str(tmp_path / "nope.yaml"))
+
+
+def test_yaml_malformed(tmp_path):
+    with pytest.raises(Ptv2Error, match="not valid YAML"):
+        load_task(str(write_yaml(tmp_path, "name: [unclosed\ntype: sequence\n")))
+    with pytest.raises(Ptv2Error, match="must hold a mapping"):
+        load_task(str(write_yaml(tmp_path, "- just\n- a list\n")))
+
+
+@pytest.mark.parametrize("drop", ["name", "type", "data"])
+def test_yaml_missing_required_key(tmp_path, drop):
+    _good_files(tmp_path)
+    body = "".join(line + "\n" for line in SEQ_YAML.splitlines() if not line.startswith(drop) and not (drop == "data" and line.startswith("  ")))
+    with pytest.raises(Ptv2Error, match=f"missing required keys \\['{drop}'\\]"):
+        load_task(str(write_yaml(tmp_path, body)))
+
+
+def test_yaml_bad_values(tmp_path):
+    _good_files(tmp_path)
+    cases = {
+        SEQ_YAML.replace("type: sequence", "type: regression"): "type must be one of sequence, token",
+        SEQ_YAML.replace("metric: accuracy", "metric: span_f1"): "metric 'span_f1' is not one of accuracy, macro_f1",
+        SEQ_YAML.replace("max_length: 64", "max_length: many"): "max_length must be an integer",
+        SEQ_YAML + "lables: [a]\n": "unknown keys \\['lables'\\]",
+        SEQ_YAML.replace("  train: train.csv\n", ""): "missing required key data.train",
+    }
+    for body, msg in cases.items():
+        with pytest.raises(Ptv2Error, match=msg):
+            load_task(str(write_yaml(tmp_path, body)))
+
+
+def test_data_file_missing(tmp_path):
+    _good_files(tmp_path)
+    (tmp_path / "dev.csv").unlink()
+    with pytest.raises(Ptv2Error, match=r"data file not found: .*dev\.csv \(dev"):
+        load_task(str(write_yaml(tmp_path, SEQ_YAML)))
+
+
+def test_unsupported_extension(tmp_path):
+    _good_files(tmp_path)
+    (tmp_path / "train.tsv").write_text("a\tb\n")
+    with pytest.raises(Ptv2Error, match=r"unsupported extension '\.tsv'"):
+        load_task(str(write_yaml(tmp_path, SEQ_YAML.replace("train.csv", "train.tsv"))))
+
+
+def test_column_missing(tmp_path):
+    _good_files(tmp_path)
+    write_csv(tmp_path / "dev.csv", INTENTS, ("utterance", "label"))
+    with pytest.raises(Ptv2Error) as e:
+        load_task(str(write_yaml(tmp_path, SEQ_YAML)))
+    msg = str(e.value)
+    assert "'intent'" in msg and "dev.csv" in msg and "['utterance', 'label']" in msg
+
+
+def test_labels_outside_the_list(tmp_path):
+    _good_files(tmp_path)
+    write_csv(tmp_path / "test.csv", INTENTS + [(f"x{i}", f"odd{i}") for i in range(7)])
+    with pytest.raises(Ptv2Error) as e:
+        load_task(str(write_yaml(tmp_path, SEQ_YAML)))
+    msg = str(e.value)
+    assert "test.csv" in msg and "'odd0', 'odd1', 'odd2', 'odd3', 'odd4' and 2 more" in msg and "'odd5'" not in msg
+
+
+def test_dev_label_missing_from_inferred_train_labels(tmp_path):
+    write_csv(tmp_path / "train.csv", INTENTS)
+    write_csv(tmp_path / "dev.csv", INTENTS + [("what?", "ask")])
+    yml = "name: t\ntype: sequence\ntext_column: utterance\nlabel_column: intent\ndata: {train: train.csv, dev: dev.csv}\n"
+    with pytest.raises(Ptv2Error, match="dev.csv.*'ask'"):
+        load_task(str(write_yaml(tmp_path, yml)))
+
+
+def test_empty_split(tmp_path):
+    _good_files(tmp_path)
+    write_csv(tmp_path / "dev.csv", [])
+    with pytest.raises(Ptv2Error, match=r"dev\.csv.*0 rows"):
+        load_task(str(write_yaml(tmp_path, SEQ_YAML)))
+    (tmp_path / "e.jsonl").write_text("")
+    with pytest.raises(Ptv2Error, match=r"e\.jsonl: 0 rows"):
+        load_task(str(write_yaml(tmp_path, "name: e\ntype: sequence\ndata: {train: e.jsonl}\n")))
+
+
+def test_too_small_to_carve(tmp_path):
+    write_csv(tmp_path / "train.csv", [("only one", "a")], ("text", "label"))
+    with pytest.raises(Ptv2Error, match="too few distinct rows"):
+        load_task(str(write_yaml(tmp_path, "name: s\ntype: sequence\nlabels: [a, b]\ndata: {train: train.csv}\n")))
+
+
+def test_token_length_mismatch(tmp_path):
+    recs = [{"tokens": w, "tags": t} for w, t in TAGGED] + [{"tokens": ["a", "b", "c"], "tags": ["O", "O"]}]
+    write_jsonl(tmp_path / "train.jsonl", recs)
+    with pytest.raises(Ptv2Error, match=r"train\.jsonl.*row 4 has 3 tokens but 2 tags"):
+        load_task(str(write_yaml(tmp_path, "name: t\ntype: token\ndata: {train: train.jsonl, dev: train.jsonl, test: train.jsonl}\n")))
+    with pytest.raises(Ptv2Error, match=r"train\.jsonl: row 4 has 3 tokens but 2 tags"):  # file row, also when carving
+        load_task(str(write_yaml(tmp_path, "name: t\ntype: token\ndata: {train: train.jsonl}\n")))
+
+
+def test_token_task_needs_lists(tmp_path):
+    write_csv(tmp_path / "train.csv", [("Paris is nice", "B-loc O O")], ("tokens", "tags"))
+    with pytest.raises(Ptv2Error, match="column 'tokens' is str, not a list"):
+        load_task(str(write_yaml(tmp_path, "name: t\ntype: token\nlabels: [O, B-loc]\ndata: {train: train.csv}\n")))
+
+
+def test_token_labels_must_be_bio(tmp_path):
+    write_jsonl(tmp_path / "train.jsonl", [{"tokens": ["a"], "tags": ["LOC"]}])
+    with pytest.raises(Ptv2Error, match=r"BIO.*not BIO: \['LOC'\]"):
+        load_task(str(write_yaml(tmp_path, "name: t\ntype: token\ndata: {train: train.jsonl}\n")))
+
+
+def test_bad_max_train():
+    with pytest.raises(Ptv2Error, match="max_train must be a positive integer"):
+        load_task("trec", max_train=0)
