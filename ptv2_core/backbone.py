@@ -18,6 +18,8 @@ FAMILIES: dict[str, str] = {
     "bert": "encoder",
     "roberta": "encoder",
     "xlm-roberta": "encoder",
+    "deberta-v2": "encoder",  # no cache in its forward: prefix through attention hooks (cache.py)
+    "mpnet": "encoder",  # likewise
     "gpt2": "decoder",
     "llama": "decoder",
     "qwen2": "decoder",
@@ -72,6 +74,8 @@ def load_backbone(name: str, dtype: torch.dtype | None = None):
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     path = resolve_model_name(name)
+    if name.startswith((".", "/", "~")) and not Path(path).expanduser().is_dir():
+        raise Ptv2Error(f"model folder '{name}' does not exist")
     try:
         config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as e:

@@ -1,5 +1,11 @@
 """Prefix injection: everything that turns prefix tensors into backbone inputs, in one place.
 
+Entry point: :func:`run_backbone` (or :func:`prefix_injection` for the keyword arguments and the
+scope they are valid in). Each model type has one strategy (:func:`strategy`):
+- "cache": the backbone's forward takes a key/value cache (BERT, RoBERTa, GPT-2, Llama, Qwen…);
+- "hook": it takes none (DeBERTa-v2, MPNet in transformers 5.x), so the prefix enters through a
+  replacement attention forward, installed for one backbone call (``attention_hooks``).
+
 transformers 5.x takes a per-layer prefix as a ``DynamicCache`` (never legacy tuples). Rules:
 - build a new cache every forward pass: the model appends the step's keys/values to it in place;
 - the keyword is ``cache`` from 5.24 on, ``past_key_values`` before (detected from the signature);
@@ -11,16 +17,24 @@ transformers 5.x takes a per-layer prefix as a ``DynamicCache`` (never legacy tu
 from __future__ import annotations
 
 import inspect
+from contextlib import contextmanager
 from functools import lru_cache
+from typing import Iterator
 
 import torch
 from torch import nn
 from transformers import DynamicCache
 
+from ptv2_core import attention_hooks
 from ptv2_core.errors import Ptv2Error
 
 # Model types whose position ids count from padding_idx + 1 over non-pad tokens (fairseq style).
-_PADDING_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer"}
+_PADDING_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer", "mpnet"}
+
+
+def strategy(model_type: str) -> str:
+    """How a prefix enters this model type: "cache" (forward keyword) or "hook" (attention)."""
+    return "hook" if model_type in attention_hooks.HOOKS else "cache"
 
 
 @lru_cache(maxsize=None)
@@ -49,7 +63,8 @@ def position_ids(backbone: nn.Module, attention_mask: torch.Tensor) -> torch.Ten
     """Text positions as the model would number them without a prefix (right padding)."""
     model_type = backbone.config.model_type
     if model_type in _PADDING_OFFSET_POSITIONS:
-        pad = backbone.config.pad_token_id
+        # MPNet's embeddings hard-code padding_idx 1, whatever the config says
+        pad = 1 if model_type == "mpnet" else backbone.config.pad_token_id
         mask = attention_mask.long()
         return torch.cumsum(mask, dim=1) * mask + pad
     seq = attention_mask.shape[1]
@@ -74,12 +89,18 @@ def prefix_inputs(
     prefix: list[tuple[torch.Tensor, torch.Tensor]],
     prefix_visible: bool = True,
 ) -> dict:
-    """Keyword arguments that feed ``prefix`` into ``backbone`` alongside the text.
+    """Keyword arguments that feed ``prefix`` into a "cache"-strategy ``backbone`` alongside the text.
 
     ``attention_mask`` is the text's ``[batch, seq]`` mask. With ``prefix_visible=False`` the
     prefix columns are masked out, which must reproduce the plain backbone exactly.
+    Works for every family through :func:`prefix_injection` / :func:`run_backbone`.
     """
     check_no_gradient_checkpointing(backbone)
+    if strategy(backbone.config.model_type) != "cache":
+        raise Ptv2Error(
+            f"model type '{backbone.config.model_type}' takes its prefix through attention hooks, "
+            "not forward keywords: use ptv2_core.cache.prefix_injection or run_backbone"
+        )
     batch, plen = attention_mask.shape[0], prefix[0][0].shape[2]
     fill = torch.ones if prefix_visible else torch.zeros
     prefix_mask = fill(batch, plen, dtype=attention_mask.dtype, device=attention_mask.device)
@@ -89,3 +110,33 @@ def prefix_inputs(
         "position_ids": position_ids(backbone, attention_mask),
         "use_cache": False,
     }
+
+
+@contextmanager
+def prefix_injection(
+    backbone: nn.Module,
+    attention_mask: torch.Tensor,
+    prefix: list[tuple[torch.Tensor, torch.Tensor]],
+    prefix_visible: bool = True,
+) -> Iterator[dict]:
+    """Yield the keyword arguments for one ``backbone(input_ids=..., **kwargs)`` call inside the
+    block, on every family: for "hook" families the prefix attention is installed for the block
+    (and removed on exit, exceptions included); for "cache" families this is :func:`prefix_inputs`."""
+    if strategy(backbone.config.model_type) == "cache":
+        yield prefix_inputs(backbone, attention_mask, prefix, prefix_visible)
+        return
+    check_no_gradient_checkpointing(backbone)
+    with attention_hooks.installed(backbone, prefix, prefix_visible):
+        yield {"attention_mask": attention_mask, "position_ids": position_ids(backbone, attention_mask)}
+
+
+def run_backbone(
+    backbone: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    prefix: list[tuple[torch.Tensor, torch.Tensor]],
+    prefix_visible: bool = True,
+):
+    """``backbone``'s output on ``input_ids`` with ``prefix`` in every layer (any supported family)."""
+    with prefix_injection(backbone, attention_mask, prefix, prefix_visible) as kwargs:
+        return backbone(input_ids=input_ids, **kwargs)

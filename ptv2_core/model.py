@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ptv2_core.cache import prefix_inputs
+from ptv2_core.cache import run_backbone
 from ptv2_core.heads import Head, HeadConfig
 from ptv2_core.prefix import PrefixEncoder, PromptConfig
 
@@ -52,8 +52,7 @@ class PromptModel(nn.Module):
         prefix_visible: bool = True,
     ) -> PromptOutput:
         prefix = self.prefix(input_ids.shape[0], prompt_len)
-        kwargs = prefix_inputs(self.backbone, attention_mask, prefix, prefix_visible)
-        out = self.backbone(input_ids=input_ids, **kwargs)
+        out = run_backbone(self.backbone, input_ids, attention_mask, prefix, prefix_visible)
         pooler = getattr(out, "pooler_output", None)
         logits = self.head(out.last_hidden_state, attention_mask, pooler)
         loss = None

@@ -13,6 +13,14 @@ TINY = {
     "bert": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, vocab_size=120),
     "roberta": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, vocab_size=120,
                     pad_token_id=1, max_position_embeddings=80),
+    # relative (disentangled c2p/p2c) attention, no absolute positions; forward takes no cache
+    "deberta-v2": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+                       vocab_size=120, relative_attention=True, pos_att_type=["p2c", "c2p"], position_buckets=8,
+                       max_relative_positions=64, max_position_embeddings=64, position_biased_input=False,
+                       type_vocab_size=0, pad_token_id=0),
+    # relative position bias plus absolute positions from padding_idx 1; forward takes no cache
+    "mpnet": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, vocab_size=120,
+                  max_position_embeddings=80, pad_token_id=1),
     "gpt2": dict(n_embd=32, n_layer=2, n_head=4, vocab_size=120, bos_token_id=0, eos_token_id=0, n_positions=64),
     # grouped-query attention: 4 query heads share 2 key/value heads
     "llama": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,

@@ -6,7 +6,7 @@ import torch
 
 from conftest import FAMILIES, tiny_backbone
 from ptv2_core.backbone import geometry
-from ptv2_core.cache import prefix_inputs
+from ptv2_core.cache import run_backbone
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.heads import HeadConfig
 from ptv2_core.model import PromptModel
@@ -37,9 +37,8 @@ def test_masked_prefix_equals_plain_backbone(model_type):
     ids, mask = batch()
     with torch.no_grad():
         plain = model.backbone(input_ids=ids, attention_mask=mask).last_hidden_state
-        kw = prefix_inputs(model.backbone, mask, model.prefix(ids.shape[0]), prefix_visible=False)
-        masked = model.backbone(input_ids=ids, **kw).last_hidden_state
-        visible = model.backbone(input_ids=ids, **prefix_inputs(model.backbone, mask, model.prefix(3))).last_hidden_state
+        masked = run_backbone(model.backbone, ids, mask, model.prefix(ids.shape[0]), prefix_visible=False).last_hidden_state
+        visible = run_backbone(model.backbone, ids, mask, model.prefix(3)).last_hidden_state
     real = mask.bool()
     torch.testing.assert_close(masked[real], plain[real], atol=1e-5, rtol=0)
     # and the prefix, when visible, does change the output (the test above is not vacuous)
