@@ -85,6 +85,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def quiet_libraries() -> None:
+    """Silence the progress bars of datasets and transformers (for --quiet and trials)."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets.disable_progress_bars()
+    hf_logging.disable_progress_bar()
+
+
 def _snapshot(model: PromptModel) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.trainable_state().items()}
 
@@ -156,11 +165,17 @@ def train(cfg: TrainConfig, report: Report | None = None, init: Callable[[Prompt
 
     ``init`` may overwrite the fresh prompt and head before training (a pre-trained prompt).
     """
+    if cfg.prompt_len <= 0:  # cheap checks first, before any data or weights load
+        raise Ptv2Error(f"prompt length must be a positive integer, got {cfg.prompt_len}")
+    if cfg.batch_size <= 0:
+        raise Ptv2Error(f"batch size must be a positive integer, got {cfg.batch_size}")
     if cfg.epochs <= 0:
         raise Ptv2Error(f"epochs must be a positive integer, got {cfg.epochs}")
     if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
         raise Ptv2Error(f"learning rate must be a positive number, got {cfg.lr}")
     seed_everything(cfg.seed)
+    if not cfg.progress:
+        quiet_libraries()
     device = pick_device(cfg.device)
     spec, data = load_task(cfg.task, seed=cfg.seed, max_train=cfg.max_train, max_eval=cfg.max_eval)
     backbone, tokenizer = load_backbone(cfg.model)

@@ -6,28 +6,36 @@ from __future__ import annotations
 
 import sys
 
-import click
+import typer
+# typer >= 0.20 vendors its own click; its exception types live here, not in `click`
+from typer._click import exceptions as cx
 
 from pipelines.cli.app import app
 from pipelines.cli import core_cmds  # noqa: F401  (registers train, eval, predict)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point."""
+    """Console entry point: run the app, turning user errors into one ``error:`` line."""
     from ptv2_core.errors import Ptv2Error
 
     try:
         rc = app(args=argv, prog_name="ptv2", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelp as e:  # a bare `ptv2` or group: show its help
+    except cx.NoArgsIsHelpError as e:  # a bare `ptv2`: show the help
         print(e.ctx.get_help() if e.ctx else e.format_message())
         rc = 0
-    except click.exceptions.UsageError as e:
+    except cx.UsageError as e:
         print(f"error: {e.format_message()}", file=sys.stderr)
         rc = 2
-    except click.exceptions.Exit as e:
-        rc = e.exit_code
-    except click.exceptions.Abort:
+    except cx.ClickException as e:
+        print(f"error: {e.format_message()}", file=sys.stderr)
+        rc = 2
+    except typer.Exit as e:
+        rc = getattr(e, "exit_code", 0)
+    except typer.Abort:
         print("error: aborted", file=sys.stderr)
+        rc = 130
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
         rc = 130
     except Ptv2Error as e:
         print(f"error: {e}", file=sys.stderr)
