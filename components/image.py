@@ -58,3 +58,9 @@ def component_image(cuda: bool = False) -> str:
     if cuda:
         repo += CUDA_SUFFIX
     return f"{repo}:{package_version()}"
+
+
+if __name__ == "__main__":  # `python -m components.image [--cuda]`: the tag for `docker build -t`
+    import sys
+
+    print(component_image(cuda="--cuda" in sys.argv[1:]))

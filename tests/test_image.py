@@ -83,3 +83,11 @@ def test_module_imports_nothing_heavy():
     ref, heavy = out.stdout.splitlines()
     assert ref.startswith("ghcr.io/ptv2/ptv2:")
     assert heavy == ""
+
+
+def test_module_prints_the_reference_for_docker_build():
+    env = {k: v for k, v in os.environ.items() if k != "PTV2_IMAGE"}
+    for args, want in (([], image.IMAGE_REPO), (["--cuda"], image.IMAGE_REPO + "-cuda")):
+        out = subprocess.run([sys.executable, "-m", "components.image", *args], cwd=ROOT, env=env,
+                             capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == f"{want}:{_pyproject_version()}"
