@@ -1,0 +1,73 @@
+"""Starting a single-task prompt from a pre-trained one: its first L positions (and the task's head).
+
+Used as ``train(cfg, init=functools.partial(init_from_pretrained, pretrained_dir=DIR, task=cfg.task))``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ptv2_core.backbone import fingerprint
+from ptv2_core.errors import Ptv2Error
+from ptv2_core.heads import HeadConfig
+from ptv2_core.model import PromptModel
+from ptv2_core.multitask.pretrained import check_base, read_pretrained_config, read_pretrained_state, task_index
+from ptv2_core.prefix import PromptConfig
+
+# head settings that must agree for a pre-trained head to mean the same thing in the new model
+_HEAD_KEYS = ("task_type", "num_labels", "hidden_size", "pooling")
+
+
+def init_from_pretrained(model: PromptModel, pretrained_dir: str | Path, prompt_len: int | None = None,
+                         task: str | None = None, seed: int | None = None) -> None:
+    """Copy the first ``prompt_len`` positions of a pre-trained prompt into ``model``'s prompt.
+
+    ``prompt_len`` defaults to the model's own prompt length. With ``task`` (a pre-training
+    task's reference, e.g. ``"trec"``, or its name) that took part in pre-training, its head is
+    copied too when the head configs agree (type, labels, width, pooling); otherwise the head
+    stays fresh. ``seed``, when given, must be the pre-training seed for a task that took part:
+    data splits are seeded, and another seed would put rows the prompt was trained on into this
+    task's dev and test splits.
+
+    Raises Ptv2Error for another base model (weight fingerprint), ``prompt_len`` beyond the
+    pre-trained ``max_prompt_len`` or the model's own length, or a different reparameterization.
+    """
+    config = read_pretrained_config(pretrained_dir)
+    check_base(config, fingerprint(model.backbone), pretrained_dir)
+    pre = PromptConfig.from_dict(config["prompt"])
+    own = model.prompt_config
+    n = own.prompt_len if prompt_len is None else prompt_len
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise Ptv2Error(f"prompt length must be a positive integer, got {n!r}")
+    if n > pre.prompt_len:
+        raise Ptv2Error(f"prompt length {n} is longer than the pre-trained prompt in '{pretrained_dir}' "
+                        f"(max_prompt_len {pre.prompt_len})")
+    if n > own.prompt_len:
+        raise Ptv2Error(f"cannot copy {n} pre-trained positions into a prompt of length {own.prompt_len}")
+    if (pre.num_layers, pre.num_kv_heads, pre.head_dim) != (own.num_layers, own.num_kv_heads, own.head_dim):
+        raise Ptv2Error(f"pre-trained prompt '{pretrained_dir}' has another shape (layers/heads) than the model's")
+    if pre.reparam != own.reparam or (own.reparam and pre.reparam_hidden != own.reparam_hidden):
+        def form(c: PromptConfig) -> str:
+            return f"MLP reparameterization (hidden {c.reparam_hidden})" if c.reparam else "no reparameterization"
+        raise Ptv2Error(f"pre-trained prompt '{pretrained_dir}' uses {form(pre)}, the model {form(own)}: "
+                        "pre-train and train with the same --reparam setting")
+    idx = task_index(config, task) if task is not None else None
+    if idx is not None and seed is not None:
+        pre_seed = config.get("pretrain_config", {}).get("seed")
+        if pre_seed is not None and seed != pre_seed:
+            raise Ptv2Error(f"task '{task}' took part in pre-training with data seed {pre_seed}; training it with "
+                            f"seed {seed} would score it on rows the prompt was trained on: use seed {pre_seed}")
+    state = read_pretrained_state(pretrained_dir)
+    with torch.no_grad():
+        src = state.get("prefix.embedding.weight")
+        if src is None or src.shape[0] < n or src.shape[1:] != model.prefix.embedding.weight.shape[1:]:
+            raise Ptv2Error(f"pre-trained prompt '{pretrained_dir}' weights do not match its config")
+        model.prefix.embedding.weight[:n].copy_(src[:n])
+        if own.reparam:  # the MLP is position-wise: shared by every prefix length, copied whole
+            model.prefix.mlp.load_state_dict({k[len("prefix.mlp."):]: v for k, v in state.items() if k.startswith("prefix.mlp.")})
+        if idx is not None:
+            head = HeadConfig.from_dict(config["tasks"][idx]["head"])
+            if all(getattr(head, k) == getattr(model.head_config, k) for k in _HEAD_KEYS):
+                model.head.load_state_dict({k[len(f"heads.{idx}."):]: v for k, v in state.items()
+                                            if k.startswith(f"heads.{idx}.")})

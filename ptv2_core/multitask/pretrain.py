@@ -1,0 +1,231 @@
+"""Joint pre-training of one deep prompt on several tasks: ``load → build → (resume) → loop → save``.
+
+One flat loop. Each step draws a task (temperature-scaled size sampling) and a prompt length
+(nested prompts: only the first ``length`` positions are used), takes one batch of that task
+and updates the shared prompt and that task's head. After each epoch every task is scored on
+its dev split at every candidate length, and a checkpoint is written; a run started again on
+the same folder with the same settings resumes from the newest checkpoint. The artifact
+(``prompt.safetensors`` + ``prompt_config.json``) is written only when the run completes.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from ptv2_core.adapter import write_atomic_dir
+from ptv2_core.backbone import fingerprint, geometry, load_backbone
+from ptv2_core.build import check_prompt_len
+from ptv2_core.device import pick_device
+from ptv2_core.errors import Ptv2Error
+from ptv2_core.evaluate import autocast, evaluate
+from ptv2_core.heads import POOLINGS, HeadConfig, default_pooling
+from ptv2_core.multitask.checkpoint import (
+    load_latest_checkpoint, model_state_of, optimizer_from_files, restore_rng, save_checkpoint,
+)
+from ptv2_core.multitask.mixing import TaskMixer
+from ptv2_core.multitask.model import MultiTaskPromptModel
+from ptv2_core.multitask.pretrained import CHECKPOINTS, CONFIG, WEIGHTS, PretrainConfig, artifact_files
+from ptv2_core.prefix import PromptConfig
+from ptv2_core.tasks import TaskSpec, load_task
+from ptv2_core.tasks.encode import Collator, encode, prepare_tokenizer
+from ptv2_core.train import Report, TrainingDiverged, quiet_libraries, seed_everything
+
+
+@dataclass
+class PretrainResult:
+    model: MultiTaskPromptModel
+    specs: list[TaskSpec]
+    tokenizer: object
+    base_fingerprint: str
+    out_dir: Path
+    history: list[dict] = field(default_factory=list)
+    dev: dict = field(default_factory=dict)  # {task name: {str(length): dev metrics}} after the last epoch
+    resumed_from: int = 0  # epoch of the checkpoint the run continued from (0: a fresh run)
+    stopped: bool = False  # report() asked to stop: checkpoints written, no artifact
+    train_examples_per_s: float = 0.0
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    """Refuse a folder that holds anything but a (finished or unfinished) pre-training run."""
+    if out.exists() and not out.is_dir():
+        raise Ptv2Error(f"--out '{out}' exists and is not a folder")
+    if not out.is_dir():
+        return
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in (WEIGHTS, CONFIG, CHECKPOINTS) and not p.name.startswith("."))
+    if foreign and not overwrite:
+        raise Ptv2Error(f"--out '{out}' holds other files ({', '.join(foreign[:3])}): use an empty folder")
+    if (out / CONFIG).exists() and not overwrite:
+        raise Ptv2Error(f"--out '{out}' already holds a pre-trained prompt (pass --overwrite to replace it)")
+
+
+def _mean(xs) -> float:
+    xs = list(xs)
+    return sum(xs) / max(len(xs), 1)
+
+
+def _dev_scores(model: MultiTaskPromptModel, specs, dev_sets, collators, lengths, device, cfg) -> dict:
+    return {
+        spec.name: {
+            str(n): evaluate(model.task_model(spec.name), dev, spec, collator, device, cfg.eval_batch_size,
+                             prompt_len=n, bf16=cfg.bf16)
+            for n in lengths
+        }
+        for spec, dev, collator in zip(specs, dev_sets, collators)
+    }
+
+
+def _diff(a: dict, b: dict) -> list[str]:
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = None, *, overwrite: bool = False,
+             backbone=None, tokenizer=None) -> PretrainResult:
+    """Pre-train one shared prompt of ``cfg.max_prompt_len`` positions on ``cfg.tasks``.
+
+    ``report(epoch, row)`` is called after every epoch (after its checkpoint); returning True
+    stops the run, which can be resumed later. ``backbone``/``tokenizer`` default to loading
+    ``cfg.model``. Every input is checked before ``out_dir`` is touched.
+    """
+    cfg.check()
+    out = Path(out_dir)
+    _check_out(out, overwrite)
+    seed_everything(cfg.seed)
+    if not cfg.progress:
+        quiet_libraries()
+    device = pick_device(cfg.device)
+    loaded = [load_task(ref, seed=cfg.seed, max_train=cfg.max_train, max_eval=cfg.max_eval) for ref in cfg.tasks]
+    specs = [spec for spec, _ in loaded]
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise Ptv2Error(f"two pre-training tasks share a name: {names}")
+    if backbone is None:
+        backbone, tokenizer = load_backbone(cfg.model)
+    tokenizer = prepare_tokenizer(tokenizer)
+    geo = geometry(backbone.config)
+    check_prompt_len(cfg.max_prompt_len, backbone.config, max(s.max_length for s in specs))
+    pooling = cfg.pooling or default_pooling(geo.family)
+    if pooling not in POOLINGS:
+        raise Ptv2Error(f"unknown pooling '{pooling}': expected one of {', '.join(POOLINGS)}")
+    prompt = PromptConfig(cfg.max_prompt_len, geo.num_layers, geo.num_kv_heads, geo.head_dim, cfg.reparam,
+                          cfg.reparam_hidden, cfg.prefix_dropout)
+    heads = {s.name: HeadConfig(s.type, len(s.labels), geo.hidden_size, pooling, cfg.head_dropout) for s in specs}
+    model = MultiTaskPromptModel(backbone, prompt, heads)
+    base_fp = fingerprint(backbone)
+    train_rows = [encode(data["train"], tokenizer, spec).to_list() for spec, data in loaded]
+    dev_sets = [encode(data["dev"], tokenizer, spec) for spec, data in loaded]
+    collators = [Collator(tokenizer, spec) for spec in specs]
+    run_key = cfg.run_key() | {"base_fingerprint": base_fp}
+
+    ckpt_dir = out / CHECKPOINTS
+    if overwrite:  # all inputs are valid: now drop the previous run (artifact JSON first)
+        (out / CONFIG).unlink(missing_ok=True)
+        (out / WEIGHTS).unlink(missing_ok=True)
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    resume = load_latest_checkpoint(ckpt_dir)
+    if resume is not None and resume[0].get("run") != run_key:
+        differ = _diff(resume[0].get("run") or {}, run_key)
+        raise Ptv2Error(f"'{out}' holds checkpoints of a different pre-training run (differs in: {', '.join(differ)}); "
+                        "use another --out, or --overwrite to start afresh")
+
+    model.to(device)
+    mixer = TaskMixer([len(r) for r in train_rows], cfg.batch_size, list(cfg.lengths),
+                      temperature=cfg.temperature, nested=cfg.nested, seed=cfg.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = mixer.steps_per_epoch()
+    total = cfg.epochs * steps
+    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
+
+    history: list[dict] = []
+    start = 1
+    if resume is not None:
+        doc, tensors = resume
+        model.load_trainable_state(model_state_of(tensors))
+        opt.load_state_dict(optimizer_from_files(tensors, doc["optimizer"]))
+        sched.load_state_dict(doc["scheduler"])
+        mixer.load_state_dict(doc["sampler"])
+        restore_rng(tensors)
+        history, start = doc["history"], doc["epoch"] + 1
+        if cfg.progress:
+            tqdm.write(f"resuming pre-training in {out} after epoch {doc['epoch']}")
+    else:
+        # epoch 0: every slice's dev score before training, the baseline the curves start from
+        dev = _dev_scores(model, specs, dev_sets, collators, cfg.lengths, device, cfg)
+        history.append({"epoch": 0, "dev": dev, "dev_mean_score": _mean(m["score"] for d in dev.values() for m in d.values())})
+
+    seen, train_time, stopped = 0, 0.0, False
+    for epoch in range(start, cfg.epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        loss_sum = {n: 0.0 for n in names}
+        count = {n: 0 for n in names}
+        by_length = {str(n): 0 for n in cfg.lengths}
+        bar = tqdm(range(steps), desc=f"pretrain epoch {epoch}/{cfg.epochs}", leave=False, disable=not cfg.progress)
+        for step in bar:
+            t, rows, length = mixer.next()
+            batch = collators[t]([train_rows[t][i] for i in rows])
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with autocast(device, cfg.bf16):
+                loss = model(names[t], batch["input_ids"], batch["attention_mask"], batch["labels"], prompt_len=length).loss
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {step + 1} "
+                                       f"(task {names[t]}, length {length}, lr {cfg.lr:g})")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            sched.step()
+            loss_sum[names[t]] += loss.item()
+            count[names[t]] += 1
+            by_length[str(length)] += 1
+            seen += len(rows)
+            bar.set_postfix(loss=f"{sum(loss_sum.values()) / max(sum(count.values()), 1):.4f}", task=names[t], len=length)
+        train_time += time.perf_counter() - t0
+
+        dev = _dev_scores(model, specs, dev_sets, collators, cfg.lengths, device, cfg)
+        row = {
+            "epoch": epoch,
+            "train_loss": sum(loss_sum.values()) / max(sum(count.values()), 1),
+            "train_loss_by_task": {n: loss_sum[n] / count[n] for n in names if count[n]},
+            "steps_by_task": count,
+            "steps_by_length": by_length,
+            "dev": dev,
+            "dev_mean_score": _mean(m["score"] for d in dev.values() for m in d.values()),
+        }
+        history.append(row)
+        if cfg.progress:
+            tqdm.write(f"epoch {epoch}: train loss {row['train_loss']:.4f}, mean dev score {row['dev_mean_score']:.4f} "
+                       f"over {len(names)} tasks x {len(cfg.lengths)} lengths")
+        save_checkpoint(ckpt_dir, epoch, model.trainable_state(), opt, {
+            "run": run_key, "scheduler": sched.state_dict(), "sampler": mixer.state_dict(), "history": history,
+        }, cfg.keep_checkpoints)
+        if report is not None and report(epoch, dict(row)):
+            stopped = True
+            break
+
+    last = history[-1]
+    result = PretrainResult(model, specs, tokenizer, base_fp, out, history, last["dev"],
+                            resume[0]["epoch"] if resume is not None else 0, stopped, seen / max(train_time, 1e-9))
+    if stopped:
+        return result
+    config = {
+        "tasks": [{"ref": ref, "spec": spec.to_dict(), "head": heads[spec.name].to_dict(), "train_rows": len(rows)}
+                  for ref, spec, rows in zip(cfg.tasks, specs, train_rows)],
+        "lengths": list(cfg.lengths),
+        "max_prompt_len": cfg.max_prompt_len,
+        "nested": cfg.nested,
+        "prompt": prompt.to_dict(),
+        "base_model": {"name": cfg.model, "model_type": backbone.config.model_type, "fingerprint": base_fp},
+        "pretrain_config": cfg.to_dict(),
+        "epochs_trained": last["epoch"],
+        "dev": last["dev"],
+        "history": history,
+    }
+    write_atomic_dir(out, artifact_files(model.trainable_state(), config))
+    return result

@@ -1,0 +1,183 @@
+"""The pre-training configuration and the pre-trained prompt artifact.
+
+A pre-trained prompt is a folder:
+
+- ``prompt.safetensors``: ``prefix.*`` (the shared deep prompt, ``max_prompt_len`` positions) and
+  ``heads.<i>.*`` (one head per pre-training task, ``i`` = the task's index in the JSON);
+- ``prompt_config.json``: format ``ptv2-pretrained-prompt``, the tasks with their specs and head
+  configs, the candidate lengths, ``max_prompt_len``, the prompt config, the base model's name
+  and weight fingerprint, the pre-training config and the dev scores per task and length;
+- ``checkpoints/``: per-epoch training state (see ``checkpoint.py``), used to resume.
+
+``prompt_config.json`` is written last: a folder without it is an unfinished run (resumable),
+never a usable prompt. Nothing is ever unpickled.
+"""
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ptv2_core import __version__
+from ptv2_core.errors import Ptv2Error
+
+WEIGHTS = "prompt.safetensors"
+CONFIG = "prompt_config.json"
+CHECKPOINTS = "checkpoints"
+FORMAT = "ptv2-pretrained-prompt"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class PretrainConfig:
+    """Everything a pre-training run depends on.
+
+    Each step draws one task (``temperature``-scaled size sampling) and, with ``nested``, one
+    length from ``lengths``; the step then uses only the first ``length`` prompt positions, so
+    every leading slice of the shared prompt is trained as a prompt of its own.
+    """
+
+    tasks: tuple[str, ...] = ("trec", "rt", "wnut16")
+    model: str = "minilm"
+    max_prompt_len: int = 64
+    lengths: tuple[int, ...] = (4, 8, 16, 32, 64)
+    nested: bool = True  # False: every step uses max_prompt_len (plain pre-training)
+    temperature: float = 2.0
+    lr: float = 1e-2
+    epochs: int = 3
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    reparam: bool = False
+    reparam_hidden: int = 512
+    prefix_dropout: float = 0.1
+    head_dropout: float = 0.1
+    pooling: str | None = None
+    max_train: int | None = None
+    max_eval: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    bf16: bool = True
+    progress: bool = True
+    keep_checkpoints: int = 2  # newest checkpoints kept in checkpoints/
+
+    # settings that do not change what is trained: a resume may differ in these
+    RUN_NEUTRAL = ("eval_batch_size", "device", "progress", "keep_checkpoints")
+
+    def __post_init__(self) -> None:
+        self.tasks = tuple(self.tasks)
+        self.lengths = tuple(sorted(set(int(x) for x in self.lengths))) if self.lengths else ()
+
+    def check(self) -> None:
+        """Refuse bad settings before anything is loaded or written."""
+        if not self.tasks:
+            raise Ptv2Error("pre-training needs at least one task")
+        dupes = sorted({t for t in self.tasks if self.tasks.count(t) > 1})
+        if dupes:
+            raise Ptv2Error(f"tasks listed twice: {dupes}")
+        if isinstance(self.max_prompt_len, bool) or not isinstance(self.max_prompt_len, int) or self.max_prompt_len <= 0:
+            raise Ptv2Error(f"max prompt length must be a positive integer, got {self.max_prompt_len!r}")
+        if not self.lengths:
+            raise Ptv2Error("at least one prompt length is needed")
+        bad = [x for x in self.lengths if not 0 < x <= self.max_prompt_len]
+        if bad:
+            raise Ptv2Error(f"prompt lengths {bad} are outside 1..{self.max_prompt_len} (the max prompt length)")
+        if self.epochs <= 0:
+            raise Ptv2Error(f"epochs must be a positive integer, got {self.epochs}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise Ptv2Error(f"learning rate must be a positive number, got {self.lr}")
+        if not (self.temperature > 0 and math.isfinite(self.temperature)):
+            raise Ptv2Error(f"mixing temperature must be a positive number, got {self.temperature}")
+        if self.batch_size <= 0 or self.eval_batch_size <= 0:
+            raise Ptv2Error("batch sizes must be positive integers")
+        if self.keep_checkpoints < 1:
+            raise Ptv2Error(f"keep_checkpoints must be at least 1, got {self.keep_checkpoints}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["tasks"], d["lengths"] = list(self.tasks), list(self.lengths)
+        return d
+
+    def run_key(self) -> dict:
+        """The settings a resumed run must share with the checkpoint it continues."""
+        return {k: v for k, v in self.to_dict().items() if k not in self.RUN_NEUTRAL}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PretrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _bytes_of(state: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "t.safetensors"
+        save_file({k: v.detach().float().cpu().contiguous() for k, v in state.items()}, str(path), metadata=metadata)
+        return path.read_bytes()
+
+
+def artifact_files(state: dict[str, torch.Tensor], config: dict) -> dict[str, bytes | str]:
+    """``{file name: content}`` of the artifact; the JSON is last so that it lands last."""
+    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "ptv2_version": __version__} | config
+    return {WEIGHTS: _bytes_of(state, {"format": FORMAT}), CONFIG: json.dumps(doc, indent=2, sort_keys=True) + "\n"}
+
+
+def read_pretrained_config(pretrained_dir: str | Path) -> dict:
+    """The validated JSON of a pre-trained prompt folder."""
+    d = Path(pretrained_dir)
+    path = d / CONFIG
+    if not path.is_file():
+        if (d / CHECKPOINTS).is_dir():
+            raise Ptv2Error(f"pre-training in '{d}' has not finished (checkpoints only): run the same "
+                            "`ptv2 pretrain` command again to resume it")
+        raise Ptv2Error(f"no pre-trained prompt at '{d}': {CONFIG} is missing")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise Ptv2Error(f"corrupt pre-trained prompt config '{path}': {e}") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise Ptv2Error(f"'{path}' is not a ptv2 pre-trained prompt (format '{FORMAT}')")
+    if config.get("format_version", 0) > FORMAT_VERSION:
+        raise Ptv2Error(f"pre-trained prompt '{d}' has format version {config['format_version']}; "
+                        f"this ptv2 reads up to {FORMAT_VERSION}")
+    for key in ("tasks", "lengths", "max_prompt_len", "prompt", "base_model"):
+        if key not in config:
+            raise Ptv2Error(f"corrupt pre-trained prompt config '{path}': missing '{key}'")
+    return config
+
+
+def read_pretrained_state(pretrained_dir: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a pre-trained prompt folder (``prefix.*``, ``heads.<i>.*``)."""
+    path = Path(pretrained_dir) / WEIGHTS
+    try:
+        return load_file(str(path))
+    except FileNotFoundError:
+        raise Ptv2Error(f"pre-trained prompt '{pretrained_dir}' has no {WEIGHTS}") from None
+    except Exception as e:  # safetensors raises its own types for truncated/garbled files
+        raise Ptv2Error(f"corrupt pre-trained prompt weights '{path}': {e}") from None
+
+
+def check_base(config: dict, actual_fingerprint: str, where: str | Path) -> None:
+    """Refuse a base model other than the one the prompt was pre-trained on."""
+    base = config["base_model"]
+    if actual_fingerprint != base.get("fingerprint"):
+        raise Ptv2Error(
+            f"pre-trained prompt '{where}' was trained on base model '{base.get('name')}' with fingerprint "
+            f"{str(base.get('fingerprint'))[:19]}…, but the given base has {actual_fingerprint[:19]}…: "
+            "refusing a different base model"
+        )
+
+
+def task_index(config: dict, task: str) -> int | None:
+    """Index of ``task`` (its reference as given to pre-training, or its spec name) among the
+    pre-training tasks; None when it did not take part."""
+    for i, t in enumerate(config["tasks"]):
+        if task in (t.get("ref"), t.get("spec", {}).get("name")):
+            return i
+    return None

@@ -1,0 +1,261 @@
+"""Multi-task prompt pre-training on a tiny random BERT (MiniLM's tokenizer) and real packaged data."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ptv2_core.build import build_model
+from ptv2_core.errors import Ptv2Error
+from ptv2_core.multitask import (
+    MultiTaskPromptModel, PretrainConfig, TaskMixer, evaluate_pretrained, init_from_pretrained, load_pretrained,
+    mixing_weights, pretrain, read_pretrained_config,
+)
+from ptv2_core.multitask.checkpoint import checkpoint_epochs
+from ptv2_core.heads import HeadConfig
+from ptv2_core.model import PromptModel
+from ptv2_core.prefix import PromptConfig
+from ptv2_core.tasks import load_task
+
+TASKS = ("trec", "wnut16")  # a sequence and a token task in one run
+CFG = dict(tasks=TASKS, model="tiny-bert", max_prompt_len=8, lengths=(2, 4, 8), epochs=3, batch_size=16,
+           max_train=48, max_eval=32, device="cpu", progress=False, keep_checkpoints=5)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(minilm_path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(minilm_path)
+
+
+def tiny_bert(tokenizer, seed: int = 0):
+    """A tiny random BERT over MiniLM's vocabulary, so that real text can be fed to it."""
+    from transformers import AutoConfig, AutoModel
+
+    torch.manual_seed(seed)
+    config = AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=37, vocab_size=tokenizer.vocab_size)
+    return AutoModel.from_config(config).eval()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tokenizer):
+    """One finished pre-training run: ``(folder, result)``."""
+    out = tmp_path_factory.mktemp("pre") / "prompt"
+    result = pretrain(PretrainConfig(**CFG), out, backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+    return out, result
+
+
+# --- mixing -------------------------------------------------------------------------------------
+
+def test_temperature_lifts_small_tasks_and_sampler_follows_weights():
+    sizes = [1000, 10]
+    by_size, tempered, flat = mixing_weights(sizes, 1.0), mixing_weights(sizes, 2.0), mixing_weights(sizes, 1e6)
+    assert by_size[1] == pytest.approx(10 / 1010)
+    assert tempered[1] == pytest.approx(np.sqrt(10) / (np.sqrt(10) + np.sqrt(1000)))
+    assert by_size[1] < tempered[1] < flat[1] and flat[1] == pytest.approx(0.5, abs=1e-4)
+    mixer = TaskMixer(sizes, 8, [2, 4, 8], temperature=2.0, seed=3)
+    draws = [mixer.next() for _ in range(4000)]
+    share = np.mean([t == 1 for t, _, _ in draws])
+    assert share == pytest.approx(tempered[1], abs=0.02)
+    assert {n for _, _, n in draws} == {2, 4, 8}
+    # a task's rows come in full passes: the small task's first pass holds each of its rows once
+    small = [r for t, rows, _ in draws if t == 1 for r in rows][:10]
+    assert sorted(small) == list(range(10))
+    plain = TaskMixer(sizes, 8, [2, 4, 8], nested=False)
+    assert {plain.next()[2] for _ in range(50)} == {8}
+    with pytest.raises(Ptv2Error):
+        mixing_weights([5, 0], 2.0)
+
+
+def test_sampler_state_survives_json():
+    a = TaskMixer([30, 7, 12], 4, [1, 3], temperature=3.0, seed=1)
+    for _ in range(17):
+        a.next()
+    b = TaskMixer([30, 7, 12], 4, [1, 3], temperature=3.0, seed=1)
+    b.load_state_dict(json.loads(json.dumps(a.state_dict())))
+    assert [a.next() for _ in range(40)] == [b.next() for _ in range(40)]
+
+
+# --- nested prompts ------------------------------------------------------------------------------
+
+def test_a_step_at_length_L_uses_and_trains_only_the_first_L_positions(tokenizer):
+    bb = tiny_bert(tokenizer)
+    geo = (2, 4, 8)
+    model = MultiTaskPromptModel(bb, PromptConfig(8, *geo, dropout=0.0),
+                                 {"a": HeadConfig("sequence", 3, 32, "mean", 0.0), "b": HeadConfig("token", 5, 32, "mean", 0.0)})
+    ids = torch.randint(1000, 2000, (3, 7))
+    mask = torch.ones_like(ids)
+    out = model("a", ids, mask, torch.tensor([0, 1, 2]), prompt_len=3)
+    out.loss.backward()
+    grad = model.prefix.embedding.weight.grad
+    assert grad[:3].abs().sum() > 0 and grad[3:].abs().sum() == 0
+    assert all(p.grad is None for p in model.heads["1"].parameters())  # the other task's head is untouched
+    # the slice is a prompt of its own: a 3-position PromptModel holding those rows gives the same logits
+    alone = PromptModel(bb, PromptConfig(3, *geo, dropout=0.0), model.heads["0"].config).eval()
+    with torch.no_grad():
+        alone.prefix.embedding.weight.copy_(model.prefix.embedding.weight[:3])
+        alone.head.load_state_dict(model.heads["0"].state_dict())
+        model.eval()
+        torch.testing.assert_close(alone(ids, mask).logits, model("a", ids, mask, prompt_len=3).logits)
+        assert not torch.allclose(model("a", ids, mask, prompt_len=8).logits, alone(ids, mask).logits)
+
+
+def test_run_mixes_sequence_and_token_tasks_and_trains_every_slice(run):
+    out, result = run
+    history = result.history
+    assert [h["epoch"] for h in history] == [0, 1, 2, 3]
+    assert {s.type for s in result.specs} == {"sequence", "token"}
+    trained = history[1:]
+    for length in ("2", "4", "8"):  # every length and every task got steps
+        assert sum(h["steps_by_length"][length] for h in trained) > 0
+    for name in ("trec", "wnut16"):
+        assert sum(h["steps_by_task"][name] for h in trained) > 0
+        for length in ("2", "4", "8"):
+            assert history[-1]["dev"][name][length]["loss"] < history[0]["dev"][name][length]["loss"], (name, length)
+
+
+def test_no_nested_flag_trains_only_the_full_length(tmp_path, tokenizer):
+    cfg = PretrainConfig(**CFG | {"epochs": 1, "nested": False, "tasks": ("trec",)})
+    result = pretrain(cfg, tmp_path / "p", backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+    assert result.history[1]["steps_by_length"] == {"2": 0, "4": 0, "8": 3}
+    assert read_pretrained_config(tmp_path / "p")["nested"] is False
+
+
+# --- artifact -------------------------------------------------------------------------------------
+
+def test_artifact_names_tasks_lengths_base_and_scores(run):
+    out, result = run
+    config = read_pretrained_config(out)
+    assert config["format"] == "ptv2-pretrained-prompt"
+    assert [t["ref"] for t in config["tasks"]] == list(TASKS)
+    assert [t["spec"]["type"] for t in config["tasks"]] == ["sequence", "token"]
+    assert config["lengths"] == [2, 4, 8] and config["max_prompt_len"] == 8
+    assert config["base_model"]["fingerprint"] == result.base_fingerprint and config["base_model"]["name"] == "tiny-bert"
+    assert set(config["dev"]) == {"trec", "wnut16"} and set(config["dev"]["wnut16"]) == {"2", "4", "8"}
+    state = load_file(str(out / "prompt.safetensors"))
+    assert state["prefix.embedding.weight"].shape == (8, 2 * 2 * 4 * 8)
+    assert state["heads.0.classifier.weight"].shape[0] == 6 and "heads.1.classifier.weight" in state
+    assert {p.name for p in out.iterdir()} == {"prompt.safetensors", "prompt_config.json", "checkpoints"}
+
+
+def test_reloaded_prompt_reproduces_its_recorded_dev_scores(run, tokenizer):
+    out, result = run
+    loaded = load_pretrained(out, backbone=result.model.backbone, tokenizer=tokenizer)
+    scores = evaluate_pretrained(loaded, [2, 8], max_eval=CFG["max_eval"])
+    assert scores["seed"] == 0 and scores["lengths"] == [2, 8]
+    for name in ("trec", "wnut16"):
+        for length in ("2", "8"):
+            got, recorded = scores["tasks"][name]["dev"][length], result.dev[name][length]
+            assert got["score"] == pytest.approx(recorded["score"]) and got["loss"] == pytest.approx(recorded["loss"], rel=1e-5)
+    with pytest.raises(Ptv2Error, match="outside 1..8"):
+        evaluate_pretrained(loaded, [16])
+
+
+# --- initialisation --------------------------------------------------------------------------------
+
+def test_init_copies_exactly_the_first_L_positions_and_the_task_head(run):
+    out, result = run
+    pre = load_file(str(out / "prompt.safetensors"))
+    bb = result.model.backbone
+    spec, _ = load_task("trec", max_train=1, max_eval=1)
+    model = build_model(bb, spec, 4, max_length=64)
+    init_from_pretrained(model, pretrained_dir=out, task="trec")
+    assert torch.equal(model.prefix.embedding.weight, pre["prefix.embedding.weight"][:4])
+    assert torch.equal(model.head.classifier.weight, pre["heads.0.classifier.weight"])
+    # a longer model prompt with prompt_len=2: rows 0-1 copied, the rest left as they were
+    model = build_model(bb, spec, 6, max_length=64)
+    before = model.prefix.embedding.weight.detach().clone()
+    head_before = model.head.classifier.weight.detach().clone()
+    init_from_pretrained(model, pretrained_dir=out, prompt_len=2)  # no task: the head stays fresh
+    assert torch.equal(model.prefix.embedding.weight[:2], pre["prefix.embedding.weight"][:2])
+    assert torch.equal(model.prefix.embedding.weight[2:], before[2:])
+    assert torch.equal(model.head.classifier.weight, head_before)
+    # a task that did not take part (rt) keeps its fresh head
+    rt, _ = load_task("rt", max_train=1, max_eval=1)
+    model = build_model(bb, rt, 4, max_length=64)
+    head_before = model.head.classifier.weight.detach().clone()
+    init_from_pretrained(model, pretrained_dir=out, task="rt", seed=5)  # seed only matters for tasks that took part
+    assert torch.equal(model.head.classifier.weight, head_before)
+
+
+def test_init_refuses_too_long_other_base_reparam_and_other_seed(run, tokenizer):
+    out, result = run
+    spec, _ = load_task("trec", max_train=1, max_eval=1)
+    with pytest.raises(Ptv2Error, match="longer than the pre-trained prompt"):
+        init_from_pretrained(build_model(result.model.backbone, spec, 16, max_length=64), pretrained_dir=out)
+    other = tiny_bert(tokenizer, seed=1)
+    with pytest.raises(Ptv2Error, match="different base model"):
+        init_from_pretrained(build_model(other, spec, 4, max_length=64), pretrained_dir=out)
+    with pytest.raises(Ptv2Error, match="different base model"):
+        load_pretrained(out, backbone=other, tokenizer=tokenizer)
+    with pytest.raises(Ptv2Error, match="reparameterization"):
+        init_from_pretrained(build_model(result.model.backbone, spec, 4, max_length=64, reparam=True), pretrained_dir=out)
+    with pytest.raises(Ptv2Error, match="use seed 0"):
+        init_from_pretrained(build_model(result.model.backbone, spec, 4, max_length=64), pretrained_dir=out,
+                             task="trec", seed=1)
+    with pytest.raises(Ptv2Error, match="no pre-trained prompt"):
+        init_from_pretrained(build_model(result.model.backbone, spec, 4, max_length=64), pretrained_dir=out / "nope")
+
+
+def test_reparam_prompt_round_trips_through_init(tmp_path, tokenizer):
+    bb = tiny_bert(tokenizer)
+    cfg = PretrainConfig(**CFG | {"epochs": 1, "tasks": ("trec",), "reparam": True, "reparam_hidden": 16})
+    result = pretrain(cfg, tmp_path / "p", backbone=bb, tokenizer=tokenizer)
+    spec, _ = load_task("trec", max_train=1, max_eval=1)
+    model = build_model(bb, spec, 4, max_length=64, reparam=True, reparam_hidden=16)
+    init_from_pretrained(model, pretrained_dir=tmp_path / "p")
+    torch.testing.assert_close(model.prefix.flat(), result.model.prefix.flat(4))
+
+
+# --- stop, resume, refuse ---------------------------------------------------------------------------
+
+def test_resume_after_a_stop_continues_from_the_checkpoint(run, tmp_path, tokenizer):
+    full_dir, _ = run
+    out = tmp_path / "p"
+    stopped = pretrain(PretrainConfig(**CFG), out, lambda epoch, row: epoch == 2,
+                       backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+    assert stopped.stopped and len(stopped.history) == 3
+    assert {p.name for p in out.iterdir()} == {"checkpoints"}  # no half-made prompt
+    with pytest.raises(Ptv2Error, match="has not finished"):
+        read_pretrained_config(out)
+    assert checkpoint_epochs(out / "checkpoints") == [1, 2]
+    resumed = pretrain(PretrainConfig(**CFG | {"progress": False}), out, backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+    assert resumed.resumed_from == 2 and [h["epoch"] for h in resumed.history] == [0, 1, 2, 3]
+    # exactly where the uninterrupted run got: same model, optimizer, schedule, sampler and dropout RNG
+    a, b = load_file(str(full_dir / "prompt.safetensors")), load_file(str(out / "prompt.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(run, tmp_path, tokenizer):
+    full_dir, _ = run
+    out = tmp_path / "p"
+    shutil.copytree(full_dir / "checkpoints", out / "checkpoints")
+    (out / "checkpoints" / "epoch-3.safetensors").write_bytes(b"truncated")
+    result = pretrain(PretrainConfig(**CFG), out, backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+    assert result.resumed_from == 2
+    a, b = load_file(str(full_dir / "prompt.safetensors")), load_file(str(out / "prompt.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_refuses_checkpoints_of_other_settings_and_bad_input_writes_nothing(run, tmp_path, tokenizer):
+    full_dir, _ = run
+    out = tmp_path / "p"
+    shutil.copytree(full_dir / "checkpoints", out / "checkpoints")
+    with pytest.raises(Ptv2Error, match="differs in: lr"):
+        pretrain(PretrainConfig(**CFG | {"lr": 0.5}), out, backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+    with pytest.raises(Ptv2Error, match="base_fingerprint"):
+        pretrain(PretrainConfig(**CFG), out, backbone=tiny_bert(tokenizer, seed=1), tokenizer=tokenizer)
+    with pytest.raises(Ptv2Error, match="already holds a pre-trained prompt"):
+        pretrain(PretrainConfig(**CFG), full_dir, backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+    for bad in ({"lengths": (2, 16)}, {"tasks": ("trec", "nope")}, {"tasks": ()}, {"temperature": 0.0},
+                {"max_prompt_len": 0}, {"pooling": "max"}):
+        with pytest.raises(Ptv2Error):
+            pretrain(PretrainConfig(**CFG | bad), tmp_path / "fresh", backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+        assert not (tmp_path / "fresh").exists(), bad
