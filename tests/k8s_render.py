@@ -243,28 +243,32 @@ def containers(doc: Doc) -> Iterator[tuple[str, dict, dict]]:
 
 
 def as_pods(docs: list[Doc]) -> list[Doc]:
-    """Each custom resource's pod templates as a Pod, for scanners that only know core kinds.
+    """Each custom resource's pod templates as the core object the operator makes of it, for
+    scanners that only know core kinds: a Pod per Ray node template, a Job for a RayJob's
+    submitter (KubeRay runs it as one).
 
-    The Pod carries the labels the operator adds and the custom resource's annotations, so a
+    They carry the labels the operator adds and the custom resource's annotations, so a
     checkov skip written beside the RayCluster applies to its pods.
     """
-    pods = []
+    out = []
     for doc in docs:
         if doc["kind"] not in {"RayCluster", "RayJob"}:
             continue
         for where, template, extra in pod_templates(doc):
             meta = template.get("metadata", {})
-            pods.append({
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": {
-                    "name": where.lower().replace("/", "-"),
-                    "namespace": doc["metadata"].get("namespace", "default"),
-                    "labels": {**meta.get("labels", {}), **extra},
-                    "annotations": {**doc["metadata"].get("annotations", {}), **meta.get("annotations", {})},
-                },
-                "spec": copy.deepcopy(template.get("spec", {})),
-            })
-    return pods
+            metadata = {
+                "name": where.lower().replace("/", "-"),
+                "namespace": doc["metadata"].get("namespace", "default"),
+                "labels": {**meta.get("labels", {}), **extra},
+                "annotations": {**doc["metadata"].get("annotations", {}), **meta.get("annotations", {})},
+            }
+            spec = copy.deepcopy(template.get("spec", {}))
+            if where.endswith("/submitter"):
+                out.append({"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata,
+                            "spec": {"template": {"metadata": {"labels": metadata["labels"]}, "spec": spec}}})
+            else:
+                out.append({"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec})
+    return out
 
 
 # --- policy checks -------------------------------------------------------------------------
@@ -353,7 +357,9 @@ def secret_findings(docs: list[Doc]) -> list[str]:
                     found.append(f"{name}: data.{key} looks like a secret in a ConfigMap")
         for where, c, _ in containers(doc):
             for env in c.get("env", []):
-                if "value" in env and _SECRET_NAME.search(env["name"]):
+                # a *_FILE / *_PATH variable naming a mounted file is how secrets should travel
+                points_to_file = env["name"].endswith(("_FILE", "_PATH")) and str(env.get("value", "")).startswith("/")
+                if "value" in env and _SECRET_NAME.search(env["name"]) and not points_to_file:
                     found.append(f"{where}: env {env['name']} has a literal value")
     return found
 

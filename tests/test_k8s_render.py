@@ -168,6 +168,8 @@ def test_secret_findings():
     assert any("DB_PASSWORD" in f for f in kr.secret_findings([literal]))
     from_secret = _deployment(env=[{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}])
     assert kr.secret_findings([from_secret]) == []
+    as_file = _deployment(env=[{"name": "DB_PASSWORD_FILE", "value": "/var/run/secrets/db/password"}])
+    assert kr.secret_findings([as_file]) == []
     assert kr.secret_findings([{"kind": "Secret", "metadata": {"name": "s"}}])
 
 
