@@ -1,0 +1,95 @@
+"""Prepare data: freeze each task's seeded splits as files, so every later step (and every
+trial, on any node) trains and tests on exactly the same rows.
+
+Layout of the prepared folder (a Kubeflow ``Dataset`` artifact)::
+
+    manifest.json              {"seed", "tasks": {name: {"yaml", "hash", "rows"}}}
+    <task>/task.yaml           a user task YAML (see docs/tasks.md) naming the files below
+    <task>/{train,dev,test}.parquet
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from ptv2_core.tasks import load_task
+
+SPLITS = ("train", "dev", "test")
+
+
+def _frame(split, spec) -> pd.DataFrame:
+    """Rows with string labels (the task YAML format), in split order."""
+    if spec.type == "sequence":
+        return pd.DataFrame({"text": split["text"], "label": [spec.labels[i] for i in split["label"]]})
+    return pd.DataFrame({"tokens": split["tokens"], "tags": [[spec.labels[i] for i in t] for t in split["tags"]]})
+
+
+def data_hash(frames: dict[str, pd.DataFrame]) -> str:
+    """SHA-256 of the rows of every split, in order: identifies the exact data."""
+    h = hashlib.sha256()
+    for name in SPLITS:
+        h.update(name.encode())
+        h.update(frames[name].to_json(orient="records", force_ascii=False).encode())
+    return "sha256:" + h.hexdigest()
+
+
+def prepare_task(task: str, parent: Path, *, seed: int = 0, max_train: int | None = None,
+                 max_eval: int | None = None) -> tuple[str, dict]:
+    """Write one task's splits and YAML into ``parent/<task name>``; returns the name and
+    its manifest entry."""
+    spec, data = load_task(task, seed=seed, max_train=max_train, max_eval=max_eval)
+    out_dir = parent / spec.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frames = {name: _frame(data[name], spec) for name in SPLITS}
+    for name, frame in frames.items():
+        frame.to_parquet(out_dir / f"{name}.parquet", index=False)
+    text_col, label_col = ("text", "label") if spec.type == "sequence" else ("tokens", "tags")
+    doc = {"name": spec.name, "type": spec.type, "labels": list(spec.labels), "metric": spec.metric,
+           "text_column": text_col, "label_column": label_col, "max_length": spec.max_length,
+           "data": {name: f"{name}.parquet" for name in SPLITS}}
+    (out_dir / "task.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return spec.name, {"yaml": f"{spec.name}/task.yaml", "hash": data_hash(frames),
+                       "rows": {name: len(f) for name, f in frames.items()}, "type": spec.type, "metric": spec.metric}
+
+
+def prepare_data(tasks: list[str], out_dir: str | Path, *, seed: int = 0, max_train: int | None = None,
+                 max_eval: int | None = None) -> dict:
+    """Prepare every task into ``out_dir`` (all or nothing). Returns the manifest."""
+    out_dir = Path(out_dir)
+    if not tasks:
+        from ptv2_core.errors import Ptv2Error
+
+        raise Ptv2Error("no tasks given")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".prepare.", dir=out_dir.parent))
+    try:
+        manifest = {"seed": seed, "max_train": max_train, "max_eval": max_eval, "tasks": {}}
+        for task in tasks:
+            name, entry = prepare_task(task, tmp, seed=seed, max_train=max_train, max_eval=max_eval)
+            manifest["tasks"][name] = entry
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        out_dir.mkdir(exist_ok=True)
+        for item in tmp.iterdir():
+            target = out_dir / item.name
+            if target.exists():
+                shutil.rmtree(target) if target.is_dir() else target.unlink()
+            item.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def task_yaml(prepared_dir: str | Path, task: str) -> Path:
+    """The task YAML of ``task`` inside a prepared folder."""
+    manifest = json.loads((Path(prepared_dir) / "manifest.json").read_text())
+    if task not in manifest["tasks"]:
+        from ptv2_core.errors import Ptv2Error
+
+        raise Ptv2Error(f"task '{task}' is not in the prepared data (has: {', '.join(manifest['tasks'])})")
+    return Path(prepared_dir) / manifest["tasks"][task]["yaml"]

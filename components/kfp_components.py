@@ -1,0 +1,106 @@
+"""The Kubeflow components: one per pipeline step, each a thin wrapper over a plain function.
+
+Bodies import inside the function (KFP ships only the function's source to the container, where
+the ptv2 package is installed in the image). Endpoints arrive as parameters; an empty string
+means "use the environment, else the embedded default" (optuna_studies.settings).
+Locally collected ints can arrive as floats, hence the int() casts.
+No ``from __future__ import annotations`` here: KFP reads the real annotation objects.
+"""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
+
+from components.image import component_image
+
+IMAGE = component_image()
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def prepare_data_op(tasks: list, seed: int, max_train: int, max_eval: int, data: Output[Dataset]):
+    """Freeze each task's seeded train/dev/test splits as files."""
+    from components.data import prepare_data
+
+    manifest = prepare_data([str(t) for t in tasks], data.path, seed=int(seed),
+                            max_train=int(max_train) or None, max_eval=int(max_eval) or None)
+    data.metadata["tasks"] = sorted(manifest["tasks"])
+    data.metadata["hashes"] = {t: e["hash"] for t, e in manifest["tasks"].items()}
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def pretrain_prompt_op(data: Input[Dataset], tasks: list, model: str, lengths: list, epochs: int, lr: float,
+                       seed: int, prompt: Output[Model], metrics: Output[Metrics]):
+    """Pre-train one shared deep prompt on all tasks, every leading slice usable."""
+    from components.pretrain_step import pretrain_prompt
+
+    out = pretrain_prompt(data.path, [str(t) for t in tasks], prompt.path, model=model,
+                          lengths=[int(x) for x in lengths], epochs=int(epochs), lr=float(lr), seed=int(seed))
+    for key, value in out["metrics"].items():
+        metrics.log_metric(key, value)
+    prompt.metadata["lengths"] = [int(x) for x in lengths]
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def search_op(data: Input[Dataset], prompt: Input[Model], task: str, model: str, lengths: list, lr_min: float,
+              lr_max: float, trials: int, epochs: int, concurrency: int, use_pretrained: bool, seed: int,
+              mlflow_uri: str, ray_address: str, optuna_storage: str,
+              adapter: Output[Model], metrics: Output[Metrics], plots: Output[HTML]) -> NamedTuple(
+                  "SearchOutputs", [("best_prompt_len", int), ("best_lr", float), ("best_config", str), ("study", str)]):
+    """Search prompt length × learning rate for one task (Optuna TPE on Ray Tune, ASHA)."""
+    import json
+    from collections import namedtuple
+
+    from components.search_step import search_task
+
+    res = search_task(data.path, task, adapter.path, plots.path, model=model, lengths=[int(x) for x in lengths],
+                      lr_range=(float(lr_min), float(lr_max)), trials=int(trials), epochs=int(epochs),
+                      concurrency=int(concurrency), init_dir=prompt.path if use_pretrained else None, seed=int(seed),
+                      mlflow_uri=mlflow_uri or None, ray_address=ray_address or None, storage=optuna_storage or None)
+    metrics.log_metric("best_dev_score", float(res["best_score"]))
+    metrics.log_metric("trials", float(res["n_trials"]))
+    best = res["best_config"]
+    out = namedtuple("SearchOutputs", ["best_prompt_len", "best_lr", "best_config", "study"])
+    return out(int(best["prompt_len"]), float(best["lr"]), json.dumps(best), res["study"])
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def final_train_op(data: Input[Dataset], prompt: Input[Model], task: str, model: str, best_config: str,
+                   epochs: int, use_pretrained: bool, seed: int, study: str,
+                   adapter: Output[Model], metrics: Output[Metrics]) -> float:
+    """Retrain the best configuration, keep the best dev epoch, score the test split."""
+    import json
+
+    from components.final_step import final_train
+
+    doc = final_train(data.path, task, json.loads(best_config), adapter.path, model=model, epochs=int(epochs),
+                      init_dir=prompt.path if use_pretrained else None, seed=int(seed), study=study)
+    for split in ("dev", "test"):
+        for key, value in doc[split].items():
+            metrics.log_metric(f"{split}_{key}", float(value))
+    adapter.metadata["test_score"] = float(doc["test"]["score"])
+    return float(doc["test"]["score"])
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def register_op(adapter: Input[Model], task: str, name_prefix: str, mlflow_uri: str, study: str) -> NamedTuple(
+        "Registered", [("name", str), ("version", str)]):
+    """Register the adapter as a new version of `<name_prefix><task>` (alias `challenger`)."""
+    from collections import namedtuple
+
+    from components.registry import register_adapter
+
+    rv = register_adapter(adapter.path, task, name=f"{name_prefix}{task}" if name_prefix else None,
+                          tracking_uri=mlflow_uri or None,
+                          tags={"study": study} if study else None)
+    return namedtuple("Registered", ["name", "version"])(rv.name, str(rv.version))
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def promote_op(task: str, registered_name: str, margin: float, mlflow_uri: str, max_eval: int) -> str:
+    """Move `champion` to the challenger when it is better by the margin; returns the decision."""
+    from components.registry import promote
+
+    decision = promote(registered_name or task, margin=float(margin), tracking_uri=mlflow_uri or None,
+                       max_eval=int(max_eval) or None)
+    return "promoted" if decision.promoted else "kept"

@@ -1,0 +1,83 @@
+"""``ptv2 run`` (the main job), ``ptv2 compile``, ``ptv2 submit``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pipelines.cli.app import app
+
+
+def _overrides(tasks: Optional[str], trials: Optional[int], epochs: Optional[int]) -> dict:
+    return {"tasks": [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
+            "trials_per_task": trials, "epochs": epochs}
+
+
+@app.command()
+def run(
+    profile: str = typer.Option("default", help="Parameter profile: default (local demo, <15 min on 2 CPUs) or large."),
+    config: Optional[Path] = typer.Option(None, help="YAML file of pipeline parameters (overrides the profile)."),
+    tasks: Optional[str] = typer.Option(None, help="Comma-separated tasks, e.g. trec,wnut16."),
+    trials: Optional[int] = typer.Option(None, help="Trials per task."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs per trial (the search's resource)."),
+) -> None:
+    """Run the whole pipeline locally (kfp.local): prepare, pre-train, search, train, register, promote."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from optuna_studies import settings
+    from pipelines.local_run import registry_summary, run_local
+    from pipelines.profiles import resolve_params
+
+    params = resolve_params(profile, config, _overrides(tasks, trials, epochs))
+    console = Console(stderr=True)
+    console.print(f"[bold]ptv2 run[/] profile={profile} tasks={','.join(params['tasks'])} "
+                  f"lengths={params['prompt_lengths']} trials/task={params['trials_per_task']} epochs={params['epochs']}")
+    console.print(f"stores: MLflow {settings.mlflow_tracking_uri(params['mlflow_uri'] or None)}, "
+                  f"Optuna {settings.optuna_storage(params['optuna_storage'] or None)}")
+    info = run_local(params)
+    table = Table(title=f"ptv2 run finished in {info['seconds'] / 60:.1f} min")
+    for col in ("task", "best prompt len", "lr", "test metric", "registered", "aliases"):
+        table.add_column(col)
+    for r in registry_summary(params):
+        lr = r.get("lr", "?")
+        lr = f"{float(lr):.2g}" if lr not in ("?", "") else lr
+        test = r.get("test", "?")
+        test = f"{r.get('metric', '')} {float(test):.3f}" if test not in ("?", "") else "?"
+        table.add_row(r["task"], str(r.get("prompt_len", "-")), lr, test, f"{r['model']} v{r['version']}", r.get("aliases", "-"))
+    Console().print(table)
+    typer.echo(f"Review trials and versions in MLflow:  PTV2_HOME={settings.home()} .venv/bin/ptv2 ui")
+
+
+@app.command("compile")
+def compile_(out: Path = typer.Option(Path("ptv2-pipeline.yaml"), help="Where to write the pipeline YAML.")) -> None:
+    """Compile the pipeline for Kubeflow Pipelines (upload it in the UI, or use `ptv2 submit`)."""
+    from pipelines.compile import compile_pipeline
+
+    typer.echo(f"wrote {compile_pipeline(out)}")
+
+
+@app.command()
+def submit(
+    host: str = typer.Option(..., help="Kubeflow Pipelines endpoint, e.g. https://kubeflow.example.com/pipeline"),
+    profile: str = typer.Option("large"),
+    config: Optional[Path] = typer.Option(None, help="YAML file of pipeline parameters."),
+    tasks: Optional[str] = typer.Option(None),
+    experiment: str = typer.Option("ptv2"),
+    namespace: Optional[str] = typer.Option(None, help="Kubeflow profile namespace (multi-user installs)."),
+) -> None:
+    """Start a pipeline run on a Kubeflow Pipelines cluster; prints the run id."""
+    from pipelines.compile import submit as submit_run
+    from pipelines.profiles import resolve_params
+    from ptv2_core.errors import Ptv2Error
+
+    if not host.startswith(("http://", "https://")):
+        raise Ptv2Error(f"--host must be an http(s) URL, got '{host}'")
+    params = resolve_params(profile, config, _overrides(tasks, None, None))
+    try:
+        run_id = submit_run(host, params, experiment=experiment, namespace=namespace)
+    except Exception as e:  # connection refused, auth, 404: the user's endpoint, not our bug
+        raise Ptv2Error(f"cannot submit to {host}: {str(e).splitlines()[0][:300]}") from None
+    typer.echo(json.dumps({"run_id": run_id, "host": host}))

@@ -1,0 +1,68 @@
+"""The ptv2 pipeline graph: prepare → pre-train → per task (ParallelFor): search → final train
+→ register → promote (under a condition).
+
+Every parameter is typed and shows in the Kubeflow UI. Endpoint parameters left empty mean
+"the component's environment, else the embedded default" (see optuna_studies.settings).
+No ``from __future__ import annotations``: KFP reads the real annotation objects.
+"""
+
+from kfp import dsl
+
+from components.kfp_components import (
+    final_train_op,
+    prepare_data_op,
+    pretrain_prompt_op,
+    promote_op,
+    register_op,
+    search_op,
+)
+
+PIPELINE_NAME = "ptv2-prompt-search"
+
+
+@dsl.pipeline(name=PIPELINE_NAME, description="P-Tuning v2: pre-train a shared prompt, search prompt length and "
+              "learning rate per task, register the best adapter, promote it when it beats the champion.")
+def ptv2_pipeline(
+    tasks: list = ["trec", "rt", "wnut16"],
+    model: str = "minilm",
+    prompt_lengths: list = [4, 8, 16, 32],
+    lr_min: float = 3e-3,
+    lr_max: float = 5e-2,
+    trials_per_task: int = 6,
+    epochs: int = 3,
+    search_concurrency: int = 2,
+    pretrain_epochs: int = 1,
+    use_pretrained_prompt: bool = True,
+    max_train: int = 0,
+    max_eval: int = 0,
+    seed: int = 0,
+    registered_model_prefix: str = "ptv2-",
+    auto_promote: bool = True,
+    promotion_margin: float = 0.5,
+    mlflow_uri: str = "",
+    ray_address: str = "",
+    optuna_storage: str = "",
+):
+    """``max_train``/``max_eval`` 0 means all rows; ``promotion_margin`` is in score points."""
+    data = prepare_data_op(tasks=tasks, seed=seed, max_train=max_train, max_eval=max_eval)
+    data.set_display_name("prepare data")
+    prompt = pretrain_prompt_op(data=data.outputs["data"], tasks=tasks, model=model, lengths=prompt_lengths,
+                                epochs=pretrain_epochs, lr=lr_max, seed=seed)
+    prompt.set_display_name("pre-train shared prompt")
+    with dsl.ParallelFor(items=tasks, parallelism=0) as task:
+        search = search_op(data=data.outputs["data"], prompt=prompt.outputs["prompt"], task=task, model=model,
+                           lengths=prompt_lengths, lr_min=lr_min, lr_max=lr_max, trials=trials_per_task,
+                           epochs=epochs, concurrency=search_concurrency, use_pretrained=use_pretrained_prompt,
+                           seed=seed, mlflow_uri=mlflow_uri, ray_address=ray_address, optuna_storage=optuna_storage)
+        search.set_display_name("search length × lr")
+        final = final_train_op(data=data.outputs["data"], prompt=prompt.outputs["prompt"], task=task, model=model,
+                               best_config=search.outputs["best_config"], epochs=epochs,
+                               use_pretrained=use_pretrained_prompt, seed=seed, study=search.outputs["study"])
+        final.set_display_name("final train + test")
+        register = register_op(adapter=final.outputs["adapter"], task=task, name_prefix=registered_model_prefix,
+                               mlflow_uri=mlflow_uri, study=search.outputs["study"])
+        register.set_display_name("register (challenger)")
+        with dsl.If(auto_promote == True, name="auto-promote"):  # noqa: E712 (a KFP condition, not Python)
+            promote = promote_op(task=task, registered_name=register.outputs["name"], margin=promotion_margin,
+                                 mlflow_uri=mlflow_uri, max_eval=max_eval)
+            promote.set_display_name("promote if better than champion")

@@ -1,0 +1,62 @@
+"""Pipeline parameter sets: named profiles, a YAML config file, command-line overrides."""
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import yaml
+
+from ptv2_core.errors import Ptv2Error
+
+# default: the local demo, under 15 minutes on 2 CPU cores; large: all tasks, full data.
+PROFILES: dict[str, dict] = {
+    "default": dict(tasks=["trec", "wnut16"], prompt_lengths=[4, 8, 16], trials_per_task=4, epochs=2,
+                    search_concurrency=2, pretrain_epochs=1, max_train=400, max_eval=200),
+    "large": dict(tasks=["trec", "rt", "wnut16", "bbc"], prompt_lengths=[4, 8, 16, 32, 64, 128],
+                  trials_per_task=24, epochs=8, search_concurrency=4, pretrain_epochs=3, max_train=0, max_eval=0),
+}
+
+
+def pipeline_defaults() -> dict:
+    """The pipeline function's own parameter defaults (what the Kubeflow UI shows)."""
+    from pipelines.pipeline import ptv2_pipeline
+
+    fn = getattr(ptv2_pipeline, "pipeline_func", ptv2_pipeline)
+    return {k: p.default for k, p in inspect.signature(fn).parameters.items()}
+
+
+def resolve_params(profile: str = "default", config: str | Path | None = None, overrides: dict | None = None) -> dict:
+    """Pipeline arguments: pipeline defaults < profile < config file < overrides."""
+    if profile not in PROFILES:
+        raise Ptv2Error(f"unknown profile '{profile}': expected one of {', '.join(PROFILES)}")
+    params = pipeline_defaults() | PROFILES[profile]
+    if config is not None:
+        path = Path(config)
+        if not path.is_file():
+            raise Ptv2Error(f"config file '{path}' does not exist")
+        try:
+            doc = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise Ptv2Error(f"config file '{path}' is not valid YAML: {str(e).splitlines()[0]}") from None
+        if not isinstance(doc, dict):
+            raise Ptv2Error(f"config file '{path}' must be a mapping of pipeline parameters")
+        params |= doc
+    params |= {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = sorted(set(params) - set(pipeline_defaults()))
+    if unknown:
+        raise Ptv2Error(f"unknown pipeline parameter(s): {', '.join(unknown)}; known: {', '.join(pipeline_defaults())}")
+    return _checked(params)
+
+
+def _checked(p: dict) -> dict:
+    if not p["tasks"] or not isinstance(p["tasks"], list):
+        raise Ptv2Error("tasks must be a non-empty list")
+    lengths = p["prompt_lengths"]
+    if not lengths or not all(isinstance(x, int) and x > 0 for x in lengths):
+        raise Ptv2Error(f"prompt_lengths must be positive integers, got {lengths}")
+    for key in ("trials_per_task", "epochs", "search_concurrency"):
+        if not isinstance(p[key], int) or p[key] <= 0:
+            raise Ptv2Error(f"{key} must be a positive integer, got {p[key]!r}")
+    if not 0 < p["lr_min"] <= p["lr_max"]:
+        raise Ptv2Error(f"need 0 < lr_min <= lr_max, got {p['lr_min']} and {p['lr_max']}")
+    return p

@@ -1,0 +1,177 @@
+"""Every bad input: one `error:` line on stderr naming the problem, exit 2, nothing written."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PTV2 = [sys.executable, "-m", "pipelines.cli"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*PTV2, *args], capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+
+
+def assert_user_error(res: subprocess.CompletedProcess, *needles: str) -> None:
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2, res.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr  # one line, no traceback
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def write_task(tmp: Path, rows: str, **spec) -> Path:
+    (tmp / "train.csv").write_text(rows)
+    doc = {"name": "mine", "type": "sequence", "text_column": "text", "label_column": "label",
+           "metric": "accuracy", "data": {"train": "train.csv"}} | spec
+    path = tmp / "task.yaml"
+    path.write_text(json.dumps(doc))  # JSON is YAML
+    return path
+
+
+def train(tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    return run("train", "--model", "minilm", "--epochs", "1", "--max-train", "8", "--out", str(tmp / "out"), "--quiet", *args)
+
+
+ROWS = "text,label\n" + "".join(f"question {i},{'a' if i % 2 else 'b'}\n" for i in range(40))
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["--task", "nope"], ["unknown task 'nope'"]),
+        (["--task", "trec", "--prompt-len", "0"], ["prompt length", "positive"]),
+        (["--task", "trec", "--prompt-len", "-3"], ["prompt length"]),
+        (["--task", "trec", "--prompt-len", "400"], ["too long"]),
+        (["--task", "trec", "--epochs", "0"], ["epochs"]),
+        (["--task", "trec", "--lr", "-1"], ["learning rate"]),
+        (["--task", "trec", "--model", "./no-such-model"], ["no-such-model", "does not exist"]),
+        (["--task", "trec", "--pooling", "max"], ["pooling 'max'"]),
+        (["--task", "trec", "--device", "cuda"], ["cuda"]),
+        (["--task", "trec", "--no-such-flag"], ["--no-such-flag"]),
+        (["--task", "trec", "--prompt-len", "abc"], ["abc"]),
+    ],
+)
+def test_train_rejects_bad_arguments(tmp_path, args, needles):
+    if "--device" in args:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("a GPU is present here, so --device cuda is valid")
+    res = train(tmp_path, *args)
+    assert_user_error(res, *needles)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_data_file(tmp_path):
+    task = write_task(tmp_path, ROWS)
+    (tmp_path / "train.csv").unlink()
+    assert_user_error(train(tmp_path, "--task", str(task)), "train.csv")
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_task_yaml(tmp_path):
+    assert_user_error(train(tmp_path, "--task", str(tmp_path / "absent.yaml")), "absent.yaml")
+
+
+def test_missing_column(tmp_path):
+    task = write_task(tmp_path, ROWS, text_column="utterance")
+    assert_user_error(train(tmp_path, "--task", str(task)), "utterance")
+    assert not (tmp_path / "out").exists()
+
+
+def test_labels_outside_label_list(tmp_path):
+    task = write_task(tmp_path, ROWS + "odd one,zebra\n", labels=["a", "b"])
+    assert_user_error(train(tmp_path, "--task", str(task)), "zebra")
+    assert not (tmp_path / "out").exists()
+
+
+def test_empty_data(tmp_path):
+    task = write_task(tmp_path, "text,label\n")
+    res = train(tmp_path, "--task", str(task))
+    assert_user_error(res)
+    assert "empty" in res.stderr or "no rows" in res.stderr or "0 rows" in res.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_model_type(tmp_path):
+    from transformers import AutoConfig
+
+    folder = tmp_path / "t5"
+    AutoConfig.for_model("t5").save_pretrained(folder)
+    assert_user_error(train(tmp_path, "--task", "trec", "--model", str(folder)), "unsupported model type 't5'")
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_not_empty_is_refused(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    assert_user_error(train(tmp_path, "--task", "trec"), "not empty")
+    assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
+
+
+@pytest.fixture(scope="module")
+def tiny_adapter(tmp_path_factory, minilm_path) -> Path:
+    """A real adapter on MiniLM (untrained prompt: only the files matter here)."""
+    from ptv2_core.adapter import save_adapter
+    from ptv2_core.backbone import load_backbone
+    from ptv2_core.build import build_model
+    from ptv2_core.tasks import load_task
+
+    spec, _ = load_task("trec", max_train=1, max_eval=1)
+    backbone, _ = load_backbone("minilm")
+    model = build_model(backbone, spec, 4, max_length=spec.max_length)
+    return save_adapter(model, tmp_path_factory.mktemp("a") / "adapter", spec, "minilm")
+
+
+def copy_adapter(src: Path, dst: Path) -> Path:
+    dst.mkdir()
+    for f in src.iterdir():
+        (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
+def test_corrupt_adapter_weights(tiny_adapter, tmp_path):
+    bad = copy_adapter(tiny_adapter, tmp_path / "bad")
+    data = (bad / "adapter.safetensors").read_bytes()
+    (bad / "adapter.safetensors").write_bytes(data[: len(data) // 2])
+    assert_user_error(run("predict", "--adapter", str(bad), "hello"), "corrupt adapter weights")
+
+
+def test_corrupt_adapter_config(tiny_adapter, tmp_path):
+    bad = copy_adapter(tiny_adapter, tmp_path / "bad")
+    (bad / "adapter_config.json").write_text("{not json")
+    assert_user_error(run("predict", "--adapter", str(bad), "hello"), "corrupt adapter config")
+
+
+def test_adapter_tensor_shape_mismatch(tiny_adapter, tmp_path):
+    bad = copy_adapter(tiny_adapter, tmp_path / "bad")
+    cfg = json.loads((bad / "adapter_config.json").read_text())
+    cfg["prompt"]["prompt_len"] = 7
+    (bad / "adapter_config.json").write_text(json.dumps(cfg))
+    assert_user_error(run("predict", "--adapter", str(bad), "hello"), "shape")
+
+
+def test_adapter_for_another_base_model_is_refused(tiny_adapter, tmp_path):
+    """Same architecture, other weights: the fingerprint tells them apart."""
+    from transformers import AutoModel
+
+    from ptv2_core.adapter import load_adapter
+    from ptv2_core.errors import Ptv2Error
+    from ptv2_core.backbone import resolve_model_name
+
+    other = AutoModel.from_pretrained(resolve_model_name("minilm"))
+    with __import__("torch").no_grad():
+        other.encoder.layer[0].attention.self.query.weight.mul_(1.01)
+    with pytest.raises(Ptv2Error, match="refusing a different base model"):
+        load_adapter(tiny_adapter, backbone=other)
+    # and through the CLI: an adapter config naming another base's fingerprint
+    bad = copy_adapter(tiny_adapter, tmp_path / "bad")
+    cfg = json.loads((bad / "adapter_config.json").read_text())
+    cfg["base_model"]["fingerprint"] = "sha256:" + "0" * 64
+    (bad / "adapter_config.json").write_text(json.dumps(cfg))
+    assert_user_error(run("predict", "--adapter", str(bad), "hello"), "refusing a different base model")
