@@ -1,0 +1,53 @@
+"""Step: search prompt length × learning rate for one prepared task, hand over the best adapter."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from components.data import task_yaml
+
+
+def space_file(task: str, folder: Path, *, lengths: list[int], lr_range: tuple[float, float], trials: int,
+               epochs: int) -> Path:
+    """The task's packaged search space with the pipeline's lengths, lr range and budget."""
+    from optuna_studies.space import space_path
+
+    doc = yaml.safe_load(space_path(task).read_text())
+    doc |= {"prompt_len": sorted(lengths), "lr": {"low": float(lr_range[0]), "high": float(lr_range[1]), "log": True},
+            "trials": int(trials), "epochs": int(epochs)}
+    # warm-start entries outside the new space would be rejected: keep the ones that fit
+    doc["enqueue"] = [e for e in doc.get("enqueue", []) if e.get("prompt_len") in lengths
+                      and lr_range[0] <= e.get("lr", lr_range[0]) <= lr_range[1]]
+    path = folder / f"{task}-space.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def search_task(prepared_dir: str | Path, task: str, adapter_out: str | Path, plot_out: str | Path, *,
+                model: str = "minilm", lengths: list[int], lr_range: tuple[float, float], trials: int, epochs: int,
+                concurrency: int = 2, init_dir: str | Path | None = None, seed: int = 0, mlflow_uri: str | None = None,
+                ray_address: str | None = None, storage: str | None = None) -> dict:
+    """Run the search on the prepared splits; copy the best trial's adapter to ``adapter_out``
+    and the interactive length × lr plot to ``plot_out``. Returns the best config and score."""
+    from optuna_studies.search import run_search
+
+    work = Path(tempfile.mkdtemp(prefix=f"ptv2-search-{task}-"))
+    try:
+        space = space_file(task, work, lengths=lengths, lr_range=lr_range, trials=trials, epochs=epochs)
+        res = run_search(str(task_yaml(prepared_dir, task)), model, work / "out", space=space, storage=storage,
+                         init=init_dir, concurrency=concurrency, mlflow_uri=mlflow_uri, ray_address=ray_address,
+                         seed=seed)
+        shutil.copytree(res.adapter_dir, adapter_out, dirs_exist_ok=True)
+        html = next(iter(sorted(res.out_dir.rglob("length_lr.html"))), None)
+        Path(plot_out).parent.mkdir(parents=True, exist_ok=True)
+        if html is not None:
+            shutil.copyfile(html, plot_out)
+        else:
+            Path(plot_out).write_text("<html><body>no plot: no trial finished</body></html>")
+        return {"best_config": res.best_config, "best_score": res.best_score, "n_trials": len(res.trials),
+                "study": res.study_name, "parent_run_id": res.parent_run_id}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

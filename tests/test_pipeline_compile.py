@@ -1,0 +1,122 @@
+"""The compiled pipeline: parameters, DAG edges, the ParallelFor, the condition; determinism;
+profiles and the run command's bad input."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from pipelines.compile import compile_pipeline
+from pipelines.profiles import PROFILES, pipeline_defaults, resolve_params
+from ptv2_core.errors import Ptv2Error
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory) -> dict:
+    path = compile_pipeline(tmp_path_factory.mktemp("c") / "p.yaml")
+    return yaml.safe_load(path.read_text())
+
+
+def test_compile_is_deterministic(tmp_path):
+    a = compile_pipeline(tmp_path / "a.yaml").read_bytes()
+    b = subprocess.run([sys.executable, "-m", "pipelines.cli", "compile", "--out", str(tmp_path / "b.yaml")],
+                       capture_output=True, text=True, check=True)
+    assert "wrote" in b.stdout
+    assert (tmp_path / "b.yaml").read_bytes() == a
+
+
+def test_pipeline_parameters_are_typed(spec):
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    expected = {
+        "tasks": "LIST", "model": "STRING", "prompt_lengths": "LIST", "lr_min": "NUMBER_DOUBLE",
+        "lr_max": "NUMBER_DOUBLE", "trials_per_task": "NUMBER_INTEGER", "epochs": "NUMBER_INTEGER",
+        "search_concurrency": "NUMBER_INTEGER", "promotion_margin": "NUMBER_DOUBLE", "auto_promote": "BOOLEAN",
+        "mlflow_uri": "STRING", "ray_address": "STRING", "optuna_storage": "STRING",
+    }
+    for name, kind in expected.items():
+        assert params[name]["parameterType"] == kind, name
+    assert params["tasks"]["defaultValue"] == ["trec", "rt", "wnut16"]
+    # no secret in the compiled pipeline: endpoints default to empty (the cluster's environment)
+    assert params["mlflow_uri"]["defaultValue"] == "" and params["optuna_storage"]["defaultValue"] == ""
+
+
+def _loop(spec) -> tuple[str, dict]:
+    tasks = spec["root"]["dag"]["tasks"]
+    loops = [(name, t) for name, t in tasks.items() if "parameterIterator" in t]
+    assert len(loops) == 1
+    return loops[0]
+
+
+def test_dag_edges_and_parallel_for(spec):
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(tasks) >= {"prepare-data-op", "pretrain-prompt-op"}
+    assert tasks["pretrain-prompt-op"]["dependentTasks"] == ["prepare-data-op"]
+    name, loop = _loop(spec)
+    # the loop iterates over the `tasks` pipeline parameter
+    it = loop["parameterIterator"]
+    assert it["items"]["inputParameter"].endswith("pipelinechannel--tasks")
+    assert set(loop["dependentTasks"]) == {"prepare-data-op", "pretrain-prompt-op"}
+    inner = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
+    assert set(inner) >= {"search-op", "final-train-op", "register-op"}
+    assert inner["final-train-op"]["dependentTasks"] == ["search-op"]
+    assert inner["register-op"]["dependentTasks"] == ["final-train-op", "search-op"]
+    # the final training takes the search's best configuration, not a constant
+    best = inner["final-train-op"]["inputs"]["parameters"]["best_config"]["taskOutputParameter"]
+    assert best == {"outputParameterKey": "best_config", "producerTask": "search-op"}
+
+
+def test_promotion_runs_under_a_condition(spec):
+    _, loop = _loop(spec)
+    inner = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
+    conds = [t for t in inner.values() if "triggerPolicy" in t]
+    assert len(conds) == 1
+    assert "auto_promote" in conds[0]["triggerPolicy"]["condition"]
+    body = spec["components"][conds[0]["componentRef"]["name"]]["dag"]["tasks"]
+    assert list(body) == ["promote-op"]
+    # promote gets the registered name through the condition's channel, fed by register-op
+    channel = body["promote-op"]["inputs"]["parameters"]["registered_name"]["componentInputParameter"]
+    feed = conds[0]["inputs"]["parameters"][channel]["taskOutputParameter"]
+    assert feed == {"outputParameterKey": "name", "producerTask": "register-op"}
+
+
+def test_components_use_the_one_image(spec):
+    from components.image import component_image
+
+    images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
+    assert images == {component_image()}
+
+
+def test_profiles_are_valid_pipeline_arguments():
+    known = set(pipeline_defaults())
+    for name, prof in PROFILES.items():
+        assert set(prof) <= known, name
+        assert resolve_params(name)["tasks"] == prof["tasks"]
+
+
+def test_config_file_and_overrides(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("tasks: [rt]\ntrials_per_task: 3\n")
+    p = resolve_params("default", cfg, {"epochs": 5})
+    assert (p["tasks"], p["trials_per_task"], p["epochs"]) == (["rt"], 3, 5)
+    cfg.write_text("trails_per_task: 3\n")
+    with pytest.raises(Ptv2Error, match="unknown pipeline parameter.*trails_per_task"):
+        resolve_params("default", cfg)
+    with pytest.raises(Ptv2Error, match="unknown profile"):
+        resolve_params("huge")
+    with pytest.raises(Ptv2Error, match="lr_min"):
+        resolve_params("default", None, {"lr_min": 1.0, "lr_max": 0.1})
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["run", "--profile", "huge"], "unknown profile 'huge'"),
+    (["run", "--config", "/nonexistent.yaml"], "does not exist"),
+    (["run", "--trials", "0"], "trials_per_task"),
+    (["submit", "--host", "kubeflow.local"], "http(s) URL"),
+])
+def test_pipeline_commands_reject_bad_input(args, needle):
+    res = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], res.stderr

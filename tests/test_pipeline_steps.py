@@ -1,0 +1,83 @@
+"""The plain functions behind the pipeline's components, on real packaged data and MiniLM."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from components.data import prepare_data, task_yaml
+from components.pretrain_step import flat_scores
+from components.search_step import space_file
+from ptv2_core.errors import Ptv2Error
+from ptv2_core.tasks import load_task
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    out = tmp_path_factory.mktemp("prep") / "data"
+    manifest = prepare_data(["trec", "wnut16"], out, seed=3, max_train=48, max_eval=24)
+    return out, manifest
+
+
+def test_prepared_splits_are_the_task_splits(prepared):
+    out, manifest = prepared
+    assert set(manifest["tasks"]) == {"trec", "wnut16"}
+    for task in ("trec", "wnut16"):
+        spec_a, a = load_task(str(task_yaml(out, task)))
+        spec_b, b = load_task(task, seed=3, max_train=48, max_eval=24)
+        assert (spec_a.name, spec_a.type, spec_a.labels, spec_a.metric) == (spec_b.name, spec_b.type, spec_b.labels, spec_b.metric)
+        for split in ("train", "dev", "test"):
+            assert a[split].to_list() == b[split].to_list(), (task, split)
+        assert manifest["tasks"][task]["rows"] == {"train": 48, "dev": 24, "test": 24}
+
+
+def test_data_hash_is_stable_and_data_dependent(prepared, tmp_path):
+    _, manifest = prepared
+    again = prepare_data(["trec"], tmp_path / "again", seed=3, max_train=48, max_eval=24)
+    other = prepare_data(["trec"], tmp_path / "other", seed=4, max_train=48, max_eval=24)
+    assert again["tasks"]["trec"]["hash"] == manifest["tasks"]["trec"]["hash"]
+    assert other["tasks"]["trec"]["hash"] != manifest["tasks"]["trec"]["hash"]
+
+
+def test_prepare_bad_task_writes_nothing(tmp_path):
+    with pytest.raises(Ptv2Error, match="unknown task 'nope'"):
+        prepare_data(["trec", "nope"], tmp_path / "data")
+    assert not (tmp_path / "data").exists()
+    assert list(tmp_path.iterdir()) == []  # no staging folder left behind either
+    ok = tmp_path / "ok"
+    prepare_data(["trec"], ok, max_train=8, max_eval=8)
+    with pytest.raises(Ptv2Error, match="not in the prepared data"):
+        task_yaml(ok, "rt")
+
+
+def test_space_file_applies_pipeline_choices(tmp_path):
+    path = space_file("trec", tmp_path, lengths=[8, 2], lr_range=(1e-3, 2e-2), trials=3, epochs=2)
+    doc = yaml.safe_load(path.read_text())
+    assert doc["prompt_len"] == [2, 8] and doc["trials"] == 3 and doc["epochs"] == 2
+    assert doc["lr"] == {"low": 1e-3, "high": 2e-2, "log": True}
+    assert all(e["prompt_len"] in (2, 8) for e in doc.get("enqueue", []))
+    from optuna_studies.space import load_space
+
+    assert load_space("trec", path).prompt_lens == (2, 8)  # the search accepts it
+
+
+def test_flat_scores_for_kfp_metrics():
+    assert flat_scores({"trec": {"4": {"score": 0.5, "loss": 1.0}}}) == {"dev_trec_4_score": 0.5, "dev_trec_4_loss": 1.0}
+
+
+@pytest.mark.slow
+def test_final_train_writes_adapter_with_metrics(prepared, tmp_path):
+    from components.final_step import final_train
+    from ptv2_core.adapter import load_adapter
+
+    out, manifest = prepared
+    doc = final_train(out, "trec", {"prompt_len": 4, "lr": 1e-2}, tmp_path / "adapter", epochs=1, seed=3, study="s1")
+    assert {p.name for p in (tmp_path / "adapter").iterdir()} == {"adapter.safetensors", "adapter_config.json", "metrics.json"}
+    saved = json.loads((tmp_path / "adapter" / "metrics.json").read_text())
+    assert saved["data_hash"] == manifest["tasks"]["trec"]["hash"] and saved["study"] == "s1"
+    assert saved["prompt_len"] == 4 and saved["test"]["score"] == doc["test"]["score"]
+    # seed and max_eval let the registry rebuild exactly this test split from the task name
+    assert (saved["seed"], saved["max_eval"]) == (3, 24)
+    loaded = load_adapter(tmp_path / "adapter")
+    assert loaded.model.prompt_config.prompt_len == 4 and loaded.spec.name == "trec"
