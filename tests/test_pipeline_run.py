@@ -1,0 +1,51 @@
+"""The whole pipeline through kfp.local on a tiny budget: every component runs as a real KFP
+task (prepare, pre-train, search on Ray, final train, register, promote), ending with
+registered versions in the real (sqlite) MLflow registry."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+TINY = """\
+tasks: [trec]
+prompt_lengths: [2, 4]
+trials_per_task: 2
+epochs: 1
+search_concurrency: 1
+pretrain_epochs: 1
+max_train: 64
+max_eval: 32
+"""
+
+
+@pytest.mark.slow
+def test_local_pipeline_run_registers_versions(tmp_path):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY)
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "PTV2_OPTUNA_STORAGE", "RAY_ADDRESS"}}
+    env |= {"PTV2_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--config", str(cfg)], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, timeout=1500)
+    assert res.returncode == 0, res.stderr[-4000:]
+    out = res.stdout
+    assert "ptv2 run finished" in out and "ptv2-trec v1" in out and "ptv2 ui" in out
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    versions = client.search_model_versions("name = 'ptv2-trec'")
+    assert [v.version for v in versions] == ["1"]
+    mv = client.get_model_version("ptv2-trec", "1")
+    assert "challenger" in mv.aliases or "champion" in mv.aliases
+    assert mv.tags["task"] == "trec" and mv.tags["prompt_len"] in {"2", "4"}
+    assert mv.tags["base_model"] == "minilm" and mv.tags["data_hash"].startswith("sha256:")
+    # the promote step ran (auto_promote defaults to true) and left its decision on the version
+    assert any(k.startswith("promotion") for k in mv.tags), sorted(mv.tags)
+    # the search tracked its trials: one parent run plus a nested run per trial
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=100)
+    nested = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(nested) >= 2
