@@ -9,6 +9,8 @@
   every pod template including those inside custom resources, which checkov does not read.
 - ``as_pods``: the custom resources' pod templates as plain Pods, so checkov scans them too.
 - ``admits``: evaluates NetworkPolicies for one connection.
+- ``checkov_scan``: one checkov run per session over the rendered manifests, the custom
+  resources' pods, the Dockerfile, and planted bad copies of each.
 
 Each function returns findings (strings) rather than asserting, so the tests can plant an error
 and show that it is reported.
@@ -16,9 +18,12 @@ and show that it is reported.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
@@ -440,3 +445,60 @@ def admits(docs: list[Doc], *, namespace: str, target: dict, port: int,
                 if ns_ok and selector_matches(peer.get("podSelector"), source):
                     return True
     return False
+
+
+# --- checkov, once per session -------------------------------------------------------------
+
+PLANTED_DOCKERFILE = (
+    "FROM python:latest\n"                                # unpinned base
+    "ADD https://example.com/app.tar.gz /app/\n"          # remote ADD
+    "RUN pip install /app\n"
+    'CMD ["python", "-m", "app"]\n'                       # no USER: runs as root
+)
+
+
+def planted_root_manifests(dev: list[Doc]) -> list[Doc]:
+    """Copies of dev's MLflow Deployment and RayCluster whose containers run as root; the
+    cluster as the Pods KubeRay would make, the only form checkov reads."""
+    deployment = copy.deepcopy(find(dev, "Deployment", "mlflow"))
+    deployment["metadata"]["name"] = "planted-root"
+    deployment["spec"]["template"]["spec"]["securityContext"] = {"runAsUser": 0}
+    deployment["spec"]["template"]["spec"]["containers"][0]["securityContext"] = {"runAsNonRoot": False}
+    cluster = copy.deepcopy(find(dev, "RayCluster"))
+    cluster["metadata"]["name"] = "planted-root"
+    cluster["spec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["securityContext"] = {
+        "runAsUser": 0, "privileged": True}
+    return [deployment, *as_pods([cluster])]
+
+
+@lru_cache(maxsize=1)
+def checkov_scan() -> tuple[dict, ...]:
+    """Run checkov (kubernetes and dockerfile frameworks) once and return one row per result:
+    file (``/k8s/real/dev.yaml``, ``/docker/planted/Dockerfile``, ...), resource, check,
+    status (passed, failed, skipped) and the skip's reason."""
+    checkov = tool("checkov")
+    root = Path(tempfile.mkdtemp(prefix="ptv2-checkov-"))
+    try:
+        for sub in ("k8s/real", "k8s/planted", "docker/real", "docker/planted"):
+            (root / sub).mkdir(parents=True)
+        rendered = {name: render(path) for name, path in TARGETS.items()}
+        for name, docs in rendered.items():
+            (root / "k8s/real" / f"{name}.yaml").write_text(dump_docs(docs))
+            if as_pods(docs):
+                (root / "k8s/real" / f"{name}-pods.yaml").write_text(dump_docs(as_pods(docs)))
+        (root / "k8s/planted/root.yaml").write_text(dump_docs(planted_root_manifests(rendered["dev"])))
+        shutil.copy(ROOT / "Dockerfile", root / "docker/real/Dockerfile")
+        (root / "docker/planted/Dockerfile").write_text(PLANTED_DOCKERFILE)
+        out = subprocess.run([checkov, "-d", str(root), "--framework", "kubernetes", "dockerfile",
+                              "--skip-download", "-o", "json"], capture_output=True, text=True, timeout=600, cwd=root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    if out.returncode not in (0, 1):  # 1: some check failed, which the planted files make sure of
+        raise RuntimeError(f"checkov exited {out.returncode}: {out.stderr[-2000:]}")
+    reports = json.loads(out.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    return tuple(
+        {"file": r["file_path"], "resource": r["resource"], "check": r["check_id"], "status": status,
+         "reason": (r.get("check_result") or {}).get("suppress_comment")}
+        for report in reports for status in ("passed", "failed", "skipped")
+        for r in report["results"][f"{status}_checks"])
