@@ -6,7 +6,7 @@ Every parameter is typed and shows in the Kubeflow UI. Endpoint parameters left 
 No ``from __future__ import annotations``: KFP reads the real annotation objects.
 """
 
-from kfp import dsl
+from kfp import dsl, kubernetes
 
 from components.kfp_components import (
     final_train_op,
@@ -18,6 +18,24 @@ from components.kfp_components import (
 )
 
 PIPELINE_NAME = "ptv2-prompt-search"
+
+# Cluster wiring (k8s/, docs/deploy.md "Wiring"): every step's pod gets the endpoints from the
+# `ptv2-endpoints` ConfigMap, and the Optuna URL and Ray token from Secrets (never parameters:
+# parameters are stored and shown in plain text). kfp.local ignores these settings.
+ENDPOINTS_CONFIG_MAP = "ptv2-endpoints"
+ENDPOINT_KEYS = ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "RAY_AUTH_MODE", "PTV2_HOME")
+SECRETS = {"ptv2-optuna-db": {"url": "PTV2_OPTUNA_STORAGE"}, "ptv2-ray-auth": {"auth_token": "RAY_AUTH_TOKEN"}}
+
+
+def wire_endpoints(task: dsl.PipelineTask, display_name: str) -> dsl.PipelineTask:
+    """Name the step and give its pod the cluster endpoints. The ConfigMap is required (the
+    kustomize base always has it); the Secrets are optional, so a cluster without Ray auth or
+    with the Optuna URL passed another way still runs."""
+    task.set_display_name(display_name)
+    kubernetes.use_config_map_as_env(task, ENDPOINTS_CONFIG_MAP, {k: k for k in ENDPOINT_KEYS})
+    for secret, keys in SECRETS.items():
+        kubernetes.use_secret_as_env(task, secret, keys, optional=True)
+    return task
 
 
 @dsl.pipeline(name=PIPELINE_NAME, description="P-Tuning v2: pre-train a shared prompt, search prompt length and "
@@ -45,24 +63,24 @@ def ptv2_pipeline(
 ):
     """``max_train``/``max_eval`` 0 means all rows; ``promotion_margin`` is in score points."""
     data = prepare_data_op(tasks=tasks, seed=seed, max_train=max_train, max_eval=max_eval)
-    data.set_display_name("prepare data")
+    wire_endpoints(data, "prepare data")
     prompt = pretrain_prompt_op(data=data.outputs["data"], tasks=tasks, model=model, lengths=prompt_lengths,
                                 epochs=pretrain_epochs, lr=lr_max, seed=seed)
-    prompt.set_display_name("pre-train shared prompt")
+    wire_endpoints(prompt, "pre-train shared prompt")
     with dsl.ParallelFor(items=tasks, parallelism=0) as task:
         search = search_op(data=data.outputs["data"], prompt=prompt.outputs["prompt"], task=task, model=model,
                            lengths=prompt_lengths, lr_min=lr_min, lr_max=lr_max, trials=trials_per_task,
                            epochs=epochs, concurrency=search_concurrency, use_pretrained=use_pretrained_prompt,
                            seed=seed, mlflow_uri=mlflow_uri, ray_address=ray_address, optuna_storage=optuna_storage)
-        search.set_display_name("search length × lr")
+        wire_endpoints(search, "search length × lr")
         final = final_train_op(data=data.outputs["data"], prompt=prompt.outputs["prompt"], task=task, model=model,
                                best_config=search.outputs["best_config"], epochs=epochs,
                                use_pretrained=use_pretrained_prompt, seed=seed, study=search.outputs["study"])
-        final.set_display_name("final train + test")
+        wire_endpoints(final, "final train + test")
         register = register_op(adapter=final.outputs["adapter"], task=task, name_prefix=registered_model_prefix,
                                mlflow_uri=mlflow_uri, study=search.outputs["study"])
-        register.set_display_name("register (challenger)")
+        wire_endpoints(register, "register (challenger)")
         with dsl.If(auto_promote == True, name="auto-promote"):  # noqa: E712 (a KFP condition, not Python)
             promote = promote_op(task=task, registered_name=register.outputs["name"], margin=promotion_margin,
                                  mlflow_uri=mlflow_uri, max_eval=max_eval)
-            promote.set_display_name("promote if better than champion")
+            wire_endpoints(promote, "promote if better than champion")

@@ -14,9 +14,15 @@ from ptv2_core.errors import Ptv2Error
 
 
 @pytest.fixture(scope="module")
-def spec(tmp_path_factory) -> dict:
+def documents(tmp_path_factory) -> list[dict]:
+    """The compiled file: the pipeline spec, then the Kubernetes platform config."""
     path = compile_pipeline(tmp_path_factory.mktemp("c") / "p.yaml")
-    return yaml.safe_load(path.read_text())
+    return list(yaml.safe_load_all(path.read_text()))
+
+
+@pytest.fixture(scope="module")
+def spec(documents) -> dict:
+    return documents[0]
 
 
 def test_compile_is_deterministic(tmp_path):
@@ -120,3 +126,34 @@ def test_pipeline_commands_reject_bad_input(args, needle):
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], res.stderr
+
+
+
+def test_every_step_gets_the_cluster_endpoints(documents):
+    """Each step's pod reads MLflow/Ray from the ConfigMap and the Optuna URL from a Secret."""
+    from pipelines.pipeline import ENDPOINT_KEYS
+
+    spec, platform = documents
+    wired = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(wired) == set(spec["deploymentSpec"]["executors"])
+    for name, cfg in wired.items():
+        (cm,) = cfg["configMapAsEnv"]
+        assert cm["configMapName"] == "ptv2-endpoints" and cm["optional"] is False, name
+        assert {e["envVar"] for e in cm["keyToEnv"]} == set(ENDPOINT_KEYS)
+        secrets = {s["secretName"]: s for s in cfg["secretAsEnv"]}
+        assert secrets["ptv2-optuna-db"]["keyToEnv"] == [{"envVar": "PTV2_OPTUNA_STORAGE", "secretKey": "url"}]
+        assert "ptv2-ray-auth" in secrets
+
+
+def test_the_wired_names_exist_in_the_manifests():
+    """The ConfigMap keys the pipeline asks for are the ones k8s/ defines."""
+    from pathlib import Path
+
+    from pipelines.pipeline import ENDPOINT_KEYS
+
+    root = Path(__file__).resolve().parents[1] / "k8s"
+    for doc in (d for f in root.rglob("*.yaml") for d in yaml.safe_load_all(f.read_text()) if d):
+        if doc.get("kind") == "ConfigMap" and doc["metadata"]["name"] == "ptv2-endpoints":
+            assert set(ENDPOINT_KEYS) <= set(doc["data"]), sorted(doc["data"])
+            return
+    raise AssertionError("no ConfigMap ptv2-endpoints in k8s/")
