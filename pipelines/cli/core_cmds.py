@@ -37,8 +37,12 @@ def train(
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
     overwrite: bool = typer.Option(False, help="Replace an adapter already in --out."),
     quiet: bool = typer.Option(False, help="No progress bars."),
+    init: Optional[Path] = typer.Option(None, help="Start from a pre-trained prompt folder (`ptv2 pretrain`): its first "
+                                        "--prompt-len positions, and this task's head if it took part."),
 ) -> None:
     """Train a P-Tuning v2 adapter on one task and write it with its metrics."""
+    from functools import partial
+
     from ptv2_core.adapter import save_adapter
     from ptv2_core.train import TrainConfig
     from ptv2_core.train import train as run_train
@@ -48,10 +52,17 @@ def train(
     cfg = TrainConfig(task=task, model=model, prompt_len=prompt_len, lr=lr, epochs=epochs, batch_size=batch_size,
                       max_train=max_train, max_eval=max_eval, reparam=reparam, pooling=pooling, patience=patience,
                       seed=seed, device=device, progress=not quiet)
-    result = run_train(cfg)
-    doc = metrics_document(result, cfg)
+    init_fn = None
+    if init is not None:
+        from ptv2_core.multitask import init_from_pretrained, read_pretrained_config
+
+        read_pretrained_config(init)  # a bad folder fails before any data or weights load
+        init_fn = partial(init_from_pretrained, pretrained_dir=init, task=task, seed=seed)
+    result = run_train(cfg, init=init_fn)
+    doc = metrics_document(result, cfg) | ({"init": str(init)} if init is not None else {})
     save_adapter(result.model, out, result.spec, model, result.base_fingerprint,
-                 extra={"metrics_file": "metrics.json", "train_config": cfg.to_dict()},
+                 extra={"metrics_file": "metrics.json", "train_config": cfg.to_dict()}
+                 | ({"init": str(init)} if init is not None else {}),
                  files={"metrics.json": json.dumps(doc, indent=2) + "\n"})
     typer.echo(f"dev {result.spec.metric} {result.dev['score']:.4f}, test {result.spec.metric} {result.test['score']:.4f} "
                f"(best epoch {result.best_epoch}); adapter written to {out}")
@@ -59,19 +70,49 @@ def train(
 
 @app.command("eval")
 def eval_(
-    adapter: Path = typer.Option(..., help="Adapter folder."),
+    adapter: Optional[Path] = typer.Option(None, help="Adapter folder."),
     task: Optional[str] = typer.Option(None, help="Task to score on (default: the adapter's own task)."),
     max_eval: Optional[int] = typer.Option(None, help="Use at most N dev and N test examples."),
-    seed: int = typer.Option(0, help="Seed of the data splits (must match training's to score its test split)."),
+    seed: Optional[int] = typer.Option(None, help="Seed of the data splits (must match training's to score its test "
+                                       "split; default 0, or the pre-training seed with --pretrained)."),
     device: str = typer.Option("auto"),
+    prompt_len: Optional[int] = typer.Option(None, help="Use only the first N prompt positions."),
+    pretrained: Optional[Path] = typer.Option(None, help="A pre-trained prompt folder (`ptv2 pretrain`) instead of an "
+                                              "adapter: every pre-training task's dev score at each length."),
+    lengths: Optional[str] = typer.Option(None, help="With --pretrained: comma-separated lengths (default: its own)."),
 ) -> None:
-    """Score an adapter on the dev and test splits of a task; prints JSON."""
-    from ptv2_core.adapter import load_adapter
+    """Score an adapter on the dev and test splits of a task, or a pre-trained prompt on the dev splits of its
+    tasks at each length, with no further training; prints JSON."""
     from ptv2_core.device import pick_device
+    from ptv2_core.errors import Ptv2Error
+
+    if (adapter is None) == (pretrained is None):
+        raise Ptv2Error("give exactly one of --adapter and --pretrained")
+    if prompt_len is not None and prompt_len <= 0:
+        raise Ptv2Error(f"--prompt-len must be a positive integer, got {prompt_len}")
+    if pretrained is not None:
+        from ptv2_core.multitask import evaluate_pretrained, parse_lengths, read_pretrained_config
+
+        if task is not None:
+            raise Ptv2Error("--task does not apply to --pretrained (it scores every pre-training task)")
+        if lengths is not None and prompt_len is not None:
+            raise Ptv2Error("give --lengths or --prompt-len, not both")
+        read_pretrained_config(pretrained)  # a bad folder fails before the model loads
+        wanted = parse_lengths(lengths) if lengths is not None else ([prompt_len] if prompt_len is not None else None)
+        typer.echo(json.dumps(evaluate_pretrained(pretrained, wanted, seed=seed, max_eval=max_eval,
+                                                  device=pick_device(device)), indent=2))
+        return
+    if lengths is not None:
+        raise Ptv2Error("--lengths applies to --pretrained only (use --prompt-len with an adapter)")
+    from ptv2_core.adapter import load_adapter
     from ptv2_core.report import evaluate_adapter
 
     loaded = load_adapter(adapter, device=pick_device(device))
-    typer.echo(json.dumps(evaluate_adapter(loaded, task, seed=seed, max_eval=max_eval), indent=2))
+    own = loaded.model.prompt_config.prompt_len
+    if prompt_len is not None and prompt_len > own:
+        raise Ptv2Error(f"--prompt-len {prompt_len} is longer than the adapter's prompt ({own})")
+    result = evaluate_adapter(loaded, task, seed=0 if seed is None else seed, max_eval=max_eval, prompt_len=prompt_len)
+    typer.echo(json.dumps(result | ({"prompt_len": prompt_len} if prompt_len is not None else {}), indent=2))
 
 
 @app.command()

@@ -76,12 +76,12 @@ def evaluate_pretrained(pretrained: str | Path | LoadedPretrained, lengths: list
     pre-training one, so that dev rows are rows the prompt was not trained on.
     Returns ``{"lengths", "seed", "base_model", "tasks": {name: {"metric", "dev": {length: metrics}}}}``.
     """
-    loaded = pretrained if isinstance(pretrained, LoadedPretrained) else load_pretrained(pretrained, device=device)
-    config = loaded.config
+    config = pretrained.config if isinstance(pretrained, LoadedPretrained) else read_pretrained_config(pretrained)
     lengths = sorted(set(lengths or config["lengths"]))
     bad = [n for n in lengths if not 0 < n <= config["max_prompt_len"]]
-    if bad:
+    if bad:  # checked before any weights load
         raise Ptv2Error(f"prompt lengths {bad} are outside 1..{config['max_prompt_len']} (the pre-trained max_prompt_len)")
+    loaded = pretrained if isinstance(pretrained, LoadedPretrained) else load_pretrained(pretrained, device=device)
     seed = config.get("pretrain_config", {}).get("seed", 0) if seed is None else seed
     model_device = next(loaded.model.parameters()).device
     out = {"lengths": lengths, "seed": seed, "base_model": config["base_model"]["name"], "tasks": {}}

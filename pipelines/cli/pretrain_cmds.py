@@ -1,0 +1,51 @@
+"""``ptv2 pretrain``: multi-task prompt pre-training with nested prompt lengths."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pipelines.cli.app import app
+
+
+@app.command()
+def pretrain(
+    tasks: str = typer.Option(..., help="Comma-separated tasks (packaged names, task YAML files, hub:<name>)."),
+    out: Path = typer.Option(..., help="Folder for prompt.safetensors, prompt_config.json and checkpoints/."),
+    model: str = typer.Option("minilm", help="Base model: 'minilm' (bundled), a folder, or a hub name."),
+    max_prompt_len: int = typer.Option(64, help="Length of the shared prompt (the longest usable slice)."),
+    lengths: str = typer.Option("4,8,16,32,64", help="Candidate prompt lengths sampled per step (nested prompts)."),
+    nested: bool = typer.Option(True, help="Sample a length per step; --no-nested always uses --max-prompt-len."),
+    temperature: float = typer.Option(2.0, help="Task mixing: sample tasks ~ size^(1/T) (1: by size; large: uniform)."),
+    lr: float = typer.Option(1e-2, help="Peak learning rate (AdamW, warmup then linear decay)."),
+    epochs: int = typer.Option(3, help="Epochs (one epoch = as many batches as all tasks' training rows)."),
+    batch_size: int = typer.Option(32),
+    max_train: Optional[int] = typer.Option(None, help="Use at most N training examples per task."),
+    max_eval: Optional[int] = typer.Option(None, help="Use at most N dev examples per task."),
+    reparam: bool = typer.Option(False, help="MLP reparameterization (prefix-tuning) instead of a plain prefix."),
+    pooling: Optional[str] = typer.Option(None, help="Sequence pooling: cls, pooler, mean, last (default per model family)."),
+    seed: int = typer.Option(0, help="Seed of data splits and training (per-task training must reuse it)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
+    overwrite: bool = typer.Option(False, help="Discard a finished or unfinished run already in --out."),
+    quiet: bool = typer.Option(False, help="No progress bars."),
+) -> None:
+    """Pre-train one deep prompt on several tasks; every leading slice of it is a usable prompt.
+
+    Checkpoints go to OUT/checkpoints/ after every epoch; running the same command again on the
+    same --out resumes from the newest one. The prompt itself (prompt.safetensors,
+    prompt_config.json) appears only when the run completes.
+    """
+    from ptv2_core.multitask import PretrainConfig, parse_lengths
+    from ptv2_core.multitask import pretrain as run_pretrain
+
+    refs = tuple(t.strip() for t in tasks.split(",") if t.strip())
+    cfg = PretrainConfig(tasks=refs, model=model, max_prompt_len=max_prompt_len, lengths=tuple(parse_lengths(lengths)),
+                         nested=nested, temperature=temperature, lr=lr, epochs=epochs, batch_size=batch_size,
+                         max_train=max_train, max_eval=max_eval, reparam=reparam, pooling=pooling, seed=seed,
+                         device=device, progress=not quiet)
+    result = run_pretrain(cfg, out, overwrite=overwrite)
+    summary = {name: {n: round(m["score"], 4) for n, m in per_len.items()} for name, per_len in result.dev.items()}
+    typer.echo(json.dumps({"dev_score_by_length": summary}, indent=2))
+    typer.echo(f"pre-trained prompt written to {out}" + (f" (resumed after epoch {result.resumed_from})" if result.resumed_from else ""))

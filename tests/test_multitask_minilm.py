@@ -1,0 +1,139 @@
+"""Multi-task pre-training through the real command line, on the packaged MiniLM and packaged data."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pipelines.cli import main
+
+PTV2 = [sys.executable, "-m", "pipelines.cli"]
+TASKS = "trec,wnut16"  # a sequence task and a token task (CI-sized: 2 cores shared)
+LENGTHS = [2, 4, 8]
+BUDGET = ["--max-train", "64", "--max-eval", "32", "--epochs", "2", "--batch-size", "16"]
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def ptv2(*args: str) -> Result:
+    """The real command line, in this process (a fresh interpreter per call costs seconds of import)."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+            rc = 0
+        except SystemExit as e:
+            rc = e.code if isinstance(e.code, int) else 0
+    return Result(rc, out.getvalue(), err.getvalue())
+
+
+def ok(res: Result) -> Result:
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res
+
+
+def user_error(res: Result, needle: str) -> None:
+    lines = [x for x in res.stderr.strip().splitlines() if "Loading weights" not in x]
+    assert res.returncode == 2, res.stderr[-3000:]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], res.stderr[-3000:]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on 2 cores shared with other jobs, a second thread mostly spins (3x the CPU time)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pre") / "prompt"
+    # the installed entry point, in a process of its own, as a user runs it
+    res = subprocess.run([*PTV2, "pretrain", "--tasks", TASKS, "--model", "minilm", "--max-prompt-len", "8",
+                          "--lengths", "2,4,8", *BUDGET, "--out", str(out), "--quiet"],
+                         capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads(res.stdout[: res.stdout.rindex("}") + 1])["dev_score_by_length"]["wnut16"].keys() == {"2", "4", "8"}
+    return out
+
+
+@pytest.mark.slow
+def test_pretrain_cli_trains_every_slice_of_a_mixed_task_prompt(pretrained):
+    config = json.loads((pretrained / "prompt_config.json").read_text())
+    assert [t["spec"]["type"] for t in config["tasks"]] == ["sequence", "token"]
+    assert config["base_model"]["name"] == "minilm" and config["base_model"]["fingerprint"].startswith("sha256:")
+    first, last = config["history"][0], config["history"][-1]
+    assert last["epoch"] == 2
+    for task in ("trec", "wnut16"):
+        for n in map(str, LENGTHS):  # each leading slice's dev loss fell during pre-training
+            assert last["dev"][task][n]["loss"] < first["dev"][task][n]["loss"], (task, n)
+    assert all(sum(h["steps_by_length"][str(n)] for h in config["history"][1:]) > 0 for n in LENGTHS)
+
+
+@pytest.mark.slow
+def test_eval_pretrained_reports_every_task_at_every_length(pretrained):
+    res = ok(ptv2("eval", "--pretrained", str(pretrained), "--lengths", "2,8", "--max-eval", "32", "--device", "cpu"))
+    doc = json.loads(res.stdout)
+    assert doc["lengths"] == [2, 8] and set(doc["tasks"]) == {"trec", "wnut16"}
+    recorded = json.loads((pretrained / "prompt_config.json").read_text())["dev"]
+    for task, entry in doc["tasks"].items():
+        assert set(entry["dev"]) == {"2", "8"}
+        assert entry["dev"]["8"]["score"] == pytest.approx(recorded[task]["8"]["score"])
+    user_error(ptv2("eval", "--pretrained", str(pretrained), "--lengths", "16"), "outside 1..8")
+    user_error(ptv2("eval", "--pretrained", str(pretrained), "--adapter", str(pretrained)), "exactly one of")
+
+
+@pytest.mark.slow
+def test_init_loads_the_first_L_positions_of_the_minilm_prompt(pretrained, tmp_path):
+    from ptv2_core.backbone import load_backbone
+    from ptv2_core.build import build_model
+    from ptv2_core.multitask import init_from_pretrained
+    from ptv2_core.tasks import load_task
+
+    backbone, _ = load_backbone("minilm")
+    spec, _ = load_task("wnut16", max_train=1, max_eval=1)
+    model = build_model(backbone, spec, 4, max_length=spec.max_length)
+    init_from_pretrained(model, pretrained_dir=pretrained, task="wnut16")
+    state = load_file(str(pretrained / "prompt.safetensors"))
+    assert torch.equal(model.prefix.embedding.weight, state["prefix.embedding.weight"][:4])
+    assert torch.equal(model.head.classifier.weight, state["heads.1.classifier.weight"])
+    # and through `ptv2 train --init`
+    out = tmp_path / "adapter"
+    ok(ptv2("train", "--task", "trec", "--model", "minilm", "--prompt-len", "4", "--epochs", "1", "--max-train", "32",
+            "--max-eval", "32", "--init", str(pretrained), "--out", str(out), "--quiet"))
+    assert json.loads((out / "metrics.json").read_text())["init"] == str(pretrained)
+    assert json.loads((out / "adapter_config.json").read_text())["prompt"]["prompt_len"] == 4
+
+
+@pytest.mark.slow
+def test_bad_pretrain_and_init_input_is_one_error_line_and_writes_nothing(pretrained, tmp_path):
+    out = tmp_path / "out"
+    user_error(ptv2("pretrain", "--tasks", "trec,nope", "--out", str(out), "--quiet"), "unknown task 'nope'")
+    user_error(ptv2("pretrain", "--tasks", "trec", "--max-prompt-len", "8", "--lengths", "4,16", "--out", str(out)),
+               "outside 1..8")
+    user_error(ptv2("pretrain", "--tasks", "trec", "--lengths", "4,x", "--out", str(out)), "comma-separated integers")
+    user_error(ptv2("pretrain", "--tasks", "trec", "--out", str(pretrained)), "already holds a pre-trained prompt")
+    user_error(ptv2("train", "--task", "trec", "--prompt-len", "16", "--epochs", "1", "--max-train", "8",
+                    "--init", str(pretrained), "--out", str(out), "--quiet"), "longer than the pre-trained prompt")
+    user_error(ptv2("train", "--task", "trec", "--prompt-len", "4", "--epochs", "1", "--max-train", "8",
+                    "--init", str(tmp_path), "--out", str(out), "--quiet"), "no pre-trained prompt")
+    user_error(ptv2("train", "--task", "trec", "--prompt-len", "4", "--epochs", "1", "--max-train", "8", "--seed", "3",
+                    "--init", str(pretrained), "--out", str(out), "--quiet"), "use seed 0")
+    assert not out.exists()
