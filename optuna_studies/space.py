@@ -1,0 +1,189 @@
+"""A search study as data: one YAML per task (``spaces/<task>.yaml``), read into ``SearchSpace``.
+
+Keys of a space file (all but ``prompt_len`` and ``lr`` have defaults)::
+
+    metric: dev_score            # a key of the core's per-epoch report (dev_<metric>, train_loss)
+    direction: maximize          # or minimize
+    prompt_len: [4, 8, 16, 32]   # categorical choices
+    lr: {low: 1.0e-3, high: 5.0e-2, log: true}
+    epochs: 6                    # the resource ASHA spends (max epochs per trial)
+    trials: 12
+    pruning: {grace_period: 1, reduction_factor: 3}
+    sampler: {n_startup_trials: 4, seed: 0}
+    fixed: {batch_size: 32}      # other TrainConfig fields, the same for every trial
+    enqueue: [{prompt_len: 16, lr: 1.0e-2}]   # configurations to evaluate first
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ptv2_core.errors import Ptv2Error
+from ptv2_core.tasks import PACKAGED_TASKS
+from ptv2_core.train import TrainConfig
+
+_KEYS = {"task", "metric", "direction", "prompt_len", "lr", "epochs", "trials", "pruning", "sampler", "fixed", "enqueue"}
+_DIRECTIONS = {"maximize": "max", "max": "max", "minimize": "min", "min": "min"}
+# TrainConfig fields a space may fix: not the sampled ones, nor what the search itself sets.
+_NOT_FIXABLE = {"task", "model", "prompt_len", "lr", "epochs", "max_train", "max_eval", "device", "progress", "patience"}
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What one task's study searches and how: choices, ranges, budget, pruning, objective."""
+
+    prompt_lens: tuple[int, ...]
+    lr_low: float
+    lr_high: float
+    lr_log: bool = True
+    epochs: int = 5
+    trials: int = 12
+    metric: str = "dev_score"
+    mode: str = "max"  # Ray Tune's spelling of the direction
+    grace_period: int = 1
+    reduction_factor: int = 3
+    n_startup_trials: int = 4
+    seed: int = 0
+    fixed: dict[str, Any] = field(default_factory=dict)
+    enqueue: tuple[dict[str, Any], ...] = ()
+    source: str = ""
+
+    @property
+    def direction(self) -> str:
+        """Optuna's spelling of the direction."""
+        return "maximize" if self.mode == "max" else "minimize"
+
+    def better(self, a: float, b: float | None) -> bool:
+        """Whether score ``a`` beats ``b`` (None: nothing yet) in this space's direction."""
+        return b is None or (a > b if self.mode == "max" else a < b)
+
+    def with_overrides(self, *, trials: int | None = None, epochs: int | None = None) -> SearchSpace:
+        """A copy with the command line's budget; ASHA's grace period never exceeds the epochs."""
+        trials = self.trials if trials is None else _positive_int(trials, "trials", "--trials")
+        epochs = self.epochs if epochs is None else _positive_int(epochs, "epochs", "--epochs")
+        return dataclasses.replace(self, trials=trials, epochs=epochs, grace_period=min(self.grace_period, epochs))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (logged with the study)."""
+        d = dataclasses.asdict(self)
+        d["prompt_lens"], d["enqueue"] = list(self.prompt_lens), list(self.enqueue)
+        return d
+
+
+def space_path(task: str) -> Path | None:
+    """The packaged space file of a packaged task; None for user tasks (they use default.yaml)."""
+    name = task if task in PACKAGED_TASKS else "default"
+    path = Path(str(resources.files("optuna_studies") / "spaces" / f"{name}.yaml"))
+    return path if path.is_file() else None
+
+
+def load_space(task: str, path: str | Path | None = None) -> SearchSpace:
+    """The study description for ``task``: ``path`` if given, else the packaged one (a user
+    task gets ``default.yaml``). Raises Ptv2Error for a missing, unreadable or invalid file."""
+    file = Path(path) if path is not None else space_path(task)
+    if file is None or not file.is_file():
+        raise Ptv2Error(f"search space file not found: {file if file is not None else task}")
+    try:
+        doc = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
+        raise Ptv2Error(f"search space {file} is not readable YAML: {str(e).splitlines()[0]}") from None
+    return parse_space(doc, str(file))
+
+
+def parse_space(doc: Any, source: str = "<space>") -> SearchSpace:
+    """Validate a space document (the parsed YAML) into a SearchSpace."""
+    where = f"search space {source}"
+    if not isinstance(doc, dict):
+        raise Ptv2Error(f"{where} must hold a mapping (prompt_len:, lr:, ...), got {type(doc).__name__}")
+    unknown = sorted(set(doc) - _KEYS)
+    if unknown:
+        raise Ptv2Error(f"{where}: unknown keys {unknown}; allowed: {sorted(_KEYS)}")
+    for key in ("prompt_len", "lr"):
+        if key not in doc:
+            raise Ptv2Error(f"{where}: missing required key '{key}'")
+    lens = doc["prompt_len"]
+    if not isinstance(lens, list) or not lens or not all(_is_int(x) and x > 0 for x in lens):
+        raise Ptv2Error(f"{where}: prompt_len must be a non-empty list of positive integers, got {lens!r}")
+    if len(set(lens)) != len(lens):
+        raise Ptv2Error(f"{where}: prompt_len has duplicates: {lens}")
+    low, high, log = _lr_range(doc["lr"], where)
+    direction = doc.get("direction", "maximize")
+    if direction not in _DIRECTIONS:
+        raise Ptv2Error(f"{where}: direction must be maximize or minimize, got {direction!r}")
+    metric = doc.get("metric", "dev_score")
+    if not isinstance(metric, str) or not (metric.startswith("dev_") or metric == "train_loss"):
+        raise Ptv2Error(f"{where}: metric must be a dev_<name> metric or train_loss, got {metric!r}")
+    pruning = _mapping(doc.get("pruning", {}), "pruning", {"grace_period", "reduction_factor"}, where)
+    sampler = _mapping(doc.get("sampler", {}), "sampler", {"n_startup_trials", "seed"}, where)
+    epochs = _positive_int(doc.get("epochs", 5), "epochs", where)
+    space = SearchSpace(
+        prompt_lens=tuple(sorted(lens)), lr_low=low, lr_high=high, lr_log=log, epochs=epochs,
+        trials=_positive_int(doc.get("trials", 12), "trials", where), metric=metric, mode=_DIRECTIONS[direction],
+        grace_period=min(_positive_int(pruning.get("grace_period", 1), "pruning.grace_period", where), epochs),
+        reduction_factor=_positive_int(pruning.get("reduction_factor", 3), "pruning.reduction_factor", where, least=2),
+        n_startup_trials=_positive_int(sampler.get("n_startup_trials", 4), "sampler.n_startup_trials", where, least=0),
+        seed=_positive_int(sampler.get("seed", 0), "sampler.seed", where, least=0),
+        fixed=_fixed(doc.get("fixed", {}), where), enqueue=_enqueue(doc.get("enqueue", []), where), source=source,
+    )
+    for p in space.enqueue:
+        if p["prompt_len"] not in space.prompt_lens or not low <= p["lr"] <= high:
+            raise Ptv2Error(f"{where}: enqueue entry {p} lies outside prompt_len {list(space.prompt_lens)} "
+                            f"or lr [{low:g}, {high:g}]")
+    return space
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _positive_int(x: Any, name: str, where: str, least: int = 1) -> int:
+    if not _is_int(x) or x < least:
+        raise Ptv2Error(f"{where}: {name} must be an integer >= {least}, got {x!r}")
+    return x
+
+
+def _lr_range(lr: Any, where: str) -> tuple[float, float, bool]:
+    if not isinstance(lr, dict) or not {"low", "high"} <= set(lr) or set(lr) - {"low", "high", "log"}:
+        raise Ptv2Error(f"{where}: lr must be a mapping {{low: ..., high: ..., log: true}}, got {lr!r}")
+    try:
+        low, high = float(lr["low"]), float(lr["high"])
+    except (TypeError, ValueError):
+        raise Ptv2Error(f"{where}: lr low/high must be numbers, got {lr!r}") from None
+    if not (0 < low <= high and math.isfinite(high)):
+        raise Ptv2Error(f"{where}: lr needs 0 < low <= high, got low={low:g}, high={high:g}")
+    log = lr.get("log", True)
+    if not isinstance(log, bool):
+        raise Ptv2Error(f"{where}: lr.log must be true or false, got {log!r}")
+    return low, high, log
+
+
+def _mapping(value: Any, name: str, keys: set[str], where: str) -> dict:
+    if not isinstance(value, dict) or set(value) - keys:
+        raise Ptv2Error(f"{where}: {name} must be a mapping with keys among {sorted(keys)}, got {value!r}")
+    return value
+
+
+def _fixed(value: Any, where: str) -> dict[str, Any]:
+    allowed = {f.name for f in dataclasses.fields(TrainConfig)} - _NOT_FIXABLE
+    fixed = _mapping(value, "fixed", allowed, where)
+    return dict(fixed)
+
+
+def _enqueue(value: Any, where: str) -> tuple[dict[str, Any], ...]:
+    if not isinstance(value, list):
+        raise Ptv2Error(f"{where}: enqueue must be a list of {{prompt_len: ..., lr: ...}}, got {value!r}")
+    points = []
+    for p in value:
+        if not isinstance(p, dict) or set(p) != {"prompt_len", "lr"} or not _is_int(p["prompt_len"]):
+            raise Ptv2Error(f"{where}: each enqueue entry needs exactly prompt_len (integer) and lr, got {p!r}")
+        try:
+            points.append({"prompt_len": p["prompt_len"], "lr": float(p["lr"])})
+        except (TypeError, ValueError):
+            raise Ptv2Error(f"{where}: enqueue lr must be a number, got {p['lr']!r}") from None
+    return tuple(points)

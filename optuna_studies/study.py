@@ -1,0 +1,146 @@
+"""The study in its Optuna RDB storage: URL checks, password masking, naming, resuming.
+
+The storage outlives any driver: it is what ``--resume`` trusts. Finished trials stay as they
+are; trials left RUNNING by a killed driver ("orphans") are marked FAIL and their parameters
+enqueued again, so they run once more and nothing finished runs twice.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from ptv2_core.errors import Ptv2Error
+from optuna_studies.space import SearchSpace
+
+SCHEMES = ("sqlite", "postgresql", "mysql")
+ORPHAN_ATTR = "ptv2_orphaned"
+SPACE_ATTR = "ptv2_space"
+PARENT_RUN_ATTR = "mlflow_parent_run_id"
+
+
+def check_storage_url(url: str) -> str:
+    """The URL itself if it names an RDB Optuna can use (sqlite, postgresql, mysql); Ptv2Error
+    otherwise. Nothing is created or connected to here."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError, TypeError):
+        raise Ptv2Error(f"bad study storage URL '{mask_url(url)}': expected e.g. sqlite:///optuna.db or "
+                        "postgresql://user:password@host:5432/db") from None
+    if parsed.get_backend_name() not in SCHEMES:
+        raise Ptv2Error(f"unsupported study storage '{parsed.get_backend_name()}' in '{mask_url(url)}': "
+                        f"use one of {', '.join(SCHEMES)}")
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database:
+            raise Ptv2Error(f"bad study storage URL '{url}': sqlite needs a file (sqlite:///path/optuna.db)")
+        if parsed.database != ":memory:" and not Path(parsed.database).parent.exists():
+            raise Ptv2Error(f"study storage folder does not exist: {Path(parsed.database).parent}")
+    return url
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (safe to log and print)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL sqlalchemy can parse: mask anything between "user:" and "@"
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+
+
+def with_driver(url: str) -> str:
+    """A bare ``postgresql://`` URL with a driver that is installed: SQLAlchemy 2.1 picks psycopg
+    (3) for it, while the pinned environment ships psycopg2."""
+    import importlib.util
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        return parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+    return url
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """Connect to (and, if new, create the tables of) the study storage."""
+    check_storage_url(url)
+    sqlite = url.startswith("sqlite")
+    try:
+        return optuna.storages.RDBStorage(with_driver(url), engine_kwargs=None if sqlite else {"pool_pre_ping": True})
+    except Exception as e:  # sqlalchemy/driver errors: unreachable host, bad credentials, ...
+        raise Ptv2Error(f"cannot open study storage '{mask_url(url)}': {str(e).splitlines()[0]}") from None
+
+
+def default_study_name(task: str, model: str, out_dir: Path) -> str:
+    """A stable name per (task, model, output folder): the same command resumes the same study."""
+    slug = lambda s: re.sub(r"[^A-Za-z0-9]+", "-", Path(s).stem if "/" in s or s.endswith(".yaml") else s).strip("-")
+    digest = hashlib.sha1(str(Path(out_dir).resolve()).encode()).hexdigest()[:8]
+    return f"ptv2-{slug(task)}-{slug(model)}-{digest}"
+
+
+@dataclass
+class StudyState:
+    """Where a study stands before this run: how many trials are done, which were orphaned."""
+
+    study: optuna.Study
+    finished: int
+    orphans: int
+    resumed: bool
+
+
+def prepare_study(storage: optuna.storages.RDBStorage, name: str, space: SearchSpace, resume: bool) -> StudyState:
+    """Create the study, or (``resume``) reopen it: orphans → FAIL + enqueued again.
+
+    Without ``resume`` an existing study with trials is an error. With it, a study created for
+    another search space is an error too (its trials would not be comparable).
+    """
+    space_doc = json.dumps(_space_key(space), sort_keys=True)
+    try:
+        existing = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        existing = None
+    if existing is not None and existing.trials and not resume:
+        raise Ptv2Error(f"study '{name}' already has {len(existing.trials)} trials: pass --resume to continue it, "
+                        "or choose another --out or study name")
+    if existing is not None and resume and existing.user_attrs.get(SPACE_ATTR, space_doc) != space_doc:
+        raise Ptv2Error(f"study '{name}' was started with another search space "
+                        f"({existing.user_attrs[SPACE_ATTR]}); resume it with the same one")
+    study = existing or optuna.create_study(study_name=name, storage=storage, direction=space.direction)
+    study.set_user_attr(SPACE_ATTR, space_doc)
+    orphans = 0
+    if existing is not None:
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            storage.set_trial_user_attr(t._trial_id, ORPHAN_ATTR, True)
+            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            study.enqueue_trial(t.params, user_attrs={"ptv2_retry_of": t.number})
+            orphans += 1
+    elif space.enqueue:
+        for point in space.enqueue:
+            study.enqueue_trial(point)
+    return StudyState(study, finished_count(study), orphans, existing is not None and bool(existing.trials))
+
+
+def finished_count(study: optuna.Study) -> int:
+    """Trials that count against the budget: finished, except orphans (they run again)."""
+    done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return sum(1 for t in study.get_trials(deepcopy=False, states=done) if not t.user_attrs.get(ORPHAN_ATTR))
+
+
+def delete_study(storage_url: str, name: str) -> None:
+    """Remove a study and its trials (tests and clean-ups)."""
+    optuna.delete_study(study_name=name, storage=open_storage(storage_url))
+
+
+def _space_key(space: SearchSpace) -> dict:
+    """What makes trials comparable: choices, range, metric and direction (not the budget)."""
+    return {"prompt_lens": list(space.prompt_lens), "lr": [space.lr_low, space.lr_high, space.lr_log],
+            "metric": space.metric, "mode": space.mode}

@@ -1,0 +1,174 @@
+"""Search without Ray: spaces as data, storage URLs, the objective as a plain function, and the
+command line refusing bad input before it writes anything."""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ptv2_core.errors import Ptv2Error
+from optuna_studies.objective import objective
+from optuna_studies.space import load_space, parse_space
+from optuna_studies.study import check_storage_url, mask_url
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory, minilm_path) -> str:
+    """A tiny random BERT with MiniLM's WordPiece tokenizer, saved as a model folder."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tinybert")
+    tok = BertTokenizerFast.from_pretrained(minilm_path)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=37, max_position_embeddings=256)
+    BertModel(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+def test_packaged_spaces_load_with_task_sized_lengths():
+    assert load_space("trec").prompt_lens == (4, 8, 16, 32)
+    assert load_space("rt").prompt_lens == (4, 8, 16, 32)
+    assert load_space("wnut16").prompt_lens == (8, 16, 32, 64, 128)
+    assert max(load_space("bbc").prompt_lens) <= 64
+    user = load_space("my_task.yaml")  # a user task gets the packaged default space
+    assert user.source.endswith("default.yaml") and 128 in user.prompt_lens
+    for task in ("trec", "rt", "wnut16", "bbc"):
+        s = load_space(task)
+        assert s.mode == "max" and s.metric == "dev_score" and 0 < s.lr_low < s.lr_high and s.trials > 0
+        assert 1 <= s.grace_period <= s.epochs
+
+
+def test_space_overrides_keep_grace_within_epochs():
+    s = load_space("wnut16").with_overrides(trials=3, epochs=1)
+    assert (s.trials, s.epochs, s.grace_period) == (3, 1, 1)
+    with pytest.raises(Ptv2Error, match="trials"):
+        load_space("trec").with_overrides(trials=0)
+
+
+@pytest.mark.parametrize("doc, match", [
+    ([1, 2], "mapping"),
+    ({"lr": {"low": 1e-3, "high": 1e-2}}, "prompt_len"),
+    ({"prompt_len": [], "lr": {"low": 1e-3, "high": 1e-2}}, "prompt_len"),
+    ({"prompt_len": [4, 4], "lr": {"low": 1e-3, "high": 1e-2}}, "duplicates"),
+    ({"prompt_len": [4, -1], "lr": {"low": 1e-3, "high": 1e-2}}, "positive"),
+    ({"prompt_len": [4], "lr": {"low": 1e-2, "high": 1e-3}}, "low <= high"),
+    ({"prompt_len": [4], "lr": 0.01}, "lr must be a mapping"),
+    ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "direction": "up"}, "direction"),
+    ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "metric": "accuracy"}, "metric"),
+    ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "trials": 0}, "trials"),
+    ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "pruning": {"reduction_factor": 1}}, "reduction_factor"),
+    ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "fixed": {"lr": 1}}, "fixed"),
+    ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "enqueue": [{"prompt_len": 8, "lr": 1e-3}]}, "outside"),
+    ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "typo": 1}, "unknown keys"),
+])
+def test_bad_space_documents_are_refused(doc, match):
+    with pytest.raises(Ptv2Error, match=match):
+        parse_space(doc)
+
+
+def test_unreadable_space_file_is_an_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("prompt_len: [4\n")
+    with pytest.raises(Ptv2Error, match="not readable YAML"):
+        load_space("trec", bad)
+    with pytest.raises(Ptv2Error, match="not found"):
+        load_space("trec", tmp_path / "missing.yaml")
+
+
+def test_storage_urls_are_checked_and_passwords_masked(tmp_path):
+    assert check_storage_url(f"sqlite:///{tmp_path}/optuna.db")
+    assert check_storage_url("postgresql://u:pw@db.example:5432/optuna")
+    for bad in ("nonsense", "redis://localhost/0", f"sqlite:///{tmp_path}/missing/optuna.db", "sqlite://"):
+        with pytest.raises(Ptv2Error):
+            check_storage_url(bad)
+    assert mask_url("postgresql://u:s3cret@db:5432/optuna") == "postgresql://u:***@db:5432/optuna"
+    assert "s3cret" not in mask_url("postgresql://u:s3cret@db:5432/optuna")
+    assert mask_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+
+
+def _trial_config(model: str, **kw) -> dict:
+    return dict(task="trec", model=model, prompt_len=4, lr=1e-2, epochs=2, max_train=48, max_eval=48,
+                batch_size=16, device="cpu", metric="dev_score", mode="max", init=None) | kw
+
+
+def test_objective_reports_every_epoch_and_the_best_adapter(tiny_model):
+    reports = []
+    out = objective(_trial_config(tiny_model), lambda e, m, a: reports.append((e, m, a)))
+    assert out["status"] == "completed" and [e for e, _, _ in reports] == [1, 2]
+    assert reports[0][2] is not None  # the first epoch always improves on nothing
+    best = max(m["objective"] for _, m, _ in reports)
+    assert out["best_objective"] == pytest.approx(best) and reports[-1][1]["best_objective"] == pytest.approx(best)
+    # an adapter accompanies exactly the improving epochs, so the last one sent is the best
+    last_with_adapter = [m for _, m, a in reports if a is not None][-1]
+    assert last_with_adapter["objective"] == pytest.approx(best)
+    assert {"adapter.safetensors", "adapter_config.json"} <= set(reports[0][2])
+
+
+def test_objective_ends_a_diverging_trial_without_raising(tiny_model):
+    """lr 1e30 really drives the loss to NaN on this model (TrainingDiverged in the core)."""
+    reports = []
+    out = objective(_trial_config(tiny_model, lr=1e30), lambda e, m, a: reports.append((e, m, a)))
+    assert out["status"] == "diverged" and "nan" in out["failure"]
+    assert len(reports) == 1 and reports[0][1]["failure"].startswith("diverged")
+    assert math.isnan(reports[0][1]["best_objective"]) and reports[0][2] is None
+
+
+def test_objective_starts_from_a_pretrained_prompt(tiny_model, tmp_path):
+    multitask = pytest.importorskip("ptv2_core.multitask")
+    pre = tmp_path / "pre"
+    multitask.pretrain(multitask.PretrainConfig(tasks=("trec",), model=tiny_model, max_prompt_len=8, lengths=(4, 8),
+                                                epochs=1, max_train=32, max_eval=16, device="cpu", progress=False), pre)
+    reports = []
+    out = objective(_trial_config(tiny_model, init=str(pre), epochs=1), lambda e, m, a: reports.append(m))
+    assert out["status"] == "completed", out
+    # the wiring really calls init_from_pretrained: a length beyond the pre-trained prompt is refused by it
+    out = objective(_trial_config(tiny_model, init=str(pre), epochs=1, prompt_len=16), lambda e, m, a: None)
+    assert out["status"] == "failed" and "pre-trained prompt" in out["failure"]
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--task", "nope"], "unknown task"),
+    (["--task", "trec", "--trials", "0"], "--trials"),
+    (["--task", "trec", "--storage", "redis://localhost/0"], "unsupported study storage"),
+    (["--task", "trec", "--storage", "not a url"], "bad study storage URL"),
+    (["--task", "trec", "--space", "SPACE_DIR/bad.yaml"], "not readable YAML"),
+    (["--task", "trec", "--space", "SPACE_DIR/missing.yaml"], "not found"),
+    (["--task", "trec", "--init", "SPACE_DIR/no-such-prompt"], "no pre-trained prompt"),
+    (["--task", "trec", "--model", "./no-such-model"], "model folder not found"),
+    (["--task", "trec", "--concurrency", "0"], "--concurrency"),
+])
+def test_cli_refuses_bad_input_and_writes_nothing(tmp_path, monkeypatch, capsys, args, match):
+    from pipelines.cli import main
+
+    spaces = tmp_path / "spaces"
+    spaces.mkdir()
+    (spaces / "bad.yaml").write_text("prompt_len: [4\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("PTV2_HOME", str(work / ".ptv2"))
+    argv = ["search", *[a.replace("SPACE_DIR", str(spaces)) for a in args], "--out", str(work / "out")]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2, err
+    assert err.startswith("error:") and match in err and len(err.strip().splitlines()) == 1
+    assert sorted(os.listdir(work)) == []  # no output, no work folder, no state folder
+
+
+def test_cli_refuses_a_non_empty_out(tmp_path, capsys):
+    from pipelines.cli import main
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(SystemExit) as exc:
+        main(["search", "--task", "trec", "--storage", f"sqlite:///{tmp_path}/o.db", "--out", str(out)])
+    assert exc.value.code == 2 and "not empty" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and (out / "keep.txt").read_text() == "mine"
