@@ -12,6 +12,7 @@ from typer._click import exceptions as cx
 
 from pipelines.cli.app import app
 from pipelines.cli import core_cmds  # noqa: F401  (registers train, eval, predict)
+from pipelines.cli import search_cmds  # noqa: F401  (registers search)
 from pipelines.cli import registry_cmds  # noqa: F401  (registers register, promote, ui)
 from pipelines.cli import pretrain_cmds  # noqa: F401  (registers pretrain)
 from pipelines.cli import pipeline_cmds  # noqa: F401  (registers run, compile, submit)

@@ -1,0 +1,70 @@
+"""Finished trials as files in the search's work folder: ``trials/<ray trial id>.json`` plus
+the trial's best adapter in ``adapters/<ray trial id>/``.
+
+Only the driver writes them, each file all at once, so a killed driver leaves whole records of
+every trial that finished before it died; a resumed search reads them back.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# Columns of the trials table (trials.csv), in order.
+COLUMNS = ("number", "ray_trial_id", "prompt_len", "lr", "status", "best_score", "best_epoch", "epochs_run",
+           "retries", "started", "ended", "duration_s", "mlflow_run_id", "failure")
+
+
+def trials_dir(work: Path) -> Path:
+    return Path(work) / "trials"
+
+
+def adapter_dir(work: Path, ray_trial_id: str) -> Path:
+    return Path(work) / "adapters" / ray_trial_id
+
+
+def write_record(work: Path, record: dict[str, Any]) -> Path:
+    """Write one trial's record atomically. Returns its path."""
+    folder = trials_dir(work)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{record['ray_trial_id']}.json"
+    fd, tmp = tempfile.mkstemp(prefix=".record.", dir=folder)
+    with os.fdopen(fd, "w") as f:
+        json.dump(_jsonable(record), f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+    return path
+
+
+def read_records(work: Path) -> list[dict[str, Any]]:
+    """Every trial record of the search, in study order."""
+    folder = trials_dir(work)
+    records = [json.loads(p.read_text()) for p in folder.glob("*.json")] if folder.is_dir() else []
+    return sorted(records, key=lambda r: (r.get("number") is None, r.get("number") or 0, r.get("started") or 0))
+
+
+def best_record(records: list[dict[str, Any]], mode: str) -> dict[str, Any] | None:
+    """The finished trial with the best score and an adapter (completed or pruned); None if none."""
+    ok = [r for r in records if r.get("adapter") and _finite(r.get("best_score"))]
+    if not ok:
+        return None
+    pick = max if mode == "max" else min
+    return pick(ok, key=lambda r: (r["best_score"], -(r.get("number") or 0)) if mode == "max"
+                else (r["best_score"], r.get("number") or 0))
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _jsonable(value: Any) -> Any:
+    """NaN/inf → None (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value

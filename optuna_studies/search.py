@@ -1,0 +1,160 @@
+"""Per-task search of prompt length × learning rate: Optuna TPE on Ray Tune with ASHA over epochs.
+
+``run_search`` is the plain entry point the command line (``ptv2 search``) and the Kubeflow
+component call: ``check → study → MLflow parent run → Ray Tune → best trial → output``.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ptv2_core.errors import Ptv2Error
+from optuna_studies import records, settings, tracking
+from optuna_studies.output import write_output
+from optuna_studies.plan import SearchPlan, plan_search
+from optuna_studies.plots import FILES as ARTIFACTS
+from optuna_studies.plots import write_artifacts
+from optuna_studies.study import PARENT_RUN_ATTR, StudyState, finished_count, mask_url, open_storage, prepare_study
+
+EXPERIMENT = "ptv2-search"
+
+
+@dataclass
+class SearchResult:
+    """What a finished search found: the best trial's config and score, its adapter in the
+    output folder, every trial's record, and where the study and its MLflow runs are."""
+
+    best_config: dict[str, Any]
+    best_score: float
+    adapter_dir: Path
+    trials: list[dict[str, Any]]
+    parent_run_id: str
+    study_name: str = ""
+    storage: str = ""  # masked: no password
+    out_dir: Path = field(default_factory=Path)
+
+
+def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None = None,
+               space: str | Path | None = None, storage: str | None = None, init: str | Path | None = None,
+               max_train: int | None = None, max_eval: int | None = None, epochs: int | None = None,
+               concurrency: int = 2, cpus_per_trial: float = 1, gpus_per_trial: float = 0, max_failures: int = 2,
+               resume: bool = False, overwrite: bool = False, mlflow_uri: str | None = None,
+               ray_address: str | None = None, ray_cpus: int | None = None, study_name: str | None = None,
+               seed: int = 0, experiment: str = EXPERIMENT,
+               echo: Callable[[str], None] | None = None) -> SearchResult:
+    """Search prompt length × learning rate for one task; write ``best.json`` and ``adapter/``.
+
+    run_search(task, model, out_dir, *, trials=None, space=None, storage=None, init=None,
+               max_train=None, max_eval=None, epochs=None, concurrency=2, cpus_per_trial=1,
+               gpus_per_trial=0, max_failures=2, resume=False, overwrite=False, mlflow_uri=None,
+               ray_address=None, ray_cpus=None, study_name=None, seed=0,
+               experiment="ptv2-search", echo=None) -> SearchResult
+
+    - ``task``: trec, rt, wnut16, bbc, a task YAML file or hub:<name>; ``model``: minilm, a
+      folder or a hub name. ``space``: a space YAML (default: the task's packaged one, or
+      default.yaml for user tasks); ``trials``/``epochs`` override its budget.
+    - ``storage``: Optuna RDB URL (default ``PTV2_OPTUNA_STORAGE`` or sqlite in ``PTV2_HOME``);
+      ``study_name`` defaults to one derived from task, model and ``out_dir``.
+    - ``init``: a pre-trained prompt folder (multi-task pre-training) every trial starts from.
+    - ``concurrency`` trials run at once, each with ``cpus_per_trial``/``gpus_per_trial``; a
+      trial whose worker dies is retried up to ``max_failures`` times; a diverging one fails alone.
+    - ``ray_address`` (or ``RAY_ADDRESS``) joins a cluster; otherwise a local Ray with ``ray_cpus``.
+    - ``resume`` continues the study of the same ``out_dir``: finished trials are kept, not rerun.
+    - ``echo`` receives one progress line per finished trial.
+
+    Raises Ptv2Error for bad input (before anything is written), for a search that stopped
+    before its last trial (run again with ``resume=True``), or when no trial produced a score.
+    """
+    say = echo or (lambda line: None)
+    plan = plan_search(task, model, out_dir, trials=trials, space=space, storage=storage, init=init,
+                       max_train=max_train, max_eval=max_eval, epochs=epochs, concurrency=concurrency,
+                       cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, overwrite=overwrite,
+                       study_name=study_name, seed=seed)
+    rdb = open_storage(plan.storage)
+    state = prepare_study(rdb, plan.study_name, plan.space, resume)
+    if not state.resumed:
+        shutil.rmtree(plan.work, ignore_errors=True)  # leftovers of a search that never got a trial
+    plan.work.mkdir(parents=True, exist_ok=True)
+    parent = _open_parent(plan, state, experiment, mlflow_uri)
+    if state.resumed:
+        say(f"resuming study '{plan.study_name}': {state.finished} of {plan.space.trials} trials done, "
+            f"{state.orphans} interrupted trial(s) to run again")
+    outcome = "FAILED"
+    try:
+        remaining = plan.space.trials - state.finished
+        if remaining > 0:
+            from optuna_studies.tuner import run_tuner
+
+            run_tuner(plan, rdb, parent, remaining, max_failures, ray_address, ray_cpus, say)
+        done = finished_count(state.study)
+        if done < plan.space.trials:
+            outcome = "KILLED"
+            raise Ptv2Error(f"search stopped after {done} of {plan.space.trials} trials; run the same command "
+                            "with --resume to finish it")
+        result = _finish(plan, parent, mlflow_uri)
+        outcome = "FINISHED"
+        return result
+    finally:
+        tracking.end_run(parent, outcome)
+
+
+def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_uri: str | None) -> str:
+    """The study's parent run: reopened on resume (its id is kept in the study)."""
+    masked = mask_url(plan.storage)
+    params = {"task": plan.task_name, "model": plan.model, "trials": plan.space.trials, "epochs": plan.space.epochs,
+              "prompt_lens": list(plan.space.prompt_lens), "lr_low": plan.space.lr_low, "lr_high": plan.space.lr_high,
+              "metric": plan.space.metric, "direction": plan.space.direction, "concurrency": plan.concurrency,
+              "cpus_per_trial": plan.cpus_per_trial, "gpus_per_trial": plan.gpus_per_trial,
+              "max_train": plan.constants["max_train"], "max_eval": plan.constants["max_eval"], "init": plan.init,
+              "study_name": plan.study_name, "study_storage": masked, "space_file": plan.space.source}
+    tags = {"ptv2.kind": "search", "ptv2.task": plan.task_name, "ptv2.study_name": plan.study_name,
+            "ptv2.study_storage": masked, "ptv2.optuna_dashboard": f"optuna-dashboard {masked}"}
+    parent = tracking.open_parent_run(experiment, mlflow_uri, plan.study_name, state.study.user_attrs.get(PARENT_RUN_ATTR),
+                                      params, tags)
+    state.study.set_user_attr(PARENT_RUN_ATTR, parent)
+    if state.resumed:
+        tracking.kill_stale_trial_runs(parent)
+    return parent
+
+
+def _finish(plan: SearchPlan, parent: str, mlflow_uri: str | None) -> SearchResult:
+    """Pick the best trial, log the study's artifacts, write the output folder."""
+    trials = records.read_records(plan.work)
+    best = records.best_record(trials, plan.space.mode)
+    art = plan.work / "artifacts"
+    write_artifacts(trials, art, plan.space.metric, plan.space.mode, f"{plan.task_name} / {Path(plan.model).name}")
+    tracking.log_artifacts(parent, art)
+    if best is None:
+        raise Ptv2Error(f"no trial of study '{plan.study_name}' finished with a score: see {art / 'trials.csv'} "
+                        "and the MLflow runs for why")
+    best_config = {k: v for k, v in plan.constants.items() if k not in ("metric", "mode", "device")} | {
+        "prompt_len": best["prompt_len"], "lr": best["lr"], "best_epoch": best["best_epoch"]}
+    doc = {
+        "task": plan.task, "task_name": plan.task_name, "model": plan.model, "metric": plan.space.metric,
+        "direction": plan.space.direction, "best_score": best["best_score"], "best_config": best_config,
+        "trial": {k: best.get(k) for k in ("number", "ray_trial_id", "status", "mlflow_run_id", "epochs_run")},
+        "study": {"name": plan.study_name, "storage": mask_url(plan.storage)},
+        "mlflow": {"parent_run_id": parent, "tracking_uri": mask_url(settings.mlflow_tracking_uri(mlflow_uri))},
+        "trials": _counts(trials), "space": plan.space.to_dict(),
+    }
+    (art / "best.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    tracking.log_artifacts(parent, art)
+    if best.get("mlflow_run_id"):
+        tracking.set_tags(best["mlflow_run_id"], {"ptv2.best": "true"})
+    tracking.set_tags(parent, {"ptv2.best_trial": best["number"], "ptv2.best_run_id": best.get("mlflow_run_id"),
+                               "ptv2.best_prompt_len": best["prompt_len"], "ptv2.best_lr": best["lr"]})
+    tracking.log_epoch(parent, {"best_score": best["best_score"]}, 0)
+    out = write_output(plan.out_dir, doc, Path(best["adapter"]), {name: art / name for name in ARTIFACTS})
+    shutil.rmtree(plan.work, ignore_errors=True)
+    return SearchResult(best_config, best["best_score"], out / "adapter", trials, parent, plan.study_name,
+                        mask_url(plan.storage), out)
+
+
+def _counts(trials: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {"total": len(trials)}
+    for r in trials:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    return counts

@@ -1,0 +1,82 @@
+"""MLflow runs of a search: one parent run per study, one nested run per trial.
+
+Only the driver writes to MLflow (trial workers never import it), through explicit run ids,
+so concurrent trials need no shared "active run" and a sqlite store has a single writer.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from optuna_studies.tracking_setup import use_mlflow
+
+PARENT_TAG = "mlflow.parentRunId"
+
+
+def _params(values: dict[str, Any]) -> list[Param]:
+    return [Param(str(k), str(v)[:6000]) for k, v in values.items()]
+
+
+def open_parent_run(experiment: str, tracking_uri: str | None, run_name: str, run_id: str | None,
+                    params: dict[str, Any], tags: dict[str, str]) -> str:
+    """Reopen ``run_id`` (a resumed study) or create the study's parent run. Returns its id."""
+    exp_id = use_mlflow(experiment, tracking_uri)
+    client = MlflowClient()
+    if run_id:
+        try:
+            client.get_run(run_id)
+            client.update_run(run_id, status="RUNNING")
+            return run_id
+        except MlflowException:
+            pass  # deleted or another store: start a new parent run
+    run = client.create_run(exp_id, run_name=run_name, tags=tags)
+    client.log_batch(run.info.run_id, params=_params(params))
+    return run.info.run_id
+
+
+def start_trial_run(parent_id: str, name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
+    """A nested run under the parent. Returns its id."""
+    client = MlflowClient()
+    exp_id = client.get_run(parent_id).info.experiment_id
+    run = client.create_run(exp_id, run_name=name, tags=tags | {PARENT_TAG: parent_id})
+    client.log_batch(run.info.run_id, params=_params(params))
+    return run.info.run_id
+
+
+def log_epoch(run_id: str, metrics: dict[str, Any], step: int) -> None:
+    """Numeric, finite metrics of one epoch (NaN from a diverged trial is skipped)."""
+    import time
+
+    now = int(time.time() * 1000)
+    rows = [Metric(k, float(v), now, step) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    if rows:
+        MlflowClient().log_batch(run_id, metrics=rows)
+
+
+def set_tags(run_id: str, tags: dict[str, Any]) -> None:
+    MlflowClient().log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def end_run(run_id: str, status: str) -> None:
+    """``status``: FINISHED, FAILED or KILLED."""
+    MlflowClient().set_terminated(run_id, status=status)
+
+
+def kill_stale_trial_runs(parent_id: str) -> int:
+    """Trial runs a killed driver left RUNNING → KILLED. Returns how many."""
+    client = MlflowClient()
+    exp_id = client.get_run(parent_id).info.experiment_id
+    stale = client.search_runs([exp_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}' and attributes.status = 'RUNNING'")
+    for run in stale:
+        client.set_terminated(run.info.run_id, status="KILLED")
+    return len(stale)
+
+
+def log_artifacts(run_id: str, folder: Path) -> None:
+    MlflowClient().log_artifacts(run_id, str(folder))

@@ -1,0 +1,109 @@
+"""What the driver does as trials start, report, retry and end: the nested MLflow run and the
+trial record (see ``records.py``). A Ray Tune callback; it runs in the driver only."""
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ray.tune import Callback
+
+from optuna_studies import records, tracking
+from optuna_studies.searcher import StudySearch
+from optuna_studies.space import SearchSpace
+
+# Result keys worth logging per epoch (Tune adds its own bookkeeping keys to every result).
+_SKIP = {"epoch", "done", "training_iteration", "trial_id", "time_this_iter_s", "time_total_s", "timestamp",
+         "time_since_restore", "iterations_since_restore", "pid", "date", "hostname", "node_ip",
+         "checkpoint_dir_name", "best_epoch"}
+
+
+def trial_status(last: dict[str, Any], epochs: int) -> str:
+    """completed, pruned (stopped by ASHA before the last epoch), diverged or failed."""
+    failure = last.get("failure")
+    if failure:
+        return "diverged" if str(failure).startswith("diverged") else "failed"
+    return "completed" if int(last.get("epoch", 0)) >= epochs else "pruned"
+
+
+class TrialLog(Callback):
+    """Nested MLflow run + record file per trial; prints one line as each trial ends."""
+
+    def __init__(self, search: StudySearch, parent_run_id: str, work: Path, space: SearchSpace,
+                 echo: Callable[[str], None] | None = None):
+        self._search, self._parent, self._work, self._space = search, parent_run_id, Path(work), space
+        self._echo = echo or (lambda line: None)
+        self._runs: dict[str, str] = {}
+        self._history: dict[str, list[dict]] = {}
+        self._started: dict[str, float] = {}
+        self._retries: dict[str, int] = {}
+
+    def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
+        tid = trial.trial_id
+        if tid in self._runs:  # a retried trial starts again: same run
+            return
+        number = self._search.optuna_number(tid)
+        params = {"prompt_len": trial.config.get("prompt_len"), "lr": trial.config.get("lr"),
+                  "epochs": trial.config.get("epochs"), "optuna_number": number}
+        tags = {"ptv2.ray_trial_id": tid, "ptv2.optuna_number": str(number), "ptv2.status": "running"}
+        self._runs[tid] = tracking.start_trial_run(self._parent, f"trial-{number}", params, tags)
+        self._history[tid], self._started[tid], self._retries[tid] = [], time.time(), 0
+
+    def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
+        tid = trial.trial_id
+        if tid not in self._runs:
+            return
+        row = {k: v for k, v in result.items() if k not in _SKIP and not k.startswith("config")}
+        row["epoch"] = result.get("epoch")
+        self._history[tid].append(row)
+        tracking.log_epoch(self._runs[tid], {k: v for k, v in row.items() if k != "epoch"}, int(result.get("epoch", 0)))
+
+    def on_trial_recover(self, iteration: int, trials: list, trial, **info) -> None:
+        tid = trial.trial_id
+        self._retries[tid] = self._retries.get(tid, 0) + 1
+        self._history[tid] = []  # it trains again from the first epoch
+        if tid in self._runs:
+            tracking.set_tags(self._runs[tid], {"ptv2.retries": self._retries[tid]})
+        self._echo(f"trial {self._search.optuna_number(tid)}: worker lost, retrying ({self._retries[tid]})")
+
+    def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
+        last = dict(trial.last_result or {})
+        status = trial_status(last, self._space.epochs)
+        adapter = None
+        if status in ("completed", "pruned") and trial.checkpoint is not None:
+            dest = records.adapter_dir(self._work, trial.trial_id)
+            shutil.rmtree(dest, ignore_errors=True)
+            trial.checkpoint.to_directory(str(dest))
+            adapter = str(dest)
+        self._finish(trial, status, last, adapter)
+
+    def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
+        error = trial.get_error()
+        message = str(error).strip().splitlines()[-1] if error else "the trial's worker failed"
+        self._finish(trial, "error", dict(trial.last_result or {}) | {"failure": f"error: {message}"}, None)
+
+    def _finish(self, trial, status: str, last: dict, adapter: str | None) -> None:
+        tid = trial.trial_id
+        best = last.get("best_objective")
+        best = best if isinstance(best, (int, float)) and math.isfinite(best) and status in ("completed", "pruned") else None
+        started = self._started.get(tid, time.time())
+        record = {
+            "number": self._search.optuna_number(tid), "ray_trial_id": tid,
+            "prompt_len": trial.config.get("prompt_len"), "lr": trial.config.get("lr"), "status": status,
+            "best_score": best, "best_epoch": last.get("best_epoch"), "epochs_run": len(self._history.get(tid, [])),
+            "retries": self._retries.get(tid, 0), "started": started, "ended": time.time(),
+            "duration_s": time.time() - started, "mlflow_run_id": self._runs.get(tid), "failure": last.get("failure"),
+            "adapter": adapter, "history": self._history.get(tid, []),
+        }
+        if status in ("diverged", "failed"):
+            record["epochs_run"] = max(0, record["epochs_run"] - 1)  # the last report was the failure itself
+        records.write_record(self._work, record)
+        if tid in self._runs:
+            tracking.set_tags(self._runs[tid], {"ptv2.status": status} | ({"ptv2.failure": last["failure"][:4000]}
+                                                                        if last.get("failure") else {}))
+            tracking.end_run(self._runs[tid], "FINISHED" if best is not None else "FAILED")
+        score = f"{self._space.metric} {best:.4f}" if best is not None else (last.get("failure") or "")
+        self._echo(f"trial {record['number']} (prompt_len {record['prompt_len']}, lr {record['lr']:.3g}): "
+                   f"{status}, {score} after {record['epochs_run']} epoch(s)")

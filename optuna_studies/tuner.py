@@ -1,0 +1,53 @@
+"""One Ray Tune run of a study: OptunaSearch (TPE, RDB storage) + ASHA over epochs, trials
+sized by resources, retried on worker failure, each one logged by ``TrialLog``."""
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable
+
+import optuna
+
+from optuna_studies.plan import SearchPlan
+from optuna_studies.ray_session import ray_session
+from optuna_studies.searcher import StudySearch
+from optuna_studies.trial_log import TrialLog
+
+METRIC = "best_objective"  # running best of the space's metric: what ASHA compares and Optuna stores
+
+
+def run_tuner(plan: SearchPlan, storage: optuna.storages.BaseStorage, parent_run_id: str, num_trials: int,
+              max_failures: int, ray_address: str | None, ray_cpus: int | None, echo: Callable[[str], None]) -> None:
+    """Run ``num_trials`` more trials of the plan's study (joins or starts Ray)."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from optuna_studies.trainable import tune_trainable
+
+    # each improving epoch checkpoints; Tune's warning about frequent snapshots is noise here
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    space = plan.space
+    with ray_session(ray_address, num_cpus=ray_cpus) as resources:
+        if resources.get("CPU", 0) < plan.cpus_per_trial or resources.get("GPU", 0) < plan.gpus_per_trial:
+            from ptv2_core.errors import Ptv2Error
+
+            raise Ptv2Error(f"a trial needs {plan.cpus_per_trial} CPU and {plan.gpus_per_trial} GPU, but the Ray "
+                            f"cluster has {resources.get('CPU', 0)} CPU and {resources.get('GPU', 0)} GPU")
+        search = StudySearch(space, plan.study_name, storage, METRIC)
+        scheduler = ASHAScheduler(time_attr="epoch", max_t=space.epochs, grace_period=space.grace_period,
+                                  reduction_factor=space.reduction_factor)
+        trainable = tune.with_resources(tune_trainable, {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
+        tuner = tune.Tuner(
+            trainable,
+            param_space=dict(plan.constants),
+            tune_config=tune.TuneConfig(search_alg=search, scheduler=scheduler, metric=METRIC, mode=space.mode,
+                                        num_samples=num_trials, max_concurrent_trials=plan.concurrency,
+                                        reuse_actors=True),
+            run_config=tune.RunConfig(
+                name=f"run-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(plan.work / "ray"), verbose=0,
+                failure_config=tune.FailureConfig(max_failures=max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                callbacks=[TrialLog(search, parent_run_id, plan.work, space, echo)],
+            ),
+        )
+        tuner.fit()

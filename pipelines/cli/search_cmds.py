@@ -1,0 +1,52 @@
+"""``ptv2 search``: per-task search of prompt length × learning rate (Optuna TPE on Ray Tune)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pipelines.cli.app import app
+
+
+@app.command()
+def search(
+    task: str = typer.Option(..., help="Packaged task (trec, rt, wnut16, bbc), a task YAML file, or hub:<name>."),
+    out: Path = typer.Option(..., help="Folder for best.json, adapter/ and trials.csv (written when the search ends)."),
+    model: str = typer.Option("minilm", help="Base model: 'minilm' (bundled), a folder, or a hub name."),
+    trials: Optional[int] = typer.Option(None, help="Number of trials (default: the search space's)."),
+    space: Optional[Path] = typer.Option(None, help="Search space YAML (default: the task's packaged one)."),
+    init: Optional[Path] = typer.Option(None, help="Start every trial from this pre-trained prompt folder."),
+    storage: Optional[str] = typer.Option(None, help="Optuna study storage URL (default: PTV2_OPTUNA_STORAGE or "
+                                                     "sqlite in PTV2_HOME); PostgreSQL for a cluster."),
+    study_name: Optional[str] = typer.Option(None, help="Study name (default: derived from task, model and --out)."),
+    resume: bool = typer.Option(False, help="Continue the stopped study of this --out; finished trials are kept."),
+    max_train: Optional[int] = typer.Option(None, help="Use at most N training examples per trial."),
+    max_eval: Optional[int] = typer.Option(None, help="Use at most N dev and N test examples."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs per trial, the resource ASHA prunes on (default: the space's)."),
+    cpus_per_trial: float = typer.Option(1.0, help="CPUs reserved for each trial."),
+    gpus_per_trial: float = typer.Option(0.0, help="GPUs reserved for each trial (fractions share a GPU)."),
+    concurrency: int = typer.Option(2, help="Trials running at once."),
+    max_failures: int = typer.Option(2, help="Retries of a trial whose worker fails (a diverging trial is not retried)."),
+    ray_address: Optional[str] = typer.Option(None, help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)."),
+    ray_cpus: Optional[int] = typer.Option(None, help="CPUs of the local Ray (default: all)."),
+    mlflow_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite)."),
+    seed: int = typer.Option(0, help="Seed of the data splits and of every trial."),
+    overwrite: bool = typer.Option(False, help="Replace what is in --out."),
+) -> None:
+    """Search the best prompt length and learning rate for one task; keep every trial."""
+    from optuna_studies.search import run_search
+
+    def echo(line: str) -> None:
+        typer.echo(line, err=True)
+
+    result = run_search(
+        task, model, out, trials=trials, space=space, storage=storage, init=init, max_train=max_train,
+        max_eval=max_eval, epochs=epochs, concurrency=concurrency, cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial, max_failures=max_failures, resume=resume, overwrite=overwrite,
+        mlflow_uri=mlflow_uri, ray_address=ray_address, ray_cpus=ray_cpus, study_name=study_name, seed=seed,
+        echo=echo,
+    )
+    cfg = result.best_config
+    typer.echo(f"best: prompt_len {cfg['prompt_len']}, lr {cfg['lr']:.3g}, score {result.best_score:.4f} "
+               f"({len(result.trials)} trials, study '{result.study_name}'); written to {result.out_dir}")

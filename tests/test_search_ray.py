@@ -1,0 +1,347 @@
+"""Search on real Ray, real Optuna storage (sqlite, PostgreSQL) and real MLflow: a local Ray
+shared by the in-process tests, a two-node cluster of `ray start` processes, and a driver
+killed with SIGKILL then resumed. A tiny random BERT keeps each trial to seconds.
+
+Ray processes started here are stopped by process id: the local Ray by ``ray.shutdown()``,
+the others by the processes that use their own temporary folder (never ``ray stop``, which
+would stop every Ray on the machine).
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from optuna_studies.search import run_search
+from optuna_studies.study import delete_study, mask_url, open_storage
+from test_search import tiny_model  # noqa: F401  (module fixture: a tiny BERT model folder)
+
+PTV2 = str(Path(sys.executable).parent / "ptv2")
+RAY = str(Path(sys.executable).parent / "ray")
+SMALL = dict(max_train=48, max_eval=48)
+
+
+def write_space(folder: Path, **over) -> Path:
+    """A CI-sized space: two short lengths, 2 epochs, ASHA after epoch 1."""
+    doc = {"prompt_len": [2, 4], "lr": {"low": 3e-3, "high": 3e-2, "log": True}, "epochs": 2, "trials": 2,
+           "pruning": {"grace_period": 1, "reduction_factor": 2}, "sampler": {"n_startup_trials": 2, "seed": 0},
+           "fixed": {"batch_size": 16}} | over
+    path = folder / "space.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def markers(trace: Path) -> list[dict]:
+    """One entry per real execution of the objective (written by the trainable)."""
+    return [json.loads(p.read_text()) for p in trace.glob("*.json")]
+
+
+def short_tmpdir(prefix: str) -> str:
+    """Ray's unix sockets need a short path."""
+    return tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+
+
+def pids_using(path: str) -> list[int]:
+    """Processes whose command line or open files mention ``path`` (this test's Ray only)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            hit = path in Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
+            if not hit:
+                for fd in os.listdir(f"/proc/{entry}/fd"):
+                    try:
+                        if os.readlink(f"/proc/{entry}/fd/{fd}").startswith(path):
+                            hit = True
+                            break
+                    except OSError:
+                        continue
+        except OSError:
+            continue
+        if hit:
+            found.append(int(entry))
+    return found
+
+
+def kill_ray_using(path: str) -> None:
+    """`ray stop --force`, restricted to the Ray that lives in ``path``; then remove ``path``."""
+    for _ in range(10):
+        pids = pids_using(path)
+        if not pids:
+            shutil.rmtree(path, ignore_errors=True)
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.5)
+
+
+@pytest.fixture(autouse=True)
+def ptv2_home(tmp_path, monkeypatch) -> Path:
+    """Keep MLflow's artifact folder (PTV2_HOME/mlartifacts) out of the working tree."""
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture(scope="module")
+def trace_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("trace")
+
+
+@pytest.fixture(scope="module")
+def mlflow_uri(tmp_path_factory) -> str:
+    """One MLflow store for the module: creating its tables takes seconds."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+    MlflowClient(uri).search_experiments()
+    return uri
+
+
+@pytest.fixture(scope="module")
+def local_ray(trace_dir):
+    """One small local Ray for the in-process tests (run_search uses a Ray already running)."""
+    import ray
+
+    from optuna_studies.ray_session import worker_env
+
+    os.environ["PTV2_SEARCH_TRACE_DIR"] = str(trace_dir)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2,
+             log_to_driver=False, runtime_env={"env_vars": worker_env()})
+    yield ray
+    ray.shutdown()
+    os.environ.pop("PTV2_SEARCH_TRACE_DIR", None)
+
+
+def mlflow_runs(uri: str, parent: str):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    run = client.get_run(parent)
+    children = client.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'")
+    return client, run, children
+
+
+def test_local_search_end_to_end_a_diverging_trial_fails_alone(local_ray, tiny_model, tmp_path, trace_dir,
+                                                              mlflow_uri):
+    """lr 1e30 makes the loss NaN (checked in test_search.py): that trial ends FAIL, not retried,
+    and the study still finishes with a best trial, its adapter and every artifact."""
+    from ptv2_core.adapter import load_adapter
+
+    space = write_space(tmp_path, prompt_len=[2, 4, 8], lr={"low": 1e-3, "high": 1e31, "log": True}, trials=3,
+                        enqueue=[{"prompt_len": 2, "lr": 1e30}, {"prompt_len": 4, "lr": 1e-2}])
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    before = {m["trial_id"] for m in markers(trace_dir)}
+    result = run_search("trec", tiny_model, tmp_path / "out", space=space, storage=storage, mlflow_uri=mlflow_uri,
+                        concurrency=2, **SMALL)
+
+    by_lr = {r["lr"]: r for r in result.trials}
+    assert len(result.trials) == 3
+    assert by_lr[1e30]["status"] == "diverged" and by_lr[1e30]["retries"] == 0
+    assert by_lr[1e-2]["status"] in ("completed", "pruned") and by_lr[1e-2]["best_score"] is not None
+    ran = [m for m in markers(trace_dir) if m["trial_id"] not in before]
+    assert sum(m["trial_id"] == by_lr[1e30]["ray_trial_id"] for m in ran) == 1  # not retried
+    assert len(ran) == 3
+
+    study = optuna.load_study(study_name=result.study_name, storage=storage)
+    states = {t.params["lr"]: t.state for t in study.trials}
+    assert states[1e30] == TrialState.FAIL and states[1e-2] == TrialState.COMPLETE
+    assert study.best_value == pytest.approx(result.best_score)
+
+    out = tmp_path / "out"
+    assert sorted(os.listdir(out)) == ["adapter", "best.json", "length_lr.html", "length_lr.png", "trials.csv",
+                                       "trials_over_time.png"]
+    best = json.loads((out / "best.json").read_text())
+    assert best["best_config"]["prompt_len"] == result.best_config["prompt_len"] == study.best_params["prompt_len"]
+    assert best["best_score"] == pytest.approx(max(r["best_score"] for r in result.trials if r["best_score"] is not None))
+    loaded = load_adapter(out / "adapter")
+    assert loaded.model.prompt_config.prompt_len == result.best_config["prompt_len"]
+    # the work folder is gone and nothing else was left beside the output
+    assert {p.name for p in tmp_path.iterdir()} - {"home"} == {"out", "space.yaml", "optuna.db"}
+
+    client, parent, children = mlflow_runs(mlflow_uri, result.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.data.params["study_storage"] == storage
+    assert parent.data.tags["ptv2.best_run_id"] == best["trial"]["mlflow_run_id"]
+    assert len(children) == 3
+    status = {float(c.data.params["lr"]): (c.info.status, c.data.tags["ptv2.status"]) for c in children}
+    assert status[1e30] == ("FAILED", "diverged")
+    best_runs = [c for c in children if c.data.tags.get("ptv2.best") == "true"]
+    assert len(best_runs) == 1 and "dev_score" in best_runs[0].data.metrics
+    artifacts = {a.path for a in client.list_artifacts(result.parent_run_id)}
+    assert {"trials.csv", "length_lr.png", "length_lr.html", "trials_over_time.png", "best.json"} <= artifacts
+
+
+def test_worker_killed_mid_trial_is_retried(local_ray, tiny_model, tmp_path, trace_dir, mlflow_uri):
+    """SIGKILL the process running the first trial: Ray retries it and the search completes."""
+    before = {p.name for p in trace_dir.glob("*.json")}
+    killed: dict = {}
+
+    def kill_first_trial() -> None:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            new = [p for p in trace_dir.glob("*.json") if p.name not in before]
+            if new:
+                m = json.loads(new[0].read_text())
+                os.kill(m["pid"], signal.SIGKILL)  # the trial has just started: it is loading
+                killed.update(m)
+                return
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_first_trial, daemon=True)
+    killer.start()
+    result = run_search("trec", tiny_model, tmp_path / "out", space=write_space(tmp_path),
+                        storage=f"sqlite:///{tmp_path}/optuna.db", mlflow_uri=mlflow_uri,
+                        concurrency=1, max_failures=2, **SMALL)
+    killer.join(timeout=5)
+    assert killed, "no trial started"
+    record = next(r for r in result.trials if r["ray_trial_id"] == killed["trial_id"])
+    assert record["retries"] == 1 and record["status"] in ("completed", "pruned")
+    runs = [m for m in markers(trace_dir) if m["trial_id"] == killed["trial_id"]]
+    assert len(runs) == 2 and killed["pid"] in {m["pid"] for m in runs}
+    assert len(result.trials) == 2 and (tmp_path / "out" / "best.json").is_file()
+
+
+def test_postgres_study_with_concurrent_trials(local_ray, tiny_model, tmp_path, mlflow_uri):
+    url = os.environ.get("PTV2_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("PTV2_TEST_POSTGRES_URL is not set (.ci/run sets it to the local PostgreSQL)")
+    name = f"ptv2-test-{uuid.uuid4().hex[:10]}"
+    try:
+        result = run_search("trec", tiny_model, tmp_path / "out", space=write_space(tmp_path, trials=2),
+                            storage=url, study_name=name, mlflow_uri=mlflow_uri,
+                            concurrency=2, **SMALL)
+        study = optuna.load_study(study_name=name, storage=open_storage(url))
+        assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+        assert {t.user_attrs["ray_trial_id"] for t in study.trials} == {r["ray_trial_id"] for r in result.trials}
+        a, b = sorted(result.trials, key=lambda r: r["started"])
+        assert b["started"] < a["ended"], "the two trials did not run at the same time"
+        _, parent, _ = mlflow_runs(mlflow_uri, result.parent_run_id)
+        assert parent.data.params["study_storage"] == mask_url(url) == result.storage
+    finally:
+        try:
+            delete_study(url, name)
+        except KeyError:
+            pass
+
+
+@pytest.fixture
+def two_node_cluster():
+    """A head and a worker node, each with 1 CPU, started by `ray start`, token auth on."""
+    tmp = short_tmpdir("ptv2rc")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
+    common = ["--num-cpus=1", "--object-store-memory=100000000", "--disable-usage-stats"]
+    try:
+        subprocess.run([RAY, "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={tmp}",
+                        *common], env=env, check=True, capture_output=True, timeout=120)
+        subprocess.run([RAY, "start", f"--address=127.0.0.1:{port}", *common], env=env, check=True,
+                       capture_output=True, timeout=120)
+        yield f"127.0.0.1:{port}", env
+    finally:
+        kill_ray_using(tmp)
+
+
+def test_search_on_a_two_node_ray_cluster(two_node_cluster, tiny_model, tmp_path, mlflow_uri):
+    """`ptv2 search` joins the cluster through RAY_ADDRESS (with its auth token); one trial per node."""
+    address, env = two_node_cluster
+    trace = tmp_path / "trace"
+    env = env | {"RAY_ADDRESS": address, "PTV2_SEARCH_TRACE_DIR": str(trace), "HF_HUB_OFFLINE": "1",
+                 "PTV2_HOME": str(tmp_path / "home")}
+    out = subprocess.run([PTV2, "search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path)),
+                          "--max-train", "48", "--max-eval", "48", "--concurrency", "2", "--mlflow-uri", mlflow_uri,
+                          "--out", str(tmp_path / "out")],
+                         env=env, capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "best: prompt_len" in out.stdout
+    ran = markers(trace)
+    assert len(ran) == 2 and len({m["node"] for m in ran}) == 2, ran
+    assert (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
+
+
+def test_driver_killed_mid_search_then_resume_reruns_nothing_finished(tiny_model, tmp_path, mlflow_uri):
+    """SIGKILL `ptv2 search` once a trial has finished; `--resume` completes the study, keeping
+    every finished trial and running none of them again (counted by real executions)."""
+    trace, raytmp = tmp_path / "trace", short_tmpdir("ptv2rk")
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    env = dict(os.environ, PTV2_SEARCH_TRACE_DIR=str(trace), HF_HUB_OFFLINE="1", RAY_TMPDIR=raytmp,
+               PTV2_HOME=str(tmp_path / "home"))
+    env.pop("RAY_ADDRESS", None)
+    args = [PTV2, "search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path, trials=3)),
+            "--max-train", "48", "--max-eval", "48", "--concurrency", "1", "--ray-cpus", "1", "--storage", storage,
+            "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")]
+    records = tmp_path / ".out.search" / "trials"
+    try:
+        driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+        # kill once a trial has finished and the next one is running (it becomes an orphan)
+        deadline = time.time() + 300
+        while time.time() < deadline and driver.poll() is None:
+            done_now = len(list(records.glob("*.json")))
+            if done_now >= 1 and len(markers(trace)) > done_now:
+                break
+            time.sleep(0.2)
+        assert driver.poll() is None, "the search ended before it could be killed"
+        assert list(records.glob("*.json")), "no trial finished in time"
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        kill_ray_using(raytmp)
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+    name = optuna.get_all_study_names(storage)[0]
+    first = {t.number: t for t in optuna.load_study(study_name=name, storage=storage).trials}
+    finished = {n: t for n, t in first.items() if t.state.is_finished()}
+    assert finished, "the killed run left no finished trial"
+    executed_before = len(markers(trace))
+
+    try:
+        out = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True, timeout=400)
+    finally:
+        kill_ray_using(raytmp)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "resuming study" in out.stderr
+
+    final = {t.number: t for t in optuna.load_study(study_name=name, storage=storage).trials}
+    for n, t in finished.items():  # kept as they were
+        assert (final[n].state, final[n].params, final[n].value) == (t.state, t.params, t.value)
+    orphans = [t for t in final.values() if t.user_attrs.get("ptv2_orphaned")]
+    done = [t for t in final.values() if t.state.is_finished() and not t.user_attrs.get("ptv2_orphaned")]
+    assert len(done) == 3 and len(orphans) >= 1
+    runs = markers(trace)
+    per_trial = {}
+    for m in runs:
+        per_trial[m["trial_id"]] = per_trial.get(m["trial_id"], 0) + 1
+    for t in finished.values():
+        assert per_trial[t.user_attrs["ray_trial_id"]] == 1  # never run again
+    # every execution is a finished trial or an interrupted one; the resumed run added only new trials
+    assert len(runs) == len(done) + len(orphans)
+    assert len(runs) - executed_before == len(done) - len(finished)
+    retried = {t.user_attrs.get("ptv2_retry_of") for t in final.values()} - {None}
+    assert retried == {t.number for t in orphans}
+    best = json.loads((tmp_path / "out" / "best.json").read_text())
+    assert best["trials"]["total"] == 3 and (tmp_path / "out" / "adapter").is_dir()
+    # one parent run across both drivers; the interrupted trial's run is marked KILLED
+    _, parent, children = mlflow_runs(mlflow_uri, best["mlflow"]["parent_run_id"])
+    assert parent.info.status == "FINISHED"
+    statuses = sorted(c.info.status for c in children)
+    assert statuses.count("KILLED") == len(orphans) and len(children) == 3 + len(orphans)
