@@ -105,6 +105,15 @@ def read_adapter_config(adapter_dir: str | Path) -> dict:
     return config
 
 
+def _read_weights(adapter_dir: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(adapter_dir / WEIGHTS))
+    except FileNotFoundError:
+        raise Ptv2Error(f"adapter '{adapter_dir}' has no {WEIGHTS}") from None
+    except Exception as e:  # safetensors raises its own error types for truncated/garbled files
+        raise Ptv2Error(f"corrupt adapter weights '{adapter_dir / WEIGHTS}': {e}") from None
+
+
 @dataclass
 class LoadedAdapter:
     model: PromptModel
@@ -121,6 +130,7 @@ def load_adapter(adapter_dir: str | Path, backbone: nn.Module | None = None, tok
     base's weight fingerprint must match the one recorded at training time.
     """
     config = read_adapter_config(adapter_dir)
+    state = _read_weights(Path(adapter_dir))  # a broken file fails before any base model loads
     base = config["base_model"]
     if backbone is None:
         backbone, tokenizer = load_backbone(base["name"])
@@ -140,12 +150,6 @@ def load_adapter(adapter_dir: str | Path, backbone: nn.Module | None = None, tok
     if (prompt.num_layers, prompt.num_kv_heads, prompt.head_dim) != (geo.num_layers, geo.num_kv_heads, geo.head_dim):
         raise Ptv2Error(f"adapter '{adapter_dir}' prompt shape does not match the base model's layers/heads")
     model = PromptModel(backbone, prompt, head)
-    try:
-        state = load_file(str(Path(adapter_dir) / WEIGHTS))
-    except FileNotFoundError:
-        raise Ptv2Error(f"adapter '{adapter_dir}' has no {WEIGHTS}") from None
-    except Exception as e:  # safetensors raises its own error types for truncated/garbled files
-        raise Ptv2Error(f"corrupt adapter weights '{Path(adapter_dir) / WEIGHTS}': {e}") from None
     expected = model.trainable_state()
     if set(state) != set(expected):
         raise Ptv2Error(f"adapter '{adapter_dir}' tensors do not match its config: expected {sorted(expected)}, found {sorted(state)}")

@@ -82,8 +82,17 @@ def load_backbone(name: str, dtype: torch.dtype | None = None):
         hint = " (offline: HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
         raise Ptv2Error(f"cannot load model '{name}'{hint}: {str(e).splitlines()[0]}") from None
     geometry(config)  # refuse unsupported families before loading any weights
-    model = AutoModel.from_pretrained(path, dtype=dtype) if dtype else AutoModel.from_pretrained(path)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    from transformers.utils import logging as hf_logging
+
+    # a per-tensor progress bar for a sub-second load is noise on stderr (where errors go)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        model = AutoModel.from_pretrained(path, dtype=dtype) if dtype else AutoModel.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     return model, tokenizer
 
 

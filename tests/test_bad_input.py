@@ -53,7 +53,7 @@ ROWS = "text,label\n" + "".join(f"question {i},{'a' if i % 2 else 'b'}\n" for i 
         (["--task", "trec", "--pooling", "max"], ["pooling 'max'"]),
         (["--task", "trec", "--device", "cuda"], ["cuda"]),
         (["--task", "trec", "--no-such-flag"], ["--no-such-flag"]),
-        (["--task", "trec", "--prompt-len", "abc"], ["abc"]),
+        (["--task", "trec", "--prompt-len", "abc"], ["--prompt-len", "integer"]),
     ],
 )
 def test_train_rejects_bad_arguments(tmp_path, args, needles):
