@@ -1,6 +1,8 @@
 """Every bad input: one `error:` line on stderr naming the problem, exit 2, nothing written."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -9,10 +11,25 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.cli import main
+
 PTV2 = [sys.executable, "-m", "pipelines.cli"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
+    """The real entry point, in this process (an interpreter start per case would cost ~5 s)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    return subprocess.CompletedProcess(["ptv2", *args], code, out.getvalue(), err.getvalue())
+
+
+def run_process(*args: str) -> subprocess.CompletedProcess:
+    """The installed command as a separate process: exit status and stderr as a shell sees them."""
     return subprocess.run([*PTV2, *args], capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
 
 
@@ -105,6 +122,17 @@ def test_unknown_model_type(tmp_path):
     AutoConfig.for_model("t5").save_pretrained(folder)
     assert_user_error(train(tmp_path, "--task", "trec", "--model", str(folder)), "unsupported model type 't5'")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["train", "--task", "nope", "--out", "OUT"], "unknown task 'nope'"),
+    (["train", "--task", "trec", "--bogus", "--out", "OUT"], "--bogus"),
+    (["predict", "--adapter", "OUT", "hi"], "adapter_config.json is missing"),
+])
+def test_as_a_separate_process(tmp_path, args, needle):
+    res = run_process(*[str(tmp_path / "out") if a == "OUT" else a for a in args])
+    assert_user_error(res, needle)
+    assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
 
 
 def test_out_not_empty_is_refused(tmp_path):
