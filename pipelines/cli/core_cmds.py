@@ -118,18 +118,37 @@ def eval_(
 @app.command()
 def predict(
     texts: list[str] = typer.Argument(..., help="Texts to label (NER: words split on whitespace)."),
-    adapter: Path = typer.Option(..., help="Adapter folder."),
+    adapter: Optional[Path] = typer.Option(None, help="Adapter folder."),
+    model: Optional[str] = typer.Option(None, help="A registered version instead of a folder: models:/NAME@ALIAS or "
+                                        "models:/NAME/VERSION (store: MLFLOW_TRACKING_URI or the local default)."),
     scores: bool = typer.Option(False, help="Print the score beside each label."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per text."),
     device: str = typer.Option("auto"),
 ) -> None:
-    """Print one label per text (tags per word for NER)."""
-    from ptv2_core.adapter import load_adapter
+    """Print one label per text (tags per word for NER), from an adapter folder or a registered model."""
     from ptv2_core.device import pick_device
-    from ptv2_core.predict import predict as run_predict
+    from ptv2_core.errors import Ptv2Error
 
-    loaded = load_adapter(adapter, device=pick_device(device))
-    for p in run_predict(loaded, list(texts)):
+    if (adapter is None) == (model is None):
+        raise Ptv2Error("give exactly one of --adapter DIR and --model models:/NAME@ALIAS")
+    pick_device(device)  # an unknown device fails before anything loads
+    if model is not None:
+        import os
+
+        import pandas as pd
+
+        from components.registry.load import load_registered
+        from components.registry.pyfunc_model import frame_to_rows
+
+        os.environ["PTV2_DEVICE"] = device  # read by the pyfunc model's load_context
+        version = load_registered(model)
+        rows = frame_to_rows(version.pyfunc.predict(pd.DataFrame({"text": list(texts)})))
+    else:
+        from ptv2_core.adapter import load_adapter
+        from ptv2_core.predict import predict as run_predict
+
+        rows = run_predict(load_adapter(adapter, device=pick_device(device)), list(texts))
+    for p in rows:
         if as_json:
             typer.echo(json.dumps(p))
         elif "label" in p:

@@ -1,0 +1,93 @@
+"""Loading a registered version (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``) as pyfunc.
+
+The same ``load_context`` as ``mlflow.pyfunc.load_model`` and ``mlflow models serve`` run; only
+the store is passed explicitly (no global MLflow state) and errors become ``Ptv2Error``.
+"""
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass
+
+from components.registry import store
+from ptv2_core.errors import Ptv2Error
+
+_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w.-]+)|/(?P<version>\d+))$")
+
+
+@dataclass
+class LoadedVersion:
+    """A registered version loaded for prediction."""
+
+    name: str
+    version: int
+    tags: dict[str, str]
+    aliases: tuple[str, ...]
+    pyfunc: object  # mlflow.pyfunc.PyFuncModel
+
+    @property
+    def adapter(self):
+        """The ``ptv2_core.adapter.LoadedAdapter`` inside the pyfunc model."""
+        return self.pyfunc.unwrap_python_model().loaded
+
+
+def parse_model_uri(model_uri: str) -> tuple[str, str | None, int | None]:
+    """``(name, alias, version)`` of ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``."""
+    m = _URI.match(model_uri.strip())
+    if not m:
+        raise Ptv2Error(f"model URI '{model_uri}' is not models:/NAME@ALIAS or models:/NAME/VERSION")
+    return m["name"], m["alias"], int(m["version"]) if m["version"] else None
+
+
+def get_version(c, uri: str, name: str, alias: str | None = None, version: int | None = None):
+    """The ``ModelVersion`` an alias or number names, with clear errors for what is missing."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = store.retry(lambda: c.get_registered_model(name), f"reading registered model '{name}'", uri)
+    except MlflowException as e:
+        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise Ptv2Error(f"no registered model '{name}' in {uri}") from None
+        raise store.unreachable(uri, e) from None
+    if alias is not None:
+        if alias not in (model.aliases or {}):
+            held = ", ".join(sorted(model.aliases or {})) or "none"
+            raise Ptv2Error(f"registered model '{name}' has no alias '{alias}' (aliases: {held})")
+        version = int(model.aliases[alias])
+    try:
+        return store.retry(lambda: c.get_model_version(name, str(version)), f"reading {name} version {version}", uri)
+    except MlflowException as e:
+        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise Ptv2Error(f"registered model '{name}' has no version {version}") from None
+        raise store.unreachable(uri, e) from None
+
+
+def load_version(c, uri: str, mv) -> LoadedVersion:
+    """Download a version's model files and load them (adapter checked against its digests and
+    its base model's fingerprint)."""
+    import mlflow.artifacts
+    import mlflow.pyfunc
+
+    source = store.retry(lambda: c.get_model_version_download_uri(mv.name, mv.version),
+                         f"locating {mv.name} version {mv.version}", uri)
+    with tempfile.TemporaryDirectory(prefix="ptv2-model-") as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=uri)
+        except Exception as e:
+            raise Ptv2Error(f"cannot download {mv.name} version {mv.version} from {source}: {store.describe(e)}") from None
+        try:
+            model = mlflow.pyfunc.load_model(local)
+        except Ptv2Error as e:
+            raise Ptv2Error(f"{mv.name} version {mv.version}: {e}") from None
+        except Exception as e:  # a broken MLmodel, missing code file, ...
+            raise Ptv2Error(f"{mv.name} version {mv.version} does not load: {store.describe(e)}") from None
+    return LoadedVersion(mv.name, int(mv.version), dict(mv.tags or {}), tuple(mv.aliases or ()), model)
+
+
+def load_registered(model_uri: str, tracking_uri: str | None = None) -> LoadedVersion:
+    """Load ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` from the configured store."""
+    name, alias, version = parse_model_uri(model_uri)
+    uri = store.tracking_uri(tracking_uri)
+    with store.bounded_http():
+        c = store.client(uri)
+        return load_version(c, uri, get_version(c, uri, name, alias, version))

@@ -1,0 +1,129 @@
+"""What a registered version says about itself: the adapter folder read and checked, its tags.
+
+Tags carry the task, prompt length, learning rate, study, dev and test metrics, the hash of
+the test split the metrics came from, the base model (name + weight fingerprint) and the code
+version, so a version can be judged and reproduced from the registry alone.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ptv2_core import __version__
+from ptv2_core.adapter import read_adapter_config
+from ptv2_core.errors import Ptv2Error
+from ptv2_core.tasks import TaskSpec, load_task
+
+METRICS_FILE = "metrics.json"
+MAX_TAG = 4000  # below the 5000 characters a SQL store allows per tag value
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """An adapter folder, validated against its task, with everything registration needs."""
+
+    adapter_dir: Path
+    config: dict
+    metrics: dict
+    spec: TaskSpec
+    task_ref: str
+    seed: int
+    max_eval: int | None
+    data_hash: str
+    examples: list[str]
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def split_hash(spec: TaskSpec, rows) -> str:
+    """SHA-256 over the split's texts and label names, in order: same rows ⇔ same hash."""
+    h = hashlib.sha256()
+    text_col = "text" if spec.type == "sequence" else "tokens"
+    label_col = "label" if spec.type == "sequence" else "tags"
+    for text, label in zip(rows[text_col], rows[label_col]):
+        gold = spec.labels[label] if spec.type == "sequence" else [spec.labels[t] for t in label]
+        h.update(json.dumps([text, gold], ensure_ascii=False).encode() + b"\n")
+    return "sha256:" + h.hexdigest()
+
+
+@functools.cache
+def code_version() -> str:
+    """``<ptv2 version>`` plus ``+g<commit>[.dirty]`` when the code runs from a git checkout."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    return f"{__version__}+g{sha}" + (".dirty" if dirty else "")
+
+
+def _read_metrics(adapter_dir: Path) -> dict:
+    path = adapter_dir / METRICS_FILE
+    if not path.is_file():
+        raise Ptv2Error(f"adapter '{adapter_dir}' has no {METRICS_FILE} (write it with `ptv2 train --out`)")
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise Ptv2Error(f"corrupt {path}: {e}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("test"), dict) or not isinstance(doc.get("dev"), dict):
+        raise Ptv2Error(f"{path} lacks dev and test metrics")
+    return doc
+
+
+def _flat(prefix: str, metrics: dict) -> dict[str, str]:
+    return {f"{prefix}_{k}": f"{v:.6g}" if isinstance(v, float) else str(v)
+            for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None = None) -> AdapterInfo:
+    """Read and check an adapter folder for registration under ``task`` (a packaged task name,
+    a task YAML file, or hub:<name>). Raises ``Ptv2Error`` on any mismatch; writes nothing."""
+    adapter_dir = Path(adapter_dir)
+    if not adapter_dir.is_dir():
+        raise Ptv2Error(f"adapter folder '{adapter_dir}' does not exist")
+    config = read_adapter_config(adapter_dir)
+    metrics = _read_metrics(adapter_dir)
+    try:
+        adapter_spec = TaskSpec.from_dict(config["task"])
+    except (TypeError, KeyError) as e:
+        raise Ptv2Error(f"corrupt adapter config in '{adapter_dir}': {e}") from None
+    train_cfg = (config.get("extra") or {}).get("train_config") or {}
+    seed = int(metrics.get("seed", train_cfg.get("seed", 0)))
+    max_eval = metrics.get("max_eval", train_cfg.get("max_eval"))
+    spec, data = load_task(task, seed=seed, max_eval=max_eval, max_train=1)
+    if (spec.name, spec.type, tuple(spec.labels)) != (adapter_spec.name, adapter_spec.type, tuple(adapter_spec.labels)):
+        raise Ptv2Error(f"adapter '{adapter_dir}' was trained for task '{adapter_spec.name}', not '{spec.name}' "
+                        "(or the label lists differ)")
+    test = data["test"]
+    examples = (test["text"] if spec.type == "sequence" else [" ".join(t) for t in test["tokens"]])[:3]
+    base = config["base_model"]
+    study = (extra_tags or {}).get("study") or metrics.get("study") or (config.get("extra") or {}).get("study") or "none"
+    tags = {
+        "task": spec.name,
+        "task_ref": str(task),
+        "task_type": spec.type,
+        "metric": spec.metric,
+        "prompt_len": str(config["prompt"].get("prompt_len", metrics.get("prompt_len", ""))),
+        "lr": str(metrics.get("lr", train_cfg.get("lr", ""))),
+        "study": str(study),
+        "split_seed": str(seed),
+        "test_examples": str(len(test)),
+        "data_hash": split_hash(spec, test),
+        "base_model": str(base["name"]),
+        "base_fingerprint": str(base["fingerprint"]),
+        "code_version": code_version(),
+        "ptv2_adapter_version": str(config.get("ptv2_version", "")),
+        **_flat("dev", metrics["dev"]),
+        **_flat("test", metrics["test"]),
+    }
+    for k, v in (extra_tags or {}).items():
+        tags[str(k)] = str(v)
+    tags = {k: v[:MAX_TAG] for k, v in tags.items()}
+    return AdapterInfo(adapter_dir, config, metrics, spec, str(task), seed, max_eval, tags["data_hash"],
+                       list(examples), tags)

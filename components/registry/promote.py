@@ -1,0 +1,184 @@
+"""Promote the ``challenger`` version of a registered model to ``champion`` when it is better.
+
+Both versions are loaded from the registry (the serving path, with digest and fingerprint
+checks) and scored on the same test split: the task and split seed recorded on the challenger,
+optionally cut to ``max_eval`` examples. The decision (see ``bootstrap``): promote when the lower
+end of the 95 % paired-bootstrap interval of challenger − champion is above ``margin``
+percentage points. With no champion yet, the majority-class predictor plays the champion (the
+floor). ``force`` promotes regardless, with a reason. The decision, both scores, the interval
+and the reason become ``promotion.*`` tags on both versions; the ``champion`` alias moves last,
+in one call, so a failure at any earlier point leaves the aliases as they were.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+from dataclasses import dataclass, field
+
+from components.registry import store
+from components.registry.bootstrap import example_stats, paired_bootstrap
+from components.registry.load import get_version, load_version
+from components.registry.register import CHALLENGER, CHAMPION, default_name
+from components.registry.scoring import majority_preds, predict_ids, test_split
+from ptv2_core.errors import Ptv2Error
+
+FLOOR = "majority-class floor"
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """What ``promote`` decided. ``champion`` is the champion version before the decision (None
+    when the floor was the opponent); ``scores`` holds ``challenger`` and ``champion`` (or the
+    floor's) score; ``interval`` bounds challenger − champion."""
+
+    promoted: bool
+    challenger: int | None
+    champion: int | None
+    scores: dict[str, float]
+    interval: tuple[float, float]
+    reason: str
+    name: str = ""
+    metric: str = ""
+    forced: bool = False
+    margin: float = 0.5
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def _resolve_name(c, uri: str, task_or_name: str) -> str:
+    """The name as given when such a registered model exists, else ``ptv2-<task>``."""
+    from mlflow.exceptions import MlflowException
+
+    for name in dict.fromkeys((task_or_name, default_name(task_or_name))):
+        try:
+            store.retry(lambda: c.get_registered_model(name), f"reading registered model '{name}'", uri)
+            return name
+        except MlflowException as e:
+            if e.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise store.unreachable(uri, e) from None
+    raise Ptv2Error(f"no registered model '{default_name(task_or_name)}' for '{task_or_name}' in {uri} "
+                    "(register one with `ptv2 register`)")
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6f}"
+
+
+def promote(
+    task_or_name: str,
+    *,
+    margin: float = 0.5,
+    force: bool = False,
+    reason: str | None = None,
+    tracking_uri: str | None = None,
+    max_eval: int | None = None,
+    alpha: float = 0.05,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> PromotionDecision:
+    """Score ``challenger`` against ``champion`` of ``task_or_name`` (a task, or a registered
+    model name) and move ``champion`` when the challenger wins by ``margin`` points (or when
+    ``force`` is set; ``reason`` is then required). Raises ``Ptv2Error``; aliases are unchanged
+    unless the returned decision says promoted."""
+    if force and not (reason and reason.strip()):
+        raise Ptv2Error("a forced promotion needs a reason (--reason TEXT)")
+    if not margin >= 0:
+        raise Ptv2Error(f"margin must be >= 0 percentage points, got {margin}")
+    uri = store.tracking_uri(tracking_uri)
+    with store.bounded_http():
+        c = store.client(uri)
+        name = _resolve_name(c, uri, task_or_name)
+        aliases = store.retry(lambda: c.get_registered_model(name).aliases, "reading aliases", uri) or {}
+        if CHALLENGER not in aliases:
+            raise Ptv2Error(f"registered model '{name}' has no '{CHALLENGER}' version to promote")
+        chall_v = int(aliases[CHALLENGER])
+        champ_v = int(aliases[CHAMPION]) if CHAMPION in aliases else None
+        if chall_v == champ_v:
+            return PromotionDecision(False, chall_v, champ_v, {}, (0.0, 0.0),
+                                     f"version {chall_v} is already {CHAMPION}", name, forced=force, margin=margin)
+
+        chall_mv = get_version(c, uri, name, version=chall_v)
+        tags = chall_mv.tags or {}
+        task_ref, split_seed = tags.get("task_ref") or tags.get("task"), int(tags.get("split_seed", 0))
+        if not task_ref:
+            raise Ptv2Error(f"{name} version {chall_v} has no 'task' tag: not registered by ptv2")
+        challenger = load_version(c, uri, chall_mv).adapter
+        spec, rows, train_labels = test_split(task_ref, split_seed, max_eval)
+        if (spec.type, tuple(spec.labels)) != (challenger.spec.type, tuple(challenger.spec.labels)):
+            raise Ptv2Error(f"{name} version {chall_v} does not predict the labels of task '{spec.name}'")
+        preds, golds = predict_ids(challenger, rows)
+        del challenger
+        if champ_v is not None:
+            champion = load_version(c, uri, get_version(c, uri, name, version=champ_v)).adapter
+            if (champion.spec.type, tuple(champion.spec.labels)) != (spec.type, tuple(spec.labels)):
+                raise Ptv2Error(f"{name} champion version {champ_v} predicts other labels than the challenger")
+            champ_preds, _ = predict_ids(champion, rows)
+            del champion
+        else:
+            champ_preds = majority_preds(spec, train_labels, golds)
+        result = paired_bootstrap(spec, example_stats(spec, preds, golds), example_stats(spec, champ_preds, golds),
+                                  resamples=resamples, alpha=alpha, seed=seed)
+
+        opponent = f"version {champ_v}" if champ_v is not None else f"the {FLOOR}"
+        wins = result.low > margin / 100
+        rule = (f"{spec.metric} {result.score_a:.4f} vs {result.score_b:.4f} ({opponent}); "
+                f"{100 * (1 - alpha):g}% interval of the difference [{result.low:+.4f}, {result.high:+.4f}] "
+                f"{'clears' if wins else 'does not clear'} the margin {margin / 100:+.4f}")
+        promoted = wins or force
+        if force:
+            why = f"forced: {reason.strip()} (rule alone: {'promote' if wins else 'keep'}; {rule})"
+            decision = "promoted (forced)"
+        else:
+            why = rule
+            decision = "promoted" if wins else ("not promoted (below floor)" if champ_v is None else "kept champion")
+        audit = {
+            "promotion.decision": decision,
+            "promotion.reason": why[:4000],
+            "promotion.forced": str(force).lower(),
+            "promotion.challenger_version": str(chall_v),
+            "promotion.champion_version": str(champ_v) if champ_v is not None else FLOOR,
+            "promotion.challenger_score": _fmt(result.score_a),
+            "promotion.champion_score": _fmt(result.score_b),
+            "promotion.metric": spec.metric,
+            "promotion.diff": _fmt(result.diff),
+            "promotion.interval_low": _fmt(result.low),
+            "promotion.interval_high": _fmt(result.high),
+            "promotion.alpha": str(alpha),
+            "promotion.resamples": str(resamples),
+            "promotion.margin_points": str(margin),
+            "promotion.test_examples": str(result.n),
+            "promotion.split_seed": str(split_seed),
+            "promotion.at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "promotion.by": _user(),
+        }
+        # Audit first, alias last: a failure before the alias call leaves the aliases untouched.
+        for v in (chall_v, champ_v):
+            if v is None:
+                continue
+            for k, val in audit.items():
+                store.retry(lambda: c.set_model_version_tag(name, str(v), k, val), f"tagging {name} version {v}", uri)
+        if promoted:
+            try:
+                store.retry(lambda: c.set_registered_model_alias(name, CHAMPION, str(chall_v)),
+                            f"moving alias '{CHAMPION}'", uri)
+            except Ptv2Error:
+                _mark_failed(c, name, (chall_v, champ_v))
+                raise
+    return PromotionDecision(promoted, chall_v, champ_v, {"challenger": result.score_a, "champion": result.score_b},
+                             (result.low, result.high), why, name, spec.metric, force, margin, audit)
+
+
+def _mark_failed(c, name: str, versions) -> None:
+    """Best effort: the audit tags said promoted, but the alias did not move."""
+    for v in versions:
+        if v is not None:
+            try:
+                c.set_model_version_tag(name, str(v), "promotion.decision", "failed: champion alias not moved")
+            except Exception:
+                pass
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"

@@ -1,0 +1,108 @@
+"""The MLflow pyfunc model of a ptv2 adapter: text in; label and score (or tags per word) out.
+
+Only the adapter files travel as artifacts (kilobytes); the base model is a reference (name
+and weight fingerprint in ``adapter_config.json``) that ``ptv2_core.adapter.load_adapter``
+resolves on load and checks against the fingerprint. Nothing is pickled: the model is logged
+from code (``model_code.py``), and ``model_config`` carries the SHA-256 of each adapter file
+so a corrupt artifact fails loudly on load instead of predicting garbage.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import mlflow.pyfunc
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types.schema import Array, ColSpec, DataType, Schema
+
+ARTIFACT_KEY = "adapter"
+TEXT_COLUMN = "text"
+SEQUENCE_COLUMNS = ("label", "score")
+TOKEN_COLUMNS = ("tokens", "tags", "scores")
+
+
+def file_digests(adapter_dir: str | Path) -> dict[str, str]:
+    """``{file name: "sha256:<hex>"}`` for the adapter's weight and config files."""
+    from ptv2_core.adapter import CONFIG, WEIGHTS
+
+    out = {}
+    for name in (WEIGHTS, CONFIG):
+        path = Path(adapter_dir) / name
+        out[name] = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+    return out
+
+
+def signature(task_type: str) -> ModelSignature:
+    """Input: one string column ``text``. Output: ``label``/``score`` (sequence tasks) or
+    ``tokens``/``tags``/``scores`` arrays, one entry per whitespace-separated word (token tasks)."""
+    inputs = Schema([ColSpec(DataType.string, TEXT_COLUMN)])
+    if task_type == "sequence":
+        outputs = Schema([ColSpec(DataType.string, "label"), ColSpec(DataType.double, "score")])
+    else:
+        outputs = Schema([ColSpec(Array(DataType.string), "tokens"), ColSpec(Array(DataType.string), "tags"),
+                          ColSpec(Array(DataType.double), "scores")])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def _texts(model_input) -> list[str]:
+    """Texts from what pyfunc hands over: a frame with a ``text`` column (or one column), a
+    Series, a list of strings or one string."""
+    if isinstance(model_input, pd.DataFrame):
+        if TEXT_COLUMN in model_input.columns:
+            col = model_input[TEXT_COLUMN]
+        elif len(model_input.columns) == 1:
+            col = model_input.iloc[:, 0]
+        else:
+            raise ValueError(f"expected a '{TEXT_COLUMN}' column, got columns {list(model_input.columns)}")
+        return [str(x) for x in col.tolist()]
+    if isinstance(model_input, pd.Series):
+        return [str(x) for x in model_input.tolist()]
+    if isinstance(model_input, str):
+        return [model_input]
+    if isinstance(model_input, (list, tuple)):
+        return [x[TEXT_COLUMN] if isinstance(x, dict) else str(x) for x in model_input]
+    if isinstance(model_input, dict) and TEXT_COLUMN in model_input:
+        v = model_input[TEXT_COLUMN]
+        return [str(v)] if isinstance(v, str) else [str(x) for x in v]
+    raise ValueError(f"cannot read texts from a {type(model_input).__name__}")
+
+
+class Ptv2PyfuncModel(mlflow.pyfunc.PythonModel):
+    """Wraps ``ptv2_core.predict.predict`` over an adapter loaded from the model's artifacts."""
+
+    loaded = None  # ptv2_core.adapter.LoadedAdapter after load_context
+
+    def load_context(self, context) -> None:
+        from ptv2_core.adapter import load_adapter
+        from ptv2_core.device import pick_device
+        from ptv2_core.errors import Ptv2Error
+
+        adapter_dir = context.artifacts[ARTIFACT_KEY]
+        expected = (context.model_config or {}).get("adapter_digests") or {}
+        actual = file_digests(adapter_dir)
+        bad = sorted(name for name, digest in expected.items() if actual.get(name) != digest)
+        if bad:
+            raise Ptv2Error(f"corrupt model artifact: {', '.join(bad)} in '{adapter_dir}' do not match the "
+                            "SHA-256 recorded at registration")
+        self.loaded = load_adapter(adapter_dir, device=pick_device(os.environ.get("PTV2_DEVICE", "auto")))
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        from ptv2_core.predict import predict
+
+        rows = predict(self.loaded, _texts(model_input))
+        columns = SEQUENCE_COLUMNS if self.loaded.spec.type == "sequence" else TOKEN_COLUMNS
+        return pd.DataFrame(rows, columns=list(columns))
+
+
+def frame_to_rows(frame: pd.DataFrame) -> list[dict]:
+    """The pyfunc output frame as ``ptv2_core.predict`` rows (plain Python values)."""
+    rows = []
+    for rec in frame.to_dict(orient="records"):
+        if "label" in rec:
+            rows.append({"label": str(rec["label"]), "score": float(rec["score"])})
+        else:
+            rows.append({"tokens": [str(t) for t in rec["tokens"]], "tags": [str(t) for t in rec["tags"]],
+                         "scores": [float(x) for x in rec["scores"]]})
+    return rows

@@ -1,0 +1,280 @@
+"""Register an adapter folder as a new version of an MLflow registered model.
+
+Order of writes, so that a failure anywhere leaves the registry as it was:
+
+1. read and check the adapter (task, metrics, base model fingerprint), save the pyfunc model
+   to a temporary folder and load it back to predict the input example — nothing written yet;
+2. a registration run gets the model files (adapter artifacts only; the base by reference);
+3. the registered model is created if new, then one ``create_model_version`` call creates the
+   version together with all of its tags;
+4. the ``challenger`` alias moves to the newest version (see ``converge_alias``).
+
+A failure after 2 marks the run FAILED; after 3, the version (and a registered model this call
+created, if left empty) is deleted again and the alias re-converged. If the store itself is
+gone, cleanup cannot reach it either: the error message then says what is left to undo.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+from components.registry import store
+from components.registry.metadata import AdapterInfo, describe_adapter
+from ptv2_core.errors import Ptv2Error
+
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+NAME_PREFIX = "ptv2-"
+REGISTRATION_TAG = "ptv2.registration_id"
+MODEL_CODE = Path(__file__).with_name("model_code.py")
+# Pinned runtime requirements written into the model (serve with --env-manager local where ptv2 is installed).
+REQUIREMENTS = ("ptv2", "torch", "transformers", "tokenizers", "safetensors", "numpy", "pandas", "mlflow")
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """A registered model version and the aliases it holds after registration."""
+
+    name: str
+    version: int
+    aliases: tuple[str, ...]
+
+
+def default_name(task: str) -> str:
+    """The registered model name of a task: ``ptv2-<task>``."""
+    return task if task.startswith(NAME_PREFIX) else f"{NAME_PREFIX}{task}"
+
+
+def _check_name(name: str) -> str:
+    if not name or not name.strip() or any(c in name for c in "/:@%") or len(name) > 200:
+        raise Ptv2Error(f"invalid registered model name {name!r}: no '/', ':', '@' or '%', at most 200 characters")
+    return name
+
+
+def _requirements() -> list[str]:
+    out = []
+    for dist in REQUIREMENTS:
+        try:
+            out.append(f"{dist}=={importlib_metadata.version(dist)}")
+        except importlib_metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def build_model_dir(info: AdapterInfo, workdir: Path) -> Path:
+    """Save the pyfunc model of ``info`` under ``workdir`` and prove it loads and predicts.
+
+    Only the adapter's own two files are artifacts. Loading runs the same ``load_context`` as
+    serving does, so a base model whose fingerprint differs fails here, before any write.
+    """
+    import mlflow.pyfunc
+    import pandas as pd
+
+    from components.registry.pyfunc_model import ARTIFACT_KEY, file_digests, signature
+    from ptv2_core.adapter import CONFIG, WEIGHTS
+
+    files = workdir / ARTIFACT_KEY
+    files.mkdir()
+    for name in (WEIGHTS, CONFIG):
+        if not (info.adapter_dir / name).is_file():
+            raise Ptv2Error(f"adapter '{info.adapter_dir}' has no {name}")
+        shutil.copy2(info.adapter_dir / name, files / name)
+    example = pd.DataFrame({"text": info.examples})
+    path = workdir / "model"
+    base = info.config["base_model"]
+    mlflow.pyfunc.save_model(
+        str(path), python_model=str(MODEL_CODE), artifacts={ARTIFACT_KEY: str(files)},
+        signature=signature(info.spec.type), input_example=example,
+        model_config={"adapter_digests": file_digests(files)}, pip_requirements=_requirements(),
+        metadata={"ptv2": {"task": info.spec.name, "base_model": base["name"], "base_fingerprint": base["fingerprint"],
+                           "data_hash": info.data_hash}},
+    )
+    out = mlflow.pyfunc.load_model(str(path)).predict(example)
+    if len(out) != len(example):
+        raise Ptv2Error(f"the saved model predicted {len(out)} rows for {len(example)} example texts")
+    return path
+
+
+def versions(c, name: str) -> list:
+    """All versions of a registered model (empty when the model does not exist)."""
+    return list(c.search_model_versions(f"name = '{name}'"))
+
+
+def converge_alias(c, uri: str, name: str, alias: str = CHALLENGER, rounds: int = 5) -> int | None:
+    """Point ``alias`` at the highest version number and check it still is the highest.
+
+    Every registering process runs this after creating its version, so with concurrent
+    registrations the last writer has seen every version created before its write: the alias
+    ends on the newest one whichever process finishes last. Returns that version (None: no versions).
+    """
+    for _ in range(rounds):
+        latest = max((int(v.version) for v in store.retry(lambda: versions(c, name), "listing versions", uri)), default=None)
+        if latest is None:
+            return None
+        current = store.retry(lambda: c.get_registered_model(name).aliases, "reading aliases", uri).get(alias)
+        if current is None or int(current) != latest:
+            store.retry(lambda: c.set_registered_model_alias(name, alias, str(latest)), f"moving alias '{alias}'", uri)
+        after = max(int(v.version) for v in store.retry(lambda: versions(c, name), "listing versions", uri))
+        if after == latest:
+            return latest
+    raise Ptv2Error(f"alias '{alias}' of '{name}' did not settle: versions kept appearing")
+
+
+def _check_registered_model(c, uri: str, name: str, task: str) -> bool:
+    """Read-only: does ``name`` exist, and does it hold this task's adapters?"""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = store.retry(lambda: c.get_registered_model(name), f"reading registered model '{name}'", uri)
+    except MlflowException as e:
+        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return False
+        raise
+    held = (model.tags or {}).get("task")
+    if held is not None and held != task:
+        raise Ptv2Error(f"registered model '{name}' holds adapters for task '{held}', not '{task}'")
+    return True
+
+
+def _create_registered_model(c, uri: str, name: str, task: str) -> bool:
+    """Create ``name``; False when another process created it first."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        c.create_registered_model(name, tags={"task": task},
+                                  description=f"ptv2 P-Tuning v2 adapters for task '{task}' (MLflow pyfunc)")
+        return True
+    except MlflowException as e:
+        if e.error_code == "RESOURCE_ALREADY_EXISTS":
+            return False
+        raise
+
+
+def _cleanup(c, uri: str, name: str, reg_id: str, run_id: str | None, own_run: bool, created: bool,
+             new_model: bool) -> list[str]:
+    """Undo a failed registration as far as the store lets us; returns what could not be undone.
+
+    ``created``: ``create_model_version`` was called (it may have succeeded before the error).
+    ``new_model``: this call created the registered model (deleted again if left empty).
+    A store that does not answer one call is not asked again.
+    """
+    left: list[str] = []
+    if created or new_model:
+        try:
+            remaining = []
+            for v in versions(c, name):
+                if (v.tags or {}).get(REGISTRATION_TAG) == reg_id:
+                    c.delete_model_version(name, v.version)
+                else:
+                    remaining.append(v)
+            if new_model and not remaining:
+                c.delete_registered_model(name)
+            elif remaining:
+                converge_alias(c, uri, name, rounds=2)
+        except Exception as e:  # do not mask the first error
+            left.append(f"could not check for the new version ({store.describe(e)}): delete any version of "
+                        f"'{name}' tagged {REGISTRATION_TAG}={reg_id}")
+            return left + ([f"run {run_id} is not marked FAILED"] if own_run and run_id else [])
+    if own_run and run_id:
+        try:
+            c.set_terminated(run_id, "FAILED")
+        except Exception:
+            left.append(f"run {run_id} is not marked FAILED")
+    return left
+
+
+def register_adapter(
+    adapter_dir: str | Path,
+    task: str,
+    *,
+    name: str | None = None,
+    tags: dict | None = None,
+    tracking_uri: str | None = None,
+    run_id: str | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> RegisteredVersion:
+    """Register the adapter in ``adapter_dir`` (adapter files + metrics.json) for ``task`` as a new
+    version of ``name`` (default ``ptv2-<task>``) and give it the alias ``challenger``.
+
+    ``tags`` are added to the version's tags (``study`` among them). ``run_id`` logs the model
+    into an existing run (e.g. the search trial's) instead of a new run in experiment
+    ``ptv2-registry``. ``on_step`` is called with ``"validated"``, ``"logged"``, ``"created"``
+    and ``"aliased"`` as the steps complete. Raises ``Ptv2Error``; on failure the registry is
+    left as it was.
+    """
+    step = on_step or (lambda _s: None)
+    info = describe_adapter(adapter_dir, task, tags)
+    name = _check_name(name or default_name(info.spec.name))
+    uri = store.tracking_uri(tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="ptv2-register-") as tmp:
+        model_dir = build_model_dir(info, Path(tmp))
+        step("validated")
+        with store.bounded_http():
+            return _publish(store.client(uri), uri, info, name, model_dir, run_id, step)
+
+
+def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id: str | None,
+             step: Callable[[str], None]) -> RegisteredVersion:
+    from mlflow.entities import Metric, Param
+
+    reg_id = uuid.uuid4().hex
+    own_run = run_id is None
+    artifact_path = "model" if own_run else f"model-{reg_id[:12]}"  # never overwrite a logged model
+    try:
+        exists = _check_registered_model(c, uri, name, info.spec.name)
+        if own_run:
+            exp_id = store.registry_experiment(c, uri)
+            run_id = store.retry(lambda: c.create_run(exp_id, run_name=f"register-{name}",
+                                                      tags={"ptv2.registered_model": name}).info.run_id,
+                                 "creating the registration run", uri, attempts=1)
+        run = store.retry(lambda: c.get_run(run_id), f"reading run {run_id}", uri)
+    except Ptv2Error:
+        raise
+    except Exception as e:
+        raise store.unreachable(uri, e) from None
+    created = new_model = False
+    try:
+        if own_run:
+            params = [Param(k, info.tags[k]) for k in ("task", "prompt_len", "lr", "base_model", "study")]
+            metrics = [Metric(k, float(v), 0, 0) for k, v in info.tags.items()
+                       if k.startswith(("dev_", "test_")) and _is_number(v)]
+            store.retry(lambda: c.log_batch(run_id, metrics=metrics, params=params), "logging run data", uri)
+        store.retry(lambda: c.log_artifacts(run_id, str(model_dir), artifact_path), "uploading the model", uri)
+        step("logged")
+        if own_run:
+            store.retry(lambda: c.set_terminated(run_id, "FINISHED"), "closing the registration run", uri)
+        if not exists:
+            new_model = store.retry(lambda: _create_registered_model(c, uri, name, info.spec.name),
+                                    f"creating registered model '{name}'", uri, attempts=1)
+        created = True  # from here on a version may exist, even if the call below fails
+        mv = c.create_model_version(name, f"{run.info.artifact_uri}/{artifact_path}", run_id=run_id,
+                                    tags=info.tags | {REGISTRATION_TAG: reg_id},
+                                    description=f"task {info.spec.name}, test {info.spec.metric} "
+                                                f"{info.tags.get('test_score', '?')}")
+        version = int(mv.version)
+        step("created")
+        converge_alias(c, uri, name)
+        aliases = tuple(sorted(store.retry(lambda: c.get_model_version(name, str(version)).aliases,
+                                           "reading the new version", uri)))
+        step("aliased")
+    except BaseException as e:
+        left = _cleanup(c, uri, name, reg_id, run_id, own_run, created, new_model)
+        if not isinstance(e, Exception):
+            raise
+        msg = str(e) if isinstance(e, Ptv2Error) else f"{store.describe(e)} (MLflow store at {uri})"
+        state = "no version was created" if not created else "registry left as it was" if not left else "cleanup incomplete"
+        raise Ptv2Error(f"registering '{name}' failed, {state}: {msg}" + ("; " + "; ".join(left) if left else "")) from None
+    return RegisteredVersion(name, version, aliases)
+
+
+def _is_number(v: str) -> bool:
+    try:
+        float(v)
+    except ValueError:
+        return False
+    return True

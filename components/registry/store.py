@@ -1,0 +1,128 @@
+"""Reaching the MLflow store: which URI, bounded retries, and MLflow errors as ``Ptv2Error``.
+
+The URI comes from ``optuna_studies.settings`` (explicit argument, else ``MLFLOW_TRACKING_URI``,
+else the sqlite file under ``PTV2_HOME``); the registry lives in the same store. A dead
+tracking server must give a clear error within about a minute, not after MLflow's default
+of 7 retries with exponential backoff (minutes), so the HTTP retry settings get tighter
+defaults here unless the user set them.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from optuna_studies import settings
+from ptv2_core.errors import Ptv2Error
+
+T = TypeVar("T")
+
+# Used unless the environment sets them: 3 retries, backoff 0 s, 2 s, 4 s (+ up to 0.5 s jitter),
+# 20 s per request. A refused connection therefore fails after about 7 s per call.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # no progress bars in command output
+}
+REGISTRY_EXPERIMENT = "ptv2-registry"
+
+
+def tracking_uri(explicit: str | None = None) -> str:
+    """The tracking (and registry) URI in force: argument, environment, or the sqlite default."""
+    return settings.mlflow_tracking_uri(explicit)
+
+
+def is_local_store(uri: str) -> bool:
+    """True for a store this process opens itself (sqlite, other databases, file), False for a server."""
+    return not uri.startswith(("http://", "https://", "databricks"))
+
+
+@contextlib.contextmanager
+def bounded_http() -> Iterator[None]:
+    """Apply ``HTTP_DEFAULTS`` for the duration (the environment's own values win)."""
+    added = [k for k in HTTP_DEFAULTS if k not in os.environ]
+    for k in added:
+        os.environ[k] = HTTP_DEFAULTS[k]
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
+def client(uri: str):
+    """An ``MlflowClient`` on ``uri`` for both tracking and registry (no global state touched)."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def is_unreachable(e: BaseException) -> bool:
+    """True when MLflow's HTTP layer already retried and the server still did not answer."""
+    text = str(e)
+    return any(s in text for s in ("Max retries exceeded", "Connection refused", "Failed to establish a new connection",
+                                   "Read timed out", "Connection aborted"))
+
+
+def describe(e: BaseException) -> str:
+    """A short reason for an MLflow/HTTP error, without the stack of wrappers."""
+    text = str(e)
+    if is_unreachable(e):
+        kind = "timed out" if "timed out" in text else "connection refused" if "refused" in text or \
+            "Failed to establish" in text else "connection failed"
+        return f"server unreachable ({kind}; gave up after {os.environ.get('MLFLOW_HTTP_REQUEST_MAX_RETRIES', '7')} retries)"
+    lines = text.strip().splitlines()
+    return lines[0][:400] if lines else type(e).__name__
+
+
+def unreachable(uri: str, e: BaseException) -> Ptv2Error:
+    return Ptv2Error(f"MLflow store at {uri} failed: {describe(e)}")
+
+
+def retry(fn: Callable[[], T], what: str, uri: str, attempts: int = 2, delay: float = 1.0) -> T:
+    """Call ``fn`` up to ``attempts`` times (MLflow's own HTTP retries run inside each);
+    a ``Ptv2Error`` naming ``what`` when all fail. For idempotent calls only."""
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except MlflowException as e:
+            if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS"):
+                raise  # answers, not outages: retrying changes nothing
+            last: BaseException = e
+        except Exception as e:  # requests/sqlalchemy errors: the store is unreachable or busy
+            last = e
+        if is_unreachable(last):
+            break  # MLflow's HTTP layer has already retried with backoff
+        if attempt < attempts:
+            time.sleep(delay * attempt)
+    raise Ptv2Error(f"{what} failed against the MLflow store at {uri}: {describe(last)}")
+
+
+def registry_experiment(c, uri: str, name: str = REGISTRY_EXPERIMENT) -> str:
+    """Id of the experiment that holds registration runs, created on first use (race-safe)."""
+    from mlflow.exceptions import MlflowException
+
+    def get_or_create() -> str:
+        exp = c.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        # A server chooses its own artifact root; a local store uses the configured folder.
+        if is_local_store(uri):
+            root = settings.artifact_root() or (settings.home() / "mlartifacts").as_uri()
+        else:
+            root = os.environ.get("PTV2_ARTIFACT_ROOT")
+        try:
+            return c.create_experiment(name, artifact_location=root)
+        except MlflowException:  # another process created it meanwhile
+            exp = c.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return exp.experiment_id
+
+    return retry(get_or_create, f"opening experiment '{name}'", uri)

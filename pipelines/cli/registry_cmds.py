@@ -1,0 +1,97 @@
+"""``ptv2 register``, ``ptv2 promote``, ``ptv2 ui``: adapters in the MLflow model registry.
+
+The store is ``MLFLOW_TRACKING_URI`` when set, else the local default (sqlite file and artifact
+folder under ``PTV2_HOME``); see docs/registry.md.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pipelines.cli.app import app
+
+
+def _parse_tags(pairs: list[str]) -> dict[str, str]:
+    from ptv2_core.errors import Ptv2Error
+
+    tags = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            raise Ptv2Error(f"--tag expects KEY=VALUE, got {pair!r}")
+        tags[key.strip()] = value
+    return tags
+
+
+@app.command()
+def register(
+    task: str = typer.Option(..., help="The adapter's task: a packaged task (trec, rt, wnut16, bbc), a task YAML, or hub:<name>."),
+    adapter: Path = typer.Option(..., help="Adapter folder (adapter.safetensors, adapter_config.json, metrics.json)."),
+    name: Optional[str] = typer.Option(None, help="Registered model name (default: ptv2-<task>)."),
+    tag: list[str] = typer.Option([], "--tag", help="Extra version tag KEY=VALUE (repeatable), e.g. study=trec-v2."),
+    run_id: Optional[str] = typer.Option(None, help="Log the model into this existing MLflow run."),
+) -> None:
+    """Register an adapter as a new model version with the alias 'challenger'."""
+    from components.registry.register import register_adapter
+
+    version = register_adapter(adapter, task, name=name, tags=_parse_tags(tag) or None, run_id=run_id)
+    typer.echo(f"registered {version.name} version {version.version} (aliases: {', '.join(version.aliases) or 'none'}); "
+               f"load it with models:/{version.name}@challenger")
+
+
+@app.command()
+def promote(
+    task: str = typer.Option(..., help="Task (model ptv2-<task>) or a registered model name."),
+    margin: float = typer.Option(0.5, help="Percentage points the challenger must win by (lower end of the 95% "
+                                 "paired-bootstrap interval)."),
+    force: bool = typer.Option(False, help="Promote whatever the scores say (needs --reason)."),
+    reason: Optional[str] = typer.Option(None, help="Why, for a forced promotion (recorded as a tag)."),
+    max_eval: Optional[int] = typer.Option(None, help="Score on at most N test examples."),
+    as_json: bool = typer.Option(False, "--json", help="Print the decision as JSON."),
+) -> None:
+    """Score challenger against champion on the same test split; move 'champion' if the challenger wins."""
+    from components.registry.promote import promote as run_promote
+    from ptv2_core.errors import Ptv2Error
+
+    if reason is not None and not force:
+        raise Ptv2Error("--reason goes with --force")
+    d = run_promote(task, margin=margin, force=force, reason=reason, max_eval=max_eval)
+    if as_json:
+        typer.echo(json.dumps(asdict(d), indent=2))
+        return
+    verdict = "promoted" if d.promoted else "not promoted"
+    typer.echo(f"{d.name}: version {d.challenger} {verdict}"
+               + (f" (champion is now version {d.challenger})" if d.promoted else
+                  f" (champion stays {'version ' + str(d.champion) if d.champion is not None else 'unset'})"))
+    typer.echo(d.reason)
+
+
+@app.command()
+def ui(
+    port: int = typer.Option(5000, help="Port on 127.0.0.1."),
+    workers: int = typer.Option(1, help="Server worker processes."),
+) -> None:
+    """Start the MLflow UI on 127.0.0.1 for the local store (Ctrl-C stops it)."""
+    from components.registry import store
+    from optuna_studies import settings
+    from ptv2_core.errors import Ptv2Error
+
+    uri = store.tracking_uri()
+    if not store.is_local_store(uri):
+        raise Ptv2Error(f"MLFLOW_TRACKING_URI points to a server ({uri}): open its UI there; "
+                        "`ptv2 ui` serves the local store only")
+    if not 0 < port < 65536:
+        raise Ptv2Error(f"--port must be 1..65535, got {port}")
+    root = settings.artifact_root() or (settings.home() / "mlartifacts").as_uri()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--default-artifact-root", root,
+           "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    typer.echo(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C stops it)", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, cmd)  # the server replaces this process: signals reach it directly

@@ -1,0 +1,164 @@
+"""Promotion: the paired bootstrap (exact metrics, the decision rule) and promote() end to end
+on a real sqlite MLflow registry with real trained adapters: better challenger promoted, worse
+one not, the majority-class floor, a forced promotion with its audit tags, and a failure
+halfway that leaves the aliases as they were."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from components.registry.bootstrap import example_stats, metric_from_sums, paired_bootstrap
+from ptv2_core.errors import Ptv2Error
+from ptv2_core.metrics import compute_metrics
+from ptv2_core.tasks import TaskSpec
+from test_registry_support import adapters_fixture, registry_state
+
+TREC = TaskSpec("trec", "sequence", ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"), "accuracy")
+TREC_F1 = TaskSpec("trec", "sequence", TREC.labels, "macro_f1")
+EVAL = 100  # test examples scored per promotion (2 shared CPU cores)
+NER = TaskSpec("ner", "token", ("O", "B-loc", "I-loc", "B-per", "I-per"), "span_f1", "tokens", "tags")
+
+
+def _random_seq(rng: random.Random, n: int, k: int, skill: float) -> tuple[list[int], list[int]]:
+    gold = [rng.randrange(k) for _ in range(n)]
+    return [g if rng.random() < skill else rng.randrange(k) for g in gold], gold
+
+
+def _random_tags(rng: random.Random, n: int) -> tuple[list[list[int]], list[list[int]]]:
+    preds, golds = [], []
+    for _ in range(n):
+        length = rng.randrange(1, 12)
+        golds.append([rng.choice([0, 0, 0, 1, 2, 3, 4]) for _ in range(length)])
+        preds.append([g if rng.random() < 0.7 else rng.randrange(5) for g in golds[-1]])
+    return preds, golds
+
+
+@pytest.mark.parametrize("spec", [TREC, TREC_F1, NER], ids=["accuracy", "macro_f1", "span_f1"])
+def test_statistic_equals_core_metric_on_full_and_resampled_sets(spec):
+    rng = random.Random(1)
+    preds, golds = _random_tags(rng, 60) if spec.type == "token" else _random_seq(rng, 80, 6, 0.5)
+    stats = example_stats(spec, preds, golds)
+    assert metric_from_sums(spec, stats.sum(0)) == pytest.approx(compute_metrics(spec, preds, golds)["score"], abs=1e-12)
+    # a resample with repeats is the same as scoring the repeated examples
+    idx = [rng.randrange(len(golds)) for _ in range(len(golds))]
+    sub_p, sub_g = [preds[i] for i in idx], [golds[i] for i in idx]
+    assert metric_from_sums(spec, stats[idx].sum(0)) == pytest.approx(compute_metrics(spec, sub_p, sub_g)["score"], abs=1e-12)
+
+
+def test_bootstrap_is_seeded_and_paired():
+    rng = random.Random(2)
+    better, gold = _random_seq(rng, 300, 6, 0.8)
+    worse = [g if rng.random() < 0.4 else rng.randrange(6) for g in gold]
+    a, b = example_stats(TREC, better, gold), example_stats(TREC, worse, gold)
+    r1 = paired_bootstrap(TREC, a, b, resamples=500, seed=7)
+    r2 = paired_bootstrap(TREC, a, b, resamples=500, seed=7)
+    assert r1 == r2
+    assert r1.low <= r1.diff <= r1.high and r1.low > 0.2  # clearly better: the whole interval is positive
+    same = paired_bootstrap(TREC, a, a, resamples=200)
+    assert (same.low, same.high, same.diff) == (0.0, 0.0, 0.0)  # paired: identical models never differ
+    reverse = paired_bootstrap(TREC, b, a, resamples=500, seed=7)
+    assert reverse.high < 0 and reverse.low == pytest.approx(-r1.high)
+
+
+def test_bootstrap_interval_covers_a_small_true_difference():
+    rng = random.Random(3)
+    gold = [rng.randrange(2) for _ in range(400)]
+    a = [g if rng.random() < 0.71 else 1 - g for g in gold]
+    b = [g if rng.random() < 0.70 else 1 - g for g in gold]
+    spec = TaskSpec("bin", "sequence", ("n", "y"), "accuracy")
+    r = paired_bootstrap(spec, example_stats(spec, a, gold), example_stats(spec, b, gold), resamples=1000)
+    assert r.low < 0.005 < r.high or r.low < 0  # a ~1-point edge on 400 examples does not clear a 0.5-point margin
+
+
+# ---- end to end on sqlite --------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def adapters(tmp_path_factory):
+    return adapters_fixture(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One sqlite store for the module (creating its tables takes seconds)."""
+    home = tmp_path_factory.mktemp("promote-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.setenv("PTV2_HOME", str(home))
+        yield f"sqlite:///{home / 'mlflow.db'}"
+
+
+def _tags(uri: str, name: str, version: int) -> dict:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version(name, str(version)).tags
+
+
+def test_promotion_both_ways_forced_and_failure_halfway(adapters, store):
+    from components.registry.promote import promote
+    from components.registry.register import register_adapter
+
+    name = "ptv2-trec"
+    v1 = register_adapter(adapters["bad"], "trec", tracking_uri=store)
+    assert (v1.version, v1.aliases) == (1, ("challenger",))
+
+    # first version: the floor is the majority class, and the untrained adapter does not clear it
+    d = promote("trec", tracking_uri=store, max_eval=EVAL)
+    assert not d.promoted and d.champion is None and "majority" in d.reason
+    assert registry_state(store, name)[0] == {"challenger": 1}
+    assert _tags(store, name, 1)["promotion.decision"] == "not promoted (below floor)"
+
+    with pytest.raises(Ptv2Error, match="needs a reason"):
+        promote("trec", tracking_uri=store, force=True)
+
+    # forced: promoted whatever the scores say, with the reason and both scores on record
+    d = promote("trec", tracking_uri=store, max_eval=EVAL, force=True, reason="bootstrap the registry")
+    assert d.promoted and d.forced
+    assert registry_state(store, name)[0] == {"challenger": 1, "champion": 1}
+    t1 = _tags(store, name, 1)
+    assert t1["promotion.forced"] == "true" and t1["promotion.decision"] == "promoted (forced)"
+    assert "bootstrap the registry" in t1["promotion.reason"]
+    assert float(t1["promotion.challenger_score"]) == pytest.approx(d.scores["challenger"], abs=1e-6)
+    assert t1["promotion.champion_version"] == "majority-class floor"
+
+    # a clearly better challenger is promoted, and the decision is tagged on both versions
+    v2 = register_adapter(adapters["good"], "trec", tracking_uri=store, tags={"study": "unit-study"})
+    assert v2.version == 2 and registry_state(store, name)[0] == {"challenger": 2, "champion": 1}
+    d = promote("trec", tracking_uri=store, max_eval=EVAL)
+    assert d.promoted and (d.challenger, d.champion) == (2, 1)
+    assert d.interval[0] > 0.005 and d.scores["challenger"] > d.scores["champion"] + 0.2
+    assert registry_state(store, name)[0] == {"challenger": 2, "champion": 2}
+    for v in (1, 2):
+        t = _tags(store, name, v)
+        assert t["promotion.decision"] == "promoted" and t["promotion.challenger_version"] == "2"
+        assert float(t["promotion.interval_low"]) == pytest.approx(d.interval[0], abs=1e-6)
+        assert t["promotion.forced"] == "false"
+    assert _tags(store, name, 2)["study"] == "unit-study"
+
+    # a worse challenger is not promoted
+    v3 = register_adapter(adapters["bad"], "trec", tracking_uri=store)
+    assert v3.version == 3
+    d = promote("ptv2-trec", tracking_uri=store, max_eval=EVAL)
+    assert not d.promoted and d.interval[1] < 0 and (d.challenger, d.champion) == (3, 2)
+    assert registry_state(store, name)[0] == {"challenger": 3, "champion": 2}
+    assert _tags(store, name, 3)["promotion.decision"] == "kept champion"
+    assert _tags(store, name, 2)["promotion.champion_score"] == _tags(store, name, 3)["promotion.champion_score"]
+
+    # failure halfway: the champion's stored artifact is corrupt → error, aliases untouched
+    from mlflow import MlflowClient
+
+    src = MlflowClient(tracking_uri=store, registry_uri=store).get_model_version_download_uri(name, "2")
+    weights = Path(src.removeprefix("file://")) / "artifacts" / "adapter" / "adapter.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-16])
+    with pytest.raises(Ptv2Error, match="corrupt"):
+        promote("trec", tracking_uri=store, max_eval=EVAL, force=True, reason="should not happen")
+    assert registry_state(store, name) == ({"challenger": 3, "champion": 2}, [1, 2, 3])
+
+
+def test_promote_unknown_model_is_an_error(store):
+    from components.registry.promote import promote
+
+    with pytest.raises(Ptv2Error, match="no registered model 'ptv2-nope'"):
+        promote("nope", tracking_uri=store)

@@ -1,0 +1,215 @@
+"""Registry on the default store (sqlite file + local artifact folder under PTV2_HOME, nothing
+to start): register, load by alias, predict (classification and NER), bad input, rollback,
+two processes registering at once."""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ptv2_core.errors import Ptv2Error
+from test_registry_support import adapters_fixture, base_env, copy_adapter, error_line, ptv2, registry_state
+
+TEXTS = ["What is the capital of France ?", "Who wrote Hamlet ?", "How many legs does a spider have ?"]
+
+
+@pytest.fixture(scope="session")
+def adapters(tmp_path_factory):
+    return adapters_fixture(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """PTV2_HOME of the default store; MLFLOW_TRACKING_URI unset, so the sqlite default is used."""
+    home = tmp_path_factory.mktemp("registry-home")
+    with pytest.MonkeyPatch.context() as m:
+        m.delenv("MLFLOW_TRACKING_URI", raising=False)
+        m.setenv("PTV2_HOME", str(home))
+        yield home
+    import mlflow
+
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="module")
+def store(home) -> str:
+    from optuna_studies import settings
+
+    uri = settings.mlflow_tracking_uri()
+    assert uri == f"sqlite:///{home / 'mlflow.db'}"
+    _client(uri).search_registered_models()  # create the tables once, before any concurrent writer
+    return uri
+
+
+def _client(uri):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def test_register_load_by_alias_predict_classification(adapters, home, store):
+    import mlflow
+    from components.registry.register import register_adapter
+    from ptv2_core.adapter import load_adapter
+    from ptv2_core.predict import predict
+
+    v = register_adapter(adapters["good"], "trec", tags={"study": "trec-study"})  # no URI: the default store
+    assert (v.name, v.version, v.aliases) == ("ptv2-trec", 1, ("challenger",))
+    assert (home / "mlflow.db").is_file()
+
+    mv = _client(store).get_model_version("ptv2-trec", "1")
+    metrics = json.loads((adapters["good"] / "metrics.json").read_text())
+    t = mv.tags
+    assert (t["task"], t["prompt_len"], t["study"], t["base_model"]) == ("trec", "4", "trec-study", "minilm")
+    assert float(t["lr"]) == pytest.approx(metrics["lr"])
+    assert float(t["dev_accuracy"]) == pytest.approx(metrics["dev"]["accuracy"], abs=1e-5)
+    assert float(t["test_accuracy"]) == pytest.approx(metrics["test"]["accuracy"], abs=1e-5)
+    assert t["data_hash"].startswith("sha256:") and len(t["data_hash"]) == 71
+    assert t["base_fingerprint"] == metrics["base_fingerprint"]
+    assert t["code_version"].startswith("0.1.0")
+
+    # the artifact is the adapter by reference to its base: kilobytes, not the 88 MB MiniLM
+    src = Path(mv.source.removeprefix("file://"))
+    assert src.is_relative_to(home / "mlartifacts")
+    sizes = {p.relative_to(src).as_posix(): p.stat().st_size for p in src.rglob("*") if p.is_file()}
+    assert sum(sizes.values()) < 1_000_000, sizes
+    assert {"MLmodel", "input_example.json", "artifacts/adapter/adapter.safetensors",
+            "artifacts/adapter/adapter_config.json"} <= set(sizes)
+    assert not any(k.endswith((".pkl", ".bin")) or k == "python_model.pkl" for k in sizes)  # nothing pickled
+
+    mlflow.set_tracking_uri(store)
+    model = mlflow.pyfunc.load_model("models:/ptv2-trec@challenger")
+    sig = model.metadata.signature
+    assert sig.inputs.input_names() == ["text"] and sig.outputs.input_names() == ["label", "score"]
+    out = model.predict(pd.DataFrame({"text": TEXTS}))
+    assert list(out.columns) == ["label", "score"] and len(out) == 3
+    direct = predict(load_adapter(adapters["good"]), TEXTS)
+    assert out["label"].tolist() == [r["label"] for r in direct]
+    assert out["score"].tolist() == pytest.approx([r["score"] for r in direct], abs=1e-5)
+
+
+def test_register_and_predict_ner_through_the_cli(adapters, home, store):
+    env = base_env(PTV2_HOME=str(home))
+    r = ptv2("register", "--task", "wnut16", "--adapter", str(adapters["ner"]), "--tag", "study=ner-study", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "registered ptv2-wnut16 version 1 (aliases: challenger)" in r.stdout
+    text = "Going to see Taylor Swift in New York tonight"
+    r = ptv2("predict", "--model", "models:/ptv2-wnut16@challenger", "--json", text, env=env)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    assert len(rows) == 1 and rows[0]["tokens"] == text.split()
+    labels = set(json.loads((adapters["ner"] / "adapter_config.json").read_text())["task"]["labels"])
+    assert len(rows[0]["tags"]) == len(rows[0]["scores"]) == 9 and set(rows[0]["tags"]) <= labels
+    assert all(0 < s <= 1 for s in rows[0]["scores"])
+    assert _client(store).get_model_version("ptv2-wnut16", "1").tags["task_type"] == "token"
+
+
+def test_bad_input_is_an_error_and_leaves_the_registry_unchanged(adapters, home, store, tmp_path):
+    from components.registry.register import register_adapter
+
+    before = {n: registry_state(store, n) for n in ("ptv2-trec", "ptv2-wnut16")}
+    runs_before = len(_client(store).search_runs([e.experiment_id for e in _client(store).search_experiments()]))
+
+    r = ptv2("register", "--task", "nope", "--adapter", str(adapters["good"]), env=base_env(PTV2_HOME=str(home)))
+    assert r.returncode == 2 and error_line(r.stderr).startswith("error: unknown task 'nope'")
+    with pytest.raises(Ptv2Error, match="trained for task 'wnut16', not 'trec'"):
+        register_adapter(adapters["ner"], "trec")
+    other_base = copy_adapter(adapters["good"], tmp_path / "fp", base_model={"fingerprint": "sha256:" + "0" * 64})
+    with pytest.raises(Ptv2Error, match="fingerprint"):
+        register_adapter(other_base, "trec")
+    unknown_model = copy_adapter(adapters["good"], tmp_path / "unknown", base_model={"name": "no-such-model-xyz"})
+    with pytest.raises(Ptv2Error, match="no-such-model-xyz"):
+        register_adapter(unknown_model, "trec")
+    corrupt = copy_adapter(adapters["good"], tmp_path / "corrupt")
+    (corrupt / "adapter.safetensors").write_bytes((corrupt / "adapter.safetensors").read_bytes()[:100])
+    with pytest.raises(Ptv2Error, match="corrupt"):
+        register_adapter(corrupt, "trec")
+    with pytest.raises(Ptv2Error, match="invalid registered model name"):
+        register_adapter(adapters["good"], "trec", name="a/b")
+
+    assert {n: registry_state(store, n) for n in before} == before
+    assert len(_client(store).search_runs([e.experiment_id for e in _client(store).search_experiments()])) == runs_before
+
+
+def test_failure_after_the_version_exists_is_rolled_back(adapters, store):
+    from mlflow.exceptions import MlflowException
+
+    from components.registry.register import register_adapter
+
+    def fail_at(step):
+        if step == "created":
+            raise RuntimeError("simulated failure after create_model_version")
+
+    # the first version of a new model: the version and the registered model are removed again
+    with pytest.raises(Ptv2Error, match="registry left as it was: .*simulated failure"):
+        register_adapter(adapters["bad"], "trec", name="ptv2-rollback", on_step=fail_at)
+    with pytest.raises(MlflowException, match="not found"):
+        _client(store).get_registered_model("ptv2-rollback")
+    runs = _client(store).search_runs([_client(store).get_experiment_by_name("ptv2-registry").experiment_id],
+                                      order_by=["attributes.start_time DESC"], max_results=1)
+    assert runs[0].info.status == "FAILED"
+
+    # a later version: deleted again, the alias stays on the previous one
+    v1 = register_adapter(adapters["bad"], "trec", name="ptv2-rollback")
+    with pytest.raises(Ptv2Error, match="registry left as it was"):
+        register_adapter(adapters["bad"], "trec", name="ptv2-rollback", on_step=fail_at)
+    assert registry_state(store, "ptv2-rollback") == ({"challenger": v1.version}, [v1.version])
+
+
+def test_registered_version_with_corrupt_artifact_or_changed_base_fails_to_load(adapters, home, store, tmp_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    from components.registry.load import load_registered
+    from components.registry.register import register_adapter
+    from ptv2_core.backbone import resolve_model_name
+
+    # a version whose base model is a folder that later changes under it
+    base = tmp_path / "base"
+    src = resolve_model_name("minilm")
+    AutoModel.from_pretrained(src).save_pretrained(base)
+    AutoTokenizer.from_pretrained(src).save_pretrained(base)
+    moved = copy_adapter(adapters["good"], tmp_path / "on-folder", base_model={"name": str(base)})
+    v = register_adapter(moved, "trec", name="ptv2-trec-folder-base")
+    model = AutoModel.from_pretrained(base)
+    with __import__("torch").no_grad():
+        model.embeddings.word_embeddings.weight[0, 0] += 1.0
+    model.save_pretrained(base)
+    before = registry_state(store, v.name)
+    r = ptv2("predict", "--model", f"models:/{v.name}@challenger", "When ?", env=base_env(PTV2_HOME=str(home)))
+    assert r.returncode == 2 and "refusing a different base model" in error_line(r.stderr)
+    assert registry_state(store, v.name) == before
+
+    # a version whose stored adapter file was damaged
+    mv = _client(store).get_model_version(v.name, str(v.version))
+    weights = Path(mv.source.removeprefix("file://")) / "artifacts" / "adapter" / "adapter.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)  # same size, different bytes
+    with pytest.raises(Ptv2Error, match="corrupt model artifact"):
+        load_registered(f"models:/{v.name}/{v.version}")
+    with pytest.raises(Ptv2Error, match="has no alias 'champion'"):
+        load_registered(f"models:/{v.name}@champion")
+    with pytest.raises(Ptv2Error, match="no version 7"):
+        load_registered(f"models:/{v.name}/7")
+    with pytest.raises(Ptv2Error, match="not models:/NAME@ALIAS"):
+        load_registered(v.name)
+    assert registry_state(store, v.name) == before
+
+
+def test_two_processes_registering_at_once_get_distinct_versions(adapters, store):
+    ctx = mp.get_context("spawn")
+    barrier, out = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=__import__("test_registry_support").register_after_barrier,
+                         args=(str(adapters["good"]), "trec", "ptv2-race", store, barrier, out)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert [r[0] for r in results] == ["ok", "ok"], results
+    assert sorted(r[1] for r in results) == [1, 2]
+    aliases, versions = registry_state(store, "ptv2-race")
+    assert versions == [1, 2] and aliases == {"challenger": 2}
+    # the process that created version 2 reports the alias on it; version 1 ends without one
+    assert {r[1]: r[2] for r in results}[2] == ("challenger",)

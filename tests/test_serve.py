@@ -1,0 +1,108 @@
+"""Serving: ``mlflow models serve`` answers REST predictions for models:/ptv2-trec@champion
+(``--env-manager local``), and ``ptv2 ui`` serves the default store's UI on 127.0.0.1."""
+from __future__ import annotations
+
+import json
+import socket
+import statistics
+import subprocess
+import time
+import urllib.request
+
+import pandas as pd
+import pytest
+
+from test_registry_support import BIN, adapters_fixture, base_env, error_line, free_port, ptv2, stop, wait_http
+
+TEXTS = ["Who wrote Hamlet ?", "How far is the moon from the earth ?", "What does NASA stand for ?"]
+
+
+@pytest.fixture(scope="session")
+def adapters(tmp_path_factory):
+    return adapters_fixture(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def registered(adapters, tmp_path_factory):
+    """A default store (sqlite under PTV2_HOME) holding ptv2-trec version 1 as champion."""
+    from mlflow import MlflowClient
+
+    from components.registry.register import register_adapter
+
+    home = tmp_path_factory.mktemp("serve-home")
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as m:
+        m.delenv("MLFLOW_TRACKING_URI", raising=False)
+        m.setenv("PTV2_HOME", str(home))
+        v = register_adapter(adapters["good"], "trec")
+        MlflowClient(tracking_uri=uri, registry_uri=uri).set_registered_model_alias(v.name, "champion", str(v.version))
+        yield home, uri
+
+
+def _post(url: str, body: dict) -> tuple[dict, float]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read()), time.perf_counter() - t0
+
+
+def test_rest_predictions_from_mlflow_models_serve(registered, tmp_path):
+    import mlflow
+
+    home, uri = registered
+    port = free_port()
+    log = tmp_path / "serve.log"
+    cmd = [str(BIN / "mlflow"), "models", "serve", "-m", "models:/ptv2-trec@champion", "--env-manager", "local",
+           "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env=base_env(MLFLOW_TRACKING_URI=uri, PTV2_HOME=str(home)))
+    try:
+        t0 = time.monotonic()
+        try:
+            wait_http(f"http://127.0.0.1:{port}/ping", 180, proc)
+        except Exception as e:
+            raise AssertionError(f"{e}\n{log.read_text()[-3000:]}") from None
+        startup = time.monotonic() - t0
+        url = f"http://127.0.0.1:{port}/invocations"
+        body, _ = _post(url, {"dataframe_records": [{"text": t} for t in TEXTS]})
+        split, _ = _post(url, {"dataframe_split": {"columns": ["text"], "data": [[t] for t in TEXTS]}})
+        latencies = [_post(url, {"inputs": {"text": [TEXTS[0]]}})[1] for _ in range(5)]
+    finally:
+        stop(proc)
+    preds = body["predictions"]
+    assert len(preds) == 3 and split["predictions"] == preds
+    mlflow.set_tracking_uri(uri)
+    try:
+        local = mlflow.pyfunc.load_model("models:/ptv2-trec@champion").predict(pd.DataFrame({"text": TEXTS}))
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert [p["label"] for p in preds] == local["label"].tolist()
+    assert [p["score"] for p in preds] == pytest.approx(local["score"].tolist(), abs=1e-5)
+    print(f"\nmlflow models serve: ready after {startup:.1f} s; one-text latency median "
+          f"{1000 * statistics.median(latencies):.0f} ms (max {1000 * max(latencies):.0f} ms)")
+
+
+def test_ptv2_ui_serves_the_default_store_on_localhost(registered, tmp_path):
+    home, _ = registered
+    port = free_port()
+    with open(tmp_path / "ui.log", "w") as out:
+        proc = subprocess.Popen([str(BIN / "ptv2"), "ui", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, env=base_env(PTV2_HOME=str(home)))
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", 120, proc)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/2.0/mlflow/registered-models/get?name=ptv2-trec",
+                                    timeout=30) as r:
+            model = json.loads(r.read())["registered_model"]
+        # bound to the loopback interface only
+        hosts = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+        external = [h for h in hosts if not h.startswith("127.") and ":" not in h]
+        for host in external[:1]:
+            with pytest.raises(OSError), socket.create_connection((host, port), timeout=3):
+                pass
+    finally:
+        stop(proc)
+    assert {a["alias"]: a["version"] for a in model["aliases"]} == {"challenger": "1", "champion": "1"}
+
+    r = ptv2("ui", env=base_env(PTV2_HOME=str(home), MLFLOW_TRACKING_URI="http://127.0.0.1:9"))
+    assert r.returncode == 2 and "points to a server" in error_line(r.stderr)
