@@ -149,6 +149,8 @@ def _finish(plan: SearchPlan, parent: str, mlflow_uri: str | None) -> SearchResu
     tracking.log_epoch(parent, {"best_score": best["best_score"]}, 0)
     out = write_output(plan.out_dir, doc, Path(best["adapter"]), {name: art / name for name in ARTIFACTS})
     shutil.rmtree(plan.work, ignore_errors=True)
+    for r in trials:  # the work folder is gone: only the best adapter remains, in the output
+        r["adapter"] = str(out / "adapter") if r is best else None
     return SearchResult(best_config, best["best_score"], out / "adapter", trials, parent, plan.study_name,
                         mask_url(plan.storage), out)
 

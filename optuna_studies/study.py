@@ -108,25 +108,26 @@ def prepare_study(storage: optuna.storages.RDBStorage, name: str, space: SearchS
         existing = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         existing = None
-    if existing is not None and existing.trials and not resume:
-        raise Ptv2Error(f"study '{name}' already has {len(existing.trials)} trials: pass --resume to continue it, "
+    # enqueued (WAITING) trials alone do not make a study started: they never ran
+    started = [t for t in existing.trials if t.state != TrialState.WAITING] if existing is not None else []
+    if started and not resume:
+        raise Ptv2Error(f"study '{name}' already has {len(started)} trials: pass --resume to continue it, "
                         "or choose another --out or study name")
-    if existing is not None and resume and existing.user_attrs.get(SPACE_ATTR, space_doc) != space_doc:
+    if started and existing.user_attrs.get(SPACE_ATTR, space_doc) != space_doc:
         raise Ptv2Error(f"study '{name}' was started with another search space "
                         f"({existing.user_attrs[SPACE_ATTR]}); resume it with the same one")
     study = existing or optuna.create_study(study_name=name, storage=storage, direction=space.direction)
     study.set_user_attr(SPACE_ATTR, space_doc)
     orphans = 0
-    if existing is not None:
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            storage.set_trial_user_attr(t._trial_id, ORPHAN_ATTR, True)
-            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            study.enqueue_trial(t.params, user_attrs={"ptv2_retry_of": t.number})
-            orphans += 1
-    elif space.enqueue:
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        storage.set_trial_user_attr(t._trial_id, ORPHAN_ATTR, True)
+        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        study.enqueue_trial(t.params, user_attrs={"ptv2_retry_of": t.number})
+        orphans += 1
+    if not started:
         for point in space.enqueue:
-            study.enqueue_trial(point)
-    return StudyState(study, finished_count(study), orphans, existing is not None and bool(existing.trials))
+            study.enqueue_trial(point, skip_if_exists=True)
+    return StudyState(study, finished_count(study), orphans, bool(started))
 
 
 def finished_count(study: optuna.Study) -> int:

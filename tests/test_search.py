@@ -172,3 +172,38 @@ def test_cli_refuses_a_non_empty_out(tmp_path, capsys):
         main(["search", "--task", "trec", "--storage", f"sqlite:///{tmp_path}/o.db", "--out", str(out)])
     assert exc.value.code == 2 and "not empty" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and (out / "keep.txt").read_text() == "mine"
+
+
+def test_resuming_a_study_keeps_finished_trials_and_requeues_interrupted_ones(tmp_path):
+    import optuna
+    from optuna.trial import TrialState
+
+    from optuna_studies.study import finished_count, open_storage, prepare_study
+
+    space = parse_space({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-1}, "trials": 3,
+                         "enqueue": [{"prompt_len": 8, "lr": 1e-2}]})
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
+    state = prepare_study(storage, "s", space, resume=False)
+    assert not state.resumed and [t.state for t in state.study.trials] == [TrialState.WAITING]
+    assert not prepare_study(storage, "s", space, resume=False).resumed  # nothing ran yet: no --resume needed
+    assert len(state.study.trials) == 1  # and the enqueued point is not doubled
+    dists = {"prompt_len": optuna.distributions.CategoricalDistribution([4, 8]),
+             "lr": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)}
+    done = state.study.ask(dists)
+    state.study.tell(done, 0.7)
+    killed = state.study.ask(dists)  # left RUNNING by a killed driver
+
+    with pytest.raises(Ptv2Error, match="--resume"):
+        prepare_study(storage, "s", space, resume=False)
+    other = parse_space({"prompt_len": [4, 16], "lr": {"low": 1e-3, "high": 1e-1}})
+    with pytest.raises(Ptv2Error, match="another search space"):
+        prepare_study(storage, "s", other, resume=True)
+
+    state = prepare_study(storage, "s", space, resume=True)
+    trials = {t.number: t for t in state.study.trials}
+    assert state.resumed and state.orphans == 1 and state.finished == 1 == finished_count(state.study)
+    assert trials[done.number].state == TrialState.COMPLETE and trials[done.number].value == 0.7
+    assert trials[killed.number].state == TrialState.FAIL and trials[killed.number].user_attrs["ptv2_orphaned"]
+    again = [t for t in trials.values() if t.user_attrs.get("ptv2_retry_of") == killed.number]
+    assert len(again) == 1 and again[0].state == TrialState.WAITING
+    assert again[0].system_attrs["fixed_params"] == killed.params  # the next ask() runs them again
