@@ -1,0 +1,229 @@
+"""Benchmark: does a multi-task pre-trained prompt speed up per-task training? (not a timed test)
+
+For each task and prompt length, per-task training runs three times from three starting points:
+
+- ``random``: a fresh prompt and head (P-Tuning v2 as is);
+- ``pretrained``: the first L positions of a prompt pre-trained on all tasks, and the task's head;
+- ``held_out``: the first L positions of a prompt pre-trained on all *other* tasks (leave-one-out:
+  does the gain transfer to a task the prompt never saw?), with a fresh head.
+
+It records the dev score after every epoch, and summarises per (task, length): the best score
+of random initialisation, the epochs each start needs to reach it, and the final (best-epoch)
+scores. Target: pre-trained initialisation reaches random's best in at most half the epochs,
+with a final score no worse beyond noise. Writes ``<out>/multitask.json``, ``multitask.md`` and
+``multitask.png``. On CPU with the packaged MiniLM:
+
+    .venv/bin/python bench/multitask.py --tasks trec,rt,wnut16,bbc --lengths 4,16,64 --epochs 10
+
+The defaults are a small budget that finishes in minutes on 2 cores; scale ``--max-train``,
+``--epochs`` and ``--pretrain-epochs`` up for conclusive numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from ptv2_core.multitask import PretrainConfig, init_from_pretrained, pretrain, read_pretrained_config  # noqa: E402
+from ptv2_core.train import TrainConfig, train  # noqa: E402
+
+STARTS = ("random", "pretrained", "held_out")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--tasks", default="trec,rt,wnut16,bbc")
+    p.add_argument("--lengths", default="4,16", help="prompt lengths of the per-task runs")
+    p.add_argument("--max-prompt-len", type=int, default=None, help="default: the longest of --lengths")
+    p.add_argument("--model", default="minilm")
+    p.add_argument("--epochs", type=int, default=4, help="per-task training epochs")
+    p.add_argument("--pretrain-epochs", type=int, default=3)
+    p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--pretrain-lr", type=float, default=1e-2)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-train", type=int, default=128, help="training rows per task (pre-training and per-task); 0: all")
+    p.add_argument("--max-eval", type=int, default=128, help="dev and test rows per task; 0: all")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-held-out", action="store_true", help="skip the leave-one-out pre-trainings")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (on a shared CPU, 1 wastes least)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, auto")
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ptv2-bench-multitask",
+                   help="folder for the pre-trained prompts (reused when finished, resumed when stopped)")
+    return p.parse_args(argv)
+
+
+def pretrained_prompt(args, tasks: list[str], lengths: list[int], work: Path) -> tuple[Path, float]:
+    """Pre-train on ``tasks`` (or reuse a finished run with the same settings). Returns (folder, seconds)."""
+    cfg = PretrainConfig(tasks=tuple(tasks), model=args.model, max_prompt_len=args.max_prompt_len, lengths=tuple(lengths),
+                         lr=args.pretrain_lr, epochs=args.pretrain_epochs, batch_size=args.batch_size,
+                         max_train=args.max_train or None, max_eval=args.max_eval or None, seed=args.seed,
+                         device=args.device, progress=False)
+    out = work / ("pre-" + "+".join(tasks))
+    if (out / "prompt_config.json").exists():
+        done = read_pretrained_config(out)["pretrain_config"]
+        if PretrainConfig.from_dict(done).run_key() == cfg.run_key():
+            return out, 0.0
+        raise SystemExit(f"{out} holds a pre-training with other settings: remove it or pick another --work")
+    t0 = time.perf_counter()
+    pretrain(cfg, out)  # resumes from out/checkpoints if an earlier bench run was stopped
+    return out, time.perf_counter() - t0
+
+
+def run_one(args, task: str, length: int, init_dir: Path | None, with_head: bool) -> dict:
+    cfg = TrainConfig(task=task, model=args.model, prompt_len=length, lr=args.lr, epochs=args.epochs,
+                      batch_size=args.batch_size, max_train=args.max_train or None, max_eval=args.max_eval or None,
+                      seed=args.seed, device=args.device, progress=False)
+    init = None
+    if init_dir is not None:
+        init = partial(init_from_pretrained, pretrained_dir=init_dir, task=task if with_head else None, seed=args.seed)
+    t0 = time.perf_counter()
+    result = train(cfg, init=init)
+    return {
+        "dev_by_epoch": [h["dev_score"] for h in result.history],
+        "best_dev": result.dev["score"],
+        "best_epoch": result.best_epoch,
+        "test": result.test["score"],
+        "seconds": time.perf_counter() - t0,
+        "metric": result.spec.metric,
+        "dev_rows": dev_rows(task, args),
+    }
+
+
+def dev_rows(task: str, args) -> int:
+    from ptv2_core.tasks import load_task
+
+    return len(load_task(task, seed=args.seed, max_train=1, max_eval=args.max_eval or None)[1]["dev"])
+
+
+def epochs_to_reach(curve: list[float], target: float) -> int | None:
+    """First epoch (1-based) whose dev score is at least ``target``; None if never."""
+    return next((i + 1 for i, s in enumerate(curve) if s >= target - 1e-12), None)
+
+
+def summarise(runs: dict) -> list[dict]:
+    rows = []
+    for task, by_len in runs.items():
+        for length, by_start in by_len.items():
+            rnd = by_start["random"]
+            target = max(rnd["dev_by_epoch"])
+            # 2 standard errors of a proportion on the dev rows: a rough noise level (span F1 is noisier)
+            noise = 2 * math.sqrt(max(target * (1 - target), 1e-4) / rnd["dev_rows"])
+            row = {"task": task, "length": int(length), "metric": rnd["metric"], "random_best": target,
+                   "random_epochs": epochs_to_reach(rnd["dev_by_epoch"], target), "noise": noise}
+            for start in STARTS[1:]:
+                if start not in by_start:
+                    continue
+                r = by_start[start]
+                reach = epochs_to_reach(r["dev_by_epoch"], target)
+                row[f"{start}_epochs"] = reach
+                row[f"{start}_best"] = r["best_dev"]
+                # at most half of random's epochs, at epoch granularity (1 epoch when random needed 1)
+                row[f"{start}_half_epochs"] = reach is not None and reach <= max(1, row["random_epochs"] // 2)
+                row[f"{start}_not_worse"] = r["best_dev"] >= target - noise
+            rows.append(row)
+    return rows
+
+
+def markdown(summary: list[dict], meta: dict) -> str:
+    head = ("| task | L | metric | random best (epoch) | pre-trained: epochs to reach, best | "
+            "held-out: epochs to reach, best | noise (2 SE) |\n|---|---|---|---|---|---|---|\n")
+
+    def cell(r, start):
+        if f"{start}_best" not in r:
+            return "–"
+        reach = r[f"{start}_epochs"]
+        mark = " ✓" if r[f"{start}_half_epochs"] and r[f"{start}_not_worse"] else ""
+        return f"{reach if reach is not None else 'never'}, {r[f'{start}_best']:.3f}{mark}"
+
+    lines = [f"| {r['task']} | {r['length']} | {r['metric']} | {r['random_best']:.3f} ({r['random_epochs']}) | "
+             f"{cell(r, 'pretrained')} | {cell(r, 'held_out')} | {r['noise']:.3f} |" for r in summary]
+    budget = ", ".join(f"{k} {v}" for k, v in meta["settings"].items() if k not in ("out", "work"))
+    return (f"# Multi-task pre-trained prompt vs random initialisation\n\n{budget}\n\n" + head + "\n".join(lines) +
+            "\n\n✓: reaches random's best dev score in at most half its epochs, and its best is no worse than "
+            "random's beyond noise.\n")
+
+
+def plot(runs: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(runs)
+    lengths = sorted({int(n) for t in runs.values() for n in t})
+    fig, axes = plt.subplots(len(tasks), len(lengths), figsize=(3.2 * len(lengths), 2.6 * len(tasks)), squeeze=False)
+    for i, task in enumerate(tasks):
+        for j, n in enumerate(lengths):
+            ax = axes[i][j]
+            for start, style in zip(STARTS, ("-", "--", ":")):
+                r = runs[task].get(str(n), {}).get(start)
+                if r:
+                    ax.plot(range(1, len(r["dev_by_epoch"]) + 1), r["dev_by_epoch"], style, marker="o", ms=3, label=start)
+            ax.set_title(f"{task}, L={n}", fontsize=9)
+            ax.set_xlabel("epoch", fontsize=8)
+            ax.set_ylabel("dev score", fontsize=8)
+            ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    lengths = sorted({int(x) for x in args.lengths.split(",")})
+    args.max_prompt_len = args.max_prompt_len or max(lengths)
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+
+    prompts: dict[str, Path] = {}
+    pretrain_seconds: dict[str, float] = {}
+    prompts["all"], pretrain_seconds["all"] = pretrained_prompt(args, tasks, lengths, work)
+    if not args.no_held_out and len(tasks) > 1:
+        for t in tasks:
+            others = [x for x in tasks if x != t]
+            prompts[t], pretrain_seconds[f"without {t}"] = pretrained_prompt(args, others, lengths, work)
+    zero_shot = read_pretrained_config(prompts["all"])["dev"]  # dev scores of the pre-trained prompt, untrained
+
+    runs: dict = {}
+    for task in tasks:
+        for n in lengths:
+            starts = {"random": (None, False), "pretrained": (prompts["all"], True)}
+            if task in prompts:
+                starts["held_out"] = (prompts[task], False)
+            for start, (init_dir, with_head) in starts.items():
+                r = run_one(args, task, n, init_dir, with_head)
+                runs.setdefault(task, {}).setdefault(str(n), {})[start] = r
+                print(f"{task} L={n} {start}: dev by epoch {[round(s, 3) for s in r['dev_by_epoch']]} ({r['seconds']:.0f}s)",
+                      flush=True)
+
+    summary = summarise(runs)
+    meta = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "device": args.device, "torch_threads": args.threads, "pretrain_seconds": pretrain_seconds,
+            "total_seconds": time.perf_counter() - t_start}
+    args.out.mkdir(parents=True, exist_ok=True)
+    doc = {"meta": meta, "summary": summary, "runs": runs, "pretrained_zero_shot_dev": zero_shot}
+    (args.out / "multitask.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (args.out / "multitask.md").write_text(markdown(summary, meta))
+    plot(runs, args.out / "multitask.png")
+    print((args.out / "multitask.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
