@@ -48,7 +48,7 @@ def ok(res: Result) -> Result:
 
 
 def user_error(res: Result, needle: str) -> None:
-    lines = [x for x in res.stderr.strip().splitlines() if "Loading weights" not in x]
+    lines = res.stderr.strip().splitlines()
     assert res.returncode == 2, res.stderr[-3000:]
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], res.stderr[-3000:]
 

@@ -34,6 +34,7 @@ def load_pretrained(pretrained_dir: str | Path, backbone: nn.Module | None = Non
     fingerprint must be the recorded one.
     """
     config = read_pretrained_config(pretrained_dir)
+    state = read_pretrained_state(pretrained_dir)  # a broken file fails before any base model loads
     if backbone is None:
         backbone, tokenizer = load_backbone(config["base_model"]["name"])
     check_base(config, fingerprint(backbone), pretrained_dir)
@@ -47,7 +48,6 @@ def load_pretrained(pretrained_dir: str | Path, backbone: nn.Module | None = Non
     if (prompt.num_layers, prompt.num_kv_heads, prompt.head_dim) != (geo.num_layers, geo.num_kv_heads, geo.head_dim):
         raise Ptv2Error(f"pre-trained prompt '{pretrained_dir}' shape does not match the base model's layers/heads")
     model = MultiTaskPromptModel(backbone, prompt, heads)
-    state = read_pretrained_state(pretrained_dir)
     expected = model.trainable_state()
     if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
         raise Ptv2Error(f"pre-trained prompt '{pretrained_dir}' tensors do not match its config")
