@@ -129,6 +129,8 @@ def test_bad_input_is_an_error_and_leaves_the_registry_unchanged(adapters, home,
         register_adapter(corrupt, "trec")
     with pytest.raises(Ptv2Error, match="invalid registered model name"):
         register_adapter(adapters["good"], "trec", name="a/b")
+    with pytest.raises(Ptv2Error, match=r"tags \['data_hash'\] are set by ptv2"):
+        register_adapter(adapters["good"], "trec", tags={"data_hash": "forged"})
 
     assert {n: registry_state(store, n) for n in before} == before
     assert len(_client(store).search_runs([e.experiment_id for e in _client(store).search_experiments()])) == runs_before

@@ -96,6 +96,7 @@ def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None
     train_cfg = (config.get("extra") or {}).get("train_config") or {}
     seed = int(metrics.get("seed", train_cfg.get("seed", 0)))
     max_eval = metrics.get("max_eval", train_cfg.get("max_eval"))
+    max_eval = int(max_eval) if max_eval is not None else None  # JSON from a pipeline may carry 100.0
     spec, data = load_task(task, seed=seed, max_eval=max_eval, max_train=1)
     if (spec.name, spec.type, tuple(spec.labels)) != (adapter_spec.name, adapter_spec.type, tuple(adapter_spec.labels)):
         raise Ptv2Error(f"adapter '{adapter_dir}' was trained for task '{adapter_spec.name}', not '{spec.name}' "
@@ -122,6 +123,9 @@ def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None
         **_flat("dev", metrics["dev"]),
         **_flat("test", metrics["test"]),
     }
+    taken = sorted(set(map(str, extra_tags or {})) & (set(tags) - {"study"}))
+    if taken:
+        raise Ptv2Error(f"tags {taken} are set by ptv2 from the adapter and cannot be overridden")
     for k, v in (extra_tags or {}).items():
         tags[str(k)] = str(v)
     tags = {k: v[:MAX_TAG] for k, v in tags.items()}
