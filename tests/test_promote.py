@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from components.registry.bootstrap import example_stats, metric_from_sums, paired_bootstrap
