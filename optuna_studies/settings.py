@@ -28,11 +28,17 @@ def mlflow_tracking_uri(explicit: str | None = None) -> str:
     return explicit or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home() / 'mlflow.db'}"
 
 
-def artifact_root(explicit: str | None = None) -> str | None:
-    """Artifact location for new experiments; None lets a tracking server decide."""
+def is_local_store(uri: str) -> bool:
+    """True for a store this process opens itself (sqlite, another database, file), False for a server."""
+    return not uri.startswith(("http://", "https://", "databricks"))
+
+
+def artifact_root(explicit: str | None = None, tracking_uri: str | None = None) -> str | None:
+    """Artifact location for new experiments in the store ``tracking_uri`` (default: the one in
+    force). A local store gets ``$PTV2_HOME/mlartifacts``; a server chooses its own (None)."""
     if explicit or os.environ.get("PTV2_ARTIFACT_ROOT"):
         return explicit or os.environ["PTV2_ARTIFACT_ROOT"]
-    if mlflow_tracking_uri().startswith("sqlite:"):
+    if is_local_store(mlflow_tracking_uri(tracking_uri)):
         return (home() / "mlartifacts").as_uri()
     return None
 

@@ -13,7 +13,7 @@ def use_mlflow(experiment: str, tracking_uri: str | None = None) -> str:
     exp = mlflow.get_experiment_by_name(experiment)
     if exp is None:
         try:
-            exp_id = mlflow.create_experiment(experiment, artifact_location=settings.artifact_root())
+            exp_id = mlflow.create_experiment(experiment, artifact_location=settings.artifact_root(tracking_uri=tracking_uri))
         except mlflow.exceptions.MlflowException:  # created meanwhile by a concurrent process
             exp_id = mlflow.get_experiment_by_name(experiment).experiment_id
     else:

@@ -16,7 +16,7 @@ def autocast(device: torch.device, bf16: bool):
 
 
 @torch.no_grad()
-def evaluate(
+def predict_split(
     model: PromptModel,
     dataset,
     spec: TaskSpec,
@@ -25,8 +25,9 @@ def evaluate(
     batch_size: int = 128,
     prompt_len: int | None = None,
     bf16: bool = True,
-) -> dict[str, float]:
-    """Metrics of ``spec`` (with ``score`` = the primary metric) plus mean ``loss``."""
+) -> tuple[list, list, float]:
+    """Per-example ``(preds, golds, mean loss)`` on an encoded split: class ids per example, or
+    tag-id lists over the labelled (first sub-word) positions for token tasks."""
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collator)
     preds: list = []
@@ -48,6 +49,21 @@ def evaluate(
                 keep = y != -100
                 preds.append(g[keep].tolist())
                 golds.append(y[keep].tolist())
+    return preds, golds, loss_sum / max(n, 1)
+
+
+def evaluate(
+    model: PromptModel,
+    dataset,
+    spec: TaskSpec,
+    collator: Collator,
+    device: torch.device,
+    batch_size: int = 128,
+    prompt_len: int | None = None,
+    bf16: bool = True,
+) -> dict[str, float]:
+    """Metrics of ``spec`` (with ``score`` = the primary metric) plus mean ``loss``."""
+    preds, golds, loss = predict_split(model, dataset, spec, collator, device, batch_size, prompt_len, bf16)
     metrics = compute_metrics(spec, preds, golds)
-    metrics["loss"] = loss_sum / max(n, 1)
+    metrics["loss"] = loss
     return metrics

@@ -1,16 +1,14 @@
 """Per-example predictions of an adapter on a task's test split, and the majority-class floor.
 
-Mirrors ``ptv2_core.evaluate.evaluate`` (same encoding, same first-sub-word rule for tags), but
-keeps every example's prediction so the two models can be compared example by example.
+The predictions come from ``ptv2_core.evaluate.predict_split`` (the loop ``evaluate`` scores
+with), so the two models are compared example by example on exactly what the metrics see.
 """
 from __future__ import annotations
 
 from collections import Counter
 
-import torch
-from torch.utils.data import DataLoader
-
 from ptv2_core.adapter import LoadedAdapter
+from ptv2_core.evaluate import predict_split
 from ptv2_core.tasks import TaskSpec, load_task
 from ptv2_core.tasks.encode import Collator, encode
 
@@ -22,27 +20,12 @@ def test_split(task_ref: str, seed: int, max_eval: int | None):
     return spec, data["test"], train_labels
 
 
-@torch.no_grad()
 def predict_ids(loaded: LoadedAdapter, rows, batch_size: int = 64) -> tuple[list, list]:
     """``(preds, golds)``: class ids per example, or tag-id lists (labelled positions only)."""
-    model, spec = loaded.model, loaded.spec
-    model.eval()
-    device = next(model.parameters()).device
+    spec = loaded.spec
     enc = encode(rows, loaded.tokenizer, spec, spec.max_length)
-    loader = DataLoader(enc, batch_size=batch_size, shuffle=False, collate_fn=Collator(loaded.tokenizer, spec))
-    preds: list = []
-    golds: list = []
-    for batch in loader:
-        logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device)).logits
-        guess, labels = logits.argmax(-1).cpu(), batch["labels"]
-        if spec.type == "sequence":
-            preds += guess.tolist()
-            golds += labels.tolist()
-        else:
-            for g, y in zip(guess, labels):
-                keep = y != -100
-                preds.append(g[keep].tolist())
-                golds.append(y[keep].tolist())
+    device = next(loaded.model.parameters()).device
+    preds, golds, _ = predict_split(loaded.model, enc, spec, Collator(loaded.tokenizer, spec), device, batch_size)
     return preds, golds
 
 

@@ -36,9 +36,7 @@ def tracking_uri(explicit: str | None = None) -> str:
     return settings.mlflow_tracking_uri(explicit)
 
 
-def is_local_store(uri: str) -> bool:
-    """True for a store this process opens itself (sqlite, other databases, file), False for a server."""
-    return not uri.startswith(("http://", "https://", "databricks"))
+is_local_store = settings.is_local_store
 
 
 @contextlib.contextmanager
@@ -112,11 +110,7 @@ def registry_experiment(c, uri: str, name: str = REGISTRY_EXPERIMENT) -> str:
         exp = c.get_experiment_by_name(name)
         if exp is not None:
             return exp.experiment_id
-        # A server chooses its own artifact root; a local store uses the configured folder.
-        if is_local_store(uri):
-            root = settings.artifact_root() or (settings.home() / "mlartifacts").as_uri()
-        else:
-            root = os.environ.get("PTV2_ARTIFACT_ROOT")
+        root = settings.artifact_root(tracking_uri=uri)  # a server chooses its own unless configured
         try:
             return c.create_experiment(name, artifact_location=root)
         except MlflowException:  # another process created it meanwhile

@@ -88,7 +88,7 @@ def ui(
                         "`ptv2 ui` serves the local store only")
     if not 0 < port < 65536:
         raise Ptv2Error(f"--port must be 1..65535, got {port}")
-    root = settings.artifact_root() or (settings.home() / "mlartifacts").as_uri()
+    root = settings.artifact_root(tracking_uri=uri)
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--default-artifact-root", root,
            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     typer.echo(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C stops it)", err=True)
