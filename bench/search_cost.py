@@ -1,0 +1,188 @@
+"""Search cost: how much compute the search (Optuna TPE + ASHA on Ray Tune) needs to come within
+0.5 points of an exhaustive grid's best dev score, with and without a pre-trained prompt.
+
+Not a test. Per packaged task (and per start: fresh prompt, pre-trained prompt):
+
+- ``grid``: every length of the task's search space × 3 learning rates (log-spaced inside its
+  range), each trained to the full epochs with the search's own objective. Its compute is
+  ``lengths × 3 × epochs`` trial-epochs; its best dev score is the target's reference.
+- ``search``: ``run_search`` with the same space, epochs and a trial budget. Its trials are
+  taken in the order they ended; the compute to target is the sum of their epochs (pruned trials
+  count only the epochs they ran) up to the first trial whose best-so-far dev score is within
+  0.5 points of the grid's best.
+
+Compute is counted in trial-epochs (one epoch of one configuration), which is what a trial costs
+whatever the machine. The target is at most 35 % of the grid's compute.
+
+    .venv/bin/python bench/search_cost.py [--tasks trec rt wnut16 bbc] [--max-train N] [--max-eval N]
+        [--epochs N] [--trials N] [--pretrained DIR | --pretrain] [--ray-cpus N]
+
+writes ``bench/results/search_cost.json``, ``search_cost.md`` and ``search_cost.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from optuna_studies.objective import objective  # noqa: E402
+from optuna_studies.search import run_search  # noqa: E402
+from optuna_studies.space import SearchSpace, load_space  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+POINTS = 0.005  # 0.5 points of a score in [0, 1]
+
+
+def grid_lrs(space: SearchSpace) -> list[float]:
+    """3 learning rates log-spaced inside the space's range (at 1/6, 1/2, 5/6 of it)."""
+    lo, hi = math.log(space.lr_low), math.log(space.lr_high)
+    return [float(f"{math.exp(lo + f * (hi - lo)):.3g}") for f in (1 / 6, 1 / 2, 5 / 6)]
+
+
+def run_grid(task: str, model: str, space: SearchSpace, args, init: str | None) -> dict:
+    """Every length × 3 lrs to full epochs, in-process, with the search's objective."""
+    rows = []
+    for prompt_len in space.prompt_lens:
+        for lr in grid_lrs(space):
+            history: list[float] = []
+            config = dict(space.fixed) | {
+                "task": task, "model": model, "prompt_len": prompt_len, "lr": lr, "epochs": space.epochs,
+                "max_train": args.max_train, "max_eval": args.max_eval, "seed": 0, "device": "cpu",
+                "metric": space.metric, "mode": space.mode, "init": init}
+            t0 = time.time()
+            out = objective(config, lambda e, m, a: history.append(m["objective"]))
+            rows.append({"prompt_len": prompt_len, "lr": lr, "best": out["best_objective"], "status": out["status"],
+                         "history": history, "seconds": time.time() - t0})
+            print(f"  grid {task} len {prompt_len} lr {lr:g}: {out['status']} {out['best_objective']}", flush=True)
+    ok = [r for r in rows if r["best"] is not None and math.isfinite(r["best"])]
+    best = max(ok, key=lambda r: r["best"]) if ok else None
+    return {"configs": rows, "compute": len(rows) * space.epochs, "best_score": best and best["best"],
+            "best_prompt_len": best and best["prompt_len"], "best_lr": best and best["lr"],
+            "seconds": sum(r["seconds"] for r in rows)}
+
+
+def run_one_search(task: str, model: str, space_file: str | None, args, init: str | None, work: Path) -> dict:
+    t0 = time.time()
+    res = run_search(task, model, work / "out", space=space_file, trials=args.trials, epochs=args.epochs,
+                     max_train=args.max_train, max_eval=args.max_eval, init=init, concurrency=args.concurrency,
+                     storage=f"sqlite:///{work}/optuna.db", mlflow_uri=f"sqlite:///{work}/mlflow.db",
+                     ray_cpus=args.ray_cpus, echo=lambda line: print("  " + line, flush=True))
+    trials = sorted(res.trials, key=lambda r: r["ended"])
+    return {"trials": [{k: r.get(k) for k in ("number", "prompt_len", "lr", "status", "best_score", "epochs_run")}
+                       for r in trials],
+            "compute": sum(r["epochs_run"] or 0 for r in trials), "best_score": res.best_score,
+            "best_prompt_len": res.best_config["prompt_len"], "best_lr": res.best_config["lr"],
+            "seconds": time.time() - t0}
+
+
+def compute_to_target(trials: list[dict], target: float) -> int | None:
+    """Trial-epochs spent (in end order) until the best so far reaches ``target``; None if never."""
+    spent, best = 0, -math.inf
+    for r in trials:
+        spent += r["epochs_run"] or 0
+        if r["best_score"] is not None:
+            best = max(best, r["best_score"])
+        if best >= target:
+            return spent
+    return None
+
+
+def pretrain_prompt(model: str, tasks: list[str], args, folder: Path) -> str:
+    """A small multi-task pre-trained prompt long enough for every space (for --pretrain)."""
+    from ptv2_core.multitask import PretrainConfig, pretrain
+
+    longest = max(max(load_space(t).prompt_lens) for t in tasks)
+    lengths = tuple(sorted({x for t in tasks for x in load_space(t).prompt_lens}))
+    cfg = PretrainConfig(tasks=tuple(tasks), model=model, max_prompt_len=longest, lengths=lengths, epochs=1,
+                         max_train=args.max_train, max_eval=args.max_eval, device="cpu", progress=False)
+    pretrain(cfg, folder)
+    return str(folder)
+
+
+def write_reports(doc: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "search_cost.json").write_text(json.dumps(doc, indent=2) + "\n")
+    lines = [
+        "# Search cost: trial-epochs to come within 0.5 points of the grid's best dev score", "",
+        f"model {doc['model']}, max_train {doc['max_train']}, max_eval {doc['max_eval']}, epochs {doc['epochs']}, "
+        f"trials {doc['trials']}, grid = lengths × 3 lrs × epochs. Target: search ≤ 35 % of the grid.", "",
+        "| task | start | grid best (len, lr) | grid trial-epochs | search best (len) | search trial-epochs "
+        "(total) | to within 0.5 pt | % of grid |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in doc["rows"]:
+        g, s = r["grid"], r["search"]
+        pct = f"{100 * r['to_target'] / g['compute']:.0f} %" if r["to_target"] is not None else "not reached"
+        lines.append(f"| {r['task']} | {r['start']} | {g['best_score']:.4f} ({g['best_prompt_len']}, {g['best_lr']:g}) "
+                     f"| {g['compute']} | {s['best_score']:.4f} ({s['best_prompt_len']}) | {s['compute']} "
+                     f"| {r['to_target'] if r['to_target'] is not None else '—'} | {pct} |")
+    (RESULTS / "search_cost.md").write_text("\n".join(lines) + "\n")
+    plot(doc)
+
+
+def plot(doc: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = doc["rows"]
+    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(rows)), 3.8), dpi=110)
+    xs = range(len(rows))
+    vals = [100 * r["to_target"] / r["grid"]["compute"] if r["to_target"] is not None else 0 for r in rows]
+    totals = [100 * r["search"]["compute"] / r["grid"]["compute"] for r in rows]
+    ax.bar([x - 0.2 for x in xs], vals, width=0.4, label="to within 0.5 pt of grid best")
+    ax.bar([x + 0.2 for x in xs], totals, width=0.4, label="whole search", alpha=0.6)
+    ax.axhline(35, color="red", linestyle="--", label="target 35 %")
+    ax.set_xticks(list(xs), [f"{r['task']}\n{r['start']}" for r in rows])
+    ax.set_ylabel("% of the grid's trial-epochs")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "search_cost.png")
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--tasks", nargs="+", default=["trec", "rt", "wnut16", "bbc"])
+    p.add_argument("--model", default="minilm")
+    p.add_argument("--max-train", type=int, default=None)
+    p.add_argument("--max-eval", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None, help="default: each space's epochs")
+    p.add_argument("--trials", type=int, default=None, help="default: each space's trials")
+    p.add_argument("--concurrency", type=int, default=1, help="1 keeps the end order of trials meaningful")
+    p.add_argument("--ray-cpus", type=int, default=None)
+    p.add_argument("--pretrained", default=None, help="a pre-trained prompt folder for the warm-started runs")
+    p.add_argument("--pretrain", action="store_true", help="build a small pre-trained prompt first")
+    args = p.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ptv2-search-cost-") as tmp:
+        os.environ.setdefault("PTV2_HOME", str(Path(tmp) / "home"))
+        pre = args.pretrained or (pretrain_prompt(args.model, args.tasks, args, Path(tmp) / "pre") if args.pretrain else None)
+        for task in args.tasks:
+            space = load_space(task).with_overrides(trials=args.trials, epochs=args.epochs)
+            for start, init in [("fresh", None)] + ([("pre-trained", pre)] if pre else []):
+                print(f"{task} / {start}", flush=True)
+                grid = run_grid(task, args.model, space, args, init)
+                work = Path(tempfile.mkdtemp(prefix=f"{task}-{start}-", dir=tmp))
+                search = run_one_search(task, args.model, None, args, init, work)
+                target = grid["best_score"] - POINTS
+                rows.append({"task": task, "start": start, "grid": grid, "search": search, "target": target,
+                             "to_target": compute_to_target(search["trials"], target)})
+                write_reports({"model": args.model, "max_train": args.max_train, "max_eval": args.max_eval,
+                               "epochs": space.epochs, "trials": space.trials, "rows": rows})
+    print((RESULTS / "search_cost.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
