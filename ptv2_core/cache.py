@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import inspect
 from contextlib import contextmanager
-from functools import lru_cache
 from typing import Iterator
 
 import torch
@@ -37,13 +36,16 @@ def strategy(model_type: str) -> str:
     return "hook" if model_type in attention_hooks.HOOKS else "cache"
 
 
-@lru_cache(maxsize=None)
+# forward class -> its cache keyword (or None). A plain dict, not lru_cache: torch.compile reads a
+# dict hit as a constant, but traces through lru_cache wrappers (re-running inspect, with a warning).
+_CACHE_KEYWORDS: dict[type, str | None] = {}
+
+
 def _cache_keyword_for(forward_cls: type) -> str | None:
-    params = inspect.signature(forward_cls.forward).parameters
-    for name in ("cache", "past_key_values"):
-        if name in params:
-            return name
-    return None
+    if forward_cls not in _CACHE_KEYWORDS:
+        params = inspect.signature(forward_cls.forward).parameters
+        _CACHE_KEYWORDS[forward_cls] = next((n for n in ("cache", "past_key_values") if n in params), None)
+    return _CACHE_KEYWORDS[forward_cls]
 
 
 def cache_keyword(backbone: nn.Module) -> str:
