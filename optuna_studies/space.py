@@ -59,10 +59,6 @@ class SearchSpace:
         """Optuna's spelling of the direction."""
         return "maximize" if self.mode == "max" else "minimize"
 
-    def better(self, a: float, b: float | None) -> bool:
-        """Whether score ``a`` beats ``b`` (None: nothing yet) in this space's direction."""
-        return b is None or (a > b if self.mode == "max" else a < b)
-
     def with_overrides(self, *, trials: int | None = None, epochs: int | None = None) -> SearchSpace:
         """A copy with the command line's budget; ASHA's grace period never exceeds the epochs."""
         trials = self.trials if trials is None else _positive_int(trials, "trials", "--trials")
