@@ -88,7 +88,7 @@ def register_op(adapter: Input[Model], task: str, name_prefix: str, mlflow_uri: 
     """Register the adapter as a new version of `<name_prefix><task>` (alias `challenger`)."""
     from collections import namedtuple
 
-    from components.registry import register_adapter
+    from components.registry.register import register_adapter
 
     rv = register_adapter(adapter.path, task, name=f"{name_prefix}{task}" if name_prefix else None,
                           tracking_uri=mlflow_uri or None,
@@ -99,7 +99,7 @@ def register_op(adapter: Input[Model], task: str, name_prefix: str, mlflow_uri: 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def promote_op(task: str, registered_name: str, margin: float, mlflow_uri: str, max_eval: int) -> str:
     """Move `champion` to the challenger when it is better by the margin; returns the decision."""
-    from components.registry import promote
+    from components.registry.promote import promote
 
     decision = promote(registered_name or task, margin=float(margin), tracking_uri=mlflow_uri or None,
                        max_eval=int(max_eval) or None)

@@ -6,8 +6,8 @@ embedded defaults: local Ray, sqlite Optuna storage, sqlite MLflow under ``$PTV2
 from __future__ import annotations
 
 import os
+import re
 import time
-from pathlib import Path
 
 from optuna_studies import settings
 
@@ -27,7 +27,13 @@ def run_local(params: dict) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
     t0 = time.perf_counter()
-    ptv2_pipeline(**params)
+    try:
+        ptv2_pipeline(**params)
+    except RuntimeError as e:  # kfp.local: "Pipeline ... finished with status FAILURE. Inner task failed: ..."
+        from ptv2_core.errors import Ptv2RunError
+
+        msg = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
+        raise Ptv2RunError(f"{msg} Task logs are above; outputs under {root}") from None
     return {"seconds": time.perf_counter() - t0, "root": str(root)}
 
 

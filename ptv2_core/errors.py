@@ -3,3 +3,8 @@
 
 class Ptv2Error(ValueError):
     """A user-facing error: the CLI prints ``error: <message>`` and exits 2, no traceback."""
+
+
+class Ptv2RunError(RuntimeError):
+    """A run that failed for a reason other than its input (a pipeline task, a lost service):
+    the CLI prints ``error: <message>`` and exits 1, no traceback."""

@@ -20,7 +20,7 @@ from pipelines.cli import pipeline_cmds  # noqa: F401  (registers run, compile, 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning user errors into one ``error:`` line."""
-    from ptv2_core.errors import Ptv2Error
+    from ptv2_core.errors import Ptv2Error, Ptv2RunError
 
     try:
         rc = app(args=argv, prog_name="ptv2", standalone_mode=False)
@@ -44,4 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     except Ptv2Error as e:
         print(f"error: {e}", file=sys.stderr)
         rc = 2
+    except Ptv2RunError as e:
+        print(f"error: {e}", file=sys.stderr)
+        rc = 1
     sys.exit(rc if isinstance(rc, int) else 0)
