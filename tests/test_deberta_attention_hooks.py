@@ -92,8 +92,13 @@ def _prompt_model(model_type: str, **overrides):
     return PromptModel(bb, PromptConfig(5, g.num_layers, g.num_kv_heads, g.head_dim), HeadConfig("sequence", 3, g.hidden_size)).eval()
 
 
-def test_deberta_with_absolute_positions_padded_batch_matches_each_alone():
-    model = _prompt_model("deberta-v2", position_biased_input=True)  # absolute positions used too
+@pytest.mark.parametrize("overrides", [
+    dict(position_biased_input=True),  # absolute positions used too
+    dict(share_att_key=True, norm_rel_ebd="layer_norm"),  # as DeBERTa-v3's configs
+    dict(conv_kernel_size=3, conv_act="gelu"),  # as DeBERTa-v2-xlarge's (a convolution after layer 0)
+])
+def test_deberta_config_variants_masked_equals_plain_and_padding_is_neutral(overrides):
+    model = _prompt_model("deberta-v2", **overrides)
     ids, mask = batch()
     with torch.no_grad():
         together = model(ids, mask).logits
