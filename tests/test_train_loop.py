@@ -1,0 +1,68 @@
+"""The training loop on a tiny random BERT with MiniLM's tokenizer and real TREC rows (fast)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ptv2_core.train import TrainConfig, TrainingDiverged, train
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, minilm_path) -> str:
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    config = AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=37, vocab_size=30522, max_position_embeddings=256)
+    AutoModel.from_config(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(folder)
+    return str(folder)
+
+
+def cfg(model: str, **kw) -> TrainConfig:
+    base = dict(task="trec", model=model, prompt_len=4, lr=3e-2, epochs=2, batch_size=16, max_train=64,
+                max_eval=32, progress=False, device="cpu")
+    return TrainConfig(**(base | kw))
+
+
+def test_same_seed_same_adapter_other_seed_other_adapter(tiny_model_dir):
+    a = train(cfg(tiny_model_dir, seed=1)).model.trainable_state()
+    b = train(cfg(tiny_model_dir, seed=1)).model.trainable_state()
+    c = train(cfg(tiny_model_dir, seed=2)).model.trainable_state()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_report_sees_every_epoch_and_can_stop_the_run(tiny_model_dir):
+    seen: list[tuple[int, dict]] = []
+
+    def report(epoch: int, metrics: dict) -> bool:
+        seen.append((epoch, metrics))
+        return epoch == 2  # a search pruning the trial after epoch 2
+
+    res = train(cfg(tiny_model_dir, epochs=4), report=report)
+    assert [e for e, _ in seen] == [1, 2] and res.stopped_early
+    assert {"train_loss", "dev_score", "dev_accuracy", "dev_loss"} <= set(seen[0][1])
+    assert len(res.history) == 2 and res.best_epoch in (1, 2)
+    # the model keeps the best dev epoch's weights: its dev score is the best reported one
+    assert res.dev["score"] == max(m["dev_score"] for _, m in seen)
+
+
+def test_patience_stops_after_epochs_without_improvement(tiny_model_dir):
+    # lr 0: the prompt never changes, so dev never improves after epoch 1
+    res = train(cfg(tiny_model_dir, epochs=5, lr=1e-12, patience=2))
+    assert res.stopped_early and len(res.history) == 3 and res.best_epoch == 1
+
+
+def test_diverging_loss_raises(tiny_model_dir):
+    with pytest.raises(TrainingDiverged, match="loss became"):
+        train(cfg(tiny_model_dir, lr=1e30, epochs=3))
+
+
+def test_metrics_are_finite_and_throughput_measured(tiny_model_dir):
+    res = train(cfg(tiny_model_dir, epochs=1))
+    assert all(math.isfinite(v) for v in res.dev.values()) and 0 <= res.test["accuracy"] <= 1
+    assert res.train_examples_per_s > 0
