@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ptv2_core import __version__
+from ptv2_core.artifact_json import check_prompt_fits, read_config
 from ptv2_core.backbone import fingerprint, geometry, load_backbone
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.heads import HeadConfig
@@ -91,18 +92,7 @@ def read_adapter_config(adapter_dir: str | Path) -> dict:
     path = Path(adapter_dir) / CONFIG
     if not path.is_file():
         raise Ptv2Error(f"no adapter at '{adapter_dir}': {CONFIG} is missing")
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise Ptv2Error(f"corrupt adapter config '{path}': {e}") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise Ptv2Error(f"'{path}' is not a ptv2 adapter config")
-    if config.get("format_version", 0) > FORMAT_VERSION:
-        raise Ptv2Error(f"adapter '{adapter_dir}' has format version {config['format_version']}; this ptv2 reads up to {FORMAT_VERSION}")
-    for key in ("prompt", "head", "task", "base_model"):
-        if key not in config:
-            raise Ptv2Error(f"corrupt adapter config '{path}': missing '{key}'")
-    return config
+    return read_config(path, FORMAT, FORMAT_VERSION, "adapter", ("prompt", "head", "task", "base_model"))
 
 
 def _read_weights(adapter_dir: Path) -> dict[str, torch.Tensor]:
@@ -146,9 +136,7 @@ def load_adapter(adapter_dir: str | Path, backbone: nn.Module | None = None, tok
         spec = TaskSpec.from_dict(config["task"])
     except (TypeError, KeyError, ValueError) as e:
         raise Ptv2Error(f"corrupt adapter config in '{adapter_dir}': {e}") from None
-    geo = geometry(backbone.config)
-    if (prompt.num_layers, prompt.num_kv_heads, prompt.head_dim) != (geo.num_layers, geo.num_kv_heads, geo.head_dim):
-        raise Ptv2Error(f"adapter '{adapter_dir}' prompt shape does not match the base model's layers/heads")
+    check_prompt_fits(prompt, geometry(backbone.config), f"adapter '{adapter_dir}'")
     model = PromptModel(backbone, prompt, head)
     expected = model.trainable_state()
     if set(state) != set(expected):

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ptv2_core.artifact_json import check_prompt_fits
 from ptv2_core.backbone import fingerprint, geometry, load_backbone
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.evaluate import evaluate
@@ -44,9 +45,7 @@ def load_pretrained(pretrained_dir: str | Path, backbone: nn.Module | None = Non
         heads = {s.name: HeadConfig.from_dict(t["head"]) for s, t in zip(specs, config["tasks"])}
     except (TypeError, KeyError, ValueError) as e:
         raise Ptv2Error(f"corrupt pre-trained prompt config in '{pretrained_dir}': {e}") from None
-    geo = geometry(backbone.config)
-    if (prompt.num_layers, prompt.num_kv_heads, prompt.head_dim) != (geo.num_layers, geo.num_kv_heads, geo.head_dim):
-        raise Ptv2Error(f"pre-trained prompt '{pretrained_dir}' shape does not match the base model's layers/heads")
+    check_prompt_fits(prompt, geometry(backbone.config), f"pre-trained prompt '{pretrained_dir}'")
     model = MultiTaskPromptModel(backbone, prompt, heads)
     expected = model.trainable_state()
     if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):

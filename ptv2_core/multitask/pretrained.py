@@ -24,6 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ptv2_core import __version__
+from ptv2_core.artifact_json import read_config
 from ptv2_core.errors import Ptv2Error
 
 WEIGHTS = "prompt.safetensors"
@@ -137,19 +138,8 @@ def read_pretrained_config(pretrained_dir: str | Path) -> dict:
             raise Ptv2Error(f"pre-training in '{d}' has not finished (checkpoints only): run the same "
                             "`ptv2 pretrain` command again to resume it")
         raise Ptv2Error(f"no pre-trained prompt at '{d}': {CONFIG} is missing")
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise Ptv2Error(f"corrupt pre-trained prompt config '{path}': {e}") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise Ptv2Error(f"'{path}' is not a ptv2 pre-trained prompt (format '{FORMAT}')")
-    if config.get("format_version", 0) > FORMAT_VERSION:
-        raise Ptv2Error(f"pre-trained prompt '{d}' has format version {config['format_version']}; "
-                        f"this ptv2 reads up to {FORMAT_VERSION}")
-    for key in ("tasks", "lengths", "max_prompt_len", "prompt", "base_model"):
-        if key not in config:
-            raise Ptv2Error(f"corrupt pre-trained prompt config '{path}': missing '{key}'")
-    return config
+    return read_config(path, FORMAT, FORMAT_VERSION, "pre-trained prompt",
+                       ("tasks", "lengths", "max_prompt_len", "prompt", "base_model"))
 
 
 def read_pretrained_state(pretrained_dir: str | Path) -> dict[str, torch.Tensor]:

@@ -1,0 +1,34 @@
+"""Reading the JSON half of a ptv2 artifact (adapter, pre-trained prompt): one set of checks."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ptv2_core.errors import Ptv2Error
+from ptv2_core.prefix import PromptConfig
+
+
+def read_config(path: Path, fmt: str, version: int, what: str, required: tuple[str, ...]) -> dict:
+    """Parse ``path`` and check its ``format``, ``format_version`` (at most ``version``) and
+    ``required`` keys; every failure is a Ptv2Error naming ``what`` and the file."""
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise Ptv2Error(f"corrupt {what} config '{path}': {e}") from None
+    if not isinstance(config, dict) or config.get("format") != fmt:
+        raise Ptv2Error(f"'{path}' is not a ptv2 {what} config (format '{fmt}')")
+    if config.get("format_version", 0) > version:
+        raise Ptv2Error(f"{what} '{path.parent}' has format version {config['format_version']}; "
+                        f"this ptv2 reads up to {version}")
+    for key in required:
+        if key not in config:
+            raise Ptv2Error(f"corrupt {what} config '{path}': missing '{key}'")
+    return config
+
+
+def check_prompt_fits(prompt: PromptConfig, geo, what: str) -> None:
+    """A saved prompt must match the base model's layers, key/value heads and head size."""
+    if (prompt.num_layers, prompt.num_kv_heads, prompt.head_dim) != (geo.num_layers, geo.num_kv_heads, geo.head_dim):
+        raise Ptv2Error(f"{what} prompt shape (layers {prompt.num_layers}, kv heads {prompt.num_kv_heads}, head dim "
+                        f"{prompt.head_dim}) does not match the base model's ({geo.num_layers}, {geo.num_kv_heads}, "
+                        f"{geo.head_dim})")
