@@ -26,7 +26,7 @@ def final_train(prepared_dir: str | Path, task: str, best_config: dict, out_dir:
     if init_dir:
         from ptv2_core.multitask import init_from_pretrained
 
-        init = partial(init_from_pretrained, pretrained_dir=init_dir, task=task)
+        init = partial(init_from_pretrained, pretrained_dir=init_dir, task=task, seed=seed)
     result = train(cfg, init=init)
     doc = metrics_document(result, cfg) | {
         "data_hash": manifest["tasks"][task]["hash"],

@@ -39,7 +39,7 @@ def search_task(prepared_dir: str | Path, task: str, adapter_out: str | Path, pl
         space = space_file(task, work, lengths=lengths, lr_range=lr_range, trials=trials, epochs=epochs)
         res = run_search(str(task_yaml(prepared_dir, task)), model, work / "out", space=space, storage=storage,
                          init=init_dir, concurrency=concurrency, mlflow_uri=mlflow_uri, ray_address=ray_address,
-                         seed=seed)
+                         seed=seed, echo=lambda line: print(f"ptv2 ▸ {task}: {line}", flush=True))
         shutil.copytree(res.adapter_dir, adapter_out, dirs_exist_ok=True)
         html = next(iter(sorted(res.out_dir.rglob("length_lr.html"))), None)
         Path(plot_out).parent.mkdir(parents=True, exist_ok=True)

@@ -5,15 +5,56 @@ embedded defaults: local Ray, sqlite Optuna storage, sqlite MLflow under ``$PTV2
 """
 from __future__ import annotations
 
+import contextlib
 import os
-import re
 import time
+import warnings
+from collections.abc import Iterator
 
 from optuna_studies import settings
+from pipelines.progress import ANSI, ProgressFilter, log_path
+
+
+def init_local_stores(params: dict) -> None:
+    """Create the sqlite MLflow and Optuna schemas once, here: parallel branches of the
+    pipeline would otherwise race to create them (``index ... already exists``)."""
+    uri = settings.mlflow_tracking_uri(params.get("mlflow_uri") or None)
+    if settings.is_local_store(uri):
+        from mlflow import MlflowClient
+
+        MlflowClient(uri).search_experiments(max_results=1)
+    storage = settings.optuna_storage(params.get("optuna_storage") or None)
+    if storage.startswith("sqlite:"):
+        import optuna
+
+        optuna.storages.RDBStorage(storage)
+
+
+@contextlib.contextmanager
+def shared_local_ray(params: dict) -> Iterator[str | None]:
+    """One local Ray for the whole run, so parallel tasks' trials share this machine's CPUs
+    instead of each branch starting a cluster of its own. Not started when a cluster is given."""
+    if settings.ray_address(params.get("ray_address") or None):
+        yield None
+        return
+    import ray
+
+    from optuna_studies.ray_session import LOCAL_OBJECT_STORE_BYTES
+
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False,
+             object_store_memory=LOCAL_OBJECT_STORE_BYTES)
+    address = ray.get_runtime_context().gcs_address
+    os.environ["RAY_ADDRESS"] = address
+    try:
+        yield address
+    finally:
+        os.environ.pop("RAY_ADDRESS", None)
+        ray.shutdown()
 
 
 def run_local(params: dict) -> dict:
-    """Run the pipeline; returns ``{"seconds", "root"}``. Raises on a failed task."""
+    """Run the pipeline; returns ``{"seconds", "root", "log"}``. Raises on a failed task.
+    The console shows progress lines; the whole kfp.local log goes to ``$PTV2_HOME/logs/``."""
     from kfp import local
 
     from pipelines.pipeline import ptv2_pipeline
@@ -26,15 +67,22 @@ def run_local(params: dict) -> dict:
     root = home / "pipeline-root"
     root.mkdir(parents=True, exist_ok=True)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
+    # expected locally, once per task, and not actionable: the image and display names are for the cluster
+    warnings.filterwarnings("ignore", message=r"Task '.*': settings \['display_name'\] have no effect")
+    warnings.filterwarnings("ignore", message=r"You may be attemping to run a task that uses custom or non-Python")
     t0 = time.perf_counter()
+    init_local_stores(params)
+    log = log_path(home)
     try:
-        ptv2_pipeline(**params)
+        with open(log, "w", encoding="utf-8") as f, contextlib.redirect_stdout(ProgressFilter(f)):
+            with shared_local_ray(params):
+                ptv2_pipeline(**params)
     except RuntimeError as e:  # kfp.local: "Pipeline ... finished with status FAILURE. Inner task failed: ..."
         from ptv2_core.errors import Ptv2RunError
 
-        msg = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
-        raise Ptv2RunError(f"{msg} Task logs are above; outputs under {root}") from None
-    return {"seconds": time.perf_counter() - t0, "root": str(root)}
+        msg = ANSI.sub("", str(e)).strip()
+        raise Ptv2RunError(f"{msg} Full log: {log}") from None
+    return {"seconds": time.perf_counter() - t0, "root": str(root), "log": str(log)}
 
 
 def registry_summary(params: dict) -> list[dict]:

@@ -10,7 +10,7 @@ from ptv2_core.errors import Ptv2Error
 
 # default: the local demo, under 15 minutes on 2 CPU cores; large: all tasks, full data.
 PROFILES: dict[str, dict] = {
-    "default": dict(tasks=["trec", "wnut16"], prompt_lengths=[4, 8, 16], trials_per_task=4, epochs=2,
+    "default": dict(tasks=["trec", "rt", "wnut16"], prompt_lengths=[4, 8, 16], trials_per_task=4, epochs=2,
                     search_concurrency=2, pretrain_epochs=1, max_train=400, max_eval=200),
     "large": dict(tasks=["trec", "rt", "wnut16", "bbc"], prompt_lengths=[4, 8, 16, 32, 64, 128],
                   trials_per_task=24, epochs=8, search_concurrency=4, pretrain_epochs=3, max_train=0, max_eval=0),

@@ -48,6 +48,7 @@ def run(
         test = f"{r.get('metric', '')} {float(test):.3f}" if test not in ("?", "") else "?"
         table.add_row(r["task"], str(r.get("prompt_len", "-")), lr, test, f"{r['model']} v{r['version']}", r.get("aliases", "-"))
     Console(width=max(110, Console().width)).print(table)
+    typer.echo(f"Full log: {info['log']}")
     typer.echo(f"Review trials and versions in MLflow:  PTV2_HOME={settings.home()} .venv/bin/ptv2 ui")
 
 
