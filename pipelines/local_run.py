@@ -103,7 +103,7 @@ def registry_summary(params: dict) -> list[dict]:
         rows.append({
             "task": task, "model": name, "version": mv.version,
             "prompt_len": tags.get("prompt_len", "?"), "lr": tags.get("lr", "?"),
-            "metric": tags.get("metric", "?"), "test": tags.get("test_score", tags.get("test.score", "?")),
+            "metric": tags.get("metric", "?"), "test": tags.get("test_score", "?"),
             "aliases": ",".join(sorted(mv.aliases)) or "-",
         })
     return rows
