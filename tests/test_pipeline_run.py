@@ -38,7 +38,7 @@ def test_local_pipeline_run_registers_versions(tmp_path):
 
     client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
     versions = client.search_model_versions("name = 'ptv2-trec'")
-    assert [v.version for v in versions] == ["1"]
+    assert [int(v.version) for v in versions] == [1]
     mv = client.get_model_version("ptv2-trec", "1")
     assert "challenger" in mv.aliases or "champion" in mv.aliases
     assert mv.tags["task"] == "trec" and mv.tags["prompt_len"] in {"2", "4"}

@@ -15,10 +15,12 @@ gone, cleanup cannot reach it either: the error message then says what is left t
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -105,23 +107,44 @@ def versions(c, name: str) -> list:
     return list(c.search_model_versions(f"name = '{name}'"))
 
 
+@contextlib.contextmanager
+def _alias_lock(uri: str, name: str) -> Iterator[None]:
+    """Serialise alias moves of processes sharing a local sqlite store (MLflow has no
+    compare-and-set on aliases). A tracking server gets no lock: see ``converge_alias``."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    lock = Path(uri[len("sqlite:///"):]).with_name(f".{name}.alias.lock")
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def converge_alias(c, uri: str, name: str, alias: str = CHALLENGER, rounds: int = 5) -> int | None:
     """Point ``alias`` at the highest version number and check it still is the highest.
 
     Every registering process runs this after creating its version, so with concurrent
     registrations the last writer has seen every version created before its write: the alias
     ends on the newest one whichever process finishes last. Returns that version (None: no versions).
+    On a local store the whole read-decide-write runs under a file lock, so the alias only ever
+    moves forward; against a server, a process deciding on a stale list can move it back for a
+    moment before its own check moves it forward again.
     """
-    for _ in range(rounds):
-        latest = max((int(v.version) for v in store.retry(lambda: versions(c, name), "listing versions", uri)), default=None)
-        if latest is None:
-            return None
-        current = store.retry(lambda: c.get_registered_model(name).aliases, "reading aliases", uri).get(alias)
-        if current is None or int(current) != latest:
-            store.retry(lambda: c.set_registered_model_alias(name, alias, str(latest)), f"moving alias '{alias}'", uri)
-        after = max(int(v.version) for v in store.retry(lambda: versions(c, name), "listing versions", uri))
-        if after == latest:
-            return latest
+    with _alias_lock(uri, name):
+        for _ in range(rounds):
+            current = store.retry(lambda: c.get_registered_model(name).aliases, "reading aliases", uri).get(alias)
+            latest = max((int(v.version) for v in store.retry(lambda: versions(c, name), "listing versions", uri)),
+                         default=None)
+            if latest is None:
+                return None
+            if current is None or int(current) != latest:
+                store.retry(lambda: c.set_registered_model_alias(name, alias, str(latest)), f"moving alias '{alias}'", uri)
+            after = max(int(v.version) for v in store.retry(lambda: versions(c, name), "listing versions", uri))
+            if after == latest:
+                return latest
     raise Ptv2Error(f"alias '{alias}' of '{name}' did not settle: versions kept appearing")
 
 
