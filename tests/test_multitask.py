@@ -27,13 +27,7 @@ CFG = dict(tasks=TASKS, model="tiny-bert", max_prompt_len=8, lengths=(2, 4, 8), 
            max_train=48, max_eval=32, device="cpu", progress=False, keep_checkpoints=5)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on 2 cores shared with other jobs, a second thread mostly spins."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
