@@ -55,3 +55,22 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def run_cli(*args: str):
+    """The real ``ptv2`` entry point in this process (a fresh interpreter per call costs seconds of
+    imports); returns a CompletedProcess with the exit status a shell would see."""
+    import contextlib
+    import io
+    import subprocess
+
+    from pipelines.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as e:  # as the interpreter maps it: None is 0, an int itself, anything else 1
+            code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
+    return subprocess.CompletedProcess(["ptv2", *args], code, out.getvalue(), err.getvalue())

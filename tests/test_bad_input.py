@@ -1,8 +1,6 @@
 """Every bad input: one `error:` line on stderr naming the problem, exit 2, nothing written."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -11,21 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import main
+from conftest import run_cli as run
 
 PTV2 = [sys.executable, "-m", "pipelines.cli"]
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    """The real entry point, in this process (an interpreter start per case would cost ~5 s)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-    return subprocess.CompletedProcess(["ptv2", *args], code, out.getvalue(), err.getvalue())
 
 
 def run_process(*args: str) -> subprocess.CompletedProcess:

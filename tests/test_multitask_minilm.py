@@ -5,14 +5,13 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from pipelines.cli import main
+from conftest import run_cli as ptv2  # the real command line, in this process
 
 PTV2 = [sys.executable, "-m", "pipelines.cli"]
 TASKS = "trec,wnut16"  # a sequence task and a token task (CI-sized: 2 cores shared)
@@ -20,34 +19,12 @@ LENGTHS = [2, 4, 8]
 BUDGET = ["--max-train", "64", "--max-eval", "32", "--epochs", "2", "--batch-size", "16"]
 
 
-@dataclass
-class Result:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def ptv2(*args: str) -> Result:
-    """The real command line, in this process (a fresh interpreter per call costs seconds of import)."""
-    import contextlib
-    import io
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-            rc = 0
-        except SystemExit as e:
-            rc = e.code if isinstance(e.code, int) else 0
-    return Result(rc, out.getvalue(), err.getvalue())
-
-
-def ok(res: Result) -> Result:
+def ok(res: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     assert res.returncode == 0, res.stderr[-3000:]
     return res
 
 
-def user_error(res: Result, needle: str) -> None:
+def user_error(res: subprocess.CompletedProcess, needle: str) -> None:
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 2, res.stderr[-3000:]
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], res.stderr[-3000:]
