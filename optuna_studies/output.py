@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ptv2_core.adapter import check_out_dir
 from ptv2_core.errors import Ptv2Error
 
 BEST = "best.json"
@@ -27,12 +28,10 @@ def work_dir(out_dir: Path) -> Path:
 
 
 def check_out(out_dir: Path, overwrite: bool) -> None:
-    """Refuse an output path that is a file, or a non-empty folder without ``overwrite``."""
+    """Refuse an output path that is a file, a non-empty folder without ``overwrite``, or one
+    whose parent is missing (a search writes its work folder beside ``out_dir``)."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise Ptv2Error(f"--out '{out_dir}' exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise Ptv2Error(f"--out '{out_dir}' is not empty (pass --overwrite to replace it)")
+    check_out_dir(out_dir, overwrite)
     if not out_dir.resolve().parent.exists():
         raise Ptv2Error(f"the parent folder of --out '{out_dir}' does not exist")
 

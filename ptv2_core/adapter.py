@@ -32,6 +32,16 @@ FORMAT = "ptv2-adapter"
 FORMAT_VERSION = 1
 
 
+def check_out_dir(out_dir: str | Path, overwrite: bool) -> None:
+    """Refuse an output path that is a file, or a non-empty folder without ``overwrite``:
+    checked before any work, so bad input writes nothing."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise Ptv2Error(f"--out '{out_dir}' exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise Ptv2Error(f"--out '{out_dir}' is not empty (pass --overwrite to replace it)")
+
+
 def write_atomic_dir(out_dir: Path, files: dict[str, bytes | str]) -> None:
     """Write ``files`` into ``out_dir`` all at once: a failure leaves ``out_dir`` as it was."""
     out_dir = Path(out_dir)

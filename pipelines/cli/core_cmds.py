@@ -10,15 +10,6 @@ import typer
 from pipelines.cli.app import app
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    from ptv2_core.errors import Ptv2Error
-
-    if out.exists() and not out.is_dir():
-        raise Ptv2Error(f"--out '{out}' exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise Ptv2Error(f"--out '{out}' is not empty (pass --overwrite to replace its adapter)")
-
-
 @app.command()
 def train(
     task: str = typer.Option(..., help="Packaged task (trec, rt, wnut16, bbc), a task YAML file, or hub:<name>."),
@@ -43,12 +34,12 @@ def train(
     """Train a P-Tuning v2 adapter on one task and write it with its metrics."""
     from functools import partial
 
-    from ptv2_core.adapter import save_adapter
+    from ptv2_core.adapter import check_out_dir, save_adapter
     from ptv2_core.train import TrainConfig
     from ptv2_core.train import train as run_train
     from ptv2_core.report import metrics_document
 
-    _check_out(out, overwrite)
+    check_out_dir(out, overwrite)
     cfg = TrainConfig(task=task, model=model, prompt_len=prompt_len, lr=lr, epochs=epochs, batch_size=batch_size,
                       max_train=max_train, max_eval=max_eval, reparam=reparam, pooling=pooling, patience=patience,
                       seed=seed, device=device, progress=not quiet)
