@@ -19,6 +19,7 @@ import pandas as pd
 import yaml
 
 from ptv2_core.tasks import load_task
+from ptv2_core.tasks.splits import split_hash
 
 SPLITS = ("train", "dev", "test")
 
@@ -30,12 +31,12 @@ def _frame(split, spec) -> pd.DataFrame:
     return pd.DataFrame({"tokens": split["tokens"], "tags": [[spec.labels[i] for i in t] for t in split["tags"]]})
 
 
-def data_hash(frames: dict[str, pd.DataFrame]) -> str:
-    """SHA-256 of the rows of every split, in order: identifies the exact data."""
+def data_hash(split_hashes: dict[str, str]) -> str:
+    """SHA-256 over the per-split hashes (``ptv2_core.tasks.splits.split_hash``): identifies the
+    exact rows of every split."""
     h = hashlib.sha256()
     for name in SPLITS:
-        h.update(name.encode())
-        h.update(frames[name].to_json(orient="records", force_ascii=False).encode())
+        h.update(f"{name}:{split_hashes[name]}\n".encode())
     return "sha256:" + h.hexdigest()
 
 
@@ -54,7 +55,8 @@ def prepare_task(task: str, parent: Path, *, seed: int = 0, max_train: int | Non
            "text_column": text_col, "label_column": label_col, "max_length": spec.max_length,
            "data": {name: f"{name}.parquet" for name in SPLITS}}
     (out_dir / "task.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    return spec.name, {"yaml": f"{spec.name}/task.yaml", "hash": data_hash(frames),
+    hashes = {name: split_hash(spec, data[name]) for name in SPLITS}
+    return spec.name, {"yaml": f"{spec.name}/task.yaml", "hash": data_hash(hashes), "split_hashes": hashes,
                        "rows": {name: len(f) for name, f in frames.items()}, "type": spec.type, "metric": spec.metric}
 
 

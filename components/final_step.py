@@ -29,7 +29,8 @@ def final_train(prepared_dir: str | Path, task: str, best_config: dict, out_dir:
         init = partial(init_from_pretrained, pretrained_dir=init_dir, task=task, seed=seed)
     result = train(cfg, init=init)
     doc = metrics_document(result, cfg) | {
-        "data_hash": manifest["tasks"][task]["hash"],
+        "data_hash": manifest["tasks"][task]["hash"],  # every split
+        "test_data_hash": manifest["tasks"][task]["split_hashes"]["test"],  # the registry's data_hash tag
         # how the prepared splits were drawn: load_task(task, seed, max_eval) gives the same test rows
         "seed": manifest["seed"],
         "max_eval": manifest["max_eval"],

@@ -76,6 +76,11 @@ def test_final_train_writes_adapter_with_metrics(prepared, tmp_path):
     assert {p.name for p in (tmp_path / "adapter").iterdir()} == {"adapter.safetensors", "adapter_config.json", "metrics.json"}
     saved = json.loads((tmp_path / "adapter" / "metrics.json").read_text())
     assert saved["data_hash"] == manifest["tasks"]["trec"]["hash"] and saved["study"] == "s1"
+    # the test split's hash is the one the registry tags as data_hash (same rows, same function)
+    from components.registry.metadata import describe_adapter
+
+    info = describe_adapter(tmp_path / "adapter", "trec")
+    assert saved["test_data_hash"] == info.tags["data_hash"] == manifest["tasks"]["trec"]["split_hashes"]["test"]
     assert saved["prompt_len"] == 4 and saved["test"]["score"] == doc["test"]["score"]
     # seed and max_eval let the registry rebuild exactly this test split from the task name
     assert (saved["seed"], saved["max_eval"]) == (3, 24)

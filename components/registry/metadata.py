@@ -7,7 +7,6 @@ version, so a version can be judged and reproduced from the registry alone.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import subprocess
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 from ptv2_core import __version__
 from ptv2_core.adapter import read_adapter_config
 from ptv2_core.errors import Ptv2Error
+from ptv2_core.tasks.splits import split_hash
 from ptv2_core.tasks import TaskSpec, load_task
 
 METRICS_FILE = "metrics.json"
@@ -36,17 +36,6 @@ class AdapterInfo:
     data_hash: str
     examples: list[str]
     tags: dict[str, str] = field(default_factory=dict)
-
-
-def split_hash(spec: TaskSpec, rows) -> str:
-    """SHA-256 over the split's texts and label names, in order: same rows ⇔ same hash."""
-    h = hashlib.sha256()
-    text_col = "text" if spec.type == "sequence" else "tokens"
-    label_col = "label" if spec.type == "sequence" else "tags"
-    for text, label in zip(rows[text_col], rows[label_col]):
-        gold = spec.labels[label] if spec.type == "sequence" else [spec.labels[t] for t in label]
-        h.update(json.dumps([text, gold], ensure_ascii=False).encode() + b"\n")
-    return "sha256:" + h.hexdigest()
 
 
 @functools.cache

@@ -1,6 +1,8 @@
 """Seeded, deterministic splitting and truncation (numpy Generator only: no hash order, no global state)."""
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Hashable, Sequence
 
 import numpy as np
@@ -96,3 +98,15 @@ def carve(kind: str, xs: list, ys: list, seed: int, missing: Sequence[str]) -> d
         if not idx[s]:
             raise Ptv2Error(f"too few distinct rows ({len(set(keys))}) to carve a {s} split from train")
     return {s: ([xs[i] for i in ii], [ys[i] for i in ii]) for s, ii in idx.items()}
+
+
+def split_hash(spec, rows) -> str:
+    """SHA-256 over a split's texts and label names, in order: same rows ⇔ same hash, in any
+    process (what the registry tags as ``data_hash`` and the pipeline records per split)."""
+    h = hashlib.sha256()
+    text_col = "text" if spec.type == "sequence" else "tokens"
+    label_col = "label" if spec.type == "sequence" else "tags"
+    for text, label in zip(rows[text_col], rows[label_col]):
+        gold = spec.labels[label] if spec.type == "sequence" else [spec.labels[t] for t in label]
+        h.update(json.dumps([text, gold], ensure_ascii=False).encode() + b"\n")
+    return "sha256:" + h.hexdigest()
