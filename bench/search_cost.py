@@ -15,13 +15,19 @@ Compute is counted in trial-epochs (one epoch of one configuration), which is wh
 whatever the machine. The target is at most 35 % of the grid's compute.
 
     .venv/bin/python bench/search_cost.py [--tasks trec rt wnut16 bbc] [--max-train N] [--max-eval N]
-        [--epochs N] [--trials N] [--pretrained DIR | --pretrain] [--ray-cpus N]
+        [--epochs N] [--trials N] [--pretrained DIR | --pretrain] [--ray-cpus N] [--work DIR]
 
 writes ``bench/results/search_cost.json``, ``search_cost.md`` and ``search_cost.png``.
+
+Each (task, start) row is kept in ``--work`` as it finishes: a stopped bench run again with the
+same settings skips finished rows, and several processes (e.g. one per core, pinned with
+``taskset``) given the same ``--work`` share the rows between them (each row is claimed by one).
+The report covers every finished row of the requested tasks.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -34,6 +40,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
 
 from optuna_studies.objective import objective  # noqa: E402
 from optuna_studies.search import run_search  # noqa: E402
@@ -60,6 +68,7 @@ def run_grid(task: str, model: str, space: SearchSpace, args, init: str | None) 
                 "max_train": args.max_train, "max_eval": args.max_eval, "seed": 0, "device": "cpu",
                 "metric": space.metric, "mode": space.mode, "init": init}
             t0 = time.time()
+            torch.set_num_threads(1)  # as a search trial (1 CPU each): same arithmetic, same scores
             out = objective(config, lambda e, m, a: history.append(m["objective"]))
             rows.append({"prompt_len": prompt_len, "lr": lr, "best": out["best_objective"], "status": out["status"],
                          "history": history, "seconds": time.time() - t0})
@@ -98,39 +107,71 @@ def compute_to_target(trials: list[dict], target: float) -> int | None:
 
 
 def pretrain_prompt(model: str, tasks: list[str], args, folder: Path) -> str:
-    """A small multi-task pre-trained prompt long enough for every space (for --pretrain)."""
+    """A multi-task pre-trained prompt long enough for every space (for --pretrain); reused
+    when ``folder`` already holds a finished one, resumed when it holds checkpoints."""
     from ptv2_core.multitask import PretrainConfig, pretrain
 
+    if (folder / "prompt_config.json").exists():
+        return str(folder)
     longest = max(max(load_space(t).prompt_lens) for t in tasks)
     lengths = tuple(sorted({x for t in tasks for x in load_space(t).prompt_lens}))
-    cfg = PretrainConfig(tasks=tuple(tasks), model=model, max_prompt_len=longest, lengths=lengths, epochs=1,
-                         max_train=args.max_train, max_eval=args.max_eval, device="cpu", progress=False)
+    cfg = PretrainConfig(tasks=tuple(tasks), model=model, max_prompt_len=longest, lengths=lengths,
+                         epochs=args.pretrain_epochs, max_train=args.max_train, max_eval=args.max_eval, device="cpu",
+                         progress=False)
     pretrain(cfg, folder)
     return str(folder)
 
 
-def write_reports(doc: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "search_cost.json").write_text(json.dumps(doc, indent=2) + "\n")
+def claim(rows_dir: Path, name: str) -> bool:
+    """Claim row ``name`` for this process (False: finished, or claimed by a live process)."""
+    if (rows_dir / f"{name}.json").exists():
+        return False
+    lock = rows_dir / f"{name}.claim"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                os.kill(int(lock.read_text() or 0), 0)
+                return False  # its owner is alive
+            except (ProcessLookupError, ValueError):
+                lock.unlink(missing_ok=True)  # left by a stopped run: take it over
+                continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
+
+
+def settings_key(args) -> dict:
+    """What a row's numbers depend on: rows of other settings never mix in one --work."""
+    return {k: getattr(args, k) for k in ("model", "max_train", "max_eval", "epochs", "trials", "pretrained")}
+
+
+def write_reports(doc: dict, results: Path = RESULTS) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "search_cost.json").write_text(json.dumps(doc, indent=2) + "\n")
     lines = [
         "# Search cost: trial-epochs to come within 0.5 points of the grid's best dev score", "",
-        f"model {doc['model']}, max_train {doc['max_train']}, max_eval {doc['max_eval']}, epochs {doc['epochs']}, "
-        f"trials {doc['trials']}, grid = lengths × 3 lrs × epochs. Target: search ≤ 35 % of the grid.", "",
-        "| task | start | grid best (len, lr) | grid trial-epochs | search best (len) | search trial-epochs "
-        "(total) | to within 0.5 pt | % of grid |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        f"model {doc['model']}, max_train {doc['max_train']}, max_eval {doc['max_eval']}; grid = the space's "
+        "lengths × 3 lrs, each to full epochs; search = TPE + ASHA with the same space and epochs, 1 trial at a "
+        "time. Target: search ≤ 35 % of the grid's trial-epochs.", "",
+        "| task | start | epochs, trials | grid best (len, lr) | grid trial-epochs | search best (len, lr) "
+        "| search trial-epochs (total) | to within 0.5 pt | % of grid |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in doc["rows"]:
         g, s = r["grid"], r["search"]
         pct = f"{100 * r['to_target'] / g['compute']:.0f} %" if r["to_target"] is not None else "not reached"
-        lines.append(f"| {r['task']} | {r['start']} | {g['best_score']:.4f} ({g['best_prompt_len']}, {g['best_lr']:g}) "
-                     f"| {g['compute']} | {s['best_score']:.4f} ({s['best_prompt_len']}) | {s['compute']} "
+        lines.append(f"| {r['task']} | {r['start']} | {r.get('epochs', doc['epochs'])}, {r.get('trials', doc['trials'])} "
+                     f"| {g['best_score']:.4f} ({g['best_prompt_len']}, {g['best_lr']:g}) "
+                     f"| {g['compute']} | {s['best_score']:.4f} ({s['best_prompt_len']}, {s['best_lr']:.3g}) | {s['compute']} "
                      f"| {r['to_target'] if r['to_target'] is not None else '—'} | {pct} |")
-    (RESULTS / "search_cost.md").write_text("\n".join(lines) + "\n")
-    plot(doc)
+    (results / "search_cost.md").write_text("\n".join(lines) + "\n")
+    plot(doc, results)
 
 
-def plot(doc: dict) -> None:
+def plot(doc: dict, results: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -148,7 +189,7 @@ def plot(doc: dict) -> None:
     ax.set_ylabel("% of the grid's trial-epochs")
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    fig.savefig(RESULTS / "search_cost.png")
+    fig.savefig(results / "search_cost.png")
     plt.close(fig)
 
 
@@ -163,25 +204,53 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=1, help="1 keeps the end order of trials meaningful")
     p.add_argument("--ray-cpus", type=int, default=None)
     p.add_argument("--pretrained", default=None, help="a pre-trained prompt folder for the warm-started runs")
-    p.add_argument("--pretrain", action="store_true", help="build a small pre-trained prompt first")
+    p.add_argument("--pretrain", action="store_true", help="build a pre-trained prompt first (in --work)")
+    p.add_argument("--pretrain-epochs", type=int, default=3)
+    p.add_argument("--work", type=Path, default=None,
+                   help="folder of finished rows (default: one per settings under the system's temp folder)")
+    p.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON, table and plot")
     args = p.parse_args()
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="ptv2-search-cost-") as tmp:
-        os.environ.setdefault("PTV2_HOME", str(Path(tmp) / "home"))
-        pre = args.pretrained or (pretrain_prompt(args.model, args.tasks, args, Path(tmp) / "pre") if args.pretrain else None)
-        for task in args.tasks:
-            space = load_space(task).with_overrides(trials=args.trials, epochs=args.epochs)
-            for start, init in [("fresh", None)] + ([("pre-trained", pre)] if pre else []):
-                print(f"{task} / {start}", flush=True)
-                grid = run_grid(task, args.model, space, args, init)
-                work = Path(tempfile.mkdtemp(prefix=f"{task}-{start}-", dir=tmp))
-                search = run_one_search(task, args.model, None, args, init, work)
-                target = grid["best_score"] - POINTS
-                rows.append({"task": task, "start": start, "grid": grid, "search": search, "target": target,
-                             "to_target": compute_to_target(search["trials"], target)})
-                write_reports({"model": args.model, "max_train": args.max_train, "max_eval": args.max_eval,
-                               "epochs": space.epochs, "trials": space.trials, "rows": rows})
-    print((RESULTS / "search_cost.md").read_text())
+    if args.pretrained:
+        args.pretrained = str(Path(args.pretrained).resolve())
+    key = settings_key(args) | {"pretrain": args.pretrain, "pretrain_epochs": args.pretrain_epochs}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    work = args.work or Path(tempfile.gettempdir()) / f"ptv2-bench-search-cost-{digest}"
+    rows_dir = work / "rows"
+    rows_dir.mkdir(parents=True, exist_ok=True)
+    saved = work / "settings.json"
+    if saved.exists() and json.loads(saved.read_text()) != key:
+        sys.exit(f"error: --work '{work}' holds rows of other settings {saved.read_text().strip()}: pick another --work")
+    saved.write_text(json.dumps(key, sort_keys=True))
+    os.environ.setdefault("PTV2_HOME", str(work / "home"))
+    pre = args.pretrained or (pretrain_prompt(args.model, args.tasks, args, work / "pre") if args.pretrain else None)
+    starts = [("fresh", None)] + ([("pre-trained", pre)] if pre else [])
+    for task in args.tasks:
+        space = load_space(task).with_overrides(trials=args.trials, epochs=args.epochs)
+        for start, init in starts:
+            name = f"{task}-{start}"
+            if not claim(rows_dir, name):
+                continue
+            print(f"{task} / {start}", flush=True)
+            grid = run_grid(task, args.model, space, args, init)
+            run_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=work))
+            search = run_one_search(task, args.model, None, args, init, run_dir)
+            target = grid["best_score"] - POINTS
+            row = {"task": task, "start": start, "epochs": space.epochs, "trials": space.trials, "grid": grid,
+                   "search": search, "target": target, "to_target": compute_to_target(search["trials"], target)}
+            tmp = rows_dir / f"{name}.json.tmp"
+            tmp.write_text(json.dumps(row, indent=2) + "\n")
+            tmp.replace(rows_dir / f"{name}.json")
+            (rows_dir / f"{name}.claim").unlink(missing_ok=True)
+    rows = [json.loads((rows_dir / f"{t}-{s}.json").read_text()) for t in args.tasks for s, _ in starts
+            if (rows_dir / f"{t}-{s}.json").exists()]
+    missing = len(args.tasks) * len(starts) - len(rows)
+    if rows:
+        write_reports({"model": args.model, "max_train": args.max_train, "max_eval": args.max_eval,
+                       "epochs": args.epochs, "trials": args.trials, "pretrained": pre is not None,
+                       "pretrain_epochs": args.pretrain_epochs if args.pretrain else None, "rows": rows}, args.out)
+        print((args.out / "search_cost.md").read_text())
+    if missing:
+        print(f"{missing} row(s) are still running in another process or unfinished: run again to complete the report")
 
 
 if __name__ == "__main__":
