@@ -143,6 +143,24 @@ def claim(rows_dir: Path, name: str) -> bool:
     return False
 
 
+def write_json(path: Path, doc: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def assemble_row(rows_dir: Path, name: str, task: str, start: str, space: SearchSpace) -> None:
+    """Join a row's grid and search parts into ``<name>.json`` once both have finished."""
+    parts = {part: rows_dir / f"{name}.{part}.json" for part in ("grid", "search")}
+    if (rows_dir / f"{name}.json").exists() or not all(f.exists() for f in parts.values()):
+        return
+    grid, search = (json.loads(f.read_text()) for f in parts.values())
+    target = grid["best_score"] - POINTS
+    write_json(rows_dir / f"{name}.json", {
+        "task": task, "start": start, "epochs": space.epochs, "trials": space.trials, "grid": grid,
+        "search": search, "target": target, "to_target": compute_to_target(search["trials"], target)})
+
+
 def settings_key(args) -> dict:
     """What a row's numbers depend on: rows of other settings never mix in one --work."""
     return {k: getattr(args, k) for k in ("model", "max_train", "max_eval", "epochs", "trials", "pretrained")}
@@ -228,19 +246,18 @@ def main() -> None:
         space = load_space(task).with_overrides(trials=args.trials, epochs=args.epochs)
         for start, init in starts:
             name = f"{task}-{start}"
-            if not claim(rows_dir, name):
-                continue
-            print(f"{task} / {start}", flush=True)
-            grid = run_grid(task, args.model, space, args, init)
-            run_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=work))
-            search = run_one_search(task, args.model, None, args, init, run_dir)
-            target = grid["best_score"] - POINTS
-            row = {"task": task, "start": start, "epochs": space.epochs, "trials": space.trials, "grid": grid,
-                   "search": search, "target": target, "to_target": compute_to_target(search["trials"], target)}
-            tmp = rows_dir / f"{name}.json.tmp"
-            tmp.write_text(json.dumps(row, indent=2) + "\n")
-            tmp.replace(rows_dir / f"{name}.json")
-            (rows_dir / f"{name}.claim").unlink(missing_ok=True)
+            for part in ("grid", "search"):  # separate claims: two processes can split one row
+                if (rows_dir / f"{name}.json").exists() or not claim(rows_dir, f"{name}.{part}"):
+                    continue
+                print(f"{task} / {start} / {part}", flush=True)
+                if part == "grid":
+                    result = run_grid(task, args.model, space, args, init)
+                else:
+                    result = run_one_search(task, args.model, None, args, init,
+                                            Path(tempfile.mkdtemp(prefix=f"{name}-", dir=work)))
+                write_json(rows_dir / f"{name}.{part}.json", result)
+                (rows_dir / f"{name}.{part}.claim").unlink(missing_ok=True)
+            assemble_row(rows_dir, name, task, start, space)
     rows = [json.loads((rows_dir / f"{t}-{s}.json").read_text()) for t in args.tasks for s, _ in starts
             if (rows_dir / f"{t}-{s}.json").exists()]
     for row in rows:  # recomputed from the kept trials, so the report follows this script's rule
