@@ -202,6 +202,9 @@ def plot(doc: dict, results: Path) -> None:
     totals = [100 * r["search"]["compute"] / r["grid"]["compute"] for r in rows]
     ax.bar([x - 0.2 for x in xs], vals, width=0.4, label="to within 0.5 pt of grid best")
     ax.bar([x + 0.2 for x in xs], totals, width=0.4, label="whole search", alpha=0.6)
+    for x, r in zip(xs, rows):  # an empty bar must not read as "no compute needed"
+        if r["to_target"] is None:
+            ax.text(x - 0.2, 1, "not\nreached", ha="center", va="bottom", fontsize=7, color="dimgray")
     ax.axhline(35, color="red", linestyle="--", label="target 35 %")
     ax.set_xticks(list(xs), [f"{r['task']}\n{r['start']}" for r in rows])
     ax.set_ylabel("% of the grid's trial-epochs")
