@@ -21,7 +21,8 @@ writes ``bench/results/search_cost.json``, ``search_cost.md`` and ``search_cost.
 
 Each (task, start) row is kept in ``--work`` as it finishes: a stopped bench run again with the
 same settings skips finished rows, and several processes (e.g. one per core, pinned with
-``taskset``) given the same ``--work`` share the rows between them (each row is claimed by one).
+``taskset``) given the same ``--work`` share the work: a row's grid and its search are claimed
+separately, so two processes can split even the last row.
 The report covers every finished row of the requested tasks.
 """
 from __future__ import annotations
@@ -240,7 +241,9 @@ def main() -> None:
     rows_dir.mkdir(parents=True, exist_ok=True)
     saved = work / "settings.json"
     if saved.exists() and json.loads(saved.read_text()) != key:
-        sys.exit(f"error: --work '{work}' holds rows of other settings {saved.read_text().strip()}: pick another --work")
+        print(f"error: --work '{work}' holds rows of other settings {saved.read_text().strip()}: pick another --work",
+              file=sys.stderr)
+        sys.exit(2)
     saved.write_text(json.dumps(key, sort_keys=True))
     os.environ.setdefault("PTV2_HOME", str(work / "home"))
     pre = args.pretrained or (pretrain_prompt(args.model, args.tasks, args, work / "pre") if args.pretrain else None)
