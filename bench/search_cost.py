@@ -156,15 +156,14 @@ def assemble_row(rows_dir: Path, name: str, task: str, start: str, space: Search
     if (rows_dir / f"{name}.json").exists() or not all(f.exists() for f in parts.values()):
         return
     grid, search = (json.loads(f.read_text()) for f in parts.values())
-    target = grid["best_score"] - POINTS
-    write_json(rows_dir / f"{name}.json", {
-        "task": task, "start": start, "epochs": space.epochs, "trials": space.trials, "grid": grid,
-        "search": search, "target": target, "to_target": compute_to_target(search["trials"], target)})
+    write_json(rows_dir / f"{name}.json", {"task": task, "start": start, "epochs": space.epochs, "trials": space.trials,
+                                           "grid": grid, "search": search, "target": grid["best_score"] - POINTS})
 
 
 def settings_key(args) -> dict:
     """What a row's numbers depend on: rows of other settings never mix in one --work."""
-    return {k: getattr(args, k) for k in ("model", "max_train", "max_eval", "epochs", "trials", "pretrained")}
+    names = ("model", "max_train", "max_eval", "epochs", "trials", "pretrained", "pretrain", "pretrain_epochs")
+    return {k: getattr(args, k) for k in names}
 
 
 def write_reports(doc: dict, results: Path = RESULTS) -> None:
@@ -234,7 +233,7 @@ def main() -> None:
     args = p.parse_args()
     if args.pretrained:
         args.pretrained = str(Path(args.pretrained).resolve())
-    key = settings_key(args) | {"pretrain": args.pretrain, "pretrain_epochs": args.pretrain_epochs}
+    key = settings_key(args)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     work = args.work or Path(tempfile.gettempdir()) / f"ptv2-bench-search-cost-{digest}"
     rows_dir = work / "rows"
@@ -266,7 +265,7 @@ def main() -> None:
             assemble_row(rows_dir, name, task, start, space)
     rows = [json.loads((rows_dir / f"{t}-{s}.json").read_text()) for t in args.tasks for s, _ in starts
             if (rows_dir / f"{t}-{s}.json").exists()]
-    for row in rows:  # recomputed from the kept trials, so the report follows this script's rule
+    for row in rows:  # from the kept trials at report time, so every row follows this script's rule
         row["to_target"] = compute_to_target(row["search"]["trials"], row["target"])
     missing = len(args.tasks) * len(starts) - len(rows)
     if rows:
