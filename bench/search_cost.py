@@ -6,24 +6,31 @@ Not a test. Per packaged task (and per start: fresh prompt, pre-trained prompt):
 - ``grid``: every length of the task's search space × 3 learning rates (log-spaced inside its
   range), each trained to the full epochs with the search's own objective. Its compute is
   ``lengths × 3 × epochs`` trial-epochs; its best dev score is the target's reference.
-- ``search``: ``run_search`` with the same space, epochs and a trial budget. Its trials are
-  taken in the order they ended; the compute to target is the sum of their epochs (pruned trials
-  count only the epochs they ran) up to the first trial whose best-so-far dev score is within
-  0.5 points of the grid's best.
+- ``search``: ``run_search`` with the same space, epochs and a trial budget, once per sampler
+  seed (``--seeds``: TPE's start-up trials and proposals differ, the trials' training does not).
+  Its trials are taken in the order they ended; the compute to target is the sum of their epochs
+  (pruned trials count only the epochs they ran) up to the first trial whose best-so-far dev
+  score is within 0.5 points of the grid's best. One search is one draw: with 10 trials, whether
+  the target is met depends on the seed, so a row reports each seed and how many met it.
 
 Compute is counted in trial-epochs (one epoch of one configuration), which is what a trial costs
 whatever the machine. The target is at most 35 % of the grid's compute.
 
     .venv/bin/python bench/search_cost.py [--tasks trec rt wnut16 bbc] [--max-train N] [--max-eval N]
-        [--epochs N] [--trials N] [--pretrained DIR | --pretrain] [--ray-cpus N] [--work DIR]
+        [--epochs N] [--trials N] [--pretrained DIR | --pretrain] [--seeds 0 1 2] [--ray-cpus N]
+        [--work DIR] [--reuse bench/results/search_cost.json]
 
 writes ``bench/results/search_cost.json``, ``search_cost.md`` and ``search_cost.png``.
 
-Each (task, start) row is kept in ``--work`` as it finishes: a stopped bench run again with the
-same settings skips finished rows, and several processes (e.g. one per core, pinned with
-``taskset``) given the same ``--work`` share the work: a row's grid and its search are claimed
-separately, so two processes can split even the last row.
-The report covers every finished row of the requested tasks.
+Each part of a (task, start) row (its grid, its search per seed) is kept in ``--work`` as it
+finishes: a stopped bench run again with the same settings skips finished parts, and several
+processes (e.g. one per core, pinned with ``taskset``) given the same ``--work`` share the work,
+each part claimed by one of them. The report covers every finished part of the requested tasks.
+
+``--reuse FILE`` takes rows' grids (and seed-0 searches run with the same pruning) from an
+earlier report of the same settings instead of training them again. A reused grid is checked
+first: its first configuration is trained again and must give the same dev scores, epoch by
+epoch (CPU training is deterministic here), else the bench stops with an error.
 """
 from __future__ import annotations
 
@@ -50,6 +57,7 @@ from optuna_studies.space import SearchSpace, load_space  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 POINTS = 0.005  # 0.5 points of a score in [0, 1]
+TARGET = 0.35  # of the grid's trial-epochs
 
 
 def grid_lrs(space: SearchSpace) -> list[float]:
@@ -58,22 +66,22 @@ def grid_lrs(space: SearchSpace) -> list[float]:
     return [float(f"{math.exp(lo + f * (hi - lo)):.3g}") for f in (1 / 6, 1 / 2, 5 / 6)]
 
 
-def run_grid(task: str, model: str, space: SearchSpace, args, init: str | None) -> dict:
-    """Every length × 3 lrs to full epochs, in-process, with the search's objective."""
+def run_grid(task: str, model: str, space: SearchSpace, args, init: str | None,
+             only: list[tuple[int, float]] | None = None) -> dict:
+    """Every length × 3 lrs (or the ``only`` ones) to full epochs, in-process, with the search's objective."""
     rows = []
-    for prompt_len in space.prompt_lens:
-        for lr in grid_lrs(space):
-            history: list[float] = []
-            config = dict(space.fixed) | {
-                "task": task, "model": model, "prompt_len": prompt_len, "lr": lr, "epochs": space.epochs,
-                "max_train": args.max_train, "max_eval": args.max_eval, "seed": 0, "device": "cpu",
-                "metric": space.metric, "mode": space.mode, "init": init}
-            t0 = time.time()
-            torch.set_num_threads(1)  # as a search trial (1 CPU each): same arithmetic, same scores
-            out = objective(config, lambda e, m, a: history.append(m["objective"]))
-            rows.append({"prompt_len": prompt_len, "lr": lr, "best": out["best_objective"], "status": out["status"],
-                         "history": history, "seconds": time.time() - t0})
-            print(f"  grid {task} len {prompt_len} lr {lr:g}: {out['status']} {out['best_objective']}", flush=True)
+    for prompt_len, lr in only or [(n, lr) for n in space.prompt_lens for lr in grid_lrs(space)]:
+        history: list[float] = []
+        config = dict(space.fixed) | {
+            "task": task, "model": model, "prompt_len": prompt_len, "lr": lr, "epochs": space.epochs,
+            "max_train": args.max_train, "max_eval": args.max_eval, "seed": 0, "device": "cpu",
+            "metric": space.metric, "mode": space.mode, "init": init}
+        t0 = time.time()
+        torch.set_num_threads(1)  # as a search trial (1 CPU each): same arithmetic, same scores
+        out = objective(config, lambda e, m, a: history.append(m["objective"]))
+        rows.append({"prompt_len": prompt_len, "lr": lr, "best": out["best_objective"], "status": out["status"],
+                     "history": history, "seconds": time.time() - t0})
+        print(f"  grid {task} len {prompt_len} lr {lr:g}: {out['status']} {out['best_objective']}", flush=True)
     ok = [r for r in rows if r["best"] is not None and math.isfinite(r["best"])]
     best = max(ok, key=lambda r: r["best"]) if ok else None
     return {"configs": rows, "compute": len(rows) * space.epochs, "best_score": best and best["best"],
@@ -81,18 +89,63 @@ def run_grid(task: str, model: str, space: SearchSpace, args, init: str | None) 
             "seconds": sum(r["seconds"] for r in rows)}
 
 
-def run_one_search(task: str, model: str, space_file: str | None, args, init: str | None, work: Path) -> dict:
+def seed_space_file(task: str, seed: int, work: Path) -> Path:
+    """The task's packaged space with TPE's seed set to ``seed`` (its only change)."""
+    import yaml
+
+    from optuna_studies.space import space_path
+
+    doc = yaml.safe_load(space_path(task).read_text(encoding="utf-8"))
+    doc["sampler"] = dict(doc.get("sampler") or {}) | {"seed": seed}
+    path = work / f"{task}-seed{seed}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def pruning_of(space: SearchSpace) -> dict:
+    return {"grace_period": space.grace_period, "reduction_factor": space.reduction_factor}
+
+
+def run_one_search(task: str, model: str, space: SearchSpace, seed: int, args, init: str | None, work: Path) -> dict:
     t0 = time.time()
-    res = run_search(task, model, work / "out", space=space_file, trials=args.trials, epochs=args.epochs,
-                     max_train=args.max_train, max_eval=args.max_eval, init=init, concurrency=args.concurrency,
-                     storage=f"sqlite:///{work}/optuna.db", mlflow_uri=f"sqlite:///{work}/mlflow.db",
-                     ray_cpus=args.ray_cpus, echo=lambda line: print("  " + line, flush=True))
+    res = run_search(task, model, work / "out", space=seed_space_file(task, seed, work), trials=args.trials,
+                     epochs=args.epochs, max_train=args.max_train, max_eval=args.max_eval, init=init,
+                     concurrency=args.concurrency, storage=f"sqlite:///{work}/optuna.db",
+                     mlflow_uri=f"sqlite:///{work}/mlflow.db", ray_cpus=args.ray_cpus,
+                     echo=lambda line: print("  " + line, flush=True))
     trials = sorted(res.trials, key=lambda r: r["ended"])
     return {"trials": [{k: r.get(k) for k in ("number", "prompt_len", "lr", "status", "best_score", "epochs_run")}
                        for r in trials],
             "compute": sum(r["epochs_run"] or 0 for r in trials), "best_score": res.best_score,
             "best_prompt_len": res.best_config["prompt_len"], "best_lr": res.best_config["lr"],
-            "seconds": time.time() - t0}
+            "seed": seed, "pruning": pruning_of(space.for_start(warm=init is not None)), "seconds": time.time() - t0}
+
+
+def reused_parts(report: dict | None, task: str, start: str, space: SearchSpace) -> dict:
+    """The grid and the seed-0 search of row (task, start) from an earlier report, where present.
+    A search is reused only when it ran with the pruning this row runs with now; a search
+    recorded without its pruning predates ``warm_grace_period``, so it ran with ``grace_period``."""
+    row = next((r for r in (report or {}).get("rows", []) if (r["task"], r["start"]) == (task, start)), None)
+    if row is None:
+        return {}
+    parts = {"grid": row["grid"]}
+    now = pruning_of(space.for_start(warm=start != "fresh"))
+    for search in row.get("searches") or [row["search"]]:
+        ran = search.get("pruning") or pruning_of(space)
+        if search.get("seed", 0) == 0 and ran == now:
+            parts["search-s0"] = search | {"seed": 0, "pruning": ran}
+    return parts
+
+
+def check_reused_grid(grid: dict, task: str, model: str, space: SearchSpace, args, init: str | None) -> None:
+    """Train the reused grid's first configuration again; its dev scores must be the same."""
+    first = grid["configs"][0]
+    again = run_grid(task, model, space, args, init, only=[(first["prompt_len"], first["lr"])])["configs"][0]
+    if again["history"] != first["history"]:
+        print(f"error: --reuse: {task} grid (len {first['prompt_len']}, lr {first['lr']:g}) gives "
+              f"{again['history']} now, the report has {first['history']}: its settings or prompt differ",
+              file=sys.stderr)
+        sys.exit(2)
 
 
 def compute_to_target(trials: list[dict], target: float) -> int | None:
@@ -150,20 +203,48 @@ def write_json(path: Path, doc: dict) -> None:
     tmp.replace(path)
 
 
-def assemble_row(rows_dir: Path, name: str, task: str, start: str, space: SearchSpace) -> None:
-    """Join a row's grid and search parts into ``<name>.json`` once both have finished."""
-    parts = {part: rows_dir / f"{name}.{part}.json" for part in ("grid", "search")}
-    if (rows_dir / f"{name}.json").exists() or not all(f.exists() for f in parts.values()):
-        return
-    grid, search = (json.loads(f.read_text()) for f in parts.values())
-    write_json(rows_dir / f"{name}.json", {"task": task, "start": start, "epochs": space.epochs, "trials": space.trials,
-                                           "grid": grid, "search": search, "target": grid["best_score"] - POINTS})
+def load_row(rows_dir: Path, task: str, start: str, space: SearchSpace) -> dict | None:
+    """Row (task, start) from its finished parts: the grid and every seed's search (None without both)."""
+    name = f"{task}-{start}"
+    grid_file = rows_dir / f"{name}.grid.json"
+    searches = [json.loads(f.read_text()) for f in sorted(rows_dir.glob(f"{name}.search-s*.json"))]
+    if not grid_file.exists() or not searches:
+        return None
+    grid = json.loads(grid_file.read_text())
+    target = grid["best_score"] - POINTS
+    searches.sort(key=lambda r: r["seed"])
+    for r in searches:  # computed here, so every search follows this script's rule
+        r["to_target"] = compute_to_target(r["trials"], target)
+    met = [r for r in searches if r["to_target"] is not None and r["to_target"] <= TARGET * grid["compute"]]
+    return {"task": task, "start": start, "epochs": space.epochs, "trials": space.trials, "grid": grid,
+            "searches": searches, "target": target, "met": len(met)}
+
+
+def read_reuse(path: Path, key: dict) -> dict:
+    """An earlier report whose settings are these (else exit 2 with one error line)."""
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        print(f"error: --reuse '{path}' is not a readable report: {e}", file=sys.stderr)
+        sys.exit(2)
+    theirs = {k: report.get(k) for k in ("model", "max_train", "max_eval", "epochs", "trials")}
+    theirs["pretrained"] = bool(report.get("pretrained"))
+    ours = {k: key[k] for k in ("model", "max_train", "max_eval", "epochs", "trials")}
+    ours["pretrained"] = bool(key["pretrained"] or key["pretrain"])
+    if theirs != ours:
+        print(f"error: --reuse '{path}' was measured with {theirs}, this run is {ours}", file=sys.stderr)
+        sys.exit(2)
+    return report
 
 
 def settings_key(args) -> dict:
     """What a row's numbers depend on: rows of other settings never mix in one --work."""
     names = ("model", "max_train", "max_eval", "epochs", "trials", "pretrained", "pretrain", "pretrain_epochs")
     return {k: getattr(args, k) for k in names}
+
+
+def pct(row: dict, spent: int | None) -> str:
+    return f"{100 * spent / row['grid']['compute']:.0f} %" if spent is not None else "not reached"
 
 
 def write_reports(doc: dict, results: Path = RESULTS) -> None:
@@ -173,18 +254,22 @@ def write_reports(doc: dict, results: Path = RESULTS) -> None:
         "# Search cost: trial-epochs to come within 0.5 points of the grid's best dev score", "",
         f"model {doc['model']}, max_train {doc['max_train']}, max_eval {doc['max_eval']}; grid = the space's "
         "lengths × 3 lrs, each to full epochs; search = TPE + ASHA with the same space and epochs, 1 trial at a "
-        "time. Target: search ≤ 35 % of the grid's trial-epochs.", "",
-        "| task | start | epochs, trials | grid best (len, lr) | grid trial-epochs | search best (len, lr) "
-        "| search trial-epochs (total) | to within 0.5 pt | % of grid |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "time, once per TPE seed. Target: search ≤ 35 % of the grid's trial-epochs.", "",
+        "| task | start | epochs, trials | grid best (len, lr) | grid trial-epochs | searches meeting the target |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for r in doc["rows"]:
-        g, s = r["grid"], r["search"]
-        pct = f"{100 * r['to_target'] / g['compute']:.0f} %" if r["to_target"] is not None else "not reached"
-        lines.append(f"| {r['task']} | {r['start']} | {r.get('epochs', doc['epochs'])}, {r.get('trials', doc['trials'])} "
-                     f"| {g['best_score']:.4f} ({g['best_prompt_len']}, {g['best_lr']:g}) "
-                     f"| {g['compute']} | {s['best_score']:.4f} ({s['best_prompt_len']}, {s['best_lr']:.3g}) | {s['compute']} "
-                     f"| {r['to_target'] if r['to_target'] is not None else '—'} | {pct} |")
+        g = r["grid"]
+        lines.append(f"| {r['task']} | {r['start']} | {r['epochs']}, {r['trials']} "
+                     f"| {g['best_score']:.4f} ({g['best_prompt_len']}, {g['best_lr']:g}) | {g['compute']} "
+                     f"| {r['met']} of {len(r['searches'])} |")
+    lines += ["", "| task | start | seed | ASHA grace | search best (len, lr) | search trial-epochs (total) "
+              "| to within 0.5 pt | % of grid |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in doc["rows"]:
+        for s in r["searches"]:
+            lines.append(f"| {r['task']} | {r['start']} | {s['seed']} | {s['pruning']['grace_period']} "
+                         f"| {s['best_score']:.4f} ({s['best_prompt_len']}, {s['best_lr']:.3g}) | {s['compute']} "
+                         f"| {s['to_target'] if s['to_target'] is not None else '—'} | {pct(r, s['to_target'])} |")
     (results / "search_cost.md").write_text("\n".join(lines) + "\n")
     plot(doc, results)
 
@@ -196,19 +281,28 @@ def plot(doc: dict, results: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = doc["rows"]
-    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(rows)), 3.8), dpi=110)
-    xs = range(len(rows))
-    vals = [100 * r["to_target"] / r["grid"]["compute"] if r["to_target"] is not None else 0 for r in rows]
-    totals = [100 * r["search"]["compute"] / r["grid"]["compute"] for r in rows]
-    ax.bar([x - 0.2 for x in xs], vals, width=0.4, label="to within 0.5 pt of grid best")
-    ax.bar([x + 0.2 for x in xs], totals, width=0.4, label="whole search", alpha=0.6)
-    for x, r in zip(xs, rows):  # an empty bar must not read as "no compute needed"
-        if r["to_target"] is None:
-            ax.text(x - 0.2, 1, "not\nreached", ha="center", va="bottom", fontsize=7, color="dimgray")
-    ax.axhline(35, color="red", linestyle="--", label="target 35 %")
-    ax.set_xticks(list(xs), [f"{r['task']}\n{r['start']}" for r in rows])
-    ax.set_ylabel("% of the grid's trial-epochs")
-    ax.legend(loc="best", fontsize=8)
+    seeds = sorted({s["seed"] for r in rows for s in r["searches"]})
+    width = 0.8 / max(1, len(seeds))
+    fig, ax = plt.subplots(figsize=(max(5, 1.5 * len(rows)), 3.8), dpi=110)
+    for k, seed in enumerate(seeds):
+        for x, r in enumerate(rows):
+            s = next((s for s in r["searches"] if s["seed"] == seed), None)
+            if s is None:
+                continue
+            xk = x - 0.4 + width * (k + 0.5)
+            if s["to_target"] is None:  # an empty bar must not read as "no compute needed"
+                ax.text(xk, 1, "not\nreached", ha="center", va="bottom", fontsize=6, color="dimgray")
+            else:
+                ax.bar(xk, 100 * s["to_target"] / r["grid"]["compute"], width=width * 0.9, color=f"C{k}",
+                       label=f"TPE seed {seed}" if x == min(i for i, rr in enumerate(rows)
+                                                          if any(q["seed"] == seed for q in rr["searches"])) else None)
+            ax.plot([xk - width * 0.45, xk + width * 0.45], [100 * s["compute"] / r["grid"]["compute"]] * 2,
+                    color="black", linewidth=1)
+    ax.plot([], [], color="black", linewidth=1, label="whole search")
+    ax.axhline(100 * TARGET, color="red", linestyle="--", label="target 35 %")
+    ax.set_xticks(list(range(len(rows))), [f"{r['task']}\n{r['start']}" for r in rows])
+    ax.set_ylabel("% of the grid's trial-epochs\nto within 0.5 pt of its best")
+    ax.legend(loc="best", fontsize=7)
     fig.tight_layout()
     fig.savefig(results / "search_cost.png")
     plt.close(fig)
@@ -230,6 +324,9 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=None,
                    help="folder of finished rows (default: one per settings under the system's temp folder)")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON, table and plot")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="TPE seeds: one search per seed and row")
+    p.add_argument("--reuse", type=Path, default=None,
+                   help="an earlier report (JSON) of the same settings: its grids are checked and reused")
     args = p.parse_args()
     if args.pretrained:
         args.pretrained = str(Path(args.pretrained).resolve())
@@ -244,6 +341,7 @@ def main() -> None:
               file=sys.stderr)
         sys.exit(2)
     saved.write_text(json.dumps(key, sort_keys=True))
+    report = read_reuse(args.reuse, key) if args.reuse else None
     os.environ.setdefault("PTV2_HOME", str(work / "home"))
     pre = args.pretrained or (pretrain_prompt(args.model, args.tasks, args, work / "pre") if args.pretrain else None)
     starts = [("fresh", None)] + ([("pre-trained", pre)] if pre else [])
@@ -251,30 +349,34 @@ def main() -> None:
         space = load_space(task).with_overrides(trials=args.trials, epochs=args.epochs)
         for start, init in starts:
             name = f"{task}-{start}"
-            for part in ("grid", "search"):  # separate claims: two processes can split one row
-                if (rows_dir / f"{name}.json").exists() or not claim(rows_dir, f"{name}.{part}"):
+            reuse = reused_parts(report, task, start, space)
+            # separate claims: two processes can split one row
+            for part in ["grid"] + [f"search-s{seed}" for seed in args.seeds]:
+                if not claim(rows_dir, f"{name}.{part}"):
                     continue
-                print(f"{task} / {start} / {part}", flush=True)
-                if part == "grid":
+                print(f"{task} / {start} / {part}" + (" (reused)" if part in reuse else ""), flush=True)
+                if part == "grid" and part in reuse:
+                    check_reused_grid(reuse[part], task, args.model, space, args, init)
+                    result = reuse[part]
+                elif part == "grid":
                     result = run_grid(task, args.model, space, args, init)
                 else:
-                    result = run_one_search(task, args.model, None, args, init,
-                                            Path(tempfile.mkdtemp(prefix=f"{name}-", dir=work)))
+                    seed = int(part.removeprefix("search-s"))
+                    result = reuse.get(part) or run_one_search(task, args.model, space, seed, args, init,
+                                                               Path(tempfile.mkdtemp(prefix=f"{name}-", dir=work)))
                 write_json(rows_dir / f"{name}.{part}.json", result)
                 (rows_dir / f"{name}.{part}.claim").unlink(missing_ok=True)
-            assemble_row(rows_dir, name, task, start, space)
-    rows = [json.loads((rows_dir / f"{t}-{s}.json").read_text()) for t in args.tasks for s, _ in starts
-            if (rows_dir / f"{t}-{s}.json").exists()]
-    for row in rows:  # from the kept trials at report time, so every row follows this script's rule
-        row["to_target"] = compute_to_target(row["search"]["trials"], row["target"])
-    missing = len(args.tasks) * len(starts) - len(rows)
+    rows = [row for t in args.tasks for s, _ in starts
+            if (row := load_row(rows_dir, t, s, load_space(t).with_overrides(trials=args.trials, epochs=args.epochs)))]
+    missing = sum(not (rows_dir / f"{t}-{s}.{part}.json").exists() for t in args.tasks for s, _ in starts
+                  for part in ["grid"] + [f"search-s{seed}" for seed in args.seeds])
     if rows:
         write_reports({"model": args.model, "max_train": args.max_train, "max_eval": args.max_eval,
                        "epochs": args.epochs, "trials": args.trials, "pretrained": pre is not None,
                        "pretrain_epochs": args.pretrain_epochs if args.pretrain else None, "rows": rows}, args.out)
         print((args.out / "search_cost.md").read_text())
     if missing:
-        print(f"{missing} row(s) are still running in another process or unfinished: run again to complete the report")
+        print(f"{missing} part(s) are still running in another process or unfinished: run again to complete the report")
 
 
 if __name__ == "__main__":

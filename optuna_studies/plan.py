@@ -48,6 +48,7 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
         raise Ptv2Error(f"--cpus-per-trial must be > 0 and --gpus-per-trial >= 0, got {cpus_per_trial}, {gpus_per_trial}")
     spc = load_space(task, space).with_overrides(trials=trials, epochs=epochs)
     init_dir = check_init(init, spc) if init is not None else None
+    spc = spc.for_start(warm=init_dir is not None)
     out = Path(out_dir).resolve()
     check_out(out, overwrite)
     if storage is not None:

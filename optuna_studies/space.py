@@ -8,7 +8,7 @@ Keys of a space file (all but ``prompt_len`` and ``lr`` have defaults)::
     lr: {low: 1.0e-3, high: 5.0e-2, log: true}
     epochs: 6                    # the resource ASHA spends (max epochs per trial)
     trials: 12
-    pruning: {grace_period: 1, reduction_factor: 3}
+    pruning: {grace_period: 1, reduction_factor: 3, warm_grace_period: 2}
     sampler: {n_startup_trials: 4, seed: 0}
     fixed: {batch_size: 32}      # other TrainConfig fields, the same for every trial
     enqueue: [{prompt_len: 16, lr: 1.0e-2}]   # configurations to evaluate first
@@ -48,6 +48,9 @@ class SearchSpace:
     mode: str = "max"  # Ray Tune's spelling of the direction
     grace_period: int = 1
     reduction_factor: int = 3
+    # ASHA's first rung when trials start from a pre-trained prompt (None: grace_period). From a
+    # warm start, early epochs may rank configurations by the start, not by the configuration.
+    warm_grace_period: int | None = None
     n_startup_trials: int = 4
     seed: int = 0
     fixed: dict[str, Any] = field(default_factory=dict)
@@ -63,7 +66,16 @@ class SearchSpace:
         """A copy with the command line's budget; ASHA's grace period never exceeds the epochs."""
         trials = self.trials if trials is None else _positive_int(trials, "trials", "--trials")
         epochs = self.epochs if epochs is None else _positive_int(epochs, "epochs", "--epochs")
-        return dataclasses.replace(self, trials=trials, epochs=epochs, grace_period=min(self.grace_period, epochs))
+        warm = None if self.warm_grace_period is None else min(self.warm_grace_period, epochs)
+        return dataclasses.replace(self, trials=trials, epochs=epochs, grace_period=min(self.grace_period, epochs),
+                                   warm_grace_period=warm)
+
+    def for_start(self, warm: bool) -> SearchSpace:
+        """The space as a search runs it: from a pre-trained prompt (``warm``), ASHA's grace
+        period is ``warm_grace_period`` where the space sets one."""
+        if not warm or self.warm_grace_period is None:
+            return self
+        return dataclasses.replace(self, grace_period=self.warm_grace_period)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (logged with the study)."""
@@ -115,13 +127,16 @@ def parse_space(doc: Any, source: str = "<space>") -> SearchSpace:
     metric = doc.get("metric", "dev_score")
     if not isinstance(metric, str) or not (metric.startswith("dev_") or metric == "train_loss"):
         raise Ptv2Error(f"{where}: metric must be a dev_<name> metric or train_loss, got {metric!r}")
-    pruning = _mapping(doc.get("pruning", {}), "pruning", {"grace_period", "reduction_factor"}, where)
+    pruning = _mapping(doc.get("pruning", {}), "pruning", {"grace_period", "reduction_factor", "warm_grace_period"},
+                       where)
     sampler = _mapping(doc.get("sampler", {}), "sampler", {"n_startup_trials", "seed"}, where)
     epochs = _positive_int(doc.get("epochs", 5), "epochs", where)
     space = SearchSpace(
         prompt_lens=tuple(sorted(lens)), lr_low=low, lr_high=high, lr_log=log, epochs=epochs,
         trials=_positive_int(doc.get("trials", 12), "trials", where), metric=metric, mode=_DIRECTIONS[direction],
         grace_period=min(_positive_int(pruning.get("grace_period", 1), "pruning.grace_period", where), epochs),
+        warm_grace_period=(None if pruning.get("warm_grace_period") is None else
+                           min(_positive_int(pruning["warm_grace_period"], "pruning.warm_grace_period", where), epochs)),
         reduction_factor=_positive_int(pruning.get("reduction_factor", 3), "pruning.reduction_factor", where, least=2),
         n_startup_trials=_positive_int(sampler.get("n_startup_trials", 4), "sampler.n_startup_trials", where, least=0),
         seed=_positive_int(sampler.get("seed", 0), "sampler.seed", where, least=0),

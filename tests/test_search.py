@@ -46,9 +46,37 @@ def test_packaged_spaces_load_with_task_sized_lengths():
 
 def test_space_overrides_keep_grace_within_epochs():
     s = load_space("wnut16").with_overrides(trials=3, epochs=1)
-    assert (s.trials, s.epochs, s.grace_period) == (3, 1, 1)
+    assert (s.trials, s.epochs, s.grace_period, s.warm_grace_period) == (3, 1, 1, 1)
     with pytest.raises(Ptv2Error, match="trials"):
         load_space("trec").with_overrides(trials=0)
+
+
+def test_warm_starts_get_their_own_grace_period():
+    doc = {"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-2}, "epochs": 6,
+           "pruning": {"grace_period": 1, "warm_grace_period": 9}}
+    s = parse_space(doc)
+    assert (s.grace_period, s.warm_grace_period) == (1, 6)  # never past the epochs
+    assert s.for_start(warm=False).grace_period == 1 and s.for_start(warm=True).grace_period == 6
+    s = parse_space(doc | {"pruning": {"grace_period": 2}})  # unset: warm starts prune like fresh ones
+    assert s.warm_grace_period is None and s.for_start(warm=True).grace_period == 2
+    # the packaged spaces' choices, measured on the grid curves in bench/results/search_cost.json
+    assert load_space("trec").for_start(warm=True).grace_period > load_space("trec").grace_period
+    assert load_space("wnut16").for_start(warm=True).grace_period < load_space("wnut16").grace_period
+
+
+def test_a_search_from_a_pretrained_prompt_plans_with_the_warm_grace_period(tiny_model, tiny_pretrained, tmp_path):
+    from optuna_studies.plan import plan_search
+
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-2}, "epochs": 4,
+                                     "pruning": {"grace_period": 1, "warm_grace_period": 3}}))
+    kw = dict(trials=2, space=space, storage=f"sqlite:///{tmp_path}/o.db", max_train=8, max_eval=8, epochs=None,
+              concurrency=1, cpus_per_trial=1, gpus_per_trial=0, overwrite=False, study_name=None, seed=0)
+    cold = plan_search("trec", tiny_model, tmp_path / "cold", init=None, **kw)
+    warm = plan_search("trec", tiny_model, tmp_path / "warm", init=tiny_pretrained, **kw)
+    assert cold.space.grace_period == 1 and cold.constants["init"] is None
+    assert warm.space.grace_period == 3 and warm.constants["init"] == str(tiny_pretrained.resolve())
+    assert not (tmp_path / "cold").exists() and not (tmp_path / "warm").exists()  # planning writes nothing
 
 
 @pytest.mark.parametrize("doc, match", [
@@ -63,6 +91,7 @@ def test_space_overrides_keep_grace_within_epochs():
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "metric": "accuracy"}, "metric"),
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "trials": 0}, "trials"),
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "pruning": {"reduction_factor": 1}}, "reduction_factor"),
+    ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "pruning": {"warm_grace_period": 0}}, "warm_grace_period"),
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "fixed": {"lr": 1}}, "fixed"),
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "enqueue": [{"prompt_len": 8, "lr": 1e-3}]}, "outside"),
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "typo": 1}, "unknown keys"),
@@ -119,11 +148,19 @@ def test_objective_ends_a_diverging_trial_without_raising(tiny_model):
     assert math.isnan(reports[0][1]["best_objective"]) and reports[0][2] is None
 
 
-def test_objective_starts_from_a_pretrained_prompt(tiny_model, tmp_path):
-    multitask = pytest.importorskip("ptv2_core.multitask")
-    pre = tmp_path / "pre"
+@pytest.fixture(scope="module")
+def tiny_pretrained(tiny_model, tmp_path_factory) -> Path:
+    """A pre-trained prompt of 8 positions for the tiny model (one epoch on 32 TREC rows)."""
+    from ptv2_core import multitask
+
+    pre = tmp_path_factory.mktemp("pretrained") / "pre"
     multitask.pretrain(multitask.PretrainConfig(tasks=("trec",), model=tiny_model, max_prompt_len=8, lengths=(4, 8),
                                                 epochs=1, max_train=32, max_eval=16, device="cpu", progress=False), pre)
+    return pre
+
+
+def test_objective_starts_from_a_pretrained_prompt(tiny_model, tiny_pretrained):
+    pre = tiny_pretrained
     reports = []
     out = objective(_trial_config(tiny_model, init=str(pre), epochs=1), lambda e, m, a: reports.append(m))
     assert out["status"] == "completed", out
