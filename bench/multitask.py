@@ -17,6 +17,13 @@ with a final score no worse beyond noise. Writes ``<out>/multitask.json``, ``mul
 
 The defaults are a small budget that finishes in minutes on 2 cores; scale ``--max-train``,
 ``--epochs`` and ``--pretrain-epochs`` up for conclusive numbers.
+
+One run is one seed, and the seed sets the data splits (dev rows), the pre-training and the
+per-task initialisation alike. Runs with other ``--seed`` values (own ``--work`` and ``--out``)
+are combined into one report of mean curves, the target judged on the means (with the noise of
+a mean over the seeds' dev sets) and per seed:
+
+    .venv/bin/python bench/multitask.py --combine s0/multitask.json s1/multitask.json s2/multitask.json
 """
 from __future__ import annotations
 
@@ -60,6 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch threads (on a shared CPU, 1 wastes least)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, auto")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    p.add_argument("--combine", type=Path, nargs="+", default=None, metavar="JSON",
+                   help="combine the reports of runs with other seeds (same settings) into --out; trains nothing")
     p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ptv2-bench-multitask",
                    help="folder for the pre-trained prompts (reused when finished, resumed when stopped)")
     return p.parse_args(argv)
@@ -156,7 +165,7 @@ def markdown(summary: list[dict], meta: dict) -> str:
             "random's beyond noise.\n")
 
 
-def plot(runs: dict, path: Path) -> None:
+def plot(runs: dict, path: Path, per_seed: list[dict] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -171,7 +180,11 @@ def plot(runs: dict, path: Path) -> None:
             for start, style in zip(STARTS, ("-", "--", ":")):
                 r = runs[task].get(str(n), {}).get(start)
                 if r:
-                    ax.plot(range(1, len(r["dev_by_epoch"]) + 1), r["dev_by_epoch"], style, marker="o", ms=3, label=start)
+                    line, = ax.plot(range(1, len(r["dev_by_epoch"]) + 1), r["dev_by_epoch"], style, marker="o", ms=3,
+                                    label=start + (" (mean)" if per_seed else ""))
+                for seed_runs in per_seed or []:  # each seed's curve, faint, in its start's colour
+                    c = seed_runs[task][str(n)][start]["dev_by_epoch"]
+                    ax.plot(range(1, len(c) + 1), c, style, color=line.get_color(), alpha=0.25, linewidth=0.8)
             ax.set_title(f"{task}, L={n}", fontsize=9)
             ax.set_xlabel("epoch", fontsize=8)
             ax.set_ylabel("dev score", fontsize=8)
@@ -182,8 +195,62 @@ def plot(runs: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def combine(paths: list[Path], out: Path) -> None:
+    """Mean curves of several seeds' reports; the target judged on the means and per seed."""
+    try:
+        docs = [json.loads(p.read_text()) for p in paths]
+    except (OSError, ValueError) as e:
+        print(f"error: --combine: not a readable multitask report: {e}", file=sys.stderr)
+        sys.exit(2)
+
+    def settings(d: dict) -> dict:
+        return {k: v for k, v in d["meta"]["settings"].items() if k not in ("seed", "out", "work", "combine")}
+
+    seeds = [d["meta"]["settings"]["seed"] for d in docs]
+    if any(settings(d) != settings(docs[0]) for d in docs) or len(set(seeds)) != len(seeds):
+        print(f"error: --combine needs reports of one set of settings with distinct seeds, got seeds {seeds}",
+              file=sys.stderr)
+        sys.exit(2)
+    runs: dict = {}
+    for task, by_len in docs[0]["runs"].items():
+        for n, by_start in by_len.items():
+            for start in by_start:
+                seed_runs = [d["runs"][task][n][start] for d in docs]
+                mean = [sum(c) / len(c) for c in zip(*(r["dev_by_epoch"] for r in seed_runs))]
+                # the seeds' dev sets are different rows: the mean's noise is that of all of them together
+                runs.setdefault(task, {}).setdefault(n, {})[start] = {
+                    "dev_by_epoch": mean, "best_dev": max(mean), "metric": seed_runs[0]["metric"],
+                    "dev_rows": sum(r["dev_rows"] for r in seed_runs)}
+    summary = summarise(runs)
+    per_seed = {(r["task"], r["length"]): [] for r in summary}
+    for d in docs:
+        for r in d["summary"]:
+            per_seed[(r["task"], r["length"])].append(r)
+    for row in summary:
+        for start in STARTS[1:]:
+            row[f"{start}_seeds_passing"] = sum(bool(r.get(f"{start}_half_epochs") and r.get(f"{start}_not_worse"))
+                                                for r in per_seed[(row["task"], row["length"])])
+    meta = {"settings": settings(docs[0]) | {"seeds": seeds}, "combined_from": [str(p) for p in paths],
+            "total_seconds": sum(d["meta"]["total_seconds"] for d in docs)}
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {"meta": meta, "summary": summary, "runs": runs, "per_seed": docs}
+    (out / "multitask.json").write_text(json.dumps(doc, indent=2) + "\n")
+    md = markdown(summary, meta).replace("# Multi-task pre-trained prompt vs random initialisation",
+                                         f"# Multi-task pre-trained prompt vs random initialisation: mean of "
+                                         f"{len(docs)} seeds")
+    lines = ["", "Per seed (the same target, judged on each seed's own curves):", "",
+             "| task | L | pre-trained: seeds passing | held-out: seeds passing |", "|---|---|---|---|"]
+    lines += [f"| {r['task']} | {r['length']} | {r['pretrained_seeds_passing']} of {len(docs)} "
+              f"| {r['held_out_seeds_passing']} of {len(docs)} |" for r in summary]
+    (out / "multitask.md").write_text(md + "\n".join(lines) + "\n")
+    plot(runs, out / "multitask.png", per_seed=[d["runs"] for d in docs])
+    print((out / "multitask.md").read_text())
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.combine:
+        return combine(args.combine, args.out)
     torch.set_num_threads(args.threads)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     lengths = sorted({int(x) for x in args.lengths.split(",")})
