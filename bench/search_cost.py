@@ -284,6 +284,7 @@ def plot(doc: dict, results: Path) -> None:
     seeds = sorted({s["seed"] for r in rows for s in r["searches"]})
     width = 0.8 / max(1, len(seeds))
     fig, ax = plt.subplots(figsize=(max(5, 1.5 * len(rows)), 3.8), dpi=110)
+    labelled: set[int] = set()
     for k, seed in enumerate(seeds):
         for x, r in enumerate(rows):
             s = next((s for s in r["searches"] if s["seed"] == seed), None)
@@ -294,8 +295,8 @@ def plot(doc: dict, results: Path) -> None:
                 ax.text(xk, 1, "not\nreached", ha="center", va="bottom", fontsize=6, color="dimgray")
             else:
                 ax.bar(xk, 100 * s["to_target"] / r["grid"]["compute"], width=width * 0.9, color=f"C{k}",
-                       label=f"TPE seed {seed}" if x == min(i for i, rr in enumerate(rows)
-                                                          if any(q["seed"] == seed for q in rr["searches"])) else None)
+                       label=None if seed in labelled else f"TPE seed {seed}")
+                labelled.add(seed)
             ax.plot([xk - width * 0.45, xk + width * 0.45], [100 * s["compute"] / r["grid"]["compute"]] * 2,
                     color="black", linewidth=1)
     ax.plot([], [], color="black", linewidth=1, label="whole search")
@@ -345,8 +346,8 @@ def main() -> None:
     os.environ.setdefault("PTV2_HOME", str(work / "home"))
     pre = args.pretrained or (pretrain_prompt(args.model, args.tasks, args, work / "pre") if args.pretrain else None)
     starts = [("fresh", None)] + ([("pre-trained", pre)] if pre else [])
-    for task in args.tasks:
-        space = load_space(task).with_overrides(trials=args.trials, epochs=args.epochs)
+    spaces = {task: load_space(task).with_overrides(trials=args.trials, epochs=args.epochs) for task in args.tasks}
+    for task, space in spaces.items():
         for start, init in starts:
             name = f"{task}-{start}"
             reuse = reused_parts(report, task, start, space)
@@ -366,8 +367,7 @@ def main() -> None:
                                                                Path(tempfile.mkdtemp(prefix=f"{name}-", dir=work)))
                 write_json(rows_dir / f"{name}.{part}.json", result)
                 (rows_dir / f"{name}.{part}.claim").unlink(missing_ok=True)
-    rows = [row for t in args.tasks for s, _ in starts
-            if (row := load_row(rows_dir, t, s, load_space(t).with_overrides(trials=args.trials, epochs=args.epochs)))]
+    rows = [row for t in args.tasks for s, _ in starts if (row := load_row(rows_dir, t, s, spaces[t]))]
     missing = sum(not (rows_dir / f"{t}-{s}.{part}.json").exists() for t in args.tasks for s, _ in starts
                   for part in ["grid"] + [f"search-s{seed}" for seed in args.seeds])
     if rows:
