@@ -32,26 +32,34 @@ import numpy as np
 from search_cost import POINTS, RESULTS, TARGET  # the same target as the search-cost bench (bench/ is on the path)
 
 
-def rungs(grace: int, factor: int, epochs: int) -> list[int]:
-    """ASHA's milestones below the last epoch (a rung at the last epoch decides nothing)."""
-    out, t = [], grace
-    while t < epochs:
-        out.append(t)
-        t *= factor
-    return out
+def brackets_of(grace: int, factor: int, brackets: int, epochs: int) -> tuple[list[list[int]], list[float]]:
+    """Ray's ASHA brackets: bracket s starts its rungs at grace * factor**s; a new trial joins
+    bracket s with probability proportional to e**(its rung count). Rungs at or past the last
+    epoch are counted (as Ray counts them) but decide nothing, so they are left out."""
+    rungs, sizes = [], []
+    for s in range(brackets):
+        n = int(np.log(epochs / grace) / np.log(factor) - s + 1)
+        milestones = [grace * factor ** (k + s) for k in range(max(n, 0))]
+        sizes.append(len(milestones))
+        rungs.append([m for m in milestones if m < epochs])
+    probs = np.exp(np.array(sizes) - max(sizes))
+    return rungs, list(probs / probs.sum())
 
 
-def replay(curves: list[list[float]], order: list[int], grace: int, factor: int, target: float) -> int | None:
+def replay(curves: list[list[float]], order: list[int], grace: int, factor: int, target: float,
+           brackets: int = 1, rng: random.Random | None = None) -> int | None:
     """Trial-epochs until the best so far reaches ``target`` (None: never) for one trial order."""
     epochs = len(curves[0])
-    recorded: dict[int, list[float]] = {m: [] for m in rungs(grace, factor, epochs)}
+    rungs, probs = brackets_of(grace, factor, brackets, epochs)
+    recorded: list[dict[int, list[float]]] = [{m: [] for m in r} for r in rungs]
     spent, best = 0, -math.inf
     for i in order:
+        bracket = recorded[rng.choices(range(brackets), probs)[0] if brackets > 1 else 0]
         running = -math.inf
         for epoch, score in enumerate(curves[i], start=1):
             running = max(running, score)
-            if epoch in recorded:
-                earlier = recorded[epoch]
+            if epoch in bracket:
+                earlier = bracket[epoch]
                 stop = bool(earlier) and running < np.percentile(earlier, (1 - 1 / factor) * 100)
                 earlier.append(running)
                 if stop:
@@ -67,7 +75,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--report", type=Path, default=RESULTS / "search_cost.json")
     p.add_argument("--settings", nargs="+", default=["1:3", "2:3", "3:3", "1:2", "2:2"],
-                   help="grace:factor pairs to compare")
+                   help="grace:factor[:brackets] settings to compare (brackets: Ray's ASHA brackets, default 1)")
     p.add_argument("--trials", type=int, default=None, help="default: the trials of the report's rows")
     p.add_argument("--replays", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
@@ -82,8 +90,10 @@ def main() -> None:
         settings = [tuple(int(x) for x in s.split(":")) for s in args.settings]
     except ValueError:
         settings = []
-    if not settings or any(len(s) != 2 or s[0] < 1 or s[1] < 2 for s in settings) or args.replays < 1:
-        print("error: --settings takes grace:factor pairs (grace >= 1, factor >= 2); --replays >= 1", file=sys.stderr)
+    if (not settings or any(len(s) not in (2, 3) or s[0] < 1 or s[1] < 2 or (len(s) == 3 and s[2] < 1)
+                            for s in settings) or args.replays < 1):
+        print("error: --settings takes grace:factor[:brackets] (grace >= 1, factor >= 2, brackets >= 1); "
+              "--replays >= 1", file=sys.stderr)
         sys.exit(2)
     rows = []
     for row in report["rows"]:
@@ -93,16 +103,19 @@ def main() -> None:
         orders = [[rng.randrange(len(curves)) for _ in range(trials)] for _ in range(args.replays)]
         target, budget = row["grid"]["best_score"] - POINTS, TARGET * row["grid"]["compute"]
         out = {}
-        for grace, factor in settings:
-            spent = [replay(curves, o, grace, factor, target) for o in orders]
-            out[f"{grace}:{factor}"] = {
+        for setting, name in zip(settings, args.settings):
+            grace, factor, brackets = (*setting, 1)[:3]
+            rng = random.Random(args.seed)  # the bracket draws: the same for every setting
+            spent = [replay(curves, o, grace, factor, target, brackets, rng) for o in orders]
+            out[name] = {
                 "p_target": sum(s is not None and s <= budget for s in spent) / len(spent),
                 "p_reached": sum(s is not None for s in spent) / len(spent)}
         rows.append({"task": row["task"], "start": row["start"], "trials": trials, "settings": out})
     args.out.mkdir(parents=True, exist_ok=True)
     doc = {"report": str(args.report), "replays": args.replays, "seed": args.seed, "rows": rows}
     (args.out / "pruning_replay.json").write_text(json.dumps(doc, indent=2) + "\n")
-    head = " | ".join(f"grace {s.split(':')[0]}, factor {s.split(':')[1]}" for s in rows[0]["settings"])
+    head = " | ".join("grace {}, factor {}".format(*s.split(":")) + (f", {s.split(':')[2]} brackets" if s.count(":") == 2
+                                                                     else "") for s in rows[0]["settings"])
     lines = ["# Pruning replay: share of random searches within 0.5 pt of the grid's best at ≤ 35 % of its "
              "trial-epochs (and within 0.5 pt at all)", "",
              f"{args.replays} replays per cell, configurations drawn at random from each row's grid; no TPE.", "",
