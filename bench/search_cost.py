@@ -106,7 +106,7 @@ def pruning_of(space: SearchSpace) -> dict:
     return {"grace_period": space.grace_period, "reduction_factor": space.reduction_factor}
 
 
-def run_one_search(task: str, model: str, space: SearchSpace, seed: int, args, init: str | None, work: Path) -> dict:
+def run_one_search(task: str, model: str, seed: int, pruning: dict, args, init: str | None, work: Path) -> dict:
     t0 = time.time()
     res = run_search(task, model, work / "out", space=seed_space_file(task, seed, work), trials=args.trials,
                      epochs=args.epochs, max_train=args.max_train, max_eval=args.max_eval, init=init,
@@ -118,18 +118,17 @@ def run_one_search(task: str, model: str, space: SearchSpace, seed: int, args, i
                        for r in trials],
             "compute": sum(r["epochs_run"] or 0 for r in trials), "best_score": res.best_score,
             "best_prompt_len": res.best_config["prompt_len"], "best_lr": res.best_config["lr"],
-            "seed": seed, "pruning": pruning_of(space.for_start(warm=init is not None)), "seconds": time.time() - t0}
+            "seed": seed, "pruning": pruning, "seconds": time.time() - t0}
 
 
-def reused_parts(report: dict | None, task: str, start: str, space: SearchSpace) -> dict:
+def reused_parts(report: dict | None, task: str, start: str, space: SearchSpace, now: dict) -> dict:
     """The grid and the seed-0 search of row (task, start) from an earlier report, where present.
-    A search is reused only when it ran with the pruning this row runs with now; a search
+    A search is reused only when it ran with the pruning this row runs with (``now``); a search
     recorded without its pruning predates ``warm_grace_period``, so it ran with ``grace_period``."""
     row = next((r for r in (report or {}).get("rows", []) if (r["task"], r["start"]) == (task, start)), None)
     if row is None:
         return {}
     parts = {"grid": row["grid"]}
-    now = pruning_of(space.for_start(warm=start != "fresh"))
     for search in row.get("searches") or [row["search"]]:
         ran = search.get("pruning") or pruning_of(space)
         if search.get("seed", 0) == 0 and ran == now:
@@ -227,10 +226,9 @@ def read_reuse(path: Path, key: dict) -> dict:
     except (OSError, ValueError) as e:
         print(f"error: --reuse '{path}' is not a readable report: {e}", file=sys.stderr)
         sys.exit(2)
-    theirs = {k: report.get(k) for k in ("model", "max_train", "max_eval", "epochs", "trials")}
-    theirs["pretrained"] = bool(report.get("pretrained"))
-    ours = {k: key[k] for k in ("model", "max_train", "max_eval", "epochs", "trials")}
-    ours["pretrained"] = bool(key["pretrained"] or key["pretrain"])
+    shared = ("model", "max_train", "max_eval", "epochs", "trials")
+    theirs = {k: report.get(k) for k in shared} | {"pretrained": bool(report.get("pretrained"))}
+    ours = {k: key[k] for k in shared} | {"pretrained": bool(key["pretrained"] or key["pretrain"])}
     if theirs != ours:
         print(f"error: --reuse '{path}' was measured with {theirs}, this run is {ours}", file=sys.stderr)
         sys.exit(2)
@@ -350,7 +348,8 @@ def main() -> None:
     for task, space in spaces.items():
         for start, init in starts:
             name = f"{task}-{start}"
-            reuse = reused_parts(report, task, start, space)
+            pruning = pruning_of(space.for_start(warm=init is not None))  # what this row's searches run with
+            reuse = reused_parts(report, task, start, space, pruning)
             # separate claims: two processes can split one row
             for part in ["grid"] + [f"search-s{seed}" for seed in args.seeds]:
                 if not claim(rows_dir, f"{name}.{part}"):
@@ -363,7 +362,7 @@ def main() -> None:
                     result = run_grid(task, args.model, space, args, init)
                 else:
                     seed = int(part.removeprefix("search-s"))
-                    result = reuse.get(part) or run_one_search(task, args.model, space, seed, args, init,
+                    result = reuse.get(part) or run_one_search(task, args.model, seed, pruning, args, init,
                                                                Path(tempfile.mkdtemp(prefix=f"{name}-", dir=work)))
                 write_json(rows_dir / f"{name}.{part}.json", result)
                 (rows_dir / f"{name}.{part}.claim").unlink(missing_ok=True)
