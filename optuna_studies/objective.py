@@ -86,7 +86,7 @@ def _pretrained_init(init_dir: str, cfg: TrainConfig) -> Callable:
     from ptv2_core.multitask import init_from_pretrained
 
     return functools.partial(init_from_pretrained, pretrained_dir=init_dir, prompt_len=cfg.prompt_len,
-                             task=cfg.task, seed=cfg.seed)
+                             task=cfg.task, seed=cfg.split_seed)
 
 
 def _adapter(state: dict, cfg: TrainConfig, epoch: int) -> AdapterFiles:
@@ -96,7 +96,7 @@ def _adapter(state: dict, cfg: TrainConfig, epoch: int) -> AdapterFiles:
     from ptv2_core.tasks import load_task
 
     if state["spec"] is None:
-        state["spec"] = load_task(cfg.task, seed=cfg.seed, max_train=1, max_eval=1)[0]
+        state["spec"] = load_task(cfg.task, seed=cfg.split_seed, max_train=1, max_eval=1)[0]
     model = state["model"]
     extra = {"train_config": cfg.to_dict(), "search": {"epoch": epoch, "objective": state["best"]}}
     return adapter_files(model, state["spec"], cfg.model, fingerprint(model.backbone), extra=extra)

@@ -105,6 +105,15 @@ def read_adapter_config(adapter_dir: str | Path) -> dict:
     return read_config(path, FORMAT, FORMAT_VERSION, "adapter", ("prompt", "head", "task", "base_model"))
 
 
+def split_seed_of(config: dict) -> int | None:
+    """The seed of the data splits an adapter was trained on (its TrainConfig's ``data_seed``,
+    else its ``seed``), from its config; None when the adapter does not record one."""
+    train_cfg = (config.get("extra") or {}).get("train_config") or {}
+    seed = train_cfg.get("data_seed")
+    seed = train_cfg.get("seed") if seed is None else seed
+    return None if seed is None else int(seed)
+
+
 def _read_weights(adapter_dir: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(adapter_dir / WEIGHTS))

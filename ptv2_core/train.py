@@ -56,10 +56,17 @@ class TrainConfig:
     max_train: int | None = None
     max_eval: int | None = None
     max_length: int | None = None
-    seed: int = 0
+    seed: int = 0  # initialisation, dropout and batch order (and the data splits unless data_seed is set)
+    data_seed: int | None = None  # the train/dev/test splits and row subsets; None: seed
     device: str = "auto"
     bf16: bool = True
     progress: bool = True
+
+    @property
+    def split_seed(self) -> int:
+        """The seed of the data splits: ``data_seed``, or ``seed`` when it is unset. Holding it
+        fixed while ``seed`` varies measures training noise on the same dev and test rows."""
+        return self.seed if self.data_seed is None else self.data_seed
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -177,7 +184,7 @@ def train(cfg: TrainConfig, report: Report | None = None, init: Callable[[Prompt
     if not cfg.progress:
         quiet_libraries()
     device = pick_device(cfg.device)
-    spec, data = load_task(cfg.task, seed=cfg.seed, max_train=cfg.max_train, max_eval=cfg.max_eval)
+    spec, data = load_task(cfg.task, seed=cfg.split_seed, max_train=cfg.max_train, max_eval=cfg.max_eval)
     backbone, tokenizer = load_backbone(cfg.model)
     tokenizer = prepare_tokenizer(tokenizer)
     max_length = cfg.max_length or spec.max_length

@@ -66,3 +66,40 @@ def test_metrics_are_finite_and_throughput_measured(tiny_model_dir):
     res = train(cfg(tiny_model_dir, epochs=1))
     assert all(math.isfinite(v) for v in res.dev.values()) and 0 <= res.test["accuracy"] <= 1
     assert res.train_examples_per_s > 0
+
+
+def test_data_seed_holds_the_splits_while_seed_varies_training(tiny_model_dir, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from ptv2_core.adapter import load_adapter, split_seed_of
+    from ptv2_core.report import evaluate_adapter
+
+    assert TrainConfig(seed=3).split_seed == 3 and TrainConfig(seed=3, data_seed=5).split_seed == 5
+    outs = {}
+    for seed in (1, 2):  # through the command line: --data-seed, the adapter records it
+        out = tmp_path / f"seed{seed}"
+        args = ["train", "--model", tiny_model_dir, "--task", "trec", "--prompt-len", "4", "--lr", "3e-2",
+                "--epochs", "1", "--max-train", "64", "--max-eval", "32", "--device", "cpu", "--quiet",
+                "--seed", str(seed), "--data-seed", "5", "--out", str(out)]
+        res = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
+                             env=dict(os.environ, HF_HUB_OFFLINE="1"))
+        assert res.returncode == 0, res.stderr[-2000:]
+        outs[seed] = (out, json.loads((out / "metrics.json").read_text()))
+    a, b = (load_adapter(outs[s][0], device="cpu") for s in (1, 2))
+    assert split_seed_of(a.config) == 5 == split_seed_of(b.config)
+    # the training seed changed the run (initialisation, batch order) ...
+    sa, sb = a.model.trainable_state(), b.model.trainable_state()
+    assert any(not torch.equal(sa[k], sb[k]) for k in sa)
+    # ... but both were scored on the same rows: split seed 5's, which eval picks by default
+    for seed, loaded in ((1, a), (2, b)):
+        recorded = outs[seed][1]["test"]["loss"]
+        assert evaluate_adapter(loaded, seed=5, max_eval=32)["test"]["loss"] == pytest.approx(recorded, abs=1e-6)
+        assert evaluate_adapter(loaded, seed=seed, max_eval=32)["test"]["loss"] != pytest.approx(recorded, abs=1e-6)
+        res = subprocess.run([sys.executable, "-m", "pipelines.cli", "eval", "--adapter", str(outs[seed][0]),
+                              "--max-eval", "32", "--device", "cpu"], capture_output=True, text=True,
+                             env=dict(os.environ, HF_HUB_OFFLINE="1"))
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert json.loads(res.stdout)["test"]["loss"] == pytest.approx(recorded, abs=1e-6)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ptv2_core import __version__
-from ptv2_core.adapter import read_adapter_config
+from ptv2_core.adapter import read_adapter_config, split_seed_of
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks.splits import split_hash
 from ptv2_core.tasks import TaskSpec, load_task
@@ -83,7 +83,8 @@ def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None
     except (TypeError, KeyError) as e:
         raise Ptv2Error(f"corrupt adapter config in '{adapter_dir}': {e}") from None
     train_cfg = (config.get("extra") or {}).get("train_config") or {}
-    seed = int(metrics.get("seed", train_cfg.get("seed", 0)))
+    recorded = split_seed_of(config)
+    seed = int(metrics.get("seed", 0 if recorded is None else recorded))
     max_eval = metrics.get("max_eval", train_cfg.get("max_eval"))
     max_eval = int(max_eval) if max_eval is not None else None  # JSON from a pipeline may carry 100.0
     spec, data = load_task(task, seed=seed, max_eval=max_eval, max_train=1)

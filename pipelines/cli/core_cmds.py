@@ -24,7 +24,11 @@ def train(
     reparam: bool = typer.Option(False, help="MLP reparameterization (prefix-tuning) instead of P-Tuning v2's plain prefix."),
     pooling: Optional[str] = typer.Option(None, help="Sequence pooling: cls, pooler, mean, last (default per model family)."),
     patience: Optional[int] = typer.Option(None, help="Stop after N epochs without dev improvement."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, help="Seed of initialisation, dropout and batch order, and of the data splits "
+                                "unless --data-seed is given."),
+    data_seed: Optional[int] = typer.Option(None, help="Seed of the train/dev/test splits and row subsets (default: "
+                                            "--seed). Keep it fixed and vary --seed to measure training noise "
+                                            "on the same dev and test rows."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
     overwrite: bool = typer.Option(False, help="Replace an adapter already in --out."),
     quiet: bool = typer.Option(False, help="No progress bars."),
@@ -42,13 +46,13 @@ def train(
     check_out_dir(out, overwrite)
     cfg = TrainConfig(task=task, model=model, prompt_len=prompt_len, lr=lr, epochs=epochs, batch_size=batch_size,
                       max_train=max_train, max_eval=max_eval, reparam=reparam, pooling=pooling, patience=patience,
-                      seed=seed, device=device, progress=not quiet)
+                      seed=seed, data_seed=data_seed, device=device, progress=not quiet)
     init_fn = None
     if init is not None:
         from ptv2_core.multitask import init_from_pretrained, read_pretrained_config
 
         read_pretrained_config(init)  # a bad folder fails before any data or weights load
-        init_fn = partial(init_from_pretrained, pretrained_dir=init, task=task, seed=seed)
+        init_fn = partial(init_from_pretrained, pretrained_dir=init, task=task, seed=cfg.split_seed)
     result = run_train(cfg, init=init_fn)
     doc = metrics_document(result, cfg) | ({"init": str(init)} if init is not None else {})
     save_adapter(result.model, out, result.spec, model, result.base_fingerprint,
@@ -65,7 +69,8 @@ def eval_(
     task: Optional[str] = typer.Option(None, help="Task to score on (default: the adapter's own task)."),
     max_eval: Optional[int] = typer.Option(None, help="Use at most N dev and N test examples."),
     seed: Optional[int] = typer.Option(None, help="Seed of the data splits (must match training's to score its test "
-                                       "split; default 0, or the pre-training seed with --pretrained)."),
+                                       "split; default: the split seed the adapter was trained with, or the "
+                                       "pre-training seed with --pretrained)."),
     device: str = typer.Option("auto"),
     prompt_len: Optional[int] = typer.Option(None, help="Use only the first N prompt positions."),
     pretrained: Optional[Path] = typer.Option(None, help="A pre-trained prompt folder (`ptv2 pretrain`) instead of an "
@@ -95,13 +100,15 @@ def eval_(
         return
     if lengths is not None:
         raise Ptv2Error("--lengths applies to --pretrained only (use --prompt-len with an adapter)")
-    from ptv2_core.adapter import load_adapter
+    from ptv2_core.adapter import load_adapter, split_seed_of
     from ptv2_core.report import evaluate_adapter
 
     loaded = load_adapter(adapter, device=pick_device(device))
     own = loaded.model.prompt_config.prompt_len
     if prompt_len is not None and prompt_len > own:
         raise Ptv2Error(f"--prompt-len {prompt_len} is longer than the adapter's prompt ({own})")
+    if seed is None:  # the adapter's own splits: another seed would score it on rows it was trained on
+        seed = split_seed_of(loaded.config)
     result = evaluate_adapter(loaded, task, seed=0 if seed is None else seed, max_eval=max_eval, prompt_len=prompt_len)
     typer.echo(json.dumps(result | ({"prompt_len": prompt_len} if prompt_len is not None else {}), indent=2))
 
