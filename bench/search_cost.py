@@ -67,14 +67,16 @@ def grid_lrs(space: SearchSpace) -> list[float]:
 
 
 def run_grid(task: str, model: str, space: SearchSpace, args, init: str | None,
-             only: list[tuple[int, float]] | None = None) -> dict:
-    """Every length × 3 lrs (or the ``only`` ones) to full epochs, in-process, with the search's objective."""
+             only: list[tuple[int, float]] | None = None, seed: int = 0) -> dict:
+    """Every length × 3 lrs (or the ``only`` ones) to full epochs, in-process, with the search's objective.
+    ``seed`` is the training seed (initialisation, batch order); the data splits are always seed 0's."""
     rows = []
     for prompt_len, lr in only or [(n, lr) for n in space.prompt_lens for lr in grid_lrs(space)]:
         history: list[float] = []
         config = dict(space.fixed) | {
             "task": task, "model": model, "prompt_len": prompt_len, "lr": lr, "epochs": space.epochs,
-            "max_train": args.max_train, "max_eval": args.max_eval, "seed": 0, "device": "cpu",
+            "max_train": args.max_train, "max_eval": args.max_eval, "seed": seed, "data_seed": 0,
+            "device": "cpu",
             "metric": space.metric, "mode": space.mode, "init": init}
         t0 = time.time()
         torch.set_num_threads(1)  # as a search trial (1 CPU each): same arithmetic, same scores
