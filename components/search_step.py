@@ -31,13 +31,27 @@ def search_task(prepared_dir: str | Path, task: str, adapter_out: str | Path, pl
                 concurrency: int = 2, init_dir: str | Path | None = None, seed: int = 0, mlflow_uri: str | None = None,
                 ray_address: str | None = None, storage: str | None = None) -> dict:
     """Run the search on the prepared splits; copy the best trial's adapter to ``adapter_out``
-    and the interactive length × lr plot to ``plot_out``. Returns the best config and score."""
+    and the interactive length × lr plot to ``plot_out``. Returns the best config and score.
+
+    With ``PTV2_SHARED_DIR`` set (a Ray cluster of several machines, see optuna_studies.cluster),
+    the search works in a folder inside it, with copies of the task's files and the pre-trained
+    prompt, so that trials on every node read them."""
+    from optuna_studies import settings
+    from optuna_studies.cluster import check_shared_dir
     from optuna_studies.search import run_search
 
-    work = Path(tempfile.mkdtemp(prefix=f"ptv2-search-{task}-"))
+    shared = settings.shared_dir()
+    inputs = check_shared_dir(shared) / "ptv2-inputs" if shared else None
+    if inputs is not None:
+        inputs.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"ptv2-search-{task}-", dir=inputs))
     try:
         space = space_file(task, work, lengths=lengths, lr_range=lr_range, trials=trials, epochs=epochs)
-        res = run_search(str(task_yaml(prepared_dir, task)), model, work / "out", space=space, storage=storage,
+        yaml_path = task_yaml(prepared_dir, task)
+        if inputs is not None:
+            yaml_path = shutil.copytree(yaml_path.parent, work / "task") / yaml_path.name
+            init_dir = shutil.copytree(init_dir, work / "prompt") if init_dir else None
+        res = run_search(str(yaml_path), model, work / "out", space=space, storage=storage,
                          init=init_dir, concurrency=concurrency, mlflow_uri=mlflow_uri, ray_address=ray_address,
                          seed=seed, echo=lambda line: print(f"ptv2 ▸ {task}: {line}", flush=True))
         shutil.copytree(res.adapter_dir, adapter_out, dirs_exist_ok=True)

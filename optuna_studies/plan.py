@@ -2,6 +2,8 @@
 pre-trained prompt, output folder. The result is a ``SearchPlan``; bad input is a Ptv2Error."""
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks import PACKAGED_TASKS
 from optuna_studies import settings
+from optuna_studies.cluster import check_shared_dir, require_inside
 from optuna_studies.output import check_out, work_dir
 from optuna_studies.space import SearchSpace, load_space
 from optuna_studies.study import check_storage_url, default_study_name
@@ -31,13 +34,18 @@ class SearchPlan:
     gpus_per_trial: float
     concurrency: int
     constants: dict[str, Any]
+    shared: Path | None = None  # a folder every Ray node mounts (a cluster of several machines)
 
 
 def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | None, space: str | Path | None,
                 storage: str | None, init: str | Path | None, max_train: int | None, max_eval: int | None,
                 epochs: int | None, concurrency: int, cpus_per_trial: float, gpus_per_trial: float,
-                overwrite: bool, study_name: str | None, seed: int) -> SearchPlan:
-    """Validate a search request (reads files, writes nothing)."""
+                overwrite: bool, study_name: str | None, seed: int, shared_dir: str | Path | None = None) -> SearchPlan:
+    """Validate a search request (reads files, writes nothing).
+
+    With a shared folder (``shared_dir``, else ``PTV2_SHARED_DIR``: see ``optuna_studies.cluster``)
+    the work folder lives in it, and the task file, its data files, the pre-trained prompt and a
+    model folder must lie in it too."""
     task_ref, task_name = check_task(task)
     model_ref = check_model(model)
     for name, value, least in (("trials", trials, 1), ("epochs", epochs, 1), ("max-train", max_train, 1),
@@ -53,14 +61,40 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
     check_out(out, overwrite)
     if storage is not None:
         check_storage_url(storage)
+    shared = settings.shared_dir(None if shared_dir is None else str(shared_dir))
+    shared = check_shared_dir(shared) if shared else None
+    if shared is not None:
+        check_shared_inputs(shared, task_ref, model_ref, init_dir)
     url = check_storage_url(settings.optuna_storage(storage))  # the default creates PTV2_HOME: last
     constants = dict(spc.fixed) | {
         "task": task_ref, "model": model_ref, "epochs": spc.epochs, "max_train": max_train, "max_eval": max_eval,
         "seed": seed, "device": "cpu" if gpus_per_trial == 0 else "auto", "metric": spc.metric, "mode": spc.mode,
         "init": init_dir,
     }
-    return SearchPlan(task_ref, task_name, model_ref, spc, url, study_name or default_study_name(task_name, model, out),
-                      out, work_dir(out), init_dir, cpus_per_trial, gpus_per_trial, concurrency, constants)
+    name = study_name or default_study_name(task_name, model, out)
+    work = shared_work_dir(shared, name, out) if shared is not None else work_dir(out)
+    return SearchPlan(task_ref, task_name, model_ref, spc, url, name, out, work, init_dir, cpus_per_trial,
+                      gpus_per_trial, concurrency, constants, shared)
+
+
+def shared_work_dir(shared: Path, study_name: str, out: Path) -> Path:
+    """The work folder of a search in the shared folder: one per (study, output folder), so the
+    same command finds it again on --resume."""
+    digest = hashlib.sha1(str(out).encode()).hexdigest()[:8]
+    return shared / "ptv2-searches" / f"{re.sub(r'[^A-Za-z0-9._-]+', '-', study_name)}-{digest}"
+
+
+def check_shared_inputs(shared: Path, task_ref: str, model_ref: str, init_dir: str | None) -> None:
+    """Every file input a trial reads by path must be in the shared folder."""
+    if task_ref not in PACKAGED_TASKS and not task_ref.startswith("hub:"):  # a task file
+        from ptv2_core.tasks import load_task_yaml
+
+        require_inside(shared, "task file", task_ref)
+        for split, path in load_task_yaml(task_ref)[1].splits().items():
+            require_inside(shared, f"{split} file of the task", str(path))
+    if Path(model_ref).is_dir():
+        require_inside(shared, "model folder", model_ref)
+    require_inside(shared, "pre-trained prompt", init_dir)
 
 
 def check_task(task: str) -> tuple[str, str]:

@@ -43,7 +43,7 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
                concurrency: int = 2, cpus_per_trial: float = 1, gpus_per_trial: float = 0, max_failures: int = 2,
                resume: bool = False, overwrite: bool = False, mlflow_uri: str | None = None,
                ray_address: str | None = None, ray_cpus: int | None = None, study_name: str | None = None,
-               seed: int = 0, experiment: str = EXPERIMENT,
+               seed: int = 0, experiment: str = EXPERIMENT, shared_dir: str | Path | None = None,
                echo: Callable[[str], None] | None = None) -> SearchResult:
     """Search prompt length × learning rate for one task; write ``best.json`` and ``adapter/``.
 
@@ -51,7 +51,7 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
                max_train=None, max_eval=None, epochs=None, concurrency=2, cpus_per_trial=1,
                gpus_per_trial=0, max_failures=2, resume=False, overwrite=False, mlflow_uri=None,
                ray_address=None, ray_cpus=None, study_name=None, seed=0,
-               experiment="ptv2-search", echo=None) -> SearchResult
+               experiment="ptv2-search", shared_dir=None, echo=None) -> SearchResult
 
     - ``task``: trec, rt, wnut16, bbc, a task YAML file or hub:<name>; ``model``: minilm, a
       folder or a hub name. ``space``: a space YAML (default: the task's packaged one, or
@@ -62,6 +62,8 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
     - ``concurrency`` trials run at once, each with ``cpus_per_trial``/``gpus_per_trial``; a
       trial whose worker dies is retried up to ``max_failures`` times; a diverging one fails alone.
     - ``ray_address`` (or ``RAY_ADDRESS``) joins a cluster; otherwise a local Ray with ``ray_cpus``.
+      A cluster with nodes on other machines needs ``shared_dir`` (or ``PTV2_SHARED_DIR``): a folder
+      every node mounts at the same path, for the work folder and the trials' file inputs.
     - ``resume`` continues the study of the same ``out_dir``: finished trials are kept, not rerun.
     - ``echo`` receives one progress line per finished trial.
 
@@ -72,7 +74,11 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
     plan = plan_search(task, model, out_dir, trials=trials, space=space, storage=storage, init=init,
                        max_train=max_train, max_eval=max_eval, epochs=epochs, concurrency=concurrency,
                        cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, overwrite=overwrite,
-                       study_name=study_name, seed=seed)
+                       study_name=study_name, seed=seed, shared_dir=shared_dir)
+    if plan.shared is None and settings.ray_address(ray_address):
+        from optuna_studies.tuner import check_one_host
+
+        check_one_host(ray_address)  # before the study or a run is opened: a refusal leaves nothing
     rdb = open_storage(plan.storage)
     state = prepare_study(rdb, plan.study_name, plan.space, resume)
     if not state.resumed:

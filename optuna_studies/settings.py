@@ -6,6 +6,7 @@
 | artifacts      | $PTV2_HOME/mlartifacts                | PTV2_ARTIFACT_ROOT (or server) |
 | study storage  | sqlite:///$PTV2_HOME/optuna.db        | PTV2_OPTUNA_STORAGE            |
 | trials         | local Ray (ray.init())                | RAY_ADDRESS                    |
+| shared folder  | none: one machine                     | PTV2_SHARED_DIR (a mount)      |
 
 ``PTV2_HOME`` defaults to ``./.ptv2`` in the working directory. Explicit arguments (command-line
 options, pipeline parameters) win over the environment, which wins over the defaults.
@@ -45,6 +46,12 @@ def artifact_root(explicit: str | None = None, tracking_uri: str | None = None) 
 
 def optuna_storage(explicit: str | None = None) -> str:
     return explicit or os.environ.get("PTV2_OPTUNA_STORAGE") or f"sqlite:///{home() / 'optuna.db'}"
+
+
+def shared_dir(explicit: str | None = None) -> str | None:
+    """A folder every node of a multi-machine Ray cluster mounts at the same path (searches keep
+    their work there); None on one machine."""
+    return explicit or os.environ.get("PTV2_SHARED_DIR") or None
 
 
 def ray_address(explicit: str | None = None) -> str | None:

@@ -23,7 +23,10 @@ PIPELINE_NAME = "ptv2-prompt-search"
 # `ptv2-endpoints` ConfigMap, and the Optuna URL and Ray token from Secrets (never parameters:
 # parameters are stored and shown in plain text). kfp.local ignores these settings.
 ENDPOINTS_CONFIG_MAP = "ptv2-endpoints"
-ENDPOINT_KEYS = ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "RAY_AUTH_MODE", "PTV2_HOME")
+ENDPOINT_KEYS = ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "RAY_AUTH_MODE", "PTV2_HOME", "PTV2_SHARED_DIR")
+# The search step works in the volume every Ray node mounts (k8s/base/shared.yaml), at the
+# same path as on the nodes (PTV2_SHARED_DIR in the ConfigMap): optuna_studies/cluster.py.
+SHARED_PVC, SHARED_MOUNT = "ptv2-shared", "/mnt/ptv2-shared"
 SECRETS = {"ptv2-optuna-db": {"url": "PTV2_OPTUNA_STORAGE"}, "ptv2-ray-auth": {"auth_token": "RAY_AUTH_TOKEN"}}
 
 
@@ -73,6 +76,7 @@ def ptv2_pipeline(
                            epochs=epochs, concurrency=search_concurrency, use_pretrained=use_pretrained_prompt,
                            seed=seed, mlflow_uri=mlflow_uri, ray_address=ray_address, optuna_storage=optuna_storage)
         wire_endpoints(search, "search length × lr")
+        kubernetes.mount_pvc(search, pvc_name=SHARED_PVC, mount_path=SHARED_MOUNT)
         final = final_train_op(data=data.outputs["data"], prompt=prompt.outputs["prompt"], task=task, model=model,
                                best_config=search.outputs["best_config"], epochs=epochs,
                                use_pretrained=use_pretrained_prompt, seed=seed, study=search.outputs["study"])

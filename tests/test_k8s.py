@@ -75,7 +75,9 @@ def test_overlays_differ_where_intended(rendered):
             for n in ("dev", "prod")}
     assert dest["dev"] == "/mlflow/artifacts" and dest["prod"].startswith("s3://")
     kr.find(dev, "PersistentVolumeClaim", "mlflow-artifacts")
-    assert not [d for d in prod if d["kind"] == "PersistentVolumeClaim"]
+    # prod keeps no artifacts on a volume; the only claim is the search's shared folder (both overlays)
+    assert [d["metadata"]["name"] for d in prod if d["kind"] == "PersistentVolumeClaim"] == ["ptv2-shared"]
+    kr.find(dev, "PersistentVolumeClaim", "ptv2-shared")
     mlflow = {n: kr.find(rendered[n], "Deployment", "mlflow") for n in ("dev", "prod")}
     assert mlflow["dev"]["spec"]["replicas"] == 1 and mlflow["dev"]["spec"]["strategy"]["type"] == "Recreate"
     assert mlflow["prod"]["spec"]["replicas"] == 2

@@ -2,6 +2,7 @@
 profiles and the run command's bad input."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -157,3 +158,35 @@ def test_the_wired_names_exist_in_the_manifests():
             assert set(ENDPOINT_KEYS) <= set(doc["data"]), sorted(doc["data"])
             return
     raise AssertionError("no ConfigMap ptv2-endpoints in k8s/")
+
+
+def test_the_search_step_and_every_ray_node_mount_the_shared_folder(documents):
+    """A search on a multi-machine Ray cluster needs one folder at one path everywhere
+    (optuna_studies/cluster.py): the search step's pod and every Ray pod mount PVC ptv2-shared
+    at PTV2_SHARED_DIR, and the claim exists."""
+    from pathlib import Path
+
+    from pipelines.pipeline import SHARED_MOUNT, SHARED_PVC
+
+    _, platform = documents
+    mounts = {name: cfg.get("pvcMount", []) for name, cfg in
+              platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].items()}
+    searching = [n for n, m in mounts.items() if m]
+    assert len(searching) == 1 and "search" in searching[0], mounts
+    (mount,) = mounts[searching[0]]
+    assert mount["mountPath"] == SHARED_MOUNT
+    assert SHARED_PVC in json.dumps(mount)
+    root = Path(__file__).resolve().parents[1] / "k8s" / "base"
+    docs = [d for f in root.glob("*.yaml") for d in yaml.safe_load_all(f.read_text()) if d]
+    endpoints = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "ptv2-endpoints")
+    assert endpoints["data"]["PTV2_SHARED_DIR"] == SHARED_MOUNT
+    claim = next(d for d in docs if d["kind"] == "PersistentVolumeClaim" and d["metadata"]["name"] == SHARED_PVC)
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    ray = next(d for d in docs if d["kind"] == "RayCluster")
+    pods = [ray["spec"]["headGroupSpec"]["template"]["spec"]] + [g["template"]["spec"] for g in
+                                                                  ray["spec"]["workerGroupSpecs"]]
+    for pod in pods:
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        (container,) = pod["containers"]
+        (name,) = [m["name"] for m in container["volumeMounts"] if m["mountPath"] == SHARED_MOUNT]
+        assert volumes[name]["persistentVolumeClaim"]["claimName"] == SHARED_PVC

@@ -79,6 +79,39 @@ def test_a_search_from_a_pretrained_prompt_plans_with_the_warm_grace_period(tiny
     assert not (tmp_path / "cold").exists() and not (tmp_path / "warm").exists()  # planning writes nothing
 
 
+def test_a_shared_folder_holds_the_work_and_must_hold_the_trials_file_inputs(tiny_model, tiny_pretrained,
+                                                                            tmp_path):
+    import shutil
+
+    from optuna_studies.plan import plan_search
+    from ptv2_core.errors import Ptv2Error
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-2}, "epochs": 2}))
+    kw = dict(trials=2, space=space, storage=f"sqlite:///{tmp_path}/o.db", max_train=8, max_eval=8, epochs=None,
+              concurrency=1, cpus_per_trial=1, gpus_per_trial=0, overwrite=False, study_name=None, seed=0)
+    with pytest.raises(Ptv2Error, match="model folder .* is outside --shared-dir"):
+        plan_search("trec", tiny_model, tmp_path / "out", init=None, shared_dir=shared, **kw)
+    model = shutil.copytree(tiny_model, shared / "model")
+    with pytest.raises(Ptv2Error, match="pre-trained prompt .* is outside --shared-dir"):
+        plan_search("trec", str(model), tmp_path / "out", init=tiny_pretrained, shared_dir=shared, **kw)
+    task = tmp_path / "task.yaml"  # a task file in the shared folder whose data file is not
+    (tmp_path / "train.csv").write_text("text,label\nhello there,a\ngood bye,b\n")
+    (shared / "task.yaml").write_text(yaml.safe_dump({"name": "mine", "type": "sequence",
+                                                      "data": {"train": str(tmp_path / "train.csv")}}))
+    with pytest.raises(Ptv2Error, match="train file of the task .* is outside --shared-dir"):
+        plan_search(str(shared / "task.yaml"), str(model), tmp_path / "out", init=None, shared_dir=shared, **kw)
+    pre = shutil.copytree(tiny_pretrained, shared / "prompt")
+    plan = plan_search("trec", str(model), tmp_path / "out", init=pre, shared_dir=shared, **kw)
+    assert plan.shared == shared and plan.work.parent == shared / "ptv2-searches"
+    again = plan_search("trec", str(model), tmp_path / "out", init=pre, shared_dir=shared, **kw)
+    assert again.work == plan.work  # --resume finds it
+    assert plan_search("trec", str(model), tmp_path / "other", init=pre, shared_dir=shared, **kw).work != plan.work
+    assert not plan.work.exists() and not (tmp_path / "out").exists() and not task.exists()  # writes nothing
+
+
 @pytest.mark.parametrize("doc, match", [
     ([1, 2], "mapping"),
     ({"lr": {"low": 1e-3, "high": 1e-2}}, "prompt_len"),
@@ -179,6 +212,8 @@ def test_objective_starts_from_a_pretrained_prompt(tiny_model, tiny_pretrained):
     (["--task", "trec", "--init", "SPACE_DIR/no-such-prompt"], "no pre-trained prompt"),
     (["--task", "trec", "--model", "./no-such-model"], "model folder not found"),
     (["--task", "trec", "--concurrency", "0"], "--concurrency"),
+    (["--task", "trec", "--shared-dir", "relative/dir"], "must be an absolute path"),
+    (["--task", "trec", "--shared-dir", "SPACE_DIR/no-such-mount"], "is not a folder"),
 ])
 def test_cli_refuses_bad_input_and_writes_nothing(tmp_path, monkeypatch, capsys, args, match):
     from pipelines.cli import main

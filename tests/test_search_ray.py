@@ -242,8 +242,7 @@ def test_postgres_study_with_concurrent_trials(local_ray, tiny_model, tmp_path, 
             pass
 
 
-@pytest.fixture
-def two_node_cluster():
+def ray_cluster(worker_args: tuple[str, ...] = ()):
     """A head and a worker node, each with 1 CPU, started by `ray start`, token auth on."""
     tmp = short_tmpdir("ptv2rc")
     with socket.socket() as s:
@@ -254,11 +253,42 @@ def two_node_cluster():
     try:
         subprocess.run([RAY, "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={tmp}",
                         *common], env=env, check=True, capture_output=True, timeout=120)
-        subprocess.run([RAY, "start", f"--address=127.0.0.1:{port}", *common], env=env, check=True,
+        subprocess.run([RAY, "start", f"--address=127.0.0.1:{port}", *common, *worker_args], env=env, check=True,
                        capture_output=True, timeout=120)
         yield f"127.0.0.1:{port}", env
     finally:
         kill_ray_using(tmp)
+
+
+def test_pipeline_search_step_stages_its_inputs_in_the_shared_folder(local_ray, tiny_model, tmp_path, mlflow_uri,
+                                                                      monkeypatch):
+    """With PTV2_SHARED_DIR (a multi-machine cluster), the search step copies the prepared task
+    and the pre-trained prompt into the shared folder, searches there, and cleans up."""
+    from components.data import prepare_data
+    from components.search_step import search_task
+
+    prepared = tmp_path / "data"
+    prepare_data(["trec"], prepared, max_train=48, max_eval=24)
+    shared = tmp_path / "shared"
+    model = shutil.copytree(tiny_model, shared / "model")
+    monkeypatch.setenv("PTV2_SHARED_DIR", str(shared))
+    res = search_task(prepared, "trec", tmp_path / "adapter", tmp_path / "plot.html", model=str(model), lengths=[2, 4],
+                      lr_range=(3e-3, 3e-2), trials=2, epochs=1, concurrency=2, mlflow_uri=mlflow_uri)
+    task = Path(res["best_config"]["task"])  # what the trials read
+    assert (shared / "ptv2-inputs") in task.parents and task.name == "task.yaml", task
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file() and res["n_trials"] == 2
+    assert list((shared / "ptv2-inputs").iterdir()) == [] and list((shared / "ptv2-searches").iterdir()) == []
+
+
+@pytest.fixture
+def two_node_cluster():
+    yield from ray_cluster()
+
+
+@pytest.fixture
+def two_host_cluster():
+    """As two_node_cluster, but the worker node registers as another machine: 127.0.0.2."""
+    yield from ray_cluster(("--node-ip-address=127.0.0.2",))
 
 
 def test_search_on_a_two_node_ray_cluster(two_node_cluster, tiny_model, tmp_path, mlflow_uri):
@@ -276,6 +306,37 @@ def test_search_on_a_two_node_ray_cluster(two_node_cluster, tiny_model, tmp_path
     ran = markers(trace)
     assert len(ran) == 2 and len({m["node"] for m in ran}) == 2, ran
     assert (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
+
+
+def test_a_cluster_on_two_hosts_needs_a_shared_folder(two_host_cluster, tiny_model, tmp_path):
+    """Nodes on another machine: refused before anything is written, unless a shared folder
+    holds the work and the trials' file inputs; with one, a trial runs on each host."""
+    address, env = two_host_cluster
+    trace, mlflow_db = tmp_path / "trace", tmp_path / "mlflow.db"
+    env = env | {"RAY_ADDRESS": address, "PTV2_SEARCH_TRACE_DIR": str(trace), "HF_HUB_OFFLINE": "1",
+                 "PTV2_HOME": str(tmp_path / "home")}
+
+    def search(model: str, *extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([PTV2, "search", "--task", "trec", "--model", model, "--space",
+                               str(write_space(tmp_path)), "--max-train", "48", "--max-eval", "48", "--concurrency",
+                               "2", "--mlflow-uri", f"sqlite:///{mlflow_db}", "--out", str(tmp_path / "out"), *extra],
+                              env=env, capture_output=True, text=True, timeout=400)
+
+    refused = search(tiny_model)
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode == 2 and len(lines) == 1, refused.stderr[-3000:]
+    assert lines[0].startswith("error:") and "127.0.0.2" in lines[0] and "--shared-dir" in lines[0]
+    # nothing written: no output, no work folder, no study, no MLflow run
+    assert {p.name for p in tmp_path.iterdir()} <= {"space.yaml", "home"}
+    assert not (tmp_path / "home").exists() or not any((tmp_path / "home").iterdir())
+    shared = tmp_path / "shared"
+    model = shutil.copytree(tiny_model, shared / "model")
+    out = search(str(model), "--shared-dir", str(shared))
+    assert out.returncode == 0, out.stderr[-3000:]
+    ran = markers(trace)
+    assert len(ran) == 2 and len({m["node"] for m in ran}) == 2, ran
+    assert (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
+    assert list((shared / "ptv2-searches").iterdir()) == []  # the work folder was there, and is cleaned up
 
 
 def test_driver_killed_mid_search_then_resume_reruns_nothing_finished(tiny_model, tmp_path, mlflow_uri):

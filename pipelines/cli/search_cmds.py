@@ -30,6 +30,9 @@ def search(
     max_failures: int = typer.Option(2, help="Retries of a trial whose worker fails (a diverging trial is not retried)."),
     ray_address: Optional[str] = typer.Option(None, help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)."),
     ray_cpus: Optional[int] = typer.Option(None, help="CPUs of the local Ray (default: all)."),
+    shared_dir: Optional[Path] = typer.Option(None, help="A folder every node of a multi-machine Ray cluster mounts "
+                                              "at the same path (default: PTV2_SHARED_DIR); the search's work, the "
+                                              "task file and --init must be in it."),
     mlflow_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite)."),
     seed: int = typer.Option(0, help="Seed of the data splits and of every trial."),
     overwrite: bool = typer.Option(False, help="Replace what is in --out."),
@@ -45,7 +48,7 @@ def search(
         max_eval=max_eval, epochs=epochs, concurrency=concurrency, cpus_per_trial=cpus_per_trial,
         gpus_per_trial=gpus_per_trial, max_failures=max_failures, resume=resume, overwrite=overwrite,
         mlflow_uri=mlflow_uri, ray_address=ray_address, ray_cpus=ray_cpus, study_name=study_name, seed=seed,
-        echo=echo,
+        shared_dir=shared_dir, echo=echo,
     )
     cfg = result.best_config
     typer.echo(f"best: prompt_len {cfg['prompt_len']}, lr {cfg['lr']:.3g}, score {result.best_score:.4f} "

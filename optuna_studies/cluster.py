@@ -1,0 +1,59 @@
+"""A search on a Ray cluster of several machines needs a shared folder.
+
+Ray Tune keeps each trial's checkpoints (its best adapter) in the experiment's storage, written
+by the node that ran the trial; the trial records and adapters ``ptv2 search`` collects are
+written by Tune's driver, which under Ray Client runs on the head node, not in the process
+that called ``run_search``; and trials read the task's files and the pre-trained prompt by
+path. On one machine all of these are the same disk. Across machines they must be one folder
+that the driver, the head and every worker mount at the same path (NFS, EFS, Filestore, a
+ReadWriteMany volume): ``--shared-dir`` or ``PTV2_SHARED_DIR``. Without it, a search that joins
+a cluster with nodes on other hosts stops before its first trial with an error that says so,
+instead of failing at the first checkpoint a worker writes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ptv2_core.errors import Ptv2Error
+
+
+def other_hosts(nodes: list[dict], me: str) -> list[str]:
+    """The addresses of alive Ray nodes that are not on host ``me`` (``ray.nodes()`` rows)."""
+    return sorted({n["NodeManagerAddress"] for n in nodes
+                   if n.get("Alive") and n.get("NodeManagerAddress") and n["NodeManagerAddress"] != me})
+
+
+def cluster_hosts_beyond_this_one() -> list[str]:
+    """Hosts of the connected Ray cluster other than this process's (Ray must be initialized)."""
+    import ray
+
+    return other_hosts(ray.nodes(), ray.util.get_node_ip_address())
+
+
+def require_shared_dir(hosts: list[str], where: str) -> None:
+    """Ptv2Error when the cluster has nodes on other hosts (the caller has no shared folder)."""
+    if hosts:
+        shown = ", ".join(hosts[:3]) + (f" and {len(hosts) - 3} more" if len(hosts) > 3 else "")
+        raise Ptv2Error(f"the Ray cluster at '{where}' has nodes on other hosts ({shown}): trial checkpoints, "
+                        "trial records and the task's files must be in a folder every node and this process "
+                        "mount at the same path; give it with --shared-dir or PTV2_SHARED_DIR")
+
+
+def check_shared_dir(shared: str | Path) -> Path:
+    """The shared folder as an absolute path; it must exist (it is a mount, not created here)."""
+    path = Path(shared).expanduser()
+    if not path.is_absolute():
+        raise Ptv2Error(f"--shared-dir must be an absolute path (the same on every node), got '{shared}'")
+    if not path.is_dir():
+        raise Ptv2Error(f"--shared-dir '{shared}' is not a folder (it should be a mount every Ray node shares)")
+    return path
+
+
+def require_inside(shared: Path, label: str, path: str | None) -> None:
+    """Ptv2Error when a file input the trials read (``path``) lies outside the shared folder."""
+    if path is None:
+        return
+    p = Path(path).resolve()
+    if p != shared.resolve() and shared.resolve() not in p.parents:
+        raise Ptv2Error(f"the {label} '{path}' is outside --shared-dir '{shared}': trials on other nodes could "
+                        f"not read it; copy it into the shared folder")
