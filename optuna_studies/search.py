@@ -94,7 +94,8 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
         if remaining > 0:
             from optuna_studies.tuner import run_tuner
 
-            run_tuner(plan, rdb, parent, remaining, max_failures, ray_address, ray_cpus, say)
+            run_tuner(plan, rdb, parent, remaining, max_failures, ray_address, ray_cpus, say,
+                      settings.mlflow_tracking_uri(mlflow_uri))
         done = finished_count(state.study)
         if done < plan.space.trials:
             outcome = "KILLED"

@@ -1,5 +1,8 @@
 """What the driver does as trials start, report, retry and end: the nested MLflow run and the
-trial record (see ``records.py``). A Ray Tune callback; it runs in the driver only."""
+trial record (see ``records.py``). A Ray Tune callback; it runs in Tune's driver, which under Ray
+Client (``ray://`` addresses) is an actor on the cluster's head, not the process that called
+``run_search``: so it carries the tracking URI itself instead of relying on that process's
+MLflow settings, and writes records to the work folder by path (a shared folder across machines)."""
 from __future__ import annotations
 
 import math
@@ -32,13 +35,20 @@ class TrialLog(Callback):
     """Nested MLflow run + record file per trial; prints one line as each trial ends."""
 
     def __init__(self, search: StudySearch, parent_run_id: str, work: Path, space: SearchSpace,
-                 echo: Callable[[str], None] | None = None):
+                 tracking_uri: str, echo: Callable[[str], None] | None = None):
         self._search, self._parent, self._work, self._space = search, parent_run_id, Path(work), space
+        self._tracking_uri = tracking_uri
         self._echo = echo or (lambda line: None)
         self._runs: dict[str, str] = {}
         self._history: dict[str, list[dict]] = {}
         self._started: dict[str, float] = {}
         self._retries: dict[str, int] = {}
+
+    def setup(self, **info) -> None:
+        """In the process Tune's driver runs in: the parent run's MLflow store."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self._tracking_uri)
 
     def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
         tid = trial.trial_id

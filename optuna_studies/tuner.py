@@ -26,7 +26,8 @@ def check_one_host(ray_address: str | None) -> None:
 
 
 def run_tuner(plan: SearchPlan, storage: optuna.storages.BaseStorage, parent_run_id: str, num_trials: int,
-              max_failures: int, ray_address: str | None, ray_cpus: int | None, echo: Callable[[str], None]) -> None:
+              max_failures: int, ray_address: str | None, ray_cpus: int | None, echo: Callable[[str], None],
+              tracking_uri: str) -> None:
     """Run ``num_trials`` more trials of the plan's study (joins or starts Ray)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -58,7 +59,7 @@ def run_tuner(plan: SearchPlan, storage: optuna.storages.BaseStorage, parent_run
                 name=f"run-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(plan.work / "ray"), verbose=0,
                 failure_config=tune.FailureConfig(max_failures=max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                callbacks=[TrialLog(search, parent_run_id, plan.work, space, echo)],
+                callbacks=[TrialLog(search, parent_run_id, plan.work, space, tracking_uri, echo)],
             ),
         )
         tuner.fit()
