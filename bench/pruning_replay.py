@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search_cost import POINTS, RESULTS, TARGET  # the same target as the search-cost bench (bench/ is on the path)
+from search_cost import POINTS, RESULTS, TARGET, read_report  # the same target as the search-cost bench (bench/ is on the path)
 
 
 def brackets_of(grace: int, factor: int, brackets: int, epochs: int) -> tuple[list[list[int]], list[float]]:
@@ -81,11 +81,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args()
-    try:
-        report = json.loads(args.report.read_text())
-    except (OSError, ValueError) as e:
-        print(f"error: --report '{args.report}' is not a readable search-cost report: {e}", file=sys.stderr)
-        sys.exit(2)
+    report = read_report(args.report)
     try:
         settings = [tuple(int(x) for x in s.split(":")) for s in args.settings]
     except ValueError:

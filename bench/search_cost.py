@@ -221,6 +221,15 @@ def load_row(rows_dir: Path, task: str, start: str, space: SearchSpace) -> dict 
             "searches": searches, "target": target, "met": len(met)}
 
 
+def read_report(path: Path) -> dict:
+    """A search-cost report (JSON), else exit 2 with one error line."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        print(f"error: --report '{path}' is not a readable search-cost report: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
 def read_reuse(path: Path, key: dict) -> dict:
     """An earlier report whose settings are these (else exit 2 with one error line)."""
     try:

@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from search_cost import POINTS, RESULTS, claim, run_grid, write_json  # noqa: E402
+from search_cost import POINTS, RESULTS, claim, read_report, run_grid, write_json  # noqa: E402
 
 from optuna_studies.space import load_space  # noqa: E402
 
@@ -112,11 +112,7 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ptv2-bench-seed-noise")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args()
-    try:
-        report = json.loads(args.report.read_text())
-    except (OSError, ValueError) as e:
-        print(f"error: --report '{args.report}' is not a readable search-cost report: {e}", file=sys.stderr)
-        sys.exit(2)
+    report = read_report(args.report)
     if 0 in args.seeds:
         print("error: --seeds: seed 0 is the report's own run; give other seeds", file=sys.stderr)
         sys.exit(2)

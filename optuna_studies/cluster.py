@@ -23,15 +23,12 @@ def other_hosts(nodes: list[dict], me: str) -> list[str]:
                    if n.get("Alive") and n.get("NodeManagerAddress") and n["NodeManagerAddress"] != me})
 
 
-def cluster_hosts_beyond_this_one() -> list[str]:
-    """Hosts of the connected Ray cluster other than this process's (Ray must be initialized)."""
+def require_one_host(where: str) -> None:
+    """Ptv2Error when the connected Ray cluster (Ray must be initialized) has nodes on hosts other
+    than this process's: the caller has no shared folder."""
     import ray
 
-    return other_hosts(ray.nodes(), ray.util.get_node_ip_address())
-
-
-def require_shared_dir(hosts: list[str], where: str) -> None:
-    """Ptv2Error when the cluster has nodes on other hosts (the caller has no shared folder)."""
+    hosts = other_hosts(ray.nodes(), ray.util.get_node_ip_address())
     if hosts:
         shown = ", ".join(hosts[:3]) + (f" and {len(hosts) - 3} more" if len(hosts) > 3 else "")
         raise Ptv2Error(f"the Ray cluster at '{where}' has nodes on other hosts ({shown}): trial checkpoints, "

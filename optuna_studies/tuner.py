@@ -8,7 +8,7 @@ from typing import Callable
 
 import optuna
 
-from optuna_studies.cluster import cluster_hosts_beyond_this_one, require_shared_dir
+from optuna_studies.cluster import require_one_host
 from optuna_studies.plan import SearchPlan
 from optuna_studies.ray_session import ray_session
 from optuna_studies.searcher import StudySearch
@@ -22,7 +22,7 @@ def check_one_host(ray_address: str | None) -> None:
     from optuna_studies import settings
 
     with ray_session(ray_address):
-        require_shared_dir(cluster_hosts_beyond_this_one(), settings.ray_address(ray_address) or "local")
+        require_one_host(settings.ray_address(ray_address) or "local")
 
 
 def run_tuner(plan: SearchPlan, storage: optuna.storages.BaseStorage, parent_run_id: str, num_trials: int,
@@ -44,7 +44,7 @@ def run_tuner(plan: SearchPlan, storage: optuna.storages.BaseStorage, parent_run
             raise Ptv2Error(f"a trial needs {plan.cpus_per_trial} CPU and {plan.gpus_per_trial} GPU, but the Ray "
                             f"cluster has {resources.get('CPU', 0)} CPU and {resources.get('GPU', 0)} GPU")
         if plan.shared is None:  # nodes may have joined since check_one_host
-            require_shared_dir(cluster_hosts_beyond_this_one(), ray_address or "local")
+            require_one_host(ray_address or "local")
         search = StudySearch(space, plan.study_name, storage, METRIC)
         scheduler = ASHAScheduler(time_attr="epoch", max_t=space.epochs, grace_period=space.grace_period,
                                   reduction_factor=space.reduction_factor)
