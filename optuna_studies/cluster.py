@@ -13,6 +13,7 @@ instead of failing at the first checkpoint a worker writes.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlparse
 
 from ptv2_core.errors import Ptv2Error
 
@@ -54,3 +55,23 @@ def require_inside(shared: Path, label: str, path: str | None) -> None:
     if p != shared.resolve() and shared.resolve() not in p.parents:
         raise Ptv2Error(f"the {label} '{path}' is outside --shared-dir '{shared}': trials on other nodes could "
                         f"not read it; copy it into the shared folder")
+
+
+def file_store_path(uri: str) -> Path | None:
+    """The file behind a sqlite URL or an MLflow file store; None for a server or a database server."""
+    if uri.startswith("sqlite:///"):
+        name = uri[len("sqlite:///"):].split("?", 1)[0]
+        return None if name in ("", ":memory:") else Path(name).resolve()
+    if uri.startswith("file:"):
+        return Path(urlparse(uri).path).resolve()
+    return None if "://" in uri else Path(uri).resolve()
+
+
+def require_stores_in_shared(shared: Path, address: str, stores: dict[str, str]) -> None:
+    """Ptv2Error when, under Ray Client (``ray://``: Tune's driver runs on the head, so the head opens
+    the study storage and the MLflow store), a store is a file outside the shared folder."""
+    for label, uri in stores.items():
+        path = file_store_path(uri)
+        if path is not None and path != shared.resolve() and shared.resolve() not in path.parents:
+            raise Ptv2Error(f"with Ray Client ('{address}') the {label} is opened on the cluster's head, so the "
+                            f"file '{path}' must be inside --shared-dir '{shared}'; or use a server URL")

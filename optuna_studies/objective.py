@@ -19,8 +19,8 @@ AdapterFiles = dict[str, "bytes | str"]
 # the last adapter a trial reports is always its best one.
 EpochReport = Callable[[int, dict[str, Any], "AdapterFiles | None"], None]
 
-# Keys of a trial config beside TrainConfig's fields.
-SEARCH_KEYS = ("metric", "mode", "init")
+# Keys of a trial config beside TrainConfig's fields (optuna_number: set by the searcher, unused here).
+SEARCH_KEYS = ("metric", "mode", "init", "optuna_number")
 
 
 def train_config(config: Mapping[str, Any]) -> TrainConfig:

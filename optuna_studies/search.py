@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from ptv2_core.errors import Ptv2Error
 from optuna_studies import records, settings, tracking
+from optuna_studies.cluster import require_stores_in_shared
 from optuna_studies.output import write_output
 from optuna_studies.plan import SearchPlan, plan_search
 from optuna_studies.plots import FILES as ARTIFACTS
@@ -75,10 +76,14 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
                        max_train=max_train, max_eval=max_eval, epochs=epochs, concurrency=concurrency,
                        cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, overwrite=overwrite,
                        study_name=study_name, seed=seed, shared_dir=shared_dir)
-    if plan.shared is None and settings.ray_address(ray_address):
+    address = settings.ray_address(ray_address)
+    if plan.shared is None and address:
         from optuna_studies.tuner import check_one_host
 
         check_one_host(ray_address)  # before the study or a run is opened: a refusal leaves nothing
+    if plan.shared is not None and address and address.startswith("ray://"):
+        require_stores_in_shared(plan.shared, address, {"study storage": plan.storage,
+                                                        "MLflow store": settings.mlflow_tracking_uri(mlflow_uri)})
     rdb = open_storage(plan.storage)
     state = prepare_study(rdb, plan.study_name, plan.space, resume)
     if not state.resumed:

@@ -2,18 +2,30 @@
 
 1. A trial that ends with a ``failure`` (diverged, bad configuration) is told to Optuna as
    FAIL; Ray Tune sees it end normally, so it is never retried.
-2. Every Optuna trial carries its Ray trial id (user attribute ``ray_trial_id``), so the
-   study, the Tune experiment and the MLflow runs can be joined.
+2. A trial ASHA stopped before the last epoch is told as PRUNED (its value: the last running best
+   it reported), so the study, ``optuna-dashboard`` and TPE tell it apart from a finished one.
+3. Every Optuna trial carries its Ray trial id (user attribute ``ray_trial_id``), and every
+   trial config its Optuna trial number (``optuna_number``), so the study, the Tune experiment
+   and the MLflow runs can be joined, also where Tune's driver holds a copy of this searcher
+   (Ray Client).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from ray.tune.search.optuna import OptunaSearch
 
 from optuna_studies.space import SearchSpace
+
+
+def trial_status(last: Mapping[str, Any], epochs: int) -> str:
+    """completed, pruned (stopped by ASHA before the last epoch), diverged or failed."""
+    failure = last.get("failure")
+    if failure:
+        return "diverged" if str(failure).startswith("diverged") else "failed"
+    return "completed" if int(last.get("epoch", 0)) >= epochs else "pruned"
 
 
 def distributions(space: SearchSpace) -> dict[str, optuna.distributions.BaseDistribution]:
@@ -31,9 +43,11 @@ def sampler(space: SearchSpace) -> optuna.samplers.TPESampler:
 
 
 class StudySearch(OptunaSearch):
-    """OptunaSearch with failed trials recorded as FAIL and Ray trial ids on Optuna trials."""
+    """OptunaSearch with failed trials recorded as FAIL, stopped ones as PRUNED, and Ray trial ids
+    on Optuna trials (Optuna numbers in trial configs)."""
 
     def __init__(self, space: SearchSpace, study_name: str, storage: optuna.storages.BaseStorage, metric: str):
+        self._epochs = space.epochs
         super().__init__(space=distributions(space), metric=metric, mode=space.mode, sampler=sampler(space),
                          study_name=study_name, storage=storage)
 
@@ -42,14 +56,14 @@ class StudySearch(OptunaSearch):
         trial = self._ot_trials.get(trial_id)
         if trial is not None and "ray_trial_id" not in trial.user_attrs:
             trial.set_user_attr("ray_trial_id", trial_id)
+        if trial is not None and isinstance(config, dict):
+            config["optuna_number"] = trial.number
         return config
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if result and result.get("failure"):
+        status = trial_status(result, self._epochs) if result and not error else None
+        if status in ("diverged", "failed"):
             result, error = None, True  # Optuna: FAIL (a NaN value would be refused and stay RUNNING)
+        elif status == "pruned":  # no value and no error: OptunaSearch tells PRUNED, Optuna keeps the last report
+            result = {k: v for k, v in result.items() if k != self.metric}
         super().on_trial_complete(trial_id, result=result, error=error)
-
-    def optuna_number(self, trial_id: str) -> int | None:
-        """The study's number for a Ray trial of this run."""
-        trial = self._ot_trials.get(trial_id)
-        return None if trial is None else trial.number

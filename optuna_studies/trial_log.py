@@ -9,12 +9,12 @@ import math
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from ray.tune import Callback
 
 from optuna_studies import records, tracking
-from optuna_studies.searcher import StudySearch
+from optuna_studies.searcher import trial_status
 from optuna_studies.space import SearchSpace
 
 # Result keys worth logging per epoch (Tune adds its own bookkeeping keys to every result).
@@ -23,20 +23,12 @@ _SKIP = {"epoch", "done", "training_iteration", "trial_id", "time_this_iter_s", 
          "checkpoint_dir_name", "best_epoch"}
 
 
-def trial_status(last: dict[str, Any], epochs: int) -> str:
-    """completed, pruned (stopped by ASHA before the last epoch), diverged or failed."""
-    failure = last.get("failure")
-    if failure:
-        return "diverged" if str(failure).startswith("diverged") else "failed"
-    return "completed" if int(last.get("epoch", 0)) >= epochs else "pruned"
-
-
 class TrialLog(Callback):
     """Nested MLflow run + record file per trial; prints one line as each trial ends."""
 
-    def __init__(self, search: StudySearch, parent_run_id: str, work: Path, space: SearchSpace,
-                 tracking_uri: str, echo: Callable[[str], None] | None = None):
-        self._search, self._parent, self._work, self._space = search, parent_run_id, Path(work), space
+    def __init__(self, parent_run_id: str, work: Path, space: SearchSpace, tracking_uri: str,
+                 echo: Callable[[str], None] | None = None):
+        self._parent, self._work, self._space = parent_run_id, Path(work), space
         self._tracking_uri = tracking_uri
         self._echo = echo or (lambda line: None)
         self._runs: dict[str, str] = {}
@@ -54,7 +46,7 @@ class TrialLog(Callback):
         tid = trial.trial_id
         if tid in self._runs:  # a retried trial starts again: same run
             return
-        number = self._search.optuna_number(tid)
+        number = trial.config.get("optuna_number")
         params = {"prompt_len": trial.config.get("prompt_len"), "lr": trial.config.get("lr"),
                   "epochs": trial.config.get("epochs"), "optuna_number": number}
         tags = {"ptv2.ray_trial_id": tid, "ptv2.optuna_number": str(number), "ptv2.status": "running"}
@@ -76,7 +68,7 @@ class TrialLog(Callback):
         self._history[tid] = []  # it trains again from the first epoch
         if tid in self._runs:
             tracking.set_tags(self._runs[tid], {"ptv2.retries": self._retries[tid]})
-        self._echo(f"trial {self._search.optuna_number(tid)}: worker lost, retrying ({self._retries[tid]})")
+        self._echo(f"trial {trial.config.get('optuna_number')}: worker lost, retrying ({self._retries[tid]})")
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
         last = dict(trial.last_result or {})
@@ -100,7 +92,7 @@ class TrialLog(Callback):
         best = best if isinstance(best, (int, float)) and math.isfinite(best) and status in ("completed", "pruned") else None
         started = self._started.get(tid, time.time())
         record = {
-            "number": self._search.optuna_number(tid), "ray_trial_id": tid,
+            "number": trial.config.get("optuna_number"), "ray_trial_id": tid,
             "prompt_len": trial.config.get("prompt_len"), "lr": trial.config.get("lr"), "status": status,
             "best_score": best, "best_epoch": last.get("best_epoch"), "epochs_run": len(self._history.get(tid, [])),
             "retries": self._retries.get(tid, 0), "started": started, "ended": time.time(),

@@ -1,5 +1,6 @@
 """One Ray Tune run of a study: OptunaSearch (TPE, RDB storage) + ASHA over epochs, trials
-sized by resources, retried on worker failure, each one logged by ``TrialLog``."""
+sized by resources, retried on worker failure, each one logged by ``TrialLog`` (whose lines reach
+the user under Ray Client too: ``client_echo``)."""
 from __future__ import annotations
 
 import os
@@ -8,6 +9,7 @@ from typing import Callable
 
 import optuna
 
+from optuna_studies.client_echo import run_fit
 from optuna_studies.cluster import require_one_host
 from optuna_studies.plan import SearchPlan
 from optuna_studies.ray_session import ray_session
@@ -49,17 +51,20 @@ def run_tuner(plan: SearchPlan, storage: optuna.storages.BaseStorage, parent_run
         scheduler = ASHAScheduler(time_attr="epoch", max_t=space.epochs, grace_period=space.grace_period,
                                   reduction_factor=space.reduction_factor)
         trainable = tune.with_resources(tune_trainable, {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
-        tuner = tune.Tuner(
-            trainable,
-            param_space=dict(plan.constants),
-            tune_config=tune.TuneConfig(search_alg=search, scheduler=scheduler, metric=METRIC, mode=space.mode,
-                                        num_samples=num_trials, max_concurrent_trials=plan.concurrency,
-                                        reuse_actors=True),
-            run_config=tune.RunConfig(
-                name=f"run-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(plan.work / "ray"), verbose=0,
-                failure_config=tune.FailureConfig(max_failures=max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                callbacks=[TrialLog(search, parent_run_id, plan.work, space, tracking_uri, echo)],
-            ),
-        )
-        tuner.fit()
+
+        def fit(driver_echo: Callable[[str], None]) -> None:  # driver_echo: where Tune's driver prints
+            tune.Tuner(
+                trainable,
+                param_space=dict(plan.constants),
+                tune_config=tune.TuneConfig(search_alg=search, scheduler=scheduler, metric=METRIC, mode=space.mode,
+                                            num_samples=num_trials, max_concurrent_trials=plan.concurrency,
+                                            reuse_actors=True),
+                run_config=tune.RunConfig(
+                    name=f"run-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(plan.work / "ray"), verbose=0,
+                    failure_config=tune.FailureConfig(max_failures=max_failures),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                    callbacks=[TrialLog(parent_run_id, plan.work, space, tracking_uri, driver_echo)],
+                ),
+            ).fit()
+
+        run_fit(fit, echo)

@@ -6,6 +6,7 @@ import math
 import os
 from pathlib import Path
 
+import optuna
 import pytest
 import yaml
 
@@ -279,3 +280,36 @@ def test_resuming_a_study_keeps_finished_trials_and_requeues_interrupted_ones(tm
     again = [t for t in trials.values() if t.user_attrs.get("ptv2_retry_of") == killed.number]
     assert len(again) == 1 and again[0].state == TrialState.WAITING
     assert again[0].system_attrs["fixed_params"] == killed.params  # the next ask() runs them again
+
+
+def test_the_study_records_each_trial_end_as_optuna_sees_it(tmp_path):
+    """Through Ray's OptunaSearch (the searcher the Tuner runs): a trial that ran every epoch is
+    COMPLETE, one ASHA stopped early is PRUNED with its last reported running best, and a
+    diverged one is FAIL, so optuna-dashboard and TPE see what happened."""
+    from optuna.trial import TrialState
+
+    from optuna_studies.searcher import StudySearch
+    from optuna_studies.study import open_storage, prepare_study
+
+    space = parse_space({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-1}, "epochs": 3, "trials": 3})
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
+    prepare_study(storage, "s", space, resume=False)
+    search = StudySearch(space, "s", storage, "best_objective")
+    runs = {"full": [0.5, 0.6, 0.55], "stopped": [0.4, 0.45], "nan": [0.3]}
+    for number, (trial_id, scores) in enumerate(runs.items()):
+        config = search.suggest(trial_id)  # the trial config carries its Optuna number
+        assert config is not None and config["optuna_number"] == number
+        best = float("-inf")
+        for epoch, score in enumerate(scores, 1):
+            best = max(best, score)
+            last = {"best_objective": best, "objective": score, "epoch": epoch, "training_iteration": epoch}
+            search.on_trial_result(trial_id, last)
+        if trial_id == "nan":
+            last = {"failure": "diverged: loss is nan", "epoch": 2, "training_iteration": 2}
+        search.on_trial_complete(trial_id, result=last)
+
+    trials = {t.user_attrs["ray_trial_id"]: t for t in optuna.load_study(study_name="s", storage=storage).trials}
+    assert {k: t.state for k, t in trials.items()} == {"full": TrialState.COMPLETE, "stopped": TrialState.PRUNED,
+                                                       "nan": TrialState.FAIL}
+    assert trials["full"].value == 0.6 and trials["stopped"].value == 0.45 and trials["nan"].value is None
+    assert trials["stopped"].intermediate_values == {1: 0.4, 2: 0.45}

@@ -8,6 +8,7 @@ would stop every Ray on the machine).
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 import secrets
@@ -44,6 +45,19 @@ def write_space(folder: Path, **over) -> Path:
     path = folder / "space.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
+
+
+# how each trial-record status is kept in the Optuna study
+OPTUNA_STATE = {"completed": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "diverged": TrialState.FAIL,
+                "failed": TrialState.FAIL}
+
+
+def study_states(study: optuna.Study) -> dict[str, TrialState]:
+    return {t.user_attrs["ray_trial_id"]: t.state for t in study.trials}
+
+
+def record_states(trials: list[dict]) -> dict[str, TrialState]:
+    return {r["ray_trial_id"]: OPTUNA_STATE[r["status"]] for r in trials}
 
 
 def markers(trace: Path) -> list[dict]:
@@ -162,8 +176,8 @@ def test_local_search_end_to_end_a_diverging_trial_fails_alone(local_ray, tiny_m
     assert len(ran) == 3
 
     study = optuna.load_study(study_name=result.study_name, storage=storage)
-    states = {t.params["lr"]: t.state for t in study.trials}
-    assert states[1e30] == TrialState.FAIL and states[1e-2] == TrialState.COMPLETE
+    assert study_states(study) == record_states(result.trials)
+    assert study_states(study)[by_lr[1e30]["ray_trial_id"]] == TrialState.FAIL
     assert study.best_value == pytest.approx(result.best_score)
 
     out = tmp_path / "out"
@@ -229,7 +243,8 @@ def test_postgres_study_with_concurrent_trials(local_ray, tiny_model, tmp_path, 
                             storage=url, study_name=name, mlflow_uri=mlflow_uri,
                             concurrency=2, **SMALL)
         study = optuna.load_study(study_name=name, storage=open_storage(url))
-        assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+        assert study_states(study) == record_states(result.trials)
+        assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
         assert {t.user_attrs["ray_trial_id"] for t in study.trials} == {r["ray_trial_id"] for r in result.trials}
         a, b = sorted(result.trials, key=lambda r: r["started"])
         assert b["started"] < a["ended"], "the two trials did not run at the same time"
@@ -242,22 +257,50 @@ def test_postgres_study_with_concurrent_trials(local_ray, tiny_model, tmp_path, 
             pass
 
 
-def ray_cluster(worker_args: tuple[str, ...] = ()):
-    """A head and a worker node, each with 1 CPU, started by `ray start`, token auth on."""
-    tmp = short_tmpdir("ptv2rc")
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def ray_cluster(worker_args: tuple[str, ...] = (), client_port: int | None = None):
+    """A head and a worker node, each with 1 CPU, started by `ray start`, token auth on. With
+    ``client_port`` the head serves Ray Client there, and the address yielded is its ray:// one."""
+    tmp = short_tmpdir("ptv2rc")
+    port = free_port()
     env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
     common = ["--num-cpus=1", "--object-store-memory=100000000", "--disable-usage-stats"]
+    head = [f"--ray-client-server-port={client_port}"] if client_port else []
     try:
         subprocess.run([RAY, "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={tmp}",
-                        *common], env=env, check=True, capture_output=True, timeout=120)
+                        *common, *head], env=env, check=True, capture_output=True, timeout=120)
         subprocess.run([RAY, "start", f"--address=127.0.0.1:{port}", *common, *worker_args], env=env, check=True,
                        capture_output=True, timeout=120)
-        yield f"127.0.0.1:{port}", env
+        yield (f"ray://127.0.0.1:{client_port}" if client_port else f"127.0.0.1:{port}"), env
     finally:
         kill_ray_using(tmp)
+        if client_port:  # the client server's processes do not name the temp folder
+            for pid in pids_listening(client_port):
+                os.kill(pid, signal.SIGKILL)
+
+
+def pids_listening(port: int) -> list[int]:
+    """Processes with a TCP socket listening on ``port`` (from /proc: no lsof needed)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for row in f.readlines()[1:]:
+                cols = row.split()
+                if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(cols[9])
+    pids = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            if any(os.readlink(fd).removeprefix("socket:[").rstrip("]") in inodes for fd in fd_dir.iterdir()):
+                pids.append(int(fd_dir.parent.name))
+        except OSError:
+            continue
+    return pids
 
 
 def test_pipeline_search_step_stages_its_inputs_in_the_shared_folder(local_ray, tiny_model, tmp_path, mlflow_uri,
@@ -337,6 +380,66 @@ def test_a_cluster_on_two_hosts_needs_a_shared_folder(two_host_cluster, tiny_mod
     assert len(ran) == 2 and len({m["node"] for m in ran}) == 2, ran
     assert (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
     assert list((shared / "ptv2-searches").iterdir()) == []  # the work folder was there, and is cleaned up
+
+
+@pytest.fixture
+def ray_client_cluster():
+    """As two_node_cluster, reached through Ray Client (ray://): Tune's driver runs on the head."""
+    yield from ray_cluster(client_port=free_port())
+
+
+def test_search_through_ray_client(ray_client_cluster, tiny_model, tmp_path, mlflow_uri):
+    """`ptv2 search --ray-address ray://…`, as from a laptop or a pipeline pod to a KubeRay head:
+    the trials' progress lines still reach the user, and records, MLflow runs and the study agree
+    on every trial's Optuna number and state."""
+    address, env = ray_client_cluster
+    trace, storage = tmp_path / "trace", f"sqlite:///{tmp_path}/optuna.db"
+    env = env | {"PTV2_SEARCH_TRACE_DIR": str(trace), "HF_HUB_OFFLINE": "1", "PTV2_HOME": str(tmp_path / "home")}
+    out = subprocess.run([PTV2, "search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path)),
+                          "--max-train", "48", "--max-eval", "48", "--concurrency", "2", "--ray-address", address,
+                          "--storage", storage, "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")],
+                         env=env, capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stderr[-3000:]
+    progress = [line for line in out.stderr.splitlines() if line.startswith("trial ")]
+    assert sorted(line.split()[1] for line in progress) == ["0", "1"], out.stderr[-3000:]
+    ran = markers(trace)
+    assert len(ran) == 2 and len({m["node"] for m in ran}) == 2, ran
+
+    with open(tmp_path / "out" / "trials.csv") as f:
+        trials = list(csv.DictReader(f))
+    best = json.loads((tmp_path / "out" / "best.json").read_text())
+    study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
+    assert {t.user_attrs["ray_trial_id"]: (t.number, t.state) for t in study.trials} == {
+        r["ray_trial_id"]: (int(r["number"]), OPTUNA_STATE[r["status"]]) for r in trials}
+    _, _, children = mlflow_runs(mlflow_uri, best["mlflow"]["parent_run_id"])
+    assert sorted(c.info.run_name for c in children) == ["trial-0", "trial-1"]
+
+
+def test_ray_client_with_a_shared_folder_needs_the_stores_reachable_from_the_head(ray_client_cluster, tiny_model,
+                                                                                 tmp_path):
+    """Under Ray Client the head opens the study storage and the MLflow store: a sqlite file
+    outside the shared folder is refused before anything is written."""
+    address, env = ray_client_cluster
+    shared = tmp_path / "shared"
+    model = shutil.copytree(tiny_model, shared / "model")
+    env = env | {"HF_HUB_OFFLINE": "1", "PTV2_HOME": str(shared / "home")}
+
+    def search(storage: str, mlflow: str) -> subprocess.CompletedProcess:
+        return subprocess.run([PTV2, "search", "--task", "trec", "--model", str(model), "--space",
+                               str(write_space(tmp_path)), "--max-train", "48", "--max-eval", "48",
+                               "--ray-address", address, "--shared-dir", str(shared), "--storage", storage,
+                               "--mlflow-uri", mlflow, "--out", str(tmp_path / "out")],
+                              env=env, capture_output=True, text=True, timeout=400)
+
+    inside = f"sqlite:///{shared}/optuna.db"
+    for storage, mlflow, label in ((f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{shared}/mlflow.db", "study storage"),
+                                   (inside, f"sqlite:///{tmp_path}/mlflow.db", "MLflow store")):
+        refused = search(storage, mlflow)
+        lines = refused.stderr.strip().splitlines()
+        assert refused.returncode == 2 and len(lines) == 1, refused.stderr[-3000:]
+        assert lines[0].startswith("error:") and label in lines[0] and "--shared-dir" in lines[0], lines[0]
+        assert not (tmp_path / "out").exists() and not (tmp_path / "optuna.db").exists()
+        assert not (shared / "ptv2-searches").exists()
 
 
 def test_driver_killed_mid_search_then_resume_reruns_nothing_finished(tiny_model, tmp_path, mlflow_uri):
