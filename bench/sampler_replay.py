@@ -1,0 +1,92 @@
+"""Sampler replay: does the search's sampler code still propose what a search-cost report recorded?
+
+Not a test, and no training. Each search of ``bench/results/search_cost.json`` is replayed
+through the searcher the Tuner runs (``optuna_studies.searcher.StudySearch``: Ray's OptunaSearch
+with TPE, on a throw-away sqlite study): every recorded trial is asked for in order, its proposal
+(prompt length, lr) compared with the recorded one, and its recorded end told back (its running
+best at its last epoch; ASHA-stopped trials end before the last epoch, diverged ones fail).
+Trials run one at a time in the bench and CPU training is deterministic, so while the proposals
+agree the replayed search is the recorded one, and so is its result. Where a proposal differs
+the report names the first such trial: that search would have to be run again.
+
+Use it after changing anything TPE sees (how trial ends are told, sampler settings):
+
+    .venv/bin/python bench/sampler_replay.py [--report bench/results/search_cost.json]
+
+writes ``bench/results/sampler_replay.json`` and ``sampler_replay.md``; exits 1 when a search
+would change.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import optuna  # noqa: E402
+
+from optuna_studies.searcher import StudySearch  # noqa: E402
+from optuna_studies.space import load_space  # noqa: E402
+from optuna_studies.study import open_storage, prepare_study  # noqa: E402
+from optuna_studies.tuner import METRIC  # noqa: E402
+from search_cost import RESULTS, read_report  # noqa: E402 (bench/ is on the path)
+
+
+def replay_search(task: str, epochs: int, trials: list[dict], seed: int, folder: Path) -> dict:
+    """How many of ``trials`` (in order) the current searcher proposes again, and the first that differs."""
+    space = dataclasses.replace(load_space(task).with_overrides(trials=len(trials), epochs=epochs), seed=seed)
+    storage = open_storage(f"sqlite:///{folder}/replay-{task}-{seed}-{id(trials)}.db")
+    prepare_study(storage, "replay", space, resume=False)
+    search = StudySearch(space, "replay", storage, METRIC)
+    for k, rec in enumerate(sorted(trials, key=lambda t: t["number"])):
+        tid = f"t{k}"
+        config = search.suggest(tid)
+        if config["prompt_len"] != rec["prompt_len"] or not math.isclose(config["lr"], rec["lr"], rel_tol=1e-9):
+            return {"same": k, "first_difference": {"trial": rec["number"], "recorded": [rec["prompt_len"], rec["lr"]],
+                                                    "proposed": [config["prompt_len"], config["lr"]]}}
+        last = {METRIC: rec["best_score"], "epoch": rec["epochs_run"], "training_iteration": rec["epochs_run"]}
+        if rec["status"] in ("diverged", "failed"):
+            last = {"failure": rec["status"], "epoch": rec["epochs_run"], "training_iteration": rec["epochs_run"]}
+        else:
+            search.on_trial_result(tid, last)
+        search.on_trial_complete(tid, result=last)
+    return {"same": len(trials), "first_difference": None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--report", type=Path, default=RESULTS / "search_cost.json")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    report = read_report(args.report)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for row in report["rows"]:
+            for s in row["searches"]:
+                r = replay_search(row["task"], row["epochs"], s["trials"], s["seed"], Path(tmp))
+                rows.append({"task": row["task"], "start": row["start"], "seed": s["seed"],
+                             "recorded": len(s["trials"]), **r})
+    changed = [r for r in rows if r["first_difference"] is not None]
+    lines = ["# Sampler replay: the recorded searches proposed again by the current searcher", "",
+             f"report {args.report.name}; {len(rows) - len(changed)} of {len(rows)} searches proposed exactly "
+             "as recorded (so their results stand).", "",
+             "| task | start | seed | trials proposed as recorded | first difference |", "| --- | --- | --- | --- | --- |"]
+    for r in rows:
+        diff = r["first_difference"]
+        text = "—" if diff is None else f"trial {diff['trial']}: {diff['proposed']} for {diff['recorded']}"
+        lines.append(f"| {r['task']} | {r['start']} | {r['seed']} | {r['same']} of {r['recorded']} | {text} |")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "sampler_replay.json").write_text(json.dumps({"report": str(args.report), "searches": rows}, indent=1))
+    (args.out / "sampler_replay.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 1 if changed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
