@@ -37,10 +37,10 @@ from optuna_studies.tuner import METRIC  # noqa: E402
 from search_cost import RESULTS, read_report  # noqa: E402 (bench/ is on the path)
 
 
-def replay_search(task: str, epochs: int, trials: list[dict], seed: int, folder: Path) -> dict:
+def replay_search(task: str, epochs: int, trials: list[dict], seed: int, db: Path) -> dict:
     """How many of ``trials`` (in order) the current searcher proposes again, and the first that differs."""
     space = dataclasses.replace(load_space(task).with_overrides(trials=len(trials), epochs=epochs), seed=seed)
-    storage = open_storage(f"sqlite:///{folder}/replay-{task}-{seed}-{id(trials)}.db")
+    storage = open_storage(f"sqlite:///{db}")
     prepare_study(storage, "replay", space, resume=False)
     search = StudySearch(space, "replay", storage, METRIC)
     for k, rec in enumerate(sorted(trials, key=lambda t: t["number"])):
@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for row in report["rows"]:
             for s in row["searches"]:
-                r = replay_search(row["task"], row["epochs"], s["trials"], s["seed"], Path(tmp))
+                db = Path(tmp) / f"replay-{len(rows)}.db"  # a fresh study per search
+                r = replay_search(row["task"], row["epochs"], s["trials"], s["seed"], db)
                 rows.append({"task": row["task"], "start": row["start"], "seed": s["seed"],
                              "recorded": len(s["trials"]), **r})
     changed = [r for r in rows if r["first_difference"] is not None]

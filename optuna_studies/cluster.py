@@ -47,12 +47,15 @@ def check_shared_dir(shared: str | Path) -> Path:
     return path
 
 
+def is_inside(shared: Path, path: str | Path) -> bool:
+    """True when ``path`` is the shared folder or lies below it (links resolved)."""
+    p, root = Path(path).resolve(), shared.resolve()
+    return p == root or root in p.parents
+
+
 def require_inside(shared: Path, label: str, path: str | None) -> None:
     """Ptv2Error when a file input the trials read (``path``) lies outside the shared folder."""
-    if path is None:
-        return
-    p = Path(path).resolve()
-    if p != shared.resolve() and shared.resolve() not in p.parents:
+    if path is not None and not is_inside(shared, path):
         raise Ptv2Error(f"the {label} '{path}' is outside --shared-dir '{shared}': trials on other nodes could "
                         f"not read it; copy it into the shared folder")
 
@@ -72,6 +75,6 @@ def require_stores_in_shared(shared: Path, address: str, stores: dict[str, str])
     the study storage and the MLflow store), a store is a file outside the shared folder."""
     for label, uri in stores.items():
         path = file_store_path(uri)
-        if path is not None and path != shared.resolve() and shared.resolve() not in path.parents:
+        if path is not None and not is_inside(shared, path):
             raise Ptv2Error(f"with Ray Client ('{address}') the {label} is opened on the cluster's head, so the "
                             f"file '{path}' must be inside --shared-dir '{shared}'; or use a server URL")
