@@ -25,8 +25,12 @@ def pipeline_defaults() -> dict:
     return {k: p.default for k, p in inspect.signature(fn).parameters.items()}
 
 
-def resolve_params(profile: str = "default", config: str | Path | None = None, overrides: dict | None = None) -> dict:
-    """Pipeline arguments: pipeline defaults < profile < config file < overrides."""
+def resolve_params(profile: str = "default", config: str | Path | None = None, overrides: dict | None = None,
+                   *, local: bool = True) -> dict:
+    """Pipeline arguments: pipeline defaults < profile < config file < overrides.
+
+    Every task reference is checked before anything runs; with ``local`` (``ptv2 run``), a task
+    YAML file must also exist here (a run submitted to a cluster reads its paths there)."""
     if profile not in PROFILES:
         raise Ptv2Error(f"unknown profile '{profile}': expected one of {', '.join(PROFILES)}")
     params = pipeline_defaults() | PROFILES[profile]
@@ -45,12 +49,20 @@ def resolve_params(profile: str = "default", config: str | Path | None = None, o
     unknown = sorted(set(params) - set(pipeline_defaults()))
     if unknown:
         raise Ptv2Error(f"unknown pipeline parameter(s): {', '.join(unknown)}; known: {', '.join(pipeline_defaults())}")
-    return _checked(params)
+    return _checked(params, local)
 
 
-def _checked(p: dict) -> dict:
-    if not p["tasks"] or not isinstance(p["tasks"], list):
-        raise Ptv2Error("tasks must be a non-empty list")
+def _checked(p: dict, local: bool) -> dict:
+    from ptv2_core.tasks import task_ref_kind
+
+    tasks = p["tasks"]
+    if not tasks or not isinstance(tasks, list) or not all(isinstance(t, str) and t for t in tasks):
+        raise Ptv2Error(f"tasks must be a non-empty list of task names, got {tasks!r}")
+    twice = sorted({t for t in tasks if tasks.count(t) > 1})
+    if twice:
+        raise Ptv2Error(f"tasks listed twice: {', '.join(twice)}")
+    for t in tasks:
+        task_ref_kind(t, must_exist=local)
     lengths = p["prompt_lengths"]
     if not lengths or not all(isinstance(x, int) and x > 0 for x in lengths):
         raise Ptv2Error(f"prompt_lengths must be positive integers, got {lengths}")

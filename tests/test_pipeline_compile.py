@@ -3,6 +3,7 @@ profiles and the run command's bad input."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -121,12 +122,31 @@ def test_config_file_and_overrides(tmp_path):
     (["run", "--config", "/nonexistent.yaml"], "does not exist"),
     (["run", "--trials", "0"], "trials_per_task"),
     (["submit", "--host", "kubeflow.local"], "http(s) URL"),
+    (["run", "--tasks", "trec,nosuch"], "unknown task 'nosuch'"),
+    (["run", "--tasks", "trec,rt,trec"], "tasks listed twice: trec"),
+    (["run", "--tasks", "/nonexistent/mine.yaml"], "task file not found: /nonexistent/mine.yaml"),
+    (["run", "--tasks", "hub:"], "needs a data set name"),
+    # refused before any connection is tried (nothing listens on port 1)
+    (["submit", "--host", "http://127.0.0.1:1", "--tasks", "nosuch"], "unknown task 'nosuch'"),
 ])
-def test_pipeline_commands_reject_bad_input(args, needle):
-    res = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True)
+def test_pipeline_commands_reject_bad_input(args, needle, tmp_path):
+    home = tmp_path / "home"
+    res = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
+                         env={**os.environ, "PTV2_HOME": str(home)})
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], res.stderr
+    assert not home.exists(), "a refused run wrote under PTV2_HOME"
+
+
+def test_task_files_are_checked_here_only_for_a_local_run(tmp_path):
+    """`ptv2 submit` may name a task file that exists in the cluster's image or volume only."""
+    remote = {"tasks": ["trec", "/cluster/tasks/mine.yaml"]}
+    assert resolve_params("default", None, remote, local=False)["tasks"] == remote["tasks"]
+    with pytest.raises(Ptv2Error, match="task file not found: /cluster/tasks/mine.yaml"):
+        resolve_params("default", None, remote)
+    with pytest.raises(Ptv2Error, match="unknown task 'imdb'"):
+        resolve_params("default", None, {"tasks": ["imdb"]}, local=False)
 
 
 

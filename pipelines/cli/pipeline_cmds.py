@@ -76,7 +76,7 @@ def submit(
 
     if not host.startswith(("http://", "https://")):
         raise Ptv2Error(f"--host must be an http(s) URL, got '{host}'")
-    params = resolve_params(profile, config, _overrides(tasks, None, None))
+    params = resolve_params(profile, config, _overrides(tasks, None, None), local=False)
     try:
         run_id = submit_run(host, params, experiment=experiment, namespace=namespace)
     except Exception as e:  # connection refused, auth, 404: the user's endpoint, not our bug

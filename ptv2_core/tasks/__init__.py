@@ -14,7 +14,7 @@ from ptv2_core.tasks.splits import finalize
 
 PACKAGED_TASKS = ("trec", "rt", "wnut16", "bbc")
 
-__all__ = ["PACKAGED_TASKS", "DataSource", "TaskSpec", "load_task", "load_task_yaml"]
+__all__ = ["PACKAGED_TASKS", "DataSource", "TaskSpec", "load_task", "load_task_yaml", "task_ref_kind"]
 
 
 def load_task(
@@ -31,21 +31,38 @@ def load_task(
     process. ``max_train`` keeps a seeded random subset of train, ``max_eval`` of dev and test.
     """
     ref = str(name_or_path)
-    if ref in PACKAGED_TASKS:
+    kind = task_ref_kind(ref)
+    if kind == "packaged":
         from ptv2_core.tasks.packaged import load_packaged
 
         spec, dd = load_packaged(ref, seed)
-    elif ref.startswith("hub:"):
+    elif kind == "hub":
         from ptv2_core.tasks.hub import load_hub
 
         spec, dd = load_hub(ref[len("hub:") :], seed)
-    elif ref.lower().endswith((".yaml", ".yml")) or Path(ref).is_file():
+    else:
         from ptv2_core.tasks.files import load_source
 
         spec, source = load_task_yaml(ref)
         dd = load_source(spec, source, seed)
-    else:
-        raise Ptv2Error(
-            f"unknown task '{ref}': expected one of {', '.join(PACKAGED_TASKS)}, a task YAML file, or hub:<name>"
-        )
     return spec, finalize(dd, seed, max_train, max_eval)
+
+
+def task_ref_kind(ref: str, *, must_exist: bool = False) -> str:
+    """What a task reference names: ``"packaged"``, ``"hub"`` or ``"file"`` (a task YAML).
+
+    Reads no data, so a run can refuse a mistyped task before it starts anything. With
+    ``must_exist``, a task file must be present on this machine (a run here, not one submitted
+    to a cluster whose paths this machine cannot see).
+    """
+    if ref in PACKAGED_TASKS:
+        return "packaged"
+    if ref.startswith("hub:"):
+        if not ref[len("hub:") :].partition(":")[0]:
+            raise Ptv2Error("hub task needs a data set name: hub:<name> or hub:<name>:<config>")
+        return "hub"
+    if ref.lower().endswith((".yaml", ".yml")) or Path(ref).is_file():
+        if must_exist and not Path(ref).is_file():
+            raise Ptv2Error(f"task file not found: {ref}")
+        return "file"
+    raise Ptv2Error(f"unknown task '{ref}': expected one of {', '.join(PACKAGED_TASKS)}, a task YAML file, or hub:<name>")
