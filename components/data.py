@@ -56,8 +56,9 @@ def prepare_task(task: str, parent: Path, *, seed: int = 0, max_train: int | Non
            "data": {name: f"{name}.parquet" for name in SPLITS}}
     (out_dir / "task.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     hashes = {name: split_hash(spec, data[name]) for name in SPLITS}
-    return spec.name, {"yaml": f"{spec.name}/task.yaml", "hash": data_hash(hashes), "split_hashes": hashes,
-                       "rows": {name: len(f) for name, f in frames.items()}, "type": spec.type, "metric": spec.metric}
+    return spec.name, {"ref": task, "yaml": f"{spec.name}/task.yaml", "hash": data_hash(hashes),
+                       "split_hashes": hashes, "rows": {name: len(f) for name, f in frames.items()},
+                       "type": spec.type, "metric": spec.metric}
 
 
 def prepare_data(tasks: list[str], out_dir: str | Path, *, seed: int = 0, max_train: int | None = None,
@@ -74,6 +75,11 @@ def prepare_data(tasks: list[str], out_dir: str | Path, *, seed: int = 0, max_tr
         manifest = {"seed": seed, "max_train": max_train, "max_eval": max_eval, "tasks": {}}
         for task in tasks:
             name, entry = prepare_task(task, tmp, seed=seed, max_train=max_train, max_eval=max_eval)
+            if name in manifest["tasks"]:
+                from ptv2_core.errors import Ptv2Error
+
+                raise Ptv2Error(f"tasks '{manifest['tasks'][name]['ref']}' and '{task}' are both named '{name}': "
+                                "give each task YAML its own name")
             manifest["tasks"][name] = entry
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         out_dir.mkdir(exist_ok=True)
@@ -87,11 +93,22 @@ def prepare_data(tasks: list[str], out_dir: str | Path, *, seed: int = 0, max_tr
     return manifest
 
 
-def task_yaml(prepared_dir: str | Path, task: str) -> Path:
-    """The task YAML of ``task`` inside a prepared folder."""
-    manifest = json.loads((Path(prepared_dir) / "manifest.json").read_text())
-    if task not in manifest["tasks"]:
+def prepared_name(prepared_dir: str | Path, task: str) -> str:
+    """The name ``task`` has in a prepared folder: ``task`` may be that name or the reference it
+    was prepared from (a packaged name, a task YAML path, ``hub:<name>``), as the pipeline's
+    per-task steps receive it."""
+    entries = json.loads((Path(prepared_dir) / "manifest.json").read_text())["tasks"]
+    if task in entries:
+        return task
+    by_ref = [name for name, e in entries.items() if e.get("ref") == task]
+    if not by_ref:
         from ptv2_core.errors import Ptv2Error
 
-        raise Ptv2Error(f"task '{task}' is not in the prepared data (has: {', '.join(manifest['tasks'])})")
-    return Path(prepared_dir) / manifest["tasks"][task]["yaml"]
+        raise Ptv2Error(f"task '{task}' is not in the prepared data (has: {', '.join(entries)})")
+    return by_ref[0]
+
+
+def task_yaml(prepared_dir: str | Path, task: str) -> Path:
+    """The task YAML of ``task`` (a name or reference, see ``prepared_name``) inside a prepared folder."""
+    manifest = json.loads((Path(prepared_dir) / "manifest.json").read_text())
+    return Path(prepared_dir) / manifest["tasks"][prepared_name(prepared_dir, task)]["yaml"]

@@ -5,7 +5,7 @@ import json
 from functools import partial
 from pathlib import Path
 
-from components.data import task_yaml
+from components.data import prepared_name, task_yaml
 
 
 def final_train(prepared_dir: str | Path, task: str, best_config: dict, out_dir: str | Path, *,
@@ -19,6 +19,7 @@ def final_train(prepared_dir: str | Path, task: str, best_config: dict, out_dir:
     from ptv2_core.train import TrainConfig, train
 
     manifest = json.loads((Path(prepared_dir) / "manifest.json").read_text())
+    task = prepared_name(prepared_dir, task)  # a task YAML path → the task's name
     cfg = TrainConfig(task=str(task_yaml(prepared_dir, task)), model=model, prompt_len=int(best_config["prompt_len"]),
                       lr=float(best_config["lr"]), epochs=int(epochs or best_config.get("epochs", 3)),
                       seed=seed, progress=False)

@@ -85,13 +85,12 @@ def final_train_op(data: Input[Dataset], prompt: Input[Model], task: str, model:
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def register_op(adapter: Input[Model], task: str, name_prefix: str, mlflow_uri: str, study: str) -> NamedTuple(
         "Registered", [("name", str), ("version", str)]):
-    """Register the adapter as a new version of `<name_prefix><task>` (alias `challenger`)."""
+    """Register the adapter as a new version of `<name_prefix><task's name>` (alias `challenger`)."""
     from collections import namedtuple
 
     from components.registry.register import register_adapter
 
-    rv = register_adapter(adapter.path, task, name=f"{name_prefix}{task}" if name_prefix else None,
-                          tracking_uri=mlflow_uri or None,
+    rv = register_adapter(adapter.path, task, name_prefix=name_prefix, tracking_uri=mlflow_uri or None,
                           tags={"study": study} if study else None)
     return namedtuple("Registered", ["name", "version"])(rv.name, str(rv.version))
 

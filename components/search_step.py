@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from components.data import task_yaml
+from components.data import prepared_name, task_yaml
 
 
 def space_file(task: str, folder: Path, *, lengths: list[int], lr_range: tuple[float, float], trials: int,
@@ -44,6 +44,7 @@ def search_task(prepared_dir: str | Path, task: str, adapter_out: str | Path, pl
     inputs = check_shared_dir(shared) / "ptv2-inputs" if shared else None
     if inputs is not None:
         inputs.mkdir(parents=True, exist_ok=True)
+    task = prepared_name(prepared_dir, task)  # a task YAML path → the task's name
     work = Path(tempfile.mkdtemp(prefix=f"ptv2-search-{task}-", dir=inputs))
     try:
         space = space_file(task, work, lengths=lengths, lr_range=lr_range, trials=trials, epochs=epochs)

@@ -89,10 +89,14 @@ def registry_summary(params: dict) -> list[dict]:
     """Per task: the newest registered version, its search result, test metric and aliases."""
     from mlflow import MlflowClient
 
+    from components.registry.register import NAME_PREFIX, default_name
+    from ptv2_core.tasks import task_name
+
     client = MlflowClient(settings.mlflow_tracking_uri(params.get("mlflow_uri") or None))
     rows = []
-    for task in params["tasks"]:
-        name = f"{params['registered_model_prefix']}{task}"
+    for ref in params["tasks"]:
+        task = task_name(ref)  # a task YAML path → its name, as the register step names the model
+        name = default_name(task, params["registered_model_prefix"] or NAME_PREFIX)
         versions = client.search_model_versions(f"name = '{name}'")
         if not versions:
             rows.append({"task": task, "model": name, "version": "-"})

@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from components.data import prepare_data, task_yaml
+from components.data import prepare_data, prepared_name, task_yaml
 from components.pretrain_step import flat_scores
 from components.search_step import space_file
 from ptv2_core.errors import Ptv2Error
@@ -49,6 +49,45 @@ def test_prepare_bad_task_writes_nothing(tmp_path):
     prepare_data(["trec"], ok, max_train=8, max_eval=8)
     with pytest.raises(Ptv2Error, match="not in the prepared data"):
         task_yaml(ok, "rt")
+
+
+USER_TASK = "name: {name}\ntype: sequence\ndata:\n  train: rows.csv\n"
+
+
+def user_task(folder, name: str = "my-intents"):
+    folder.mkdir()
+    rows = "".join(f"{w} {i},{'greet' if w in ('hi', 'hello') else 'bye'}\n" for i in range(6) for w in ("hi", "hello", "bye", "ciao"))
+    (folder / "rows.csv").write_text("text,label\n" + rows)
+    (folder / "task.yaml").write_text(USER_TASK.format(name=name))
+    return str(folder / "task.yaml")
+
+
+def test_steps_find_a_user_task_by_its_yaml_path(tmp_path):
+    """The pipeline's per-task steps get the reference the user gave (a YAML path), the prepared
+    folder names the task by its `name:`."""
+    ref = user_task(tmp_path / "mine")
+    manifest = prepare_data(["trec", ref], tmp_path / "data", max_train=8, max_eval=8)
+    assert set(manifest["tasks"]) == {"trec", "my-intents"} and manifest["tasks"]["my-intents"]["ref"] == ref
+    assert prepared_name(tmp_path / "data", ref) == prepared_name(tmp_path / "data", "my-intents") == "my-intents"
+    assert task_yaml(tmp_path / "data", ref) == tmp_path / "data" / "my-intents" / "task.yaml"
+    assert prepared_name(tmp_path / "data", "trec") == "trec"
+
+
+def test_two_tasks_with_one_name_are_refused(tmp_path):
+    a, b = user_task(tmp_path / "a"), user_task(tmp_path / "b")
+    with pytest.raises(Ptv2Error, match=f"tasks '{a}' and '{b}' are both named 'my-intents'"):
+        prepare_data([a, b], tmp_path / "data", max_train=8, max_eval=8)
+    assert not (tmp_path / "data").exists()
+
+
+def test_registered_names_of_tasks():
+    from components.registry.register import default_name
+    from ptv2_core.tasks import task_name
+
+    assert default_name("trec") == default_name("ptv2-trec") == "ptv2-trec"
+    assert default_name("wnut16", "team-") == "team-wnut16"
+    assert default_name(task_name("hub:someone/intents:en")) == "ptv2-someone-intents"  # no '/' in a model name
+    assert task_name("trec") == "trec"
 
 
 def test_space_file_applies_pipeline_choices(tmp_path):

@@ -47,13 +47,18 @@ class RegisteredVersion:
     aliases: tuple[str, ...]
 
 
-def default_name(task: str) -> str:
-    """The registered model name of a task: ``ptv2-<task>``."""
-    return task if task.startswith(NAME_PREFIX) else f"{NAME_PREFIX}{task}"
+_NOT_IN_NAMES = "/:@%"  # characters a registered model name cannot hold
+
+
+def default_name(task: str, prefix: str = NAME_PREFIX) -> str:
+    """The registered model name of a task name: ``<prefix><task>`` (``ptv2-trec``), with the
+    characters a model name cannot hold as '-' (a hub task is named like ``user/data``)."""
+    name = task if task.startswith(prefix) else f"{prefix}{task}"
+    return "".join("-" if c in _NOT_IN_NAMES else c for c in name)
 
 
 def _check_name(name: str) -> str:
-    if not name or not name.strip() or any(c in name for c in "/:@%") or len(name) > 200:
+    if not name or not name.strip() or any(c in name for c in _NOT_IN_NAMES) or len(name) > 200:
         raise Ptv2Error(f"invalid registered model name {name!r}: no '/', ':', '@' or '%', at most 200 characters")
     return name
 
@@ -216,13 +221,15 @@ def register_adapter(
     task: str,
     *,
     name: str | None = None,
+    name_prefix: str = NAME_PREFIX,
     tags: dict | None = None,
     tracking_uri: str | None = None,
     run_id: str | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> RegisteredVersion:
     """Register the adapter in ``adapter_dir`` (adapter files + metrics.json) for ``task`` as a new
-    version of ``name`` (default ``ptv2-<task>``) and give it the alias ``challenger``.
+    version of ``name`` (default ``<name_prefix><task's name>``, e.g. ``ptv2-trec``: the name in
+    the task's spec, so a task YAML path gives its ``name:``) and give it the alias ``challenger``.
 
     ``tags`` are added to the version's tags (``study`` among them). ``run_id`` logs the model
     into an existing run (e.g. the search trial's) instead of a new run in experiment
@@ -232,7 +239,7 @@ def register_adapter(
     """
     step = on_step or (lambda _s: None)
     info = describe_adapter(adapter_dir, task, tags)
-    name = _check_name(name or default_name(info.spec.name))
+    name = _check_name(name or default_name(info.spec.name, name_prefix or NAME_PREFIX))
     uri = store.tracking_uri(tracking_uri)
     with tempfile.TemporaryDirectory(prefix="ptv2-register-") as tmp:
         model_dir = build_model_dir(info, Path(tmp))

@@ -14,7 +14,7 @@ from ptv2_core.tasks.splits import finalize
 
 PACKAGED_TASKS = ("trec", "rt", "wnut16", "bbc")
 
-__all__ = ["PACKAGED_TASKS", "DataSource", "TaskSpec", "load_task", "load_task_yaml", "task_ref_kind"]
+__all__ = ["PACKAGED_TASKS", "DataSource", "TaskSpec", "load_task", "load_task_yaml", "task_name", "task_ref_kind"]
 
 
 def load_task(
@@ -66,3 +66,14 @@ def task_ref_kind(ref: str, *, must_exist: bool = False) -> str:
             raise Ptv2Error(f"task file not found: {ref}")
         return "file"
     raise Ptv2Error(f"unknown task '{ref}': expected one of {', '.join(PACKAGED_TASKS)}, a task YAML file, or hub:<name>")
+
+
+def task_name(ref: str) -> str:
+    """The name a task reference gives its task (``TaskSpec.name``) without loading its rows:
+    a packaged name itself, a task YAML's ``name:``, a hub data set's name."""
+    kind = task_ref_kind(ref)
+    if kind == "packaged":
+        return ref
+    if kind == "hub":
+        return ref[len("hub:") :].partition(":")[0]
+    return load_task_yaml(ref)[0].name
