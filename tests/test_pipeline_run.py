@@ -47,7 +47,8 @@ def user_task(folder) -> str:
 @pytest.mark.slow
 def test_local_pipeline_run_registers_versions(tmp_path):
     cfg = tmp_path / "tiny.yaml"
-    cfg.write_text(TINY.format(user_task=user_task(tmp_path / "mine")))
+    mine_yaml = user_task(tmp_path / "mine")
+    cfg.write_text(TINY.format(user_task=mine_yaml))
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "PTV2_OPTUNA_STORAGE", "RAY_ADDRESS"}}
     env |= {"PTV2_HOME": str(home), "HF_HUB_OFFLINE": "1"}
@@ -78,3 +79,7 @@ def test_local_pipeline_run_registers_versions(tmp_path):
     mine = client.get_model_version("ptv2-my-intents", found.version)  # search results omit aliases
     assert mine.tags["task"] == "my-intents" and mine.tags["task_ref"].endswith("intents.yaml")
     assert "challenger" in mine.aliases or "champion" in mine.aliases
+    # `ptv2 promote --task <the YAML path>` finds the same registered model
+    from components.registry.promote import promote
+
+    assert promote(mine_yaml, tracking_uri=f"sqlite:///{home / 'mlflow.db'}").name == "ptv2-my-intents"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from components.registry import store
 from components.registry.bootstrap import example_stats, paired_bootstrap
@@ -21,6 +22,7 @@ from components.registry.load import get_version, load_version
 from components.registry.register import CHALLENGER, CHAMPION, default_name
 from components.registry.scoring import majority_preds, predict_ids, test_split
 from ptv2_core.errors import Ptv2Error
+from ptv2_core.tasks import task_name
 
 FLOOR = "majority-class floor"
 
@@ -45,9 +47,12 @@ class PromotionDecision:
 
 
 def _resolve_name(c, uri: str, task_or_name: str) -> str:
-    """The name as given when such a registered model exists, else ``ptv2-<task>``."""
+    """The name as given when such a registered model exists, else ``ptv2-<task>`` (for a task
+    YAML path, ``ptv2-<its name:>``, as registered)."""
     from mlflow.exceptions import MlflowException
 
+    if Path(task_or_name).suffix.lower() in (".yaml", ".yml") and Path(task_or_name).is_file():
+        task_or_name = task_name(task_or_name)
     for name in dict.fromkeys((task_or_name, default_name(task_or_name))):
         try:
             store.retry(lambda: c.get_registered_model(name), f"reading registered model '{name}'", uri)
