@@ -33,13 +33,29 @@ FORMAT_VERSION = 1
 
 
 def check_out_dir(out_dir: str | Path, overwrite: bool) -> None:
-    """Refuse an output path that is a file, or a non-empty folder without ``overwrite``:
-    checked before any work, so bad input writes nothing."""
+    """Refuse an output path that is a file, a non-empty folder without ``overwrite``, or one
+    that cannot be written: checked before any work, so bad input writes nothing."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise Ptv2Error(f"--out '{out_dir}' exists and is not a folder")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise Ptv2Error(f"--out '{out_dir}' is not empty (pass --overwrite to replace it)")
+    check_writable(out_dir)
+
+
+def check_writable(path: str | Path, flag: str = "--out") -> None:
+    """Refuse ``path`` (a file or folder to be written) when it cannot be: the folder it would be
+    created in is a file, or does not take new entries (permissions, a read-only or virtual
+    file system). Probed by creating and removing an empty folder there, which also holds for
+    root, whom permission bits do not stop. Hours of training must not end in a failed save."""
+    path = Path(path).absolute()
+    where = path if path.is_dir() else next(p for p in path.parents if p.exists())
+    if not where.is_dir():
+        raise Ptv2Error(f"{flag} '{path}' cannot be created: '{where}' is not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".ptv2-probe.", dir=where))
+    except OSError as e:
+        raise Ptv2Error(f"{flag} '{path}' cannot be written: {e.strerror or e} in '{where}'") from None
 
 
 def write_atomic_dir(out_dir: Path, files: dict[str, bytes | str]) -> None:

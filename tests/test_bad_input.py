@@ -189,3 +189,26 @@ def test_adapter_for_another_base_model_is_refused(tiny_adapter, tmp_path):
     cfg["base_model"]["fingerprint"] = "sha256:" + "0" * 64
     (bad / "adapter_config.json").write_text(json.dumps(cfg))
     assert_user_error(run("predict", "--adapter", str(bad), "hello"), "refusing a different base model")
+
+
+UNWRITABLE = [("under-a-file", "is not a folder")]
+if Path("/proc").is_dir():  # a virtual file system: no new folders there, whoever runs the test (root too)
+    UNWRITABLE.append(("/proc/ptv2-out", "cannot be written"))
+
+
+@pytest.mark.parametrize("where, needle", UNWRITABLE)
+@pytest.mark.parametrize("command", [
+    ["train", "--task", "trec", "--epochs", "1", "--max-train", "8", "--quiet"],
+    ["search", "--task", "trec", "--trials", "1"],
+    ["pretrain", "--tasks", "trec", "--epochs", "1", "--max-train", "8", "--quiet"],
+    ["compile"],
+])
+def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, command, where, needle):
+    """Found before training starts, not by a traceback when the result is saved."""
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / "out" if where == "under-a-file" else Path(where)
+    if command == ["compile"]:
+        out = out / "p.yaml"
+    res = run(*command, "--out", str(out))
+    assert_user_error(res, str(out), needle)
+    assert (tmp_path / "afile").read_text() == "x" and list(tmp_path.iterdir()) == [tmp_path / "afile"]

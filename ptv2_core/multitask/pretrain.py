@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from ptv2_core.adapter import write_atomic_dir
+from ptv2_core.adapter import check_writable, write_atomic_dir
 from ptv2_core.backbone import fingerprint, geometry, load_backbone
 from ptv2_core.build import check_prompt_len
 from ptv2_core.device import pick_device
@@ -55,6 +55,7 @@ def _check_out(out: Path, overwrite: bool) -> None:
     """Refuse a folder that holds anything but a (finished or unfinished) pre-training run."""
     if out.exists() and not out.is_dir():
         raise Ptv2Error(f"--out '{out}' exists and is not a folder")
+    check_writable(out)
     if not out.is_dir():
         return
     foreign = sorted(p.name for p in out.iterdir() if p.name not in (WEIGHTS, CONFIG, CHECKPOINTS) and not p.name.startswith("."))
