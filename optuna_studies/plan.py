@@ -15,6 +15,7 @@ from optuna_studies.cluster import check_shared_dir, require_inside
 from optuna_studies.output import check_out, work_dir
 from optuna_studies.space import SearchSpace, load_space
 from optuna_studies.study import check_storage_url, default_study_name
+from optuna_studies.tracking_setup import check_reachable
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,9 @@ class SearchPlan:
 def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | None, space: str | Path | None,
                 storage: str | None, init: str | Path | None, max_train: int | None, max_eval: int | None,
                 epochs: int | None, concurrency: int, cpus_per_trial: float, gpus_per_trial: float,
-                overwrite: bool, study_name: str | None, seed: int, shared_dir: str | Path | None = None) -> SearchPlan:
-    """Validate a search request (reads files, writes nothing).
+                overwrite: bool, study_name: str | None, seed: int, shared_dir: str | Path | None = None,
+                mlflow_uri: str | None = None) -> SearchPlan:
+    """Validate a search request (reads files, probes a tracking server, writes nothing).
 
     With a shared folder (``shared_dir``, else ``PTV2_SHARED_DIR``: see ``optuna_studies.cluster``)
     the work folder lives in it, and the task file, its data files, the pre-trained prompt and a
@@ -65,6 +67,7 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
     shared = check_shared_dir(shared) if shared else None
     if shared is not None:
         check_shared_inputs(shared, task_ref, model_ref, init_dir)
+    check_reachable(mlflow_uri)  # a dead tracking server: refused before a study exists
     url = check_storage_url(settings.optuna_storage(storage))  # the default creates PTV2_HOME: last
     constants = dict(spc.fixed) | {
         "task": task_ref, "model": model_ref, "epochs": spc.epochs, "max_train": max_train, "max_eval": max_eval,

@@ -75,7 +75,7 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
     plan = plan_search(task, model, out_dir, trials=trials, space=space, storage=storage, init=init,
                        max_train=max_train, max_eval=max_eval, epochs=epochs, concurrency=concurrency,
                        cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, overwrite=overwrite,
-                       study_name=study_name, seed=seed, shared_dir=shared_dir)
+                       study_name=study_name, seed=seed, shared_dir=shared_dir, mlflow_uri=mlflow_uri)
     address = settings.ray_address(ray_address)
     if plan.shared is None and address:
         from optuna_studies.tuner import check_one_host

@@ -20,3 +20,26 @@ def use_mlflow(experiment: str, tracking_uri: str | None = None) -> str:
         exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+def check_reachable(tracking_uri: str | None = None, timeout: float = 5.0) -> None:
+    """Refuse a tracking server that does not answer, before a study or a run is opened: MLflow's
+    own client would retry with backoff for minutes and leave a study behind. Only a server
+    (http/https) is probed, at its ``/health`` endpoint; any HTTP answer counts as reachable
+    (an auth proxy's 401 is the client's next error to report, not an outage)."""
+    import urllib.error
+    import urllib.request
+
+    from ptv2_core.errors import Ptv2Error
+
+    uri = settings.mlflow_tracking_uri(tracking_uri)
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()  # noqa: S310 (http(s) only)
+    except urllib.error.HTTPError:
+        return
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise Ptv2Error(f"MLflow tracking server {uri} does not answer ({reason}): start it, or point "
+                        "--mlflow-uri / MLFLOW_TRACKING_URI at one that runs") from None

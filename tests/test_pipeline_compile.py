@@ -139,6 +139,14 @@ def test_pipeline_commands_reject_bad_input(args, needle, tmp_path):
     assert not home.exists(), "a refused run wrote under PTV2_HOME"
 
 
+def test_run_refuses_a_dead_tracking_server_before_it_starts(tmp_path):
+    home = tmp_path / "home"
+    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--tasks", "trec"], capture_output=True,
+                         text=True, env={**os.environ, "PTV2_HOME": str(home), "MLFLOW_TRACKING_URI": "http://127.0.0.1:1"})
+    assert res.returncode == 2 and res.stderr.startswith("error: MLflow tracking server http://127.0.0.1:1 does not answer")
+    assert len(res.stderr.strip().splitlines()) == 1 and not home.exists()
+
+
 def test_task_files_are_checked_here_only_for_a_local_run(tmp_path):
     """`ptv2 submit` may name a task file that exists in the cluster's image or volume only."""
     remote = {"tasks": ["trec", "/cluster/tasks/mine.yaml"]}

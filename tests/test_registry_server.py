@@ -52,6 +52,21 @@ def _pg_rows(pg_url: str, query: str) -> list[tuple]:
         conn.close()
 
 
+def test_the_search_probe_passes_a_running_server_and_refuses_a_stopped_one(tmp_path):
+    """`check_reachable` (run before a search opens its study) against a real server process."""
+    from optuna_studies.tracking_setup import check_reachable
+
+    srv = MlflowServer("sqlite:///" + str(tmp_path / "probe.db"), tmp_path / "artifacts", tmp_path / "server.log")
+    srv.start()
+    try:
+        check_reachable(srv.url)
+        check_reachable(srv.url + "/")
+    finally:
+        srv.kill()
+    with pytest.raises(Ptv2Error, match=f"MLflow tracking server {srv.url} does not answer"):
+        check_reachable(srv.url)
+
+
 def test_register_load_by_alias_predict_on_a_postgres_backed_server(adapters, server, pg_url):
     import mlflow
     from components.registry.load import load_registered

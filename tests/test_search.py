@@ -215,6 +215,8 @@ def test_objective_starts_from_a_pretrained_prompt(tiny_model, tiny_pretrained):
     (["--task", "trec", "--concurrency", "0"], "--concurrency"),
     (["--task", "trec", "--shared-dir", "relative/dir"], "must be an absolute path"),
     (["--task", "trec", "--shared-dir", "SPACE_DIR/no-such-mount"], "is not a folder"),
+    # nothing listens on port 1: refused at once, before a study is created (MLflow would retry for minutes)
+    (["--task", "trec", "--mlflow-uri", "http://127.0.0.1:1"], "MLflow tracking server http://127.0.0.1:1 does not answer"),
 ])
 def test_cli_refuses_bad_input_and_writes_nothing(tmp_path, monkeypatch, capsys, args, match):
     from pipelines.cli import main

@@ -28,10 +28,12 @@ def run(
     from rich.table import Table
 
     from optuna_studies import settings
+    from optuna_studies.tracking_setup import check_reachable
     from pipelines.local_run import registry_summary, run_local
     from pipelines.profiles import resolve_params
 
     params = resolve_params(profile, config, _overrides(tasks, trials, epochs))
+    check_reachable(params["mlflow_uri"] or None)  # before data and pre-training take minutes
     console = Console(stderr=True)
     console.print(f"[bold]ptv2 run[/] profile={profile} tasks={','.join(params['tasks'])} "
                   f"lengths={params['prompt_lengths']} trials/task={params['trials_per_task']} epochs={params['epochs']}")
