@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
 
 from ptv2_core.backbone import fingerprint, load_backbone
 from ptv2_core.build import build_model
 from ptv2_core.device import pick_device
 from ptv2_core.errors import Ptv2Error
+from ptv2_core.optim import make_optimizer, optimizer_step
 from ptv2_core.evaluate import autocast, evaluate
 from ptv2_core.model import PromptModel
 from ptv2_core.tasks import TaskSpec, load_task
@@ -121,10 +121,7 @@ def fit(
     """
     g = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=g, collate_fn=collator)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    total = max(1, cfg.epochs * len(loader))
-    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
+    params, opt, sched = make_optimizer(model, cfg, max(1, cfg.epochs * len(loader)))
 
     best_epoch, best_dev, best_state, bad_epochs = 0, None, _snapshot(model), 0
     history: list[dict] = []
@@ -139,11 +136,7 @@ def fit(
                 loss = model(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {steps + 1} (lr {cfg.lr:g})")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            sched.step()
+            optimizer_step(loss, params, opt, sched, cfg.grad_clip)
             loss_sum, steps, seen = loss_sum + loss.item(), steps + 1, seen + batch["input_ids"].shape[0]
             bar.set_postfix(loss=f"{loss_sum / steps:.4f}")
         train_time += time.perf_counter() - t0

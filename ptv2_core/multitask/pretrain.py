@@ -16,13 +16,13 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
 
 from ptv2_core.adapter import check_writable, write_atomic_dir
 from ptv2_core.backbone import fingerprint, geometry, load_backbone
 from ptv2_core.build import check_prompt_len
 from ptv2_core.device import pick_device
 from ptv2_core.errors import Ptv2Error
+from ptv2_core.optim import make_optimizer, optimizer_step
 from ptv2_core.evaluate import autocast, evaluate
 from ptv2_core.heads import POOLINGS, HeadConfig, default_pooling
 from ptv2_core.multitask.checkpoint import (
@@ -137,11 +137,8 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
     model.to(device)
     mixer = TaskMixer([len(r) for r in train_rows], cfg.batch_size, list(cfg.lengths),
                       temperature=cfg.temperature, nested=cfg.nested, seed=cfg.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = mixer.steps_per_epoch()
-    total = cfg.epochs * steps
-    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
+    params, opt, sched = make_optimizer(model, cfg, cfg.epochs * steps)
 
     history: list[dict] = []
     start = 1
@@ -177,11 +174,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {step + 1} "
                                        f"(task {names[t]}, length {length}, lr {cfg.lr:g})")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            sched.step()
+            optimizer_step(loss, params, opt, sched, cfg.grad_clip)
             loss_sum[names[t]] += loss.item()
             count[names[t]] += 1
             by_length[str(length)] += 1
