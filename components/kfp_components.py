@@ -30,15 +30,18 @@ def prepare_data_op(tasks: list, seed: int, max_train: int, max_eval: int, data:
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def pretrain_prompt_op(data: Input[Dataset], tasks: list, model: str, lengths: list, epochs: int, lr: float,
-                       seed: int, prompt: Output[Model], metrics: Output[Metrics]):
+                       seed: int, mlflow_uri: str, prompt: Output[Model], metrics: Output[Metrics],
+                       plots: Output[HTML]):
     """Pre-train one shared deep prompt on all tasks, every leading slice usable."""
     from components.pretrain_step import pretrain_prompt
 
     out = pretrain_prompt(data.path, [str(t) for t in tasks], prompt.path, model=model,
-                          lengths=[int(x) for x in lengths], epochs=int(epochs), lr=float(lr), seed=int(seed))
+                          lengths=[int(x) for x in lengths], epochs=int(epochs), lr=float(lr), seed=int(seed),
+                          mlflow_uri=mlflow_uri or None, plot_out=plots.path)
     for key, value in out["metrics"].items():
         metrics.log_metric(key, value)
     prompt.metadata["lengths"] = [int(x) for x in lengths]
+    prompt.metadata["mlflow_run_id"] = out["run_id"]
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)

@@ -68,7 +68,7 @@ def ptv2_pipeline(
     data = prepare_data_op(tasks=tasks, seed=seed, max_train=max_train, max_eval=max_eval)
     wire_endpoints(data, "prepare data")
     prompt = pretrain_prompt_op(data=data.outputs["data"], tasks=tasks, model=model, lengths=prompt_lengths,
-                                epochs=pretrain_epochs, lr=lr_max, seed=seed)
+                                epochs=pretrain_epochs, lr=lr_max, seed=seed, mlflow_uri=mlflow_uri)
     wire_endpoints(prompt, "pre-train shared prompt")
     with dsl.ParallelFor(items=tasks, parallelism=0) as task:
         search = search_op(data=data.outputs["data"], prompt=prompt.outputs["prompt"], task=task, model=model,

@@ -145,7 +145,23 @@ def test_artifact_names_tasks_lengths_base_and_scores(run):
     state = load_file(str(out / "prompt.safetensors"))
     assert state["prefix.embedding.weight"].shape == (8, 2 * 2 * 4 * 8)
     assert state["heads.0.classifier.weight"].shape[0] == 6 and "heads.1.classifier.weight" in state
-    assert {p.name for p in out.iterdir()} == {"prompt.safetensors", "prompt_config.json", "checkpoints"}
+    assert {p.name for p in out.iterdir()} == {"prompt.safetensors", "prompt_config.json", "dev_curves.png", "checkpoints"}
+
+
+def test_artifact_carries_the_dev_curves_as_a_picture(run):
+    """One panel per task, one line per length, a point per epoch (0 = before training)."""
+    import matplotlib.image
+
+    out, result = run
+    png = out / "dev_curves.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    height, width = matplotlib.image.imread(png).shape[:2]
+    assert width > 1.8 * height  # two task panels side by side
+    from ptv2_core.multitask.curves import curves_png
+
+    one_task = [{"epoch": h["epoch"], "dev": {"trec": h["dev"]["trec"]}} for h in result.history]
+    h1, w1 = matplotlib.image.imread(__import__("io").BytesIO(curves_png(one_task, {"trec": "accuracy"}))).shape[:2]
+    assert w1 < width and h1 == height
 
 
 def test_reloaded_prompt_reproduces_its_recorded_dev_scores(run, tokenizer):

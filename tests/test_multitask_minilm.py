@@ -42,6 +42,7 @@ def pretrained(tmp_path_factory) -> Path:
                          capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"))
     assert res.returncode == 0, res.stderr[-3000:]
     assert json.loads(res.stdout[: res.stdout.rindex("}") + 1])["dev_score_by_length"]["wnut16"].keys() == {"2", "4", "8"}
+    assert res.stdout.strip().splitlines()[-1].endswith(str(out / "dev_curves.png")) and (out / "dev_curves.png").is_file()
     return out
 
 

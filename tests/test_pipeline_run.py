@@ -73,6 +73,12 @@ def test_local_pipeline_run_registers_versions(tmp_path):
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=100)
     nested = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
     assert len(nested) >= 4  # two trials per task
+    # the pre-training step has its run too: every slice's dev score per epoch, and the picture
+    (pre,) = [r for r in runs if r.data.tags.get("ptv2.kind") == "pretrain"]
+    assert pre.info.status == "FINISHED" and pre.data.params["tasks"] == "trec,my-intents"
+    assert {f"dev_{t}_L{n}" for t in ("trec", "my-intents") for n in (2, 4)} <= set(pre.data.metrics)
+    assert [m.step for m in client.get_metric_history(pre.info.run_id, "dev_trec_L4")] == [0, 1]
+    assert {a.path for a in client.list_artifacts(pre.info.run_id)} >= {"dev_curves.png", "prompt_config.json"}
     # the user task is registered under its own name (the YAML's `name`), not its file path,
     # and the registry can find its data again for later promotions
     (found,) = client.search_model_versions("name = 'ptv2-my-intents'")

@@ -49,3 +49,4 @@ def pretrain(
     summary = {name: {n: round(m["score"], 4) for n, m in per_len.items()} for name, per_len in result.dev.items()}
     typer.echo(json.dumps({"dev_score_by_length": summary}, indent=2))
     typer.echo(f"pre-trained prompt written to {out}" + (f" (resumed after epoch {result.resumed_from})" if result.resumed_from else ""))
+    typer.echo(f"dev score per epoch at each length, as a picture: {Path(out) / 'dev_curves.png'}")

@@ -28,6 +28,7 @@ from ptv2_core.heads import POOLINGS, HeadConfig, default_pooling
 from ptv2_core.multitask.checkpoint import (
     load_latest_checkpoint, model_state_of, optimizer_from_files, restore_rng, save_checkpoint,
 )
+from ptv2_core.multitask.curves import CURVES, curves_png
 from ptv2_core.multitask.mixing import TaskMixer
 from ptv2_core.multitask.model import MultiTaskPromptModel
 from ptv2_core.multitask.pretrained import CHECKPOINTS, CONFIG, WEIGHTS, PretrainConfig, artifact_files
@@ -58,7 +59,8 @@ def _check_out(out: Path, overwrite: bool) -> None:
     check_writable(out)
     if not out.is_dir():
         return
-    foreign = sorted(p.name for p in out.iterdir() if p.name not in (WEIGHTS, CONFIG, CHECKPOINTS) and not p.name.startswith("."))
+    foreign = sorted(p.name for p in out.iterdir()
+                     if p.name not in (WEIGHTS, CONFIG, CURVES, CHECKPOINTS) and not p.name.startswith("."))
     if foreign and not overwrite:
         raise Ptv2Error(f"--out '{out}' holds other files ({', '.join(foreign[:3])}): use an empty folder")
     if (out / CONFIG).exists() and not overwrite:
@@ -221,5 +223,8 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
         "dev": last["dev"],
         "history": history,
     }
-    write_atomic_dir(out, artifact_files(model.trainable_state(), config))
+    picture = curves_png(history, {s.name: s.metric for s in specs},
+                         f"pre-training on {', '.join(s.name for s in specs)} ({cfg.model})")
+    # the picture first: the JSON, which marks a finished run, must land last
+    write_atomic_dir(out, {CURVES: picture} | artifact_files(model.trainable_state(), config))
     return result
