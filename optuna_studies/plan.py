@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ptv2_core.errors import Ptv2Error
-from ptv2_core.tasks import PACKAGED_TASKS
+from ptv2_core.tasks import task_ref_kind
 from optuna_studies import settings
 from optuna_studies.cluster import check_shared_dir, require_inside
 from optuna_studies.output import check_out, work_dir
@@ -89,7 +89,7 @@ def shared_work_dir(shared: Path, study_name: str, out: Path) -> Path:
 
 def check_shared_inputs(shared: Path, task_ref: str, model_ref: str, init_dir: str | None) -> None:
     """Every file input a trial reads by path must be in the shared folder."""
-    if task_ref not in PACKAGED_TASKS and not task_ref.startswith("hub:"):  # a task file
+    if task_ref_kind(task_ref) == "file":
         from ptv2_core.tasks import load_task_yaml
 
         require_inside(shared, "task file", task_ref)
@@ -102,15 +102,12 @@ def check_shared_inputs(shared: Path, task_ref: str, model_ref: str, init_dir: s
 
 def check_task(task: str) -> tuple[str, str]:
     """``(reference for trials, display name)``; unknown tasks and bad task files are errors."""
-    if task in PACKAGED_TASKS or task.startswith("hub:"):
+    if task_ref_kind(task) != "file":
         return task, task
-    path = Path(task)
-    if path.is_file() or task.lower().endswith((".yaml", ".yml")):
-        from ptv2_core.tasks import load_task_yaml
+    from ptv2_core.tasks import load_task_yaml
 
-        spec, _ = load_task_yaml(path)
-        return str(path.resolve()), spec.name
-    raise Ptv2Error(f"unknown task '{task}': expected one of {', '.join(PACKAGED_TASKS)}, a task YAML file, or hub:<name>")
+    spec, _ = load_task_yaml(task)
+    return str(Path(task).resolve()), spec.name
 
 
 def check_model(model: str) -> str:
