@@ -93,6 +93,8 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
     if state.resumed:
         say(f"resuming study '{plan.study_name}': {state.finished} of {plan.space.trials} trials done, "
             f"{state.orphans} interrupted trial(s) to run again")
+    elif resume:
+        say(f"--resume: study '{plan.study_name}' has no trials yet; starting it")
     outcome = "FAILED"
     try:
         remaining = plan.space.trials - state.finished

@@ -221,9 +221,12 @@ def test_worker_killed_mid_trial_is_retried(local_ray, tiny_model, tmp_path, tra
 
     killer = threading.Thread(target=kill_first_trial, daemon=True)
     killer.start()
+    lines: list[str] = []
+    # --resume on a study that has no trials yet starts it (so a retried pipeline step may always pass it)
     result = run_search("trec", tiny_model, tmp_path / "out", space=write_space(tmp_path),
                         storage=f"sqlite:///{tmp_path}/optuna.db", mlflow_uri=mlflow_uri,
-                        concurrency=1, max_failures=2, **SMALL)
+                        concurrency=1, max_failures=2, resume=True, echo=lines.append, **SMALL)
+    assert lines[0].startswith("--resume: study ") and lines[0].endswith("has no trials yet; starting it"), lines
     killer.join(timeout=5)
     assert killed, "no trial started"
     record = next(r for r in result.trials if r["ray_trial_id"] == killed["trial_id"])
