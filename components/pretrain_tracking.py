@@ -47,11 +47,9 @@ def log_pretraining(prompt_dir: str | Path, tracking_uri: str | None = None, run
     run = client.create_run(exp_id, run_name=run_name, tags={"ptv2.kind": "pretrain", "ptv2.tasks": ",".join(names)})
     run_id = run.info.run_id
     try:
+        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         for i in range(0, len(metrics), 1000):  # MLflow's batch limit
-            client.log_batch(run_id, metrics=metrics[i:i + 1000],
-                             params=[Param(k, str(v)) for k, v in params.items()] if i == 0 else [])
-        if not metrics:
-            client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+            client.log_batch(run_id, metrics=metrics[i:i + 1000])
         for name in (CURVES, "prompt_config.json"):
             if (prompt_dir / name).is_file():
                 client.log_artifact(run_id, str(prompt_dir / name))

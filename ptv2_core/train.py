@@ -20,9 +20,9 @@ from ptv2_core.backbone import fingerprint, load_backbone
 from ptv2_core.build import build_model
 from ptv2_core.device import pick_device
 from ptv2_core.errors import Ptv2Error
-from ptv2_core.optim import make_optimizer, optimizer_step
 from ptv2_core.evaluate import autocast, evaluate
 from ptv2_core.model import PromptModel
+from ptv2_core.optim import make_optimizer, optimizer_step
 from ptv2_core.tasks import TaskSpec, load_task
 from ptv2_core.tasks.encode import Collator, encode, prepare_tokenizer
 

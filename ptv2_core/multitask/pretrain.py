@@ -22,7 +22,6 @@ from ptv2_core.backbone import fingerprint, geometry, load_backbone
 from ptv2_core.build import check_prompt_len
 from ptv2_core.device import pick_device
 from ptv2_core.errors import Ptv2Error
-from ptv2_core.optim import make_optimizer, optimizer_step
 from ptv2_core.evaluate import autocast, evaluate
 from ptv2_core.heads import POOLINGS, HeadConfig, default_pooling
 from ptv2_core.multitask.checkpoint import (
@@ -32,6 +31,7 @@ from ptv2_core.multitask.curves import CURVES, curves_png
 from ptv2_core.multitask.mixing import TaskMixer
 from ptv2_core.multitask.model import MultiTaskPromptModel
 from ptv2_core.multitask.pretrained import CHECKPOINTS, CONFIG, WEIGHTS, PretrainConfig, artifact_files
+from ptv2_core.optim import make_optimizer, optimizer_step
 from ptv2_core.prefix import PromptConfig
 from ptv2_core.tasks import TaskSpec, load_task
 from ptv2_core.tasks.encode import Collator, encode, prepare_tokenizer
