@@ -97,18 +97,20 @@ def prepared_name(prepared_dir: str | Path, task: str) -> str:
     """The name ``task`` has in a prepared folder: ``task`` may be that name or the reference it
     was prepared from (a packaged name, a task YAML path, ``hub:<name>``), as the pipeline's
     per-task steps receive it."""
-    entries = json.loads((Path(prepared_dir) / "manifest.json").read_text())["tasks"]
-    if task in entries:
-        return task
-    by_ref = [name for name, e in entries.items() if e.get("ref") == task]
-    if not by_ref:
-        from ptv2_core.errors import Ptv2Error
-
-        raise Ptv2Error(f"task '{task}' is not in the prepared data (has: {', '.join(entries)})")
-    return by_ref[0]
+    return _prepared_entry(prepared_dir, task)[0]
 
 
 def task_yaml(prepared_dir: str | Path, task: str) -> Path:
     """The task YAML of ``task`` (a name or reference, see ``prepared_name``) inside a prepared folder."""
-    manifest = json.loads((Path(prepared_dir) / "manifest.json").read_text())
-    return Path(prepared_dir) / manifest["tasks"][prepared_name(prepared_dir, task)]["yaml"]
+    return Path(prepared_dir) / _prepared_entry(prepared_dir, task)[1]["yaml"]
+
+
+def _prepared_entry(prepared_dir: str | Path, task: str) -> tuple[str, dict]:
+    """``(name, manifest entry)`` of ``task``, found by name or by reference; one manifest read."""
+    entries = json.loads((Path(prepared_dir) / "manifest.json").read_text())["tasks"]
+    name = task if task in entries else next((n for n, e in entries.items() if e.get("ref") == task), None)
+    if name is None:
+        from ptv2_core.errors import Ptv2Error
+
+        raise Ptv2Error(f"task '{task}' is not in the prepared data (has: {', '.join(entries)})")
+    return name, entries[name]
