@@ -24,6 +24,10 @@ are combined into one report of mean curves, the target judged on the means (wit
 a mean over the seeds' dev sets) and per seed:
 
     .venv/bin/python bench/multitask.py --combine s0/multitask.json s1/multitask.json s2/multitask.json
+
+The random start does not depend on the pre-training, so a run that changes only pre-training
+settings can take its random runs from an earlier report of the same seeds and per-task settings
+(``--random-from bench/results/multitask.json``) and train only the pre-trained starts.
 """
 from __future__ import annotations
 
@@ -64,6 +68,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-eval", type=int, default=128, help="dev and test rows per task; 0: all")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-held-out", action="store_true", help="skip the leave-one-out pre-trainings")
+    p.add_argument("--random-from", type=Path, default=None, metavar="JSON",
+                   help="take the random-start runs from this report (one seed's or a --combine of several) instead "
+                        "of training them again; its per-task settings and this --seed must match")
     p.add_argument("--threads", type=int, default=1, help="torch threads (on a shared CPU, 1 wastes least)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, auto")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
@@ -109,6 +116,35 @@ def run_one(args, task: str, length: int, init_dir: Path | None, with_head: bool
         "metric": result.spec.metric,
         "dev_rows": dev_rows(task, args),
     }
+
+
+# the settings a random-start run depends on (pre-training settings do not reach it)
+RANDOM_KEYS = ("model", "epochs", "lr", "batch_size", "max_train", "max_eval", "device")
+
+
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def reused_random_runs(args, tasks: list[str], lengths: list[int]) -> dict:
+    """The random-start runs of ``--random-from`` for this seed, checked against this run's settings."""
+    try:
+        doc = json.loads(args.random_from.read_text())
+        reports = doc.get("per_seed") or [doc]
+        mine = [d for d in reports if d["meta"]["settings"]["seed"] == args.seed]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        _fail(f"--random-from: not a readable multitask report: {e}")
+    if not mine:
+        _fail(f"--random-from {args.random_from} has no run with seed {args.seed}")
+    theirs = mine[0]["meta"]["settings"]
+    differ = [k for k in RANDOM_KEYS if theirs.get(k) != getattr(args, k)]
+    if differ:
+        _fail(f"--random-from {args.random_from} was run with other {', '.join(differ)}")
+    try:
+        return {t: {str(n): mine[0]["runs"][t][str(n)]["random"] for n in lengths} for t in tasks}
+    except KeyError as e:
+        _fail(f"--random-from {args.random_from} has no random run for {e}")
 
 
 def dev_rows(task: str, args) -> int:
@@ -179,8 +215,9 @@ def plot(runs: dict, path: Path, per_seed: list[dict] | None = None) -> None:
             ax = axes[i][j]
             for start, style in zip(STARTS, ("-", "--", ":")):
                 r = runs[task].get(str(n), {}).get(start)
-                if r:
-                    line, = ax.plot(range(1, len(r["dev_by_epoch"]) + 1), r["dev_by_epoch"], style, marker="o", ms=3,
+                if not r:
+                    continue
+                line, = ax.plot(range(1, len(r["dev_by_epoch"]) + 1), r["dev_by_epoch"], style, marker="o", ms=3,
                                     label=start + (" (mean)" if per_seed else ""))
                 for seed_runs in per_seed or []:  # each seed's curve, faint, in its start's colour
                     c = seed_runs[task][str(n)][start]["dev_by_epoch"]
@@ -204,7 +241,8 @@ def combine(paths: list[Path], out: Path) -> None:
         sys.exit(2)
 
     def settings(d: dict) -> dict:
-        return {k: v for k, v in d["meta"]["settings"].items() if k not in ("seed", "out", "work", "combine")}
+        return {k: v for k, v in d["meta"]["settings"].items()
+                if k not in ("seed", "out", "work", "combine", "random_from")}
 
     seeds = [d["meta"]["settings"]["seed"] for d in docs]
     if any(settings(d) != settings(docs[0]) for d in docs) or len(set(seeds)) != len(seeds):
@@ -240,8 +278,12 @@ def combine(paths: list[Path], out: Path) -> None:
                                          f"{len(docs)} seeds")
     lines = ["", "Per seed (the same target, judged on each seed's own curves):", "",
              "| task | L | pre-trained: seeds passing | held-out: seeds passing |", "|---|---|---|---|"]
-    lines += [f"| {r['task']} | {r['length']} | {r['pretrained_seeds_passing']} of {len(docs)} "
-              f"| {r['held_out_seeds_passing']} of {len(docs)} |" for r in summary]
+
+    def passing(r, start):
+        return f"{r[f'{start}_seeds_passing']} of {len(docs)}" if f"{start}_best" in r else "–"
+
+    lines += [f"| {r['task']} | {r['length']} | {passing(r, 'pretrained')} | {passing(r, 'held_out')} |"
+              for r in summary]
     (out / "multitask.md").write_text(md + "\n".join(lines) + "\n")
     plot(runs, out / "multitask.png", per_seed=[d["runs"] for d in docs])
     print((out / "multitask.md").read_text())
@@ -255,6 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     lengths = sorted({int(x) for x in args.lengths.split(",")})
     args.max_prompt_len = args.max_prompt_len or max(lengths)
+    reused = reused_random_runs(args, tasks, lengths) if args.random_from else {}
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -275,6 +318,9 @@ def main(argv: list[str] | None = None) -> None:
             if task in prompts:
                 starts["held_out"] = (prompts[task], False)
             for start, (init_dir, with_head) in starts.items():
+                if start == "random" and reused:
+                    runs.setdefault(task, {}).setdefault(str(n), {})[start] = reused[task][str(n)]
+                    continue
                 r = run_one(args, task, n, init_dir, with_head)
                 runs.setdefault(task, {}).setdefault(str(n), {})[start] = r
                 print(f"{task} L={n} {start}: dev by epoch {[round(s, 3) for s in r['dev_by_epoch']]} ({r['seconds']:.0f}s)",
