@@ -218,7 +218,7 @@ def plot(runs: dict, path: Path, per_seed: list[dict] | None = None) -> None:
                 if not r:
                     continue
                 line, = ax.plot(range(1, len(r["dev_by_epoch"]) + 1), r["dev_by_epoch"], style, marker="o", ms=3,
-                                    label=start + (" (mean)" if per_seed else ""))
+                                label=start + (" (mean)" if per_seed else ""))
                 for seed_runs in per_seed or []:  # each seed's curve, faint, in its start's colour
                     c = seed_runs[task][str(n)][start]["dev_by_epoch"]
                     ax.plot(range(1, len(c) + 1), c, style, color=line.get_color(), alpha=0.25, linewidth=0.8)
@@ -237,8 +237,7 @@ def combine(paths: list[Path], out: Path) -> None:
     try:
         docs = [json.loads(p.read_text()) for p in paths]
     except (OSError, ValueError) as e:
-        print(f"error: --combine: not a readable multitask report: {e}", file=sys.stderr)
-        sys.exit(2)
+        _fail(f"--combine: not a readable multitask report: {e}")
 
     def settings(d: dict) -> dict:
         return {k: v for k, v in d["meta"]["settings"].items()
@@ -246,9 +245,7 @@ def combine(paths: list[Path], out: Path) -> None:
 
     seeds = [d["meta"]["settings"]["seed"] for d in docs]
     if any(settings(d) != settings(docs[0]) for d in docs) or len(set(seeds)) != len(seeds):
-        print(f"error: --combine needs reports of one set of settings with distinct seeds, got seeds {seeds}",
-              file=sys.stderr)
-        sys.exit(2)
+        _fail(f"--combine needs reports of one set of settings with distinct seeds, got seeds {seeds}")
     runs: dict = {}
     for task, by_len in docs[0]["runs"].items():
         for n, by_start in by_len.items():
