@@ -5,7 +5,7 @@ Keys of a space file (all but ``prompt_len`` and ``lr`` have defaults)::
     metric: dev_score            # a key of the core's per-epoch report (dev_<metric>, train_loss)
     direction: maximize          # or minimize
     prompt_len: [4, 8, 16, 32]   # categorical choices
-    lr: {low: 1.0e-3, high: 5.0e-2, log: true}
+    lr: {low: 3.0e-3, high: 5.0e-2, log: true}
     epochs: 6                    # the resource ASHA spends (max epochs per trial)
     trials: 12
     pruning: {grace_period: 1, reduction_factor: 3, warm_grace_period: 2}

@@ -103,6 +103,17 @@ def test_profiles_are_valid_pipeline_arguments():
         assert resolve_params(name)["tasks"] == prof["tasks"]
 
 
+def test_ptv2_search_and_the_pipeline_search_one_lr_range_by_default():
+    """`ptv2 search` (a packaged or the default space) and `ptv2 run` (pipeline parameters) must
+    not disagree on where the learning rate is searched."""
+    from optuna_studies.space import load_space
+
+    d = pipeline_defaults()
+    for task in ("trec", "rt", "wnut16", "bbc", "my_task.yaml"):
+        s = load_space(task)
+        assert (s.lr_low, s.lr_high) == (d["lr_min"], d["lr_max"]), task
+
+
 def test_config_file_and_overrides(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("tasks: [rt]\ntrials_per_task: 3\n")
