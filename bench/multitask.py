@@ -28,6 +28,14 @@ a mean over the seeds' dev sets) and per seed:
 The random start does not depend on the pre-training, so a run that changes only pre-training
 settings can take its random runs from an earlier report of the same seeds and per-task settings
 (``--random-from bench/results/multitask.json``) and train only the pre-trained starts.
+
+Each per-task run's result is kept in ``--work`` as it finishes, so a bench run that was stopped
+resumes where it stopped when started again with the same settings (pre-trainings resume from
+their checkpoints).
+
+A task too slow to run beside the others can be benched on its own, still pre-trained together
+with all of them: ``--tasks trec,rt,wnut16,bbc --only bbc`` pre-trains on the four tasks and on
+the three without bbc, and trains per task only bbc.
 """
 from __future__ import annotations
 
@@ -56,6 +64,9 @@ STARTS = ("random", "pretrained", "held_out")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tasks", default="trec,rt,wnut16,bbc")
+    p.add_argument("--only", default=None, metavar="TASKS",
+                   help="per-task runs (and leave-one-out pre-trainings) for these of --tasks only; the all-task "
+                        "pre-training still uses every one of --tasks. Default: all of --tasks")
     p.add_argument("--lengths", default="4,16", help="prompt lengths of the per-task runs")
     p.add_argument("--max-prompt-len", type=int, default=None, help="default: the longest of --lengths")
     p.add_argument("--model", default="minilm")
@@ -116,6 +127,28 @@ def run_one(args, task: str, length: int, init_dir: Path | None, with_head: bool
         "metric": result.spec.metric,
         "dev_rows": dev_rows(task, args),
     }
+
+
+# settings that do not change a per-task run's result
+RUN_NEUTRAL = ("only", "threads", "out", "work", "combine", "random_from")
+
+
+def kept_run(args, work: Path, task: str, length: int, start: str, train_it) -> tuple[dict, bool]:
+    """A per-task run's result, kept in ``work/runs`` as it finishes: a bench run stopped part-way
+    and started again with the same settings trains only what it had not finished. Returns
+    (result, True when it was kept from an earlier run)."""
+    key = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in RUN_NEUTRAL}
+    path = work / "runs" / f"{task}-L{length}-{start}.json"
+    if path.exists():
+        doc = json.loads(path.read_text())
+        if doc.get("settings") == key:
+            return doc["result"], True
+    result = train_it()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"settings": key, "result": result}, indent=2) + "\n")
+    tmp.replace(path)  # whole or absent: a stop mid-write leaves no half result
+    return result, False
 
 
 # the settings a random-start run depends on (pre-training settings do not reach it)
@@ -294,7 +327,10 @@ def main(argv: list[str] | None = None) -> None:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     lengths = sorted({int(x) for x in args.lengths.split(",")})
     args.max_prompt_len = args.max_prompt_len or max(lengths)
-    reused = reused_random_runs(args, tasks, lengths) if args.random_from else {}
+    only = tasks if args.only is None else [t.strip() for t in args.only.split(",") if t.strip()]
+    if not only or any(t not in tasks for t in only):
+        _fail(f"--only {args.only!r}: name one or more of --tasks ({','.join(tasks)})")
+    reused = reused_random_runs(args, only, lengths) if args.random_from else {}
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -303,13 +339,13 @@ def main(argv: list[str] | None = None) -> None:
     pretrain_seconds: dict[str, float] = {}
     prompts["all"], pretrain_seconds["all"] = pretrained_prompt(args, tasks, lengths, work)
     if not args.no_held_out and len(tasks) > 1:
-        for t in tasks:
+        for t in only:
             others = [x for x in tasks if x != t]
             prompts[t], pretrain_seconds[f"without {t}"] = pretrained_prompt(args, others, lengths, work)
     zero_shot = read_pretrained_config(prompts["all"])["dev"]  # dev scores of the pre-trained prompt, untrained
 
     runs: dict = {}
-    for task in tasks:
+    for task in only:
         for n in lengths:
             starts = {"random": (None, False), "pretrained": (prompts["all"], True)}
             if task in prompts:
@@ -318,10 +354,10 @@ def main(argv: list[str] | None = None) -> None:
                 if start == "random" and reused:
                     runs.setdefault(task, {}).setdefault(str(n), {})[start] = reused[task][str(n)]
                     continue
-                r = run_one(args, task, n, init_dir, with_head)
+                r, kept = kept_run(args, work, task, n, start, lambda: run_one(args, task, n, init_dir, with_head))
                 runs.setdefault(task, {}).setdefault(str(n), {})[start] = r
-                print(f"{task} L={n} {start}: dev by epoch {[round(s, 3) for s in r['dev_by_epoch']]} ({r['seconds']:.0f}s)",
-                      flush=True)
+                print(f"{task} L={n} {start}: dev by epoch {[round(s, 3) for s in r['dev_by_epoch']]} ({r['seconds']:.0f}s"
+                      f"{', kept from an earlier run' if kept else ''})", flush=True)
 
     summary = summarise(runs)
     meta = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
