@@ -129,6 +129,11 @@ def run_one(args, task: str, length: int, init_dir: Path | None, with_head: bool
     }
 
 
+def settings_of(args) -> dict:
+    """The command line's settings as JSON values (paths as strings)."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+
+
 # settings that do not change a per-task run's result. The thread count stays in the key: a sum
 # split over more threads may round differently (a 1-epoch trec check gave identical losses with
 # 1 and 2 threads, which does not rule it out for larger matrices)
@@ -139,7 +144,7 @@ def kept_run(args, work: Path, task: str, length: int, start: str, train_it) -> 
     """A per-task run's result, kept in ``work/runs`` as it finishes: a bench run stopped part-way
     and started again with the same settings trains only what it had not finished. Returns
     (result, True when it was kept from an earlier run)."""
-    key = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in RUN_NEUTRAL}
+    key = {k: v for k, v in settings_of(args).items() if k not in RUN_NEUTRAL}
     path = work / "runs" / f"{task}-L{length}-{start}.json"
     if path.exists():
         doc = json.loads(path.read_text())
@@ -362,7 +367,7 @@ def main(argv: list[str] | None = None) -> None:
                       f"{', kept from an earlier run' if kept else ''})", flush=True)
 
     summary = summarise(runs)
-    meta = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+    meta = {"settings": settings_of(args),
             "device": args.device, "torch_threads": args.threads, "pretrain_seconds": pretrain_seconds,
             "total_seconds": time.perf_counter() - t_start}
     args.out.mkdir(parents=True, exist_ok=True)
