@@ -5,7 +5,6 @@ A search hooks in through ``report``; returning ``True`` from it asks the loop t
 """
 from __future__ import annotations
 
-import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ from ptv2_core.errors import Ptv2Error
 from ptv2_core.evaluate import autocast, evaluate
 from ptv2_core.model import PromptModel
 from ptv2_core.optim import make_optimizer, optimizer_step
+from ptv2_core.settings import TrainingSettings
 from ptv2_core.tasks import TaskSpec, load_task
 from ptv2_core.tasks.encode import Collator, encode, prepare_tokenizer
 
@@ -33,34 +33,16 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite: this configuration cannot train."""
 
 
-@dataclass
-class TrainConfig:
-    """Everything one training run depends on (a search samples ``prompt_len`` and ``lr``)."""
+@dataclass(kw_only=True)
+class TrainConfig(TrainingSettings):
+    """Everything one training run depends on (a search samples ``prompt_len`` and ``lr``); the
+    settings it shares with multi-task pre-training are declared in ``TrainingSettings``."""
 
     task: str = "trec"
-    model: str = "minilm"
     prompt_len: int = 16
-    lr: float = 1e-2
-    epochs: int = 3
-    batch_size: int = 32
-    eval_batch_size: int = 128
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    reparam: bool = False
-    reparam_hidden: int = 512
-    prefix_dropout: float = 0.1
-    head_dropout: float = 0.1
-    pooling: str | None = None
     patience: int | None = None  # epochs without dev improvement before stopping; None: never
-    max_train: int | None = None
-    max_eval: int | None = None
     max_length: int | None = None
-    seed: int = 0  # initialisation, dropout and batch order (and the data splits unless data_seed is set)
     data_seed: int | None = None  # the train/dev/test splits and row subsets; None: seed
-    device: str = "auto"
-    bf16: bool = True
-    progress: bool = True
 
     @property
     def split_seed(self) -> int:
@@ -167,12 +149,7 @@ def train(cfg: TrainConfig, report: Report | None = None, init: Callable[[Prompt
     """
     if cfg.prompt_len <= 0:  # cheap checks first, before any data or weights load
         raise Ptv2Error(f"prompt length must be a positive integer, got {cfg.prompt_len}")
-    if cfg.batch_size <= 0:
-        raise Ptv2Error(f"batch size must be a positive integer, got {cfg.batch_size}")
-    if cfg.epochs <= 0:
-        raise Ptv2Error(f"epochs must be a positive integer, got {cfg.epochs}")
-    if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
-        raise Ptv2Error(f"learning rate must be a positive number, got {cfg.lr}")
+    cfg.check_training()
     seed_everything(cfg.seed)
     if not cfg.progress:
         quiet_libraries()

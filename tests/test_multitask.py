@@ -274,7 +274,7 @@ def test_resume_refuses_checkpoints_of_other_settings_and_bad_input_writes_nothi
     with pytest.raises(Ptv2Error, match="already holds a pre-trained prompt"):
         pretrain(PretrainConfig(**CFG), full_dir, backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
     for bad in ({"lengths": (2, 16)}, {"tasks": ("trec", "nope")}, {"tasks": ()}, {"temperature": 0.0},
-                {"max_prompt_len": 0}, {"pooling": "max"}):
+                {"max_prompt_len": 0}, {"pooling": "max"}, {"epochs": 0}, {"lr": -1.0}, {"eval_batch_size": 0}):
         with pytest.raises(Ptv2Error):
             pretrain(PretrainConfig(**CFG | bad), tmp_path / "fresh", backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
         assert not (tmp_path / "fresh").exists(), bad

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from ptv2_core.errors import Ptv2Error
 from ptv2_core.train import TrainConfig, TrainingDiverged, train
 
 
@@ -34,6 +35,15 @@ def test_same_seed_same_adapter_other_seed_other_adapter(tiny_model_dir):
     c = train(cfg(tiny_model_dir, seed=2)).model.trainable_state()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"prompt_len": 0}, "prompt length"), ({"epochs": 0}, "epochs"), ({"lr": float("nan")}, "learning rate"),
+    ({"batch_size": 0}, "batch size"), ({"eval_batch_size": -1}, "eval batch size")])
+def test_bad_settings_are_refused_before_anything_loads(bad, message):
+    # a model that does not exist: the refusal names the setting, so it came before any loading
+    with pytest.raises(Ptv2Error, match=message):
+        train(cfg("no/such-model", **bad))
 
 
 def test_report_sees_every_epoch_and_can_stop_the_run(tiny_model_dir):

@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from ptv2_core import __version__
 from ptv2_core.artifact_json import read_config
 from ptv2_core.errors import Ptv2Error
+from ptv2_core.settings import TrainingSettings
 
 WEIGHTS = "prompt.safetensors"
 CONFIG = "prompt_config.json"
@@ -34,8 +35,8 @@ FORMAT = "ptv2-pretrained-prompt"
 FORMAT_VERSION = 1
 
 
-@dataclass
-class PretrainConfig:
+@dataclass(kw_only=True)
+class PretrainConfig(TrainingSettings):
     """Everything a pre-training run depends on.
 
     Each step draws one task (``temperature``-scaled size sampling) and, with ``nested``, one
@@ -44,29 +45,10 @@ class PretrainConfig:
     """
 
     tasks: tuple[str, ...] = ("trec", "rt", "wnut16")
-    model: str = "minilm"
     max_prompt_len: int = 64
     lengths: tuple[int, ...] = (4, 8, 16, 32, 64)
     nested: bool = True  # False: every step uses max_prompt_len (plain pre-training)
     temperature: float = 2.0
-    lr: float = 1e-2
-    epochs: int = 3
-    batch_size: int = 32
-    eval_batch_size: int = 128
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    reparam: bool = False
-    reparam_hidden: int = 512
-    prefix_dropout: float = 0.1
-    head_dropout: float = 0.1
-    pooling: str | None = None
-    max_train: int | None = None
-    max_eval: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    bf16: bool = True
-    progress: bool = True
     keep_checkpoints: int = 2  # newest checkpoints kept in checkpoints/
 
     # settings that do not change what is trained: a resume may differ in these
@@ -90,14 +72,9 @@ class PretrainConfig:
         bad = [x for x in self.lengths if not 0 < x <= self.max_prompt_len]
         if bad:
             raise Ptv2Error(f"prompt lengths {bad} are outside 1..{self.max_prompt_len} (the max prompt length)")
-        if self.epochs <= 0:
-            raise Ptv2Error(f"epochs must be a positive integer, got {self.epochs}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise Ptv2Error(f"learning rate must be a positive number, got {self.lr}")
+        self.check_training()
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
             raise Ptv2Error(f"mixing temperature must be a positive number, got {self.temperature}")
-        if self.batch_size <= 0 or self.eval_batch_size <= 0:
-            raise Ptv2Error("batch sizes must be positive integers")
         if self.keep_checkpoints < 1:
             raise Ptv2Error(f"keep_checkpoints must be at least 1, got {self.keep_checkpoints}")
 
