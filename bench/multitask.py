@@ -148,7 +148,8 @@ def kept_run(args, work: Path, task: str, length: int, start: str, train_it) -> 
     path = work / "runs" / f"{task}-L{length}-{start}.json"
     if path.exists():
         doc = json.loads(path.read_text())
-        if doc.get("settings") == key:
+        saved = {k: v for k, v in (doc.get("settings") or {}).items() if k not in RUN_NEUTRAL}
+        if saved == key:  # filtered on both sides: a name added to RUN_NEUTRAL later keeps kept runs
             return doc["result"], True
     result = train_it()
     path.parent.mkdir(parents=True, exist_ok=True)
