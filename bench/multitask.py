@@ -144,12 +144,14 @@ def kept_run(args, work: Path, task: str, length: int, start: str, train_it) -> 
     """A per-task run's result, kept in ``work/runs`` as it finishes: a bench run stopped part-way
     and started again with the same settings trains only what it had not finished. Returns
     (result, True when it was kept from an earlier run)."""
-    key = {k: v for k, v in settings_of(args).items() if k not in RUN_NEUTRAL}
+    def run_key(settings: dict) -> dict:  # both sides filtered: a name added to RUN_NEUTRAL later keeps kept runs
+        return {k: v for k, v in settings.items() if k not in RUN_NEUTRAL}
+
+    key = run_key(settings_of(args))
     path = work / "runs" / f"{task}-L{length}-{start}.json"
     if path.exists():
         doc = json.loads(path.read_text())
-        saved = {k: v for k, v in (doc.get("settings") or {}).items() if k not in RUN_NEUTRAL}
-        if saved == key:  # filtered on both sides: a name added to RUN_NEUTRAL later keeps kept runs
+        if run_key(doc.get("settings") or {}) == key:
             return doc["result"], True
     result = train_it()
     path.parent.mkdir(parents=True, exist_ok=True)
