@@ -34,12 +34,15 @@ from optuna_studies.searcher import StudySearch  # noqa: E402
 from optuna_studies.space import load_space  # noqa: E402
 from optuna_studies.study import open_storage, prepare_study  # noqa: E402
 from optuna_studies.tuner import METRIC  # noqa: E402
-from search_cost import RESULTS, read_report  # noqa: E402 (bench/ is on the path)
+from search_cost import LEGACY_SAMPLER, RESULTS, read_report  # noqa: E402 (bench/ is on the path)
 
 
-def replay_search(task: str, epochs: int, trials: list[dict], seed: int, db: Path) -> dict:
-    """How many of ``trials`` (in order) the current searcher proposes again, and the first that differs."""
-    space = dataclasses.replace(load_space(task).with_overrides(trials=len(trials), epochs=epochs), seed=seed)
+def replay_search(task: str, epochs: int, trials: list[dict], seed: int, db: Path, sampler: dict | None = None) -> dict:
+    """How many of ``trials`` (in order) the current searcher proposes again, and the first that
+    differs, with the sampler settings the search ran with (``sampler``; before they were recorded:
+    random start-up, length a category)."""
+    space = dataclasses.replace(load_space(task).with_overrides(trials=len(trials), epochs=epochs), seed=seed,
+                                **(sampler or LEGACY_SAMPLER))
     storage = open_storage(f"sqlite:///{db}")
     prepare_study(storage, "replay", space, resume=False)
     search = StudySearch(space, "replay", storage, METRIC)
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         for row in report["rows"]:
             for s in row["searches"]:
                 db = Path(tmp) / f"replay-{len(rows)}.db"  # a fresh study per search
-                r = replay_search(row["task"], row["epochs"], s["trials"], s["seed"], db)
+                r = replay_search(row["task"], row["epochs"], s["trials"], s["seed"], db, s.get("sampler"))
                 rows.append({"task": row["task"], "start": row["start"], "seed": s["seed"],
                              "recorded": len(s["trials"]), **r})
     changed = [r for r in rows if r["first_difference"] is not None]

@@ -108,6 +108,14 @@ def pruning_of(space: SearchSpace) -> dict:
     return {"grace_period": space.grace_period, "reduction_factor": space.reduction_factor}
 
 
+# how searches recorded before the sampler settings existed ran: random start-up, length a category
+LEGACY_SAMPLER = {"startup": "random", "length": "categorical"}
+
+
+def sampler_of(space: SearchSpace) -> dict:
+    return {"startup": space.startup, "length": space.length}
+
+
 def run_one_search(task: str, model: str, seed: int, pruning: dict, args, init: str | None, work: Path) -> dict:
     t0 = time.time()
     res = run_search(task, model, work / "out", space=seed_space_file(task, seed, work), trials=args.trials,
@@ -120,21 +128,23 @@ def run_one_search(task: str, model: str, seed: int, pruning: dict, args, init: 
                        for r in trials],
             "compute": sum(r["epochs_run"] or 0 for r in trials), "best_score": res.best_score,
             "best_prompt_len": res.best_config["prompt_len"], "best_lr": res.best_config["lr"],
-            "seed": seed, "pruning": pruning, "seconds": time.time() - t0}
+            "seed": seed, "pruning": pruning, "sampler": sampler_of(load_space(task)), "seconds": time.time() - t0}
 
 
 def reused_parts(report: dict | None, task: str, start: str, space: SearchSpace, now: dict) -> dict:
     """The grid and the seed-0 search of row (task, start) from an earlier report, where present.
-    A search is reused only when it ran with the pruning this row runs with (``now``); a search
-    recorded without its pruning predates ``warm_grace_period``, so it ran with ``grace_period``."""
+    A search is reused only when it ran with the pruning this row runs with (``now``) and the
+    space's sampler settings; a search recorded without its pruning predates ``warm_grace_period``,
+    so it ran with ``grace_period``, and one without its sampler predates them (LEGACY_SAMPLER)."""
     row = next((r for r in (report or {}).get("rows", []) if (r["task"], r["start"]) == (task, start)), None)
     if row is None:
         return {}
     parts = {"grid": row["grid"]}
     for search in row.get("searches") or [row["search"]]:
         ran = search.get("pruning") or pruning_of(space)
-        if search.get("seed", 0) == 0 and ran == now:
-            parts["search-s0"] = search | {"seed": 0, "pruning": ran}
+        sampled = search.get("sampler") or LEGACY_SAMPLER
+        if search.get("seed", 0) == 0 and ran == now and sampled == sampler_of(space):
+            parts["search-s0"] = search | {"seed": 0, "pruning": ran, "sampler": sampled}
     return parts
 
 

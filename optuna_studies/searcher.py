@@ -1,10 +1,12 @@
-"""Ray Tune's OptunaSearch (TPE) on the study's RDB storage, with two study-keeping rules.
+"""Ray Tune's OptunaSearch (TPE) on the study's RDB storage, with these study-keeping rules.
 
 1. A trial that ends with a ``failure`` (diverged, bad configuration) is told to Optuna as
    FAIL; Ray Tune sees it end normally, so it is never retried.
 2. A trial ASHA stopped before the last epoch is told as PRUNED (its value: the last running best
    it reported), so the study, ``optuna-dashboard`` and TPE tell it apart from a finished one.
-3. Every Optuna trial carries its Ray trial id (user attribute ``ray_trial_id``), and every
+3. The study may keep the prompt length as its rank (``optuna_studies/params.py``); the trial
+   config Ray runs always holds the length itself (and the Optuna trial, as user attribute).
+4. Every Optuna trial carries its Ray trial id (user attribute ``ray_trial_id``), and every
    trial config its Optuna trial number (``optuna_number``), so the study, the Tune experiment
    and the MLflow runs can be joined, also where Tune's driver holds a copy of this searcher
    (Ray Client).
@@ -14,10 +16,12 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import optuna
-from optuna.distributions import CategoricalDistribution, FloatDistribution
 from ray.tune.search.optuna import OptunaSearch
 
+from optuna_studies.params import distributions, from_study
 from optuna_studies.space import SearchSpace
+
+__all__ = ["StudySearch", "distributions", "sampler", "trial_status"]
 
 
 def trial_status(last: Mapping[str, Any], epochs: int) -> str:
@@ -26,14 +30,6 @@ def trial_status(last: Mapping[str, Any], epochs: int) -> str:
     if failure:
         return "diverged" if str(failure).startswith("diverged") else "failed"
     return "completed" if int(last.get("epoch", 0)) >= epochs else "pruned"
-
-
-def distributions(space: SearchSpace) -> dict[str, optuna.distributions.BaseDistribution]:
-    """The sampled part of a trial config."""
-    return {
-        "prompt_len": CategoricalDistribution(list(space.prompt_lens)),
-        "lr": FloatDistribution(space.lr_low, space.lr_high, log=space.lr_log),
-    }
 
 
 def sampler(space: SearchSpace) -> optuna.samplers.TPESampler:
@@ -47,15 +43,19 @@ class StudySearch(OptunaSearch):
     on Optuna trials (Optuna numbers in trial configs)."""
 
     def __init__(self, space: SearchSpace, study_name: str, storage: optuna.storages.BaseStorage, metric: str):
-        self._epochs = space.epochs
+        self._epochs, self._search_space = space.epochs, space
         super().__init__(space=distributions(space), metric=metric, mode=space.mode, sampler=sampler(space),
                          study_name=study_name, storage=storage)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         config = super().suggest(trial_id)
+        if isinstance(config, dict):
+            config = from_study(self._search_space, config)  # the length itself, also where the study keeps its rank
         trial = self._ot_trials.get(trial_id)
         if trial is not None and "ray_trial_id" not in trial.user_attrs:
             trial.set_user_attr("ray_trial_id", trial_id)
+            if isinstance(config, dict) and "prompt_len" not in trial.params:
+                trial.set_user_attr("prompt_len", config["prompt_len"])
         if trial is not None and isinstance(config, dict):
             config["optuna_number"] = trial.number
         return config

@@ -9,7 +9,8 @@ Keys of a space file (all but ``prompt_len`` and ``lr`` have defaults)::
     epochs: 6                    # the resource ASHA spends (max epochs per trial)
     trials: 12
     pruning: {grace_period: 1, reduction_factor: 3, warm_grace_period: 2}
-    sampler: {n_startup_trials: 4, seed: 0}
+    sampler: {n_startup_trials: 4, seed: 0, startup: lhs, length: rank}
+                                 # startup: lhs (Latin hypercube) or random; length: rank or categorical
     fixed: {batch_size: 32}      # other TrainConfig fields, the same for every trial
     enqueue: [{prompt_len: 16, lr: 1.0e-2}]   # configurations to evaluate first
 """
@@ -53,6 +54,11 @@ class SearchSpace:
     warm_grace_period: int | None = None
     n_startup_trials: int = 4
     seed: int = 0
+    # how the start-up trials are chosen: "lhs" (a Latin hypercube over length x lr, enqueued
+    # before the first trial: optuna_studies/startup.py) or "random" (TPE's own random draws)
+    startup: str = "lhs"
+    # how TPE sees the prompt length: "rank" (ordered) or "categorical" (optuna_studies/params.py)
+    length: str = "rank"
     fixed: dict[str, Any] = field(default_factory=dict)
     enqueue: tuple[dict[str, Any], ...] = ()
     source: str = ""
@@ -129,7 +135,12 @@ def parse_space(doc: Any, source: str = "<space>") -> SearchSpace:
         raise Ptv2Error(f"{where}: metric must be a dev_<name> metric or train_loss, got {metric!r}")
     pruning = _mapping(doc.get("pruning", {}), "pruning", {"grace_period", "reduction_factor", "warm_grace_period"},
                        where)
-    sampler = _mapping(doc.get("sampler", {}), "sampler", {"n_startup_trials", "seed"}, where)
+    sampler = _mapping(doc.get("sampler", {}), "sampler", {"n_startup_trials", "seed", "startup", "length"}, where)
+    startup, length = sampler.get("startup", "lhs"), sampler.get("length", "rank")
+    if startup not in ("lhs", "random"):
+        raise Ptv2Error(f"{where}: sampler.startup must be lhs or random, got {startup!r}")
+    if length not in ("rank", "categorical"):
+        raise Ptv2Error(f"{where}: sampler.length must be rank or categorical, got {length!r}")
     epochs = _positive_int(doc.get("epochs", 5), "epochs", where)
     space = SearchSpace(
         prompt_lens=tuple(sorted(lens)), lr_low=low, lr_high=high, lr_log=log, epochs=epochs,
@@ -139,7 +150,7 @@ def parse_space(doc: Any, source: str = "<space>") -> SearchSpace:
                            min(_positive_int(pruning["warm_grace_period"], "pruning.warm_grace_period", where), epochs)),
         reduction_factor=_positive_int(pruning.get("reduction_factor", 3), "pruning.reduction_factor", where, least=2),
         n_startup_trials=_positive_int(sampler.get("n_startup_trials", 4), "sampler.n_startup_trials", where, least=0),
-        seed=_positive_int(sampler.get("seed", 0), "sampler.seed", where, least=0),
+        seed=_positive_int(sampler.get("seed", 0), "sampler.seed", where, least=0), startup=startup, length=length,
         fixed=_fixed(doc.get("fixed", {}), where), enqueue=_enqueue(doc.get("enqueue", []), where), source=source,
     )
     for p in space.enqueue:

@@ -16,7 +16,9 @@ import optuna
 from optuna.trial import TrialState
 
 from ptv2_core.errors import Ptv2Error
+from optuna_studies.params import to_study
 from optuna_studies.space import SearchSpace
+from optuna_studies.startup import startup_points
 
 SCHEMES = ("sqlite", "postgresql", "mysql")
 ORPHAN_ATTR = "ptv2_orphaned"
@@ -124,9 +126,9 @@ def prepare_study(storage: optuna.storages.RDBStorage, name: str, space: SearchS
         storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         study.enqueue_trial(t.params, user_attrs={"ptv2_retry_of": t.number})
         orphans += 1
-    if not started:
-        for point in space.enqueue:
-            study.enqueue_trial(point, skip_if_exists=True)
+    if not started:  # the space's own points, then its Latin-hypercube start-up trials (if any)
+        for point in list(space.enqueue) + startup_points(space):
+            study.enqueue_trial(to_study(space, point), skip_if_exists=True)
     return StudyState(study, finished_count(study), orphans, bool(started))
 
 
@@ -143,5 +145,8 @@ def delete_study(storage_url: str, name: str) -> None:
 
 def _space_key(space: SearchSpace) -> dict:
     """What makes trials comparable: choices, range, metric and direction (not the budget)."""
-    return {"prompt_lens": list(space.prompt_lens), "lr": [space.lr_low, space.lr_high, space.lr_log],
-            "metric": space.metric, "mode": space.mode}
+    key = {"prompt_lens": list(space.prompt_lens), "lr": [space.lr_low, space.lr_high, space.lr_log],
+           "metric": space.metric, "mode": space.mode}
+    # the length's rank and the length itself are different parameters to Optuna (and a study
+    # from before ranks existed, keyed without this, stays resumable as categorical)
+    return key | ({"length": "rank"} if space.length == "rank" else {})

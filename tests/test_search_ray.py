@@ -184,7 +184,9 @@ def test_local_search_end_to_end_a_diverging_trial_fails_alone(local_ray, tiny_m
     assert sorted(os.listdir(out)) == ["adapter", "best.json", "length_lr.html", "length_lr.png", "trials.csv",
                                        "trials_over_time.png"]
     best = json.loads((out / "best.json").read_text())
-    assert best["best_config"]["prompt_len"] == result.best_config["prompt_len"] == study.best_params["prompt_len"]
+    # the study keeps the length's rank among [2, 4, 8] (sampler.length: rank) and the length itself
+    assert (best["best_config"]["prompt_len"] == result.best_config["prompt_len"]
+            == [2, 4, 8][study.best_params["prompt_len_rank"]] == study.best_trial.user_attrs["prompt_len"])
     assert best["best_score"] == pytest.approx(max(r["best_score"] for r in result.trials if r["best_score"] is not None))
     loaded = load_adapter(out / "adapter")
     assert loaded.model.prompt_config.prompt_len == result.best_config["prompt_len"]

@@ -1,0 +1,152 @@
+"""Start-up replay: TPE's start-up trials at random or as a Latin hypercube (``sampler.startup``),
+and the prompt length as a category or as its rank (``sampler.length``), replayed on the learning
+curves of a search-cost report's grids.
+
+Not a test, and no training: it reads a report of ``bench/search_cost.py``. For each row (task,
+start) and each TPE seed, the search's own sampler (``optuna_studies.searcher.sampler``, TPE,
+on an in-memory study) proposes ``trials`` configurations one after another; each proposal is
+scored with the grid curve of its length and the grid learning rate nearest to its lr (in log),
+under ASHA's rule with the row's recorded pruning (a trial reaching a rung stops when its
+running best is below the (1 - 1/factor) quantile of the running bests recorded there before
+it), and told back as the search tells it (running best each epoch; PRUNED when stopped early).
+Counted: trial-epochs until the best so far is within 0.5 points of the grid's best, against the
+search-cost target (35 % of the grid's trial-epochs).
+
+What it leaves out: learning rates between the grid's three (a proposal takes its nearest
+column's curve) and training noise (a configuration always scores its grid curve). It ranks the
+sampler settings; it does not predict a search.
+
+    .venv/bin/python bench/startup_replay.py [--report bench/results/lr3e-3/search_cost.json]
+        [--seeds 300] [--out DIR]
+
+writes ``startup_replay.json`` and ``startup_replay.md`` in ``--out`` (default: the report's folder).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+
+from search_cost import POINTS, TARGET, read_report  # bench/ is on the path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from optuna_studies.params import distributions, from_study, to_study  # noqa: E402
+from optuna_studies.searcher import sampler  # noqa: E402
+from optuna_studies.space import load_space  # noqa: E402
+from optuna_studies.startup import startup_points  # noqa: E402
+
+# sampler.startup, sampler.length
+DESIGN_NAMES = {"random": "random start-up, length a category (before)", "lhs": "Latin hypercube",
+                "rank": "length as rank", "rank+lhs": "length as rank + Latin hypercube (now)"}
+DESIGNS = {"random": ("random", "categorical"), "lhs": ("lhs", "categorical"), "rank": ("random", "rank"),
+           "rank+lhs": ("lhs", "rank")}
+
+
+def rungs_of(grace: int, factor: int, epochs: int) -> list[int]:
+    rungs, m = [], grace
+    while m < epochs:
+        rungs.append(m)
+        m *= factor
+    return rungs
+
+
+def one_search(space, curves: dict, lrs: list[float], rungs: list[int], factor: int, target: float) -> dict:
+    """One TPE search on the grid's curves: trial-epochs to the target (None: never), best score.
+    The study keeps the length as the space says (``sampler.length``), as a search's study does."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction=space.direction, sampler=sampler(space))
+    for point in list(space.enqueue) + startup_points(space):
+        study.enqueue_trial(to_study(space, point))
+    recorded: dict[int, list[float]] = {m: [] for m in rungs}
+    spent, best, reached, tried = 0, -math.inf, None, []
+    dists = distributions(space)
+    log_lrs = np.log(lrs)
+    for _ in range(space.trials):
+        trial = study.ask(dists)
+        config = from_study(space, trial.params)
+        n, lr = config["prompt_len"], config["lr"]
+        curve = curves[(n, lrs[int(np.argmin(np.abs(log_lrs - math.log(lr))))])]
+        running, stopped = -math.inf, False
+        for epoch, score in enumerate(curve, start=1):
+            running = max(running, score)
+            trial.report(running, epoch)
+            if epoch in recorded:
+                earlier = recorded[epoch]
+                stopped = bool(earlier) and running < np.percentile(earlier, (1 - 1 / factor) * 100)
+                earlier.append(running)
+                if stopped:
+                    break
+        spent += epoch
+        tried.append(n)
+        if stopped:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, running)
+        best = max(best, running)
+        if reached is None and best >= target - 1e-9:
+            reached = spent
+    return {"to_target": reached, "best": best, "lengths_tried": len(set(tried))}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--report", type=Path, default=Path(__file__).resolve().parent / "results" / "lr3e-3" / "search_cost.json")
+    p.add_argument("--seeds", type=int, default=300, help="TPE seeds per row and design (0 .. N-1)")
+    p.add_argument("--out", type=Path, default=None, help="default: the report's folder")
+    args = p.parse_args()
+    if args.seeds < 1:
+        print("error: --seeds must be >= 1", file=sys.stderr)
+        sys.exit(2)
+    report = read_report(args.report)
+    out_dir = args.out or args.report.parent
+    rows = []
+    for row in report["rows"]:
+        configs = [c for c in row["grid"]["configs"] if c["history"]]
+        lrs = sorted({c["lr"] for c in configs})
+        curves = {(c["prompt_len"], c["lr"]): c["history"] for c in configs}
+        pruning = row["searches"][0]["pruning"]
+        rungs = rungs_of(pruning["grace_period"], pruning["reduction_factor"], row["epochs"])
+        target, budget = row["grid"]["best_score"] - POINTS, TARGET * row["grid"]["compute"]
+        base = load_space(row["task"]).with_overrides(trials=row["trials"], epochs=row["epochs"])
+        res = {}
+        for design, (startup, length) in DESIGNS.items():
+            t0 = time.time()
+            runs = [one_search(dataclasses.replace(base, seed=s, startup=startup, length=length), curves, lrs, rungs,
+                               pruning["reduction_factor"], target) for s in range(args.seeds)]
+            spent = [r["to_target"] for r in runs]
+            res[design] = {
+                "p_target": sum(s is not None and s <= budget for s in spent) / len(runs),
+                "p_reached": sum(s is not None for s in spent) / len(runs),
+                "median_to_target": (float(np.median([s for s in spent if s is not None]))
+                                     if any(s is not None for s in spent) else None),
+                "mean_lengths_tried": float(np.mean([r["lengths_tried"] for r in runs])),
+                "seconds": round(time.time() - t0, 1)}
+            print(row["task"], row["start"], design, res[design], flush=True)
+        rows.append({"task": row["task"], "start": row["start"], "trials": row["trials"],
+                     "n_startup_trials": base.n_startup_trials, "lengths": list(base.prompt_lens),
+                     "pruning": pruning, "designs": res})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    doc = {"report": str(args.report), "seeds": args.seeds, "rows": rows}
+    (out_dir / "startup_replay.json").write_text(json.dumps(doc, indent=2) + "\n")
+    lines = ["# Start-up replay: TPE with random against Latin-hypercube start-up trials, on the grid's curves", "",
+             f"{args.seeds} TPE seeds per cell; share of searches within 0.5 pt of the grid's best at ≤ 35 % of its "
+             "trial-epochs (share within 0.5 pt at all; median trial-epochs to it; distinct lengths tried).", "",
+             "| task | start | trials (start-up) | " + " | ".join(DESIGN_NAMES[d] for d in DESIGNS) + " |",
+             "| --- " * (3 + len(DESIGNS)) + "|"]
+    for r in rows:
+        cells = " | ".join(f"{v['p_target']:.2f} ({v['p_reached']:.2f}; {v['median_to_target']}; "
+                           f"{v['mean_lengths_tried']:.1f})" for v in r["designs"].values())
+        lines.append(f"| {r['task']} | {r['start']} | {r['trials']} ({r['n_startup_trials']}) | {cells} |")
+    (out_dir / "startup_replay.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
