@@ -46,6 +46,25 @@ def brackets_of(grace: int, factor: int, brackets: int, epochs: int) -> tuple[li
     return rungs, list(probs / probs.sum())
 
 
+def run_trial(curve: list[float], rungs: dict[int, list[float]], factor: int,
+              on_epoch=None) -> tuple[int, float, bool]:
+    """One trial under ASHA's rule: at a rung (a key of ``rungs``), it stops when its running best
+    is below the (1 - 1/factor) quantile of the running bests recorded there before it (its own
+    is then recorded). Returns (epochs run, running best, stopped early)."""
+    running, stop = -math.inf, False
+    for epoch, score in enumerate(curve, start=1):
+        running = max(running, score)
+        if on_epoch is not None:
+            on_epoch(epoch, running)
+        if epoch in rungs:
+            earlier = rungs[epoch]
+            stop = bool(earlier) and running < np.percentile(earlier, (1 - 1 / factor) * 100)
+            earlier.append(running)
+            if stop:
+                break
+    return epoch, running, stop
+
+
 def replay(curves: list[list[float]], order: list[int], grace: int, factor: int, target: float,
            brackets: int = 1, rng: random.Random | None = None) -> int | None:
     """Trial-epochs until the best so far reaches ``target`` (None: never) for one trial order."""
@@ -55,15 +74,7 @@ def replay(curves: list[list[float]], order: list[int], grace: int, factor: int,
     spent, best = 0, -math.inf
     for i in order:
         bracket = recorded[rng.choices(range(brackets), probs)[0] if brackets > 1 else 0]
-        running = -math.inf
-        for epoch, score in enumerate(curves[i], start=1):
-            running = max(running, score)
-            if epoch in bracket:
-                earlier = bracket[epoch]
-                stop = bool(earlier) and running < np.percentile(earlier, (1 - 1 / factor) * 100)
-                earlier.append(running)
-                if stop:
-                    break
+        epoch, running, _ = run_trial(curves[i], bracket, factor)
         spent += epoch
         best = max(best, running)
         if best >= target - 1e-9:

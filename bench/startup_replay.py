@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from search_cost import POINTS, TARGET, read_report  # bench/ is on the path
+from pruning_replay import run_trial  # bench/ is on the path
+from search_cost import POINTS, TARGET, read_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from optuna_studies.params import distributions, from_study, to_study  # noqa: E402
@@ -73,16 +74,7 @@ def one_search(space, curves: dict, lrs: list[float], rungs: list[int], factor: 
         config = from_study(space, trial.params)
         n, lr = config["prompt_len"], config["lr"]
         curve = curves[(n, lrs[int(np.argmin(np.abs(log_lrs - math.log(lr))))])]
-        running, stopped = -math.inf, False
-        for epoch, score in enumerate(curve, start=1):
-            running = max(running, score)
-            trial.report(running, epoch)
-            if epoch in recorded:
-                earlier = recorded[epoch]
-                stopped = bool(earlier) and running < np.percentile(earlier, (1 - 1 / factor) * 100)
-                earlier.append(running)
-                if stopped:
-                    break
+        epoch, running, stopped = run_trial(curve, recorded, factor, on_epoch=lambda e, r: trial.report(r, e))
         spent += epoch
         tried.append(n)
         if stopped:

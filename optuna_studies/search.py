@@ -122,6 +122,8 @@ def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_ur
               "prompt_lens": list(plan.space.prompt_lens), "lr_low": plan.space.lr_low, "lr_high": plan.space.lr_high,
               "metric": plan.space.metric, "direction": plan.space.direction, "concurrency": plan.concurrency,
               "grace_period": plan.space.grace_period, "reduction_factor": plan.space.reduction_factor,
+              "sampler_seed": plan.space.seed, "n_startup_trials": plan.space.n_startup_trials,
+              "startup": plan.space.startup, "length_as": plan.space.length,
               "cpus_per_trial": plan.cpus_per_trial, "gpus_per_trial": plan.gpus_per_trial,
               "max_train": plan.constants["max_train"], "max_eval": plan.constants["max_eval"], "init": plan.init,
               "study_name": plan.study_name, "study_storage": masked, "space_file": plan.space.source}
