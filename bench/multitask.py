@@ -290,15 +290,17 @@ def combine(paths: list[Path], out: Path) -> None:
     except (OSError, ValueError) as e:
         _fail(f"--combine: not a readable multitask report: {e}")
 
-    def settings(d: dict) -> dict:
-        return {k: v for k, v in d["meta"]["settings"].items()
-                if k not in ("seed", "out", "work", "combine", "random_from")}
+    def settings(d: dict) -> dict:  # which tasks a report ran (--only) does not change a task's numbers
+        return {k: v for k, v in d["meta"]["settings"].items() if k not in ("seed", *RUN_NEUTRAL)}
 
     seeds = [d["meta"]["settings"]["seed"] for d in docs]
     if any(settings(d) != settings(docs[0]) for d in docs) or len(set(seeds)) != len(seeds):
         _fail(f"--combine needs reports of one set of settings with distinct seeds, got seeds {seeds}")
+    tasks = [t for t in docs[0]["runs"] if all(t in d["runs"] for d in docs)]  # the tasks every report has
+    if not tasks:
+        _fail("--combine: the reports have no task in common")
     runs: dict = {}
-    for task, by_len in docs[0]["runs"].items():
+    for task, by_len in ((t, docs[0]["runs"][t]) for t in tasks):
         for n, by_start in by_len.items():
             for start in by_start:
                 seed_runs = [d["runs"][task][n][start] for d in docs]
@@ -311,15 +313,19 @@ def combine(paths: list[Path], out: Path) -> None:
     per_seed = {(r["task"], r["length"]): [] for r in summary}
     for d in docs:
         for r in d["summary"]:
-            per_seed[(r["task"], r["length"])].append(r)
+            if (r["task"], r["length"]) in per_seed:
+                per_seed[(r["task"], r["length"])].append(r)
     for row in summary:
         for start in STARTS[1:]:
             row[f"{start}_seeds_passing"] = sum(bool(r.get(f"{start}_half_epochs") and r.get(f"{start}_not_worse"))
                                                 for r in per_seed[(row["task"], row["length"])])
-    meta = {"settings": settings(docs[0]) | {"seeds": seeds}, "combined_from": [str(p) for p in paths],
+    meta = {"settings": settings(docs[0]) | {"seeds": seeds}, "tasks_combined": tasks,
+            "combined_from": [str(p) for p in paths],
             "total_seconds": sum(d["meta"]["total_seconds"] for d in docs)}
     out.mkdir(parents=True, exist_ok=True)
-    doc = {"meta": meta, "summary": summary, "runs": runs, "per_seed": docs}
+    own = [d | {"runs": {t: d["runs"][t] for t in tasks}, "summary": [r for r in d["summary"] if r["task"] in tasks]}
+           for d in docs]  # each seed's own report, of the combined tasks
+    doc = {"meta": meta, "summary": summary, "runs": runs, "per_seed": own}
     (out / "multitask.json").write_text(json.dumps(doc, indent=2) + "\n")
     md = markdown(summary, meta).replace("# Multi-task pre-trained prompt vs random initialisation",
                                          f"# Multi-task pre-trained prompt vs random initialisation: mean of "
