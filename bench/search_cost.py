@@ -35,6 +35,7 @@ epoch (CPU training is deterministic here), else the bench stops with an error.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import math
@@ -91,14 +92,15 @@ def run_grid(task: str, model: str, space: SearchSpace, args, init: str | None,
             "seconds": sum(r["seconds"] for r in rows)}
 
 
-def seed_space_file(task: str, seed: int, work: Path) -> Path:
-    """The task's packaged space with TPE's seed set to ``seed`` (its only change)."""
+def seed_space_file(task: str, seed: int, work: Path, sampler: dict | None = None) -> Path:
+    """The task's packaged space with TPE's seed set to ``seed`` and the ``sampler`` settings
+    (``--startup``, ``--length``) where given: its only changes."""
     import yaml
 
     from optuna_studies.space import space_path
 
     doc = yaml.safe_load(space_path(task).read_text(encoding="utf-8"))
-    doc["sampler"] = dict(doc.get("sampler") or {}) | {"seed": seed}
+    doc["sampler"] = dict(doc.get("sampler") or {}) | (sampler or {}) | {"seed": seed}
     path = work / f"{task}-seed{seed}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -116,9 +118,15 @@ def sampler_of(space: SearchSpace) -> dict:
     return {"startup": space.startup, "length": space.length}
 
 
+def sampler_args(args) -> dict:
+    """The sampler settings the command line sets (the packaged spaces' own where unset)."""
+    return {k: v for k, v in (("startup", args.startup), ("length", args.length)) if v is not None}
+
+
 def run_one_search(task: str, model: str, seed: int, pruning: dict, args, init: str | None, work: Path) -> dict:
     t0 = time.time()
-    res = run_search(task, model, work / "out", space=seed_space_file(task, seed, work), trials=args.trials,
+    space_file = seed_space_file(task, seed, work, sampler_args(args))
+    res = run_search(task, model, work / "out", space=space_file, trials=args.trials,
                      epochs=args.epochs, max_train=args.max_train, max_eval=args.max_eval, init=init,
                      concurrency=args.concurrency, storage=f"sqlite:///{work}/optuna.db",
                      mlflow_uri=f"sqlite:///{work}/mlflow.db", ray_cpus=args.ray_cpus,
@@ -128,7 +136,7 @@ def run_one_search(task: str, model: str, seed: int, pruning: dict, args, init: 
                        for r in trials],
             "compute": sum(r["epochs_run"] or 0 for r in trials), "best_score": res.best_score,
             "best_prompt_len": res.best_config["prompt_len"], "best_lr": res.best_config["lr"],
-            "seed": seed, "pruning": pruning, "sampler": sampler_of(load_space(task)), "seconds": time.time() - t0}
+            "seed": seed, "pruning": pruning, "sampler": sampler_of(load_space(space_file)), "seconds": time.time() - t0}
 
 
 def reused_parts(report: dict | None, task: str, start: str, space: SearchSpace, now: dict) -> dict:
@@ -259,7 +267,7 @@ def read_reuse(path: Path, key: dict) -> dict:
 def settings_key(args) -> dict:
     """What a row's numbers depend on: rows of other settings never mix in one --work."""
     names = ("model", "max_train", "max_eval", "epochs", "trials", "pretrained", "pretrain", "pretrain_epochs")
-    return {k: getattr(args, k) for k in names}
+    return {k: getattr(args, k) for k in names} | sampler_args(args)
 
 
 def pct(row: dict, spent: int | None) -> str:
@@ -336,6 +344,8 @@ def main() -> None:
     p.add_argument("--max-eval", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None, help="default: each space's epochs")
     p.add_argument("--trials", type=int, default=None, help="default: each space's trials")
+    p.add_argument("--startup", choices=("random", "lhs"), default=None, help="sampler.startup; default: each space's")
+    p.add_argument("--length", choices=("categorical", "rank"), default=None, help="sampler.length; default: each space's")
     p.add_argument("--concurrency", type=int, default=1, help="1 keeps the end order of trials meaningful")
     p.add_argument("--ray-cpus", type=int, default=None)
     p.add_argument("--pretrained", default=None, help="a pre-trained prompt folder for the warm-started runs")
@@ -365,7 +375,8 @@ def main() -> None:
     os.environ.setdefault("PTV2_HOME", str(work / "home"))
     pre = args.pretrained or (pretrain_prompt(args.model, args.tasks, args, work / "pre") if args.pretrain else None)
     starts = [("fresh", None)] + ([("pre-trained", pre)] if pre else [])
-    spaces = {task: load_space(task).with_overrides(trials=args.trials, epochs=args.epochs) for task in args.tasks}
+    spaces = {task: dataclasses.replace(load_space(task).with_overrides(trials=args.trials, epochs=args.epochs),
+                                        **sampler_args(args)) for task in args.tasks}
     for task, space in spaces.items():
         for start, init in starts:
             name = f"{task}-{start}"

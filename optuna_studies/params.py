@@ -3,10 +3,10 @@
 The learning rate is a float (log) distribution. The prompt length is one of the space's
 choices, kept one of two ways (``sampler.length``):
 
-- ``rank`` (the default): its rank among the sorted choices, an integer ``prompt_len_rank``
+- ``rank``: its rank among the sorted choices, an integer ``prompt_len_rank``
   that TPE models as ordered, so what it learns about length 32 informs 16 and 64 (the best
   length rises with a task's difficulty; a category cannot express "longer is better");
-- ``categorical``: the length itself as an unordered category (how ptv2 searched before).
+- ``categorical`` (the default): the length itself as an unordered category.
 
 Trial configs, MLflow runs, ``best.json`` and the plots always carry the length itself
 (``prompt_len``); in rank mode each Optuna trial also gets it as the user attribute ``prompt_len``.

@@ -9,8 +9,8 @@ Keys of a space file (all but ``prompt_len`` and ``lr`` have defaults)::
     epochs: 6                    # the resource ASHA spends (max epochs per trial)
     trials: 12
     pruning: {grace_period: 1, reduction_factor: 3, warm_grace_period: 2}
-    sampler: {n_startup_trials: 4, seed: 0, startup: lhs, length: rank}
-                                 # startup: lhs (Latin hypercube) or random; length: rank or categorical
+    sampler: {n_startup_trials: 4, seed: 0, startup: random, length: categorical}
+                                 # startup: random or lhs (Latin hypercube); length: categorical or rank
     fixed: {batch_size: 32}      # other TrainConfig fields, the same for every trial
     enqueue: [{prompt_len: 16, lr: 1.0e-2}]   # configurations to evaluate first
 """
@@ -56,9 +56,9 @@ class SearchSpace:
     seed: int = 0
     # how the start-up trials are chosen: "lhs" (a Latin hypercube over length x lr, enqueued
     # before the first trial: optuna_studies/startup.py) or "random" (TPE's own random draws)
-    startup: str = "lhs"
-    # how TPE sees the prompt length: "rank" (ordered) or "categorical" (optuna_studies/params.py)
-    length: str = "rank"
+    startup: str = "random"
+    # how TPE sees the prompt length: "categorical" or "rank" (ordered; optuna_studies/params.py)
+    length: str = "categorical"
     fixed: dict[str, Any] = field(default_factory=dict)
     enqueue: tuple[dict[str, Any], ...] = ()
     source: str = ""
@@ -136,7 +136,7 @@ def parse_space(doc: Any, source: str = "<space>") -> SearchSpace:
     pruning = _mapping(doc.get("pruning", {}), "pruning", {"grace_period", "reduction_factor", "warm_grace_period"},
                        where)
     sampler = _mapping(doc.get("sampler", {}), "sampler", {"n_startup_trials", "seed", "startup", "length"}, where)
-    startup, length = sampler.get("startup", "lhs"), sampler.get("length", "rank")
+    startup, length = sampler.get("startup", "random"), sampler.get("length", "categorical")
     if startup not in ("lhs", "random"):
         raise Ptv2Error(f"{where}: sampler.startup must be lhs or random, got {startup!r}")
     if length not in ("rank", "categorical"):

@@ -256,8 +256,7 @@ def test_resuming_a_study_keeps_finished_trials_and_requeues_interrupted_ones(tm
     from optuna_studies.study import finished_count, open_storage, prepare_study
 
     space = parse_space({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-1}, "trials": 3,
-                         "enqueue": [{"prompt_len": 8, "lr": 1e-2}],  # its only start-up point
-                         "sampler": {"n_startup_trials": 1, "length": "categorical"}})
+                         "enqueue": [{"prompt_len": 8, "lr": 1e-2}]})
     storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
     state = prepare_study(storage, "s", space, resume=False)
     assert not state.resumed and [t.state for t in state.study.trials] == [TrialState.WAITING]

@@ -161,7 +161,8 @@ def test_local_search_end_to_end_a_diverging_trial_fails_alone(local_ray, tiny_m
     from ptv2_core.adapter import load_adapter
 
     space = write_space(tmp_path, prompt_len=[2, 4, 8], lr={"low": 1e-3, "high": 1e31, "log": True}, trials=3,
-                        enqueue=[{"prompt_len": 2, "lr": 1e30}, {"prompt_len": 4, "lr": 1e-2}])
+                        enqueue=[{"prompt_len": 2, "lr": 1e30}, {"prompt_len": 4, "lr": 1e-2}],
+                        sampler={"n_startup_trials": 2, "seed": 0, "startup": "lhs", "length": "rank"})
     storage = f"sqlite:///{tmp_path}/optuna.db"
     before = {m["trial_id"] for m in markers(trace_dir)}
     result = run_search("trec", tiny_model, tmp_path / "out", space=space, storage=storage, mlflow_uri=mlflow_uri,

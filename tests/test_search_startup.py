@@ -16,7 +16,7 @@ RANGE = {"low": 3e-3, "high": 5e-2, "log": True}
 
 def space(**kw):
     doc = {"prompt_len": [8, 16, 32, 64, 128], "lr": RANGE, "trials": 10,
-           "sampler": {"n_startup_trials": 5, "seed": 0, "startup": "lhs"}} | kw
+           "sampler": {"n_startup_trials": 5, "seed": 0, "startup": "lhs", "length": "rank"}} | kw
     return parse_space(doc)
 
 
@@ -55,7 +55,8 @@ def test_the_budget_and_the_spaces_own_points_come_first():
     assert len(startup_points(s)) == 4  # an enqueued point is a start-up trial too
     assert startup_points(space(sampler={"n_startup_trials": 5, "startup": "random"})) == []
     default = parse_space({"prompt_len": [4], "lr": RANGE})
-    assert (default.startup, default.length) == ("lhs", "rank")  # the defaults
+    assert (default.startup, default.length) == ("random", "categorical")  # the defaults
+    assert startup_points(default) == []
 
 
 def test_a_bad_startup_design_or_length_kind_is_refused():
@@ -94,6 +95,7 @@ def test_rank_and_categorical_spaces_keep_the_length_their_own_way():
 
     ranked = space()
     plain = space(sampler={"length": "categorical"})
+    assert ranked.length == "rank" and plain.length == "categorical"
     assert distributions(ranked)["prompt_len_rank"] == IntDistribution(0, 4)
     assert distributions(plain)["prompt_len"] == CategoricalDistribution([8, 16, 32, 64, 128])
     for n in (8, 64, 128):
