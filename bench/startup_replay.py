@@ -34,28 +34,20 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from pruning_replay import run_trial  # bench/ is on the path
+from pruning_replay import brackets_of, run_trial  # bench/ is on the path
 from search_cost import POINTS, TARGET, read_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from optuna_studies.params import distributions, from_study, to_study  # noqa: E402
+from optuna_studies.params import distributions, from_study  # noqa: E402
 from optuna_studies.searcher import sampler  # noqa: E402
 from optuna_studies.space import load_space  # noqa: E402
-from optuna_studies.startup import startup_points  # noqa: E402
+from optuna_studies.startup import first_points  # noqa: E402
 
 # sampler.startup, sampler.length
-DESIGN_NAMES = {"random": "random start-up, length a category (before)", "lhs": "Latin hypercube",
-                "rank": "length as rank", "rank+lhs": "length as rank + Latin hypercube (now)"}
+DESIGN_NAMES = {"random": "random start-up, length a category (default)", "lhs": "Latin hypercube",
+                "rank": "length as rank", "rank+lhs": "length as rank + Latin hypercube"}
 DESIGNS = {"random": ("random", "categorical"), "lhs": ("lhs", "categorical"), "rank": ("random", "rank"),
            "rank+lhs": ("lhs", "rank")}
-
-
-def rungs_of(grace: int, factor: int, epochs: int) -> list[int]:
-    rungs, m = [], grace
-    while m < epochs:
-        rungs.append(m)
-        m *= factor
-    return rungs
 
 
 def one_search(space, curves: dict, lrs: list[float], rungs: list[int], factor: int, target: float) -> dict:
@@ -63,8 +55,8 @@ def one_search(space, curves: dict, lrs: list[float], rungs: list[int], factor: 
     The study keeps the length as the space says (``sampler.length``), as a search's study does."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction=space.direction, sampler=sampler(space))
-    for point in list(space.enqueue) + startup_points(space):
-        study.enqueue_trial(to_study(space, point))
+    for point in first_points(space):
+        study.enqueue_trial(point)
     recorded: dict[int, list[float]] = {m: [] for m in rungs}
     spent, best, reached, tried = 0, -math.inf, None, []
     dists = distributions(space)
@@ -104,7 +96,7 @@ def main() -> None:
         lrs = sorted({c["lr"] for c in configs})
         curves = {(c["prompt_len"], c["lr"]): c["history"] for c in configs}
         pruning = row["searches"][0]["pruning"]
-        rungs = rungs_of(pruning["grace_period"], pruning["reduction_factor"], row["epochs"])
+        rungs = brackets_of(pruning["grace_period"], pruning["reduction_factor"], 1, row["epochs"])[0][0]
         target, budget = row["grid"]["best_score"] - POINTS, TARGET * row["grid"]["compute"]
         base = load_space(row["task"]).with_overrides(trials=row["trials"], epochs=row["epochs"])
         res = {}

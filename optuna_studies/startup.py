@@ -13,6 +13,7 @@ import math
 import random
 from typing import Any
 
+from optuna_studies.params import to_study
 from optuna_studies.space import SearchSpace
 
 
@@ -34,6 +35,11 @@ def startup_points(space: SearchSpace, seed: int | None = None) -> list[dict[str
         lr = min(max(lr, space.lr_low), space.lr_high)  # exp/log rounding stays inside the range
         points.append({"prompt_len": lens[min(int(u_len * len(lens)), len(lens) - 1)], "lr": lr})
     return points
+
+
+def first_points(space: SearchSpace) -> list[dict[str, Any]]:
+    """What a new study enqueues, as its parameters: the space's own points, then its start-up trials."""
+    return [to_study(space, p) for p in list(space.enqueue) + startup_points(space)]
 
 
 def _strata(n: int, rng: random.Random) -> list[int]:

@@ -16,9 +16,8 @@ import optuna
 from optuna.trial import TrialState
 
 from ptv2_core.errors import Ptv2Error
-from optuna_studies.params import to_study
 from optuna_studies.space import SearchSpace
-from optuna_studies.startup import startup_points
+from optuna_studies.startup import first_points
 
 SCHEMES = ("sqlite", "postgresql", "mysql")
 ORPHAN_ATTR = "ptv2_orphaned"
@@ -127,8 +126,8 @@ def prepare_study(storage: optuna.storages.RDBStorage, name: str, space: SearchS
         study.enqueue_trial(t.params, user_attrs={"ptv2_retry_of": t.number})
         orphans += 1
     if not started:  # the space's own points, then its Latin-hypercube start-up trials (if any)
-        for point in list(space.enqueue) + startup_points(space):
-            study.enqueue_trial(to_study(space, point), skip_if_exists=True)
+        for point in first_points(space):
+            study.enqueue_trial(point, skip_if_exists=True)
     return StudyState(study, finished_count(study), orphans, bool(started))
 
 
