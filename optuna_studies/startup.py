@@ -17,13 +17,14 @@ from optuna_studies.params import to_study
 from optuna_studies.space import SearchSpace
 
 
-def startup_points(space: SearchSpace, seed: int | None = None) -> list[dict[str, Any]]:
+def startup_points(space: SearchSpace) -> list[dict[str, Any]]:
     """The space's start-up trials (``sampler.startup: lhs``): ``min(n_startup_trials, trials)``
-    points, less those the space enqueues itself; none for ``startup: random``."""
+    points, less those the space enqueues itself, drawn with the space's ``sampler.seed``; none for
+    ``startup: random``."""
     if space.startup != "lhs":
         return []
     n = max(min(space.n_startup_trials, space.trials) - len(space.enqueue), 0)
-    rng = random.Random(space.seed if seed is None else seed)
+    rng = random.Random(space.seed)
     lens = sorted(space.prompt_lens)
     points = []
     for s_len, s_lr in zip(_strata(n, rng), _strata(n, rng)):

@@ -2,6 +2,7 @@
 length kept as its rank (``sampler.length: rank``), the points and how a study gets them."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -20,6 +21,10 @@ def space(**kw):
     return parse_space(doc)
 
 
+def seeded(s, seed):
+    return dataclasses.replace(s, seed=seed)  # the space's sampler.seed
+
+
 def strata_of(points):
     lo, hi = math.log(RANGE["low"]), math.log(RANGE["high"])
     return sorted(int((math.log(p["lr"]) - lo) / (hi - lo) * len(points)) for p in points)
@@ -27,18 +32,18 @@ def strata_of(points):
 
 def test_as_many_points_as_lengths_try_every_length_once_with_one_lr_per_stratum():
     for seed in range(20):
-        points = startup_points(space(), seed=seed)
+        points = startup_points(seeded(space(), seed))
         assert sorted(p["prompt_len"] for p in points) == [8, 16, 32, 64, 128]
         assert strata_of(points) == [0, 1, 2, 3, 4]
         assert all(RANGE["low"] <= p["lr"] <= RANGE["high"] for p in points)
     assert startup_points(space()) == startup_points(space())  # the space's seed decides
-    assert startup_points(space(), seed=1) != startup_points(space(), seed=2)
+    assert startup_points(seeded(space(), 1)) != startup_points(seeded(space(), 2))
 
 
 def test_fewer_points_than_lengths_spread_over_short_and_long():
     s = space(sampler={"n_startup_trials": 2, "seed": 0, "startup": "lhs"})
     for seed in range(20):
-        lens = sorted(p["prompt_len"] for p in startup_points(s, seed=seed))
+        lens = sorted(p["prompt_len"] for p in startup_points(seeded(s, seed)))
         assert lens[0] in (8, 16, 32) and lens[1] in (32, 64, 128) and lens[0] != lens[1]
 
 
