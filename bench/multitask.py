@@ -21,7 +21,10 @@ The defaults are a small budget that finishes in minutes on 2 cores; scale ``--m
 One run is one seed, and the seed sets the data splits (dev rows), the pre-training and the
 per-task initialisation alike. Runs with other ``--seed`` values (own ``--work`` and ``--out``)
 are combined into one report of mean curves, the target judged on the means (with the noise of
-a mean over the seeds' dev sets) and per seed:
+a mean over the seeds' dev sets), per seed, and paired (each seed's starts against its own random
+curve, with a 95 % interval over the seeds). The report holds the tasks and starts that every
+combined run has, so seeds run with ``--no-held-out`` combine with full ones into a report
+without the held-out column:
 
     .venv/bin/python bench/multitask.py --combine s0/multitask.json s1/multitask.json s2/multitask.json
 
@@ -43,6 +46,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -283,6 +287,61 @@ def plot(runs: dict, path: Path, per_seed: list[dict] | None = None) -> None:
     plt.close(fig)
 
 
+PAIRED = {"gap_at_half": "gap at half", "best_diff": "best minus random's", "epoch1_diff": "epoch 1 minus random's"}
+
+
+def paired_interval(values: list[float]) -> dict:
+    """Mean of per-seed differences and its 95 % t-interval (None under three seeds: with two, the interval
+    is either too wide to read, t = 12.7, or of zero width where the two seeds happen to agree)."""
+    from scipy import stats
+
+    mean = statistics.fmean(values)
+    if len(values) < 3:
+        return {"mean": mean, "ci95": None, "n": len(values)}
+    half = stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    return {"mean": mean, "ci95": [mean - half, mean + half], "n": len(values)}
+
+
+def add_paired(summary: list[dict], seed_runs: list[dict]) -> None:
+    """Each seed's start against its own random curve (same dev rows, same splits), summed up over seeds.
+
+    The target's "noise" column treats the seeds' dev sets as one pooled sample; pairing each seed's
+    starts removes what the seeds' splits add (one seed's dev rows are easier for every start), so
+    the interval says how sure the mean difference is: an interval wholly below 0 is a real shortfall.
+    """
+    own = {}
+    for runs in seed_runs:
+        for r in summarise(runs):
+            own.setdefault((r["task"], r["length"]), []).append(r)
+    for row in summary:
+        rows = own[(row["task"], row["length"])]
+        for start in STARTS[1:]:
+            if f"{start}_best" not in row:
+                continue
+            curves = [runs[row["task"]][str(row["length"])] for runs in seed_runs]
+            diffs = {"gap_at_half": [r[f"{start}_gap_at_half"] for r in rows],
+                     "best_diff": [r[f"{start}_best"] - r["random_best"] for r in rows],
+                     "epoch1_diff": [c[start]["dev_by_epoch"][0] - c["random"]["dev_by_epoch"][0] for c in curves]}
+            row[f"{start}_paired"] = {k: paired_interval(v) for k, v in diffs.items()}
+
+
+def paired_markdown(summary: list[dict]) -> list[str]:
+    def cell(p):
+        ci = f" [{p['ci95'][0] * 100:+.1f}, {p['ci95'][1] * 100:+.1f}]" if p["ci95"] else ""
+        return f"{p['mean'] * 100:+.1f}{ci}"
+
+    starts = [s for s in STARTS[1:] if any(f"{s}_paired" in r for r in summary)]
+    head = " | ".join(f"{s}: {label}" for s in starts for label in PAIRED.values())
+    lines = ["", "Paired over seeds: each seed's start against its own random curve (the same dev rows), in "
+             "points, mean [95 % t-interval, from three seeds on]; an interval wholly below 0 is a shortfall "
+             "beyond the seeds' noise:",
+             "", f"| task | L | {head} |", "|---|---|" + "---|" * (len(starts) * len(PAIRED))]
+    for r in summary:
+        cells = [cell(r[f"{s}_paired"][k]) if f"{s}_paired" in r else "–" for s in starts for k in PAIRED]
+        lines.append(f"| {r['task']} | {r['length']} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def combine(paths: list[Path], out: Path) -> None:
     """Mean curves of several seeds' reports; the target judged on the means and per seed."""
     try:
@@ -290,8 +349,9 @@ def combine(paths: list[Path], out: Path) -> None:
     except (OSError, ValueError) as e:
         _fail(f"--combine: not a readable multitask report: {e}")
 
-    def settings(d: dict) -> dict:  # which tasks a report ran (--only) does not change a task's numbers
-        return {k: v for k, v in d["meta"]["settings"].items() if k not in ("seed", *RUN_NEUTRAL)}
+    def settings(d: dict) -> dict:  # which tasks (--only) and starts (--no-held-out) a report ran do not
+        return {k: v for k, v in d["meta"]["settings"].items()  # change a run's numbers
+                if k not in ("seed", "no_held_out", *RUN_NEUTRAL)}
 
     seeds = [d["meta"]["settings"]["seed"] for d in docs]
     if any(settings(d) != settings(docs[0]) for d in docs) or len(set(seeds)) != len(seeds):
@@ -302,7 +362,7 @@ def combine(paths: list[Path], out: Path) -> None:
     runs: dict = {}
     for task, by_len in ((t, docs[0]["runs"][t]) for t in tasks):
         for n, by_start in by_len.items():
-            for start in by_start:
+            for start in (s for s in by_start if all(s in d["runs"][task][n] for d in docs)):  # starts all ran
                 seed_runs = [d["runs"][task][n][start] for d in docs]
                 mean = [sum(c) / len(c) for c in zip(*(r["dev_by_epoch"] for r in seed_runs))]
                 # the seeds' dev sets are different rows: the mean's noise is that of all of them together
@@ -316,9 +376,10 @@ def combine(paths: list[Path], out: Path) -> None:
             if (r["task"], r["length"]) in per_seed:
                 per_seed[(r["task"], r["length"])].append(r)
     for row in summary:
-        for start in STARTS[1:]:
+        for start in (s for s in STARTS[1:] if f"{s}_best" in row):
             row[f"{start}_seeds_passing"] = sum(bool(r.get(f"{start}_half_epochs") and r.get(f"{start}_not_worse"))
                                                 for r in per_seed[(row["task"], row["length"])])
+    add_paired(summary, [d["runs"] for d in docs])
     meta = {"settings": settings(docs[0]) | {"seeds": seeds}, "tasks_combined": tasks,
             "combined_from": [str(p) for p in paths],
             "total_seconds": sum(d["meta"]["total_seconds"] for d in docs)}
@@ -338,6 +399,7 @@ def combine(paths: list[Path], out: Path) -> None:
 
     lines += [f"| {r['task']} | {r['length']} | {passing(r, 'pretrained')} | {passing(r, 'held_out')} |"
               for r in summary]
+    lines += paired_markdown(summary)
     (out / "multitask.md").write_text(md + "\n".join(lines) + "\n")
     plot(runs, out / "multitask.png", per_seed=[d["runs"] for d in docs])
     print((out / "multitask.md").read_text())
