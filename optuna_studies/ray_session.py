@@ -3,6 +3,8 @@ this process already started, or start a small local one and stop it afterwards.
 from __future__ import annotations
 
 import os
+import sys
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -20,6 +22,36 @@ def worker_env() -> dict[str, str]:
     """The driver's settings that trial workers must share."""
     env = {k: os.environ[k] for k in WORKER_ENV if k in os.environ}
     return env | {"TOKENIZERS_PARALLELISM": "false"}
+
+
+# Ray Client's head starts one server process per connection; now and then that process dies as
+# it is forked (a gRPC fork race in Ray's proxier, ray-project/ray#63202, about 1 start in 4 on a
+# busy 2-core machine here). A new connection gets a new process, so the join is tried again.
+CLIENT_SERVER_DIED = "Starting Ray client server failed"
+CLIENT_JOIN_ATTEMPTS = 3
+
+
+def _join(ray, target: str, common: dict) -> None:
+    for attempt in range(1, CLIENT_JOIN_ATTEMPTS + 1):
+        try:
+            ray.init(address=target, **common)
+            return
+        except ConnectionAbortedError as e:  # Ray Client's "Initialization failure from server"
+            if CLIENT_SERVER_DIED not in str(e) or attempt == CLIENT_JOIN_ATTEMPTS:
+                raise
+            ray.shutdown()
+            print(f"note: the Ray Client server at '{target}' died as it started (ray-project/ray#63202); "
+                  f"connecting again ({attempt + 1} of {CLIENT_JOIN_ATTEMPTS})", file=sys.stderr, flush=True)
+            time.sleep(1.0)
+
+
+def one_line(e: BaseException) -> str:
+    """An error's message on one line. Ray Client's "Initialization failure from server:" is
+    followed by the server's traceback, whose last line is the reason: it is kept."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    if not lines:
+        return type(e).__name__
+    return f"{lines[0]} {lines[-1]}" if len(lines) > 1 and lines[0].endswith(":") else lines[0]
 
 
 @contextmanager
@@ -40,13 +72,13 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpu
                   runtime_env={"env_vars": worker_env()})
     try:
         if target:
-            ray.init(address=target, **common)
+            _join(ray, target, common)
         else:
             ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus,
                      object_store_memory=LOCAL_OBJECT_STORE_BYTES, **common)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"the Ray cluster at '{target}'" if target else "a local Ray"
-        raise Ptv2Error(f"cannot start or join {where}: {str(e).splitlines()[0]}") from None
+        raise Ptv2Error(f"cannot start or join {where}: {one_line(e)}") from None
     try:
         yield ray.cluster_resources()
     finally:

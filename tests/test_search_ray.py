@@ -516,3 +516,18 @@ def test_driver_killed_mid_search_then_resume_reruns_nothing_finished(tiny_model
     assert parent.info.status == "FINISHED"
     statuses = sorted(c.info.status for c in children)
     assert statuses.count("KILLED") == len(orphans) and len(children) == 3 + len(orphans)
+
+
+def test_a_ray_client_init_failure_keeps_the_servers_reason_on_its_one_line():
+    """Ray Client's init failure is a header line and the server's traceback: the error line keeps
+    the traceback's last line, the reason (it said only "Initialization failure from server:")."""
+    from optuna_studies.ray_session import one_line
+
+    tb = ("Traceback (most recent call last):\n  File \"proxier.py\", line 772, in Datapath\n"
+          "    raise RuntimeError(\nRuntimeError: Proxy failed to Connect to backend! Check `ray_client_server.err`")
+    e = ConnectionAbortedError(f"Initialization failure from server:\n{tb}")
+    assert one_line(e) == ("Initialization failure from server: RuntimeError: Proxy failed to Connect to backend! "
+                           "Check `ray_client_server.err`")
+    assert one_line(ConnectionError("Could not find any running Ray instance.\nPlease specify the address")) == \
+        "Could not find any running Ray instance."
+    assert one_line(RuntimeError("")) == "RuntimeError"
