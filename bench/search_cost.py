@@ -14,10 +14,14 @@ Not a test. Per packaged task (and per start: fresh prompt, pre-trained prompt):
   the target is met depends on the seed, so a row reports each seed and how many met it.
 
 Compute is counted in trial-epochs (one epoch of one configuration), which is what a trial costs
-whatever the machine. The target is at most 35 % of the grid's compute.
+whatever the machine. ``--device cuda`` trains grid, trials and pre-training on the GPU (each of
+``--concurrency`` trials takes its share of it); a reused report must come from the same device,
+and a GPU's dev scores need not repeat bit for bit, so a reused GPU grid may fail its check.
+The target is at most 35 % of the grid's compute.
 
     .venv/bin/python bench/search_cost.py [--tasks trec rt wnut16 bbc] [--max-train N] [--max-eval N]
         [--epochs N] [--trials N] [--pretrained DIR | --pretrain] [--seeds 0 1 2] [--ray-cpus N]
+        [--device cuda]
         [--work DIR] [--reuse bench/results/search_cost.json]
 
 writes ``bench/results/search_cost.json``, ``search_cost.md`` and ``search_cost.png``.
@@ -77,10 +81,10 @@ def run_grid(task: str, model: str, space: SearchSpace, args, init: str | None,
         config = dict(space.fixed) | {
             "task": task, "model": model, "prompt_len": prompt_len, "lr": lr, "epochs": space.epochs,
             "max_train": args.max_train, "max_eval": args.max_eval, "seed": seed, "data_seed": 0,
-            "device": "cpu",
+            "device": args.device,
             "metric": space.metric, "mode": space.mode, "init": init}
         t0 = time.time()
-        torch.set_num_threads(1)  # as a search trial (1 CPU each): same arithmetic, same scores
+        torch.set_num_threads(1)  # as a search trial (1 CPU each): same arithmetic, same scores (on CPU)
         out = objective(config, lambda e, m, a: history.append(m["objective"]))
         rows.append({"prompt_len": prompt_len, "lr": lr, "best": out["best_objective"], "status": out["status"],
                      "history": history, "seconds": time.time() - t0})
@@ -129,6 +133,7 @@ def run_one_search(task: str, model: str, seed: int, pruning: dict, args, init: 
     res = run_search(task, model, work / "out", space=space_file, trials=args.trials,
                      epochs=args.epochs, max_train=args.max_train, max_eval=args.max_eval, init=init,
                      concurrency=args.concurrency, storage=f"sqlite:///{work}/optuna.db",
+                     gpus_per_trial=1 / args.concurrency if args.device == "cuda" else 0,
                      mlflow_uri=f"sqlite:///{work}/mlflow.db", ray_cpus=args.ray_cpus,
                      echo=lambda line: print("  " + line, flush=True))
     trials = sorted(res.trials, key=lambda r: r["ended"])
@@ -189,8 +194,8 @@ def pretrain_prompt(model: str, tasks: list[str], args, folder: Path) -> str:
     longest = max(max(load_space(t).prompt_lens) for t in tasks)
     lengths = tuple(sorted({x for t in tasks for x in load_space(t).prompt_lens}))
     cfg = PretrainConfig(tasks=tuple(tasks), model=model, max_prompt_len=longest, lengths=lengths,
-                         epochs=args.pretrain_epochs, max_train=args.max_train, max_eval=args.max_eval, device="cpu",
-                         progress=False)
+                         epochs=args.pretrain_epochs, max_train=args.max_train, max_eval=args.max_eval,
+                         device=args.device, progress=False)
     pretrain(cfg, folder)
     return str(folder)
 
@@ -256,8 +261,10 @@ def read_reuse(path: Path, key: dict) -> dict:
         print(f"error: --reuse '{path}' is not a readable report: {e}", file=sys.stderr)
         sys.exit(2)
     shared = ("model", "max_train", "max_eval", "epochs", "trials")
-    theirs = {k: report.get(k) for k in shared} | {"pretrained": bool(report.get("pretrained"))}
-    ours = {k: key[k] for k in shared} | {"pretrained": bool(key["pretrained"] or key["pretrain"])}
+    theirs = {k: report.get(k) for k in shared} | {"pretrained": bool(report.get("pretrained")),
+                                                   "device": report.get("device", "cpu")}
+    ours = {k: key[k] for k in shared} | {"pretrained": bool(key["pretrained"] or key["pretrain"]),
+                                          "device": key.get("device", "cpu")}
     if theirs != ours:
         print(f"error: --reuse '{path}' was measured with {theirs}, this run is {ours}", file=sys.stderr)
         sys.exit(2)
@@ -267,7 +274,8 @@ def read_reuse(path: Path, key: dict) -> dict:
 def settings_key(args) -> dict:
     """What a row's numbers depend on: rows of other settings never mix in one --work."""
     names = ("model", "max_train", "max_eval", "epochs", "trials", "pretrained", "pretrain", "pretrain_epochs")
-    return {k: getattr(args, k) for k in names} | sampler_args(args)
+    device = {"device": args.device} if args.device != "cpu" else {}  # CPU keys stay as they were before --device
+    return {k: getattr(args, k) for k in names} | sampler_args(args) | device
 
 
 def pct(row: dict, spent: int | None) -> str:
@@ -347,6 +355,8 @@ def main() -> None:
     p.add_argument("--startup", choices=("random", "lhs"), default=None, help="sampler.startup; default: each space's")
     p.add_argument("--length", choices=("categorical", "rank"), default=None, help="sampler.length; default: each space's")
     p.add_argument("--concurrency", type=int, default=1, help="1 keeps the end order of trials meaningful")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where grid, trials and pre-training train (cuda: each trial takes 1/concurrency of the GPU)")
     p.add_argument("--ray-cpus", type=int, default=None)
     p.add_argument("--pretrained", default=None, help="a pre-trained prompt folder for the warm-started runs")
     p.add_argument("--pretrain", action="store_true", help="build a pre-trained prompt first (in --work)")
@@ -358,6 +368,9 @@ def main() -> None:
     p.add_argument("--reuse", type=Path, default=None,
                    help="an earlier report (JSON) of the same settings: its grids are checked and reused")
     args = p.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda: torch finds no CUDA GPU on this machine", file=sys.stderr)
+        sys.exit(2)
     if args.pretrained:
         args.pretrained = str(Path(args.pretrained).resolve())
     key = settings_key(args)
@@ -402,7 +415,8 @@ def main() -> None:
     missing = sum(not (rows_dir / f"{t}-{s}.{part}.json").exists() for t in args.tasks for s, _ in starts
                   for part in ["grid"] + [f"search-s{seed}" for seed in args.seeds])
     if rows:
-        write_reports({"model": args.model, "max_train": args.max_train, "max_eval": args.max_eval,
+        write_reports({"model": args.model, "device": args.device, "max_train": args.max_train,
+                       "max_eval": args.max_eval,
                        "epochs": args.epochs, "trials": args.trials, "pretrained": pre is not None,
                        "pretrain_epochs": args.pretrain_epochs if args.pretrain else None, "rows": rows}, args.out)
         print((args.out / "search_cost.md").read_text())
