@@ -44,6 +44,7 @@ import hashlib
 import json
 import math
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -298,6 +299,7 @@ def write_reports(doc: dict, results: Path = RESULTS) -> None:
         lines.append(f"| {r['task']} | {r['start']} | {r['epochs']}, {r['trials']} "
                      f"| {g['best_score']:.4f} ({g['best_prompt_len']}, {g['best_lr']:g}) | {g['compute']} "
                      f"| {r['met']} of {len(r['searches'])} |")
+    lines += overall(doc)
     lines += ["", "| task | start | seed | ASHA grace | search best (len, lr) | search trial-epochs (total) "
               "| to within 0.5 pt | % of grid |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in doc["rows"]:
@@ -307,6 +309,24 @@ def write_reports(doc: dict, results: Path = RESULTS) -> None:
                          f"| {s['to_target'] if s['to_target'] is not None else '—'} | {pct(r, s['to_target'])} |")
     (results / "search_cost.md").write_text("\n".join(lines) + "\n")
     plot(doc, results)
+
+
+def overall(doc: dict) -> list[str]:
+    """All rows' searches together: how many met the target, with a 95 % (Clopper-Pearson) interval
+    for the share, and the median compute to target (a search that never got there ranks last)."""
+    from scipy.stats import binomtest
+
+    shares = [s["to_target"] / r["grid"]["compute"] if s["to_target"] is not None else math.inf
+              for r in doc["rows"] for s in r["searches"]]
+    if not shares:
+        return []
+    met = sum(r["met"] for r in doc["rows"])  # as each row counts it
+    ci = binomtest(met, len(shares)).proportion_ci(confidence_level=0.95, method="exact")
+    median = statistics.median(shares)
+    med = f"{100 * median:.0f} % of the grid" if math.isfinite(median) else "not reached"
+    return ["", f"All rows: {met} of {len(shares)} searches meet the target ({100 * met / len(shares):.0f} %, "
+            f"95 % interval {100 * ci.low:.0f}–{100 * ci.high:.0f} %); the median search reaches 0.5 points of "
+            f"its grid's best with {med}."]
 
 
 def plot(doc: dict, results: Path) -> None:
