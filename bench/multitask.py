@@ -302,17 +302,22 @@ def paired_interval(values: list[float]) -> dict:
     return {"mean": mean, "ci95": [mean - half, mean + half], "n": len(values)}
 
 
-def add_paired(summary: list[dict], seed_runs: list[dict]) -> None:
+def per_seed_rows(seed_runs: list[dict]) -> dict:
+    """Each seed's own summary rows, by (task, length), in the seeds' order."""
+    own: dict = {}
+    for runs in seed_runs:
+        for r in summarise(runs):
+            own.setdefault((r["task"], r["length"]), []).append(r)
+    return own
+
+
+def add_paired(summary: list[dict], seed_runs: list[dict], own: dict) -> None:
     """Each seed's start against its own random curve (same dev rows, same splits), summed up over seeds.
 
     The target's "noise" column treats the seeds' dev sets as one pooled sample; pairing each seed's
     starts removes what the seeds' splits add (one seed's dev rows are easier for every start), so
     the interval says how sure the mean difference is: an interval wholly below 0 is a real shortfall.
     """
-    own = {}
-    for runs in seed_runs:
-        for r in summarise(runs):
-            own.setdefault((r["task"], r["length"]), []).append(r)
     for row in summary:
         rows = own[(row["task"], row["length"])]
         for start in STARTS[1:]:
@@ -370,16 +375,12 @@ def combine(paths: list[Path], out: Path) -> None:
                     "dev_by_epoch": mean, "best_dev": max(mean), "metric": seed_runs[0]["metric"],
                     "dev_rows": sum(r["dev_rows"] for r in seed_runs)}
     summary = summarise(runs)
-    per_seed = {(r["task"], r["length"]): [] for r in summary}
-    for d in docs:
-        for r in d["summary"]:
-            if (r["task"], r["length"]) in per_seed:
-                per_seed[(r["task"], r["length"])].append(r)
+    per_seed = per_seed_rows([d["runs"] for d in docs])  # each seed's verdicts, from its own curves
     for row in summary:
         for start in (s for s in STARTS[1:] if f"{s}_best" in row):
             row[f"{start}_seeds_passing"] = sum(bool(r.get(f"{start}_half_epochs") and r.get(f"{start}_not_worse"))
                                                 for r in per_seed[(row["task"], row["length"])])
-    add_paired(summary, [d["runs"] for d in docs])
+    add_paired(summary, [d["runs"] for d in docs], per_seed)
     meta = {"settings": settings(docs[0]) | {"seeds": seeds}, "tasks_combined": tasks,
             "combined_from": [str(p) for p in paths],
             "total_seconds": sum(d["meta"]["total_seconds"] for d in docs)}
