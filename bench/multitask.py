@@ -330,11 +330,13 @@ def add_paired(summary: list[dict], seed_runs: list[dict], own: dict) -> None:
             row[f"{start}_paired"] = {k: paired_interval(v) for k, v in diffs.items()}
 
 
-def paired_markdown(summary: list[dict]) -> list[str]:
-    def cell(p):
-        ci = f" [{p['ci95'][0] * 100:+.1f}, {p['ci95'][1] * 100:+.1f}]" if p["ci95"] else ""
-        return f"{p['mean'] * 100:+.1f}{ci}"
+def paired_cell(p: dict) -> str:
+    """A paired_interval in points: mean [95 % interval]."""
+    ci = f" [{p['ci95'][0] * 100:+.1f}, {p['ci95'][1] * 100:+.1f}]" if p["ci95"] else ""
+    return f"{p['mean'] * 100:+.1f}{ci}"
 
+
+def paired_markdown(summary: list[dict]) -> list[str]:
     starts = [s for s in STARTS[1:] if any(f"{s}_paired" in r for r in summary)]
     head = " | ".join(f"{s}: {label}" for s in starts for label in PAIRED.values())
     lines = ["", "Paired over seeds: each seed's start against its own random curve (the same dev rows), in "
@@ -342,7 +344,7 @@ def paired_markdown(summary: list[dict]) -> list[str]:
              "beyond the seeds' noise:",
              "", f"| task | L | {head} |", "|---|---|" + "---|" * (len(starts) * len(PAIRED))]
     for r in summary:
-        cells = [cell(r[f"{s}_paired"][k]) if f"{s}_paired" in r else "–" for s in starts for k in PAIRED]
+        cells = [paired_cell(r[f"{s}_paired"][k]) if f"{s}_paired" in r else "–" for s in starts for k in PAIRED]
         lines.append(f"| {r['task']} | {r['length']} | " + " | ".join(cells) + " |")
     return lines
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from multitask import _fail, paired_interval, summarise  # noqa: E402
+from multitask import _fail, paired_cell, paired_interval, summarise  # noqa: E402
 from ptv2_core.train import TrainConfig, train  # noqa: E402
 
 OFFSET = 1000  # the second random start's training seed: the report's seed + OFFSET
@@ -108,10 +108,6 @@ def main(argv=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "multitask_null.json").write_text(json.dumps(out, indent=2) + "\n")
 
-    def cell(p):
-        ci = f" [{p['ci95'][0] * 100:+.1f}, {p['ci95'][1] * 100:+.1f}]" if p["ci95"] else ""
-        return f"{p['mean'] * 100:+.1f}{ci}"
-
     lines = ["# The gap at half for a second random start (the lean of the target's test)", "",
              f"Report {args.report}, {len(seeds)} seeds; the second random start trains with seed + {OFFSET} on the "
              "same split and dev rows. Points, mean [95 % t-interval over seeds].", "",
@@ -119,8 +115,9 @@ def main(argv=None) -> None:
              "| pre-trained: gap at half | best − random's |", "|---|---|---|---|---|---|---|"]
     for name, c in out["cells"].items():
         task, n = name.split(":")
-        lines.append(f"| {task} | {n} | {cell(c['gap_at_half'])} | {cell(c['best_diff'])} | {cell(c['epoch1_diff'])} "
-                     f"| {cell(c['pretrained']['gap_at_half'])} | {cell(c['pretrained']['best_diff'])} |")
+        lines.append(f"| {task} | {n} | {paired_cell(c['gap_at_half'])} | {paired_cell(c['best_diff'])} "
+                     f"| {paired_cell(c['epoch1_diff'])} | {paired_cell(c['pretrained']['gap_at_half'])} "
+                     f"| {paired_cell(c['pretrained']['best_diff'])} |")
     (args.out / "multitask_null.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
