@@ -113,10 +113,14 @@ def pretrained_prompt(args, tasks: list[str], lengths: list[int], work: Path) ->
     return out, time.perf_counter() - t0
 
 
-def run_one(args, task: str, length: int, init_dir: Path | None, with_head: bool) -> dict:
+def run_one(args, task: str, length: int, init_dir: Path | None, with_head: bool,
+            train_seed: int | None = None) -> dict:
+    """One per-task run. ``train_seed`` trains with another seed (initialisation, batch order) on
+    the split and dev rows of ``args.seed`` (bench/multitask_null.py)."""
+    seeds = {"seed": args.seed} if train_seed is None else {"seed": train_seed, "data_seed": args.seed}
     cfg = TrainConfig(task=task, model=args.model, prompt_len=length, lr=args.lr, epochs=args.epochs,
                       batch_size=args.batch_size, max_train=args.max_train or None, max_eval=args.max_eval or None,
-                      seed=args.seed, device=args.device, progress=False)
+                      device=args.device, progress=False, **seeds)
     init = None
     if init_dir is not None:
         init = partial(init_from_pretrained, pretrained_dir=init_dir, task=task if with_head else None, seed=args.seed)

@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,8 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from multitask import _fail, paired_cell, paired_interval, summarise  # noqa: E402
-from ptv2_core.train import TrainConfig, train  # noqa: E402
+from multitask import _fail, paired_cell, paired_interval, run_one, summarise  # noqa: E402
 
 OFFSET = 1000  # the second random start's training seed: the report's seed + OFFSET
 
@@ -50,14 +48,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def second_random(settings: dict, task: str, length: int, seed: int) -> dict:
-    cfg = TrainConfig(task=task, model=settings["model"], prompt_len=length, lr=settings["lr"],
-                      epochs=settings["epochs"], batch_size=settings["batch_size"],
-                      max_train=settings["max_train"] or None, max_eval=settings["max_eval"] or None,
-                      seed=seed + OFFSET, data_seed=seed, device=settings["device"], progress=False)
-    t0 = time.perf_counter()
-    result = train(cfg)
-    return {"dev_by_epoch": [h["dev_score"] for h in result.history], "best_dev": result.dev["score"],
-            "seconds": time.perf_counter() - t0, "metric": result.spec.metric, "train_seed": seed + OFFSET}
+    """The random start of ``bench/multitask.py``'s ``run_one``, trained with seed + OFFSET."""
+    r = run_one(argparse.Namespace(**settings), task, length, None, False, train_seed=seed + OFFSET)
+    return r | {"train_seed": seed + OFFSET}
 
 
 def main(argv=None) -> None:
@@ -102,9 +95,8 @@ def main(argv=None) -> None:
             continue
         out["cells"][f"{task}:{n}"] = {"per_seed": pairs, **{k: paired_interval([p[k] for p in pairs])
                                                              for k in ("gap_at_half", "best_diff", "epoch1_diff")},
-                                       "pretrained": {k: v for k, v in next(
-                                           r for r in report["summary"] if (r["task"], r["length"]) == (task, n)
-                                       )["pretrained_paired"].items()}}
+                                       "pretrained": next(r for r in report["summary"]
+                                                          if (r["task"], r["length"]) == (task, n))["pretrained_paired"]}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "multitask_null.json").write_text(json.dumps(out, indent=2) + "\n")
 
