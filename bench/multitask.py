@@ -36,6 +36,10 @@ Each per-task run's result is kept in ``--work`` as it finishes, so a bench run 
 resumes where it stopped when started again with the same settings (pre-trainings resume from
 their checkpoints).
 
+``--no-nested`` pre-trains with every step at the full length (plain pre-training); with
+``--random-from`` it trains only the pre-trained starts, and ``bench/nesting.py`` pairs such a
+report with a nested one of the same seeds.
+
 A task too slow to run beside the others can be benched on its own, still pre-trained together
 with all of them: ``--tasks trec,rt,wnut16,bbc --only bbc`` pre-trains on the four tasks and on
 the three without bbc, and trains per task only bbc.
@@ -83,6 +87,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-eval", type=int, default=128, help="dev and test rows per task; 0: all")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-held-out", action="store_true", help="skip the leave-one-out pre-trainings")
+    p.add_argument("--no-nested", action="store_true",
+                   help="pre-train with every step at the full length (ptv2 pretrain --no-nested), for comparison")
     p.add_argument("--random-from", type=Path, default=None, metavar="JSON",
                    help="take the random-start runs from this report (one seed's or a --combine of several) instead "
                         "of training them again; its per-task settings and this --seed must match")
@@ -99,7 +105,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def pretrained_prompt(args, tasks: list[str], lengths: list[int], work: Path) -> tuple[Path, float]:
     """Pre-train on ``tasks`` (or reuse a finished run with the same settings). Returns (folder, seconds)."""
     cfg = PretrainConfig(tasks=tuple(tasks), model=args.model, max_prompt_len=args.max_prompt_len, lengths=tuple(lengths),
-                         lr=args.pretrain_lr, epochs=args.pretrain_epochs, batch_size=args.batch_size,
+                         nested=not args.no_nested, lr=args.pretrain_lr, epochs=args.pretrain_epochs,
+                         batch_size=args.batch_size,
                          max_train=args.max_train or None, max_eval=args.max_eval or None, seed=args.seed,
                          device=args.device, progress=False)
     out = work / ("pre-" + "+".join(tasks))
@@ -137,9 +144,15 @@ def run_one(args, task: str, length: int, init_dir: Path | None, with_head: bool
     }
 
 
+# options added after reports were recorded: in a report only when set, so that the recorded
+# reports and kept runs (which do not have them) still match a run at their default
+LATER_FLAGS = ("no_nested",)
+
+
 def settings_of(args) -> dict:
     """The command line's settings as JSON values (paths as strings)."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+            if not (k in LATER_FLAGS and not v)}
 
 
 # settings that do not change a per-task run's result. The thread count stays in the key: a sum
