@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from multitask import _fail, paired_cell, paired_interval, summarise  # noqa: E402
+from multitask import RUN_NEUTRAL, _fail, paired_cell, paired_interval, summarise  # noqa: E402
 
 KINDS = ("nested", "flat")
 MEASURES = {"zero_shot": "no per-task training", "epoch1": "after epoch 1", "best": "best"}
@@ -118,7 +118,7 @@ def by_seed(path: Path) -> dict[int, dict]:
 
 def comparable(a: dict, b: dict) -> list[str]:
     """Settings two seeds' reports differ in, other than the nesting and what does not change a run."""
-    skip = {"no_nested", "no_held_out", "out", "work", "only", "combine", "random_from"}
+    skip = {"no_nested", "no_held_out", *RUN_NEUTRAL}
     sa, sb = a["meta"]["settings"], b["meta"]["settings"]
     return sorted(k for k in set(sa) | set(sb) if k not in skip and sa.get(k) != sb.get(k))
 
@@ -141,6 +141,8 @@ def compare(nested: dict[int, dict], flat: dict[int, dict]) -> list[dict]:
             _fail(f"seed {s}: --nested must be a nested pre-training and --flat a --no-nested one")
         for task, by_len in flat[s]["runs"].items():
             for n, by_start in by_len.items():
+                if "pretrained" not in nested[s]["runs"].get(task, {}).get(n, {}):
+                    _fail(f"seed {s}: --nested has no pre-trained run of {task} at L={n}")
                 if by_start["random"]["dev_by_epoch"] != nested[s]["runs"][task][n]["random"]["dev_by_epoch"]:
                     _fail(f"seed {s} {task} L={n}: the two reports' random runs differ (not the same splits?)")
     rows = []
