@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from multitask import RUN_NEUTRAL, _fail, paired_cell, paired_interval, summarise  # noqa: E402
+from multitask import RUN_NEUTRAL, _fail, paired_cell, paired_interval, per_seed_rows  # noqa: E402
 
 KINDS = ("nested", "flat")
 MEASURES = {"zero_shot": "no per-task training", "epoch1": "after epoch 1", "best": "best"}
@@ -145,6 +145,7 @@ def compare(nested: dict[int, dict], flat: dict[int, dict]) -> list[dict]:
                     _fail(f"seed {s}: --nested has no pre-trained run of {task} at L={n}")
                 if by_start["random"]["dev_by_epoch"] != nested[s]["runs"][task][n]["random"]["dev_by_epoch"]:
                     _fail(f"seed {s} {task} L={n}: the two reports' random runs differ (not the same splits?)")
+    verdicts = {k: per_seed_rows([d[s]["runs"] for s in seeds]) for k, d in (("nested", nested), ("flat", flat))}
     rows = []
     for task, by_len in flat[seeds[0]]["runs"].items():
         for n in by_len:
@@ -154,11 +155,10 @@ def compare(nested: dict[int, dict], flat: dict[int, dict]) -> list[dict]:
                 for k in KINDS:
                     row[f"{k}_{m}"] = statistics.fmean(x[m] for x in per[k])
                 row[f"{m}_paired"] = paired_interval([a[m] - b[m] for a, b in zip(per["nested"], per["flat"])])
-            for k, d in (("nested", nested), ("flat", flat)):
-                verdicts = [summarise({task: {n: d[s]["runs"][task][n]}})[0] for s in seeds]
-                row[f"{k}_seeds_passing"] = sum(v["pretrained_half_epochs"] and v["pretrained_not_worse"]
-                                                for v in verdicts)
-                row[f"{k}_gap_at_half"] = statistics.fmean(v["pretrained_gap_at_half"] for v in verdicts)
+            for k in KINDS:  # each seed's verdicts, as bench/multitask.py --combine counts them
+                own = verdicts[k][(task, int(n))]
+                row[f"{k}_seeds_passing"] = sum(v["pretrained_half_epochs"] and v["pretrained_not_worse"] for v in own)
+                row[f"{k}_gap_at_half"] = statistics.fmean(v["pretrained_gap_at_half"] for v in own)
             rows.append(row)
     return rows
 
