@@ -31,8 +31,9 @@ finishes: a stopped bench run again with the same settings skips finished parts,
 processes (e.g. one per core, pinned with ``taskset``) given the same ``--work`` share the work,
 each part claimed by one of them. The report covers every finished part of the requested tasks.
 
-``--reuse FILE`` takes rows' grids (and seed-0 searches run with the same pruning) from an
-earlier report of the same settings instead of training them again. A reused grid is checked
+``--reuse FILE`` takes rows' grids (and the searches run with the same pruning and sampler, any
+seed) from an earlier report of the same settings instead of training them again (its fresh rows
+whether or not either run has a pre-trained start). A reused grid is checked
 first: its first configuration is trained again and must give the same dev scores, epoch by
 epoch (CPU training is deterministic here), else the bench stops with an error.
 """
@@ -146,19 +147,22 @@ def run_one_search(task: str, model: str, seed: int, pruning: dict, args, init: 
 
 
 def reused_parts(report: dict | None, task: str, start: str, space: SearchSpace, now: dict) -> dict:
-    """The grid and the seed-0 search of row (task, start) from an earlier report, where present.
+    """The grid and each seed's search of row (task, start) from an earlier report, where present.
     A search is reused only when it ran with the pruning this row runs with (``now``) and the
     space's sampler settings; a search recorded without its pruning predates ``warm_grace_period``,
-    so it ran with ``grace_period``, and one without its sampler predates them (LEGACY_SAMPLER)."""
+    so it ran with ``grace_period``, and one without its sampler predates them (LEGACY_SAMPLER).
+    (With one trial at a time on CPU, a search with the same seed runs the same trials again.)"""
     row = next((r for r in (report or {}).get("rows", []) if (r["task"], r["start"]) == (task, start)), None)
     if row is None:
         return {}
     parts = {"grid": row["grid"]}
     for search in row.get("searches") or [row["search"]]:
+        seed = search.get("seed", 0)
         ran = search.get("pruning") or pruning_of(space)
         sampled = search.get("sampler") or LEGACY_SAMPLER
-        if search.get("seed", 0) == 0 and ran == now and sampled == sampler_of(space):
-            parts["search-s0"] = search | {"seed": 0, "pruning": ran, "sampler": sampled}
+        if ran == now and sampled == sampler_of(space):
+            parts[f"search-s{seed}"] = {k: v for k, v in search.items() if k != "to_target"} | {
+                "seed": seed, "pruning": ran, "sampler": sampled}
     return parts
 
 
@@ -262,10 +266,10 @@ def read_reuse(path: Path, key: dict) -> dict:
         print(f"error: --reuse '{path}' is not a readable report: {e}", file=sys.stderr)
         sys.exit(2)
     shared = ("model", "max_train", "max_eval", "epochs", "trials")
-    theirs = {k: report.get(k) for k in shared} | {"pretrained": bool(report.get("pretrained")),
-                                                   "device": report.get("device", "cpu")}
-    ours = {k: key[k] for k in shared} | {"pretrained": bool(key["pretrained"] or key["pretrain"]),
-                                          "device": key.get("device", "cpu")}
+    theirs = {k: report.get(k) for k in shared} | {"device": report.get("device", "cpu")}
+    ours = {k: key[k] for k in shared} | {"device": key.get("device", "cpu")}
+    # whether either has a pre-trained start does not matter: fresh rows are reused as fresh rows, and a
+    # pre-trained row's reused grid is checked by training its first configuration from this run's prompt
     if theirs != ours:
         print(f"error: --reuse '{path}' was measured with {theirs}, this run is {ours}", file=sys.stderr)
         sys.exit(2)
@@ -386,7 +390,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON, table and plot")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="TPE seeds: one search per seed and row")
     p.add_argument("--reuse", type=Path, default=None,
-                   help="an earlier report (JSON) of the same settings: its grids are checked and reused")
+                   help="an earlier report (JSON) of the same settings: its grids are checked and reused, with its searches")
     args = p.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda: torch finds no CUDA GPU on this machine", file=sys.stderr)
