@@ -28,6 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_cost import POINTS, RESULTS, claim, read_report, run_grid, write_json  # noqa: E402
 
@@ -124,7 +126,12 @@ def main() -> None:
         sys.exit(2)
     args.work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PTV2_HOME", str(args.work / "home"))
-    settings = argparse.Namespace(max_train=report["max_train"], max_eval=report["max_eval"])
+    # a report from before --device trained on the CPU
+    settings = argparse.Namespace(max_train=report["max_train"], max_eval=report["max_eval"],
+                                  device=report.get("device", "cpu"))
+    if settings.device == "cuda" and not torch.cuda.is_available():
+        print("error: the report was trained on a CUDA GPU and torch finds none on this machine", file=sys.stderr)
+        sys.exit(2)
     rows = []
     for row in report["rows"]:
         space = load_space(row["task"]).with_overrides(epochs=row["epochs"], trials=row["trials"])
