@@ -177,6 +177,13 @@ def check_reused_grid(grid: dict, task: str, model: str, space: SearchSpace, arg
         sys.exit(2)
 
 
+def require_device(device: str, what: str) -> None:
+    """Exit 2 with one error line when ``device`` is cuda and torch finds no CUDA GPU (``what``: whose device)."""
+    if device == "cuda" and not torch.cuda.is_available():
+        print(f"error: {what}: torch finds no CUDA GPU on this machine", file=sys.stderr)
+        sys.exit(2)
+
+
 def compute_to_target(trials: list[dict], target: float) -> int | None:
     """Trial-epochs spent (in end order) until the best so far reaches ``target``; None if never."""
     spent, best = 0, -math.inf
@@ -392,9 +399,7 @@ def main() -> None:
     p.add_argument("--reuse", type=Path, default=None,
                    help="an earlier report (JSON) of the same settings: its grids are checked and reused, with its searches")
     args = p.parse_args()
-    if args.device == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda: torch finds no CUDA GPU on this machine", file=sys.stderr)
-        sys.exit(2)
+    require_device(args.device, "--device cuda")
     if args.pretrained:
         args.pretrained = str(Path(args.pretrained).resolve())
     key = settings_key(args)

@@ -28,10 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from search_cost import POINTS, RESULTS, claim, read_report, run_grid, write_json  # noqa: E402
+from search_cost import POINTS, RESULTS, claim, read_report, require_device, run_grid, write_json  # noqa: E402
 
 from optuna_studies.space import load_space  # noqa: E402
 
@@ -124,14 +122,12 @@ def main() -> None:
     if args.pretrained and not (Path(args.pretrained) / "prompt_config.json").is_file():
         print(f"error: --pretrained '{args.pretrained}' is not a pre-trained prompt folder", file=sys.stderr)
         sys.exit(2)
-    args.work.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("PTV2_HOME", str(args.work / "home"))
     # a report from before --device trained on the CPU
     settings = argparse.Namespace(max_train=report["max_train"], max_eval=report["max_eval"],
                                   device=report.get("device", "cpu"))
-    if settings.device == "cuda" and not torch.cuda.is_available():
-        print("error: the report was trained on a CUDA GPU and torch finds none on this machine", file=sys.stderr)
-        sys.exit(2)
+    require_device(settings.device, f"--report '{args.report}' was trained on a GPU")
+    args.work.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("PTV2_HOME", str(args.work / "home"))
     rows = []
     for row in report["rows"]:
         space = load_space(row["task"]).with_overrides(epochs=row["epochs"], trials=row["trials"])
