@@ -35,7 +35,11 @@ each part claimed by one of them. The report covers every finished part of the r
 seed) from an earlier report of the same settings instead of training them again (its fresh rows
 whether or not either run has a pre-trained start). A reused grid is checked
 first: its first configuration is trained again and must give the same dev scores, epoch by
-epoch (CPU training is deterministic here), else the bench stops with an error.
+epoch (CPU training is deterministic here), else the bench stops with an error. A pre-trained
+row's searches are reused only when the report records the same prompt (``prompt_sha``, the
+sha256 of its ``prompt.safetensors``); a report without one (before 2026-12-05) lends its
+pre-trained rows' grids, checked, and no searches. The prompt's sha256 is part of the settings
+a ``--work`` folder holds, so a prompt rebuilt at the same path does not mix with the old rows.
 """
 from __future__ import annotations
 
@@ -146,16 +150,21 @@ def run_one_search(task: str, model: str, seed: int, pruning: dict, args, init: 
             "seed": seed, "pruning": pruning, "sampler": sampler_of(load_space(space_file)), "seconds": time.time() - t0}
 
 
-def reused_parts(report: dict | None, task: str, start: str, space: SearchSpace, now: dict) -> dict:
+def reused_parts(report: dict | None, task: str, start: str, space: SearchSpace, now: dict,
+                 prompt: str | None = None) -> dict:
     """The grid and each seed's search of row (task, start) from an earlier report, where present.
     A search is reused only when it ran with the pruning this row runs with (``now``) and the
     space's sampler settings; a search recorded without its pruning predates ``warm_grace_period``,
     so it ran with ``grace_period``, and one without its sampler predates them (LEGACY_SAMPLER).
+    A pre-trained row's searches are reused only when the report's ``prompt_sha`` is ``prompt``
+    (this run's): its grid is checked by training, its searches are not.
     (With one trial at a time on CPU, a search with the same seed runs the same trials again.)"""
     row = next((r for r in (report or {}).get("rows", []) if (r["task"], r["start"]) == (task, start)), None)
     if row is None:
         return {}
     parts = {"grid": row["grid"]}
+    if start != "fresh" and (prompt is None or report.get("prompt_sha") != prompt):
+        return parts
     for search in row.get("searches") or [row["search"]]:
         seed = search.get("seed", 0)
         ran = search.get("pruning") or pruning_of(space)
@@ -181,6 +190,17 @@ def require_device(device: str, what: str) -> None:
     """Exit 2 with one error line when ``device`` is cuda and torch finds no CUDA GPU (``what``: whose device)."""
     if device == "cuda" and not torch.cuda.is_available():
         print(f"error: {what}: torch finds no CUDA GPU on this machine", file=sys.stderr)
+        sys.exit(2)
+
+
+def prompt_sha(folder: str | None) -> str | None:
+    """sha256 of a pre-trained prompt's weights (16 hex digits), or exit 2 with one error line."""
+    if folder is None:
+        return None
+    try:
+        return hashlib.sha256((Path(folder) / "prompt.safetensors").read_bytes()).hexdigest()[:16]
+    except OSError as e:
+        print(f"error: --pretrained '{folder}' holds no readable prompt.safetensors: {e.strerror}", file=sys.stderr)
         sys.exit(2)
 
 
@@ -287,7 +307,8 @@ def settings_key(args) -> dict:
     """What a row's numbers depend on: rows of other settings never mix in one --work."""
     names = ("model", "max_train", "max_eval", "epochs", "trials", "pretrained", "pretrain", "pretrain_epochs")
     device = {"device": args.device} if args.device != "cpu" else {}  # CPU keys stay as they were before --device
-    return {k: getattr(args, k) for k in names} | sampler_args(args) | device
+    sha = {"pretrained_sha": prompt_sha(args.pretrained)} if args.pretrained else {}
+    return {k: getattr(args, k) for k in names} | sampler_args(args) | device | sha
 
 
 def pct(row: dict, spent: int | None) -> str:
@@ -417,13 +438,14 @@ def main() -> None:
     os.environ.setdefault("PTV2_HOME", str(work / "home"))
     pre = args.pretrained or (pretrain_prompt(args.model, args.tasks, args, work / "pre") if args.pretrain else None)
     starts = [("fresh", None)] + ([("pre-trained", pre)] if pre else [])
+    sha = prompt_sha(pre)
     spaces = {task: dataclasses.replace(load_space(task).with_overrides(trials=args.trials, epochs=args.epochs),
                                         **sampler_args(args)) for task in args.tasks}
     for task, space in spaces.items():
         for start, init in starts:
             name = f"{task}-{start}"
             pruning = pruning_of(space.for_start(warm=init is not None))  # what this row's searches run with
-            reuse = reused_parts(report, task, start, space, pruning)
+            reuse = reused_parts(report, task, start, space, pruning, prompt=sha)
             # separate claims: two processes can split one row
             for part in ["grid"] + [f"search-s{seed}" for seed in args.seeds]:
                 if not claim(rows_dir, f"{name}.{part}"):
@@ -446,7 +468,7 @@ def main() -> None:
     if rows:
         write_reports({"model": args.model, "device": args.device, "max_train": args.max_train,
                        "max_eval": args.max_eval,
-                       "epochs": args.epochs, "trials": args.trials, "pretrained": pre is not None,
+                       "epochs": args.epochs, "trials": args.trials, "pretrained": pre is not None, "prompt_sha": sha,
                        "pretrain_epochs": args.pretrain_epochs if args.pretrain else None, "rows": rows}, args.out)
         print((args.out / "search_cost.md").read_text())
     if missing:
