@@ -303,12 +303,13 @@ def read_reuse(path: Path, key: dict) -> dict:
     return report
 
 
-def settings_key(args) -> dict:
-    """What a row's numbers depend on: rows of other settings never mix in one --work."""
+def settings_key(args, sha: str | None) -> dict:
+    """What a row's numbers depend on: rows of other settings never mix in one --work
+    (``sha``: the --pretrained prompt's, see ``prompt_sha``)."""
     names = ("model", "max_train", "max_eval", "epochs", "trials", "pretrained", "pretrain", "pretrain_epochs")
     device = {"device": args.device} if args.device != "cpu" else {}  # CPU keys stay as they were before --device
-    sha = {"pretrained_sha": prompt_sha(args.pretrained)} if args.pretrained else {}
-    return {k: getattr(args, k) for k in names} | sampler_args(args) | device | sha
+    return ({k: getattr(args, k) for k in names} | sampler_args(args) | device
+            | ({"pretrained_sha": sha} if args.pretrained else {}))
 
 
 def pct(row: dict, spent: int | None) -> str:
@@ -423,7 +424,8 @@ def main() -> None:
     require_device(args.device, "--device cuda")
     if args.pretrained:
         args.pretrained = str(Path(args.pretrained).resolve())
-    key = settings_key(args)
+    sha = prompt_sha(args.pretrained)  # None without --pretrained; with --pretrain, known once it is built
+    key = settings_key(args, sha)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     work = args.work or Path(tempfile.gettempdir()) / f"ptv2-bench-search-cost-{digest}"
     rows_dir = work / "rows"
@@ -438,7 +440,7 @@ def main() -> None:
     os.environ.setdefault("PTV2_HOME", str(work / "home"))
     pre = args.pretrained or (pretrain_prompt(args.model, args.tasks, args, work / "pre") if args.pretrain else None)
     starts = [("fresh", None)] + ([("pre-trained", pre)] if pre else [])
-    sha = prompt_sha(pre)
+    sha = sha or prompt_sha(pre)
     spaces = {task: dataclasses.replace(load_space(task).with_overrides(trials=args.trials, epochs=args.epochs),
                                         **sampler_args(args)) for task in args.tasks}
     for task, space in spaces.items():
