@@ -29,7 +29,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from search_cost import POINTS, RESULTS, claim, read_report, require_device, run_grid, write_json  # noqa: E402
+from search_cost import (POINTS, RESULTS, claim, prompt_sha, read_report, require_device, run_grid,  # noqa: E402
+                         write_json)
 
 from optuna_studies.space import load_space  # noqa: E402
 
@@ -46,6 +47,22 @@ def configs_of(row: dict) -> list[dict]:
                 out.append({"role": f"search best, TPE seed {s['seed']} (missed)", "prompt_len": key[0],
                             "lr": key[1], "seed0": s["best_score"]})
     return out
+
+
+def work_key(report: dict, sha: str | None) -> dict:
+    """What a run's score depends on besides its name (task, start, configuration, seed)."""
+    return {k: report.get(k) for k in ("model", "device", "max_train", "max_eval", "epochs")} | {"prompt_sha": sha}
+
+
+def check_work(work: Path, key: dict) -> None:
+    """Keep runs of one report's settings per --work folder: exit 2 on another's, else record ``key``."""
+    saved = work / "settings.json"
+    if saved.exists() and json.loads(saved.read_text()) != key:
+        print(f"error: --work '{work}' holds runs of other settings {saved.read_text().strip()}: pick another --work",
+              file=sys.stderr)
+        sys.exit(2)
+    work.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(key, sort_keys=True))
 
 
 def run_name(task: str, start: str, c: dict, seed: int) -> str:
@@ -122,11 +139,17 @@ def main() -> None:
     if args.pretrained and not (Path(args.pretrained) / "prompt_config.json").is_file():
         print(f"error: --pretrained '{args.pretrained}' is not a pre-trained prompt folder", file=sys.stderr)
         sys.exit(2)
+    sha = prompt_sha(args.pretrained)
+    if sha and report.get("prompt_sha") and sha != report["prompt_sha"]:
+        # a prompt rebuilt on another machine differs in its last bits: not the report's prompt
+        print(f"error: --pretrained '{args.pretrained}' is not the report's prompt (sha {sha}, the report's "
+              f"{report['prompt_sha']})", file=sys.stderr)
+        sys.exit(2)
     # a report from before --device trained on the CPU
     settings = argparse.Namespace(max_train=report["max_train"], max_eval=report["max_eval"],
                                   device=report.get("device", "cpu"))
     require_device(settings.device, f"--report '{args.report}' was trained on a GPU")
-    args.work.mkdir(parents=True, exist_ok=True)
+    check_work(args.work, work_key(report, sha))
     os.environ.setdefault("PTV2_HOME", str(args.work / "home"))
     rows = []
     for row in report["rows"]:
