@@ -141,7 +141,8 @@ def main() -> None:
         sys.exit(2)
     sha = prompt_sha(args.pretrained)
     if sha and report.get("prompt_sha") and sha != report["prompt_sha"]:
-        # a prompt rebuilt on another machine is another file (direct dependencies are pinned, so most likely the CPU's float kernels): not the report's prompt
+        # a prompt rebuilt on another machine is another file (the dependencies are pinned, so most
+        # likely the CPU's float kernels): not the report's prompt
         print(f"error: --pretrained '{args.pretrained}' is not the report's prompt (sha {sha}, the report's "
               f"{report['prompt_sha']})", file=sys.stderr)
         sys.exit(2)
