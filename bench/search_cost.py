@@ -253,6 +253,18 @@ def claim(rows_dir: Path, name: str) -> bool:
     return False
 
 
+def check_work(work: Path, key: dict) -> None:
+    """One --work folder keeps the runs of one set of settings (``key``): exit 2 with one error line
+    on a folder of other settings, else create it and record ``key`` in its settings.json."""
+    saved = work / "settings.json"
+    if saved.exists() and json.loads(saved.read_text()) != key:
+        print(f"error: --work '{work}' holds runs of other settings {saved.read_text().strip()}: pick another --work",
+              file=sys.stderr)
+        sys.exit(2)
+    work.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(key, sort_keys=True))
+
+
 def write_json(path: Path, doc: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
@@ -428,14 +440,9 @@ def main() -> None:
     key = settings_key(args, sha)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     work = args.work or Path(tempfile.gettempdir()) / f"ptv2-bench-search-cost-{digest}"
+    check_work(work, key)
     rows_dir = work / "rows"
-    rows_dir.mkdir(parents=True, exist_ok=True)
-    saved = work / "settings.json"
-    if saved.exists() and json.loads(saved.read_text()) != key:
-        print(f"error: --work '{work}' holds rows of other settings {saved.read_text().strip()}: pick another --work",
-              file=sys.stderr)
-        sys.exit(2)
-    saved.write_text(json.dumps(key, sort_keys=True))
+    rows_dir.mkdir(exist_ok=True)
     report = read_reuse(args.reuse, key) if args.reuse else None
     os.environ.setdefault("PTV2_HOME", str(work / "home"))
     pre = args.pretrained or (pretrain_prompt(args.model, args.tasks, args, work / "pre") if args.pretrain else None)

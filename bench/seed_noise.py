@@ -29,8 +29,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from search_cost import (POINTS, RESULTS, claim, prompt_sha, read_report, require_device, run_grid,  # noqa: E402
-                         write_json)
+from search_cost import (POINTS, RESULTS, check_work, claim, prompt_sha, read_report, require_device,  # noqa: E402
+                         run_grid, write_json)
 
 from optuna_studies.space import load_space  # noqa: E402
 
@@ -52,17 +52,6 @@ def configs_of(row: dict) -> list[dict]:
 def work_key(report: dict, sha: str | None) -> dict:
     """What a run's score depends on besides its name (task, start, configuration, seed)."""
     return {k: report.get(k) for k in ("model", "device", "max_train", "max_eval", "epochs")} | {"prompt_sha": sha}
-
-
-def check_work(work: Path, key: dict) -> None:
-    """Keep runs of one report's settings per --work folder: exit 2 on another's, else record ``key``."""
-    saved = work / "settings.json"
-    if saved.exists() and json.loads(saved.read_text()) != key:
-        print(f"error: --work '{work}' holds runs of other settings {saved.read_text().strip()}: pick another --work",
-              file=sys.stderr)
-        sys.exit(2)
-    work.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(key, sort_keys=True))
 
 
 def run_name(task: str, start: str, c: dict, seed: int) -> str:
