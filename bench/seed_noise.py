@@ -49,9 +49,9 @@ def configs_of(row: dict) -> list[dict]:
     return out
 
 
-def work_key(report: dict, sha: str | None) -> dict:
+def work_key(report: dict, device: str, sha: str | None) -> dict:
     """What a run's score depends on besides its name (task, start, configuration, seed)."""
-    return {k: report.get(k) for k in ("model", "device", "max_train", "max_eval", "epochs")} | {"prompt_sha": sha}
+    return {k: report[k] for k in ("model", "max_train", "max_eval", "epochs")} | {"device": device, "prompt_sha": sha}
 
 
 def run_name(task: str, start: str, c: dict, seed: int) -> str:
@@ -139,7 +139,7 @@ def main() -> None:
     settings = argparse.Namespace(max_train=report["max_train"], max_eval=report["max_eval"],
                                   device=report.get("device", "cpu"))
     require_device(settings.device, f"--report '{args.report}' was trained on a GPU")
-    check_work(args.work, work_key(report, sha))
+    check_work(args.work, work_key(report, settings.device, sha))
     os.environ.setdefault("PTV2_HOME", str(args.work / "home"))
     rows = []
     for row in report["rows"]:
