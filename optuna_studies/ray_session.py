@@ -26,9 +26,16 @@ def worker_env() -> dict[str, str]:
 
 # Ray Client's head starts one server process per connection; now and then that process dies as
 # it is forked (a gRPC fork race in Ray's proxier, ray-project/ray#63202, about 1 start in 4 on a
-# busy 2-core machine here). A new connection gets a new process, so the join is tried again.
-CLIENT_SERVER_DIED = "Starting Ray client server failed"
+# busy 2-core machine here). The proxier reports it one of two ways: it saw the process exit, or
+# the process died between that check and its reading the command line (psutil.ZombieProcess).
+# A new connection gets a new process, so the join is tried again.
+CLIENT_SERVER_DIED = ("Starting Ray client server failed", "psutil.ZombieProcess")
 CLIENT_JOIN_ATTEMPTS = 3
+
+
+def client_server_died(e: BaseException) -> bool:
+    """Whether a Ray Client join failed because the head's server process for it died starting."""
+    return isinstance(e, ConnectionAbortedError) and any(sign in str(e) for sign in CLIENT_SERVER_DIED)
 
 
 def _join(ray, target: str, common: dict) -> None:
@@ -37,7 +44,7 @@ def _join(ray, target: str, common: dict) -> None:
             ray.init(address=target, **common)
             return
         except ConnectionAbortedError as e:  # Ray Client's "Initialization failure from server"
-            if CLIENT_SERVER_DIED not in str(e) or attempt == CLIENT_JOIN_ATTEMPTS:
+            if not client_server_died(e) or attempt == CLIENT_JOIN_ATTEMPTS:
                 raise
             ray.shutdown()
             print(f"note: the Ray Client server at '{target}' died as it started (ray-project/ray#63202); "

@@ -531,3 +531,22 @@ def test_a_ray_client_init_failure_keeps_the_servers_reason_on_its_one_line():
     assert one_line(ConnectionError("Could not find any running Ray instance.\nPlease specify the address")) == \
         "Could not find any running Ray instance."
     assert one_line(RuntimeError("")) == "RuntimeError"
+
+
+def test_a_ray_client_server_dying_as_it_starts_is_told_apart_from_other_join_failures():
+    """The head's per-connection server dying as it starts (ray-project/ray#63202) reaches the client
+    in two forms, both retried: the proxier saw it exit, or it died while the proxier read its command
+    line (psutil.ZombieProcess, which failed the suite's Ray Client test in CI). Other init failures
+    are not retried."""
+    from optuna_studies.ray_session import client_server_died
+
+    def init_failure(last: str) -> ConnectionAbortedError:
+        return ConnectionAbortedError("Initialization failure from server:\nTraceback (most recent call last):\n"
+                                      "  File \"proxier.py\", line 765, in Datapath\n" + last)
+
+    assert client_server_died(init_failure("RuntimeError: Starting Ray client server failed. See "
+                                           "ray_client_server_23000.err for detailed logs."))
+    assert client_server_died(init_failure("psutil.ZombieProcess: PID still exists but it's a zombie (pid=26283)"))
+    assert not client_server_died(init_failure("RuntimeError: Proxy failed to Connect to backend! Check "
+                                               "`ray_client_server.err`"))
+    assert not client_server_died(ConnectionError("ray client connection timeout"))
