@@ -86,7 +86,8 @@ def run_local(params: dict) -> dict:
 
 
 def registry_summary(params: dict) -> list[dict]:
-    """Per task: the newest registered version, its search result, test metric and aliases."""
+    """Per task: the newest registered version, its search result, test metric, aliases and the
+    promote step's decision with its reason."""
     from mlflow import MlflowClient
 
     from components.registry.register import NAME_PREFIX, default_name
@@ -109,5 +110,7 @@ def registry_summary(params: dict) -> list[dict]:
             "prompt_len": tags.get("prompt_len", "?"), "lr": tags.get("lr", "?"),
             "metric": tags.get("metric", "?"), "test": tags.get("test_score", "?"),
             "aliases": ",".join(sorted(mv.aliases)) or "-",
+            # the promote step's decision and why (absent when auto_promote is off)
+            "decision": tags.get("promotion.decision", ""), "reason": tags.get("promotion.reason", ""),
         })
     return rows

@@ -69,6 +69,8 @@ def test_local_pipeline_run_registers_versions(tmp_path):
     assert mv.tags["base_model"] == "minilm" and mv.tags["data_hash"].startswith("sha256:")
     # the promote step ran (auto_promote defaults to true) and left its decision on the version
     assert any(k.startswith("promotion") for k in mv.tags), sorted(mv.tags)
+    # and the run's summary says what it decided, and why, under the table
+    assert f"ptv2-trec v1: {mv.tags['promotion.decision']}: {mv.tags['promotion.reason']}" in out
     # the search tracked its trials: one parent run plus a nested run per trial
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=100)
     nested = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]

@@ -43,13 +43,19 @@ def run(
     table = Table(title=f"ptv2 run finished in {info['seconds'] / 60:.1f} min")
     for col in ("task", "best prompt len", "lr", "test metric", "registered", "aliases"):
         table.add_column(col)
-    for r in registry_summary(params):
+    summary = registry_summary(params)
+    for r in summary:
         lr = r.get("lr", "?")
         lr = f"{float(lr):.2g}" if lr not in ("?", "") else lr
         test = r.get("test", "?")
         test = f"{r.get('metric', '')} {float(test):.3f}" if test not in ("?", "") else "?"
         table.add_row(r["task"], str(r.get("prompt_len", "-")), lr, test, f"{r['model']} v{r['version']}", r.get("aliases", "-"))
     Console(width=max(110, Console().width)).print(table)
+    decided = [r for r in summary if r.get("decision")]
+    if decided:
+        typer.echo("Promotion (paired bootstrap on the test split, see docs/registry.md):")
+        for r in decided:
+            typer.echo(f"  {r['model']} v{r['version']}: {r['decision']}: {r['reason']}")
     typer.echo(f"Full log: {info['log']}")
     typer.echo(f"Review trials and versions in MLflow:  PTV2_HOME={settings.home()} .venv/bin/ptv2 ui")
 
