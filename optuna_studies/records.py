@@ -46,13 +46,16 @@ def read_records(work: Path) -> list[dict[str, Any]]:
 
 
 def best_record(records: list[dict[str, Any]], mode: str) -> dict[str, Any] | None:
-    """The finished trial with the best score and an adapter (completed or pruned); None if none."""
+    """The finished trial with the best score and an adapter (completed or pruned); None if none.
+
+    Trials that tie on the score go to the shorter prompt (fewer parameters, a shorter sequence at
+    every layer when serving), then to the earlier trial.
+    """
     ok = [r for r in records if r.get("adapter") and _finite(r.get("best_score"))]
     if not ok:
         return None
-    pick = max if mode == "max" else min
-    return pick(ok, key=lambda r: (r["best_score"], -(r.get("number") or 0)) if mode == "max"
-                else (r["best_score"], r.get("number") or 0))
+    sign = -1 if mode == "max" else 1
+    return min(ok, key=lambda r: (sign * r["best_score"], r.get("prompt_len") or 0, r.get("number") or 0))
 
 
 def _finite(x: Any) -> bool:

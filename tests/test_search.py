@@ -315,3 +315,20 @@ def test_the_study_records_each_trial_end_as_optuna_sees_it(tmp_path):
                                                        "nan": TrialState.FAIL}
     assert trials["full"].value == 0.6 and trials["stopped"].value == 0.45 and trials["nan"].value is None
     assert trials["stopped"].intermediate_values == {1: 0.4, 2: 0.45}
+
+
+@pytest.mark.parametrize("mode", ["max", "min"])
+def test_the_best_trial_breaks_a_tie_on_score_by_the_shorter_prompt(tmp_path, mode):
+    from optuna_studies import records
+
+    good, worse = (0.9, 0.8) if mode == "max" else (0.1, 0.2)
+    rows = [  # (number, prompt_len, score, has an adapter)
+        (0, 32, good, True), (1, 8, worse, True), (2, 16, good, True), (3, 4, good, False),
+        (4, 16, good, True), (5, 4, float("nan"), True)]
+    for number, length, score, has_adapter in rows:
+        records.write_record(tmp_path, {"number": number, "ray_trial_id": f"t{number}", "prompt_len": length,
+                                        "best_score": score, "adapter": str(tmp_path / f"a{number}") if has_adapter else None})
+    best = records.best_record(records.read_records(tmp_path), mode)
+    # 0, 2 and 4 tie on the best score with an adapter (3 has none, 5 scored NaN): the shortest prompt wins,
+    # and of the two at 16 positions the earlier trial
+    assert (best["number"], best["prompt_len"]) == (2, 16)
