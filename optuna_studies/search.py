@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from ptv2_core.errors import Ptv2Error
 from optuna_studies import records, settings, tracking
+from optuna_studies.best_metrics import best_metrics
 from optuna_studies.cluster import require_stores_in_shared
 from optuna_studies.output import write_output
 from optuna_studies.plan import SearchPlan, plan_search
@@ -36,6 +37,7 @@ class SearchResult:
     study_name: str = ""
     storage: str = ""  # masked: no password
     out_dir: Path = field(default_factory=Path)
+    test: dict[str, Any] = field(default_factory=dict)  # the best adapter's test metrics (its metrics.json)
 
 
 def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None = None,
@@ -157,19 +159,22 @@ def _finish(plan: SearchPlan, parent: str, mlflow_uri: str | None) -> SearchResu
         "mlflow": {"parent_run_id": parent, "tracking_uri": mask_url(settings.mlflow_tracking_uri(mlflow_uri))},
         "trials": _counts(trials), "space": plan.space.to_dict(),
     }
+    metrics = best_metrics(Path(best["adapter"]), best, plan.task, plan.study_name, plan.constants["max_eval"])
+    (Path(best["adapter"]) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    doc["test"] = metrics["test"]
     (art / "best.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     tracking.log_artifacts(parent, art)
     if best.get("mlflow_run_id"):
         tracking.set_tags(best["mlflow_run_id"], {"ptv2.best": "true"})
     tracking.set_tags(parent, {"ptv2.best_trial": best["number"], "ptv2.best_run_id": best.get("mlflow_run_id"),
                                "ptv2.best_prompt_len": best["prompt_len"], "ptv2.best_lr": best["lr"]})
-    tracking.log_epoch(parent, {"best_score": best["best_score"]}, 0)
+    tracking.log_epoch(parent, {"best_score": best["best_score"], "best_test_score": metrics["test"]["score"]}, 0)
     out = write_output(plan.out_dir, doc, Path(best["adapter"]), {name: art / name for name in ARTIFACTS})
     shutil.rmtree(plan.work, ignore_errors=True)
     for r in trials:  # the work folder is gone: only the best adapter remains, in the output
         r["adapter"] = str(out / "adapter") if r is best else None
     return SearchResult(best_config, best["best_score"], out / "adapter", trials, parent, plan.study_name,
-                        mask_url(plan.storage), out)
+                        mask_url(plan.storage), out, metrics["test"])
 
 
 def _counts(trials: list[dict]) -> dict[str, int]:

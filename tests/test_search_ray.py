@@ -191,6 +191,17 @@ def test_local_search_end_to_end_a_diverging_trial_fails_alone(local_ray, tiny_m
     assert best["best_score"] == pytest.approx(max(r["best_score"] for r in result.trials if r["best_score"] is not None))
     loaded = load_adapter(out / "adapter")
     assert loaded.model.prompt_config.prompt_len == result.best_config["prompt_len"]
+    # the adapter is complete, as `ptv2 train --out` writes it: scored again on dev (the trial's own
+    # score) and once on test, so `ptv2 register` takes it as it is
+    metrics = json.loads((out / "adapter" / "metrics.json").read_text())
+    assert metrics["dev"]["score"] == pytest.approx(best["best_score"], abs=1e-9)
+    assert metrics["test"]["score"] == best["test"]["score"] == result.test["score"]
+    assert (metrics["prompt_len"], metrics["study"]) == (result.best_config["prompt_len"], result.study_name)
+    from components.registry.register import register_adapter
+    from mlflow.tracking import MlflowClient
+    version = register_adapter(out / "adapter", "trec", tracking_uri=mlflow_uri)
+    tags = MlflowClient(mlflow_uri).get_model_version(version.name, str(version.version)).tags
+    assert (tags["study"], tags["test_score"]) == (result.study_name, f"{metrics['test']['score']:.6g}")
     # the work folder is gone and nothing else was left beside the output
     assert {p.name for p in tmp_path.iterdir()} - {"home"} == {"out", "space.yaml", "optuna.db"}
 

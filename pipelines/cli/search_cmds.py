@@ -51,5 +51,7 @@ def search(
         shared_dir=shared_dir, echo=echo,
     )
     cfg = result.best_config
-    typer.echo(f"best: prompt_len {cfg['prompt_len']}, lr {cfg['lr']:.3g}, score {result.best_score:.4f} "
+    test = f", test {result.test['score']:.4f}" if result.test else ""
+    typer.echo(f"best: prompt_len {cfg['prompt_len']}, lr {cfg['lr']:.3g}, dev score {result.best_score:.4f}{test} "
                f"({len(result.trials)} trials, study '{result.study_name}'); written to {result.out_dir}")
+    typer.echo(f"register it: ptv2 register --task {task} --adapter {result.adapter_dir}")
