@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ptv2_core import __version__
-from ptv2_core.artifact_json import check_prompt_fits, read_config
+from ptv2_core.artifact_json import check_prompt_fits, found_instead, read_config
 from ptv2_core.backbone import fingerprint, geometry, load_backbone
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.heads import HeadConfig
@@ -117,7 +117,7 @@ def read_adapter_config(adapter_dir: str | Path) -> dict:
     """The JSON config of an adapter folder, validated."""
     path = Path(adapter_dir) / CONFIG
     if not path.is_file():
-        raise Ptv2Error(f"no adapter at '{adapter_dir}': {CONFIG} is missing")
+        raise Ptv2Error(f"no adapter at '{adapter_dir}': {CONFIG} is missing{found_instead(Path(adapter_dir))}")
     return read_config(path, FORMAT, FORMAT_VERSION, "adapter", ("prompt", "head", "task", "base_model"))
 
 

@@ -8,6 +8,19 @@ from ptv2_core.errors import Ptv2Error
 from ptv2_core.prefix import PromptConfig
 
 
+def found_instead(folder: Path) -> str:
+    """For a 'no <artifact> here' error: what the folder holds instead, if it is another ptv2
+    folder (``"; it is … : use …"``), else an empty string."""
+    if (folder / "prompt_config.json").is_file():
+        return (f"; it is a pre-trained prompt: score it with `ptv2 eval --pretrained {folder}`, "
+                f"or train from it with `--init {folder}`")
+    if (folder / "best.json").is_file() and (folder / "adapter" / "adapter_config.json").is_file():
+        return f"; it is a search's output: its best adapter is '{folder / 'adapter'}'"
+    if (folder / "adapter_config.json").is_file():
+        return f"; it is an adapter (for `ptv2 eval`, `predict` and `register --adapter {folder}`)"
+    return ""
+
+
 def read_config(path: Path, fmt: str, version: int, what: str, required: tuple[str, ...]) -> dict:
     """Parse ``path`` and check its ``format``, ``format_version`` (at most ``version``) and
     ``required`` keys; every failure is a Ptv2Error naming ``what`` and the file."""

@@ -162,6 +162,25 @@ def test_corrupt_adapter_config(tiny_adapter, tmp_path):
     assert_user_error(run("predict", "--adapter", str(bad), "hello"), "corrupt adapter config")
 
 
+def test_a_ptv2_folder_of_the_wrong_kind_is_named_in_the_error(tiny_adapter, tmp_path):
+    """An adapter where a pre-trained prompt is wanted, a search's output or a pre-trained prompt
+    where an adapter is wanted: the one error line says what the folder is and what to pass."""
+    search_out = tmp_path / "search"
+    search_out.mkdir()
+    (search_out / "best.json").write_text("{}")
+    copy_adapter(tiny_adapter, search_out / "adapter")
+    pre = tmp_path / "pre"
+    pre.mkdir()
+    (pre / "prompt_config.json").write_text("{}")
+    assert_user_error(run("predict", "--adapter", str(search_out), "hello"),
+                      "adapter_config.json is missing", f"its best adapter is '{search_out / 'adapter'}'")
+    assert_user_error(run("eval", "--adapter", str(pre)), "it is a pre-trained prompt", f"--pretrained {pre}")
+    assert_user_error(run("eval", "--pretrained", str(tiny_adapter)), "prompt_config.json is missing",
+                      "it is an adapter")
+    assert_user_error(train(tmp_path, "--task", "trec", "--init", str(tiny_adapter)), "it is an adapter")
+    assert not (tmp_path / "out").exists()
+
+
 def test_adapter_tensor_shape_mismatch(tiny_adapter, tmp_path):
     bad = copy_adapter(tiny_adapter, tmp_path / "bad")
     cfg = json.loads((bad / "adapter_config.json").read_text())

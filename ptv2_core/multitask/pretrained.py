@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ptv2_core import __version__
-from ptv2_core.artifact_json import read_config
+from ptv2_core.artifact_json import found_instead, read_config
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.settings import TrainingSettings
 
@@ -114,7 +114,7 @@ def read_pretrained_config(pretrained_dir: str | Path) -> dict:
         if (d / CHECKPOINTS).is_dir():
             raise Ptv2Error(f"pre-training in '{d}' has not finished (checkpoints only): run the same "
                             "`ptv2 pretrain` command again to resume it")
-        raise Ptv2Error(f"no pre-trained prompt at '{d}': {CONFIG} is missing")
+        raise Ptv2Error(f"no pre-trained prompt at '{d}': {CONFIG} is missing{found_instead(d)}")
     return read_config(path, FORMAT, FORMAT_VERSION, "pre-trained prompt",
                        ("tasks", "lengths", "max_prompt_len", "prompt", "base_model"))
 
