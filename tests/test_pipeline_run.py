@@ -56,7 +56,11 @@ def test_local_pipeline_run_registers_versions(tmp_path):
                          text=True, env=env, cwd=tmp_path, timeout=1500)
     assert res.returncode == 0, res.stderr[-4000:]
     out = res.stdout
-    assert "ptv2 run finished" in out and "ptv2-trec v1" in out and "ptv2-my-intents v1" in out and "ptv2 ui" in out
+    assert "ptv2 run finished" in out and "ptv2-trec v1" in out and "ptv2-my-intents v1" in out
+    # the command that opens the UI names this environment's ptv2, as a path that works from where the run was
+    ui_line = next(line for line in out.splitlines() if line.startswith("Review trials"))
+    command = ui_line.split(f"PTV2_HOME={home} ", 1)[1].split()
+    assert command[1:] == ["ui"] and (tmp_path / command[0]).is_file(), ui_line
 
     from mlflow import MlflowClient
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -57,7 +58,18 @@ def run(
         for r in decided:
             typer.echo(f"  {r['model']} v{r['version']}: {r['decision']}: {r['reason']}")
     typer.echo(f"Full log: {info['log']}")
-    typer.echo(f"Review trials and versions in MLflow:  PTV2_HOME={settings.home()} .venv/bin/ptv2 ui")
+    typer.echo(f"Review trials and versions in MLflow:  PTV2_HOME={settings.home()} {_this_ptv2()} ui")
+
+
+def _this_ptv2() -> str:
+    """The ptv2 command of this environment, as a path that works from the current folder."""
+    exe = Path(sys.executable).parent / "ptv2"
+    if not exe.is_file():
+        return "ptv2"
+    try:
+        return str(exe.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(exe.absolute())
 
 
 @app.command("compile")
