@@ -21,7 +21,7 @@ from ray.tune.search.optuna import OptunaSearch
 from optuna_studies.params import distributions, from_study
 from optuna_studies.space import SearchSpace
 
-__all__ = ["StudySearch", "distributions", "sampler", "trial_status"]
+__all__ = ["StudySearch", "distributions", "sampler", "started_trials", "trial_status"]
 
 
 def trial_status(last: Mapping[str, Any], epochs: int) -> str:
@@ -32,10 +32,24 @@ def trial_status(last: Mapping[str, Any], epochs: int) -> str:
     return "completed" if int(last.get("epoch", 0)) >= epochs else "pruned"
 
 
-def sampler(space: SearchSpace) -> optuna.samplers.TPESampler:
-    """TPE; ``constant_liar`` keeps concurrent trials from all sampling the same point."""
-    return optuna.samplers.TPESampler(n_startup_trials=space.n_startup_trials, seed=space.seed,
+def sampler(space: SearchSpace, started: int = 0) -> optuna.samplers.TPESampler:
+    """TPE; ``constant_liar`` keeps concurrent trials from all sampling the same point.
+
+    ``started``: trials the study ran before this searcher (a resumed search). A sampler seeded as
+    the first one was would draw the same random start-up points again (a resumed trec search
+    re-ran its trial 0's exact configuration), so it is seeded ``sampler.seed + started``: a new
+    study draws as before, and a resumed one is as reproducible, from where it stopped."""
+    return optuna.samplers.TPESampler(n_startup_trials=space.n_startup_trials, seed=space.seed + started,
                                       multivariate=True, constant_liar=True)
+
+
+def started_trials(storage: optuna.storages.BaseStorage, study_name: str) -> int:
+    """Trials of the study that ran or run (enqueued, WAITING ones have not)."""
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return 0
+    return sum(t.state != optuna.trial.TrialState.WAITING for t in storage.get_all_trials(study_id, deepcopy=False))
 
 
 class StudySearch(OptunaSearch):
@@ -44,7 +58,8 @@ class StudySearch(OptunaSearch):
 
     def __init__(self, space: SearchSpace, study_name: str, storage: optuna.storages.BaseStorage, metric: str):
         self._epochs, self._search_space = space.epochs, space
-        super().__init__(space=distributions(space), metric=metric, mode=space.mode, sampler=sampler(space),
+        super().__init__(space=distributions(space), metric=metric, mode=space.mode,
+                         sampler=sampler(space, started_trials(storage, study_name)),
                          study_name=study_name, storage=storage)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:

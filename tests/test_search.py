@@ -317,6 +317,36 @@ def test_the_study_records_each_trial_end_as_optuna_sees_it(tmp_path):
     assert trials["stopped"].intermediate_values == {1: 0.4, 2: 0.45}
 
 
+def test_a_resumed_search_does_not_draw_its_start_up_points_again(tmp_path):
+    """A resumed search gets a new searcher; seeded as the first, its random start-up draws would
+    repeat the configurations already run (seen: a resumed trec search re-ran trial 0's exact
+    prompt length and learning rate). A new study still draws as the seed says."""
+    from optuna_studies.searcher import StudySearch
+    from optuna_studies.study import open_storage, prepare_study
+
+    space = parse_space({"prompt_len": [4, 8, 16, 32], "lr": {"low": 1e-3, "high": 1e-1}, "epochs": 1, "trials": 6,
+                         "sampler": {"n_startup_trials": 6, "seed": 0}})
+
+    def run(search, ids):
+        configs = []
+        for trial_id in ids:
+            config = search.suggest(trial_id)
+            configs.append((config["prompt_len"], config["lr"]))
+            search.on_trial_complete(trial_id, result={"best_objective": 0.5, "epoch": 1, "training_iteration": 1})
+        return configs
+
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
+    prepare_study(storage, "s", space, resume=False)
+    first = run(StudySearch(space, "s", storage, "best_objective"), ["a", "b"])
+    prepare_study(storage, "s", space, resume=True)
+    resumed = run(StudySearch(space, "s", storage, "best_objective"), ["c", "d"])
+    assert not set(resumed) & set(first), (first, resumed)  # all four differ: the lr is continuous
+
+    storage2 = open_storage(f"sqlite:///{tmp_path}/optuna2.db")
+    prepare_study(storage2, "s", space, resume=False)
+    assert run(StudySearch(space, "s", storage2, "best_objective"), ["a", "b"]) == first  # a new study: as seeded
+
+
 @pytest.mark.parametrize("mode", ["max", "min"])
 def test_the_best_trial_breaks_a_tie_on_score_by_the_shorter_prompt(tmp_path, mode):
     from optuna_studies import records
