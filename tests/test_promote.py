@@ -161,3 +161,18 @@ def test_promote_unknown_model_is_an_error(store):
 
     with pytest.raises(Ptv2Error, match="no registered model 'ptv2-nope'"):
         promote("nope", tracking_uri=store)
+
+
+def test_reading_a_registry_that_was_never_written_is_an_error_and_creates_none(tmp_path, monkeypatch):
+    """predict --model and promote on a fresh PTV2_HOME: one error line naming the missing store, and
+    no new empty mlflow.db (nor MLflow's log lines as it makes one)."""
+    from conftest import run_cli
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    for args in (["predict", "--model", "models:/ptv2-trec@champion", "hi"], ["promote", "--task", "trec"]):
+        res = run_cli(*args)
+        assert res.returncode == 2 and res.stderr.strip() == (
+            f"error: no MLflow store at {tmp_path / 'home' / 'mlflow.db'}: nothing is registered there yet "
+            "(register a model with `ptv2 register`, or point MLFLOW_TRACKING_URI or PTV2_HOME at the store)")
+    assert not (tmp_path / "home" / "mlflow.db").exists()

@@ -89,5 +89,5 @@ def load_registered(model_uri: str, tracking_uri: str | None = None) -> LoadedVe
     name, alias, version = parse_model_uri(model_uri)
     uri = store.tracking_uri(tracking_uri)
     with store.bounded_http():
-        c = store.client(uri)
+        c = store.reading_client(uri)
         return load_version(c, uri, get_version(c, uri, name, alias, version))

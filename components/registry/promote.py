@@ -90,7 +90,7 @@ def promote(
         raise Ptv2Error(f"margin must be >= 0 percentage points, got {margin}")
     uri = store.tracking_uri(tracking_uri)
     with store.bounded_http():
-        c = store.client(uri)
+        c = store.reading_client(uri)
         name = _resolve_name(c, uri, task_or_name)
         aliases = store.retry(lambda: c.get_registered_model(name).aliases, "reading aliases", uri) or {}
         if CHALLENGER not in aliases:

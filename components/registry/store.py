@@ -12,6 +12,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 from optuna_studies import settings
@@ -57,6 +58,17 @@ def client(uri: str):
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def reading_client(uri: str):
+    """``client(uri)`` for reading a registry that must exist already: a sqlite store whose file
+    is missing is an error, instead of a new empty database (and MLflow's log lines as it makes one)."""
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///"):].split("?", 1)[0])
+        if not path.is_file():
+            raise Ptv2Error(f"no MLflow store at {path}: nothing is registered there yet (register a model with "
+                            "`ptv2 register`, or point MLFLOW_TRACKING_URI or PTV2_HOME at the store)")
+    return client(uri)
 
 
 def is_unreachable(e: BaseException) -> bool:
