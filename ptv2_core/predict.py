@@ -1,20 +1,25 @@
 """Predictions for raw text with a loaded adapter: a label and score per text, or tags per word."""
 from __future__ import annotations
 
+import sys
+
 import torch
+from tqdm.auto import tqdm
 
 from ptv2_core.adapter import LoadedAdapter
 from ptv2_core.tasks.encode import encode_texts, encode_words
 
 
 @torch.no_grad()
-def predict(adapter: LoadedAdapter, texts: list[str], batch_size: int = 64) -> list[dict]:
+def predict(adapter: LoadedAdapter, texts: list[str], batch_size: int = 64, progress: bool = False) -> list[dict]:
     """Sequence tasks: ``{"label", "score"}`` per text (score = softmax probability of the label).
-    Token tasks: ``{"tokens", "tags", "scores"}`` per text, split on whitespace, one tag per word."""
+    Token tasks: ``{"tokens", "tags", "scores"}`` per text, split on whitespace, one tag per word.
+    ``progress``: a progress bar on stderr (where it is a terminal)."""
     model, spec, tok = adapter.model, adapter.spec, adapter.tokenizer
     model.eval()
     device = next(model.parameters()).device
     out: list[dict] = []
+    bar = tqdm(total=len(texts), unit="text", desc="predict", disable=None if progress else True, file=sys.stderr)
     for start in range(0, len(texts), batch_size):
         chunk = texts[start:start + batch_size]
         if spec.type == "sequence":
@@ -36,4 +41,6 @@ def predict(adapter: LoadedAdapter, texts: list[str], batch_size: int = 64) -> l
                     s, i = probs[b, pos].max(-1)
                     tags[w], scores[w] = spec.labels[int(i)], float(s)
                 out.append({"tokens": ws, "tags": tags, "scores": scores})
+        bar.update(len(chunk))
+    bar.close()
     return out

@@ -181,6 +181,18 @@ def test_a_ptv2_folder_of_the_wrong_kind_is_named_in_the_error(tiny_adapter, tmp
     assert not (tmp_path / "out").exists()
 
 
+def test_predict_needs_texts_or_a_readable_file(tiny_adapter, tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    a = ["predict", "--adapter", str(tiny_adapter)]
+    assert_user_error(run(*a), "nothing to label")
+    assert_user_error(run(*a, "hi", "--file", str(tmp_path / "empty.txt")), "not both")
+    assert_user_error(run(*a, "--file", str(tmp_path / "missing.txt")), "missing.txt' does not exist")
+    assert_user_error(run(*a, "--file", str(tmp_path / "empty.txt")), "holds no lines")
+    assert_user_error(run(*a, "--file", str(tmp_path)), "is a folder")
+    assert_user_error(run(*a, "--file", str(tmp_path / "latin1.txt")), "is not UTF-8 text")
+
+
 def test_adapter_tensor_shape_mismatch(tiny_adapter, tmp_path):
     bad = copy_adapter(tiny_adapter, tmp_path / "bad")
     cfg = json.loads((bad / "adapter_config.json").read_text())

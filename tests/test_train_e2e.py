@@ -87,6 +87,21 @@ def test_predict_prints_one_label_per_text(trec_adapter):
 
 
 @pytest.mark.slow
+def test_predict_labels_every_line_of_a_file_or_standard_input(trec_adapter, tmp_path):
+    out, _ = trec_adapter
+    texts = ["Who wrote Hamlet ?", "How many miles is it to the moon ?", "", "Where is the Eiffel Tower ?"]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
+    by_args = ptv2("predict", "--adapter", str(out), "--scores", *texts).stdout.splitlines()
+    by_file = ptv2("predict", "--adapter", str(out), "--scores", "--file", str(tmp_path / "in.txt")).stdout.splitlines()
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    by_stdin = subprocess.run([*PTV2, "predict", "--adapter", str(out), "--scores", "--file", "-"], input="\n".join(texts),
+                              capture_output=True, text=True, env=env, check=True).stdout.splitlines()
+    # one line per input line, in order, the empty line too; the same labels and scores as texts given as arguments
+    assert len(by_file) == 4 and by_file == by_args == by_stdin
+    assert [line.split("\t")[0] for line in by_file[:2] + by_file[3:]] == ["HUM", "NUM", "LOC"]
+
+
+@pytest.mark.slow
 def test_wnut16_span_f1_well_above_zero(tmp_path):
     metrics = train_cli(tmp_path / "wnut", **WNUT)
     assert metrics["test"]["span_f1"] >= 0.10, metrics["test"]

@@ -115,7 +115,9 @@ def eval_(
 
 @app.command()
 def predict(
-    texts: list[str] = typer.Argument(..., help="Texts to label (NER: words split on whitespace)."),
+    texts: Optional[list[str]] = typer.Argument(None, help="Texts to label (NER: words split on whitespace)."),
+    file: Optional[str] = typer.Option(None, "--file", help="Label every line of this UTF-8 text file instead "
+                                       "('-': standard input); one output line per input line, in order."),
     adapter: Optional[Path] = typer.Option(None, help="Adapter folder."),
     model: Optional[str] = typer.Option(None, help="A registered version instead of a folder: models:/NAME@ALIAS or "
                                         "models:/NAME/VERSION (store: MLFLOW_TRACKING_URI or the local default)."),
@@ -129,7 +131,12 @@ def predict(
 
     if (adapter is None) == (model is None):
         raise Ptv2Error("give exactly one of --adapter DIR and --model models:/NAME@ALIAS")
+    if bool(texts) == (file is not None):
+        raise Ptv2Error("give texts to label, or --file PATH (one text per line), not both" if texts else
+                        "nothing to label: give texts, or --file PATH (one text per line; '-' reads standard input)")
     pick_device(device)  # an unknown device fails before anything loads
+    if file is not None:
+        texts = read_lines(file)
     if model is not None:
         import os
 
@@ -145,7 +152,7 @@ def predict(
         from ptv2_core.adapter import load_adapter
         from ptv2_core.predict import predict as run_predict
 
-        rows = run_predict(load_adapter(adapter, device=pick_device(device)), list(texts))
+        rows = run_predict(load_adapter(adapter, device=pick_device(device)), list(texts), progress=file is not None)
     for p in rows:
         if as_json:
             typer.echo(json.dumps(p))
@@ -153,3 +160,25 @@ def predict(
             typer.echo(f"{p['label']}\t{p['score']:.4f}" if scores else p["label"])
         else:
             typer.echo(" ".join(f"{w}/{t}" for w, t in zip(p["tokens"], p["tags"])))
+
+
+def read_lines(file: str) -> list[str]:
+    """The lines of ``file`` ('-': standard input) without their line ends; an empty input is an error."""
+    import sys
+
+    from ptv2_core.errors import Ptv2Error
+
+    try:
+        data = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise Ptv2Error(f"--file '{file}' does not exist") from None
+    except IsADirectoryError:
+        raise Ptv2Error(f"--file '{file}' is a folder, not a text file") from None
+    except UnicodeDecodeError as e:
+        raise Ptv2Error(f"--file '{file}' is not UTF-8 text: {e}") from None
+    except OSError as e:
+        raise Ptv2Error(f"cannot read --file '{file}': {e.strerror or e}") from None
+    lines = data.splitlines()
+    if not lines:
+        raise Ptv2Error(f"--file '{file}' holds no lines to label")
+    return lines
