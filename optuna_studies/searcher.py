@@ -37,9 +37,9 @@ def sampler(space: SearchSpace, started: int = 0) -> optuna.samplers.TPESampler:
 
     ``started``: trials the study ran before this searcher (a resumed search). A sampler seeded as
     the first one was would draw the same random start-up points again (a resumed trec search
-    re-ran its trial 0's exact configuration), so it is seeded ``sampler.seed + started``: a new
+    re-ran its trial 0's exact configuration), so it is seeded ``sampler.seed + started`` (modulo 2**32): a new
     study draws as before, and a resumed one is as reproducible, from where it stopped."""
-    return optuna.samplers.TPESampler(n_startup_trials=space.n_startup_trials, seed=space.seed + started,
+    return optuna.samplers.TPESampler(n_startup_trials=space.n_startup_trials, seed=(space.seed + started) % 2**32,
                                       multivariate=True, constant_liar=True)
 
 

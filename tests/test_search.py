@@ -129,6 +129,8 @@ def test_a_shared_folder_holds_the_work_and_must_hold_the_trials_file_inputs(tin
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "fixed": {"lr": 1}}, "fixed"),
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "enqueue": [{"prompt_len": 8, "lr": 1e-3}]}, "outside"),
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "typo": 1}, "unknown keys"),
+    ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "sampler": {"seed": 2**32}}, "sampler.seed .* 0..4294967295"),
+    ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "sampler": {"seed": -1}}, "sampler.seed"),
 ])
 def test_bad_space_documents_are_refused(doc, match):
     with pytest.raises(Ptv2Error, match=match):
