@@ -16,6 +16,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ptv2_core.errors import Ptv2Error
+from optuna_studies.schema_race import open_once
 from optuna_studies.space import SearchSpace
 from optuna_studies.startup import first_points
 
@@ -72,11 +73,13 @@ def with_driver(url: str) -> str:
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """Connect to (and, if new, create the tables of) the study storage."""
+    """Connect to (and, if new, create the tables of) the study storage; processes creating the
+    same new storage at once open it again until one has (``optuna_studies/schema_race.py``)."""
     check_storage_url(url)
     sqlite = url.startswith("sqlite")
     try:
-        return optuna.storages.RDBStorage(with_driver(url), engine_kwargs=None if sqlite else {"pool_pre_ping": True})
+        return open_once(url, lambda: optuna.storages.RDBStorage(
+            with_driver(url), engine_kwargs=None if sqlite else {"pool_pre_ping": True}))
     except Exception as e:  # sqlalchemy/driver errors: unreachable host, bad credentials, ...
         raise Ptv2Error(f"cannot open study storage '{mask_url(url)}': {str(e).splitlines()[0]}") from None
 

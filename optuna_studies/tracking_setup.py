@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from optuna_studies import settings
+from optuna_studies.schema_race import open_once
 
 
 def use_mlflow(experiment: str, tracking_uri: str | None = None) -> str:
@@ -9,7 +10,9 @@ def use_mlflow(experiment: str, tracking_uri: str | None = None) -> str:
     root when new). Returns the experiment id."""
     import mlflow
 
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri(tracking_uri))
+    uri = settings.mlflow_tracking_uri(tracking_uri)
+    open_local_store(uri)
+    mlflow.set_tracking_uri(uri)
     exp = mlflow.get_experiment_by_name(experiment)
     if exp is None:
         try:
@@ -20,6 +23,17 @@ def use_mlflow(experiment: str, tracking_uri: str | None = None) -> str:
         exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+def open_local_store(uri: str) -> None:
+    """Create the schema of a database-backed MLflow store this process opens itself (sqlite,
+    PostgreSQL), if new; processes creating it at once open it again until one has
+    (``optuna_studies/schema_race.py``). A tracking server migrates its own database."""
+    if not settings.is_local_store(uri) or uri.startswith("file:"):
+        return
+    from mlflow import MlflowClient
+
+    open_once(uri, lambda: MlflowClient(uri).search_experiments(max_results=1))
 
 
 def check_reachable(tracking_uri: str | None = None, timeout: float = 5.0) -> None:

@@ -18,16 +18,13 @@ from pipelines.progress import ANSI, ProgressFilter, log_path
 def init_local_stores(params: dict) -> None:
     """Create the sqlite MLflow and Optuna schemas once, here: parallel branches of the
     pipeline would otherwise race to create them (``index ... already exists``)."""
-    uri = settings.mlflow_tracking_uri(params.get("mlflow_uri") or None)
-    if settings.is_local_store(uri):
-        from mlflow import MlflowClient
+    from optuna_studies.study import open_storage
+    from optuna_studies.tracking_setup import open_local_store
 
-        MlflowClient(uri).search_experiments(max_results=1)
+    open_local_store(settings.mlflow_tracking_uri(params.get("mlflow_uri") or None))
     storage = settings.optuna_storage(params.get("optuna_storage") or None)
     if storage.startswith("sqlite:"):
-        import optuna
-
-        optuna.storages.RDBStorage(storage)
+        open_storage(storage)
 
 
 @contextlib.contextmanager

@@ -57,6 +57,9 @@ def client(uri: str):
     """An ``MlflowClient`` on ``uri`` for both tracking and registry (no global state touched)."""
     from mlflow import MlflowClient
 
+    from optuna_studies.tracking_setup import open_local_store
+
+    open_local_store(uri)  # a new database store: its schema, once, also with other processes at it
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 

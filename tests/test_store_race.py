@@ -1,0 +1,91 @@
+"""Several processes opening the same new study storage and MLflow store at once (the pipeline's
+parallel search steps on a fresh cluster, two `ptv2 search` on a new PTV2_HOME): every one
+opens it, and the store works afterwards. Real processes, real sqlite and PostgreSQL."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+# each process imports first, then waits for the same instant, so the schema creations overlap
+OPENER = """
+import logging, sys, time
+logging.disable(logging.CRITICAL)
+from optuna_studies.study import open_storage
+from optuna_studies.tracking_setup import open_local_store
+kind, url, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+while time.time() < start:
+    pass
+try:
+    open_storage(url) if kind == "optuna" else open_local_store(url)
+    print("ok")
+except Exception as e:
+    print("failed:", str(e).splitlines()[0][:300])
+"""
+
+
+def open_at_once(kind: str, url: str, processes: int = 4) -> list[str]:
+    start = time.time() + 12  # after every interpreter has imported optuna and mlflow
+    procs = [subprocess.Popen([sys.executable, "-c", OPENER, kind, url, str(start)], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, cwd=Path(__file__).parents[1])
+             for _ in range(processes)]
+    return [p.communicate(timeout=180)[0].strip() for p in procs]
+
+
+def check_usable(url: str, mlflow_url: str) -> None:
+    import optuna
+    from mlflow import MlflowClient
+
+    from optuna_studies.study import open_storage
+
+    study = optuna.create_study(study_name="after-the-race", storage=open_storage(url))
+    study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 0.5)
+    assert optuna.load_study(study_name="after-the-race", storage=open_storage(url)).best_value == 0.5
+    client = MlflowClient(mlflow_url)
+    exp = client.create_experiment("after-the-race")
+    assert client.get_experiment(exp).name == "after-the-race"
+
+
+def test_new_sqlite_stores_opened_by_several_processes_at_once(tmp_path):
+    optuna_url, mlflow_url = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    assert open_at_once("optuna", optuna_url) == ["ok"] * 4
+    assert open_at_once("mlflow", mlflow_url) == ["ok"] * 4
+    check_usable(optuna_url, mlflow_url)
+
+
+def test_new_postgres_databases_opened_by_several_processes_at_once():
+    base = os.environ.get("PTV2_TEST_POSTGRES_URL")
+    if not base:
+        pytest.skip("PTV2_TEST_POSTGRES_URL is not set (.ci/run sets it to the local PostgreSQL)")
+    import sqlalchemy
+    from sqlalchemy.engine import make_url
+
+    from optuna_studies.study import with_driver
+
+    names = [f"ptv2_race_{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    admin = sqlalchemy.create_engine(with_driver(base), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            for name in names:
+                c.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    except sqlalchemy.exc.SQLAlchemyError as e:
+        pytest.skip(f"cannot create a scratch database on {make_url(base).host}: {str(e).splitlines()[0]}")
+    try:
+        optuna_url = make_url(base).set(database=names[0]).render_as_string(hide_password=False)
+        mlflow_url = with_driver(make_url(base).set(database=names[1]).render_as_string(hide_password=False))
+        assert open_at_once("optuna", optuna_url) == ["ok"] * 4
+        assert open_at_once("mlflow", mlflow_url) == ["ok"] * 4
+        check_usable(optuna_url, mlflow_url)
+    finally:
+        import gc
+
+        gc.collect()  # close the check's pooled connections before the databases go
+        with admin.connect() as c:
+            for name in names:
+                c.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
