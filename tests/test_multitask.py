@@ -278,3 +278,34 @@ def test_resume_refuses_checkpoints_of_other_settings_and_bad_input_writes_nothi
         with pytest.raises(Ptv2Error):
             pretrain(PretrainConfig(**CFG | bad), tmp_path / "fresh", backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
         assert not (tmp_path / "fresh").exists(), bad
+
+
+def test_ctrl_c_during_pretrain_says_what_is_kept(tmp_path, tokenizer):
+    """`ptv2 pretrain` as a process, SIGINT once an epoch is checkpointed: exit 130, one error line
+    naming the checkpoints and how to resume, no half-made prompt beside them."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    model = tmp_path / "tiny"
+    tiny_bert(tokenizer).save_pretrained(model)
+    tokenizer.save_pretrained(model)
+    out = tmp_path / "pre"
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "pretrain", "--tasks", "trec,wnut16", "--model",
+                             str(model), "--max-prompt-len", "8", "--lengths", "2,8", "--epochs", "500",
+                             "--max-train", "48", "--max-eval", "16", "--device", "cpu", "--out", str(out), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    deadline = time.time() + 120
+    while not list(out.glob("checkpoints/epoch-*.json")) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    lines = err.strip().splitlines()
+    assert proc.returncode == 130 and len(lines) == 1, err
+    newest = max(checkpoint_epochs(out / "checkpoints"))
+    assert lines[0] == (f"error: interrupted; epoch {newest} of 500 is checkpointed in {out / 'checkpoints'}: "
+                        "run the same command again to resume from it")
+    assert {p.name for p in out.iterdir()} == {"checkpoints"}
