@@ -74,6 +74,11 @@ def run_local(params: dict) -> dict:
         with open(log, "w", encoding="utf-8") as f, contextlib.redirect_stdout(ProgressFilter(f)):
             with shared_local_ray(params):
                 ptv2_pipeline(**params)
+    except KeyboardInterrupt:  # Ctrl-C reaches every step's process too: the running step fails, the run stops
+        from ptv2_core.errors import Ptv2Interrupted
+
+        raise Ptv2Interrupted(f"interrupted; the steps that had finished are kept (outputs under {root}, runs and "
+                              f"versions in MLflow); a new `ptv2 run` starts again from the first step. Full log: {log}") from None
     except RuntimeError as e:  # kfp.local: "Pipeline ... finished with status FAILURE. Inner task failed: ..."
         from ptv2_core.errors import Ptv2RunError
 

@@ -8,3 +8,8 @@ class Ptv2Error(ValueError):
 class Ptv2RunError(RuntimeError):
     """A run that failed for a reason other than its input (a pipeline task, a lost service):
     the CLI prints ``error: <message>`` and exits 1, no traceback."""
+
+
+class Ptv2Interrupted(Exception):
+    """A run the user stopped (Ctrl-C): the CLI prints ``error: <message>`` (what is kept, how to go
+    on) and exits 130, as an interrupted command does."""

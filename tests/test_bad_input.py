@@ -243,3 +243,19 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, comm
     res = run(*command, "--out", str(out))
     assert_user_error(res, str(out), needle)
     assert (tmp_path / "afile").read_text() == "x" and list(tmp_path.iterdir()) == [tmp_path / "afile"]
+
+
+def test_ctrl_c_is_one_error_line_exit_130_and_writes_nothing(tmp_path):
+    """typer turns a KeyboardInterrupt into a silent exit code 130; the command line says so."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([*PTV2, "train", "--task", "trec", "--model", "minilm", "--epochs", "50", "--max-train", "4000",
+                             "--out", str(tmp_path / "out"), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    time.sleep(10)  # imports, the model and the data loaded: training
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip().splitlines() == ["error: interrupted"], err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()

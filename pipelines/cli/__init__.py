@@ -20,10 +20,12 @@ from pipelines.cli import pipeline_cmds  # noqa: F401  (registers run, compile, 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning user errors into one ``error:`` line."""
-    from ptv2_core.errors import Ptv2Error, Ptv2RunError
+    from ptv2_core.errors import Ptv2Error, Ptv2Interrupted, Ptv2RunError
 
     try:
         rc = app(args=argv, prog_name="ptv2", standalone_mode=False)
+        if rc == 130:  # typer turns a KeyboardInterrupt into a silent exit code 130
+            print("error: interrupted", file=sys.stderr)
     except cx.NoArgsIsHelpError as e:  # a bare `ptv2`: show the help
         print(e.ctx.get_help() if e.ctx else e.format_message())
         rc = 0
@@ -40,6 +42,9 @@ def main(argv: list[str] | None = None) -> None:
         rc = 130
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
+        rc = 130
+    except Ptv2Interrupted as e:
+        print(f"error: {e}", file=sys.stderr)
         rc = 130
     except Ptv2Error as e:
         print(f"error: {e}", file=sys.stderr)

@@ -47,17 +47,15 @@ def pretrain(
                          device=device, progress=not quiet)
     try:
         result = run_pretrain(cfg, out, overwrite=overwrite)
-    except KeyboardInterrupt:  # Ctrl-C: say what is kept, exit 130 as an interrupted command does
-        import sys
-
+    except KeyboardInterrupt:  # Ctrl-C: say what is kept
+        from ptv2_core.errors import Ptv2Interrupted
         from ptv2_core.multitask.checkpoint import checkpoint_epochs
 
         folder = Path(out) / "checkpoints"
         done = checkpoint_epochs(folder)
-        print(f"error: interrupted; epoch {max(done)} of {epochs} is checkpointed in {folder}: run the same command "
-              "again to resume from it" if done else
-              "error: interrupted before the first epoch's checkpoint: nothing to resume", file=sys.stderr)
-        raise typer.Exit(130) from None
+        raise Ptv2Interrupted(f"interrupted; epoch {max(done)} of {epochs} is checkpointed in {folder}: run the same "
+                              "command again to resume from it" if done else
+                              "interrupted before the first epoch's checkpoint: nothing to resume") from None
     summary = {name: {n: round(m["score"], 4) for n, m in per_len.items()} for name, per_len in result.dev.items()}
     typer.echo(json.dumps({"dev_score_by_length": summary}, indent=2))
     typer.echo(f"pre-trained prompt written to {out}" + (f" (resumed after epoch {result.resumed_from})" if result.resumed_from else ""))
