@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ptv2_core.errors import Ptv2Error
+from ptv2_core.errors import Ptv2Error, Ptv2Interrupted
 from optuna_studies import records, settings, tracking
 from optuna_studies.best_metrics import best_metrics
 from optuna_studies.cluster import require_stores_in_shared
@@ -70,8 +70,9 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
     - ``resume`` continues the study of the same ``out_dir``: finished trials are kept, not rerun.
     - ``echo`` receives one progress line per finished trial.
 
-    Raises Ptv2Error for bad input (before anything is written), for a search that stopped
-    before its last trial (run again with ``resume=True``), or when no trial produced a score.
+    Raises Ptv2Error for bad input (before anything is written) or when no trial produced a score,
+    and Ptv2Interrupted for a search that stopped before its last trial (Ctrl-C; run again with
+    ``resume=True``).
     """
     say = echo or (lambda line: None)
     plan = plan_search(task, model, out_dir, trials=trials, space=space, storage=storage, init=init,
@@ -108,8 +109,8 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
         done = finished_count(state.study)
         if done < plan.space.trials:
             outcome = "KILLED"
-            raise Ptv2Error(f"search stopped after {done} of {plan.space.trials} trials; run the same command "
-                            "with --resume to finish it")
+            raise Ptv2Interrupted(f"search stopped after {done} of {plan.space.trials} trials; run the same command "
+                                  "with --resume to finish it")
         result = _finish(plan, parent, mlflow_uri)
         outcome = "FINISHED"
         return result
