@@ -252,10 +252,22 @@ def test_ctrl_c_is_one_error_line_exit_130_and_writes_nothing(tmp_path):
 
     proc = subprocess.Popen([*PTV2, "train", "--task", "trec", "--model", "minilm", "--epochs", "50", "--max-train", "4000",
                              "--out", str(tmp_path / "out"), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
-    time.sleep(10)  # imports, the model and the data loaded: training
-    assert proc.poll() is None
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+                            text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"), preexec_fn=interruptible)
+    try:
+        time.sleep(10)  # imports, the model and the data loaded: training
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
     assert proc.returncode == 130 and err.strip().splitlines() == ["error: interrupted"], err
     assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+def interruptible() -> None:
+    """In the child, before exec: SIGINT as a terminal delivers it. A test run started in the
+    background by a shell without job control inherits SIGINT ignored, and Python then installs
+    no KeyboardInterrupt handler (a child left training, seen in such a run)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

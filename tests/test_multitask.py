@@ -297,12 +297,16 @@ def test_ctrl_c_during_pretrain_says_what_is_kept(tmp_path, tokenizer):
                              str(model), "--max-prompt-len", "8", "--lengths", "2,8", "--epochs", "500",
                              "--max-train", "48", "--max-eval", "16", "--device", "cpu", "--out", str(out), "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, HF_HUB_OFFLINE="1"))
-    deadline = time.time() + 120
-    while not list(out.glob("checkpoints/epoch-*.json")) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+                            env=dict(os.environ, HF_HUB_OFFLINE="1"),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # see test_bad_input
+    try:
+        deadline = time.time() + 120
+        while not list(out.glob("checkpoints/epoch-*.json")) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
     lines = err.strip().splitlines()
     assert proc.returncode == 130 and len(lines) == 1, err
     newest = max(checkpoint_epochs(out / "checkpoints"))
