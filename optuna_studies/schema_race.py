@@ -60,7 +60,7 @@ def open_once(url: str, fn: Callable[[], T]) -> T:
 
 @contextlib.contextmanager
 def _sqlite_lock(url: str) -> Iterator[None]:
-    path = _sqlite_file(url)
+    path = sqlite_file(url)
     if path is None or not path.parent.is_dir():
         yield
         return
@@ -70,7 +70,8 @@ def _sqlite_lock(url: str) -> Iterator[None]:
         yield
 
 
-def _sqlite_file(url: str) -> Path | None:
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a ``sqlite:`` URL (absolute), else None (another database, in memory)."""
     if not url.startswith("sqlite:"):
         return None
     from sqlalchemy.engine import make_url

@@ -12,10 +12,10 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TypeVar
 
 from optuna_studies import settings
+from optuna_studies.schema_race import sqlite_file
 from ptv2_core.errors import Ptv2Error
 
 T = TypeVar("T")
@@ -66,11 +66,10 @@ def client(uri: str):
 def reading_client(uri: str):
     """``client(uri)`` for reading a registry that must exist already: a sqlite store whose file
     is missing is an error, instead of a new empty database (and MLflow's log lines as it makes one)."""
-    if uri.startswith("sqlite:///"):
-        path = Path(uri[len("sqlite:///"):].split("?", 1)[0])
-        if not path.is_file():
-            raise Ptv2Error(f"no MLflow store at {path}: nothing is registered there yet (register a model with "
-                            "`ptv2 register`, or point MLFLOW_TRACKING_URI or PTV2_HOME at the store)")
+    path = sqlite_file(uri)
+    if path is not None and not path.is_file():
+        raise Ptv2Error(f"no MLflow store at {path}: nothing is registered there yet (register a model with "
+                        "`ptv2 register`, or point MLFLOW_TRACKING_URI or PTV2_HOME at the store)")
     return client(uri)
 
 
