@@ -15,7 +15,7 @@ from ptv2_core.errors import Ptv2Error, Ptv2Interrupted
 from optuna_studies import records, settings, tracking
 from optuna_studies.best_metrics import best_metrics
 from optuna_studies.cluster import require_stores_in_shared
-from optuna_studies.output import write_output
+from optuna_studies.output import hold_search_lock, release_search_lock, write_output
 from optuna_studies.plan import SearchPlan, plan_search
 from optuna_studies.plots import FILES as ARTIFACTS
 from optuna_studies.plots import write_artifacts
@@ -87,35 +87,39 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
     if plan.shared is not None and address and address.startswith("ray://"):
         require_stores_in_shared(plan.shared, address, {"study storage": plan.storage,
                                                         "MLflow store": settings.mlflow_tracking_uri(mlflow_uri)})
-    rdb = open_storage(plan.storage)
-    state = prepare_study(rdb, plan.study_name, plan.space, resume)
-    if not state.resumed:
-        shutil.rmtree(plan.work, ignore_errors=True)  # leftovers of a search that never got a trial
-    plan.work.mkdir(parents=True, exist_ok=True)
-    parent = _open_parent(plan, state, experiment, mlflow_uri)
-    if state.resumed:
-        say(f"resuming study '{plan.study_name}': {state.finished} of {plan.space.trials} trials done, "
-            f"{state.orphans} interrupted trial(s) to run again")
-    elif resume:
-        say(f"--resume: study '{plan.study_name}' has no trials yet; starting it")
-    outcome = "FAILED"
+    lock = hold_search_lock(plan.work, plan.study_name, plan.out_dir)  # one process per study and output
     try:
-        remaining = plan.space.trials - state.finished
-        if remaining > 0:
-            from optuna_studies.tuner import run_tuner
+        rdb = open_storage(plan.storage)
+        state = prepare_study(rdb, plan.study_name, plan.space, resume)
+        if not state.resumed:
+            shutil.rmtree(plan.work, ignore_errors=True)  # leftovers of a search that never got a trial
+        plan.work.mkdir(parents=True, exist_ok=True)
+        parent = _open_parent(plan, state, experiment, mlflow_uri)
+        if state.resumed:
+            say(f"resuming study '{plan.study_name}': {state.finished} of {plan.space.trials} trials done, "
+                f"{state.orphans} interrupted trial(s) to run again")
+        elif resume:
+            say(f"--resume: study '{plan.study_name}' has no trials yet; starting it")
+        outcome = "FAILED"
+        try:
+            remaining = plan.space.trials - state.finished
+            if remaining > 0:
+                from optuna_studies.tuner import run_tuner
 
-            run_tuner(plan, rdb, parent, remaining, max_failures, ray_address, ray_cpus, say,
-                      settings.mlflow_tracking_uri(mlflow_uri))
-        done = finished_count(state.study)
-        if done < plan.space.trials:
-            outcome = "KILLED"
-            raise Ptv2Interrupted(f"search stopped after {done} of {plan.space.trials} trials; run the same command "
-                                  "with --resume to finish it")
-        result = _finish(plan, parent, mlflow_uri)
-        outcome = "FINISHED"
-        return result
+                run_tuner(plan, rdb, parent, remaining, max_failures, ray_address, ray_cpus, say,
+                          settings.mlflow_tracking_uri(mlflow_uri))
+            done = finished_count(state.study)
+            if done < plan.space.trials:
+                outcome = "KILLED"
+                raise Ptv2Interrupted(f"search stopped after {done} of {plan.space.trials} trials; run the same command "
+                                      "with --resume to finish it")
+            result = _finish(plan, parent, mlflow_uri)
+            outcome = "FINISHED"
+            return result
+        finally:
+            tracking.end_run(parent, outcome)
     finally:
-        tracking.end_run(parent, outcome)
+        release_search_lock(lock)
 
 
 def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_uri: str | None) -> str:

@@ -251,6 +251,34 @@ def test_cli_refuses_a_non_empty_out(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and (out / "keep.txt").read_text() == "mine"
 
 
+def test_a_second_search_of_the_same_output_is_refused_while_the_first_runs(tmp_path, capsys):
+    """Above all a --resume while the first still runs: it would take that search's running trials
+    for interrupted ones and run them twice. The lock is held by another process, as a running
+    `ptv2 search` holds it."""
+    import subprocess
+    import sys
+
+    from optuna_studies.output import work_dir
+    from pipelines.cli import main
+
+    out = tmp_path / "out"
+    lock = work_dir(out).parent / f"{work_dir(out).name}.lock"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom filelock import FileLock\n"
+                               f"l = FileLock({str(lock)!r}); l.acquire(); print('held', flush=True); time.sleep(120)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for extra in ([], ["--resume"]):
+            with pytest.raises(SystemExit) as exc:
+                main(["search", "--task", "trec", "--storage", f"sqlite:///{tmp_path}/o.db", "--out", str(out), *extra])
+            err = capsys.readouterr().err.strip().splitlines()
+            assert exc.value.code == 2 and len(err) == 1 and "another `ptv2 search` is running study" in err[0], err
+        assert sorted(p.name for p in tmp_path.iterdir()) == [lock.name]  # the holder's lock; no study, no output
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_resuming_a_study_keeps_finished_trials_and_requeues_interrupted_ones(tmp_path):
     import optuna
     from optuna.trial import TrialState
