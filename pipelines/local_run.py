@@ -16,8 +16,8 @@ from pipelines.progress import ANSI, ProgressFilter, log_path
 
 
 def init_local_stores(params: dict) -> None:
-    """Create the sqlite MLflow and Optuna schemas once, here: parallel branches of the
-    pipeline would otherwise race to create them (``index ... already exists``)."""
+    """Create the local MLflow and Optuna schemas up front, before the pipeline's parallel branches
+    open them (each would also create them safely: ``optuna_studies/schema_race.py``)."""
     from optuna_studies.study import open_storage
     from optuna_studies.tracking_setup import open_local_store
 

@@ -74,3 +74,12 @@ def run_cli(*args: str):
         except SystemExit as e:  # as the interpreter maps it: None is 0, an int itself, anything else 1
             code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
     return subprocess.CompletedProcess(["ptv2", *args], code, out.getvalue(), err.getvalue())
+
+
+def interruptible() -> None:
+    """In the child, before exec: SIGINT as a terminal delivers it. A test run started in the
+    background by a shell without job control inherits SIGINT ignored, and Python then installs
+    no KeyboardInterrupt handler (a child left training, seen in such a run)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli as run
+from conftest import interruptible, run_cli as run
 
 PTV2 = [sys.executable, "-m", "pipelines.cli"]
 
@@ -262,12 +262,3 @@ def test_ctrl_c_is_one_error_line_exit_130_and_writes_nothing(tmp_path):
         proc.kill()
     assert proc.returncode == 130 and err.strip().splitlines() == ["error: interrupted"], err
     assert "Traceback" not in err and not (tmp_path / "out").exists()
-
-
-def interruptible() -> None:
-    """In the child, before exec: SIGINT as a terminal delivers it. A test run started in the
-    background by a shell without job control inherits SIGINT ignored, and Python then installs
-    no KeyboardInterrupt handler (a child left training, seen in such a run)."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_DFL)

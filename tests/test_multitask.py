@@ -289,6 +289,8 @@ def test_ctrl_c_during_pretrain_says_what_is_kept(tmp_path, tokenizer):
     import sys
     import time
 
+    from conftest import interruptible
+
     model = tmp_path / "tiny"
     tiny_bert(tokenizer).save_pretrained(model)
     tokenizer.save_pretrained(model)
@@ -298,7 +300,7 @@ def test_ctrl_c_during_pretrain_says_what_is_kept(tmp_path, tokenizer):
                              "--max-train", "48", "--max-eval", "16", "--device", "cpu", "--out", str(out), "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, HF_HUB_OFFLINE="1"),
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # see test_bad_input
+                            preexec_fn=interruptible)
     try:
         deadline = time.time() + 120
         while not list(out.glob("checkpoints/epoch-*.json")) and proc.poll() is None and time.time() < deadline:
