@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ptv2_core.errors import Ptv2Error
+from ptv2_core.settings import check_seed
 from ptv2_core.tasks import task_ref_kind
 from optuna_studies import settings
 from optuna_studies.cluster import check_shared_dir, require_inside
@@ -54,6 +55,7 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
                                ("max-eval", max_eval, 1), ("concurrency", concurrency, 1)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
             raise Ptv2Error(f"--{name} must be an integer >= {least}, got {value!r}")
+    check_seed(seed, "--seed")
     if cpus_per_trial <= 0 or gpus_per_trial < 0:
         raise Ptv2Error(f"--cpus-per-trial must be > 0 and --gpus-per-trial >= 0, got {cpus_per_trial}, {gpus_per_trial}")
     spc = load_space(task, space).with_overrides(trials=trials, epochs=epochs)

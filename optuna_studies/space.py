@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from ptv2_core.errors import Ptv2Error
+from ptv2_core.settings import check_seed
 from ptv2_core.tasks import PACKAGED_TASKS
 from ptv2_core.train import TrainConfig
 
@@ -150,7 +151,7 @@ def parse_space(doc: Any, source: str = "<space>") -> SearchSpace:
                            min(_positive_int(pruning["warm_grace_period"], "pruning.warm_grace_period", where), epochs)),
         reduction_factor=_positive_int(pruning.get("reduction_factor", 3), "pruning.reduction_factor", where, least=2),
         n_startup_trials=_positive_int(sampler.get("n_startup_trials", 4), "sampler.n_startup_trials", where, least=0),
-        seed=_seed(sampler.get("seed", 0), where), startup=startup, length=length,
+        seed=check_seed(sampler.get("seed", 0), f"{where}: sampler.seed"), startup=startup, length=length,
         fixed=_fixed(doc.get("fixed", {}), where), enqueue=_enqueue(doc.get("enqueue", []), where), source=source,
     )
     for p in space.enqueue:
@@ -170,11 +171,6 @@ def _positive_int(x: Any, name: str, where: str, least: int = 1) -> int:
     return x
 
 
-def _seed(x: Any, where: str) -> int:
-    """A sampler seed: numpy's random state takes 0 .. 2**32 - 1."""
-    if not _is_int(x) or not 0 <= x < 2**32:
-        raise Ptv2Error(f"{where}: sampler.seed must be an integer in 0..{2**32 - 1}, got {x!r}")
-    return x
 
 
 def _lr_range(lr: Any, where: str) -> tuple[float, float, bool]:

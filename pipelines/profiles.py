@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from pathlib import Path
 
 import yaml
@@ -52,9 +53,31 @@ def resolve_params(profile: str = "default", config: str | Path | None = None, o
     return _checked(params, local)
 
 
+def _typed(p: dict) -> dict:
+    """Each parameter as the pipeline declares it (its default's type): a YAML ``1`` for a float
+    parameter becomes ``1.0`` (kfp refused it as an integer), anything else of the wrong type is
+    refused here rather than as a kfp traceback or a failed step minutes later."""
+    kinds = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string", list: "a list"}
+    defaults = pipeline_defaults()
+    out = {}
+    for key, value in p.items():
+        want = type(defaults[key])
+        ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if want is float and ok and not math.isfinite(value):
+            ok = False
+        if not ok:
+            raise Ptv2Error(f"{key} must be {kinds[want]}, got {value!r}")
+        out[key] = value
+    return out
+
+
 def _checked(p: dict, local: bool) -> dict:
+    from ptv2_core.settings import check_seed
     from ptv2_core.tasks import task_ref_kind
 
+    p = _typed(p)
     tasks = p["tasks"]
     if not tasks or not isinstance(tasks, list) or not all(isinstance(t, str) and t for t in tasks):
         raise Ptv2Error(f"tasks must be a non-empty list of task names, got {tasks!r}")
@@ -64,11 +87,28 @@ def _checked(p: dict, local: bool) -> dict:
     for t in tasks:
         task_ref_kind(t, must_exist=local)
     lengths = p["prompt_lengths"]
-    if not lengths or not all(isinstance(x, int) and x > 0 for x in lengths):
+    if not lengths or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in lengths):
         raise Ptv2Error(f"prompt_lengths must be positive integers, got {lengths}")
-    for key in ("trials_per_task", "epochs", "search_concurrency"):
-        if not isinstance(p[key], int) or p[key] <= 0:
+    if len(set(lengths)) != len(lengths):
+        raise Ptv2Error(f"prompt_lengths lists a length twice: {lengths}")
+    for key in ("trials_per_task", "epochs", "search_concurrency", "pretrain_epochs"):
+        if p[key] <= 0:
             raise Ptv2Error(f"{key} must be a positive integer, got {p[key]!r}")
+    for key in ("max_train", "max_eval"):
+        if p[key] < 0:
+            raise Ptv2Error(f"{key} must be 0 (all rows) or a positive integer, got {p[key]!r}")
+    check_seed(p["seed"])
     if not 0 < p["lr_min"] <= p["lr_max"]:
         raise Ptv2Error(f"need 0 < lr_min <= lr_max, got {p['lr_min']} and {p['lr_max']}")
+    if p["promotion_margin"] < 0:
+        raise Ptv2Error(f"promotion_margin must be >= 0 score points, got {p['promotion_margin']}")
+    if not p["model"].strip():
+        raise Ptv2Error("model must name a base model: 'minilm', a folder or a hub name")
+    if local:  # here, not in the image: the model's config must load and the storage URL parse
+        from optuna_studies.plan import check_model
+        from optuna_studies.study import check_storage_url
+
+        check_model(p["model"])
+        if p["optuna_storage"]:
+            check_storage_url(p["optuna_storage"])
     return p

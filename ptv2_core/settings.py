@@ -8,6 +8,15 @@ from dataclasses import dataclass
 
 from ptv2_core.errors import Ptv2Error
 
+SEED_MAX = 2**32 - 1  # numpy's and Python's seeded generators take 0 .. 2**32 - 1
+
+
+def check_seed(value, name: str = "seed") -> int:
+    """A seed numpy accepts: an integer in 0 .. 2**32 - 1 (-1 used to end in numpy's traceback)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
+        raise Ptv2Error(f"{name} must be an integer in 0..{SEED_MAX}, got {value!r}")
+    return value
+
 
 @dataclass(kw_only=True)
 class TrainingSettings:
@@ -37,6 +46,7 @@ class TrainingSettings:
         """Refuse bad shared settings before anything is loaded or written."""
         if self.epochs <= 0:
             raise Ptv2Error(f"epochs must be a positive integer, got {self.epochs}")
+        check_seed(self.seed)
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise Ptv2Error(f"learning rate must be a positive number, got {self.lr}")
         for name in ("batch_size", "eval_batch_size"):

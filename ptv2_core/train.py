@@ -22,7 +22,7 @@ from ptv2_core.errors import Ptv2Error
 from ptv2_core.evaluate import autocast, evaluate
 from ptv2_core.model import PromptModel
 from ptv2_core.optim import make_optimizer, optimizer_step
-from ptv2_core.settings import TrainingSettings
+from ptv2_core.settings import TrainingSettings, check_seed
 from ptv2_core.tasks import TaskSpec, load_task
 from ptv2_core.tasks.encode import Collator, encode, prepare_tokenizer
 
@@ -52,6 +52,14 @@ class TrainConfig(TrainingSettings):
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def check_training(self) -> None:
+        """The shared checks, and the per-task ones: the split seed and the patience."""
+        super().check_training()
+        if self.data_seed is not None:
+            check_seed(self.data_seed, "data seed")
+        if self.patience is not None and (isinstance(self.patience, bool) or self.patience < 1):
+            raise Ptv2Error(f"patience must be a positive integer (epochs without dev improvement), got {self.patience}")
 
 
 @dataclass

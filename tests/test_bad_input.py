@@ -57,6 +57,9 @@ ROWS = "text,label\n" + "".join(f"question {i},{'a' if i % 2 else 'b'}\n" for i 
         (["--task", "trec", "--device", "cuda"], ["cuda"]),
         (["--task", "trec", "--no-such-flag"], ["--no-such-flag"]),
         (["--task", "trec", "--prompt-len", "abc"], ["--prompt-len", "integer"]),
+        (["--task", "trec", "--seed", "-1"], ["seed must be an integer in 0..4294967295, got -1"]),  # was numpy's traceback
+        (["--task", "trec", "--data-seed", str(2**32)], ["data seed must be an integer"]),
+        (["--task", "trec", "--patience", "0"], ["patience must be a positive integer"]),  # stopped after epoch 1
     ],
 )
 def test_train_rejects_bad_arguments(tmp_path, args, needles):
@@ -114,6 +117,8 @@ def test_unknown_model_type(tmp_path):
     (["train", "--task", "nope", "--out", "OUT"], "unknown task 'nope'"),
     (["train", "--task", "trec", "--bogus", "--out", "OUT"], "--bogus"),
     (["predict", "--adapter", "OUT", "hi"], "adapter_config.json is missing"),
+    (["eval", "--adapter", "OUT", "--seed", "-1"], "--seed must be an integer in 0..4294967295"),
+    (["pretrain", "--tasks", "trec,rt", "--seed", "-1", "--out", "OUT"], "seed must be an integer in 0..4294967295"),
 ])
 def test_as_a_separate_process(tmp_path, args, needle):
     res = run_process(*[str(tmp_path / "out") if a == "OUT" else a for a in args])

@@ -10,6 +10,7 @@ import sys
 import pytest
 import yaml
 
+from conftest import run_cli
 from pipelines.compile import compile_pipeline
 from pipelines.profiles import PROFILES, pipeline_defaults, resolve_params
 from ptv2_core.errors import Ptv2Error
@@ -126,6 +127,56 @@ def test_config_file_and_overrides(tmp_path):
         resolve_params("huge")
     with pytest.raises(Ptv2Error, match="lr_min"):
         resolve_params("default", None, {"lr_min": 1.0, "lr_max": 0.1})
+
+
+@pytest.mark.parametrize("line, needle", [
+    ("seed: -1", "seed must be an integer in 0..4294967295, got -1"),
+    ("lr_min: abc", "lr_min must be a finite number, got 'abc'"),
+    ("lr_max: .nan", "lr_max must be a finite number"),
+    ("max_train: -5", "max_train must be 0 (all rows) or a positive integer, got -5"),
+    ("max_eval: many", "max_eval must be an integer, got 'many'"),
+    ("pretrain_epochs: 0", "pretrain_epochs must be a positive integer"),
+    ("epochs: true", "epochs must be an integer, got True"),
+    ("trials_per_task: 2.5", "trials_per_task must be an integer, got 2.5"),
+    ("auto_promote: maybe", "auto_promote must be true or false, got 'maybe'"),
+    ("use_pretrained_prompt: 3", "use_pretrained_prompt must be true or false"),
+    ("promotion_margin: -1", "promotion_margin must be >= 0"),
+    ("prompt_lengths: 8", "prompt_lengths must be a list, got 8"),
+    ("prompt_lengths: [4, 8, 4]", "prompt_lengths lists a length twice"),
+    ("tasks: trec", "tasks must be a list, got 'trec'"),
+    ("model: ''", "model must name a base model"),
+    ("model: ./no-such-model", "model folder not found: ./no-such-model"),
+    ("optuna_storage: 'foo://x'", "unsupported study storage 'foo'"),
+])
+def test_every_pipeline_parameter_is_checked_before_the_run_starts(tmp_path, monkeypatch, line, needle):
+    """A wrong value in a parameter file used to surface as a kfp traceback, or as a failed step
+    minutes into the run (seed -1 failed the prepare step, pretrain_epochs 0 the pre-training)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(line + "\n")
+    home = tmp_path / "home"
+    monkeypatch.setenv("PTV2_HOME", str(home))
+    res = run_cli("run", "--config", str(cfg))
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], res.stderr
+    assert not home.exists(), "a refused run wrote under PTV2_HOME"
+
+
+def test_a_whole_number_for_a_float_parameter_is_taken_as_a_float(tmp_path):
+    """YAML reads `promotion_margin: 1` as an integer, which kfp refused for a float input."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("promotion_margin: 1\nlr_max: 1\n")
+    p = resolve_params("default", cfg)
+    assert (p["promotion_margin"], p["lr_max"]) == (1.0, 1.0)
+    assert isinstance(p["promotion_margin"], float) and isinstance(p["lr_max"], float)
+    from kfp.dsl.types.type_utils import verify_type_compatibility
+
+    from pipelines.pipeline import ptv2_pipeline
+
+    inputs = ptv2_pipeline.component_spec.inputs
+    for key, value in p.items():  # kfp's own check of a pipeline call's arguments (raises on a mismatch)
+        assert verify_type_compatibility(value, inputs[key], f"{key}: "), key
+    with pytest.raises(Exception, match="Incompatible argument.*promotion_margin"):
+        verify_type_compatibility(1, inputs["promotion_margin"], "Incompatible argument promotion_margin: ")
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -215,6 +215,7 @@ def test_objective_starts_from_a_pretrained_prompt(tiny_model, tiny_pretrained):
     (["--task", "trec", "--init", "SPACE_DIR/no-such-prompt"], "no pre-trained prompt"),
     (["--task", "trec", "--model", "./no-such-model"], "model folder not found"),
     (["--task", "trec", "--concurrency", "0"], "--concurrency"),
+    (["--task", "trec", "--seed", "-1"], "--seed must be an integer in 0..4294967295"),  # was a failed trial, a study left
     (["--task", "trec", "--shared-dir", "relative/dir"], "must be an absolute path"),
     (["--task", "trec", "--shared-dir", "SPACE_DIR/no-such-mount"], "is not a folder"),
     # nothing listens on port 1: refused at once, before a study is created (MLflow would retry for minutes)

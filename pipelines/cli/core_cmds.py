@@ -81,11 +81,14 @@ def eval_(
     tasks at each length, with no further training; prints JSON."""
     from ptv2_core.device import pick_device
     from ptv2_core.errors import Ptv2Error
+    from ptv2_core.settings import check_seed
 
     if (adapter is None) == (pretrained is None):
         raise Ptv2Error("give exactly one of --adapter and --pretrained")
     if prompt_len is not None and prompt_len <= 0:
         raise Ptv2Error(f"--prompt-len must be a positive integer, got {prompt_len}")
+    if seed is not None:
+        check_seed(seed, "--seed")
     if pretrained is not None:
         from ptv2_core.multitask import evaluate_pretrained, parse_lengths, read_pretrained_config
 

@@ -9,6 +9,7 @@ import numpy as np
 from datasets import Dataset, DatasetDict
 
 from ptv2_core.errors import Ptv2Error
+from ptv2_core.settings import check_seed
 
 SPLITS = ("train", "dev", "test")
 
@@ -70,6 +71,7 @@ def truncate(ds: Dataset, n: int | None, seed: int, stream: int) -> Dataset:
 
 def finalize(dd: DatasetDict, seed: int, max_train: int | None, max_eval: int | None) -> DatasetDict:
     """Check the three splits exist and are non-empty, then apply ``max_train`` / ``max_eval``."""
+    check_seed(seed, "split seed")
     for name, n in (("max_train", max_train), ("max_eval", max_eval)):
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
             raise Ptv2Error(f"{name} must be a positive integer or None, got {n!r}")
