@@ -3,6 +3,7 @@ pre-trained prompt, output folder. The result is a ``SearchPlan``; bad input is 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,8 +57,8 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
             raise Ptv2Error(f"--{name} must be an integer >= {least}, got {value!r}")
     check_seed(seed, "--seed")
-    if cpus_per_trial <= 0 or gpus_per_trial < 0:
-        raise Ptv2Error(f"--cpus-per-trial must be > 0 and --gpus-per-trial >= 0, got {cpus_per_trial}, {gpus_per_trial}")
+    if not (0 < cpus_per_trial < math.inf and 0 <= gpus_per_trial < math.inf):  # NaN too: Ray waited forever
+        raise Ptv2Error(f"--cpus-per-trial must be a number > 0 and --gpus-per-trial a number >= 0, got {cpus_per_trial}, {gpus_per_trial}")
     spc = load_space(task, space).with_overrides(trials=trials, epochs=epochs)
     init_dir = check_init(init, spc) if init is not None else None
     spc = spc.for_start(warm=init_dir is not None)

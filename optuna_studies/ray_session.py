@@ -18,6 +18,15 @@ LOCAL_OBJECT_STORE_BYTES = 200 * 1024**2
 WORKER_ENV = ("HF_HUB_OFFLINE", "HF_HOME", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "PTV2_SEARCH_TRACE_DIR")
 
 
+def quiet_auth_notice() -> None:
+    """A local Ray starts with token authentication on (Ray's secure default) and says so on
+    stderr with every start, adding "Set RAY_AUTH_MODE=disabled to opt out": not something a
+    search's user should act on, and a second line after a refusal's one error line."""
+    import logging
+
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+
+
 def worker_env() -> dict[str, str]:
     """The driver's settings that trial workers must share."""
     env = {k: os.environ[k] for k in WORKER_ENV if k in os.environ}
@@ -81,6 +90,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpu
         if target:
             _join(ray, target, common)
         else:
+            quiet_auth_notice()
             ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus,
                      object_store_memory=LOCAL_OBJECT_STORE_BYTES, **common)
     except (ConnectionError, RuntimeError, ValueError) as e:
@@ -90,3 +100,10 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpu
         yield ray.cluster_resources()
     finally:
         ray.shutdown()
+
+
+def check_resources(plan, resources: dict) -> None:
+    """Ptv2Error if the cluster cannot hold one trial of ``plan`` (a ``SearchPlan``): it would wait forever."""
+    if resources.get("CPU", 0) < plan.cpus_per_trial or resources.get("GPU", 0) < plan.gpus_per_trial:
+        raise Ptv2Error(f"a trial needs {plan.cpus_per_trial} CPU and {plan.gpus_per_trial} GPU, but the Ray "
+                        f"cluster has {resources.get('CPU', 0)} CPU and {resources.get('GPU', 0)} GPU")

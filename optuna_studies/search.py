@@ -14,11 +14,12 @@ from typing import Any, Callable
 from ptv2_core.errors import Ptv2Error, Ptv2Interrupted
 from optuna_studies import records, settings, tracking
 from optuna_studies.best_metrics import best_metrics
-from optuna_studies.cluster import require_stores_in_shared
+from optuna_studies.cluster import require_one_host, require_stores_in_shared
 from optuna_studies.output import hold_search_lock, release_search_lock, write_output
 from optuna_studies.plan import SearchPlan, plan_search
 from optuna_studies.plots import FILES as ARTIFACTS
 from optuna_studies.plots import write_artifacts
+from optuna_studies.ray_session import check_resources, ray_session
 from optuna_studies.study import PARENT_RUN_ATTR, StudyState, finished_count, mask_url, open_storage, prepare_study
 
 EXPERIMENT = "ptv2-search"
@@ -75,51 +76,62 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
     ``resume=True``).
     """
     say = echo or (lambda line: None)
+    for name, value, least in (("--max-failures", max_failures, 0), ("--ray-cpus", ray_cpus, 1)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise Ptv2Error(f"{name} must be an integer >= {least}, got {value!r}")
     plan = plan_search(task, model, out_dir, trials=trials, space=space, storage=storage, init=init,
                        max_train=max_train, max_eval=max_eval, epochs=epochs, concurrency=concurrency,
                        cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, overwrite=overwrite,
                        study_name=study_name, seed=seed, shared_dir=shared_dir, mlflow_uri=mlflow_uri)
-    address = settings.ray_address(ray_address)
-    if plan.shared is None and address:
-        from optuna_studies.tuner import check_one_host
-
-        check_one_host(ray_address)  # before the study or a run is opened: a refusal leaves nothing
-    if plan.shared is not None and address and address.startswith("ray://"):
-        require_stores_in_shared(plan.shared, address, {"study storage": plan.storage,
-                                                        "MLflow store": settings.mlflow_tracking_uri(mlflow_uri)})
-    lock = hold_search_lock(plan.work, plan.study_name, plan.out_dir)  # one process per study and output
-    try:
-        rdb = open_storage(plan.storage)
-        state = prepare_study(rdb, plan.study_name, plan.space, resume)
-        if not state.resumed:
-            shutil.rmtree(plan.work, ignore_errors=True)  # leftovers of a search that never got a trial
-        plan.work.mkdir(parents=True, exist_ok=True)
-        parent = _open_parent(plan, state, experiment, mlflow_uri)
-        if state.resumed:
-            say(f"resuming study '{plan.study_name}': {state.finished} of {plan.space.trials} trials done, "
-                f"{state.orphans} interrupted trial(s) to run again")
-        elif resume:
-            say(f"--resume: study '{plan.study_name}' has no trials yet; starting it")
-        outcome = "FAILED"
+    # Ray before the study: a cluster that cannot be reached or cannot hold one trial is refused
+    # before the study, the MLflow run or the work folder exist (the tuner reuses this connection)
+    with ray_session(ray_address, num_cpus=ray_cpus) as resources:
+        check_resources(plan, resources)
+        address = settings.ray_address(ray_address)
+        if plan.shared is None and address:
+            require_one_host(address)
+        if plan.shared is not None and address and address.startswith("ray://"):
+            require_stores_in_shared(plan.shared, address, {"study storage": plan.storage,
+                                                            "MLflow store": settings.mlflow_tracking_uri(mlflow_uri)})
+        lock = hold_search_lock(plan.work, plan.study_name, plan.out_dir)  # one process per study and output
         try:
-            remaining = plan.space.trials - state.finished
-            if remaining > 0:
-                from optuna_studies.tuner import run_tuner
-
-                run_tuner(plan, rdb, parent, remaining, max_failures, ray_address, ray_cpus, say,
-                          settings.mlflow_tracking_uri(mlflow_uri))
-            done = finished_count(state.study)
-            if done < plan.space.trials:
-                outcome = "KILLED"
-                raise Ptv2Interrupted(f"search stopped after {done} of {plan.space.trials} trials; run the same command "
-                                      "with --resume to finish it")
-            result = _finish(plan, parent, mlflow_uri)
-            outcome = "FINISHED"
-            return result
+            return _search(plan, max_failures, resume, mlflow_uri, ray_address, experiment, say)
         finally:
-            tracking.end_run(parent, outcome)
+            release_search_lock(lock)
+
+
+def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str | None, ray_address: str | None,
+            experiment: str, say: Callable[[str], None]) -> SearchResult:
+    """The checked search, with Ray connected: study → MLflow parent run → Ray Tune → output."""
+    rdb = open_storage(plan.storage)
+    state = prepare_study(rdb, plan.study_name, plan.space, resume)
+    if not state.resumed:
+        shutil.rmtree(plan.work, ignore_errors=True)  # leftovers of a search that never got a trial
+    plan.work.mkdir(parents=True, exist_ok=True)
+    parent = _open_parent(plan, state, experiment, mlflow_uri)
+    if state.resumed:
+        say(f"resuming study '{plan.study_name}': {state.finished} of {plan.space.trials} trials done, "
+            f"{state.orphans} interrupted trial(s) to run again")
+    elif resume:
+        say(f"--resume: study '{plan.study_name}' has no trials yet; starting it")
+    outcome = "FAILED"
+    try:
+        remaining = plan.space.trials - state.finished
+        if remaining > 0:
+            from optuna_studies.tuner import run_tuner
+
+            run_tuner(plan, rdb, parent, remaining, max_failures, ray_address, say,
+                      settings.mlflow_tracking_uri(mlflow_uri))
+        done = finished_count(state.study)
+        if done < plan.space.trials:
+            outcome = "KILLED"
+            raise Ptv2Interrupted(f"search stopped after {done} of {plan.space.trials} trials; run the same command "
+                                  "with --resume to finish it")
+        result = _finish(plan, parent, mlflow_uri)
+        outcome = "FINISHED"
+        return result
     finally:
-        release_search_lock(lock)
+        tracking.end_run(parent, outcome)
 
 
 def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_uri: str | None) -> str:

@@ -19,18 +19,10 @@ from optuna_studies.trial_log import TrialLog
 METRIC = "best_objective"  # running best of the space's metric: what ASHA compares and Optuna stores
 
 
-def check_one_host(ray_address: str | None) -> None:
-    """Ptv2Error if the Ray cluster to join has nodes on machines other than this one."""
-    from optuna_studies import settings
-
-    with ray_session(ray_address):
-        require_one_host(settings.ray_address(ray_address) or "local")
-
-
 def run_tuner(plan: SearchPlan, storage: optuna.storages.BaseStorage, parent_run_id: str, num_trials: int,
-              max_failures: int, ray_address: str | None, ray_cpus: int | None, echo: Callable[[str], None],
-              tracking_uri: str) -> None:
-    """Run ``num_trials`` more trials of the plan's study (joins or starts Ray)."""
+              max_failures: int, ray_address: str | None, echo: Callable[[str], None], tracking_uri: str) -> None:
+    """Run ``num_trials`` more trials of the plan's study, on the Ray ``run_search`` connected to
+    (``ray_session`` reuses it; it checked the cluster's resources)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
@@ -39,13 +31,8 @@ def run_tuner(plan: SearchPlan, storage: optuna.storages.BaseStorage, parent_run
     # each improving epoch checkpoints; Tune's warning about frequent snapshots is noise here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     space = plan.space
-    with ray_session(ray_address, num_cpus=ray_cpus) as resources:
-        if resources.get("CPU", 0) < plan.cpus_per_trial or resources.get("GPU", 0) < plan.gpus_per_trial:
-            from ptv2_core.errors import Ptv2Error
-
-            raise Ptv2Error(f"a trial needs {plan.cpus_per_trial} CPU and {plan.gpus_per_trial} GPU, but the Ray "
-                            f"cluster has {resources.get('CPU', 0)} CPU and {resources.get('GPU', 0)} GPU")
-        if plan.shared is None:  # nodes may have joined since check_one_host
+    with ray_session(ray_address):
+        if plan.shared is None:  # nodes may have joined since run_search checked
             require_one_host(ray_address or "local")
         search = StudySearch(space, plan.study_name, storage, METRIC)
         scheduler = ASHAScheduler(time_attr="epoch", max_t=space.epochs, grace_period=space.grace_period,

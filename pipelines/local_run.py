@@ -36,8 +36,9 @@ def shared_local_ray(params: dict) -> Iterator[str | None]:
         return
     import ray
 
-    from optuna_studies.ray_session import LOCAL_OBJECT_STORE_BYTES
+    from optuna_studies.ray_session import LOCAL_OBJECT_STORE_BYTES, quiet_auth_notice
 
+    quiet_auth_notice()
     ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False,
              object_store_memory=LOCAL_OBJECT_STORE_BYTES)
     address = ray.get_runtime_context().gcs_address

@@ -240,6 +240,25 @@ def test_cli_refuses_bad_input_and_writes_nothing(tmp_path, monkeypatch, capsys,
     assert sorted(os.listdir(work)) == []  # no output, no work folder, no state folder
 
 
+def test_a_trial_the_ray_cluster_cannot_hold_is_refused_before_the_study_exists(tmp_path, monkeypatch, capsys):
+    """The cluster's resources used to be checked after the study, the MLflow parent run (left
+    FAILED) and the work folder were made; a NaN --cpus-per-trial passed and Ray waited forever."""
+    from pipelines.cli import main
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("PTV2_HOME", str(home))
+    for args, needle in ((["--cpus-per-trial", "4096", "--ray-cpus", "1"], "a trial needs 4096.0 CPU and 0.0 GPU, but "
+                          "the Ray cluster has 1.0 CPU"), (["--cpus-per-trial", "nan"], "--cpus-per-trial must be a number"),
+                         (["--max-failures", "-1"], "--max-failures must be an integer >= 0"),
+                         (["--ray-cpus", "0"], "--ray-cpus must be an integer >= 1")):
+        with pytest.raises(SystemExit) as exc:
+            main(["search", "--task", "trec", "--out", str(tmp_path / "out"), *args])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exc.value.code == 2 and len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
+        assert sorted(p.name for p in tmp_path.iterdir()) in (["home"], []), "an output or work folder was left"
+        assert not [p for p in home.rglob("*")], "a study or MLflow store was created"
+
+
 def test_cli_refuses_a_non_empty_out(tmp_path, capsys):
     from pipelines.cli import main
 
