@@ -96,6 +96,7 @@ def test_register_and_predict_ner_through_the_cli(adapters, home, store):
     r = ptv2("register", "--task", "wnut16", "--adapter", str(adapters["ner"]), "--tag", "study=ner-study", env=env)
     assert r.returncode == 0, r.stderr
     assert "registered ptv2-wnut16 version 1 (aliases: challenger)" in r.stdout
+    assert "Downloading artifacts" not in r.stderr  # MLflow's bar while save_model copied the adapter's files
     text = "Going to see Taylor Swift in New York tonight"
     r = ptv2("predict", "--model", "models:/ptv2-wnut16@challenger", "--json", text, env=env)
     assert r.returncode == 0, r.stderr

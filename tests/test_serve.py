@@ -106,3 +106,5 @@ def test_ptv2_ui_serves_the_default_store_on_localhost(registered, tmp_path):
 
     r = ptv2("ui", env=base_env(PTV2_HOME=str(home), MLFLOW_TRACKING_URI="http://127.0.0.1:9"))
     assert r.returncode == 2 and "points to a server" in error_line(r.stderr)
+    r = ptv2("ui", "--workers", "0", env=base_env(PTV2_HOME=str(home)))  # the server started with 0 workers
+    assert r.returncode == 2 and "--workers must be at least 1, got 0" in error_line(r.stderr)

@@ -241,11 +241,11 @@ def register_adapter(
     info = describe_adapter(adapter_dir, task, tags)
     name = _check_name(name or default_name(info.spec.name, name_prefix or NAME_PREFIX))
     uri = store.tracking_uri(tracking_uri)
-    with tempfile.TemporaryDirectory(prefix="ptv2-register-") as tmp:
+    # bounded_http also turns MLflow's progress bars off: save_model "downloads" the adapter's files
+    with store.bounded_http(), tempfile.TemporaryDirectory(prefix="ptv2-register-") as tmp:
         model_dir = build_model_dir(info, Path(tmp))
         step("validated")
-        with store.bounded_http():
-            return _publish(store.client(uri), uri, info, name, model_dir, run_id, step)
+        return _publish(store.client(uri), uri, info, name, model_dir, run_id, step)
 
 
 def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id: str | None,

@@ -88,6 +88,8 @@ def ui(
                         "`ptv2 ui` serves the local store only")
     if not 0 < port < 65536:
         raise Ptv2Error(f"--port must be 1..65535, got {port}")
+    if workers < 1:
+        raise Ptv2Error(f"--workers must be at least 1, got {workers}")
     root = settings.artifact_root(tracking_uri=uri)
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--default-artifact-root", root,
            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
