@@ -47,6 +47,27 @@ def client_server_died(e: BaseException) -> bool:
     return isinstance(e, ConnectionAbortedError) and any(sign in str(e) for sign in CLIENT_SERVER_DIED)
 
 
+def check_answers(target: str, timeout: float = 5.0) -> None:
+    """Ptv2Error when nothing listens at a cluster address ``host:port`` or ``ray://host:port``:
+    ``ray.init`` would wait on it for minutes (seen: over 2 minutes for 127.0.0.1:1). Other forms
+    ("auto", a bad address) are left to Ray."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(target if "://" in target else f"gcs://{target}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port that is not a number: Ray's own message names the problem
+        return
+    if not host or port is None:
+        return
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        raise Ptv2Error(f"nothing answers at the Ray cluster address '{target}' ({e.strerror or e}): start the "
+                        "cluster, or unset RAY_ADDRESS (and --ray-address) for a local Ray") from None
+
+
 def _join(ray, target: str, common: dict) -> None:
     for attempt in range(1, CLIENT_JOIN_ATTEMPTS + 1):
         try:
@@ -86,6 +107,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpu
     target = settings.ray_address(address)
     common = dict(include_dashboard=False, log_to_driver=False, configure_logging=False,
                   runtime_env={"env_vars": worker_env()})
+    if target:
+        check_answers(target)
     try:
         if target:
             _join(ray, target, common)

@@ -21,7 +21,12 @@ from pathlib import Path
 def home() -> Path:
     """The local state folder (created on first use)."""
     path = Path(os.environ.get("PTV2_HOME", ".ptv2")).resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        from ptv2_core.errors import Ptv2Error
+
+        raise Ptv2Error(f"cannot create the state folder {path} (PTV2_HOME): {e.strerror or e}") from None
     return path
 
 

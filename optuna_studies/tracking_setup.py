@@ -25,10 +25,36 @@ def use_mlflow(experiment: str, tracking_uri: str | None = None) -> str:
     return exp_id
 
 
+# MLflow's stores by URI scheme (a database's "+driver" suffix aside); a bare path or file: is its
+# file store, which MLflow 3 refuses unless MLFLOW_ALLOW_FILE_STORE is set
+TRACKING_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks", "databricks-uc")
+
+
+def check_tracking_uri(uri: str) -> str:
+    """Ptv2Error for a tracking URI MLflow cannot open, before anything is written (it was
+    MLflow's traceback from inside a search whose work folder existed)."""
+    import os
+    from urllib.parse import urlsplit
+
+    from ptv2_core.errors import Ptv2Error
+
+    scheme = urlsplit(uri).scheme.split("+")[0].lower()
+    if scheme in ("", "file") or (len(scheme) == 1 and uri[1:2] == ":"):  # a path (or a Windows drive)
+        if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("1", "true"):
+            return uri
+        raise Ptv2Error(f"MLflow tracking URI '{uri}' is a folder (MLflow's file store, which MLflow 3 refuses): "
+                        "use a database, e.g. sqlite:///path/mlflow.db, or a server, http://host:5000")
+    if scheme not in TRACKING_SCHEMES:
+        raise Ptv2Error(f"MLflow tracking URI '{uri}' has an unknown scheme '{scheme}': use one of "
+                        f"{', '.join(TRACKING_SCHEMES)}")
+    return uri
+
+
 def open_local_store(uri: str) -> None:
     """Create the schema of a database-backed MLflow store this process opens itself (sqlite,
     PostgreSQL), if new; processes creating it at once open it again until one has
     (``optuna_studies/schema_race.py``). A tracking server migrates its own database."""
+    check_tracking_uri(uri)
     if not settings.is_local_store(uri) or uri.startswith("file:"):
         return
     from mlflow import MlflowClient
@@ -46,7 +72,7 @@ def check_reachable(tracking_uri: str | None = None, timeout: float = 5.0) -> No
 
     from ptv2_core.errors import Ptv2Error
 
-    uri = settings.mlflow_tracking_uri(tracking_uri)
+    uri = check_tracking_uri(settings.mlflow_tracking_uri(tracking_uri))
     if not uri.startswith(("http://", "https://")):
         return
     try:

@@ -267,3 +267,20 @@ def test_ctrl_c_is_one_error_line_exit_130_and_writes_nothing(tmp_path):
         proc.kill()
     assert proc.returncode == 130 and err.strip().splitlines() == ["error: interrupted"], err
     assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["search", "--task", "trec", "--out", "OUT"],
+    ["predict", "--model", "models:/ptv2-trec@champion", "hi"],
+    ["promote", "--task", "trec"],
+    ["run", "--tasks", "trec"],
+])
+def test_a_state_folder_that_cannot_be_created_is_one_error(tmp_path, monkeypatch, args):
+    """PTV2_HOME on a path that cannot be a folder ended in a FileNotFoundError traceback."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("PTV2_HOME", str(blocker / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    res = run(*[str(tmp_path / "out") if a == "OUT" else a for a in args])
+    assert_user_error(res, f"cannot create the state folder {blocker / 'home'} (PTV2_HOME)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]

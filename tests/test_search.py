@@ -220,6 +220,8 @@ def test_objective_starts_from_a_pretrained_prompt(tiny_model, tiny_pretrained):
     (["--task", "trec", "--shared-dir", "SPACE_DIR/no-such-mount"], "is not a folder"),
     # nothing listens on port 1: refused at once, before a study is created (MLflow would retry for minutes)
     (["--task", "trec", "--mlflow-uri", "http://127.0.0.1:1"], "MLflow tracking server http://127.0.0.1:1 does not answer"),
+    (["--task", "trec", "--mlflow-uri", "./mlruns"], "MLflow tracking URI './mlruns' is a folder"),  # was MLflow's traceback
+    (["--task", "trec", "--mlflow-uri", "foo://x"], "unknown scheme 'foo'"),
 ])
 def test_cli_refuses_bad_input_and_writes_nothing(tmp_path, monkeypatch, capsys, args, match):
     from pipelines.cli import main
@@ -242,13 +244,16 @@ def test_cli_refuses_bad_input_and_writes_nothing(tmp_path, monkeypatch, capsys,
 
 def test_a_trial_the_ray_cluster_cannot_hold_is_refused_before_the_study_exists(tmp_path, monkeypatch, capsys):
     """The cluster's resources used to be checked after the study, the MLflow parent run (left
-    FAILED) and the work folder were made; a NaN --cpus-per-trial passed and Ray waited forever."""
+    FAILED) and the work folder were made; a NaN --cpus-per-trial passed and Ray waited forever, as
+    it did (over 2 minutes) to join a cluster address where nothing listens."""
     from pipelines.cli import main
 
     home = tmp_path / "home"
     monkeypatch.setenv("PTV2_HOME", str(home))
     for args, needle in ((["--cpus-per-trial", "4096", "--ray-cpus", "1"], "a trial needs 4096.0 CPU and 0.0 GPU, but "
                           "the Ray cluster has 1.0 CPU"), (["--cpus-per-trial", "nan"], "--cpus-per-trial must be a number"),
+                         (["--ray-address", "127.0.0.1:1"], "nothing answers at the Ray cluster address '127.0.0.1:1'"),
+                         (["--ray-address", "ray://127.0.0.1:1"], "nothing answers at the Ray cluster address"),
                          (["--max-failures", "-1"], "--max-failures must be an integer >= 0"),
                          (["--ray-cpus", "0"], "--ray-cpus must be an integer >= 1")):
         with pytest.raises(SystemExit) as exc:

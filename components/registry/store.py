@@ -33,8 +33,11 @@ REGISTRY_EXPERIMENT = "ptv2-registry"
 
 
 def tracking_uri(explicit: str | None = None) -> str:
-    """The tracking (and registry) URI in force: argument, environment, or the sqlite default."""
-    return settings.mlflow_tracking_uri(explicit)
+    """The tracking (and registry) URI in force: argument, environment, or the sqlite default
+    (Ptv2Error for one MLflow cannot open)."""
+    from optuna_studies.tracking_setup import check_tracking_uri
+
+    return check_tracking_uri(settings.mlflow_tracking_uri(explicit))
 
 
 is_local_store = settings.is_local_store
