@@ -3,6 +3,7 @@ sized by resources, retried on worker failure, each one logged by ``TrialLog`` (
 the user under Ray Client too: ``client_echo``)."""
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Callable
@@ -19,6 +20,12 @@ from optuna_studies.trial_log import TrialLog
 METRIC = "best_objective"  # running best of the space's metric: what ASHA compares and Optuna stores
 
 
+def _not_tunes_restore_hint(record) -> bool:
+    """Ray Tune ends a stopped run with "Resume experiment with: Tuner.restore(...)"; a ptv2 search
+    resumes with its own command and ``--resume`` (the study holds the trials), which it says next."""
+    return not str(record.msg).startswith("Experiment has been interrupted")
+
+
 def run_tuner(plan: SearchPlan, storage: optuna.storages.BaseStorage, parent_run_id: str, num_trials: int,
               max_failures: int, ray_address: str | None, echo: Callable[[str], None], tracking_uri: str) -> None:
     """Run ``num_trials`` more trials of the plan's study, on the Ray ``run_search`` connected to
@@ -31,6 +38,9 @@ def run_tuner(plan: SearchPlan, storage: optuna.storages.BaseStorage, parent_run
     # each improving epoch checkpoints; Tune's warning about frequent snapshots is noise here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     space = plan.space
+    tune_log = logging.getLogger("ray.tune.tune")
+    if _not_tunes_restore_hint not in tune_log.filters:
+        tune_log.addFilter(_not_tunes_restore_hint)
     with ray_session(ray_address):
         if plan.shared is None:  # nodes may have joined since run_search checked
             require_one_host(ray_address or "local")

@@ -530,6 +530,47 @@ def test_driver_killed_mid_search_then_resume_reruns_nothing_finished(tiny_model
     assert statuses.count("KILLED") == len(orphans) and len(children) == 3 + len(orphans)
 
 
+def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(tiny_model, tmp_path, mlflow_uri):
+    """SIGINT, as Ctrl-C sends it, once a trial has finished: exit 130, the last line names the
+    finished trials and `--resume`, Ray Tune's own "Tuner.restore(...)" hint is not shown (it
+    contradicted ours), nothing is written to --out; the same command with --resume finishes."""
+    from conftest import interruptible
+
+    raytmp = short_tmpdir("ptv2ri")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", RAY_TMPDIR=raytmp, PTV2_HOME=str(tmp_path / "home"))
+    env.pop("RAY_ADDRESS", None)
+    args = [PTV2, "search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path, trials=3)),
+            "--max-train", "48", "--max-eval", "48", "--concurrency", "1", "--ray-cpus", "1",
+            "--storage", f"sqlite:///{tmp_path}/optuna.db", "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")]
+    records = tmp_path / ".out.search" / "trials"
+    try:
+        driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                  preexec_fn=interruptible)
+        deadline = time.time() + 300
+        while time.time() < deadline and driver.poll() is None and not list(records.glob("*.json")):
+            time.sleep(0.2)
+        assert driver.poll() is None, "the search ended before it could be interrupted"
+        driver.send_signal(signal.SIGINT)
+        _, err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        kill_ray_using(raytmp)
+    lines = err.strip().splitlines()
+    assert driver.returncode == 130, err[-3000:]
+    assert lines[-1].startswith("error: search stopped after ") and "of 3 trials" in lines[-1] and "--resume" in lines[-1]
+    assert "Tuner.restore" not in err, err[-3000:]
+    assert not (tmp_path / "out").exists()
+
+    try:
+        out = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True, timeout=400)
+    finally:
+        kill_ray_using(raytmp)
+    assert out.returncode == 0, out.stderr[-3000:]
+    best = json.loads((tmp_path / "out" / "best.json").read_text())
+    assert best["trials"]["total"] >= 3 and (tmp_path / "out" / "adapter" / "metrics.json").is_file()
+
+
 def test_a_ray_client_init_failure_keeps_the_servers_reason_on_its_one_line():
     """Ray Client's init failure is a header line and the server's traceback: the error line keeps
     the traceback's last line, the reason (it said only "Initialization failure from server:")."""
