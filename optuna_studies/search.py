@@ -20,7 +20,8 @@ from optuna_studies.plan import SearchPlan, plan_search
 from optuna_studies.plots import FILES as ARTIFACTS
 from optuna_studies.plots import write_artifacts
 from optuna_studies.ray_session import check_resources, ray_session
-from optuna_studies.study import PARENT_RUN_ATTR, StudyState, finished_count, mask_url, open_storage, prepare_study
+from optuna_studies.study import (PARENT_RUN_ATTR, StudyState, finished_count, mask_url, open_storage,
+                                  optuna_warnings_only, prepare_study)
 
 EXPERIMENT = "ptv2-search"
 
@@ -95,7 +96,8 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
                                                             "MLflow store": settings.mlflow_tracking_uri(mlflow_uri)})
         lock = hold_search_lock(plan.work, plan.study_name, plan.out_dir)  # one process per study and output
         try:
-            return _search(plan, max_failures, resume, mlflow_uri, ray_address, experiment, say)
+            with optuna_warnings_only():
+                return _search(plan, max_failures, resume, mlflow_uri, ray_address, experiment, say)
         finally:
             release_search_lock(lock)
 
@@ -114,6 +116,11 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
             f"{state.orphans} interrupted trial(s) to run again")
     elif resume:
         say(f"--resume: study '{plan.study_name}' has no trials yet; starting it")
+    if not state.resumed:
+        spc = plan.space
+        say(f"study '{plan.study_name}' in {mask_url(plan.storage)}: {spc.trials} trials of up to {spc.epochs} "
+            f"epochs, prompt lengths {list(spc.prompt_lens)}, lr {spc.lr_low:.3g}..{spc.lr_high:.3g}, "
+            f"{plan.concurrency} at a time; MLflow run {parent}")
     outcome = "FAILED"
     try:
         remaining = plan.space.trials - state.finished
@@ -127,7 +134,7 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
             outcome = "KILLED"
             raise Ptv2Interrupted(f"search stopped after {done} of {plan.space.trials} trials; run the same command "
                                   "with --resume to finish it")
-        result = _finish(plan, parent, mlflow_uri)
+        result = _finish(plan, parent, mlflow_uri, say)
         outcome = "FINISHED"
         return result
     finally:
@@ -156,7 +163,7 @@ def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_ur
     return parent
 
 
-def _finish(plan: SearchPlan, parent: str, mlflow_uri: str | None) -> SearchResult:
+def _finish(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Callable[[str], None]) -> SearchResult:
     """Pick the best trial, log the study's artifacts, write the output folder."""
     trials = records.read_records(plan.work)
     best = records.best_record(trials, plan.space.mode)
@@ -176,6 +183,7 @@ def _finish(plan: SearchPlan, parent: str, mlflow_uri: str | None) -> SearchResu
         "mlflow": {"parent_run_id": parent, "tracking_uri": mask_url(settings.mlflow_tracking_uri(mlflow_uri))},
         "trials": _counts(trials), "space": plan.space.to_dict(),
     }
+    say(f"scoring the best trial's adapter (trial {best['number']}) on its dev and test splits")
     metrics = best_metrics(Path(best["adapter"]), best, plan.task, plan.study_name, plan.constants["max_eval"])
     (Path(best["adapter"]) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     doc["test"] = metrics["test"]

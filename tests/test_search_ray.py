@@ -561,12 +561,18 @@ def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(t
     assert lines[-1].startswith("error: search stopped after ") and "of 3 trials" in lines[-1] and "--resume" in lines[-1]
     assert "Tuner.restore" not in err, err[-3000:]
     assert not (tmp_path / "out").exists()
+    # what the user reads: the search's own line on its study, not Optuna's and Ray Tune's chatter
+    # ("Using an existing study ...", a configuration box, a path to the deleted work folder)
+    assert any(line.startswith("study '") and "3 trials of up to" in line for line in lines), err[-3000:]
+    for noise in ("Using an existing study", "A new study created", "View detailed results", "tensorboard"):
+        assert noise not in err, noise
 
     try:
         out = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True, timeout=400)
     finally:
         kill_ray_using(raytmp)
     assert out.returncode == 0, out.stderr[-3000:]
+    assert "resuming study" in out.stderr and "scoring the best trial's adapter" in out.stderr
     best = json.loads((tmp_path / "out" / "best.json").read_text())
     assert best["trials"]["total"] >= 3 and (tmp_path / "out" / "adapter" / "metrics.json").is_file()
 
