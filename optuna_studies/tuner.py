@@ -39,8 +39,8 @@ def run_tuner(plan: SearchPlan, storage: optuna.storages.BaseStorage, parent_run
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # Ray Tune's new output engine prints a configuration box, "View detailed results here: <the work
     # folder, deleted when the search ends>" and a TensorBoard command even at verbose=0; the legacy
-    # reporter at verbose=0 prints nothing. The trials' lines are TrialLog's. (Ray reads both variables
-    # when the run starts; the environment's own values win.)
+    # reporter at verbose=0 prints nothing. The trials' lines are TrialLog's. (Read as the run starts;
+    # the environment's own value wins.)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     space = plan.space
     tune_log = logging.getLogger("ray.tune.tune")
