@@ -86,23 +86,27 @@ def final_train_op(data: Input[Dataset], prompt: Input[Model], task: str, model:
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def register_op(adapter: Input[Model], task: str, name_prefix: str, mlflow_uri: str, study: str) -> NamedTuple(
-        "Registered", [("name", str), ("version", str)]):
-    """Register the adapter as a new version of `<name_prefix><task's name>` (alias `challenger`)."""
+def register_op(adapter: Input[Model], task: str, name_prefix: str, mlflow_uri: str, study: str,
+                pipeline_run: str) -> NamedTuple("Registered", [("name", str), ("version", str)]):
+    """Register the adapter as a new version of `<name_prefix><task's name>` (alias `challenger`),
+    tagged with the pipeline run that made it (`pipeline_run`: the run's name in Kubeflow)."""
     from collections import namedtuple
 
     from components.registry.register import register_adapter
 
+    pipeline_run = pipeline_run.split("/for-loop-")[0]  # kfp.local adds the ParallelFor branch: "<run>/for-loop-1-iteration-0"
+    tags = {k: v for k, v in (("study", study), ("pipeline_run", pipeline_run)) if v}
     rv = register_adapter(adapter.path, task, name_prefix=name_prefix, tracking_uri=mlflow_uri or None,
-                          tags={"study": study} if study else None)
+                          tags=tags or None)
     return namedtuple("Registered", ["name", "version"])(rv.name, str(rv.version))
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def promote_op(task: str, registered_name: str, margin: float, mlflow_uri: str, max_eval: int) -> str:
-    """Move `champion` to the challenger when it is better by the margin; returns the decision."""
+def promote_op(task: str, registered_name: str, version: str, margin: float, mlflow_uri: str, max_eval: int) -> str:
+    """Move `champion` to the version this run registered when it is better by the margin (not to
+    whatever `challenger` points at: another run may have registered since); returns the decision."""
     from components.registry.promote import promote
 
     decision = promote(registered_name or task, margin=float(margin), tracking_uri=mlflow_uri or None,
-                       max_eval=int(max_eval) or None)
+                       max_eval=int(max_eval) or None, version=int(version) if version else None)
     return "promoted" if decision.promoted else "kept"

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Iterator
 
 from optuna_studies import settings
-from pipelines.progress import ANSI, ProgressFilter, log_path
+from pipelines.progress import ANSI, ProgressFilter, log_path, run_id
 
 
 def init_local_stores(params: dict) -> None:
@@ -51,8 +51,10 @@ def shared_local_ray(params: dict) -> Iterator[str | None]:
 
 
 def run_local(params: dict) -> dict:
-    """Run the pipeline; returns ``{"seconds", "root", "log"}``. Raises on a failed task.
-    The console shows progress lines; the whole kfp.local log goes to ``$PTV2_HOME/logs/``."""
+    """Run the pipeline; returns ``{"seconds", "root", "log", "pipeline_run"}``. Raises on a failed
+    task. The console shows progress lines; the whole kfp.local log goes to ``$PTV2_HOME/logs/``.
+    Each run gets its own folder under ``$PTV2_HOME/pipeline-root/``; ``pipeline_run`` is kfp.local's
+    name for the run, which the register step tags its versions with (``registry_summary``)."""
     from kfp import local
 
     from pipelines.pipeline import ptv2_pipeline
@@ -62,7 +64,8 @@ def run_local(params: dict) -> dict:
     os.environ["PTV2_HOME"] = str(home)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    root = home / "pipeline-root"
+    run = run_id()
+    root = home / "pipeline-root" / run
     root.mkdir(parents=True, exist_ok=True)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
     # expected locally, once per task, and not actionable: the image and display names are for the cluster
@@ -70,7 +73,7 @@ def run_local(params: dict) -> dict:
     warnings.filterwarnings("ignore", message=r"You may be attemping to run a task that uses custom or non-Python")
     t0 = time.perf_counter()
     init_local_stores(params)
-    log = log_path(home)
+    log = log_path(home, run)
     try:
         with open(log, "w", encoding="utf-8") as f, contextlib.redirect_stdout(ProgressFilter(f)):
             with shared_local_ray(params):
@@ -85,12 +88,15 @@ def run_local(params: dict) -> dict:
 
         msg = ANSI.sub("", str(e)).strip()
         raise Ptv2RunError(f"{msg} Full log: {log}") from None
-    return {"seconds": time.perf_counter() - t0, "root": str(root), "log": str(log)}
+    made = [p.name for p in root.iterdir() if p.is_dir()]  # kfp.local's folder for the run, named as the run
+    return {"seconds": time.perf_counter() - t0, "root": str(root), "log": str(log),
+            "pipeline_run": made[0] if len(made) == 1 else None}
 
 
-def registry_summary(params: dict) -> list[dict]:
-    """Per task: the newest registered version, its search result, test metric, aliases and the
-    promote step's decision with its reason."""
+def registry_summary(params: dict, pipeline_run: str | None = None) -> list[dict]:
+    """Per task: the version this run registered (tag ``pipeline_run``; without one, the newest
+    version), its search result, test metric, aliases and the promote step's decision with its
+    reason. Another run registering at the same time does not take this run's row."""
     from mlflow import MlflowClient
 
     from components.registry.register import NAME_PREFIX, default_name
@@ -102,6 +108,8 @@ def registry_summary(params: dict) -> list[dict]:
         task = task_name(ref)  # a task YAML path → its name, as the register step names the model
         name = default_name(task, params["registered_model_prefix"] or NAME_PREFIX)
         versions = client.search_model_versions(f"name = '{name}'")
+        if pipeline_run:
+            versions = [v for v in versions if (v.tags or {}).get("pipeline_run") == pipeline_run]
         if not versions:
             rows.append({"task": task, "model": name, "version": "-"})
             continue

@@ -82,9 +82,11 @@ def ptv2_pipeline(
                                use_pretrained=use_pretrained_prompt, seed=seed, study=search.outputs["study"])
         wire_endpoints(final, "final train + test")
         register = register_op(adapter=final.outputs["adapter"], task=task, name_prefix=registered_model_prefix,
-                               mlflow_uri=mlflow_uri, study=search.outputs["study"])
+                               mlflow_uri=mlflow_uri, study=search.outputs["study"],
+                               pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
         wire_endpoints(register, "register (challenger)")
         with dsl.If(auto_promote == True, name="auto-promote"):  # noqa: E712 (a KFP condition, not Python)
-            promote = promote_op(task=task, registered_name=register.outputs["name"], margin=promotion_margin,
+            promote = promote_op(task=task, registered_name=register.outputs["name"],
+                                 version=register.outputs["version"], margin=promotion_margin,
                                  mlflow_uri=mlflow_uri, max_eval=max_eval)
             wire_endpoints(promote, "promote if better than champion")

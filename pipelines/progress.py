@@ -38,9 +38,16 @@ class ProgressFilter(io.TextIOBase):
         self.console.flush()
 
 
-def log_path(home: Path) -> Path:
+def run_id() -> str:
+    """A name for one ``ptv2 run``: its start time and process id (two runs started in the same
+    second wrote one log file, each over the other)."""
+    import os
     import time
 
+    return time.strftime(f"run-%Y%m%d-%H%M%S-{os.getpid()}")
+
+
+def log_path(home: Path, run: str) -> Path:
     folder = home / "logs"
     folder.mkdir(parents=True, exist_ok=True)
-    return folder / time.strftime("run-%Y%m%d-%H%M%S.log")
+    return folder / f"{run}.log"

@@ -71,6 +71,13 @@ def test_local_pipeline_run_registers_versions(tmp_path):
     assert "challenger" in mv.aliases or "champion" in mv.aliases
     assert mv.tags["task"] == "trec" and mv.tags["prompt_len"] in {"2", "4"}
     assert mv.tags["base_model"] == "minilm" and mv.tags["data_hash"].startswith("sha256:")
+    # lineage: the version names the pipeline run that made it (kfp.local's run name, the folder of this
+    # run's outputs under its own pipeline root; on a cluster, the Kubeflow run), and the log is the run's own
+    (run_root,) = (home / "pipeline-root").iterdir()
+    (pipeline_run,) = [p.name for p in run_root.iterdir()]
+    assert mv.tags["pipeline_run"] == pipeline_run and pipeline_run.startswith("ptv2-prompt-search-")
+    (log,) = (home / "logs").glob("run-*.log")
+    assert log.stem == run_root.name and f"Full log: {log}" in out
     # the promote step ran (auto_promote defaults to true) and left its decision on the version
     assert any(k.startswith("promotion") for k in mv.tags), sorted(mv.tags)
     # and the run's summary says what it decided, and why, under the table

@@ -156,6 +156,42 @@ def test_promotion_both_ways_forced_and_failure_halfway(adapters, store):
     assert registry_state(store, name) == ({"challenger": 3, "champion": 2}, [1, 2, 3])
 
 
+def test_a_run_promotes_its_own_version_and_never_replaces_a_champion_it_did_not_compare_with(adapters, store,
+                                                                                            monkeypatch):
+    """Two pipeline runs of one task at once (seen with two `ptv2 run`): run A's promote step used to
+    decide on whatever `challenger` pointed at, which run B had already moved to its own version,
+    and both steps decided against the floor, the last to write winning. Now A decides on the
+    version it registered, and when B's promotion moves `champion` while A scores, A decides
+    again against B's champion. The interleaving is made exact by running B's promotion, a real
+    one on the same store, from inside A's scoring step."""
+    import components.registry.promote as promote_mod
+    from components.registry.register import register_adapter
+
+    name = "race-trec"
+    assert register_adapter(adapters["good"], "trec", name=name, tracking_uri=store).version == 1  # run A
+    assert register_adapter(adapters["bad"], "trec", name=name, tracking_uri=store).version == 2  # run B, since
+    assert registry_state(store, name)[0] == {"challenger": 2}
+
+    real, first = promote_mod._decide, []
+
+    def scoring_while_run_b_promotes(*args, **kwargs):
+        d = real(*args, **kwargs)
+        if not first:
+            first.append(d)
+            b = promote_mod.promote(name, tracking_uri=store, max_eval=EVAL, version=2, force=True, reason="run B")
+            assert b.promoted and b.champion is None
+        return d
+
+    monkeypatch.setattr(promote_mod, "_decide", scoring_while_run_b_promotes)
+    d = promote_mod.promote(name, tracking_uri=store, max_eval=EVAL, version=1)
+    assert (first[0].challenger, first[0].champion) == (1, None)  # A first scored against the floor
+    assert d.promoted and (d.challenger, d.champion) == (1, 2)  # then again, against B's champion
+    assert registry_state(store, name)[0] == {"challenger": 2, "champion": 1}
+    assert _tags(store, name, 1)["promotion.champion_version"] == "2"
+    with pytest.raises(Ptv2Error, match="has no version 9"):
+        promote_mod.promote(name, tracking_uri=store, version=9)
+
+
 def test_promote_unknown_model_is_an_error(store):
     from components.registry.promote import promote
 

@@ -216,3 +216,18 @@ def test_two_processes_registering_at_once_get_distinct_versions(adapters, store
     assert versions == [1, 2] and aliases == {"challenger": 2}
     # the process that created version 2 reports the alias on it; version 1 ends without one
     assert {r[1]: r[2] for r in results}[2] == ("challenger",)
+
+
+def test_the_run_summary_shows_the_version_its_own_run_registered(adapters, store):
+    """Two `ptv2 run` at once both showed the newest version, the other run's for one of them; the
+    register step tags its version with the pipeline run, and the summary picks that one."""
+    from components.registry.register import register_adapter
+    from pipelines.local_run import registry_summary
+
+    for run in ("ptv2-prompt-search-run-a", "ptv2-prompt-search-run-b"):
+        register_adapter(adapters["good"], "trec", name_prefix="summary-", tracking_uri=store, tags={"pipeline_run": run})
+    params = {"tasks": ["trec"], "registered_model_prefix": "summary-", "mlflow_uri": store}
+    (a,), (b,) = (registry_summary(params, run) for run in ("ptv2-prompt-search-run-a", "ptv2-prompt-search-run-b"))
+    assert (a["model"], str(a["version"]), str(b["version"])) == ("summary-trec", "1", "2")
+    assert registry_summary(params, "some-other-run")[0]["version"] == "-"
+    assert str(registry_summary(params)[0]["version"]) == "2"  # no run named: the newest

@@ -19,7 +19,7 @@ from pathlib import Path
 from components.registry import store
 from components.registry.bootstrap import example_stats, paired_bootstrap
 from components.registry.load import get_version, load_version
-from components.registry.register import CHALLENGER, CHAMPION, default_name
+from components.registry.register import CHALLENGER, CHAMPION, alias_lock, default_name
 from components.registry.scoring import majority_preds, predict_ids, test_split
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks import task_name
@@ -79,97 +79,133 @@ def promote(
     alpha: float = 0.05,
     resamples: int = 1000,
     seed: int = 0,
+    version: int | None = None,
 ) -> PromotionDecision:
-    """Score ``challenger`` against ``champion`` of ``task_or_name`` (a task, or a registered
-    model name) and move ``champion`` when the challenger wins by ``margin`` points (or when
+    """Score ``challenger`` (or ``version``) against ``champion`` of ``task_or_name`` (a task, or
+    a registered model name) and move ``champion`` when it wins by ``margin`` points (or when
     ``force`` is set; ``reason`` is then required). Raises ``Ptv2Error``; aliases are unchanged
-    unless the returned decision says promoted."""
+    unless the returned decision says promoted.
+
+    ``version``: the version to decide on, whatever ``challenger`` points at now (a pipeline run
+    promotes the version it registered: with two runs at once, ``challenger`` may already be the
+    other run's). If ``champion`` moves while the scores are computed (another promotion), the
+    decision is taken again against the new champion: it never replaces a champion it did not
+    compare with (under a file lock on a local store; against a server, checked just before the move).
+    """
     if force and not (reason and reason.strip()):
         raise Ptv2Error("a forced promotion needs a reason (--reason TEXT)")
     if not margin >= 0:
         raise Ptv2Error(f"margin must be >= 0 percentage points, got {margin}")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+        raise Ptv2Error(f"version must be a positive integer, got {version!r}")
     uri = store.tracking_uri(tracking_uri)
     with store.bounded_http():
         c = store.reading_client(uri)
         name = _resolve_name(c, uri, task_or_name)
-        aliases = store.retry(lambda: c.get_registered_model(name).aliases, "reading aliases", uri) or {}
-        if CHALLENGER not in aliases:
-            raise Ptv2Error(f"registered model '{name}' has no '{CHALLENGER}' version to promote")
-        chall_v = int(aliases[CHALLENGER])
-        champ_v = int(aliases[CHAMPION]) if CHAMPION in aliases else None
-        if chall_v == champ_v:
-            return PromotionDecision(False, chall_v, champ_v, {}, (0.0, 0.0),
-                                     f"version {chall_v} is already {CHAMPION}", name, forced=force, margin=margin)
+        for _ in range(DECISION_ROUNDS):
+            aliases = _aliases(c, uri, name)
+            if version is None and CHALLENGER not in aliases:
+                raise Ptv2Error(f"registered model '{name}' has no '{CHALLENGER}' version to promote")
+            chall_v = version if version is not None else int(aliases[CHALLENGER])
+            champ_v = int(aliases[CHAMPION]) if CHAMPION in aliases else None
+            if chall_v == champ_v:
+                return PromotionDecision(False, chall_v, champ_v, {}, (0.0, 0.0),
+                                         f"version {chall_v} is already {CHAMPION}", name, forced=force, margin=margin)
+            d = _decide(c, uri, name, chall_v, champ_v, margin=margin, force=force, reason=reason, max_eval=max_eval,
+                        alpha=alpha, resamples=resamples, seed=seed)
+            with alias_lock(uri, name):
+                now = _aliases(c, uri, name).get(CHAMPION)
+                if (int(now) if now is not None else None) != champ_v:
+                    continue  # champion moved meanwhile: decide again, against the new one
+                _record(c, uri, name, d)
+            return d
+    raise Ptv2Error(f"'{CHAMPION}' of '{name}' kept moving while version {chall_v} was scored ({DECISION_ROUNDS} "
+                    "tries): other promotions are running; try again")
 
-        chall_mv = get_version(c, uri, name, version=chall_v)
-        tags = chall_mv.tags or {}
-        task_ref, split_seed = tags.get("task_ref") or tags.get("task"), int(tags.get("split_seed", 0))
-        if not task_ref:
-            raise Ptv2Error(f"{name} version {chall_v} has no 'task' tag: not registered by ptv2")
-        challenger = load_version(c, uri, chall_mv).adapter
-        spec, rows, train_labels = test_split(task_ref, split_seed, max_eval)
-        if (spec.type, tuple(spec.labels)) != (challenger.spec.type, tuple(challenger.spec.labels)):
-            raise Ptv2Error(f"{name} version {chall_v} does not predict the labels of task '{spec.name}'")
-        preds, golds = predict_ids(challenger, rows)
-        del challenger
-        if champ_v is not None:
-            champion = load_version(c, uri, get_version(c, uri, name, version=champ_v)).adapter
-            if (champion.spec.type, tuple(champion.spec.labels)) != (spec.type, tuple(spec.labels)):
-                raise Ptv2Error(f"{name} champion version {champ_v} predicts other labels than the challenger")
-            champ_preds, _ = predict_ids(champion, rows)
-            del champion
-        else:
-            champ_preds = majority_preds(spec, train_labels, golds)
-        result = paired_bootstrap(spec, example_stats(spec, preds, golds), example_stats(spec, champ_preds, golds),
-                                  resamples=resamples, alpha=alpha, seed=seed)
 
-        opponent = f"version {champ_v}" if champ_v is not None else f"the {FLOOR}"
-        wins = result.low > margin / 100
-        rule = (f"{spec.metric} {result.score_a:.4f} vs {result.score_b:.4f} ({opponent}); "
-                f"{100 * (1 - alpha):g}% interval of the difference [{result.low:+.4f}, {result.high:+.4f}] "
-                f"{'clears' if wins else 'does not clear'} the margin {margin / 100:+.4f}")
-        promoted = wins or force
-        if force:
-            why = f"forced: {reason.strip()} (rule alone: {'promote' if wins else 'keep'}; {rule})"
-            decision = "promoted (forced)"
-        else:
-            why = rule
-            decision = "promoted" if wins else ("not promoted (below floor)" if champ_v is None else "kept champion")
-        audit = {
-            "promotion.decision": decision,
-            "promotion.reason": why[:4000],
-            "promotion.forced": str(force).lower(),
-            "promotion.challenger_version": str(chall_v),
-            "promotion.champion_version": str(champ_v) if champ_v is not None else FLOOR,
-            "promotion.challenger_score": _fmt(result.score_a),
-            "promotion.champion_score": _fmt(result.score_b),
-            "promotion.metric": spec.metric,
-            "promotion.diff": _fmt(result.diff),
-            "promotion.interval_low": _fmt(result.low),
-            "promotion.interval_high": _fmt(result.high),
-            "promotion.alpha": str(alpha),
-            "promotion.resamples": str(resamples),
-            "promotion.margin_points": str(margin),
-            "promotion.test_examples": str(result.n),
-            "promotion.split_seed": str(split_seed),
-            "promotion.at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "promotion.by": _user(),
-        }
-        # Audit first, alias last: a failure before the alias call leaves the aliases untouched.
-        for v in (chall_v, champ_v):
-            if v is None:
-                continue
-            for k, val in audit.items():
-                store.retry(lambda: c.set_model_version_tag(name, str(v), k, val), f"tagging {name} version {v}", uri)
-        if promoted:
-            try:
-                store.retry(lambda: c.set_registered_model_alias(name, CHAMPION, str(chall_v)),
-                            f"moving alias '{CHAMPION}'", uri)
-            except Ptv2Error:
-                _mark_failed(c, name, (chall_v, champ_v))
-                raise
+DECISION_ROUNDS = 3
+
+
+def _aliases(c, uri: str, name: str) -> dict:
+    return store.retry(lambda: c.get_registered_model(name).aliases, "reading aliases", uri) or {}
+
+
+def _decide(c, uri: str, name: str, chall_v: int, champ_v: int | None, *, margin: float, force: bool,
+            reason: str | None, max_eval: int | None, alpha: float, resamples: int, seed: int) -> PromotionDecision:
+    """Score both versions (or the challenger and the floor) on the same test split; nothing is written."""
+    chall_mv = get_version(c, uri, name, version=chall_v)
+    tags = chall_mv.tags or {}
+    task_ref, split_seed = tags.get("task_ref") or tags.get("task"), int(tags.get("split_seed", 0))
+    if not task_ref:
+        raise Ptv2Error(f"{name} version {chall_v} has no 'task' tag: not registered by ptv2")
+    challenger = load_version(c, uri, chall_mv).adapter
+    spec, rows, train_labels = test_split(task_ref, split_seed, max_eval)
+    if (spec.type, tuple(spec.labels)) != (challenger.spec.type, tuple(challenger.spec.labels)):
+        raise Ptv2Error(f"{name} version {chall_v} does not predict the labels of task '{spec.name}'")
+    preds, golds = predict_ids(challenger, rows)
+    del challenger
+    if champ_v is not None:
+        champion = load_version(c, uri, get_version(c, uri, name, version=champ_v)).adapter
+        if (champion.spec.type, tuple(champion.spec.labels)) != (spec.type, tuple(spec.labels)):
+            raise Ptv2Error(f"{name} champion version {champ_v} predicts other labels than the challenger")
+        champ_preds, _ = predict_ids(champion, rows)
+        del champion
+    else:
+        champ_preds = majority_preds(spec, train_labels, golds)
+    result = paired_bootstrap(spec, example_stats(spec, preds, golds), example_stats(spec, champ_preds, golds),
+                              resamples=resamples, alpha=alpha, seed=seed)
+
+    opponent = f"version {champ_v}" if champ_v is not None else f"the {FLOOR}"
+    wins = result.low > margin / 100
+    rule = (f"{spec.metric} {result.score_a:.4f} vs {result.score_b:.4f} ({opponent}); "
+            f"{100 * (1 - alpha):g}% interval of the difference [{result.low:+.4f}, {result.high:+.4f}] "
+            f"{'clears' if wins else 'does not clear'} the margin {margin / 100:+.4f}")
+    promoted = wins or force
+    if force:
+        why = f"forced: {reason.strip()} (rule alone: {'promote' if wins else 'keep'}; {rule})"
+        decision = "promoted (forced)"
+    else:
+        why = rule
+        decision = "promoted" if wins else ("not promoted (below floor)" if champ_v is None else "kept champion")
+    audit = {
+        "promotion.decision": decision,
+        "promotion.reason": why[:4000],
+        "promotion.forced": str(force).lower(),
+        "promotion.challenger_version": str(chall_v),
+        "promotion.champion_version": str(champ_v) if champ_v is not None else FLOOR,
+        "promotion.challenger_score": _fmt(result.score_a),
+        "promotion.champion_score": _fmt(result.score_b),
+        "promotion.metric": spec.metric,
+        "promotion.diff": _fmt(result.diff),
+        "promotion.interval_low": _fmt(result.low),
+        "promotion.interval_high": _fmt(result.high),
+        "promotion.alpha": str(alpha),
+        "promotion.resamples": str(resamples),
+        "promotion.margin_points": str(margin),
+        "promotion.test_examples": str(result.n),
+        "promotion.split_seed": str(split_seed),
+        "promotion.at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "promotion.by": _user(),
+    }
     return PromotionDecision(promoted, chall_v, champ_v, {"challenger": result.score_a, "champion": result.score_b},
                              (result.low, result.high), why, name, spec.metric, force, margin, audit)
+
+
+def _record(c, uri: str, name: str, d: PromotionDecision) -> None:
+    """Audit tags on both versions first, the alias last: a failure before the alias call leaves
+    the aliases untouched."""
+    for v in (d.challenger, d.champion):
+        if v is None:
+            continue
+        for k, val in d.tags.items():
+            store.retry(lambda: c.set_model_version_tag(name, str(v), k, val), f"tagging {name} version {v}", uri)
+    if d.promoted:
+        try:
+            store.retry(lambda: c.set_registered_model_alias(name, CHAMPION, str(d.challenger)),
+                        f"moving alias '{CHAMPION}'", uri)
+        except Ptv2Error:
+            _mark_failed(c, name, (d.challenger, d.champion))
+            raise
 
 
 def _mark_failed(c, name: str, versions) -> None:

@@ -113,9 +113,10 @@ def versions(c, name: str) -> list:
 
 
 @contextlib.contextmanager
-def _alias_lock(uri: str, name: str) -> Iterator[None]:
+def alias_lock(uri: str, name: str) -> Iterator[None]:
     """Serialise alias moves of processes sharing a local sqlite store (MLflow has no
-    compare-and-set on aliases). A tracking server gets no lock: see ``converge_alias``."""
+    compare-and-set on aliases): ``converge_alias`` and a promotion's check-then-move. A tracking
+    server gets no lock: see ``converge_alias``."""
     if not uri.startswith("sqlite:///"):
         yield
         return
@@ -138,7 +139,7 @@ def converge_alias(c, uri: str, name: str, alias: str = CHALLENGER, rounds: int 
     moves forward; against a server, a process deciding on a stale list can move it back for a
     moment before its own check moves it forward again.
     """
-    with _alias_lock(uri, name):
+    with alias_lock(uri, name):
         for _ in range(rounds):
             current = store.retry(lambda: c.get_registered_model(name).aliases, "reading aliases", uri).get(alias)
             latest = max((int(v.version) for v in store.retry(lambda: versions(c, name), "listing versions", uri)),

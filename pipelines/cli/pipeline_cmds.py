@@ -44,7 +44,7 @@ def run(
     table = Table(title=f"ptv2 run finished in {info['seconds'] / 60:.1f} min")
     for col in ("task", "best prompt len", "lr", "test metric", "registered", "aliases"):
         table.add_column(col)
-    summary = registry_summary(params)
+    summary = registry_summary(params, info["pipeline_run"])
     for r in summary:
         lr = r.get("lr", "?")
         lr = f"{float(lr):.2g}" if lr not in ("?", "") else lr

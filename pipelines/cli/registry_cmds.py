@@ -53,6 +53,8 @@ def promote(
     force: bool = typer.Option(False, help="Promote whatever the scores say (needs --reason)."),
     reason: Optional[str] = typer.Option(None, help="Why, for a forced promotion (recorded as a tag)."),
     max_eval: Optional[int] = typer.Option(None, help="Score on at most N test examples."),
+    version: Optional[int] = typer.Option(None, help="Decide on this version instead of the one 'challenger' "
+                                          "points at."),
     as_json: bool = typer.Option(False, "--json", help="Print the decision as JSON."),
 ) -> None:
     """Score challenger against champion on the same test split; move 'champion' if the challenger wins."""
@@ -61,7 +63,7 @@ def promote(
 
     if reason is not None and not force:
         raise Ptv2Error("--reason goes with --force")
-    d = run_promote(task, margin=margin, force=force, reason=reason, max_eval=max_eval)
+    d = run_promote(task, margin=margin, force=force, reason=reason, max_eval=max_eval, version=version)
     if as_json:
         typer.echo(json.dumps(asdict(d), indent=2))
         return
