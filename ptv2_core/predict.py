@@ -13,7 +13,8 @@ from ptv2_core.tasks.encode import encode_texts, encode_words
 @torch.no_grad()
 def predict(adapter: LoadedAdapter, texts: list[str], batch_size: int = 64, progress: bool = False) -> list[dict]:
     """Sequence tasks: ``{"label", "score"}`` per text (score = softmax probability of the label).
-    Token tasks: ``{"tokens", "tags", "scores"}`` per text, split on whitespace, one tag per word.
+    Token tasks: ``{"tokens", "tags", "scores"}`` per text, split on whitespace, one tag per word,
+    as valid BIO (``as_bio``); a score is the probability of the word's argmax tag.
     ``progress``: a progress bar on stderr (where it is a terminal)."""
     model, spec, tok = adapter.model, adapter.spec, adapter.tokenizer
     model.eval()
@@ -40,7 +41,20 @@ def predict(adapter: LoadedAdapter, texts: list[str], batch_size: int = 64, prog
                     seen.add(w)
                     s, i = probs[b, pos].max(-1)
                     tags[w], scores[w] = spec.labels[int(i)], float(s)
-                out.append({"tokens": ws, "tags": tags, "scores": scores})
+                out.append({"tokens": ws, "tags": as_bio(tags), "scores": scores})
         bar.update(len(chunk))
     bar.close()
+    return out
+
+
+def as_bio(tags: list[str]) -> list[str]:
+    """Per-word argmax tags as valid BIO, spans read the way seqeval reads them for span F1: a span
+    starting with ``I-x`` (after ``O`` or another type) begins with ``B-x``. So the printed spans are
+    the ones the task's metric scores (argmax alone printed e.g. ``John/I-movie``)."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    out = ["O"] * len(tags)
+    for kind, start, end in get_entities(list(tags)):
+        out[start] = f"B-{kind}"
+        out[start + 1:end + 1] = [f"I-{kind}"] * (end - start)
     return out

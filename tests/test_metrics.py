@@ -66,3 +66,28 @@ def test_majority_baseline():
     assert majority_baseline(SEQ, [0, 1, 1, 2]) == 0.5
     assert majority_baseline(SEQ, np.array([1, 1, 0]), eval_labels=[0, 0, 1, 2]) == 0.25
     assert majority_baseline(NER, [[0, 1, 2], [0, 0]]) == 0.0  # always "O" finds no entity
+
+
+def test_predicted_tags_are_printed_as_valid_bio_with_the_spans_span_f1_scores():
+    """`ptv2 predict` printed argmax tags such as `John/I-movie`; they are now repaired to BIO the way
+    seqeval reads spans, so what is printed is what span F1 counted: same score on random tags."""
+    import random
+
+    from seqeval.metrics import f1_score
+
+    from ptv2_core.predict import as_bio
+
+    kinds = ["person", "loc", "movie"]
+    labels = ["O"] + [f"{p}-{k}" for k in kinds for p in "BI"]
+    rng = random.Random(0)
+    gold = [[rng.choice(labels) for _ in range(rng.randrange(1, 15))] for _ in range(300)]
+    raw = [[t if rng.random() < 0.6 else rng.choice(labels) for t in g] for g in gold]
+    fixed = [as_bio(t) for t in raw]
+    assert sum(a != b for a, b in zip(raw, fixed)) > 50  # the random tags do hold stray I- tags
+    assert f1_score(gold, fixed) == pytest.approx(f1_score(gold, raw), abs=1e-12)
+    for tags in fixed:
+        for prev, tag in zip(["O"] + tags, tags):
+            assert not tag.startswith("I-") or prev in (f"B-{tag[2:]}", tag)  # every I-x continues an x span
+        assert as_bio(tags) == tags
+    assert as_bio(["I-movie", "O", "I-loc", "I-loc", "B-person", "I-loc"]) == \
+        ["B-movie", "O", "B-loc", "I-loc", "B-person", "B-loc"]
