@@ -74,6 +74,11 @@ def test_save_then_load_gives_identical_logits(trec_adapter, minilm_path):
     scored = json.loads(res.stdout)
     recorded = json.loads((out / "metrics.json").read_text())["test"]["accuracy"]
     assert scored["test"]["accuracy"] == pytest.approx(recorded, abs=1e-9)
+    assert "note:" not in res.stderr
+    # without --max-eval every row is scored, and the user is told why the numbers differ from metrics.json
+    res = ptv2("eval", "--adapter", str(out))
+    assert f"note: its metrics.json scored at most {TREC['max_eval']} dev and test rows" in res.stderr
+    assert f"Pass --max-eval {TREC['max_eval']} to reproduce" in res.stderr and json.loads(res.stdout)["task"] == "trec"
 
 
 @pytest.mark.slow

@@ -112,6 +112,11 @@ def eval_(
         raise Ptv2Error(f"--prompt-len {prompt_len} is longer than the adapter's prompt ({own})")
     if seed is None:  # the adapter's own splits: another seed would score it on rows it was trained on
         seed = split_seed_of(loaded.config)
+    trained_on = ((loaded.config.get("extra") or {}).get("train_config") or {}).get("max_eval")
+    if max_eval is None and trained_on and (task is None or task == loaded.spec.name):
+        typer.echo(f"note: its metrics.json scored at most {trained_on} dev and test rows (--max-eval {trained_on} "
+                   f"when trained); this scores every row. Pass --max-eval {trained_on} to reproduce those numbers.",
+                   err=True)
     result = evaluate_adapter(loaded, task, seed=0 if seed is None else seed, max_eval=max_eval, prompt_len=prompt_len)
     typer.echo(json.dumps(result | ({"prompt_len": prompt_len} if prompt_len is not None else {}), indent=2))
 
