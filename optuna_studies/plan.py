@@ -52,10 +52,9 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
     model folder must lie in it too."""
     task_ref, task_name = check_task(task)
     model_ref = check_model(model)
-    for name, value, least in (("trials", trials, 1), ("epochs", epochs, 1), ("max-train", max_train, 1),
-                               ("max-eval", max_eval, 1), ("concurrency", concurrency, 1)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
-            raise Ptv2Error(f"--{name} must be an integer >= {least}, got {value!r}")
+    for name, value in (("trials", trials), ("epochs", epochs), ("max-train", max_train), ("max-eval", max_eval),
+                        ("concurrency", concurrency)):
+        check_count(f"--{name}", value, 1)
     check_seed(seed, "--seed")
     if not (0 < cpus_per_trial < math.inf and 0 <= gpus_per_trial < math.inf):  # NaN too: Ray waited forever
         raise Ptv2Error(f"--cpus-per-trial must be a number > 0 and --gpus-per-trial a number >= 0, got {cpus_per_trial}, {gpus_per_trial}")
@@ -111,6 +110,12 @@ def check_task(task: str) -> tuple[str, str]:
 
     spec, _ = load_task_yaml(task)
     return str(Path(task).resolve()), spec.name
+
+
+def check_count(flag: str, value, least: int) -> None:
+    """Ptv2Error unless ``value`` is None or an integer >= ``least`` (a bool is not one)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+        raise Ptv2Error(f"{flag} must be an integer >= {least}, got {value!r}")
 
 
 def check_model(model: str) -> str:

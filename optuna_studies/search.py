@@ -16,7 +16,7 @@ from optuna_studies import records, settings, tracking
 from optuna_studies.best_metrics import best_metrics
 from optuna_studies.cluster import require_one_host, require_stores_in_shared
 from optuna_studies.output import hold_search_lock, release_search_lock, write_output
-from optuna_studies.plan import SearchPlan, plan_search
+from optuna_studies.plan import SearchPlan, check_count, plan_search
 from optuna_studies.plots import FILES as ARTIFACTS
 from optuna_studies.plots import write_artifacts
 from optuna_studies.ray_session import check_resources, ray_session
@@ -77,9 +77,8 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
     ``resume=True``).
     """
     say = echo or (lambda line: None)
-    for name, value, least in (("--max-failures", max_failures, 0), ("--ray-cpus", ray_cpus, 1)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
-            raise Ptv2Error(f"{name} must be an integer >= {least}, got {value!r}")
+    check_count("--max-failures", max_failures, 0)
+    check_count("--ray-cpus", ray_cpus, 1)
     plan = plan_search(task, model, out_dir, trials=trials, space=space, storage=storage, init=init,
                        max_train=max_train, max_eval=max_eval, epochs=epochs, concurrency=concurrency,
                        cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, overwrite=overwrite,
