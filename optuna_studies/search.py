@@ -106,6 +106,13 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
     """The checked search, with Ray connected: study → MLflow parent run → Ray Tune → output."""
     rdb = open_storage(plan.storage)
     state = prepare_study(rdb, plan.study_name, plan.space, resume)
+    if state.resumed and state.finished and not records.trials_dir(plan.work).is_dir():
+        # a search that finished deleted its work folder: only its best adapter is left (in --out), so
+        # more trials would be ranked among themselves, and the output would forget the earlier best
+        raise Ptv2Error(f"study '{plan.study_name}' already finished {state.finished} trials and wrote its result "
+                        f"(best.json, the best adapter) to {plan.out_dir}; only that adapter was kept, so more trials "
+                        "could not be ranked against the earlier ones: start a new search (another --out or "
+                        "--study-name) to try more configurations")
     if not state.resumed:
         shutil.rmtree(plan.work, ignore_errors=True)  # leftovers of a search that never got a trial
     plan.work.mkdir(parents=True, exist_ok=True)

@@ -264,6 +264,33 @@ def test_a_trial_the_ray_cluster_cannot_hold_is_refused_before_the_study_exists(
         assert not [p for p in home.rglob("*")], "a study or MLflow store was created"
 
 
+def test_resuming_a_search_that_finished_is_refused_before_it_runs_anything(tmp_path, monkeypatch):
+    """A finished search deletes its work folder and keeps only its best adapter. `--resume
+    --overwrite --trials 5` on it ran 2 more trials, ranked them alone ("2 trials") and replaced
+    the output, forgetting an earlier best; with the same --trials it failed with "no trial
+    finished" and marked the study's MLflow run FAILED."""
+    import optuna
+
+    from optuna_studies.search import run_search
+    from optuna_studies.space import load_space
+    from optuna_studies.study import open_storage, prepare_study
+
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    space = load_space("trec").with_overrides(trials=3, epochs=None).for_start(warm=False)
+    study = prepare_study(open_storage(url), "finished", space, resume=False).study
+    for _ in range(3):  # the finished search's trials (its work folder is gone, as after a real one)
+        study.tell(study.ask(), 0.5)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "best.json").write_text("{}")
+    with pytest.raises(Ptv2Error, match="study 'finished' already finished 3 trials .* start a new search"):
+        run_search("trec", "minilm", tmp_path / "out", trials=5, storage=url, study_name="finished", resume=True,
+                   overwrite=True, ray_cpus=1)
+    assert len(optuna.load_study(study_name="finished", storage=url).trials) == 3  # nothing ran
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["best.json"]  # the result is untouched
+    assert not (tmp_path / ".out.search").exists()
+
+
 def test_cli_refuses_a_non_empty_out(tmp_path, capsys):
     from pipelines.cli import main
 
