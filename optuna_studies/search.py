@@ -125,8 +125,8 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
     if not state.resumed:
         spc = plan.space
         say(f"study '{plan.study_name}' in {mask_url(plan.storage)}: {spc.trials} trial{'s' * (spc.trials != 1)} of "
-            f"up to {spc.epochs} epoch{'s' * (spc.epochs != 1)}, prompt lengths {list(spc.prompt_lens)}, lr {spc.lr_low:.3g}..{spc.lr_high:.3g}, "
-            f"{plan.concurrency} at a time; MLflow run {parent}")
+            f"up to {spc.epochs} epoch{'s' * (spc.epochs != 1)}, prompt lengths {list(spc.prompt_lens)}, "
+            f"lr {spc.lr_low:.3g}..{spc.lr_high:.3g}, {plan.concurrency} at a time; MLflow run {parent}")
     outcome = "FAILED"
     try:
         remaining = plan.space.trials - state.finished

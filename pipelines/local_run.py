@@ -36,18 +36,15 @@ def shared_local_ray(params: dict) -> Iterator[str | None]:
         return
     import ray
 
-    from optuna_studies.ray_session import LOCAL_OBJECT_STORE_BYTES, quiet_auth_notice
+    from optuna_studies.ray_session import ray_session
 
-    quiet_auth_notice()
-    ray.init(address="local", include_dashboard=False, log_to_driver=False, configure_logging=False,
-             object_store_memory=LOCAL_OBJECT_STORE_BYTES)
-    address = ray.get_runtime_context().gcs_address
-    os.environ["RAY_ADDRESS"] = address
-    try:
-        yield address
-    finally:
-        os.environ.pop("RAY_ADDRESS", None)
-        ray.shutdown()
+    with ray_session(None):  # no address given: the same local Ray a search starts, stopped at the end
+        address = ray.get_runtime_context().gcs_address
+        os.environ["RAY_ADDRESS"] = address
+        try:
+            yield address
+        finally:
+            os.environ.pop("RAY_ADDRESS", None)
 
 
 def run_local(params: dict) -> dict:
