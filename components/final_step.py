@@ -1,4 +1,5 @@
-"""Step: train the search's best configuration on the task's prepared splits, test it, save it."""
+"""Step: the task's final adapter, tested: the search's best trial's adapter as it is, or the
+search's best configuration trained again for a given number of epochs."""
 from __future__ import annotations
 
 import json
@@ -6,6 +7,56 @@ from functools import partial
 from pathlib import Path
 
 from components.data import prepared_name, task_yaml
+from ptv2_core.errors import Ptv2Error
+
+
+def final_adapter(prepared_dir: str | Path, task: str, search_adapter: str | Path, best_config: dict,
+                  out_dir: str | Path, *, final_epochs: int = 0, model: str = "minilm",
+                  init_dir: str | Path | None = None, seed: int = 0, study: str = "") -> dict:
+    """``final_epochs`` 0: the search's adapter goes on (``reuse_search_adapter``); N > 0: the best
+    configuration is trained again for N epochs (``final_train``). Returns the metrics document."""
+    if final_epochs < 0:
+        raise Ptv2Error(f"final_epochs must be 0 (the search's adapter) or a positive integer, got {final_epochs}")
+    if final_epochs == 0:
+        return reuse_search_adapter(prepared_dir, task, search_adapter, out_dir, init_dir=init_dir, study=study)
+    return final_train(prepared_dir, task, best_config, out_dir, model=model, epochs=final_epochs,
+                       init_dir=init_dir, seed=seed, study=study)
+
+
+def _provenance(prepared_dir: str | Path, task: str, init_dir, study: str) -> dict:
+    """What ``metrics.json`` says of the data and the run beside the scores: the prepared splits'
+    hashes and how they were drawn (``load_task(task, seed, max_eval)`` gives the same test rows,
+    which the registry scores again when it promotes)."""
+    manifest = json.loads((Path(prepared_dir) / "manifest.json").read_text())
+    return {
+        "data_hash": manifest["tasks"][task]["hash"],  # every split
+        "test_data_hash": manifest["tasks"][task]["split_hashes"]["test"],  # the registry's data_hash tag
+        "seed": manifest["seed"],
+        "max_eval": manifest["max_eval"],
+        "study": study,
+        "init": str(init_dir or ""),
+    }
+
+
+def reuse_search_adapter(prepared_dir: str | Path, task: str, search_adapter: str | Path, out_dir: str | Path, *,
+                         init_dir: str | Path | None = None, study: str = "") -> dict:
+    """Copy the search's best adapter to ``out_dir``: the search trained it on these splits, kept
+    its best dev epoch and scored it on dev and test (its ``metrics.json``); training the same
+    configuration again with the same seed would only repeat that work."""
+    from ptv2_core.adapter import write_atomic_dir
+
+    task = prepared_name(prepared_dir, task)
+    src = Path(search_adapter)
+    try:
+        doc = json.loads((src / "metrics.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise Ptv2Error(f"the search's adapter '{src}' has no readable metrics.json: {e}") from None
+    if not isinstance(doc.get("dev"), dict) or not isinstance(doc.get("test"), dict):
+        raise Ptv2Error(f"the search's adapter '{src}' lacks dev and test metrics")
+    doc |= _provenance(prepared_dir, task, init_dir, study) | {"source": "search", "retrained_epochs": 0}
+    files = {p.name: p.read_bytes() for p in sorted(src.iterdir()) if p.is_file() and p.name != "metrics.json"}
+    write_atomic_dir(Path(out_dir), files | {"metrics.json": json.dumps(doc, indent=2) + "\n"})
+    return doc
 
 
 def final_train(prepared_dir: str | Path, task: str, best_config: dict, out_dir: str | Path, *,
@@ -18,7 +69,6 @@ def final_train(prepared_dir: str | Path, task: str, best_config: dict, out_dir:
     from ptv2_core.report import metrics_document
     from ptv2_core.train import TrainConfig, train
 
-    manifest = json.loads((Path(prepared_dir) / "manifest.json").read_text())
     task = prepared_name(prepared_dir, task)  # a task YAML path → the task's name
     cfg = TrainConfig(task=str(task_yaml(prepared_dir, task)), model=model, prompt_len=int(best_config["prompt_len"]),
                       lr=float(best_config["lr"]), epochs=int(epochs or best_config.get("epochs", 3)),
@@ -29,15 +79,8 @@ def final_train(prepared_dir: str | Path, task: str, best_config: dict, out_dir:
 
         init = partial(init_from_pretrained, pretrained_dir=init_dir, task=task, seed=seed)
     result = train(cfg, init=init)
-    doc = metrics_document(result, cfg) | {
-        "data_hash": manifest["tasks"][task]["hash"],  # every split
-        "test_data_hash": manifest["tasks"][task]["split_hashes"]["test"],  # the registry's data_hash tag
-        # how the prepared splits were drawn: load_task(task, seed, max_eval) gives the same test rows
-        "seed": manifest["seed"],
-        "max_eval": manifest["max_eval"],
-        "study": study,
-        "init": str(init_dir or ""),
-    }
+    doc = metrics_document(result, cfg) | _provenance(prepared_dir, task, init_dir, study) | {
+        "source": "retrain", "retrained_epochs": cfg.epochs}
     save_adapter(result.model, out_dir, result.spec, model, result.base_fingerprint,
                  extra={"train_config": cfg.to_dict(), "data_hash": doc["data_hash"]},
                  files={"metrics.json": json.dumps(doc, indent=2) + "\n"})

@@ -68,20 +68,23 @@ def search_op(data: Input[Dataset], prompt: Input[Model], task: str, model: str,
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def final_train_op(data: Input[Dataset], prompt: Input[Model], task: str, model: str, best_config: str,
-                   epochs: int, use_pretrained: bool, seed: int, study: str,
+def final_train_op(data: Input[Dataset], prompt: Input[Model], search_adapter: Input[Model], task: str, model: str,
+                   best_config: str, final_epochs: int, use_pretrained: bool, seed: int, study: str,
                    adapter: Output[Model], metrics: Output[Metrics]) -> float:
-    """Retrain the best configuration, keep the best dev epoch, score the test split."""
+    """The task's final adapter with its dev and test scores: the search's best trial's adapter
+    (``final_epochs`` 0), or the best configuration trained again for ``final_epochs`` epochs."""
     import json
 
-    from components.final_step import final_train
+    from components.final_step import final_adapter
 
-    doc = final_train(data.path, task, json.loads(best_config), adapter.path, model=model, epochs=int(epochs),
-                      init_dir=prompt.path if use_pretrained else None, seed=int(seed), study=study)
+    doc = final_adapter(data.path, task, search_adapter.path, json.loads(best_config), adapter.path,
+                        final_epochs=int(final_epochs), model=model,
+                        init_dir=prompt.path if use_pretrained else None, seed=int(seed), study=study)
     for split in ("dev", "test"):
         for key, value in doc[split].items():
             metrics.log_metric(f"{split}_{key}", float(value))
     adapter.metadata["test_score"] = float(doc["test"]["score"])
+    adapter.metadata["source"] = doc["source"]
     return float(doc["test"]["score"])
 
 

@@ -1,5 +1,5 @@
-"""The ptv2 pipeline graph: prepare → pre-train → per task (ParallelFor): search → final train
-→ register → promote (under a condition).
+"""The ptv2 pipeline graph: prepare → pre-train → per task (ParallelFor): search → final adapter
+(the search's best, or retrained) → register → promote (under a condition).
 
 Every parameter is typed and shows in the Kubeflow UI. Endpoint parameters left empty mean
 "the component's environment, else the embedded default" (see optuna_studies.settings).
@@ -51,6 +51,7 @@ def ptv2_pipeline(
     lr_max: float = 5e-2,
     trials_per_task: int = 6,
     epochs: int = 3,
+    final_epochs: int = 0,
     search_concurrency: int = 2,
     pretrain_epochs: int = 1,
     use_pretrained_prompt: bool = True,
@@ -64,7 +65,9 @@ def ptv2_pipeline(
     ray_address: str = "",
     optuna_storage: str = "",
 ):
-    """``max_train``/``max_eval`` 0 means all rows; ``promotion_margin`` is in score points."""
+    """``max_train``/``max_eval`` 0 means all rows; ``promotion_margin`` is in score points;
+    ``final_epochs`` 0 registers the search's best trial's adapter as it is, N > 0 trains the best
+    configuration again for N epochs (say, longer than a trial's ``epochs``) and registers that."""
     data = prepare_data_op(tasks=tasks, seed=seed, max_train=max_train, max_eval=max_eval)
     wire_endpoints(data, "prepare data")
     prompt = pretrain_prompt_op(data=data.outputs["data"], tasks=tasks, model=model, lengths=prompt_lengths,
@@ -77,10 +80,11 @@ def ptv2_pipeline(
                            seed=seed, mlflow_uri=mlflow_uri, ray_address=ray_address, optuna_storage=optuna_storage)
         wire_endpoints(search, "search length × lr")
         kubernetes.mount_pvc(search, pvc_name=SHARED_PVC, mount_path=SHARED_MOUNT)
-        final = final_train_op(data=data.outputs["data"], prompt=prompt.outputs["prompt"], task=task, model=model,
-                               best_config=search.outputs["best_config"], epochs=epochs,
+        final = final_train_op(data=data.outputs["data"], prompt=prompt.outputs["prompt"],
+                               search_adapter=search.outputs["adapter"], task=task, model=model,
+                               best_config=search.outputs["best_config"], final_epochs=final_epochs,
                                use_pretrained=use_pretrained_prompt, seed=seed, study=search.outputs["study"])
-        wire_endpoints(final, "final train + test")
+        wire_endpoints(final, "final adapter + test")
         register = register_op(adapter=final.outputs["adapter"], task=task, name_prefix=registered_model_prefix,
                                mlflow_uri=mlflow_uri, study=search.outputs["study"],
                                pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)

@@ -41,6 +41,7 @@ def test_pipeline_parameters_are_typed(spec):
     expected = {
         "tasks": "LIST", "model": "STRING", "prompt_lengths": "LIST", "lr_min": "NUMBER_DOUBLE",
         "lr_max": "NUMBER_DOUBLE", "trials_per_task": "NUMBER_INTEGER", "epochs": "NUMBER_INTEGER",
+        "final_epochs": "NUMBER_INTEGER",
         "search_concurrency": "NUMBER_INTEGER", "promotion_margin": "NUMBER_DOUBLE", "auto_promote": "BOOLEAN",
         "mlflow_uri": "STRING", "ray_address": "STRING", "optuna_storage": "STRING",
     }
@@ -74,6 +75,12 @@ def test_dag_edges_and_parallel_for(spec):
     # the final training takes the search's best configuration, not a constant
     best = inner["final-train-op"]["inputs"]["parameters"]["best_config"]["taskOutputParameter"]
     assert best == {"outputParameterKey": "best_config", "producerTask": "search-op"}
+    # and the search's best adapter, which it registers as it is unless told to train again
+    adapter = inner["final-train-op"]["inputs"]["artifacts"]["search_adapter"]["taskOutputArtifact"]
+    assert adapter == {"outputArtifactKey": "adapter", "producerTask": "search-op"}
+    final_epochs = inner["final-train-op"]["inputs"]["parameters"]["final_epochs"]["componentInputParameter"]
+    assert final_epochs.endswith("final_epochs")
+    assert spec["root"]["inputDefinitions"]["parameters"]["final_epochs"]["defaultValue"] == 0
 
 
 def test_promotion_runs_under_a_condition(spec):
@@ -136,6 +143,7 @@ def test_config_file_and_overrides(tmp_path):
     ("max_train: -5", "max_train must be 0 (all rows) or a positive integer, got -5"),
     ("max_eval: many", "max_eval must be an integer, got 'many'"),
     ("pretrain_epochs: 0", "pretrain_epochs must be a positive integer"),
+    ("final_epochs: -1", "final_epochs must be 0 (the search's best adapter) or a positive integer"),
     ("epochs: true", "epochs must be an integer, got True"),
     ("trials_per_task: 2.5", "trials_per_task must be an integer, got 2.5"),
     ("auto_promote: maybe", "auto_promote must be true or false, got 'maybe'"),

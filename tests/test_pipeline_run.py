@@ -1,9 +1,10 @@
 """The whole pipeline through kfp.local on a tiny budget: every component runs as a real KFP
-task (prepare, pre-train, search on Ray, final train, register, promote), ending with
+task (prepare, pre-train, search on Ray, final adapter, register, promote), ending with
 registered versions in the real (sqlite) MLflow registry. One of the two tasks is a user task
 (a task YAML and its CSV files), the way users bring their own data."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -76,6 +77,14 @@ def test_local_pipeline_run_registers_versions(tmp_path):
     (run_root,) = (home / "pipeline-root").iterdir()
     (pipeline_run,) = [p.name for p in run_root.iterdir()]
     assert mv.tags["pipeline_run"] == pipeline_run and pipeline_run.startswith("ptv2-prompt-search-")
+    # final_epochs 0 (the default): the registered adapter is the search's best trial's, not a second training
+    branches = sorted((run_root / pipeline_run).glob("for-loop-*"))
+    assert len(branches) == 2, branches
+    for branch in branches:
+        final, searched = branch / "final-train-op" / "adapter", branch / "search-op" / "adapter"
+        assert (final / "adapter.safetensors").read_bytes() == (searched / "adapter.safetensors").read_bytes()
+        doc = json.loads((final / "metrics.json").read_text())
+        assert doc["source"] == "search" and doc["test"] == json.loads((searched / "metrics.json").read_text())["test"]
     (log,) = (home / "logs").glob("run-*.log")
     assert log.stem == run_root.name and f"Full log: {log}" in out
     # the promote step ran (auto_promote defaults to true) and left its decision on the version

@@ -105,6 +105,64 @@ def test_flat_scores_for_kfp_metrics():
     assert flat_scores({"trec": {"4": {"score": 0.5, "loss": 1.0}}}) == {"dev_trec_4_score": 0.5, "dev_trec_4_loss": 1.0}
 
 
+def _search_adapter(prepared, folder):
+    """An adapter as a search hands it over: one trial's training on the prepared splits, scored
+    by the search's own ``best_metrics`` (its metrics.json knows nothing of the manifest)."""
+    from optuna_studies.best_metrics import best_metrics
+    from ptv2_core.adapter import save_adapter
+    from ptv2_core.train import TrainConfig, train
+
+    out, _ = prepared
+    cfg = TrainConfig(task=str(task_yaml(out, "trec")), model="minilm", prompt_len=4, lr=1e-2, epochs=1, seed=3,
+                      progress=False)
+    result = train(cfg)
+    save_adapter(result.model, folder, result.spec, "minilm", result.base_fingerprint,
+                 extra={"train_config": cfg.to_dict()})
+    best = {"prompt_len": 4, "lr": 1e-2, "best_score": result.dev["score"], "number": 7, "best_epoch": 1}
+    doc = best_metrics(folder, best, cfg.task, "study-x", None)
+    (folder / "metrics.json").write_text(json.dumps(doc))
+    return doc
+
+
+@pytest.mark.slow
+def test_final_step_registers_the_search_adapter_as_it_is(prepared, tmp_path):
+    """final_epochs 0 (the pipeline's default): the search already trained this configuration on
+    these splits with this seed and scored it; the step copies it and adds what the registry needs."""
+    from components.final_step import final_adapter
+    from components.registry.metadata import describe_adapter
+
+    out, manifest = prepared
+    searched = tmp_path / "searched"
+    search_doc = _search_adapter(prepared, searched)
+    doc = final_adapter(out, "trec", searched, {"prompt_len": 4, "lr": 1e-2}, tmp_path / "final", study="s1")
+    final = tmp_path / "final"
+    for name in ("adapter.safetensors", "adapter_config.json"):
+        assert (final / name).read_bytes() == (searched / name).read_bytes(), name
+    saved = json.loads((final / "metrics.json").read_text())
+    assert saved == doc and saved["source"] == "search" and saved["retrained_epochs"] == 0
+    assert (saved["dev"], saved["test"], saved["trial"]) == (search_doc["dev"], search_doc["test"], 7)
+    # what the registry needs to rebuild the prepared test split from the task's name
+    assert (saved["seed"], saved["max_eval"], saved["study"]) == (3, 24, "s1")
+    info = describe_adapter(final, "trec")
+    assert saved["test_data_hash"] == info.tags["data_hash"] == manifest["tasks"]["trec"]["split_hashes"]["test"]
+    assert info.tags["test_score"] == f"{search_doc['test']['score']:.6g}"
+
+
+def test_final_step_refuses_negative_epochs_and_a_search_adapter_without_scores(prepared, tmp_path):
+    from components.final_step import final_adapter
+
+    out, _ = prepared
+    with pytest.raises(Ptv2Error, match="final_epochs must be 0"):
+        final_adapter(out, "trec", tmp_path, {"prompt_len": 4, "lr": 1e-2}, tmp_path / "a", final_epochs=-1)
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "metrics.json").write_text('{"dev": {"score": 0.5}}')
+    with pytest.raises(Ptv2Error, match="lacks dev and test metrics"):
+        final_adapter(out, "trec", tmp_path / "s", {}, tmp_path / "a")
+    with pytest.raises(Ptv2Error, match="no readable metrics.json"):
+        final_adapter(out, "trec", tmp_path / "nothing", {}, tmp_path / "a")
+    assert not (tmp_path / "a").exists()
+
+
 @pytest.mark.slow
 def test_final_train_writes_adapter_with_metrics(prepared, tmp_path):
     from components.final_step import final_train
@@ -121,6 +179,7 @@ def test_final_train_writes_adapter_with_metrics(prepared, tmp_path):
     info = describe_adapter(tmp_path / "adapter", "trec")
     assert saved["test_data_hash"] == info.tags["data_hash"] == manifest["tasks"]["trec"]["split_hashes"]["test"]
     assert saved["prompt_len"] == 4 and saved["test"]["score"] == doc["test"]["score"]
+    assert (saved["source"], saved["retrained_epochs"]) == ("retrain", 1)
     # seed and max_eval let the registry rebuild exactly this test split from the task name
     assert (saved["seed"], saved["max_eval"]) == (3, 24)
     loaded = load_adapter(tmp_path / "adapter")
