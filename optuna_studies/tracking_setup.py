@@ -57,9 +57,19 @@ def open_local_store(uri: str) -> None:
     check_tracking_uri(uri)
     if not settings.is_local_store(uri) or uri.startswith("file:"):
         return
+    import logging
+
     from mlflow import MlflowClient
 
-    open_once(uri, lambda: MlflowClient(uri).search_experiments(max_results=1))
+    # MLflow announces a new database's schema at INFO ("Creating initial MLflow database tables...",
+    # "Updating database tables") on the console of whichever ptv2 command opens it first
+    log = logging.getLogger("mlflow.store.db.utils")
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        open_once(uri, lambda: MlflowClient(uri).search_experiments(max_results=1))
+    finally:
+        log.setLevel(level)
 
 
 def check_reachable(tracking_uri: str | None = None, timeout: float = 5.0) -> None:

@@ -89,3 +89,15 @@ def test_new_postgres_databases_opened_by_several_processes_at_once():
             for name in names:
                 c.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_a_new_mlflow_store_opens_without_console_noise(tmp_path):
+    """MLflow announced a new database at INFO on the console of the first ptv2 command to open
+    it ("Creating initial MLflow database tables...", "Updating database tables")."""
+    code = ("import sys; from optuna_studies.tracking_setup import open_local_store; open_local_store(sys.argv[1]); "
+            "import logging; print(logging.getLogger('mlflow.store.db.utils').level)")
+    res = subprocess.run([sys.executable, "-c", code, f"sqlite:///{tmp_path}/mlflow.db"], capture_output=True,
+                         text=True, cwd=Path(__file__).parents[1], timeout=120)
+    assert res.returncode == 0 and (tmp_path / "mlflow.db").is_file(), res.stderr
+    assert "database tables" not in res.stderr, res.stderr
+    assert res.stdout.strip() == "0"  # the logger's own level is back as it was (unset)
