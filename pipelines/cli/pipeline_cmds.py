@@ -24,7 +24,7 @@ def run(
     trials: Optional[int] = typer.Option(None, help="Trials per task."),
     epochs: Optional[int] = typer.Option(None, help="Epochs per trial (the search's resource)."),
 ) -> None:
-    """Run the whole pipeline locally (kfp.local): prepare, pre-train, search, train, register, promote."""
+    """Run the whole pipeline locally (kfp.local): prepare, pre-train, search, register, promote."""
     from rich.console import Console
     from rich.table import Table
 
