@@ -1,6 +1,10 @@
 """Pointing MLflow at the configured store (the one place that does it)."""
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
+
 from optuna_studies import settings
 from optuna_studies.schema_race import open_once
 
@@ -57,19 +61,25 @@ def open_local_store(uri: str) -> None:
     check_tracking_uri(uri)
     if not settings.is_local_store(uri) or uri.startswith("file:"):
         return
-    import logging
-
     from mlflow import MlflowClient
 
     # MLflow announces a new database's schema at INFO ("Creating initial MLflow database tables...",
     # "Updating database tables") on the console of whichever ptv2 command opens it first
-    log = logging.getLogger("mlflow.store.db.utils")
-    level = log.level
-    log.setLevel(logging.WARNING)
-    try:
+    with quiet_logger("mlflow.store.db.utils"):
         open_once(uri, lambda: MlflowClient(uri).search_experiments(max_results=1))
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str, level: int = logging.WARNING) -> Iterator[None]:
+    """Raise logger ``name`` to ``level`` for the duration: MLflow's INFO lines about its own
+    housekeeping are not news for a ptv2 user's console."""
+    log = logging.getLogger(name)
+    before = log.level
+    log.setLevel(level)
+    try:
+        yield
     finally:
-        log.setLevel(level)
+        log.setLevel(before)
 
 
 def check_reachable(tracking_uri: str | None = None, timeout: float = 5.0) -> None:

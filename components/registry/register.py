@@ -27,6 +27,7 @@ from pathlib import Path
 
 from components.registry import store
 from components.registry.metadata import AdapterInfo, describe_adapter
+from optuna_studies.tracking_setup import quiet_logger
 from ptv2_core.errors import Ptv2Error
 
 CHALLENGER = "challenger"
@@ -94,13 +95,14 @@ def build_model_dir(info: AdapterInfo, workdir: Path) -> Path:
     example = pd.DataFrame({"text": info.examples})
     path = workdir / "model"
     base = info.config["base_model"]
-    mlflow.pyfunc.save_model(
-        str(path), python_model=str(MODEL_CODE), artifacts={ARTIFACT_KEY: str(files)},
-        signature=signature(info.spec.type), input_example=example,
-        model_config={"adapter_digests": file_digests(files)}, pip_requirements=_requirements(),
-        metadata={"ptv2": {"task": info.spec.name, "base_model": base["name"], "base_fingerprint": base["fingerprint"],
-                           "data_hash": info.data_hash}},
-    )
+    with quiet_logger("mlflow.pyfunc"):  # "Validating input example against model signature"
+        mlflow.pyfunc.save_model(
+            str(path), python_model=str(MODEL_CODE), artifacts={ARTIFACT_KEY: str(files)},
+            signature=signature(info.spec.type), input_example=example,
+            model_config={"adapter_digests": file_digests(files)}, pip_requirements=_requirements(),
+            metadata={"ptv2": {"task": info.spec.name, "base_model": base["name"],
+                               "base_fingerprint": base["fingerprint"], "data_hash": info.data_hash}},
+        )
     out = mlflow.pyfunc.load_model(str(path)).predict(example)
     if len(out) != len(example):
         raise Ptv2Error(f"the saved model predicted {len(out)} rows for {len(example)} example texts")
