@@ -1,5 +1,5 @@
 """The search's output folder, written all at once: ``best.json``, ``adapter/``, and the study's
-table and plots (``trials.csv``, ``length_lr.png``/``.html``, ``trials_over_time.png``).
+table and plots (``trials.csv``, ``length_lr.png``/``.html``, ``length_score.png``, ``trials_over_time.png``).
 
 Until the search has finished, everything lives in a hidden work folder beside it
 (``.<out>.search/``), which ``--resume`` continues from; a failed or aborted search leaves no

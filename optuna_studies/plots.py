@@ -1,5 +1,5 @@
 """The study's artifacts from its trial records: trials.csv, the length × learning-rate map
-(PNG and interactive HTML) and trials over time (PNG)."""
+(PNG and interactive HTML), score against prompt length (PNG) and trials over time (PNG)."""
 from __future__ import annotations
 
 import csv
@@ -9,16 +9,19 @@ from typing import Any
 
 from optuna_studies.records import COLUMNS
 
-FILES = ("trials.csv", "length_lr.png", "length_lr.html", "trials_over_time.png")
+FILES = ("trials.csv", "length_lr.png", "length_lr.html", "length_score.png", "trials_over_time.png")
 
 
-def write_artifacts(records: list[dict[str, Any]], folder: Path, metric: str, mode: str, title: str) -> list[Path]:
-    """Write every artifact of ``FILES`` into ``folder``. Returns their paths."""
+def write_artifacts(records: list[dict[str, Any]], folder: Path, metric: str, mode: str, title: str,
+                    lengths: list[int] | tuple[int, ...] = ()) -> list[Path]:
+    """Write every artifact of ``FILES`` into ``folder``; ``lengths``: the space's prompt-length
+    choices, each a tick on the length axes (tried or not). Returns their paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_table(records, folder / "trials.csv")
-    plot_length_lr(records, folder / "length_lr.png", metric, title)
+    plot_length_lr(records, folder / "length_lr.png", metric, title, lengths)
     plot_length_lr_html(records, folder / "length_lr.html", metric, title)
+    save(length_score_figure(records, metric, mode, title, lengths), folder / "length_score.png")
     plot_over_time(records, folder / "trials_over_time.png", metric, mode, title)
     return [folder / f for f in FILES]
 
@@ -36,13 +39,69 @@ def _scored(records: list[dict[str, Any]]) -> tuple[list[dict], list[dict]]:
     return ok, [r for r in records if r not in ok]
 
 
-def plot_length_lr(records: list[dict[str, Any]], path: Path, metric: str, title: str) -> None:
-    """Scatter of learning rate (log x) × prompt length (log2 y), coloured by score; failed trials as x."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path)
+    _pyplot().close(fig)
+
+
+def lr_ticks(values: list[float], n: int = 5) -> list[float]:
+    """About ``n`` learning rates spread evenly on a log scale over ``values``, inside their range,
+    at two significant digits (more when the range is too narrow for two): readable ticks also
+    when the range spans less than a decade (matplotlib's own log ticks then crowd minor labels
+    like 3×10⁻² and 4×10⁻² into each other)."""
+    lo, hi = min(values), max(values)
+    if lo == hi:
+        return [lo]
+    steps = [math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * i / (n - 1)) for i in range(n)]
+    for digits in range(2, 8):
+        def rounded(v: float, how) -> float:
+            scale = 10.0 ** (math.floor(math.log10(v)) - digits + 1)
+            return float(f"{how(v / scale) * scale:.{digits}g}")
+
+        # 1e-4 / 1e-5 is 10.000000000000002: its ceiling must stay 10
+        up, down = (lambda q: math.ceil(q - 1e-9)), (lambda q: math.floor(q + 1e-9))
+        ends = [rounded(lo, up), rounded(hi, down)]
+        ticks = sorted({t for t in [ends[0], *(rounded(v, round) for v in steps[1:-1]), ends[1]] if lo <= t <= hi})
+        if len(ticks) >= 2:
+            return ticks
+    return [lo, hi]
+
+
+def _length_axis(ax, which: str, lengths: list[int]) -> None:
+    """A log2 axis (``which``: "x" or "y") spanning every prompt length given, with a tick at
+    each, labelled as the plain number."""
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+
+    lengths = sorted(set(lengths))
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xlim if which == "x" else ax.set_ylim)(lengths[0] / 1.3, lengths[-1] * 1.3)
+    axis.set_major_locator(FixedLocator(lengths))
+    axis.set_major_formatter(ScalarFormatter())
+    axis.set_minor_locator(NullLocator())
+
+
+def _lr_axis(axis, lrs: list[float]) -> None:
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    axis.set_major_locator(FixedLocator(lr_ticks(lrs)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_locator(NullLocator())
+
+
+def plot_length_lr(records: list[dict[str, Any]], path: Path, metric: str, title: str,
+                   lengths: list[int] | tuple[int, ...] = ()) -> None:
+    """Scatter of learning rate (log x) × prompt length (log2 y), coloured by score; failed trials as x."""
+    plt = _pyplot()
     ok, bad = _scored(records)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     if ok:
@@ -54,12 +113,56 @@ def plot_length_lr(records: list[dict[str, Any]], path: Path, metric: str, title
         ax.legend(loc="best")
     ax.set_xscale("log")
     ax.set_yscale("log", base=2)
+    if records:
+        _length_axis(ax, "y", [*lengths, *(r["prompt_len"] for r in records)])
+        _lr_axis(ax.xaxis, [r["lr"] for r in records])
     ax.set_xlabel("learning rate")
     ax.set_ylabel("prompt length")
     ax.set_title(f"{title}: length × learning rate (small dots: pruned)")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save(fig, path)
+
+
+def best_by_length(records: list[dict[str, Any]], mode: str) -> dict[int, float]:
+    """The best score of the trials that ran every epoch, per prompt length (pruned trials stopped
+    early: their scores are not comparable)."""
+    best: dict[int, float] = {}
+    pick = max if mode == "max" else min
+    for r in _scored(records)[0]:
+        if r["status"] == "completed":
+            n = int(r["prompt_len"])
+            best[n] = r["best_score"] if n not in best else pick(best[n], r["best_score"])
+    return dict(sorted(best.items()))
+
+
+def length_score_figure(records: list[dict[str, Any]], metric: str, mode: str, title: str,
+                        lengths: list[int] | tuple[int, ...] = ()):
+    """Score against prompt length (log2 x): each trial a dot coloured by its learning rate
+    (pruned trials hollow, at the score they were stopped with), the best full trial per length as a line."""
+    from matplotlib.colors import LogNorm
+
+    plt = _pyplot()
+    ok, _ = _scored(records)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    if ok:
+        norm = LogNorm(min(r["lr"] for r in ok), max(r["lr"] for r in ok) * (1 + 1e-9))
+        cmap = plt.get_cmap("plasma")
+        done = [r for r in ok if r["status"] == "completed"]
+        stopped = [r for r in ok if r["status"] != "completed"]
+        sc = ax.scatter([r["prompt_len"] for r in done], [r["best_score"] for r in done], c=[r["lr"] for r in done],
+                        cmap=cmap, norm=norm, s=60, edgecolors="k", label="trial", zorder=3)
+        ax.scatter([r["prompt_len"] for r in stopped], [r["best_score"] for r in stopped], s=45, facecolors="none",
+                   edgecolors=[cmap(norm(r["lr"])) for r in stopped], linewidths=1.5, label="pruned", zorder=3)
+        best = best_by_length(records, mode)
+        ax.plot(list(best), list(best.values()), color="0.4", lw=1, marker="_", markersize=18,
+                label="best per length", zorder=2)
+        _lr_axis(fig.colorbar(sc, ax=ax, label="learning rate").ax.yaxis, [r["lr"] for r in ok])
+        ax.legend(loc="best")
+        ax.set_xscale("log", base=2)
+        _length_axis(ax, "x", [*lengths, *(r["prompt_len"] for r in records)])
+    ax.set_xlabel("prompt length")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{title}: {metric} by prompt length")
+    return fig
 
 
 def plot_length_lr_html(records: list[dict[str, Any]], path: Path, metric: str, title: str) -> None:
@@ -83,12 +186,8 @@ def plot_length_lr_html(records: list[dict[str, Any]], path: Path, metric: str, 
 
 
 def plot_over_time(records: list[dict[str, Any]], path: Path, metric: str, mode: str, title: str) -> None:
-    """Each trial's score at the time it ended, with the best so far as a step line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Each trial's score at the time it ended (pruned trials hollow), with the best so far as a step line."""
+    plt = _pyplot()
     ok, _ = _scored(records)
     ok = sorted(ok, key=lambda r: r.get("ended") or 0)
     t0 = min((r.get("started") or 0 for r in records), default=0)
@@ -100,12 +199,14 @@ def plot_over_time(records: list[dict[str, Any]], path: Path, metric: str, mode:
         for y in ys:
             run = y if run is None else (max(run, y) if mode == "max" else min(run, y))
             best.append(run)
-        ax.scatter(xs, ys, label="trial", zorder=3)
+        full = [r["status"] == "completed" for r in ok]
+        ax.scatter([x for x, f in zip(xs, full) if f], [y for y, f in zip(ys, full) if f], label="trial", zorder=3)
+        if not all(full):
+            ax.scatter([x for x, f in zip(xs, full) if not f], [y for y, f in zip(ys, full) if not f],
+                       facecolors="none", edgecolors="C0", label="pruned", zorder=3)
         ax.step(xs, best, where="post", color="C1", label="best so far")
         ax.legend(loc="best")
     ax.set_xlabel("minutes since the first trial started")
     ax.set_ylabel(metric)
     ax.set_title(f"{title}: trials over time")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save(fig, path)

@@ -174,7 +174,8 @@ def _finish(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Callable
     trials = records.read_records(plan.work)
     best = records.best_record(trials, plan.space.mode)
     art = plan.work / "artifacts"
-    write_artifacts(trials, art, plan.space.metric, plan.space.mode, f"{plan.task_name} / {Path(plan.model).name}")
+    write_artifacts(trials, art, plan.space.metric, plan.space.mode, f"{plan.task_name} / {Path(plan.model).name}",
+                    plan.space.prompt_lens)
     tracking.log_artifacts(parent, art)
     if best is None:
         raise Ptv2Error(f"no trial of study '{plan.study_name}' finished with a score: see {art / 'trials.csv'} "

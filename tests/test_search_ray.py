@@ -182,8 +182,8 @@ def test_local_search_end_to_end_a_diverging_trial_fails_alone(local_ray, tiny_m
     assert study.best_value == pytest.approx(result.best_score)
 
     out = tmp_path / "out"
-    assert sorted(os.listdir(out)) == ["adapter", "best.json", "length_lr.html", "length_lr.png", "trials.csv",
-                                       "trials_over_time.png"]
+    assert sorted(os.listdir(out)) == ["adapter", "best.json", "length_lr.html", "length_lr.png", "length_score.png",
+                                       "trials.csv", "trials_over_time.png"]
     best = json.loads((out / "best.json").read_text())
     # the study keeps the length's rank among [2, 4, 8] (sampler.length: rank) and the length itself
     assert (best["best_config"]["prompt_len"] == result.best_config["prompt_len"]
@@ -216,7 +216,8 @@ def test_local_search_end_to_end_a_diverging_trial_fails_alone(local_ray, tiny_m
     best_runs = [c for c in children if c.data.tags.get("ptv2.best") == "true"]
     assert len(best_runs) == 1 and "dev_score" in best_runs[0].data.metrics
     artifacts = {a.path for a in client.list_artifacts(result.parent_run_id)}
-    assert {"trials.csv", "length_lr.png", "length_lr.html", "trials_over_time.png", "best.json"} <= artifacts
+    assert {"trials.csv", "length_lr.png", "length_lr.html", "length_score.png", "trials_over_time.png",
+            "best.json"} <= artifacts
 
 
 def test_worker_killed_mid_trial_is_retried(local_ray, tiny_model, tmp_path, trace_dir, mlflow_uri):

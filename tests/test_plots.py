@@ -1,0 +1,84 @@
+"""The search's pictures, drawn by real matplotlib from trial records like a search writes:
+score against prompt length, the length × learning-rate map and trials over time."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from optuna_studies.plots import FILES, best_by_length, length_score_figure, lr_ticks, write_artifacts
+
+
+def rec(number, prompt_len, lr, status, score, ended):
+    return {"number": number, "ray_trial_id": f"t{number}", "prompt_len": prompt_len, "lr": lr, "status": status,
+            "best_score": score, "best_epoch": 1, "epochs_run": 1, "retries": 0, "started": 1000.0 + number,
+            "ended": 1000.0 + ended, "duration_s": ended - number, "mlflow_run_id": "", "failure": None}
+
+
+RECORDS = [
+    rec(0, 8, 0.0139, "completed", 0.68, 40),
+    rec(1, 8, 0.0369, "pruned", 0.615, 29),  # stopped after one epoch: not a length's best
+    rec(2, 4, 0.0133, "completed", 0.675, 55),
+    rec(3, 8, 0.00383, "completed", 0.655, 70),
+    rec(4, 32, 0.02, "pruned", 0.99, 80),  # a pruned trial alone at its length: no best there
+    rec(5, 4, 0.05, "failed", math.nan, 85),
+]
+
+
+def test_best_by_length_takes_full_trials_only():
+    assert best_by_length(RECORDS, "max") == {4: 0.675, 8: 0.68}
+    assert best_by_length(RECORDS, "min") == {4: 0.675, 8: 0.655}
+
+
+@pytest.mark.parametrize("values", [[0.00383, 0.0369], [1e-4, 1e-1], [3e-3, 5e-2], [0.0101, 0.0102]])
+def test_lr_ticks_are_readable_and_inside_the_range(values):
+    ticks = lr_ticks(values)
+    assert 1 <= len(ticks) <= 5 and ticks == sorted(ticks)
+    assert all(min(values) <= t <= max(values) for t in ticks), ticks
+    digits = 2 if max(values) / min(values) > 1.1 else 3  # a range too narrow for two digits gets three
+    assert all(float(f"{t:.{digits}g}") == t for t in ticks), ticks
+    assert len(ticks) >= 2
+    if max(values) / min(values) > 3:
+        assert len(ticks) >= 4  # spread over the range, not one lonely tick per decade
+    assert lr_ticks([0.01, 0.01]) == [0.01]
+
+
+def test_length_score_figure_shows_every_length_of_the_space():
+    import matplotlib.pyplot as plt
+
+    fig = length_score_figure(RECORDS, "dev_score", "max", "rt / minilm", lengths=(4, 8, 16, 32))
+    try:
+        ax = fig.axes[0]
+        assert ax.get_xscale() == "log"
+        # a tick at every candidate length, tried (4, 8, 32) or not (16), as plain numbers, all in view
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["4", "8", "16", "32"]
+        lo, hi = ax.get_xlim()
+        assert lo < 4 and hi > 32
+        (line,) = ax.get_lines()
+        assert list(line.get_xdata()) == [4, 8] and list(line.get_ydata()) == [0.675, 0.68]
+        full, pruned = ax.collections[:2]
+        assert len(full.get_offsets()) == 3 and len(pruned.get_offsets()) == 2
+        assert ax.get_ylabel() == "dev_score" and "prompt length" in ax.get_title()
+        # the colour bar is the learning rate, labelled in plain numbers inside the trials' range
+        bar = fig.axes[1]
+        labels = [t.get_text() for t in bar.get_yticklabels()]
+        assert labels and all("10^" not in s and "$" not in s for s in labels), labels
+    finally:
+        plt.close(fig)
+
+
+def test_write_artifacts_writes_every_picture(tmp_path):
+    paths = write_artifacts(RECORDS, tmp_path, "dev_score", "max", "rt / minilm", lengths=(4, 8, 16, 32))
+    assert [p.name for p in paths] == list(FILES) and "length_score.png" in FILES
+    for p in paths:
+        head = p.read_bytes()[:8]
+        assert p.stat().st_size > 1000 or p.suffix == ".csv", p
+        if p.suffix == ".png":
+            assert head == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pictures_of_a_study_with_no_scored_trial(tmp_path):
+    """Every trial failed: the pictures are still written (empty), not a crash at the end of a search."""
+    bad = [rec(0, 8, 0.01, "failed", math.nan, 5), rec(1, 16, 0.02, "diverged", None, 9)]
+    paths = write_artifacts(bad, tmp_path, "dev_score", "max", "t", lengths=(8, 16))
+    assert all(p.is_file() for p in paths)
