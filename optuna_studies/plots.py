@@ -20,7 +20,7 @@ def write_artifacts(records: list[dict[str, Any]], folder: Path, metric: str, mo
     folder.mkdir(parents=True, exist_ok=True)
     write_table(records, folder / "trials.csv")
     plot_length_lr(records, folder / "length_lr.png", metric, title, lengths)
-    plot_length_lr_html(records, folder / "length_lr.html", metric, title)
+    plot_length_lr_html(records, folder / "length_lr.html", metric, title, lengths)
     save(length_score_figure(records, metric, mode, title, lengths), folder / "length_score.png")
     plot_over_time(records, folder / "trials_over_time.png", metric, mode, title)
     return [folder / f for f in FILES]
@@ -165,7 +165,8 @@ def length_score_figure(records: list[dict[str, Any]], metric: str, mode: str, t
     return fig
 
 
-def plot_length_lr_html(records: list[dict[str, Any]], path: Path, metric: str, title: str) -> None:
+def plot_length_lr_html(records: list[dict[str, Any]], path: Path, metric: str, title: str,
+                        lengths: list[int] | tuple[int, ...] = ()) -> None:
     """The same map as an interactive plotly page (hover shows each trial)."""
     import plotly.graph_objects as go
 
@@ -180,8 +181,9 @@ def plot_length_lr_html(records: list[dict[str, Any]], path: Path, metric: str, 
     fig.add_trace(go.Scatter(x=[r["lr"] for r in bad], y=[r["prompt_len"] for r in bad], mode="markers",
                              name="failed", text=[hover(r) for r in bad], hoverinfo="text",
                              marker=dict(symbol="x", size=10, color="red")))
+    ticks = sorted({*lengths, *(r["prompt_len"] for r in records)})
     fig.update_layout(title=f"{title}: length × learning rate", xaxis=dict(type="log", title="learning rate"),
-                      yaxis=dict(type="log", title="prompt length"))
+                      yaxis=dict(type="log", title="prompt length", tickvals=ticks, ticktext=[str(n) for n in ticks]))
     fig.write_html(str(path), include_plotlyjs=True, full_html=True)
 
 

@@ -82,3 +82,9 @@ def test_pictures_of_a_study_with_no_scored_trial(tmp_path):
     bad = [rec(0, 8, 0.01, "failed", math.nan, 5), rec(1, 16, 0.02, "diverged", None, 9)]
     paths = write_artifacts(bad, tmp_path, "dev_score", "max", "t", lengths=(8, 16))
     assert all(p.is_file() for p in paths)
+
+
+def test_interactive_map_ticks_every_length(tmp_path):
+    write_artifacts(RECORDS, tmp_path, "dev_score", "max", "rt / minilm", lengths=(4, 8, 16, 32))
+    html = (tmp_path / "length_lr.html").read_text()
+    assert '"tickvals":[4,8,16,32]' in html and '"ticktext":["4","8","16","32"]' in html
