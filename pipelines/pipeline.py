@@ -30,11 +30,20 @@ SHARED_PVC, SHARED_MOUNT = "ptv2-shared", "/mnt/ptv2-shared"
 SECRETS = {"ptv2-optuna-db": {"url": "PTV2_OPTUNA_STORAGE"}, "ptv2-ray-auth": {"auth_token": "RAY_AUTH_TOKEN"}}
 
 
-def wire_endpoints(task: dsl.PipelineTask, display_name: str) -> dsl.PipelineTask:
+def wire_endpoints(task: dsl.PipelineTask, display_name: str, *, cache: bool = False) -> dsl.PipelineTask:
     """Name the step and give its pod the cluster endpoints. The ConfigMap is required (the
     kustomize base always has it); the Secrets are optional, so a cluster without Ray auth or
-    with the Optuna URL passed another way still runs."""
+    with the Optuna URL passed another way still runs.
+
+    ``cache``: whether Kubeflow may skip the step when an earlier run gave it the same inputs
+    (its default is yes, for every step). Only steps whose outputs follow from their inputs alone
+    may be cached: preparing data reads task files and datasets outside the pipeline (a file
+    changed behind the same path must be read again), the search writes trials to its study and
+    MLflow, registering and promoting act on the registry as it is now. A cached prepare step
+    would hand a rerun the old data and, through unchanged inputs, the old search's adapter, which
+    the register step would then register again as a new version."""
     task.set_display_name(display_name)
+    task.set_caching_options(enable_caching=cache)
     kubernetes.use_config_map_as_env(task, ENDPOINTS_CONFIG_MAP, {k: k for k in ENDPOINT_KEYS})
     for secret, keys in SECRETS.items():
         kubernetes.use_secret_as_env(task, secret, keys, optional=True)
@@ -72,7 +81,7 @@ def ptv2_pipeline(
     wire_endpoints(data, "prepare data")
     prompt = pretrain_prompt_op(data=data.outputs["data"], tasks=tasks, model=model, lengths=prompt_lengths,
                                 epochs=pretrain_epochs, lr=lr_max, seed=seed, mlflow_uri=mlflow_uri)
-    wire_endpoints(prompt, "pre-train shared prompt")
+    wire_endpoints(prompt, "pre-train shared prompt", cache=True)  # its inputs: the prepared data and parameters
     with dsl.ParallelFor(items=tasks, parallelism=0) as task:
         search = search_op(data=data.outputs["data"], prompt=prompt.outputs["prompt"], task=task, model=model,
                            lengths=prompt_lengths, lr_min=lr_min, lr_max=lr_max, trials=trials_per_task,
@@ -84,7 +93,7 @@ def ptv2_pipeline(
                                search_adapter=search.outputs["adapter"], task=task, model=model,
                                best_config=search.outputs["best_config"], final_epochs=final_epochs,
                                use_pretrained=use_pretrained_prompt, seed=seed, study=search.outputs["study"])
-        wire_endpoints(final, "final adapter + test")
+        wire_endpoints(final, "final adapter + test", cache=True)
         register = register_op(adapter=final.outputs["adapter"], task=task, name_prefix=registered_model_prefix,
                                mlflow_uri=mlflow_uri, study=search.outputs["study"],
                                pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)

@@ -83,6 +83,22 @@ def test_dag_edges_and_parallel_for(spec):
     assert spec["root"]["inputDefinitions"]["parameters"]["final_epochs"]["defaultValue"] == 0
 
 
+def _all_tasks(spec) -> dict:
+    tasks = dict(spec["root"]["dag"]["tasks"])
+    for comp in spec["components"].values():
+        tasks |= (comp.get("dag") or {}).get("tasks", {})
+    return {name: t for name, t in tasks.items() if "componentRef" in t and name.endswith("-op")}
+
+
+def test_steps_acting_on_the_world_are_never_cached(spec):
+    """Kubeflow caches every step by default: a rerun with the same parameters skipped the prepare
+    step (data files changed behind the same path were not read again) and, inputs unchanged, the
+    search and final steps, then registered the old adapter again as a new version."""
+    cache = {name: t["cachingOptions"].get("enableCache", False) for name, t in _all_tasks(spec).items()}
+    assert cache == {"prepare-data-op": False, "pretrain-prompt-op": True, "search-op": False,
+                     "final-train-op": True, "register-op": False, "promote-op": False}
+
+
 def test_promotion_runs_under_a_condition(spec):
     _, loop = _loop(spec)
     inner = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
