@@ -107,7 +107,7 @@ def test_promotion_both_ways_forced_and_failure_halfway(adapters, store):
     d = promote("trec", tracking_uri=store, max_eval=EVAL)
     assert not d.promoted and d.champion is None and "majority" in d.reason
     assert registry_state(store, name)[0] == {"challenger": 1}
-    assert _tags(store, name, 1)["promotion.decision"] == "not promoted (below floor)"
+    assert _tags(store, name, 1)["promotion.decision"] == "not promoted (floor not cleared)"
 
     with pytest.raises(Ptv2Error, match="needs a reason"):
         promote("trec", tracking_uri=store, force=True)

@@ -166,7 +166,7 @@ def _decide(c, uri: str, name: str, chall_v: int, champ_v: int | None, *, margin
         decision = "promoted (forced)"
     else:
         why = rule
-        decision = "promoted" if wins else ("not promoted (below floor)" if champ_v is None else "kept champion")
+        decision = "promoted" if wins else ("not promoted (floor not cleared)" if champ_v is None else "kept champion")
     audit = {
         "promotion.decision": decision,
         "promotion.reason": why[:4000],
