@@ -74,9 +74,37 @@ def ptv2_pipeline(
     ray_address: str = "",
     optuna_storage: str = "",
 ):
-    """``max_train``/``max_eval`` 0 means all rows; ``promotion_margin`` is in score points;
-    ``final_epochs`` 0 registers the search's best trial's adapter as it is, N > 0 trains the best
-    configuration again for N epochs (say, longer than a trial's ``epochs``) and registers that."""
+    """The whole ptv2 path for every task. KFP shows each argument's text below beside its field
+    in the run form (the compiled spec's parameter descriptions).
+
+    Args:
+        tasks: Tasks to prepare, pre-train on and search, one parallel branch each: packaged names
+            (trec, rt, wnut16, bbc), task YAML files in the image, or hub:<dataset>.
+        model: Base model: minilm (bundled), a model folder in the image, or a Hugging Face hub name.
+        prompt_lengths: Prompt-length choices of the search; the pre-trained prompt has the longest.
+        lr_min: Lower end of the search's learning-rate range (log scale).
+        lr_max: Upper end of the search's learning-rate range (log scale); also pre-training's rate.
+        trials_per_task: Optuna trials per task.
+        epochs: Epochs per trial (the ASHA scheduler's resource).
+        final_epochs: 0 registers the search's best trial's adapter as it is (trained on the same
+            splits, best dev epoch kept, scored on dev and test); N trains the best configuration
+            again for N epochs (say, longer than a trial) and registers that.
+        search_concurrency: Trials running at once per task.
+        pretrain_epochs: Epochs of multi-task prompt pre-training.
+        use_pretrained_prompt: Start every trial (and a final training) from the pre-trained prompt.
+        max_train: At most this many training rows per task; 0 means all.
+        max_eval: At most this many dev and this many test rows per task; 0 means all.
+        seed: Seed of the data splits and of training.
+        registered_model_prefix: The registered model's name is this prefix plus the task's name.
+        auto_promote: Run the promote step: move champion to the new version when it wins.
+        promotion_margin: Score points the new version must win by: the lower end of the paired
+            bootstrap's 95 % interval of the difference must clear it.
+        mlflow_uri: MLflow tracking URI; empty takes MLFLOW_TRACKING_URI from the cluster's
+            ConfigMap. Never a URL with a password: parameters are stored in plain text.
+        ray_address: Ray cluster to run trials on; empty takes RAY_ADDRESS from the ConfigMap.
+        optuna_storage: Optuna study storage URL; empty takes PTV2_OPTUNA_STORAGE from the cluster's
+            Secret. Never a URL with a password: parameters are stored in plain text.
+    """
     data = prepare_data_op(tasks=tasks, seed=seed, max_train=max_train, max_eval=max_eval)
     wire_endpoints(data, "prepare data")
     prompt = pretrain_prompt_op(data=data.outputs["data"], tasks=tasks, model=model, lengths=prompt_lengths,
