@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Iterator
 
 from optuna_studies import settings
+from pipelines.kfp_local_guard import kfp_local_guard
 from pipelines.progress import ANSI, ProgressFilter, log_path, run_id
 
 
@@ -73,7 +74,7 @@ def run_local(params: dict) -> dict:
     log = log_path(home, run)
     try:
         with open(log, "w", encoding="utf-8") as f, contextlib.redirect_stdout(ProgressFilter(f)):
-            with shared_local_ray(params):
+            with shared_local_ray(params), kfp_local_guard():
                 ptv2_pipeline(**params)
     except KeyboardInterrupt:  # Ctrl-C reaches every step's process too: the running step fails, the run stops
         from ptv2_core.errors import Ptv2Interrupted
