@@ -69,13 +69,14 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
     shared = check_shared_dir(shared) if shared else None
     if shared is not None:
         check_shared_inputs(shared, task_ref, model_ref, init_dir)
-    check_reachable(mlflow_uri)  # a dead tracking server: refused before a study exists
-    url = check_storage_url(settings.optuna_storage(storage))  # the default creates PTV2_HOME: last
     constants = dict(spc.fixed) | {
         "task": task_ref, "model": model_ref, "epochs": spc.epochs, "max_train": max_train, "max_eval": max_eval,
         "seed": seed, "device": "cpu" if gpus_per_trial == 0 else "auto", "metric": spc.metric, "mode": spc.mode,
         "init": init_dir,
     }
+    check_trial_settings(constants, spc, task_ref)  # a setting every trial would fail on: refused before any runs
+    check_reachable(mlflow_uri)  # a dead tracking server: refused before a study exists
+    url = check_storage_url(settings.optuna_storage(storage))  # the default creates PTV2_HOME: last
     name = study_name or default_study_name(task_name, model, out)
     work = shared_work_dir(shared, name, out) if shared is not None else work_dir(out)
     return SearchPlan(task_ref, task_name, model_ref, spc, url, name, out, work, init_dir, cpus_per_trial,
@@ -136,6 +137,26 @@ def check_model(model: str) -> str:
             raise
         raise Ptv2Error(f"cannot load model '{model}': {str(e).splitlines()[0]}") from None
     return ref
+
+
+def check_trial_settings(constants: dict, space: SearchSpace, task_ref: str) -> None:
+    """Every trial's settings as the core checks them (the space's ``fixed`` ones included, with
+    its shortest prompt and lowest rate), and the objective among the report's metrics: a
+    ``fixed: {batch_size: 0}`` or ``metric: dev_f1`` failed every trial, only after all had run."""
+    from optuna_studies.objective import train_config
+    from ptv2_core.metrics import report_keys
+    from ptv2_core.tasks import task_type
+
+    keys = report_keys(task_type(task_ref))
+    if space.metric not in keys:
+        raise Ptv2Error(f"search space {space.source}: metric '{space.metric}' is not in a trial's report; "
+                        f"it has {', '.join(keys)}")
+    try:
+        train_config(constants | {"prompt_len": min(space.prompt_lens), "lr": space.lr_low}).check_training()
+    except TypeError as e:  # a fixed key TrainConfig does not take (the space's own check lists the allowed ones)
+        raise Ptv2Error(f"search space {space.source}: {e}") from None
+    except Ptv2Error as e:
+        raise Ptv2Error(f"search space {space.source}: {e}") from None
 
 
 def check_init(init: str | Path, space: SearchSpace) -> str:

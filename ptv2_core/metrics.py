@@ -46,6 +46,19 @@ def _token_rows(preds: Any, labels: Any) -> tuple[list[list[int]], list[list[int
     return out_p, out_y
 
 
+# What compute_metrics returns per task type (beside ``score``, the task's primary metric).
+METRIC_NAMES = {"sequence": ("accuracy", "macro_f1"), "token": ("span_f1", "precision", "recall", "accuracy")}
+
+
+def report_keys(task_type: str | None = None) -> tuple[str, ...]:
+    """The metrics of a training run's per-epoch report (``ptv2_core.train``'s rows): ``train_loss``
+    and ``dev_<name>`` for every metric of ``task_type`` (all types when None), ``dev_score`` and
+    ``dev_loss``. A search's objective must be one of them."""
+    types = [task_type] if task_type is not None else list(METRIC_NAMES)
+    names = dict.fromkeys(n for t in types for n in METRIC_NAMES[t])
+    return ("train_loss", *(f"dev_{n}" for n in (*names, "score", "loss")))
+
+
 def compute_metrics(spec: TaskSpec, preds: Any, labels: Any) -> dict[str, float]:
     """All metrics of the task as plain floats in [0, 1], plus ``score`` = ``spec.metric``.
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 from ptv2_core.errors import Ptv2Error
@@ -43,12 +44,41 @@ class TrainingSettings:
     progress: bool = True
 
     def check_training(self) -> None:
-        """Refuse bad shared settings before anything is loaded or written."""
-        if self.epochs <= 0:
-            raise Ptv2Error(f"epochs must be a positive integer, got {self.epochs}")
+        """Refuse bad shared settings before anything is loaded or written. Some would not fail at
+        all: a negative ``grad_clip`` turned every gradient around (torch scales by max_norm / norm),
+        0 zeroed them, and a head dropout of 1 left the head nothing to learn from."""
+        for name in ("epochs", "batch_size", "eval_batch_size", "reparam_hidden"):
+            value = getattr(self, name)
+            if not is_integer(value) or value <= 0:
+                raise Ptv2Error(f"{name.replace('_', ' ')} must be a positive integer, got {value!r}")
+        for name in ("max_train", "max_eval"):
+            value = getattr(self, name)
+            if value is not None and (not is_integer(value) or value <= 0):
+                raise Ptv2Error(f"{name} must be a positive integer (or unset: all rows), got {value!r}")
         check_seed(self.seed)
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise Ptv2Error(f"learning rate must be a positive number, got {self.lr}")
-        for name in ("batch_size", "eval_batch_size"):
-            if getattr(self, name) <= 0:
-                raise Ptv2Error(f"{name.replace('_', ' ')} must be a positive integer, got {getattr(self, name)}")
+        if not (_number(self.lr) and self.lr > 0 and math.isfinite(self.lr)):
+            raise Ptv2Error(f"learning rate must be a positive number, got {self.lr!r}")
+        if not (_number(self.grad_clip) and self.grad_clip > 0):  # inf: no clipping
+            raise Ptv2Error(f"grad_clip must be a positive number (the largest gradient norm; inf: no clipping), "
+                            f"got {self.grad_clip!r}")
+        if not (_number(self.weight_decay) and 0 <= self.weight_decay < math.inf):
+            raise Ptv2Error(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
+        if not (_number(self.warmup_ratio) and 0 <= self.warmup_ratio <= 1):
+            raise Ptv2Error(f"warmup_ratio must be in [0, 1] (the share of steps warming up), got {self.warmup_ratio!r}")
+        for name in ("prefix_dropout", "head_dropout"):
+            value = getattr(self, name)
+            if not (_number(value) and 0 <= value < 1):
+                raise Ptv2Error(f"{name} must be in [0, 1), got {value!r}")
+        for name in ("reparam", "bf16", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise Ptv2Error(f"{name} must be true or false, got {getattr(self, name)!r}")
+
+
+def is_integer(value) -> bool:
+    """An integer that is not a bool (numpy's integers count: a search may hand them over)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _number(value) -> bool:
+    """A real number that is not a bool and not NaN (every comparison with NaN is false anyway)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value == value

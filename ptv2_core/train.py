@@ -22,7 +22,7 @@ from ptv2_core.errors import Ptv2Error
 from ptv2_core.evaluate import autocast, evaluate
 from ptv2_core.model import PromptModel
 from ptv2_core.optim import make_optimizer, optimizer_step
-from ptv2_core.settings import TrainingSettings, check_seed
+from ptv2_core.settings import TrainingSettings, check_seed, is_integer
 from ptv2_core.tasks import TaskSpec, load_task
 from ptv2_core.tasks.encode import Collator, encode, prepare_tokenizer
 
@@ -56,6 +56,10 @@ class TrainConfig(TrainingSettings):
     def check_training(self) -> None:
         """The shared checks, and the per-task ones: the split seed and the patience."""
         super().check_training()
+        if not is_integer(self.prompt_len) or self.prompt_len <= 0:
+            raise Ptv2Error(f"prompt length must be a positive integer, got {self.prompt_len!r}")
+        if self.max_length is not None and (not is_integer(self.max_length) or self.max_length <= 0):
+            raise Ptv2Error(f"max_length must be a positive integer (tokens), got {self.max_length!r}")
         if self.data_seed is not None:
             check_seed(self.data_seed, "data seed")
         if self.patience is not None and (isinstance(self.patience, bool) or self.patience < 1):
@@ -155,9 +159,7 @@ def train(cfg: TrainConfig, report: Report | None = None, init: Callable[[Prompt
 
     ``init`` may overwrite the fresh prompt and head before training (a pre-trained prompt).
     """
-    if cfg.prompt_len <= 0:  # cheap checks first, before any data or weights load
-        raise Ptv2Error(f"prompt length must be a positive integer, got {cfg.prompt_len}")
-    cfg.check_training()
+    cfg.check_training()  # cheap checks first, before any data or weights load
     seed_everything(cfg.seed)
     if not cfg.progress:
         quiet_libraries()

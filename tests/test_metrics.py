@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ptv2_core.errors import Ptv2Error
-from ptv2_core.metrics import compute_metrics, majority_baseline
+from ptv2_core.metrics import METRIC_NAMES, compute_metrics, majority_baseline, report_keys
 from ptv2_core.tasks import TaskSpec
 
 SEQ = TaskSpec("s", "sequence", ("a", "b", "c"), "accuracy")
@@ -91,3 +91,14 @@ def test_predicted_tags_are_printed_as_valid_bio_with_the_spans_span_f1_scores()
         assert as_bio(tags) == tags
     assert as_bio(["I-movie", "O", "I-loc", "I-loc", "B-person", "I-loc"]) == \
         ["B-movie", "O", "B-loc", "I-loc", "B-person", "B-loc"]
+
+
+def test_report_keys_are_what_training_reports():
+    """A search's objective is checked against report_keys before any trial runs: they must be the
+    keys compute_metrics and the training loop give (dev_<metric>, dev_score, dev_loss, train_loss)."""
+    seq = compute_metrics(SEQ, [0, 1], [0, 1])
+    ner = compute_metrics(NER, [[0, 1, 2]], [[0, 1, 2]])
+    assert set(seq) == {*METRIC_NAMES["sequence"], "score"} and set(ner) == {*METRIC_NAMES["token"], "score"}
+    assert set(report_keys("sequence")) == {"train_loss", "dev_loss", *(f"dev_{k}" for k in seq)}
+    assert set(report_keys("token")) == {"train_loss", "dev_loss", *(f"dev_{k}" for k in ner)}
+    assert set(report_keys()) == set(report_keys("sequence")) | set(report_keys("token"))

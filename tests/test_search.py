@@ -222,6 +222,11 @@ def test_objective_starts_from_a_pretrained_prompt(tiny_model, tiny_pretrained):
     (["--task", "trec", "--mlflow-uri", "http://127.0.0.1:1"], "MLflow tracking server http://127.0.0.1:1 does not answer"),
     (["--task", "trec", "--mlflow-uri", "./mlruns"], "MLflow tracking URI './mlruns' is a folder"),  # was MLflow's traceback
     (["--task", "trec", "--mlflow-uri", "foo://x"], "unknown scheme 'foo'"),
+    # settings every trial would fail on (or train wrongly with) were found only after all had run
+    (["--task", "trec", "--space", "SPACE_DIR/metric.yaml"], "metric 'dev_foo' is not in a trial's report"),
+    (["--task", "trec", "--space", "SPACE_DIR/ner-metric.yaml"], "metric 'dev_span_f1' is not in a trial's report"),
+    (["--task", "trec", "--space", "SPACE_DIR/batch.yaml"], "batch size must be a positive integer, got 0"),
+    (["--task", "trec", "--space", "SPACE_DIR/clip.yaml"], "grad_clip must be a positive number"),
 ])
 def test_cli_refuses_bad_input_and_writes_nothing(tmp_path, monkeypatch, capsys, args, match):
     from pipelines.cli import main
@@ -229,6 +234,10 @@ def test_cli_refuses_bad_input_and_writes_nothing(tmp_path, monkeypatch, capsys,
     spaces = tmp_path / "spaces"
     spaces.mkdir()
     (spaces / "bad.yaml").write_text("prompt_len: [4\n")
+    base = "prompt_len: [4, 8]\nlr: {low: 0.003, high: 0.05}\n"
+    for name, extra in (("metric", "metric: dev_foo"), ("ner-metric", "metric: dev_span_f1"),
+                        ("batch", "fixed: {batch_size: 0}"), ("clip", "fixed: {grad_clip: -1.0}")):
+        (spaces / f"{name}.yaml").write_text(base + extra + "\n")
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

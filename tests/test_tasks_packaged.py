@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from ptv2_core.tasks import PACKAGED_TASKS, TaskSpec, load_task
+from ptv2_core.tasks import PACKAGED_TASKS, PACKAGED_TYPES, TaskSpec, load_task, task_type
 from ptv2_core.tasks.splits import text_key
 
 EXPECTED = {  # name: (type, number of labels, metric, rows after de-duplication)
@@ -32,6 +32,7 @@ def test_packaged_task_shape(loaded, name):
     spec, dd = loaded[name]
     kind, n_labels, metric, rows = EXPECTED[name]
     assert (spec.name, spec.type, len(spec.labels), spec.metric) == (name, kind, n_labels, metric)
+    assert PACKAGED_TYPES[name] == task_type(name) == spec.type  # known without reading the data
     assert list(dd) == ["train", "dev", "test"]
     sizes = {s: len(dd[s]) for s in dd}
     assert sum(sizes.values()) == rows

@@ -13,8 +13,11 @@ from ptv2_core.tasks.spec import DataSource, TaskSpec, load_task_yaml
 from ptv2_core.tasks.splits import finalize
 
 PACKAGED_TASKS = ("trec", "rt", "wnut16", "bbc")
+# Their types, known without reading their data (tests check them against the loaded specs).
+PACKAGED_TYPES = {"trec": "sequence", "rt": "sequence", "wnut16": "token", "bbc": "sequence"}
 
-__all__ = ["PACKAGED_TASKS", "DataSource", "TaskSpec", "load_task", "load_task_yaml", "task_name", "task_ref_kind"]
+__all__ = ["PACKAGED_TASKS", "PACKAGED_TYPES", "DataSource", "TaskSpec", "load_task", "load_task_yaml", "task_name",
+           "task_ref_kind", "task_type"]
 
 
 def load_task(
@@ -77,3 +80,14 @@ def task_name(ref: str) -> str:
     if kind == "hub":
         return ref[len("hub:") :].partition(":")[0]
     return load_task_yaml(ref)[0].name
+
+
+def task_type(ref: str) -> str | None:
+    """``"sequence"`` or ``"token"`` without loading rows: a packaged task's, a task YAML's; None
+    for a hub data set (known only once it is fetched)."""
+    kind = task_ref_kind(ref)
+    if kind == "packaged":
+        return PACKAGED_TYPES[ref]
+    if kind == "hub":
+        return None
+    return load_task_yaml(ref)[0].type
