@@ -71,3 +71,16 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return value
+
+
+def failure_summary(records: list[dict[str, Any]]) -> str:
+    """Why trials ended without a score, most frequent reason first, at most two: a search whose
+    every trial failed says why on its error line, instead of sending the user to trials.csv."""
+    from collections import Counter
+
+    if not records:
+        return "no trial ran"
+    reasons = Counter(str(r.get("failure") or r.get("status") or "no score") for r in records)
+    shown = "; ".join(f"{n} × {msg[:200]}" for msg, n in reasons.most_common(2))
+    more = len(reasons) - 2
+    return f"{len(records)} trial(s): {shown}" + (f"; {more} other reason(s)" if more > 0 else "")

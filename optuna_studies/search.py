@@ -178,8 +178,9 @@ def _finish(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Callable
                     plan.space.prompt_lens)
     tracking.log_artifacts(parent, art)
     if best is None:
-        raise Ptv2Error(f"no trial of study '{plan.study_name}' finished with a score: see {art / 'trials.csv'} "
-                        "and the MLflow runs for why")
+        why = records.failure_summary(trials)
+        raise Ptv2Error(f"no trial of study '{plan.study_name}' finished with a score ({why}): "
+                        f"see {art / 'trials.csv'} and the MLflow runs")
     best_config = {k: v for k, v in plan.constants.items() if k not in ("metric", "mode", "device")} | {
         "prompt_len": best["prompt_len"], "lr": best["lr"], "best_epoch": best["best_epoch"]}
     doc = {

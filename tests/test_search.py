@@ -453,3 +453,15 @@ def test_the_best_trial_breaks_a_tie_on_score_by_the_shorter_prompt(tmp_path, mo
     # 0, 2 and 4 tie on the best score with an adapter (3 has none, 5 scored NaN): the shortest prompt wins,
     # and of the two at 16 positions the earlier trial
     assert (best["number"], best["prompt_len"]) == (2, 16)
+
+
+def test_failure_summary_names_the_commonest_reasons_first():
+    from optuna_studies.records import failure_summary
+
+    recs = [{"status": "failed", "failure": "failed: out of memory"}] * 3 + [
+        {"status": "diverged", "failure": "diverged: loss became nan"}, {"status": "pruned", "failure": None},
+        {"status": "failed", "failure": "failed: " + "x" * 500}]
+    text = failure_summary(recs)
+    assert text.startswith("6 trial(s): 3 × failed: out of memory; 1 × ") and text.endswith("; 2 other reason(s)")
+    assert len(text) < 400  # a long reason is cut
+    assert failure_summary([]) == "no trial ran"

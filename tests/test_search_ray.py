@@ -220,6 +220,20 @@ def test_local_search_end_to_end_a_diverging_trial_fails_alone(local_ray, tiny_m
             "best.json"} <= artifacts
 
 
+def test_a_search_whose_every_trial_fails_says_why_on_its_error_line(local_ray, tiny_model, tmp_path, mlflow_uri):
+    """It said only "see .../trials.csv and the MLflow runs for why"."""
+    from ptv2_core.errors import Ptv2Error
+
+    space = write_space(tmp_path, prompt_len=[2, 4], lr={"low": 1e29, "high": 1e30, "log": True}, trials=2)
+    with pytest.raises(Ptv2Error) as err:
+        run_search("trec", tiny_model, tmp_path / "out", space=space, storage=f"sqlite:///{tmp_path}/optuna.db",
+                   mlflow_uri=mlflow_uri, concurrency=2, **SMALL)
+    message = str(err.value)
+    assert "finished with a score (2 trial(s): 1 × diverged: loss became nan at epoch 1" in message, message
+    assert message.count("diverged: loss became nan") == 2 and "trials.csv" in message
+    assert not (tmp_path / "out").exists()
+
+
 def test_worker_killed_mid_trial_is_retried(local_ray, tiny_model, tmp_path, trace_dir, mlflow_uri):
     """SIGKILL the process running the first trial: Ray retries it and the search completes."""
     before = {p.name for p in trace_dir.glob("*.json")}
