@@ -5,10 +5,11 @@ A search hooks in through ``report``; returning ``True`` from it asks the loop t
 """
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -31,6 +32,15 @@ Report = Callable[[int, dict], "bool | None"]
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite: this configuration cannot train."""
+
+
+def check_dev_finite(losses: Iterable[float], epoch: int, lr: float) -> None:
+    """``TrainingDiverged`` when a dev loss is not finite. The training loss is checked before each
+    update, so an epoch's last updates can overflow the weights unseen: a search then scored such a
+    trial (NaN dev loss, a meaningless score) and could keep it as its best."""
+    bad = [x for x in losses if not math.isfinite(x)]
+    if bad:
+        raise TrainingDiverged(f"dev loss became {bad[0]} after epoch {epoch} (lr {lr:g}): the weights overflowed")
 
 
 @dataclass(kw_only=True)
@@ -136,6 +146,7 @@ def fit(
         train_time += time.perf_counter() - t0
 
         dev = evaluate(model, dev_ds, spec, collator, device, cfg.eval_batch_size, bf16=cfg.bf16)
+        check_dev_finite([dev["loss"]], epoch, cfg.lr)
         row = {"epoch": epoch, "train_loss": loss_sum / max(steps, 1)} | {f"dev_{k}": v for k, v in dev.items()}
         history.append(row)
         if cfg.progress:

@@ -60,6 +60,10 @@ ROWS = "text,label\n" + "".join(f"question {i},{'a' if i % 2 else 'b'}\n" for i 
         (["--task", "trec", "--seed", "-1"], ["seed must be an integer in 0..4294967295, got -1"]),  # was numpy's traceback
         (["--task", "trec", "--data-seed", str(2**32)], ["data seed must be an integer"]),
         (["--task", "trec", "--patience", "0"], ["patience must be a positive integer"]),  # stopped after epoch 1
+        # a learning rate too high: was a traceback (the loss check), or, with one step per epoch, an adapter
+        # written with a NaN dev loss and a meaningless score (the last update went unchecked)
+        (["--task", "trec", "--lr", "1e30", "--batch-size", "2"], ["training diverged: loss became nan", "lower --lr"]),
+        (["--task", "trec", "--lr", "1e29"], ["training diverged: dev loss became nan after epoch 1", "lower --lr"]),
     ],
 )
 def test_train_rejects_bad_arguments(tmp_path, args, needles):
@@ -119,6 +123,9 @@ def test_unknown_model_type(tmp_path):
     (["predict", "--adapter", "OUT", "hi"], "adapter_config.json is missing"),
     (["eval", "--adapter", "OUT", "--seed", "-1"], "--seed must be an integer in 0..4294967295"),
     (["pretrain", "--tasks", "trec,rt", "--seed", "-1", "--out", "OUT"], "seed must be an integer in 0..4294967295"),
+    (["pretrain", "--tasks", "trec", "--lr", "1e29", "--epochs", "1", "--max-train", "4", "--max-eval", "8",
+      "--max-prompt-len", "8", "--lengths", "4,8", "--batch-size", "4", "--quiet", "--out", "OUT"],
+     "pre-training diverged: dev loss became nan after epoch 1"),
 ])
 def test_as_a_separate_process(tmp_path, args, needle):
     res = run_process(*[str(tmp_path / "out") if a == "OUT" else a for a in args])

@@ -35,7 +35,7 @@ from ptv2_core.optim import make_optimizer, optimizer_step
 from ptv2_core.prefix import PromptConfig
 from ptv2_core.tasks import TaskSpec, load_task
 from ptv2_core.tasks.encode import Collator, encode, prepare_tokenizer
-from ptv2_core.train import Report, TrainingDiverged, quiet_libraries, seed_everything
+from ptv2_core.train import Report, TrainingDiverged, check_dev_finite, quiet_libraries, seed_everything
 
 
 @dataclass
@@ -185,6 +185,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
         train_time += time.perf_counter() - t0
 
         dev = _dev_scores(model, specs, dev_sets, collators, cfg.lengths, device, cfg)
+        check_dev_finite((m["loss"] for per_len in dev.values() for m in per_len.values()), epoch, cfg.lr)
         row = {
             "epoch": epoch,
             "train_loss": sum(loss_sum.values()) / max(sum(count.values()), 1),
