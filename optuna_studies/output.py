@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ptv2_core import busy_lock
 from ptv2_core.adapter import check_out_dir
 from ptv2_core.errors import Ptv2Error
 
@@ -31,22 +32,14 @@ def hold_search_lock(work: Path, study_name: str, out_dir: Path):
     """Take the lock of the search whose work folder is ``work`` (a file beside it), or refuse:
     a second ``ptv2 search`` of the same output, above all a ``--resume`` while the first still
     runs, would take that search's running trials for interrupted ones and run them twice."""
-    from filelock import FileLock, Timeout
-
     Path(work).parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(Path(work).parent / f"{Path(work).name}.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise Ptv2Error(f"another `ptv2 search` is running study '{study_name}' into '{out_dir}': wait for it to "
-                        "end, or stop it first (then --resume continues it)") from None
-    return lock
+    return busy_lock.acquire(Path(work).parent / f"{Path(work).name}.lock",
+                             f"another `ptv2 search` is running study '{study_name}' into '{out_dir}': wait for it "
+                             "to end, or stop it first (then --resume continues it)")
 
 
 def release_search_lock(lock) -> None:
-    """Release the lock and remove its file, so that nothing is left beside the output."""
-    lock.release()
-    Path(lock.lock_file).unlink(missing_ok=True)
+    busy_lock.release(lock)
 
 
 def check_out(out_dir: Path, overwrite: bool) -> None:

@@ -295,16 +295,22 @@ def test_ctrl_c_during_pretrain_says_what_is_kept(tmp_path, tokenizer):
     tiny_bert(tokenizer).save_pretrained(model)
     tokenizer.save_pretrained(model)
     out = tmp_path / "pre"
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "pretrain", "--tasks", "trec,wnut16", "--model",
-                             str(model), "--max-prompt-len", "8", "--lengths", "2,8", "--epochs", "500",
-                             "--max-train", "48", "--max-eval", "16", "--device", "cpu", "--out", str(out), "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, HF_HUB_OFFLINE="1"),
+    command = [sys.executable, "-m", "pipelines.cli", "pretrain", "--tasks", "trec,wnut16", "--model",
+               str(model), "--max-prompt-len", "8", "--lengths", "2,8", "--epochs", "500",
+               "--max-train", "48", "--max-eval", "16", "--device", "cpu", "--out", str(out), "--quiet"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             preexec_fn=interruptible)
     try:
         deadline = time.time() + 120
         while not list(out.glob("checkpoints/epoch-*.json")) and proc.poll() is None and time.time() < deadline:
             time.sleep(0.1)
+        # the same command again while the first runs (to "resume" it): refused, nothing of the first touched
+        second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        assert second.returncode == 2 and second.stderr.strip() == (
+            f"error: another `ptv2 pretrain` is writing to '{out}': wait for it to end, or stop it first "
+            "(then the same command resumes it)"), second.stderr
+        assert proc.poll() is None  # the first still runs
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -315,3 +321,4 @@ def test_ctrl_c_during_pretrain_says_what_is_kept(tmp_path, tokenizer):
     assert lines[0] == (f"error: interrupted; epoch {newest} of 500 is checkpointed in {out / 'checkpoints'}: "
                         "run the same command again to resume from it")
     assert {p.name for p in out.iterdir()} == {"checkpoints"}
+    assert {p.name for p in tmp_path.iterdir()} == {"tiny", "pre"}  # the lock file went with the run

@@ -35,6 +35,7 @@ from ptv2_core.optim import make_optimizer, optimizer_step
 from ptv2_core.prefix import PromptConfig
 from ptv2_core.tasks import TaskSpec, load_task
 from ptv2_core.tasks.encode import Collator, encode, prepare_tokenizer
+from ptv2_core import busy_lock
 from ptv2_core.train import Report, TrainingDiverged, check_dev_finite, quiet_libraries, seed_everything
 
 
@@ -125,6 +126,22 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
     collators = [Collator(tokenizer, spec) for spec in specs]
     run_key = cfg.run_key() | {"base_fingerprint": base_fp}
 
+    # every input is valid: from here on this run writes into ``out``, alone (a second run of the
+    # same command, as to resume it while it still runs, would train over the same checkpoints)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = busy_lock.acquire(out.parent / f".{out.name}.pretrain.lock",
+                             f"another `ptv2 pretrain` is writing to '{out}': wait for it to end, or stop it first "
+                             "(then the same command resumes it)")
+    try:
+        return _run(cfg, out, report, overwrite, model, specs, names, tokenizer, backbone, heads, prompt, base_fp,
+                    train_rows, dev_sets, collators, run_key, device)
+    finally:
+        busy_lock.release(lock)
+
+
+def _run(cfg: PretrainConfig, out: Path, report: Report | None, overwrite: bool, model, specs, names, tokenizer,
+         backbone, heads, prompt, base_fp, train_rows, dev_sets, collators, run_key, device) -> PretrainResult:
+    """The pre-training itself, checkpoints and the artifact: ``pretrain`` holds the output's lock."""
     ckpt_dir = out / CHECKPOINTS
     if overwrite:  # all inputs are valid: now drop the previous run (artifact JSON first)
         (out / CONFIG).unlink(missing_ok=True)
