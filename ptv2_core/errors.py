@@ -13,3 +13,8 @@ class Ptv2RunError(RuntimeError):
 class Ptv2Interrupted(Exception):
     """A run the user stopped (Ctrl-C): the CLI prints ``error: <message>`` (what is kept, how to go
     on) and exits 130, as an interrupted command does."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: this configuration cannot train (a learning rate too high,
+    as a rule). The CLI prints ``error: training diverged: <message>`` with a hint and exits 2."""

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ptv2_core.backbone import fingerprint, load_backbone
 from ptv2_core.build import build_model
 from ptv2_core.device import pick_device
-from ptv2_core.errors import Ptv2Error
+from ptv2_core.errors import Ptv2Error, TrainingDiverged  # noqa: F401 (TrainingDiverged: imported from here too)
 from ptv2_core.evaluate import autocast, evaluate
 from ptv2_core.model import PromptModel
 from ptv2_core.optim import make_optimizer, optimizer_step
@@ -28,10 +28,6 @@ from ptv2_core.tasks import TaskSpec, load_task
 from ptv2_core.tasks.encode import Collator, encode, prepare_tokenizer
 
 Report = Callable[[int, dict], "bool | None"]
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite: this configuration cannot train."""
 
 
 def check_dev_finite(losses: Iterable[float], epoch: int, lr: float) -> None:

@@ -125,7 +125,7 @@ def test_unknown_model_type(tmp_path):
     (["pretrain", "--tasks", "trec,rt", "--seed", "-1", "--out", "OUT"], "seed must be an integer in 0..4294967295"),
     (["pretrain", "--tasks", "trec", "--lr", "1e29", "--epochs", "1", "--max-train", "4", "--max-eval", "8",
       "--max-prompt-len", "8", "--lengths", "4,8", "--batch-size", "4", "--quiet", "--out", "OUT"],
-     "pre-training diverged: dev loss became nan after epoch 1"),
+     "training diverged: dev loss became nan after epoch 1"),
 ])
 def test_as_a_separate_process(tmp_path, args, needle):
     res = run_process(*[str(tmp_path / "out") if a == "OUT" else a for a in args])

@@ -20,7 +20,7 @@ from pipelines.cli import pipeline_cmds  # noqa: F401  (registers run, compile, 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning user errors into one ``error:`` line."""
-    from ptv2_core.errors import Ptv2Error, Ptv2Interrupted, Ptv2RunError
+    from ptv2_core.errors import Ptv2Error, Ptv2Interrupted, Ptv2RunError, TrainingDiverged
 
     try:
         rc = app(args=argv, prog_name="ptv2", standalone_mode=False)
@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> None:
         rc = 130
     except Ptv2Error as e:
         print(f"error: {e}", file=sys.stderr)
+        rc = 2
+    except TrainingDiverged as e:  # a learning rate too high for the task: bad input, not a crash (train, pretrain)
+        print(f"error: training diverged: {e}; try a lower --lr", file=sys.stderr)
         rc = 2
     except Ptv2RunError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -39,8 +39,7 @@ def train(
     from functools import partial
 
     from ptv2_core.adapter import check_out_dir, save_adapter
-    from ptv2_core.errors import Ptv2Error
-    from ptv2_core.train import TrainConfig, TrainingDiverged
+    from ptv2_core.train import TrainConfig
     from ptv2_core.train import train as run_train
     from ptv2_core.report import metrics_document
 
@@ -54,10 +53,7 @@ def train(
 
         read_pretrained_config(init)  # a bad folder fails before any data or weights load
         init_fn = partial(init_from_pretrained, pretrained_dir=init, task=task, seed=cfg.split_seed)
-    try:
-        result = run_train(cfg, init=init_fn)
-    except TrainingDiverged as e:  # a learning rate too high for this task: bad input, not a crash
-        raise Ptv2Error(f"training diverged: {e}; try a lower --lr") from None
+    result = run_train(cfg, init=init_fn)
     doc = metrics_document(result, cfg) | ({"init": str(init)} if init is not None else {})
     save_adapter(result.model, out, result.spec, model, result.base_fingerprint,
                  extra={"metrics_file": "metrics.json", "train_config": cfg.to_dict()}

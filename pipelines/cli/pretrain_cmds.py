@@ -39,7 +39,6 @@ def pretrain(
     """
     from ptv2_core.multitask import PretrainConfig, parse_lengths
     from ptv2_core.multitask import pretrain as run_pretrain
-    from ptv2_core.train import TrainingDiverged
 
     refs = tuple(t.strip() for t in tasks.split(",") if t.strip())
     cfg = PretrainConfig(tasks=refs, model=model, max_prompt_len=max_prompt_len, lengths=tuple(parse_lengths(lengths)),
@@ -48,10 +47,6 @@ def pretrain(
                          device=device, progress=not quiet)
     try:
         result = run_pretrain(cfg, out, overwrite=overwrite)
-    except TrainingDiverged as e:  # a learning rate too high: bad input, not a crash
-        from ptv2_core.errors import Ptv2Error
-
-        raise Ptv2Error(f"pre-training diverged: {e}; try a lower --lr") from None
     except KeyboardInterrupt:  # Ctrl-C: say what is kept
         from ptv2_core.errors import Ptv2Interrupted
         from ptv2_core.multitask.checkpoint import checkpoint_epochs
