@@ -129,12 +129,14 @@ def prepare_study(storage: optuna.storages.RDBStorage, name: str, space: SearchS
         existing = None
     # enqueued (WAITING) trials alone do not make a study started: they never ran
     started = [t for t in existing.trials if t.state != TrialState.WAITING] if existing is not None else []
+    fresh = "start a new search with --study-name NAME or another --out (the study keeps its trials)"
     if started and not resume:
-        raise Ptv2Error(f"study '{name}' already has {len(started)} trials: pass --resume to continue it, "
-                        "or choose another --out or study name")
+        if not any(t.state == TrialState.COMPLETE for t in started):  # say, every trial diverged
+            raise Ptv2Error(f"study '{name}' already has {len(started)} trials, none with a score: {fresh}")
+        raise Ptv2Error(f"study '{name}' already has {len(started)} trials: pass --resume to continue it, or {fresh}")
     if started and existing.user_attrs.get(SPACE_ATTR, space_doc) != space_doc:
         raise Ptv2Error(f"study '{name}' was started with another search space "
-                        f"({existing.user_attrs[SPACE_ATTR]}); resume it with the same one")
+                        f"({existing.user_attrs[SPACE_ATTR]}); resume it with the same one, or {fresh}")
     study = existing or optuna.create_study(study_name=name, storage=storage, direction=space.direction)
     study.set_user_attr(SPACE_ATTR, space_doc)
     orphans = 0

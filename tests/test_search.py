@@ -359,11 +359,19 @@ def test_resuming_a_study_keeps_finished_trials_and_requeues_interrupted_ones(tm
     state.study.tell(done, 0.7)
     killed = state.study.ask(dists)  # left RUNNING by a killed driver
 
-    with pytest.raises(Ptv2Error, match="--resume"):
+    with pytest.raises(Ptv2Error, match="--resume to continue it, or start a new search with --study-name NAME"):
         prepare_study(storage, "s", space, resume=False)
     other = parse_space({"prompt_len": [4, 16], "lr": {"low": 1e-3, "high": 1e-1}})
-    with pytest.raises(Ptv2Error, match="another search space"):
+    with pytest.raises(Ptv2Error, match="another search space .*; resume it with the same one, or start a new search"):
         prepare_study(storage, "s", other, resume=True)
+    # a study whose every trial failed (a learning rate that diverged, say): --resume with the same space
+    # would fail again, with another it is refused; the way on is a new study, and the message says only that
+    failed = prepare_study(storage, "all-failed", space, resume=False).study
+    failed.tell(failed.ask(dists), state=TrialState.FAIL)
+    with pytest.raises(Ptv2Error) as err:
+        prepare_study(storage, "all-failed", space, resume=False)
+    assert str(err.value) == ("study 'all-failed' already has 1 trials, none with a score: start a new search with "
+                              "--study-name NAME or another --out (the study keeps its trials)")
 
     state = prepare_study(storage, "s", space, resume=True)
     trials = {t.number: t for t in state.study.trials}
