@@ -15,13 +15,13 @@ from ptv2_core.errors import Ptv2Error, Ptv2Interrupted
 from optuna_studies import records, settings, tracking
 from optuna_studies.best_metrics import best_metrics
 from optuna_studies.cluster import require_one_host, require_stores_in_shared
-from optuna_studies.output import hold_search_lock, release_search_lock, write_output
+from optuna_studies.output import search_lock, write_output
 from optuna_studies.plan import SearchPlan, check_count, plan_search
 from optuna_studies.plots import FILES as ARTIFACTS
 from optuna_studies.plots import write_artifacts
 from optuna_studies.ray_session import check_resources, ray_session
-from optuna_studies.study import (PARENT_RUN_ATTR, StudyState, finished_count, mask_url, open_storage,
-                                  optuna_warnings_only, prepare_study)
+from optuna_studies.quiet import quiet_logger
+from optuna_studies.study import PARENT_RUN_ATTR, StudyState, finished_count, mask_url, open_storage, prepare_study
 
 EXPERIMENT = "ptv2-search"
 
@@ -93,12 +93,10 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
         if plan.shared is not None and address and address.startswith("ray://"):
             require_stores_in_shared(plan.shared, address, {"study storage": plan.storage,
                                                             "MLflow store": settings.mlflow_tracking_uri(mlflow_uri)})
-        lock = hold_search_lock(plan.work, plan.study_name, plan.out_dir)  # one process per study and output
-        try:
-            with optuna_warnings_only():
-                return _search(plan, max_failures, resume, mlflow_uri, ray_address, experiment, say)
-        finally:
-            release_search_lock(lock)
+        # one process per study and output; Optuna's INFO lines ("A new study created in RDB ...", then, as
+        # Ray Tune's OptunaSearch loads it, "Using an existing study ...") off: the search names its study itself
+        with search_lock(plan.work, plan.study_name, plan.out_dir), quiet_logger("optuna"):
+            return _search(plan, max_failures, resume, mlflow_uri, ray_address, experiment, say)
 
 
 def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str | None, ray_address: str | None,

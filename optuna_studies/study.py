@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,19 +70,6 @@ def with_driver(url: str) -> str:
             and importlib.util.find_spec("psycopg2") is not None:
         return parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
     return url
-
-
-@contextmanager
-def optuna_warnings_only() -> Iterator[None]:
-    """Optuna's INFO lines ("A new study created in RDB ...", then, as Ray Tune's OptunaSearch loads
-    it, "Using an existing study ... instead of creating a new one") off for the duration: the
-    search says which study it runs, once, itself."""
-    before = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        yield
-    finally:
-        optuna.logging.set_verbosity(before)
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:

@@ -1,11 +1,8 @@
 """Pointing MLflow at the configured store (the one place that does it)."""
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Iterator
-
 from optuna_studies import settings
+from optuna_studies.quiet import quiet_logger
 from optuna_studies.schema_race import open_once
 
 
@@ -67,19 +64,6 @@ def open_local_store(uri: str) -> None:
     # "Updating database tables") on the console of whichever ptv2 command opens it first
     with quiet_logger("mlflow.store.db.utils"):
         open_once(uri, lambda: MlflowClient(uri).search_experiments(max_results=1))
-
-
-@contextlib.contextmanager
-def quiet_logger(name: str, level: int = logging.WARNING) -> Iterator[None]:
-    """Raise logger ``name`` to ``level`` for the duration: MLflow's INFO lines about its own
-    housekeeping are not news for a ptv2 user's console."""
-    log = logging.getLogger(name)
-    before = log.level
-    log.setLevel(level)
-    try:
-        yield
-    finally:
-        log.setLevel(before)
 
 
 def check_reachable(tracking_uri: str | None = None, timeout: float = 5.0) -> None:

@@ -3,14 +3,18 @@ waited for (a second run of the same long job, above all a resume while the firs
 would work over the first one's files)."""
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from ptv2_core.errors import Ptv2Error
 
 
-def acquire(lock_path: str | Path, busy: str):
-    """Take the lock file at ``lock_path`` (its folder must exist), or raise ``Ptv2Error(busy)``
-    when another process holds it. Returns the lock for ``release``."""
+@contextlib.contextmanager
+def held(lock_path: str | Path, busy: str) -> Iterator[None]:
+    """Hold the lock file at ``lock_path`` (its folder must exist) for the duration, or raise
+    ``Ptv2Error(busy)`` at once when another process holds it. The file is removed afterwards, so
+    that nothing is left beside the output."""
     from filelock import FileLock, Timeout
 
     lock = FileLock(str(lock_path))
@@ -18,10 +22,8 @@ def acquire(lock_path: str | Path, busy: str):
         lock.acquire(timeout=0)
     except Timeout:
         raise Ptv2Error(busy) from None
-    return lock
-
-
-def release(lock) -> None:
-    """Release the lock and remove its file, so that nothing is left beside the output."""
-    lock.release()
-    Path(lock.lock_file).unlink(missing_ok=True)
+    try:
+        yield
+    finally:
+        lock.release()
+        Path(lock.lock_file).unlink(missing_ok=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 from components.registry import store
 from components.registry.bootstrap import example_stats, paired_bootstrap
 from components.registry.load import get_version, load_version
-from components.registry.register import CHALLENGER, CHAMPION, alias_lock, default_name
+from components.registry.register import CHALLENGER, CHAMPION, alias_lock, default_name, read_aliases
 from components.registry.scoring import majority_preds, predict_ids, test_split
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks import task_name
@@ -103,7 +103,7 @@ def promote(
         c = store.reading_client(uri)
         name = _resolve_name(c, uri, task_or_name)
         for _ in range(DECISION_ROUNDS):
-            aliases = _aliases(c, uri, name)
+            aliases = read_aliases(c, uri, name)
             if version is None and CHALLENGER not in aliases:
                 raise Ptv2Error(f"registered model '{name}' has no '{CHALLENGER}' version to promote")
             chall_v = version if version is not None else int(aliases[CHALLENGER])
@@ -114,7 +114,7 @@ def promote(
             d = _decide(c, uri, name, chall_v, champ_v, margin=margin, force=force, reason=reason, max_eval=max_eval,
                         alpha=alpha, resamples=resamples, seed=seed)
             with alias_lock(uri, name):
-                now = _aliases(c, uri, name).get(CHAMPION)
+                now = read_aliases(c, uri, name).get(CHAMPION)
                 if (int(now) if now is not None else None) != champ_v:
                     continue  # champion moved meanwhile: decide again, against the new one
                 _record(c, uri, name, d)
@@ -124,10 +124,6 @@ def promote(
 
 
 DECISION_ROUNDS = 3
-
-
-def _aliases(c, uri: str, name: str) -> dict:
-    return store.retry(lambda: c.get_registered_model(name).aliases, "reading aliases", uri) or {}
 
 
 def _decide(c, uri: str, name: str, chall_v: int, champ_v: int | None, *, margin: float, force: bool,

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from components.registry import store
 from components.registry.metadata import AdapterInfo, describe_adapter
-from optuna_studies.tracking_setup import quiet_logger
+from optuna_studies.quiet import quiet_logger
 from ptv2_core.errors import Ptv2Error
 
 CHALLENGER = "challenger"
@@ -109,6 +109,11 @@ def build_model_dir(info: AdapterInfo, workdir: Path) -> Path:
     return path
 
 
+def read_aliases(c, uri: str, name: str) -> dict:
+    """The registered model's aliases, ``{alias: version}`` (empty when it has none)."""
+    return store.retry(lambda: c.get_registered_model(name).aliases, "reading aliases", uri) or {}
+
+
 def versions(c, name: str) -> list:
     """All versions of a registered model (empty when the model does not exist)."""
     return list(c.search_model_versions(f"name = '{name}'"))
@@ -143,7 +148,7 @@ def converge_alias(c, uri: str, name: str, alias: str = CHALLENGER, rounds: int 
     """
     with alias_lock(uri, name):
         for _ in range(rounds):
-            current = store.retry(lambda: c.get_registered_model(name).aliases, "reading aliases", uri).get(alias)
+            current = read_aliases(c, uri, name).get(alias)
             latest = max((int(v.version) for v in store.retry(lambda: versions(c, name), "listing versions", uri)),
                          default=None)
             if latest is None:

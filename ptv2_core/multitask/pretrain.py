@@ -129,120 +129,115 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
     # every input is valid: from here on this run writes into ``out``, alone (a second run of the
     # same command, as to resume it while it still runs, would train over the same checkpoints)
     out.parent.mkdir(parents=True, exist_ok=True)
-    lock = busy_lock.acquire(out.parent / f".{out.name}.pretrain.lock",
-                             f"another `ptv2 pretrain` is writing to '{out}': wait for it to end, or stop it first "
-                             "(then the same command resumes it)")
-    try:
-        return _run(cfg, out, report, overwrite, model, specs, names, tokenizer, backbone, heads, prompt, base_fp,
-                    train_rows, dev_sets, collators, run_key, device)
-    finally:
-        busy_lock.release(lock)
+    with busy_lock.held(out.parent / f".{out.name}.pretrain.lock",
+                        f"another `ptv2 pretrain` is writing to '{out}': wait for it to end, or stop it first "
+                        "(then the same command resumes it)"):
+        ckpt_dir = out / CHECKPOINTS
+        if overwrite:  # all inputs are valid: now drop the previous run (artifact JSON first)
+            (out / CONFIG).unlink(missing_ok=True)
+            (out / WEIGHTS).unlink(missing_ok=True)
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+        resume = load_latest_checkpoint(ckpt_dir)
+        if resume is not None and resume[0].get("run") != run_key:
+            differ = _diff(resume[0].get("run") or {}, run_key)
+            raise Ptv2Error(f"'{out}' holds checkpoints of a different pre-training run "
+                            f"(differs in: {', '.join(differ)}); "
+                            "use another --out, or --overwrite to start afresh")
 
+        model.to(device)
+        mixer = TaskMixer([len(r) for r in train_rows], cfg.batch_size, list(cfg.lengths),
+                          temperature=cfg.temperature, nested=cfg.nested, seed=cfg.seed)
+        steps = mixer.steps_per_epoch()
+        params, opt, sched = make_optimizer(model, cfg, cfg.epochs * steps)
 
-def _run(cfg: PretrainConfig, out: Path, report: Report | None, overwrite: bool, model, specs, names, tokenizer,
-         backbone, heads, prompt, base_fp, train_rows, dev_sets, collators, run_key, device) -> PretrainResult:
-    """The pre-training itself, checkpoints and the artifact: ``pretrain`` holds the output's lock."""
-    ckpt_dir = out / CHECKPOINTS
-    if overwrite:  # all inputs are valid: now drop the previous run (artifact JSON first)
-        (out / CONFIG).unlink(missing_ok=True)
-        (out / WEIGHTS).unlink(missing_ok=True)
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-    resume = load_latest_checkpoint(ckpt_dir)
-    if resume is not None and resume[0].get("run") != run_key:
-        differ = _diff(resume[0].get("run") or {}, run_key)
-        raise Ptv2Error(f"'{out}' holds checkpoints of a different pre-training run (differs in: {', '.join(differ)}); "
-                        "use another --out, or --overwrite to start afresh")
+        history: list[dict] = []
+        start = 1
+        if resume is not None:
+            doc, tensors = resume
+            model.load_trainable_state(model_state_of(tensors))
+            opt.load_state_dict(optimizer_from_files(tensors, doc["optimizer"]))
+            sched.load_state_dict(doc["scheduler"])
+            mixer.load_state_dict(doc["sampler"])
+            restore_rng(tensors)
+            history, start = doc["history"], doc["epoch"] + 1
+            if cfg.progress:
+                tqdm.write(f"resuming pre-training in {out} after epoch {doc['epoch']}")
+        else:
+            # epoch 0: every slice's dev score before training, the baseline the curves start from
+            dev = _dev_scores(model, specs, dev_sets, collators, cfg.lengths, device, cfg)
+            history.append({"epoch": 0, "dev": dev,
+                            "dev_mean_score": _mean(m["score"] for d in dev.values() for m in d.values())})
 
-    model.to(device)
-    mixer = TaskMixer([len(r) for r in train_rows], cfg.batch_size, list(cfg.lengths),
-                      temperature=cfg.temperature, nested=cfg.nested, seed=cfg.seed)
-    steps = mixer.steps_per_epoch()
-    params, opt, sched = make_optimizer(model, cfg, cfg.epochs * steps)
+        seen, train_time, stopped = 0, 0.0, False
+        for epoch in range(start, cfg.epochs + 1):
+            model.train()
+            t0 = time.perf_counter()
+            loss_sum = {n: 0.0 for n in names}
+            count = {n: 0 for n in names}
+            by_length = {str(n): 0 for n in cfg.lengths}
+            bar = tqdm(range(steps), desc=f"pretrain epoch {epoch}/{cfg.epochs}", leave=False, disable=not cfg.progress)
+            for step in bar:
+                t, rows, length = mixer.next()
+                batch = collators[t]([train_rows[t][i] for i in rows])
+                batch = {k: v.to(device) for k, v in batch.items()}
+                with autocast(device, cfg.bf16):
+                    loss = model(names[t], batch["input_ids"], batch["attention_mask"], batch["labels"],
+                                 prompt_len=length).loss
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {step + 1} "
+                                           f"(task {names[t]}, length {length}, lr {cfg.lr:g})")
+                optimizer_step(loss, params, opt, sched, cfg.grad_clip)
+                loss_sum[names[t]] += loss.item()
+                count[names[t]] += 1
+                by_length[str(length)] += 1
+                seen += len(rows)
+                bar.set_postfix(loss=f"{sum(loss_sum.values()) / max(sum(count.values()), 1):.4f}", task=names[t],
+                                len=length)
+            train_time += time.perf_counter() - t0
 
-    history: list[dict] = []
-    start = 1
-    if resume is not None:
-        doc, tensors = resume
-        model.load_trainable_state(model_state_of(tensors))
-        opt.load_state_dict(optimizer_from_files(tensors, doc["optimizer"]))
-        sched.load_state_dict(doc["scheduler"])
-        mixer.load_state_dict(doc["sampler"])
-        restore_rng(tensors)
-        history, start = doc["history"], doc["epoch"] + 1
-        if cfg.progress:
-            tqdm.write(f"resuming pre-training in {out} after epoch {doc['epoch']}")
-    else:
-        # epoch 0: every slice's dev score before training, the baseline the curves start from
-        dev = _dev_scores(model, specs, dev_sets, collators, cfg.lengths, device, cfg)
-        history.append({"epoch": 0, "dev": dev, "dev_mean_score": _mean(m["score"] for d in dev.values() for m in d.values())})
+            dev = _dev_scores(model, specs, dev_sets, collators, cfg.lengths, device, cfg)
+            check_dev_finite((m["loss"] for per_len in dev.values() for m in per_len.values()), epoch, cfg.lr)
+            row = {
+                "epoch": epoch,
+                "train_loss": sum(loss_sum.values()) / max(sum(count.values()), 1),
+                "train_loss_by_task": {n: loss_sum[n] / count[n] for n in names if count[n]},
+                "steps_by_task": count,
+                "steps_by_length": by_length,
+                "dev": dev,
+                "dev_mean_score": _mean(m["score"] for d in dev.values() for m in d.values()),
+            }
+            history.append(row)
+            if cfg.progress:
+                tqdm.write(f"epoch {epoch}: train loss {row['train_loss']:.4f}, "
+                           f"mean dev score {row['dev_mean_score']:.4f} "
+                           f"over {len(names)} tasks x {len(cfg.lengths)} lengths")
+            save_checkpoint(ckpt_dir, epoch, model.trainable_state(), opt, {
+                "run": run_key, "scheduler": sched.state_dict(), "sampler": mixer.state_dict(), "history": history,
+            }, cfg.keep_checkpoints)
+            if report is not None and report(epoch, dict(row)):
+                stopped = True
+                break
 
-    seen, train_time, stopped = 0, 0.0, False
-    for epoch in range(start, cfg.epochs + 1):
-        model.train()
-        t0 = time.perf_counter()
-        loss_sum = {n: 0.0 for n in names}
-        count = {n: 0 for n in names}
-        by_length = {str(n): 0 for n in cfg.lengths}
-        bar = tqdm(range(steps), desc=f"pretrain epoch {epoch}/{cfg.epochs}", leave=False, disable=not cfg.progress)
-        for step in bar:
-            t, rows, length = mixer.next()
-            batch = collators[t]([train_rows[t][i] for i in rows])
-            batch = {k: v.to(device) for k, v in batch.items()}
-            with autocast(device, cfg.bf16):
-                loss = model(names[t], batch["input_ids"], batch["attention_mask"], batch["labels"], prompt_len=length).loss
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {step + 1} "
-                                       f"(task {names[t]}, length {length}, lr {cfg.lr:g})")
-            optimizer_step(loss, params, opt, sched, cfg.grad_clip)
-            loss_sum[names[t]] += loss.item()
-            count[names[t]] += 1
-            by_length[str(length)] += 1
-            seen += len(rows)
-            bar.set_postfix(loss=f"{sum(loss_sum.values()) / max(sum(count.values()), 1):.4f}", task=names[t], len=length)
-        train_time += time.perf_counter() - t0
-
-        dev = _dev_scores(model, specs, dev_sets, collators, cfg.lengths, device, cfg)
-        check_dev_finite((m["loss"] for per_len in dev.values() for m in per_len.values()), epoch, cfg.lr)
-        row = {
-            "epoch": epoch,
-            "train_loss": sum(loss_sum.values()) / max(sum(count.values()), 1),
-            "train_loss_by_task": {n: loss_sum[n] / count[n] for n in names if count[n]},
-            "steps_by_task": count,
-            "steps_by_length": by_length,
-            "dev": dev,
-            "dev_mean_score": _mean(m["score"] for d in dev.values() for m in d.values()),
+        last = history[-1]
+        result = PretrainResult(model, specs, tokenizer, base_fp, out, history, last["dev"],
+                                resume[0]["epoch"] if resume is not None else 0, stopped, seen / max(train_time, 1e-9))
+        if stopped:
+            return result
+        config = {
+            "tasks": [{"ref": ref, "spec": spec.to_dict(), "head": heads[spec.name].to_dict(), "train_rows": len(rows)}
+                      for ref, spec, rows in zip(cfg.tasks, specs, train_rows)],
+            "lengths": list(cfg.lengths),
+            "max_prompt_len": cfg.max_prompt_len,
+            "nested": cfg.nested,
+            "prompt": prompt.to_dict(),
+            "base_model": {"name": cfg.model, "model_type": backbone.config.model_type, "fingerprint": base_fp},
+            "pretrain_config": cfg.to_dict(),
+            "epochs_trained": last["epoch"],
+            "dev": last["dev"],
+            "history": history,
         }
-        history.append(row)
-        if cfg.progress:
-            tqdm.write(f"epoch {epoch}: train loss {row['train_loss']:.4f}, mean dev score {row['dev_mean_score']:.4f} "
-                       f"over {len(names)} tasks x {len(cfg.lengths)} lengths")
-        save_checkpoint(ckpt_dir, epoch, model.trainable_state(), opt, {
-            "run": run_key, "scheduler": sched.state_dict(), "sampler": mixer.state_dict(), "history": history,
-        }, cfg.keep_checkpoints)
-        if report is not None and report(epoch, dict(row)):
-            stopped = True
-            break
-
-    last = history[-1]
-    result = PretrainResult(model, specs, tokenizer, base_fp, out, history, last["dev"],
-                            resume[0]["epoch"] if resume is not None else 0, stopped, seen / max(train_time, 1e-9))
-    if stopped:
+        picture = curves_png(history, {s.name: s.metric for s in specs},
+                             f"pre-training on {', '.join(s.name for s in specs)} ({cfg.model})")
+        # the picture first: the JSON, which marks a finished run, must land last
+        write_atomic_dir(out, {CURVES: picture} | artifact_files(model.trainable_state(), config))
         return result
-    config = {
-        "tasks": [{"ref": ref, "spec": spec.to_dict(), "head": heads[spec.name].to_dict(), "train_rows": len(rows)}
-                  for ref, spec, rows in zip(cfg.tasks, specs, train_rows)],
-        "lengths": list(cfg.lengths),
-        "max_prompt_len": cfg.max_prompt_len,
-        "nested": cfg.nested,
-        "prompt": prompt.to_dict(),
-        "base_model": {"name": cfg.model, "model_type": backbone.config.model_type, "fingerprint": base_fp},
-        "pretrain_config": cfg.to_dict(),
-        "epochs_trained": last["epoch"],
-        "dev": last["dev"],
-        "history": history,
-    }
-    picture = curves_png(history, {s.name: s.metric for s in specs},
-                         f"pre-training on {', '.join(s.name for s in specs)} ({cfg.model})")
-    # the picture first: the JSON, which marks a finished run, must land last
-    write_atomic_dir(out, {CURVES: picture} | artifact_files(model.trainable_state(), config))
-    return result
