@@ -10,6 +10,16 @@ from pathlib import Path
 from ptv2_core.errors import Ptv2Error
 
 
+def beside(out: str | Path, job: str) -> Path:
+    """The lock file of ``job`` (``train``, ``pretrain``) writing to ``out``: a hidden file beside
+    ``out`` in the nearest folder above it that exists (``runs/.trec.train.lock`` for ``runs/trec``;
+    ``./.runs.trec.train.lock`` while ``runs`` does not exist yet), so that taking it creates no folder
+    and a run refused or failing on bad input leaves nothing behind."""
+    out = Path(out).resolve()
+    base = next(p for p in out.parents if p.is_dir())
+    return base / f".{'.'.join(out.relative_to(base).parts)}.{job}.lock"
+
+
 @contextlib.contextmanager
 def held(lock_path: str | Path, busy: str) -> Iterator[None]:
     """Hold the lock file at ``lock_path`` (its folder must exist) for the duration, or raise
@@ -22,6 +32,8 @@ def held(lock_path: str | Path, busy: str) -> Iterator[None]:
         lock.acquire(timeout=0)
     except Timeout:
         raise Ptv2Error(busy) from None
+    except OSError as e:  # a folder that takes no new files (the output itself may still be writable)
+        raise Ptv2Error(f"cannot create the lock file '{lock_path}': {e.strerror or e}") from None
     try:
         yield
     finally:

@@ -258,22 +258,32 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, comm
 
 
 def test_ctrl_c_is_one_error_line_exit_130_and_writes_nothing(tmp_path):
-    """typer turns a KeyboardInterrupt into a silent exit code 130; the command line says so."""
+    """typer turns a KeyboardInterrupt into a silent exit code 130; the command line says so. While
+    the first runs, a second `ptv2 train` to the same folder (even with --overwrite) is refused at
+    once: it would train for nothing and then replace the first one's adapter."""
     import signal
     import time
 
-    proc = subprocess.Popen([*PTV2, "train", "--task", "trec", "--model", "minilm", "--epochs", "50", "--max-train", "4000",
-                             "--out", str(tmp_path / "out"), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"), preexec_fn=interruptible)
+    out = tmp_path / "runs" / "trec"  # its parent does not exist yet: the lock creates no folder
+    train = [*PTV2, "train", "--task", "trec", "--model", "minilm", "--out", str(out), "--quiet"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    proc = subprocess.Popen([*train, "--epochs", "50", "--max-train", "4000"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=interruptible)
     try:
         time.sleep(10)  # imports, the model and the data loaded: training
         assert proc.poll() is None
+        for extra in ([], ["--overwrite"]):
+            second = subprocess.run([*train, "--epochs", "1", "--max-train", "8", *extra], capture_output=True,
+                                    text=True, env=env, timeout=120)
+            assert second.returncode == 2 and second.stderr.strip() == (
+                f"error: another `ptv2 train` is writing to '{out}': wait for it to end, or stop it first"), second.stderr
+        assert proc.poll() is None  # the first still runs
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 130 and err.strip().splitlines() == ["error: interrupted"], err
-    assert "Traceback" not in err and not (tmp_path / "out").exists()
+    assert "Traceback" not in err and list(tmp_path.iterdir()) == []  # no output, no folder, no lock file left
 
 
 @pytest.mark.parametrize("args", [

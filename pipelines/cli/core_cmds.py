@@ -38,27 +38,32 @@ def train(
     """Train a P-Tuning v2 adapter on one task and write it with its metrics."""
     from functools import partial
 
+    from ptv2_core import busy_lock
     from ptv2_core.adapter import check_out_dir, save_adapter
     from ptv2_core.train import TrainConfig
     from ptv2_core.train import train as run_train
     from ptv2_core.report import metrics_document
 
     check_out_dir(out, overwrite)
-    cfg = TrainConfig(task=task, model=model, prompt_len=prompt_len, lr=lr, epochs=epochs, batch_size=batch_size,
-                      max_train=max_train, max_eval=max_eval, reparam=reparam, pooling=pooling, patience=patience,
-                      seed=seed, data_seed=data_seed, device=device, progress=not quiet)
-    init_fn = None
-    if init is not None:
-        from ptv2_core.multitask import init_from_pretrained, read_pretrained_config
+    # one process per output folder: a second `ptv2 train --out` to the same folder would train for
+    # nothing and then replace the first one's adapter, even without --overwrite
+    with busy_lock.held(busy_lock.beside(out, "train"),
+                        f"another `ptv2 train` is writing to '{out}': wait for it to end, or stop it first"):
+        cfg = TrainConfig(task=task, model=model, prompt_len=prompt_len, lr=lr, epochs=epochs, batch_size=batch_size,
+                          max_train=max_train, max_eval=max_eval, reparam=reparam, pooling=pooling, patience=patience,
+                          seed=seed, data_seed=data_seed, device=device, progress=not quiet)
+        init_fn = None
+        if init is not None:
+            from ptv2_core.multitask import init_from_pretrained, read_pretrained_config
 
-        read_pretrained_config(init)  # a bad folder fails before any data or weights load
-        init_fn = partial(init_from_pretrained, pretrained_dir=init, task=task, seed=cfg.split_seed)
-    result = run_train(cfg, init=init_fn)
-    doc = metrics_document(result, cfg) | ({"init": str(init)} if init is not None else {})
-    save_adapter(result.model, out, result.spec, model, result.base_fingerprint,
-                 extra={"metrics_file": "metrics.json", "train_config": cfg.to_dict()}
-                 | ({"init": str(init)} if init is not None else {}),
-                 files={"metrics.json": json.dumps(doc, indent=2) + "\n"})
+            read_pretrained_config(init)  # a bad folder fails before any data or weights load
+            init_fn = partial(init_from_pretrained, pretrained_dir=init, task=task, seed=cfg.split_seed)
+        result = run_train(cfg, init=init_fn)
+        doc = metrics_document(result, cfg) | ({"init": str(init)} if init is not None else {})
+        save_adapter(result.model, out, result.spec, model, result.base_fingerprint,
+                     extra={"metrics_file": "metrics.json", "train_config": cfg.to_dict()}
+                     | ({"init": str(init)} if init is not None else {}),
+                     files={"metrics.json": json.dumps(doc, indent=2) + "\n"})
     typer.echo(f"dev {result.spec.metric} {result.dev['score']:.4f}, test {result.spec.metric} {result.test['score']:.4f} "
                f"(best epoch {result.best_epoch}); adapter written to {out}")
 

@@ -129,7 +129,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
     # every input is valid: from here on this run writes into ``out``, alone (a second run of the
     # same command, as to resume it while it still runs, would train over the same checkpoints)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with busy_lock.held(out.parent / f".{out.name}.pretrain.lock",
+    with busy_lock.held(busy_lock.beside(out, "pretrain"),
                         f"another `ptv2 pretrain` is writing to '{out}': wait for it to end, or stop it first "
                         "(then the same command resumes it)"):
         ckpt_dir = out / CHECKPOINTS
