@@ -1,4 +1,4 @@
-"""Compile the pipeline to Kubeflow Pipelines YAML and submit it to a KFP endpoint."""
+"""Compile the pipeline to Kubeflow Pipelines YAML (``ptv2 submit`` is pipelines/submit.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,14 +21,3 @@ def compile_pipeline(out: str | Path) -> Path:
     compiler.Compiler().compile(ptv2_pipeline, str(out))
     return out
 
-
-def submit(host: str, params: dict, *, experiment: str = "ptv2", run_name: str | None = None,
-           namespace: str | None = None) -> str:
-    """Start a run on a Kubeflow Pipelines endpoint; returns the run id. Authentication comes
-    from the environment kfp.Client reads (e.g. KF_PIPELINES_SA_TOKEN_PATH), never from code."""
-    import kfp
-
-    client = kfp.Client(host=host, namespace=namespace)
-    run = client.create_run_from_pipeline_func(ptv2_pipeline, arguments=params, experiment_name=experiment,
-                                               run_name=run_name)
-    return run.run_id

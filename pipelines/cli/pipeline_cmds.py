@@ -82,23 +82,27 @@ def compile_(out: Path = typer.Option(Path("ptv2-pipeline.yaml"), help="Where to
 
 @app.command()
 def submit(
-    host: str = typer.Option(..., help="Kubeflow Pipelines endpoint, e.g. https://kubeflow.example.com/pipeline"),
-    profile: str = typer.Option("large"),
-    config: Optional[Path] = typer.Option(None, help="YAML file of pipeline parameters."),
-    tasks: Optional[str] = typer.Option(None),
-    experiment: str = typer.Option("ptv2"),
+    host: str = typer.Option(..., help="Kubeflow Pipelines endpoint, e.g. https://kubeflow.example.com/pipeline. "
+                             "Credentials come from the environment: PTV2_KFP_TOKEN (bearer token), PTV2_KFP_COOKIE "
+                             "(session cookie, name=value) or KF_PIPELINES_SA_TOKEN_PATH (in a cluster)."),
+    profile: str = typer.Option("large", help="Parameter profile: large (all tasks, full data) or default."),
+    config: Optional[Path] = typer.Option(None, help="YAML file of pipeline parameters (overrides the profile)."),
+    tasks: Optional[str] = typer.Option(None, help="Comma-separated tasks; a task YAML path is read in the cluster."),
+    trials: Optional[int] = typer.Option(None, help="Trials per task."),
+    epochs: Optional[int] = typer.Option(None, help="Epochs per trial (the search's resource)."),
+    experiment: str = typer.Option("ptv2", help="Kubeflow experiment to file the run under (created if missing)."),
+    run_name: Optional[str] = typer.Option(None, help="Name of the run in the Kubeflow UI (default: pipeline name and time)."),
     namespace: Optional[str] = typer.Option(None, help="Kubeflow profile namespace (multi-user installs)."),
+    service_account: str = typer.Option("ptv2-pipeline", help="Service account the run's pods use (k8s/base/rbac.yaml); "
+                                        "empty: the namespace's default."),
 ) -> None:
-    """Start a pipeline run on a Kubeflow Pipelines cluster; prints the run id."""
-    from pipelines.compile import submit as submit_run
+    """Start a pipeline run on a Kubeflow Pipelines cluster; prints its id and page as JSON."""
     from pipelines.profiles import resolve_params
+    from pipelines.submit import submit as submit_run
     from ptv2_core.errors import Ptv2Error
 
     if not host.startswith(("http://", "https://")):
         raise Ptv2Error(f"--host must be an http(s) URL, got '{host}'")
-    params = resolve_params(profile, config, _overrides(tasks, None, None), local=False)
-    try:
-        run_id = submit_run(host, params, experiment=experiment, namespace=namespace)
-    except Exception as e:  # connection refused, auth, 404: the user's endpoint, not our bug
-        raise Ptv2Error(f"cannot submit to {host}: {str(e).splitlines()[0][:300]}") from None
-    typer.echo(json.dumps({"run_id": run_id, "host": host}))
+    params = resolve_params(profile, config, _overrides(tasks, trials, epochs), local=False)
+    typer.echo(json.dumps(submit_run(host, params, experiment=experiment, run_name=run_name, namespace=namespace,
+                                     service_account=service_account)))

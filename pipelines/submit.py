@@ -1,0 +1,153 @@
+"""``ptv2 submit``: start a pipeline run on a Kubeflow Pipelines endpoint.
+
+Credentials come from the environment, never from the command line (where ``ps`` and shell
+history show them) nor from code: ``PTV2_KFP_TOKEN`` (a bearer token, e.g. ``kubectl create
+token``), ``PTV2_KFP_COOKIE`` (the session cookie a browser holds after logging in to Kubeflow,
+``name=value``), or kfp's own ``KF_PIPELINES_SA_TOKEN_PATH`` (a projected service-account token
+file, inside a cluster). Before anything is created, one request to the API's health endpoint,
+redirects not followed, tells a login page, a refused credential or a wrong URL apart: kfp's
+client follows a login redirect, takes the login page for answers and reports a run with no id
+as started.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import warnings
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from ptv2_core.errors import Ptv2Error
+
+HEALTHZ = "/apis/v2beta1/healthz"
+TOKEN_ENV, COOKIE_ENV, SA_TOKEN_ENV = "PTV2_KFP_TOKEN", "PTV2_KFP_COOKIE", "KF_PIPELINES_SA_TOKEN_PATH"
+AUTH_HINT = (f"set {TOKEN_ENV} (a bearer token) or {COOKIE_ENV} (the session cookie of a logged-in "
+             "browser, name=value), see docs/deploy.md")
+ENDPOINT_PARAMS = ("mlflow_uri", "ray_address", "optuna_storage")
+
+
+@dataclass
+class Auth:
+    """How to authenticate to the endpoint: kfp.Client's keyword arguments, and the same
+    credential as HTTP headers for the health probe."""
+    client_kwargs: dict = field(default_factory=dict)
+    headers: dict = field(default_factory=dict)
+    source: str = "none"
+
+
+def auth_from_env(env: dict | None = None) -> Auth:
+    env = os.environ if env is None else env
+    token, cookie, sa_path = env.get(TOKEN_ENV), env.get(COOKIE_ENV), env.get(SA_TOKEN_ENV)
+    if token and cookie:
+        raise Ptv2Error(f"both {TOKEN_ENV} and {COOKIE_ENV} are set: keep the one your Kubeflow accepts")
+    if token:
+        return Auth({"existing_token": token.strip()}, {"Authorization": f"Bearer {token.strip()}"}, TOKEN_ENV)
+    if cookie:
+        if "=" not in cookie:
+            raise Ptv2Error(f"{COOKIE_ENV} must be name=value (e.g. oauth2_proxy_kubeflow=...), got a value without '='")
+        return Auth({"cookies": cookie.strip()}, {"Cookie": cookie.strip()}, COOKIE_ENV)
+    if sa_path:
+        try:
+            with open(sa_path) as f:
+                sa_token = f.read().strip()
+        except OSError as e:
+            raise Ptv2Error(f"{SA_TOKEN_ENV} names '{sa_path}', which cannot be read: {e.strerror or e}") from None
+        from kfp.client import ServiceAccountTokenVolumeCredentials
+
+        return Auth({"credentials": ServiceAccountTokenVolumeCredentials(sa_path)},
+                    {"Authorization": f"Bearer {sa_token}"}, SA_TOKEN_ENV)
+    return Auth()
+
+
+def check_no_secrets(params: dict) -> None:
+    """A run's parameters are stored and shown in plain text by Kubeflow: an endpoint URL with a
+    password in it is refused (the pods read the real URLs from the cluster's ConfigMap and Secret)."""
+    for key in ENDPOINT_PARAMS:
+        value = params.get(key) or ""
+        try:
+            has_password = urlsplit(value).password is not None
+        except ValueError:
+            has_password = False
+        if has_password:
+            raise Ptv2Error(f"{key} carries a password, and Kubeflow stores and shows run parameters in plain "
+                            f"text: leave {key} empty (the pods read it from the cluster's Secret, see docs/deploy.md)")
+
+
+def probe(host: str, auth: Auth, timeout: float = 10.0) -> dict:
+    """One GET of the API's health endpoint, redirects not followed: its answer (``multi_user``),
+    or a refusal that says why."""
+    import requests
+
+    url = host.rstrip("/") + HEALTHZ
+    try:
+        r = requests.get(url, headers=auth.headers, timeout=timeout, allow_redirects=False)
+    except requests.RequestException as e:
+        cause = re.search(r"\[Errno -?\d+\] [^'\")]+", str(e))  # the OS's reason, not urllib3's retry story
+        raise Ptv2Error(f"cannot reach {host}: {cause.group(0) if cause else str(e).splitlines()[0][:200]}") from None
+    if auth.source == "none":
+        how, hint = "with no credential", AUTH_HINT
+    else:
+        how, hint = f"with the credential in {auth.source}", "it is wrong or has expired: renew it (docs/deploy.md)"
+    if r.is_redirect or 300 <= r.status_code < 400:
+        where = r.headers.get("Location", "?")
+        raise Ptv2Error(f"{host} redirected the API request to '{where[:120]}' (a login page?) {how}: {hint}")
+    if r.status_code in (401, 403):
+        raise Ptv2Error(f"{host} refused the API request {how} ({r.status_code} {r.reason}): {hint}")
+    if r.status_code == 404:
+        raise Ptv2Error(f"no Kubeflow Pipelines API at {host} (404 on {HEALTHZ}): the endpoint usually ends "
+                        "in /pipeline, e.g. https://kubeflow.example.com/pipeline")
+    if r.status_code != 200:
+        raise Ptv2Error(f"{host} answered {r.status_code} {r.reason} on {HEALTHZ}")
+    try:
+        health = r.json()
+    except ValueError:
+        health = None
+    if not isinstance(health, dict):
+        raise Ptv2Error(f"{host} is not a Kubeflow Pipelines API: {HEALTHZ} did not answer a JSON object "
+                        f"({r.headers.get('Content-Type', 'no content type')})")
+    return health
+
+
+def submit(host: str, params: dict, *, experiment: str = "ptv2", run_name: str | None = None,
+           namespace: str | None = None, service_account: str | None = None) -> dict:
+    """Start a run; returns its id and the address of its page in the Kubeflow UI."""
+    from pipelines.pipeline import ptv2_pipeline
+
+    if not host.startswith(("http://", "https://")):
+        raise Ptv2Error(f"--host must be an http(s) URL, got '{host}'")
+    check_no_secrets(params)
+    auth = auth_from_env()
+    if probe(host, auth).get("multi_user") and not namespace:
+        raise Ptv2Error(f"{host} is a multi-user Kubeflow: name your profile's namespace with --namespace "
+                        "(runs and experiments live in one)")
+    import kfp
+
+    # kfp warns about server versions and prints the experiment's and run's links on stdout
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
+            client = kfp.Client(host=host, namespace=namespace, **auth.client_kwargs)
+            run = client.create_run_from_pipeline_func(
+                ptv2_pipeline, arguments=params, experiment_name=experiment, run_name=run_name,
+                namespace=namespace, service_account=service_account or None)
+        except Exception as e:  # refused by the API (bad parameter, namespace, quota): the user's endpoint
+            raise Ptv2Error(f"{host} refused the run: {_api_error(e)}") from None
+    if not getattr(run, "run_id", None):
+        raise Ptv2Error(f"{host} answered without a run id: no run was started there ({AUTH_HINT})")
+    return {"run_id": run.run_id, "host": host, "url": f"{host.rstrip('/')}/#/runs/details/{run.run_id}"}
+
+
+def _api_error(e: Exception) -> str:
+    """An API refusal in one line: status, reason and the server's own message when it sent one."""
+    import json
+
+    status = getattr(e, "status", None)
+    if not status:
+        return str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+    try:
+        message = json.loads(getattr(e, "body", None) or "{}").get("message", "")
+    except (ValueError, AttributeError):
+        message = ""
+    return f"{status} {getattr(e, 'reason', '') or ''}".strip() + (f": {' '.join(str(message).split())[:300]}" if message else "")

@@ -1,0 +1,172 @@
+"""`ptv2 submit` against what stands in front of a Kubeflow Pipelines API: a login gateway that
+redirects, one that refuses a credential, a host that is no Pipelines API. No Kubeflow cluster
+runs here, so the server below is an HTTP endpoint that records each request and answers as such
+a gateway does; a run that starts is not claimed. Credentials travel from the environment into
+the request's headers and never into the output."""
+from __future__ import annotations
+
+import http.server
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from test_registry_support import free_port
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Gateway(http.server.ThreadingHTTPServer):
+    def __init__(self, answer):
+        self.answer, self.seen = answer, []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _any(handler):
+                self.seen.append((handler.command, handler.path, handler.headers.get("Authorization"),
+                                  handler.headers.get("Cookie")))
+                status, headers, body = self.answer(handler)
+                handler.send_response(status)
+                for k, v in headers.items():
+                    handler.send_header(k, v)
+                handler.send_header("Content-Length", str(len(body)))
+                handler.end_headers()
+                handler.wfile.write(body)
+
+            do_GET = do_POST = _any
+
+            def log_message(handler, *args):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.server_address[1]}/pipeline"
+
+
+def login_redirect(handler):  # oauth2-proxy / Dex in front of Kubeflow, for a request without a session
+    if handler.path.startswith("/dex"):
+        return 200, {"Content-Type": "text/html"}, b"<html>log in</html>"
+    return 302, {"Location": "/dex/auth?client_id=kubeflow-oidc-authservice"}, b""
+
+
+def token_gate(handler):  # Istio's JWT check: only one token passes (and then the API would answer)
+    if handler.headers.get("Authorization") == "Bearer the-good-one":
+        return 200, {"Content-Type": "application/json"}, b'{"multi_user": true}'
+    return 401, {"Content-Type": "text/plain"}, b"Jwt verification fails"
+
+
+def html_site(handler):
+    return 200, {"Content-Type": "text/html"}, b"<html>a web site</html>"
+
+
+def not_found(handler):
+    return 404, {"Content-Type": "text/plain"}, b"404 page not found"
+
+
+def submit(host, env=(), *args):
+    base = {k: v for k, v in os.environ.items() if k not in ("PTV2_KFP_TOKEN", "PTV2_KFP_COOKIE",
+                                                               "KF_PIPELINES_SA_TOKEN_PATH")}
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", "submit", "--host", host, "--tasks", "trec", *args],
+                          capture_output=True, text=True, cwd=ROOT, env=base | dict(env), timeout=120)
+
+
+def one_error(res):
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert res.stdout == "", res.stdout  # no run id, no links
+    return lines[0]
+
+
+@pytest.fixture
+def gateway():
+    servers = []
+
+    def start(answer):
+        servers.append(Gateway(answer))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+def test_a_login_redirect_is_not_taken_for_a_started_run(gateway):
+    """kfp's client followed the redirect, read the login page as answers and ptv2 printed
+    {"run_id": null} with exit status 0: the user believed a run had started."""
+    gw = gateway(login_redirect)
+    line = one_error(submit(gw.url))
+    assert line.startswith(f"error: {gw.url} redirected the API request to '/dex/auth?client_id=") and \
+        "with no credential: set PTV2_KFP_TOKEN" in line and "PTV2_KFP_COOKIE" in line, line
+    assert [(m, p) for m, p, *_ in gw.seen] == [("GET", "/pipeline/apis/v2beta1/healthz")]  # nothing created
+
+
+def test_credentials_come_from_the_environment_and_stay_out_of_the_output(gateway):
+    gw = gateway(token_gate)
+    line = one_error(submit(gw.url, {"PTV2_KFP_TOKEN": "an-expired-one"}))
+    assert "with the credential in PTV2_KFP_TOKEN (401 Unauthorized): it is wrong or has expired" in line, line
+    assert "an-expired-one" not in line
+    line = one_error(submit(gw.url, {"PTV2_KFP_COOKIE": "oauth2_proxy_kubeflow=c00k1e"}))
+    assert "with the credential in PTV2_KFP_COOKIE (401" in line and "c00k1e" not in line, line
+    line = one_error(submit(gw.url))
+    assert "with no credential (401 Unauthorized): set PTV2_KFP_TOKEN" in line, line
+    assert [(a, c) for _, _, a, c in gw.seen] == [("Bearer an-expired-one", None),
+                                                  (None, "oauth2_proxy_kubeflow=c00k1e"), (None, None)]
+
+
+def test_a_multi_user_kubeflow_needs_the_namespace_named(gateway):
+    """The credential passes and the API says it is multi-user: without --namespace, kfp would look
+    for the namespace file of a pod and create the experiment nowhere."""
+    gw = gateway(token_gate)
+    line = one_error(submit(gw.url, {"PTV2_KFP_TOKEN": "the-good-one"}))
+    assert line == f"error: {gw.url} is a multi-user Kubeflow: name your profile's namespace with --namespace " \
+        "(runs and experiments live in one)", line
+    assert [(m, p, a) for m, p, a, _ in gw.seen] == [("GET", "/pipeline/apis/v2beta1/healthz", "Bearer the-good-one")]
+
+
+def test_a_service_account_token_file_is_read_as_kfp_reads_it(gateway, tmp_path):
+    gw = gateway(token_gate)
+    (tmp_path / "token").write_text("from-the-file\n")
+    line = one_error(submit(gw.url, {"KF_PIPELINES_SA_TOKEN_PATH": str(tmp_path / "token")}))
+    assert "with the credential in KF_PIPELINES_SA_TOKEN_PATH (401" in line, line
+    assert gw.seen[0][2] == "Bearer from-the-file"
+
+
+@pytest.mark.parametrize("answer, needle", [
+    (html_site, "is not a Kubeflow Pipelines API: /apis/v2beta1/healthz did not answer a JSON object (text/html)"),
+    (not_found, "(404 on /apis/v2beta1/healthz): the endpoint usually ends in /pipeline"),
+])
+def test_a_host_that_is_no_pipelines_api_is_named_so(gateway, answer, needle):
+    gw = gateway(answer)
+    line = one_error(submit(gw.url))
+    assert needle in line, line
+    assert len(gw.seen) == 1
+
+
+@pytest.mark.parametrize("env, config, needle", [
+    ({"PTV2_KFP_COOKIE": "no-equals-sign"}, None, "PTV2_KFP_COOKIE must be name=value"),
+    ({"PTV2_KFP_COOKIE": "a=b", "PTV2_KFP_TOKEN": "t"}, None, "both PTV2_KFP_TOKEN and PTV2_KFP_COOKIE are set"),
+    ({"KF_PIPELINES_SA_TOKEN_PATH": "/nonexistent/token"}, None,
+     "KF_PIPELINES_SA_TOKEN_PATH names '/nonexistent/token', which cannot be read"),
+    ({}, "optuna_storage: postgresql://ptv2:hunter2@db:5432/optuna\n", "optuna_storage carries a password"),
+    ({}, "mlflow_uri: https://admin:hunter2@mlflow.example.com\n", "mlflow_uri carries a password"),
+])
+def test_credential_mistakes_are_refused_before_any_request(gateway, tmp_path, env, config, needle):
+    gw = gateway(token_gate)
+    args = []
+    if config:
+        (tmp_path / "c.yaml").write_text(config)
+        args = ["--config", str(tmp_path / "c.yaml")]
+    line = one_error(submit(gw.url, env, *args))
+    assert needle in line and "hunter2" not in line, line
+    assert gw.seen == []
+
+
+def test_a_host_that_does_not_answer_is_one_line():
+    port = free_port()  # bound and closed again: nothing listens there
+    line = one_error(submit(f"http://127.0.0.1:{port}"))
+    assert line == f"error: cannot reach http://127.0.0.1:{port}: [Errno 111] Connection refused", line
