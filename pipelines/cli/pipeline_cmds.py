@@ -99,10 +99,7 @@ def submit(
     """Start a pipeline run on a Kubeflow Pipelines cluster; prints its id and page as JSON."""
     from pipelines.profiles import resolve_params
     from pipelines.submit import submit as submit_run
-    from ptv2_core.errors import Ptv2Error
 
-    if not host.startswith(("http://", "https://")):
-        raise Ptv2Error(f"--host must be an http(s) URL, got '{host}'")
     params = resolve_params(profile, config, _overrides(tasks, trials, epochs), local=False)
     typer.echo(json.dumps(submit_run(host, params, experiment=experiment, run_name=run_name, namespace=namespace,
                                      service_account=service_account)))
