@@ -104,7 +104,21 @@ def test_ptv2_ui_serves_the_default_store_on_localhost(registered, tmp_path):
         stop(proc)
     assert {a["alias"]: a["version"] for a in model["aliases"]} == {"challenger": "1", "champion": "1"}
 
-    r = ptv2("ui", env=base_env(PTV2_HOME=str(home), MLFLOW_TRACKING_URI="http://127.0.0.1:9"))
+    r = ptv2("ui", "--port", str(free_port()), env=base_env(PTV2_HOME=str(home), MLFLOW_TRACKING_URI="http://127.0.0.1:9"))
     assert r.returncode == 2 and "points to a server" in error_line(r.stderr)
     r = ptv2("ui", "--workers", "0", env=base_env(PTV2_HOME=str(home)))  # the server started with 0 workers
     assert r.returncode == 2 and "--workers must be at least 1, got 0" in error_line(r.stderr)
+
+
+def test_ptv2_ui_on_a_port_in_use_says_so_and_creates_no_store(tmp_path):
+    """mlflow's server logged the failed bind among its INFO lines and exited 0, after creating a
+    new store; ptv2 had already printed the address, where another program answered."""
+    home = tmp_path / "home"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = ptv2("ui", "--port", str(port), env=base_env(PTV2_HOME=str(home)), timeout=60)
+    assert r.returncode == 2 and r.stderr.strip() == (
+        f"error: port {port} on 127.0.0.1 cannot be used (Address already in use): pick another with --port"), r.stderr
+    assert not home.exists()

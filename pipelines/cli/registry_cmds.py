@@ -84,14 +84,15 @@ def ui(
     from optuna_studies import settings
     from ptv2_core.errors import Ptv2Error
 
-    uri = store.tracking_uri()
-    if not store.is_local_store(uri):
-        raise Ptv2Error(f"MLFLOW_TRACKING_URI points to a server ({uri}): open its UI there; "
-                        "`ptv2 ui` serves the local store only")
     if not 0 < port < 65536:
         raise Ptv2Error(f"--port must be 1..65535, got {port}")
     if workers < 1:
         raise Ptv2Error(f"--workers must be at least 1, got {workers}")
+    _check_port_free(port)  # mlflow's server logs a failed bind and exits 0, after creating the store
+    uri = store.tracking_uri()
+    if not store.is_local_store(uri):
+        raise Ptv2Error(f"MLFLOW_TRACKING_URI points to a server ({uri}): open its UI there; "
+                        "`ptv2 ui` serves the local store only")
     root = settings.artifact_root(tracking_uri=uri)
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--default-artifact-root", root,
            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
@@ -99,3 +100,19 @@ def ui(
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, cmd)  # the server replaces this process: signals reach it directly
+
+
+def _check_port_free(port: int) -> None:
+    """Bind 127.0.0.1:``port`` as the server would (address reuse on, as uvicorn sets it), or
+    refuse with the reason."""
+    import socket
+
+    from ptv2_core.errors import Ptv2Error
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as e:
+            raise Ptv2Error(f"port {port} on 127.0.0.1 cannot be used ({e.strerror or e}): "
+                            "pick another with --port") from None
