@@ -111,3 +111,14 @@ def test_local_pipeline_run_registers_versions(tmp_path):
     from components.registry.promote import promote
 
     assert promote(mine_yaml, tracking_uri=f"sqlite:///{home / 'mlflow.db'}").name == "ptv2-my-intents"
+
+
+def test_the_last_line_points_at_the_ui_that_serves_the_store(tmp_path, monkeypatch):
+    """With a tracking server, the run ended by suggesting `ptv2 ui`, which refuses a server."""
+    from pipelines.cli.pipeline_cmds import review_line
+
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path))
+    local = review_line(f"sqlite:///{tmp_path}/mlflow.db")
+    assert local.startswith(f"Review trials and versions in MLflow:  PTV2_HOME={tmp_path} ") and local.endswith(" ui")
+    assert review_line("https://ci:s3cret@mlflow.example.com") == \
+        "Review trials and versions in MLflow:  https://ci:***@mlflow.example.com"

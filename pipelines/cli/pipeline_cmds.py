@@ -29,17 +29,19 @@ def run(
     from rich.table import Table
 
     from optuna_studies import settings
+    from optuna_studies.study import mask_url
     from optuna_studies.tracking_setup import check_reachable
     from pipelines.local_run import registry_summary, run_local
     from pipelines.profiles import resolve_params
 
     params = resolve_params(profile, config, _overrides(tasks, trials, epochs))
     check_reachable(params["mlflow_uri"] or None)  # before data and pre-training take minutes
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # whole lines in a log or CI output, not cut at 80 columns
     console.print(f"[bold]ptv2 run[/] profile={profile} tasks={','.join(params['tasks'])} "
                   f"lengths={params['prompt_lengths']} trials/task={params['trials_per_task']} epochs={params['epochs']}")
-    console.print(f"stores: MLflow {settings.mlflow_tracking_uri(params['mlflow_uri'] or None)}, "
-                  f"Optuna {settings.optuna_storage(params['optuna_storage'] or None)}")
+    tracking = settings.mlflow_tracking_uri(params["mlflow_uri"] or None)
+    console.print(f"stores: MLflow {mask_url(tracking)}, "
+                  f"Optuna {mask_url(settings.optuna_storage(params['optuna_storage'] or None))}", markup=False)
     info = run_local(params)
     table = Table(title=f"ptv2 run finished in {info['seconds'] / 60:.1f} min")
     for col in ("task", "best prompt len", "lr", "test metric", "registered", "aliases"):
@@ -58,7 +60,18 @@ def run(
         for r in decided:
             typer.echo(f"  {r['model']} v{r['version']}: {r['decision']}: {r['reason']}")
     typer.echo(f"Full log: {info['log']}")
-    typer.echo(f"Review trials and versions in MLflow:  PTV2_HOME={settings.home()} {_this_ptv2()} ui")
+    typer.echo(review_line(tracking))
+
+
+def review_line(tracking: str) -> str:
+    """Where to review the run: the command that serves a local store's UI, or the tracking
+    server's own UI (``ptv2 ui`` refuses a server), its password masked."""
+    from optuna_studies import settings
+    from optuna_studies.study import mask_url
+
+    if settings.is_local_store(tracking):
+        return f"Review trials and versions in MLflow:  PTV2_HOME={settings.home()} {_this_ptv2()} ui"
+    return f"Review trials and versions in MLflow:  {mask_url(tracking)}"
 
 
 def _this_ptv2() -> str:
