@@ -7,6 +7,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ptv2_core.adapter import LoadedAdapter
+from ptv2_core.batching import in_order, length_order
 from ptv2_core.tasks.encode import encode_texts, encode_words
 
 
@@ -21,6 +22,9 @@ def predict(adapter: LoadedAdapter, texts: list[str], batch_size: int = 64, prog
     device = next(model.parameters()).device
     out: list[dict] = []
     bar = tqdm(total=len(texts), unit="text", desc="predict", disable=None if progress else True, file=sys.stderr)
+    # shortest first, so that a batch pads little; the rows go back to the texts' order at the end
+    order = length_order([len(t.split()) if spec.type == "token" else len(t) for t in texts])
+    texts = [texts[i] for i in order]
     for start in range(0, len(texts), batch_size):
         chunk = texts[start:start + batch_size]
         if spec.type == "sequence":
@@ -44,7 +48,7 @@ def predict(adapter: LoadedAdapter, texts: list[str], batch_size: int = 64, prog
                 out.append({"tokens": ws, "tags": as_bio(tags), "scores": scores})
         bar.update(len(chunk))
     bar.close()
-    return out
+    return in_order(out, order)
 
 
 def as_bio(tags: list[str]) -> list[str]:

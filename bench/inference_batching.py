@@ -1,0 +1,138 @@
+"""Inference in batches of similar length against batches in the texts' own order.
+
+Not a test. Scoring a split (each epoch's dev score, the test score, a promotion's paired
+bootstrap) and ``ptv2 predict`` visit rows shortest first and put the results back in order
+(``ptv2_core/batching.py``), so that a batch pads to little more than its own rows. This measures
+what that saves on each packaged task's real dev and test texts (their own length mix), with the
+bundled MiniLM and a deep prompt of length 16 (its values do not change the cost):
+
+- ``given order``: ``predict`` called on consecutive chunks of ``--batch-size`` texts, which pads
+  each batch exactly as batching in the given order did;
+- ``shortest first``: ``predict`` on all texts at once.
+
+The two alternate, one timed pass each per repeat (``--repeats``), so both see the same background
+load; the speed-up is taken per repeat (paired), then averaged. Both must give every text the
+same label (tags for NER), checked on every pass.
+
+    .venv/bin/python bench/inference_batching.py [--tasks trec rt wnut16] [--repeats 3] [--threads 1]
+
+writes ``bench/results/inference_batching.json`` and ``bench/results/inference_batching.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from ptv2_core.adapter import LoadedAdapter  # noqa: E402
+from ptv2_core.backbone import load_backbone  # noqa: E402
+from ptv2_core.build import build_model  # noqa: E402
+from ptv2_core.predict import predict  # noqa: E402
+from ptv2_core.tasks import load_task  # noqa: E402
+from ptv2_core.tasks.encode import prepare_tokenizer  # noqa: E402
+
+OUT = ROOT / "bench" / "results"
+
+
+def texts_of(task: str) -> tuple[object, list[str]]:
+    spec, data = load_task(task, seed=0)
+    rows = [r for split in ("dev", "test") for r in data[split]]
+    if spec.type == "sequence":
+        return spec, [r["text"] for r in rows]
+    return spec, [" ".join(r["tokens"]) for r in rows]
+
+
+def answers(rows: list[dict]) -> list:
+    return [r["label"] if "label" in r else r["tags"] for r in rows]
+
+
+def given_order(loaded: LoadedAdapter, texts: list[str], batch_size: int) -> list[dict]:
+    out: list[dict] = []
+    for start in range(0, len(texts), batch_size):
+        out += predict(loaded, texts[start:start + batch_size], batch_size=batch_size)
+    return out
+
+
+def timed(fn) -> tuple[float, list[dict]]:
+    start = time.perf_counter()
+    rows = fn()
+    return time.perf_counter() - start, rows
+
+
+def run(tasks: list[str], repeats: int, batch_size: int, prompt_len: int) -> list[dict]:
+    backbone, tokenizer = load_backbone("minilm")
+    tokenizer = prepare_tokenizer(tokenizer)
+    results = []
+    for task in tasks:
+        spec, texts = texts_of(task)
+        torch.manual_seed(0)
+        model = build_model(backbone, spec, prompt_len, max_length=spec.max_length).eval()
+        loaded = LoadedAdapter(model, tokenizer, spec, {})
+        words = [len(t.split()) for t in texts]
+        samples = {"given": [], "sorted": []}
+        for r in range(repeats):
+            t_given, rows_given = timed(lambda: given_order(loaded, texts, batch_size))
+            t_sorted, rows_sorted = timed(lambda: predict(loaded, texts, batch_size=batch_size))
+            if answers(rows_given) != answers(rows_sorted):
+                raise SystemExit(f"{task}: the two orders gave different answers")
+            samples["given"].append(t_given)
+            samples["sorted"].append(t_sorted)
+            print(f"{task} pass {r + 1}: given order {t_given:.1f} s, shortest first {t_sorted:.1f} s", flush=True)
+        ratios = [g / s for g, s in zip(samples["given"], samples["sorted"])]
+        results.append({
+            "task": task, "texts": len(texts), "words_median": statistics.median(words), "words_max": max(words),
+            "given_s": samples["given"], "sorted_s": samples["sorted"],
+            "speedup_mean": statistics.mean(ratios), "speedup_sd": statistics.stdev(ratios) if len(ratios) > 1 else 0.0,
+            "same_answers": True,
+        })
+    return results
+
+
+def table(results: list[dict], meta: dict) -> str:
+    lines = [f"Inference batching, MiniLM on {meta['device']} ({meta['threads']} thread(s)), batch {meta['batch_size']}, "
+             f"prompt length {meta['prompt_len']}, {meta['repeats']} paired passes; {meta['when']}", "",
+             "| task | texts (dev + test) | words: median / max | given order, s | shortest first, s | speed-up | same answers |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        g, s = r["given_s"], r["sorted_s"]
+        lines.append(f"| {r['task']} | {r['texts']} | {r['words_median']:g} / {r['words_max']} | "
+                     f"{statistics.mean(g):.1f} ± {statistics.pstdev(g):.1f} | {statistics.mean(s):.1f} ± {statistics.pstdev(s):.1f} | "
+                     f"{r['speedup_mean']:.2f}x ± {r['speedup_sd']:.2f} | {'yes' if r['same_answers'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tasks", nargs="+", default=["trec", "rt", "wnut16"])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--prompt-len", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    meta = {"device": "cpu", "threads": torch.get_num_threads(), "batch_size": args.batch_size,
+            "prompt_len": args.prompt_len, "repeats": args.repeats, "machine": platform.machine(),
+            "cpus": os.cpu_count(), "torch": torch.__version__, "when": time.strftime("%Y-%m-%d")}
+    results = run(args.tasks, args.repeats, args.batch_size, args.prompt_len)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "inference_batching.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+    md = table(results, meta)
+    (OUT / "inference_batching.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
