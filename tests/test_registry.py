@@ -108,6 +108,15 @@ def test_register_and_predict_ner_through_the_cli(adapters, home, store):
     assert all(0 < s <= 1 for s in rows[0]["scores"])
     assert _client(store).get_model_version("ptv2-wnut16", "1").tags["task_type"] == "token"
 
+    # the registered version scores as its adapter folder does (eval --model, as predict --model)
+    by_model = ptv2("eval", "--model", "models:/ptv2-wnut16@challenger", "--max-eval", "16", env=env)
+    by_folder = ptv2("eval", "--adapter", str(adapters["ner"]), "--max-eval", "16", env=env)
+    assert by_model.returncode == by_folder.returncode == 0, by_model.stderr + by_folder.stderr
+    scored = json.loads(by_model.stdout)
+    assert scored == json.loads(by_folder.stdout) and {"dev", "test"} <= set(scored), scored
+    r = ptv2("eval", "--model", "models:/ptv2-wnut16@champion", env=env)
+    assert r.returncode == 2 and "has no alias 'champion' (aliases: challenger)" in error_line(r.stderr)
+
 
 def test_bad_input_is_an_error_and_leaves_the_registry_unchanged(adapters, home, store, tmp_path):
     from components.registry.register import register_adapter

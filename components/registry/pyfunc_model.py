@@ -95,14 +95,3 @@ class Ptv2PyfuncModel(mlflow.pyfunc.PythonModel):
         columns = SEQUENCE_COLUMNS if self.loaded.spec.type == "sequence" else TOKEN_COLUMNS
         return pd.DataFrame(rows, columns=list(columns))
 
-
-def frame_to_rows(frame: pd.DataFrame) -> list[dict]:
-    """The pyfunc output frame as ``ptv2_core.predict`` rows (plain Python values)."""
-    rows = []
-    for rec in frame.to_dict(orient="records"):
-        if "label" in rec:
-            rows.append({"label": str(rec["label"]), "score": float(rec["score"])})
-        else:
-            rows.append({"tokens": [str(t) for t in rec["tokens"]], "tags": [str(t) for t in rec["tags"]],
-                         "scores": [float(x) for x in rec["scores"]]})
-    return rows

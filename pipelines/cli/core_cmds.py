@@ -71,6 +71,8 @@ def train(
 @app.command("eval")
 def eval_(
     adapter: Optional[Path] = typer.Option(None, help="Adapter folder."),
+    model: Optional[str] = typer.Option(None, help="A registered version instead of a folder: models:/NAME@ALIAS or "
+                                        "models:/NAME/VERSION (store: MLFLOW_TRACKING_URI or the local default)."),
     task: Optional[str] = typer.Option(None, help="Task to score on (default: the adapter's own task)."),
     max_eval: Optional[int] = typer.Option(None, help="Use at most N dev and N test examples."),
     seed: Optional[int] = typer.Option(None, help="Seed of the data splits (must match training's to score its test "
@@ -88,8 +90,8 @@ def eval_(
     from ptv2_core.errors import Ptv2Error
     from ptv2_core.settings import check_seed
 
-    if (adapter is None) == (pretrained is None):
-        raise Ptv2Error("give exactly one of --adapter and --pretrained")
+    if sum(x is not None for x in (adapter, model, pretrained)) != 1:
+        raise Ptv2Error("give exactly one of --adapter, --model and --pretrained")
     if prompt_len is not None and prompt_len <= 0:
         raise Ptv2Error(f"--prompt-len must be a positive integer, got {prompt_len}")
     if seed is not None:
@@ -111,7 +113,7 @@ def eval_(
     from ptv2_core.adapter import load_adapter, split_seed_of
     from ptv2_core.report import evaluate_adapter
 
-    loaded = load_adapter(adapter, device=pick_device(device))
+    loaded = load_adapter(adapter, device=pick_device(device)) if model is None else _registered(model, device).adapter
     own = loaded.model.prompt_config.prompt_len
     if prompt_len is not None and prompt_len > own:
         raise Ptv2Error(f"--prompt-len {prompt_len} is longer than the adapter's prompt ({own})")
@@ -150,22 +152,13 @@ def predict(
     pick_device(device)  # an unknown device fails before anything loads
     if file is not None:
         texts = read_lines(file)
-    if model is not None:
-        import os
+    from ptv2_core.adapter import load_adapter
+    from ptv2_core.predict import predict as run_predict
 
-        import pandas as pd
-
-        from components.registry.load import load_registered
-        from components.registry.pyfunc_model import frame_to_rows
-
-        os.environ["PTV2_DEVICE"] = device  # read by the pyfunc model's load_context
-        version = load_registered(model)
-        rows = frame_to_rows(version.pyfunc.predict(pd.DataFrame({"text": list(texts)})))
-    else:
-        from ptv2_core.adapter import load_adapter
-        from ptv2_core.predict import predict as run_predict
-
-        rows = run_predict(load_adapter(adapter, device=pick_device(device)), list(texts), progress=file is not None)
+    # a registered version: the adapter its pyfunc model loaded (digests and base checked), run as
+    # the pyfunc's predict runs it, with a progress bar
+    loaded = load_adapter(adapter, device=pick_device(device)) if model is None else _registered(model, device).adapter
+    rows = run_predict(loaded, list(texts), progress=file is not None)
     for p in rows:
         if as_json:
             typer.echo(json.dumps(p))
@@ -195,3 +188,13 @@ def read_lines(file: str) -> list[str]:
     if not lines:
         raise Ptv2Error(f"--file '{file}' holds no lines to label")
     return lines
+
+
+def _registered(model_uri: str, device: str):
+    """The registered version ``model_uri`` loaded as its pyfunc model, on ``device``."""
+    import os
+
+    from components.registry.load import load_registered
+
+    os.environ["PTV2_DEVICE"] = device  # read by the pyfunc model's load_context
+    return load_registered(model_uri)
