@@ -1,10 +1,9 @@
 """Predictions for raw text with a loaded adapter: a label and score per text, or tags per word."""
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 
 import torch
-from tqdm.auto import tqdm
 
 from ptv2_core.adapter import LoadedAdapter
 from ptv2_core.batching import in_order, length_order
@@ -12,16 +11,16 @@ from ptv2_core.tasks.encode import encode_texts, encode_words
 
 
 @torch.no_grad()
-def predict(adapter: LoadedAdapter, texts: list[str], batch_size: int = 64, progress: bool = False) -> list[dict]:
+def predict(adapter: LoadedAdapter, texts: list[str], batch_size: int = 64,
+            on_batch: Callable[[int], object] | None = None) -> list[dict]:
     """Sequence tasks: ``{"label", "score"}`` per text (score = softmax probability of the label).
     Token tasks: ``{"tokens", "tags", "scores"}`` per text, split on whitespace, one tag per word,
     as valid BIO (``as_bio``); a score is the probability of the word's argmax tag.
-    ``progress``: a progress bar on stderr (where it is a terminal)."""
+    ``on_batch(n)`` is called after each batch of ``n`` texts (a progress bar's ``update``)."""
     model, spec, tok = adapter.model, adapter.spec, adapter.tokenizer
     model.eval()
     device = next(model.parameters()).device
     out: list[dict] = []
-    bar = tqdm(total=len(texts), unit="text", desc="predict", disable=None if progress else True, file=sys.stderr)
     # shortest first, so that a batch pads little; the rows go back to the texts' order at the end
     order = length_order([len(t.split()) if spec.type == "token" else len(t) for t in texts])
     texts = [texts[i] for i in order]
@@ -46,8 +45,8 @@ def predict(adapter: LoadedAdapter, texts: list[str], batch_size: int = 64, prog
                     s, i = probs[b, pos].max(-1)
                     tags[w], scores[w] = spec.labels[int(i)], float(s)
                 out.append({"tokens": ws, "tags": as_bio(tags), "scores": scores})
-        bar.update(len(chunk))
-    bar.close()
+        if on_batch is not None:
+            on_batch(len(chunk))
     return in_order(out, order)
 
 

@@ -113,3 +113,44 @@ def test_wnut16_span_f1_well_above_zero(tmp_path):
     res = ptv2("predict", "--adapter", str(tmp_path / "wnut"), "Going to see Taylor Swift in London tonight")
     pairs = res.stdout.split()
     assert len(pairs) == 8 and all("/" in p for p in pairs)  # one tag per word
+
+
+@pytest.mark.slow
+def test_predict_prints_a_large_file_chunk_by_chunk_and_keeps_it_when_stopped(trec_adapter, tmp_path, monkeypatch):
+    """Labels are printed per chunk of lines, so the first come in seconds and a stopped run keeps
+    them and says where to go on; chunks change nothing in what is printed."""
+    import signal
+    import time
+
+    from conftest import interruptible, run_cli
+    from pipelines.cli import core_cmds
+
+    out, _ = trec_adapter
+    texts = ["Who wrote Hamlet ?", "How far is the moon ?", "", "Where is the Eiffel Tower , in Paris ?", "When ?"]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
+    whole = run_cli("predict", "--adapter", str(out), "--scores", "--file", str(tmp_path / "in.txt"))
+    chunk = core_cmds.PREDICT_CHUNK  # what the command run as a process below uses
+    monkeypatch.setattr(core_cmds, "PREDICT_CHUNK", 2)
+    chunked = run_cli("predict", "--adapter", str(out), "--scores", "--file", str(tmp_path / "in.txt"))
+    assert whole.returncode == chunked.returncode == 0 and chunked.stdout == whole.stdout
+    assert len(whole.stdout.splitlines()) == 5
+
+    big = tmp_path / "big.txt"
+    big.write_text("\n".join(texts[i % 5] + f" {i}" for i in range(chunk * 6)) + "\n")
+    proc = subprocess.Popen([*PTV2, "predict", "--adapter", str(out), "--file", str(big)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"),
+                            preexec_fn=interruptible)
+    try:
+        first = [proc.stdout.readline() for _ in range(chunk)]  # the first chunk, while it runs on
+        assert proc.poll() is None, "the whole file was labelled before the first chunk could be read"
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    printed = [line.rstrip("\n") for line in first] + rest.splitlines()
+    done = len(printed)
+    assert proc.returncode == 130 and err.strip().splitlines() == [
+        f"error: interrupted; the first {done} of {chunk * 6} lines are labelled on standard output: "
+        f"`tail -n +{done + 1} {big}` holds the rest"], err
+    assert done % chunk == 0 and done < chunk * 6
+    assert set(printed) <= {"ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"}

@@ -1,7 +1,9 @@
 """``ptv2 train``, ``ptv2 eval``, ``ptv2 predict``: the core library from the shell."""
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -152,20 +154,66 @@ def predict(
     pick_device(device)  # an unknown device fails before anything loads
     if file is not None:
         texts = read_lines(file)
+    from tqdm.auto import tqdm
+
     from ptv2_core.adapter import load_adapter
+    from ptv2_core.errors import Ptv2Interrupted
     from ptv2_core.predict import predict as run_predict
 
     # a registered version: the adapter its pyfunc model loaded (digests and base checked), run as
-    # the pyfunc's predict runs it, with a progress bar
+    # the pyfunc's predict runs it
     loaded = load_adapter(adapter, device=pick_device(device)) if model is None else _registered(model, device).adapter
-    rows = run_predict(loaded, list(texts), progress=file is not None)
-    for p in rows:
-        if as_json:
-            typer.echo(json.dumps(p))
-        elif "label" in p:
-            typer.echo(f"{p['label']}\t{p['score']:.4f}" if scores else p["label"])
-        else:
-            typer.echo(" ".join(f"{w}/{t}" for w, t in zip(p["tokens"], p["tags"])))
+    texts = list(texts)
+    done = 0
+    # a file is labelled PREDICT_CHUNK lines at a time, each chunk printed when done: the first
+    # labels come in seconds, and a stopped run keeps what it printed. Ctrl-C is taken between
+    # batches, so the count it reports is exactly the lines printed (raised between printing a
+    # line and counting it, `tail -n +N` would label one line twice)
+    with tqdm(total=len(texts), unit="text", desc="predict", disable=None if file is not None else True,
+              file=sys.stderr) as bar, _sigint_between_batches() as check:
+        try:
+            for start in range(0, len(texts), PREDICT_CHUNK):
+                rows = run_predict(loaded, texts[start:start + PREDICT_CHUNK], on_batch=lambda n: (bar.update(n), check()))
+                for p in rows:
+                    typer.echo(_predict_line(p, scores, as_json))
+                    done += 1
+                sys.stdout.flush()
+                check()
+        except KeyboardInterrupt:
+            if not done:
+                raise Ptv2Interrupted("interrupted before the first labels were printed") from None
+            rest = f": `tail -n +{done + 1} {file}` holds the rest" if file not in (None, "-") else ""
+            raise Ptv2Interrupted(f"interrupted; the first {done} of {len(texts)} lines are labelled on standard "
+                                  f"output{rest}") from None
+
+
+@contextlib.contextmanager
+def _sigint_between_batches():
+    """SIGINT only noted while held; the yielded ``check()`` raises KeyboardInterrupt once it came."""
+    import signal
+
+    came: list[int] = []
+
+    def check() -> None:
+        if came:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: came.append(signum))
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+PREDICT_CHUNK = 4096
+
+
+def _predict_line(p: dict, scores: bool, as_json: bool) -> str:
+    """One output line: JSON, the label (and score), or word/TAG pairs."""
+    if as_json:
+        return json.dumps(p)
+    if "label" in p:
+        return f"{p['label']}\t{p['score']:.4f}" if scores else p["label"]
+    return " ".join(f"{w}/{t}" for w, t in zip(p["tokens"], p["tags"]))
 
 
 def read_lines(file: str) -> list[str]:
