@@ -20,7 +20,7 @@ def train(
     prompt_len: int = typer.Option(16, help="Prefix length (virtual tokens per layer)."),
     lr: float = typer.Option(1e-2, help="Peak learning rate (AdamW, warmup then linear decay)."),
     epochs: int = typer.Option(3, help="Training epochs (best dev epoch is kept)."),
-    batch_size: int = typer.Option(32),
+    batch_size: int = typer.Option(32, help="Training examples per update."),
     max_train: Optional[int] = typer.Option(None, help="Use at most N training examples."),
     max_eval: Optional[int] = typer.Option(None, help="Use at most N dev and N test examples."),
     reparam: bool = typer.Option(False, help="MLP reparameterization (prefix-tuning) instead of P-Tuning v2's plain prefix."),
@@ -80,7 +80,7 @@ def eval_(
     seed: Optional[int] = typer.Option(None, help="Seed of the data splits (must match training's to score its test "
                                        "split; default: the split seed the adapter was trained with, or the "
                                        "pre-training seed with --pretrained)."),
-    device: str = typer.Option("auto"),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
     prompt_len: Optional[int] = typer.Option(None, help="Use only the first N prompt positions."),
     pretrained: Optional[Path] = typer.Option(None, help="A pre-trained prompt folder (`ptv2 pretrain`) instead of an "
                                               "adapter: every pre-training task's dev score at each length."),
@@ -140,7 +140,7 @@ def predict(
                                         "models:/NAME/VERSION (store: MLFLOW_TRACKING_URI or the local default)."),
     scores: bool = typer.Option(False, help="Print the score beside each label."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per text."),
-    device: str = typer.Option("auto"),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
 ) -> None:
     """Print one label per text (tags per word for NER), from an adapter folder or a registered model."""
     from ptv2_core.device import pick_device

@@ -21,7 +21,7 @@ def pretrain(
     temperature: float = typer.Option(2.0, help="Task mixing: sample tasks ~ size^(1/T) (1: by size; large: uniform)."),
     lr: float = typer.Option(1e-2, help="Peak learning rate (AdamW, warmup then linear decay)."),
     epochs: int = typer.Option(3, help="Epochs (one epoch = as many batches as all tasks' training rows)."),
-    batch_size: int = typer.Option(32),
+    batch_size: int = typer.Option(32, help="Training examples per update."),
     max_train: Optional[int] = typer.Option(None, help="Use at most N training examples per task."),
     max_eval: Optional[int] = typer.Option(None, help="Use at most N dev examples per task."),
     reparam: bool = typer.Option(False, help="MLP reparameterization (prefix-tuning) instead of a plain prefix."),
