@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ptv2_core.backbone import fingerprint, load_backbone
+from ptv2_core.batching import LengthGroupedBatches
 from ptv2_core.build import build_model
 from ptv2_core.device import pick_device
 from ptv2_core.errors import Ptv2Error, TrainingDiverged  # noqa: F401 (TrainingDiverged: imported from here too)
@@ -49,6 +50,7 @@ class TrainConfig(TrainingSettings):
     patience: int | None = None  # epochs without dev improvement before stopping; None: never
     max_length: int | None = None
     data_seed: int | None = None  # the train/dev/test splits and row subsets; None: seed
+    group_by_length: bool = False  # random batches of rows of similar length (batching.LengthGroupedBatches)
 
     @property
     def split_seed(self) -> int:
@@ -70,6 +72,8 @@ class TrainConfig(TrainingSettings):
             check_seed(self.data_seed, "data seed")
         if self.patience is not None and (isinstance(self.patience, bool) or self.patience < 1):
             raise Ptv2Error(f"patience must be a positive integer (epochs without dev improvement), got {self.patience}")
+        if not isinstance(self.group_by_length, bool):
+            raise Ptv2Error(f"group_by_length must be true or false, got {self.group_by_length!r}")
 
 
 @dataclass
@@ -120,7 +124,11 @@ def fit(
     Returns ``(best_epoch, best_dev_metrics, history, train_examples_per_s, stopped_early)``.
     """
     g = torch.Generator().manual_seed(cfg.seed)
-    loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=g, collate_fn=collator)
+    if cfg.group_by_length:
+        batches = LengthGroupedBatches([len(ids) for ids in train_ds["input_ids"]], cfg.batch_size, g)
+        loader = DataLoader(train_ds, batch_sampler=batches, collate_fn=collator)
+    else:
+        loader = DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True, generator=g, collate_fn=collator)
     params, opt, sched = make_optimizer(model, cfg, max(1, cfg.epochs * len(loader)))
 
     best_epoch, best_dev, best_state, bad_epochs = 0, None, _snapshot(model), 0

@@ -162,3 +162,41 @@ def test_scoring_and_prediction_batch_rows_of_similar_length_and_keep_the_rows_o
     assert [p[key] for p in batched] == [p[key] for p in single]
     if spec.type == "token":
         assert [p["tokens"] for p in batched] == [t.split() for t in texts]
+
+
+def test_length_grouped_batches_cover_every_row_once_and_pad_little(tiny_model_dir):
+    """group_by_length: each epoch every training row exactly once, in random batches of rows of
+    similar length; a seed gives the same batches, the next epoch others."""
+    from transformers import AutoTokenizer
+
+    from ptv2_core.batching import LengthGroupedBatches
+    from ptv2_core.tasks import load_task
+    from ptv2_core.tasks.encode import encode
+
+    spec, data = load_task("rt", seed=0, max_train=700)
+    lengths = [len(ids) for ids in encode(data["train"], AutoTokenizer.from_pretrained(tiny_model_dir), spec)["input_ids"]]
+    sampler = LengthGroupedBatches(lengths, 32, torch.Generator().manual_seed(3), group=5)
+    first, second = list(sampler), list(sampler)
+    again = list(LengthGroupedBatches(lengths, 32, torch.Generator().manual_seed(3), group=5))
+    for epoch in (first, second):
+        assert sorted(i for b in epoch for i in b) == list(range(len(lengths))) and len(epoch) == len(sampler)
+        assert all(1 <= len(b) <= 32 for b in epoch) and sum(len(b) < 32 for b in epoch) <= -(-700 // 160)
+    assert first == again and first != second
+
+    def padded(batches):
+        return sum(len(b) * max(lengths[i] for i in b) for b in batches) / sum(lengths)
+
+    shuffled = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(3)).tolist()
+    at_random = padded([shuffled[i:i + 32] for i in range(0, len(shuffled), 32)])
+    whole = list(LengthGroupedBatches(lengths, 32, torch.Generator().manual_seed(3), group=50))  # one group: all rows
+    assert padded(whole) < 1.1 < padded(first) < 1.4 < 1.6 < at_random, (padded(whole), padded(first), at_random)
+
+
+def test_group_by_length_trains_on_other_batches_and_is_checked(tiny_model_dir):
+    grouped = train(cfg(tiny_model_dir, task="rt", group_by_length=True, epochs=1))
+    plain = train(cfg(tiny_model_dir, task="rt", epochs=1))
+    a, b = grouped.model.trainable_state(), plain.model.trainable_state()
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # the option took effect
+    assert grouped.dev["score"] > 0 and len(grouped.history) == 1
+    with pytest.raises(Ptv2Error, match="group_by_length must be true or false"):
+        train(cfg("no/such-model", group_by_length="yes"))

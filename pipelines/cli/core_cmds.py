@@ -26,6 +26,8 @@ def train(
     reparam: bool = typer.Option(False, help="MLP reparameterization (prefix-tuning) instead of P-Tuning v2's plain prefix."),
     pooling: Optional[str] = typer.Option(None, help="Sequence pooling: cls, pooler, mean, last (default per model family)."),
     patience: Optional[int] = typer.Option(None, help="Stop after N epochs without dev improvement."),
+    group_by_length: bool = typer.Option(False, help="Random batches of rows of similar length: less padding, "
+                                         "faster epochs (see docs/benchmarks.md)."),
     seed: int = typer.Option(0, help="Seed of initialisation, dropout and batch order, and of the data splits "
                                 "unless --data-seed is given."),
     data_seed: Optional[int] = typer.Option(None, help="Seed of the train/dev/test splits and row subsets (default: "
@@ -53,7 +55,7 @@ def train(
                         f"another `ptv2 train` is writing to '{out}': wait for it to end, or stop it first"):
         cfg = TrainConfig(task=task, model=model, prompt_len=prompt_len, lr=lr, epochs=epochs, batch_size=batch_size,
                           max_train=max_train, max_eval=max_eval, reparam=reparam, pooling=pooling, patience=patience,
-                          seed=seed, data_seed=data_seed, device=device, progress=not quiet)
+                          group_by_length=group_by_length, seed=seed, data_seed=data_seed, device=device, progress=not quiet)
         init_fn = None
         if init is not None:
             from ptv2_core.multitask import init_from_pretrained, read_pretrained_config
