@@ -28,13 +28,12 @@ def work_dir(out_dir: Path) -> Path:
     return out_dir.parent / f".{out_dir.name}.search"
 
 
-def search_lock(work: Path, study_name: str, out_dir: Path):
-    """The lock of the search whose work folder is ``work`` (a file beside it), to hold with
-    ``with``, or refused: a second ``ptv2 search`` of the same output, above all a ``--resume``
-    while the first still runs, would take that search's running trials for interrupted ones and
-    run them twice."""
-    Path(work).parent.mkdir(parents=True, exist_ok=True)
-    return busy_lock.held(Path(work).parent / f"{Path(work).name}.lock",
+def search_lock(study_name: str, out_dir: Path):
+    """The lock of the search into ``out_dir`` (``.<out>.search.lock``, beside its work folder), to
+    hold with ``with``, or refused: a second ``ptv2 search`` of the same output, above all a
+    ``--resume`` while the first still runs, would take that search's running trials for
+    interrupted ones and run them twice."""
+    return busy_lock.held(busy_lock.beside(out_dir, "search"),
                           f"another `ptv2 search` is running study '{study_name}' into '{out_dir}': wait for it "
                           "to end, or stop it first (then --resume continues it)")
 

@@ -95,7 +95,7 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
                                                             "MLflow store": settings.mlflow_tracking_uri(mlflow_uri)})
         # one process per study and output; Optuna's INFO lines ("A new study created in RDB ...", then, as
         # Ray Tune's OptunaSearch loads it, "Using an existing study ...") off: the search names its study itself
-        with search_lock(plan.work, plan.study_name, plan.out_dir), quiet_logger("optuna"):
+        with search_lock(plan.study_name, plan.out_dir), quiet_logger("optuna"):
             return _search(plan, max_failures, resume, mlflow_uri, ray_address, experiment, say)
 
 
