@@ -59,20 +59,36 @@ def reuse_search_adapter(prepared_dir: str | Path, task: str, search_adapter: st
     return doc
 
 
+# set by the step itself (the prepared task, its model, epochs and seed), or not a training choice
+_STEP_SETTINGS = {"task", "model", "prompt_len", "lr", "epochs", "seed", "device", "progress", "patience"}
+
+
+def retrain_settings(best_config: dict) -> dict:
+    """The search's fixed training settings in ``best_config`` (its space's ``fixed:``, such as
+    ``reparam``, ``batch_size`` or ``group_by_length``, and its row limits): the retrained
+    adapter is the configuration the search scored, not the defaults with its length and lr."""
+    from dataclasses import fields
+
+    from ptv2_core.train import TrainConfig
+
+    names = {f.name for f in fields(TrainConfig)} - _STEP_SETTINGS
+    return {k: v for k, v in best_config.items() if k in names}
+
+
 def final_train(prepared_dir: str | Path, task: str, best_config: dict, out_dir: str | Path, *,
                 model: str = "minilm", epochs: int | None = None, init_dir: str | Path | None = None,
                 seed: int = 0, study: str = "") -> dict:
-    """Retrain ``best_config`` (``prompt_len``, ``lr``) from scratch (or from the pre-trained
-    prompt), keep the best dev epoch, score the test split; write the adapter with its
-    ``metrics.json`` into ``out_dir``. Returns the metrics document."""
+    """Retrain ``best_config`` (``prompt_len``, ``lr`` and the search's fixed settings) from
+    scratch (or from the pre-trained prompt), keep the best dev epoch, score the test split; write
+    the adapter with its ``metrics.json`` into ``out_dir``. Returns the metrics document."""
     from ptv2_core.adapter import save_adapter
     from ptv2_core.report import metrics_document
     from ptv2_core.train import TrainConfig, train
 
     task = prepared_name(prepared_dir, task)  # a task YAML path → the task's name
-    cfg = TrainConfig(task=str(task_yaml(prepared_dir, task)), model=model, prompt_len=int(best_config["prompt_len"]),
-                      lr=float(best_config["lr"]), epochs=int(epochs or best_config.get("epochs", 3)),
-                      seed=seed, progress=False)
+    cfg = TrainConfig(**retrain_settings(best_config), task=str(task_yaml(prepared_dir, task)), model=model,
+                      prompt_len=int(best_config["prompt_len"]), lr=float(best_config["lr"]),
+                      epochs=int(epochs or best_config.get("epochs", 3)), seed=seed, progress=False)
     init = None
     if init_dir:
         from ptv2_core.multitask import init_from_pretrained

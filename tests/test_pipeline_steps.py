@@ -169,7 +169,10 @@ def test_final_train_writes_adapter_with_metrics(prepared, tmp_path):
     from ptv2_core.adapter import load_adapter
 
     out, manifest = prepared
-    doc = final_train(out, "trec", {"prompt_len": 4, "lr": 1e-2}, tmp_path / "adapter", epochs=1, seed=3, study="s1")
+    # best.json's best_config: the search's constants and fixed settings beside the length and lr
+    best = {"prompt_len": 4, "lr": 1e-2, "reparam": True, "reparam_hidden": 16, "batch_size": 8, "best_epoch": 2,
+            "task": "elsewhere.yaml", "model": "other", "seed": 99, "epochs": 7, "init": None, "max_train": None}
+    doc = final_train(out, "trec", best, tmp_path / "adapter", epochs=1, seed=3, study="s1")
     assert {p.name for p in (tmp_path / "adapter").iterdir()} == {"adapter.safetensors", "adapter_config.json", "metrics.json"}
     saved = json.loads((tmp_path / "adapter" / "metrics.json").read_text())
     assert saved["data_hash"] == manifest["tasks"]["trec"]["hash"] and saved["study"] == "s1"
@@ -184,3 +187,11 @@ def test_final_train_writes_adapter_with_metrics(prepared, tmp_path):
     assert (saved["seed"], saved["max_eval"]) == (3, 24)
     loaded = load_adapter(tmp_path / "adapter")
     assert loaded.model.prompt_config.prompt_len == 4 and loaded.spec.name == "trec"
+    # the search's fixed settings are retrained too; the step's own ones (task, model, epochs, seed) win
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["extra"]["train_config"]
+    assert (config["reparam"], config["reparam_hidden"], config["batch_size"]) == (True, 16, 8)
+    assert (config["model"], config["epochs"], config["seed"]) == ("minilm", 1, 3)
+    from components.data import task_yaml
+
+    assert config["task"] == str(task_yaml(out, "trec"))
+    assert loaded.model.prompt_config.reparam
