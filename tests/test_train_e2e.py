@@ -94,7 +94,8 @@ def test_predict_prints_one_label_per_text(trec_adapter):
 @pytest.mark.slow
 def test_predict_labels_every_line_of_a_file_or_standard_input(trec_adapter, tmp_path):
     out, _ = trec_adapter
-    texts = ["Who wrote Hamlet ?", "How many miles is it to the moon ?", "", "Where is the Eiffel Tower ?"]
+    # a form feed inside a text keeps it one text (str.splitlines cut it, and shifted the labels after it)
+    texts = ["Who wrote Hamlet ?", "How many miles is it\fto the moon ?", "", "Where is the Eiffel Tower ?"]
     (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
     by_args = ptv2("predict", "--adapter", str(out), "--scores", *texts).stdout.splitlines()
     by_file = ptv2("predict", "--adapter", str(out), "--scores", "--file", str(tmp_path / "in.txt")).stdout.splitlines()
@@ -154,3 +155,39 @@ def test_predict_prints_a_large_file_chunk_by_chunk_and_keeps_it_when_stopped(tr
         f"`tail -n +{done + 1} {big}` holds the rest"], err
     assert done % chunk == 0 and done < chunk * 6
     assert set(printed) <= {"ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"}
+
+
+@pytest.mark.slow
+def test_predict_labels_standard_input_as_it_comes(trec_adapter, tmp_path):
+    """A producer's lines are labelled while it still writes (a chunk at a time), and a line that
+    is not UTF-8 stops the run with an error naming it, after the lines before it."""
+    from conftest import interruptible
+    from pipelines.cli import core_cmds
+
+    out, _ = trec_adapter
+    chunk = core_cmds.PREDICT_CHUNK
+    expected = ptv2("predict", "--adapter", str(out), "Who wrote Hamlet ?", "When ?").stdout.splitlines()
+    proc = subprocess.Popen([*PTV2, "predict", "--adapter", str(out), "--file", "-"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, HF_HUB_OFFLINE="1"),
+                            preexec_fn=interruptible)
+    import threading
+
+    watchdog = threading.Timer(120, proc.kill)  # a run that waits for the end of its input never answers
+    watchdog.start()
+    try:
+        proc.stdin.write(b"Who wrote Hamlet ?\n" * chunk)
+        proc.stdin.flush()
+        first = [proc.stdout.readline() for _ in range(chunk)]  # labelled with standard input still open
+        assert proc.poll() is None
+        proc.stdin.write(b"When ?\nWho wrote Hamlet ?\ncaf\xe9 ?\nWhen ?\n")
+        proc.stdin.close()
+        rest, err = proc.stdout.read(), proc.stderr.read()
+        proc.wait(timeout=120)
+    finally:
+        watchdog.cancel()
+        proc.kill()
+    assert {line.decode().rstrip("\n") for line in first} == {expected[0]}
+    assert rest.decode().splitlines() == [expected[1], expected[0]]
+    assert proc.returncode == 2 and err.decode().strip().splitlines() == [
+        f"error: standard input is not UTF-8 text: line {chunk + 3}, byte 4: invalid continuation byte; "
+        f"the {chunk + 2} lines before it are labelled on standard output"]

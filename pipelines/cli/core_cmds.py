@@ -135,8 +135,8 @@ def eval_(
 @app.command()
 def predict(
     texts: Optional[list[str]] = typer.Argument(None, help="Texts to label (NER: words split on whitespace)."),
-    file: Optional[str] = typer.Option(None, "--file", help="Label every line of this UTF-8 text file instead "
-                                       "('-': standard input); one output line per input line, in order."),
+    file: Optional[str] = typer.Option(None, "--file", help="Label every line of this UTF-8 text file instead ('-': "
+                                       "standard input, labelled as it comes); one output line per input line, in order."),
     adapter: Optional[Path] = typer.Option(None, help="Adapter folder."),
     model: Optional[str] = typer.Option(None, help="A registered version instead of a folder: models:/NAME@ALIAS or "
                                         "models:/NAME/VERSION (store: MLFLOW_TRACKING_URI or the local default)."),
@@ -154,8 +154,11 @@ def predict(
         raise Ptv2Error("give texts to label, or --file PATH (one text per line), not both" if texts else
                         "nothing to label: give texts, or --file PATH (one text per line; '-' reads standard input)")
     pick_device(device)  # an unknown device fails before anything loads
-    if file is not None:
-        texts = read_lines(file)
+    from pipelines.cli.lines import InputLines, open_lines
+
+    # a file is labelled PREDICT_CHUNK lines at a time, each chunk printed when done: the first
+    # labels come in seconds, standard input streams, and a stopped run keeps what it printed
+    source = open_lines(file, PREDICT_CHUNK) if file is not None else InputLines("", list(texts), iter(()), len(texts))
     from tqdm.auto import tqdm
 
     from ptv2_core.adapter import load_adapter
@@ -165,17 +168,14 @@ def predict(
     # a registered version: the adapter its pyfunc model loaded (digests and base checked), run as
     # the pyfunc's predict runs it
     loaded = load_adapter(adapter, device=pick_device(device)) if model is None else _registered(model, device).adapter
-    texts = list(texts)
     done = 0
-    # a file is labelled PREDICT_CHUNK lines at a time, each chunk printed when done: the first
-    # labels come in seconds, and a stopped run keeps what it printed. Ctrl-C is taken between
-    # batches, so the count it reports is exactly the lines printed (raised between printing a
-    # line and counting it, `tail -n +N` would label one line twice)
-    with tqdm(total=len(texts), unit="text", desc="predict", disable=None if file is not None else True,
+    # Ctrl-C is taken between batches, so the count it reports is exactly the lines printed
+    # (raised between printing a line and counting it, `tail -n +N` would label one line twice)
+    with tqdm(total=source.total, unit="text", desc="predict", disable=None if file is not None else True,
               file=sys.stderr) as bar, _sigint_between_batches() as check:
         try:
-            for start in range(0, len(texts), PREDICT_CHUNK):
-                rows = run_predict(loaded, texts[start:start + PREDICT_CHUNK], on_batch=lambda n: (bar.update(n), check()))
+            for chunk in source.chunks():
+                rows = run_predict(loaded, chunk, on_batch=lambda n: (bar.update(n), check()))
                 for p in rows:
                     typer.echo(_predict_line(p, scores, as_json))
                     done += 1
@@ -184,9 +184,16 @@ def predict(
         except KeyboardInterrupt:
             if not done:
                 raise Ptv2Interrupted("interrupted before the first labels were printed") from None
-            rest = f": `tail -n +{done + 1} {file}` holds the rest" if file not in (None, "-") else ""
-            raise Ptv2Interrupted(f"interrupted; the first {done} of {len(texts)} lines are labelled on standard "
+            if file == "-":
+                raise Ptv2Interrupted(f"interrupted; the first {done} lines of standard input are labelled on "
+                                      "standard output") from None
+            rest = f": `tail -n +{done + 1} {file}` holds the rest" if file is not None else ""
+            raise Ptv2Interrupted(f"interrupted; the first {done} of {source.total} lines are labelled on standard "
                                   f"output{rest}") from None
+        except Ptv2Error as e:  # standard input turned out not to be UTF-8 after some lines
+            if done:
+                raise Ptv2Error(f"{e}; the {done} lines before it are labelled on standard output") from None
+            raise
 
 
 @contextlib.contextmanager
@@ -216,28 +223,6 @@ def _predict_line(p: dict, scores: bool, as_json: bool) -> str:
     if "label" in p:
         return f"{p['label']}\t{p['score']:.4f}" if scores else p["label"]
     return " ".join(f"{w}/{t}" for w, t in zip(p["tokens"], p["tags"]))
-
-
-def read_lines(file: str) -> list[str]:
-    """The lines of ``file`` ('-': standard input) without their line ends; an empty input is an error."""
-    import sys
-
-    from ptv2_core.errors import Ptv2Error
-
-    try:
-        data = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise Ptv2Error(f"--file '{file}' does not exist") from None
-    except IsADirectoryError:
-        raise Ptv2Error(f"--file '{file}' is a folder, not a text file") from None
-    except UnicodeDecodeError as e:
-        raise Ptv2Error(f"--file '{file}' is not UTF-8 text: {e}") from None
-    except OSError as e:
-        raise Ptv2Error(f"cannot read --file '{file}': {e.strerror or e}") from None
-    lines = data.splitlines()
-    if not lines:
-        raise Ptv2Error(f"--file '{file}' holds no lines to label")
-    return lines
 
 
 def _registered(model_uri: str, device: str):

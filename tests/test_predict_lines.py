@@ -1,0 +1,64 @@
+"""The lines `ptv2 predict --file` labels: cut at line feeds only, UTF-8 checked per line,
+standard input read a chunk at a time."""
+from __future__ import annotations
+
+import io
+import sys
+
+import pytest
+
+from pipelines.cli.lines import open_lines
+from ptv2_core.errors import Ptv2Error
+
+
+def _stdin(monkeypatch, data: bytes) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+
+
+def test_a_form_feed_or_line_separator_stays_inside_its_text(tmp_path):
+    # str.splitlines cut these texts in two, and every later label landed on the wrong line
+    data = "Who wrote\fHamlet ?\nHow far\u2028is the moon ?\r\n\nWhen ?"
+    (tmp_path / "in.txt").write_text(data, encoding="utf-8", newline="")
+    source = open_lines(str(tmp_path / "in.txt"), 2)
+    assert [*source.chunks()] == [["Who wrote\fHamlet ?", "How far\u2028is the moon ?"], ["", "When ?"]]
+    assert source.total == 4 == data.count("\n") + 1  # wc -l, plus the last line without its line feed
+
+
+@pytest.mark.parametrize("data,lines", [(b"a\n", ["a"]), (b"a", ["a"]), (b"\n", [""]), (b"a\n\nb\n", ["a", "", "b"]),
+                                        (b"a\r\nb\rc\n", ["a", "b\rc"])])
+def test_lines_of_a_file_and_of_standard_input_are_the_same(tmp_path, monkeypatch, data, lines):
+    (tmp_path / "in.txt").write_bytes(data)
+    _stdin(monkeypatch, data)
+    from_file, from_stdin = open_lines(str(tmp_path / "in.txt"), 3), open_lines("-", 3)
+    assert [x for c in from_file.chunks() for x in c] == [x for c in from_stdin.chunks() for x in c] == lines
+    assert (from_file.total, from_stdin.total) == (len(lines), None)
+
+
+def test_standard_input_is_read_a_chunk_at_a_time(monkeypatch):
+    _stdin(monkeypatch, b"".join(f"line {i}\n".encode() for i in range(7)))
+    source = open_lines("-", 3)
+    assert source.first == ["line 0", "line 1", "line 2"]
+    assert sys.stdin.buffer.tell() < 7 * len(b"line 0\n")  # the rest not read yet
+    assert [*source.rest] == [["line 3", "line 4", "line 5"], ["line 6"]]
+
+
+def test_bad_utf8_names_its_line_and_the_lines_before_it_come_first(tmp_path, monkeypatch):
+    data = b"one\ntwo\nthree\ncaf\xe9\nfive\n"
+    (tmp_path / "in.txt").write_bytes(data)
+    with pytest.raises(Ptv2Error, match=r"--file '.*in.txt' is not UTF-8 text: line 4, byte 4"):
+        open_lines(str(tmp_path / "in.txt"), 2)  # a file: refused whole, before anything is labelled
+    _stdin(monkeypatch, data)
+    source = open_lines("-", 2)
+    chunks = source.chunks()
+    assert next(chunks) == ["one", "two"] and next(chunks) == ["three"]  # the good lines of the chunk first
+    with pytest.raises(Ptv2Error, match="standard input is not UTF-8 text: line 4, byte 4"):
+        next(chunks)
+
+
+def test_empty_input_is_refused_before_anything_loads(tmp_path, monkeypatch):
+    (tmp_path / "empty.txt").write_bytes(b"")
+    with pytest.raises(Ptv2Error, match="holds no lines to label"):
+        open_lines(str(tmp_path / "empty.txt"), 4)
+    _stdin(monkeypatch, b"")
+    with pytest.raises(Ptv2Error, match="'-' holds no lines to label"):
+        open_lines("-", 4)
