@@ -88,8 +88,9 @@ def eval_(
                                               "adapter: every pre-training task's dev score at each length."),
     lengths: Optional[str] = typer.Option(None, help="With --pretrained: comma-separated lengths (default: its own)."),
 ) -> None:
-    """Score an adapter on the dev and test splits of a task, or a pre-trained prompt on the dev splits of its
-    tasks at each length, with no further training; prints JSON."""
+    """Score an adapter on a task's dev and test splits, or a pre-trained prompt at each length; prints JSON.
+
+    A pre-trained prompt is scored on the dev split of each of its tasks, with no further training."""
     from ptv2_core.device import pick_device
     from ptv2_core.errors import Ptv2Error
     from ptv2_core.settings import check_seed
