@@ -2,8 +2,9 @@
 standard input read a chunk at a time."""
 from __future__ import annotations
 
-import io
+import os
 import sys
+import threading
 
 import pytest
 
@@ -11,8 +12,15 @@ from pipelines.cli.lines import open_lines
 from ptv2_core.errors import Ptv2Error
 
 
-def _stdin(monkeypatch, data: bytes) -> None:
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+def _stdin(monkeypatch, data: bytes, close: bool = True) -> int:
+    """Standard input as a real pipe holding ``data``; returns the pipe's write end (closed: the
+    input ends after ``data``)."""
+    r, w = os.pipe()
+    os.write(w, data)  # under the pipe's 64 KiB: no reader needed
+    if close:
+        os.close(w)
+    monkeypatch.setattr(sys, "stdin", os.fdopen(r, "r"))
+    return w
 
 
 def test_a_form_feed_or_line_separator_stays_inside_its_text(tmp_path):
@@ -34,12 +42,26 @@ def test_lines_of_a_file_and_of_standard_input_are_the_same(tmp_path, monkeypatc
     assert (from_file.total, from_stdin.total) == (len(lines), None)
 
 
-def test_standard_input_is_read_a_chunk_at_a_time(monkeypatch):
-    _stdin(monkeypatch, b"".join(f"line {i}\n".encode() for i in range(7)))
-    source = open_lines("-", 3)
-    assert source.first == ["line 0", "line 1", "line 2"]
-    assert sys.stdin.buffer.tell() < 7 * len(b"line 0\n")  # the rest not read yet
-    assert [*source.rest] == [["line 3", "line 4", "line 5"], ["line 6"]]
+def test_standard_input_lines_are_taken_as_they_arrive(monkeypatch):
+    """A chunk is what has arrived when the pipe runs dry, so a producer's lines are labelled
+    while it still writes; a fast producer's fill chunks of the given size."""
+    w = _stdin(monkeypatch, b"line 0\nline 1\nline 2\npart", close=False)
+    watchdog = threading.Timer(30, os.close, [w])  # a reader that waits for the end returns then, with "part"
+    watchdog.start()
+    try:
+        source = open_lines("-", 3)
+        assert source.first == ["line 0", "line 1", "line 2"]  # the unfinished line waits
+        os.write(w, b"ial\n" + b"".join(f"x{i}\n".encode() for i in range(5)) + b"last, no line feed")
+    finally:
+        watchdog.cancel()
+    os.close(w)
+    assert [*source.rest] == [["partial", "x0", "x1"], ["x2", "x3", "x4"], ["last, no line feed"]]
+
+
+def test_standard_input_closed_is_an_error(monkeypatch):
+    monkeypatch.setattr(sys, "stdin", None)  # what Python makes of `<&-`
+    with pytest.raises(Ptv2Error, match="standard input is closed"):
+        open_lines("-", 4)
 
 
 def test_bad_utf8_names_its_line_and_the_lines_before_it_come_first(tmp_path, monkeypatch):

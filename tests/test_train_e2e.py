@@ -97,8 +97,10 @@ def test_predict_labels_every_line_of_a_file_or_standard_input(trec_adapter, tmp
     # a form feed inside a text keeps it one text (str.splitlines cut it, and shifted the labels after it)
     texts = ["Who wrote Hamlet ?", "How many miles is it\fto the moon ?", "", "Where is the Eiffel Tower ?"]
     (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
-    by_args = ptv2("predict", "--adapter", str(out), "--scores", *texts).stdout.splitlines()
-    by_file = ptv2("predict", "--adapter", str(out), "--scores", "--file", str(tmp_path / "in.txt")).stdout.splitlines()
+    from conftest import run_cli
+
+    by_args = run_cli("predict", "--adapter", str(out), "--scores", *texts).stdout.splitlines()
+    by_file = run_cli("predict", "--adapter", str(out), "--scores", "--file", str(tmp_path / "in.txt")).stdout.splitlines()
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     by_stdin = subprocess.run([*PTV2, "predict", "--adapter", str(out), "--scores", "--file", "-"], input="\n".join(texts),
                               capture_output=True, text=True, env=env, check=True).stdout.splitlines()
@@ -114,6 +116,14 @@ def test_wnut16_span_f1_well_above_zero(tmp_path):
     res = ptv2("predict", "--adapter", str(tmp_path / "wnut"), "Going to see Taylor Swift in London tonight")
     pairs = res.stdout.split()
     assert len(pairs) == 8 and all("/" in p for p in pairs)  # one tag per word
+    # --scores gives each word's score too (it was ignored for NER), the ones --json holds
+    from conftest import run_cli
+
+    text = "Going to see Taylor Swift in London tonight"
+    doc = json.loads(run_cli("predict", "--adapter", str(tmp_path / "wnut"), "--json", text).stdout)
+    scored = run_cli("predict", "--adapter", str(tmp_path / "wnut"), "--scores", text).stdout.split()
+    assert scored == [f"{w}/{t}/{s:.4f}" for w, t, s in zip(doc["tokens"], doc["tags"], doc["scores"])]
+    assert [p.rsplit("/", 1)[0] for p in scored] == pairs and all(0 < s <= 1 for s in doc["scores"])
 
 
 @pytest.mark.slow
@@ -159,25 +169,24 @@ def test_predict_prints_a_large_file_chunk_by_chunk_and_keeps_it_when_stopped(tr
 
 @pytest.mark.slow
 def test_predict_labels_standard_input_as_it_comes(trec_adapter, tmp_path):
-    """A producer's lines are labelled while it still writes (a chunk at a time), and a line that
-    is not UTF-8 stops the run with an error naming it, after the lines before it."""
-    from conftest import interruptible
-    from pipelines.cli import core_cmds
+    """A producer's lines are labelled while it still writes (what has arrived when the pipe runs
+    dry), and a line that is not UTF-8 stops the run with an error naming it, after the lines
+    before it."""
+    import threading
+
+    from conftest import interruptible, run_cli
 
     out, _ = trec_adapter
-    chunk = core_cmds.PREDICT_CHUNK
-    expected = ptv2("predict", "--adapter", str(out), "Who wrote Hamlet ?", "When ?").stdout.splitlines()
+    expected = run_cli("predict", "--adapter", str(out), "Who wrote Hamlet ?", "When ?").stdout.splitlines()
     proc = subprocess.Popen([*PTV2, "predict", "--adapter", str(out), "--file", "-"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, HF_HUB_OFFLINE="1"),
                             preexec_fn=interruptible)
-    import threading
-
     watchdog = threading.Timer(120, proc.kill)  # a run that waits for the end of its input never answers
     watchdog.start()
     try:
-        proc.stdin.write(b"Who wrote Hamlet ?\n" * chunk)
+        proc.stdin.write(b"Who wrote Hamlet ?\nWhen ?\n")
         proc.stdin.flush()
-        first = [proc.stdout.readline() for _ in range(chunk)]  # labelled with standard input still open
+        first = [proc.stdout.readline().decode().rstrip("\n") for _ in range(2)]  # standard input still open
         assert proc.poll() is None
         proc.stdin.write(b"When ?\nWho wrote Hamlet ?\ncaf\xe9 ?\nWhen ?\n")
         proc.stdin.close()
@@ -186,8 +195,8 @@ def test_predict_labels_standard_input_as_it_comes(trec_adapter, tmp_path):
     finally:
         watchdog.cancel()
         proc.kill()
-    assert {line.decode().rstrip("\n") for line in first} == {expected[0]}
+    assert first == expected
     assert rest.decode().splitlines() == [expected[1], expected[0]]
     assert proc.returncode == 2 and err.decode().strip().splitlines() == [
-        f"error: standard input is not UTF-8 text: line {chunk + 3}, byte 4: invalid continuation byte; "
-        f"the {chunk + 2} lines before it are labelled on standard output"]
+        "error: standard input is not UTF-8 text: line 5, byte 4: invalid continuation byte; "
+        "the 4 lines before it are labelled on standard output"]

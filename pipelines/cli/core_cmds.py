@@ -141,7 +141,7 @@ def predict(
     adapter: Optional[Path] = typer.Option(None, help="Adapter folder."),
     model: Optional[str] = typer.Option(None, help="A registered version instead of a folder: models:/NAME@ALIAS or "
                                         "models:/NAME/VERSION (store: MLFLOW_TRACKING_URI or the local default)."),
-    scores: bool = typer.Option(False, help="Print the score beside each label."),
+    scores: bool = typer.Option(False, help="Print the score beside each label (NER: word/TAG/score)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per text."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
 ) -> None:
@@ -218,11 +218,13 @@ PREDICT_CHUNK = 4096
 
 
 def _predict_line(p: dict, scores: bool, as_json: bool) -> str:
-    """One output line: JSON, the label (and score), or word/TAG pairs."""
+    """One output line: JSON, the label (and score), or word/TAG pairs (word/TAG/score)."""
     if as_json:
         return json.dumps(p)
     if "label" in p:
         return f"{p['label']}\t{p['score']:.4f}" if scores else p["label"]
+    if scores:
+        return " ".join(f"{w}/{t}/{s:.4f}" for w, t, s in zip(p["tokens"], p["tags"], p["scores"]))
     return " ".join(f"{w}/{t}" for w, t in zip(p["tokens"], p["tags"]))
 
 

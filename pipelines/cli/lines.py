@@ -4,11 +4,14 @@ Lines end at a line feed only (a trailing carriage return is dropped): a form fe
 text stays in that text, so the output has one line per ``wc -l`` line and ``tail -n +N`` finds
 the lines after the N-1 labelled ones. (``str.splitlines`` also cuts at those characters, which
 shifted every later label onto the wrong line.) A file is read and checked whole before the model
-loads; standard input is read a chunk at a time, so a producer's lines are labelled while it runs,
-in memory that does not grow with the input.
+loads. Standard input is labelled as it comes: a chunk is the lines that have arrived when the
+pipe runs dry (at most ``chunk``), so a slow producer's lines are answered at once, a fast one's
+in full chunks, in memory that does not grow with the input.
 """
 from __future__ import annotations
 
+import os
+import select
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -35,7 +38,9 @@ class InputLines:
 def open_lines(file: str, chunk: int) -> InputLines:
     """The lines of ``file`` ('-': standard input) in chunks of ``chunk`` lines."""
     if file == "-":
-        it = _chunked(_decoded(sys.stdin.buffer, "standard input"), chunk)
+        if sys.stdin is None:  # started with standard input closed (<&-)
+            raise Ptv2Error("--file -: standard input is closed")
+        it = _arrived(sys.stdin.fileno(), chunk)
         first, total = next(it, []), None
     else:
         lines = _file_lines(file)
@@ -59,9 +64,10 @@ def _file_lines(file: str) -> list[str]:
     return list(_decoded(lines[:-1] if lines[-1] == b"" else lines, f"--file '{file}'"))
 
 
-def _decoded(raw: Iterable[bytes], name: str) -> Iterator[str]:
-    """Each raw line as text without its line end; a line that is not UTF-8 is an error naming it."""
-    for number, line in enumerate(raw, 1):
+def _decoded(raw: Iterable[bytes], name: str, first: int = 1) -> Iterator[str]:
+    """Each raw line (numbered from ``first``) as text without its line end; a line that is not
+    UTF-8 is an error naming it."""
+    for number, line in enumerate(raw, first):
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -69,18 +75,32 @@ def _decoded(raw: Iterable[bytes], name: str) -> Iterator[str]:
         yield text.removesuffix("\n").removesuffix("\r")
 
 
-def _chunked(lines: Iterator[str], size: int) -> Iterator[list[str]]:
-    """Lists of up to ``size`` lines; the lines read before an error are yielded before it is raised."""
-    batch: list[str] = []
-    try:
-        for line in lines:
-            batch.append(line)
-            if len(batch) == size:
+def _arrived(fd: int, size: int) -> Iterator[list[str]]:
+    """The lines read from ``fd``, in lists of up to ``size``: a list ends when it is full or when
+    nothing more is waiting in the pipe. The lines before one that is not UTF-8 come first."""
+    pending, batch, number = b"", [], 0
+    while True:
+        try:
+            data = os.read(fd, 1 << 16)
+        except OSError as e:  # e.g. a descriptor closed under us
+            raise Ptv2Error(f"cannot read standard input: {e.strerror or e}") from None
+        if data:
+            *raw, pending = (pending + data).split(b"\n")
+        else:  # the end: a last line without its line feed counts too
+            raw, pending = ([pending] if pending else []), b""
+        try:
+            for text in _decoded(raw, "standard input", first=number + 1):
+                number += 1
+                batch.append(text)
+                if len(batch) == size:
+                    yield batch
+                    batch = []
+        except Ptv2Error:
+            if batch:
                 yield batch
-                batch = []
-    except Ptv2Error:
-        if batch:
+            raise
+        if batch and (not data or not select.select([fd], [], [], 0)[0]):
             yield batch
-        raise
-    if batch:
-        yield batch
+            batch = []
+        if not data:
+            return
