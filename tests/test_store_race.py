@@ -6,35 +6,48 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-# each process imports first, then waits for the same instant, so the schema creations overlap
+# each process imports first and says so; then every one gets the same line at once (written to
+# all of them back to back once all are ready), so the schema creations overlap
 OPENER = """
-import logging, sys, time
+import logging, sys
 logging.disable(logging.CRITICAL)
 from optuna_studies.study import open_storage
 from optuna_studies.tracking_setup import open_local_store
-kind, url, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
-while time.time() < start:
-    pass
-try:
-    open_storage(url) if kind == "optuna" else open_local_store(url)
-    print("ok")
-except Exception as e:
-    print("failed:", str(e).splitlines()[0][:300])
+print("ready", flush=True)
+for line in sys.stdin:
+    kind, url = line.split()
+    try:
+        open_storage(url) if kind == "optuna" else open_local_store(url)
+        print("ok", flush=True)
+    except Exception as e:
+        print("failed:", str(e).splitlines()[0][:300], flush=True)
 """
 
 
-def open_at_once(kind: str, url: str, processes: int = 4) -> list[str]:
-    start = time.time() + 12  # after every interpreter has imported optuna and mlflow
-    procs = [subprocess.Popen([sys.executable, "-c", OPENER, kind, url, str(start)], stdout=subprocess.PIPE,
+def open_at_once(opens: list[tuple[str, str]], processes: int = 4) -> list[list[str]]:
+    """For each ``(kind, url)`` in turn, ``processes`` processes open it at the same moment;
+    their answers per open."""
+    procs = [subprocess.Popen([sys.executable, "-c", OPENER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True, cwd=Path(__file__).parents[1])
              for _ in range(processes)]
-    return [p.communicate(timeout=180)[0].strip() for p in procs]
+    try:
+        assert [p.stdout.readline().strip() for p in procs] == ["ready"] * processes
+        answers = []
+        for kind, url in opens:
+            for p in procs:
+                p.stdin.write(f"{kind} {url}\n")
+                p.stdin.flush()
+            answers.append([p.stdout.readline().strip() for p in procs])
+        return answers
+    finally:
+        for p in procs:
+            p.stdin.close()
+            p.wait(timeout=60)
 
 
 def check_usable(url: str, mlflow_url: str) -> None:
@@ -53,8 +66,7 @@ def check_usable(url: str, mlflow_url: str) -> None:
 
 def test_new_sqlite_stores_opened_by_several_processes_at_once(tmp_path):
     optuna_url, mlflow_url = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
-    assert open_at_once("optuna", optuna_url) == ["ok"] * 4
-    assert open_at_once("mlflow", mlflow_url) == ["ok"] * 4
+    assert open_at_once([("optuna", optuna_url), ("mlflow", mlflow_url)]) == [["ok"] * 4] * 2
     check_usable(optuna_url, mlflow_url)
 
 
@@ -78,8 +90,7 @@ def test_new_postgres_databases_opened_by_several_processes_at_once():
     try:
         optuna_url = make_url(base).set(database=names[0]).render_as_string(hide_password=False)
         mlflow_url = with_driver(make_url(base).set(database=names[1]).render_as_string(hide_password=False))
-        assert open_at_once("optuna", optuna_url) == ["ok"] * 4
-        assert open_at_once("mlflow", mlflow_url) == ["ok"] * 4
+        assert open_at_once([("optuna", optuna_url), ("mlflow", mlflow_url)]) == [["ok"] * 4] * 2
         check_usable(optuna_url, mlflow_url)
     finally:
         import gc
