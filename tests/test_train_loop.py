@@ -88,10 +88,8 @@ def test_metrics_are_finite_and_throughput_measured(tiny_model_dir):
 
 def test_data_seed_holds_the_splits_while_seed_varies_training(tiny_model_dir, tmp_path):
     import json
-    import os
-    import subprocess
-    import sys
 
+    from conftest import run_cli
     from ptv2_core.adapter import load_adapter, split_seed_of
     from ptv2_core.report import evaluate_adapter
 
@@ -102,8 +100,7 @@ def test_data_seed_holds_the_splits_while_seed_varies_training(tiny_model_dir, t
         args = ["train", "--model", tiny_model_dir, "--task", "trec", "--prompt-len", "4", "--lr", "3e-2",
                 "--epochs", "1", "--max-train", "64", "--max-eval", "32", "--device", "cpu", "--quiet",
                 "--seed", str(seed), "--data-seed", "5", "--out", str(out)]
-        res = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
-                             env=dict(os.environ, HF_HUB_OFFLINE="1"))
+        res = run_cli(*args)
         assert res.returncode == 0, res.stderr[-2000:]
         outs[seed] = (out, json.loads((out / "metrics.json").read_text()))
     a, b = (load_adapter(outs[s][0], device="cpu") for s in (1, 2))
@@ -116,9 +113,7 @@ def test_data_seed_holds_the_splits_while_seed_varies_training(tiny_model_dir, t
         recorded = outs[seed][1]["test"]["loss"]
         assert evaluate_adapter(loaded, seed=5, max_eval=32)["test"]["loss"] == pytest.approx(recorded, abs=1e-6)
         assert evaluate_adapter(loaded, seed=seed, max_eval=32)["test"]["loss"] != pytest.approx(recorded, abs=1e-6)
-        res = subprocess.run([sys.executable, "-m", "pipelines.cli", "eval", "--adapter", str(outs[seed][0]),
-                              "--max-eval", "32", "--device", "cpu"], capture_output=True, text=True,
-                             env=dict(os.environ, HF_HUB_OFFLINE="1"))
+        res = run_cli("eval", "--adapter", str(outs[seed][0]), "--max-eval", "32", "--device", "cpu")
         assert res.returncode == 0, res.stderr[-2000:]
         assert json.loads(res.stdout)["test"]["loss"] == pytest.approx(recorded, abs=1e-6)
 
