@@ -298,8 +298,9 @@ def free_port() -> int:
 
 
 def ray_cluster(worker_args: tuple[str, ...] = (), client_port: int | None = None):
-    """A head and a worker node, each with 1 CPU, started by `ray start`, token auth on. With
-    ``client_port`` the head serves Ray Client there, and the address yielded is its ray:// one."""
+    """A head and a worker node, each with 1 CPU, started by `ray start`, token auth on; yields the
+    head's address and the environment that joins it. With ``client_port`` the head serves Ray
+    Client there too (``ray://127.0.0.1:<client_port>``)."""
     tmp = short_tmpdir("ptv2rc")
     port = free_port()
     env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
@@ -310,7 +311,7 @@ def ray_cluster(worker_args: tuple[str, ...] = (), client_port: int | None = Non
                         *common, *head], env=env, check=True, capture_output=True, timeout=120)
         subprocess.run([RAY, "start", f"--address=127.0.0.1:{port}", *common, *worker_args], env=env, check=True,
                        capture_output=True, timeout=120)
-        yield (f"ray://127.0.0.1:{client_port}" if client_port else f"127.0.0.1:{port}"), env
+        yield f"127.0.0.1:{port}", env
     finally:
         kill_ray_using(tmp)
         if client_port:  # the client server's processes do not name the temp folder
@@ -358,31 +359,9 @@ def test_pipeline_search_step_stages_its_inputs_in_the_shared_folder(local_ray, 
 
 
 @pytest.fixture
-def two_node_cluster():
-    yield from ray_cluster()
-
-
-@pytest.fixture
 def two_host_cluster():
     """As two_node_cluster, but the worker node registers as another machine: 127.0.0.2."""
     yield from ray_cluster(("--node-ip-address=127.0.0.2",))
-
-
-def test_search_on_a_two_node_ray_cluster(two_node_cluster, tiny_model, tmp_path, mlflow_uri):
-    """`ptv2 search` joins the cluster through RAY_ADDRESS (with its auth token); one trial per node."""
-    address, env = two_node_cluster
-    trace = tmp_path / "trace"
-    env = env | {"RAY_ADDRESS": address, "PTV2_SEARCH_TRACE_DIR": str(trace), "HF_HUB_OFFLINE": "1",
-                 "PTV2_HOME": str(tmp_path / "home")}
-    out = subprocess.run([PTV2, "search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path)),
-                          "--max-train", "48", "--max-eval", "48", "--concurrency", "2", "--mlflow-uri", mlflow_uri,
-                          "--out", str(tmp_path / "out")],
-                         env=env, capture_output=True, text=True, timeout=400)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "best: prompt_len" in out.stdout
-    ran = markers(trace)
-    assert len(ran) == 2 and len({m["node"] for m in ran}) == 2, ran
-    assert (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
 
 
 def test_a_cluster_on_two_hosts_needs_a_shared_folder(two_host_cluster, tiny_model, tmp_path):
@@ -414,66 +393,6 @@ def test_a_cluster_on_two_hosts_needs_a_shared_folder(two_host_cluster, tiny_mod
     assert len(ran) == 2 and len({m["node"] for m in ran}) == 2, ran
     assert (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
     assert list((shared / "ptv2-searches").iterdir()) == []  # the work folder was there, and is cleaned up
-
-
-@pytest.fixture
-def ray_client_cluster():
-    """As two_node_cluster, reached through Ray Client (ray://): Tune's driver runs on the head."""
-    yield from ray_cluster(client_port=free_port())
-
-
-def test_search_through_ray_client(ray_client_cluster, tiny_model, tmp_path, mlflow_uri):
-    """`ptv2 search --ray-address ray://…`, as from a laptop or a pipeline pod to a KubeRay head:
-    the trials' progress lines still reach the user, and records, MLflow runs and the study agree
-    on every trial's Optuna number and state."""
-    address, env = ray_client_cluster
-    trace, storage = tmp_path / "trace", f"sqlite:///{tmp_path}/optuna.db"
-    env = env | {"PTV2_SEARCH_TRACE_DIR": str(trace), "HF_HUB_OFFLINE": "1", "PTV2_HOME": str(tmp_path / "home")}
-    out = subprocess.run([PTV2, "search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path)),
-                          "--max-train", "48", "--max-eval", "48", "--concurrency", "2", "--ray-address", address,
-                          "--storage", storage, "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")],
-                         env=env, capture_output=True, text=True, timeout=400)
-    assert out.returncode == 0, out.stderr[-3000:]
-    progress = [line for line in out.stderr.splitlines() if line.startswith("trial ")]
-    assert sorted(line.split()[1] for line in progress) == ["0", "1"], out.stderr[-3000:]
-    ran = markers(trace)
-    assert len(ran) == 2 and len({m["node"] for m in ran}) == 2, ran
-
-    with open(tmp_path / "out" / "trials.csv") as f:
-        trials = list(csv.DictReader(f))
-    best = json.loads((tmp_path / "out" / "best.json").read_text())
-    study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
-    assert {t.user_attrs["ray_trial_id"]: (t.number, t.state) for t in study.trials} == {
-        r["ray_trial_id"]: (int(r["number"]), OPTUNA_STATE[r["status"]]) for r in trials}
-    _, _, children = mlflow_runs(mlflow_uri, best["mlflow"]["parent_run_id"])
-    assert sorted(c.info.run_name for c in children) == ["trial-0", "trial-1"]
-
-
-def test_ray_client_with_a_shared_folder_needs_the_stores_reachable_from_the_head(ray_client_cluster, tiny_model,
-                                                                                 tmp_path):
-    """Under Ray Client the head opens the study storage and the MLflow store: a sqlite file
-    outside the shared folder is refused before anything is written."""
-    address, env = ray_client_cluster
-    shared = tmp_path / "shared"
-    model = shutil.copytree(tiny_model, shared / "model")
-    env = env | {"HF_HUB_OFFLINE": "1", "PTV2_HOME": str(shared / "home")}
-
-    def search(storage: str, mlflow: str) -> subprocess.CompletedProcess:
-        return subprocess.run([PTV2, "search", "--task", "trec", "--model", str(model), "--space",
-                               str(write_space(tmp_path)), "--max-train", "48", "--max-eval", "48",
-                               "--ray-address", address, "--shared-dir", str(shared), "--storage", storage,
-                               "--mlflow-uri", mlflow, "--out", str(tmp_path / "out")],
-                              env=env, capture_output=True, text=True, timeout=400)
-
-    inside = f"sqlite:///{shared}/optuna.db"
-    for storage, mlflow, label in ((f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{shared}/mlflow.db", "study storage"),
-                                   (inside, f"sqlite:///{tmp_path}/mlflow.db", "MLflow store")):
-        refused = search(storage, mlflow)
-        lines = refused.stderr.strip().splitlines()
-        assert refused.returncode == 2 and len(lines) == 1, refused.stderr[-3000:]
-        assert lines[0].startswith("error:") and label in lines[0] and "--shared-dir" in lines[0], lines[0]
-        assert not (tmp_path / "out").exists() and not (tmp_path / "optuna.db").exists()
-        assert not (shared / "ptv2-searches").exists()
 
 
 def test_driver_killed_mid_search_then_resume_reruns_nothing_finished(tiny_model, tmp_path, mlflow_uri):
@@ -624,3 +543,85 @@ def test_a_ray_client_server_dying_as_it_starts_is_told_apart_from_other_join_fa
     assert not client_server_died(init_failure("RuntimeError: Proxy failed to Connect to backend! Check "
                                                "`ray_client_server.err`"))
     assert not client_server_died(ConnectionError("ray client connection timeout"))
+
+
+# The tests on one multi-node cluster share it (starting one takes ~10 s on 2 cores); they come
+# last, so that it is up only while they run.
+@pytest.fixture(scope="module")
+def two_node_cluster():
+    """A head and a worker node that also serve Ray Client: yields the GCS address, the ray://
+    address and the environment (with the cluster's auth token)."""
+    port = free_port()
+    for address, env in ray_cluster(client_port=port):
+        yield address, f"ray://127.0.0.1:{port}", env
+
+
+def test_search_on_a_two_node_ray_cluster(two_node_cluster, tiny_model, tmp_path, mlflow_uri):
+    """`ptv2 search` joins the cluster through RAY_ADDRESS (with its auth token); one trial per node."""
+    address, _, env = two_node_cluster
+    trace = tmp_path / "trace"
+    env = env | {"RAY_ADDRESS": address, "PTV2_SEARCH_TRACE_DIR": str(trace), "HF_HUB_OFFLINE": "1",
+                 "PTV2_HOME": str(tmp_path / "home")}
+    out = subprocess.run([PTV2, "search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path)),
+                          "--max-train", "48", "--max-eval", "48", "--concurrency", "2", "--mlflow-uri", mlflow_uri,
+                          "--out", str(tmp_path / "out")],
+                         env=env, capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "best: prompt_len" in out.stdout
+    ran = markers(trace)
+    assert len(ran) == 2 and len({m["node"] for m in ran}) == 2, ran
+    assert (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
+
+
+def test_search_through_ray_client(two_node_cluster, tiny_model, tmp_path, mlflow_uri):
+    """`ptv2 search --ray-address ray://…`, as from a laptop or a pipeline pod to a KubeRay head:
+    the trials' progress lines still reach the user, and records, MLflow runs and the study agree
+    on every trial's Optuna number and state."""
+    _, address, env = two_node_cluster
+    trace, storage = tmp_path / "trace", f"sqlite:///{tmp_path}/optuna.db"
+    env = env | {"PTV2_SEARCH_TRACE_DIR": str(trace), "HF_HUB_OFFLINE": "1", "PTV2_HOME": str(tmp_path / "home")}
+    out = subprocess.run([PTV2, "search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path)),
+                          "--max-train", "48", "--max-eval", "48", "--concurrency", "2", "--ray-address", address,
+                          "--storage", storage, "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")],
+                         env=env, capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stderr[-3000:]
+    progress = [line for line in out.stderr.splitlines() if line.startswith("trial ")]
+    assert sorted(line.split()[1] for line in progress) == ["0", "1"], out.stderr[-3000:]
+    ran = markers(trace)
+    assert len(ran) == 2 and len({m["node"] for m in ran}) == 2, ran
+
+    with open(tmp_path / "out" / "trials.csv") as f:
+        trials = list(csv.DictReader(f))
+    best = json.loads((tmp_path / "out" / "best.json").read_text())
+    study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
+    assert {t.user_attrs["ray_trial_id"]: (t.number, t.state) for t in study.trials} == {
+        r["ray_trial_id"]: (int(r["number"]), OPTUNA_STATE[r["status"]]) for r in trials}
+    _, _, children = mlflow_runs(mlflow_uri, best["mlflow"]["parent_run_id"])
+    assert sorted(c.info.run_name for c in children) == ["trial-0", "trial-1"]
+
+
+def test_ray_client_with_a_shared_folder_needs_the_stores_reachable_from_the_head(two_node_cluster, tiny_model,
+                                                                                 tmp_path):
+    """Under Ray Client the head opens the study storage and the MLflow store: a sqlite file
+    outside the shared folder is refused before anything is written."""
+    _, address, env = two_node_cluster
+    shared = tmp_path / "shared"
+    model = shutil.copytree(tiny_model, shared / "model")
+    env = env | {"HF_HUB_OFFLINE": "1", "PTV2_HOME": str(shared / "home")}
+
+    def search(storage: str, mlflow: str) -> subprocess.CompletedProcess:
+        return subprocess.run([PTV2, "search", "--task", "trec", "--model", str(model), "--space",
+                               str(write_space(tmp_path)), "--max-train", "48", "--max-eval", "48",
+                               "--ray-address", address, "--shared-dir", str(shared), "--storage", storage,
+                               "--mlflow-uri", mlflow, "--out", str(tmp_path / "out")],
+                              env=env, capture_output=True, text=True, timeout=400)
+
+    inside = f"sqlite:///{shared}/optuna.db"
+    for storage, mlflow, label in ((f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{shared}/mlflow.db", "study storage"),
+                                   (inside, f"sqlite:///{tmp_path}/mlflow.db", "MLflow store")):
+        refused = search(storage, mlflow)
+        lines = refused.stderr.strip().splitlines()
+        assert refused.returncode == 2 and len(lines) == 1, refused.stderr[-3000:]
+        assert lines[0].startswith("error:") and label in lines[0] and "--shared-dir" in lines[0], lines[0]
+        assert not (tmp_path / "out").exists() and not (tmp_path / "optuna.db").exists()
+        assert not (shared / "ptv2-searches").exists()
