@@ -70,13 +70,15 @@ def test_save_then_load_gives_identical_logits(trec_adapter, minilm_path):
         lb = b.model(batch["input_ids"], batch["attention_mask"]).logits
     torch.testing.assert_close(la, lb, atol=0, rtol=0)
     # and the loaded adapter reproduces the test accuracy recorded at training time
-    res = ptv2("eval", "--adapter", str(out), "--max-eval", str(TREC["max_eval"]))
+    from conftest import run_cli
+
+    res = run_cli("eval", "--adapter", str(out), "--max-eval", str(TREC["max_eval"]))
     scored = json.loads(res.stdout)
     recorded = json.loads((out / "metrics.json").read_text())["test"]["accuracy"]
     assert scored["test"]["accuracy"] == pytest.approx(recorded, abs=1e-9)
     assert "note:" not in res.stderr
     # without --max-eval every row is scored, and the user is told why the numbers differ from metrics.json
-    res = ptv2("eval", "--adapter", str(out))
+    res = run_cli("eval", "--adapter", str(out))
     assert f"note: its metrics.json scored at most {TREC['max_eval']} dev and test rows" in res.stderr
     assert f"Pass --max-eval {TREC['max_eval']} to reproduce" in res.stderr and json.loads(res.stdout)["task"] == "trec"
 
@@ -172,7 +174,9 @@ def test_predict_labels_standard_input_as_it_comes(trec_adapter, tmp_path):
     """A producer's lines are labelled while it still writes (what has arrived when the pipe runs
     dry), and a line that is not UTF-8 stops the run with an error naming it, after the lines
     before it."""
+    import signal
     import threading
+    import time
 
     from conftest import interruptible, run_cli
 
@@ -200,3 +204,19 @@ def test_predict_labels_standard_input_as_it_comes(trec_adapter, tmp_path):
     assert proc.returncode == 2 and err.decode().strip().splitlines() == [
         "error: standard input is not UTF-8 text: line 5, byte 4: invalid continuation byte; "
         "the 4 lines before it are labelled on standard output"]
+
+    # Ctrl-C while it waits for more input stops it at once (noted for later, it waited for a line)
+    proc = subprocess.Popen([*PTV2, "predict", "--adapter", str(out), "--file", "-"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, HF_HUB_OFFLINE="1"),
+                            preexec_fn=interruptible)
+    try:
+        proc.stdin.write(b"When ?\nWhen ?\n")
+        proc.stdin.flush()
+        assert [proc.stdout.readline().decode().rstrip("\n") for _ in range(2)] == [expected[1]] * 2
+        time.sleep(0.5)  # back in its read of standard input
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and rest == b"" and err.decode().strip().splitlines() == [
+        "error: interrupted; the first 2 lines of standard input are labelled on standard output"]

@@ -1,7 +1,6 @@
 """``ptv2 train``, ``ptv2 eval``, ``ptv2 predict``: the core library from the shell."""
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from pathlib import Path
@@ -156,6 +155,7 @@ def predict(
                         "nothing to label: give texts, or --file PATH (one text per line; '-' reads standard input)")
     pick_device(device)  # an unknown device fails before anything loads
     from pipelines.cli.lines import InputLines, open_lines
+    from pipelines.cli.sigint import sigint_between_batches
 
     # a file is labelled PREDICT_CHUNK lines at a time, each chunk printed when done: the first
     # labels come in seconds, standard input streams, and a stopped run keeps what it printed
@@ -170,18 +170,18 @@ def predict(
     # the pyfunc's predict runs it
     loaded = load_adapter(adapter, device=pick_device(device)) if model is None else _registered(model, device).adapter
     done = 0
-    # Ctrl-C is taken between batches, so the count it reports is exactly the lines printed
-    # (raised between printing a line and counting it, `tail -n +N` would label one line twice)
+    # Ctrl-C: between batches while labelling (so the count of printed lines is exact), at once
+    # while waiting for input (pipelines/cli/sigint.py)
     with tqdm(total=source.total, unit="text", desc="predict", disable=None if file is not None else True,
-              file=sys.stderr) as bar, _sigint_between_batches() as check:
+              file=sys.stderr) as bar, sigint_between_batches() as sigint:
         try:
             for chunk in source.chunks():
-                rows = run_predict(loaded, chunk, on_batch=lambda n: (bar.update(n), check()))
-                for p in rows:
-                    typer.echo(_predict_line(p, scores, as_json))
-                    done += 1
-                sys.stdout.flush()
-                check()
+                with sigint.held():
+                    rows = run_predict(loaded, chunk, on_batch=lambda n: (bar.update(n), sigint.check()))
+                    for p in rows:
+                        typer.echo(_predict_line(p, scores, as_json))
+                        done += 1
+                    sys.stdout.flush()
         except KeyboardInterrupt:
             if not done:
                 raise Ptv2Interrupted("interrupted before the first labels were printed") from None
@@ -196,23 +196,6 @@ def predict(
                 raise Ptv2Error(f"{e}; the {done} lines before it are labelled on standard output") from None
             raise
 
-
-@contextlib.contextmanager
-def _sigint_between_batches():
-    """SIGINT only noted while held; the yielded ``check()`` raises KeyboardInterrupt once it came."""
-    import signal
-
-    came: list[int] = []
-
-    def check() -> None:
-        if came:
-            raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: came.append(signum))
-    try:
-        yield check
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 PREDICT_CHUNK = 4096
 
