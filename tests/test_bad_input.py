@@ -276,8 +276,7 @@ def test_ctrl_c_is_one_error_line_exit_130_and_writes_nothing(tmp_path):
         time.sleep(10)  # imports, the model and the data loaded: training
         assert proc.poll() is None
         for extra in ([], ["--overwrite"]):
-            second = subprocess.run([*train, "--epochs", "1", "--max-train", "8", *extra], capture_output=True,
-                                    text=True, env=env, timeout=120)
+            second = run(*train[3:], "--epochs", "1", "--max-train", "8", *extra)  # in this process: refused as well
             assert second.returncode == 2 and second.stderr.strip() == (
                 f"error: another `ptv2 train` is writing to '{out}': wait for it to end, or stop it first"), second.stderr
         assert proc.poll() is None  # the first still runs
