@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -109,13 +110,18 @@ def test_register_and_predict_ner_through_the_cli(adapters, home, store):
     assert _client(store).get_model_version("ptv2-wnut16", "1").tags["task_type"] == "token"
 
     # the registered version scores as its adapter folder does (eval --model, as predict --model)
-    by_model = ptv2("eval", "--model", "models:/ptv2-wnut16@challenger", "--max-eval", "16", env=env)
-    by_folder = ptv2("eval", "--adapter", str(adapters["ner"]), "--max-eval", "16", env=env)
+    # (in this process: the module's PTV2_HOME is the same store)
+    from conftest import run_cli
+
+    device_before = os.environ.get("PTV2_DEVICE")
+    by_model = run_cli("eval", "--model", "models:/ptv2-wnut16@challenger", "--max-eval", "16")
+    by_folder = run_cli("eval", "--adapter", str(adapters["ner"]), "--max-eval", "16")
     assert by_model.returncode == by_folder.returncode == 0, by_model.stderr + by_folder.stderr
     scored = json.loads(by_model.stdout)
     assert scored == json.loads(by_folder.stdout) and {"dev", "test"} <= set(scored), scored
-    r = ptv2("eval", "--model", "models:/ptv2-wnut16@champion", env=env)
+    r = run_cli("eval", "--model", "models:/ptv2-wnut16@champion")
     assert r.returncode == 2 and "has no alias 'champion' (aliases: challenger)" in error_line(r.stderr)
+    assert os.environ.get("PTV2_DEVICE") == device_before  # loading a registered version left the environment as it was
 
 
 def test_bad_input_is_an_error_and_leaves_the_registry_unchanged(adapters, home, store, tmp_path):

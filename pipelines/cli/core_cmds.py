@@ -217,5 +217,12 @@ def _registered(model_uri: str, device: str):
 
     from components.registry.load import load_registered
 
+    previous = os.environ.get("PTV2_DEVICE")
     os.environ["PTV2_DEVICE"] = device  # read by the pyfunc model's load_context
-    return load_registered(model_uri)
+    try:
+        return load_registered(model_uri)
+    finally:
+        if previous is None:
+            os.environ.pop("PTV2_DEVICE", None)
+        else:
+            os.environ["PTV2_DEVICE"] = previous
