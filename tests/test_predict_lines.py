@@ -84,3 +84,22 @@ def test_empty_input_is_refused_before_anything_loads(tmp_path, monkeypatch):
     _stdin(monkeypatch, b"")
     with pytest.raises(Ptv2Error, match="'-' holds no lines to label"):
         open_lines("-", 4)
+
+
+def test_a_file_is_labelled_in_memory_that_does_not_grow_with_it(tmp_path):
+    """A file is read a chunk at a time (it was read whole, then split: several times its size
+    held at once); only its line count is kept from the check before labelling."""
+    import tracemalloc
+
+    path = tmp_path / "big.txt"
+    line = "How far is it from Paris to Berlin by train , and how long does it take ?\n"
+    path.write_text(line * 100_000)  # 7.5 MB
+    tracemalloc.start()
+    try:
+        source = open_lines(str(path), 1000)
+        count = sum(len(c) for c in source.chunks())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert source.total == count == 100_000
+    assert peak < 1_000_000, f"{peak / 1e6:.1f} MB held for a {path.stat().st_size / 1e6:.1f} MB file"

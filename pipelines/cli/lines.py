@@ -3,8 +3,8 @@
 Lines end at a line feed only (a trailing carriage return is dropped): a form feed or U+2028 in a
 text stays in that text, so the output has one line per ``wc -l`` line and ``tail -n +N`` finds
 the lines after the N-1 labelled ones. (``str.splitlines`` also cuts at those characters, which
-shifted every later label onto the wrong line.) A file is read and checked whole before the model
-loads. Standard input is labelled as it comes: a chunk is the lines that have arrived when the
+shifted every later label onto the wrong line.) A file is read twice, a chunk at a time: once to
+check and count its lines before the model loads, then to label them. Standard input is labelled as it comes: a chunk is the lines that have arrived when the
 pipe runs dry (at most ``chunk``), so a slow producer's lines are answered at once, a fast one's
 in full chunks, in memory that does not grow with the input.
 """
@@ -15,7 +15,7 @@ import select
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from itertools import islice
 
 from ptv2_core.errors import Ptv2Error
 
@@ -43,25 +43,31 @@ def open_lines(file: str, chunk: int) -> InputLines:
         it = _arrived(sys.stdin.fileno(), chunk)
         first, total = next(it, []), None
     else:
-        lines = _file_lines(file)
-        it = (lines[i:i + chunk] for i in range(chunk, len(lines), chunk))
-        first, total = lines[:chunk], len(lines)
+        name = f"--file '{file}'"
+        total = sum(1 for _ in _decoded(_file_lines(file), name))  # every line checked before the model loads
+        it = _batched(_decoded(_file_lines(file), name), chunk)
+        first = next(it, [])
     if not first:
         raise Ptv2Error(f"--file '{file}' holds no lines to label")
     return InputLines(file, first, it, total)
 
 
-def _file_lines(file: str) -> list[str]:
+def _file_lines(file: str) -> Iterator[bytes]:
+    """The file's raw lines, read as they are used."""
     try:
-        data = Path(file).read_bytes()
+        with open(file, "rb") as f:
+            yield from f  # a binary file's lines end at b"\n" only
     except FileNotFoundError:
         raise Ptv2Error(f"--file '{file}' does not exist") from None
     except IsADirectoryError:
         raise Ptv2Error(f"--file '{file}' is a folder, not a text file") from None
     except OSError as e:
         raise Ptv2Error(f"cannot read --file '{file}': {e.strerror or e}") from None
-    lines = data.split(b"\n")
-    return list(_decoded(lines[:-1] if lines[-1] == b"" else lines, f"--file '{file}'"))
+
+
+def _batched(lines: Iterator[str], size: int) -> Iterator[list[str]]:
+    while batch := list(islice(lines, size)):
+        yield batch
 
 
 def _decoded(raw: Iterable[bytes], name: str, first: int = 1) -> Iterator[str]:
