@@ -191,9 +191,9 @@ def predict(
             rest = f": `tail -n +{done + 1} {file}` holds the rest" if file is not None else ""
             raise Ptv2Interrupted(f"interrupted; the first {done} of {source.total} lines are labelled on standard "
                                   f"output{rest}") from None
-        except Ptv2Error as e:  # standard input turned out not to be UTF-8 after some lines
+        except Ptv2Error as e:  # e.g. standard input turned out not to be UTF-8 after some lines
             if done:
-                raise Ptv2Error(f"{e}; the {done} lines before it are labelled on standard output") from None
+                raise Ptv2Error(f"{e}; the first {done} lines are labelled on standard output") from None
             raise
 
 

@@ -3,10 +3,12 @@
 Lines end at a line feed only (a trailing carriage return is dropped): a form feed or U+2028 in a
 text stays in that text, so the output has one line per ``wc -l`` line and ``tail -n +N`` finds
 the lines after the N-1 labelled ones. (``str.splitlines`` also cuts at those characters, which
-shifted every later label onto the wrong line.) A file is read twice, a chunk at a time: once to
-check and count its lines before the model loads, then to label them. Standard input is labelled as it comes: a chunk is the lines that have arrived when the
-pipe runs dry (at most ``chunk``), so a slow producer's lines are answered at once, a fast one's
-in full chunks, in memory that does not grow with the input.
+shifted every later label onto the wrong line.)
+
+A file is read twice, a chunk at a time: once to check and count its lines before the model
+loads, then to label them. Standard input is labelled as it comes: a chunk is the lines that have
+arrived when the pipe runs dry (at most ``chunk``), so a slow producer's lines are answered at
+once, a fast one's in full chunks. Neither holds more than a chunk in memory.
 """
 from __future__ import annotations
 

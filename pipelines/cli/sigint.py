@@ -14,6 +14,8 @@ from collections.abc import Iterator
 
 
 class HeldSigint:
+    """SIGINT's handler: raises at once, or only notes it while ``held()``."""
+
     def __init__(self) -> None:
         self._held = False
         self._came = False
