@@ -205,7 +205,21 @@ def test_predict_needs_texts_or_a_readable_file(tiny_adapter, tmp_path):
     assert_user_error(run(*a, "--file", str(tmp_path / "missing.txt")), "missing.txt' does not exist")
     assert_user_error(run(*a, "--file", str(tmp_path / "empty.txt")), "holds no lines")
     assert_user_error(run(*a, "--file", str(tmp_path)), "is a folder")
-    assert_user_error(run(*a, "--file", str(tmp_path / "latin1.txt")), "is not UTF-8 text")
+    assert_user_error(run(*a, "--file", str(tmp_path / "latin1.txt")), "is not UTF-8 text: line 1, byte 4")
+
+
+def test_predict_from_standard_input_names_a_wrong_adapter_before_any_input_comes(tmp_path):
+    """It waited for the first line (or the end of input) before it looked at --adapter."""
+    proc = subprocess.Popen([*PTV2, "predict", "--adapter", str(tmp_path / "nope"), "--file", "-"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    try:
+        rc = proc.wait(timeout=60)  # standard input stays open and empty
+        err = proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.stdin.close()
+    assert rc == 2 and err.strip().splitlines() == [f"error: no adapter at '{tmp_path / 'nope'}': adapter_config.json is missing"], err
 
 
 def test_adapter_tensor_shape_mismatch(tiny_adapter, tmp_path):

@@ -158,8 +158,10 @@ def predict(
     from pipelines.cli.sigint import sigint_between_batches
 
     # a file is labelled PREDICT_CHUNK lines at a time, each chunk printed when done: the first
-    # labels come in seconds, standard input streams, and a stopped run keeps what it printed
-    source = open_lines(file, PREDICT_CHUNK) if file is not None else InputLines("", list(texts), iter(()), len(texts))
+    # labels come in seconds, standard input streams, and a stopped run keeps what it printed.
+    # A file is checked before the model loads; standard input is waited for after it has loaded
+    # (a wrong --adapter is told at once, not once the first line comes)
+    source = open_lines(file, PREDICT_CHUNK) if file not in (None, "-") else None
     from tqdm.auto import tqdm
 
     from ptv2_core.adapter import load_adapter
@@ -169,6 +171,8 @@ def predict(
     # a registered version: the adapter its pyfunc model loaded (digests and base checked), run as
     # the pyfunc's predict runs it
     loaded = load_adapter(adapter, device=pick_device(device)) if model is None else _registered(model, device).adapter
+    if source is None:
+        source = open_lines(file, PREDICT_CHUNK) if file == "-" else InputLines("", list(texts), iter(()), len(texts))
     done = 0
     # Ctrl-C: between batches while labelling (so the count of printed lines is exact), at once
     # while waiting for input (pipelines/cli/sigint.py)
