@@ -20,9 +20,11 @@ def best_metrics(adapter_dir: Path, best: dict[str, Any], task: str, study_name:
     loaded = load_adapter(adapter_dir, device=pick_device("auto"))
     seed = split_seed_of(loaded.config)
     seed = 0 if seed is None else seed
-    scores = evaluate_adapter(loaded, task, seed=seed, max_eval=max_eval)
-    trainable, total = loaded.model.parameter_counts()
     train_cfg = (loaded.config.get("extra") or {}).get("train_config") or {}
+    scores = evaluate_adapter(loaded, task, seed=seed, max_eval=max_eval,
+                              batch_size=train_cfg.get("eval_batch_size") or 128,
+                              batch_option="eval_batch_size (the search space's fixed: settings)")
+    trainable, total = loaded.model.parameter_counts()
     return {
         "task": loaded.spec.name,
         "model": train_cfg.get("model"),

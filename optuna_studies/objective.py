@@ -11,6 +11,7 @@ import math
 from typing import Any, Callable, Mapping
 
 from ptv2_core.errors import Ptv2Error
+from ptv2_core.memory import OutOfMemory
 from ptv2_core.train import TrainConfig, TrainingDiverged, train
 
 # The adapter of the current weights as {file name: content} (ptv2_core.adapter.adapter_files).
@@ -18,6 +19,9 @@ AdapterFiles = dict[str, "bytes | str"]
 # report(epoch, metrics, adapter): ``adapter`` is given only when the objective improved, so
 # the last adapter a trial reports is always its best one.
 EpochReport = Callable[[int, dict[str, Any], "AdapterFiles | None"], None]
+
+# After an out-of-memory failure's hint (an option of `ptv2 train`): where a search sets it.
+IN_A_SPACE = " (in a search: batch_size or eval_batch_size under the space's fixed: settings)"
 
 # Keys of a trial config beside TrainConfig's fields (optuna_number: set by the searcher, unused here).
 SEARCH_KEYS = ("metric", "mode", "init", "optuna_number")
@@ -72,7 +76,7 @@ def objective(config: Mapping[str, Any], report: EpochReport) -> dict[str, Any]:
         train(cfg, report=on_epoch, init=init)
     except (TrainingDiverged, Ptv2Error) as e:
         status = "diverged" if isinstance(e, TrainingDiverged) else "failed"
-        failure = f"{status}: {e}"
+        failure = f"{status}: {e}" + (IN_A_SPACE if isinstance(e, OutOfMemory) else "")
         report(state["epoch"] + 1, {"epoch": state["epoch"] + 1, "objective": math.nan, "best_objective": math.nan,
                                     "best_epoch": state["best_epoch"], "failure": failure}, None)
         return {"status": status, "best_objective": math.nan, "best_epoch": state["best_epoch"],

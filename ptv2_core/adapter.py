@@ -21,6 +21,7 @@ from ptv2_core.artifact_json import check_prompt_fits, found_instead, read_confi
 from ptv2_core.backbone import fingerprint, geometry, load_backbone
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.heads import HeadConfig
+from ptv2_core.memory import place
 from ptv2_core.model import PromptModel
 from ptv2_core.prefix import PromptConfig
 from ptv2_core.tasks import TaskSpec
@@ -130,6 +131,13 @@ def split_seed_of(config: dict) -> int | None:
     return None if seed is None else int(seed)
 
 
+def task_ref_of(config: dict) -> str:
+    """The task an adapter was trained on, as training named it (a packaged name, a task YAML's
+    path, ``hub:<name>``), from its config; its task's name when the adapter does not record one."""
+    train_cfg = (config.get("extra") or {}).get("train_config") or {}
+    return str(train_cfg.get("task") or config["task"]["name"])
+
+
 def _read_weights(adapter_dir: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(adapter_dir / WEIGHTS))
@@ -180,6 +188,6 @@ def load_adapter(adapter_dir: str | Path, backbone: nn.Module | None = None, tok
         if tensor.shape != expected[key].shape:
             raise Ptv2Error(f"adapter '{adapter_dir}': tensor '{key}' has shape {tuple(tensor.shape)}, config implies {tuple(expected[key].shape)}")
     model.load_trainable_state(state)
-    model.to(device).eval()
+    place(model, device).eval()
     tokenizer = prepare_tokenizer(tokenizer) if tokenizer is not None else None
     return LoadedAdapter(model, tokenizer, spec, config)

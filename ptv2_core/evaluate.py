@@ -5,6 +5,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from ptv2_core.batching import in_order, length_order
+from ptv2_core.memory import batch_shape, fits
 from ptv2_core.metrics import compute_metrics
 from ptv2_core.model import PromptModel
 from ptv2_core.tasks import TaskSpec
@@ -26,9 +27,11 @@ def predict_split(
     batch_size: int = 128,
     prompt_len: int | None = None,
     bf16: bool = True,
+    batch_option: str | None = "--eval-batch-size",
 ) -> tuple[list, list, float]:
     """Per-example ``(preds, golds, mean loss)`` on an encoded split: class ids per example, or
-    tag-id lists over the labelled (first sub-word) positions for token tasks."""
+    tag-id lists over the labelled (first sub-word) positions for token tasks. ``batch_option``:
+    the option that sets ``batch_size``, named if a batch does not fit in memory (None: none does)."""
     model.eval()
     # batches of similar length pad little (measured: 1.4x faster on short uniform texts, 5x with a
     # tenth of long ones); results go back to the split's order, which scoring pairs per example
@@ -39,7 +42,9 @@ def predict_split(
     loss_sum, n = 0.0, 0
     for batch in loader:
         batch = {k: v.to(device) for k, v in batch.items()}
-        with autocast(device, bf16):
+        with fits(device, f"scoring a batch of {batch_shape(batch)}", f"try a smaller {batch_option}" if batch_option
+                  else "try a device with more memory"), \
+                autocast(device, bf16):
             out = model(batch["input_ids"], batch["attention_mask"], batch["labels"], prompt_len=prompt_len)
         loss_sum += out.loss.item() * batch["input_ids"].shape[0]
         n += batch["input_ids"].shape[0]
@@ -65,9 +70,11 @@ def evaluate(
     batch_size: int = 128,
     prompt_len: int | None = None,
     bf16: bool = True,
+    batch_option: str | None = "--eval-batch-size",
 ) -> dict[str, float]:
     """Metrics of ``spec`` (with ``score`` = the primary metric) plus mean ``loss``."""
-    preds, golds, loss = predict_split(model, dataset, spec, collator, device, batch_size, prompt_len, bf16)
+    preds, golds, loss = predict_split(model, dataset, spec, collator, device, batch_size, prompt_len, bf16,
+                                       batch_option)
     metrics = compute_metrics(spec, preds, golds)
     metrics["loss"] = loss
     return metrics

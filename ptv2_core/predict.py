@@ -7,16 +7,19 @@ import torch
 
 from ptv2_core.adapter import LoadedAdapter
 from ptv2_core.batching import in_order, length_order
+from ptv2_core.evaluate import autocast
+from ptv2_core.memory import batch_shape, fits
 from ptv2_core.tasks.encode import encode_texts, encode_words
 
 
 @torch.no_grad()
 def predict(adapter: LoadedAdapter, texts: list[str], batch_size: int = 64,
-            on_batch: Callable[[int], object] | None = None) -> list[dict]:
+            on_batch: Callable[[int], object] | None = None, bf16: bool = True) -> list[dict]:
     """Sequence tasks: ``{"label", "score"}`` per text (score = softmax probability of the label).
     Token tasks: ``{"tokens", "tags", "scores"}`` per text, split on whitespace, one tag per word,
     as valid BIO (``as_bio``); a score is the probability of the word's argmax tag.
-    ``on_batch(n)`` is called after each batch of ``n`` texts (a progress bar's ``update``)."""
+    ``on_batch(n)`` is called after each batch of ``n`` texts (a progress bar's ``update``).
+    On CUDA the backbone runs under bf16 autocast, as when the adapter was trained and scored."""
     model, spec, tok = adapter.model, adapter.spec, adapter.tokenizer
     model.eval()
     device = next(model.parameters()).device
@@ -28,13 +31,13 @@ def predict(adapter: LoadedAdapter, texts: list[str], batch_size: int = 64,
         chunk = texts[start:start + batch_size]
         if spec.type == "sequence":
             batch = encode_texts(tok, chunk, spec.max_length)
-            probs = model(batch["input_ids"].to(device), batch["attention_mask"].to(device)).logits.float().softmax(-1)
+            probs = _probs(model, batch, device, bf16)
             score, idx = probs.max(-1)
             out += [{"label": spec.labels[i], "score": float(s)} for i, s in zip(idx.tolist(), score.tolist())]
         else:
             words = [t.split() for t in chunk]
             batch, word_ids = encode_words(tok, words, spec.max_length)
-            probs = model(batch["input_ids"].to(device), batch["attention_mask"].to(device)).logits.float().softmax(-1)
+            probs = _probs(model, batch, device, bf16)
             for b, (ws, wid) in enumerate(zip(words, word_ids)):
                 # words cut off by max_length stay "O" with score 0.0 (not scored)
                 tags, scores, seen = ["O"] * len(ws), [0.0] * len(ws), set()
@@ -48,6 +51,14 @@ def predict(adapter: LoadedAdapter, texts: list[str], batch_size: int = 64,
         if on_batch is not None:
             on_batch(len(chunk))
     return in_order(out, order)
+
+
+def _probs(model, batch: dict, device: torch.device, bf16: bool) -> torch.Tensor:
+    """Label probabilities of one encoded batch (fp32), or an ``OutOfMemory`` naming its shape."""
+    with fits(device, f"labelling a batch of {batch_shape(batch)}", "try a smaller --batch-size"), \
+            autocast(device, bf16):
+        logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device)).logits
+    return logits.float().softmax(-1)
 
 
 def as_bio(tags: list[str]) -> list[str]:

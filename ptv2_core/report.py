@@ -32,9 +32,10 @@ def metrics_document(result, cfg) -> dict:
 
 
 def evaluate_adapter(loaded: LoadedAdapter, task: str | None = None, *, seed: int = 0,
-                     max_eval: int | None = None, prompt_len: int | None = None) -> dict:
-    """Dev and test metrics of an adapter on ``task`` (default: its own). The task's label
-    list must be the adapter's."""
+                     max_eval: int | None = None, prompt_len: int | None = None, batch_size: int = 128,
+                     batch_option: str = "--batch-size") -> dict:
+    """Dev and test metrics of an adapter on ``task`` (default: its own), ``batch_size`` rows
+    scored at a time. The task's label list must be the adapter's."""
     spec, data = load_task(task or loaded.spec.name, seed=seed, max_eval=max_eval, max_train=1)
     if spec.type != loaded.spec.type or tuple(spec.labels) != tuple(loaded.spec.labels):
         raise Ptv2Error(f"task '{spec.name}' has other labels than the adapter's task '{loaded.spec.name}'")
@@ -43,5 +44,6 @@ def evaluate_adapter(loaded: LoadedAdapter, task: str | None = None, *, seed: in
     out = {"task": spec.name, "metric": spec.metric}
     for split in ("dev", "test"):
         enc = encode(data[split], loaded.tokenizer, loaded.spec, loaded.spec.max_length)
-        out[split] = evaluate(loaded.model, enc, loaded.spec, collator, device, prompt_len=prompt_len)
+        out[split] = evaluate(loaded.model, enc, loaded.spec, collator, device, batch_size, prompt_len=prompt_len,
+                              batch_option=batch_option)
     return out

@@ -22,6 +22,7 @@ from ptv2_core.build import build_model
 from ptv2_core.device import pick_device
 from ptv2_core.errors import Ptv2Error, TrainingDiverged  # noqa: F401 (TrainingDiverged: imported from here too)
 from ptv2_core.evaluate import autocast, evaluate
+from ptv2_core.memory import batch_shape, fits, place
 from ptv2_core.model import PromptModel
 from ptv2_core.optim import make_optimizer, optimizer_step
 from ptv2_core.settings import TrainingSettings, check_seed, is_integer
@@ -140,11 +141,13 @@ def fit(
         bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not cfg.progress)
         for batch in bar:
             batch = {k: v.to(device) for k, v in batch.items()}
-            with autocast(device, cfg.bf16):
-                loss = model(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {steps + 1} (lr {cfg.lr:g})")
-            optimizer_step(loss, params, opt, sched, cfg.grad_clip)
+            with fits(device, f"training on a batch of {batch_shape(batch)} with a {cfg.prompt_len}-position prompt",
+                      "try a smaller --batch-size"):
+                with autocast(device, cfg.bf16):
+                    loss = model(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {steps + 1} (lr {cfg.lr:g})")
+                optimizer_step(loss, params, opt, sched, cfg.grad_clip)
             loss_sum, steps, seen = loss_sum + loss.item(), steps + 1, seen + batch["input_ids"].shape[0]
             bar.set_postfix(loss=f"{loss_sum / steps:.4f}")
         train_time += time.perf_counter() - t0
@@ -190,7 +193,7 @@ def train(cfg: TrainConfig, report: Report | None = None, init: Callable[[Prompt
     )
     if init is not None:
         init(model)
-    model.to(device)
+    place(model, device)
     base_fp = fingerprint(backbone)
     splits = {name: encode(data[name], tokenizer, spec, max_length) for name in ("train", "dev", "test")}
     collator = Collator(tokenizer, spec)

@@ -51,6 +51,7 @@ ROWS = "text,label\n" + "".join(f"question {i},{'a' if i % 2 else 'b'}\n" for i 
         (["--task", "trec", "--prompt-len", "-3"], ["prompt length"]),
         (["--task", "trec", "--prompt-len", "400"], ["too long"]),
         (["--task", "trec", "--epochs", "0"], ["epochs"]),
+        (["--task", "trec", "--eval-batch-size", "0"], ["eval batch size must be a positive integer, got 0"]),
         (["--task", "trec", "--lr", "-1"], ["learning rate"]),
         (["--task", "trec", "--model", "./no-such-model"], ["no-such-model", "does not exist"]),
         (["--task", "trec", "--pooling", "max"], ["pooling 'max'"]),
@@ -196,6 +197,11 @@ def test_a_ptv2_folder_of_the_wrong_kind_is_named_in_the_error(tiny_adapter, tmp
     assert not (tmp_path / "out").exists()
 
 
+def test_eval_and_predict_refuse_a_batch_size_below_one(tiny_adapter):
+    for command in (["eval", "--adapter", str(tiny_adapter)], ["predict", "--adapter", str(tiny_adapter), "hi"]):
+        assert_user_error(run(*command, "--batch-size", "0"), "--batch-size must be a positive integer, got 0")
+
+
 def test_predict_needs_texts_or_a_readable_file(tiny_adapter, tmp_path):
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
@@ -206,6 +212,27 @@ def test_predict_needs_texts_or_a_readable_file(tiny_adapter, tmp_path):
     assert_user_error(run(*a, "--file", str(tmp_path / "empty.txt")), "holds no lines")
     assert_user_error(run(*a, "--file", str(tmp_path)), "is a folder")
     assert_user_error(run(*a, "--file", str(tmp_path / "latin1.txt")), "is not UTF-8 text: line 1, byte 4")
+
+
+def test_eval_scores_an_adapter_of_a_task_yaml_on_that_file_or_asks_for_it(tmp_path):
+    """``ptv2 eval --adapter DIR`` without --task scores the adapter's own task: for a task YAML,
+    the file training read (its ``name:`` alone is no task reference: it was "unknown task")."""
+    task = write_task(tmp_path, ROWS)
+    assert train(tmp_path, "--task", str(task), "--max-eval", "4").returncode == 0
+    trained = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    res = run("eval", "--adapter", str(tmp_path / "out"), "--max-eval", "4")
+    assert res.returncode == 0, res.stderr
+    scored = json.loads(res.stdout)
+    assert scored["task"] == "mine" and scored["dev"]["accuracy"] == trained["dev"]["accuracy"]
+    assert scored["test"]["loss"] == pytest.approx(trained["test"]["loss"], abs=1e-6)
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    for f in ("task.yaml", "train.csv"):
+        (tmp_path / f).rename(moved / f)
+    assert_user_error(run("eval", "--adapter", str(tmp_path / "out"), "--max-eval", "4"),
+                      f"the adapter's task 'mine' was read from '{task}'", "pass --task PATH")
+    res = run("eval", "--adapter", str(tmp_path / "out"), "--max-eval", "4", "--task", str(moved / "task.yaml"))
+    assert res.returncode == 0 and json.loads(res.stdout)["test"]["loss"] == scored["test"]["loss"], res.stderr
 
 
 def test_predict_from_standard_input_names_a_wrong_adapter_before_any_input_comes(tmp_path):

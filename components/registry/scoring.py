@@ -25,7 +25,8 @@ def predict_ids(loaded: LoadedAdapter, rows, batch_size: int = 64) -> tuple[list
     spec = loaded.spec
     enc = encode(rows, loaded.tokenizer, spec, spec.max_length)
     device = next(loaded.model.parameters()).device
-    preds, golds, _ = predict_split(loaded.model, enc, spec, Collator(loaded.tokenizer, spec), device, batch_size)
+    preds, golds, _ = predict_split(loaded.model, enc, spec, Collator(loaded.tokenizer, spec), device, batch_size,
+                                    batch_option=None)
     return preds, golds
 
 

@@ -20,6 +20,7 @@ def train(
     lr: float = typer.Option(1e-2, help="Peak learning rate (AdamW, warmup then linear decay)."),
     epochs: int = typer.Option(3, help="Training epochs (best dev epoch is kept)."),
     batch_size: int = typer.Option(32, help="Training examples per update."),
+    eval_batch_size: int = typer.Option(128, help="Dev and test examples scored at a time."),
     max_train: Optional[int] = typer.Option(None, help="Use at most N training examples."),
     max_eval: Optional[int] = typer.Option(None, help="Use at most N dev and N test examples."),
     reparam: bool = typer.Option(False, help="MLP reparameterization (prefix-tuning) instead of P-Tuning v2's plain prefix."),
@@ -53,8 +54,9 @@ def train(
     with busy_lock.held(busy_lock.beside(out, "train"),
                         f"another `ptv2 train` is writing to '{out}': wait for it to end, or stop it first"):
         cfg = TrainConfig(task=task, model=model, prompt_len=prompt_len, lr=lr, epochs=epochs, batch_size=batch_size,
-                          max_train=max_train, max_eval=max_eval, reparam=reparam, pooling=pooling, patience=patience,
-                          group_by_length=group_by_length, seed=seed, data_seed=data_seed, device=device, progress=not quiet)
+                          eval_batch_size=eval_batch_size, max_train=max_train, max_eval=max_eval, reparam=reparam,
+                          pooling=pooling, patience=patience, group_by_length=group_by_length, seed=seed,
+                          data_seed=data_seed, device=device, progress=not quiet)
         init_fn = None
         if init is not None:
             from ptv2_core.multitask import init_from_pretrained, read_pretrained_config
@@ -82,6 +84,7 @@ def eval_(
                                        "split; default: the split seed the adapter was trained with, or the "
                                        "pre-training seed with --pretrained)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
+    batch_size: int = typer.Option(128, help="Examples scored at a time."),
     prompt_len: Optional[int] = typer.Option(None, help="Use only the first N prompt positions."),
     pretrained: Optional[Path] = typer.Option(None, help="A pre-trained prompt folder (`ptv2 pretrain`) instead of an "
                                               "adapter: every pre-training task's dev score at each length."),
@@ -98,6 +101,7 @@ def eval_(
         raise Ptv2Error("give exactly one of --adapter, --model and --pretrained")
     if prompt_len is not None and prompt_len <= 0:
         raise Ptv2Error(f"--prompt-len must be a positive integer, got {prompt_len}")
+    check_batch_size(batch_size)
     if seed is not None:
         check_seed(seed, "--seed")
     if pretrained is not None:
@@ -110,7 +114,7 @@ def eval_(
         read_pretrained_config(pretrained)  # a bad folder fails before the model loads
         wanted = parse_lengths(lengths) if lengths is not None else ([prompt_len] if prompt_len is not None else None)
         typer.echo(json.dumps(evaluate_pretrained(pretrained, wanted, seed=seed, max_eval=max_eval,
-                                                  device=pick_device(device)), indent=2))
+                                                  batch_size=batch_size, device=pick_device(device)), indent=2))
         return
     if lengths is not None:
         raise Ptv2Error("--lengths applies to --pretrained only (use --prompt-len with an adapter)")
@@ -128,7 +132,10 @@ def eval_(
         typer.echo(f"note: its metrics.json scored at most {trained_on} dev and test rows (--max-eval {trained_on} "
                    f"when trained); this scores every row. Pass --max-eval {trained_on} to reproduce those numbers.",
                    err=True)
-    result = evaluate_adapter(loaded, task, seed=0 if seed is None else seed, max_eval=max_eval, prompt_len=prompt_len)
+    if task is None:
+        task = _own_task(loaded)
+    result = evaluate_adapter(loaded, task, seed=0 if seed is None else seed, max_eval=max_eval, prompt_len=prompt_len,
+                              batch_size=batch_size)
     typer.echo(json.dumps(result | ({"prompt_len": prompt_len} if prompt_len is not None else {}), indent=2))
 
 
@@ -143,6 +150,7 @@ def predict(
     scores: bool = typer.Option(False, help="Print the score beside each label (NER: word/TAG/score)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per text."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
+    batch_size: int = typer.Option(64, help="Texts labelled at a time."),
 ) -> None:
     """Print one label per text (tags per word for NER), from an adapter folder or a registered model."""
     from ptv2_core.device import pick_device
@@ -154,6 +162,7 @@ def predict(
         raise Ptv2Error("give texts to label, or --file PATH (one text per line), not both" if texts else
                         "nothing to label: give texts, or --file PATH (one text per line; '-' reads standard input)")
     pick_device(device)  # an unknown device fails before anything loads
+    check_batch_size(batch_size)
     from pipelines.cli.lines import InputLines, open_lines
     from pipelines.cli.sigint import sigint_between_batches
 
@@ -181,7 +190,7 @@ def predict(
         try:
             for chunk in source.chunks():
                 with sigint.held():
-                    rows = run_predict(loaded, chunk, on_batch=lambda n: (bar.update(n), sigint.check()))
+                    rows = run_predict(loaded, chunk, batch_size, on_batch=lambda n: (bar.update(n), sigint.check()))
                     for p in rows:
                         typer.echo(_predict_line(p, scores, as_json))
                         done += 1
@@ -204,6 +213,13 @@ def predict(
 PREDICT_CHUNK = 4096
 
 
+def check_batch_size(batch_size: int) -> None:
+    from ptv2_core.errors import Ptv2Error
+
+    if batch_size <= 0:
+        raise Ptv2Error(f"--batch-size must be a positive integer, got {batch_size}")
+
+
 def _predict_line(p: dict, scores: bool, as_json: bool) -> str:
     """One output line: JSON, the label (and score), or word/TAG pairs (word/TAG/score)."""
     if as_json:
@@ -213,6 +229,23 @@ def _predict_line(p: dict, scores: bool, as_json: bool) -> str:
     if scores:
         return " ".join(f"{w}/{t}/{s:.4f}" for w, t, s in zip(p["tokens"], p["tags"], p["scores"]))
     return " ".join(f"{w}/{t}" for w, t in zip(p["tokens"], p["tags"]))
+
+
+def _own_task(loaded) -> str:
+    """The task an adapter was trained on, as training named it: a task YAML by its path (its
+    ``name:`` alone is not a task reference). A recorded path not found here (a pipeline step's
+    copy in another pod) falls back to a packaged task of the same name, or asks for --task."""
+    from ptv2_core.adapter import task_ref_of
+    from ptv2_core.errors import Ptv2Error
+    from ptv2_core.tasks import PACKAGED_TASKS
+
+    ref, name = task_ref_of(loaded.config), loaded.spec.name
+    if ref in PACKAGED_TASKS or ref.startswith("hub:") or Path(ref).is_file():
+        return ref
+    if name in PACKAGED_TASKS:
+        return name
+    raise Ptv2Error(f"the adapter's task '{name}' was read from '{ref}' when it was trained, which is not found "
+                    "here: pass --task PATH (its task YAML)")
 
 
 def _registered(model_uri: str, device: str):

@@ -22,6 +22,7 @@ def pretrain(
     lr: float = typer.Option(1e-2, help="Peak learning rate (AdamW, warmup then linear decay)."),
     epochs: int = typer.Option(3, help="Epochs (one epoch = as many batches as all tasks' training rows)."),
     batch_size: int = typer.Option(32, help="Training examples per update."),
+    eval_batch_size: int = typer.Option(128, help="Dev examples scored at a time."),
     max_train: Optional[int] = typer.Option(None, help="Use at most N training examples per task."),
     max_eval: Optional[int] = typer.Option(None, help="Use at most N dev examples per task."),
     reparam: bool = typer.Option(False, help="MLP reparameterization (prefix-tuning) instead of a plain prefix."),
@@ -43,8 +44,8 @@ def pretrain(
     refs = tuple(t.strip() for t in tasks.split(",") if t.strip())
     cfg = PretrainConfig(tasks=refs, model=model, max_prompt_len=max_prompt_len, lengths=tuple(parse_lengths(lengths)),
                          nested=nested, temperature=temperature, lr=lr, epochs=epochs, batch_size=batch_size,
-                         max_train=max_train, max_eval=max_eval, reparam=reparam, pooling=pooling, seed=seed,
-                         device=device, progress=not quiet)
+                         eval_batch_size=eval_batch_size, max_train=max_train, max_eval=max_eval, reparam=reparam,
+                         pooling=pooling, seed=seed, device=device, progress=not quiet)
     try:
         result = run_pretrain(cfg, out, overwrite=overwrite)
     except KeyboardInterrupt:  # Ctrl-C: say what is kept

@@ -12,6 +12,7 @@ from ptv2_core.backbone import fingerprint, geometry, load_backbone
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.evaluate import evaluate
 from ptv2_core.heads import HeadConfig
+from ptv2_core.memory import place
 from ptv2_core.multitask.model import MultiTaskPromptModel
 from ptv2_core.multitask.pretrained import check_base, read_pretrained_config, read_pretrained_state
 from ptv2_core.prefix import PromptConfig
@@ -51,7 +52,7 @@ def load_pretrained(pretrained_dir: str | Path, backbone: nn.Module | None = Non
     if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
         raise Ptv2Error(f"pre-trained prompt '{pretrained_dir}' tensors do not match its config")
     model.load_trainable_state(state)
-    model.to(device).eval()
+    place(model, device).eval()
     return LoadedPretrained(model, prepare_tokenizer(tokenizer) if tokenizer is not None else None, specs, config)
 
 
@@ -91,6 +92,7 @@ def evaluate_pretrained(pretrained: str | Path | LoadedPretrained, lengths: list
         dev = encode(data["dev"], loaded.tokenizer, spec)
         collator = Collator(loaded.tokenizer, spec)
         view = loaded.model.task_model(spec.name)
-        scores = {str(n): evaluate(view, dev, spec, collator, model_device, batch_size, prompt_len=n) for n in lengths}
+        scores = {str(n): evaluate(view, dev, spec, collator, model_device, batch_size, prompt_len=n,
+                                   batch_option="--batch-size") for n in lengths}
         out["tasks"][spec.name] = {"metric": spec.metric, "dev": scores}
     return out

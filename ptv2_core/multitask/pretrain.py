@@ -23,6 +23,7 @@ from ptv2_core.build import check_prompt_len
 from ptv2_core.device import pick_device
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.evaluate import autocast, evaluate
+from ptv2_core.memory import batch_shape, fits, place
 from ptv2_core.heads import POOLINGS, HeadConfig, default_pooling
 from ptv2_core.multitask.checkpoint import (
     load_latest_checkpoint, model_state_of, optimizer_from_files, restore_rng, save_checkpoint,
@@ -144,7 +145,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
                             f"(differs in: {', '.join(differ)}); "
                             "use another --out, or --overwrite to start afresh")
 
-        model.to(device)
+        place(model, device)
         mixer = TaskMixer([len(r) for r in train_rows], cfg.batch_size, list(cfg.lengths),
                           temperature=cfg.temperature, nested=cfg.nested, seed=cfg.seed)
         steps = mixer.steps_per_epoch()
@@ -180,13 +181,15 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
                 t, rows, length = mixer.next()
                 batch = collators[t]([train_rows[t][i] for i in rows])
                 batch = {k: v.to(device) for k, v in batch.items()}
-                with autocast(device, cfg.bf16):
-                    loss = model(names[t], batch["input_ids"], batch["attention_mask"], batch["labels"],
-                                 prompt_len=length).loss
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {step + 1} "
-                                           f"(task {names[t]}, length {length}, lr {cfg.lr:g})")
-                optimizer_step(loss, params, opt, sched, cfg.grad_clip)
+                with fits(device, f"pre-training on a batch of {batch_shape(batch)} (task {names[t]}, prompt "
+                                  f"length {length})", "try a smaller --batch-size"):
+                    with autocast(device, cfg.bf16):
+                        loss = model(names[t], batch["input_ids"], batch["attention_mask"], batch["labels"],
+                                     prompt_len=length).loss
+                    if not torch.isfinite(loss):
+                        raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {step + 1} "
+                                               f"(task {names[t]}, length {length}, lr {cfg.lr:g})")
+                    optimizer_step(loss, params, opt, sched, cfg.grad_clip)
                 loss_sum[names[t]] += loss.item()
                 count[names[t]] += 1
                 by_length[str(length)] += 1
