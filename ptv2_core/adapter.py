@@ -24,7 +24,7 @@ from ptv2_core.heads import HeadConfig
 from ptv2_core.memory import place
 from ptv2_core.model import PromptModel
 from ptv2_core.prefix import PromptConfig
-from ptv2_core.tasks import TaskSpec
+from ptv2_core.tasks import PACKAGED_TASKS, TaskSpec
 from ptv2_core.tasks.encode import prepare_tokenizer
 
 WEIGHTS = "adapter.safetensors"
@@ -131,11 +131,19 @@ def split_seed_of(config: dict) -> int | None:
     return None if seed is None else int(seed)
 
 
-def task_ref_of(config: dict) -> str:
-    """The task an adapter was trained on, as training named it (a packaged name, a task YAML's
-    path, ``hub:<name>``), from its config; its task's name when the adapter does not record one."""
-    train_cfg = (config.get("extra") or {}).get("train_config") or {}
-    return str(train_cfg.get("task") or config["task"]["name"])
+def own_task(config: dict) -> str:
+    """The task an adapter was trained on, as a task reference: as training named it (a packaged
+    name, a task YAML's path, ``hub:<name>``; a YAML's ``name:`` alone is no reference). A recorded
+    path not found here (a pipeline step's copy in another pod) falls back to a packaged task of the
+    same name; otherwise a ``Ptv2Error`` asks for ``--task``."""
+    name = config["task"]["name"]
+    ref = str(((config.get("extra") or {}).get("train_config") or {}).get("task") or name)
+    if ref in PACKAGED_TASKS or ref.startswith("hub:") or Path(ref).is_file():
+        return ref
+    if name in PACKAGED_TASKS:
+        return name
+    raise Ptv2Error(f"the adapter's task '{name}' was read from '{ref}' when it was trained, which is not found "
+                    "here: pass --task PATH (its task YAML)")
 
 
 def _read_weights(adapter_dir: Path) -> dict[str, torch.Tensor]:

@@ -95,6 +95,9 @@ def capped_run(tmp_path_factory, minilm_path):
         "cap": {"cap": True},
         "train_batch": {"cli": [*train, "--batch-size", str(TRAIN_BIG), "--max-eval", "2", "--out", str(tmp / "a")]},
         "train_eval_batch": {"cli": [*train, *small, "--eval-batch-size", str(BIG), "--out", str(tmp / "b")]},
+        "pretrain_batch": {"cli": ["pretrain", "--tasks", task, "--model", minilm_path, "--max-prompt-len", "4",
+                                   "--lengths", "4", "--epochs", "1", "--batch-size", str(TRAIN_BIG), "--max-eval", "2",
+                                   "--out", str(tmp / "p"), "--quiet"]},
         "eval_batch": {"cli": ["eval", "--adapter", adapter, "--max-eval", str(BIG), "--batch-size", str(BIG)]},
         "predict_batch": {"cli": ["predict", "--adapter", adapter, "--file", str(texts), "--batch-size", str(BIG)]},
         "predict_fits": {"cli": ["predict", "--adapter", adapter, "--file", str(few), "--batch-size", str(SMALL)]},
@@ -132,6 +135,13 @@ def test_a_scoring_batch_too_large_during_training_names_eval_batch_size(capped_
     one_error(res["train_eval_batch"], f"scoring a batch of {BIG} rows of {TOKENS} tokens",
               "try a smaller --eval-batch-size")
     assert not (tmp / "b").exists()
+
+
+def test_pre_training_names_its_batch_and_task_and_leaves_no_folder(capped_run):
+    tmp, res = capped_run
+    one_error(res["pretrain_batch"], f"pre-training on a batch of {TRAIN_BIG} rows of {TOKENS} tokens (task long, "
+              "prompt length 4)", "try a smaller --batch-size")
+    assert not (tmp / "p").exists()
 
 
 def test_small_batches_fit_under_the_cap_after_the_failures(capped_run):

@@ -118,7 +118,7 @@ def eval_(
         return
     if lengths is not None:
         raise Ptv2Error("--lengths applies to --pretrained only (use --prompt-len with an adapter)")
-    from ptv2_core.adapter import load_adapter, split_seed_of
+    from ptv2_core.adapter import load_adapter, own_task, split_seed_of
     from ptv2_core.report import evaluate_adapter
 
     loaded = load_adapter(adapter, device=pick_device(device)) if model is None else _registered(model, device).adapter
@@ -133,7 +133,7 @@ def eval_(
                    f"when trained); this scores every row. Pass --max-eval {trained_on} to reproduce those numbers.",
                    err=True)
     if task is None:
-        task = _own_task(loaded)
+        task = own_task(loaded.config)
     result = evaluate_adapter(loaded, task, seed=0 if seed is None else seed, max_eval=max_eval, prompt_len=prompt_len,
                               batch_size=batch_size)
     typer.echo(json.dumps(result | ({"prompt_len": prompt_len} if prompt_len is not None else {}), indent=2))
@@ -229,23 +229,6 @@ def _predict_line(p: dict, scores: bool, as_json: bool) -> str:
     if scores:
         return " ".join(f"{w}/{t}/{s:.4f}" for w, t, s in zip(p["tokens"], p["tags"], p["scores"]))
     return " ".join(f"{w}/{t}" for w, t in zip(p["tokens"], p["tags"]))
-
-
-def _own_task(loaded) -> str:
-    """The task an adapter was trained on, as training named it: a task YAML by its path (its
-    ``name:`` alone is not a task reference). A recorded path not found here (a pipeline step's
-    copy in another pod) falls back to a packaged task of the same name, or asks for --task."""
-    from ptv2_core.adapter import task_ref_of
-    from ptv2_core.errors import Ptv2Error
-    from ptv2_core.tasks import PACKAGED_TASKS
-
-    ref, name = task_ref_of(loaded.config), loaded.spec.name
-    if ref in PACKAGED_TASKS or ref.startswith("hub:") or Path(ref).is_file():
-        return ref
-    if name in PACKAGED_TASKS:
-        return name
-    raise Ptv2Error(f"the adapter's task '{name}' was read from '{ref}' when it was trained, which is not found "
-                    "here: pass --task PATH (its task YAML)")
 
 
 def _registered(model_uri: str, device: str):

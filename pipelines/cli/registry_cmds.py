@@ -31,8 +31,9 @@ def _parse_tags(pairs: list[str]) -> dict[str, str]:
 
 @app.command()
 def register(
-    task: str = typer.Option(..., help="The adapter's task: a packaged task (trec, rt, wnut16, bbc), a task YAML, or hub:<name>."),
     adapter: Path = typer.Option(..., help="Adapter folder (adapter.safetensors, adapter_config.json, metrics.json)."),
+    task: Optional[str] = typer.Option(None, help="The adapter's task: a packaged task (trec, rt, wnut16, bbc), a task "
+                                       "YAML, or hub:<name> (default: the task it was trained on)."),
     name: Optional[str] = typer.Option(None, help="Registered model name (default: ptv2-<task>)."),
     tag: list[str] = typer.Option([], "--tag", help="Extra version tag KEY=VALUE (repeatable), e.g. study=trec-v2."),
     run_id: Optional[str] = typer.Option(None, help="Log the model into this existing MLflow run."),
@@ -40,6 +41,10 @@ def register(
     """Register an adapter as a new model version with the alias 'challenger'."""
     from components.registry.register import register_adapter
 
+    if task is None:
+        from ptv2_core.adapter import own_task, read_adapter_config
+
+        task = own_task(read_adapter_config(adapter))
     version = register_adapter(adapter, task, name=name, tags=_parse_tags(tag) or None, run_id=run_id)
     typer.echo(f"registered {version.name} version {version.version} (aliases: {', '.join(version.aliases) or 'none'}); "
                f"load it with models:/{version.name}@challenger")
