@@ -60,6 +60,18 @@ def ensure_venv() -> None:
     STAMP.write_text(_fingerprint())
 
 
+def _workers(args: list[str]) -> list[str]:
+    """Test files run in parallel, one process per core up to 4 (pytest-xdist; ``--dist loadfile``:
+    a file's tests stay together, in order, so module fixtures are built once; handed out in
+    collection order, where tests/conftest.py puts the longest files first, instead of xdist's
+    most-tests-first). Much of the suite waits on subprocesses (Ray, MLflow servers, kfp steps)
+    with a core idle. Arguments that choose (``-n 0``, ``-p no:xdist``) win."""
+    if any(a.startswith(("-n", "--numprocesses", "--dist")) or "xdist" in a for a in args):
+        return args
+    n = min(os.cpu_count() or 1, 4)
+    return ["-n", str(n), "--dist", "loadfile", "--no-loadscope-reorder", *args] if n > 1 else args
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 1 or argv[0] not in {"run", "test", "setup"}:
         print("error: usage: python3 dev.py {run|test|setup} [args...]", file=sys.stderr)
@@ -72,7 +84,7 @@ def main(argv: list[str]) -> int:
         return 0
     if cmd == "run":
         return subprocess.run([str(BIN / "ptv2"), "run", *rest], env=env).returncode
-    rc = subprocess.run([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT, env=env).returncode
+    rc = subprocess.run([str(BIN / "python"), "-m", "pytest", *_workers(rest)], cwd=ROOT, env=env).returncode
     if rc == 5:  # pytest: no tests collected. That is a failure, not a pass.
         print("error: pytest collected no tests", file=sys.stderr)
         return 1
