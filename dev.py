@@ -84,7 +84,10 @@ def main(argv: list[str]) -> int:
         return 0
     if cmd == "run":
         return subprocess.run([str(BIN / "ptv2"), "run", *rest], env=env).returncode
-    rc = subprocess.run([str(BIN / "python"), "-m", "pytest", *_workers(rest)], cwd=ROOT, env=env).returncode
+    args = _workers(rest)
+    if args is not rest:  # in parallel: one torch/OpenMP thread per process (a second one mostly spins)
+        env.setdefault("OMP_NUM_THREADS", "1")
+    rc = subprocess.run([str(BIN / "python"), "-m", "pytest", *args], cwd=ROOT, env=env).returncode
     if rc == 5:  # pytest: no tests collected. That is a failure, not a pass.
         print("error: pytest collected no tests", file=sys.stderr)
         return 1
