@@ -38,7 +38,7 @@ def batch_shape(batch: dict) -> str:
 @contextlib.contextmanager
 def fits(device: torch.device | str, what: str, hint: str):
     """Run the block; if the device runs out of memory, free the allocator's cache and raise
-    ``OutOfMemory("out of memory on DEVICE WHAT (it asked for N more): HINT")``."""
+    ``OutOfMemory("out of memory on DEVICE while WHAT (it asked for N more): HINT")``."""
     try:
         yield
     except RuntimeError as e:  # torch.OutOfMemoryError is a RuntimeError
