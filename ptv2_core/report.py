@@ -1,7 +1,7 @@
 """Result documents: what ``metrics.json`` holds, and scoring a saved adapter on a task."""
 from __future__ import annotations
 
-from ptv2_core.adapter import LoadedAdapter
+from ptv2_core.adapter import LoadedAdapter, own_task
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.evaluate import evaluate
 from ptv2_core.tasks import load_task
@@ -34,9 +34,9 @@ def metrics_document(result, cfg) -> dict:
 def evaluate_adapter(loaded: LoadedAdapter, task: str | None = None, *, seed: int = 0,
                      max_eval: int | None = None, prompt_len: int | None = None, batch_size: int = 128,
                      batch_option: str = "--batch-size") -> dict:
-    """Dev and test metrics of an adapter on ``task`` (default: its own), ``batch_size`` rows
-    scored at a time. The task's label list must be the adapter's."""
-    spec, data = load_task(task or loaded.spec.name, seed=seed, max_eval=max_eval, max_train=1)
+    """Dev and test metrics of an adapter on ``task`` (default: its own, as training named it:
+    ``own_task``), ``batch_size`` rows scored at a time. The task's label list must be the adapter's."""
+    spec, data = load_task(task or own_task(loaded.config), seed=seed, max_eval=max_eval, max_train=1)
     if spec.type != loaded.spec.type or tuple(spec.labels) != tuple(loaded.spec.labels):
         raise Ptv2Error(f"task '{spec.name}' has other labels than the adapter's task '{loaded.spec.name}'")
     device = next(loaded.model.parameters()).device

@@ -118,7 +118,7 @@ def eval_(
         return
     if lengths is not None:
         raise Ptv2Error("--lengths applies to --pretrained only (use --prompt-len with an adapter)")
-    from ptv2_core.adapter import load_adapter, own_task, split_seed_of
+    from ptv2_core.adapter import load_adapter, split_seed_of
     from ptv2_core.report import evaluate_adapter
 
     loaded = load_adapter(adapter, device=pick_device(device)) if model is None else _registered(model, device).adapter
@@ -132,8 +132,6 @@ def eval_(
         typer.echo(f"note: its metrics.json scored at most {trained_on} dev and test rows (--max-eval {trained_on} "
                    f"when trained); this scores every row. Pass --max-eval {trained_on} to reproduce those numbers.",
                    err=True)
-    if task is None:
-        task = own_task(loaded.config)
     result = evaluate_adapter(loaded, task, seed=0 if seed is None else seed, max_eval=max_eval, prompt_len=prompt_len,
                               batch_size=batch_size)
     typer.echo(json.dumps(result | ({"prompt_len": prompt_len} if prompt_len is not None else {}), indent=2))
