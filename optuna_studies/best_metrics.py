@@ -23,7 +23,7 @@ def best_metrics(adapter_dir: Path, best: dict[str, Any], task: str, study_name:
     train_cfg = (loaded.config.get("extra") or {}).get("train_config") or {}
     scores = evaluate_adapter(loaded, task, seed=seed, max_eval=max_eval,
                               batch_size=train_cfg.get("eval_batch_size") or 128,
-                              batch_option="eval_batch_size (the search space's fixed: settings)")
+                              batch_option="eval_batch_size (in a search: under the space's fixed: settings)")
     trainable, total = loaded.model.parameter_counts()
     return {
         "task": loaded.spec.name,

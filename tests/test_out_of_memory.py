@@ -42,6 +42,11 @@ for step in json.loads(sys.argv[2]):
         resource.setrlimit(resource.RLIMIT_AS, (mapped() + int(sys.argv[1]),) * 2)
         results.append({"capped_at": mapped() + int(sys.argv[1])})
         continue
+    if "registry" in step:  # a registered model's aliases and version 1's tags
+        from mlflow import MlflowClient
+        model = MlflowClient().get_registered_model(step["registry"])
+        results.append({"aliases": model.aliases, "tags": MlflowClient().get_model_version(model.name, "1").tags})
+        continue
     if "objective" in step:
         results.append(objective(step["objective"], lambda *a: None))
         continue
@@ -61,7 +66,7 @@ WORDS = ("river stone market letter garden window silver morning journey village
 
 
 def long_task(folder: Path) -> Path:
-    """A sequence task of 600-word texts (cut at TOKENS): TRAIN_BIG train, BIG dev, 4 test rows."""
+    """A sequence task of 600-word texts (cut at TOKENS): TRAIN_BIG train, BIG dev, BIG test rows."""
     def rows(n: int, offset: int) -> str:
         lines = ["text,label"]
         for i in range(n):
@@ -70,7 +75,7 @@ def long_task(folder: Path) -> Path:
             lines.append(f"{'good' if good else 'bad'} {' '.join(words)},{'pos' if good else 'neg'}")
         return "\n".join(lines) + "\n"
 
-    for split, n, offset in (("train", TRAIN_BIG, 0), ("dev", BIG, 1), ("test", 4, 2)):
+    for split, n, offset in (("train", TRAIN_BIG, 0), ("dev", BIG, 1), ("test", BIG, 2)):
         (folder / f"{split}.csv").write_text(rows(n, offset))
     (folder / "long.yaml").write_text(f"name: long\ntype: sequence\nmax_length: {TOKENS}\n"
                                       "data: {train: train.csv, dev: dev.csv, test: test.csv}\n")
@@ -90,8 +95,10 @@ def capped_run(tmp_path_factory, minilm_path):
     train = ["train", "--task", task, "--model", minilm_path, "--epochs", "1", "--prompt-len", "4", "--quiet"]
     small = ["--max-train", str(SMALL), "--batch-size", str(SMALL)]
     trial = {"task": task, "model": minilm_path, "prompt_len": 4, "lr": 0.01, "epochs": 1, "max_eval": 2, "seed": 0}
+    promote = ["promote", "--task", task, "--force", "--reason", "forced: the floor is no opponent here"]
     steps = {
         "train_fits": {"cli": [*train, *small, "--max-eval", "2", "--eval-batch-size", "2", "--out", adapter]},
+        "register": {"cli": ["register", "--adapter", adapter]},
         "cap": {"cap": True},
         "train_batch": {"cli": [*train, "--batch-size", str(TRAIN_BIG), "--max-eval", "2", "--out", str(tmp / "a")]},
         "train_eval_batch": {"cli": [*train, *small, "--eval-batch-size", str(BIG), "--out", str(tmp / "b")]},
@@ -101,11 +108,16 @@ def capped_run(tmp_path_factory, minilm_path):
         "eval_batch": {"cli": ["eval", "--adapter", adapter, "--max-eval", str(BIG), "--batch-size", str(BIG)]},
         "predict_batch": {"cli": ["predict", "--adapter", adapter, "--file", str(texts), "--batch-size", str(BIG)]},
         "predict_fits": {"cli": ["predict", "--adapter", adapter, "--file", str(few), "--batch-size", str(SMALL)]},
+        "promote_batch": {"cli": [*promote, "--batch-size", str(BIG)]},
+        "after_promote_batch": {"registry": "ptv2-long"},
+        "promote_fits": {"cli": [*promote, "--max-eval", "4", "--batch-size", str(SMALL)]},
+        "after_promote_fits": {"registry": "ptv2-long"},
         "trial_batch": {"objective": trial | {"batch_size": TRAIN_BIG}},
         "trial_fits": {"objective": trial | {"batch_size": SMALL, "max_train": SMALL, "eval_batch_size": 2}},
     }
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", MALLOC_ARENA_MAX="2",
-               TOKENIZERS_PARALLELISM="false")
+               TOKENIZERS_PARALLELISM="false", PTV2_HOME=str(tmp / "home"))
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'home' / 'mlflow.db'}"  # the registry: a sqlite store
     proc = subprocess.run([sys.executable, "-c", CHILD, str(HEADROOM), json.dumps(list(steps.values()))],
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -160,6 +172,21 @@ def test_eval_and_predict_name_their_own_batch_size(capped_run):
     assert res["eval_batch"]["out"] == ""
     one_error(res["predict_batch"], f"labelling a batch of {BIG} rows of {TOKENS} tokens", "try a smaller --batch-size")
     assert res["predict_batch"]["out"] == ""
+
+
+def test_promote_names_its_batch_size_and_moves_no_alias(capped_run):
+    """A forced promotion of the registered adapter (against the majority-class floor): scoring all
+    BIG test rows at once does not fit, and nothing is recorded; on 4 rows, 2 at a time, it is."""
+    _, res = capped_run
+    assert res["register"]["code"] == 0, res["register"]["err"]
+    one_error(res["promote_batch"], f"scoring a batch of {BIG} rows of {TOKENS} tokens", "try a smaller --batch-size")
+    assert res["promote_batch"]["out"] == ""
+    assert res["after_promote_batch"]["aliases"] == {"challenger": 1}
+    assert not any(k.startswith("promotion.") for k in res["after_promote_batch"]["tags"])
+    assert res["promote_fits"]["code"] == 0, res["promote_fits"]["err"]
+    assert res["promote_fits"]["out"].startswith("ptv2-long: version 1 promoted")
+    after = res["after_promote_fits"]
+    assert after["aliases"] == {"challenger": 1, "champion": 1} and after["tags"]["promotion.test_examples"] == "4"
 
 
 def test_a_search_trial_out_of_memory_fails_alone_and_the_next_trial_runs(capped_run):

@@ -199,6 +199,23 @@ def test_promote_unknown_model_is_an_error(store):
         promote("nope", tracking_uri=store)
 
 
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"max_eval": 0}, "max_eval must be a positive integer, got 0"),
+    ({"max_eval": -3}, "max_eval must be a positive integer, got -3"),
+    ({"batch_size": 0}, "batch size must be a positive integer, got 0"),
+    ({"batch_size": 2.5}, "batch size must be a positive integer, got 2.5"),
+])
+def test_promote_refuses_bad_sizes_before_reading_the_registry(tmp_path, kwargs, needle):
+    """Checked up front: before, a --max-eval of 0 or less failed only after both versions had been
+    loaded, and a batch size of 0 deep in the scoring loop."""
+    from components.registry.promote import promote
+
+    uri = f"sqlite:///{tmp_path / 'never.db'}"
+    with pytest.raises(Ptv2Error, match=needle):
+        promote("trec", tracking_uri=uri, **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_reading_a_registry_that_was_never_written_is_an_error_and_creates_none(tmp_path, monkeypatch):
     """predict --model and promote on a fresh PTV2_HOME: one error line naming the missing store, and
     no new empty mlflow.db (nor MLflow's log lines as it makes one)."""

@@ -80,10 +80,12 @@ def promote(
     resamples: int = 1000,
     seed: int = 0,
     version: int | None = None,
+    batch_size: int = 64,
 ) -> PromotionDecision:
     """Score ``challenger`` (or ``version``) against ``champion`` of ``task_or_name`` (a task, or
     a registered model name) and move ``champion`` when it wins by ``margin`` points (or when
-    ``force`` is set; ``reason`` is then required). Raises ``Ptv2Error``; aliases are unchanged
+    ``force`` is set; ``reason`` is then required). ``batch_size``: test rows scored at once (lower it
+    when scoring runs out of memory). Raises ``Ptv2Error``; aliases are unchanged
     unless the returned decision says promoted.
 
     ``version``: the version to decide on, whatever ``challenger`` points at now (a pipeline run
@@ -98,6 +100,9 @@ def promote(
         raise Ptv2Error(f"margin must be >= 0 percentage points, got {margin}")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         raise Ptv2Error(f"version must be a positive integer, got {version!r}")
+    for what, n in (("batch size", batch_size), ("max_eval", 1 if max_eval is None else max_eval)):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise Ptv2Error(f"{what} must be a positive integer, got {n!r}")
     uri = store.tracking_uri(tracking_uri)
     with store.bounded_http():
         c = store.reading_client(uri)
@@ -112,7 +117,7 @@ def promote(
                 return PromotionDecision(False, chall_v, champ_v, {}, (0.0, 0.0),
                                          f"version {chall_v} is already {CHAMPION}", name, forced=force, margin=margin)
             d = _decide(c, uri, name, chall_v, champ_v, margin=margin, force=force, reason=reason, max_eval=max_eval,
-                        alpha=alpha, resamples=resamples, seed=seed)
+                        alpha=alpha, resamples=resamples, seed=seed, batch_size=batch_size)
             with alias_lock(uri, name):
                 now = read_aliases(c, uri, name).get(CHAMPION)
                 if (int(now) if now is not None else None) != champ_v:
@@ -127,7 +132,8 @@ DECISION_ROUNDS = 3
 
 
 def _decide(c, uri: str, name: str, chall_v: int, champ_v: int | None, *, margin: float, force: bool,
-            reason: str | None, max_eval: int | None, alpha: float, resamples: int, seed: int) -> PromotionDecision:
+            reason: str | None, max_eval: int | None, alpha: float, resamples: int, seed: int,
+            batch_size: int) -> PromotionDecision:
     """Score both versions (or the challenger and the floor) on the same test split; nothing is written."""
     chall_mv = get_version(c, uri, name, version=chall_v)
     tags = chall_mv.tags or {}
@@ -138,13 +144,13 @@ def _decide(c, uri: str, name: str, chall_v: int, champ_v: int | None, *, margin
     spec, rows, train_labels = test_split(task_ref, split_seed, max_eval)
     if (spec.type, tuple(spec.labels)) != (challenger.spec.type, tuple(challenger.spec.labels)):
         raise Ptv2Error(f"{name} version {chall_v} does not predict the labels of task '{spec.name}'")
-    preds, golds = predict_ids(challenger, rows)
+    preds, golds = predict_ids(challenger, rows, batch_size)
     del challenger
     if champ_v is not None:
         champion = load_version(c, uri, get_version(c, uri, name, version=champ_v)).adapter
         if (champion.spec.type, tuple(champion.spec.labels)) != (spec.type, tuple(spec.labels)):
             raise Ptv2Error(f"{name} champion version {champ_v} predicts other labels than the challenger")
-        champ_preds, _ = predict_ids(champion, rows)
+        champ_preds, _ = predict_ids(champion, rows, batch_size)
         del champion
     else:
         champ_preds = majority_preds(spec, train_labels, golds)

@@ -21,12 +21,13 @@ def test_split(task_ref: str, seed: int, max_eval: int | None):
 
 
 def predict_ids(loaded: LoadedAdapter, rows, batch_size: int = 64) -> tuple[list, list]:
-    """``(preds, golds)``: class ids per example, or tag-id lists (labelled positions only)."""
+    """``(preds, golds)``: class ids per example, or tag-id lists (labelled positions only); running
+    out of memory names ``--batch-size`` (``ptv2 promote``'s option for it)."""
     spec = loaded.spec
     enc = encode(rows, loaded.tokenizer, spec, spec.max_length)
     device = next(loaded.model.parameters()).device
     preds, golds, _ = predict_split(loaded.model, enc, spec, Collator(loaded.tokenizer, spec), device, batch_size,
-                                    batch_option=None)
+                                    batch_option="--batch-size")
     return preds, golds
 
 

@@ -60,15 +60,19 @@ def promote(
     max_eval: Optional[int] = typer.Option(None, help="Score on at most N test examples."),
     version: Optional[int] = typer.Option(None, help="Decide on this version instead of the one 'challenger' "
                                           "points at."),
+    batch_size: int = typer.Option(64, help="Test examples scored at once (lower it if scoring runs out of memory)."),
     as_json: bool = typer.Option(False, "--json", help="Print the decision as JSON."),
 ) -> None:
     """Score challenger against champion on the same test split; move 'champion' if the challenger wins."""
     from components.registry.promote import promote as run_promote
+    from pipelines.cli.core_cmds import check_batch_size
     from ptv2_core.errors import Ptv2Error
 
     if reason is not None and not force:
         raise Ptv2Error("--reason goes with --force")
-    d = run_promote(task, margin=margin, force=force, reason=reason, max_eval=max_eval, version=version)
+    check_batch_size(batch_size)
+    d = run_promote(task, margin=margin, force=force, reason=reason, max_eval=max_eval, version=version,
+                    batch_size=batch_size)
     if as_json:
         typer.echo(json.dumps(asdict(d), indent=2))
         return
