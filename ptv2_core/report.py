@@ -33,9 +33,10 @@ def metrics_document(result, cfg) -> dict:
 
 def evaluate_adapter(loaded: LoadedAdapter, task: str | None = None, *, seed: int = 0,
                      max_eval: int | None = None, prompt_len: int | None = None, batch_size: int = 128,
-                     batch_option: str = "--batch-size") -> dict:
+                     batch_option: str = "--batch-size", progress: bool = False) -> dict:
     """Dev and test metrics of an adapter on ``task`` (default: its own, as training named it:
-    ``own_task``), ``batch_size`` rows scored at a time. The task's label list must be the adapter's."""
+    ``own_task``), ``batch_size`` rows scored at a time (``progress``: a bar per split on a
+    terminal). The task's label list must be the adapter's."""
     spec, data = load_task(task or own_task(loaded.config), seed=seed, max_eval=max_eval, max_train=1)
     if spec.type != loaded.spec.type or tuple(spec.labels) != tuple(loaded.spec.labels):
         raise Ptv2Error(f"task '{spec.name}' has other labels than the adapter's task '{loaded.spec.name}'")
@@ -45,5 +46,5 @@ def evaluate_adapter(loaded: LoadedAdapter, task: str | None = None, *, seed: in
     for split in ("dev", "test"):
         enc = encode(data[split], loaded.tokenizer, loaded.spec, loaded.spec.max_length)
         out[split] = evaluate(loaded.model, enc, loaded.spec, collator, device, batch_size, prompt_len=prompt_len,
-                              batch_option=batch_option)
+                              batch_option=batch_option, progress=f"score {split}" if progress else None)
     return out

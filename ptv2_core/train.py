@@ -152,7 +152,8 @@ def fit(
             bar.set_postfix(loss=f"{loss_sum / steps:.4f}")
         train_time += time.perf_counter() - t0
 
-        dev = evaluate(model, dev_ds, spec, collator, device, cfg.eval_batch_size, bf16=cfg.bf16)
+        dev = evaluate(model, dev_ds, spec, collator, device, cfg.eval_batch_size, bf16=cfg.bf16,
+                       progress=f"score dev (epoch {epoch})" if cfg.progress else None)
         check_dev_finite([dev["loss"]], epoch, cfg.lr)
         row = {"epoch": epoch, "train_loss": loss_sum / max(steps, 1)} | {f"dev_{k}": v for k, v in dev.items()}
         history.append(row)
@@ -198,5 +199,6 @@ def train(cfg: TrainConfig, report: Report | None = None, init: Callable[[Prompt
     splits = {name: encode(data[name], tokenizer, spec, max_length) for name in ("train", "dev", "test")}
     collator = Collator(tokenizer, spec)
     best_epoch, dev, history, speed, stopped = fit(model, splits["train"], splits["dev"], spec, collator, cfg, device, report)
-    test = evaluate(model, splits["test"], spec, collator, device, cfg.eval_batch_size, bf16=cfg.bf16)
+    test = evaluate(model, splits["test"], spec, collator, device, cfg.eval_batch_size, bf16=cfg.bf16,
+                    progress="score test" if cfg.progress else None)
     return TrainResult(model, spec, tokenizer, base_fp, best_epoch, dev, test, history, speed, stopped)

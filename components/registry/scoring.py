@@ -20,14 +20,15 @@ def test_split(task_ref: str, seed: int, max_eval: int | None):
     return spec, data["test"], train_labels
 
 
-def predict_ids(loaded: LoadedAdapter, rows, batch_size: int = 64) -> tuple[list, list]:
+def predict_ids(loaded: LoadedAdapter, rows, batch_size: int = 64, progress: str | None = None) -> tuple[list, list]:
     """``(preds, golds)``: class ids per example, or tag-id lists (labelled positions only); running
-    out of memory names ``--batch-size`` (``ptv2 promote``'s option for it)."""
+    out of memory names ``--batch-size`` (``ptv2 promote``'s option for it). ``progress``: a progress
+    bar's label (on a terminal only)."""
     spec = loaded.spec
     enc = encode(rows, loaded.tokenizer, spec, spec.max_length)
     device = next(loaded.model.parameters()).device
     preds, golds, _ = predict_split(loaded.model, enc, spec, Collator(loaded.tokenizer, spec), device, batch_size,
-                                    batch_option="--batch-size")
+                                    batch_option="--batch-size", progress=progress)
     return preds, golds
 
 

@@ -133,7 +133,7 @@ def eval_(
                    f"when trained); this scores every row. Pass --max-eval {trained_on} to reproduce those numbers.",
                    err=True)
     result = evaluate_adapter(loaded, task, seed=0 if seed is None else seed, max_eval=max_eval, prompt_len=prompt_len,
-                              batch_size=batch_size)
+                              batch_size=batch_size, progress=True)
     typer.echo(json.dumps(result | ({"prompt_len": prompt_len} if prompt_len is not None else {}), indent=2))
 
 

@@ -72,7 +72,7 @@ def promote(
         raise Ptv2Error("--reason goes with --force")
     check_batch_size(batch_size)
     d = run_promote(task, margin=margin, force=force, reason=reason, max_eval=max_eval, version=version,
-                    batch_size=batch_size)
+                    batch_size=batch_size, progress=True)
     if as_json:
         typer.echo(json.dumps(asdict(d), indent=2))
         return

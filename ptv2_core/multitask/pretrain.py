@@ -78,7 +78,8 @@ def _dev_scores(model: MultiTaskPromptModel, specs, dev_sets, collators, lengths
     return {
         spec.name: {
             str(n): evaluate(model.task_model(spec.name), dev, spec, collator, device, cfg.eval_batch_size,
-                             prompt_len=n, bf16=cfg.bf16)
+                             prompt_len=n, bf16=cfg.bf16, progress=f"score {spec.name} dev, length {n}" if cfg.progress
+                             else None)
             for n in lengths
         }
         for spec, dev, collator in zip(specs, dev_sets, collators)
