@@ -370,7 +370,8 @@ def secret_findings(docs: list[Doc]) -> list[str]:
 
 
 def rbac_findings(docs: list[Doc], namespace: str) -> list[str]:
-    """Least privilege: namespaced Roles only, no wildcards, no Secrets, no escalation verbs."""
+    """Least privilege: namespaced Roles only, no wildcards, no escalation verbs, Secrets only read
+    by name (``get`` with ``resourceNames``: KFP's launcher reads its object-store Secret)."""
     found = []
     for doc in docs:
         kind, name = doc["kind"], doc["metadata"]["name"]
@@ -381,8 +382,11 @@ def rbac_findings(docs: list[Doc], namespace: str) -> list[str]:
                 for field in ("apiGroups", "resources", "verbs"):
                     if "*" in rule.get(field, []):
                         found.append(f"Role/{name}: wildcard in {field}")
-                if {"secrets", "pods/exec", "pods/attach", "serviceaccounts/token"} & set(rule.get("resources", [])):
+                resources = set(rule.get("resources", []))
+                if {"pods/exec", "pods/attach", "serviceaccounts/token"} & resources:
                     found.append(f"Role/{name}: grants {rule['resources']}")
+                if "secrets" in resources and (not rule.get("resourceNames") or set(rule.get("verbs", [])) != {"get"}):
+                    found.append(f"Role/{name}: secrets beyond a get by name: {rule}")
                 if {"escalate", "bind", "impersonate"} & set(rule.get("verbs", [])):
                     found.append(f"Role/{name}: escalation verb in {rule['verbs']}")
         if kind == "RoleBinding":

@@ -266,10 +266,15 @@ def test_rbac_is_least_privilege(rendered):
     assert verbs <= {"get", "create", "patch"}, "the pipeline's role never lists, watches or deletes"
     binding = kr.find(rendered["base"], "RoleBinding", "ptv2-pipeline")
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ptv2-pipeline", "namespace": NS}]
-    planted = copy.deepcopy(rendered["base"])
-    kr.find(planted, "Role", "ptv2-pipeline")["rules"].append(
-        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]})
-    assert kr.rbac_findings(planted, NS)
+    secrets = [rule for rule in role["rules"] if "secrets" in rule["resources"]]
+    assert secrets == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["mlpipeline-minio-artifact"],
+                        "verbs": ["get"]}], "the KFP launcher reads its object-store Secret by name, nothing more"
+    for planted_rule in ({"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]},
+                         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+                         {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["x"], "verbs": ["get", "list"]}):
+        planted = copy.deepcopy(rendered["base"])
+        kr.find(planted, "Role", "ptv2-pipeline")["rules"].append(planted_rule)
+        assert kr.rbac_findings(planted, NS), planted_rule
 
 
 # --- NetworkPolicies -----------------------------------------------------------------------
