@@ -2,8 +2,9 @@
 
 Every Kubeflow component, the Dockerfile's tag and the Kubernetes manifests use the same image:
 ``ghcr.io/ptv2/ptv2:<package version>``. The tag is the installed ``ptv2`` version, so a
-release of the package and its image move together (``tests/test_k8s_image_tag.py`` checks
-that the kustomization pins the same tag).
+release of the package and its image move together
+(``tests/test_k8s.py::test_kustomize_image_tag_is_the_package_version`` checks that the
+kustomization pins the same tag).
 
 Standard library only: the pipeline compiler imports this module, and so do the components'
 containers, before anything heavy is loaded.
@@ -49,10 +50,16 @@ def component_image(cuda: bool = False) -> str:
 
     ``PTV2_IMAGE`` replaces the repository (``registry.example.com/ml/ptv2``); if it already
     carries a tag or digest it is returned unchanged, so a user can pin an exact build.
-    ``cuda=True`` names the CUDA build (``<repo>-cuda:<version>``).
+    ``cuda=True`` names the CUDA build (``<repo>-cuda:<version>``); with a pinned ``PTV2_IMAGE``
+    it is a ``ValueError``: the pinned reference names one build, and tagging the CUDA build with
+    it would push it over the CPU image.
     """
     override = os.environ.get("PTV2_IMAGE", "").strip()
     if override and _has_tag_or_digest(override):
+        if cuda:
+            raise ValueError(f"PTV2_IMAGE={override} pins one exact image, so it cannot also name the CUDA build: "
+                             "set PTV2_IMAGE to the repository alone (registry.example.com/ml/ptv2) to get "
+                             "<repository>-cuda:<version>")
         return override
     repo = override or IMAGE_REPO
     if cuda:
@@ -63,4 +70,8 @@ def component_image(cuda: bool = False) -> str:
 if __name__ == "__main__":  # `python -m components.image [--cuda]`: the tag for `docker build -t`
     import sys
 
-    print(component_image(cuda="--cuda" in sys.argv[1:]))
+    try:
+        print(component_image(cuda="--cuda" in sys.argv[1:]))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

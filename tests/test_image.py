@@ -46,6 +46,20 @@ def test_env_with_tag_or_digest_is_used_as_is(monkeypatch, ref):
     assert image.component_image() == ref
 
 
+def test_a_pinned_env_cannot_name_the_cuda_build(monkeypatch):
+    """It returned the pinned CPU reference for --cuda too, so `docker build -t "$CUDA_IMAGE"` (docs/deploy.md)
+    tagged the CUDA build over the CPU image."""
+    ref = "registry.example.com/ml/ptv2:dev-42"
+    monkeypatch.setenv("PTV2_IMAGE", ref)
+    with pytest.raises(ValueError, match="cannot also name the CUDA build"):
+        image.component_image(cuda=True)
+    res = subprocess.run([sys.executable, "-m", "components.image", "--cuda"], capture_output=True, text=True,
+                         cwd=ROOT, env=dict(os.environ, PTV2_IMAGE=ref))
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.startswith("error: PTV2_IMAGE=registry.example.com/ml/ptv2:dev-42 pins one exact image")
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
 def test_falls_back_to_pyproject_when_not_installed(monkeypatch):
     def not_installed(name):
         raise metadata.PackageNotFoundError(name)
