@@ -123,10 +123,3 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpu
         yield ray.cluster_resources()
     finally:
         ray.shutdown()
-
-
-def check_resources(plan, resources: dict) -> None:
-    """Ptv2Error if the cluster cannot hold one trial of ``plan`` (a ``SearchPlan``): it would wait forever."""
-    if resources.get("CPU", 0) < plan.cpus_per_trial or resources.get("GPU", 0) < plan.gpus_per_trial:
-        raise Ptv2Error(f"a trial needs {plan.cpus_per_trial} CPU and {plan.gpus_per_trial} GPU, but the Ray "
-                        f"cluster has {resources.get('CPU', 0)} CPU and {resources.get('GPU', 0)} GPU")

@@ -14,12 +14,13 @@ from typing import Any, Callable
 from ptv2_core.errors import Ptv2Error, Ptv2Interrupted
 from optuna_studies import records, settings, tracking
 from optuna_studies.best_metrics import best_metrics
+from optuna_studies.capacity import check_capacity
 from optuna_studies.cluster import require_one_host, require_stores_in_shared
 from optuna_studies.output import search_lock, write_output
 from optuna_studies.plan import SearchPlan, check_count, plan_search
 from optuna_studies.plots import FILES as ARTIFACTS
 from optuna_studies.plots import write_artifacts
-from optuna_studies.ray_session import check_resources, ray_session
+from optuna_studies.ray_session import ray_session
 from optuna_studies.quiet import quiet_logger
 from optuna_studies.study import PARENT_RUN_ATTR, StudyState, finished_count, mask_url, open_storage, prepare_study
 
@@ -86,8 +87,8 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
     # Ray before the study: a cluster that cannot be reached or cannot hold one trial is refused
     # before the study, the MLflow run or the work folder exist (the tuner reuses this connection)
     with ray_session(ray_address, num_cpus=ray_cpus) as resources:
-        check_resources(plan, resources)
         address = settings.ray_address(ray_address)
+        check_capacity(plan.cpus_per_trial, plan.gpus_per_trial, resources, joined=bool(address), say=say)
         if plan.shared is None and address:
             require_one_host(address)
         if plan.shared is not None and address and address.startswith("ray://"):
