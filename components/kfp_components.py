@@ -46,7 +46,8 @@ def pretrain_prompt_op(data: Input[Dataset], tasks: list, model: str, lengths: l
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def search_op(data: Input[Dataset], prompt: Input[Model], task: str, model: str, lengths: list, lr_min: float,
-              lr_max: float, trials: int, epochs: int, concurrency: int, use_pretrained: bool, seed: int,
+              lr_max: float, trials: int, epochs: int, concurrency: int, cpus_per_trial: float,
+              gpus_per_trial: float, use_pretrained: bool, seed: int,
               mlflow_uri: str, ray_address: str, optuna_storage: str,
               adapter: Output[Model], metrics: Output[Metrics], plots: Output[HTML]) -> NamedTuple(
                   "SearchOutputs", [("best_prompt_len", int), ("best_lr", float), ("best_config", str), ("study", str)]):
@@ -58,7 +59,8 @@ def search_op(data: Input[Dataset], prompt: Input[Model], task: str, model: str,
 
     res = search_task(data.path, task, adapter.path, plots.path, model=model, lengths=[int(x) for x in lengths],
                       lr_range=(float(lr_min), float(lr_max)), trials=int(trials), epochs=int(epochs),
-                      concurrency=int(concurrency), init_dir=prompt.path if use_pretrained else None, seed=int(seed),
+                      concurrency=int(concurrency), cpus_per_trial=float(cpus_per_trial),
+                      gpus_per_trial=float(gpus_per_trial), init_dir=prompt.path if use_pretrained else None, seed=int(seed),
                       mlflow_uri=mlflow_uri or None, ray_address=ray_address or None, storage=optuna_storage or None)
     metrics.log_metric("best_dev_score", float(res["best_score"]))
     metrics.log_metric("trials", float(res["n_trials"]))

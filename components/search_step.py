@@ -28,7 +28,8 @@ def space_file(task: str, folder: Path, *, lengths: list[int], lr_range: tuple[f
 
 def search_task(prepared_dir: str | Path, task: str, adapter_out: str | Path, plot_out: str | Path, *,
                 model: str = "minilm", lengths: list[int], lr_range: tuple[float, float], trials: int, epochs: int,
-                concurrency: int = 2, init_dir: str | Path | None = None, seed: int = 0, mlflow_uri: str | None = None,
+                concurrency: int = 2, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
+                init_dir: str | Path | None = None, seed: int = 0, mlflow_uri: str | None = None,
                 ray_address: str | None = None, storage: str | None = None) -> dict:
     """Run the search on the prepared splits; copy the best trial's adapter to ``adapter_out``
     and the interactive length × lr plot to ``plot_out``. Returns the best config and score.
@@ -53,7 +54,8 @@ def search_task(prepared_dir: str | Path, task: str, adapter_out: str | Path, pl
             yaml_path = shutil.copytree(yaml_path.parent, work / "task") / yaml_path.name
             init_dir = shutil.copytree(init_dir, work / "prompt") if init_dir else None
         res = run_search(str(yaml_path), model, work / "out", space=space, storage=storage,
-                         init=init_dir, concurrency=concurrency, mlflow_uri=mlflow_uri, ray_address=ray_address,
+                         init=init_dir, concurrency=concurrency, cpus_per_trial=cpus_per_trial,
+                         gpus_per_trial=gpus_per_trial, mlflow_uri=mlflow_uri, ray_address=ray_address,
                          seed=seed, echo=lambda line: print(f"ptv2 ▸ {task}: {line}", flush=True))
         shutil.copytree(res.adapter_dir, adapter_out, dirs_exist_ok=True)
         html = next(iter(sorted(res.out_dir.rglob("length_lr.html"))), None)

@@ -20,20 +20,35 @@ from components.kfp_components import (
 PIPELINE_NAME = "ptv2-prompt-search"
 
 # Cluster wiring (k8s/, docs/deploy.md "Wiring"): every step's pod gets the endpoints from the
-# `ptv2-endpoints` ConfigMap, and the Optuna URL and Ray token from Secrets (never parameters:
-# parameters are stored and shown in plain text). kfp.local ignores these settings.
+# `ptv2-endpoints` ConfigMap; the search step alone, the one that opens the Optuna study and
+# connects to Ray, gets the Optuna URL (with its password) and the Ray token from Secrets (never
+# parameters: parameters are stored and shown in plain text). kfp.local ignores these settings.
 ENDPOINTS_CONFIG_MAP = "ptv2-endpoints"
 ENDPOINT_KEYS = ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "RAY_AUTH_MODE", "PTV2_HOME", "PTV2_SHARED_DIR")
 # The search step works in the volume every Ray node mounts (k8s/base/shared.yaml), at the
 # same path as on the nodes (PTV2_SHARED_DIR in the ConfigMap): optuna_studies/cluster.py.
 SHARED_PVC, SHARED_MOUNT = "ptv2-shared", "/mnt/ptv2-shared"
 SECRETS = {"ptv2-optuna-db": {"url": "PTV2_OPTUNA_STORAGE"}, "ptv2-ray-auth": {"auth_token": "RAY_AUTH_TOKEN"}}
+# CPU and memory per step's pod, (request, limit): Guaranteed memory for the steps that train or
+# score in the pod (pre-training, the final adapter, promotion), so they are not the first evicted;
+# a namespace with a ResourceQuota refuses pods without them. The search's trials run on the Ray
+# workers (k8s/base/raycluster.yaml); its step drives them and scores the best adapter. Edit and
+# recompile (`ptv2 compile`) for larger models.
+STEP_RESOURCES = {
+    "prepare": {"cpu": ("1", "2"), "memory": ("2Gi", "4Gi")},
+    "pretrain": {"cpu": ("4", "8"), "memory": ("8Gi", "8Gi")},
+    "search": {"cpu": ("1", "2"), "memory": ("4Gi", "4Gi")},
+    "final": {"cpu": ("2", "8"), "memory": ("8Gi", "8Gi")},
+    "register": {"cpu": ("1", "2"), "memory": ("4Gi", "4Gi")},
+    "promote": {"cpu": ("2", "4"), "memory": ("4Gi", "4Gi")},
+}
 
 
-def wire_endpoints(task: dsl.PipelineTask, display_name: str, *, cache: bool = False) -> dsl.PipelineTask:
-    """Name the step and give its pod the cluster endpoints. The ConfigMap is required (the
-    kustomize base always has it); the Secrets are optional, so a cluster without Ray auth or
-    with the Optuna URL passed another way still runs.
+def wire_endpoints(task: dsl.PipelineTask, display_name: str, step: str, *, cache: bool = False,
+                   secrets: bool = False) -> dsl.PipelineTask:
+    """Name the step, size its pod (``STEP_RESOURCES[step]``) and give it the cluster endpoints.
+    The ConfigMap is required (the kustomize base always has it); ``secrets`` adds the Secrets,
+    optional, so a cluster without Ray auth or with the Optuna URL passed another way still runs.
 
     ``cache``: whether Kubeflow may skip the step when an earlier run gave it the same inputs
     (its default is yes, for every step). Only steps whose outputs follow from their inputs alone
@@ -44,8 +59,11 @@ def wire_endpoints(task: dsl.PipelineTask, display_name: str, *, cache: bool = F
     the register step would then register again as a new version."""
     task.set_display_name(display_name)
     task.set_caching_options(enable_caching=cache)
+    sizes = STEP_RESOURCES[step]
+    task.set_cpu_request(sizes["cpu"][0]).set_cpu_limit(sizes["cpu"][1])
+    task.set_memory_request(sizes["memory"][0]).set_memory_limit(sizes["memory"][1])
     kubernetes.use_config_map_as_env(task, ENDPOINTS_CONFIG_MAP, {k: k for k in ENDPOINT_KEYS})
-    for secret, keys in SECRETS.items():
+    for secret, keys in (SECRETS.items() if secrets else ()):
         kubernetes.use_secret_as_env(task, secret, keys, optional=True)
     return task
 
@@ -62,6 +80,8 @@ def ptv2_pipeline(
     epochs: int = 3,
     final_epochs: int = 0,
     search_concurrency: int = 2,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
     pretrain_epochs: int = 1,
     use_pretrained_prompt: bool = True,
     max_train: int = 0,
@@ -90,6 +110,9 @@ def ptv2_pipeline(
             splits, best dev epoch kept, scored on dev and test); N trains the best configuration
             again for N epochs (say, longer than a trial) and registers that.
         search_concurrency: Trials running at once per task.
+        cpus_per_trial: CPUs each trial reserves on the Ray cluster.
+        gpus_per_trial: GPUs each trial reserves on the Ray cluster (a fraction shares one); a
+            KubeRay cluster adds a GPU worker when a trial asks for one.
         pretrain_epochs: Epochs of multi-task prompt pre-training.
         use_pretrained_prompt: Start every trial (and a final training) from the pre-trained prompt.
         max_train: At most this many training rows per task; 0 means all.
@@ -106,28 +129,29 @@ def ptv2_pipeline(
             Secret. Never a URL with a password: parameters are stored in plain text.
     """
     data = prepare_data_op(tasks=tasks, seed=seed, max_train=max_train, max_eval=max_eval)
-    wire_endpoints(data, "prepare data")
+    wire_endpoints(data, "prepare data", "prepare")
     prompt = pretrain_prompt_op(data=data.outputs["data"], tasks=tasks, model=model, lengths=prompt_lengths,
                                 epochs=pretrain_epochs, lr=lr_max, seed=seed, mlflow_uri=mlflow_uri)
-    wire_endpoints(prompt, "pre-train shared prompt", cache=True)  # its inputs: the prepared data and parameters
+    wire_endpoints(prompt, "pre-train shared prompt", "pretrain", cache=True)  # its inputs: the prepared data and parameters
     with dsl.ParallelFor(items=tasks, parallelism=0) as task:
         search = search_op(data=data.outputs["data"], prompt=prompt.outputs["prompt"], task=task, model=model,
                            lengths=prompt_lengths, lr_min=lr_min, lr_max=lr_max, trials=trials_per_task,
-                           epochs=epochs, concurrency=search_concurrency, use_pretrained=use_pretrained_prompt,
+                           epochs=epochs, concurrency=search_concurrency, cpus_per_trial=cpus_per_trial,
+                           gpus_per_trial=gpus_per_trial, use_pretrained=use_pretrained_prompt,
                            seed=seed, mlflow_uri=mlflow_uri, ray_address=ray_address, optuna_storage=optuna_storage)
-        wire_endpoints(search, "search length × lr")
+        wire_endpoints(search, "search length × lr", "search", secrets=True)
         kubernetes.mount_pvc(search, pvc_name=SHARED_PVC, mount_path=SHARED_MOUNT)
         final = final_train_op(data=data.outputs["data"], prompt=prompt.outputs["prompt"],
                                search_adapter=search.outputs["adapter"], task=task, model=model,
                                best_config=search.outputs["best_config"], final_epochs=final_epochs,
                                use_pretrained=use_pretrained_prompt, seed=seed, study=search.outputs["study"])
-        wire_endpoints(final, "final adapter + test", cache=True)
+        wire_endpoints(final, "final adapter + test", "final", cache=True)
         register = register_op(adapter=final.outputs["adapter"], task=task, name_prefix=registered_model_prefix,
                                mlflow_uri=mlflow_uri, study=search.outputs["study"],
                                pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)
-        wire_endpoints(register, "register (challenger)")
+        wire_endpoints(register, "register (challenger)", "register")
         with dsl.If(auto_promote == True, name="auto-promote"):  # noqa: E712 (a KFP condition, not Python)
             promote = promote_op(task=task, registered_name=register.outputs["name"],
                                  version=register.outputs["version"], margin=promotion_margin,
                                  mlflow_uri=mlflow_uri, max_eval=max_eval)
-            wire_endpoints(promote, "promote if better than champion")
+            wire_endpoints(promote, "promote if better than champion", "promote")

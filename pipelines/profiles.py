@@ -94,6 +94,10 @@ def _checked(p: dict, local: bool) -> dict:
     for key in ("trials_per_task", "epochs", "search_concurrency", "pretrain_epochs"):
         if p[key] <= 0:
             raise Ptv2Error(f"{key} must be a positive integer, got {p[key]!r}")
+    if not p["cpus_per_trial"] > 0:
+        raise Ptv2Error(f"cpus_per_trial must be > 0, got {p['cpus_per_trial']!r}")
+    if p["gpus_per_trial"] < 0:
+        raise Ptv2Error(f"gpus_per_trial must be >= 0, got {p['gpus_per_trial']!r}")
     if p["final_epochs"] < 0:
         raise Ptv2Error(f"final_epochs must be 0 (the search's best adapter) or a positive integer, got {p['final_epochs']!r}")
     for key in ("max_train", "max_eval"):

@@ -43,6 +43,7 @@ def test_pipeline_parameters_are_typed(spec):
         "lr_max": "NUMBER_DOUBLE", "trials_per_task": "NUMBER_INTEGER", "epochs": "NUMBER_INTEGER",
         "final_epochs": "NUMBER_INTEGER",
         "search_concurrency": "NUMBER_INTEGER", "promotion_margin": "NUMBER_DOUBLE", "auto_promote": "BOOLEAN",
+        "cpus_per_trial": "NUMBER_DOUBLE", "gpus_per_trial": "NUMBER_DOUBLE",
         "mlflow_uri": "STRING", "ray_address": "STRING", "optuna_storage": "STRING",
     }
     for name, kind in expected.items():
@@ -179,6 +180,9 @@ def test_config_file_and_overrides(tmp_path):
     ("auto_promote: maybe", "auto_promote must be true or false, got 'maybe'"),
     ("use_pretrained_prompt: 3", "use_pretrained_prompt must be true or false"),
     ("promotion_margin: -1", "promotion_margin must be >= 0"),
+    ("cpus_per_trial: 0", "cpus_per_trial must be > 0, got 0.0"),
+    ("gpus_per_trial: -1", "gpus_per_trial must be >= 0, got -1.0"),
+    ("gpus_per_trial: one", "gpus_per_trial must be a finite number, got 'one'"),
     ("prompt_lengths: 8", "prompt_lengths must be a list, got 8"),
     ("prompt_lengths: [4, 8, 4]", "prompt_lengths lists a length twice"),
     ("tasks: trec", "tasks must be a list, got 'trec'"),
@@ -258,8 +262,10 @@ def test_task_files_are_checked_here_only_for_a_local_run(tmp_path):
 
 
 
-def test_every_step_gets_the_cluster_endpoints(documents):
-    """Each step's pod reads MLflow/Ray from the ConfigMap and the Optuna URL from a Secret."""
+def test_every_step_gets_the_cluster_endpoints_and_only_the_search_the_secrets(documents):
+    """Each step's pod reads MLflow/Ray from the ConfigMap; only the search step, which opens the
+    Optuna study and connects to Ray, gets the Optuna URL (with its password) and the Ray token
+    from Secrets (every step had them)."""
     from pipelines.pipeline import ENDPOINT_KEYS
 
     spec, platform = documents
@@ -269,9 +275,31 @@ def test_every_step_gets_the_cluster_endpoints(documents):
         (cm,) = cfg["configMapAsEnv"]
         assert cm["configMapName"] == "ptv2-endpoints" and cm["optional"] is False, name
         assert {e["envVar"] for e in cm["keyToEnv"]} == set(ENDPOINT_KEYS)
-        secrets = {s["secretName"]: s for s in cfg["secretAsEnv"]}
+        secrets = {s["secretName"]: s for s in cfg.get("secretAsEnv", [])}
+        if name != "exec-search-op":
+            assert secrets == {}, name
+            continue
         assert secrets["ptv2-optuna-db"]["keyToEnv"] == [{"envVar": "PTV2_OPTUNA_STORAGE", "secretKey": "url"}]
-        assert "ptv2-ray-auth" in secrets
+        assert secrets["ptv2-ray-auth"]["keyToEnv"] == [{"envVar": "RAY_AUTH_TOKEN", "secretKey": "auth_token"}]
+
+
+def test_every_step_requests_and_limits_cpu_and_memory(spec):
+    """A pod without requests is evicted first under pressure, and refused in a namespace with a
+    ResourceQuota; every step's container has both, requests within limits, and the steps that
+    train (pre-training, the final adapter) get more than the one that prepares data."""
+    def gib(x: str) -> float:
+        return float(x.removesuffix("Gi"))
+
+    sizes = {}
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        r = executor["container"].get("resources", {})
+        for key in ("resourceCpuRequest", "resourceCpuLimit", "resourceMemoryRequest", "resourceMemoryLimit"):
+            assert key in r, (name, key, r)
+        assert float(r["resourceCpuRequest"]) <= float(r["resourceCpuLimit"]), name
+        assert gib(r["resourceMemoryRequest"]) <= gib(r["resourceMemoryLimit"]), name
+        sizes[name] = gib(r["resourceMemoryRequest"])
+    assert sizes["exec-pretrain-prompt-op"] > sizes["exec-prepare-data-op"]
+    assert sizes["exec-final-train-op"] > sizes["exec-prepare-data-op"]
 
 
 def test_the_wired_names_exist_in_the_manifests():

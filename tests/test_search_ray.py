@@ -351,7 +351,12 @@ def test_pipeline_search_step_stages_its_inputs_in_the_shared_folder(local_ray, 
     model = shutil.copytree(tiny_model, shared / "model")
     monkeypatch.setenv("PTV2_SHARED_DIR", str(shared))
     res = search_task(prepared, "trec", tmp_path / "adapter", tmp_path / "plot.html", model=str(model), lengths=[2, 4],
-                      lr_range=(3e-3, 3e-2), trials=2, epochs=1, concurrency=2, mlflow_uri=mlflow_uri)
+                      lr_range=(3e-3, 3e-2), trials=2, epochs=1, concurrency=2, cpus_per_trial=0.5,
+                      mlflow_uri=mlflow_uri)
+    from mlflow import MlflowClient
+
+    params = MlflowClient(mlflow_uri).get_run(res["parent_run_id"]).data.params  # the pipeline's parameter, passed on
+    assert (params["cpus_per_trial"], params["gpus_per_trial"]) == ("0.5", "0.0")
     task = Path(res["best_config"]["task"])  # what the trials read
     assert (shared / "ptv2-inputs") in task.parents and task.name == "task.yaml", task
     assert (tmp_path / "adapter" / "adapter_config.json").is_file() and res["n_trials"] == 2
