@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 from pathlib import Path
 
 import yaml
@@ -110,6 +111,12 @@ def _checked(p: dict, local: bool) -> dict:
         raise Ptv2Error(f"promotion_margin must be >= 0 score points, got {p['promotion_margin']}")
     if not p["model"].strip():
         raise Ptv2Error("model must name a base model: 'minilm', a folder or a hub name")
+    if local and p["gpus_per_trial"] > 0 and not (p["ray_address"] or os.environ.get("RAY_ADDRESS")):
+        import torch  # the local Ray offers this machine's GPUs: with none, the search step would fail minutes in
+
+        if torch.cuda.device_count() == 0:
+            raise Ptv2Error(f"gpus_per_trial is {p['gpus_per_trial']:g} but this machine has no GPU for the local "
+                            "Ray: set it to 0, or RAY_ADDRESS (ray_address) to run trials on a cluster with GPUs")
     if local:  # here, not in the image: the model's config must load and the storage URL parse
         from optuna_studies.plan import check_model
         from optuna_studies.study import check_storage_url

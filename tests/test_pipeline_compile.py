@@ -203,6 +203,17 @@ def test_every_pipeline_parameter_is_checked_before_the_run_starts(tmp_path, mon
     assert not home.exists(), "a refused run wrote under PTV2_HOME"
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks a machine without a GPU")
+def test_gpu_trials_on_a_machine_without_one_are_refused_unless_a_cluster_runs_them(tmp_path, monkeypatch):
+    """The local Ray offers this machine's GPUs: with none, the search step failed minutes into the run."""
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(Ptv2Error, match="gpus_per_trial is 0.5 but this machine has no GPU for the local Ray"):
+        resolve_params("default", None, {"gpus_per_trial": 0.5})
+    assert resolve_params("default", None, {"gpus_per_trial": 0.5, "ray_address": "ray://head:10001"})[
+        "gpus_per_trial"] == 0.5
+    assert resolve_params("default", None, {"gpus_per_trial": 1.0}, local=False)["gpus_per_trial"] == 1.0
+
+
 def test_a_whole_number_for_a_float_parameter_is_taken_as_a_float(tmp_path):
     """YAML reads `promotion_margin: 1` as an integer, which kfp refused for a float input."""
     cfg = tmp_path / "c.yaml"
