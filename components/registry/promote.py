@@ -87,8 +87,7 @@ def promote(
     a registered model name) and move ``champion`` when it wins by ``margin`` points (or when
     ``force`` is set; ``reason`` is then required). ``batch_size``: test rows scored at once (lower it
     when scoring runs out of memory); ``progress``: a bar per version scored, on a terminal. Raises
-    ``Ptv2Error``; aliases are unchanged
-    unless the returned decision says promoted.
+    ``Ptv2Error``; aliases are unchanged unless the returned decision says promoted.
 
     ``version``: the version to decide on, whatever ``challenger`` points at now (a pipeline run
     promotes the version it registered: with two runs at once, ``challenger`` may already be the
