@@ -63,8 +63,9 @@ def test_a_search_waits_for_a_node_to_join_and_fails_alone_when_none_does(cpu_le
         "error: PTV2_RAY_SCALE_WAIT must be a number of seconds >= 0, got 'soon'"), res.stderr
 
     # a node joins while the search waits (what the autoscaler does): the search goes on and finishes
-    proc = subprocess.Popen(search_args(tmp_path, tiny_model), env=env | {"PTV2_RAY_SCALE_WAIT": "240"},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with open(tmp_path / "stdout.txt", "w") as stdout:  # stderr is read below, line by line, by one reader only
+        proc = subprocess.Popen(search_args(tmp_path, tiny_model), env=env | {"PTV2_RAY_SCALE_WAIT": "240"},
+                                stdout=stdout, stderr=subprocess.PIPE, text=True)
     lines, joined = [], []
 
     def read_and_add_a_node() -> None:
@@ -78,11 +79,11 @@ def test_a_search_waits_for_a_node_to_join_and_fails_alone_when_none_does(cpu_le
     reader = threading.Thread(target=read_and_add_a_node)
     reader.start()
     try:
-        out, _ = proc.communicate(timeout=400)
+        proc.wait(timeout=400)
     finally:
         proc.kill()
         reader.join(timeout=60)
-    text = "".join(lines)
+    text, out = "".join(lines), (tmp_path / "stdout.txt").read_text()
     assert joined == [0], text[-3000:]
     assert proc.returncode == 0, text[-3000:]
     assert "the Ray cluster has 1 CPU and 0 GPU now" in text
