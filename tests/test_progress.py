@@ -107,4 +107,5 @@ def test_no_bar_where_stderr_is_not_a_terminal(terminal):
     res = run_cli("eval", "--adapter", str(tmp / "a"), "--max-eval", "8")
     assert res.returncode == 0, res.stderr
     assert "score dev" not in res.stderr and "score test" not in res.stderr, res.stderr
+    assert "encode trec" not in res.stderr, res.stderr  # the datasets library's own bar too
     assert json.loads(res.stdout)["task"] == "trec"

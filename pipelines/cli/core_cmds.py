@@ -99,6 +99,7 @@ def eval_(
 
     if sum(x is not None for x in (adapter, model, pretrained)) != 1:
         raise Ptv2Error("give exactly one of --adapter, --model and --pretrained")
+    bars_on_a_terminal_only()
     if prompt_len is not None and prompt_len <= 0:
         raise Ptv2Error(f"--prompt-len must be a positive integer, got {prompt_len}")
     check_batch_size(batch_size)
@@ -209,6 +210,15 @@ def predict(
 
 
 PREDICT_CHUNK = 4096
+
+
+def bars_on_a_terminal_only() -> None:
+    """Off a terminal (a log file, a pipe, a pipeline step's log), the libraries' own progress bars
+    (datasets' "encode" bars) are noise: like ptv2's scoring bars, they show on a terminal only."""
+    if not sys.stderr.isatty():
+        from ptv2_core.train import quiet_libraries
+
+        quiet_libraries()
 
 
 def check_batch_size(batch_size: int) -> None:

@@ -65,12 +65,13 @@ def promote(
 ) -> None:
     """Score challenger against champion on the same test split; move 'champion' if the challenger wins."""
     from components.registry.promote import promote as run_promote
-    from pipelines.cli.core_cmds import check_batch_size
+    from pipelines.cli.core_cmds import bars_on_a_terminal_only, check_batch_size
     from ptv2_core.errors import Ptv2Error
 
     if reason is not None and not force:
         raise Ptv2Error("--reason goes with --force")
     check_batch_size(batch_size)
+    bars_on_a_terminal_only()
     d = run_promote(task, margin=margin, force=force, reason=reason, max_eval=max_eval, version=version,
                     batch_size=batch_size, progress=True)
     if as_json:
