@@ -19,3 +19,15 @@ def test_the_cli_reference_is_current(tmp_path):
     assert (ROOT / "docs" / "cli.md").read_text() == fresh, (
         "docs/cli.md is out of date: regenerate it with `.venv/bin/typer pipelines.cli utils docs --name ptv2 "
         "--output docs/cli.md`")
+
+
+def test_every_ptv2_environment_variable_the_code_reads_is_documented():
+    """A setting only the code knows about is one no user can find (PTV2_RAY_SCALE_WAIT, PTV2_DEVICE)."""
+    import re
+
+    code = "".join(p.read_text() for pkg in ("ptv2_core", "optuna_studies", "components", "pipelines")
+                   for p in (ROOT / pkg).rglob("*.py"))
+    read = set(re.findall(r"[\"'](PTV2_[A-Z_]+)[\"']", code))
+    assert {"PTV2_HOME", "PTV2_RAY_SCALE_WAIT"} <= read  # the scan finds them
+    docs = (ROOT / "README.md").read_text() + "".join(p.read_text() for p in (ROOT / "docs").glob("*.md"))
+    assert sorted(v for v in read if v not in docs) == []
