@@ -4,6 +4,10 @@
    FAIL; Ray Tune sees it end normally, so it is never retried.
 2. A trial ASHA stopped before the last epoch is told as PRUNED (its value: the last running best
    it reported), so the study, ``optuna-dashboard`` and TPE tell it apart from a finished one.
+   Ray hands the result ASHA stopped it on to ``on_trial_complete`` only, never to
+   ``on_trial_result``, so that epoch is reported to Optuna first: without it a trial stopped at
+   epoch 2 kept epoch 1's value, and one stopped at epoch 1 had none (TPE ranked every such trial
+   the same, last).
 3. The study may keep the prompt length as its rank (``optuna_studies/params.py``); the trial
    config Ray runs always holds the length itself (and the Optuna trial, as user attribute).
 4. Every Optuna trial carries its Ray trial id (user attribute ``ray_trial_id``), and every
@@ -13,9 +17,11 @@
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Mapping
 
 import optuna
+from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
 from optuna_studies.params import distributions, from_study
@@ -80,5 +86,15 @@ class StudySearch(OptunaSearch):
         if status in ("diverged", "failed"):
             result, error = None, True  # Optuna: FAIL (a NaN value would be refused and stay RUNNING)
         elif status == "pruned":  # no value and no error: OptunaSearch tells PRUNED, Optuna keeps the last report
+            self._report_stopping_epoch(trial_id, result)
             result = {k: v for k, v in result.items() if k != self.metric}
         super().on_trial_complete(trial_id, result=result, error=error)
+
+    def _report_stopping_epoch(self, trial_id: str, result: Mapping[str, Any]) -> None:
+        """Report the epoch ASHA stopped the trial on, unless Optuna has it already."""
+        trial, value, step = self._ot_trials.get(trial_id), result.get(self.metric), result.get(TRAINING_ITERATION)
+        if trial is None or value is None or step is None:
+            return
+        with warnings.catch_warnings():  # a step reported already is kept as it is
+            warnings.filterwarnings("ignore", message="The reported value is ignored")
+            trial.report(float(value), int(step))

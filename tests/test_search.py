@@ -385,8 +385,9 @@ def test_resuming_a_study_keeps_finished_trials_and_requeues_interrupted_ones(tm
 
 def test_the_study_records_each_trial_end_as_optuna_sees_it(tmp_path):
     """Through Ray's OptunaSearch (the searcher the Tuner runs): a trial that ran every epoch is
-    COMPLETE, one ASHA stopped early is PRUNED with its last reported running best, and a
-    diverged one is FAIL, so optuna-dashboard and TPE see what happened."""
+    COMPLETE, one ASHA stopped early is PRUNED with its running best at the epoch it was stopped on
+    (which Ray passes to on_trial_complete only: it was lost, and a trial stopped at epoch 1 had no
+    value), and a diverged one is FAIL, so optuna-dashboard and TPE see what happened."""
     from optuna.trial import TrialState
 
     from optuna_studies.searcher import StudySearch
@@ -396,7 +397,7 @@ def test_the_study_records_each_trial_end_as_optuna_sees_it(tmp_path):
     storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
     prepare_study(storage, "s", space, resume=False)
     search = StudySearch(space, "s", storage, "best_objective")
-    runs = {"full": [0.5, 0.6, 0.55], "stopped": [0.4, 0.45], "nan": [0.3]}
+    runs = {"full": [0.5, 0.6, 0.55], "stopped": [0.4, 0.45], "nan": [0.3], "stopped_at_1": [0.35]}
     for number, (trial_id, scores) in enumerate(runs.items()):
         config = search.suggest(trial_id)  # the trial config carries its Optuna number
         assert config is not None and config["optuna_number"] == number
@@ -404,6 +405,8 @@ def test_the_study_records_each_trial_end_as_optuna_sees_it(tmp_path):
         for epoch, score in enumerate(scores, 1):
             best = max(best, score)
             last = {"best_objective": best, "objective": score, "epoch": epoch, "training_iteration": epoch}
+            if trial_id.startswith("stopped") and epoch == len(scores):
+                continue  # as Ray does: the result ASHA stops a trial on goes to on_trial_complete only
             search.on_trial_result(trial_id, last)
         if trial_id == "nan":
             last = {"failure": "diverged: loss is nan", "epoch": 2, "training_iteration": 2}
@@ -411,9 +414,10 @@ def test_the_study_records_each_trial_end_as_optuna_sees_it(tmp_path):
 
     trials = {t.user_attrs["ray_trial_id"]: t for t in optuna.load_study(study_name="s", storage=storage).trials}
     assert {k: t.state for k, t in trials.items()} == {"full": TrialState.COMPLETE, "stopped": TrialState.PRUNED,
-                                                       "nan": TrialState.FAIL}
+                                                       "nan": TrialState.FAIL, "stopped_at_1": TrialState.PRUNED}
     assert trials["full"].value == 0.6 and trials["stopped"].value == 0.45 and trials["nan"].value is None
     assert trials["stopped"].intermediate_values == {1: 0.4, 2: 0.45}
+    assert trials["stopped_at_1"].value == 0.35 and trials["stopped_at_1"].intermediate_values == {1: 0.35}
 
 
 def test_a_resumed_search_does_not_draw_its_start_up_points_again(tmp_path):
