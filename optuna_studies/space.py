@@ -128,12 +128,16 @@ def parse_space(doc: Any, source: str = "<space>") -> SearchSpace:
     if len(set(lens)) != len(lens):
         raise Ptv2Error(f"{where}: prompt_len has duplicates: {lens}")
     low, high, log = _lr_range(doc["lr"], where)
-    direction = doc.get("direction", "maximize")
-    if direction not in _DIRECTIONS:
-        raise Ptv2Error(f"{where}: direction must be maximize or minimize, got {direction!r}")
     metric = doc.get("metric", "dev_score")
     if not isinstance(metric, str) or not (metric.startswith("dev_") or metric == "train_loss"):
         raise Ptv2Error(f"{where}: metric must be a dev_<name> metric or train_loss, got {metric!r}")
+    # a loss is minimised: its default direction, and maximising one would pick the worst trial
+    is_loss = metric.endswith("loss")
+    direction = doc.get("direction", "minimize" if is_loss else "maximize")
+    if direction not in _DIRECTIONS:
+        raise Ptv2Error(f"{where}: direction must be maximize or minimize, got {direction!r}")
+    if is_loss and direction == "maximize":
+        raise Ptv2Error(f"{where}: metric {metric} is a loss: direction must be minimize (or leave it out)")
     pruning = _mapping(doc.get("pruning", {}), "pruning", {"grace_period", "reduction_factor", "warm_grace_period"},
                        where)
     sampler = _mapping(doc.get("sampler", {}), "sampler", {"n_startup_trials", "seed", "startup", "length"}, where)

@@ -123,6 +123,8 @@ def test_a_shared_folder_holds_the_work_and_must_hold_the_trials_file_inputs(tin
     ({"prompt_len": [4], "lr": 0.01}, "lr must be a mapping"),
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "direction": "up"}, "direction"),
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "metric": "accuracy"}, "metric"),
+    ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "metric": "dev_loss", "direction": "maximize"},
+     "metric dev_loss is a loss: direction must be minimize"),
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "trials": 0}, "trials"),
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "pruning": {"reduction_factor": 1}}, "reduction_factor"),
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "pruning": {"warm_grace_period": 0}}, "warm_grace_period"),
@@ -135,6 +137,15 @@ def test_a_shared_folder_holds_the_work_and_must_hold_the_trials_file_inputs(tin
 def test_bad_space_documents_are_refused(doc, match):
     with pytest.raises(Ptv2Error, match=match):
         parse_space(doc)
+
+
+def test_a_loss_metric_is_minimised_by_default():
+    """metric: dev_loss without a direction was maximised: the search picked the highest loss."""
+    base = {"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}}
+    assert parse_space(base | {"metric": "dev_loss"}).mode == "min"
+    assert parse_space(base | {"metric": "train_loss"}).mode == "min"
+    assert parse_space(base | {"metric": "dev_accuracy"}).mode == "max"
+    assert parse_space(base).mode == "max"
 
 
 def test_unreadable_space_file_is_an_error(tmp_path):
