@@ -1,7 +1,7 @@
 """Can the Ray cluster hold one trial? Now, or once its autoscaler has added a node.
 
-A trial asks for ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs. A cluster that can never
-hold one would leave the search waiting forever, so it is refused before the study, the MLflow
+A trial asks for ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs, on one node. A cluster
+none of whose nodes can hold one would leave the search waiting forever, so it is refused before the study, the MLflow
 run or the work folder exist. But a joined cluster may grow: KubeRay's autoscaler adds workers
 when work waits for them (the GPU group starts at zero; k8s/base/raycluster.yaml), and nothing
 waits yet when the search checks. So on a joined cluster that is short, the search asks the
@@ -37,13 +37,26 @@ def scale_wait() -> float:
     return value
 
 
-def _short(need: dict[str, float], resources: dict) -> bool:
-    return any(resources.get(k, 0) < v for k, v in need.items() if v)
+def _nodes() -> list[dict]:
+    """The total resources of each live node (a trial runs on one node: the cluster's sum is not enough)."""
+    import ray
+
+    return [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
 
 
-def _describe(need: dict[str, float], resources: dict) -> str:
-    return (f"a trial needs {need['CPU']:g} CPU and {need['GPU']:g} GPU, but the Ray cluster has "
-            f"{resources.get('CPU', 0):g} CPU and {resources.get('GPU', 0):g} GPU")
+def _fits(need: dict[str, float], resources: dict) -> bool:
+    return all(resources.get(k, 0) >= v for k, v in need.items() if v)
+
+
+def _largest(nodes: list[dict]) -> dict:
+    return max(nodes, key=lambda r: (r.get("GPU", 0), r.get("CPU", 0)), default={})
+
+
+def _describe(need: dict[str, float], nodes: list[dict]) -> str:
+    big = _largest(nodes)
+    where = "the Ray cluster has" if len(nodes) <= 1 else f"the largest of the Ray cluster's {len(nodes)} nodes has"
+    return (f"a trial needs {need['CPU']:g} CPU and {need['GPU']:g} GPU on one node, but {where} "
+            f"{big.get('CPU', 0):g} CPU and {big.get('GPU', 0):g} GPU")
 
 
 def _ask_autoscaler(bundles: list[dict]) -> None:
@@ -64,35 +77,36 @@ def _ask_autoscaler(bundles: list[dict]) -> None:
         pass
 
 
-def check_capacity(cpus_per_trial: float, gpus_per_trial: float, resources: dict, *, joined: bool,
-                   say: Callable[[str], None] = lambda line: None) -> dict:
-    """Return the cluster's resources once they hold one trial; else a Ptv2Error. ``joined``: a
-    running cluster was joined (it may have an autoscaler), not a local Ray started for this search."""
+def check_capacity(cpus_per_trial: float, gpus_per_trial: float, *, joined: bool,
+                   say: Callable[[str], None] = lambda line: None) -> None:
+    """Return once a node of the connected Ray cluster can hold one trial; else a Ptv2Error.
+    ``joined``: a running cluster was joined (it may have an autoscaler), not a local Ray started
+    for this search."""
     wait = scale_wait()  # a bad value is refused whether or not it is needed now
     need = {"CPU": float(cpus_per_trial), "GPU": float(gpus_per_trial)}
-    if not _short(need, resources):
-        return resources
+    nodes = _nodes()
+    if any(_fits(need, n) for n in nodes):
+        return
     if not joined or wait == 0:
-        raise Ptv2Error(_describe(need, resources))
-    import ray
-
+        raise Ptv2Error(_describe(need, nodes))
     bundle = {k: v for k, v in need.items() if v}
-    say(f"{_describe(need, resources)} now: asked its autoscaler for a node, waiting up to {wait:g} s "
+    say(f"{_describe(need, nodes)} now: asked its autoscaler for a node, waiting up to {wait:g} s "
         f"({SCALE_WAIT_ENV} sets how long)")
     _ask_autoscaler([bundle])
     deadline = time.monotonic() + wait
     try:
         while True:
-            resources = ray.cluster_resources()
-            if not _short(need, resources):
-                say(f"the Ray cluster has {resources.get('CPU', 0):g} CPU and {resources.get('GPU', 0):g} GPU now")
-                return resources
+            nodes = _nodes()
+            fit = next((n for n in nodes if _fits(need, n)), None)
+            if fit is not None:
+                say(f"a node with {fit.get('CPU', 0):g} CPU and {fit.get('GPU', 0):g} GPU joined the Ray cluster")
+                return
             left = deadline - time.monotonic()
             if left <= 0:
                 break
             time.sleep(min(POLL_S, left))
     finally:
         _ask_autoscaler([])  # the trials' own demand keeps what was added
-    raise Ptv2Error(f"{_describe(need, resources)}, and no node joined in {wait:g} s: give it more workers "
-                    f"(or an autoscaler that can add them), lower --cpus-per-trial or --gpus-per-trial, or wait "
-                    f"longer ({SCALE_WAIT_ENV})")
+    raise Ptv2Error(f"{_describe(need, nodes)}, and no such node joined in {wait:g} s: give it larger or more "
+                    f"workers (or an autoscaler that can add them), lower --cpus-per-trial or --gpus-per-trial, or "
+                    f"wait longer ({SCALE_WAIT_ENV})")

@@ -86,9 +86,9 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
                        study_name=study_name, seed=seed, shared_dir=shared_dir, mlflow_uri=mlflow_uri)
     # Ray before the study: a cluster that cannot be reached or cannot hold one trial is refused
     # before the study, the MLflow run or the work folder exist (the tuner reuses this connection)
-    with ray_session(ray_address, num_cpus=ray_cpus) as resources:
+    with ray_session(ray_address, num_cpus=ray_cpus):
         address = settings.ray_address(ray_address)
-        check_capacity(plan.cpus_per_trial, plan.gpus_per_trial, resources, joined=bool(address), say=say)
+        check_capacity(plan.cpus_per_trial, plan.gpus_per_trial, joined=bool(address), say=say)
         if plan.shared is None and address:
             require_one_host(address)
         if plan.shared is not None and address and address.startswith("ray://"):

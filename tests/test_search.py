@@ -270,8 +270,8 @@ def test_a_trial_the_ray_cluster_cannot_hold_is_refused_before_the_study_exists(
 
     home = tmp_path / "home"
     monkeypatch.setenv("PTV2_HOME", str(home))
-    for args, needle in ((["--cpus-per-trial", "4096", "--ray-cpus", "1"], "a trial needs 4096 CPU and 0 GPU, but "
-                          "the Ray cluster has 1 CPU"), (["--cpus-per-trial", "nan"], "--cpus-per-trial must be a number"),
+    for args, needle in ((["--cpus-per-trial", "4096", "--ray-cpus", "1"], "a trial needs 4096 CPU and 0 GPU on one "
+                          "node, but the Ray cluster has 1 CPU"), (["--cpus-per-trial", "nan"], "--cpus-per-trial must be a number"),
                          (["--ray-address", "127.0.0.1:1"], "nothing answers at the Ray cluster address '127.0.0.1:1'"),
                          (["--ray-address", "ray://127.0.0.1:1"], "nothing answers at the Ray cluster address"),
                          (["--max-failures", "-1"], "--max-failures must be an integer >= 0"),

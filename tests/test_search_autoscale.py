@@ -51,8 +51,9 @@ def test_a_search_waits_for_a_node_to_join_and_fails_alone_when_none_does(cpu_le
     res = subprocess.run(search_args(tmp_path, tiny_model), env=env | {"PTV2_RAY_SCALE_WAIT": "1"},
                          capture_output=True, text=True, timeout=300)
     err = res.stderr.strip().splitlines()
-    assert res.returncode == 2 and err[-1].startswith("error: a trial needs 1 CPU and 0 GPU, but the Ray cluster "
-                                                      "has 0 CPU and 0 GPU, and no node joined in 1 s"), res.stderr
+    assert res.returncode == 2 and err[-1].startswith("error: a trial needs 1 CPU and 0 GPU on one node, but the Ray "
+                                                      "cluster has 0 CPU and 0 GPU, and no such node joined in 1 s"), \
+        res.stderr
     assert "waiting up to 1 s" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "out").exists() and not (tmp_path / "optuna.db").exists()
 
@@ -86,6 +87,6 @@ def test_a_search_waits_for_a_node_to_join_and_fails_alone_when_none_does(cpu_le
     text, out = "".join(lines), (tmp_path / "stdout.txt").read_text()
     assert joined == [0], text[-3000:]
     assert proc.returncode == 0, text[-3000:]
-    assert "the Ray cluster has 1 CPU and 0 GPU now" in text
+    assert "a node with 1 CPU and 0 GPU joined the Ray cluster" in text
     assert "best: prompt_len" in out
     assert (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()

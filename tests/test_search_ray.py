@@ -576,6 +576,13 @@ def test_search_on_a_two_node_ray_cluster(two_node_cluster, tiny_model, tmp_path
     ran = markers(trace)
     assert len(ran) == 2 and len({m["node"] for m in ran}) == 2, ran
     assert (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
+    # 2 CPUs in all, 1 per node: a trial of 2 CPUs fits no node (Tune would wait for ever); no wait for an autoscaler
+    big = subprocess.run([PTV2, "search", "--task", "trec", "--model", tiny_model, "--cpus-per-trial", "2",
+                          "--out", str(tmp_path / "big")], env=env | {"PTV2_RAY_SCALE_WAIT": "0"},
+                         capture_output=True, text=True, timeout=300)
+    assert big.returncode == 2 and big.stderr.strip().splitlines()[-1] == (
+        "error: a trial needs 2 CPU and 0 GPU on one node, but the largest of the Ray cluster's 2 nodes has 1 CPU "
+        "and 0 GPU"), big.stderr
 
 
 def test_search_through_ray_client(two_node_cluster, tiny_model, tmp_path, mlflow_uri):
