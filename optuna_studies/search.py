@@ -100,11 +100,18 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
             return _search(plan, max_failures, resume, mlflow_uri, ray_address, experiment, say)
 
 
+def trial_settings(plan: SearchPlan) -> dict:
+    """What every trial of the study shares besides the space: a resume must keep it, or its trials
+    and the earlier ones would be ranked together though trained and scored differently."""
+    keep = ("model", "epochs", "max_train", "max_eval", "seed", "init")
+    return {k: plan.constants.get(k) for k in keep} | {"fixed": dict(sorted(plan.space.fixed.items()))}
+
+
 def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str | None, ray_address: str | None,
             experiment: str, say: Callable[[str], None]) -> SearchResult:
     """The checked search, with Ray connected: study → MLflow parent run → Ray Tune → output."""
     rdb = open_storage(plan.storage)
-    state = prepare_study(rdb, plan.study_name, plan.space, resume)
+    state = prepare_study(rdb, plan.study_name, plan.space, resume, trial_settings(plan))
     if state.resumed and state.finished and not records.trials_dir(plan.work).is_dir():
         # a search that finished deleted its work folder: only its best adapter is left (in --out), so
         # more trials would be ranked among themselves, and the output would forget the earlier best

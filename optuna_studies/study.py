@@ -23,6 +23,7 @@ from optuna_studies.startup import first_points
 SCHEMES = ("sqlite", "postgresql", "mysql")
 ORPHAN_ATTR = "ptv2_orphaned"
 SPACE_ATTR = "ptv2_space"
+SETTINGS_ATTR = "ptv2_settings"
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 
 
@@ -101,13 +102,19 @@ class StudyState:
     resumed: bool
 
 
-def prepare_study(storage: optuna.storages.RDBStorage, name: str, space: SearchSpace, resume: bool) -> StudyState:
+def prepare_study(storage: optuna.storages.RDBStorage, name: str, space: SearchSpace, resume: bool,
+                  settings: dict | None = None) -> StudyState:
     """Create the study, or (``resume``) reopen it: orphans → FAIL + enqueued again.
 
     Without ``resume`` an existing study with trials is an error. With it, a study created for
-    another search space is an error too (its trials would not be comparable).
+    another search space, or whose trials ran with other ``settings`` (what every trial shares:
+    epochs, fixed settings, data limits, seed, base model, pre-trained prompt), is an error too:
+    its trials would not be comparable. A study that never ran a trial is made anew for this
+    space (it kept the old direction and enqueued points: a point outside the new space failed
+    inside Tune).
     """
     space_doc = json.dumps(_space_key(space), sort_keys=True)
+    settings_doc = json.dumps(settings or {}, sort_keys=True, default=str)
     try:
         existing = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
@@ -122,8 +129,19 @@ def prepare_study(storage: optuna.storages.RDBStorage, name: str, space: SearchS
     if started and existing.user_attrs.get(SPACE_ATTR, space_doc) != space_doc:
         raise Ptv2Error(f"study '{name}' was started with another search space "
                         f"({existing.user_attrs[SPACE_ATTR]}); resume it with the same one, or {fresh}")
+    if started and settings is not None:
+        differ = _differences(json.loads(existing.user_attrs.get(SETTINGS_ATTR, settings_doc)), json.loads(settings_doc))
+        if differ:
+            raise Ptv2Error(f"study '{name}' ran its trials with other settings ({differ}); resume it with the same "
+                            f"ones, or {fresh}")
+    if existing is not None and not started and (existing.user_attrs.get(SPACE_ATTR, space_doc) != space_doc
+                                                 or existing.direction != space.direction):
+        optuna.delete_study(study_name=name, storage=storage)  # nothing ran: nothing is lost
+        existing = None
     study = existing or optuna.create_study(study_name=name, storage=storage, direction=space.direction)
     study.set_user_attr(SPACE_ATTR, space_doc)
+    if settings is not None and (not started or SETTINGS_ATTR not in study.user_attrs):
+        study.set_user_attr(SETTINGS_ATTR, settings_doc)
     orphans = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         storage.set_trial_user_attr(t._trial_id, ORPHAN_ATTR, True)
@@ -145,6 +163,12 @@ def finished_count(study: optuna.Study) -> int:
 def delete_study(storage_url: str, name: str) -> None:
     """Remove a study and its trials (tests and clean-ups)."""
     optuna.delete_study(study_name=name, storage=open_storage(storage_url))
+
+
+def _differences(before: dict, now: dict) -> str:
+    """``"epochs 4 → 6, max_train 200 → None"`` for the keys whose values differ."""
+    keys = sorted(set(before) | set(now))
+    return ", ".join(f"{k} {before.get(k)} → {now.get(k)}" for k in keys if before.get(k) != now.get(k))
 
 
 def _space_key(space: SearchSpace) -> dict:

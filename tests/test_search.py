@@ -394,6 +394,39 @@ def test_resuming_a_study_keeps_finished_trials_and_requeues_interrupted_ones(tm
     assert again[0].system_attrs["fixed_params"] == killed.params  # the next ask() runs them again
 
 
+def test_a_study_that_never_ran_follows_a_new_space_and_a_resume_keeps_the_trial_settings(tmp_path):
+    """A study interrupted before its first trial kept its direction and enqueued points when the
+    space changed (a point outside the new choices failed inside Tune); a resume with other epochs,
+    data limits or fixed settings ranked trials trained differently together."""
+    import optuna
+    from optuna.study import StudyDirection
+    from optuna.trial import TrialState
+
+    from optuna_studies.study import open_storage, prepare_study
+
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
+    first = parse_space({"prompt_len": [4, 64], "lr": {"low": 1e-3, "high": 1e-1}, "enqueue": [{"prompt_len": 64,
+                                                                                                   "lr": 1e-2}]})
+    settings = {"model": "minilm", "epochs": 4, "max_train": 200, "max_eval": None, "seed": 0, "init": None, "fixed": {}}
+    assert [t.system_attrs["fixed_params"] for t in prepare_study(storage, "s", first, False, settings).study.trials] \
+        == [{"prompt_len": 64, "lr": 1e-2}]  # enqueued
+    other = parse_space({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-1}, "metric": "dev_loss"})
+    study = prepare_study(storage, "s", other, False, settings).study
+    assert study.direction == StudyDirection.MINIMIZE and study.trials == []  # made anew: nothing had run
+
+    dists = {"prompt_len": optuna.distributions.CategoricalDistribution([4, 8]),
+             "lr": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)}
+    study.tell(study.ask(dists), 0.3)
+    for changed, needle in ((settings | {"epochs": 6}, "epochs 4 → 6"),
+                            (settings | {"max_train": None}, "max_train 200 → None"),
+                            (settings | {"fixed": {"batch_size": 8}}, "fixed {} → {'batch_size': 8}")):
+        with pytest.raises(Ptv2Error, match=f"study 's' ran its trials with other settings \\({needle}\\)"):
+            prepare_study(storage, "s", other, True, changed)
+    state = prepare_study(storage, "s", other, True, settings)  # the same: resumed
+    assert state.resumed and state.finished == 1
+    assert [t.state for t in state.study.trials] == [TrialState.COMPLETE]
+
+
 def test_the_study_records_each_trial_end_as_optuna_sees_it(tmp_path):
     """Through Ray's OptunaSearch (the searcher the Tuner runs): a trial that ran every epoch is
     COMPLETE, one ASHA stopped early is PRUNED with its running best at the epoch it was stopped on
