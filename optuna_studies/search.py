@@ -23,6 +23,7 @@ from optuna_studies.plots import write_artifacts
 from optuna_studies.ray_session import ray_session
 from optuna_studies.quiet import quiet_logger
 from optuna_studies.study import PARENT_RUN_ATTR, StudyState, finished_count, mask_url, open_storage, prepare_study
+from optuna_studies.study_lock import study_lock
 
 EXPERIMENT = "ptv2-search"
 
@@ -96,7 +97,8 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
                                                             "MLflow store": settings.mlflow_tracking_uri(mlflow_uri)})
         # one process per study and output; Optuna's INFO lines ("A new study created in RDB ...", then, as
         # Ray Tune's OptunaSearch loads it, "Using an existing study ...") off: the search names its study itself
-        with search_lock(plan.study_name, plan.out_dir), quiet_logger("optuna"):
+        with search_lock(plan.study_name, plan.out_dir), study_lock(plan.storage, plan.study_name), \
+                quiet_logger("optuna"):
             return _search(plan, max_failures, resume, mlflow_uri, ray_address, experiment, say)
 
 
