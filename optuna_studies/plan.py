@@ -14,7 +14,7 @@ from ptv2_core.settings import check_seed
 from ptv2_core.tasks import task_ref_kind
 from optuna_studies import settings
 from optuna_studies.cluster import check_shared_dir, require_inside
-from optuna_studies.output import check_out, work_dir
+from optuna_studies.output import BEST, check_out, work_dir
 from optuna_studies.space import SearchSpace, load_space
 from optuna_studies.study import check_storage_url, default_study_name
 from optuna_studies.tracking_setup import check_reachable
@@ -44,7 +44,7 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
                 storage: str | None, init: str | Path | None, max_train: int | None, max_eval: int | None,
                 epochs: int | None, concurrency: int, cpus_per_trial: float, gpus_per_trial: float,
                 overwrite: bool, study_name: str | None, seed: int, shared_dir: str | Path | None = None,
-                mlflow_uri: str | None = None) -> SearchPlan:
+                mlflow_uri: str | None = None, resume: bool = False) -> SearchPlan:
     """Validate a search request (reads files, probes a tracking server, writes nothing).
 
     With a shared folder (``shared_dir``, else ``PTV2_SHARED_DIR``: see ``optuna_studies.cluster``)
@@ -62,6 +62,8 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
     init_dir = check_init(init, spc) if init is not None else None
     spc = spc.for_start(warm=init_dir is not None)
     out = Path(out_dir).resolve()
+    name = study_name or default_study_name(task_name, model, out)
+    check_finished(out, name, resume=resume, overwrite=overwrite)
     check_out(out, overwrite)
     if storage is not None:
         check_storage_url(storage)
@@ -77,10 +79,32 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
     check_trial_settings(constants, spc, task_ref)  # a setting every trial would fail on: refused before any runs
     check_reachable(mlflow_uri)  # a dead tracking server: refused before a study exists
     url = check_storage_url(settings.optuna_storage(storage))  # the default creates PTV2_HOME: last
-    name = study_name or default_study_name(task_name, model, out)
     work = shared_work_dir(shared, name, out) if shared is not None else work_dir(out)
     return SearchPlan(task_ref, task_name, model_ref, spc, url, name, out, work, init_dir, cpus_per_trial,
                       gpus_per_trial, concurrency, constants, shared)
+
+
+def check_finished(out: Path, study_name: str, *, resume: bool, overwrite: bool) -> None:
+    """An ``--out`` holding a finished search's result (best.json): a resume cannot continue it (only
+    its best adapter was kept, so more trials could not be ranked against the earlier ones), and an
+    ``--overwrite`` of the same study would find the study's trials. Said here, at once, before Ray
+    starts (the refusals came one after another, each after ten seconds, each suggesting what the
+    next refused)."""
+    import json
+
+    if not (out / BEST).is_file():
+        return
+    new = "start a new search with another --out or --study-name NAME"
+    if resume:
+        raise Ptv2Error(f"--out '{out}' holds a finished search ({BEST} and its best adapter); a finished search "
+                        f"cannot be resumed (only its best adapter was kept): {new}")
+    try:
+        finished = (json.loads((out / BEST).read_text()).get("study") or {}).get("name")
+    except (OSError, ValueError, AttributeError):
+        finished = None
+    if overwrite and finished == study_name:
+        raise Ptv2Error(f"--out '{out}' holds the finished search of study '{study_name}', which keeps its trials: "
+                        f"--overwrite would replace the files but not the study; {new}")
 
 
 def shared_work_dir(shared: Path, study_name: str, out: Path) -> Path:

@@ -2,6 +2,7 @@
 command line refusing bad input before it writes anything."""
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -302,13 +303,23 @@ def test_resuming_a_search_that_finished_is_refused_before_it_runs_anything(tmp_
     for _ in range(3):  # the finished search's trials (its work folder is gone, as after a real one)
         study.tell(study.ask(), 0.5)
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "best.json").write_text("{}")
+    (tmp_path / "out" / "best.json").write_text(json.dumps({"study": {"name": "finished"}}))
+    # the output says it at once, before Ray starts: --resume (with or without --overwrite), and an
+    # --overwrite of the same study (each refusal used to suggest what the next one refused)
+    for flags, needle in (({"resume": True, "overwrite": True}, "holds a finished search .* cannot be resumed"),
+                          ({"resume": True, "overwrite": False}, "holds a finished search .* cannot be resumed"),
+                          ({"resume": False, "overwrite": True}, "holds the finished search of study 'finished', "
+                                                                 "which keeps its trials")):
+        with pytest.raises(Ptv2Error, match=needle + ".* start a new search with another --out or --study-name"):
+            run_search("trec", "minilm", tmp_path / "out", trials=5, storage=url, study_name="finished",
+                       ray_cpus=1, **flags)
+    # without the output (moved away), the study itself says it: its trials ran, their work folder is gone
     with pytest.raises(Ptv2Error, match="study 'finished' already finished 3 trials .* start a new search"):
-        run_search("trec", "minilm", tmp_path / "out", trials=5, storage=url, study_name="finished", resume=True,
-                   overwrite=True, ray_cpus=1)
+        run_search("trec", "minilm", tmp_path / "elsewhere", trials=5, storage=url, study_name="finished",
+                   resume=True, ray_cpus=1)
     assert len(optuna.load_study(study_name="finished", storage=url).trials) == 3  # nothing ran
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["best.json"]  # the result is untouched
-    assert not (tmp_path / ".out.search").exists()
+    assert not (tmp_path / ".out.search").exists() and not (tmp_path / "elsewhere").exists()
 
 
 def test_cli_refuses_a_non_empty_out(tmp_path, capsys):
