@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterable
 
 import numpy as np
@@ -187,6 +187,8 @@ def train(cfg: TrainConfig, report: Report | None = None, init: Callable[[Prompt
     backbone, tokenizer = load_backbone(cfg.model)
     tokenizer = prepare_tokenizer(tokenizer)
     max_length = cfg.max_length or spec.max_length
+    if max_length != spec.max_length:  # the adapter records the truncation it was trained and scored with:
+        spec = replace(spec, max_length=max_length)  # eval, the search's best-adapter scoring, serving
     model = build_model(
         backbone, spec, cfg.prompt_len, max_length=max_length, reparam=cfg.reparam,
         reparam_hidden=cfg.reparam_hidden, prefix_dropout=cfg.prefix_dropout,

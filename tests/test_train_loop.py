@@ -195,3 +195,19 @@ def test_group_by_length_trains_on_other_batches_and_is_checked(tiny_model_dir):
     assert grouped.dev["score"] > 0 and len(grouped.history) == 1
     with pytest.raises(Ptv2Error, match="group_by_length must be true or false"):
         train(cfg("no/such-model", group_by_length="yes"))
+
+
+def test_a_max_length_other_than_the_tasks_is_what_the_adapter_records_and_is_scored_with(tiny_model_dir, tmp_path):
+    """`max_length` (a search space's fixed: setting) trained and scored dev with that truncation,
+    but the adapter recorded the task's own: eval, the search's best-adapter scores and serving
+    then truncated differently from the run that chose it."""
+    from ptv2_core.adapter import load_adapter, save_adapter
+    from ptv2_core.report import evaluate_adapter
+
+    res = train(TrainConfig(task="trec", model=tiny_model_dir, prompt_len=4, lr=3e-2, epochs=1, max_train=32,
+                            max_eval=32, max_length=8, device="cpu", progress=False))
+    assert res.spec.max_length == 8
+    out = save_adapter(res.model, tmp_path / "a", res.spec, tiny_model_dir)
+    loaded = load_adapter(out, device="cpu")
+    assert loaded.spec.max_length == 8
+    assert evaluate_adapter(loaded, "trec", max_eval=32)["test"]["loss"] == pytest.approx(res.test["loss"], abs=1e-6)
