@@ -47,6 +47,9 @@ def search_task(prepared_dir: str | Path, task: str, adapter_out: str | Path, pl
         inputs.mkdir(parents=True, exist_ok=True)
     task = prepared_name(prepared_dir, task)  # a task YAML path → the task's name
     work = Path(tempfile.mkdtemp(prefix=f"ptv2-search-{task}-", dir=inputs))
+    # a pipeline run never resumes a search (each run has its own output): its study is its own, and
+    # its work folder in the shared volume (trial records, checkpoints) goes with the step, failed too
+    study = f"ptv2-{task}-{work.name.rsplit('-', 1)[-1]}"
     try:
         space = space_file(task, work, lengths=lengths, lr_range=lr_range, trials=trials, epochs=epochs)
         yaml_path = task_yaml(prepared_dir, task)
@@ -56,7 +59,7 @@ def search_task(prepared_dir: str | Path, task: str, adapter_out: str | Path, pl
         res = run_search(str(yaml_path), model, work / "out", space=space, storage=storage,
                          init=init_dir, concurrency=concurrency, cpus_per_trial=cpus_per_trial,
                          gpus_per_trial=gpus_per_trial, mlflow_uri=mlflow_uri, ray_address=ray_address,
-                         seed=seed, echo=lambda line: print(f"ptv2 ▸ {task}: {line}", flush=True))
+                         seed=seed, study_name=study, echo=lambda line: print(f"ptv2 ▸ {task}: {line}", flush=True))
         shutil.copytree(res.adapter_dir, adapter_out, dirs_exist_ok=True)
         html = next(iter(sorted(res.out_dir.rglob("length_lr.html"))), None)
         Path(plot_out).parent.mkdir(parents=True, exist_ok=True)
@@ -67,4 +70,8 @@ def search_task(prepared_dir: str | Path, task: str, adapter_out: str | Path, pl
         return {"best_config": res.best_config, "best_score": res.best_score, "n_trials": len(res.trials),
                 "study": res.study_name, "parent_run_id": res.parent_run_id}
     finally:
+        if inputs is not None:
+            from optuna_studies.plan import shared_work_dir
+
+            shutil.rmtree(shared_work_dir(inputs.parent, study, (work / "out").resolve()), ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)

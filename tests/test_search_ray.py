@@ -361,6 +361,14 @@ def test_pipeline_search_step_stages_its_inputs_in_the_shared_folder(local_ray, 
     assert (shared / "ptv2-inputs") in task.parents and task.name == "task.yaml", task
     assert (tmp_path / "adapter" / "adapter_config.json").is_file() and res["n_trials"] == 2
     assert list((shared / "ptv2-inputs").iterdir()) == [] and list((shared / "ptv2-searches").iterdir()) == []
+    # a failed search cleans up too: a pipeline run never resumes it (its work folder, with every trial's
+    # checkpoint, stayed in the shared volume)
+    from ptv2_core.errors import Ptv2Error
+
+    with pytest.raises(Ptv2Error, match="finished with a score"):
+        search_task(prepared, "trec", tmp_path / "adapter2", tmp_path / "plot2.html", model=str(model), lengths=[2],
+                    lr_range=(1e29, 1e30), trials=1, epochs=1, concurrency=1, mlflow_uri=mlflow_uri)
+    assert list((shared / "ptv2-inputs").iterdir()) == [] and list((shared / "ptv2-searches").iterdir()) == []
 
 
 @pytest.fixture
