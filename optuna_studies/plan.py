@@ -146,20 +146,13 @@ def check_count(flag: str, value, least: int) -> None:
 def check_model(model: str) -> str:
     """A bundled alias, a model folder (made absolute: trials run in their own folders) or a
     hub name; its config must load and be a supported family."""
-    from transformers import AutoConfig
-
-    from ptv2_core.backbone import geometry, resolve_model_name
+    from ptv2_core.backbone import geometry, load_config
 
     path = Path(model)
     if not path.is_dir() and (model.startswith((".", "/", "~")) or model.count("/") > 1):
         raise Ptv2Error(f"model folder not found: {model}")
     ref = str(path.resolve()) if path.is_dir() else model
-    try:
-        geometry(AutoConfig.from_pretrained(resolve_model_name(ref)))
-    except (OSError, ValueError) as e:
-        if isinstance(e, Ptv2Error):
-            raise
-        raise Ptv2Error(f"cannot load model '{model}': {str(e).splitlines()[0]}") from None
+    geometry(load_config(ref))
     return ref
 
 

@@ -117,6 +117,8 @@ def save_adapter(model: PromptModel, out_dir: str | Path, spec: TaskSpec, base_n
 def read_adapter_config(adapter_dir: str | Path) -> dict:
     """The JSON config of an adapter folder, validated."""
     path = Path(adapter_dir) / CONFIG
+    if not Path(adapter_dir).exists():
+        raise Ptv2Error(f"adapter folder '{adapter_dir}' does not exist")
     if not path.is_file():
         raise Ptv2Error(f"no adapter at '{adapter_dir}': {CONFIG} is missing{found_instead(Path(adapter_dir))}")
     return read_config(path, FORMAT, FORMAT_VERSION, "adapter", ("prompt", "head", "task", "base_model"))

@@ -69,18 +69,35 @@ def geometry(config) -> Geometry:
     return Geometry(FAMILIES[model_type], config.num_hidden_layers, kv_heads, head_dim, config.hidden_size)
 
 
-def load_backbone(name: str, dtype: torch.dtype | None = None):
-    """Load ``(model, tokenizer)`` for a name, alias or folder. Hub names need network access."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+def load_config(name: str):
+    """The transformers config of a name, alias or folder, or a ``Ptv2Error`` a user can act on: a
+    folder that is not a model (an adapter, a data folder), a name offline that no cache holds."""
+    from transformers import AutoConfig
 
     path = resolve_model_name(name)
-    if name.startswith((".", "/", "~")) and not Path(path).expanduser().is_dir():
+    folder = Path(path).expanduser()
+    if name.startswith((".", "/", "~")) and not folder.is_dir():
         raise Ptv2Error(f"model folder '{name}' does not exist")
+    if folder.is_dir() and not (folder / "config.json").is_file():
+        what = (" (it holds an adapter: give it to --adapter or --init)" if (folder / "adapter_config.json").is_file()
+                else " (it holds a pre-trained prompt: give it to --init)" if (folder / "prompt_config.json").is_file()
+                else "")
+        raise Ptv2Error(f"model folder '{name}' holds no config.json: not a transformers model{what}")
     try:
-        config = AutoConfig.from_pretrained(path)
+        return AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as e:
-        hint = " (offline: HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
-        raise Ptv2Error(f"cannot load model '{name}'{hint}: {str(e).splitlines()[0]}") from None
+        if os.environ.get("HF_HUB_OFFLINE") == "1" and not folder.is_dir():
+            raise Ptv2Error(f"model '{name}' is not a model folder here, a bundled alias ({', '.join(ALIASES)}), or a "
+                            "hub model in the local cache (HF_HUB_OFFLINE=1: the hub is not asked)") from None
+        raise Ptv2Error(f"cannot load model '{name}': {str(e).splitlines()[0]}") from None
+
+
+def load_backbone(name: str, dtype: torch.dtype | None = None):
+    """Load ``(model, tokenizer)`` for a name, alias or folder. Hub names need network access."""
+    from transformers import AutoModel, AutoTokenizer
+
+    path = resolve_model_name(name)
+    config = load_config(name)
     geometry(config)  # refuse unsupported families before loading any weights
     from transformers.utils import logging as hf_logging
 

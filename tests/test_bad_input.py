@@ -121,7 +121,7 @@ def test_unknown_model_type(tmp_path):
 @pytest.mark.parametrize("args, needle", [
     (["train", "--task", "nope", "--out", "OUT"], "unknown task 'nope'"),
     (["train", "--task", "trec", "--bogus", "--out", "OUT"], "--bogus"),
-    (["predict", "--adapter", "OUT", "hi"], "adapter_config.json is missing"),
+    (["predict", "--adapter", "OUT", "hi"], "adapter folder '"),  # OUT does not exist: said so
     (["eval", "--adapter", "OUT", "--seed", "-1"], "--seed must be an integer in 0..4294967295"),
     (["eval", "--adapter", "OUT", "--model", "models:/ptv2-trec@champion"],
      "give exactly one of --adapter, --model and --pretrained"),
@@ -197,6 +197,22 @@ def test_a_ptv2_folder_of_the_wrong_kind_is_named_in_the_error(tiny_adapter, tmp
     assert not (tmp_path / "out").exists()
 
 
+def test_a_model_that_is_not_a_model_says_what_it_is(tiny_adapter, tmp_path):
+    """A folder without config.json was reported as "Unrecognized model ... (offline: HF_HUB_OFFLINE
+    is set)", and a mistyped alias as a failed connection to the hub."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.csv").write_text(ROWS)
+    for command in (["train", "--task", "trec", "--out", str(tmp_path / "out")],
+                    ["search", "--task", "trec", "--out", str(tmp_path / "out")]):
+        assert_user_error(run(*command, "--model", str(tiny_adapter)), f"model folder '", "holds no config.json: not a "
+                          "transformers model (it holds an adapter: give it to --adapter or --init)")
+        assert_user_error(run(*command, "--model", str(data)), "holds no config.json: not a transformers model")
+        assert_user_error(run(*command, "--model", "minlm"), "model 'minlm' is not a model folder here, a bundled "
+                          "alias (minilm), or a hub model in the local cache (HF_HUB_OFFLINE=1")
+    assert not (tmp_path / "out").exists()
+
+
 def test_eval_and_predict_refuse_a_batch_size_below_one(tiny_adapter):
     for command in (["eval", "--adapter", str(tiny_adapter)], ["predict", "--adapter", str(tiny_adapter), "hi"]):
         assert_user_error(run(*command, "--batch-size", "0"), "--batch-size must be a positive integer, got 0")
@@ -235,6 +251,25 @@ def test_eval_scores_an_adapter_of_a_task_yaml_on_that_file_or_asks_for_it(tmp_p
     assert res.returncode == 0 and json.loads(res.stdout)["test"]["loss"] == scored["test"]["loss"], res.stderr
 
 
+def test_a_task_yaml_given_as_a_relative_path_is_recorded_absolute(tmp_path, monkeypatch):
+    """`train --task my/intents.yaml` recorded the relative path: eval, register and promote of the
+    adapter then failed from any other folder ("task file not found")."""
+    task = write_task(tmp_path, ROWS)
+    monkeypatch.chdir(tmp_path)
+    assert train(tmp_path, "--task", "task.yaml", "--max-eval", "4").returncode == 0
+    recorded = json.loads((tmp_path / "out" / "adapter_config.json").read_text())["extra"]["train_config"]["task"]
+    assert recorded == str(task.resolve())
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    res = run("eval", "--adapter", str(tmp_path / "out"), "--max-eval", "4")
+    assert res.returncode == 0 and json.loads(res.stdout)["task"] == "mine", res.stderr
+    assert "note:" not in res.stderr
+    # another split seed scores it on other splits: said, not silent
+    res = run("eval", "--adapter", str(tmp_path / "out"), "--max-eval", "4", "--seed", "3")
+    assert res.returncode == 0 and res.stderr.strip().startswith(
+        "note: it was trained on the splits of seed 0; with --seed 3 its dev and test rows may include rows"), res.stderr
+
+
 def test_predict_from_standard_input_names_a_wrong_adapter_before_any_input_comes(tmp_path):
     """It waited for the first line (or the end of input) before it looked at --adapter."""
     proc = subprocess.Popen([*PTV2, "predict", "--adapter", str(tmp_path / "nope"), "--file", "-"],
@@ -246,7 +281,7 @@ def test_predict_from_standard_input_names_a_wrong_adapter_before_any_input_come
     finally:
         proc.kill()
         proc.stdin.close()
-    assert rc == 2 and err.strip().splitlines() == [f"error: no adapter at '{tmp_path / 'nope'}': adapter_config.json is missing"], err
+    assert rc == 2 and err.strip().splitlines() == [f"error: adapter folder '{tmp_path / 'nope'}' does not exist"], err
 
 
 def test_adapter_tensor_shape_mismatch(tiny_adapter, tmp_path):

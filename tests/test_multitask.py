@@ -219,7 +219,7 @@ def test_init_refuses_too_long_other_base_reparam_and_other_seed(run, tokenizer)
     with pytest.raises(Ptv2Error, match="use seed 0"):
         init_from_pretrained(build_model(result.model.backbone, spec, 4, max_length=64), pretrained_dir=out,
                              task="trec", seed=1)
-    with pytest.raises(Ptv2Error, match="no pre-trained prompt"):
+    with pytest.raises(Ptv2Error, match="pre-trained prompt folder .* does not exist"):
         init_from_pretrained(build_model(result.model.backbone, spec, 4, max_length=64), pretrained_dir=out / "nope")
 
 
@@ -322,3 +322,19 @@ def test_ctrl_c_during_pretrain_says_what_is_kept(tmp_path, tokenizer):
                         "run the same command again to resume from it")
     assert {p.name for p in out.iterdir()} == {"checkpoints"}
     assert {p.name for p in tmp_path.iterdir()} == {"tiny", "pre"}  # the lock file went with the run
+
+
+def test_a_pre_training_task_is_found_by_its_reference_its_name_or_a_copy_of_its_yaml(tmp_path):
+    """A search's trials read a copy of the task YAML in the shared folder: matched by reference or
+    spec name only, the copy found no pre-trained head (trials started with a fresh one, the final
+    training with the pre-trained one, and the data-seed check was skipped)."""
+    from ptv2_core.multitask.pretrained import task_index
+
+    original, copy, other = tmp_path / "a" / "task.yaml", tmp_path / "b" / "task.yaml", tmp_path / "c" / "task.yaml"
+    for path, name in ((original, "mine"), (copy, "mine"), (other, "theirs")):
+        path.parent.mkdir()
+        (path.parent / "train.csv").write_text("text,label\nx,a\ny,b\n")
+        path.write_text(json.dumps({"name": name, "type": "sequence", "data": {"train": "train.csv"}}))
+    config = {"tasks": [{"ref": "trec", "spec": {"name": "trec"}}, {"ref": str(original), "spec": {"name": "mine"}}]}
+    assert [task_index(config, t) for t in ("trec", str(original), "mine", str(copy), str(other), "rt")] == [
+        0, 1, 1, 1, None, None]

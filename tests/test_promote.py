@@ -95,7 +95,7 @@ def _tags(uri: str, name: str, version: int) -> dict:
     return MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version(name, str(version)).tags
 
 
-def test_promotion_both_ways_forced_and_failure_halfway(adapters, store):
+def test_promotion_both_ways_forced_and_failure_halfway(adapters, store, monkeypatch):
     from components.registry.promote import promote
     from components.registry.register import register_adapter
 
@@ -121,6 +121,13 @@ def test_promotion_both_ways_forced_and_failure_halfway(adapters, store):
     assert "bootstrap the registry" in t1["promotion.reason"]
     assert float(t1["promotion.challenger_score"]) == pytest.approx(d.scores["challenger"], abs=1e-6)
     assert t1["promotion.champion_version"] == "majority-class floor"
+    # the command line on a challenger that already is champion: said once, not as "not promoted"
+    from conftest import run_cli
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    res = run_cli("promote", "--task", "trec")
+    assert res.returncode == 0 and res.stdout == "ptv2-trec: version 1 is already champion; nothing scored or changed\n"
+    assert "(0.5 points)" in d.reason  # the margin in the unit --margin takes, beside the fraction
 
     # a clearly better challenger is promoted, and the decision is tagged on both versions
     v2 = register_adapter(adapters["good"], "trec", tracking_uri=store, tags={"study": "unit-study"})

@@ -224,7 +224,7 @@ def test_objective_starts_from_a_pretrained_prompt(tiny_model, tiny_pretrained):
     (["--task", "trec", "--storage", "not a url"], "bad study storage URL"),
     (["--task", "trec", "--space", "SPACE_DIR/bad.yaml"], "not readable YAML"),
     (["--task", "trec", "--space", "SPACE_DIR/missing.yaml"], "not found"),
-    (["--task", "trec", "--init", "SPACE_DIR/no-such-prompt"], "no pre-trained prompt"),
+    (["--task", "trec", "--init", "SPACE_DIR/no-such-prompt"], "no-such-prompt' does not exist"),
     (["--task", "trec", "--model", "./no-such-model"], "model folder not found"),
     (["--task", "trec", "--concurrency", "0"], "--concurrency"),
     (["--task", "trec", "--seed", "-1"], "--seed must be an integer in 0..4294967295"),  # was a failed trial, a study left

@@ -230,9 +230,9 @@ def test_too_small_to_carve(tmp_path):
 def test_token_length_mismatch(tmp_path):
     recs = [{"tokens": w, "tags": t} for w, t in TAGGED] + [{"tokens": ["a", "b", "c"], "tags": ["O", "O"]}]
     write_jsonl(tmp_path / "train.jsonl", recs)
-    with pytest.raises(Ptv2Error, match=r"train\.jsonl.*row 4 has 3 tokens but 2 tags"):
+    with pytest.raises(Ptv2Error, match=r"train\.jsonl.*row 5 has 3 tokens but 2 tags"):
         load_task(str(write_yaml(tmp_path, "name: t\ntype: token\ndata: {train: train.jsonl, dev: train.jsonl, test: train.jsonl}\n")))
-    with pytest.raises(Ptv2Error, match=r"train\.jsonl: row 4 has 3 tokens but 2 tags"):  # file row, also when carving
+    with pytest.raises(Ptv2Error, match=r"train\.jsonl: row 5 has 3 tokens but 2 tags"):  # file row (from 1), also when carving
         load_task(str(write_yaml(tmp_path, "name: t\ntype: token\ndata: {train: train.jsonl}\n")))
 
 
@@ -251,3 +251,11 @@ def test_token_labels_must_be_bio(tmp_path):
 def test_bad_max_train():
     with pytest.raises(Ptv2Error, match="max_train must be a positive integer"):
         load_task("trec", max_train=0)
+
+
+def test_an_empty_cell_is_named_by_its_data_row_counted_from_one(tmp_path):
+    """The second data row was reported as "row 1" (counted from 0), and one row as "1 rows"."""
+    write_csv(tmp_path / "train.csv", [("hello", "a"), ("", "b"), ("bye", "a")])
+    with pytest.raises(Ptv2Error, match=r"train\.csv: 1 row with an empty 'utterance' \(first at row 2\)$"):
+        load_task(str(write_yaml(tmp_path, "name: s\ntype: sequence\ntext_column: utterance\nlabel_column: intent\n"
+                                           "data: {train: train.csv}\n")))

@@ -123,6 +123,7 @@ def test_wnut16_span_f1_well_above_zero(tmp_path):
 
     text = "Going to see Taylor Swift in London tonight"
     doc = json.loads(run_cli("predict", "--adapter", str(tmp_path / "wnut"), "--json", text).stdout)
+    assert doc["text"] == text  # each JSON line carries the text it labels
     scored = run_cli("predict", "--adapter", str(tmp_path / "wnut"), "--scores", text).stdout.split()
     assert scored == [f"{w}/{t}/{s:.4f}" for w, t, s in zip(doc["tokens"], doc["tags"], doc["scores"])]
     assert [p.rsplit("/", 1)[0] for p in scored] == pairs and all(0 < s <= 1 for s in doc["scores"])
@@ -170,6 +171,17 @@ def test_predict_prints_a_large_file_chunk_by_chunk_and_keeps_it_when_stopped(tr
 
 
 @pytest.mark.slow
+def test_a_lone_dash_is_standard_input(trec_adapter):
+    """`ptv2 predict --adapter DIR -` labelled the text "-" (the Unix convention: standard input)."""
+    from conftest import run_cli
+
+    out, _ = trec_adapter
+    expected = run_cli("predict", "--adapter", str(out), "When ?", "Who wrote Hamlet ?").stdout
+    res = subprocess.run([*PTV2, "predict", "--adapter", str(out), "-"], input="When ?\nWho wrote Hamlet ?\n",
+                         capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"), timeout=120)
+    assert res.returncode == 0 and res.stdout == expected, res.stderr
+
+
 def test_predict_labels_standard_input_as_it_comes(trec_adapter, tmp_path):
     """A producer's lines are labelled while it still writes (what has arrived when the pipe runs
     dry), and a line that is not UTF-8 stops the run with an error naming it, after the lines

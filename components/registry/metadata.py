@@ -16,7 +16,7 @@ from ptv2_core import __version__
 from ptv2_core.adapter import read_adapter_config, split_seed_of
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks.splits import split_hash
-from ptv2_core.tasks import TaskSpec, load_task
+from ptv2_core.tasks import TaskSpec, absolute_ref, load_task
 
 METRICS_FILE = "metrics.json"
 MAX_TAG = 4000  # below the 5000 characters a SQL store allows per tag value
@@ -97,7 +97,7 @@ def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None
     study = (extra_tags or {}).get("study") or metrics.get("study") or (config.get("extra") or {}).get("study") or "none"
     tags = {
         "task": spec.name,
-        "task_ref": str(task),
+        "task_ref": absolute_ref(str(task)),  # a relative path would name no file from another folder
         "task_type": spec.type,
         "metric": spec.metric,
         "prompt_len": str(config["prompt"].get("prompt_len", metrics.get("prompt_len", ""))),

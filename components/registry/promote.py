@@ -162,7 +162,7 @@ def _decide(c, uri: str, name: str, chall_v: int, champ_v: int | None, *, margin
     wins = result.low > margin / 100
     rule = (f"{spec.metric} {result.score_a:.4f} vs {result.score_b:.4f} ({opponent}); "
             f"{100 * (1 - alpha):g}% interval of the difference [{result.low:+.4f}, {result.high:+.4f}] "
-            f"{'clears' if wins else 'does not clear'} the margin {margin / 100:+.4f}")
+            f"{'clears' if wins else 'does not clear'} the margin {margin / 100:+.4f} ({margin:g} points)")
     promoted = wins or force
     if force:
         why = f"forced: {reason.strip()} (rule alone: {'promote' if wins else 'keep'}; {rule})"

@@ -35,7 +35,7 @@ def train(
                                             "on the same dev and test rows."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
     overwrite: bool = typer.Option(False, help="Replace an adapter already in --out."),
-    quiet: bool = typer.Option(False, help="No progress bars."),
+    quiet: bool = typer.Option(False, help="No progress bars and no per-epoch lines: only the result."),
     init: Optional[Path] = typer.Option(None, help="Start from a pre-trained prompt folder (`ptv2 pretrain`): its first "
                                         "--prompt-len positions, and this task's head if it took part."),
 ) -> None:
@@ -44,6 +44,7 @@ def train(
 
     from ptv2_core import busy_lock
     from ptv2_core.adapter import check_out_dir, save_adapter
+    from ptv2_core.tasks import absolute_ref
     from ptv2_core.train import TrainConfig
     from ptv2_core.train import train as run_train
     from ptv2_core.report import metrics_document
@@ -53,6 +54,7 @@ def train(
     # nothing and then replace the first one's adapter, even without --overwrite
     with busy_lock.held(busy_lock.beside(out, "train"),
                         f"another `ptv2 train` is writing to '{out}': wait for it to end, or stop it first"):
+        task = absolute_ref(task)  # recorded in the adapter: a relative path fails from another folder
         cfg = TrainConfig(task=task, model=model, prompt_len=prompt_len, lr=lr, epochs=epochs, batch_size=batch_size,
                           eval_batch_size=eval_batch_size, max_train=max_train, max_eval=max_eval, reparam=reparam,
                           pooling=pooling, patience=patience, group_by_length=group_by_length, seed=seed,
@@ -126,8 +128,12 @@ def eval_(
     own = loaded.model.prompt_config.prompt_len
     if prompt_len is not None and prompt_len > own:
         raise Ptv2Error(f"--prompt-len {prompt_len} is longer than the adapter's prompt ({own})")
+    trained_seed = split_seed_of(loaded.config)
     if seed is None:  # the adapter's own splits: another seed would score it on rows it was trained on
-        seed = split_seed_of(loaded.config)
+        seed = trained_seed
+    elif trained_seed is not None and seed != trained_seed and (task is None or task == loaded.spec.name):
+        typer.echo(f"note: it was trained on the splits of seed {trained_seed}; with --seed {seed} its dev and test rows "
+                   "may include rows it was trained on, so these scores can be too high", err=True)
     trained_on = ((loaded.config.get("extra") or {}).get("train_config") or {}).get("max_eval")
     if max_eval is None and trained_on and (task is None or task == loaded.spec.name):
         typer.echo(f"note: its metrics.json scored at most {trained_on} dev and test rows (--max-eval {trained_on} "
@@ -140,7 +146,8 @@ def eval_(
 
 @app.command()
 def predict(
-    texts: Optional[list[str]] = typer.Argument(None, help="Texts to label (NER: words split on whitespace)."),
+    texts: Optional[list[str]] = typer.Argument(None, help="Texts to label (NER: words split on whitespace); a lone "
+                                                "'-' reads standard input, as --file - does."),
     file: Optional[str] = typer.Option(None, "--file", help="Label every line of this UTF-8 text file instead ('-': "
                                        "standard input, labelled as it comes); one output line per input line, in order."),
     adapter: Optional[Path] = typer.Option(None, help="Adapter folder."),
@@ -157,6 +164,8 @@ def predict(
 
     if (adapter is None) == (model is None):
         raise Ptv2Error("give exactly one of --adapter DIR and --model models:/NAME@ALIAS")
+    if texts == ["-"] and file is None:  # the Unix convention: `-` is standard input (it labelled the text "-")
+        texts, file = None, "-"
     if bool(texts) == (file is not None):
         raise Ptv2Error("give texts to label, or --file PATH (one text per line), not both" if texts else
                         "nothing to label: give texts, or --file PATH (one text per line; '-' reads standard input)")
@@ -190,8 +199,8 @@ def predict(
             for chunk in source.chunks():
                 with sigint.held():
                     rows = run_predict(loaded, chunk, batch_size, on_batch=lambda n: (bar.update(n), sigint.check()))
-                    for p in rows:
-                        typer.echo(_predict_line(p, scores, as_json))
+                    for text, p in zip(chunk, rows):  # --json lines carry their text: joinable to the input
+                        typer.echo(_predict_line({"text": text} | p if as_json else p, scores, as_json))
                         done += 1
                     sys.stdout.flush()
         except KeyboardInterrupt:

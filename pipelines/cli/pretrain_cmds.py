@@ -30,7 +30,7 @@ def pretrain(
     seed: int = typer.Option(0, help="Seed of data splits and training (per-task training must reuse it)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
     overwrite: bool = typer.Option(False, help="Discard a finished or unfinished run already in --out."),
-    quiet: bool = typer.Option(False, help="No progress bars."),
+    quiet: bool = typer.Option(False, help="No progress bars and no per-epoch lines: only the result."),
 ) -> None:
     """Pre-train one deep prompt on several tasks; every leading slice of it is a usable prompt.
 
@@ -39,9 +39,10 @@ def pretrain(
     prompt_config.json) appears only when the run completes.
     """
     from ptv2_core.multitask import PretrainConfig, parse_lengths
+    from ptv2_core.tasks import absolute_ref
     from ptv2_core.multitask import pretrain as run_pretrain
 
-    refs = tuple(t.strip() for t in tasks.split(",") if t.strip())
+    refs = tuple(absolute_ref(t.strip()) for t in tasks.split(",") if t.strip())  # recorded: absolute paths
     cfg = PretrainConfig(tasks=refs, model=model, max_prompt_len=max_prompt_len, lengths=tuple(parse_lengths(lengths)),
                          nested=nested, temperature=temperature, lr=lr, epochs=epochs, batch_size=batch_size,
                          eval_batch_size=eval_batch_size, max_train=max_train, max_eval=max_eval, reparam=reparam,

@@ -77,6 +77,9 @@ def promote(
     if as_json:
         typer.echo(json.dumps(asdict(d), indent=2))
         return
+    if not d.promoted and d.challenger is not None and d.challenger == d.champion:
+        typer.echo(f"{d.name}: version {d.challenger} is already champion; nothing scored or changed")
+        return
     verdict = "promoted" if d.promoted else "not promoted"
     typer.echo(f"{d.name}: version {d.challenger} {verdict}"
                + (f" (champion is now version {d.challenger})" if d.promoted else

@@ -110,6 +110,8 @@ def read_pretrained_config(pretrained_dir: str | Path) -> dict:
     """The validated JSON of a pre-trained prompt folder."""
     d = Path(pretrained_dir)
     path = d / CONFIG
+    if not d.exists():
+        raise Ptv2Error(f"pre-trained prompt folder '{d}' does not exist")
     if not path.is_file():
         if (d / CHECKPOINTS).is_dir():
             raise Ptv2Error(f"pre-training in '{d}' has not finished (checkpoints only): run the same "
@@ -142,9 +144,17 @@ def check_base(config: dict, actual_fingerprint: str, where: str | Path) -> None
 
 
 def task_index(config: dict, task: str) -> int | None:
-    """Index of ``task`` (its reference as given to pre-training, or its spec name) among the
-    pre-training tasks; None when it did not take part."""
+    """Index of ``task`` (its reference as given to pre-training, its spec name, or a task YAML
+    whose ``name:`` is that name: the same file read from another path, as a search's trials read
+    a copy in the shared folder) among the pre-training tasks; None when it did not take part."""
+    from ptv2_core.tasks import task_name
+
+    names = {task}
+    try:
+        names.add(task_name(task))
+    except Ptv2Error:  # not a task reference (a bare name): compared as it is
+        pass
     for i, t in enumerate(config["tasks"]):
-        if task in (t.get("ref"), t.get("spec", {}).get("name")):
+        if t.get("ref") == task or t.get("spec", {}).get("name") in names:
             return i
     return None

@@ -71,6 +71,16 @@ def task_ref_kind(ref: str, *, must_exist: bool = False) -> str:
     raise Ptv2Error(f"unknown task '{ref}': expected one of {', '.join(PACKAGED_TASKS)}, a task YAML file, or hub:<name>")
 
 
+def absolute_ref(ref: str) -> str:
+    """A task YAML's path made absolute, packaged names and ``hub:`` references as they are: an
+    adapter, a pre-trained prompt or a registered version records the reference, and a relative
+    path names another file, or none, from another folder."""
+    if ref in PACKAGED_TASKS or ref.startswith("hub:"):
+        return ref
+    path = Path(ref).expanduser()
+    return str(path.resolve()) if path.is_file() else ref
+
+
 def task_name(ref: str) -> str:
     """The name a task reference gives its task (``TaskSpec.name``) without loading its rows:
     a packaged name itself, a task YAML's ``name:``, a hub data set's name."""

@@ -42,6 +42,12 @@ def _column(df: pd.DataFrame, col: str, path: Path) -> list[Any]:
     return df[col].tolist()
 
 
+def _count(n: int, what: str) -> str:
+    """``"1 row"``, ``"3 rows"``. Row numbers in messages count data rows from 1 (a CSV's header
+    line is not one)."""
+    return f"{n} {what}{'s' * (n != 1)}"
+
+
 def _missing(values: list[Any]) -> list[int]:
     return [i for i, v in enumerate(values) if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())]
 
@@ -50,7 +56,7 @@ def _as_list(v: Any, col: str, i: int, path: Path) -> list[str]:
     if isinstance(v, (list, tuple, np.ndarray)):
         return [str(x) for x in v]
     raise Ptv2Error(
-        f"data file {path}: row {i} of column '{col}' is {type(v).__name__}, not a list; token tasks need list "
+        f"data file {path}: row {i + 1} of column '{col}' is {type(v).__name__}, not a list; token tasks need list "
         "columns (JSONL/JSON/Parquet), e.g. {\"tokens\": [\"Paris\", \"rocks\"], \"tags\": [\"B-loc\", \"O\"]}"
     )
 
@@ -65,13 +71,15 @@ def read_rows(path: Path, kind: str, text_col: str, label_col: str) -> tuple[lis
         for col, vals in ((text_col, xs), (label_col, ys)):
             bad = _missing(vals)
             if bad:
-                raise Ptv2Error(f"data file {path}: {len(bad)} rows with an empty '{col}' (first at row {bad[0]})")
+                raise Ptv2Error(f"data file {path}: {_count(len(bad), 'row')} with an empty '{col}' (first at row "
+                                f"{bad[0] + 1})")
         return [str(x) for x in xs], [str(y) for y in ys]
     words = [_as_list(v, text_col, i, path) for i, v in enumerate(xs)]
     tags = [_as_list(v, label_col, i, path) for i, v in enumerate(ys)]
     for i, (w, t) in enumerate(zip(words, tags)):  # here, while row numbers are still the file's
         if len(w) != len(t):
-            raise Ptv2Error(f"data file {path}: row {i} has {len(w)} tokens but {len(t)} tags (lengths must match)")
+            raise Ptv2Error(f"data file {path}: row {i + 1} has {_count(len(w), 'token')} but {_count(len(t), 'tag')} "
+                            "(lengths must match)")
     return words, tags
 
 

@@ -43,9 +43,10 @@ def make_dataset(spec: TaskSpec, xs: Sequence, ys: Sequence, where: str) -> Data
         return Dataset.from_dict({"text": list(xs), "label": [index[y] for y in ys]}, features=features(spec))
     for i, (words, tags) in enumerate(zip(xs, ys)):
         if len(words) != len(tags):
-            raise Ptv2Error(f"{where}: row {i} has {len(words)} tokens but {len(tags)} tags (lengths must match)")
+            raise Ptv2Error(f"{where}: row {i + 1} has {len(words)} token{'s' * (len(words) != 1)} but {len(tags)} "
+                            f"tag{'s' * (len(tags) != 1)} (lengths must match)")
         if len(words) == 0:
-            raise Ptv2Error(f"{where}: row {i} has no tokens")
+            raise Ptv2Error(f"{where}: row {i + 1} has no tokens")
     ys = [[str(t) for t in tags] for tags in ys]
     _unknown(spec, [t for tags in ys for t in tags], where)
     return Dataset.from_dict(
