@@ -259,3 +259,13 @@ def test_an_empty_cell_is_named_by_its_data_row_counted_from_one(tmp_path):
     with pytest.raises(Ptv2Error, match=r"train\.csv: 1 row with an empty 'utterance' \(first at row 2\)$"):
         load_task(str(write_yaml(tmp_path, "name: s\ntype: sequence\ntext_column: utterance\nlabel_column: intent\n"
                                            "data: {train: train.csv}\n")))
+
+
+def test_a_data_file_given_as_the_task_and_a_csv_for_a_token_task_say_what_to_do(tmp_path):
+    write_csv(tmp_path / "train.csv", [("hello", "a"), ("bye", "b")])
+    with pytest.raises(Ptv2Error, match=r"train\.csv is a data file, not a task file: write a task YAML that names it"):
+        load_task(str(tmp_path / "train.csv"))
+    write_csv(tmp_path / "ner.csv", [("Paris is nice", "B-loc O O")], ("words", "labels"))
+    with pytest.raises(Ptv2Error, match="column 'tokens' not found.*a token task's rows are lists of words and tags: "
+                                        "JSONL, JSON or Parquet, not CSV"):
+        load_task(str(write_yaml(tmp_path, "name: t\ntype: token\ndata: {train: ner.csv}\n")))

@@ -36,9 +36,12 @@ def read_table(path: Path) -> pd.DataFrame:
         raise Ptv2Error(f"could not read data file {path}: {type(e).__name__}: {e}") from None
 
 
-def _column(df: pd.DataFrame, col: str, path: Path) -> list[Any]:
+def _column(df: pd.DataFrame, col: str, path: Path, kind: str = "sequence") -> list[Any]:
     if col not in df.columns:
-        raise Ptv2Error(f"data file {path}: column '{col}' not found; columns found: {[str(c) for c in df.columns]}")
+        hint = ("; a token task's rows are lists of words and tags: JSONL, JSON or Parquet, not CSV"
+                if kind == "token" and path.suffix.lower() == ".csv" else "")
+        raise Ptv2Error(f"data file {path}: column '{col}' not found; columns found: {[str(c) for c in df.columns]}"
+                        f"{hint}")
     return df[col].tolist()
 
 
@@ -66,7 +69,7 @@ def read_rows(path: Path, kind: str, text_col: str, label_col: str) -> tuple[lis
     df = read_table(path)
     if len(df) == 0:
         raise Ptv2Error(f"data file {path}: 0 rows (empty data)")
-    xs, ys = _column(df, text_col, path), _column(df, label_col, path)
+    xs, ys = _column(df, text_col, path, kind), _column(df, label_col, path, kind)
     if kind == "sequence":
         for col, vals in ((text_col, xs), (label_col, ys)):
             bad = _missing(vals)

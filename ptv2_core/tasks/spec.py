@@ -114,6 +114,9 @@ def load_task_yaml(path: str | Path) -> tuple[TaskSpec, DataSource]:
     path = Path(path)
     if not path.is_file():
         raise Ptv2Error(f"task file not found: {path}")
+    if path.suffix.lower() in (".csv", ".jsonl", ".parquet"):  # (a .json file may hold a task: JSON is YAML)
+        raise Ptv2Error(f"{path} is a data file, not a task file: write a task YAML that names it (name:, type:, "
+                        "data: {train: ...}; docs/tasks.md) and pass that")
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as e:
