@@ -66,8 +66,10 @@ def run_local(params: dict) -> dict:
     root = home / "pipeline-root" / run
     root.mkdir(parents=True, exist_ok=True)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
-    # expected locally, once per task, and not actionable: the image and display names are for the cluster
-    warnings.filterwarnings("ignore", message=r"Task '.*': settings \['display_name'\] have no effect")
+    # expected locally, once per task, and not actionable: the image, display names and the pods' CPU and
+    # memory (pipelines/pipeline.py STEP_RESOURCES) are for the cluster
+    warnings.filterwarnings("ignore", message=r"Task '.*': settings \[[a-z_', ]*\] have no effect in the current "
+                            r"local runner")
     warnings.filterwarnings("ignore", message=r"You may be attemping to run a task that uses custom or non-Python")
     t0 = time.perf_counter()
     init_local_stores(params)

@@ -58,6 +58,8 @@ def test_local_pipeline_run_registers_versions(tmp_path):
     assert res.returncode == 0, res.stderr[-4000:]
     out = res.stdout
     assert "ptv2 run finished" in out and "ptv2-trec v1" in out and "ptv2-my-intents v1" in out
+    # the cluster-only settings (display names, the pods' CPU and memory) are not warned about, task by task
+    assert "UserWarning" not in res.stderr + out and "have no effect" not in res.stderr + out
     # the command that opens the UI names this environment's ptv2, as a path that works from where the run was
     ui_line = next(line for line in out.splitlines() if line.startswith("Review trials"))
     command = ui_line.split(f"PTV2_HOME={home} ", 1)[1].split()
