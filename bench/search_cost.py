@@ -165,7 +165,7 @@ def reused_parts(report: dict | None, task: str, start: str, space: SearchSpace,
     parts = {"grid": row["grid"]}
     if start != "fresh" and (prompt is None or report.get("prompt_sha") != prompt):
         return parts
-    for search in row.get("searches") or [row["search"]]:
+    for search in row.get("searches") or ([row["search"]] if "search" in row else []):
         seed = search.get("seed", 0)
         ran = search.get("pruning") or pruning_of(space)
         sampled = search.get("sampler") or LEGACY_SAMPLER
