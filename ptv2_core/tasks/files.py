@@ -9,7 +9,7 @@ import pandas as pd
 from datasets import DatasetDict
 
 from ptv2_core.errors import Ptv2Error
-from ptv2_core.tasks.rows import make_dataset
+from ptv2_core.tasks.rows import count_of, make_dataset
 from ptv2_core.tasks.spec import DATA_SUFFIXES, DataSource, TaskSpec
 from ptv2_core.tasks.splits import carve
 
@@ -45,12 +45,6 @@ def _column(df: pd.DataFrame, col: str, path: Path, kind: str = "sequence") -> l
     return df[col].tolist()
 
 
-def _count(n: int, what: str) -> str:
-    """``"1 row"``, ``"3 rows"``. Row numbers in messages count data rows from 1 (a CSV's header
-    line is not one)."""
-    return f"{n} {what}{'s' * (n != 1)}"
-
-
 def _missing(values: list[Any]) -> list[int]:
     return [i for i, v in enumerate(values) if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())]
 
@@ -74,14 +68,14 @@ def read_rows(path: Path, kind: str, text_col: str, label_col: str) -> tuple[lis
         for col, vals in ((text_col, xs), (label_col, ys)):
             bad = _missing(vals)
             if bad:
-                raise Ptv2Error(f"data file {path}: {_count(len(bad), 'row')} with an empty '{col}' (first at row "
+                raise Ptv2Error(f"data file {path}: {count_of(len(bad), 'row')} with an empty '{col}' (first at row "
                                 f"{bad[0] + 1})")
         return [str(x) for x in xs], [str(y) for y in ys]
     words = [_as_list(v, text_col, i, path) for i, v in enumerate(xs)]
     tags = [_as_list(v, label_col, i, path) for i, v in enumerate(ys)]
     for i, (w, t) in enumerate(zip(words, tags)):  # here, while row numbers are still the file's
         if len(w) != len(t):
-            raise Ptv2Error(f"data file {path}: row {i + 1} has {_count(len(w), 'token')} but {_count(len(t), 'tag')} "
+            raise Ptv2Error(f"data file {path}: row {i + 1} has {count_of(len(w), 'token')} but {count_of(len(t), 'tag')} "
                             "(lengths must match)")
     return words, tags
 

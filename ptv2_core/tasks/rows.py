@@ -9,6 +9,12 @@ from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks.spec import TaskSpec
 
 
+
+def count_of(n: int, what: str) -> str:
+    """``"1 row"``, ``"3 rows"`` for error messages, whose row numbers count data rows from 1 (a
+    CSV's header line is not one)."""
+    return f"{n} {what}{'s' * (n != 1)}"
+
 def features(spec: TaskSpec) -> Features:
     """Normalized columns: sequence ``text``/``label``; token ``tokens``/``tags`` (ClassLabel ids)."""
     names = list(spec.labels)
@@ -43,8 +49,8 @@ def make_dataset(spec: TaskSpec, xs: Sequence, ys: Sequence, where: str) -> Data
         return Dataset.from_dict({"text": list(xs), "label": [index[y] for y in ys]}, features=features(spec))
     for i, (words, tags) in enumerate(zip(xs, ys)):
         if len(words) != len(tags):
-            raise Ptv2Error(f"{where}: row {i + 1} has {len(words)} token{'s' * (len(words) != 1)} but {len(tags)} "
-                            f"tag{'s' * (len(tags) != 1)} (lengths must match)")
+            raise Ptv2Error(f"{where}: row {i + 1} has {count_of(len(words), 'token')} but "
+                            f"{count_of(len(tags), 'tag')} (lengths must match)")
         if len(words) == 0:
             raise Ptv2Error(f"{where}: row {i + 1} has no tokens")
     ys = [[str(t) for t in tags] for tags in ys]
