@@ -9,11 +9,11 @@ from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks.spec import TaskSpec
 
 
-
 def count_of(n: int, what: str) -> str:
     """``"1 row"``, ``"3 rows"`` for error messages, whose row numbers count data rows from 1 (a
     CSV's header line is not one)."""
     return f"{n} {what}{'s' * (n != 1)}"
+
 
 def features(spec: TaskSpec) -> Features:
     """Normalized columns: sequence ``text``/``label``; token ``tokens``/``tags`` (ClassLabel ids)."""
