@@ -171,6 +171,22 @@ def test_predict_prints_a_large_file_chunk_by_chunk_and_keeps_it_when_stopped(tr
 
 
 @pytest.mark.slow
+def test_an_empty_line_gets_an_empty_answer_not_a_made_up_label(trec_adapter, tmp_path):
+    """An empty line of a --file was classified (a label out of nothing); it is left empty, so the
+    output still pairs up with the input line by line."""
+    from conftest import run_cli
+
+    out, _ = trec_adapter
+    (tmp_path / "in.txt").write_text("When ?\n\n   \nWho wrote Hamlet ?\n")
+    expected = run_cli("predict", "--adapter", str(out), "When ?", "Who wrote Hamlet ?").stdout.splitlines()
+    res = run_cli("predict", "--adapter", str(out), "--file", str(tmp_path / "in.txt"), "--scores")
+    assert res.returncode == 0 and [line.split("\t")[0] for line in res.stdout.split("\n")[:4]] == [
+        expected[0], "", "", expected[1]], res.stdout
+    rows = [json.loads(line) for line in run_cli("predict", "--adapter", str(out), "--file", str(tmp_path / "in.txt"),
+                                                  "--json").stdout.splitlines()]
+    assert rows[1] == {"text": "", "label": None, "score": None} and rows[3]["label"] == expected[1]
+
+
 def test_a_lone_dash_is_standard_input(trec_adapter):
     """`ptv2 predict --adapter DIR -` labelled the text "-" (the Unix convention: standard input)."""
     from conftest import run_cli

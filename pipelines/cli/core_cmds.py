@@ -200,6 +200,8 @@ def predict(
                 with sigint.held():
                     rows = run_predict(loaded, chunk, batch_size, on_batch=lambda n: (bar.update(n), sigint.check()))
                     for text, p in zip(chunk, rows):  # --json lines carry their text: joinable to the input
+                        if "label" in p and not text.strip():  # nothing to classify: no made-up label
+                            p = {"label": None, "score": None}
                         typer.echo(_predict_line({"text": text} | p if as_json else p, scores, as_json))
                         done += 1
                     sys.stdout.flush()
@@ -242,6 +244,8 @@ def _predict_line(p: dict, scores: bool, as_json: bool) -> str:
     if as_json:
         return json.dumps(p)
     if "label" in p:
+        if p["label"] is None:  # an empty input line: an empty output line, so lines still pair up
+            return ""
         return f"{p['label']}\t{p['score']:.4f}" if scores else p["label"]
     if scores:
         return " ".join(f"{w}/{t}/{s:.4f}" for w, t, s in zip(p["tokens"], p["tags"], p["scores"]))
