@@ -1,8 +1,8 @@
 """Can the Ray cluster hold one trial? Now, or once its autoscaler has added a node.
 
 A trial asks for ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs, on one node. A cluster
-none of whose nodes can hold one would leave the search waiting forever, so it is refused before the study, the MLflow
-run or the work folder exist. But a joined cluster may grow: KubeRay's autoscaler adds workers
+none of whose nodes can hold one would leave the search waiting forever, so it is refused before
+the study, the MLflow run or the work folder exist. But a joined cluster may grow: KubeRay's autoscaler adds workers
 when work waits for them (the GPU group starts at zero; k8s/base/raycluster.yaml), and nothing
 waits yet when the search checks. So on a joined cluster that is short, the search asks the
 autoscaler for one trial's resources (``ray.autoscaler.sdk.request_resources``, the documented

@@ -92,8 +92,8 @@ def one_line(e: BaseException) -> str:
 
 
 @contextmanager
-def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None) -> Iterator[dict]:
-    """Yield the cluster's resources with Ray connected.
+def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None) -> Iterator[None]:
+    """Keep Ray connected for the block (what the cluster can hold: ``capacity.check_capacity``).
 
     ``address`` (else ``RAY_ADDRESS``) joins a running cluster; otherwise a local Ray starts
     with ``num_cpus``/``num_gpus`` (default: all) and stops on exit. A Ray this process
@@ -102,7 +102,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpu
     import ray
 
     if ray.is_initialized():
-        yield ray.cluster_resources()
+        yield
         return
     target = settings.ray_address(address)
     common = dict(include_dashboard=False, log_to_driver=False, configure_logging=False,
@@ -120,6 +120,6 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpu
         where = f"the Ray cluster at '{target}'" if target else "a local Ray"
         raise Ptv2Error(f"cannot start or join {where}: {one_line(e)}") from None
     try:
-        yield ray.cluster_resources()
+        yield
     finally:
         ray.shutdown()
