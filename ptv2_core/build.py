@@ -12,18 +12,25 @@ from ptv2_core.tasks import TaskSpec
 
 
 def check_prompt_len(prompt_len: int, config, max_length: int) -> None:
-    """A prompt must be positive and, with the text, fit the model's context window.
+    """A prompt must be positive; the text must fit the model's positions; with a sliding window,
+    prompt and text must fit the window.
 
-    Explicit position ids keep the prefix out of the position budget, but the attention span
-    (prefix + text) beyond what the model was trained on is not meaningful.
+    Explicit position ids keep the prefix out of the position budget (the text keeps positions
+    0..max_length-1 whatever the prompt length), so only the text counts against
+    ``max_position_embeddings``. A sliding-window model (Mistral style) attends only to the last
+    ``sliding_window`` keys: a prefix in front of a longer span is invisible to the later tokens.
     """
     if prompt_len <= 0:
         raise Ptv2Error(f"prompt length must be a positive integer, got {prompt_len}")
     limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-    if limit and prompt_len + max_length > limit:
+    if limit and max_length > limit:
+        raise Ptv2Error(f"max length {max_length} is too long for this model: it has {limit} positions")
+    window = getattr(config, "sliding_window", None)
+    if isinstance(window, int) and window > 0 and prompt_len + max_length > window:
         raise Ptv2Error(
-            f"prompt length {prompt_len} is too long for this model: prompt + text ({max_length} tokens) "
-            f"must fit its {limit} positions, so at most {limit - max_length}"
+            f"prompt length {prompt_len} is too long for this model: it attends to the last {window} keys only, so "
+            f"prompt + text ({max_length} tokens) must fit them, i.e. "
+            + (f"a prompt of at most {window - max_length}" if window > max_length else "a lower max length")
         )
 
 

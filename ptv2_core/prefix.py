@@ -79,11 +79,14 @@ class PrefixEncoder(nn.Module):
 
     def forward(self, batch_size: int, length: int | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
         c = self.config
-        flat = self.dropout(self.flat(length))
+        flat = self.flat(length)
         length = flat.shape[0]
         # [L, layers*2*H*D] -> [layers*2, H, L, D], then broadcast over the batch (a view, no copy)
         kv = flat.view(length, c.num_layers * 2, c.num_kv_heads, c.head_dim).permute(1, 2, 0, 3)
-        kv = kv.unsqueeze(1).expand(-1, batch_size, -1, -1, -1)
+        # dropout after the broadcast: each example draws its own mask, as in the original's
+        # get_prompt (one mask for the batch would drop the same entries for every example); in
+        # eval mode, or with p = 0, the view stays a view
+        kv = self.dropout(kv.unsqueeze(1).expand(-1, batch_size, -1, -1, -1))
         return [(kv[2 * i], kv[2 * i + 1]) for i in range(c.num_layers)]
 
     @torch.no_grad()

@@ -47,8 +47,9 @@ def test_masked_prefix_equals_plain_backbone(model_type):
 
 @pytest.mark.parametrize("model_type", FAMILIES)
 @pytest.mark.parametrize("task_type", ["sequence", "token"])
-def test_padded_batch_matches_each_example_alone(model_type, task_type):
-    model = make(model_type, task_type)
+@pytest.mark.parametrize("prompt_len", [5, 100])  # 100: longer than every tiny model's positions (64 or 80)
+def test_padded_batch_matches_each_example_alone(model_type, task_type, prompt_len):
+    model = make(model_type, task_type, prompt_len=prompt_len)
     ids, mask = batch()
     with torch.no_grad():
         together = model(ids, mask).logits
@@ -125,3 +126,32 @@ def test_unsupported_model_type_named():
 
     with pytest.raises(Ptv2Error, match="unsupported model type 't5'"):
         geometry(AutoConfig.for_model("t5"))
+
+
+def test_prefix_dropout_draws_a_mask_per_example():
+    # one mask for the batch dropped the same entries for every example (the original's get_prompt
+    # drops out after the prefix is copied per example)
+    torch.manual_seed(0)
+    enc = PrefixEncoder(PromptConfig(6, 2, 2, 4, dropout=0.5)).train()
+    keys = enc(4)[0][0]  # [B, H, L, D]
+    zeros = keys == 0
+    assert zeros.any() and not all(torch.equal(zeros[0], zeros[b]) for b in range(1, 4))
+    enc.eval()
+    keys = enc(4)[0][0]
+    assert all(torch.equal(keys[0], keys[b]) for b in range(1, 4)) and not (keys == 0).any()
+
+
+def test_prompt_length_does_not_spend_the_position_budget():
+    from transformers import AutoConfig
+
+    from ptv2_core.build import check_prompt_len
+
+    bert = AutoConfig.for_model("bert", max_position_embeddings=512)
+    check_prompt_len(64, bert, 512)  # the text keeps positions 0..511: the prefix takes none
+    with pytest.raises(Ptv2Error, match="max length 600 is too long for this model: it has 512 positions"):
+        check_prompt_len(4, bert, 600)
+    # a sliding window sees the last keys only: a prefix in front of a longer span is invisible
+    mistral = AutoConfig.for_model("mistral", sliding_window=128)
+    check_prompt_len(64, mistral, 64)
+    with pytest.raises(Ptv2Error, match="attends to the last 128 keys only.*a prompt of at most 64"):
+        check_prompt_len(65, mistral, 64)
