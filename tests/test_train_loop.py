@@ -159,6 +159,32 @@ def test_scoring_and_prediction_batch_rows_of_similar_length_and_keep_the_rows_o
         assert [p["tokens"] for p in batched] == [t.split() for t in texts]
 
 
+def test_words_cut_off_by_the_max_length_are_scored_as_missed_not_dropped(tiny_model_dir):
+    """Span F1 over the words a max length kept only counted an entity past the cut as neither
+    found nor missed (a perfect tagger of the visible words scored 1.0); now every word is scored,
+    the cut-off ones tagged "O" as ``predict`` tags them, and the golds are every word's tag."""
+    from ptv2_core.evaluate import predict_split
+    from ptv2_core.metrics import compute_metrics
+    from ptv2_core.tasks import load_task
+    from ptv2_core.tasks.encode import Collator, encode
+
+    res = train(cfg(tiny_model_dir, task="wnut16", epochs=1, max_eval=48))
+    spec, data = load_task("wnut16", seed=0, max_eval=48)
+    dev = encode(data["dev"], res.tokenizer, spec, max_length=12)
+    kept = [sum(y != -100 for y in row) for row in dev["labels"]]
+    words = [len(t) for t in data["dev"]["tokens"]]
+    assert sum(k < w for k, w in zip(kept, words)) > 10  # most rows lose words at 12 tokens
+    preds, golds, _ = predict_split(res.model, dev, spec, Collator(res.tokenizer, spec), torch.device("cpu"))
+    assert golds == [list(t) for t in data["dev"]["tags"]]
+    assert [len(p) for p in preds] == words
+    outside = spec.labels.index("O")
+    assert all(p[k:] == [outside] * (w - k) for p, k, w in zip(preds, kept, words))
+    # a perfect tagger of the kept words no longer scores 1.0 when entities lie past the cut
+    perfect_visible = [g[:k] + [outside] * (len(g) - k) for g, k in zip(golds, kept)]
+    cut_entities = sum(any(t != outside for t in g[k:]) for g, k in zip(golds, kept))
+    assert cut_entities > 0 and compute_metrics(spec, perfect_visible, golds)["span_f1"] < 1.0
+
+
 def test_length_grouped_batches_cover_every_row_once_and_pad_little(tiny_model_dir):
     """group_by_length: each epoch every training row exactly once, in random batches of rows of
     similar length; a seed gives the same batches, the next epoch others."""

@@ -112,7 +112,8 @@ def _align(tags: Sequence[int], word_ids: Sequence[int | None]) -> list[int]:
 
 
 def encode(ds: Dataset, tokenizer: Any, spec: TaskSpec, max_length: int | None = None) -> Dataset:
-    """Columns ``input_ids``, ``attention_mask``, ``labels`` (int, or per-token ints with -100), unpadded.
+    """Columns ``input_ids``, ``attention_mask``, ``labels`` (int, or per-token ints with -100), unpadded;
+    token tasks also ``word_tags``, every word's tag id (the words cut off by truncation included).
 
     Truncates to ``max_length`` (default ``spec.max_length``) tokens, special tokens included.
     """
@@ -129,7 +130,9 @@ def encode(ds: Dataset, tokenizer: Any, spec: TaskSpec, max_length: int | None =
     def token(batch: dict) -> dict:
         enc = _tokenize_words(tokenizer, batch["tokens"], max_length, padding=False, tensors=False)
         labels = [_align(tags, enc.word_ids(i)) for i, tags in enumerate(batch["tags"])]
-        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}
+        # every word's tag, those cut off by max_length too: scoring counts a cut-off entity as missed
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels,
+                "word_tags": [[int(t) for t in tags] for tags in batch["tags"]]}
 
     fn = sequence if spec.type == "sequence" else token
     return ds.map(fn, batched=True, remove_columns=ds.column_names, desc=f"encode {spec.name}")
