@@ -189,7 +189,13 @@ def load_adapter(adapter_dir: str | Path, backbone: nn.Module | None = None, tok
         spec = TaskSpec.from_dict(config["task"])
     except (TypeError, KeyError, ValueError) as e:
         raise Ptv2Error(f"corrupt adapter config in '{adapter_dir}': {e}") from None
-    check_prompt_fits(prompt, geometry(backbone.config), f"adapter '{adapter_dir}'")
+    geo = geometry(backbone.config)
+    check_prompt_fits(prompt, geo, f"adapter '{adapter_dir}'")
+    # the head must be the task's (a 2-label head on a 3-label task never predicts the third)
+    if (head.task_type, head.num_labels, head.hidden_size) != (spec.type, len(spec.labels), geo.hidden_size):
+        raise Ptv2Error(f"corrupt adapter config in '{adapter_dir}': its head ({head.task_type}, {head.num_labels} "
+                        f"labels, width {head.hidden_size}) does not fit its task ({spec.type}, {len(spec.labels)} "
+                        f"labels) on this base model (width {geo.hidden_size})")
     model = PromptModel(backbone, prompt, head)
     expected = model.trainable_state()
     if set(state) != set(expected):

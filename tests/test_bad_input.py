@@ -178,6 +178,16 @@ def test_corrupt_adapter_config(tiny_adapter, tmp_path):
     assert_user_error(run("predict", "--adapter", str(bad), "hello"), "corrupt adapter config")
 
 
+def test_an_adapter_whose_head_does_not_fit_its_task_is_refused(tiny_adapter, tmp_path):
+    # tensors and head agree (6 labels) but the task names 7: the 7th could never be predicted
+    bad = copy_adapter(tiny_adapter, tmp_path / "bad")
+    config = json.loads((bad / "adapter_config.json").read_text())
+    config["task"]["labels"] = [*config["task"]["labels"], "EXTRA"]
+    (bad / "adapter_config.json").write_text(json.dumps(config))
+    assert_user_error(run("predict", "--adapter", str(bad), "hello"), "corrupt adapter config",
+                      "its head (sequence, 6 labels, width 384) does not fit its task (sequence, 7 labels)")
+
+
 def test_a_ptv2_folder_of_the_wrong_kind_is_named_in_the_error(tiny_adapter, tmp_path):
     """An adapter where a pre-trained prompt is wanted, a search's output or a pre-trained prompt
     where an adapter is wanted: the one error line says what the folder is and what to pass."""
