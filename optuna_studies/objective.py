@@ -54,10 +54,10 @@ def objective(config: Mapping[str, Any], report: EpochReport) -> dict[str, Any]:
     state: dict[str, Any] = {"model": None, "best": None, "best_epoch": 0, "epoch": 0, "spec": None}
     pretrained = _pretrained_init(init_dir, cfg) if init_dir else None
 
-    def init(model) -> None:
+    def init(model, spec) -> None:
         state["model"] = model  # the live model: its adapter is saved from the report below
         if pretrained is not None:
-            pretrained(model)
+            pretrained(model, spec)
 
     def on_epoch(epoch: int, row: dict) -> None:
         if metric not in row:

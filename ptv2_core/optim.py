@@ -2,6 +2,9 @@
 AdamW on the trainable parameters, linear warm-up then linear decay, gradient-norm clipping."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
@@ -25,3 +28,24 @@ def optimizer_step(loss: torch.Tensor, params: list[nn.Parameter], opt: torch.op
     torch.nn.utils.clip_grad_norm_(params, grad_clip)
     opt.step()
     sched.step()
+
+
+@contextmanager
+def leading_rows_only(weight: nn.Parameter, opt: torch.optim.Optimizer, rows: int) -> Iterator[None]:
+    """The optimizer step inside changes only ``weight[:rows]``: the later rows and their AdamW
+    moments are put back afterwards. A nested-length step uses only the first ``rows`` prompt
+    positions; their gradient is zero for the rest, yet AdamW would still move those rows by their
+    stale momentum (and weight decay). Adam's step count is shared, as in any dense AdamW."""
+    if rows >= weight.shape[0]:
+        yield
+        return
+    with torch.no_grad():
+        tail = weight[rows:].clone()
+        moments = {k: v[rows:].clone() for k, v in opt.state.get(weight, {}).items()
+                   if torch.is_tensor(v) and v.shape == weight.shape}
+    yield
+    with torch.no_grad():
+        weight[rows:] = tail
+        state = opt.state.get(weight, {})
+        for k, v in moments.items():  # (before the first step there are none: the tail's stay zero)
+            state[k][rows:] = v

@@ -43,6 +43,13 @@ class TrainingSettings:
     bf16: bool = True
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        # numpy's numbers (a search hands them over) become Python's: the settings go into JSON
+        # (checkpoints, adapter configs), which cannot hold an int64
+        for name, value in vars(self).items():
+            if isinstance(value, numbers.Number) and not isinstance(value, (bool, int, float)) and hasattr(value, "item"):
+                setattr(self, name, value.item())
+
     def check_training(self) -> None:
         """Refuse bad shared settings before anything is loaded or written. Some would not fail at
         all: a negative ``grad_clip`` turned every gradient around (torch scales by max_norm / norm),

@@ -173,10 +173,12 @@ def fit(
     return best_epoch, best_dev or {}, history, seen / max(train_time, 1e-9), stopped
 
 
-def train(cfg: TrainConfig, report: Report | None = None, init: Callable[[PromptModel], None] | None = None) -> TrainResult:
+def train(cfg: TrainConfig, report: Report | None = None,
+          init: Callable[[PromptModel, TaskSpec], None] | None = None) -> TrainResult:
     """Set up, train and test one configuration: ``load → build → fit → test``.
 
-    ``init`` may overwrite the fresh prompt and head before training (a pre-trained prompt).
+    ``init(model, spec)`` may overwrite the fresh prompt and head before training (a pre-trained
+    prompt: ``partial(init_from_pretrained, pretrained_dir=DIR, task=cfg.task)``).
     """
     cfg.check_training()  # cheap checks first, before any data or weights load
     seed_everything(cfg.seed)
@@ -195,7 +197,7 @@ def train(cfg: TrainConfig, report: Report | None = None, init: Callable[[Prompt
         pooling=cfg.pooling, head_dropout=cfg.head_dropout,
     )
     if init is not None:
-        init(model)
+        init(model, spec)
     place(model, device)
     base_fp = fingerprint(backbone)
     splits = {name: encode(data[name], tokenizer, spec, max_length) for name in ("train", "dev", "test")}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -185,9 +186,17 @@ def test_init_copies_exactly_the_first_L_positions_and_the_task_head(run):
     bb = result.model.backbone
     spec, _ = load_task("trec", max_train=1, max_eval=1)
     model = build_model(bb, spec, 4, max_length=64)
-    init_from_pretrained(model, pretrained_dir=out, task="trec")
+    init_from_pretrained(model, spec, pretrained_dir=out, task="trec")
     assert torch.equal(model.prefix.embedding.weight, pre["prefix.embedding.weight"][:4])
     assert torch.equal(model.head.classifier.weight, pre["heads.0.classifier.weight"])
+    # the same name with its labels in another order: a copied head's outputs would mean other
+    # classes, so the prompt is copied and the head stays fresh
+    shuffled = replace(spec, labels=tuple(reversed(spec.labels)))
+    model = build_model(bb, shuffled, 4, max_length=64)
+    head_before = model.head.classifier.weight.detach().clone()
+    init_from_pretrained(model, shuffled, pretrained_dir=out, task="trec")
+    assert torch.equal(model.prefix.embedding.weight, pre["prefix.embedding.weight"][:4])
+    assert torch.equal(model.head.classifier.weight, head_before)
     # a longer model prompt with prompt_len=2: rows 0-1 copied, the rest left as they were
     model = build_model(bb, spec, 6, max_length=64)
     before = model.prefix.embedding.weight.detach().clone()
@@ -338,3 +347,54 @@ def test_a_pre_training_task_is_found_by_its_reference_its_name_or_a_copy_of_its
     config = {"tasks": [{"ref": "trec", "spec": {"name": "trec"}}, {"ref": str(original), "spec": {"name": "mine"}}]}
     assert [task_index(config, t) for t in ("trec", str(original), "mine", str(copy), str(other), "rt")] == [
         0, 1, 1, 1, None, None]
+
+
+def test_a_nested_step_moves_only_the_positions_it_uses():
+    """Gradients reached only the first L positions, but AdamW moved the rest by their stale
+    momentum: after a full-length step, an L=2 step changed rows 2-7 by 2/3 as much as rows 0-1."""
+    from ptv2_core.optim import leading_rows_only
+
+    torch.manual_seed(0)
+    weight = torch.nn.Parameter(torch.randn(8, 4))
+    opt = torch.optim.AdamW([weight], lr=0.1, weight_decay=0.01)
+
+    def step(rows: int) -> None:
+        opt.zero_grad(set_to_none=True)
+        (weight[:rows] ** 2).sum().backward()
+        with leading_rows_only(weight, opt, rows):
+            opt.step()
+
+    step(8)
+    before, moments = weight.detach().clone(), {k: v.clone() for k, v in opt.state[weight].items()}
+    step(2)
+    assert not torch.equal(weight[:2], before[:2])
+    assert torch.equal(weight[2:], before[2:])
+    assert torch.equal(opt.state[weight]["exp_avg"][2:], moments["exp_avg"][2:])
+    assert torch.equal(opt.state[weight]["exp_avg_sq"][2:], moments["exp_avg_sq"][2:])
+    # without it, the same two steps move the tail
+    weight2 = torch.nn.Parameter(before.clone())
+    opt2 = torch.optim.AdamW([weight2], lr=0.1, weight_decay=0.01)
+    opt2.load_state_dict(opt.state_dict())
+    opt2.state[weight2] = {k: v.clone() for k, v in moments.items()}
+    opt2.zero_grad(set_to_none=True)
+    (weight2[:2] ** 2).sum().backward()
+    opt2.step()
+    assert not torch.equal(weight2[2:], before[2:])
+
+
+def test_the_longest_length_must_be_the_max_prompt_length_and_a_small_temperature_does_not_overflow():
+    # max 8 with lengths up to 4: positions 5-8 were never trained, yet shipped and accepted
+    with pytest.raises(Ptv2Error, match=r"longest prompt length \(4\) must be the max prompt length \(8\)"):
+        PretrainConfig(**CFG | {"lengths": (2, 4)}).check()
+    from ptv2_core.multitask import default_lengths
+
+    assert default_lengths(128) == (4, 8, 16, 32, 64, 128) and default_lengths(8) == (4, 8)
+    assert default_lengths(2) == (2,)
+    # 32 ** 1000 is inf in float64; inf / inf made NaN weights and numpy's traceback
+    weights = mixing_weights([32, 1000], 0.001)
+    assert weights == [0.0, 1.0]
+    assert mixing_weights([100, 400], 1.0) == pytest.approx([0.2, 0.8])
+    # numpy's integers (from a search) are plain Python numbers: the checkpoint's JSON holds them
+    cfg = PretrainConfig(**CFG | {"epochs": np.int64(2), "lr": np.float32(0.01)})
+    assert type(cfg.epochs) is int and type(cfg.lr) is float
+    json.dumps(cfg.run_key())

@@ -16,7 +16,9 @@ def pretrain(
     out: Path = typer.Option(..., help="Folder for prompt.safetensors, prompt_config.json and checkpoints/."),
     model: str = typer.Option("minilm", help="Base model: 'minilm' (bundled), a folder, or a hub name."),
     max_prompt_len: int = typer.Option(64, help="Length of the shared prompt (the longest usable slice)."),
-    lengths: str = typer.Option("4,8,16,32,64", help="Candidate prompt lengths sampled per step (nested prompts)."),
+    lengths: Optional[str] = typer.Option(
+        None, help="Candidate prompt lengths sampled per step (nested prompts); the longest must be --max-prompt-len. "
+                   "Default: 4,8,16,32,64 below --max-prompt-len, and --max-prompt-len."),
     nested: bool = typer.Option(True, help="Sample a length per step; --no-nested always uses --max-prompt-len."),
     temperature: float = typer.Option(2.0, help="Task mixing: sample tasks ~ size^(1/T) (1: by size; large: uniform)."),
     lr: float = typer.Option(1e-2, help="Peak learning rate (AdamW, warmup then linear decay)."),
@@ -38,12 +40,13 @@ def pretrain(
     same --out resumes from the newest one. The prompt itself (prompt.safetensors,
     prompt_config.json) appears only when the run completes.
     """
-    from ptv2_core.multitask import PretrainConfig, parse_lengths
+    from ptv2_core.multitask import PretrainConfig, default_lengths, parse_lengths
     from ptv2_core.tasks import absolute_ref
     from ptv2_core.multitask import pretrain as run_pretrain
 
     refs = tuple(absolute_ref(t.strip()) for t in tasks.split(",") if t.strip())  # recorded: absolute paths
-    cfg = PretrainConfig(tasks=refs, model=model, max_prompt_len=max_prompt_len, lengths=tuple(parse_lengths(lengths)),
+    cfg = PretrainConfig(tasks=refs, model=model, max_prompt_len=max_prompt_len, lengths=tuple(parse_lengths(lengths) if lengths is not None
+                                                                                 else default_lengths(max_prompt_len)),
                          nested=nested, temperature=temperature, lr=lr, epochs=epochs, batch_size=batch_size,
                          eval_batch_size=eval_batch_size, max_train=max_train, max_eval=max_eval, reparam=reparam,
                          pooling=pooling, seed=seed, device=device, progress=not quiet)

@@ -9,10 +9,10 @@ from ptv2_core.multitask.init import init_from_pretrained
 from ptv2_core.multitask.mixing import TaskMixer, mixing_weights
 from ptv2_core.multitask.model import MultiTaskPromptModel
 from ptv2_core.multitask.pretrain import PretrainResult, pretrain
-from ptv2_core.multitask.pretrained import PretrainConfig, read_pretrained_config
+from ptv2_core.multitask.pretrained import PretrainConfig, default_lengths, read_pretrained_config
 
 __all__ = [
     "LoadedPretrained", "MultiTaskPromptModel", "PretrainConfig", "PretrainResult", "TaskMixer",
-    "evaluate_pretrained", "init_from_pretrained", "load_pretrained", "mixing_weights", "parse_lengths",
+    "default_lengths", "evaluate_pretrained", "init_from_pretrained", "load_pretrained", "mixing_weights", "parse_lengths",
     "pretrain", "read_pretrained_config",
 ]

@@ -14,19 +14,22 @@ from ptv2_core.heads import HeadConfig
 from ptv2_core.model import PromptModel
 from ptv2_core.multitask.pretrained import check_base, read_pretrained_config, read_pretrained_state, task_index
 from ptv2_core.prefix import PromptConfig
+from ptv2_core.tasks import TaskSpec
 
 # head settings that must agree for a pre-trained head to mean the same thing in the new model
 _HEAD_KEYS = ("task_type", "num_labels", "hidden_size", "pooling")
 
 
-def init_from_pretrained(model: PromptModel, pretrained_dir: str | Path, prompt_len: int | None = None,
-                         task: str | None = None, seed: int | None = None) -> None:
+def init_from_pretrained(model: PromptModel, spec: TaskSpec | None = None, *, pretrained_dir: str | Path,
+                         prompt_len: int | None = None, task: str | None = None, seed: int | None = None) -> None:
     """Copy the first ``prompt_len`` positions of a pre-trained prompt into ``model``'s prompt.
 
     ``prompt_len`` defaults to the model's own prompt length. With ``task`` (a pre-training
     task's reference, e.g. ``"trec"``, or its name) that took part in pre-training, its head is
-    copied too when the head configs agree (type, labels, width, pooling); otherwise the head
-    stays fresh. ``seed``, when given, must be the pre-training seed for a task that took part:
+    copied too when the head configs agree (type, number of labels, width, pooling) and, with
+    ``spec`` (the task being trained, as ``train`` passes it), its label names in the same order
+    (a task YAML of the same name with other or reordered labels would get a head whose outputs
+    mean other classes); otherwise the head stays fresh. ``seed``, when given, must be the pre-training seed for a task that took part:
     data splits are seeded, and another seed would put rows the prompt was trained on into this
     task's dev and test splits.
 
@@ -68,6 +71,7 @@ def init_from_pretrained(model: PromptModel, pretrained_dir: str | Path, prompt_
             model.prefix.mlp.load_state_dict({k[len("prefix.mlp."):]: v for k, v in state.items() if k.startswith("prefix.mlp.")})
         if idx is not None:
             head = HeadConfig.from_dict(config["tasks"][idx]["head"])
-            if all(getattr(head, k) == getattr(model.head_config, k) for k in _HEAD_KEYS):
+            same_labels = spec is None or tuple(spec.labels) == tuple(config["tasks"][idx]["spec"]["labels"])
+            if same_labels and all(getattr(head, k) == getattr(model.head_config, k) for k in _HEAD_KEYS):
                 model.head.load_state_dict({k[len(f"heads.{idx}."):]: v for k, v in state.items()
                                             if k.startswith(f"heads.{idx}.")})

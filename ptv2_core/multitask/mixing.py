@@ -19,7 +19,9 @@ def mixing_weights(sizes: list[int], temperature: float) -> list[float]:
         raise Ptv2Error(f"mixing temperature must be positive, got {temperature}")
     if not sizes or min(sizes) <= 0:
         raise Ptv2Error(f"every task needs at least one training row, got sizes {sizes}")
-    w = np.asarray(sizes, dtype=np.float64) ** (1.0 / temperature)
+    # in log space: size ** (1/T) overflows to inf for a small T (32 rows at T = 0.001), and inf/inf is NaN
+    logs = np.log(np.asarray(sizes, dtype=np.float64)) / temperature
+    w = np.exp(logs - logs.max())
     return (w / w.sum()).tolist()
 
 

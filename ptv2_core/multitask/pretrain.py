@@ -32,7 +32,7 @@ from ptv2_core.multitask.curves import CURVES, curves_png
 from ptv2_core.multitask.mixing import TaskMixer
 from ptv2_core.multitask.model import MultiTaskPromptModel
 from ptv2_core.multitask.pretrained import CHECKPOINTS, CONFIG, WEIGHTS, PretrainConfig, artifact_files
-from ptv2_core.optim import make_optimizer, optimizer_step
+from ptv2_core.optim import leading_rows_only, make_optimizer, optimizer_step
 from ptv2_core.prefix import PromptConfig
 from ptv2_core.tasks import TaskSpec, load_task
 from ptv2_core.tasks.encode import Collator, encode, prepare_tokenizer
@@ -127,6 +127,8 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
     dev_sets = [encode(data["dev"], tokenizer, spec) for spec, data in loaded]
     collators = [Collator(tokenizer, spec) for spec in specs]
     run_key = cfg.run_key() | {"base_fingerprint": base_fp}
+    mixer = TaskMixer([len(r) for r in train_rows], cfg.batch_size, list(cfg.lengths),
+                      temperature=cfg.temperature, nested=cfg.nested, seed=cfg.seed)
 
     # every input is valid: from here on this run writes into ``out``, alone (a second run of the
     # same command, as to resume it while it still runs, would train over the same checkpoints)
@@ -138,6 +140,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
         if overwrite:  # all inputs are valid: now drop the previous run (artifact JSON first)
             (out / CONFIG).unlink(missing_ok=True)
             (out / WEIGHTS).unlink(missing_ok=True)
+            (out / CURVES).unlink(missing_ok=True)
             shutil.rmtree(ckpt_dir, ignore_errors=True)
         resume = load_latest_checkpoint(ckpt_dir)
         if resume is not None and resume[0].get("run") != run_key:
@@ -147,8 +150,6 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
                             "use another --out, or --overwrite to start afresh")
 
         place(model, device)
-        mixer = TaskMixer([len(r) for r in train_rows], cfg.batch_size, list(cfg.lengths),
-                          temperature=cfg.temperature, nested=cfg.nested, seed=cfg.seed)
         steps = mixer.steps_per_epoch()
         params, opt, sched = make_optimizer(model, cfg, cfg.epochs * steps)
 
@@ -190,7 +191,8 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
                     if not torch.isfinite(loss):
                         raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {step + 1} "
                                                f"(task {names[t]}, length {length}, lr {cfg.lr:g})")
-                    optimizer_step(loss, params, opt, sched, cfg.grad_clip)
+                    with leading_rows_only(model.prefix.embedding.weight, opt, length):
+                        optimizer_step(loss, params, opt, sched, cfg.grad_clip)
                 loss_sum[names[t]] += loss.item()
                 count[names[t]] += 1
                 by_length[str(length)] += 1

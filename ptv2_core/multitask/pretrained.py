@@ -35,6 +35,12 @@ FORMAT = "ptv2-pretrained-prompt"
 FORMAT_VERSION = 1
 
 
+def default_lengths(max_prompt_len: int) -> tuple[int, ...]:
+    """The candidate lengths when none are given: 4, 8, 16, 32, 64 below ``max_prompt_len``, then
+    ``max_prompt_len`` itself (the longest length must be it: no step trains the positions past it)."""
+    return tuple(x for x in (4, 8, 16, 32, 64) if x < max_prompt_len) + (max_prompt_len,)
+
+
 @dataclass(kw_only=True)
 class PretrainConfig(TrainingSettings):
     """Everything a pre-training run depends on.
@@ -55,6 +61,7 @@ class PretrainConfig(TrainingSettings):
     RUN_NEUTRAL = ("eval_batch_size", "device", "progress", "keep_checkpoints")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.tasks = tuple(self.tasks)
         self.lengths = tuple(sorted(set(int(x) for x in self.lengths))) if self.lengths else ()
 
@@ -72,6 +79,10 @@ class PretrainConfig(TrainingSettings):
         bad = [x for x in self.lengths if not 0 < x <= self.max_prompt_len]
         if bad:
             raise Ptv2Error(f"prompt lengths {bad} are outside 1..{self.max_prompt_len} (the max prompt length)")
+        if self.lengths[-1] != self.max_prompt_len:  # no step would use (or train) the positions past it
+            raise Ptv2Error(f"the longest prompt length ({self.lengths[-1]}) must be the max prompt length "
+                            f"({self.max_prompt_len}): positions {self.lengths[-1] + 1}-{self.max_prompt_len} would "
+                            "never be trained; add it to the lengths or lower the max prompt length")
         self.check_training()
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
             raise Ptv2Error(f"mixing temperature must be a positive number, got {self.temperature}")
