@@ -19,6 +19,7 @@ from torch import nn
 from ptv2_core import __version__
 from ptv2_core.artifact_json import check_prompt_fits, found_instead, read_config
 from ptv2_core.backbone import fingerprint, geometry, load_backbone
+from ptv2_core.durable import sync
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.heads import HeadConfig
 from ptv2_core.memory import place
@@ -67,9 +68,11 @@ def write_atomic_dir(out_dir: Path, files: dict[str, bytes | str]) -> None:
     try:
         for name, data in files.items():
             (tmp / name).write_bytes(data.encode() if isinstance(data, str) else data)
+            sync(tmp / name)  # on the disk before a rename publishes it
         out_dir.mkdir(exist_ok=True)
         for name in files:  # same file system: each rename is atomic
             os.replace(tmp / name, out_dir / name)
+        sync(out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

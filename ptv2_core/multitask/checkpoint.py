@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ptv2_core.durable import sync
 from ptv2_core.errors import Ptv2Error
 
 FORMAT = "ptv2-pretrain-checkpoint"
@@ -53,18 +54,21 @@ def optimizer_from_files(tensors: dict[str, torch.Tensor], data: dict) -> dict:
 def _atomic_write(path: Path, write) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     write(tmp)
+    sync(tmp)  # on the disk before the rename publishes it (a crash could leave an empty file)
     os.replace(tmp, path)
+    sync(path.parent)
 
 
 def save_checkpoint(ckpt_dir: Path, epoch: int, model_state: dict[str, torch.Tensor],
-                    opt: torch.optim.Optimizer, data: dict, keep: int) -> Path:
-    """Write epoch ``epoch``'s checkpoint, then drop all but the ``keep`` newest."""
+                    opt: torch.optim.Optimizer, data: dict, keep: int, device: torch.device | None = None) -> Path:
+    """Write epoch ``epoch``'s checkpoint, then drop all but the ``keep`` newest. ``device``: the
+    training device, whose random generator (dropout on a GPU) is saved with the CPU's."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     opt_tensors, opt_data = optimizer_to_files(opt)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model_state.items()} | opt_tensors
     tensors["rng.torch"] = torch.get_rng_state()
-    if torch.cuda.is_available():
-        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    if device is not None and device.type == "cuda":  # the training GPU's generator (cuda:1's, not cuda:0's)
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
     doc = {"format": FORMAT, "epoch": epoch, "optimizer": opt_data} | data
     text = json.dumps(doc, indent=1, sort_keys=True)  # before any file: a non-JSON value fails here
     _atomic_write(ckpt_dir / f"epoch-{epoch}.safetensors", lambda p: save_file(tensors, str(p), metadata={"format": FORMAT}))
@@ -100,8 +104,8 @@ def model_state_of(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
 
 
-def restore_rng(tensors: dict[str, torch.Tensor]) -> None:
+def restore_rng(tensors: dict[str, torch.Tensor], device: torch.device | None = None) -> None:
     """Put the RNG states of a checkpoint back, so dropout continues as if never stopped."""
     torch.set_rng_state(tensors["rng.torch"])
-    if "rng.cuda" in tensors and torch.cuda.is_available():
-        torch.cuda.set_rng_state(tensors["rng.cuda"])
+    if "rng.cuda" in tensors and device is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(tensors["rng.cuda"], device)

@@ -161,7 +161,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
             opt.load_state_dict(optimizer_from_files(tensors, doc["optimizer"]))
             sched.load_state_dict(doc["scheduler"])
             mixer.load_state_dict(doc["sampler"])
-            restore_rng(tensors)
+            restore_rng(tensors, device)
             history, start = doc["history"], doc["epoch"] + 1
             if cfg.progress:
                 tqdm.write(f"resuming pre-training in {out} after epoch {doc['epoch']}")
@@ -219,7 +219,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
                            f"over {len(names)} tasks x {len(cfg.lengths)} lengths")
             save_checkpoint(ckpt_dir, epoch, model.trainable_state(), opt, {
                 "run": run_key, "scheduler": sched.state_dict(), "sampler": mixer.state_dict(), "history": history,
-            }, cfg.keep_checkpoints)
+            }, cfg.keep_checkpoints, device)
             if report is not None and report(epoch, dict(row)):
                 stopped = True
                 break
