@@ -236,3 +236,34 @@ def test_reading_a_registry_that_was_never_written_is_an_error_and_creates_none(
             f"error: no MLflow store at {tmp_path / 'home' / 'mlflow.db'}: nothing is registered there yet "
             "(register a model with `ptv2 register`, or point MLFLOW_TRACKING_URI or PTV2_HOME at the store)")
     assert not (tmp_path / "home" / "mlflow.db").exists()
+
+
+def test_versions_that_cannot_be_compared_fairly_are_refused_unless_forced(adapters, store):
+    """The test split is drawn by the split seed: a champion trained under another seed had most of
+    the challenger's test rows among its training rows (trec seed 1 against seed 0: 443 of 539) and
+    was scored on them; so was one trained on data that has changed since."""
+    from mlflow import MlflowClient
+
+    from components.registry.promote import promote
+    from components.registry.register import register_adapter
+
+    name, c = "fair-trec", MlflowClient(tracking_uri=store, registry_uri=store)
+    register_adapter(adapters["good"], "trec", name=name, tracking_uri=store)
+    assert promote(name, tracking_uri=store, max_eval=EVAL, force=True, reason="first").promoted
+    c.set_model_version_tag(name, "1", "split_seed", "1")  # as if trained with --seed 1
+    register_adapter(adapters["bad"], "trec", name=name, tracking_uri=store)
+    with pytest.raises(Ptv2Error, match=r"version 1 \(champion\) has split_seed '1', version 2 has '0': the champion "
+                                        r"would be scored on rows it was trained on.*--force"):
+        promote(name, tracking_uri=store, max_eval=EVAL)
+    assert registry_state(store, name)[0] == {"challenger": 2, "champion": 1}
+    assert "promotion.decision" not in _tags(store, name, 2)
+    d = promote(name, tracking_uri=store, max_eval=EVAL, force=True, reason="new data seed")
+    assert d.promoted and "not a fair comparison" in d.reason and "split_seed" in d.reason
+    assert registry_state(store, name)[0] == {"challenger": 2, "champion": 2}
+
+    register_adapter(adapters["good"], "trec", name=name, tracking_uri=store)
+    assert _tags(store, name, 3)["data_hash"] == _tags(store, name, 2)["data_hash"]
+    c.set_model_version_tag(name, "3", "data_hash", "sha256:" + "0" * 64)  # registered on other data
+    with pytest.raises(Ptv2Error, match="the data of task 'trec' changed since fair-trec version 3 was registered"):
+        promote(name, tracking_uri=store, max_eval=EVAL)
+    assert registry_state(store, name)[0] == {"challenger": 3, "champion": 2}

@@ -23,6 +23,7 @@ from components.registry.register import CHALLENGER, CHAMPION, alias_lock, defau
 from components.registry.scoring import majority_preds, predict_ids, test_split
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks import task_name
+from ptv2_core.tasks.splits import split_hash
 
 FLOOR = "majority-class floor"
 
@@ -141,17 +142,24 @@ def _decide(c, uri: str, name: str, chall_v: int, champ_v: int | None, *, margin
     task_ref, split_seed = tags.get("task_ref") or tags.get("task"), int(tags.get("split_seed", 0))
     if not task_ref:
         raise Ptv2Error(f"{name} version {chall_v} has no 'task' tag: not registered by ptv2")
+    champ_mv = get_version(c, uri, name, version=champ_v) if champ_v is not None else None
+    problem = not_comparable(name, chall_mv, champ_mv, task_ref)
+    if problem and not force:
+        raise Ptv2Error(f"{problem}; a forced promotion (--force --reason) moves '{CHAMPION}' without a fair comparison")
     challenger = load_version(c, uri, chall_mv).adapter
     spec, rows, train_labels = test_split(task_ref, split_seed, max_eval)
     if (spec.type, tuple(spec.labels)) != (challenger.spec.type, tuple(challenger.spec.labels)):
         raise Ptv2Error(f"{name} version {chall_v} does not predict the labels of task '{spec.name}'")
     preds, golds = predict_ids(challenger, rows, batch_size, f"score version {chall_v}" if progress else None)
     del challenger
-    if champ_v is not None:
-        champion = load_version(c, uri, get_version(c, uri, name, version=champ_v)).adapter
+    if champ_mv is not None:
+        champion = load_version(c, uri, champ_mv).adapter
         if (champion.spec.type, tuple(champion.spec.labels)) != (spec.type, tuple(spec.labels)):
             raise Ptv2Error(f"{name} champion version {champ_v} predicts other labels than the challenger")
-        champ_preds, _ = predict_ids(champion, rows, batch_size, f"score version {champ_v}" if progress else None)
+        champ_preds, champ_golds = predict_ids(champion, rows, batch_size,
+                                               f"score version {champ_v}" if progress else None)
+        if champ_golds != golds:  # both are scored against every row's (every word's) gold labels
+            raise Ptv2Error(f"{name} versions {chall_v} and {champ_v} were not scored on the same gold labels")
         del champion
     else:
         champ_preds = majority_preds(spec, train_labels, golds)
@@ -166,6 +174,8 @@ def _decide(c, uri: str, name: str, chall_v: int, champ_v: int | None, *, margin
     promoted = wins or force
     if force:
         why = f"forced: {reason.strip()} (rule alone: {'promote' if wins else 'keep'}; {rule})"
+        if problem:
+            why += f"; the scores are not a fair comparison: {problem}"
         decision = "promoted (forced)"
     else:
         why = rule
@@ -194,21 +204,53 @@ def _decide(c, uri: str, name: str, chall_v: int, champ_v: int | None, *, margin
                              (result.low, result.high), why, name, spec.metric, force, margin, audit)
 
 
+def not_comparable(name: str, chall_mv, champ_mv, task_ref: str) -> str | None:
+    """Why the two versions cannot be compared on the challenger's test split, or None.
+
+    The test split is drawn from the task's data by the split seed: a champion trained under
+    another seed has most of the challenger's test rows in its own training rows (trec: 443 of
+    539), and one trained on other data (an edited task file) may too; its score would be
+    inflated. Each version's test split, rebuilt now, must hash to the ``data_hash`` recorded at
+    its registration (versions without one are not checked)."""
+    tags = chall_mv.tags or {}
+    if champ_mv is not None:
+        ctags = champ_mv.tags or {}
+        for key in ("task", "split_seed"):
+            if ctags.get(key, tags.get(key)) != tags.get(key):
+                return (f"{name} version {champ_mv.version} ({CHAMPION}) has {key} '{ctags.get(key)}', version "
+                        f"{chall_mv.version} has '{tags.get(key)}': "
+                        + ("the champion would be scored on rows it was trained on (the test split is drawn by the "
+                           "split seed); train the challenger with the champion's seed" if key == "split_seed"
+                           else "they are models of different tasks"))
+    for mv in (chall_mv, champ_mv):
+        if mv is None:
+            continue
+        t = mv.tags or {}
+        if not (t.get("data_hash") and t.get("test_examples", "").isdigit()):
+            continue
+        spec, rows, _ = test_split(task_ref, int(t.get("split_seed", 0)), int(t["test_examples"]))
+        if split_hash(spec, rows) != t["data_hash"]:
+            return (f"the data of task '{task_ref}' changed since {name} version {mv.version} was registered (its "
+                    "test split no longer hashes to the recorded data_hash): its training rows may now be test rows")
+    return None
+
+
 def _record(c, uri: str, name: str, d: PromotionDecision) -> None:
     """Audit tags on both versions first, the alias last: a failure before the alias call leaves
-    the aliases untouched."""
-    for v in (d.challenger, d.champion):
-        if v is None:
-            continue
-        for k, val in d.tags.items():
-            store.retry(lambda: c.set_model_version_tag(name, str(v), k, val), f"tagging {name} version {v}", uri)
-    if d.promoted:
-        try:
+    the aliases untouched, and the tags that said "promoted" say it failed."""
+    try:
+        for v in (d.challenger, d.champion):
+            if v is None:
+                continue
+            for k, val in d.tags.items():
+                store.retry(lambda: c.set_model_version_tag(name, str(v), k, val), f"tagging {name} version {v}", uri)
+        if d.promoted:
             store.retry(lambda: c.set_registered_model_alias(name, CHAMPION, str(d.challenger)),
                         f"moving alias '{CHAMPION}'", uri)
-        except Ptv2Error:
+    except Ptv2Error:
+        if d.promoted:
             _mark_failed(c, name, (d.challenger, d.champion))
-            raise
+        raise
 
 
 def _mark_failed(c, name: str, versions) -> None:
