@@ -90,6 +90,38 @@ def test_register_load_by_alias_predict_classification(adapters, home, store):
     direct = predict(load_adapter(adapters["good"]), TEXTS)
     assert out["label"].tolist() == [r["label"] for r in direct]
     assert out["score"].tolist() == pytest.approx([r["score"] for r in direct], abs=1e-5)
+    # nothing to classify: no label made up (the word "None" got one, as did "" and "   ")
+    blank = model.predict(pd.DataFrame({"text": ["", "   ", None, TEXTS[0]]}))
+    assert blank["label"].isna().tolist() == [True, True, True, False] and blank["score"].isna().sum() == 3
+    assert blank["label"].tolist()[3] == direct[0]["label"]
+
+
+def test_ptv2_never_runs_the_code_stored_with_a_version_and_needs_its_digests(adapters, store, tmp_path):
+    """MLflow's loader runs the model_code.py stored with a version: whoever can write to the
+    artifact store could run code in `ptv2 predict/eval/promote --model`. ptv2 loads with its
+    installed code, reading only data from the store; and a version whose MLmodel lost the
+    adapter digests no longer loads whatever files lie beside it."""
+    import yaml
+
+    from components.registry.load import load_registered
+    from components.registry.register import register_adapter
+
+    v = register_adapter(adapters["good"], "trec", name="ptv2-trec-stored-code")
+    src = Path(_client(store).get_model_version(v.name, str(v.version)).source.removeprefix("file://"))
+    marker = tmp_path / "ran"
+    (src / "model_code.py").write_text((src / "model_code.py").read_text()
+                                       + f"\nopen({str(marker)!r}, 'w').write('stored code ran')\n")
+    loaded = load_registered(f"models:/{v.name}/{v.version}")
+    assert not marker.exists()
+    assert loaded.model.predict(None, pd.DataFrame({"text": TEXTS}))["label"].tolist() == \
+        [r["label"] for r in __import__("ptv2_core.predict", fromlist=["predict"]).predict(loaded.adapter, TEXTS)]
+
+    meta = yaml.safe_load((src / "MLmodel").read_text())
+    del meta["flavors"]["python_function"]["config"]
+    (src / "MLmodel").write_text(yaml.safe_dump(meta))
+    with pytest.raises(Ptv2Error, match="records no SHA-256 of adapter.safetensors and adapter_config.json"):
+        load_registered(f"models:/{v.name}/{v.version}")
+    assert not marker.exists()
 
 
 def test_register_and_predict_ner_through_the_cli(adapters, home, store):

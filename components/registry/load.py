@@ -1,13 +1,19 @@
-"""Loading a registered version (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``) as pyfunc.
+"""Loading a registered version (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``).
 
-The same ``load_context`` as ``mlflow.pyfunc.load_model`` and ``mlflow models serve`` run; only
-the store is passed explicitly (no global MLflow state) and errors become ``Ptv2Error``.
+The same ``Ptv2PyfuncModel.load_context`` as ``mlflow.pyfunc.load_model`` and ``mlflow models
+serve`` run, but from the installed ptv2 code: MLflow's loader executes the copy of
+``model_code.py`` stored with the version, so anyone who can write to the artifact store could
+run code in ``predict``, ``eval`` and ``promote``. Here only data is read from the store (the
+MLmodel file, the adapter's safetensors and JSON, checked against the SHA-256 digests recorded
+at registration). The store is passed explicitly (no global MLflow state) and errors become
+``Ptv2Error``.
 """
 from __future__ import annotations
 
 import re
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from components.registry import store
 from ptv2_core.errors import Ptv2Error
@@ -23,12 +29,12 @@ class LoadedVersion:
     version: int
     tags: dict[str, str]
     aliases: tuple[str, ...]
-    pyfunc: object  # mlflow.pyfunc.PyFuncModel
+    model: object  # a loaded Ptv2PyfuncModel (its predict takes what pyfunc's does)
 
     @property
     def adapter(self):
         """The ``ptv2_core.adapter.LoadedAdapter`` inside the pyfunc model."""
-        return self.pyfunc.unwrap_python_model().loaded
+        return self.model.loaded
 
 
 def parse_model_uri(model_uri: str) -> tuple[str, str | None, int | None]:
@@ -66,7 +72,6 @@ def load_version(c, uri: str, mv) -> LoadedVersion:
     """Download a version's model files and load them (adapter checked against its digests and
     its base model's fingerprint)."""
     import mlflow.artifacts
-    import mlflow.pyfunc
 
     source = store.retry(lambda: c.get_model_version_download_uri(mv.name, mv.version),
                          f"locating {mv.name} version {mv.version}", uri)
@@ -76,12 +81,30 @@ def load_version(c, uri: str, mv) -> LoadedVersion:
         except Exception as e:
             raise Ptv2Error(f"cannot download {mv.name} version {mv.version} from {source}: {store.describe(e)}") from None
         try:
-            model = mlflow.pyfunc.load_model(local)
+            model = _load_from_data(Path(local))
         except Ptv2Error as e:
             raise Ptv2Error(f"{mv.name} version {mv.version}: {e}") from None
-        except Exception as e:  # a broken MLmodel, missing code file, ...
+        except Exception as e:  # a broken MLmodel, ...
             raise Ptv2Error(f"{mv.name} version {mv.version} does not load: {store.describe(e)}") from None
     return LoadedVersion(mv.name, int(mv.version), dict(mv.tags or {}), tuple(mv.aliases or ()), model)
+
+
+def _load_from_data(local: Path):
+    """The pyfunc model of a downloaded version, built from the installed code: the MLmodel file
+    gives the adapter folder and the digests; the stored ``model_code.py`` is never run."""
+    from mlflow.models import Model
+    from mlflow.pyfunc import PythonModelContext
+
+    from components.registry.pyfunc_model import ARTIFACT_KEY, Ptv2PyfuncModel
+
+    conf = Model.load(str(local)).flavors.get("python_function") or {}
+    rel = ((conf.get("artifacts") or {}).get(ARTIFACT_KEY) or {}).get("path")
+    adapter_dir = (local / rel).resolve() if isinstance(rel, str) else None
+    if adapter_dir is None or not adapter_dir.is_relative_to(local.resolve()) or not adapter_dir.is_dir():
+        raise Ptv2Error(f"its MLmodel names no '{ARTIFACT_KEY}' artifact folder inside the model: not registered by ptv2")
+    model = Ptv2PyfuncModel()
+    model.load_context(PythonModelContext(artifacts={ARTIFACT_KEY: str(adapter_dir)}, model_config=conf.get("config")))
+    return model
 
 
 def load_registered(model_uri: str, tracking_uri: str | None = None) -> LoadedVersion:

@@ -56,17 +56,22 @@ def _texts(model_input) -> list[str]:
             col = model_input.iloc[:, 0]
         else:
             raise ValueError(f"expected a '{TEXT_COLUMN}' column, got columns {list(model_input.columns)}")
-        return [str(x) for x in col.tolist()]
+        return [_text(x) for x in col.tolist()]
     if isinstance(model_input, pd.Series):
-        return [str(x) for x in model_input.tolist()]
+        return [_text(x) for x in model_input.tolist()]
     if isinstance(model_input, str):
         return [model_input]
     if isinstance(model_input, (list, tuple)):
-        return [x[TEXT_COLUMN] if isinstance(x, dict) else str(x) for x in model_input]
+        return [_text(x[TEXT_COLUMN] if isinstance(x, dict) else x) for x in model_input]
     if isinstance(model_input, dict) and TEXT_COLUMN in model_input:
         v = model_input[TEXT_COLUMN]
-        return [str(v)] if isinstance(v, str) else [str(x) for x in v]
+        return [v] if isinstance(v, str) else [_text(x) for x in v]
     raise ValueError(f"cannot read texts from a {type(model_input).__name__}")
+
+
+def _text(x) -> str:
+    """A missing value (None, NaN from a frame) is an empty text, not the word "None" or "nan"."""
+    return "" if x is None or (isinstance(x, float) and x != x) else str(x)
 
 
 class Ptv2PyfuncModel(mlflow.pyfunc.PythonModel):
@@ -79,8 +84,13 @@ class Ptv2PyfuncModel(mlflow.pyfunc.PythonModel):
         from ptv2_core.device import pick_device
         from ptv2_core.errors import Ptv2Error
 
+        from ptv2_core.adapter import CONFIG, WEIGHTS
+
         adapter_dir = context.artifacts[ARTIFACT_KEY]
         expected = (context.model_config or {}).get("adapter_digests") or {}
+        if not {WEIGHTS, CONFIG} <= set(expected):  # without them any file would load
+            raise Ptv2Error(f"the model records no SHA-256 of {WEIGHTS} and {CONFIG} (its MLmodel 'config'): "
+                            "not registered by ptv2, or changed since")
         actual = file_digests(adapter_dir)
         bad = sorted(name for name, digest in expected.items() if actual.get(name) != digest)
         if bad:
@@ -91,7 +101,10 @@ class Ptv2PyfuncModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         from ptv2_core.predict import predict
 
-        rows = predict(self.loaded, _texts(model_input))
+        texts = _texts(model_input)
+        rows = predict(self.loaded, texts)
+        if self.loaded.spec.type == "sequence":  # nothing to classify: no label made up (as `ptv2 predict`)
+            rows = [{"label": None, "score": None} if not t.strip() else r for t, r in zip(texts, rows)]
         columns = SEQUENCE_COLUMNS if self.loaded.spec.type == "sequence" else TOKEN_COLUMNS
         return pd.DataFrame(rows, columns=list(columns))
 

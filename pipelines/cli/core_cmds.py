@@ -253,11 +253,14 @@ def _predict_line(p: dict, scores: bool, as_json: bool) -> str:
 
 
 def _registered(model_uri: str, device: str):
-    """The registered version ``model_uri`` loaded as its pyfunc model, on ``device``."""
+    """The registered version ``model_uri`` loaded as its pyfunc model, on ``device`` (``auto``:
+    where ``PTV2_DEVICE`` says, as for serving, else the best there is)."""
     import os
 
     from components.registry.load import load_registered
 
+    if device == "auto":
+        return load_registered(model_uri)
     previous = os.environ.get("PTV2_DEVICE")
     os.environ["PTV2_DEVICE"] = device  # read by the pyfunc model's load_context
     try:
