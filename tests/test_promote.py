@@ -211,6 +211,8 @@ def test_promote_unknown_model_is_an_error(store):
     ({"max_eval": -3}, "max_eval must be a positive integer, got -3"),
     ({"batch_size": 0}, "batch size must be a positive integer, got 0"),
     ({"batch_size": 2.5}, "batch size must be a positive integer, got 2.5"),
+    ({"resamples": 0}, "resamples must be a positive integer, got 0"),
+    ({"alpha": 1.0}, r"alpha must be in \(0, 1\), got 1.0"),
 ])
 def test_promote_refuses_bad_sizes_before_reading_the_registry(tmp_path, kwargs, needle):
     """Checked up front: before, a --max-eval of 0 or less failed only after both versions had been

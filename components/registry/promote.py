@@ -102,7 +102,10 @@ def promote(
         raise Ptv2Error(f"margin must be >= 0 percentage points, got {margin}")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         raise Ptv2Error(f"version must be a positive integer, got {version!r}")
-    for what, n in (("batch size", batch_size), ("max_eval", 1 if max_eval is None else max_eval)):
+    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):  # checked before hours of scoring, not after
+        raise Ptv2Error(f"alpha must be in (0, 1), got {alpha!r}")
+    for what, n in (("batch size", batch_size), ("max_eval", 1 if max_eval is None else max_eval),
+                    ("resamples", resamples)):
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise Ptv2Error(f"{what} must be a positive integer, got {n!r}")
     uri = store.tracking_uri(tracking_uri)
