@@ -17,14 +17,17 @@ def check_prompt_len(prompt_len: int, config, max_length: int) -> None:
 
     Explicit position ids keep the prefix out of the position budget (the text keeps positions
     0..max_length-1 whatever the prompt length), so only the text counts against
-    ``max_position_embeddings``. A sliding-window model (Mistral style) attends only to the last
-    ``sliding_window`` keys: a prefix in front of a longer span is invisible to the later tokens.
+    ``max_position_embeddings``; the prompt alone may be as long as the context. A sliding-window
+    model (Mistral style) attends only to the last ``sliding_window`` keys: a prefix in front of a
+    longer span is invisible to the later tokens.
     """
     if prompt_len <= 0:
         raise Ptv2Error(f"prompt length must be a positive integer, got {prompt_len}")
     limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
     if limit and max_length > limit:
         raise Ptv2Error(f"max length {max_length} is too long for this model: it has {limit} positions")
+    if limit and prompt_len > limit:  # a bound on memory and sense: more prefix keys than the model's context
+        raise Ptv2Error(f"prompt length {prompt_len} is too long for this model: at most its context size, {limit}")
     window = getattr(config, "sliding_window", None)
     if isinstance(window, int) and window > 0 and prompt_len + max_length > window:
         raise Ptv2Error(

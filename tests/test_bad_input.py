@@ -49,7 +49,7 @@ ROWS = "text,label\n" + "".join(f"question {i},{'a' if i % 2 else 'b'}\n" for i 
         (["--task", "nope"], ["unknown task 'nope'"]),
         (["--task", "trec", "--prompt-len", "0"], ["prompt length", "positive"]),
         (["--task", "trec", "--prompt-len", "-3"], ["prompt length"]),
-        (["--task", "trec", "--prompt-len", "400"], ["too long"]),
+        (["--task", "trec", "--prompt-len", "600"], ["too long", "at most its context size, 512"]),
         (["--task", "trec", "--epochs", "0"], ["epochs"]),
         (["--task", "trec", "--eval-batch-size", "0"], ["eval batch size must be a positive integer, got 0"]),
         (["--task", "trec", "--lr", "-1"], ["learning rate"]),

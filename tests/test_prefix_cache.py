@@ -148,6 +148,8 @@ def test_prompt_length_does_not_spend_the_position_budget():
 
     bert = AutoConfig.for_model("bert", max_position_embeddings=512)
     check_prompt_len(64, bert, 512)  # the text keeps positions 0..511: the prefix takes none
+    with pytest.raises(Ptv2Error, match="prompt length 513 is too long for this model: at most its context size, 512"):
+        check_prompt_len(513, bert, 16)
     with pytest.raises(Ptv2Error, match="max length 600 is too long for this model: it has 512 positions"):
         check_prompt_len(4, bert, 600)
     # a sliding window sees the last keys only: a prefix in front of a longer span is invisible
