@@ -48,7 +48,11 @@ def check_out(out_dir: Path, overwrite: bool) -> None:
 
 
 def write_output(out_dir: Path, best: dict[str, Any], adapter_src: Path, extra_files: dict[str, Path]) -> Path:
-    """Build the output in a temporary sibling folder, then rename it into place."""
+    """Build the output in a temporary sibling folder, then put it in place: renamed whole into a
+    new ``out_dir``; into an existing one (``--overwrite``) entry by entry, ``best.json`` last, so
+    that a previous search's entries are replaced and **nothing else in the folder is touched**
+    (the whole folder used to be swapped out: ``--out . --overwrite`` deleted the user's files).
+    A failure midway puts the previous entries back."""
     out_dir = Path(out_dir).resolve()
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     old: Path | None = None
@@ -60,17 +64,37 @@ def write_output(out_dir: Path, best: dict[str, Any], adapter_src: Path, extra_f
         for name, src in extra_files.items():
             shutil.copy2(src, tmp / name)
         (tmp / BEST).write_text(json.dumps(best, indent=2, sort_keys=True) + "\n")
-        if out_dir.exists():  # empty, or --overwrite: move it aside, then swap
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-            os.replace(out_dir, old / "out")
-        try:
+        if not out_dir.exists():
             os.replace(tmp, out_dir)
-        except OSError:
-            if old is not None:  # put the previous output back
-                os.replace(old / "out", out_dir)
-            raise
+        else:
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            _swap_entries(out_dir, tmp, old, sorted(os.listdir(tmp)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     return out_dir
+
+
+def _swap_entries(out_dir: Path, new: Path, old: Path, names: list[str]) -> None:
+    """Move this output's entries (and a previous search's, stale or not) from ``out_dir`` into
+    ``old``, ``best.json`` first, then ``names`` from ``new`` in, ``best.json`` last."""
+    from optuna_studies.plots import FILES
+
+    own = [BEST] + sorted(({ADAPTER, *FILES} | set(names)) - {BEST})
+    aside: list[str] = []
+    placed: list[str] = []
+    try:
+        for name in own:
+            if (out_dir / name).exists() or (out_dir / name).is_symlink():
+                os.replace(out_dir / name, old / name)
+                aside.append(name)
+        for name in sorted(set(names) - {BEST}) + [BEST]:
+            os.replace(new / name, out_dir / name)
+            placed.append(name)
+    except OSError:
+        for name in placed:  # put the previous output back
+            os.replace(out_dir / name, new / name)
+        for name in aside:
+            os.replace(old / name, out_dir / name)
+        raise

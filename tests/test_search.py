@@ -532,3 +532,32 @@ def test_failure_summary_names_the_commonest_reasons_first():
     assert text.startswith("6 trial(s): 3 × failed: out of memory; 1 × ") and text.endswith("; 2 other reason(s)")
     assert len(text) < 400  # a long reason is cut
     assert failure_summary([]) == "no trial ran"
+
+
+def test_overwriting_an_output_folder_replaces_the_search_files_only(tmp_path):
+    """`ptv2 search --out . --overwrite` deleted everything in the folder (the whole folder was
+    swapped for the new output): the user's own files went with it. Now only a search's own
+    entries are replaced, `best.json` last; anything else stays."""
+    from optuna_studies.output import write_output
+
+    out = tmp_path / "out"
+    (out / "src").mkdir(parents=True)
+    (out / "src" / "main.py").write_text("print('mine')\n")
+    (out / "thesis.tex").write_text("\\documentclass{article}\n")
+    (out / "adapter").mkdir()
+    (out / "adapter" / "stale.bin").write_text("old adapter")
+    (out / "best.json").write_text('{"old": true}\n')
+    (out / "length_lr.png").write_text("old plot")  # a previous output's entry this one lacks
+    adapter = tmp_path / "new-adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    table = tmp_path / "trials.csv"
+    table.write_text("trial,score\n")
+
+    assert write_output(out, {"best": 1}, adapter, {"trials.csv": table}) == out.resolve()
+    assert (out / "thesis.tex").read_text() == "\\documentclass{article}\n"
+    assert (out / "src" / "main.py").read_text() == "print('mine')\n"
+    assert json.loads((out / "best.json").read_text()) == {"best": 1}
+    assert sorted(p.name for p in (out / "adapter").iterdir()) == ["adapter_config.json"]
+    assert (out / "trials.csv").read_text() == "trial,score\n" and not (out / "length_lr.png").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no work folders left

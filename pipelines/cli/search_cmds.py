@@ -35,7 +35,7 @@ def search(
                                               "task file and --init must be in it."),
     mlflow_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite)."),
     seed: int = typer.Option(0, help="Seed of the data splits and of every trial."),
-    overwrite: bool = typer.Option(False, help="Replace what is in --out."),
+    overwrite: bool = typer.Option(False, help="Replace a search output already in --out (other files there are kept)."),
 ) -> None:
     """Search the best prompt length and learning rate for one task; keep every trial."""
     from optuna_studies.search import run_search
