@@ -43,17 +43,22 @@ def auth_from_env(env: dict | None = None) -> Auth:
     if token and cookie:
         raise Ptv2Error(f"both {TOKEN_ENV} and {COOKIE_ENV} are set: keep the one your Kubeflow accepts")
     if token:
-        return Auth({"existing_token": token.strip()}, {"Authorization": f"Bearer {token.strip()}"}, TOKEN_ENV)
+        token = check_header_value(token, TOKEN_ENV)
+        return Auth({"existing_token": token}, {"Authorization": f"Bearer {token}"}, TOKEN_ENV)
     if cookie:
+        cookie = check_header_value(cookie, COOKIE_ENV)
         if "=" not in cookie:
             raise Ptv2Error(f"{COOKIE_ENV} must be name=value (e.g. oauth2_proxy_kubeflow=...), got a value without '='")
-        return Auth({"cookies": cookie.strip()}, {"Cookie": cookie.strip()}, COOKIE_ENV)
+        return Auth({"cookies": cookie}, {"Cookie": cookie}, COOKIE_ENV)
     if sa_path:
         try:
-            with open(sa_path) as f:
+            with open(sa_path, encoding="utf-8") as f:
                 sa_token = f.read().strip()
         except OSError as e:
             raise Ptv2Error(f"{SA_TOKEN_ENV} names '{sa_path}', which cannot be read: {e.strerror or e}") from None
+        except UnicodeDecodeError:
+            raise Ptv2Error(f"{SA_TOKEN_ENV} names '{sa_path}', which is not a token (not UTF-8 text)") from None
+        sa_token = check_header_value(sa_token, f"the token file {sa_path} ({SA_TOKEN_ENV})")
         from kfp.client import ServiceAccountTokenVolumeCredentials
 
         return Auth({"credentials": ServiceAccountTokenVolumeCredentials(sa_path)},
@@ -61,18 +66,50 @@ def auth_from_env(env: dict | None = None) -> Auth:
     return Auth()
 
 
+# query parameters that carry a credential (libpq's password=, sslpassword=; token=, access_token=, ...)
+_SECRET_QUERY = re.compile(r"(pass(word)?|passwd|pwd|secret|token|api[_-]?key|auth|credential|signature|sig)",
+                           re.IGNORECASE)
+
+
+def url_secret(value: str) -> str | None:
+    """What in ``value`` (a URL) looks like a credential: a password, a credential-like query
+    parameter; a URL that does not parse counts (its password cannot be ruled out). None: nothing."""
+    from urllib.parse import parse_qsl
+
+    try:
+        parts = urlsplit(value)
+        password = parts.password
+        parts.port  # noqa: B018 (raises ValueError for a malformed authority)
+    except ValueError:
+        return "a URL that does not parse"
+    if password is not None:
+        return "a password"
+    names = [k for k, _ in parse_qsl(parts.query, keep_blank_values=True)] + \
+            [k for k, _ in parse_qsl(parts.fragment, keep_blank_values=True)]
+    hits = [k for k in names if _SECRET_QUERY.search(k)]
+    return f"a credential in its query ({', '.join(sorted(set(hits)))}=)" if hits else None
+
+
 def check_no_secrets(params: dict) -> None:
     """A run's parameters are stored and shown in plain text by Kubeflow: an endpoint URL with a
-    password in it is refused (the pods read the real URLs from the cluster's ConfigMap and Secret)."""
+    password in it (user:password@, ?password=, ?token=, ...) is refused, as is one that does not
+    parse (the pods read the real URLs from the cluster's ConfigMap and Secret)."""
     for key in ENDPOINT_PARAMS:
         value = params.get(key) or ""
-        try:
-            has_password = urlsplit(value).password is not None
-        except ValueError:
-            has_password = False
-        if has_password:
-            raise Ptv2Error(f"{key} carries a password, and Kubeflow stores and shows run parameters in plain "
+        found = url_secret(str(value)) if value else None
+        if found:
+            raise Ptv2Error(f"{key} carries {found}, and Kubeflow stores and shows run parameters in plain "
                             f"text: leave {key} empty (the pods read it from the cluster's Secret, see docs/deploy.md)")
+
+
+def check_header_value(value: str, source: str) -> str:
+    """A credential an HTTP header can carry: printable ASCII, no line breaks (said without
+    printing it; requests failed with a traceback on non-Latin-1, and echoed one with a newline)."""
+    value = value.strip()
+    if not value or any(not 32 <= ord(ch) < 127 for ch in value):
+        raise Ptv2Error(f"{source} holds characters an HTTP header cannot carry (non-ASCII, a line break or "
+                        "another control character): copy the credential again")
+    return value
 
 
 def probe(host: str, auth: Auth, timeout: float = 10.0) -> dict:
@@ -117,6 +154,10 @@ def submit(host: str, params: dict, *, experiment: str = "ptv2", run_name: str |
 
     if not host.startswith(("http://", "https://")):
         raise Ptv2Error(f"--host must be an http(s) URL, got '{host}'")
+    found = url_secret(host)
+    if found:  # it would show in `ps`, shell history and this command's own messages
+        raise Ptv2Error(f"--host carries {found}: credentials never go on the command line; give the bare address "
+                        f"and set {TOKEN_ENV} or {COOKIE_ENV} (docs/deploy.md)")
     check_no_secrets(params)
     auth = auth_from_env()
     if probe(host, auth).get("multi_user") and not namespace:

@@ -154,6 +154,15 @@ def test_a_host_that_is_no_pipelines_api_is_named_so(gateway, answer, needle):
      "KF_PIPELINES_SA_TOKEN_PATH names '/nonexistent/token', which cannot be read"),
     ({}, "optuna_storage: postgresql://ptv2:hunter2@db:5432/optuna\n", "optuna_storage carries a password"),
     ({}, "mlflow_uri: https://admin:hunter2@mlflow.example.com\n", "mlflow_uri carries a password"),
+    # these reached the cluster, where Kubeflow stores and shows them in plain text
+    ({}, "optuna_storage: postgresql://optuna@pg/optuna?password=hunter2\n",
+     "optuna_storage carries a credential in its query (password=)"),
+    ({}, "mlflow_uri: http://mlflow:5000/?token=hunter2\n", "mlflow_uri carries a credential in its query (token=)"),
+    ({}, "optuna_storage: postgresql://optuna:hunter2@[pg/optuna\n", "optuna_storage carries a URL that does not parse"),
+    # a traceback (UnicodeEncodeError in requests), or the token echoed in the error line
+    ({"PTV2_KFP_TOKEN": "t\u00f6k\u20acn-hunter2"}, None, "PTV2_KFP_TOKEN holds characters an HTTP header cannot carry"),
+    ({"PTV2_KFP_TOKEN": "abc\nhunter2"}, None, "PTV2_KFP_TOKEN holds characters an HTTP header cannot carry"),
+    ({"PTV2_KFP_COOKIE": "a=\u20ac-hunter2"}, None, "PTV2_KFP_COOKIE holds characters an HTTP header cannot carry"),
 ])
 def test_credential_mistakes_are_refused_before_any_request(gateway, tmp_path, env, config, needle):
     gw = gateway(token_gate)
@@ -170,3 +179,16 @@ def test_a_host_that_does_not_answer_is_one_line():
     port = free_port()  # bound and closed again: nothing listens there
     line = one_error(submit(f"http://127.0.0.1:{port}"))
     assert line == f"error: cannot reach http://127.0.0.1:{port}: [Errno 111] Connection refused", line
+
+
+def test_a_host_with_credentials_or_a_token_file_that_is_no_text_is_refused(gateway, tmp_path):
+    """A password in --host was sent as Basic auth and printed in the error line; a token file that
+    is not UTF-8 ended in a traceback."""
+    gw = gateway(token_gate)
+    with_password = gw.url.replace("http://", "http://admin:hunter2@")
+    line = one_error(submit(with_password))
+    assert "--host carries a password: credentials never go on the command line" in line and "hunter2" not in line
+    (tmp_path / "token").write_bytes(b"\xff\xfe\x00binary")
+    line = one_error(submit(gw.url, {"KF_PIPELINES_SA_TOKEN_PATH": str(tmp_path / "token")}))
+    assert "which is not a token (not UTF-8 text)" in line, line
+    assert gw.seen == []
