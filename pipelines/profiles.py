@@ -39,9 +39,13 @@ def resolve_params(profile: str = "default", config: str | Path | None = None, o
     if config is not None:
         path = Path(config)
         if not path.is_file():
-            raise Ptv2Error(f"config file '{path}' does not exist")
+            raise Ptv2Error(f"config file '{path}' " + ("is a folder" if path.is_dir() else "does not exist"))
         try:
-            doc = yaml.safe_load(path.read_text()) or {}
+            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except OSError as e:
+            raise Ptv2Error(f"config file '{path}' cannot be read: {e.strerror or e}") from None
+        except UnicodeDecodeError:
+            raise Ptv2Error(f"config file '{path}' is not UTF-8 text") from None
         except yaml.YAMLError as e:
             raise Ptv2Error(f"config file '{path}' is not valid YAML: {str(e).splitlines()[0]}") from None
         if not isinstance(doc, dict):

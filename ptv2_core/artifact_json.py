@@ -26,6 +26,8 @@ def read_config(path: Path, fmt: str, version: int, what: str, required: tuple[s
     ``required`` keys; every failure is a Ptv2Error naming ``what`` and the file."""
     try:
         config = json.loads(path.read_text())
+    except OSError as e:
+        raise Ptv2Error(f"{what} config '{path}' cannot be read: {e.strerror or e}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise Ptv2Error(f"corrupt {what} config '{path}': {e}") from None
     if not isinstance(config, dict) or config.get("format") != fmt:

@@ -188,6 +188,33 @@ def test_an_adapter_whose_head_does_not_fit_its_task_is_refused(tiny_adapter, tm
                       "its head (sequence, 6 labels, width 384) does not fit its task (sequence, 7 labels)")
 
 
+def test_an_unreadable_adapter_file_and_a_text_that_is_not_utf8_are_one_line(tiny_adapter, tmp_path, monkeypatch):
+    """Both ended in tracebacks: a PermissionError (a file mode 000 for another user; injected
+    here, as root reads any file) and a TypeError from the tokenizer on lone surrogates."""
+    real = Path.read_text
+
+    def denied(self, *a, **kw):
+        if self.name == "adapter_config.json":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *a, **kw)
+
+    with monkeypatch.context() as m:
+        m.setattr(Path, "read_text", denied)
+        assert_user_error(run("predict", "--adapter", str(tiny_adapter), "hello"),
+                          "adapter config", "cannot be read: Permission denied")
+
+
+    def no_access(*a, **kw):
+        raise PermissionError(13, "Permission denied", "/some/where")
+
+    with monkeypatch.context() as m:  # anywhere else, the last resort: one line naming the file
+        m.setattr("ptv2_core.predict.predict", no_access)
+        assert_user_error(run("predict", "--adapter", str(tiny_adapter), "hello"), "permission denied: '/some/where'")
+    # what the shell hands over for the bytes b"caf\xe9" (Latin-1): a lone surrogate
+    assert_user_error(run("predict", "--adapter", str(tiny_adapter), "fine", "caf\udce9"),
+                      "text 2 on the command line is not valid UTF-8")
+
+
 def test_a_ptv2_folder_of_the_wrong_kind_is_named_in_the_error(tiny_adapter, tmp_path):
     """An adapter where a pre-trained prompt is wanted, a search's output or a pre-trained prompt
     where an adapter is wanted: the one error line says what the folder is and what to pass."""

@@ -245,13 +245,26 @@ def test_a_whole_number_for_a_float_parameter_is_taken_as_a_float(tmp_path):
     (["submit", "--host", "http://127.0.0.1:1", "--tasks", "nosuch"], "unknown task 'nosuch'"),
 ])
 def test_pipeline_commands_reject_bad_input(args, needle, tmp_path):
-    home = tmp_path / "home"
+    _pipeline_error(args, needle, tmp_path / "home")
+
+
+def _pipeline_error(args, needle, home):
     res = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
                          env={**os.environ, "PTV2_HOME": str(home)})
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], res.stderr
     assert not home.exists(), "a refused run wrote under PTV2_HOME"
+
+
+def test_a_config_that_is_no_text_or_a_folder_is_one_line(tmp_path):
+    """A --config in Latin-1 ended in a UnicodeDecodeError traceback (run and submit); a folder was
+    said not to exist."""
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("experiment: caf\u00e9\n".encode("latin-1"))
+    for command in (["run"], ["submit", "--host", "http://127.0.0.1:1"]):
+        _pipeline_error([*command, "--config", str(latin)], f"config file '{latin}' is not UTF-8 text", tmp_path / "h")
+        _pipeline_error([*command, "--config", str(tmp_path)], f"config file '{tmp_path}' is a folder", tmp_path / "h")
 
 
 def test_run_refuses_a_dead_tracking_server_before_it_starts(tmp_path):

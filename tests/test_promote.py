@@ -212,6 +212,7 @@ def test_promote_unknown_model_is_an_error(store):
     ({"batch_size": 0}, "batch size must be a positive integer, got 0"),
     ({"batch_size": 2.5}, "batch size must be a positive integer, got 2.5"),
     ({"resamples": 0}, "resamples must be a positive integer, got 0"),
+    ({"margin": float("inf")}, "margin must be a finite number >= 0 of percentage points, got inf"),
     ({"alpha": 1.0}, r"alpha must be in \(0, 1\), got 1.0"),
 ])
 def test_promote_refuses_bad_sizes_before_reading_the_registry(tmp_path, kwargs, needle):

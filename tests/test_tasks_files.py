@@ -145,6 +145,15 @@ def test_yaml_missing(tmp_path):
 def test_yaml_malformed(tmp_path):
     with pytest.raises(Ptv2Error, match="not valid YAML"):
         load_task(str(write_yaml(tmp_path, "name: [unclosed\ntype: sequence\n")))
+    # one line, with where (YAML's own message ran to 4-5 lines with its marker lines)
+    with pytest.raises(Ptv2Error) as e:
+        load_task(str(write_yaml(tmp_path, "name: x\ntype: sequence: token\n")))
+    assert "\n" not in str(e.value) and str(e.value).endswith("not valid YAML: mapping values are not allowed "
+                                                              "here (line 2, column 15)"), str(e.value)
+    bad = tmp_path / "latin.yaml"
+    bad.write_bytes("name: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(Ptv2Error, match="not valid YAML: 'utf-8' codec can't decode byte 0xe9"):
+        load_task(str(bad))
     with pytest.raises(Ptv2Error, match="must hold a mapping"):
         load_task(str(write_yaml(tmp_path, "- just\n- a list\n")))
 

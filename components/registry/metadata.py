@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,8 @@ def _read_metrics(adapter_dir: Path) -> dict:
         raise Ptv2Error(f"adapter '{adapter_dir}' has no {METRICS_FILE} (write it with `ptv2 train --out`)")
     try:
         doc = json.loads(path.read_text())
+    except OSError as e:
+        raise Ptv2Error(f"{path} cannot be read: {e.strerror or e}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise Ptv2Error(f"corrupt {path}: {e}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("test"), dict) or not isinstance(doc.get("dev"), dict):
@@ -68,6 +71,9 @@ def _read_metrics(adapter_dir: Path) -> dict:
 def _flat(prefix: str, metrics: dict) -> dict[str, str]:
     return {f"{prefix}_{k}": f"{v:.6g}" if isinstance(v, float) else str(v)
             for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+_TAG_KEY = re.compile(r"[\w\-. /:]+")
 
 
 def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None = None) -> AdapterInfo:
@@ -113,6 +119,10 @@ def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None
         **_flat("dev", metrics["dev"]),
         **_flat("test", metrics["test"]),
     }
+    for k in map(str, extra_tags or {}):  # checked before any run exists (MLflow's rule, said by MLflow after it)
+        if not _TAG_KEY.fullmatch(k) or len(k) > 250 or ".." in k or k.startswith("/"):
+            raise Ptv2Error(f"tag key {k[:60]!r} is not one MLflow takes: 1-250 letters, digits and _ - . / : or "
+                            "spaces, no '..' and no leading '/'")
     taken = sorted(set(map(str, extra_tags or {})) & (set(tags) - {"study"}))
     if taken:
         raise Ptv2Error(f"tags {taken} are set by ptv2 from the adapter and cannot be overridden")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,8 +99,8 @@ def promote(
     """
     if force and not (reason and reason.strip()):
         raise Ptv2Error("a forced promotion needs a reason (--reason TEXT)")
-    if not margin >= 0:
-        raise Ptv2Error(f"margin must be >= 0 percentage points, got {margin}")
+    if not (margin >= 0 and math.isfinite(margin)):  # inf was taken, and tagged as a decision
+        raise Ptv2Error(f"margin must be a finite number >= 0 of percentage points, got {margin}")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         raise Ptv2Error(f"version must be a positive integer, got {version!r}")
     if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):  # checked before hours of scoring, not after

@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> None:
     except TrainingDiverged as e:  # a learning rate too high for the task: bad input, not a crash (train, pretrain)
         print(f"error: training diverged: {e}; try a lower --lr", file=sys.stderr)
         rc = 2
+    except PermissionError as e:  # a file or folder the user may not read or write: named, not a traceback
+        what = f"'{e.filename}'" + (f" -> '{e.filename2}'" if e.filename2 else "") if e.filename else str(e)
+        print(f"error: permission denied: {what}", file=sys.stderr)
+        rc = 2
     except Ptv2RunError as e:
         print(f"error: {e}", file=sys.stderr)
         rc = 1

@@ -169,6 +169,11 @@ def predict(
     if bool(texts) == (file is not None):
         raise Ptv2Error("give texts to label, or --file PATH (one text per line), not both" if texts else
                         "nothing to label: give texts, or --file PATH (one text per line; '-' reads standard input)")
+    for i, text in enumerate(texts or (), 1):  # bytes that are not UTF-8 arrive as lone surrogates
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Ptv2Error(f"text {i} on the command line is not valid UTF-8") from None
     pick_device(device)  # an unknown device fails before anything loads
     check_batch_size(batch_size)
     from pipelines.cli.lines import InputLines, open_lines

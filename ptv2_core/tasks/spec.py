@@ -119,8 +119,10 @@ def load_task_yaml(path: str | Path) -> tuple[TaskSpec, DataSource]:
                         "data: {train: ...}; docs/tasks.md) and pass that")
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise Ptv2Error(f"task file {path} is not valid YAML: {e}") from None
+    except OSError as e:
+        raise Ptv2Error(f"task file {path} cannot be read: {e.strerror or e}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:  # YAML's own message runs to several lines
+        raise Ptv2Error(f"task file {path} is not valid YAML: {_where(e)}") from None
     if not isinstance(doc, dict):
         raise Ptv2Error(f"task file {path} must hold a mapping (name:, type:, data: ...), got {type(doc).__name__}")
     unknown = sorted(set(doc) - _YAML_KEYS)
@@ -177,3 +179,10 @@ def _data_source(data: Any, yaml_path: Path) -> DataSource:
             raise Ptv2Error(f"data file not found: {p} ({split}, named in {yaml_path})")
         resolved[split] = p
     return DataSource(**resolved)
+
+
+def _where(e: Exception) -> str:
+    """A YAML or decoding error in one line: its first line, and the line and column it names."""
+    mark = getattr(e, "problem_mark", None)
+    first = str(getattr(e, "problem", None) or e).splitlines()[0]
+    return f"{first} (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else first
