@@ -76,7 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="per-task runs (and leave-one-out pre-trainings) for these of --tasks only; the all-task "
                         "pre-training still uses every one of --tasks. Default: all of --tasks")
     p.add_argument("--lengths", default="4,16", help="prompt lengths of the per-task runs")
-    p.add_argument("--max-prompt-len", type=int, default=None, help="default: the longest of --lengths")
+    p.add_argument("--max-prompt-len", type=int, default=None,
+                   help="default: the longest of --lengths; a longer one is pre-trained as a length of its own")
     p.add_argument("--model", default="minilm")
     p.add_argument("--epochs", type=int, default=4, help="per-task training epochs")
     p.add_argument("--pretrain-epochs", type=int, default=3)
@@ -104,6 +105,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def pretrained_prompt(args, tasks: list[str], lengths: list[int], work: Path) -> tuple[Path, float]:
     """Pre-train on ``tasks`` (or reuse a finished run with the same settings). Returns (folder, seconds)."""
+    lengths = sorted(set(lengths) | {args.max_prompt_len})  # the longest must be it: none trains past it
     cfg = PretrainConfig(tasks=tuple(tasks), model=args.model, max_prompt_len=args.max_prompt_len, lengths=tuple(lengths),
                          nested=not args.no_nested, lr=args.pretrain_lr, epochs=args.pretrain_epochs,
                          batch_size=args.batch_size,

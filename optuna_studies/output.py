@@ -1,9 +1,11 @@
-"""The search's output folder, written all at once: ``best.json``, ``adapter/``, and the study's
-table and plots (``trials.csv``, ``length_lr.png``/``.html``, ``length_score.png``, ``trials_over_time.png``).
+"""The search's output folder: ``best.json``, ``adapter/``, and the study's table and plots
+(``trials.csv``, ``length_lr.png``/``.html``, ``length_score.png``, ``trials_over_time.png``).
 
 Until the search has finished, everything lives in a hidden work folder beside it
 (``.<out>.search/``), which ``--resume`` continues from; a failed or aborted search leaves no
-half-written output folder.
+half-written output folder. A new folder appears whole (one rename); into an existing one
+(``--overwrite``) the entries move one by one, ``best.json`` last, so a process killed in that
+moment can leave a mix of old and new entries, but never a ``best.json`` beside a part of its output.
 """
 from __future__ import annotations
 

@@ -69,6 +69,7 @@ def auth_from_env(env: dict | None = None) -> Auth:
 # query parameters that carry a credential (libpq's password=, sslpassword=; token=, access_token=, ...)
 _SECRET_QUERY = re.compile(r"(pass(word)?|passwd|pwd|secret|token|api[_-]?key|auth|credential|signature|sig)",
                            re.IGNORECASE)
+_NOT_SECRET = {"require_auth", "passfile", "sslpassword_file", "auth_mechanism"}  # names of methods and files
 
 
 def url_secret(value: str) -> str | None:
@@ -86,7 +87,7 @@ def url_secret(value: str) -> str | None:
         return "a password"
     names = [k for k, _ in parse_qsl(parts.query, keep_blank_values=True)] + \
             [k for k, _ in parse_qsl(parts.fragment, keep_blank_values=True)]
-    hits = [k for k in names if _SECRET_QUERY.search(k)]
+    hits = [k for k in names if _SECRET_QUERY.search(k) and k.lower() not in _NOT_SECRET]
     return f"a credential in its query ({', '.join(sorted(set(hits)))}=)" if hits else None
 
 
@@ -106,7 +107,9 @@ def check_header_value(value: str, source: str) -> str:
     """A credential an HTTP header can carry: printable ASCII, no line breaks (said without
     printing it; requests failed with a traceback on non-Latin-1, and echoed one with a newline)."""
     value = value.strip()
-    if not value or any(not 32 <= ord(ch) < 127 for ch in value):
+    if not value:
+        raise Ptv2Error(f"{source} is empty")
+    if any(not 32 <= ord(ch) < 127 for ch in value):
         raise Ptv2Error(f"{source} holds characters an HTTP header cannot carry (non-ASCII, a line break or "
                         "another control character): copy the credential again")
     return value
@@ -155,6 +158,8 @@ def submit(host: str, params: dict, *, experiment: str = "ptv2", run_name: str |
     if not host.startswith(("http://", "https://")):
         raise Ptv2Error(f"--host must be an http(s) URL, got '{host}'")
     found = url_secret(host)
+    if found == "a URL that does not parse":
+        raise Ptv2Error("--host is not a valid URL (a bad port or address; not repeated here, in case it holds a password)")
     if found:  # it would show in `ps`, shell history and this command's own messages
         raise Ptv2Error(f"--host carries {found}: credentials never go on the command line; give the bare address "
                         f"and set {TOKEN_ENV} or {COOKIE_ENV} (docs/deploy.md)")

@@ -28,7 +28,7 @@ from ptv2_core import attention_hooks
 from ptv2_core.errors import Ptv2Error
 
 # Model types whose position ids count from padding_idx + 1 over non-pad tokens (fairseq style).
-_PADDING_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer", "mpnet"}
+PADDING_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer", "mpnet"}
 
 
 def strategy(model_type: str) -> str:
@@ -64,7 +64,7 @@ def build_cache(prefix: list[tuple[torch.Tensor, torch.Tensor]], config) -> Dyna
 def position_ids(backbone: nn.Module, attention_mask: torch.Tensor) -> torch.Tensor:
     """Text positions as the model would number them without a prefix (right padding)."""
     model_type = backbone.config.model_type
-    if model_type in _PADDING_OFFSET_POSITIONS:
+    if model_type in PADDING_OFFSET_POSITIONS:
         # MPNet's embeddings hard-code padding_idx 1, whatever the config says
         pad = 1 if model_type == "mpnet" else backbone.config.pad_token_id
         mask = attention_mask.long()

@@ -205,4 +205,5 @@ def train(cfg: TrainConfig, report: Report | None = None,
     best_epoch, dev, history, speed, stopped = fit(model, splits["train"], splits["dev"], spec, collator, cfg, device, report)
     test = evaluate(model, splits["test"], spec, collator, device, cfg.eval_batch_size, bf16=cfg.bf16,
                     progress="score test" if cfg.progress else None)
+    model.eval()  # trained: handed over for prediction (scoring restores the mode it finds)
     return TrainResult(model, spec, tokenizer, base_fp, best_epoch, dev, test, history, speed, stopped)

@@ -382,6 +382,37 @@ def test_a_nested_step_moves_only_the_positions_it_uses():
     assert not torch.equal(weight2[2:], before[2:])
 
 
+def test_pretraining_moves_only_the_positions_each_step_uses(tmp_path, tokenizer, monkeypatch):
+    """The loop itself, not only the helper: the prompt's rows at the start of each step, and the
+    length each step drew; after a step of length 2, rows 2-7 are as they were."""
+    import importlib
+
+    pretrain_mod = importlib.import_module("ptv2_core.multitask.pretrain")  # the package's `pretrain` is the function
+
+    lengths, before = [], []
+    real_next, real_step = TaskMixer.next, pretrain_mod.optimizer_step
+
+    def next_batch(self):
+        drawn = real_next(self)
+        lengths.append(drawn[2])
+        return drawn
+
+    def step(loss, params, *args):
+        before.append(params[0].detach().clone())  # the shared prompt, as the step found it
+        real_step(loss, params, *args)
+
+    monkeypatch.setattr(TaskMixer, "next", next_batch)
+    monkeypatch.setattr(pretrain_mod, "optimizer_step", step)
+    cfg = PretrainConfig(**CFG | {"epochs": 1, "tasks": ("trec",), "lengths": (2, 8), "max_train": 96})
+    pretrain(cfg, tmp_path / "p", backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+    assert before[0].shape[0] == 8 and len(before) == len(lengths) >= 6
+    pairs = list(zip(lengths, before, before[1:]))
+    short = [(a, b) for n, a, b in pairs if n == 2]
+    assert short and any(n == 8 for n, _, _ in pairs[:-1])  # short steps after full-length ones
+    assert all(torch.equal(a[2:], b[2:]) and not torch.equal(a[:2], b[:2]) for a, b in short)
+    assert any(not torch.equal(a[2:], b[2:]) for n, a, b in pairs if n == 8)
+
+
 def test_the_longest_length_must_be_the_max_prompt_length_and_a_small_temperature_does_not_overflow():
     # max 8 with lengths up to 4: positions 5-8 were never trained, yet shipped and accepted
     with pytest.raises(Ptv2Error, match=r"longest prompt length \(4\) must be the max prompt length \(8\)"):

@@ -152,6 +152,11 @@ def test_prompt_length_does_not_spend_the_position_budget():
         check_prompt_len(513, bert, 16)
     with pytest.raises(Ptv2Error, match="max length 600 is too long for this model: it has 512 positions"):
         check_prompt_len(4, bert, 600)
+    # fairseq-style positions start at padding_idx + 1: RoBERTa's 514 positions hold 512 tokens
+    roberta = AutoConfig.for_model("roberta", max_position_embeddings=514, pad_token_id=1)
+    check_prompt_len(4, roberta, 512)
+    with pytest.raises(Ptv2Error, match="max length 513 is too long for this model: it has 512 positions"):
+        check_prompt_len(4, roberta, 513)
     # a sliding window sees the last keys only: a prefix in front of a longer span is invisible
     mistral = AutoConfig.for_model("mistral", sliding_window=128)
     check_prompt_len(64, mistral, 64)

@@ -270,3 +270,34 @@ def test_versions_that_cannot_be_compared_fairly_are_refused_unless_forced(adapt
     with pytest.raises(Ptv2Error, match="the data of task 'trec' changed since fair-trec version 3 was registered"):
         promote(name, tracking_uri=store, max_eval=EVAL)
     assert registry_state(store, name)[0] == {"challenger": 3, "champion": 2}
+
+
+def test_a_tag_write_failing_midway_marks_the_promotion_failed(adapters, store):
+    """The challenger was tagged "promoted", then writing the champion's tags failed: the error
+    was raised with that tag standing and `champion` never moved (only a failure of the alias call
+    itself was marked)."""
+    from mlflow import MlflowClient
+
+    from components.registry.promote import PromotionDecision, _record
+    from components.registry.register import register_adapter
+
+    name = "midway-trec"
+    for which in ("good", "bad"):
+        register_adapter(adapters[which], "trec", name=name, tracking_uri=store)
+    real = MlflowClient(tracking_uri=store, registry_uri=store)
+
+    class FailsOnVersion1:
+        def __getattr__(self, attr):
+            return getattr(real, attr)
+
+        def set_model_version_tag(self, n, version, key, value):
+            if version == "1" and key != "promotion.decision":
+                raise RuntimeError("store went away")
+            return real.set_model_version_tag(n, version, key, value)
+
+    d = PromotionDecision(True, 2, 1, {"challenger": 0.9, "champion": 0.5}, (0.1, 0.5), "wins", name,
+                          tags={"promotion.decision": "promoted", "promotion.reason": "wins"})
+    with pytest.raises(Ptv2Error, match="tagging midway-trec version 1 failed"):
+        _record(FailsOnVersion1(), store, name, d)
+    assert _tags(store, name, 2)["promotion.decision"] == "failed: champion alias not moved"
+    assert registry_state(store, name)[0] == {"challenger": 2}

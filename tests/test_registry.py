@@ -94,6 +94,9 @@ def test_register_load_by_alias_predict_classification(adapters, home, store):
     blank = model.predict(pd.DataFrame({"text": ["", "   ", None, TEXTS[0]]}))
     assert blank["label"].isna().tolist() == [True, True, True, False] and blank["score"].isna().sum() == 3
     assert blank["label"].tolist()[3] == direct[0]["label"]
+    from components.registry.pyfunc_model import _texts
+
+    assert _texts(pd.DataFrame({"text": pd.array(["a", pd.NA], dtype="string")})) == ["a", ""]  # not "<NA>"
 
 
 def test_ptv2_never_runs_the_code_stored_with_a_version_and_needs_its_digests(adapters, store, tmp_path):
@@ -182,7 +185,7 @@ def test_bad_input_is_an_error_and_leaves_the_registry_unchanged(adapters, home,
     with pytest.raises(Ptv2Error, match=r"tags \['data_hash'\] are set by ptv2"):
         register_adapter(adapters["good"], "trec", tags={"data_hash": "forged"})
     # MLflow refused these only after a run had been made for them: each left a FAILED run behind
-    for key in ("k" * 251, "two\nlines", "a/../b"):
+    for key in ("k" * 251, "two\nlines", "a/../b", "a//b", "./x", "a/", "."):
         with pytest.raises(Ptv2Error, match="is not one MLflow takes"):
             register_adapter(adapters["good"], "trec", tags={key: "v"})
 

@@ -87,8 +87,8 @@ def test_register_load_by_alias_predict_on_a_postgres_backed_server(adapters, se
     out = mlflow.pyfunc.load_model("models:/ptv2-trec@challenger").predict(pd.DataFrame({"text": ["Who wrote Hamlet ?"]}))
     labels = ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
     assert out["label"].iloc[0] in labels and 0 < out["score"].iloc[0] <= 1
-    tagged = load_registered("models:/ptv2-wnut16@challenger").pyfunc.predict(
-        pd.DataFrame({"text": ["Off to Paris with Anna", "hello"]}))
+    tagged = load_registered("models:/ptv2-wnut16@challenger").model.predict(
+        None, pd.DataFrame({"text": ["Off to Paris with Anna", "hello"]}))
     assert tagged["tokens"].tolist() == [["Off", "to", "Paris", "with", "Anna"], ["hello"]]
     assert [len(t) for t in tagged["tags"]] == [5, 1] and [len(s) for s in tagged["scores"]] == [5, 1]
 

@@ -163,6 +163,10 @@ def test_a_host_that_is_no_pipelines_api_is_named_so(gateway, answer, needle):
     ({"PTV2_KFP_TOKEN": "t\u00f6k\u20acn-hunter2"}, None, "PTV2_KFP_TOKEN holds characters an HTTP header cannot carry"),
     ({"PTV2_KFP_TOKEN": "abc\nhunter2"}, None, "PTV2_KFP_TOKEN holds characters an HTTP header cannot carry"),
     ({"PTV2_KFP_COOKIE": "a=\u20ac-hunter2"}, None, "PTV2_KFP_COOKIE holds characters an HTTP header cannot carry"),
+    ({"PTV2_KFP_TOKEN": "   "}, None, "PTV2_KFP_TOKEN is empty"),
+    # libpq's names of an auth method and of a password file are no secrets
+    ({}, "optuna_storage: postgresql://optuna@pg/optuna?require_auth=scram-sha-256&password=hunter2\n",
+     "optuna_storage carries a credential in its query (password=)"),
 ])
 def test_credential_mistakes_are_refused_before_any_request(gateway, tmp_path, env, config, needle):
     gw = gateway(token_gate)
@@ -188,6 +192,8 @@ def test_a_host_with_credentials_or_a_token_file_that_is_no_text_is_refused(gate
     with_password = gw.url.replace("http://", "http://admin:hunter2@")
     line = one_error(submit(with_password))
     assert "--host carries a password: credentials never go on the command line" in line and "hunter2" not in line
+    line = one_error(submit("http://admin:hunter2@127.0.0.1:99999/pipeline"))
+    assert "--host is not a valid URL" in line and "hunter2" not in line, line
     (tmp_path / "token").write_bytes(b"\xff\xfe\x00binary")
     line = one_error(submit(gw.url, {"KF_PIPELINES_SA_TOKEN_PATH": str(tmp_path / "token")}))
     assert "which is not a token (not UTF-8 text)" in line, line

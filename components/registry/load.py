@@ -29,7 +29,7 @@ class LoadedVersion:
     version: int
     tags: dict[str, str]
     aliases: tuple[str, ...]
-    model: object  # a loaded Ptv2PyfuncModel (its predict takes what pyfunc's does)
+    model: object  # a loaded Ptv2PyfuncModel: predict(None, frame) as pyfunc's PythonModel
 
     @property
     def adapter(self):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import posixpath
 import re
 import subprocess
 from dataclasses import dataclass, field
@@ -120,9 +121,10 @@ def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None
         **_flat("test", metrics["test"]),
     }
     for k in map(str, extra_tags or {}):  # checked before any run exists (MLflow's rule, said by MLflow after it)
-        if not _TAG_KEY.fullmatch(k) or len(k) > 250 or ".." in k or k.startswith("/"):
+        norm = posixpath.normpath(k)
+        if not _TAG_KEY.fullmatch(k) or len(k) > 250 or norm != k or norm == "." or norm.startswith(("..", "/")):
             raise Ptv2Error(f"tag key {k[:60]!r} is not one MLflow takes: 1-250 letters, digits and _ - . / : or "
-                            "spaces, no '..' and no leading '/'")
+                            "spaces, a normalised relative path (no leading '/' or '..', no '//', './' or trailing '/')")
     taken = sorted(set(map(str, extra_tags or {})) & (set(tags) - {"study"}))
     if taken:
         raise Ptv2Error(f"tags {taken} are set by ptv2 from the adapter and cannot be overridden")

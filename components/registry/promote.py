@@ -219,10 +219,11 @@ def not_comparable(name: str, chall_mv, champ_mv, task_ref: str) -> str | None:
     tags = chall_mv.tags or {}
     if champ_mv is not None:
         ctags = champ_mv.tags or {}
-        for key in ("task", "split_seed"):
-            if ctags.get(key, tags.get(key)) != tags.get(key):
-                return (f"{name} version {champ_mv.version} ({CHAMPION}) has {key} '{ctags.get(key)}', version "
-                        f"{chall_mv.version} has '{tags.get(key)}': "
+        for key, default in (("task", None), ("split_seed", "0")):  # no split_seed tag: seed 0, as scored
+            theirs, mine = ctags.get(key, default), tags.get(key, default)
+            if None not in (theirs, mine) and theirs != mine:
+                return (f"{name} version {champ_mv.version} ({CHAMPION}) has {key} '{theirs}', version "
+                        f"{chall_mv.version} has '{mine}': "
                         + ("the champion would be scored on rows it was trained on (the test split is drawn by the "
                            "split seed); train the challenger with the champion's seed" if key == "split_seed"
                            else "they are models of different tasks"))

@@ -70,8 +70,14 @@ def _texts(model_input) -> list[str]:
 
 
 def _text(x) -> str:
-    """A missing value (None, NaN from a frame) is an empty text, not the word "None" or "nan"."""
-    return "" if x is None or (isinstance(x, float) and x != x) else str(x)
+    """A missing value (None, NaN, pd.NA from a frame) is an empty text, not the word "None" or "<NA>"."""
+    if isinstance(x, str):
+        return x
+    try:
+        missing = bool(pd.isna(x))
+    except (TypeError, ValueError):  # a list or array: not a missing value
+        missing = False
+    return "" if missing else str(x)
 
 
 class Ptv2PyfuncModel(mlflow.pyfunc.PythonModel):

@@ -21,7 +21,8 @@ def test_split(task_ref: str, seed: int, max_eval: int | None):
 
 
 def predict_ids(loaded: LoadedAdapter, rows, batch_size: int = 64, progress: str | None = None) -> tuple[list, list]:
-    """``(preds, golds)``: class ids per example, or tag-id lists (labelled positions only); running
+    """``(preds, golds)``: class ids per example, or tag-id lists, one per word (a word cut off by the
+    max length tagged "O"; the golds every word's tag, whatever the model's tokenizer); running
     out of memory names ``--batch-size`` (``ptv2 promote``'s option for it). ``progress``: a progress
     bar's label (on a terminal only)."""
     spec = loaded.spec
