@@ -416,3 +416,27 @@ def test_a_state_folder_that_cannot_be_created_is_one_error(tmp_path, monkeypatc
     res = run(*[str(tmp_path / "out") if a == "OUT" else a for a in args])
     assert_user_error(res, f"cannot create the state folder {blocker / 'home'} (PTV2_HOME)")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["register", "--name", "", "--adapter", "A"], "--name is empty: give it a value, or leave it out for its default"),
+    (["search", "--task", "trec", "--study-name=", "--out", "O"], "--study-name is empty"),
+    (["eval", "--task", "", "--adapter", "A"], "--task is empty"),
+    (["train", "--task", "trec", "--pooling", "", "--out", "O"], "--pooling is empty"),
+    (["train", "--task", "trec", "--out", ""], "--out is empty: give it a value"),
+    (["submit", "--tasks", "", "--host", "http://127.0.0.1:1"], "--tasks is empty"),
+    (["pretrain", "--tasks", "trec", "--lengths", "8,4,4", "--max-prompt-len", "8", "--out", "O"],
+     "lengths listed twice: 4"),
+])
+def test_an_empty_option_value_or_a_length_listed_twice_is_refused(args, needle, tmp_path):
+    """`--name ""` meant the default name, `--experiment ""` kfp's Default experiment, `--task ""` the
+    adapter's task: mostly a script's unset variable. And --lengths 8,4,4 was taken as 4,8."""
+    args = [str(tmp_path / a) if a in ("A", "O") else a for a in args]
+    assert_user_error(run(*args), needle)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_text_to_label_is_still_a_text(tiny_adapter):
+    # a flag followed by an empty argument: the empty string is a text, not an empty option value
+    res = run("predict", "--adapter", str(tiny_adapter), "--json", "")
+    assert res.returncode == 0 and json.loads(res.stdout) == {"text": "", "label": None, "score": None}, res.stderr

@@ -18,11 +18,33 @@ from pipelines.cli import pretrain_cmds  # noqa: F401  (registers pretrain)
 from pipelines.cli import pipeline_cmds  # noqa: F401  (registers run, compile, submit)
 
 
+def empty_option(argv: list[str]) -> str | None:
+    """What to say about the first option given an empty value (``--name ""``, ``--study-name=``),
+    or None. An empty value meant "the default" for some options and an error deep inside for
+    others; in a script it is mostly a variable that was never set, so it is refused, by name."""
+    command = typer.main.get_command(app)
+    sub = getattr(command, "commands", {}).get(argv[0]) if argv else None
+    if sub is None:
+        return None
+    takes_value = {name: p.required for p in sub.params if getattr(p, "param_type_name", "") == "option"
+                   and not (p.is_flag or p.count) for name in p.opts}
+    for i, arg in enumerate(argv[1:], 1):
+        if arg == "--":
+            break
+        name, eq, value = arg.partition("=")
+        if name in takes_value and ((eq and value == "") or (not eq and i + 1 < len(argv) and argv[i + 1] == "")):
+            return f"{name} is empty: give it a value" + ("" if takes_value[name] else ", or leave it out for its default")
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning user errors into one ``error:`` line."""
     from ptv2_core.errors import Ptv2Error, Ptv2Interrupted, Ptv2RunError, TrainingDiverged
 
     try:
+        empty = empty_option(list(sys.argv[1:] if argv is None else argv))
+        if empty:
+            raise Ptv2Error(empty)
         rc = app(args=argv, prog_name="ptv2", standalone_mode=False)
         if rc == 130:  # typer turns a KeyboardInterrupt into a silent exit code 130
             print("error: interrupted", file=sys.stderr)

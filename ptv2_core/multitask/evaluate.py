@@ -57,11 +57,15 @@ def load_pretrained(pretrained_dir: str | Path, backbone: nn.Module | None = Non
 
 
 def parse_lengths(text: str) -> list[int]:
-    """``"4,8,16"`` → ``[4, 8, 16]`` (sorted, unique); Ptv2Error on anything else."""
+    """``"16,4,8"`` → ``[4, 8, 16]`` (sorted); Ptv2Error on anything else, a length listed twice too."""
     try:
-        values = sorted({int(x) for x in text.split(",") if x.strip()})
+        listed = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise Ptv2Error(f"lengths must be comma-separated integers, got '{text}'") from None
+    twice = sorted({x for x in listed if listed.count(x) > 1})
+    if twice:  # as the pipeline's config refuses them: a typo more often than a wish
+        raise Ptv2Error(f"lengths listed twice: {', '.join(map(str, twice))}")
+    values = sorted(listed)
     if not values or values[0] <= 0:
         raise Ptv2Error(f"lengths must be positive integers, got '{text}'")
     return values
