@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from ptv2_core.errors import Ptv2Error
+from ptv2_core.errors import Ptv2Error, yaml_problem
 from ptv2_core.settings import check_seed
 from ptv2_core.tasks import PACKAGED_TASKS
 from ptv2_core.train import TrainConfig
@@ -107,7 +107,7 @@ def load_space(task: str, path: str | Path | None = None) -> SearchSpace:
     try:
         doc = yaml.safe_load(file.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
-        raise Ptv2Error(f"search space {file} is not readable YAML: {str(e).splitlines()[0]}") from None
+        raise Ptv2Error(f"search space {file} is not readable YAML: {yaml_problem(e)}") from None
     return parse_space(doc, str(file))
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from ptv2_core.errors import Ptv2Error
+from ptv2_core.errors import Ptv2Error, yaml_problem
 
 # default: the local demo, under 15 minutes on 2 CPU cores; large: all tasks, full data.
 PROFILES: dict[str, dict] = {
@@ -47,7 +47,7 @@ def resolve_params(profile: str = "default", config: str | Path | None = None, o
         except UnicodeDecodeError:
             raise Ptv2Error(f"config file '{path}' is not UTF-8 text") from None
         except yaml.YAMLError as e:
-            raise Ptv2Error(f"config file '{path}' is not valid YAML: {str(e).splitlines()[0]}") from None
+            raise Ptv2Error(f"config file '{path}' is not valid YAML: {yaml_problem(e)}") from None
         if not isinstance(doc, dict):
             raise Ptv2Error(f"config file '{path}' must be a mapping of pipeline parameters")
         params |= doc

@@ -265,6 +265,10 @@ def test_a_config_that_is_no_text_or_a_folder_is_one_line(tmp_path):
     for command in (["run"], ["submit", "--host", "http://127.0.0.1:1"]):
         _pipeline_error([*command, "--config", str(latin)], f"config file '{latin}' is not UTF-8 text", tmp_path / "h")
         _pipeline_error([*command, "--config", str(tmp_path)], f"config file '{tmp_path}' is a folder", tmp_path / "h")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("experiment: a: b\n")
+    _pipeline_error(["run", "--config", str(broken)],
+                    "is not valid YAML: mapping values are not allowed here (line 1, column 14)", tmp_path / "h")
 
 
 def test_run_refuses_a_dead_tracking_server_before_it_starts(tmp_path):

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import yaml
 
-from ptv2_core.errors import Ptv2Error
+from ptv2_core.errors import Ptv2Error, yaml_problem
 
 TASK_TYPES = ("sequence", "token")
 # Primary metrics each task type may select on; compute_metrics returns all of them.
@@ -122,7 +122,7 @@ def load_task_yaml(path: str | Path) -> tuple[TaskSpec, DataSource]:
     except OSError as e:
         raise Ptv2Error(f"task file {path} cannot be read: {e.strerror or e}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:  # YAML's own message runs to several lines
-        raise Ptv2Error(f"task file {path} is not valid YAML: {_where(e)}") from None
+        raise Ptv2Error(f"task file {path} is not valid YAML: {yaml_problem(e)}") from None
     if not isinstance(doc, dict):
         raise Ptv2Error(f"task file {path} must hold a mapping (name:, type:, data: ...), got {type(doc).__name__}")
     unknown = sorted(set(doc) - _YAML_KEYS)
@@ -180,9 +180,3 @@ def _data_source(data: Any, yaml_path: Path) -> DataSource:
         resolved[split] = p
     return DataSource(**resolved)
 
-
-def _where(e: Exception) -> str:
-    """A YAML or decoding error in one line: its first line, and the line and column it names."""
-    mark = getattr(e, "problem_mark", None)
-    first = str(getattr(e, "problem", None) or e).splitlines()[0]
-    return f"{first} (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else first
