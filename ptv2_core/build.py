@@ -4,7 +4,7 @@ from __future__ import annotations
 from torch import nn
 
 from ptv2_core.backbone import geometry
-from ptv2_core.cache import PADDING_OFFSET_POSITIONS
+from ptv2_core.cache import padding_idx
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.heads import POOLINGS, HeadConfig, default_pooling
 from ptv2_core.model import PromptModel
@@ -25,8 +25,9 @@ def check_prompt_len(prompt_len: int, config, max_length: int) -> None:
     if prompt_len <= 0:
         raise Ptv2Error(f"prompt length must be a positive integer, got {prompt_len}")
     limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-    if limit and config.model_type in PADDING_OFFSET_POSITIONS:  # positions count from padding_idx + 1
-        limit -= (1 if config.model_type == "mpnet" else (config.pad_token_id or 0)) + 1
+    pad = padding_idx(config)
+    if limit and pad is not None:  # positions count from padding_idx + 1
+        limit -= pad + 1
     if limit and max_length > limit:
         raise Ptv2Error(f"max length {max_length} is too long for this model: it has {limit} positions")
     if limit and prompt_len > limit:  # a bound on memory and sense: more prefix keys than the model's context

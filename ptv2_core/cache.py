@@ -28,7 +28,16 @@ from ptv2_core import attention_hooks
 from ptv2_core.errors import Ptv2Error
 
 # Model types whose position ids count from padding_idx + 1 over non-pad tokens (fairseq style).
-PADDING_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer", "mpnet"}
+_PADDING_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer", "mpnet"}
+
+
+def padding_idx(config) -> int | None:
+    """The padding index a fairseq-style model counts its positions from (they start at
+    ``padding_idx + 1``), or None for a model whose positions start at 0."""
+    if config.model_type not in _PADDING_OFFSET_POSITIONS:
+        return None
+    # MPNet's embeddings hard-code padding_idx 1, whatever the config says
+    return 1 if config.model_type == "mpnet" else (config.pad_token_id or 0)
 
 
 def strategy(model_type: str) -> str:
@@ -63,10 +72,8 @@ def build_cache(prefix: list[tuple[torch.Tensor, torch.Tensor]], config) -> Dyna
 
 def position_ids(backbone: nn.Module, attention_mask: torch.Tensor) -> torch.Tensor:
     """Text positions as the model would number them without a prefix (right padding)."""
-    model_type = backbone.config.model_type
-    if model_type in PADDING_OFFSET_POSITIONS:
-        # MPNet's embeddings hard-code padding_idx 1, whatever the config says
-        pad = 1 if model_type == "mpnet" else backbone.config.pad_token_id
+    pad = padding_idx(backbone.config)
+    if pad is not None:
         mask = attention_mask.long()
         return torch.cumsum(mask, dim=1) * mask + pad
     seq = attention_mask.shape[1]

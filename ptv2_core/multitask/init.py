@@ -29,7 +29,8 @@ def init_from_pretrained(model: PromptModel, spec: TaskSpec | None = None, *, pr
     copied too when the head configs agree (type, number of labels, width, pooling) and, with
     ``spec`` (the task being trained, as ``train`` passes it), its label names in the same order
     (a task YAML of the same name with other or reordered labels would get a head whose outputs
-    mean other classes); otherwise the head stays fresh. ``seed``, when given, must be the pre-training seed for a task that took part:
+    mean other classes); otherwise the head stays fresh. ``seed``, when given, must be the
+    pre-training seed for a task that took part:
     data splits are seeded, and another seed would put rows the prompt was trained on into this
     task's dev and test splits.
 
