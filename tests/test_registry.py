@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from ptv2_core.errors import Ptv2Error
 from test_registry_support import adapters_fixture, base_env, copy_adapter, error_line, ptv2, registry_state
@@ -158,6 +159,22 @@ def test_register_and_predict_ner_through_the_cli(adapters, home, store):
     r = run_cli("eval", "--model", "models:/ptv2-wnut16@champion")
     assert r.returncode == 2 and "has no alias 'champion' (aliases: challenger)" in error_line(r.stderr)
     assert os.environ.get("PTV2_DEVICE") == device_before  # loading a registered version left the environment as it was
+
+    # --device auto leaves the choice to PTV2_DEVICE, as serving does; an explicit --device wins
+    # (this machine has no CUDA, so a PTV2_DEVICE of cuda that is obeyed is an error)
+    if not torch.cuda.is_available():
+        os.environ["PTV2_DEVICE"] = "cuda"
+        try:
+            obeyed = run_cli("eval", "--model", "models:/ptv2-wnut16@challenger", "--max-eval", "4")
+            overridden = run_cli("eval", "--model", "models:/ptv2-wnut16@challenger", "--max-eval", "4",
+                                 "--device", "cpu")
+        finally:
+            if device_before is None:
+                os.environ.pop("PTV2_DEVICE")
+            else:
+                os.environ["PTV2_DEVICE"] = device_before
+        assert obeyed.returncode == 2 and "cuda" in error_line(obeyed.stderr), obeyed.stderr
+        assert overridden.returncode == 0, overridden.stderr
 
 
 def test_bad_input_is_an_error_and_leaves_the_registry_unchanged(adapters, home, store, tmp_path):
