@@ -234,6 +234,21 @@ def test_failure_after_the_version_exists_is_rolled_back(adapters, store):
         register_adapter(adapters["bad"], "trec", name="ptv2-rollback", on_step=fail_at)
     assert registry_state(store, "ptv2-rollback") == ({"challenger": v1.version}, [v1.version])
 
+    # into a run of the caller's (--run-id): the run is left as it was, without the model files
+    c = _client(store)
+    run_id = c.create_run(c.create_experiment("ptv2-rollback-runs")).info.run_id
+    c.log_text(run_id, "kept", "notes.txt")
+    for at in ("logged", "created"):
+        with pytest.raises(Ptv2Error, match="registry left as it was|no version was created"):
+            register_adapter(adapters["bad"], "trec", name="ptv2-rollback", run_id=run_id,
+                             on_step=lambda step, at=at: (_ for _ in ()).throw(RuntimeError("simulated")) if step == at else None)
+        assert [a.path for a in c.list_artifacts(run_id)] == ["notes.txt"], at
+        assert c.get_run(run_id).info.status == "RUNNING"
+    assert registry_state(store, "ptv2-rollback") == ({"challenger": v1.version}, [v1.version])
+    kept = register_adapter(adapters["bad"], "trec", name="ptv2-rollback", run_id=run_id)
+    assert sorted(a.path for a in c.list_artifacts(run_id))[0].startswith("model-")
+    assert registry_state(store, "ptv2-rollback") == ({"challenger": kept.version}, [v1.version, kept.version])
+
 
 def test_registered_version_with_corrupt_artifact_or_changed_base_fails_to_load(adapters, home, store, tmp_path):
     from transformers import AutoModel, AutoTokenizer

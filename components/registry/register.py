@@ -9,7 +9,8 @@ Order of writes, so that a failure anywhere leaves the registry as it was:
    version together with all of its tags;
 4. the ``challenger`` alias moves to the newest version (see ``converge_alias``).
 
-A failure after 2 marks the run FAILED; after 3, the version (and a registered model this call
+A failure after 2 marks the run FAILED (a run given by ``run_id`` is someone else's: the model
+files logged into it are deleted instead); after 3, the version (and a registered model this call
 created, if left empty) is deleted again and the alias re-converged. If the store itself is
 gone, cleanup cannot reach it either: the error message then says what is left to undo.
 """
@@ -191,13 +192,27 @@ def _create_registered_model(c, uri: str, name: str, task: str) -> bool:
         raise
 
 
+def _remove_logged_model(uri: str, artifact_uri: str, artifact_path: str) -> list[str]:
+    """Delete the model files this call logged into another run (``--run-id``: that run is kept,
+    so without this its failed registration's ``model-<id>`` folder would stay in it)."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    try:
+        get_artifact_repository(f"{artifact_uri}/{artifact_path}", tracking_uri=uri).delete_artifacts()
+    except Exception as e:
+        return [f"could not delete the logged model files ({store.describe(e)}): delete '{artifact_path}' "
+                f"from the run's artifacts"]
+    return []
+
+
 def _cleanup(c, uri: str, name: str, reg_id: str, run_id: str | None, own_run: bool, created: bool,
-             new_model: bool) -> list[str]:
+             new_model: bool, files: tuple[str, str] | None = None) -> list[str]:
     """Undo a failed registration as far as the store lets us; returns what could not be undone.
 
     ``created``: ``create_model_version`` was called (it may have succeeded before the error).
     ``new_model``: this call created the registered model (deleted again if left empty).
-    A store that does not answer one call is not asked again.
+    ``files``: (run artifact URI, path) of model files logged into a run given by ``run_id``,
+    deleted once no version can point at them. A store that does not answer one call is not asked again.
     """
     left: list[str] = []
     if created or new_model:
@@ -216,6 +231,8 @@ def _cleanup(c, uri: str, name: str, reg_id: str, run_id: str | None, own_run: b
             left.append(f"could not check for the new version ({store.describe(e)}): delete any version of "
                         f"'{name}' tagged {REGISTRATION_TAG}={reg_id}")
             return left + ([f"run {run_id} is not marked FAILED"] if own_run and run_id else [])
+    if files:
+        left += _remove_logged_model(uri, *files)
     if own_run and run_id:
         try:
             c.set_terminated(run_id, "FAILED")
@@ -275,13 +292,14 @@ def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id:
         raise
     except Exception as e:
         raise store.unreachable(uri, e) from None
-    created = new_model = False
+    created = new_model = logged = False
     try:
         if own_run:
             params = [Param(k, info.tags[k]) for k in ("task", "prompt_len", "lr", "base_model", "study")]
             metrics = [Metric(k, float(v), 0, 0) for k, v in info.tags.items()
                        if k.startswith(("dev_", "test_")) and _is_number(v)]
             store.retry(lambda: c.log_batch(run_id, metrics=metrics, params=params), "logging run data", uri)
+        logged = True  # from here on files may be in the run, even if the upload fails midway
         store.retry(lambda: c.log_artifacts(run_id, str(model_dir), artifact_path), "uploading the model", uri)
         step("logged")
         if own_run:
@@ -301,7 +319,8 @@ def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id:
                                            "reading the new version", uri)))
         step("aliased")
     except BaseException as e:
-        left = _cleanup(c, uri, name, reg_id, run_id, own_run, created, new_model)
+        files = (run.info.artifact_uri, artifact_path) if logged and not own_run else None
+        left = _cleanup(c, uri, name, reg_id, run_id, own_run, created, new_model, files)
         if not isinstance(e, Exception):
             raise
         msg = str(e) if isinstance(e, Ptv2Error) else f"{store.describe(e)} (MLflow store at {uri})"
