@@ -143,11 +143,23 @@ def run_one_search(task: str, model: str, seed: int, pruning: dict, args, init: 
                      mlflow_uri=f"sqlite:///{work}/mlflow.db", ray_cpus=args.ray_cpus,
                      echo=lambda line: print("  " + line, flush=True))
     trials = sorted(res.trials, key=lambda r: r["ended"])
-    return {"trials": [{k: r.get(k) for k in ("number", "prompt_len", "lr", "status", "best_score", "epochs_run")}
-                       for r in trials],
+    keep = ("number", "prompt_len", "lr", "status", "best_score", "epochs_run", "retries", "started", "ended")
+    return {"trials": [{k: r.get(k) for k in keep} for r in trials], "space": space_of(load_space(space_file)),
+            "concurrency": args.concurrency,
             "compute": sum(r["epochs_run"] or 0 for r in trials), "best_score": res.best_score,
             "best_prompt_len": res.best_config["prompt_len"], "best_lr": res.best_config["lr"],
             "seed": seed, "pruning": pruning, "sampler": sampler_of(load_space(space_file)), "seconds": time.time() - t0}
+
+
+def space_of(space: SearchSpace) -> dict:
+    """What of a search space a grid or search depends on besides its pruning and sampler."""
+    return {"prompt_lens": list(space.prompt_lens), "lr": [space.lr_low, space.lr_high], "epochs": space.epochs,
+            "trials": space.trials}
+
+
+def grid_configs(space: SearchSpace) -> list[list]:
+    """The grid's configurations, as a report keeps them: [[prompt_len, lr], ...]."""
+    return [[n, lr] for n in space.prompt_lens for lr in grid_lrs(space)]
 
 
 def reused_parts(report: dict | None, task: str, start: str, space: SearchSpace, now: dict,
@@ -157,10 +169,13 @@ def reused_parts(report: dict | None, task: str, start: str, space: SearchSpace,
     space's sampler settings; a search recorded without its pruning predates ``warm_grace_period``,
     so it ran with ``grace_period``, and one without its sampler predates them (LEGACY_SAMPLER).
     A pre-trained row's searches are reused only when the report's ``prompt_sha`` is ``prompt``
-    (this run's): its grid is checked by training, its searches are not.
+    (this run's): its grid is checked by training, its searches are not. Nothing of a row is reused
+    when its grid's configurations are not this space's (other lengths, or another lr range: the
+    check by training retrains a recorded configuration, which passes whatever the space is now),
+    and a search recorded with its space (``space``) only under the same space.
     (With one trial at a time on CPU, a search with the same seed runs the same trials again.)"""
     row = next((r for r in (report or {}).get("rows", []) if (r["task"], r["start"]) == (task, start)), None)
-    if row is None:
+    if row is None or sorted([c["prompt_len"], c["lr"]] for c in row["grid"]["configs"]) != sorted(grid_configs(space)):
         return {}
     parts = {"grid": row["grid"]}
     if start != "fresh" and (prompt is None or report.get("prompt_sha") != prompt):
@@ -169,7 +184,7 @@ def reused_parts(report: dict | None, task: str, start: str, space: SearchSpace,
         seed = search.get("seed", 0)
         ran = search.get("pruning") or pruning_of(space)
         sampled = search.get("sampler") or LEGACY_SAMPLER
-        if ran == now and sampled == sampler_of(space):
+        if ran == now and sampled == sampler_of(space) and search.get("space", space_of(space)) == space_of(space):
             parts[f"search-s{seed}"] = {k: v for k, v in search.items() if k != "to_target"} | {
                 "seed": seed, "pruning": ran, "sampler": sampled}
     return parts
@@ -205,14 +220,21 @@ def prompt_sha(folder: str | None) -> str | None:
 
 
 def compute_to_target(trials: list[dict], target: float) -> int | None:
-    """Trial-epochs spent (in end order) until the best so far reaches ``target``; None if never."""
-    spent, best = 0, -math.inf
-    for r in trials:
-        spent += r["epochs_run"] or 0
+    """Trial-epochs spent (in end order) until the best so far reaches ``target``; None if never.
+
+    With trials running side by side (``--concurrency`` above 1), the trials that had started but
+    not ended when the target was reached count too, with every epoch they ran (records keep a
+    trial's start and end, not each epoch's time): an upper bound. One at a time, no trial overlaps
+    another and this is the sum up to the trial that reached it."""
+    best = -math.inf
+    for i, r in enumerate(trials):
         if r["best_score"] is not None:
             best = max(best, r["best_score"])
         if best >= target - 1e-9:  # inclusive: 0.84 - 0.005 is 0.8349999999999999 in floats
-            return spent
+            at = r.get("ended")
+            running = [t for t in trials[i + 1:] if at is not None and t.get("started") is not None
+                       and t["started"] < at]
+            return sum(t["epochs_run"] or 0 for t in trials[: i + 1] + running)
     return None
 
 
@@ -305,8 +327,9 @@ def read_reuse(path: Path, key: dict) -> dict:
         print(f"error: --reuse '{path}' is not a readable report: {e}", file=sys.stderr)
         sys.exit(2)
     shared = ("model", "max_train", "max_eval", "epochs", "trials")
-    theirs = {k: report.get(k) for k in shared} | {"device": report.get("device", "cpu")}
-    ours = {k: key[k] for k in shared} | {"device": key.get("device", "cpu")}
+    theirs = {k: report.get(k) for k in shared} | {"device": report.get("device", "cpu"),
+                                                    "concurrency": report.get("concurrency", 1)}
+    ours = {k: key[k] for k in shared} | {"device": key.get("device", "cpu"), "concurrency": key.get("concurrency", 1)}
     # whether either has a pre-trained start does not matter: fresh rows are reused as fresh rows, and a
     # pre-trained row's reused grid is checked by training its first configuration from this run's prompt
     if theirs != ours:
@@ -320,7 +343,8 @@ def settings_key(args, sha: str | None) -> dict:
     (``sha``: the --pretrained prompt's, see ``prompt_sha``)."""
     names = ("model", "max_train", "max_eval", "epochs", "trials", "pretrained", "pretrain", "pretrain_epochs")
     device = {"device": args.device} if args.device != "cpu" else {}  # CPU keys stay as they were before --device
-    return ({k: getattr(args, k) for k in names} | sampler_args(args) | device
+    concurrency = {"concurrency": args.concurrency} if args.concurrency != 1 else {}  # likewise
+    return ({k: getattr(args, k) for k in names} | sampler_args(args) | device | concurrency
             | ({"pretrained_sha": sha} if args.pretrained else {}))
 
 
@@ -334,8 +358,10 @@ def write_reports(doc: dict, results: Path = RESULTS) -> None:
     lines = [
         "# Search cost: trial-epochs to come within 0.5 points of the grid's best dev score", "",
         f"model {doc['model']}, max_train {doc['max_train']}, max_eval {doc['max_eval']}; grid = the space's "
-        "lengths × 3 lrs, each to full epochs; search = TPE + ASHA with the same space and epochs, 1 trial at a "
-        "time, once per TPE seed. Target: search ≤ 35 % of the grid's trial-epochs.", "",
+        "lengths × 3 lrs, each to full epochs; search = TPE + ASHA with the same space and epochs, "
+        f"{doc.get('concurrency', 1)} trial(s) at a time, once per TPE seed"
+        + (" (trials running when the target was reached count in full)" if doc.get("concurrency", 1) > 1 else "")
+        + ". Target: search ≤ 35 % of the grid's trial-epochs.", "",
         "| task | start | epochs, trials | grid best (len, lr) | grid trial-epochs | searches meeting the target |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
@@ -419,7 +445,8 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=None, help="default: each space's trials")
     p.add_argument("--startup", choices=("random", "lhs"), default=None, help="sampler.startup; default: each space's")
     p.add_argument("--length", choices=("categorical", "rank"), default=None, help="sampler.length; default: each space's")
-    p.add_argument("--concurrency", type=int, default=1, help="1 keeps the end order of trials meaningful")
+    p.add_argument("--concurrency", type=int, default=1,
+                   help="trials at once (above 1, trials still running when the target is reached count in full)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="where grid, trials and pre-training train (cuda: each trial takes 1/concurrency of the GPU)")
     p.add_argument("--ray-cpus", type=int, default=None)
@@ -434,6 +461,9 @@ def main() -> None:
                    help="an earlier report (JSON) of the same settings: its grids are checked and reused, with its searches")
     args = p.parse_args()
     require_device(args.device, "--device cuda")
+    if args.concurrency < 1:
+        print(f"error: --concurrency must be at least 1, not {args.concurrency}", file=sys.stderr)
+        sys.exit(2)
     if args.pretrained:
         args.pretrained = str(Path(args.pretrained).resolve())
     sha = prompt_sha(args.pretrained)  # None without --pretrained; with --pretrain, known once it is built
@@ -475,7 +505,8 @@ def main() -> None:
     missing = sum(not (rows_dir / f"{t}-{s}.{part}.json").exists() for t in args.tasks for s, _ in starts
                   for part in ["grid"] + [f"search-s{seed}" for seed in args.seeds])
     if rows:
-        write_reports({"model": args.model, "device": args.device, "max_train": args.max_train,
+        write_reports({"model": args.model, "device": args.device, "concurrency": args.concurrency,
+                       "max_train": args.max_train,
                        "max_eval": args.max_eval,
                        "epochs": args.epochs, "trials": args.trials, "pretrained": pre is not None, "prompt_sha": sha,
                        "pretrain_epochs": args.pretrain_epochs if args.pretrain else None, "rows": rows}, args.out)
