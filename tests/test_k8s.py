@@ -96,6 +96,21 @@ def test_render_reports_a_broken_kustomization(tmp_path):
         kr.render(tmp_path)
 
 
+def test_a_delete_patch_is_alone_in_its_file():
+    # kustomize v5.5 (kubectl 1.32, inside docs/deploy.md's "1.27 or newer") panics on a
+    # `$patch: delete` among several patches of one file; the tests' newer kubectl does not
+    checked = 0
+    for kustomization in kr.K8S.rglob("kustomization.yaml"):
+        for entry in yaml.safe_load(kustomization.read_text()).get("patches", []):
+            if "path" not in entry:
+                continue
+            docs = [d for d in yaml.safe_load_all((kustomization.parent / entry["path"]).read_text()) if d]
+            checked += 1
+            if any(d.get("$patch") == "delete" for d in docs):
+                assert len(docs) == 1, f"{kustomization.parent / entry['path']}: a $patch: delete among {len(docs)} patches"
+    assert checked >= 3
+
+
 # --- kubernetes-validate (core kinds) ------------------------------------------------------
 
 def test_core_kinds_validate_strict(rendered, tmp_path):
