@@ -183,6 +183,50 @@ def test_crd_validation_catches_planted_rayjob_errors(rendered):
     assert "backoffLimit" in errors and "imagePullPolcy" in errors
 
 
+# words a shell passes on as they are: no operator, quote, expansion, glob or line break
+_PLAIN_WORDS = re.compile(r"[\w./=:,+@%-]+( [\w./=:,+@%-]+)*")
+
+
+def _entrypoint_problems(job: dict, head_mounts: dict[str, str]) -> list[str]:
+    """Why a RayJob's entrypoint would not run as one `ptv2 search` on the head writing to the
+    shared volume. KubeRay pastes it unquoted into `ray job submit ... -- <entrypoint>` run by
+    bash in the submitter pod: after a `&&`, `;` or `|` the rest runs in the submitter."""
+    entrypoint = job["spec"]["entrypoint"]
+    if not _PLAIN_WORDS.fullmatch(entrypoint):
+        return [f"not plain words (shell syntax would split it): {entrypoint!r}"]
+    words = entrypoint.split(" ")
+    if words[:2] != ["ptv2", "search"] or words.count("--out") != 1:
+        return [f"not one `ptv2 search --out ...`: {entrypoint!r}"]
+    out = Path(words[words.index("--out") + 1])
+    # the search refuses an --out whose parent is missing; a volume's mount point always exists
+    if str(out.parent) not in head_mounts.values():
+        return [f"--out {out}: its parent is not a volume the head mounts ({sorted(head_mounts.values())})"]
+    return []
+
+
+def test_rayjob_entrypoint_is_one_search_writing_to_the_shared_volume(rendered):
+    job = kr.find(rendered["rayjob"], "RayJob")
+    head = kr.find(rendered["base"], "RayCluster")["spec"]["headGroupSpec"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in head["containers"][0]["volumeMounts"]}
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in head["volumes"] if "persistentVolumeClaim" in v}
+    shared = {name: path for name, path in mounts.items() if claims.get(name) == "ptv2-shared"}
+    assert shared, mounts
+    assert _entrypoint_problems(job, shared) == []
+    for planted, expect in [
+        ("mkdir -p /mnt/ptv2-shared/searches && ptv2 search --task trec --out /mnt/ptv2-shared/searches/trec",
+         "shell syntax"),
+        ("ptv2 search --task trec --out /mnt/ptv2-shared/trec; echo done", "shell syntax"),
+        ("ptv2 search --task trec --out /mnt/ptv2-shared/trec | tee log", "shell syntax"),
+        ("ptv2 search --task $TASK --out /mnt/ptv2-shared/trec", "shell syntax"),
+        ("ptv2 search --task trec --out /mnt/ptv2-shared/searches/trec", "not a volume the head mounts"),
+        ("ptv2 search --task trec --out /tmp/trec", "not a volume the head mounts"),
+    ]:
+        bad = copy.deepcopy(job)
+        bad["spec"]["entrypoint"] = planted
+        problems = _entrypoint_problems(bad, shared)
+        assert problems and expect in problems[0], (planted, problems)
+
+
 # --- security rules (every pod template, custom resources included) ------------------------
 
 def test_every_container_is_non_root_read_only_and_limited(rendered):
