@@ -11,6 +11,14 @@ import yaml
 from components.data import prepared_name, task_yaml
 
 
+def safe_name(task: str) -> str:
+    """``task`` for a file, folder or study name: a hub task is named like ``user/data``, and
+    '/', ':', '@' and '%' become '-' as in a registered model's name."""
+    from components.registry.register import default_name
+
+    return default_name(task, prefix="")
+
+
 def space_file(task: str, folder: Path, *, lengths: list[int], lr_range: tuple[float, float], trials: int,
                epochs: int) -> Path:
     """The task's packaged search space with the pipeline's lengths, lr range and budget."""
@@ -22,7 +30,7 @@ def space_file(task: str, folder: Path, *, lengths: list[int], lr_range: tuple[f
     # warm-start entries outside the new space would be rejected: keep the ones that fit
     doc["enqueue"] = [e for e in doc.get("enqueue", []) if e.get("prompt_len") in lengths
                       and lr_range[0] <= e.get("lr", lr_range[0]) <= lr_range[1]]
-    path = folder / f"{task}-space.yaml"
+    path = folder / f"{safe_name(task)}-space.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
@@ -64,10 +72,10 @@ def search_task(prepared_dir: str | Path, task: str, adapter_out: str | Path, pl
     if inputs is not None:
         inputs.mkdir(parents=True, exist_ok=True)
     task = prepared_name(prepared_dir, task)  # a task YAML path → the task's name
-    work = Path(tempfile.mkdtemp(prefix=f"ptv2-search-{task}-", dir=inputs))
+    work = Path(tempfile.mkdtemp(prefix=f"ptv2-search-{safe_name(task)}-", dir=inputs))
     # a pipeline run never resumes a search (each run has its own output): its study is its own, and
     # its work folder in the shared volume (trial records, checkpoints) goes with the step, failed too
-    study = f"ptv2-{task}-{work.name.rsplit('-', 1)[-1]}"
+    study = f"ptv2-{safe_name(task)}-{work.name.rsplit('-', 1)[-1]}"
     try:
         space = space_file(task, work, lengths=lengths, lr_range=lr_range, trials=trials, epochs=epochs)
         yaml_path = task_yaml(prepared_dir, task)

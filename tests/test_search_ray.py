@@ -342,18 +342,21 @@ def test_pipeline_search_step_stages_its_inputs_in_the_shared_folder(local_ray, 
                                                                       monkeypatch):
     """With PTV2_SHARED_DIR (a multi-machine cluster), the search step copies the prepared task,
     the model folder (one in the image, outside the shared folder) and the pre-trained prompt
-    into the shared folder, searches there, and cleans up."""
+    into the shared folder, searches there, and cleans up. The task is named as a hub data set
+    is (`someone/intents`): no folder or study name may take its '/' for a path separator."""
     from components.data import prepare_data
     from components.search_step import search_task
+    from test_pipeline_steps import user_task
 
     prepared = tmp_path / "data"
-    prepare_data(["trec"], prepared, max_train=48, max_eval=24)
+    prepare_data(["trec", user_task(tmp_path / "mine", "someone/intents")], prepared, max_train=48, max_eval=24)
     shared = tmp_path / "shared"
     shared.mkdir()
     monkeypatch.setenv("PTV2_SHARED_DIR", str(shared))
-    res = search_task(prepared, "trec", tmp_path / "adapter", tmp_path / "plot.html", model=str(tiny_model),
+    res = search_task(prepared, "someone/intents", tmp_path / "adapter", tmp_path / "plot.html", model=str(tiny_model),
                       lengths=[2, 4], lr_range=(3e-3, 3e-2), trials=2, epochs=1, concurrency=2, cpus_per_trial=0.5,
                       mlflow_uri=mlflow_uri)
+    assert res["study"].startswith("ptv2-someone-intents-"), res["study"]
     from mlflow import MlflowClient
 
     params = MlflowClient(mlflow_uri).get_run(res["parent_run_id"]).data.params  # the pipeline's parameter, passed on
