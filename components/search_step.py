@@ -1,6 +1,7 @@
 """Step: search prompt length × learning rate for one prepared task, hand over the best adapter."""
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -8,6 +9,14 @@ from pathlib import Path
 import yaml
 
 from components.data import prepared_name, task_yaml
+
+
+def safe_name(task: str) -> str:
+    """``task`` for a file, folder or study name: a hub task is named like ``user/data``, and
+    '/', ':', '@' and '%' become '-' as in a registered model's name."""
+    from components.registry.register import default_name
+
+    return default_name(task, prefix="")
 
 
 def space_file(task: str, folder: Path, *, lengths: list[int], lr_range: tuple[float, float], trials: int,
@@ -21,9 +30,26 @@ def space_file(task: str, folder: Path, *, lengths: list[int], lr_range: tuple[f
     # warm-start entries outside the new space would be rejected: keep the ones that fit
     doc["enqueue"] = [e for e in doc.get("enqueue", []) if e.get("prompt_len") in lengths
                       and lr_range[0] <= e.get("lr", lr_range[0]) <= lr_range[1]]
-    path = folder / f"{task}-space.yaml"
+    path = folder / f"{safe_name(task)}-space.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
+
+
+def name_base_model(adapter_dir: str | Path, model: str) -> None:
+    """Name ``model`` as the base of an adapter whose trials read a copy of it (the same files,
+    so the same fingerprint): the copy in the shared folder goes with the search step, the
+    model the pipeline was given stays where the later steps load it from."""
+    from ptv2_core.adapter import CONFIG
+
+    config_path, metrics_path = Path(adapter_dir) / CONFIG, Path(adapter_dir) / "metrics.json"
+    config = json.loads(config_path.read_text())
+    config["base_model"]["name"] = model
+    if "train_config" in config.get("extra", {}):
+        config["extra"]["train_config"]["model"] = model
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    if metrics_path.is_file():
+        metrics = json.loads(metrics_path.read_text())
+        metrics_path.write_text(json.dumps(metrics | {"model": model}, indent=2) + "\n")
 
 
 def search_task(prepared_dir: str | Path, task: str, adapter_out: str | Path, plot_out: str | Path, *,
@@ -35,8 +61,8 @@ def search_task(prepared_dir: str | Path, task: str, adapter_out: str | Path, pl
     and the interactive length × lr plot to ``plot_out``. Returns the best config and score.
 
     With ``PTV2_SHARED_DIR`` set (a Ray cluster of several machines, see optuna_studies.cluster),
-    the search works in a folder inside it, with copies of the task's files and the pre-trained
-    prompt, so that trials on every node read them."""
+    the search works in a folder inside it, with copies of the task's files, the pre-trained
+    prompt and a model folder (one in the image, say), so that trials on every node read them."""
     from optuna_studies import settings
     from optuna_studies.cluster import check_shared_dir
     from optuna_studies.search import run_search
@@ -46,21 +72,26 @@ def search_task(prepared_dir: str | Path, task: str, adapter_out: str | Path, pl
     if inputs is not None:
         inputs.mkdir(parents=True, exist_ok=True)
     task = prepared_name(prepared_dir, task)  # a task YAML path → the task's name
-    work = Path(tempfile.mkdtemp(prefix=f"ptv2-search-{task}-", dir=inputs))
+    work = Path(tempfile.mkdtemp(prefix=f"ptv2-search-{safe_name(task)}-", dir=inputs))
     # a pipeline run never resumes a search (each run has its own output): its study is its own, and
     # its work folder in the shared volume (trial records, checkpoints) goes with the step, failed too
-    study = f"ptv2-{task}-{work.name.rsplit('-', 1)[-1]}"
+    study = f"ptv2-{safe_name(task)}-{work.name.rsplit('-', 1)[-1]}"
     try:
         space = space_file(task, work, lengths=lengths, lr_range=lr_range, trials=trials, epochs=epochs)
         yaml_path = task_yaml(prepared_dir, task)
+        trial_model = model
         if inputs is not None:
             yaml_path = shutil.copytree(yaml_path.parent, work / "task") / yaml_path.name
             init_dir = shutil.copytree(init_dir, work / "prompt") if init_dir else None
-        res = run_search(str(yaml_path), model, work / "out", space=space, storage=storage,
+            if Path(model).is_dir():  # a folder in the image (an alias or a hub name is none)
+                trial_model = str(shutil.copytree(model, work / "model"))
+        res = run_search(str(yaml_path), trial_model, work / "out", space=space, storage=storage,
                          init=init_dir, concurrency=concurrency, cpus_per_trial=cpus_per_trial,
                          gpus_per_trial=gpus_per_trial, mlflow_uri=mlflow_uri, ray_address=ray_address,
                          seed=seed, study_name=study, echo=lambda line: print(f"ptv2 ▸ {task}: {line}", flush=True))
         shutil.copytree(res.adapter_dir, adapter_out, dirs_exist_ok=True)
+        if trial_model != model:
+            name_base_model(adapter_out, model)
         html = next(iter(sorted(res.out_dir.rglob("length_lr.html"))), None)
         Path(plot_out).parent.mkdir(parents=True, exist_ok=True)
         if html is not None:

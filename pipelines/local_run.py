@@ -10,6 +10,7 @@ import os
 import time
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 from optuna_studies import settings
 from pipelines.kfp_local_guard import kfp_local_guard
@@ -48,6 +49,18 @@ def shared_local_ray(params: dict) -> Iterator[str | None]:
             os.environ.pop("RAY_ADDRESS", None)
 
 
+def needs_hub(params: dict) -> bool:
+    """Whether the run fetches from the Hugging Face hub: a ``hub:<dataset>`` task, or a model that
+    is neither a bundled alias nor a folder here (a hub name). Otherwise ``run_local`` turns the hub
+    off for its steps (``HF_HUB_OFFLINE=1``, unless the environment sets it)."""
+    from ptv2_core.backbone import ALIASES
+    from ptv2_core.tasks import task_ref_kind
+
+    model = params.get("model") or "minilm"
+    local_model = model in ALIASES or Path(model).expanduser().is_dir()
+    return not local_model or any(task_ref_kind(t) == "hub" for t in params["tasks"])
+
+
 def run_local(params: dict) -> dict:
     """Run the pipeline; returns ``{"seconds", "root", "log", "pipeline_run"}``. Raises on a failed
     task. The console shows progress lines; the whole kfp.local log goes to ``$PTV2_HOME/logs/``.
@@ -60,7 +73,8 @@ def run_local(params: dict) -> dict:
     home = settings.home()
     # children inherit these: every component sees the same stores as this process
     os.environ["PTV2_HOME"] = str(home)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if not needs_hub(params):  # no step then waits on the hub for what this machine has
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     run = run_id()
     root = home / "pipeline-root" / run

@@ -96,6 +96,21 @@ def test_render_reports_a_broken_kustomization(tmp_path):
         kr.render(tmp_path)
 
 
+def test_a_delete_patch_is_alone_in_its_file():
+    # kustomize v5.5 (kubectl 1.32, inside docs/deploy.md's "1.27 or newer") panics on a
+    # `$patch: delete` among several patches of one file; the tests' newer kubectl does not
+    checked = 0
+    for kustomization in kr.K8S.rglob("kustomization.yaml"):
+        for entry in yaml.safe_load(kustomization.read_text()).get("patches", []):
+            if "path" not in entry:
+                continue
+            docs = [d for d in yaml.safe_load_all((kustomization.parent / entry["path"]).read_text()) if d]
+            checked += 1
+            if any(d.get("$patch") == "delete" for d in docs):
+                assert len(docs) == 1, f"{kustomization.parent / entry['path']}: a $patch: delete among {len(docs)} patches"
+    assert checked >= 3
+
+
 # --- kubernetes-validate (core kinds) ------------------------------------------------------
 
 def test_core_kinds_validate_strict(rendered, tmp_path):
@@ -166,6 +181,50 @@ def test_crd_validation_catches_planted_rayjob_errors(rendered):
     errors = "\n".join(kr.validate_custom(job))
     assert "spec.entrypoint: ['ptv2', 'search'] is not of type 'string'" in errors
     assert "backoffLimit" in errors and "imagePullPolcy" in errors
+
+
+# words a shell passes on as they are: no operator, quote, expansion, glob or line break
+_PLAIN_WORDS = re.compile(r"[\w./=:,+@%-]+( [\w./=:,+@%-]+)*")
+
+
+def _entrypoint_problems(job: dict, head_mounts: dict[str, str]) -> list[str]:
+    """Why a RayJob's entrypoint would not run as one `ptv2 search` on the head writing to the
+    shared volume. KubeRay pastes it unquoted into `ray job submit ... -- <entrypoint>` run by
+    bash in the submitter pod: after a `&&`, `;` or `|` the rest runs in the submitter."""
+    entrypoint = job["spec"]["entrypoint"]
+    if not _PLAIN_WORDS.fullmatch(entrypoint):
+        return [f"not plain words (shell syntax would split it): {entrypoint!r}"]
+    words = entrypoint.split(" ")
+    if words[:2] != ["ptv2", "search"] or words.count("--out") != 1:
+        return [f"not one `ptv2 search --out ...`: {entrypoint!r}"]
+    out = Path(words[words.index("--out") + 1])
+    # the search refuses an --out whose parent is missing; a volume's mount point always exists
+    if str(out.parent) not in head_mounts.values():
+        return [f"--out {out}: its parent is not a volume the head mounts ({sorted(head_mounts.values())})"]
+    return []
+
+
+def test_rayjob_entrypoint_is_one_search_writing_to_the_shared_volume(rendered):
+    job = kr.find(rendered["rayjob"], "RayJob")
+    head = kr.find(rendered["base"], "RayCluster")["spec"]["headGroupSpec"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in head["containers"][0]["volumeMounts"]}
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in head["volumes"] if "persistentVolumeClaim" in v}
+    shared = {name: path for name, path in mounts.items() if claims.get(name) == "ptv2-shared"}
+    assert shared, mounts
+    assert _entrypoint_problems(job, shared) == []
+    for planted, expect in [
+        ("mkdir -p /mnt/ptv2-shared/searches && ptv2 search --task trec --out /mnt/ptv2-shared/searches/trec",
+         "shell syntax"),
+        ("ptv2 search --task trec --out /mnt/ptv2-shared/trec; echo done", "shell syntax"),
+        ("ptv2 search --task trec --out /mnt/ptv2-shared/trec | tee log", "shell syntax"),
+        ("ptv2 search --task $TASK --out /mnt/ptv2-shared/trec", "shell syntax"),
+        ("ptv2 search --task trec --out /mnt/ptv2-shared/searches/trec", "not a volume the head mounts"),
+        ("ptv2 search --task trec --out /tmp/trec", "not a volume the head mounts"),
+    ]:
+        bad = copy.deepcopy(job)
+        bad["spec"]["entrypoint"] = planted
+        problems = _entrypoint_problems(bad, shared)
+        assert problems and expect in problems[0], (planted, problems)
 
 
 # --- security rules (every pod template, custom resources included) ------------------------

@@ -289,6 +289,21 @@ def test_task_files_are_checked_here_only_for_a_local_run(tmp_path):
         resolve_params("default", None, {"tasks": ["imdb"]}, local=False)
 
 
+def test_a_local_run_keeps_the_hub_reachable_only_when_it_needs_it(tmp_path):
+    """`ptv2 run` turns the hub off for its steps (HF_HUB_OFFLINE=1) only when every task and the
+    model are on this machine: a hub:<dataset> task or a hub model name must be fetchable."""
+    from pipelines.local_run import needs_hub
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    task_file = str(tmp_path / "mine.yaml")
+    assert not needs_hub({"tasks": ["trec", "wnut16", task_file], "model": "minilm"})
+    assert not needs_hub({"tasks": ["rt"], "model": str(folder)})
+    assert needs_hub({"tasks": ["trec", "hub:someone/intents"], "model": "minilm"})
+    assert needs_hub({"tasks": ["trec"], "model": "prajjwal1/bert-tiny"})
+    assert needs_hub({"tasks": ["trec"], "model": str(tmp_path / "no-such-folder")})  # a name, then
+
+
 
 def test_every_step_gets_the_cluster_endpoints_and_only_the_search_the_secrets(documents):
     """Each step's pod reads MLflow/Ray from the ConfigMap; only the search step, which opens the

@@ -99,6 +99,8 @@ def test_space_file_applies_pipeline_choices(tmp_path):
     from optuna_studies.space import load_space
 
     assert load_space("trec", path).prompt_lens == (2, 8)  # the search accepts it
+    hub = space_file("someone/intents", tmp_path, lengths=[4], lr_range=(1e-3, 2e-2), trials=3, epochs=2)
+    assert hub.parent == tmp_path and load_space("someone/intents", hub).prompt_lens == (4,)  # '/' is no folder
 
 
 def test_flat_scores_for_kfp_metrics():

@@ -340,25 +340,38 @@ def pids_listening(port: int) -> list[int]:
 
 def test_pipeline_search_step_stages_its_inputs_in_the_shared_folder(local_ray, tiny_model, tmp_path, mlflow_uri,
                                                                       monkeypatch):
-    """With PTV2_SHARED_DIR (a multi-machine cluster), the search step copies the prepared task
-    and the pre-trained prompt into the shared folder, searches there, and cleans up."""
+    """With PTV2_SHARED_DIR (a multi-machine cluster), the search step copies the prepared task,
+    the model folder (one in the image, outside the shared folder) and the pre-trained prompt
+    into the shared folder, searches there, and cleans up. The task is named as a hub data set
+    is (`someone/intents`): no folder or study name may take its '/' for a path separator."""
     from components.data import prepare_data
     from components.search_step import search_task
+    from test_pipeline_steps import user_task
 
     prepared = tmp_path / "data"
-    prepare_data(["trec"], prepared, max_train=48, max_eval=24)
+    prepare_data(["trec", user_task(tmp_path / "mine", "someone/intents")], prepared, max_train=48, max_eval=24)
     shared = tmp_path / "shared"
-    model = shutil.copytree(tiny_model, shared / "model")
+    shared.mkdir()
     monkeypatch.setenv("PTV2_SHARED_DIR", str(shared))
-    res = search_task(prepared, "trec", tmp_path / "adapter", tmp_path / "plot.html", model=str(model), lengths=[2, 4],
-                      lr_range=(3e-3, 3e-2), trials=2, epochs=1, concurrency=2, cpus_per_trial=0.5,
+    res = search_task(prepared, "someone/intents", tmp_path / "adapter", tmp_path / "plot.html", model=str(tiny_model),
+                      lengths=[2, 4], lr_range=(3e-3, 3e-2), trials=2, epochs=1, concurrency=2, cpus_per_trial=0.5,
                       mlflow_uri=mlflow_uri)
+    assert res["study"].startswith("ptv2-someone-intents-"), res["study"]
     from mlflow import MlflowClient
 
     params = MlflowClient(mlflow_uri).get_run(res["parent_run_id"]).data.params  # the pipeline's parameter, passed on
     assert (params["cpus_per_trial"], params["gpus_per_trial"]) == ("0.5", "0.0")
     task = Path(res["best_config"]["task"])  # what the trials read
     assert (shared / "ptv2-inputs") in task.parents and task.name == "task.yaml", task
+    model = Path(res["best_config"]["model"])  # what the trials read: a copy in the work folder
+    assert (shared / "ptv2-inputs") in model.parents and model.is_relative_to(task.parent.parent), model
+    # the adapter handed over names the model the step was given: the copy goes with the step
+    from ptv2_core.adapter import load_adapter
+
+    loaded = load_adapter(tmp_path / "adapter")
+    assert not model.exists() and loaded.config["base_model"]["name"] == str(tiny_model)
+    assert loaded.config["extra"]["train_config"]["model"] == str(tiny_model)
+    assert json.loads((tmp_path / "adapter" / "metrics.json").read_text())["model"] == str(tiny_model)
     assert (tmp_path / "adapter" / "adapter_config.json").is_file() and res["n_trials"] == 2
     assert list((shared / "ptv2-inputs").iterdir()) == [] and list((shared / "ptv2-searches").iterdir()) == []
     # a failed search cleans up too: a pipeline run never resumes it (its work folder, with every trial's
@@ -366,7 +379,7 @@ def test_pipeline_search_step_stages_its_inputs_in_the_shared_folder(local_ray, 
     from ptv2_core.errors import Ptv2Error
 
     with pytest.raises(Ptv2Error, match="finished with a score"):
-        search_task(prepared, "trec", tmp_path / "adapter2", tmp_path / "plot2.html", model=str(model), lengths=[2],
+        search_task(prepared, "trec", tmp_path / "adapter2", tmp_path / "plot2.html", model=str(tiny_model), lengths=[2],
                     lr_range=(1e29, 1e30), trials=1, epochs=1, concurrency=1, mlflow_uri=mlflow_uri)
     assert list((shared / "ptv2-inputs").iterdir()) == [] and list((shared / "ptv2-searches").iterdir()) == []
 
