@@ -250,6 +250,33 @@ def test_a_model_that_is_not_a_model_says_what_it_is(tiny_adapter, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_model_folder_needs_its_tokenizer_and_weights(tmp_path, minilm_path):
+    """A folder from ``model.save_pretrained()`` alone trained on all-[UNK] input: AutoTokenizer made
+    a 5-token BertTokenizer from nothing. A folder without weights was an OSError traceback."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerFast
+
+    config = AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=37, vocab_size=30522)
+    bare, no_weights, small = tmp_path / "bare", tmp_path / "no-weights", tmp_path / "small-tokenizer"
+    AutoModel.from_config(config).save_pretrained(bare)
+    config.save_pretrained(no_weights)
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(no_weights)
+    AutoModel.from_config(config).save_pretrained(small)
+    words = Tokenizer(models.WordLevel({"[UNK]": 0, "hello": 1, "world": 2}, unk_token="[UNK]"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=words, unk_token="[UNK]").save_pretrained(small)
+    for command in (["train", "--task", "trec", "--out", str(tmp_path / "out")],
+                    ["search", "--task", "trec", "--out", str(tmp_path / "out")]):  # search: before any trial
+        assert_user_error(run(*command, "--model", str(bare)), f"model folder '{bare}' holds no tokenizer",
+                          "tokenizer.save_pretrained(folder)")
+    assert_user_error(train(tmp_path, "--task", "trec", "--model", str(no_weights)),
+                      f"cannot load model '{no_weights}'", "model.safetensors")
+    assert_user_error(train(tmp_path, "--task", "trec", "--model", str(small)),
+                      "its tokenizer has 3 tokens but the model 30522", "tokenizer.save_pretrained(folder)")
+    assert not (tmp_path / "out").exists()
+
+
 def test_eval_and_predict_refuse_a_batch_size_below_one(tiny_adapter):
     for command in (["eval", "--adapter", str(tiny_adapter)], ["predict", "--adapter", str(tiny_adapter), "hi"]):
         assert_user_error(run(*command, "--batch-size", "0"), "--batch-size must be a positive integer, got 0")
