@@ -9,7 +9,7 @@ import pandas as pd
 from datasets import DatasetDict
 
 from ptv2_core.errors import Ptv2Error
-from ptv2_core.tasks.rows import count_of, make_dataset
+from ptv2_core.tasks.rows import count_of, make_dataset, missing_rows
 from ptv2_core.tasks.spec import DATA_SUFFIXES, DataSource, TaskSpec
 from ptv2_core.tasks.splits import carve
 
@@ -45,10 +45,6 @@ def _column(df: pd.DataFrame, col: str, path: Path, kind: str = "sequence") -> l
     return df[col].tolist()
 
 
-def _missing(values: list[Any]) -> list[int]:
-    return [i for i, v in enumerate(values) if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())]
-
-
 def _as_list(v: Any, col: str, i: int, path: Path) -> list[str]:
     if isinstance(v, (list, tuple, np.ndarray)):
         return [str(x) for x in v]
@@ -66,7 +62,7 @@ def read_rows(path: Path, kind: str, text_col: str, label_col: str) -> tuple[lis
     xs, ys = _column(df, text_col, path, kind), _column(df, label_col, path, kind)
     if kind == "sequence":
         for col, vals in ((text_col, xs), (label_col, ys)):
-            bad = _missing(vals)
+            bad = missing_rows(vals)
             if bad:
                 raise Ptv2Error(f"data file {path}: {count_of(len(bad), 'row')} with an empty '{col}' (first at row "
                                 f"{bad[0] + 1})")
