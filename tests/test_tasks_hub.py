@@ -26,7 +26,8 @@ def test_hub_needs_a_name():
 def test_hub_local_folder_sequence_with_string_labels(tmp_path):
     rows = [{"sentence": f"s {i}", "intent": "a" if i % 3 else "b", "id": i} for i in range(60)]
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (tmp_path / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:6]))
+    dev = [{"sentence": f"v {i}", "intent": "a" if i % 3 else "b", "id": i} for i in range(6)]
+    (tmp_path / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in dev))
     spec, dd = load_task(f"hub:{tmp_path}", seed=0)
     assert (spec.type, spec.text_column, spec.label_column, spec.labels) == ("sequence", "sentence", "intent", ("a", "b"))
     assert len(dd["dev"]) == 6  # validation → dev; test carved from train
@@ -37,8 +38,9 @@ def test_hub_local_folder_token_with_classlabel_tags(tmp_path):
     names = ["O", "B-loc", "I-loc"]
     feats = Features({"tokens": List(Value("string")), "ner_tags": List(ClassLabel(names=names))})
     rows = {"tokens": [["New", "York", "is", "big"], ["so", "is", "Oslo"]] * 10, "ner_tags": [[1, 2, 0, 0], [0, 0, 1]] * 10}
-    for split in ("train", "test"):
-        Dataset.from_dict(rows, features=feats).to_parquet(tmp_path / f"{split}.parquet")
+    Dataset.from_dict(rows, features=feats).to_parquet(tmp_path / "train.parquet")
+    rows["tokens"] = [[*words[:-1], f"{words[-1]}{i}"] for i, words in enumerate(rows["tokens"])]  # not train's
+    Dataset.from_dict(rows, features=feats).to_parquet(tmp_path / "test.parquet")
     spec, dd = load_task(f"hub:{tmp_path}", seed=0)
     assert (spec.type, spec.labels, spec.metric, spec.label_column) == ("token", tuple(names), "span_f1", "ner_tags")
     assert dd["test"]["tags"][0] == [1, 2, 0, 0] and len(dd["test"]) == 20
