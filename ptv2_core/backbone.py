@@ -45,6 +45,15 @@ def resolve_model_name(name: str) -> str:
     return name
 
 
+def absolute_model_ref(name: str) -> str:
+    """A model folder's path made absolute, aliases and hub names as they are: an adapter records
+    its base model, and a relative path names another folder, or none, from another folder."""
+    if name in ALIASES:
+        return name
+    folder = Path(name).expanduser()
+    return str(folder.resolve()) if folder.is_dir() else name
+
+
 @dataclass(frozen=True)
 class Geometry:
     """What the prefix must match: one (key, value) per layer of ``[kv_heads, len, head_dim]``."""
