@@ -253,6 +253,25 @@ def test_token_length_mismatch(tmp_path):
         load_task(str(write_yaml(tmp_path, "name: t\ntype: token\ndata: {train: train.jsonl}\n")))
 
 
+def test_token_rows_with_no_tokens_or_a_null_name_their_file_row(tmp_path):
+    """An empty word list was reported at its row in the carved train split (row 37 of a file's row
+    3); a null in a list became the word or tag 'None'."""
+    recs = [{"tokens": [f"w{i}", "x"], "tags": ["B-a" if i % 2 else "O", "O"]} for i in range(60)]
+    recs[2] = {"tokens": [], "tags": []}
+    write_jsonl(tmp_path / "train.jsonl", recs)
+    yml = str(write_yaml(tmp_path, "name: t\ntype: token\ndata: {train: train.jsonl}\n"))
+    with pytest.raises(Ptv2Error, match=r"train\.jsonl: row 3 has no tokens$"):
+        load_task(yml)
+    for column, i, value in (("tokens", 4, None), ("tags", 6, float("nan"))):
+        recs[2] = {"tokens": ["a", "b"], "tags": ["O", "O"]}
+        recs[i] = {"tokens": ["a", "b", "c"], "tags": ["O", "O", "O"]} | {column: ["a", value, "O"]}
+        write_jsonl(tmp_path / "train.jsonl", recs)
+        with pytest.raises(Ptv2Error, match=f"train\\.jsonl: row {i + 1} of column '{column}' has a missing value "
+                                            r"\(null\) at position 2"):
+            load_task(yml)
+        recs[i] = {"tokens": ["a"], "tags": ["O"]}
+
+
 def test_token_task_needs_lists(tmp_path):
     write_csv(tmp_path / "train.csv", [("Paris is nice", "B-loc O O")], ("tokens", "tags"))
     with pytest.raises(Ptv2Error, match="column 'tokens' is str, not a list"):

@@ -47,6 +47,11 @@ def _column(df: pd.DataFrame, col: str, path: Path, kind: str = "sequence") -> l
 
 def _as_list(v: Any, col: str, i: int, path: Path) -> list[str]:
     if isinstance(v, (list, tuple, np.ndarray)):
+        # None/NaN: str() would make the word or tag 'None' / 'nan' (a blank word stays a word)
+        gap = next((k for k, x in enumerate(v) if not isinstance(x, str) and missing_rows([x])), None)
+        if gap is not None:
+            raise Ptv2Error(f"data file {path}: row {i + 1} of column '{col}' has a missing value (null) at position "
+                            f"{gap + 1}")
         return [str(x) for x in v]
     raise Ptv2Error(
         f"data file {path}: row {i + 1} of column '{col}' is {type(v).__name__}, not a list; token tasks need list "
@@ -73,6 +78,8 @@ def read_rows(path: Path, kind: str, text_col: str, label_col: str) -> tuple[lis
         if len(w) != len(t):
             raise Ptv2Error(f"data file {path}: row {i + 1} has {count_of(len(w), 'token')} but {count_of(len(t), 'tag')} "
                             "(lengths must match)")
+        if not w:
+            raise Ptv2Error(f"data file {path}: row {i + 1} has no tokens")
     return words, tags
 
 
