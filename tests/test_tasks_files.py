@@ -174,6 +174,18 @@ def test_yaml_missing_required_key(tmp_path, drop):
         load_task(str(write_yaml(tmp_path, body)))
 
 
+@pytest.mark.parametrize("labels, shown", [("[yes, no]", "True in labels is a bool"), ("[1.50, 2]", "1.5 in labels is a float"),
+                                           ("[a, ~]", "None in labels is a NoneType")])
+def test_yaml_labels_that_are_not_text_ask_for_quotes(tmp_path, labels, shown):
+    """YAML 1.1 made labels: [yes, no] the labels 'True', 'False': every data label was then
+    'outside the label list'."""
+    write_csv(tmp_path / "train.csv", [(t, "yes" if y == "greet" else "no") for t, y in INTENTS], ("text", "label"))
+    with pytest.raises(Ptv2Error, match=f"label {shown}, not the text in the file .*quote the labels"):
+        load_task(str(write_yaml(tmp_path, f"name: q\ntype: sequence\nlabels: {labels}\ndata: {{train: train.csv}}\n")))
+    spec, _ = load_task(str(write_yaml(tmp_path, 'name: q\ntype: sequence\nlabels: ["yes", "no"]\ndata: {train: train.csv}\n')))
+    assert spec.labels == ("yes", "no")
+
+
 def test_yaml_bad_values(tmp_path):
     _good_files(tmp_path)
     cases = {
