@@ -45,6 +45,15 @@ def resolve_model_name(name: str) -> str:
     return name
 
 
+def absolute_model_ref(name: str) -> str:
+    """A model folder's path made absolute, aliases and hub names as they are: an adapter records
+    its base model, and a relative path names another folder, or none, from another folder."""
+    if name in ALIASES:
+        return name
+    folder = Path(name).expanduser()
+    return str(folder.resolve()) if folder.is_dir() else name
+
+
 @dataclass(frozen=True)
 class Geometry:
     """What the prefix must match: one (key, value) per layer of ``[kv_heads, len, head_dim]``."""
@@ -71,7 +80,8 @@ def geometry(config) -> Geometry:
 
 def load_config(name: str):
     """The transformers config of a name, alias or folder, or a ``Ptv2Error`` a user can act on: a
-    folder that is not a model (an adapter, a data folder), a name offline that no cache holds."""
+    folder that is not a model (an adapter, a data folder) or holds no tokenizer, a name offline
+    that no cache holds. (An unsupported family is left to ``geometry`` to name.)"""
     from transformers import AutoConfig
 
     path = resolve_model_name(name)
@@ -84,12 +94,29 @@ def load_config(name: str):
                 else "")
         raise Ptv2Error(f"model folder '{name}' holds no config.json: not a transformers model{what}")
     try:
-        return AutoConfig.from_pretrained(path)
+        config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as e:
         if os.environ.get("HF_HUB_OFFLINE") == "1" and not folder.is_dir():
             raise Ptv2Error(f"model '{name}' is not a model folder here, a bundled alias ({', '.join(ALIASES)}), or a "
                             "hub model in the local cache (HF_HUB_OFFLINE=1: the hub is not asked)") from None
         raise Ptv2Error(f"cannot load model '{name}': {str(e).splitlines()[0]}") from None
+    if folder.is_dir() and config.model_type in FAMILIES and not has_tokenizer_files(folder):
+        # AutoTokenizer would build a 5-token BertTokenizer from nothing: every word [UNK], no error
+        raise Ptv2Error(f"model folder '{name}' holds no tokenizer (tokenizer.json, tokenizer_config.json, vocab.txt, "
+                        "a sentencepiece *.model, or vocab.json with merges.txt): save the model's tokenizer into "
+                        "it with tokenizer.save_pretrained(folder)")
+    return config
+
+
+# Any one of these is a tokenizer transformers can load from a folder.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
+
+
+def has_tokenizer_files(folder: Path) -> bool:
+    """Whether a model folder holds a tokenizer's files, not only a model's (``save_pretrained`` of
+    a model alone writes config.json and the weights)."""
+    return (any((folder / f).is_file() for f in TOKENIZER_FILES) or any(folder.glob("*.model"))
+            or ((folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()))
 
 
 def load_backbone(name: str, dtype: torch.dtype | None = None):
@@ -107,10 +134,23 @@ def load_backbone(name: str, dtype: torch.dtype | None = None):
     try:
         model = AutoModel.from_pretrained(path, dtype=dtype) if dtype else AutoModel.from_pretrained(path)
         tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as e:  # no weights, a tokenizer file that does not parse, ...
+        raise Ptv2Error(f"cannot load model '{name}': {_first_line(e)}") from None
     finally:
         if bars:
             hf_logging.enable_progress_bar()
+    vocab = getattr(config, "vocab_size", None)
+    if isinstance(vocab, int) and len(tokenizer) * 2 < vocab:
+        # a tokenizer far smaller than the embedding table is not this model's (most words [UNK])
+        raise Ptv2Error(f"model '{name}': its tokenizer has {len(tokenizer)} tokens but the model {vocab}: not the "
+                        "model's own tokenizer; save the model's tokenizer into its folder with "
+                        "tokenizer.save_pretrained(folder)")
     return model, tokenizer
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    return lines[0].strip() if lines else type(e).__name__
 
 
 def fingerprint(model: nn.Module) -> str:

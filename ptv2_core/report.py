@@ -1,6 +1,8 @@
 """Result documents: what ``metrics.json`` holds, and scoring a saved adapter on a task."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ptv2_core.adapter import LoadedAdapter, own_task
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.evaluate import evaluate
@@ -42,9 +44,11 @@ def evaluate_adapter(loaded: LoadedAdapter, task: str | None = None, *, seed: in
         raise Ptv2Error(f"task '{spec.name}' has other labels than the adapter's task '{loaded.spec.name}'")
     device = next(loaded.model.parameters()).device
     collator = Collator(loaded.tokenizer, loaded.spec)
+    # "score" is the given task's metric, as "metric" says (the adapter's own could be another)
+    scoring = replace(loaded.spec, metric=spec.metric)
     out = {"task": spec.name, "metric": spec.metric}
     for split in ("dev", "test"):
         enc = encode(data[split], loaded.tokenizer, loaded.spec, loaded.spec.max_length)
-        out[split] = evaluate(loaded.model, enc, loaded.spec, collator, device, batch_size, prompt_len=prompt_len,
+        out[split] = evaluate(loaded.model, enc, scoring, collator, device, batch_size, prompt_len=prompt_len,
                               batch_option=batch_option, progress=f"score {split}" if progress else None)
     return out

@@ -250,6 +250,33 @@ def test_a_model_that_is_not_a_model_says_what_it_is(tiny_adapter, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_model_folder_needs_its_tokenizer_and_weights(tmp_path, minilm_path):
+    """A folder from ``model.save_pretrained()`` alone trained on all-[UNK] input: AutoTokenizer made
+    a 5-token BertTokenizer from nothing. A folder without weights was an OSError traceback."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedTokenizerFast
+
+    config = AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=37, vocab_size=30522)
+    bare, no_weights, small = tmp_path / "bare", tmp_path / "no-weights", tmp_path / "small-tokenizer"
+    AutoModel.from_config(config).save_pretrained(bare)
+    config.save_pretrained(no_weights)
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(no_weights)
+    AutoModel.from_config(config).save_pretrained(small)
+    words = Tokenizer(models.WordLevel({"[UNK]": 0, "hello": 1, "world": 2}, unk_token="[UNK]"))
+    words.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=words, unk_token="[UNK]").save_pretrained(small)
+    for command in (["train", "--task", "trec", "--out", str(tmp_path / "out")],
+                    ["search", "--task", "trec", "--out", str(tmp_path / "out")]):  # search: before any trial
+        assert_user_error(run(*command, "--model", str(bare)), f"model folder '{bare}' holds no tokenizer",
+                          "tokenizer.save_pretrained(folder)")
+    assert_user_error(train(tmp_path, "--task", "trec", "--model", str(no_weights)),
+                      f"cannot load model '{no_weights}'", "model.safetensors")
+    assert_user_error(train(tmp_path, "--task", "trec", "--model", str(small)),
+                      "its tokenizer has 3 tokens but the model 30522", "tokenizer.save_pretrained(folder)")
+    assert not (tmp_path / "out").exists()
+
+
 def test_eval_and_predict_refuse_a_batch_size_below_one(tiny_adapter):
     for command in (["eval", "--adapter", str(tiny_adapter)], ["predict", "--adapter", str(tiny_adapter), "hi"]):
         assert_user_error(run(*command, "--batch-size", "0"), "--batch-size must be a positive integer, got 0")
@@ -288,23 +315,41 @@ def test_eval_scores_an_adapter_of_a_task_yaml_on_that_file_or_asks_for_it(tmp_p
     assert res.returncode == 0 and json.loads(res.stdout)["test"]["loss"] == scored["test"]["loss"], res.stderr
 
 
-def test_a_task_yaml_given_as_a_relative_path_is_recorded_absolute(tmp_path, monkeypatch):
+def test_a_task_yaml_and_a_model_folder_given_as_relative_paths_are_recorded_absolute(tmp_path, monkeypatch,
+                                                                                      minilm_path):
     """`train --task my/intents.yaml` recorded the relative path: eval, register and promote of the
-    adapter then failed from any other folder ("task file not found")."""
+    adapter then failed from any other folder ("task file not found"); `--model ./folder` likewise."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
     task = write_task(tmp_path, ROWS)
+    config = AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=37, vocab_size=30522)
+    AutoModel.from_config(config).save_pretrained(tmp_path / "tiny")
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(tmp_path / "tiny")
     monkeypatch.chdir(tmp_path)
-    assert train(tmp_path, "--task", "task.yaml", "--max-eval", "4").returncode == 0
-    recorded = json.loads((tmp_path / "out" / "adapter_config.json").read_text())["extra"]["train_config"]["task"]
-    assert recorded == str(task.resolve())
+    assert train(tmp_path, "--task", "task.yaml", "--max-eval", "4", "--model", "tiny").returncode == 0
+    saved = json.loads((tmp_path / "out" / "adapter_config.json").read_text())
+    assert saved["extra"]["train_config"]["task"] == str(task.resolve())
+    assert saved["base_model"]["name"] == str((tmp_path / "tiny").resolve())
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
     res = run("eval", "--adapter", str(tmp_path / "out"), "--max-eval", "4")
     assert res.returncode == 0 and json.loads(res.stdout)["task"] == "mine", res.stderr
     assert "note:" not in res.stderr
-    # another split seed scores it on other splits: said, not silent
-    res = run("eval", "--adapter", str(tmp_path / "out"), "--max-eval", "4", "--seed", "3")
-    assert res.returncode == 0 and res.stderr.strip().startswith(
-        "note: it was trained on the splits of seed 0; with --seed 3 its dev and test rows may include rows"), res.stderr
+    # another split seed scores it on other splits: said, not silent, also when --task names its own
+    # task file by another path (the note compared the path with the task's name: it vanished)
+    for own in ([], ["--task", "../task.yaml"]):
+        res = run("eval", "--adapter", str(tmp_path / "out"), "--max-eval", "4", "--seed", "3", *own)
+        assert res.returncode == 0 and res.stderr.strip().startswith(
+            "note: it was trained on the splits of seed 0; with --seed 3 its dev and test rows may include rows"), \
+            res.stderr
+    # another task file of the same rows and labels with another metric: "score" is that metric's
+    f1 = tmp_path / "f1.yaml"
+    f1.write_text(task.read_text().replace('"accuracy"', '"macro_f1"'))
+    res = run("eval", "--adapter", str(tmp_path / "out"), "--max-eval", "4", "--task", str(f1))
+    scored = json.loads(res.stdout)
+    assert scored["metric"] == "macro_f1", res.stderr
+    assert all(scored[s]["score"] == scored[s]["macro_f1"] for s in ("dev", "test")), scored
 
 
 def test_predict_from_standard_input_names_a_wrong_adapter_before_any_input_comes(tmp_path):

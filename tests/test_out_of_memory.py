@@ -72,7 +72,8 @@ def long_task(folder: Path) -> Path:
         for i in range(n):
             good = (i + offset) % 2 == 0
             words = [WORDS[(i * 7 + j * 3 + offset) % len(WORDS)] for j in range(599)]
-            lines.append(f"{'good' if good else 'bad'} {' '.join(words)},{'pos' if good else 'neg'}")
+            # the row's own number: a dev or test row that copies a train row is refused
+            lines.append(f"{'good' if good else 'bad'} {offset}.{i} {' '.join(words)},{'pos' if good else 'neg'}")
         return "\n".join(lines) + "\n"
 
     for split, n, offset in (("train", TRAIN_BIG, 0), ("dev", BIG, 1), ("test", BIG, 2)):

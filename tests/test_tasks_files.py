@@ -16,6 +16,11 @@ TAGGED = [(["Paris", "is", "nice"], ["B-loc", "O", "O"]), (["I", "met", "Ada", "
           (["no", "entity", "here"], ["O", "O", "O"]), (["Rome", "and", "Oslo"], ["B-loc", "O", "B-loc"])]
 
 
+def in_split(rows, split: str):
+    """The rows with the split's name in each text: given splits must not copy train."""
+    return [(f"{t} ({split})", y) for t, y in rows]
+
+
 def write_yaml(tmp: Path, body: str, name: str = "task.yaml") -> Path:
     p = tmp / name
     p.write_text(body)
@@ -49,11 +54,11 @@ data:
 
 def test_sequence_csv_all_splits(tmp_path):
     for split in ("train", "dev", "test"):
-        write_csv(tmp_path / f"{split}.csv", INTENTS)
+        write_csv(tmp_path / f"{split}.csv", in_split(INTENTS, split))
     spec, dd = load_task(str(write_yaml(tmp_path, SEQ_YAML)))
     assert spec == TaskSpec("my-intents", "sequence", ("greet", "bye"), "accuracy", "utterance", "intent", 64)
     assert [len(dd[s]) for s in dd] == [8, 8, 8]
-    assert dd["test"]["text"] == [t for t, _ in INTENTS]  # given splits keep file order
+    assert dd["test"]["text"] == [t for t, _ in in_split(INTENTS, "test")]  # given splits keep file order
     assert dd["test"]["label"] == [0, 0, 0, 0, 1, 1, 1, 1]
 
 
@@ -83,10 +88,10 @@ def test_duplicates_in_train_stay_on_one_side_when_carving(tmp_path):
 
 
 def test_jsonl_json_parquet_sequence(tmp_path):
-    recs = [{"text": t, "label": y} for t, y in INTENTS]
-    write_jsonl(tmp_path / "train.jsonl", recs)
-    (tmp_path / "dev.json").write_text(json.dumps(recs))
-    pd.DataFrame(recs).to_parquet(tmp_path / "test.parquet")
+    recs = {s: [{"text": t, "label": y} for t, y in in_split(INTENTS, s)] for s in ("train", "dev", "test")}
+    write_jsonl(tmp_path / "train.jsonl", recs["train"])
+    (tmp_path / "dev.json").write_text(json.dumps(recs["dev"]))
+    pd.DataFrame(recs["test"]).to_parquet(tmp_path / "test.parquet")
     yml = write_yaml(tmp_path, "name: m\ntype: sequence\nmetric: macro_f1\ndata: {train: train.jsonl, dev: dev.json, test: test.parquet}\n")
     spec, dd = load_task(str(yml))
     assert spec.metric == "macro_f1" and spec.labels == ("bye", "greet")
@@ -94,15 +99,18 @@ def test_jsonl_json_parquet_sequence(tmp_path):
 
 
 def test_numeric_labels_keep_their_spelling(tmp_path):
-    write_csv(tmp_path / "train.csv", [(t, 1 if y == "greet" else 0) for t, y in INTENTS], ("text", "label"))
-    yml = write_yaml(tmp_path, "name: n\ntype: sequence\nlabels: [0, 1]\ndata: {train: train.csv, dev: train.csv, test: train.csv}\n")
+    for split in ("train", "dev", "test"):
+        write_csv(tmp_path / f"{split}.csv", [(t, 1 if y == "greet" else 0) for t, y in in_split(INTENTS, split)],
+                  ("text", "label"))
+    yml = write_yaml(tmp_path, "name: n\ntype: sequence\nlabels: [0, 1]\ndata: {train: train.csv, dev: dev.csv, test: test.csv}\n")
     spec, dd = load_task(str(yml))
     assert spec.labels == ("0", "1") and dd["train"]["label"][:5] == [1, 1, 1, 1, 0]
 
 
 def test_token_task_jsonl_and_parquet(tmp_path):
     recs = [{"tokens": w, "tags": t} for w, t in TAGGED]
-    write_jsonl(tmp_path / "train.jsonl", recs * 5)
+    write_jsonl(tmp_path / "train.jsonl", [{"tokens": [*r["tokens"], str(i)], "tags": [*r["tags"], "O"]}
+                                           for i in range(5) for r in recs])
     pd.DataFrame(recs).to_parquet(tmp_path / "test.parquet")
     yml = write_yaml(tmp_path, "name: ner\ntype: token\ndata: {train: train.jsonl, test: test.parquet}\n")
     spec, dd = load_task(str(yml))
@@ -128,7 +136,7 @@ def test_task_spec_round_trip():
 
 def _good_files(tmp: Path) -> None:
     for split in ("train", "dev", "test"):
-        write_csv(tmp / f"{split}.csv", INTENTS)
+        write_csv(tmp / f"{split}.csv", in_split(INTENTS, split))
 
 
 def test_unknown_task():
@@ -164,6 +172,18 @@ def test_yaml_missing_required_key(tmp_path, drop):
     body = "".join(line + "\n" for line in SEQ_YAML.splitlines() if not line.startswith(drop) and not (drop == "data" and line.startswith("  ")))
     with pytest.raises(Ptv2Error, match=f"missing required keys \\['{drop}'\\]"):
         load_task(str(write_yaml(tmp_path, body)))
+
+
+@pytest.mark.parametrize("labels, shown", [("[yes, no]", "True in labels is a bool"), ("[1.50, 2]", "1.5 in labels is a float"),
+                                           ("[a, ~]", "None in labels is a NoneType")])
+def test_yaml_labels_that_are_not_text_ask_for_quotes(tmp_path, labels, shown):
+    """YAML 1.1 made labels: [yes, no] the labels 'True', 'False': every data label was then
+    'outside the label list'."""
+    write_csv(tmp_path / "train.csv", [(t, "yes" if y == "greet" else "no") for t, y in INTENTS], ("text", "label"))
+    with pytest.raises(Ptv2Error, match=f"label {shown}, not the text in the file .*quote the labels"):
+        load_task(str(write_yaml(tmp_path, f"name: q\ntype: sequence\nlabels: {labels}\ndata: {{train: train.csv}}\n")))
+    spec, _ = load_task(str(write_yaml(tmp_path, 'name: q\ntype: sequence\nlabels: ["yes", "no"]\ndata: {train: train.csv}\n')))
+    assert spec.labels == ("yes", "no")
 
 
 def test_yaml_bad_values(tmp_path):
@@ -245,6 +265,25 @@ def test_token_length_mismatch(tmp_path):
         load_task(str(write_yaml(tmp_path, "name: t\ntype: token\ndata: {train: train.jsonl}\n")))
 
 
+def test_token_rows_with_no_tokens_or_a_null_name_their_file_row(tmp_path):
+    """An empty word list was reported at its row in the carved train split (row 37 of a file's row
+    3); a null in a list became the word or tag 'None'."""
+    recs = [{"tokens": [f"w{i}", "x"], "tags": ["B-a" if i % 2 else "O", "O"]} for i in range(60)]
+    recs[2] = {"tokens": [], "tags": []}
+    write_jsonl(tmp_path / "train.jsonl", recs)
+    yml = str(write_yaml(tmp_path, "name: t\ntype: token\ndata: {train: train.jsonl}\n"))
+    with pytest.raises(Ptv2Error, match=r"train\.jsonl: row 3 has no tokens$"):
+        load_task(yml)
+    for column, i, value in (("tokens", 4, None), ("tags", 6, float("nan"))):
+        recs[2] = {"tokens": ["a", "b"], "tags": ["O", "O"]}
+        recs[i] = {"tokens": ["a", "b", "c"], "tags": ["O", "O", "O"]} | {column: ["a", value, "O"]}
+        write_jsonl(tmp_path / "train.jsonl", recs)
+        with pytest.raises(Ptv2Error, match=f"train\\.jsonl: row {i + 1} of column '{column}' has a missing value "
+                                            r"\(null\) at position 2"):
+            load_task(yml)
+        recs[i] = {"tokens": ["a"], "tags": ["O"]}
+
+
 def test_token_task_needs_lists(tmp_path):
     write_csv(tmp_path / "train.csv", [("Paris is nice", "B-loc O O")], ("tokens", "tags"))
     with pytest.raises(Ptv2Error, match="column 'tokens' is str, not a list"):
@@ -278,3 +317,32 @@ def test_a_data_file_given_as_the_task_and_a_csv_for_a_token_task_say_what_to_do
     with pytest.raises(Ptv2Error, match="column 'tokens' not found.*a token task's rows are lists of words and tags: "
                                         "JSONL, JSON or Parquet, not CSV"):
         load_task(str(write_yaml(tmp_path, "name: t\ntype: token\ndata: {train: ner.csv}\n")))
+
+
+def test_given_splits_that_copy_train_are_refused_and_a_small_overlap_noted(tmp_path, capsys):
+    """A dev or test file was never compared with train: data {train: a.csv, dev: a.csv} loaded
+    silently, and its dev scores measured memory."""
+    rows = [(f"sample {i}", "a" if i % 2 else "b") for i in range(40)]
+    write_csv(tmp_path / "train.csv", rows, ("text", "label"))
+    write_csv(tmp_path / "other.csv", in_split(rows[:20], "other"), ("text", "label"))
+    few = [("SAMPLE  3", "a"), ("sample 4", "b")] + in_split(rows[:18], "dev")  # case and spacing aside
+    write_csv(tmp_path / "dev.csv", few, ("text", "label"))
+    cases = {"{train: train.csv, dev: train.csv}": "task 'copy': 36 of 40 dev rows are also in train",
+             "{train: train.csv, test: train.csv}": "task 'copy': 36 of 40 test rows are also in train",
+             "{train: train.csv, dev: other.csv, test: other.csv}": "task 'copy': 20 of 20 test rows are also in dev"}
+    for data, message in cases.items():
+        with pytest.raises(Ptv2Error, match=f"{message} \\(the same text\\): the .* split is mostly a copy"):
+            load_task(str(write_yaml(tmp_path, f"name: copy\ntype: sequence\ndata: {data}\n")))
+    capsys.readouterr()
+    _, dd = load_task(str(write_yaml(tmp_path, "name: overlap-note\ntype: sequence\ndata: {train: train.csv, dev: dev.csv}\n")))
+    assert len(dd["dev"]) == 20
+    assert capsys.readouterr().err == ("note: task 'overlap-note': 2 of 20 dev rows are also in train (the same text); "
+                                       "their scores may be somewhat too high\n")
+    load_task(str(write_yaml(tmp_path, "name: overlap-note\ntype: sequence\ndata: {train: train.csv, dev: dev.csv}\n")))
+    assert capsys.readouterr().err == ""  # once per process: a search loads its task in every trial
+    recs = [{"tokens": w, "tags": t} for w, t in TAGGED] * 3
+    write_jsonl(tmp_path / "train.jsonl", [{"tokens": [*r["tokens"], str(i)], "tags": [*r["tags"], "O"]}
+                                           for i, r in enumerate(recs)])
+    with pytest.raises(Ptv2Error, match="task 'copy-ner': 12 of 12 dev rows are also in train"):
+        load_task(str(write_yaml(tmp_path, "name: copy-ner\ntype: token\ndata: {train: train.jsonl, dev: train.jsonl, "
+                                           "test: train.jsonl}\n")))

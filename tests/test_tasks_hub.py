@@ -26,7 +26,8 @@ def test_hub_needs_a_name():
 def test_hub_local_folder_sequence_with_string_labels(tmp_path):
     rows = [{"sentence": f"s {i}", "intent": "a" if i % 3 else "b", "id": i} for i in range(60)]
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (tmp_path / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:6]))
+    dev = [{"sentence": f"v {i}", "intent": "a" if i % 3 else "b", "id": i} for i in range(6)]
+    (tmp_path / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in dev))
     spec, dd = load_task(f"hub:{tmp_path}", seed=0)
     assert (spec.type, spec.text_column, spec.label_column, spec.labels) == ("sequence", "sentence", "intent", ("a", "b"))
     assert len(dd["dev"]) == 6  # validation → dev; test carved from train
@@ -37,8 +38,71 @@ def test_hub_local_folder_token_with_classlabel_tags(tmp_path):
     names = ["O", "B-loc", "I-loc"]
     feats = Features({"tokens": List(Value("string")), "ner_tags": List(ClassLabel(names=names))})
     rows = {"tokens": [["New", "York", "is", "big"], ["so", "is", "Oslo"]] * 10, "ner_tags": [[1, 2, 0, 0], [0, 0, 1]] * 10}
-    for split in ("train", "test"):
-        Dataset.from_dict(rows, features=feats).to_parquet(tmp_path / f"{split}.parquet")
+    Dataset.from_dict(rows, features=feats).to_parquet(tmp_path / "train.parquet")
+    rows["tokens"] = [[*words[:-1], f"{words[-1]}{i}"] for i, words in enumerate(rows["tokens"])]  # not train's
+    Dataset.from_dict(rows, features=feats).to_parquet(tmp_path / "test.parquet")
     spec, dd = load_task(f"hub:{tmp_path}", seed=0)
     assert (spec.type, spec.labels, spec.metric, spec.label_column) == ("token", tuple(names), "span_f1", "ner_tags")
     assert dd["test"]["tags"][0] == [1, 2, 0, 0] and len(dd["test"]) == 20
+
+
+def _write(folder, features: Features, **splits: dict) -> str:
+    """A local data-set folder, one parquet file per split (features kept in its metadata)."""
+    for split, rows in splits.items():
+        Dataset.from_dict(rows, features=features).to_parquet(folder / f"{split}.parquet")
+    return f"hub:{folder}"
+
+
+def test_hub_token_task_takes_ner_tags_or_the_bio_tag_column(tmp_path):
+    """conll2003 lists pos_tags and chunk_tags before ner_tags: the first *_tags column (pos_tags)
+    was taken and refused as not BIO; with chunk_tags first, a chunking task was trained silently."""
+    pos, chunk = ClassLabel(names=['"', "NN", "VB"]), ClassLabel(names=["O", "B-NP", "I-NP"])
+    ner = ClassLabel(names=["O", "B-PER", "I-PER"])
+    rows = {"tokens": [[f"Ada{i}", "wrote", "it"] for i in range(20)], "pos_tags": [[1, 2, 1]] * 20,
+            "chunk_tags": [[1, 0, 1]] * 20, "ner_tags": [[1, 0, 0], [0, 0, 1]] * 10}
+    (tmp_path / "conll").mkdir()
+    feats = Features({"tokens": List(Value("string")), "pos_tags": List(pos), "chunk_tags": List(chunk),
+                      "ner_tags": List(ner)})
+    spec, dd = load_task(_write(tmp_path / "conll", feats, train=rows), seed=0)
+    assert (spec.label_column, spec.labels) == ("ner_tags", ("O", "B-PER", "I-PER"))
+    (tmp_path / "chunks").mkdir()  # no ner_tags: the BIO one of the others, not the first
+    feats = Features({"tokens": List(Value("string")), "pos_tags": List(pos), "chunk_tags": List(chunk)})
+    spec, _ = load_task(_write(tmp_path / "chunks", feats, train={k: rows[k] for k in feats}), seed=0)
+    assert (spec.label_column, spec.labels) == ("chunk_tags", ("O", "B-NP", "I-NP"))
+    (tmp_path / "pos").mkdir()
+    feats = Features({"tokens": List(Value("string")), "pos_tags": List(pos)})
+    with pytest.raises(Ptv2Error, match=r"none of the tag columns \['pos_tags'\] holds BIO tags"):
+        load_task(_write(tmp_path / "pos", feats, train={k: rows[k] for k in feats}))
+
+
+@pytest.mark.parametrize("columns", [("sentence1", "sentence2"), ("premise", "hypothesis"), ("question", "sentence")])
+def test_hub_sentence_pairs_are_refused(tmp_path, columns):
+    """GLUE mrpc (sentence1, sentence2, label, idx) trained on sentence1 alone, silently."""
+    feats = Features({columns[0]: Value("string"), columns[1]: Value("string"),
+                      "label": ClassLabel(names=["no", "yes"]), "idx": Value("int32")})
+    rows = {columns[0]: [f"a {i}" for i in range(30)], columns[1]: [f"b {i}" for i in range(30)],
+            "label": [i % 2 for i in range(30)], "idx": list(range(30))}
+    with pytest.raises(Ptv2Error, match=f"several text columns per row \\({columns[0]}, {columns[1]}\\): a sentence-pair"):
+        load_task(_write(tmp_path, feats, train=rows))
+
+
+def test_hub_multi_label_null_text_and_an_unlabeled_test_split(tmp_path):
+    """A list-valued label column was a TypeError, a test split without labels a TypeError (it was
+    to be carved, as documented), a missing text an AttributeError while carving."""
+    (tmp_path / "multi").mkdir()
+    feats = Features({"text": Value("string"), "labels": List(ClassLabel(names=["a", "b", "c"])), "id": Value("string")})
+    rows = {"text": [f"t {i}" for i in range(30)], "labels": [[i % 3] if i % 4 else [0, 2] for i in range(30)],
+            "id": [str(i) for i in range(30)]}
+    with pytest.raises(Ptv2Error, match="label column 'labels' holds a list of labels per row"):
+        load_task(_write(tmp_path / "multi", feats, train=rows))
+    feats = Features({"text": Value("string"), "label": ClassLabel(names=["a", "b"])})
+    rows = {"text": [f"t {i}" for i in range(40)], "label": [i % 2 for i in range(40)]}
+    (tmp_path / "unlabeled").mkdir()
+    Dataset.from_dict({"text": [f"x {i}" for i in range(40)]}).to_parquet(tmp_path / "unlabeled" / "test.parquet")
+    spec, dd = load_task(_write(tmp_path / "unlabeled", feats, train=rows), seed=0)
+    assert len(dd["test"]) > 0 and set(dd["test"]["text"]) <= set(rows["text"])  # carved from train
+    assert len(dd["train"]) + len(dd["dev"]) + len(dd["test"]) == 40
+    (tmp_path / "null").mkdir()
+    rows["text"][5] = None
+    with pytest.raises(Ptv2Error, match="train split of hub dataset '.*': 1 row with an empty 'text' \\(first at row 6\\)"):
+        load_task(_write(tmp_path / "null", feats, train=rows))

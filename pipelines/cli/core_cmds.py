@@ -44,6 +44,7 @@ def train(
 
     from ptv2_core import busy_lock
     from ptv2_core.adapter import check_out_dir, save_adapter
+    from ptv2_core.backbone import absolute_model_ref
     from ptv2_core.tasks import absolute_ref
     from ptv2_core.train import TrainConfig
     from ptv2_core.train import train as run_train
@@ -55,6 +56,7 @@ def train(
     with busy_lock.held(busy_lock.beside(out, "train"),
                         f"another `ptv2 train` is writing to '{out}': wait for it to end, or stop it first"):
         task = absolute_ref(task)  # recorded in the adapter: a relative path fails from another folder
+        model = absolute_model_ref(model)  # likewise
         cfg = TrainConfig(task=task, model=model, prompt_len=prompt_len, lr=lr, epochs=epochs, batch_size=batch_size,
                           eval_batch_size=eval_batch_size, max_train=max_train, max_eval=max_eval, reparam=reparam,
                           pooling=pooling, patience=patience, group_by_length=group_by_length, seed=seed,
@@ -129,13 +131,14 @@ def eval_(
     if prompt_len is not None and prompt_len > own:
         raise Ptv2Error(f"--prompt-len {prompt_len} is longer than the adapter's prompt ({own})")
     trained_seed = split_seed_of(loaded.config)
+    same_task = task is None or _same_task(task, loaded)  # the notes below are about its own splits
     if seed is None:  # the adapter's own splits: another seed would score it on rows it was trained on
         seed = trained_seed
-    elif trained_seed is not None and seed != trained_seed and (task is None or task == loaded.spec.name):
+    elif trained_seed is not None and seed != trained_seed and same_task:
         typer.echo(f"note: it was trained on the splits of seed {trained_seed}; with --seed {seed} its dev and test rows "
                    "may include rows it was trained on, so these scores can be too high", err=True)
     trained_on = ((loaded.config.get("extra") or {}).get("train_config") or {}).get("max_eval")
-    if max_eval is None and trained_on and (task is None or task == loaded.spec.name):
+    if max_eval is None and trained_on and same_task:
         typer.echo(f"note: its metrics.json scored at most {trained_on} dev and test rows (--max-eval {trained_on} "
                    f"when trained); this scores every row. Pass --max-eval {trained_on} to reproduce those numbers.",
                    err=True)
@@ -242,6 +245,15 @@ def check_batch_size(batch_size: int) -> None:
 
     if batch_size <= 0:
         raise Ptv2Error(f"--batch-size must be a positive integer, got {batch_size}")
+
+
+def _same_task(task: str, loaded) -> bool:
+    """Whether ``--task`` names the adapter's own task: its packaged name, or the task file it was
+    trained on by any path to it (a relative one, as the user typed it)."""
+    from ptv2_core.tasks import absolute_ref
+
+    recorded = ((loaded.config.get("extra") or {}).get("train_config") or {}).get("task")
+    return task == loaded.spec.name or (recorded is not None and absolute_ref(task) == absolute_ref(str(recorded)))
 
 
 def _predict_line(p: dict, scores: bool, as_json: bool) -> str:

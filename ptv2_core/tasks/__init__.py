@@ -4,13 +4,14 @@
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from datasets import DatasetDict
 
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks.spec import DataSource, TaskSpec, load_task_yaml
-from ptv2_core.tasks.splits import finalize
+from ptv2_core.tasks.splits import check_overlap, finalize
 
 PACKAGED_TASKS = ("trec", "rt", "wnut16", "bbc")
 # Their types, known without reading their data (tests check them against the loaded specs).
@@ -48,7 +49,19 @@ def load_task(
 
         spec, source = load_task_yaml(ref)
         dd = load_source(spec, source, seed)
+    if kind != "packaged":  # given dev/test splits are used as they are: a copy of train is refused
+        _note_once(check_overlap(spec.type, dd, spec.name))
     return spec, finalize(dd, seed, max_train, max_eval)
+
+
+_NOTED: set[str] = set()
+
+
+def _note_once(note: str | None) -> None:
+    """A note on stderr, once per process (a search loads its task in every trial)."""
+    if note and note not in _NOTED:
+        _NOTED.add(note)
+        print(f"note: {note}", file=sys.stderr, flush=True)
 
 
 def task_ref_kind(ref: str, *, must_exist: bool = False) -> str:

@@ -9,7 +9,7 @@ import pandas as pd
 from datasets import DatasetDict
 
 from ptv2_core.errors import Ptv2Error
-from ptv2_core.tasks.rows import count_of, make_dataset
+from ptv2_core.tasks.rows import count_of, make_dataset, missing_rows
 from ptv2_core.tasks.spec import DATA_SUFFIXES, DataSource, TaskSpec
 from ptv2_core.tasks.splits import carve
 
@@ -45,12 +45,13 @@ def _column(df: pd.DataFrame, col: str, path: Path, kind: str = "sequence") -> l
     return df[col].tolist()
 
 
-def _missing(values: list[Any]) -> list[int]:
-    return [i for i, v in enumerate(values) if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())]
-
-
 def _as_list(v: Any, col: str, i: int, path: Path) -> list[str]:
     if isinstance(v, (list, tuple, np.ndarray)):
+        # None/NaN: str() would make the word or tag 'None' / 'nan' (a blank word stays a word)
+        gap = next((k for k, x in enumerate(v) if not isinstance(x, str) and missing_rows([x])), None)
+        if gap is not None:
+            raise Ptv2Error(f"data file {path}: row {i + 1} of column '{col}' has a missing value (null) at position "
+                            f"{gap + 1}")
         return [str(x) for x in v]
     raise Ptv2Error(
         f"data file {path}: row {i + 1} of column '{col}' is {type(v).__name__}, not a list; token tasks need list "
@@ -66,7 +67,7 @@ def read_rows(path: Path, kind: str, text_col: str, label_col: str) -> tuple[lis
     xs, ys = _column(df, text_col, path, kind), _column(df, label_col, path, kind)
     if kind == "sequence":
         for col, vals in ((text_col, xs), (label_col, ys)):
-            bad = _missing(vals)
+            bad = missing_rows(vals)
             if bad:
                 raise Ptv2Error(f"data file {path}: {count_of(len(bad), 'row')} with an empty '{col}' (first at row "
                                 f"{bad[0] + 1})")
@@ -77,6 +78,8 @@ def read_rows(path: Path, kind: str, text_col: str, label_col: str) -> tuple[lis
         if len(w) != len(t):
             raise Ptv2Error(f"data file {path}: row {i + 1} has {count_of(len(w), 'token')} but {count_of(len(t), 'tag')} "
                             "(lengths must match)")
+        if not w:
+            raise Ptv2Error(f"data file {path}: row {i + 1} has no tokens")
     return words, tags
 
 

@@ -1,7 +1,10 @@
 """Rows → typed ``datasets.Dataset``: the normalized columns, with every label checked against the spec."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+
+import pandas as pd
 
 from datasets import ClassLabel, Dataset, Features, List, Value
 
@@ -13,6 +16,12 @@ def count_of(n: int, what: str) -> str:
     """``"1 row"``, ``"3 rows"`` for error messages, whose row numbers count data rows from 1 (a
     CSV's header line is not one)."""
     return f"{n} {what}{'s' * (n != 1)}"
+
+
+def missing_rows(values: Sequence) -> list[int]:
+    """Indices of missing values: None, NaN, pandas' NA, blank strings."""
+    return [i for i, v in enumerate(values) if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+            or (isinstance(v, str) and not v.strip())]
 
 
 def features(spec: TaskSpec) -> Features:

@@ -144,6 +144,12 @@ def load_task_yaml(path: str | Path) -> tuple[TaskSpec, DataSource]:
         labels = infer_labels(source.train, kind, text_col, label_col)
     elif not isinstance(labels, list) or not labels:
         raise Ptv2Error(f"task file {path}: labels must be a non-empty list, got {labels!r}")
+    else:
+        odd = [x for x in labels if not isinstance(x, str) and (isinstance(x, bool) or not isinstance(x, int))]
+        if odd:  # YAML 1.1 reads yes/no/on/off as booleans, 1.50 as 1.5, ~ as null: not the data's labels
+            raise Ptv2Error(f"task file {path}: label {odd[0]!r} in labels is a {type(odd[0]).__name__}, not the text in the "
+                            f"file (YAML reads yes, no, on, off, true as booleans, 1.50 as a number, null as nothing); "
+                            f"quote the labels: labels: [\"yes\", \"no\"]")
     spec = TaskSpec(
         name=doc["name"],
         type=kind,

@@ -102,6 +102,30 @@ def carve(kind: str, xs: list, ys: list, seed: int, missing: Sequence[str]) -> d
     return {s: ([xs[i] for i in ii], [ys[i] for i in ii]) for s, ii in idx.items()}
 
 
+def overlaps(kind: str, dd: DatasetDict) -> dict[tuple[str, str], int]:
+    """Rows of a later split whose text (``text_key``; token tasks: the words) is also in an earlier
+    one: ``{("dev", "train"): n, ("test", "train"): n, ("test", "dev"): n}``."""
+    column, key = ("text", text_key) if kind == "sequence" else ("tokens", tuple)
+    keys = {s: [key(x) for x in dd[s][column]] for s in SPLITS}
+    pairs = (("dev", "train"), ("test", "train"), ("test", "dev"))
+    return {(a, b): sum(k in seen for k in keys[a]) for a, b in pairs for seen in [set(keys[b])]}
+
+
+def check_overlap(kind: str, dd: DatasetDict, task: str) -> str | None:
+    """Refuse a dev or test split that is mostly a copy of train (or test of dev): its scores
+    would measure memory. A smaller overlap is returned as a note (None when there is none)."""
+    counts = {pair: n for pair, n in overlaps(kind, dd).items() if n}
+    for (a, b), n in counts.items():
+        if 2 * n > len(dd[a]):
+            raise Ptv2Error(f"task '{task}': {n} of {len(dd[a])} {a} rows are also in {b} (the same text): the {a} "
+                            f"split is mostly a copy of {b}, so its scores would measure memory; give {a} rows apart "
+                            f"from {b}, or no {a} split (it is then carved from train)")
+    if not counts:
+        return None
+    shown = ", ".join(f"{n} of {len(dd[a])} {a} rows are also in {b}" for (a, b), n in counts.items())
+    return f"task '{task}': {shown} (the same text); their scores may be somewhat too high"
+
+
 def split_hash(spec, rows) -> str:
     """SHA-256 over a split's texts and label names, in order: same rows ⇔ same hash, in any
     process (what the registry tags as ``data_hash`` and the pipeline records per split)."""
