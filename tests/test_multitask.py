@@ -305,17 +305,18 @@ def test_ctrl_c_during_pretrain_says_what_is_kept(tmp_path, tokenizer):
     tokenizer.save_pretrained(model)
     out = tmp_path / "pre"
     command = [sys.executable, "-m", "pipelines.cli", "pretrain", "--tasks", "trec,wnut16", "--model",
-               str(model), "--max-prompt-len", "8", "--lengths", "2,8", "--epochs", "500",
+               "tiny", "--max-prompt-len", "8", "--lengths", "2,8", "--epochs", "500",  # a folder, relative
                "--max-train", "48", "--max-eval", "16", "--device", "cpu", "--out", str(out), "--quiet"]
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    root = str(__import__("pathlib").Path(__file__).resolve().parents[1])
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=interruptible)
+                            preexec_fn=interruptible, cwd=tmp_path)
     try:
         deadline = time.time() + 120
         while not list(out.glob("checkpoints/epoch-*.json")) and proc.poll() is None and time.time() < deadline:
             time.sleep(0.1)
         # the same command again while the first runs (to "resume" it): refused, nothing of the first touched
-        second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
         assert second.returncode == 2 and second.stderr.strip() == (
             f"error: another `ptv2 pretrain` is writing to '{out}': wait for it to end, or stop it first "
             "(then the same command resumes it)"), second.stderr
@@ -327,6 +328,8 @@ def test_ctrl_c_during_pretrain_says_what_is_kept(tmp_path, tokenizer):
     lines = err.strip().splitlines()
     assert proc.returncode == 130 and len(lines) == 1, err
     newest = max(checkpoint_epochs(out / "checkpoints"))
+    recorded = json.loads((out / "checkpoints" / f"epoch-{newest}.json").read_text())["run"]["model"]
+    assert recorded == str(model.resolve())  # the prompt names its base model from any folder
     assert lines[0] == (f"error: interrupted; epoch {newest} of 500 is checkpointed in {out / 'checkpoints'}: "
                         "run the same command again to resume from it")
     assert {p.name for p in out.iterdir()} == {"checkpoints"}

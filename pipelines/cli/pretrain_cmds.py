@@ -41,11 +41,13 @@ def pretrain(
     prompt_config.json) appears only when the run completes.
     """
     from ptv2_core.multitask import PretrainConfig, default_lengths, parse_lengths
+    from ptv2_core.backbone import absolute_model_ref
     from ptv2_core.tasks import absolute_ref
     from ptv2_core.multitask import pretrain as run_pretrain
 
     refs = tuple(absolute_ref(t.strip()) for t in tasks.split(",") if t.strip())  # recorded: absolute paths
-    cfg = PretrainConfig(tasks=refs, model=model, max_prompt_len=max_prompt_len, lengths=tuple(parse_lengths(lengths) if lengths is not None
+    # the prompt records its base model, which eval --pretrained loads: a relative folder names none from elsewhere
+    cfg = PretrainConfig(tasks=refs, model=absolute_model_ref(model), max_prompt_len=max_prompt_len, lengths=tuple(parse_lengths(lengths) if lengths is not None
                                                                                  else default_lengths(max_prompt_len)),
                          nested=nested, temperature=temperature, lr=lr, epochs=epochs, batch_size=batch_size,
                          eval_batch_size=eval_batch_size, max_train=max_train, max_eval=max_eval, reparam=reparam,
