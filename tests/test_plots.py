@@ -81,7 +81,9 @@ def test_pictures_of_a_study_with_no_scored_trial(tmp_path):
     """Every trial failed: the pictures are still written (empty), not a crash at the end of a search."""
     bad = [rec(0, 8, 0.01, "failed", math.nan, 5), rec(1, 16, 0.02, "diverged", None, 9)]
     paths = write_artifacts(bad, tmp_path, "dev_score", "max", "t", lengths=(8, 16))
-    assert all(p.is_file() for p in paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FILES) and all(p.is_file() for p in paths)
+    assert all((tmp_path / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in FILES if f.endswith(".png"))
+    assert (tmp_path / "trials.csv").read_text().count("\n") == 3  # a header and both trials
 
 
 def test_interactive_map_ticks_every_length(tmp_path):

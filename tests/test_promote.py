@@ -69,7 +69,9 @@ def test_bootstrap_interval_covers_a_small_true_difference():
     b = [g if rng.random() < 0.70 else 1 - g for g in gold]
     spec = TaskSpec("bin", "sequence", ("n", "y"), "accuracy")
     r = paired_bootstrap(spec, example_stats(spec, a, gold), example_stats(spec, b, gold), resamples=1000)
-    assert r.low < 0.005 < r.high or r.low < 0  # a ~1-point edge on 400 examples does not clear a 0.5-point margin
+    assert r.low <= r.diff <= r.high
+    assert r.low < 0.01 < r.high  # the interval covers the true edge of 1 point
+    assert r.low < 0.005  # and a 1-point edge on 400 examples does not clear a 0.5-point margin
 
 
 # ---- end to end on sqlite --------------------------------------------------------------------

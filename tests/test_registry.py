@@ -210,7 +210,7 @@ def test_bad_input_is_an_error_and_leaves_the_registry_unchanged(adapters, home,
     assert len(_client(store).search_runs([e.experiment_id for e in _client(store).search_experiments()])) == runs_before
 
 
-def test_failure_after_the_version_exists_is_rolled_back(adapters, store):
+def test_failure_after_the_version_exists_is_rolled_back(adapters, store, tmp_path):
     from mlflow.exceptions import MlflowException
 
     from components.registry.register import register_adapter
@@ -236,7 +236,7 @@ def test_failure_after_the_version_exists_is_rolled_back(adapters, store):
 
     # into a run of the caller's (--run-id): the run is left as it was, without the model files
     c = _client(store)
-    run_id = c.create_run(c.create_experiment("ptv2-rollback-runs")).info.run_id
+    run_id = c.create_run(c.create_experiment("ptv2-rollback-runs", artifact_location=(tmp_path / "runs").as_uri())).info.run_id
     c.log_text(run_id, "kept", "notes.txt")
     for at in ("logged", "created"):
         with pytest.raises(Ptv2Error, match="registry left as it was|no version was created"):
