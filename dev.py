@@ -4,6 +4,8 @@
     python3 dev.py run     # build .venv if needed, then run the main job (`ptv2 run`)
     python3 dev.py test    # build .venv if needed, then run the test suite
 
+    python3 dev.py freeze  # after changing a pin: write constraints.txt from the working .venv
+
 Standard library only: this file runs before any dependency exists.
 """
 from __future__ import annotations
@@ -26,11 +28,15 @@ ASSETS = ROOT / "requirements-assets.txt"
 # through PTV2_TOOLS_BIN.
 TOOLS = ROOT / "requirements-tools.txt"
 TOOLS_VENV = ROOT / ".venv-tools"
+# Every package of .venv at the version it was tested with (pyproject pins only the direct
+# dependencies: a new release of one of the ~130 others, on the day a fresh clone installs,
+# could otherwise turn the suite red). Written by `python3 dev.py freeze`.
+CONSTRAINTS = ROOT / "constraints.txt"
 
 
 def _fingerprint() -> str:
     h = hashlib.sha256()
-    for f in (ROOT / "pyproject.toml", ASSETS, TOOLS):
+    for f in (ROOT / "pyproject.toml", ASSETS, TOOLS, CONSTRAINTS):
         if f.exists():
             h.update(f.read_bytes())
     return h.hexdigest()
@@ -41,23 +47,57 @@ def _pip(*args: str, venv: Path = VENV) -> None:
     subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", *args], check=True)
 
 
+def _make_venv(venv: Path) -> None:
+    """Create ``venv``, or create it again when an earlier set-up stopped before pip was in it
+    (``venv`` writes bin/python first and installs pip last)."""
+    py = venv / BIN.name / "python"
+    if py.exists() and subprocess.run([str(py), "-m", "pip", "--version"], capture_output=True).returncode == 0:
+        return
+    print(f"[dev] creating {venv.name}", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+
+
+def _check_cpu_torch() -> None:
+    """The CPU build of torch, and no CUDA libraries beside it (a multi-GB download otherwise)."""
+    probe = ("import importlib.metadata as m, torch; "
+             "cuda = sorted(d.metadata['Name'] for d in m.distributions() if d.metadata['Name'].startswith('nvidia-')); "
+             "print(torch.__version__, torch.version.cuda, ' '.join(cuda))")
+    out = subprocess.run([str(BIN / "python"), "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    if out[1] != "None" or out[2:]:
+        raise SystemExit(f"error: .venv got a CUDA build of torch ({out[0]}, CUDA {out[1]}; {' '.join(out[2:])}): "
+                         "install torch==2.13.0 from https://download.pytorch.org/whl/cpu first")
+
+
 def ensure_venv() -> None:
     """Create .venv and install the pinned project once; reinstall when the pins change."""
     if sys.version_info[:2] != (3, 11):
         print(f"warning: ptv2 is pinned and tested on Python 3.11, this is {sys.version.split()[0]}", file=sys.stderr)
     if STAMP.exists() and STAMP.read_text() == _fingerprint():
         return
-    if not (BIN / "python").exists():
-        print("[dev] creating .venv", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    _make_venv(VENV)
     print("[dev] installing pinned dependencies (about a minute the first time)", flush=True)
-    _pip("-e", f"{ROOT}[test]")
+    constraints = ["-c", str(CONSTRAINTS)] if CONSTRAINTS.exists() else []
+    _pip(*constraints, "-e", f"{ROOT}[test]")
     _pip("--no-deps", "-r", str(ASSETS))
+    _check_cpu_torch()
     if TOOLS.exists():
-        if not (TOOLS_VENV / BIN.name / "python").exists():
-            subprocess.run([sys.executable, "-m", "venv", str(TOOLS_VENV)], check=True)
+        _make_venv(TOOLS_VENV)
         _pip("-r", str(TOOLS), venv=TOOLS_VENV)
     STAMP.write_text(_fingerprint())
+
+
+def freeze() -> int:
+    """Write constraints.txt: every package of the working .venv at its version (the project
+    itself, installed editable, left out; torch without its +cpu label, which PyPI does not know)."""
+    out = subprocess.run([str(BIN / "python"), "-m", "pip", "freeze", "--exclude-editable",
+                          "--disable-pip-version-check"], capture_output=True, text=True, check=True).stdout
+    pins = sorted((line.split("+", 1)[0] if line.startswith("torch==") else line)
+                  for line in out.splitlines() if "==" in line and not line.startswith("ptv2=="))
+    CONSTRAINTS.write_text("# Every package of .venv at its tested version: `python3 dev.py freeze` writes this file\n"
+                           "# (dev.py and the Dockerfile install with -c constraints.txt; pyproject.toml pins the direct ones).\n"
+                           + "\n".join(pins) + "\n")
+    print(f"[dev] {CONSTRAINTS.name}: {len(pins)} packages")
+    return 0
 
 
 def _workers(args: list[str]) -> list[str]:
@@ -73,9 +113,11 @@ def _workers(args: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 1 or argv[0] not in {"run", "test", "setup"}:
-        print("error: usage: python3 dev.py {run|test|setup} [args...]", file=sys.stderr)
+    if len(argv) < 1 or argv[0] not in {"run", "test", "setup", "freeze"}:
+        print("error: usage: python3 dev.py {run|test|setup|freeze} [args...]", file=sys.stderr)
         return 2
+    if argv[0] == "freeze":
+        return freeze()
     ensure_venv()
     cmd, rest = argv[0], argv[1:]
     env = dict(os.environ, HF_HUB_OFFLINE=os.environ.get("HF_HUB_OFFLINE", "1"),

@@ -84,14 +84,15 @@ def test_torch_is_pinned_cpu_by_default_and_cuda_by_build_arg(steps):
     # torch goes in before the project, so `pip install .` finds it satisfied
     runs = [args for word, args in steps if word == "RUN"]
     first_torch = next(i for i, r in enumerate(runs) if "torch==" in r)
-    first_project = next(i for i, r in enumerate(runs) if "pip install /src" in r)
+    first_project = next(i for i, r in enumerate(runs) if "/src" in r and "pip install" in r)
     assert first_torch < first_project
 
 
 def test_project_then_assets_without_dependencies(steps):
     run = " ".join(args for word, args in steps if word == "RUN")
-    assert "pip install /src" in run
+    assert "pip install -c /src/constraints.txt /src" in run  # every dependency at its tested version
     assert "pip install --no-deps -r /src/requirements-assets.txt" in run
+    assert 'pip install -c /src/constraints.txt "ray[default]==' in run
     # the extras for the cluster roles share the project's Ray pin and are exact
     ray = re.search(r'"ray\[default\]==(\S+?)"', run)
     assert ray and ray.group(1) == _pin("ray")
@@ -122,7 +123,7 @@ def test_build_context_is_an_allow_list_covering_the_packages():
     assert lines[0] == "*", "the context starts empty"
     allowed = {ln[1:].rstrip("/") for ln in lines if ln.startswith("!")}
     packages = {p.rstrip("*") for p in _pyproject()["tool"]["setuptools"]["packages"]["find"]["include"]}
-    files = {"pyproject.toml", "requirements-assets.txt"}
+    files = {"pyproject.toml", "requirements-assets.txt", "constraints.txt"}
     assert packages | files <= allowed, f"not in the build context: {(packages | files) - allowed}"
     assert not allowed & {".venv", ".venv-tools", ".git", "tests", "k8s", "runs", "mlruns"}
     assert {"**/__pycache__", "**/*.db"} <= set(lines)
@@ -145,3 +146,24 @@ def test_checkov_catches_the_planted_dockerfile(checkov_dockerfiles):
     failed = {r["check"] for r in checkov_dockerfiles if r["file"] == "/planted/Dockerfile" and r["status"] == "failed"}
     # no USER (runs as root), :latest base, no HEALTHCHECK
     assert {"CKV_DOCKER_3", "CKV_DOCKER_7", "CKV_DOCKER_2"} <= failed
+
+
+def test_constraints_agree_with_the_pins_and_the_installed_environment():
+    """constraints.txt (dev.py freeze) holds every package at one version: the project's own pins
+    among them unchanged, torch without a +cpu label (PyPI has none), and, in the environment the
+    tests run in, what is installed (a pin changed in pyproject without a freeze shows here)."""
+    import importlib.metadata as md
+
+    lines = [ln for ln in (kr.ROOT / "constraints.txt").read_text().splitlines() if ln and not ln.startswith("#")]
+    pins = dict(ln.split("==", 1) for ln in lines)
+    assert len(pins) == len(lines) and all("==" in ln for ln in lines)
+    canon = {re.sub(r"[-_.]+", "-", k).lower(): v for k, v in pins.items()}
+    deps = _pyproject()["project"]["dependencies"] + _pyproject()["project"]["optional-dependencies"]["test"]
+    for dep in deps:
+        m = re.fullmatch(r"([A-Za-z0-9_.-]+)(\[[^\]]*\])?==(\S+)", dep)
+        assert m, f"pyproject dependency not pinned exactly: {dep}"
+        assert canon.get(re.sub(r"[-_.]+", "-", m.group(1)).lower()) == m.group(3), dep
+    assert "+" not in pins["torch"] and "ptv2" not in canon
+    installed = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version for d in md.distributions()}
+    differ = {k: (v, installed.get(k)) for k, v in canon.items() if installed.get(k, "").split("+")[0] != v}
+    assert not differ, f"constraints.txt and this environment differ (run python3 dev.py freeze?): {differ}"
