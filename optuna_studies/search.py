@@ -24,6 +24,7 @@ from optuna_studies.ray_session import ray_session
 from optuna_studies.quiet import quiet_logger
 from optuna_studies.study import PARENT_RUN_ATTR, StudyState, finished_count, mask_url, open_storage, prepare_study
 from optuna_studies.study_lock import study_lock
+from optuna_studies.work import check_owner, claim
 
 EXPERIMENT = "ptv2-search"
 
@@ -112,6 +113,7 @@ def trial_settings(plan: SearchPlan) -> dict:
 def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str | None, ray_address: str | None,
             experiment: str, say: Callable[[str], None]) -> SearchResult:
     """The checked search, with Ray connected: study → MLflow parent run → Ray Tune → output."""
+    check_owner(plan.work, plan.study_name, plan.storage)  # again, under the locks: plan_search ran before them
     rdb = open_storage(plan.storage)
     state = prepare_study(rdb, plan.study_name, plan.space, resume, trial_settings(plan))
     if state.resumed and state.finished and not records.trials_dir(plan.work).is_dir():
@@ -121,9 +123,9 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
                         f"(best.json, the best adapter) to {plan.out_dir}; only that adapter was kept, so more trials "
                         "could not be ranked against the earlier ones: start a new search (another --out or "
                         "--study-name) to try more configurations")
-    if not state.resumed:
-        shutil.rmtree(plan.work, ignore_errors=True)  # leftovers of a search that never got a trial
-    plan.work.mkdir(parents=True, exist_ok=True)
+    if not state.resumed:  # leftovers of this study's own search that never got a trial (the folder is
+        shutil.rmtree(plan.work, ignore_errors=True)  # this study's alone: work.py)
+    claim(plan.work, plan.study_name, plan.storage)
     parent = _open_parent(plan, state, experiment, mlflow_uri)
     if state.resumed:
         say(f"resuming study '{plan.study_name}': {state.finished} of {plan.space.trials} trials done, "

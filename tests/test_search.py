@@ -319,7 +319,7 @@ def test_resuming_a_search_that_finished_is_refused_before_it_runs_anything(tmp_
                    resume=True, ray_cpus=1)
     assert len(optuna.load_study(study_name="finished", storage=url).trials) == 3  # nothing ran
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["best.json"]  # the result is untouched
-    assert not (tmp_path / ".out.search").exists() and not (tmp_path / "elsewhere").exists()
+    assert not list(tmp_path.glob(".out.*search")) and not (tmp_path / "elsewhere").exists()
 
 
 def test_cli_refuses_a_non_empty_out(tmp_path, capsys):
@@ -341,11 +341,11 @@ def test_a_second_search_of_the_same_output_is_refused_while_the_first_runs(tmp_
     import subprocess
     import sys
 
-    from optuna_studies.output import work_dir
+    from ptv2_core.busy_lock import beside
     from pipelines.cli import main
 
     out = tmp_path / "out"
-    lock = work_dir(out).parent / f"{work_dir(out).name}.lock"
+    lock = beside(out, "search")
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom filelock import FileLock\n"
                                f"l = FileLock({str(lock)!r}); l.acquire(); print('held', flush=True); time.sleep(120)"],
                               stdout=subprocess.PIPE, text=True)

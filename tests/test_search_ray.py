@@ -29,7 +29,8 @@ import yaml
 from optuna.trial import TrialState
 
 from optuna_studies.search import run_search
-from optuna_studies.study import delete_study, mask_url, open_storage
+from optuna_studies.study import default_study_name, delete_study, mask_url, open_storage
+from optuna_studies.work import work_dir
 from test_search import tiny_model  # noqa: F401  (module fixture: a tiny BERT model folder)
 
 PTV2 = str(Path(sys.executable).parent / "ptv2")
@@ -233,6 +234,24 @@ def test_a_search_whose_every_trial_fails_says_why_on_its_error_line(local_ray, 
     assert message.count("diverged: loss became nan") == 2 and "trials.csv" in message
     assert not (tmp_path / "out").exists()
 
+    # another study into the same --out (another --model or --study-name) has a work folder of its own:
+    # the work folder was named after --out alone, and the new study deleted the first one's records
+    # and adapters (a later --resume of it was refused, or ranked the other study's adapters)
+    first = default_study_name("trec", tiny_model, tmp_path / "out")
+    kept = sorted(p.name for p in (work_dir(tmp_path / "out", first) / "trials").glob("*.json"))
+    assert len(kept) == 2
+    with pytest.raises(Ptv2Error, match="finished with a score"):
+        run_search("trec", tiny_model, tmp_path / "out", space=space, storage=f"sqlite:///{tmp_path}/optuna.db",
+                   mlflow_uri=mlflow_uri, concurrency=2, trials=1, study_name="other", **SMALL)
+    assert sorted(p.name for p in (work_dir(tmp_path / "out", first) / "trials").glob("*.json")) == kept
+    assert len(list((work_dir(tmp_path / "out", "other") / "trials").glob("*.json"))) == 1
+    # a study of the same name in another storage does not take the first one's work folder either
+    with pytest.raises(Ptv2Error, match=f"holds the unfinished search of study '{first}' in sqlite:///{tmp_path}/"
+                                        f"optuna.db, not of study '{first}' in sqlite:///{tmp_path}/other.db"):
+        run_search("trec", tiny_model, tmp_path / "out", space=space, storage=f"sqlite:///{tmp_path}/other.db",
+                   mlflow_uri=mlflow_uri, **SMALL)
+    assert not (tmp_path / "other.db").exists()
+
 
 def test_worker_killed_mid_trial_is_retried(local_ray, tiny_model, tmp_path, trace_dir, mlflow_uri):
     """SIGKILL the process running the first trial: Ray retries it and the search completes."""
@@ -419,7 +438,7 @@ def test_driver_killed_mid_search_then_resume_reruns_nothing_finished(tiny_model
     args = [PTV2, "search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path, trials=3)),
             "--max-train", "48", "--max-eval", "48", "--concurrency", "1", "--ray-cpus", "1", "--storage", storage,
             "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")]
-    records = tmp_path / ".out.search" / "trials"
+    records = work_dir(tmp_path / "out", default_study_name("trec", tiny_model, tmp_path / "out")) / "trials"
     try:
         driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   start_new_session=True)
@@ -489,7 +508,7 @@ def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(t
     args = [PTV2, "search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path, trials=3)),
             "--max-train", "48", "--max-eval", "48", "--concurrency", "1", "--ray-cpus", "1",
             "--storage", f"sqlite:///{tmp_path}/optuna.db", "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")]
-    records = tmp_path / ".out.search" / "trials"
+    records = work_dir(tmp_path / "out", default_study_name("trec", tiny_model, tmp_path / "out")) / "trials"
     try:
         driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                   preexec_fn=interruptible)
