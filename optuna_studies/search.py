@@ -154,6 +154,11 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
         outcome = "FINISHED"
         return result
     finally:
+        if outcome != "FINISHED":  # Ctrl-C, or fit raising: the trials Tune stopped keep RUNNING runs
+            try:
+                tracking.kill_stale_trial_runs(parent)
+            except Exception:  # noqa: BLE001 (a store that fails now: --resume marks them; the first error counts)
+                pass
         tracking.end_run(parent, outcome)
 
 

@@ -496,6 +496,19 @@ def test_driver_killed_mid_search_then_resume_reruns_nothing_finished(tiny_model
     assert statuses.count("KILLED") == len(orphans) and len(children) == 3 + len(orphans)
 
 
+def trial_runs(uri: str, study: str, status: str) -> list:
+    """The trial runs of ``study``'s parent run (named after it) with that MLflow status."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("ptv2-search")
+    parents = client.search_runs([exp.experiment_id], f"attributes.run_name = '{study}'") if exp else []
+    if not parents:
+        return []
+    return client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parents[0].info.run_id}' "
+                                                   f"and attributes.status = '{status}'")
+
+
 def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(tiny_model, tmp_path, mlflow_uri):
     """SIGINT, as Ctrl-C sends it, once a trial has finished: exit 130, the last line names the
     finished trials and `--resume`, Ray Tune's own "Tuner.restore(...)" hint is not shown (it
@@ -508,13 +521,19 @@ def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(t
     args = [PTV2, "search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path, trials=3)),
             "--max-train", "48", "--max-eval", "48", "--concurrency", "1", "--ray-cpus", "1",
             "--storage", f"sqlite:///{tmp_path}/optuna.db", "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")]
-    records = work_dir(tmp_path / "out", default_study_name("trec", tiny_model, tmp_path / "out")) / "trials"
+    study = default_study_name("trec", tiny_model, tmp_path / "out")
+    records = work_dir(tmp_path / "out", study) / "trials"
     try:
         driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                   preexec_fn=interruptible)
+        def next_trial_running() -> bool:  # a trial has finished, and another one's MLflow run is open
+            done = {p.stem for p in records.glob("*.json")}
+            return bool(done) and any(r.data.tags.get("ptv2.ray_trial_id") not in done
+                                      for r in trial_runs(mlflow_uri, study, "RUNNING"))
+
         deadline = time.time() + 300
-        while time.time() < deadline and driver.poll() is None and not list(records.glob("*.json")):
-            time.sleep(0.2)
+        while time.time() < deadline and driver.poll() is None and not next_trial_running():
+            time.sleep(0.5)
         assert driver.poll() is None, "the search ended before it could be interrupted"
         driver.send_signal(signal.SIGINT)
         _, err = driver.communicate(timeout=120)
@@ -532,6 +551,10 @@ def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(t
     assert any(line.startswith("study '") and "3 trials of up to" in line for line in lines), err[-3000:]
     for noise in ("Using an existing study", "A new study created", "View detailed results", "tensorboard"):
         assert noise not in err, noise
+    # the trial Tune stopped has no RUNNING MLflow run left behind: KILLED, tagged interrupted
+    assert not trial_runs(mlflow_uri, study, "RUNNING")
+    killed = trial_runs(mlflow_uri, study, "KILLED")
+    assert killed and {r.data.tags["ptv2.status"] for r in killed} == {"interrupted"}
 
     try:
         out = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True, timeout=400)
