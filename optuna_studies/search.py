@@ -205,7 +205,12 @@ def _finish(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Callable
         "study": {"name": plan.study_name, "storage": mask_url(plan.storage)},
         "mlflow": {"parent_run_id": parent, "tracking_uri": mask_url(settings.mlflow_tracking_uri(mlflow_uri))},
         "trials": _counts(trials), "space": plan.space.to_dict(),
+        # the best is a completed trial; a pruned one only when none completed (its score is after fewer epochs)
+        "best_of": "completed" if best["status"] == "completed" else "pruned: no trial completed",
     }
+    if best["status"] != "completed":
+        say(f"note: no trial ran all {plan.space.epochs} epochs; the best is trial {best['number']}, "
+            f"pruned after {best.get('epochs_run')} epoch(s)")
     say(f"scoring the best trial's adapter (trial {best['number']}) on its dev and test splits")
     metrics = best_metrics(Path(best["adapter"]), best, plan.task, plan.study_name, plan.constants["max_eval"])
     (Path(best["adapter"]) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

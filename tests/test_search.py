@@ -510,16 +510,25 @@ def test_the_best_trial_breaks_a_tie_on_score_by_the_shorter_prompt(tmp_path, mo
     from optuna_studies import records
 
     good, worse = (0.9, 0.8) if mode == "max" else (0.1, 0.2)
-    rows = [  # (number, prompt_len, score, has an adapter)
-        (0, 32, good, True), (1, 8, worse, True), (2, 16, good, True), (3, 4, good, False),
-        (4, 16, good, True), (5, 4, float("nan"), True)]
-    for number, length, score, has_adapter in rows:
+    better = 1.0 if mode == "max" else 0.0
+    rows = [  # (number, prompt_len, score, has an adapter, status)
+        (0, 32, good, True, "completed"), (1, 8, worse, True, "completed"), (2, 16, good, True, "completed"),
+        (3, 4, good, False, "completed"), (4, 16, good, True, "completed"), (5, 4, float("nan"), True, "completed"),
+        (6, 4, better, True, "pruned")]
+    for number, length, score, has_adapter, status in rows:
         records.write_record(tmp_path, {"number": number, "ray_trial_id": f"t{number}", "prompt_len": length,
-                                        "best_score": score, "adapter": str(tmp_path / f"a{number}") if has_adapter else None})
+                                        "best_score": score, "status": status,
+                                        "adapter": str(tmp_path / f"a{number}") if has_adapter else None})
     best = records.best_record(records.read_records(tmp_path), mode)
-    # 0, 2 and 4 tie on the best score with an adapter (3 has none, 5 scored NaN): the shortest prompt wins,
-    # and of the two at 16 positions the earlier trial
+    # 0, 2 and 4 tie on the best score with an adapter (3 has none, 5 scored NaN, 6 was pruned: its score is
+    # after fewer epochs, and Optuna's best_trial is a COMPLETE one): the shortest prompt wins, and of the
+    # two at 16 positions the earlier trial
     assert (best["number"], best["prompt_len"]) == (2, 16)
+    # with no completed trial with a score, the best pruned one
+    only_pruned = [r for r in records.read_records(tmp_path) if r["number"] in (1, 3, 5, 6)]
+    for r in only_pruned:
+        r["status"] = "pruned" if r["number"] != 5 else "completed"
+    assert records.best_record(only_pruned, mode)["number"] == 6
 
 
 def test_failure_summary_names_the_commonest_reasons_first():

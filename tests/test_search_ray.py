@@ -189,7 +189,11 @@ def test_local_search_end_to_end_a_diverging_trial_fails_alone(local_ray, tiny_m
     # the study keeps the length's rank among [2, 4, 8] (sampler.length: rank) and the length itself
     assert (best["best_config"]["prompt_len"] == result.best_config["prompt_len"]
             == [2, 4, 8][study.best_params["prompt_len_rank"]] == study.best_trial.user_attrs["prompt_len"])
-    assert best["best_score"] == pytest.approx(max(r["best_score"] for r in result.trials if r["best_score"] is not None))
+    # the best of the completed trials (the study's best_trial is a COMPLETE one); a pruned one only if none completed
+    completed = [r["best_score"] for r in result.trials if r["status"] == "completed"]
+    assert best["best_of"] == ("completed" if completed else "pruned: no trial completed")
+    assert best["best_score"] == pytest.approx(max(completed or [r["best_score"] for r in result.trials
+                                                                 if r["best_score"] is not None]))
     loaded = load_adapter(out / "adapter")
     assert loaded.model.prompt_config.prompt_len == result.best_config["prompt_len"]
     # the adapter is complete, as `ptv2 train --out` writes it: scored again on dev (the trial's own
