@@ -14,9 +14,16 @@
    trial config its Optuna trial number (``optuna_number``), so the study, the Tune experiment
    and the MLflow runs can be joined, also where Tune's driver holds a copy of this searcher
    (Ray Client).
+5. No storage password in a pickle: Tune writes the searcher into the work folder (``tuner.pkl``,
+   ``searcher-state-*.pkl``), and Optuna's storage pickles its URL, password included. The pickle
+   keeps the URL masked; unpickling opens the storage again with the URL this process opened it
+   with, else ``PTV2_OPTUNA_STORAGE`` when it is the same URL (the Ray head under Ray Client has
+   it: ``k8s/base/raycluster.yaml``). A URL without a password travels as it is.
 """
 from __future__ import annotations
 
+import os
+import pickle
 import warnings
 from typing import Any, Mapping
 
@@ -24,8 +31,13 @@ import optuna
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
+from ptv2_core.errors import Ptv2Error
 from optuna_studies.params import distributions, from_study
 from optuna_studies.space import SearchSpace
+from optuna_studies.study import mask_url, open_storage, with_driver
+
+# storage URLs with a password, by their masked form: in this process's memory only (rule 5)
+_URLS: dict[str, str] = {}
 
 __all__ = ["StudySearch", "distributions", "sampler", "started_trials", "trial_status"]
 
@@ -90,6 +102,37 @@ class StudySearch(OptunaSearch):
             result = {k: v for k, v in result.items() if k != self.metric}
         super().on_trial_complete(trial_id, result=result, error=error)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The state with the storage as its masked URL, the study left out and live trials as ids."""
+        from sqlalchemy.engine import make_url
+
+        state = self.__dict__.copy()
+        url = state.pop("_storage").url
+        state.pop("_ot_study", None)
+        secret = make_url(url).password is not None
+        if secret:
+            _URLS[mask_url(url)] = url
+        state["_ptv2_storage"] = (mask_url(url) if secret else url, secret)
+        state["_ot_trials"] = {tid: trial._trial_id for tid, trial in state["_ot_trials"].items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        (url, secret), trials = state.pop("_ptv2_storage"), state.pop("_ot_trials")
+        self.__dict__.update(state)
+        self._storage = open_storage(_unmasked(url) if secret else url)
+        self._ot_study = optuna.load_study(study_name=self._study_name, storage=self._storage, sampler=self._sampler,
+                                           pruner=optuna.pruners.NopPruner())
+        self._ot_trials = {tid: optuna.Trial(self._ot_study, number) for tid, number in trials.items()}
+
+    def save(self, checkpoint_path: str) -> None:  # OptunaSearch pickles its __dict__: the storage's URL with it
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__getstate__(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__setstate__(pickle.load(f))
+
     def _report_stopping_epoch(self, trial_id: str, result: Mapping[str, Any]) -> None:
         """Report the epoch ASHA stopped the trial on, unless Optuna has it already."""
         trial, value, step = self._ot_trials.get(trial_id), result.get(self.metric), result.get(TRAINING_ITERATION)
@@ -98,3 +141,14 @@ class StudySearch(OptunaSearch):
         with warnings.catch_warnings():  # a step reported already is kept as it is
             warnings.filterwarnings("ignore", message="The reported value is ignored")
             trial.report(float(value), int(step))
+
+
+def _unmasked(masked: str) -> str:
+    """The URL with its password, from this process's memory or ``PTV2_OPTUNA_STORAGE``."""
+    if masked in _URLS:
+        return _URLS[masked]
+    env = os.environ.get("PTV2_OPTUNA_STORAGE")
+    if env and mask_url(with_driver(env)) == masked:
+        return env
+    raise Ptv2Error(f"the study storage {masked} needs its password in this process (under Ray Client, the Ray "
+                    "head, where Tune's driver runs): set PTV2_OPTUNA_STORAGE there to its URL")

@@ -475,6 +475,61 @@ def test_the_study_records_each_trial_end_as_optuna_sees_it(tmp_path):
     assert trials["stopped_at_1"].value == 0.35 and trials["stopped_at_1"].intermediate_values == {1: 0.35}
 
 
+def test_the_searcher_pickles_without_the_storage_password(tmp_path):
+    """Tune writes the searcher into the work folder (tuner.pkl, searcher-state-*.pkl) and Optuna's
+    storage pickled its URL with the password. The pickle keeps it masked; unpickled in the process
+    that opened the storage, or where PTV2_OPTUNA_STORAGE is that URL (the Ray head under Ray
+    Client), the searcher works on: it tells the trial it holds."""
+    import pickle
+    import secrets
+    import subprocess
+    import sys
+    import uuid
+
+    from optuna.trial import TrialState
+    from sqlalchemy.engine import make_url
+
+    from optuna_studies.searcher import StudySearch
+    from optuna_studies.study import delete_study, open_storage, prepare_study
+
+    url = os.environ.get("PTV2_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("PTV2_TEST_POSTGRES_URL is not set (.ci/run sets it to the local PostgreSQL)")
+    secret = f"pw-{secrets.token_hex(6)}"  # the test server trusts local connections: any password will do
+    url = make_url(url).set(password=secret).render_as_string(hide_password=False)
+    name = f"ptv2-test-{uuid.uuid4().hex[:10]}"
+    space = parse_space({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-1}, "epochs": 1, "trials": 2})
+    storage = open_storage(url)
+    try:
+        prepare_study(storage, name, space, resume=False)
+        search = StudySearch(space, name, storage, "best_objective")
+        assert search.suggest("a") is not None  # a live trial, as when Tune checkpoints mid-search
+        search.save(str(tmp_path / "searcher-state.pkl"))
+        blob = pickle.dumps(search)
+        assert secret.encode() not in blob and secret.encode() not in (tmp_path / "searcher-state.pkl").read_bytes()
+        assert b"***" in blob  # the masked URL is what it keeps
+
+        copy = pickle.loads(blob)  # in the process that pickled it (Tune copies its searcher): the URL is known
+        copy.on_trial_complete("a", result={"best_objective": 0.7, "epoch": 1, "training_iteration": 1})
+        trial = optuna.load_study(study_name=name, storage=storage).trials[0]
+        assert (trial.state, trial.value, trial.user_attrs["ray_trial_id"]) == (TrialState.COMPLETE, 0.7, "a")
+        restored = StudySearch(space, name, storage, "best_objective")
+        restored.restore(str(tmp_path / "searcher-state.pkl"))
+        assert restored.suggest("b")["optuna_number"] == 1
+
+        (tmp_path / "tuner.pkl").write_bytes(blob)  # as Tune's tuner.pkl holds it, or Ray Client ships it
+        load = ("import pickle, sys\nfrom ptv2_core.errors import Ptv2Error\ntry:\n"
+                f"    s = pickle.load(open({str(tmp_path / 'tuner.pkl')!r}, 'rb'))\n"
+                "    print(s._ot_study.trials[0].state.name)\nexcept Ptv2Error as e:\n    print('error:', e)\n")
+        env = {k: v for k, v in os.environ.items() if k != "PTV2_OPTUNA_STORAGE"}
+        for extra, expected in (({}, "error: the study storage postgresql+psycopg2://"),
+                                ({"PTV2_OPTUNA_STORAGE": url}, "COMPLETE")):
+            out = subprocess.run([sys.executable, "-c", load], env=env | extra, capture_output=True, text=True)
+            assert out.stdout.startswith(expected), (out.stdout, out.stderr[-2000:])
+    finally:
+        delete_study(url, name)
+
+
 def test_a_resumed_search_does_not_draw_its_start_up_points_again(tmp_path):
     """A resumed search gets a new searcher; seeded as the first, its random start-up draws would
     repeat the configurations already run (seen: a resumed trec search re-ran trial 0's exact

@@ -294,11 +294,28 @@ def test_postgres_study_with_concurrent_trials(local_ray, tiny_model, tmp_path, 
     url = os.environ.get("PTV2_TEST_POSTGRES_URL")
     if not url:
         pytest.skip("PTV2_TEST_POSTGRES_URL is not set (.ci/run sets it to the local PostgreSQL)")
+    from sqlalchemy.engine import make_url
+
+    # a marker password (the test server trusts local connections, so any password is accepted): no
+    # file of the work folder may hold it (Tune pickled the searcher, storage URL and all, into
+    # tuner.pkl and searcher-state-*.pkl); looked at as each line is printed, the last one as the
+    # best adapter is scored, when the Tune experiment is complete and the work folder not yet removed
+    secret = f"pw-{secrets.token_hex(6)}"
+    url = make_url(url).set(password=secret).render_as_string(hide_password=False)
     name = f"ptv2-test-{uuid.uuid4().hex[:10]}"
+    work, seen, backwards = work_dir(tmp_path / "out", name), [], secret[::-1]
+
+    def look(line: str) -> None:  # Tune pickles it (into tuner.pkl, with TrialLog): it keeps the password backwards
+        files = [p for p in work.rglob("*") if p.is_file()]
+        seen.append((line, {p.name for p in files}, [str(p) for p in files if backwards[::-1].encode() in p.read_bytes()]))
+
     try:
         result = run_search("trec", tiny_model, tmp_path / "out", space=write_space(tmp_path, trials=2),
                             storage=url, study_name=name, mlflow_uri=mlflow_uri,
-                            concurrency=2, **SMALL)
+                            concurrency=2, echo=look, **SMALL)
+        assert seen[-1][0].startswith("scoring the best trial's adapter"), seen
+        assert "tuner.pkl" in seen[-1][1] and any(n.startswith("searcher-state") for n in seen[-1][1]), seen[-1]
+        assert [hit for _, _, hit in seen if hit] == [], seen
         study = optuna.load_study(study_name=name, storage=open_storage(url))
         assert study_states(study) == record_states(result.trials)
         assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
@@ -307,6 +324,7 @@ def test_postgres_study_with_concurrent_trials(local_ray, tiny_model, tmp_path, 
         assert b["started"] < a["ended"], "the two trials did not run at the same time"
         _, parent, _ = mlflow_runs(mlflow_uri, result.parent_run_id)
         assert parent.data.params["study_storage"] == mask_url(url) == result.storage
+        assert secret not in result.storage
     finally:
         try:
             delete_study(url, name)
