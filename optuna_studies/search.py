@@ -105,9 +105,15 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
 
 def trial_settings(plan: SearchPlan) -> dict:
     """What every trial of the study shares besides the space: a resume must keep it, or its trials
-    and the earlier ones would be ranked together though trained and scored differently."""
-    keep = ("model", "epochs", "max_train", "max_eval", "seed", "init")
-    return {k: plan.constants.get(k) for k in keep} | {"fixed": dict(sorted(plan.space.fixed.items()))}
+    and the earlier ones would be ranked together though trained and scored differently. The task
+    too (``--resume --task rt`` continued a trec study), and a task file's content by its digest."""
+    import hashlib
+
+    keep = ("task", "model", "epochs", "max_train", "max_eval", "seed", "init")
+    doc = {k: plan.constants.get(k) for k in keep} | {"fixed": dict(sorted(plan.space.fixed.items()))}
+    if Path(plan.task).is_file():  # a task YAML (made absolute by the plan)
+        doc["task_file_sha256"] = hashlib.sha256(Path(plan.task).read_bytes()).hexdigest()[:16]
+    return doc
 
 
 def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str | None, ray_address: str | None,

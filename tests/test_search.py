@@ -438,6 +438,44 @@ def test_a_study_that_never_ran_follows_a_new_space_and_a_resume_keeps_the_trial
     assert [t.state for t in state.study.trials] == [TrialState.COMPLETE]
 
 
+def test_a_resume_keeps_the_task_and_the_task_files_content(tmp_path, monkeypatch):
+    """`--resume --task rt` continued a trec study (the task was not among the trial settings a
+    resume checks), and so did a resume after the task file's content changed."""
+    import optuna
+
+    from optuna_studies.plan import plan_search
+    from optuna_studies.search import trial_settings
+    from optuna_studies.study import open_storage, prepare_study
+
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-2}, "epochs": 2}))
+    (tmp_path / "train.csv").write_text("text,label\nhello there,a\ngood bye,b\n")
+    task = tmp_path / "task.yaml"
+    task.write_text(yaml.safe_dump({"name": "mine", "type": "sequence", "data": {"train": "train.csv"}}))
+    url = f"sqlite:///{tmp_path}/o.db"
+    storage = open_storage(url)
+
+    def plan(task_ref: str, name: str):
+        return plan_search(task_ref, "minilm", tmp_path / "out", trials=2, space=space, storage=url, init=None,
+                           max_train=8, max_eval=8, epochs=None, concurrency=1, cpus_per_trial=1, gpus_per_trial=0,
+                           overwrite=False, study_name=name, seed=0, resume=True)
+
+    dists = {"prompt_len": optuna.distributions.CategoricalDistribution([4, 8]),
+             "lr": optuna.distributions.FloatDistribution(1e-3, 1e-2, log=True)}
+    for name, first, then, needle in (("by-name", "trec", "rt", "task trec → rt"),
+                                      ("by-file", str(task), str(task), "task_file_sha256 ")):
+        p = plan(first, name)
+        study = prepare_study(storage, name, p.space, False, trial_settings(p)).study
+        study.tell(study.ask(dists), 0.5)
+        assert prepare_study(storage, name, p.space, True, trial_settings(plan(first, name))).resumed  # the same
+        if name == "by-file":
+            task.write_text(task.read_text() + "labels: [b, a]\n")  # another label order: other trials
+        p = plan(then, name)
+        with pytest.raises(Ptv2Error, match=f"study '{name}' ran its trials with other settings \\({needle}"):
+            prepare_study(storage, name, p.space, True, trial_settings(p))
+
+
 def test_the_study_records_each_trial_end_as_optuna_sees_it(tmp_path):
     """Through Ray's OptunaSearch (the searcher the Tuner runs): a trial that ran every epoch is
     COMPLETE, one ASHA stopped early is PRUNED with its running best at the epoch it was stopped on
