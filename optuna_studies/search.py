@@ -109,8 +109,9 @@ def trial_settings(plan: SearchPlan) -> dict:
     too (``--resume --task rt`` continued a trec study), and a task file's content by its digest."""
     import hashlib
 
-    keep = ("task", "model", "epochs", "max_train", "max_eval", "seed", "init")
+    keep = ("model", "epochs", "max_train", "max_eval", "seed", "init")
     doc = {k: plan.constants.get(k) for k in keep} | {"fixed": dict(sorted(plan.space.fixed.items()))}
+    doc["task"] = plan.task_name  # a task file by its name and content, not its path: it may move
     if Path(plan.task).is_file():  # a task YAML (made absolute by the plan)
         doc["task_file_sha256"] = hashlib.sha256(Path(plan.task).read_bytes()).hexdigest()[:16]
     return doc

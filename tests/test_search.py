@@ -470,6 +470,11 @@ def test_a_resume_keeps_the_task_and_the_task_files_content(tmp_path, monkeypatc
         study.tell(study.ask(dists), 0.5)
         assert prepare_study(storage, name, p.space, True, trial_settings(plan(first, name))).resumed  # the same
         if name == "by-file":
+            moved = tmp_path / "moved" / "task.yaml"  # the same file elsewhere is the same task
+            moved.parent.mkdir()
+            moved.write_text(task.read_text())
+            (moved.parent / "train.csv").write_text((tmp_path / "train.csv").read_text())
+            assert prepare_study(storage, name, p.space, True, trial_settings(plan(str(moved), name))).resumed
             task.write_text(task.read_text() + "labels: [b, a]\n")  # another label order: other trials
         p = plan(then, name)
         with pytest.raises(Ptv2Error, match=f"study '{name}' ran its trials with other settings \\({needle}"):
