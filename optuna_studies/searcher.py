@@ -14,7 +14,10 @@
    trial config its Optuna trial number (``optuna_number``), so the study, the Tune experiment
    and the MLflow runs can be joined, also where Tune's driver holds a copy of this searcher
    (Ray Client).
-5. No storage password in a pickle: Tune writes the searcher into the work folder (``tuner.pkl``,
+5. A trial's end that the storage refuses for a moment (a busy sqlite file, a dropped connection)
+   is told again, after 1, 2 and 4 s: Ray's OptunaSearch logs the failure as a warning and goes
+   on, so the finished trial stayed RUNNING in the study, and ``--resume`` ran it again.
+6. No storage password in a pickle: Tune writes the searcher into the work folder (``tuner.pkl``,
    ``searcher-state-*.pkl``), and Optuna's storage pickles its URL, password included. The pickle
    keeps the URL masked; unpickling opens the storage again with the URL this process opened it
    with, else ``PTV2_OPTUNA_STORAGE`` when it is the same URL (the Ray head under Ray Client has
@@ -22,8 +25,10 @@
 """
 from __future__ import annotations
 
+import logging
 import os
 import pickle
+import time
 import warnings
 from typing import Any, Mapping
 
@@ -36,8 +41,10 @@ from optuna_studies.params import distributions, from_study
 from optuna_studies.space import SearchSpace
 from optuna_studies.study import mask_url, open_storage, with_driver
 
-# storage URLs with a password, by their masked form: in this process's memory only (rule 5)
+# storage URLs with a password, by their masked form: in this process's memory only (rule 6)
 _URLS: dict[str, str] = {}
+TELL_WAITS_S = (1.0, 2.0, 4.0)  # rule 5
+log = logging.getLogger(__name__)
 
 __all__ = ["StudySearch", "distributions", "sampler", "started_trials", "trial_status"]
 
@@ -101,6 +108,29 @@ class StudySearch(OptunaSearch):
             self._report_stopping_epoch(trial_id, result)
             result = {k: v for k, v in result.items() if k != self.metric}
         super().on_trial_complete(trial_id, result=result, error=error)
+        self._tell_again_if_refused(trial_id, result, error)
+
+    def _tell_again_if_refused(self, trial_id: str, result: Mapping[str, Any] | None, error: bool) -> None:
+        """Tell the trial's end again while the study still has it RUNNING (rule 5)."""
+        trial = self._ot_trials.get(trial_id)
+        if trial is None:
+            return
+        value = (result or {}).get(self.metric)
+        state = optuna.trial.TrialState.COMPLETE if value is not None else (
+            optuna.trial.TrialState.FAIL if error else optuna.trial.TrialState.PRUNED)
+        problem: Exception | None = None
+        for wait in (0.0, *TELL_WAITS_S):
+            time.sleep(wait)
+            try:
+                if self._storage.get_trial(trial._trial_id).state.is_finished():
+                    return
+                if wait:
+                    self._ot_study.tell(trial, value, state=state)
+                    return
+            except Exception as e:  # noqa: BLE001 (the storage's own errors: try again)
+                problem = e
+        log.warning("trial %s (Optuna trial %s) could not be recorded in the study (%s): it stays RUNNING there, "
+                    "and a --resume runs it again", trial_id, trial.number, problem)
 
     def __getstate__(self) -> dict[str, Any]:
         """The state with the storage as its masked URL, the study left out and live trials as ids."""

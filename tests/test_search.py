@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 
 import optuna
@@ -571,6 +572,39 @@ def test_the_searcher_pickles_without_the_storage_password(tmp_path):
             assert out.stdout.startswith(expected), (out.stdout, out.stderr[-2000:])
     finally:
         delete_study(url, name)
+
+
+def test_a_trial_end_the_storage_refuses_for_a_moment_is_told_again(tmp_path):
+    """Ray's OptunaSearch logs a failed tell as a warning and goes on: a trial that ended while the
+    storage was busy stayed RUNNING in the study, and --resume ran it again. Here another connection
+    holds the sqlite file locked past the driver's 5 s wait, then lets go."""
+    import sqlite3
+    import threading
+
+    from optuna.trial import TrialState
+
+    from optuna_studies.searcher import StudySearch
+    from optuna_studies.study import open_storage, prepare_study
+
+    space = parse_space({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-1}, "epochs": 1, "trials": 1})
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
+    prepare_study(storage, "s", space, resume=False)
+    search = StudySearch(space, "s", storage, "best_objective")
+    assert search.suggest("a") is not None
+    holder = sqlite3.connect(tmp_path / "optuna.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(6.0, holder.rollback)
+    release.start()
+    try:
+        started = time.time()
+        search.on_trial_complete("a", result={"best_objective": 0.7, "epoch": 1, "training_iteration": 1})
+        took = time.time() - started
+    finally:
+        release.join()
+        holder.close()
+    trial = optuna.load_study(study_name="s", storage=storage).trials[0]
+    assert (trial.state, trial.value) == (TrialState.COMPLETE, 0.7)
+    assert took > 6  # told once the file was free: the first tell was refused
 
 
 def test_a_resumed_search_does_not_draw_its_start_up_points_again(tmp_path):
