@@ -153,7 +153,7 @@ class StudySearch(OptunaSearch):
         self._storage = open_storage(_unmasked(url) if secret else url)
         self._ot_study = optuna.load_study(study_name=self._study_name, storage=self._storage, sampler=self._sampler,
                                            pruner=optuna.pruners.NopPruner())
-        self._ot_trials = {tid: optuna.Trial(self._ot_study, number) for tid, number in trials.items()}
+        self._ot_trials = {tid: optuna.Trial(self._ot_study, db_id) for tid, db_id in trials.items()}
 
     def save(self, checkpoint_path: str) -> None:  # OptunaSearch pickles its __dict__: the storage's URL with it
         with open(checkpoint_path, "wb") as f:
