@@ -1,11 +1,12 @@
 """The search's output folder: ``best.json``, ``adapter/``, and the study's table and plots
 (``trials.csv``, ``length_lr.png``/``.html``, ``length_score.png``, ``trials_over_time.png``).
 
-Until the search has finished, everything lives in a hidden work folder beside it
-(``.<out>.search/``), which ``--resume`` continues from; a failed or aborted search leaves no
-half-written output folder. A new folder appears whole (one rename); into an existing one
-(``--overwrite``) the entries move one by one, ``best.json`` last, so a process killed in that
-moment can leave a mix of old and new entries, but never a ``best.json`` beside a part of its output.
+Until the search has finished, everything lives in a hidden work folder beside it, one per
+study (``.<out>.<study hash>.search/``: ``optuna_studies/work.py``), which ``--resume`` continues
+from; a failed or aborted search leaves no half-written output folder. A new folder appears whole
+(one rename); into an existing one (``--overwrite``) the entries move one by one, ``best.json``
+last, so a process killed in that moment can leave a mix of old and new entries, but never a
+``best.json`` beside a part of its output.
 """
 from __future__ import annotations
 
@@ -24,14 +25,8 @@ BEST = "best.json"
 ADAPTER = "adapter"
 
 
-def work_dir(out_dir: Path) -> Path:
-    """The hidden work folder of ``out_dir`` (trial records, adapters, Tune experiments)."""
-    out_dir = Path(out_dir).resolve()
-    return out_dir.parent / f".{out_dir.name}.search"
-
-
 def search_lock(study_name: str, out_dir: Path):
-    """The lock of the search into ``out_dir`` (``.<out>.search.lock``, beside its work folder), to
+    """The lock of the search into ``out_dir`` (``.<out>.search.lock``, beside its work folders), to
     hold with ``with``, or refused: a second ``ptv2 search`` of the same output, above all a
     ``--resume`` while the first still runs, would take that search's running trials for
     interrupted ones and run them twice."""

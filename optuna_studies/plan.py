@@ -14,10 +14,11 @@ from ptv2_core.settings import check_seed
 from ptv2_core.tasks import task_ref_kind
 from optuna_studies import settings
 from optuna_studies.cluster import check_shared_dir, require_inside
-from optuna_studies.output import BEST, check_out, work_dir
+from optuna_studies.output import BEST, check_out
 from optuna_studies.space import SearchSpace, load_space
 from optuna_studies.study import check_storage_url, default_study_name
 from optuna_studies.tracking_setup import check_reachable
+from optuna_studies.work import check_owner, work_dir
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,8 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
     check_trial_settings(constants, spc, task_ref)  # a setting every trial would fail on: refused before any runs
     check_reachable(mlflow_uri)  # a dead tracking server: refused before a study exists
     url = check_storage_url(settings.optuna_storage(storage))  # the default creates PTV2_HOME: last
-    work = shared_work_dir(shared, name, out) if shared is not None else work_dir(out)
+    work = shared_work_dir(shared, name, out) if shared is not None else work_dir(out, name)
+    check_owner(work, name, url)  # a study of the same name in another storage: its work is not ours
     return SearchPlan(task_ref, task_name, model_ref, spc, url, name, out, work, init_dir, cpus_per_trial,
                       gpus_per_trial, concurrency, constants, shared)
 

@@ -46,12 +46,17 @@ def read_records(work: Path) -> list[dict[str, Any]]:
 
 
 def best_record(records: list[dict[str, Any]], mode: str) -> dict[str, Any] | None:
-    """The finished trial with the best score and an adapter (completed or pruned); None if none.
+    """The completed trial with the best score and an adapter; a pruned one only when no trial
+    completed (its record's ``status`` says so); None if none has a score.
 
-    Trials that tie on the score go to the shorter prompt (fewer parameters, a shorter sequence at
-    every layer when serving), then to the earlier trial.
+    A pruned trial's score is its best after fewer epochs; ranked with the completed ones, one
+    stopped with a lucky early dev score could win, and ``best.json`` named another trial than the
+    study's ``best_trial`` (which Optuna picks among COMPLETE trials only). Trials that tie on the
+    score go to the shorter prompt (fewer parameters, a shorter sequence at every layer when
+    serving), then to the earlier trial.
     """
-    ok = [r for r in records if r.get("adapter") and _finite(r.get("best_score"))]
+    scored = [r for r in records if r.get("adapter") and _finite(r.get("best_score"))]
+    ok = [r for r in scored if r.get("status") == "completed"] or scored
     if not ok:
         return None
     sign = -1 if mode == "max" else 1

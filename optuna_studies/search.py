@@ -24,6 +24,7 @@ from optuna_studies.ray_session import ray_session
 from optuna_studies.quiet import quiet_logger
 from optuna_studies.study import PARENT_RUN_ATTR, StudyState, finished_count, mask_url, open_storage, prepare_study
 from optuna_studies.study_lock import study_lock
+from optuna_studies.work import check_owner, claim
 
 EXPERIMENT = "ptv2-search"
 
@@ -104,14 +105,22 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
 
 def trial_settings(plan: SearchPlan) -> dict:
     """What every trial of the study shares besides the space: a resume must keep it, or its trials
-    and the earlier ones would be ranked together though trained and scored differently."""
+    and the earlier ones would be ranked together though trained and scored differently. The task
+    too (``--resume --task rt`` continued a trec study), and a task file's content by its digest."""
+    import hashlib
+
     keep = ("model", "epochs", "max_train", "max_eval", "seed", "init")
-    return {k: plan.constants.get(k) for k in keep} | {"fixed": dict(sorted(plan.space.fixed.items()))}
+    doc = {k: plan.constants.get(k) for k in keep} | {"fixed": dict(sorted(plan.space.fixed.items()))}
+    doc["task"] = plan.task_name  # a task file by its name and content, not its path: it may move
+    if Path(plan.task).is_file():  # a task YAML (made absolute by the plan)
+        doc["task_file_sha256"] = hashlib.sha256(Path(plan.task).read_bytes()).hexdigest()[:16]
+    return doc
 
 
 def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str | None, ray_address: str | None,
             experiment: str, say: Callable[[str], None]) -> SearchResult:
     """The checked search, with Ray connected: study → MLflow parent run → Ray Tune → output."""
+    check_owner(plan.work, plan.study_name, plan.storage)  # again, under the locks: plan_search ran before them
     rdb = open_storage(plan.storage)
     state = prepare_study(rdb, plan.study_name, plan.space, resume, trial_settings(plan))
     if state.resumed and state.finished and not records.trials_dir(plan.work).is_dir():
@@ -121,9 +130,9 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
                         f"(best.json, the best adapter) to {plan.out_dir}; only that adapter was kept, so more trials "
                         "could not be ranked against the earlier ones: start a new search (another --out or "
                         "--study-name) to try more configurations")
-    if not state.resumed:
-        shutil.rmtree(plan.work, ignore_errors=True)  # leftovers of a search that never got a trial
-    plan.work.mkdir(parents=True, exist_ok=True)
+    if not state.resumed:  # leftovers of this study's own search that never got a trial (the folder is
+        shutil.rmtree(plan.work, ignore_errors=True)  # this study's alone: work.py)
+    claim(plan.work, plan.study_name, plan.storage)
     parent = _open_parent(plan, state, experiment, mlflow_uri)
     if state.resumed:
         say(f"resuming study '{plan.study_name}': {state.finished} of {plan.space.trials} trials done, "
@@ -152,6 +161,11 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
         outcome = "FINISHED"
         return result
     finally:
+        if outcome != "FINISHED":  # Ctrl-C, or fit raising: the trials Tune stopped keep RUNNING runs
+            try:
+                tracking.kill_stale_trial_runs(parent)
+            except Exception:  # noqa: BLE001 (a store that fails now: --resume marks them; the first error counts)
+                pass
         tracking.end_run(parent, outcome)
 
 
@@ -198,7 +212,12 @@ def _finish(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Callable
         "study": {"name": plan.study_name, "storage": mask_url(plan.storage)},
         "mlflow": {"parent_run_id": parent, "tracking_uri": mask_url(settings.mlflow_tracking_uri(mlflow_uri))},
         "trials": _counts(trials), "space": plan.space.to_dict(),
+        # the best is a completed trial; a pruned one only when none completed (its score is after fewer epochs)
+        "best_of": "completed" if best["status"] == "completed" else "pruned: no trial completed",
     }
+    if best["status"] != "completed":
+        say(f"note: no trial ran all {plan.space.epochs} epochs; the best is trial {best['number']}, "
+            f"pruned after {best.get('epochs_run')} epoch(s)")
     say(f"scoring the best trial's adapter (trial {best['number']}) on its dev and test splits")
     metrics = best_metrics(Path(best["adapter"]), best, plan.task, plan.study_name, plan.constants["max_eval"])
     (Path(best["adapter"]) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

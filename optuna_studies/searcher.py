@@ -14,9 +14,21 @@
    trial config its Optuna trial number (``optuna_number``), so the study, the Tune experiment
    and the MLflow runs can be joined, also where Tune's driver holds a copy of this searcher
    (Ray Client).
+5. A trial's end that the storage refuses for a moment (a busy sqlite file, a dropped connection)
+   is told again, after 1, 2 and 4 s: Ray's OptunaSearch logs the failure as a warning and goes
+   on, so the finished trial stayed RUNNING in the study, and ``--resume`` ran it again.
+6. No storage password in a pickle: Tune writes the searcher into the work folder (``tuner.pkl``,
+   ``searcher-state-*.pkl``), and Optuna's storage pickles its URL, password included. The pickle
+   keeps the URL masked; unpickling opens the storage again with the URL this process opened it
+   with, else ``PTV2_OPTUNA_STORAGE`` when it is the same URL (the Ray head under Ray Client has
+   it: ``k8s/base/raycluster.yaml``). A URL without a password travels as it is.
 """
 from __future__ import annotations
 
+import logging
+import os
+import pickle
+import time
 import warnings
 from typing import Any, Mapping
 
@@ -24,8 +36,15 @@ import optuna
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
+from ptv2_core.errors import Ptv2Error
 from optuna_studies.params import distributions, from_study
 from optuna_studies.space import SearchSpace
+from optuna_studies.study import mask_url, open_storage, with_driver
+
+# storage URLs with a password, by their masked form: in this process's memory only (rule 6)
+_URLS: dict[str, str] = {}
+TELL_WAITS_S = (1.0, 2.0, 4.0)  # rule 5
+log = logging.getLogger(__name__)
 
 __all__ = ["StudySearch", "distributions", "sampler", "started_trials", "trial_status"]
 
@@ -89,6 +108,60 @@ class StudySearch(OptunaSearch):
             self._report_stopping_epoch(trial_id, result)
             result = {k: v for k, v in result.items() if k != self.metric}
         super().on_trial_complete(trial_id, result=result, error=error)
+        self._tell_again_if_refused(trial_id, result, error)
+
+    def _tell_again_if_refused(self, trial_id: str, result: Mapping[str, Any] | None, error: bool) -> None:
+        """Tell the trial's end again while the study still has it RUNNING (rule 5)."""
+        trial = self._ot_trials.get(trial_id)
+        if trial is None:
+            return
+        value = (result or {}).get(self.metric)
+        state = optuna.trial.TrialState.COMPLETE if value is not None else (
+            optuna.trial.TrialState.FAIL if error else optuna.trial.TrialState.PRUNED)
+        problem: Exception | None = None
+        for wait in (0.0, *TELL_WAITS_S):
+            time.sleep(wait)
+            try:
+                if self._storage.get_trial(trial._trial_id).state.is_finished():
+                    return
+                if wait:
+                    self._ot_study.tell(trial, value, state=state)
+                    return
+            except Exception as e:  # noqa: BLE001 (the storage's own errors: try again)
+                problem = e
+        log.warning("trial %s (Optuna trial %s) could not be recorded in the study (%s): it stays RUNNING there, "
+                    "and a --resume runs it again", trial_id, trial.number, problem)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The state with the storage as its masked URL, the study left out and live trials as ids."""
+        from sqlalchemy.engine import make_url
+
+        state = self.__dict__.copy()
+        url = state.pop("_storage").url
+        state.pop("_ot_study", None)
+        secret = make_url(url).password is not None
+        if secret:
+            _URLS[mask_url(url)] = url
+        state["_ptv2_storage"] = (mask_url(url) if secret else url, secret)
+        state["_ot_trials"] = {tid: trial._trial_id for tid, trial in state["_ot_trials"].items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        (url, secret), trials = state.pop("_ptv2_storage"), state.pop("_ot_trials")
+        self.__dict__.update(state)
+        self._storage = open_storage(_unmasked(url) if secret else url)
+        self._ot_study = optuna.load_study(study_name=self._study_name, storage=self._storage, sampler=self._sampler,
+                                           pruner=optuna.pruners.NopPruner())
+        self._ot_trials = {tid: optuna.Trial(self._ot_study, db_id) for tid, db_id in trials.items()}
+
+    def save(self, checkpoint_path: str) -> None:  # OptunaSearch pickles its __dict__: the storage's URL with it
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__getstate__(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__setstate__(pickle.load(f))
 
     def _report_stopping_epoch(self, trial_id: str, result: Mapping[str, Any]) -> None:
         """Report the epoch ASHA stopped the trial on, unless Optuna has it already."""
@@ -98,3 +171,14 @@ class StudySearch(OptunaSearch):
         with warnings.catch_warnings():  # a step reported already is kept as it is
             warnings.filterwarnings("ignore", message="The reported value is ignored")
             trial.report(float(value), int(step))
+
+
+def _unmasked(masked: str) -> str:
+    """The URL with its password, from this process's memory or ``PTV2_OPTUNA_STORAGE``."""
+    if masked in _URLS:
+        return _URLS[masked]
+    env = os.environ.get("PTV2_OPTUNA_STORAGE")
+    if env and mask_url(with_driver(env)) == masked:
+        return env
+    raise Ptv2Error(f"the study storage {masked} needs its password in this process (under Ray Client, the Ray "
+                    "head, where Tune's driver runs): set PTV2_OPTUNA_STORAGE there to its URL")

@@ -108,7 +108,7 @@ def prepare_study(storage: optuna.storages.RDBStorage, name: str, space: SearchS
 
     Without ``resume`` an existing study with trials is an error. With it, a study created for
     another search space, or whose trials ran with other ``settings`` (what every trial shares:
-    epochs, fixed settings, data limits, seed, base model, pre-trained prompt), is an error too:
+    task, epochs, fixed settings, data limits, seed, base model, pre-trained prompt), is an error too:
     its trials would not be comparable. A study that never ran a trial is made anew for this
     space (it kept the old direction and enqueued points: a point outside the new space failed
     inside Tune).
@@ -130,7 +130,9 @@ def prepare_study(storage: optuna.storages.RDBStorage, name: str, space: SearchS
         raise Ptv2Error(f"study '{name}' was started with another search space "
                         f"({existing.user_attrs[SPACE_ATTR]}); resume it with the same one, or {fresh}")
     if started and settings is not None:
-        differ = _differences(json.loads(existing.user_attrs.get(SETTINGS_ATTR, settings_doc)), json.loads(settings_doc))
+        before = json.loads(existing.user_attrs.get(SETTINGS_ATTR, settings_doc))
+        # a setting a study of an earlier version did not record is not held against it
+        differ = _differences(before, {k: v for k, v in json.loads(settings_doc).items() if k in before})
         if differ:
             raise Ptv2Error(f"study '{name}' ran its trials with other settings ({differ}); resume it with the same "
                             f"ones, or {fresh}")

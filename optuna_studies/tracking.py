@@ -69,11 +69,14 @@ def end_run(run_id: str, status: str) -> None:
 
 
 def kill_stale_trial_runs(parent_id: str) -> int:
-    """Trial runs a killed driver left RUNNING → KILLED. Returns how many."""
+    """Trial runs left RUNNING (by a killed driver, or by a search stopped with Ctrl-C: Tune ends
+    no trial callback for the trials it stops) → KILLED, tagged ``ptv2.status=interrupted``.
+    Returns how many."""
     client = MlflowClient()
     exp_id = client.get_run(parent_id).info.experiment_id
     stale = client.search_runs([exp_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}' and attributes.status = 'RUNNING'")
     for run in stale:
+        client.set_tag(run.info.run_id, "ptv2.status", "interrupted")
         client.set_terminated(run.info.run_id, status="KILLED")
     return len(stale)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 
 import optuna
@@ -319,7 +320,7 @@ def test_resuming_a_search_that_finished_is_refused_before_it_runs_anything(tmp_
                    resume=True, ray_cpus=1)
     assert len(optuna.load_study(study_name="finished", storage=url).trials) == 3  # nothing ran
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["best.json"]  # the result is untouched
-    assert not (tmp_path / ".out.search").exists() and not (tmp_path / "elsewhere").exists()
+    assert not list(tmp_path.glob(".out.*search")) and not (tmp_path / "elsewhere").exists()
 
 
 def test_cli_refuses_a_non_empty_out(tmp_path, capsys):
@@ -341,11 +342,11 @@ def test_a_second_search_of_the_same_output_is_refused_while_the_first_runs(tmp_
     import subprocess
     import sys
 
-    from optuna_studies.output import work_dir
+    from ptv2_core.busy_lock import beside
     from pipelines.cli import main
 
     out = tmp_path / "out"
-    lock = work_dir(out).parent / f"{work_dir(out).name}.lock"
+    lock = beside(out, "search")
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom filelock import FileLock\n"
                                f"l = FileLock({str(lock)!r}); l.acquire(); print('held', flush=True); time.sleep(120)"],
                               stdout=subprocess.PIPE, text=True)
@@ -438,6 +439,49 @@ def test_a_study_that_never_ran_follows_a_new_space_and_a_resume_keeps_the_trial
     assert [t.state for t in state.study.trials] == [TrialState.COMPLETE]
 
 
+def test_a_resume_keeps_the_task_and_the_task_files_content(tmp_path, monkeypatch):
+    """`--resume --task rt` continued a trec study (the task was not among the trial settings a
+    resume checks), and so did a resume after the task file's content changed."""
+    import optuna
+
+    from optuna_studies.plan import plan_search
+    from optuna_studies.search import trial_settings
+    from optuna_studies.study import open_storage, prepare_study
+
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-2}, "epochs": 2}))
+    (tmp_path / "train.csv").write_text("text,label\nhello there,a\ngood bye,b\n")
+    task = tmp_path / "task.yaml"
+    task.write_text(yaml.safe_dump({"name": "mine", "type": "sequence", "data": {"train": "train.csv"}}))
+    url = f"sqlite:///{tmp_path}/o.db"
+    storage = open_storage(url)
+
+    def plan(task_ref: str, name: str):
+        return plan_search(task_ref, "minilm", tmp_path / "out", trials=2, space=space, storage=url, init=None,
+                           max_train=8, max_eval=8, epochs=None, concurrency=1, cpus_per_trial=1, gpus_per_trial=0,
+                           overwrite=False, study_name=name, seed=0, resume=True)
+
+    dists = {"prompt_len": optuna.distributions.CategoricalDistribution([4, 8]),
+             "lr": optuna.distributions.FloatDistribution(1e-3, 1e-2, log=True)}
+    for name, first, then, needle in (("by-name", "trec", "rt", "task trec → rt"),
+                                      ("by-file", str(task), str(task), "task_file_sha256 ")):
+        p = plan(first, name)
+        study = prepare_study(storage, name, p.space, False, trial_settings(p)).study
+        study.tell(study.ask(dists), 0.5)
+        assert prepare_study(storage, name, p.space, True, trial_settings(plan(first, name))).resumed  # the same
+        if name == "by-file":
+            moved = tmp_path / "moved" / "task.yaml"  # the same file elsewhere is the same task
+            moved.parent.mkdir()
+            moved.write_text(task.read_text())
+            (moved.parent / "train.csv").write_text((tmp_path / "train.csv").read_text())
+            assert prepare_study(storage, name, p.space, True, trial_settings(plan(str(moved), name))).resumed
+            task.write_text(task.read_text() + "labels: [b, a]\n")  # another label order: other trials
+        p = plan(then, name)
+        with pytest.raises(Ptv2Error, match=f"study '{name}' ran its trials with other settings \\({needle}"):
+            prepare_study(storage, name, p.space, True, trial_settings(p))
+
+
 def test_the_study_records_each_trial_end_as_optuna_sees_it(tmp_path):
     """Through Ray's OptunaSearch (the searcher the Tuner runs): a trial that ran every epoch is
     COMPLETE, one ASHA stopped early is PRUNED with its running best at the epoch it was stopped on
@@ -475,6 +519,94 @@ def test_the_study_records_each_trial_end_as_optuna_sees_it(tmp_path):
     assert trials["stopped_at_1"].value == 0.35 and trials["stopped_at_1"].intermediate_values == {1: 0.35}
 
 
+def test_the_searcher_pickles_without_the_storage_password(tmp_path):
+    """Tune writes the searcher into the work folder (tuner.pkl, searcher-state-*.pkl) and Optuna's
+    storage pickled its URL with the password. The pickle keeps it masked; unpickled in the process
+    that opened the storage, or where PTV2_OPTUNA_STORAGE is that URL (the Ray head under Ray
+    Client), the searcher works on: it tells the trial it holds."""
+    import pickle
+    import secrets
+    import subprocess
+    import sys
+    import uuid
+
+    from optuna.trial import TrialState
+    from sqlalchemy.engine import make_url
+
+    from optuna_studies.searcher import StudySearch
+    from optuna_studies.study import delete_study, open_storage, prepare_study
+
+    url = os.environ.get("PTV2_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("PTV2_TEST_POSTGRES_URL is not set (.ci/run sets it to the local PostgreSQL)")
+    secret = f"pw-{secrets.token_hex(6)}"  # the test server trusts local connections: any password will do
+    url = make_url(url).set(password=secret).render_as_string(hide_password=False)
+    name = f"ptv2-test-{uuid.uuid4().hex[:10]}"
+    space = parse_space({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-1}, "epochs": 1, "trials": 2})
+    storage = open_storage(url)
+    try:
+        prepare_study(storage, name, space, resume=False)
+        search = StudySearch(space, name, storage, "best_objective")
+        assert search.suggest("a") is not None  # a live trial, as when Tune checkpoints mid-search
+        search.save(str(tmp_path / "searcher-state.pkl"))
+        blob = pickle.dumps(search)
+        assert secret.encode() not in blob and secret.encode() not in (tmp_path / "searcher-state.pkl").read_bytes()
+        assert b"***" in blob  # the masked URL is what it keeps
+
+        copy = pickle.loads(blob)  # in the process that pickled it (Tune copies its searcher): the URL is known
+        copy.on_trial_complete("a", result={"best_objective": 0.7, "epoch": 1, "training_iteration": 1})
+        trial = optuna.load_study(study_name=name, storage=storage).trials[0]
+        assert (trial.state, trial.value, trial.user_attrs["ray_trial_id"]) == (TrialState.COMPLETE, 0.7, "a")
+        restored = StudySearch(space, name, storage, "best_objective")
+        restored.restore(str(tmp_path / "searcher-state.pkl"))
+        assert restored.suggest("b")["optuna_number"] == 1
+
+        (tmp_path / "tuner.pkl").write_bytes(blob)  # as Tune's tuner.pkl holds it, or Ray Client ships it
+        load = ("import pickle, sys\nfrom ptv2_core.errors import Ptv2Error\ntry:\n"
+                f"    s = pickle.load(open({str(tmp_path / 'tuner.pkl')!r}, 'rb'))\n"
+                "    print(s._ot_study.trials[0].state.name)\nexcept Ptv2Error as e:\n    print('error:', e)\n")
+        env = {k: v for k, v in os.environ.items() if k != "PTV2_OPTUNA_STORAGE"}
+        for extra, expected in (({}, "error: the study storage postgresql+psycopg2://"),
+                                ({"PTV2_OPTUNA_STORAGE": url}, "COMPLETE")):
+            out = subprocess.run([sys.executable, "-c", load], env=env | extra, capture_output=True, text=True)
+            assert out.stdout.startswith(expected), (out.stdout, out.stderr[-2000:])
+    finally:
+        delete_study(url, name)
+
+
+def test_a_trial_end_the_storage_refuses_for_a_moment_is_told_again(tmp_path):
+    """Ray's OptunaSearch logs a failed tell as a warning and goes on: a trial that ended while the
+    storage was busy stayed RUNNING in the study, and --resume ran it again. Here another connection
+    holds the sqlite file locked past the driver's 5 s wait, then lets go."""
+    import sqlite3
+    import threading
+
+    from optuna.trial import TrialState
+
+    from optuna_studies.searcher import StudySearch
+    from optuna_studies.study import open_storage, prepare_study
+
+    space = parse_space({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-1}, "epochs": 1, "trials": 1})
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
+    prepare_study(storage, "s", space, resume=False)
+    search = StudySearch(space, "s", storage, "best_objective")
+    assert search.suggest("a") is not None
+    holder = sqlite3.connect(tmp_path / "optuna.db", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(6.0, holder.rollback)
+    release.start()
+    try:
+        started = time.time()
+        search.on_trial_complete("a", result={"best_objective": 0.7, "epoch": 1, "training_iteration": 1})
+        took = time.time() - started
+    finally:
+        release.join()
+        holder.close()
+    trial = optuna.load_study(study_name="s", storage=storage).trials[0]
+    assert (trial.state, trial.value) == (TrialState.COMPLETE, 0.7)
+    assert took > 6  # told once the file was free: the first tell was refused
+
+
 def test_a_resumed_search_does_not_draw_its_start_up_points_again(tmp_path):
     """A resumed search gets a new searcher; seeded as the first, its random start-up draws would
     repeat the configurations already run (seen: a resumed trec search re-ran trial 0's exact
@@ -510,16 +642,25 @@ def test_the_best_trial_breaks_a_tie_on_score_by_the_shorter_prompt(tmp_path, mo
     from optuna_studies import records
 
     good, worse = (0.9, 0.8) if mode == "max" else (0.1, 0.2)
-    rows = [  # (number, prompt_len, score, has an adapter)
-        (0, 32, good, True), (1, 8, worse, True), (2, 16, good, True), (3, 4, good, False),
-        (4, 16, good, True), (5, 4, float("nan"), True)]
-    for number, length, score, has_adapter in rows:
+    better = 1.0 if mode == "max" else 0.0
+    rows = [  # (number, prompt_len, score, has an adapter, status)
+        (0, 32, good, True, "completed"), (1, 8, worse, True, "completed"), (2, 16, good, True, "completed"),
+        (3, 4, good, False, "completed"), (4, 16, good, True, "completed"), (5, 4, float("nan"), True, "completed"),
+        (6, 4, better, True, "pruned")]
+    for number, length, score, has_adapter, status in rows:
         records.write_record(tmp_path, {"number": number, "ray_trial_id": f"t{number}", "prompt_len": length,
-                                        "best_score": score, "adapter": str(tmp_path / f"a{number}") if has_adapter else None})
+                                        "best_score": score, "status": status,
+                                        "adapter": str(tmp_path / f"a{number}") if has_adapter else None})
     best = records.best_record(records.read_records(tmp_path), mode)
-    # 0, 2 and 4 tie on the best score with an adapter (3 has none, 5 scored NaN): the shortest prompt wins,
-    # and of the two at 16 positions the earlier trial
+    # 0, 2 and 4 tie on the best score with an adapter (3 has none, 5 scored NaN, 6 was pruned: its score is
+    # after fewer epochs, and Optuna's best_trial is a COMPLETE one): the shortest prompt wins, and of the
+    # two at 16 positions the earlier trial
     assert (best["number"], best["prompt_len"]) == (2, 16)
+    # with no completed trial with a score, the best pruned one
+    only_pruned = [r for r in records.read_records(tmp_path) if r["number"] in (1, 3, 5, 6)]
+    for r in only_pruned:
+        r["status"] = "pruned" if r["number"] != 5 else "completed"
+    assert records.best_record(only_pruned, mode)["number"] == 6
 
 
 def test_failure_summary_names_the_commonest_reasons_first():

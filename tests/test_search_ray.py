@@ -29,7 +29,8 @@ import yaml
 from optuna.trial import TrialState
 
 from optuna_studies.search import run_search
-from optuna_studies.study import delete_study, mask_url, open_storage
+from optuna_studies.study import default_study_name, delete_study, mask_url, open_storage
+from optuna_studies.work import work_dir
 from test_search import tiny_model  # noqa: F401  (module fixture: a tiny BERT model folder)
 
 PTV2 = str(Path(sys.executable).parent / "ptv2")
@@ -188,7 +189,11 @@ def test_local_search_end_to_end_a_diverging_trial_fails_alone(local_ray, tiny_m
     # the study keeps the length's rank among [2, 4, 8] (sampler.length: rank) and the length itself
     assert (best["best_config"]["prompt_len"] == result.best_config["prompt_len"]
             == [2, 4, 8][study.best_params["prompt_len_rank"]] == study.best_trial.user_attrs["prompt_len"])
-    assert best["best_score"] == pytest.approx(max(r["best_score"] for r in result.trials if r["best_score"] is not None))
+    # the best of the completed trials (the study's best_trial is a COMPLETE one); a pruned one only if none completed
+    completed = [r["best_score"] for r in result.trials if r["status"] == "completed"]
+    assert best["best_of"] == ("completed" if completed else "pruned: no trial completed")
+    assert best["best_score"] == pytest.approx(max(completed or [r["best_score"] for r in result.trials
+                                                                 if r["best_score"] is not None]))
     loaded = load_adapter(out / "adapter")
     assert loaded.model.prompt_config.prompt_len == result.best_config["prompt_len"]
     # the adapter is complete, as `ptv2 train --out` writes it: scored again on dev (the trial's own
@@ -233,6 +238,24 @@ def test_a_search_whose_every_trial_fails_says_why_on_its_error_line(local_ray, 
     assert message.count("diverged: loss became nan") == 2 and "trials.csv" in message
     assert not (tmp_path / "out").exists()
 
+    # another study into the same --out (another --model or --study-name) has a work folder of its own:
+    # the work folder was named after --out alone, and the new study deleted the first one's records
+    # and adapters (a later --resume of it was refused, or ranked the other study's adapters)
+    first = default_study_name("trec", tiny_model, tmp_path / "out")
+    kept = sorted(p.name for p in (work_dir(tmp_path / "out", first) / "trials").glob("*.json"))
+    assert len(kept) == 2
+    with pytest.raises(Ptv2Error, match="finished with a score"):
+        run_search("trec", tiny_model, tmp_path / "out", space=space, storage=f"sqlite:///{tmp_path}/optuna.db",
+                   mlflow_uri=mlflow_uri, concurrency=2, trials=1, study_name="other", **SMALL)
+    assert sorted(p.name for p in (work_dir(tmp_path / "out", first) / "trials").glob("*.json")) == kept
+    assert len(list((work_dir(tmp_path / "out", "other") / "trials").glob("*.json"))) == 1
+    # a study of the same name in another storage does not take the first one's work folder either
+    with pytest.raises(Ptv2Error, match=f"holds the unfinished search of study '{first}' in sqlite:///{tmp_path}/"
+                                        f"optuna.db, not of study '{first}' in sqlite:///{tmp_path}/other.db"):
+        run_search("trec", tiny_model, tmp_path / "out", space=space, storage=f"sqlite:///{tmp_path}/other.db",
+                   mlflow_uri=mlflow_uri, **SMALL)
+    assert not (tmp_path / "other.db").exists()
+
 
 def test_worker_killed_mid_trial_is_retried(local_ray, tiny_model, tmp_path, trace_dir, mlflow_uri):
     """SIGKILL the process running the first trial: Ray retries it and the search completes."""
@@ -271,11 +294,28 @@ def test_postgres_study_with_concurrent_trials(local_ray, tiny_model, tmp_path, 
     url = os.environ.get("PTV2_TEST_POSTGRES_URL")
     if not url:
         pytest.skip("PTV2_TEST_POSTGRES_URL is not set (.ci/run sets it to the local PostgreSQL)")
+    from sqlalchemy.engine import make_url
+
+    # a marker password (the test server trusts local connections, so any password is accepted): no
+    # file of the work folder may hold it (Tune pickled the searcher, storage URL and all, into
+    # tuner.pkl and searcher-state-*.pkl); looked at as each line is printed, the last one as the
+    # best adapter is scored, when the Tune experiment is complete and the work folder not yet removed
+    secret = f"pw-{secrets.token_hex(6)}"
+    url = make_url(url).set(password=secret).render_as_string(hide_password=False)
     name = f"ptv2-test-{uuid.uuid4().hex[:10]}"
+    work, seen, backwards = work_dir(tmp_path / "out", name), [], secret[::-1]
+
+    def look(line: str) -> None:  # Tune pickles it (into tuner.pkl, with TrialLog): it keeps the password backwards
+        files = [p for p in work.rglob("*") if p.is_file()]
+        seen.append((line, {p.name for p in files}, [str(p) for p in files if backwards[::-1].encode() in p.read_bytes()]))
+
     try:
         result = run_search("trec", tiny_model, tmp_path / "out", space=write_space(tmp_path, trials=2),
                             storage=url, study_name=name, mlflow_uri=mlflow_uri,
-                            concurrency=2, **SMALL)
+                            concurrency=2, echo=look, **SMALL)
+        assert seen[-1][0].startswith("scoring the best trial's adapter"), seen
+        assert "tuner.pkl" in seen[-1][1] and any(n.startswith("searcher-state") for n in seen[-1][1]), seen[-1]
+        assert [hit for _, _, hit in seen if hit] == [], seen
         study = optuna.load_study(study_name=name, storage=open_storage(url))
         assert study_states(study) == record_states(result.trials)
         assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
@@ -284,6 +324,7 @@ def test_postgres_study_with_concurrent_trials(local_ray, tiny_model, tmp_path, 
         assert b["started"] < a["ended"], "the two trials did not run at the same time"
         _, parent, _ = mlflow_runs(mlflow_uri, result.parent_run_id)
         assert parent.data.params["study_storage"] == mask_url(url) == result.storage
+        assert secret not in result.storage
     finally:
         try:
             delete_study(url, name)
@@ -432,7 +473,7 @@ def test_driver_killed_mid_search_then_resume_reruns_nothing_finished(tiny_model
     args = [PTV2, "search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path, trials=3)),
             "--max-train", "48", "--max-eval", "48", "--concurrency", "1", "--ray-cpus", "1", "--storage", storage,
             "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")]
-    records = tmp_path / ".out.search" / "trials"
+    records = work_dir(tmp_path / "out", default_study_name("trec", tiny_model, tmp_path / "out")) / "trials"
     try:
         driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   start_new_session=True)
@@ -490,6 +531,19 @@ def test_driver_killed_mid_search_then_resume_reruns_nothing_finished(tiny_model
     assert statuses.count("KILLED") == len(orphans) and len(children) == 3 + len(orphans)
 
 
+def trial_runs(uri: str, study: str, status: str) -> list:
+    """The trial runs of ``study``'s parent run (named after it) with that MLflow status."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("ptv2-search")
+    parents = client.search_runs([exp.experiment_id], f"attributes.run_name = '{study}'") if exp else []
+    if not parents:
+        return []
+    return client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parents[0].info.run_id}' "
+                                                   f"and attributes.status = '{status}'")
+
+
 def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(tiny_model, tmp_path, mlflow_uri):
     """SIGINT, as Ctrl-C sends it, once a trial has finished: exit 130, the last line names the
     finished trials and `--resume`, Ray Tune's own "Tuner.restore(...)" hint is not shown (it
@@ -502,13 +556,19 @@ def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(t
     args = [PTV2, "search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path, trials=3)),
             "--max-train", "48", "--max-eval", "48", "--concurrency", "1", "--ray-cpus", "1",
             "--storage", f"sqlite:///{tmp_path}/optuna.db", "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")]
-    records = tmp_path / ".out.search" / "trials"
+    study = default_study_name("trec", tiny_model, tmp_path / "out")
+    records = work_dir(tmp_path / "out", study) / "trials"
     try:
         driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                   preexec_fn=interruptible)
+        def next_trial_running() -> bool:  # a trial has finished, and another one's MLflow run is open
+            done = {p.stem for p in records.glob("*.json")}
+            return bool(done) and any(r.data.tags.get("ptv2.ray_trial_id") not in done
+                                      for r in trial_runs(mlflow_uri, study, "RUNNING"))
+
         deadline = time.time() + 300
-        while time.time() < deadline and driver.poll() is None and not list(records.glob("*.json")):
-            time.sleep(0.2)
+        while time.time() < deadline and driver.poll() is None and not next_trial_running():
+            time.sleep(0.5)
         assert driver.poll() is None, "the search ended before it could be interrupted"
         driver.send_signal(signal.SIGINT)
         _, err = driver.communicate(timeout=120)
@@ -526,6 +586,10 @@ def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(t
     assert any(line.startswith("study '") and "3 trials of up to" in line for line in lines), err[-3000:]
     for noise in ("Using an existing study", "A new study created", "View detailed results", "tensorboard"):
         assert noise not in err, noise
+    # the trial Tune stopped has no RUNNING MLflow run left behind: KILLED, tagged interrupted
+    assert not trial_runs(mlflow_uri, study, "RUNNING")
+    killed = trial_runs(mlflow_uri, study, "KILLED")
+    assert killed and {r.data.tags["ptv2.status"] for r in killed} == {"interrupted"}
 
     try:
         out = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True, timeout=400)

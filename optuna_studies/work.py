@@ -1,0 +1,67 @@
+"""The hidden work folder of a search (trial records, their adapters, Tune's experiments): one
+per study and output folder, ``.<out>.<study hash>.search/`` beside ``--out`` (or
+``ptv2-searches/<study>-<out hash>/`` in a shared folder, ``plan.shared_work_dir``).
+
+It was named after ``--out`` alone, so two studies into one ``--out`` (another ``--model``, another
+``--study-name``) shared it, and the second, being new, deleted the first's finished trials; or a
+resume of the first ranked the second's adapters among its own. Now each study has its own, and
+the folder names its study and storage (``study.json``): a search never deletes, nor reads the
+records of, another study's work folder.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from ptv2_core.errors import Ptv2Error
+
+OWNER = "study.json"
+
+
+def work_dir(out_dir: Path, study_name: str) -> Path:
+    """The hidden work folder of study ``study_name`` searching into ``out_dir``."""
+    out_dir = Path(out_dir).resolve()
+    digest = hashlib.sha1(study_name.encode()).hexdigest()[:8]
+    return out_dir.parent / f".{out_dir.name}.{digest}.search"
+
+
+def storage_key(url: str) -> str:
+    """The storage as the work folder records it: no password, a sqlite file as an absolute path."""
+    from sqlalchemy.engine import make_url
+
+    from optuna_studies.study import mask_url
+
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+            url = parsed.set(database=str(Path(parsed.database).resolve())).render_as_string(hide_password=False)
+    except Exception:  # noqa: BLE001 (checked elsewhere; the masked text is key enough)
+        pass
+    return mask_url(url)
+
+
+def check_owner(work: Path, study_name: str, storage: str) -> None:
+    """Ptv2Error when ``work`` belongs to another study (a study of the same name in another storage)."""
+    try:
+        owner = json.loads((Path(work) / OWNER).read_text())
+    except (OSError, ValueError):
+        return  # no work folder yet, or one that never got its owner file (nothing ran in it)
+    mine = {"study_name": study_name, "storage": storage_key(storage)}
+    if not isinstance(owner, dict) or {k: owner.get(k) for k in mine} != mine:
+        who = f"study '{owner.get('study_name')}' in {owner.get('storage')}" if isinstance(owner, dict) else "another study"
+        raise Ptv2Error(f"the work folder {work} holds the unfinished search of {who}, not of study '{study_name}' "
+                        f"in {mine['storage']}: resume that one with its own --storage and --study-name, or start "
+                        "this one with another --out or --study-name")
+
+
+def claim(work: Path, study_name: str, storage: str) -> None:
+    """Create ``work`` (if needed) and name its study in it."""
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    if (work / OWNER).is_file():
+        return
+    tmp = work / f".{OWNER}.tmp"
+    tmp.write_text(json.dumps({"study_name": study_name, "storage": storage_key(storage)}, indent=2) + "\n")
+    os.replace(tmp, work / OWNER)
