@@ -9,8 +9,9 @@ Not a test. Per packaged task (and per start: fresh prompt, pre-trained prompt):
 - ``search``: ``run_search`` with the same space, epochs and a trial budget, once per sampler
   seed (``--seeds``: TPE's start-up trials and proposals differ, the trials' training does not).
   Its trials are taken in the order they ended; the compute to target is the sum of their epochs
-  (pruned trials count only the epochs they ran) up to the first trial whose best-so-far dev
-  score is within 0.5 points of the grid's best. One search is one draw: with 10 trials, whether
+  (pruned trials count only the epochs they ran) up to the first completed trial whose dev score
+  is within 0.5 points of the grid's best (a pruned trial's score does not count: the search
+  picks its best among completed trials). One search is one draw: with 10 trials, whether
   the target is met depends on the seed, so a row reports each seed and how many met it.
 
 Compute is counted in trial-epochs (one epoch of one configuration), which is what a trial costs
@@ -220,7 +221,10 @@ def prompt_sha(folder: str | None) -> str | None:
 
 
 def compute_to_target(trials: list[dict], target: float) -> int | None:
-    """Trial-epochs spent (in end order) until the best so far reaches ``target``; None if never.
+    """Trial-epochs spent (in end order) until the best completed trial so far reaches ``target``;
+    None if never. Only completed trials count for the score, as the search picks its best (a
+    pruned trial's score is after fewer epochs; in the 93 searches recorded up to 2026-12-06 none
+    reached a target first, so counting them too gave the same numbers); all count for the compute.
 
     With trials running side by side (``--concurrency`` above 1), the trials that had started but
     not ended when the target was reached count too, with every epoch they ran (records keep a
@@ -228,7 +232,7 @@ def compute_to_target(trials: list[dict], target: float) -> int | None:
     another and this is the sum up to the trial that reached it."""
     best = -math.inf
     for i, r in enumerate(trials):
-        if r["best_score"] is not None:
+        if r["best_score"] is not None and r.get("status", "completed") == "completed":
             best = max(best, r["best_score"])
         if best >= target - 1e-9:  # inclusive: 0.84 - 0.005 is 0.8349999999999999 in floats
             at = r.get("ended")
