@@ -126,10 +126,10 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
     if state.resumed and state.finished and not records.trials_dir(plan.work).is_dir():
         # a search that finished deleted its work folder: only its best adapter is left (in --out), so
         # more trials would be ranked among themselves, and the output would forget the earlier best
-        raise Ptv2Error(f"study '{plan.study_name}' already finished {state.finished} trials and wrote its result "
-                        f"(best.json, the best adapter) to {plan.out_dir}; only that adapter was kept, so more trials "
-                        "could not be ranked against the earlier ones: start a new search (another --out or "
-                        "--study-name) to try more configurations")
+        raise Ptv2Error(f"study '{plan.study_name}' already finished {state.finished} trials, and their work folder "
+                        f"{plan.work} is gone (a finished search deletes it and keeps only its result, best.json and "
+                        "the best adapter, in its --out), so more trials could not be ranked against the earlier "
+                        "ones: start a new search (another --out or --study-name) to try more configurations")
     if not state.resumed:  # leftovers of this study's own search that never got a trial (the folder is
         shutil.rmtree(plan.work, ignore_errors=True)  # this study's alone: work.py)
     claim(plan.work, plan.study_name, plan.storage)
