@@ -315,7 +315,7 @@ def test_resuming_a_search_that_finished_is_refused_before_it_runs_anything(tmp_
             run_search("trec", "minilm", tmp_path / "out", trials=5, storage=url, study_name="finished",
                        ray_cpus=1, **flags)
     # without the output (moved away), the study itself says it: its trials ran, their work folder is gone
-    with pytest.raises(Ptv2Error, match="study 'finished' already finished 3 trials .* start a new search"):
+    with pytest.raises(Ptv2Error, match="study 'finished' already finished 3 trials, and their work folder .* is gone .* start a new search"):
         run_search("trec", "minilm", tmp_path / "elsewhere", trials=5, storage=url, study_name="finished",
                    resume=True, ray_cpus=1)
     assert len(optuna.load_study(study_name="finished", storage=url).trials) == 3  # nothing ran
