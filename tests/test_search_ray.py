@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -700,6 +701,10 @@ def test_search_through_ray_client(two_node_cluster, tiny_model, tmp_path, mlflo
     assert sorted(c.info.run_name for c in children) == ["trial-0", "trial-1"]
 
 
+RAY_CLIENT_RETRY = re.compile(r"note: the Ray Client server at '\S+' died as it started \(ray-project/ray#63202\); "
+                              r"connecting again \(\d of \d\)")
+
+
 def test_ray_client_with_a_shared_folder_needs_the_stores_reachable_from_the_head(two_node_cluster, tiny_model,
                                                                                  tmp_path):
     """Under Ray Client the head opens the study storage and the MLflow store: a sqlite file
@@ -720,7 +725,9 @@ def test_ray_client_with_a_shared_folder_needs_the_stores_reachable_from_the_hea
     for storage, mlflow, label in ((f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{shared}/mlflow.db", "study storage"),
                                    (inside, f"sqlite:///{tmp_path}/mlflow.db", "MLflow store")):
         refused = search(storage, mlflow)
-        lines = refused.stderr.strip().splitlines()
+        # (a retry after Ray Client's server died as it started, ray-project/ray#63202, says so on a
+        # note line first: seen on a fresh clone; the command's own answer is still one error line)
+        lines = [ln for ln in refused.stderr.strip().splitlines() if not RAY_CLIENT_RETRY.fullmatch(ln)]
         assert refused.returncode == 2 and len(lines) == 1, refused.stderr[-3000:]
         assert lines[0].startswith("error:") and label in lines[0] and "--shared-dir" in lines[0], lines[0]
         assert not (tmp_path / "out").exists() and not (tmp_path / "optuna.db").exists()
