@@ -106,3 +106,23 @@ def test_hub_multi_label_null_text_and_an_unlabeled_test_split(tmp_path):
     rows["text"][5] = None
     with pytest.raises(Ptv2Error, match="train split of hub dataset '.*': 1 row with an empty 'text' \\(first at row 6\\)"):
         load_task(_write(tmp_path / "null", feats, train=rows))
+
+
+def test_hub_revision_pins_the_data_and_is_named_in_errors(tmp_path):
+    """``hub:<name>[:<config>]@<revision>``: the revision goes to load_dataset (offline here, so it
+    is seen in the error); an empty one is refused; a local folder with '@' in its path is whole."""
+    from ptv2_core.tasks import task_name, task_ref_kind
+    from ptv2_core.tasks.hub import parse_hub_ref
+
+    assert parse_hub_ref("conll2003") == ("conll2003", None, None)
+    assert parse_hub_ref("glue:sst2@3a1b2c") == ("glue", "sst2", "3a1b2c")
+    assert parse_hub_ref("user/data@refs/convert/parquet") == ("user/data", None, "refs/convert/parquet")
+    folder = tmp_path / "v@1"
+    folder.mkdir()
+    assert parse_hub_ref(str(folder)) == (str(folder), None, None)
+    assert task_ref_kind("hub:user/data@v1.0") == "hub" and task_name("hub:user/data@v1.0") == "user/data"
+    with pytest.raises(Ptv2Error, match="empty revision after '@'"):
+        task_ref_kind("hub:user/data@")
+    with pytest.raises(Ptv2Error) as e:
+        load_task("hub:ptv2-no-such-dataset-0b1c@v9")
+    assert "could not load hub dataset 'ptv2-no-such-dataset-0b1c' at revision 'v9'" in str(e.value)

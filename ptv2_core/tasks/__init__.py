@@ -1,6 +1,6 @@
 """Tasks and data: what a task is (``TaskSpec``) and where its train/dev/test rows come from.
 
-``load_task`` accepts a packaged task name, a task YAML file, or ``hub:<name>[:<config>]``.
+``load_task`` accepts a packaged task name, a task YAML file, or ``hub:<name>[:<config>][@<revision>]``.
 """
 from __future__ import annotations
 
@@ -74,8 +74,9 @@ def task_ref_kind(ref: str, *, must_exist: bool = False) -> str:
     if ref in PACKAGED_TASKS:
         return "packaged"
     if ref.startswith("hub:"):
-        if not ref[len("hub:") :].partition(":")[0]:
-            raise Ptv2Error("hub task needs a data set name: hub:<name> or hub:<name>:<config>")
+        from ptv2_core.tasks.hub import parse_hub_ref
+
+        parse_hub_ref(ref[len("hub:") :])  # a name, and no empty revision
         return "hub"
     if ref.lower().endswith((".yaml", ".yml")) or Path(ref).is_file():
         if must_exist and not Path(ref).is_file():
@@ -101,7 +102,9 @@ def task_name(ref: str) -> str:
     if kind == "packaged":
         return ref
     if kind == "hub":
-        return ref[len("hub:") :].partition(":")[0]
+        from ptv2_core.tasks.hub import parse_hub_ref
+
+        return parse_hub_ref(ref[len("hub:") :])[0]
     return load_task_yaml(ref)[0].name
 
 

@@ -1,4 +1,6 @@
-"""``hub:<name>[:<config>]``: a Hugging Face Hub data set, for users online (not reachable in CI here).
+"""``hub:<name>[:<config>][@<revision>]``: a Hugging Face Hub data set, for users online (not reachable in CI here).
+A revision (a commit sha, tag or branch) pins the data: an adapter records the reference, so a
+later ``eval`` or promotion reads the same rows, not the data set's newest commit.
 
 Columns and labels are guessed the way a task YAML would set them by default (docs/tasks.md): a ``tokens`` +
 ``*tags`` list pair makes a token task, otherwise the first text-like column and the first
@@ -25,14 +27,29 @@ PAIR_COLUMNS = ("sentence1", "sentence2", "premise", "hypothesis", "question1", 
 DEV_NAMES = ("validation", "valid", "dev")
 
 
-def _fetch(name: str, config: str | None) -> DatasetDict:
+def parse_hub_ref(ref: str) -> tuple[str, str | None, str | None]:
+    """``(name, config, revision)`` of ``<name>[:<config>][@<revision>]`` (without ``hub:``). A
+    local data-set folder is taken whole, '@' in its path included."""
+    from pathlib import Path
+
+    body, at, revision = (ref, "", "") if Path(ref).exists() else ref.rpartition("@") if "@" in ref else (ref, "", "")
+    name, _, config = body.partition(":")
+    if not name:
+        raise Ptv2Error("hub task needs a data set name: hub:<name>, hub:<name>:<config>, hub:<name>@<revision>")
+    if at and not revision.strip():
+        raise Ptv2Error(f"hub task 'hub:{ref}' has an empty revision after '@': a commit sha, tag or branch")
+    return name, config or None, revision or None
+
+
+def _fetch(name: str, config: str | None, revision: str | None = None) -> DatasetDict:
     import datasets
 
     try:
-        dd = datasets.load_dataset(name, config) if config else datasets.load_dataset(name)
-    except Exception as e:  # offline, unknown name, bad config: all user-facing
+        dd = datasets.load_dataset(name, config, revision=revision)
+    except Exception as e:  # offline, unknown name, bad config or revision: all user-facing
         raise Ptv2Error(
-            f"could not load hub dataset '{name}'{f' (config {config!r})' if config else ''}: "
+            f"could not load hub dataset '{name}'{f' (config {config!r})' if config else ''}"
+            f"{f' at revision {revision!r}' if revision else ''}: "
             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} — offline (HF_HUB_OFFLINE=1) "
             "or no such data set? Use a packaged task or a task YAML file instead."
         ) from None
@@ -123,11 +140,9 @@ def _guess(name: str, dd: DatasetDict) -> tuple[TaskSpec, bool]:
 
 
 def load_hub(ref: str, seed: int = 0) -> tuple[TaskSpec, DatasetDict]:
-    """Load ``<name>[:<config>]`` from the Hub and normalize it like a packaged task."""
-    name, _, config = ref.partition(":")
-    if not name:
-        raise Ptv2Error("hub task needs a data set name: hub:<name> or hub:<name>:<config>")
-    dd = _fetch(name, config or None)
+    """Load ``<name>[:<config>][@<revision>]`` from the Hub and normalize it like a packaged task."""
+    name, config, revision = parse_hub_ref(ref)
+    dd = _fetch(name, config, revision)
     spec, by_index = _guess(name, dd)
 
     def as_strings(values: list) -> list:
