@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterable
@@ -138,7 +139,8 @@ def fit(
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         t0, loss_sum, steps = time.perf_counter(), 0.0, 0
-        bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not cfg.progress)
+        bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+                   disable=None if cfg.progress else True)  # None: a bar on a terminal only, not in a log
         for batch in bar:
             batch = {k: v.to(device) for k, v in batch.items()}
             with fits(device, f"training on a batch of {batch_shape(batch)} with a {cfg.prompt_len}-position prompt",
@@ -158,7 +160,8 @@ def fit(
         row = {"epoch": epoch, "train_loss": loss_sum / max(steps, 1)} | {f"dev_{k}": v for k, v in dev.items()}
         history.append(row)
         if cfg.progress:
-            tqdm.write(f"epoch {epoch}: train loss {row['train_loss']:.4f}, dev {spec.metric} {dev['score']:.4f}")
+            tqdm.write(f"epoch {epoch}: train loss {row['train_loss']:.4f}, dev {spec.metric} {dev['score']:.4f}",
+                       file=sys.stderr)  # progress, not the result: stdout carries the command's output
         if best_dev is None or dev["score"] > best_dev["score"]:
             best_epoch, best_dev, best_state, bad_epochs = epoch, dev, _snapshot(model), 0
         else:

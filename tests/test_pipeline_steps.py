@@ -166,7 +166,7 @@ def test_final_step_refuses_negative_epochs_and_a_search_adapter_without_scores(
 
 
 @pytest.mark.slow
-def test_final_train_writes_adapter_with_metrics(prepared, tmp_path):
+def test_final_train_writes_adapter_with_metrics(prepared, tmp_path, capsys):
     from components.final_step import final_train
     from ptv2_core.adapter import load_adapter
 
@@ -175,6 +175,7 @@ def test_final_train_writes_adapter_with_metrics(prepared, tmp_path):
     best = {"prompt_len": 4, "lr": 1e-2, "reparam": True, "reparam_hidden": 16, "batch_size": 8, "best_epoch": 2,
             "task": "elsewhere.yaml", "model": "other", "seed": 99, "epochs": 7, "init": None, "max_train": None}
     doc = final_train(out, "trec", best, tmp_path / "adapter", epochs=1, seed=3, study="s1")
+    assert "ptv2 ▸ trec: retraining, epoch 1/1: train loss" in capsys.readouterr().out  # a step's progress line
     assert {p.name for p in (tmp_path / "adapter").iterdir()} == {"adapter.safetensors", "adapter_config.json", "metrics.json"}
     saved = json.loads((tmp_path / "adapter" / "metrics.json").read_text())
     assert saved["data_hash"] == manifest["tasks"]["trec"]["hash"] and saved["study"] == "s1"

@@ -86,7 +86,8 @@ def test_training_on_a_terminal_shows_epochs_and_scoring(terminal):
         assert bar in text, (bar, text[-2000:])
     assert any("score dev (epoch 1)" in seg and "0/8 [" in seg and "row/s" in seg
                for seg in text.split("\r"))  # the scoring bar counts rows, of the 8 dev rows
-    assert "epoch 2: train loss" in out  # the line each epoch leaves, on stdout
+    # the line each epoch leaves goes with the bars, to stderr: stdout carries only the command's output
+    assert "epoch 2: train loss" in text and "train loss" not in out
 
 
 def test_quiet_training_shows_no_bar(terminal):
@@ -109,3 +110,15 @@ def test_no_bar_where_stderr_is_not_a_terminal(terminal):
     assert "score dev" not in res.stderr and "score test" not in res.stderr, res.stderr
     assert "encode trec" not in res.stderr, res.stderr  # the datasets library's own bar too
     assert json.loads(res.stdout)["task"] == "trec"
+
+
+def test_training_off_a_terminal_leaves_epoch_lines_and_no_bar(terminal, minilm_path):
+    """In a log (stderr not a terminal: nohup, CI, a pipeline step) training leaves one line per
+    epoch on stderr and no bar; stdout has only the command's summary."""
+    tmp, _, _ = terminal
+    res = run_cli("train", "--task", "trec", "--model", minilm_path, "--epochs", "2", "--max-train", "8",
+                  "--max-eval", "8", "--prompt-len", "4", "--batch-size", "4", "--out", str(tmp / "c"))
+    assert res.returncode == 0, res.stderr
+    assert "epoch 1: train loss" in res.stderr and "epoch 2: train loss" in res.stderr, res.stderr
+    assert "epoch 1/2" not in res.stderr and "it/s" not in res.stderr, res.stderr  # no bar
+    assert "train loss" not in res.stdout

@@ -10,6 +10,7 @@ the same folder with the same settings resumes from the newest checkpoint. The a
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,7 +165,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
             restore_rng(tensors, device)
             history, start = doc["history"], doc["epoch"] + 1
             if cfg.progress:
-                tqdm.write(f"resuming pre-training in {out} after epoch {doc['epoch']}")
+                tqdm.write(f"resuming pre-training in {out} after epoch {doc['epoch']}", file=sys.stderr)
         else:
             # epoch 0: every slice's dev score before training, the baseline the curves start from
             dev = _dev_scores(model, specs, dev_sets, collators, cfg.lengths, device, cfg)
@@ -178,7 +179,8 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
             loss_sum = {n: 0.0 for n in names}
             count = {n: 0 for n in names}
             by_length = {str(n): 0 for n in cfg.lengths}
-            bar = tqdm(range(steps), desc=f"pretrain epoch {epoch}/{cfg.epochs}", leave=False, disable=not cfg.progress)
+            bar = tqdm(range(steps), desc=f"pretrain epoch {epoch}/{cfg.epochs}", leave=False,
+                       disable=None if cfg.progress else True)  # None: a bar on a terminal only, not in a log
             for step in bar:
                 t, rows, length = mixer.next()
                 batch = collators[t]([train_rows[t][i] for i in rows])
@@ -216,7 +218,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
             if cfg.progress:
                 tqdm.write(f"epoch {epoch}: train loss {row['train_loss']:.4f}, "
                            f"mean dev score {row['dev_mean_score']:.4f} "
-                           f"over {len(names)} tasks x {len(cfg.lengths)} lengths")
+                           f"over {len(names)} tasks x {len(cfg.lengths)} lengths", file=sys.stderr)
             save_checkpoint(ckpt_dir, epoch, model.trainable_state(), opt, {
                 "run": run_key, "scheduler": sched.state_dict(), "sampler": mixer.state_dict(), "history": history,
             }, cfg.keep_checkpoints, device)
