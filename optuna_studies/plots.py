@@ -188,7 +188,14 @@ def plot_length_lr_html(records: list[dict[str, Any]], path: Path, metric: str, 
 
 
 def plot_over_time(records: list[dict[str, Any]], path: Path, metric: str, mode: str, title: str) -> None:
-    """Each trial's score at the time it ended (pruned trials hollow), with the best so far as a step line."""
+    """Each trial's score at the time it ended (pruned trials hollow), with the best so far as a step
+    line: the best completed trial so far, as the search picks its best (pruned ones count only
+    while no trial has completed)."""
+    save(over_time_figure(records, metric, mode, title), path)
+
+
+def over_time_figure(records: list[dict[str, Any]], metric: str, mode: str, title: str):
+    """The figure of ``plot_over_time`` (its step line is ``ax.lines[0]``)."""
     plt = _pyplot()
     ok, _ = _scored(records)
     ok = sorted(ok, key=lambda r: r.get("ended") or 0)
@@ -197,11 +204,14 @@ def plot_over_time(records: list[dict[str, Any]], path: Path, metric: str, mode:
     if ok:
         xs = [((r.get("ended") or t0) - t0) / 60 for r in ok]
         ys = [r["best_score"] for r in ok]
-        best, run = [], None
-        for y in ys:
-            run = y if run is None else (max(run, y) if mode == "max" else min(run, y))
-            best.append(run)
         full = [r["status"] == "completed" for r in ok]
+        best, run, run_completed = [], None, False
+        for y, f in zip(ys, full):
+            if f and not run_completed:  # the first completed trial replaces any pruned best
+                run, run_completed = y, True
+            elif f or not run_completed:
+                run = y if run is None else (max(run, y) if mode == "max" else min(run, y))
+            best.append(run)
         ax.scatter([x for x, f in zip(xs, full) if f], [y for y, f in zip(ys, full) if f], label="trial", zorder=3)
         if not all(full):
             ax.scatter([x for x, f in zip(xs, full) if not f], [y for y, f in zip(ys, full) if not f],
@@ -211,4 +221,4 @@ def plot_over_time(records: list[dict[str, Any]], path: Path, metric: str, mode:
     ax.set_xlabel("minutes since the first trial started")
     ax.set_ylabel(metric)
     ax.set_title(f"{title}: trials over time")
-    save(fig, path)
+    return fig

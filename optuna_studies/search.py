@@ -180,7 +180,8 @@ def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_ur
               "startup": plan.space.startup, "length_as": plan.space.length,
               "cpus_per_trial": plan.cpus_per_trial, "gpus_per_trial": plan.gpus_per_trial,
               "max_train": plan.constants["max_train"], "max_eval": plan.constants["max_eval"], "init": plan.init,
-              "study_name": plan.study_name, "study_storage": masked, "space_file": plan.space.source}
+              "study_name": plan.study_name, "study_storage": masked, "space_file": plan.space.source} | {
+        f"fixed.{k}": v for k, v in plan.space.fixed.items()}  # every trial's other settings (batch_size, ...)
     tags = {"ptv2.kind": "search", "ptv2.task": plan.task_name, "ptv2.study_name": plan.study_name,
             "ptv2.study_storage": masked, "ptv2.optuna_dashboard": f"optuna-dashboard {masked}"}
     parent = tracking.open_parent_run(experiment, mlflow_uri, plan.study_name, state.study.user_attrs.get(PARENT_RUN_ATTR),

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from optuna_studies.plots import FILES, best_by_length, length_score_figure, lr_ticks, write_artifacts
+from optuna_studies.plots import FILES, best_by_length, length_score_figure, lr_ticks, over_time_figure, write_artifacts
 
 
 def rec(number, prompt_len, lr, status, score, ended):
@@ -90,3 +90,21 @@ def test_interactive_map_ticks_every_length(tmp_path):
     write_artifacts(RECORDS, tmp_path, "dev_score", "max", "rt / minilm", lengths=(4, 8, 16, 32))
     html = (tmp_path / "length_lr.html").read_text()
     assert '"tickvals":[4,8,16,32]' in html and '"ticktext":["4","8","16","32"]' in html
+
+
+@pytest.mark.parametrize("mode", ["max", "min"])
+def test_best_so_far_over_time_is_the_best_completed_trial(mode):
+    """The step line follows the trial the search would pick: a pruned trial's score (after fewer
+    epochs) leads only until the first trial completes, and never beats a completed one."""
+    import matplotlib.pyplot as plt
+
+    sign = 1 if mode == "max" else -1
+    trials = [rec(0, 4, 0.01, "pruned", sign * 0.9, 10), rec(1, 4, 0.02, "completed", sign * 0.6, 20),
+              rec(2, 8, 0.01, "pruned", sign * 0.95, 30), rec(3, 8, 0.02, "completed", sign * 0.7, 40),
+              rec(4, 8, 0.03, "completed", sign * 0.65, 50)]
+    fig = over_time_figure(trials, "dev_score", mode, "t")
+    try:
+        (line,) = fig.axes[0].lines
+        assert list(line.get_ydata()) == pytest.approx([sign * y for y in (0.9, 0.6, 0.6, 0.7, 0.7)])
+    finally:
+        plt.close(fig)

@@ -218,6 +218,7 @@ def test_local_search_end_to_end_a_diverging_trial_fails_alone(local_ray, tiny_m
     client, parent, children = mlflow_runs(mlflow_uri, result.parent_run_id)
     assert parent.info.status == "FINISHED" and parent.data.params["study_storage"] == storage
     assert (parent.data.params["startup"], parent.data.params["length_as"]) == ("lhs", "rank")  # how it sampled
+    assert {k: v for k, v in parent.data.params.items() if k.startswith("fixed.")} == {"fixed.batch_size": "16"}
     assert parent.data.tags["ptv2.best_run_id"] == best["trial"]["mlflow_run_id"]
     assert len(children) == 3
     status = {float(c.data.params["lr"]): (c.info.status, c.data.tags["ptv2.status"]) for c in children}
