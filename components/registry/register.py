@@ -230,7 +230,9 @@ def _cleanup(c, uri: str, name: str, reg_id: str, run_id: str | None, own_run: b
         except Exception as e:  # do not mask the first error
             left.append(f"could not check for the new version ({store.describe(e)}): delete any version of "
                         f"'{name}' tagged {REGISTRATION_TAG}={reg_id}")
-            return left + ([f"run {run_id} is not marked FAILED"] if own_run and run_id else [])
+            # the new version may point at the logged files: they stay, and the message says so
+            kept = [f"delete '{files[1]}' from run {run_id}'s artifacts"] if files else []
+            return left + kept + ([f"run {run_id} is not marked FAILED"] if own_run and run_id else [])
     if files:
         left += _remove_logged_model(uri, *files)
     if own_run and run_id:
