@@ -106,14 +106,21 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
 def trial_settings(plan: SearchPlan) -> dict:
     """What every trial of the study shares besides the space: a resume must keep it, or its trials
     and the earlier ones would be ranked together though trained and scored differently. The task
-    too (``--resume --task rt`` continued a trec study), and a task file's content by its digest."""
+    too (``--resume --task rt`` continued a trec study), and a task file's content, with its data
+    files', by their digest."""
     import hashlib
 
     keep = ("model", "epochs", "max_train", "max_eval", "seed", "init")
     doc = {k: plan.constants.get(k) for k in keep} | {"fixed": dict(sorted(plan.space.fixed.items()))}
     doc["task"] = plan.task_name  # a task file by its name and content, not its path: it may move
-    if Path(plan.task).is_file():  # a task YAML (made absolute by the plan)
-        doc["task_file_sha256"] = hashlib.sha256(Path(plan.task).read_bytes()).hexdigest()[:16]
+    if Path(plan.task).is_file():  # a task YAML (made absolute by the plan) and the data it names
+        from ptv2_core.tasks.spec import load_task_yaml
+
+        h = hashlib.sha256(Path(plan.task).read_bytes())
+        for split, path in load_task_yaml(plan.task)[1].splits().items():
+            for f in sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file()):
+                h.update(f"{split}:{f.relative_to(path) if f != path else ''}".encode() + f.read_bytes())
+        doc["task_sha256"] = h.hexdigest()[:16]
     return doc
 
 
@@ -161,12 +168,14 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
         outcome = "FINISHED"
         return result
     finally:
-        if outcome != "FINISHED":  # Ctrl-C, or fit raising: the trials Tune stopped keep RUNNING runs
-            try:
-                tracking.kill_stale_trial_runs(parent)
-            except Exception:  # noqa: BLE001 (a store that fails now: --resume marks them; the first error counts)
-                pass
-        tracking.end_run(parent, outcome)
+        try:
+            if outcome != "FINISHED":  # Ctrl-C, or fit raising: the trials Tune stopped keep RUNNING runs
+                try:
+                    tracking.kill_stale_trial_runs(parent)
+                except Exception:  # noqa: BLE001 (a store that fails now: --resume marks them; the first error counts)
+                    pass
+        finally:  # a second Ctrl-C during the above still ends the parent run
+            tracking.end_run(parent, outcome)
 
 
 def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_uri: str | None) -> str:

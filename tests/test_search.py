@@ -465,11 +465,14 @@ def test_a_resume_keeps_the_task_and_the_task_files_content(tmp_path, monkeypatc
     dists = {"prompt_len": optuna.distributions.CategoricalDistribution([4, 8]),
              "lr": optuna.distributions.FloatDistribution(1e-3, 1e-2, log=True)}
     for name, first, then, needle in (("by-name", "trec", "rt", "task trec → rt"),
-                                      ("by-file", str(task), str(task), "task_file_sha256 ")):
+                                      ("by-file", str(task), str(task), "task_sha256 "),
+                                      ("by-data", str(task), str(task), "task_sha256 ")):
         p = plan(first, name)
         study = prepare_study(storage, name, p.space, False, trial_settings(p)).study
         study.tell(study.ask(dists), 0.5)
         assert prepare_study(storage, name, p.space, True, trial_settings(plan(first, name))).resumed  # the same
+        if name == "by-data":
+            (tmp_path / "train.csv").write_text("text,label\nhello there,b\ngood bye,a\n")  # other labels
         if name == "by-file":
             moved = tmp_path / "moved" / "task.yaml"  # the same file elsewhere is the same task
             moved.parent.mkdir()
