@@ -117,6 +117,10 @@ def main(argv: list[str]) -> int:
         print("error: usage: python3 dev.py {run|test|setup|freeze} [args...]", file=sys.stderr)
         return 2
     if argv[0] == "freeze":
+        if not STAMP.exists():
+            print("error: freeze writes constraints.txt from a working .venv: run python3 dev.py setup first",
+                  file=sys.stderr)
+            return 2
         return freeze()
     ensure_venv()
     cmd, rest = argv[0], argv[1:]

@@ -125,7 +125,7 @@ def _guess(name: str, dd: DatasetDict) -> tuple[TaskSpec, bool]:
     label = next((c for c in cols if isinstance(feats[c], ClassLabel)), None) or next(
         (c for c in LABEL_COLUMNS if c in feats), None
     )
-    if label is not None and (_is_list(feats[label]) or any(isinstance(v, list) for v in dd["train"][label][:100])):
+    if label is not None and (_is_list(feats[label]) or any(isinstance(v, list) for v in dd["train"].select(range(min(100, len(dd["train"]))))[label])):
         raise Ptv2Error(f"hub dataset '{name}': its label column '{label}' holds a list of labels per row (a "
                         "multi-label task); ptv2 trains one label per text (sequence) or one BIO tag per word (token)")
     text = _text_column(name, feats, label)
