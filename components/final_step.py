@@ -7,6 +7,7 @@ from functools import partial
 from pathlib import Path
 
 from components.data import prepared_name, task_yaml
+from components.epoch_lines import epoch_lines
 from ptv2_core.errors import Ptv2Error
 
 
@@ -94,12 +95,7 @@ def final_train(prepared_dir: str | Path, task: str, best_config: dict, out_dir:
         from ptv2_core.multitask import init_from_pretrained
 
         init = partial(init_from_pretrained, pretrained_dir=init_dir, task=task, seed=seed)
-    def say(epoch: int, row: dict) -> bool:  # the step's log and ptv2 run's console: bars are off in a step
-        print(f"ptv2 ▸ {task}: retraining, epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.4f}, "
-              f"dev score {row['dev_score']:.4f}", flush=True)
-        return False
-
-    result = train(cfg, report=say, init=init)
+    result = train(cfg, report=epoch_lines(f"{task}: retraining", cfg.epochs, "dev_score", "dev score"), init=init)
     doc = metrics_document(result, cfg) | _provenance(prepared_dir, task, init_dir, study) | {
         "source": "retrain", "retrained_epochs": cfg.epochs}
     save_adapter(result.model, out_dir, result.spec, model, result.base_fingerprint,

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from components.data import task_yaml
+from components.epoch_lines import epoch_lines
 
 
 def pretrain_prompt(prepared_dir: str | Path, tasks: list[str], out_dir: str | Path, *, model: str = "minilm",
@@ -18,21 +19,14 @@ def pretrain_prompt(prepared_dir: str | Path, tasks: list[str], out_dir: str | P
     refs = tuple(str(task_yaml(prepared_dir, t)) for t in tasks)
     cfg = PretrainConfig(tasks=refs, model=model, max_prompt_len=max(lengths), lengths=tuple(sorted(lengths)),
                          lr=lr, epochs=epochs, seed=seed, batch_size=batch_size, progress=False)
-    result = pretrain(cfg, out_dir, report=_say_epoch(epochs), overwrite=True)
+    result = pretrain(cfg, out_dir, report=epoch_lines("pretrain", epochs, "dev_mean_score", "mean dev score"),
+                      overwrite=True)
     run_id = log_pretraining(out_dir, mlflow_uri)
     if plot_out is not None:
         Path(plot_out).parent.mkdir(parents=True, exist_ok=True)
         Path(plot_out).write_text(curves_html(out_dir))
     return {"dev_scores": result.dev, "metrics": flat_scores(result.dev), "run_id": run_id}
 
-
-def _say_epoch(epochs: int):
-    """Each epoch as a ``ptv2 ▸`` line (the step's log, and ``ptv2 run``'s console: bars are off in a step)."""
-    def say(epoch: int, row: dict) -> bool:
-        print(f"ptv2 ▸ pretrain: epoch {epoch}/{epochs}: train loss {row['train_loss']:.4f}, "
-              f"mean dev score {row['dev_mean_score']:.4f}", flush=True)
-        return False
-    return say
 
 
 def flat_scores(scores: dict, prefix: str = "dev") -> dict[str, float]:

@@ -205,13 +205,9 @@ def over_time_figure(records: list[dict[str, Any]], metric: str, mode: str, titl
         xs = [((r.get("ended") or t0) - t0) / 60 for r in ok]
         ys = [r["best_score"] for r in ok]
         full = [r["status"] == "completed" for r in ok]
-        best, run, run_completed = [], None, False
-        for y, f in zip(ys, full):
-            if f and not run_completed:  # the first completed trial replaces any pruned best
-                run, run_completed = y, True
-            elif f or not run_completed:
-                run = y if run is None else (max(run, y) if mode == "max" else min(run, y))
-            best.append(run)
+        pick = max if mode == "max" else min
+        # records.best_record's rule at each point in time: the best completed trial, else the best pruned one
+        best = [pick([y for y, f in zip(ys[:i + 1], full) if f] or ys[:i + 1]) for i in range(len(ys))]
         ax.scatter([x for x, f in zip(xs, full) if f], [y for y, f in zip(ys, full) if f], label="trial", zorder=3)
         if not all(full):
             ax.scatter([x for x, f in zip(xs, full) if not f], [y for y, f in zip(ys, full) if not f],

@@ -91,7 +91,7 @@ def test_local_pipeline_run_registers_versions(tmp_path):
     (log,) = (home / "logs").glob("run-*.log")
     assert log.stem == run_root.name and f"Full log: {log}" in out
     # the pre-training step says each epoch on the console (a step shows no bars)
-    assert "ptv2 ▸ pretrain: epoch 1/" in out and "mean dev score" in out, out[-3000:]
+    assert "ptv2 ▸ pretrain, epoch 1/" in out and "mean dev score" in out, out[-3000:]
     # the promote step ran (auto_promote defaults to true) and left its decision on the version
     assert any(k.startswith("promotion") for k in mv.tags), sorted(mv.tags)
     # and the run's summary says what it decided, and why, under the table
