@@ -9,7 +9,7 @@ import pandas as pd
 from datasets import DatasetDict
 
 from ptv2_core.errors import Ptv2Error
-from ptv2_core.tasks.rows import count_of, make_dataset, missing_rows
+from ptv2_core.tasks.rows import check_token_rows, count_of, make_dataset, missing_rows
 from ptv2_core.tasks.spec import DATA_SUFFIXES, DataSource, TaskSpec
 from ptv2_core.tasks.splits import carve
 
@@ -45,14 +45,9 @@ def _column(df: pd.DataFrame, col: str, path: Path, kind: str = "sequence") -> l
     return df[col].tolist()
 
 
-def _as_list(v: Any, col: str, i: int, path: Path) -> list[str]:
+def _as_list(v: Any, col: str, i: int, path: Path) -> list:
     if isinstance(v, (list, tuple, np.ndarray)):
-        # None/NaN: str() would make the word or tag 'None' / 'nan' (a blank word stays a word)
-        gap = next((k for k, x in enumerate(v) if not isinstance(x, str) and missing_rows([x])), None)
-        if gap is not None:
-            raise Ptv2Error(f"data file {path}: row {i + 1} of column '{col}' has a missing value (null) at position "
-                            f"{gap + 1}")
-        return [str(x) for x in v]
+        return list(v)
     raise Ptv2Error(
         f"data file {path}: row {i + 1} of column '{col}' is {type(v).__name__}, not a list; token tasks need list "
         "columns (JSONL/JSON/Parquet), e.g. {\"tokens\": [\"Paris\", \"rocks\"], \"tags\": [\"B-loc\", \"O\"]}"
@@ -74,13 +69,8 @@ def read_rows(path: Path, kind: str, text_col: str, label_col: str) -> tuple[lis
         return [str(x) for x in xs], [str(y) for y in ys]
     words = [_as_list(v, text_col, i, path) for i, v in enumerate(xs)]
     tags = [_as_list(v, label_col, i, path) for i, v in enumerate(ys)]
-    for i, (w, t) in enumerate(zip(words, tags)):  # here, while row numbers are still the file's
-        if len(w) != len(t):
-            raise Ptv2Error(f"data file {path}: row {i + 1} has {count_of(len(w), 'token')} but {count_of(len(t), 'tag')} "
-                            "(lengths must match)")
-        if not w:
-            raise Ptv2Error(f"data file {path}: row {i + 1} has no tokens")
-    return words, tags
+    check_token_rows(words, tags, f"data file {path}", (text_col, label_col))  # row numbers still the file's
+    return [[str(w) for w in ws] for ws in words], [[str(t) for t in ts] for ts in tags]
 
 
 def infer_labels(path: Path, kind: str, text_col: str, label_col: str) -> list[str]:

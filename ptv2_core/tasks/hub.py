@@ -14,7 +14,7 @@ from typing import Any
 from datasets import ClassLabel, DatasetDict, LargeList, List
 
 from ptv2_core.errors import Ptv2Error
-from ptv2_core.tasks.rows import count_of, make_dataset, missing_rows
+from ptv2_core.tasks.rows import check_token_rows, count_of, make_dataset, missing_rows
 from ptv2_core.tasks.spec import DEFAULT_METRIC, TaskSpec
 from ptv2_core.tasks.splits import carve
 
@@ -167,13 +167,7 @@ def load_hub(ref: str, seed: int = 0) -> tuple[TaskSpec, DatasetDict]:
             if bad:
                 raise Ptv2Error(f"{where}: {count_of(len(bad), 'row')} with an empty '{col}' (first at row {bad[0] + 1})")
         if spec.type == "token":  # checked here, while row numbers are still the split's
-            empty = next((i for i, w in enumerate(xs) if len(w) == 0), None)
-            if empty is not None:
-                raise Ptv2Error(f"{where}: row {empty + 1} has no tokens")
-            for col, values in ((spec.text_column, xs), (spec.label_column, ys)):
-                bad = [i for i, v in enumerate(values) if any(x is None for x in v)]
-                if bad:
-                    raise Ptv2Error(f"{where}: row {bad[0] + 1} of '{col}' holds a missing value (None)")
+            check_token_rows(xs, ys, where, (spec.text_column, spec.label_column))
         rows[split] = (xs, as_strings(ys))
     missing = [s for s in ("dev", "test") if s not in rows]
     if missing:

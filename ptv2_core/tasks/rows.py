@@ -24,6 +24,23 @@ def missing_rows(values: Sequence) -> list[int]:
             or (isinstance(v, str) and not v.strip())]
 
 
+def check_token_rows(xs: Sequence, ys: Sequence, where: str, columns: tuple[str, str] = ("tokens", "tags")) -> None:
+    """Token rows as a task takes them: no missing value (None, NaN) inside a word or tag list (str()
+    would make it the word 'None'), as many tags as words, and words in every row. Row numbers are
+    the caller's: a file's, or a hub split's, checked before carving reorders them."""
+    for i, (words, tags) in enumerate(zip(xs, ys)):
+        for col, values in zip(columns, (words, tags)):
+            gap = next((k for k, x in enumerate(values) if not isinstance(x, str) and missing_rows([x])), None)
+            if gap is not None:
+                raise Ptv2Error(f"{where}: row {i + 1} of column '{col}' has a missing value (null) at position "
+                                f"{gap + 1}")
+        if len(words) != len(tags):
+            raise Ptv2Error(f"{where}: row {i + 1} has {count_of(len(words), 'token')} but "
+                            f"{count_of(len(tags), 'tag')} (lengths must match)")
+        if len(words) == 0:
+            raise Ptv2Error(f"{where}: row {i + 1} has no tokens")
+
+
 def features(spec: TaskSpec) -> Features:
     """Normalized columns: sequence ``text``/``label``; token ``tokens``/``tags`` (ClassLabel ids)."""
     names = list(spec.labels)
@@ -56,12 +73,7 @@ def make_dataset(spec: TaskSpec, xs: Sequence, ys: Sequence, where: str) -> Data
         ys = [str(y) for y in ys]
         _unknown(spec, ys, where)
         return Dataset.from_dict({"text": list(xs), "label": [index[y] for y in ys]}, features=features(spec))
-    for i, (words, tags) in enumerate(zip(xs, ys)):
-        if len(words) != len(tags):
-            raise Ptv2Error(f"{where}: row {i + 1} has {count_of(len(words), 'token')} but "
-                            f"{count_of(len(tags), 'tag')} (lengths must match)")
-        if len(words) == 0:
-            raise Ptv2Error(f"{where}: row {i + 1} has no tokens")
+    check_token_rows(xs, ys, where)
     ys = [[str(t) for t in tags] for tags in ys]
     _unknown(spec, [t for tags in ys for t in tags], where)
     return Dataset.from_dict(
