@@ -73,7 +73,7 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
       A cluster with nodes on other machines needs ``shared_dir`` (or ``PTV2_SHARED_DIR``): a folder
       every node mounts at the same path, for the work folder and the trials' file inputs.
     - ``resume`` continues the study of the same ``out_dir``: finished trials are kept, not rerun.
-    - ``echo`` receives one progress line per finished trial.
+    - ``echo`` receives the progress lines: one as each trial starts, one (``[k/N] ...``) as it ends.
 
     Raises Ptv2Error for bad input (before anything is written) or when no trial produced a score,
     and Ptv2Interrupted for a search that stopped before its last trial (Ctrl-C; run again with

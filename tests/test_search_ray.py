@@ -30,7 +30,7 @@ import yaml
 from optuna.trial import TrialState
 
 from optuna_studies.search import run_search
-from optuna_studies.study import default_study_name, delete_study, mask_url, open_storage
+from optuna_studies.study import default_study_name, delete_study, finished_count, mask_url, open_storage
 from optuna_studies.work import work_dir
 from test_search import tiny_model  # noqa: F401  (module fixture: a tiny BERT model folder)
 
@@ -293,6 +293,16 @@ def test_worker_killed_mid_trial_is_retried(local_ray, tiny_model, tmp_path, tra
     runs = [m for m in markers(trace_dir) if m["trial_id"] == killed["trial_id"]]
     assert len(runs) == 2 and killed["pid"] in {m["pid"] for m in runs}
     assert len(result.trials) == 2 and (tmp_path / "out" / "best.json").is_file()
+    # one line as each trial starts (once, though the killed one ran twice) and one as it ends, counted
+    # against the study's budget; one at a time, so in this order
+    expected = []
+    for k, r in enumerate(sorted(result.trials, key=lambda r: r["number"]), 1):
+        params = f"prompt_len {r['prompt_len']}, lr {r['lr']:.3g}"
+        expected += [f"trial {r['number']} started ({params})",
+                     *[f"trial {r['number']}: worker lost, retrying ({n})" for n in range(1, r["retries"] + 1)],
+                     f"[{k}/2] trial {r['number']} ({params}): {r['status']}, dev_score {r['best_score']:.4f} "
+                     f"after {r['epochs_run']} epoch(s)"]
+    assert [line for line in lines if line.startswith(("trial ", "["))] == expected, lines
 
 
 def test_postgres_study_with_concurrent_trials(local_ray, tiny_model, tmp_path, mlflow_uri):
@@ -583,6 +593,12 @@ def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(t
         kill_ray_using(raytmp)
     lines = err.strip().splitlines()
     assert driver.returncode == 130, err[-3000:]
+    # an end line counted against the budget for each trial that finished, a start line for each that ran
+    # (the one stopped too: it has no end line)
+    ended = [line.split("]")[0] for line in lines if line.startswith("[")]
+    assert ended == [f"[{k}/3" for k in range(1, len(list(records.glob("*.json"))) + 1)], err[-3000:]
+    started = [line for line in lines if re.fullmatch(r"trial \d+ started \(prompt_len \d+, lr \S+\)", line)]
+    assert len(started) == len(ended) + 1, err[-3000:]
     assert lines[-1].startswith("error: search stopped after ") and "of 3 trials" in lines[-1] and "--resume" in lines[-1]
     assert "Tuner.restore" not in err, err[-3000:]
     assert not (tmp_path / "out").exists()
@@ -596,12 +612,17 @@ def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(t
     killed = trial_runs(mlflow_uri, study, "KILLED")
     assert killed and {r.data.tags["ptv2.status"] for r in killed} == {"interrupted"}
 
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    done_before = finished_count(optuna.load_study(study_name=study, storage=storage))
     try:
         out = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True, timeout=400)
     finally:
         kill_ray_using(raytmp)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "resuming study" in out.stderr and "scoring the best trial's adapter" in out.stderr
+    # the resumed run's count goes on from the trials the first run finished
+    ended = [line.split("]")[0] for line in out.stderr.splitlines() if line.startswith("[")]
+    assert done_before >= 1 and ended == [f"[{k}/3" for k in range(done_before + 1, 4)], out.stderr[-3000:]
     best = json.loads((tmp_path / "out" / "best.json").read_text())
     assert best["trials"]["total"] >= 3 and (tmp_path / "out" / "adapter" / "metrics.json").is_file()
 
@@ -687,8 +708,11 @@ def test_search_through_ray_client(two_node_cluster, tiny_model, tmp_path, mlflo
                           "--storage", storage, "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")],
                          env=env, capture_output=True, text=True, timeout=400)
     assert out.returncode == 0, out.stderr[-3000:]
-    progress = [line for line in out.stderr.splitlines() if line.startswith("trial ")]
-    assert sorted(line.split()[1] for line in progress) == ["0", "1"], out.stderr[-3000:]
+    lines = out.stderr.splitlines()
+    started = [line.split()[1] for line in lines if re.fullmatch(r"trial \d+ started \(.*\)", line)]
+    ended = dict(line.split()[::2][:2] for line in lines if re.match(r"\[\d/2\] trial \d+ \(", line))
+    assert sorted(started) == ["0", "1"] and ended.keys() == {"[1/2]", "[2/2]"}, out.stderr[-3000:]
+    assert sorted(ended.values()) == ["0", "1"], out.stderr[-3000:]
     ran = markers(trace)
     assert len(ran) == 2 and len({m["node"] for m in ran}) == 2, ran
 
