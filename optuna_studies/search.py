@@ -151,7 +151,7 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
         say(f"study '{plan.study_name}' in {mask_url(plan.storage)}: {spc.trials} trial{'s' * (spc.trials != 1)} of "
             f"up to {spc.epochs} epoch{'s' * (spc.epochs != 1)}, prompt lengths {list(spc.prompt_lens)}, "
             f"lr {spc.lr_low:.3g}..{spc.lr_high:.3g}, {plan.concurrency} at a time; MLflow run {parent}")
-    outcome = "FAILED"
+    outcome, draw = "FAILED", True  # draw: the finished trials' pictures on the parent run, unless _finish does
     try:
         remaining = plan.space.trials - state.finished
         if remaining > 0:
@@ -164,16 +164,25 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
             outcome = "KILLED"
             raise Ptv2Interrupted(f"search stopped after {done} of {plan.space.trials} trials; run the same command "
                                   "with --resume to finish it")
+        draw = False  # _finish draws them itself (also when no trial has a score)
         result = _finish(plan, parent, mlflow_uri, say)
         outcome = "FINISHED"
         return result
+    except KeyboardInterrupt:  # a Ctrl-C Tune did not take (a second one, one outside fit, or under Ray Client)
+        outcome = "KILLED"
+        raise
     finally:
         try:
             if outcome != "FINISHED":  # Ctrl-C, or fit raising: the trials Tune stopped keep RUNNING runs
                 try:
                     tracking.kill_stale_trial_runs(parent)
                 except Exception:  # noqa: BLE001 (a store that fails now: --resume marks them; the first error counts)
-                    pass
+                    draw = False  # nor would it take the pictures: they must not wait on it
+                if draw:
+                    try:
+                        log_stopped_artifacts(plan, parent)
+                    except (Exception, KeyboardInterrupt):  # noqa: BLE001 (the pictures are extra: a failure, or a
+                        pass  # Ctrl-C while they are drawn, skips them; the search's own error is the one raised)
         finally:  # a second Ctrl-C during the above still ends the parent run
             tracking.end_run(parent, outcome)
 
@@ -201,13 +210,29 @@ def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_ur
     return parent
 
 
+def _draw(plan: SearchPlan, trials: list[dict]) -> Path:
+    """The study's table and pictures of ``trials`` in the work folder's ``artifacts/``; returns it."""
+    art = plan.work / "artifacts"
+    write_artifacts(trials, art, plan.space.metric, plan.space.mode, f"{plan.task_name} / {Path(plan.model).name}",
+                    plan.space.prompt_lens)
+    return art
+
+
+def log_stopped_artifacts(plan: SearchPlan, parent: str) -> bool:
+    """The table and pictures of the trials a stopped search finished, on its parent run (it ended
+    without them, though trials had finished; a resumed search that finishes replaces them, with
+    best.json). Nothing when no trial finished. Returns whether it logged them."""
+    trials = records.read_records(plan.work)
+    if trials:
+        tracking.log_artifacts(parent, _draw(plan, trials))
+    return bool(trials)
+
+
 def _finish(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Callable[[str], None]) -> SearchResult:
     """Pick the best trial, log the study's artifacts, write the output folder."""
     trials = records.read_records(plan.work)
     best = records.best_record(trials, plan.space.mode)
-    art = plan.work / "artifacts"
-    write_artifacts(trials, art, plan.space.metric, plan.space.mode, f"{plan.task_name} / {Path(plan.model).name}",
-                    plan.space.prompt_lens)
+    art = _draw(plan, trials)
     tracking.log_artifacts(parent, art)
     if best is None:
         why = records.failure_summary(trials)

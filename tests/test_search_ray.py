@@ -611,6 +611,23 @@ def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(t
     assert not trial_runs(mlflow_uri, study, "RUNNING")
     killed = trial_runs(mlflow_uri, study, "KILLED")
     assert killed and {r.data.tags["ptv2.status"] for r in killed} == {"interrupted"}
+    # the parent run ended KILLED with the table and pictures of the trials that had finished (no best.json:
+    # nothing was chosen), the map starring the best of them
+    from mlflow.tracking import MlflowClient
+
+    from optuna_studies.plots import FILES
+    from optuna_studies.records import best_record, read_records
+
+    client = MlflowClient(mlflow_uri)
+    (parent,) = client.search_runs([client.get_experiment_by_name("ptv2-search").experiment_id],
+                                   f"attributes.run_name = '{study}'")
+    assert parent.info.status == "KILLED"
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} == set(FILES)
+    logged = Path(client.download_artifacts(parent.info.run_id, "", str(tmp_path / "logged")))
+    with open(logged / "trials.csv") as f:
+        assert sorted(r["ray_trial_id"] for r in csv.DictReader(f)) == sorted(p.stem for p in records.glob("*.json"))
+    best = best_record(read_records(records.parent), "max")
+    assert f'"name":"best: trial {best["number"]}"' in (logged / "length_lr.html").read_text()
 
     storage = f"sqlite:///{tmp_path}/optuna.db"
     done_before = finished_count(optuna.load_study(study_name=study, storage=storage))
