@@ -130,8 +130,9 @@ def test_the_best_trial_is_starred_on_the_map_and_over_time(mode, number, tmp_pa
 
     best = next(r for r in RECORDS if r["number"] == number)
     minutes = (best["ended"] - min(r["started"] for r in RECORDS)) / 60
-    for fig, xy in ((length_lr_figure(RECORDS, "dev_score", mode, "t", (4, 8, 16, 32)), (best["lr"], best["prompt_len"])),
-                    (over_time_figure(RECORDS, "dev_score", mode, "t"), (minutes, best["best_score"]))):
+    pictures = ((length_lr_figure(RECORDS, "dev_score", mode, "t", (4, 8, 16, 32)), (best["lr"], best["prompt_len"])),
+                (over_time_figure(RECORDS, "dev_score", mode, "t"), (minutes, best["best_score"])))
+    for fig, xy in pictures:
         try:
             ax = fig.axes[0]
             stars = [c for c in ax.collections if c.get_label() == f"best: trial {number}"]
@@ -151,7 +152,8 @@ def test_the_best_trial_is_starred_on_the_map_and_over_time(mode, number, tmp_pa
 def test_the_star_is_on_the_best_pruned_trial_only_when_none_completed():
     import matplotlib.pyplot as plt
 
-    pruned = [rec(0, 4, 0.01, "pruned", 0.5, 10), rec(1, 8, 0.02, "pruned", 0.7, 20), rec(2, 8, 0.03, "failed", None, 30)]
+    pruned = [rec(0, 4, 0.01, "pruned", 0.5, 10), rec(1, 8, 0.02, "pruned", 0.7, 20),
+              rec(2, 8, 0.03, "failed", None, 30)]
     fig = length_lr_figure(pruned, "dev_score", "max", "t")
     try:
         (star,) = [c for c in fig.axes[0].collections if c.get_label().startswith("best: ")]
