@@ -1,4 +1,4 @@
-"""Seeded, deterministic splitting and truncation (numpy Generator only: no hash order, no global state)."""
+"""Seeded, deterministic splitting and subsetting (numpy Generator only: no hash order, no global state)."""
 from __future__ import annotations
 
 import hashlib
@@ -6,10 +6,11 @@ import json
 from collections.abc import Hashable, Sequence
 
 import numpy as np
-from datasets import Dataset, DatasetDict
+from datasets import DatasetDict
 
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.settings import check_seed
+from ptv2_core.tasks.subsample import subsample
 
 SPLITS = ("train", "dev", "test")
 
@@ -61,16 +62,9 @@ def seeded_split(
     return result
 
 
-def truncate(ds: Dataset, n: int | None, seed: int, stream: int) -> Dataset:
-    """A seeded random subset of ``n`` rows (all rows, unchanged, when ``n`` is None or >= len)."""
-    if n is None or n >= len(ds):
-        return ds
-    idx = np.random.default_rng([seed, stream]).permutation(len(ds))[:n]
-    return ds.select(idx.tolist())
-
-
 def finalize(dd: DatasetDict, seed: int, max_train: int | None, max_eval: int | None) -> DatasetDict:
-    """Check the three splits exist and are non-empty, then apply ``max_train`` / ``max_eval``."""
+    """Check the three splits exist and are non-empty, then apply ``max_train`` / ``max_eval``
+    (seeded subsets stratified by label: ``subsample``)."""
     check_seed(seed, "split seed")
     for name, n in (("max_train", max_train), ("max_eval", max_eval)):
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
@@ -81,9 +75,9 @@ def finalize(dd: DatasetDict, seed: int, max_train: int | None, max_eval: int | 
         if len(dd[name]) == 0:
             raise Ptv2Error(f"split '{name}' has 0 rows")
     return DatasetDict(
-        train=truncate(dd["train"], max_train, seed, 0),
-        dev=truncate(dd["dev"], max_eval, seed, 1),
-        test=truncate(dd["test"], max_eval, seed, 2),
+        train=subsample(dd["train"], max_train, seed, 0),
+        dev=subsample(dd["dev"], max_eval, seed, 1),
+        test=subsample(dd["test"], max_eval, seed, 2),
     )
 
 
