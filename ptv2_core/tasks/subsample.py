@@ -43,10 +43,10 @@ def allocate(counts: Sequence[int], n: int, rng: np.random.Generator) -> list[in
 def strata(ds: Dataset) -> list[Hashable]:
     """Each row's stratum: its label (sequence), or its rarest entity type (token; see the module)."""
     if "label" in ds.column_names:
-        return list(ds["label"])
+        return ds["label"][:]  # [:]: the column in one read (iterating a datasets Column reads row by row)
     names = ds.features["tags"].feature.names
     kind = [name[2:] if name != "O" else NO_ENTITY for name in names]  # B-per and I-per: one type, per
-    row_types = [{kind[t] for t in tags} - {NO_ENTITY} for tags in ds["tags"]]
+    row_types = [{kind[t] for t in tags} - {NO_ENTITY} for tags in ds["tags"][:]]
     rows_with = Counter(t for types in row_types for t in types)
     return [min(types, key=lambda t: (rows_with[t], t)) if types else NO_ENTITY for types in row_types]
 
