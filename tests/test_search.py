@@ -438,6 +438,19 @@ def test_a_study_that_never_ran_follows_a_new_space_and_a_resume_keeps_the_trial
     assert state.resumed and state.finished == 1
     assert [t.state for t in state.study.trials] == [TrialState.COMPLETE]
 
+    # a capped study from before 2026-12-06 recorded no subset rule: its rows were drawn at random,
+    # today's are stratified, so it is not resumed; an uncapped one (every row) still is
+    for name, capped in (("old-capped", settings), ("old-full", settings | {"max_train": None})):
+        old = optuna.create_study(study_name=name, storage=storage)
+        old.set_user_attr("ptv2_settings", json.dumps(capped, sort_keys=True))
+        old.tell(old.ask(dists), 0.3)
+        now = capped | ({"subset": "stratified"} if capped["max_train"] else {})
+        if capped["max_train"]:
+            with pytest.raises(Ptv2Error, match=r"other settings \(subset None → stratified\)"):
+                prepare_study(storage, name, other, True, now)
+        else:
+            assert prepare_study(storage, name, other, True, now).resumed
+
 
 def test_a_resume_keeps_the_task_and_the_task_files_content(tmp_path, monkeypatch):
     """`--resume --task rt` continued a trec study (the task was not among the trial settings a
@@ -468,6 +481,7 @@ def test_a_resume_keeps_the_task_and_the_task_files_content(tmp_path, monkeypatc
                                       ("by-file", str(task), str(task), "task_sha256 "),
                                       ("by-data", str(task), str(task), "task_sha256 ")):
         p = plan(first, name)
+        assert trial_settings(p)["subset"] == "stratified"  # capped rows (max_train 8): the rule is recorded
         study = prepare_study(storage, name, p.space, False, trial_settings(p)).study
         study.tell(study.ask(dists), 0.5)
         assert prepare_study(storage, name, p.space, True, trial_settings(plan(first, name))).resumed  # the same

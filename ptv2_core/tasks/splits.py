@@ -12,6 +12,8 @@ from ptv2_core.errors import Ptv2Error
 from ptv2_core.settings import check_seed
 from ptv2_core.tasks.subsample import subsample
 
+TEST_STREAM = 2  # the seeded stream of the test split's subset (train 0, dev 1)
+
 SPLITS = ("train", "dev", "test")
 
 
@@ -77,7 +79,7 @@ def finalize(dd: DatasetDict, seed: int, max_train: int | None, max_eval: int | 
     return DatasetDict(
         train=subsample(dd["train"], max_train, seed, 0),
         dev=subsample(dd["dev"], max_eval, seed, 1),
-        test=subsample(dd["test"], max_eval, seed, 2),
+        test=subsample(dd["test"], max_eval, seed, TEST_STREAM),
     )
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from datasets import Dataset
 
 NO_ENTITY = ""  # the stratum of a token row without entities (no entity type is named "")
+RULE = "stratified"  # recorded with what a subset trains or scores (a study's settings, a version's tags)
 
 
 def allocate(counts: Sequence[int], n: int, rng: np.random.Generator) -> list[int]:
@@ -65,3 +66,12 @@ def subsample(ds: Dataset, n: int | None, seed: int, stream: int) -> Dataset:
     take = allocate([len(groups[s]) for s in keys], n, rng)
     chosen = [groups[s][j] for s, m in zip(keys, take) for j in rng.permutation(len(groups[s]))[:m]]
     return ds.select(sorted(chosen))
+
+
+def random_subset(ds: Dataset, n: int | None, seed: int, stream: int) -> Dataset:
+    """The subset ``max_train``/``max_eval`` drew until 2026-12-06 (a plain seeded permutation's
+    first ``n`` rows), kept only to recognise data recorded then: a version registered from such a
+    subset of the test split hashes to these rows, not to ``subsample``'s."""
+    if n is None or n >= len(ds):
+        return ds
+    return ds.select(np.random.default_rng([seed, stream]).permutation(len(ds))[:n].tolist())
