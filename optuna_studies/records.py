@@ -13,9 +13,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-# Columns of the trials table (trials.csv), in order.
+# Columns of the trials table (trials.csv), in order. ``epochs_run``: the epochs of the trial's
+# last attempt, which its score and adapter come from; ``epochs_trained``: every epoch it trained,
+# attempts lost with their worker (``retries``) included: its compute.
 COLUMNS = ("number", "ray_trial_id", "prompt_len", "lr", "status", "best_score", "best_epoch", "epochs_run",
-           "retries", "started", "ended", "duration_s", "mlflow_run_id", "failure")
+           "epochs_trained", "retries", "started", "ended", "duration_s", "mlflow_run_id", "failure")
 
 
 def trials_dir(work: Path) -> Path:
