@@ -261,6 +261,28 @@ def test_a_search_whose_every_trial_fails_says_why_on_its_error_line(local_ray, 
                    mlflow_uri=mlflow_uri, **SMALL)
     assert not (tmp_path / "other.db").exists()
 
+    # a search interrupted under the old name of the work folder, .out.search (one per --out, no study.json):
+    # its --resume said the work folder was gone. It is taken when its records are the study's trials
+    ours, others, legacy = work_dir(tmp_path / "out", first), work_dir(tmp_path / "out", "other"), tmp_path / ".out.search"
+    ours.rename(tmp_path / "aside")
+    others.rename(legacy)
+    (legacy / "study.json").unlink()
+    with pytest.raises(Ptv2Error, match=f"has no work folder {ours}, and the old-style one of its --out, {legacy} .*holds "
+                                        "1 of 1 trial record.* not this study's trials .* was left as it is"):
+        run_search("trec", tiny_model, tmp_path / "out", space=space, storage=f"sqlite:///{tmp_path}/optuna.db",
+                   mlflow_uri=mlflow_uri, resume=True, **SMALL)
+    assert len(list((legacy / "trials").glob("*.json"))) == 1 and not ours.exists()  # nothing moved
+    shutil.rmtree(legacy)
+    (tmp_path / "aside").rename(legacy)
+    (legacy / "study.json").unlink()
+    lines: list[str] = []
+    with pytest.raises(Ptv2Error, match="finished with a score \\(2 trial\\(s\\): "):  # its 2 records were read
+        run_search("trec", tiny_model, tmp_path / "out", space=space, storage=f"sqlite:///{tmp_path}/optuna.db",
+                   mlflow_uri=mlflow_uri, resume=True, echo=lines.append, **SMALL)
+    assert f"took the work folder {legacy} (named before each study had its own) as {ours}" in lines, lines
+    assert sorted(p.name for p in (ours / "trials").glob("*.json")) == kept and not legacy.exists()
+    assert json.loads((ours / "study.json").read_text())["study_name"] == first
+
 
 def test_worker_killed_mid_trial_is_retried(local_ray, tiny_model, tmp_path, trace_dir, mlflow_uri):
     """SIGKILL the process running the first trial once it has reported an epoch: Ray retries it
