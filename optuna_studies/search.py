@@ -25,7 +25,7 @@ from optuna_studies.ray_session import ray_session
 from optuna_studies.quiet import quiet_logger
 from optuna_studies.study import PARENT_RUN_ATTR, StudyState, finished_count, mask_url, open_storage, prepare_study
 from optuna_studies.study_lock import study_lock
-from optuna_studies.work import check_owner, claim
+from optuna_studies.work import adopt_legacy, check_owner, claim
 
 EXPERIMENT = "ptv2-search"
 
@@ -133,6 +133,12 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
     check_owner(plan.work, plan.study_name, plan.storage)  # again, under the locks: plan_search ran before them
     rdb = open_storage(plan.storage)
     state = prepare_study(rdb, plan.study_name, plan.space, resume, trial_settings(plan))
+    if state.resumed and state.finished and not records.trials_dir(plan.work).is_dir() and plan.shared is None:
+        # a search interrupted under the old name of its work folder (.<out>.search, before each study had its own)
+        ids = {t.user_attrs["ray_trial_id"]: t.number for t in state.study.trials if "ray_trial_id" in t.user_attrs}
+        legacy = adopt_legacy(plan.work, plan.out_dir, plan.study_name, plan.storage, ids)
+        if legacy is not None:
+            say(f"took the work folder {legacy} (named before each study had its own) as {plan.work}")
     if state.resumed and state.finished and not records.trials_dir(plan.work).is_dir():
         # a search that finished deleted its work folder: only its best adapter is left (in --out), so
         # more trials would be ranked among themselves, and the output would forget the earlier best

@@ -39,6 +39,7 @@ class TrialLog(Callback):
         self._history: dict[str, list[dict]] = {}
         self._started: dict[str, float] = {}
         self._retries: dict[str, int] = {}
+        self._lost: dict[str, int] = {}  # epochs trained by attempts whose worker died (compute spent)
 
     def setup(self, **info) -> None:
         """In the process Tune's driver runs in: the parent run's MLflow store."""
@@ -70,8 +71,12 @@ class TrialLog(Callback):
     def on_trial_recover(self, iteration: int, trials: list, trial, **info) -> None:
         tid = trial.trial_id
         self._retries[tid] = self._retries.get(tid, 0) + 1
-        self._history[tid] = []  # it trains again from the first epoch
-        if tid in self._runs:
+        # it trains again from the first epoch: the record's history and epochs_run are the last
+        # attempt's (what its result rests on), epochs_trained adds the lost attempts' epochs
+        self._lost[tid] = self._lost.get(tid, 0) + len(self._history.get(tid, []))
+        self._history[tid] = []
+        if tid in self._runs:  # a run per attempt: both in one run put two points on every step
+            self._runs[tid] = tracking.retry_trial_run(self._runs[tid], self._retries[tid] + 1)
             tracking.set_tags(self._runs[tid], {"ptv2.retries": self._retries[tid]})
         self._echo(f"trial {trial.config.get('optuna_number')}: worker lost, retrying ({self._retries[tid]})")
 
@@ -106,6 +111,7 @@ class TrialLog(Callback):
         }
         if status in ("diverged", "failed"):
             record["epochs_run"] = max(0, record["epochs_run"] - 1)  # the last report was the failure itself
+        record["epochs_trained"] = record["epochs_run"] + self._lost.get(tid, 0)
         records.write_record(self._work, record)
         if tid in self._runs:
             tracking.set_tags(self._runs[tid], {"ptv2.status": status} | ({"ptv2.failure": last["failure"][:4000]}

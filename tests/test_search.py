@@ -680,6 +680,35 @@ def test_the_best_trial_breaks_a_tie_on_score_by_the_shorter_prompt(tmp_path, mo
     assert records.best_record(only_pruned, mode)["number"] == 6
 
 
+def test_an_old_style_work_folder_is_taken_with_its_adapters_only_when_its_records_are_the_studys(tmp_path):
+    """A --resume takes the work folder of a search interrupted under the old name, .<out>.search
+    (tests/test_search_ray.py runs it through run_search): its records name their adapters by the
+    old path, which the rename leaves behind, and a record of a trial numbered otherwise in the
+    study is another study's."""
+    from optuna_studies import records
+    from optuna_studies.work import adopt_legacy, legacy_work_dir, work_dir
+
+    out, url = tmp_path / "out", f"sqlite:///{tmp_path}/optuna.db"
+    legacy, work = legacy_work_dir(out), work_dir(out, "s")
+    assert legacy == tmp_path / ".out.search"
+    assert adopt_legacy(work, out, "s", url, {"a1": 0}) is None  # none there: nothing to take
+    for number, rid in ((0, "a1"), (1, "b2")):
+        adapter = records.adapter_dir(legacy, rid)
+        adapter.mkdir(parents=True)
+        (adapter / "adapter_config.json").write_text("{}")
+        records.write_record(legacy, {"number": number, "ray_trial_id": rid, "status": "completed", "best_score": 0.5,
+                                      "adapter": str(adapter)})
+    # b2 is trial 3 of this study, not trial 1: refused, nothing moved
+    with pytest.raises(Ptv2Error, match=f"{legacy} .*holds 1 of 2 trial record.* \\(trials/b2.json\\)"):
+        adopt_legacy(work, out, "s", url, {"a1": 0, "b2": 3})
+    assert legacy.is_dir() and not work.exists()
+    assert adopt_legacy(work, out, "s", url, {"a1": 0, "b2": 1, "c3": 2}) == legacy
+    assert not legacy.exists()
+    taken = records.read_records(work)
+    assert [r["adapter"] for r in taken] == [str(records.adapter_dir(work, rid)) for rid in ("a1", "b2")]
+    assert all((Path(r["adapter"]) / "adapter_config.json").is_file() for r in taken)
+
+
 def test_failure_summary_names_the_commonest_reasons_first():
     from optuna_studies.records import failure_summary
 
