@@ -125,5 +125,7 @@ def test_the_last_line_points_at_the_ui_that_serves_the_store(tmp_path, monkeypa
     monkeypatch.setenv("PTV2_HOME", str(tmp_path))
     local = review_line(f"sqlite:///{tmp_path}/mlflow.db")
     assert local.startswith(f"Review trials and versions in MLflow:  PTV2_HOME={tmp_path} ") and local.endswith(" ui")
+    other = review_line(f"sqlite:///{tmp_path}/other.db", "the run")  # --mlflow-uri: not PTV2_HOME's store
+    assert other.startswith(f"Review the run in MLflow:  MLFLOW_TRACKING_URI=sqlite:///{tmp_path}/other.db ")
     assert review_line("https://ci:s3cret@mlflow.example.com") == \
         "Review trials and versions in MLflow:  https://ci:***@mlflow.example.com"
