@@ -407,6 +407,7 @@ def test_pipeline_search_step_stages_its_inputs_in_the_shared_folder(local_ray, 
 
     params = MlflowClient(mlflow_uri).get_run(res["parent_run_id"]).data.params  # the pipeline's parameter, passed on
     assert (params["cpus_per_trial"], params["gpus_per_trial"]) == ("0.5", "0.0")
+    assert params["model"] == str(tiny_model)  # the model the step was given, not the copy its trials read
     task = Path(res["best_config"]["task"])  # what the trials read
     assert (shared / "ptv2-inputs") in task.parents and task.name == "task.yaml", task
     model = Path(res["best_config"]["model"])  # what the trials read: a copy in the work folder
