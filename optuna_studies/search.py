@@ -236,6 +236,9 @@ def _finish(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Callable
             f"pruned after {best.get('epochs_run')} epoch(s)")
     say(f"scoring the best trial's adapter (trial {best['number']}) on its dev and test splits")
     metrics = best_metrics(Path(best["adapter"]), best, plan.task, plan.study_name, plan.constants["max_eval"])
+    # the runs that made the adapter, in the adapter itself: a registered version links to them
+    metrics |= {"search_run_id": parent, "trial_run_id": best.get("mlflow_run_id"),
+                "search_tracking_uri": doc["mlflow"]["tracking_uri"]}
     (Path(best["adapter"]) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     doc["test"] = metrics["test"]
     (art / "best.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
