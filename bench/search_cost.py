@@ -11,8 +11,10 @@ Not a test. Per packaged task (and per start: fresh prompt, pre-trained prompt):
   Its trials are taken in the order they ended; the compute to target is the sum of their epochs
   (pruned trials count only the epochs they ran) up to the first completed trial whose dev score
   is within 0.5 points of the grid's best (a pruned trial's score does not count: the search
-  picks its best among completed trials). One search is one draw: with 10 trials, whether
-  the target is met depends on the seed, so a row reports each seed and how many met it.
+  picks its best among completed trials). A trial retried after its worker died counts the lost
+  attempt's epochs too (``epochs_trained``; ``epochs_run`` is its last attempt's). One search is
+  one draw: with 10 trials, whether the target is met depends on the seed, so a row reports each
+  seed and how many met it.
 
 Compute is counted in trial-epochs (one epoch of one configuration), which is what a trial costs
 whatever the machine. ``--device cuda`` trains grid, trials and pre-training on the GPU (each of
@@ -144,10 +146,11 @@ def run_one_search(task: str, model: str, seed: int, pruning: dict, args, init: 
                      mlflow_uri=f"sqlite:///{work}/mlflow.db", ray_cpus=args.ray_cpus,
                      echo=lambda line: print("  " + line, flush=True))
     trials = sorted(res.trials, key=lambda r: r["ended"])
-    keep = ("number", "prompt_len", "lr", "status", "best_score", "epochs_run", "retries", "started", "ended")
+    keep = ("number", "prompt_len", "lr", "status", "best_score", "epochs_run", "epochs_trained", "retries",
+            "started", "ended")
     return {"trials": [{k: r.get(k) for k in keep} for r in trials], "space": space_of(load_space(space_file)),
             "concurrency": args.concurrency,
-            "compute": sum(r["epochs_run"] or 0 for r in trials), "best_score": res.best_score,
+            "compute": sum(trial_epochs(r) for r in trials), "best_score": res.best_score,
             "best_prompt_len": res.best_config["prompt_len"], "best_lr": res.best_config["lr"],
             "seed": seed, "pruning": pruning, "sampler": sampler_of(load_space(space_file)), "seconds": time.time() - t0}
 
@@ -220,6 +223,15 @@ def prompt_sha(folder: str | None) -> str | None:
         sys.exit(2)
 
 
+def trial_epochs(trial: dict) -> int:
+    """A trial's compute in trial-epochs: every epoch it trained, those of attempts lost with their
+    worker included (``epochs_trained``). A trial recorded without it (reports up to 2026-12-06)
+    counts its ``epochs_run``, the last attempt's epochs: those reports keep no retries, so a lost
+    attempt there, if any, cannot be told."""
+    value = trial.get("epochs_trained")
+    return (trial.get("epochs_run") if value is None else value) or 0
+
+
 def compute_to_target(trials: list[dict], target: float) -> int | None:
     """Trial-epochs spent (in end order) until the best completed trial so far reaches ``target``;
     None if never. Only completed trials count for the score, as the search picks its best (a
@@ -238,7 +250,7 @@ def compute_to_target(trials: list[dict], target: float) -> int | None:
             at = r.get("ended")
             running = [t for t in trials[i + 1:] if at is not None and t.get("started") is not None
                        and t["started"] < at]
-            return sum(t["epochs_run"] or 0 for t in trials[: i + 1] + running)
+            return sum(trial_epochs(t) for t in trials[: i + 1] + running)
     return None
 
 

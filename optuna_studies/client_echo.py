@@ -1,7 +1,7 @@
 """Progress lines from Tune's driver back to the user under Ray Client (``ray://`` addresses).
 
 There, Tune runs its driver as an actor on the cluster's head, so the lines ``TrialLog`` prints
-as trials end would land in the head's logs. ``run_fit`` hands ``TrialLog`` an echo that puts
+as trials start and end would land in the head's logs. ``run_fit`` hands ``TrialLog`` an echo that puts
 each line on a small Ray queue and prints them here while ``fit`` runs in a thread. Without Ray
 Client, the echo is used directly and ``fit`` runs as it is.
 """

@@ -1,5 +1,7 @@
 """The study's artifacts from its trial records: trials.csv, the length × learning-rate map
-(PNG and interactive HTML), score against prompt length (PNG) and trials over time (PNG)."""
+(PNG and interactive HTML), score against prompt length (PNG) and trials over time (PNG).
+The map and the over-time picture mark the search's best trial (``records.best_record``, the
+trial ``best.json`` names) with a star."""
 from __future__ import annotations
 
 import csv
@@ -7,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from optuna_studies.records import COLUMNS
+from optuna_studies.records import COLUMNS, best_record
 
 FILES = ("trials.csv", "length_lr.png", "length_lr.html", "length_score.png", "trials_over_time.png")
 
@@ -19,8 +21,9 @@ def write_artifacts(records: list[dict[str, Any]], folder: Path, metric: str, mo
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_table(records, folder / "trials.csv")
-    plot_length_lr(records, folder / "length_lr.png", metric, title, lengths)
-    plot_length_lr_html(records, folder / "length_lr.html", metric, title, lengths)
+    save(length_lr_figure(records, metric, mode, title, lengths), folder / "length_lr.png")
+    length_lr_html_figure(records, metric, mode, title, lengths).write_html(
+        str(folder / "length_lr.html"), include_plotlyjs=True, full_html=True)
     save(length_score_figure(records, metric, mode, title, lengths), folder / "length_score.png")
     plot_over_time(records, folder / "trials_over_time.png", metric, mode, title)
     return [folder / f for f in FILES]
@@ -98,9 +101,15 @@ def _lr_axis(axis, lrs: list[float]) -> None:
     axis.set_minor_locator(NullLocator())
 
 
-def plot_length_lr(records: list[dict[str, Any]], path: Path, metric: str, title: str,
-                   lengths: list[int] | tuple[int, ...] = ()) -> None:
-    """Scatter of learning rate (log x) × prompt length (log2 y), coloured by score; failed trials as x."""
+def best_label(best: dict[str, Any]) -> str:
+    """The legend entry of the best trial's star."""
+    return f"best: trial {best.get('number')}"
+
+
+def length_lr_figure(records: list[dict[str, Any]], metric: str, mode: str, title: str,
+                     lengths: list[int] | tuple[int, ...] = ()):
+    """Scatter of learning rate (log x) × prompt length (log2 y), coloured by score; failed trials
+    as x; the best trial a star (the last collection, labelled ``best_label``)."""
     plt = _pyplot()
     ok, bad = _scored(records)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
@@ -110,6 +119,11 @@ def plot_length_lr(records: list[dict[str, Any]], path: Path, metric: str, title
         fig.colorbar(sc, ax=ax, label=metric)
     if bad:
         ax.scatter([r["lr"] for r in bad], [r["prompt_len"] for r in bad], marker="x", c="red", label="failed")
+    best = best_record(records, mode)
+    if best is not None:
+        ax.scatter([best["lr"]], [best["prompt_len"]], marker="*", s=320, c="gold", edgecolors="k",
+                   label=best_label(best), zorder=4)
+    if bad or best is not None:
         ax.legend(loc="best")
     ax.set_xscale("log")
     ax.set_yscale("log", base=2)
@@ -119,7 +133,7 @@ def plot_length_lr(records: list[dict[str, Any]], path: Path, metric: str, title
     ax.set_xlabel("learning rate")
     ax.set_ylabel("prompt length")
     ax.set_title(f"{title}: length × learning rate (small dots: pruned)")
-    save(fig, path)
+    return fig
 
 
 def best_by_length(records: list[dict[str, Any]], mode: str) -> dict[int, float]:
@@ -165,9 +179,10 @@ def length_score_figure(records: list[dict[str, Any]], metric: str, mode: str, t
     return fig
 
 
-def plot_length_lr_html(records: list[dict[str, Any]], path: Path, metric: str, title: str,
-                        lengths: list[int] | tuple[int, ...] = ()) -> None:
-    """The same map as an interactive plotly page (hover shows each trial)."""
+def length_lr_html_figure(records: list[dict[str, Any]], metric: str, mode: str, title: str,
+                          lengths: list[int] | tuple[int, ...] = ()):
+    """The same map as a plotly figure for an interactive page (hover shows each trial); the best
+    trial a star (its last trace, named ``best_label``)."""
     import plotly.graph_objects as go
 
     ok, bad = _scored(records)
@@ -181,21 +196,27 @@ def plot_length_lr_html(records: list[dict[str, Any]], path: Path, metric: str, 
     fig.add_trace(go.Scatter(x=[r["lr"] for r in bad], y=[r["prompt_len"] for r in bad], mode="markers",
                              name="failed", text=[hover(r) for r in bad], hoverinfo="text",
                              marker=dict(symbol="x", size=10, color="red")))
+    best = best_record(records, mode)
+    if best is not None:
+        fig.add_trace(go.Scatter(x=[best["lr"]], y=[best["prompt_len"]], mode="markers", name=best_label(best),
+                                 text=[hover(best)], hoverinfo="text",
+                                 marker=dict(symbol="star", size=22, color="gold", line=dict(width=1, color="black"))))
     ticks = sorted({*lengths, *(r["prompt_len"] for r in records)})
     fig.update_layout(title=f"{title}: length × learning rate", xaxis=dict(type="log", title="learning rate"),
                       yaxis=dict(type="log", title="prompt length", tickvals=ticks, ticktext=[str(n) for n in ticks]))
-    fig.write_html(str(path), include_plotlyjs=True, full_html=True)
+    return fig
 
 
 def plot_over_time(records: list[dict[str, Any]], path: Path, metric: str, mode: str, title: str) -> None:
     """Each trial's score at the time it ended (pruned trials hollow), with the best so far as a step
     line: the best completed trial so far, as the search picks its best (pruned ones count only
-    while no trial has completed)."""
+    while no trial has completed); the best trial of all a star."""
     save(over_time_figure(records, metric, mode, title), path)
 
 
 def over_time_figure(records: list[dict[str, Any]], metric: str, mode: str, title: str):
-    """The figure of ``plot_over_time`` (its step line is ``ax.lines[0]``)."""
+    """The figure of ``plot_over_time`` (its step line is ``ax.lines[0]``, the best trial's star the
+    last collection, labelled ``best_label``)."""
     plt = _pyplot()
     ok, _ = _scored(records)
     ok = sorted(ok, key=lambda r: r.get("ended") or 0)
@@ -213,6 +234,10 @@ def over_time_figure(records: list[dict[str, Any]], metric: str, mode: str, titl
             ax.scatter([x for x, f in zip(xs, full) if not f], [y for y, f in zip(ys, full) if not f],
                        facecolors="none", edgecolors="C0", label="pruned", zorder=3)
         ax.step(xs, best, where="post", color="C1", label="best so far")
+        top = best_record(records, mode)
+        if top is not None:
+            ax.scatter([((top.get("ended") or t0) - t0) / 60], [top["best_score"]], marker="*", s=320, c="gold",
+                       edgecolors="k", label=best_label(top), zorder=4)
         ax.legend(loc="best")
     ax.set_xlabel("minutes since the first trial started")
     ax.set_ylabel(metric)

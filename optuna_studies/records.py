@@ -13,9 +13,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-# Columns of the trials table (trials.csv), in order.
+# Columns of the trials table (trials.csv), in order. ``epochs_run``: the epochs of the trial's
+# last attempt, which its score and adapter come from; ``epochs_trained``: every epoch it trained,
+# attempts lost with their worker (``retries``) included: its compute.
 COLUMNS = ("number", "ray_trial_id", "prompt_len", "lr", "status", "best_score", "best_epoch", "epochs_run",
-           "retries", "started", "ended", "duration_s", "mlflow_run_id", "failure")
+           "epochs_trained", "retries", "started", "ended", "duration_s", "mlflow_run_id", "failure")
 
 
 def trials_dir(work: Path) -> Path:
@@ -39,9 +41,14 @@ def write_record(work: Path, record: dict[str, Any]) -> Path:
 
 
 def read_records(work: Path) -> list[dict[str, Any]]:
-    """Every trial record of the search, in study order."""
+    """Every trial record of the search, in study order. A record's adapter is where it lies now,
+    ``adapters/<ray trial id>`` of ``work``: the record keeps the path it was written to, and the
+    folder may have moved since (an old-style work folder renamed by ``--resume``: ``work.py``)."""
     folder = trials_dir(work)
     records = [json.loads(p.read_text()) for p in folder.glob("*.json")] if folder.is_dir() else []
+    for r in records:
+        if r.get("adapter") and r.get("ray_trial_id"):
+            r["adapter"] = str(adapter_dir(work, r["ray_trial_id"]))
     return sorted(records, key=lambda r: (r.get("number") is None, r.get("number") or 0, r.get("started") or 0))
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ptv2_core.errors import Ptv2Error, Ptv2Interrupted
+from ptv2_core.tasks.subsample import RULE as SUBSET_RULE
 from optuna_studies import records, settings, tracking
 from optuna_studies.best_metrics import best_metrics
 from optuna_studies.capacity import check_capacity
@@ -24,7 +25,7 @@ from optuna_studies.ray_session import ray_session
 from optuna_studies.quiet import quiet_logger
 from optuna_studies.study import PARENT_RUN_ATTR, StudyState, finished_count, mask_url, open_storage, prepare_study
 from optuna_studies.study_lock import study_lock
-from optuna_studies.work import check_owner, claim
+from optuna_studies.work import adopt_legacy, check_owner, claim
 
 EXPERIMENT = "ptv2-search"
 
@@ -73,7 +74,7 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
       A cluster with nodes on other machines needs ``shared_dir`` (or ``PTV2_SHARED_DIR``): a folder
       every node mounts at the same path, for the work folder and the trials' file inputs.
     - ``resume`` continues the study of the same ``out_dir``: finished trials are kept, not rerun.
-    - ``echo`` receives one progress line per finished trial.
+    - ``echo`` receives the progress lines: one as each trial starts, one (``[k/N] ...``) as it ends.
     - ``originals``: what ``model`` and ``init`` are copies of (``{"model": ..., "init": ...}``),
       recorded as the parent run's params instead of the copies' paths (the pipeline's search
       step stages its inputs in a shared folder; the copies go when the step ends).
@@ -116,6 +117,8 @@ def trial_settings(plan: SearchPlan) -> dict:
     keep = ("model", "epochs", "max_train", "max_eval", "seed", "init")
     doc = {k: plan.constants.get(k) for k in keep} | {"fixed": dict(sorted(plan.space.fixed.items()))}
     doc["task"] = plan.task_name  # a task file by its name and content, not its path: it may move
+    if doc["max_train"] or doc["max_eval"]:  # which rows a cap keeps (random until 2026-12-06, stratified since)
+        doc["subset"] = SUBSET_RULE
     if Path(plan.task).is_file():  # a task YAML (made absolute by the plan) and the data it names
         from ptv2_core.tasks.spec import load_task_yaml
 
@@ -133,6 +136,12 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
     check_owner(plan.work, plan.study_name, plan.storage)  # again, under the locks: plan_search ran before them
     rdb = open_storage(plan.storage)
     state = prepare_study(rdb, plan.study_name, plan.space, resume, trial_settings(plan))
+    if state.resumed and state.finished and not records.trials_dir(plan.work).is_dir() and plan.shared is None:
+        # a search interrupted under the old name of its work folder (.<out>.search, before each study had its own)
+        ids = {t.user_attrs["ray_trial_id"]: t.number for t in state.study.trials if "ray_trial_id" in t.user_attrs}
+        legacy = adopt_legacy(plan.work, plan.out_dir, plan.study_name, plan.storage, ids)
+        if legacy is not None:
+            say(f"took the work folder {legacy} (named before each study had its own) as {plan.work}")
     if state.resumed and state.finished and not records.trials_dir(plan.work).is_dir():
         # a search that finished deleted its work folder: only its best adapter is left (in --out), so
         # more trials would be ranked among themselves, and the output would forget the earlier best
@@ -154,7 +163,7 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
         say(f"study '{plan.study_name}' in {mask_url(plan.storage)}: {spc.trials} trial{'s' * (spc.trials != 1)} of "
             f"up to {spc.epochs} epoch{'s' * (spc.epochs != 1)}, prompt lengths {list(spc.prompt_lens)}, "
             f"lr {spc.lr_low:.3g}..{spc.lr_high:.3g}, {plan.concurrency} at a time; MLflow run {parent}")
-    outcome = "FAILED"
+    outcome, draw = "FAILED", True  # draw: the finished trials' pictures on the parent run, unless _finish does
     try:
         remaining = plan.space.trials - state.finished
         if remaining > 0:
@@ -167,16 +176,25 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
             outcome = "KILLED"
             raise Ptv2Interrupted(f"search stopped after {done} of {plan.space.trials} trials; run the same command "
                                   "with --resume to finish it")
+        draw = False  # _finish draws them itself (also when no trial has a score)
         result = _finish(plan, parent, mlflow_uri, say)
         outcome = "FINISHED"
         return result
+    except KeyboardInterrupt:  # a Ctrl-C Tune did not take (a second one, one outside fit, or under Ray Client)
+        outcome = "KILLED"
+        raise
     finally:
         try:
             if outcome != "FINISHED":  # Ctrl-C, or fit raising: the trials Tune stopped keep RUNNING runs
                 try:
                     tracking.kill_stale_trial_runs(parent)
                 except Exception:  # noqa: BLE001 (a store that fails now: --resume marks them; the first error counts)
-                    pass
+                    draw = False  # nor would it take the pictures: they must not wait on it
+                if draw:
+                    try:
+                        log_stopped_artifacts(plan, parent)
+                    except (Exception, KeyboardInterrupt):  # noqa: BLE001 (the pictures are extra: a failure, or a
+                        pass  # Ctrl-C while they are drawn, skips them; the search's own error is the one raised)
         finally:  # a second Ctrl-C during the above still ends the parent run
             tracking.end_run(parent, outcome)
 
@@ -207,13 +225,29 @@ def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_ur
     return parent
 
 
+def _draw(plan: SearchPlan, trials: list[dict]) -> Path:
+    """The study's table and pictures of ``trials`` in the work folder's ``artifacts/``; returns it."""
+    art = plan.work / "artifacts"
+    write_artifacts(trials, art, plan.space.metric, plan.space.mode, f"{plan.task_name} / {Path(plan.model).name}",
+                    plan.space.prompt_lens)
+    return art
+
+
+def log_stopped_artifacts(plan: SearchPlan, parent: str) -> bool:
+    """The table and pictures of the trials a stopped search finished, on its parent run (it ended
+    without them, though trials had finished; a resumed search that finishes replaces them, with
+    best.json). Nothing when no trial finished. Returns whether it logged them."""
+    trials = records.read_records(plan.work)
+    if trials:
+        tracking.log_artifacts(parent, _draw(plan, trials))
+    return bool(trials)
+
+
 def _finish(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Callable[[str], None]) -> SearchResult:
     """Pick the best trial, log the study's artifacts, write the output folder."""
     trials = records.read_records(plan.work)
     best = records.best_record(trials, plan.space.mode)
-    art = plan.work / "artifacts"
-    write_artifacts(trials, art, plan.space.metric, plan.space.mode, f"{plan.task_name} / {Path(plan.model).name}",
-                    plan.space.prompt_lens)
+    art = _draw(plan, trials)
     tracking.log_artifacts(parent, art)
     if best is None:
         why = records.failure_summary(trials)

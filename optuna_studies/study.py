@@ -24,6 +24,8 @@ SCHEMES = ("sqlite", "postgresql", "mysql")
 ORPHAN_ATTR = "ptv2_orphaned"
 SPACE_ATTR = "ptv2_space"
 SETTINGS_ATTR = "ptv2_settings"
+# settings compared on --resume even when the study did not record them (see prepare_study)
+ALWAYS_COMPARED = ("subset",)
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 
 
@@ -131,8 +133,10 @@ def prepare_study(storage: optuna.storages.RDBStorage, name: str, space: SearchS
                         f"({existing.user_attrs[SPACE_ATTR]}); resume it with the same one, or {fresh}")
     if started and settings is not None:
         before = json.loads(existing.user_attrs.get(SETTINGS_ATTR, settings_doc))
-        # a setting a study of an earlier version did not record is not held against it
-        differ = _differences(before, {k: v for k, v in json.loads(settings_doc).items() if k in before})
+        # a setting a study of an earlier version did not record is not held against it, except the
+        # subset rule: a capped study without one drew its rows at random, and now they are stratified
+        differ = _differences(before, {k: v for k, v in json.loads(settings_doc).items()
+                                       if k in before or k in ALWAYS_COMPARED})
         if differ:
             raise Ptv2Error(f"study '{name}' ran its trials with other settings ({differ}); resume it with the same "
                             f"ones, or {fresh}")

@@ -48,6 +48,27 @@ def start_trial_run(parent_id: str, name: str, params: dict[str, Any], tags: dic
     return run.info.run_id
 
 
+def retry_trial_run(run_id: str, attempt: int) -> str:
+    """End the run of a trial attempt whose worker died (KILLED, ``ptv2.status=lost``) and open the
+    next attempt's: a new nested run under the same parent, with the same params and ``ptv2.*`` tags,
+    named ``<name> (retry N)``, tagged ``ptv2.attempt`` and ``ptv2.retry_of_run``. Returns its id.
+
+    A retried trial trains again from its first epoch; logged into the same run, both attempts'
+    epochs landed on the same steps (two points per step, a zigzag in MLflow's charts), and MLflow
+    cannot drop the lost attempt's metrics. One run per attempt keeps each curve whole, as a
+    resumed search does for a trial its killed driver left running."""
+    client = MlflowClient()
+    old = client.get_run(run_id)
+    client.log_batch(run_id, tags=[RunTag("ptv2.status", "lost"), RunTag("ptv2.attempt", str(attempt - 1))])
+    client.set_terminated(run_id, status="KILLED")
+    tags = {k: v for k, v in old.data.tags.items() if k.startswith("ptv2.") or k == PARENT_TAG}
+    tags |= {"ptv2.status": "running", "ptv2.attempt": str(attempt), "ptv2.retry_of_run": run_id}
+    name = (old.info.run_name or "trial").split(" (retry ")[0]
+    run = client.create_run(old.info.experiment_id, run_name=f"{name} (retry {attempt - 1})", tags=tags)
+    client.log_batch(run.info.run_id, params=_params(old.data.params))
+    return run.info.run_id
+
+
 def log_epoch(run_id: str, metrics: dict[str, Any], step: int) -> None:
     """Numeric, finite metrics of one epoch (NaN from a diverged trial is skipped)."""
     import time

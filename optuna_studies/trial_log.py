@@ -24,17 +24,22 @@ _SKIP = {"epoch", "done", "training_iteration", "trial_id", "time_this_iter_s", 
 
 
 class TrialLog(Callback):
-    """Nested MLflow run + record file per trial; prints one line as each trial ends."""
+    """Nested MLflow run + record file per trial; prints one line as each trial starts
+    (``trial 5 started (prompt_len 32, lr 0.003)``) and one as it ends, counted against the
+    study's budget (``[4/12] trial 3 (...): completed, ...``). ``ended``: trials of the study that
+    ended before this run (a resumed search), so the count goes on from there."""
 
     def __init__(self, parent_run_id: str, work: Path, space: SearchSpace, tracking_uri: str,
-                 echo: Callable[[str], None] | None = None):
+                 echo: Callable[[str], None] | None = None, ended: int = 0):
         self._parent, self._work, self._space = parent_run_id, Path(work), space
         self._tracking_uri = tracking_uri
         self._echo = echo or (lambda line: None)
+        self._ended = ended
         self._runs: dict[str, str] = {}
         self._history: dict[str, list[dict]] = {}
         self._started: dict[str, float] = {}
         self._retries: dict[str, int] = {}
+        self._lost: dict[str, int] = {}  # epochs trained by attempts whose worker died (compute spent)
 
     def setup(self, **info) -> None:
         """In the process Tune's driver runs in: the parent run's MLflow store."""
@@ -52,6 +57,7 @@ class TrialLog(Callback):
         tags = {"ptv2.ray_trial_id": tid, "ptv2.optuna_number": str(number), "ptv2.status": "running"}
         self._runs[tid] = tracking.start_trial_run(self._parent, f"trial-{number}", params, tags)
         self._history[tid], self._started[tid], self._retries[tid] = [], time.time(), 0
+        self._echo(f"trial {number} started ({_params_text(trial.config)})")
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
         tid = trial.trial_id
@@ -65,8 +71,12 @@ class TrialLog(Callback):
     def on_trial_recover(self, iteration: int, trials: list, trial, **info) -> None:
         tid = trial.trial_id
         self._retries[tid] = self._retries.get(tid, 0) + 1
-        self._history[tid] = []  # it trains again from the first epoch
-        if tid in self._runs:
+        # it trains again from the first epoch: the record's history and epochs_run are the last
+        # attempt's (what its result rests on), epochs_trained adds the lost attempts' epochs
+        self._lost[tid] = self._lost.get(tid, 0) + len(self._history.get(tid, []))
+        self._history[tid] = []
+        if tid in self._runs:  # a run per attempt: both in one run put two points on every step
+            self._runs[tid] = tracking.retry_trial_run(self._runs[tid], self._retries[tid] + 1)
             tracking.set_tags(self._runs[tid], {"ptv2.retries": self._retries[tid]})
         self._echo(f"trial {trial.config.get('optuna_number')}: worker lost, retrying ({self._retries[tid]})")
 
@@ -101,11 +111,18 @@ class TrialLog(Callback):
         }
         if status in ("diverged", "failed"):
             record["epochs_run"] = max(0, record["epochs_run"] - 1)  # the last report was the failure itself
+        record["epochs_trained"] = record["epochs_run"] + self._lost.get(tid, 0)
         records.write_record(self._work, record)
         if tid in self._runs:
             tracking.set_tags(self._runs[tid], {"ptv2.status": status} | ({"ptv2.failure": last["failure"][:4000]}
                                                                         if last.get("failure") else {}))
             tracking.end_run(self._runs[tid], "FINISHED" if best is not None else "FAILED")
         score = f"{self._space.metric} {best:.4f}" if best is not None else (last.get("failure") or "")
-        self._echo(f"trial {record['number']} (prompt_len {record['prompt_len']}, lr {record['lr']:.3g}): "
+        self._ended += 1
+        self._echo(f"[{self._ended}/{self._space.trials}] trial {record['number']} ({_params_text(trial.config)}): "
                    f"{status}, {score} after {record['epochs_run']} epoch(s)")
+
+
+def _params_text(config: dict) -> str:
+    """``prompt_len 16, lr 0.01``: a trial's configuration on its progress lines."""
+    return f"prompt_len {config.get('prompt_len')}, lr {config.get('lr'):.3g}"

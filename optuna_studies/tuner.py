@@ -65,7 +65,9 @@ def run_tuner(plan: SearchPlan, storage: optuna.storages.BaseStorage, parent_run
                     name=f"run-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(plan.work / "ray"), verbose=0,
                     failure_config=tune.FailureConfig(max_failures=max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                    callbacks=[TrialLog(parent_run_id, plan.work, space, tracking_uri, driver_echo)],
+                    # the study's trials that ended before (a resume) count on its progress lines
+                    callbacks=[TrialLog(parent_run_id, plan.work, space, tracking_uri, driver_echo,
+                                        ended=space.trials - num_trials)],
                 ),
             ).fit()
 

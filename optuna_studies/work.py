@@ -6,13 +6,15 @@ It was named after ``--out`` alone, so two studies into one ``--out`` (another `
 ``--study-name``) shared it, and the second, being new, deleted the first's finished trials; or a
 resume of the first ranked the second's adapters among its own. Now each study has its own, and
 the folder names its study and storage (``study.json``): a search never deletes, nor reads the
-records of, another study's work folder.
+records of, another study's work folder. A search interrupted under the old name is still resumed:
+``adopt_legacy`` takes its ``.<out>.search/`` when every trial record in it is one of the study's.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 from ptv2_core.errors import Ptv2Error
@@ -65,3 +67,48 @@ def claim(work: Path, study_name: str, storage: str) -> None:
     tmp = work / f".{OWNER}.tmp"
     tmp.write_text(json.dumps({"study_name": study_name, "storage": storage_key(storage)}, indent=2) + "\n")
     os.replace(tmp, work / OWNER)
+
+
+def legacy_work_dir(out_dir: Path) -> Path:
+    """The work folder as ptv2 named it before each study had its own: ``.<out>.search/``, one per
+    ``out_dir`` whatever the study, and without ``study.json``."""
+    out_dir = Path(out_dir).resolve()
+    return out_dir.parent / f".{out_dir.name}.search"
+
+
+def adopt_legacy(work: Path, out_dir: Path, study_name: str, storage: str, trials: dict[str, int]) -> Path | None:
+    """Rename the old-style work folder of ``out_dir`` to ``work`` when it holds this study's
+    trials; returns the folder taken, or None when there is none with trial records.
+
+    ``trials`` maps the Ray trial id of each of the study's trials to its Optuna number (the study
+    keeps them as ``ray_trial_id``). The old folder names no study, and every study into the same
+    ``--out`` used it, so it is taken only when each of its records (``trials/<ray trial id>.json``)
+    is one of these trials with the same number; otherwise Ptv2Error, naming it, and nothing moves.
+    ``work`` holds no trial records here (the caller looked), so what is in it is replaced.
+    """
+    legacy = legacy_work_dir(out_dir)
+    files = sorted((legacy / "trials").glob("*.json"))
+    if not files:
+        return None
+    check_owner(legacy, study_name, storage)  # named by hand, say: it still must be this study's
+    foreign = [f.name for f in files if not _is_trial_of(f, trials)]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise Ptv2Error(f"study '{study_name}' has no work folder {work}, and the old-style one of its --out, {legacy} "
+                        f"(one per --out, named before each study had its own), holds {len(foreign)} of {len(files)} "
+                        f"trial record(s) that are not this study's trials (trials/{shown}), so it was left as it is: "
+                        "move those records out of its trials/ folder and run --resume again, or start a new search "
+                        "with another --out or --study-name")
+    shutil.rmtree(work, ignore_errors=True)
+    os.replace(legacy, work)  # beside each other: one rename, so a killed resume leaves one or the other
+    return legacy
+
+
+def _is_trial_of(path: Path, trials: dict[str, int]) -> bool:
+    """Whether the record at ``path`` is one of ``trials`` (same Ray trial id and Optuna number)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    rid = record.get("ray_trial_id") if isinstance(record, dict) else None
+    return rid == path.stem and rid in trials and trials[rid] == record.get("number")

@@ -1,5 +1,5 @@
 """Console output of a local run: the full kfp.local log goes to a file, the console gets
-the progress lines (task started/finished, one line per finished trial)."""
+the progress lines (task started/finished, one line as each trial starts and ends)."""
 from __future__ import annotations
 
 import io

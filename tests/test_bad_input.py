@@ -101,6 +101,15 @@ def test_labels_outside_label_list(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_labels_yaml_reads_as_other_numbers(tmp_path):
+    """labels: [010, 011] was read as 8 and 9: every "010" row was 'outside the label list'."""
+    task = write_task(tmp_path, ROWS.replace(",a\n", ",010\n").replace(",b\n", ",011\n"))
+    task.write_text(task.read_text().replace('"data"', '"labels": [010, 011], "data"'))  # YAML, not JSON, now
+    assert_user_error(train(tmp_path, "--task", str(task)), "label 010 in labels is the number 8 to YAML",
+                      'quote the labels: labels: ["010", "011"]')
+    assert not (tmp_path / "out").exists()
+
+
 def test_empty_data(tmp_path):
     task = write_task(tmp_path, "text,label\n")
     res = train(tmp_path, "--task", str(task))

@@ -6,13 +6,16 @@ import math
 
 import pytest
 
-from optuna_studies.plots import FILES, best_by_length, length_score_figure, lr_ticks, over_time_figure, write_artifacts
+from optuna_studies.plots import (FILES, best_by_length, length_lr_figure, length_lr_html_figure, length_score_figure,
+                                  lr_ticks, over_time_figure, write_artifacts)
 
 
 def rec(number, prompt_len, lr, status, score, ended):
+    """A record as the trial log writes it: completed and pruned trials keep their adapter."""
     return {"number": number, "ray_trial_id": f"t{number}", "prompt_len": prompt_len, "lr": lr, "status": status,
             "best_score": score, "best_epoch": 1, "epochs_run": 1, "retries": 0, "started": 1000.0 + number,
-            "ended": 1000.0 + ended, "duration_s": ended - number, "mlflow_run_id": "", "failure": None}
+            "ended": 1000.0 + ended, "duration_s": ended - number, "mlflow_run_id": "", "failure": None,
+            "adapter": f"/work/adapters/t{number}" if status in ("completed", "pruned") else None}
 
 
 RECORDS = [
@@ -106,5 +109,61 @@ def test_best_so_far_over_time_is_the_best_completed_trial(mode):
     try:
         (line,) = fig.axes[0].lines
         assert list(line.get_ydata()) == pytest.approx([sign * y for y in (0.9, 0.6, 0.6, 0.7, 0.7)])
+    finally:
+        plt.close(fig)
+
+
+def star_path():
+    """The outline matplotlib's scatter draws for ``marker="*"``."""
+    from matplotlib.markers import MarkerStyle
+
+    star = MarkerStyle("*")
+    return star.get_path().transformed(star.get_transform())
+
+
+@pytest.mark.parametrize("mode, number", [("max", 0), ("min", 3)])
+def test_the_best_trial_is_starred_on_the_map_and_over_time(mode, number, tmp_path):
+    """The trial best.json names (the best completed one: pruned trial 4's 0.99 after fewer epochs
+    is not it) gets a star at its own coordinates, in the PNG map, the HTML map and over time."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    best = next(r for r in RECORDS if r["number"] == number)
+    minutes = (best["ended"] - min(r["started"] for r in RECORDS)) / 60
+    pictures = ((length_lr_figure(RECORDS, "dev_score", mode, "t", (4, 8, 16, 32)), (best["lr"], best["prompt_len"])),
+                (over_time_figure(RECORDS, "dev_score", mode, "t"), (minutes, best["best_score"])))
+    for fig, xy in pictures:
+        try:
+            ax = fig.axes[0]
+            stars = [c for c in ax.collections if c.get_label() == f"best: trial {number}"]
+            assert len(stars) == 1 and stars[0].get_offsets().tolist() == [list(xy)]
+            assert np.allclose(stars[0].get_paths()[0].vertices, star_path().vertices)
+            assert f"best: trial {number}" in [t.get_text() for t in ax.get_legend().get_texts()]
+        finally:
+            plt.close(fig)
+    html = length_lr_html_figure(RECORDS, "dev_score", mode, "t", (4, 8, 16, 32))
+    stars = [t for t in html.data if t.name == f"best: trial {number}"]
+    assert len(stars) == 1 and stars[0].marker.symbol == "star"
+    assert (list(stars[0].x), list(stars[0].y)) == ([best["lr"]], [best["prompt_len"]])
+    write_artifacts(RECORDS, tmp_path, "dev_score", mode, "t", lengths=(4, 8, 16, 32))
+    assert f'"name":"best: trial {number}"' in (tmp_path / "length_lr.html").read_text()
+
+
+def test_the_star_is_on_the_best_pruned_trial_only_when_none_completed():
+    import matplotlib.pyplot as plt
+
+    pruned = [rec(0, 4, 0.01, "pruned", 0.5, 10), rec(1, 8, 0.02, "pruned", 0.7, 20),
+              rec(2, 8, 0.03, "failed", None, 30)]
+    fig = length_lr_figure(pruned, "dev_score", "max", "t")
+    try:
+        (star,) = [c for c in fig.axes[0].collections if c.get_label().startswith("best: ")]
+        assert star.get_label() == "best: trial 1" and star.get_offsets().tolist() == [[0.02, 8]]
+    finally:
+        plt.close(fig)
+    nothing = [rec(0, 8, 0.01, "failed", math.nan, 5)]  # no score: no star
+    assert not [t for t in length_lr_html_figure(nothing, "dev_score", "max", "t").data if t.name.startswith("best")]
+    fig = over_time_figure(nothing, "dev_score", "max", "t")
+    try:
+        assert not fig.axes[0].collections
     finally:
         plt.close(fig)

@@ -268,10 +268,30 @@ def test_versions_that_cannot_be_compared_fairly_are_refused_unless_forced(adapt
 
     register_adapter(adapters["good"], "trec", name=name, tracking_uri=store)
     assert _tags(store, name, 3)["data_hash"] == _tags(store, name, 2)["data_hash"]
+    assert _tags(store, name, 3)["subset"] == "stratified"
     c.set_model_version_tag(name, "3", "data_hash", "sha256:" + "0" * 64)  # registered on other data
     with pytest.raises(Ptv2Error, match="the data of task 'trec' changed since fair-trec version 3 was registered"):
         promote(name, tracking_uri=store, max_eval=EVAL)
     assert registry_state(store, name)[0] == {"challenger": 3, "champion": 2}
+
+    # version 2 as registered before 2026-12-06: no subset tag, its data_hash over the plain random
+    # subset of the same test split that max_eval drew then; still the same data, so compared
+    from components.registry.scoring import test_split
+    from ptv2_core.tasks.splits import TEST_STREAM, split_hash
+    from ptv2_core.tasks.subsample import random_subset
+
+    t2 = _tags(store, name, 2)
+    n = int(t2["test_examples"])
+    spec, full, _ = test_split("trec", 0, None)
+    assert n < len(full)
+    c.set_model_version_tag(name, "2", "data_hash", split_hash(spec, random_subset(full, n, 0, TEST_STREAM)))
+    assert _tags(store, name, 2)["data_hash"] != t2["data_hash"]  # the random subset has other rows
+    c.set_model_version_tag(name, "3", "data_hash", t2["data_hash"])
+    with pytest.raises(Ptv2Error, match="the data of task 'trec' changed since fair-trec version 2 was registered"):
+        promote(name, tracking_uri=store, max_eval=EVAL)  # a version tagged stratified has no such excuse
+    c.delete_model_version_tag(name, "2", "subset")
+    d = promote(name, tracking_uri=store, max_eval=EVAL)  # compared, not refused
+    assert (d.challenger, d.champion) == (3, 2) and "not a fair comparison" not in d.reason
 
 
 def test_a_tag_write_failing_midway_marks_the_promotion_failed(adapters, store):

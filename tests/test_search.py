@@ -438,6 +438,19 @@ def test_a_study_that_never_ran_follows_a_new_space_and_a_resume_keeps_the_trial
     assert state.resumed and state.finished == 1
     assert [t.state for t in state.study.trials] == [TrialState.COMPLETE]
 
+    # a capped study from before 2026-12-06 recorded no subset rule: its rows were drawn at random,
+    # today's are stratified, so it is not resumed; an uncapped one (every row) still is
+    for name, capped in (("old-capped", settings), ("old-full", settings | {"max_train": None})):
+        old = optuna.create_study(study_name=name, storage=storage)
+        old.set_user_attr("ptv2_settings", json.dumps(capped, sort_keys=True))
+        old.tell(old.ask(dists), 0.3)
+        now = capped | ({"subset": "stratified"} if capped["max_train"] else {})
+        if capped["max_train"]:
+            with pytest.raises(Ptv2Error, match=r"other settings \(subset None → stratified\)"):
+                prepare_study(storage, name, other, True, now)
+        else:
+            assert prepare_study(storage, name, other, True, now).resumed
+
 
 def test_a_resume_keeps_the_task_and_the_task_files_content(tmp_path, monkeypatch):
     """`--resume --task rt` continued a trec study (the task was not among the trial settings a
@@ -468,6 +481,7 @@ def test_a_resume_keeps_the_task_and_the_task_files_content(tmp_path, monkeypatc
                                       ("by-file", str(task), str(task), "task_sha256 "),
                                       ("by-data", str(task), str(task), "task_sha256 ")):
         p = plan(first, name)
+        assert trial_settings(p)["subset"] == "stratified"  # capped rows (max_train 8): the rule is recorded
         study = prepare_study(storage, name, p.space, False, trial_settings(p)).study
         study.tell(study.ask(dists), 0.5)
         assert prepare_study(storage, name, p.space, True, trial_settings(plan(first, name))).resumed  # the same
@@ -664,6 +678,35 @@ def test_the_best_trial_breaks_a_tie_on_score_by_the_shorter_prompt(tmp_path, mo
     for r in only_pruned:
         r["status"] = "pruned" if r["number"] != 5 else "completed"
     assert records.best_record(only_pruned, mode)["number"] == 6
+
+
+def test_an_old_style_work_folder_is_taken_with_its_adapters_only_when_its_records_are_the_studys(tmp_path):
+    """A --resume takes the work folder of a search interrupted under the old name, .<out>.search
+    (tests/test_search_ray.py runs it through run_search): its records name their adapters by the
+    old path, which the rename leaves behind, and a record of a trial numbered otherwise in the
+    study is another study's."""
+    from optuna_studies import records
+    from optuna_studies.work import adopt_legacy, legacy_work_dir, work_dir
+
+    out, url = tmp_path / "out", f"sqlite:///{tmp_path}/optuna.db"
+    legacy, work = legacy_work_dir(out), work_dir(out, "s")
+    assert legacy == tmp_path / ".out.search"
+    assert adopt_legacy(work, out, "s", url, {"a1": 0}) is None  # none there: nothing to take
+    for number, rid in ((0, "a1"), (1, "b2")):
+        adapter = records.adapter_dir(legacy, rid)
+        adapter.mkdir(parents=True)
+        (adapter / "adapter_config.json").write_text("{}")
+        records.write_record(legacy, {"number": number, "ray_trial_id": rid, "status": "completed", "best_score": 0.5,
+                                      "adapter": str(adapter)})
+    # b2 is trial 3 of this study, not trial 1: refused, nothing moved
+    with pytest.raises(Ptv2Error, match=f"{legacy} .*holds 1 of 2 trial record.* \\(trials/b2.json\\)"):
+        adopt_legacy(work, out, "s", url, {"a1": 0, "b2": 3})
+    assert legacy.is_dir() and not work.exists()
+    assert adopt_legacy(work, out, "s", url, {"a1": 0, "b2": 1, "c3": 2}) == legacy
+    assert not legacy.exists()
+    taken = records.read_records(work)
+    assert [r["adapter"] for r in taken] == [str(records.adapter_dir(work, rid)) for rid in ("a1", "b2")]
+    assert all((Path(r["adapter"]) / "adapter_config.json").is_file() for r in taken)
 
 
 def test_failure_summary_names_the_commonest_reasons_first():

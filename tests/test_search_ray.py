@@ -30,7 +30,7 @@ import yaml
 from optuna.trial import TrialState
 
 from optuna_studies.search import run_search
-from optuna_studies.study import default_study_name, delete_study, mask_url, open_storage
+from optuna_studies.study import default_study_name, delete_study, finished_count, mask_url, open_storage
 from optuna_studies.work import work_dir
 from test_search import tiny_model  # noqa: F401  (module fixture: a tiny BERT model folder)
 
@@ -285,11 +285,44 @@ def test_a_search_whose_every_trial_fails_says_why_on_its_error_line(local_ray, 
                    mlflow_uri=mlflow_uri, **SMALL)
     assert not (tmp_path / "other.db").exists()
 
+    # a search interrupted under the old name of the work folder, .out.search (one per --out, no study.json):
+    # its --resume said the work folder was gone. It is taken when its records are the study's trials
+    ours, others, legacy = work_dir(tmp_path / "out", first), work_dir(tmp_path / "out", "other"), tmp_path / ".out.search"
+    ours.rename(tmp_path / "aside")
+    others.rename(legacy)
+    (legacy / "study.json").unlink()
+    with pytest.raises(Ptv2Error, match=f"has no work folder {ours}, and the old-style one of its --out, {legacy} .*holds "
+                                        "1 of 1 trial record.* not this study's trials .* was left as it is"):
+        run_search("trec", tiny_model, tmp_path / "out", space=space, storage=f"sqlite:///{tmp_path}/optuna.db",
+                   mlflow_uri=mlflow_uri, resume=True, **SMALL)
+    assert len(list((legacy / "trials").glob("*.json"))) == 1 and not ours.exists()  # nothing moved
+    shutil.rmtree(legacy)
+    (tmp_path / "aside").rename(legacy)
+    (legacy / "study.json").unlink()
+    lines: list[str] = []
+    with pytest.raises(Ptv2Error, match="finished with a score \\(2 trial\\(s\\): "):  # its 2 records were read
+        run_search("trec", tiny_model, tmp_path / "out", space=space, storage=f"sqlite:///{tmp_path}/optuna.db",
+                   mlflow_uri=mlflow_uri, resume=True, echo=lines.append, **SMALL)
+    assert f"took the work folder {legacy} (named before each study had its own) as {ours}" in lines, lines
+    assert sorted(p.name for p in (ours / "trials").glob("*.json")) == kept and not legacy.exists()
+    assert json.loads((ours / "study.json").read_text())["study_name"] == first
+
 
 def test_worker_killed_mid_trial_is_retried(local_ray, tiny_model, tmp_path, trace_dir, mlflow_uri):
-    """SIGKILL the process running the first trial: Ray retries it and the search completes."""
+    """SIGKILL the process running the first trial once it has reported an epoch: Ray retries it
+    from its first epoch and the search completes. The lost attempt's epochs count in the record's
+    ``epochs_trained`` (compute), not in ``epochs_run`` (the attempt its score comes from), and each
+    attempt has its own MLflow run (in one run, both attempts' epochs shared their steps)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_uri)
     before = {p.name for p in trace_dir.glob("*.json")}
     killed: dict = {}
+
+    def trial_run_epochs(trial_id: str) -> int:  # epochs the driver logged for the trial's open run
+        runs = client.search_runs(client.get_experiment_by_name("ptv2-search").experiment_id,
+                                  f"tags.`ptv2.ray_trial_id` = '{trial_id}' and attributes.status = 'RUNNING'")
+        return max((len(client.get_metric_history(r.info.run_id, "dev_score")) for r in runs), default=0)
 
     def kill_first_trial() -> None:
         deadline = time.time() + 120
@@ -297,16 +330,18 @@ def test_worker_killed_mid_trial_is_retried(local_ray, tiny_model, tmp_path, tra
             new = [p for p in trace_dir.glob("*.json") if p.name not in before]
             if new:
                 m = json.loads(new[0].read_text())
-                os.kill(m["pid"], signal.SIGKILL)  # the trial has just started: it is loading
-                killed.update(m)
-                return
-            time.sleep(0.2)
+                if trial_run_epochs(m["trial_id"]) >= 1:  # an epoch trained and logged: compute to lose
+                    os.kill(m["pid"], signal.SIGKILL)
+                    killed.update(m)
+                    return
+            time.sleep(0.05)
 
     killer = threading.Thread(target=kill_first_trial, daemon=True)
     killer.start()
     lines: list[str] = []
-    # --resume on a study that has no trials yet starts it (so a retried pipeline step may always pass it)
-    result = run_search("trec", tiny_model, tmp_path / "out", space=write_space(tmp_path),
+    # --resume on a study that has no trials yet starts it (so a retried pipeline step may always pass it);
+    # 10 epochs (about 0.1 s each): time to see the first one logged and kill the trial before it ends
+    result = run_search("trec", tiny_model, tmp_path / "out", space=write_space(tmp_path, epochs=10),
                         storage=f"sqlite:///{tmp_path}/optuna.db", mlflow_uri=mlflow_uri,
                         concurrency=1, max_failures=2, resume=True, echo=lines.append, **SMALL)
     assert lines[0].startswith("--resume: study ") and lines[0].endswith("has no trials yet; starting it"), lines
@@ -317,6 +352,38 @@ def test_worker_killed_mid_trial_is_retried(local_ray, tiny_model, tmp_path, tra
     runs = [m for m in markers(trace_dir) if m["trial_id"] == killed["trial_id"]]
     assert len(runs) == 2 and killed["pid"] in {m["pid"] for m in runs}
     assert len(result.trials) == 2 and (tmp_path / "out" / "best.json").is_file()
+    # one line as each trial starts (once, though the killed one ran twice) and one as it ends, counted
+    # against the study's budget; one at a time, so in this order
+    expected = []
+    for k, r in enumerate(sorted(result.trials, key=lambda r: r["number"]), 1):
+        params = f"prompt_len {r['prompt_len']}, lr {r['lr']:.3g}"
+        expected += [f"trial {r['number']} started ({params})",
+                     *[f"trial {r['number']}: worker lost, retrying ({n})" for n in range(1, r["retries"] + 1)],
+                     f"[{k}/2] trial {r['number']} ({params}): {r['status']}, dev_score {r['best_score']:.4f} "
+                     f"after {r['epochs_run']} epoch(s)"]
+    assert [line for line in lines if line.startswith(("trial ", "["))] == expected, lines
+
+    # the lost attempt's run: KILLED, its own curve; the retry's run: the record's, one point per epoch
+    trial_runs = client.search_runs(client.get_experiment_by_name("ptv2-search").experiment_id,
+                                    f"tags.`ptv2.ray_trial_id` = '{killed['trial_id']}'")
+    assert len(trial_runs) == 2, [(r.info.run_name, r.info.status) for r in trial_runs]
+    lost = next(r for r in trial_runs if r.info.run_id != record["mlflow_run_id"])
+    final = next(r for r in trial_runs if r.info.run_id == record["mlflow_run_id"])
+    assert (lost.info.status, lost.data.tags["ptv2.status"], lost.data.tags["ptv2.attempt"]) == ("KILLED", "lost", "1")
+    assert (final.data.tags["ptv2.attempt"], final.data.tags["ptv2.retry_of_run"]) == ("2", lost.info.run_id)
+    assert final.data.tags["ptv2.status"] == record["status"] and final.info.run_name.endswith("(retry 1)")
+    assert final.data.params == lost.data.params and final.data.tags["mlflow.parentRunId"] == result.parent_run_id
+    lost_steps = [m.step for m in client.get_metric_history(lost.info.run_id, "dev_score")]
+    final_steps = [m.step for m in client.get_metric_history(final.info.run_id, "dev_score")]
+    assert lost_steps and sorted(lost_steps) == list(range(1, len(lost_steps) + 1))
+    assert sorted(final_steps) == list(range(1, record["epochs_run"] + 1)) == [h["epoch"] for h in record["history"]]
+    # epochs_run: the attempt the score comes from; epochs_trained: the lost attempt's epochs too
+    assert record["epochs_trained"] == record["epochs_run"] + len(lost_steps) > record["epochs_run"]
+    other = next(r for r in result.trials if r is not record)
+    assert other["retries"] == 0 and other["epochs_trained"] == other["epochs_run"] >= 1
+    with open(tmp_path / "out" / "trials.csv") as f:
+        row = next(r for r in csv.DictReader(f) if r["ray_trial_id"] == killed["trial_id"])
+    assert int(row["epochs_trained"]) == record["epochs_trained"]
 
 
 def test_postgres_study_with_concurrent_trials(local_ray, tiny_model, tmp_path, mlflow_uri):
@@ -613,6 +680,12 @@ def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(t
         kill_ray_using(raytmp)
     lines = err.strip().splitlines()
     assert driver.returncode == 130, err[-3000:]
+    # an end line counted against the budget for each trial that finished, a start line for each that ran
+    # (the one stopped too: it has no end line)
+    ended = [line.split("]")[0] for line in lines if line.startswith("[")]
+    assert ended == [f"[{k}/3" for k in range(1, len(list(records.glob("*.json"))) + 1)], err[-3000:]
+    started = [line for line in lines if re.fullmatch(r"trial \d+ started \(prompt_len \d+, lr \S+\)", line)]
+    assert len(started) == len(ended) + 1, err[-3000:]
     assert lines[-1].startswith("error: search stopped after ") and "of 3 trials" in lines[-1] and "--resume" in lines[-1]
     assert "Tuner.restore" not in err, err[-3000:]
     assert not (tmp_path / "out").exists()
@@ -625,13 +698,35 @@ def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(t
     assert not trial_runs(mlflow_uri, study, "RUNNING")
     killed = trial_runs(mlflow_uri, study, "KILLED")
     assert killed and {r.data.tags["ptv2.status"] for r in killed} == {"interrupted"}
+    # the parent run ended KILLED with the table and pictures of the trials that had finished (no best.json:
+    # nothing was chosen), the map starring the best of them
+    from mlflow.tracking import MlflowClient
 
+    from optuna_studies.plots import FILES
+    from optuna_studies.records import best_record, read_records
+
+    client = MlflowClient(mlflow_uri)
+    (parent,) = client.search_runs([client.get_experiment_by_name("ptv2-search").experiment_id],
+                                   f"attributes.run_name = '{study}'")
+    assert parent.info.status == "KILLED"
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} == set(FILES)
+    logged = Path(client.download_artifacts(parent.info.run_id, "", str(tmp_path / "logged")))
+    with open(logged / "trials.csv") as f:
+        assert sorted(r["ray_trial_id"] for r in csv.DictReader(f)) == sorted(p.stem for p in records.glob("*.json"))
+    best = best_record(read_records(records.parent), "max")
+    assert f'"name":"best: trial {best["number"]}"' in (logged / "length_lr.html").read_text()
+
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    done_before = finished_count(optuna.load_study(study_name=study, storage=storage))
     try:
         out = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True, timeout=400)
     finally:
         kill_ray_using(raytmp)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "resuming study" in out.stderr and "scoring the best trial's adapter" in out.stderr
+    # the resumed run's count goes on from the trials the first run finished
+    ended = [line.split("]")[0] for line in out.stderr.splitlines() if line.startswith("[")]
+    assert done_before >= 1 and ended == [f"[{k}/3" for k in range(done_before + 1, 4)], out.stderr[-3000:]
     best = json.loads((tmp_path / "out" / "best.json").read_text())
     assert best["trials"]["total"] >= 3 and (tmp_path / "out" / "adapter" / "metrics.json").is_file()
 
@@ -717,8 +812,11 @@ def test_search_through_ray_client(two_node_cluster, tiny_model, tmp_path, mlflo
                           "--storage", storage, "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")],
                          env=env, capture_output=True, text=True, timeout=400)
     assert out.returncode == 0, out.stderr[-3000:]
-    progress = [line for line in out.stderr.splitlines() if line.startswith("trial ")]
-    assert sorted(line.split()[1] for line in progress) == ["0", "1"], out.stderr[-3000:]
+    lines = out.stderr.splitlines()
+    started = [line.split()[1] for line in lines if re.fullmatch(r"trial \d+ started \(.*\)", line)]
+    ended = dict(line.split()[::2][:2] for line in lines if re.match(r"\[\d/2\] trial \d+ \(", line))
+    assert sorted(started) == ["0", "1"] and ended.keys() == {"[1/2]", "[2/2]"}, out.stderr[-3000:]
+    assert sorted(ended.values()) == ["0", "1"], out.stderr[-3000:]
     ran = markers(trace)
     assert len(ran) == 2 and len({m["node"] for m in ran}) == 2, ran
 

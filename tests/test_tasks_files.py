@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -184,6 +185,26 @@ def test_yaml_labels_that_are_not_text_ask_for_quotes(tmp_path, labels, shown):
         load_task(str(write_yaml(tmp_path, f"name: q\ntype: sequence\nlabels: {labels}\ndata: {{train: train.csv}}\n")))
     spec, _ = load_task(str(write_yaml(tmp_path, 'name: q\ntype: sequence\nlabels: ["yes", "no"]\ndata: {train: train.csv}\n')))
     assert spec.labels == ("yes", "no")
+
+
+@pytest.mark.parametrize("labels, data, shown", [
+    ("[010, 011]", ("010", "011"), 'label 010 in labels is the number 8 to YAML, not the text "010"'),
+    ("[\"a\", 0x1F]", ("a", "0x1F"), 'label 0x1F in labels is the number 31 to YAML'),
+    ("[1_000, 2000]", ("1_000", "2000"), 'label 1_000 in labels is the number 1000 to YAML'),
+    ("[+5, 6]", ("+5", "6"), 'label \\+5 in labels is the number 5 to YAML'),
+    ("[1:30, 2:00]", ("1:30", "2:00"), 'label 1:30 in labels is the number 90 to YAML'),
+])
+def test_yaml_labels_read_as_other_numbers_ask_for_quotes(tmp_path, labels, data, shown):
+    """YAML 1.1 read labels: [010, 011] as 8 and 9: the data's "010" rows were then 'outside the
+    label list [8, 9]', a message that hid the cause. A number written as itself stays allowed."""
+    write_csv(tmp_path / "train.csv", [(t, data[y == "bye"]) for t, y in INTENTS] * 3, ("text", "label"))
+    body = f"name: q\ntype: sequence\nlabels: {labels}\ndata: {{train: train.csv}}\n"
+    quoted = f"labels: [{', '.join(map(json.dumps, data))}]"
+    with pytest.raises(Ptv2Error, match=f"{shown}.* quote the labels: {re.escape(quoted)}$"):
+        load_task(str(write_yaml(tmp_path, body)))
+    quoted = body.replace(f"labels: {labels}", quoted)
+    spec, dd = load_task(str(write_yaml(tmp_path, quoted)))
+    assert spec.labels == data and len(dd["train"]) + len(dd["dev"]) + len(dd["test"]) == 24
 
 
 def test_yaml_bad_values(tmp_path):

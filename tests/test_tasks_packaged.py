@@ -4,11 +4,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import Counter
 
+import numpy as np
 import pytest
 
 from ptv2_core.tasks import PACKAGED_TASKS, PACKAGED_TYPES, TaskSpec, load_task, task_type
 from ptv2_core.tasks.splits import text_key
+from ptv2_core.tasks.subsample import allocate
 
 EXPECTED = {  # name: (type, number of labels, metric, rows after de-duplication)
     "trec": ("sequence", 6, "accuracy", 5380),
@@ -104,6 +107,60 @@ def test_max_train_and_max_eval(loaded):
     assert other["train"]["text"] != small["train"]["text"]
     _, big = load_task("trec", seed=0, max_train=10**6)
     assert len(big["train"]) == len(loaded["trec"][1]["train"])
+
+
+def test_max_eval_keeps_every_label_in_its_share(loaded):
+    """--max-eval drew a plain random subset: trec's ABBR (1.6 % of its rows) was missing from
+    30 dev rows in most seeds, so the score left out a label and moved with the draw."""
+    spec, full = loaded["trec"]
+    for seed in range(4):  # the subset's draw depends on the seed (the split does too)
+        _, full = (spec, full) if seed == 0 else load_task("trec", seed=seed)
+        _, small = load_task("trec", seed=seed, max_train=30, max_eval=30)
+        for split in ("train", "dev", "test"):
+            got, share = Counter(small[split]["label"]), Counter(full[split]["label"])
+            assert set(got) == set(range(len(spec.labels))), (seed, split, got)
+            assert set(small[split]["text"]) <= set(full[split]["text"])
+            for label, rows in share.items():  # in proportion, ABBR's 0.5 rows made 1
+                assert abs(got[label] - 30 * rows / len(full[split])) < 1, (seed, split, label, got)
+    _, few = load_task("trec", seed=0, max_eval=4)  # fewer rows than labels: 4 labels, one row each
+    assert sorted(Counter(few["dev"]["label"]).values()) == [1, 1, 1, 1]
+
+
+def test_max_eval_of_a_token_task_keeps_every_entity_type(loaded):
+    """Token rows are drawn by their rarest entity type: all ten wnut16 types in 30 rows, and the
+    rows without entities keep their share."""
+    spec, full = loaded["wnut16"]
+    _, small = load_task("wnut16", seed=0, max_eval=30)
+
+    def types(ds):
+        return {spec.labels[t][2:] for tags in ds["tags"] for t in tags if spec.labels[t] != "O"}
+
+    for split in ("dev", "test"):
+        assert len(small[split]) == 30 and types(small[split]) == types(full[split]) and len(types(full[split])) == 10
+        with_entity = [sum(any(spec.labels[t] != "O" for t in tags) for tags in ds["tags"])
+                       for ds in (small[split], full[split])]
+        assert abs(with_entity[0] - 30 * with_entity[1] / len(full[split])) < 1
+
+
+@pytest.mark.parametrize("counts, n, expected", [
+    ([1, 99], 2, [1, 1]),  # a rare stratum kept, taken from the one above its share
+    ([1, 1, 98], 2, [0, 0, 2]),  # fewer rows than strata: in proportion
+    ([1, 1, 98], 3, [1, 1, 1]),
+    ([50, 30, 20], 10, [5, 3, 2]),
+    ([5, 5], 9, None),  # a tie: one of them gets the odd row
+])
+def test_allocate_is_proportional_with_a_row_per_stratum(counts, n, expected):
+    got = allocate(counts, n, np.random.default_rng(0))
+    assert sum(got) == n and all(0 <= g <= c for g, c in zip(got, counts))
+    if expected is not None:
+        assert got == expected
+    for seed in range(20):  # any counts: n rows, none beyond a stratum's, one per stratum when n allows
+        rng = np.random.default_rng(seed)
+        cs = [int(c) for c in rng.integers(1, 40, size=rng.integers(2, 8))]
+        m = int(rng.integers(1, sum(cs)))
+        got = allocate(cs, m, rng)
+        assert sum(got) == m and all(0 <= g <= c for g, c in zip(got, cs))
+        assert m < len(cs) or min(got) >= 1
 
 
 def test_wnut_keeps_the_annotated_copy_of_a_duplicated_tweet(loaded):

@@ -19,6 +19,7 @@ from components.registry.lineage import lineage_tags
 from ptv2_core import __version__
 from ptv2_core.adapter import read_adapter_config, split_seed_of
 from ptv2_core.errors import Ptv2Error
+from ptv2_core.tasks.subsample import RULE as SUBSET_RULE
 from ptv2_core.tasks.splits import split_hash
 from ptv2_core.tasks import TaskSpec, absolute_ref, load_task
 
@@ -115,6 +116,7 @@ def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None
         "split_seed": str(seed),
         "test_examples": str(len(test)),
         "data_hash": split_hash(spec, test),
+        "subset": SUBSET_RULE,  # how max_eval picks the rows data_hash covers (random before 2026-12-06)
         "base_model": str(base["name"]),
         "base_fingerprint": str(base["fingerprint"]),
         "code_version": code_version(),

@@ -32,7 +32,8 @@ def load_task(
 
     Columns: sequence tasks ``text`` (str), ``label`` (int index into ``spec.labels``); token
     tasks ``tokens`` (list[str]), ``tags`` (list[int]). Same seed → identical splits in any
-    process. ``max_train`` keeps a seeded random subset of train, ``max_eval`` of dev and test.
+    process. ``max_train`` keeps a seeded subset of train, ``max_eval`` of dev and test, stratified
+    by label (``ptv2_core.tasks.subsample``).
     """
     ref = str(name_or_path)
     kind = task_ref_kind(ref)

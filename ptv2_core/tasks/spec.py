@@ -1,6 +1,7 @@
 """What a task is: ``TaskSpec`` (frozen, JSON-able) and the user task YAML that describes one."""
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -118,7 +119,7 @@ def load_task_yaml(path: str | Path) -> tuple[TaskSpec, DataSource]:
         raise Ptv2Error(f"{path} is a data file, not a task file: write a task YAML that names it (name:, type:, "
                         "data: {train: ...}; docs/tasks.md) and pass that")
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc, node = _read_yaml(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise Ptv2Error(f"task file {path} cannot be read: {e.strerror or e}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:  # YAML's own message runs to several lines
@@ -150,6 +151,7 @@ def load_task_yaml(path: str | Path) -> tuple[TaskSpec, DataSource]:
             raise Ptv2Error(f"task file {path}: label {odd[0]!r} in labels is a {type(odd[0]).__name__}, not the text in the "
                             f"file (YAML reads yes, no, on, off, true as booleans, 1.50 as a number, null as nothing); "
                             f"quote the labels: labels: [\"yes\", \"no\"]")
+        _refuse_respelled(labels, _label_spellings(node), path)
     spec = TaskSpec(
         name=doc["name"],
         type=kind,
@@ -160,6 +162,43 @@ def load_task_yaml(path: str | Path) -> tuple[TaskSpec, DataSource]:
         max_length=doc.get("max_length", 128),
     )
     return spec, source
+
+
+def _read_yaml(text: str) -> tuple[Any, yaml.Node | None]:
+    """``yaml.safe_load``, plus the node tree: it keeps each scalar's text as written, which the
+    loaded document has lost (010 is already 8 there)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        return (loader.construct_document(node) if node is not None else None), node
+    finally:
+        loader.dispose()
+
+
+def _label_spellings(node: yaml.Node | None) -> list[str | None]:
+    """The ``labels:`` items as the file spells them (None for an item that is not a plain scalar);
+    the last ``labels:`` wins, as it does in the document."""
+    items: list[yaml.Node] = []
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == "labels" and isinstance(value, yaml.SequenceNode):
+                items = value.value
+    return [n.value if isinstance(n, yaml.ScalarNode) else None for n in items]
+
+
+def _refuse_respelled(labels: list, spellings: list[str | None], path: Path) -> None:
+    """Refuse a label YAML read as a number other than its text: YAML 1.1 reads 010 as octal 8,
+    0x1F as 31, 1_000 as 1000, +5 as 5, 1:30 as 90, so the label list no longer held the data's
+    "010". A number written as itself (labels: [0, 1]) is its own text, and kept."""
+    if len(spellings) != len(labels):
+        return  # not read from a plain list (cannot happen for a mapping's own labels: list)
+    for value, text in zip(labels, spellings):
+        if isinstance(value, int) and not isinstance(value, bool) and text is not None and text != str(value):
+            quoted = [json.dumps(t if t is not None else str(v)) for v, t in zip(labels, spellings)]
+            shown = ", ".join(quoted[:4]) + (", ..." if len(quoted) > 4 else "")
+            raise Ptv2Error(f"task file {path}: label {text} in labels is the number {value} to YAML, not the text "
+                            f"{json.dumps(text)} in the file (YAML 1.1 reads a leading 0 as octal, 0x as hex, drops _ "
+                            f"and +); quote the labels: labels: [{shown}]")
 
 
 def _data_source(data: Any, yaml_path: Path) -> DataSource:
