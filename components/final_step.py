@@ -21,7 +21,18 @@ def final_adapter(prepared_dir: str | Path, task: str, search_adapter: str | Pat
     if final_epochs == 0:
         return reuse_search_adapter(prepared_dir, task, search_adapter, out_dir, init_dir=init_dir, study=study)
     return final_train(prepared_dir, task, best_config, out_dir, model=model, epochs=final_epochs,
-                       init_dir=init_dir, seed=seed, study=study)
+                       init_dir=init_dir, seed=seed, study=study, lineage=search_lineage(search_adapter))
+
+
+def search_lineage(search_adapter: str | Path) -> dict[str, str]:
+    """The search's MLflow runs its best adapter's metrics.json names (``components.registry.lineage``),
+    for the retrained adapter: its configuration is that trial's. Empty when it names none."""
+    from components.registry.lineage import recorded
+
+    try:
+        return recorded(json.loads((Path(search_adapter) / "metrics.json").read_text()))
+    except (OSError, ValueError, AttributeError):  # no lineage to carry on: the retraining itself needs none
+        return {}
 
 
 def _provenance(prepared_dir: str | Path, task: str, init_dir, study: str) -> dict:
@@ -78,10 +89,11 @@ def retrain_settings(best_config: dict) -> dict:
 
 def final_train(prepared_dir: str | Path, task: str, best_config: dict, out_dir: str | Path, *,
                 model: str = "minilm", epochs: int | None = None, init_dir: str | Path | None = None,
-                seed: int = 0, study: str = "") -> dict:
+                seed: int = 0, study: str = "", lineage: dict[str, str] | None = None) -> dict:
     """Retrain ``best_config`` (``prompt_len``, ``lr`` and the search's fixed settings) from
     scratch (or from the pre-trained prompt), keep the best dev epoch, score the test split; write
-    the adapter with its ``metrics.json`` into ``out_dir``. Returns the metrics document."""
+    the adapter with its ``metrics.json`` into ``out_dir`` (with ``lineage``, the search's runs).
+    Returns the metrics document."""
     from ptv2_core.adapter import save_adapter
     from ptv2_core.report import metrics_document
     from ptv2_core.train import TrainConfig, train
@@ -96,7 +108,7 @@ def final_train(prepared_dir: str | Path, task: str, best_config: dict, out_dir:
 
         init = partial(init_from_pretrained, pretrained_dir=init_dir, task=task, seed=seed)
     result = train(cfg, report=epoch_lines(f"{task}: retraining", cfg.epochs, "dev_score", "dev score"), init=init)
-    doc = metrics_document(result, cfg) | _provenance(prepared_dir, task, init_dir, study) | {
+    doc = metrics_document(result, cfg) | _provenance(prepared_dir, task, init_dir, study) | (lineage or {}) | {
         "source": "retrain", "retrained_epochs": cfg.epochs}
     save_adapter(result.model, out_dir, result.spec, model, result.base_fingerprint,
                  extra={"train_config": cfg.to_dict(), "data_hash": doc["data_hash"]},

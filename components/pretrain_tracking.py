@@ -4,6 +4,7 @@ is reviewed in MLflow beside the searches that start from it."""
 from __future__ import annotations
 
 import base64
+import os
 import re
 import time
 from pathlib import Path
@@ -11,12 +12,47 @@ from pathlib import Path
 EXPERIMENT = "ptv2-pretrain"
 
 
+def check_store(tracking_uri: str | None = None) -> str:
+    """Refuse, before pre-training starts, a store the finished run could not be logged to: a URI
+    MLflow cannot open, a tracking server that does not answer, a sqlite file in a missing folder,
+    a ``PTV2_HOME`` that cannot be created. Writes nothing (the default store is created when the
+    run is logged, so an interrupted or refused pre-training leaves no state folder behind).
+    Returns the URI, its password masked, to name the store in messages."""
+    from optuna_studies import settings
+    from optuna_studies.schema_race import sqlite_file
+    from optuna_studies.study import mask_url
+    from optuna_studies.tracking_setup import check_reachable
+    from ptv2_core.adapter import check_writable
+    from ptv2_core.errors import Ptv2Error
+
+    given = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not given:  # the default sqlite file in PTV2_HOME, a folder made when the run is logged
+        home = settings.home_path()
+        check_writable(home, "PTV2_HOME")
+        return f"sqlite:///{home / 'mlflow.db'}"
+    check_reachable(given)
+    db = sqlite_file(given)
+    if db is not None and not db.parent.is_dir():  # sqlite makes the file, not its folder
+        raise Ptv2Error(f"MLflow store {mask_url(given)}: its folder '{db.parent}' does not exist (create it, or "
+                        "point --mlflow-uri / MLFLOW_TRACKING_URI at another store)")
+    return mask_url(given)
+
+
 def _key(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-/ ]", "_", text)
 
 
 def log_pretraining(prompt_dir: str | Path, tracking_uri: str | None = None, run_name: str = "pretrain") -> str:
-    """One finished run for the pre-trained prompt in ``prompt_dir``. Returns its run id."""
+    """One finished run for the pre-trained prompt in ``prompt_dir``. Returns its run id.
+    A tracking server that stops answering fails within about a minute (``store.bounded_http``),
+    the run it had started marked FAILED where the store still takes that."""
+    from components.registry.store import bounded_http
+
+    with bounded_http():
+        return _log(Path(prompt_dir), tracking_uri, run_name)
+
+
+def _log(prompt_dir: Path, tracking_uri: str | None, run_name: str) -> str:
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
@@ -24,7 +60,6 @@ def log_pretraining(prompt_dir: str | Path, tracking_uri: str | None = None, run
     from ptv2_core.multitask import read_pretrained_config
     from ptv2_core.multitask.curves import CURVES
 
-    prompt_dir = Path(prompt_dir)
     cfg = read_pretrained_config(prompt_dir)
     names = [t["spec"]["name"] for t in cfg["tasks"]]
     pre = cfg.get("pretrain_config", {})
@@ -54,7 +89,10 @@ def log_pretraining(prompt_dir: str | Path, tracking_uri: str | None = None, run
             if (prompt_dir / name).is_file():
                 client.log_artifact(run_id, str(prompt_dir / name))
     except BaseException:
-        client.set_terminated(run_id, "FAILED")
+        try:
+            client.set_terminated(run_id, "FAILED")
+        except Exception:  # noqa: BLE001 (the store that failed above: the first error is the one to report)
+            pass
         raise
     client.set_terminated(run_id, "FINISHED")
     return run_id

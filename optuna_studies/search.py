@@ -53,14 +53,14 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
                resume: bool = False, overwrite: bool = False, mlflow_uri: str | None = None,
                ray_address: str | None = None, ray_cpus: int | None = None, study_name: str | None = None,
                seed: int = 0, experiment: str = EXPERIMENT, shared_dir: str | Path | None = None,
-               echo: Callable[[str], None] | None = None) -> SearchResult:
+               echo: Callable[[str], None] | None = None, originals: dict[str, str] | None = None) -> SearchResult:
     """Search prompt length × learning rate for one task; write ``best.json`` and ``adapter/``.
 
     run_search(task, model, out_dir, *, trials=None, space=None, storage=None, init=None,
                max_train=None, max_eval=None, epochs=None, concurrency=2, cpus_per_trial=1,
                gpus_per_trial=0, max_failures=2, resume=False, overwrite=False, mlflow_uri=None,
                ray_address=None, ray_cpus=None, study_name=None, seed=0,
-               experiment="ptv2-search", shared_dir=None, echo=None) -> SearchResult
+               experiment="ptv2-search", shared_dir=None, echo=None, originals=None) -> SearchResult
 
     - ``task``: trec, rt, wnut16, bbc, a task YAML file or hub:<name>; ``model``: minilm, a
       folder or a hub name. ``space``: a space YAML (default: the task's packaged one, or
@@ -75,6 +75,9 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
       every node mounts at the same path, for the work folder and the trials' file inputs.
     - ``resume`` continues the study of the same ``out_dir``: finished trials are kept, not rerun.
     - ``echo`` receives the progress lines: one as each trial starts, one (``[k/N] ...``) as it ends.
+    - ``originals``: what ``model`` and ``init`` are copies of (``{"model": ..., "init": ...}``),
+      recorded as the parent run's params instead of the copies' paths (the pipeline's search
+      step stages its inputs in a shared folder; the copies go when the step ends).
 
     Raises Ptv2Error for bad input (before anything is written) or when no trial produced a score,
     and Ptv2Interrupted for a search that stopped before its last trial (Ctrl-C; run again with
@@ -101,7 +104,7 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
         # Ray Tune's OptunaSearch loads it, "Using an existing study ...") off: the search names its study itself
         with search_lock(plan.study_name, plan.out_dir), study_lock(plan.storage, plan.study_name), \
                 quiet_logger("optuna"):
-            return _search(plan, max_failures, resume, mlflow_uri, ray_address, experiment, say)
+            return _search(plan, max_failures, resume, mlflow_uri, ray_address, experiment, say, originals or {})
 
 
 def trial_settings(plan: SearchPlan) -> dict:
@@ -128,7 +131,7 @@ def trial_settings(plan: SearchPlan) -> dict:
 
 
 def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str | None, ray_address: str | None,
-            experiment: str, say: Callable[[str], None]) -> SearchResult:
+            experiment: str, say: Callable[[str], None], originals: dict[str, str]) -> SearchResult:
     """The checked search, with Ray connected: study → MLflow parent run → Ray Tune → output."""
     check_owner(plan.work, plan.study_name, plan.storage)  # again, under the locks: plan_search ran before them
     rdb = open_storage(plan.storage)
@@ -149,7 +152,7 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
     if not state.resumed:  # leftovers of this study's own search that never got a trial (the folder is
         shutil.rmtree(plan.work, ignore_errors=True)  # this study's alone: work.py)
     claim(plan.work, plan.study_name, plan.storage)
-    parent = _open_parent(plan, state, experiment, mlflow_uri)
+    parent = _open_parent(plan, state, experiment, mlflow_uri, originals)
     if state.resumed:
         say(f"resuming study '{plan.study_name}': {state.finished} of {plan.space.trials} trials done, "
             f"{state.orphans} interrupted trial(s) to run again")
@@ -196,8 +199,10 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
             tracking.end_run(parent, outcome)
 
 
-def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_uri: str | None) -> str:
-    """The study's parent run: reopened on resume (its id is kept in the study)."""
+def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_uri: str | None,
+                 originals: dict[str, str]) -> str:
+    """The study's parent run: reopened on resume (its id is kept in the study). Its ``model``
+    and ``init`` params name ``originals`` where the trials read copies of them."""
     masked = mask_url(plan.storage)
     params = {"task": plan.task_name, "model": plan.model, "trials": plan.space.trials, "epochs": plan.space.epochs,
               "prompt_lens": list(plan.space.prompt_lens), "lr_low": plan.space.lr_low, "lr_high": plan.space.lr_high,
@@ -209,6 +214,7 @@ def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_ur
               "max_train": plan.constants["max_train"], "max_eval": plan.constants["max_eval"], "init": plan.init,
               "study_name": plan.study_name, "study_storage": masked, "space_file": plan.space.source} | {
         f"fixed.{k}": v for k, v in plan.space.fixed.items()}  # every trial's other settings (batch_size, ...)
+    params |= {k: v for k, v in originals.items() if k in ("model", "init") and v}
     tags = {"ptv2.kind": "search", "ptv2.task": plan.task_name, "ptv2.study_name": plan.study_name,
             "ptv2.study_storage": masked, "ptv2.optuna_dashboard": f"optuna-dashboard {masked}"}
     parent = tracking.open_parent_run(experiment, mlflow_uri, plan.study_name, state.study.user_attrs.get(PARENT_RUN_ATTR),
@@ -264,6 +270,9 @@ def _finish(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Callable
             f"pruned after {best.get('epochs_run')} epoch(s)")
     say(f"scoring the best trial's adapter (trial {best['number']}) on its dev and test splits")
     metrics = best_metrics(Path(best["adapter"]), best, plan.task, plan.study_name, plan.constants["max_eval"])
+    # the runs that made the adapter, in the adapter itself: a registered version links to them
+    metrics |= {"search_run_id": parent, "trial_run_id": best.get("mlflow_run_id"),
+                "search_tracking_uri": doc["mlflow"]["tracking_uri"]}
     (Path(best["adapter"]) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     doc["test"] = metrics["test"]
     (art / "best.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")

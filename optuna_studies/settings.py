@@ -18,9 +18,14 @@ import os
 from pathlib import Path
 
 
+def home_path() -> Path:
+    """Where the local state folder is (``home()`` creates it)."""
+    return Path(os.environ.get("PTV2_HOME", ".ptv2")).resolve()
+
+
 def home() -> Path:
     """The local state folder (created on first use)."""
-    path = Path(os.environ.get("PTV2_HOME", ".ptv2")).resolve()
+    path = home_path()
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:

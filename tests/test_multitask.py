@@ -336,6 +336,53 @@ def test_ctrl_c_during_pretrain_says_what_is_kept(tmp_path, tokenizer):
     assert {p.name for p in tmp_path.iterdir()} == {"tiny", "pre"}  # the lock file went with the run
 
 
+def test_pretrain_cli_logs_a_resumed_run_once_when_it_completes_and_keeps_the_prompt_when_logging_fails(
+        tmp_path, tokenizer, monkeypatch):
+    """`ptv2 pretrain --no-track` touches no store; a run resumed after epoch 1 is logged once, its
+    history from epoch 0; a store that fails after pre-training is one error line (exit 2) naming
+    it, and the finished prompt stays."""
+    from mlflow import MlflowClient
+
+    from conftest import run_cli as ptv2
+
+    model = tmp_path / "tiny"
+    tiny_bert(tokenizer).save_pretrained(model)
+    tokenizer.save_pretrained(model)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    out = tmp_path / "pre"
+    args = ["pretrain", "--tasks", "trec,wnut16", "--model", str(model), "--max-prompt-len", "4", "--lengths", "2,4",
+            "--epochs", "2", "--max-train", "16", "--max-eval", "16", "--device", "cpu", "--out", str(out), "--quiet"]
+
+    def back_to_epoch_1() -> None:  # as if stopped after epoch 1: its checkpoint, no prompt yet
+        for name in ("prompt_config.json", "prompt.safetensors", "dev_curves.png", "checkpoints/epoch-2.json",
+                     "checkpoints/epoch-2.safetensors"):
+            (out / name).unlink()
+
+    res = ptv2(*args, "--no-track")
+    assert res.returncode == 0 and "MLflow" not in res.stdout, res.stderr
+    assert not (tmp_path / "home").exists()
+    back_to_epoch_1()
+    broken = tmp_path / "broken.db"
+    broken.write_text("not a database")
+    res = ptv2(*args, "--mlflow-uri", f"sqlite:///{broken}")
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        f"error: the pre-trained prompt in {out} is complete and kept, but its run is not in MLflow: logging it to "
+        f"the store sqlite:///{broken} failed: (sqlite3.DatabaseError) file is not a database"], res.stderr
+    assert f"pre-trained prompt written to {out} (resumed after epoch 1)" in res.stdout
+    assert read_pretrained_config(out)["epochs_trained"] == 2  # the prompt is there, finished
+    back_to_epoch_1()
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    res = ptv2(*args, "--mlflow-uri", store)
+    assert res.returncode == 0 and "(resumed after epoch 1)" in res.stdout, res.stderr
+    assert res.stdout.strip().splitlines()[-1].startswith(f"Review the run in MLflow:  MLFLOW_TRACKING_URI={store} ")
+    client = MlflowClient(store)
+    (run,) = client.search_runs([client.get_experiment_by_name("ptv2-pretrain").experiment_id])
+    assert run.info.status == "FINISHED" and f"MLflow run {run.info.run_id} " in res.stdout
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "dev_trec_L2")) == [0, 1, 2]
+    assert run.data.params["epochs_trained"] == "2"
+
+
 def test_a_pre_training_task_is_found_by_its_reference_its_name_or_a_copy_of_its_yaml(tmp_path):
     """A search's trials read a copy of the task YAML in the shared folder: matched by reference or
     spec name only, the copy found no pre-trained head (trials started with a fresh one, the final

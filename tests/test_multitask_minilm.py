@@ -34,16 +34,49 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def pretrained(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("pre") / "prompt"
+def pretrain_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, Path]:
+    """``ptv2 pretrain`` with its defaults' MLflow tracking, on a fresh PTV2_HOME: the prompt
+    folder, the finished process, and the PTV2_HOME of the store it logged to."""
+    root = tmp_path_factory.mktemp("pre")
+    out, home = root / "prompt", root / "home"
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # the default store, in PTV2_HOME
     # the installed entry point, in a process of its own, as a user runs it
     res = subprocess.run([*PTV2, "pretrain", "--tasks", TASKS, "--model", "minilm", "--max-prompt-len", "8",
                           "--lengths", "2,4,8", *BUDGET, "--out", str(out), "--quiet"],
-                         capture_output=True, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"))
+                         capture_output=True, text=True,
+                         env=env | {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PTV2_HOME": str(home)})
     assert res.returncode == 0, res.stderr[-3000:]
+    return out, res, home
+
+
+@pytest.fixture(scope="module")
+def pretrained(pretrain_run) -> Path:
+    out, res, _ = pretrain_run
     assert json.loads(res.stdout[: res.stdout.rindex("}") + 1])["dev_score_by_length"]["wnut16"].keys() == {"2", "4", "8"}
-    assert res.stdout.strip().splitlines()[-1].endswith(str(out / "dev_curves.png")) and (out / "dev_curves.png").is_file()
+    assert f"as a picture: {out / 'dev_curves.png'}" in res.stdout and (out / "dev_curves.png").is_file()
     return out
+
+
+@pytest.mark.slow
+def test_pretrain_cli_logs_the_finished_run_to_the_default_mlflow_store(pretrain_run):
+    """The command logs the run the pipeline's pre-training step logs (experiment ptv2-pretrain),
+    to the store the other commands use, and says which run and how to open it."""
+    from mlflow import MlflowClient
+
+    out, res, home = pretrain_run
+    *_, run_line, review = res.stdout.strip().splitlines()
+    assert run_line.startswith("MLflow run ") and run_line.endswith(" in experiment 'ptv2-pretrain'"), res.stdout
+    assert review.startswith(f"Review the run in MLflow:  PTV2_HOME={home} ") and review.endswith(" ui"), review
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("ptv2-pretrain").experiment_id])
+    assert run.info.run_id == run_line.split()[2] and run.info.status == "FINISHED"
+    assert run.data.tags["ptv2.kind"] == "pretrain" and run.data.tags["ptv2.tasks"] == "trec,wnut16"
+    assert run.data.params["lengths"] == "2,4,8" and run.data.params["epochs_trained"] == "2"
+    assert run.data.params["model"] == "minilm" and run.data.params["max_train"] == "64"
+    recorded = json.loads((out / "prompt_config.json").read_text())["history"]
+    scores = client.get_metric_history(run.info.run_id, "dev_wnut16_L4")  # epoch 0 (before training) to 2
+    assert sorted((m.step, m.value) for m in scores) == [(h["epoch"], h["dev"]["wnut16"]["4"]["score"]) for h in recorded]
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} == {"dev_curves.png", "prompt_config.json"}
 
 
 @pytest.mark.slow
@@ -102,10 +135,23 @@ def test_bad_pretrain_and_init_input_is_one_error_line_and_writes_nothing(pretra
                "outside 1..8")
     user_error(ptv2("pretrain", "--tasks", "trec", "--lengths", "4,x", "--out", str(out)), "comma-separated integers")
     user_error(ptv2("pretrain", "--tasks", "trec", "--out", str(pretrained)), "already holds a pre-trained prompt")
+    # the MLflow store the finished run goes to: checked before pre-training, writing nothing
+    user_error(ptv2("pretrain", "--tasks", "trec", "--mlflow-uri", "http://127.0.0.1:1", "--out", str(out)),
+               "MLflow tracking server http://127.0.0.1:1 does not answer")
+    user_error(ptv2("pretrain", "--tasks", "trec", "--mlflow-uri", f"sqlite:///{tmp_path}/no/mlflow.db", "--out",
+                    str(out)), f"its folder '{tmp_path / 'no'}' does not exist")
+    user_error(ptv2("pretrain", "--tasks", "trec", "--mlflow-uri", f"sqlite:///{tmp_path}/m.db", "--no-track",
+                    "--out", str(out)), "--no-track logs nothing: give one of them")
+    (tmp_path / "a-file").write_text("")
+    with pytest.MonkeyPatch.context() as env:  # the default store's state folder cannot be made
+        env.delenv("MLFLOW_TRACKING_URI", raising=False)
+        env.setenv("PTV2_HOME", str(tmp_path / "a-file" / "home"))
+        user_error(ptv2("pretrain", "--tasks", "trec", "--out", str(out)),
+                   f"PTV2_HOME '{tmp_path / 'a-file' / 'home'}' cannot be created: '{tmp_path / 'a-file'}' is not a folder")
     user_error(ptv2("train", "--task", "trec", "--prompt-len", "16", "--epochs", "1", "--max-train", "8",
                     "--init", str(pretrained), "--out", str(out), "--quiet"), "longer than the pre-trained prompt")
     user_error(ptv2("train", "--task", "trec", "--prompt-len", "4", "--epochs", "1", "--max-train", "8",
                     "--init", str(tmp_path), "--out", str(out), "--quiet"), "no pre-trained prompt")
     user_error(ptv2("train", "--task", "trec", "--prompt-len", "4", "--epochs", "1", "--max-train", "8", "--seed", "3",
                     "--init", str(pretrained), "--out", str(out), "--quiet"), "use seed 0")
-    assert not out.exists()
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]

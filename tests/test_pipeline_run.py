@@ -80,6 +80,11 @@ def test_local_pipeline_run_registers_versions(tmp_path):
     (run_root,) = (home / "pipeline-root").iterdir()
     (pipeline_run,) = [p.name for p in run_root.iterdir()]
     assert mv.tags["pipeline_run"] == pipeline_run and pipeline_run.startswith("ptv2-prompt-search-")
+    # and the search that made its adapter: the task's parent run in ptv2-search and its best trial's run
+    search_run = client.get_run(mv.tags["ptv2.search_run_id"])
+    assert (search_run.data.tags["ptv2.kind"], search_run.data.tags["ptv2.task"]) == ("search", "trec")
+    assert search_run.data.tags["ptv2.best_run_id"] == mv.tags["ptv2.trial_run_id"]
+    assert client.get_run(mv.tags["ptv2.trial_run_id"]).data.tags["mlflow.parentRunId"] == search_run.info.run_id
     # final_epochs 0 (the default): the registered adapter is the search's best trial's, not a second training
     branches = sorted((run_root / pipeline_run).glob("for-loop-*"))
     assert len(branches) == 2, branches
@@ -125,5 +130,7 @@ def test_the_last_line_points_at_the_ui_that_serves_the_store(tmp_path, monkeypa
     monkeypatch.setenv("PTV2_HOME", str(tmp_path))
     local = review_line(f"sqlite:///{tmp_path}/mlflow.db")
     assert local.startswith(f"Review trials and versions in MLflow:  PTV2_HOME={tmp_path} ") and local.endswith(" ui")
+    other = review_line(f"sqlite:///{tmp_path}/other.db", "the run")  # --mlflow-uri: not PTV2_HOME's store
+    assert other.startswith(f"Review the run in MLflow:  MLFLOW_TRACKING_URI=sqlite:///{tmp_path}/other.db ")
     assert review_line("https://ci:s3cret@mlflow.example.com") == \
         "Review trials and versions in MLflow:  https://ci:***@mlflow.example.com"

@@ -107,6 +107,9 @@ def test_flat_scores_for_kfp_metrics():
     assert flat_scores({"trec": {"4": {"score": 0.5, "loss": 1.0}}}) == {"dev_trec_4_score": 0.5, "dev_trec_4_loss": 1.0}
 
 
+LINEAGE = {"search_run_id": "0f" * 16, "trial_run_id": "1e" * 16, "search_tracking_uri": "sqlite:////srv/mlflow.db"}
+
+
 def _search_adapter(prepared, folder):
     """An adapter as a search hands it over: one trial's training on the prepared splits, scored
     by the search's own ``best_metrics`` (its metrics.json knows nothing of the manifest)."""
@@ -135,7 +138,8 @@ def test_final_step_registers_the_search_adapter_as_it_is(prepared, tmp_path):
 
     out, manifest = prepared
     searched = tmp_path / "searched"
-    search_doc = _search_adapter(prepared, searched)
+    search_doc = _search_adapter(prepared, searched) | LINEAGE  # the runs a search records (optuna_studies.search)
+    (searched / "metrics.json").write_text(json.dumps(search_doc))
     doc = final_adapter(out, "trec", searched, {"prompt_len": 4, "lr": 1e-2}, tmp_path / "final", study="s1")
     final = tmp_path / "final"
     for name in ("adapter.safetensors", "adapter_config.json"):
@@ -148,6 +152,7 @@ def test_final_step_registers_the_search_adapter_as_it_is(prepared, tmp_path):
     info = describe_adapter(final, "trec")
     assert saved["test_data_hash"] == info.tags["data_hash"] == manifest["tasks"]["trec"]["split_hashes"]["test"]
     assert info.tags["test_score"] == f"{search_doc['test']['score']:.6g}"
+    assert {k: info.tags.get(f"ptv2.{k}") for k in LINEAGE} == LINEAGE  # the version links to the search's runs
 
 
 def test_final_step_refuses_negative_epochs_and_a_search_adapter_without_scores(prepared, tmp_path):
@@ -167,14 +172,17 @@ def test_final_step_refuses_negative_epochs_and_a_search_adapter_without_scores(
 
 @pytest.mark.slow
 def test_final_train_writes_adapter_with_metrics(prepared, tmp_path, capsys):
-    from components.final_step import final_train
+    from components.final_step import final_adapter
     from ptv2_core.adapter import load_adapter
 
     out, manifest = prepared
     # best.json's best_config: the search's constants and fixed settings beside the length and lr
     best = {"prompt_len": 4, "lr": 1e-2, "reparam": True, "reparam_hidden": 16, "batch_size": 8, "best_epoch": 2,
             "task": "elsewhere.yaml", "model": "other", "seed": 99, "epochs": 7, "init": None, "max_train": None}
-    doc = final_train(out, "trec", best, tmp_path / "adapter", epochs=1, seed=3, study="s1")
+    searched = tmp_path / "searched"  # the search's adapter: only its record of the search's runs is read
+    searched.mkdir()
+    (searched / "metrics.json").write_text(json.dumps(LINEAGE))
+    doc = final_adapter(out, "trec", searched, best, tmp_path / "adapter", final_epochs=1, seed=3, study="s1")
     assert "ptv2 ▸ trec: retraining, epoch 1/1: train loss" in capsys.readouterr().out  # a step's progress line
     assert {p.name for p in (tmp_path / "adapter").iterdir()} == {"adapter.safetensors", "adapter_config.json", "metrics.json"}
     saved = json.loads((tmp_path / "adapter" / "metrics.json").read_text())
@@ -185,6 +193,8 @@ def test_final_train_writes_adapter_with_metrics(prepared, tmp_path, capsys):
     info = describe_adapter(tmp_path / "adapter", "trec")
     assert saved["test_data_hash"] == info.tags["data_hash"] == manifest["tasks"]["trec"]["split_hashes"]["test"]
     assert saved["prompt_len"] == 4 and saved["test"]["score"] == doc["test"]["score"]
+    # the retrained adapter links to the search whose best configuration it is
+    assert {k: info.tags.get(f"ptv2.{k}") for k in LINEAGE} == LINEAGE
     assert (saved["source"], saved["retrained_epochs"]) == ("retrain", 1)
     # seed and max_eval let the registry rebuild exactly this test split from the task name
     assert (saved["seed"], saved["max_eval"]) == (3, 24)

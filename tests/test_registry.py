@@ -72,6 +72,7 @@ def test_register_load_by_alias_predict_classification(adapters, home, store):
     assert t["data_hash"].startswith("sha256:") and len(t["data_hash"]) == 71
     assert t["base_fingerprint"] == metrics["base_fingerprint"]
     assert t["code_version"].startswith("0.1.0")
+    assert not any(k.startswith("ptv2.search") or k == "ptv2.trial_run_id" for k in t)  # `ptv2 train`'s: no search
 
     # the artifact is the adapter by reference to its base: kilobytes, not the 88 MB MiniLM
     src = Path(mv.source.removeprefix("file://"))

@@ -157,7 +157,7 @@ def mlflow_runs(uri: str, parent: str):
 
 
 def test_local_search_end_to_end_a_diverging_trial_fails_alone(local_ray, tiny_model, tmp_path, trace_dir,
-                                                              mlflow_uri):
+                                                              mlflow_uri, monkeypatch):
     """lr 1e30 makes the loss NaN (checked in test_search.py): that trial ends FAIL, not retried,
     and the study still finishes with a best trial, its adapter and every artifact."""
     from ptv2_core.adapter import load_adapter
@@ -211,6 +211,30 @@ def test_local_search_end_to_end_a_diverging_trial_fails_alone(local_ray, tiny_m
     version = register_adapter(out / "adapter", "trec", tracking_uri=mlflow_uri)
     tags = MlflowClient(mlflow_uri).get_model_version(version.name, str(version.version)).tags
     assert (tags["study"], tags["test_score"]) == (result.study_name, f"{metrics['test']['score']:.6g}")
+    # the version links to the search that made it: the study's parent run and the best trial's run
+    lineage = {"ptv2.search_run_id": result.parent_run_id, "ptv2.trial_run_id": best["trial"]["mlflow_run_id"],
+               "ptv2.search_tracking_uri": mlflow_uri}
+    assert {k: tags.get(k) for k in lineage} == lineage and (metrics["search_run_id"], metrics["trial_run_id"]) == (
+        result.parent_run_id, best["trial"]["mlflow_run_id"])
+    # an output of a search from before the adapter recorded them: the same tags, from best.json beside it,
+    # through `ptv2 register`
+    from conftest import run_cli as ptv2
+
+    older = shutil.copytree(out, tmp_path / "older")
+    (older / "adapter" / "metrics.json").write_text(json.dumps(
+        {k: v for k, v in metrics.items() if k not in ("search_run_id", "trial_run_id", "search_tracking_uri")}))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    res = ptv2("register", "--adapter", str(older / "adapter"))
+    assert res.returncode == 0 and f"registered ptv2-trec version {version.version + 1} " in res.stdout, res.stderr
+    tags = MlflowClient(mlflow_uri).get_model_version("ptv2-trec", str(version.version + 1)).tags
+    assert {k: tags.get(k) for k in lineage} == lineage
+    from components.registry.lineage import lineage_tags  # but not from another search's best.json
+
+    stale = json.loads((older / "adapter" / "metrics.json").read_text())
+    assert lineage_tags(older / "adapter", stale) == lineage
+    assert lineage_tags(older / "adapter", stale | {"trial": stale["trial"] + 1}) == {}
+    assert lineage_tags(older / "adapter", stale | {"study": "another"}) == {}
+    shutil.rmtree(older)
     # the work folder is gone and nothing else was left beside the output
     # (a sqlite study storage keeps the lock file it is created under beside it: schema_race.py)
     assert {p.name for p in tmp_path.iterdir()} - {"home"} == {"out", "space.yaml", "optuna.db", "optuna.db.lock"}
@@ -474,6 +498,7 @@ def test_pipeline_search_step_stages_its_inputs_in_the_shared_folder(local_ray, 
 
     params = MlflowClient(mlflow_uri).get_run(res["parent_run_id"]).data.params  # the pipeline's parameter, passed on
     assert (params["cpus_per_trial"], params["gpus_per_trial"]) == ("0.5", "0.0")
+    assert params["model"] == str(tiny_model)  # the model the step was given, not the copy its trials read
     task = Path(res["best_config"]["task"])  # what the trials read
     assert (shared / "ptv2-inputs") in task.parents and task.name == "task.yaml", task
     model = Path(res["best_config"]["model"])  # what the trials read: a copy in the work folder
@@ -484,7 +509,12 @@ def test_pipeline_search_step_stages_its_inputs_in_the_shared_folder(local_ray, 
     loaded = load_adapter(tmp_path / "adapter")
     assert not model.exists() and loaded.config["base_model"]["name"] == str(tiny_model)
     assert loaded.config["extra"]["train_config"]["model"] == str(tiny_model)
-    assert json.loads((tmp_path / "adapter" / "metrics.json").read_text())["model"] == str(tiny_model)
+    handed = json.loads((tmp_path / "adapter" / "metrics.json").read_text())
+    assert handed["model"] == str(tiny_model)
+    # and the runs that made it, for the registered version's tags: the parent run and its best trial's run
+    trial_run = MlflowClient(mlflow_uri).get_run(handed["trial_run_id"])
+    assert handed["search_run_id"] == res["parent_run_id"] == trial_run.data.tags["mlflow.parentRunId"]
+    assert trial_run.data.tags["ptv2.best"] == "true"
     assert (tmp_path / "adapter" / "adapter_config.json").is_file() and res["n_trials"] == 2
     assert list((shared / "ptv2-inputs").iterdir()) == [] and list((shared / "ptv2-searches").iterdir()) == []
     # a failed search cleans up too: a pipeline run never resumes it (its work folder, with every trial's

@@ -1,8 +1,9 @@
 """What a registered version says about itself: the adapter folder read and checked, its tags.
 
 Tags carry the task, prompt length, learning rate, study, dev and test metrics, the hash of
-the test split the metrics came from, the base model (name + weight fingerprint) and the code
-version, so a version can be judged and reproduced from the registry alone.
+the test split the metrics came from, the base model (name + weight fingerprint), the code
+version and, for a search's adapter, the search's MLflow runs (``lineage.py``), so a version can
+be judged and reproduced from the registry alone.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from components.registry.lineage import lineage_tags
 from ptv2_core import __version__
 from ptv2_core.adapter import read_adapter_config, split_seed_of
 from ptv2_core.errors import Ptv2Error
@@ -121,6 +123,7 @@ def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None
         "ptv2_adapter_version": str(config.get("ptv2_version", "")),
         **_flat("dev", metrics["dev"]),
         **_flat("test", metrics["test"]),
+        **lineage_tags(adapter_dir, metrics),  # the search's parent run and the best trial's run, when known
     }
     for k in map(str, extra_tags or {}):  # checked before any run exists (MLflow's rule, said by MLflow after it)
         norm = posixpath.normpath(k)

@@ -63,15 +63,19 @@ def run(
     typer.echo(review_line(tracking))
 
 
-def review_line(tracking: str) -> str:
-    """Where to review the run: the command that serves a local store's UI, or the tracking
-    server's own UI (``ptv2 ui`` refuses a server), its password masked."""
+def review_line(tracking: str, what: str = "trials and versions") -> str:
+    """Where to review ``what``: the command that serves a local store's UI (the default store by
+    its ``PTV2_HOME``, another by its URI), or the tracking server's own UI (``ptv2 ui`` refuses a
+    server), its password masked."""
     from optuna_studies import settings
     from optuna_studies.study import mask_url
 
-    if settings.is_local_store(tracking):
-        return f"Review trials and versions in MLflow:  PTV2_HOME={settings.home()} {_this_ptv2()} ui"
-    return f"Review trials and versions in MLflow:  {mask_url(tracking)}"
+    if not settings.is_local_store(tracking):
+        return f"Review {what} in MLflow:  {mask_url(tracking)}"
+    home = settings.home()
+    if tracking == f"sqlite:///{home / 'mlflow.db'}":
+        return f"Review {what} in MLflow:  PTV2_HOME={home} {_this_ptv2()} ui"
+    return f"Review {what} in MLflow:  MLFLOW_TRACKING_URI={mask_url(tracking)} {_this_ptv2()} ui"
 
 
 def _this_ptv2() -> str:

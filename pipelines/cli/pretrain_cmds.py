@@ -33,12 +33,17 @@ def pretrain(
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
     overwrite: bool = typer.Option(False, help="Discard a finished or unfinished run already in --out."),
     quiet: bool = typer.Option(False, help="No progress bars and no per-epoch lines: only the result."),
+    mlflow_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI the finished run is logged to "
+                                                        "(default: MLFLOW_TRACKING_URI or sqlite in PTV2_HOME)."),
+    track: bool = typer.Option(True, help="Log the finished run to MLflow (experiment ptv2-pretrain); "
+                                          "--no-track logs nothing."),
 ) -> None:
     """Pre-train one deep prompt on several tasks; every leading slice of it is a usable prompt.
 
     Checkpoints go to OUT/checkpoints/ after every epoch; running the same command again on the
     same --out resumes from the newest one. The prompt itself (prompt.safetensors,
-    prompt_config.json) appears only when the run completes.
+    prompt_config.json) appears only when the run completes, and is then logged to MLflow as one
+    run (a resumed run once, when it completes).
     """
     from ptv2_core.multitask import PretrainConfig, default_lengths, parse_lengths
     from ptv2_core.backbone import absolute_model_ref
@@ -52,6 +57,7 @@ def pretrain(
                          nested=nested, temperature=temperature, lr=lr, epochs=epochs, batch_size=batch_size,
                          eval_batch_size=eval_batch_size, max_train=max_train, max_eval=max_eval, reparam=reparam,
                          pooling=pooling, seed=seed, device=device, progress=not quiet)
+    store = _check_tracking(track, mlflow_uri, cfg)
     try:
         result = run_pretrain(cfg, out, overwrite=overwrite)
     except KeyboardInterrupt:  # Ctrl-C: say what is kept
@@ -67,3 +73,43 @@ def pretrain(
     typer.echo(json.dumps({"dev_score_by_length": summary}, indent=2))
     typer.echo(f"pre-trained prompt written to {out}" + (f" (resumed after epoch {result.resumed_from})" if result.resumed_from else ""))
     typer.echo(f"dev score per epoch at each length, as a picture: {Path(out) / 'dev_curves.png'}")
+    if store is not None:
+        _log_run(out, mlflow_uri, store)
+
+
+def _check_tracking(track: bool, mlflow_uri: Optional[str], cfg) -> Optional[str]:
+    """The store the finished run will be logged to (None: --no-track), checked before hours of
+    pre-training; the settings first, so that a bad one is named before the store."""
+    from components.pretrain_tracking import check_store
+    from ptv2_core.errors import Ptv2Error
+
+    if not track:
+        if mlflow_uri is not None:
+            raise Ptv2Error("--mlflow-uri names a store to log to, and --no-track logs nothing: give one of them")
+        return None
+    cfg.check()
+    return check_store(mlflow_uri)
+
+
+def _log_run(out: Path, mlflow_uri: Optional[str], store: str) -> None:
+    """Log the finished run and say where to review it. A store that fails now (after the
+    pre-check) ends the command with an error line and exit 2, as asked-for tracking that did not
+    happen must not pass unnoticed in a script; the prompt, written already, is kept."""
+    from components.pretrain_tracking import EXPERIMENT, log_pretraining
+    from components.registry.store import describe
+    from optuna_studies import settings
+    from pipelines.cli.pipeline_cmds import review_line
+    from ptv2_core.errors import Ptv2Error
+
+    try:
+        run_id = log_pretraining(out, mlflow_uri)
+    except Ptv2Error as e:
+        reason = str(e)
+    except Exception as e:  # noqa: BLE001 (MLflow's and its database's errors: named, not a traceback)
+        reason = describe(e)
+    else:
+        typer.echo(f"MLflow run {run_id} in experiment '{EXPERIMENT}'")
+        typer.echo(review_line(settings.mlflow_tracking_uri(mlflow_uri), "the run"))
+        return
+    raise Ptv2Error(f"the pre-trained prompt in {out} is complete and kept, but its run is not in MLflow: logging "
+                    f"it to the store {store} failed: {reason}")
