@@ -282,6 +282,13 @@ def test_resume_refuses_checkpoints_of_other_settings_and_bad_input_writes_nothi
         pretrain(PretrainConfig(**CFG), out, backbone=tiny_bert(tokenizer, seed=1), tokenizer=tokenizer)
     with pytest.raises(Ptv2Error, match="already holds a pre-trained prompt"):
         pretrain(PretrainConfig(**CFG), full_dir, backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+    # checkpoints of a capped run from before the subset rule was recorded drew their rows at random
+    for ckpt in (out / "checkpoints").glob("epoch-*.json"):
+        doc = json.loads(ckpt.read_text())
+        assert doc["run"].pop("subset") == "stratified"
+        ckpt.write_text(json.dumps(doc))
+    with pytest.raises(Ptv2Error, match=r"differs in: subset\) \(checkpointed before 2026-12-06.*stratified"):
+        pretrain(PretrainConfig(**CFG), out, backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
     for bad in ({"lengths": (2, 16)}, {"tasks": ("trec", "nope")}, {"tasks": ()}, {"temperature": 0.0},
                 {"max_prompt_len": 0}, {"pooling": "max"}, {"epochs": 0}, {"lr": -1.0}, {"eval_batch_size": 0}):
         with pytest.raises(Ptv2Error):

@@ -73,6 +73,7 @@ def test_register_load_by_alias_predict_classification(adapters, home, store):
     assert t["base_fingerprint"] == metrics["base_fingerprint"]
     assert t["code_version"].startswith("0.1.0")
     assert not any(k.startswith("ptv2.search") or k == "ptv2.trial_run_id" for k in t)  # `ptv2 train`'s: no search
+    assert t["subset"] == "stratified" and "metrics_subset" not in t  # trained with --max-eval, stratified
 
     # the artifact is the adapter by reference to its base: kilobytes, not the 88 MB MiniLM
     src = Path(mv.source.removeprefix("file://"))
@@ -99,6 +100,23 @@ def test_register_load_by_alias_predict_classification(adapters, home, store):
     from components.registry.pyfunc_model import _texts
 
     assert _texts(pd.DataFrame({"text": pd.array(["a", pd.NA], dtype="string")})) == ["a", ""]  # not "<NA>"
+
+
+def test_an_adapter_trained_before_the_subset_rule_was_recorded_says_its_metrics_came_from_a_random_subset(
+        adapters, tmp_path):
+    """`--max-eval` drew a random subset until 2026-12-06 and the adapter did not say so: its
+    dev_*/test_* tags are from other rows than the stratified ones data_hash now covers."""
+    import shutil
+
+    from components.registry.metadata import describe_adapter
+
+    old = tmp_path / "old"
+    shutil.copytree(adapters["good"], old)
+    config = json.loads((old / "adapter_config.json").read_text())
+    assert config["extra"]["train_config"].pop("subset") == "stratified"
+    (old / "adapter_config.json").write_text(json.dumps(config))
+    assert describe_adapter(old, "trec").tags["metrics_subset"] == "random"
+    assert "metrics_subset" not in describe_adapter(adapters["good"], "trec").tags
 
 
 def test_ptv2_never_runs_the_code_stored_with_a_version_and_needs_its_digests(adapters, store, tmp_path):

@@ -81,6 +81,17 @@ def test_save_then_load_gives_identical_logits(trec_adapter, minilm_path):
     res = run_cli("eval", "--adapter", str(out))
     assert f"note: its metrics.json scored at most {TREC['max_eval']} dev and test rows" in res.stderr
     assert f"Pass --max-eval {TREC['max_eval']} to reproduce" in res.stderr and json.loads(res.stdout)["task"] == "trec"
+    # an adapter trained before the subset rule was recorded (a random subset then): no --max-eval reproduces it
+    import shutil
+
+    old = out.parent / "before-2026-12-06"
+    shutil.copytree(out, old)
+    config = json.loads((old / "adapter_config.json").read_text())
+    assert config["extra"]["train_config"].pop("subset") == "stratified"
+    (old / "adapter_config.json").write_text(json.dumps(config))
+    res = run_cli("eval", "--adapter", str(old), "--max-eval", str(TREC["max_eval"]))
+    assert f"note: its metrics.json scored a random subset of {TREC['max_eval']} dev and test rows" in res.stderr
+    assert "Pass --max-eval" not in res.stderr and res.returncode == 0
 
 
 @pytest.mark.slow

@@ -117,6 +117,8 @@ def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None
         "test_examples": str(len(test)),
         "data_hash": split_hash(spec, test),
         "subset": SUBSET_RULE,  # how max_eval picks the rows data_hash covers (random before 2026-12-06)
+        # an adapter trained before then with a cap: its dev_*/test_* tags come from a random subset
+        **({"metrics_subset": "random"} if max_eval and "subset" not in train_cfg else {}),
         "base_model": str(base["name"]),
         "base_fingerprint": str(base["fingerprint"]),
         "code_version": code_version(),

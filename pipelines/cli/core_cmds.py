@@ -137,8 +137,13 @@ def eval_(
     elif trained_seed is not None and seed != trained_seed and same_task:
         typer.echo(f"note: it was trained on the splits of seed {trained_seed}; with --seed {seed} its dev and test rows "
                    "may include rows it was trained on, so these scores can be too high", err=True)
-    trained_on = ((loaded.config.get("extra") or {}).get("train_config") or {}).get("max_eval")
-    if max_eval is None and trained_on and same_task:
+    trained_cfg = (loaded.config.get("extra") or {}).get("train_config") or {}
+    trained_on = trained_cfg.get("max_eval")
+    if trained_on and same_task and "subset" not in trained_cfg:  # trained before the rule was recorded
+        typer.echo(f"note: its metrics.json scored a random subset of {trained_on} dev and test rows (--max-eval "
+                   f"{trained_on}, as ptv2 drew it before 2026-12-06); subsets are stratified by label now, so no "
+                   "--max-eval reproduces those numbers exactly", err=True)
+    elif max_eval is None and trained_on and same_task:
         typer.echo(f"note: its metrics.json scored at most {trained_on} dev and test rows (--max-eval {trained_on} "
                    f"when trained); this scores every row. Pass --max-eval {trained_on} to reproduce those numbers.",
                    err=True)

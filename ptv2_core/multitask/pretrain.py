@@ -35,6 +35,7 @@ from ptv2_core.multitask.model import MultiTaskPromptModel
 from ptv2_core.multitask.pretrained import CHECKPOINTS, CONFIG, WEIGHTS, PretrainConfig, artifact_files
 from ptv2_core.optim import leading_rows_only, make_optimizer, optimizer_step
 from ptv2_core.prefix import PromptConfig
+from ptv2_core.tasks.subsample import RULE as SUBSET_RULE
 from ptv2_core.tasks import TaskSpec, load_task
 from ptv2_core.tasks.encode import Collator, encode, prepare_tokenizer
 from ptv2_core import busy_lock
@@ -128,6 +129,8 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
     dev_sets = [encode(data["dev"], tokenizer, spec) for spec, data in loaded]
     collators = [Collator(tokenizer, spec) for spec in specs]
     run_key = cfg.run_key() | {"base_fingerprint": base_fp}
+    if cfg.max_train or cfg.max_eval:  # which rows a cap keeps: random until 2026-12-06, stratified since
+        run_key["subset"] = SUBSET_RULE
     mixer = TaskMixer([len(r) for r in train_rows], cfg.batch_size, list(cfg.lengths),
                       temperature=cfg.temperature, nested=cfg.nested, seed=cfg.seed)
 
@@ -146,8 +149,10 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
         resume = load_latest_checkpoint(ckpt_dir)
         if resume is not None and resume[0].get("run") != run_key:
             differ = _diff(resume[0].get("run") or {}, run_key)
+            why = (" (checkpointed before 2026-12-06, when --max-train/--max-eval kept a random subset of the "
+                   "rows; the subset is stratified by label now)" if "subset" in differ else "")
             raise Ptv2Error(f"'{out}' holds checkpoints of a different pre-training run "
-                            f"(differs in: {', '.join(differ)}); "
+                            f"(differs in: {', '.join(differ)}){why}; "
                             "use another --out, or --overwrite to start afresh")
 
         place(model, device)
