@@ -137,6 +137,10 @@ def prepare_study(storage: optuna.storages.RDBStorage, name: str, space: SearchS
         # subset rule: a capped study without one drew its rows at random, and now they are stratified
         differ = _differences(before, {k: v for k, v in json.loads(settings_doc).items()
                                        if k in before or k in ALWAYS_COMPARED})
+        if differ.startswith("subset ") and (before.get("max_train"), before.get("max_eval")) != (None, None):
+            raise Ptv2Error(f"study '{name}' kept a random subset of the rows for --max-train/--max-eval (as ptv2 did "
+                            "before 2026-12-06); they are stratified by label now, so new trials would train and "
+                            f"score on other rows than its trials: {fresh}")
         if differ:
             raise Ptv2Error(f"study '{name}' ran its trials with other settings ({differ}); resume it with the same "
                             f"ones, or {fresh}")

@@ -446,7 +446,8 @@ def test_a_study_that_never_ran_follows_a_new_space_and_a_resume_keeps_the_trial
         old.tell(old.ask(dists), 0.3)
         now = capped | ({"subset": "stratified"} if capped["max_train"] else {})
         if capped["max_train"]:
-            with pytest.raises(Ptv2Error, match=r"other settings \(subset None → stratified\)"):
+            with pytest.raises(Ptv2Error, match=r"study 'old-capped' kept a random subset of the rows .*before "
+                                                r"2026-12-06.*stratified by label now.*start a new search"):
                 prepare_study(storage, name, other, True, now)
         else:
             assert prepare_study(storage, name, other, True, now).resumed
