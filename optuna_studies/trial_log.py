@@ -49,7 +49,7 @@ class TrialLog(Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
         tid = trial.trial_id
-        if tid in self._runs:  # a retried trial starts again: same run
+        if tid in self._runs:  # a retried trial starts again: on_trial_recover opened its next run
             return
         number = trial.config.get("optuna_number")
         params = {"prompt_len": trial.config.get("prompt_len"), "lr": trial.config.get("lr"),

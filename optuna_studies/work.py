@@ -100,7 +100,10 @@ def adopt_legacy(work: Path, out_dir: Path, study_name: str, storage: str, trial
                         "move those records out of its trials/ folder and run --resume again, or start a new search "
                         "with another --out or --study-name")
     shutil.rmtree(work, ignore_errors=True)
-    os.replace(legacy, work)  # beside each other: one rename, so a killed resume leaves one or the other
+    try:
+        os.replace(legacy, work)  # beside each other: one rename, so a killed resume leaves one or the other
+    except OSError as e:
+        raise Ptv2Error(f"cannot rename the old-style work folder {legacy} to {work}: {e.strerror or e}") from None
     return legacy
 
 

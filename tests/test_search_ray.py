@@ -685,7 +685,8 @@ def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(t
     ended = [line.split("]")[0] for line in lines if line.startswith("[")]
     assert ended == [f"[{k}/3" for k in range(1, len(list(records.glob("*.json"))) + 1)], err[-3000:]
     started = [line for line in lines if re.fullmatch(r"trial \d+ started \(prompt_len \d+, lr \S+\)", line)]
-    assert len(started) == len(ended) + 1, err[-3000:]
+    # (the stopped one's start line is there unless Tune took the signal between one trial's end and the next start)
+    assert len(ended) <= len(started) <= len(ended) + 1, err[-3000:]
     assert lines[-1].startswith("error: search stopped after ") and "of 3 trials" in lines[-1] and "--resume" in lines[-1]
     assert "Tuner.restore" not in err, err[-3000:]
     assert not (tmp_path / "out").exists()
