@@ -66,6 +66,7 @@ def search_task(prepared_dir: str | Path, task: str, adapter_out: str | Path, pl
     from optuna_studies import settings
     from optuna_studies.cluster import check_shared_dir
     from optuna_studies.search import run_search
+    from optuna_studies.space import space_path
     from ptv2_core.backbone import absolute_model_ref
 
     shared = settings.shared_dir()
@@ -80,9 +81,12 @@ def search_task(prepared_dir: str | Path, task: str, adapter_out: str | Path, pl
     try:
         space = space_file(task, work, lengths=lengths, lr_range=lr_range, trials=trials, epochs=epochs)
         yaml_path = task_yaml(prepared_dir, task)
-        trial_model, originals = model, {}
+        trial_model = model
+        # the space file is a temporary one (a shared folder or not): the parent run names what it came from
+        originals = {"space_file": f"{space_path(task)} with the pipeline's prompt_len, lr, trials and epochs "
+                                   f"(as run: artifact {space.name})"}
         if inputs is not None:
-            originals = {"model": absolute_model_ref(model), "init": str(Path(init_dir).resolve()) if init_dir else ""}
+            originals |= {"model": absolute_model_ref(model), "init": str(Path(init_dir).resolve()) if init_dir else ""}
             yaml_path = shutil.copytree(yaml_path.parent, work / "task") / yaml_path.name
             init_dir = shutil.copytree(init_dir, work / "prompt") if init_dir else None
             if Path(model).is_dir():  # a folder in the image (an alias or a hub name is none)
@@ -91,7 +95,7 @@ def search_task(prepared_dir: str | Path, task: str, adapter_out: str | Path, pl
                          init=init_dir, concurrency=concurrency, cpus_per_trial=cpus_per_trial,
                          gpus_per_trial=gpus_per_trial, mlflow_uri=mlflow_uri, ray_address=ray_address,
                          seed=seed, study_name=study, echo=lambda line: print(f"ptv2 ▸ {task}: {line}", flush=True),
-                         originals=originals)  # MLflow names the model and prompt given, not their copies
+                         originals=originals)  # MLflow names the model, prompt and space given, not their copies
         shutil.copytree(res.adapter_dir, adapter_out, dirs_exist_ok=True)
         if trial_model != model:
             name_base_model(adapter_out, model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,14 @@ class SearchPlan:
     concurrency: int
     constants: dict[str, Any]
     shared: Path | None = None  # a folder every Ray node mounts (a cluster of several machines)
+    # what people see where the trials read copies (the pipeline's search step, see run_search):
+    # the parent run's model, init and space_file params, the plots' titles, best.json's model
+    originals: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def shown_model(self) -> str:
+        """The model as given, not the copy in a shared folder its trials read."""
+        return self.originals.get("model") or self.model
 
 
 def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | None, space: str | Path | None,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -75,9 +75,10 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
       every node mounts at the same path, for the work folder and the trials' file inputs.
     - ``resume`` continues the study of the same ``out_dir``: finished trials are kept, not rerun.
     - ``echo`` receives the progress lines: one as each trial starts, one (``[k/N] ...``) as it ends.
-    - ``originals``: what ``model`` and ``init`` are copies of (``{"model": ..., "init": ...}``),
-      recorded as the parent run's params instead of the copies' paths (the pipeline's search
-      step stages its inputs in a shared folder; the copies go when the step ends).
+    - ``originals``: what ``model``, ``init`` and ``space`` are copies of (``{"model": ...,
+      "init": ..., "space_file": ...}``), recorded as the parent run's params instead of the
+      copies' paths, and the model's name in the plots' titles and best.json (the pipeline's
+      search step stages its inputs in a shared folder; the copies go when the step ends).
 
     Raises Ptv2Error for bad input (before anything is written) or when no trial produced a score,
     and Ptv2Interrupted for a search that stopped before its last trial (Ctrl-C; run again with
@@ -90,6 +91,7 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
                        max_train=max_train, max_eval=max_eval, epochs=epochs, concurrency=concurrency,
                        cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, overwrite=overwrite,
                        study_name=study_name, seed=seed, shared_dir=shared_dir, mlflow_uri=mlflow_uri, resume=resume)
+    plan = replace(plan, originals={k: v for k, v in (originals or {}).items() if v})
     # Ray before the study: a cluster that cannot be reached or cannot hold one trial is refused
     # before the study, the MLflow run or the work folder exist (the tuner reuses this connection)
     with ray_session(ray_address, num_cpus=ray_cpus):
@@ -104,7 +106,7 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
         # Ray Tune's OptunaSearch loads it, "Using an existing study ...") off: the search names its study itself
         with search_lock(plan.study_name, plan.out_dir), study_lock(plan.storage, plan.study_name), \
                 quiet_logger("optuna"):
-            return _search(plan, max_failures, resume, mlflow_uri, ray_address, experiment, say, originals or {})
+            return _search(plan, max_failures, resume, mlflow_uri, ray_address, experiment, say)
 
 
 def trial_settings(plan: SearchPlan) -> dict:
@@ -131,7 +133,7 @@ def trial_settings(plan: SearchPlan) -> dict:
 
 
 def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str | None, ray_address: str | None,
-            experiment: str, say: Callable[[str], None], originals: dict[str, str]) -> SearchResult:
+            experiment: str, say: Callable[[str], None]) -> SearchResult:
     """The checked search, with Ray connected: study → MLflow parent run → Ray Tune → output."""
     check_owner(plan.work, plan.study_name, plan.storage)  # again, under the locks: plan_search ran before them
     rdb = open_storage(plan.storage)
@@ -152,7 +154,7 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
     if not state.resumed:  # leftovers of this study's own search that never got a trial (the folder is
         shutil.rmtree(plan.work, ignore_errors=True)  # this study's alone: work.py)
     claim(plan.work, plan.study_name, plan.storage)
-    parent = _open_parent(plan, state, experiment, mlflow_uri, originals)
+    parent = _open_parent(plan, state, experiment, mlflow_uri)
     if state.resumed:
         say(f"resuming study '{plan.study_name}': {state.finished} of {plan.space.trials} trials done, "
             f"{state.orphans} interrupted trial(s) to run again")
@@ -199,10 +201,10 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
             tracking.end_run(parent, outcome)
 
 
-def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_uri: str | None,
-                 originals: dict[str, str]) -> str:
-    """The study's parent run: reopened on resume (its id is kept in the study). Its ``model``
-    and ``init`` params name ``originals`` where the trials read copies of them."""
+def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_uri: str | None) -> str:
+    """The study's parent run: reopened on resume (its id is kept in the study). Its ``model``,
+    ``init`` and ``space_file`` params name ``plan.originals`` where the trials read copies of them;
+    a copied space file is one of its artifacts (the copy is deleted with its search)."""
     masked = mask_url(plan.storage)
     params = {"task": plan.task_name, "model": plan.model, "trials": plan.space.trials, "epochs": plan.space.epochs,
               "prompt_lens": list(plan.space.prompt_lens), "lr_low": plan.space.lr_low, "lr_high": plan.space.lr_high,
@@ -214,12 +216,14 @@ def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_ur
               "max_train": plan.constants["max_train"], "max_eval": plan.constants["max_eval"], "init": plan.init,
               "study_name": plan.study_name, "study_storage": masked, "space_file": plan.space.source} | {
         f"fixed.{k}": v for k, v in plan.space.fixed.items()}  # every trial's other settings (batch_size, ...)
-    params |= {k: v for k, v in originals.items() if k in ("model", "init") and v}
+    params |= {k: v for k, v in plan.originals.items() if k in ("model", "init", "space_file")}
     tags = {"ptv2.kind": "search", "ptv2.task": plan.task_name, "ptv2.study_name": plan.study_name,
             "ptv2.study_storage": masked, "ptv2.optuna_dashboard": f"optuna-dashboard {masked}"}
     parent = tracking.open_parent_run(experiment, mlflow_uri, plan.study_name, state.study.user_attrs.get(PARENT_RUN_ATTR),
                                       params, tags)
     state.study.set_user_attr(PARENT_RUN_ATTR, parent)
+    if "space_file" in plan.originals and Path(plan.space.source).is_file():  # a copy, deleted with the step
+        tracking.log_artifact(parent, Path(plan.space.source))
     if state.resumed:
         tracking.kill_stale_trial_runs(parent)
     return parent
@@ -228,8 +232,8 @@ def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_ur
 def _draw(plan: SearchPlan, trials: list[dict]) -> Path:
     """The study's table and pictures of ``trials`` in the work folder's ``artifacts/``; returns it."""
     art = plan.work / "artifacts"
-    write_artifacts(trials, art, plan.space.metric, plan.space.mode, f"{plan.task_name} / {Path(plan.model).name}",
-                    plan.space.prompt_lens)
+    title = f"{plan.task_name} / {Path(plan.shown_model).name}"
+    write_artifacts(trials, art, plan.space.metric, plan.space.mode, title, plan.space.prompt_lens)
     return art
 
 
@@ -256,7 +260,7 @@ def _finish(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Callable
     best_config = {k: v for k, v in plan.constants.items() if k not in ("metric", "mode", "device")} | {
         "prompt_len": best["prompt_len"], "lr": best["lr"], "best_epoch": best["best_epoch"]}
     doc = {
-        "task": plan.task, "task_name": plan.task_name, "model": plan.model, "metric": plan.space.metric,
+        "task": plan.task, "task_name": plan.task_name, "model": plan.shown_model, "metric": plan.space.metric,
         "direction": plan.space.direction, "best_score": best["best_score"], "best_config": best_config,
         "trial": {k: best.get(k) for k in ("number", "ray_trial_id", "status", "mlflow_run_id", "epochs_run")},
         "study": {"name": plan.study_name, "storage": mask_url(plan.storage)},

@@ -104,3 +104,7 @@ def kill_stale_trial_runs(parent_id: str) -> int:
 
 def log_artifacts(run_id: str, folder: Path) -> None:
     MlflowClient().log_artifacts(run_id, str(folder))
+
+
+def log_artifact(run_id: str, path: Path) -> None:
+    MlflowClient().log_artifact(run_id, str(path))

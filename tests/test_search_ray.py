@@ -499,6 +499,21 @@ def test_pipeline_search_step_stages_its_inputs_in_the_shared_folder(local_ray, 
     params = MlflowClient(mlflow_uri).get_run(res["parent_run_id"]).data.params  # the pipeline's parameter, passed on
     assert (params["cpus_per_trial"], params["gpus_per_trial"]) == ("0.5", "0.0")
     assert params["model"] == str(tiny_model)  # the model the step was given, not the copy its trials read
+    # the space: the packaged one it started from, and the file as run (a temporary one) as an artifact
+    from optuna_studies.space import space_path
+
+    assert params["space_file"].startswith(f"{space_path('someone/intents')} with the pipeline's"), params["space_file"]
+    run_files = {a.path for a in MlflowClient(mlflow_uri).list_artifacts(res["parent_run_id"])}
+    assert "someone-intents-space.yaml" in run_files, run_files
+    space_doc = yaml.safe_load(Path(MlflowClient(mlflow_uri).download_artifacts(
+        res["parent_run_id"], "someone-intents-space.yaml", str(tmp_path / "dl"))).read_text())
+    assert space_doc["prompt_len"] == [2, 4] and space_doc["trials"] == 2
+    # the plots and best.json name the model given too (the copy is a folder named 'model')
+    plot = (tmp_path / "plot.html").read_text().replace("\\u002f", "/")  # plotly's JSON escapes '/'
+    assert f"someone/intents / {Path(tiny_model).name}: length" in plot
+    best = json.loads(Path(MlflowClient(mlflow_uri).download_artifacts(
+        res["parent_run_id"], "best.json", str(tmp_path / "dl"))).read_text())
+    assert best["model"] == str(tiny_model)
     task = Path(res["best_config"]["task"])  # what the trials read
     assert (shared / "ptv2-inputs") in task.parents and task.name == "task.yaml", task
     model = Path(res["best_config"]["model"])  # what the trials read: a copy in the work folder
