@@ -262,7 +262,8 @@ def _finish(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Callable
     doc = {
         "task": plan.task, "task_name": plan.task_name, "model": plan.shown_model, "metric": plan.space.metric,
         "direction": plan.space.direction, "best_score": best["best_score"], "best_config": best_config,
-        "trial": {k: best.get(k) for k in ("number", "ray_trial_id", "status", "mlflow_run_id", "epochs_run")},
+        "trial": {k: best.get(k) for k in ("number", "ray_trial_id", "status", "mlflow_run_id", "epochs_run",
+                                                "epochs_trained")},
         "study": {"name": plan.study_name, "storage": mask_url(plan.storage)},
         "mlflow": {"parent_run_id": parent, "tracking_uri": mask_url(settings.mlflow_tracking_uri(mlflow_uri))},
         "trials": _counts(trials), "space": plan.space.to_dict(),

@@ -73,12 +73,14 @@ class TrialLog(Callback):
         self._retries[tid] = self._retries.get(tid, 0) + 1
         # it trains again from the first epoch: the record's history and epochs_run are the last
         # attempt's (what its result rests on), epochs_trained adds the lost attempts' epochs
-        self._lost[tid] = self._lost.get(tid, 0) + len(self._history.get(tid, []))
+        lost = len(self._history.get(tid, []))  # the epochs the lost attempt reported
+        self._lost[tid] = self._lost.get(tid, 0) + lost
         self._history[tid] = []
         if tid in self._runs:  # a run per attempt: both in one run put two points on every step
             self._runs[tid] = tracking.retry_trial_run(self._runs[tid], self._retries[tid] + 1)
             tracking.set_tags(self._runs[tid], {"ptv2.retries": self._retries[tid]})
-        self._echo(f"trial {trial.config.get('optuna_number')}: worker lost, retrying ({self._retries[tid]})")
+        self._echo(f"trial {trial.config.get('optuna_number')}: worker lost after {lost} epoch(s), "
+                   f"retrying ({self._retries[tid]})")
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
         last = dict(trial.last_result or {})

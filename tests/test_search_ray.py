@@ -354,11 +354,14 @@ def test_worker_killed_mid_trial_is_retried(local_ray, tiny_model, tmp_path, tra
     assert len(result.trials) == 2 and (tmp_path / "out" / "best.json").is_file()
     # one line as each trial starts (once, though the killed one ran twice) and one as it ends, counted
     # against the study's budget; one at a time, so in this order
+    # (the retry line says how many epochs the lost attempt trained: one retry, so all the record's extra ones)
     expected = []
     for k, r in enumerate(sorted(result.trials, key=lambda r: r["number"]), 1):
         params = f"prompt_len {r['prompt_len']}, lr {r['lr']:.3g}"
+        lost_epochs = r["epochs_trained"] - r["epochs_run"]
         expected += [f"trial {r['number']} started ({params})",
-                     *[f"trial {r['number']}: worker lost, retrying ({n})" for n in range(1, r["retries"] + 1)],
+                     *[f"trial {r['number']}: worker lost after {lost_epochs} epoch(s), retrying ({n})"
+                       for n in range(1, r["retries"] + 1)],
                      f"[{k}/2] trial {r['number']} ({params}): {r['status']}, dev_score {r['best_score']:.4f} "
                      f"after {r['epochs_run']} epoch(s)"]
     assert [line for line in lines if line.startswith(("trial ", "["))] == expected, lines
@@ -384,6 +387,9 @@ def test_worker_killed_mid_trial_is_retried(local_ray, tiny_model, tmp_path, tra
     with open(tmp_path / "out" / "trials.csv") as f:
         row = next(r for r in csv.DictReader(f) if r["ray_trial_id"] == killed["trial_id"])
     assert int(row["epochs_trained"]) == record["epochs_trained"]
+    best = json.loads((tmp_path / "out" / "best.json").read_text())
+    winner = next(r for r in result.trials if r["number"] == best["trial"]["number"])
+    assert best["trial"]["epochs_trained"] == winner["epochs_trained"] >= best["trial"]["epochs_run"]
 
 
 def test_postgres_study_with_concurrent_trials(local_ray, tiny_model, tmp_path, mlflow_uri):
