@@ -22,13 +22,11 @@ def check_store(tracking_uri: str | None = None) -> str:
     from optuna_studies.schema_race import sqlite_file
     from optuna_studies.study import mask_url
     from optuna_studies.tracking_setup import check_reachable
-    from ptv2_core.adapter import check_writable
     from ptv2_core.errors import Ptv2Error
 
     given = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not given:  # the default sqlite file in PTV2_HOME, a folder made when the run is logged
-        home = settings.home_path()
-        check_writable(home, "PTV2_HOME")
+        home = settings.check_home()
         return f"sqlite:///{home / 'mlflow.db'}"
     check_reachable(given)
     db = sqlite_file(given)

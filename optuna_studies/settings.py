@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NoReturn
 
 
 def home_path() -> Path:
@@ -29,10 +30,33 @@ def home() -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        from ptv2_core.errors import Ptv2Error
-
-        raise Ptv2Error(f"cannot create the state folder {path} (PTV2_HOME): {e.strerror or e}") from None
+        _cannot_create(path, e)
     return path
+
+
+def check_home() -> Path:
+    """The local state folder, refused as ``home()`` would refuse it but without creating it (a
+    command that creates it only when it has something to keep there). Probed by creating and
+    removing an empty folder in its nearest existing parent, which also holds for root."""
+    import errno
+    import tempfile
+
+    path = home_path()
+    where = path if path.is_dir() else next(p for p in path.parents if p.exists())
+    try:
+        if not where.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        os.rmdir(tempfile.mkdtemp(prefix=".ptv2-probe.", dir=where))
+    except OSError as e:
+        _cannot_create(path, e)
+    return path
+
+
+def _cannot_create(path: Path, e: OSError) -> NoReturn:
+    """The one wording of a state folder that cannot be made, for every command."""
+    from ptv2_core.errors import Ptv2Error
+
+    raise Ptv2Error(f"cannot create the state folder {path} (PTV2_HOME): {e.strerror or e}") from None
 
 
 def mlflow_tracking_uri(explicit: str | None = None) -> str:

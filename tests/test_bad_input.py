@@ -464,9 +464,11 @@ def test_ctrl_c_is_one_error_line_exit_130_and_writes_nothing(tmp_path):
     ["predict", "--model", "models:/ptv2-trec@champion", "hi"],
     ["promote", "--task", "trec"],
     ["run", "--tasks", "trec"],
+    ["pretrain", "--tasks", "trec", "--out", "OUT"],
 ])
 def test_a_state_folder_that_cannot_be_created_is_one_error(tmp_path, monkeypatch, args):
-    """PTV2_HOME on a path that cannot be a folder ended in a FileNotFoundError traceback."""
+    """PTV2_HOME on a path that cannot be a folder ended in a FileNotFoundError traceback; the
+    commands say it in one wording (pretrain, which only checks it, had its own)."""
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setenv("PTV2_HOME", str(blocker / "home"))

@@ -147,7 +147,7 @@ def test_bad_pretrain_and_init_input_is_one_error_line_and_writes_nothing(pretra
         env.delenv("MLFLOW_TRACKING_URI", raising=False)
         env.setenv("PTV2_HOME", str(tmp_path / "a-file" / "home"))
         user_error(ptv2("pretrain", "--tasks", "trec", "--out", str(out)),
-                   f"PTV2_HOME '{tmp_path / 'a-file' / 'home'}' cannot be created: '{tmp_path / 'a-file'}' is not a folder")
+                   f"cannot create the state folder {tmp_path / 'a-file' / 'home'} (PTV2_HOME): Not a directory")
     user_error(ptv2("train", "--task", "trec", "--prompt-len", "16", "--epochs", "1", "--max-train", "8",
                     "--init", str(pretrained), "--out", str(out), "--quiet"), "longer than the pre-trained prompt")
     user_error(ptv2("train", "--task", "trec", "--prompt-len", "4", "--epochs", "1", "--max-train", "8",
