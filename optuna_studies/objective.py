@@ -55,7 +55,9 @@ def objective(config: Mapping[str, Any], report: EpochReport) -> dict[str, Any]:
     pretrained = _pretrained_init(init_dir, cfg) if init_dir else None
 
     def init(model, spec) -> None:
-        state["model"] = model  # the live model: its adapter is saved from the report below
+        # the live model (its adapter is saved from the report below) and the spec it was built and is
+        # trained with: loading the task again gave its defaults (max_length), not the trial's
+        state["model"], state["spec"] = model, spec
         if pretrained is not None:
             pretrained(model, spec)
 
@@ -94,13 +96,10 @@ def _pretrained_init(init_dir: str, cfg: TrainConfig) -> Callable:
 
 
 def _adapter(state: dict, cfg: TrainConfig, epoch: int) -> AdapterFiles:
-    """The adapter files of the live model; the task spec is read once per trial."""
+    """The adapter files of the live model, with the task spec training gave ``init``."""
     from ptv2_core.adapter import adapter_files
     from ptv2_core.backbone import fingerprint
-    from ptv2_core.tasks import load_task
 
-    if state["spec"] is None:
-        state["spec"] = load_task(cfg.task, seed=cfg.split_seed, max_train=1, max_eval=1)[0]
     model = state["model"]
     extra = {"train_config": cfg.to_dict(), "search": {"epoch": epoch, "objective": state["best"]}}
     return adapter_files(model, state["spec"], cfg.model, fingerprint(model.backbone), extra=extra)

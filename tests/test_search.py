@@ -188,6 +188,18 @@ def test_objective_reports_every_epoch_and_the_best_adapter(tiny_model):
     assert {"adapter.safetensors", "adapter_config.json"} <= set(reports[0][2])
 
 
+def test_a_trials_adapter_records_the_truncation_it_trained_with(tiny_model):
+    """A space's fixed max_length: the trial's adapter named the task's default (it loaded the task
+    again for its spec), so eval and the search's best-adapter scoring truncated otherwise."""
+    from ptv2_core.tasks import load_task
+
+    assert load_task("trec", max_train=1, max_eval=1)[0].max_length != 24
+    reports = []
+    objective(_trial_config(tiny_model, epochs=1, max_length=24), lambda e, m, a: reports.append(a))
+    config = json.loads(reports[0]["adapter_config.json"])
+    assert config["task"]["max_length"] == 24 and config["extra"]["train_config"]["max_length"] == 24
+
+
 def test_objective_ends_a_diverging_trial_without_raising(tiny_model):
     """lr 1e30 really drives the loss to NaN on this model (TrainingDiverged in the core)."""
     reports = []
