@@ -25,10 +25,11 @@ SPLITS = ("train", "dev", "test")
 
 
 def _frame(split, spec) -> pd.DataFrame:
-    """Rows with string labels (the task YAML format), in split order."""
+    """Rows with string labels (the task YAML format), in split order. Each column is read at once
+    (``[:]``): iterating a datasets Column reads it row by row."""
     if spec.type == "sequence":
-        return pd.DataFrame({"text": split["text"], "label": [spec.labels[i] for i in split["label"]]})
-    return pd.DataFrame({"tokens": split["tokens"], "tags": [[spec.labels[i] for i in t] for t in split["tags"]]})
+        return pd.DataFrame({"text": split["text"][:], "label": [spec.labels[i] for i in split["label"][:]]})
+    return pd.DataFrame({"tokens": split["tokens"][:], "tags": [[spec.labels[i] for i in t] for t in split["tags"][:]]})
 
 
 def data_hash(split_hashes: dict[str, str]) -> str:

@@ -81,7 +81,7 @@ def _tag_column(name: str, dd: DatasetDict) -> str | None:
         return known
     others = [c for c in feats if c.endswith("_tags") and _is_list(feats[c])]
     for c in others:
-        tags = _names(feats[c]) or sorted({str(t) for ts in dd["train"][c] for t in ts})
+        tags = _names(feats[c]) or sorted({str(t) for ts in dd["train"][c][:] for t in ts})
         if _is_bio(tags):
             return c
     if others:
@@ -120,7 +120,7 @@ def _guess(name: str, dd: DatasetDict) -> tuple[TaskSpec, bool]:
     if tok and tag and tag != tok:
         names = _names(feats[tag])
         by_index = names is not None
-        labels = names or ["O", *sorted({str(t) for ts in dd["train"][tag] for t in ts} - {"O"})]
+        labels = names or ["O", *sorted({str(t) for ts in dd["train"][tag][:] for t in ts} - {"O"})]
         return TaskSpec(name, "token", tuple(labels), DEFAULT_METRIC["token"], tok, tag), by_index
     label = next((c for c in cols if isinstance(feats[c], ClassLabel)), None) or next(
         (c for c in LABEL_COLUMNS if c in feats), None
@@ -135,7 +135,7 @@ def _guess(name: str, dd: DatasetDict) -> tuple[TaskSpec, bool]:
             "download it and write a task YAML that names text_column and label_column"
         )
     names = _names(feats[label])
-    labels = names or sorted({str(v) for v in dd["train"][label] if v is not None})
+    labels = names or sorted({str(v) for v in dd["train"][label][:] if v is not None})
     return TaskSpec(name, "sequence", tuple(labels), DEFAULT_METRIC["sequence"], text, label), names is not None
 
 
@@ -156,7 +156,8 @@ def load_hub(ref: str, seed: int = 0) -> tuple[TaskSpec, DatasetDict]:
             continue
         if split != "train" and not {spec.text_column, spec.label_column} <= set(dd[src].column_names):
             continue  # an unlabeled test split (a competition's): carve instead
-        xs, ys = dd[src][spec.text_column], dd[src][spec.label_column]
+        # [:]: each column in one read (a datasets Column is read row by row on every pass below)
+        xs, ys = dd[src][spec.text_column][:], dd[src][spec.label_column][:]
         if split != "train" and all(v is None for v in ys):
             continue  # likewise (a data folder's test file without the label column reads as all None)
         if spec.type == "sequence" and by_index and any(v is not None and v < 0 for v in ys):
