@@ -116,7 +116,13 @@ def capped_run(tmp_path_factory, minilm_path):
         "trial_batch": {"objective": trial | {"batch_size": TRAIN_BIG}},
         "trial_fits": {"objective": trial | {"batch_size": SMALL, "max_train": SMALL, "eval_batch_size": 2}},
     }
-    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", MALLOC_ARENA_MAX="2",
+    # MALLOC_ARENA_MAX=1: every thread allocates from glibc's one main heap. With a second arena, a
+    # thread that finds its arena locked moves to the other one, so under CPU load (a parallel suite)
+    # the main thread's tensors land in the second arena's 64 MiB heaps, which stay mapped after they
+    # are freed: the capped steps' address space grew by 0-400 MiB from run to run (a failed big batch
+    # left it behind) and a later step's model load then failed to map its weights. With one arena it
+    # grew 5-80 MiB under the same load (2 busy processes beside it).
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", MALLOC_ARENA_MAX="1",
                TOKENIZERS_PARALLELISM="false", PTV2_HOME=str(tmp / "home"))
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'home' / 'mlflow.db'}"  # the registry: a sqlite store
     proc = subprocess.run([sys.executable, "-c", CHILD, str(HEADROOM), json.dumps(list(steps.values()))],

@@ -11,6 +11,7 @@ import typer
 from typer._click import exceptions as cx
 
 from pipelines.cli.app import app
+from pipelines.cli.exit_status import forget_handled_interrupt
 from pipelines.cli import core_cmds  # noqa: F401  (registers train, eval, predict)
 from pipelines.cli import search_cmds  # noqa: F401  (registers search)
 from pipelines.cli import registry_cmds  # noqa: F401  (registers register, promote, ui)
@@ -81,4 +82,6 @@ def main(argv: list[str] | None = None) -> None:
     except Ptv2RunError as e:
         print(f"error: {e}", file=sys.stderr)
         rc = 1
+    # every KeyboardInterrupt that reaches this line was handled above (one not handled propagates)
+    forget_handled_interrupt()
     sys.exit(rc if isinstance(rc, int) else 0)
