@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ptv2_core.errors import Ptv2Error, Ptv2Interrupted
-from ptv2_core.tasks.subsample import RULE as SUBSET_RULE
+from ptv2_core.tasks.subsample import subset_rule
 from optuna_studies import records, settings, tracking
 from optuna_studies.best_metrics import best_metrics
 from optuna_studies.capacity import check_capacity
@@ -119,8 +119,7 @@ def trial_settings(plan: SearchPlan) -> dict:
     keep = ("model", "epochs", "max_train", "max_eval", "seed", "init")
     doc = {k: plan.constants.get(k) for k in keep} | {"fixed": dict(sorted(plan.space.fixed.items()))}
     doc["task"] = plan.task_name  # a task file by its name and content, not its path: it may move
-    if doc["max_train"] or doc["max_eval"]:  # which rows a cap keeps (random until 2026-12-06, stratified since)
-        doc["subset"] = SUBSET_RULE
+    doc |= subset_rule(doc["max_train"], doc["max_eval"])  # which rows a cap keeps (random until 2026-12-06)
     if Path(plan.task).is_file():  # a task YAML (made absolute by the plan) and the data it names
         from ptv2_core.tasks.spec import load_task_yaml
 

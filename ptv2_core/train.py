@@ -28,7 +28,7 @@ from ptv2_core.model import PromptModel
 from ptv2_core.optim import make_optimizer, optimizer_step
 from ptv2_core.settings import TrainingSettings, check_seed, is_integer
 from ptv2_core.tasks import TaskSpec, load_task
-from ptv2_core.tasks.subsample import RULE as SUBSET_RULE
+from ptv2_core.tasks.subsample import subset_rule
 from ptv2_core.tasks.encode import Collator, encode, prepare_tokenizer
 
 Report = Callable[[int, dict], "bool | None"]
@@ -64,7 +64,7 @@ class TrainConfig(TrainingSettings):
     def to_dict(self) -> dict:
         """The settings as recorded with an adapter; with a row cap, also how the cap picked its rows
         (``subset``: a random subset until 2026-12-06, stratified by label since)."""
-        return asdict(self) | ({"subset": SUBSET_RULE} if self.max_train or self.max_eval else {})
+        return asdict(self) | subset_rule(self.max_train, self.max_eval)
 
     def check_training(self) -> None:
         """The shared checks, and the per-task ones: the split seed and the patience."""

@@ -35,7 +35,7 @@ from ptv2_core.multitask.model import MultiTaskPromptModel
 from ptv2_core.multitask.pretrained import CHECKPOINTS, CONFIG, WEIGHTS, PretrainConfig, artifact_files
 from ptv2_core.optim import leading_rows_only, make_optimizer, optimizer_step
 from ptv2_core.prefix import PromptConfig
-from ptv2_core.tasks.subsample import RULE as SUBSET_RULE
+from ptv2_core.tasks.subsample import subset_rule
 from ptv2_core.tasks import TaskSpec, load_task
 from ptv2_core.tasks.encode import Collator, encode, prepare_tokenizer
 from ptv2_core import busy_lock
@@ -128,9 +128,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
     train_rows = [encode(data["train"], tokenizer, spec).to_list() for spec, data in loaded]
     dev_sets = [encode(data["dev"], tokenizer, spec) for spec, data in loaded]
     collators = [Collator(tokenizer, spec) for spec in specs]
-    run_key = cfg.run_key() | {"base_fingerprint": base_fp}
-    if cfg.max_train or cfg.max_eval:  # which rows a cap keeps: random until 2026-12-06, stratified since
-        run_key["subset"] = SUBSET_RULE
+    run_key = cfg.run_key() | {"base_fingerprint": base_fp} | subset_rule(cfg.max_train, cfg.max_eval)
     mixer = TaskMixer([len(r) for r in train_rows], cfg.batch_size, list(cfg.lengths),
                       temperature=cfg.temperature, nested=cfg.nested, seed=cfg.seed)
 

@@ -21,6 +21,13 @@ NO_ENTITY = ""  # the stratum of a token row without entities (no entity type is
 RULE = "stratified"  # recorded with what a subset trains or scores (a study's settings, a version's tags)
 
 
+def subset_rule(max_train: int | None, max_eval: int | None) -> dict[str, str]:
+    """``{"subset": RULE}`` when a row cap picks a subset, else ``{}``: what a search study's
+    settings, a pre-training checkpoint's run key and an adapter's train_config record, so that
+    one made when caps drew a plain random subset (before 2026-12-06) is told apart."""
+    return {"subset": RULE} if max_train or max_eval else {}
+
+
 def allocate(counts: Sequence[int], n: int, rng: np.random.Generator) -> list[int]:
     """Rows to take from each stratum: ``n`` in all (``0 < n < sum(counts)``), in proportion to
     ``counts`` by largest remainder (integer arithmetic, so the same in any process; ties in seeded
