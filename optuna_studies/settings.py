@@ -36,19 +36,13 @@ def home() -> Path:
 
 def check_home() -> Path:
     """The local state folder, refused as ``home()`` would refuse it but without creating it (a
-    command that creates it only when it has something to keep there). Probed by creating and
-    removing an empty folder in its nearest existing parent, which also holds for root."""
-    import errno
-    import tempfile
+    command that creates it only when it has something to keep there): ``writable_probe``."""
+    from ptv2_core.adapter import writable_probe
 
     path = home_path()
-    where = path if path.is_dir() else next(p for p in path.parents if p.exists())
-    try:
-        if not where.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
-        os.rmdir(tempfile.mkdtemp(prefix=".ptv2-probe.", dir=where))
-    except OSError as e:
-        _cannot_create(path, e)
+    _, error = writable_probe(path)
+    if error is not None:
+        _cannot_create(path, error)
     return path
 
 

@@ -5,6 +5,7 @@ other base. Nothing is ever unpickled: safetensors holds only tensors, JSON only
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -45,19 +46,31 @@ def check_out_dir(out_dir: str | Path, overwrite: bool) -> None:
     check_writable(out_dir)
 
 
-def check_writable(path: str | Path, flag: str = "--out") -> None:
-    """Refuse ``path`` (a file or folder to be written) when it cannot be: the folder it would be
-    created in is a file, or does not take new entries (permissions, a read-only or virtual
-    file system). Probed by creating and removing an empty folder there, which also holds for
-    root, whom permission bits do not stop. Hours of training must not end in a failed save."""
+def writable_probe(path: str | Path) -> tuple[Path, OSError | None]:
+    """``(where, error)``: the nearest existing folder ``path`` would be created in (or the file in
+    its way), and why nothing can be created there: NotADirectoryError for a file, else the error
+    of creating and removing an empty folder there (permissions, a read-only or virtual file
+    system; it also holds for root, whom permission bits do not stop); None when it can."""
     path = Path(path).absolute()
     where = path if path.is_dir() else next(p for p in path.parents if p.exists())
     if not where.is_dir():
-        raise Ptv2Error(f"{flag} '{path}' cannot be created: '{where}' is not a folder")
+        return where, NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".ptv2-probe.", dir=where))
     except OSError as e:
-        raise Ptv2Error(f"{flag} '{path}' cannot be written: {e.strerror or e} in '{where}'") from None
+        return where, e
+    return where, None
+
+
+def check_writable(path: str | Path, flag: str = "--out") -> None:
+    """Refuse ``path`` (a file or folder to be written) when it cannot be (``writable_probe``).
+    Hours of training must not end in a failed save."""
+    path = Path(path).absolute()
+    where, error = writable_probe(path)
+    if isinstance(error, NotADirectoryError):  # a file where the folder would be
+        raise Ptv2Error(f"{flag} '{path}' cannot be created: '{where}' is not a folder")
+    if error is not None:
+        raise Ptv2Error(f"{flag} '{path}' cannot be written: {error.strerror or error} in '{where}'")
 
 
 def write_atomic_dir(out_dir: Path, files: dict[str, bytes | str]) -> None:
