@@ -24,8 +24,6 @@ SCHEMES = ("sqlite", "postgresql", "mysql")
 ORPHAN_ATTR = "ptv2_orphaned"
 SPACE_ATTR = "ptv2_space"
 SETTINGS_ATTR = "ptv2_settings"
-# settings compared on --resume even when the study did not record them (see prepare_study)
-ALWAYS_COMPARED = ("subset",)
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 
 
@@ -133,14 +131,13 @@ def prepare_study(storage: optuna.storages.RDBStorage, name: str, space: SearchS
                         f"({existing.user_attrs[SPACE_ATTR]}); resume it with the same one, or {fresh}")
     if started and settings is not None:
         before = json.loads(existing.user_attrs.get(SETTINGS_ATTR, settings_doc))
-        # a setting a study of an earlier version did not record is not held against it, except the
-        # subset rule: a capped study without one drew its rows at random, and now they are stratified
-        differ = _differences(before, {k: v for k, v in json.loads(settings_doc).items()
-                                       if k in before or k in ALWAYS_COMPARED})
-        if differ.startswith("subset ") and (before.get("max_train"), before.get("max_eval")) != (None, None):
+        if "subset" not in before and (before.get("max_train") or before.get("max_eval")):
+            # a capped study from before the rule was recorded: no option gives back its random rows
             raise Ptv2Error(f"study '{name}' kept a random subset of the rows for --max-train/--max-eval (as ptv2 did "
                             "before 2026-12-06); they are stratified by label now, so new trials would train and "
                             f"score on other rows than its trials: {fresh}")
+        # a setting a study of an earlier version did not record is not held against it
+        differ = _differences(before, {k: v for k, v in json.loads(settings_doc).items() if k in before})
         if differ:
             raise Ptv2Error(f"study '{name}' ran its trials with other settings ({differ}); resume it with the same "
                             f"ones, or {fresh}")

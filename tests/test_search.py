@@ -431,7 +431,8 @@ def test_a_study_that_never_ran_follows_a_new_space_and_a_resume_keeps_the_trial
     storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
     first = parse_space({"prompt_len": [4, 64], "lr": {"low": 1e-3, "high": 1e-1}, "enqueue": [{"prompt_len": 64,
                                                                                                    "lr": 1e-2}]})
-    settings = {"model": "minilm", "epochs": 4, "max_train": 200, "max_eval": None, "seed": 0, "init": None, "fixed": {}}
+    settings = {"model": "minilm", "epochs": 4, "max_train": 200, "max_eval": None, "seed": 0, "init": None, "fixed": {},
+                "subset": "stratified"}  # as trial_settings records a capped study
     assert [t.system_attrs["fixed_params"] for t in prepare_study(storage, "s", first, False, settings).study.trials] \
         == [{"prompt_len": 64, "lr": 1e-2}]  # enqueued
     other = parse_space({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-1}, "metric": "dev_loss"})
@@ -452,7 +453,8 @@ def test_a_study_that_never_ran_follows_a_new_space_and_a_resume_keeps_the_trial
 
     # a capped study from before 2026-12-06 recorded no subset rule: its rows were drawn at random,
     # today's are stratified, so it is not resumed; an uncapped one (every row) still is
-    for name, capped in (("old-capped", settings), ("old-full", settings | {"max_train": None})):
+    recorded_before = {k: v for k, v in settings.items() if k != "subset"}
+    for name, capped in (("old-capped", recorded_before), ("old-full", recorded_before | {"max_train": None})):
         old = optuna.create_study(study_name=name, storage=storage)
         old.set_user_attr("ptv2_settings", json.dumps(capped, sort_keys=True))
         old.tell(old.ask(dists), 0.3)
