@@ -96,6 +96,59 @@ def _log(prompt_dir: Path, tracking_uri: str | None, run_name: str) -> str:
     return run_id
 
 
+def _record(prompt_dir: Path) -> tuple[str, list[dict]]:
+    """``(digest of prompt_config.json, the runs recorded for that prompt)``: a record left by
+    another prompt in the same folder (replaced by hand) records none."""
+    import hashlib
+    import json
+
+    from ptv2_core.errors import Ptv2Error
+    from ptv2_core.multitask.pretrained import CONFIG, LOGGED
+
+    digest = hashlib.sha256((prompt_dir / CONFIG).read_bytes()).hexdigest()
+    path = prompt_dir / LOGGED
+    if not path.is_file():
+        return digest, []
+    try:
+        doc = json.loads(path.read_text())
+        runs = doc["runs"] if doc["prompt_config_sha256"] == digest else []
+        ok = all(isinstance(r["store"], str) and isinstance(r["run_id"], str) for r in runs)
+    except (ValueError, KeyError, TypeError):  # not JSON, or not a record's shape
+        ok = False
+    if not ok:
+        raise Ptv2Error(f"'{path}' is not a record of logged runs: remove it (the prompt's run is then "
+                        "logged again)")
+    return digest, runs
+
+
+def logged_run(prompt_dir: str | Path, store: str) -> str | None:
+    """The id of the run of the finished prompt in ``prompt_dir`` logged to ``store`` (as
+    :func:`check_store` names it), as recorded in the folder; None when none is recorded."""
+    _, runs = _record(Path(prompt_dir))
+    return next((r["run_id"] for r in runs if r["store"] == store), None)
+
+
+def record_logged(prompt_dir: str | Path, store: str, run_id: str) -> None:
+    """Record in ``prompt_dir`` (``logged_runs.json``, one atomic write) that its prompt's run is
+    ``run_id`` in ``store``, so that the same command again does not log it twice."""
+    import json
+
+    from ptv2_core.adapter import write_atomic_dir
+    from ptv2_core.errors import Ptv2Error
+    from ptv2_core.multitask.pretrained import LOGGED
+
+    prompt_dir = Path(prompt_dir)
+    digest, runs = _record(prompt_dir)
+    runs = [r for r in runs if r["store"] != store] + [{"store": store, "experiment": EXPERIMENT, "run_id": run_id}]
+    text = json.dumps({"prompt_config_sha256": digest, "runs": runs}, indent=2) + "\n"
+    try:
+        write_atomic_dir(prompt_dir, {LOGGED: text})
+    except OSError as e:
+        raise Ptv2Error(f"the prompt's run is logged (MLflow run {run_id}), but recording that in "
+                        f"'{prompt_dir / LOGGED}' failed: {e.strerror or e}; the same command again would log it "
+                        "a second time") from None
+
+
 def curves_html(prompt_dir: str | Path) -> str:
     """A small HTML page with the curves picture inline (the Kubeflow UI shows HTML outputs)."""
     from ptv2_core.multitask.curves import CURVES

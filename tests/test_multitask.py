@@ -375,7 +375,8 @@ def test_pretrain_cli_logs_a_resumed_run_once_when_it_completes_and_keeps_the_pr
     res = ptv2(*args, "--mlflow-uri", f"sqlite:///{broken}")
     assert res.returncode == 2 and res.stderr.strip().splitlines() == [
         f"error: the pre-trained prompt in {out} is complete and kept, but its run is not in MLflow: logging it to "
-        f"the store sqlite:///{broken} failed: (sqlite3.DatabaseError) file is not a database"], res.stderr
+        f"the store sqlite:///{broken} failed: (sqlite3.DatabaseError) file is not a database; run the same "
+        "command again to log it (it is not trained again)"], res.stderr
     assert f"pre-trained prompt written to {out} (resumed after epoch 1)" in res.stdout
     assert read_pretrained_config(out)["epochs_trained"] == 2  # the prompt is there, finished
     back_to_epoch_1()
@@ -388,6 +389,81 @@ def test_pretrain_cli_logs_a_resumed_run_once_when_it_completes_and_keeps_the_pr
     assert run.info.status == "FINISHED" and f"MLflow run {run.info.run_id} " in res.stdout
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "dev_trec_L2")) == [0, 1, 2]
     assert run.data.params["epochs_trained"] == "2"
+
+
+def test_the_same_pretrain_command_again_logs_a_finished_prompt_whose_logging_failed_once_without_retraining(
+        tmp_path, tokenizer, monkeypatch):
+    """A store that fails after pre-training: the same command again finds the finished prompt of
+    the same settings and logs it, not trained again (its files untouched), and records the run in
+    --out; a third run logs nothing more. --no-track on it has nothing to do; other settings are
+    refused, naming the difference; --overwrite drops the record with the prompt it was for."""
+    from mlflow import MlflowClient
+
+    from conftest import run_cli as ptv2
+
+    model = tmp_path / "tiny"
+    tiny_bert(tokenizer).save_pretrained(model)
+    tokenizer.save_pretrained(model)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    out, db = tmp_path / "pre", tmp_path / "mlflow.db"
+    store = f"sqlite:///{db}"
+    settings = ["pretrain", "--tasks", "trec,wnut16", "--model", str(model), "--max-prompt-len", "4", "--lengths",
+                "2,4", "--epochs", "2", "--max-train", "16", "--max-eval", "16", "--device", "cpu", "--out", str(out),
+                "--quiet"]
+    args = [*settings, "--mlflow-uri", store]
+    db.write_text("not a database")  # passes the check before pre-training, fails when the run is logged
+    res = ptv2(*args)
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        f"error: the pre-trained prompt in {out} is complete and kept, but its run is not in MLflow: logging it to "
+        f"the store {store} failed: (sqlite3.DatabaseError) file is not a database; run the same command again to "
+        "log it (it is not trained again)"], res.stderr
+    scores = json.loads(res.stdout[:res.stdout.index("\n}") + 2])
+    trained = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    db.write_bytes(b"")  # the store works again (repaired in place: an empty file is an empty sqlite database)
+
+    res = ptv2(*args)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.strip().splitlines() == [
+        f"the pre-trained prompt in {out} is finished already (not trained again): logging its run to MLflow"]
+    client = MlflowClient(store)
+    experiment = client.get_experiment_by_name("ptv2-pretrain").experiment_id
+    (run,) = client.search_runs([experiment])
+    assert run.info.status == "FINISHED" and f"MLflow run {run.info.run_id} " in res.stdout
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "dev_trec_L2")) == [0, 1, 2]
+    assert json.loads(res.stdout[:res.stdout.index("\n}") + 2]) == scores  # what the first run printed
+    assert res.stdout.strip().splitlines()[-1].startswith(f"Review the run in MLflow:  MLFLOW_TRACKING_URI={store} ")
+    record = out / "logged_runs.json"
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p != record} == trained  # nothing trained again
+    assert [r["run_id"] for r in json.loads(record.read_text())["runs"]] == [run.info.run_id]
+
+    res = ptv2(*args)  # a third time: logged already, not twice
+    assert res.returncode == 0 and res.stderr.strip().splitlines() == [
+        f"the pre-trained prompt in {out} is finished and logged already (run {run.info.run_id} in the store "
+        f"{store}): nothing to do"], res.stderr
+    assert f"MLflow run {run.info.run_id} " in res.stdout
+    res = ptv2(*settings, "--no-track")
+    assert res.returncode == 0 and "MLflow" not in res.stdout and res.stderr.strip().splitlines() == [
+        f"the pre-trained prompt in {out} is finished already (not trained again; --no-track: not logged)"]
+    res = ptv2(*args, "--lr", "0.5")
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        f"error: --out '{out}' already holds a pre-trained prompt of other settings (differs in: lr): pass "
+        "--overwrite to replace it, or use another --out"], res.stderr
+    assert len(client.search_runs([experiment])) == 1
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p != record} == trained
+
+    kept = record.read_text()
+    record.write_text("{")
+    res = ptv2(*args)
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        f"error: '{record}' is not a record of logged runs: remove it (the prompt's run is then logged again)"]
+    record.write_text(kept)
+
+    res = ptv2(*settings, "--no-track", "--overwrite")  # a new prompt: the record of the old one goes
+    assert res.returncode == 0 and not record.exists(), res.stderr
+    res = ptv2(*args)
+    assert res.returncode == 0 and "logging its run to MLflow" in res.stderr, res.stderr
+    assert len(client.search_runs([experiment])) == 2
 
 
 def test_a_pre_training_task_is_found_by_its_reference_its_name_or_a_copy_of_its_yaml(tmp_path):

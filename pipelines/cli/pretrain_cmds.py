@@ -43,7 +43,8 @@ def pretrain(
     Checkpoints go to OUT/checkpoints/ after every epoch; running the same command again on the
     same --out resumes from the newest one. The prompt itself (prompt.safetensors,
     prompt_config.json) appears only when the run completes, and is then logged to MLflow as one
-    run (a resumed run once, when it completes).
+    run (a resumed run once, when it completes). The same command again on a finished prompt
+    trains nothing: it logs the prompt's run if that failed before, and says so.
     """
     from ptv2_core.multitask import PretrainConfig, default_lengths, parse_lengths
     from ptv2_core.backbone import absolute_model_ref
@@ -58,6 +59,13 @@ def pretrain(
                          eval_batch_size=eval_batch_size, max_train=max_train, max_eval=max_eval, reparam=reparam,
                          pooling=pooling, seed=seed, device=device, progress=not quiet)
     store = _check_tracking(track, mlflow_uri, cfg)
+    if not overwrite:
+        from ptv2_core.multitask.pretrain import finished_prompt
+
+        config = finished_prompt(cfg, out)
+        if config is not None:
+            _finished_already(out, config["dev"], mlflow_uri, store)
+            return
     try:
         result = run_pretrain(cfg, out, overwrite=overwrite)
     except KeyboardInterrupt:  # Ctrl-C: say what is kept
@@ -69,12 +77,51 @@ def pretrain(
         raise Ptv2Interrupted(f"interrupted; epoch {max(done)} of {epochs} is checkpointed in {folder}: run the same "
                               "command again to resume from it" if done else
                               "interrupted before the first epoch's checkpoint: nothing to resume") from None
-    summary = {name: {n: round(m["score"], 4) for n, m in per_len.items()} for name, per_len in result.dev.items()}
-    typer.echo(json.dumps({"dev_score_by_length": summary}, indent=2))
+    _echo_scores(result.dev)
     typer.echo(f"pre-trained prompt written to {out}" + (f" (resumed after epoch {result.resumed_from})" if result.resumed_from else ""))
     typer.echo(f"dev score per epoch at each length, as a picture: {Path(out) / 'dev_curves.png'}")
     if store is not None:
         _log_run(out, mlflow_uri, store)
+
+
+def _echo_scores(dev: dict) -> None:
+    summary = {name: {n: round(m["score"], 4) for n, m in per_len.items()} for name, per_len in dev.items()}
+    typer.echo(json.dumps({"dev_score_by_length": summary}, indent=2))
+
+
+def _finished_already(out: Path, dev: dict, mlflow_uri: Optional[str], store: Optional[str]) -> None:
+    """The same command again on the finished prompt in ``out``: nothing is trained; its run is
+    logged when the folder records none in this store (logging failed after pre-training, or
+    another store is named), else the run logged already is named."""
+    from components.pretrain_tracking import logged_run
+    from ptv2_core.adapter import check_writable
+    from ptv2_core.multitask.pretrain import out_lock
+
+    _echo_scores(dev)
+    if store is None:
+        typer.echo(f"the pre-trained prompt in {out} is finished already (not trained again; --no-track: not logged)",
+                   err=True)
+        return
+    with out_lock(out):  # not while an --overwrite run replaces the prompt
+        run_id = logged_run(out, store)
+        if run_id is not None:
+            typer.echo(f"the pre-trained prompt in {out} is finished and logged already (run {run_id} in the store "
+                       f"{store}): nothing to do", err=True)
+            _echo_run(run_id, mlflow_uri)
+            return
+        check_writable(out)  # where the run is recorded once logged: checked before logging it
+        typer.echo(f"the pre-trained prompt in {out} is finished already (not trained again): logging its run to "
+                   "MLflow", err=True)
+        _log_run(out, mlflow_uri, store)
+
+
+def _echo_run(run_id: str, mlflow_uri: Optional[str]) -> None:
+    from components.pretrain_tracking import EXPERIMENT
+    from optuna_studies import settings
+    from pipelines.cli.pipeline_cmds import review_line
+
+    typer.echo(f"MLflow run {run_id} in experiment '{EXPERIMENT}'")
+    typer.echo(review_line(settings.mlflow_tracking_uri(mlflow_uri), "the run"))
 
 
 def _check_tracking(track: bool, mlflow_uri: Optional[str], cfg) -> Optional[str]:
@@ -92,13 +139,12 @@ def _check_tracking(track: bool, mlflow_uri: Optional[str], cfg) -> Optional[str
 
 
 def _log_run(out: Path, mlflow_uri: Optional[str], store: str) -> None:
-    """Log the finished run and say where to review it. A store that fails now (after the
-    pre-check) ends the command with an error line and exit 2, as asked-for tracking that did not
-    happen must not pass unnoticed in a script; the prompt, written already, is kept."""
-    from components.pretrain_tracking import EXPERIMENT, log_pretraining
+    """Log the finished run, record it in ``out`` and say where to review it. A store that fails
+    now (after the pre-check) ends the command with an error line and exit 2, as asked-for
+    tracking that did not happen must not pass unnoticed in a script; the prompt, written
+    already, is kept, and the same command again logs it."""
+    from components.pretrain_tracking import log_pretraining, record_logged
     from components.registry.store import describe
-    from optuna_studies import settings
-    from pipelines.cli.pipeline_cmds import review_line
     from ptv2_core.errors import Ptv2Error
 
     try:
@@ -108,8 +154,9 @@ def _log_run(out: Path, mlflow_uri: Optional[str], store: str) -> None:
     except Exception as e:  # noqa: BLE001 (MLflow's and its database's errors: named, not a traceback)
         reason = describe(e)
     else:
-        typer.echo(f"MLflow run {run_id} in experiment '{EXPERIMENT}'")
-        typer.echo(review_line(settings.mlflow_tracking_uri(mlflow_uri), "the run"))
+        record_logged(out, store, run_id)
+        _echo_run(run_id, mlflow_uri)
         return
     raise Ptv2Error(f"the pre-trained prompt in {out} is complete and kept, but its run is not in MLflow: logging "
-                    f"it to the store {store} failed: {reason}")
+                    f"it to the store {store} failed: {reason}; run the same command again to log it (it is not "
+                    "trained again)")

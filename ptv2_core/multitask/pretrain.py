@@ -32,7 +32,9 @@ from ptv2_core.multitask.checkpoint import (
 from ptv2_core.multitask.curves import CURVES, curves_png
 from ptv2_core.multitask.mixing import TaskMixer
 from ptv2_core.multitask.model import MultiTaskPromptModel
-from ptv2_core.multitask.pretrained import CHECKPOINTS, CONFIG, WEIGHTS, PretrainConfig, artifact_files
+from ptv2_core.multitask.pretrained import (
+    CHECKPOINTS, CONFIG, LOGGED, WEIGHTS, PretrainConfig, artifact_files, read_pretrained_config,
+)
 from ptv2_core.optim import leading_rows_only, make_optimizer, optimizer_step
 from ptv2_core.prefix import PromptConfig
 from ptv2_core.tasks.subsample import subset_rule
@@ -64,11 +66,38 @@ def _check_out(out: Path, overwrite: bool) -> None:
     if not out.is_dir():
         return
     foreign = sorted(p.name for p in out.iterdir()
-                     if p.name not in (WEIGHTS, CONFIG, CURVES, CHECKPOINTS) and not p.name.startswith("."))
+                     if p.name not in (WEIGHTS, CONFIG, CURVES, CHECKPOINTS, LOGGED) and not p.name.startswith("."))
     if foreign and not overwrite:
         raise Ptv2Error(f"--out '{out}' holds other files ({', '.join(foreign[:3])}): use an empty folder")
     if (out / CONFIG).exists() and not overwrite:
         raise Ptv2Error(f"--out '{out}' already holds a pre-trained prompt (pass --overwrite to replace it)")
+
+
+def finished_prompt(cfg: PretrainConfig, out_dir: str | Path) -> dict | None:
+    """The config of the finished prompt in ``out_dir`` when it was pre-trained with ``cfg``'s
+    settings (those a resume must share; the base model by its reference, not loaded again to
+    fingerprint it): the same command run again, with nothing left to train. None when
+    ``out_dir`` holds no finished prompt; a finished prompt of other settings is refused."""
+    out = Path(out_dir)
+    if not (out / CONFIG).is_file():
+        return None
+    config = read_pretrained_config(out)
+    if not (out / WEIGHTS).is_file():
+        raise Ptv2Error(f"--out '{out}' holds {CONFIG} but not {WEIGHTS}: not a complete pre-trained prompt "
+                        "(pass --overwrite to start afresh)")
+    differ = _diff(PretrainConfig.from_dict(config.get("pretrain_config") or {}).run_key(), cfg.run_key())
+    if differ:
+        raise Ptv2Error(f"--out '{out}' already holds a pre-trained prompt of other settings (differs in: "
+                        f"{', '.join(differ)}): pass --overwrite to replace it, or use another --out")
+    return config
+
+
+def out_lock(out: Path):
+    """Held while a run writes to ``out`` (the prompt, its checkpoints, the record of its logged
+    run): one process at a time there; a second (as to resume a run while it still runs) is refused."""
+    return busy_lock.held(busy_lock.beside(out, "pretrain"),
+                          f"another `ptv2 pretrain` is writing to '{out}': wait for it to end, or stop it first "
+                          "(then the same command resumes it)")
 
 
 def _mean(xs) -> float:
@@ -135,11 +164,10 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
     # every input is valid: from here on this run writes into ``out``, alone (a second run of the
     # same command, as to resume it while it still runs, would train over the same checkpoints)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with busy_lock.held(busy_lock.beside(out, "pretrain"),
-                        f"another `ptv2 pretrain` is writing to '{out}': wait for it to end, or stop it first "
-                        "(then the same command resumes it)"):
+    with out_lock(out):
         ckpt_dir = out / CHECKPOINTS
-        if overwrite:  # all inputs are valid: now drop the previous run (artifact JSON first)
+        if overwrite:  # all inputs are valid: now drop the previous run (the record of its run, the JSON first)
+            (out / LOGGED).unlink(missing_ok=True)
             (out / CONFIG).unlink(missing_ok=True)
             (out / WEIGHTS).unlink(missing_ok=True)
             (out / CURVES).unlink(missing_ok=True)

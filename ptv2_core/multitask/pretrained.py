@@ -7,7 +7,10 @@ A pre-trained prompt is a folder:
 - ``prompt_config.json``: format ``ptv2-pretrained-prompt``, the tasks with their specs and head
   configs, the candidate lengths, ``max_prompt_len``, the prompt config, the base model's name
   and weight fingerprint, the pre-training config and the dev scores per task and length;
-- ``checkpoints/``: per-epoch training state (see ``checkpoint.py``), used to resume.
+- ``checkpoints/``: per-epoch training state (see ``checkpoint.py``), used to resume;
+- ``logged_runs.json``: where the finished prompt's run was logged (written by the tracking
+  layer, ``components.pretrain_tracking``), so that the same command again logs a prompt whose
+  logging failed, and not one logged already.
 
 ``prompt_config.json`` is written last: a folder without it is an unfinished run (resumable),
 never a usable prompt. Nothing is ever unpickled.
@@ -31,6 +34,7 @@ from ptv2_core.settings import TrainingSettings
 WEIGHTS = "prompt.safetensors"
 CONFIG = "prompt_config.json"
 CHECKPOINTS = "checkpoints"
+LOGGED = "logged_runs.json"
 FORMAT = "ptv2-pretrained-prompt"
 FORMAT_VERSION = 1
 
