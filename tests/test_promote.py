@@ -243,7 +243,7 @@ def test_reading_a_registry_that_was_never_written_is_an_error_and_creates_none(
     assert not (tmp_path / "home" / "mlflow.db").exists()
 
 
-def test_versions_that_cannot_be_compared_fairly_are_refused_unless_forced(adapters, store):
+def test_versions_that_cannot_be_compared_fairly_are_refused_unless_forced(adapters, store, monkeypatch):
     """The test split is drawn by the split seed: a champion trained under another seed had most of
     the challenger's test rows among its training rows (trec seed 1 against seed 0: 443 of 539) and
     was scored on them; so was one trained on data that has changed since."""
@@ -290,8 +290,13 @@ def test_versions_that_cannot_be_compared_fairly_are_refused_unless_forced(adapt
     with pytest.raises(Ptv2Error, match="the data of task 'trec' changed since fair-trec version 2 was registered"):
         promote(name, tracking_uri=store, max_eval=EVAL)  # a version tagged stratified has no such excuse
     c.delete_model_version_tag(name, "2", "subset")
+    import components.registry.promote as promote_module
+
+    loads = []  # the test split is read once for both versions' check (it was read 3 times), once to score
+    monkeypatch.setattr(promote_module, "test_split", lambda *a: loads.append(a) or test_split(*a))
     d = promote(name, tracking_uri=store, max_eval=EVAL)  # compared, not refused
     assert (d.challenger, d.champion) == (3, 2) and "not a fair comparison" not in d.reason
+    assert loads == [("trec", 0, None), ("trec", 0, EVAL)]
 
 
 def test_a_tag_write_failing_midway_marks_the_promotion_failed(adapters, store):

@@ -25,7 +25,7 @@ from components.registry.scoring import majority_preds, predict_ids, test_split
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks import task_name
 from ptv2_core.tasks.splits import TEST_STREAM, split_hash
-from ptv2_core.tasks.subsample import random_subset
+from ptv2_core.tasks.subsample import random_subset, subsample
 
 FLOOR = "majority-class floor"
 
@@ -228,28 +228,33 @@ def not_comparable(name: str, chall_mv, champ_mv, task_ref: str) -> str | None:
                         + ("the champion would be scored on rows it was trained on (the test split is drawn by the "
                            "split seed); train the challenger with the champion's seed" if key == "split_seed"
                            else "they are models of different tasks"))
+    full: dict[int, tuple] = {}  # split seed -> (spec, whole test split): loaded once for both versions
     for mv in (chall_mv, champ_mv):
         if mv is None:
             continue
         t = mv.tags or {}
         if not (t.get("data_hash") and t.get("test_examples", "").isdigit()):
             continue
-        spec, rows, _ = test_split(task_ref, int(t.get("split_seed", 0)), int(t["test_examples"]))
-        if split_hash(spec, rows) != t["data_hash"] and not _random_subset_of_the_same_split(task_ref, spec, t):
+        seed = int(t.get("split_seed", 0))
+        if seed not in full:
+            full[seed] = test_split(task_ref, seed, None)[:2]
+        if not _same_test_split(*full[seed], seed, t):
             return (f"the data of task '{task_ref}' changed since {name} version {mv.version} was registered (its "
                     "test split no longer hashes to the recorded data_hash): its training rows may now be test rows")
     return None
 
 
-def _random_subset_of_the_same_split(task_ref: str, spec, tags: dict) -> bool:
-    """A version registered before 2026-12-06 from a capped test split (``max_eval``; no ``subset``
-    tag) hashed a plain random subset of it: the split itself is unchanged when that subset, drawn
-    again, still hashes to its ``data_hash`` (promotion scores both versions on today's rows)."""
-    if "subset" in tags:
-        return False
-    n, seed = int(tags["test_examples"]), int(tags.get("split_seed", 0))
-    _, full, _ = test_split(task_ref, seed, None)
-    return n < len(full) and split_hash(spec, random_subset(full, n, seed, TEST_STREAM)) == tags["data_hash"]
+def _same_test_split(spec, full, seed: int, tags: dict) -> bool:
+    """Whether the test split ``full`` (all its rows, drawn by ``seed``) is the one a version was
+    registered on: its ``test_examples`` rows, the subset ``max_eval`` draws (``finalize``), hash
+    to its ``data_hash``. A version registered before 2026-12-06 from a capped split (no ``subset``
+    tag) hashed the plain random subset drawn then: that subset, drawn again, must hash to it
+    (promotion scores both versions on today's rows)."""
+    n = int(tags["test_examples"])
+    if split_hash(spec, subsample(full, n, seed, TEST_STREAM)) == tags["data_hash"]:
+        return True
+    return ("subset" not in tags and n < len(full)
+            and split_hash(spec, random_subset(full, n, seed, TEST_STREAM)) == tags["data_hash"])
 
 
 def _record(c, uri: str, name: str, d: PromotionDecision) -> None:
