@@ -136,20 +136,24 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
     """The checked search, with Ray connected: study → MLflow parent run → Ray Tune → output."""
     check_owner(plan.work, plan.study_name, plan.storage)  # again, under the locks: plan_search ran before them
     rdb = open_storage(plan.storage)
+    # prepare_study marks the orphans (FAIL, their reruns enqueued) before the checks below: a refusal leaves them
+    # marked, and the next --resume runs (and counts) their reruns; adopt_legacy needs the study's trials anyway
     state = prepare_study(rdb, plan.study_name, plan.space, resume, trial_settings(plan))
-    if state.resumed and state.finished and not records.trials_dir(plan.work).is_dir() and plan.shared is None:
-        # a search interrupted under the old name of its work folder (.<out>.search, before each study had its own)
-        ids = {t.user_attrs["ray_trial_id"]: t.number for t in state.study.trials if "ray_trial_id" in t.user_attrs}
-        legacy = adopt_legacy(plan.work, plan.out_dir, plan.study_name, plan.storage, ids)
-        if legacy is not None:
-            say(f"took the work folder {legacy} (named before each study had its own) as {plan.work}")
     if state.resumed and state.finished and not records.trials_dir(plan.work).is_dir():
-        # a search that finished deleted its work folder: only its best adapter is left (in --out), so
-        # more trials would be ranked among themselves, and the output would forget the earlier best
-        raise Ptv2Error(f"study '{plan.study_name}' already finished {state.finished} trials, and their work folder "
-                        f"{plan.work} is gone (a finished search deletes it and keeps only its result, best.json and "
-                        "the best adapter, in its --out), so more trials could not be ranked against the earlier "
-                        "ones: start a new search (another --out or --study-name) to try more configurations")
+        # a search interrupted under the old name of its work folder (.<out>.search, before each study had its
+        # own) is taken; otherwise a search that finished deleted its work folder: only its best adapter is left
+        # (in --out), so more trials would be ranked among themselves, and the output would forget the earlier best
+        legacy = None
+        if plan.shared is None:
+            ids = {t.user_attrs["ray_trial_id"]: t.number for t in state.study.trials if "ray_trial_id" in t.user_attrs}
+            legacy = adopt_legacy(plan.work, plan.out_dir, plan.study_name, plan.storage, ids)
+        if legacy is None:
+            raise Ptv2Error(f"study '{plan.study_name}' already finished {state.finished} trials, and their work "
+                            f"folder {plan.work} is gone (a finished search deletes it and keeps only its result, "
+                            "best.json and the best adapter, in its --out), so more trials could not be ranked "
+                            "against the earlier ones: start a new search (another --out or --study-name) to try "
+                            "more configurations")
+        say(f"took the work folder {legacy} (named before each study had its own) as {plan.work}")
     if not state.resumed:  # leftovers of this study's own search that never got a trial (the folder is
         shutil.rmtree(plan.work, ignore_errors=True)  # this study's alone: work.py)
     claim(plan.work, plan.study_name, plan.storage)
