@@ -170,11 +170,10 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
             f"lr {spc.lr_low:.3g}..{spc.lr_high:.3g}, {plan.concurrency} at a time; MLflow run {parent}")
     outcome, draw = "FAILED", True  # draw: the finished trials' pictures on the parent run, unless _finish does
     try:
-        remaining = plan.space.trials - state.finished
-        if remaining > 0:
+        if state.finished < plan.space.trials:
             from optuna_studies.tuner import run_tuner
 
-            run_tuner(plan, rdb, parent, remaining, max_failures, ray_address, say,
+            run_tuner(plan, rdb, parent, state.finished, max_failures, ray_address, say,
                       settings.mlflow_tracking_uri(mlflow_uri))
         done = finished_count(state.study)
         if done < plan.space.trials:
