@@ -753,6 +753,43 @@ def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(t
     assert best["trials"]["total"] >= 3 and (tmp_path / "out" / "adapter" / "metrics.json").is_file()
 
 
+def test_a_ctrl_c_before_any_trial_finished_says_so_on_its_one_line(local_ray, tiny_model, tmp_path, mlflow_uri):
+    """A Ctrl-C Tune does not take (here as the study's line is printed, before Tune starts) ended
+    with "interrupted; the trials that finished are kept in the study" when none had finished (nor
+    started): the line says so, and --resume, which starts the study as it is, is the way on."""
+    import contextlib
+    import io
+
+    from mlflow.tracking import MlflowClient
+
+    from pipelines.cli import main
+
+    class CtrlCAt(io.StringIO):  # standard error, with a Ctrl-C as the study's line is printed
+        def write(self, text: str) -> int:
+            if text.startswith("study '"):
+                raise KeyboardInterrupt
+            return super().write(text)
+
+    err = CtrlCAt()
+    args = ["search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path, trials=3)),
+            "--max-train", "48", "--max-eval", "48", "--storage", f"sqlite:///{tmp_path}/optuna.db",
+            "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")]
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+        main(args)
+    lines = err.getvalue().strip().splitlines()
+    assert exit_.value.code == 130 and lines[-1] == (
+        "error: search stopped before any of its 3 trials finished: run the same command with --resume to start "
+        "it again"), lines
+    assert not [line for line in lines if line.startswith("error:")][:-1] and "Traceback" not in err.getvalue()
+    # the study's parent run, opened already, is ended KILLED (it stayed RUNNING)
+    study = default_study_name("trec", tiny_model, tmp_path / "out")
+    client = MlflowClient(mlflow_uri)
+    (parent,) = client.search_runs([client.get_experiment_by_name("ptv2-search").experiment_id],
+                                   f"attributes.run_name = '{study}'")
+    assert parent.info.status == "KILLED"
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_ray_client_init_failure_keeps_the_servers_reason_on_its_one_line():
     """Ray Client's init failure is a header line and the server's traceback: the error line keeps
     the traceback's last line, the reason (it said only "Initialization failure from server:")."""
