@@ -124,7 +124,7 @@ def stopped_message(done: int | None, total: int) -> str:
     if done is None:
         return ("search stopped; the trials that finished, if any, are kept in the study: run the same command "
                 "with --resume to go on")
-    if done == 0:  # --resume, not the bare command: one refuses a study with trials (interrupted ones too)
+    if done == 0:  # --resume: without it, a study with trials is refused (interrupted ones count)
         return (f"search stopped before any of its {total} trials finished: run the same command with --resume "
                 "to start it again")
     return f"search stopped after {done} of {total} trials; run the same command with --resume to finish it"
