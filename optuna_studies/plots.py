@@ -1,7 +1,7 @@
 """The study's artifacts from its trial records: trials.csv, the length × learning-rate map
 (PNG and interactive HTML), score against prompt length (PNG) and trials over time (PNG).
-The map and the over-time picture mark the search's best trial (``records.best_record``, the
-trial ``best.json`` names) with a star."""
+Every picture but the table marks the search's best trial (``records.best_record``, the trial
+``best.json`` names) with a star."""
 from __future__ import annotations
 
 import csv
@@ -106,6 +106,11 @@ def best_label(best: dict[str, Any]) -> str:
     return f"best: trial {best.get('number')}"
 
 
+def _star(ax, x: float, y: float, best: dict[str, Any]) -> None:
+    """The best trial's star at (x, y), labelled ``best_label``: the axes' last collection."""
+    ax.scatter([x], [y], marker="*", s=320, c="gold", edgecolors="k", label=best_label(best), zorder=4)
+
+
 def length_lr_figure(records: list[dict[str, Any]], metric: str, mode: str, title: str,
                      lengths: list[int] | tuple[int, ...] = ()):
     """Scatter of learning rate (log x) × prompt length (log2 y), coloured by score; failed trials
@@ -121,8 +126,7 @@ def length_lr_figure(records: list[dict[str, Any]], metric: str, mode: str, titl
         ax.scatter([r["lr"] for r in bad], [r["prompt_len"] for r in bad], marker="x", c="red", label="failed")
     best = best_record(records, mode)
     if best is not None:
-        ax.scatter([best["lr"]], [best["prompt_len"]], marker="*", s=320, c="gold", edgecolors="k",
-                   label=best_label(best), zorder=4)
+        _star(ax, best["lr"], best["prompt_len"], best)
     if bad or best is not None:
         ax.legend(loc="best")
     ax.set_xscale("log")
@@ -151,7 +155,8 @@ def best_by_length(records: list[dict[str, Any]], mode: str) -> dict[int, float]
 def length_score_figure(records: list[dict[str, Any]], metric: str, mode: str, title: str,
                         lengths: list[int] | tuple[int, ...] = ()):
     """Score against prompt length (log2 x): each trial a dot coloured by its learning rate
-    (pruned trials hollow, at the score they were stopped with), the best full trial per length as a line."""
+    (pruned trials hollow, at the score they were stopped with), the best full trial per length as a line,
+    the best trial a star (the last collection, labelled ``best_label``)."""
     from matplotlib.colors import LogNorm
 
     plt = _pyplot()
@@ -169,6 +174,9 @@ def length_score_figure(records: list[dict[str, Any]], metric: str, mode: str, t
         best = best_by_length(records, mode)
         ax.plot(list(best), list(best.values()), color="0.4", lw=1, marker="_", markersize=18,
                 label="best per length", zorder=2)
+        top = best_record(records, mode)
+        if top is not None:
+            _star(ax, top["prompt_len"], top["best_score"], top)
         _lr_axis(fig.colorbar(sc, ax=ax, label="learning rate").ax.yaxis, [r["lr"] for r in ok])
         ax.legend(loc="best")
         ax.set_xscale("log", base=2)
@@ -226,9 +234,9 @@ def over_time_figure(records: list[dict[str, Any]], metric: str, mode: str, titl
         xs = [((r.get("ended") or t0) - t0) / 60 for r in ok]
         ys = [r["best_score"] for r in ok]
         full = [r["status"] == "completed" for r in ok]
-        pick = max if mode == "max" else min
-        # records.best_record's rule at each point in time: the best completed trial, else the best pruned one
-        best = [pick([y for y, f in zip(ys[:i + 1], full) if f] or ys[:i + 1]) for i in range(len(ys))]
+        # the trial the search would have picked at each point in time (none yet: no line there)
+        picks = [best_record(ok[:i + 1], mode) for i in range(len(ok))]
+        best = [p["best_score"] if p is not None else math.nan for p in picks]
         ax.scatter([x for x, f in zip(xs, full) if f], [y for y, f in zip(ys, full) if f], label="trial", zorder=3)
         if not all(full):
             ax.scatter([x for x, f in zip(xs, full) if not f], [y for y, f in zip(ys, full) if not f],
@@ -236,8 +244,7 @@ def over_time_figure(records: list[dict[str, Any]], metric: str, mode: str, titl
         ax.step(xs, best, where="post", color="C1", label="best so far")
         top = best_record(records, mode)
         if top is not None:
-            ax.scatter([((top.get("ended") or t0) - t0) / 60], [top["best_score"]], marker="*", s=320, c="gold",
-                       edgecolors="k", label=best_label(top), zorder=4)
+            _star(ax, ((top.get("ended") or t0) - t0) / 60, top["best_score"], top)
         ax.legend(loc="best")
     ax.set_xlabel("minutes since the first trial started")
     ax.set_ylabel(metric)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+import optuna
+
 from ptv2_core.errors import Ptv2Error, Ptv2Interrupted
 from ptv2_core.tasks.subsample import subset_rule
 from optuna_studies import records, settings, tracking
@@ -81,32 +83,58 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
       search step stages its inputs in a shared folder; the copies go when the step ends).
 
     Raises Ptv2Error for bad input (before anything is written) or when no trial produced a score,
-    and Ptv2Interrupted for a search that stopped before its last trial (Ctrl-C; run again with
-    ``resume=True``).
+    and Ptv2Interrupted for a search that stopped before its last trial (Ctrl-C, a KeyboardInterrupt
+    included; run again with ``resume=True``), its message saying how many trials finished.
     """
     say = echo or (lambda line: None)
     check_count("--max-failures", max_failures, 0)
     check_count("--ray-cpus", ray_cpus, 1)
-    plan = plan_search(task, model, out_dir, trials=trials, space=space, storage=storage, init=init,
-                       max_train=max_train, max_eval=max_eval, epochs=epochs, concurrency=concurrency,
-                       cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, overwrite=overwrite,
-                       study_name=study_name, seed=seed, shared_dir=shared_dir, mlflow_uri=mlflow_uri, resume=resume)
-    plan = replace(plan, originals={k: v for k, v in (originals or {}).items() if v})
-    # Ray before the study: a cluster that cannot be reached or cannot hold one trial is refused
-    # before the study, the MLflow run or the work folder exist (the tuner reuses this connection)
-    with ray_session(ray_address, num_cpus=ray_cpus):
-        address = settings.ray_address(ray_address)
-        check_capacity(plan.cpus_per_trial, plan.gpus_per_trial, joined=bool(address), say=say)
-        if plan.shared is None and address:
-            require_one_host(address)
-        if plan.shared is not None and address and address.startswith("ray://"):
-            require_stores_in_shared(plan.shared, address, {"study storage": plan.storage,
-                                                            "MLflow store": settings.mlflow_tracking_uri(mlflow_uri)})
-        # one process per study and output; Optuna's INFO lines ("A new study created in RDB ...", then, as
-        # Ray Tune's OptunaSearch loads it, "Using an existing study ...") off: the search names its study itself
-        with search_lock(plan.study_name, plan.out_dir), study_lock(plan.storage, plan.study_name), \
-                quiet_logger("optuna"):
-            return _search(plan, max_failures, resume, mlflow_uri, ray_address, experiment, say)
+    ready: list[optuna.Study] = []  # the study, once _search has prepared it: what a Ctrl-C reports on
+    try:
+        plan = plan_search(task, model, out_dir, trials=trials, space=space, storage=storage, init=init,
+                           max_train=max_train, max_eval=max_eval, epochs=epochs, concurrency=concurrency,
+                           cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, overwrite=overwrite,
+                           study_name=study_name, seed=seed, shared_dir=shared_dir, mlflow_uri=mlflow_uri,
+                           resume=resume)
+        plan = replace(plan, originals={k: v for k, v in (originals or {}).items() if v})
+        # Ray before the study: a cluster that cannot be reached or cannot hold one trial is refused
+        # before the study, the MLflow run or the work folder exist (the tuner reuses this connection)
+        with ray_session(ray_address, num_cpus=ray_cpus):
+            address = settings.ray_address(ray_address)
+            check_capacity(plan.cpus_per_trial, plan.gpus_per_trial, joined=bool(address), say=say)
+            if plan.shared is None and address:
+                require_one_host(address)
+            if plan.shared is not None and address and address.startswith("ray://"):
+                stores = {"study storage": plan.storage, "MLflow store": settings.mlflow_tracking_uri(mlflow_uri)}
+                require_stores_in_shared(plan.shared, address, stores)
+            # one process per study and output; Optuna's INFO lines ("A new study created in RDB ...", then, as
+            # Ray Tune's OptunaSearch loads it, "Using an existing study ...") off: the search names its study itself
+            with search_lock(plan.study_name, plan.out_dir), study_lock(plan.storage, plan.study_name), \
+                    quiet_logger("optuna"):
+                return _search(plan, max_failures, resume, mlflow_uri, ray_address, experiment, say, ready)
+    except KeyboardInterrupt:  # a Ctrl-C Tune did not take (a second one, one outside fit, or under Ray Client)
+        if not ready:  # before the study was ready: no trial of this run started
+            raise Ptv2Interrupted("interrupted before the search started: run the same command again") from None
+        raise Ptv2Interrupted(stopped_message(_finished_or_none(ready[0]), plan.space.trials)) from None
+
+
+def stopped_message(done: int | None, total: int) -> str:
+    """The error line of a search stopped before its last trial: what the study keeps and how to go
+    on. ``done``: the study's trials that ended (None: its storage did not say)."""
+    if done is None:
+        return ("search stopped; the trials that finished, if any, are kept in the study: run the same command "
+                "with --resume to go on")
+    if done == 0:  # --resume: without it, a study with trials is refused (interrupted ones count)
+        return (f"search stopped before any of its {total} trials finished: run the same command with --resume "
+                "to start it again")
+    return f"search stopped after {done} of {total} trials; run the same command with --resume to finish it"
+
+
+def _finished_or_none(study: optuna.Study) -> int | None:
+    try:
+        return finished_count(study)
+    except Exception:  # noqa: BLE001 (a storage that fails now: the line says less, the Ctrl-C is what counts)
+        return None
 
 
 def trial_settings(plan: SearchPlan) -> dict:
@@ -132,51 +160,55 @@ def trial_settings(plan: SearchPlan) -> dict:
 
 
 def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str | None, ray_address: str | None,
-            experiment: str, say: Callable[[str], None]) -> SearchResult:
-    """The checked search, with Ray connected: study → MLflow parent run → Ray Tune → output."""
+            experiment: str, say: Callable[[str], None], ready: list[optuna.Study]) -> SearchResult:
+    """The checked search, with Ray connected: study → MLflow parent run → Ray Tune → output. The
+    study goes into ``ready`` once prepared."""
     check_owner(plan.work, plan.study_name, plan.storage)  # again, under the locks: plan_search ran before them
     rdb = open_storage(plan.storage)
+    # prepare_study marks the orphans (FAIL, their reruns enqueued) before the checks below: a refusal leaves them
+    # marked, and the next --resume runs (and counts) their reruns; adopt_legacy needs the study's trials anyway
     state = prepare_study(rdb, plan.study_name, plan.space, resume, trial_settings(plan))
-    if state.resumed and state.finished and not records.trials_dir(plan.work).is_dir() and plan.shared is None:
-        # a search interrupted under the old name of its work folder (.<out>.search, before each study had its own)
-        ids = {t.user_attrs["ray_trial_id"]: t.number for t in state.study.trials if "ray_trial_id" in t.user_attrs}
-        legacy = adopt_legacy(plan.work, plan.out_dir, plan.study_name, plan.storage, ids)
-        if legacy is not None:
-            say(f"took the work folder {legacy} (named before each study had its own) as {plan.work}")
+    ready.append(state.study)
     if state.resumed and state.finished and not records.trials_dir(plan.work).is_dir():
-        # a search that finished deleted its work folder: only its best adapter is left (in --out), so
-        # more trials would be ranked among themselves, and the output would forget the earlier best
-        raise Ptv2Error(f"study '{plan.study_name}' already finished {state.finished} trials, and their work folder "
-                        f"{plan.work} is gone (a finished search deletes it and keeps only its result, best.json and "
-                        "the best adapter, in its --out), so more trials could not be ranked against the earlier "
-                        "ones: start a new search (another --out or --study-name) to try more configurations")
+        # a search interrupted under the old name of its work folder (.<out>.search, before each study had its
+        # own) is taken; otherwise a search that finished deleted its work folder: only its best adapter is left
+        # (in --out), so more trials would be ranked among themselves, and the output would forget the earlier best
+        legacy = None
+        if plan.shared is None:
+            ids = {t.user_attrs["ray_trial_id"]: t.number for t in state.study.trials if "ray_trial_id" in t.user_attrs}
+            legacy = adopt_legacy(plan.work, plan.out_dir, plan.study_name, plan.storage, ids)
+        if legacy is None:
+            raise Ptv2Error(f"study '{plan.study_name}' already finished {state.finished} trials, and their work "
+                            f"folder {plan.work} is gone (a finished search deletes it and keeps only its result, "
+                            "best.json and the best adapter, in its --out), so more trials could not be ranked "
+                            "against the earlier ones: start a new search (another --out or --study-name) to try "
+                            "more configurations")
+        say(f"took the work folder {legacy} (named before each study had its own) as {plan.work}")
     if not state.resumed:  # leftovers of this study's own search that never got a trial (the folder is
         shutil.rmtree(plan.work, ignore_errors=True)  # this study's alone: work.py)
     claim(plan.work, plan.study_name, plan.storage)
     parent = _open_parent(plan, state, experiment, mlflow_uri)
-    if state.resumed:
-        say(f"resuming study '{plan.study_name}': {state.finished} of {plan.space.trials} trials done, "
-            f"{state.orphans} interrupted trial(s) to run again")
-    elif resume:
-        say(f"--resume: study '{plan.study_name}' has no trials yet; starting it")
-    if not state.resumed:
-        spc = plan.space
-        say(f"study '{plan.study_name}' in {mask_url(plan.storage)}: {spc.trials} trial{'s' * (spc.trials != 1)} of "
-            f"up to {spc.epochs} epoch{'s' * (spc.epochs != 1)}, prompt lengths {list(spc.prompt_lens)}, "
-            f"lr {spc.lr_low:.3g}..{spc.lr_high:.3g}, {plan.concurrency} at a time; MLflow run {parent}")
     outcome, draw = "FAILED", True  # draw: the finished trials' pictures on the parent run, unless _finish does
-    try:
-        remaining = plan.space.trials - state.finished
-        if remaining > 0:
+    try:  # from here the parent run is ended, whatever happens (a Ctrl-C as the lines below are printed too)
+        if state.resumed:
+            say(f"resuming study '{plan.study_name}': {state.finished} of {plan.space.trials} trials done, "
+                f"{state.orphans} interrupted trial(s) to run again")
+        elif resume:
+            say(f"--resume: study '{plan.study_name}' has no trials yet; starting it")
+        if not state.resumed:
+            spc = plan.space
+            say(f"study '{plan.study_name}' in {mask_url(plan.storage)}: {spc.trials} trial{'s' * (spc.trials != 1)} "
+                f"of up to {spc.epochs} epoch{'s' * (spc.epochs != 1)}, prompt lengths {list(spc.prompt_lens)}, "
+                f"lr {spc.lr_low:.3g}..{spc.lr_high:.3g}, {plan.concurrency} at a time; MLflow run {parent}")
+        if state.finished < plan.space.trials:
             from optuna_studies.tuner import run_tuner
 
-            run_tuner(plan, rdb, parent, remaining, max_failures, ray_address, say,
+            run_tuner(plan, rdb, parent, state.finished, max_failures, ray_address, say,
                       settings.mlflow_tracking_uri(mlflow_uri))
         done = finished_count(state.study)
         if done < plan.space.trials:
             outcome = "KILLED"
-            raise Ptv2Interrupted(f"search stopped after {done} of {plan.space.trials} trials; run the same command "
-                                  "with --resume to finish it")
+            raise Ptv2Interrupted(stopped_message(done, plan.space.trials))
         draw = False  # _finish draws them itself (also when no trial has a score)
         result = _finish(plan, parent, mlflow_uri, say)
         outcome = "FINISHED"

@@ -22,6 +22,7 @@ from optuna_studies.startup import first_points
 
 SCHEMES = ("sqlite", "postgresql", "mysql")
 ORPHAN_ATTR = "ptv2_orphaned"
+RETRY_ATTR = "ptv2_retry_of"  # an enqueued rerun of an orphan: the orphan's number
 SPACE_ATTR = "ptv2_space"
 SETTINGS_ATTR = "ptv2_settings"
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
@@ -94,7 +95,8 @@ def default_study_name(task: str, model: str, out_dir: Path) -> str:
 
 @dataclass
 class StudyState:
-    """Where a study stands before this run: how many trials are done, which were orphaned."""
+    """Where a study stands before this run: how many trials are done, how many interrupted ones
+    (orphans) wait to run again."""
 
     study: optuna.Study
     finished: int
@@ -149,12 +151,13 @@ def prepare_study(storage: optuna.storages.RDBStorage, name: str, space: SearchS
     study.set_user_attr(SPACE_ATTR, space_doc)
     if settings is not None and (not started or SETTINGS_ATTR not in study.user_attrs):
         study.set_user_attr(SETTINGS_ATTR, settings_doc)
-    orphans = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         storage.set_trial_user_attr(t._trial_id, ORPHAN_ATTR, True)
         storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        study.enqueue_trial(t.params, user_attrs={"ptv2_retry_of": t.number})
-        orphans += 1
+        study.enqueue_trial(t.params, user_attrs={RETRY_ATTR: t.number})
+    # the reruns still to run: those enqueued now, and those of a resume refused or stopped after it marked
+    # its orphans (they stay enqueued, and this run runs them)
+    orphans = sum(RETRY_ATTR in t.user_attrs for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
     if not started:  # the space's own points, then its Latin-hypercube start-up trials (if any)
         for point in first_points(space):
             study.enqueue_trial(point, skip_if_exists=True)

@@ -2,9 +2,14 @@
 trial record (see ``records.py``). A Ray Tune callback; it runs in Tune's driver, which under Ray
 Client (``ray://`` addresses) is an actor on the cluster's head, not the process that called
 ``run_search``: so it carries the tracking URI itself instead of relying on that process's
-MLflow settings, and writes records to the work folder by path (a shared folder across machines)."""
+MLflow settings, and writes records to the work folder by path (a shared folder across machines).
+
+The records are what the search ranks (``best.json``); the MLflow runs are the trials' view. A
+store that fails (a server restarting, a locked or lost database) costs the runs' updates, not the
+search: a callback that raised stopped Tune's driver, and with it every trial."""
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 import time
@@ -14,6 +19,8 @@ from typing import Callable
 from ray.tune import Callback
 
 from optuna_studies import records, tracking
+from optuna_studies.quiet import quiet_logger
+from optuna_studies.ray_session import one_line
 from optuna_studies.searcher import trial_status
 from optuna_studies.space import SearchSpace
 
@@ -40,6 +47,7 @@ class TrialLog(Callback):
         self._started: dict[str, float] = {}
         self._retries: dict[str, int] = {}
         self._lost: dict[str, int] = {}  # epochs trained by attempts whose worker died (compute spent)
+        self._warned = False  # an MLflow failure is told once
 
     def setup(self, **info) -> None:
         """In the process Tune's driver runs in: the parent run's MLflow store."""
@@ -55,7 +63,8 @@ class TrialLog(Callback):
         params = {"prompt_len": trial.config.get("prompt_len"), "lr": trial.config.get("lr"),
                   "epochs": trial.config.get("epochs"), "optuna_number": number}
         tags = {"ptv2.ray_trial_id": tid, "ptv2.optuna_number": str(number), "ptv2.status": "running"}
-        self._runs[tid] = tracking.start_trial_run(self._parent, f"trial-{number}", params, tags)
+        self._runs[tid] = self._logged(f"open trial {number}'s run", tracking.start_trial_run, self._parent,
+                                       f"trial-{number}", params, tags)
         self._history[tid], self._started[tid], self._retries[tid] = [], time.time(), 0
         self._echo(f"trial {number} started ({_params_text(trial.config)})")
 
@@ -66,7 +75,9 @@ class TrialLog(Callback):
         row = {k: v for k, v in result.items() if k not in _SKIP and not k.startswith("config")}
         row["epoch"] = result.get("epoch")
         self._history[tid].append(row)
-        tracking.log_epoch(self._runs[tid], {k: v for k, v in row.items() if k != "epoch"}, int(result.get("epoch", 0)))
+        if self._runs[tid]:
+            self._logged(f"log an epoch of trial {trial.config.get('optuna_number')}", tracking.log_epoch,
+                         self._runs[tid], {k: v for k, v in row.items() if k != "epoch"}, int(result.get("epoch", 0)))
 
     def on_trial_recover(self, iteration: int, trials: list, trial, **info) -> None:
         tid = trial.trial_id
@@ -76,11 +87,14 @@ class TrialLog(Callback):
         lost = len(self._history.get(tid, []))  # the epochs the lost attempt reported
         self._lost[tid] = self._lost.get(tid, 0) + lost
         self._history[tid] = []
-        if tid in self._runs:  # a run per attempt: both in one run put two points on every step
-            self._runs[tid] = tracking.retry_trial_run(self._runs[tid], self._retries[tid] + 1)
-            tracking.set_tags(self._runs[tid], {"ptv2.retries": self._retries[tid]})
-        self._echo(f"trial {trial.config.get('optuna_number')}: worker lost after {lost} epoch(s), "
-                   f"retrying ({self._retries[tid]})")
+        number = trial.config.get("optuna_number")
+        if self._runs.get(tid):  # a run per attempt: both in one run put two points on every step
+            self._runs[tid] = self._logged(f"open trial {number}'s run for its retry", tracking.retry_trial_run,
+                                           self._runs[tid], self._retries[tid] + 1)
+        if self._runs.get(tid):
+            self._logged(f"tag trial {number}'s run", tracking.set_tags, self._runs[tid],
+                         {"ptv2.retries": self._retries[tid]})
+        self._echo(f"trial {number}: worker lost after {lost} epoch(s), retrying ({self._retries[tid]})")
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
         last = dict(trial.last_result or {})
@@ -115,14 +129,28 @@ class TrialLog(Callback):
             record["epochs_run"] = max(0, record["epochs_run"] - 1)  # the last report was the failure itself
         record["epochs_trained"] = record["epochs_run"] + self._lost.get(tid, 0)
         records.write_record(self._work, record)
-        if tid in self._runs:
-            tracking.set_tags(self._runs[tid], {"ptv2.status": status} | ({"ptv2.failure": last["failure"][:4000]}
-                                                                        if last.get("failure") else {}))
-            tracking.end_run(self._runs[tid], "FINISHED" if best is not None else "FAILED")
+        if self._runs.get(tid):
+            tags = {"ptv2.status": status} | ({"ptv2.failure": last["failure"][:4000]} if last.get("failure") else {})
+            what = f"end trial {record['number']}'s run"
+            self._logged(what, tracking.set_tags, self._runs[tid], tags)
+            self._logged(what, tracking.end_run, self._runs[tid], "FINISHED" if best is not None else "FAILED")
         score = f"{self._space.metric} {best:.4f}" if best is not None else (last.get("failure") or "")
         self._ended += 1
         self._echo(f"[{self._ended}/{self._space.trials}] trial {record['number']} ({_params_text(trial.config)}): "
                    f"{status}, {score} after {record['epochs_run']} epoch(s)")
+
+    def _logged(self, what: str, call: Callable, *args):
+        """``call(*args)``'s value; None when MLflow failed (the first failure is told, once, instead of
+        MLflow's own ERROR line and traceback for each call)."""
+        try:
+            with quiet_logger("mlflow", logging.CRITICAL):
+                return call(*args)
+        except Exception as e:  # noqa: BLE001 (any store or client error: the trial's record does not depend on it)
+            if not self._warned:
+                self._warned = True
+                self._echo(f"warning: MLflow failed to {what} ({one_line(e)[:300]}); the search goes on, and its "
+                           "trial records (trials.csv, best.json) are complete, but the trials' MLflow runs may not be")
+            return None
 
 
 def _params_text(config: dict) -> str:

@@ -26,9 +26,10 @@ def _not_tunes_restore_hint(record) -> bool:
     return not str(record.msg).startswith("Experiment has been interrupted")
 
 
-def run_tuner(plan: SearchPlan, storage: optuna.storages.BaseStorage, parent_run_id: str, num_trials: int,
+def run_tuner(plan: SearchPlan, storage: optuna.storages.BaseStorage, parent_run_id: str, ended: int,
               max_failures: int, ray_address: str | None, echo: Callable[[str], None], tracking_uri: str) -> None:
-    """Run ``num_trials`` more trials of the plan's study, on the Ray ``run_search`` connected to
+    """Run the trials left of the plan's study, ``plan.space.trials - ended`` (``ended``: those that
+    ended before, in an earlier run: a resume), on the Ray ``run_search`` connected to
     (``ray_session`` reuses it; it checked the cluster's resources)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -43,6 +44,7 @@ def run_tuner(plan: SearchPlan, storage: optuna.storages.BaseStorage, parent_run
     # the environment's own value wins.)
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     space = plan.space
+    left = space.trials - ended
     tune_log = logging.getLogger("ray.tune.tune")
     if _not_tunes_restore_hint not in tune_log.filters:
         tune_log.addFilter(_not_tunes_restore_hint)
@@ -59,15 +61,14 @@ def run_tuner(plan: SearchPlan, storage: optuna.storages.BaseStorage, parent_run
                 trainable,
                 param_space=dict(plan.constants),
                 tune_config=tune.TuneConfig(search_alg=search, scheduler=scheduler, metric=METRIC, mode=space.mode,
-                                            num_samples=num_trials, max_concurrent_trials=plan.concurrency,
+                                            num_samples=left, max_concurrent_trials=plan.concurrency,
                                             reuse_actors=True),
                 run_config=tune.RunConfig(
                     name=f"run-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(plan.work / "ray"), verbose=0,
                     failure_config=tune.FailureConfig(max_failures=max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                     # the study's trials that ended before (a resume) count on its progress lines
-                    callbacks=[TrialLog(parent_run_id, plan.work, space, tracking_uri, driver_echo,
-                                        ended=space.trials - num_trials)],
+                    callbacks=[TrialLog(parent_run_id, plan.work, space, tracking_uri, driver_echo, ended=ended)],
                 ),
             ).fit()
 

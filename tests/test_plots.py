@@ -113,6 +113,23 @@ def test_best_so_far_over_time_is_the_best_completed_trial(mode):
         plt.close(fig)
 
 
+def test_best_so_far_over_time_follows_the_searchs_own_pick():
+    """A scored trial without an adapter is none the search can pick (records.best_record): the step
+    line went up to its score, above the star on the trial best.json names."""
+    import matplotlib.pyplot as plt
+
+    trials = [rec(0, 4, 0.01, "completed", 0.6, 10), rec(1, 8, 0.02, "completed", 0.9, 20) | {"adapter": None}]
+    fig = over_time_figure(trials, "dev_score", "max", "t")
+    try:
+        ax = fig.axes[0]
+        (line,) = ax.lines
+        assert list(line.get_ydata()) == pytest.approx([0.6, 0.6])
+        (star,) = [c for c in ax.collections if c.get_label().startswith("best: ")]
+        assert star.get_label() == "best: trial 0"
+    finally:
+        plt.close(fig)
+
+
 def star_path():
     """The outline matplotlib's scatter draws for ``marker="*"``."""
     from matplotlib.markers import MarkerStyle
@@ -124,13 +141,16 @@ def star_path():
 @pytest.mark.parametrize("mode, number", [("max", 0), ("min", 3)])
 def test_the_best_trial_is_starred_on_the_map_and_over_time(mode, number, tmp_path):
     """The trial best.json names (the best completed one: pruned trial 4's 0.99 after fewer epochs
-    is not it) gets a star at its own coordinates, in the PNG map, the HTML map and over time."""
+    is not it) gets a star at its own coordinates, in the PNG map, the HTML map, score by length
+    and over time."""
     import matplotlib.pyplot as plt
     import numpy as np
 
     best = next(r for r in RECORDS if r["number"] == number)
     minutes = (best["ended"] - min(r["started"] for r in RECORDS)) / 60
     pictures = ((length_lr_figure(RECORDS, "dev_score", mode, "t", (4, 8, 16, 32)), (best["lr"], best["prompt_len"])),
+                (length_score_figure(RECORDS, "dev_score", mode, "t", (4, 8, 16, 32)),
+                 (best["prompt_len"], best["best_score"])),
                 (over_time_figure(RECORDS, "dev_score", mode, "t"), (minutes, best["best_score"])))
     for fig, xy in pictures:
         try:

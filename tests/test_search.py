@@ -416,6 +416,12 @@ def test_resuming_a_study_keeps_finished_trials_and_requeues_interrupted_ones(tm
     again = [t for t in trials.values() if t.user_attrs.get("ptv2_retry_of") == killed.number]
     assert len(again) == 1 and again[0].state == TrialState.WAITING
     assert again[0].system_attrs["fixed_params"] == killed.params  # the next ask() runs them again
+    # a resume refused or stopped after the marking (an old-style work folder holding another study's records,
+    # MLflow down, Ctrl-C before Tune ran them) leaves the retry waiting: the next resume still counts it, once
+    # (it said "0 interrupted trial(s) to run again", then ran it)
+    state = prepare_study(storage, "s", space, resume=True)
+    assert (state.orphans, state.finished) == (1, 1)
+    assert [t.user_attrs.get("ptv2_retry_of") for t in state.study.trials].count(killed.number) == 1  # not doubled
 
 
 def test_a_study_that_never_ran_follows_a_new_space_and_a_resume_keeps_the_trial_settings(tmp_path):

@@ -753,6 +753,95 @@ def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(t
     assert best["trials"]["total"] >= 3 and (tmp_path / "out" / "adapter" / "metrics.json").is_file()
 
 
+def test_a_ctrl_c_before_any_trial_finished_says_so_on_its_one_line(local_ray, tiny_model, tmp_path, mlflow_uri):
+    """A Ctrl-C Tune does not take (here as the study's line is printed, before Tune starts) ended
+    with "interrupted; the trials that finished are kept in the study" when none had finished (nor
+    started): the line says so, and --resume, which starts the study as it is, is the way on."""
+    import contextlib
+    import io
+
+    from mlflow.tracking import MlflowClient
+
+    from pipelines.cli import main
+
+    class CtrlCAt(io.StringIO):  # standard error, with a Ctrl-C as the study's line is printed
+        def write(self, text: str) -> int:
+            if text.startswith("study '"):
+                raise KeyboardInterrupt
+            return super().write(text)
+
+    err = CtrlCAt()
+    args = ["search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path, trials=3)),
+            "--max-train", "48", "--max-eval", "48", "--storage", f"sqlite:///{tmp_path}/optuna.db",
+            "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")]
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+        main(args)
+    lines = err.getvalue().strip().splitlines()
+    assert exit_.value.code == 130 and lines[-1] == (
+        "error: search stopped before any of its 3 trials finished: run the same command with --resume to start "
+        "it again"), lines
+    assert not [line for line in lines if line.startswith("error:")][:-1] and "Traceback" not in err.getvalue()
+    # the study's parent run, opened already, is ended KILLED (it stayed RUNNING)
+    study = default_study_name("trec", tiny_model, tmp_path / "out")
+    client = MlflowClient(mlflow_uri)
+    (parent,) = client.search_runs([client.get_experiment_by_name("ptv2-search").experiment_id],
+                                   f"attributes.run_name = '{study}'")
+    assert parent.info.status == "KILLED"
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_mlflow_store_failing_mid_search_costs_the_trials_runs_not_the_search(local_ray, tiny_model, tmp_path):
+    """The trial callbacks' MLflow calls (a trial's run opened, its epochs, its end) raised into Ray
+    Tune's driver, which ended the whole search on a store's hiccup. The store fails here from the
+    study's line (the parent run opened) until the last trial ended: every trial still runs and is
+    recorded, best.json names the best, and stderr says it once."""
+    import contextlib
+    import io
+    import sqlite3
+
+    from mlflow.tracking import MlflowClient
+
+    from pipelines.cli import main
+
+    db = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    MlflowClient(uri).search_experiments()
+
+    def rename(a: str, b: str) -> None:  # a real store failure: every MLflow call reads or writes the runs table
+        with sqlite3.connect(db) as con:
+            con.execute(f"ALTER TABLE {a} RENAME TO {b}")
+
+    class Stderr(io.StringIO):  # the store fails as the study's line is printed, and is back after the last trial's
+        def write(self, text: str) -> int:
+            if text.startswith("study '"):
+                rename("runs", "runs_gone")
+            elif text.startswith("[2/2] "):
+                rename("runs_gone", "runs")
+            return super().write(text)
+
+    err = Stderr()
+    args = ["search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path, trials=2)),
+            "--max-train", "48", "--max-eval", "48", "--concurrency", "1", "--storage", f"sqlite:///{tmp_path}/o.db",
+            "--mlflow-uri", uri, "--out", str(tmp_path / "out")]
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+        main(args)
+    text = err.getvalue()
+    assert exit_.value.code == 0, text[-3000:]
+    warned = [line for line in text.splitlines() if line.startswith("warning: ")]
+    assert len(warned) == 1 and "MLflow" in warned[0] and "no such table: runs" in warned[0], text[-3000:]
+    assert "Traceback" not in text and "ERROR mlflow" not in text, text[-3000:]  # its one line, not MLflow's own
+    assert [line.split("]")[0] for line in text.splitlines() if line.startswith("[")] == ["[1/2", "[2/2"], text
+    best = json.loads((tmp_path / "out" / "best.json").read_text())
+    assert best["trials"]["total"] == 2 and (tmp_path / "out" / "adapter" / "metrics.json").is_file()
+    assert best["trial"]["mlflow_run_id"] is None  # its run could not be opened
+    with open(tmp_path / "out" / "trials.csv") as f:
+        assert [r["mlflow_run_id"] for r in csv.DictReader(f)] == ["", ""]
+    # the parent run, opened before and ended after the failure, has the search's result
+    _, parent, children = mlflow_runs(uri, best["mlflow"]["parent_run_id"])
+    assert parent.info.status == "FINISHED" and parent.data.tags["ptv2.best_trial"] == str(best["trial"]["number"])
+    assert children == []
+
+
 def test_a_ray_client_init_failure_keeps_the_servers_reason_on_its_one_line():
     """Ray Client's init failure is a header line and the server's traceback: the error line keeps
     the traceback's last line, the reason (it said only "Initialization failure from server:")."""

@@ -46,19 +46,14 @@ def search(
     def echo(line: str) -> None:
         typer.echo(line, err=True)
 
-    try:
-        result = run_search(
-            task, model, out, trials=trials, space=space, storage=storage, init=init, max_train=max_train,
-            max_eval=max_eval, epochs=epochs, concurrency=concurrency, cpus_per_trial=cpus_per_trial,
-            gpus_per_trial=gpus_per_trial, max_failures=max_failures, resume=resume, overwrite=overwrite,
-            mlflow_uri=mlflow_uri, ray_address=ray_address, ray_cpus=ray_cpus, study_name=study_name, seed=seed,
-            shared_dir=shared_dir, echo=echo,
-        )
-    except KeyboardInterrupt:  # a Ctrl-C Tune did not take (a second one, or any under Ray Client): say how to go on
-        from ptv2_core.errors import Ptv2Interrupted
-
-        raise Ptv2Interrupted("interrupted; the trials that finished are kept in the study: run the same command "
-                              "with --resume to go on") from None
+    # a Ctrl-C ends it with Ptv2Interrupted: its line says how many trials finished and how to go on
+    result = run_search(
+        task, model, out, trials=trials, space=space, storage=storage, init=init, max_train=max_train,
+        max_eval=max_eval, epochs=epochs, concurrency=concurrency, cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial, max_failures=max_failures, resume=resume, overwrite=overwrite,
+        mlflow_uri=mlflow_uri, ray_address=ray_address, ray_cpus=ray_cpus, study_name=study_name, seed=seed,
+        shared_dir=shared_dir, echo=echo,
+    )
     cfg = result.best_config
     test = f", test {result.test['score']:.4f}" if result.test else ""
     typer.echo(f"best: prompt_len {cfg['prompt_len']}, lr {cfg['lr']:.3g}, dev score {result.best_score:.4f}{test} "
