@@ -125,9 +125,7 @@ def prepare_study(storage: optuna.storages.RDBStorage, name: str, space: SearchS
     started = [t for t in existing.trials if t.state != TrialState.WAITING] if existing is not None else []
     fresh = "start a new search with --study-name NAME or another --out (the study keeps its trials)"
     if started and not resume:
-        if not any(t.state == TrialState.COMPLETE for t in started):  # say, every trial diverged
-            raise Ptv2Error(f"study '{name}' already has {len(started)} trials, none with a score: {fresh}")
-        raise Ptv2Error(f"study '{name}' already has {len(started)} trials: pass --resume to continue it, or {fresh}")
+        raise _not_resumed(name, started, fresh)
     if started and existing.user_attrs.get(SPACE_ATTR, space_doc) != space_doc:
         raise Ptv2Error(f"study '{name}' was started with another search space "
                         f"({existing.user_attrs[SPACE_ATTR]}); resume it with the same one, or {fresh}")
@@ -162,6 +160,29 @@ def prepare_study(storage: optuna.storages.RDBStorage, name: str, space: SearchS
         for point in first_points(space):
             study.enqueue_trial(point, skip_if_exists=True)
     return StudyState(study, finished_count(study), orphans, bool(started))
+
+
+def _not_resumed(name: str, started: list[optuna.trial.FrozenTrial], fresh: str) -> Ptv2Error:
+    """The refusal of a study with trials, run again without ``--resume``: what its trials are and
+    the ways on. Interrupted trials (left RUNNING by a Ctrl-C or a killed driver, or marked orphans
+    by a resume that went no further) are not failed ones: ``--resume`` runs them again."""
+    interrupted = sum(t.state == TrialState.RUNNING or bool(t.user_attrs.get(ORPHAN_ATTR)) for t in started)
+    ended = len(started) - interrupted
+    trials = f"{len(started)} trial{'s' * (len(started) != 1)}"
+    if not ended:
+        return Ptv2Error(f"study '{name}' has {trials}, none ended: the search was stopped or killed while "
+                         f"{'they' if interrupted > 1 else 'it'} ran; run the same command with --resume to run "
+                         f"{'them' if interrupted > 1 else 'it'} again and go on, or {fresh}")
+    # a pruned trial has a score too (its last epoch's; the best if none completed)
+    if not any(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in started):  # say, every trial diverged
+        if interrupted:
+            return Ptv2Error(f"study '{name}' already has {trials}: {ended} ended without a score and {interrupted} "
+                             f"{'were' if interrupted > 1 else 'was'} interrupted; run the same command with --resume "
+                             f"to run the interrupted {'ones' if interrupted > 1 else 'one'} again and go on, "
+                             f"or {fresh}")
+        # --resume would fail again (or, with another space, be refused)
+        return Ptv2Error(f"study '{name}' already has {trials}, none with a score: {fresh}")
+    return Ptv2Error(f"study '{name}' already has {trials}: pass --resume to continue it, or {fresh}")
 
 
 def finished_count(study: optuna.Study) -> int:

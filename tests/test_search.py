@@ -405,7 +405,7 @@ def test_resuming_a_study_keeps_finished_trials_and_requeues_interrupted_ones(tm
     failed.tell(failed.ask(dists), state=TrialState.FAIL)
     with pytest.raises(Ptv2Error) as err:
         prepare_study(storage, "all-failed", space, resume=False)
-    assert str(err.value) == ("study 'all-failed' already has 1 trials, none with a score: start a new search with "
+    assert str(err.value) == ("study 'all-failed' already has 1 trial, none with a score: start a new search with "
                               "--study-name NAME or another --out (the study keeps its trials)")
 
     state = prepare_study(storage, "s", space, resume=True)
@@ -422,6 +422,49 @@ def test_resuming_a_study_keeps_finished_trials_and_requeues_interrupted_ones(tm
     state = prepare_study(storage, "s", space, resume=True)
     assert (state.orphans, state.finished) == (1, 1)
     assert [t.user_attrs.get("ptv2_retry_of") for t in state.study.trials].count(killed.number) == 1  # not doubled
+
+
+def test_a_study_whose_trials_were_interrupted_is_refused_naming_resume(tmp_path):
+    """A search stopped (Ctrl-C) or killed before any trial ended leaves its trials RUNNING in the
+    study. Run again without --resume, it was refused with "none with a score: start a new search",
+    as if its trials had failed, though --resume runs them again; nor has a pruned trial no score."""
+    from optuna.trial import TrialState
+
+    from optuna_studies.params import distributions
+    from optuna_studies.study import open_storage, prepare_study
+
+    space = parse_space({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-1}, "trials": 3})
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
+    fresh = "start a new search with --study-name NAME or another --out (the study keeps its trials)"
+
+    def refusal(name: str) -> str:
+        with pytest.raises(Ptv2Error) as err:
+            prepare_study(storage, name, space, resume=False)
+        return str(err.value)
+
+    stopped = prepare_study(storage, "stopped", space, resume=False).study
+    for _ in range(2):  # left RUNNING, as a killed driver or a Ctrl-C leaves them
+        stopped.ask(distributions(space))
+    told = (f"study 'stopped' has 2 trials, none ended: the search was stopped or killed while they ran; run the "
+            f"same command with --resume to run them again and go on, or {fresh}")
+    assert refusal("stopped") == told
+    # a --resume refused or stopped after it marked them (FAIL, ptv2_orphaned; their reruns waiting): the same
+    prepare_study(storage, "stopped", space, resume=True)
+    assert {t.state for t in stopped.trials} == {TrialState.FAIL, TrialState.WAITING}
+    assert refusal("stopped") == told
+
+    mixed = prepare_study(storage, "mixed", space, resume=False).study
+    mixed.tell(mixed.ask(distributions(space)), state=TrialState.FAIL)  # diverged, say
+    mixed.ask(distributions(space))
+    assert refusal("mixed") == (f"study 'mixed' already has 2 trials: 1 ended without a score and 1 was "
+                                f"interrupted; run the same command with --resume to run the interrupted one again "
+                                f"and go on, or {fresh}")
+
+    pruned = prepare_study(storage, "pruned", space, resume=False).study
+    trial = pruned.ask(distributions(space))
+    trial.report(0.4, 1)
+    pruned.tell(trial, state=TrialState.PRUNED)  # stopped by ASHA after epoch 1: scored, and ranked if none completed
+    assert refusal("pruned") == f"study 'pruned' already has 1 trial: pass --resume to continue it, or {fresh}"
 
 
 def test_a_study_that_never_ran_follows_a_new_space_and_a_resume_keeps_the_trial_settings(tmp_path):

@@ -842,6 +842,39 @@ def test_an_mlflow_store_failing_mid_search_costs_the_trials_runs_not_the_search
     assert children == []
 
 
+def test_a_search_run_again_on_its_interrupted_trial_is_told_to_resume_and_the_resume_runs_it(
+        local_ray, tiny_model, tmp_path, mlflow_uri):
+    """A search stopped or killed while its trial ran leaves the trial RUNNING in the study. The same
+    command without --resume said "none with a score: start a new search", as if it had failed; it
+    names --resume now, and the same command with --resume runs the trial again and finishes."""
+    from conftest import run_cli
+
+    from optuna_studies.params import distributions
+    from optuna_studies.plan import plan_search
+    from optuna_studies.search import trial_settings
+    from optuna_studies.study import prepare_study
+
+    space, storage, out = write_space(tmp_path, trials=1, epochs=1), f"sqlite:///{tmp_path}/optuna.db", tmp_path / "out"
+    plan = plan_search("trec", tiny_model, out, trials=None, space=space, storage=storage, init=None, max_train=48,
+                       max_eval=48, epochs=None, concurrency=1, cpus_per_trial=1, gpus_per_trial=0, overwrite=False,
+                       study_name=None, seed=0, mlflow_uri=mlflow_uri)
+    study = prepare_study(open_storage(storage), plan.study_name, plan.space, False, trial_settings(plan)).study
+    study.ask(distributions(plan.space))  # as the stopped search's searcher asked it: RUNNING
+    args = ["search", "--task", "trec", "--model", tiny_model, "--space", str(space), "--max-train", "48",
+            "--max-eval", "48", "--concurrency", "1", "--storage", storage, "--mlflow-uri", mlflow_uri, "--out", str(out)]
+    refused = run_cli(*args)
+    assert refused.returncode == 2 and refused.stderr.strip().splitlines() == [
+        f"error: study '{plan.study_name}' has 1 trial, none ended: the search was stopped or killed while it ran; run "
+        "the same command with --resume to run it again and go on, or start a new search with --study-name NAME or "
+        "another --out (the study keeps its trials)"], refused.stderr[-3000:]
+    assert not out.exists() and [t.state for t in optuna.load_study(study_name=plan.study_name, storage=storage).trials
+                                 ] == [TrialState.RUNNING]  # untouched
+    resumed = run_cli(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming study '{plan.study_name}': 0 of 1 trials done, 1 interrupted trial(s) to run again" in resumed.stderr
+    assert json.loads((out / "best.json").read_text())["trials"]["total"] == 1
+
+
 def test_a_ray_client_init_failure_keeps_the_servers_reason_on_its_one_line():
     """Ray Client's init failure is a header line and the server's traceback: the error line keeps
     the traceback's last line, the reason (it said only "Initialization failure from server:")."""
