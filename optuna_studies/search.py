@@ -6,6 +6,7 @@ component call: ``check → study → MLflow parent run → Ray Tune → best tr
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,7 +24,7 @@ from optuna_studies.output import search_lock, write_output
 from optuna_studies.plan import SearchPlan, check_count, plan_search
 from optuna_studies.plots import FILES as ARTIFACTS
 from optuna_studies.plots import write_artifacts
-from optuna_studies.ray_session import ray_session
+from optuna_studies.ray_session import one_line, ray_session
 from optuna_studies.quiet import quiet_logger
 from optuna_studies.study import PARENT_RUN_ATTR, StudyState, finished_count, mask_url, open_storage, prepare_study
 from optuna_studies.study_lock import study_lock
@@ -219,17 +220,53 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
     finally:
         try:
             if outcome != "FINISHED":  # Ctrl-C, or fit raising: the trials Tune stopped keep RUNNING runs
-                try:
-                    tracking.kill_stale_trial_runs(parent)
-                except Exception:  # noqa: BLE001 (a store that fails now: --resume marks them; the first error counts)
-                    draw = False  # nor would it take the pictures: they must not wait on it
-                if draw:
-                    try:
-                        log_stopped_artifacts(plan, parent)
-                    except (Exception, KeyboardInterrupt):  # noqa: BLE001 (the pictures are extra: a failure, or a
-                        pass  # Ctrl-C while they are drawn, skips them; the search's own error is the one raised)
+                _after_stop(plan, parent, draw)
         finally:  # a second Ctrl-C during the above still ends the parent run
+            _end_parent(parent, outcome, say)
+
+
+def _after_stop(plan: SearchPlan, parent: str, draw: bool) -> None:
+    """A search that ends unfinished: its trial runs left RUNNING → KILLED; its finished trials'
+    table and pictures on the parent run (``draw``). Best effort: the search's own error is the one
+    raised (MLflow's ERROR line for a failure here printed that error's traceback; it is kept off)."""
+    with quiet_logger("mlflow", logging.CRITICAL):
+        try:
+            tracking.kill_stale_trial_runs(parent)
+        except Exception:  # noqa: BLE001 (a store that fails now: --resume marks them; the first error counts)
+            return  # nor would it take the pictures: they must not wait on it
+        if draw:
+            try:
+                log_stopped_artifacts(plan, parent)
+            except (Exception, KeyboardInterrupt):  # noqa: BLE001 (the pictures are extra: a failure, or a
+                pass  # Ctrl-C while they are drawn, skips them)
+
+
+def _end_parent(parent: str, outcome: str, say: Callable[[str], None]) -> None:
+    """End the parent run ``outcome``. A store that fails now leaves it RUNNING (a --resume reopens
+    it): a warning says so after a finished search (its result is written); otherwise the search's
+    own error is the one raised (MLflow's replaced it)."""
+    try:
+        with quiet_logger("mlflow", logging.CRITICAL):
             tracking.end_run(parent, outcome)
+    except Exception as e:  # noqa: BLE001 (any store or client error)
+        if outcome == "FINISHED":
+            say(f"warning: MLflow failed to end the search's run {parent} ({one_line(e)[:300]}): it stays RUNNING "
+                "there; the search's result is written")
+
+
+def _logged(plan: SearchPlan, what: str, call: Callable, *args) -> Any:
+    """``call(*args)``: an MLflow call that logs a search's result on its runs, once every trial ran.
+    The store failing there (a server restarting, a locked or lost database) ended the search with
+    MLflow's traceback; its error line says how to finish it: the trials are kept, in the study and
+    the work folder, and a --resume logs and writes the result without running any of them again."""
+    try:
+        with quiet_logger("mlflow", logging.CRITICAL):
+            return call(*args)
+    except Exception as e:  # noqa: BLE001 (any store or client error)
+        raise Ptv2Error(f"the MLflow store failed to {what} ({one_line(e)[:300]}) after every trial of study "
+                        f"'{plan.study_name}' ran; the trials are kept (in the study and {plan.work}): once the store "
+                        "works again, run the same command with --resume to finish the search without running any "
+                        "trial again") from None
 
 
 def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_uri: str | None) -> str:
@@ -283,7 +320,7 @@ def _finish(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Callable
     trials = records.read_records(plan.work)
     best = records.best_record(trials, plan.space.mode)
     art = _draw(plan, trials)
-    tracking.log_artifacts(parent, art)
+    _logged(plan, "log the trials' table and pictures", tracking.log_artifacts, parent, art)
     if best is None:
         why = records.failure_summary(trials)
         raise Ptv2Error(f"no trial of study '{plan.study_name}' finished with a score ({why}): "
@@ -312,12 +349,15 @@ def _finish(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Callable
     (Path(best["adapter"]) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     doc["test"] = metrics["test"]
     (art / "best.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    tracking.log_artifacts(parent, art)
+    what = "log the search's result"
+    _logged(plan, what, tracking.log_artifacts, parent, art)
     if best.get("mlflow_run_id"):
-        tracking.set_tags(best["mlflow_run_id"], {"ptv2.best": "true"})
-    tracking.set_tags(parent, {"ptv2.best_trial": best["number"], "ptv2.best_run_id": best.get("mlflow_run_id"),
-                               "ptv2.best_prompt_len": best["prompt_len"], "ptv2.best_lr": best["lr"]})
-    tracking.log_epoch(parent, {"best_score": best["best_score"], "best_test_score": metrics["test"]["score"]}, 0)
+        _logged(plan, what, tracking.set_tags, best["mlflow_run_id"], {"ptv2.best": "true"})
+    _logged(plan, what, tracking.set_tags, parent, {
+        "ptv2.best_trial": best["number"], "ptv2.best_run_id": best.get("mlflow_run_id"),
+        "ptv2.best_prompt_len": best["prompt_len"], "ptv2.best_lr": best["lr"]})
+    _logged(plan, what, tracking.log_epoch, parent,
+            {"best_score": best["best_score"], "best_test_score": metrics["test"]["score"]}, 0)
     out = write_output(plan.out_dir, doc, Path(best["adapter"]), {name: art / name for name in ARTIFACTS})
     shutil.rmtree(plan.work, ignore_errors=True)
     for r in trials:  # the work folder is gone: only the best adapter remains, in the output

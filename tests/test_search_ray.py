@@ -875,6 +875,69 @@ def test_a_search_run_again_on_its_interrupted_trial_is_told_to_resume_and_the_r
     assert json.loads((out / "best.json").read_text())["trials"]["total"] == 1
 
 
+def test_an_mlflow_store_failing_as_the_search_ends_is_finished_by_resume(local_ray, tiny_model, tmp_path, trace_dir):
+    """The store fails after the last trial ended, as the search logs its result on the parent run
+    (it was MLflow's traceback): one error: line naming --resume, exit 2, nothing in --out, the
+    trials kept; once the store works again, --resume writes best.json and the adapter and logs the
+    result on the same parent run, running no trial again."""
+    import contextlib
+    import io
+    import sqlite3
+
+    from mlflow.tracking import MlflowClient
+
+    from optuna_studies.plots import FILES
+    from pipelines.cli import main
+
+    db, out = tmp_path / "mlflow.db", tmp_path / "out"
+    uri = f"sqlite:///{db}"
+    MlflowClient(uri).search_experiments()
+
+    def rename(a: str, b: str) -> None:  # a real store failure: every MLflow call reads or writes the runs table
+        with sqlite3.connect(db) as con:
+            con.execute(f"ALTER TABLE {a} RENAME TO {b}")
+
+    class Stderr(io.StringIO):  # the store fails as the last trial's end is printed: every trial ran
+        def write(self, text: str) -> int:
+            if text.startswith("[2/2] "):
+                rename("runs", "runs_gone")
+            return super().write(text)
+
+    args = ["search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path, epochs=1)),
+            "--max-train", "48", "--max-eval", "48", "--concurrency", "1", "--storage", f"sqlite:///{tmp_path}/o.db",
+            "--mlflow-uri", uri, "--out", str(out)]
+    err = Stderr()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+        main(args)
+    text, lines = err.getvalue(), err.getvalue().strip().splitlines()
+    assert exit_.value.code == 2, text[-3000:]
+    assert [line for line in lines if line.startswith("error:")] == lines[-1:], text[-3000:]
+    study = default_study_name("trec", tiny_model, out)
+    assert lines[-1].startswith("error: the MLflow store failed") and "no such table: runs" in lines[-1], lines[-1]
+    assert f"every trial of study '{study}' ran" in lines[-1] and "run the same command with --resume" in lines[-1]
+    assert "Traceback" not in text and "ERROR mlflow" not in text, text[-3000:]
+    assert not out.exists()
+    assert len(list((work_dir(out, study) / "trials").glob("*.json"))) == 2  # the trials' records, kept
+    (parent_id,) = re.findall(r"MLflow run (\w+)", text)
+    ran = len(markers(trace_dir))
+
+    rename("runs_gone", "runs")  # the store works again
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+        main([*args, "--resume"])
+    text = err.getvalue()
+    assert exit_.value.code == 0, text[-3000:]
+    assert f"resuming study '{study}': 2 of 2 trials done" in text and "scoring the best trial's adapter" in text
+    assert len(markers(trace_dir)) == ran and not re.search(r"^(\[|trial \d+ started)", text, re.M), text  # none ran
+    best = json.loads((out / "best.json").read_text())
+    assert best["trials"]["total"] == 2 and (out / "adapter" / "metrics.json").is_file()
+    assert best["mlflow"]["parent_run_id"] == parent_id and not work_dir(out, study).exists()
+    client, parent, children = mlflow_runs(uri, parent_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags["ptv2.best_trial"] == str(best["trial"]["number"])
+    assert {a.path for a in client.list_artifacts(parent_id)} >= set(FILES) | {"best.json"}
+    assert sorted(c.info.status for c in children) == ["FINISHED", "FINISHED"]
+
+
 def test_a_ray_client_init_failure_keeps_the_servers_reason_on_its_one_line():
     """Ray Client's init failure is a header line and the server's traceback: the error line keeps
     the traceback's last line, the reason (it said only "Initialization failure from server:")."""
