@@ -5,12 +5,13 @@ component call: ``check → study → MLflow parent run → Ray Tune → best tr
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import optuna
 
@@ -250,23 +251,30 @@ def _end_parent(parent: str, outcome: str, say: Callable[[str], None]) -> None:
             tracking.end_run(parent, outcome)
     except Exception as e:  # noqa: BLE001 (any store or client error)
         if outcome == "FINISHED":
-            say(f"warning: MLflow failed to end the search's run {parent} ({one_line(e)[:300]}): it stays RUNNING "
+            say(f"warning: MLflow failed to end the search's run {parent} ({_why(e)}): it stays RUNNING "
                 "there; the search's result is written")
 
 
-def _logged(plan: SearchPlan, what: str, call: Callable, *args) -> Any:
-    """``call(*args)``: an MLflow call that logs a search's result on its runs, once every trial ran.
-    The store failing there (a server restarting, a locked or lost database) ended the search with
-    MLflow's traceback; its error line says how to finish it: the trials are kept, in the study and
-    the work folder, and a --resume logs and writes the result without running any of them again."""
+@contextlib.contextmanager
+def _mlflow(what: str, then: str) -> Iterator[None]:
+    """MLflow calls the search needs (its parent run's): the store failing there (a server restarting,
+    a locked or lost database) ends it with one error line, ``the MLflow store failed to <what>
+    (<why>)<then>``, where it was MLflow's traceback (and its own ERROR line's)."""
     try:
         with quiet_logger("mlflow", logging.CRITICAL):
-            return call(*args)
+            yield
+    except Ptv2Error:
+        raise
     except Exception as e:  # noqa: BLE001 (any store or client error)
-        raise Ptv2Error(f"the MLflow store failed to {what} ({one_line(e)[:300]}) after every trial of study "
-                        f"'{plan.study_name}' ran; the trials are kept (in the study and {plan.work}): once the store "
-                        "works again, run the same command with --resume to finish the search without running any "
-                        "trial again") from None
+        raise Ptv2Error(f"the MLflow store failed to {what} ({_why(e)}){then}") from None
+
+
+def _why(e: BaseException) -> str:
+    """Why an MLflow call failed, on one line: the first cause's message (a database store's is the
+    database's own, "no such table: runs", where MLflow's own first line may be SQLAlchemy's note)."""
+    while e.__cause__ is not None:
+        e = e.__cause__
+    return one_line(e)[:300]
 
 
 def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_uri: str | None) -> str:
@@ -287,13 +295,17 @@ def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_ur
     params |= {k: v for k, v in plan.originals.items() if k in ("model", "init", "space_file")}
     tags = {"ptv2.kind": "search", "ptv2.task": plan.task_name, "ptv2.study_name": plan.study_name,
             "ptv2.study_storage": masked, "ptv2.optuna_dashboard": f"optuna-dashboard {masked}"}
-    parent = tracking.open_parent_run(experiment, mlflow_uri, plan.study_name, state.study.user_attrs.get(PARENT_RUN_ATTR),
-                                      params, tags)
+    # no trial ran yet: the same command starts (or resumes) it once the store works
+    failed = ("open the search's run", ": no trial ran; once the store works again, run the same command again")
+    with _mlflow(*failed):
+        parent = tracking.open_parent_run(experiment, mlflow_uri, plan.study_name,
+                                          state.study.user_attrs.get(PARENT_RUN_ATTR), params, tags)
     state.study.set_user_attr(PARENT_RUN_ATTR, parent)
-    if "space_file" in plan.originals and Path(plan.space.source).is_file():  # a copy, deleted with the step
-        tracking.log_artifact(parent, Path(plan.space.source))
-    if state.resumed:
-        tracking.kill_stale_trial_runs(parent)
+    with _mlflow(*failed):
+        if "space_file" in plan.originals and Path(plan.space.source).is_file():  # a copy, deleted with the step
+            tracking.log_artifact(parent, Path(plan.space.source))
+        if state.resumed:
+            tracking.kill_stale_trial_runs(parent)
     return parent
 
 
@@ -320,7 +332,8 @@ def _finish(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Callable
     trials = records.read_records(plan.work)
     best = records.best_record(trials, plan.space.mode)
     art = _draw(plan, trials)
-    _logged(plan, "log the trials' table and pictures", tracking.log_artifacts, parent, art)
+    with _mlflow(*_result_failed(plan)):
+        tracking.log_artifacts(parent, art)
     if best is None:
         why = records.failure_summary(trials)
         raise Ptv2Error(f"no trial of study '{plan.study_name}' finished with a score ({why}): "
@@ -349,21 +362,27 @@ def _finish(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Callable
     (Path(best["adapter"]) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     doc["test"] = metrics["test"]
     (art / "best.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    what = "log the search's result"
-    _logged(plan, what, tracking.log_artifacts, parent, art)
-    if best.get("mlflow_run_id"):
-        _logged(plan, what, tracking.set_tags, best["mlflow_run_id"], {"ptv2.best": "true"})
-    _logged(plan, what, tracking.set_tags, parent, {
-        "ptv2.best_trial": best["number"], "ptv2.best_run_id": best.get("mlflow_run_id"),
-        "ptv2.best_prompt_len": best["prompt_len"], "ptv2.best_lr": best["lr"]})
-    _logged(plan, what, tracking.log_epoch, parent,
-            {"best_score": best["best_score"], "best_test_score": metrics["test"]["score"]}, 0)
+    with _mlflow(*_result_failed(plan)):
+        tracking.log_artifacts(parent, art)
+        if best.get("mlflow_run_id"):
+            tracking.set_tags(best["mlflow_run_id"], {"ptv2.best": "true"})
+        tracking.set_tags(parent, {"ptv2.best_trial": best["number"], "ptv2.best_run_id": best.get("mlflow_run_id"),
+                                   "ptv2.best_prompt_len": best["prompt_len"], "ptv2.best_lr": best["lr"]})
+        tracking.log_epoch(parent, {"best_score": best["best_score"], "best_test_score": metrics["test"]["score"]}, 0)
     out = write_output(plan.out_dir, doc, Path(best["adapter"]), {name: art / name for name in ARTIFACTS})
     shutil.rmtree(plan.work, ignore_errors=True)
     for r in trials:  # the work folder is gone: only the best adapter remains, in the output
         r["adapter"] = str(out / "adapter") if r is best else None
     return SearchResult(best_config, best["best_score"], out / "adapter", trials, parent, plan.study_name,
                         mask_url(plan.storage), out, metrics["test"])
+
+
+def _result_failed(plan: SearchPlan) -> tuple[str, str]:
+    """What a store failing as the search logs its result says: the trials are kept, in the study
+    and the work folder, and a --resume logs and writes the result without running any of them."""
+    return ("log the search's result", f" after every trial of study '{plan.study_name}' ran; the trials are kept (in "
+            f"the study and {plan.work}): once the store works again, run the same command with --resume to finish "
+            "the search without running any trial again")
 
 
 def _counts(trials: list[dict]) -> dict[str, int]:

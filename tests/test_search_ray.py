@@ -913,13 +913,25 @@ def test_an_mlflow_store_failing_as_the_search_ends_is_finished_by_resume(local_
     assert exit_.value.code == 2, text[-3000:]
     assert [line for line in lines if line.startswith("error:")] == lines[-1:], text[-3000:]
     study = default_study_name("trec", tiny_model, out)
-    assert lines[-1].startswith("error: the MLflow store failed") and "no such table: runs" in lines[-1], lines[-1]
-    assert f"every trial of study '{study}' ran" in lines[-1] and "run the same command with --resume" in lines[-1]
+    assert lines[-1] == (f"error: the MLflow store failed to log the search's result (no such table: runs) after every "
+                         f"trial of study '{study}' ran; the trials are kept (in the study and {work_dir(out, study)}): "
+                         "once the store works again, run the same command with --resume to finish the search without "
+                         "running any trial again"), lines[-1]
     assert "Traceback" not in text and "ERROR mlflow" not in text, text[-3000:]
     assert not out.exists()
     assert len(list((work_dir(out, study) / "trials").glob("*.json"))) == 2  # the trials' records, kept
     (parent_id,) = re.findall(r"MLflow run (\w+)", text)
     ran = len(markers(trace_dir))
+
+    # a --resume while the store still fails: its one line too (it was MLflow's traceback as the parent run opened)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+        main([*args, "--resume"])
+    lines = err.getvalue().strip().splitlines()
+    assert exit_.value.code == 2 and [line for line in lines if line.startswith("error:")] == lines[-1:], lines
+    assert lines[-1] == ("error: the MLflow store failed to open the search's run (no such table: runs): no trial ran; "
+                         "once the store works again, run the same command again"), lines
+    assert "Traceback" not in err.getvalue() and len(markers(trace_dir)) == ran and not out.exists()
 
     rename("runs_gone", "runs")  # the store works again
     err = io.StringIO()
