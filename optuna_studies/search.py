@@ -214,6 +214,7 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
         draw = False  # _finish draws them itself (also when no trial has a score)
         result = _finish(plan, parent, mlflow_uri, say)
         outcome = "FINISHED"
+        _end_trial_runs_left_open(parent, result.trials, say)
         return result
     except KeyboardInterrupt:  # a Ctrl-C Tune did not take (a second one, one outside fit, or under Ray Client)
         outcome = "KILLED"
@@ -232,7 +233,7 @@ def _after_stop(plan: SearchPlan, parent: str, draw: bool) -> None:
     raised (MLflow's ERROR line for a failure here printed that error's traceback; it is kept off)."""
     with quiet_logger("mlflow", logging.CRITICAL):
         try:
-            tracking.kill_stale_trial_runs(parent)
+            tracking.end_stale_trial_runs(parent, records.read_records(plan.work))
         except Exception:  # noqa: BLE001 (a store that fails now: --resume marks them; the first error counts)
             return  # nor would it take the pictures: they must not wait on it
         if draw:
@@ -240,6 +241,17 @@ def _after_stop(plan: SearchPlan, parent: str, draw: bool) -> None:
                 log_stopped_artifacts(plan, parent)
             except (Exception, KeyboardInterrupt):  # noqa: BLE001 (the pictures are extra: a failure, or a
                 pass  # Ctrl-C while they are drawn, skips them)
+
+
+def _end_trial_runs_left_open(parent: str, trials: list[dict], say: Callable[[str], None]) -> None:
+    """After a finished search: a trial run whose end the store failed to log mid-search (the trial
+    callbacks went on) is ended as its trial did; it stayed RUNNING under the FINISHED parent run. A
+    failure now is a warning: the result is written."""
+    try:
+        with quiet_logger("mlflow", logging.CRITICAL):
+            tracking.end_stale_trial_runs(parent, trials)
+    except Exception as e:  # noqa: BLE001 (any store or client error)
+        say(f"warning: MLflow failed to end the trial runs left RUNNING ({_why(e)}); the search's result is written")
 
 
 def _end_parent(parent: str, outcome: str, say: Callable[[str], None]) -> None:
@@ -305,7 +317,7 @@ def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_ur
         if "space_file" in plan.originals and Path(plan.space.source).is_file():  # a copy, deleted with the step
             tracking.log_artifact(parent, Path(plan.space.source))
         if state.resumed:
-            tracking.kill_stale_trial_runs(parent)
+            tracking.end_stale_trial_runs(parent, records.read_records(plan.work))
     return parent
 
 

@@ -89,16 +89,30 @@ def end_run(run_id: str, status: str) -> None:
     MlflowClient().set_terminated(run_id, status=status)
 
 
-def kill_stale_trial_runs(parent_id: str) -> int:
-    """Trial runs left RUNNING (by a killed driver, or by a search stopped with Ctrl-C: Tune ends
-    no trial callback for the trials it stops) → KILLED, tagged ``ptv2.status=interrupted``.
+def trial_run_end(record: dict[str, Any]) -> tuple[dict[str, str], str]:
+    """The tags and status a trial's run ends with, from the trial's record (``records.py``): its
+    ``ptv2.status`` (and ``ptv2.failure``); FINISHED with a score, FAILED without."""
+    tags = {"ptv2.status": str(record["status"])}
+    if record.get("failure"):
+        tags["ptv2.failure"] = str(record["failure"])[:4000]
+    return tags, "FINISHED" if record.get("best_score") is not None else "FAILED"
+
+
+def end_stale_trial_runs(parent_id: str, trials: list[dict[str, Any]] = ()) -> int:
+    """Trial runs of the parent left RUNNING → ended. A run whose trial ended (its record among
+    ``trials``: the store failed as its end was logged, and the search went on) ends as the trial did
+    (``trial_run_end``); the others (left by a killed driver, or by a search stopped with Ctrl-C: Tune
+    ends no trial callback for the trials it stops) → KILLED, tagged ``ptv2.status=interrupted``.
     Returns how many."""
+    ended = {r["mlflow_run_id"]: r for r in trials if r.get("mlflow_run_id")}
     client = MlflowClient()
     exp_id = client.get_run(parent_id).info.experiment_id
     stale = client.search_runs([exp_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}' and attributes.status = 'RUNNING'")
     for run in stale:
-        client.set_tag(run.info.run_id, "ptv2.status", "interrupted")
-        client.set_terminated(run.info.run_id, status="KILLED")
+        record = ended.get(run.info.run_id)
+        tags, status = trial_run_end(record) if record else ({"ptv2.status": "interrupted"}, "KILLED")
+        set_tags(run.info.run_id, tags)
+        client.set_terminated(run.info.run_id, status=status)
     return len(stale)
 
 

@@ -129,11 +129,11 @@ class TrialLog(Callback):
             record["epochs_run"] = max(0, record["epochs_run"] - 1)  # the last report was the failure itself
         record["epochs_trained"] = record["epochs_run"] + self._lost.get(tid, 0)
         records.write_record(self._work, record)
-        if self._runs.get(tid):
-            tags = {"ptv2.status": status} | ({"ptv2.failure": last["failure"][:4000]} if last.get("failure") else {})
+        if self._runs.get(tid):  # a run this misses (the store failing) is ended as the search ends, or resumes
+            tags, end = tracking.trial_run_end(record)
             what = f"end trial {record['number']}'s run"
             self._logged(what, tracking.set_tags, self._runs[tid], tags)
-            self._logged(what, tracking.end_run, self._runs[tid], "FINISHED" if best is not None else "FAILED")
+            self._logged(what, tracking.end_run, self._runs[tid], end)
         score = f"{self._space.metric} {best:.4f}" if best is not None else (last.get("failure") or "")
         self._ended += 1
         self._echo(f"[{self._ended}/{self._space.trials}] trial {record['number']} ({_params_text(trial.config)}): "

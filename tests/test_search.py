@@ -773,6 +773,31 @@ def test_an_old_style_work_folder_is_taken_with_its_adapters_only_when_its_recor
     assert all((Path(r["adapter"]) / "adapter_config.json").is_file() for r in taken)
 
 
+def test_trial_runs_left_running_end_as_their_trials_did_and_the_interrupted_ones_killed(tmp_path, monkeypatch):
+    """A trial run left RUNNING is ended by a resume, a stopped search and (since) a finished one.
+    Each was KILLED and tagged interrupted, also where the trial had ended (its record written) and
+    only its run's end was lost to a failing MLflow store: those end as their trials did."""
+    from mlflow.tracking import MlflowClient
+
+    from optuna_studies import tracking
+
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    parent = tracking.open_parent_run("ptv2-search", uri, "study", None, {}, {})
+    runs = {name: tracking.start_trial_run(parent, name, {}, {"ptv2.status": "running"})
+            for name in ("completed", "diverged", "interrupted")}
+    trials = [{"mlflow_run_id": runs["completed"], "status": "completed", "best_score": 0.5, "failure": None},
+              {"mlflow_run_id": runs["diverged"], "status": "diverged", "best_score": None, "failure": "diverged: nan"},
+              {"mlflow_run_id": None, "status": "completed", "best_score": 0.4, "failure": None}]  # its run never opened
+    assert tracking.end_stale_trial_runs(parent, trials) == 3
+    client = MlflowClient(uri)
+    ended = {name: client.get_run(run) for name, run in runs.items()}
+    assert {name: (r.info.status, r.data.tags["ptv2.status"]) for name, r in ended.items()} == {
+        "completed": ("FINISHED", "completed"), "diverged": ("FAILED", "diverged"), "interrupted": ("KILLED", "interrupted")}
+    assert ended["diverged"].data.tags["ptv2.failure"] == "diverged: nan"
+    assert tracking.end_stale_trial_runs(parent, trials) == 0  # none left RUNNING
+
+
 def test_failure_summary_names_the_commonest_reasons_first():
     from optuna_studies.records import failure_summary
 

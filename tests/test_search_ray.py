@@ -950,6 +950,58 @@ def test_an_mlflow_store_failing_as_the_search_ends_is_finished_by_resume(local_
     assert sorted(c.info.status for c in children) == ["FINISHED", "FINISHED"]
 
 
+def test_a_trial_run_whose_end_mlflow_missed_is_ended_as_its_trial_when_the_search_finishes(local_ray, tiny_model,
+                                                                                           tmp_path):
+    """The store fails from the second trial's start (its run opened) to its end: the trial callbacks
+    skip its epochs and its end, with a warning, and the search finishes. Its run stayed RUNNING under
+    a FINISHED parent run (stale runs were ended only when a search did not finish); it is ended as
+    its trial did, FINISHED and tagged with the trial's status."""
+    import contextlib
+    import io
+    import sqlite3
+
+    from mlflow.tracking import MlflowClient
+
+    from pipelines.cli import main
+
+    db, out = tmp_path / "mlflow.db", tmp_path / "out"
+    uri = f"sqlite:///{db}"
+    MlflowClient(uri).search_experiments()
+
+    def rename(a: str, b: str) -> None:
+        with sqlite3.connect(db) as con:
+            con.execute(f"ALTER TABLE {a} RENAME TO {b}")
+
+    class Stderr(io.StringIO):
+        started = 0
+
+        def write(self, text: str) -> int:
+            if re.match(r"trial \d+ started", text):
+                self.started += 1
+                if self.started == 2:
+                    rename("runs", "runs_gone")
+            elif text.startswith("[2/2] "):
+                rename("runs_gone", "runs")
+            return super().write(text)
+
+    err = Stderr()
+    args = ["search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path, epochs=1)),
+            "--max-train", "48", "--max-eval", "48", "--concurrency", "1", "--storage", f"sqlite:///{tmp_path}/o.db",
+            "--mlflow-uri", uri, "--out", str(out)]
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+        main(args)
+    text = err.getvalue()
+    assert exit_.value.code == 0 and err.started == 2, text[-3000:]
+    assert len([line for line in text.splitlines() if line.startswith("warning: MLflow failed")]) == 1, text[-3000:]
+    best = json.loads((out / "best.json").read_text())
+    with open(out / "trials.csv") as f:
+        trials = {r["mlflow_run_id"]: r["status"] for r in csv.DictReader(f)}
+    _, parent, children = mlflow_runs(uri, best["mlflow"]["parent_run_id"])
+    assert parent.info.status == "FINISHED" and len(children) == 2 and set(trials) == {c.info.run_id for c in children}
+    assert {c.info.run_id: (c.info.status, c.data.tags["ptv2.status"]) for c in children} == {
+        run: ("FINISHED", status) for run, status in trials.items()}
+
+
 def test_a_ray_client_init_failure_keeps_the_servers_reason_on_its_one_line():
     """Ray Client's init failure is a header line and the server's traceback: the error line keeps
     the traceback's last line, the reason (it said only "Initialization failure from server:")."""
