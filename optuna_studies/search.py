@@ -228,8 +228,8 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
 
 
 def _after_stop(plan: SearchPlan, parent: str, draw: bool) -> None:
-    """A search that ends unfinished: its trial runs left RUNNING → KILLED; its finished trials'
-    table and pictures on the parent run (``draw``). Best effort: the search's own error is the one
+    """A search that ends unfinished: its trial runs left RUNNING ended (``end_stale_trial_runs``); its
+    finished trials' table and pictures on the parent run (``draw``). Best effort: the search's own error is the one
     raised (MLflow's ERROR line for a failure here printed that error's traceback; it is kept off)."""
     with quiet_logger("mlflow", logging.CRITICAL):
         try:
