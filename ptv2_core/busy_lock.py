@@ -24,7 +24,9 @@ def beside(out: str | Path, job: str) -> Path:
 def held(lock_path: str | Path, busy: str) -> Iterator[None]:
     """Hold the lock file at ``lock_path`` (its folder must exist) for the duration, or raise
     ``Ptv2Error(busy)`` at once when another process holds it. The file is removed afterwards, so
-    that nothing is left beside the output."""
+    that nothing is left beside the output: while it is still held, so that a process that opened
+    it before finds it unlinked once it can lock it (filelock then takes it for not acquired: busy,
+    a moment too late) instead of holding it beside a process that created a new file there."""
     from filelock import FileLock, Timeout
 
     lock = FileLock(str(lock_path))
@@ -37,5 +39,7 @@ def held(lock_path: str | Path, busy: str) -> Iterator[None]:
     try:
         yield
     finally:
-        lock.release()
-        Path(lock.lock_file).unlink(missing_ok=True)
+        try:
+            Path(lock.lock_file).unlink(missing_ok=True)
+        finally:
+            lock.release()
