@@ -95,9 +95,9 @@ def finished_prompt(cfg: PretrainConfig, out_dir: str | Path) -> dict | None:
 def out_lock(out: Path):
     """Held while a run writes to ``out`` (the prompt, its checkpoints, the record of its logged
     run): one process at a time there; a second (as to resume a run while it still runs) is refused."""
-    return busy_lock.held(busy_lock.beside(out, "pretrain"),
-                          f"another `ptv2 pretrain` is writing to '{out}': wait for it to end, or stop it first "
-                          "(then the same command resumes it)")
+    return busy_lock.output_lock(out, "pretrain",
+                                 f"another `ptv2 pretrain` is writing to '{out}': wait for it to end, or stop it "
+                                 "first (then the same command resumes it)")
 
 
 def _mean(xs) -> float:
@@ -163,8 +163,8 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
 
     # every input is valid: from here on this run writes into ``out``, alone (a second run of the
     # same command, as to resume it while it still runs, would train over the same checkpoints)
-    out.parent.mkdir(parents=True, exist_ok=True)
     with out_lock(out):
+        _check_out(out, overwrite)  # again: a run that held the lock before this one may have finished there
         ckpt_dir = out / CHECKPOINTS
         if overwrite:  # all inputs are valid: now drop the previous run (the record of its run, the JSON first)
             (out / LOGGED).unlink(missing_ok=True)
