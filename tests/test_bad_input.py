@@ -285,6 +285,24 @@ def test_a_model_folder_needs_its_tokenizer_and_weights(tmp_path, minilm_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_model_folder_with_pickled_weights_only_is_refused(tmp_path, minilm_path):
+    """A base model is named by a folder, or by an adapter's JSON (which anyone may hand over): its
+    pytorch_model.bin, a pickle that can run code as it loads, was read. Only safetensors weights are."""
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    config = AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=37, vocab_size=30522)
+    folder = tmp_path / "pickled"
+    config.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(folder)
+    torch.save(AutoModel.from_config(config).state_dict(), folder / "pytorch_model.bin")
+    assert_user_error(train(tmp_path, "--task", "trec", "--model", str(folder)),
+                      f"model folder '{folder}' holds its weights as a pickle (pytorch_model.bin), which ptv2 does "
+                      "not load", "model.safetensors")
+    assert not (tmp_path / "out").exists()
+
+
 def test_eval_and_predict_refuse_a_batch_size_below_one(tiny_adapter):
     for command in (["eval", "--adapter", str(tiny_adapter)], ["predict", "--adapter", str(tiny_adapter), "hi"]):
         assert_user_error(run(*command, "--batch-size", "0"), "--batch-size must be a positive integer, got 0")
