@@ -316,6 +316,17 @@ def test_run_refuses_a_dead_tracking_server_before_it_starts(tmp_path):
     assert len(res.stderr.strip().splitlines()) == 1 and not home.exists()
 
 
+def test_a_local_run_reads_its_task_files_before_it_starts(tmp_path):
+    """A task YAML whose name cannot name a folder (`name: ../../x`) is refused by `ptv2 run` as
+    it starts, not in the pipeline's prepare step."""
+    (tmp_path / "rows.csv").write_text("text,label\n" + "".join(f"w{i},{'ab'[i % 2]}\n" for i in range(20)))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: ../../x\ntype: sequence\ndata: {train: rows.csv}\n")
+    with pytest.raises(Ptv2Error, match="task name '../../x' cannot name a folder"):
+        resolve_params("default", None, {"tasks": ["trec", str(bad)]})
+    assert resolve_params("default", None, {"tasks": [str(bad)]}, local=False)["tasks"] == [str(bad)]  # read there
+
+
 def test_task_files_are_checked_here_only_for_a_local_run(tmp_path):
     """`ptv2 submit` may name a task file that exists in the cluster's image or volume only."""
     remote = {"tasks": ["trec", "/cluster/tasks/mine.yaml"]}
