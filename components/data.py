@@ -47,6 +47,10 @@ def prepare_task(task: str, parent: Path, *, seed: int = 0, max_train: int | Non
     its manifest entry."""
     spec, data = load_task(task, seed=seed, max_train=max_train, max_eval=max_eval)
     out_dir = parent / spec.name
+    if out_dir.resolve().parent != parent.resolve():  # TaskSpec refuses such names: kept out all the same
+        from ptv2_core.errors import Ptv2Error
+
+        raise Ptv2Error(f"task '{task}': its name {spec.name!r} cannot name a folder inside '{parent}'")
     out_dir.mkdir(parents=True, exist_ok=True)
     frames = {name: _frame(data[name], spec) for name in SPLITS}
     for name, frame in frames.items():

@@ -55,7 +55,7 @@ def reuse_search_adapter(prepared_dir: str | Path, task: str, search_adapter: st
     """Copy the search's best adapter to ``out_dir``: the search trained it on these splits, kept
     its best dev epoch and scored it on dev and test (its ``metrics.json``); training the same
     configuration again with the same seed would only repeat that work."""
-    from ptv2_core.adapter import write_atomic_dir
+    from ptv2_core.adapter import CONFIG, write_atomic_dir
 
     task = prepared_name(prepared_dir, task)
     src = Path(search_adapter)
@@ -67,7 +67,7 @@ def reuse_search_adapter(prepared_dir: str | Path, task: str, search_adapter: st
         raise Ptv2Error(f"the search's adapter '{src}' lacks dev and test metrics")
     doc |= _provenance(prepared_dir, task, init_dir, study) | {"source": "search", "retrained_epochs": 0}
     files = {p.name: p.read_bytes() for p in sorted(src.iterdir()) if p.is_file() and p.name != "metrics.json"}
-    write_atomic_dir(Path(out_dir), files | {"metrics.json": json.dumps(doc, indent=2) + "\n"})
+    write_atomic_dir(Path(out_dir), files | {"metrics.json": json.dumps(doc, indent=2) + "\n"}, marker=CONFIG)
     return doc
 
 

@@ -99,13 +99,12 @@ def _log(prompt_dir: Path, tracking_uri: str | None, run_name: str) -> str:
 def _record(prompt_dir: Path) -> tuple[str, list[dict]]:
     """``(digest of prompt_config.json, the runs recorded for that prompt)``: a record left by
     another prompt in the same folder (replaced by hand) records none."""
-    import hashlib
     import json
 
     from ptv2_core.errors import Ptv2Error
-    from ptv2_core.multitask.pretrained import CONFIG, LOGGED
+    from ptv2_core.multitask.pretrained import LOGGED, config_digest
 
-    digest = hashlib.sha256((prompt_dir / CONFIG).read_bytes()).hexdigest()
+    digest = config_digest(prompt_dir)
     path = prompt_dir / LOGGED
     if not path.is_file():
         return digest, []

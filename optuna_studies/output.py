@@ -30,9 +30,9 @@ def search_lock(study_name: str, out_dir: Path):
     hold with ``with``, or refused: a second ``ptv2 search`` of the same output, above all a
     ``--resume`` while the first still runs, would take that search's running trials for
     interrupted ones and run them twice."""
-    return busy_lock.held(busy_lock.beside(out_dir, "search"),
-                          f"another `ptv2 search` is running study '{study_name}' into '{out_dir}': wait for it "
-                          "to end, or stop it first (then --resume continues it)")
+    return busy_lock.output_lock(out_dir, "search",
+                                 f"another `ptv2 search` is running study '{study_name}' into '{out_dir}': wait "
+                                 "for it to end, or stop it first (then --resume continues it)")
 
 
 def check_out(out_dir: Path, overwrite: bool) -> None:

@@ -1,23 +1,35 @@
 """Compile the pipeline to Kubeflow Pipelines YAML (``ptv2 submit`` is pipelines/submit.py)."""
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 
 from pipelines.pipeline import ptv2_pipeline
 
 
 def compile_pipeline(out: str | Path) -> Path:
-    """Write the pipeline spec YAML (deterministic: same code, same bytes)."""
+    """Write the pipeline spec YAML (deterministic: same code, same bytes): into a temporary file
+    beside ``out``, then renamed over it, so that a compile killed or failing midway leaves the
+    previous file (or none) in place, never a part of one."""
     from kfp import compiler
 
     from ptv2_core.adapter import check_writable
+    from ptv2_core.durable import sync
     from ptv2_core.errors import Ptv2Error
 
     out = Path(out)
     if out.is_dir():
         raise Ptv2Error(f"--out '{out}' is a folder: name the YAML file to write")
+    if not out.name.endswith((".yaml", ".yml")):  # kfp picks the format by the name, and writes YAML only
+        raise Ptv2Error(f"--out '{out}' must end in .yaml or .yml: the pipeline is written as YAML")
     check_writable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(ptv2_pipeline, str(out))
+    tmp = out.with_name(f".{out.stem}.{secrets.token_hex(6)}{out.suffix}")  # the suffix kfp reads
+    try:
+        compiler.Compiler().compile(ptv2_pipeline, str(tmp))
+        sync(tmp)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
-

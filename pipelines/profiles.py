@@ -80,7 +80,7 @@ def _typed(p: dict) -> dict:
 
 def _checked(p: dict, local: bool) -> dict:
     from ptv2_core.settings import check_seed
-    from ptv2_core.tasks import task_ref_kind
+    from ptv2_core.tasks import load_task_yaml, task_ref_kind
 
     p = _typed(p)
     tasks = p["tasks"]
@@ -90,7 +90,8 @@ def _checked(p: dict, local: bool) -> dict:
     if twice:
         raise Ptv2Error(f"tasks listed twice: {', '.join(twice)}")
     for t in tasks:
-        task_ref_kind(t, must_exist=local)
+        if task_ref_kind(t, must_exist=local) == "file" and local:
+            load_task_yaml(t)  # a bad task file (its name: too) is refused now, not in the prepare step
     lengths = p["prompt_lengths"]
     if not lengths or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in lengths):
         raise Ptv2Error(f"prompt_lengths must be positive integers, got {lengths}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -73,17 +74,36 @@ def check_writable(path: str | Path, flag: str = "--out") -> None:
         raise Ptv2Error(f"{flag} '{path}' cannot be written: {error.strerror or error} in '{where}'")
 
 
-def write_atomic_dir(out_dir: Path, files: dict[str, bytes | str]) -> None:
-    """Write ``files`` into ``out_dir`` all at once: a failure leaves ``out_dir`` as it was."""
+def write_atomic_dir(out_dir: Path, files: dict[str, bytes | str], *, marker: str | None = None,
+                     drop: tuple[str, ...] = ()) -> None:
+    """Write ``files`` into ``out_dir`` so that it is never seen half-written, a process killed
+    midway included.
+
+    A new ``out_dir`` is built beside it and renamed into place whole. Into an existing one (whose
+    other files are kept) the files move one by one: ``marker``, the file that makes the folder
+    what it is (an adapter's or a prompt's config), is removed first, with ``drop`` (files that
+    must not outlive the old content), and comes back last, so that no marker ever sits beside a
+    mix of new and old files. A failure before the first change leaves ``out_dir`` as it was."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp = out_dir.parent / f".{out_dir.name}.{secrets.token_hex(6)}.tmp"
+    tmp.mkdir()  # the umask's mode, as out_dir gets (mkdtemp's would be private)
     try:
         for name, data in files.items():
             (tmp / name).write_bytes(data.encode() if isinstance(data, str) else data)
             sync(tmp / name)  # on the disk before a rename publishes it
-        out_dir.mkdir(exist_ok=True)
-        for name in files:  # same file system: each rename is atomic
+        if not out_dir.exists():
+            try:
+                os.rename(tmp, out_dir)  # whole (over an empty folder made meanwhile, too)
+                sync(out_dir.parent)
+                return
+            except OSError as e:  # made and filled meanwhile: written into as an existing one
+                if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+        for name in ([marker] if marker else []) + list(drop):
+            (out_dir / name).unlink(missing_ok=True)
+        sync(out_dir)
+        for name in sorted(files, key=lambda n: n == marker):  # same file system: each rename is atomic
             os.replace(tmp / name, out_dir / name)
         sync(out_dir)
     finally:
@@ -126,7 +146,8 @@ def save_adapter(model: PromptModel, out_dir: str | Path, spec: TaskSpec, base_n
     """Write the adapter files (plus any ``files``, e.g. metrics.json) into ``out_dir``, all
     or nothing. Returns the folder."""
     fp = base_fingerprint or fingerprint(model.backbone)
-    write_atomic_dir(Path(out_dir), adapter_files(model, spec, base_name, fp, extra, fold) | (files or {}))
+    write_atomic_dir(Path(out_dir), adapter_files(model, spec, base_name, fp, extra, fold) | (files or {}),
+                     marker=CONFIG)
     return Path(out_dir)
 
 

@@ -93,6 +93,11 @@ def load_config(name: str):
                 else " (it holds a pre-trained prompt: give it to --init)" if (folder / "prompt_config.json").is_file()
                 else "")
         raise Ptv2Error(f"model folder '{name}' holds no config.json: not a transformers model{what}")
+    pickled = sorted(p.name for p in folder.glob("pytorch_model*.bin")) if folder.is_dir() else []
+    if pickled and not any(folder.glob("*.safetensors")):  # loading a pickle can run any code in it
+        raise Ptv2Error(f"model folder '{name}' holds its weights as a pickle ({', '.join(pickled)}), which ptv2 does "
+                        "not load (a pickle can run code as it loads): if you trust it, save them as "
+                        "model.safetensors with AutoModel.from_pretrained(folder).save_pretrained(folder)")
     try:
         config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as e:
@@ -132,10 +137,13 @@ def load_backbone(name: str, dtype: torch.dtype | None = None):
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        model = AutoModel.from_pretrained(path, dtype=dtype) if dtype else AutoModel.from_pretrained(path)
+        # safetensors only: a model named by an adapter's JSON must not unpickle a .bin
+        model = AutoModel.from_pretrained(path, use_safetensors=True, **({"dtype": dtype} if dtype else {}))
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as e:  # no weights, a tokenizer file that does not parse, ...
-        raise Ptv2Error(f"cannot load model '{name}': {_first_line(e)}") from None
+        why = _first_line(e)
+        only = " (ptv2 loads safetensors weights only)" if "safetensors" in why else ""
+        raise Ptv2Error(f"cannot load model '{name}': {why}{only}") from None
     finally:
         if bars:
             hf_logging.enable_progress_bar()

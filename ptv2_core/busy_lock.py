@@ -11,20 +11,44 @@ from ptv2_core.errors import Ptv2Error
 
 
 def beside(out: str | Path, job: str) -> Path:
-    """The lock file of ``job`` (``train``, ``pretrain``) writing to ``out``: a hidden file beside
-    ``out`` in the nearest folder above it that exists (``runs/.trec.train.lock`` for ``runs/trec``;
-    ``./.runs.trec.train.lock`` while ``runs`` does not exist yet), so that taking it creates no folder
-    and a run refused or failing on bad input leaves nothing behind."""
+    """The lock file of ``job`` (``train``, ``pretrain``, ``search``) writing to ``out``: a hidden
+    file beside ``out`` in its parent folder (``runs/.trec.train.lock`` for ``runs/trec``)."""
     out = Path(out).resolve()
-    base = next(p for p in out.parents if p.is_dir())
-    return base / f".{'.'.join(out.relative_to(base).parts)}.{job}.lock"
+    return out.parent / f".{out.name}.{job}.lock"
+
+
+@contextlib.contextmanager
+def output_lock(out: str | Path, job: str, busy: str) -> Iterator[None]:
+    """Hold ``job``'s lock on ``out`` (``beside`` it) for the duration, or raise ``Ptv2Error(busy)``.
+
+    ``out``'s parent folder is made first, so that the lock is in one place for the whole run (it
+    used to be beside the nearest folder that existed, which moved once the parent appeared: a
+    second run then took another file and wrote over the first one's output). The folders made
+    for it are removed again, when still empty, if the job fails: a refused or interrupted run
+    leaves nothing behind."""
+    out = Path(out).resolve()
+    made = [p for p in out.parents if not p.exists()]  # the innermost first
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise Ptv2Error(f"cannot create the folder '{out.parent}': {e.strerror or e}") from None
+    try:
+        with held(beside(out, job), busy):
+            yield
+    except BaseException:
+        for folder in made:
+            with contextlib.suppress(OSError):  # not empty (another run's), or gone
+                folder.rmdir()
+        raise
 
 
 @contextlib.contextmanager
 def held(lock_path: str | Path, busy: str) -> Iterator[None]:
     """Hold the lock file at ``lock_path`` (its folder must exist) for the duration, or raise
     ``Ptv2Error(busy)`` at once when another process holds it. The file is removed afterwards, so
-    that nothing is left beside the output."""
+    that nothing is left beside the output: while it is still held, so that a process that opened
+    it before finds it unlinked once it can lock it (filelock then takes it for not acquired: busy,
+    a moment too late) instead of holding it beside a process that created a new file there."""
     from filelock import FileLock, Timeout
 
     lock = FileLock(str(lock_path))
@@ -37,5 +61,7 @@ def held(lock_path: str | Path, busy: str) -> Iterator[None]:
     try:
         yield
     finally:
-        lock.release()
-        Path(lock.lock_file).unlink(missing_ok=True)
+        try:
+            Path(lock.lock_file).unlink(missing_ok=True)
+        finally:
+            lock.release()

@@ -285,6 +285,24 @@ def test_a_model_folder_needs_its_tokenizer_and_weights(tmp_path, minilm_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_model_folder_with_pickled_weights_only_is_refused(tmp_path, minilm_path):
+    """A base model is named by a folder, or by an adapter's JSON (which anyone may hand over): its
+    pytorch_model.bin, a pickle that can run code as it loads, was read. Only safetensors weights are."""
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    config = AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=37, vocab_size=30522)
+    folder = tmp_path / "pickled"
+    config.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(folder)
+    torch.save(AutoModel.from_config(config).state_dict(), folder / "pytorch_model.bin")
+    assert_user_error(train(tmp_path, "--task", "trec", "--model", str(folder)),
+                      f"model folder '{folder}' holds its weights as a pickle (pytorch_model.bin), which ptv2 does "
+                      "not load", "model.safetensors")
+    assert not (tmp_path / "out").exists()
+
+
 def test_eval_and_predict_refuse_a_batch_size_below_one(tiny_adapter):
     for command in (["eval", "--adapter", str(tiny_adapter)], ["predict", "--adapter", str(tiny_adapter), "hi"]):
         assert_user_error(run(*command, "--batch-size", "0"), "--batch-size must be a positive integer, got 0")
@@ -457,6 +475,61 @@ def test_ctrl_c_is_one_error_line_exit_130_and_writes_nothing(tmp_path):
         proc.kill()
     assert proc.returncode == 130 and err.strip().splitlines() == ["error: interrupted"], err
     assert "Traceback" not in err and list(tmp_path.iterdir()) == []  # no output, no folder, no lock file left
+
+
+def _train_holding_its_lock(tmp_path, out: Path, *extra: str) -> subprocess.Popen:
+    """A `ptv2 train` into ``out`` in another process, returned once it holds its lock file."""
+    import time
+
+    proc = subprocess.Popen([*PTV2, "train", "--task", "trec", "--model", "minilm", "--out", str(out), "--quiet",
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, HF_HUB_OFFLINE="1"), preexec_fn=interruptible)
+    deadline = time.time() + 120
+    while not any(tmp_path.rglob("*.train.lock")) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None and any(tmp_path.rglob("*.train.lock")), proc.poll()
+    return proc
+
+
+def test_a_second_train_to_the_same_new_folder_is_refused_once_its_parent_exists(tmp_path):
+    """The lock was beside the nearest folder that existed: `./.runs.trec.train.lock` while `runs`
+    did not exist, `runs/.trec.train.lock` once it did; a second `ptv2 train --out runs/trec` then
+    took the other file, trained beside the first and replaced its adapter without --overwrite."""
+    import signal
+
+    out = tmp_path / "runs" / "trec"
+    first = _train_holding_its_lock(tmp_path, out, "--epochs", "50", "--max-train", "4000")
+    try:
+        (tmp_path / "runs").mkdir(exist_ok=True)  # as the user, or another program, may make it
+        second = run("train", "--task", "trec", "--model", "minilm", "--out", str(out), "--quiet", "--epochs", "1",
+                     "--max-train", "8")
+        assert second.returncode == 2 and second.stderr.strip() == (
+            f"error: another `ptv2 train` is writing to '{out}': wait for it to end, or stop it first"), second.stderr
+        assert not out.exists() and first.poll() is None
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=60)
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_train_does_not_save_into_a_folder_filled_while_it_trained(tmp_path):
+    """--out was checked once, before the run: a folder that another program (or a run that held
+    the lock before this one took it) filled in the meantime was written into without --overwrite."""
+    out = tmp_path / "trec"
+    proc = _train_holding_its_lock(tmp_path, out, "--epochs", "1", "--max-train", "200", "--max-eval", "50")
+    try:
+        out.mkdir(exist_ok=True)
+        (out / "notes.txt").write_text("mine")
+        _, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+        proc.wait()
+    lines = err.strip().splitlines()  # refused as it took the lock, or as it was to save (filled while it trained)
+    assert proc.returncode == 2 and len(lines) == 1, err
+    assert lines[0].startswith(f"error: --out '{out}' is not empty (pass --overwrite to replace it)"), err
+    assert sorted(os.listdir(out)) == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trec"]  # no lock file left
 
 
 def test_ctrl_c_landing_in_code_run_from_a_string_still_exits_130(tmp_path):

@@ -296,6 +296,39 @@ def test_resume_refuses_checkpoints_of_other_settings_and_bad_input_writes_nothi
         assert not (tmp_path / "fresh").exists(), bad
 
 
+def test_an_interrupted_overwrite_keeps_the_previous_prompt_and_its_settings_resume_it(run, tmp_path, tokenizer):
+    """`--overwrite` deleted the finished prompt before training: a run stopped, killed or diverging
+    midway lost it. Now the previous prompt (and the record of its logged run) stays until the new
+    one is written; the new settings without --overwrite resume the interrupted run, which then
+    replaces it, the record with it; the old settings still find their prompt finished."""
+    from components.pretrain_tracking import logged_run, record_logged
+    from ptv2_core.multitask.pretrain import finished_prompt
+
+    full_dir, _ = run
+    out = tmp_path / "p"
+    shutil.copytree(full_dir, out)
+    record_logged(out, "sqlite:///x.db", "run-1")
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert {"prompt_config.json", "prompt.safetensors", "dev_curves.png", "logged_runs.json"} <= set(before)
+    new = PretrainConfig(**CFG | {"lr": 0.02})
+    stopped = pretrain(new, out, lambda epoch, row: epoch == 1, overwrite=True, backbone=tiny_bert(tokenizer),
+                       tokenizer=tokenizer)
+    assert stopped.stopped
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # the previous prompt, whole
+    assert checkpoint_epochs(out / "checkpoints") == [1]  # the previous run's checkpoints went
+    assert (out / "checkpoints" / "replaces.json").is_file()  # naming the prompt it replaces
+    assert logged_run(out, "sqlite:///x.db") == "run-1"
+    assert finished_prompt(PretrainConfig(**CFG), out) is not None  # the old settings: their prompt, finished
+    assert finished_prompt(new, out) is None  # the new ones: the interrupted run, to resume
+    resumed = pretrain(new, out, backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+    assert resumed.resumed_from == 1 and read_pretrained_config(out)["pretrain_config"]["lr"] == 0.02
+    assert not (out / "logged_runs.json").exists()  # it recorded the previous prompt's run
+    assert not (out / "checkpoints" / "replaces.json").exists()
+    assert finished_prompt(new, out) is not None  # finished: the same command again trains nothing
+    with pytest.raises(Ptv2Error, match="other settings"):
+        finished_prompt(PretrainConfig(**CFG), out)
+
+
 def test_ctrl_c_during_pretrain_says_what_is_kept(tmp_path, tokenizer):
     """`ptv2 pretrain` as a process, SIGINT once an epoch is checkpointed: exit 130, one error line
     naming the checkpoints and how to resume, no half-made prompt beside them."""

@@ -36,6 +36,43 @@ def test_compile_is_deterministic(tmp_path):
     assert (tmp_path / "b.yaml").read_bytes() == a
 
 
+# `ptv2 compile` in a process whose YAML writer writes part of the file, then waits to be killed.
+KILLED_WHILE_WRITING = """
+import sys, yaml
+def part_then_wait(documents, stream, **kwargs):
+    stream.write("# part of a pipeline\\n"); stream.flush()
+    print("writing", flush=True); sys.stdin.readline()
+yaml.dump_all = part_then_wait
+from pipelines.cli import main
+main(["compile", "--out", sys.argv[1]])
+"""
+
+
+def test_compile_killed_while_writing_keeps_the_previous_file(tmp_path):
+    """The YAML was written straight into --out: a compile killed (or failing) midway left a
+    truncated pipeline where the previous one was."""
+    out = tmp_path / "p.yaml"
+    out.write_text("previous: pipeline\n")
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WHILE_WRITING, str(out)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing", proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert out.read_text() == "previous: pipeline\n"
+
+
+@pytest.mark.parametrize("name", ["p.json", "p.txt", "pipeline"])
+def test_compile_to_a_file_that_is_not_yaml_is_one_error_line_and_writes_nothing(tmp_path, name):
+    """kfp writes YAML only to a .yaml/.yml path: other names ended in a ValueError traceback, and
+    a .json one left an empty file behind."""
+    res = run_cli("compile", "--out", str(tmp_path / name))
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        f"error: --out '{tmp_path / name}' must end in .yaml or .yml: the pipeline is written as YAML"], res.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_pipeline_parameters_are_typed(spec):
     params = spec["root"]["inputDefinitions"]["parameters"]
     expected = {
@@ -277,6 +314,17 @@ def test_run_refuses_a_dead_tracking_server_before_it_starts(tmp_path):
                          text=True, env={**os.environ, "PTV2_HOME": str(home), "MLFLOW_TRACKING_URI": "http://127.0.0.1:1"})
     assert res.returncode == 2 and res.stderr.startswith("error: MLflow tracking server http://127.0.0.1:1 does not answer")
     assert len(res.stderr.strip().splitlines()) == 1 and not home.exists()
+
+
+def test_a_local_run_reads_its_task_files_before_it_starts(tmp_path):
+    """A task YAML whose name cannot name a folder (`name: ../../x`) is refused by `ptv2 run` as
+    it starts, not in the pipeline's prepare step."""
+    (tmp_path / "rows.csv").write_text("text,label\n" + "".join(f"w{i},{'ab'[i % 2]}\n" for i in range(20)))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: ../../x\ntype: sequence\ndata: {train: rows.csv}\n")
+    with pytest.raises(Ptv2Error, match="task name '../../x' cannot name a folder"):
+        resolve_params("default", None, {"tasks": ["trec", str(bad)]})
+    assert resolve_params("default", None, {"tasks": [str(bad)]}, local=False)["tasks"] == [str(bad)]  # read there
 
 
 def test_task_files_are_checked_here_only_for_a_local_run(tmp_path):

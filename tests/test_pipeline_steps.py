@@ -80,6 +80,31 @@ def test_two_tasks_with_one_name_are_refused(tmp_path):
     assert not (tmp_path / "data").exists()
 
 
+@pytest.mark.parametrize("name", ["../../escaped", "/ABS/owned"])
+def test_a_task_name_cannot_put_the_prepared_splits_outside_the_output(tmp_path, name):
+    """`name: ../../x` (or an absolute path) in a task YAML wrote train/dev/test.parquet outside
+    the output folder (`ptv2 run --tasks my.yaml`)."""
+    ref = user_task(tmp_path / "mine", name.replace("/ABS", str(tmp_path)))
+    with pytest.raises(Ptv2Error, match="cannot name a folder"):
+        prepare_data([ref], tmp_path / "a" / "b" / "data", max_train=8, max_eval=8)
+    assert sorted(p.name for p in tmp_path.rglob("*.parquet")) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "mine"]
+
+
+def test_a_hub_task_from_a_local_folder_is_prepared_inside_the_output(tmp_path):
+    """A ``hub:`` task is named by its data set (``user/data``, a local folder's path): its
+    prepared folder was that path, outside the output for an absolute one."""
+    src = tmp_path / "src" / "intents"
+    src.mkdir(parents=True)
+    (src / "train.csv").write_text("text,label\n" + "".join(f"w{i},{'ab'[i % 2]}\n" for i in range(40)))
+    out = tmp_path / "data"
+    manifest = prepare_data([f"hub:{src}"], out, max_train=8, max_eval=8)
+    (name,) = manifest["tasks"]
+    assert "/" not in name and (out / name / "train.parquet").is_file()
+    assert prepared_name(out, f"hub:{src}") == name and task_yaml(out, name).is_relative_to(out)
+    assert sorted(p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*.parquet")) == ["data"] * 3
+
+
 def test_registered_names_of_tasks():
     from components.registry.register import default_name
     from ptv2_core.tasks import task_name

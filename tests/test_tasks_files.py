@@ -132,6 +132,27 @@ def test_task_spec_round_trip():
         TaskSpec.from_dict({**d, "lables": []})
 
 
+@pytest.mark.parametrize("name", ["/tmp/x/owned", "../../x", "a/b", "a\\b", ".", "..", ".hidden", "x\x00y", "tab\there",
+                                  "x" * 201])
+def test_a_task_name_that_is_not_a_plain_folder_name_is_refused(tmp_path, name):
+    """The name becomes the task's folder (prepared data): `name: ../../x` or an absolute path
+    wrote train/dev/test.parquet outside the output folder."""
+    with pytest.raises(Ptv2Error, match="task name .* (cannot name a folder|is too long)"):
+        TaskSpec(name, "sequence", ("a", "b"), "accuracy")
+    _good_files(tmp_path)
+    with pytest.raises(Ptv2Error, match="task name .* (cannot name a folder|is too long)"):
+        load_task_yaml(write_yaml(tmp_path, SEQ_YAML.replace("name: my-intents", f"name: {json.dumps(name)}")))
+    assert TaskSpec("café-2 v.1_x", "sequence", ("a", "b"), "accuracy").name == "café-2 v.1_x"  # any other is kept
+
+
+def test_a_stored_hub_task_name_with_a_slash_loads_under_its_safe_name():
+    """Adapters and prompts trained on ``hub:user/data`` before task names had to be folder names
+    recorded the name ``user/data``: they still load, named as such a task is named now."""
+    d = TaskSpec("x", "sequence", ("a", "b"), "accuracy").to_dict()
+    assert TaskSpec.from_dict({**d, "name": "user/data"}).name == "user-data"
+    assert TaskSpec.from_dict({**d, "name": "/data/../intents"}).name == "data-..-intents"
+
+
 # ---- bad input: every case is a Ptv2Error that names the problem ------------------------------
 
 

@@ -30,6 +30,8 @@ def test_hub_local_folder_sequence_with_string_labels(tmp_path):
     (tmp_path / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in dev))
     spec, dd = load_task(f"hub:{tmp_path}", seed=0)
     assert (spec.type, spec.text_column, spec.label_column, spec.labels) == ("sequence", "sentence", "intent", ("a", "b"))
+    # its name is a folder name (the prepared data's): the path's separators made '-'
+    assert spec.name == str(tmp_path).strip("/").replace("/", "-")
     assert len(dd["dev"]) == 6  # validation → dev; test carved from train
     assert len(dd["train"]) + len(dd["test"]) == 60 and len(dd["test"]) > 0
 
@@ -120,7 +122,7 @@ def test_hub_revision_pins_the_data_and_is_named_in_errors(tmp_path):
     folder = tmp_path / "v@1"
     folder.mkdir()
     assert parse_hub_ref(str(folder)) == (str(folder), None, None)
-    assert task_ref_kind("hub:user/data@v1.0") == "hub" and task_name("hub:user/data@v1.0") == "user/data"
+    assert task_ref_kind("hub:user/data@v1.0") == "hub" and task_name("hub:user/data@v1.0") == "user-data"
     with pytest.raises(Ptv2Error, match="empty revision after '@'"):
         task_ref_kind("hub:user/data@")
     with pytest.raises(Ptv2Error) as e:

@@ -45,6 +45,7 @@ def train(
     from ptv2_core import busy_lock
     from ptv2_core.adapter import check_out_dir, save_adapter
     from ptv2_core.backbone import absolute_model_ref
+    from ptv2_core.errors import Ptv2Error
     from ptv2_core.tasks import absolute_ref
     from ptv2_core.train import TrainConfig
     from ptv2_core.train import train as run_train
@@ -53,8 +54,9 @@ def train(
     check_out_dir(out, overwrite)
     # one process per output folder: a second `ptv2 train --out` to the same folder would train for
     # nothing and then replace the first one's adapter, even without --overwrite
-    with busy_lock.held(busy_lock.beside(out, "train"),
-                        f"another `ptv2 train` is writing to '{out}': wait for it to end, or stop it first"):
+    with busy_lock.output_lock(out, "train",
+                               f"another `ptv2 train` is writing to '{out}': wait for it to end, or stop it first"):
+        check_out_dir(out, overwrite)  # again: a run that held the lock before this one may have written there
         task = absolute_ref(task)  # recorded in the adapter: a relative path fails from another folder
         model = absolute_model_ref(model)  # likewise
         cfg = TrainConfig(task=task, model=model, prompt_len=prompt_len, lr=lr, epochs=epochs, batch_size=batch_size,
@@ -69,6 +71,10 @@ def train(
             init_fn = partial(init_from_pretrained, pretrained_dir=init, task=task, seed=cfg.split_seed)
         result = run_train(cfg, init=init_fn)
         doc = metrics_document(result, cfg) | ({"init": str(init)} if init is not None else {})
+        try:  # and once more: nothing else may have written there while this run trained
+            check_out_dir(out, overwrite)
+        except Ptv2Error as e:
+            raise Ptv2Error(f"{e}; it was written into while this run trained: the new adapter is not saved") from None
         save_adapter(result.model, out, result.spec, model, result.base_fingerprint,
                      extra={"metrics_file": "metrics.json", "train_config": cfg.to_dict()}
                      | ({"init": str(init)} if init is not None else {}),

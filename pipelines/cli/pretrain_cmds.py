@@ -31,7 +31,9 @@ def pretrain(
     pooling: Optional[str] = typer.Option(None, help="Sequence pooling: cls, pooler, mean, last (default per model family)."),
     seed: int = typer.Option(0, help="Seed of data splits and training (per-task training must reuse it)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
-    overwrite: bool = typer.Option(False, help="Discard a finished or unfinished run already in --out."),
+    overwrite: bool = typer.Option(False, help="Start afresh: the checkpoints in --out go now, a finished prompt "
+                                               "there once the new one is written (stopped before that, these "
+                                               "settings without --overwrite resume the new run)."),
     quiet: bool = typer.Option(False, help="No progress bars and no per-epoch lines: only the result."),
     mlflow_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI the finished run is logged to "
                                                         "(default: MLFLOW_TRACKING_URI or sqlite in PTV2_HOME)."),
@@ -74,9 +76,10 @@ def pretrain(
 
         folder = Path(out) / "checkpoints"
         done = checkpoint_epochs(folder)
-        raise Ptv2Interrupted(f"interrupted; epoch {max(done)} of {epochs} is checkpointed in {folder}: run the same "
-                              "command again to resume from it" if done else
-                              "interrupted before the first epoch's checkpoint: nothing to resume") from None
+        again = ("run the same command again without --overwrite to resume from it (with it, it starts afresh)"
+                 if overwrite else "run the same command again to resume from it")
+        raise Ptv2Interrupted(f"interrupted; epoch {max(done)} of {epochs} is checkpointed in {folder}: {again}"
+                              if done else "interrupted before the first epoch's checkpoint: nothing to resume") from None
     _echo_scores(result.dev)
     typer.echo(f"pre-trained prompt written to {out}" + (f" (resumed after epoch {result.resumed_from})" if result.resumed_from else ""))
     typer.echo(f"dev score per epoch at each length, as a picture: {Path(out) / 'dev_curves.png'}")

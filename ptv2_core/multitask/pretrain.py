@@ -9,6 +9,7 @@ the same folder with the same settings resumes from the newest checkpoint. The a
 """
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
@@ -27,13 +28,13 @@ from ptv2_core.evaluate import autocast, evaluate
 from ptv2_core.memory import batch_shape, fits, place
 from ptv2_core.heads import POOLINGS, HeadConfig, default_pooling
 from ptv2_core.multitask.checkpoint import (
-    load_latest_checkpoint, model_state_of, optimizer_from_files, restore_rng, save_checkpoint,
+    checkpoint_epochs, load_latest_checkpoint, model_state_of, optimizer_from_files, restore_rng, save_checkpoint,
 )
 from ptv2_core.multitask.curves import CURVES, curves_png
 from ptv2_core.multitask.mixing import TaskMixer
 from ptv2_core.multitask.model import MultiTaskPromptModel
 from ptv2_core.multitask.pretrained import (
-    CHECKPOINTS, CONFIG, LOGGED, WEIGHTS, PretrainConfig, artifact_files, read_pretrained_config,
+    CHECKPOINTS, CONFIG, LOGGED, WEIGHTS, PretrainConfig, artifact_files, config_digest, read_pretrained_config,
 )
 from ptv2_core.optim import leading_rows_only, make_optimizer, optimizer_step
 from ptv2_core.prefix import PromptConfig
@@ -69,8 +70,32 @@ def _check_out(out: Path, overwrite: bool) -> None:
                      if p.name not in (WEIGHTS, CONFIG, CURVES, CHECKPOINTS, LOGGED) and not p.name.startswith("."))
     if foreign and not overwrite:
         raise Ptv2Error(f"--out '{out}' holds other files ({', '.join(foreign[:3])}): use an empty folder")
-    if (out / CONFIG).exists() and not overwrite:
+    if (out / CONFIG).exists() and not overwrite and replacing_run(out) is None:
         raise Ptv2Error(f"--out '{out}' already holds a pre-trained prompt (pass --overwrite to replace it)")
+
+
+# in checkpoints/ while an --overwrite run has not yet replaced the finished prompt beside them: its digest
+REPLACES = "replaces.json"
+
+
+def replacing_run(out: Path) -> dict | None:
+    """The run key of an ``--overwrite`` run in ``out`` that has not finished: its checkpoints
+    folder names the prompt it is to replace (``REPLACES``: its config's digest), and that prompt
+    is still there, kept until the new one is written. None otherwise."""
+    digest = config_digest(out)
+    try:
+        marker = json.loads((out / CHECKPOINTS / REPLACES).read_text())
+    except (OSError, ValueError):
+        return None
+    if digest is None or not isinstance(marker, dict) or marker.get("prompt_config_sha256") != digest:
+        return None
+    for epoch in reversed(checkpoint_epochs(out / CHECKPOINTS)):  # the newest readable, as a resume takes
+        try:
+            doc = json.loads((out / CHECKPOINTS / f"epoch-{epoch}.json").read_text())
+        except (OSError, ValueError):
+            continue
+        return doc.get("run") if isinstance(doc, dict) else None
+    return None
 
 
 def finished_prompt(cfg: PretrainConfig, out_dir: str | Path) -> dict | None:
@@ -81,6 +106,9 @@ def finished_prompt(cfg: PretrainConfig, out_dir: str | Path) -> dict | None:
     out = Path(out_dir)
     if not (out / CONFIG).is_file():
         return None
+    replacing = replacing_run(out)
+    if replacing is not None and not _diff({k: replacing.get(k) for k in cfg.run_key()}, cfg.run_key()):
+        return None  # an --overwrite run of these settings stopped before it replaced the prompt: resumed
     config = read_pretrained_config(out)
     if not (out / WEIGHTS).is_file():
         raise Ptv2Error(f"--out '{out}' holds {CONFIG} but not {WEIGHTS}: not a complete pre-trained prompt "
@@ -95,9 +123,9 @@ def finished_prompt(cfg: PretrainConfig, out_dir: str | Path) -> dict | None:
 def out_lock(out: Path):
     """Held while a run writes to ``out`` (the prompt, its checkpoints, the record of its logged
     run): one process at a time there; a second (as to resume a run while it still runs) is refused."""
-    return busy_lock.held(busy_lock.beside(out, "pretrain"),
-                          f"another `ptv2 pretrain` is writing to '{out}': wait for it to end, or stop it first "
-                          "(then the same command resumes it)")
+    return busy_lock.output_lock(out, "pretrain",
+                                 f"another `ptv2 pretrain` is writing to '{out}': wait for it to end, or stop it "
+                                 "first (then the same command resumes it)")
 
 
 def _mean(xs) -> float:
@@ -163,15 +191,15 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
 
     # every input is valid: from here on this run writes into ``out``, alone (a second run of the
     # same command, as to resume it while it still runs, would train over the same checkpoints)
-    out.parent.mkdir(parents=True, exist_ok=True)
     with out_lock(out):
+        _check_out(out, overwrite)  # again: a run that held the lock before this one may have finished there
         ckpt_dir = out / CHECKPOINTS
-        if overwrite:  # all inputs are valid: now drop the previous run (the record of its run, the JSON first)
-            (out / LOGGED).unlink(missing_ok=True)
-            (out / CONFIG).unlink(missing_ok=True)
-            (out / WEIGHTS).unlink(missing_ok=True)
-            (out / CURVES).unlink(missing_ok=True)
-            shutil.rmtree(ckpt_dir, ignore_errors=True)
+        if overwrite:  # all inputs are valid: a fresh start. A finished prompt stays until the new one
+            shutil.rmtree(ckpt_dir, ignore_errors=True)  # replaces it (a stopped or failed run keeps it)
+            digest = config_digest(out)
+            if digest is not None:  # named beside the checkpoints: these settings without --overwrite resume them
+                ckpt_dir.mkdir()
+                (ckpt_dir / REPLACES).write_text(json.dumps({"prompt_config_sha256": digest}) + "\n")
         resume = load_latest_checkpoint(ckpt_dir)
         if resume is not None and resume[0].get("run") != run_key:
             differ = _diff(resume[0].get("run") or {}, run_key)
@@ -277,6 +305,8 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
         }
         picture = curves_png(history, {s.name: s.metric for s in specs},
                              f"pre-training on {', '.join(s.name for s in specs)} ({cfg.model})")
-        # the picture first: the JSON, which marks a finished run, must land last
-        write_atomic_dir(out, {CURVES: picture} | artifact_files(model.trainable_state(), config))
+        # the JSON, which marks a finished prompt, goes first and lands last; with it go the record of the
+        # previous prompt's logged run (this prompt is not logged yet) and the note that this run replaces it
+        write_atomic_dir(out, {CURVES: picture} | artifact_files(model.trainable_state(), config), marker=CONFIG,
+                         drop=(LOGGED, f"{CHECKPOINTS}/{REPLACES}"))
         return result

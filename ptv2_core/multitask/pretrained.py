@@ -121,6 +121,15 @@ def artifact_files(state: dict[str, torch.Tensor], config: dict) -> dict[str, by
     return {WEIGHTS: _bytes_of(state, {"format": FORMAT}), CONFIG: json.dumps(doc, indent=2, sort_keys=True) + "\n"}
 
 
+def config_digest(prompt_dir: str | Path) -> str | None:
+    """SHA-256 of the folder's ``prompt_config.json`` (None without one): what a record of its
+    logged run, or a run started to replace it, names the prompt by."""
+    import hashlib
+
+    path = Path(prompt_dir) / CONFIG
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
 def read_pretrained_config(pretrained_dir: str | Path) -> dict:
     """The validated JSON of a pre-trained prompt folder."""
     d = Path(pretrained_dir)

@@ -98,14 +98,15 @@ def absolute_ref(ref: str) -> str:
 
 def task_name(ref: str) -> str:
     """The name a task reference gives its task (``TaskSpec.name``) without loading its rows:
-    a packaged name itself, a task YAML's ``name:``, a hub data set's name."""
+    a packaged name itself, a task YAML's ``name:``, a hub data set's name made a folder name
+    (``hub:user/data`` → ``user-data``)."""
     kind = task_ref_kind(ref)
     if kind == "packaged":
         return ref
     if kind == "hub":
-        from ptv2_core.tasks.hub import parse_hub_ref
+        from ptv2_core.tasks.hub import hub_task_name
 
-        return parse_hub_ref(ref[len("hub:") :])[0]
+        return hub_task_name(ref[len("hub:") :])
     return load_task_yaml(ref)[0].name
 
 

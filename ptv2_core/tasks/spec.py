@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +16,30 @@ TASK_TYPES = ("sequence", "token")
 METRICS = {"sequence": ("accuracy", "macro_f1"), "token": ("span_f1", "accuracy")}
 DEFAULT_METRIC = {"sequence": "accuracy", "token": "span_f1"}
 DATA_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
+NAME_MAX_BYTES = 200  # a task's folder name (file systems take 255 bytes), with room for prefixes
+# what a task name may not hold: it names the task's folder (prepared data) and files
+_NOT_IN_NAMES = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+def check_task_name(name) -> str:
+    """``name`` if it can name the task's folder and files as it is; a ``Ptv2Error`` otherwise
+    (``../x`` or ``/tmp/x`` put the prepared splits outside the output folder)."""
+    if not isinstance(name, str) or not name.strip():
+        raise Ptv2Error(f"task name must be a non-empty string, got {name!r}")
+    if _NOT_IN_NAMES.search(name) or name.startswith("."):
+        raise Ptv2Error(f"task name {name!r} cannot name a folder: it names the task's prepared folder and files, so "
+                        "it must not hold '/', '\\' or control characters, nor start with '.'")
+    if len(name.encode("utf-8")) > NAME_MAX_BYTES:
+        raise Ptv2Error(f"task name {name[:40]!r}... is too long: {len(name.encode('utf-8'))} bytes in UTF-8, at most "
+                        f"{NAME_MAX_BYTES} (it names a folder)")
+    return name
+
+
+def safe_task_name(text: str) -> str:
+    """``text`` (a hub data set's name, a local data folder's path) made a task name: each run of
+    '/', '\\' and control characters becomes '-', leading '.' and '-' and trailing '-' go
+    (``user/data`` → ``user-data``, as its registered model ``ptv2-user-data`` is named)."""
+    return re.sub(f"{_NOT_IN_NAMES.pattern}+", "-", text).lstrip(".-").rstrip("-")
 
 
 @dataclass(frozen=True)
@@ -33,8 +58,7 @@ class TaskSpec:
     max_length: int = 128
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise Ptv2Error(f"task name must be a non-empty string, got {self.name!r}")
+        check_task_name(self.name)
         if self.type not in TASK_TYPES:
             raise Ptv2Error(f"task '{self.name}': type must be one of {', '.join(TASK_TYPES)}, got {self.type!r}")
         if isinstance(self.labels, (str, bytes)) or not isinstance(self.labels, (list, tuple)):
@@ -87,6 +111,8 @@ class TaskSpec:
         missing = [k for k in ("name", "type", "labels", "metric") if k not in d]
         if missing:
             raise Ptv2Error(f"task spec is missing required keys {missing}")
+        if isinstance(d["name"], str) and "/" in d["name"]:  # a hub task's, recorded before names were folder names
+            d = {**d, "name": safe_task_name(d["name"])}
         return cls(**{**d, "labels": tuple(d["labels"]) if isinstance(d["labels"], list) else d["labels"]})
 
 
