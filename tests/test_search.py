@@ -744,6 +744,27 @@ def test_the_best_trial_breaks_a_tie_on_score_by_the_shorter_prompt(tmp_path, mo
     assert records.best_record(only_pruned, mode)["number"] == 6
 
 
+def test_a_record_a_crash_cut_short_is_left_out_and_named(tmp_path):
+    """A record that is not valid JSON (cut short by a crash, garbled) made every read of the work
+    folder a JSONDecodeError traceback (a --resume among them); it is left out, and named with why."""
+    from optuna_studies import records
+
+    assert records.read_records(tmp_path) == [] == records.unreadable_records(tmp_path)  # no trials/ yet
+    adapter = records.adapter_dir(tmp_path, "a1")
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text("{}")
+    kept = records.write_record(tmp_path, {"number": 0, "ray_trial_id": "a1", "status": "completed",
+                                           "best_score": 0.5, "adapter": str(adapter)})
+    cut = records.trials_dir(tmp_path) / "b2.json"
+    cut.write_text(kept.read_text()[:30])
+    (records.trials_dir(tmp_path) / "c3.json").write_text("[1, 2]")
+    (records.trials_dir(tmp_path) / "d4.json").write_bytes(b"\xff\xfe{")
+    assert [r["ray_trial_id"] for r in records.read_records(tmp_path)] == ["a1"]
+    assert {p.name: why for p, why in records.unreadable_records(tmp_path)} == {
+        "b2.json": "not valid JSON (a crash as it was written?)", "c3.json": "not a trial record (not a JSON object)",
+        "d4.json": "not valid JSON (a crash as it was written?)"}
+
+
 def test_an_old_style_work_folder_is_taken_with_its_adapters_only_when_its_records_are_the_studys(tmp_path):
     """A --resume takes the work folder of a search interrupted under the old name, .<out>.search
     (tests/test_search_ray.py runs it through run_search): its records name their adapters by the
