@@ -27,9 +27,10 @@ from optuna_studies.plots import FILES as ARTIFACTS
 from optuna_studies.plots import write_artifacts
 from optuna_studies.ray_session import one_line, ray_session
 from optuna_studies.quiet import quiet_logger
-from optuna_studies.study import PARENT_RUN_ATTR, StudyState, finished_count, mask_url, open_storage, prepare_study
+from optuna_studies.study import (PARENT_RUN_ATTR, StudyState, finished_count, lost_trials, mask_url, open_storage,
+                                  prepare_study, rerun_lost)
 from optuna_studies.study_lock import study_lock
-from optuna_studies.work import adopt_legacy, check_owner, claim
+from optuna_studies.work import OWNER, adopt_legacy, check_owner, claim
 
 EXPERIMENT = "ptv2-search"
 
@@ -179,22 +180,37 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
         if plan.shared is None:
             ids = {t.user_attrs["ray_trial_id"]: t.number for t in state.study.trials if "ray_trial_id" in t.user_attrs}
             legacy = adopt_legacy(plan.work, plan.out_dir, plan.study_name, plan.storage, ids)
-        if legacy is None:
+        # a work folder whose finished trials left no record (the driver killed first) is there: not gone
+        if legacy is None and not (plan.work / OWNER).is_file():
             raise Ptv2Error(f"study '{plan.study_name}' already finished {state.finished} trials, and their work "
                             f"folder {plan.work} is gone (a finished search deletes it and keeps only its result, "
                             "best.json and the best adapter, in its --out), so more trials could not be ranked "
                             "against the earlier ones: start a new search (another --out or --study-name) to try "
                             "more configurations")
-        say(f"took the work folder {legacy} (named before each study had its own) as {plan.work}")
+        if legacy is not None:
+            say(f"took the work folder {legacy} (named before each study had its own) as {plan.work}")
     if not state.resumed:  # leftovers of this study's own search that never got a trial (the folder is
         shutil.rmtree(plan.work, ignore_errors=True)  # this study's alone: work.py)
     claim(plan.work, plan.study_name, plan.storage)
+    unreadable = records.unreadable_records(plan.work)
+    # trials that ended in the study but left no record (the driver died before it kept them): run again, counted
+    # with the orphans
+    lost = rerun_lost(state.study, _recorded(plan)) if state.resumed else []
+    if lost:
+        state = replace(state, finished=finished_count(state.study), orphans=state.orphans + len(lost))
     parent = _open_parent(plan, state, experiment, mlflow_uri)
     outcome, draw = "FAILED", True  # draw: the finished trials' pictures on the parent run, unless _finish does
     try:  # from here the parent run is ended, whatever happens (a Ctrl-C as the lines below are printed too)
         if state.resumed:
             say(f"resuming study '{plan.study_name}': {state.finished} of {plan.space.trials} trials done, "
                 f"{state.orphans} interrupted trial(s) to run again")
+            for path, why in unreadable:
+                say(f"warning: the trial record {path} is {why}: it is left out, and a finished trial without a "
+                    "record is run again")
+            if lost:
+                say(f"{_trials_text(lost)} ended in the study, but {plan.work} holds no readable record of "
+                    f"{_them(lost)} (the search stopped before it kept {_them(lost, 'its', 'their')} adapter"
+                    f"{'s' * (len(lost) != 1)}): {_them(lost, 'it runs', 'they run')} again")
         elif resume:
             say(f"--resume: study '{plan.study_name}' has no trials yet; starting it")
         if not state.resumed:
@@ -211,6 +227,12 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
         if done < plan.space.trials:
             outcome = "KILLED"
             raise Ptv2Interrupted(stopped_message(done, plan.space.trials))
+        lost = lost_trials(state.study, _recorded(plan))
+        if lost:  # ranking the records without them would silently leave them out, even the best
+            kept = _them(lost, "its score and adapter", "their scores and adapters")
+            raise Ptv2Error(f"{_trials_text(lost)} of study '{plan.study_name}' ended, but {plan.work} holds no "
+                            f"readable record of {_them(lost)} ({kept}, which the search ranks): run the same command "
+                            f"with --resume to run {_them(lost)} again and finish the search")
         draw = False  # _finish draws them itself (also when no trial has a score)
         result = _finish(plan, parent, mlflow_uri, say)
         outcome = "FINISHED"
@@ -225,6 +247,20 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
                 _after_stop(plan, parent, draw)
         finally:  # a second Ctrl-C during the above still ends the parent run
             _end_parent(parent, outcome, say)
+
+
+def _recorded(plan: SearchPlan) -> set[str]:
+    """The Ray trial ids of the work folder's readable records."""
+    return {r.get("ray_trial_id") for r in records.read_records(plan.work)}
+
+
+def _trials_text(numbers: list[int]) -> str:
+    """``trial 3`` or ``trials 0, 3``."""
+    return f"trial{'s' * (len(numbers) != 1)} {', '.join(map(str, numbers))}"
+
+
+def _them(numbers: list[int], one: str = "it", more: str = "them") -> str:
+    return one if len(numbers) == 1 else more
 
 
 def _after_stop(plan: SearchPlan, parent: str, draw: bool) -> None:
