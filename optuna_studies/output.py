@@ -19,6 +19,7 @@ from typing import Any
 
 from ptv2_core import busy_lock
 from ptv2_core.adapter import check_out_dir
+from ptv2_core.durable import sync, sync_tree
 from ptv2_core.errors import Ptv2Error
 
 BEST = "best.json"
@@ -49,7 +50,8 @@ def write_output(out_dir: Path, best: dict[str, Any], adapter_src: Path, extra_f
     new ``out_dir``; into an existing one (``--overwrite``) entry by entry, ``best.json`` last, so
     that a previous search's entries are replaced and **nothing else in the folder is touched**
     (the whole folder used to be swapped out: ``--out . --overwrite`` deleted the user's files).
-    A failure midway puts the previous entries back."""
+    A failure midway puts the previous entries back. The new entries are on the disk before they are
+    put in place (a crash could leave a renamed ``best.json`` or adapter with empty files)."""
     out_dir = Path(out_dir).resolve()
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     old: Path | None = None
@@ -61,11 +63,14 @@ def write_output(out_dir: Path, best: dict[str, Any], adapter_src: Path, extra_f
         for name, src in extra_files.items():
             shutil.copy2(src, tmp / name)
         (tmp / BEST).write_text(json.dumps(best, indent=2, sort_keys=True) + "\n")
+        sync_tree(tmp)
         if not out_dir.exists():
             os.replace(tmp, out_dir)
+            sync(out_dir.parent)
         else:
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
             _swap_entries(out_dir, tmp, old, sorted(os.listdir(tmp)))
+            sync(out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:

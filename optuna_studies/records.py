@@ -1,8 +1,10 @@
 """Finished trials as files in the search's work folder: ``trials/<ray trial id>.json`` plus
 the trial's best adapter in ``adapters/<ray trial id>/``.
 
-Only the driver writes them, each file all at once, so a killed driver leaves whole records of
-every trial that finished before it died; a resumed search reads them back.
+Only the driver writes them, each file all at once and on the disk before its rename publishes it
+(its adapter first), so a killed driver, or a crashed machine, leaves whole records of every trial
+that finished before; a resumed search reads them back. A record that still is not valid JSON is
+left out (``unreadable_records`` says which): its trial counts as one without a record.
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from ptv2_core.durable import sync, sync_tree
 
 # Columns of the trials table (trials.csv), in order. ``epochs_run``: the epochs of the trial's
 # last attempt, which its score and adapter come from; ``epochs_trained``: every epoch it trained,
@@ -29,27 +33,54 @@ def adapter_dir(work: Path, ray_trial_id: str) -> Path:
 
 
 def write_record(work: Path, record: dict[str, Any]) -> Path:
-    """Write one trial's record atomically. Returns its path."""
+    """Write one trial's record atomically, it and the adapter it names on the disk (a crash could
+    leave a renamed, empty record). Returns its path."""
     folder = trials_dir(work)
     folder.mkdir(parents=True, exist_ok=True)
+    if record.get("adapter") and Path(record["adapter"]).is_dir():
+        sync_tree(record["adapter"])
     path = folder / f"{record['ray_trial_id']}.json"
     fd, tmp = tempfile.mkstemp(prefix=".record.", dir=folder)
     with os.fdopen(fd, "w") as f:
         json.dump(_jsonable(record), f, indent=2, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+    sync(folder)
     return path
 
 
 def read_records(work: Path) -> list[dict[str, Any]]:
-    """Every trial record of the search, in study order. A record's adapter is where it lies now,
-    ``adapters/<ray trial id>`` of ``work``: the record keeps the path it was written to, and the
+    """Every readable trial record of the search, in study order. A record's adapter is where it lies
+    now, ``adapters/<ray trial id>`` of ``work``: the record keeps the path it was written to, and the
     folder may have moved since (an old-style work folder renamed by ``--resume``: ``work.py``)."""
-    folder = trials_dir(work)
-    records = [json.loads(p.read_text()) for p in folder.glob("*.json")] if folder.is_dir() else []
+    loaded = [_load(p) for p in _files(work)]
+    records = [r for r in loaded if isinstance(r, dict)]
     for r in records:
         if r.get("adapter") and r.get("ray_trial_id"):
             r["adapter"] = str(adapter_dir(work, r["ray_trial_id"]))
     return sorted(records, key=lambda r: (r.get("number") is None, r.get("number") or 0, r.get("started") or 0))
+
+
+def unreadable_records(work: Path) -> list[tuple[Path, str]]:
+    """The record files ``read_records`` leaves out, each with why: a crash as one was written, say."""
+    return [(p, r) for p in _files(work) if isinstance(r := _load(p), str)]
+
+
+def _files(work: Path) -> list[Path]:
+    folder = trials_dir(work)
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+def _load(path: Path) -> dict[str, Any] | str:
+    """The record in ``path``, or why it cannot be read."""
+    try:
+        record = json.loads(path.read_bytes())
+    except OSError as e:
+        return f"unreadable ({e.strerror or e})"
+    except ValueError:  # not JSON, or not UTF-8
+        return "not valid JSON (a crash as it was written?)"
+    return record if isinstance(record, dict) else "not a trial record (not a JSON object)"
 
 
 def best_record(records: list[dict[str, Any]], mode: str) -> dict[str, Any] | None:

@@ -5,49 +5,31 @@ component call: ``check → study → MLflow parent run → Ray Tune → best tr
 """
 from __future__ import annotations
 
-import contextlib
-import json
-import logging
 import shutil
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Callable
 
 import optuna
 
 from ptv2_core.errors import Ptv2Error, Ptv2Interrupted
 from ptv2_core.tasks.subsample import subset_rule
 from optuna_studies import records, settings, tracking
-from optuna_studies.best_metrics import best_metrics
 from optuna_studies.capacity import check_capacity
 from optuna_studies.cluster import require_one_host, require_stores_in_shared
-from optuna_studies.output import search_lock, write_output
+from optuna_studies.finish import SearchResult, after_stop, end_parent, end_trial_runs_left_open, finish_search
+from optuna_studies.output import search_lock
 from optuna_studies.plan import SearchPlan, check_count, plan_search
-from optuna_studies.plots import FILES as ARTIFACTS
-from optuna_studies.plots import write_artifacts
-from optuna_studies.ray_session import one_line, ray_session
 from optuna_studies.quiet import quiet_logger
-from optuna_studies.study import PARENT_RUN_ATTR, StudyState, finished_count, mask_url, open_storage, prepare_study
+from optuna_studies.ray_session import ray_session
+from optuna_studies.store_guard import mlflow_guard
+from optuna_studies.study import (PARENT_RUN_ATTR, StudyState, finished_count, lost_trials, mask_url, open_storage,
+                                  prepare_study, rerun_lost)
 from optuna_studies.study_lock import study_lock
-from optuna_studies.work import adopt_legacy, check_owner, claim
+from optuna_studies.work import OWNER, adopt_legacy, check_owner, claim
 
 EXPERIMENT = "ptv2-search"
-
-
-@dataclass
-class SearchResult:
-    """What a finished search found: the best trial's config and score, its adapter in the
-    output folder, every trial's record, and where the study and its MLflow runs are."""
-
-    best_config: dict[str, Any]
-    best_score: float
-    adapter_dir: Path
-    trials: list[dict[str, Any]]
-    parent_run_id: str
-    study_name: str = ""
-    storage: str = ""  # masked: no password
-    out_dir: Path = field(default_factory=Path)
-    test: dict[str, Any] = field(default_factory=dict)  # the best adapter's test metrics (its metrics.json)
+__all__ = ["EXPERIMENT", "SearchResult", "run_search", "stopped_message", "trial_settings"]
 
 
 def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None = None,
@@ -179,22 +161,37 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
         if plan.shared is None:
             ids = {t.user_attrs["ray_trial_id"]: t.number for t in state.study.trials if "ray_trial_id" in t.user_attrs}
             legacy = adopt_legacy(plan.work, plan.out_dir, plan.study_name, plan.storage, ids)
-        if legacy is None:
+        # a work folder whose finished trials left no record (the driver killed first) is there: not gone
+        if legacy is None and not (plan.work / OWNER).is_file():
             raise Ptv2Error(f"study '{plan.study_name}' already finished {state.finished} trials, and their work "
                             f"folder {plan.work} is gone (a finished search deletes it and keeps only its result, "
                             "best.json and the best adapter, in its --out), so more trials could not be ranked "
                             "against the earlier ones: start a new search (another --out or --study-name) to try "
                             "more configurations")
-        say(f"took the work folder {legacy} (named before each study had its own) as {plan.work}")
+        if legacy is not None:
+            say(f"took the work folder {legacy} (named before each study had its own) as {plan.work}")
     if not state.resumed:  # leftovers of this study's own search that never got a trial (the folder is
         shutil.rmtree(plan.work, ignore_errors=True)  # this study's alone: work.py)
     claim(plan.work, plan.study_name, plan.storage)
+    unreadable = records.unreadable_records(plan.work)
+    # trials that ended in the study but left no record (the driver died before it kept them): run again, counted
+    # with the orphans
+    lost = rerun_lost(state.study, _recorded(plan)) if state.resumed else []
+    if lost:
+        state = replace(state, finished=finished_count(state.study), orphans=state.orphans + len(lost))
     parent = _open_parent(plan, state, experiment, mlflow_uri)
-    outcome, draw = "FAILED", True  # draw: the finished trials' pictures on the parent run, unless _finish does
+    outcome, draw = "FAILED", True  # draw: the finished trials' pictures on the parent run, unless finish_search's
     try:  # from here the parent run is ended, whatever happens (a Ctrl-C as the lines below are printed too)
         if state.resumed:
             say(f"resuming study '{plan.study_name}': {state.finished} of {plan.space.trials} trials done, "
                 f"{state.orphans} interrupted trial(s) to run again")
+            for path, why in unreadable:
+                say(f"warning: the trial record {path} is {why}: it is left out, and a finished trial without a "
+                    "record is run again")
+            if lost:
+                say(f"{_trials_text(lost)} ended in the study, but {plan.work} holds no readable record of "
+                    f"{_them(lost)} (the search stopped before it kept {_them(lost, 'its', 'their')} adapter"
+                    f"{'s' * (len(lost) != 1)}): {_them(lost, 'it runs', 'they run')} again")
         elif resume:
             say(f"--resume: study '{plan.study_name}' has no trials yet; starting it")
         if not state.resumed:
@@ -211,10 +208,16 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
         if done < plan.space.trials:
             outcome = "KILLED"
             raise Ptv2Interrupted(stopped_message(done, plan.space.trials))
-        draw = False  # _finish draws them itself (also when no trial has a score)
-        result = _finish(plan, parent, mlflow_uri, say)
+        lost = lost_trials(state.study, _recorded(plan))
+        if lost:  # ranking the records without them would silently leave them out, even the best
+            kept = _them(lost, "its score and adapter", "their scores and adapters")
+            raise Ptv2Error(f"{_trials_text(lost)} of study '{plan.study_name}' ended, but {plan.work} holds no "
+                            f"readable record of {_them(lost)} ({kept}, which the search ranks): run the same command "
+                            f"with --resume to run {_them(lost)} again and finish the search")
+        draw = False  # finish_search draws them itself (also when no trial has a score)
+        result = finish_search(plan, parent, mlflow_uri, say)
         outcome = "FINISHED"
-        _end_trial_runs_left_open(parent, result.trials, say)
+        end_trial_runs_left_open(parent, result.trials, say)
         return result
     except KeyboardInterrupt:  # a Ctrl-C Tune did not take (a second one, one outside fit, or under Ray Client)
         outcome = "KILLED"
@@ -222,71 +225,23 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
     finally:
         try:
             if outcome != "FINISHED":  # Ctrl-C, or fit raising: the trials Tune stopped keep RUNNING runs
-                _after_stop(plan, parent, draw)
+                after_stop(plan, parent, draw)
         finally:  # a second Ctrl-C during the above still ends the parent run
-            _end_parent(parent, outcome, say)
+            end_parent(parent, outcome, say)
 
 
-def _after_stop(plan: SearchPlan, parent: str, draw: bool) -> None:
-    """A search that ends unfinished: its trial runs left RUNNING ended (``end_stale_trial_runs``); its
-    finished trials' table and pictures on the parent run (``draw``). Best effort: the search's own error is the one
-    raised (MLflow's ERROR line for a failure here printed that error's traceback; it is kept off)."""
-    with quiet_logger("mlflow", logging.CRITICAL):
-        try:
-            tracking.end_stale_trial_runs(parent, records.read_records(plan.work))
-        except Exception:  # noqa: BLE001 (a store that fails now: --resume marks them; the first error counts)
-            return  # nor would it take the pictures: they must not wait on it
-        if draw:
-            try:
-                log_stopped_artifacts(plan, parent)
-            except (Exception, KeyboardInterrupt):  # noqa: BLE001 (the pictures are extra: a failure, or a
-                pass  # Ctrl-C while they are drawn, skips them)
+def _recorded(plan: SearchPlan) -> set[str]:
+    """The Ray trial ids of the work folder's readable records."""
+    return {r.get("ray_trial_id") for r in records.read_records(plan.work)}
 
 
-def _end_trial_runs_left_open(parent: str, trials: list[dict], say: Callable[[str], None]) -> None:
-    """After a finished search: a trial run whose end the store failed to log mid-search (the trial
-    callbacks went on) is ended as its trial did; it stayed RUNNING under the FINISHED parent run. A
-    failure now is a warning: the result is written."""
-    try:
-        with quiet_logger("mlflow", logging.CRITICAL):
-            tracking.end_stale_trial_runs(parent, trials)
-    except Exception as e:  # noqa: BLE001 (any store or client error)
-        say(f"warning: MLflow failed to end the trial runs left RUNNING ({_why(e)}); the search's result is written")
+def _trials_text(numbers: list[int]) -> str:
+    """``trial 3`` or ``trials 0, 3``."""
+    return f"trial{'s' * (len(numbers) != 1)} {', '.join(map(str, numbers))}"
 
 
-def _end_parent(parent: str, outcome: str, say: Callable[[str], None]) -> None:
-    """End the parent run ``outcome``. A store that fails now leaves it RUNNING (a --resume reopens
-    it): a warning says so after a finished search (its result is written); otherwise the search's
-    own error is the one raised (MLflow's replaced it)."""
-    try:
-        with quiet_logger("mlflow", logging.CRITICAL):
-            tracking.end_run(parent, outcome)
-    except Exception as e:  # noqa: BLE001 (any store or client error)
-        if outcome == "FINISHED":
-            say(f"warning: MLflow failed to end the search's run {parent} ({_why(e)}): it stays RUNNING "
-                "there; the search's result is written")
-
-
-@contextlib.contextmanager
-def _mlflow(what: str, then: str) -> Iterator[None]:
-    """MLflow calls the search needs (its parent run's): the store failing there (a server restarting,
-    a locked or lost database) ends it with one error line, ``the MLflow store failed to <what>
-    (<why>)<then>``, where it was MLflow's traceback (and its own ERROR line's)."""
-    try:
-        with quiet_logger("mlflow", logging.CRITICAL):
-            yield
-    except Ptv2Error:
-        raise
-    except Exception as e:  # noqa: BLE001 (any store or client error)
-        raise Ptv2Error(f"the MLflow store failed to {what} ({_why(e)}){then}") from None
-
-
-def _why(e: BaseException) -> str:
-    """Why an MLflow call failed, on one line: the first cause's message (a database store's is the
-    database's own, "no such table: runs", where MLflow's own first line may be SQLAlchemy's note)."""
-    while e.__cause__ is not None:
-        e = e.__cause__
-    return one_line(e)[:300]
+def _them(numbers: list[int], one: str = "it", more: str = "them") -> str:
+    return one if len(numbers) == 1 else more
 
 
 def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_uri: str | None) -> str:
@@ -309,96 +264,13 @@ def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_ur
             "ptv2.study_storage": masked, "ptv2.optuna_dashboard": f"optuna-dashboard {masked}"}
     # no trial ran yet: the same command starts (or resumes) it once the store works
     failed = ("open the search's run", ": no trial ran; once the store works again, run the same command again")
-    with _mlflow(*failed):
+    with mlflow_guard(*failed):
         parent = tracking.open_parent_run(experiment, mlflow_uri, plan.study_name,
                                           state.study.user_attrs.get(PARENT_RUN_ATTR), params, tags)
     state.study.set_user_attr(PARENT_RUN_ATTR, parent)
-    with _mlflow(*failed):
+    with mlflow_guard(*failed):
         if "space_file" in plan.originals and Path(plan.space.source).is_file():  # a copy, deleted with the step
             tracking.log_artifact(parent, Path(plan.space.source))
         if state.resumed:
             tracking.end_stale_trial_runs(parent, records.read_records(plan.work))
     return parent
-
-
-def _draw(plan: SearchPlan, trials: list[dict]) -> Path:
-    """The study's table and pictures of ``trials`` in the work folder's ``artifacts/``; returns it."""
-    art = plan.work / "artifacts"
-    title = f"{plan.task_name} / {Path(plan.shown_model).name}"
-    write_artifacts(trials, art, plan.space.metric, plan.space.mode, title, plan.space.prompt_lens)
-    return art
-
-
-def log_stopped_artifacts(plan: SearchPlan, parent: str) -> bool:
-    """The table and pictures of the trials a stopped search finished, on its parent run (it ended
-    without them, though trials had finished; a resumed search that finishes replaces them, with
-    best.json). Nothing when no trial finished. Returns whether it logged them."""
-    trials = records.read_records(plan.work)
-    if trials:
-        tracking.log_artifacts(parent, _draw(plan, trials))
-    return bool(trials)
-
-
-def _finish(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Callable[[str], None]) -> SearchResult:
-    """Pick the best trial, log the study's artifacts, write the output folder."""
-    trials = records.read_records(plan.work)
-    best = records.best_record(trials, plan.space.mode)
-    art = _draw(plan, trials)
-    with _mlflow(*_result_failed(plan)):
-        tracking.log_artifacts(parent, art)
-    if best is None:
-        why = records.failure_summary(trials)
-        raise Ptv2Error(f"no trial of study '{plan.study_name}' finished with a score ({why}): "
-                        f"see {art / 'trials.csv'} and the MLflow runs")
-    best_config = {k: v for k, v in plan.constants.items() if k not in ("metric", "mode", "device")} | {
-        "prompt_len": best["prompt_len"], "lr": best["lr"], "best_epoch": best["best_epoch"]}
-    doc = {
-        "task": plan.task, "task_name": plan.task_name, "model": plan.shown_model, "metric": plan.space.metric,
-        "direction": plan.space.direction, "best_score": best["best_score"], "best_config": best_config,
-        "trial": {k: best.get(k) for k in ("number", "ray_trial_id", "status", "mlflow_run_id", "epochs_run",
-                                                "epochs_trained")},
-        "study": {"name": plan.study_name, "storage": mask_url(plan.storage)},
-        "mlflow": {"parent_run_id": parent, "tracking_uri": mask_url(settings.mlflow_tracking_uri(mlflow_uri))},
-        "trials": _counts(trials), "space": plan.space.to_dict(),
-        # the best is a completed trial; a pruned one only when none completed (its score is after fewer epochs)
-        "best_of": "completed" if best["status"] == "completed" else "pruned: no trial completed",
-    }
-    if best["status"] != "completed":
-        say(f"note: no trial ran all {plan.space.epochs} epochs; the best is trial {best['number']}, "
-            f"pruned after {best.get('epochs_run')} epoch(s)")
-    say(f"scoring the best trial's adapter (trial {best['number']}) on its dev and test splits")
-    metrics = best_metrics(Path(best["adapter"]), best, plan.task, plan.study_name, plan.constants["max_eval"])
-    # the runs that made the adapter, in the adapter itself: a registered version links to them
-    metrics |= {"search_run_id": parent, "trial_run_id": best.get("mlflow_run_id"),
-                "search_tracking_uri": doc["mlflow"]["tracking_uri"]}
-    (Path(best["adapter"]) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    doc["test"] = metrics["test"]
-    (art / "best.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    with _mlflow(*_result_failed(plan)):
-        tracking.log_artifacts(parent, art)
-        if best.get("mlflow_run_id"):
-            tracking.set_tags(best["mlflow_run_id"], {"ptv2.best": "true"})
-        tracking.set_tags(parent, {"ptv2.best_trial": best["number"], "ptv2.best_run_id": best.get("mlflow_run_id"),
-                                   "ptv2.best_prompt_len": best["prompt_len"], "ptv2.best_lr": best["lr"]})
-        tracking.log_epoch(parent, {"best_score": best["best_score"], "best_test_score": metrics["test"]["score"]}, 0)
-    out = write_output(plan.out_dir, doc, Path(best["adapter"]), {name: art / name for name in ARTIFACTS})
-    shutil.rmtree(plan.work, ignore_errors=True)
-    for r in trials:  # the work folder is gone: only the best adapter remains, in the output
-        r["adapter"] = str(out / "adapter") if r is best else None
-    return SearchResult(best_config, best["best_score"], out / "adapter", trials, parent, plan.study_name,
-                        mask_url(plan.storage), out, metrics["test"])
-
-
-def _result_failed(plan: SearchPlan) -> tuple[str, str]:
-    """What a store failing as the search logs its result says: the trials are kept, in the study
-    and the work folder, and a --resume logs and writes the result without running any of them."""
-    return ("log the search's result", f" after every trial of study '{plan.study_name}' ran; the trials are kept (in "
-            f"the study and {plan.work}): once the store works again, run the same command with --resume to finish "
-            "the search without running any trial again")
-
-
-def _counts(trials: list[dict]) -> dict[str, int]:
-    counts: dict[str, int] = {"total": len(trials)}
-    for r in trials:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-    return counts

@@ -2,7 +2,10 @@
 
 The storage outlives any driver: it is what ``--resume`` trusts. Finished trials stay as they
 are; trials left RUNNING by a killed driver ("orphans") are marked FAIL and their parameters
-enqueued again, so they run once more and nothing finished runs twice.
+enqueued again, so they run once more and nothing finished runs twice. A trial the study has
+ended whose record the search's work folder lacks (``rerun_lost``: Ray Tune tells the study before
+the driver keeps the trial's adapter and record) is run again too: the study keeps it as it ended
+(Optuna refuses to change a finished trial) and names it in ``ptv2_lost``.
 """
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ from optuna_studies.startup import first_points
 
 SCHEMES = ("sqlite", "postgresql", "mysql")
 ORPHAN_ATTR = "ptv2_orphaned"
-RETRY_ATTR = "ptv2_retry_of"  # an enqueued rerun of an orphan: the orphan's number
+RETRY_ATTR = "ptv2_retry_of"  # an enqueued rerun of an orphan (or of a lost trial): its number
+LOST_ATTR = "ptv2_lost"  # the study's: numbers of the ended trials whose record was lost, run again
 SPACE_ATTR = "ptv2_space"
 SETTINGS_ATTR = "ptv2_settings"
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
@@ -125,7 +129,7 @@ def prepare_study(storage: optuna.storages.RDBStorage, name: str, space: SearchS
     started = [t for t in existing.trials if t.state != TrialState.WAITING] if existing is not None else []
     fresh = "start a new search with --study-name NAME or another --out (the study keeps its trials)"
     if started and not resume:
-        raise _not_resumed(name, started, fresh)
+        raise _not_resumed(name, started, fresh, set(existing.user_attrs.get(LOST_ATTR, ())))
     if started and existing.user_attrs.get(SPACE_ATTR, space_doc) != space_doc:
         raise Ptv2Error(f"study '{name}' was started with another search space "
                         f"({existing.user_attrs[SPACE_ATTR]}); resume it with the same one, or {fresh}")
@@ -162,11 +166,12 @@ def prepare_study(storage: optuna.storages.RDBStorage, name: str, space: SearchS
     return StudyState(study, finished_count(study), orphans, bool(started))
 
 
-def _not_resumed(name: str, started: list[optuna.trial.FrozenTrial], fresh: str) -> Ptv2Error:
+def _not_resumed(name: str, started: list[optuna.trial.FrozenTrial], fresh: str, lost: set[int]) -> Ptv2Error:
     """The refusal of a study with trials, run again without ``--resume``: what its trials are and
     the ways on. Interrupted trials (left RUNNING by a Ctrl-C or a killed driver, or marked orphans
-    by a resume that went no further) are not failed ones: ``--resume`` runs them again."""
-    interrupted = sum(t.state == TrialState.RUNNING or bool(t.user_attrs.get(ORPHAN_ATTR)) for t in started)
+    or ``lost`` by a resume that went no further) are not failed ones: ``--resume`` runs them again."""
+    interrupted = sum(t.state == TrialState.RUNNING or bool(t.user_attrs.get(ORPHAN_ATTR)) or t.number in lost
+                      for t in started)
     ended = len(started) - interrupted
     trials = f"{len(started)} trial{'s' * (len(started) != 1)}"
     if not ended:
@@ -186,9 +191,40 @@ def _not_resumed(name: str, started: list[optuna.trial.FrozenTrial], fresh: str)
 
 
 def finished_count(study: optuna.Study) -> int:
-    """Trials that count against the budget: finished, except orphans (they run again)."""
+    """Trials that count against the budget: finished, except orphans and lost ones (they run again)."""
     done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return sum(1 for t in study.get_trials(deepcopy=False, states=done) if not t.user_attrs.get(ORPHAN_ATTR))
+    lost = set(study.user_attrs.get(LOST_ATTR, ()))
+    return sum(1 for t in study.get_trials(deepcopy=False, states=done)
+               if not t.user_attrs.get(ORPHAN_ATTR) and t.number not in lost)
+
+
+def lost_trials(study: optuna.Study, recorded: set[str]) -> list[int]:
+    """The numbers of the trials the study has COMPLETE or PRUNED whose Ray trial id is not in
+    ``recorded`` (the ids of the work folder's readable records), leaving out those already run again.
+
+    Ray Tune tells the study that a trial ended before the driver keeps its adapter and writes its
+    record (``trial_log.py``): a driver killed between the two (SIGKILL, an evicted pod), or a copy
+    or write that failed, leaves such a trial. The search ranks the records, so without a rerun its
+    output would silently leave it out, even when it was the best. (A FAIL trial has no adapter to
+    lose: its missing record costs a row of ``trials.csv`` only.)"""
+    done = set(study.user_attrs.get(LOST_ATTR, ()))
+    return [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+            if t.user_attrs.get("ray_trial_id") and t.user_attrs["ray_trial_id"] not in recorded
+            and t.number not in done]
+
+
+def rerun_lost(study: optuna.Study, recorded: set[str]) -> list[int]:
+    """Mark the ``lost_trials`` (study attribute ``ptv2_lost``) and enqueue their parameters again
+    (``ptv2_retry_of``), as ``prepare_study`` does for orphans; returns their numbers. Marked first: a
+    process killed between the two leaves a trial that no longer counts (the budget runs a new one in
+    its place), never one enqueued twice."""
+    numbers = lost_trials(study, recorded)
+    if numbers:
+        study.set_user_attr(LOST_ATTR, sorted(set(study.user_attrs.get(LOST_ATTR, ())) | set(numbers)))
+        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+        for n in numbers:
+            study.enqueue_trial(trials[n].params, user_attrs={RETRY_ATTR: n})
+    return numbers
 
 
 def delete_study(storage_url: str, name: str) -> None:

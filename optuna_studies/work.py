@@ -17,6 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
+from ptv2_core.durable import sync
 from ptv2_core.errors import Ptv2Error
 
 OWNER = "study.json"
@@ -59,14 +60,17 @@ def check_owner(work: Path, study_name: str, storage: str) -> None:
 
 
 def claim(work: Path, study_name: str, storage: str) -> None:
-    """Create ``work`` (if needed) and name its study in it."""
+    """Create ``work`` (if needed) and name its study in it (on the disk before its rename: a crash could
+    leave an empty ``study.json``, which names no study)."""
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     if (work / OWNER).is_file():
         return
     tmp = work / f".{OWNER}.tmp"
     tmp.write_text(json.dumps({"study_name": study_name, "storage": storage_key(storage)}, indent=2) + "\n")
+    sync(tmp)
     os.replace(tmp, work / OWNER)
+    sync(work)
 
 
 def legacy_work_dir(out_dir: Path) -> Path:

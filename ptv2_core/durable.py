@@ -22,3 +22,13 @@ def sync(path: str | Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def sync_tree(folder: str | Path) -> None:
+    """fsync every file under ``folder``, then every folder (``folder`` itself last): a copied tree
+    on the disk before a rename, or a record naming it, publishes it."""
+    folder = Path(folder)
+    paths = sorted(folder.rglob("*"), key=lambda p: (p.is_dir(), -len(p.parts)))  # files first, deepest folders next
+    for path in [*paths, folder]:
+        if path.is_file() or path.is_dir():
+            sync(path)

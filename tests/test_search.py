@@ -744,6 +744,68 @@ def test_the_best_trial_breaks_a_tie_on_score_by_the_shorter_prompt(tmp_path, mo
     assert records.best_record(only_pruned, mode)["number"] == 6
 
 
+def test_a_record_a_crash_cut_short_is_left_out_and_named(tmp_path):
+    """A record that is not valid JSON (cut short by a crash, garbled) made every read of the work
+    folder a JSONDecodeError traceback (a --resume among them); it is left out, and named with why."""
+    from optuna_studies import records
+
+    assert records.read_records(tmp_path) == [] == records.unreadable_records(tmp_path)  # no trials/ yet
+    adapter = records.adapter_dir(tmp_path, "a1")
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text("{}")
+    kept = records.write_record(tmp_path, {"number": 0, "ray_trial_id": "a1", "status": "completed",
+                                           "best_score": 0.5, "adapter": str(adapter)})
+    cut = records.trials_dir(tmp_path) / "b2.json"
+    cut.write_text(kept.read_text()[:30])
+    (records.trials_dir(tmp_path) / "c3.json").write_text("[1, 2]")
+    (records.trials_dir(tmp_path) / "d4.json").write_bytes(b"\xff\xfe{")
+    assert [r["ray_trial_id"] for r in records.read_records(tmp_path)] == ["a1"]
+    assert {p.name: why for p, why in records.unreadable_records(tmp_path)} == {
+        "b2.json": "not valid JSON (a crash as it was written?)", "c3.json": "not a trial record (not a JSON object)",
+        "d4.json": "not valid JSON (a crash as it was written?)"}
+
+
+def test_a_resume_runs_again_the_ended_trials_the_work_folder_has_no_record_of(tmp_path):
+    """The study is told a trial ended before the driver keeps its adapter and record: a driver killed
+    between the two left a trial --resume counted as done, which no output had. tests/test_search_ray.py
+    runs it through run_search; here the study's side: marked once, rerun once, and counted as
+    interrupted by a search run again without --resume."""
+    from optuna.trial import TrialState
+
+    from optuna_studies.study import finished_count, lost_trials, open_storage, prepare_study, rerun_lost
+
+    space = parse_space({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-1}, "trials": 3})
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
+    study = prepare_study(storage, "s", space, resume=False).study
+    dists = {"prompt_len": optuna.distributions.CategoricalDistribution([4, 8]),
+             "lr": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)}
+    ended = {}
+    for rid, state in (("kept", TrialState.COMPLETE), ("lost", TrialState.PRUNED), ("failed", TrialState.FAIL)):
+        trial = study.ask(dists)
+        trial.set_user_attr("ray_trial_id", rid)
+        study.tell(trial, 0.5 if state == TrialState.COMPLETE else None, state=state)
+        ended[rid] = trial.number
+    assert finished_count(study) == 3
+    # the failed trial has no adapter to lose: it is not run again for a missing record
+    assert lost_trials(study, {"kept"}) == [ended["lost"]]
+    assert rerun_lost(study, {"kept"}) == [ended["lost"]]
+    assert rerun_lost(study, {"kept"}) == []  # marked: not enqueued twice
+    assert finished_count(study) == 2
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.user_attrs["ptv2_retry_of"] for t in waiting] == [ended["lost"]]
+    assert waiting[0].system_attrs["fixed_params"] == study.trials[ended["lost"]].params
+    state = prepare_study(storage, "s", space, resume=True)
+    assert (state.finished, state.orphans) == (2, 1)
+    # run again without --resume, a study whose only trial was lost says it was interrupted (--resume runs it)
+    alone = prepare_study(storage, "alone", space, resume=False).study
+    trial = alone.ask(dists)
+    trial.set_user_attr("ray_trial_id", "gone")
+    alone.tell(trial, 0.5)
+    assert rerun_lost(alone, set()) == [trial.number]
+    with pytest.raises(Ptv2Error, match="study 'alone' has 1 trial, none ended: .* --resume to run it again"):
+        prepare_study(storage, "alone", space, resume=False)
+
+
 def test_an_old_style_work_folder_is_taken_with_its_adapters_only_when_its_records_are_the_studys(tmp_path):
     """A --resume takes the work folder of a search interrupted under the old name, .<out>.search
     (tests/test_search_ray.py runs it through run_search): its records name their adapters by the

@@ -875,6 +875,66 @@ def test_a_search_run_again_on_its_interrupted_trial_is_told_to_resume_and_the_r
     assert json.loads((out / "best.json").read_text())["trials"]["total"] == 1
 
 
+@pytest.mark.parametrize("loss", ["deleted", "garbled", "no trials folder"])
+def test_a_finished_trial_without_its_record_is_run_again_by_resume(local_ray, tiny_model, tmp_path, mlflow_uri, loss):
+    """Ray Tune tells the searcher that a trial ended (the study has it COMPLETE or PRUNED) before the
+    callback that keeps its adapter and writes its record runs. A driver killed between the two (SIGKILL,
+    a pod evicted), a copy that failed, or a record a crash cut short left a finished trial without a
+    record: the search ranked only the records, so its output dropped the trial, even the best one, and
+    --resume counted it as done and never ran it again (a garbled record was a JSONDecodeError traceback).
+    Here the first trial's record goes as the last trial ends: the search says so instead of writing an
+    output without it, and --resume runs it again, counted, and ranks it."""
+    from ptv2_core.errors import Ptv2Error
+
+    trials = 1 if loss == "no trials folder" else 2
+    out = tmp_path / "out"
+    study = default_study_name("trec", tiny_model, out)
+    folder = work_dir(out, study) / "trials"
+    lost: dict = {}
+
+    def lose(line: str) -> None:  # the last trial's record is written as its line is printed
+        if line.startswith(f"[{trials}/{trials}] "):
+            path = min(folder.glob("*.json"), key=lambda p: json.loads(p.read_text())["number"])
+            lost.update(json.loads(path.read_text()), path=path)
+            if loss == "deleted":
+                path.unlink()
+            elif loss == "garbled":  # a record a crash cut short
+                path.write_text(path.read_text()[:40])
+            else:  # the first trial's end: no record, nor its folder, written
+                shutil.rmtree(folder)
+
+    kw = dict(space=write_space(tmp_path, trials=trials, epochs=1), storage=f"sqlite:///{tmp_path}/optuna.db",
+              mlflow_uri=mlflow_uri, concurrency=1, **SMALL)
+    with pytest.raises(Ptv2Error) as err:
+        run_search("trec", tiny_model, out, echo=lose, **kw)
+    assert str(err.value) == (
+        f"trial {lost['number']} of study '{study}' ended, but {work_dir(out, study)} holds no readable record of it "
+        "(its score and adapter, which the search ranks): run the same command with --resume to run it again and "
+        "finish the search"), str(err.value)
+    assert not out.exists()
+
+    lines: list[str] = []
+    result = run_search("trec", tiny_model, out, resume=True, echo=lines.append, **kw)
+    assert f"resuming study '{study}': {trials - 1} of {trials} trials done, 1 interrupted trial(s) to run again" \
+        in lines, lines
+    assert (f"trial {lost['number']} ended in the study, but {work_dir(out, study)} holds no readable record of it "
+            "(the search stopped before it kept its adapter): it runs again") in lines, lines
+    if loss == "garbled":
+        assert [line for line in lines if line.startswith("warning: ")] == [
+            f"warning: the trial record {lost['path']} is not valid JSON (a crash as it was written?): it is left "
+            "out, and a finished trial without a record is run again"], lines
+    rerun = optuna.load_study(study_name=study, storage=kw["storage"]).trials[-1]
+    assert rerun.user_attrs["ptv2_retry_of"] == lost["number"] and rerun.state == TrialState.COMPLETE
+    again = next(r for r in result.trials if r["number"] == rerun.number)
+    assert (again["prompt_len"], again["lr"]) == (lost["prompt_len"], lost["lr"])
+    assert any(line.startswith(f"[{trials}/{trials}] trial {rerun.number} ") for line in lines), lines
+    # the rerun is ranked with the kept trials: best.json counts and considers it
+    best = json.loads((out / "best.json").read_text())
+    assert best["trials"]["total"] == trials == len(result.trials)
+    assert {r["number"] for r in result.trials} == set(range(trials + 1)) - {lost["number"]}
+    assert best["best_score"] == max(r["best_score"] for r in result.trials)
+
+
 def test_an_mlflow_store_failing_as_the_search_ends_is_finished_by_resume(local_ray, tiny_model, tmp_path, trace_dir):
     """The store fails after the last trial ended, as the search logs its result on the parent run
     (it was MLflow's traceback): one error: line naming --resume, exit 2, nothing in --out, the

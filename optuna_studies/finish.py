@@ -1,0 +1,164 @@
+"""How a search ends: a finished one's result (the best trial's record, scored on its dev and test
+splits, into ``best.json`` and the adapter in ``--out``, the study's table and pictures, all logged
+on the parent run), an unfinished one's clean-up (its trial runs left RUNNING, the finished trials'
+pictures), and the end of its parent run. ``search.py`` runs the search up to here."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ptv2_core.errors import Ptv2Error
+from optuna_studies import records, settings, tracking
+from optuna_studies.best_metrics import best_metrics
+from optuna_studies.output import write_output
+from optuna_studies.plan import SearchPlan
+from optuna_studies.plots import FILES as ARTIFACTS
+from optuna_studies.plots import write_artifacts
+from optuna_studies.quiet import quiet_logger
+from optuna_studies.store_guard import mlflow_guard, why
+from optuna_studies.study import mask_url
+
+
+@dataclass
+
+
+class SearchResult:
+    """What a finished search found: the best trial's config and score, its adapter in the
+    output folder, every trial's record, and where the study and its MLflow runs are."""
+
+    best_config: dict[str, Any]
+    best_score: float
+    adapter_dir: Path
+    trials: list[dict[str, Any]]
+    parent_run_id: str
+    study_name: str = ""
+    storage: str = ""  # masked: no password
+    out_dir: Path = field(default_factory=Path)
+    test: dict[str, Any] = field(default_factory=dict)  # the best adapter's test metrics (its metrics.json)
+
+
+def finish_search(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Callable[[str], None]) -> SearchResult:
+    """Pick the best trial, log the study's artifacts, write the output folder."""
+    trials = records.read_records(plan.work)
+    best = records.best_record(trials, plan.space.mode)
+    art = _draw(plan, trials)
+    with mlflow_guard(*_result_failed(plan)):
+        tracking.log_artifacts(parent, art)
+    if best is None:
+        reasons = records.failure_summary(trials)
+        raise Ptv2Error(f"no trial of study '{plan.study_name}' finished with a score ({reasons}): "
+                        f"see {art / 'trials.csv'} and the MLflow runs")
+    best_config = {k: v for k, v in plan.constants.items() if k not in ("metric", "mode", "device")} | {
+        "prompt_len": best["prompt_len"], "lr": best["lr"], "best_epoch": best["best_epoch"]}
+    doc = {
+        "task": plan.task, "task_name": plan.task_name, "model": plan.shown_model, "metric": plan.space.metric,
+        "direction": plan.space.direction, "best_score": best["best_score"], "best_config": best_config,
+        "trial": {k: best.get(k) for k in ("number", "ray_trial_id", "status", "mlflow_run_id", "epochs_run",
+                                                "epochs_trained")},
+        "study": {"name": plan.study_name, "storage": mask_url(plan.storage)},
+        "mlflow": {"parent_run_id": parent, "tracking_uri": mask_url(settings.mlflow_tracking_uri(mlflow_uri))},
+        "trials": _counts(trials), "space": plan.space.to_dict(),
+        # the best is a completed trial; a pruned one only when none completed (its score is after fewer epochs)
+        "best_of": "completed" if best["status"] == "completed" else "pruned: no trial completed",
+    }
+    if best["status"] != "completed":
+        say(f"note: no trial ran all {plan.space.epochs} epochs; the best is trial {best['number']}, "
+            f"pruned after {best.get('epochs_run')} epoch(s)")
+    say(f"scoring the best trial's adapter (trial {best['number']}) on its dev and test splits")
+    metrics = best_metrics(Path(best["adapter"]), best, plan.task, plan.study_name, plan.constants["max_eval"])
+    # the runs that made the adapter, in the adapter itself: a registered version links to them
+    metrics |= {"search_run_id": parent, "trial_run_id": best.get("mlflow_run_id"),
+                "search_tracking_uri": doc["mlflow"]["tracking_uri"]}
+    (Path(best["adapter"]) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    doc["test"] = metrics["test"]
+    (art / "best.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    with mlflow_guard(*_result_failed(plan)):
+        tracking.log_artifacts(parent, art)
+        if best.get("mlflow_run_id"):
+            tracking.set_tags(best["mlflow_run_id"], {"ptv2.best": "true"})
+        tracking.set_tags(parent, {"ptv2.best_trial": best["number"], "ptv2.best_run_id": best.get("mlflow_run_id"),
+                                   "ptv2.best_prompt_len": best["prompt_len"], "ptv2.best_lr": best["lr"]})
+        tracking.log_epoch(parent, {"best_score": best["best_score"], "best_test_score": metrics["test"]["score"]}, 0)
+    out = write_output(plan.out_dir, doc, Path(best["adapter"]), {name: art / name for name in ARTIFACTS})
+    shutil.rmtree(plan.work, ignore_errors=True)
+    for r in trials:  # the work folder is gone: only the best adapter remains, in the output
+        r["adapter"] = str(out / "adapter") if r is best else None
+    return SearchResult(best_config, best["best_score"], out / "adapter", trials, parent, plan.study_name,
+                        mask_url(plan.storage), out, metrics["test"])
+
+
+def _result_failed(plan: SearchPlan) -> tuple[str, str]:
+    """What a store failing as the search logs its result says: the trials are kept, in the study
+    and the work folder, and a --resume logs and writes the result without running any of them."""
+    return ("log the search's result", f" after every trial of study '{plan.study_name}' ran; the trials are kept (in "
+            f"the study and {plan.work}): once the store works again, run the same command with --resume to finish "
+            "the search without running any trial again")
+
+
+def _counts(trials: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {"total": len(trials)}
+    for r in trials:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    return counts
+
+
+def _draw(plan: SearchPlan, trials: list[dict]) -> Path:
+    """The study's table and pictures of ``trials`` in the work folder's ``artifacts/``; returns it."""
+    art = plan.work / "artifacts"
+    title = f"{plan.task_name} / {Path(plan.shown_model).name}"
+    write_artifacts(trials, art, plan.space.metric, plan.space.mode, title, plan.space.prompt_lens)
+    return art
+
+
+def log_stopped_artifacts(plan: SearchPlan, parent: str) -> bool:
+    """The table and pictures of the trials a stopped search finished, on its parent run (it ended
+    without them, though trials had finished; a resumed search that finishes replaces them, with
+    best.json). Nothing when no trial finished. Returns whether it logged them."""
+    trials = records.read_records(plan.work)
+    if trials:
+        tracking.log_artifacts(parent, _draw(plan, trials))
+    return bool(trials)
+
+
+def after_stop(plan: SearchPlan, parent: str, draw: bool) -> None:
+    """A search that ends unfinished: its trial runs left RUNNING ended (``end_stale_trial_runs``); its
+    finished trials' table and pictures on the parent run (``draw``). Best effort: the search's own error is the one
+    raised (MLflow's ERROR line for a failure here printed that error's traceback; it is kept off)."""
+    with quiet_logger("mlflow", logging.CRITICAL):
+        try:
+            tracking.end_stale_trial_runs(parent, records.read_records(plan.work))
+        except Exception:  # noqa: BLE001 (a store that fails now: --resume marks them; the first error counts)
+            return  # nor would it take the pictures: they must not wait on it
+        if draw:
+            try:
+                log_stopped_artifacts(plan, parent)
+            except (Exception, KeyboardInterrupt):  # noqa: BLE001 (the pictures are extra: a failure, or a
+                pass  # Ctrl-C while they are drawn, skips them)
+
+
+def end_trial_runs_left_open(parent: str, trials: list[dict], say: Callable[[str], None]) -> None:
+    """After a finished search: a trial run whose end the store failed to log mid-search (the trial
+    callbacks went on) is ended as its trial did; it stayed RUNNING under the FINISHED parent run. A
+    failure now is a warning: the result is written."""
+    try:
+        with quiet_logger("mlflow", logging.CRITICAL):
+            tracking.end_stale_trial_runs(parent, trials)
+    except Exception as e:  # noqa: BLE001 (any store or client error)
+        say(f"warning: MLflow failed to end the trial runs left RUNNING ({why(e)}); the search's result is written")
+
+
+def end_parent(parent: str, outcome: str, say: Callable[[str], None]) -> None:
+    """End the parent run ``outcome``. A store that fails now leaves it RUNNING (a --resume reopens
+    it): a warning says so after a finished search (its result is written); otherwise the search's
+    own error is the one raised (MLflow's replaced it)."""
+    try:
+        with quiet_logger("mlflow", logging.CRITICAL):
+            tracking.end_run(parent, outcome)
+    except Exception as e:  # noqa: BLE001 (any store or client error)
+        if outcome == "FINISHED":
+            say(f"warning: MLflow failed to end the search's run {parent} ({why(e)}): it stays RUNNING "
+                "there; the search's result is written")

@@ -1,0 +1,36 @@
+"""The search's own MLflow calls (its parent run's, as it opens and as it ends): a store that fails
+there (a server restarting, a locked or lost database) is told on one line, by its first cause,
+instead of MLflow's traceback and its own ERROR line."""
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Iterator
+
+from ptv2_core.errors import Ptv2Error
+from optuna_studies.quiet import quiet_logger
+from optuna_studies.ray_session import one_line
+
+
+@contextlib.contextmanager
+
+
+def mlflow_guard(what: str, then: str) -> Iterator[None]:
+    """MLflow calls the search needs (its parent run's): the store failing there (a server restarting,
+    a locked or lost database) ends it with one error line, ``the MLflow store failed to <what>
+    (<why>)<then>``, where it was MLflow's traceback (and its own ERROR line's)."""
+    try:
+        with quiet_logger("mlflow", logging.CRITICAL):
+            yield
+    except Ptv2Error:
+        raise
+    except Exception as e:  # noqa: BLE001 (any store or client error)
+        raise Ptv2Error(f"the MLflow store failed to {what} ({why(e)}){then}") from None
+
+
+def why(e: BaseException) -> str:
+    """Why an MLflow call failed, on one line: the first cause's message (a database store's is the
+    database's own, "no such table: runs", where MLflow's own first line may be SQLAlchemy's note)."""
+    while e.__cause__ is not None:
+        e = e.__cause__
+    return one_line(e)[:300]
