@@ -30,6 +30,7 @@ from optuna_studies.quiet import quiet_logger
 from optuna_studies.study import PARENT_RUN_ATTR, StudyState, finished_count, mask_url, open_storage, prepare_study
 from optuna_studies.study_lock import study_lock
 from optuna_studies.work import adopt_legacy, check_owner, claim
+from ptv2_core.wording import count_of
 
 EXPERIMENT = "ptv2-search"
 
@@ -127,8 +128,8 @@ def stopped_message(done: int | None, total: int) -> str:
         return ("search stopped; the trials that finished, if any, are kept in the study: run the same command "
                 "with --resume to go on")
     if done == 0:  # --resume: without it, a study with trials is refused (interrupted ones count)
-        return (f"search stopped before any of its {total} trials finished: run the same command with --resume "
-                "to start it again")
+        return (f"search stopped before any of its {count_of(total, 'trial')} finished: run the same command with "
+                "--resume to start it again")
     return f"search stopped after {done} of {total} trials; run the same command with --resume to finish it"
 
 
@@ -180,8 +181,8 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
             ids = {t.user_attrs["ray_trial_id"]: t.number for t in state.study.trials if "ray_trial_id" in t.user_attrs}
             legacy = adopt_legacy(plan.work, plan.out_dir, plan.study_name, plan.storage, ids)
         if legacy is None:
-            raise Ptv2Error(f"study '{plan.study_name}' already finished {state.finished} trials, and their work "
-                            f"folder {plan.work} is gone (a finished search deletes it and keeps only its result, "
+            raise Ptv2Error(f"study '{plan.study_name}' already finished {count_of(state.finished, 'trial')}, and "
+                            f"their work folder {plan.work} is gone (a finished search deletes it and keeps only its result, "
                             "best.json and the best adapter, in its --out), so more trials could not be ranked "
                             "against the earlier ones: start a new search (another --out or --study-name) to try "
                             "more configurations")
@@ -194,7 +195,7 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
     try:  # from here the parent run is ended, whatever happens (a Ctrl-C as the lines below are printed too)
         if state.resumed:
             say(f"resuming study '{plan.study_name}': {state.finished} of {plan.space.trials} trials done, "
-                f"{state.orphans} interrupted trial(s) to run again")
+                f"{count_of(state.orphans, 'interrupted trial')} to run again")
         elif resume:
             say(f"--resume: study '{plan.study_name}' has no trials yet; starting it")
         if not state.resumed:
@@ -365,7 +366,7 @@ def _finish(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Callable
     }
     if best["status"] != "completed":
         say(f"note: no trial ran all {plan.space.epochs} epochs; the best is trial {best['number']}, "
-            f"pruned after {best.get('epochs_run')} epoch(s)")
+            f"pruned after {count_of(best.get('epochs_run') or 0, 'epoch')}")
     say(f"scoring the best trial's adapter (trial {best['number']}) on its dev and test splits")
     metrics = best_metrics(Path(best["adapter"]), best, plan.task, plan.study_name, plan.constants["max_eval"])
     # the runs that made the adapter, in the adapter itself: a registered version links to them
