@@ -35,7 +35,9 @@ def search(
                                               "task file and --init must be in it."),
     mlflow_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite)."),
     seed: int = typer.Option(0, help="Seed of the data splits and of every trial."),
-    overwrite: bool = typer.Option(False, help="Replace a search output already in --out (other files there are kept)."),
+    overwrite: bool = typer.Option(False, help="Replace a search output already in --out (other files there are "
+                                   "kept). Refused on the finished output of the same study, which keeps its "
+                                   "trials: start a new one with --study-name NAME or another --out."),
 ) -> None:
     """Search the best prompt length and learning rate for one task; keep every trial."""
     from optuna_studies.search import run_search
