@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ptv2_core.errors import Ptv2Error
+from ptv2_core.wording import count_of
 from optuna_studies import records, settings, tracking
 from optuna_studies.best_metrics import best_metrics
 from optuna_studies.output import write_output
@@ -67,7 +68,7 @@ def finish_search(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Ca
     }
     if best["status"] != "completed":
         say(f"note: no trial ran all {plan.space.epochs} epochs; the best is trial {best['number']}, "
-            f"pruned after {best.get('epochs_run')} epoch(s)")
+            f"pruned after {count_of(best.get('epochs_run') or 0, 'epoch')}")
     say(f"scoring the best trial's adapter (trial {best['number']}) on its dev and test splits")
     metrics = best_metrics(Path(best["adapter"]), best, plan.task, plan.study_name, plan.constants["max_eval"])
     # the runs that made the adapter, in the adapter itself: a registered version links to them

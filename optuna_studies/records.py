@@ -126,4 +126,6 @@ def failure_summary(records: list[dict[str, Any]]) -> str:
     reasons = Counter(str(r.get("failure") or r.get("status") or "no score") for r in records)
     shown = "; ".join(f"{n} × {msg[:200]}" for msg, n in reasons.most_common(2))
     more = len(reasons) - 2
-    return f"{len(records)} trial(s): {shown}" + (f"; {more} other reason(s)" if more > 0 else "")
+    from ptv2_core.wording import count_of
+
+    return f"{count_of(len(records), 'trial')}: {shown}" + (f"; {count_of(more, 'other reason')}" if more > 0 else "")

@@ -27,6 +27,7 @@ from optuna_studies.study import (PARENT_RUN_ATTR, StudyState, finished_count, l
                                   prepare_study, rerun_lost)
 from optuna_studies.study_lock import study_lock
 from optuna_studies.work import OWNER, adopt_legacy, check_owner, claim
+from ptv2_core.wording import count_of
 
 EXPERIMENT = "ptv2-search"
 __all__ = ["EXPERIMENT", "SearchResult", "run_search", "stopped_message", "trial_settings"]
@@ -109,8 +110,8 @@ def stopped_message(done: int | None, total: int) -> str:
         return ("search stopped; the trials that finished, if any, are kept in the study: run the same command "
                 "with --resume to go on")
     if done == 0:  # --resume: without it, a study with trials is refused (interrupted ones count)
-        return (f"search stopped before any of its {total} trials finished: run the same command with --resume "
-                "to start it again")
+        return (f"search stopped before any of its {count_of(total, 'trial')} finished: run the same command with "
+                "--resume to start it again")
     return f"search stopped after {done} of {total} trials; run the same command with --resume to finish it"
 
 
@@ -163,8 +164,8 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
             legacy = adopt_legacy(plan.work, plan.out_dir, plan.study_name, plan.storage, ids)
         # a work folder whose finished trials left no record (the driver killed first) is there: not gone
         if legacy is None and not (plan.work / OWNER).is_file():
-            raise Ptv2Error(f"study '{plan.study_name}' already finished {state.finished} trials, and their work "
-                            f"folder {plan.work} is gone (a finished search deletes it and keeps only its result, "
+            raise Ptv2Error(f"study '{plan.study_name}' already finished {count_of(state.finished, 'trial')}, and their "
+                            f"work folder {plan.work} is gone (a finished search deletes it and keeps only its result, "
                             "best.json and the best adapter, in its --out), so more trials could not be ranked "
                             "against the earlier ones: start a new search (another --out or --study-name) to try "
                             "more configurations")
@@ -184,7 +185,7 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
     try:  # from here the parent run is ended, whatever happens (a Ctrl-C as the lines below are printed too)
         if state.resumed:
             say(f"resuming study '{plan.study_name}': {state.finished} of {plan.space.trials} trials done, "
-                f"{state.orphans} interrupted trial(s) to run again")
+                f"{count_of(state.orphans, 'interrupted trial')} to run again")
             for path, why in unreadable:
                 say(f"warning: the trial record {path} is {why}: it is left out, and a finished trial without a "
                     "record is run again")

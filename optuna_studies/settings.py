@@ -50,7 +50,10 @@ def _cannot_create(path: Path, e: OSError) -> NoReturn:
     """The one wording of a state folder that cannot be made, for every command."""
     from ptv2_core.errors import Ptv2Error
 
-    raise Ptv2Error(f"cannot create the state folder {path} (PTV2_HOME): {e.strerror or e}") from None
+    from ptv2_core.adapter import not_a_folder
+
+    why = f"it {not_a_folder(path)}" if path.exists() and not path.is_dir() else e.strerror or e
+    raise Ptv2Error(f"cannot create the state folder {path} (PTV2_HOME): {why}") from None
 
 
 def mlflow_tracking_uri(explicit: str | None = None) -> str:

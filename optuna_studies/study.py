@@ -22,6 +22,7 @@ from ptv2_core.errors import Ptv2Error
 from optuna_studies.schema_race import open_once
 from optuna_studies.space import SearchSpace
 from optuna_studies.startup import first_points
+from ptv2_core.wording import count_of
 
 SCHEMES = ("sqlite", "postgresql", "mysql")
 ORPHAN_ATTR = "ptv2_orphaned"
@@ -173,7 +174,7 @@ def _not_resumed(name: str, started: list[optuna.trial.FrozenTrial], fresh: str,
     interrupted = sum(t.state == TrialState.RUNNING or bool(t.user_attrs.get(ORPHAN_ATTR)) or t.number in lost
                       for t in started)
     ended = len(started) - interrupted
-    trials = f"{len(started)} trial{'s' * (len(started) != 1)}"
+    trials = count_of(len(started), "trial")
     if not ended:
         return Ptv2Error(f"study '{name}' has {trials}, none ended: the search was stopped or killed while "
                          f"{'they' if interrupted > 1 else 'it'} ran; run the same command with --resume to run "

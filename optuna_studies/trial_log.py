@@ -23,6 +23,7 @@ from optuna_studies.quiet import quiet_logger
 from optuna_studies.ray_session import one_line
 from optuna_studies.searcher import trial_status
 from optuna_studies.space import SearchSpace
+from ptv2_core.wording import count_of
 
 # Result keys worth logging per epoch (Tune adds its own bookkeeping keys to every result).
 _SKIP = {"epoch", "done", "training_iteration", "trial_id", "time_this_iter_s", "time_total_s", "timestamp",
@@ -94,7 +95,7 @@ class TrialLog(Callback):
         if self._runs.get(tid):
             self._logged(f"tag trial {number}'s run", tracking.set_tags, self._runs[tid],
                          {"ptv2.retries": self._retries[tid]})
-        self._echo(f"trial {number}: worker lost after {lost} epoch(s), retrying ({self._retries[tid]})")
+        self._echo(f"trial {number}: worker lost after {count_of(lost, 'epoch')}, retrying ({self._retries[tid]})")
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
         last = dict(trial.last_result or {})
@@ -137,7 +138,7 @@ class TrialLog(Callback):
         score = f"{self._space.metric} {best:.4f}" if best is not None else (last.get("failure") or "")
         self._ended += 1
         self._echo(f"[{self._ended}/{self._space.trials}] trial {record['number']} ({_params_text(trial.config)}): "
-                   f"{status}, {score} after {record['epochs_run']} epoch(s)")
+                   f"{status}, {score} after {count_of(record['epochs_run'], 'epoch')}")
 
     def _logged(self, what: str, call: Callable, *args):
         """``call(*args)``'s value; None when MLflow failed (the first failure is told, once, instead of

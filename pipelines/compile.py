@@ -23,7 +23,7 @@ def compile_pipeline(out: str | Path) -> Path:
         raise Ptv2Error(f"--out '{out}' is a folder: name the YAML file to write")
     if not out.name.endswith((".yaml", ".yml")):  # kfp picks the format by the name, and writes YAML only
         raise Ptv2Error(f"--out '{out}' must end in .yaml or .yml: the pipeline is written as YAML")
-    check_writable(out)
+    check_writable(out, file=True)  # a previous YAML is replaced
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.{secrets.token_hex(6)}{out.suffix}")  # the suffix kfp reads
     try:

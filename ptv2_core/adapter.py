@@ -47,13 +47,15 @@ def check_out_dir(out_dir: str | Path, overwrite: bool) -> None:
     check_writable(out_dir)
 
 
-def writable_probe(path: str | Path) -> tuple[Path, OSError | None]:
+def writable_probe(path: str | Path, *, file: bool = False) -> tuple[Path, OSError | None]:
     """``(where, error)``: the nearest existing folder ``path`` would be created in (or the file in
-    its way), and why nothing can be created there: NotADirectoryError for a file, else the error
+    its way: ``path`` itself when it exists and is not a folder, unless ``file``, a file to be
+    replaced), and why nothing can be created there: NotADirectoryError for a file, else the error
     of creating and removing an empty folder there (permissions, a read-only or virtual file
     system; it also holds for root, whom permission bits do not stop); None when it can."""
     path = Path(path).absolute()
-    where = path if path.is_dir() else next(p for p in path.parents if p.exists())
+    where = path if path.exists() and not (file and path.is_file()) else next(
+        p for p in path.parents if p.exists())
     if not where.is_dir():
         return where, NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
     try:
@@ -63,11 +65,18 @@ def writable_probe(path: str | Path) -> tuple[Path, OSError | None]:
     return where, None
 
 
-def check_writable(path: str | Path, flag: str = "--out") -> None:
-    """Refuse ``path`` (a file or folder to be written) when it cannot be (``writable_probe``).
-    Hours of training must not end in a failed save."""
+def not_a_folder(path: Path) -> str:
+    """What is in the way where a folder is wanted, for messages."""
+    return "is a file, not a folder" if path.is_file() else "is not a folder"
+
+
+def check_writable(path: str | Path, flag: str = "--out", *, file: bool = False) -> None:
+    """Refuse ``path`` (a folder to be written, or with ``file`` a file) when it cannot be
+    (``writable_probe``). Hours of training must not end in a failed save."""
     path = Path(path).absolute()
-    where, error = writable_probe(path)
+    where, error = writable_probe(path, file=file)
+    if isinstance(error, NotADirectoryError) and where == path:
+        raise Ptv2Error(f"{flag} '{path}' {not_a_folder(path)}")
     if isinstance(error, NotADirectoryError):  # a file where the folder would be
         raise Ptv2Error(f"{flag} '{path}' cannot be created: '{where}' is not a folder")
     if error is not None:

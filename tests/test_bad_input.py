@@ -556,17 +556,21 @@ def test_ctrl_c_landing_in_code_run_from_a_string_still_exits_130(tmp_path):
     ["predict", "--model", "models:/ptv2-trec@champion", "hi"],
     ["promote", "--task", "trec"],
     ["run", "--tasks", "trec"],
-    ["pretrain", "--tasks", "trec", "--out", "OUT"],
+    ["pretrain", "--tasks", "trec", "--epochs", "1", "--max-train", "8", "--quiet", "--out", "OUT"],
 ])
-def test_a_state_folder_that_cannot_be_created_is_one_error(tmp_path, monkeypatch, args):
+@pytest.mark.parametrize("where", ["under-a-file", "a-file"])
+def test_a_state_folder_that_cannot_be_created_is_one_error(tmp_path, monkeypatch, args, where):
     """PTV2_HOME on a path that cannot be a folder ended in a FileNotFoundError traceback; the
-    commands say it in one wording (pretrain, which only checks it, had its own)."""
+    commands say it in one wording (pretrain, which only checks it, had its own). PTV2_HOME on a
+    file itself: pretrain trained and only then failed; every command refuses it first."""
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    monkeypatch.setenv("PTV2_HOME", str(blocker / "home"))
+    home = blocker / "home" if where == "under-a-file" else blocker
+    monkeypatch.setenv("PTV2_HOME", str(home))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     res = run(*[str(tmp_path / "out") if a == "OUT" else a for a in args])
-    assert_user_error(res, f"cannot create the state folder {blocker / 'home'} (PTV2_HOME)")
+    assert_user_error(res, f"cannot create the state folder {home} (PTV2_HOME)",
+                      *(["it is a file"] if home == blocker else []))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
 
 

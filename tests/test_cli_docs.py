@@ -31,3 +31,11 @@ def test_every_ptv2_environment_variable_the_code_reads_is_documented():
     assert {"PTV2_HOME", "PTV2_RAY_SCALE_WAIT"} <= read  # the scan finds them
     docs = (ROOT / "README.md").read_text() + "".join(p.read_text() for p in (ROOT / "docs").glob("*.md"))
     assert sorted(v for v in read if v not in docs) == []
+
+
+def test_search_overwrite_help_says_when_it_is_refused():
+    """It said only "Replace a search output already in --out", yet the same study's finished output
+    is refused (the study keeps its trials): the help says so, and what to do instead."""
+    search = (ROOT / "docs" / "cli.md").read_text().split("## `ptv2 search`")[1].split("\n## ")[0]
+    line = next(x for x in search.splitlines() if x.startswith("* `--overwrite"))
+    assert "same study" in line and "--study-name" in line, line

@@ -122,3 +122,19 @@ def test_training_off_a_terminal_leaves_epoch_lines_and_no_bar(terminal, minilm_
     assert "epoch 1: train loss" in res.stderr and "epoch 2: train loss" in res.stderr, res.stderr
     assert "epoch 1/2" not in res.stderr and "it/s" not in res.stderr, res.stderr  # no bar
     assert "train loss" not in res.stdout
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "--task", "trec", "--prompt-len", "4"],
+    ["pretrain", "--tasks", "trec", "--max-prompt-len", "4", "--lengths", "4", "--no-track"],
+])
+def test_train_and_pretrain_in_a_log_show_no_library_bar(tmp_path, minilm_path, command):
+    """`ptv2 train ... 2> log` wrote datasets' "encode trec" bars (carriage returns) into the log,
+    as eval did before. A fresh interpreter: the bars are switched off process-wide."""
+    res = subprocess.run([sys.executable, "-m", "pipelines.cli", *command, "--model", minilm_path, "--epochs", "1",
+                          "--max-train", "8", "--max-eval", "8", "--batch-size", "4", "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                         env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1"))
+    assert res.returncode == 0, res.stderr
+    assert "encode trec" not in res.stderr and "\r" not in res.stderr, res.stderr
+    assert "epoch 1" in res.stderr, res.stderr  # the per-epoch line stays: only the bars go

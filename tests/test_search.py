@@ -867,9 +867,19 @@ def test_failure_summary_names_the_commonest_reasons_first():
         {"status": "diverged", "failure": "diverged: loss became nan"}, {"status": "pruned", "failure": None},
         {"status": "failed", "failure": "failed: " + "x" * 500}]
     text = failure_summary(recs)
-    assert text.startswith("6 trial(s): 3 × failed: out of memory; 1 × ") and text.endswith("; 2 other reason(s)")
+    assert text.startswith("6 trials: 3 × failed: out of memory; 1 × ") and text.endswith("; 2 other reasons")
     assert len(text) < 400  # a long reason is cut
     assert failure_summary([]) == "no trial ran"
+    assert failure_summary(recs[:1]) == "1 trial: 1 × failed: out of memory"  # it said "1 trial(s)"
+
+
+def test_counts_in_search_lines_agree_with_their_number():
+    """A search of one trial said "(1 trials, ...)" and "any of its 1 trials"."""
+    from optuna_studies.search import stopped_message
+    from ptv2_core.wording import count_of
+
+    assert [count_of(n, "trial") for n in (0, 1, 2)] == ["0 trials", "1 trial", "2 trials"]
+    assert "1 trials" not in stopped_message(0, 1) and "1 trial" in stopped_message(0, 1)
 
 
 def test_overwriting_an_output_folder_replaces_the_search_files_only(tmp_path):

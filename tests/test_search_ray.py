@@ -32,6 +32,7 @@ from optuna.trial import TrialState
 from optuna_studies.search import run_search
 from optuna_studies.study import default_study_name, delete_study, finished_count, mask_url, open_storage
 from optuna_studies.work import work_dir
+from ptv2_core.wording import count_of
 from test_search import tiny_model  # noqa: F401  (module fixture: a tiny BERT model folder)
 
 PTV2 = str(Path(sys.executable).parent / "ptv2")
@@ -263,7 +264,7 @@ def test_a_search_whose_every_trial_fails_says_why_on_its_error_line(local_ray, 
         run_search("trec", tiny_model, tmp_path / "out", space=space, storage=f"sqlite:///{tmp_path}/optuna.db",
                    mlflow_uri=mlflow_uri, concurrency=2, **SMALL)
     message = str(err.value)
-    assert "finished with a score (2 trial(s): 1 × diverged: loss became nan at epoch 1" in message, message
+    assert "finished with a score (2 trials: 1 × diverged: loss became nan at epoch 1" in message, message
     assert message.count("diverged: loss became nan") == 2 and "trials.csv" in message
     assert not (tmp_path / "out").exists()
 
@@ -360,10 +361,10 @@ def test_worker_killed_mid_trial_is_retried(local_ray, tiny_model, tmp_path, tra
         params = f"prompt_len {r['prompt_len']}, lr {r['lr']:.3g}"
         lost_epochs = r["epochs_trained"] - r["epochs_run"]
         expected += [f"trial {r['number']} started ({params})",
-                     *[f"trial {r['number']}: worker lost after {lost_epochs} epoch(s), retrying ({n})"
+                     *[f"trial {r['number']}: worker lost after {count_of(lost_epochs, 'epoch')}, retrying ({n})"
                        for n in range(1, r["retries"] + 1)],
                      f"[{k}/2] trial {r['number']} ({params}): {r['status']}, dev_score {r['best_score']:.4f} "
-                     f"after {r['epochs_run']} epoch(s)"]
+                     f"after {count_of(r['epochs_run'], 'epoch')}"]
     assert [line for line in lines if line.startswith(("trial ", "["))] == expected, lines
 
     # the lost attempt's run: KILLED, its own curve; the retry's run: the record's, one point per epoch
@@ -871,7 +872,7 @@ def test_a_search_run_again_on_its_interrupted_trial_is_told_to_resume_and_the_r
                                  ] == [TrialState.RUNNING]  # untouched
     resumed = run_cli(*args, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"resuming study '{plan.study_name}': 0 of 1 trials done, 1 interrupted trial(s) to run again" in resumed.stderr
+    assert f"resuming study '{plan.study_name}': 0 of 1 trials done, 1 interrupted trial to run again" in resumed.stderr
     assert json.loads((out / "best.json").read_text())["trials"]["total"] == 1
 
 

@@ -188,6 +188,30 @@ def test_yaml_malformed(tmp_path):
         load_task(str(write_yaml(tmp_path, "- just\n- a list\n")))
 
 
+@pytest.mark.parametrize("body", ["", "# only a comment\n"])
+def test_an_empty_task_file_says_so(tmp_path, body):
+    path = write_yaml(tmp_path, body)
+    with pytest.raises(Ptv2Error) as e:
+        load_task(str(path))
+    assert str(e.value) == (f"task file {path} is empty: it must hold a mapping (name:, type:, data: ...; "
+                            "docs/tasks.md)"), str(e.value)  # it said "got NoneType"
+
+
+@pytest.mark.parametrize("name, says", [
+    ("123", "name must be text, got 123 (YAML read a number): put it in quotes, name: \"...\""),
+    ("yes", "name must be text, got True (YAML read a boolean): put it in quotes"),
+    ("../x", "task name '../x' cannot name a folder"),
+    ('""', "task name must be a non-empty string"),
+])
+def test_a_bad_name_in_a_task_file_names_the_file(tmp_path, name, says):
+    """`name: 123` failed with a message that did not say which file (and YAML had made it a number)."""
+    _good_files(tmp_path)
+    path = write_yaml(tmp_path, SEQ_YAML.replace("name: my-intents", f"name: {name}"))
+    with pytest.raises(Ptv2Error) as e:
+        load_task(str(path))
+    assert str(e.value).startswith(f"task file {path}: {says}"), str(e.value)
+
+
 @pytest.mark.parametrize("drop", ["name", "type", "data"])
 def test_yaml_missing_required_key(tmp_path, drop):
     _good_files(tmp_path)

@@ -52,6 +52,7 @@ def train(
     from ptv2_core.report import metrics_document
 
     check_out_dir(out, overwrite)
+    bars_on_a_terminal_only()
     # one process per output folder: a second `ptv2 train --out` to the same folder would train for
     # nothing and then replace the first one's adapter, even without --overwrite
     with busy_lock.output_lock(out, "train",

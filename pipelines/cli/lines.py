@@ -41,7 +41,7 @@ def open_lines(file: str, chunk: int) -> InputLines:
     """The lines of ``file`` ('-': standard input) in chunks of ``chunk`` lines."""
     if file == "-":
         if sys.stdin is None:  # started with standard input closed (<&-)
-            raise Ptv2Error("--file -: standard input is closed")
+            raise Ptv2Error("standard input is closed: nothing to label")
         it = _arrived(sys.stdin.fileno(), chunk)
         first, total = next(it, []), None
     else:
@@ -50,7 +50,8 @@ def open_lines(file: str, chunk: int) -> InputLines:
         it = _batched(_decoded(_file_lines(file), name), chunk)
         first = next(it, [])
     if not first:
-        raise Ptv2Error(f"--file '{file}' holds no lines to label")
+        name = "standard input" if file == "-" else f"--file '{file}'"  # `-` may be predict's text argument
+        raise Ptv2Error(f"{name} holds no lines to label")
     return InputLines(file, first, it, total)
 
 

@@ -52,7 +52,9 @@ def pretrain(
     from ptv2_core.backbone import absolute_model_ref
     from ptv2_core.tasks import absolute_ref
     from ptv2_core.multitask import pretrain as run_pretrain
+    from pipelines.cli.core_cmds import bars_on_a_terminal_only
 
+    bars_on_a_terminal_only()
     refs = tuple(absolute_ref(t.strip()) for t in tasks.split(",") if t.strip())  # recorded: absolute paths
     # the prompt records its base model, which eval --pretrained loads: a relative folder names none from elsewhere
     cfg = PretrainConfig(tasks=refs, model=absolute_model_ref(model), max_prompt_len=max_prompt_len, lengths=tuple(parse_lengths(lengths) if lengths is not None

@@ -35,11 +35,14 @@ def search(
                                               "task file and --init must be in it."),
     mlflow_uri: Optional[str] = typer.Option(None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite)."),
     seed: int = typer.Option(0, help="Seed of the data splits and of every trial."),
-    overwrite: bool = typer.Option(False, help="Replace a search output already in --out (other files there are kept)."),
+    overwrite: bool = typer.Option(False, help="Replace a search output already in --out (other files there are "
+                                   "kept). Refused on the finished output of the same study, which keeps its "
+                                   "trials: start a new one with --study-name NAME or another --out."),
 ) -> None:
     """Search the best prompt length and learning rate for one task; keep every trial."""
     from optuna_studies.search import run_search
     from pipelines.cli.core_cmds import bars_on_a_terminal_only
+    from ptv2_core.wording import count_of
 
     bars_on_a_terminal_only()  # the best adapter's scoring (datasets' encode bars) in a log or pipe
 
@@ -57,5 +60,5 @@ def search(
     cfg = result.best_config
     test = f", test {result.test['score']:.4f}" if result.test else ""
     typer.echo(f"best: prompt_len {cfg['prompt_len']}, lr {cfg['lr']:.3g}, dev score {result.best_score:.4f}{test} "
-               f"({len(result.trials)} trials, study '{result.study_name}'); written to {result.out_dir}")
+               f"({count_of(len(result.trials), 'trial')}, study '{result.study_name}'); written to {result.out_dir}")
     typer.echo(f"register it: ptv2 register --task {task} --adapter {result.adapter_dir}")

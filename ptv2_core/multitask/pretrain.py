@@ -43,6 +43,7 @@ from ptv2_core.tasks import TaskSpec, load_task
 from ptv2_core.tasks.encode import Collator, encode, prepare_tokenizer
 from ptv2_core import busy_lock
 from ptv2_core.train import Report, TrainingDiverged, check_dev_finite, quiet_libraries, seed_everything
+from ptv2_core.wording import count_of
 
 
 @dataclass
@@ -277,7 +278,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
             if cfg.progress:
                 tqdm.write(f"epoch {epoch}: train loss {row['train_loss']:.4f}, "
                            f"mean dev score {row['dev_mean_score']:.4f} "
-                           f"over {len(names)} tasks x {len(cfg.lengths)} lengths", file=sys.stderr)
+                           f"over {count_of(len(names), 'task')} x {count_of(len(cfg.lengths), 'length')}", file=sys.stderr)
             save_checkpoint(ckpt_dir, epoch, model.trainable_state(), opt, {
                 "run": run_key, "scheduler": sched.state_dict(), "sampler": mixer.state_dict(), "history": history,
             }, cfg.keep_checkpoints, device)

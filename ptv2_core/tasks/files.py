@@ -9,7 +9,8 @@ import pandas as pd
 from datasets import DatasetDict
 
 from ptv2_core.errors import Ptv2Error
-from ptv2_core.tasks.rows import check_token_rows, count_of, make_dataset, missing_rows
+from ptv2_core.tasks.rows import check_token_rows, make_dataset, missing_rows
+from ptv2_core.wording import count_of
 from ptv2_core.tasks.spec import DATA_SUFFIXES, DataSource, TaskSpec
 from ptv2_core.tasks.splits import carve
 

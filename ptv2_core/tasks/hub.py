@@ -14,7 +14,8 @@ from typing import Any
 from datasets import ClassLabel, DatasetDict, LargeList, List
 
 from ptv2_core.errors import Ptv2Error
-from ptv2_core.tasks.rows import check_token_rows, count_of, make_dataset, missing_rows
+from ptv2_core.tasks.rows import check_token_rows, make_dataset, missing_rows
+from ptv2_core.wording import count_of
 from ptv2_core.tasks.spec import DEFAULT_METRIC, TaskSpec, safe_task_name
 from ptv2_core.tasks.splits import carve
 

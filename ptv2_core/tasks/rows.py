@@ -10,12 +10,7 @@ from datasets import ClassLabel, Dataset, Features, List, Value
 
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks.spec import TaskSpec
-
-
-def count_of(n: int, what: str) -> str:
-    """``"1 row"``, ``"3 rows"`` for error messages, whose row numbers count data rows from 1 (a
-    CSV's header line is not one)."""
-    return f"{n} {what}{'s' * (n != 1)}"
+from ptv2_core.wording import count_of
 
 
 def missing_rows(values: Sequence) -> list[int]:

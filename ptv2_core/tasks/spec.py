@@ -150,6 +150,8 @@ def load_task_yaml(path: str | Path) -> tuple[TaskSpec, DataSource]:
         raise Ptv2Error(f"task file {path} cannot be read: {e.strerror or e}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:  # YAML's own message runs to several lines
         raise Ptv2Error(f"task file {path} is not valid YAML: {yaml_problem(e)}") from None
+    if doc is None:  # nothing but blanks or comments
+        raise Ptv2Error(f"task file {path} is empty: it must hold a mapping (name:, type:, data: ...; docs/tasks.md)")
     if not isinstance(doc, dict):
         raise Ptv2Error(f"task file {path} must hold a mapping (name:, type:, data: ...), got {type(doc).__name__}")
     unknown = sorted(set(doc) - _YAML_KEYS)
@@ -158,6 +160,7 @@ def load_task_yaml(path: str | Path) -> tuple[TaskSpec, DataSource]:
     missing = [k for k in ("name", "type", "data") if k not in doc]
     if missing:
         raise Ptv2Error(f"task file {path}: missing required keys {missing}")
+    _check_yaml_name(doc["name"], path)
     kind = doc["type"]
     if kind not in TASK_TYPES:
         raise Ptv2Error(f"task file {path}: type must be one of {', '.join(TASK_TYPES)}, got {kind!r}")
@@ -188,6 +191,19 @@ def load_task_yaml(path: str | Path) -> tuple[TaskSpec, DataSource]:
         max_length=doc.get("max_length", 128),
     )
     return spec, source
+
+
+def _check_yaml_name(name: Any, path: Path) -> None:
+    """``name:`` as ``check_task_name`` takes it, refused naming the file; before any data is read.
+    YAML reads ``name: 123`` as a number and ``name: yes`` as a boolean: say to quote it."""
+    if isinstance(name, (bool, int, float)):
+        what = "a boolean" if isinstance(name, bool) else "a number"
+        raise Ptv2Error(f"task file {path}: name must be text, got {name!r} (YAML read {what}): put it in quotes, "
+                        "name: \"...\"")
+    try:
+        check_task_name(name)
+    except Ptv2Error as e:
+        raise Ptv2Error(f"task file {path}: {e}") from None
 
 
 def _read_yaml(text: str) -> tuple[Any, yaml.Node | None]:
