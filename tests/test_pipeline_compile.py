@@ -3,6 +3,7 @@ profiles and the run command's bad input."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -186,6 +187,10 @@ def test_config_file_and_overrides(tmp_path):
     ("prompt_lengths: 8", "prompt_lengths must be a list, got 8"),
     ("prompt_lengths: [4, 8, 4]", "prompt_lengths lists a length twice"),
     ("tasks: trec", "tasks must be a list, got 'trec'"),
+    # the register step failed on it after the search, leaving a version without its alias
+    ("registered_model_prefix: \"team's-\"",
+     "registered_model_prefix \"team's-\" with task 'trec': invalid registered model name \"team's-trec\": "
+     "it holds \"'\""),
     ("model: ''", "model must name a base model"),
     ("model: ./no-such-model", "model folder not found: ./no-such-model"),
     ("optuna_storage: 'foo://x'", "unsupported study storage 'foo'"),
@@ -287,6 +292,22 @@ def test_task_files_are_checked_here_only_for_a_local_run(tmp_path):
         resolve_params("default", None, remote)
     with pytest.raises(Ptv2Error, match="unknown task 'imdb'"):
         resolve_params("default", None, {"tasks": ["imdb"]}, local=False)
+
+
+def test_a_task_whose_name_makes_a_registered_model_name_mlflow_cannot_filter_is_refused(tmp_path):
+    """A task YAML's `name:` gives the registered model's name: one with a quote failed only at
+    the register step, after the search. A task file read in the cluster is checked there."""
+    (tmp_path / "train.csv").write_text("text,label\n" + "".join(f"q {i},{'ab'[i % 2]}\n" for i in range(20)))
+    task = tmp_path / "mine.yaml"
+    task.write_text(json.dumps({"name": "team's", "type": "sequence", "text_column": "text", "label_column": "label",
+                                "metric": "accuracy", "data": {"train": "train.csv"}}))
+    with pytest.raises(Ptv2Error, match=re.escape(f"registered_model_prefix 'ptv2-' with task '{task}': invalid "
+                                                  "registered model name \"ptv2-team's\": it holds \"'\"")):
+        resolve_params("default", None, {"tasks": [str(task)]})
+    assert resolve_params("default", None, {"tasks": ["/cluster/mine.yaml"]}, local=False)["tasks"] == [
+        "/cluster/mine.yaml"]
+    with pytest.raises(Ptv2Error, match="with task 'trec': invalid registered model name"):
+        resolve_params("default", None, {"tasks": ["trec"], "registered_model_prefix": 'a\\'}, local=False)
 
 
 def test_a_local_run_keeps_the_hub_reachable_only_when_it_needs_it(tmp_path):

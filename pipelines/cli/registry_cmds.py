@@ -34,7 +34,8 @@ def register(
     adapter: Path = typer.Option(..., help="Adapter folder (adapter.safetensors, adapter_config.json, metrics.json)."),
     task: Optional[str] = typer.Option(None, help="The adapter's task: a packaged task (trec, rt, wnut16, bbc), a task "
                                        "YAML, or hub:<name> (default: the task it was trained on)."),
-    name: Optional[str] = typer.Option(None, help="Registered model name (default: ptv2-<task>)."),
+    name: Optional[str] = typer.Option(None, help="Registered model name (default: ptv2-<task>); it cannot hold "
+                                       "/ : @ % ' \" or \\."),
     tag: list[str] = typer.Option([], "--tag", help="Extra version tag KEY=VALUE (repeatable), e.g. study=trec-v2."),
     run_id: Optional[str] = typer.Option(None, help="Log the model into this existing MLflow run."),
 ) -> None:
