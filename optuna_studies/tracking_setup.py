@@ -46,10 +46,10 @@ def check_tracking_uri(uri: str) -> str:
     if scheme in ("", "file") or (len(scheme) == 1 and uri[1:2] == ":"):  # a path (or a Windows drive)
         if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("1", "true"):
             return uri
-        raise Ptv2Error(f"MLflow tracking URI '{uri}' is a folder (MLflow's file store, which MLflow 3 refuses): "
+        raise Ptv2Error(f"MLflow tracking URI '{mask_url(uri)}' is a folder (MLflow's file store, which MLflow 3 refuses): "
                         "use a database, e.g. sqlite:///path/mlflow.db, or a server, http://host:5000")
     if scheme not in TRACKING_SCHEMES:
-        raise Ptv2Error(f"MLflow tracking URI '{uri}' has an unknown scheme '{scheme}': use one of "
+        raise Ptv2Error(f"MLflow tracking URI '{mask_url(uri)}' has an unknown scheme '{scheme}': use one of "
                         f"{', '.join(TRACKING_SCHEMES)}")
     if scheme == "postgresql":
         try:
@@ -129,5 +129,5 @@ def check_reachable(tracking_uri: str | None = None, timeout: float = 5.0) -> No
         return
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
-        raise Ptv2Error(f"MLflow tracking server {uri} does not answer ({reason}): start it, or point "
+        raise Ptv2Error(f"MLflow tracking server {mask_url(uri)} does not answer ({reason}): start it, or point "
                         "--mlflow-uri / MLFLOW_TRACKING_URI at one that runs") from None

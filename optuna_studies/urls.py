@@ -74,6 +74,6 @@ def recall_secret(kept: str, secret: bool, env: str, what: str) -> str:
         return _KNOWN[kept]
     value = os.environ.get(env)
     if value and mask_url(with_driver(value)) == kept:
-        return value
+        return with_driver(value)
     raise Ptv2Error(f"the {what} {kept} needs its password in this process (under Ray Client, the Ray head, where "
                     f"Tune's driver runs): set {env} there to its URL")

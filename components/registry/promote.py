@@ -63,7 +63,7 @@ def _resolve_name(c, uri: str, task_or_name: str) -> str:
         except MlflowException as e:
             if e.error_code != "RESOURCE_DOES_NOT_EXIST":
                 raise store.unreachable(uri, e) from None
-    raise Ptv2Error(f"no registered model '{default_name(task_or_name)}' for '{task_or_name}' in {uri} "
+    raise Ptv2Error(f"no registered model '{default_name(task_or_name)}' for '{task_or_name}' in {store.mask_url(uri)} "
                     "(register one with `ptv2 register`)")
 
 

@@ -339,7 +339,7 @@ def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id:
         left = _cleanup(c, uri, name, reg_id, run_id, own_run, created, new_model, files)
         if not isinstance(e, Exception):
             raise
-        msg = str(e) if isinstance(e, Ptv2Error) else f"{store.describe(e)} (MLflow store at {uri})"
+        msg = str(e) if isinstance(e, Ptv2Error) else f"{store.describe(e)} (MLflow store at {store.mask_url(uri)})"
         state = "no version was created" if not created else "registry left as it was" if not left else "cleanup incomplete"
         raise Ptv2Error(f"registering '{name}' failed, {state}: {msg}" + ("; " + "; ".join(left) if left else "")) from None
     return RegisteredVersion(name, version, aliases)
