@@ -284,6 +284,31 @@ def test_run_refuses_a_dead_tracking_server_before_it_starts(tmp_path):
     assert len(res.stderr.strip().splitlines()) == 1 and not home.exists()
 
 
+@pytest.mark.parametrize("config, needle", [
+    ("mlflow_uri: https://admin:hunter2@127.0.0.1:1\n",
+     "mlflow_uri carries a password, and kfp.local passes each step its parameters on its command line, which `ps` "
+     "shows: leave mlflow_uri empty and set MLFLOW_TRACKING_URI in the environment instead"),
+    # the MLflow server that does not answer: without the check the run stops there, not minutes later
+    ("optuna_storage: postgresql://ptv2:hunter2@127.0.0.1:1/optuna\nmlflow_uri: http://127.0.0.1:1\n",
+     "optuna_storage carries a password, and kfp.local passes each step its parameters on its command line, "
+     "which `ps` shows: leave optuna_storage empty and set PTV2_OPTUNA_STORAGE in the environment instead"),
+    ("optuna_storage: postgresql://ptv2@db/optuna?password=hunter2\nmlflow_uri: http://127.0.0.1:1\n",
+     "optuna_storage carries a credential in its query (password=)"),
+])
+def test_a_local_run_refuses_a_password_in_its_parameters(tmp_path, monkeypatch, config, needle):
+    """`ptv2 submit` refused these; `ptv2 run` passed them on, and kfp.local starts every step with its
+    parameters on the command line, password included, for any user of the machine to read."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(config)
+    home = tmp_path / "home"
+    monkeypatch.setenv("PTV2_HOME", str(home))
+    res = run_cli("run", "--config", str(cfg))
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert needle in lines[0] and "hunter2" not in lines[0], lines[0]
+    assert not home.exists(), "a refused run wrote under PTV2_HOME"
+
+
 def test_task_files_are_checked_here_only_for_a_local_run(tmp_path):
     """`ptv2 submit` may name a task file that exists in the cluster's image or volume only."""
     remote = {"tasks": ["trec", "/cluster/tasks/mine.yaml"]}
