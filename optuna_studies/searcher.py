@@ -26,7 +26,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import time
 import warnings
@@ -36,13 +35,11 @@ import optuna
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
-from ptv2_core.errors import Ptv2Error
 from optuna_studies.params import distributions, from_study
 from optuna_studies.space import SearchSpace
-from optuna_studies.study import mask_url, open_storage, with_driver
+from optuna_studies.study import open_storage
+from optuna_studies.urls import keep_secret, recall_secret
 
-# storage URLs with a password, by their masked form: in this process's memory only (rule 6)
-_URLS: dict[str, str] = {}
 TELL_WAITS_S = (1.0, 2.0, 4.0)  # rule 5
 log = logging.getLogger(__name__)
 
@@ -134,15 +131,9 @@ class StudySearch(OptunaSearch):
 
     def __getstate__(self) -> dict[str, Any]:
         """The state with the storage as its masked URL, the study left out and live trials as ids."""
-        from sqlalchemy.engine import make_url
-
         state = self.__dict__.copy()
-        url = state.pop("_storage").url
+        state["_ptv2_storage"] = keep_secret(state.pop("_storage").url)
         state.pop("_ot_study", None)
-        secret = make_url(url).password is not None
-        if secret:
-            _URLS[mask_url(url)] = url
-        state["_ptv2_storage"] = (mask_url(url) if secret else url, secret)
         state["_ot_trials"] = {tid: trial._trial_id for tid, trial in state["_ot_trials"].items()}
         return state
 
@@ -150,7 +141,7 @@ class StudySearch(OptunaSearch):
         state = dict(state)
         (url, secret), trials = state.pop("_ptv2_storage"), state.pop("_ot_trials")
         self.__dict__.update(state)
-        self._storage = open_storage(_unmasked(url) if secret else url)
+        self._storage = open_storage(recall_secret(url, secret, "PTV2_OPTUNA_STORAGE", "study storage"))
         self._ot_study = optuna.load_study(study_name=self._study_name, storage=self._storage, sampler=self._sampler,
                                            pruner=optuna.pruners.NopPruner())
         self._ot_trials = {tid: optuna.Trial(self._ot_study, db_id) for tid, db_id in trials.items()}
@@ -171,14 +162,3 @@ class StudySearch(OptunaSearch):
         with warnings.catch_warnings():  # a step reported already is kept as it is
             warnings.filterwarnings("ignore", message="The reported value is ignored")
             trial.report(float(value), int(step))
-
-
-def _unmasked(masked: str) -> str:
-    """The URL with its password, from this process's memory or ``PTV2_OPTUNA_STORAGE``."""
-    if masked in _URLS:
-        return _URLS[masked]
-    env = os.environ.get("PTV2_OPTUNA_STORAGE")
-    if env and mask_url(with_driver(env)) == masked:
-        return env
-    raise Ptv2Error(f"the study storage {masked} needs its password in this process (under Ray Client, the Ray "
-                    "head, where Tune's driver runs): set PTV2_OPTUNA_STORAGE there to its URL")

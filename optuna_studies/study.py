@@ -23,6 +23,7 @@ from optuna_studies.schema_race import open_once
 from optuna_studies.space import SearchSpace
 from optuna_studies.startup import first_points
 from ptv2_core.wording import count_of
+from optuna_studies.urls import mask_url, with_driver  # noqa: F401 (imported from here by other modules too)
 
 SCHEMES = ("sqlite", "postgresql", "mysql")
 ORPHAN_ATTR = "ptv2_orphaned"
@@ -52,30 +53,6 @@ def check_storage_url(url: str) -> str:
             raise Ptv2Error(f"bad study storage URL '{url}': sqlite needs a file (sqlite:///path/optuna.db)")
         if parsed.database != ":memory:" and not Path(parsed.database).parent.exists():
             raise Ptv2Error(f"study storage folder does not exist: {Path(parsed.database).parent}")
-    return url
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (safe to log and print)."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL sqlalchemy can parse: mask anything between "user:" and "@"
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
-
-
-def with_driver(url: str) -> str:
-    """A bare ``postgresql://`` URL with a driver that is installed: SQLAlchemy 2.1 picks psycopg
-    (3) for it, while the pinned environment ships psycopg2."""
-    import importlib.util
-
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg") is None \
-            and importlib.util.find_spec("psycopg2") is not None:
-        return parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
     return url
 
 

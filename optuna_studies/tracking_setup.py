@@ -4,6 +4,7 @@ from __future__ import annotations
 from optuna_studies import settings
 from optuna_studies.quiet import quiet_logger
 from optuna_studies.schema_race import open_once
+from optuna_studies.urls import mask_in_text, mask_url, with_driver
 
 
 def use_mlflow(experiment: str, tracking_uri: str | None = None) -> str:
@@ -11,7 +12,7 @@ def use_mlflow(experiment: str, tracking_uri: str | None = None) -> str:
     root when new). Returns the experiment id."""
     import mlflow
 
-    uri = settings.mlflow_tracking_uri(tracking_uri)
+    uri = check_tracking_uri(settings.mlflow_tracking_uri(tracking_uri))
     open_local_store(uri)
     mlflow.set_tracking_uri(uri)
     exp = mlflow.get_experiment_by_name(experiment)
@@ -32,8 +33,10 @@ TRACKING_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "
 
 
 def check_tracking_uri(uri: str) -> str:
-    """Ptv2Error for a tracking URI MLflow cannot open, before anything is written (it was
-    MLflow's traceback from inside a search whose work folder existed)."""
+    """The tracking URI as MLflow is to open it (a bare ``postgresql://`` with the installed driver:
+    SQLAlchemy 2.1 maps it to psycopg 3, which is not installed); Ptv2Error for one MLflow cannot
+    open, before anything is written (it was MLflow's traceback from inside a search whose work
+    folder existed)."""
     import os
     from urllib.parse import urlsplit
 
@@ -43,11 +46,17 @@ def check_tracking_uri(uri: str) -> str:
     if scheme in ("", "file") or (len(scheme) == 1 and uri[1:2] == ":"):  # a path (or a Windows drive)
         if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("1", "true"):
             return uri
-        raise Ptv2Error(f"MLflow tracking URI '{uri}' is a folder (MLflow's file store, which MLflow 3 refuses): "
+        raise Ptv2Error(f"MLflow tracking URI '{mask_url(uri)}' is a folder (MLflow's file store, which MLflow 3 refuses): "
                         "use a database, e.g. sqlite:///path/mlflow.db, or a server, http://host:5000")
     if scheme not in TRACKING_SCHEMES:
-        raise Ptv2Error(f"MLflow tracking URI '{uri}' has an unknown scheme '{scheme}': use one of "
+        raise Ptv2Error(f"MLflow tracking URI '{mask_url(uri)}' has an unknown scheme '{scheme}': use one of "
                         f"{', '.join(TRACKING_SCHEMES)}")
+    if scheme == "postgresql":
+        try:
+            return with_driver(uri)
+        except Exception:  # sqlalchemy cannot parse it (a bad port, an unclosed bracket)
+            raise Ptv2Error(f"MLflow tracking URI '{mask_url(uri)}' is not a database URL: expected "
+                            "postgresql://user:password@host:5432/db") from None
     return uri
 
 
@@ -55,15 +64,50 @@ def open_local_store(uri: str) -> None:
     """Create the schema of a database-backed MLflow store this process opens itself (sqlite,
     PostgreSQL), if new; processes creating it at once open it again until one has
     (``optuna_studies/schema_race.py``). A tracking server migrates its own database."""
-    check_tracking_uri(uri)
+    uri = check_tracking_uri(uri)
     if not settings.is_local_store(uri) or uri.startswith("file:"):
         return
     from mlflow import MlflowClient
 
+    from ptv2_core.errors import Ptv2Error
+
+    _check_database_answers(uri)
     # MLflow announces a new database's schema at INFO ("Creating initial MLflow database tables...",
     # "Updating database tables") on the console of whichever ptv2 command opens it first
-    with quiet_logger("mlflow.store.db.utils"):
-        open_once(uri, lambda: MlflowClient(uri).search_experiments(max_results=1))
+    try:
+        with quiet_logger("mlflow.store.db.utils"):
+            open_once(uri, lambda: MlflowClient(uri).search_experiments(max_results=1))
+    except Ptv2Error:
+        raise
+    except Exception as e:  # sqlalchemy, driver and MLflow errors: a refused login, a broken schema, ...
+        raise Ptv2Error(f"cannot open the MLflow store {mask_url(uri)}: {_first_line(e)}") from None
+
+
+def _check_database_answers(uri: str) -> None:
+    """One connection to a database server before MLflow's own, which retries a refused one ten
+    times over about 100 s, with a WARNING line each time, then raises a traceback."""
+    if not uri.startswith(("postgresql", "mysql", "mssql")):
+        return
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from ptv2_core.errors import Ptv2Error
+
+    try:
+        engine = create_engine(uri, poolclass=NullPool,
+                               connect_args={"connect_timeout": 10} if uri.startswith("postgresql") else {})
+        try:
+            engine.connect().close()
+        finally:
+            engine.dispose()
+    except Exception as e:  # unreachable host, refused login, missing database or driver
+        raise Ptv2Error(f"cannot open the MLflow store {mask_url(uri)}: {_first_line(e)}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    """The driver's own reason (sqlalchemy wraps it with its background link), on one line."""
+    lines = str(getattr(e, "orig", None) or e).strip().splitlines()
+    return mask_in_text(lines[0]) if lines else type(e).__name__
 
 
 def check_reachable(tracking_uri: str | None = None, timeout: float = 5.0) -> None:
@@ -85,5 +129,5 @@ def check_reachable(tracking_uri: str | None = None, timeout: float = 5.0) -> No
         return
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
-        raise Ptv2Error(f"MLflow tracking server {uri} does not answer ({reason}): start it, or point "
+        raise Ptv2Error(f"MLflow tracking server {mask_url(uri)} does not answer ({reason}): start it, or point "
                         "--mlflow-uri / MLFLOW_TRACKING_URI at one that runs") from None

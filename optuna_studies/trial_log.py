@@ -1,8 +1,9 @@
 """What the driver does as trials start, report, retry and end: the nested MLflow run and the
 trial record (see ``records.py``). A Ray Tune callback; it runs in Tune's driver, which under Ray
 Client (``ray://`` addresses) is an actor on the cluster's head, not the process that called
-``run_search``: so it carries the tracking URI itself instead of relying on that process's
-MLflow settings, and writes records to the work folder by path (a shared folder across machines).
+``run_search``: so it carries the tracking URI itself (a password masked: ``setup`` finds it) instead
+of relying on that process's MLflow settings, and writes records to the work folder by path (a
+shared folder across machines).
 
 The records are what the search ranks (``best.json``); the MLflow runs are the trials' view. A
 store that fails (a server restarting, a locked or lost database) costs the runs' updates, not the
@@ -24,6 +25,8 @@ from optuna_studies.ray_session import one_line
 from optuna_studies.searcher import trial_status
 from optuna_studies.space import SearchSpace
 from ptv2_core.wording import count_of
+from optuna_studies.tracking_setup import check_tracking_uri
+from optuna_studies.urls import keep_secret, recall_secret
 
 # Result keys worth logging per epoch (Tune adds its own bookkeeping keys to every result).
 _SKIP = {"epoch", "done", "training_iteration", "trial_id", "time_this_iter_s", "time_total_s", "timestamp",
@@ -40,7 +43,9 @@ class TrialLog(Callback):
     def __init__(self, parent_run_id: str, work: Path, space: SearchSpace, tracking_uri: str,
                  echo: Callable[[str], None] | None = None, ended: int = 0):
         self._parent, self._work, self._space = parent_run_id, Path(work), space
-        self._tracking_uri = tracking_uri
+        # a bare postgresql:// with the installed driver; a password masked, as Tune pickles its callbacks
+        # into the work folder (tuner.pkl) and under Ray Client ships them to the Ray head
+        self._store = keep_secret(check_tracking_uri(tracking_uri))
         self._echo = echo or (lambda line: None)
         self._ended = ended
         self._runs: dict[str, str] = {}
@@ -51,10 +56,11 @@ class TrialLog(Callback):
         self._warned = False  # an MLflow failure is told once
 
     def setup(self, **info) -> None:
-        """In the process Tune's driver runs in: the parent run's MLflow store."""
+        """In the process Tune's driver runs in: the parent run's MLflow store (a password from this
+        process's memory, else from ``MLFLOW_TRACKING_URI``: ``urls.recall_secret``)."""
         import mlflow
 
-        mlflow.set_tracking_uri(self._tracking_uri)
+        mlflow.set_tracking_uri(recall_secret(*self._store, "MLFLOW_TRACKING_URI", "MLflow store"))
 
     def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
         tid = trial.trial_id

@@ -111,17 +111,16 @@ def registry_summary(params: dict, pipeline_run: str | None = None) -> list[dict
     """Per task: the version this run registered (tag ``pipeline_run``; without one, the newest
     version), its search result, test metric, aliases and the promote step's decision with its
     reason. Another run registering at the same time does not take this run's row."""
-    from mlflow import MlflowClient
-
-    from components.registry.register import NAME_PREFIX, default_name
+    from components.registry import store
+    from components.registry.register import NAME_PREFIX, default_name, name_filter
     from ptv2_core.tasks import task_name
 
-    client = MlflowClient(settings.mlflow_tracking_uri(params.get("mlflow_uri") or None))
+    client = store.client(store.tracking_uri(params.get("mlflow_uri") or None))
     rows = []
     for ref in params["tasks"]:
         task = task_name(ref)  # a task YAML path → its name, as the register step names the model
         name = default_name(task, params["registered_model_prefix"] or NAME_PREFIX)
-        versions = client.search_model_versions(f"name = '{name}'")
+        versions = client.search_model_versions(name_filter(name))
         if pipeline_run:
             versions = [v for v in versions if (v.tags or {}).get("pipeline_run") == pipeline_run]
         if not versions:

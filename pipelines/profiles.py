@@ -78,6 +78,20 @@ def _typed(p: dict) -> dict:
     return out
 
 
+def _check_model_names(tasks: list[str], prefix: str, local: bool) -> None:
+    """Each task's registered model name (the prefix plus the task's name: a task YAML's ``name:``,
+    read here for a local run) must be one the register step can write and list."""
+    from components.registry.register import NAME_PREFIX, check_name, default_name
+    from ptv2_core.tasks import task_name, task_ref_kind
+
+    for t in tasks:
+        name = task_name(t) if local or task_ref_kind(t) != "file" else "task"  # a file in the cluster: the prefix
+        try:
+            check_name(default_name(name, prefix or NAME_PREFIX))
+        except Ptv2Error as e:
+            raise Ptv2Error(f"registered_model_prefix {prefix!r} with task '{t}': {e}") from None
+
+
 def _checked(p: dict, local: bool) -> dict:
     from ptv2_core.settings import check_seed
     from ptv2_core.tasks import load_task_yaml, task_ref_kind
@@ -92,6 +106,7 @@ def _checked(p: dict, local: bool) -> dict:
     for t in tasks:
         if task_ref_kind(t, must_exist=local) == "file" and local:
             load_task_yaml(t)  # a bad task file (its name: too) is refused now, not in the prepare step
+    _check_model_names(tasks, p["registered_model_prefix"], local)
     lengths = p["prompt_lengths"]
     if not lengths or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in lengths):
         raise Ptv2Error(f"prompt_lengths must be positive integers, got {lengths}")

@@ -26,6 +26,9 @@ TOKEN_ENV, COOKIE_ENV, SA_TOKEN_ENV = "PTV2_KFP_TOKEN", "PTV2_KFP_COOKIE", "KF_P
 AUTH_HINT = (f"set {TOKEN_ENV} (a bearer token) or {COOKIE_ENV} (the session cookie of a logged-in "
              "browser, name=value), see docs/deploy.md")
 ENDPOINT_PARAMS = ("mlflow_uri", "ray_address", "optuna_storage")
+# where a step reads each endpoint when its parameter is empty (optuna_studies/settings.py)
+ENDPOINT_ENV = {"mlflow_uri": "MLFLOW_TRACKING_URI", "ray_address": "RAY_ADDRESS",
+                "optuna_storage": "PTV2_OPTUNA_STORAGE"}
 
 
 @dataclass
@@ -91,13 +94,19 @@ def url_secret(value: str) -> str | None:
     return f"a credential in its query ({', '.join(sorted(set(hits)))}=)" if hits else None
 
 
-def check_no_secrets(params: dict) -> None:
+def check_no_secrets(params: dict, local: bool = False) -> None:
     """A run's parameters are stored and shown in plain text by Kubeflow: an endpoint URL with a
     password in it (user:password@, ?password=, ?token=, ...) is refused, as is one that does not
-    parse (the pods read the real URLs from the cluster's ConfigMap and Secret)."""
+    parse (the pods read the real URLs from the cluster's ConfigMap and Secret). ``local``
+    (``ptv2 run``): kfp.local starts each step with its parameters on the command line, so the same
+    URLs are refused there; the steps read them from the environment instead."""
     for key in ENDPOINT_PARAMS:
         value = params.get(key) or ""
         found = url_secret(str(value)) if value else None
+        if found and local:
+            raise Ptv2Error(f"{key} carries {found}, and kfp.local passes each step its parameters on its command "
+                            f"line, which `ps` shows: leave {key} empty and set {ENDPOINT_ENV[key]} in the environment "
+                            "instead (every step reads it there)")
         if found:
             raise Ptv2Error(f"{key} carries {found}, and Kubeflow stores and shows run parameters in plain "
                             f"text: leave {key} empty (the pods read it from the cluster's Secret, see docs/deploy.md)")

@@ -3,6 +3,7 @@ profiles and the run command's bad input."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -223,6 +224,10 @@ def test_config_file_and_overrides(tmp_path):
     ("prompt_lengths: 8", "prompt_lengths must be a list, got 8"),
     ("prompt_lengths: [4, 8, 4]", "prompt_lengths lists a length twice"),
     ("tasks: trec", "tasks must be a list, got 'trec'"),
+    # the register step failed on it after the search, leaving a version without its alias
+    ("registered_model_prefix: \"team's-\"",
+     "registered_model_prefix \"team's-\" with task 'trec': invalid registered model name \"team's-trec\": "
+     "it holds \"'\""),
     ("model: ''", "model must name a base model"),
     ("model: ./no-such-model", "model folder not found: ./no-such-model"),
     ("optuna_storage: 'foo://x'", "unsupported study storage 'foo'"),
@@ -327,6 +332,31 @@ def test_a_local_run_reads_its_task_files_before_it_starts(tmp_path):
     assert resolve_params("default", None, {"tasks": [str(bad)]}, local=False)["tasks"] == [str(bad)]  # read there
 
 
+@pytest.mark.parametrize("config, needle", [
+    ("mlflow_uri: https://admin:hunter2@127.0.0.1:1\n",
+     "mlflow_uri carries a password, and kfp.local passes each step its parameters on its command line, which `ps` "
+     "shows: leave mlflow_uri empty and set MLFLOW_TRACKING_URI in the environment instead"),
+    # the MLflow server that does not answer: without the check the run stops there, not minutes later
+    ("optuna_storage: postgresql://ptv2:hunter2@127.0.0.1:1/optuna\nmlflow_uri: http://127.0.0.1:1\n",
+     "optuna_storage carries a password, and kfp.local passes each step its parameters on its command line, "
+     "which `ps` shows: leave optuna_storage empty and set PTV2_OPTUNA_STORAGE in the environment instead"),
+    ("optuna_storage: postgresql://ptv2@db/optuna?password=hunter2\nmlflow_uri: http://127.0.0.1:1\n",
+     "optuna_storage carries a credential in its query (password=)"),
+])
+def test_a_local_run_refuses_a_password_in_its_parameters(tmp_path, monkeypatch, config, needle):
+    """`ptv2 submit` refused these; `ptv2 run` passed them on, and kfp.local starts every step with its
+    parameters on the command line, password included, for any user of the machine to read."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(config)
+    home = tmp_path / "home"
+    monkeypatch.setenv("PTV2_HOME", str(home))
+    res = run_cli("run", "--config", str(cfg))
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert needle in lines[0] and "hunter2" not in lines[0], lines[0]
+    assert not home.exists(), "a refused run wrote under PTV2_HOME"
+
+
 def test_task_files_are_checked_here_only_for_a_local_run(tmp_path):
     """`ptv2 submit` may name a task file that exists in the cluster's image or volume only."""
     remote = {"tasks": ["trec", "/cluster/tasks/mine.yaml"]}
@@ -335,6 +365,22 @@ def test_task_files_are_checked_here_only_for_a_local_run(tmp_path):
         resolve_params("default", None, remote)
     with pytest.raises(Ptv2Error, match="unknown task 'imdb'"):
         resolve_params("default", None, {"tasks": ["imdb"]}, local=False)
+
+
+def test_a_task_whose_name_makes_a_registered_model_name_mlflow_cannot_filter_is_refused(tmp_path):
+    """A task YAML's `name:` gives the registered model's name: one with a quote failed only at
+    the register step, after the search. A task file read in the cluster is checked there."""
+    (tmp_path / "train.csv").write_text("text,label\n" + "".join(f"q {i},{'ab'[i % 2]}\n" for i in range(20)))
+    task = tmp_path / "mine.yaml"
+    task.write_text(json.dumps({"name": "team's", "type": "sequence", "text_column": "text", "label_column": "label",
+                                "metric": "accuracy", "data": {"train": "train.csv"}}))
+    with pytest.raises(Ptv2Error, match=re.escape(f"registered_model_prefix 'ptv2-' with task '{task}': invalid "
+                                                  "registered model name \"ptv2-team's\": it holds \"'\"")):
+        resolve_params("default", None, {"tasks": [str(task)]})
+    assert resolve_params("default", None, {"tasks": ["/cluster/mine.yaml"]}, local=False)["tasks"] == [
+        "/cluster/mine.yaml"]
+    with pytest.raises(Ptv2Error, match="with task 'trec': invalid registered model name"):
+        resolve_params("default", None, {"tasks": ["trec"], "registered_model_prefix": 'a\\'}, local=False)
 
 
 def test_a_local_run_keeps_the_hub_reachable_only_when_it_needs_it(tmp_path):

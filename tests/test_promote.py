@@ -328,3 +328,79 @@ def test_a_tag_write_failing_midway_marks_the_promotion_failed(adapters, store):
         _record(FailsOnVersion1(), store, name, d)
     assert _tags(store, name, 2)["promotion.decision"] == "failed: champion alias not moved"
     assert registry_state(store, name)[0] == {"challenger": 2}
+
+
+class _Recorded:
+    """The real client, with its writes recorded in order; ``stop_at(i)`` makes the i-th write
+    raise KeyboardInterrupt instead (Ctrl-C landing between two of the decision's calls)."""
+
+    def __init__(self, real, stop_at: int | None = None):
+        self.real, self.stop_at, self.writes = real, stop_at, []
+
+    def __getattr__(self, attr):
+        return getattr(self.real, attr)
+
+    def _write(self, call: str, *args):
+        if len(self.writes) == self.stop_at:
+            self.stop_at = None  # one Ctrl-C: the cleanup's own writes go through
+            raise KeyboardInterrupt
+        self.writes.append((call, *args))
+        return getattr(self.real, call)(*args)
+
+    def set_model_version_tag(self, *args):
+        return self._write("set_model_version_tag", *args)
+
+    def set_registered_model_alias(self, *args):
+        return self._write("set_registered_model_alias", *args)
+
+
+def _two_versions(store: str, name: str, tmp_path):
+    """``name`` with version 1 as champion and version 2 as challenger (no scoring needed here)."""
+    from mlflow import MlflowClient
+
+    c = MlflowClient(tracking_uri=store, registry_uri=store)
+    c.create_registered_model(name)
+    for _ in range(2):
+        c.create_model_version(name, str(tmp_path))
+    c.set_registered_model_alias(name, "champion", "1")
+    c.set_registered_model_alias(name, "challenger", "2")
+    return c
+
+
+def _decision(name: str):
+    from components.registry.promote import PromotionDecision
+
+    tags = {"promotion.decision": "promoted", "promotion.reason": "wins", "promotion.challenger_version": "2",
+            "promotion.champion_version": "1", "promotion.diff": "0.2"}
+    return PromotionDecision(True, 2, 1, {"challenger": 0.9, "champion": 0.7}, (0.1, 0.3), "wins", name, tags=tags)
+
+
+def test_the_decision_tag_is_written_last_after_the_alias(store, tmp_path):
+    """It was the first of about 18 tag calls per version: anything stopping the promotion after it
+    left a version saying "promoted" with `champion` not moved."""
+    from components.registry.promote import _record
+
+    name = "order-trec"
+    client = _Recorded(_two_versions(store, name, tmp_path))
+    _record(client, store, name, _decision(name))
+    calls = [(w[0], *w[2:4]) for w in client.writes]  # (call, version, tag) or (call, alias, version)
+    assert calls[-3:] == [("set_registered_model_alias", "champion", "2"),
+                          ("set_model_version_tag", "2", "promotion.decision"),
+                          ("set_model_version_tag", "1", "promotion.decision")], calls
+    assert len(calls) == 2 * 5 + 1
+    assert _tags(store, name, 2)["promotion.decision"] == "promoted"
+    assert registry_state(store, name)[0] == {"challenger": 2, "champion": 2}
+
+
+@pytest.mark.parametrize("stop_at", [1, 5, 8])  # details of the challenger, of the champion, the alias call
+def test_ctrl_c_during_the_decision_leaves_no_version_saying_promoted(store, tmp_path, stop_at):
+    """KeyboardInterrupt is no Exception: the cleanup that marks the promotion failed did not run."""
+    from components.registry.promote import _record
+
+    name = f"interrupted-{stop_at}-trec"
+    client = _Recorded(_two_versions(store, name, tmp_path), stop_at=stop_at)
+    with pytest.raises(KeyboardInterrupt):
+        _record(client, store, name, _decision(name))
+    assert registry_state(store, name)[0] == {"challenger": 2, "champion": 1}
+    for v in (1, 2):
+        assert _tags(store, name, v).get("promotion.decision") == "failed: champion alias not moved", v

@@ -338,3 +338,25 @@ def test_the_run_summary_shows_the_version_its_own_run_registered(adapters, stor
     assert (a["model"], str(a["version"]), str(b["version"])) == ("summary-trec", "1", "2")
     assert registry_summary(params, "some-other-run")[0]["version"] == "-"
     assert str(registry_summary(params)[0]["version"]) == "2"  # no run named: the newest
+
+
+def test_a_name_mlflow_filters_cannot_quote_is_refused_before_anything_is_written(adapters, home, store):
+    """`--name "team's-trec"` made a run and version 1, then listing the versions failed ("Invalid
+    clause(s) in filter string": MLflow strips a filter's quotes, never unescapes them), and the
+    cleanup, which lists them too, left the version without its alias and the run RUNNING."""
+    from components.registry.register import register_adapter
+    from pipelines.local_run import registry_summary
+
+    client = _client(store)
+    runs = lambda: len(client.search_runs([e.experiment_id for e in client.search_experiments()]))  # noqa: E731
+    models, runs_before = {m.name for m in client.search_registered_models()}, runs()
+    r = ptv2("register", "--adapter", str(adapters["good"]), "--name", "team's-trec", env=base_env(PTV2_HOME=str(home)))
+    assert r.returncode == 2 and error_line(r.stderr).startswith(
+        "error: invalid registered model name \"team's-trec\": it holds \"'\""), r.stderr
+    for bad, kwargs in (('"', {"name": 'a"b'}), ("\\", {"name": "a\\b"}), ("'", {"name_prefix": "o'"})):
+        with pytest.raises(Ptv2Error, match=f"it holds {bad!r}".replace("\\", "\\\\")):
+            register_adapter(adapters["good"], "trec", **kwargs)
+    # the run summary lists a prefix's versions with the same filter
+    with pytest.raises(Ptv2Error, match="invalid registered model name \"o'trec\": it holds \"'\""):
+        registry_summary({"tasks": ["trec"], "registered_model_prefix": "o'", "mlflow_uri": store})
+    assert {m.name for m in client.search_registered_models()} == models and runs() == runs_before

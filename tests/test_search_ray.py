@@ -30,7 +30,7 @@ import yaml
 from optuna.trial import TrialState
 
 from optuna_studies.search import run_search
-from optuna_studies.study import default_study_name, delete_study, finished_count, mask_url, open_storage
+from optuna_studies.study import default_study_name, delete_study, finished_count, mask_url, open_storage, with_driver
 from optuna_studies.work import work_dir
 from ptv2_core.wording import count_of
 from test_search import tiny_model  # noqa: F401  (module fixture: a tiny BERT model folder)
@@ -393,16 +393,21 @@ def test_worker_killed_mid_trial_is_retried(local_ray, tiny_model, tmp_path, tra
     assert best["trial"]["epochs_trained"] == winner["epochs_trained"] >= best["trial"]["epochs_run"]
 
 
-def test_postgres_study_with_concurrent_trials(local_ray, tiny_model, tmp_path, mlflow_uri):
+def test_postgres_study_with_concurrent_trials(local_ray, tiny_model, tmp_path):
     url = os.environ.get("PTV2_TEST_POSTGRES_URL")
     if not url:
         pytest.skip("PTV2_TEST_POSTGRES_URL is not set (.ci/run sets it to the local PostgreSQL)")
     from sqlalchemy.engine import make_url
 
-    # a marker password (the test server trusts local connections, so any password is accepted): no
+    # a marker password (the test server trusts local connections, so any password is accepted), in
+    # the study storage's URL and in the MLflow store's (a database of its own, bare postgresql://): no
     # file of the work folder may hold it (Tune pickled the searcher, storage URL and all, into
-    # tuner.pkl and searcher-state-*.pkl); looked at as each line is printed, the last one as the
-    # best adapter is scored, when the Tune experiment is complete and the work folder not yet removed
+    # tuner.pkl and searcher-state-*.pkl, and the trial callback, tracking URI and all, into tuner.pkl);
+    # looked at as each line is printed, the last one as the best adapter is scored, when the Tune
+    # experiment is complete and the work folder not yet removed
+    from test_registry_support import postgres_database
+
+    databases = postgres_database(url)
     secret = f"pw-{secrets.token_hex(6)}"
     url = make_url(url).set(password=secret).render_as_string(hide_password=False)
     name = f"ptv2-test-{uuid.uuid4().hex[:10]}"
@@ -412,9 +417,10 @@ def test_postgres_study_with_concurrent_trials(local_ray, tiny_model, tmp_path, 
         files = [p for p in work.rglob("*") if p.is_file()]
         seen.append((line, {p.name for p in files}, [str(p) for p in files if backwards[::-1].encode() in p.read_bytes()]))
 
+    mlflow_pg = make_url(next(databases)).set(password=secret).render_as_string(hide_password=False)
     try:
         result = run_search("trec", tiny_model, tmp_path / "out", space=write_space(tmp_path, trials=2),
-                            storage=url, study_name=name, mlflow_uri=mlflow_uri,
+                            storage=url, study_name=name, mlflow_uri=mlflow_pg,
                             concurrency=2, echo=look, **SMALL)
         assert seen[-1][0].startswith("scoring the best trial's adapter"), seen
         assert "tuner.pkl" in seen[-1][1] and any(n.startswith("searcher-state") for n in seen[-1][1]), seen[-1]
@@ -425,14 +431,16 @@ def test_postgres_study_with_concurrent_trials(local_ray, tiny_model, tmp_path, 
         assert {t.user_attrs["ray_trial_id"] for t in study.trials} == {r["ray_trial_id"] for r in result.trials}
         a, b = sorted(result.trials, key=lambda r: r["started"])
         assert b["started"] < a["ended"], "the two trials did not run at the same time"
-        _, parent, _ = mlflow_runs(mlflow_uri, result.parent_run_id)
+        _, parent, trial_runs = mlflow_runs(with_driver(mlflow_pg), result.parent_run_id)
         assert parent.data.params["study_storage"] == mask_url(url) == result.storage
         assert secret not in result.storage
+        assert len(trial_runs) == len(result.trials) == 2  # the trial callback logged them there
     finally:
         try:
             delete_study(url, name)
         except KeyError:
             pass
+        databases.close()  # drops the MLflow database
 
 
 def free_port() -> int:

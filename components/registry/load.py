@@ -53,7 +53,7 @@ def get_version(c, uri: str, name: str, alias: str | None = None, version: int |
         model = store.retry(lambda: c.get_registered_model(name), f"reading registered model '{name}'", uri)
     except MlflowException as e:
         if e.error_code == "RESOURCE_DOES_NOT_EXIST":
-            raise Ptv2Error(f"no registered model '{name}' in {uri}") from None
+            raise Ptv2Error(f"no registered model '{name}' in {store.mask_url(uri)}") from None
         raise store.unreachable(uri, e) from None
     if alias is not None:
         if alias not in (model.aliases or {}):
@@ -79,7 +79,8 @@ def load_version(c, uri: str, mv) -> LoadedVersion:
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp, tracking_uri=uri)
         except Exception as e:
-            raise Ptv2Error(f"cannot download {mv.name} version {mv.version} from {source}: {store.describe(e)}") from None
+            raise Ptv2Error(f"cannot download {mv.name} version {mv.version} from {store.mask_in_text(source)}: "
+                            f"{store.describe(e)}") from None
         try:
             model = _load_from_data(Path(local))
         except Ptv2Error as e:

@@ -6,8 +6,9 @@ optionally cut to ``max_eval`` examples. The decision (see ``bootstrap``): promo
 end of the 95 % paired-bootstrap interval of challenger − champion is above ``margin``
 percentage points. With no champion yet, the majority-class predictor plays the champion (the
 floor). ``force`` promotes regardless, with a reason. The decision, both scores, the interval
-and the reason become ``promotion.*`` tags on both versions; the ``champion`` alias moves last,
-in one call, so a failure at any earlier point leaves the aliases as they were.
+and the reason become ``promotion.*`` tags on both versions; the ``champion`` alias moves after
+them, in one call, so a failure at any earlier point leaves the aliases as they were, and
+``promotion.decision`` is written last (``_record``).
 """
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ def _resolve_name(c, uri: str, task_or_name: str) -> str:
         except MlflowException as e:
             if e.error_code != "RESOURCE_DOES_NOT_EXIST":
                 raise store.unreachable(uri, e) from None
-    raise Ptv2Error(f"no registered model '{default_name(task_or_name)}' for '{task_or_name}' in {uri} "
+    raise Ptv2Error(f"no registered model '{default_name(task_or_name)}' for '{task_or_name}' in {store.mask_url(uri)} "
                     "(register one with `ptv2 register`)")
 
 
@@ -258,21 +259,32 @@ def _same_test_split(spec, full, seed: int, tags: dict) -> bool:
 
 
 def _record(c, uri: str, name: str, d: PromotionDecision) -> None:
-    """Audit tags on both versions first, the alias last: a failure before the alias call leaves
-    the aliases untouched, and the tags that said "promoted" say it failed."""
+    """The audit tags on both versions, the alias, and last of all ``promotion.decision``: a failure
+    or a Ctrl-C before the alias call leaves the aliases untouched and no version saying
+    "promoted" (a promotion that stopped says it failed); one after it leaves ``champion`` moved,
+    with the details of why already on both versions."""
+    versions = [v for v in (d.challenger, d.champion) if v is not None]
+    moved = False
     try:
-        for v in (d.challenger, d.champion):
-            if v is None:
-                continue
+        for v in versions:
             for k, val in d.tags.items():
-                store.retry(lambda: c.set_model_version_tag(name, str(v), k, val), f"tagging {name} version {v}", uri)
+                if k != DECISION:
+                    store.retry(lambda: c.set_model_version_tag(name, str(v), k, val), f"tagging {name} version {v}", uri)
         if d.promoted:
             store.retry(lambda: c.set_registered_model_alias(name, CHAMPION, str(d.challenger)),
                         f"moving alias '{CHAMPION}'", uri)
-    except Ptv2Error:
-        if d.promoted:
-            _mark_failed(c, name, (d.challenger, d.champion))
+            moved = True
+        for v in versions:
+            if DECISION in d.tags:
+                store.retry(lambda: c.set_model_version_tag(name, str(v), DECISION, d.tags[DECISION]),
+                            f"tagging {name} version {v}", uri)
+    except BaseException:  # KeyboardInterrupt too: re-raised once the versions say what happened
+        if d.promoted and not moved:
+            _mark_failed(c, name, versions)
         raise
+
+
+DECISION = "promotion.decision"
 
 
 def _mark_failed(c, name: str, versions) -> None:
@@ -280,7 +292,7 @@ def _mark_failed(c, name: str, versions) -> None:
     for v in versions:
         if v is not None:
             try:
-                c.set_model_version_tag(name, str(v), "promotion.decision", "failed: champion alias not moved")
+                c.set_model_version_tag(name, str(v), DECISION, "failed: champion alias not moved")
             except Exception:
                 pass
 

@@ -49,7 +49,10 @@ class RegisteredVersion:
     aliases: tuple[str, ...]
 
 
-_NOT_IN_NAMES = "/:@%"  # characters a registered model name cannot hold
+_NOT_IN_NAMES = "/:@%"  # characters a registered model name cannot hold (a default name has '-' instead)
+# ...nor these: MLflow's search filters (``name = '...'``) strip a value's quotes but never unescape
+# it, so a name holding one cannot be listed, and a registration could not clean up after itself
+_UNQUOTABLE = "'\"\\"
 
 
 def default_name(task: str, prefix: str = NAME_PREFIX) -> str:
@@ -59,10 +62,21 @@ def default_name(task: str, prefix: str = NAME_PREFIX) -> str:
     return "".join("-" if c in _NOT_IN_NAMES else c for c in name)
 
 
-def _check_name(name: str) -> str:
-    if not name or not name.strip() or any(c in name for c in _NOT_IN_NAMES) or len(name) > 200:
-        raise Ptv2Error(f"invalid registered model name {name!r}: no '/', ':', '@' or '%', at most 200 characters")
+def check_name(name: str) -> str:
+    """``name`` if MLflow's registry can hold it and its search filters can quote it, else Ptv2Error
+    naming the character (every registered model name ptv2 writes or lists goes through here)."""
+    if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        raise Ptv2Error(f"invalid registered model name {name!r}: it must be 1 to 200 characters, not all blank")
+    bad = next((c for c in name if c in _NOT_IN_NAMES + _UNQUOTABLE), None)
+    if bad is not None:
+        raise Ptv2Error(f"invalid registered model name {name!r}: it holds {bad!r}; a name cannot hold "
+                        "/ : @ % (MLflow's registry, model URIs) nor ' \" \\ (MLflow's search filters cannot quote them)")
     return name
+
+
+def name_filter(name: str) -> str:
+    """The search filter for the versions (or the registered model) named ``name``."""
+    return f"name = '{check_name(name)}'"
 
 
 def _requirements() -> list[str]:
@@ -117,7 +131,7 @@ def read_aliases(c, uri: str, name: str) -> dict:
 
 def versions(c, name: str) -> list:
     """All versions of a registered model (empty when the model does not exist)."""
-    return list(c.search_model_versions(f"name = '{name}'"))
+    return list(c.search_model_versions(name_filter(name)))
 
 
 @contextlib.contextmanager
@@ -266,7 +280,7 @@ def register_adapter(
     """
     step = on_step or (lambda _s: None)
     info = describe_adapter(adapter_dir, task, tags)
-    name = _check_name(name or default_name(info.spec.name, name_prefix or NAME_PREFIX))
+    name = check_name(name or default_name(info.spec.name, name_prefix or NAME_PREFIX))
     uri = store.tracking_uri(tracking_uri)
     # bounded_http also turns MLflow's progress bars off: save_model "downloads" the adapter's files
     with store.bounded_http(), tempfile.TemporaryDirectory(prefix="ptv2-register-") as tmp:
@@ -325,7 +339,7 @@ def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id:
         left = _cleanup(c, uri, name, reg_id, run_id, own_run, created, new_model, files)
         if not isinstance(e, Exception):
             raise
-        msg = str(e) if isinstance(e, Ptv2Error) else f"{store.describe(e)} (MLflow store at {uri})"
+        msg = str(e) if isinstance(e, Ptv2Error) else f"{store.describe(e)} (MLflow store at {store.mask_url(uri)})"
         state = "no version was created" if not created else "registry left as it was" if not left else "cleanup incomplete"
         raise Ptv2Error(f"registering '{name}' failed, {state}: {msg}" + ("; " + "; ".join(left) if left else "")) from None
     return RegisteredVersion(name, version, aliases)

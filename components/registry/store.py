@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from optuna_studies import settings
 from optuna_studies.schema_race import sqlite_file
+from optuna_studies.urls import mask_in_text, mask_url
 from ptv2_core.errors import Ptv2Error
 
 T = TypeVar("T")
@@ -84,18 +85,19 @@ def is_unreachable(e: BaseException) -> bool:
 
 
 def describe(e: BaseException) -> str:
-    """A short reason for an MLflow/HTTP error, without the stack of wrappers."""
+    """A short reason for an MLflow/HTTP error, without the stack of wrappers (nor the password of
+    a URL it quotes)."""
     text = str(e)
     if is_unreachable(e):
         kind = "timed out" if "timed out" in text else "connection refused" if "refused" in text or \
             "Failed to establish" in text else "connection failed"
         return f"server unreachable ({kind}; gave up after {os.environ.get('MLFLOW_HTTP_REQUEST_MAX_RETRIES', '7')} retries)"
     lines = text.strip().splitlines()
-    return lines[0][:400] if lines else type(e).__name__
+    return mask_in_text(lines[0])[:400] if lines else type(e).__name__
 
 
 def unreachable(uri: str, e: BaseException) -> Ptv2Error:
-    return Ptv2Error(f"MLflow store at {uri} failed: {describe(e)}")
+    return Ptv2Error(f"MLflow store at {mask_url(uri)} failed: {describe(e)}")
 
 
 def retry(fn: Callable[[], T], what: str, uri: str, attempts: int = 2, delay: float = 1.0) -> T:
@@ -116,7 +118,7 @@ def retry(fn: Callable[[], T], what: str, uri: str, attempts: int = 2, delay: fl
             break  # MLflow's HTTP layer has already retried with backoff
         if attempt < attempts:
             time.sleep(delay * attempt)
-    raise Ptv2Error(f"{what} failed against the MLflow store at {uri}: {describe(last)}")
+    raise Ptv2Error(f"{what} failed against the MLflow store at {mask_url(uri)}: {describe(last)}")
 
 
 def registry_experiment(c, uri: str, name: str = REGISTRY_EXPERIMENT) -> str:

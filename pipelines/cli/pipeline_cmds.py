@@ -33,8 +33,10 @@ def run(
     from optuna_studies.tracking_setup import check_reachable
     from pipelines.local_run import registry_summary, run_local
     from pipelines.profiles import resolve_params
+    from pipelines.submit import check_no_secrets
 
     params = resolve_params(profile, config, _overrides(tasks, trials, epochs))
+    check_no_secrets(params, local=True)  # kfp.local puts the parameters on each step's command line
     check_reachable(params["mlflow_uri"] or None)  # before data and pre-training take minutes
     console = Console(stderr=True, soft_wrap=True)  # whole lines in a log or CI output, not cut at 80 columns
     console.print(f"[bold]ptv2 run[/] profile={profile} tasks={','.join(params['tasks'])} "

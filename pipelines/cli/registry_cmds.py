@@ -34,7 +34,8 @@ def register(
     adapter: Path = typer.Option(..., help="Adapter folder (adapter.safetensors, adapter_config.json, metrics.json)."),
     task: Optional[str] = typer.Option(None, help="The adapter's task: a packaged task (trec, rt, wnut16, bbc), a task "
                                        "YAML, or hub:<name> (default: the task it was trained on)."),
-    name: Optional[str] = typer.Option(None, help="Registered model name (default: ptv2-<task>)."),
+    name: Optional[str] = typer.Option(None, help="Registered model name (default: ptv2-<task>); it cannot hold "
+                                       "/ : @ % ' \" or \\."),
     tag: list[str] = typer.Option([], "--tag", help="Extra version tag KEY=VALUE (repeatable), e.g. study=trec-v2."),
     run_id: Optional[str] = typer.Option(None, help="Log the model into this existing MLflow run."),
 ) -> None:
@@ -95,6 +96,7 @@ def ui(
     """Start the MLflow UI on 127.0.0.1 for the local store (Ctrl-C stops it)."""
     from components.registry import store
     from optuna_studies import settings
+    from optuna_studies.urls import mask_url
     from ptv2_core.errors import Ptv2Error
 
     if not 0 < port < 65536:
@@ -104,15 +106,17 @@ def ui(
     _check_port_free(port)  # mlflow's server logs a failed bind and exits 0, after creating the store
     uri = store.tracking_uri()
     if not store.is_local_store(uri):
-        raise Ptv2Error(f"MLFLOW_TRACKING_URI points to a server ({uri}): open its UI there; "
+        raise Ptv2Error(f"MLFLOW_TRACKING_URI points to a server ({mask_url(uri)}): open its UI there; "
                         "`ptv2 ui` serves the local store only")
     root = settings.artifact_root(tracking_uri=uri)
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--default-artifact-root", root,
+    cmd = [sys.executable, "-m", "mlflow", "server", "--default-artifact-root", root,
            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    typer.echo(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C stops it)", err=True)
+    # the store by environment, not on the command line, where `ps` shows a database password to anyone
+    env = dict(os.environ, MLFLOW_BACKEND_STORE_URI=uri)
+    typer.echo(f"MLflow UI for {mask_url(uri)} on http://127.0.0.1:{port} (Ctrl-C stops it)", err=True)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, cmd)  # the server replaces this process: signals reach it directly
+    os.execve(sys.executable, cmd, env)  # the server replaces this process: signals reach it directly
 
 
 def _check_port_free(port: int) -> None:

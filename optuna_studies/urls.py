@@ -1,0 +1,79 @@
+"""Store URLs (Optuna storage, MLflow tracking): the password masked wherever one is shown or
+pickled, the installed driver for a bare ``postgresql://``.
+
+Light on purpose (sqlalchemy only, imported when called): every command's error path masks a URL,
+and ``optuna_studies.study`` pulls in optuna and torch.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+from ptv2_core.errors import Ptv2Error
+
+# URLs with a password, by their masked form: in this process's memory only (``keep_secret``)
+_KNOWN: dict[str, str] = {}
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (safe to log and print)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL sqlalchemy can parse: mask anything between "user:" and "@"
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+
+
+def mask_in_text(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@`` in it as ``***`` (an error
+    message that quotes the URL it failed on)."""
+    return re.sub(r"(://[^:/@\s'\"]*:)[^@\s'\"]*@", r"\1***@", text)
+
+
+def with_driver(url: str) -> str:
+    """A bare ``postgresql://`` URL with a driver that is installed: SQLAlchemy 2.1 picks psycopg
+    (3) for it, while the pinned environment ships psycopg2."""
+    import importlib.util
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        return parsed.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+    return url
+
+
+def has_password(url: str) -> bool:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).password is not None
+    except Exception:  # unparsable: whatever sits between "user:" and "@" counts
+        return mask_url(url) != url
+
+
+def keep_secret(url: str) -> tuple[str, bool]:
+    """What a pickle may hold of ``url``: its masked form and True when it has a password (the URL
+    itself is remembered in this process, for ``recall_secret``), else the URL and False."""
+    if not has_password(url):
+        return url, False
+    masked = mask_url(url)
+    _KNOWN[masked] = url
+    return masked, True
+
+
+def recall_secret(kept: str, secret: bool, env: str, what: str) -> str:
+    """The URL ``keep_secret`` kept as ``kept``: from this process's memory, else from the
+    environment variable ``env`` when it holds the same URL (another process: under Ray Client,
+    Tune's driver on the Ray head)."""
+    if not secret:
+        return kept
+    if kept in _KNOWN:
+        return _KNOWN[kept]
+    value = os.environ.get(env)
+    if value and mask_url(with_driver(value)) == kept:
+        return with_driver(value)
+    raise Ptv2Error(f"the {what} {kept} needs its password in this process (under Ray Client, the Ray head, where "
+                    f"Tune's driver runs): set {env} there to its URL")
