@@ -92,6 +92,24 @@ def one_line(e: BaseException) -> str:
 
 
 @contextmanager
+def sigterm_kept() -> Iterator[None]:
+    """Put SIGTERM's handler back after the block when it was a Python function (the ``ptv2`` CLI's:
+    ``pipelines/cli/sigterm.py``). ``ray.init`` sets its own: Python's, which exits at once, then,
+    as its core worker starts, absl's failure handler, which aborts with a stack dump (exit 134).
+    The process's own clean-up then stops Ray (``ray.shutdown`` below, and Ray's atexit hook)."""
+    import signal
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if callable(previous):
+            signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None) -> Iterator[None]:
     """Keep Ray connected for the block (what the cluster can hold: ``capacity.check_capacity``).
 
@@ -110,12 +128,13 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpu
     if target:
         check_answers(target)
     try:
-        if target:
-            _join(ray, target, common)
-        else:
-            quiet_auth_notice()
-            ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus,
-                     object_store_memory=LOCAL_OBJECT_STORE_BYTES, **common)
+        with sigterm_kept():
+            if target:
+                _join(ray, target, common)
+            else:
+                quiet_auth_notice()
+                ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus,
+                         object_store_memory=LOCAL_OBJECT_STORE_BYTES, **common)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"the Ray cluster at '{target}'" if target else "a local Ray"
         raise Ptv2Error(f"cannot start or join {where}: {one_line(e)}") from None

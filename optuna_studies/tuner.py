@@ -20,10 +20,30 @@ from optuna_studies.trial_log import TrialLog
 METRIC = "best_objective"  # running best of the space's metric: what ASHA compares and Optuna stores
 
 
-def _not_tunes_restore_hint(record) -> bool:
-    """Ray Tune ends a stopped run with "Resume experiment with: Tuner.restore(...)"; a ptv2 search
-    resumes with its own command and ``--resume`` (the study holds the trials), which it says next."""
-    return not str(record.msg).startswith("Experiment has been interrupted")
+# Ray Tune's console lines on a stopped run, by logger: none is for a ptv2 search's user, whose one
+# error line says what is kept and how to go on.
+TUNE_STOP_NOISE = {
+    # "Resume experiment with: Tuner.restore(...)": a ptv2 search resumes with its own command and
+    # ``--resume`` (the study holds the trials); and "Stop signal received (e.g. via SIGINT/Ctrl+C),
+    # ending Ray Tune run. ... Press CTRL+C (or send SIGINT/SIGKILL/SIGTERM) to skip." (a second one
+    # skips the drawing of the finished trials' table and pictures, not Tune's checkpoint)
+    "ray.tune.tune": ("Experiment has been interrupted", "Stop signal received"),
+    # "Failed to fetch metrics for N trial(s): ... FileNotFoundError(...)": trials stopped before their
+    # first report have no result file; the search reads its own records, not Tune's
+    "ray.tune.analysis.experiment_analysis": ("Failed to fetch metrics",),
+}
+
+
+def _not_tunes_stop_noise(record) -> bool:
+    return not str(record.msg).startswith(TUNE_STOP_NOISE.get(record.name, ()))
+
+
+def quiet_tunes_stop() -> None:
+    """Filter ``TUNE_STOP_NOISE`` out of Ray Tune's loggers (once per process)."""
+    for name in TUNE_STOP_NOISE:
+        log = logging.getLogger(name)
+        if _not_tunes_stop_noise not in log.filters:
+            log.addFilter(_not_tunes_stop_noise)
 
 
 def run_tuner(plan: SearchPlan, storage: optuna.storages.BaseStorage, parent_run_id: str, ended: int,
@@ -45,9 +65,7 @@ def run_tuner(plan: SearchPlan, storage: optuna.storages.BaseStorage, parent_run
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     space = plan.space
     left = space.trials - ended
-    tune_log = logging.getLogger("ray.tune.tune")
-    if _not_tunes_restore_hint not in tune_log.filters:
-        tune_log.addFilter(_not_tunes_restore_hint)
+    quiet_tunes_stop()
     with ray_session(ray_address):
         if plan.shared is None:  # nodes may have joined since run_search checked
             require_one_host(ray_address or "local")

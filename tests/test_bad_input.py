@@ -477,6 +477,31 @@ def test_ctrl_c_is_one_error_line_exit_130_and_writes_nothing(tmp_path):
     assert "Traceback" not in err and list(tmp_path.iterdir()) == []  # no output, no folder, no lock file left
 
 
+def test_sigterm_is_handled_as_ctrl_c_is_one_error_line_exit_143_and_writes_nothing(tmp_path):
+    """SIGTERM (`kill`, `timeout`, a pod or Kubeflow run being stopped) killed `ptv2 train` outright:
+    no clean-up (its lock file left beside --out), no error line. It now ends as Ctrl-C does, with
+    its own line and the status of a process ended by SIGTERM (128 + 15)."""
+    import signal
+
+    out = tmp_path / "runs" / "trec"
+    proc = subprocess.Popen([*PTV2, "train", "--task", "trec", "--model", "minilm", "--out", str(out), "--epochs", "50",
+                             "--max-train", "64", "--max-eval", "32"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"), preexec_fn=interruptible)
+    try:
+        seen = []
+        for line in proc.stderr:  # training has started: its first epoch's line
+            seen.append(line)
+            if line.startswith("epoch 1:"):
+                break
+        assert proc.poll() is None, "".join(seen)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143 and err.strip().splitlines() == ["error: terminated (SIGTERM)"], (proc.returncode, err)
+    assert list(tmp_path.iterdir()) == []  # no output, no folder, no lock file left
+
+
 def _train_holding_its_lock(tmp_path, out: Path, *extra: str) -> subprocess.Popen:
     """A `ptv2 train` into ``out`` in another process, returned once it holds its lock file."""
     import time

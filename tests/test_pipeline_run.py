@@ -134,3 +134,53 @@ def test_the_last_line_points_at_the_ui_that_serves_the_store(tmp_path, monkeypa
     assert other.startswith(f"Review the run in MLflow:  MLFLOW_TRACKING_URI=sqlite:///{tmp_path}/other.db ")
     assert review_line("https://ci:s3cret@mlflow.example.com") == \
         "Review trials and versions in MLflow:  https://ci:***@mlflow.example.com"
+
+
+def test_sigterm_stops_a_local_run_and_the_step_it_runs(tmp_path):
+    """SIGTERM to `ptv2 run` (`kill`, `timeout`): Ray's handler aborted it with a stack dump (exit 134)
+    and the running step's process (kfp.dsl.executor_main) ran on, orphaned, for minutes. It ends
+    as Ctrl-C does, with the step stopped too: one error line, exit 143."""
+    import contextlib
+    import signal
+    import time
+    from pathlib import Path
+
+    from conftest import interruptible
+    from pipelines.cli.sigterm import descendants
+
+    cfg = tmp_path / "slow.yaml"
+    cfg.write_text("tasks: [trec]\nprompt_lengths: [2]\ntrials_per_task: 1\nepochs: 1\npretrain_epochs: 500\n"
+                   "max_train: 64\nmax_eval: 32\n")
+    env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "PTV2_OPTUNA_STORAGE", "RAY_ADDRESS"}}
+    env |= {"PTV2_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "--config", str(cfg)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path, preexec_fn=interruptible,
+                            start_new_session=True)
+
+    def command(pid: int) -> str:
+        try:
+            return (Path("/proc") / str(pid) / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            return ""
+
+    try:
+        step, deadline = None, time.time() + 300
+        while step is None and proc.poll() is None and time.time() < deadline:  # the pre-training step runs
+            step = next((pid for pid in descendants(proc.pid) if "kfp.dsl.executor_main" in command(pid)
+                         and "pretrain" in command(pid)), None)
+            time.sleep(0.2)
+        assert step is not None and proc.poll() is None, proc.poll()
+        time.sleep(3)  # into its training
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # whatever is left of its session (a step left running)
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    lines = err.strip().splitlines()
+    assert proc.returncode == 143, (proc.returncode, err[-3000:])
+    assert [line for line in lines if line.startswith("error:")] == lines[-1:], err[-3000:]
+    assert lines[-1].startswith("error: terminated (SIGTERM); the steps that had finished are kept"), lines[-1]
+    assert "SIGTERM received at time" not in err and "Traceback" not in err, err[-3000:]
+    time.sleep(1)  # (reaped by init once its parent, the step's shell, ends)
+    assert "executor_main" not in command(step), "the step's process runs on"

@@ -663,6 +663,9 @@ def test_driver_killed_mid_search_then_resume_reruns_nothing_finished(tiny_model
     assert statuses.count("KILLED") == len(orphans) and len(children) == 3 + len(orphans)
 
 
+TUNE_STOP_NOISE = ("Stop signal received", "Press CTRL+C", "Failed to fetch metrics")
+
+
 def trial_runs(uri: str, study: str, status: str) -> list:
     """The trial runs of ``study``'s parent run (named after it) with that MLflow status."""
     from mlflow.tracking import MlflowClient
@@ -723,7 +726,10 @@ def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(t
     # what the user reads: the search's own line on its study, not Optuna's and Ray Tune's chatter
     # ("Using an existing study ...", a configuration box, a path to the deleted work folder)
     assert any(line.startswith("study '") and "3 trials of up to" in line for line in lines), err[-3000:]
-    for noise in ("Using an existing study", "A new study created", "View detailed results", "tensorboard"):
+    # nor Ray Tune's on being stopped (its "Stop signal received ... Press CTRL+C ... to skip", and metrics it
+    # could not read from the trial folders it had not written yet)
+    for noise in ("Using an existing study", "A new study created", "View detailed results", "tensorboard",
+                  *TUNE_STOP_NOISE):
         assert noise not in err, noise
     # the trial Tune stopped has no RUNNING MLflow run left behind: KILLED, tagged interrupted
     assert not trial_runs(mlflow_uri, study, "RUNNING")
@@ -760,6 +766,54 @@ def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(t
     assert done_before >= 1 and ended == [f"[{k}/3" for k in range(done_before + 1, 4)], out.stderr[-3000:]
     best = json.loads((tmp_path / "out" / "best.json").read_text())
     assert best["trials"]["total"] >= 3 and (tmp_path / "out" / "adapter" / "metrics.json").is_file()
+
+
+def test_sigterm_stops_a_search_as_ctrl_c_does(tiny_model, tmp_path, mlflow_uri):
+    """SIGTERM (`kill`, `timeout`, a stopped pod) to `ptv2 search` once a trial has started: Ray's
+    own handler aborted the driver with a stack dump ("*** SIGTERM received at time=..."), exit 134,
+    no error line, MLflow runs left RUNNING. It now stops the search as Ctrl-C does: one error line
+    with the way on, exit 143, no run left RUNNING, nothing written to --out."""
+    from conftest import interruptible
+
+    raytmp = short_tmpdir("ptv2rt")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", RAY_TMPDIR=raytmp, PTV2_HOME=str(tmp_path / "home"))
+    env.pop("RAY_ADDRESS", None)
+    args = [PTV2, "search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path, trials=2)),
+            "--max-train", "48", "--max-eval", "48", "--concurrency", "1", "--ray-cpus", "1",
+            "--storage", f"sqlite:///{tmp_path}/optuna.db", "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")]
+    study = default_study_name("trec", tiny_model, tmp_path / "out")
+    try:
+        driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                  preexec_fn=interruptible)
+        seen = []
+        for line in driver.stderr:  # a trial has started: Tune runs
+            seen.append(line)
+            if re.fullmatch(r"trial \d+ started .*", line.strip()):
+                break
+        assert driver.poll() is None, "".join(seen)[-3000:]
+        driver.send_signal(signal.SIGTERM)
+        _, rest = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        kill_ray_using(raytmp)
+    err = "".join(seen) + rest
+    lines = err.strip().splitlines()
+    assert driver.returncode == 143, (driver.returncode, err[-3000:])
+    assert [line for line in lines if line.startswith("error:")] == lines[-1:], err[-3000:]
+    assert lines[-1].startswith("error: terminated (SIGTERM); search stopped ") and "--resume" in lines[-1], lines[-1]
+    assert "SIGTERM received at time" not in err and "Traceback" not in err, err[-3000:]
+    for noise in TUNE_STOP_NOISE:
+        assert noise not in err, err[-3000:]
+    assert any(line.startswith("study '") for line in lines), err[-3000:]
+    assert not (tmp_path / "out").exists()
+    assert not trial_runs(mlflow_uri, study, "RUNNING")
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_uri)
+    (parent,) = client.search_runs([client.get_experiment_by_name("ptv2-search").experiment_id],
+                                   f"attributes.run_name = '{study}'")
+    assert parent.info.status == "KILLED"
 
 
 def test_a_ctrl_c_before_any_trial_finished_says_so_on_its_one_line(local_ray, tiny_model, tmp_path, mlflow_uri):

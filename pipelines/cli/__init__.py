@@ -5,12 +5,14 @@ Bad input anywhere ends as one line on stderr, ``error: <what>``, and exit statu
 from __future__ import annotations
 
 import sys
+import threading
 
 import typer
 # typer >= 0.20 vendors its own click; its exception types live here, not in `click`
 from typer._click import exceptions as cx
 
 from pipelines.cli.app import app
+from pipelines.cli import sigterm
 from pipelines.cli.exit_status import forget_handled_interrupt
 from pipelines.cli import core_cmds  # noqa: F401  (registers train, eval, predict)
 from pipelines.cli import search_cmds  # noqa: F401  (registers search)
@@ -38,17 +40,31 @@ def empty_option(argv: list[str]) -> str | None:
     return None
 
 
+def stopped(message: str = "interrupted") -> int:
+    """Print the line of a command stopped by Ctrl-C, or by SIGTERM (handled alike: ``sigterm``),
+    and return its exit status: 130 (128 + SIGINT) or 143 (128 + SIGTERM)."""
+    if not sigterm.received():
+        print(f"error: {message}", file=sys.stderr)
+        return 130
+    rest = message[len("interrupted"):] if message.startswith("interrupted") else f"; {message}"
+    print(f"error: terminated (SIGTERM){rest}", file=sys.stderr)
+    sigterm.wait_for_children()
+    return 143
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning user errors into one ``error:`` line."""
     from ptv2_core.errors import Ptv2Error, Ptv2Interrupted, Ptv2RunError, TrainingDiverged
 
+    # (tests call main in their own process, from other threads too: the previous handler is put back)
+    previous = sigterm.install() if threading.current_thread() is threading.main_thread() else None
     try:
         empty = empty_option(list(sys.argv[1:] if argv is None else argv))
         if empty:
             raise Ptv2Error(empty)
         rc = app(args=argv, prog_name="ptv2", standalone_mode=False)
         if rc == 130:  # typer turns a KeyboardInterrupt into a silent exit code 130
-            print("error: interrupted", file=sys.stderr)
+            rc = stopped()
     except cx.NoArgsIsHelpError as e:  # a bare `ptv2`: show the help
         print(e.ctx.get_help() if e.ctx else e.format_message())
         rc = 0
@@ -61,14 +77,11 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Exit as e:
         rc = getattr(e, "exit_code", 0)
     except typer.Abort:
-        print("error: aborted", file=sys.stderr)
-        rc = 130
+        rc = stopped("aborted")
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        rc = 130
+        rc = stopped()
     except Ptv2Interrupted as e:
-        print(f"error: {e}", file=sys.stderr)
-        rc = 130
+        rc = stopped(str(e))
     except Ptv2Error as e:
         print(f"error: {e}", file=sys.stderr)
         rc = 2
@@ -84,4 +97,6 @@ def main(argv: list[str] | None = None) -> None:
         rc = 1
     # every KeyboardInterrupt that reaches this line was handled above (one not handled propagates)
     forget_handled_interrupt()
+    if previous is not None:
+        sigterm.restore(previous)
     sys.exit(rc if isinstance(rc, int) else 0)
