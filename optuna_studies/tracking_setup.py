@@ -110,11 +110,12 @@ def _first_line(e: BaseException) -> str:
     return mask_in_text(lines[0]) if lines else type(e).__name__
 
 
-def check_reachable(tracking_uri: str | None = None, timeout: float = 5.0) -> None:
+def check_reachable(tracking_uri: str | None = None, timeout: float = 5.0, given_by: str = "--mlflow-uri") -> None:
     """Refuse a tracking server that does not answer, before a study or a run is opened: MLflow's
     own client would retry with backoff for minutes and leave a study behind. Only a server
     (http/https) is probed, at its ``/health`` endpoint; any HTTP answer counts as reachable
-    (an auth proxy's 401 is the client's next error to report, not an outage)."""
+    (an auth proxy's 401 is the client's next error to report, not an outage). ``given_by``: what
+    the command takes the URI from besides ``MLFLOW_TRACKING_URI``, as its message names it."""
     import urllib.error
     import urllib.request
 
@@ -130,4 +131,4 @@ def check_reachable(tracking_uri: str | None = None, timeout: float = 5.0) -> No
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise Ptv2Error(f"MLflow tracking server {mask_url(uri)} does not answer ({reason}): start it, or point "
-                        "--mlflow-uri / MLFLOW_TRACKING_URI at one that runs") from None
+                        f"{given_by} / MLFLOW_TRACKING_URI at one that runs") from None

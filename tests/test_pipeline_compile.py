@@ -319,6 +319,8 @@ def test_run_refuses_a_dead_tracking_server_before_it_starts(tmp_path):
                          text=True, env={**os.environ, "PTV2_HOME": str(home), "MLFLOW_TRACKING_URI": "http://127.0.0.1:1"})
     assert res.returncode == 2 and res.stderr.startswith("error: MLflow tracking server http://127.0.0.1:1 does not answer")
     assert len(res.stderr.strip().splitlines()) == 1 and not home.exists()
+    # what to change is named as `run` takes it: a config key, not a --mlflow-uri option it does not have
+    assert "point the run's mlflow_uri (in --config) / MLFLOW_TRACKING_URI at one that runs" in res.stderr, res.stderr
 
 
 def test_a_local_run_reads_its_task_files_before_it_starts(tmp_path):

@@ -37,7 +37,7 @@ def run(
 
     params = resolve_params(profile, config, _overrides(tasks, trials, epochs))
     check_no_secrets(params, local=True)  # kfp.local puts the parameters on each step's command line
-    check_reachable(params["mlflow_uri"] or None)  # before data and pre-training take minutes
+    check_reachable(params["mlflow_uri"] or None, given_by="the run's mlflow_uri (in --config)")  # before data and pre-training take minutes
     console = Console(stderr=True, soft_wrap=True)  # whole lines in a log or CI output, not cut at 80 columns
     console.print(f"[bold]ptv2 run[/] profile={profile} tasks={','.join(params['tasks'])} "
                   f"lengths={params['prompt_lengths']} trials/task={params['trials_per_task']} epochs={params['epochs']}")
