@@ -360,3 +360,24 @@ def test_a_name_mlflow_filters_cannot_quote_is_refused_before_anything_is_writte
     with pytest.raises(Ptv2Error, match="invalid registered model name \"o'trec\": it holds \"'\""):
         registry_summary({"tasks": ["trec"], "registered_model_prefix": "o'", "mlflow_uri": store})
     assert {m.name for m in client.search_registered_models()} == models and runs() == runs_before
+
+
+def test_a_hub_tasks_model_registered_under_its_data_sets_name_still_takes_its_adapters(store):
+    """Before 2026-12-06 a hub task was named by its data set (``user/data``), and its registered
+    model tagged so; the task is ``user-data`` now (its adapters read as that). Registering a new
+    version there was refused as another task's model, and promote called the two versions models
+    of different tasks."""
+    from components.registry.promote import not_comparable
+    from components.registry.register import _check_registered_model
+
+    client = _client(store)
+    client.create_registered_model("ptv2-user-data", tags={"task": "user/data"})
+    assert _check_registered_model(client, store, "ptv2-user-data", "user-data") is True
+    with pytest.raises(Ptv2Error, match="holds adapters for task 'user/data', not 'other-data'"):
+        _check_registered_model(client, store, "ptv2-user-data", "other-data")
+
+    old = client.create_model_version("ptv2-user-data", "file:///nonexistent/v1", tags={"task": "user/data"})
+    new = client.create_model_version("ptv2-user-data", "file:///nonexistent/v2", tags={"task": "user-data"})
+    other = client.create_model_version("ptv2-user-data", "file:///nonexistent/v3", tags={"task": "other-data"})
+    assert not_comparable("ptv2-user-data", new, old, "hub:user/data") is None
+    assert "models of different tasks" in not_comparable("ptv2-user-data", other, old, "hub:user/data")
