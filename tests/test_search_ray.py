@@ -978,7 +978,7 @@ def test_a_finished_trial_without_its_record_is_run_again_by_resume(local_ray, t
 
     lines: list[str] = []
     result = run_search("trec", tiny_model, out, resume=True, echo=lines.append, **kw)
-    assert f"resuming study '{study}': {trials - 1} of {trials} trials done, 1 interrupted trial(s) to run again" \
+    assert f"resuming study '{study}': {trials - 1} of {trials} trials done, 1 interrupted trial to run again" \
         in lines, lines
     assert (f"trial {lost['number']} ended in the study, but {work_dir(out, study)} holds no readable record of it "
             "(the search stopped before it kept its adapter): it runs again") in lines, lines
