@@ -816,6 +816,46 @@ def test_sigterm_stops_a_search_as_ctrl_c_does(tiny_model, tmp_path, mlflow_uri)
     assert parent.info.status == "KILLED"
 
 
+def test_sigterm_after_the_last_trial_stops_the_search_as_it_scores_the_best(tiny_model, tmp_path, mlflow_uri):
+    """Ray Tune puts its own SIGINT handler on as its trials start and takes it off only when it
+    fires: after trials that ended normally it stayed for the rest of the command, and SIGTERM (or
+    Ctrl-C) as the best adapter was scored only set a flag nobody read: the search ran on to exit 0.
+    The handler the command had is put back as Tune ends: one error line with the way on, 143."""
+    from conftest import interruptible
+
+    raytmp = short_tmpdir("ptv2rs")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", RAY_TMPDIR=raytmp, PTV2_HOME=str(tmp_path / "home"))
+    env.pop("RAY_ADDRESS", None)
+    args = [PTV2, "search", "--task", "trec", "--model", tiny_model,
+            "--space", str(write_space(tmp_path, trials=1, epochs=1)), "--max-train", "48", "--max-eval", "48",
+            "--concurrency", "1", "--ray-cpus", "1", "--storage", f"sqlite:///{tmp_path}/optuna.db",
+            "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")]
+    try:
+        driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                  preexec_fn=interruptible)
+        seen = []
+        for line in driver.stderr:  # the last trial ended; the best adapter is being scored
+            seen.append(line)
+            if line.startswith("scoring the best trial's adapter"):
+                break
+        assert driver.poll() is None, "".join(seen)[-3000:]
+        driver.send_signal(signal.SIGTERM)
+        _, rest = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        kill_ray_using(raytmp)
+    err = "".join(seen) + rest
+    lines = err.strip().splitlines()
+    assert driver.returncode == 143, (driver.returncode, err[-3000:])
+    assert [line for line in lines if line.startswith("error:")] == lines[-1:], err[-3000:]
+    # every trial ran: --resume scores the best and writes the output without running one again
+    assert lines[-1] == ("error: terminated (SIGTERM); search stopped after 1 of 1 trials; run the same command "
+                         "with --resume to finish it"), lines[-1]
+    assert "Traceback" not in err, err[-3000:]
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_ctrl_c_before_any_trial_finished_says_so_on_its_one_line(local_ray, tiny_model, tmp_path, mlflow_uri):
     """A Ctrl-C Tune does not take (here as the study's line is printed, before Tune starts) ended
     with "interrupted; the trials that finished are kept in the study" when none had finished (nor
