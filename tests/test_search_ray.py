@@ -893,6 +893,46 @@ def test_a_ctrl_c_before_any_trial_finished_says_so_on_its_one_line(local_ray, t
     assert not (tmp_path / "out").exists()
 
 
+def test_a_ctrl_c_after_the_output_is_written_says_the_search_finished(local_ray, tiny_model, tmp_path, mlflow_uri,
+                                                                       monkeypatch):
+    """A Ctrl-C after the output was written (and the work folder deleted), here as the trial runs
+    left open are ended, marked the search's run KILLED and said "search stopped after 1 of 1
+    trials; run the same command with --resume", which --resume then refused (no work folder). The
+    search finished: its run stays FINISHED and the line says where its output is; still exit 130,
+    as a Ctrl-C stops a script that runs the command."""
+    import contextlib
+    import io
+
+    from mlflow.tracking import MlflowClient
+
+    from optuna_studies import search
+    from pipelines.cli import main
+
+    def ctrl_c_after(parent, trials, say):  # the real clean-up, then the Ctrl-C
+        end_trial_runs_left_open(parent, trials, say)
+        raise KeyboardInterrupt
+
+    end_trial_runs_left_open = search.end_trial_runs_left_open
+    monkeypatch.setattr(search, "end_trial_runs_left_open", ctrl_c_after)
+    out = tmp_path / "out"
+    args = ["search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path, trials=1, epochs=1)),
+            "--max-train", "48", "--max-eval", "48", "--storage", f"sqlite:///{tmp_path}/optuna.db",
+            "--mlflow-uri", mlflow_uri, "--out", str(out)]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+        main(args)
+    lines = err.getvalue().strip().splitlines()
+    assert exit_.value.code == 130, lines
+    assert lines[-1] == f"error: interrupted after the search finished; its result is written to {out}", lines
+    assert not [line for line in lines if line.startswith("error:")][:-1] and "Traceback" not in err.getvalue()
+    assert (out / "best.json").is_file() and (out / "adapter" / "metrics.json").is_file()
+    study = default_study_name("trec", tiny_model, out)
+    client = MlflowClient(mlflow_uri)
+    (parent,) = client.search_runs([client.get_experiment_by_name("ptv2-search").experiment_id],
+                                   f"attributes.run_name = '{study}'")
+    assert parent.info.status == "FINISHED"
+
+
 def test_an_mlflow_store_failing_mid_search_costs_the_trials_runs_not_the_search(local_ray, tiny_model, tmp_path):
     """The trial callbacks' MLflow calls (a trial's run opened, its epochs, its end) raised into Ray
     Tune's driver, which ended the whole search on a store's hiccup. The store fails here from the
