@@ -1,4 +1,6 @@
-"""SIGTERM handled as Ctrl-C is: ``kill``, ``timeout``, a stopped Kubeflow run or pod send it.
+"""SIGTERM handled as Ctrl-C is: ``kill``, ``timeout``, a stopped container send it. (Only the
+``ptv2`` commands install this, ``main``; a step of a pipeline submitted to Kubeflow runs its
+component under ``kfp.dsl.executor_main``, without it.)
 
 Python's default for SIGTERM ends the process at once: no ``finally`` runs (a lock file, a RUNNING
 MLflow run, a half-written folder left behind) and no ``error:`` line is printed. Here SIGTERM does
