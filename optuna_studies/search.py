@@ -69,12 +69,14 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
 
     Raises Ptv2Error for bad input (before anything is written) or when no trial produced a score,
     and Ptv2Interrupted for a search that stopped before its last trial (Ctrl-C, a KeyboardInterrupt
-    included; run again with ``resume=True``), its message saying how many trials finished.
+    included; run again with ``resume=True``), its message saying how many trials finished; one after the
+    output was written (the clean-up left) says so and names the output folder.
     """
     say = echo or (lambda line: None)
     check_count("--max-failures", max_failures, 0)
     check_count("--ray-cpus", ray_cpus, 1)
     ready: list[optuna.Study] = []  # the study, once _search has prepared it: what a Ctrl-C reports on
+    written: list[SearchResult] = []  # the result, once finish_search wrote it (and deleted the work folder)
     try:
         plan = plan_search(task, model, out_dir, trials=trials, space=space, storage=storage, init=init,
                            max_train=max_train, max_eval=max_eval, epochs=epochs, concurrency=concurrency,
@@ -96,8 +98,11 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
             # Ray Tune's OptunaSearch loads it, "Using an existing study ...") off: the search names its study itself
             with search_lock(plan.study_name, plan.out_dir), study_lock(plan.storage, plan.study_name), \
                     quiet_logger("optuna"):
-                return _search(plan, max_failures, resume, mlflow_uri, ray_address, experiment, say, ready)
+                return _search(plan, max_failures, resume, mlflow_uri, ray_address, experiment, say, ready, written)
     except KeyboardInterrupt:  # a Ctrl-C Tune did not take (a second one, one outside fit, or under Ray Client)
+        if written:  # only clean-up was left (trial runs, Ray, the locks); --resume would be refused: no work folder
+            raise Ptv2Interrupted(f"interrupted after the search finished; its result is written to "
+                                  f"{written[0].out_dir}") from None
         if not ready:  # before the study was ready: no trial of this run started
             raise Ptv2Interrupted("interrupted before the search started: run the same command again") from None
         raise Ptv2Interrupted(stopped_message(_finished_or_none(ready[0]), plan.space.trials)) from None
@@ -145,9 +150,10 @@ def trial_settings(plan: SearchPlan) -> dict:
 
 
 def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str | None, ray_address: str | None,
-            experiment: str, say: Callable[[str], None], ready: list[optuna.Study]) -> SearchResult:
+            experiment: str, say: Callable[[str], None], ready: list[optuna.Study],
+            written: list[SearchResult]) -> SearchResult:
     """The checked search, with Ray connected: study → MLflow parent run → Ray Tune → output. The
-    study goes into ``ready`` once prepared."""
+    study goes into ``ready`` once prepared, the result into ``written`` once the output is written."""
     check_owner(plan.work, plan.study_name, plan.storage)  # again, under the locks: plan_search ran before them
     rdb = open_storage(plan.storage)
     # prepare_study marks the orphans (FAIL, their reruns enqueued) before the checks below: a refusal leaves them
@@ -218,10 +224,12 @@ def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str |
         draw = False  # finish_search draws them itself (also when no trial has a score)
         result = finish_search(plan, parent, mlflow_uri, say)
         outcome = "FINISHED"
+        written.append(result)
         end_trial_runs_left_open(parent, result.trials, say)
         return result
     except KeyboardInterrupt:  # a Ctrl-C Tune did not take (a second one, one outside fit, or under Ray Client)
-        outcome = "KILLED"
+        if not written:  # after the output is written the search finished, whatever is left to clean up
+            outcome = "KILLED"
         raise
     finally:
         try:

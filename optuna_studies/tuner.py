@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import optuna
 
@@ -44,6 +47,23 @@ def quiet_tunes_stop() -> None:
         log = logging.getLogger(name)
         if _not_tunes_stop_noise not in log.filters:
             log.addFilter(_not_tunes_stop_noise)
+
+
+@contextmanager
+def tunes_handlers_removed() -> Iterator[None]:
+    """Put SIGINT's and SIGUSR1's handlers back after the block (main thread only). ``Tuner.fit``
+    sets its own on both as its trials start, and takes the one it set off only when it fires: after
+    trials that ended normally it stayed for the rest of the command (scoring the best adapter,
+    writing the output), where a Ctrl-C, or SIGTERM (``pipelines/cli/sigterm.py`` runs SIGINT's
+    handler), only set a flag nobody reads any more, and its line is filtered out (``quiet_tunes_stop``)."""
+    kept = [s for s in (signal.SIGINT, getattr(signal, "SIGUSR1", None)) if s is not None]
+    previous = {s: signal.getsignal(s) for s in kept} if threading.current_thread() is threading.main_thread() else {}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            if handler is not None:  # None: set outside Python, cannot be put back
+                signal.signal(signum, handler)
 
 
 def run_tuner(plan: SearchPlan, storage: optuna.storages.BaseStorage, parent_run_id: str, ended: int,
@@ -90,4 +110,5 @@ def run_tuner(plan: SearchPlan, storage: optuna.storages.BaseStorage, parent_run
                 ),
             ).fit()
 
-        run_fit(fit, echo)
+        with tunes_handlers_removed():
+            run_fit(fit, echo)

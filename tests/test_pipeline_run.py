@@ -136,17 +136,27 @@ def test_the_last_line_points_at_the_ui_that_serves_the_store(tmp_path, monkeypa
         "Review trials and versions in MLflow:  https://ci:***@mlflow.example.com"
 
 
-def test_sigterm_stops_a_local_run_and_the_step_it_runs(tmp_path):
+def sigint_ignored() -> None:
+    """In the child, before exec: SIGINT ignored, as a shell without job control starts `cmd &`."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("sigint", ["default", "ignored"])
+def test_sigterm_stops_a_local_run_and_the_step_it_runs(tmp_path, sigint):
     """SIGTERM to `ptv2 run` (`kill`, `timeout`): Ray's handler aborted it with a stack dump (exit 134)
     and the running step's process (kfp.dsl.executor_main) ran on, orphaned, for minutes. It ends
-    as Ctrl-C does, with the step stopped too: one error line, exit 143."""
+    as Ctrl-C does, with the step stopped too: one error line, exit 143. Also when started from a
+    script with `&` (SIGINT ignored, which the steps inherited: they ignored the SIGINT passed on and
+    ran on after the command gave up waiting on them)."""
     import contextlib
     import signal
     import time
     from pathlib import Path
 
     from conftest import interruptible
-    from pipelines.cli.sigterm import descendants
+    from pipelines.cli.sigterm import CHILDREN_WAIT_S, descendants
 
     cfg = tmp_path / "slow.yaml"
     cfg.write_text("tasks: [trec]\nprompt_lengths: [2]\ntrials_per_task: 1\nepochs: 1\npretrain_epochs: 500\n"
@@ -154,7 +164,8 @@ def test_sigterm_stops_a_local_run_and_the_step_it_runs(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "PTV2_OPTUNA_STORAGE", "RAY_ADDRESS"}}
     env |= {"PTV2_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "--config", str(cfg)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path, preexec_fn=interruptible,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+                            preexec_fn=interruptible if sigint == "default" else sigint_ignored,
                             start_new_session=True)
 
     def command(pid: int) -> str:
@@ -172,7 +183,9 @@ def test_sigterm_stops_a_local_run_and_the_step_it_runs(tmp_path):
         assert step is not None and proc.poll() is None, proc.poll()
         time.sleep(3)  # into its training
         proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
         _, err = proc.communicate(timeout=120)
+        took = time.monotonic() - sent
     finally:
         with contextlib.suppress(ProcessLookupError):  # whatever is left of its session (a step left running)
             os.killpg(proc.pid, signal.SIGKILL)
@@ -182,5 +195,8 @@ def test_sigterm_stops_a_local_run_and_the_step_it_runs(tmp_path):
     assert [line for line in lines if line.startswith("error:")] == lines[-1:], err[-3000:]
     assert lines[-1].startswith("error: terminated (SIGTERM); the steps that had finished are kept"), lines[-1]
     assert "SIGTERM received at time" not in err and "Traceback" not in err, err[-3000:]
+    # the step stopped on the SIGINT passed on, not after the wait on it ran out (it ignored it, and a
+    # step printing nothing for a while, a search's, would have run on orphaned)
+    assert took < CHILDREN_WAIT_S, took
     time.sleep(1)  # (reaped by init once its parent, the step's shell, ends)
     assert "executor_main" not in command(step), "the step's process runs on"

@@ -816,6 +816,46 @@ def test_sigterm_stops_a_search_as_ctrl_c_does(tiny_model, tmp_path, mlflow_uri)
     assert parent.info.status == "KILLED"
 
 
+def test_sigterm_after_the_last_trial_stops_the_search_as_it_scores_the_best(tiny_model, tmp_path, mlflow_uri):
+    """Ray Tune puts its own SIGINT handler on as its trials start and takes it off only when it
+    fires: after trials that ended normally it stayed for the rest of the command, and SIGTERM (or
+    Ctrl-C) as the best adapter was scored only set a flag nobody read: the search ran on to exit 0.
+    The handler the command had is put back as Tune ends: one error line with the way on, 143."""
+    from conftest import interruptible
+
+    raytmp = short_tmpdir("ptv2rs")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", RAY_TMPDIR=raytmp, PTV2_HOME=str(tmp_path / "home"))
+    env.pop("RAY_ADDRESS", None)
+    args = [PTV2, "search", "--task", "trec", "--model", tiny_model,
+            "--space", str(write_space(tmp_path, trials=1, epochs=1)), "--max-train", "48", "--max-eval", "48",
+            "--concurrency", "1", "--ray-cpus", "1", "--storage", f"sqlite:///{tmp_path}/optuna.db",
+            "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")]
+    try:
+        driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                  preexec_fn=interruptible)
+        seen = []
+        for line in driver.stderr:  # the last trial ended; the best adapter is being scored
+            seen.append(line)
+            if line.startswith("scoring the best trial's adapter"):
+                break
+        assert driver.poll() is None, "".join(seen)[-3000:]
+        driver.send_signal(signal.SIGTERM)
+        _, rest = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+        kill_ray_using(raytmp)
+    err = "".join(seen) + rest
+    lines = err.strip().splitlines()
+    assert driver.returncode == 143, (driver.returncode, err[-3000:])
+    assert [line for line in lines if line.startswith("error:")] == lines[-1:], err[-3000:]
+    # every trial ran: --resume scores the best and writes the output without running one again
+    assert lines[-1] == ("error: terminated (SIGTERM); search stopped after 1 of 1 trials; run the same command "
+                         "with --resume to finish it"), lines[-1]
+    assert "Traceback" not in err, err[-3000:]
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_ctrl_c_before_any_trial_finished_says_so_on_its_one_line(local_ray, tiny_model, tmp_path, mlflow_uri):
     """A Ctrl-C Tune does not take (here as the study's line is printed, before Tune starts) ended
     with "interrupted; the trials that finished are kept in the study" when none had finished (nor
@@ -851,6 +891,46 @@ def test_a_ctrl_c_before_any_trial_finished_says_so_on_its_one_line(local_ray, t
                                    f"attributes.run_name = '{study}'")
     assert parent.info.status == "KILLED"
     assert not (tmp_path / "out").exists()
+
+
+def test_a_ctrl_c_after_the_output_is_written_says_the_search_finished(local_ray, tiny_model, tmp_path, mlflow_uri,
+                                                                       monkeypatch):
+    """A Ctrl-C after the output was written (and the work folder deleted), here as the trial runs
+    left open are ended, marked the search's run KILLED and said "search stopped after 1 of 1
+    trials; run the same command with --resume", which --resume then refused (no work folder). The
+    search finished: its run stays FINISHED and the line says where its output is; still exit 130,
+    as a Ctrl-C stops a script that runs the command."""
+    import contextlib
+    import io
+
+    from mlflow.tracking import MlflowClient
+
+    from optuna_studies import search
+    from pipelines.cli import main
+
+    def ctrl_c_after(parent, trials, say):  # the real clean-up, then the Ctrl-C
+        end_trial_runs_left_open(parent, trials, say)
+        raise KeyboardInterrupt
+
+    end_trial_runs_left_open = search.end_trial_runs_left_open
+    monkeypatch.setattr(search, "end_trial_runs_left_open", ctrl_c_after)
+    out = tmp_path / "out"
+    args = ["search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path, trials=1, epochs=1)),
+            "--max-train", "48", "--max-eval", "48", "--storage", f"sqlite:///{tmp_path}/optuna.db",
+            "--mlflow-uri", mlflow_uri, "--out", str(out)]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_:
+        main(args)
+    lines = err.getvalue().strip().splitlines()
+    assert exit_.value.code == 130, lines
+    assert lines[-1] == f"error: interrupted after the search finished; its result is written to {out}", lines
+    assert not [line for line in lines if line.startswith("error:")][:-1] and "Traceback" not in err.getvalue()
+    assert (out / "best.json").is_file() and (out / "adapter" / "metrics.json").is_file()
+    study = default_study_name("trec", tiny_model, out)
+    client = MlflowClient(mlflow_uri)
+    (parent,) = client.search_runs([client.get_experiment_by_name("ptv2-search").experiment_id],
+                                   f"attributes.run_name = '{study}'")
+    assert parent.info.status == "FINISHED"
 
 
 def test_an_mlflow_store_failing_mid_search_costs_the_trials_runs_not_the_search(local_ray, tiny_model, tmp_path):

@@ -1,4 +1,6 @@
-"""SIGTERM handled as Ctrl-C is: ``kill``, ``timeout``, a stopped Kubeflow run or pod send it.
+"""SIGTERM handled as Ctrl-C is: ``kill``, ``timeout``, a stopped container send it. (Only the
+``ptv2`` commands install this, ``main``; a step of a pipeline submitted to Kubeflow runs its
+component under ``kfp.dsl.executor_main``, without it.)
 
 Python's default for SIGTERM ends the process at once: no ``finally`` runs (a lock file, a RUNNING
 MLflow run, a half-written folder left behind) and no ``error:`` line is printed. Here SIGTERM does
@@ -7,6 +9,11 @@ stop inside ``Tuner.fit``, ``sigint.HeldSigint`` while ``ptv2 predict`` prints a
 process's children in its process group, which a terminal's Ctrl-C reaches too (a ``ptv2 run``
 step: kfp.local runs each as a child), get SIGINT. ``main`` then words the error line as
 "terminated (SIGTERM)" and exits 143 (128 + 15, what a process killed by SIGTERM reports).
+
+A command started by a script with ``&`` inherits SIGINT ignored, and so would its children: the
+SIGINT passed on would do nothing. ``install`` gives SIGINT Python's handler then (children start
+with the default, which Python turns into KeyboardInterrupt), and children still running when the
+wait on them ends get SIGTERM, then SIGKILL: none is left running orphaned.
 
 ``ray.init`` puts handlers of its own on SIGTERM (one that exits at once; its C++ core then one that
 aborts with a stack dump, exit 134): ``optuna_studies.ray_session`` puts the one it found back.
@@ -22,6 +29,8 @@ from pathlib import Path
 
 # how long ``main`` waits for the children it passed the signal to (a ``ptv2 run`` step cleaning up)
 CHILDREN_WAIT_S = 20.0
+# then how long those still running get after SIGTERM, before SIGKILL
+CHILDREN_TERM_S = 5.0
 
 _received = False
 _children: list[int] = []
@@ -90,30 +99,52 @@ def _handler(signum, frame) -> None:
 
 
 def install():
-    """Handle SIGTERM as Ctrl-C (from the main thread only); returns the handler it had."""
+    """Handle SIGTERM as Ctrl-C (from the main thread only), and SIGINT with Python's handler where
+    it was ignored; returns the handlers it had, for ``restore``."""
     global _received
     _received = False
     _children.clear()
-    return signal.signal(signal.SIGTERM, _handler)
+    on_sigint = signal.getsignal(signal.SIGINT)
+    if on_sigint is signal.SIG_IGN:  # started with `&` by a shell without job control
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return signal.signal(signal.SIGTERM, _handler), on_sigint
 
 
 def restore(previous) -> None:
-    """Put back the handler ``install`` returned."""
-    signal.signal(signal.SIGTERM, previous)
+    """Put back the handlers ``install`` returned."""
+    on_sigterm, on_sigint = previous
+    signal.signal(signal.SIGTERM, on_sigterm)
+    if on_sigint is not None:
+        signal.signal(signal.SIGINT, on_sigint)
 
 
-def wait_for_children(timeout: float = CHILDREN_WAIT_S) -> None:
-    """Give the children the signal was passed on to up to ``timeout`` seconds to end."""
+def wait_for_children(timeout: float = CHILDREN_WAIT_S, term_timeout: float = CHILDREN_TERM_S) -> None:
+    """Give the children the signal was passed on to up to ``timeout`` seconds to end; those still
+    running get SIGTERM, then after ``term_timeout`` seconds SIGKILL."""
+    left = _wait(_children, timeout)
+    for sig, wait in ((signal.SIGTERM, term_timeout), (signal.SIGKILL, 0.0)):
+        for pid in left:
+            with contextlib.suppress(OSError):  # ended meanwhile
+                os.kill(pid, sig)
+        left = _wait(left, wait)
+
+
+def _wait(pids: list[int], timeout: float) -> list[int]:
+    """Wait up to ``timeout`` seconds for ``pids`` to end; returns those still running."""
     deadline = time.monotonic() + timeout
-    for pid in _children:
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except OSError:  # ended (and reaped, or not our child any more)
-                break
-            if _zombie(pid):
-                break
-            time.sleep(0.1)
+    while True:
+        left = [pid for pid in pids if _running(pid)]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.1)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:  # ended (and reaped, or not our child any more)
+        return False
+    return not _zombie(pid)
 
 
 def _zombie(pid: int) -> bool:
