@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from test_registry_support import base_env, error_line, postgres_database, postgres_url_or_skip, ptv2
+from test_registry_support import base_env, postgres_database, postgres_url_or_skip, ptv2
 
 DEAD = "127.0.0.1:1"  # nothing listens on port 1
 
