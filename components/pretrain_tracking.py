@@ -120,11 +120,29 @@ def _record(prompt_dir: Path) -> tuple[str, list[dict]]:
     return digest, runs
 
 
+def store_key(store: str) -> str:
+    """``store`` (as :func:`check_store` names it) as one store is recorded, however its URL is
+    written: a bare ``postgresql://`` with its driver (``check_tracking_uri``), a sqlite file by its
+    absolute path (a relative ``sqlite:///mlflow.db`` names another store in another folder)."""
+    from optuna_studies.schema_race import sqlite_file
+    from optuna_studies.tracking_setup import check_tracking_uri
+    from optuna_studies.urls import mask_url
+    from ptv2_core.errors import Ptv2Error
+
+    try:
+        uri = check_tracking_uri(store)
+    except Ptv2Error:  # not a URI MLflow opens (a record written by hand): as it is
+        return store
+    db = sqlite_file(uri)
+    return f"sqlite:///{db}" if db is not None else mask_url(uri)  # a password never recorded
+
+
 def logged_run(prompt_dir: str | Path, store: str) -> str | None:
     """The id of the run of the finished prompt in ``prompt_dir`` logged to ``store`` (as
     :func:`check_store` names it), as recorded in the folder; None when none is recorded."""
     _, runs = _record(Path(prompt_dir))
-    return next((r["run_id"] for r in runs if r["store"] == store), None)
+    key = store_key(store)
+    return next((r["run_id"] for r in runs if store_key(r["store"]) == key), None)
 
 
 def record_logged(prompt_dir: str | Path, store: str, run_id: str) -> None:
@@ -138,7 +156,8 @@ def record_logged(prompt_dir: str | Path, store: str, run_id: str) -> None:
 
     prompt_dir = Path(prompt_dir)
     digest, runs = _record(prompt_dir)
-    runs = [r for r in runs if r["store"] != store] + [{"store": store, "experiment": EXPERIMENT, "run_id": run_id}]
+    key = store_key(store)
+    runs = [r for r in runs if store_key(r["store"]) != key] + [{"store": key, "experiment": EXPERIMENT, "run_id": run_id}]
     text = json.dumps({"prompt_config_sha256": digest, "runs": runs}, indent=2) + "\n"
     try:
         write_atomic_dir(prompt_dir, {LOGGED: text})

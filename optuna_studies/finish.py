@@ -25,8 +25,6 @@ from optuna_studies.study import mask_url
 
 
 @dataclass
-
-
 class SearchResult:
     """What a finished search found: the best trial's config and score, its adapter in the
     output folder, every trial's record, and where the study and its MLflow runs are."""
@@ -47,12 +45,12 @@ def finish_search(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Ca
     trials = records.read_records(plan.work)
     best = records.best_record(trials, plan.space.mode)
     art = _draw(plan, trials)
-    with mlflow_guard(*_result_failed(plan)):
-        tracking.log_artifacts(parent, art)
-    if best is None:
+    if best is None:  # the error to tell, whether the store takes the table or not (a --resume cannot score)
         reasons = records.failure_summary(trials)
         raise Ptv2Error(f"no trial of study '{plan.study_name}' finished with a score ({reasons}): "
-                        f"see {art / 'trials.csv'} and the MLflow runs")
+                        f"see {art / 'trials.csv'} and {_runs_or_why(parent, art)}")
+    with mlflow_guard(*_result_failed(plan)):
+        tracking.log_artifacts(parent, art)
     best_config = {k: v for k, v in plan.constants.items() if k not in ("metric", "mode", "device")} | {
         "prompt_len": best["prompt_len"], "lr": best["lr"], "best_epoch": best["best_epoch"]}
     doc = {
@@ -98,6 +96,17 @@ def _result_failed(plan: SearchPlan) -> tuple[str, str]:
     return ("log the search's result", f" after every trial of study '{plan.study_name}' ran; the trials are kept (in "
             f"the study and {plan.work}): once the store works again, run the same command with --resume to finish "
             "the search without running any trial again")
+
+
+def _runs_or_why(parent: str, art: Path) -> str:
+    """The trials' table and pictures of a search that scored no trial, on its parent run: where else
+    to look, "the MLflow runs", or why the store failed to take them."""
+    try:
+        with quiet_logger("mlflow", logging.CRITICAL):
+            tracking.log_artifacts(parent, art)
+    except Exception as e:  # noqa: BLE001 (any store or client error: the search's own error is told)
+        return f"the MLflow runs (the store failed to log the table on the search's run: {why(e)})"
+    return "the MLflow runs"
 
 
 def _counts(trials: list[dict]) -> dict[str, int]:

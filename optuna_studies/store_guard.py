@@ -13,8 +13,6 @@ from optuna_studies.ray_session import one_line
 
 
 @contextlib.contextmanager
-
-
 def mlflow_guard(what: str, then: str) -> Iterator[None]:
     """MLflow calls the search needs (its parent run's): the store failing there (a server restarting,
     a locked or lost database) ends it with one error line, ``the MLflow store failed to <what>

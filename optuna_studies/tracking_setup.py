@@ -94,14 +94,33 @@ def _check_database_answers(uri: str) -> None:
     from ptv2_core.errors import Ptv2Error
 
     try:
-        engine = create_engine(uri, poolclass=NullPool,
-                               connect_args={"connect_timeout": 10} if uri.startswith("postgresql") else {})
+        engine = create_engine(uri, poolclass=NullPool, connect_args=connect_timeout_args(uri, 10))
         try:
             engine.connect().close()
         finally:
             engine.dispose()
     except Exception as e:  # unreachable host, refused login, missing database or driver
         raise Ptv2Error(f"cannot open the MLflow store {mask_url(uri)}: {_first_line(e)}") from None
+
+
+# each database driver's own name for the connect timeout, in seconds (pg8000 refuses psycopg's
+# connect_timeout with a TypeError)
+_TIMEOUT_ARG = {"psycopg2": "connect_timeout", "psycopg": "connect_timeout", "pg8000": "timeout",
+                "pymysql": "connect_timeout", "mysqldb": "connect_timeout", "mysqlconnector": "connection_timeout",
+                "pyodbc": "timeout", "pymssql": "login_timeout"}
+
+
+def connect_timeout_args(uri: str, seconds: int) -> dict:
+    """``connect_args`` for sqlalchemy that bound the first connection to ``uri`` to ``seconds``,
+    by its driver (none for a driver not known here)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        driver = make_url(uri).get_driver_name()
+    except Exception:  # unparsable: the connection itself will say why
+        return {}
+    arg = _TIMEOUT_ARG.get(driver)
+    return {arg: seconds} if arg else {}
 
 
 def _first_line(e: BaseException) -> str:

@@ -21,9 +21,9 @@ from ray.tune import Callback
 
 from optuna_studies import records, tracking
 from optuna_studies.quiet import quiet_logger
-from optuna_studies.ray_session import one_line
 from optuna_studies.searcher import trial_status
 from optuna_studies.space import SearchSpace
+from optuna_studies.store_guard import why
 from ptv2_core.wording import count_of
 from optuna_studies.tracking_setup import check_tracking_uri
 from optuna_studies.urls import keep_secret, recall_secret
@@ -96,8 +96,9 @@ class TrialLog(Callback):
         self._history[tid] = []
         number = trial.config.get("optuna_number")
         if self._runs.get(tid):  # a run per attempt: both in one run put two points on every step
+            # the store failing there keeps the lost attempt's run, for the trial's end to end it
             self._runs[tid] = self._logged(f"open trial {number}'s run for its retry", tracking.retry_trial_run,
-                                           self._runs[tid], self._retries[tid] + 1)
+                                           self._runs[tid], self._retries[tid] + 1) or self._runs[tid]
         if self._runs.get(tid):
             self._logged(f"tag trial {number}'s run", tracking.set_tags, self._runs[tid],
                          {"ptv2.retries": self._retries[tid]})
@@ -155,7 +156,7 @@ class TrialLog(Callback):
         except Exception as e:  # noqa: BLE001 (any store or client error: the trial's record does not depend on it)
             if not self._warned:
                 self._warned = True
-                self._echo(f"warning: MLflow failed to {what} ({one_line(e)[:300]}); the search goes on, and its "
+                self._echo(f"warning: MLflow failed to {what} ({why(e)}); the search goes on, and its "
                            "trial records (trials.csv, best.json) are complete, but the trials' MLflow runs may not be")
             return None
 

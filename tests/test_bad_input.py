@@ -186,6 +186,19 @@ def test_corrupt_adapter_config(tiny_adapter, tmp_path):
     assert_user_error(run("predict", "--adapter", str(bad), "hello"), "corrupt adapter config")
 
 
+def test_an_adapter_saved_under_a_task_name_now_refused_loads_under_its_repaired_name(tiny_adapter, tmp_path):
+    """An adapter trained before task names had to be plain folder names (``.hidden``, ``a\\b``)
+    loads under the name such a task gets now (it was 'corrupt adapter config')."""
+    from ptv2_core.adapter import load_adapter
+
+    for stored, name in ((".hidden", "hidden"), ("a\\b", "a-b")):
+        old = copy_adapter(tiny_adapter, tmp_path / name)
+        config = json.loads((old / "adapter_config.json").read_text())
+        config["task"]["name"] = stored
+        (old / "adapter_config.json").write_text(json.dumps(config))
+        assert load_adapter(old).spec.name == name
+
+
 def test_an_adapter_whose_head_does_not_fit_its_task_is_refused(tiny_adapter, tmp_path):
     # tensors and head agree (6 labels) but the task names 7: the 7th could never be predicted
     bad = copy_adapter(tiny_adapter, tmp_path / "bad")

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from test_registry_support import base_env, error_line, postgres_database, postgres_url_or_skip, ptv2
+from test_registry_support import base_env, postgres_database, postgres_url_or_skip, ptv2
 
 DEAD = "127.0.0.1:1"  # nothing listens on port 1
 
@@ -187,3 +187,22 @@ def test_the_trial_callback_pickles_without_the_tracking_password(tmp_path):
                             ({"MLFLOW_TRACKING_URI": uri}, driver)):
         out = subprocess.run([sys.executable, "-c", load], env=env | extra, capture_output=True, text=True)
         assert out.stdout.startswith(expected), (out.stdout, out.stderr[-2000:])
+
+
+@pytest.mark.parametrize("uri, args", [
+    ("postgresql+psycopg2://u@h/d", {"connect_timeout": 10}),
+    ("postgresql+psycopg://u@h/d", {"connect_timeout": 10}),
+    ("postgresql+pg8000://u@h/d", {"timeout": 10}),  # pg8000.connect(timeout=...): connect_timeout is a TypeError
+    ("mysql+pymysql://u@h/d", {"connect_timeout": 10}),
+    ("mysql://u@h/d", {"connect_timeout": 10}),  # mysqlclient (MySQLdb)
+    ("mysql+mysqlconnector://u@h/d", {"connection_timeout": 10}),
+    ("mssql+pymssql://u@h/d", {"login_timeout": 10}),
+    ("mssql+pyodbc://u@h/d", {"timeout": 10}),
+])
+def test_the_first_connection_times_out_with_the_drivers_own_argument(uri, args):
+    """The connection made before MLflow's waits at most 10 s, by the argument its driver takes
+    (every postgresql URL got psycopg's connect_timeout, which pg8000 refuses with a TypeError,
+    reported as 'cannot open the MLflow store'; mysql got none)."""
+    from optuna_studies.tracking_setup import connect_timeout_args
+
+    assert connect_timeout_args(uri, 10) == args

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -294,6 +293,30 @@ def test_resume_refuses_checkpoints_of_other_settings_and_bad_input_writes_nothi
         with pytest.raises(Ptv2Error):
             pretrain(PretrainConfig(**CFG | bad), tmp_path / "fresh", backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
         assert not (tmp_path / "fresh").exists(), bad
+
+
+def test_a_logged_run_is_recorded_by_its_store_not_by_how_its_url_was_written(run, tmp_path, monkeypatch):
+    """The record of a prompt's logged run was keyed by the store URL as given: a relative
+    ``sqlite:///mlflow.db`` named the same store from any folder (the run counted as logged in a
+    store it was never logged to), and ``postgresql://`` and ``postgresql+psycopg2://`` for one
+    database counted as two (the run logged twice)."""
+    from components.pretrain_tracking import logged_run, record_logged
+
+    out = tmp_path / "p"
+    shutil.copytree(run[0], out)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    record_logged(out, "sqlite:///mlflow.db", "run-a")
+    record_logged(out, "postgresql://u:***@db:5432/mlflow", "run-pg")
+    assert logged_run(out, "sqlite:///mlflow.db") == "run-a"
+    assert logged_run(out, f"sqlite:///{tmp_path / 'a' / 'mlflow.db'}") == "run-a"
+    assert logged_run(out, "postgresql+psycopg2://u:***@db:5432/mlflow") == "run-pg"
+    monkeypatch.chdir(tmp_path / "b")
+    assert logged_run(out, "sqlite:///mlflow.db") is None  # another folder's store
+    record_logged(out, "sqlite:///mlflow.db", "run-b")
+    assert logged_run(out, f"sqlite:///{tmp_path / 'a' / 'mlflow.db'}") == "run-a"
+    assert logged_run(out, "sqlite:///mlflow.db") == "run-b"
 
 
 def test_an_interrupted_overwrite_keeps_the_previous_prompt_and_its_settings_resume_it(run, tmp_path, tokenizer):

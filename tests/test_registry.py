@@ -375,6 +375,12 @@ def test_a_hub_tasks_model_registered_under_its_data_sets_name_still_takes_its_a
     assert _check_registered_model(client, store, "ptv2-user-data", "user-data") is True
     with pytest.raises(Ptv2Error, match="holds adapters for task 'user/data', not 'other-data'"):
         _check_registered_model(client, store, "ptv2-user-data", "other-data")
+    # any stored name a task may no longer have is read as its adapters are (``.hidden`` → ``hidden``)
+    client.create_registered_model("ptv2-hidden", tags={"task": ".hidden"})
+    assert _check_registered_model(client, store, "ptv2-hidden", "hidden") is True
+    dot = client.create_model_version("ptv2-hidden", "file:///nonexistent/v1", tags={"task": ".hidden"})
+    plain = client.create_model_version("ptv2-hidden", "file:///nonexistent/v2", tags={"task": "hidden"})
+    assert not_comparable("ptv2-hidden", plain, dot, "hidden") is None
 
     old = client.create_model_version("ptv2-user-data", "file:///nonexistent/v1", tags={"task": "user/data"})
     new = client.create_model_version("ptv2-user-data", "file:///nonexistent/v2", tags={"task": "user-data"})

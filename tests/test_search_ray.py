@@ -1205,6 +1205,96 @@ def test_a_trial_run_whose_end_mlflow_missed_is_ended_as_its_trial_when_the_sear
         run: ("FINISHED", status) for run, status in trials.items()}
 
 
+def test_a_retried_trial_whose_retry_run_mlflow_missed_keeps_its_run(tmp_path):
+    """The store fails as a lost worker's trial is retried (its next attempt's run cannot open): the
+    callback lost the trial's run id, so its run stayed RUNNING until it was ended as 'interrupted'
+    (and the record named no run). It keeps the run: the trial's end ends it. The warning gives the
+    database's own reason, not SQLAlchemy's wrapper ("(sqlite3.OperationalError) ...")."""
+    import sqlite3
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+    from ray.tune.experiment import Trial
+
+    from optuna_studies.space import parse_space
+    from optuna_studies.tracking_setup import use_mlflow
+    from optuna_studies.trial_log import TrialLog
+
+    db = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    lines: list[str] = []
+    try:
+        use_mlflow("retry", uri)
+        client = MlflowClient(uri)
+        parent = client.create_run(mlflow.get_experiment_by_name("retry").experiment_id).info.run_id
+        space = parse_space({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-1}, "epochs": 1, "trials": 1})
+        log = TrialLog(parent, tmp_path, space, uri, echo=lines.append)
+        log.setup()
+        trial = Trial("__stub", config={"optuna_number": 0, "prompt_len": 4, "lr": 0.01, "epochs": 1}, trial_id="t1",
+                      stub=True)
+        log.on_trial_start(0, [trial], trial)
+        (run_id,) = log._runs.values()
+        with sqlite3.connect(db) as con:
+            con.execute("ALTER TABLE runs RENAME TO runs_gone")
+        log.on_trial_recover(0, [trial], trial)
+        with sqlite3.connect(db) as con:
+            con.execute("ALTER TABLE runs_gone RENAME TO runs")
+        log.on_trial_error(0, [trial], trial)
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert lines[1].startswith("warning: MLflow failed to open trial 0's run for its retry (no such table: runs); "), lines
+    run = client.get_run(run_id)
+    assert (run.info.status, run.data.tags["ptv2.status"]) == ("FAILED", "error")
+    (record,) = [json.loads(p.read_text()) for p in (tmp_path / "trials").glob("*.json")]
+    assert record["mlflow_run_id"] == run_id and record["retries"] == 1
+
+
+def test_a_search_without_a_scored_trial_whose_store_fails_is_not_told_to_resume(tmp_path):
+    """No trial scored, and the store fails as the trials' table is logged: the error advised
+    --resume once the store works, which can only end in "no trial finished with a score". It is
+    that error, with the store's failure beside it."""
+    import sqlite3
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+    from ray.tune.experiment import Trial
+
+    from optuna_studies.finish import finish_search
+    from optuna_studies.plan import SearchPlan
+    from optuna_studies.space import parse_space
+    from optuna_studies.tracking_setup import use_mlflow
+    from optuna_studies.trial_log import TrialLog
+    from ptv2_core.errors import Ptv2Error
+
+    db, work = tmp_path / "mlflow.db", tmp_path / "work"
+    uri = f"sqlite:///{db}"
+    space = parse_space({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-1}, "epochs": 1, "trials": 1})
+    plan = SearchPlan("trec", "trec", "m", space, f"sqlite:///{tmp_path}/o.db", "s", tmp_path / "out", work, None,
+                      1, 0, 1, {"max_eval": 8})
+    try:
+        use_mlflow("noscore", uri)
+        parent = MlflowClient(uri).create_run(mlflow.get_experiment_by_name("noscore").experiment_id).info.run_id
+        log = TrialLog(parent, work, space, uri)
+        log.setup()
+        trial = Trial("__stub", config={"optuna_number": 0, "prompt_len": 4, "lr": 0.01, "epochs": 1}, trial_id="t1",
+                      stub=True)
+        log.on_trial_start(0, [trial], trial)
+        log.on_trial_error(0, [trial], trial)
+        with sqlite3.connect(db) as con:
+            con.execute("ALTER TABLE runs RENAME TO runs_gone")
+        with pytest.raises(Ptv2Error) as err:
+            finish_search(plan, parent, uri, lambda line: None)
+    finally:
+        mlflow.set_tracking_uri(None)
+    message = str(err.value)
+    assert message.startswith("no trial of study 's' finished with a score (1 trial: 1 × error: the trial's worker "
+                              "failed)"), message
+    assert f"see {work / 'artifacts' / 'trials.csv'}" in message, message
+    assert message.endswith("the MLflow runs (the store failed to log the table on the search's run: no such table: "
+                            "runs)"), message
+    assert "--resume" not in message, message
+
+
 def test_a_ray_client_init_failure_keeps_the_servers_reason_on_its_one_line():
     """Ray Client's init failure is a header line and the server's traceback: the error line keeps
     the traceback's last line, the reason (it said only "Initialization failure from server:")."""

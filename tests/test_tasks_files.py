@@ -153,6 +153,18 @@ def test_a_stored_hub_task_name_with_a_slash_loads_under_its_safe_name():
     assert TaskSpec.from_dict({**d, "name": "/data/../intents"}).name == "data-..-intents"
 
 
+@pytest.mark.parametrize("stored, name", [(".hidden", "hidden"), ("a\\b", "a-b"), ("tab\there", "tab-here"),
+                                          ("é" * 150, "é" * 100), ("user/data", "user-data"), ("kept", "kept")])
+def test_a_stored_task_name_a_task_may_no_longer_have_loads_repaired(tmp_path, stored, name):
+    """Task names may no longer start with '.', hold '\\' or control characters, or pass 200
+    bytes: an adapter or prompt saved earlier under such a name loads (eval, predict, register)
+    under the name such a task gets now, not as a corrupt config."""
+    from ptv2_core.tasks.spec import stored_task_name
+
+    d = TaskSpec("x", "sequence", ("a", "b"), "accuracy").to_dict()
+    assert TaskSpec.from_dict({**d, "name": stored}).name == name == stored_task_name(stored)
+
+
 # ---- bad input: every case is a Ptv2Error that names the problem ------------------------------
 
 

@@ -25,7 +25,7 @@ from components.registry.register import CHALLENGER, CHAMPION, alias_lock, defau
 from components.registry.scoring import majority_preds, predict_ids, test_split
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks import task_name
-from ptv2_core.tasks.spec import safe_task_name
+from ptv2_core.tasks.spec import stored_task_name
 from ptv2_core.tasks.splits import TEST_STREAM, split_hash
 from ptv2_core.tasks.subsample import random_subset, subsample
 
@@ -224,8 +224,8 @@ def not_comparable(name: str, chall_mv, champ_mv, task_ref: str) -> str | None:
         ctags = champ_mv.tags or {}
         for key, default in (("task", None), ("split_seed", "0")):  # no split_seed tag: seed 0, as scored
             theirs, mine = ctags.get(key, default), tags.get(key, default)
-            if key == "task" and None not in (theirs, mine):  # a hub task's, tagged user/data before 2026-12-06
-                theirs, mine = (safe_task_name(t) if "/" in t else t for t in (theirs, mine))
+            if key == "task" and None not in (theirs, mine):  # tagged before names were folder names (user/data)
+                theirs, mine = (stored_task_name(t) for t in (theirs, mine))
             if None not in (theirs, mine) and theirs != mine:
                 return (f"{name} version {champ_mv.version} ({CHAMPION}) has {key} '{theirs}', version "
                         f"{chall_mv.version} has '{mine}': "

@@ -30,7 +30,7 @@ from components.registry import store
 from components.registry.metadata import AdapterInfo, describe_adapter
 from optuna_studies.quiet import quiet_logger
 from ptv2_core.errors import Ptv2Error
-from ptv2_core.tasks.spec import safe_task_name
+from ptv2_core.tasks.spec import stored_task_name
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
@@ -188,9 +188,10 @@ def _check_registered_model(c, uri: str, name: str, task: str) -> bool:
             return False
         raise
     held = (model.tags or {}).get("task")
-    # a hub task's model registered before task names were folder names is tagged with the data set's
-    # name (user/data); its adapters are this task's (user-data) as TaskSpec.from_dict reads them
-    if held is not None and held != task and not ("/" in held and safe_task_name(held) == task):
+    # a model registered before task names had to be folder names may be tagged with one a task can no
+    # longer have (a hub data set's user/data); its adapters are this task's (user-data) as
+    # TaskSpec.from_dict reads them
+    if held is not None and held != task and stored_task_name(held) != task:
         raise Ptv2Error(f"registered model '{name}' holds adapters for task '{held}', not '{task}'")
     return True
 

@@ -42,6 +42,20 @@ def safe_task_name(text: str) -> str:
     return re.sub(f"{_NOT_IN_NAMES.pattern}+", "-", text).lstrip(".-").rstrip("-")
 
 
+def stored_task_name(name):
+    """A task name as recorded before task names had to be plain folder names (an adapter's or a
+    prompt's config, a registered model's ``task`` tag), as such a task is named now: one
+    ``check_task_name`` refuses is made safe (``user/data`` → ``user-data``, ``.hidden`` →
+    ``hidden``) and cut to ``NAME_MAX_BYTES``; any other (or one nothing is left of) is kept."""
+    try:
+        return check_task_name(name)
+    except Ptv2Error:
+        if not isinstance(name, str):
+            return name
+    fixed = safe_task_name(name).encode("utf-8")[:NAME_MAX_BYTES].decode("utf-8", "ignore").rstrip("-")
+    return fixed if fixed.strip() else name
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """A classification task: sequence (one label per text) or token (one BIO tag per word).
@@ -111,8 +125,7 @@ class TaskSpec:
         missing = [k for k in ("name", "type", "labels", "metric") if k not in d]
         if missing:
             raise Ptv2Error(f"task spec is missing required keys {missing}")
-        if isinstance(d["name"], str) and "/" in d["name"]:  # a hub task's, recorded before names were folder names
-            d = {**d, "name": safe_task_name(d["name"])}
+        d = {**d, "name": stored_task_name(d["name"])}  # one recorded before names had to be folder names
         return cls(**{**d, "labels": tuple(d["labels"]) if isinstance(d["labels"], list) else d["labels"]})
 
 
