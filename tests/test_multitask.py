@@ -431,7 +431,8 @@ def test_pretrain_cli_logs_a_resumed_run_once_when_it_completes_and_keeps_the_pr
     res = ptv2(*args, "--mlflow-uri", f"sqlite:///{broken}")
     assert res.returncode == 2 and res.stderr.strip().splitlines() == [
         f"error: the pre-trained prompt in {out} is complete and kept, but its run is not in MLflow: logging it to "
-        f"the store sqlite:///{broken} failed: (sqlite3.DatabaseError) file is not a database; run the same "
+        f"the store sqlite:///{broken} failed: cannot open the MLflow store sqlite:///{broken}: file is not a database; "
+        "run the same "
         "command again to log it (it is not trained again)"], res.stderr
     assert f"pre-trained prompt written to {out} (resumed after epoch 1)" in res.stdout
     assert read_pretrained_config(out)["epochs_trained"] == 2  # the prompt is there, finished
@@ -472,7 +473,8 @@ def test_the_same_pretrain_command_again_logs_a_finished_prompt_whose_logging_fa
     res = ptv2(*args)
     assert res.returncode == 2 and res.stderr.strip().splitlines() == [
         f"error: the pre-trained prompt in {out} is complete and kept, but its run is not in MLflow: logging it to "
-        f"the store {store} failed: (sqlite3.DatabaseError) file is not a database; run the same command again to "
+        f"the store {store} failed: cannot open the MLflow store {store}: file is not a database; run the same command "
+        "again to "
         "log it (it is not trained again)"], res.stderr
     scores = json.loads(res.stdout[:res.stdout.index("\n}") + 2])
     trained = {p: p.stat().st_mtime_ns for p in out.rglob("*")}

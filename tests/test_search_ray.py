@@ -301,7 +301,7 @@ def test_a_search_whose_every_trial_fails_says_why_on_its_error_line(local_ray, 
     (tmp_path / "aside").rename(legacy)
     (legacy / "study.json").unlink()
     lines: list[str] = []
-    with pytest.raises(Ptv2Error, match="finished with a score \\(2 trial\\(s\\): "):  # its 2 records were read
+    with pytest.raises(Ptv2Error, match="finished with a score \\(2 trials: "):  # its 2 records were read
         run_search("trec", tiny_model, tmp_path / "out", space=space, storage=f"sqlite:///{tmp_path}/optuna.db",
                    mlflow_uri=mlflow_uri, resume=True, echo=lines.append, **SMALL)
     assert f"took the work folder {legacy} (named before each study had its own) as {ours}" in lines, lines
