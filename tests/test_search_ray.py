@@ -494,18 +494,19 @@ def test_pipeline_search_step_stages_its_inputs_in_the_shared_folder(local_ray, 
                                                                       monkeypatch):
     """With PTV2_SHARED_DIR (a multi-machine cluster), the search step copies the prepared task,
     the model folder (one in the image, outside the shared folder) and the pre-trained prompt
-    into the shared folder, searches there, and cleans up. The task is named as a hub data set
-    is (`someone/intents`): no folder or study name may take its '/' for a path separator."""
+    into the shared folder, searches there, and cleans up. The task is named as a hub data set's
+    task is (`hub:someone-intents` is task `someone-intents`; a name holding '/' is refused since
+    2026-12-06, so no folder or study name can take it for a path separator)."""
     from components.data import prepare_data
     from components.search_step import search_task
     from test_pipeline_steps import user_task
 
     prepared = tmp_path / "data"
-    prepare_data(["trec", user_task(tmp_path / "mine", "someone/intents")], prepared, max_train=48, max_eval=24)
+    prepare_data(["trec", user_task(tmp_path / "mine", "someone-intents")], prepared, max_train=48, max_eval=24)
     shared = tmp_path / "shared"
     shared.mkdir()
     monkeypatch.setenv("PTV2_SHARED_DIR", str(shared))
-    res = search_task(prepared, "someone/intents", tmp_path / "adapter", tmp_path / "plot.html", model=str(tiny_model),
+    res = search_task(prepared, "someone-intents", tmp_path / "adapter", tmp_path / "plot.html", model=str(tiny_model),
                       lengths=[2, 4], lr_range=(3e-3, 3e-2), trials=2, epochs=1, concurrency=2, cpus_per_trial=0.5,
                       mlflow_uri=mlflow_uri)
     assert res["study"].startswith("ptv2-someone-intents-"), res["study"]
@@ -517,7 +518,7 @@ def test_pipeline_search_step_stages_its_inputs_in_the_shared_folder(local_ray, 
     # the space: the packaged one it started from, and the file as run (a temporary one) as an artifact
     from optuna_studies.space import space_path
 
-    assert params["space_file"].startswith(f"{space_path('someone/intents')} with the pipeline's"), params["space_file"]
+    assert params["space_file"].startswith(f"{space_path('someone-intents')} with the pipeline's"), params["space_file"]
     run_files = {a.path for a in MlflowClient(mlflow_uri).list_artifacts(res["parent_run_id"])}
     assert "someone-intents-space.yaml" in run_files, run_files
     space_doc = yaml.safe_load(Path(MlflowClient(mlflow_uri).download_artifacts(
@@ -525,7 +526,7 @@ def test_pipeline_search_step_stages_its_inputs_in_the_shared_folder(local_ray, 
     assert space_doc["prompt_len"] == [2, 4] and space_doc["trials"] == 2
     # the plots and best.json name the model given too (the copy is a folder named 'model')
     plot = (tmp_path / "plot.html").read_text().replace("\\u002f", "/")  # plotly's JSON escapes '/'
-    assert f"someone/intents / {Path(tiny_model).name}: length" in plot
+    assert f"someone-intents / {Path(tiny_model).name}: length" in plot
     best = json.loads(Path(MlflowClient(mlflow_uri).download_artifacts(
         res["parent_run_id"], "best.json", str(tmp_path / "dl"))).read_text())
     assert best["model"] == str(tiny_model)
