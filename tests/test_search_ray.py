@@ -769,27 +769,18 @@ def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(t
     assert best["trials"]["total"] >= 3 and (tmp_path / "out" / "adapter" / "metrics.json").is_file()
 
 
-def test_sigterm_stops_a_search_as_ctrl_c_does(tiny_model, tmp_path, mlflow_uri):
-    """SIGTERM (`kill`, `timeout`, a stopped pod) to `ptv2 search` once a trial has started: Ray's
-    own handler aborted the driver with a stack dump ("*** SIGTERM received at time=..."), exit 134,
-    no error line, MLflow runs left RUNNING. It now stops the search as Ctrl-C does: one error line
-    with the way on, exit 143, no run left RUNNING, nothing written to --out."""
+def _sigterm_at(args: list[str], env: dict, raytmp: str, when) -> tuple[str, list[str]]:
+    """Run the `ptv2 search` of ``args``, send it SIGTERM at the first stderr line ``when`` is true
+    of, and return its stderr and lines once it ended: with exit 143 and one error line, the last."""
     from conftest import interruptible
 
-    raytmp = short_tmpdir("ptv2rt")
-    env = dict(os.environ, HF_HUB_OFFLINE="1", RAY_TMPDIR=raytmp, PTV2_HOME=str(tmp_path / "home"))
-    env.pop("RAY_ADDRESS", None)
-    args = [PTV2, "search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path, trials=2)),
-            "--max-train", "48", "--max-eval", "48", "--concurrency", "1", "--ray-cpus", "1",
-            "--storage", f"sqlite:///{tmp_path}/optuna.db", "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")]
-    study = default_study_name("trec", tiny_model, tmp_path / "out")
     try:
         driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                   preexec_fn=interruptible)
         seen = []
-        for line in driver.stderr:  # a trial has started: Tune runs
+        for line in driver.stderr:
             seen.append(line)
-            if re.fullmatch(r"trial \d+ started .*", line.strip()):
+            if when(line):
                 break
         assert driver.poll() is None, "".join(seen)[-3000:]
         driver.send_signal(signal.SIGTERM)
@@ -802,6 +793,23 @@ def test_sigterm_stops_a_search_as_ctrl_c_does(tiny_model, tmp_path, mlflow_uri)
     lines = err.strip().splitlines()
     assert driver.returncode == 143, (driver.returncode, err[-3000:])
     assert [line for line in lines if line.startswith("error:")] == lines[-1:], err[-3000:]
+    return err, lines
+
+
+def test_sigterm_stops_a_search_as_ctrl_c_does(tiny_model, tmp_path, mlflow_uri):
+    """SIGTERM (`kill`, `timeout`, a stopped pod) to `ptv2 search` once a trial has started: Ray's
+    own handler aborted the driver with a stack dump ("*** SIGTERM received at time=..."), exit 134,
+    no error line, MLflow runs left RUNNING. It now stops the search as Ctrl-C does: one error line
+    with the way on, exit 143, no run left RUNNING, nothing written to --out."""
+    raytmp = short_tmpdir("ptv2rt")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", RAY_TMPDIR=raytmp, PTV2_HOME=str(tmp_path / "home"))
+    env.pop("RAY_ADDRESS", None)
+    args = [PTV2, "search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path, trials=2)),
+            "--max-train", "48", "--max-eval", "48", "--concurrency", "1", "--ray-cpus", "1",
+            "--storage", f"sqlite:///{tmp_path}/optuna.db", "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")]
+    study = default_study_name("trec", tiny_model, tmp_path / "out")
+    # a trial has started: Tune runs
+    err, lines = _sigterm_at(args, env, raytmp, lambda line: re.fullmatch(r"trial \d+ started .*", line.strip()))
     assert lines[-1].startswith("error: terminated (SIGTERM); search stopped ") and "--resume" in lines[-1], lines[-1]
     assert "SIGTERM received at time" not in err and "Traceback" not in err, err[-3000:]
     for noise in TUNE_STOP_NOISE:
@@ -822,8 +830,6 @@ def test_sigterm_after_the_last_trial_stops_the_search_as_it_scores_the_best(tin
     fires: after trials that ended normally it stayed for the rest of the command, and SIGTERM (or
     Ctrl-C) as the best adapter was scored only set a flag nobody read: the search ran on to exit 0.
     The handler the command had is put back as Tune ends: one error line with the way on, 143."""
-    from conftest import interruptible
-
     raytmp = short_tmpdir("ptv2rs")
     env = dict(os.environ, HF_HUB_OFFLINE="1", RAY_TMPDIR=raytmp, PTV2_HOME=str(tmp_path / "home"))
     env.pop("RAY_ADDRESS", None)
@@ -831,25 +837,8 @@ def test_sigterm_after_the_last_trial_stops_the_search_as_it_scores_the_best(tin
             "--space", str(write_space(tmp_path, trials=1, epochs=1)), "--max-train", "48", "--max-eval", "48",
             "--concurrency", "1", "--ray-cpus", "1", "--storage", f"sqlite:///{tmp_path}/optuna.db",
             "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")]
-    try:
-        driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                  preexec_fn=interruptible)
-        seen = []
-        for line in driver.stderr:  # the last trial ended; the best adapter is being scored
-            seen.append(line)
-            if line.startswith("scoring the best trial's adapter"):
-                break
-        assert driver.poll() is None, "".join(seen)[-3000:]
-        driver.send_signal(signal.SIGTERM)
-        _, rest = driver.communicate(timeout=120)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-        kill_ray_using(raytmp)
-    err = "".join(seen) + rest
-    lines = err.strip().splitlines()
-    assert driver.returncode == 143, (driver.returncode, err[-3000:])
-    assert [line for line in lines if line.startswith("error:")] == lines[-1:], err[-3000:]
+    # the last trial ended; the best adapter is being scored
+    err, lines = _sigterm_at(args, env, raytmp, lambda line: line.startswith("scoring the best trial's adapter"))
     # every trial ran: --resume scores the best and writes the output without running one again
     assert lines[-1] == ("error: terminated (SIGTERM); search stopped after 1 of 1 trials; run the same command "
                          "with --resume to finish it"), lines[-1]
