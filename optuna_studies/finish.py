@@ -20,7 +20,7 @@ from optuna_studies.plan import SearchPlan
 from optuna_studies.plots import FILES as ARTIFACTS
 from optuna_studies.plots import write_artifacts
 from optuna_studies.quiet import quiet_logger
-from optuna_studies.store_guard import mlflow_guard, why
+from optuna_studies.store_guard import mlflow_guard, quietly, why
 from optuna_studies.study import mask_url
 
 
@@ -154,10 +154,8 @@ def end_trial_runs_left_open(parent: str, trials: list[dict], say: Callable[[str
     """After a finished search: a trial run whose end the store failed to log mid-search (the trial
     callbacks went on) is ended as its trial did; it stayed RUNNING under the FINISHED parent run. A
     failure now is a warning: the result is written."""
-    try:
-        with quiet_logger("mlflow", logging.CRITICAL):
-            tracking.end_stale_trial_runs(parent, trials)
-    except Exception as e:  # noqa: BLE001 (any store or client error)
+    _, e = quietly(tracking.end_stale_trial_runs, parent, trials)
+    if e is not None:
         say(f"warning: MLflow failed to end the trial runs left RUNNING ({why(e)}); the search's result is written")
 
 
@@ -165,10 +163,7 @@ def end_parent(parent: str, outcome: str, say: Callable[[str], None]) -> None:
     """End the parent run ``outcome``. A store that fails now leaves it RUNNING (a --resume reopens
     it): a warning says so after a finished search (its result is written); otherwise the search's
     own error is the one raised (MLflow's replaced it)."""
-    try:
-        with quiet_logger("mlflow", logging.CRITICAL):
-            tracking.end_run(parent, outcome)
-    except Exception as e:  # noqa: BLE001 (any store or client error)
-        if outcome == "FINISHED":
-            say(f"warning: MLflow failed to end the search's run {parent} ({why(e)}): it stays RUNNING "
-                "there; the search's result is written")
+    _, e = quietly(tracking.end_run, parent, outcome)
+    if e is not None and outcome == "FINISHED":
+        say(f"warning: MLflow failed to end the search's run {parent} ({why(e)}): it stays RUNNING "
+            "there; the search's result is written")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from ptv2_core.errors import Ptv2Error
 from optuna_studies.quiet import quiet_logger
@@ -24,6 +24,16 @@ def mlflow_guard(what: str, then: str) -> Iterator[None]:
         raise
     except Exception as e:  # noqa: BLE001 (any store or client error)
         raise Ptv2Error(f"the MLflow store failed to {what} ({why(e)}){then}") from None
+
+
+def quietly(call: Callable, *args) -> tuple[Any, Exception | None]:
+    """``(call(*args), None)``, or ``(None, the error)`` when MLflow (or its store) failed: for calls
+    whose failure the caller words itself, as a warning; MLflow's own ERROR line and traceback kept off."""
+    try:
+        with quiet_logger("mlflow", logging.CRITICAL):
+            return call(*args), None
+    except Exception as e:  # noqa: BLE001 (any store or client error)
+        return None, e
 
 
 def why(e: BaseException) -> str:

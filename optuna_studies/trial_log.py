@@ -10,7 +10,6 @@ store that fails (a server restarting, a locked or lost database) costs the runs
 search: a callback that raised stopped Tune's driver, and with it every trial."""
 from __future__ import annotations
 
-import logging
 import math
 import shutil
 import time
@@ -20,10 +19,9 @@ from typing import Callable
 from ray.tune import Callback
 
 from optuna_studies import records, tracking
-from optuna_studies.quiet import quiet_logger
 from optuna_studies.searcher import trial_status
 from optuna_studies.space import SearchSpace
-from optuna_studies.store_guard import why
+from optuna_studies.store_guard import quietly, why
 from ptv2_core.wording import count_of
 from optuna_studies.tracking_setup import check_tracking_uri
 from optuna_studies.urls import keep_secret, recall_secret
@@ -150,15 +148,12 @@ class TrialLog(Callback):
     def _logged(self, what: str, call: Callable, *args):
         """``call(*args)``'s value; None when MLflow failed (the first failure is told, once, instead of
         MLflow's own ERROR line and traceback for each call)."""
-        try:
-            with quiet_logger("mlflow", logging.CRITICAL):
-                return call(*args)
-        except Exception as e:  # noqa: BLE001 (any store or client error: the trial's record does not depend on it)
-            if not self._warned:
-                self._warned = True
-                self._echo(f"warning: MLflow failed to {what} ({why(e)}); the search goes on, and its "
-                           "trial records (trials.csv, best.json) are complete, but the trials' MLflow runs may not be")
-            return None
+        value, e = quietly(call, *args)  # the trial's record does not depend on it
+        if e is not None and not self._warned:
+            self._warned = True
+            self._echo(f"warning: MLflow failed to {what} ({why(e)}); the search goes on, and its "
+                       "trial records (trials.csv, best.json) are complete, but the trials' MLflow runs may not be")
+        return value
 
 
 def _params_text(config: dict) -> str:
