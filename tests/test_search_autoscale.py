@@ -18,7 +18,7 @@ import threading
 import pytest
 
 from test_search import tiny_model  # noqa: F401  (module fixture: a tiny BERT model folder)
-from test_search_ray import PTV2, RAY, free_port, kill_ray_using, short_tmpdir, write_space
+from search_ray_support import PTV2, RAY, free_port, kill_ray_using, short_tmpdir, write_space
 
 
 @pytest.fixture
