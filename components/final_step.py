@@ -43,6 +43,9 @@ def _provenance(prepared_dir: str | Path, task: str, init_dir, study: str) -> di
     return {
         "data_hash": manifest["tasks"][task]["hash"],  # every split
         "test_data_hash": manifest["tasks"][task]["split_hashes"]["test"],  # the registry's data_hash tag
+        # what the prepared copy was made from: `ptv2 register` and `ptv2 eval` without --task use it
+        # where the copy the adapter names is not found (another pod)
+        "task_source": manifest["tasks"][task].get("ref", task),
         "seed": manifest["seed"],
         "max_eval": manifest["max_eval"],
         "study": study,

@@ -23,7 +23,8 @@ def best_metrics(adapter_dir: Path, best: dict[str, Any], task: str, study_name:
     train_cfg = (loaded.config.get("extra") or {}).get("train_config") or {}
     scores = evaluate_adapter(loaded, task, seed=seed, max_eval=max_eval,
                               batch_size=train_cfg.get("eval_batch_size") or 128,
-                              batch_option="eval_batch_size (in a search: under the space's fixed: settings)")
+                              batch_option="eval_batch_size (in a search: under the space's fixed: settings)",
+                              test_hash=True)
     trainable, total = loaded.model.parameter_counts()
     return {
         "task": loaded.spec.name,
@@ -37,6 +38,7 @@ def best_metrics(adapter_dir: Path, best: dict[str, Any], task: str, study_name:
         "test": scores["test"],
         "seed": seed,
         "max_eval": max_eval,
+        "test_data_hash": scores["test_data_hash"],  # the test rows scored: `ptv2 register` checks they are today's
         "trainable_params": trainable,
         "total_params": total,
         "trainable_pct": 100.0 * trainable / total,

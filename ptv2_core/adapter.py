@@ -179,19 +179,39 @@ def split_seed_of(config: dict) -> int | None:
     return None if seed is None else int(seed)
 
 
-def own_task(config: dict) -> str:
+def own_task(config: dict, metrics: dict | None = None) -> str:
     """The task an adapter was trained on, as a task reference: as training named it (a packaged
-    name, a task YAML's path, ``hub:<name>``; a YAML's ``name:`` alone is no reference). A recorded
-    path not found here (a pipeline step's copy in another pod) falls back to a packaged task of the
-    same name; otherwise a ``Ptv2Error`` asks for ``--task``."""
+    name, a task YAML's path, ``hub:<name>``; a YAML's ``name:`` alone is no reference). A pipeline
+    step trains on its prepared copy of the task and records, in ``metrics`` (the adapter's
+    metrics.json), the reference it was prepared from (``task_source``): when the copy is not found
+    here (another pod), that reference is used if it is found. A task file named like a packaged
+    task is not that task: a recorded path not found here raises a ``Ptv2Error`` naming it and
+    ``--task``, never a silent switch to the packaged data of the same name."""
     name = config["task"]["name"]
     ref = str(((config.get("extra") or {}).get("train_config") or {}).get("task") or name)
-    if ref in PACKAGED_TASKS or ref.startswith("hub:") or Path(ref).is_file():
+    if task_ref_found(ref):
         return ref
-    if name in PACKAGED_TASKS:
-        return name
+    source = (metrics or {}).get("task_source") if isinstance(metrics, dict) else None
+    if isinstance(source, str) and source and task_ref_found(source):
+        return source
+    prepared = f" (prepared from '{source}', not found here either)" if isinstance(source, str) and source else ""
     raise Ptv2Error(f"the adapter's task '{name}' was read from '{ref}' when it was trained, which is not found "
-                    "here: pass --task PATH (its task YAML)")
+                    f"here{prepared}: pass --task PATH (its task YAML, or the packaged task if that is what it was)")
+
+
+def recorded_metrics(adapter_dir: str | Path) -> dict | None:
+    """An adapter folder's metrics.json as a mapping, or None when it is missing or unreadable (the
+    commands that need it say so themselves)."""
+    try:
+        doc = json.loads((Path(adapter_dir) / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def task_ref_found(ref: str) -> bool:
+    """Whether a task reference can be loaded here: a packaged name, a hub data set, a task file."""
+    return ref in PACKAGED_TASKS or ref.startswith("hub:") or Path(ref).is_file()
 
 
 def _read_weights(adapter_dir: Path) -> dict[str, torch.Tensor]:

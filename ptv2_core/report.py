@@ -7,6 +7,7 @@ from ptv2_core.adapter import LoadedAdapter, own_task
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.evaluate import evaluate
 from ptv2_core.tasks import load_task
+from ptv2_core.tasks.splits import split_hash
 from ptv2_core.tasks.encode import Collator, encode
 
 
@@ -30,15 +31,19 @@ def metrics_document(result, cfg) -> dict:
         "train_examples_per_s": result.train_examples_per_s,
         "history": result.history,
         "base_fingerprint": result.base_fingerprint,
+        # the test rows these scores came from (``split_hash``): registration refuses the adapter when
+        # the task's test split hashes otherwise now (changed data moves training rows into test)
+        **({"test_data_hash": result.test_data_hash} if result.test_data_hash else {}),
     }
 
 
 def evaluate_adapter(loaded: LoadedAdapter, task: str | None = None, *, seed: int = 0,
                      max_eval: int | None = None, prompt_len: int | None = None, batch_size: int = 128,
-                     batch_option: str = "--batch-size", progress: bool = False) -> dict:
+                     batch_option: str = "--batch-size", progress: bool = False, test_hash: bool = False) -> dict:
     """Dev and test metrics of an adapter on ``task`` (default: its own, as training named it:
     ``own_task``), ``batch_size`` rows scored at a time (``progress``: a bar per split on a
-    terminal). The task's label list must be the adapter's."""
+    terminal). The task's label list must be the adapter's. ``test_hash``: also the test rows'
+    ``split_hash`` (``test_data_hash``, as metrics.json records it)."""
     spec, data = load_task(task or own_task(loaded.config), seed=seed, max_eval=max_eval, max_train=1)
     if spec.type != loaded.spec.type or tuple(spec.labels) != tuple(loaded.spec.labels):
         raise Ptv2Error(f"task '{spec.name}' has other labels than the adapter's task '{loaded.spec.name}'")
@@ -51,4 +56,6 @@ def evaluate_adapter(loaded: LoadedAdapter, task: str | None = None, *, seed: in
         enc = encode(data[split], loaded.tokenizer, loaded.spec, loaded.spec.max_length)
         out[split] = evaluate(loaded.model, enc, scoring, collator, device, batch_size, prompt_len=prompt_len,
                               batch_option=batch_option, progress=f"score {split}" if progress else None)
+    if test_hash:
+        out["test_data_hash"] = split_hash(spec, data["test"])
     return out

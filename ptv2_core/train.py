@@ -28,6 +28,7 @@ from ptv2_core.model import PromptModel
 from ptv2_core.optim import make_optimizer, optimizer_step
 from ptv2_core.settings import TrainingSettings, check_seed, is_integer
 from ptv2_core.tasks import TaskSpec, load_task
+from ptv2_core.tasks.splits import split_hash
 from ptv2_core.tasks.subsample import subset_rule
 from ptv2_core.tasks.encode import Collator, encode, prepare_tokenizer
 
@@ -93,6 +94,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     train_examples_per_s: float = 0.0
     stopped_early: bool = False
+    test_data_hash: str = ""  # split_hash of the test rows: registration checks the task's test split is still these
 
 
 def seed_everything(seed: int) -> None:
@@ -212,4 +214,5 @@ def train(cfg: TrainConfig, report: Report | None = None,
     test = evaluate(model, splits["test"], spec, collator, device, cfg.eval_batch_size, bf16=cfg.bf16,
                     progress="score test" if cfg.progress else None)
     model.eval()  # trained: handed over for prediction (scoring restores the mode it finds)
-    return TrainResult(model, spec, tokenizer, base_fp, best_epoch, dev, test, history, speed, stopped)
+    return TrainResult(model, spec, tokenizer, base_fp, best_epoch, dev, test, history, speed, stopped,
+                       split_hash(spec, data["test"]))

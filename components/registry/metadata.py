@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import posixpath
 import re
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +74,60 @@ def _read_metrics(adapter_dir: Path) -> dict:
     return doc
 
 
+def _count(value, path: Path, key: str, least: int) -> int:
+    """A whole number from metrics.json (a pipeline's JSON may carry 100.0), at least ``least``."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value != int(value) or value < least):
+        raise Ptv2Error(f"corrupt {path}: {key} must be a whole number of at least {least}, got {value!r}")
+    return int(value)
+
+
+def _split_settings(adapter_dir: Path, metrics: dict, config: dict) -> tuple[int, int | None]:
+    """``(split seed, max_eval)`` the adapter's test metrics were scored with: metrics.json's, else
+    its training config's; a value that is no such number is a corrupt metrics.json."""
+    from ptv2_core.settings import check_seed
+
+    path = adapter_dir / METRICS_FILE
+    recorded = split_seed_of(config)
+    seed = _count(metrics.get("seed", 0 if recorded is None else recorded), path, "seed", 0)
+    try:
+        check_seed(seed, "seed")
+    except Ptv2Error as e:
+        raise Ptv2Error(f"corrupt {path}: {e}") from None
+    max_eval = metrics.get("max_eval", ((config.get("extra") or {}).get("train_config") or {}).get("max_eval"))
+    return seed, None if max_eval is None else _count(max_eval, path, "max_eval", 1)
+
+
+def _check_test_split(adapter_dir: Path, metrics: dict, train_cfg: dict, task: str, spec, test, data_hash: str,
+                      seed: int, max_eval: int | None) -> None:
+    """Refuse an adapter whose recorded test split (metrics.json's ``test_data_hash``) is not the one
+    ``task`` gives now: rows added to or removed from the task's data move rows between the seeded
+    splits, so today's test rows may be rows it trained on, and promotion would score them. An
+    adapter that records no hash (written before ptv2 did) registers, with a warning."""
+    recorded = metrics.get("test_data_hash")
+    if recorded is None:
+        print(f"warning: adapter '{adapter_dir}' records no test split hash (its {METRICS_FILE} was written before "
+              "ptv2 recorded one): whether the task's data changed since it was trained is not checked", file=sys.stderr,
+              flush=True)
+        return
+    if not isinstance(recorded, str) or not recorded.startswith("sha256:"):
+        raise Ptv2Error(f"corrupt {adapter_dir / METRICS_FILE}: test_data_hash must be a 'sha256:…' text, got "
+                        f"{str(recorded)[:80]!r}")
+    if recorded == data_hash:
+        return
+    if max_eval and "subset" not in train_cfg:  # capped before 2026-12-06: the random subset drawn then
+        from ptv2_core.tasks.splits import TEST_STREAM
+        from ptv2_core.tasks.subsample import random_subset
+
+        _, full = load_task(task, seed=seed, max_train=1)
+        if split_hash(spec, random_subset(full["test"], max_eval, seed, TEST_STREAM)) == recorded:
+            return
+    raise Ptv2Error(f"adapter '{adapter_dir}': the data of task '{task}' changed since the adapter was trained: its test split "
+                    f"(split seed {seed}{f', max_eval {max_eval}' if max_eval else ''}) no longer hashes to the "
+                    f"test_data_hash in its {METRICS_FILE}, so its test rows may include rows it trained on and its "
+                    "scores would be too high; retrain it on the data as it is now (nothing was registered)")
+
+
 def _flat(prefix: str, metrics: dict) -> dict[str, str]:
     return {f"{prefix}_{k}": f"{v:.6g}" if isinstance(v, float) else str(v)
             for k, v in metrics.items() if isinstance(v, (int, float))}
@@ -93,15 +149,14 @@ def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None
     except (TypeError, KeyError) as e:
         raise Ptv2Error(f"corrupt adapter config in '{adapter_dir}': {e}") from None
     train_cfg = (config.get("extra") or {}).get("train_config") or {}
-    recorded = split_seed_of(config)
-    seed = int(metrics.get("seed", 0 if recorded is None else recorded))
-    max_eval = metrics.get("max_eval", train_cfg.get("max_eval"))
-    max_eval = int(max_eval) if max_eval is not None else None  # JSON from a pipeline may carry 100.0
+    seed, max_eval = _split_settings(adapter_dir, metrics, config)
     spec, data = load_task(task, seed=seed, max_eval=max_eval, max_train=1)
     if (spec.name, spec.type, tuple(spec.labels)) != (adapter_spec.name, adapter_spec.type, tuple(adapter_spec.labels)):
         raise Ptv2Error(f"adapter '{adapter_dir}' was trained for task '{adapter_spec.name}', not '{spec.name}' "
                         "(or the label lists differ)")
     test = data["test"]
+    data_hash = split_hash(spec, test)
+    _check_test_split(adapter_dir, metrics, train_cfg, task, spec, test, data_hash, seed, max_eval)
     examples = (test["text"] if spec.type == "sequence" else [" ".join(t) for t in test["tokens"]])[:3]
     base = config["base_model"]
     study = (extra_tags or {}).get("study") or metrics.get("study") or (config.get("extra") or {}).get("study") or "none"
@@ -115,7 +170,7 @@ def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None
         "study": str(study),
         "split_seed": str(seed),
         "test_examples": str(len(test)),
-        "data_hash": split_hash(spec, test),
+        "data_hash": data_hash,
         "subset": SUBSET_RULE,  # how max_eval picks the rows data_hash covers (random before 2026-12-06)
         # an adapter trained before then with a cap: its dev_*/test_* tags come from a random subset
         **({"metrics_subset": "random"} if max_eval and "subset" not in train_cfg else {}),

@@ -133,7 +133,12 @@ def eval_(
     from ptv2_core.adapter import load_adapter, split_seed_of
     from ptv2_core.report import evaluate_adapter
 
-    loaded = load_adapter(adapter, device=pick_device(device)) if model is None else _registered(model, device).adapter
+    if model is None:
+        loaded = load_adapter(adapter, device=pick_device(device))
+    else:
+        version = _registered(model, device)
+        loaded = version.adapter
+    scored_on = task if task is not None else _own_task(loaded, adapter, None if model is None else version)
     own = loaded.model.prompt_config.prompt_len
     if prompt_len is not None and prompt_len > own:
         raise Ptv2Error(f"--prompt-len {prompt_len} is longer than the adapter's prompt ({own})")
@@ -154,7 +159,7 @@ def eval_(
         typer.echo(f"note: its metrics.json scored at most {trained_on} dev and test rows (--max-eval {trained_on} "
                    f"when trained); this scores every row. Pass --max-eval {trained_on} to reproduce those numbers.",
                    err=True)
-    result = evaluate_adapter(loaded, task, seed=0 if seed is None else seed, max_eval=max_eval, prompt_len=prompt_len,
+    result = evaluate_adapter(loaded, scored_on, seed=0 if seed is None else seed, max_eval=max_eval, prompt_len=prompt_len,
                               batch_size=batch_size, progress=True)
     typer.echo(json.dumps(result | ({"prompt_len": prompt_len} if prompt_len is not None else {}), indent=2))
 
@@ -257,6 +262,22 @@ def check_batch_size(batch_size: int) -> None:
 
     if batch_size <= 0:
         raise Ptv2Error(f"--batch-size must be a positive integer, got {batch_size}")
+
+
+def _own_task(loaded, adapter: Path | None, version) -> str:
+    """The task ``eval`` scores on without ``--task``: a registered version's by its ``task_ref`` tag
+    (what registration loaded), an adapter folder's as training named it (``own_task``). A task file
+    not found here is an error naming it, not the packaged task of the same name."""
+    from ptv2_core.adapter import own_task, recorded_metrics, task_ref_found
+    from ptv2_core.errors import Ptv2Error
+
+    ref = (version.tags or {}).get("task_ref") if version is not None else None
+    if ref is None:  # an adapter folder, or a version registered before task_ref was tagged
+        return own_task(loaded.config, recorded_metrics(adapter) if adapter is not None else None)
+    if not task_ref_found(ref):
+        raise Ptv2Error(f"{version.name} version {version.version} was registered on task '{ref}', which is not "
+                        "found here: pass --task PATH (its task YAML, or the packaged task if that is what it was)")
+    return ref
 
 
 def _same_task(task: str, loaded) -> bool:
