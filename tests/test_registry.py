@@ -220,6 +220,16 @@ def test_bad_input_is_an_error_and_leaves_the_registry_unchanged(adapters, home,
         register_adapter(adapters["good"], "trec", name="a/b")
     with pytest.raises(Ptv2Error, match=r"tags \['data_hash'\] are set by ptv2"):
         register_adapter(adapters["good"], "trec", tags={"data_hash": "forged"})
+    # a promotion's record, ptv2's own keys and the metrics are computed: forged, they would pass for them
+    for key in ("promotion.decision", "promotion.champion_version", "ptv2.search_run_id", "ptv2.registration_id",
+                "test_accuracy_forged", "dev_score2", "metrics_subset"):
+        with pytest.raises(Ptv2Error, match=f"tags \\['{key}'\\] are set by ptv2"):
+            register_adapter(adapters["good"], "trec", tags={key: "promoted"})
+    with pytest.raises(Ptv2Error) as e:  # as `ptv2 register --tag promotion.decision=promoted --tag ...` says it
+        register_adapter(adapters["good"], "trec", tags={"promotion.decision": "promoted",
+                                                         "promotion.champion_version": "0"})
+    assert str(e.value) == ("tags ['promotion.champion_version', 'promotion.decision'] are set by ptv2 (keys "
+                            "starting with promotion., ptv2., dev_ or test_, and the computed ones) and cannot be given")
     # MLflow refused these only after a run had been made for them: each left a FAILED run behind
     for key in ("k" * 251, "two\nlines", "a/../b", "a//b", "./x", "a/", "."):
         with pytest.raises(Ptv2Error, match="is not one MLflow takes"):
