@@ -239,6 +239,20 @@ def test_bad_input_is_an_error_and_leaves_the_registry_unchanged(adapters, home,
     assert len(_client(store).search_runs([e.experiment_id for e in _client(store).search_experiments()])) == runs_before
 
 
+def test_an_unknown_run_id_is_refused_before_the_model_is_built(adapters, store):
+    """A mistyped `--run-id` was reported as the store failing ("MLflow store at ... failed: Run with
+    id=... not found"), and only after the model had been built and loaded (~15 s)."""
+    from components.registry.register import register_adapter
+    from optuna_studies.urls import mask_url
+
+    steps, before = [], registry_state(store, "ptv2-trec")
+    with pytest.raises(Ptv2Error, match=f"^no MLflow run '{'0' * 32}' in {mask_url(store)}$"):
+        register_adapter(adapters["good"], "trec", run_id="0" * 32, tracking_uri=store, on_step=steps.append)
+    with pytest.raises(Ptv2Error, match=f"^no MLflow run 'not-a-run' in {mask_url(store)}$"):
+        register_adapter(adapters["good"], "trec", run_id="not-a-run", tracking_uri=store, on_step=steps.append)
+    assert steps == [] and registry_state(store, "ptv2-trec") == before
+
+
 def test_failure_after_the_version_exists_is_rolled_back(adapters, store, tmp_path):
     from mlflow.exceptions import MlflowException
 
