@@ -88,7 +88,11 @@ def store(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.setenv("PTV2_HOME", str(home))
-        yield f"sqlite:///{home / 'mlflow.db'}"
+        uri = f"sqlite:///{home / 'mlflow.db'}"
+        from mlflow import MlflowClient
+
+        MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models()  # the tables, for any test first
+        yield uri
 
 
 def _tags(uri: str, name: str, version: int) -> dict:
