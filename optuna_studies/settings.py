@@ -57,7 +57,12 @@ def _cannot_create(path: Path, e: OSError) -> NoReturn:
 
 
 def mlflow_tracking_uri(explicit: str | None = None) -> str:
-    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home() / 'mlflow.db'}"
+    """The store's URI; naming the default one creates nothing (a read of a store that was never
+    written leaves no state folder behind): ``open_local_store`` makes its folder, when it opens it."""
+    if explicit or os.environ.get("MLFLOW_TRACKING_URI"):
+        return explicit or os.environ["MLFLOW_TRACKING_URI"]
+    path = home_path()
+    return f"sqlite:///{(path if path.is_dir() else check_home()) / 'mlflow.db'}"  # refused as home() would
 
 
 def is_local_store(uri: str) -> bool:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from optuna_studies import settings
 from optuna_studies.quiet import quiet_logger
-from optuna_studies.schema_race import open_once
+from optuna_studies.schema_race import open_once, sqlite_file
 from optuna_studies.urls import mask_in_text, mask_url, with_driver
 
 
@@ -72,6 +72,9 @@ def open_local_store(uri: str) -> None:
     from ptv2_core.errors import Ptv2Error
 
     _check_database_answers(uri)
+    path = sqlite_file(uri)
+    if path is not None and path.parent == settings.home_path():  # the default store: its folder, made now
+        settings.home()
     # MLflow announces a new database's schema at INFO ("Creating initial MLflow database tables...",
     # "Updating database tables") on the console of whichever ptv2 command opens it first
     try:

@@ -88,7 +88,11 @@ def store(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.setenv("PTV2_HOME", str(home))
-        yield f"sqlite:///{home / 'mlflow.db'}"
+        uri = f"sqlite:///{home / 'mlflow.db'}"
+        from mlflow import MlflowClient
+
+        MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models()  # the tables, for any test first
+        yield uri
 
 
 def _tags(uri: str, name: str, version: int) -> dict:
@@ -208,6 +212,52 @@ def test_promote_unknown_model_is_an_error(store):
         promote("nope", tracking_uri=store)
 
 
+def test_a_hub_task_is_promoted_under_the_name_register_gave_it(store):
+    """`promote --task hub:user/data` asked MLflow for a model named 'hub:user/data' (refused as an
+    invalid name, reported as the store failing), then would have looked for 'ptv2-hub-user-data';
+    register names it ptv2-user-data."""
+    from mlflow import MlflowClient
+
+    from components.registry.promote import promote
+
+    MlflowClient(tracking_uri=store, registry_uri=store).create_registered_model("ptv2-user-data")
+    with pytest.raises(Ptv2Error, match="^registered model 'ptv2-user-data' has no 'challenger' version to promote$"):
+        promote("hub:user/data", tracking_uri=store)
+    with pytest.raises(Ptv2Error, match="^no registered model 'ptv2-other-none' for 'hub:other/none' in sqlite:"):
+        promote("hub:other/none", tracking_uri=store)
+    with pytest.raises(Ptv2Error, match="^no registered model 'ptv2-a-b' for 'a:b' in sqlite:"):
+        promote("a:b", tracking_uri=store)  # a name MLflow refuses is no model there, not a failing store
+
+
+def test_a_roll_back_is_not_undone_by_the_next_promotion_by_the_rule(store, tmp_path):
+    """After `promote --version 1 --force --reason "roll back"` over champion 2, `challenger` still
+    named version 2: the next plain `promote` scored 2 against 1 and moved `champion` back to it."""
+    from components.registry.promote import PromotionDecision, _record, promote
+
+    name = "rollback-trec"
+    c = _two_versions(store, name, tmp_path)
+    for v in ("1", "2"):
+        c.set_model_version_tag(name, v, "task", "trec")
+    c.set_registered_model_alias(name, "champion", "2")  # version 2 was promoted; now roll back to 1
+    tags = {"promotion.decision": "promoted (forced)", "promotion.reason": "forced: roll back",
+            "promotion.forced": "true", "promotion.at": "2026-12-06T00:00:00+00:00", "promotion.by": "me"}
+    d = _record(c, store, name, PromotionDecision(True, 1, 2, {}, (0.0, 0.0), "forced: roll back", name,
+                                                  forced=True, tags=tags))
+    assert (d.demoted, d.challenger_moved) == (2, True)
+    assert registry_state(store, name)[0] == {"champion": 1}  # `challenger` no longer names the demoted version
+    assert _tags(store, name, 2)["promotion.demoted"].startswith("version 1 was promoted over it by force: roll back")
+    with pytest.raises(Ptv2Error, match="has no 'challenger' version to promote"):
+        promote(name, tracking_uri=store)
+    with pytest.raises(Ptv2Error, match=r"version 2 was demoted by a forced promotion .*only --force promotes it again"):
+        promote(name, tracking_uri=store, version=2)
+    assert registry_state(store, name)[0] == {"champion": 1}
+    # promoted again by force: no longer marked demoted
+    _record(c, store, name, PromotionDecision(True, 2, 1, {}, (0.0, 0.0), "forced: fixed", name, forced=True,
+                                              tags=tags | {"promotion.reason": "forced: fixed"}))
+    assert "promotion.demoted" not in _tags(store, name, 2) and "promotion.demoted" in _tags(store, name, 1)
+    assert registry_state(store, name)[0] == {"champion": 2}
+
+
 @pytest.mark.parametrize("kwargs, needle", [
     ({"max_eval": 0}, "max_eval must be a positive integer, got 0"),
     ({"max_eval": -3}, "max_eval must be a positive integer, got -3"),
@@ -240,7 +290,7 @@ def test_reading_a_registry_that_was_never_written_is_an_error_and_creates_none(
         assert res.returncode == 2 and res.stderr.strip() == (
             f"error: no MLflow store at {tmp_path / 'home' / 'mlflow.db'}: nothing is registered there yet "
             "(register a model with `ptv2 register`, or point MLFLOW_TRACKING_URI or PTV2_HOME at the store)")
-    assert not (tmp_path / "home" / "mlflow.db").exists()
+    assert not (tmp_path / "home").exists()  # nor the state folder (it was made to name the store)
 
 
 def test_versions_that_cannot_be_compared_fairly_are_refused_unless_forced(adapters, store, monkeypatch):
@@ -265,6 +315,9 @@ def test_versions_that_cannot_be_compared_fairly_are_refused_unless_forced(adapt
     d = promote(name, tracking_uri=store, max_eval=EVAL, force=True, reason="new data seed")
     assert d.promoted and "not a fair comparison" in d.reason and "split_seed" in d.reason
     assert registry_state(store, name)[0] == {"challenger": 2, "champion": 2}
+    # the champion a forced promotion replaced is marked so: the rule alone does not bring it back
+    assert "version 2 was promoted over it by force: new data seed" in _tags(store, name, 1)["promotion.demoted"]
+    assert d.demoted == 1 and not d.challenger_moved
 
     register_adapter(adapters["good"], "trec", name=name, tracking_uri=store)
     assert _tags(store, name, 3)["data_hash"] == _tags(store, name, 2)["data_hash"]

@@ -220,6 +220,16 @@ def test_bad_input_is_an_error_and_leaves_the_registry_unchanged(adapters, home,
         register_adapter(adapters["good"], "trec", name="a/b")
     with pytest.raises(Ptv2Error, match=r"tags \['data_hash'\] are set by ptv2"):
         register_adapter(adapters["good"], "trec", tags={"data_hash": "forged"})
+    # a promotion's record, ptv2's own keys and the metrics are computed: forged, they would pass for them
+    for key in ("promotion.decision", "promotion.champion_version", "ptv2.search_run_id", "ptv2.registration_id",
+                "test_accuracy_forged", "dev_score2", "metrics_subset"):
+        with pytest.raises(Ptv2Error, match=f"tags \\['{key}'\\] are set by ptv2"):
+            register_adapter(adapters["good"], "trec", tags={key: "promoted"})
+    with pytest.raises(Ptv2Error) as e:  # as `ptv2 register --tag promotion.decision=promoted --tag ...` says it
+        register_adapter(adapters["good"], "trec", tags={"promotion.decision": "promoted",
+                                                         "promotion.champion_version": "0"})
+    assert str(e.value) == ("tags ['promotion.champion_version', 'promotion.decision'] are set by ptv2 (keys "
+                            "starting with promotion., ptv2., dev_ or test_, and the computed ones) and cannot be given")
     # MLflow refused these only after a run had been made for them: each left a FAILED run behind
     for key in ("k" * 251, "two\nlines", "a/../b", "a//b", "./x", "a/", "."):
         with pytest.raises(Ptv2Error, match="is not one MLflow takes"):
@@ -227,6 +237,20 @@ def test_bad_input_is_an_error_and_leaves_the_registry_unchanged(adapters, home,
 
     assert {n: registry_state(store, n) for n in before} == before
     assert len(_client(store).search_runs([e.experiment_id for e in _client(store).search_experiments()])) == runs_before
+
+
+def test_an_unknown_run_id_is_refused_before_the_model_is_built(adapters, store):
+    """A mistyped `--run-id` was reported as the store failing ("MLflow store at ... failed: Run with
+    id=... not found"), and only after the model had been built and loaded (~15 s)."""
+    from components.registry.register import register_adapter
+    from optuna_studies.urls import mask_url
+
+    steps, before = [], registry_state(store, "ptv2-trec")
+    with pytest.raises(Ptv2Error, match=f"^no MLflow run '{'0' * 32}' in {mask_url(store)}$"):
+        register_adapter(adapters["good"], "trec", run_id="0" * 32, tracking_uri=store, on_step=steps.append)
+    with pytest.raises(Ptv2Error, match=f"^no MLflow run 'not-a-run' in {mask_url(store)}$"):
+        register_adapter(adapters["good"], "trec", run_id="not-a-run", tracking_uri=store, on_step=steps.append)
+    assert steps == [] and registry_state(store, "ptv2-trec") == before
 
 
 def test_failure_after_the_version_exists_is_rolled_back(adapters, store, tmp_path):

@@ -134,6 +134,10 @@ def _flat(prefix: str, metrics: dict) -> dict[str, str]:
 
 
 _TAG_KEY = re.compile(r"[\w\-. /:]+")
+# Keys ptv2 computes, some only for some adapters or later (a promotion's record, the registration
+# id, lineage, metrics): a user tag cannot pass for one, whether or not this adapter has it
+RESERVED_PREFIXES = ("promotion.", "ptv2.", "dev_", "test_")
+COMPUTED_TAGS = frozenset({"metrics_subset", "subset"})
 
 
 def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None = None) -> AdapterInfo:
@@ -187,9 +191,11 @@ def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None
         if not _TAG_KEY.fullmatch(k) or len(k) > 250 or norm != k or norm == "." or norm.startswith(("..", "/")):
             raise Ptv2Error(f"tag key {k[:60]!r} is not one MLflow takes: 1-250 letters, digits and _ - . / : or "
                             "spaces, a normalised relative path (no leading '/' or '..', no '//', './' or trailing '/')")
-    taken = sorted(set(map(str, extra_tags or {})) & (set(tags) - {"study"}))
+    taken = sorted(k for k in map(str, extra_tags or {}) if k != "study" and (k in tags or k in COMPUTED_TAGS
+                                                                             or k.startswith(RESERVED_PREFIXES)))
     if taken:
-        raise Ptv2Error(f"tags {taken} are set by ptv2 from the adapter and cannot be overridden")
+        raise Ptv2Error(f"tags {taken} are set by ptv2 (keys starting with {', '.join(RESERVED_PREFIXES[:-1])} or "
+                        f"{RESERVED_PREFIXES[-1]}, and the computed ones) and cannot be given")
     for k, v in (extra_tags or {}).items():
         tags[str(k)] = str(v)
     tags = {k: v[:MAX_TAG] for k, v in tags.items()}

@@ -15,13 +15,13 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from components.registry import store
 from components.registry.bootstrap import example_stats, paired_bootstrap
 from components.registry.load import get_version, load_version
-from components.registry.register import CHALLENGER, CHAMPION, alias_lock, default_name, read_aliases
+from components.registry.register import CHALLENGER, CHAMPION, alias_lock, check_name, default_name, read_aliases
 from components.registry.scoring import majority_preds, predict_ids, test_split
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks import task_name
@@ -49,23 +49,32 @@ class PromotionDecision:
     forced: bool = False
     margin: float = 0.5
     tags: dict[str, str] = field(default_factory=dict)
+    demoted: int | None = None  # the champion a forced promotion replaced, now tagged ``promotion.demoted``
+    challenger_moved: bool = False  # ``challenger`` named the demoted version and was removed from it
 
 
 def _resolve_name(c, uri: str, task_or_name: str) -> str:
-    """The name as given when such a registered model exists, else ``ptv2-<task>`` (for a task
-    YAML path, ``ptv2-<its name:>``, as registered)."""
+    """The name as given when such a registered model exists, else the name ``register`` gives the
+    task's adapters, ``ptv2-<task's name>`` (``task_name``: a task YAML's ``name:``, a hub data
+    set's folder name, ``hub:user/data`` → ``ptv2-user-data``)."""
     from mlflow.exceptions import MlflowException
 
-    if Path(task_or_name).suffix.lower() in (".yaml", ".yml") and Path(task_or_name).is_file():
-        task_or_name = task_name(task_or_name)
-    for name in dict.fromkeys((task_or_name, default_name(task_or_name))):
+    try:
+        task = task_name(task_or_name)  # a task reference (packaged, hub:, YAML)
+    except Ptv2Error:
+        task = task_or_name  # a registered model name, or a name no task has
+    for name in dict.fromkeys((task_or_name, default_name(task))):
+        try:
+            check_name(name)
+        except Ptv2Error:
+            continue  # a name MLflow cannot hold (hub:user/data): no model has it
         try:
             store.retry(lambda: c.get_registered_model(name), f"reading registered model '{name}'", uri)
             return name
-        except MlflowException as e:
-            if e.error_code != "RESOURCE_DOES_NOT_EXIST":
+        except MlflowException as e:  # INVALID_PARAMETER_VALUE: a name MLflow refuses, so no model has it
+            if e.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 raise store.unreachable(uri, e) from None
-    raise Ptv2Error(f"no registered model '{default_name(task_or_name)}' for '{task_or_name}' in {store.mask_url(uri)} "
+    raise Ptv2Error(f"no registered model '{default_name(task)}' for '{task_or_name}' in {store.mask_url(uri)} "
                     "(register one with `ptv2 register`)")
 
 
@@ -131,8 +140,7 @@ def promote(
                 now = read_aliases(c, uri, name).get(CHAMPION)
                 if (int(now) if now is not None else None) != champ_v:
                     continue  # champion moved meanwhile: decide again, against the new one
-                _record(c, uri, name, d)
-            return d
+                return _record(c, uri, name, d)
     raise Ptv2Error(f"'{CHAMPION}' of '{name}' kept moving while version {chall_v} was scored ({DECISION_ROUNDS} "
                     "tries): other promotions are running; try again")
 
@@ -149,6 +157,9 @@ def _decide(c, uri: str, name: str, chall_v: int, champ_v: int | None, *, margin
     task_ref, split_seed = tags.get("task_ref") or tags.get("task"), int(tags.get("split_seed", 0))
     if not task_ref:
         raise Ptv2Error(f"{name} version {chall_v} has no 'task' tag: not registered by ptv2")
+    if DEMOTED in tags and not force:  # a roll-back is not undone by the next promotion by the rule
+        raise Ptv2Error(f"{name} version {chall_v} was demoted by a forced promotion ({DEMOTED}: "
+                        f"{tags[DEMOTED][:300]}): only --force promotes it again")
     champ_mv = get_version(c, uri, name, version=champ_v) if champ_v is not None else None
     problem = not_comparable(name, chall_mv, champ_mv, task_ref)
     if problem and not force:
@@ -261,11 +272,12 @@ def _same_test_split(spec, full, seed: int, tags: dict) -> bool:
             and split_hash(spec, random_subset(full, n, seed, TEST_STREAM)) == tags["data_hash"])
 
 
-def _record(c, uri: str, name: str, d: PromotionDecision) -> None:
+def _record(c, uri: str, name: str, d: PromotionDecision) -> PromotionDecision:
     """The audit tags on both versions, the alias, and last of all ``promotion.decision``: a failure
     or a Ctrl-C before the alias call leaves the aliases untouched and no version saying
     "promoted" (a promotion that stopped says it failed); one after it leaves ``champion`` moved,
-    with the details of why already on both versions."""
+    with the details of why already on both versions. A forced promotion then marks the champion
+    it replaced (``_demote``). Returns ``d`` with what that did."""
     versions = [v for v in (d.challenger, d.champion) if v is not None]
     moved = False
     try:
@@ -285,6 +297,34 @@ def _record(c, uri: str, name: str, d: PromotionDecision) -> None:
         if d.promoted and not moved:
             _mark_failed(c, name, versions)
         raise
+    return _demote(c, uri, name, d) if d.promoted and d.forced else d
+
+
+DEMOTED = "promotion.demoted"
+
+
+def _demote(c, uri: str, name: str, d: PromotionDecision) -> PromotionDecision:
+    """After a forced promotion (a roll-back, a reviewed model): the champion it replaced is tagged
+    ``promotion.demoted``, which a promotion by the rule refuses (only ``--force`` brings it back),
+    and ``challenger`` is removed when it names that version; else the next plain ``ptv2 promote``
+    would score the rolled-back version against the new champion and move ``champion`` back to it.
+    The version promoted loses its own ``promotion.demoted`` tag."""
+    chall_tags = store.retry(lambda: c.get_model_version(name, str(d.challenger)).tags,
+                             f"reading {name} version {d.challenger}", uri) or {}
+    if DEMOTED in chall_tags:
+        store.retry(lambda: c.delete_model_version_tag(name, str(d.challenger), DEMOTED),
+                    f"tagging {name} version {d.challenger}", uri)
+    if d.champion is None:
+        return d
+    why = d.reason.removeprefix("forced: ")
+    note = (f"version {d.challenger} was promoted over it by force: {why} "
+            f"({d.tags.get('promotion.at', '?')}, by {d.tags.get('promotion.by', '?')})")[:4000]
+    store.retry(lambda: c.set_model_version_tag(name, str(d.champion), DEMOTED, note),
+                f"tagging {name} version {d.champion}", uri)
+    moved = str(read_aliases(c, uri, name).get(CHALLENGER)) == str(d.champion)
+    if moved:
+        store.retry(lambda: c.delete_registered_model_alias(name, CHALLENGER), f"removing alias '{CHALLENGER}'", uri)
+    return replace(d, demoted=d.champion, challenger_moved=moved)
 
 
 DECISION = "promotion.decision"

@@ -288,9 +288,24 @@ def register_adapter(
     uri = store.tracking_uri(tracking_uri)
     # bounded_http also turns MLflow's progress bars off: save_model "downloads" the adapter's files
     with store.bounded_http(), tempfile.TemporaryDirectory(prefix="ptv2-register-") as tmp:
+        if run_id is not None:  # a mistyped run: said before the model is built (~15 s), in the store it is not in
+            get_run(store.reading_client(uri), uri, run_id)
         model_dir = build_model_dir(info, Path(tmp))
         step("validated")
         return _publish(store.client(uri), uri, info, name, model_dir, run_id, step)
+
+
+def get_run(c, uri: str, run_id: str):
+    """The run ``run_id``; Ptv2Error "no MLflow run" when the store has none by that id (MLflow's
+    answer is no outage of the store)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return store.retry(lambda: c.get_run(run_id), f"reading run {run_id}", uri)
+    except MlflowException as e:
+        if e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise Ptv2Error(f"no MLflow run '{run_id}' in {store.mask_url(uri)}") from None
+        raise store.unreachable(uri, e) from None
 
 
 def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id: str | None,
@@ -307,7 +322,7 @@ def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id:
             run_id = store.retry(lambda: c.create_run(exp_id, run_name=f"register-{name}",
                                                       tags={"ptv2.registered_model": name}).info.run_id,
                                  "creating the registration run", uri, attempts=1)
-        run = store.retry(lambda: c.get_run(run_id), f"reading run {run_id}", uri)
+        run = get_run(c, uri, run_id)
     except Ptv2Error:
         raise
     except Exception as e:

@@ -75,6 +75,11 @@ def promote(
     bars_on_a_terminal_only()
     d = run_promote(task, margin=margin, force=force, reason=reason, max_eval=max_eval, version=version,
                     batch_size=batch_size, progress=True)
+    if d.demoted is not None:  # a roll-back: the next plain promote must not bring the demoted version back
+        typer.echo(f"{d.name}: version {d.demoted} is tagged promotion.demoted: a promotion by the rule refuses it, "
+                   "only --force promotes it again"
+                   + (f"; alias 'challenger' no longer names it (the next `ptv2 register` sets it)"
+                      if d.challenger_moved else ""), err=True)
     if as_json:
         typer.echo(json.dumps(asdict(d), indent=2))
         return
