@@ -2,9 +2,11 @@
 standard input read a chunk at a time."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -104,3 +106,87 @@ def test_a_file_is_labelled_in_memory_that_does_not_grow_with_it(tmp_path):
         tracemalloc.stop()
     assert source.total == count == 100_000
     assert peak < 1_000_000, f"{peak / 1e6:.1f} MB held for a {path.stat().st_size / 1e6:.1f} MB file"
+
+
+def _fifo_writer(fifo, parts: list[bytes], between: threading.Event | None = None) -> threading.Thread:
+    """A writer on ``fifo``: the parts in turn, waiting for ``between`` (at most 10 s) after the
+    first; it closes the FIFO at the end."""
+    def write():
+        with open(fifo, "wb", buffering=0) as w:
+            for i, part in enumerate(parts):
+                if i and between is not None:
+                    between.wait(10)
+                w.write(part)
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    return thread
+
+
+@contextlib.contextmanager
+def _unblocked(fifo, after: float) -> Iterator[None]:
+    """From ``after`` seconds on, a reader left waiting in open() for a writer that never comes
+    gets its end of input (the FIFO read twice, as it was: the test fails, it does not hang)."""
+    done = threading.Event()
+
+    def unblock():
+        done.wait(after)
+        while not done.is_set():
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:  # no reader waiting: nothing to release
+                pass
+            done.wait(0.2)
+
+    thread = threading.Thread(target=unblock, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def test_a_fifo_is_read_once_and_labelled_as_it_comes(tmp_path):
+    """`--file <(cmd)` or a FIFO was read twice (a count, then the labels): empty the second time,
+    so nothing was labelled. It is read once, as standard input is, without a count."""
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+    arrived = threading.Event()
+    writer = _fifo_writer(fifo, [b"line 0\nline 1\n", b"line 2\nlast, no line feed"], arrived)
+    try:
+        with _unblocked(fifo, after=20):
+            source = open_lines(str(fifo), 3)
+            assert source.first == ["line 0", "line 1"]  # what has come, while the writer still writes
+            arrived.set()
+            assert [*source.rest] == [["line 2", "last, no line feed"]]
+    finally:
+        arrived.set()
+    writer.join(10)
+    assert source.total is None and source.name == f"--file '{fifo}'"
+
+
+def test_an_empty_fifo_and_a_bad_line_in_one_are_named_as_the_file(tmp_path):
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+    with _unblocked(fifo, after=10):
+        _fifo_writer(fifo, [b""])
+        with pytest.raises(Ptv2Error, match=f"^--file '{fifo}' holds no lines to label$"):
+            open_lines(str(fifo), 4)
+    _fifo_writer(fifo, [b"one\ncaf\xe9\n"])
+    chunks = open_lines(str(fifo), 4).chunks()  # read once: the bad line is found as it comes, not before
+    assert next(chunks) == ["one"]  # the lines before the bad one are labelled first, as from standard input
+    with pytest.raises(Ptv2Error, match=f"^--file '{fifo}' is not UTF-8 text: line 2, byte 4"):
+        next(chunks)
+
+
+def test_a_fifo_is_waited_for_after_the_model_loads_as_standard_input_is(tmp_path):
+    """`ptv2 predict --file FIFO` with no writer yet: a wrong --adapter is told at once (the FIFO
+    was opened first, and predict waited for a writer before saying anything)."""
+    from conftest import run_cli
+
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+    with _unblocked(fifo, after=10):
+        res = run_cli("predict", "--adapter", str(tmp_path / "missing"), "--file", str(fifo))
+    assert res.returncode == 2 and res.stderr == f"error: adapter folder '{tmp_path / 'missing'}' does not exist\n"

@@ -196,14 +196,15 @@ def predict(
             raise Ptv2Error(f"text {i} on the command line is not valid UTF-8") from None
     pick_device(device)  # an unknown device fails before anything loads
     check_batch_size(batch_size)
-    from pipelines.cli.lines import InputLines, open_lines
+    from pipelines.cli.lines import InputLines, open_lines, streamed
     from pipelines.cli.sigint import sigint_between_batches
 
     # a file is labelled PREDICT_CHUNK lines at a time, each chunk printed when done: the first
     # labels come in seconds, standard input streams, and a stopped run keeps what it printed.
-    # A file is checked before the model loads; standard input is waited for after it has loaded
-    # (a wrong --adapter is told at once, not once the first line comes)
-    source = open_lines(file, PREDICT_CHUNK) if file not in (None, "-") else None
+    # A file is checked before the model loads; standard input (or a FIFO, read once as it is) is
+    # waited for after it has loaded (a wrong --adapter is told at once, not once the first line comes)
+    stream = file is not None and streamed(file)
+    source = open_lines(file, PREDICT_CHUNK) if file is not None and not stream else None
     from tqdm.auto import tqdm
 
     from ptv2_core.adapter import load_adapter
@@ -214,7 +215,7 @@ def predict(
     # the pyfunc's predict runs it
     loaded = load_adapter(adapter, device=pick_device(device)) if model is None else _registered(model, device).adapter
     if source is None:
-        source = open_lines(file, PREDICT_CHUNK) if file == "-" else InputLines("", list(texts), iter(()), len(texts))
+        source = open_lines(file, PREDICT_CHUNK) if stream else InputLines("", list(texts), iter(()), len(texts))
     done = 0
     # Ctrl-C: between batches while labelling (so the count of printed lines is exact), at once
     # while waiting for input (pipelines/cli/sigint.py)
@@ -233,8 +234,8 @@ def predict(
         except KeyboardInterrupt:
             if not done:
                 raise Ptv2Interrupted("interrupted before the first labels were printed") from None
-            if file == "-":
-                raise Ptv2Interrupted(f"interrupted; the first {done} lines of standard input are labelled on "
+            if stream:  # no count, and no `tail` of a pipe
+                raise Ptv2Interrupted(f"interrupted; the first {done} lines of {source.name} are labelled on "
                                       "standard output") from None
             rest = f": `tail -n +{done + 1} {file}` holds the rest" if file is not None else ""
             raise Ptv2Interrupted(f"interrupted; the first {done} of {source.total} lines are labelled on standard "

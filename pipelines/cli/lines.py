@@ -1,4 +1,4 @@
-"""The input lines of ``ptv2 predict --file``: a UTF-8 file, or standard input ('-').
+"""The input lines of ``ptv2 predict --file``: a UTF-8 file, or standard input ('-'), or a pipe.
 
 Lines end at a line feed only (a trailing carriage return is dropped): a form feed or U+2028 in a
 text stays in that text, so the output has one line per ``wc -l`` line and ``tail -n +N`` finds
@@ -8,12 +8,15 @@ shifted every later label onto the wrong line.)
 A file is read twice, a chunk at a time: once to check and count its lines before the model
 loads, then to label them. Standard input is labelled as it comes: a chunk is the lines that have
 arrived when the pipe runs dry (at most ``chunk``), so a slow producer's lines are answered at
-once, a fast one's in full chunks. Neither holds more than a chunk in memory.
+once, a fast one's in full chunks. A --file that is not a regular file (a FIFO, ``<(cmd)``'s
+/dev/fd/N, a device) is read as standard input is: it can be read only once (read twice, it was
+empty the second time, and nothing was labelled). None holds more than a chunk in memory.
 """
 from __future__ import annotations
 
 import os
 import select
+import stat
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -25,34 +28,69 @@ from ptv2_core.errors import Ptv2Error
 @dataclass
 class InputLines:
     """``file`` as chunks of lines: ``first`` read already (an empty input fails before the model
-    loads), ``rest`` read on demand. ``total``: the line count of a file, None for standard input."""
+    loads), ``rest`` read on demand. ``total``: the line count of a file, None for standard input
+    or a pipe (``streamed``)."""
 
     file: str
     first: list[str]
     rest: Iterator[list[str]]
     total: int | None
 
+    @property
+    def name(self) -> str:
+        return _name(self.file)
+
     def chunks(self) -> Iterator[list[str]]:
         yield self.first
         yield from self.rest
 
 
+def streamed(file: str) -> bool:
+    """Whether ``file`` is labelled as it comes, without a count: standard input ('-'), or a path
+    that is not a regular file or a folder (a FIFO, /dev/fd/N, a device), which reads only once."""
+    if file == "-":
+        return True
+    try:
+        mode = os.stat(file).st_mode  # does not open it: a FIFO without a writer does not block here
+    except OSError:  # missing, unreadable: told when it is opened
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def open_lines(file: str, chunk: int) -> InputLines:
     """The lines of ``file`` ('-': standard input) in chunks of ``chunk`` lines."""
+    name = _name(file)
     if file == "-":
         if sys.stdin is None:  # started with standard input closed (<&-)
             raise Ptv2Error("standard input is closed: nothing to label")
-        it = _arrived(sys.stdin.fileno(), chunk)
+        it = _arrived(sys.stdin.fileno(), chunk, name)
+        first, total = next(it, []), None
+    elif streamed(file):
+        it = _pipe_lines(file, chunk, name)
         first, total = next(it, []), None
     else:
-        name = f"--file '{file}'"
         total = sum(1 for _ in _decoded(_file_lines(file), name))  # every line checked before the model loads
         it = _batched(_decoded(_file_lines(file), name), chunk)
         first = next(it, [])
     if not first:
-        name = "standard input" if file == "-" else f"--file '{file}'"  # `-` may be predict's text argument
         raise Ptv2Error(f"{name} holds no lines to label")
     return InputLines(file, first, it, total)
+
+
+def _name(file: str) -> str:
+    return "standard input" if file == "-" else f"--file '{file}'"  # `-` may be predict's text argument
+
+
+def _pipe_lines(file: str, size: int, name: str) -> Iterator[list[str]]:
+    """A FIFO's (or device's) lines as standard input's are read, from one opening of it."""
+    try:
+        fd = os.open(file, os.O_RDONLY)  # a FIFO: waits for a writer, as standard input waits for lines
+    except OSError as e:
+        raise Ptv2Error(f"cannot read {name}: {e.strerror or e}") from None
+    try:
+        yield from _arrived(fd, size, name)
+    finally:
+        os.close(fd)
 
 
 def _file_lines(file: str) -> Iterator[bytes]:
@@ -84,7 +122,7 @@ def _decoded(raw: Iterable[bytes], name: str, first: int = 1) -> Iterator[str]:
         yield text.removesuffix("\n").removesuffix("\r")
 
 
-def _arrived(fd: int, size: int) -> Iterator[list[str]]:
+def _arrived(fd: int, size: int, name: str) -> Iterator[list[str]]:
     """The lines read from ``fd``, in lists of up to ``size``: a list ends when it is full or when
     nothing more is waiting in the pipe. The lines before one that is not UTF-8 come first."""
     pending, batch, number = b"", [], 0
@@ -92,13 +130,13 @@ def _arrived(fd: int, size: int) -> Iterator[list[str]]:
         try:
             data = os.read(fd, 1 << 16)
         except OSError as e:  # e.g. a descriptor closed under us
-            raise Ptv2Error(f"cannot read standard input: {e.strerror or e}") from None
+            raise Ptv2Error(f"cannot read {name}: {e.strerror or e}") from None
         if data:
             *raw, pending = (pending + data).split(b"\n")
         else:  # the end: a last line without its line feed counts too
             raw, pending = ([pending] if pending else []), b""
         try:
-            for text in _decoded(raw, "standard input", first=number + 1):
+            for text in _decoded(raw, name, first=number + 1):
                 number += 1
                 batch.append(text)
                 if len(batch) == size:
