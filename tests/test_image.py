@@ -105,3 +105,49 @@ def test_module_prints_the_reference_for_docker_build():
         out = subprocess.run([sys.executable, "-m", "components.image", *args], cwd=ROOT, env=env,
                              capture_output=True, text=True, check=True)
         assert out.stdout.strip() == f"{want}:{_pyproject_version()}"
+
+
+@pytest.mark.parametrize("ref", ["ptv2", "localhost:5000/ptv2", "registry.example.com:5000/ml/ptv2",
+                                 "ghcr.io/ptv2/ptv2:0.1.0-rc_1", "my-registry/ml__team/p.t-v2",
+                                 "ghcr.io/ptv2/ptv2:dev@sha256:" + "0123456789abcdef" * 4,
+                                 "Registry.Example.com/ml/ptv2"])  # a host name may carry capitals
+def test_valid_references_are_accepted(monkeypatch, ref):
+    monkeypatch.setenv("PTV2_IMAGE", ref)
+    assert image.component_image().startswith(ref)
+
+
+@pytest.mark.parametrize("ref, why", [
+    ("Registry.Example.com/ML/ptv2", "the repository path must be lower case: 'ML'"),
+    ("ghcr.io/ptv2/PTV2", "the repository path must be lower case: 'PTV2'"),
+    ("ghcr.io//ptv2", "an empty path component"),
+    ("ghcr.io/ptv2/-ptv2", "'-ptv2'"),
+    ("ghcr.io/ptv2/ptv2:", "the tag ''"),
+    ("ghcr.io/ptv2/ptv2:.dev", "the tag '.dev'"),
+    ("ghcr.io/ptv2/ptv2:" + "a" * 129, "longer than 128"),
+    ("ghcr.io/ptv2/ptv2@sha256:abc", "the digest 'sha256:abc'"),
+    ("ghcr.io/ptv2/ptv2@md5:" + "a" * 32, "the digest 'md5:"),
+    ("ghcr.io/ptv2/ptv2@sha256:" + "A" * 64, "the digest 'sha256:AAAA"),
+    ("registry.example.com:port/ptv2", "the registry 'registry.example.com:port'"),
+    ("https://ghcr.io/ptv2/ptv2", "no scheme"),
+    ("ghcr.io/ptv2/my image", "'my image'"),
+])
+def test_an_invalid_reference_is_refused_by_name(monkeypatch, ref, why):
+    """PTV2_IMAGE='Registry.Example.com/ML/ptv2 ' compiled into the pipeline as it was, and every
+    pod failed later in the cluster with InvalidImageName."""
+    monkeypatch.setenv("PTV2_IMAGE", ref)
+    with pytest.raises(ValueError) as e:
+        image.component_image()
+    assert str(e.value).startswith(f"PTV2_IMAGE='{ref}' is not an image reference: ") and why in str(e.value), e.value
+    assert "\n" not in str(e.value)
+
+
+def test_compile_refuses_an_invalid_image_and_writes_nothing(tmp_path):
+    out = tmp_path / "p.yaml"
+    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "compile", "--out", str(out)], capture_output=True,
+                         text=True, cwd=ROOT, env=dict(os.environ, PTV2_IMAGE="Registry.Example.com/ML/ptv2 "),
+                         timeout=120)
+    assert res.returncode == 2 and res.stdout == "", (res.returncode, res.stdout, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: PTV2_IMAGE='Registry.Example.com/ML/ptv2' is not an image reference: "), res.stderr
+    assert list(tmp_path.iterdir()) == []

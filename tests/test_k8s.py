@@ -264,6 +264,27 @@ def test_namespace_enforces_baseline_and_warns_restricted(rendered):
     assert labels["pod-security.kubernetes.io/warn"] == "restricted"
 
 
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_the_commented_pod_security_switch_only_stops_enforcing(rendered, overlay, tmp_path):
+    """Each overlay carries, commented out, the component for Istio without its CNI (istio-init
+    needs NET_ADMIN and NET_RAW, which baseline rejects): uncommented as written, it renders, the
+    namespace enforces nothing while it still warns and audits at restricted, and nothing else
+    changes."""
+    import shutil
+
+    shutil.copytree(kr.K8S, tmp_path / "k8s")
+    kustomization = tmp_path / "k8s" / "overlays" / overlay / "kustomization.yaml"
+    text = kustomization.read_text()
+    switch = "# components:\n#   - ../../components/pod-security-warn\n"
+    assert switch in text
+    kustomization.write_text(text.replace(switch, switch.replace("# ", "").replace("#", "")))
+    docs = kr.render(kustomization.parent)
+    labels = kr.find(docs, "Namespace")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
+    assert labels["pod-security.kubernetes.io/warn"] == labels["pod-security.kubernetes.io/audit"] == "restricted"
+    assert [d for d in docs if d["kind"] != "Namespace"] == [d for d in rendered[overlay] if d["kind"] != "Namespace"]
+
+
 def test_only_the_autoscaling_head_mounts_a_token(rendered):
     for docs in rendered.values():
         for d in docs:

@@ -6,10 +6,14 @@ SQLAlchemy 2.1 maps to psycopg 3), creates or migrates the schema (`mlflow db up
 server refuses an out-of-date schema, so a version bump crash-looped), then starts the server.
 Only the pod's paths and its address change here: the Secret's file, and 127.0.0.1 on a free
 port instead of 0.0.0.0:5000.
+
+Two replicas (the prod overlay) start at once on a new database: the schema is created under a
+PostgreSQL advisory lock, so the second waits, then finds it current.
 """
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -89,3 +93,79 @@ def test_the_start_script_creates_the_schema_then_serves_and_starts_again_on_it(
             assert cur.fetchone()[0] >= 1  # the server's Default experiment
     finally:
         conn.close()
+
+
+def local_script(secret: Path, port: int) -> str:
+    return start_script().replace(SECRET_FILE, str(secret)).replace(
+        "--host 0.0.0.0 --port 5000", f"--host 127.0.0.1 --port {port}").replace("--workers 2", "--workers 1")
+
+
+def start_local(script: str, tmp_path: Path, log_name: str) -> subprocess.Popen:
+    env = base_env(MLFLOW_ARTIFACTS_DESTINATION=str(tmp_path / "artifacts"), HOME=str(tmp_path))
+    with open(tmp_path / log_name, "a") as log:
+        return subprocess.Popen(["/bin/sh", "-c", script], stdout=log, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+
+
+def test_two_replicas_starting_at_once_on_a_new_database_both_come_up(pg_url, tmp_path):
+    """The prod overlay runs two replicas; on a new database both created the schema at once
+    (`mlflow db upgrade`: create_all, then every migration) and one failed on tables or an
+    alembic_version row the other had just made, and crash-looped. Under the advisory lock the
+    second waits and finds the schema current. (Before the lock this failed on this machine's
+    PostgreSQL in the runs tried, see the commit; a race can also pass by luck, which is why the
+    next test checks the lock itself.)"""
+    secret = tmp_path / "url"
+    secret.write_text(pg_url)
+    ports = [free_port(), free_port()]
+    procs = [start_local(local_script(secret, p), tmp_path, f"server{i}.log") for i, p in enumerate(ports)]
+    try:
+        for i, (proc, port) in enumerate(zip(procs, ports)):
+            try:
+                wait_http(f"http://127.0.0.1:{port}/health", 180, proc)
+            except Exception as e:
+                raise AssertionError(f"replica {i}: {e}: {(tmp_path / f'server{i}.log').read_text()[-3000:]}") from None
+    finally:
+        for proc in procs:
+            stop(proc)
+    import psycopg2
+
+    conn = psycopg2.connect(pg_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT version_num FROM alembic_version")
+            assert len(cur.fetchall()) == 1
+    finally:
+        conn.close()
+
+
+def test_the_schema_upgrade_waits_for_the_advisory_lock(pg_url, tmp_path):
+    """While another session holds the start script's advisory lock (a replica migrating), the
+    script creates nothing and serves nothing; once it is released, it goes on and comes up."""
+    import psycopg2
+
+    script = start_script()
+    key = int(script.split("pg_advisory_lock(", 1)[1].split(")", 1)[0])
+    secret = tmp_path / "url"
+    secret.write_text(pg_url)
+    port = free_port()
+    holder = psycopg2.connect(pg_url)
+    holder.autocommit = True
+    proc = None
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (key,))
+        proc = start_local(local_script(secret, port), tmp_path, "server.log")
+        time.sleep(15)  # ample for an unlocked start to have created the schema (it takes a few seconds)
+        assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+        with holder.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                        "AND classid = 0 AND objid = %s", (key,))
+            assert cur.fetchone()[0] == 1  # the script is waiting for it
+            cur.execute("SELECT to_regclass('alembic_version') IS NULL AND to_regclass('experiments') IS NULL")
+            assert cur.fetchone()[0] is True  # and has created nothing
+            cur.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        wait_http(f"http://127.0.0.1:{port}/health", 180, proc)
+    finally:
+        holder.close()
+        if proc is not None:
+            stop(proc)

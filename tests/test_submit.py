@@ -6,6 +6,7 @@ the request's headers and never into the output."""
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import subprocess
 import sys
@@ -198,3 +199,48 @@ def test_a_host_with_credentials_or_a_token_file_that_is_no_text_is_refused(gate
     line = one_error(submit(gw.url, {"KF_PIPELINES_SA_TOKEN_PATH": str(tmp_path / "token")}))
     assert "which is not a token (not UTF-8 text)" in line, line
     assert gw.seen == []
+
+
+class PipelinesApi(Gateway):
+    """A single-user Pipelines API as kfp's client meets it: health, no experiment yet, one created,
+    one run created; the body of each POST kept, to read what kfp.Client sent."""
+
+    def __init__(self):
+        self.posted = {}
+
+        def answer(handler):
+            path = handler.path.split("?")[0]
+            if handler.command == "POST":
+                self.posted[path] = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
+            body = {"/pipeline/apis/v2beta1/healthz": {"multi_user": False},
+                    "/pipeline/apis/v2beta1/experiments": {"experiment_id": "e-1", "display_name": "ptv2"}
+                    if handler.command == "POST" else {},
+                    "/pipeline/apis/v2beta1/runs": {"run_id": "r-1"}}.get(path)
+            if body is None:
+                return 404, {"Content-Type": "text/plain"}, b"404 page not found"
+            return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+        super().__init__(answer)
+
+
+@pytest.mark.parametrize("args, account", [
+    ([], "ptv2-pipeline"),
+    (["--service-account", "ml-runner"], "ml-runner"),
+    # docs/deploy.md and the option's help: empty means the namespace's default, i.e. none named
+    (["--service-account", ""], None),
+    (["--service-account="], None),
+])
+def test_the_run_is_created_with_the_service_account_asked_for(args, account):
+    """`--service-account ""` was refused as an empty option (a script's unset variable), though
+    the help and docs/deploy.md say empty means the namespace's default account."""
+    api = PipelinesApi()
+    try:
+        res = submit(api.url, {"PTV2_KFP_TOKEN": "t"}, *args)
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["run_id"] == "r-1"
+        run = api.posted["/pipeline/apis/v2beta1/runs"]
+        assert run.get("service_account") == account, run.get("service_account")
+        assert run["experiment_id"] == "e-1" and run["pipeline_spec"]["pipeline_spec"]["pipelineInfo"]["name"] == "ptv2-prompt-search"
+    finally:
+        api.shutdown()
+        api.server_close()

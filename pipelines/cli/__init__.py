@@ -21,16 +21,22 @@ from pipelines.cli import pretrain_cmds  # noqa: F401  (registers pretrain)
 from pipelines.cli import pipeline_cmds  # noqa: F401  (registers run, compile, submit)
 
 
+# options whose empty value is documented to mean something (in their help): not refused
+EMPTY_IS_A_VALUE = {"submit": {"--service-account"}}  # empty: no account named, the namespace's default
+
+
 def empty_option(argv: list[str]) -> str | None:
     """What to say about the first option given an empty value (``--name ""``, ``--study-name=``),
     or None. An empty value meant "the default" for some options and an error deep inside for
-    others; in a script it is mostly a variable that was never set, so it is refused, by name."""
+    others; in a script it is mostly a variable that was never set, so it is refused, by name
+    (except the few in ``EMPTY_IS_A_VALUE``, whose help says what empty means)."""
     command = typer.main.get_command(app)
     sub = getattr(command, "commands", {}).get(argv[0]) if argv else None
     if sub is None:
         return None
     takes_value = {name: p.required for p in sub.params if getattr(p, "param_type_name", "") == "option"
-                   and not (p.is_flag or p.count) for name in p.opts}
+                   and not (p.is_flag or p.count) for name in p.opts
+                   if name not in EMPTY_IS_A_VALUE.get(argv[0], ())}
     for i, arg in enumerate(argv[1:], 1):
         if arg == "--":
             break
