@@ -1,7 +1,8 @@
 """Adapter files: ``adapter.safetensors`` (prefix and head tensors) + ``adapter_config.json``.
 
-The JSON names the base model and the SHA-256 fingerprint of its weights; loading refuses any
-other base. Nothing is ever unpickled: safetensors holds only tensors, JSON only data.
+The JSON names the base model, the SHA-256 fingerprint of its weights and (since 2026-12) of its
+tokenizer; loading refuses any other base, or the same weights beside another tokenizer. Nothing
+is ever unpickled: safetensors holds only tensors, JSON only data.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from torch import nn
 
 from ptv2_core import __version__
 from ptv2_core.artifact_json import check_prompt_fits, found_instead, read_config
-from ptv2_core.backbone import fingerprint, geometry, load_backbone
+from ptv2_core.backbone import (base_tokenizer_fingerprint, check_tokenizer, fingerprint, geometry, load_backbone,
+                                tokenizer_fingerprint)
 from ptv2_core.durable import sync
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.heads import HeadConfig
@@ -141,6 +143,8 @@ def adapter_files(model: PromptModel, spec: TaskSpec, base_name: str, base_finge
             "name": base_name,
             "model_type": model.backbone.config.model_type,
             "fingerprint": base_fingerprint,
+            # absent for a backbone not loaded by load_backbone (nothing known of its tokenizer)
+            **({"tokenizer_fingerprint": tok_fp} if (tok_fp := base_tokenizer_fingerprint(model.backbone)) else {}),
         },
     } | ({"extra": extra} if extra else {})
     with tempfile.TemporaryDirectory() as d:
@@ -236,7 +240,8 @@ def load_adapter(adapter_dir: str | Path, backbone: nn.Module | None = None, tok
     """Rebuild the PromptModel of an adapter folder on its base model.
 
     ``backbone``/``tokenizer`` default to loading the base by the name in the config. The
-    base's weight fingerprint must match the one recorded at training time.
+    base's weight fingerprint must match the one recorded at training time, and so must its
+    tokenizer's where the adapter records one (adapters saved before it was recorded load as before).
     """
     config = read_adapter_config(adapter_dir)
     state = _read_weights(Path(adapter_dir))  # a broken file fails before any base model loads
@@ -249,6 +254,8 @@ def load_adapter(adapter_dir: str | Path, backbone: nn.Module | None = None, tok
             f"adapter '{adapter_dir}' was trained on base model '{base['name']}' with fingerprint "
             f"{base['fingerprint'][:19]}…, but the given base has {actual[:19]}…: refusing a different base model"
         )
+    check_tokenizer(base, tokenizer_fingerprint(tokenizer) if tokenizer is not None
+                    else base_tokenizer_fingerprint(backbone), f"adapter '{adapter_dir}'")
     try:
         prompt = PromptConfig.from_dict(config["prompt"])
         head = HeadConfig.from_dict(config["head"])

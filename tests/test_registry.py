@@ -71,6 +71,8 @@ def test_register_load_by_alias_predict_classification(adapters, home, store):
     assert float(t["test_accuracy"]) == pytest.approx(metrics["test"]["accuracy"], abs=1e-5)
     assert t["data_hash"].startswith("sha256:") and len(t["data_hash"]) == 71
     assert t["base_fingerprint"] == metrics["base_fingerprint"]
+    cfg = json.loads((adapters["good"] / "adapter_config.json").read_text())
+    assert t["base_tokenizer_fingerprint"] == cfg["base_model"]["tokenizer_fingerprint"]
     assert t["code_version"].startswith("0.1.0")
     assert not any(k.startswith("ptv2.search") or k == "ptv2.trial_run_id" for k in t)  # `ptv2 train`'s: no search
     assert t["subset"] == "stratified" and "metrics_subset" not in t  # trained with --max-eval, stratified

@@ -2,7 +2,7 @@
 
 Order of writes, so that a failure anywhere leaves the registry as it was:
 
-1. read and check the adapter (task, metrics, base model fingerprint), save the pyfunc model
+1. read and check the adapter (task, metrics, base model and tokenizer fingerprints), save the pyfunc model
    to a temporary folder and load it back to predict the input example — nothing written yet;
 2. a registration run gets the model files (adapter artifacts only; the base by reference);
 3. the registered model is created if new, then one ``create_model_version`` call creates the
@@ -94,7 +94,8 @@ def build_model_dir(info: AdapterInfo, workdir: Path) -> Path:
     """Save the pyfunc model of ``info`` under ``workdir`` and prove it loads and predicts.
 
     Only the adapter's own two files are artifacts. Loading runs the same ``load_context`` as
-    serving does, so a base model whose fingerprint differs fails here, before any write.
+    serving does, so a base model whose fingerprint differs (or whose tokenizer's does, where the
+    adapter records it) fails here, before any write.
     """
     import mlflow.pyfunc
     import pandas as pd
@@ -117,7 +118,9 @@ def build_model_dir(info: AdapterInfo, workdir: Path) -> Path:
             signature=signature(info.spec.type), input_example=example,
             model_config={"adapter_digests": file_digests(files)}, pip_requirements=_requirements(),
             metadata={"ptv2": {"task": info.spec.name, "base_model": base["name"],
-                               "base_fingerprint": base["fingerprint"], "data_hash": info.data_hash}},
+                               "base_fingerprint": base["fingerprint"], "data_hash": info.data_hash,
+                               **({"base_tokenizer_fingerprint": base["tokenizer_fingerprint"]}
+                                  if base.get("tokenizer_fingerprint") else {})}},
         )
     out = mlflow.pyfunc.load_model(str(path)).predict(example)
     if len(out) != len(example):
