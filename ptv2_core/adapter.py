@@ -9,7 +9,9 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import secrets
+import time
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -97,6 +99,7 @@ def write_atomic_dir(out_dir: Path, files: dict[str, bytes | str], *, marker: st
     mix of new and old files. A failure before the first change leaves ``out_dir`` as it was."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)
     tmp = out_dir.parent / f".{out_dir.name}.{secrets.token_hex(6)}.tmp"
     tmp.mkdir()  # the umask's mode, as out_dir gets (mkdtemp's would be private)
     try:
@@ -119,6 +122,28 @@ def write_atomic_dir(out_dir: Path, files: dict[str, bytes | str], *, marker: st
         sync(out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# A temporary folder older than this is a killed writer's: a live one fills its folder in seconds.
+STALE_TMP_S = 3600
+
+
+def remove_stale_temporaries(out_dir: Path, older_than_s: float = STALE_TMP_S) -> None:
+    """Remove the temporary folders ``write_atomic_dir`` left beside ``out_dir`` when killed midway
+    (SIGKILL runs no clean-up) that are older than ``older_than_s``; a concurrent writer's is fresh
+    and stays. Silent, and a folder that cannot be removed is left (a clean-up, not the write)."""
+    own = re.compile(rf"\.{re.escape(out_dir.name)}\.[0-9a-f]{{12}}\.tmp")
+    try:
+        leftovers = [p for p in out_dir.parent.iterdir() if own.fullmatch(p.name)]
+    except OSError:
+        return
+    now = time.time()
+    for p in leftovers:
+        try:
+            if p.is_dir() and not p.is_symlink() and now - p.stat().st_mtime > older_than_s:
+                shutil.rmtree(p)
+        except OSError:
+            pass
 
 
 def adapter_files(model: PromptModel, spec: TaskSpec, base_name: str, base_fingerprint: str,
