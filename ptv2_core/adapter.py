@@ -1,14 +1,17 @@
 """Adapter files: ``adapter.safetensors`` (prefix and head tensors) + ``adapter_config.json``.
 
-The JSON names the base model and the SHA-256 fingerprint of its weights; loading refuses any
-other base. Nothing is ever unpickled: safetensors holds only tensors, JSON only data.
+The JSON names the base model, the SHA-256 fingerprint of its weights and (since 2026-12) of its
+tokenizer; loading refuses any other base, or the same weights beside another tokenizer. Nothing
+is ever unpickled: safetensors holds only tensors, JSON only data.
 """
 from __future__ import annotations
 
 import errno
 import json
 import os
+import re
 import secrets
+import time
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -20,7 +23,8 @@ from torch import nn
 
 from ptv2_core import __version__
 from ptv2_core.artifact_json import check_prompt_fits, found_instead, read_config
-from ptv2_core.backbone import fingerprint, geometry, load_backbone
+from ptv2_core.backbone import (base_tokenizer_fingerprint, check_tokenizer, fingerprint, geometry, load_backbone,
+                                tokenizer_fingerprint)
 from ptv2_core.durable import sync
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.heads import HeadConfig
@@ -95,6 +99,7 @@ def write_atomic_dir(out_dir: Path, files: dict[str, bytes | str], *, marker: st
     mix of new and old files. A failure before the first change leaves ``out_dir`` as it was."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)
     tmp = out_dir.parent / f".{out_dir.name}.{secrets.token_hex(6)}.tmp"
     tmp.mkdir()  # the umask's mode, as out_dir gets (mkdtemp's would be private)
     try:
@@ -119,6 +124,28 @@ def write_atomic_dir(out_dir: Path, files: dict[str, bytes | str], *, marker: st
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# A temporary folder older than this is a killed writer's: a live one fills its folder in seconds.
+STALE_TMP_S = 3600
+
+
+def remove_stale_temporaries(out_dir: Path, older_than_s: float = STALE_TMP_S) -> None:
+    """Remove the temporary folders ``write_atomic_dir`` left beside ``out_dir`` when killed midway
+    (SIGKILL runs no clean-up) that are older than ``older_than_s``; a concurrent writer's is fresh
+    and stays. Silent, and a folder that cannot be removed is left (a clean-up, not the write)."""
+    own = re.compile(rf"\.{re.escape(out_dir.name)}\.[0-9a-f]{{12}}\.tmp")
+    try:
+        leftovers = [p for p in out_dir.parent.iterdir() if own.fullmatch(p.name)]
+    except OSError:
+        return
+    now = time.time()
+    for p in leftovers:
+        try:
+            if p.is_dir() and not p.is_symlink() and now - p.stat().st_mtime > older_than_s:
+                shutil.rmtree(p)
+        except OSError:
+            pass
+
+
 def adapter_files(model: PromptModel, spec: TaskSpec, base_name: str, base_fingerprint: str,
                   extra: dict | None = None, fold: bool = False) -> dict[str, bytes | str]:
     """The adapter as ``{file name: content}``; ``fold`` exports an MLP prompt as a flat one."""
@@ -141,6 +168,8 @@ def adapter_files(model: PromptModel, spec: TaskSpec, base_name: str, base_finge
             "name": base_name,
             "model_type": model.backbone.config.model_type,
             "fingerprint": base_fingerprint,
+            # absent for a backbone not loaded by load_backbone (nothing known of its tokenizer)
+            **({"tokenizer_fingerprint": tok_fp} if (tok_fp := base_tokenizer_fingerprint(model.backbone)) else {}),
         },
     } | ({"extra": extra} if extra else {})
     with tempfile.TemporaryDirectory() as d:
@@ -236,7 +265,8 @@ def load_adapter(adapter_dir: str | Path, backbone: nn.Module | None = None, tok
     """Rebuild the PromptModel of an adapter folder on its base model.
 
     ``backbone``/``tokenizer`` default to loading the base by the name in the config. The
-    base's weight fingerprint must match the one recorded at training time.
+    base's weight fingerprint must match the one recorded at training time, and so must its
+    tokenizer's where the adapter records one (adapters saved before it was recorded load as before).
     """
     config = read_adapter_config(adapter_dir)
     state = _read_weights(Path(adapter_dir))  # a broken file fails before any base model loads
@@ -249,6 +279,8 @@ def load_adapter(adapter_dir: str | Path, backbone: nn.Module | None = None, tok
             f"adapter '{adapter_dir}' was trained on base model '{base['name']}' with fingerprint "
             f"{base['fingerprint'][:19]}…, but the given base has {actual[:19]}…: refusing a different base model"
         )
+    check_tokenizer(base, tokenizer_fingerprint(tokenizer) if tokenizer is not None
+                    else base_tokenizer_fingerprint(backbone), f"adapter '{adapter_dir}'")
     try:
         prompt = PromptConfig.from_dict(config["prompt"])
         head = HeadConfig.from_dict(config["head"])

@@ -147,6 +147,8 @@ def load_backbone(name: str, dtype: torch.dtype | None = None):
     finally:
         if bars:
             hf_logging.enable_progress_bar()
+    # the tokenizer as loaded, before any use sets its truncation or padding: recorded beside the weights
+    object.__setattr__(model, "_ptv2_tokenizer_fingerprint", tokenizer_fingerprint(tokenizer))
     vocab = getattr(config, "vocab_size", None)
     if isinstance(vocab, int) and len(tokenizer) * 2 < vocab:
         # a tokenizer far smaller than the embedding table is not this model's (most words [UNK])
@@ -175,3 +177,51 @@ def fingerprint(model: nn.Module) -> str:
     # weights are frozen under a prompt, so the digest stays valid for the object's life
     object.__setattr__(model, "_ptv2_fingerprint", digest)
     return digest
+
+
+# Special tokens whose ids go into a tokenizer's fingerprint (pad as ptv2 uses it: eos when missing).
+_SPECIAL = ("bos", "eos", "unk", "sep", "pad", "cls", "mask")
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """SHA-256 over what decides how text becomes ids: the fast tokenizer's serialized pipeline
+    (normalizer, e.g. lower-casing; pre-tokenizer; vocabulary; added tokens; post-processor) and
+    the special tokens' ids. Left out: the truncation and padding a call sets on it (ptv2 passes
+    ``max_length`` and pads by itself) and ``model_max_length``, which ptv2 never reads. A tokenizer
+    without a serialized pipeline is hashed by its class, vocabulary and lower-casing instead."""
+    import json
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        pipeline = json.loads(backend.to_str())
+        pipeline.pop("truncation", None)
+        pipeline.pop("padding", None)
+    else:
+        pipeline = {"class": type(tokenizer).__name__, "vocab": tokenizer.get_vocab(),
+                    "do_lower_case": getattr(tokenizer, "do_lower_case", None)}
+    ids = {name: getattr(tokenizer, f"{name}_token_id", None) for name in _SPECIAL}
+    if ids["pad"] is None:
+        ids["pad"] = ids["eos"]  # what prepare_tokenizer makes of it, so a prepared one hashes alike
+    doc = json.dumps({"pipeline": pipeline, "special_ids": ids}, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(doc.encode()).hexdigest()
+
+
+def base_tokenizer_fingerprint(backbone: nn.Module) -> str | None:
+    """The fingerprint of the tokenizer ``load_backbone`` loaded beside ``backbone``; None for a
+    model built otherwise (a test's model object): nothing to record then."""
+    return getattr(backbone, "_ptv2_tokenizer_fingerprint", None)
+
+
+def check_tokenizer(base: dict, actual: str | None, what: str) -> None:
+    """Refuse a base whose tokenizer is not the one ``what`` (an adapter, a pre-trained prompt) was
+    trained with: the same weights fed other ids (another vocabulary, other lower-casing, other
+    special tokens) predict wrongly, with no error. Nothing to check when either side is unknown
+    (``base`` recorded none: saved before ptv2 recorded it)."""
+    recorded = base.get("tokenizer_fingerprint")
+    if recorded is None or actual is None or actual == recorded:
+        return
+    folder = resolve_model_name(str(base.get("name")))
+    raise Ptv2Error(f"{what} was trained with a tokenizer of fingerprint {recorded}, but the tokenizer of base "
+                    f"model '{folder}' has {actual}: the base's tokenizer files changed (vocabulary, "
+                    "lower-casing or special tokens), so its ids would not be the ones the prompt learned; "
+                    "restore them, or train again on this base")

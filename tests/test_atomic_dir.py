@@ -89,3 +89,30 @@ def test_replacing_never_leaves_a_config_beside_a_mix_of_versions(tmp_path, rena
     _assert_whole_or_no_adapter(out)
     if line == "done":
         assert _versions(out) == dict.fromkeys(("adapter.safetensors", CONFIG, "metrics.json"), "new")
+
+
+def test_a_killed_writers_old_temporary_folder_goes_with_the_next_write(tmp_path):
+    """SIGKILL leaves ``.adapter.<hex>.tmp`` beside the output; the next write of that output
+    removes one older than an hour, and leaves a fresh one (a concurrent writer's) and another
+    output's alone."""
+    import os
+    import time
+
+    from ptv2_core.adapter import write_atomic_dir
+
+    out = tmp_path / "adapter"
+    old, fresh = tmp_path / ".adapter.0123456789ab.tmp", tmp_path / ".adapter.ba9876543210.tmp"
+    other = tmp_path / ".adapter2.0123456789ab.tmp"  # another output's, as old
+    for d in (old, fresh, other):
+        d.mkdir()
+        (d / "adapter.safetensors").write_text("half")
+    two_hours_ago = time.time() - 7200
+    for d in (old, other):
+        os.utime(d, (two_hours_ago, two_hours_ago))
+    write_atomic_dir(out, {CONFIG: "{}"}, marker=CONFIG)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["adapter", fresh.name, other.name])
+    write_atomic_dir(out, {CONFIG: "{}"}, marker=CONFIG)  # into the existing folder: swept as well
+    os.utime(fresh, (two_hours_ago, two_hours_ago))
+    write_atomic_dir(out, {CONFIG: '{"v": 2}'}, marker=CONFIG)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["adapter", other.name])
+    assert (out / CONFIG).read_text() == '{"v": 2}'

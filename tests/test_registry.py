@@ -71,6 +71,8 @@ def test_register_load_by_alias_predict_classification(adapters, home, store):
     assert float(t["test_accuracy"]) == pytest.approx(metrics["test"]["accuracy"], abs=1e-5)
     assert t["data_hash"].startswith("sha256:") and len(t["data_hash"]) == 71
     assert t["base_fingerprint"] == metrics["base_fingerprint"]
+    cfg = json.loads((adapters["good"] / "adapter_config.json").read_text())
+    assert t["base_tokenizer_fingerprint"] == cfg["base_model"]["tokenizer_fingerprint"]
     assert t["code_version"].startswith("0.1.0")
     assert not any(k.startswith("ptv2.search") or k == "ptv2.trial_run_id" for k in t)  # `ptv2 train`'s: no search
     assert t["subset"] == "stratified" and "metrics_subset" not in t  # trained with --max-eval, stratified
@@ -153,6 +155,12 @@ def test_register_and_predict_ner_through_the_cli(adapters, home, store):
     r = ptv2("register", "--adapter", str(adapters["ner"]), "--tag", "study=ner-study", env=env)
     assert r.returncode == 0, r.stderr
     assert "registered ptv2-wnut16 version 1 (aliases: challenger)" in r.stdout
+    # stdout is the result alone; the long stages are said on stderr as they start
+    assert r.stdout.splitlines() == ["registered ptv2-wnut16 version 1 (aliases: challenger); load it with "
+                                     "models:/ptv2-wnut16@challenger"]
+    assert r.stderr.splitlines() == [
+        "building the model from the adapter on base model 'minilm' and checking it loads back and predicts …",
+        f"opening the MLflow store at {store} …", "registering a new version of 'ptv2-wnut16' …"], r.stderr
     assert "Downloading artifacts" not in r.stderr  # MLflow's bar while save_model copied the adapter's files
     assert "INFO mlflow" not in r.stderr, r.stderr  # e.g. "Validating input example against model signature"
     text = "Going to see Taylor Swift in New York tonight"

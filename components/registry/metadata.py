@@ -180,6 +180,8 @@ def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None
         **({"metrics_subset": "random"} if max_eval and "subset" not in train_cfg else {}),
         "base_model": str(base["name"]),
         "base_fingerprint": str(base["fingerprint"]),
+        # the tokenizer's, where the adapter records it (serving refuses a base whose tokenizer changed)
+        **({"base_tokenizer_fingerprint": str(base["tokenizer_fingerprint"])} if base.get("tokenizer_fingerprint") else {}),
         "code_version": code_version(),
         "ptv2_adapter_version": str(config.get("ptv2_version", "")),
         **_flat("dev", metrics["dev"]),

@@ -2,7 +2,7 @@
 
 Order of writes, so that a failure anywhere leaves the registry as it was:
 
-1. read and check the adapter (task, metrics, base model fingerprint), save the pyfunc model
+1. read and check the adapter (task, metrics, base model and tokenizer fingerprints), save the pyfunc model
    to a temporary folder and load it back to predict the input example — nothing written yet;
 2. a registration run gets the model files (adapter artifacts only; the base by reference);
 3. the registered model is created if new, then one ``create_model_version`` call creates the
@@ -94,7 +94,8 @@ def build_model_dir(info: AdapterInfo, workdir: Path) -> Path:
     """Save the pyfunc model of ``info`` under ``workdir`` and prove it loads and predicts.
 
     Only the adapter's own two files are artifacts. Loading runs the same ``load_context`` as
-    serving does, so a base model whose fingerprint differs fails here, before any write.
+    serving does, so a base model whose fingerprint differs (or whose tokenizer's does, where the
+    adapter records it) fails here, before any write.
     """
     import mlflow.pyfunc
     import pandas as pd
@@ -117,7 +118,9 @@ def build_model_dir(info: AdapterInfo, workdir: Path) -> Path:
             signature=signature(info.spec.type), input_example=example,
             model_config={"adapter_digests": file_digests(files)}, pip_requirements=_requirements(),
             metadata={"ptv2": {"task": info.spec.name, "base_model": base["name"],
-                               "base_fingerprint": base["fingerprint"], "data_hash": info.data_hash}},
+                               "base_fingerprint": base["fingerprint"], "data_hash": info.data_hash,
+                               **({"base_tokenizer_fingerprint": base["tokenizer_fingerprint"]}
+                                  if base.get("tokenizer_fingerprint") else {})}},
         )
     out = mlflow.pyfunc.load_model(str(path)).predict(example)
     if len(out) != len(example):
@@ -271,6 +274,7 @@ def register_adapter(
     tracking_uri: str | None = None,
     run_id: str | None = None,
     on_step: Callable[[str], None] | None = None,
+    echo: Callable[[str], None] | None = None,
 ) -> RegisteredVersion:
     """Register the adapter in ``adapter_dir`` (adapter files + metrics.json) for ``task`` as a new
     version of ``name`` (default ``<name_prefix><task's name>``, e.g. ``ptv2-trec``: the name in
@@ -279,10 +283,13 @@ def register_adapter(
     ``tags`` are added to the version's tags (``study`` among them). ``run_id`` logs the model
     into an existing run (e.g. the search trial's) instead of a new run in experiment
     ``ptv2-registry``. ``on_step`` is called with ``"validated"``, ``"logged"``, ``"created"``
-    and ``"aliased"`` as the steps complete. Raises ``Ptv2Error``; on failure the registry is
-    left as it was.
+    and ``"aliased"`` as the steps complete; ``echo`` with a progress line as each long stage
+    starts (a first registration takes half a minute), none before the input is checked (bad
+    input is one error line). Raises ``Ptv2Error``; on failure the
+    registry is left as it was.
     """
     step = on_step or (lambda _s: None)
+    say = echo or (lambda _line: None)
     info = describe_adapter(adapter_dir, task, tags)
     name = check_name(name or default_name(info.spec.name, name_prefix or NAME_PREFIX))
     uri = store.tracking_uri(tracking_uri)
@@ -290,9 +297,14 @@ def register_adapter(
     with store.bounded_http(), tempfile.TemporaryDirectory(prefix="ptv2-register-") as tmp:
         if run_id is not None:  # a mistyped run: said before the model is built (~15 s), in the store it is not in
             get_run(store.reading_client(uri), uri, run_id)
+        say(f"building the model from the adapter on base model '{info.config['base_model']['name']}' and checking "
+            "it loads back and predicts …")
         model_dir = build_model_dir(info, Path(tmp))
         step("validated")
-        return _publish(store.client(uri), uri, info, name, model_dir, run_id, step)
+        say(f"opening the MLflow store at {store.mask_url(uri)} …")
+        c = store.client(uri)
+        say(f"registering a new version of '{name}' …")
+        return _publish(c, uri, info, name, model_dir, run_id, step)
 
 
 def get_run(c, uri: str, run_id: str):

@@ -46,7 +46,8 @@ def register(
         from ptv2_core.adapter import own_task, read_adapter_config, recorded_metrics
 
         task = own_task(read_adapter_config(adapter), recorded_metrics(adapter))
-    version = register_adapter(adapter, task, name=name, tags=_parse_tags(tag) or None, run_id=run_id)
+    version = register_adapter(adapter, task, name=name, tags=_parse_tags(tag) or None, run_id=run_id,
+                               echo=lambda line: typer.echo(line, err=True))
     typer.echo(f"registered {version.name} version {version.version} (aliases: {', '.join(version.aliases) or 'none'}); "
                f"load it with models:/{version.name}@challenger")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ptv2_core.backbone import fingerprint
+from ptv2_core.backbone import base_tokenizer_fingerprint, fingerprint
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.heads import HeadConfig
 from ptv2_core.model import PromptModel
@@ -38,7 +38,7 @@ def init_from_pretrained(model: PromptModel, spec: TaskSpec | None = None, *, pr
     pre-trained ``max_prompt_len`` or the model's own length, or a different reparameterization.
     """
     config = read_pretrained_config(pretrained_dir)
-    check_base(config, fingerprint(model.backbone), pretrained_dir)
+    check_base(config, fingerprint(model.backbone), pretrained_dir, base_tokenizer_fingerprint(model.backbone))
     pre = PromptConfig.from_dict(config["prompt"])
     own = model.prompt_config
     n = own.prompt_len if prompt_len is None else prompt_len

@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ptv2_core.adapter import check_writable, write_atomic_dir
-from ptv2_core.backbone import fingerprint, geometry, load_backbone
+from ptv2_core.backbone import base_tokenizer_fingerprint, fingerprint, geometry, load_backbone
 from ptv2_core.build import check_prompt_len
 from ptv2_core.device import pick_device
 from ptv2_core.errors import Ptv2Error
@@ -298,7 +298,8 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
             "max_prompt_len": cfg.max_prompt_len,
             "nested": cfg.nested,
             "prompt": prompt.to_dict(),
-            "base_model": {"name": cfg.model, "model_type": backbone.config.model_type, "fingerprint": base_fp},
+            "base_model": {"name": cfg.model, "model_type": backbone.config.model_type, "fingerprint": base_fp,
+                           **({"tokenizer_fingerprint": tok_fp} if (tok_fp := base_tokenizer_fingerprint(backbone)) else {})},
             "pretrain_config": cfg.to_dict(),
             "epochs_trained": last["epoch"],
             "dev": last["dev"],

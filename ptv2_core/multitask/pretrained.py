@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from ptv2_core import __version__
 from ptv2_core.artifact_json import found_instead, read_config
+from ptv2_core.backbone import check_tokenizer
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.settings import TrainingSettings
 
@@ -156,8 +157,10 @@ def read_pretrained_state(pretrained_dir: str | Path) -> dict[str, torch.Tensor]
         raise Ptv2Error(f"corrupt pre-trained prompt weights '{path}': {e}") from None
 
 
-def check_base(config: dict, actual_fingerprint: str, where: str | Path) -> None:
-    """Refuse a base model other than the one the prompt was pre-trained on."""
+def check_base(config: dict, actual_fingerprint: str, where: str | Path,
+               actual_tokenizer: str | None = None) -> None:
+    """Refuse a base model other than the one the prompt was pre-trained on: other weights, or
+    (where the prompt records its fingerprint) another tokenizer, ``actual_tokenizer``."""
     base = config["base_model"]
     if actual_fingerprint != base.get("fingerprint"):
         raise Ptv2Error(
@@ -165,6 +168,7 @@ def check_base(config: dict, actual_fingerprint: str, where: str | Path) -> None
             f"{str(base.get('fingerprint'))[:19]}…, but the given base has {actual_fingerprint[:19]}…: "
             "refusing a different base model"
         )
+    check_tokenizer(base, actual_tokenizer, f"pre-trained prompt '{where}'")
 
 
 def task_index(config: dict, task: str) -> int | None:
