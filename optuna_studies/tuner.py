@@ -41,12 +41,31 @@ def _not_tunes_stop_noise(record) -> bool:
     return not str(record.msg).startswith(TUNE_STOP_NOISE.get(record.name, ()))
 
 
+# "Saving experiment state to storage at '<work folder>/ray/run-…' failed with exception:" and a
+# traceback ending in "FileNotFoundError: … Failed to open local file '…/driver_artifacts/.<uuid>-tmp-
+# searcher-state…'": Tune copies its driver's folder to the storage path in a background thread
+# while the searcher saves its state there as a temporary file renamed into place, and a copy that
+# listed the temporary file before the rename fails on it. Seen on a loaded machine as a search's
+# last trial ended; the next save copies the state whole, and a ptv2 search resumes from its study
+# and records, never from Tune's experiment state. Any other failure to save it is still shown.
+EXPERIMENT_STATE_LOGGER = "ray.tune.execution.experiment_state"
+
+
+def _not_a_vanished_temporary_file(record) -> bool:
+    error = record.exc_info[1] if record.exc_info else None
+    return not (str(record.msg).startswith("Saving experiment state to storage") and isinstance(error, FileNotFoundError)
+                and "-tmp-" in str(error))
+
+
 def quiet_tunes_stop() -> None:
-    """Filter ``TUNE_STOP_NOISE`` out of Ray Tune's loggers (once per process)."""
-    for name in TUNE_STOP_NOISE:
+    """Filter ``TUNE_STOP_NOISE``, and the failed copy of a temporary file that was renamed meanwhile
+    (``_not_a_vanished_temporary_file``), out of Ray Tune's loggers (once per process)."""
+    filters = {name: _not_tunes_stop_noise for name in TUNE_STOP_NOISE} | {
+        EXPERIMENT_STATE_LOGGER: _not_a_vanished_temporary_file}
+    for name, keep in filters.items():
         log = logging.getLogger(name)
-        if _not_tunes_stop_noise not in log.filters:
-            log.addFilter(_not_tunes_stop_noise)
+        if keep not in log.filters:
+            log.addFilter(keep)
 
 
 @contextmanager
