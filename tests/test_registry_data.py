@@ -9,25 +9,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 from conftest import run_cli
 from ptv2_core.errors import Ptv2Error
 
+from test_train_loop import tiny_model_dir  # noqa: F401  (module fixture: a tiny BERT model folder)
+
 LABELS = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]  # the packaged trec's, in its order
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, minilm_path) -> str:
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    config = AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                  intermediate_size=37, vocab_size=30522, max_position_embeddings=256)
-    AutoModel.from_config(config).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(folder)
-    return str(folder)
 
 
 @pytest.fixture(scope="module")

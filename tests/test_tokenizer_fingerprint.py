@@ -10,22 +10,13 @@ from pathlib import Path
 import pytest
 
 from ptv2_core.errors import Ptv2Error
+from test_search import tiny_model  # noqa: F401  (module fixture: a tiny BERT model folder)
 
 
 @pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory, minilm_path) -> Path:
-    """A tiny random BERT with MiniLM's WordPiece tokenizer, saved as a model folder."""
-    import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tinybert")
-    tok = BertTokenizerFast.from_pretrained(minilm_path)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=37, max_position_embeddings=256)
-    BertModel(config).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+def tiny_base(tiny_model) -> Path:
+    """test_search's tiny random BERT with MiniLM's WordPiece tokenizer, as a Path."""
+    return Path(tiny_model)
 
 
 @pytest.fixture(scope="module")
