@@ -43,6 +43,18 @@ def write_space(folder: Path, **over) -> Path:
     return path
 
 
+def search_process(tiny_model: str, tmp_path: Path, mlflow_uri: str, raytmp: str, **space) -> tuple[list[str], dict]:
+    """``ptv2 search`` as a process on packaged trec with ``write_space(tmp_path, **space)``, one
+    trial at a time on a local Ray of its own in ``raytmp`` (never one ``RAY_ADDRESS`` names), its
+    study in ``tmp_path/optuna.db``, output to ``tmp_path/out``: its arguments and environment."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", RAY_TMPDIR=raytmp, PTV2_HOME=str(tmp_path / "home"))
+    env.pop("RAY_ADDRESS", None)
+    args = [PTV2, "search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path, **space)),
+            "--max-train", "48", "--max-eval", "48", "--concurrency", "1", "--ray-cpus", "1",
+            "--storage", f"sqlite:///{tmp_path}/optuna.db", "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")]
+    return args, env
+
+
 # how each trial-record status is kept in the Optuna study
 OPTUNA_STATE = {"completed": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "diverged": TrialState.FAIL,
                 "failed": TrialState.FAIL}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import signal
 import subprocess
@@ -19,8 +18,8 @@ import pytest
 from optuna_studies.study import default_study_name, finished_count
 from optuna_studies.work import work_dir
 from search_ray_support import (  # noqa: F401  (fixtures are used by name)
-    PTV2, write_space, markers, short_tmpdir, kill_ray_using, ptv2_home, trace_dir, mlflow_uri, local_ray, mlflow_runs,
-    TUNE_STOP_NOISE, trial_runs, sigterm_at,
+    search_process, write_space, markers, short_tmpdir, kill_ray_using, ptv2_home, trace_dir, mlflow_uri, local_ray,
+    mlflow_runs, TUNE_STOP_NOISE, trial_runs, sigterm_at,
 )
 from test_search import tiny_model  # noqa: F401  (module fixture: a tiny BERT model folder)
 
@@ -30,12 +29,8 @@ def test_driver_killed_mid_search_then_resume_reruns_nothing_finished(tiny_model
     every finished trial and running none of them again (counted by real executions)."""
     trace, raytmp = tmp_path / "trace", short_tmpdir("ptv2rk")
     storage = f"sqlite:///{tmp_path}/optuna.db"
-    env = dict(os.environ, PTV2_SEARCH_TRACE_DIR=str(trace), HF_HUB_OFFLINE="1", RAY_TMPDIR=raytmp,
-               PTV2_HOME=str(tmp_path / "home"))
-    env.pop("RAY_ADDRESS", None)
-    args = [PTV2, "search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path, trials=3)),
-            "--max-train", "48", "--max-eval", "48", "--concurrency", "1", "--ray-cpus", "1", "--storage", storage,
-            "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")]
+    args, env = search_process(tiny_model, tmp_path, mlflow_uri, raytmp, trials=3)
+    env["PTV2_SEARCH_TRACE_DIR"] = str(trace)
     records = work_dir(tmp_path / "out", default_study_name("trec", tiny_model, tmp_path / "out")) / "trials"
     try:
         driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -101,11 +96,7 @@ def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(t
     from conftest import interruptible
 
     raytmp = short_tmpdir("ptv2ri")
-    env = dict(os.environ, HF_HUB_OFFLINE="1", RAY_TMPDIR=raytmp, PTV2_HOME=str(tmp_path / "home"))
-    env.pop("RAY_ADDRESS", None)
-    args = [PTV2, "search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path, trials=3)),
-            "--max-train", "48", "--max-eval", "48", "--concurrency", "1", "--ray-cpus", "1",
-            "--storage", f"sqlite:///{tmp_path}/optuna.db", "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")]
+    args, env = search_process(tiny_model, tmp_path, mlflow_uri, raytmp, trials=3)
     study = default_study_name("trec", tiny_model, tmp_path / "out")
     records = work_dir(tmp_path / "out", study) / "trials"
     try:
@@ -189,11 +180,7 @@ def test_sigterm_stops_a_search_as_ctrl_c_does(tiny_model, tmp_path, mlflow_uri)
     no error line, MLflow runs left RUNNING. It now stops the search as Ctrl-C does: one error line
     with the way on, exit 143, no run left RUNNING, nothing written to --out."""
     raytmp = short_tmpdir("ptv2rt")
-    env = dict(os.environ, HF_HUB_OFFLINE="1", RAY_TMPDIR=raytmp, PTV2_HOME=str(tmp_path / "home"))
-    env.pop("RAY_ADDRESS", None)
-    args = [PTV2, "search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path, trials=2)),
-            "--max-train", "48", "--max-eval", "48", "--concurrency", "1", "--ray-cpus", "1",
-            "--storage", f"sqlite:///{tmp_path}/optuna.db", "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")]
+    args, env = search_process(tiny_model, tmp_path, mlflow_uri, raytmp, trials=2)
     study = default_study_name("trec", tiny_model, tmp_path / "out")
     # a trial has started: Tune runs
     err, lines = sigterm_at(args, env, raytmp, lambda line: re.fullmatch(r"trial \d+ started .*", line.strip()))
@@ -218,12 +205,7 @@ def test_sigterm_after_the_last_trial_stops_the_search_as_it_scores_the_best(tin
     Ctrl-C) as the best adapter was scored only set a flag nobody read: the search ran on to exit 0.
     The handler the command had is put back as Tune ends: one error line with the way on, 143."""
     raytmp = short_tmpdir("ptv2rs")
-    env = dict(os.environ, HF_HUB_OFFLINE="1", RAY_TMPDIR=raytmp, PTV2_HOME=str(tmp_path / "home"))
-    env.pop("RAY_ADDRESS", None)
-    args = [PTV2, "search", "--task", "trec", "--model", tiny_model,
-            "--space", str(write_space(tmp_path, trials=1, epochs=1)), "--max-train", "48", "--max-eval", "48",
-            "--concurrency", "1", "--ray-cpus", "1", "--storage", f"sqlite:///{tmp_path}/optuna.db",
-            "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")]
+    args, env = search_process(tiny_model, tmp_path, mlflow_uri, raytmp, trials=1, epochs=1)
     # the last trial ended; the best adapter is being scored
     err, lines = sigterm_at(args, env, raytmp, lambda line: line.startswith("scoring the best trial's adapter"))
     # every trial ran: --resume scores the best and writes the output without running one again
