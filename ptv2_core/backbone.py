@@ -183,26 +183,28 @@ def fingerprint(model: nn.Module) -> str:
 _SPECIAL = ("bos", "eos", "unk", "sep", "pad", "cls", "mask")
 
 
+# Texts whose ids show how a tokenizer normalizes and splits: case, accents, digits, punctuation,
+# other scripts, an emoji, white space. With the vocabulary, they tell tokenizers apart by what
+# they do, not by how a library version serializes them.
+_PROBES = ("Hello World! HELLO world.", "Café naïve Ünïcödé résumé", "It's 3.14, 1,000 and 42% ($5).",
+           "日本語のテキスト", "Привет, мир", "emoji 😀 tab\tnew\nline  two  spaces", "e-mail: a.b@c.org #tag")
+
+
 def tokenizer_fingerprint(tokenizer) -> str:
-    """SHA-256 over what decides how text becomes ids: the fast tokenizer's serialized pipeline
-    (normalizer, e.g. lower-casing; pre-tokenizer; vocabulary; added tokens; post-processor) and
-    the special tokens' ids. Left out: the truncation and padding a call sets on it (ptv2 passes
-    ``max_length`` and pads by itself) and ``model_max_length``, which ptv2 never reads. A tokenizer
-    without a serialized pipeline is hashed by its class, vocabulary and lower-casing instead."""
+    """SHA-256 over what decides how text becomes ids: the vocabulary (token → id, added tokens
+    included), the special tokens' ids, and the ids of a few probe texts (``_PROBES``: lower-casing,
+    accent stripping, splitting). Behaviour, not the tokenizer's files or its serialized pipeline:
+    those change with the library version (a field added, defaults written out) where the ids do
+    not, and an upgrade must not refuse every adapter. Left out: truncation, padding and
+    ``model_max_length`` (ptv2 passes ``max_length`` and pads by itself)."""
     import json
 
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        pipeline = json.loads(backend.to_str())
-        pipeline.pop("truncation", None)
-        pipeline.pop("padding", None)
-    else:
-        pipeline = {"class": type(tokenizer).__name__, "vocab": tokenizer.get_vocab(),
-                    "do_lower_case": getattr(tokenizer, "do_lower_case", None)}
     ids = {name: getattr(tokenizer, f"{name}_token_id", None) for name in _SPECIAL}
     if ids["pad"] is None:
         ids["pad"] = ids["eos"]  # what prepare_tokenizer makes of it, so a prepared one hashes alike
-    doc = json.dumps({"pipeline": pipeline, "special_ids": ids}, sort_keys=True, separators=(",", ":"))
+    probes = [tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"] for text in _PROBES]
+    doc = json.dumps({"vocab": sorted(tokenizer.get_vocab().items()), "special_ids": ids, "probes": probes},
+                     ensure_ascii=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(doc.encode()).hexdigest()
 
 
