@@ -620,3 +620,33 @@ def test_the_longest_length_must_be_the_max_prompt_length_and_a_small_temperatur
     cfg = PretrainConfig(**CFG | {"epochs": np.int64(2), "lr": np.float32(0.01)})
     assert type(cfg.epochs) is int and type(cfg.lr) is float
     json.dumps(cfg.run_key())
+
+
+def test_resume_refuses_a_base_whose_tokenizer_changed_and_resumes_a_checkpoint_from_before_it_was_keyed(
+        tmp_path, tokenizer):
+    """The same weights beside other tokenizer files feed other ids: the run key holds the
+    tokenizer's fingerprint too. A checkpoint written before that (no such key) still resumes."""
+    base = tmp_path / "tiny"
+    tiny_bert(tokenizer).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    cfg = PretrainConfig(**CFG | {"model": str(base), "epochs": 2, "lengths": (2, 8)})
+    out = tmp_path / "p"
+    assert pretrain(cfg, out, lambda epoch, row: epoch == 1).stopped
+    saved = json.loads((out / "checkpoints" / "epoch-1.json").read_text())["run"]
+    assert saved["tokenizer_fingerprint"].startswith("sha256:")
+    tok_cfg = json.loads((base / "tokenizer_config.json").read_text())
+    (base / "tokenizer_config.json").write_text(json.dumps(tok_cfg | {"do_lower_case": False}))
+    with pytest.raises(Ptv2Error, match=r"holds checkpoints of a different pre-training run "
+                                        r"\(differs in: tokenizer_fingerprint\); use another --out"):
+        pretrain(cfg, out)
+    assert checkpoint_epochs(out / "checkpoints") == [1] and not (out / "prompt_config.json").exists()
+    # checkpointed before the run key held the tokenizer: nothing to compare it with, so it resumes
+    ckpt = out / "checkpoints" / "epoch-1.json"
+    doc = json.loads(ckpt.read_text())
+    del doc["run"]["tokenizer_fingerprint"]
+    ckpt.write_text(json.dumps(doc))
+    (base / "tokenizer_config.json").write_text(json.dumps(tok_cfg))
+    resumed = pretrain(cfg, out)
+    assert resumed.resumed_from == 1 and [h["epoch"] for h in resumed.history] == [0, 1, 2]
+    # its new checkpoints carry the key, so a later change of tokenizer is caught
+    assert json.loads((out / "checkpoints" / "epoch-2.json").read_text())["run"] == saved

@@ -150,6 +150,19 @@ def _diff(a: dict, b: dict) -> list[str]:
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
+# in a run key since 2026-12: the base's tokenizer (the same weights fed other ids train another prompt)
+TOKENIZER_KEY = "tokenizer_fingerprint"
+
+
+def run_key_diff(saved: dict, now: dict) -> list[str]:
+    """The keys in which a checkpoint's run key ``saved`` differs from this run's ``now``. The
+    tokenizer's fingerprint counts only where both hold one: a checkpoint written before it was
+    keyed, or a base given as a model object rather than loaded by name, leaves it unknown."""
+    if TOKENIZER_KEY not in saved or TOKENIZER_KEY not in now:
+        saved, now = ({k: v for k, v in d.items() if k != TOKENIZER_KEY} for d in (saved, now))
+    return _diff(saved, now)
+
+
 def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = None, *, overwrite: bool = False,
              backbone=None, tokenizer=None) -> PretrainResult:
     """Pre-train one shared prompt of ``cfg.max_prompt_len`` positions on ``cfg.tasks``.
@@ -186,7 +199,9 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
     train_rows = [encode(data["train"], tokenizer, spec).to_list() for spec, data in loaded]
     dev_sets = [encode(data["dev"], tokenizer, spec) for spec, data in loaded]
     collators = [Collator(tokenizer, spec) for spec in specs]
-    run_key = cfg.run_key() | {"base_fingerprint": base_fp} | subset_rule(cfg.max_train, cfg.max_eval)
+    tok_fp = base_tokenizer_fingerprint(backbone)  # as loaded beside the weights; None for a model object
+    run_key = (cfg.run_key() | {"base_fingerprint": base_fp} | ({TOKENIZER_KEY: tok_fp} if tok_fp else {})
+               | subset_rule(cfg.max_train, cfg.max_eval))
     mixer = TaskMixer([len(r) for r in train_rows], cfg.batch_size, list(cfg.lengths),
                       temperature=cfg.temperature, nested=cfg.nested, seed=cfg.seed)
 
@@ -202,8 +217,8 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
                 ckpt_dir.mkdir()
                 (ckpt_dir / REPLACES).write_text(json.dumps({"prompt_config_sha256": digest}) + "\n")
         resume = load_latest_checkpoint(ckpt_dir)
-        if resume is not None and resume[0].get("run") != run_key:
-            differ = _diff(resume[0].get("run") or {}, run_key)
+        differ = run_key_diff(resume[0].get("run") or {}, run_key) if resume is not None else []
+        if differ:
             why = (" (checkpointed before 2026-12-06, when --max-train/--max-eval kept a random subset of the "
                    "rows; the subset is stratified by label now)" if "subset" in differ else "")
             raise Ptv2Error(f"'{out}' holds checkpoints of a different pre-training run "
@@ -299,7 +314,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
             "nested": cfg.nested,
             "prompt": prompt.to_dict(),
             "base_model": {"name": cfg.model, "model_type": backbone.config.model_type, "fingerprint": base_fp,
-                           **({"tokenizer_fingerprint": tok_fp} if (tok_fp := base_tokenizer_fingerprint(backbone)) else {})},
+                           **({"tokenizer_fingerprint": tok_fp} if tok_fp else {})},
             "pretrain_config": cfg.to_dict(),
             "epochs_trained": last["epoch"],
             "dev": last["dev"],
