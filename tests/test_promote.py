@@ -258,6 +258,40 @@ def test_a_roll_back_is_not_undone_by_the_next_promotion_by_the_rule(store, tmp_
     assert registry_state(store, name)[0] == {"champion": 2}
 
 
+def test_a_roll_back_whose_demotion_mark_cannot_be_written_moves_no_alias(store, tmp_path, monkeypatch):
+    """The mark that keeps a roll-back (``promotion.demoted`` on the champion it replaces) was
+    written after ``champion`` had moved: a store failing then ended the command with an error
+    although the promotion had happened, and left the replaced version unmarked, for the next plain
+    `promote` to move ``champion`` back to it. It is written before the alias now: failing, it
+    fails the promotion whole (``champion`` where it was, no version marked, the decision failed)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from components.registry.promote import PromotionDecision, _record
+
+    name = "rollback-fails-trec"
+    c = _two_versions(store, name, tmp_path)
+    c.set_registered_model_alias(name, "champion", "2")
+    before = registry_state(store, name)[0]
+    real = MlflowClient.set_model_version_tag
+
+    def failing(self, model, version, key, value):
+        if key == "promotion.demoted":
+            raise MlflowException("the store went away")
+        return real(self, model, version, key, value)
+
+    monkeypatch.setattr(MlflowClient, "set_model_version_tag", failing)
+    tags = {"promotion.decision": "promoted (forced)", "promotion.reason": "forced: roll back",
+            "promotion.forced": "true", "promotion.at": "2026-12-06T00:00:00+00:00", "promotion.by": "me"}
+    with pytest.raises(Ptv2Error, match="the store went away"):  # tried twice, as every store call
+        _record(c, store, name, PromotionDecision(True, 1, 2, {}, (0.0, 0.0), "forced: roll back", name,
+                                                  forced=True, tags=tags))
+    assert registry_state(store, name)[0] == before and before["champion"] == 2
+    for v in (1, 2):
+        assert "promotion.demoted" not in _tags(store, name, v)
+        assert _tags(store, name, v)["promotion.decision"].startswith("failed")
+
+
 @pytest.mark.parametrize("kwargs, needle", [
     ({"max_eval": 0}, "max_eval must be a positive integer, got 0"),
     ({"max_eval": -3}, "max_eval must be a positive integer, got -3"),

@@ -276,15 +276,21 @@ def _record(c, uri: str, name: str, d: PromotionDecision) -> PromotionDecision:
     """The audit tags on both versions, the alias, and last of all ``promotion.decision``: a failure
     or a Ctrl-C before the alias call leaves the aliases untouched and no version saying
     "promoted" (a promotion that stopped says it failed); one after it leaves ``champion`` moved,
-    with the details of why already on both versions. A forced promotion then marks the champion
-    it replaced (``_demote``). Returns ``d`` with what that did."""
+    with the details of why already on both versions. A forced promotion over a champion marks the
+    champion it replaces ``promotion.demoted`` before the alias moves (a roll-back is never left
+    without the mark that keeps it; undone when the alias does not move), then ``_after_forced``
+    tidies up. Returns ``d`` with what that did."""
     versions = [v for v in (d.challenger, d.champion) if v is not None]
+    demote = d.champion if d.promoted and d.forced else None
     moved = False
     try:
         for v in versions:
             for k, val in d.tags.items():
                 if k != DECISION:
                     store.retry(lambda: c.set_model_version_tag(name, str(v), k, val), f"tagging {name} version {v}", uri)
+        if demote is not None:
+            store.retry(lambda: c.set_model_version_tag(name, str(demote), DEMOTED, _demotion_note(d)),
+                        f"tagging {name} version {demote}", uri)
         if d.promoted:
             store.retry(lambda: c.set_registered_model_alias(name, CHAMPION, str(d.challenger)),
                         f"moving alias '{CHAMPION}'", uri)
@@ -295,49 +301,60 @@ def _record(c, uri: str, name: str, d: PromotionDecision) -> PromotionDecision:
                             f"tagging {name} version {v}", uri)
     except BaseException:  # KeyboardInterrupt too: re-raised once the versions say what happened
         if d.promoted and not moved:
-            _mark_failed(c, name, versions)
+            _mark_failed(c, name, versions, undemote=demote)
         raise
-    return _demote(c, uri, name, d) if d.promoted and d.forced else d
+    return _after_forced(c, uri, name, d) if d.promoted and d.forced else d
 
 
 DEMOTED = "promotion.demoted"
 
 
-def _demote(c, uri: str, name: str, d: PromotionDecision) -> PromotionDecision:
-    """After a forced promotion (a roll-back, a reviewed model): the champion it replaced is tagged
-    ``promotion.demoted``, which a promotion by the rule refuses (only ``--force`` brings it back),
-    and ``challenger`` is removed when it names that version; else the next plain ``ptv2 promote``
-    would score the rolled-back version against the new champion and move ``champion`` back to it.
-    The version promoted loses its own ``promotion.demoted`` tag."""
-    chall_tags = store.retry(lambda: c.get_model_version(name, str(d.challenger)).tags,
-                             f"reading {name} version {d.challenger}", uri) or {}
-    if DEMOTED in chall_tags:
-        store.retry(lambda: c.delete_model_version_tag(name, str(d.challenger), DEMOTED),
-                    f"tagging {name} version {d.challenger}", uri)
-    if d.champion is None:
-        return d
+def _demotion_note(d: PromotionDecision) -> str:
     why = d.reason.removeprefix("forced: ")
-    note = (f"version {d.challenger} was promoted over it by force: {why} "
+    return (f"version {d.challenger} was promoted over it by force: {why} "
             f"({d.tags.get('promotion.at', '?')}, by {d.tags.get('promotion.by', '?')})")[:4000]
-    store.retry(lambda: c.set_model_version_tag(name, str(d.champion), DEMOTED, note),
-                f"tagging {name} version {d.champion}", uri)
-    moved = str(read_aliases(c, uri, name).get(CHALLENGER)) == str(d.champion)
-    if moved:
-        store.retry(lambda: c.delete_registered_model_alias(name, CHALLENGER), f"removing alias '{CHALLENGER}'", uri)
+
+
+def _after_forced(c, uri: str, name: str, d: PromotionDecision) -> PromotionDecision:
+    """After a forced promotion (a roll-back, a reviewed model), whose champion ``_record`` marked
+    ``promotion.demoted`` (a promotion by the rule refuses it; only ``--force`` brings it back):
+    ``challenger`` is removed when it names that version, else the next plain ``ptv2 promote``
+    would score it against the new champion, and the version promoted loses its own old mark.
+    Best effort: ``champion`` has moved and the mark is written, so a store failing here changes
+    neither what was promoted nor what keeps it (the mark refuses the demoted version anyway)."""
+    moved = False
+    try:
+        tags = store.retry(lambda: c.get_model_version(name, str(d.challenger)).tags,
+                           f"reading {name} version {d.challenger}", uri) or {}
+        if DEMOTED in tags:
+            store.retry(lambda: c.delete_model_version_tag(name, str(d.challenger), DEMOTED),
+                        f"tagging {name} version {d.challenger}", uri)
+        if d.champion is not None and str(read_aliases(c, uri, name).get(CHALLENGER)) == str(d.champion):
+            store.retry(lambda: c.delete_registered_model_alias(name, CHALLENGER), f"removing alias '{CHALLENGER}'",
+                        uri)
+            moved = True
+    except Exception:  # noqa: BLE001  (the promotion and its mark stand; see the docstring)
+        pass
     return replace(d, demoted=d.champion, challenger_moved=moved)
 
 
 DECISION = "promotion.decision"
 
 
-def _mark_failed(c, name: str, versions) -> None:
-    """Best effort: the audit tags said promoted, but the alias did not move."""
+def _mark_failed(c, name: str, versions, undemote: int | None = None) -> None:
+    """Best effort: the audit tags said promoted, but the alias did not move (and the champion
+    ``undemote``, marked demoted for it, stays champion: the mark goes)."""
     for v in versions:
         if v is not None:
             try:
                 c.set_model_version_tag(name, str(v), DECISION, "failed: champion alias not moved")
             except Exception:
                 pass
+    if undemote is not None:
+        try:
+            c.delete_model_version_tag(name, str(undemote), DEMOTED)
+        except Exception:
+            pass
 
 
 def _user() -> str:
