@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -51,10 +52,15 @@ def _not_tunes_stop_noise(record) -> bool:
 EXPERIMENT_STATE_LOGGER = "ray.tune.execution.experiment_state"
 
 
+# the temporary file's name: a dot, a UUID, "-tmp-" (a folder on the way named "x-tmp-y" is not one)
+_TEMPORARY_FILE = re.compile(r"/\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-tmp-[^/]*$")
+
+
 def _not_a_vanished_temporary_file(record) -> bool:
     error = record.exc_info[1] if record.exc_info else None
-    return not (str(record.msg).startswith("Saving experiment state to storage") and isinstance(error, FileNotFoundError)
-                and "-tmp-" in str(error))
+    missing = re.search(r"'([^']+)'", str(error)) if isinstance(error, FileNotFoundError) else None
+    return not (str(record.msg).startswith("Saving experiment state to storage") and missing is not None
+                and _TEMPORARY_FILE.search(missing.group(1)) is not None)
 
 
 def quiet_tunes_stop() -> None:
