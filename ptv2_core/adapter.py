@@ -205,7 +205,11 @@ def split_seed_of(config: dict) -> int | None:
     train_cfg = (config.get("extra") or {}).get("train_config") or {}
     seed = train_cfg.get("data_seed")
     seed = train_cfg.get("seed") if seed is None else seed
-    return None if seed is None else int(seed)
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, float)) or seed != int(seed):
+        raise Ptv2Error(f"corrupt adapter config: its train_config's seed is no whole number: {str(seed)[:80]!r}")
+    return int(seed)
 
 
 def own_task(config: dict, metrics: dict | None = None) -> str:

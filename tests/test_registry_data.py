@@ -129,6 +129,31 @@ def test_a_corrupt_seed_or_max_eval_in_metrics_json_is_one_error_line(trained, t
     assert not (home / "mlflow.db").exists()
 
 
+@pytest.mark.parametrize("key, value, says", [
+    ("max_eval", "x", "corrupt {config}: max_eval must be a whole number of at least 1, got 'x'"),
+    ("seed", "x", "corrupt adapter config: its train_config's seed is no whole number: 'x'")])
+def test_a_corrupt_value_in_the_adapters_config_is_one_error_line_naming_that_file(trained, tmp_path, home, key, value,
+                                                                                   says):
+    """Where metrics.json records no max_eval (or seed), register reads the training config's in
+    adapter_config.json: a bad max_eval there was blamed on metrics.json, and a seed that is no
+    number was a ValueError traceback."""
+    _, adapter = trained
+    bad = tmp_path / "bad"
+    shutil.copytree(adapter, bad)
+    metrics = json.loads((bad / "metrics.json").read_text())
+    metrics.pop(key, None)
+    (bad / "metrics.json").write_text(json.dumps(metrics))
+    config = json.loads((bad / "adapter_config.json").read_text())
+    train_cfg = config["extra"]["train_config"]
+    train_cfg[key] = value
+    train_cfg.pop("data_seed", None)
+    (bad / "adapter_config.json").write_text(json.dumps(config))
+    r = run_cli("register", "--adapter", str(bad), "--task", str(trained[0]))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert error_line(r.stderr) == "error: " + says.format(config=bad / "adapter_config.json")
+    assert not (home / "mlflow.db").exists()
+
+
 def test_a_pipeline_adapter_still_registers_when_its_max_eval_is_a_float(trained, tmp_path):
     from components.registry.metadata import describe_adapter
 

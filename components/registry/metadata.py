@@ -19,7 +19,7 @@ from pathlib import Path
 
 from components.registry.lineage import lineage_tags
 from ptv2_core import __version__
-from ptv2_core.adapter import read_adapter_config, split_seed_of
+from ptv2_core.adapter import CONFIG, read_adapter_config, split_seed_of
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks.subsample import RULE as SUBSET_RULE
 from ptv2_core.tasks.splits import split_hash
@@ -94,7 +94,10 @@ def _split_settings(adapter_dir: Path, metrics: dict, config: dict) -> tuple[int
         check_seed(seed, "seed")
     except Ptv2Error as e:
         raise Ptv2Error(f"corrupt {path}: {e}") from None
-    max_eval = metrics.get("max_eval", ((config.get("extra") or {}).get("train_config") or {}).get("max_eval"))
+    if "max_eval" in metrics:
+        max_eval = metrics["max_eval"]
+    else:  # recorded by training, in the adapter's config: a bad value is named in that file
+        max_eval, path = ((config.get("extra") or {}).get("train_config") or {}).get("max_eval"), adapter_dir / CONFIG
     return seed, None if max_eval is None else _count(max_eval, path, "max_eval", 1)
 
 
