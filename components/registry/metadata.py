@@ -21,6 +21,7 @@ from components.registry.lineage import lineage_tags
 from ptv2_core import __version__
 from ptv2_core.adapter import CONFIG, read_adapter_config, split_seed_of
 from ptv2_core.errors import Ptv2Error
+from ptv2_core.metrics import METRIC_NAMES
 from ptv2_core.tasks.subsample import RULE as SUBSET_RULE
 from ptv2_core.tasks.splits import split_hash
 from ptv2_core.tasks import TaskSpec, absolute_ref, load_task
@@ -139,8 +140,11 @@ def _flat(prefix: str, metrics: dict) -> dict[str, str]:
 _TAG_KEY = re.compile(r"[\w\-. /:]+")
 # Keys ptv2 computes, some only for some adapters or later (a promotion's record, the registration
 # id, lineage, metrics): a user tag cannot pass for one, whether or not this adapter has it
-RESERVED_PREFIXES = ("promotion.", "ptv2.", "dev_", "test_")
-COMPUTED_TAGS = frozenset({"metrics_subset", "subset"})
+RESERVED_PREFIXES = ("promotion.", "ptv2.")
+# the dev_*/test_* metric tags ptv2 writes for any task type (a user's own test_suite=nightly is not one)
+METRIC_TAGS = frozenset(f"{split}_{name}" for split in ("dev", "test")
+                        for name in (*{n for names in METRIC_NAMES.values() for n in names}, "score", "loss", "examples"))
+COMPUTED_TAGS = frozenset({"metrics_subset", "subset"}) | METRIC_TAGS
 
 
 def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None = None) -> AdapterInfo:
@@ -199,8 +203,8 @@ def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None
     taken = sorted(k for k in map(str, extra_tags or {}) if k != "study" and (k in tags or k in COMPUTED_TAGS
                                                                              or k.startswith(RESERVED_PREFIXES)))
     if taken:
-        raise Ptv2Error(f"tags {taken} are set by ptv2 (keys starting with {', '.join(RESERVED_PREFIXES[:-1])} or "
-                        f"{RESERVED_PREFIXES[-1]}, and the computed ones) and cannot be given")
+        raise Ptv2Error(f"tags {taken} are set by ptv2 (keys starting with {' or '.join(RESERVED_PREFIXES)}, the "
+                        "dev_/test_ metrics and the other computed ones) and cannot be given")
     for k, v in (extra_tags or {}).items():
         tags[str(k)] = str(v)
     tags = {k: v[:MAX_TAG] for k, v in tags.items()}

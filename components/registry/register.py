@@ -27,7 +27,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from components.registry import store
-from components.registry.metadata import AdapterInfo, describe_adapter
+from components.registry.metadata import METRIC_TAGS, AdapterInfo, describe_adapter
 from optuna_studies.quiet import quiet_logger
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks.spec import stored_task_name
@@ -343,8 +343,8 @@ def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id:
     try:
         if own_run:
             params = [Param(k, info.tags[k]) for k in ("task", "prompt_len", "lr", "base_model", "study")]
-            metrics = [Metric(k, float(v), 0, 0) for k, v in info.tags.items()
-                       if k.startswith(("dev_", "test_")) and _is_number(v)]
+            metrics = [Metric(k, float(v), 0, 0) for k, v in info.tags.items()  # ptv2's, never a user's tag
+                       if k in METRIC_TAGS and _is_number(v)]
             store.retry(lambda: c.log_batch(run_id, metrics=metrics, params=params), "logging run data", uri)
         logged = True  # from here on files may be in the run, even if the upload fails midway
         store.retry(lambda: c.log_artifacts(run_id, str(model_dir), artifact_path), "uploading the model", uri)
