@@ -24,7 +24,7 @@ from torch import nn
 from ptv2_core import __version__
 from ptv2_core.artifact_json import check_prompt_fits, found_instead, read_config
 from ptv2_core.backbone import (base_tokenizer_fingerprint, check_tokenizer, fingerprint, geometry, load_backbone,
-                                tokenizer_fingerprint)
+                                used_tokenizer_fingerprint)
 from ptv2_core.durable import sync
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.heads import HeadConfig
@@ -283,8 +283,7 @@ def load_adapter(adapter_dir: str | Path, backbone: nn.Module | None = None, tok
             f"adapter '{adapter_dir}' was trained on base model '{base['name']}' with fingerprint "
             f"{base['fingerprint'][:19]}…, but the given base has {actual[:19]}…: refusing a different base model"
         )
-    check_tokenizer(base, tokenizer_fingerprint(tokenizer) if tokenizer is not None
-                    else base_tokenizer_fingerprint(backbone), f"adapter '{adapter_dir}'")
+    check_tokenizer(base, used_tokenizer_fingerprint(backbone, tokenizer), f"adapter '{adapter_dir}'")
     try:
         prompt = PromptConfig.from_dict(config["prompt"])
         head = HeadConfig.from_dict(config["head"])

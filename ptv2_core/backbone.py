@@ -214,6 +214,12 @@ def base_tokenizer_fingerprint(backbone: nn.Module) -> str | None:
     return getattr(backbone, "_ptv2_tokenizer_fingerprint", None)
 
 
+def used_tokenizer_fingerprint(backbone: nn.Module, tokenizer=None) -> str | None:
+    """The fingerprint of the tokenizer an adapter or a prompt is loaded with: ``tokenizer``'s own
+    when one is given, else the one ``load_backbone`` loaded beside ``backbone`` (None if neither)."""
+    return tokenizer_fingerprint(tokenizer) if tokenizer is not None else base_tokenizer_fingerprint(backbone)
+
+
 def check_tokenizer(base: dict, actual: str | None, what: str) -> None:
     """Refuse a base whose tokenizer is not the one ``what`` (an adapter, a pre-trained prompt) was
     trained with: the same weights fed other ids (another vocabulary, other lower-casing, other

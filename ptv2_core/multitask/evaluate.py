@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ptv2_core.artifact_json import check_prompt_fits
-from ptv2_core.backbone import base_tokenizer_fingerprint, fingerprint, geometry, load_backbone, tokenizer_fingerprint
+from ptv2_core.backbone import fingerprint, geometry, load_backbone, used_tokenizer_fingerprint
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.evaluate import evaluate
 from ptv2_core.heads import HeadConfig
@@ -39,8 +39,7 @@ def load_pretrained(pretrained_dir: str | Path, backbone: nn.Module | None = Non
     state = read_pretrained_state(pretrained_dir)  # a broken file fails before any base model loads
     if backbone is None:
         backbone, tokenizer = load_backbone(config["base_model"]["name"])
-    check_base(config, fingerprint(backbone), pretrained_dir,
-               tokenizer_fingerprint(tokenizer) if tokenizer is not None else base_tokenizer_fingerprint(backbone))
+    check_base(config, fingerprint(backbone), pretrained_dir, used_tokenizer_fingerprint(backbone, tokenizer))
     try:
         prompt = PromptConfig.from_dict(config["prompt"])
         specs = [TaskSpec.from_dict(t["spec"]) for t in config["tasks"]]
