@@ -1,5 +1,6 @@
 """Store URLs (Optuna storage, MLflow tracking): the password masked wherever one is shown or
-pickled, the installed driver for a bare ``postgresql://``.
+pickled (in the authority, ``user:password@``, or in the query, ``?password=``: libpq and
+psycopg2 take it there, PyMySQL ``?passwd=``), the installed driver for a bare ``postgresql://``.
 
 Light on purpose (sqlalchemy only, imported when called): every command's error path masks a URL,
 and ``optuna_studies.study`` pulls in optuna and torch.
@@ -13,6 +14,10 @@ from ptv2_core.errors import Ptv2Error
 
 # URLs with a password, by their masked form: in this process's memory only (``keep_secret``)
 _KNOWN: dict[str, str] = {}
+# query parameters that hold a password (any case): libpq's password and sslpassword, PyMySQL's passwd,
+# ODBC's pwd
+_QUERY_SECRETS = ("password", "passwd", "pwd", "sslpassword")
+_QUERY_SECRET = re.compile(r"([?&](?:%s)=)[^&#\s'\"]*" % "|".join(_QUERY_SECRETS), re.IGNORECASE)
 
 
 def mask_url(url: str) -> str:
@@ -20,15 +25,16 @@ def mask_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        shown = make_url(url).render_as_string(hide_password=True)
     except Exception:  # not a URL sqlalchemy can parse: mask anything between "user:" and "@"
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+        shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+    return _QUERY_SECRET.sub(r"\1***", shown)
 
 
 def mask_in_text(text: str) -> str:
-    """``text`` with the password of every ``scheme://user:password@`` in it as ``***`` (an error
-    message that quotes the URL it failed on)."""
-    return re.sub(r"(://[^:/@\s'\"]*:)[^@\s'\"]*@", r"\1***@", text)
+    """``text`` with the password of every ``scheme://user:password@`` and every ``?password=`` in
+    it as ``***`` (an error message that quotes the URL it failed on)."""
+    return _QUERY_SECRET.sub(r"\1***", re.sub(r"(://[^:/@\s'\"]*:)[^@\s'\"]*@", r"\1***@", text))
 
 
 def with_driver(url: str) -> str:
@@ -46,10 +52,12 @@ def with_driver(url: str) -> str:
 
 
 def has_password(url: str) -> bool:
+    """Whether ``url`` holds a password, as ``user:password@`` or as a query parameter."""
     from sqlalchemy.engine import make_url
 
     try:
-        return make_url(url).password is not None
+        parsed = make_url(url)
+        return parsed.password is not None or any(k.lower() in _QUERY_SECRETS for k in parsed.query)
     except Exception:  # unparsable: whatever sits between "user:" and "@" counts
         return mask_url(url) != url
 
