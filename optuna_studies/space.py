@@ -136,7 +136,7 @@ def parse_space(doc: Any, source: str = "<space>") -> SearchSpace:
     direction = doc.get("direction", "minimize" if is_loss else "maximize")
     if direction not in _DIRECTIONS:
         raise Ptv2Error(f"{where}: direction must be maximize or minimize, got {direction!r}")
-    if is_loss and direction == "maximize":
+    if is_loss and _DIRECTIONS[direction] == "max":
         raise Ptv2Error(f"{where}: metric {metric} is a loss: direction must be minimize (or leave it out)")
     pruning = _mapping(doc.get("pruning", {}), "pruning", {"grace_period", "reduction_factor", "warm_grace_period"},
                        where)

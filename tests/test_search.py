@@ -127,6 +127,8 @@ def test_a_shared_folder_holds_the_work_and_must_hold_the_trials_file_inputs(tin
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "metric": "accuracy"}, "metric"),
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "metric": "dev_loss", "direction": "maximize"},
      "metric dev_loss is a loss: direction must be minimize"),
+    ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "metric": "dev_loss", "direction": "max"},
+     "metric dev_loss is a loss: direction must be minimize"),  # the short spelling passed the guard
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "trials": 0}, "trials"),
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "pruning": {"reduction_factor": 1}}, "reduction_factor"),
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "pruning": {"warm_grace_period": 0}}, "warm_grace_period"),
