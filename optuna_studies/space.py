@@ -116,7 +116,7 @@ def parse_space(doc: Any, source: str = "<space>") -> SearchSpace:
     where = f"search space {source}"
     if not isinstance(doc, dict):
         raise Ptv2Error(f"{where} must hold a mapping (prompt_len:, lr:, ...), got {type(doc).__name__}")
-    unknown = sorted(set(doc) - _KEYS)
+    unknown = sorted(set(doc) - _KEYS, key=str)  # keys of any YAML type (1: and typo: together)
     if unknown:
         raise Ptv2Error(f"{where}: unknown keys {unknown}; allowed: {sorted(_KEYS)}")
     for key in ("prompt_len", "lr"):
@@ -134,7 +134,7 @@ def parse_space(doc: Any, source: str = "<space>") -> SearchSpace:
     # a loss is minimised: its default direction, and maximising one would pick the worst trial
     is_loss = metric.endswith("loss")
     direction = doc.get("direction", "minimize" if is_loss else "maximize")
-    if direction not in _DIRECTIONS:
+    if not isinstance(direction, str) or direction not in _DIRECTIONS:  # a list or mapping: unhashable
         raise Ptv2Error(f"{where}: direction must be maximize or minimize, got {direction!r}")
     if is_loss and _DIRECTIONS[direction] == "max":
         raise Ptv2Error(f"{where}: metric {metric} is a loss: direction must be minimize (or leave it out)")

@@ -143,6 +143,28 @@ def test_bad_space_documents_are_refused(doc, match):
         parse_space(doc)
 
 
+_BASE = {"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}}
+
+
+@pytest.mark.parametrize("extra, match", [
+    ({"direction": ["maximize"]}, "direction must be maximize or minimize, got \\['maximize'\\]"),  # was a TypeError
+    ({"direction": {"max": 1}}, "direction must be maximize or minimize"),                     # (unhashable)
+    ({1: 2, "typo": 3}, "unknown keys \\[1, 'typo'\\]"),  # keys of mixed types: sorting them was a TypeError
+    ({"metric": ["dev_score"]}, "metric must be"),
+    ({"sampler": {"startup": ["lhs"]}}, "sampler.startup"),
+    ({"sampler": {"length": {"rank": 1}}}, "sampler.length"),
+    ({"sampler": {"seed": [0]}}, "sampler.seed"),
+    ({"pruning": {"grace_period": [1]}}, "pruning.grace_period"),
+    ({"epochs": {"n": 1}}, "epochs"),
+    ({"lr": {"low": [1e-3], "high": 1e-2}}, "lr low/high must be numbers"),
+    ({"enqueue": [{"prompt_len": [4], "lr": 1e-3}]}, "enqueue entry"),
+    ({"enqueue": [{"prompt_len": 4, "lr": [1e-3]}]}, "enqueue lr must be a number"),
+])
+def test_a_list_or_mapping_where_a_space_wants_a_scalar_is_refused(extra, match):
+    with pytest.raises(Ptv2Error, match=match):
+        parse_space(_BASE | extra)
+
+
 def test_a_loss_metric_is_minimised_by_default():
     """metric: dev_loss without a direction was maximised: the search picked the highest loss."""
     base = {"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}}
