@@ -11,7 +11,8 @@ Keys of a space file (all but ``prompt_len`` and ``lr`` have defaults)::
     pruning: {grace_period: 1, reduction_factor: 3, warm_grace_period: 2}
     sampler: {n_startup_trials: 4, seed: 0, startup: random, length: categorical}
                                  # startup: random or lhs (Latin hypercube); length: categorical or rank
-    fixed: {batch_size: 32}      # other TrainConfig fields, the same for every trial
+    fixed: {batch_size: 32}      # other TrainConfig fields, the same for every trial (not seed,
+                                 # model, task, epochs, max_train/max_eval: the command line's)
     enqueue: [{prompt_len: 16, lr: 1.0e-2}]   # configurations to evaluate first
 """
 from __future__ import annotations
@@ -33,7 +34,11 @@ from ptv2_core.train import TrainConfig
 _KEYS = {"task", "metric", "direction", "prompt_len", "lr", "epochs", "trials", "pruning", "sampler", "fixed", "enqueue"}
 _DIRECTIONS = {"maximize": "max", "max": "max", "minimize": "min", "min": "min"}
 # TrainConfig fields a space may fix: not the sampled ones, nor what the search itself sets.
-_NOT_FIXABLE = {"task", "model", "prompt_len", "lr", "epochs", "max_train", "max_eval", "device", "progress", "patience"}
+_NOT_FIXABLE = {"task", "model", "prompt_len", "lr", "epochs", "max_train", "max_eval", "device", "progress", "patience",
+                "seed"}
+# the command line's option for a setting a space may not fix (a fixed seed was ignored: every trial had --seed's)
+_BY_OPTION = {"seed": "--seed", "epochs": "the space's epochs: key or --epochs", "max_train": "--max-train",
+              "max_eval": "--max-eval", "model": "--model", "task": "--task"}
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,11 @@ def _mapping(value: Any, name: str, keys: set[str], where: str) -> dict:
 
 def _fixed(value: Any, where: str) -> dict[str, Any]:
     allowed = {f.name for f in dataclasses.fields(TrainConfig)} - _NOT_FIXABLE
+    if isinstance(value, dict):
+        for key, option in _BY_OPTION.items():
+            if key in value:
+                raise Ptv2Error(f"{where}: fixed: {key} is the search's own setting, not the space's: "
+                                f"set it with {option}")
     fixed = _mapping(value, "fixed", allowed, where)
     return dict(fixed)
 

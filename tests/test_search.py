@@ -133,6 +133,8 @@ def test_a_shared_folder_holds_the_work_and_must_hold_the_trials_file_inputs(tin
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "pruning": {"reduction_factor": 1}}, "reduction_factor"),
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "pruning": {"warm_grace_period": 0}}, "warm_grace_period"),
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "fixed": {"lr": 1}}, "fixed"),
+    # was ignored: every trial trained with --seed (default 0)
+    ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "fixed": {"seed": 7}}, "fixed: seed .* --seed"),
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "enqueue": [{"prompt_len": 8, "lr": 1e-3}]}, "outside"),
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "typo": 1}, "unknown keys"),
     ({"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}, "sampler": {"seed": 2**32}}, "sampler.seed .* 0..4294967295"),
