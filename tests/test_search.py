@@ -82,6 +82,27 @@ def test_a_search_from_a_pretrained_prompt_plans_with_the_warm_grace_period(tiny
     assert not (tmp_path / "cold").exists() and not (tmp_path / "warm").exists()  # planning writes nothing
 
 
+@pytest.mark.parametrize("space, match", [
+    ({"fixed": {"pooling": "maen"}}, "unknown pooling 'maen': expected one of cls, pooler, mean, last"),
+    ({"fixed": {"max_length": 1024}}, "max length 1024 is too long for this model: it has 512 positions"),
+    ({"prompt_len": [4, 600]}, "prompt length 600 is too long for this model: at most its context size, 512"),
+])
+def test_a_setting_every_trial_would_fail_on_in_building_its_model_is_refused_by_the_plan(tmp_path, monkeypatch,
+                                                                                          space, match):
+    """The plan checked the shortest prompt's training settings only: a space's pooling, max_length
+    or longest prompt that the model cannot take failed every trial, after the study was made."""
+    from optuna_studies.plan import plan_search
+
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    file = tmp_path / "space.yaml"
+    file.write_text(yaml.safe_dump({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-2}} | space))
+    with pytest.raises(Ptv2Error, match=f"search space {file}: {match}"):
+        plan_search("trec", "minilm", tmp_path / "out", trials=2, space=file, storage=f"sqlite:///{tmp_path}/o.db",
+                    init=None, max_train=8, max_eval=8, epochs=None, concurrency=1, cpus_per_trial=1,
+                    gpus_per_trial=0, overwrite=False, study_name=None, seed=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["space.yaml"]  # no study storage, output or state folder
+
+
 def test_a_shared_folder_holds_the_work_and_must_hold_the_trials_file_inputs(tiny_model, tiny_pretrained,
                                                                             tmp_path):
     import shutil
@@ -278,6 +299,10 @@ def test_objective_starts_from_a_pretrained_prompt(tiny_model, tiny_pretrained):
     (["--task", "trec", "--space", "SPACE_DIR/ner-metric.yaml"], "metric 'dev_span_f1' is not in a trial's report"),
     (["--task", "trec", "--space", "SPACE_DIR/batch.yaml"], "batch size must be a positive integer, got 0"),
     (["--task", "trec", "--space", "SPACE_DIR/clip.yaml"], "grad_clip must be a positive number"),
+    # failed every trial in building the model (the pooling, the model's 512 positions), a study left behind
+    (["--task", "trec", "--space", "SPACE_DIR/pooling.yaml"], "unknown pooling 'maen': expected one of cls, pooler"),
+    (["--task", "trec", "--space", "SPACE_DIR/max-length.yaml"], "max length 1024 is too long for this model: it has 512"),
+    (["--task", "trec", "--space", "SPACE_DIR/long-prompt.yaml"], "prompt length 600 is too long for this model"),
 ])
 def test_cli_refuses_bad_input_and_writes_nothing(tmp_path, monkeypatch, capsys, args, match):
     from pipelines.cli import main
@@ -287,8 +312,11 @@ def test_cli_refuses_bad_input_and_writes_nothing(tmp_path, monkeypatch, capsys,
     (spaces / "bad.yaml").write_text("prompt_len: [4\n")
     base = "prompt_len: [4, 8]\nlr: {low: 0.003, high: 0.05}\n"
     for name, extra in (("metric", "metric: dev_foo"), ("ner-metric", "metric: dev_span_f1"),
-                        ("batch", "fixed: {batch_size: 0}"), ("clip", "fixed: {grad_clip: -1.0}")):
-        (spaces / f"{name}.yaml").write_text(base + extra + "\n")
+                        ("batch", "fixed: {batch_size: 0}"), ("clip", "fixed: {grad_clip: -1.0}"),
+                        ("pooling", "fixed: {pooling: maen}"), ("max-length", "fixed: {max_length: 1024}"),
+                        ("long-prompt", "")):
+        (spaces / f"{name}.yaml").write_text(base.replace("[4, 8]", "[4, 600]" if name == "long-prompt" else "[4, 8]")
+                                             + extra + "\n")
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
