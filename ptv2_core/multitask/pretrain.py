@@ -38,6 +38,7 @@ from ptv2_core.multitask.pretrained import (
 )
 from ptv2_core.optim import leading_rows_only, make_optimizer, optimizer_step
 from ptv2_core.prefix import PromptConfig
+from ptv2_core.tasks.splits import split_hash
 from ptv2_core.tasks.subsample import subset_rule
 from ptv2_core.tasks import TaskSpec, load_task
 from ptv2_core.tasks.encode import Collator, encode, prepare_tokenizer
@@ -154,12 +155,26 @@ def _diff(a: dict, b: dict) -> list[str]:
 TOKENIZER_KEY = "tokenizer_fingerprint"
 
 
+# in a run key since 2026-12: per task (``task_data:<name>``), its train row count and the hashes of its
+# train and dev rows (a task YAML's CSV edited between a stop and the resume is other training)
+TASK_DATA = "task_data:"
+
+
+def task_data_key(spec: TaskSpec, data) -> dict:
+    """What a resume must find of one task's rows: how many train rows, and which train and dev rows."""
+    return {f"{TASK_DATA}{spec.name}": {"train_rows": len(data["train"]), "train": split_hash(spec, data["train"]),
+                                        "dev": split_hash(spec, data["dev"])}}
+
+
 def run_key_diff(saved: dict, now: dict) -> list[str]:
     """The keys in which a checkpoint's run key ``saved`` differs from this run's ``now``. The
     tokenizer's fingerprint counts only where both hold one: a checkpoint written before it was
-    keyed, or a base given as a model object rather than loaded by name, leaves it unknown."""
+    keyed, or a base given as a model object rather than loaded by name, leaves it unknown. So do
+    the tasks' rows: a checkpoint written before they were keyed holds no ``task_data:`` key."""
     if TOKENIZER_KEY not in saved or TOKENIZER_KEY not in now:
         saved, now = ({k: v for k, v in d.items() if k != TOKENIZER_KEY} for d in (saved, now))
+    if not any(k.startswith(TASK_DATA) for k in saved):
+        now = {k: v for k, v in now.items() if not k.startswith(TASK_DATA)}
     return _diff(saved, now)
 
 
@@ -202,6 +217,8 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
     tok_fp = base_tokenizer_fingerprint(backbone)  # as loaded beside the weights; None for a model object
     run_key = (cfg.run_key() | {"base_fingerprint": base_fp} | ({TOKENIZER_KEY: tok_fp} if tok_fp else {})
                | subset_rule(cfg.max_train, cfg.max_eval))
+    for spec, data in loaded:
+        run_key |= task_data_key(spec, data)
     mixer = TaskMixer([len(r) for r in train_rows], cfg.batch_size, list(cfg.lengths),
                       temperature=cfg.temperature, nested=cfg.nested, seed=cfg.seed)
 
@@ -221,6 +238,11 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
         if differ:
             why = (" (checkpointed before 2026-12-06, when --max-train/--max-eval kept a random subset of the "
                    "rows; the subset is stratified by label now)" if "subset" in differ else "")
+            changed = [k[len(TASK_DATA):] for k in differ if k.startswith(TASK_DATA)]
+            if changed and "tasks" not in differ:
+                tasks = ", ".join(f"'{n}'" for n in changed)
+                why += (f" (the train or dev rows of task{'s' if len(changed) > 1 else ''} {tasks} changed since "
+                        "the checkpoint)")
             raise Ptv2Error(f"'{out}' holds checkpoints of a different pre-training run "
                             f"(differs in: {', '.join(differ)}){why}; "
                             "use another --out, or --overwrite to start afresh")
@@ -236,7 +258,11 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
             model.load_trainable_state(model_state_of(tensors))
             opt.load_state_dict(optimizer_from_files(tensors, doc["optimizer"]))
             sched.load_state_dict(doc["scheduler"])
-            mixer.load_state_dict(doc["sampler"])
+            try:  # a checkpoint from before the tasks' rows were keyed: its sampler must fit them at least
+                mixer.load_state_dict(doc["sampler"])
+            except Ptv2Error as e:
+                raise Ptv2Error(f"'{out}' holds checkpoints of a different pre-training run ({e}; tasks in the order "
+                                f"{', '.join(names)}); use another --out, or --overwrite to start afresh") from None
             restore_rng(tensors, device)
             history, start = doc["history"], doc["epoch"] + 1
             if cfg.progress:
