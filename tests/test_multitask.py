@@ -745,3 +745,23 @@ def test_pretrain_cli_refuses_to_resume_after_a_task_csv_changed_in_one_error_li
     ], res.stderr
     assert not (out / "prompt_config.json").exists()
 
+
+def test_a_run_resumed_on_another_device_says_so_in_one_note(run, tmp_path, tokenizer, capsys):
+    """The device is no part of the run key (a stopped run may move to another machine), but a
+    bf16 CUDA run resumed on a CPU in fp32 continues in other numbers: one note on stderr says so."""
+    full_dir, _ = run
+    for moved in (False, True):
+        out = tmp_path / f"p{moved}"
+        shutil.copytree(full_dir / "checkpoints", out / "checkpoints")
+        for suffix in (".json", ".safetensors"):
+            (out / "checkpoints" / f"epoch-3{suffix}").unlink()
+        ckpt = out / "checkpoints" / "epoch-2.json"
+        doc = json.loads(ckpt.read_text())
+        assert doc["trained_on"] == {"device": "cpu", "bf16": False}
+        if moved:
+            ckpt.write_text(json.dumps(doc | {"trained_on": {"device": "cuda", "bf16": True}}))
+        capsys.readouterr()
+        assert pretrain(PretrainConfig(**CFG), out, backbone=tiny_bert(tokenizer), tokenizer=tokenizer).resumed_from == 2
+        notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+        assert notes == ([f"note: resuming pre-training in {out} on cpu (fp32); it was checkpointed on cuda (bf16), "
+                          "so its numbers will differ somewhat from a run that was not moved"] if moved else []), notes

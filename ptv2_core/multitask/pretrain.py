@@ -178,6 +178,20 @@ def run_key_diff(saved: dict, now: dict) -> list[str]:
     return _diff(saved, now)
 
 
+def _trained_on(device: torch.device, bf16: bool) -> dict:
+    """Where a checkpoint's epochs ran (not in its run key: a run may move to another machine)."""
+    return {"device": device.type, "bf16": bool(bf16 and device.type == "cuda")}
+
+
+def _moved_note(out: Path, then: dict | None, now: dict) -> str | None:
+    """The note for a run resumed on another kind of device or precision than it was checkpointed on."""
+    if not isinstance(then, dict) or then == now:
+        return None  # the same, or checkpointed before this was recorded
+    desc = lambda d: f"{d.get('device')} ({'bf16' if d.get('bf16') else 'fp32'})"  # noqa: E731
+    return (f"note: resuming pre-training in {out} on {desc(now)}; it was checkpointed on {desc(then)}, so its "
+            "numbers will differ somewhat from a run that was not moved")
+
+
 def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = None, *, overwrite: bool = False,
              backbone=None, tokenizer=None) -> PretrainResult:
     """Pre-train one shared prompt of ``cfg.max_prompt_len`` positions on ``cfg.tasks``.
@@ -264,6 +278,9 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
                 raise Ptv2Error(f"'{out}' holds checkpoints of a different pre-training run ({e}; tasks in the order "
                                 f"{', '.join(names)}); use another --out, or --overwrite to start afresh") from None
             restore_rng(tensors, device)
+            moved = _moved_note(out, doc.get("trained_on"), _trained_on(device, cfg.bf16))
+            if moved:  # a note, not a refusal: moving a stopped run to another machine is legitimate
+                tqdm.write(moved, file=sys.stderr)
             history, start = doc["history"], doc["epoch"] + 1
             if cfg.progress:
                 tqdm.write(f"resuming pre-training in {out} after epoch {doc['epoch']}", file=sys.stderr)
@@ -322,6 +339,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
                            f"over {count_of(len(names), 'task')} x {count_of(len(cfg.lengths), 'length')}", file=sys.stderr)
             save_checkpoint(ckpt_dir, epoch, model.trainable_state(), opt, {
                 "run": run_key, "scheduler": sched.state_dict(), "sampler": mixer.state_dict(), "history": history,
+                "trained_on": _trained_on(device, cfg.bf16),
             }, cfg.keep_checkpoints, device)
             if report is not None and report(epoch, dict(row)):
                 stopped = True
