@@ -650,3 +650,118 @@ def test_resume_refuses_a_base_whose_tokenizer_changed_and_resumes_a_checkpoint_
     assert resumed.resumed_from == 1 and [h["epoch"] for h in resumed.history] == [0, 1, 2]
     # its new checkpoints carry the key, so a later change of tokenizer is caught
     assert json.loads((out / "checkpoints" / "epoch-2.json").read_text())["run"] == saved
+
+
+def _csv_task(folder, name: str, rows: int, salt: str = "") -> str:
+    """A user task YAML over a small train CSV (dev carved from it): ``rows`` rows, two labels."""
+    folder.mkdir(parents=True, exist_ok=True)
+    words = ["good", "bad", "fine", "poor", "great", "awful"]
+    lines = [f"{words[i % 6]} movie number {i}{salt},{'pos' if i % 2 else 'neg'}" for i in range(rows)]
+    (folder / "train.csv").write_text("text,label\n" + "\n".join(lines) + "\n")
+    (folder / "task.yaml").write_text(json.dumps({"name": name, "type": "sequence", "data": {"train": "train.csv"}}))
+    return str(folder / "task.yaml")
+
+
+def test_resume_refuses_a_task_whose_rows_changed_and_resumes_a_checkpoint_from_before_they_were_keyed(
+        tmp_path, tokenizer):
+    """The run key named the tasks but not their rows: a user task whose train CSV was edited
+    between a stop and the resume continued with a sampler fitted to the old rows (silently, or,
+    with fewer rows than a task's cursor, an empty batch's ValueError). Each task's row count and
+    the hashes of its train and dev rows are keyed now; a checkpoint without them still resumes."""
+    a, b = _csv_task(tmp_path / "a", "alpha", 60), _csv_task(tmp_path / "b", "beta", 60)
+    cfg = PretrainConfig(**CFG | {"tasks": (a, b), "epochs": 2, "lengths": (2, 8), "batch_size": 7,
+                                  "max_train": None, "max_eval": None})
+    out = tmp_path / "p"
+    assert pretrain(cfg, out, lambda epoch, row: epoch == 1, backbone=tiny_bert(tokenizer), tokenizer=tokenizer).stopped
+    original = (tmp_path / "a" / "train.csv").read_text()
+    refused = r"holds checkpoints of a different pre-training run \(differs in: task_data:alpha\).*task 'alpha'"
+    for rows, salt in ((12, ""), (60, " edited")):  # fewer rows; as many rows, other text
+        _csv_task(tmp_path / "a", "alpha", rows, salt)
+        with pytest.raises(Ptv2Error, match=refused):
+            pretrain(cfg, out, backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+        assert checkpoint_epochs(out / "checkpoints") == [1] and not (out / "prompt_config.json").exists()
+    # checkpointed before the run key held the tasks' rows: nothing to compare them with, so it resumes
+    ckpt = out / "checkpoints" / "epoch-1.json"
+    doc = json.loads(ckpt.read_text())
+    saved = dict(doc["run"])
+    assert saved["task_data:alpha"]["train_rows"] == 48 and saved["task_data:alpha"]["train"].startswith("sha256:")
+    doc["run"] = {k: v for k, v in doc["run"].items() if not k.startswith("task_data:")}
+    doc["sampler"].pop("sizes")
+    ckpt.write_text(json.dumps(doc))
+    # ... but its sampler must fit the rows: a cursor past them is refused, not an empty batch's ValueError
+    cursor = doc["sampler"]["cursor"][0]
+    ckpt.write_text(json.dumps(doc | {"sampler": doc["sampler"] | {"cursor": [40] + doc["sampler"]["cursor"][1:]}}))
+    _csv_task(tmp_path / "a", "alpha", 12)
+    with pytest.raises(Ptv2Error, match=r"different pre-training run \(sampler state does not match the tasks: task 1 "
+                                        r"stopped at row 40 of a pass, but it has \d+ training rows; tasks in the "
+                                        r"order alpha, beta\); use another --out"):
+        pretrain(cfg, out, backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+    assert doc["sampler"]["cursor"][0] == cursor
+    ckpt.write_text(json.dumps(doc))
+    (tmp_path / "a" / "train.csv").write_text(original)
+    resumed = pretrain(cfg, out, backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+    assert resumed.resumed_from == 1 and [h["epoch"] for h in resumed.history] == [0, 1, 2]
+    assert json.loads((out / "checkpoints" / "epoch-2.json").read_text())["run"] == saved
+
+
+def test_the_sampler_refuses_a_state_of_other_task_sizes():
+    """A sampler state fitted to other rows would index past them (an empty or short batch)."""
+    mixer = TaskMixer([40, 30], 8, [2, 4], seed=0)
+    for _ in range(5):
+        mixer.next()
+    state = json.loads(json.dumps(mixer.state_dict()))
+    assert state["sizes"] == [40, 30]
+    TaskMixer([40, 30], 8, [2, 4], seed=0).load_state_dict(state)
+    with pytest.raises(Ptv2Error, match=r"task 2 has 20 training rows now, 30 in the checkpoint"):
+        TaskMixer([40, 20], 8, [2, 4], seed=0).load_state_dict(state)
+    # a state from before sizes were saved: a cursor past the rows is still refused
+    old = {k: v for k, v in state.items() if k != "sizes"} | {"cursor": [16, 24]}
+    with pytest.raises(Ptv2Error, match=r"task 2 .* at row 24 of a pass, but it has 20 training rows"):
+        TaskMixer([40, 20], 8, [2, 4], seed=0).load_state_dict(old)
+
+
+def test_pretrain_cli_refuses_to_resume_after_a_task_csv_changed_in_one_error_line(tmp_path, tokenizer, monkeypatch):
+    """`ptv2 pretrain` stopped after a checkpoint, a task's train CSV edited, the same command
+    again: one `error:` line naming the task, exit 2 (it was a ValueError traceback, or silence)."""
+    from conftest import run_cli as ptv2
+
+    model = tmp_path / "tiny"
+    tiny_bert(tokenizer).save_pretrained(model)
+    tokenizer.save_pretrained(model)
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    a, b = _csv_task(tmp_path / "a", "alpha", 40), _csv_task(tmp_path / "b", "beta", 40)
+    out = tmp_path / "pre"
+    args = ["pretrain", "--tasks", f"{a},{b}", "--model", str(model), "--max-prompt-len", "4", "--lengths", "2,4",
+            "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--out", str(out), "--quiet", "--no-track"]
+    res = ptv2(*args)
+    assert res.returncode == 0, res.stderr
+    for name in ("prompt_config.json", "prompt.safetensors", "dev_curves.png"):  # as if stopped after its checkpoint
+        (out / name).unlink()
+    _csv_task(tmp_path / "a", "alpha", 8)
+    res = ptv2(*args)
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        f"error: '{out}' holds checkpoints of a different pre-training run (differs in: task_data:alpha) (the train "
+        "or dev rows of task 'alpha' changed since the checkpoint); use another --out, or --overwrite to start afresh"
+    ], res.stderr
+    assert not (out / "prompt_config.json").exists()
+
+
+def test_a_run_resumed_on_another_device_says_so_in_one_note(run, tmp_path, tokenizer, capsys):
+    """The device is no part of the run key (a stopped run may move to another machine), but a
+    bf16 CUDA run resumed on a CPU in fp32 continues in other numbers: one note on stderr says so."""
+    full_dir, _ = run
+    for moved in (False, True):
+        out = tmp_path / f"p{moved}"
+        shutil.copytree(full_dir / "checkpoints", out / "checkpoints")
+        for suffix in (".json", ".safetensors"):
+            (out / "checkpoints" / f"epoch-3{suffix}").unlink()
+        ckpt = out / "checkpoints" / "epoch-2.json"
+        doc = json.loads(ckpt.read_text())
+        assert doc["trained_on"] == {"device": "cpu", "bf16": False}
+        if moved:
+            ckpt.write_text(json.dumps(doc | {"trained_on": {"device": "cuda", "bf16": True}}))
+        capsys.readouterr()
+        assert pretrain(PretrainConfig(**CFG), out, backbone=tiny_bert(tokenizer), tokenizer=tokenizer).resumed_from == 2
+        notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+        assert notes == ([f"note: resuming pre-training in {out} on cpu (fp32); it was checkpointed on cuda (bf16), "
+                          "so its numbers will differ somewhat from a run that was not moved"] if moved else []), notes

@@ -76,11 +76,23 @@ class TaskMixer:
 
     def state_dict(self) -> dict:
         """JSON-able state (numpy's PCG64 state is a dict of ints)."""
-        return {"rng": self.rng.bit_generator.state, "passes": list(self.passes), "cursor": list(self.cursor)}
+        return {"rng": self.rng.bit_generator.state, "passes": list(self.passes), "cursor": list(self.cursor),
+                "sizes": list(self.sizes)}
 
     def load_state_dict(self, state: dict) -> None:
+        """Continue from ``state``; refused when it was drawn for other task sizes (its cursors and
+        permutations would index other rows, or past them). A state without ``sizes`` (saved before
+        they were) is checked by its cursors alone."""
         if len(state["passes"]) != len(self.sizes) or len(state["cursor"]) != len(self.sizes):
             raise Ptv2Error("sampler state does not match the number of tasks")
+        for i, (now, cursor) in enumerate(zip(self.sizes, state["cursor"])):
+            then = state.get("sizes", [None] * len(self.sizes))[i]
+            if then is not None and int(then) != now:
+                raise Ptv2Error(f"sampler state does not match the tasks: task {i + 1} has {now} training rows now, "
+                                f"{then} in the checkpoint")
+            if not 0 <= int(cursor) < now:
+                raise Ptv2Error(f"sampler state does not match the tasks: task {i + 1} stopped at row {cursor} of a "
+                                f"pass, but it has {now} training rows")
         self.rng.bit_generator.state = state["rng"]
         self.passes = [int(x) for x in state["passes"]]
         self.cursor = [int(x) for x in state["cursor"]]

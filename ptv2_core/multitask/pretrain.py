@@ -38,6 +38,7 @@ from ptv2_core.multitask.pretrained import (
 )
 from ptv2_core.optim import leading_rows_only, make_optimizer, optimizer_step
 from ptv2_core.prefix import PromptConfig
+from ptv2_core.tasks.splits import split_hash
 from ptv2_core.tasks.subsample import subset_rule
 from ptv2_core.tasks import TaskSpec, load_task
 from ptv2_core.tasks.encode import Collator, encode, prepare_tokenizer
@@ -154,13 +155,41 @@ def _diff(a: dict, b: dict) -> list[str]:
 TOKENIZER_KEY = "tokenizer_fingerprint"
 
 
+# in a run key since 2026-12: per task (``task_data:<name>``), its train row count and the hashes of its
+# train and dev rows (a task YAML's CSV edited between a stop and the resume is other training)
+TASK_DATA = "task_data:"
+
+
+def task_data_key(spec: TaskSpec, data) -> dict:
+    """What a resume must find of one task's rows: how many train rows, and which train and dev rows."""
+    return {f"{TASK_DATA}{spec.name}": {"train_rows": len(data["train"]), "train": split_hash(spec, data["train"]),
+                                        "dev": split_hash(spec, data["dev"])}}
+
+
 def run_key_diff(saved: dict, now: dict) -> list[str]:
     """The keys in which a checkpoint's run key ``saved`` differs from this run's ``now``. The
     tokenizer's fingerprint counts only where both hold one: a checkpoint written before it was
-    keyed, or a base given as a model object rather than loaded by name, leaves it unknown."""
+    keyed, or a base given as a model object rather than loaded by name, leaves it unknown. So do
+    the tasks' rows: a checkpoint written before they were keyed holds no ``task_data:`` key."""
     if TOKENIZER_KEY not in saved or TOKENIZER_KEY not in now:
         saved, now = ({k: v for k, v in d.items() if k != TOKENIZER_KEY} for d in (saved, now))
+    if not any(k.startswith(TASK_DATA) for k in saved):
+        now = {k: v for k, v in now.items() if not k.startswith(TASK_DATA)}
     return _diff(saved, now)
+
+
+def _trained_on(device: torch.device, bf16: bool) -> dict:
+    """Where a checkpoint's epochs ran (not in its run key: a run may move to another machine)."""
+    return {"device": device.type, "bf16": bool(bf16 and device.type == "cuda")}
+
+
+def _moved_note(out: Path, then: dict | None, now: dict) -> str | None:
+    """The note for a run resumed on another kind of device or precision than it was checkpointed on."""
+    if not isinstance(then, dict) or then == now:
+        return None  # the same, or checkpointed before this was recorded
+    desc = lambda d: f"{d.get('device')} ({'bf16' if d.get('bf16') else 'fp32'})"  # noqa: E731
+    return (f"note: resuming pre-training in {out} on {desc(now)}; it was checkpointed on {desc(then)}, so its "
+            "numbers will differ somewhat from a run that was not moved")
 
 
 def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = None, *, overwrite: bool = False,
@@ -202,6 +231,8 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
     tok_fp = base_tokenizer_fingerprint(backbone)  # as loaded beside the weights; None for a model object
     run_key = (cfg.run_key() | {"base_fingerprint": base_fp} | ({TOKENIZER_KEY: tok_fp} if tok_fp else {})
                | subset_rule(cfg.max_train, cfg.max_eval))
+    for spec, data in loaded:
+        run_key |= task_data_key(spec, data)
     mixer = TaskMixer([len(r) for r in train_rows], cfg.batch_size, list(cfg.lengths),
                       temperature=cfg.temperature, nested=cfg.nested, seed=cfg.seed)
 
@@ -221,6 +252,11 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
         if differ:
             why = (" (checkpointed before 2026-12-06, when --max-train/--max-eval kept a random subset of the "
                    "rows; the subset is stratified by label now)" if "subset" in differ else "")
+            changed = [k[len(TASK_DATA):] for k in differ if k.startswith(TASK_DATA)]
+            if changed and "tasks" not in differ:
+                tasks = ", ".join(f"'{n}'" for n in changed)
+                why += (f" (the train or dev rows of task{'s' if len(changed) > 1 else ''} {tasks} changed since "
+                        "the checkpoint)")
             raise Ptv2Error(f"'{out}' holds checkpoints of a different pre-training run "
                             f"(differs in: {', '.join(differ)}){why}; "
                             "use another --out, or --overwrite to start afresh")
@@ -236,8 +272,15 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
             model.load_trainable_state(model_state_of(tensors))
             opt.load_state_dict(optimizer_from_files(tensors, doc["optimizer"]))
             sched.load_state_dict(doc["scheduler"])
-            mixer.load_state_dict(doc["sampler"])
+            try:  # a checkpoint from before the tasks' rows were keyed: its sampler must fit them at least
+                mixer.load_state_dict(doc["sampler"])
+            except Ptv2Error as e:
+                raise Ptv2Error(f"'{out}' holds checkpoints of a different pre-training run ({e}; tasks in the order "
+                                f"{', '.join(names)}); use another --out, or --overwrite to start afresh") from None
             restore_rng(tensors, device)
+            moved = _moved_note(out, doc.get("trained_on"), _trained_on(device, cfg.bf16))
+            if moved:  # a note, not a refusal: moving a stopped run to another machine is legitimate
+                tqdm.write(moved, file=sys.stderr)
             history, start = doc["history"], doc["epoch"] + 1
             if cfg.progress:
                 tqdm.write(f"resuming pre-training in {out} after epoch {doc['epoch']}", file=sys.stderr)
@@ -296,6 +339,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
                            f"over {count_of(len(names), 'task')} x {count_of(len(cfg.lengths), 'length')}", file=sys.stderr)
             save_checkpoint(ckpt_dir, epoch, model.trainable_state(), opt, {
                 "run": run_key, "scheduler": sched.state_dict(), "sampler": mixer.state_dict(), "history": history,
+                "trained_on": _trained_on(device, cfg.bf16),
             }, cfg.keep_checkpoints, device)
             if report is not None and report(epoch, dict(row)):
                 stopped = True
