@@ -124,8 +124,15 @@ def has_tokenizer_files(folder: Path) -> bool:
             or ((folder / "vocab.json").is_file() and (folder / "merges.txt").is_file()))
 
 
-def load_backbone(name: str, dtype: torch.dtype | None = None):
-    """Load ``(model, tokenizer)`` for a name, alias or folder. Hub names need network access."""
+def load_backbone(name: str, dtype: torch.dtype = torch.float32):
+    """Load ``(model, tokenizer)`` for a name, alias or folder. Hub names need network access.
+
+    The weights run in ``dtype`` (fp32: the prompt and head are fp32, and CUDA's bf16 autocast
+    lowers what it runs in bf16), whatever dtype the checkpoint stores them in: most Llama, Qwen
+    and Mistral checkpoints store bf16, and a bf16 base met the fp32 prefix in attention with an
+    error. They load as stored first, and the base's ``fingerprint`` is of the weights as stored
+    (as when ptv2 loaded them in the checkpoint's dtype): an adapter trained before still
+    matches, and an fp32 checkpoint hashes as it always did."""
     from transformers import AutoModel, AutoTokenizer
 
     path = resolve_model_name(name)
@@ -138,7 +145,7 @@ def load_backbone(name: str, dtype: torch.dtype | None = None):
     hf_logging.disable_progress_bar()
     try:
         # safetensors only: a model named by an adapter's JSON must not unpickle a .bin
-        model = AutoModel.from_pretrained(path, use_safetensors=True, **({"dtype": dtype} if dtype else {}))
+        model = AutoModel.from_pretrained(path, use_safetensors=True, dtype="auto")
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as e:  # no weights, a tokenizer file that does not parse, ...
         why = _first_line(e)
@@ -147,6 +154,9 @@ def load_backbone(name: str, dtype: torch.dtype | None = None):
     finally:
         if bars:
             hf_logging.enable_progress_bar()
+    if any(p.is_floating_point() and p.dtype != dtype for p in model.state_dict().values()):
+        fingerprint(model)  # of the weights as stored, cached on the model before they are cast
+        model.to(dtype)
     # the tokenizer as loaded, before any use sets its truncation or padding: recorded beside the weights
     object.__setattr__(model, "_ptv2_tokenizer_fingerprint", tokenizer_fingerprint(tokenizer))
     vocab = getattr(config, "vocab_size", None)

@@ -45,18 +45,27 @@ def predict_split(
                                       batch_option, progress)
     finally:
         model.train(was_training)
-    if spec.type == "token" and "word_tags" in getattr(dataset, "column_names", ()):
-        preds, golds = _all_words(preds, dataset["word_tags"], spec.labels.index("O"))
+    columns = getattr(dataset, "column_names", ())
+    if spec.type == "token" and "word_tags" in columns:
+        label_words = dataset["label_words"] if "label_words" in columns else None
+        preds, golds = _all_words(preds, dataset["word_tags"], spec.labels.index("O"), label_words)
     return preds, golds, loss
 
 
-def _all_words(preds: list[list[int]], word_tags: list[list[int]], outside: int) -> tuple[list, list]:
-    """Predictions over every word (the cut-off ones ``outside``) and the gold tags of every word."""
+def _all_words(preds: list[list[int]], word_tags: list[list[int]], outside: int,
+               label_words: list[list[int]] | None = None) -> tuple[list, list]:
+    """Predictions over every word and the gold tags of every word: each prediction goes to the
+    word its position tags (``label_words``; without them, the words in order), and a word with
+    none (cut off by the max length, or with no sub-word) is ``outside``."""
     full = []
-    for p, words in zip(preds, word_tags):
-        if len(p) > len(words):
+    for i, (p, words) in enumerate(zip(preds, word_tags)):
+        at = label_words[i] if label_words is not None else range(len(p))
+        if len(p) != len(at) or any(not 0 <= w < len(words) for w in at):
             raise ValueError(f"{len(p)} tagged positions for {len(words)} words")
-        full.append(list(p) + [outside] * (len(words) - len(p)))
+        row = [outside] * len(words)
+        for w, tag in zip(at, p):
+            row[w] = tag
+        full.append(row)
     return full, [list(w) for w in word_tags]
 
 

@@ -50,8 +50,9 @@ def test_first_subword_alignment_on_a_real_wnut_tweet(minilm):
     row = ds.select([i])
     words, tags = row["tokens"][0], row["tags"][0]
     enc = encode(row, minilm, spec)[0]
-    assert set(enc) == {"input_ids", "attention_mask", "labels", "word_tags"}
+    assert set(enc) == {"input_ids", "attention_mask", "labels", "word_tags", "label_words"}
     assert enc["word_tags"] == tags
+    assert enc["label_words"] == list(range(len(words)))  # one labelled position per word, in order
     ids, labels = enc["input_ids"], enc["labels"]
     assert ids[0] == minilm.cls_token_id and ids[-1] == minilm.sep_token_id
     assert labels[0] == labels[-1] == -100

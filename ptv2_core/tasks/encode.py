@@ -113,7 +113,9 @@ def _align(tags: Sequence[int], word_ids: Sequence[int | None]) -> list[int]:
 
 def encode(ds: Dataset, tokenizer: Any, spec: TaskSpec, max_length: int | None = None) -> Dataset:
     """Columns ``input_ids``, ``attention_mask``, ``labels`` (int, or per-token ints with -100), unpadded;
-    token tasks also ``word_tags``, every word's tag id (the words cut off by truncation included).
+    token tasks also ``word_tags``, every word's tag id (the words cut off by truncation included),
+    and ``label_words``, the word each labelled position tags (a word with no sub-word, e.g. an
+    empty one under a tokenizer with no unknown token, has none: scoring tags it "O").
 
     Truncates to ``max_length`` (default ``spec.max_length``) tokens, special tokens included.
     """
@@ -130,9 +132,10 @@ def encode(ds: Dataset, tokenizer: Any, spec: TaskSpec, max_length: int | None =
     def token(batch: dict) -> dict:
         enc = _tokenize_words(tokenizer, batch["tokens"], max_length, padding=False, tensors=False)
         labels = [_align(tags, enc.word_ids(i)) for i, tags in enumerate(batch["tags"])]
+        label_words = [[w for w, y in zip(enc.word_ids(i), row) if y != IGNORE] for i, row in enumerate(labels)]
         # every word's tag, those cut off by max_length too: scoring counts a cut-off entity as missed
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels,
-                "word_tags": [[int(t) for t in tags] for tags in batch["tags"]]}
+                "word_tags": [[int(t) for t in tags] for tags in batch["tags"]], "label_words": label_words}
 
     fn = sequence if spec.type == "sequence" else token
     return ds.map(fn, batched=True, remove_columns=ds.column_names, desc=f"encode {spec.name}")
