@@ -798,3 +798,41 @@ def test_resume_refuses_a_task_whose_spec_changed_and_resumes_a_checkpoint_from_
     assert resumed.resumed_from == 1 and [h["epoch"] for h in resumed.history] == [0, 1, 2]
     assert json.loads((out / "checkpoints" / "epoch-2.json").read_text())["run"] == saved
 
+
+def test_the_same_pretrain_command_on_a_finished_prompt_refuses_tasks_changed_since(tmp_path, tokenizer, monkeypatch):
+    """A finished prompt was "finished already" for the same settings though a task's CSV or
+    spec had changed since it was pre-trained: the edited data was silently not trained on. It is
+    refused now as an unfinished run's resume is (one `error:` line naming the task, exit 2); a
+    prompt finished before its tasks' rows and specs were recorded is accepted as before."""
+    from conftest import run_cli as ptv2
+
+    model = tmp_path / "tiny"
+    tiny_bert(tokenizer).save_pretrained(model)
+    tokenizer.save_pretrained(model)
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    a, b = _csv_task(tmp_path / "a", "alpha", 40), _csv_task(tmp_path / "b", "beta", 40)
+    out = tmp_path / "pre"
+    args = ["pretrain", "--tasks", f"{a},{b}", "--model", str(model), "--max-prompt-len", "4", "--lengths", "2,4",
+            "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--out", str(out), "--quiet", "--no-track"]
+    res = ptv2(*args)
+    assert res.returncode == 0, res.stderr
+    finished = f"the pre-trained prompt in {out} is finished already (not trained again; --no-track: not logged)"
+    res = ptv2(*args)
+    assert res.returncode == 0 and res.stderr.strip().splitlines() == [finished], res.stderr
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    for edit, key, why in (
+            (dict(rows=8), "task_data", "the train or dev rows of task 'alpha' changed since it was pre-trained"),
+            (dict(rows=40, max_length=16), "task_spec",
+             "the spec of task 'alpha' changed since it was pre-trained: max_length")):
+        _csv_task(tmp_path / "a", "alpha", **edit)
+        res = ptv2(*args)
+        assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+            f"error: --out '{out}' already holds a pre-trained prompt of other settings (differs in: {key}:alpha) "
+            f"({why}): pass --overwrite to replace it, or use another --out"], res.stderr
+        assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    # a prompt finished before its tasks were recorded: nothing to compare them with, "finished already"
+    config = json.loads((out / "prompt_config.json").read_text())
+    assert config["task_keys"]["task_data:alpha"]["train_rows"] == 32
+    (out / "prompt_config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "task_keys"}))
+    res = ptv2(*args)
+    assert res.returncode == 0 and res.stderr.strip().splitlines() == [finished], res.stderr

@@ -103,8 +103,9 @@ def replacing_run(out: Path) -> dict | None:
 def finished_prompt(cfg: PretrainConfig, out_dir: str | Path) -> dict | None:
     """The config of the finished prompt in ``out_dir`` when it was pre-trained with ``cfg``'s
     settings (those a resume must share; the base model by its reference, not loaded again to
-    fingerprint it): the same command run again, with nothing left to train. None when
-    ``out_dir`` holds no finished prompt; a finished prompt of other settings is refused."""
+    fingerprint it) and on the same tasks' rows and specs (loaded again to compare, where the prompt
+    records them): the same command run again, with nothing left to train. None when ``out_dir``
+    holds no finished prompt; a finished prompt of other settings, or of tasks changed since, is refused."""
     out = Path(out_dir)
     if not (out / CONFIG).is_file():
         return None
@@ -116,9 +117,16 @@ def finished_prompt(cfg: PretrainConfig, out_dir: str | Path) -> dict | None:
         raise Ptv2Error(f"--out '{out}' holds {CONFIG} but not {WEIGHTS}: not a complete pre-trained prompt "
                         "(pass --overwrite to start afresh)")
     differ = _diff(PretrainConfig.from_dict(config.get("pretrain_config") or {}).run_key(), cfg.run_key())
+    why = ""
+    saved = config.get("task_keys")
+    if not differ and isinstance(saved, dict) and saved:  # a prompt finished before 2026-12 records none
+        now = task_keys(load_task(ref, seed=cfg.seed, max_train=cfg.max_train, max_eval=cfg.max_eval)
+                        for ref in cfg.tasks)
+        differ = run_key_diff(saved, now)
+        why = tasks_changed(differ, saved, now, "it was pre-trained")
     if differ:
         raise Ptv2Error(f"--out '{out}' already holds a pre-trained prompt of other settings (differs in: "
-                        f"{', '.join(differ)}): pass --overwrite to replace it, or use another --out")
+                        f"{', '.join(differ)}){why}: pass --overwrite to replace it, or use another --out")
     return config
 
 
@@ -398,6 +406,8 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
             "base_model": {"name": cfg.model, "model_type": backbone.config.model_type, "fingerprint": base_fp,
                            **({"tokenizer_fingerprint": tok_fp} if tok_fp else {})},
             "pretrain_config": cfg.to_dict(),
+            # the tasks' rows and specs it was trained on: the same command again on other ones is refused
+            "task_keys": {k: v for k, v in run_key.items() if k.startswith((TASK_DATA, TASK_SPEC))},
             "epochs_trained": last["epoch"],
             "dev": last["dev"],
             "history": history,
