@@ -652,13 +652,15 @@ def test_resume_refuses_a_base_whose_tokenizer_changed_and_resumes_a_checkpoint_
     assert json.loads((out / "checkpoints" / "epoch-2.json").read_text())["run"] == saved
 
 
-def _csv_task(folder, name: str, rows: int, salt: str = "") -> str:
-    """A user task YAML over a small train CSV (dev carved from it): ``rows`` rows, two labels."""
+def _csv_task(folder, name: str, rows: int, salt: str = "", **spec) -> str:
+    """A user task YAML over a small train CSV (dev carved from it): ``rows`` rows, two labels;
+    ``spec``: more task fields (max_length, labels, ...)."""
     folder.mkdir(parents=True, exist_ok=True)
     words = ["good", "bad", "fine", "poor", "great", "awful"]
     lines = [f"{words[i % 6]} movie number {i}{salt},{'pos' if i % 2 else 'neg'}" for i in range(rows)]
     (folder / "train.csv").write_text("text,label\n" + "\n".join(lines) + "\n")
-    (folder / "task.yaml").write_text(json.dumps({"name": name, "type": "sequence", "data": {"train": "train.csv"}}))
+    (folder / "task.yaml").write_text(json.dumps({"name": name, "type": "sequence", "data": {"train": "train.csv"}}
+                                                 | spec))
     return str(folder / "task.yaml")
 
 
@@ -765,3 +767,72 @@ def test_a_run_resumed_on_another_device_says_so_in_one_note(run, tmp_path, toke
         notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
         assert notes == ([f"note: resuming pre-training in {out} on cpu (fp32); it was checkpointed on cuda (bf16), "
                           "so its numbers will differ somewhat from a run that was not moved"] if moved else []), notes
+
+
+def test_resume_refuses_a_task_whose_spec_changed_and_resumes_a_checkpoint_from_before_it_was_keyed(
+        tmp_path, tokenizer):
+    """The run key held each task's rows (texts and label names) but not its spec: a task YAML's
+    max_length, or its label order (the head's class ids), edited between a stop and the resume
+    continued silently with other training. Each task's spec is keyed now (``task_spec:<name>``);
+    a checkpoint without it still resumes."""
+    a, b = _csv_task(tmp_path / "a", "alpha", 60, max_length=32), _csv_task(tmp_path / "b", "beta", 60)
+    cfg = PretrainConfig(**CFG | {"tasks": (a, b), "epochs": 2, "lengths": (2, 8), "batch_size": 7,
+                                  "max_train": None, "max_eval": None})
+    out = tmp_path / "p"
+    assert pretrain(cfg, out, lambda epoch, row: epoch == 1, backbone=tiny_bert(tokenizer), tokenizer=tokenizer).stopped
+    for edit, field in (({"max_length": 8}, "max_length"), ({"labels": ["pos", "neg"]}, "labels")):
+        _csv_task(tmp_path / "a", "alpha", 60, **{"max_length": 32} | edit)
+        with pytest.raises(Ptv2Error, match=r"holds checkpoints of a different pre-training run \(differs in: "
+                                            rf"task_spec:alpha\) \(the spec of task 'alpha' changed since the "
+                                            rf"checkpoint: {field}\); use another --out"):
+            pretrain(cfg, out, backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+        assert checkpoint_epochs(out / "checkpoints") == [1] and not (out / "prompt_config.json").exists()
+    _csv_task(tmp_path / "a", "alpha", 60, max_length=32)
+    # checkpointed before the run key held the tasks' specs (with their rows, as from b25e848): it resumes
+    ckpt = out / "checkpoints" / "epoch-1.json"
+    doc = json.loads(ckpt.read_text())
+    saved = dict(doc["run"])
+    assert saved["task_spec:alpha"]["max_length"] == 32 and saved["task_spec:alpha"]["labels"] == ["neg", "pos"]
+    ckpt.write_text(json.dumps(doc | {"run": {k: v for k, v in saved.items() if not k.startswith("task_spec:")}}))
+    resumed = pretrain(cfg, out, backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+    assert resumed.resumed_from == 1 and [h["epoch"] for h in resumed.history] == [0, 1, 2]
+    assert json.loads((out / "checkpoints" / "epoch-2.json").read_text())["run"] == saved
+
+
+def test_the_same_pretrain_command_on_a_finished_prompt_refuses_tasks_changed_since(tmp_path, tokenizer, monkeypatch):
+    """A finished prompt was "finished already" for the same settings though a task's CSV or
+    spec had changed since it was pre-trained: the edited data was silently not trained on. It is
+    refused now as an unfinished run's resume is (one `error:` line naming the task, exit 2); a
+    prompt finished before its tasks' rows and specs were recorded is accepted as before."""
+    from conftest import run_cli as ptv2
+
+    model = tmp_path / "tiny"
+    tiny_bert(tokenizer).save_pretrained(model)
+    tokenizer.save_pretrained(model)
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    a, b = _csv_task(tmp_path / "a", "alpha", 40), _csv_task(tmp_path / "b", "beta", 40)
+    out = tmp_path / "pre"
+    args = ["pretrain", "--tasks", f"{a},{b}", "--model", str(model), "--max-prompt-len", "4", "--lengths", "2,4",
+            "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--out", str(out), "--quiet", "--no-track"]
+    res = ptv2(*args)
+    assert res.returncode == 0, res.stderr
+    finished = f"the pre-trained prompt in {out} is finished already (not trained again; --no-track: not logged)"
+    res = ptv2(*args)
+    assert res.returncode == 0 and res.stderr.strip().splitlines() == [finished], res.stderr
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    for edit, key, why in (
+            (dict(rows=8), "task_data", "the train or dev rows of task 'alpha' changed since it was pre-trained"),
+            (dict(rows=40, max_length=16), "task_spec",
+             "the spec of task 'alpha' changed since it was pre-trained: max_length")):
+        _csv_task(tmp_path / "a", "alpha", **edit)
+        res = ptv2(*args)
+        assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+            f"error: --out '{out}' already holds a pre-trained prompt of other settings (differs in: {key}:alpha) "
+            f"({why}): pass --overwrite to replace it, or use another --out"], res.stderr
+        assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    # a prompt finished before its tasks were recorded: nothing to compare them with, "finished already"
+    config = json.loads((out / "prompt_config.json").read_text())
+    assert config["task_keys"]["task_data:alpha"]["train_rows"] == 32
+    (out / "prompt_config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "task_keys"}))
+    res = ptv2(*args)
+    assert res.returncode == 0 and res.stderr.strip().splitlines() == [finished], res.stderr

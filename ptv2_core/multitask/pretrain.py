@@ -103,8 +103,9 @@ def replacing_run(out: Path) -> dict | None:
 def finished_prompt(cfg: PretrainConfig, out_dir: str | Path) -> dict | None:
     """The config of the finished prompt in ``out_dir`` when it was pre-trained with ``cfg``'s
     settings (those a resume must share; the base model by its reference, not loaded again to
-    fingerprint it): the same command run again, with nothing left to train. None when
-    ``out_dir`` holds no finished prompt; a finished prompt of other settings is refused."""
+    fingerprint it) and on the same tasks' rows and specs (loaded again to compare, where the prompt
+    records them): the same command run again, with nothing left to train. None when ``out_dir``
+    holds no finished prompt; a finished prompt of other settings, or of tasks changed since, is refused."""
     out = Path(out_dir)
     if not (out / CONFIG).is_file():
         return None
@@ -116,9 +117,16 @@ def finished_prompt(cfg: PretrainConfig, out_dir: str | Path) -> dict | None:
         raise Ptv2Error(f"--out '{out}' holds {CONFIG} but not {WEIGHTS}: not a complete pre-trained prompt "
                         "(pass --overwrite to start afresh)")
     differ = _diff(PretrainConfig.from_dict(config.get("pretrain_config") or {}).run_key(), cfg.run_key())
+    why = ""
+    saved = config.get("task_keys")
+    if not differ and isinstance(saved, dict) and saved:  # a prompt finished before 2026-12 records none
+        now = task_keys(load_task(ref, seed=cfg.seed, max_train=cfg.max_train, max_eval=cfg.max_eval)
+                        for ref in cfg.tasks)
+        differ = run_key_diff(saved, now)
+        why = tasks_changed(differ, saved, now, "it was pre-trained")
     if differ:
         raise Ptv2Error(f"--out '{out}' already holds a pre-trained prompt of other settings (differs in: "
-                        f"{', '.join(differ)}): pass --overwrite to replace it, or use another --out")
+                        f"{', '.join(differ)}){why}: pass --overwrite to replace it, or use another --out")
     return config
 
 
@@ -166,15 +174,57 @@ def task_data_key(spec: TaskSpec, data) -> dict:
                                         "dev": split_hash(spec, data["dev"])}}
 
 
+# in a run key since 2026-12: per task (``task_spec:<name>``), the fields of its spec that change what is
+# trained or how it is scored: type, labels (their order is the head's class ids), metric, max_length. Not
+# the name (in the key's) nor the column names: what those columns hold is in the rows' hashes above
+TASK_SPEC = "task_spec:"
+UNKEYED_SPEC_FIELDS = ("name", "text_column", "label_column")
+
+
+def task_spec_key(spec: TaskSpec) -> dict:
+    """What a resume must find of one task's spec (a task YAML's max_length or labels edited between a
+    stop and the resume is other training)."""
+    return {f"{TASK_SPEC}{spec.name}": {k: v for k, v in spec.to_dict().items() if k not in UNKEYED_SPEC_FIELDS}}
+
+
+def task_keys(loaded) -> dict:
+    """The run key's part for the tasks ``loaded`` (``[(spec, splits)]``): their rows and specs."""
+    keys: dict = {}
+    for spec, data in loaded:
+        keys |= task_data_key(spec, data) | task_spec_key(spec)
+    return keys
+
+
+def tasks_changed(differ: list[str], saved: dict, now: dict, since: str) -> str:
+    """Why the keys ``differ`` in a task's rows or spec, in words (empty when none does)."""
+    why = ""
+    changed = [k[len(TASK_DATA):] for k in differ if k.startswith(TASK_DATA)]
+    if changed:
+        tasks = ", ".join(f"'{n}'" for n in changed)
+        why += f" (the train or dev rows of task{'s' if len(changed) > 1 else ''} {tasks} changed since {since})"
+    specs = [k for k in differ if k.startswith(TASK_SPEC)]
+    if specs:
+        fields = {k[len(TASK_SPEC):]: ", ".join(_diff(saved.get(k) or {}, now.get(k) or {})) for k in specs}
+        if len(fields) == 1:
+            (name, what), = fields.items()
+            why += f" (the spec of task '{name}' changed since {since}: {what})"
+        else:
+            why += (" (the specs of tasks " + ", ".join(f"'{n}' ({w})" for n, w in fields.items())
+                    + f" changed since {since})")
+    return why
+
+
 def run_key_diff(saved: dict, now: dict) -> list[str]:
     """The keys in which a checkpoint's run key ``saved`` differs from this run's ``now``. The
     tokenizer's fingerprint counts only where both hold one: a checkpoint written before it was
     keyed, or a base given as a model object rather than loaded by name, leaves it unknown. So do
-    the tasks' rows: a checkpoint written before they were keyed holds no ``task_data:`` key."""
+    the tasks' rows and specs: a checkpoint written before they were keyed holds no ``task_data:``
+    (or no ``task_spec:``) key."""
     if TOKENIZER_KEY not in saved or TOKENIZER_KEY not in now:
         saved, now = ({k: v for k, v in d.items() if k != TOKENIZER_KEY} for d in (saved, now))
-    if not any(k.startswith(TASK_DATA) for k in saved):
-        now = {k: v for k, v in now.items() if not k.startswith(TASK_DATA)}
+    for prefix in (TASK_DATA, TASK_SPEC):
+        if not any(k.startswith(prefix) for k in saved):
+            now = {k: v for k, v in now.items() if not k.startswith(prefix)}
     return _diff(saved, now)
 
 
@@ -231,8 +281,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
     tok_fp = base_tokenizer_fingerprint(backbone)  # as loaded beside the weights; None for a model object
     run_key = (cfg.run_key() | {"base_fingerprint": base_fp} | ({TOKENIZER_KEY: tok_fp} if tok_fp else {})
                | subset_rule(cfg.max_train, cfg.max_eval))
-    for spec, data in loaded:
-        run_key |= task_data_key(spec, data)
+    run_key |= task_keys(loaded)
     mixer = TaskMixer([len(r) for r in train_rows], cfg.batch_size, list(cfg.lengths),
                       temperature=cfg.temperature, nested=cfg.nested, seed=cfg.seed)
 
@@ -252,11 +301,8 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
         if differ:
             why = (" (checkpointed before 2026-12-06, when --max-train/--max-eval kept a random subset of the "
                    "rows; the subset is stratified by label now)" if "subset" in differ else "")
-            changed = [k[len(TASK_DATA):] for k in differ if k.startswith(TASK_DATA)]
-            if changed and "tasks" not in differ:
-                tasks = ", ".join(f"'{n}'" for n in changed)
-                why += (f" (the train or dev rows of task{'s' if len(changed) > 1 else ''} {tasks} changed since "
-                        "the checkpoint)")
+            if "tasks" not in differ:
+                why += tasks_changed(differ, resume[0]["run"], run_key, "the checkpoint")
             raise Ptv2Error(f"'{out}' holds checkpoints of a different pre-training run "
                             f"(differs in: {', '.join(differ)}){why}; "
                             "use another --out, or --overwrite to start afresh")
@@ -360,6 +406,8 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
             "base_model": {"name": cfg.model, "model_type": backbone.config.model_type, "fingerprint": base_fp,
                            **({"tokenizer_fingerprint": tok_fp} if tok_fp else {})},
             "pretrain_config": cfg.to_dict(),
+            # the tasks' rows and specs it was trained on: the same command again on other ones is refused
+            "task_keys": {k: v for k, v in run_key.items() if k.startswith((TASK_DATA, TASK_SPEC))},
             "epochs_trained": last["epoch"],
             "dev": last["dev"],
             "history": history,
