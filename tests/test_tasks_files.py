@@ -424,3 +424,25 @@ def test_given_splits_that_copy_train_are_refused_and_a_small_overlap_noted(tmp_
     with pytest.raises(Ptv2Error, match="task 'copy-ner': 12 of 12 dev rows are also in train"):
         load_task(str(write_yaml(tmp_path, "name: copy-ner\ntype: token\ndata: {train: train.jsonl, dev: train.jsonl, "
                                            "test: train.jsonl}\n")))
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "parquet"])
+@pytest.mark.parametrize("column, value, what", [("label", ["a"], "a list"), ("label", {"x": 1}, "a mapping"),
+                                                 ("text", ["hello", "there"], "a list")])
+def test_a_list_or_mapping_in_a_sequence_row_is_refused_naming_its_row(tmp_path, fmt, column, value, what):
+    """A list label (multi-label) became the label text "['a']", a mapping "{'x': 1}": the task
+    trained on them as classes. Hub data sets already refuse multi-label columns."""
+    recs = [{"text": f"text {i}", "label": "ab"[i % 2]} for i in range(20)]
+    recs[6] = recs[6] | {column: value}
+    path = tmp_path / f"train.{fmt}"
+    if fmt == "jsonl":
+        write_jsonl(path, recs)
+    elif fmt == "json":
+        path.write_text(json.dumps(recs))
+    else:  # a Parquet column holds one type: every row a list (or a struct), the first one named
+        pd.DataFrame([r | {column: value} for r in recs]).to_parquet(path)
+    with pytest.raises(Ptv2Error) as e:
+        load_task(str(write_yaml(tmp_path, f"name: s\ntype: sequence\ndata: {{train: train.{fmt}}}\n")))
+    one = "one label per row (multi-label rows are not supported)" if column == "label" else "one text per row"
+    row = 1 if fmt == "parquet" else 7
+    assert str(e.value) == f"data file {path}: row {row} of column '{column}' holds {what}, not {one}", str(e.value)

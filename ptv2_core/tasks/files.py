@@ -55,6 +55,16 @@ def _as_list(v: Any, col: str, i: int, path: Path) -> list:
     )
 
 
+def _refuse_nested(values: list, col: str, wanted: str, path: Path) -> None:
+    """A sequence row's text or label that is a list or a mapping (JSON/Parquet), refused at its
+    row: str() made it a label "['a']" or a text "['hello']"."""
+    for i, v in enumerate(values):
+        what = ("a list" if isinstance(v, (list, tuple, np.ndarray)) else "a mapping" if isinstance(v, dict)
+                else None)
+        if what:
+            raise Ptv2Error(f"data file {path}: row {i + 1} of column '{col}' holds {what}, not {wanted}")
+
+
 def read_rows(path: Path, kind: str, text_col: str, label_col: str) -> tuple[list, list]:
     """(texts or word lists, label strings or tag lists) of one file, checked for missing values."""
     df = read_table(path)
@@ -62,6 +72,8 @@ def read_rows(path: Path, kind: str, text_col: str, label_col: str) -> tuple[lis
         raise Ptv2Error(f"data file {path}: 0 rows (empty data)")
     xs, ys = _column(df, text_col, path, kind), _column(df, label_col, path, kind)
     if kind == "sequence":
+        _refuse_nested(xs, text_col, "one text per row", path)
+        _refuse_nested(ys, label_col, "one label per row (multi-label rows are not supported)", path)
         for col, vals in ((text_col, xs), (label_col, ys)):
             bad = missing_rows(vals)
             if bad:
