@@ -446,3 +446,30 @@ def test_a_list_or_mapping_in_a_sequence_row_is_refused_naming_its_row(tmp_path,
     one = "one label per row (multi-label rows are not supported)" if column == "label" else "one text per row"
     row = 1 if fmt == "parquet" else 7
     assert str(e.value) == f"data file {path}: row {row} of column '{column}' holds {what}, not {one}", str(e.value)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_json_labels_are_the_text_the_file_writes(tmp_path, fmt):
+    """pandas made a JSON label column of 1.0 and 2 a float column: the labels became '1.0', '2.0'
+    (predict then answered 2.0 for data that said 2). A number and a text of one spelling (1, "1")
+    are one label: labels are text, as a CSV's are."""
+    def write(name, labels):  # labels: JSON texts
+        recs = [f'{{"text": "text {i} {name}", "label": {labels[i % len(labels)]}}}' for i in range(20)]
+        (tmp_path / f"{name}.{fmt}").write_text("\n".join(recs) if fmt == "jsonl" else f"[{', '.join(recs)}]")
+        return write_yaml(tmp_path, f"name: {name}\ntype: sequence\ndata: {{train: {name}.{fmt}}}\n", f"{name}.yaml")
+
+    spec, dd = load_task(str(write("spelt", ["1.0", "2", "1e3", "12345678901234567890"])))
+    assert spec.labels == ("1.0", "12345678901234567890", "1e3", "2")
+    assert {spec.labels[y] for y in dd["train"]["label"]} == set(spec.labels)
+    spec, _ = load_task(str(write("merged", ["1", '"1"', "2"])))
+    assert spec.labels == ("1", "2")
+    path = write("one", ["1", '"1"'])
+    with pytest.raises(Ptv2Error) as e:
+        load_task(str(path))
+    assert str(e.value) == (f"data file {tmp_path / f'one.{fmt}'}: column 'label' holds one label, '1', in all 20 rows; "
+                            "a task needs at least 2 (labels are text: the number 1 and the text \"1\" are one "
+                            "label)"), str(e.value)
+    with pytest.raises(Ptv2Error, match=r"one\.csv: column 'label' holds one label, 'a', in all 2 rows; a task needs "
+                                        r"at least 2$"):
+        write_csv(tmp_path / "one.csv", [("x", "a"), ("y", "a")], ("text", "label"))
+        load_task(str(write_yaml(tmp_path, "name: one\ntype: sequence\ndata: {train: one.csv}\n")))
