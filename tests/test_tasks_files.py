@@ -473,3 +473,21 @@ def test_json_labels_are_the_text_the_file_writes(tmp_path, fmt):
                                         r"at least 2$"):
         write_csv(tmp_path / "one.csv", [("x", "a"), ("y", "a")], ("text", "label"))
         load_task(str(write_yaml(tmp_path, "name: one\ntype: sequence\ndata: {train: one.csv}\n")))
+
+
+@pytest.mark.parametrize("body, key, first, line", [
+    (SEQ_YAML + "name: other\n", "name", 1, 12),
+    (SEQ_YAML.replace("  test: test.csv\n", "  dev: test.csv\n"), "dev", 10, 11),
+    ("name: x\ntype: sequence\ndata: {train: train.csv, train: dev.csv}\n", "train", 3, 3),
+])
+def test_a_key_given_twice_in_a_task_file_is_refused(tmp_path, body, key, first, line):
+    """The last of two `name:` (or `data: dev:`) lines won silently."""
+    _good_files(tmp_path)
+    path = write_yaml(tmp_path, body)
+    with pytest.raises(Ptv2Error) as e:
+        load_task(str(path))
+    assert re.fullmatch(f"task file {re.escape(str(path))} is not valid YAML: key '{key}' is given twice \\(first at "
+                        f"line {first}\\) \\(line {line}, column \\d+\\)", str(e.value)), str(e.value)
+    # a YAML merge key may still override what it merges
+    spec, _ = load_task(str(write_yaml(tmp_path, SEQ_YAML.replace("data:\n", "data:\n  <<: {dev: nothing.csv}\n"))))
+    assert spec.name == "my-intents"

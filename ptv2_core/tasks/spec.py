@@ -219,10 +219,32 @@ def _check_yaml_name(name: Any, path: Path) -> None:
         raise Ptv2Error(f"task file {path}: {e}") from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (the last one won
+    silently: ``name: x`` then ``name: y`` named the task y). A ``<<`` merge may still be
+    overridden, as YAML means it to be."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:  # an unhashable key: SafeLoader's own error follows
+                continue
+            if first is not key_node:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (first at line {first.start_mark.line + 1})",
+                    key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(text: str) -> tuple[Any, yaml.Node | None]:
-    """``yaml.safe_load``, plus the node tree: it keeps each scalar's text as written, which the
-    loaded document has lost (010 is already 8 there)."""
-    loader = yaml.SafeLoader(text)
+    """``yaml.safe_load`` refusing duplicate keys, plus the node tree: it keeps each scalar's text
+    as written, which the loaded document has lost (010 is already 8 there)."""
+    loader = _UniqueKeyLoader(text)
     try:
         node = loader.get_single_node()
         return (loader.construct_document(node) if node is not None else None), node
