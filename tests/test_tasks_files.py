@@ -491,3 +491,17 @@ def test_a_key_given_twice_in_a_task_file_is_refused(tmp_path, body, key, first,
     # a YAML merge key may still override what it merges
     spec, _ = load_task(str(write_yaml(tmp_path, SEQ_YAML.replace("data:\n", "data:\n  <<: {dev: nothing.csv}\n"))))
     assert spec.name == "my-intents"
+
+
+@pytest.mark.parametrize("value, says", [('""', "data.dev is empty: give a data file's path, or leave dev: out"),
+                                         ('"  "', "data.dev is empty: give a data file's path, or leave dev: out"),
+                                         ("[a.csv]", "data.dev must be a data file's path, got a list"),
+                                         ('""', "data.train is empty")])
+def test_an_empty_or_odd_data_path_says_so(tmp_path, value, says):
+    """`dev: ""` said "data file <the YAML's folder> (dev): unsupported extension '(none)'"."""
+    _good_files(tmp_path)
+    split = says.split(".")[1].split(" ")[0]
+    path = write_yaml(tmp_path, SEQ_YAML.replace(f"  {split}: {split}.csv", f"  {split}: {value}"))
+    with pytest.raises(Ptv2Error) as e:
+        load_task(str(path))
+    assert str(e.value).startswith(f"task file {path}: {says}"), str(e.value)

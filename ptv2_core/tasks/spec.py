@@ -284,12 +284,20 @@ def _data_source(data: Any, yaml_path: Path) -> DataSource:
     unknown = sorted(set(data) - {"train", "dev", "test"})
     if unknown:
         raise Ptv2Error(f"task file {yaml_path}: unknown data keys {unknown}; allowed: train, dev, test")
-    if not data.get("train"):
+    if data.get("train") is None:
         raise Ptv2Error(f"task file {yaml_path}: missing required key data.train")
     resolved: dict[str, Path] = {}
     for split, rel in data.items():
         if rel is None:
             continue
+        if not isinstance(rel, str):  # a list's text ['a.csv'] was taken as a file name
+            what = ("a boolean" if isinstance(rel, bool) else "a number" if isinstance(rel, (int, float))
+                    else "a list" if isinstance(rel, list) else "a mapping" if isinstance(rel, dict)
+                    else type(rel).__name__)
+            raise Ptv2Error(f"task file {yaml_path}: data.{split} must be a data file's path, got {what} ({rel!r})")
+        if not rel.strip():  # Path("") is the YAML's folder, reported as a file without an extension
+            raise Ptv2Error(f"task file {yaml_path}: data.{split} is empty: give a data file's path"
+                            + ("" if split == "train" else f", or leave {split}: out"))
         p = Path(str(rel)).expanduser()
         p = p if p.is_absolute() else yaml_path.parent / p
         if p.suffix.lower() not in DATA_SUFFIXES:
