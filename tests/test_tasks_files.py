@@ -505,3 +505,13 @@ def test_an_empty_or_odd_data_path_says_so(tmp_path, value, says):
     with pytest.raises(Ptv2Error) as e:
         load_task(str(path))
     assert str(e.value).startswith(f"task file {path}: {says}"), str(e.value)
+
+
+def test_a_ragged_csv_is_one_error_line(tmp_path):
+    """pandas' ParserError ends in a line feed: the error printed an empty second line."""
+    (tmp_path / "train.csv").write_text("text,label\na,x\nb,y\nc,x,extra\n")
+    path = write_yaml(tmp_path, "name: r\ntype: sequence\ndata: {train: train.csv}\n")
+    with pytest.raises(Ptv2Error) as e:
+        load_task(str(path))
+    assert str(e.value) == (f"could not read data file {tmp_path / 'train.csv'}: ParserError: Error tokenizing data. "
+                            "C error: Expected 2 fields in line 4, saw 3"), repr(str(e.value))

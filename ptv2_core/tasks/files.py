@@ -35,7 +35,8 @@ def read_table(path: Path) -> pd.DataFrame:
     except Ptv2Error:
         raise
     except Exception as e:  # pandas/pyarrow raise many types for malformed files
-        raise Ptv2Error(f"could not read data file {path}: {type(e).__name__}: {e}") from None
+        said = " ".join(str(e).split())  # one line: pandas' ParserError ends in a line feed
+        raise Ptv2Error(f"could not read data file {path}: {type(e).__name__}: {said}") from None
 
 
 class JsonNumber(str):
