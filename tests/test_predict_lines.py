@@ -35,7 +35,11 @@ def test_a_form_feed_or_line_separator_stays_inside_its_text(tmp_path):
 
 
 @pytest.mark.parametrize("data,lines", [(b"a\n", ["a"]), (b"a", ["a"]), (b"\n", [""]), (b"a\n\nb\n", ["a", "", "b"]),
-                                        (b"a\r\nb\rc\n", ["a", "b\rc"])])
+                                        (b"a\r\nb\rc\n", ["a", "b\rc"]),
+                                        # a UTF-8 byte order mark opens the input, not its first text
+                                        # (it was labelled as "\ufeffhello"); later ones are text
+                                        (b"\xef\xbb\xbfhello\r\n\xef\xbb\xbfb\r\n", ["hello", "\ufeffb"]),
+                                        (b"\xef\xbb\xbf\n", [""])])
 def test_lines_of_a_file_and_of_standard_input_are_the_same(tmp_path, monkeypatch, data, lines):
     (tmp_path / "in.txt").write_bytes(data)
     _stdin(monkeypatch, data)

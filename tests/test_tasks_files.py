@@ -424,3 +424,94 @@ def test_given_splits_that_copy_train_are_refused_and_a_small_overlap_noted(tmp_
     with pytest.raises(Ptv2Error, match="task 'copy-ner': 12 of 12 dev rows are also in train"):
         load_task(str(write_yaml(tmp_path, "name: copy-ner\ntype: token\ndata: {train: train.jsonl, dev: train.jsonl, "
                                            "test: train.jsonl}\n")))
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "parquet"])
+@pytest.mark.parametrize("column, value, what", [("label", ["a"], "a list"), ("label", {"x": 1}, "a mapping"),
+                                                 ("text", ["hello", "there"], "a list")])
+def test_a_list_or_mapping_in_a_sequence_row_is_refused_naming_its_row(tmp_path, fmt, column, value, what):
+    """A list label (multi-label) became the label text "['a']", a mapping "{'x': 1}": the task
+    trained on them as classes. Hub data sets already refuse multi-label columns."""
+    recs = [{"text": f"text {i}", "label": "ab"[i % 2]} for i in range(20)]
+    recs[6] = recs[6] | {column: value}
+    path = tmp_path / f"train.{fmt}"
+    if fmt == "jsonl":
+        write_jsonl(path, recs)
+    elif fmt == "json":
+        path.write_text(json.dumps(recs))
+    else:  # a Parquet column holds one type: every row a list (or a struct), the first one named
+        pd.DataFrame([r | {column: value} for r in recs]).to_parquet(path)
+    with pytest.raises(Ptv2Error) as e:
+        load_task(str(write_yaml(tmp_path, f"name: s\ntype: sequence\ndata: {{train: train.{fmt}}}\n")))
+    one = "one label per row (multi-label rows are not supported)" if column == "label" else "one text per row"
+    row = 1 if fmt == "parquet" else 7
+    assert str(e.value) == f"data file {path}: row {row} of column '{column}' holds {what}, not {one}", str(e.value)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_json_labels_are_the_text_the_file_writes(tmp_path, fmt):
+    """pandas made a JSON label column of 1.0 and 2 a float column: the labels became '1.0', '2.0'
+    (predict then answered 2.0 for data that said 2). A number and a text of one spelling (1, "1")
+    are one label: labels are text, as a CSV's are."""
+    def write(name, labels):  # labels: JSON texts
+        recs = [f'{{"text": "text {i} {name}", "label": {labels[i % len(labels)]}}}' for i in range(20)]
+        (tmp_path / f"{name}.{fmt}").write_text("\n".join(recs) if fmt == "jsonl" else f"[{', '.join(recs)}]")
+        return write_yaml(tmp_path, f"name: {name}\ntype: sequence\ndata: {{train: {name}.{fmt}}}\n", f"{name}.yaml")
+
+    spec, dd = load_task(str(write("spelt", ["1.0", "2", "1e3", "12345678901234567890"])))
+    assert spec.labels == ("1.0", "12345678901234567890", "1e3", "2")
+    assert {spec.labels[y] for y in dd["train"]["label"]} == set(spec.labels)
+    spec, _ = load_task(str(write("merged", ["1", '"1"', "2"])))
+    assert spec.labels == ("1", "2")
+    path = write("one", ["1", '"1"'])
+    with pytest.raises(Ptv2Error) as e:
+        load_task(str(path))
+    assert str(e.value) == (f"data file {tmp_path / f'one.{fmt}'}: column 'label' holds one label, '1', in all 20 rows; "
+                            "a task needs at least 2 (labels are text: the number 1 and the text \"1\" are one "
+                            "label)"), str(e.value)
+    with pytest.raises(Ptv2Error, match=r"one\.csv: column 'label' holds one label, 'a', in all 2 rows; a task needs "
+                                        r"at least 2$"):
+        write_csv(tmp_path / "one.csv", [("x", "a"), ("y", "a")], ("text", "label"))
+        load_task(str(write_yaml(tmp_path, "name: one\ntype: sequence\ndata: {train: one.csv}\n")))
+
+
+@pytest.mark.parametrize("body, key, first, line", [
+    (SEQ_YAML + "name: other\n", "name", 1, 12),
+    (SEQ_YAML.replace("  test: test.csv\n", "  dev: test.csv\n"), "dev", 10, 11),
+    ("name: x\ntype: sequence\ndata: {train: train.csv, train: dev.csv}\n", "train", 3, 3),
+])
+def test_a_key_given_twice_in_a_task_file_is_refused(tmp_path, body, key, first, line):
+    """The last of two `name:` (or `data: dev:`) lines won silently."""
+    _good_files(tmp_path)
+    path = write_yaml(tmp_path, body)
+    with pytest.raises(Ptv2Error) as e:
+        load_task(str(path))
+    assert re.fullmatch(f"task file {re.escape(str(path))} is not valid YAML: key '{key}' is given twice \\(first at "
+                        f"line {first}\\) \\(line {line}, column \\d+\\)", str(e.value)), str(e.value)
+    # a YAML merge key may still override what it merges
+    spec, _ = load_task(str(write_yaml(tmp_path, SEQ_YAML.replace("data:\n", "data:\n  <<: {dev: nothing.csv}\n"))))
+    assert spec.name == "my-intents"
+
+
+@pytest.mark.parametrize("value, says", [('""', "data.dev is empty: give a data file's path, or leave dev: out"),
+                                         ('"  "', "data.dev is empty: give a data file's path, or leave dev: out"),
+                                         ("[a.csv]", "data.dev must be a data file's path, got a list"),
+                                         ('""', "data.train is empty")])
+def test_an_empty_or_odd_data_path_says_so(tmp_path, value, says):
+    """`dev: ""` said "data file <the YAML's folder> (dev): unsupported extension '(none)'"."""
+    _good_files(tmp_path)
+    split = says.split(".")[1].split(" ")[0]
+    path = write_yaml(tmp_path, SEQ_YAML.replace(f"  {split}: {split}.csv", f"  {split}: {value}"))
+    with pytest.raises(Ptv2Error) as e:
+        load_task(str(path))
+    assert str(e.value).startswith(f"task file {path}: {says}"), str(e.value)
+
+
+def test_a_ragged_csv_is_one_error_line(tmp_path):
+    """pandas' ParserError ends in a line feed: the error printed an empty second line."""
+    (tmp_path / "train.csv").write_text("text,label\na,x\nb,y\nc,x,extra\n")
+    path = write_yaml(tmp_path, "name: r\ntype: sequence\ndata: {train: train.csv}\n")
+    with pytest.raises(Ptv2Error) as e:
+        load_task(str(path))
+    assert str(e.value) == (f"could not read data file {tmp_path / 'train.csv'}: ParserError: Error tokenizing data. "
+                            "C error: Expected 2 fields in line 4, saw 3"), repr(str(e.value))

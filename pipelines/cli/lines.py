@@ -1,5 +1,6 @@
 """The input lines of ``ptv2 predict --file``: a UTF-8 file, or standard input ('-'), or a pipe.
 
+A UTF-8 byte order mark at the start of the input is dropped (it is not part of the first text).
 Lines end at a line feed only (a trailing carriage return is dropped): a form feed or U+2028 in a
 text stays in that text, so the output has one line per ``wc -l`` line and ``tail -n +N`` finds
 the lines after the N-1 labelled ones. (``str.splitlines`` also cuts at those characters, which
@@ -119,6 +120,8 @@ def _decoded(raw: Iterable[bytes], name: str, first: int = 1) -> Iterator[str]:
             text = line.decode("utf-8")
         except UnicodeDecodeError as e:
             raise Ptv2Error(f"{name} is not UTF-8 text: line {number}, byte {e.start + 1}: {e.reason}") from None
+        if number == 1:  # a byte order mark (Windows editors write one) opens the input, not its first text
+            text = text.removeprefix("\ufeff")
         yield text.removesuffix("\n").removesuffix("\r")
 
 

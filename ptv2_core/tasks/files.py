@@ -1,6 +1,7 @@
 """User data files (.csv, .jsonl, .json, .parquet) → the normalized train/dev/test DatasetDict."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +27,53 @@ def read_table(path: Path) -> pd.DataFrame:
     try:
         if suffix == ".csv":
             return pd.read_csv(path, dtype=str, keep_default_na=False)
-        if suffix == ".jsonl":
-            return pd.read_json(path, lines=True, dtype=False) if path.stat().st_size else pd.DataFrame()
-        if suffix == ".json":
-            return pd.read_json(path, dtype=False)
+        if suffix in (".jsonl", ".json"):
+            return _read_json(path, suffix == ".jsonl")
         return pd.read_parquet(path)
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
+    except Ptv2Error:
+        raise
     except Exception as e:  # pandas/pyarrow raise many types for malformed files
-        raise Ptv2Error(f"could not read data file {path}: {type(e).__name__}: {e}") from None
+        said = " ".join(str(e).split())  # one line: pandas' ParserError ends in a line feed
+        raise Ptv2Error(f"could not read data file {path}: {type(e).__name__}: {said}") from None
+
+
+class JsonNumber(str):
+    """A JSON number as the file writes it (``2``, ``1.0``, ``1e3``): its text is the label, and
+    its type says it was a number (``1`` and ``"1"`` are one label; an error says so)."""
+
+
+def _read_json(path: Path, lines: bool) -> pd.DataFrame:
+    """A JSON Lines file (one object a line; blank lines skipped) or a JSON file (a list of
+    objects, or columns as pandas writes them), numbers kept as written: pandas made a column of
+    1.0 and 2 floats, and the label 2 became '2.0'."""
+    def load(text: str) -> Any:
+        return json.loads(text, parse_int=JsonNumber, parse_float=JsonNumber)
+
+    with open(path, encoding="utf-8-sig") as f:
+        if not lines:
+            doc = load(f.read())
+            if isinstance(doc, dict):
+                return pd.DataFrame(doc, dtype=object)
+            if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
+                raise Ptv2Error(f"could not read data file {path}: it must hold a list of objects (one a row), "
+                                "[{\"text\": ..., \"label\": ...}, ...]")
+            return pd.DataFrame(doc, dtype=object)
+        rows = []
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = load(line)
+            except json.JSONDecodeError as e:
+                raise Ptv2Error(f"could not read data file {path}: line {number} is not JSON: {e.msg} (column "
+                                f"{e.colno})") from None
+            if not isinstance(row, dict):
+                raise Ptv2Error(f"could not read data file {path}: line {number} is not a JSON object (one row: "
+                                "{\"text\": ..., \"label\": ...})")
+            rows.append(row)
+    return pd.DataFrame(rows, dtype=object)
 
 
 def _column(df: pd.DataFrame, col: str, path: Path, kind: str = "sequence") -> list[Any]:
@@ -55,13 +94,27 @@ def _as_list(v: Any, col: str, i: int, path: Path) -> list:
     )
 
 
-def read_rows(path: Path, kind: str, text_col: str, label_col: str) -> tuple[list, list]:
-    """(texts or word lists, label strings or tag lists) of one file, checked for missing values."""
-    df = read_table(path)
+def _refuse_nested(values: list, col: str, wanted: str, path: Path) -> None:
+    """A sequence row's text or label that is a list or a mapping (JSON/Parquet), refused at its
+    row: str() made it a label "['a']" or a text "['hello']"."""
+    for i, v in enumerate(values):
+        what = ("a list" if isinstance(v, (list, tuple, np.ndarray)) else "a mapping" if isinstance(v, dict)
+                else None)
+        if what:
+            raise Ptv2Error(f"data file {path}: row {i + 1} of column '{col}' holds {what}, not {wanted}")
+
+
+def read_rows(path: Path, kind: str, text_col: str, label_col: str,
+              df: pd.DataFrame | None = None) -> tuple[list, list]:
+    """(texts or word lists, label strings or tag lists) of one file (``df``: it, read already),
+    checked for missing values."""
+    df = read_table(path) if df is None else df
     if len(df) == 0:
         raise Ptv2Error(f"data file {path}: 0 rows (empty data)")
     xs, ys = _column(df, text_col, path, kind), _column(df, label_col, path, kind)
     if kind == "sequence":
+        _refuse_nested(xs, text_col, "one text per row", path)
+        _refuse_nested(ys, label_col, "one label per row (multi-label rows are not supported)", path)
         for col, vals in ((text_col, xs), (label_col, ys)):
             bad = missing_rows(vals)
             if bad:
@@ -76,9 +129,19 @@ def read_rows(path: Path, kind: str, text_col: str, label_col: str) -> tuple[lis
 
 def infer_labels(path: Path, kind: str, text_col: str, label_col: str) -> list[str]:
     """Label list from a train file: sorted distinct labels; for tags "O" first, then sorted."""
-    _, ys = read_rows(path, kind, text_col, label_col)
+    df = read_table(path)
+    _, ys = read_rows(path, kind, text_col, label_col, df)
     if kind == "sequence":
-        return sorted(set(ys))
+        labels = sorted(set(ys))
+        if len(labels) == 1:
+            raw = df[label_col].tolist()
+            both = (any(isinstance(v, JsonNumber) for v in raw) and
+                    any(isinstance(v, str) and not isinstance(v, JsonNumber) for v in raw))
+            why = (f" (labels are text: the number {labels[0]} and the text \"{labels[0]}\" are one label)"
+                   if both else "")
+            raise Ptv2Error(f"data file {path}: column '{label_col}' holds one label, {labels[0]!r}, in all "
+                            f"{count_of(len(ys), 'row')}; a task needs at least 2{why}")
+        return labels
     return ["O", *sorted({t for tags in ys for t in tags} - {"O"})]
 
 

@@ -219,10 +219,32 @@ def _check_yaml_name(name: Any, path: Path) -> None:
         raise Ptv2Error(f"task file {path}: {e}") from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (the last one won
+    silently: ``name: x`` then ``name: y`` named the task y). A ``<<`` merge may still be
+    overridden, as YAML means it to be."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:  # an unhashable key: SafeLoader's own error follows
+                continue
+            if first is not key_node:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (first at line {first.start_mark.line + 1})",
+                    key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(text: str) -> tuple[Any, yaml.Node | None]:
-    """``yaml.safe_load``, plus the node tree: it keeps each scalar's text as written, which the
-    loaded document has lost (010 is already 8 there)."""
-    loader = yaml.SafeLoader(text)
+    """``yaml.safe_load`` refusing duplicate keys, plus the node tree: it keeps each scalar's text
+    as written, which the loaded document has lost (010 is already 8 there)."""
+    loader = _UniqueKeyLoader(text)
     try:
         node = loader.get_single_node()
         return (loader.construct_document(node) if node is not None else None), node
@@ -262,12 +284,20 @@ def _data_source(data: Any, yaml_path: Path) -> DataSource:
     unknown = sorted(set(data) - {"train", "dev", "test"})
     if unknown:
         raise Ptv2Error(f"task file {yaml_path}: unknown data keys {unknown}; allowed: train, dev, test")
-    if not data.get("train"):
+    if data.get("train") is None:
         raise Ptv2Error(f"task file {yaml_path}: missing required key data.train")
     resolved: dict[str, Path] = {}
     for split, rel in data.items():
         if rel is None:
             continue
+        if not isinstance(rel, str):  # a list's text ['a.csv'] was taken as a file name
+            what = ("a boolean" if isinstance(rel, bool) else "a number" if isinstance(rel, (int, float))
+                    else "a list" if isinstance(rel, list) else "a mapping" if isinstance(rel, dict)
+                    else type(rel).__name__)
+            raise Ptv2Error(f"task file {yaml_path}: data.{split} must be a data file's path, got {what} ({rel!r})")
+        if not rel.strip():  # Path("") is the YAML's folder, reported as a file without an extension
+            raise Ptv2Error(f"task file {yaml_path}: data.{split} is empty: give a data file's path"
+                            + ("" if split == "train" else f", or leave {split}: out"))
         p = Path(str(rel)).expanduser()
         p = p if p.is_absolute() else yaml_path.parent / p
         if p.suffix.lower() not in DATA_SUFFIXES:
