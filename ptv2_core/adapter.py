@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ptv2_core import __version__
+from ptv2_core.adapter_schema import check_adapter_config, check_adapter_weights
 from ptv2_core.artifact_json import check_prompt_fits, found_instead, read_config
 from ptv2_core.backbone import (base_tokenizer_fingerprint, check_tokenizer, fingerprint, geometry, load_backbone,
                                 used_tokenizer_fingerprint)
@@ -196,7 +197,8 @@ def read_adapter_config(adapter_dir: str | Path) -> dict:
         raise Ptv2Error(f"adapter folder '{adapter_dir}' does not exist")
     if not path.is_file():
         raise Ptv2Error(f"no adapter at '{adapter_dir}': {CONFIG} is missing{found_instead(Path(adapter_dir))}")
-    return read_config(path, FORMAT, FORMAT_VERSION, "adapter", ("prompt", "head", "task", "base_model"))
+    return check_adapter_config(read_config(path, FORMAT, FORMAT_VERSION, "adapter",
+                                            ("prompt", "head", "task", "base_model")), path)
 
 
 def split_seed_of(config: dict) -> int | None:
@@ -247,13 +249,16 @@ def task_ref_found(ref: str) -> bool:
     return ref in PACKAGED_TASKS or ref.startswith("hub:") or Path(ref).is_file()
 
 
-def _read_weights(adapter_dir: Path) -> dict[str, torch.Tensor]:
+def read_adapter_weights(adapter_dir: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of an adapter folder, checked (floating point, finite)."""
+    adapter_dir = Path(adapter_dir)
     try:
-        return load_file(str(adapter_dir / WEIGHTS))
+        state = load_file(str(adapter_dir / WEIGHTS))
     except FileNotFoundError:
         raise Ptv2Error(f"adapter '{adapter_dir}' has no {WEIGHTS}") from None
     except Exception as e:  # safetensors raises its own error types for truncated/garbled files
         raise Ptv2Error(f"corrupt adapter weights '{adapter_dir / WEIGHTS}': {e}") from None
+    return check_adapter_weights(state, adapter_dir / WEIGHTS)
 
 
 @dataclass
@@ -273,7 +278,7 @@ def load_adapter(adapter_dir: str | Path, backbone: nn.Module | None = None, tok
     tokenizer's where the adapter records one (adapters saved before it was recorded load as before).
     """
     config = read_adapter_config(adapter_dir)
-    state = _read_weights(Path(adapter_dir))  # a broken file fails before any base model loads
+    state = read_adapter_weights(adapter_dir)  # a broken file fails before any base model loads
     base = config["base_model"]
     if backbone is None:
         backbone, tokenizer = load_backbone(base["name"])

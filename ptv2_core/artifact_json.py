@@ -30,9 +30,14 @@ def read_config(path: Path, fmt: str, version: int, what: str, required: tuple[s
         raise Ptv2Error(f"{what} config '{path}' cannot be read: {e.strerror or e}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise Ptv2Error(f"corrupt {what} config '{path}': {e}") from None
+    except RecursionError:  # '[' nested thousands deep: no config ptv2 writes
+        raise Ptv2Error(f"corrupt {what} config '{path}': nested too deeply to be read") from None
     if not isinstance(config, dict) or config.get("format") != fmt:
         raise Ptv2Error(f"'{path}' is not a ptv2 {what} config (format '{fmt}')")
-    if config.get("format_version", 0) > version:
+    found = config.get("format_version", 0)
+    if isinstance(found, bool) or not isinstance(found, int):
+        raise Ptv2Error(f"corrupt {what} config '{path}': 'format_version' must be an integer, got {str(found)[:80]!r}")
+    if found > version:
         raise Ptv2Error(f"{what} '{path.parent}' has format version {config['format_version']}; "
                         f"this ptv2 reads up to {version}")
     for key in required:

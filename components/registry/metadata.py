@@ -19,7 +19,7 @@ from pathlib import Path
 
 from components.registry.lineage import lineage_tags
 from ptv2_core import __version__
-from ptv2_core.adapter import CONFIG, read_adapter_config, split_seed_of
+from ptv2_core.adapter import CONFIG, read_adapter_config, read_adapter_weights, split_seed_of
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.metrics import METRIC_NAMES
 from ptv2_core.tasks.subsample import RULE as SUBSET_RULE
@@ -154,6 +154,7 @@ def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None
     if not adapter_dir.is_dir():
         raise Ptv2Error(f"adapter folder '{adapter_dir}' does not exist")
     config = read_adapter_config(adapter_dir)
+    read_adapter_weights(adapter_dir)  # refused here, naming this folder's file, not the load-back's copy
     metrics = _read_metrics(adapter_dir)
     try:
         adapter_spec = TaskSpec.from_dict(config["task"])
