@@ -217,9 +217,10 @@ def task_max_length(task_ref: str) -> int | None:
 
 def check_init(init: str | Path, space: SearchSpace) -> str:
     """A finished pre-trained prompt folder long enough for every length of the space."""
-    from ptv2_core.multitask import read_pretrained_config
+    from ptv2_core.multitask.pretrained import read_pretrained_config, read_pretrained_state
 
     config = read_pretrained_config(init)
+    read_pretrained_state(init)  # a damaged file fails here, not in every trial
     longest = int(config.get("prompt", {}).get("prompt_len", 0) or 0)
     if longest and max(space.prompt_lens) > longest:
         raise Ptv2Error(f"the pre-trained prompt in '{init}' has {longest} positions, but the search space tries "

@@ -35,6 +35,7 @@ from ptv2_core.multitask.mixing import TaskMixer
 from ptv2_core.multitask.model import MultiTaskPromptModel
 from ptv2_core.multitask.pretrained import (
     CHECKPOINTS, CONFIG, LOGGED, WEIGHTS, PretrainConfig, artifact_files, config_digest, read_pretrained_config,
+    read_pretrained_state,
 )
 from ptv2_core.optim import leading_rows_only, make_optimizer, optimizer_step
 from ptv2_core.prefix import PromptConfig
@@ -116,7 +117,12 @@ def finished_prompt(cfg: PretrainConfig, out_dir: str | Path) -> dict | None:
     if not (out / WEIGHTS).is_file():
         raise Ptv2Error(f"--out '{out}' holds {CONFIG} but not {WEIGHTS}: not a complete pre-trained prompt "
                         "(pass --overwrite to start afresh)")
-    differ = _diff(PretrainConfig.from_dict(config.get("pretrain_config") or {}).run_key(), cfg.run_key())
+    read_pretrained_state(out)  # "finished already" (and logged as such) only with weights that can be used
+    try:
+        recorded = PretrainConfig.from_dict(config.get("pretrain_config") or {})
+    except (TypeError, ValueError) as e:
+        raise Ptv2Error(f"corrupt pre-trained prompt config '{out / CONFIG}': 'pretrain_config' cannot be read: {e}") from None
+    differ = _diff(recorded.run_key(), cfg.run_key())
     why = ""
     saved = config.get("task_keys")
     if not differ and isinstance(saved, dict) and saved:  # a prompt finished before 2026-12 records none

@@ -27,6 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ptv2_core import __version__
+from ptv2_core.adapter_schema import check_pretrained_config, check_weights
 from ptv2_core.artifact_json import found_instead, read_config
 from ptv2_core.backbone import check_tokenizer
 from ptv2_core.errors import Ptv2Error
@@ -132,7 +133,8 @@ def config_digest(prompt_dir: str | Path) -> str | None:
 
 
 def read_pretrained_config(pretrained_dir: str | Path) -> dict:
-    """The validated JSON of a pre-trained prompt folder."""
+    """The validated JSON of a pre-trained prompt folder (its values' types and ranges too: see
+    ``adapter_schema.check_pretrained_config``)."""
     d = Path(pretrained_dir)
     path = d / CONFIG
     if not d.exists():
@@ -142,19 +144,21 @@ def read_pretrained_config(pretrained_dir: str | Path) -> dict:
             raise Ptv2Error(f"pre-training in '{d}' has not finished (checkpoints only): run the same "
                             "`ptv2 pretrain` command again to resume it")
         raise Ptv2Error(f"no pre-trained prompt at '{d}': {CONFIG} is missing{found_instead(d)}")
-    return read_config(path, FORMAT, FORMAT_VERSION, "pre-trained prompt",
-                       ("tasks", "lengths", "max_prompt_len", "prompt", "base_model"))
+    return check_pretrained_config(read_config(path, FORMAT, FORMAT_VERSION, "pre-trained prompt",
+                                               ("tasks", "lengths", "max_prompt_len", "prompt", "base_model")), path)
 
 
 def read_pretrained_state(pretrained_dir: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors of a pre-trained prompt folder (``prefix.*``, ``heads.<i>.*``)."""
+    """The tensors of a pre-trained prompt folder (``prefix.*``, ``heads.<i>.*``), checked
+    (floating point, finite)."""
     path = Path(pretrained_dir) / WEIGHTS
     try:
-        return load_file(str(path))
+        state = load_file(str(path))
     except FileNotFoundError:
         raise Ptv2Error(f"pre-trained prompt '{pretrained_dir}' has no {WEIGHTS}") from None
     except Exception as e:  # safetensors raises its own types for truncated/garbled files
         raise Ptv2Error(f"corrupt pre-trained prompt weights '{path}': {e}") from None
+    return check_weights(state, path, "pre-trained prompt")
 
 
 def check_base(config: dict, actual_fingerprint: str, where: str | Path,
