@@ -75,6 +75,13 @@ def test_local_pipeline_run_registers_versions(tmp_path):
     assert "challenger" in mv.aliases and ("champion" in mv.aliases) == (mv.tags["promotion.decision"] == "promoted")
     assert mv.tags["task"] == "trec" and mv.tags["prompt_len"] in {"2", "4"}
     assert mv.tags["base_model"] == "minilm" and mv.tags["data_hash"].startswith("sha256:")
+    # its test metrics came from today's stratified 32-row subset (the prepared splits), not a random one
+    from ptv2_core.tasks import load_task
+    from ptv2_core.tasks.splits import split_hash
+
+    spec, data = load_task("trec", seed=0, max_eval=32, max_train=1)
+    assert mv.tags["data_hash"] == split_hash(spec, data["test"]) and mv.tags["test_examples"] == "32"
+    assert mv.tags["subset"] == "stratified" and "metrics_subset" not in mv.tags, mv.tags
     # lineage: the version names the pipeline run that made it (kfp.local's run name, the folder of this
     # run's outputs under its own pipeline root; on a cluster, the Kubeflow run), and the log is the run's own
     (run_root,) = (home / "pipeline-root").iterdir()
