@@ -142,6 +142,11 @@ def _checked(p: dict, local: bool) -> dict:
         from optuna_studies.study import check_storage_url
 
         check_model(p["model"])
+        from ptv2_core.backbone import absolute_model_ref
+
+        # a folder by its absolute path: every step's adapter and the registered versions record it as
+        # their base model, and `models/tiny` names no folder (or another one) from elsewhere
+        p["model"] = absolute_model_ref(p["model"])
         if p["optuna_storage"]:
             check_storage_url(p["optuna_storage"])
     return p

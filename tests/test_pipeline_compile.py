@@ -485,3 +485,18 @@ def test_the_search_step_and_every_ray_node_mount_the_shared_folder(documents):
         (container,) = pod["containers"]
         (name,) = [m["name"] for m in container["volumeMounts"] if m["mountPath"] == SHARED_MOUNT]
         assert volumes[name]["persistentVolumeClaim"]["claimName"] == SHARED_PVC
+
+
+def test_a_local_run_names_a_model_folder_by_its_absolute_path(tmp_path, monkeypatch, minilm_path):
+    """`model: models/tiny` with final_epochs > 0 registered versions (and a pre-trained prompt) whose
+    base_model was `models/tiny`, a folder only from where the run started: `ptv2 predict --model
+    models:/...` from elsewhere found no model or another one. A run in the cluster reads its paths there."""
+    from pathlib import Path
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "tiny").symlink_to(minilm_path)  # a model folder (linked: no 90 MB copy)
+    monkeypatch.chdir(tmp_path)
+    assert resolve_params("default", None, {"model": "models/tiny"})["model"] == str(Path(minilm_path).resolve())
+    assert resolve_params("default", None, {"model": "minilm"})["model"] == "minilm"  # an alias stays one
+    assert resolve_params("default", None, {"model": "models/tiny"}, local=False)["model"] == "models/tiny"
+    assert Path(resolve_params("default", None, {"model": "./models/tiny/"})["model"]).is_absolute()
