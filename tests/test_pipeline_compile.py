@@ -500,3 +500,24 @@ def test_a_local_run_names_a_model_folder_by_its_absolute_path(tmp_path, monkeyp
     assert resolve_params("default", None, {"model": "minilm"})["model"] == "minilm"  # an alias stays one
     assert resolve_params("default", None, {"model": "models/tiny"}, local=False)["model"] == "models/tiny"
     assert Path(resolve_params("default", None, {"model": "./models/tiny/"})["model"]).is_absolute()
+
+
+def test_two_task_references_of_one_name_are_refused_before_the_run_starts(tmp_path, monkeypatch):
+    """`tasks: [trec, ./my.yaml]` with `name: trec` in the YAML was refused only inside the prepare
+    step ("Inner task failed"); both would also register versions of one model, ptv2-trec."""
+    (tmp_path / "rows.csv").write_text("text,label\n" + "".join(f"w{i},{'ab'[i % 2]}\n" for i in range(20)))
+    (tmp_path / "my.yaml").write_text("name: trec\ntype: sequence\ndata: {train: rows.csv}\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Ptv2Error, match=re.escape("tasks 'trec' and './my.yaml' are both named 'trec'")):
+        resolve_params("default", None, {"tasks": ["trec", "./my.yaml"]})
+    with pytest.raises(Ptv2Error, match=re.escape("tasks 'hub:someone/intents' and 'b.yaml' are both named "
+                                                  "'someone-intents'")):  # a hub name's '/' becomes '-'
+        (tmp_path / "b.yaml").write_text("name: someone-intents\ntype: sequence\ndata: {train: rows.csv}\n")
+        resolve_params("default", None, {"tasks": ["hub:someone/intents", "b.yaml"]})
+    # two names that give one registered model name (a name that starts with the prefix keeps it)
+    (tmp_path / "c.yaml").write_text("name: ptv2-trec\ntype: sequence\ndata: {train: rows.csv}\n")
+    with pytest.raises(Ptv2Error, match=re.escape("tasks 'trec' and 'c.yaml' would both register versions of "
+                                                  "'ptv2-trec'")):
+        resolve_params("default", None, {"tasks": ["trec", "c.yaml"]})
+    assert resolve_params("default", None, {"tasks": ["trec", "./my.yaml"]}, local=False)["tasks"] == [
+        "trec", "./my.yaml"]  # the file is read in the cluster
