@@ -38,7 +38,10 @@ def search_lineage(search_adapter: str | Path) -> dict[str, str]:
 def _provenance(prepared_dir: str | Path, task: str, init_dir, study: str) -> dict:
     """What ``metrics.json`` says of the data and the run beside the scores: the prepared splits'
     hashes and how they were drawn (``load_task(task, seed, max_eval)`` gives the same test rows,
-    which the registry scores again when it promotes)."""
+    which the registry scores again when it promotes; ``subset``: how the caps drew them, which the
+    trials' own train_config cannot say, as they read the prepared rows uncapped)."""
+    from ptv2_core.tasks.subsample import subset_rule
+
     manifest = json.loads((Path(prepared_dir) / "manifest.json").read_text())
     return {
         "data_hash": manifest["tasks"][task]["hash"],  # every split
@@ -48,6 +51,7 @@ def _provenance(prepared_dir: str | Path, task: str, init_dir, study: str) -> di
         "task_source": manifest["tasks"][task].get("ref", task),
         "seed": manifest["seed"],
         "max_eval": manifest["max_eval"],
+        **subset_rule(manifest.get("max_train"), manifest["max_eval"]),
         "study": study,
         "init": str(init_dir or ""),
     }

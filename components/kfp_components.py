@@ -109,9 +109,8 @@ def register_op(adapter: Input[Model], task: str, name_prefix: str, mlflow_uri: 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def promote_op(task: str, registered_name: str, version: str, margin: float, mlflow_uri: str, max_eval: int) -> str:
     """Move `champion` to the version this run registered when it is better by the margin (not to
-    whatever `challenger` points at: another run may have registered since); returns the decision."""
-    from components.registry.promote import promote
+    whatever `challenger` points at: another run may have registered since); returns the decision.
+    A champion it cannot be compared with is kept, the version saying why (components.promote_step)."""
+    from components.promote_step import promote_step
 
-    decision = promote(registered_name or task, margin=float(margin), tracking_uri=mlflow_uri or None,
-                       max_eval=int(max_eval) or None, version=int(version) if version else None)
-    return "promoted" if decision.promoted else "kept"
+    return promote_step(task, registered_name, version, margin, mlflow_uri, max_eval)

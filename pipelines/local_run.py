@@ -88,8 +88,9 @@ def run_local(params: dict) -> dict:
     t0 = time.perf_counter()
     init_local_stores(params)
     log = log_path(home, run)
+    progress = None
     try:
-        with open(log, "w", encoding="utf-8") as f, contextlib.redirect_stdout(ProgressFilter(f)):
+        with open(log, "w", encoding="utf-8") as f, contextlib.redirect_stdout(progress := ProgressFilter(f)):
             with shared_local_ray(params), kfp_local_guard():
                 ptv2_pipeline(**params)
     except KeyboardInterrupt:  # Ctrl-C reaches every step's process too: the running step fails, the run stops
@@ -101,7 +102,9 @@ def run_local(params: dict) -> dict:
         from ptv2_core.errors import Ptv2RunError
 
         msg = ANSI.sub("", str(e)).strip()
-        raise Ptv2RunError(f"{msg} Full log: {log}") from None
+        said = progress.step_error if progress is not None else None  # why, from the step's own output
+        said = f" The step's error: {said.rstrip('.')}." if said else ""
+        raise Ptv2RunError(f"{msg}{said} Full log: {log}") from None
     made = [p.name for p in root.iterdir() if p.is_dir()]  # kfp.local's folder for the run, named as the run
     return {"seconds": time.perf_counter() - t0, "root": str(root), "log": str(log),
             "pipeline_run": made[0] if len(made) == 1 else None}

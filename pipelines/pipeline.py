@@ -122,6 +122,7 @@ def ptv2_pipeline(
             KubeRay cluster adds a GPU worker when a trial asks for one.
         pretrain_epochs: Epochs of multi-task prompt pre-training.
         use_pretrained_prompt: Start every trial (and a final training) from the pre-trained prompt.
+            The pre-training step runs either way (false only leaves its prompt unused).
         max_train: At most this many training rows per task; 0 means all.
         max_eval: At most this many dev and this many test rows per task; 0 means all.
         seed: Seed of the data splits and of training.

@@ -80,16 +80,30 @@ def _typed(p: dict) -> dict:
 
 def _check_model_names(tasks: list[str], prefix: str, local: bool) -> None:
     """Each task's registered model name (the prefix plus the task's name: a task YAML's ``name:``,
-    read here for a local run) must be one the register step can write and list."""
+    read here for a local run) must be one the register step can write and list, and be no other
+    task's: two references of one name (``trec`` and a YAML named ``trec``) are refused here, not
+    in the prepare step, and so are two names of one registered model (``hub:a/b`` and ``a-b``)."""
     from components.registry.register import NAME_PREFIX, check_name, default_name
     from ptv2_core.tasks import task_name, task_ref_kind
 
+    names: dict[str, str] = {}
+    models: dict[str, str] = {}
     for t in tasks:
-        name = task_name(t) if local or task_ref_kind(t) != "file" else "task"  # a file in the cluster: the prefix
+        known = local or task_ref_kind(t) != "file"  # a file in the cluster is read there
+        name = task_name(t) if known else "task"  # the prefix alone is checked then
+        model = default_name(name, prefix or NAME_PREFIX)
         try:
-            check_name(default_name(name, prefix or NAME_PREFIX))
+            check_name(model)
         except Ptv2Error as e:
             raise Ptv2Error(f"registered_model_prefix {prefix!r} with task '{t}': {e}") from None
+        if not known:
+            continue
+        if name in names:
+            raise Ptv2Error(f"tasks '{names[name]}' and '{t}' are both named '{name}': give each task YAML its own name")
+        if model in models:
+            raise Ptv2Error(f"tasks '{models[model]}' and '{t}' would both register versions of '{model}': give "
+                            "each task YAML its own name")
+        names[name], models[model] = t, t
 
 
 def _checked(p: dict, local: bool) -> dict:
@@ -142,6 +156,11 @@ def _checked(p: dict, local: bool) -> dict:
         from optuna_studies.study import check_storage_url
 
         check_model(p["model"])
+        from ptv2_core.backbone import absolute_model_ref
+
+        # a folder by its absolute path: every step's adapter and the registered versions record it as
+        # their base model, and `models/tiny` names no folder (or another one) from elsewhere
+        p["model"] = absolute_model_ref(p["model"])
         if p["optuna_storage"]:
             check_storage_url(p["optuna_storage"])
     return p

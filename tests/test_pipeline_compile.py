@@ -485,3 +485,39 @@ def test_the_search_step_and_every_ray_node_mount_the_shared_folder(documents):
         (container,) = pod["containers"]
         (name,) = [m["name"] for m in container["volumeMounts"] if m["mountPath"] == SHARED_MOUNT]
         assert volumes[name]["persistentVolumeClaim"]["claimName"] == SHARED_PVC
+
+
+def test_a_local_run_names_a_model_folder_by_its_absolute_path(tmp_path, monkeypatch, minilm_path):
+    """`model: models/tiny` with final_epochs > 0 registered versions (and a pre-trained prompt) whose
+    base_model was `models/tiny`, a folder only from where the run started: `ptv2 predict --model
+    models:/...` from elsewhere found no model or another one. A run in the cluster reads its paths there."""
+    from pathlib import Path
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "tiny").symlink_to(minilm_path)  # a model folder (linked: no 90 MB copy)
+    monkeypatch.chdir(tmp_path)
+    assert resolve_params("default", None, {"model": "models/tiny"})["model"] == str(Path(minilm_path).resolve())
+    assert resolve_params("default", None, {"model": "minilm"})["model"] == "minilm"  # an alias stays one
+    assert resolve_params("default", None, {"model": "models/tiny"}, local=False)["model"] == "models/tiny"
+    assert Path(resolve_params("default", None, {"model": "./models/tiny/"})["model"]).is_absolute()
+
+
+def test_two_task_references_of_one_name_are_refused_before_the_run_starts(tmp_path, monkeypatch):
+    """`tasks: [trec, ./my.yaml]` with `name: trec` in the YAML was refused only inside the prepare
+    step ("Inner task failed"); both would also register versions of one model, ptv2-trec."""
+    (tmp_path / "rows.csv").write_text("text,label\n" + "".join(f"w{i},{'ab'[i % 2]}\n" for i in range(20)))
+    (tmp_path / "my.yaml").write_text("name: trec\ntype: sequence\ndata: {train: rows.csv}\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Ptv2Error, match=re.escape("tasks 'trec' and './my.yaml' are both named 'trec'")):
+        resolve_params("default", None, {"tasks": ["trec", "./my.yaml"]})
+    with pytest.raises(Ptv2Error, match=re.escape("tasks 'hub:someone/intents' and 'b.yaml' are both named "
+                                                  "'someone-intents'")):  # a hub name's '/' becomes '-'
+        (tmp_path / "b.yaml").write_text("name: someone-intents\ntype: sequence\ndata: {train: rows.csv}\n")
+        resolve_params("default", None, {"tasks": ["hub:someone/intents", "b.yaml"]})
+    # two names that give one registered model name (a name that starts with the prefix keeps it)
+    (tmp_path / "c.yaml").write_text("name: ptv2-trec\ntype: sequence\ndata: {train: rows.csv}\n")
+    with pytest.raises(Ptv2Error, match=re.escape("tasks 'trec' and 'c.yaml' would both register versions of "
+                                                  "'ptv2-trec'")):
+        resolve_params("default", None, {"tasks": ["trec", "c.yaml"]})
+    assert resolve_params("default", None, {"tasks": ["trec", "./my.yaml"]}, local=False)["tasks"] == [
+        "trec", "./my.yaml"]  # the file is read in the cluster

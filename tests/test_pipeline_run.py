@@ -75,6 +75,13 @@ def test_local_pipeline_run_registers_versions(tmp_path):
     assert "challenger" in mv.aliases and ("champion" in mv.aliases) == (mv.tags["promotion.decision"] == "promoted")
     assert mv.tags["task"] == "trec" and mv.tags["prompt_len"] in {"2", "4"}
     assert mv.tags["base_model"] == "minilm" and mv.tags["data_hash"].startswith("sha256:")
+    # its test metrics came from today's stratified 32-row subset (the prepared splits), not a random one
+    from ptv2_core.tasks import load_task
+    from ptv2_core.tasks.splits import split_hash
+
+    spec, data = load_task("trec", seed=0, max_eval=32, max_train=1)
+    assert mv.tags["data_hash"] == split_hash(spec, data["test"]) and mv.tags["test_examples"] == "32"
+    assert mv.tags["subset"] == "stratified" and "metrics_subset" not in mv.tags, mv.tags
     # lineage: the version names the pipeline run that made it (kfp.local's run name, the folder of this
     # run's outputs under its own pipeline root; on a cluster, the Kubeflow run), and the log is the run's own
     (run_root,) = (home / "pipeline-root").iterdir()
@@ -121,6 +128,44 @@ def test_local_pipeline_run_registers_versions(tmp_path):
     from components.registry.promote import promote
 
     assert promote(mine_yaml, tracking_uri=f"sqlite:///{home / 'mlflow.db'}").name == "ptv2-my-intents"
+
+
+def test_a_failed_step_says_why_on_the_console(tmp_path):
+    """A step that failed ended the run with kfp.local's "Inner task failed: 'prepare-data-op'" and the
+    log's path: why it failed was only in the log file. The error line names the step's own error."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text('tasks: ["hub:nobody/nothing-here"]\nprompt_lengths: [2]\ntrials_per_task: 1\nepochs: 1\n'
+                   "max_train: 8\nmax_eval: 8\n")  # fails in the first step: the hub is off
+    env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "PTV2_OPTUNA_STORAGE", "RAY_ADDRESS"}}
+    env |= {"PTV2_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--config", str(cfg)], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, timeout=600)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1 and lines[-1].startswith("error: "), res.stderr[-3000:]
+    assert "Inner task failed: 'prepare-data-op'" in lines[-1], lines[-1]
+    assert "could not load hub dataset 'nobody/nothing-here'" in lines[-1], lines[-1]
+    assert "Ptv2Error" not in lines[-1] and "Traceback" not in res.stderr and lines[-1].endswith(".log"), lines[-1]
+
+
+def test_the_failed_steps_own_error_is_the_one_reported():
+    """An error line of a step that went on and finished is not the failed step's reason; a traceback
+    of another kind keeps its class name, a Ptv2Error's message says it all."""
+    import io
+
+    from pipelines.progress import ProgressFilter
+
+    log, console = io.StringIO(), io.StringIO()
+    f = ProgressFilter(log, console)
+    f.write("INFO - Executing task \x1b[96m'search-op'\x1b[0m\n  mlflow.exceptions.MlflowException: retried\n"
+            "INFO - Task 'search-op' finished with status SUCCESS\nINFO - Executing task 'final-train-op'\n"
+            "ERROR - Task 'final-train-op' finished with status FAILURE\n")  # killed: it said nothing
+    assert f.step_error is None
+    f.write("INFO - Executing task 'final-train-op'\n    Traceback (most recent call last):\n    ValueError: bad shape (2, 3)\n"
+            "ERROR - Task 'final-train-op' finished with status \x1b[91mFAILURE\x1b[0m\n")
+    assert f.step_error == "ValueError: bad shape (2, 3)"
+    f.write("INFO - Executing task 'x'\n    ptv2_core.errors.Ptv2Error: task 'a' and 'b' clash\n"
+            "ERROR - Task 'x' finished with status FAILURE\n")
+    assert f.step_error == "task 'a' and 'b' clash" and "Traceback" not in console.getvalue()
 
 
 def test_the_last_line_points_at_the_ui_that_serves_the_store(tmp_path, monkeypatch):

@@ -176,6 +176,9 @@ def test_final_step_registers_the_search_adapter_as_it_is(prepared, tmp_path):
     assert (saved["seed"], saved["max_eval"], saved["study"]) == (3, 24, "s1")
     info = describe_adapter(final, "trec")
     assert saved["test_data_hash"] == info.tags["data_hash"] == manifest["tasks"]["trec"]["split_hashes"]["test"]
+    # the prepared rows are today's stratified subset: the trial trained on them uncapped (its train_config
+    # records no `subset`), and the version was tagged `metrics_subset: random` as if trained before 2026-12-06
+    assert saved["subset"] == info.tags["subset"] == "stratified" and "metrics_subset" not in info.tags
     assert info.tags["test_score"] == f"{search_doc['test']['score']:.6g}"
     assert {k: info.tags.get(f"ptv2.{k}") for k in LINEAGE} == LINEAGE  # the version links to the search's runs
 
@@ -217,6 +220,7 @@ def test_final_train_writes_adapter_with_metrics(prepared, tmp_path, capsys):
 
     info = describe_adapter(tmp_path / "adapter", "trec")
     assert saved["test_data_hash"] == info.tags["data_hash"] == manifest["tasks"]["trec"]["split_hashes"]["test"]
+    assert saved["subset"] == info.tags["subset"] == "stratified" and "metrics_subset" not in info.tags
     assert saved["prompt_len"] == 4 and saved["test"]["score"] == doc["test"]["score"]
     # the retrained adapter links to the search whose best configuration it is
     assert {k: info.tags.get(f"ptv2.{k}") for k in LINEAGE} == LINEAGE

@@ -491,3 +491,33 @@ def test_ctrl_c_during_the_decision_leaves_no_version_saying_promoted(store, tmp
     assert registry_state(store, name)[0] == {"challenger": 2, "champion": 1}
     for v in (1, 2):
         assert _tags(store, name, v).get("promotion.decision") == "failed: champion alias not moved", v
+
+
+def test_the_pipeline_keeps_the_champion_of_another_split_seed_and_says_why(adapters, store, capsys):
+    """A second `ptv2 run` with another seed registered a version its champion cannot be compared with:
+    the promote step failed, the whole run exited 1, and the reason was only in the log file. The step
+    now keeps the champion and records why on the version, for the run's summary table."""
+    from mlflow import MlflowClient
+
+    from components.promote_step import promote_step
+    from components.registry.promote import promote
+    from components.registry.register import register_adapter
+
+    name, c = "seeds-trec", MlflowClient(tracking_uri=store, registry_uri=store)
+    register_adapter(adapters["good"], "trec", name=name, tracking_uri=store)
+    assert promote(name, tracking_uri=store, max_eval=EVAL, force=True, reason="first").promoted
+    c.set_model_version_tag(name, "1", "split_seed", "1")  # the first run's seed
+    register_adapter(adapters["bad"], "trec", name=name, tracking_uri=store)
+    before = _tags(store, name, 1)
+    assert promote_step("trec", name, "2", 0.5, store, EVAL) == "kept"
+    assert registry_state(store, name)[0] == {"challenger": 2, "champion": 1}
+    tags = _tags(store, name, 2)
+    assert tags["promotion.decision"] == "kept (not comparable)", tags
+    assert tags["promotion.reason"].startswith("seeds-trec version 1 (champion) has split_seed '1', version 2 has '0'")
+    assert (tags["promotion.champion_version"], tags["promotion.challenger_version"]) == ("1", "2")
+    assert tags["promotion.forced"] == "false" and "promotion.at" in tags
+    assert _tags(store, name, 1) == before  # the champion's own record is left as it was
+    assert "kept (not comparable): seeds-trec version 1 (champion) has split_seed" in capsys.readouterr().out
+    # anything else still fails the step
+    with pytest.raises(Ptv2Error, match="no registered model"):
+        promote_step("trec", "no-such-model", "1", 0.5, store, EVAL)

@@ -225,3 +225,7 @@ def test_a_pipeline_step_records_what_its_prepared_task_was_made_from(tmp_path):
                                                         "tasks": {"trec": entry}}))
     doc = _provenance(tmp_path, "trec", None, "s")
     assert (doc["task_source"], doc["test_data_hash"], doc["seed"], doc["max_eval"]) == ("trec", "sha256:t", 0, 50)
+    assert doc["subset"] == "stratified"  # how the cap drew the prepared rows: the registry must not think random
+    (tmp_path / "manifest.json").write_text(json.dumps({"seed": 0, "max_train": None, "max_eval": None,
+                                                        "tasks": {"trec": entry}}))
+    assert "subset" not in _provenance(tmp_path, "trec", None, "s")  # no cap, no subset

@@ -102,6 +102,13 @@ def _split_settings(adapter_dir: Path, metrics: dict, config: dict) -> tuple[int
     return seed, None if max_eval is None else _count(max_eval, path, "max_eval", 1)
 
 
+def _random_subset(metrics: dict, train_cfg: dict) -> bool:
+    """Whether a capped adapter's rows were drawn as before 2026-12-06 (a plain random subset): neither
+    its training config (``ptv2 train``) nor its metrics.json (a pipeline step's, whose trial trained on
+    prepared rows uncapped) records the subset rule."""
+    return "subset" not in train_cfg and "subset" not in metrics
+
+
 def _check_test_split(adapter_dir: Path, metrics: dict, train_cfg: dict, task: str, spec, test, data_hash: str,
                       seed: int, max_eval: int | None) -> None:
     """Refuse an adapter whose recorded test split (metrics.json's ``test_data_hash``) is not the one
@@ -119,7 +126,7 @@ def _check_test_split(adapter_dir: Path, metrics: dict, train_cfg: dict, task: s
                         f"{str(recorded)[:80]!r}")
     if recorded == data_hash:
         return
-    if max_eval and "subset" not in train_cfg:  # capped before 2026-12-06: the random subset drawn then
+    if max_eval and _random_subset(metrics, train_cfg):  # capped before 2026-12-06: the random subset drawn then
         from ptv2_core.tasks.splits import TEST_STREAM
         from ptv2_core.tasks.subsample import random_subset
 
@@ -185,7 +192,7 @@ def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None
         "data_hash": data_hash,
         "subset": SUBSET_RULE,  # how max_eval picks the rows data_hash covers (random before 2026-12-06)
         # an adapter trained before then with a cap: its dev_*/test_* tags come from a random subset
-        **({"metrics_subset": "random"} if max_eval and "subset" not in train_cfg else {}),
+        **({"metrics_subset": "random"} if max_eval and _random_subset(metrics, train_cfg) else {}),
         "base_model": str(base["name"]),
         "base_fingerprint": str(base["fingerprint"]),
         # the tokenizer's, where the adapter records it (serving refuses a base whose tokenizer changed)

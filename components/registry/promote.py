@@ -32,6 +32,15 @@ from ptv2_core.tasks.subsample import random_subset, subsample
 FLOOR = "majority-class floor"
 
 
+class NotComparable(Ptv2Error):
+    """The champion cannot be compared fairly with the challenger (``not_comparable``); nothing was
+    scored or written. ``problem``: why; ``challenger`` and ``champion``: the versions."""
+
+    def __init__(self, message: str, *, name: str, problem: str, challenger: int, champion: int | None):
+        super().__init__(message)
+        self.name, self.problem, self.challenger, self.champion = name, problem, challenger, champion
+
+
 @dataclass(frozen=True)
 class PromotionDecision:
     """What ``promote`` decided. ``champion`` is the champion version before the decision (None
@@ -163,7 +172,8 @@ def _decide(c, uri: str, name: str, chall_v: int, champ_v: int | None, *, margin
     champ_mv = get_version(c, uri, name, version=champ_v) if champ_v is not None else None
     problem = not_comparable(name, chall_mv, champ_mv, task_ref)
     if problem and not force:
-        raise Ptv2Error(f"{problem}; a forced promotion (--force --reason) moves '{CHAMPION}' without a fair comparison")
+        raise NotComparable(f"{problem}; a forced promotion (--force --reason) moves '{CHAMPION}' without a fair "
+                            "comparison", name=name, problem=problem, challenger=chall_v, champion=champ_v)
     challenger = load_version(c, uri, chall_mv).adapter
     spec, rows, train_labels = test_split(task_ref, split_seed, max_eval)
     if (spec.type, tuple(spec.labels)) != (challenger.spec.type, tuple(challenger.spec.labels)):
