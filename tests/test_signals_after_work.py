@@ -42,3 +42,54 @@ def test_a_signal_after_the_result_is_committed_does_not_turn_it_into_a_failure(
         "    time.sleep(0.3)\n"
         "    print('done')\n"), ["committed"])
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "done\n", ""), proc
+
+
+@pytest.mark.parametrize("sig, rc, line", [("SIGINT", 130, "error: interrupted"),
+                                           ("SIGTERM", 143, "error: terminated (SIGTERM)")])
+def test_an_interrupt_landing_in_a_gc_callback_is_not_printed_nor_lost(tmp_path, sig, rc, line):
+    """A Ctrl-C during pretrain's MLflow logging landed in a WeakKeyDictionary callback: Python printed
+    'Exception ignored in: ... KeyboardInterrupt' with a traceback, went on and exited 0."""
+    proc = _run(tmp_path, (
+        "class Thing: pass\n"
+        "@app.command()\n"
+        "def work():\n"
+        "    thing = Thing()\n"
+        f"    ref = weakref.ref(thing, lambda r: signal.raise_signal(signal.{sig}))  # the handler raises in there\n"
+        "    del thing\n"
+        "    for _ in range(50):\n"
+        "        time.sleep(0.01)\n"
+        "    print('finished')\n"), ["work"])
+    assert (proc.returncode, proc.stdout, proc.stderr) == (rc, "", line + "\n"), proc
+
+
+def test_an_interrupt_in_a_gc_callback_after_the_result_is_committed_is_ignored(tmp_path):
+    proc = _run(tmp_path, (
+        "class Thing: pass\n"
+        "@app.command()\n"
+        "def work():\n"
+        "    no_interrupts_from_here()\n"
+        "    thing = Thing()\n"
+        "    def callback(r):\n"
+        "        raise KeyboardInterrupt\n"
+        "    ref = weakref.ref(thing, callback)\n"
+        "    del thing\n"
+        "    time.sleep(0.2)\n"
+        "    print('finished')\n"), ["work"])
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "finished\n", ""), proc
+
+
+def test_an_interrupt_in_a_gc_callback_as_the_command_ends_keeps_its_status_with_a_note(tmp_path):
+    """The command's work is done before the interrupt is taken again: its status stays 0, and a
+    note says the interrupt came (documented in README's signals text)."""
+    proc = _run(tmp_path, (
+        "class Thing: pass\n"
+        "@app.command()\n"
+        "def work():\n"
+        "    print('finished')\n"
+        "    thing = Thing()\n"
+        "    def callback(r):\n"
+        "        raise KeyboardInterrupt\n"
+        "    ref = weakref.ref(thing, callback)\n"
+        "    del thing\n"), ["work"])
+    assert (proc.returncode, proc.stdout, proc.stderr) == (
+        0, "finished\n", "note: interrupted as the command ended; its work is done and kept\n"), proc
