@@ -9,6 +9,8 @@ import re
 import time
 from pathlib import Path
 
+from components.registry.register_signals import HeldSignals
+
 EXPERIMENT = "ptv2-pretrain"
 
 
@@ -77,9 +79,15 @@ def _log(prompt_dir: Path, tracking_uri: str | None, run_name: str) -> str:
                 metrics.append(Metric(key, float(row[key]), now, step))
     exp_id = use_mlflow(EXPERIMENT, tracking_uri)
     client = MlflowClient()
-    run = client.create_run(exp_id, run_name=run_name, tags={"ptv2.kind": "pretrain", "ptv2.tasks": ",".join(names)})
-    run_id = run.info.run_id
+    held = HeldSignals()  # a Ctrl-C or SIGTERM as the run is created waits for the cleanup that marks it FAILED
     try:
+        run_id = client.create_run(exp_id, run_name=run_name,
+                                   tags={"ptv2.kind": "pretrain", "ptv2.tasks": ",".join(names)}).info.run_id
+    except BaseException:
+        held.release()
+        raise
+    try:
+        held.release()  # a signal that came meanwhile is raised here
         client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         for i in range(0, len(metrics), 1000):  # MLflow's batch limit
             client.log_batch(run_id, metrics=metrics[i:i + 1000])

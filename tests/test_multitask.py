@@ -836,3 +836,37 @@ def test_the_same_pretrain_command_on_a_finished_prompt_refuses_tasks_changed_si
     (out / "prompt_config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "task_keys"}))
     res = ptv2(*args)
     assert res.returncode == 0 and res.stderr.strip().splitlines() == [finished], res.stderr
+
+
+def test_ctrl_c_as_the_pretraining_run_is_logged_marks_it_failed_and_says_the_prompt_is_kept(run, tmp_path, monkeypatch):
+    """A SIGINT the moment the store wrote the run (inside create_run) left it RUNNING: the cleanup
+    that marks it FAILED was not entered yet. The command says the prompt is kept and how to log it."""
+    import os
+    import signal
+
+    import mlflow.tracking
+    from mlflow import MlflowClient
+
+    from pipelines.cli.pretrain_cmds import _log_run
+    from ptv2_core.errors import Ptv2Interrupted
+
+    class SigintAfterCreateRun(MlflowClient):  # the real client; a Ctrl-C as its create_run returns
+        def create_run(self, *args, **kwargs):
+            created = super().create_run(*args, **kwargs)
+            os.kill(os.getpid(), signal.SIGINT)
+            return created
+
+    out = tmp_path / "p"
+    shutil.copytree(run[0], out)
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(mlflow.tracking, "MlflowClient", SigintAfterCreateRun)
+    with pytest.raises((Ptv2Interrupted, KeyboardInterrupt)) as e:
+        _log_run(out, store, store)
+    assert isinstance(e.value, Ptv2Interrupted) and str(e.value) == (
+        f"interrupted; the pre-trained prompt in {out} is complete and kept, but its run is not in MLflow: run the "
+        "same command again to log it (it is not trained again)"), repr(e.value)
+    client = MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("ptv2-pretrain").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert not (out / "logged_runs.json").exists()

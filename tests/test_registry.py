@@ -425,3 +425,52 @@ def test_a_hub_tasks_model_registered_under_its_data_sets_name_still_takes_its_a
     other = client.create_model_version("ptv2-user-data", "file:///nonexistent/v3", tags={"task": "other-data"})
     assert not_comparable("ptv2-user-data", new, old, "hub:user/data") is None
     assert "models of different tasks" in not_comparable("ptv2-user-data", other, old, "hub:user/data")
+
+
+class _SigintAfterCreateRun:
+    """A real MlflowClient whose ``create_run`` gets a SIGINT the moment the store has written the run
+    (Ctrl-C as `registering a new version` shows)."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def create_run(self, *args, **kwargs):
+        import signal
+
+        run = self._client.create_run(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        return run
+
+
+def test_ctrl_c_as_the_registration_run_is_created_marks_it_failed(adapters, store, monkeypatch):
+    from ptv2_core.errors import Ptv2Interrupted
+    from components.registry import register, store as store_module
+
+    real = store_module.client
+    monkeypatch.setattr(register.store, "client", lambda uri: _SigintAfterCreateRun(real(uri)))
+    with pytest.raises((Ptv2Interrupted, KeyboardInterrupt)) as e:  # a bare KeyboardInterrupt: the bug
+        register.register_adapter(adapters["bad"], "trec", name="ptv2-sigint-run")
+    assert isinstance(e.value, Ptv2Interrupted) and str(e.value) == "interrupted; no version was created", repr(e.value)
+    c = _client(store)
+    runs = c.search_runs([c.get_experiment_by_name("ptv2-registry").experiment_id],
+                         filter_string="tags.`ptv2.registered_model` = 'ptv2-sigint-run'")
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert not c.search_model_versions("name = 'ptv2-sigint-run'")
+
+
+def test_ctrl_c_after_the_version_exists_says_the_registry_is_left_as_it_was(adapters, store):
+    from ptv2_core.errors import Ptv2Interrupted
+    from components.registry.register import register_adapter
+
+    def interrupt_at(step):
+        if step == "created":
+            raise KeyboardInterrupt
+
+    v1 = register_adapter(adapters["bad"], "trec", name="ptv2-sigint-version")
+    with pytest.raises((Ptv2Interrupted, KeyboardInterrupt)) as e:
+        register_adapter(adapters["bad"], "trec", name="ptv2-sigint-version", on_step=interrupt_at)
+    assert isinstance(e.value, Ptv2Interrupted) and str(e.value) == "interrupted; registry left as it was", repr(e.value)
+    assert registry_state(store, "ptv2-sigint-version") == ({"challenger": v1.version}, [v1.version])

@@ -28,8 +28,9 @@ from pathlib import Path
 
 from components.registry import store
 from components.registry.metadata import METRIC_TAGS, AdapterInfo, describe_adapter
+from components.registry.register_signals import HeldSignals
 from optuna_studies.quiet import quiet_logger
-from ptv2_core.errors import Ptv2Error
+from ptv2_core.errors import Ptv2Error, Ptv2Interrupted
 from ptv2_core.tasks.spec import stored_task_name
 
 CHALLENGER = "challenger"
@@ -327,6 +328,7 @@ def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id:
     reg_id = uuid.uuid4().hex
     own_run = run_id is None
     artifact_path = "model" if own_run else f"model-{reg_id[:12]}"  # never overwrite a logged model
+    held = HeldSignals()  # a Ctrl-C or SIGTERM from here waits for the cleanup below, which marks the run FAILED
     try:
         exists = _check_registered_model(c, uri, name, info.spec.name)
         if own_run:
@@ -336,11 +338,14 @@ def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id:
                                  "creating the registration run", uri, attempts=1)
         run = get_run(c, uri, run_id)
     except Ptv2Error:
+        held.release()
         raise
     except Exception as e:
+        held.release()
         raise store.unreachable(uri, e) from None
     created = new_model = logged = False
     try:
+        held.release()  # a signal that came meanwhile is raised here, inside the cleanup's reach
         if own_run:
             params = [Param(k, info.tags[k]) for k in ("task", "prompt_len", "lr", "base_model", "study")]
             metrics = [Metric(k, float(v), 0, 0) for k, v in info.tags.items()  # ptv2's, never a user's tag
@@ -368,10 +373,12 @@ def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id:
     except BaseException as e:
         files = (run.info.artifact_uri, artifact_path) if logged and not own_run else None
         left = _cleanup(c, uri, name, reg_id, run_id, own_run, created, new_model, files)
+        state = "no version was created" if not created else "registry left as it was" if not left else "cleanup incomplete"
+        if isinstance(e, KeyboardInterrupt):  # Ctrl-C, or SIGTERM (the CLI's handler): what is left, as docs/registry.md says
+            raise Ptv2Interrupted(f"interrupted; {state}" + ("; " + "; ".join(left) if left else "")) from None
         if not isinstance(e, Exception):
             raise
         msg = str(e) if isinstance(e, Ptv2Error) else f"{store.describe(e)} (MLflow store at {store.mask_url(uri)})"
-        state = "no version was created" if not created else "registry left as it was" if not left else "cleanup incomplete"
         raise Ptv2Error(f"registering '{name}' failed, {state}: {msg}" + ("; " + "; ".join(left) if left else "")) from None
     return RegisteredVersion(name, version, aliases)
 

@@ -12,7 +12,7 @@ import typer
 from typer._click import exceptions as cx
 
 from pipelines.cli.app import app
-from pipelines.cli import sigterm
+from pipelines.cli import sigterm, unraisable
 from pipelines.cli.exit_status import forget_handled_interrupt
 from pipelines.cli import core_cmds  # noqa: F401  (registers train, eval, predict)
 from pipelines.cli import search_cmds  # noqa: F401  (registers search)
@@ -64,11 +64,16 @@ def main(argv: list[str] | None = None) -> None:
 
     # (tests call main in their own process, from other threads too: the previous handler is put back)
     previous = sigterm.install() if threading.current_thread() is threading.main_thread() else None
+    # a Ctrl-C raised inside a gc callback: neither printed nor lost (signals reach the main thread only)
+    previous_hook = unraisable.install() if previous is not None else None
     try:
         empty = empty_option(list(sys.argv[1:] if argv is None else argv))
         if empty:
             raise Ptv2Error(empty)
         rc = app(args=argv, prog_name="ptv2", standalone_mode=False)
+        if unraisable.stop():  # a Ctrl-C raised in a gc callback, the command done before it was taken again
+            print(f"note: {'terminated (SIGTERM)' if sigterm.received() else 'interrupted'} as the command "
+                  "ended; its work is done and kept", file=sys.stderr)
         if rc == 130:  # typer turns a KeyboardInterrupt into a silent exit code 130
             rc = stopped()
     except cx.NoArgsIsHelpError as e:  # a bare `ptv2`: show the help
@@ -104,5 +109,6 @@ def main(argv: list[str] | None = None) -> None:
     # every KeyboardInterrupt that reaches this line was handled above (one not handled propagates)
     forget_handled_interrupt()
     if previous is not None:
+        unraisable.restore(previous_hook)
         sigterm.restore(previous)
     sys.exit(rc if isinstance(rc, int) else 0)

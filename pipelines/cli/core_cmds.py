@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from pipelines.cli.app import app
+from pipelines.cli.committed import no_interrupts_from_here
 
 
 @app.command()
@@ -80,6 +81,7 @@ def train(
                      extra={"metrics_file": "metrics.json", "train_config": cfg.to_dict()}
                      | ({"init": str(init)} if init is not None else {}),
                      files={"metrics.json": json.dumps(doc, indent=2) + "\n"})
+        no_interrupts_from_here()  # the adapter is renamed into place: a signal now would only make a script train again
     typer.echo(f"dev {result.spec.metric} {result.dev['score']:.4f}, test {result.spec.metric} {result.test['score']:.4f} "
                f"(best epoch {result.best_epoch}); adapter written to {out}")
 

@@ -82,6 +82,10 @@ def pretrain(
                  if overwrite else "run the same command again to resume from it")
         raise Ptv2Interrupted(f"interrupted; epoch {max(done)} of {epochs} is checkpointed in {folder}: {again}"
                               if done else "interrupted before the first epoch's checkpoint: nothing to resume") from None
+    if store is None:  # --no-track: the prompt is written, the command's work done
+        from pipelines.cli.committed import no_interrupts_from_here
+
+        no_interrupts_from_here()
     _echo_scores(result.dev)
     typer.echo(f"pre-trained prompt written to {out}" + (f" (resumed after epoch {result.resumed_from})" if result.resumed_from else ""))
     typer.echo(f"dev score per epoch at each length, as a picture: {Path(out) / 'dev_curves.png'}")
@@ -150,10 +154,15 @@ def _log_run(out: Path, mlflow_uri: Optional[str], store: str) -> None:
     already, is kept, and the same command again logs it."""
     from components.pretrain_tracking import log_pretraining, record_logged
     from components.registry.store import describe
-    from ptv2_core.errors import Ptv2Error
+    from pipelines.cli.committed import no_interrupts_from_here
+    from ptv2_core.errors import Ptv2Error, Ptv2Interrupted
 
     try:
         run_id = log_pretraining(out, mlflow_uri)
+        no_interrupts_from_here()  # the run is in the store, FINISHED: a signal now would only log it twice
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: its run is marked FAILED; say what is kept
+        raise Ptv2Interrupted(f"interrupted; the pre-trained prompt in {out} is complete and kept, but its run is not "
+                              "in MLflow: run the same command again to log it (it is not trained again)") from None
     except Ptv2Error as e:
         reason = str(e)
     except Exception as e:  # noqa: BLE001 (MLflow's and its database's errors: named, not a traceback)

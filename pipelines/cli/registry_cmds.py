@@ -41,12 +41,15 @@ def register(
 ) -> None:
     """Register an adapter as a new model version with the alias 'challenger'."""
     from components.registry.register import register_adapter
+    from pipelines.cli.committed import no_interrupts_from_here
 
     if task is None:
         from ptv2_core.adapter import own_task, read_adapter_config, recorded_metrics
 
         task = own_task(read_adapter_config(adapter), recorded_metrics(adapter))
+    # "aliased": the version exists with its aliases; a signal from here on would only make a script register again
     version = register_adapter(adapter, task, name=name, tags=_parse_tags(tag) or None, run_id=run_id,
+                               on_step=lambda step: step == "aliased" and no_interrupts_from_here(),
                                echo=lambda line: typer.echo(line, err=True))
     typer.echo(f"registered {version.name} version {version.version} (aliases: {', '.join(version.aliases) or 'none'}); "
                f"load it with models:/{version.name}@challenger")
