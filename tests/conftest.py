@@ -85,6 +85,18 @@ def interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.fixture
+def python_sigint():
+    """SIGINT raises KeyboardInterrupt in this process, as in `ptv2` (``sigterm.install``), for a
+    test that sends itself one: a suite started in the background by a shell without job control
+    inherits SIGINT ignored (CI-like `( ... &)`), and such a test failed there, 'DID NOT RAISE'."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 # The files that take longest, first. dev.py test runs files in parallel (pytest-xdist, one file
 # per worker at a time, handed out in collection order), so a long file handed out last runs alone
 # at the end: with xdist's own order (most tests first) test_pipeline_run.py (one test, 80 s)

@@ -838,7 +838,8 @@ def test_the_same_pretrain_command_on_a_finished_prompt_refuses_tasks_changed_si
     assert res.returncode == 0 and res.stderr.strip().splitlines() == [finished], res.stderr
 
 
-def test_ctrl_c_as_the_pretraining_run_is_logged_marks_it_failed_and_says_the_prompt_is_kept(run, tmp_path, monkeypatch):
+def test_ctrl_c_as_the_pretraining_run_is_logged_marks_it_failed_and_says_the_prompt_is_kept(run, tmp_path, monkeypatch,
+                                                                                               python_sigint):
     """A SIGINT the moment the store wrote the run (inside create_run) left it RUNNING: the cleanup
     that marks it FAILED was not entered yet. The command says the prompt is kept and how to log it."""
     import os

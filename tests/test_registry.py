@@ -445,7 +445,7 @@ class _SigintAfterCreateRun:
         return run
 
 
-def test_ctrl_c_as_the_registration_run_is_created_marks_it_failed(adapters, store, monkeypatch):
+def test_ctrl_c_as_the_registration_run_is_created_marks_it_failed(adapters, store, monkeypatch, python_sigint):
     from ptv2_core.errors import Ptv2Interrupted
     from components.registry import register, store as store_module
 
