@@ -33,13 +33,14 @@ from ptv2_core.multitask.checkpoint import (
 from ptv2_core.multitask.curves import CURVES, curves_png
 from ptv2_core.multitask.mixing import TaskMixer
 from ptv2_core.multitask.model import MultiTaskPromptModel
+from ptv2_core.multitask.run_key import (TASK_DATA, TASK_SPEC, TOKENIZER_KEY, differing_keys, run_key_diff, task_keys,
+                                         tasks_changed)
 from ptv2_core.multitask.pretrained import (
     CHECKPOINTS, CONFIG, LOGGED, WEIGHTS, PretrainConfig, artifact_files, config_digest, read_pretrained_config,
     read_pretrained_state,
 )
 from ptv2_core.optim import leading_rows_only, make_optimizer, optimizer_step
 from ptv2_core.prefix import PromptConfig
-from ptv2_core.tasks.splits import split_hash
 from ptv2_core.tasks.subsample import subset_rule
 from ptv2_core.tasks import TaskSpec, load_task
 from ptv2_core.tasks.encode import Collator, encode, prepare_tokenizer
@@ -111,7 +112,7 @@ def finished_prompt(cfg: PretrainConfig, out_dir: str | Path) -> dict | None:
     if not (out / CONFIG).is_file():
         return None
     replacing = replacing_run(out)
-    if replacing is not None and not _diff({k: replacing.get(k) for k in cfg.run_key()}, cfg.run_key()):
+    if replacing is not None and not differing_keys({k: replacing.get(k) for k in cfg.run_key()}, cfg.run_key()):
         return None  # an --overwrite run of these settings stopped before it replaced the prompt: resumed
     config = read_pretrained_config(out)
     if not (out / WEIGHTS).is_file():
@@ -122,7 +123,7 @@ def finished_prompt(cfg: PretrainConfig, out_dir: str | Path) -> dict | None:
         recorded = PretrainConfig.from_dict(config.get("pretrain_config") or {})
     except (TypeError, ValueError) as e:
         raise Ptv2Error(f"corrupt pre-trained prompt config '{out / CONFIG}': 'pretrain_config' cannot be read: {e}") from None
-    differ = _diff(recorded.run_key(), cfg.run_key())
+    differ = differing_keys(recorded.run_key(), cfg.run_key())
     why = ""
     saved = config.get("task_keys")
     if not differ and isinstance(saved, dict) and saved:  # a prompt finished before 2026-12 records none
@@ -159,79 +160,6 @@ def _dev_scores(model: MultiTaskPromptModel, specs, dev_sets, collators, lengths
         }
         for spec, dev, collator in zip(specs, dev_sets, collators)
     }
-
-
-def _diff(a: dict, b: dict) -> list[str]:
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-
-
-# in a run key since 2026-12: the base's tokenizer (the same weights fed other ids train another prompt)
-TOKENIZER_KEY = "tokenizer_fingerprint"
-
-
-# in a run key since 2026-12: per task (``task_data:<name>``), its train row count and the hashes of its
-# train and dev rows (a task YAML's CSV edited between a stop and the resume is other training)
-TASK_DATA = "task_data:"
-
-
-def task_data_key(spec: TaskSpec, data) -> dict:
-    """What a resume must find of one task's rows: how many train rows, and which train and dev rows."""
-    return {f"{TASK_DATA}{spec.name}": {"train_rows": len(data["train"]), "train": split_hash(spec, data["train"]),
-                                        "dev": split_hash(spec, data["dev"])}}
-
-
-# in a run key since 2026-12: per task (``task_spec:<name>``), the fields of its spec that change what is
-# trained or how it is scored: type, labels (their order is the head's class ids), metric, max_length. Not
-# the name (in the key's) nor the column names: what those columns hold is in the rows' hashes above
-TASK_SPEC = "task_spec:"
-UNKEYED_SPEC_FIELDS = ("name", "text_column", "label_column")
-
-
-def task_spec_key(spec: TaskSpec) -> dict:
-    """What a resume must find of one task's spec (a task YAML's max_length or labels edited between a
-    stop and the resume is other training)."""
-    return {f"{TASK_SPEC}{spec.name}": {k: v for k, v in spec.to_dict().items() if k not in UNKEYED_SPEC_FIELDS}}
-
-
-def task_keys(loaded) -> dict:
-    """The run key's part for the tasks ``loaded`` (``[(spec, splits)]``): their rows and specs."""
-    keys: dict = {}
-    for spec, data in loaded:
-        keys |= task_data_key(spec, data) | task_spec_key(spec)
-    return keys
-
-
-def tasks_changed(differ: list[str], saved: dict, now: dict, since: str) -> str:
-    """Why the keys ``differ`` in a task's rows or spec, in words (empty when none does)."""
-    why = ""
-    changed = [k[len(TASK_DATA):] for k in differ if k.startswith(TASK_DATA)]
-    if changed:
-        tasks = ", ".join(f"'{n}'" for n in changed)
-        why += f" (the train or dev rows of task{'s' if len(changed) > 1 else ''} {tasks} changed since {since})"
-    specs = [k for k in differ if k.startswith(TASK_SPEC)]
-    if specs:
-        fields = {k[len(TASK_SPEC):]: ", ".join(_diff(saved.get(k) or {}, now.get(k) or {})) for k in specs}
-        if len(fields) == 1:
-            (name, what), = fields.items()
-            why += f" (the spec of task '{name}' changed since {since}: {what})"
-        else:
-            why += (" (the specs of tasks " + ", ".join(f"'{n}' ({w})" for n, w in fields.items())
-                    + f" changed since {since})")
-    return why
-
-
-def run_key_diff(saved: dict, now: dict) -> list[str]:
-    """The keys in which a checkpoint's run key ``saved`` differs from this run's ``now``. The
-    tokenizer's fingerprint counts only where both hold one: a checkpoint written before it was
-    keyed, or a base given as a model object rather than loaded by name, leaves it unknown. So do
-    the tasks' rows and specs: a checkpoint written before they were keyed holds no ``task_data:``
-    (or no ``task_spec:``) key."""
-    if TOKENIZER_KEY not in saved or TOKENIZER_KEY not in now:
-        saved, now = ({k: v for k, v in d.items() if k != TOKENIZER_KEY} for d in (saved, now))
-    for prefix in (TASK_DATA, TASK_SPEC):
-        if not any(k.startswith(prefix) for k in saved):
-            now = {k: v for k, v in now.items() if not k.startswith(prefix)}
-    return _diff(saved, now)
 
 
 def _trained_on(device: torch.device, bf16: bool) -> dict:
