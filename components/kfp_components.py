@@ -30,17 +30,20 @@ def prepare_data_op(tasks: list, seed: int, max_train: int, max_eval: int, data:
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def pretrain_prompt_op(data: Input[Dataset], tasks: list, model: str, lengths: list, epochs: int, lr: float,
-                       seed: int, mlflow_uri: str, prompt: Output[Model], metrics: Output[Metrics],
-                       plots: Output[HTML]):
-    """Pre-train one shared deep prompt on all tasks, every leading slice usable."""
+                       seed: int, mlflow_uri: str, use_pretrained: bool, prompt: Output[Model],
+                       metrics: Output[Metrics], plots: Output[HTML]):
+    """Pre-train one shared deep prompt on all tasks, every leading slice usable. ``use_pretrained``
+    false: no later step reads the prompt, so the step writes a "no prompt" marker and trains
+    nothing (an input, so a cached skipped run is never reused for one that wants the prompt)."""
     from components.pretrain_step import pretrain_prompt
 
     out = pretrain_prompt(data.path, [str(t) for t in tasks], prompt.path, model=model,
                           lengths=[int(x) for x in lengths], epochs=int(epochs), lr=float(lr), seed=int(seed),
-                          mlflow_uri=mlflow_uri or None, plot_out=plots.path)
+                          mlflow_uri=mlflow_uri or None, plot_out=plots.path, use_pretrained=bool(use_pretrained))
     for key, value in out["metrics"].items():
         metrics.log_metric(key, value)
-    prompt.metadata["lengths"] = [int(x) for x in lengths]
+    prompt.metadata["skipped"] = out["skipped"]
+    prompt.metadata["lengths"] = [] if out["skipped"] else [int(x) for x in lengths]
     prompt.metadata["mlflow_run_id"] = out["run_id"]
 
 

@@ -120,9 +120,10 @@ def ptv2_pipeline(
         cpus_per_trial: CPUs each trial reserves on the Ray cluster.
         gpus_per_trial: GPUs each trial reserves on the Ray cluster (a fraction shares one); a
             KubeRay cluster adds a GPU worker when a trial asks for one.
-        pretrain_epochs: Epochs of multi-task prompt pre-training.
+        pretrain_epochs: Epochs of multi-task prompt pre-training (none with use_pretrained_prompt false).
         use_pretrained_prompt: Start every trial (and a final training) from the pre-trained prompt.
-            The pre-training step runs either way (false only leaves its prompt unused).
+            False: each trial starts from a fresh prompt, and the pre-training step trains nothing
+            (it only writes a "no prompt" marker), so pretrain_epochs has no effect.
         max_train: At most this many training rows per task; 0 means all.
         max_eval: At most this many dev and this many test rows per task; 0 means all.
         seed: Seed of the data splits and of training.
@@ -138,10 +139,14 @@ def ptv2_pipeline(
     """
     data = prepare_data_op(tasks=tasks, seed=seed, max_train=max_train, max_eval=max_eval)
     wire_endpoints(data, "prepare data", "prepare")
+    # use_pretrained_prompt false: the step writes a "no prompt" marker instead of training (the
+    # search and final steps then never read its artifact); a flag, not a dsl.If, as those steps
+    # take the artifact either way (an If would need a dsl.OneOf with a stand-in step in its Else)
     prompt = pretrain_prompt_op(data=data.outputs["data"], tasks=tasks, model=model, lengths=prompt_lengths,
-                                epochs=pretrain_epochs, lr=lr_max, seed=seed, mlflow_uri=mlflow_uri)
-    # cacheable by its own inputs, but its data artifact is new each run (prepare is never cached),
-    # so Kubeflow runs it every time (wire_endpoints says why)
+                                epochs=pretrain_epochs, lr=lr_max, seed=seed, mlflow_uri=mlflow_uri,
+                                use_pretrained=use_pretrained_prompt)
+    # cacheable by its own inputs (the flag among them), but its data artifact is new each run
+    # (prepare is never cached), so Kubeflow runs it every time (wire_endpoints says why)
     wire_endpoints(prompt, "pre-train shared prompt", "pretrain", cache=True)
     with dsl.ParallelFor(items=tasks, parallelism=0) as task:
         search = search_op(data=data.outputs["data"], prompt=prompt.outputs["prompt"], task=task, model=model,

@@ -134,6 +134,13 @@ def test_dag_edges_and_parallel_for(spec):
     final_epochs = inner["final-train-op"]["inputs"]["parameters"]["final_epochs"]["componentInputParameter"]
     assert final_epochs.endswith("final_epochs")
     assert spec["root"]["inputDefinitions"]["parameters"]["final_epochs"]["defaultValue"] == 0
+    # use_pretrained_prompt reaches the pre-training step too (false: it skips its work), as an input,
+    # so a cached skipped run is never reused for a run that wants the prompt
+    assert tasks["pretrain-prompt-op"]["inputs"]["parameters"]["use_pretrained"] == {
+        "componentInputParameter": "use_pretrained_prompt"}
+    for step in ("search-op", "final-train-op"):
+        assert inner[step]["inputs"]["parameters"]["use_pretrained"]["componentInputParameter"].endswith(
+            "use_pretrained_prompt"), step
 
 
 def _all_tasks(spec) -> dict:

@@ -128,6 +128,40 @@ def test_space_file_applies_pipeline_choices(tmp_path):
     assert hub.parent == tmp_path and load_space("someone/intents", hub).prompt_lens == (4,)  # '/' is no folder
 
 
+def test_pretrain_step_skips_its_work_when_the_prompt_is_not_used(prepared, tmp_path, capsys):
+    """use_pretrained_prompt false: no later step starts from the prompt, and the step pre-trained it
+    in full anyway (the most expensive step of a run). The component itself, run in-process with real
+    kfp artifacts: nothing trained or logged, a marker that no loader takes for a prompt, in seconds
+    (50 epochs of real pre-training take minutes)."""
+    import time
+
+    from kfp.dsl import HTML, Dataset, Metrics, Model
+
+    from components.kfp_components import pretrain_prompt_op
+    from ptv2_core.multitask import read_pretrained_config
+
+    out, _ = prepared
+    prompt, metrics, plots = Model(uri=str(tmp_path / "prompt")), Metrics(uri=str(tmp_path / "metrics")), \
+        HTML(uri=str(tmp_path / "plots.html"))
+    t0 = time.perf_counter()
+    pretrain_prompt_op.python_func(data=Dataset(uri=str(out)), tasks=["trec", "wnut16"], model="minilm",
+                                   lengths=[4, 8], epochs=50, lr=1e-2, seed=3,
+                                   mlflow_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", use_pretrained=False,
+                                   prompt=prompt, metrics=metrics, plots=plots)
+    assert time.perf_counter() - t0 < 20
+    assert [p.name for p in (tmp_path / "prompt").iterdir()] == ["no_prompt.json"]
+    marker = json.loads((tmp_path / "prompt" / "no_prompt.json").read_text())
+    assert marker["format"] == "ptv2-no-prompt" and "use_pretrained_prompt is false" in marker["reason"]
+    with pytest.raises(Ptv2Error, match="no pre-trained prompt at .*prompt_config.json is missing"):
+        read_pretrained_config(tmp_path / "prompt")  # what --init and the search's init read
+    assert not (tmp_path / "mlflow.db").exists()  # no pre-training run logged
+    assert prompt.metadata == {"skipped": True, "lengths": [], "mlflow_run_id": ""} and metrics.metadata == {}
+    assert "pre-training skipped" in (tmp_path / "plots.html").read_text()
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("ptv2 ▸")]
+    assert lines == ["ptv2 ▸ pretrain: skipped (use_pretrained_prompt is false: no step starts from a "
+                     "pre-trained prompt)"]
+
+
 def test_flat_scores_for_kfp_metrics():
     assert flat_scores({"trec": {"4": {"score": 0.5, "loss": 1.0}}}) == {"dev_trec_4_score": 0.5, "dev_trec_4_loss": 1.0}
 
