@@ -212,6 +212,19 @@ def test_config_file_and_overrides(tmp_path):
         resolve_params("default", None, {"lr_min": 1.0, "lr_max": 0.1})
 
 
+def test_pretrained_prompt_flags_set_the_parameter(tmp_path):
+    """`ptv2 run` and `ptv2 submit --no-pretrained-prompt` (the pre-training step then skips its work);
+    no flag keeps what the profile or --config says."""
+    from pipelines.cli.pipeline_cmds import _overrides
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("use_pretrained_prompt: false\n")
+    assert resolve_params("default", None, _overrides(None, None, None, False))["use_pretrained_prompt"] is False
+    assert resolve_params("default", cfg, _overrides(None, None, None, True))["use_pretrained_prompt"] is True
+    assert resolve_params("default", cfg, _overrides(None, None, None))["use_pretrained_prompt"] is False
+    assert resolve_params("default", None, _overrides(None, None, None))["use_pretrained_prompt"] is True
+
+
 @pytest.mark.parametrize("line, needle", [
     ("seed: -1", "seed must be an integer in 0..4294967295, got -1"),
     ("lr_min: abc", "lr_min must be a finite number, got 'abc'"),

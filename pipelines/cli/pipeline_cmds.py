@@ -11,9 +11,14 @@ import typer
 from pipelines.cli.app import app
 
 
-def _overrides(tasks: Optional[str], trials: Optional[int], epochs: Optional[int]) -> dict:
+def _overrides(tasks: Optional[str], trials: Optional[int], epochs: Optional[int],
+               pretrained_prompt: Optional[bool] = None) -> dict:
     return {"tasks": [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
-            "trials_per_task": trials, "epochs": epochs}
+            "trials_per_task": trials, "epochs": epochs, "use_pretrained_prompt": pretrained_prompt}
+
+
+PRETRAINED_PROMPT_HELP = ("Start trials from the multi-task pre-trained prompt (use_pretrained_prompt); "
+                          "--no-pretrained-prompt: fresh prompts, and the pre-training step skips its work.")
 
 
 @app.command()
@@ -23,6 +28,8 @@ def run(
     tasks: Optional[str] = typer.Option(None, help="Comma-separated tasks, e.g. trec,wnut16."),
     trials: Optional[int] = typer.Option(None, help="Trials per task."),
     epochs: Optional[int] = typer.Option(None, help="Epochs per trial (the search's resource)."),
+    pretrained_prompt: Optional[bool] = typer.Option(None, "--pretrained-prompt/--no-pretrained-prompt",
+                                                     help=PRETRAINED_PROMPT_HELP, show_default=False),
 ) -> None:
     """Run the whole pipeline locally (kfp.local): prepare, pre-train, search, register, promote."""
     from rich.console import Console
@@ -35,12 +42,13 @@ def run(
     from pipelines.profiles import resolve_params
     from pipelines.submit import check_no_secrets
 
-    params = resolve_params(profile, config, _overrides(tasks, trials, epochs))
+    params = resolve_params(profile, config, _overrides(tasks, trials, epochs, pretrained_prompt))
     check_no_secrets(params, local=True)  # kfp.local puts the parameters on each step's command line
     check_reachable(params["mlflow_uri"] or None, given_by="the run's mlflow_uri (in --config)")  # before data and pre-training take minutes
     console = Console(stderr=True, soft_wrap=True)  # whole lines in a log or CI output, not cut at 80 columns
     console.print(f"[bold]ptv2 run[/] profile={profile} tasks={','.join(params['tasks'])} "
-                  f"lengths={params['prompt_lengths']} trials/task={params['trials_per_task']} epochs={params['epochs']}")
+                  f"lengths={params['prompt_lengths']} trials/task={params['trials_per_task']} epochs={params['epochs']}"
+                  + ("" if params["use_pretrained_prompt"] else " pretrained prompt=off (pre-training skipped)"))
     tracking = settings.mlflow_tracking_uri(params["mlflow_uri"] or None)
     console.print(f"stores: MLflow {mask_url(tracking)}, "
                   f"Optuna {mask_url(settings.optuna_storage(params['optuna_storage'] or None))}", markup=False)
@@ -109,6 +117,8 @@ def submit(
     tasks: Optional[str] = typer.Option(None, help="Comma-separated tasks; a task YAML path is read in the cluster."),
     trials: Optional[int] = typer.Option(None, help="Trials per task."),
     epochs: Optional[int] = typer.Option(None, help="Epochs per trial (the search's resource)."),
+    pretrained_prompt: Optional[bool] = typer.Option(None, "--pretrained-prompt/--no-pretrained-prompt",
+                                                     help=PRETRAINED_PROMPT_HELP, show_default=False),
     experiment: str = typer.Option("ptv2", help="Kubeflow experiment to file the run under (created if missing)."),
     run_name: Optional[str] = typer.Option(None, help="Name of the run in the Kubeflow UI (default: pipeline name and time)."),
     namespace: Optional[str] = typer.Option(None, help="Kubeflow profile namespace (multi-user installs)."),
@@ -119,6 +129,6 @@ def submit(
     from pipelines.profiles import resolve_params
     from pipelines.submit import submit as submit_run
 
-    params = resolve_params(profile, config, _overrides(tasks, trials, epochs), local=False)
+    params = resolve_params(profile, config, _overrides(tasks, trials, epochs, pretrained_prompt), local=False)
     typer.echo(json.dumps(submit_run(host, params, experiment=experiment, run_name=run_name, namespace=namespace,
                                      service_account=service_account)))
