@@ -190,19 +190,17 @@ def check_trial_settings(constants: dict, space: SearchSpace, task_ref: str) -> 
         # as ptv2_core.build.build_model checks them, when a trial builds its model
         config = load_config(cfg.model)
         check_model_pooling(cfg.model, cfg.pooling, config)  # a 'pooler' on a model without a pooler layer
-        max_length = cfg.max_length or task_max_length(task_ref)
-        if max_length is not None:
-            check_prompt_len(max(space.prompt_lens), config, max_length)
+        check_prompt_len(max(space.prompt_lens), config, cfg.max_length or task_max_length(task_ref))
     except TypeError as e:  # a fixed key TrainConfig does not take (the space's own check lists the allowed ones)
         raise Ptv2Error(f"search space {space.source}: {e}") from None
     except Ptv2Error as e:
         raise Ptv2Error(f"search space {space.source}: {e}") from None
 
 
-def task_max_length(task_ref: str) -> int | None:
+def task_max_length(task_ref: str) -> int:
     """The task's own truncation (its spec's ``max_length``), known without its rows for a task
-    file; a packaged task's by reading it (under a second); None for a hub data set (known only
-    once it is fetched)."""
+    file and a hub data set (the default, whatever its rows: nothing is fetched); a packaged
+    task's by reading it (under a second)."""
     kind = task_ref_kind(task_ref)
     if kind == "packaged":
         from ptv2_core.tasks.packaged import READERS
@@ -212,7 +210,9 @@ def task_max_length(task_ref: str) -> int | None:
         from ptv2_core.tasks import load_task_yaml
 
         return load_task_yaml(task_ref)[0].max_length
-    return None
+    from ptv2_core.tasks.hub import hub_max_length
+
+    return hub_max_length(task_ref[len("hub:"):])
 
 
 def check_init(init: str | Path, space: SearchSpace) -> str:

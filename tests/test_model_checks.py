@@ -1,5 +1,6 @@
 """What a model can run, refused before anything runs: pooling 'pooler' needs a backbone with a
-pooler layer (it failed at the first batch, in every trial of a search)."""
+pooler layer (it failed at the first batch, in every trial of a search), and a hub task's
+max_length must fit the model's positions (a search's plan knew it only once fetched)."""
 from __future__ import annotations
 
 import pytest
@@ -103,3 +104,29 @@ def test_pretraining_refuses_pooler_on_a_model_without_one_before_its_folder_is_
         pretrain(cfg, tmp_path / "prompt", backbone=bb, tokenizer=tok)
     assert list(tmp_path.iterdir()) == []
 
+
+def test_a_search_plan_checks_a_hub_tasks_max_length_without_fetching_it(tmp_path, monkeypatch, minilm_path):
+    """A hub task's max_length (always the default, 128) was not checked by the plan: on a model
+    of 64 positions every trial failed. Offline (HF_HUB_OFFLINE=1), and the data set need not exist."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "short"
+    tok = BertTokenizerFast.from_pretrained(minilm_path)
+    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                         intermediate_size=37, max_position_embeddings=64)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    from optuna_studies.plan import plan_search
+
+    space = tmp_path / "space.yaml"
+    kw = dict(trials=2, space=space, storage=f"sqlite:///{tmp_path}/o.db", init=None, max_train=8, max_eval=8,
+              epochs=None, concurrency=1, cpus_per_trial=1, gpus_per_trial=0, overwrite=False, study_name=None, seed=0)
+    space.write_text(yaml.safe_dump({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-2}}))
+    with pytest.raises(Ptv2Error) as e:
+        plan_search("hub:ptv2-no-such-user/no-such-data", str(folder), tmp_path / "out", **kw)
+    assert str(e.value) == f"search space {space}: max length 128 is too long for this model: it has 64 positions"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["short", "space.yaml"]
+    space.write_text(yaml.safe_dump({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-2},
+                                     "fixed": {"max_length": 64}}))
+    plan = plan_search("hub:ptv2-no-such-user/no-such-data", str(folder), tmp_path / "out", **kw)
+    assert plan.constants["max_length"] == 64
