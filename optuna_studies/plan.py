@@ -168,15 +168,15 @@ def check_model(model: str) -> str:
 
 def check_trial_settings(constants: dict, space: SearchSpace, task_ref: str) -> None:
     """Every trial's settings as the core checks them (the space's ``fixed`` ones included, with
-    its shortest prompt and lowest rate), the model each trial builds (the pooling; the text's
-    ``max_length`` and the longest prompt against the model's positions), and the objective among
-    the report's metrics: a ``fixed: {batch_size: 0}``, ``fixed: {pooling: maen}``, ``fixed:
+    its shortest prompt and lowest rate), the model each trial builds (the pooling, 'pooler' on a
+    model with a pooler layer only; the text's ``max_length`` and the longest prompt against the
+    model's positions), and the objective among the report's metrics: a ``fixed: {batch_size: 0}``,
+    ``fixed: {pooling: maen}``, ``fixed: {pooling: pooler}`` on GPT-2, ``fixed:
     {max_length: 1024}`` on a 512-position model or ``metric: dev_f1`` failed every trial, only
     after all had run."""
     from optuna_studies.objective import train_config
     from ptv2_core.backbone import load_config
-    from ptv2_core.build import check_prompt_len
-    from ptv2_core.heads import POOLINGS
+    from ptv2_core.build import check_model_pooling, check_prompt_len
     from ptv2_core.metrics import report_keys
     from ptv2_core.tasks import task_type
 
@@ -188,21 +188,19 @@ def check_trial_settings(constants: dict, space: SearchSpace, task_ref: str) -> 
         cfg = train_config(constants | {"prompt_len": min(space.prompt_lens), "lr": space.lr_low})
         cfg.check_training()
         # as ptv2_core.build.build_model checks them, when a trial builds its model
-        if cfg.pooling is not None and cfg.pooling not in POOLINGS:
-            raise Ptv2Error(f"unknown pooling '{cfg.pooling}': expected one of {', '.join(POOLINGS)}")
-        max_length = cfg.max_length or task_max_length(task_ref)
-        if max_length is not None:
-            check_prompt_len(max(space.prompt_lens), load_config(cfg.model), max_length)
+        config = load_config(cfg.model)
+        check_model_pooling(cfg.model, cfg.pooling, config)  # a 'pooler' on a model without a pooler layer
+        check_prompt_len(max(space.prompt_lens), config, cfg.max_length or task_max_length(task_ref))
     except TypeError as e:  # a fixed key TrainConfig does not take (the space's own check lists the allowed ones)
         raise Ptv2Error(f"search space {space.source}: {e}") from None
     except Ptv2Error as e:
         raise Ptv2Error(f"search space {space.source}: {e}") from None
 
 
-def task_max_length(task_ref: str) -> int | None:
+def task_max_length(task_ref: str) -> int:
     """The task's own truncation (its spec's ``max_length``), known without its rows for a task
-    file; a packaged task's by reading it (under a second); None for a hub data set (known only
-    once it is fetched)."""
+    file and a hub data set (the default, whatever its rows: nothing is fetched); a packaged
+    task's by reading it (under a second)."""
     kind = task_ref_kind(task_ref)
     if kind == "packaged":
         from ptv2_core.tasks.packaged import READERS
@@ -212,7 +210,9 @@ def task_max_length(task_ref: str) -> int | None:
         from ptv2_core.tasks import load_task_yaml
 
         return load_task_yaml(task_ref)[0].max_length
-    return None
+    from ptv2_core.tasks.hub import hub_max_length
+
+    return hub_max_length(task_ref[len("hub:"):])
 
 
 def check_init(init: str | Path, space: SearchSpace) -> str:

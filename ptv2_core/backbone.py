@@ -113,6 +113,19 @@ def load_config(name: str):
     return config
 
 
+def has_pooler(model) -> bool:
+    """Whether a backbone (a loaded model, or the config of one: AutoModel builds it on the meta
+    device, so no weights load and no memory is taken) has a pooler layer, whose ``pooler_output``
+    pooling 'pooler' uses: BERT, RoBERTa, XLM-R and MPNet have one; DeBERTa-v2 and the decoders
+    do not."""
+    if not isinstance(model, nn.Module):
+        from transformers import AutoModel
+
+        with torch.device("meta"):
+            model = AutoModel.from_config(model)
+    return getattr(model, "pooler", None) is not None
+
+
 # Any one of these is a tokenizer transformers can load from a folder.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
 

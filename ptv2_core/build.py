@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from ptv2_core.backbone import geometry
+from ptv2_core.backbone import geometry, has_pooler, load_config
 from ptv2_core.cache import padding_idx
 from ptv2_core.errors import Ptv2Error
-from ptv2_core.heads import POOLINGS, HeadConfig, default_pooling
+from ptv2_core.heads import HeadConfig, check_pooling, default_pooling
 from ptv2_core.model import PromptModel
 from ptv2_core.prefix import PromptConfig
 from ptv2_core.tasks import TaskSpec
@@ -41,6 +41,18 @@ def check_prompt_len(prompt_len: int, config, max_length: int) -> None:
         )
 
 
+def check_model_pooling(model: str, pooling: str | None, config=None) -> None:
+    """``pooling`` (None: the family's default, which every model runs) as the model named
+    ``model`` can run it, from its config alone (``config``: it, loaded already): a 'pooler' on a
+    model without a pooler layer failed only at its first batch, after data and weights loaded."""
+    if pooling is None:
+        return
+    if pooling == "pooler":
+        config = load_config(model) if config is None else config
+        geometry(config)  # an unsupported family is named as such, not built
+    check_pooling(pooling, pooling != "pooler" or has_pooler(config), model)
+
+
 def build_model(
     backbone: nn.Module,
     spec: TaskSpec,
@@ -57,8 +69,7 @@ def build_model(
     geo = geometry(backbone.config)
     check_prompt_len(prompt_len, backbone.config, max_length)
     pooling = pooling or default_pooling(geo.family)
-    if pooling not in POOLINGS:
-        raise Ptv2Error(f"unknown pooling '{pooling}': expected one of {', '.join(POOLINGS)}")
+    check_pooling(pooling, has_pooler(backbone), backbone.config.name_or_path or backbone.config.model_type)
     prompt = PromptConfig(prompt_len, geo.num_layers, geo.num_kv_heads, geo.head_dim, reparam, reparam_hidden, prefix_dropout)
     head = HeadConfig(spec.type, len(spec.labels), geo.hidden_size, pooling, head_dropout)
     return PromptModel(backbone, prompt, head)

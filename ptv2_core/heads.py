@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from ptv2_core.errors import Ptv2Error
+
 POOLINGS = ("cls", "pooler", "mean", "last")
 
 
@@ -32,6 +34,17 @@ def default_pooling(family: str) -> str:
     a probe on its [CLS] pooler reaches 41 % on TREC-6, on mean-pooled tokens 81 %);
     the last real token for causal decoders, the only one that has seen the whole text."""
     return "last" if family == "decoder" else "mean"
+
+
+def check_pooling(pooling: str, has_pooler: bool, model: str) -> None:
+    """A ``Ptv2Error`` unless ``pooling`` is one of ``POOLINGS`` and the model ``model`` (a name for
+    messages) can run it: 'pooler' needs a pooler layer (``backbone.has_pooler``), which BERT-like
+    encoders have and DeBERTa-v2 and the decoders do not; it failed at the first batch."""
+    if pooling not in POOLINGS:
+        raise Ptv2Error(f"unknown pooling '{pooling}': expected one of {', '.join(POOLINGS)}")
+    if pooling == "pooler" and not has_pooler:
+        raise Ptv2Error(f"model '{model}' has no pooler layer, so pooling 'pooler' cannot run on it; it supports "
+                        f"{', '.join(p for p in POOLINGS if p != 'pooler')}")
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str, pooler_output: torch.Tensor | None = None) -> torch.Tensor:

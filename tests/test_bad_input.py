@@ -634,3 +634,25 @@ def test_an_empty_text_to_label_is_still_a_text(tiny_adapter):
     # a flag followed by an empty argument: the empty string is a text, not an empty option value
     res = run("predict", "--adapter", str(tiny_adapter), "--json", "")
     assert res.returncode == 0 and json.loads(res.stdout) == {"text": "", "label": None, "score": None}, res.stderr
+
+
+# --- pooling 'pooler' on a model without a pooler layer (fixer B) ---------------------------------
+
+def test_train_refuses_pooler_on_a_model_without_one_before_any_data_loads(tmp_path, minilm_path):
+    """`ptv2 train --pooling pooler` on GPT-2 loaded the data and the weights, then failed at the
+    first batch with a traceback. Now refused from the model's config: the task's data (a label
+    outside its list, an error of its own) is not even read."""
+    import torch
+    from transformers import BertTokenizerFast, GPT2Config, GPT2Model
+
+    folder = tmp_path / "gpt2"
+    tok = BertTokenizerFast.from_pretrained(minilm_path)
+    torch.manual_seed(0)
+    GPT2Model(GPT2Config(vocab_size=tok.vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=512)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    task = write_task(tmp_path, ROWS.replace(",b\n", ",c\n"), labels=["a", "b"])
+    res = run("train", "--task", str(task), "--model", str(folder), "--pooling", "pooler", "--epochs", "1",
+              "--out", str(tmp_path / "out"), "--quiet")
+    assert_user_error(res, f"model '{folder}' has no pooler layer, so pooling 'pooler' cannot run on it; it supports "
+                      "cls, mean, last")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gpt2", "task.yaml", "train.csv"]

@@ -515,3 +515,36 @@ def test_a_ragged_csv_is_one_error_line(tmp_path):
         load_task(str(path))
     assert str(e.value) == (f"could not read data file {tmp_path / 'train.csv'}: ParserError: Error tokenizing data. "
                             "C error: Expected 2 fields in line 4, saw 3"), repr(str(e.value))
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_json_booleans_are_the_text_the_file_writes(tmp_path, fmt):
+    """A JSON label `true` became Python's True and the label 'True': a task YAML's labels: ["true",
+    "false"] then found every row 'outside the label list', and predict answered True. A word
+    `false` in a token row was likewise the word 'False'. A null label is a missing one."""
+    def write(name, labels, kind="sequence", extra=""):  # labels: JSON texts
+        if kind == "sequence":
+            recs = [f'{{"text": "text {i} {name}", "label": {labels[i % len(labels)]}}}' for i in range(20)]
+        else:
+            recs = [f'{{"tokens": ["w{i}", {labels[i % len(labels)]}], "tags": ["O", "B-x"]}}' for i in range(20)]
+        (tmp_path / f"{name}.{fmt}").write_text("\n".join(recs) if fmt == "jsonl" else f"[{', '.join(recs)}]")
+        return write_yaml(tmp_path, f"name: {name}\ntype: {kind}\n{extra}data: {{train: {name}.{fmt}}}\n", f"{name}.yaml")
+
+    spec, dd = load_task(str(write("spelt", ["true", "false"])))
+    assert spec.labels == ("false", "true")
+    assert {spec.labels[y] for y in dd["train"]["label"]} == {"false", "true"}
+    spec, dd = load_task(str(write("listed", ["true", "false", '"true"'], extra='labels: ["true", "false"]\n')))
+    assert spec.labels == ("true", "false") and sorted({spec.labels[y] for y in dd["train"]["label"]}) == ["false", "true"]
+    with pytest.raises(Ptv2Error, match="label True in labels is a bool, not the text in the file"):
+        load_task(str(write("unquoted", ["true", "false"], extra="labels: [true, false]\n")))
+    _, dd = load_task(str(write("words", ["false", "true"], kind="token")))
+    assert {words[1] for s in dd for words in dd[s]["tokens"]} == {"false", "true"}
+    with pytest.raises(Ptv2Error) as e:
+        load_task(str(write("one", ["true", '"true"'])))
+    assert str(e.value) == (f"data file {tmp_path / f'one.{fmt}'}: column 'label' holds one label, 'true', in all 20 "
+                            "rows; a task needs at least 2 (labels are text: the boolean true and the text \"true\" "
+                            "are one label)"), str(e.value)
+    with pytest.raises(Ptv2Error) as e:
+        load_task(str(write("nulls", ['"a"', '"b"', '"a"', "null"])))
+    assert str(e.value) == (f"data file {tmp_path / f'nulls.{fmt}'}: 5 rows with an empty 'label' (first at row 4)"), \
+        str(e.value)

@@ -46,6 +46,7 @@ def train(
     from ptv2_core import busy_lock
     from ptv2_core.adapter import check_out_dir, save_adapter
     from ptv2_core.backbone import absolute_model_ref
+    from ptv2_core.build import check_model_pooling
     from ptv2_core.errors import Ptv2Error
     from ptv2_core.tasks import absolute_ref
     from ptv2_core.train import TrainConfig
@@ -65,6 +66,7 @@ def train(
                           eval_batch_size=eval_batch_size, max_train=max_train, max_eval=max_eval, reparam=reparam,
                           pooling=pooling, patience=patience, group_by_length=group_by_length, seed=seed,
                           data_seed=data_seed, device=device, progress=not quiet)
+        check_model_pooling(model, pooling)  # 'pooler' on a model without one: before any data or weights load
         init_fn = None
         if init is not None:
             from ptv2_core.multitask import init_from_pretrained, read_pretrained_config

@@ -44,12 +44,32 @@ class JsonNumber(str):
     its type says it was a number (``1`` and ``"1"`` are one label; an error says so)."""
 
 
+class JsonBool(str):
+    """A JSON ``true`` or ``false`` as the file writes it: Python's bool made it the label 'True'
+    (``true`` and ``"true"`` are one label; an error says so)."""
+
+
+def _as_written(value: Any) -> Any:
+    """``value`` with its JSON booleans (in lists too) as their JSON text; objects are done by the
+    hook that calls this, as json builds them."""
+    if isinstance(value, bool):
+        return JsonBool("true" if value else "false")
+    if isinstance(value, list):
+        return [_as_written(v) for v in value]
+    return value
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    return {key: _as_written(value) for key, value in pairs}
+
+
 def _read_json(path: Path, lines: bool) -> pd.DataFrame:
     """A JSON Lines file (one object a line; blank lines skipped) or a JSON file (a list of
-    objects, or columns as pandas writes them), numbers kept as written: pandas made a column of
-    1.0 and 2 floats, and the label 2 became '2.0'."""
+    objects, or columns as pandas writes them), numbers and booleans kept as written: pandas made
+    a column of 1.0 and 2 floats, and the label 2 became '2.0'; ``true`` became 'True'. A null
+    stays None: a missing value, refused at its row."""
     def load(text: str) -> Any:
-        return json.loads(text, parse_int=JsonNumber, parse_float=JsonNumber)
+        return json.loads(text, parse_int=JsonNumber, parse_float=JsonNumber, object_pairs_hook=_object)
 
     with open(path, encoding="utf-8-sig") as f:
         if not lines:
@@ -135,9 +155,11 @@ def infer_labels(path: Path, kind: str, text_col: str, label_col: str) -> list[s
         labels = sorted(set(ys))
         if len(labels) == 1:
             raw = df[label_col].tolist()
-            both = (any(isinstance(v, JsonNumber) for v in raw) and
-                    any(isinstance(v, str) and not isinstance(v, JsonNumber) for v in raw))
-            why = (f" (labels are text: the number {labels[0]} and the text \"{labels[0]}\" are one label)"
+            literal = next((v for v in raw if isinstance(v, (JsonNumber, JsonBool))), None)
+            both = literal is not None and any(isinstance(v, str) and not isinstance(v, (JsonNumber, JsonBool))
+                                               for v in raw)
+            what = "number" if isinstance(literal, JsonNumber) else "boolean"
+            why = (f" (labels are text: the {what} {labels[0]} and the text \"{labels[0]}\" are one label)"
                    if both else "")
             raise Ptv2Error(f"data file {path}: column '{label_col}' holds one label, {labels[0]!r}, in all "
                             f"{count_of(len(ys), 'row')}; a task needs at least 2{why}")

@@ -16,7 +16,7 @@ from datasets import ClassLabel, DatasetDict, LargeList, List
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks.rows import check_token_rows, make_dataset, missing_rows
 from ptv2_core.wording import count_of
-from ptv2_core.tasks.spec import DEFAULT_METRIC, TaskSpec, safe_task_name
+from ptv2_core.tasks.spec import DEFAULT_MAX_LENGTH, DEFAULT_METRIC, TaskSpec, safe_task_name
 from ptv2_core.tasks.splits import carve
 
 TEXT_COLUMNS = ("text", "sentence", "content", "document", "review", "question", "utterance")
@@ -46,6 +46,13 @@ def hub_task_name(ref: str) -> str:
     """The task name of ``<name>[:<config>][@<revision>]``: the data set's name made a folder name
     (``user/data`` → ``user-data``; a local folder's path likewise)."""
     return safe_task_name(parse_hub_ref(ref)[0])
+
+
+def hub_max_length(ref: str) -> int:
+    """The ``max_length`` of ``<name>[:<config>][@<revision>]``'s task, known without fetching it:
+    a hub task's spec is guessed from its columns, its truncation is always the default."""
+    parse_hub_ref(ref)
+    return DEFAULT_MAX_LENGTH
 
 
 def _fetch(name: str, config: str | None, revision: str | None = None) -> DatasetDict:
@@ -128,7 +135,8 @@ def _guess(name: str, dd: DatasetDict) -> tuple[TaskSpec, bool]:
         names = _names(feats[tag])
         by_index = names is not None
         labels = names or ["O", *sorted({str(t) for ts in dd["train"][tag][:] for t in ts} - {"O"})]
-        return TaskSpec(safe_task_name(name), "token", tuple(labels), DEFAULT_METRIC["token"], tok, tag), by_index
+        return (TaskSpec(safe_task_name(name), "token", tuple(labels), DEFAULT_METRIC["token"], tok, tag,
+                         DEFAULT_MAX_LENGTH), by_index)
     label = next((c for c in cols if isinstance(feats[c], ClassLabel)), None) or next(
         (c for c in LABEL_COLUMNS if c in feats), None
     )
@@ -143,8 +151,8 @@ def _guess(name: str, dd: DatasetDict) -> tuple[TaskSpec, bool]:
         )
     names = _names(feats[label])
     labels = names or sorted({str(v) for v in dd["train"][label][:] if v is not None})
-    return (TaskSpec(safe_task_name(name), "sequence", tuple(labels), DEFAULT_METRIC["sequence"], text, label),
-            names is not None)
+    return (TaskSpec(safe_task_name(name), "sequence", tuple(labels), DEFAULT_METRIC["sequence"], text, label,
+                     DEFAULT_MAX_LENGTH), names is not None)
 
 
 def load_hub(ref: str, seed: int = 0) -> tuple[TaskSpec, DatasetDict]:

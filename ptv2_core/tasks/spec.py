@@ -16,6 +16,7 @@ TASK_TYPES = ("sequence", "token")
 METRICS = {"sequence": ("accuracy", "macro_f1"), "token": ("span_f1", "accuracy")}
 DEFAULT_METRIC = {"sequence": "accuracy", "token": "span_f1"}
 DATA_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
+DEFAULT_MAX_LENGTH = 128  # tokens a text is cut to: a task YAML's default, every hub task's
 NAME_MAX_BYTES = 200  # a task's folder name (file systems take 255 bytes), with room for prefixes
 # what a task name may not hold: it names the task's folder (prepared data) and files
 _NOT_IN_NAMES = re.compile(r"[/\\\x00-\x1f\x7f]")
@@ -69,7 +70,7 @@ class TaskSpec:
     metric: str
     text_column: str = "text"
     label_column: str = "label"
-    max_length: int = 128
+    max_length: int = DEFAULT_MAX_LENGTH
 
     def __post_init__(self) -> None:
         check_task_name(self.name)
@@ -201,7 +202,7 @@ def load_task_yaml(path: str | Path) -> tuple[TaskSpec, DataSource]:
         metric=doc.get("metric", DEFAULT_METRIC[kind]),
         text_column=text_col,
         label_column=label_col,
-        max_length=doc.get("max_length", 128),
+        max_length=doc.get("max_length", DEFAULT_MAX_LENGTH),
     )
     return spec, source
 

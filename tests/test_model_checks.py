@@ -1,0 +1,132 @@
+"""What a model can run, refused before anything runs: pooling 'pooler' needs a backbone with a
+pooler layer (it failed at the first batch, in every trial of a search), and a hub task's
+max_length must fit the model's positions (a search's plan knew it only once fetched)."""
+from __future__ import annotations
+
+import pytest
+import torch
+import yaml
+
+from conftest import FAMILIES, tiny_backbone
+from ptv2_core.backbone import has_pooler, load_config
+from ptv2_core.build import build_model, check_model_pooling
+from ptv2_core.errors import Ptv2Error
+from ptv2_core.tasks import TaskSpec
+
+SPEC = TaskSpec("t", "sequence", ("a", "b"), "accuracy")
+NO_POOLER = "has no pooler layer, so pooling 'pooler' cannot run on it; it supports cls, mean, last"
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt2(tmp_path_factory, minilm_path) -> str:
+    """A tiny random GPT-2 (no pooler layer) with MiniLM's tokenizer, saved as a model folder."""
+    from transformers import BertTokenizerFast, GPT2Config, GPT2Model
+
+    folder = tmp_path_factory.mktemp("tinygpt2")
+    tok = BertTokenizerFast.from_pretrained(minilm_path)
+    torch.manual_seed(0)
+    GPT2Model(GPT2Config(vocab_size=tok.vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=512)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_has_pooler_says_what_the_forward_returns(family):
+    """From the config alone (built on the meta device) as from the loaded model: the backbone's
+    output has a pooler_output exactly when has_pooler says so."""
+    bb = tiny_backbone(family)
+    ids = torch.tensor([[2, 5, 7, 9]])
+    with torch.no_grad():
+        out = bb(input_ids=ids, attention_mask=torch.ones_like(ids))
+    gives = getattr(out, "pooler_output", None) is not None
+    assert has_pooler(bb.config) == has_pooler(bb) == gives
+    assert gives == (family in ("bert", "mpnet", "roberta"))
+
+
+def test_the_packaged_minilm_has_a_pooler():
+    assert has_pooler(load_config("minilm"))
+    check_model_pooling("minilm", "pooler")  # no error
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama", "deberta-v2"])
+def test_building_a_pooler_model_on_a_backbone_without_one_is_refused(family):
+    """It was a ValueError at the first forward pass (a traceback, after data and weights loaded)."""
+    bb = tiny_backbone(family)
+    with pytest.raises(Ptv2Error, match=f"^model '.*' {NO_POOLER}$"):
+        build_model(bb, SPEC, 4, max_length=16, pooling="pooler")
+    assert build_model(bb, SPEC, 4, max_length=16, pooling="mean").head_config.pooling == "mean"
+
+
+def test_check_model_pooling_reads_the_config_only(tiny_gpt2):
+    with pytest.raises(Ptv2Error) as e:
+        check_model_pooling(tiny_gpt2, "pooler")
+    assert str(e.value) == f"model '{tiny_gpt2}' {NO_POOLER}"
+    for pooling in (None, "cls", "mean", "last"):
+        check_model_pooling(tiny_gpt2, pooling)
+    with pytest.raises(Ptv2Error, match="unknown pooling 'max': expected one of cls, pooler, mean, last"):
+        check_model_pooling(tiny_gpt2, "max")
+
+
+def _plan(tmp_path, model: str, space: dict):
+    from optuna_studies.plan import plan_search
+
+    file = tmp_path / "space.yaml"
+    file.write_text(yaml.safe_dump({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-2}} | space))
+    return file, lambda: plan_search("trec", model, tmp_path / "out", trials=2, space=file,
+                                     storage=f"sqlite:///{tmp_path}/o.db", init=None, max_train=8, max_eval=8,
+                                     epochs=None, concurrency=1, cpus_per_trial=1, gpus_per_trial=0,
+                                     overwrite=False, study_name=None, seed=0)
+
+
+def test_a_search_plan_refuses_pooler_on_a_model_without_one(tiny_gpt2, tmp_path, monkeypatch):
+    """Every trial failed in its first batch, after the study and its MLflow run were made."""
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    file, plan = _plan(tmp_path, tiny_gpt2, {"fixed": {"pooling": "pooler"}})
+    with pytest.raises(Ptv2Error) as e:
+        plan()
+    assert str(e.value) == f"search space {file}: model '{tiny_gpt2}' {NO_POOLER}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["space.yaml"]  # no study storage, output or state folder
+    _, plan = _plan(tmp_path, "minilm", {"fixed": {"pooling": "pooler"}})  # MiniLM (BERT) has one
+    assert plan().constants["pooling"] == "pooler"
+
+
+def test_pretraining_refuses_pooler_on_a_model_without_one_before_its_folder_is_made(tmp_path, minilm_path):
+    from transformers import AutoTokenizer, GPT2Config, GPT2Model
+
+    from ptv2_core.multitask import PretrainConfig, pretrain
+
+    tok = AutoTokenizer.from_pretrained(minilm_path)
+    torch.manual_seed(0)
+    bb = GPT2Model(GPT2Config(vocab_size=tok.vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=512)).eval()
+    cfg = PretrainConfig(tasks=("trec", "rt"), model="tiny-gpt2", max_prompt_len=4, lengths=(2, 4), epochs=1,
+                         batch_size=8, max_train=16, max_eval=8, device="cpu", progress=False, pooling="pooler")
+    with pytest.raises(Ptv2Error, match=f"^model 'tiny-gpt2' {NO_POOLER}$"):
+        pretrain(cfg, tmp_path / "prompt", backbone=bb, tokenizer=tok)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_search_plan_checks_a_hub_tasks_max_length_without_fetching_it(tmp_path, monkeypatch, minilm_path):
+    """A hub task's max_length (always the default, 128) was not checked by the plan: on a model
+    of 64 positions every trial failed. Offline (HF_HUB_OFFLINE=1), and the data set need not exist."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "short"
+    tok = BertTokenizerFast.from_pretrained(minilm_path)
+    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                         intermediate_size=37, max_position_embeddings=64)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    from optuna_studies.plan import plan_search
+
+    space = tmp_path / "space.yaml"
+    kw = dict(trials=2, space=space, storage=f"sqlite:///{tmp_path}/o.db", init=None, max_train=8, max_eval=8,
+              epochs=None, concurrency=1, cpus_per_trial=1, gpus_per_trial=0, overwrite=False, study_name=None, seed=0)
+    space.write_text(yaml.safe_dump({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-2}}))
+    with pytest.raises(Ptv2Error) as e:
+        plan_search("hub:ptv2-no-such-user/no-such-data", str(folder), tmp_path / "out", **kw)
+    assert str(e.value) == f"search space {space}: max length 128 is too long for this model: it has 64 positions"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["short", "space.yaml"]
+    space.write_text(yaml.safe_dump({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-2},
+                                     "fixed": {"max_length": 64}}))
+    plan = plan_search("hub:ptv2-no-such-user/no-such-data", str(folder), tmp_path / "out", **kw)
+    assert plan.constants["max_length"] == 64
