@@ -143,6 +143,8 @@ def test_an_invalid_reference_is_refused_by_name(monkeypatch, ref, why):
 
 def test_compile_refuses_an_invalid_image_and_writes_nothing(tmp_path):
     out = tmp_path / "p.yaml"
+    # a process of its own: components/kfp_components.py reads PTV2_IMAGE once, as it is imported
+    # (IMAGE = component_image()); in pytest's process another test may have imported it already
     res = subprocess.run([sys.executable, "-m", "pipelines.cli", "compile", "--out", str(out)], capture_output=True,
                          text=True, cwd=ROOT, env=dict(os.environ, PTV2_IMAGE="Registry.Example.com/ML/ptv2 "),
                          timeout=120)
