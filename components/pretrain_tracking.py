@@ -9,7 +9,7 @@ import re
 import time
 from pathlib import Path
 
-from components.registry.register_signals import HeldSignals
+from components.held_signals import HeldSignals
 
 EXPERIMENT = "ptv2-pretrain"
 
