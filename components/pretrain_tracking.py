@@ -9,7 +9,7 @@ import re
 import time
 from pathlib import Path
 
-from components.registry.register_signals import HeldSignals
+from components.held_signals import HeldSignals
 
 EXPERIMENT = "ptv2-pretrain"
 
@@ -21,20 +21,14 @@ def check_store(tracking_uri: str | None = None) -> str:
     run is logged, so an interrupted or refused pre-training leaves no state folder behind).
     Returns the URI, its password masked, to name the store in messages."""
     from optuna_studies import settings
-    from optuna_studies.schema_race import sqlite_file
     from optuna_studies.study import mask_url
     from optuna_studies.tracking_setup import check_reachable
-    from ptv2_core.errors import Ptv2Error
 
     given = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not given:  # the default sqlite file in PTV2_HOME, a folder made when the run is logged
         home = settings.check_home()
         return f"sqlite:///{home / 'mlflow.db'}"
-    check_reachable(given)
-    db = sqlite_file(given)
-    if db is not None and not db.parent.is_dir():  # sqlite makes the file, not its folder
-        raise Ptv2Error(f"MLflow store {mask_url(given)}: its folder '{db.parent}' does not exist (create it, or "
-                        "point --mlflow-uri / MLFLOW_TRACKING_URI at another store)")
+    check_reachable(given)  # a sqlite file in a missing folder too
     return mask_url(given)
 
 

@@ -612,6 +612,25 @@ def test_a_state_folder_that_cannot_be_created_is_one_error(tmp_path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
 
 
+@pytest.mark.parametrize("args, where", [  # register: test_registry.py, with an adapter it would register
+    (["promote", "--task", "trec"], "point MLFLOW_TRACKING_URI at another store"),
+    (["search", "--task", "trec", "--out", "OUT"], "point --mlflow-uri / MLFLOW_TRACKING_URI at another store"),
+    (["pretrain", "--tasks", "trec", "--epochs", "1", "--max-train", "8", "--quiet", "--out", "OUT"],
+     "point --mlflow-uri / MLFLOW_TRACKING_URI at another store"),
+])
+def test_a_sqlite_store_in_a_folder_that_does_not_exist_is_refused_not_made(tmp_path, monkeypatch, args, where):
+    """MLFLOW_TRACKING_URI on a sqlite file in a mistyped folder: search had MLflow make the folder
+    and a new, empty store there (promote said 'no MLflow store', pretrain refused it in words of its
+    own). They refuse it in one wording (register's too), writing nothing."""
+    typo = tmp_path / "typo" / "dir"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{typo / 'x.db'}")
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    res = run(*[str(tmp_path / "out") if a == "OUT" else a for a in args])
+    assert_user_error(res, f"MLflow store sqlite:///{typo / 'x.db'}: its folder '{typo}' does not exist (create it, or "
+                      f"{where})")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("args, needle", [
     (["register", "--name", "", "--adapter", "A"], "--name is empty: give it a value, or leave it out for its default"),
     (["search", "--task", "trec", "--study-name=", "--out", "O"], "--study-name is empty"),

@@ -871,3 +871,54 @@ def test_ctrl_c_as_the_pretraining_run_is_logged_marks_it_failed_and_says_the_pr
     runs = client.search_runs([client.get_experiment_by_name("ptv2-pretrain").experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
     assert not (out / "logged_runs.json").exists()
+
+
+def test_ctrl_c_after_the_prompt_is_written_says_it_is_kept_and_how_to_log_it(tmp_path, tokenizer, monkeypatch,
+                                                                              python_sigint):
+    """A SIGINT between `pre-trained prompt written` and the start of its MLflow logging was a plain
+    `error: interrupted`. It says the prompt is kept and how to log it: with --overwrite, the same
+    command again would train anew, so it says to run it without; that logs the prompt, not trained again."""
+    import contextlib
+    import io
+    import os
+    import signal
+
+    from mlflow import MlflowClient
+
+    from conftest import run_cli as ptv2
+    from pipelines.cli import main
+
+    model = tmp_path / "tiny"
+    tiny_bert(tokenizer).save_pretrained(model)
+    tokenizer.save_pretrained(model)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    out, db = tmp_path / "pre", tmp_path / "mlflow.db"
+    args = ["pretrain", "--tasks", "trec", "--model", str(model), "--max-prompt-len", "4", "--lengths", "2,4",
+            "--epochs", "1", "--max-train", "16", "--max-eval", "16", "--device", "cpu", "--out", str(out), "--quiet",
+            "--mlflow-uri", f"sqlite:///{db}"]
+
+    class SigintOnceWritten(io.StringIO):  # the command's stdout: a Ctrl-C as it says the prompt is written
+        def write(self, text: str) -> int:
+            n = super().write(text)
+            if text.startswith("pre-trained prompt written"):
+                os.kill(os.getpid(), signal.SIGINT)
+            return n
+
+    stdout, stderr = SigintOnceWritten(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), pytest.raises(SystemExit) as e:
+        main([*args, "--overwrite"])
+    assert (e.value.code, stderr.getvalue()) == (130, (
+        f"error: interrupted; the pre-trained prompt in {out} is complete and kept, but its run is not in MLflow: "
+        "run the same command again without --overwrite to log it (it is not trained again)\n")), stdout.getvalue()
+    assert f"pre-trained prompt written to {out}" in stdout.getvalue()
+    assert not db.exists()  # nothing logged
+    trained = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+
+    res = ptv2(*args)  # as the line says
+    assert res.returncode == 0 and res.stderr.strip().splitlines() == [
+        f"the pre-trained prompt in {out} is finished already (not trained again): logging its run to MLflow"], res.stderr
+    client = MlflowClient(f"sqlite:///{db}")
+    (run,) = client.search_runs([client.get_experiment_by_name("ptv2-pretrain").experiment_id])
+    assert run.info.status == "FINISHED" and f"MLflow run {run.info.run_id} " in res.stdout
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.name != "logged_runs.json"} == trained

@@ -267,6 +267,21 @@ def test_an_unknown_run_id_is_refused_before_the_model_is_built(adapters, store)
     assert steps == [] and registry_state(store, "ptv2-trec") == before
 
 
+def test_a_sqlite_store_in_a_folder_that_does_not_exist_is_refused_not_made(adapters, tmp_path, monkeypatch):
+    """`MLFLOW_TRACKING_URI=sqlite:////typo/dir/x.db ptv2 register` had MLflow make the folder and a
+    new, empty registry there, the version registered in it. Refused as pretrain, search and promote
+    refuse it (test_bad_input.py), before the model is built, writing nothing."""
+    from conftest import run_cli
+
+    typo = tmp_path / "typo" / "dir"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{typo / 'x.db'}")
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    r = run_cli("register", "--task", "trec", "--adapter", str(adapters["good"]))
+    assert (r.returncode, r.stderr) == (2, f"error: MLflow store sqlite:///{typo / 'x.db'}: its folder '{typo}' does "
+                                           "not exist (create it, or point MLFLOW_TRACKING_URI at another store)\n")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_failure_after_the_version_exists_is_rolled_back(adapters, store, tmp_path):
     from mlflow.exceptions import MlflowException
 

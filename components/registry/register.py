@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
+from components.held_signals import HeldSignals
 from components.registry import store
 from components.registry.metadata import METRIC_TAGS, AdapterInfo, describe_adapter
-from components.registry.register_signals import HeldSignals
 from optuna_studies.quiet import quiet_logger
 from ptv2_core.errors import Ptv2Error, Ptv2Interrupted
 from ptv2_core.tasks.spec import stored_task_name

@@ -35,10 +35,13 @@ REGISTRY_EXPERIMENT = "ptv2-registry"
 
 def tracking_uri(explicit: str | None = None) -> str:
     """The tracking (and registry) URI in force: argument, environment, or the sqlite default
-    (Ptv2Error for one MLflow cannot open)."""
-    from optuna_studies.tracking_setup import check_tracking_uri
+    (Ptv2Error for one MLflow cannot open, and for a sqlite file in a missing folder, before a
+    command builds or writes anything)."""
+    from optuna_studies.tracking_setup import check_store_folder, check_tracking_uri
 
-    return check_tracking_uri(settings.mlflow_tracking_uri(explicit))
+    uri = check_tracking_uri(settings.mlflow_tracking_uri(explicit))
+    check_store_folder(uri, "mlflow_uri" if explicit else None)
+    return uri
 
 
 is_local_store = settings.is_local_store

@@ -82,15 +82,31 @@ def pretrain(
                  if overwrite else "run the same command again to resume from it")
         raise Ptv2Interrupted(f"interrupted; epoch {max(done)} of {epochs} is checkpointed in {folder}: {again}"
                               if done else "interrupted before the first epoch's checkpoint: nothing to resume") from None
-    if store is None:  # --no-track: the prompt is written, the command's work done
-        from pipelines.cli.committed import no_interrupts_from_here
+    try:  # the prompt is written: a Ctrl-C from here on says so (it was a plain "interrupted")
+        if store is None:  # --no-track: the command's work is done
+            from pipelines.cli.committed import no_interrupts_from_here
 
-        no_interrupts_from_here()
-    _echo_scores(result.dev)
-    typer.echo(f"pre-trained prompt written to {out}" + (f" (resumed after epoch {result.resumed_from})" if result.resumed_from else ""))
-    typer.echo(f"dev score per epoch at each length, as a picture: {Path(out) / 'dev_curves.png'}")
-    if store is not None:
-        _log_run(out, mlflow_uri, store)
+            no_interrupts_from_here()
+        _echo_scores(result.dev)
+        typer.echo(f"pre-trained prompt written to {out}" + (f" (resumed after epoch {result.resumed_from})" if result.resumed_from else ""))
+        typer.echo(f"dev score per epoch at each length, as a picture: {Path(out) / 'dev_curves.png'}")
+        if store is not None:
+            _log_run(out, mlflow_uri, store, overwrite=overwrite)
+    except KeyboardInterrupt:
+        from ptv2_core.errors import Ptv2Interrupted
+
+        if store is None:
+            raise Ptv2Interrupted(f"interrupted; the pre-trained prompt in {out} is complete and kept") from None
+        kept, again = _not_logged(out, overwrite)
+        raise Ptv2Interrupted(f"interrupted; {kept}: {again}") from None
+
+
+def _not_logged(out: Path, overwrite: bool) -> tuple[str, str]:
+    """``(what is kept, how to log it)`` when the prompt is written but its run is not logged: the
+    same command finds the finished prompt and logs it, unless --overwrite makes it train anew."""
+    return (f"the pre-trained prompt in {out} is complete and kept, but its run is not in MLflow",
+            f"run the same command again{' without --overwrite' if overwrite else ''} to log it (it is not trained "
+            "again)")
 
 
 def _echo_scores(dev: dict) -> None:
@@ -147,11 +163,11 @@ def _check_tracking(track: bool, mlflow_uri: Optional[str], cfg) -> Optional[str
     return check_store(mlflow_uri)
 
 
-def _log_run(out: Path, mlflow_uri: Optional[str], store: str) -> None:
+def _log_run(out: Path, mlflow_uri: Optional[str], store: str, *, overwrite: bool = False) -> None:
     """Log the finished run, record it in ``out`` and say where to review it. A store that fails
     now (after the pre-check) ends the command with an error line and exit 2, as asked-for
     tracking that did not happen must not pass unnoticed in a script; the prompt, written
-    already, is kept, and the same command again logs it."""
+    already, is kept, and the same command again (without ``--overwrite``) logs it."""
     from components.pretrain_tracking import log_pretraining, record_logged
     from components.registry.store import describe
     from pipelines.cli.committed import no_interrupts_from_here
@@ -161,8 +177,8 @@ def _log_run(out: Path, mlflow_uri: Optional[str], store: str) -> None:
         run_id = log_pretraining(out, mlflow_uri)
         no_interrupts_from_here()  # the run is in the store, FINISHED: a signal now would only log it twice
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: its run is marked FAILED; say what is kept
-        raise Ptv2Interrupted(f"interrupted; the pre-trained prompt in {out} is complete and kept, but its run is not "
-                              "in MLflow: run the same command again to log it (it is not trained again)") from None
+        kept, again = _not_logged(out, overwrite)
+        raise Ptv2Interrupted(f"interrupted; {kept}: {again}") from None
     except Ptv2Error as e:
         reason = str(e)
     except Exception as e:  # noqa: BLE001 (MLflow's and its database's errors: named, not a traceback)
@@ -171,6 +187,5 @@ def _log_run(out: Path, mlflow_uri: Optional[str], store: str) -> None:
         record_logged(out, store, run_id)
         _echo_run(run_id, mlflow_uri)
         return
-    raise Ptv2Error(f"the pre-trained prompt in {out} is complete and kept, but its run is not in MLflow: logging "
-                    f"it to the store {store} failed: {reason}; run the same command again to log it (it is not "
-                    "trained again)")
+    kept, again = _not_logged(out, overwrite)
+    raise Ptv2Error(f"{kept}: logging it to the store {store} failed: {reason}; {again}")

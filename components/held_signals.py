@@ -1,10 +1,11 @@
 """Ctrl-C and SIGTERM held back for a few store calls whose result a cleanup must know.
 
-``ptv2 register`` creates its registration run, then enters the block whose cleanup marks the run
-FAILED. A SIGINT (or SIGTERM, which the CLI handles as Ctrl-C) landing in between, or inside
-``create_run`` after the store wrote the run, left it RUNNING: the run id was not known yet, or the
-cleanup not entered. ``HeldSignals`` notes such a signal instead, and ``release`` hands it to the
-handler that was in place (raising KeyboardInterrupt there) once the cleanup is armed.
+``ptv2 register`` and pre-training's logging create an MLflow run, then enter the block whose
+cleanup marks the run FAILED. A SIGINT (or SIGTERM, which the CLI handles as Ctrl-C) landing in
+between, or inside ``create_run`` after the store wrote the run, left it RUNNING: the run id was not
+known yet, or the cleanup not entered. ``HeldSignals`` notes such a signal instead, and ``release``
+hands it to the handler that was in place (raising KeyboardInterrupt there) once the cleanup is
+armed.
 
 Python runs signal handlers in the main thread only, so swapping them covers a signal whichever
 thread the OS delivers it to; called from another thread (where handlers cannot be set), it holds
