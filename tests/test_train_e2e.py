@@ -18,7 +18,9 @@ from ptv2_core.tasks.encode import Collator, encode
 PTV2 = [sys.executable, "-m", "pipelines.cli"]
 # CI-sized: about a minute on 2 cores, still far above the majority class
 TREC = dict(task="trec", prompt_len=8, lr=1e-2, epochs=3, max_train=600, max_eval=200)
-WNUT = dict(task="wnut16", prompt_len=16, lr=3e-2, epochs=3, max_train=500, max_eval=200)
+# WNUT: 300 rows (was 500) reach test span F1 0.270 / 0.210 / 0.205 with seeds 0 / 1 / 2, twice the
+# 0.10 asserted (500 rows: 0.254 with seed 0), in 60% of the training time
+WNUT = dict(task="wnut16", prompt_len=16, lr=3e-2, epochs=3, max_train=300, max_eval=200)
 
 
 def ptv2(*args: str, check: bool = True) -> subprocess.CompletedProcess:
