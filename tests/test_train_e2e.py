@@ -17,7 +17,10 @@ from ptv2_core.tasks.encode import Collator, encode
 
 PTV2 = [sys.executable, "-m", "pipelines.cli"]
 # CI-sized: about a minute on 2 cores, still far above the majority class
-TREC = dict(task="trec", prompt_len=8, lr=1e-2, epochs=3, max_train=600, max_eval=200)
+# TREC: 400 rows (was 600) reach test accuracy 0.750 / 0.810 / 0.715 with seeds 0 / 1 / 2 against the
+# majority + 0.30 = 0.53 asserted (600 rows: 0.820 with seed 0), and label the three questions of
+# test_predict_prints_one_label_per_text right with each seed
+TREC = dict(task="trec", prompt_len=8, lr=1e-2, epochs=3, max_train=400, max_eval=200)
 # WNUT: 300 rows (was 500) reach test span F1 0.270 / 0.210 / 0.205 with seeds 0 / 1 / 2, twice the
 # 0.10 asserted (500 rows: 0.254 with seed 0), in 60% of the training time
 WNUT = dict(task="wnut16", prompt_len=16, lr=3e-2, epochs=3, max_train=300, max_eval=200)
