@@ -35,10 +35,16 @@ def ptv2(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def train_cli(out: Path, **kw) -> dict:
+    """`ptv2 train` through the real entry point, in this process (a fresh interpreter costs seconds
+    of imports; the `predict` tests below run the command line as a process)."""
+    from conftest import run_cli
+
     args = ["train", "--model", "minilm", "--out", str(out), "--quiet"]
     for k, v in kw.items():
         args += [f"--{k.replace('_', '-')}", str(v)]
-    ptv2(*args)
+    res = run_cli(*args)
+    if res.returncode != 0:
+        raise AssertionError(f"ptv2 {' '.join(args)} failed ({res.returncode}):\n{res.stderr[-3000:]}")
     return json.loads((out / "metrics.json").read_text())
 
 
