@@ -155,12 +155,19 @@ def test_the_schema_upgrade_waits_for_the_advisory_lock(pg_url, tmp_path):
         with holder.cursor() as cur:
             cur.execute("SELECT pg_advisory_lock(%s)", (key,))
         proc = start_local(local_script(secret, port), tmp_path, "server.log")
-        time.sleep(15)  # ample for an unlocked start to have created the schema (it takes a few seconds)
+        # until the script waits for the lock, which it asks for before anything else (a fixed 15 s
+        # sleep stood here: the same state is checked as soon as it is reached). A script that took
+        # no lock never waits: the poll gives up after 120 s and the assertion below fails.
+        deadline, waiting = time.monotonic() + 120, 0
+        while waiting == 0 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            with holder.cursor() as cur:
+                cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                            "AND classid = 0 AND objid = %s", (key,))
+                waiting = cur.fetchone()[0]
         assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
         with holder.cursor() as cur:
-            cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-                        "AND classid = 0 AND objid = %s", (key,))
-            assert cur.fetchone()[0] == 1  # the script is waiting for it
+            assert waiting == 1  # the script is waiting for it
             cur.execute("SELECT to_regclass('alembic_version') IS NULL AND to_regclass('experiments') IS NULL")
             assert cur.fetchone()[0] is True  # and has created nothing
             cur.execute("SELECT pg_advisory_unlock(%s)", (key,))

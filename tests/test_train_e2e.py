@@ -17,8 +17,13 @@ from ptv2_core.tasks.encode import Collator, encode
 
 PTV2 = [sys.executable, "-m", "pipelines.cli"]
 # CI-sized: about a minute on 2 cores, still far above the majority class
-TREC = dict(task="trec", prompt_len=8, lr=1e-2, epochs=3, max_train=600, max_eval=200)
-WNUT = dict(task="wnut16", prompt_len=16, lr=3e-2, epochs=3, max_train=500, max_eval=200)
+# TREC: 400 rows (was 600) reach test accuracy 0.750 / 0.810 / 0.715 with seeds 0 / 1 / 2 against the
+# majority + 0.30 = 0.53 asserted (600 rows: 0.820 with seed 0), and label the three questions of
+# test_predict_prints_one_label_per_text right with each seed
+TREC = dict(task="trec", prompt_len=8, lr=1e-2, epochs=3, max_train=400, max_eval=200)
+# WNUT: 300 rows (was 500) reach test span F1 0.270 / 0.210 / 0.205 with seeds 0 / 1 / 2, twice the
+# 0.10 asserted (500 rows: 0.254 with seed 0), in 60% of the training time
+WNUT = dict(task="wnut16", prompt_len=16, lr=3e-2, epochs=3, max_train=300, max_eval=200)
 
 
 def ptv2(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -30,10 +35,16 @@ def ptv2(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def train_cli(out: Path, **kw) -> dict:
+    """`ptv2 train` through the real entry point, in this process (a fresh interpreter costs seconds
+    of imports; the `predict` tests below run the command line as a process)."""
+    from conftest import run_cli
+
     args = ["train", "--model", "minilm", "--out", str(out), "--quiet"]
     for k, v in kw.items():
         args += [f"--{k.replace('_', '-')}", str(v)]
-    ptv2(*args)
+    res = run_cli(*args)
+    if res.returncode != 0:
+        raise AssertionError(f"ptv2 {' '.join(args)} failed ({res.returncode}):\n{res.stderr[-3000:]}")
     return json.loads((out / "metrics.json").read_text())
 
 
@@ -126,12 +137,13 @@ def test_predict_labels_every_line_of_a_file_or_standard_input(trec_adapter, tmp
 def test_wnut16_span_f1_well_above_zero(tmp_path):
     metrics = train_cli(tmp_path / "wnut", **WNUT)
     assert metrics["test"]["span_f1"] >= 0.10, metrics["test"]
-    res = ptv2("predict", "--adapter", str(tmp_path / "wnut"), "Going to see Taylor Swift in London tonight")
-    pairs = res.stdout.split()
-    assert len(pairs) == 8 and all("/" in p for p in pairs)  # one tag per word
-    # --scores gives each word's score too (it was ignored for NER), the ones --json holds
     from conftest import run_cli
 
+    # (in this process: the trec tests run `ptv2 predict` as a process)
+    res = run_cli("predict", "--adapter", str(tmp_path / "wnut"), "Going to see Taylor Swift in London tonight")
+    pairs = res.stdout.split()
+    assert res.returncode == 0 and len(pairs) == 8 and all("/" in p for p in pairs), res.stderr  # one tag per word
+    # --scores gives each word's score too (it was ignored for NER), the ones --json holds
     text = "Going to see Taylor Swift in London tonight"
     doc = json.loads(run_cli("predict", "--adapter", str(tmp_path / "wnut"), "--json", text).stdout)
     assert doc["text"] == text  # each JSON line carries the text it labels
