@@ -15,7 +15,7 @@ import optuna
 from ptv2_core.errors import Ptv2Error, Ptv2Interrupted
 from ptv2_core.tasks.subsample import subset_rule
 from optuna_studies import records, settings, tracking
-from optuna_studies.capacity import check_capacity
+from optuna_studies.capacity import check_capacity, scale_wait
 from optuna_studies.cluster import require_one_host, require_stores_in_shared
 from optuna_studies.finish import SearchResult, after_stop, end_parent, end_trial_runs_left_open, finish_search
 from optuna_studies.output import search_lock
@@ -75,6 +75,7 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
     say = echo or (lambda line: None)
     check_count("--max-failures", max_failures, 0)
     check_count("--ray-cpus", ray_cpus, 1)
+    scale_wait()  # a bad PTV2_RAY_SCALE_WAIT is refused here, not after joining Ray and only when short of a node
     ready: list[optuna.Study] = []  # the study, once _search has prepared it: what a Ctrl-C reports on
     written: list[SearchResult] = []  # the result, once finish_search wrote it (and deleted the work folder)
     try:
