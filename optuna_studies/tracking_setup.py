@@ -57,6 +57,14 @@ def check_tracking_uri(uri: str) -> str:
         except Exception:  # sqlalchemy cannot parse it (a bad port, an unclosed bracket)
             raise Ptv2Error(f"MLflow tracking URI '{mask_url(uri)}' is not a database URL: expected "
                             "postgresql://user:password@host:5432/db") from None
+    if scheme == "sqlite":
+        from sqlalchemy.engine import make_url
+
+        try:
+            make_url(uri)
+        except Exception:  # sqlite:x.db, sqlite:/x.db: sqlalchemy cannot parse it
+            raise Ptv2Error(f"MLflow tracking URI '{mask_url(uri)}' is not a database URL: expected "
+                            "sqlite:///path/mlflow.db") from None
     return uri
 
 

@@ -675,3 +675,37 @@ def test_train_refuses_pooler_on_a_model_without_one_before_any_data_loads(tmp_p
     assert_user_error(res, f"model '{folder}' has no pooler layer, so pooling 'pooler' cannot run on it; it supports "
                       "cls, mean, last")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gpt2", "task.yaml", "train.csv"]
+
+
+@pytest.mark.parametrize("uri", ["sqlite:x.db", "sqlite:/x.db"])
+@pytest.mark.parametrize("args", [["promote", "--task", "trec"], ["search", "--task", "trec", "--out", "OUT"],
+                                  ["pretrain", "--tasks", "trec", "--epochs", "1", "--quiet", "--out", "OUT"],
+                                  ["predict", "--model", "models:/ptv2-trec@champion", "hi"]])
+def test_a_malformed_sqlite_tracking_uri_is_one_error_line(tmp_path, monkeypatch, uri, args):
+    """`sqlite:x.db` passed the scheme check, then sqlalchemy's ArgumentError came out as a traceback."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    res = run(*[str(tmp_path / "out") if a == "OUT" else a for a in args])
+    assert_user_error(res, f"MLflow tracking URI '{uri}' is not a database URL: expected sqlite:///path/mlflow.db")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("uri", ["sqlite://", "sqlite:///", "sqlite:///:memory:"])
+def test_an_in_memory_sqlite_tracking_uri_is_refused(tmp_path, monkeypatch, uri, tiny_adapter):
+    """register 'succeeded' into a database that vanished when the command ended."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    res = run("register", "--adapter", str(tiny_adapter))
+    assert_user_error(res, f"MLflow store {uri} names no file (sqlite in memory): what is written there is gone when "
+                      "the command ends; name a file, e.g. sqlite:///path/mlflow.db")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sqlite_store_whose_folder_is_a_file_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'a-file' / 'x.db'}")
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    res = run("promote", "--task", "trec")
+    assert_user_error(res, f"MLflow store sqlite:///{tmp_path / 'a-file' / 'x.db'}: '{tmp_path / 'a-file'}' is not a "
+                      "folder (create it, or point MLFLOW_TRACKING_URI at another store)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
