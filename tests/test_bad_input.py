@@ -691,13 +691,22 @@ def test_a_malformed_sqlite_tracking_uri_is_one_error_line(tmp_path, monkeypatch
 
 
 @pytest.mark.parametrize("uri", ["sqlite://", "sqlite:///", "sqlite:///:memory:"])
-def test_an_in_memory_sqlite_tracking_uri_is_refused(tmp_path, monkeypatch, uri, tiny_adapter):
-    """register 'succeeded' into a database that vanished when the command ended."""
+@pytest.mark.parametrize("args", [["promote", "--task", "trec"], ["search", "--task", "trec", "--out", "OUT"],
+                                  ["pretrain", "--tasks", "trec", "--epochs", "1", "--quiet", "--out", "OUT"]])
+def test_an_in_memory_sqlite_tracking_uri_is_refused(tmp_path, monkeypatch, uri, args):
+    """A store in memory passed: what a command wrote there was gone when it ended (register
+    'succeeded' into it, its first step the same check: store.tracking_uri, asserted below)."""
+    from components.registry import store
+    from ptv2_core.errors import Ptv2Error
+
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
-    res = run("register", "--adapter", str(tiny_adapter))
-    assert_user_error(res, f"MLflow store {uri} names no file (sqlite in memory): what is written there is gone when "
-                      "the command ends; name a file, e.g. sqlite:///path/mlflow.db")
+    message = (f"MLflow store {uri} names no file (sqlite in memory): what is written there is gone when the command "
+               "ends; name a file, e.g. sqlite:///path/mlflow.db")
+    assert_user_error(run(*[str(tmp_path / "out") if a == "OUT" else a for a in args]), message)
+    with pytest.raises(Ptv2Error) as e:
+        store.tracking_uri()  # register's (and ui's) way to the store
+    assert str(e.value) == message
     assert list(tmp_path.iterdir()) == []
 
 
@@ -708,4 +717,27 @@ def test_a_sqlite_store_whose_folder_is_a_file_is_refused(tmp_path, monkeypatch)
     res = run("promote", "--task", "trec")
     assert_user_error(res, f"MLflow store sqlite:///{tmp_path / 'a-file' / 'x.db'}: '{tmp_path / 'a-file'}' is not a "
                       "folder (create it, or point MLFLOW_TRACKING_URI at another store)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_the_study_storage_is_checked_as_the_mlflow_store_is(tmp_path):
+    """One check for both sqlite stores: in memory, a missing folder, a folder that is a file
+    (Optuna's had words of its own: 'study storage folder does not exist: X')."""
+    from optuna_studies.study import check_storage_url
+    from ptv2_core.errors import Ptv2Error
+
+    (tmp_path / "a-file").write_text("")
+    for url, message in [
+        ("sqlite://", "study storage sqlite:// names no file (sqlite in memory): what is written there is gone when "
+                      "the command ends; name a file, e.g. sqlite:///path/optuna.db"),
+        ("sqlite:///:memory:", "study storage sqlite:///:memory: names no file (sqlite in memory)"),
+        (f"sqlite:///{tmp_path}/no/o.db", f"study storage sqlite:///{tmp_path}/no/o.db: its folder '{tmp_path / 'no'}' "
+                                          "does not exist (create it, or name another storage)"),
+        (f"sqlite:///{tmp_path}/a-file/x/o.db", f"study storage sqlite:///{tmp_path}/a-file/x/o.db: "
+                                                f"'{tmp_path / 'a-file'}' is not a folder (create it, or name another storage)"),
+    ]:
+        with pytest.raises(Ptv2Error) as e:
+            check_storage_url(url)
+        assert str(e.value).startswith(message), str(e.value)
+    assert check_storage_url(f"sqlite:///{tmp_path}/o.db")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
