@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import interruptible, run_cli as run
+from conftest import interruptible, make_tiny_gpt2, run_cli as run
 
 PTV2 = [sys.executable, "-m", "pipelines.cli"]
 
@@ -661,14 +661,8 @@ def test_train_refuses_pooler_on_a_model_without_one_before_any_data_loads(tmp_p
     """`ptv2 train --pooling pooler` on GPT-2 loaded the data and the weights, then failed at the
     first batch with a traceback. Now refused from the model's config: the task's data (a label
     outside its list, an error of its own) is not even read."""
-    import torch
-    from transformers import BertTokenizerFast, GPT2Config, GPT2Model
-
     folder = tmp_path / "gpt2"
-    tok = BertTokenizerFast.from_pretrained(minilm_path)
-    torch.manual_seed(0)
-    GPT2Model(GPT2Config(vocab_size=tok.vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=512)).save_pretrained(folder)
-    tok.save_pretrained(folder)
+    make_tiny_gpt2(minilm_path, folder)
     task = write_task(tmp_path, ROWS.replace(",b\n", ",c\n"), labels=["a", "b"])
     res = run("train", "--task", str(task), "--model", str(folder), "--pooling", "pooler", "--epochs", "1",
               "--out", str(tmp_path / "out"), "--quiet")
