@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 
 from ptv2_core.errors import Ptv2Error
 from optuna_studies.schema_race import open_once
+from optuna_studies.sqlite_file_check import check_sqlite_file
 from optuna_studies.space import SearchSpace
 from optuna_studies.startup import first_points
 from ptv2_core.wording import count_of
@@ -48,11 +49,8 @@ def check_storage_url(url: str) -> str:
     if parsed.get_backend_name() not in SCHEMES:
         raise Ptv2Error(f"unsupported study storage '{parsed.get_backend_name()}' in '{mask_url(url)}': "
                         f"use one of {', '.join(SCHEMES)}")
-    if parsed.get_backend_name() == "sqlite":
-        if not parsed.database:
-            raise Ptv2Error(f"bad study storage URL '{url}': sqlite needs a file (sqlite:///path/optuna.db)")
-        if parsed.database != ":memory:" and not Path(parsed.database).parent.exists():
-            raise Ptv2Error(f"study storage folder does not exist: {Path(parsed.database).parent}")
+    check_sqlite_file(url, "study storage", "sqlite:///path/optuna.db",
+                      "name another storage")
     return url
 
 

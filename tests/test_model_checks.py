@@ -7,7 +7,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import FAMILIES, tiny_backbone
+from conftest import FAMILIES, make_tiny_gpt2, tiny_backbone
 from ptv2_core.backbone import has_pooler, load_config
 from ptv2_core.build import build_model, check_model_pooling
 from ptv2_core.errors import Ptv2Error
@@ -20,13 +20,8 @@ NO_POOLER = "has no pooler layer, so pooling 'pooler' cannot run on it; it suppo
 @pytest.fixture(scope="module")
 def tiny_gpt2(tmp_path_factory, minilm_path) -> str:
     """A tiny random GPT-2 (no pooler layer) with MiniLM's tokenizer, saved as a model folder."""
-    from transformers import BertTokenizerFast, GPT2Config, GPT2Model
-
     folder = tmp_path_factory.mktemp("tinygpt2")
-    tok = BertTokenizerFast.from_pretrained(minilm_path)
-    torch.manual_seed(0)
-    GPT2Model(GPT2Config(vocab_size=tok.vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=512)).save_pretrained(folder)
-    tok.save_pretrained(folder)
+    make_tiny_gpt2(minilm_path, folder)
     return str(folder)
 
 
@@ -91,13 +86,9 @@ def test_a_search_plan_refuses_pooler_on_a_model_without_one(tiny_gpt2, tmp_path
 
 
 def test_pretraining_refuses_pooler_on_a_model_without_one_before_its_folder_is_made(tmp_path, minilm_path):
-    from transformers import AutoTokenizer, GPT2Config, GPT2Model
-
     from ptv2_core.multitask import PretrainConfig, pretrain
 
-    tok = AutoTokenizer.from_pretrained(minilm_path)
-    torch.manual_seed(0)
-    bb = GPT2Model(GPT2Config(vocab_size=tok.vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=512)).eval()
+    bb, tok = make_tiny_gpt2(minilm_path)
     cfg = PretrainConfig(tasks=("trec", "rt"), model="tiny-gpt2", max_prompt_len=4, lengths=(2, 4), epochs=1,
                          batch_size=8, max_train=16, max_eval=8, device="cpu", progress=False, pooling="pooler")
     with pytest.raises(Ptv2Error, match=f"^model 'tiny-gpt2' {NO_POOLER}$"):
@@ -130,3 +121,32 @@ def test_a_search_plan_checks_a_hub_tasks_max_length_without_fetching_it(tmp_pat
                                      "fixed": {"max_length": 64}}))
     plan = plan_search("hub:ptv2-no-such-user/no-such-data", str(folder), tmp_path / "out", **kw)
     assert plan.constants["max_length"] == 64
+
+
+@pytest.mark.parametrize("which, pooling, message", [
+    ("gpt2", "pooler", NO_POOLER),
+    ("minilm", "maen", "unknown pooling 'maen': expected one of"),
+])
+def test_pretrain_refuses_a_pooling_the_model_cannot_run_before_any_data_loads(tiny_gpt2, tmp_path, monkeypatch,
+                                                                               which, pooling, message):
+    """`ptv2 pretrain --pooling pooler` on GPT-2 (or --pooling maen) was refused only after every
+    task's data and the weights loaded. Now from the model's config first: the task's data (a
+    label outside its list, an error of its own) is not even read, the store not opened."""
+    import json
+
+    from conftest import run_cli
+
+    rows = "text,label\n" + "".join(f"question {i},{'a' if i % 2 else 'c'}\n" for i in range(20))
+    (tmp_path / "train.csv").write_text(rows)
+    (tmp_path / "task.yaml").write_text(json.dumps({
+        "name": "mine", "type": "sequence", "text_column": "text", "label_column": "label", "labels": ["a", "b"],
+        "metric": "accuracy", "data": {"train": "train.csv"}}))
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    model = tiny_gpt2 if which == "gpt2" else "minilm"
+    res = run_cli("pretrain", "--tasks", f"{tmp_path / 'task.yaml'},trec", "--model", model, "--pooling", pooling,
+                  "--epochs", "1", "--quiet", "--out", str(tmp_path / "out"))
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert message in lines[0], lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["task.yaml", "train.csv"]

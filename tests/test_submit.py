@@ -265,3 +265,19 @@ def test_the_run_is_created_with_the_service_account_asked_for(args, account):
     finally:
         api.shutdown()
         api.server_close()
+
+
+@pytest.mark.parametrize("args, use", [([], True), (["--no-pretrained-prompt"], False), (["--pretrained-prompt"], True)])
+def test_the_pretrained_prompt_flag_reaches_the_run_parameters(args, use):
+    """--pretrained-prompt/--no-pretrained-prompt as typer parses it, in the run kfp's client
+    sends (the flag's other tests call the override function directly)."""
+    api = PipelinesApi()
+    try:
+        res = submit(api.url, {"PTV2_KFP_TOKEN": "t"}, *args)
+        assert res.returncode == 0, res.stderr
+        params = api.posted["/pipeline/apis/v2beta1/runs"]["runtime_config"]["parameters"]
+        assert params["use_pretrained_prompt"] is use, params
+        assert params["tasks"] == ["trec"]  # the other parameters as given
+    finally:
+        api.shutdown()
+        api.server_close()

@@ -548,3 +548,32 @@ def test_json_booleans_are_the_text_the_file_writes(tmp_path, fmt):
         load_task(str(write("nulls", ['"a"', '"b"', '"a"', "null"])))
     assert str(e.value) == (f"data file {tmp_path / f'nulls.{fmt}'}: 5 rows with an empty 'label' (first at row 4)"), \
         str(e.value)
+
+
+def test_parquet_booleans_are_true_and_false_as_in_json(tmp_path):
+    """A Parquet bool label column gave the labels 'True', 'False' (str of Python's, or numpy's,
+    bool) where a JSON file's true/false give 'true', 'false': a task YAML's labels: ["true",
+    "false"] found every Parquet row outside its list. Token words alike."""
+    recs = [{"text": f"text {i}", "label": bool(i % 2)} for i in range(20)]
+    pd.DataFrame(recs).to_parquet(tmp_path / "train.parquet")
+    assert pd.read_parquet(tmp_path / "train.parquet")["label"].dtype == bool  # numpy.bool_ cells
+    spec, dd = load_task(str(write_yaml(tmp_path, "name: b\ntype: sequence\ndata: {train: train.parquet}\n")))
+    assert spec.labels == ("false", "true")
+    spec, dd = load_task(str(write_yaml(tmp_path, 'name: b\ntype: sequence\nlabels: ["true", "false"]\n'
+                                                  "data: {train: train.parquet}\n", "listed.yaml")))
+    assert spec.labels == ("true", "false") and sorted({spec.labels[y] for y in dd["train"]["label"]}) == ["false", "true"]
+    pd.DataFrame([{"tokens": [i % 2 == 0, True] * (i + 1), "tags": ["B-x", "O"] * (i + 1)} for i in range(20)]).to_parquet(
+        tmp_path / "tok.parquet")
+    _, dd = load_task(str(write_yaml(tmp_path, "name: t\ntype: token\ndata: {train: tok.parquet}\n", "tok.yaml")))
+    assert {w for s in dd for words in dd[s]["tokens"] for w in words} == {"false", "true"}
+
+
+@pytest.mark.parametrize("value, what", [("true", "a boolean"), ("2", "a number")])
+def test_a_json_boolean_or_number_where_a_list_belongs_is_named_in_words(tmp_path, value, what):
+    """The message named an internal class: "row 3 of column 'tokens' is JsonBool, not a list"."""
+    recs = [f'{{"tokens": ["w{i}", "x"], "tags": ["O", "B-x"]}}' for i in range(5)]
+    recs[2] = f'{{"tokens": {value}, "tags": ["O", "B-x"]}}'
+    (tmp_path / "train.jsonl").write_text("\n".join(recs))
+    with pytest.raises(Ptv2Error) as e:
+        load_task(str(write_yaml(tmp_path, "name: t\ntype: token\ndata: {train: train.jsonl}\n")))
+    assert f"row 3 of column 'tokens' is {what}, not a list;" in str(e.value), str(e.value)

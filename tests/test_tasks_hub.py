@@ -128,3 +128,13 @@ def test_hub_revision_pins_the_data_and_is_named_in_errors(tmp_path):
     with pytest.raises(Ptv2Error) as e:
         load_task("hub:ptv2-no-such-dataset-0b1c@v9")
     assert "could not load hub dataset 'ptv2-no-such-dataset-0b1c' at revision 'v9'" in str(e.value)
+
+
+def test_a_hub_bool_label_column_gives_the_labels_true_and_false(tmp_path):
+    """str(True) made a hub data set's bool label column the labels 'True', 'False', where a JSON or
+    Parquet task file's booleans are 'true', 'false'."""
+    feats = Features({"text": Value("string"), "label": Value("bool")})
+    ref = _write(tmp_path, feats, train={"text": [f"t {i}" for i in range(40)], "label": [i % 3 == 0 for i in range(40)]})
+    spec, dd = load_task(ref, seed=0)
+    assert (spec.label_column, spec.labels) == ("label", ("false", "true"))
+    assert sorted({spec.labels[y] for s in dd for y in dd[s]["label"]}) == ["false", "true"]

@@ -62,6 +62,9 @@ def pretrain(
                          nested=nested, temperature=temperature, lr=lr, epochs=epochs, batch_size=batch_size,
                          eval_batch_size=eval_batch_size, max_train=max_train, max_eval=max_eval, reparam=reparam,
                          pooling=pooling, seed=seed, device=device, progress=not quiet)
+    from ptv2_core.build import check_model_pooling
+
+    check_model_pooling(cfg.model, pooling)  # 'pooler' on a model without one: before the store or any data
     store = _check_tracking(track, mlflow_uri, cfg)
     if not overwrite:
         from ptv2_core.multitask.pretrain import finished_prompt

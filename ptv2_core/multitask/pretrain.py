@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ptv2_core.adapter import check_writable, write_atomic_dir
 from ptv2_core.backbone import base_tokenizer_fingerprint, fingerprint, geometry, has_pooler, load_backbone
-from ptv2_core.build import check_prompt_len
+from ptv2_core.build import check_model_pooling, check_prompt_len
 from ptv2_core.device import pick_device
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.evaluate import autocast, evaluate
@@ -185,6 +185,8 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
     ``cfg.model``. Every input is checked before ``out_dir`` is touched.
     """
     cfg.check()
+    # 'pooler' on a model without one, or an unknown name: from the config, before any data or weights load
+    check_model_pooling(cfg.model, cfg.pooling, None if backbone is None else backbone.config)
     out = Path(out_dir)
     _check_out(out, overwrite)
     seed_everything(cfg.seed)

@@ -10,6 +10,7 @@ import pandas as pd
 from datasets import DatasetDict
 
 from ptv2_core.errors import Ptv2Error
+from ptv2_core.tasks.label_text import label_text
 from ptv2_core.tasks.rows import check_token_rows, make_dataset, missing_rows
 from ptv2_core.wording import count_of
 from ptv2_core.tasks.spec import DATA_SUFFIXES, DataSource, TaskSpec
@@ -109,9 +110,18 @@ def _as_list(v: Any, col: str, i: int, path: Path) -> list:
     if isinstance(v, (list, tuple, np.ndarray)):
         return list(v)
     raise Ptv2Error(
-        f"data file {path}: row {i + 1} of column '{col}' is {type(v).__name__}, not a list; token tasks need list "
+        f"data file {path}: row {i + 1} of column '{col}' is {_kind(v)}, not a list; token tasks need list "
         "columns (JSONL/JSON/Parquet), e.g. {\"tokens\": [\"Paris\", \"rocks\"], \"tags\": [\"B-loc\", \"O\"]}"
     )
+
+
+def _kind(v: Any) -> str:
+    """What a cell holds, in words for a message (not the internal JsonBool / JsonNumber)."""
+    if isinstance(v, (JsonBool, bool, np.bool_)):
+        return "a boolean"
+    if isinstance(v, (JsonNumber, int, float, np.number)):
+        return "a number"
+    return type(v).__name__
 
 
 def _refuse_nested(values: list, col: str, wanted: str, path: Path) -> None:
@@ -140,11 +150,11 @@ def read_rows(path: Path, kind: str, text_col: str, label_col: str,
             if bad:
                 raise Ptv2Error(f"data file {path}: {count_of(len(bad), 'row')} with an empty '{col}' (first at row "
                                 f"{bad[0] + 1})")
-        return [str(x) for x in xs], [str(y) for y in ys]
+        return [str(x) for x in xs], [label_text(y) for y in ys]
     words = [_as_list(v, text_col, i, path) for i, v in enumerate(xs)]
     tags = [_as_list(v, label_col, i, path) for i, v in enumerate(ys)]
     check_token_rows(words, tags, f"data file {path}", (text_col, label_col))  # row numbers still the file's
-    return [[str(w) for w in ws] for ws in words], [[str(t) for t in ts] for ts in tags]
+    return [[label_text(w) for w in ws] for ws in words], [[label_text(t) for t in ts] for ts in tags]
 
 
 def infer_labels(path: Path, kind: str, text_col: str, label_col: str) -> list[str]:

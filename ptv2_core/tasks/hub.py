@@ -14,6 +14,7 @@ from typing import Any
 from datasets import ClassLabel, DatasetDict, LargeList, List
 
 from ptv2_core.errors import Ptv2Error
+from ptv2_core.tasks.label_text import label_text
 from ptv2_core.tasks.rows import check_token_rows, make_dataset, missing_rows
 from ptv2_core.wording import count_of
 from ptv2_core.tasks.spec import DEFAULT_MAX_LENGTH, DEFAULT_METRIC, TaskSpec, safe_task_name
@@ -95,7 +96,7 @@ def _tag_column(name: str, dd: DatasetDict) -> str | None:
         return known
     others = [c for c in feats if c.endswith("_tags") and _is_list(feats[c])]
     for c in others:
-        tags = _names(feats[c]) or sorted({str(t) for ts in dd["train"][c][:] for t in ts})
+        tags = _names(feats[c]) or sorted({label_text(t) for ts in dd["train"][c][:] for t in ts})
         if _is_bio(tags):
             return c
     if others:
@@ -134,7 +135,7 @@ def _guess(name: str, dd: DatasetDict) -> tuple[TaskSpec, bool]:
     if tok and tag and tag != tok:
         names = _names(feats[tag])
         by_index = names is not None
-        labels = names or ["O", *sorted({str(t) for ts in dd["train"][tag][:] for t in ts} - {"O"})]
+        labels = names or ["O", *sorted({label_text(t) for ts in dd["train"][tag][:] for t in ts} - {"O"})]
         return (TaskSpec(safe_task_name(name), "token", tuple(labels), DEFAULT_METRIC["token"], tok, tag,
                          DEFAULT_MAX_LENGTH), by_index)
     label = next((c for c in cols if isinstance(feats[c], ClassLabel)), None) or next(
@@ -150,7 +151,7 @@ def _guess(name: str, dd: DatasetDict) -> tuple[TaskSpec, bool]:
             "download it and write a task YAML that names text_column and label_column"
         )
     names = _names(feats[label])
-    labels = names or sorted({str(v) for v in dd["train"][label][:] if v is not None})
+    labels = names or sorted({label_text(v) for v in dd["train"][label][:] if v is not None})
     return (TaskSpec(safe_task_name(name), "sequence", tuple(labels), DEFAULT_METRIC["sequence"], text, label,
                      DEFAULT_MAX_LENGTH), names is not None)
 
@@ -163,8 +164,8 @@ def load_hub(ref: str, seed: int = 0) -> tuple[TaskSpec, DatasetDict]:
 
     def as_strings(values: list) -> list:
         if spec.type == "sequence":
-            return [spec.labels[v] if by_index and v >= 0 else str(v) for v in values]
-        return [[spec.labels[t] if by_index else str(t) for t in ts] for ts in values]
+            return [spec.labels[v] if by_index and v >= 0 else label_text(v) for v in values]
+        return [[spec.labels[t] if by_index else label_text(t) for t in ts] for ts in values]
 
     rows: dict[str, tuple[list, list]] = {}
     for split, src in (("train", "train"), ("dev", next((d for d in DEV_NAMES if d in dd), None)), ("test", "test")):
