@@ -47,6 +47,20 @@ def tiny_bert(tokenizer, seed: int = 0):
     return AutoModel.from_config(config).eval()
 
 
+def tiny_model_folder(tmp_path, tokenizer):
+    """``tiny_bert`` saved with its tokenizer, a folder ``--model`` takes."""
+    model = tmp_path / "tiny"
+    tiny_bert(tokenizer).save_pretrained(model)
+    tokenizer.save_pretrained(model)
+    return model
+
+
+def own_home(monkeypatch, tmp_path) -> None:
+    """The command's default MLflow store and state folder in ``tmp_path / "home"``."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tokenizer):
     """One finished pre-training run: ``(folder, result)``."""
@@ -363,9 +377,7 @@ def test_ctrl_c_during_pretrain_says_what_is_kept(tmp_path, tokenizer):
 
     from conftest import interruptible
 
-    model = tmp_path / "tiny"
-    tiny_bert(tokenizer).save_pretrained(model)
-    tokenizer.save_pretrained(model)
+    model = tiny_model_folder(tmp_path, tokenizer)
     out = tmp_path / "pre"
     command = [sys.executable, "-m", "pipelines.cli", "pretrain", "--tasks", "trec,wnut16", "--model",
                "tiny", "--max-prompt-len", "8", "--lengths", "2,8", "--epochs", "500",  # a folder, relative
@@ -408,11 +420,8 @@ def test_pretrain_cli_logs_a_resumed_run_once_when_it_completes_and_keeps_the_pr
 
     from conftest import run_cli as ptv2
 
-    model = tmp_path / "tiny"
-    tiny_bert(tokenizer).save_pretrained(model)
-    tokenizer.save_pretrained(model)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    model = tiny_model_folder(tmp_path, tokenizer)
+    own_home(monkeypatch, tmp_path)
     out = tmp_path / "pre"
     args = ["pretrain", "--tasks", "trec,wnut16", "--model", str(model), "--max-prompt-len", "4", "--lengths", "2,4",
             "--epochs", "2", "--max-train", "16", "--max-eval", "16", "--device", "cpu", "--out", str(out), "--quiet"]
@@ -458,11 +467,8 @@ def test_the_same_pretrain_command_again_logs_a_finished_prompt_whose_logging_fa
 
     from conftest import run_cli as ptv2
 
-    model = tmp_path / "tiny"
-    tiny_bert(tokenizer).save_pretrained(model)
-    tokenizer.save_pretrained(model)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    model = tiny_model_folder(tmp_path, tokenizer)
+    own_home(monkeypatch, tmp_path)
     out, db = tmp_path / "pre", tmp_path / "mlflow.db"
     store = f"sqlite:///{db}"
     settings = ["pretrain", "--tasks", "trec,wnut16", "--model", str(model), "--max-prompt-len", "4", "--lengths",
@@ -727,9 +733,7 @@ def _pretrained_by_the_cli(tmp_path, tokenizer, monkeypatch):
     BERT; returns the command's arguments and its --out folder."""
     from conftest import run_cli as ptv2
 
-    model = tmp_path / "tiny"
-    tiny_bert(tokenizer).save_pretrained(model)
-    tokenizer.save_pretrained(model)
+    model = tiny_model_folder(tmp_path, tokenizer)
     monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
     a, b = _csv_task(tmp_path / "a", "alpha", 40), _csv_task(tmp_path / "b", "beta", 40)
     out = tmp_path / "pre"
@@ -888,11 +892,8 @@ def test_ctrl_c_after_the_prompt_is_written_says_it_is_kept_and_how_to_log_it(tm
     from conftest import run_cli as ptv2
     from pipelines.cli import main
 
-    model = tmp_path / "tiny"
-    tiny_bert(tokenizer).save_pretrained(model)
-    tokenizer.save_pretrained(model)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    model = tiny_model_folder(tmp_path, tokenizer)
+    own_home(monkeypatch, tmp_path)
     out, db = tmp_path / "pre", tmp_path / "mlflow.db"
     args = ["pretrain", "--tasks", "trec", "--model", str(model), "--max-prompt-len", "4", "--lengths", "2,4",
             "--epochs", "1", "--max-train", "16", "--max-eval", "16", "--device", "cpu", "--out", str(out), "--quiet",
