@@ -20,13 +20,13 @@ import torch
 from tqdm.auto import tqdm
 
 from ptv2_core.adapter import check_writable, write_atomic_dir
-from ptv2_core.backbone import base_tokenizer_fingerprint, fingerprint, geometry, has_pooler, load_backbone
+from ptv2_core.backbone import base_tokenizer_fingerprint, fingerprint, geometry, load_backbone
 from ptv2_core.build import check_model_pooling, check_prompt_len
 from ptv2_core.device import pick_device
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.evaluate import autocast, evaluate
 from ptv2_core.memory import batch_shape, fits, place
-from ptv2_core.heads import HeadConfig, check_pooling, default_pooling
+from ptv2_core.heads import HeadConfig, default_pooling
 from ptv2_core.multitask.checkpoint import (
     checkpoint_epochs, load_latest_checkpoint, model_state_of, optimizer_from_files, restore_rng, save_checkpoint,
 )
@@ -204,7 +204,6 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
     geo = geometry(backbone.config)
     check_prompt_len(cfg.max_prompt_len, backbone.config, max(s.max_length for s in specs))
     pooling = cfg.pooling or default_pooling(geo.family)
-    check_pooling(pooling, has_pooler(backbone), cfg.model)  # before out is touched: it failed at the first batch
     prompt = PromptConfig(cfg.max_prompt_len, geo.num_layers, geo.num_kv_heads, geo.head_dim, cfg.reparam,
                           cfg.reparam_hidden, cfg.prefix_dropout)
     heads = {s.name: HeadConfig(s.type, len(s.labels), geo.hidden_size, pooling, cfg.head_dropout) for s in specs}
