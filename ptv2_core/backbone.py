@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,13 +118,62 @@ def has_pooler(model) -> bool:
     """Whether a backbone (a loaded model, or the config of one: AutoModel builds it on the meta
     device, so no weights load and no memory is taken) has a pooler layer, whose ``pooler_output``
     pooling 'pooler' uses: BERT, RoBERTa, XLM-R and MPNet have one; DeBERTa-v2 and the decoders
-    do not."""
-    if not isinstance(model, nn.Module):
-        from transformers import AutoModel
+    do not. Whether its weights were trained is ``pooler_untrained``'s question."""
+    return getattr(_as_model(model), "pooler", None) is not None
 
-        with torch.device("meta"):
-            model = AutoModel.from_config(model)
-    return getattr(model, "pooler", None) is not None
+
+def _as_model(model) -> nn.Module:
+    """A loaded model as it is; a config as AutoModel builds it on the meta device (no weights)."""
+    if isinstance(model, nn.Module):
+        return model
+    from transformers import AutoModel
+
+    with torch.device("meta"):
+        return AutoModel.from_config(model)
+
+
+def checkpoint_keys(folder: Path) -> set[str] | None:
+    """The parameter names a model folder's safetensors checkpoint holds, from its index's weight
+    map or its file's header (no tensor is read); None when there is none to read (a hub name, a
+    folder without safetensors): loading it will tell."""
+    index = folder / "model.safetensors.index.json"
+    try:
+        if index.is_file():
+            return set(json.loads(index.read_text())["weight_map"])
+        single = folder / "model.safetensors"
+        if single.is_file():
+            from safetensors import SafetensorError, safe_open
+
+            try:
+                with safe_open(str(single), framework="pt") as f:
+                    return set(f.keys())
+            except SafetensorError:
+                return None
+    except (OSError, ValueError, KeyError, TypeError):  # unreadable: the load names the problem
+        return None
+    return None
+
+
+def checkpoint_lacks_pooler(name: str, config) -> bool:
+    """Whether ``name`` is a model folder whose checkpoint holds no weights for the pooler layer
+    that ``config``'s architecture has (as many sentence-transformers checkpoints): AutoModel
+    would initialise it randomly. From the file headers alone; False when they cannot be read (a
+    hub name: ``load_backbone`` finds it out as it loads)."""
+    folder = Path(resolve_model_name(name)).expanduser()
+    keys = checkpoint_keys(folder) if folder.is_dir() else None
+    model = _as_model(config)
+    pooler = getattr(model, "pooler", None)
+    if keys is None or pooler is None:
+        return False
+    prefix = getattr(model, "base_model_prefix", "")  # a task model's checkpoint: 'bert.pooler.dense.weight'
+    wanted = [f"pooler.{n}" for n, _ in pooler.named_parameters()]
+    return any(k not in keys and f"{prefix}.{k}" not in keys for k in wanted)
+
+
+def pooler_untrained(backbone: nn.Module) -> bool:
+    """Whether ``load_backbone`` found no pooler weights in ``backbone``'s checkpoint, so
+    transformers initialised its pooler layer randomly (False for a model built otherwise)."""
+    return getattr(backbone, "_ptv2_pooler_untrained", False)
 
 
 # Any one of these is a tokenizer transformers can load from a folder.
@@ -158,7 +208,7 @@ def load_backbone(name: str, dtype: torch.dtype = torch.float32):
     hf_logging.disable_progress_bar()
     try:
         # safetensors only: a model named by an adapter's JSON must not unpickle a .bin
-        model = AutoModel.from_pretrained(path, use_safetensors=True, dtype="auto")
+        model, info = AutoModel.from_pretrained(path, use_safetensors=True, dtype="auto", output_loading_info=True)
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as e:  # no weights, a tokenizer file that does not parse, ...
         why = _first_line(e)
@@ -170,6 +220,10 @@ def load_backbone(name: str, dtype: torch.dtype = torch.float32):
     if any(p.is_floating_point() and p.dtype != dtype for p in model.state_dict().values()):
         fingerprint(model)  # of the weights as stored, cached on the model before they are cast
         model.to(dtype)
+    # a pooler missing from the checkpoint is initialised randomly (and stays frozen): 'pooler' is refused on it.
+    # Recorded beside the model, whose modules and state dict (the fingerprint's) stay as loaded
+    untrained = any("pooler" in str(k).split(".") for k in info.get("missing_keys") or ())
+    object.__setattr__(model, "_ptv2_pooler_untrained", untrained and has_pooler(model))
     # the tokenizer as loaded, before any use sets its truncation or padding: recorded beside the weights
     object.__setattr__(model, "_ptv2_tokenizer_fingerprint", tokenizer_fingerprint(tokenizer))
     vocab = getattr(config, "vocab_size", None)

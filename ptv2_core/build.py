@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ptv2_core.backbone import geometry, has_pooler, load_config
+from ptv2_core.backbone import checkpoint_lacks_pooler, geometry, has_pooler, load_config, pooler_untrained
 from ptv2_core.cache import padding_idx
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.heads import HeadConfig, check_pooling, default_pooling
@@ -43,14 +43,18 @@ def check_prompt_len(prompt_len: int, config, max_length: int) -> None:
 
 def check_model_pooling(model: str, pooling: str | None, config=None) -> None:
     """``pooling`` (None: the family's default, which every model runs) as the model named
-    ``model`` can run it, from its config alone (``config``: it, loaded already): a 'pooler' on a
-    model without a pooler layer failed only at its first batch, after data and weights loaded."""
+    ``model`` can run it, from its config alone (``config``: it, loaded already) and, for a model
+    folder, its checkpoint's header: a 'pooler' on a model without a pooler layer failed only at
+    its first batch, after data and weights loaded; on a checkpoint without pooler weights it
+    trained on a random pooler, with no error (a hub name is checked as it loads: ``build_model``)."""
     if pooling is None:
         return
-    if pooling == "pooler":
-        config = load_config(model) if config is None else config
-        geometry(config)  # an unsupported family is named as such, not built
-    check_pooling(pooling, pooling != "pooler" or has_pooler(config), model)
+    if pooling != "pooler":
+        return check_pooling(pooling, True, model)
+    config = load_config(model) if config is None else config
+    geometry(config)  # an unsupported family is named as such, not built
+    layer = has_pooler(config)
+    check_pooling(pooling, layer, model, pooler_untrained=layer and checkpoint_lacks_pooler(model, config))
 
 
 def build_model(
@@ -69,7 +73,8 @@ def build_model(
     geo = geometry(backbone.config)
     check_prompt_len(prompt_len, backbone.config, max_length)
     pooling = pooling or default_pooling(geo.family)
-    check_pooling(pooling, has_pooler(backbone), backbone.config.name_or_path or backbone.config.model_type)
+    check_pooling(pooling, has_pooler(backbone), backbone.config.name_or_path or backbone.config.model_type,
+                  pooler_untrained=pooler_untrained(backbone))
     prompt = PromptConfig(prompt_len, geo.num_layers, geo.num_kv_heads, geo.head_dim, reparam, reparam_hidden, prefix_dropout)
     head = HeadConfig(spec.type, len(spec.labels), geo.hidden_size, pooling, head_dropout)
     return PromptModel(backbone, prompt, head)

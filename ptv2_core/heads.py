@@ -36,15 +36,21 @@ def default_pooling(family: str) -> str:
     return "last" if family == "decoder" else "mean"
 
 
-def check_pooling(pooling: str, has_pooler: bool, model: str) -> None:
+def check_pooling(pooling: str, has_pooler: bool, model: str, *, pooler_untrained: bool = False) -> None:
     """A ``Ptv2Error`` unless ``pooling`` is one of ``POOLINGS`` and the model ``model`` (a name for
     messages) can run it: 'pooler' needs a pooler layer (``backbone.has_pooler``), which BERT-like
-    encoders have and DeBERTa-v2 and the decoders do not; it failed at the first batch."""
+    encoders have and DeBERTa-v2 and the decoders do not (it failed at the first batch), and its
+    trained weights: a checkpoint saved without them (``pooler_untrained``) gets a random pooler
+    from transformers, frozen, so the head would train on noise, with no error."""
     if pooling not in POOLINGS:
         raise Ptv2Error(f"unknown pooling '{pooling}': expected one of {', '.join(POOLINGS)}")
     if pooling == "pooler" and not has_pooler:
         raise Ptv2Error(f"model '{model}' has no pooler layer, so pooling 'pooler' cannot run on it; it supports "
                         f"{', '.join(p for p in POOLINGS if p != 'pooler')}")
+    if pooling == "pooler" and pooler_untrained:
+        raise Ptv2Error(f"model '{model}' has a pooler layer but its checkpoint has no pooler weights (transformers "
+                        "would initialise them randomly and they stay frozen), so pooling 'pooler' cannot be trained "
+                        f"on it; it supports {', '.join(p for p in POOLINGS if p != 'pooler')}")
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str, pooler_output: torch.Tensor | None = None) -> torch.Tensor:

@@ -150,3 +150,77 @@ def test_pretrain_refuses_a_pooling_the_model_cannot_run_before_any_data_loads(t
     assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), res.stderr
     assert message in lines[0], lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["task.yaml", "train.csv"]
+
+
+# A checkpoint saved without its pooler's weights (many sentence-transformers checkpoints) still
+# gets the layer from AutoModel, initialised at random: frozen, 'pooler' trained a head on noise.
+UNTRAINED = ("has a pooler layer but its checkpoint has no pooler weights (transformers would initialise them "
+             "randomly and they stay frozen), so pooling 'pooler' cannot be trained on it; it supports cls, mean, last")
+
+
+def _tiny_bert(minilm_path, folder, *, pooler: bool, cls=None, **save):
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    tok = BertTokenizerFast.from_pretrained(minilm_path)
+    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=37)
+    torch.manual_seed(0)
+    model = cls(config) if cls is not None else BertModel(config, add_pooling_layer=pooler)
+    model.save_pretrained(folder, **save)
+    tok.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def tiny_berts(tmp_path_factory, minilm_path) -> dict[str, str]:
+    """Tiny BERT folders: without pooler weights (one file, and sharded with an index), with them,
+    and a BertForSequenceClassification checkpoint (its keys are 'bert.pooler.…')."""
+    from transformers import BertForSequenceClassification
+
+    root = tmp_path_factory.mktemp("berts")
+    return {"bare": _tiny_bert(minilm_path, root / "bare", pooler=False),
+            "bare-sharded": _tiny_bert(minilm_path, root / "sharded", pooler=False, max_shard_size="100KB"),
+            "pooler": _tiny_bert(minilm_path, root / "pooler", pooler=True),
+            "classifier": _tiny_bert(minilm_path, root / "classifier", pooler=True, cls=BertForSequenceClassification)}
+
+
+@pytest.mark.parametrize("which", ["bare", "bare-sharded"])
+def test_pooler_is_refused_early_on_a_checkpoint_without_pooler_weights(tiny_berts, which):
+    """From the folder's files alone (a safetensors header, or the index's weight map): before the
+    plan, `ptv2 train` or `ptv2 pretrain` load any data or weights."""
+    from pathlib import Path
+
+    folder = tiny_berts[which]
+    assert (Path(folder, "model.safetensors.index.json").is_file()) == (which == "bare-sharded")
+    with pytest.raises(Ptv2Error) as e:
+        check_model_pooling(folder, "pooler")
+    assert str(e.value) == f"model '{folder}' {UNTRAINED}"
+    for pooling in (None, "cls", "mean"):
+        check_model_pooling(folder, pooling)
+
+
+@pytest.mark.parametrize("which", ["pooler", "classifier"])
+def test_pooler_is_accepted_early_on_a_checkpoint_with_pooler_weights(tiny_berts, which):
+    check_model_pooling(tiny_berts[which], "pooler")  # no error
+
+
+def test_building_pooler_on_a_backbone_loaded_without_pooler_weights_is_refused(tiny_berts):
+    """The loaded backbone has the layer (randomly initialised): build_model asks how it loaded.
+    Its modules and state dict are as transformers made them (the base's fingerprint hashes them)."""
+    from ptv2_core.backbone import load_backbone
+
+    bb, _ = load_backbone(tiny_berts["bare"])
+    assert has_pooler(bb) and "pooler.dense.weight" in bb.state_dict()
+    with pytest.raises(Ptv2Error) as e:
+        build_model(bb, SPEC, 4, max_length=16, pooling="pooler")
+    assert str(e.value) == f"model '{tiny_berts['bare']}' {UNTRAINED}"
+    for pooling in ("cls", "mean"):
+        assert build_model(bb, SPEC, 4, max_length=16, pooling=pooling).head_config.pooling == pooling
+
+
+@pytest.mark.parametrize("which", ["pooler", "classifier", "minilm"])
+def test_building_pooler_on_a_backbone_loaded_with_pooler_weights_is_accepted(tiny_berts, which):
+    from ptv2_core.backbone import load_backbone
+
+    bb, _ = load_backbone(tiny_berts.get(which, which))
+    assert build_model(bb, SPEC, 4, max_length=16, pooling="pooler").head_config.pooling == "pooler"
