@@ -217,6 +217,8 @@ def load_backbone(name: str, dtype: torch.dtype = torch.float32):
     finally:
         if bars:
             hf_logging.enable_progress_bar()
+    # weights the checkpoint lacks are filled at random by transformers: not part of what identifies the base
+    object.__setattr__(model, "_ptv2_missing_keys", frozenset(str(k) for k in info.get("missing_keys") or ()))
     if any(p.is_floating_point() and p.dtype != dtype for p in model.state_dict().values()):
         fingerprint(model)  # of the weights as stored, cached on the model before they are cast
         model.to(dtype)
@@ -241,12 +243,17 @@ def _first_line(e: BaseException) -> str:
 
 
 def fingerprint(model: nn.Module) -> str:
-    """SHA-256 over parameter names, shapes, dtypes and bytes: identifies the exact base weights."""
+    """SHA-256 over parameter names, shapes, dtypes and bytes: identifies the exact base weights.
+    Weights ``load_backbone`` found missing from the checkpoint (a pooler saved without: transformers
+    fills them at random, anew at each load) are left out: the same folder gives the same digest."""
     cached = getattr(model, "_ptv2_fingerprint", None)
     if cached is not None:
         return cached
+    missing = getattr(model, "_ptv2_missing_keys", frozenset())
     h = hashlib.sha256()
     for key, t in sorted(model.state_dict().items()):
+        if key in missing:
+            continue
         t = t.detach().cpu().contiguous()
         h.update(f"{key}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
