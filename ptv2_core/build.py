@@ -57,6 +57,14 @@ def check_model_pooling(model: str, pooling: str | None, config=None) -> None:
     check_pooling(pooling, layer, model, pooler_untrained=layer and checkpoint_lacks_pooler(model, config))
 
 
+def check_backbone_pooling(pooling: str, backbone: nn.Module, model: str | None = None) -> None:
+    """``pooling`` as the loaded ``backbone`` can run it: a pooler layer, with its checkpoint's
+    weights (what ``check_model_pooling`` cannot see from files: a hub model's). ``model``: its name
+    in messages (else the config's)."""
+    name = model or backbone.config.name_or_path or backbone.config.model_type
+    check_pooling(pooling, has_pooler(backbone), name, pooler_untrained=pooler_untrained(backbone))
+
+
 def build_model(
     backbone: nn.Module,
     spec: TaskSpec,
@@ -73,8 +81,7 @@ def build_model(
     geo = geometry(backbone.config)
     check_prompt_len(prompt_len, backbone.config, max_length)
     pooling = pooling or default_pooling(geo.family)
-    check_pooling(pooling, has_pooler(backbone), backbone.config.name_or_path or backbone.config.model_type,
-                  pooler_untrained=pooler_untrained(backbone))
+    check_backbone_pooling(pooling, backbone)
     prompt = PromptConfig(prompt_len, geo.num_layers, geo.num_kv_heads, geo.head_dim, reparam, reparam_hidden, prefix_dropout)
     head = HeadConfig(spec.type, len(spec.labels), geo.hidden_size, pooling, head_dropout)
     return PromptModel(backbone, prompt, head)

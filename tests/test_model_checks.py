@@ -224,3 +224,37 @@ def test_building_pooler_on_a_backbone_loaded_with_pooler_weights_is_accepted(ti
 
     bb, _ = load_backbone(tiny_berts.get(which, which))
     assert build_model(bb, SPEC, 4, max_length=16, pooling="pooler").head_config.pooling == "pooler"
+
+
+@pytest.mark.parametrize("which", ["bare", "bare-sharded"])
+def test_a_checkpoint_without_pooler_weights_has_one_fingerprint_whatever_the_random_state(tiny_berts, which):
+    """transformers fills weights missing from a checkpoint (a pooler saved without) at random, and
+    the base's fingerprint hashed them: each load of the same folder had another fingerprint, so an
+    adapter trained on it (with cls or mean pooling) was refused as made on another base model."""
+    from ptv2_core.backbone import fingerprint, load_backbone
+
+    prints = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        backbone, _ = load_backbone(tiny_berts[which])
+        prints.append(fingerprint(backbone))
+    assert prints[0] == prints[1]
+    # and a checkpoint with every weight hashes them all: the pooler's bytes count
+    torch.manual_seed(1)
+    full, _ = load_backbone(tiny_berts["pooler"])
+    assert "pooler.dense.weight" in full.state_dict() and fingerprint(full) != prints[0]
+
+
+def test_pretraining_refuses_pooler_on_a_loaded_backbone_without_pooler_weights(tiny_berts, tmp_path):
+    """What the early check cannot see (a hub model, read only when it loads; here the loaded backbone
+    given to pretrain under a name that is no folder) is refused once it has loaded."""
+    from ptv2_core.backbone import load_backbone
+    from ptv2_core.multitask import PretrainConfig, pretrain
+
+    bb, tok = load_backbone(tiny_berts["bare"])
+    cfg = PretrainConfig(tasks=("trec",), model="some-hub/bert-without-pooler", max_prompt_len=4, lengths=(2, 4),
+                         epochs=1, batch_size=8, max_train=16, max_eval=8, device="cpu", progress=False,
+                         pooling="pooler")
+    with pytest.raises(Ptv2Error, match="has a pooler layer but its checkpoint has no pooler weights"):
+        pretrain(cfg, tmp_path / "prompt", backbone=bb, tokenizer=tok)
+    assert list(tmp_path.iterdir()) == []

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ptv2_core.adapter import check_writable, write_atomic_dir
 from ptv2_core.backbone import base_tokenizer_fingerprint, fingerprint, geometry, load_backbone
-from ptv2_core.build import check_model_pooling, check_prompt_len
+from ptv2_core.build import check_backbone_pooling, check_model_pooling, check_prompt_len
 from ptv2_core.device import pick_device
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.evaluate import autocast, evaluate
@@ -204,6 +204,8 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
     geo = geometry(backbone.config)
     check_prompt_len(cfg.max_prompt_len, backbone.config, max(s.max_length for s in specs))
     pooling = cfg.pooling or default_pooling(geo.family)
+    # what the early check cannot see from files (a hub model): a pooler its checkpoint left untrained
+    check_backbone_pooling(pooling, backbone, cfg.model)
     prompt = PromptConfig(cfg.max_prompt_len, geo.num_layers, geo.num_kv_heads, geo.head_dim, cfg.reparam,
                           cfg.reparam_hidden, cfg.prefix_dropout)
     heads = {s.name: HeadConfig(s.type, len(s.labels), geo.hidden_size, pooling, cfg.head_dropout) for s in specs}
