@@ -119,10 +119,10 @@ def has_pooler(model) -> bool:
     device, so no weights load and no memory is taken) has a pooler layer, whose ``pooler_output``
     pooling 'pooler' uses: BERT, RoBERTa, XLM-R and MPNet have one; DeBERTa-v2 and the decoders
     do not. Whether its weights were trained is ``pooler_untrained``'s question."""
-    return getattr(_as_model(model), "pooler", None) is not None
+    return getattr(as_model(model), "pooler", None) is not None
 
 
-def _as_model(model) -> nn.Module:
+def as_model(model) -> nn.Module:
     """A loaded model as it is; a config as AutoModel builds it on the meta device (no weights)."""
     if isinstance(model, nn.Module):
         return model
@@ -156,12 +156,12 @@ def checkpoint_keys(folder: Path) -> set[str] | None:
 
 def checkpoint_lacks_pooler(name: str, config) -> bool:
     """Whether ``name`` is a model folder whose checkpoint holds no weights for the pooler layer
-    that ``config``'s architecture has (as many sentence-transformers checkpoints): AutoModel
+    that ``config``'s architecture has (a config, or the model ``as_model`` built from it) (as many sentence-transformers checkpoints): AutoModel
     would initialise it randomly. From the file headers alone; False when they cannot be read (a
     hub name: ``load_backbone`` finds it out as it loads)."""
     folder = Path(resolve_model_name(name)).expanduser()
     keys = checkpoint_keys(folder) if folder.is_dir() else None
-    model = _as_model(config)
+    model = as_model(config)
     pooler = getattr(model, "pooler", None)
     if keys is None or pooler is None:
         return False

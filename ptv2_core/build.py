@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ptv2_core.backbone import checkpoint_lacks_pooler, geometry, has_pooler, load_config, pooler_untrained
+from ptv2_core.backbone import as_model, checkpoint_lacks_pooler, geometry, has_pooler, load_config, pooler_untrained
 from ptv2_core.cache import padding_idx
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.heads import HeadConfig, check_pooling, default_pooling
@@ -53,8 +53,9 @@ def check_model_pooling(model: str, pooling: str | None, config=None) -> None:
         return check_pooling(pooling, True, model)
     config = load_config(model) if config is None else config
     geometry(config)  # an unsupported family is named as such, not built
-    layer = has_pooler(config)
-    check_pooling(pooling, layer, model, pooler_untrained=layer and checkpoint_lacks_pooler(model, config))
+    built = as_model(config)  # on the meta device, once for both questions
+    layer = has_pooler(built)
+    check_pooling(pooling, layer, model, pooler_untrained=layer and checkpoint_lacks_pooler(model, built))
 
 
 def check_backbone_pooling(pooling: str, backbone: nn.Module, model: str | None = None) -> None:
