@@ -156,9 +156,10 @@ def checkpoint_keys(folder: Path) -> set[str] | None:
 
 def checkpoint_lacks_pooler(name: str, config) -> bool:
     """Whether ``name`` is a model folder whose checkpoint holds no weights for the pooler layer
-    that ``config``'s architecture has (a config, or the model ``as_model`` built from it) (as many sentence-transformers checkpoints): AutoModel
-    would initialise it randomly. From the file headers alone; False when they cannot be read (a
-    hub name: ``load_backbone`` finds it out as it loads)."""
+    that ``config``'s architecture has (``config``: a config, or the model ``as_model`` built from
+    it), as many sentence-transformers checkpoints: AutoModel would initialise it randomly. From
+    the file headers alone; False when they cannot be read (a hub name: ``load_backbone`` finds it
+    out as it loads)."""
     folder = Path(resolve_model_name(name)).expanduser()
     keys = checkpoint_keys(folder) if folder.is_dir() else None
     model = as_model(config)
