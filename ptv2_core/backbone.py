@@ -218,15 +218,16 @@ def load_backbone(name: str, dtype: torch.dtype = torch.float32):
     finally:
         if bars:
             hf_logging.enable_progress_bar()
-    # weights the checkpoint lacks are filled at random by transformers: not part of what identifies the base
-    object.__setattr__(model, "_ptv2_missing_keys", frozenset(str(k) for k in info.get("missing_keys") or ()))
+    # a pooler the checkpoint lacks is filled at random by transformers, anew at each load: left out of the
+    # fingerprint (only 'pooler' pooling reads it, and that is refused on it); any other missing weight stays in
+    missing_pooler = frozenset(k for k in map(str, info.get("missing_keys") or ()) if "pooler" in k.split("."))
+    object.__setattr__(model, "_ptv2_untrained_pooler_keys", missing_pooler)
     if any(p.is_floating_point() and p.dtype != dtype for p in model.state_dict().values()):
         fingerprint(model)  # of the weights as stored, cached on the model before they are cast
         model.to(dtype)
     # a pooler missing from the checkpoint is initialised randomly (and stays frozen): 'pooler' is refused on it.
-    # Recorded beside the model, whose modules and state dict (the fingerprint's) stay as loaded
-    untrained = any("pooler" in str(k).split(".") for k in info.get("missing_keys") or ())
-    object.__setattr__(model, "_ptv2_pooler_untrained", untrained and has_pooler(model))
+    # Recorded beside the model, whose modules and state dict stay as loaded
+    object.__setattr__(model, "_ptv2_pooler_untrained", bool(missing_pooler) and has_pooler(model))
     # the tokenizer as loaded, before any use sets its truncation or padding: recorded beside the weights
     object.__setattr__(model, "_ptv2_tokenizer_fingerprint", tokenizer_fingerprint(tokenizer))
     vocab = getattr(config, "vocab_size", None)
@@ -245,12 +246,13 @@ def _first_line(e: BaseException) -> str:
 
 def fingerprint(model: nn.Module) -> str:
     """SHA-256 over parameter names, shapes, dtypes and bytes: identifies the exact base weights.
-    Weights ``load_backbone`` found missing from the checkpoint (a pooler saved without: transformers
-    fills them at random, anew at each load) are left out: the same folder gives the same digest."""
+    A pooler ``load_backbone`` found missing from the checkpoint (one saved without: transformers
+    fills it at random, anew at each load) is left out: the same folder gives the same digest. Any
+    other weight a checkpoint lacks stays in (it changes what the model computes)."""
     cached = getattr(model, "_ptv2_fingerprint", None)
     if cached is not None:
         return cached
-    missing = getattr(model, "_ptv2_missing_keys", frozenset())
+    missing = getattr(model, "_ptv2_untrained_pooler_keys", frozenset())
     h = hashlib.sha256()
     for key, t in sorted(model.state_dict().items()):
         if key in missing:

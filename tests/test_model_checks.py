@@ -258,3 +258,26 @@ def test_pretraining_refuses_pooler_on_a_loaded_backbone_without_pooler_weights(
     with pytest.raises(Ptv2Error, match="has a pooler layer but its checkpoint has no pooler weights"):
         pretrain(cfg, tmp_path / "prompt", backbone=bb, tokenizer=tok)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_missing_other_weights_is_not_made_to_look_the_same_at_each_load(tiny_berts, tmp_path):
+    """Only the pooler, which cls and mean pooling never read, is left out of the fingerprint: a
+    checkpoint missing a weight the model computes with (here one attention layer's query) gets
+    random values at each load, and its fingerprint says so (an adapter made on one load is not
+    taken for the next's)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from ptv2_core.backbone import fingerprint, load_backbone
+
+    folder = tmp_path / "holed"
+    shutil.copytree(tiny_berts["pooler"], folder)
+    weights = load_file(folder / "model.safetensors")
+    del weights["encoder.layer.0.attention.self.query.weight"]
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    prints = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        prints.append(fingerprint(load_backbone(str(folder))[0]))
+    assert prints[0] != prints[1]
