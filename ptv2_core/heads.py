@@ -44,13 +44,13 @@ def check_pooling(pooling: str, has_pooler: bool, model: str, *, pooler_untraine
     from transformers, frozen, so the head would train on noise, with no error."""
     if pooling not in POOLINGS:
         raise Ptv2Error(f"unknown pooling '{pooling}': expected one of {', '.join(POOLINGS)}")
+    others = ", ".join(p for p in POOLINGS if p != "pooler")
     if pooling == "pooler" and not has_pooler:
-        raise Ptv2Error(f"model '{model}' has no pooler layer, so pooling 'pooler' cannot run on it; it supports "
-                        f"{', '.join(p for p in POOLINGS if p != 'pooler')}")
+        raise Ptv2Error(f"model '{model}' has no pooler layer, so pooling 'pooler' cannot run on it; it supports {others}")
     if pooling == "pooler" and pooler_untrained:
         raise Ptv2Error(f"model '{model}' has a pooler layer but its checkpoint has no pooler weights (transformers "
                         "would initialise them randomly and they stay frozen), so pooling 'pooler' cannot be trained "
-                        f"on it; it supports {', '.join(p for p in POOLINGS if p != 'pooler')}")
+                        f"on it; it supports {others}")
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str, pooler_output: torch.Tensor | None = None) -> torch.Tensor:
