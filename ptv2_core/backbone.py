@@ -5,6 +5,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from ptv2_core.errors import Ptv2Error
+from ptv2_core.load_report import load_report_held, load_warning, mismatch_error
 
 # Families the prefix path supports, and how each reads a sequence by default.
 # "encoder": bidirectional, default pooling mean; "decoder": causal, default pooling last token.
@@ -208,8 +210,12 @@ def load_backbone(name: str, dtype: torch.dtype = torch.float32):
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        # safetensors only: a model named by an adapter's JSON must not unpickle a .bin
-        model, info = AutoModel.from_pretrained(path, use_safetensors=True, dtype="auto", output_loading_info=True)
+        # safetensors only: a model named by an adapter's JSON must not unpickle a .bin. transformers' LOAD
+        # REPORT table is held back (load_report.py): what matters is said below, in one line or one error;
+        # weights of another shape load (at random) instead of raising after that table: refused below
+        with load_report_held():
+            model, info = AutoModel.from_pretrained(path, use_safetensors=True, dtype="auto", output_loading_info=True,
+                                                    ignore_mismatched_sizes=True)
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as e:  # no weights, a tokenizer file that does not parse, ...
         why = _first_line(e)
@@ -218,9 +224,14 @@ def load_backbone(name: str, dtype: torch.dtype = torch.float32):
     finally:
         if bars:
             hf_logging.enable_progress_bar()
+    if info.get("mismatched_keys"):
+        raise mismatch_error(name, info["mismatched_keys"])
     # a pooler the checkpoint lacks is filled at random by transformers, anew at each load: left out of the
-    # fingerprint (only 'pooler' pooling reads it, and that is refused on it); any other missing weight stays in
-    missing_pooler = frozenset(k for k in map(str, info.get("missing_keys") or ()) if "pooler" in k.split("."))
+    # fingerprint (only 'pooler' pooling reads it, and that is refused on it) and unsaid; any other missing
+    # weight stays in, and is named once the load has passed its checks
+    missing = {str(k) for k in info.get("missing_keys") or ()}
+    missing_pooler = frozenset(k for k in missing if "pooler" in k.split("."))
+    warning = load_warning(name, missing - missing_pooler, map(str, info.get("unexpected_keys") or ()), model)
     object.__setattr__(model, "_ptv2_untrained_pooler_keys", missing_pooler)
     if any(p.is_floating_point() and p.dtype != dtype for p in model.state_dict().values()):
         fingerprint(model)  # of the weights as stored, cached on the model before they are cast
@@ -236,6 +247,8 @@ def load_backbone(name: str, dtype: torch.dtype = torch.float32):
         raise Ptv2Error(f"model '{name}': its tokenizer has {len(tokenizer)} tokens but the model {vocab}: not the "
                         "model's own tokenizer; save the model's tokenizer into its folder with "
                         "tokenizer.save_pretrained(folder)")
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     return model, tokenizer
 
 
