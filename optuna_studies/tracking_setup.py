@@ -69,25 +69,26 @@ def check_tracking_uri(uri: str) -> str:
     return uri
 
 
-def check_store_folder(uri: str, given_by: str | None = None) -> None:
-    """Refuse a sqlite store in memory (``sqlite://``: what is written there is gone when the
-    command ends) or whose folder does not exist or is a file: MLflow makes the folder and a new,
-    empty store there, so a mistyped path was a second store, silently. Only the default store's
-    folder (``PTV2_HOME``) is made when the store is opened. ``given_by``: what the command takes
-    the URI from besides ``MLFLOW_TRACKING_URI``, as its message names it (None: the environment
-    only)."""
+def check_store_uri(uri: str, given_by: str | None = None) -> str:
+    """``uri`` as MLflow is to open it (``check_tracking_uri``), with a sqlite store refused in
+    memory (``sqlite://``: what is written there is gone when the command ends) or whose folder does
+    not exist or is a file: MLflow makes the folder and a new, empty store there, so a mistyped path
+    was a second store, silently. Only the default store's folder (``PTV2_HOME``) is made when the
+    store is opened. ``given_by``: what the command takes the URI from besides
+    ``MLFLOW_TRACKING_URI``, as its message names it (None: the environment only)."""
+    uri = check_tracking_uri(uri)
     where = f"{given_by} / MLFLOW_TRACKING_URI" if given_by else "MLFLOW_TRACKING_URI"
     check_sqlite_file(uri, "MLflow store", "sqlite:///path/mlflow.db", f"point {where} at another store",
                       made_later=settings.home_path())
+    return uri
 
 
 def open_local_store(uri: str) -> None:
     """Create the schema of a database-backed MLflow store this process opens itself (sqlite,
     PostgreSQL), if new; processes creating it at once open it again until one has
     (``optuna_studies/schema_race.py``). A sqlite file in a missing folder is refused
-    (``check_store_folder``). A tracking server migrates its own database."""
-    uri = check_tracking_uri(uri)
-    check_store_folder(uri)
+    (``check_store_uri``). A tracking server migrates its own database."""
+    uri = check_store_uri(uri)
     if not settings.is_local_store(uri) or uri.startswith("file:"):
         return
     from mlflow import MlflowClient
@@ -157,7 +158,7 @@ def _first_line(e: BaseException) -> str:
 
 def check_reachable(tracking_uri: str | None = None, timeout: float = 5.0, given_by: str = "--mlflow-uri") -> None:
     """Refuse a store that cannot be reached, before a study or a run is opened, writing nothing: a
-    sqlite file in a missing folder (``check_store_folder``), a tracking server that does not
+    sqlite file in a missing folder (``check_store_uri``), a tracking server that does not
     answer (MLflow's own client would retry with backoff for minutes and leave a study behind).
     Only a server (http/https) is probed, at its ``/health`` endpoint; any HTTP answer counts as
     reachable (an auth proxy's 401 is the client's next error to report, not an outage).
@@ -168,8 +169,7 @@ def check_reachable(tracking_uri: str | None = None, timeout: float = 5.0, given
 
     from ptv2_core.errors import Ptv2Error
 
-    uri = check_tracking_uri(settings.mlflow_tracking_uri(tracking_uri))
-    check_store_folder(uri, given_by)
+    uri = check_store_uri(settings.mlflow_tracking_uri(tracking_uri), given_by)
     if not uri.startswith(("http://", "https://")):
         return
     try:

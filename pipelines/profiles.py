@@ -126,9 +126,13 @@ def _checked(p: dict, local: bool) -> dict:
         raise Ptv2Error(f"prompt_lengths must be positive integers, got {lengths}")
     if len(set(lengths)) != len(lengths):
         raise Ptv2Error(f"prompt_lengths lists a length twice: {lengths}")
-    for key in ("trials_per_task", "epochs", "search_concurrency", "pretrain_epochs"):
+    positive = ("trials_per_task", "epochs", "search_concurrency")
+    for key in positive + (("pretrain_epochs",) if p["use_pretrained_prompt"] else ()):
         if p[key] <= 0:
             raise Ptv2Error(f"{key} must be a positive integer, got {p[key]!r}")
+    if not p["use_pretrained_prompt"] and p["pretrain_epochs"] < 0:  # unused then: 0 ("no pre-training") is fine
+        raise Ptv2Error("pretrain_epochs must be 0 or a positive integer (pre-training is skipped: use_pretrained_prompt "
+                        f"is false), got {p['pretrain_epochs']!r}")
     if not p["cpus_per_trial"] > 0:
         raise Ptv2Error(f"cpus_per_trial must be > 0, got {p['cpus_per_trial']!r}")
     if p["gpus_per_trial"] < 0:

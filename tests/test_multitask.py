@@ -923,3 +923,71 @@ def test_ctrl_c_after_the_prompt_is_written_says_it_is_kept_and_how_to_log_it(tm
     (run,) = client.search_runs([client.get_experiment_by_name("ptv2-pretrain").experiment_id])
     assert run.info.status == "FINISHED" and f"MLflow run {run.info.run_id} " in res.stdout
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.name != "logged_runs.json"} == trained
+
+
+@pytest.mark.parametrize("track", [True, False])
+def test_ctrl_c_as_the_prompt_is_written_says_it_is_complete_not_to_resume_it(tmp_path, tokenizer, monkeypatch,
+                                                                              python_sigint, track):
+    """A SIGINT inside the pre-training run just after it wrote the finished prompt (before it
+    returned) said "epoch 1 of 1 is checkpointed ...: run the same command again to resume from it",
+    as for a run stopped midway. It says the prompt is complete and kept; tracked, that its run is
+    not in MLflow and that the same command (without --overwrite) logs it, which it then does. A
+    finished prompt of these settings that an --overwrite run has not replaced yet is not its own."""
+    import contextlib
+    import io
+    import os
+    import signal
+    import sys
+
+    from mlflow import MlflowClient
+
+    from conftest import run_cli as ptv2
+    from pipelines.cli import main
+
+    model = tiny_model_folder(tmp_path, tokenizer)
+    own_home(monkeypatch, tmp_path)
+    out, db = tmp_path / "pre", tmp_path / "mlflow.db"
+    args = ["pretrain", "--tasks", "trec", "--model", str(model), "--max-prompt-len", "4", "--lengths", "2,4",
+            "--epochs", "1", "--max-train", "16", "--max-eval", "16", "--device", "cpu", "--out", str(out), "--quiet",
+            *(["--mlflow-uri", f"sqlite:///{db}"] if track else ["--no-track"])]
+    pretrain_module = sys.modules["ptv2_core.multitask.pretrain"]  # the package's `pretrain` is its function
+    write = pretrain_module.write_atomic_dir
+
+    def write_then_sigint(*a, **kw):  # the real write; a Ctrl-C the moment it has landed
+        write(*a, **kw)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(pretrain_module, "write_atomic_dir", write_then_sigint)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), pytest.raises(SystemExit) as e:
+        main([*args, "--overwrite"])
+    kept = (f"the pre-trained prompt in {out} is complete and kept, but its run is not in MLflow: run the same "
+            "command again without --overwrite to log it (it is not trained again)" if track else
+            f"the pre-trained prompt in {out} is complete and kept")
+    assert (e.value.code, stderr.getvalue()) == (130, f"error: interrupted; {kept}\n"), stdout.getvalue()
+    assert (out / "prompt_config.json").is_file() and not db.exists()
+    monkeypatch.setattr(pretrain_module, "write_atomic_dir", write)
+    trained = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+
+    res = ptv2(*args)  # as the line says: nothing trained again; tracked, the run is logged
+    assert res.returncode == 0, res.stderr
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.name != "logged_runs.json"} == trained
+    if track:
+        client = MlflowClient(f"sqlite:///{db}")
+        (logged,) = client.search_runs([client.get_experiment_by_name("ptv2-pretrain").experiment_id])
+        assert logged.info.status == "FINISHED"
+
+    # --overwrite again, a Ctrl-C before its first checkpoint: the finished prompt of these settings is the
+    # previous run's (kept until a new one is written), not this run's: nothing of this run to resume
+    checkpoint = pretrain_module.save_checkpoint
+
+    def sigint_then_checkpoint(*a, **kw):
+        os.kill(os.getpid(), signal.SIGINT)
+        checkpoint(*a, **kw)
+
+    monkeypatch.setattr(pretrain_module, "save_checkpoint", sigint_then_checkpoint)
+    stderr = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(stderr), pytest.raises(SystemExit) as e:
+        main([*args, "--overwrite"])
+    assert (e.value.code, stderr.getvalue()) == (
+        130, "error: interrupted before the first epoch's checkpoint: nothing to resume\n")

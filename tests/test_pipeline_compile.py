@@ -233,7 +233,11 @@ def test_pretrained_prompt_flags_set_the_parameter(tmp_path):
     ("lr_max: .nan", "lr_max must be a finite number"),
     ("max_train: -5", "max_train must be 0 (all rows) or a positive integer, got -5"),
     ("max_eval: many", "max_eval must be an integer, got 'many'"),
-    ("pretrain_epochs: 0", "pretrain_epochs must be a positive integer"),
+    ("pretrain_epochs: 0", "pretrain_epochs must be a positive integer, got 0"),
+    # pre-training skipped: 0 is taken (test_submit.py), a negative or a non-integer is not
+    ("use_pretrained_prompt: false\npretrain_epochs: -1", "pretrain_epochs must be 0 or a positive integer "
+                                                         "(pre-training is skipped: use_pretrained_prompt is false), got -1"),
+    ("use_pretrained_prompt: false\npretrain_epochs: 0.5", "pretrain_epochs must be an integer, got 0.5"),
     ("final_epochs: -1", "final_epochs must be 0 (the search's best adapter) or a positive integer"),
     ("epochs: true", "epochs must be an integer, got True"),
     ("trials_per_task: 2.5", "trials_per_task must be an integer, got 2.5"),

@@ -281,3 +281,28 @@ def test_the_pretrained_prompt_flag_reaches_the_run_parameters(args, use):
     finally:
         api.shutdown()
         api.server_close()
+
+
+def test_pretrain_epochs_0_is_taken_when_pre_training_is_skipped_and_refused_when_it_runs(tmp_path):
+    """`--no-pretrained-prompt` skips pre-training, yet `pretrain_epochs: 0` (a config saying "no
+    pre-training") was refused as if it ran. It is taken then; with pre-training, and a negative
+    number either way, it is one `error:` line, exit 2, and nothing is submitted."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("pretrain_epochs: 0\n")
+    api = PipelinesApi()
+    try:
+        res = submit(api.url, {"PTV2_KFP_TOKEN": "t"}, "--config", str(cfg), "--no-pretrained-prompt")
+        assert res.returncode == 0, res.stderr
+        params = api.posted["/pipeline/apis/v2beta1/runs"]["runtime_config"]["parameters"]
+        assert (params["pretrain_epochs"], params["use_pretrained_prompt"]) == (0, False), params
+        api.posted.clear()
+        assert one_error(submit(api.url, {"PTV2_KFP_TOKEN": "t"}, "--config", str(cfg))) == (
+            "error: pretrain_epochs must be a positive integer, got 0")
+        cfg.write_text("pretrain_epochs: -1\n")
+        assert one_error(submit(api.url, {"PTV2_KFP_TOKEN": "t"}, "--config", str(cfg), "--no-pretrained-prompt")) == (
+            "error: pretrain_epochs must be 0 or a positive integer (pre-training is skipped: use_pretrained_prompt "
+            "is false), got -1")
+        assert "/pipeline/apis/v2beta1/runs" not in api.posted
+    finally:
+        api.shutdown()
+        api.server_close()

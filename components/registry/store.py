@@ -37,11 +37,9 @@ def tracking_uri(explicit: str | None = None) -> str:
     """The tracking (and registry) URI in force: argument, environment, or the sqlite default
     (Ptv2Error for one MLflow cannot open, and for a sqlite file in a missing folder, before a
     command builds or writes anything)."""
-    from optuna_studies.tracking_setup import check_store_folder, check_tracking_uri
+    from optuna_studies.tracking_setup import check_store_uri
 
-    uri = check_tracking_uri(settings.mlflow_tracking_uri(explicit))
-    check_store_folder(uri, "mlflow_uri" if explicit else None)
-    return uri
+    return check_store_uri(settings.mlflow_tracking_uri(explicit), "mlflow_uri" if explicit else None)
 
 
 is_local_store = settings.is_local_store

@@ -73,12 +73,15 @@ def pretrain(
         if config is not None:
             _finished_already(out, config["dev"], mlflow_uri, store)
             return
+    before = _prompt_file(out)
     try:
         result = run_pretrain(cfg, out, overwrite=overwrite)
     except KeyboardInterrupt:  # Ctrl-C: say what is kept
         from ptv2_core.errors import Ptv2Interrupted
         from ptv2_core.multitask.checkpoint import checkpoint_epochs
 
+        if _prompt_file(out) not in (None, before):  # the run wrote its prompt, and the Ctrl-C came as it returned
+            raise _kept(out, store, overwrite) from None
         folder = Path(out) / "checkpoints"
         done = checkpoint_epochs(folder)
         again = ("run the same command again without --overwrite to resume from it (with it, it starts afresh)"
@@ -96,12 +99,31 @@ def pretrain(
         if store is not None:
             _log_run(out, mlflow_uri, store, overwrite=overwrite)
     except KeyboardInterrupt:
-        from ptv2_core.errors import Ptv2Interrupted
+        raise _kept(out, store, overwrite) from None
 
-        if store is None:
-            raise Ptv2Interrupted(f"interrupted; the pre-trained prompt in {out} is complete and kept") from None
-        kept, again = _not_logged(out, overwrite)
-        raise Ptv2Interrupted(f"interrupted; {kept}: {again}") from None
+
+def _prompt_file(out: Path) -> tuple | None:
+    """Which ``prompt_config.json`` is in ``out`` (None: none): the run writes a new file, so that
+    one that differs after a Ctrl-C is this run's finished prompt. (Its content may equal a
+    previous one's, and a finished prompt of these settings may be an earlier run's, which an
+    --overwrite run stopped before it was replaced.)"""
+    from ptv2_core.multitask.pretrained import CONFIG
+
+    try:
+        st = (Path(out) / CONFIG).stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns
+
+
+def _kept(out: Path, store: Optional[str], overwrite: bool):
+    """The Ptv2Interrupted for a Ctrl-C once the prompt is written, before its run is logged."""
+    from ptv2_core.errors import Ptv2Interrupted
+
+    if store is None:  # --no-track
+        return Ptv2Interrupted(f"interrupted; the pre-trained prompt in {out} is complete and kept")
+    kept, again = _not_logged(out, overwrite)
+    return Ptv2Interrupted(f"interrupted; {kept}: {again}")
 
 
 def _not_logged(out: Path, overwrite: bool) -> tuple[str, str]:
