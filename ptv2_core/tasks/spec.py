@@ -178,9 +178,9 @@ def load_task_yaml(path: str | Path) -> tuple[TaskSpec, DataSource]:
     kind = doc["type"]
     if kind not in TASK_TYPES:
         raise Ptv2Error(f"task file {path}: type must be one of {', '.join(TASK_TYPES)}, got {kind!r}")
+    text_col = _column_name(doc, "text_column", "text" if kind == "sequence" else "tokens", path)
+    label_col = _column_name(doc, "label_column", "label" if kind == "sequence" else "tags", path)
     source = _data_source(doc["data"], path)
-    text_col = doc.get("text_column", "text" if kind == "sequence" else "tokens")
-    label_col = doc.get("label_column", "label" if kind == "sequence" else "tags")
     labels = doc.get("labels")
     if labels is None:
         from ptv2_core.tasks.files import infer_labels  # files.py imports this module
@@ -195,16 +195,39 @@ def load_task_yaml(path: str | Path) -> tuple[TaskSpec, DataSource]:
                             f"file (YAML reads yes, no, on, off, true as booleans, 1.50 as a number, null as nothing); "
                             f"quote the labels: labels: [\"yes\", \"no\"]")
         _refuse_respelled(labels, _label_spellings(node), path)
-    spec = TaskSpec(
-        name=doc["name"],
-        type=kind,
-        labels=tuple(str(x) for x in labels),
-        metric=doc.get("metric", DEFAULT_METRIC[kind]),
-        text_column=text_col,
-        label_column=label_col,
-        max_length=doc.get("max_length", DEFAULT_MAX_LENGTH),
-    )
+    try:
+        spec = TaskSpec(
+            name=doc["name"],
+            type=kind,
+            labels=tuple(str(x) for x in labels),
+            metric=doc.get("metric", DEFAULT_METRIC[kind]),
+            text_column=text_col,
+            label_column=label_col,
+            max_length=doc.get("max_length", DEFAULT_MAX_LENGTH),
+        )
+    except Ptv2Error as e:  # "task 't': metric 'f1' ..." named no file
+        said = str(e).removeprefix(f"task '{doc['name']}': ")
+        raise Ptv2Error(f"task file {path}: {said}") from None
     return spec, source
+
+
+def _column_name(doc: dict, key: str, default: str, path: Path) -> str:
+    """``text_column:`` or ``label_column:`` as one column's name, refused naming the task file
+    before any data is read (a list, as for a sentence pair, ended in a traceback)."""
+    value = doc.get(key, default)
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, list):
+        pair = (": one text per row (sentence-pair tasks, two text columns, are not supported: join the two texts "
+                "into one column)") if key == "text_column" else ""
+        raise Ptv2Error(f"task file {path}: {key} must be one column's name, got a list {value!r}{pair}")
+    if isinstance(value, (bool, int, float)):
+        what = "a boolean" if isinstance(value, bool) else "a number"
+        raise Ptv2Error(f"task file {path}: {key} must be one column's name, got {what} {value!r}: put it in quotes, "
+                        f"{key}: \"{value}\"")
+    what = ("an empty text" if isinstance(value, str) else "nothing" if value is None
+            else "a mapping " + repr(value) if isinstance(value, dict) else f"{type(value).__name__} {value!r}")
+    raise Ptv2Error(f"task file {path}: {key} must be one column's name, got {what}")
 
 
 def _check_yaml_name(name: Any, path: Path) -> None:
