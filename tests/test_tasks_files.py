@@ -508,13 +508,15 @@ def test_an_empty_or_odd_data_path_says_so(tmp_path, value, says):
 
 
 def test_a_ragged_csv_is_one_error_line(tmp_path):
-    """pandas' ParserError ends in a line feed: the error printed an empty second line."""
+    """pandas' ParserError ended in a line feed: the error printed an empty second line. The row is
+    named by its data row and its line in the file (since the CSV is read with the csv module)."""
     (tmp_path / "train.csv").write_text("text,label\na,x\nb,y\nc,x,extra\n")
     path = write_yaml(tmp_path, "name: r\ntype: sequence\ndata: {train: train.csv}\n")
     with pytest.raises(Ptv2Error) as e:
         load_task(str(path))
-    assert str(e.value) == (f"could not read data file {tmp_path / 'train.csv'}: ParserError: Error tokenizing data. "
-                            "C error: Expected 2 fields in line 4, saw 3"), repr(str(e.value))
+    assert str(e.value) == (f"data file {tmp_path / 'train.csv'}: row 3 (line 4) has 3 fields but the header has 2 "
+                            "('text', 'label'): a text that holds a comma must be in double quotes, as in "
+                            "\"hello, world\""), repr(str(e.value))
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "json"])

@@ -1,6 +1,7 @@
 """User data files (.csv, .jsonl, .json, .parquet) → the normalized train/dev/test DatasetDict."""
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -10,15 +11,18 @@ import pandas as pd
 from datasets import DatasetDict
 
 from ptv2_core.errors import Ptv2Error
+from ptv2_core.tasks.csv_file import read_csv
 from ptv2_core.tasks.label_text import label_text
 from ptv2_core.tasks.rows import check_token_rows, make_dataset, missing_rows
 from ptv2_core.wording import count_of
 from ptv2_core.tasks.spec import DATA_SUFFIXES, DataSource, TaskSpec
 from ptv2_core.tasks.splits import carve
+from ptv2_core.tasks.text_file import read_utf8
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """Read one data file; CSV cells stay strings (labels like ``01`` keep their spelling)."""
+    """Read one data file; CSV cells stay strings (labels like ``01`` keep their spelling); CSV and
+    JSON text must be UTF-8."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in DATA_SUFFIXES:
@@ -27,7 +31,7 @@ def read_table(path: Path) -> pd.DataFrame:
         raise Ptv2Error(f"data file not found: {path}")
     try:
         if suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False)
+            return read_csv(path)
         if suffix in (".jsonl", ".json"):
             return _read_json(path, suffix == ".jsonl")
         return pd.read_parquet(path)
@@ -72,7 +76,7 @@ def _read_json(path: Path, lines: bool) -> pd.DataFrame:
     def load(text: str) -> Any:
         return json.loads(text, parse_int=JsonNumber, parse_float=JsonNumber, object_pairs_hook=_object)
 
-    with open(path, encoding="utf-8-sig") as f:
+    with io.StringIO(read_utf8(path), newline=None) as f:
         if not lines:
             doc = load(f.read())
             if isinstance(doc, dict):
