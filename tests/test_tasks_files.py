@@ -370,8 +370,10 @@ def test_token_task_needs_lists(tmp_path):
 
 def test_token_labels_must_be_bio(tmp_path):
     write_jsonl(tmp_path / "train.jsonl", [{"tokens": ["a"], "tags": ["LOC"]}])
-    with pytest.raises(Ptv2Error, match=r"BIO.*not BIO: \['LOC'\]"):
+    with pytest.raises(Ptv2Error, match=r"train\.jsonl: row 1 of column 'tags' holds the tag 'LOC', which is not BIO"):
         load_task(str(write_yaml(tmp_path, "name: t\ntype: token\ndata: {train: train.jsonl}\n")))
+    with pytest.raises(Ptv2Error, match=r"task\.yaml: token tags must be BIO.*not BIO: \['LOC'\]"):  # labels given
+        load_task(str(write_yaml(tmp_path, "name: t\ntype: token\nlabels: [O, LOC]\ndata: {train: train.jsonl}\n")))
 
 
 def test_bad_max_train():

@@ -139,9 +139,10 @@ def _refuse_nested(values: list, col: str, wanted: str, path: Path) -> None:
 
 
 def read_rows(path: Path, kind: str, text_col: str, label_col: str,
-              df: pd.DataFrame | None = None) -> tuple[list, list]:
+              df: pd.DataFrame | None = None, tag_names: tuple[str, ...] | None = None) -> tuple[list, list]:
     """(texts or word lists, label strings or tag lists) of one file (``df``: it, read already),
-    checked for missing values."""
+    checked for missing values. A token task's tags that are numbers are ids into ``tag_names``
+    (its label list, as Hugging Face data sets save ``ner_tags``) when it is given."""
     df = read_table(path) if df is None else df
     if len(df) == 0:
         raise Ptv2Error(f"data file {path}: 0 rows (empty data)")
@@ -158,7 +159,45 @@ def read_rows(path: Path, kind: str, text_col: str, label_col: str,
     words = [_as_list(v, text_col, i, path) for i, v in enumerate(xs)]
     tags = [_as_list(v, label_col, i, path) for i, v in enumerate(ys)]
     check_token_rows(words, tags, f"data file {path}", (text_col, label_col))  # row numbers still the file's
+    if tag_names is not None:
+        tags = [[_tag_name(t, tag_names, label_col, i, path) for t in ts] for i, ts in enumerate(tags)]
     return [[label_text(w) for w in ws] for ws in words], [[label_text(t) for t in ts] for ts in tags]
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (JsonNumber, int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _tag_name(tag: Any, names: tuple[str, ...], col: str, i: int, path: Path) -> Any:
+    """A tag id (a number) as the name it has in ``names``; any other tag as it is."""
+    if not _is_number(tag):
+        return tag
+    try:
+        index = int(tag)
+    except ValueError:  # 1.0, 1e3
+        index = -1
+    if not 0 <= index < len(names):
+        raise Ptv2Error(f"data file {path}: row {i + 1} of column '{col}' holds the tag id {tag}, but the label list "
+                        f"has {len(names)} tags (ids 0 to {len(names) - 1})")
+    return names[index]
+
+
+def _check_bio(ys: list[list[str]], raw: list, col: str, path: Path) -> None:
+    """Tags inferred from a train file: each is BIO, and one at least is an entity's; refused
+    naming the row (TaskSpec's own check names neither file nor row)."""
+    for i, tags in enumerate(ys):
+        for tag, value in zip(tags, raw[i]):
+            if tag == "O" or (tag[:2] in ("B-", "I-") and len(tag) > 2):
+                continue
+            hint = (": tags are numbers (tag ids?): write each tag's name, \"B-per\", or give labels: in the task "
+                    "file in id order" if _is_number(value)
+                    else ": BIOES or BILOU tags? write S- and U- as B-, E- and L- as I-"
+                    if tag[:2] in ("S-", "E-", "U-", "L-") else "")
+            raise Ptv2Error(f"data file {path}: row {i + 1} of column '{col}' holds the tag {tag!r}, which is not BIO "
+                            f"(\"O\", \"B-<type>\", \"I-<type>\"){hint}")
+    if all(t == "O" for tags in ys for t in tags):
+        raise Ptv2Error(f"data file {path}: column '{col}' holds only \"O\" in all {count_of(len(ys), 'row')}; a token "
+                        "task needs at least one entity tag (\"B-<type>\")")
 
 
 def infer_labels(path: Path, kind: str, text_col: str, label_col: str) -> list[str]:
@@ -178,13 +217,16 @@ def infer_labels(path: Path, kind: str, text_col: str, label_col: str) -> list[s
             raise Ptv2Error(f"data file {path}: column '{label_col}' holds one label, {labels[0]!r}, in all "
                             f"{count_of(len(ys), 'row')}; a task needs at least 2{why}")
         return labels
+    _check_bio(ys, df[label_col].tolist(), label_col, path)
     return ["O", *sorted({t for tags in ys for t in tags} - {"O"})]
 
 
 def load_source(spec: TaskSpec, source: DataSource, seed: int = 0) -> DatasetDict:
     """Read the given files; carve the missing dev/test from train (seeded, stratified, duplicates kept together)."""
     rows = {
-        split: read_rows(p, spec.type, spec.text_column, spec.label_column) for split, p in source.splits().items()
+        split: read_rows(p, spec.type, spec.text_column, spec.label_column,
+                         tag_names=spec.labels if spec.type == "token" else None)
+        for split, p in source.splits().items()
     }
     where = {split: f"{p} ({split})" for split, p in source.splits().items()}
     missing = [s for s in ("dev", "test") if s not in rows]
