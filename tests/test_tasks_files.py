@@ -307,7 +307,9 @@ def test_labels_outside_the_list(tmp_path):
     with pytest.raises(Ptv2Error) as e:
         load_task(str(write_yaml(tmp_path, SEQ_YAML)))
     msg = str(e.value)
-    assert "test.csv" in msg and "'odd0', 'odd1', 'odd2', 'odd3', 'odd4' and 2 more" in msg and "'odd5'" not in msg
+    assert "test.csv" in msg and "'odd5'" not in msg
+    assert "'odd0' (first at row 9), 'odd1' (first at row 10), 'odd2' (first at row 11), 'odd3' (first at row 12), " \
+           "'odd4' (first at row 13) and 2 more" in msg
 
 
 def test_dev_label_missing_from_inferred_train_labels(tmp_path):

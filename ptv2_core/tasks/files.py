@@ -13,7 +13,7 @@ from datasets import DatasetDict
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks.csv_file import read_csv
 from ptv2_core.tasks.label_text import label_text
-from ptv2_core.tasks.rows import check_token_rows, make_dataset, missing_rows
+from ptv2_core.tasks.rows import check_labels, check_token_rows, make_dataset, missing_rows
 from ptv2_core.wording import count_of
 from ptv2_core.tasks.spec import DATA_SUFFIXES, DataSource, TaskSpec
 from ptv2_core.tasks.splits import carve
@@ -229,6 +229,8 @@ def load_source(spec: TaskSpec, source: DataSource, seed: int = 0) -> DatasetDic
         for split, p in source.splits().items()
     }
     where = {split: f"{p} ({split})" for split, p in source.splits().items()}
+    for split, (_, ys) in rows.items():  # before carving: row numbers are still the file's
+        check_labels(spec, ys, f"data file {where[split]}", source.labels_inferred)
     missing = [s for s in ("dev", "test") if s not in rows]
     if missing:
         try:
@@ -236,5 +238,5 @@ def load_source(spec: TaskSpec, source: DataSource, seed: int = 0) -> DatasetDic
         except Ptv2Error as e:
             raise Ptv2Error(f"data file {source.train}: {e}; add rows or give {' and '.join('data.' + s for s in missing)}") from None
         rows.update(carved)
-        where.update({s: f"{s} split carved from {source.train}" for s in carved})
+        where.update({s: f"{s} split carved from {source.train}" for s in missing})
     return DatasetDict({s: make_dataset(spec, *rows[s], where[s]) for s in ("train", "dev", "test")})

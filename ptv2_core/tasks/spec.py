@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -137,6 +137,7 @@ class DataSource:
     train: Path
     dev: Path | None = None
     test: Path | None = None
+    labels_inferred: bool = field(default=False, compare=False)  # the labels are train's (the YAML gives none)
 
     def splits(self) -> dict[str, Path]:
         """The given files by split name."""
@@ -186,6 +187,7 @@ def load_task_yaml(path: str | Path) -> tuple[TaskSpec, DataSource]:
         from ptv2_core.tasks.files import infer_labels  # files.py imports this module
 
         labels = infer_labels(source.train, kind, text_col, label_col)
+        source = replace(source, labels_inferred=True)
     elif not isinstance(labels, list) or not labels:
         raise Ptv2Error(f"task file {path}: labels must be a non-empty list, got {labels!r}")
     else:
