@@ -78,7 +78,13 @@ def _read_json(path: Path, lines: bool) -> pd.DataFrame:
 
     with io.StringIO(read_utf8(path), newline=None) as f:
         if not lines:
-            doc = load(f.read())
+            try:
+                doc = load(f.read())
+            except json.JSONDecodeError as e:
+                if e.msg == "Extra data" and e.doc[: e.pos].strip().startswith("{"):
+                    raise Ptv2Error(f"could not read data file {path}: it holds one JSON object a line (JSON Lines): "
+                                    "name it .jsonl") from None
+                raise
             if isinstance(doc, dict):
                 return pd.DataFrame(doc, dtype=object)
             if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
@@ -101,10 +107,14 @@ def _read_json(path: Path, lines: bool) -> pd.DataFrame:
     return pd.DataFrame(rows, dtype=object)
 
 
-def _column(df: pd.DataFrame, col: str, path: Path, kind: str = "sequence") -> list[Any]:
+def _column(df: pd.DataFrame, col: str, path: Path, kind: str, key: str) -> list[Any]:
+    """The column ``col`` (the task's ``key``: text_column or label_column) of one file."""
     if col not in df.columns:
         hint = ("; a token task's rows are lists of words and tags: JSONL, JSON or Parquet, not CSV"
                 if kind == "token" and path.suffix.lower() == ".csv" else "")
+        near = [str(c) for c in df.columns if str(c).strip().casefold() == col.strip().casefold()]
+        if near and not hint:  # "Text", "text " (a space after a comma in the header)
+            hint = f" (is it {near[0]!r}? set {key}: \"{near[0]}\" in the task file)"
         raise Ptv2Error(f"data file {path}: column '{col}' not found; columns found: {[str(c) for c in df.columns]}"
                         f"{hint}")
     return df[col].tolist()
@@ -146,7 +156,7 @@ def read_rows(path: Path, kind: str, text_col: str, label_col: str,
     df = read_table(path) if df is None else df
     if len(df) == 0:
         raise Ptv2Error(f"data file {path}: 0 rows (empty data)")
-    xs, ys = _column(df, text_col, path, kind), _column(df, label_col, path, kind)
+    xs, ys = _column(df, text_col, path, kind, "text_column"), _column(df, label_col, path, kind, "label_column")
     if kind == "sequence":
         _refuse_nested(xs, text_col, "one text per row", path)
         _refuse_nested(ys, label_col, "one label per row (multi-label rows are not supported)", path)
@@ -155,13 +165,13 @@ def read_rows(path: Path, kind: str, text_col: str, label_col: str,
             if bad:
                 raise Ptv2Error(f"data file {path}: {count_of(len(bad), 'row')} with an empty '{col}' (first at row "
                                 f"{bad[0] + 1})")
-        return [str(x) for x in xs], [label_text(y) for y in ys]
+        return [str(x) for x in xs], [label_text(y).strip() for y in ys]  # "greet " (a spreadsheet's) is "greet"
     words = [_as_list(v, text_col, i, path) for i, v in enumerate(xs)]
     tags = [_as_list(v, label_col, i, path) for i, v in enumerate(ys)]
     check_token_rows(words, tags, f"data file {path}", (text_col, label_col))  # row numbers still the file's
     if tag_names is not None:
         tags = [[_tag_name(t, tag_names, label_col, i, path) for t in ts] for i, ts in enumerate(tags)]
-    return [[label_text(w) for w in ws] for ws in words], [[label_text(t) for t in ts] for ts in tags]
+    return [[label_text(w) for w in ws] for ws in words], [[label_text(t).strip() for t in ts] for ts in tags]
 
 
 def _is_number(v: Any) -> bool:
