@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -332,7 +333,18 @@ def _data_source(data: Any, yaml_path: Path) -> DataSource:
                 f"use one of {', '.join(DATA_SUFFIXES)}"
             )
         if not p.is_file():
-            raise Ptv2Error(f"data file not found: {p} ({split}, named in {yaml_path})")
+            raise Ptv2Error(f"data file not found: {p} ({split}, named in {yaml_path}){_from_here(rel, yaml_path)}")
         resolved[split] = p
     return DataSource(**resolved)
 
+
+
+def _from_here(rel: str, yaml_path: Path) -> str:
+    """A hint when a missing data path exists relative to the current folder: it is meant from here,
+    but paths in a task file are relative to the file's folder."""
+    here = Path(rel).expanduser()
+    if here.is_absolute() or not here.is_file() or yaml_path.parent.resolve() == Path.cwd().resolve():
+        return ""
+    there = os.path.relpath(here.resolve(), yaml_path.parent.resolve())
+    return (f"; paths in a task file are relative to its folder ({yaml_path.parent}): {rel} from here is {there} "
+            "there")
