@@ -45,3 +45,10 @@ def test_json_lines_saved_as_json_say_to_name_the_file_jsonl(tmp_path):
     path = task(tmp_path, "train.json", "".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in ROWS))
     assert refused(path) == (f"could not read data file {tmp_path / 'train.json'}: it holds one JSON object a line "
                              "(JSON Lines): name it .jsonl")
+
+
+def test_a_csv_without_a_header_line_says_the_first_line_names_the_columns(tmp_path):
+    path = task(tmp_path, "train.csv", "".join(f"{t},{y}\n" for t, y in ROWS))
+    assert refused(path) == (f"data file {tmp_path / 'train.csv'}: column 'text' not found; columns found: "
+                             "['hello there 0', 'greet'] (no header line? a CSV's first line names its columns: "
+                             "text,label)")

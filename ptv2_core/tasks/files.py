@@ -156,6 +156,11 @@ def read_rows(path: Path, kind: str, text_col: str, label_col: str,
     df = read_table(path) if df is None else df
     if len(df) == 0:
         raise Ptv2Error(f"data file {path}: 0 rows (empty data)")
+    if kind == "sequence" and path.suffix.lower() == ".csv" and not {text_col, label_col} & set(df.columns) and not any(
+            str(c).strip().casefold() in (text_col.casefold(), label_col.casefold()) for c in df.columns):
+        raise Ptv2Error(f"data file {path}: column '{text_col}' not found; columns found: "
+                        f"{[str(c) for c in df.columns]} (no header line? a CSV's first line names its columns: "
+                        f"{text_col},{label_col})")
     xs, ys = _column(df, text_col, path, kind, "text_column"), _column(df, label_col, path, kind, "label_column")
     if kind == "sequence":
         _refuse_nested(xs, text_col, "one text per row", path)
