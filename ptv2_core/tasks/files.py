@@ -85,11 +85,19 @@ def _read_json(path: Path, lines: bool) -> pd.DataFrame:
                     raise Ptv2Error(f"could not read data file {path}: it holds one JSON object a line (JSON Lines): "
                                     "name it .jsonl") from None
                 raise
-            if isinstance(doc, dict):
-                return pd.DataFrame(doc, dtype=object)
+            shape = (f"could not read data file {path}: it must hold a list of objects (one a row), "
+                     "[{\"text\": ..., \"label\": ...}, ...], or columns (pandas' to_json(orient=\"records\") or its "
+                     "default)")
+            if isinstance(doc, dict):  # columns; not rows by number (orient="index"), nor "split" or "table"
+                if not doc or all(str(k).isdigit() for k in doc) or not all(isinstance(v, (dict, list))
+                                                                             for v in doc.values()):
+                    raise Ptv2Error(shape)
+                try:
+                    return pd.DataFrame(doc, dtype=object)
+                except ValueError:  # columns of different lengths
+                    raise Ptv2Error(shape) from None
             if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
-                raise Ptv2Error(f"could not read data file {path}: it must hold a list of objects (one a row), "
-                                "[{\"text\": ..., \"label\": ...}, ...]")
+                raise Ptv2Error(shape)
             return pd.DataFrame(doc, dtype=object)
         rows = []
         for number, line in enumerate(f, 1):
@@ -115,9 +123,15 @@ def _column(df: pd.DataFrame, col: str, path: Path, kind: str, key: str) -> list
         near = [str(c) for c in df.columns if str(c).strip().casefold() == col.strip().casefold()]
         if near and not hint:  # "Text", "text " (a space after a comma in the header)
             hint = f" (is it {near[0]!r}? set {key}: \"{near[0]}\" in the task file)"
-        raise Ptv2Error(f"data file {path}: column '{col}' not found; columns found: {[str(c) for c in df.columns]}"
+        raise Ptv2Error(f"data file {path}: column '{col}' not found; columns found: {_shown_columns(df)}"
                         f"{hint}")
     return df[col].tolist()
+
+
+def _shown_columns(df: pd.DataFrame, most: int = 20) -> str:
+    """The file's column names for a message, the first ``most`` of them (a wide file's filled lines)."""
+    names = [str(c) for c in df.columns]
+    return f"{names[:most]}" + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _as_list(v: Any, col: str, i: int, path: Path) -> list:
@@ -159,7 +173,7 @@ def read_rows(path: Path, kind: str, text_col: str, label_col: str,
     if kind == "sequence" and path.suffix.lower() == ".csv" and not {text_col, label_col} & set(df.columns) and not any(
             str(c).strip().casefold() in (text_col.casefold(), label_col.casefold()) for c in df.columns):
         raise Ptv2Error(f"data file {path}: column '{text_col}' not found; columns found: "
-                        f"{[str(c) for c in df.columns]} (no header line? a CSV's first line names its columns: "
+                        f"{_shown_columns(df)} (no header line? a CSV's first line names its columns: "
                         f"{text_col},{label_col})")
     xs, ys = _column(df, text_col, path, kind, "text_column"), _column(df, label_col, path, kind, "label_column")
     if kind == "sequence":
