@@ -42,3 +42,12 @@ def test_the_same_values_well_formed_load(tmp_path):
                                                  "max_length: 16")))
     assert (spec.metric, spec.max_length, spec.labels) == ("macro_f1", 16, ("bye", "greet"))
     assert sum(len(dd[s]) for s in dd) == len(ROWS)
+
+
+def test_a_task_file_not_in_utf8_names_the_byte_and_line(tmp_path):
+    path = task_file(tmp_path, "")
+    path.write_bytes(b"type: sequence\nname: caf\xe9\ndata: {train: train.csv}\n")
+    with pytest.raises(Ptv2Error) as e:
+        load_task(str(path))
+    assert str(e.value) == (f"task file {path} is not UTF-8 text: byte 0xe9 on line 2 (Windows-1252 or Latin-1?); "
+                            "save it as UTF-8")

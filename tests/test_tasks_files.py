@@ -194,7 +194,7 @@ def test_yaml_malformed(tmp_path):
                                                               "here (line 2, column 15)"), str(e.value)
     bad = tmp_path / "latin.yaml"
     bad.write_bytes("name: caf\u00e9\n".encode("latin-1"))
-    with pytest.raises(Ptv2Error, match="not valid YAML: 'utf-8' codec can't decode byte 0xe9"):
+    with pytest.raises(Ptv2Error, match=r"latin\.yaml is not UTF-8 text: byte 0xe9 on line 1 \(Windows-1252 or Latin-1\?\); save it as UTF-8$"):
         load_task(str(bad))
     with pytest.raises(Ptv2Error, match="must hold a mapping"):
         load_task(str(write_yaml(tmp_path, "- just\n- a list\n")))

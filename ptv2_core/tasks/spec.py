@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 
 from ptv2_core.errors import Ptv2Error, yaml_problem
+from ptv2_core.tasks.text_file import read_utf8
 
 TASK_TYPES = ("sequence", "token")
 # Primary metrics each task type may select on; compute_metrics returns all of them.
@@ -161,10 +162,10 @@ def load_task_yaml(path: str | Path) -> tuple[TaskSpec, DataSource]:
         raise Ptv2Error(f"{path} is a data file, not a task file: write a task YAML that names it (name:, type:, "
                         "data: {train: ...}; docs/tasks.md) and pass that")
     try:
-        doc, node = _read_yaml(path.read_text(encoding="utf-8"))
+        doc, node = _read_yaml(read_utf8(path, "task file"))
     except OSError as e:
         raise Ptv2Error(f"task file {path} cannot be read: {e.strerror or e}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as e:  # YAML's own message runs to several lines
+    except yaml.YAMLError as e:  # YAML's own message runs to several lines
         raise Ptv2Error(f"task file {path} is not valid YAML: {yaml_problem(e)}") from None
     if doc is None:  # nothing but blanks or comments
         raise Ptv2Error(f"task file {path} is empty: it must hold a mapping (name:, type:, data: ...; docs/tasks.md)")
