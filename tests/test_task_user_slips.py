@@ -52,3 +52,13 @@ def test_a_csv_without_a_header_line_says_the_first_line_names_the_columns(tmp_p
     assert refused(path) == (f"data file {tmp_path / 'train.csv'}: column 'text' not found; columns found: "
                              "['hello there 0', 'greet'] (no header line? a CSV's first line names its columns: "
                              "text,label)")
+
+
+def test_swapped_text_and_label_columns_are_refused_not_trained_as_one_label_a_row(tmp_path):
+    """label_column naming the text column made every text a label of its own: a 12-class task with
+    one example each, trained without a word."""
+    path = task(tmp_path, "train.csv", "text,label\n" + "".join(f"{t},{y}\n" for t, y in ROWS),
+                "text_column: label\nlabel_column: text\n")
+    assert refused(path) == (f"data file {tmp_path / 'train.csv'}: column 'text' holds a different label in each of "
+                             "its 12 rows, so no label has two examples to learn from: is it the text column? (the "
+                             "task file's text_column: is 'label', label_column: 'text')")
