@@ -43,10 +43,18 @@ def test_a_comma_in_every_row_is_refused_not_read_with_the_first_field_dropped(t
         f"data file {tmp_path / 'train.csv'}: row 1 (line 2) has 3 fields but the header has 2")
 
 
-def test_a_short_or_long_row_further_down_is_named_by_row_and_line(tmp_path):
+def test_a_long_row_further_down_is_named_by_row_and_line_and_a_short_one_by_its_empty_cell(tmp_path):
+    path = task(tmp_path, f"text,label\n{BODY}\nhi, you,greet\n".encode())
+    assert refused(path).startswith(f"data file {tmp_path / 'train.csv'}: row 13 (line 15) has 3 fields but the "
+                                    "header has 2 ('text', 'label'): a text that holds a comma")
     path = task(tmp_path, f"text,label\n{BODY}\nonly a text\n".encode())
-    assert refused(path) == (f"data file {tmp_path / 'train.csv'}: row 13 (line 15) has 1 field but the header has 2 "
-                             "('text', 'label')")
+    assert refused(path) == f"data file {tmp_path / 'train.csv'}: 1 row with an empty 'label' (first at row 13)"
+
+
+def test_a_column_left_off_the_end_of_some_rows_is_empty_there_as_pandas_read_it(tmp_path):
+    body = "".join(f"{t},{y},note\n" if i % 2 else f"{t},{y}\n" for i, (t, y) in enumerate(ROWS))
+    spec, dd = load_task(str(task(tmp_path, f"text,label,notes\n{body}".encode())))
+    assert spec.labels == ("bye", "greet") and sum(len(dd[s]) for s in dd) == len(ROWS)
 
 
 def test_an_unclosed_quote_names_the_line_it_opens_on(tmp_path):

@@ -3,7 +3,7 @@
 pandas took a first data row one field longer than the header for an index column (a text with an
 unquoted comma: 'hello' became the index, ' world' the text), and, when every row was one longer,
 dropped the first field of every row without a word. Here a row of another length is refused
-naming its row and line; rows of nothing but separators and blanks (a spreadsheet's empty rows)
+naming its row and line (a shorter one's missing cells are empty, as before); rows of nothing but separators and blanks (a spreadsheet's empty rows)
 are skipped like blank lines and not counted.
 """
 from __future__ import annotations
@@ -41,14 +41,13 @@ def _frame(path: Path, text: str, strict: bool) -> pd.DataFrame:
                 continue
             if header is None:
                 header = _names(fields)
-            elif len(fields) == len(header):
-                rows.append(fields)
+            elif len(fields) <= len(header):  # a short row's missing cells are empty, as pandas read them
+                rows.append(fields + [""] * (len(header) - len(fields)))
             else:
                 raise Ptv2Error(f"data file {path}: row {len(rows) + 1} (line {start}) has "
                                 f"{count_of(len(fields), 'field')} but the header has {len(header)} "
-                                f"({', '.join(repr(h) for h in header)})"
-                                + (": a text that holds a comma must be in double quotes, as in \"hello, world\""
-                                   if len(fields) > len(header) else ""))
+                                f"({', '.join(repr(h) for h in header)}): a text that holds a comma must be in double "
+                                "quotes, as in \"hello, world\"")
     except csv.Error as e:
         if strict and "unexpected end of data" in str(e):
             raise Ptv2Error(f"data file {path}: row {len(rows) + 1} (line {line}) opens a double quote that is never "
