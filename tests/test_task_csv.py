@@ -108,3 +108,10 @@ def test_a_repeated_or_empty_header_name_is_kept_apart(tmp_path):
 def test_a_quote_inside_an_unquoted_text_is_read_as_pandas_read_it(tmp_path):
     spec, dd = load_task(str(task(tmp_path, f"text,label\n\"He\" said it,greet\n{BODY}".encode())))
     assert "He said it" in {t for s in dd for t in dd[s]["text"]}
+
+
+def test_a_text_longer_than_the_csv_modules_default_field_limit_loads(tmp_path):
+    """The csv module stops at 131,072 characters a field by default; pandas had no such limit."""
+    long = "word " * 60_000
+    spec, dd = load_task(str(task(tmp_path, f"text,label\n\"{long}\",greet\n{BODY}".encode())))
+    assert max(len(t) for s in dd for t in dd[s]["text"]) == len(long)

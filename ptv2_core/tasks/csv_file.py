@@ -19,6 +19,11 @@ from ptv2_core.tasks.text_file import read_utf8
 from ptv2_core.wording import count_of
 
 
+# The csv module stops at 131,072 characters a field by default (pandas had no such limit): a
+# whole document as one text passes it. The limit is the process's; it is only ever raised here.
+csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+
+
 def read_csv(path: Path) -> pd.DataFrame:
     """Cells as strings (labels like ``01`` keep their spelling); header names as pandas gives them
     (an empty one ``Unnamed: i``, a repeated one ``name.1``)."""
