@@ -194,7 +194,7 @@ def test_yaml_malformed(tmp_path):
                                                               "here (line 2, column 15)"), str(e.value)
     bad = tmp_path / "latin.yaml"
     bad.write_bytes("name: caf\u00e9\n".encode("latin-1"))
-    with pytest.raises(Ptv2Error, match="not valid YAML: 'utf-8' codec can't decode byte 0xe9"):
+    with pytest.raises(Ptv2Error, match=r"latin\.yaml is not UTF-8 text: byte 0xe9 on line 1 \(Windows-1252 or Latin-1\?\); save it as UTF-8$"):
         load_task(str(bad))
     with pytest.raises(Ptv2Error, match="must hold a mapping"):
         load_task(str(write_yaml(tmp_path, "- just\n- a list\n")))
@@ -307,7 +307,9 @@ def test_labels_outside_the_list(tmp_path):
     with pytest.raises(Ptv2Error) as e:
         load_task(str(write_yaml(tmp_path, SEQ_YAML)))
     msg = str(e.value)
-    assert "test.csv" in msg and "'odd0', 'odd1', 'odd2', 'odd3', 'odd4' and 2 more" in msg and "'odd5'" not in msg
+    assert "test.csv" in msg and "'odd5'" not in msg
+    assert "'odd0' (first at row 9), 'odd1' (first at row 10), 'odd2' (first at row 11), 'odd3' (first at row 12), " \
+           "'odd4' (first at row 13) and 2 more" in msg
 
 
 def test_dev_label_missing_from_inferred_train_labels(tmp_path):
@@ -370,8 +372,10 @@ def test_token_task_needs_lists(tmp_path):
 
 def test_token_labels_must_be_bio(tmp_path):
     write_jsonl(tmp_path / "train.jsonl", [{"tokens": ["a"], "tags": ["LOC"]}])
-    with pytest.raises(Ptv2Error, match=r"BIO.*not BIO: \['LOC'\]"):
+    with pytest.raises(Ptv2Error, match=r"train\.jsonl: row 1 of column 'tags' holds the tag 'LOC', which is not BIO"):
         load_task(str(write_yaml(tmp_path, "name: t\ntype: token\ndata: {train: train.jsonl}\n")))
+    with pytest.raises(Ptv2Error, match=r"task\.yaml: token tags must be BIO.*not BIO: \['LOC'\]"):  # labels given
+        load_task(str(write_yaml(tmp_path, "name: t\ntype: token\nlabels: [O, LOC]\ndata: {train: train.jsonl}\n")))
 
 
 def test_bad_max_train():
@@ -508,13 +512,15 @@ def test_an_empty_or_odd_data_path_says_so(tmp_path, value, says):
 
 
 def test_a_ragged_csv_is_one_error_line(tmp_path):
-    """pandas' ParserError ends in a line feed: the error printed an empty second line."""
+    """pandas' ParserError ended in a line feed: the error printed an empty second line. The row is
+    named by its data row and its line in the file (since the CSV is read with the csv module)."""
     (tmp_path / "train.csv").write_text("text,label\na,x\nb,y\nc,x,extra\n")
     path = write_yaml(tmp_path, "name: r\ntype: sequence\ndata: {train: train.csv}\n")
     with pytest.raises(Ptv2Error) as e:
         load_task(str(path))
-    assert str(e.value) == (f"could not read data file {tmp_path / 'train.csv'}: ParserError: Error tokenizing data. "
-                            "C error: Expected 2 fields in line 4, saw 3"), repr(str(e.value))
+    assert str(e.value) == (f"data file {tmp_path / 'train.csv'}: row 3 (line 4) has 3 fields but the header has 2 "
+                            "('text', 'label'): a text that holds a comma must be in double quotes, as in "
+                            "\"hello, world\""), repr(str(e.value))
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "json"])

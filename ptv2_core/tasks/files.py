@@ -1,7 +1,6 @@
 """User data files (.csv, .jsonl, .json, .parquet) → the normalized train/dev/test DatasetDict."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,15 +9,18 @@ import pandas as pd
 from datasets import DatasetDict
 
 from ptv2_core.errors import Ptv2Error
+from ptv2_core.tasks.csv_file import read_csv
+from ptv2_core.tasks.json_file import JsonBool, JsonNumber, read_json
 from ptv2_core.tasks.label_text import label_text
-from ptv2_core.tasks.rows import check_token_rows, make_dataset, missing_rows
+from ptv2_core.tasks.rows import check_labels, check_token_rows, make_dataset, missing_rows
 from ptv2_core.wording import count_of
 from ptv2_core.tasks.spec import DATA_SUFFIXES, DataSource, TaskSpec
 from ptv2_core.tasks.splits import carve
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """Read one data file; CSV cells stay strings (labels like ``01`` keep their spelling)."""
+    """Read one data file; CSV cells stay strings (labels like ``01`` keep their spelling); CSV and
+    JSON text must be UTF-8."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in DATA_SUFFIXES:
@@ -27,9 +29,9 @@ def read_table(path: Path) -> pd.DataFrame:
         raise Ptv2Error(f"data file not found: {path}")
     try:
         if suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False)
+            return read_csv(path)
         if suffix in (".jsonl", ".json"):
-            return _read_json(path, suffix == ".jsonl")
+            return read_json(path, suffix == ".jsonl")
         return pd.read_parquet(path)
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
@@ -40,70 +42,23 @@ def read_table(path: Path) -> pd.DataFrame:
         raise Ptv2Error(f"could not read data file {path}: {type(e).__name__}: {said}") from None
 
 
-class JsonNumber(str):
-    """A JSON number as the file writes it (``2``, ``1.0``, ``1e3``): its text is the label, and
-    its type says it was a number (``1`` and ``"1"`` are one label; an error says so)."""
-
-
-class JsonBool(str):
-    """A JSON ``true`` or ``false`` as the file writes it: Python's bool made it the label 'True'
-    (``true`` and ``"true"`` are one label; an error says so)."""
-
-
-def _as_written(value: Any) -> Any:
-    """``value`` with its JSON booleans (in lists too) as their JSON text; objects are done by the
-    hook that calls this, as json builds them."""
-    if isinstance(value, bool):
-        return JsonBool("true" if value else "false")
-    if isinstance(value, list):
-        return [_as_written(v) for v in value]
-    return value
-
-
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    return {key: _as_written(value) for key, value in pairs}
-
-
-def _read_json(path: Path, lines: bool) -> pd.DataFrame:
-    """A JSON Lines file (one object a line; blank lines skipped) or a JSON file (a list of
-    objects, or columns as pandas writes them), numbers and booleans kept as written: pandas made
-    a column of 1.0 and 2 floats, and the label 2 became '2.0'; ``true`` became 'True'. A null
-    stays None: a missing value, refused at its row."""
-    def load(text: str) -> Any:
-        return json.loads(text, parse_int=JsonNumber, parse_float=JsonNumber, object_pairs_hook=_object)
-
-    with open(path, encoding="utf-8-sig") as f:
-        if not lines:
-            doc = load(f.read())
-            if isinstance(doc, dict):
-                return pd.DataFrame(doc, dtype=object)
-            if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
-                raise Ptv2Error(f"could not read data file {path}: it must hold a list of objects (one a row), "
-                                "[{\"text\": ..., \"label\": ...}, ...]")
-            return pd.DataFrame(doc, dtype=object)
-        rows = []
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = load(line)
-            except json.JSONDecodeError as e:
-                raise Ptv2Error(f"could not read data file {path}: line {number} is not JSON: {e.msg} (column "
-                                f"{e.colno})") from None
-            if not isinstance(row, dict):
-                raise Ptv2Error(f"could not read data file {path}: line {number} is not a JSON object (one row: "
-                                "{\"text\": ..., \"label\": ...})")
-            rows.append(row)
-    return pd.DataFrame(rows, dtype=object)
-
-
-def _column(df: pd.DataFrame, col: str, path: Path, kind: str = "sequence") -> list[Any]:
+def _column(df: pd.DataFrame, col: str, path: Path, kind: str, key: str) -> list[Any]:
+    """The column ``col`` (the task's ``key``: text_column or label_column) of one file."""
     if col not in df.columns:
         hint = ("; a token task's rows are lists of words and tags: JSONL, JSON or Parquet, not CSV"
                 if kind == "token" and path.suffix.lower() == ".csv" else "")
-        raise Ptv2Error(f"data file {path}: column '{col}' not found; columns found: {[str(c) for c in df.columns]}"
+        near = [str(c) for c in df.columns if str(c).strip().casefold() == col.strip().casefold()]
+        if near and not hint:  # "Text", "text " (a space after a comma in the header)
+            hint = f" (is it {near[0]!r}? set {key}: \"{near[0]}\" in the task file)"
+        raise Ptv2Error(f"data file {path}: column '{col}' not found; columns found: {_shown_columns(df)}"
                         f"{hint}")
     return df[col].tolist()
+
+
+def _shown_columns(df: pd.DataFrame, most: int = 20) -> str:
+    """The file's column names for a message, the first ``most`` of them (a wide file's filled lines)."""
+    names = [str(c) for c in df.columns]
+    return f"{names[:most]}" + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _as_list(v: Any, col: str, i: int, path: Path) -> list:
@@ -135,13 +90,19 @@ def _refuse_nested(values: list, col: str, wanted: str, path: Path) -> None:
 
 
 def read_rows(path: Path, kind: str, text_col: str, label_col: str,
-              df: pd.DataFrame | None = None) -> tuple[list, list]:
+              df: pd.DataFrame | None = None, tag_names: tuple[str, ...] | None = None) -> tuple[list, list]:
     """(texts or word lists, label strings or tag lists) of one file (``df``: it, read already),
-    checked for missing values."""
+    checked for missing values. A token task's tags that are numbers are ids into ``tag_names``
+    (its label list, as Hugging Face data sets save ``ner_tags``) when it is given."""
     df = read_table(path) if df is None else df
     if len(df) == 0:
         raise Ptv2Error(f"data file {path}: 0 rows (empty data)")
-    xs, ys = _column(df, text_col, path, kind), _column(df, label_col, path, kind)
+    if kind == "sequence" and path.suffix.lower() == ".csv" and not {text_col, label_col} & set(df.columns) and not any(
+            str(c).strip().casefold() in (text_col.casefold(), label_col.casefold()) for c in df.columns):
+        raise Ptv2Error(f"data file {path}: column '{text_col}' not found; columns found: "
+                        f"{_shown_columns(df)} (no header line? a CSV's first line names its columns: "
+                        f"{text_col},{label_col})")
+    xs, ys = _column(df, text_col, path, kind, "text_column"), _column(df, label_col, path, kind, "label_column")
     if kind == "sequence":
         _refuse_nested(xs, text_col, "one text per row", path)
         _refuse_nested(ys, label_col, "one label per row (multi-label rows are not supported)", path)
@@ -150,11 +111,49 @@ def read_rows(path: Path, kind: str, text_col: str, label_col: str,
             if bad:
                 raise Ptv2Error(f"data file {path}: {count_of(len(bad), 'row')} with an empty '{col}' (first at row "
                                 f"{bad[0] + 1})")
-        return [str(x) for x in xs], [label_text(y) for y in ys]
+        return [str(x) for x in xs], [label_text(y).strip() for y in ys]  # "greet " (a spreadsheet's) is "greet"
     words = [_as_list(v, text_col, i, path) for i, v in enumerate(xs)]
     tags = [_as_list(v, label_col, i, path) for i, v in enumerate(ys)]
     check_token_rows(words, tags, f"data file {path}", (text_col, label_col))  # row numbers still the file's
-    return [[label_text(w) for w in ws] for ws in words], [[label_text(t) for t in ts] for ts in tags]
+    if tag_names is not None:
+        tags = [[_tag_name(t, tag_names, label_col, i, path) for t in ts] for i, ts in enumerate(tags)]
+    return [[label_text(w) for w in ws] for ws in words], [[label_text(t).strip() for t in ts] for ts in tags]
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (JsonNumber, int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _tag_name(tag: Any, names: tuple[str, ...], col: str, i: int, path: Path) -> Any:
+    """A tag id (a number) as the name it has in ``names``; any other tag as it is."""
+    if not _is_number(tag):
+        return tag
+    try:
+        index = int(tag)
+    except ValueError:  # 1.0, 1e3
+        index = -1
+    if not 0 <= index < len(names):
+        raise Ptv2Error(f"data file {path}: row {i + 1} of column '{col}' holds the tag id {tag}, but the label list "
+                        f"has {len(names)} tags (ids 0 to {len(names) - 1})")
+    return names[index]
+
+
+def _check_bio(ys: list[list[str]], raw: list, col: str, path: Path) -> None:
+    """Tags inferred from a train file: each is BIO, and one at least is an entity's; refused
+    naming the row (TaskSpec's own check names neither file nor row)."""
+    for i, tags in enumerate(ys):
+        for tag, value in zip(tags, raw[i]):
+            if tag == "O" or (tag[:2] in ("B-", "I-") and len(tag) > 2):
+                continue
+            hint = (": tags are numbers (tag ids?): write each tag's name, \"B-per\", or give labels: in the task "
+                    "file in id order" if _is_number(value)
+                    else ": BIOES or BILOU tags? write S- and U- as B-, E- and L- as I-"
+                    if tag[:2] in ("S-", "E-", "U-", "L-") else "")
+            raise Ptv2Error(f"data file {path}: row {i + 1} of column '{col}' holds the tag {tag!r}, which is not BIO "
+                            f"(\"O\", \"B-<type>\", \"I-<type>\"){hint}")
+    if all(t == "O" for tags in ys for t in tags):
+        raise Ptv2Error(f"data file {path}: column '{col}' holds only \"O\" in all {count_of(len(ys), 'row')}; a token "
+                        "task needs at least one entity tag (\"B-<type>\")")
 
 
 def infer_labels(path: Path, kind: str, text_col: str, label_col: str) -> list[str]:
@@ -173,16 +172,25 @@ def infer_labels(path: Path, kind: str, text_col: str, label_col: str) -> list[s
                    if both else "")
             raise Ptv2Error(f"data file {path}: column '{label_col}' holds one label, {labels[0]!r}, in all "
                             f"{count_of(len(ys), 'row')}; a task needs at least 2{why}")
+        if len(ys) >= 10 and len(labels) == len(ys):  # text_column and label_column swapped, or an id column
+            raise Ptv2Error(f"data file {path}: column '{label_col}' holds a different label in each of its "
+                            f"{len(ys)} rows, so no label has two examples to learn from: is it the text column? (the "
+                            f"task file's text_column: is {text_col!r}, label_column: {label_col!r})")
         return labels
+    _check_bio(ys, df[label_col].tolist(), label_col, path)
     return ["O", *sorted({t for tags in ys for t in tags} - {"O"})]
 
 
 def load_source(spec: TaskSpec, source: DataSource, seed: int = 0) -> DatasetDict:
     """Read the given files; carve the missing dev/test from train (seeded, stratified, duplicates kept together)."""
     rows = {
-        split: read_rows(p, spec.type, spec.text_column, spec.label_column) for split, p in source.splits().items()
+        split: read_rows(p, spec.type, spec.text_column, spec.label_column,
+                         tag_names=spec.labels if spec.type == "token" else None)
+        for split, p in source.splits().items()
     }
     where = {split: f"{p} ({split})" for split, p in source.splits().items()}
+    for split, (_, ys) in rows.items():  # before carving: row numbers are still the file's
+        check_labels(spec, ys, f"data file {where[split]}", source.labels_inferred)
     missing = [s for s in ("dev", "test") if s not in rows]
     if missing:
         try:
@@ -190,5 +198,5 @@ def load_source(spec: TaskSpec, source: DataSource, seed: int = 0) -> DatasetDic
         except Ptv2Error as e:
             raise Ptv2Error(f"data file {source.train}: {e}; add rows or give {' and '.join('data.' + s for s in missing)}") from None
         rows.update(carved)
-        where.update({s: f"{s} split carved from {source.train}" for s in carved})
+        where.update({s: f"{s} split carved from {source.train}" for s in missing})
     return DatasetDict({s: make_dataset(spec, *rows[s], where[s]) for s in ("train", "dev", "test")})

@@ -55,6 +55,24 @@ def _unknown(spec: TaskSpec, seen: Sequence[str], where: str) -> None:
         )
 
 
+def check_labels(spec: TaskSpec, ys: Sequence, where: str, inferred: bool = False) -> None:
+    """Every label (token tasks: every tag) of a file's rows in the label list, else an error
+    naming each unknown one with the data row it is first on (rows counted from 1)."""
+    known = set(spec.labels)
+    first: dict[str, int] = {}
+    for i, y in enumerate(ys):
+        for label in ([y] if spec.type == "sequence" else y):
+            if label not in known:
+                first.setdefault(label, i + 1)
+    if first:
+        bad = sorted(first)
+        shown = ", ".join(f"{x!r} (first at row {first[x]})" for x in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        why = " (inferred from train: a label no train row has is outside it)" if inferred else ""
+        raise Ptv2Error(f"{where}: labels outside the label list of task '{spec.name}': {shown}{more}; "
+                        f"label list: {list(spec.labels)}{why}")
+
+
 def make_dataset(spec: TaskSpec, xs: Sequence, ys: Sequence, where: str) -> Dataset:
     """Build the split ``where`` (a file name or 'split of corpus', for messages).
 

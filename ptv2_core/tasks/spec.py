@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import json
+import os
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from ptv2_core.errors import Ptv2Error, yaml_problem
+from ptv2_core.tasks.text_file import read_utf8
 
 TASK_TYPES = ("sequence", "token")
 # Primary metrics each task type may select on; compute_metrics returns all of them.
@@ -137,6 +139,7 @@ class DataSource:
     train: Path
     dev: Path | None = None
     test: Path | None = None
+    labels_inferred: bool = field(default=False, compare=False)  # the labels are train's (the YAML gives none)
 
     def splits(self) -> dict[str, Path]:
         """The given files by split name."""
@@ -159,10 +162,10 @@ def load_task_yaml(path: str | Path) -> tuple[TaskSpec, DataSource]:
         raise Ptv2Error(f"{path} is a data file, not a task file: write a task YAML that names it (name:, type:, "
                         "data: {train: ...}; docs/tasks.md) and pass that")
     try:
-        doc, node = _read_yaml(path.read_text(encoding="utf-8"))
+        doc, node = _read_yaml(read_utf8(path, "task file"))
     except OSError as e:
         raise Ptv2Error(f"task file {path} cannot be read: {e.strerror or e}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as e:  # YAML's own message runs to several lines
+    except yaml.YAMLError as e:  # YAML's own message runs to several lines
         raise Ptv2Error(f"task file {path} is not valid YAML: {yaml_problem(e)}") from None
     if doc is None:  # nothing but blanks or comments
         raise Ptv2Error(f"task file {path} is empty: it must hold a mapping (name:, type:, data: ...; docs/tasks.md)")
@@ -178,14 +181,15 @@ def load_task_yaml(path: str | Path) -> tuple[TaskSpec, DataSource]:
     kind = doc["type"]
     if kind not in TASK_TYPES:
         raise Ptv2Error(f"task file {path}: type must be one of {', '.join(TASK_TYPES)}, got {kind!r}")
+    text_col = _column_name(doc, "text_column", "text" if kind == "sequence" else "tokens", path)
+    label_col = _column_name(doc, "label_column", "label" if kind == "sequence" else "tags", path)
     source = _data_source(doc["data"], path)
-    text_col = doc.get("text_column", "text" if kind == "sequence" else "tokens")
-    label_col = doc.get("label_column", "label" if kind == "sequence" else "tags")
     labels = doc.get("labels")
     if labels is None:
         from ptv2_core.tasks.files import infer_labels  # files.py imports this module
 
         labels = infer_labels(source.train, kind, text_col, label_col)
+        source = replace(source, labels_inferred=True)
     elif not isinstance(labels, list) or not labels:
         raise Ptv2Error(f"task file {path}: labels must be a non-empty list, got {labels!r}")
     else:
@@ -195,16 +199,39 @@ def load_task_yaml(path: str | Path) -> tuple[TaskSpec, DataSource]:
                             f"file (YAML reads yes, no, on, off, true as booleans, 1.50 as a number, null as nothing); "
                             f"quote the labels: labels: [\"yes\", \"no\"]")
         _refuse_respelled(labels, _label_spellings(node), path)
-    spec = TaskSpec(
-        name=doc["name"],
-        type=kind,
-        labels=tuple(str(x) for x in labels),
-        metric=doc.get("metric", DEFAULT_METRIC[kind]),
-        text_column=text_col,
-        label_column=label_col,
-        max_length=doc.get("max_length", DEFAULT_MAX_LENGTH),
-    )
+    try:
+        spec = TaskSpec(
+            name=doc["name"],
+            type=kind,
+            labels=tuple(str(x) for x in labels),
+            metric=doc.get("metric", DEFAULT_METRIC[kind]),
+            text_column=text_col,
+            label_column=label_col,
+            max_length=doc.get("max_length", DEFAULT_MAX_LENGTH),
+        )
+    except Ptv2Error as e:  # "task 't': metric 'f1' ..." named no file
+        said = str(e).removeprefix(f"task '{doc['name']}': ")
+        raise Ptv2Error(f"task file {path}: {said}") from None
     return spec, source
+
+
+def _column_name(doc: dict, key: str, default: str, path: Path) -> str:
+    """``text_column:`` or ``label_column:`` as one column's name, refused naming the task file
+    before any data is read (a list, as for a sentence pair, ended in a traceback)."""
+    value = doc.get(key, default)
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, list):
+        pair = (": one text per row (sentence-pair tasks, two text columns, are not supported: join the two texts "
+                "into one column)") if key == "text_column" else ""
+        raise Ptv2Error(f"task file {path}: {key} must be one column's name, got a list {value!r}{pair}")
+    if isinstance(value, (bool, int, float)):
+        what = "a boolean" if isinstance(value, bool) else "a number"
+        raise Ptv2Error(f"task file {path}: {key} must be one column's name, got {what} {value!r}: put it in quotes, "
+                        f"{key}: \"{value}\"")
+    what = ("an empty text" if isinstance(value, str) else "nothing" if value is None
+            else "a mapping " + repr(value) if isinstance(value, dict) else f"{type(value).__name__} {value!r}")
+    raise Ptv2Error(f"task file {path}: {key} must be one column's name, got {what}")
 
 
 def _check_yaml_name(name: Any, path: Path) -> None:
@@ -307,7 +334,18 @@ def _data_source(data: Any, yaml_path: Path) -> DataSource:
                 f"use one of {', '.join(DATA_SUFFIXES)}"
             )
         if not p.is_file():
-            raise Ptv2Error(f"data file not found: {p} ({split}, named in {yaml_path})")
+            raise Ptv2Error(f"data file not found: {p} ({split}, named in {yaml_path}){_from_here(rel, yaml_path)}")
         resolved[split] = p
     return DataSource(**resolved)
 
+
+
+def _from_here(rel: str, yaml_path: Path) -> str:
+    """A hint when a missing data path exists relative to the current folder: it is meant from here,
+    but paths in a task file are relative to the file's folder."""
+    here = Path(rel).expanduser()
+    if here.is_absolute() or not here.is_file() or yaml_path.parent.resolve() == Path.cwd().resolve():
+        return ""
+    there = os.path.relpath(here.resolve(), yaml_path.parent.resolve())
+    return (f"; paths in a task file are relative to its folder ({yaml_path.parent}): {rel} from here is {there} "
+            "there")
