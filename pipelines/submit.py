@@ -138,6 +138,14 @@ def ca_bundle() -> str | None:
     return None
 
 
+def env_proxy(host: str) -> str | None:
+    """The proxy the environment names for ``host`` (``HTTPS_PROXY``/``HTTP_PROXY``, ``NO_PROXY``
+    honoured), as requests picks it for the health probe: kfp's client reads no such variable."""
+    import requests
+
+    return requests.utils.select_proxy(host, requests.utils.get_environ_proxies(host))
+
+
 def probe(host: str, auth: Auth, timeout: float = 10.0) -> dict:
     """One GET of the API's health endpoint, redirects not followed: its answer (``multi_user``),
     or a refusal that says why."""
@@ -203,7 +211,8 @@ def submit(host: str, params: dict, *, experiment: str = "ptv2", run_name: str |
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         try:
-            client = kfp.Client(host=host, namespace=namespace, ssl_ca_cert=ca, **auth.client_kwargs)
+            client = kfp.Client(host=host, namespace=namespace, ssl_ca_cert=ca, proxy=env_proxy(host),
+                                **auth.client_kwargs)
             run = client.create_run_from_pipeline_func(
                 ptv2_pipeline, arguments=params, experiment_name=experiment, run_name=run_name,
                 namespace=namespace, service_account=service_account or None)

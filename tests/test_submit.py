@@ -350,3 +350,38 @@ def test_a_certificate_not_trusted_here_is_named_with_the_way_to_trust_it(tmp_pa
     finally:
         api.shutdown()
         api.server_close()
+
+
+class ProxiedPipelinesApi(PipelinesApi):
+    """The same API, reachable only through an HTTP proxy (this server, answering the absolute URLs
+    a proxy is asked for), as from a workstation behind a corporate proxy."""
+
+    def __init__(self):
+        super().__init__()
+        self.via_proxy = []
+        inner = self.answer
+
+        def answer(handler):
+            from urllib.parse import urlsplit
+
+            self.via_proxy.append(handler.path.startswith("http://kubeflow.invalid/"))
+            handler.path = urlsplit(handler.path)._replace(scheme="", netloc="").geturl()
+            return inner(handler)
+
+        self.answer = answer
+
+
+def test_a_proxy_set_in_the_environment_carries_the_run_too():
+    """The health probe (requests) went through HTTP_PROXY, then kfp's client, which reads no proxy
+    variable, went straight to the host and failed: '... refused the run: ... Name or service not known'."""
+    api = ProxiedPipelinesApi()
+    try:
+        proxy = f"http://127.0.0.1:{api.server_address[1]}"
+        env = {"PTV2_KFP_TOKEN": "t", "HTTP_PROXY": proxy, "http_proxy": proxy, "NO_PROXY": "", "no_proxy": ""}
+        res = submit("http://kubeflow.invalid/pipeline", env)
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["run_id"] == "r-1" and "/pipeline/apis/v2beta1/runs" in api.posted
+        assert api.via_proxy and all(api.via_proxy), api.via_proxy
+    finally:
+        api.shutdown()
+        api.server_close()
