@@ -25,12 +25,15 @@ def check_params_op(tasks: list, model: str, prompt_lengths: list, lr_min: float
                     promotion_margin: float, mlflow_uri: str, ray_address: str, optuna_storage: str):
     """Check every parameter of the run, as typed into the Kubeflow run form, before any step does
     work: task names and files in the image, prompt lengths, counts, the learning-rate range, the
-    registered model names, the store URLs, and that the base model's config loads."""
+    registered model names, the store URLs, that the base model's config loads, and that the
+    MLflow server and the Ray cluster the steps will use answer."""
     params = dict(locals())  # the parameters alone: nothing else is defined yet
-    from components.params import check_params
+    from components.params import check_params, check_services
     from optuna_studies.plan import check_model
 
-    check_model(check_params(params, files_here=True)["model"])
+    params = check_params(params, files_here=True)
+    check_model(params["model"])
+    check_services(params)
     print(f"ptv2 ▸ parameters checked: tasks {', '.join(map(str, tasks))}, model {model}", flush=True)
 
 

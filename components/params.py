@@ -5,7 +5,8 @@ and the pipeline's first step (``check_params_op``) checks them again in the clu
 started from the Kubeflow UI takes whatever was typed into the run form: a mistyped task, a
 learning-rate range upside down or a registered model prefix MLflow cannot filter then fails the
 run at once with one line naming the parameter, not a step minutes or hours later (the register
-step used to refuse a bad prefix after the whole search).
+step used to refuse a bad prefix after the whole search). That step also tries the MLflow server
+and the Ray cluster the steps will use (``check_services``).
 """
 from __future__ import annotations
 
@@ -125,3 +126,18 @@ def check_model_names(tasks: list[str], prefix: str, files_here: bool) -> None:
             raise Ptv2Error(f"tasks '{models[model]}' and '{t}' would both register versions of '{model}': give "
                             "each task YAML its own name")
         names[name], models[model] = t, t
+
+
+def check_services(p: dict) -> None:
+    """The MLflow store and the Ray cluster the steps will use (the parameter, else the environment:
+    a pod's ConfigMap) answer. Only tried, nothing opened or written: a down MLflow server failed the
+    pre-training step as it logged its finished run, a down Ray head the search, after the data
+    were prepared and the prompt pre-trained."""
+    from optuna_studies import settings
+    from optuna_studies.ray_session import check_answers
+    from optuna_studies.tracking_setup import check_reachable
+
+    check_reachable(p["mlflow_uri"] or None, given_by="the mlflow_uri parameter")
+    ray = settings.ray_address(p["ray_address"] or None)
+    if ray:
+        check_answers(ray)

@@ -87,3 +87,18 @@ def test_the_first_step_checks_the_base_model_loads(tmp_path):
     out = run_step(tmp_path, "{}")
     assert "finished with status SUCCESS" in out and "ptv2 ▸ parameters checked: tasks trec, rt, wnut16" in out, \
         out[-3000:]
+
+
+def test_the_first_step_fails_when_mlflow_or_ray_does_not_answer(tmp_path):
+    """The steps' MLflow server and Ray cluster (the parameter, else the pod's ConfigMap) are tried
+    before any step works: a down MLflow failed the pre-training step as it logged its finished run,
+    a down Ray head the search, after the data were prepared and the prompt pre-trained."""
+    from test_registry_support import free_port
+
+    port = free_port()  # bound and closed again: nothing listens there
+    out = run_step(tmp_path, f'{{"mlflow_uri": "http://127.0.0.1:{port}"}}')
+    assert "finished with status FAILURE" in out, out[-3000:]
+    assert f"MLflow tracking server http://127.0.0.1:{port} does not answer" in out, out[-3000:]
+    out = run_step(tmp_path, f'{{"mlflow_uri": "sqlite:///{tmp_path}/m.db", "ray_address": "127.0.0.1:{port}"}}')
+    assert "finished with status FAILURE" in out, out[-3000:]
+    assert f"nothing answers at the Ray cluster address '127.0.0.1:{port}'" in out, out[-3000:]
