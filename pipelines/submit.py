@@ -217,10 +217,31 @@ def submit(host: str, params: dict, *, experiment: str = "ptv2", run_name: str |
                 ptv2_pipeline, arguments=params, experiment_name=experiment, run_name=run_name,
                 namespace=namespace, service_account=service_account or None)
         except Exception as e:  # refused by the API (bad parameter, namespace, quota): the user's endpoint
+            if _connection_lost(e):  # no answer at all: nothing was refused, and the run may or may not exist
+                raise Ptv2Error(f"lost the connection to {host} while starting the run: {_lost_reason(e)} (look "
+                                f"for the run in the Kubeflow UI, experiment '{experiment}', before submitting "
+                                "again)") from None
             raise Ptv2Error(f"{host} refused the run: {_api_error(e)}") from None
     if not getattr(run, "run_id", None):
         raise Ptv2Error(f"{host} answered without a run id: no run was started there ({AUTH_HINT})")
     return {"run_id": run.run_id, "host": host, "url": f"{host.rstrip('/')}/#/runs/details/{run.run_id}"}
+
+
+def _connection_lost(e: Exception) -> bool:
+    """Whether kfp's client got no HTTP answer (urllib3's errors, the OS's), rather than a refusal."""
+    import urllib3
+
+    return not getattr(e, "status", None) and isinstance(e, (urllib3.exceptions.HTTPError, OSError))
+
+
+def _lost_reason(e: Exception) -> str:
+    """The innermost reason of a lost connection, in one line: the OS's (``[Errno 111] Connection
+    refused``) or the HTTP client's (``Remote end closed connection without response``)."""
+    reason = getattr(e, "reason", None) or e
+    inner = reason.args[-1] if isinstance(reason, BaseException) and reason.args else None
+    text = str(inner if isinstance(inner, BaseException) else reason)
+    errno = re.search(r"\[Errno -?\d+\] [^'\")]+", text)
+    return errno.group(0).strip() if errno else " ".join(text.split())[:200]
 
 
 def _api_error(e: Exception) -> str:

@@ -385,3 +385,22 @@ def test_a_proxy_set_in_the_environment_carries_the_run_too():
     finally:
         api.shutdown()
         api.server_close()
+
+
+def test_a_connection_lost_after_the_probe_is_not_called_a_refusal(gateway):
+    """The health probe passed, then the connection dropped as kfp's client created the run (the
+    API restarting, a proxy cutting it): the line said the host 'refused the run' and gave urllib3's
+    retry story cut at 300 characters."""
+    def drops_after_health(handler):
+        if handler.path.startswith("/pipeline/apis/v2beta1/healthz"):
+            return 200, {"Content-Type": "application/json"}, b'{"multi_user": false}'
+        handler.close_connection = True
+        handler.connection.shutdown(2)  # no answer at all
+        raise ConnectionAbortedError
+    gw = gateway(drops_after_health)
+    gw.handle_error = lambda request, address: None  # the dropped request's exception, on purpose
+    line = one_error(submit(gw.url, {"PTV2_KFP_TOKEN": "t"}))
+    assert "refused" not in line and "Max retries" not in line, line
+    assert line == (f"error: lost the connection to {gw.url} while starting the run: Remote end closed connection "
+                    "without response (look for the run in the Kubeflow UI, experiment 'ptv2', before submitting "
+                    "again)"), line
