@@ -18,6 +18,26 @@ IMAGE = component_image()
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
+def check_params_op(tasks: list, model: str, prompt_lengths: list, lr_min: float, lr_max: float,
+                    trials_per_task: int, epochs: int, final_epochs: int, search_concurrency: int,
+                    cpus_per_trial: float, gpus_per_trial: float, pretrain_epochs: int, use_pretrained_prompt: bool,
+                    max_train: int, max_eval: int, seed: int, registered_model_prefix: str, auto_promote: bool,
+                    promotion_margin: float, mlflow_uri: str, ray_address: str, optuna_storage: str):
+    """Check every parameter of the run, as typed into the Kubeflow run form, before any step does
+    work: task names and files in the image, prompt lengths, counts, the learning-rate range, the
+    registered model names, the store URLs, that the base model's config loads, and that the
+    MLflow server and the Ray cluster the steps will use answer."""
+    params = dict(locals())  # the parameters alone: nothing else is defined yet
+    from components.params import check_params, check_services
+    from optuna_studies.plan import check_model
+
+    params = check_params(params, files_here=True)
+    check_model(params["model"])
+    check_services(params)
+    print(f"ptv2 ▸ parameters checked: tasks {', '.join(map(str, tasks))}, model {model}", flush=True)
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
 def prepare_data_op(tasks: list, seed: int, max_train: int, max_eval: int, data: Output[Dataset]):
     """Freeze each task's seeded train/dev/test splits as files."""
     from components.data import prepare_data

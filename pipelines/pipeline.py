@@ -1,4 +1,4 @@
-"""The ptv2 pipeline graph: prepare → pre-train → per task (ParallelFor): search → final adapter
+"""The ptv2 pipeline graph: check parameters → prepare → pre-train → per task (ParallelFor): search → final adapter
 (the search's best, or retrained) → register → promote (under a condition).
 
 Every parameter is typed and shows in the Kubeflow UI. Endpoint parameters left empty mean
@@ -9,6 +9,7 @@ No ``from __future__ import annotations``: KFP reads the real annotation objects
 from kfp import dsl, kubernetes
 
 from components.kfp_components import (
+    check_params_op,
     final_train_op,
     prepare_data_op,
     pretrain_prompt_op,
@@ -35,6 +36,7 @@ SECRETS = {"ptv2-optuna-db": {"url": "PTV2_OPTUNA_STORAGE"}, "ptv2-ray-auth": {"
 # workers (k8s/base/raycluster.yaml); its step drives them and scores the best adapter. Edit and
 # recompile (`ptv2 compile`) for larger models.
 STEP_RESOURCES = {
+    "check": {"cpu": ("1", "1"), "memory": ("1Gi", "1Gi")},
     "prepare": {"cpu": ("1", "2"), "memory": ("2Gi", "4Gi")},
     "pretrain": {"cpu": ("4", "8"), "memory": ("8Gi", "8Gi")},
     "search": {"cpu": ("1", "2"), "memory": ("4Gi", "4Gi")},
@@ -137,7 +139,18 @@ def ptv2_pipeline(
         optuna_storage: Optuna study storage URL; empty takes PTV2_OPTUNA_STORAGE from the cluster's
             Secret. Never a URL with a password: parameters are stored in plain text.
     """
-    data = prepare_data_op(tasks=tasks, seed=seed, max_train=max_train, max_eval=max_eval)
+    # every parameter as typed into the run form, checked before any step does work: a wrong one
+    # fails the run here in one line, not the step that first uses it minutes or hours later
+    check = check_params_op(
+        tasks=tasks, model=model, prompt_lengths=prompt_lengths, lr_min=lr_min, lr_max=lr_max,
+        trials_per_task=trials_per_task, epochs=epochs, final_epochs=final_epochs,
+        search_concurrency=search_concurrency, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+        pretrain_epochs=pretrain_epochs, use_pretrained_prompt=use_pretrained_prompt, max_train=max_train,
+        max_eval=max_eval, seed=seed, registered_model_prefix=registered_model_prefix, auto_promote=auto_promote,
+        promotion_margin=promotion_margin, mlflow_uri=mlflow_uri, ray_address=ray_address,
+        optuna_storage=optuna_storage)
+    wire_endpoints(check, "check parameters", "check")  # task files and the model may change behind a name
+    data = prepare_data_op(tasks=tasks, seed=seed, max_train=max_train, max_eval=max_eval).after(check)
     wire_endpoints(data, "prepare data", "prepare")
     # use_pretrained_prompt false: the step writes a "no prompt" marker instead of training (the
     # search and final steps then never read its artifact); a flag, not a dsl.If, as those steps

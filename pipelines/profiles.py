@@ -78,77 +78,10 @@ def _typed(p: dict) -> dict:
     return out
 
 
-def _check_model_names(tasks: list[str], prefix: str, local: bool) -> None:
-    """Each task's registered model name (the prefix plus the task's name: a task YAML's ``name:``,
-    read here for a local run) must be one the register step can write and list, and be no other
-    task's: two references of one name (``trec`` and a YAML named ``trec``) are refused here, not
-    in the prepare step, and so are two names of one registered model (``hub:a/b`` and ``a-b``)."""
-    from components.registry.register import NAME_PREFIX, check_name, default_name
-    from ptv2_core.tasks import task_name, task_ref_kind
-
-    names: dict[str, str] = {}
-    models: dict[str, str] = {}
-    for t in tasks:
-        known = local or task_ref_kind(t) != "file"  # a file in the cluster is read there
-        name = task_name(t) if known else "task"  # the prefix alone is checked then
-        model = default_name(name, prefix or NAME_PREFIX)
-        try:
-            check_name(model)
-        except Ptv2Error as e:
-            raise Ptv2Error(f"registered_model_prefix {prefix!r} with task '{t}': {e}") from None
-        if not known:
-            continue
-        if name in names:
-            raise Ptv2Error(f"tasks '{names[name]}' and '{t}' are both named '{name}': give each task YAML its own name")
-        if model in models:
-            raise Ptv2Error(f"tasks '{models[model]}' and '{t}' would both register versions of '{model}': give "
-                            "each task YAML its own name")
-        names[name], models[model] = t, t
-
-
 def _checked(p: dict, local: bool) -> dict:
-    from ptv2_core.settings import check_seed
-    from ptv2_core.tasks import load_task_yaml, task_ref_kind
+    from components.params import check_params
 
-    p = _typed(p)
-    tasks = p["tasks"]
-    if not tasks or not isinstance(tasks, list) or not all(isinstance(t, str) and t for t in tasks):
-        raise Ptv2Error(f"tasks must be a non-empty list of task names, got {tasks!r}")
-    twice = sorted({t for t in tasks if tasks.count(t) > 1})
-    if twice:
-        raise Ptv2Error(f"tasks listed twice: {', '.join(twice)}")
-    for t in tasks:
-        if task_ref_kind(t, must_exist=local) == "file" and local:
-            load_task_yaml(t)  # a bad task file (its name: too) is refused now, not in the prepare step
-    _check_model_names(tasks, p["registered_model_prefix"], local)
-    lengths = p["prompt_lengths"]
-    if not lengths or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in lengths):
-        raise Ptv2Error(f"prompt_lengths must be positive integers, got {lengths}")
-    if len(set(lengths)) != len(lengths):
-        raise Ptv2Error(f"prompt_lengths lists a length twice: {lengths}")
-    positive = ("trials_per_task", "epochs", "search_concurrency")
-    for key in positive + (("pretrain_epochs",) if p["use_pretrained_prompt"] else ()):
-        if p[key] <= 0:
-            raise Ptv2Error(f"{key} must be a positive integer, got {p[key]!r}")
-    if not p["use_pretrained_prompt"] and p["pretrain_epochs"] < 0:  # unused then: 0 ("no pre-training") is fine
-        raise Ptv2Error("pretrain_epochs must be 0 or a positive integer (pre-training is skipped: use_pretrained_prompt "
-                        f"is false), got {p['pretrain_epochs']!r}")
-    if not p["cpus_per_trial"] > 0:
-        raise Ptv2Error(f"cpus_per_trial must be > 0, got {p['cpus_per_trial']!r}")
-    if p["gpus_per_trial"] < 0:
-        raise Ptv2Error(f"gpus_per_trial must be >= 0, got {p['gpus_per_trial']!r}")
-    if p["final_epochs"] < 0:
-        raise Ptv2Error(f"final_epochs must be 0 (the search's best adapter) or a positive integer, got {p['final_epochs']!r}")
-    for key in ("max_train", "max_eval"):
-        if p[key] < 0:
-            raise Ptv2Error(f"{key} must be 0 (all rows) or a positive integer, got {p[key]!r}")
-    check_seed(p["seed"])
-    if not 0 < p["lr_min"] <= p["lr_max"]:
-        raise Ptv2Error(f"need 0 < lr_min <= lr_max, got {p['lr_min']} and {p['lr_max']}")
-    if p["promotion_margin"] < 0:
-        raise Ptv2Error(f"promotion_margin must be >= 0 score points, got {p['promotion_margin']}")
-    if not p["model"].strip():
-        raise Ptv2Error("model must name a base model: 'minilm', a folder or a hub name")
+    p = check_params(_typed(p), files_here=local)
     if local and p["gpus_per_trial"] > 0 and not (p["ray_address"] or os.environ.get("RAY_ADDRESS")):
         import torch  # the local Ray offers this machine's GPUs: with none, the search step would fail minutes in
 
@@ -157,7 +90,6 @@ def _checked(p: dict, local: bool) -> dict:
                             "Ray: set it to 0, or RAY_ADDRESS (ray_address) to run trials on a cluster with GPUs")
     if local:  # here, not in the image: the model's config must load and the storage URL parse
         from optuna_studies.plan import check_model
-        from optuna_studies.study import check_storage_url
 
         check_model(p["model"])
         from ptv2_core.backbone import absolute_model_ref
@@ -165,6 +97,4 @@ def _checked(p: dict, local: bool) -> dict:
         # a folder by its absolute path: every step's adapter and the registered versions record it as
         # their base model, and `models/tiny` names no folder (or another one) from elsewhere
         p["model"] = absolute_model_ref(p["model"])
-        if p["optuna_storage"]:
-            check_storage_url(p["optuna_storage"])
     return p

@@ -25,6 +25,9 @@ HEALTHZ = "/apis/v2beta1/healthz"
 TOKEN_ENV, COOKIE_ENV, SA_TOKEN_ENV = "PTV2_KFP_TOKEN", "PTV2_KFP_COOKIE", "KF_PIPELINES_SA_TOKEN_PATH"
 AUTH_HINT = (f"set {TOKEN_ENV} (a bearer token) or {COOKIE_ENV} (the session cookie of a logged-in "
              "browser, name=value), see docs/deploy.md")
+# the CA certificates to trust, as requests reads them (the health probe): kfp's client reads
+# neither, so ``submit`` hands it the same file
+CA_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 ENDPOINT_PARAMS = ("mlflow_uri", "ray_address", "optuna_storage")
 # where a step reads each endpoint when its parameter is empty (optuna_studies/settings.py)
 ENDPOINT_ENV = {"mlflow_uri": "MLFLOW_TRACKING_URI", "ray_address": "RAY_ADDRESS",
@@ -124,6 +127,25 @@ def check_header_value(value: str, source: str) -> str:
     return value
 
 
+def ca_bundle() -> str | None:
+    """The CA file named by ``REQUESTS_CA_BUNDLE`` (or ``CURL_CA_BUNDLE``), None when unset."""
+    for name in CA_ENV:
+        path = os.environ.get(name)
+        if path:
+            if not os.path.isfile(path):
+                raise Ptv2Error(f"{name} names '{path}', which is not a file")
+            return path
+    return None
+
+
+def env_proxy(host: str) -> str | None:
+    """The proxy the environment names for ``host`` (``HTTPS_PROXY``/``HTTP_PROXY``, ``NO_PROXY``
+    honoured), as requests picks it for the health probe: kfp's client reads no such variable."""
+    import requests
+
+    return requests.utils.select_proxy(host, requests.utils.get_environ_proxies(host))
+
+
 def probe(host: str, auth: Auth, timeout: float = 10.0) -> dict:
     """One GET of the API's health endpoint, redirects not followed: its answer (``multi_user``),
     or a refusal that says why."""
@@ -132,6 +154,11 @@ def probe(host: str, auth: Auth, timeout: float = 10.0) -> dict:
     url = host.rstrip("/") + HEALTHZ
     try:
         r = requests.get(url, headers=auth.headers, timeout=timeout, allow_redirects=False)
+    except requests.exceptions.SSLError as e:
+        why = re.search(r"certificate verify failed: [^'\")(]+", str(e))
+        why = why.group(0).strip() if why else str(e).rsplit(":", 1)[-1].strip(" '\")")[:200]
+        raise Ptv2Error(f"cannot reach {host}: its TLS certificate is not trusted here ({why}): if it comes from your "
+                        f"own CA, set {CA_ENV[0]} to that CA's certificate (a PEM file)") from None
     except requests.RequestException as e:
         cause = re.search(r"\[Errno -?\d+\] [^'\")]+", str(e))  # the OS's reason, not urllib3's retry story
         raise Ptv2Error(f"cannot reach {host}: {cause.group(0) if cause else str(e).splitlines()[0][:200]}") from None
@@ -174,6 +201,7 @@ def submit(host: str, params: dict, *, experiment: str = "ptv2", run_name: str |
                         f"and set {TOKEN_ENV} or {COOKIE_ENV} (docs/deploy.md)")
     check_no_secrets(params)
     auth = auth_from_env()
+    ca = ca_bundle()
     if probe(host, auth).get("multi_user") and not namespace:
         raise Ptv2Error(f"{host} is a multi-user Kubeflow: name your profile's namespace with --namespace "
                         "(runs and experiments live in one)")
@@ -183,15 +211,37 @@ def submit(host: str, params: dict, *, experiment: str = "ptv2", run_name: str |
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         try:
-            client = kfp.Client(host=host, namespace=namespace, **auth.client_kwargs)
+            client = kfp.Client(host=host, namespace=namespace, ssl_ca_cert=ca, proxy=env_proxy(host),
+                                **auth.client_kwargs)
             run = client.create_run_from_pipeline_func(
                 ptv2_pipeline, arguments=params, experiment_name=experiment, run_name=run_name,
                 namespace=namespace, service_account=service_account or None)
         except Exception as e:  # refused by the API (bad parameter, namespace, quota): the user's endpoint
+            if _connection_lost(e):  # no answer at all: nothing was refused, and the run may or may not exist
+                raise Ptv2Error(f"lost the connection to {host} while starting the run: {_lost_reason(e)} (look "
+                                f"for the run in the Kubeflow UI, experiment '{experiment}', before submitting "
+                                "again)") from None
             raise Ptv2Error(f"{host} refused the run: {_api_error(e)}") from None
     if not getattr(run, "run_id", None):
         raise Ptv2Error(f"{host} answered without a run id: no run was started there ({AUTH_HINT})")
     return {"run_id": run.run_id, "host": host, "url": f"{host.rstrip('/')}/#/runs/details/{run.run_id}"}
+
+
+def _connection_lost(e: Exception) -> bool:
+    """Whether kfp's client got no HTTP answer (urllib3's errors, the OS's), rather than a refusal."""
+    import urllib3
+
+    return not getattr(e, "status", None) and isinstance(e, (urllib3.exceptions.HTTPError, OSError))
+
+
+def _lost_reason(e: Exception) -> str:
+    """The innermost reason of a lost connection, in one line: the OS's (``[Errno 111] Connection
+    refused``) or the HTTP client's (``Remote end closed connection without response``)."""
+    reason = getattr(e, "reason", None) or e
+    inner = reason.args[-1] if isinstance(reason, BaseException) and reason.args else None
+    text = str(inner if isinstance(inner, BaseException) else reason)
+    errno = re.search(r"\[Errno -?\d+\] [^'\")]+", text)
+    return errno.group(0).strip() if errno else " ".join(text.split())[:200]
 
 
 def _api_error(e: Exception) -> str:

@@ -145,6 +145,16 @@ def test_dag_edges_and_parallel_for(spec):
             "use_pretrained_prompt"), step
 
 
+def test_the_first_step_checks_every_parameter_of_the_run_form(spec):
+    """A run started in the Kubeflow UI takes the run form's values unchecked by `ptv2`: before this
+    step, a wrong registered model prefix failed the register step after the whole search."""
+    tasks = spec["root"]["dag"]["tasks"]
+    assert "dependentTasks" not in tasks["check-params-op"]
+    assert tasks["prepare-data-op"]["dependentTasks"] == ["check-params-op"]
+    given = tasks["check-params-op"]["inputs"]["parameters"]
+    assert given == {k: {"componentInputParameter": k} for k in spec["root"]["inputDefinitions"]["parameters"]}
+
+
 def _all_tasks(spec) -> dict:
     tasks = dict(spec["root"]["dag"]["tasks"])
     for comp in spec["components"].values():
@@ -157,7 +167,7 @@ def test_steps_acting_on_the_world_are_never_cached(spec):
     step (data files changed behind the same path were not read again) and, inputs unchanged, the
     search and final steps, then registered the old adapter again as a new version."""
     cache = {name: t["cachingOptions"].get("enableCache", False) for name, t in _all_tasks(spec).items()}
-    assert cache == {"prepare-data-op": False, "pretrain-prompt-op": True, "search-op": False,
+    assert cache == {"check-params-op": False, "prepare-data-op": False, "pretrain-prompt-op": True, "search-op": False,
                      "final-train-op": True, "register-op": False, "promote-op": False}
 
 

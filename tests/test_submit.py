@@ -306,3 +306,126 @@ def test_pretrain_epochs_0_is_taken_when_pre_training_is_skipped_and_refused_whe
     finally:
         api.shutdown()
         api.server_close()
+
+
+def self_signed(folder) -> str:
+    """A certificate for 127.0.0.1 signed by its own key, as an install with its own CA has: its PEM
+    file (certificate, then key)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kubeflow.internal")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    pem = folder / "kubeflow.pem"
+    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return str(pem)
+
+
+class TlsPipelinesApi(PipelinesApi):
+    """The same API behind TLS with a certificate no public CA signed."""
+
+    def __init__(self, pem: str):
+        import ssl
+
+        self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.tls.load_cert_chain(pem)
+        super().__init__()
+
+    def get_request(self):
+        conn, addr = super().get_request()
+        return self.tls.wrap_socket(conn, server_side=True), addr
+
+    @property
+    def url(self):
+        return super().url.replace("http://", "https://")
+
+
+def test_a_certificate_not_trusted_here_is_named_with_the_way_to_trust_it(tmp_path, monkeypatch):
+    """The line was requests' retry story cut at 200 characters, ending in '[SSL:
+    CERTIFICATE_VERIFY_FAILED] certi': neither why nor what to do. With the CA's file in
+    REQUESTS_CA_BUNDLE the health probe passed, then kfp's client (which reads no such variable)
+    failed on the same certificate."""
+    api = TlsPipelinesApi(self_signed(tmp_path))
+    try:
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+        monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+        line = one_error(submit(api.url, {"PTV2_KFP_TOKEN": "t"}))
+        assert line == (f"error: cannot reach {api.url}: its TLS certificate is not trusted here (certificate "
+                        "verify failed: self-signed certificate): if it comes from your own CA, set REQUESTS_CA_BUNDLE "
+                        "to that CA's certificate (a PEM file)"), line
+        assert "/pipeline/apis/v2beta1/runs" not in api.posted
+        res = submit(api.url, {"PTV2_KFP_TOKEN": "t", "REQUESTS_CA_BUNDLE": str(tmp_path / "kubeflow.pem")})
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["run_id"] == "r-1" and "/pipeline/apis/v2beta1/runs" in api.posted
+        line = one_error(submit(api.url, {"PTV2_KFP_TOKEN": "t", "REQUESTS_CA_BUNDLE": str(tmp_path / "none.pem")}))
+        assert line == f"error: REQUESTS_CA_BUNDLE names '{tmp_path / 'none.pem'}', which is not a file", line
+    finally:
+        api.shutdown()
+        api.server_close()
+
+
+class ProxiedPipelinesApi(PipelinesApi):
+    """The same API, reachable only through an HTTP proxy (this server, answering the absolute URLs
+    a proxy is asked for), as from a workstation behind a corporate proxy."""
+
+    def __init__(self):
+        super().__init__()
+        self.via_proxy = []
+        inner = self.answer
+
+        def answer(handler):
+            from urllib.parse import urlsplit
+
+            self.via_proxy.append(handler.path.startswith("http://kubeflow.invalid/"))
+            handler.path = urlsplit(handler.path)._replace(scheme="", netloc="").geturl()
+            return inner(handler)
+
+        self.answer = answer
+
+
+def test_a_proxy_set_in_the_environment_carries_the_run_too():
+    """The health probe (requests) went through HTTP_PROXY, then kfp's client, which reads no proxy
+    variable, went straight to the host and failed: '... refused the run: ... Name or service not known'."""
+    api = ProxiedPipelinesApi()
+    try:
+        proxy = f"http://127.0.0.1:{api.server_address[1]}"
+        env = {"PTV2_KFP_TOKEN": "t", "HTTP_PROXY": proxy, "http_proxy": proxy, "NO_PROXY": "", "no_proxy": ""}
+        res = submit("http://kubeflow.invalid/pipeline", env)
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["run_id"] == "r-1" and "/pipeline/apis/v2beta1/runs" in api.posted
+        assert api.via_proxy and all(api.via_proxy), api.via_proxy
+    finally:
+        api.shutdown()
+        api.server_close()
+
+
+def test_a_connection_lost_after_the_probe_is_not_called_a_refusal(gateway):
+    """The health probe passed, then the connection dropped as kfp's client created the run (the
+    API restarting, a proxy cutting it): the line said the host 'refused the run' and gave urllib3's
+    retry story cut at 300 characters."""
+    def drops_after_health(handler):
+        if handler.path.startswith("/pipeline/apis/v2beta1/healthz"):
+            return 200, {"Content-Type": "application/json"}, b'{"multi_user": false}'
+        handler.close_connection = True
+        handler.connection.shutdown(2)  # no answer at all
+        raise ConnectionAbortedError
+    gw = gateway(drops_after_health)
+    gw.handle_error = lambda request, address: None  # the dropped request's exception, on purpose
+    line = one_error(submit(gw.url, {"PTV2_KFP_TOKEN": "t"}))
+    assert "refused" not in line and "Max retries" not in line, line
+    assert line == (f"error: lost the connection to {gw.url} while starting the run: Remote end closed connection "
+                    "without response (look for the run in the Kubeflow UI, experiment 'ptv2', before submitting "
+                    "again)"), line
