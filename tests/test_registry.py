@@ -149,6 +149,25 @@ def test_ptv2_never_runs_the_code_stored_with_a_version_and_needs_its_digests(ad
     assert not marker.exists()
 
 
+def test_plain_mlflow_predict_of_a_dict_of_texts_labels_each_text(adapters, store):
+    """``model.predict({"text": [a, b, c]})`` gave ONE row: MLflow makes a dict whose values are lists
+    of strings a one-row frame (the list in its ``text`` cell), and the model labelled the list's repr
+    ``"['a', 'b', 'c']"``. Each text gets its row now; a list among other rows is refused, not labelled."""
+    import mlflow
+    from components.registry.register import register_adapter
+
+    v = register_adapter(adapters["good"], "trec", name="ptv2-trec-dict-input")
+    mlflow.set_tracking_uri(store)
+    model = mlflow.pyfunc.load_model(f"models:/{v.name}/{v.version}")
+    frame = model.predict(pd.DataFrame({"text": TEXTS}))
+    for given, rows in (({"text": TEXTS}, [0, 1, 2]), ({"text": [TEXTS[1]]}, [1]), ({"text": TEXTS[2]}, [2])):
+        out = model.predict(given)
+        assert out["label"].tolist() == frame["label"][rows].tolist(), given
+        assert out["score"].tolist() == pytest.approx(frame["score"][rows].tolist(), abs=1e-5), given
+    with pytest.raises(Exception, match="a text must be a string, not a list"):
+        model.predict(pd.DataFrame({"text": [TEXTS[:2], TEXTS[2]]}))
+
+
 def test_register_and_predict_ner_through_the_cli(adapters, home, store):
     env = base_env(PTV2_HOME=str(home))
     # no --task: the task the adapter was trained on
