@@ -434,6 +434,38 @@ def test_a_name_mlflow_filters_cannot_quote_is_refused_before_anything_is_writte
     assert {m.name for m in client.search_registered_models()} == models and runs() == runs_before
 
 
+def test_a_name_plain_mlflow_cannot_load_by_uri_is_refused_before_anything_is_written(adapters, home, store):
+    """`--name 'q?x'` registered, and `ptv2 predict --model 'models:/q?x@challenger'` worked, but
+    the URI it printed did not load in MLflow (`mlflow.pyfunc.load_model`, `mlflow models serve`):
+    MLflow reads everything after '?' as a query ("Logged model with ID 'q' not found"), and drops
+    tabs and line breaks ("Registered Model with name=tabx not found")."""
+    import string
+
+    from mlflow.store.artifact.utils.models import _parse_model_uri
+
+    from components.registry.register import check_name, default_name, register_adapter
+
+    client = _client(store)
+    models = {m.name for m in client.search_registered_models()}
+    r = ptv2("register", "--adapter", str(adapters["good"]), "--name", "q?x", env=base_env(PTV2_HOME=str(home)))
+    assert r.returncode == 2 and error_line(r.stderr).startswith(
+        "error: invalid registered model name 'q?x': it holds '?'"), r.stderr
+    for bad in ("\t", "\n", "\r", "\x00", "\x7f"):
+        with pytest.raises(Ptv2Error, match="invalid registered model name .* a control or other non-printing character"):
+            register_adapter(adapters["good"], "trec", name=f"a{bad}b")
+    assert {m.name for m in client.search_registered_models()} == models
+    assert default_name("what?") == "ptv2-what-"  # a task name may hold '?': its default model name does not
+    # every name ptv2 lets through comes back whole from MLflow's URI parser
+    for c in string.printable + "\xa0ü":
+        name = f"a{c}b"
+        try:
+            check_name(name)
+        except Ptv2Error:
+            continue
+        assert _parse_model_uri(f"models:/{name}@challenger").name == name, repr(name)
+        assert _parse_model_uri(f"models:/{name}/1").name == name, repr(name)
+
+
 def test_a_hub_tasks_model_registered_under_its_data_sets_name_still_takes_its_adapters(store):
     """Before 2026-12-06 a hub task was named by its data set (``user/data``), and its registered
     model tagged so; the task is ``user-data`` now (its adapters read as that). Registering a new

@@ -51,7 +51,9 @@ class RegisteredVersion:
     aliases: tuple[str, ...]
 
 
-_NOT_IN_NAMES = "/:@%"  # characters a registered model name cannot hold (a default name has '-' instead)
+# characters a registered model name cannot hold (a default name has '-' instead): MLflow's registry
+# refuses the first four; in a models:/ URI MLflow reads what follows '?' as a query (the name is cut there)
+_NOT_IN_NAMES = "/:@%?"
 # ...nor these: MLflow's search filters (``name = '...'``) strip a value's quotes but never unescape
 # it, so a name holding one cannot be listed, and a registration could not clean up after itself
 _UNQUOTABLE = "'\"\\"
@@ -72,7 +74,12 @@ def check_name(name: str) -> str:
     bad = next((c for c in name if c in _NOT_IN_NAMES + _UNQUOTABLE), None)
     if bad is not None:
         raise Ptv2Error(f"invalid registered model name {name!r}: it holds {bad!r}; a name cannot hold "
-                        "/ : @ % (MLflow's registry, model URIs) nor ' \" \\ (MLflow's search filters cannot quote them)")
+                        "/ : @ % ? (MLflow's registry, model URIs) nor ' \" \\ (MLflow's search filters cannot quote them)")
+    # a models:/ URI loses tabs and line breaks in MLflow's parser (urllib drops them): the name would not load
+    control = next((c for c in name if not c.isprintable() and c != " "), None)
+    if control is not None:
+        raise Ptv2Error(f"invalid registered model name {name!r}: it holds {control!r}, a control or other "
+                        "non-printing character (models:/ URIs cannot carry it)")
     return name
 
 
