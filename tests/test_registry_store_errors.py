@@ -75,3 +75,29 @@ def test_a_web_page_at_the_tracking_url_is_named_as_not_mlflow():
     assert msg.endswith("HTTP 404 for /api/2.0/mlflow/registered-models/get, answered with an HTML page: no MLflow "
                         "tracking server at that URL, or one without that endpoint (check its host, port and path, "
                         "and the server's MLflow version)"), msg
+
+
+def test_registering_the_same_adapter_again_says_which_version_has_it(adapters, tmp_path):
+    """`ptv2 register --adapter runs/trec` run twice (a retried script) made version 2 of the same
+    files and moved `challenger` to it without a word. It still registers (new tags may be the point),
+    and says which versions already hold those weights; another adapter is not taken for one."""
+    from mlflow import MlflowClient
+
+    from components.registry.register import register_adapter
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (tmp_path / "mlartifacts").mkdir()
+    said: list[str] = []
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("PTV2_ARTIFACT_ROOT", str(tmp_path / "mlartifacts"))
+        first = register_adapter(adapters["good"], "trec", tracking_uri=uri, echo=said.append)
+        assert first.duplicates == () and not any(line.startswith("warning:") for line in said), said
+        other = register_adapter(adapters["bad"], "trec", tracking_uri=uri, echo=said.append)
+        assert other.duplicates == () and not any(line.startswith("warning:") for line in said), said
+        again = register_adapter(adapters["good"], "trec", tracking_uri=uri, echo=said.append)
+    assert (again.version, again.duplicates, again.aliases) == (3, (1,), ("challenger",))
+    assert said[-1] == ("warning: ptv2-trec version 1 holds the same adapter weights; registered them again as "
+                        "version 3")
+    c = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    digests = [c.get_model_version("ptv2-trec", str(v)).tags["ptv2.adapter_sha256"] for v in (1, 2, 3)]
+    assert digests[0] == digests[2] != digests[1] and digests[0].startswith("sha256:") and len(digests[0]) == 71

@@ -37,6 +37,7 @@ CHALLENGER = "challenger"
 CHAMPION = "champion"
 NAME_PREFIX = "ptv2-"
 REGISTRATION_TAG = "ptv2.registration_id"
+ADAPTER_TAG = "ptv2.adapter_sha256"  # SHA-256 of the adapter's weights: the same adapter registered again
 MODEL_CODE = Path(__file__).with_name("model_code.py")
 # Pinned runtime requirements written into the model (serve with --env-manager local where ptv2 is installed).
 REQUIREMENTS = ("ptv2", "torch", "transformers", "tokenizers", "safetensors", "numpy", "pandas", "mlflow")
@@ -49,6 +50,7 @@ class RegisteredVersion:
     name: str
     version: int
     aliases: tuple[str, ...]
+    duplicates: tuple[int, ...] = ()  # earlier versions with the same adapter weights (``ADAPTER_TAG``)
 
 
 # characters a registered model name cannot hold (a default name has '-' instead): MLflow's registry
@@ -312,7 +314,16 @@ def register_adapter(
         say(f"opening the MLflow store at {store.mask_url(uri)} …")
         c = store.client(uri)
         say(f"registering a new version of '{name}' …")
-        return _publish(c, uri, info, name, model_dir, run_id, step)
+        from components.registry.pyfunc_model import ARTIFACT_KEY, file_digests
+        from ptv2_core.adapter import WEIGHTS
+
+        digest = file_digests(Path(tmp) / ARTIFACT_KEY)[WEIGHTS]  # the copy the model was saved from
+        v = _publish(c, uri, info, name, model_dir, run_id, step, digest)
+    if v.duplicates:  # a retried script, most likely; still registered: new tags may be the point
+        held = (f"versions {', '.join(map(str, v.duplicates))} hold" if len(v.duplicates) > 1
+                else f"version {v.duplicates[0]} holds")
+        say(f"warning: {name} {held} the same adapter weights; registered them again as version {v.version}")
+    return v
 
 
 def get_run(c, uri: str, run_id: str):
@@ -329,7 +340,7 @@ def get_run(c, uri: str, run_id: str):
 
 
 def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id: str | None,
-             step: Callable[[str], None]) -> RegisteredVersion:
+             step: Callable[[str], None], digest: str) -> RegisteredVersion:
     from mlflow.entities import Metric, Param
 
     reg_id = uuid.uuid4().hex
@@ -366,9 +377,12 @@ def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id:
         if not exists:
             new_model = store.retry(lambda: _create_registered_model(c, uri, name, info.spec.name),
                                     f"creating registered model '{name}'", uri, attempts=1)
+        same = [] if not exists else [  # read before this version exists: the earlier ones alone
+            int(v.version) for v in store.retry(lambda: versions(c, name), "listing versions", uri)
+            if (v.tags or {}).get(ADAPTER_TAG) == digest]
         created = True  # from here on a version may exist, even if the call below fails
         mv = c.create_model_version(name, f"{run.info.artifact_uri}/{artifact_path}", run_id=run_id,
-                                    tags=info.tags | {REGISTRATION_TAG: reg_id},
+                                    tags=info.tags | {REGISTRATION_TAG: reg_id, ADAPTER_TAG: digest},
                                     description=f"task {info.spec.name}, test {info.spec.metric} "
                                                 f"{info.tags.get('test_score', '?')}")
         version = int(mv.version)
@@ -387,7 +401,7 @@ def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id:
             raise
         msg = str(e) if isinstance(e, Ptv2Error) else f"{store.describe(e)} (MLflow store at {store.mask_url(uri)})"
         raise Ptv2Error(f"registering '{name}' failed, {state}: {msg}" + ("; " + "; ".join(left) if left else "")) from None
-    return RegisteredVersion(name, version, aliases)
+    return RegisteredVersion(name, version, aliases, tuple(sorted(same)))
 
 
 def _is_number(v: str) -> bool:
