@@ -305,19 +305,22 @@ def register_adapter(
     uri = store.tracking_uri(tracking_uri)
     # bounded_http also turns MLflow's progress bars off: save_model "downloads" the adapter's files
     with store.bounded_http(), tempfile.TemporaryDirectory(prefix="ptv2-register-") as tmp:
-        if run_id is not None:  # a mistyped run: said before the model is built (~15 s), in the store it is not in
-            get_run(store.reading_client(uri), uri, run_id)
-        say(f"building the model from the adapter on base model '{info.config['base_model']['name']}' and checking "
-            "it loads back and predicts …")
-        model_dir = build_model_dir(info, Path(tmp))
-        step("validated")
-        say(f"opening the MLflow store at {store.mask_url(uri)} …")
-        c = store.client(uri)
-        say(f"registering a new version of '{name}' …")
-        from components.registry.pyfunc_model import ARTIFACT_KEY, file_digests
-        from ptv2_core.adapter import WEIGHTS
+        try:
+            if run_id is not None:  # a mistyped run: said before the model is built (~15 s), in the store it is not in
+                get_run(store.reading_client(uri), uri, run_id)
+            say(f"building the model from the adapter on base model '{info.config['base_model']['name']}' and checking "
+                "it loads back and predicts …")
+            model_dir = build_model_dir(info, Path(tmp))
+            step("validated")
+            say(f"opening the MLflow store at {store.mask_url(uri)} …")
+            c = store.client(uri)
+            say(f"registering a new version of '{name}' …")
+            from components.registry.pyfunc_model import ARTIFACT_KEY, file_digests
+            from ptv2_core.adapter import WEIGHTS
 
-        digest = file_digests(Path(tmp) / ARTIFACT_KEY)[WEIGHTS]  # the copy the model was saved from
+            digest = file_digests(Path(tmp) / ARTIFACT_KEY)[WEIGHTS]  # the copy the model was saved from
+        except KeyboardInterrupt:  # nothing is in the store before _publish (at most its empty tables)
+            raise Ptv2Interrupted("interrupted; no version was created") from None
         v = _publish(c, uri, info, name, model_dir, run_id, step, digest)
     if v.duplicates:  # a retried script, most likely; still registered: new tags may be the point
         held = (f"versions {', '.join(map(str, v.duplicates))} hold" if len(v.duplicates) > 1
