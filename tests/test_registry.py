@@ -556,3 +556,18 @@ def test_ctrl_c_before_the_store_is_written_says_no_version_was_created(adapters
         register_adapter(adapters["bad"], "trec", name="ptv2-sigint-build", on_step=interrupt_at)
     assert isinstance(e.value, Ptv2Interrupted) and str(e.value) == "interrupted; no version was created", repr(e.value)
     assert registry_state(store, "ptv2-sigint-build") == ({}, [])
+
+
+def test_a_name_holding_another_tasks_adapters_is_refused_before_the_model_is_built(adapters, store):
+    """The docs say a name is input refused before the model is built, as one error line; a name whose
+    registered model holds another task's adapters was refused only after the build and load-back
+    (~15 s), behind two progress lines."""
+    from components.registry.register import register_adapter
+
+    register_adapter(adapters["bad"], "trec", name="ptv2-held-by-trec")
+    said, steps = [], []
+    with pytest.raises(Ptv2Error, match="registered model 'ptv2-held-by-trec' holds adapters for task 'trec', "
+                                        "not 'wnut16'"):
+        register_adapter(adapters["ner"], "wnut16", name="ptv2-held-by-trec", echo=said.append, on_step=steps.append)
+    assert (said, steps) == ([], [])
+    assert registry_state(store, "ptv2-held-by-trec") == ({"challenger": 1}, [1])

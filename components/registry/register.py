@@ -30,6 +30,7 @@ from components.held_signals import HeldSignals
 from components.registry import store
 from components.registry.metadata import METRIC_TAGS, AdapterInfo, describe_adapter
 from optuna_studies.quiet import quiet_logger
+from optuna_studies.schema_race import sqlite_file
 from ptv2_core.errors import Ptv2Error, Ptv2Interrupted
 from ptv2_core.tasks.spec import stored_task_name
 
@@ -308,6 +309,8 @@ def register_adapter(
         try:
             if run_id is not None:  # a mistyped run: said before the model is built (~15 s), in the store it is not in
                 get_run(store.reading_client(uri), uri, run_id)
+            if _readable_before_build(uri):  # a name holding another task's adapters: input, refused before the build
+                _check_registered_model(store.reading_client(uri), uri, name, info.spec.name)
             say(f"building the model from the adapter on base model '{info.config['base_model']['name']}' and checking "
                 "it loads back and predicts …")
             model_dir = build_model_dir(info, Path(tmp))
@@ -327,6 +330,16 @@ def register_adapter(
                 else f"version {v.duplicates[0]} holds")
         say(f"warning: {name} {held} the same adapter weights; registered them again as version {v.version}")
     return v
+
+
+def _readable_before_build(uri: str) -> bool:
+    """Can the registry be read before the model is built without writing to it? A tracking server's
+    can; a sqlite store's when its file exists (a new one holds no model). Opening a database URL
+    directly makes its tables: that waits until the model has proved it loads."""
+    if uri.startswith(("http://", "https://")):
+        return True
+    path = sqlite_file(uri)
+    return path is not None and path.is_file()
 
 
 def get_run(c, uri: str, run_id: str):
