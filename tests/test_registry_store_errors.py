@@ -101,3 +101,17 @@ def test_registering_the_same_adapter_again_says_which_version_has_it(adapters, 
     c = MlflowClient(tracking_uri=uri, registry_uri=uri)
     digests = [c.get_model_version("ptv2-trec", str(v)).tags["ptv2.adapter_sha256"] for v in (1, 2, 3)]
     assert digests[0] == digests[2] != digests[1] and digests[0].startswith("sha256:") and len(digests[0]) == 71
+
+
+def test_an_adapter_folder_given_as_a_model_uri_points_to_adapter(tmp_path):
+    """`ptv2 predict --model runs/trec` said only that 'runs/trec' is not models:/NAME@ALIAS."""
+    from components.registry.load import parse_model_uri
+
+    (tmp_path / "adapter_config.json").write_text("{}")
+    with pytest.raises(Ptv2Error) as e:
+        parse_model_uri(str(tmp_path))
+    assert str(e.value) == (f"model URI '{tmp_path}' is not models:/NAME@ALIAS or models:/NAME/VERSION; "
+                            f"'{tmp_path}' is a folder: give an adapter folder with --adapter")
+    with pytest.raises(Ptv2Error) as e:
+        parse_model_uri("models:/ptv2-trec")
+    assert str(e.value) == "model URI 'models:/ptv2-trec' is not models:/NAME@ALIAS or models:/NAME/VERSION"
