@@ -149,6 +149,25 @@ def test_ptv2_never_runs_the_code_stored_with_a_version_and_needs_its_digests(ad
     assert not marker.exists()
 
 
+def test_plain_mlflow_predict_of_a_dict_of_texts_labels_each_text(adapters, store):
+    """``model.predict({"text": [a, b, c]})`` gave ONE row: MLflow makes a dict whose values are lists
+    of strings a one-row frame (the list in its ``text`` cell), and the model labelled the list's repr
+    ``"['a', 'b', 'c']"``. Each text gets its row now; a list among other rows is refused, not labelled."""
+    import mlflow
+    from components.registry.register import register_adapter
+
+    v = register_adapter(adapters["good"], "trec", name="ptv2-trec-dict-input")
+    mlflow.set_tracking_uri(store)
+    model = mlflow.pyfunc.load_model(f"models:/{v.name}/{v.version}")
+    frame = model.predict(pd.DataFrame({"text": TEXTS}))
+    for given, rows in (({"text": TEXTS}, [0, 1, 2]), ({"text": [TEXTS[1]]}, [1]), ({"text": TEXTS[2]}, [2])):
+        out = model.predict(given)
+        assert out["label"].tolist() == frame["label"][rows].tolist(), given
+        assert out["score"].tolist() == pytest.approx(frame["score"][rows].tolist(), abs=1e-5), given
+    with pytest.raises(Exception, match="a text must be a string, not a list"):
+        model.predict(pd.DataFrame({"text": [TEXTS[:2], TEXTS[2]]}))
+
+
 def test_register_and_predict_ner_through_the_cli(adapters, home, store):
     env = base_env(PTV2_HOME=str(home))
     # no --task: the task the adapter was trained on
@@ -415,6 +434,38 @@ def test_a_name_mlflow_filters_cannot_quote_is_refused_before_anything_is_writte
     assert {m.name for m in client.search_registered_models()} == models and runs() == runs_before
 
 
+def test_a_name_plain_mlflow_cannot_load_by_uri_is_refused_before_anything_is_written(adapters, home, store):
+    """`--name 'q?x'` registered, and `ptv2 predict --model 'models:/q?x@challenger'` worked, but
+    the URI it printed did not load in MLflow (`mlflow.pyfunc.load_model`, `mlflow models serve`):
+    MLflow reads everything after '?' as a query ("Logged model with ID 'q' not found"), and drops
+    tabs and line breaks ("Registered Model with name=tabx not found")."""
+    import string
+
+    from mlflow.store.artifact.utils.models import _parse_model_uri
+
+    from components.registry.register import check_name, default_name, register_adapter
+
+    client = _client(store)
+    models = {m.name for m in client.search_registered_models()}
+    r = ptv2("register", "--adapter", str(adapters["good"]), "--name", "q?x", env=base_env(PTV2_HOME=str(home)))
+    assert r.returncode == 2 and error_line(r.stderr).startswith(
+        "error: invalid registered model name 'q?x': it holds '?'"), r.stderr
+    for bad in ("\t", "\n", "\r", "\x00", "\x7f"):
+        with pytest.raises(Ptv2Error, match="invalid registered model name .* a control or other non-printing character"):
+            register_adapter(adapters["good"], "trec", name=f"a{bad}b")
+    assert {m.name for m in client.search_registered_models()} == models
+    assert default_name("what?") == "ptv2-what-"  # a task name may hold '?': its default model name does not
+    # every name ptv2 lets through comes back whole from MLflow's URI parser
+    for c in string.printable + "\xa0ü":
+        name = f"a{c}b"
+        try:
+            check_name(name)
+        except Ptv2Error:
+            continue
+        assert _parse_model_uri(f"models:/{name}@challenger").name == name, repr(name)
+        assert _parse_model_uri(f"models:/{name}/1").name == name, repr(name)
+
+
 def test_a_hub_tasks_model_registered_under_its_data_sets_name_still_takes_its_adapters(store):
     """Before 2026-12-06 a hub task was named by its data set (``user/data``), and its registered
     model tagged so; the task is ``user-data`` now (its adapters read as that). Registering a new
@@ -489,3 +540,34 @@ def test_ctrl_c_after_the_version_exists_says_the_registry_is_left_as_it_was(ada
         register_adapter(adapters["bad"], "trec", name="ptv2-sigint-version", on_step=interrupt_at)
     assert isinstance(e.value, Ptv2Interrupted) and str(e.value) == "interrupted; registry left as it was", repr(e.value)
     assert registry_state(store, "ptv2-sigint-version") == ({"challenger": v1.version}, [v1.version])
+
+
+def test_ctrl_c_before_the_store_is_written_says_no_version_was_created(adapters, store):
+    """Ctrl-C while the model was built and loaded back (the first ~15 s of `ptv2 register`) ended
+    with a bare `error: interrupted`: the docs' "no version was created" came only later."""
+    from ptv2_core.errors import Ptv2Interrupted
+    from components.registry.register import register_adapter
+
+    def interrupt_at(step):
+        if step == "validated":
+            raise KeyboardInterrupt
+
+    with pytest.raises((Ptv2Interrupted, KeyboardInterrupt)) as e:
+        register_adapter(adapters["bad"], "trec", name="ptv2-sigint-build", on_step=interrupt_at)
+    assert isinstance(e.value, Ptv2Interrupted) and str(e.value) == "interrupted; no version was created", repr(e.value)
+    assert registry_state(store, "ptv2-sigint-build") == ({}, [])
+
+
+def test_a_name_holding_another_tasks_adapters_is_refused_before_the_model_is_built(adapters, store):
+    """The docs say a name is input refused before the model is built, as one error line; a name whose
+    registered model holds another task's adapters was refused only after the build and load-back
+    (~15 s), behind two progress lines."""
+    from components.registry.register import register_adapter
+
+    register_adapter(adapters["bad"], "trec", name="ptv2-held-by-trec")
+    said, steps = [], []
+    with pytest.raises(Ptv2Error, match="registered model 'ptv2-held-by-trec' holds adapters for task 'trec', "
+                                        "not 'wnut16'"):
+        register_adapter(adapters["ner"], "wnut16", name="ptv2-held-by-trec", echo=said.append, on_step=steps.append)
+    assert (said, steps) == ([], [])
+    assert registry_state(store, "ptv2-held-by-trec") == ({"challenger": 1}, [1])

@@ -41,7 +41,9 @@ def parse_model_uri(model_uri: str) -> tuple[str, str | None, int | None]:
     """``(name, alias, version)`` of ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``."""
     m = _URI.match(model_uri.strip())
     if not m:
-        raise Ptv2Error(f"model URI '{model_uri}' is not models:/NAME@ALIAS or models:/NAME/VERSION")
+        folder = not model_uri.startswith("models:") and Path(model_uri).is_dir()  # `--model runs/trec`
+        raise Ptv2Error(f"model URI '{model_uri}' is not models:/NAME@ALIAS or models:/NAME/VERSION"
+                        + (f"; '{model_uri}' is a folder: give an adapter folder with --adapter" if folder else ""))
     return m["name"], m["alias"], int(m["version"]) if m["version"] else None
 
 

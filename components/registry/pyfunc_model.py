@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import mlflow.pyfunc
+import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, DataType, Schema
@@ -48,7 +49,10 @@ def signature(task_type: str) -> ModelSignature:
 
 def _texts(model_input) -> list[str]:
     """Texts from what pyfunc hands over: a frame with a ``text`` column (or one column), a
-    Series, a list of strings or one string."""
+    Series, a list of strings or one string.
+
+    ``predict({"text": [a, b]})`` arrives as a frame of ONE row holding the list (MLflow makes a
+    dict whose values are lists of strings a one-row frame): that list is the texts."""
     if isinstance(model_input, pd.DataFrame):
         if TEXT_COLUMN in model_input.columns:
             col = model_input[TEXT_COLUMN]
@@ -56,7 +60,10 @@ def _texts(model_input) -> list[str]:
             col = model_input.iloc[:, 0]
         else:
             raise ValueError(f"expected a '{TEXT_COLUMN}' column, got columns {list(model_input.columns)}")
-        return [_text(x) for x in col.tolist()]
+        values = col.tolist()
+        if len(values) == 1 and _is_list(values[0]):
+            values = list(values[0])
+        return [_text(x) for x in values]
     if isinstance(model_input, pd.Series):
         return [_text(x) for x in model_input.tolist()]
     if isinstance(model_input, str):
@@ -69,10 +76,18 @@ def _texts(model_input) -> list[str]:
     raise ValueError(f"cannot read texts from a {type(model_input).__name__}")
 
 
+def _is_list(x) -> bool:
+    return isinstance(x, (list, tuple, np.ndarray, pd.Series))
+
+
 def _text(x) -> str:
-    """A missing value (None, NaN, pd.NA from a frame) is an empty text, not the word "None" or "<NA>"."""
+    """A missing value (None, NaN, pd.NA from a frame) is an empty text, not the word "None" or "<NA>".
+    A list is refused: labelling its repr ("['a', 'b']") would be a wrong answer that looks right."""
     if isinstance(x, str):
         return x
+    if _is_list(x):
+        raise ValueError(f"a text must be a string, not a {type(x).__name__} ({len(x)} items): give one text "
+                         f"per row of the '{TEXT_COLUMN}' column")
     try:
         missing = bool(pd.isna(x))
     except (TypeError, ValueError):  # a list or array: not a missing value

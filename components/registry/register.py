@@ -30,6 +30,7 @@ from components.held_signals import HeldSignals
 from components.registry import store
 from components.registry.metadata import METRIC_TAGS, AdapterInfo, describe_adapter
 from optuna_studies.quiet import quiet_logger
+from optuna_studies.schema_race import sqlite_file
 from ptv2_core.errors import Ptv2Error, Ptv2Interrupted
 from ptv2_core.tasks.spec import stored_task_name
 
@@ -37,6 +38,7 @@ CHALLENGER = "challenger"
 CHAMPION = "champion"
 NAME_PREFIX = "ptv2-"
 REGISTRATION_TAG = "ptv2.registration_id"
+ADAPTER_TAG = "ptv2.adapter_sha256"  # SHA-256 of the adapter's weights: the same adapter registered again
 MODEL_CODE = Path(__file__).with_name("model_code.py")
 # Pinned runtime requirements written into the model (serve with --env-manager local where ptv2 is installed).
 REQUIREMENTS = ("ptv2", "torch", "transformers", "tokenizers", "safetensors", "numpy", "pandas", "mlflow")
@@ -49,9 +51,12 @@ class RegisteredVersion:
     name: str
     version: int
     aliases: tuple[str, ...]
+    duplicates: tuple[int, ...] = ()  # earlier versions with the same adapter weights (``ADAPTER_TAG``)
 
 
-_NOT_IN_NAMES = "/:@%"  # characters a registered model name cannot hold (a default name has '-' instead)
+# characters a registered model name cannot hold (a default name has '-' instead): MLflow's registry
+# refuses the first four; in a models:/ URI MLflow reads what follows '?' as a query (the name is cut there)
+_NOT_IN_NAMES = "/:@%?"
 # ...nor these: MLflow's search filters (``name = '...'``) strip a value's quotes but never unescape
 # it, so a name holding one cannot be listed, and a registration could not clean up after itself
 _UNQUOTABLE = "'\"\\"
@@ -72,7 +77,12 @@ def check_name(name: str) -> str:
     bad = next((c for c in name if c in _NOT_IN_NAMES + _UNQUOTABLE), None)
     if bad is not None:
         raise Ptv2Error(f"invalid registered model name {name!r}: it holds {bad!r}; a name cannot hold "
-                        "/ : @ % (MLflow's registry, model URIs) nor ' \" \\ (MLflow's search filters cannot quote them)")
+                        "/ : @ % ? (MLflow's registry, model URIs) nor ' \" \\ (MLflow's search filters cannot quote them)")
+    # a models:/ URI loses tabs and line breaks in MLflow's parser (urllib drops them): the name would not load
+    control = next((c for c in name if not c.isprintable() and c != " "), None)
+    if control is not None:
+        raise Ptv2Error(f"invalid registered model name {name!r}: it holds {control!r}, a control or other "
+                        "non-printing character (models:/ URIs cannot carry it)")
     return name
 
 
@@ -296,16 +306,40 @@ def register_adapter(
     uri = store.tracking_uri(tracking_uri)
     # bounded_http also turns MLflow's progress bars off: save_model "downloads" the adapter's files
     with store.bounded_http(), tempfile.TemporaryDirectory(prefix="ptv2-register-") as tmp:
-        if run_id is not None:  # a mistyped run: said before the model is built (~15 s), in the store it is not in
-            get_run(store.reading_client(uri), uri, run_id)
-        say(f"building the model from the adapter on base model '{info.config['base_model']['name']}' and checking "
-            "it loads back and predicts …")
-        model_dir = build_model_dir(info, Path(tmp))
-        step("validated")
-        say(f"opening the MLflow store at {store.mask_url(uri)} …")
-        c = store.client(uri)
-        say(f"registering a new version of '{name}' …")
-        return _publish(c, uri, info, name, model_dir, run_id, step)
+        try:
+            if run_id is not None:  # a mistyped run: said before the model is built (~15 s), in the store it is not in
+                get_run(store.reading_client(uri), uri, run_id)
+            if _readable_before_build(uri):  # a name holding another task's adapters: input, refused before the build
+                _check_registered_model(store.reading_client(uri), uri, name, info.spec.name)
+            say(f"building the model from the adapter on base model '{info.config['base_model']['name']}' and checking "
+                "it loads back and predicts …")
+            model_dir = build_model_dir(info, Path(tmp))
+            step("validated")
+            say(f"opening the MLflow store at {store.mask_url(uri)} …")
+            c = store.client(uri)
+            say(f"registering a new version of '{name}' …")
+            from components.registry.pyfunc_model import ARTIFACT_KEY, file_digests
+            from ptv2_core.adapter import WEIGHTS
+
+            digest = file_digests(Path(tmp) / ARTIFACT_KEY)[WEIGHTS]  # the copy the model was saved from
+        except KeyboardInterrupt:  # nothing is in the store before _publish (at most its empty tables)
+            raise Ptv2Interrupted("interrupted; no version was created") from None
+        v = _publish(c, uri, info, name, model_dir, run_id, step, digest)
+    if v.duplicates:  # a retried script, most likely; still registered: new tags may be the point
+        held = (f"versions {', '.join(map(str, v.duplicates))} hold" if len(v.duplicates) > 1
+                else f"version {v.duplicates[0]} holds")
+        say(f"warning: {name} {held} the same adapter weights; registered them again as version {v.version}")
+    return v
+
+
+def _readable_before_build(uri: str) -> bool:
+    """Can the registry be read before the model is built without writing to it? A tracking server's
+    can; a sqlite store's when its file exists (a new one holds no model). Opening a database URL
+    directly makes its tables: that waits until the model has proved it loads."""
+    if uri.startswith(("http://", "https://")):
+        return True
+    path = sqlite_file(uri)
+    return path is not None and path.is_file()
 
 
 def get_run(c, uri: str, run_id: str):
@@ -322,7 +356,7 @@ def get_run(c, uri: str, run_id: str):
 
 
 def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id: str | None,
-             step: Callable[[str], None]) -> RegisteredVersion:
+             step: Callable[[str], None], digest: str) -> RegisteredVersion:
     from mlflow.entities import Metric, Param
 
     reg_id = uuid.uuid4().hex
@@ -359,9 +393,12 @@ def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id:
         if not exists:
             new_model = store.retry(lambda: _create_registered_model(c, uri, name, info.spec.name),
                                     f"creating registered model '{name}'", uri, attempts=1)
+        same = [] if not exists else [  # read before this version exists: the earlier ones alone
+            int(v.version) for v in store.retry(lambda: versions(c, name), "listing versions", uri)
+            if (v.tags or {}).get(ADAPTER_TAG) == digest]
         created = True  # from here on a version may exist, even if the call below fails
         mv = c.create_model_version(name, f"{run.info.artifact_uri}/{artifact_path}", run_id=run_id,
-                                    tags=info.tags | {REGISTRATION_TAG: reg_id},
+                                    tags=info.tags | {REGISTRATION_TAG: reg_id, ADAPTER_TAG: digest},
                                     description=f"task {info.spec.name}, test {info.spec.metric} "
                                                 f"{info.tags.get('test_score', '?')}")
         version = int(mv.version)
@@ -380,7 +417,7 @@ def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id:
             raise
         msg = str(e) if isinstance(e, Ptv2Error) else f"{store.describe(e)} (MLflow store at {store.mask_url(uri)})"
         raise Ptv2Error(f"registering '{name}' failed, {state}: {msg}" + ("; " + "; ".join(left) if left else "")) from None
-    return RegisteredVersion(name, version, aliases)
+    return RegisteredVersion(name, version, aliases, tuple(sorted(same)))
 
 
 def _is_number(v: str) -> bool:

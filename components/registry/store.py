@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -93,8 +94,22 @@ def describe(e: BaseException) -> str:
         kind = "timed out" if "timed out" in text else "connection refused" if "refused" in text or \
             "Failed to establish" in text else "connection failed"
         return f"server unreachable ({kind}; gave up after {os.environ.get('MLFLOW_HTTP_REQUEST_MAX_RETRIES', '7')} retries)"
-    lines = text.strip().splitlines()
-    return mask_in_text(lines[0])[:400] if lines else type(e).__name__
+    if _HTML_ANSWER.search(text):  # the first line of a web page says nothing: a wrong host, port or path, most likely
+        code, endpoint = re.search(r"error code (\d+) != 200", text), re.search(r"endpoint (/\S+)", text)
+        return (f"{'HTTP ' + code[1] if code else 'an answer'}{' for ' + endpoint[1] if endpoint else ''}, answered "
+                "with an HTML page: no MLflow tracking server at that URL, or one without that endpoint (check its "
+                "host, port and path, and the server's MLflow version)")
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return type(e).__name__
+    if lines[0].endswith(":") and len(lines) > 1:  # "... failures occurred while downloading ...:", the failure below
+        return f"{mask_in_text(lines[0])[:400]} {mask_in_text(lines[-1])[:200]}"
+    return mask_in_text(lines[0])[:400]
+
+
+# MLflow's REST client quoting a web page: "API request to endpoint /api/2.0/... failed with error code
+# 404 != 200. Response body: '<!DOCTYPE HTML>..." (or "... not in a valid JSON format. Response body: '<html>")
+_HTML_ANSWER = re.compile(r"Response body: '\s*<")
 
 
 def unreachable(uri: str, e: BaseException) -> Ptv2Error:

@@ -35,7 +35,7 @@ def register(
     task: Optional[str] = typer.Option(None, help="The adapter's task: a packaged task (trec, rt, wnut16, bbc), a task "
                                        "YAML, or hub:<name> (default: the task it was trained on)."),
     name: Optional[str] = typer.Option(None, help="Registered model name (default: ptv2-<task>); it cannot hold "
-                                       "/ : @ % ' \" or \\."),
+                                       "/ : @ % ? ' \" \\ or control characters."),
     tag: list[str] = typer.Option([], "--tag", help="Extra version tag KEY=VALUE (repeatable), e.g. study=trec-v2."),
     run_id: Optional[str] = typer.Option(None, help="Log the model into this existing MLflow run."),
 ) -> None:
