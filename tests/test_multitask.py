@@ -991,3 +991,23 @@ def test_ctrl_c_as_the_prompt_is_written_says_it_is_complete_not_to_resume_it(tm
         main([*args, "--overwrite"])
     assert (e.value.code, stderr.getvalue()) == (
         130, "error: interrupted before the first epoch's checkpoint: nothing to resume\n")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--prompt-len", "16"], "prompt length 16 is longer than the pre-trained prompt"),
+    (["--prompt-len", "4", "--seed", "1"], "use seed 0"),
+    (["--prompt-len", "4", "--reparam"], "pre-train and train with the same --reparam setting"),
+])
+def test_train_init_refuses_what_the_prompt_cannot_start_before_the_task_and_model_load(run, tmp_path, args, message):
+    """`ptv2 train --init` used to load the task and the base model before it looked at the length,
+    seed and reparameterization the prompt can start: minutes on a large model, to be told a
+    --prompt-len was too long. The prompt's base here ("tiny-bert") cannot be loaded at all, so
+    only a check made before the model loads can name the problem."""
+    from conftest import run_cli
+
+    out, _ = run
+    res = run_cli("train", "--task", "trec", "--model", "tiny-bert", "--epochs", "1", "--max-train", "8", *args,
+                  "--init", str(out), "--out", str(tmp_path / "a"), "--quiet")
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], res.stderr
+    assert list(tmp_path.iterdir()) == []
