@@ -125,13 +125,17 @@ def eval_(
         check_seed(seed, "--seed")
     if pretrained is not None:
         from ptv2_core.multitask import evaluate_pretrained, parse_lengths, read_pretrained_config
+        from ptv2_core.multitask.evaluate import scored_lengths
 
         if task is not None:
             raise Ptv2Error("--task does not apply to --pretrained (it scores every pre-training task)")
         if lengths is not None and prompt_len is not None:
             raise Ptv2Error("give --lengths or --prompt-len, not both")
-        read_pretrained_config(pretrained)  # a bad folder fails before the model loads
+        config = read_pretrained_config(pretrained)  # a bad folder fails before the model loads
         wanted = parse_lengths(lengths) if lengths is not None else ([prompt_len] if prompt_len is not None else None)
+        scored_lengths(config, wanted)  # bad lengths: the error line alone, no notes before it
+        for note in _pretrained_notes(config.get("pretrain_config") or {}, seed, max_eval):
+            typer.echo(note, err=True)
         typer.echo(json.dumps(evaluate_pretrained(pretrained, wanted, seed=seed, max_eval=max_eval,
                                                   batch_size=batch_size, device=pick_device(device)), indent=2))
         return
@@ -286,6 +290,22 @@ def _own_task(loaded, adapter: Path | None, version) -> str:
         raise Ptv2Error(f"{version.name} version {version.version} was registered on task '{ref}', which is not "
                         "found here: pass --task PATH (its task YAML, or the packaged task if that is what it was)")
     return ref
+
+
+def _pretrained_notes(pretrain_config: dict, seed: int | None, max_eval: int | None) -> list[str]:
+    """What ``eval --pretrained`` says before its scores, as ``eval --adapter`` does: another --seed
+    than pre-training's puts rows the prompt was trained on into the dev splits, and a prompt
+    pre-trained with --max-eval recorded scores on that many dev rows, which no --max-eval now
+    would reproduce if it is left out."""
+    notes = []
+    pre_seed, pre_eval = pretrain_config.get("seed"), pretrain_config.get("max_eval")
+    if seed is not None and pre_seed is not None and seed != pre_seed:
+        notes.append(f"note: it was pre-trained on the splits of seed {pre_seed}; with --seed {seed} its tasks' dev rows "
+                     "may include rows it was trained on, so these scores can be too high")
+    if max_eval is None and pre_eval:
+        notes.append(f"note: its prompt_config.json scored at most {pre_eval} dev rows per task (--max-eval {pre_eval} "
+                     f"when pre-trained); this scores every row. Pass --max-eval {pre_eval} to reproduce those numbers.")
+    return notes
 
 
 def _same_task(task: str, loaded) -> bool:

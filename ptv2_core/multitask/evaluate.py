@@ -71,6 +71,16 @@ def parse_lengths(text: str) -> list[int]:
     return values
 
 
+def scored_lengths(config: dict, lengths: list[int] | None = None) -> list[int]:
+    """The lengths ``evaluate_pretrained`` scores a prompt of ``config`` at: ``lengths`` sorted
+    (default: the pre-training candidates); a Ptv2Error for one outside 1..max_prompt_len."""
+    lengths = sorted(set(lengths or config["lengths"]))
+    bad = [n for n in lengths if not 0 < n <= config["max_prompt_len"]]
+    if bad:
+        raise Ptv2Error(f"prompt lengths {bad} are outside 1..{config['max_prompt_len']} (the pre-trained max_prompt_len)")
+    return lengths
+
+
 def evaluate_pretrained(pretrained: str | Path | LoadedPretrained, lengths: list[int] | None = None, *,
                         seed: int | None = None, max_eval: int | None = None, batch_size: int = 128,
                         device: str | torch.device = "cpu") -> dict:
@@ -81,10 +91,7 @@ def evaluate_pretrained(pretrained: str | Path | LoadedPretrained, lengths: list
     Returns ``{"lengths", "seed", "base_model", "tasks": {name: {"metric", "dev": {length: metrics}}}}``.
     """
     config = pretrained.config if isinstance(pretrained, LoadedPretrained) else read_pretrained_config(pretrained)
-    lengths = sorted(set(lengths or config["lengths"]))
-    bad = [n for n in lengths if not 0 < n <= config["max_prompt_len"]]
-    if bad:  # checked before any weights load
-        raise Ptv2Error(f"prompt lengths {bad} are outside 1..{config['max_prompt_len']} (the pre-trained max_prompt_len)")
+    lengths = scored_lengths(config, lengths)  # checked before any weights load
     loaded = pretrained if isinstance(pretrained, LoadedPretrained) else load_pretrained(pretrained, device=device)
     seed = config.get("pretrain_config", {}).get("seed", 0) if seed is None else seed
     model_device = next(loaded.model.parameters()).device
