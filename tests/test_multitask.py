@@ -1011,3 +1011,22 @@ def test_train_init_refuses_what_the_prompt_cannot_start_before_the_task_and_mod
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], res.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_train_init_records_the_prompt_folder_by_its_absolute_path(tmp_path, tokenizer, monkeypatch):
+    """`ptv2 train --init runs/pre` recorded "runs/pre" in metrics.json and adapter_config.json,
+    while it records the task and model by absolute paths (a relative one names another folder,
+    or none, from elsewhere): the adapter's provenance pointed nowhere once read from another folder."""
+    from conftest import run_cli
+
+    model = tiny_model_folder(tmp_path, tokenizer)
+    monkeypatch.chdir(tmp_path)
+    res = run_cli("pretrain", "--tasks", "trec", "--model", str(model), "--max-prompt-len", "4", "--lengths", "2,4",
+                  "--epochs", "1", "--max-train", "16", "--max-eval", "8", "--no-track", "--quiet", "--out", "pre")
+    assert res.returncode == 0, res.stderr
+    res = run_cli("train", "--task", "trec", "--model", str(model), "--prompt-len", "2", "--epochs", "1",
+                  "--max-train", "16", "--max-eval", "8", "--quiet", "--init", "pre", "--out", "adapter")
+    assert res.returncode == 0, res.stderr
+    where = str(tmp_path.resolve() / "pre")
+    assert json.loads((tmp_path / "adapter" / "metrics.json").read_text())["init"] == where
+    assert json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["extra"]["init"] == where

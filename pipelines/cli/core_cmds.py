@@ -77,14 +77,16 @@ def train(
                        reparam=reparam, reparam_hidden=cfg.reparam_hidden)
             init_fn = partial(init_from_pretrained, pretrained_dir=init, task=task, seed=cfg.split_seed)
         result = run_train(cfg, init=init_fn)
-        doc = metrics_document(result, cfg) | ({"init": str(init)} if init is not None else {})
+        # the prompt folder by its absolute path, as the task and model are recorded
+        started_from = {"init": str(init.expanduser().resolve())} if init is not None else {}
+        doc = metrics_document(result, cfg) | started_from
         try:  # and once more: nothing else may have written there while this run trained
             check_out_dir(out, overwrite)
         except Ptv2Error as e:
             raise Ptv2Error(f"{e}; it was written into while this run trained: the new adapter is not saved") from None
         save_adapter(result.model, out, result.spec, model, result.base_fingerprint,
                      extra={"metrics_file": "metrics.json", "train_config": cfg.to_dict()}
-                     | ({"init": str(init)} if init is not None else {}),
+                     | started_from,
                      files={"metrics.json": json.dumps(doc, indent=2) + "\n"})
         no_interrupts_from_here()  # the adapter is renamed into place: a signal now would only make a script train again
     typer.echo(f"dev {result.spec.metric} {result.dev['score']:.4f}, test {result.spec.metric} {result.test['score']:.4f} "
