@@ -123,6 +123,8 @@ def eval_(
     if prompt_len is not None and prompt_len <= 0:
         raise Ptv2Error(f"--prompt-len must be a positive integer, got {prompt_len}")
     check_batch_size(batch_size)
+    if max_eval is not None and max_eval <= 0:  # before anything loads, in the words of train's check
+        raise Ptv2Error(f"--max-eval must be a positive integer (or left out: all rows), got {max_eval}")
     if seed is not None:
         check_seed(seed, "--seed")
     if pretrained is not None:
