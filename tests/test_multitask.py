@@ -1030,3 +1030,16 @@ def test_train_init_records_the_prompt_folder_by_its_absolute_path(tmp_path, tok
     where = str(tmp_path.resolve() / "pre")
     assert json.loads((tmp_path / "adapter" / "metrics.json").read_text())["init"] == where
     assert json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["extra"]["init"] == where
+
+
+def test_eval_pretrained_says_a_base_model_that_does_not_load_is_the_prompts_recorded_base(run):
+    """The prompt here was pre-trained on a model named "tiny-bert", which no folder or cache holds:
+    `eval --pretrained` said only that model 'tiny-bert' is not found, with no word of whose it is."""
+    from conftest import run_cli
+
+    out, _ = run
+    res = run_cli("eval", "--pretrained", str(out), "--max-eval", "4")
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and res.stdout == "", res.stderr
+    prefix = f"error: pre-trained prompt '{out}': its base model 'tiny-bert' cannot be loaded here: "
+    assert lines[0].startswith(prefix) and "'tiny-bert'" in lines[0][len(prefix):], res.stderr  # then the loader's why

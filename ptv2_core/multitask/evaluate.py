@@ -38,7 +38,12 @@ def load_pretrained(pretrained_dir: str | Path, backbone: nn.Module | None = Non
     config = read_pretrained_config(pretrained_dir)
     state = read_pretrained_state(pretrained_dir)  # a broken file fails before any base model loads
     if backbone is None:
-        backbone, tokenizer = load_backbone(config["base_model"]["name"])
+        name = config["base_model"]["name"]
+        try:
+            backbone, tokenizer = load_backbone(name)
+        except Ptv2Error as e:  # the user named no model: say it is the prompt's recorded base
+            raise Ptv2Error(f"pre-trained prompt '{pretrained_dir}': its base model '{name}' cannot be loaded here: "
+                            f"{e}") from None
     check_base(config, fingerprint(backbone), pretrained_dir, used_tokenizer_fingerprint(backbone, tokenizer))
     try:
         prompt = PromptConfig.from_dict(config["prompt"])
