@@ -281,7 +281,10 @@ def load_adapter(adapter_dir: str | Path, backbone: nn.Module | None = None, tok
     state = read_adapter_weights(adapter_dir)  # a broken file fails before any base model loads
     base = config["base_model"]
     if backbone is None:
-        backbone, tokenizer = load_backbone(base["name"])
+        try:
+            backbone, tokenizer = load_backbone(base["name"])
+        except Ptv2Error as e:  # the user named no model: say it is the adapter's recorded base
+            raise Ptv2Error(f"adapter '{adapter_dir}': its base model '{base['name']}' cannot be loaded here: {e}") from None
     actual = fingerprint(backbone)
     if actual != base["fingerprint"]:
         raise Ptv2Error(

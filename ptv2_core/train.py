@@ -181,6 +181,17 @@ def fit(
     return best_epoch, best_dev or {}, history, seen / max(train_time, 1e-9), stopped
 
 
+def check_prompt_fits_model(prompt_len: int, model: str, config=None) -> None:
+    """A prompt longer than the model's context (or than its sliding window) refused from the model's
+    config alone (``config``: it, loaded already), before any data or weights load: it was refused
+    only once both had loaded (minutes for a large model). The text's own length against the
+    positions is checked once the task's max length is known (``build_model``)."""
+    from ptv2_core.backbone import load_config
+    from ptv2_core.build import check_prompt_len
+
+    check_prompt_len(prompt_len, load_config(model) if config is None else config, 1)
+
+
 def train(cfg: TrainConfig, report: Report | None = None,
           init: Callable[[PromptModel, TaskSpec], None] | None = None) -> TrainResult:
     """Set up, train and test one configuration: ``load → build → fit → test``.
@@ -189,6 +200,7 @@ def train(cfg: TrainConfig, report: Report | None = None,
     prompt: ``partial(init_from_pretrained, pretrained_dir=DIR, task=cfg.task)``).
     """
     cfg.check_training()  # cheap checks first, before any data or weights load
+    check_prompt_fits_model(cfg.prompt_len, cfg.model)
     seed_everything(cfg.seed)
     if not cfg.progress:
         quiet_libraries()

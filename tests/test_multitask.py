@@ -991,3 +991,55 @@ def test_ctrl_c_as_the_prompt_is_written_says_it_is_complete_not_to_resume_it(tm
         main([*args, "--overwrite"])
     assert (e.value.code, stderr.getvalue()) == (
         130, "error: interrupted before the first epoch's checkpoint: nothing to resume\n")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--prompt-len", "16"], "prompt length 16 is longer than the pre-trained prompt"),
+    (["--prompt-len", "4", "--seed", "1"], "use seed 0"),
+    (["--prompt-len", "4", "--reparam"], "pre-train and train with the same --reparam setting"),
+])
+def test_train_init_refuses_what_the_prompt_cannot_start_before_the_task_and_model_load(run, tmp_path, args, message):
+    """`ptv2 train --init` used to load the task and the base model before it looked at the length,
+    seed and reparameterization the prompt can start: minutes on a large model, to be told a
+    --prompt-len was too long. The prompt's base here ("tiny-bert") cannot be loaded at all, so
+    only a check made before the model loads can name the problem."""
+    from conftest import run_cli
+
+    out, _ = run
+    res = run_cli("train", "--task", "trec", "--model", "tiny-bert", "--epochs", "1", "--max-train", "8", *args,
+                  "--init", str(out), "--out", str(tmp_path / "a"), "--quiet")
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], res.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_init_records_the_prompt_folder_by_its_absolute_path(tmp_path, tokenizer, monkeypatch):
+    """`ptv2 train --init runs/pre` recorded "runs/pre" in metrics.json and adapter_config.json,
+    while it records the task and model by absolute paths (a relative one names another folder,
+    or none, from elsewhere): the adapter's provenance pointed nowhere once read from another folder."""
+    from conftest import run_cli
+
+    model = tiny_model_folder(tmp_path, tokenizer)
+    monkeypatch.chdir(tmp_path)
+    res = run_cli("pretrain", "--tasks", "trec", "--model", str(model), "--max-prompt-len", "4", "--lengths", "2,4",
+                  "--epochs", "1", "--max-train", "16", "--max-eval", "8", "--no-track", "--quiet", "--out", "pre")
+    assert res.returncode == 0, res.stderr
+    res = run_cli("train", "--task", "trec", "--model", str(model), "--prompt-len", "2", "--epochs", "1",
+                  "--max-train", "16", "--max-eval", "8", "--quiet", "--init", "pre", "--out", "adapter")
+    assert res.returncode == 0, res.stderr
+    where = str(tmp_path.resolve() / "pre")
+    assert json.loads((tmp_path / "adapter" / "metrics.json").read_text())["init"] == where
+    assert json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["extra"]["init"] == where
+
+
+def test_eval_pretrained_says_a_base_model_that_does_not_load_is_the_prompts_recorded_base(run):
+    """The prompt here was pre-trained on a model named "tiny-bert", which no folder or cache holds:
+    `eval --pretrained` said only that model 'tiny-bert' is not found, with no word of whose it is."""
+    from conftest import run_cli
+
+    out, _ = run
+    res = run_cli("eval", "--pretrained", str(out), "--max-eval", "4")
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and res.stdout == "", res.stderr
+    prefix = f"error: pre-trained prompt '{out}': its base model 'tiny-bert' cannot be loaded here: "
+    assert lines[0].startswith(prefix) and "'tiny-bert'" in lines[0][len(prefix):], res.stderr  # then the loader's why

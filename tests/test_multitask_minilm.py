@@ -106,6 +106,21 @@ def test_eval_pretrained_reports_every_task_at_every_length(pretrained):
 
 
 @pytest.mark.slow
+def test_eval_pretrained_notes_another_seed_and_a_missing_max_eval_as_eval_adapter_does(pretrained):
+    """`eval --pretrained --seed 1` on a prompt pre-trained with seed 0 scored dev rows the prompt
+    was trained on and said nothing (`eval --adapter` notes it); left without --max-eval, it scored
+    every dev row where prompt_config.json had 32, with nothing to say why the numbers differ."""
+    res = ok(ptv2("eval", "--pretrained", str(pretrained), "--lengths", "2", "--seed", "1", "--device", "cpu"))
+    notes = [line for line in res.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 2, res.stderr
+    assert "pre-trained on the splits of seed 0; with --seed 1" in notes[0] and "too high" in notes[0]
+    assert "at most 32 dev rows per task" in notes[1] and "Pass --max-eval 32" in notes[1]
+    assert json.loads(res.stdout)["seed"] == 1
+    quiet = ok(ptv2("eval", "--pretrained", str(pretrained), "--lengths", "2", "--max-eval", "8", "--seed", "0"))
+    assert "note:" not in quiet.stderr, quiet.stderr
+
+
+@pytest.mark.slow
 def test_init_loads_the_first_L_positions_of_the_minilm_prompt(pretrained, tmp_path):
     from ptv2_core.backbone import load_backbone
     from ptv2_core.build import build_model

@@ -237,3 +237,21 @@ def test_a_max_length_other_than_the_tasks_is_what_the_adapter_records_and_is_sc
     loaded = load_adapter(out, device="cpu")
     assert loaded.spec.max_length == 8
     assert evaluate_adapter(loaded, "trec", max_eval=32)["test"]["loss"] == pytest.approx(res.test["loss"], abs=1e-6)
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "--task", "nope", "--prompt-len", "600", "--out", "OUT"],
+    ["pretrain", "--tasks", "nope", "--max-prompt-len", "600", "--lengths", "4,600", "--no-track", "--out", "OUT"],
+])
+def test_a_prompt_longer_than_the_models_context_is_refused_before_the_task_and_weights_load(tmp_path, command):
+    """MiniLM has 512 positions. `train --prompt-len 600` (and `pretrain --max-prompt-len 600`) was
+    refused only after the task's data and the model's weights had loaded (minutes for a large
+    model); from the model's config it is known at once. The task here does not exist: only a
+    check made before the data loads can name the prompt length."""
+    from conftest import run_cli
+
+    res = run_cli(*[str(tmp_path / "out") if a == "OUT" else a for a in command], "--model", "minilm", "--quiet")
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.splitlines() == [
+        "error: prompt length 600 is too long for this model: at most its context size, 512"], res.stderr
+    assert list(tmp_path.iterdir()) == []

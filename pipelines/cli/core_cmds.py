@@ -69,19 +69,24 @@ def train(
         check_model_pooling(model, pooling)  # 'pooler' on a model without one: before any data or weights load
         init_fn = None
         if init is not None:
-            from ptv2_core.multitask import init_from_pretrained, read_pretrained_config
+            from ptv2_core.multitask import check_init, init_from_pretrained, read_pretrained_config
 
-            read_pretrained_config(init)  # a bad folder fails before any data or weights load
+            cfg.check_training()  # the settings' own messages first
+            # a bad folder, or a --prompt-len, --seed or --reparam it cannot start, fails before any data or weights load
+            check_init(read_pretrained_config(init), init, prompt_len, task=task, seed=cfg.split_seed,
+                       reparam=reparam, reparam_hidden=cfg.reparam_hidden)
             init_fn = partial(init_from_pretrained, pretrained_dir=init, task=task, seed=cfg.split_seed)
         result = run_train(cfg, init=init_fn)
-        doc = metrics_document(result, cfg) | ({"init": str(init)} if init is not None else {})
+        # the prompt folder by its absolute path, as the task and model are recorded
+        started_from = {"init": str(init.expanduser().resolve())} if init is not None else {}
+        doc = metrics_document(result, cfg) | started_from
         try:  # and once more: nothing else may have written there while this run trained
             check_out_dir(out, overwrite)
         except Ptv2Error as e:
             raise Ptv2Error(f"{e}; it was written into while this run trained: the new adapter is not saved") from None
         save_adapter(result.model, out, result.spec, model, result.base_fingerprint,
                      extra={"metrics_file": "metrics.json", "train_config": cfg.to_dict()}
-                     | ({"init": str(init)} if init is not None else {}),
+                     | started_from,
                      files={"metrics.json": json.dumps(doc, indent=2) + "\n"})
         no_interrupts_from_here()  # the adapter is renamed into place: a signal now would only make a script train again
     typer.echo(f"dev {result.spec.metric} {result.dev['score']:.4f}, test {result.spec.metric} {result.test['score']:.4f} "
@@ -118,17 +123,23 @@ def eval_(
     if prompt_len is not None and prompt_len <= 0:
         raise Ptv2Error(f"--prompt-len must be a positive integer, got {prompt_len}")
     check_batch_size(batch_size)
+    if max_eval is not None and max_eval <= 0:  # before anything loads, in the words of train's check
+        raise Ptv2Error(f"--max-eval must be a positive integer (or left out: all rows), got {max_eval}")
     if seed is not None:
         check_seed(seed, "--seed")
     if pretrained is not None:
         from ptv2_core.multitask import evaluate_pretrained, parse_lengths, read_pretrained_config
+        from ptv2_core.multitask.evaluate import scored_lengths
 
         if task is not None:
             raise Ptv2Error("--task does not apply to --pretrained (it scores every pre-training task)")
         if lengths is not None and prompt_len is not None:
             raise Ptv2Error("give --lengths or --prompt-len, not both")
-        read_pretrained_config(pretrained)  # a bad folder fails before the model loads
+        config = read_pretrained_config(pretrained)  # a bad folder fails before the model loads
         wanted = parse_lengths(lengths) if lengths is not None else ([prompt_len] if prompt_len is not None else None)
+        scored_lengths(config, wanted)  # bad lengths: the error line alone, no notes before it
+        for note in _pretrained_notes(config.get("pretrain_config") or {}, seed, max_eval):
+            typer.echo(note, err=True)
         typer.echo(json.dumps(evaluate_pretrained(pretrained, wanted, seed=seed, max_eval=max_eval,
                                                   batch_size=batch_size, device=pick_device(device)), indent=2))
         return
@@ -283,6 +294,22 @@ def _own_task(loaded, adapter: Path | None, version) -> str:
         raise Ptv2Error(f"{version.name} version {version.version} was registered on task '{ref}', which is not "
                         "found here: pass --task PATH (its task YAML, or the packaged task if that is what it was)")
     return ref
+
+
+def _pretrained_notes(pretrain_config: dict, seed: int | None, max_eval: int | None) -> list[str]:
+    """What ``eval --pretrained`` says before its scores, as ``eval --adapter`` does: another --seed
+    than pre-training's puts rows the prompt was trained on into the dev splits, and a prompt
+    pre-trained with --max-eval recorded scores on that many dev rows, which no --max-eval now
+    would reproduce if it is left out."""
+    notes = []
+    pre_seed, pre_eval = pretrain_config.get("seed"), pretrain_config.get("max_eval")
+    if seed is not None and pre_seed is not None and seed != pre_seed:
+        notes.append(f"note: it was pre-trained on the splits of seed {pre_seed}; with --seed {seed} its tasks' dev rows "
+                     "may include rows it was trained on, so these scores can be too high")
+    if max_eval is None and pre_eval:
+        notes.append(f"note: its prompt_config.json scored at most {pre_eval} dev rows per task (--max-eval {pre_eval} "
+                     f"when pre-trained); this scores every row. Pass --max-eval {pre_eval} to reproduce those numbers.")
+    return notes
 
 
 def _same_task(task: str, loaded) -> bool:

@@ -5,7 +5,7 @@
 ``load_pretrained`` / ``evaluate_pretrained`` score every pre-training task at every length.
 """
 from ptv2_core.multitask.evaluate import LoadedPretrained, evaluate_pretrained, load_pretrained, parse_lengths
-from ptv2_core.multitask.init import init_from_pretrained
+from ptv2_core.multitask.init import check_init, init_from_pretrained
 from ptv2_core.multitask.mixing import TaskMixer, mixing_weights
 from ptv2_core.multitask.model import MultiTaskPromptModel
 from ptv2_core.multitask.pretrain import PretrainResult, pretrain
@@ -13,6 +13,6 @@ from ptv2_core.multitask.pretrained import PretrainConfig, default_lengths, read
 
 __all__ = [
     "LoadedPretrained", "MultiTaskPromptModel", "PretrainConfig", "PretrainResult", "TaskMixer",
-    "default_lengths", "evaluate_pretrained", "init_from_pretrained", "load_pretrained", "mixing_weights", "parse_lengths",
+    "check_init", "default_lengths", "evaluate_pretrained", "init_from_pretrained", "load_pretrained", "mixing_weights", "parse_lengths",
     "pretrain", "read_pretrained_config",
 ]

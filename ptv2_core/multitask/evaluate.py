@@ -38,7 +38,12 @@ def load_pretrained(pretrained_dir: str | Path, backbone: nn.Module | None = Non
     config = read_pretrained_config(pretrained_dir)
     state = read_pretrained_state(pretrained_dir)  # a broken file fails before any base model loads
     if backbone is None:
-        backbone, tokenizer = load_backbone(config["base_model"]["name"])
+        name = config["base_model"]["name"]
+        try:
+            backbone, tokenizer = load_backbone(name)
+        except Ptv2Error as e:  # the user named no model: say it is the prompt's recorded base
+            raise Ptv2Error(f"pre-trained prompt '{pretrained_dir}': its base model '{name}' cannot be loaded here: "
+                            f"{e}") from None
     check_base(config, fingerprint(backbone), pretrained_dir, used_tokenizer_fingerprint(backbone, tokenizer))
     try:
         prompt = PromptConfig.from_dict(config["prompt"])
@@ -71,6 +76,16 @@ def parse_lengths(text: str) -> list[int]:
     return values
 
 
+def scored_lengths(config: dict, lengths: list[int] | None = None) -> list[int]:
+    """The lengths ``evaluate_pretrained`` scores a prompt of ``config`` at: ``lengths`` sorted
+    (default: the pre-training candidates); a Ptv2Error for one outside 1..max_prompt_len."""
+    lengths = sorted(set(lengths or config["lengths"]))
+    bad = [n for n in lengths if not 0 < n <= config["max_prompt_len"]]
+    if bad:
+        raise Ptv2Error(f"prompt lengths {bad} are outside 1..{config['max_prompt_len']} (the pre-trained max_prompt_len)")
+    return lengths
+
+
 def evaluate_pretrained(pretrained: str | Path | LoadedPretrained, lengths: list[int] | None = None, *,
                         seed: int | None = None, max_eval: int | None = None, batch_size: int = 128,
                         device: str | torch.device = "cpu") -> dict:
@@ -81,10 +96,7 @@ def evaluate_pretrained(pretrained: str | Path | LoadedPretrained, lengths: list
     Returns ``{"lengths", "seed", "base_model", "tasks": {name: {"metric", "dev": {length: metrics}}}}``.
     """
     config = pretrained.config if isinstance(pretrained, LoadedPretrained) else read_pretrained_config(pretrained)
-    lengths = sorted(set(lengths or config["lengths"]))
-    bad = [n for n in lengths if not 0 < n <= config["max_prompt_len"]]
-    if bad:  # checked before any weights load
-        raise Ptv2Error(f"prompt lengths {bad} are outside 1..{config['max_prompt_len']} (the pre-trained max_prompt_len)")
+    lengths = scored_lengths(config, lengths)  # checked before any weights load
     loaded = pretrained if isinstance(pretrained, LoadedPretrained) else load_pretrained(pretrained, device=device)
     seed = config.get("pretrain_config", {}).get("seed", 0) if seed is None else seed
     model_device = next(loaded.model.parameters()).device

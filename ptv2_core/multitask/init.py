@@ -42,26 +42,13 @@ def init_from_pretrained(model: PromptModel, spec: TaskSpec | None = None, *, pr
     pre = PromptConfig.from_dict(config["prompt"])
     own = model.prompt_config
     n = own.prompt_len if prompt_len is None else prompt_len
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise Ptv2Error(f"prompt length must be a positive integer, got {n!r}")
-    if n > pre.prompt_len:
-        raise Ptv2Error(f"prompt length {n} is longer than the pre-trained prompt in '{pretrained_dir}' "
-                        f"(max_prompt_len {pre.prompt_len})")
+    check_init(config, pretrained_dir, n, task=task, seed=seed, reparam=own.reparam,
+               reparam_hidden=own.reparam_hidden)
     if n > own.prompt_len:
         raise Ptv2Error(f"cannot copy {n} pre-trained positions into a prompt of length {own.prompt_len}")
     if (pre.num_layers, pre.num_kv_heads, pre.head_dim) != (own.num_layers, own.num_kv_heads, own.head_dim):
         raise Ptv2Error(f"pre-trained prompt '{pretrained_dir}' has another shape (layers/heads) than the model's")
-    if pre.reparam != own.reparam or (own.reparam and pre.reparam_hidden != own.reparam_hidden):
-        def form(c: PromptConfig) -> str:
-            return f"MLP reparameterization (hidden {c.reparam_hidden})" if c.reparam else "no reparameterization"
-        raise Ptv2Error(f"pre-trained prompt '{pretrained_dir}' uses {form(pre)}, the model {form(own)}: "
-                        "pre-train and train with the same --reparam setting")
     idx = task_index(config, task) if task is not None else None
-    if idx is not None and seed is not None:
-        pre_seed = config.get("pretrain_config", {}).get("seed")
-        if pre_seed is not None and seed != pre_seed:
-            raise Ptv2Error(f"task '{task}' took part in pre-training with data seed {pre_seed}; training it with "
-                            f"seed {seed} would score it on rows the prompt was trained on: use seed {pre_seed}")
     state = read_pretrained_state(pretrained_dir)
     with torch.no_grad():
         src = state.get("prefix.embedding.weight")
@@ -76,3 +63,29 @@ def init_from_pretrained(model: PromptModel, spec: TaskSpec | None = None, *, pr
             if same_labels and all(getattr(head, k) == getattr(model.head_config, k) for k in _HEAD_KEYS):
                 model.head.load_state_dict({k[len(f"heads.{idx}."):]: v for k, v in state.items()
                                             if k.startswith(f"heads.{idx}.")})
+
+
+def check_init(config: dict, pretrained_dir: str | Path, prompt_len, *, task: str | None = None,
+               seed: int | None = None, reparam: bool | None = None, reparam_hidden: int | None = None) -> None:
+    """The checks of ``init_from_pretrained`` that need only the prompt's config (read with
+    ``read_pretrained_config``), not the model: a prompt length beyond ``max_prompt_len``, another
+    data seed for a task that took part, another reparameterization (``reparam`` None: not
+    checked). ``train --init`` runs them before any data or weights load: a wrong --prompt-len or
+    --seed is told at once, not after the task and the model have loaded."""
+    pre = PromptConfig.from_dict(config["prompt"])
+    if isinstance(prompt_len, bool) or not isinstance(prompt_len, int) or prompt_len <= 0:
+        raise Ptv2Error(f"prompt length must be a positive integer, got {prompt_len!r}")
+    if prompt_len > pre.prompt_len:
+        raise Ptv2Error(f"prompt length {prompt_len} is longer than the pre-trained prompt in '{pretrained_dir}' "
+                        f"(max_prompt_len {pre.prompt_len})")
+    if reparam is not None and (pre.reparam != reparam or (reparam and pre.reparam_hidden != reparam_hidden)):
+        def form(on: bool, hidden) -> str:
+            return f"MLP reparameterization (hidden {hidden})" if on else "no reparameterization"
+        raise Ptv2Error(f"pre-trained prompt '{pretrained_dir}' uses {form(pre.reparam, pre.reparam_hidden)}, the "
+                        f"model {form(reparam, reparam_hidden)}: pre-train and train with the same --reparam setting")
+    idx = task_index(config, task) if task is not None else None
+    if idx is not None and seed is not None:
+        pre_seed = config.get("pretrain_config", {}).get("seed")
+        if pre_seed is not None and seed != pre_seed:
+            raise Ptv2Error(f"task '{task}' took part in pre-training with data seed {pre_seed}; training it with "
+                            f"seed {seed} would score it on rows the prompt was trained on: use seed {pre_seed}")

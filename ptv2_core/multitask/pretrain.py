@@ -45,7 +45,8 @@ from ptv2_core.tasks.subsample import subset_rule
 from ptv2_core.tasks import TaskSpec, load_task
 from ptv2_core.tasks.encode import Collator, encode, prepare_tokenizer
 from ptv2_core import busy_lock
-from ptv2_core.train import Report, TrainingDiverged, check_dev_finite, quiet_libraries, seed_everything
+from ptv2_core.train import (Report, TrainingDiverged, check_dev_finite, check_prompt_fits_model, quiet_libraries,
+                             seed_everything)
 from ptv2_core.wording import count_of
 
 
@@ -187,6 +188,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
     cfg.check()
     # 'pooler' on a model without one, or an unknown name: from the config, before any data or weights load
     check_model_pooling(cfg.model, cfg.pooling, None if backbone is None else backbone.config)
+    check_prompt_fits_model(cfg.max_prompt_len, cfg.model, None if backbone is None else backbone.config)
     out = Path(out_dir)
     _check_out(out, overwrite)
     seed_everything(cfg.seed)
