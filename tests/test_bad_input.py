@@ -486,7 +486,9 @@ def test_ctrl_c_is_one_error_line_exit_130_and_writes_nothing(tmp_path):
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 130 and err.strip().splitlines() == ["error: interrupted"], err
+    assert proc.returncode == 130 and err.strip().splitlines() == [
+        f"error: interrupted; no adapter was written to {out}: run the same command again to train it (it starts "
+        "over)"], err
     assert "Traceback" not in err and list(tmp_path.iterdir()) == []  # no output, no folder, no lock file left
 
 
@@ -511,8 +513,40 @@ def test_sigterm_is_handled_as_ctrl_c_is_one_error_line_exit_143_and_writes_noth
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 143 and err.strip().splitlines() == ["error: terminated (SIGTERM)"], (proc.returncode, err)
+    assert proc.returncode == 143 and err.strip().splitlines() == [
+        f"error: terminated (SIGTERM); no adapter was written to {out}: run the same command again to train it (it "
+        "starts over)"], (proc.returncode, err)
     assert list(tmp_path.iterdir()) == []  # no output, no folder, no lock file left
+
+
+def test_ctrl_c_of_train_with_overwrite_says_the_folder_is_as_it_was(tmp_path):
+    """With --overwrite, --out may hold an earlier adapter: a Ctrl-C before the new one is written
+    leaves it untouched, and the line says so (not that nothing is there)."""
+    import signal
+
+    out = tmp_path / "trec"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    proc = subprocess.Popen([*PTV2, "train", "--task", "trec", "--model", "minilm", "--out", str(out), "--overwrite",
+                             "--epochs", "50", "--max-train", "64", "--max-eval", "32"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"),
+                            preexec_fn=interruptible)
+    try:
+        seen = []
+        for line in proc.stderr:  # training has started: its first epoch's line
+            seen.append(line)
+            if line.startswith("epoch 1:"):
+                break
+        assert proc.poll() is None, "".join(seen)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and err.strip().splitlines() == [
+        f"error: interrupted; no new adapter was written ({out} is as it was): run the same command again to "
+        "train it (it starts over)"], (proc.returncode, err)
+    assert os.listdir(out) == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trec"]  # no lock file left
 
 
 def _train_holding_its_lock(tmp_path, out: Path, *extra: str) -> subprocess.Popen:

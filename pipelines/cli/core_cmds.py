@@ -1,6 +1,7 @@
 """``ptv2 train``, ``ptv2 eval``, ``ptv2 predict``: the core library from the shell."""
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -43,6 +44,7 @@ def train(
     """Train a P-Tuning v2 adapter on one task and write it with its metrics."""
     from functools import partial
 
+    from components.held_signals import HeldSignals
     from ptv2_core import busy_lock
     from ptv2_core.adapter import check_out_dir, save_adapter
     from ptv2_core.backbone import absolute_model_ref
@@ -54,41 +56,58 @@ def train(
     from ptv2_core.report import metrics_document
 
     check_out_dir(out, overwrite)
-    bars_on_a_terminal_only()
-    # one process per output folder: a second `ptv2 train --out` to the same folder would train for
-    # nothing and then replace the first one's adapter, even without --overwrite
-    with busy_lock.output_lock(out, "train",
-                               f"another `ptv2 train` is writing to '{out}': wait for it to end, or stop it first"):
-        check_out_dir(out, overwrite)  # again: a run that held the lock before this one may have written there
-        task = absolute_ref(task)  # recorded in the adapter: a relative path fails from another folder
-        model = absolute_model_ref(model)  # likewise
-        cfg = TrainConfig(task=task, model=model, prompt_len=prompt_len, lr=lr, epochs=epochs, batch_size=batch_size,
-                          eval_batch_size=eval_batch_size, max_train=max_train, max_eval=max_eval, reparam=reparam,
-                          pooling=pooling, patience=patience, group_by_length=group_by_length, seed=seed,
-                          data_seed=data_seed, device=device, progress=not quiet)
-        check_model_pooling(model, pooling)  # 'pooler' on a model without one: before any data or weights load
-        init_fn = None
-        if init is not None:
-            from ptv2_core.multitask import check_init, init_from_pretrained, read_pretrained_config
+    held_before = out.is_dir() and any(out.iterdir())  # only with --overwrite: kept as it is by a Ctrl-C
+    try:  # a Ctrl-C or SIGTERM until the adapter is in place leaves --out untouched: say so
+        bars_on_a_terminal_only()
+        # one process per output folder: a second `ptv2 train --out` to the same folder would train for
+        # nothing and then replace the first one's adapter, even without --overwrite
+        with busy_lock.output_lock(out, "train",
+                                   f"another `ptv2 train` is writing to '{out}': wait for it to end, or stop it first"):
+            check_out_dir(out, overwrite)  # again: a run that held the lock before this one may have written there
+            task = absolute_ref(task)  # recorded in the adapter: a relative path fails from another folder
+            model = absolute_model_ref(model)  # likewise
+            cfg = TrainConfig(task=task, model=model, prompt_len=prompt_len, lr=lr, epochs=epochs, batch_size=batch_size,
+                              eval_batch_size=eval_batch_size, max_train=max_train, max_eval=max_eval, reparam=reparam,
+                              pooling=pooling, patience=patience, group_by_length=group_by_length, seed=seed,
+                              data_seed=data_seed, device=device, progress=not quiet)
+            check_model_pooling(model, pooling)  # 'pooler' on a model without one: before any data or weights load
+            init_fn = None
+            if init is not None:
+                from ptv2_core.multitask import check_init, init_from_pretrained, read_pretrained_config
 
-            cfg.check_training()  # the settings' own messages first
-            # a bad folder, or a --prompt-len, --seed or --reparam it cannot start, fails before any data or weights load
-            check_init(read_pretrained_config(init), init, prompt_len, task=task, seed=cfg.split_seed,
-                       reparam=reparam, reparam_hidden=cfg.reparam_hidden)
-            init_fn = partial(init_from_pretrained, pretrained_dir=init, task=task, seed=cfg.split_seed)
-        result = run_train(cfg, init=init_fn)
-        # the prompt folder by its absolute path, as the task and model are recorded
-        started_from = {"init": str(init.expanduser().resolve())} if init is not None else {}
-        doc = metrics_document(result, cfg) | started_from
-        try:  # and once more: nothing else may have written there while this run trained
-            check_out_dir(out, overwrite)
-        except Ptv2Error as e:
-            raise Ptv2Error(f"{e}; it was written into while this run trained: the new adapter is not saved") from None
-        save_adapter(result.model, out, result.spec, model, result.base_fingerprint,
-                     extra={"metrics_file": "metrics.json", "train_config": cfg.to_dict()}
-                     | started_from,
-                     files={"metrics.json": json.dumps(doc, indent=2) + "\n"})
-        no_interrupts_from_here()  # the adapter is renamed into place: a signal now would only make a script train again
+                cfg.check_training()  # the settings' own messages first
+                # a bad folder, or a --prompt-len, --seed or --reparam it cannot start, fails before any data or weights load
+                check_init(read_pretrained_config(init), init, prompt_len, task=task, seed=cfg.split_seed,
+                           reparam=reparam, reparam_hidden=cfg.reparam_hidden)
+                init_fn = partial(init_from_pretrained, pretrained_dir=init, task=task, seed=cfg.split_seed)
+            result = run_train(cfg, init=init_fn)
+            # the prompt folder by its absolute path, as the task and model are recorded
+            started_from = {"init": str(init.expanduser().resolve())} if init is not None else {}
+            doc = metrics_document(result, cfg) | started_from
+            try:  # and once more: nothing else may have written there while this run trained
+                check_out_dir(out, overwrite)
+            except Ptv2Error as e:
+                raise Ptv2Error(f"{e}; it was written into while this run trained: the new adapter is not saved") from None
+            # a Ctrl-C or SIGTERM while saving waits for the save: it would otherwise come once the adapter
+            # is renamed into place (exit 130 for work done) or, with --overwrite, between its files
+            held = HeldSignals()
+            try:
+                save_adapter(result.model, out, result.spec, model, result.base_fingerprint,
+                             extra={"metrics_file": "metrics.json", "train_config": cfg.to_dict()}
+                             | started_from,
+                             files={"metrics.json": json.dumps(doc, indent=2) + "\n"})
+            except BaseException:
+                with contextlib.suppress(KeyboardInterrupt):  # the save's own error is the one to tell
+                    held.release()
+                raise
+            # the adapter is in place: a signal now (or one held above) would only make a script train again
+            no_interrupts_from_here()
+    except KeyboardInterrupt:
+        from ptv2_core.errors import Ptv2Interrupted
+
+        kept = f"no new adapter was written ({out} is as it was)" if held_before else f"no adapter was written to {out}"
+        # --overwrite or not, the same command trains from the start: nothing of the stopped run is kept
+        raise Ptv2Interrupted(f"interrupted; {kept}: run the same command again to train it (it starts over)") from None
     typer.echo(f"dev {result.spec.metric} {result.dev['score']:.4f}, test {result.spec.metric} {result.test['score']:.4f} "
                f"(best epoch {result.best_epoch}); adapter written to {out}")
 
