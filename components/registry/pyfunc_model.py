@@ -107,6 +107,8 @@ class Ptv2PyfuncModel(mlflow.pyfunc.PythonModel):
 
         from ptv2_core.adapter import CONFIG, WEIGHTS
 
+        # where to load, from the server's environment: a bad value is named as the variable, first
+        device = pick_device(os.environ.get("PTV2_DEVICE", "auto"), setting="PTV2_DEVICE")
         adapter_dir = context.artifacts[ARTIFACT_KEY]
         expected = (context.model_config or {}).get("adapter_digests") or {}
         if not {WEIGHTS, CONFIG} <= set(expected):  # without them any file would load
@@ -117,7 +119,7 @@ class Ptv2PyfuncModel(mlflow.pyfunc.PythonModel):
         if bad:
             raise Ptv2Error(f"corrupt model artifact: {', '.join(bad)} in '{adapter_dir}' do not match the "
                             "SHA-256 recorded at registration")
-        self.loaded = load_adapter(adapter_dir, device=pick_device(os.environ.get("PTV2_DEVICE", "auto")))
+        self.loaded = load_adapter(adapter_dir, device=device)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         from ptv2_core.predict import predict

@@ -359,9 +359,13 @@ def _registered(model_uri: str, device: str):
     import os
 
     from components.registry.load import load_registered
+    from ptv2_core.device import pick_device
 
     if device == "auto":
+        # a bad value fails before the store is opened, named as the variable (not as --device)
+        pick_device(os.environ.get("PTV2_DEVICE", "auto"), setting="PTV2_DEVICE")
         return load_registered(model_uri)
+    pick_device(device)  # a bad --device is told as one (below, the pyfunc model reads it as PTV2_DEVICE)
     previous = os.environ.get("PTV2_DEVICE")
     os.environ["PTV2_DEVICE"] = device  # read by the pyfunc model's load_context
     try:
