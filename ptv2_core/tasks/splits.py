@@ -70,7 +70,7 @@ def finalize(dd: DatasetDict, seed: int, max_train: int | None, max_eval: int | 
     check_seed(seed, "split seed")
     for name, n in (("max_train", max_train), ("max_eval", max_eval)):
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-            raise Ptv2Error(f"{name} must be a positive integer or None, got {n!r}")
+            raise Ptv2Error(f"{name} must be a positive integer (or left out: all rows), got {n!r}")
     if set(dd) != set(SPLITS):
         raise Ptv2Error(f"a task needs exactly the splits {SPLITS}, got {sorted(dd)}")
     for name in SPLITS:
