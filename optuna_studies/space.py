@@ -3,7 +3,7 @@
 Keys of a space file (all but ``prompt_len`` and ``lr`` have defaults)::
 
     metric: dev_score            # a key of the core's per-epoch report (dev_<metric>, train_loss)
-    direction: maximize          # or minimize
+    direction: maximize          # minimize for a loss (dev_loss, train_loss), maximize for any other
     prompt_len: [4, 8, 16, 32]   # categorical choices
     lr: {low: 3.0e-3, high: 5.0e-2, log: true}
     epochs: 6                    # the resource ASHA spends (max epochs per trial)
@@ -143,6 +143,9 @@ def parse_space(doc: Any, source: str = "<space>") -> SearchSpace:
         raise Ptv2Error(f"{where}: direction must be maximize or minimize, got {direction!r}")
     if is_loss and _DIRECTIONS[direction] == "max":
         raise Ptv2Error(f"{where}: metric {metric} is a loss: direction must be minimize (or leave it out)")
+    if not is_loss and _DIRECTIONS[direction] == "min":  # every other metric is a score in [0, 1]: the worst won
+        raise Ptv2Error(f"{where}: metric {metric} is a score (higher is better): direction must be maximize "
+                        "(or leave it out)")
     pruning = _mapping(doc.get("pruning", {}), "pruning", {"grace_period", "reduction_factor", "warm_grace_period"},
                        where)
     sampler = _mapping(doc.get("sampler", {}), "sampler", {"n_startup_trials", "seed", "startup", "length"}, where)

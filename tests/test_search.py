@@ -188,6 +188,15 @@ def test_a_list_or_mapping_where_a_space_wants_a_scalar_is_refused(extra, match)
         parse_space(_BASE | extra)
 
 
+@pytest.mark.parametrize("metric", ["dev_score", "dev_accuracy", "dev_macro_f1", "dev_span_f1"])
+@pytest.mark.parametrize("direction", ["minimize", "min"])
+def test_a_score_metric_cannot_be_minimised(metric, direction):
+    """metric: dev_accuracy with direction: minimize was accepted: every metric but a loss is a
+    score in [0, 1], higher is better, so the search ranked its worst trial best and wrote it."""
+    with pytest.raises(Ptv2Error, match=f"metric {metric} is a score .*: direction must be maximize"):
+        parse_space(_BASE | {"metric": metric, "direction": direction})
+
+
 def test_a_loss_metric_is_minimised_by_default():
     """metric: dev_loss without a direction was maximised: the search picked the highest loss."""
     base = {"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}}
