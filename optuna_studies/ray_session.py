@@ -110,6 +110,28 @@ def sigterm_kept() -> Iterator[None]:
 
 
 @contextmanager
+def sigterm_blocked_for_children() -> Iterator[None]:
+    """Start a local Ray's processes (GCS, raylet, and the workers the raylet forks) with SIGTERM
+    blocked, as Ray itself blocks SIGINT in them. A SIGTERM to the command's process group (``timeout``,
+    ``kill -- -PGID``, a supervisor stopping the group) killed them at once, beside the driver that
+    was to stop the trials and record the stop: it waited 60 s for the dead GCS, then Ray aborted it
+    (exit 1, no ``error:`` line), its raylet and workers left running meanwhile. The driver stops them
+    itself (``ray.shutdown``: SIGTERM, then SIGKILL after a second). A SIGTERM that arrives while
+    blocked here is taken once the block ends, by the handler in place then."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+@contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None) -> Iterator[None]:
     """Keep Ray connected for the block (what the cluster can hold: ``capacity.check_capacity``).
 
@@ -128,7 +150,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpu
     if target:
         check_answers(target)
     try:
-        with sigterm_kept():
+        # unblocked after sigterm_kept put ptv2's handler back: a SIGTERM meanwhile goes to it, not Ray's
+        with sigterm_blocked_for_children(), sigterm_kept():
             if target:
                 _join(ray, target, common)
             else:

@@ -2,8 +2,9 @@
 
 Keys of a space file (all but ``prompt_len`` and ``lr`` have defaults)::
 
+    task: trec                   # optional: the task it is for (--task must be that task)
     metric: dev_score            # a key of the core's per-epoch report (dev_<metric>, train_loss)
-    direction: maximize          # or minimize
+    direction: maximize          # minimize for a loss (dev_loss, train_loss), maximize for any other
     prompt_len: [4, 8, 16, 32]   # categorical choices
     lr: {low: 3.0e-3, high: 5.0e-2, log: true}
     epochs: 6                    # the resource ASHA spends (max epochs per trial)
@@ -103,9 +104,11 @@ def space_path(task: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def load_space(task: str, path: str | Path | None = None) -> SearchSpace:
+def load_space(task: str, path: str | Path | None = None, task_name: str | None = None) -> SearchSpace:
     """The study description for ``task``: ``path`` if given, else the packaged one (a user
-    task gets ``default.yaml``). Raises Ptv2Error for a missing, unreadable or invalid file."""
+    task gets ``default.yaml``). Raises Ptv2Error for a missing, unreadable or invalid file, and
+    for a file whose ``task:`` names another task than ``task_name`` (the task's name; a packaged
+    space's budget and pruning were chosen for its task: a copy of rt.yaml ran on trec unnoticed)."""
     file = Path(path) if path is not None else space_path(task)
     if file is None or not file.is_file():
         raise Ptv2Error(f"search space file not found: {file if file is not None else task}")
@@ -113,7 +116,12 @@ def load_space(task: str, path: str | Path | None = None) -> SearchSpace:
         doc = yaml.safe_load(file.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
         raise Ptv2Error(f"search space {file} is not readable YAML: {yaml_problem(e)}") from None
-    return parse_space(doc, str(file))
+    space = parse_space(doc, str(file))
+    named = doc.get("task")
+    if named is not None and task_name is not None and named not in (task, task_name, task_name.removeprefix("hub:")):
+        raise Ptv2Error(f"search space {file} is for task '{named}' (its task: key), not '{task_name}': run it with "
+                        f"--task {named}, or remove or change its task: key to search {task_name} with it")
+    return space
 
 
 def parse_space(doc: Any, source: str = "<space>") -> SearchSpace:
@@ -124,6 +132,8 @@ def parse_space(doc: Any, source: str = "<space>") -> SearchSpace:
     unknown = sorted(set(doc) - _KEYS, key=str)  # keys of any YAML type (1: and typo: together)
     if unknown:
         raise Ptv2Error(f"{where}: unknown keys {unknown}; allowed: {sorted(_KEYS)}")
+    if "task" in doc and not isinstance(doc["task"], str):  # a label the command's --task must match
+        raise Ptv2Error(f"{where}: task must be a task name, got {doc['task']!r}")
     for key in ("prompt_len", "lr"):
         if key not in doc:
             raise Ptv2Error(f"{where}: missing required key '{key}'")
@@ -143,6 +153,9 @@ def parse_space(doc: Any, source: str = "<space>") -> SearchSpace:
         raise Ptv2Error(f"{where}: direction must be maximize or minimize, got {direction!r}")
     if is_loss and _DIRECTIONS[direction] == "max":
         raise Ptv2Error(f"{where}: metric {metric} is a loss: direction must be minimize (or leave it out)")
+    if not is_loss and _DIRECTIONS[direction] == "min":  # every other metric is a score in [0, 1]: the worst won
+        raise Ptv2Error(f"{where}: metric {metric} is a score (higher is better): direction must be maximize "
+                        "(or leave it out)")
     pruning = _mapping(doc.get("pruning", {}), "pruning", {"grace_period", "reduction_factor", "warm_grace_period"},
                        where)
     sampler = _mapping(doc.get("sampler", {}), "sampler", {"n_startup_trials", "seed", "startup", "length"}, where)

@@ -140,10 +140,9 @@ class TrialLog(Callback):
             what = f"end trial {record['number']}'s run"
             self._logged(what, tracking.set_tags, self._runs[tid], tags)
             self._logged(what, tracking.end_run, self._runs[tid], end)
-        score = f"{self._space.metric} {best:.4f}" if best is not None else (last.get("failure") or "")
         self._ended += 1
         self._echo(f"[{self._ended}/{self._space.trials}] trial {record['number']} ({_params_text(trial.config)}): "
-                   f"{status}, {score} after {count_of(record['epochs_run'], 'epoch')}")
+                   + end_text(record, self._space.metric))
 
     def _logged(self, what: str, call: Callable, *args):
         """``call(*args)``'s value; None when MLflow failed (the first failure is told, once, instead of
@@ -154,6 +153,15 @@ class TrialLog(Callback):
             self._echo(f"warning: MLflow failed to {what} ({why(e)}); the search goes on, and its "
                        "trial records (trials.csv, best.json) are complete, but the trials' MLflow runs may not be")
         return value
+
+
+def end_text(record: dict, metric: str) -> str:
+    """How a trial ended, on its ``[k/N]`` line: ``pruned, dev_score 0.2812 after 1 epoch``."""
+    best, status, after = record.get("best_score"), record["status"], count_of(record["epochs_run"], "epoch")
+    if best is not None:
+        return f"{status}, {metric} {best:.4f} after {after}"
+    reason = (record.get("failure") or "").removeprefix(f"{status}: ")  # the failure starts with the status
+    return f"{status} after {after}" + (f": {reason}" if reason else "")
 
 
 def _params_text(config: dict) -> str:

@@ -120,6 +120,12 @@ def run_tuner(plan: SearchPlan, storage: optuna.storages.BaseStorage, parent_run
         trainable = tune.with_resources(tune_trainable, {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial})
 
         def fit(driver_echo: Callable[[str], None]) -> None:  # driver_echo: where Tune's driver prints
+            import warnings
+
+            # a failed trial reports NaN on its last epoch; ASHA's cut-off over a rung holding only NaN
+            # (np.nanpercentile) printed numpy's "All-NaN slice encountered" warning on stderr. No cut-off
+            # there: the trial goes on, as with an empty rung
+            warnings.filterwarnings("ignore", message="All-NaN slice encountered", category=RuntimeWarning)
             tune.Tuner(
                 trainable,
                 param_space=dict(plan.constants),

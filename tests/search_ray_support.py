@@ -225,22 +225,48 @@ def trial_runs(uri: str, study: str, status: str) -> list:
                                                    f"and attributes.status = '{status}'")
 
 
-def sigterm_at(args: list[str], env: dict, raytmp: str, when) -> tuple[str, list[str]]:
+def _group_members(pgid: int) -> list[str]:
+    """The live processes (not zombies) of process group ``pgid``, as ``pid name``, from /proc."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if int(rest[2]) == pgid and rest[0] != "Z":  # state, ppid, pgrp
+            found.append(f"{pid} {name}")
+    return found
+
+
+def sigterm_at(args: list[str], env: dict, raytmp: str, when, group: bool = False) -> tuple[str, list[str]]:
     """Run the `ptv2 search` of ``args``, send it SIGTERM at the first stderr line ``when`` is true
-    of, and return its stderr and lines once it ended: with exit 143 and one error line, the last."""
+    of, and return its stderr and lines once it ended: with exit 143 and one error line, the last.
+    ``group``: the command runs in a process group of its own and the signal goes to the whole group,
+    as ``timeout`` sends it; no process of the group is left once the command ended."""
     from conftest import interruptible
 
     try:
         driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                  preexec_fn=interruptible)
+                                  preexec_fn=interruptible, start_new_session=group)
         seen = []
         for line in driver.stderr:
             seen.append(line)
             if when(line):
                 break
         assert driver.poll() is None, "".join(seen)[-3000:]
-        driver.send_signal(signal.SIGTERM)
+        if group:
+            os.killpg(driver.pid, signal.SIGTERM)
+        else:
+            driver.send_signal(signal.SIGTERM)
         _, rest = driver.communicate(timeout=120)
+        if group:  # Ray's processes went with the driver (a few seconds to be reaped)
+            for _ in range(20):
+                left = _group_members(driver.pid)
+                if not left:
+                    break
+                time.sleep(0.5)
+            assert not left, left
     finally:
         if driver.poll() is None:
             driver.kill()

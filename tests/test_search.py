@@ -82,6 +82,25 @@ def test_a_search_from_a_pretrained_prompt_plans_with_the_warm_grace_period(tiny
     assert not (tmp_path / "cold").exists() and not (tmp_path / "warm").exists()  # planning writes nothing
 
 
+def test_a_space_file_for_another_task_is_refused_by_the_plan(tmp_path, monkeypatch):
+    """A copy of rt.yaml (``task: rt``: its budget and pruning measured on rt) given to --task trec
+    was run on trec without a word: the space's task: key was read and ignored."""
+    from optuna_studies.plan import plan_search
+
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    kw = dict(trials=1, storage=f"sqlite:///{tmp_path}/o.db", init=None, max_train=8, max_eval=8, epochs=None,
+              concurrency=1, cpus_per_trial=1, gpus_per_trial=0, overwrite=False, study_name=None, seed=0)
+    file = tmp_path / "space.yaml"
+    file.write_text(yaml.safe_dump({"task": "rt", "prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-2}}))
+    with pytest.raises(Ptv2Error, match=f"search space {file} is for task 'rt' \\(its task: key\\), not 'trec'"):
+        plan_search("trec", "minilm", tmp_path / "out", space=file, **kw)
+    assert plan_search("rt", "minilm", tmp_path / "out", space=file, **kw).space.prompt_lens == (4, 8)
+    file.write_text(yaml.safe_dump({"task": ["rt"], "prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-2}}))
+    with pytest.raises(Ptv2Error, match="task must be a task name, got \\['rt'\\]"):
+        plan_search("rt", "minilm", tmp_path / "out", space=file, **kw)
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("space, match", [
     ({"fixed": {"pooling": "maen"}}, "unknown pooling 'maen': expected one of cls, pooler, mean, last"),
     ({"fixed": {"max_length": 1024}}, "max length 1024 is too long for this model: it has 512 positions"),
@@ -188,6 +207,15 @@ def test_a_list_or_mapping_where_a_space_wants_a_scalar_is_refused(extra, match)
         parse_space(_BASE | extra)
 
 
+@pytest.mark.parametrize("metric", ["dev_score", "dev_accuracy", "dev_macro_f1", "dev_span_f1"])
+@pytest.mark.parametrize("direction", ["minimize", "min"])
+def test_a_score_metric_cannot_be_minimised(metric, direction):
+    """metric: dev_accuracy with direction: minimize was accepted: every metric but a loss is a
+    score in [0, 1], higher is better, so the search ranked its worst trial best and wrote it."""
+    with pytest.raises(Ptv2Error, match=f"metric {metric} is a score .*: direction must be maximize"):
+        parse_space(_BASE | {"metric": metric, "direction": direction})
+
+
 def test_a_loss_metric_is_minimised_by_default():
     """metric: dev_loss without a direction was maximised: the search picked the highest loss."""
     base = {"prompt_len": [4], "lr": {"low": 1e-3, "high": 1e-2}}
@@ -275,6 +303,39 @@ def test_objective_starts_from_a_pretrained_prompt(tiny_model, tiny_pretrained):
     # the wiring really calls init_from_pretrained: a length beyond the pre-trained prompt is refused by it
     out = objective(_trial_config(tiny_model, init=str(pre), epochs=1, prompt_len=16), lambda e, m, a: None)
     assert out["status"] == "failed" and "pre-trained prompt" in out["failure"]
+
+
+@pytest.mark.parametrize("model, seed, fixed, match", [
+    ("minilm", 0, {}, "was pre-trained on base model .* \\(bert, 2 layers, 4 heads of 8\\); model 'minilm' is "
+                      "bert, 6 layers, 12 heads of 32"),
+    (None, 1, {}, "task 'trec' took part in pre-training with data seed 0; training it with seed 1"),
+    (None, 0, {"reparam": True}, "uses no reparameterization, the trials MLP reparameterization \\(hidden 512\\)"),
+])
+def test_a_pretrained_prompt_every_trial_would_refuse_is_refused_by_the_plan(tiny_model, tiny_pretrained, tmp_path,
+                                                                             monkeypatch, model, seed, fixed, match):
+    """--init with another base model, a --seed other than the pre-training's for a task that took
+    part in it, or a space's fixed reparam other than the prompt's: every trial refused it as it
+    started (init_from_pretrained), after the study, its MLflow run and the work folder were made,
+    and the study was left with failed trials only."""
+    from optuna_studies.plan import plan_search
+
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-2}, "fixed": fixed}))
+    kw = dict(trials=2, space=space, storage=f"sqlite:///{tmp_path}/o.db", max_train=8, max_eval=8, epochs=None,
+              concurrency=1, cpus_per_trial=1, gpus_per_trial=0, overwrite=False, study_name=None)
+    with pytest.raises(Ptv2Error, match=match):
+        plan_search("trec", model or tiny_model, tmp_path / "out", init=tiny_pretrained, seed=seed, **kw)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["space.yaml"]  # no study storage, output or work folder
+    # the trial refuses it (the check says what init_from_pretrained would), and another task may take any seed
+    cfg = _trial_config(model or tiny_model, init=str(tiny_pretrained), epochs=1, seed=seed, **fixed)
+    out = objective(cfg, lambda e, m, a: None)
+    assert out["status"] == "failed" and "pre-train" in out["failure"], out
+    if seed:
+        assert plan_search("rt", tiny_model, tmp_path / "out", init=tiny_pretrained, seed=seed, **kw).init
+        space.write_text(yaml.safe_dump({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-2},
+                                         "fixed": {"data_seed": 0}}))  # the splits' seed is what counts
+        assert plan_search("trec", tiny_model, tmp_path / "out", init=tiny_pretrained, seed=seed, **kw).init
 
 
 @pytest.mark.parametrize("args, match", [

@@ -199,6 +199,21 @@ def test_sigterm_stops_a_search_as_ctrl_c_does(tiny_model, tmp_path, mlflow_uri)
     assert parent.info.status == "KILLED"
 
 
+def test_sigterm_to_the_process_group_stops_a_search_as_ctrl_c_does(tiny_model, tmp_path, mlflow_uri):
+    """SIGTERM to the command's whole process group, as `timeout` (and `kill -- -PGID`) sends it:
+    the local Ray's GCS, raylet and workers died at once beside the driver, which then waited 60 s
+    for the GCS ("Failed to connect to GCS within 60 seconds ... The program will terminate") and
+    ended with exit 1 and no error line, the raylet and workers left running meanwhile."""
+    raytmp = short_tmpdir("ptv2rt")
+    args, env = search_process(tiny_model, tmp_path, mlflow_uri, raytmp, trials=2)
+    started = time.monotonic()
+    err, lines = sigterm_at(args, env, raytmp, lambda line: re.fullmatch(r"trial \d+ started .*", line.strip()),
+                            group=True)
+    assert lines[-1].startswith("error: terminated (SIGTERM); search stopped ") and "--resume" in lines[-1], lines[-1]
+    assert "Failed to connect to GCS" not in err and "Traceback" not in err, err[-3000:]
+    assert not (tmp_path / "out").exists() and time.monotonic() - started < 200
+
+
 def test_sigterm_after_the_last_trial_stops_the_search_as_it_scores_the_best(tiny_model, tmp_path, mlflow_uri):
     """Ray Tune puts its own SIGINT handler on as its trials start and takes it off only when it
     fires: after trials that ended normally it stayed for the rest of the command, and SIGTERM (or
