@@ -14,7 +14,7 @@ from ptv2_core.tasks.json_file import JsonBool, JsonNumber, read_json
 from ptv2_core.tasks.label_text import label_text
 from ptv2_core.tasks.rows import check_labels, check_token_rows, make_dataset, missing_rows
 from ptv2_core.wording import count_of
-from ptv2_core.tasks.spec import DATA_SUFFIXES, DataSource, TaskSpec
+from ptv2_core.tasks.spec import DATA_SUFFIXES, DataSource, TaskSpec, is_bio_tag
 from ptv2_core.tasks.splits import carve
 
 
@@ -162,7 +162,7 @@ def _check_bio(ys: list[list[str]], raw: list, col: str, path: Path) -> None:
     naming the row (TaskSpec's own check names neither file nor row)."""
     for i, tags in enumerate(ys):
         for tag, value in zip(tags, raw[i]):
-            if tag == "O" or (tag[:2] in ("B-", "I-") and len(tag) > 2):
+            if is_bio_tag(tag):
                 continue
             hint = (": tags are numbers (tag ids?): write each tag's name, \"B-per\", or give labels: in the task "
                     "file in id order" if _is_number(value)
