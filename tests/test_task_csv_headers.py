@@ -69,10 +69,12 @@ def test_trailing_empty_fields_of_a_spreadsheet_export_are_dropped(tmp_path):
     double quotes"."""
     body = "".join(f"{t},{y},{' ,' * (i % 3)}\n" for i, (t, y) in enumerate(ROWS))
     spec, dd = load_task(str(task(tmp_path, "text,label\n" + body)))
-    assert spec.labels == ("bye", "greet") and sorted(x for s in dd for x in dd[s]["text"]) == sorted(t for t, _ in ROWS)
+    texts = sorted(x for s in dd for x in dd[s]["text"])
+    assert spec.labels == ("bye", "greet") and texts == sorted(t for t, _ in ROWS)
     path = task(tmp_path, "text,label\n" + body + "hi,greet,,oops\n")
-    assert refused(path).startswith(f"data file {tmp_path / 'train.csv'}: row 13 (line 14) has 4 fields but the "
-                                    "header has 2 ('text', 'label'): a text that holds a comma must be in double quotes")
+    assert refused(path) == (f"data file {tmp_path / 'train.csv'}: row 13 (line 14) has 4 fields but the header has 2 "
+                             "('text', 'label'): a text that holds a comma must be in double quotes, as in "
+                             "\"hello, world\"")
 
 
 def test_every_label_different_says_to_list_labels_if_meant_and_a_label_list_lets_it_load(tmp_path):

@@ -194,8 +194,8 @@ def infer_labels(path: Path, kind: str, text_col: str, label_col: str) -> list[s
         if len(ys) >= 10 and len(labels) == len(ys):  # text_column and label_column swapped, or an id column
             raise Ptv2Error(f"data file {path}: column '{label_col}' holds a different label in each of its "
                             f"{len(ys)} rows, so no label has two examples to learn from: is it the text column? (the "
-                            f"task file's text_column: is {text_col!r}, label_column: {label_col!r}); if each label is meant to be "
-                            "different, list them under labels: in the task file")
+                            f"task file's text_column: is {text_col!r}, label_column: {label_col!r}); if each label is "
+                            "meant to be different, list them under labels: in the task file")
         return labels
     _check_bio(ys, df[label_col].tolist(), label_col, path)
     return ["O", *sorted({t for tags in ys for t in tags} - {"O"})]
