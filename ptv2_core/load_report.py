@@ -10,6 +10,7 @@ must know in one line (``load_warning``) or one error (``mismatch_error``)."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -20,14 +21,16 @@ _MARK = " LOAD REPORT"  # "<ModelClass> LOAD REPORT from: <path>", the record's 
 
 
 class _HeldReport(logging.Filter):
-    """Drops the LOAD REPORT records of the logger it filters, keeping them; passes every other."""
+    """Drops the LOAD REPORT records the thread that made it logs, keeping them; passes every other
+    (a logger's filters are the process's: another thread's load reports as transformers does)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.records: list[logging.LogRecord] = []
+        self.thread = threading.get_ident()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _MARK in record.getMessage().split("\n", 1)[0]:
+        if record.thread == self.thread and _MARK in record.getMessage().split("\n", 1)[0]:
             self.records.append(record)
             return False
         return True
@@ -36,9 +39,9 @@ class _HeldReport(logging.Filter):
 @contextmanager
 def load_report_held() -> Iterator[None]:
     """Hold back transformers' LOAD REPORT for the block, and only it: every other record of its
-    logger passes, and loads outside the block report as transformers does. Should the block
-    raise, the held report is let out first: transformers' errors after it (weights it could not
-    convert) say 'look at the above report'."""
+    logger passes, and loads outside the block (another thread's too) report as transformers does.
+    Should the block raise, the held report is let out first: transformers' errors after it
+    (weights it could not convert) say 'look at the above report'."""
     logger = logging.getLogger(_LOGGER)
     held = _HeldReport()
     logger.addFilter(held)

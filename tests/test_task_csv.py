@@ -102,7 +102,8 @@ def test_a_repeated_or_empty_header_name_is_kept_apart(tmp_path):
     spec, dd = load_task(str(path))
     assert spec.labels == ("bye", "greet")
     path.write_text("name: t\ntype: sequence\nlabel_column: nope\ndata: {train: train.csv}\n")
-    assert refused(path).endswith("columns found: ['Unnamed: 0', 'text', 'label', 'label.1']")
+    assert refused(path).endswith("columns found: ['Unnamed: 0', 'text', 'label', 'label.1'] (set label_column: "
+                                 "in the task file to a column of this file)")
 
 
 def test_a_quote_inside_an_unquoted_text_is_read_as_pandas_read_it(tmp_path):

@@ -46,4 +46,4 @@ def test_a_long_list_of_columns_found_is_cut_short(tmp_path):
         load_task(str(path))
     assert str(e.value).endswith("column 'label' not found; columns found: ['c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', "
                                  "'c7', 'c8', 'c9', 'c10', 'c11', 'c12', 'c13', 'c14', 'c15', 'c16', 'c17', 'c18', "
-                                 "'c19'] and 20 more"), str(e.value)
+                                 "'c19'] and 20 more (set label_column: in the task file to a column of this file)"), str(e.value)

@@ -48,3 +48,40 @@ def test_a_tag_outside_the_list_names_its_row(tmp_path):
     path.write_text("name: t\ntype: token\nlabels: [O, B-per]\ndata: {train: train.jsonl}\n")
     assert refused(path) == (f"data file {tmp_path / 'train.jsonl'} (train): labels outside the label list of task "
                              "'t': 'B-org' (first at row 7); label list: ['O', 'B-per']")
+
+
+def test_a_split_built_from_rows_names_an_unknown_label_or_tag_with_its_row_as_a_file_does():
+    """make_dataset (a packaged task's or a hub data set's splits) said the same thing in another
+    format, without the row: one check, one message."""
+    from ptv2_core.tasks.rows import make_dataset
+    from ptv2_core.tasks.spec import TaskSpec
+
+    spec = TaskSpec(name="t", type="sequence", labels=("bye", "greet"), metric="accuracy")
+    with pytest.raises(Ptv2Error) as e:
+        make_dataset(spec, ["hi", "so?", "ta"], ["greet", "ask", "thanks"], "dev split of packaged task 't'")
+    assert str(e.value) == ("dev split of packaged task 't': labels outside the label list of task 't': 'ask' (first "
+                            "at row 2), 'thanks' (first at row 3); label list: ['bye', 'greet']")
+    spec = TaskSpec(name="t", type="token", labels=("O", "B-per"), metric="span_f1")
+    with pytest.raises(Ptv2Error) as e:
+        make_dataset(spec, [["Ada"], ["Bob", "ran"]], [["B-per"], ["O", "B-loc"]], "test split of hub dataset 'x'")
+    assert str(e.value) == ("test split of hub dataset 'x': labels outside the label list of task 't': 'B-loc' "
+                            "(first at row 2); label list: ['O', 'B-per']")
+
+
+@pytest.mark.parametrize("tag, bio", [("O", True), ("B-per", True), ("I-loc", True), ("B-", False), ("I-", False),
+                                      ("S-per", False), ("o", False), ("B_per", False), ("", False)])
+def test_one_bio_rule_for_a_label_list_and_a_train_files_tags(tag, bio, tmp_path):
+    from ptv2_core.tasks.spec import TaskSpec, is_bio_tag
+
+    assert is_bio_tag(tag) is bio
+    labels = ("O", "B-per") if tag in ("O", "B-per") else ("O", "B-per", tag)
+    rows = [{"tokens": ["Ada", str(i)], "tags": ["B-per", tag]} for i in range(10)]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "task.yaml").write_text("name: t\ntype: token\ndata: {train: train.jsonl}\n")
+    if bio:
+        TaskSpec(name="t", type="token", labels=labels, metric="span_f1")
+        load_task(str(tmp_path / "task.yaml"))
+    else:
+        with pytest.raises(Ptv2Error, match="not BIO"):
+            TaskSpec(name="t", type="token", labels=labels, metric="span_f1")
+        assert "which is not BIO" in refused(tmp_path / "task.yaml")

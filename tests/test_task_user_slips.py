@@ -61,4 +61,5 @@ def test_swapped_text_and_label_columns_are_refused_not_trained_as_one_label_a_r
                 "text_column: label\nlabel_column: text\n")
     assert refused(path) == (f"data file {tmp_path / 'train.csv'}: column 'text' holds a different label in each of "
                              "its 12 rows, so no label has two examples to learn from: is it the text column? (the "
-                             "task file's text_column: is 'label', label_column: 'text')")
+                             "task file's text_column: is 'label', label_column: 'text'); if each label is meant to "
+                             "be different, list them under labels: in the task file")

@@ -3,8 +3,11 @@
 pandas took a first data row one field longer than the header for an index column (a text with an
 unquoted comma: 'hello' became the index, ' world' the text), and, when every row was one longer,
 dropped the first field of every row without a word. Here a row of another length is refused
-naming its row and line (a shorter one's missing cells are empty, as before); rows of nothing but separators and blanks (a spreadsheet's empty rows)
-are skipped like blank lines and not counted.
+naming its row and line (a shorter one's missing cells are empty, as before), unless its extra
+fields are all empty (``hello,greet,``: a spreadsheet's empty columns), which are dropped; rows of
+nothing but separators and blanks (a spreadsheet's empty rows) are skipped like blank lines and not
+counted. Fields are separated by commas only: a file separated by semicolons (European Excel), tabs
+or bars is refused saying so (``other_separator``), not guessed at.
 """
 from __future__ import annotations
 
@@ -48,11 +51,15 @@ def _frame(path: Path, text: str, strict: bool) -> pd.DataFrame:
                 header = _names(fields)
             elif len(fields) <= len(header):  # a short row's missing cells are empty, as pandas read them
                 rows.append(fields + [""] * (len(header) - len(fields)))
+            elif not any(f.strip() for f in fields[len(header):]):  # `hello,greet,`: empty columns after the data
+                rows.append(fields[:len(header)])
             else:
+                sep = other_separator(header)
+                why = (f"{sep}: ptv2 reads a CSV's fields separated by commas; save it with commas" if sep else
+                       "a text that holds a comma must be in double quotes, as in \"hello, world\"")
                 raise Ptv2Error(f"data file {path}: row {len(rows) + 1} (line {start}) has "
                                 f"{count_of(len(fields), 'field')} but the header has {len(header)} "
-                                f"({', '.join(repr(h) for h in header)}): a text that holds a comma must be in double "
-                                "quotes, as in \"hello, world\"")
+                                f"({', '.join(repr(h) for h in header)}): {why}")
     except csv.Error as e:
         if strict and "unexpected end of data" in str(e):
             raise Ptv2Error(f"data file {path}: row {len(rows) + 1} (line {line}) opens a double quote that is never "
@@ -61,6 +68,16 @@ def _frame(path: Path, text: str, strict: bool) -> pd.DataFrame:
     if header is None:
         return pd.DataFrame()
     return pd.DataFrame(rows, columns=header, dtype=object)
+
+
+def other_separator(names) -> str | None:
+    """'its fields look separated by ';'' when a header of one column holds a semicolon, a tab or a
+    bar (a file saved with another separator than the comma), else None."""
+    names = [str(n) for n in names]
+    if len(names) != 1:
+        return None
+    sep = next((c for c in (";", "\t", "|") if c in names[0]), None)
+    return None if sep is None else f"its fields look separated by {'a tab' if sep == chr(9) else repr(sep)}"
 
 
 def _names(fields: list[str]) -> list[str]:

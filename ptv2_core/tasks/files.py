@@ -9,12 +9,12 @@ import pandas as pd
 from datasets import DatasetDict
 
 from ptv2_core.errors import Ptv2Error
-from ptv2_core.tasks.csv_file import read_csv
+from ptv2_core.tasks.csv_file import other_separator, read_csv
 from ptv2_core.tasks.json_file import JsonBool, JsonNumber, read_json
 from ptv2_core.tasks.label_text import label_text
 from ptv2_core.tasks.rows import check_labels, check_token_rows, make_dataset, missing_rows
 from ptv2_core.wording import count_of
-from ptv2_core.tasks.spec import DATA_SUFFIXES, DataSource, TaskSpec
+from ptv2_core.tasks.spec import DATA_SUFFIXES, DataSource, TaskSpec, is_bio_tag
 from ptv2_core.tasks.splits import carve
 
 
@@ -42,17 +42,40 @@ def read_table(path: Path) -> pd.DataFrame:
         raise Ptv2Error(f"could not read data file {path}: {type(e).__name__}: {said}") from None
 
 
-def _column(df: pd.DataFrame, col: str, path: Path, kind: str, key: str) -> list[Any]:
-    """The column ``col`` (the task's ``key``: text_column or label_column) of one file."""
+def _column(df: pd.DataFrame, col: str, path: Path, kind: str, cols: tuple[str, str]) -> list[Any]:
+    """The column ``col`` of one file, one of the task's ``cols`` (text_column, label_column)."""
     if col not in df.columns:
-        hint = ("; a token task's rows are lists of words and tags: JSONL, JSON or Parquet, not CSV"
-                if kind == "token" and path.suffix.lower() == ".csv" else "")
-        near = [str(c) for c in df.columns if str(c).strip().casefold() == col.strip().casefold()]
-        if near and not hint:  # "Text", "text " (a space after a comma in the header)
-            hint = f" (is it {near[0]!r}? set {key}: \"{near[0]}\" in the task file)"
         raise Ptv2Error(f"data file {path}: column '{col}' not found; columns found: {_shown_columns(df)}"
-                        f"{hint}")
+                        f"{_missing_hint(df, col, path, kind, cols)}")
     return df[col].tolist()
+
+
+def _missing_hint(df: pd.DataFrame, col: str, path: Path, kind: str, cols: tuple[str, str]) -> str:
+    """What to do about a column the task names that the file lacks: a token task's CSV is the wrong
+    format; a name in other case or with spaces is pointed at; a CSV of one column holding a ';'
+    was saved with another separator; a CSV with neither column whose first line is data lacks its
+    header line; else the task file is to name this file's columns."""
+    csv = path.suffix.lower() == ".csv"
+    if kind == "token" and csv:
+        return "; a token task's rows are lists of words and tags: JSONL, JSON or Parquet, not CSV"
+    near = [str(c) for c in df.columns if str(c).strip().casefold() == col.strip().casefold()]
+    key = "text_column" if col == cols[0] else "label_column"
+    if near:  # "Text", "text " (a space after a comma in the header)
+        return f" (is it {near[0]!r}? set {key}: \"{near[0]}\" in the task file)"
+    sep = other_separator(df.columns) if csv else None
+    if sep:
+        return f" ({sep}: ptv2 reads a CSV's fields separated by commas; save it with commas)"
+    if any(c in df.columns for c in cols):
+        return f" (set {key}: in the task file to a column of this file)"
+    if csv and _header_is_data(df):
+        return f" (no header line? a CSV's first line names its columns: {cols[0]},{cols[1]})"
+    return " (set text_column: and label_column: in the task file to columns of this file)"
+
+
+def _header_is_data(df: pd.DataFrame) -> bool:
+    """A CSV's header line that reads as a data row: a name that is also a value of its own column
+    (a label: `greet` over rows of greet and bye), or a name of four words or more (a text)."""
+    return any(str(c).strip() in {str(v).strip() for v in df[c]} or len(str(c).split()) >= 4 for c in df.columns)
 
 
 def _shown_columns(df: pd.DataFrame, most: int = 20) -> str:
@@ -97,12 +120,8 @@ def read_rows(path: Path, kind: str, text_col: str, label_col: str,
     df = read_table(path) if df is None else df
     if len(df) == 0:
         raise Ptv2Error(f"data file {path}: 0 rows (empty data)")
-    if kind == "sequence" and path.suffix.lower() == ".csv" and not {text_col, label_col} & set(df.columns) and not any(
-            str(c).strip().casefold() in (text_col.casefold(), label_col.casefold()) for c in df.columns):
-        raise Ptv2Error(f"data file {path}: column '{text_col}' not found; columns found: "
-                        f"{_shown_columns(df)} (no header line? a CSV's first line names its columns: "
-                        f"{text_col},{label_col})")
-    xs, ys = _column(df, text_col, path, kind, "text_column"), _column(df, label_col, path, kind, "label_column")
+    cols = (text_col, label_col)
+    xs, ys = _column(df, text_col, path, kind, cols), _column(df, label_col, path, kind, cols)
     if kind == "sequence":
         _refuse_nested(xs, text_col, "one text per row", path)
         _refuse_nested(ys, label_col, "one label per row (multi-label rows are not supported)", path)
@@ -143,7 +162,7 @@ def _check_bio(ys: list[list[str]], raw: list, col: str, path: Path) -> None:
     naming the row (TaskSpec's own check names neither file nor row)."""
     for i, tags in enumerate(ys):
         for tag, value in zip(tags, raw[i]):
-            if tag == "O" or (tag[:2] in ("B-", "I-") and len(tag) > 2):
+            if is_bio_tag(tag):
                 continue
             hint = (": tags are numbers (tag ids?): write each tag's name, \"B-per\", or give labels: in the task "
                     "file in id order" if _is_number(value)
@@ -175,7 +194,8 @@ def infer_labels(path: Path, kind: str, text_col: str, label_col: str) -> list[s
         if len(ys) >= 10 and len(labels) == len(ys):  # text_column and label_column swapped, or an id column
             raise Ptv2Error(f"data file {path}: column '{label_col}' holds a different label in each of its "
                             f"{len(ys)} rows, so no label has two examples to learn from: is it the text column? (the "
-                            f"task file's text_column: is {text_col!r}, label_column: {label_col!r})")
+                            f"task file's text_column: is {text_col!r}, label_column: {label_col!r}); if each label is "
+                            "meant to be different, list them under labels: in the task file")
         return labels
     _check_bio(ys, df[label_col].tolist(), label_col, path)
     return ["O", *sorted({t for tags in ys for t in tags} - {"O"})]

@@ -17,7 +17,7 @@ from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks.label_text import label_text
 from ptv2_core.tasks.rows import check_token_rows, make_dataset, missing_rows
 from ptv2_core.wording import count_of
-from ptv2_core.tasks.spec import DEFAULT_MAX_LENGTH, DEFAULT_METRIC, TaskSpec, safe_task_name
+from ptv2_core.tasks.spec import DEFAULT_MAX_LENGTH, DEFAULT_METRIC, TaskSpec, is_bio_tag, safe_task_name
 from ptv2_core.tasks.splits import carve
 
 TEXT_COLUMNS = ("text", "sentence", "content", "document", "review", "question", "utterance")
@@ -84,7 +84,7 @@ def _is_list(feature: Any) -> bool:
 
 
 def _is_bio(tags: list[str]) -> bool:
-    return "O" in tags and all(t == "O" or (t[:2] in ("B-", "I-") and len(t) > 2) for t in tags)
+    return "O" in tags and all(is_bio_tag(t) for t in tags)
 
 
 def _tag_column(name: str, dd: DatasetDict) -> str | None:

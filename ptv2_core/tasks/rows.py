@@ -44,19 +44,8 @@ def features(spec: TaskSpec) -> Features:
     return Features({"tokens": List(Value("string")), "tags": List(ClassLabel(names=names))})
 
 
-def _unknown(spec: TaskSpec, seen: Sequence[str], where: str) -> None:
-    known = set(spec.labels)
-    bad = sorted({x for x in seen if x not in known})
-    if bad:
-        shown = ", ".join(repr(x) for x in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise Ptv2Error(
-            f"{where}: labels outside the label list of task '{spec.name}': {shown}; "
-            f"label list: {list(spec.labels)}"
-        )
-
-
 def check_labels(spec: TaskSpec, ys: Sequence, where: str, inferred: bool = False) -> None:
-    """Every label (token tasks: every tag) of a file's rows in the label list, else an error
+    """Every label (token tasks: every tag) of the rows in the label list, else an error
     naming each unknown one with the data row it is first on (rows counted from 1)."""
     known = set(spec.labels)
     first: dict[str, int] = {}
@@ -84,11 +73,11 @@ def make_dataset(spec: TaskSpec, xs: Sequence, ys: Sequence, where: str) -> Data
     index = {lab: i for i, lab in enumerate(spec.labels)}
     if spec.type == "sequence":
         ys = [str(y) for y in ys]
-        _unknown(spec, ys, where)
+        check_labels(spec, ys, where)
         return Dataset.from_dict({"text": list(xs), "label": [index[y] for y in ys]}, features=features(spec))
     check_token_rows(xs, ys, where)
     ys = [[str(t) for t in tags] for tags in ys]
-    _unknown(spec, [t for tags in ys for t in tags], where)
+    check_labels(spec, ys, where)
     return Dataset.from_dict(
         {"tokens": [[str(w) for w in words] for words in xs], "tags": [[index[t] for t in tags] for tags in ys]},
         features=features(spec),

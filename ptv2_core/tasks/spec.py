@@ -59,6 +59,11 @@ def stored_task_name(name):
     return fixed if fixed.strip() else name
 
 
+def is_bio_tag(tag: str) -> bool:
+    """A BIO tag: "O", "B-<type>" or "I-<type>" (the type not empty)."""
+    return tag == "O" or (tag[:2] in ("B-", "I-") and len(tag) > 2)
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """A classification task: sequence (one label per text) or token (one BIO tag per word).
@@ -88,7 +93,7 @@ class TaskSpec:
         if len(labels) < 2:
             raise Ptv2Error(f"task '{self.name}': needs at least 2 labels, got {list(labels)}")
         if self.type == "token":
-            bad = [x for x in labels if x != "O" and not (x[:2] in ("B-", "I-") and len(x) > 2)]
+            bad = [x for x in labels if not is_bio_tag(x)]
             if "O" not in labels or bad:
                 raise Ptv2Error(
                     f"task '{self.name}': token tags must be BIO (\"O\", \"B-<type>\", \"I-<type>\") and include \"O\""
