@@ -14,11 +14,16 @@ import math
 
 from ptv2_core.errors import Ptv2Error
 
+# every pipeline parameter by its type, as ptv2_pipeline declares it (tests/test_pipeline_params.py
+# holds the lists to the signature): the only type check, for `ptv2 run`/`submit` and in the pod
 POSITIVE = ("trials_per_task", "epochs", "search_concurrency", "pretrain_epochs")
 AT_LEAST_ZERO = {"final_epochs": "0 (the search's best adapter)", "max_train": "0 (all rows)",
                  "max_eval": "0 (all rows)"}
 INTEGERS = (*POSITIVE, *AT_LEAST_ZERO, "seed")
 NUMBERS = ("lr_min", "lr_max", "cpus_per_trial", "gpus_per_trial", "promotion_margin")
+BOOLEANS = ("use_pretrained_prompt", "auto_promote")
+STRINGS = ("model", "registered_model_prefix", "mlflow_uri", "ray_address", "optuna_storage")
+LISTS = ("tasks", "prompt_lengths")  # each checked with its items below
 
 
 def whole(key: str, value) -> int:
@@ -49,10 +54,10 @@ def check_params(p: dict, *, files_here: bool, steps_here: bool | None = None) -
     from ptv2_core.tasks import load_task_yaml, task_ref_kind
 
     p = dict(p) | {k: whole(k, p[k]) for k in INTEGERS} | {k: number(k, p[k]) for k in NUMBERS}
-    for key in ("use_pretrained_prompt", "auto_promote"):
+    for key in BOOLEANS:
         if not isinstance(p[key], bool):
             raise Ptv2Error(f"{key} must be true or false, got {p[key]!r}")
-    for key in ("model", "registered_model_prefix", "mlflow_uri", "ray_address", "optuna_storage"):
+    for key in STRINGS:
         if not isinstance(p[key], str):
             raise Ptv2Error(f"{key} must be a string, got {p[key]!r}")
     tasks = p["tasks"]

@@ -126,3 +126,19 @@ def test_a_sqlite_study_folder_is_looked_for_only_where_the_steps_run(tmp_path):
         assert p["optuna_storage"] == url
         with pytest.raises(Ptv2Error, match="unsupported study storage 'foo'"):
             check_params(pipeline_defaults() | {"optuna_storage": "foo://x"}, files_here=files_here, steps_here=False)
+
+
+def test_every_pipeline_parameter_has_its_type_checked_in_the_pod():
+    """components/params.py lists the parameters by type again (the pod has no other way to know
+    what the run form's fields should hold): a new int parameter missing from INTEGERS would reach
+    the steps unchecked, a float one missing from NUMBERS as an int. The lists must be the
+    pipeline signature's parameters by their defaults' types, each parameter in one."""
+    from components import params
+
+    by_type: dict[type, set[str]] = {}
+    for key, default in pipeline_defaults().items():
+        by_type.setdefault(type(default), set()).add(key)
+    assert set(params.INTEGERS) | set(params.NUMBERS) == by_type[int] | by_type[float]
+    assert set(params.INTEGERS) == by_type[int] and set(params.NUMBERS) == by_type[float]
+    assert set(params.BOOLEANS) == by_type[bool] and set(params.STRINGS) == by_type[str]
+    assert set(params.LISTS) == by_type[list] and set(by_type) == {int, float, bool, str, list}
