@@ -371,7 +371,8 @@ def test_a_certificate_not_trusted_here_is_named_with_the_way_to_trust_it(tmp_pa
         assert res.returncode == 0, res.stderr
         assert json.loads(res.stdout)["run_id"] == "r-1" and "/pipeline/apis/v2beta1/runs" in api.posted
         line = one_error(submit(api.url, {"PTV2_KFP_TOKEN": "t", "REQUESTS_CA_BUNDLE": str(tmp_path / "none.pem")}))
-        assert line == f"error: REQUESTS_CA_BUNDLE names '{tmp_path / 'none.pem'}', which is neither a file nor a folder", line
+        assert line == (f"error: REQUESTS_CA_BUNDLE names '{tmp_path / 'none.pem'}', which is neither a file nor "
+                        "a folder"), line
     finally:
         api.shutdown()
         api.server_close()
