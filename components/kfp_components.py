@@ -25,13 +25,15 @@ def check_params_op(tasks: list, model: str, prompt_lengths: list, lr_min: float
                     promotion_margin: float, mlflow_uri: str, ray_address: str, optuna_storage: str):
     """Check every parameter of the run, as typed into the Kubeflow run form, before any step does
     work: task names and files in the image, prompt lengths, counts, the learning-rate range, the
-    registered model names, the store URLs, that the base model's config loads, and that the
+    registered model names, the study storage URL's form, that the base model's config loads, and that the
     MLflow server and the Ray cluster the steps will use answer."""
     params = dict(locals())  # the parameters alone: nothing else is defined yet
     from components.params import check_params, check_services
     from optuna_studies.plan import check_model
 
-    params = check_params(params, files_here=True)
+    # the task files and the model are in this image; a sqlite study file is in the volume the
+    # search step mounts, not here: its URL is checked by its form alone
+    params = check_params(params, files_here=True, steps_here=False)
     check_model(params["model"])
     check_services(params)
     print(f"ptv2 ▸ parameters checked: tasks {', '.join(map(str, tasks))}, model {model}", flush=True)

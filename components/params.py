@@ -14,11 +14,16 @@ import math
 
 from ptv2_core.errors import Ptv2Error
 
+# every pipeline parameter by its type, as ptv2_pipeline declares it (tests/test_pipeline_params.py
+# holds the lists to the signature): the only type check, for `ptv2 run`/`submit` and in the pod
 POSITIVE = ("trials_per_task", "epochs", "search_concurrency", "pretrain_epochs")
 AT_LEAST_ZERO = {"final_epochs": "0 (the search's best adapter)", "max_train": "0 (all rows)",
                  "max_eval": "0 (all rows)"}
 INTEGERS = (*POSITIVE, *AT_LEAST_ZERO, "seed")
 NUMBERS = ("lr_min", "lr_max", "cpus_per_trial", "gpus_per_trial", "promotion_margin")
+BOOLEANS = ("use_pretrained_prompt", "auto_promote")
+STRINGS = ("model", "registered_model_prefix", "mlflow_uri", "ray_address", "optuna_storage")
+LISTS = ("tasks", "prompt_lengths")  # each checked with its items below
 
 
 def whole(key: str, value) -> int:
@@ -37,20 +42,22 @@ def number(key: str, value) -> float:
     return float(value)
 
 
-def check_params(p: dict, *, files_here: bool) -> dict:
+def check_params(p: dict, *, files_here: bool, steps_here: bool | None = None) -> dict:
     """``p`` (every pipeline parameter) checked, whole numbers as ints and numbers as floats;
     Ptv2Error naming the first wrong one. ``files_here``: task YAML paths name files on this
     machine, which are read now (``ptv2 run``, and the pipeline's first step in its image); a run
-    submitted to a cluster reads its paths there (and its sqlite study storage, if it has one).
-    Loads no model and connects to nothing."""
+    submitted to a cluster reads its paths there. ``steps_here`` (default: ``files_here``): the
+    steps run on this machine (``ptv2 run``), so a sqlite study file's folder must exist here;
+    otherwise (``ptv2 submit``, the first step, whose pod lacks the volume the search step mounts)
+    the study storage URL is checked by its form alone. Loads no model and connects to nothing."""
     from ptv2_core.settings import check_seed
     from ptv2_core.tasks import load_task_yaml, task_ref_kind
 
     p = dict(p) | {k: whole(k, p[k]) for k in INTEGERS} | {k: number(k, p[k]) for k in NUMBERS}
-    for key in ("use_pretrained_prompt", "auto_promote"):
+    for key in BOOLEANS:
         if not isinstance(p[key], bool):
             raise Ptv2Error(f"{key} must be true or false, got {p[key]!r}")
-    for key in ("model", "registered_model_prefix", "mlflow_uri", "ray_address", "optuna_storage"):
+    for key in STRINGS:
         if not isinstance(p[key], str):
             raise Ptv2Error(f"{key} must be a string, got {p[key]!r}")
     tasks = p["tasks"]
@@ -93,10 +100,10 @@ def check_params(p: dict, *, files_here: bool) -> dict:
         raise Ptv2Error(f"promotion_margin must be >= 0 score points, got {p['promotion_margin']}")
     if not p["model"].strip():
         raise Ptv2Error("model must name a base model: 'minilm', a folder or a hub name")
-    if p["optuna_storage"] and files_here:  # a sqlite file's folder is looked for where the steps run
+    if p["optuna_storage"]:  # a sqlite file's folder is looked for only where the steps run
         from optuna_studies.study import check_storage_url
 
-        check_storage_url(p["optuna_storage"])
+        check_storage_url(p["optuna_storage"], folder_here=files_here if steps_here is None else steps_here)
     if p["mlflow_uri"]:
         from optuna_studies.tracking_setup import check_tracking_uri
 

@@ -13,12 +13,14 @@ from ptv2_core.errors import Ptv2Error
 from optuna_studies.urls import mask_url
 
 
-def check_sqlite_file(url: str, what: str, example: str, fix: str, made_later: Path | None = None) -> Path | None:
+def check_sqlite_file(url: str, what: str, example: str, fix: str, made_later: Path | None = None,
+                      folder_here: bool = True) -> Path | None:
     """The absolute path of the file a ``sqlite:`` ``url`` names, None for any other URL.
     Ptv2Error when it names none (in memory), or its folder is missing or a file. ``what`` names
     the store in messages ("MLflow store"), ``example`` a file for it ("sqlite:///path/mlflow.db"),
     ``fix`` the other way out ("point MLFLOW_TRACKING_URI at another store"); ``made_later``: a
-    folder the command makes itself when it opens the store (not refused for missing)."""
+    folder the command makes itself when it opens the store (not refused for missing);
+    ``folder_here`` false: the file is opened on another machine, its folder is not looked for."""
     if not url.lower().startswith("sqlite"):
         return None
     from sqlalchemy.engine import make_url
@@ -34,6 +36,8 @@ def check_sqlite_file(url: str, what: str, example: str, fix: str, made_later: P
     if not database or database == ":memory:" or "mode=memory" in url:
         raise Ptv2Error(f"{what} {shown} names no file (sqlite in memory): what is written there is gone "
                         f"when the command ends; name a file, e.g. {example}")
+    if not folder_here:
+        return Path(database)
     path = Path(database).resolve()
     folder = path.parent
     if folder.is_dir() or (made_later is not None and folder == made_later):

@@ -35,9 +35,10 @@ SETTINGS_ATTR = "ptv2_settings"
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 
 
-def check_storage_url(url: str) -> str:
+def check_storage_url(url: str, *, folder_here: bool = True) -> str:
     """The URL itself if it names an RDB Optuna can use (sqlite, postgresql, mysql); Ptv2Error
-    otherwise. Nothing is created or connected to here."""
+    otherwise. Nothing is created or connected to here. ``folder_here`` false: a sqlite file is
+    opened on another machine (a step's pod), so its folder is not looked for here."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -50,7 +51,7 @@ def check_storage_url(url: str) -> str:
         raise Ptv2Error(f"unsupported study storage '{parsed.get_backend_name()}' in '{mask_url(url)}': "
                         f"use one of {', '.join(SCHEMES)}")
     check_sqlite_file(url, "study storage", "sqlite:///path/optuna.db",
-                      "name another storage")
+                      "name another storage", folder_here=folder_here)
     return url
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import inspect
-import math
 import os
 from pathlib import Path
 
@@ -58,30 +57,10 @@ def resolve_params(profile: str = "default", config: str | Path | None = None, o
     return _checked(params, local)
 
 
-def _typed(p: dict) -> dict:
-    """Each parameter as the pipeline declares it (its default's type): a YAML ``1`` for a float
-    parameter becomes ``1.0`` (kfp refused it as an integer), anything else of the wrong type is
-    refused here rather than as a kfp traceback or a failed step minutes later."""
-    kinds = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string", list: "a list"}
-    defaults = pipeline_defaults()
-    out = {}
-    for key, value in p.items():
-        want = type(defaults[key])
-        ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
-        if want is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
-        if want is float and ok and not math.isfinite(value):
-            ok = False
-        if not ok:
-            raise Ptv2Error(f"{key} must be {kinds[want]}, got {value!r}")
-        out[key] = value
-    return out
-
-
 def _checked(p: dict, local: bool) -> dict:
     from components.params import check_params
 
-    p = check_params(_typed(p), files_here=local)
+    p = check_params(p, files_here=local)  # each parameter's type too: a YAML `1` for a float becomes 1.0
     if local and p["gpus_per_trial"] > 0 and not (p["ray_address"] or os.environ.get("RAY_ADDRESS")):
         import torch  # the local Ray offers this machine's GPUs: with none, the search step would fail minutes in
 

@@ -257,9 +257,9 @@ def test_pretrained_prompt_flags_set_the_parameter(tmp_path):
     ("cpus_per_trial: 0", "cpus_per_trial must be > 0, got 0.0"),
     ("gpus_per_trial: -1", "gpus_per_trial must be >= 0, got -1.0"),
     ("gpus_per_trial: one", "gpus_per_trial must be a finite number, got 'one'"),
-    ("prompt_lengths: 8", "prompt_lengths must be a list, got 8"),
+    ("prompt_lengths: 8", "prompt_lengths must be positive integers, got 8"),
     ("prompt_lengths: [4, 8, 4]", "prompt_lengths lists a length twice"),
-    ("tasks: trec", "tasks must be a list, got 'trec'"),
+    ("tasks: trec", "tasks must be a non-empty list of task names, got 'trec'"),
     # the register step failed on it after the search, leaving a version without its alias
     ("registered_model_prefix: \"team's-\"",
      "registered_model_prefix \"team's-\" with task 'trec': invalid registered model name \"team's-trec\": "

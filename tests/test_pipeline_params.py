@@ -102,3 +102,43 @@ def test_the_first_step_fails_when_mlflow_or_ray_does_not_answer(tmp_path):
     out = run_step(tmp_path, f'{{"mlflow_uri": "sqlite:///{tmp_path}/m.db", "ray_address": "127.0.0.1:{port}"}}')
     assert "finished with status FAILURE" in out, out[-3000:]
     assert f"nothing answers at the Ray cluster address '127.0.0.1:{port}'" in out, out[-3000:]
+
+
+def test_the_first_step_takes_a_sqlite_study_in_the_volume_only_the_search_step_mounts(tmp_path):
+    """The search step alone mounts the shared volume (/mnt/ptv2-shared), where a sqlite study
+    belongs; the first step, in a pod without it, refused the URL: "its folder '/mnt/ptv2-shared'
+    does not exist". It checks the URL's form only; the search step opens the file."""
+    assert not Path("/mnt/ptv2-shared").exists()
+    out = run_step(tmp_path, '{"optuna_storage": "sqlite:////mnt/ptv2-shared/optuna.db"}')
+    assert "finished with status SUCCESS" in out, out[-3000:]
+    out = run_step(tmp_path, '{"optuna_storage": "sqlite:///:memory:"}')
+    assert "finished with status FAILURE" in out and "names no file (sqlite in memory)" in out, out[-3000:]
+
+
+def test_a_sqlite_study_folder_is_looked_for_only_where_the_steps_run(tmp_path):
+    """``ptv2 run`` runs the steps here: a missing folder is refused before anything starts. The
+    pipeline's first step and ``ptv2 submit`` check the URL's form alone."""
+    url = f"sqlite:///{tmp_path}/none/optuna.db"
+    with pytest.raises(Ptv2Error, match="its folder .* does not exist"):
+        check_params(pipeline_defaults() | {"optuna_storage": url}, files_here=True, steps_here=True)
+    for files_here in (True, False):
+        p = check_params(pipeline_defaults() | {"optuna_storage": url}, files_here=files_here, steps_here=False)
+        assert p["optuna_storage"] == url
+        with pytest.raises(Ptv2Error, match="unsupported study storage 'foo'"):
+            check_params(pipeline_defaults() | {"optuna_storage": "foo://x"}, files_here=files_here, steps_here=False)
+
+
+def test_every_pipeline_parameter_has_its_type_checked_in_the_pod():
+    """components/params.py lists the parameters by type again (the pod has no other way to know
+    what the run form's fields should hold): a new int parameter missing from INTEGERS would reach
+    the steps unchecked, a float one missing from NUMBERS as an int. The lists must be the
+    pipeline signature's parameters by their defaults' types, each parameter in one."""
+    from components import params
+
+    by_type: dict[type, set[str]] = {}
+    for key, default in pipeline_defaults().items():
+        by_type.setdefault(type(default), set()).add(key)
+    assert set(params.INTEGERS) | set(params.NUMBERS) == by_type[int] | by_type[float]
+    assert set(params.INTEGERS) == by_type[int] and set(params.NUMBERS) == by_type[float]
+    assert set(params.BOOLEANS) == by_type[bool] and set(params.STRINGS) == by_type[str]
+    assert set(params.LISTS) == by_type[list] and set(by_type) == {int, float, bool, str, list}

@@ -103,6 +103,27 @@ def test_registering_the_same_adapter_again_says_which_version_has_it(adapters, 
     assert digests[0] == digests[2] != digests[1] and digests[0].startswith("sha256:") and len(digests[0]) == 71
 
 
+def test_the_pipelines_register_step_logs_the_same_adapter_warning(adapters, tmp_path, capfd):
+    """The warning went through ``echo``, which the pipeline's register step does not pass: the
+    step's log never showed it, though docs/registry.md promises the line. Without ``echo`` it is
+    said on stderr (the pod's log); run here as the step's own function."""
+    from kfp.dsl import Model
+
+    from components.kfp_components import register_op
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (tmp_path / "mlartifacts").mkdir()
+    step = register_op.python_func
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("PTV2_ARTIFACT_ROOT", str(tmp_path / "mlartifacts"))
+        args = dict(task="trec", name_prefix="ptv2-", mlflow_uri=uri, study="", pipeline_run="run-1")
+        step(adapter=Model(uri=str(adapters["good"])), **args)
+        assert "warning:" not in capfd.readouterr().err
+        assert step(adapter=Model(uri=str(adapters["good"])), **args) == ("ptv2-trec", "2")
+    err = capfd.readouterr().err
+    assert ("warning: ptv2-trec version 1 holds the same adapter weights; registered them again as version 2\n"
+            in err), err
+
 def test_an_adapter_folder_given_as_a_model_uri_points_to_adapter(tmp_path):
     """`ptv2 predict --model runs/trec` said only that 'runs/trec' is not models:/NAME@ALIAS."""
     from components.registry.load import parse_model_uri

@@ -371,11 +371,42 @@ def test_a_certificate_not_trusted_here_is_named_with_the_way_to_trust_it(tmp_pa
         assert res.returncode == 0, res.stderr
         assert json.loads(res.stdout)["run_id"] == "r-1" and "/pipeline/apis/v2beta1/runs" in api.posted
         line = one_error(submit(api.url, {"PTV2_KFP_TOKEN": "t", "REQUESTS_CA_BUNDLE": str(tmp_path / "none.pem")}))
-        assert line == f"error: REQUESTS_CA_BUNDLE names '{tmp_path / 'none.pem'}', which is not a file", line
+        assert line == (f"error: REQUESTS_CA_BUNDLE names '{tmp_path / 'none.pem'}', which is neither a file nor "
+                        "a folder"), line
     finally:
         api.shutdown()
         api.server_close()
 
+
+def test_a_folder_of_hashed_ca_certificates_is_trusted_too(tmp_path):
+    """REQUESTS_CA_BUNDLE may name a folder of CA certificates under their subject hashes
+    (``openssl rehash``/c_rehash names), as requests takes it: it was refused up front ("which is
+    not a file"). kfp's client takes one file only: it is handed the folder's certificates as one."""
+    from pathlib import Path
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    pem = Path(self_signed(tmp_path)).read_bytes()
+    cas = tmp_path / "cas"
+    cas.mkdir()
+    (cas / "kubeflow.crt").write_bytes(x509.load_pem_x509_certificate(pem).public_bytes(Encoding.PEM))
+    subprocess.run(["openssl", "rehash", str(cas)], check=True)  # c_rehash's names: <subject hash>.0
+    assert any(p.name.endswith(".0") for p in cas.iterdir()), list(cas.iterdir())
+    api = TlsPipelinesApi(str(tmp_path / "kubeflow.pem"))
+    try:
+        res = submit(api.url, {"PTV2_KFP_TOKEN": "t", "REQUESTS_CA_BUNDLE": str(cas)})
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["run_id"] == "r-1" and "/pipeline/apis/v2beta1/runs" in api.posted
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        (empty / "kubeflow.crt").write_bytes(pem)  # not under a hashed name: OpenSSL would never find it
+        line = one_error(submit(api.url, {"PTV2_KFP_TOKEN": "t", "REQUESTS_CA_BUNDLE": str(empty)}))
+        assert line == (f"error: REQUESTS_CA_BUNDLE names the folder '{empty}', which holds no CA certificate under a "
+                        "hashed name (HHHHHHHH.0): run `openssl rehash` on it, or name one PEM file"), line
+    finally:
+        api.shutdown()
+        api.server_close()
 
 class ProxiedPipelinesApi(PipelinesApi):
     """The same API, reachable only through an HTTP proxy (this server, answering the absolute URLs

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -296,7 +297,8 @@ def register_adapter(
     ``ptv2-registry``. ``on_step`` is called with ``"validated"``, ``"logged"``, ``"created"``
     and ``"aliased"`` as the steps complete; ``echo`` with a progress line as each long stage
     starts (a first registration takes half a minute), none before the input is checked (bad
-    input is one error line). Raises ``Ptv2Error``; on failure the
+    input is one error line); the same-weights warning goes to stderr when there is no ``echo``.
+    Raises ``Ptv2Error``; on failure the
     registry is left as it was.
     """
     step = on_step or (lambda _s: None)
@@ -328,7 +330,9 @@ def register_adapter(
     if v.duplicates:  # a retried script, most likely; still registered: new tags may be the point
         held = (f"versions {', '.join(map(str, v.duplicates))} hold" if len(v.duplicates) > 1
                 else f"version {v.duplicates[0]} holds")
-        say(f"warning: {name} {held} the same adapter weights; registered them again as version {v.version}")
+        line = f"warning: {name} {held} the same adapter weights; registered them again as version {v.version}"
+        # said without an echo too: the pipeline's register step passes none, and its log is stderr
+        (echo or (lambda text: print(text, file=sys.stderr, flush=True)))(line)
     return v
 
 
