@@ -457,6 +457,46 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path, comm
     assert (tmp_path / "afile").read_text() == "x" and list(tmp_path.iterdir()) == [tmp_path / "afile"]
 
 
+def _train_holding_its_lock(tmp_path, out: Path, *extra: str) -> subprocess.Popen:
+    """A `ptv2 train` into ``out`` in another process, returned once it holds its lock file."""
+    import time
+
+    proc = subprocess.Popen([*PTV2, "train", "--task", "trec", "--model", "minilm", "--out", str(out), "--quiet",
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, HF_HUB_OFFLINE="1"), preexec_fn=interruptible)
+    try:
+        deadline = time.time() + 120
+        while not any(tmp_path.rglob("*.train.lock")) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None and any(tmp_path.rglob("*.train.lock")), proc.poll()
+    except BaseException:  # not left running when it never took the lock
+        proc.kill()
+        proc.wait()
+        raise
+    return proc
+
+
+def _signal_train_after_its_first_epoch(sig: int, out: Path, *extra: str) -> tuple[int, str]:
+    """A `ptv2 train` into ``out`` in another process, sent ``sig`` once its first epoch's line is
+    out; its exit status and the rest of its stderr."""
+    proc = subprocess.Popen([*PTV2, "train", "--task", "trec", "--model", "minilm", "--out", str(out), *extra,
+                             "--epochs", "50", "--max-train", "64", "--max-eval", "32"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"),
+                            preexec_fn=interruptible)
+    try:
+        seen = []
+        for line in proc.stderr:  # training has started: its first epoch's line
+            seen.append(line)
+            if line.startswith("epoch 1:"):
+                break
+        assert proc.poll() is None, "".join(seen)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    return proc.returncode, err
+
+
 def test_ctrl_c_is_one_error_line_exit_130_and_writes_nothing(tmp_path):
     """typer turns a KeyboardInterrupt into a silent exit code 130; the command line says so. While
     the first runs, a second `ptv2 train` to the same folder (even with --overwrite) is refused at
@@ -464,21 +504,16 @@ def test_ctrl_c_is_one_error_line_exit_130_and_writes_nothing(tmp_path):
     import signal
     import time
 
-    out = tmp_path / "runs" / "trec"  # its parent does not exist yet: the lock creates no folder
-    train = [*PTV2, "train", "--task", "trec", "--model", "minilm", "--out", str(out), "--quiet"]
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    proc = subprocess.Popen([*train, "--epochs", "50", "--max-train", "4000"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=interruptible)
-    try:
-        from ptv2_core.busy_lock import beside
+    from ptv2_core.busy_lock import beside
 
-        lock, deadline = beside(out, "train"), time.time() + 120
-        while not lock.exists() and proc.poll() is None and time.time() < deadline:  # the first holds the lock
-            time.sleep(0.1)
+    out = tmp_path / "runs" / "trec"  # its parent does not exist yet: the lock creates no folder
+    proc = _train_holding_its_lock(tmp_path, out, "--epochs", "50", "--max-train", "4000")  # the first holds the lock
+    try:
         time.sleep(1)  # and is past taking it
-        assert proc.poll() is None and lock.exists(), proc.poll()
+        assert proc.poll() is None and beside(out, "train").exists(), proc.poll()
         for extra in ([], ["--overwrite"]):
-            second = run(*train[3:], "--epochs", "1", "--max-train", "8", *extra)  # in this process: refused as well
+            second = run("train", "--task", "trec", "--model", "minilm", "--out", str(out), "--quiet", "--epochs", "1",
+                         "--max-train", "8", *extra)  # in this process: refused as well
             assert second.returncode == 2 and second.stderr.strip() == (
                 f"error: another `ptv2 train` is writing to '{out}': wait for it to end, or stop it first"), second.stderr
         assert proc.poll() is None  # the first still runs
@@ -499,23 +534,10 @@ def test_sigterm_is_handled_as_ctrl_c_is_one_error_line_exit_143_and_writes_noth
     import signal
 
     out = tmp_path / "runs" / "trec"
-    proc = subprocess.Popen([*PTV2, "train", "--task", "trec", "--model", "minilm", "--out", str(out), "--epochs", "50",
-                             "--max-train", "64", "--max-eval", "32"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"), preexec_fn=interruptible)
-    try:
-        seen = []
-        for line in proc.stderr:  # training has started: its first epoch's line
-            seen.append(line)
-            if line.startswith("epoch 1:"):
-                break
-        assert proc.poll() is None, "".join(seen)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 143 and err.strip().splitlines() == [
+    returncode, err = _signal_train_after_its_first_epoch(signal.SIGTERM, out)
+    assert returncode == 143 and err.strip().splitlines() == [
         f"error: terminated (SIGTERM); no adapter was written to {out}: run the same command again to train it (it "
-        "starts over)"], (proc.returncode, err)
+        "starts over)"], (returncode, err)
     assert list(tmp_path.iterdir()) == []  # no output, no folder, no lock file left
 
 
@@ -527,40 +549,12 @@ def test_ctrl_c_of_train_with_overwrite_says_the_folder_is_as_it_was(tmp_path):
     out = tmp_path / "trec"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    proc = subprocess.Popen([*PTV2, "train", "--task", "trec", "--model", "minilm", "--out", str(out), "--overwrite",
-                             "--epochs", "50", "--max-train", "64", "--max-eval", "32"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, HF_HUB_OFFLINE="1"),
-                            preexec_fn=interruptible)
-    try:
-        seen = []
-        for line in proc.stderr:  # training has started: its first epoch's line
-            seen.append(line)
-            if line.startswith("epoch 1:"):
-                break
-        assert proc.poll() is None, "".join(seen)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130 and err.strip().splitlines() == [
+    returncode, err = _signal_train_after_its_first_epoch(signal.SIGINT, out, "--overwrite")
+    assert returncode == 130 and err.strip().splitlines() == [
         f"error: interrupted; no new adapter was written ({out} is as it was): run the same command again to "
-        "train it (it starts over)"], (proc.returncode, err)
+        "train it (it starts over)"], (returncode, err)
     assert os.listdir(out) == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["trec"]  # no lock file left
-
-
-def _train_holding_its_lock(tmp_path, out: Path, *extra: str) -> subprocess.Popen:
-    """A `ptv2 train` into ``out`` in another process, returned once it holds its lock file."""
-    import time
-
-    proc = subprocess.Popen([*PTV2, "train", "--task", "trec", "--model", "minilm", "--out", str(out), "--quiet",
-                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, HF_HUB_OFFLINE="1"), preexec_fn=interruptible)
-    deadline = time.time() + 120
-    while not any(tmp_path.rglob("*.train.lock")) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None and any(tmp_path.rglob("*.train.lock")), proc.poll()
-    return proc
 
 
 def test_a_second_train_to_the_same_new_folder_is_refused_once_its_parent_exists(tmp_path):

@@ -2,27 +2,18 @@
 naming the file, the row and what to do (it named only the task: "task 't': token tags must be BIO")."""
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks import load_task
+from task_files import jsonl_rows, refused, write_task
 
 ROWS = [(["Ada", "Lovelace", "met", "Paris", str(i)], ["B-per", "I-per", "O", "B-loc", "O"]) for i in range(10)]
 
 
 def task(tmp_path, rows, labels: str = ""):
-    (tmp_path / "train.jsonl").write_text("".join(json.dumps({"tokens": w, "tags": t}) + "\n" for w, t in rows))
-    path = tmp_path / "task.yaml"
-    path.write_text(f"name: t\ntype: token\n{labels}data: {{train: train.jsonl}}\n")
-    return path
-
-
-def refused(path) -> str:
-    with pytest.raises(Ptv2Error) as e:
-        load_task(str(path))
-    return str(e.value)
+    """A token task whose train file holds ``rows`` of (tokens, tags)."""
+    data = jsonl_rows({"tokens": w, "tags": t} for w, t in rows)
+    return write_task(tmp_path, data, "train.jsonl", "token", labels)
 
 
 @pytest.mark.parametrize("tag, hint", [

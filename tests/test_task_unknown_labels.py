@@ -2,24 +2,15 @@
 train file's is named as the train file (it was "train split carved from train.csv", with no row)."""
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks import load_task
-
-ROWS = [(f"hello there {i}", "greet") for i in range(6)] + [(f"see you {i}", "bye") for i in range(6)]
+from task_files import ROWS, csv_rows, jsonl_rows, refused, write_task
 
 
 def csv_file(path, rows):
-    path.write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in rows))
-
-
-def refused(path) -> str:
-    with pytest.raises(Ptv2Error) as e:
-        load_task(str(path))
-    return str(e.value)
+    path.write_text("text,label\n" + csv_rows(rows))
 
 
 def test_a_dev_label_never_seen_in_train_is_named_with_its_row(tmp_path):
@@ -33,9 +24,8 @@ def test_a_dev_label_never_seen_in_train_is_named_with_its_row(tmp_path):
 
 
 def test_a_train_label_outside_a_given_list_is_named_as_the_train_file_and_row(tmp_path):
-    csv_file(tmp_path / "train.csv", ROWS[:3] + [("bye bye", "Bye")] + ROWS[3:])
-    path = tmp_path / "task.yaml"
-    path.write_text("name: t\ntype: sequence\nlabels: [greet, bye]\ndata: {train: train.csv}\n")
+    path = write_task(tmp_path, "text,label\n" + csv_rows(ROWS[:3] + [("bye bye", "Bye")] + ROWS[3:]),
+                      extra="labels: [greet, bye]\n")
     assert refused(path) == (f"data file {tmp_path / 'train.csv'} (train): labels outside the label list of task 't': "
                              "'Bye' (first at row 4); label list: ['greet', 'bye']")
 
@@ -43,9 +33,7 @@ def test_a_train_label_outside_a_given_list_is_named_as_the_train_file_and_row(t
 def test_a_tag_outside_the_list_names_its_row(tmp_path):
     rows = [{"tokens": ["Ada", str(i)], "tags": ["B-per", "O"]} for i in range(10)]
     rows[6]["tags"] = ["B-org", "O"]
-    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    path = tmp_path / "task.yaml"
-    path.write_text("name: t\ntype: token\nlabels: [O, B-per]\ndata: {train: train.jsonl}\n")
+    path = write_task(tmp_path, jsonl_rows(rows), "train.jsonl", "token", "labels: [O, B-per]\n")
     assert refused(path) == (f"data file {tmp_path / 'train.jsonl'} (train): labels outside the label list of task "
                              "'t': 'B-org' (first at row 7); label list: ['O', 'B-per']")
 
@@ -76,12 +64,11 @@ def test_one_bio_rule_for_a_label_list_and_a_train_files_tags(tag, bio, tmp_path
     assert is_bio_tag(tag) is bio
     labels = ("O", "B-per") if tag in ("O", "B-per") else ("O", "B-per", tag)
     rows = [{"tokens": ["Ada", str(i)], "tags": ["B-per", tag]} for i in range(10)]
-    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (tmp_path / "task.yaml").write_text("name: t\ntype: token\ndata: {train: train.jsonl}\n")
+    path = write_task(tmp_path, jsonl_rows(rows), "train.jsonl", "token")
     if bio:
         TaskSpec(name="t", type="token", labels=labels, metric="span_f1")
-        load_task(str(tmp_path / "task.yaml"))
+        load_task(str(path))
     else:
         with pytest.raises(Ptv2Error, match="not BIO"):
             TaskSpec(name="t", type="token", labels=labels, metric="span_f1")
-        assert "which is not BIO" in refused(tmp_path / "task.yaml")
+        assert "which is not BIO" in refused(path)
