@@ -30,13 +30,6 @@ def test_json_lines_saved_as_json_say_to_name_the_file_jsonl(tmp_path):
                              "(JSON Lines): name it .jsonl")
 
 
-def test_a_csv_without_a_header_line_says_the_first_line_names_the_columns(tmp_path):
-    path = write_task(tmp_path, csv_rows(ROWS))
-    assert refused(path) == (f"data file {tmp_path / 'train.csv'}: column 'text' not found; columns found: "
-                             "['hello there 0', 'greet'] (no header line? a CSV's first line names its columns: "
-                             "text,label)")
-
-
 def test_swapped_text_and_label_columns_are_refused_not_trained_as_one_label_a_row(tmp_path):
     """label_column naming the text column made every text a label of its own: a 12-class task with
     one example each, trained without a word."""
