@@ -1,0 +1,54 @@
+"""Completed and pruned trials tell apart on both length × learning-rate maps (PNG and HTML):
+a pruned trial's score is after fewer epochs, so a reader must see which dots those are."""
+from __future__ import annotations
+
+import math
+
+from optuna_studies.plots import length_lr_figure, length_lr_html_figure
+
+
+def rec(number, prompt_len, lr, status, score, epochs):
+    return {"number": number, "prompt_len": prompt_len, "lr": lr, "status": status, "best_score": score,
+            "epochs_run": epochs, "started": 1000.0 + number, "ended": 1010.0 + number,
+            "adapter": f"/a/t{number}" if status in ("completed", "pruned") else None}
+
+
+RECORDS = [rec(0, 8, 0.0099, "completed", 0.5416666666666666, 2), rec(1, 32, 0.0088, "pruned", 0.41666666, 1),
+           rec(2, 32, 0.0037, "pruned", 0.3125, 1), rec(3, 16, 0.0486, "completed", 0.7291666, 2),
+           rec(4, 4, 0.02, "failed", math.nan, 0)]
+
+
+def test_png_map_has_a_legend_entry_for_completed_pruned_and_failed_trials():
+    import matplotlib.pyplot as plt
+
+    fig = length_lr_figure(RECORDS, "dev_score", "max", "trec / minilm", (4, 8, 16, 32))
+    try:
+        ax = fig.axes[0]
+        by_label = {c.get_label(): c for c in ax.collections}
+        assert by_label["completed"].get_offsets().tolist() == [[0.0099, 8], [0.0486, 16]]
+        assert by_label["pruned (stopped early)"].get_offsets().tolist() == [[0.0088, 32], [0.0037, 32]]
+        assert len(by_label["failed"].get_offsets()) == 1
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert legend == ["completed", "pruned (stopped early)", "failed", "best: trial 3"]
+        # pruned rings are hollow, coloured on the same score scale as the completed dots
+        assert (by_label["pruned (stopped early)"].get_facecolors().size == 0
+                or (by_label["pruned (stopped early)"].get_facecolors()[:, 3] == 0).all())
+        done, rings = by_label["completed"], by_label["pruned (stopped early)"]
+        assert rings.get_edgecolors().tolist() == [list(done.cmap(done.norm(s))) for s in (0.41666666, 0.3125)]
+        assert by_label["completed"].norm.vmin == 0.3125 and by_label["completed"].norm.vmax >= 0.7291666
+        assert "small dots" not in ax.get_title() and ax.get_xscale() == "log"
+    finally:
+        plt.close(fig)
+
+
+def test_html_map_draws_pruned_trials_apart_with_readable_hover():
+    fig = length_lr_html_figure(RECORDS, "dev_score", "max", "trec / minilm", (4, 8, 16, 32))
+    traces = {t.name: t for t in fig.data}
+    done, pruned = traces["completed"], traces["pruned (stopped early)"]
+    assert list(done.x) == [0.0099, 0.0486] and list(pruned.x) == [0.0088, 0.0037]
+    assert pruned.marker.symbol == "circle-open" and done.marker.symbol in (None, "circle")
+    # one colour scale for both, shown once
+    assert (done.marker.cmin, done.marker.cmax) == (pruned.marker.cmin, pruned.marker.cmax) == (0.3125, 0.7291666)
+    assert done.marker.showscale and not pruned.marker.showscale
+    assert "0.5417" in done.text[0] and "0.5416666" not in done.text[0] and "2 epochs" in done.text[0]
+    assert "pruned after 1 epoch" in pruned.text[0]
