@@ -101,6 +101,11 @@ def _lr_axis(axis, lrs: list[float]) -> None:
     axis.set_minor_locator(NullLocator())
 
 
+def score_label(metric: str) -> str:
+    """The score axis: a trial's point is its best epoch's score (the epoch its adapter keeps)."""
+    return f"{metric} (each trial's best epoch)"
+
+
 def best_label(best: dict[str, Any]) -> str:
     """The legend entry of the best trial's star."""
     return f"best: trial {best.get('number')}"
@@ -133,7 +138,7 @@ def length_lr_figure(records: list[dict[str, Any]], metric: str, mode: str, titl
         ax.scatter([r["lr"] for r in stopped], [r["prompt_len"] for r in stopped], s=55, facecolors="none",
                    edgecolors=[cmap(norm(r["best_score"])) for r in stopped], linewidths=1.8,
                    label="pruned (stopped early)", zorder=3)
-        fig.colorbar(sc, ax=ax, label=metric)
+        fig.colorbar(sc, ax=ax, label=score_label(metric))
     if bad:
         ax.scatter([r["lr"] for r in bad], [r["prompt_len"] for r in bad], marker="x", c="red", label="failed")
     best = best_record(records, mode)
@@ -194,7 +199,7 @@ def length_score_figure(records: list[dict[str, Any]], metric: str, mode: str, t
         ax.set_xscale("log", base=2)
         _length_axis(ax, "x", [*lengths, *(r["prompt_len"] for r in records)])
     ax.set_xlabel("prompt length")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(score_label(metric))
     ax.set_title(f"{title}: {metric} by prompt length")
     return fig
 
@@ -224,7 +229,7 @@ def length_lr_html_figure(records: list[dict[str, Any]], metric: str, mode: str,
                                  name=name, text=[_hover(r) for r in kind], hoverinfo="text",
                                  marker=dict(size=12, symbol=symbol, color=[r["best_score"] for r in kind], cmin=lo,
                                              cmax=hi, colorscale="Viridis", showscale=symbol == "circle",
-                                             colorbar=dict(title=metric),
+                                             colorbar=dict(title=score_label(metric)),
                                              line=dict(width=1, color="black") if symbol == "circle" else dict(width=2))))
     fig.add_trace(go.Scatter(x=[r["lr"] for r in bad], y=[r["prompt_len"] for r in bad], mode="markers",
                              name="failed", text=[_hover(r) for r in bad], hoverinfo="text",
@@ -272,6 +277,6 @@ def over_time_figure(records: list[dict[str, Any]], metric: str, mode: str, titl
             _star(ax, ((top.get("ended") or t0) - t0) / 60, top["best_score"], top)
         ax.legend(loc="best")
     ax.set_xlabel("minutes since the first trial started")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(score_label(metric))
     ax.set_title(f"{title}: trials over time")
     return fig

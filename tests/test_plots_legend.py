@@ -52,3 +52,22 @@ def test_html_map_draws_pruned_trials_apart_with_readable_hover():
     assert done.marker.showscale and not pruned.marker.showscale
     assert "0.5417" in done.text[0] and "0.5416666" not in done.text[0] and "2 epochs" in done.text[0]
     assert "pruned after 1 epoch" in pruned.text[0]
+
+
+def test_every_score_axis_says_it_is_the_trials_best_epoch():
+    """A trial's point is its best epoch's score (the epoch its adapter keeps), not its last: trial 4
+    of a real search scored 0.729 after epoch 1 and 0.667 after epoch 2, and sits at 0.729."""
+    import matplotlib.pyplot as plt
+
+    from optuna_studies.plots import length_score_figure, over_time_figure, score_label
+
+    assert score_label("dev_score") == "dev_score (each trial's best epoch)"
+    for fig, axis in ((length_lr_figure(RECORDS, "dev_score", "max", "t"), lambda f: f.axes[1].get_ylabel()),
+                      (length_score_figure(RECORDS, "dev_score", "max", "t"), lambda f: f.axes[0].get_ylabel()),
+                      (over_time_figure(RECORDS, "dev_score", "max", "t"), lambda f: f.axes[0].get_ylabel())):
+        try:
+            assert axis(fig) == "dev_score (each trial's best epoch)"
+        finally:
+            plt.close(fig)
+    html = length_lr_html_figure(RECORDS, "dev_score", "max", "t")
+    assert html.data[0].marker.colorbar.title.text == "dev_score (each trial's best epoch)"
