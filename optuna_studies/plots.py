@@ -11,6 +11,7 @@ from typing import Any
 
 from optuna_studies.records import COLUMNS, best_record
 
+COMPLETED, PRUNED = "completed", "pruned (stopped early)"  # the legend's names, alike in every picture
 FILES = ("trials.csv", "length_lr.png", "length_lr.html", "length_score.png", "trials_over_time.png")
 
 
@@ -133,11 +134,11 @@ def length_lr_figure(records: list[dict[str, Any]], metric: str, mode: str, titl
         done = [r for r in ok if r["status"] == "completed"]
         stopped = [r for r in ok if r["status"] != "completed"]
         sc = ax.scatter([r["lr"] for r in done], [r["prompt_len"] for r in done], c=[r["best_score"] for r in done],
-                        cmap=cmap, norm=norm, s=70, edgecolors="k", label="completed", zorder=3)
+                        cmap=cmap, norm=norm, s=70, edgecolors="k", label=COMPLETED, zorder=3)
         # hollow: the ring's colour is the score (one after fewer epochs), on the colour bar's scale
         ax.scatter([r["lr"] for r in stopped], [r["prompt_len"] for r in stopped], s=55, facecolors="none",
                    edgecolors=[cmap(norm(r["best_score"])) for r in stopped], linewidths=1.8,
-                   label="pruned (stopped early)", zorder=3)
+                   label=PRUNED, zorder=3)
         fig.colorbar(sc, ax=ax, label=score_label(metric))
     if bad:
         ax.scatter([r["lr"] for r in bad], [r["prompt_len"] for r in bad], marker="x", c="red", label="failed")
@@ -185,9 +186,9 @@ def length_score_figure(records: list[dict[str, Any]], metric: str, mode: str, t
         done = [r for r in ok if r["status"] == "completed"]
         stopped = [r for r in ok if r["status"] != "completed"]
         sc = ax.scatter([r["prompt_len"] for r in done], [r["best_score"] for r in done], c=[r["lr"] for r in done],
-                        cmap=cmap, norm=norm, s=60, edgecolors="k", label="trial", zorder=3)
+                        cmap=cmap, norm=norm, s=60, edgecolors="k", label=COMPLETED, zorder=3)
         ax.scatter([r["prompt_len"] for r in stopped], [r["best_score"] for r in stopped], s=45, facecolors="none",
-                   edgecolors=[cmap(norm(r["lr"])) for r in stopped], linewidths=1.5, label="pruned", zorder=3)
+                   edgecolors=[cmap(norm(r["lr"])) for r in stopped], linewidths=1.5, label=PRUNED, zorder=3)
         best = best_by_length(records, mode)
         ax.plot(list(best), list(best.values()), color="0.4", lw=1, marker="_", markersize=18,
                 label="best per length", zorder=2)
@@ -222,8 +223,8 @@ def length_lr_html_figure(records: list[dict[str, Any]], metric: str, mode: str,
     ok, bad = _scored(records)
     fig = go.Figure()
     lo, hi = (min(r["best_score"] for r in ok), max(r["best_score"] for r in ok)) if ok else (0, 1)
-    for name, kind, symbol in (("completed", [r for r in ok if r["status"] == "completed"], "circle"),
-                               ("pruned (stopped early)", [r for r in ok if r["status"] != "completed"],
+    for name, kind, symbol in ((COMPLETED, [r for r in ok if r["status"] == "completed"], "circle"),
+                               (PRUNED, [r for r in ok if r["status"] != "completed"],
                                 "circle-open")):
         fig.add_trace(go.Scatter(x=[r["lr"] for r in kind], y=[r["prompt_len"] for r in kind], mode="markers",
                                  name=name, text=[_hover(r) for r in kind], hoverinfo="text",
@@ -267,10 +268,10 @@ def over_time_figure(records: list[dict[str, Any]], metric: str, mode: str, titl
         # the trial the search would have picked at each point in time (none yet: no line there)
         picks = [best_record(ok[:i + 1], mode) for i in range(len(ok))]
         best = [p["best_score"] if p is not None else math.nan for p in picks]
-        ax.scatter([x for x, f in zip(xs, full) if f], [y for y, f in zip(ys, full) if f], label="trial", zorder=3)
+        ax.scatter([x for x, f in zip(xs, full) if f], [y for y, f in zip(ys, full) if f], label=COMPLETED, zorder=3)
         if not all(full):
             ax.scatter([x for x, f in zip(xs, full) if not f], [y for y, f in zip(ys, full) if not f],
-                       facecolors="none", edgecolors="C0", label="pruned", zorder=3)
+                       facecolors="none", edgecolors="C0", label=PRUNED, zorder=3)
         ax.step(xs, best, where="post", color="C1", label="best so far")
         top = best_record(records, mode)
         if top is not None:

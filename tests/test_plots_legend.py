@@ -71,3 +71,17 @@ def test_every_score_axis_says_it_is_the_trials_best_epoch():
             plt.close(fig)
     html = length_lr_html_figure(RECORDS, "dev_score", "max", "t")
     assert html.data[0].marker.colorbar.title.text == "dev_score (each trial's best epoch)"
+
+
+def test_every_picture_names_completed_and_pruned_trials_alike():
+    import matplotlib.pyplot as plt
+
+    from optuna_studies.plots import length_score_figure, over_time_figure
+
+    for fig in (length_lr_figure(RECORDS, "dev_score", "max", "t"), length_score_figure(RECORDS, "dev_score", "max", "t"),
+                over_time_figure(RECORDS, "dev_score", "max", "t")):
+        try:
+            legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+            assert legend[:2] == ["completed", "pruned (stopped early)"], legend
+        finally:
+            plt.close(fig)
