@@ -227,13 +227,14 @@ def length_lr_html_figure(records: list[dict[str, Any]], metric: str, mode: str,
                                (PRUNED, [r for r in ok if r["status"] != "completed"],
                                 "circle-open")):
         fig.add_trace(go.Scatter(x=[r["lr"] for r in kind], y=[r["prompt_len"] for r in kind], mode="markers",
-                                 name=name, text=[_hover(r) for r in kind], hoverinfo="text",
+                                 name=name, text=[_hover(r) for r in kind], hoverinfo="text", showlegend=bool(kind),
                                  marker=dict(size=12, symbol=symbol, color=[r["best_score"] for r in kind], cmin=lo,
                                              cmax=hi, colorscale="Viridis", showscale=symbol == "circle",
                                              colorbar=dict(title=score_label(metric)),
-                                             line=dict(width=1, color="black") if symbol == "circle" else dict(width=2))))
+                                             line=(dict(width=1, color="black") if symbol == "circle"
+                                                   else dict(width=2)))))
     fig.add_trace(go.Scatter(x=[r["lr"] for r in bad], y=[r["prompt_len"] for r in bad], mode="markers",
-                             name="failed", text=[_hover(r) for r in bad], hoverinfo="text",
+                             name="failed", text=[_hover(r) for r in bad], hoverinfo="text", showlegend=bool(bad),
                              marker=dict(symbol="x", size=10, color="red")))
     best = best_record(records, mode)
     if best is not None:

@@ -78,10 +78,17 @@ def test_every_picture_names_completed_and_pruned_trials_alike():
 
     from optuna_studies.plots import length_score_figure, over_time_figure
 
-    for fig in (length_lr_figure(RECORDS, "dev_score", "max", "t"), length_score_figure(RECORDS, "dev_score", "max", "t"),
-                over_time_figure(RECORDS, "dev_score", "max", "t")):
+    for draw in (length_lr_figure, length_score_figure, over_time_figure):
+        fig = draw(RECORDS, "dev_score", "max", "t")
         try:
             legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
             assert legend[:2] == ["completed", "pruned (stopped early)"], legend
         finally:
             plt.close(fig)
+
+
+def test_html_map_lists_in_its_legend_only_the_kinds_of_trial_it_has():
+    done = [r for r in RECORDS if r["status"] == "completed"]
+    fig = length_lr_html_figure(done, "dev_score", "max", "t")
+    shown = [t.name for t in fig.data if t.showlegend is not False]
+    assert shown == ["completed", "best: trial 3"]
