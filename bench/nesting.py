@@ -194,6 +194,16 @@ def markdown(rows: list[dict], sl: dict | None = None) -> str:
 
 
 def plot(rows: list[dict], nested: dict, flat: dict, path: Path, sl: dict | None = None) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = figure(rows, nested, flat, sl)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def figure(rows: list[dict], nested: dict, flat: dict, sl: dict | None = None):
+    """The picture ``plot`` writes: a row per task, the zero-shot score by slice length, then per-task
+    training curves at each length."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -217,6 +227,7 @@ def plot(rows: list[dict], nested: dict, flat: dict, path: Path, sl: dict | None
                       for n in lengths]
             ax.plot(xs, ys, styles[k], marker="o", ms=3, label=k)
         ax.set_xscale("log", base=2)
+        _plain_length_ticks(ax, xs)
         ax.set_title(f"{task}: no per-task training", fontsize=9)
         ax.set_xlabel("prompt length (leading slice)", fontsize=8)
         for j, n in enumerate(lengths, start=1):
@@ -235,8 +246,17 @@ def plot(rows: list[dict], nested: dict, flat: dict, path: Path, sl: dict | None
     axes[0][0].legend(fontsize=7)
     axes[0][1].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def _plain_length_ticks(ax, lengths: list[int]) -> None:
+    """Ticks at the powers of two within the lengths, labelled 1, 2, 4 … (not 2⁰, 2¹, 2²)."""
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+
+    ticks = [2 ** k for k in range(12) if min(lengths) <= 2 ** k <= max(lengths)]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_locator(NullLocator())
 
 
 def main(argv=None) -> None:

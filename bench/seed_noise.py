@@ -86,6 +86,15 @@ def write_reports(doc: dict, out: Path) -> None:
 
 
 def plot(doc: dict, out: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = figure(doc)
+    fig.savefig(out / "seed_noise.png")
+    plt.close(fig)
+
+
+def figure(doc: dict):
+    """The picture ``plot`` writes: a panel per row, each configuration's score per training seed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -102,12 +111,12 @@ def plot(doc: dict, out: Path) -> None:
         ax.set_xticks(range(len(r["configs"])), [f"{c['prompt_len']}\n{c['lr']:.2g}" for c in r["configs"]],
                       fontsize=7)
         ax.set_xlim(-0.6, len(r["configs"]) - 0.4)
+        ax.set_xlabel("prompt length\nlearning rate", fontsize=7)
         ax.set_title(f"{r['task']} {r['start']}", fontsize=8)
     axes[0][0].set_ylabel("best dev score over epochs\n(circle: seed 0; red: target)")
-    fig.suptitle("blue: the grid's best configuration; orange: missed searches' best (len, lr)", fontsize=8)
+    fig.suptitle("blue: the grid's best configuration; orange: missed searches' best (len, lr)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(out / "seed_noise.png")
-    plt.close(fig)
+    return fig
 
 
 def main() -> None:

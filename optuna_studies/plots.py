@@ -11,6 +11,7 @@ from typing import Any
 
 from optuna_studies.records import COLUMNS, best_record
 
+COMPLETED, PRUNED = "completed", "pruned (stopped early)"  # the legend's names, alike in every picture
 FILES = ("trials.csv", "length_lr.png", "length_lr.html", "length_score.png", "trials_over_time.png")
 
 
@@ -101,6 +102,11 @@ def _lr_axis(axis, lrs: list[float]) -> None:
     axis.set_minor_locator(NullLocator())
 
 
+def score_label(metric: str) -> str:
+    """The score axis: a trial's point is its best epoch's score (the epoch its adapter keeps)."""
+    return f"{metric} (each trial's best epoch)"
+
+
 def best_label(best: dict[str, Any]) -> str:
     """The legend entry of the best trial's star."""
     return f"best: trial {best.get('number')}"
@@ -113,22 +119,34 @@ def _star(ax, x: float, y: float, best: dict[str, Any]) -> None:
 
 def length_lr_figure(records: list[dict[str, Any]], metric: str, mode: str, title: str,
                      lengths: list[int] | tuple[int, ...] = ()):
-    """Scatter of learning rate (log x) × prompt length (log2 y), coloured by score; failed trials
-    as x; the best trial a star (the last collection, labelled ``best_label``)."""
+    """Scatter of learning rate (log x) × prompt length (log2 y), coloured by score: completed trials
+    dots, pruned ones rings (their score is after fewer epochs), failed trials x, each a legend entry;
+    the best trial a star (the last collection, labelled ``best_label``)."""
+    from matplotlib.colors import Normalize
+
     plt = _pyplot()
     ok, bad = _scored(records)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     if ok:
-        sc = ax.scatter([r["lr"] for r in ok], [r["prompt_len"] for r in ok], c=[r["best_score"] for r in ok],
-                        cmap="viridis", s=[70 if r["status"] == "completed" else 35 for r in ok], edgecolors="k")
-        fig.colorbar(sc, ax=ax, label=metric)
+        # one score scale for both kinds of trial: the colour bar reads the same on rings and dots
+        norm = Normalize(min(r["best_score"] for r in ok), max(r["best_score"] for r in ok))
+        cmap = plt.get_cmap("viridis")
+        done = [r for r in ok if r["status"] == "completed"]
+        stopped = [r for r in ok if r["status"] != "completed"]
+        sc = ax.scatter([r["lr"] for r in done], [r["prompt_len"] for r in done], c=[r["best_score"] for r in done],
+                        cmap=cmap, norm=norm, s=70, edgecolors="k", label=COMPLETED, zorder=3)
+        # hollow: the ring's colour is the score (one after fewer epochs), on the colour bar's scale
+        ax.scatter([r["lr"] for r in stopped], [r["prompt_len"] for r in stopped], s=55, facecolors="none",
+                   edgecolors=[cmap(norm(r["best_score"])) for r in stopped], linewidths=1.8,
+                   label=PRUNED, zorder=3)
+        fig.colorbar(sc, ax=ax, label=score_label(metric))
     if bad:
         ax.scatter([r["lr"] for r in bad], [r["prompt_len"] for r in bad], marker="x", c="red", label="failed")
     best = best_record(records, mode)
     if best is not None:
         _star(ax, best["lr"], best["prompt_len"], best)
-    if bad or best is not None:
-        ax.legend(loc="best")
+    if ok or bad:
+        ax.legend(loc="best", fontsize=8)
     ax.set_xscale("log")
     ax.set_yscale("log", base=2)
     if records:
@@ -136,7 +154,7 @@ def length_lr_figure(records: list[dict[str, Any]], metric: str, mode: str, titl
         _lr_axis(ax.xaxis, [r["lr"] for r in records])
     ax.set_xlabel("learning rate")
     ax.set_ylabel("prompt length")
-    ax.set_title(f"{title}: length × learning rate (small dots: pruned)")
+    ax.set_title(f"{title}: length × learning rate")
     return fig
 
 
@@ -168,9 +186,9 @@ def length_score_figure(records: list[dict[str, Any]], metric: str, mode: str, t
         done = [r for r in ok if r["status"] == "completed"]
         stopped = [r for r in ok if r["status"] != "completed"]
         sc = ax.scatter([r["prompt_len"] for r in done], [r["best_score"] for r in done], c=[r["lr"] for r in done],
-                        cmap=cmap, norm=norm, s=60, edgecolors="k", label="trial", zorder=3)
+                        cmap=cmap, norm=norm, s=60, edgecolors="k", label=COMPLETED, zorder=3)
         ax.scatter([r["prompt_len"] for r in stopped], [r["best_score"] for r in stopped], s=45, facecolors="none",
-                   edgecolors=[cmap(norm(r["lr"])) for r in stopped], linewidths=1.5, label="pruned", zorder=3)
+                   edgecolors=[cmap(norm(r["lr"])) for r in stopped], linewidths=1.5, label=PRUNED, zorder=3)
         best = best_by_length(records, mode)
         ax.plot(list(best), list(best.values()), color="0.4", lw=1, marker="_", markersize=18,
                 label="best per length", zorder=2)
@@ -182,32 +200,46 @@ def length_score_figure(records: list[dict[str, Any]], metric: str, mode: str, t
         ax.set_xscale("log", base=2)
         _length_axis(ax, "x", [*lengths, *(r["prompt_len"] for r in records)])
     ax.set_xlabel("prompt length")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(score_label(metric))
     ax.set_title(f"{title}: {metric} by prompt length")
     return fig
 
 
+def _hover(r: dict[str, Any]) -> str:
+    """A trial's hover text on the interactive map: its number, length, lr, how it ended, its score."""
+    score, epochs = r.get("best_score"), r.get("epochs_run")
+    ran = f" after {epochs} epoch{'s' if epochs != 1 else ''}" if isinstance(epochs, int) else ""
+    scored = f", {score:.4f}" if isinstance(score, (int, float)) and math.isfinite(score) else ""
+    return f"trial {r.get('number')}<br>len {r['prompt_len']}, lr {r['lr']:.3g}<br>{r['status']}{ran}{scored}"
+
+
 def length_lr_html_figure(records: list[dict[str, Any]], metric: str, mode: str, title: str,
                           lengths: list[int] | tuple[int, ...] = ()):
-    """The same map as a plotly figure for an interactive page (hover shows each trial); the best
-    trial a star (its last trace, named ``best_label``)."""
+    """The same map as a plotly figure for an interactive page (hover shows each trial, how it ended
+    and its score): completed trials dots, pruned ones rings, on one score scale; the best trial a
+    star (its last trace, named ``best_label``)."""
     import plotly.graph_objects as go
 
     ok, bad = _scored(records)
-    hover = lambda r: (f"trial {r.get('number')}<br>len {r['prompt_len']}, lr {r['lr']:.3g}<br>"
-                       f"{r['status']}, {r.get('best_score')}")
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[r["lr"] for r in ok], y=[r["prompt_len"] for r in ok], mode="markers", name="scored",
-                             text=[hover(r) for r in ok], hoverinfo="text",
-                             marker=dict(size=12, color=[r["best_score"] for r in ok], colorscale="Viridis",
-                                         showscale=True, colorbar=dict(title=metric))))
+    lo, hi = (min(r["best_score"] for r in ok), max(r["best_score"] for r in ok)) if ok else (0, 1)
+    for name, kind, symbol in ((COMPLETED, [r for r in ok if r["status"] == "completed"], "circle"),
+                               (PRUNED, [r for r in ok if r["status"] != "completed"],
+                                "circle-open")):
+        fig.add_trace(go.Scatter(x=[r["lr"] for r in kind], y=[r["prompt_len"] for r in kind], mode="markers",
+                                 name=name, text=[_hover(r) for r in kind], hoverinfo="text", showlegend=bool(kind),
+                                 marker=dict(size=12, symbol=symbol, color=[r["best_score"] for r in kind], cmin=lo,
+                                             cmax=hi, colorscale="Viridis", showscale=symbol == "circle",
+                                             colorbar=dict(title=score_label(metric)),
+                                             line=(dict(width=1, color="black") if symbol == "circle"
+                                                   else dict(width=2)))))
     fig.add_trace(go.Scatter(x=[r["lr"] for r in bad], y=[r["prompt_len"] for r in bad], mode="markers",
-                             name="failed", text=[hover(r) for r in bad], hoverinfo="text",
+                             name="failed", text=[_hover(r) for r in bad], hoverinfo="text", showlegend=bool(bad),
                              marker=dict(symbol="x", size=10, color="red")))
     best = best_record(records, mode)
     if best is not None:
         fig.add_trace(go.Scatter(x=[best["lr"]], y=[best["prompt_len"]], mode="markers", name=best_label(best),
-                                 text=[hover(best)], hoverinfo="text",
+                                 text=[_hover(best)], hoverinfo="text",
                                  marker=dict(symbol="star", size=22, color="gold", line=dict(width=1, color="black"))))
     ticks = sorted({*lengths, *(r["prompt_len"] for r in records)})
     fig.update_layout(title=f"{title}: length × learning rate", xaxis=dict(type="log", title="learning rate"),
@@ -237,16 +269,16 @@ def over_time_figure(records: list[dict[str, Any]], metric: str, mode: str, titl
         # the trial the search would have picked at each point in time (none yet: no line there)
         picks = [best_record(ok[:i + 1], mode) for i in range(len(ok))]
         best = [p["best_score"] if p is not None else math.nan for p in picks]
-        ax.scatter([x for x, f in zip(xs, full) if f], [y for y, f in zip(ys, full) if f], label="trial", zorder=3)
+        ax.scatter([x for x, f in zip(xs, full) if f], [y for y, f in zip(ys, full) if f], label=COMPLETED, zorder=3)
         if not all(full):
             ax.scatter([x for x, f in zip(xs, full) if not f], [y for y, f in zip(ys, full) if not f],
-                       facecolors="none", edgecolors="C0", label="pruned", zorder=3)
+                       facecolors="none", edgecolors="C0", label=PRUNED, zorder=3)
         ax.step(xs, best, where="post", color="C1", label="best so far")
         top = best_record(records, mode)
         if top is not None:
             _star(ax, ((top.get("ended") or t0) - t0) / 60, top["best_score"], top)
         ax.legend(loc="best")
     ax.set_xlabel("minutes since the first trial started")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(score_label(metric))
     ax.set_title(f"{title}: trials over time")
     return fig
