@@ -86,6 +86,7 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
         "init": init_dir,
     }
     check_trial_settings(constants, spc, task_ref)  # a setting every trial would fail on: refused before any runs
+    check_task_data(constants, spc, task_ref)  # a task file's data every trial would fail to load: likewise
     check_reachable(mlflow_uri)  # a dead tracking server: refused before a study exists
     url = check_storage_url(settings.optuna_storage(storage))  # the default creates PTV2_HOME: last
     work = shared_work_dir(shared, name, out) if shared is not None else work_dir(out, name)
@@ -197,6 +198,20 @@ def check_trial_settings(constants: dict, space: SearchSpace, task_ref: str) -> 
         raise Ptv2Error(f"search space {space.source}: {e}") from None
     except Ptv2Error as e:
         raise Ptv2Error(f"search space {space.source}: {e}") from None
+
+
+def check_task_data(constants: dict, space: SearchSpace, task_ref: str) -> None:
+    """A task file's rows, loaded as each trial loads them (its data seed, ``max_train``,
+    ``max_eval``): a data file that is missing or unreadable, or a dev label no train row has,
+    failed every trial, after the study, its MLflow run and the work folder were made. A packaged
+    task's data ships with ptv2 and a hub data set is not fetched here: neither is loaded."""
+    if task_ref_kind(task_ref) != "file":
+        return
+    from optuna_studies.objective import train_config
+    from ptv2_core.tasks import load_task
+
+    cfg = train_config(constants | {"prompt_len": min(space.prompt_lens), "lr": space.lr_low})
+    load_task(task_ref, seed=cfg.split_seed, max_train=cfg.max_train, max_eval=cfg.max_eval)
 
 
 def task_max_length(task_ref: str) -> int:
