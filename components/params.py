@@ -151,4 +151,4 @@ def check_services(p: dict) -> None:
     check_reachable(p["mlflow_uri"] or None, given_by="the mlflow_uri parameter")
     ray = settings.ray_address(p["ray_address"] or None)
     if ray:
-        check_answers(ray)
+        check_answers(ray, given_by="the ray_address parameter")

@@ -95,7 +95,8 @@ def search_task(prepared_dir: str | Path, task: str, adapter_out: str | Path, pl
                          init=init_dir, concurrency=concurrency, cpus_per_trial=cpus_per_trial,
                          gpus_per_trial=gpus_per_trial, mlflow_uri=mlflow_uri, ray_address=ray_address,
                          seed=seed, study_name=study, echo=lambda line: print(f"ptv2 ▸ {task}: {line}", flush=True),
-                         originals=originals)  # MLflow names the model, prompt and space given, not their copies
+                         originals=originals,  # MLflow names the model, prompt and space given, not their copies
+                         ray_address_given_by="the ray_address parameter")
         shutil.copytree(res.adapter_dir, adapter_out, dirs_exist_ok=True)
         if trial_model != model:
             name_base_model(adapter_out, model)

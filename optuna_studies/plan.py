@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ptv2_core.errors import Ptv2Error
+from ptv2_core.multitask.init import InitWords, check_init, check_init_base
 from ptv2_core.settings import check_seed
 from ptv2_core.tasks import task_ref_kind
 from optuna_studies import settings
@@ -68,7 +69,7 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
     if not (0 < cpus_per_trial < math.inf and 0 <= gpus_per_trial < math.inf):  # NaN too: Ray waited forever
         raise Ptv2Error(f"--cpus-per-trial must be a number > 0 and --gpus-per-trial a number >= 0, got {cpus_per_trial}, {gpus_per_trial}")
     spc = load_space(task, space, task_name).with_overrides(trials=trials, epochs=epochs)
-    init_dir = check_init(init, spc) if init is not None else None
+    init_dir = check_init_dir(init, spc) if init is not None else None
     spc = spc.for_start(warm=init_dir is not None)
     out = Path(out_dir).resolve()
     name = study_name or default_study_name(task_name, model, out)
@@ -86,6 +87,7 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
         "init": init_dir,
     }
     check_trial_settings(constants, spc, task_ref)  # a setting every trial would fail on: refused before any runs
+    check_task_data(constants, spc, task_ref)  # a task file's data every trial would fail to load: likewise
     check_reachable(mlflow_uri)  # a dead tracking server: refused before a study exists
     url = check_storage_url(settings.optuna_storage(storage))  # the default creates PTV2_HOME: last
     work = shared_work_dir(shared, name, out) if shared is not None else work_dir(out, name)
@@ -199,6 +201,20 @@ def check_trial_settings(constants: dict, space: SearchSpace, task_ref: str) -> 
         raise Ptv2Error(f"search space {space.source}: {e}") from None
 
 
+def check_task_data(constants: dict, space: SearchSpace, task_ref: str) -> None:
+    """A task file's rows, loaded as each trial loads them (its data seed, ``max_train``,
+    ``max_eval``): a data file that is missing or unreadable, or a dev label no train row has,
+    failed every trial, after the study, its MLflow run and the work folder were made. A packaged
+    task's data ships with ptv2 and a hub data set is not fetched here: neither is loaded."""
+    if task_ref_kind(task_ref) != "file":
+        return
+    from optuna_studies.objective import train_config
+    from ptv2_core.tasks import load_task
+
+    cfg = train_config(constants | {"prompt_len": min(space.prompt_lens), "lr": space.lr_low})
+    load_task(task_ref, seed=cfg.split_seed, max_train=cfg.max_train, max_eval=cfg.max_eval)
+
+
 def task_max_length(task_ref: str) -> int:
     """The task's own truncation (its spec's ``max_length``), known without its rows for a task
     file and a hub data set (the default, whatever its rows: nothing is fetched); a packaged
@@ -217,42 +233,30 @@ def task_max_length(task_ref: str) -> int:
     return hub_max_length(task_ref[len("hub:"):])
 
 
+# a search's advice: its settings come from --seed and the space, and run in its trials
+SEARCH_WORDS = InitWords(
+    who="the trials", seed_fix="use --seed {seed} (or fixed: {{data_seed: {seed}}} in the space)",
+    reparam_fix="set fixed: {{reparam: {reparam}}} in the space (and reparam_hidden to match), or pre-train "
+                "with the trials' setting",
+    base_fix="search with the model it was pre-trained on, or pre-train one on this model")
+
+
 def check_init_fits(init_dir: str, cfg, config, task_ref: str) -> None:
     """What ``init_from_pretrained`` refuses as each trial starts, known from the prompt's config
     and the model's (no weights load): another base model's shape (family, layers, heads; the same
     shape with other weights is still refused by each trial, on the weights' fingerprint), a data
-    seed other than the pre-training's for a task that took part in it, another reparameterization.
-    Each failed every trial, after the study, its MLflow run and the work folder were made."""
-    from ptv2_core.backbone import geometry
-    from ptv2_core.multitask.pretrained import read_pretrained_config, task_index
+    seed other than the pre-training's for a task that took part in it, another reparameterization
+    (the core's ``check_init_base`` and ``check_init``, in the search's words). Each failed every
+    trial, after the study, its MLflow run and the work folder were made."""
+    from ptv2_core.multitask.pretrained import read_pretrained_config
 
     pre_config = read_pretrained_config(init_dir)
-    base, prompt = pre_config.get("base_model", {}), pre_config.get("prompt", {})
-    geo = geometry(config)
-    want = (base.get("model_type"), prompt.get("num_layers"), prompt.get("num_kv_heads"), prompt.get("head_dim"))
-    have = (config.model_type, geo.num_layers, geo.num_kv_heads, geo.head_dim)
-    if None not in want and want != have:
-        def shape(s: tuple) -> str:
-            return f"{s[0]}, {s[1]} layers, {s[2]} heads of {s[3]}"
-        raise Ptv2Error(f"the pre-trained prompt in '{init_dir}' was pre-trained on base model '{base.get('name')}' "
-                        f"({shape(want)}); model '{cfg.model}' is {shape(have)}: search with the model it was "
-                        "pre-trained on, or pre-train one on this model")
-    if task_index(pre_config, task_ref) is not None:
-        pre_seed = (pre_config.get("pretrain_config") or {}).get("seed")
-        if pre_seed is not None and cfg.split_seed != pre_seed:
-            raise Ptv2Error(f"task '{task_ref}' took part in pre-training with data seed {pre_seed}; training it with "
-                            f"seed {cfg.split_seed} would score it on rows the prompt was trained on: use --seed "
-                            f"{pre_seed} (or fixed: {{data_seed: {pre_seed}}} in the space)")
-    reparam, hidden = bool(prompt.get("reparam", False)), prompt.get("reparam_hidden")
-    if reparam != cfg.reparam or (reparam and hidden is not None and hidden != cfg.reparam_hidden):
-        def form(on: bool, width) -> str:
-            return f"MLP reparameterization (hidden {width})" if on else "no reparameterization"
-        raise Ptv2Error(f"the pre-trained prompt in '{init_dir}' uses {form(reparam, hidden)}, the trials "
-                        f"{form(cfg.reparam, cfg.reparam_hidden)}: set fixed: {{reparam: {str(reparam).lower()}}} "
-                        "in the space (and reparam_hidden to match), or pre-train with the trials' setting")
+    check_init_base(pre_config, init_dir, cfg.model, config, SEARCH_WORDS)
+    check_init(pre_config, init_dir, None, task=task_ref, seed=cfg.split_seed, reparam=cfg.reparam,
+               reparam_hidden=cfg.reparam_hidden, words=SEARCH_WORDS)
 
 
-def check_init(init: str | Path, space: SearchSpace) -> str:
+def check_init_dir(init: str | Path, space: SearchSpace) -> str:
     """A finished pre-trained prompt folder long enough for every length of the space."""
     from ptv2_core.multitask.pretrained import read_pretrained_config, read_pretrained_state
 

@@ -47,10 +47,11 @@ def client_server_died(e: BaseException) -> bool:
     return isinstance(e, ConnectionAbortedError) and any(sign in str(e) for sign in CLIENT_SERVER_DIED)
 
 
-def check_answers(target: str, timeout: float = 5.0) -> None:
+def check_answers(target: str, timeout: float = 5.0, given_by: str = "--ray-address") -> None:
     """Ptv2Error when nothing listens at a cluster address ``host:port`` or ``ray://host:port``:
     ``ray.init`` would wait on it for minutes (seen: over 2 minutes for 127.0.0.1:1). Other forms
-    ("auto", a bad address) are left to Ray."""
+    ("auto", a bad address) are left to Ray. ``given_by``: what the command takes the address from
+    besides ``RAY_ADDRESS``, as its message names it (a pipeline's: "the ray_address parameter")."""
     import socket
     from urllib.parse import urlsplit
 
@@ -65,7 +66,7 @@ def check_answers(target: str, timeout: float = 5.0) -> None:
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError as e:
         raise Ptv2Error(f"nothing answers at the Ray cluster address '{target}' ({e.strerror or e}): start the "
-                        "cluster, or unset RAY_ADDRESS (and --ray-address) for a local Ray") from None
+                        f"cluster, or point {given_by} / RAY_ADDRESS at one that runs (neither set: a local Ray)") from None
 
 
 def _join(ray, target: str, common: dict) -> None:
@@ -132,12 +133,14 @@ def sigterm_blocked_for_children() -> Iterator[None]:
 
 
 @contextmanager
-def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None) -> Iterator[None]:
+def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None,
+                given_by: str = "--ray-address") -> Iterator[None]:
     """Keep Ray connected for the block (what the cluster can hold: ``capacity.check_capacity``).
 
     ``address`` (else ``RAY_ADDRESS``) joins a running cluster; otherwise a local Ray starts
     with ``num_cpus``/``num_gpus`` (default: all) and stops on exit. A Ray this process
-    already runs is used as it is and left running.
+    already runs is used as it is and left running. ``given_by``: the knob ``address`` came from,
+    as an unreachable cluster's message names it (``check_answers``).
     """
     import ray
 
@@ -148,7 +151,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpu
     common = dict(include_dashboard=False, log_to_driver=False, configure_logging=False,
                   runtime_env={"env_vars": worker_env()})
     if target:
-        check_answers(target)
+        check_answers(target, given_by=given_by)
     try:
         # unblocked after sigterm_kept put ptv2's handler back: a SIGTERM meanwhile goes to it, not Ray's
         with sigterm_blocked_for_children(), sigterm_kept():

@@ -40,14 +40,16 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
                resume: bool = False, overwrite: bool = False, mlflow_uri: str | None = None,
                ray_address: str | None = None, ray_cpus: int | None = None, study_name: str | None = None,
                seed: int = 0, experiment: str = EXPERIMENT, shared_dir: str | Path | None = None,
-               echo: Callable[[str], None] | None = None, originals: dict[str, str] | None = None) -> SearchResult:
+               echo: Callable[[str], None] | None = None, originals: dict[str, str] | None = None,
+               ray_address_given_by: str = "--ray-address") -> SearchResult:
     """Search prompt length × learning rate for one task; write ``best.json`` and ``adapter/``.
 
     run_search(task, model, out_dir, *, trials=None, space=None, storage=None, init=None,
                max_train=None, max_eval=None, epochs=None, concurrency=2, cpus_per_trial=1,
                gpus_per_trial=0, max_failures=2, resume=False, overwrite=False, mlflow_uri=None,
                ray_address=None, ray_cpus=None, study_name=None, seed=0,
-               experiment="ptv2-search", shared_dir=None, echo=None, originals=None) -> SearchResult
+               experiment="ptv2-search", shared_dir=None, echo=None, originals=None,
+               ray_address_given_by="--ray-address") -> SearchResult
 
     - ``task``: trec, rt, wnut16, bbc, a task YAML file or hub:<name>; ``model``: minilm, a
       folder or a hub name. ``space``: a space YAML (default: the task's packaged one, or
@@ -60,6 +62,8 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
     - ``ray_address`` (or ``RAY_ADDRESS``) joins a cluster; otherwise a local Ray with ``ray_cpus``.
       A cluster with nodes on other machines needs ``shared_dir`` (or ``PTV2_SHARED_DIR``): a folder
       every node mounts at the same path, for the work folder and the trials' file inputs.
+      ``ray_address_given_by`` names the knob a cluster that does not answer is reported against
+      (the pipeline's search step: "the ray_address parameter").
     - ``resume`` continues the study of the same ``out_dir``: finished trials are kept, not rerun.
     - ``echo`` receives the progress lines: one as each trial starts, one (``[k/N] ...``) as it ends.
     - ``originals``: what ``model``, ``init`` and ``space`` are copies of (``{"model": ...,
@@ -87,7 +91,7 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
         plan = replace(plan, originals={k: v for k, v in (originals or {}).items() if v})
         # Ray before the study: a cluster that cannot be reached or cannot hold one trial is refused
         # before the study, the MLflow run or the work folder exist (the tuner reuses this connection)
-        with ray_session(ray_address, num_cpus=ray_cpus):
+        with ray_session(ray_address, num_cpus=ray_cpus, given_by=ray_address_given_by):
             address = settings.ray_address(ray_address)
             check_capacity(plan.cpus_per_trial, plan.gpus_per_trial, joined=bool(address), say=say)
             if plan.shared is None and address:

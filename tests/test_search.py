@@ -391,6 +391,30 @@ def test_cli_refuses_bad_input_and_writes_nothing(tmp_path, monkeypatch, capsys,
     assert sorted(os.listdir(work)) == []  # no output, no work folder, no state folder
 
 
+def test_a_task_files_data_error_is_one_error_line_before_anything_is_made(tmp_path, monkeypatch, capsys):
+    """A task file whose data its trials cannot load (here a dev label no train row has) passed the
+    plan, which read the YAML only: the study and its MLflow run were made, Ray started, and every
+    trial failed on it, ending in "no trial ... finished"."""
+    from pipelines.cli import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.csv").write_text("text,label\nhello there,a\ngood bye,b\nhi,a\nbye,b\n")
+    (data / "dev.csv").write_text("text,label\nwhat now,c\n")
+    (data / "task.yaml").write_text(yaml.safe_dump({"name": "mine", "type": "sequence",
+                                                    "data": {"train": "train.csv", "dev": "dev.csv"}}))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("PTV2_HOME", str(work / ".ptv2"))
+    with pytest.raises(SystemExit) as exc:
+        main(["search", "--task", str(data / "task.yaml"), "--out", str(work / "out"), "--ray-cpus", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: ") and "labels outside the label list of task 'mine': 'c'" in err[0], err
+    assert sorted(os.listdir(work)) == []  # no output, no work folder, no study or MLflow store
+
+
 def test_a_trial_the_ray_cluster_cannot_hold_is_refused_before_the_study_exists(tmp_path, monkeypatch, capsys):
     """The cluster's resources used to be checked after the study, the MLflow parent run (left
     FAILED) and the work folder were made; a NaN --cpus-per-trial passed and Ray waited forever, as
@@ -643,7 +667,9 @@ def test_a_resume_keeps_the_task_and_the_task_files_content(tmp_path, monkeypatc
     monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-2}, "epochs": 2}))
-    (tmp_path / "train.csv").write_text("text,label\nhello there,a\ngood bye,b\n")
+    # enough rows for the plan's load to carve dev and test splits from train, as the trials do
+    rows = "".join(f"row number {i},{'ab'[i % 2]}\n" for i in range(20))
+    (tmp_path / "train.csv").write_text("text,label\n" + rows)
     task = tmp_path / "task.yaml"
     task.write_text(yaml.safe_dump({"name": "mine", "type": "sequence", "data": {"train": "train.csv"}}))
     url = f"sqlite:///{tmp_path}/o.db"
@@ -665,7 +691,8 @@ def test_a_resume_keeps_the_task_and_the_task_files_content(tmp_path, monkeypatc
         study.tell(study.ask(dists), 0.5)
         assert prepare_study(storage, name, p.space, True, trial_settings(plan(first, name))).resumed  # the same
         if name == "by-data":
-            (tmp_path / "train.csv").write_text("text,label\nhello there,b\ngood bye,a\n")  # other labels
+            (tmp_path / "train.csv").write_text("text,label\n" + rows.replace(",a", ",x").replace(",b", ",a")
+                                                .replace(",x", ",b"))  # other labels
         if name == "by-file":
             moved = tmp_path / "moved" / "task.yaml"  # the same file elsewhere is the same task
             moved.parent.mkdir()

@@ -73,12 +73,16 @@ def train(
             check_model_pooling(model, pooling)  # 'pooler' on a model without one: before any data or weights load
             init_fn = None
             if init is not None:
+                from ptv2_core.backbone import load_config
                 from ptv2_core.multitask import check_init, init_from_pretrained, read_pretrained_config
+                from ptv2_core.multitask.init import check_init_base
 
                 cfg.check_training()  # the settings' own messages first
                 # a bad folder, or a --prompt-len, --seed or --reparam it cannot start, fails before any data or weights load
-                check_init(read_pretrained_config(init), init, prompt_len, task=task, seed=cfg.split_seed,
+                pre_config = read_pretrained_config(init)
+                check_init(pre_config, init, prompt_len, task=task, seed=cfg.split_seed,
                            reparam=reparam, reparam_hidden=cfg.reparam_hidden)
+                check_init_base(pre_config, init, model, load_config(model))  # another base's shape: from the configs
                 init_fn = partial(init_from_pretrained, pretrained_dir=init, task=task, seed=cfg.split_seed)
             result = run_train(cfg, init=init_fn)
             # the prompt folder by its absolute path, as the task and model are recorded

@@ -4,11 +4,12 @@ Used as ``train(cfg, init=functools.partial(init_from_pretrained, pretrained_dir
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ptv2_core.backbone import base_tokenizer_fingerprint, fingerprint
+from ptv2_core.backbone import base_tokenizer_fingerprint, fingerprint, geometry
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.heads import HeadConfig
 from ptv2_core.model import PromptModel
@@ -65,27 +66,68 @@ def init_from_pretrained(model: PromptModel, spec: TaskSpec | None = None, *, pr
                                             if k.startswith(f"heads.{idx}.")})
 
 
+@dataclass(frozen=True)
+class InitWords:
+    """How a refusal of ``check_init``/``check_init_base`` tells its reader what to change: who runs
+    with the settings (``who``), and the fix for another data seed (``seed_fix``, with ``{seed}``:
+    the pre-training's), another reparameterization (``reparam_fix``, with ``{reparam}``: the
+    prompt's, ``true``/``false``) and another base model (``base_fix``). ``TRAIN_WORDS``: ``ptv2
+    train --init``'s; a search's plan words them for its space and trials."""
+
+    who: str
+    seed_fix: str
+    reparam_fix: str
+    base_fix: str
+
+
+TRAIN_WORDS = InitWords(who="the model", seed_fix="use seed {seed}",
+                        reparam_fix="pre-train and train with the same --reparam setting",
+                        base_fix="train with the model it was pre-trained on, or pre-train one on this model")
+
+
 def check_init(config: dict, pretrained_dir: str | Path, prompt_len, *, task: str | None = None,
-               seed: int | None = None, reparam: bool | None = None, reparam_hidden: int | None = None) -> None:
+               seed: int | None = None, reparam: bool | None = None, reparam_hidden: int | None = None,
+               words: InitWords = TRAIN_WORDS) -> None:
     """The checks of ``init_from_pretrained`` that need only the prompt's config (read with
-    ``read_pretrained_config``), not the model: a prompt length beyond ``max_prompt_len``, another
-    data seed for a task that took part, another reparameterization (``reparam`` None: not
-    checked). ``train --init`` runs them before any data or weights load: a wrong --prompt-len or
-    --seed is told at once, not after the task and the model have loaded."""
+    ``read_pretrained_config``), not the model: a prompt length beyond ``max_prompt_len``
+    (``prompt_len`` None: not checked), another data seed for a task that took part, another
+    reparameterization (``reparam`` None: not checked). ``train --init`` runs them before any data
+    or weights load: a wrong --prompt-len or --seed is told at once, not after the task and the
+    model have loaded; a search's plan, before its study exists (``words``: its advice)."""
     pre = PromptConfig.from_dict(config["prompt"])
-    if isinstance(prompt_len, bool) or not isinstance(prompt_len, int) or prompt_len <= 0:
-        raise Ptv2Error(f"prompt length must be a positive integer, got {prompt_len!r}")
-    if prompt_len > pre.prompt_len:
-        raise Ptv2Error(f"prompt length {prompt_len} is longer than the pre-trained prompt in '{pretrained_dir}' "
-                        f"(max_prompt_len {pre.prompt_len})")
+    if prompt_len is not None:
+        if isinstance(prompt_len, bool) or not isinstance(prompt_len, int) or prompt_len <= 0:
+            raise Ptv2Error(f"prompt length must be a positive integer, got {prompt_len!r}")
+        if prompt_len > pre.prompt_len:
+            raise Ptv2Error(f"prompt length {prompt_len} is longer than the pre-trained prompt in '{pretrained_dir}' "
+                            f"(max_prompt_len {pre.prompt_len})")
     if reparam is not None and (pre.reparam != reparam or (reparam and pre.reparam_hidden != reparam_hidden)):
         def form(on: bool, hidden) -> str:
             return f"MLP reparameterization (hidden {hidden})" if on else "no reparameterization"
-        raise Ptv2Error(f"pre-trained prompt '{pretrained_dir}' uses {form(pre.reparam, pre.reparam_hidden)}, the "
-                        f"model {form(reparam, reparam_hidden)}: pre-train and train with the same --reparam setting")
+        fix = words.reparam_fix.format(reparam=str(pre.reparam).lower())
+        raise Ptv2Error(f"pre-trained prompt '{pretrained_dir}' uses {form(pre.reparam, pre.reparam_hidden)}, "
+                        f"{words.who} {form(reparam, reparam_hidden)}: {fix}")
     idx = task_index(config, task) if task is not None else None
     if idx is not None and seed is not None:
         pre_seed = config.get("pretrain_config", {}).get("seed")
         if pre_seed is not None and seed != pre_seed:
             raise Ptv2Error(f"task '{task}' took part in pre-training with data seed {pre_seed}; training it with "
-                            f"seed {seed} would score it on rows the prompt was trained on: use seed {pre_seed}")
+                            f"seed {seed} would score it on rows the prompt was trained on: "
+                            f"{words.seed_fix.format(seed=pre_seed)}")
+
+
+def check_init_base(config: dict, pretrained_dir: str | Path, model: str, model_config,
+                    words: InitWords = TRAIN_WORDS) -> None:
+    """Refuse a base model of another shape (family, layers, heads) than the one the prompt was
+    pre-trained on, from the prompt's config and the model's (``load_config``): no weights load.
+    The same shape with other weights is refused by ``init_from_pretrained``, on the weights'
+    fingerprint. A prompt that does not record its base's family is not checked here."""
+    base, prompt = config.get("base_model", {}), config.get("prompt", {})
+    geo = geometry(model_config)
+    want = (base.get("model_type"), prompt.get("num_layers"), prompt.get("num_kv_heads"), prompt.get("head_dim"))
+    have = (model_config.model_type, geo.num_layers, geo.num_kv_heads, geo.head_dim)
+    if None not in want and want != have:
+        def shape(s: tuple) -> str:
+            return f"{s[0]}, {s[1]} layers, {s[2]} heads of {s[3]}"
+        raise Ptv2Error(f"the pre-trained prompt in '{pretrained_dir}' was pre-trained on base model "
+                        f"'{base.get('name')}' ({shape(want)}); model '{model}' is {shape(have)}: {words.base_fix}")
