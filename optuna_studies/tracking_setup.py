@@ -5,7 +5,7 @@ from optuna_studies import settings
 from optuna_studies.quiet import quiet_logger
 from optuna_studies.schema_race import open_once, sqlite_file
 from optuna_studies.sqlite_file_check import check_sqlite_file
-from optuna_studies.urls import mask_in_text, mask_url, with_driver
+from optuna_studies.urls import check_password_has_no_at, mask_in_text, mask_url, with_driver
 
 
 def use_mlflow(experiment: str, tracking_uri: str | None = None) -> str:
@@ -52,6 +52,8 @@ def check_tracking_uri(uri: str) -> str:
     if scheme not in TRACKING_SCHEMES:
         raise Ptv2Error(f"MLflow tracking URI '{mask_url(uri)}' has an unknown scheme '{scheme}': use one of "
                         f"{', '.join(TRACKING_SCHEMES)}")
+    if scheme not in ("http", "https"):  # a database URL (an HTTP client takes the last '@' as the end)
+        check_password_has_no_at(uri, "MLflow tracking URI")
     if scheme == "postgresql":
         try:
             return with_driver(uri)
