@@ -168,14 +168,19 @@ def check_reachable(tracking_uri: str | None = None, timeout: float = 5.0, given
     message names it."""
     import urllib.error
     import urllib.request
+    from urllib.parse import urlsplit
 
     from ptv2_core.errors import Ptv2Error
 
     uri = check_store_uri(settings.mlflow_tracking_uri(tracking_uri), given_by)
     if not uri.startswith(("http://", "https://")):
         return
+    # the server's host alone: urllib keeps a user:password@ in the host name it resolves (a DNS query
+    # carrying the password, and a running server refused); any HTTP answer counts, so no credential is sent
+    parts = urlsplit(uri)
+    probe = parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment="").geturl()
     try:
-        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()  # noqa: S310 (http(s) only)
+        urllib.request.urlopen(probe.rstrip("/") + "/health", timeout=timeout).close()  # noqa: S310 (http(s) only)
     except urllib.error.HTTPError:
         return
     except (urllib.error.URLError, OSError) as e:
