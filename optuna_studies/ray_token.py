@@ -23,14 +23,16 @@ def keep_token_private() -> Path | None:
     if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
         return None
     path = Path.home() / TOKEN_FILE
-    path.parent.mkdir(mode=0o700, exist_ok=True)
     try:
+        path.parent.mkdir(mode=0o700, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
         info = os.lstat(path)
         if stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o077:
             os.chmod(path, 0o600)
         return path
+    except OSError:  # a home folder this process cannot write: Ray cannot write its token there either, and says so
+        return None
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_hex(32))
     return path

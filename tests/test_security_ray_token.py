@@ -72,3 +72,9 @@ def test_a_local_ray_runs_on_the_token_made_here(home):
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=240)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.split()[-3:] == ["42", "True", "0o600"], res.stdout
+
+
+def test_a_home_folder_that_cannot_be_written_is_left_to_ray(home, monkeypatch, tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")  # no folder can be made under it, even by root
+    monkeypatch.setenv("HOME", str(tmp_path / "a-file" / "home"))
+    assert keep_token_private() is None
