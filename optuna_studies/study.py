@@ -24,7 +24,7 @@ from optuna_studies.sqlite_file_check import check_sqlite_file
 from optuna_studies.space import SearchSpace
 from optuna_studies.startup import first_points
 from ptv2_core.wording import count_of
-from optuna_studies.urls import mask_url, with_driver  # noqa: F401 (imported from here by other modules too)
+from optuna_studies.urls import check_password_has_no_at, mask_url, with_driver  # noqa: F401 (imported from here too)
 
 SCHEMES = ("sqlite", "postgresql", "mysql")
 ORPHAN_ATTR = "ptv2_orphaned"
@@ -42,6 +42,7 @@ def check_storage_url(url: str, *, folder_here: bool = True) -> str:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    check_password_has_no_at(url, "study storage URL")
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError, TypeError):

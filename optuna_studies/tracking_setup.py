@@ -5,7 +5,7 @@ from optuna_studies import settings
 from optuna_studies.quiet import quiet_logger
 from optuna_studies.schema_race import open_once, sqlite_file
 from optuna_studies.sqlite_file_check import check_sqlite_file
-from optuna_studies.urls import mask_in_text, mask_url, with_driver
+from optuna_studies.urls import check_password_has_no_at, mask_in_text, mask_url, with_driver
 
 
 def use_mlflow(experiment: str, tracking_uri: str | None = None) -> str:
@@ -52,6 +52,8 @@ def check_tracking_uri(uri: str) -> str:
     if scheme not in TRACKING_SCHEMES:
         raise Ptv2Error(f"MLflow tracking URI '{mask_url(uri)}' has an unknown scheme '{scheme}': use one of "
                         f"{', '.join(TRACKING_SCHEMES)}")
+    if scheme not in ("http", "https"):  # a database URL (an HTTP client takes the last '@' as the end)
+        check_password_has_no_at(uri, "MLflow tracking URI")
     if scheme == "postgresql":
         try:
             return with_driver(uri)
@@ -166,14 +168,19 @@ def check_reachable(tracking_uri: str | None = None, timeout: float = 5.0, given
     message names it."""
     import urllib.error
     import urllib.request
+    from urllib.parse import urlsplit
 
     from ptv2_core.errors import Ptv2Error
 
     uri = check_store_uri(settings.mlflow_tracking_uri(tracking_uri), given_by)
     if not uri.startswith(("http://", "https://")):
         return
+    # the server's host alone: urllib keeps a user:password@ in the host name it resolves (a DNS query
+    # carrying the password, and a running server refused); any HTTP answer counts, so no credential is sent
+    parts = urlsplit(uri)
+    probe = parts._replace(netloc=parts.netloc.rpartition("@")[2], query="", fragment="").geturl()
     try:
-        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()  # noqa: S310 (http(s) only)
+        urllib.request.urlopen(probe.rstrip("/") + "/health", timeout=timeout).close()  # noqa: S310 (http(s) only)
     except urllib.error.HTTPError:
         return
     except (urllib.error.URLError, OSError) as e:

@@ -18,23 +18,44 @@ _KNOWN: dict[str, str] = {}
 # ODBC's pwd
 _QUERY_SECRETS = ("password", "passwd", "pwd", "sslpassword")
 _QUERY_SECRET = re.compile(r"([?&](?:%s)=)[^&#\s'\"]*" % "|".join(_QUERY_SECRETS), re.IGNORECASE)
+# ``scheme://user:password@host``: the password runs to the '@' after which the host (up to / ? #) holds no
+# '@', so one holding '@' not written %40 is masked whole (sqlalchemy ends it at its first '@', and took
+# the rest for the host: ``u:***@rest-of-password@host``)
+_AUTH_PASSWORD = re.compile(r"(://[^:/@\s'\"]*:)([^\s'\"]*?)@(?=[^@/?#\s'\"]*(?:[/?#\s'\"]|$))")
 
 
 def mask_url(url: str) -> str:
     """The URL with any password replaced by ``***`` (safe to log and print)."""
     from sqlalchemy.engine import make_url
 
+    if password_holds_at(str(url)):  # sqlalchemy would show the password's part after its first '@'
+        return mask_in_text(str(url))
     try:
         shown = make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL sqlalchemy can parse: mask anything between "user:" and "@"
-        shown = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))
+    except Exception:  # not a URL sqlalchemy can parse: mask anything between "user:" and the last "@"
+        shown = re.sub(r"(://[^:/@]*:).*@(?=[^@]*$)", r"\1***@", str(url), flags=re.DOTALL)
     return _QUERY_SECRET.sub(r"\1***", shown)
+
+
+def password_holds_at(url: str) -> bool:
+    """Whether the password of ``url`` holds an '@' not written ``%40`` (its driver would take the
+    part after it for the host name, and say so in its errors)."""
+    m = _AUTH_PASSWORD.search(url)
+    return bool(m and "@" in m.group(2))
+
+
+def check_password_has_no_at(url: str, what: str) -> None:
+    """Ptv2Error for a database URL whose password holds an '@' not written ``%40``: SQLAlchemy ends the
+    password at that '@' and takes the rest for the host, which the driver's error then quotes."""
+    if password_holds_at(url):
+        raise Ptv2Error(f"the {what} '{mask_url(url)}' holds '@' in its user name or password: write it as %40 "
+                        "(as it is, the part after that '@' would be taken for the host name)")
 
 
 def mask_in_text(text: str) -> str:
     """``text`` with the password of every ``scheme://user:password@`` and every ``?password=`` in
     it as ``***`` (an error message that quotes the URL it failed on)."""
-    return _QUERY_SECRET.sub(r"\1***", re.sub(r"(://[^:/@\s'\"]*:)[^@\s'\"]*@", r"\1***@", text))
+    return _QUERY_SECRET.sub(r"\1***", _AUTH_PASSWORD.sub(r"\1***@", text))
 
 
 def with_driver(url: str) -> str:

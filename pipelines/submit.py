@@ -229,7 +229,8 @@ def submit(host: str, params: dict, *, experiment: str = "ptv2", run_name: str |
     from pipelines.pipeline import ptv2_pipeline
 
     if not host.startswith(("http://", "https://")):
-        raise Ptv2Error(f"--host must be an http(s) URL, got '{host}'")
+        shown = "(not repeated here: it holds '@', perhaps after a password)" if "@" in host else f"got '{host}'"
+        raise Ptv2Error(f"--host must be an http(s) URL, {shown}")
     found = url_secret(host)
     if found == "a URL that does not parse":
         raise Ptv2Error("--host is not a valid URL (a bad port or address; not repeated here, in case it holds a password)")

@@ -1,0 +1,80 @@
+"""A local Ray's token file is owner-only: Ray 2.60 writes ``~/.ray/auth_token`` 0644, and the
+token is all that guards a local Ray's ports (they listen on every interface)."""
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from optuna_studies.ray_token import keep_token_private
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_a_token_readable_by_others_is_made_owner_only_and_kept(home):
+    (home / ".ray").mkdir()
+    token = home / ".ray" / "auth_token"
+    token.write_text("a" * 64)
+    token.chmod(0o644)
+    assert keep_token_private() == token
+    assert mode(token) == 0o600 and token.read_text() == "a" * 64
+
+
+def test_a_missing_token_is_created_owner_only(home):
+    token = keep_token_private()
+    assert token == home / ".ray" / "auth_token" and mode(token) == 0o600
+    assert len(token.read_text()) == 64 and int(token.read_text(), 16) >= 0
+    assert mode(home / ".ray") == 0o700
+
+
+@pytest.mark.parametrize("env", [{"RAY_AUTH_MODE": "disabled"}, {"RAY_AUTH_TOKEN": "b" * 64},
+                                 {"RAY_AUTH_TOKEN_PATH": "/elsewhere/token"}])
+def test_no_file_is_made_where_ray_takes_no_token_from_it(home, monkeypatch, env):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert keep_token_private() is None and not (home / ".ray").exists()
+
+
+def test_a_symlink_in_its_place_is_left_alone(home, tmp_path):
+    (home / ".ray").mkdir()
+    target = tmp_path / "elsewhere"
+    target.write_text("x")
+    target.chmod(0o644)
+    (home / ".ray" / "auth_token").symlink_to(target)
+    keep_token_private()
+    assert mode(target) == 0o644 and target.read_text() == "x"
+
+
+def test_a_local_ray_runs_on_the_token_made_here(home):
+    """Ray takes the file made here (it neither replaces it nor widens its mode) and runs a task."""
+    script = ("import ray\nfrom optuna_studies.ray_token import keep_token_private\n"
+              "path = keep_token_private(); before = path.read_text()\n"
+              "ray.init(address='local', num_cpus=1, include_dashboard=False, configure_logging=False, "
+              "log_to_driver=False, object_store_memory=80 * 1024**2)\n"
+              "f = ray.remote(lambda: 42)\n"
+              "print(ray.get(f.remote()), path.read_text() == before, oct(path.stat().st_mode & 0o777))\n"
+              "ray.shutdown()\n")
+    env = dict(os.environ, HOME=str(home), PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=240)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split()[-3:] == ["42", "True", "0o600"], res.stdout
+
+
+def test_a_home_folder_that_cannot_be_written_is_left_to_ray(home, monkeypatch, tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")  # no folder can be made under it, even by root
+    monkeypatch.setenv("HOME", str(tmp_path / "a-file" / "home"))
+    assert keep_token_private() is None
