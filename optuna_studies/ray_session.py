@@ -10,6 +10,7 @@ from typing import Iterator
 
 from ptv2_core.errors import Ptv2Error
 from optuna_studies import settings
+from optuna_studies.ray_token import keep_token_private
 
 # A local Ray takes a 7 GiB object store from /dev/shm unless told otherwise; trials exchange
 # only metrics and small adapters.
@@ -159,6 +160,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpu
                 _join(ray, target, common)
             else:
                 quiet_auth_notice()
+                keep_token_private()  # ~/.ray/auth_token owner-only (Ray writes it with the umask's mode)
                 ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus,
                          object_store_memory=LOCAL_OBJECT_STORE_BYTES, **common)
     except (ConnectionError, RuntimeError, ValueError) as e:

@@ -60,18 +60,19 @@ def test_a_symlink_in_its_place_is_left_alone(home, tmp_path):
 
 
 def test_a_local_ray_runs_on_the_token_made_here(home):
-    """Ray takes the file made here (it neither replaces it nor widens its mode) and runs a task."""
-    script = ("import ray\nfrom optuna_studies.ray_token import keep_token_private\n"
-              "path = keep_token_private(); before = path.read_text()\n"
-              "ray.init(address='local', num_cpus=1, include_dashboard=False, configure_logging=False, "
-              "log_to_driver=False, object_store_memory=80 * 1024**2)\n"
-              "f = ray.remote(lambda: 42)\n"
-              "print(ray.get(f.remote()), path.read_text() == before, oct(path.stat().st_mode & 0o777))\n"
-              "ray.shutdown()\n")
+    """ptv2's local Ray (ray_session) makes the token file owner-only before Ray would write it with
+    the umask's mode; Ray takes that file (it neither replaces it nor widens its mode) and runs a task."""
+    script = ("import os\nimport ray\nfrom pathlib import Path\nfrom optuna_studies.ray_session import ray_session\n"
+              "os.umask(0o022)\npath = Path.home() / '.ray' / 'auth_token'\n"
+              "with ray_session(num_cpus=1):\n"
+              "    made = path.read_text()\n"
+              "    f = ray.remote(lambda: 42)\n"
+              "    print(ray.get(f.remote()), oct(path.stat().st_mode & 0o777))\n"
+              "print(path.read_text() == made, len(made))\n")
     env = dict(os.environ, HOME=str(home), PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=240)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert res.stdout.split()[-3:] == ["42", "True", "0o600"], res.stdout
+    assert res.stdout.split()[-4:] == ["42", "0o600", "True", "64"], res.stdout
 
 
 def test_a_home_folder_that_cannot_be_written_is_left_to_ray(home, monkeypatch, tmp_path):
