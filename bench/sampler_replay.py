@@ -14,7 +14,8 @@ Use it after changing anything TPE sees (how trial ends are told, sampler settin
     .venv/bin/python bench/sampler_replay.py [--report bench/results/search_cost.json]
 
 writes ``bench/results/sampler_replay.json`` and ``sampler_replay.md``; exits 1 when a search
-would change.
+would change, and 2, writing nothing, for a report whose grid is of another lr range than the
+packaged space's (such a search would be proposed other points whatever the sampler code).
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from optuna_studies.searcher import StudySearch  # noqa: E402
 from optuna_studies.space import load_space  # noqa: E402
 from optuna_studies.study import open_storage, prepare_study  # noqa: E402
 from optuna_studies.tuner import METRIC  # noqa: E402
-from search_cost import LEGACY_SAMPLER, RESULTS, read_report  # noqa: E402 (bench/ is on the path)
+from search_cost import LEGACY_SAMPLER, RESULTS, grid_lrs, read_report  # noqa: E402 (bench/ is on the path)
 
 
 def replay_search(task: str, epochs: int, trials: list[dict], seed: int, db: Path, sampler: dict | None = None) -> dict:
@@ -61,12 +62,30 @@ def replay_search(task: str, epochs: int, trials: list[dict], seed: int, db: Pat
     return {"same": len(trials), "first_difference": None}
 
 
+def other_range(report: dict) -> str | None:
+    """Why ``report`` cannot be replayed with the packaged spaces, or None: a report does not record
+    its lr range, but its grid's three lrs (``grid_lrs``) follow from it; a space's range changed
+    since (the 1e-3 report, before the spaces started at 3e-3) makes every proposal differ."""
+    for row in report["rows"]:
+        recorded = sorted({c["lr"] for c in row["grid"]["configs"]})
+        now = grid_lrs(load_space(row["task"]))
+        if recorded != now:
+            return (f"its {row['task']} grid was measured at lrs {recorded}, the packaged space's range now gives "
+                    f"{now}: the searches ran on another lr range, so the replay would propose other points "
+                    "from the first trial on; replay a report of the current range (bench/results/lr3e-3)")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--report", type=Path, default=RESULTS / "search_cost.json")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     report = read_report(args.report)
+    problem = other_range(report)
+    if problem:
+        print(f"error: --report '{args.report}': {problem}", file=sys.stderr)
+        return 2
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
