@@ -235,6 +235,26 @@ def task_max_length(task_ref: str) -> int:
     return hub_max_length(task_ref[len("hub:"):])
 
 
+def task_metric(task_ref: str) -> str:
+    """The task's metric ("accuracy", "span_f1"...), which its search's pictures name the score by:
+    a packaged task's or a task file's spec (read, under a second); "" for a hub data set, whose
+    spec is guessed from its columns once fetched (its pictures say "dev score"), and for a task
+    file gone since the search was planned (a label is no reason to fail a finished search)."""
+    kind = task_ref_kind(task_ref)
+    try:
+        if kind == "packaged":
+            from ptv2_core.tasks.packaged import READERS
+
+            return READERS[task_ref]()[0].metric
+        if kind == "file":
+            from ptv2_core.tasks import load_task_yaml
+
+            return load_task_yaml(task_ref)[0].metric
+    except (Ptv2Error, OSError):
+        pass
+    return ""
+
+
 # a search's advice: its settings come from --seed and the space, and run in its trials
 SEARCH_WORDS = InitWords(
     who="the trials", seed_fix="use --seed {seed} (or fixed: {{data_seed: {seed}}} in the space)",
