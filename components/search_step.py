@@ -96,7 +96,8 @@ def search_task(prepared_dir: str | Path, task: str, adapter_out: str | Path, pl
                          gpus_per_trial=gpus_per_trial, mlflow_uri=mlflow_uri, ray_address=ray_address,
                          seed=seed, study_name=study, echo=lambda line: print(f"ptv2 ▸ {task}: {line}", flush=True),
                          originals=originals,  # MLflow names the model, prompt and space given, not their copies
-                         ray_address_given_by="the ray_address parameter")
+                         ray_address_given_by="the ray_address parameter",
+                         mlflow_uri_given_by="the mlflow_uri parameter")
         shutil.copytree(res.adapter_dir, adapter_out, dirs_exist_ok=True)
         if trial_model != model:
             name_base_model(adapter_out, model)

@@ -16,7 +16,7 @@ from ptv2_core.wording import count_of
 from optuna_studies import records, settings, tracking
 from optuna_studies.best_metrics import best_metrics
 from optuna_studies.output import write_output
-from optuna_studies.plan import SearchPlan
+from optuna_studies.plan import SearchPlan, task_metric
 from optuna_studies.plots import FILES as ARTIFACTS
 from optuna_studies.plots import write_artifacts
 from optuna_studies.quiet import quiet_logger
@@ -120,7 +120,8 @@ def _draw(plan: SearchPlan, trials: list[dict]) -> Path:
     """The study's table and pictures of ``trials`` in the work folder's ``artifacts/``; returns it."""
     art = plan.work / "artifacts"
     title = f"{plan.task_name} / {Path(plan.shown_model).name}"
-    write_artifacts(trials, art, plan.space.metric, plan.space.mode, title, plan.space.prompt_lens)
+    write_artifacts(trials, art, plan.space.metric, plan.space.mode, title, plan.space.prompt_lens,
+                    task_metric=task_metric(plan.task))
     return art
 
 

@@ -54,8 +54,10 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
                 storage: str | None, init: str | Path | None, max_train: int | None, max_eval: int | None,
                 epochs: int | None, concurrency: int, cpus_per_trial: float, gpus_per_trial: float,
                 overwrite: bool, study_name: str | None, seed: int, shared_dir: str | Path | None = None,
-                mlflow_uri: str | None = None, resume: bool = False) -> SearchPlan:
+                mlflow_uri: str | None = None, resume: bool = False,
+                mlflow_uri_given_by: str = "--mlflow-uri") -> SearchPlan:
     """Validate a search request (reads files, probes a tracking server, writes nothing).
+    ``mlflow_uri_given_by`` names the knob a store that cannot be reached is reported against.
 
     With a shared folder (``shared_dir``, else ``PTV2_SHARED_DIR``: see ``optuna_studies.cluster``)
     the work folder lives in it, and the task file, its data files, the pre-trained prompt and a
@@ -88,7 +90,7 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
     }
     check_trial_settings(constants, spc, task_ref)  # a setting every trial would fail on: refused before any runs
     check_task_data(constants, spc, task_ref)  # a task file's data every trial would fail to load: likewise
-    check_reachable(mlflow_uri)  # a dead tracking server: refused before a study exists
+    check_reachable(mlflow_uri, given_by=mlflow_uri_given_by)  # a dead tracking server: refused before a study exists
     url = check_storage_url(settings.optuna_storage(storage))  # the default creates PTV2_HOME: last
     work = shared_work_dir(shared, name, out) if shared is not None else work_dir(out, name)
     check_owner(work, name, url)  # a study of the same name in another storage: its work is not ours
@@ -231,6 +233,26 @@ def task_max_length(task_ref: str) -> int:
     from ptv2_core.tasks.hub import hub_max_length
 
     return hub_max_length(task_ref[len("hub:"):])
+
+
+def task_metric(task_ref: str) -> str:
+    """The task's metric ("accuracy", "span_f1"...), which its search's pictures name the score by:
+    a packaged task's or a task file's spec (read, under a second); "" for a hub data set, whose
+    spec is guessed from its columns once fetched (its pictures say "dev score"), and for a task
+    file gone since the search was planned (a label is no reason to fail a finished search)."""
+    kind = task_ref_kind(task_ref)
+    try:
+        if kind == "packaged":
+            from ptv2_core.tasks.packaged import READERS
+
+            return READERS[task_ref]()[0].metric
+        if kind == "file":
+            from ptv2_core.tasks import load_task_yaml
+
+            return load_task_yaml(task_ref)[0].metric
+    except (Ptv2Error, OSError):
+        pass
+    return ""
 
 
 # a search's advice: its settings come from --seed and the space, and run in its trials

@@ -10,23 +10,25 @@ from pathlib import Path
 from typing import Any
 
 from optuna_studies.records import COLUMNS, best_record
+from ptv2_core.metric_names import objective_name
 
 COMPLETED, PRUNED = "completed", "pruned (stopped early)"  # the legend's names, alike in every picture
 FILES = ("trials.csv", "length_lr.png", "length_lr.html", "length_score.png", "trials_over_time.png")
 
 
 def write_artifacts(records: list[dict[str, Any]], folder: Path, metric: str, mode: str, title: str,
-                    lengths: list[int] | tuple[int, ...] = ()) -> list[Path]:
+                    lengths: list[int] | tuple[int, ...] = (), task_metric: str = "") -> list[Path]:
     """Write every artifact of ``FILES`` into ``folder``; ``lengths``: the space's prompt-length
-    choices, each a tick on the length axes (tried or not). Returns their paths."""
+    choices, each a tick on the length axes (tried or not); ``task_metric``: the task's metric
+    (``metric`` "dev_score" is it on dev), which the score axes name. Returns their paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_table(records, folder / "trials.csv")
-    save(length_lr_figure(records, metric, mode, title, lengths), folder / "length_lr.png")
-    length_lr_html_figure(records, metric, mode, title, lengths).write_html(
+    save(length_lr_figure(records, metric, mode, title, lengths, task_metric=task_metric), folder / "length_lr.png")
+    length_lr_html_figure(records, metric, mode, title, lengths, task_metric=task_metric).write_html(
         str(folder / "length_lr.html"), include_plotlyjs=True, full_html=True)
-    save(length_score_figure(records, metric, mode, title, lengths), folder / "length_score.png")
-    plot_over_time(records, folder / "trials_over_time.png", metric, mode, title)
+    save(length_score_figure(records, metric, mode, title, lengths, task_metric=task_metric), folder / "length_score.png")
+    plot_over_time(records, folder / "trials_over_time.png", metric, mode, title, task_metric=task_metric)
     return [folder / f for f in FILES]
 
 
@@ -102,9 +104,10 @@ def _lr_axis(axis, lrs: list[float]) -> None:
     axis.set_minor_locator(NullLocator())
 
 
-def score_label(metric: str) -> str:
-    """The score axis: a trial's point is its best epoch's score (the epoch its adapter keeps)."""
-    return f"{metric} (each trial's best epoch)"
+def score_label(metric: str, task_metric: str = "") -> str:
+    """The score axis: a trial's point is its best epoch's score (the epoch its adapter keeps),
+    named by the task's metric ("dev accuracy", not "dev_score")."""
+    return f"{objective_name(metric, task_metric)} (each trial's best epoch)"
 
 
 def best_label(best: dict[str, Any]) -> str:
@@ -118,7 +121,7 @@ def _star(ax, x: float, y: float, best: dict[str, Any]) -> None:
 
 
 def length_lr_figure(records: list[dict[str, Any]], metric: str, mode: str, title: str,
-                     lengths: list[int] | tuple[int, ...] = ()):
+                     lengths: list[int] | tuple[int, ...] = (), *, task_metric: str = ""):
     """Scatter of learning rate (log x) × prompt length (log2 y), coloured by score: completed trials
     dots, pruned ones rings (their score is after fewer epochs), failed trials x, each a legend entry;
     the best trial a star (the last collection, labelled ``best_label``)."""
@@ -139,7 +142,7 @@ def length_lr_figure(records: list[dict[str, Any]], metric: str, mode: str, titl
         ax.scatter([r["lr"] for r in stopped], [r["prompt_len"] for r in stopped], s=55, facecolors="none",
                    edgecolors=[cmap(norm(r["best_score"])) for r in stopped], linewidths=1.8,
                    label=PRUNED, zorder=3)
-        fig.colorbar(sc, ax=ax, label=score_label(metric))
+        fig.colorbar(sc, ax=ax, label=score_label(metric, task_metric))
     if bad:
         ax.scatter([r["lr"] for r in bad], [r["prompt_len"] for r in bad], marker="x", c="red", label="failed")
     best = best_record(records, mode)
@@ -171,7 +174,7 @@ def best_by_length(records: list[dict[str, Any]], mode: str) -> dict[int, float]
 
 
 def length_score_figure(records: list[dict[str, Any]], metric: str, mode: str, title: str,
-                        lengths: list[int] | tuple[int, ...] = ()):
+                        lengths: list[int] | tuple[int, ...] = (), *, task_metric: str = ""):
     """Score against prompt length (log2 x): each trial a dot coloured by its learning rate
     (pruned trials hollow, at the score they were stopped with), the best full trial per length as a line,
     the best trial a star (the last collection, labelled ``best_label``)."""
@@ -200,8 +203,8 @@ def length_score_figure(records: list[dict[str, Any]], metric: str, mode: str, t
         ax.set_xscale("log", base=2)
         _length_axis(ax, "x", [*lengths, *(r["prompt_len"] for r in records)])
     ax.set_xlabel("prompt length")
-    ax.set_ylabel(score_label(metric))
-    ax.set_title(f"{title}: {metric} by prompt length")
+    ax.set_ylabel(score_label(metric, task_metric))
+    ax.set_title(f"{title}: {objective_name(metric, task_metric)} by prompt length")
     return fig
 
 
@@ -214,7 +217,7 @@ def _hover(r: dict[str, Any]) -> str:
 
 
 def length_lr_html_figure(records: list[dict[str, Any]], metric: str, mode: str, title: str,
-                          lengths: list[int] | tuple[int, ...] = ()):
+                          lengths: list[int] | tuple[int, ...] = (), *, task_metric: str = ""):
     """The same map as a plotly figure for an interactive page (hover shows each trial, how it ended
     and its score): completed trials dots, pruned ones rings, on one score scale; the best trial a
     star (its last trace, named ``best_label``)."""
@@ -230,7 +233,7 @@ def length_lr_html_figure(records: list[dict[str, Any]], metric: str, mode: str,
                                  name=name, text=[_hover(r) for r in kind], hoverinfo="text", showlegend=bool(kind),
                                  marker=dict(size=12, symbol=symbol, color=[r["best_score"] for r in kind], cmin=lo,
                                              cmax=hi, colorscale="Viridis", showscale=symbol == "circle",
-                                             colorbar=dict(title=score_label(metric)),
+                                             colorbar=dict(title=score_label(metric, task_metric)),
                                              line=(dict(width=1, color="black") if symbol == "circle"
                                                    else dict(width=2)))))
     fig.add_trace(go.Scatter(x=[r["lr"] for r in bad], y=[r["prompt_len"] for r in bad], mode="markers",
@@ -247,14 +250,15 @@ def length_lr_html_figure(records: list[dict[str, Any]], metric: str, mode: str,
     return fig
 
 
-def plot_over_time(records: list[dict[str, Any]], path: Path, metric: str, mode: str, title: str) -> None:
+def plot_over_time(records: list[dict[str, Any]], path: Path, metric: str, mode: str, title: str, *,
+                   task_metric: str = "") -> None:
     """Each trial's score at the time it ended (pruned trials hollow), with the best so far as a step
     line: the best completed trial so far, as the search picks its best (pruned ones count only
     while no trial has completed); the best trial of all a star."""
-    save(over_time_figure(records, metric, mode, title), path)
+    save(over_time_figure(records, metric, mode, title, task_metric=task_metric), path)
 
 
-def over_time_figure(records: list[dict[str, Any]], metric: str, mode: str, title: str):
+def over_time_figure(records: list[dict[str, Any]], metric: str, mode: str, title: str, *, task_metric: str = ""):
     """The figure of ``plot_over_time`` (its step line is ``ax.lines[0]``, the best trial's star the
     last collection, labelled ``best_label``)."""
     plt = _pyplot()
@@ -279,6 +283,6 @@ def over_time_figure(records: list[dict[str, Any]], metric: str, mode: str, titl
             _star(ax, ((top.get("ended") or t0) - t0) / 60, top["best_score"], top)
         ax.legend(loc="best")
     ax.set_xlabel("minutes since the first trial started")
-    ax.set_ylabel(score_label(metric))
+    ax.set_ylabel(score_label(metric, task_metric))
     ax.set_title(f"{title}: trials over time")
     return fig

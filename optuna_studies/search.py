@@ -41,7 +41,7 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
                ray_address: str | None = None, ray_cpus: int | None = None, study_name: str | None = None,
                seed: int = 0, experiment: str = EXPERIMENT, shared_dir: str | Path | None = None,
                echo: Callable[[str], None] | None = None, originals: dict[str, str] | None = None,
-               ray_address_given_by: str = "--ray-address") -> SearchResult:
+               ray_address_given_by: str = "--ray-address", mlflow_uri_given_by: str = "--mlflow-uri") -> SearchResult:
     """Search prompt length × learning rate for one task; write ``best.json`` and ``adapter/``.
 
     run_search(task, model, out_dir, *, trials=None, space=None, storage=None, init=None,
@@ -49,7 +49,7 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
                gpus_per_trial=0, max_failures=2, resume=False, overwrite=False, mlflow_uri=None,
                ray_address=None, ray_cpus=None, study_name=None, seed=0,
                experiment="ptv2-search", shared_dir=None, echo=None, originals=None,
-               ray_address_given_by="--ray-address") -> SearchResult
+               ray_address_given_by="--ray-address", mlflow_uri_given_by="--mlflow-uri") -> SearchResult
 
     - ``task``: trec, rt, wnut16, bbc, a task YAML file or hub:<name>; ``model``: minilm, a
       folder or a hub name. ``space``: a space YAML (default: the task's packaged one, or
@@ -63,7 +63,8 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
       A cluster with nodes on other machines needs ``shared_dir`` (or ``PTV2_SHARED_DIR``): a folder
       every node mounts at the same path, for the work folder and the trials' file inputs.
       ``ray_address_given_by`` names the knob a cluster that does not answer is reported against
-      (the pipeline's search step: "the ray_address parameter").
+      (the pipeline's search step: "the ray_address parameter"); ``mlflow_uri_given_by`` likewise
+      for an MLflow store that cannot be reached ("the mlflow_uri parameter").
     - ``resume`` continues the study of the same ``out_dir``: finished trials are kept, not rerun.
     - ``echo`` receives the progress lines: one as each trial starts, one (``[k/N] ...``) as it ends.
     - ``originals``: what ``model``, ``init`` and ``space`` are copies of (``{"model": ...,
@@ -87,7 +88,7 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
                            max_train=max_train, max_eval=max_eval, epochs=epochs, concurrency=concurrency,
                            cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, overwrite=overwrite,
                            study_name=study_name, seed=seed, shared_dir=shared_dir, mlflow_uri=mlflow_uri,
-                           resume=resume)
+                           resume=resume, mlflow_uri_given_by=mlflow_uri_given_by)
         plan = replace(plan, originals={k: v for k, v in (originals or {}).items() if v})
         # Ray before the study: a cluster that cannot be reached or cannot hold one trial is refused
         # before the study, the MLflow run or the work folder exist (the tuner reuses this connection)

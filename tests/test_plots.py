@@ -61,7 +61,7 @@ def test_length_score_figure_shows_every_length_of_the_space():
         assert list(line.get_xdata()) == [4, 8] and list(line.get_ydata()) == [0.675, 0.68]
         full, pruned = ax.collections[:2]
         assert len(full.get_offsets()) == 3 and len(pruned.get_offsets()) == 2
-        assert ax.get_ylabel() == "dev_score (each trial's best epoch)" and "prompt length" in ax.get_title()
+        assert ax.get_ylabel() == "dev score (each trial's best epoch)" and "prompt length" in ax.get_title()
         # the colour bar is the learning rate, labelled in plain numbers inside the trials' range
         bar = fig.axes[1]
         labels = [t.get_text() for t in bar.get_yticklabels()]

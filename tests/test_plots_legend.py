@@ -61,16 +61,16 @@ def test_every_score_axis_says_it_is_the_trials_best_epoch():
 
     from optuna_studies.plots import length_score_figure, over_time_figure, score_label
 
-    assert score_label("dev_score") == "dev_score (each trial's best epoch)"
+    assert score_label("dev_score") == "dev score (each trial's best epoch)"
     for fig, axis in ((length_lr_figure(RECORDS, "dev_score", "max", "t"), lambda f: f.axes[1].get_ylabel()),
                       (length_score_figure(RECORDS, "dev_score", "max", "t"), lambda f: f.axes[0].get_ylabel()),
                       (over_time_figure(RECORDS, "dev_score", "max", "t"), lambda f: f.axes[0].get_ylabel())):
         try:
-            assert axis(fig) == "dev_score (each trial's best epoch)"
+            assert axis(fig) == "dev score (each trial's best epoch)"
         finally:
             plt.close(fig)
     html = length_lr_html_figure(RECORDS, "dev_score", "max", "t")
-    assert html.data[0].marker.colorbar.title.text == "dev_score (each trial's best epoch)"
+    assert html.data[0].marker.colorbar.title.text == "dev score (each trial's best epoch)"
 
 
 def test_every_picture_names_completed_and_pruned_trials_alike():

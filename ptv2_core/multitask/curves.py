@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from ptv2_core.metric_names import metric_name
 
 CURVES = "dev_curves.png"
 
@@ -31,7 +32,7 @@ def curves_figure(history: Sequence[dict], metrics: dict[str, str], title: str =
                     linestyle=style, mfc="none", label=f"L={length}")
         ax.set_title(task)
         ax.set_xlabel("epoch (0 = before training)")
-        ax.set_ylabel(f"dev {metrics.get(task, 'score')}")
+        ax.set_ylabel(f"dev {metric_name(metrics.get(task, 'score'))}")
         ax.set_xticks(epochs)
         ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()

@@ -6,19 +6,23 @@ time (``Collator``), so a batch is as long as its longest row.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-from datasets import Dataset
+from datasets import Dataset, concatenate_datasets
+from tqdm.auto import tqdm
 
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks.spec import TaskSpec
 
 IGNORE = -100
+BAR_ROWS = 20_000  # a split this long gets a progress bar (on a terminal): a shorter one encodes in a second or so
+BAR_PARTS = 20  # a bar's steps: the split is encoded in this many contiguous parts
 _WORDS_TOKENIZERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -138,7 +142,37 @@ def encode(ds: Dataset, tokenizer: Any, spec: TaskSpec, max_length: int | None =
                 "word_tags": [[int(t) for t in tags] for tags in batch["tags"]], "label_words": label_words}
 
     fn = sequence if spec.type == "sequence" else token
-    return ds.map(fn, batched=True, remove_columns=ds.column_names, desc=f"encode {spec.name}")
+    with _without_datasets_bars() as quiet, \
+            tqdm(total=len(ds), desc=f"encode {spec.name}", unit="row", leave=False,
+                 disable=True if quiet or len(ds) < BAR_ROWS else None) as bar:  # None: on a terminal only
+        if bar.disable:
+            return ds.map(fn, batched=True, remove_columns=ds.column_names)
+        parts = []
+        for i in range(BAR_PARTS):
+            part = ds.shard(BAR_PARTS, i, contiguous=True)
+            parts.append(part.map(fn, batched=True, remove_columns=part.column_names))
+            bar.update(len(part))
+        return concatenate_datasets(parts)
+
+
+@contextlib.contextmanager
+def _without_datasets_bars() -> Iterator[bool]:
+    """datasets' own progress bars off for the duration (its map bar stays on screen, and in a log,
+    when done: ptv2's bars go); yields whether they were off already (``--quiet``: no bar at all)."""
+    from datasets import config
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    was = are_progress_bars_disabled()
+    if config.HF_DATASETS_DISABLE_PROGRESS_BARS is False:  # HF_DATASETS_DISABLE_PROGRESS_BARS=0: asked for, kept
+        yield was
+        return
+    if not was:
+        disable_progress_bars()
+    try:
+        yield was
+    finally:
+        if not was:
+            enable_progress_bars()
 
 
 class Collator:
