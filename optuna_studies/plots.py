@@ -115,6 +115,12 @@ def best_label(best: dict[str, Any]) -> str:
     return f"best: trial {best.get('number')}"
 
 
+def _label(name: str, points: list) -> str:
+    """A scatter's legend name, or matplotlib's hidden one when it has no points: the legend lists
+    only the kinds of trial the study has (as the HTML map does)."""
+    return name if points else "_nolegend_"
+
+
 def _star(ax, x: float, y: float, best: dict[str, Any]) -> None:
     """The best trial's star at (x, y), labelled ``best_label``: the axes' last collection."""
     ax.scatter([x], [y], marker="*", s=320, c="gold", edgecolors="k", label=best_label(best), zorder=4)
@@ -137,11 +143,11 @@ def length_lr_figure(records: list[dict[str, Any]], metric: str, mode: str, titl
         done = [r for r in ok if r["status"] == "completed"]
         stopped = [r for r in ok if r["status"] != "completed"]
         sc = ax.scatter([r["lr"] for r in done], [r["prompt_len"] for r in done], c=[r["best_score"] for r in done],
-                        cmap=cmap, norm=norm, s=70, edgecolors="k", label=COMPLETED, zorder=3)
+                        cmap=cmap, norm=norm, s=70, edgecolors="k", label=_label(COMPLETED, done), zorder=3)
         # hollow: the ring's colour is the score (one after fewer epochs), on the colour bar's scale
         ax.scatter([r["lr"] for r in stopped], [r["prompt_len"] for r in stopped], s=55, facecolors="none",
                    edgecolors=[cmap(norm(r["best_score"])) for r in stopped], linewidths=1.8,
-                   label=PRUNED, zorder=3)
+                   label=_label(PRUNED, stopped), zorder=3)
         fig.colorbar(sc, ax=ax, label=score_label(metric, task_metric))
     if bad:
         ax.scatter([r["lr"] for r in bad], [r["prompt_len"] for r in bad], marker="x", c="red", label="failed")
@@ -189,12 +195,12 @@ def length_score_figure(records: list[dict[str, Any]], metric: str, mode: str, t
         done = [r for r in ok if r["status"] == "completed"]
         stopped = [r for r in ok if r["status"] != "completed"]
         sc = ax.scatter([r["prompt_len"] for r in done], [r["best_score"] for r in done], c=[r["lr"] for r in done],
-                        cmap=cmap, norm=norm, s=60, edgecolors="k", label=COMPLETED, zorder=3)
+                        cmap=cmap, norm=norm, s=60, edgecolors="k", label=_label(COMPLETED, done), zorder=3)
         ax.scatter([r["prompt_len"] for r in stopped], [r["best_score"] for r in stopped], s=45, facecolors="none",
-                   edgecolors=[cmap(norm(r["lr"])) for r in stopped], linewidths=1.5, label=PRUNED, zorder=3)
+                   edgecolors=[cmap(norm(r["lr"])) for r in stopped], linewidths=1.5, label=_label(PRUNED, stopped), zorder=3)
         best = best_by_length(records, mode)
         ax.plot(list(best), list(best.values()), color="0.4", lw=1, marker="_", markersize=18,
-                label="best per length", zorder=2)
+                label=_label("best per length", list(best)), zorder=2)
         top = best_record(records, mode)
         if top is not None:
             _star(ax, top["prompt_len"], top["best_score"], top)
@@ -273,7 +279,8 @@ def over_time_figure(records: list[dict[str, Any]], metric: str, mode: str, titl
         # the trial the search would have picked at each point in time (none yet: no line there)
         picks = [best_record(ok[:i + 1], mode) for i in range(len(ok))]
         best = [p["best_score"] if p is not None else math.nan for p in picks]
-        ax.scatter([x for x, f in zip(xs, full) if f], [y for y, f in zip(ys, full) if f], label=COMPLETED, zorder=3)
+        ax.scatter([x for x, f in zip(xs, full) if f], [y for y, f in zip(ys, full) if f],
+                   label=_label(COMPLETED, [f for f in full if f]), zorder=3)
         if not all(full):
             ax.scatter([x for x, f in zip(xs, full) if not f], [y for y, f in zip(ys, full) if not f],
                        facecolors="none", edgecolors="C0", label=PRUNED, zorder=3)
