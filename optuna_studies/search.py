@@ -88,7 +88,7 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
                            max_train=max_train, max_eval=max_eval, epochs=epochs, concurrency=concurrency,
                            cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, overwrite=overwrite,
                            study_name=study_name, seed=seed, shared_dir=shared_dir, mlflow_uri=mlflow_uri,
-                           resume=resume, mlflow_uri_given_by=mlflow_uri_given_by)
+                           resume=resume, mlflow_uri_given_by=mlflow_uri_given_by, say=say)
         plan = replace(plan, originals={k: v for k, v in (originals or {}).items() if v})
         # Ray before the study: a cluster that cannot be reached or cannot hold one trial is refused
         # before the study, the MLflow run or the work folder exist (the tuner reuses this connection)
