@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from pipelines.cli.app import app
+
+if TYPE_CHECKING:
+    from optuna_studies.finish import SearchResult
 
 
 @app.command()
@@ -42,7 +45,6 @@ def search(
     """Search the best prompt length and learning rate for one task; keep every trial."""
     from optuna_studies.search import run_search
     from pipelines.cli.core_cmds import bars_on_a_terminal_only
-    from ptv2_core.wording import count_of
 
     bars_on_a_terminal_only()  # the best adapter's scoring (datasets' encode bars) in a log or pipe
 
@@ -57,8 +59,27 @@ def search(
         mlflow_uri=mlflow_uri, ray_address=ray_address, ray_cpus=ray_cpus, study_name=study_name, seed=seed,
         shared_dir=shared_dir, echo=echo,
     )
+    typer.echo(best_line(result))
+    typer.echo(f"register it: ptv2 register --task {task} --adapter {result.adapter_dir}")
+
+
+def best_line(result: SearchResult) -> str:
+    """The search's closing line: the best trial's settings and scores, the trials, where it is written.
+    The score is named by the task's metric, as the search's pictures name it ("dev accuracy"): the
+    objective and the task from the result's best.json; "dev score" where the metric is not known."""
+    import json
+
+    from optuna_studies.output import BEST
+    from optuna_studies.plan import task_metric
+    from ptv2_core.metric_names import objective_name
+    from ptv2_core.wording import count_of
+
+    try:
+        doc = json.loads((result.out_dir / BEST).read_text())
+        score = objective_name(doc["metric"], task_metric(doc["task"]))
+    except (OSError, ValueError, KeyError, TypeError):  # the result is written: a name is no reason to fail
+        score = "dev score"
     cfg = result.best_config
     test = f", test {result.test['score']:.4f}" if result.test else ""
-    typer.echo(f"best: prompt_len {cfg['prompt_len']}, lr {cfg['lr']:.3g}, dev score {result.best_score:.4f}{test} "
-               f"({count_of(len(result.trials), 'trial')}, study '{result.study_name}'); written to {result.out_dir}")
-    typer.echo(f"register it: ptv2 register --task {task} --adapter {result.adapter_dir}")
+    return (f"best: prompt_len {cfg['prompt_len']}, lr {cfg['lr']:.3g}, {score} {result.best_score:.4f}{test} "
+            f"({count_of(len(result.trials), 'trial')}, study '{result.study_name}'); written to {result.out_dir}")
