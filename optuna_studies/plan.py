@@ -204,16 +204,33 @@ def check_trial_settings(constants: dict, space: SearchSpace, task_ref: str) -> 
         raise Ptv2Error(f"search space {space.source}: {e}") from None
 
 
+SAY_DATA_BYTES = 8 * 2**20  # a task file's data from which its check is said first (about 3 s to load)
+
+
+def _data_bytes(task_ref: str) -> int:
+    """The size of a task file's data files (0 where one cannot be read: the load names it)."""
+    from ptv2_core.tasks import load_task_yaml
+
+    total = 0
+    for path in load_task_yaml(task_ref)[1].splits().values():
+        try:
+            total += path.stat().st_size
+        except OSError:
+            pass
+    return total
+
+
 def check_task_data(constants: dict, space: SearchSpace, task_ref: str,
                     say: Callable[[str], None] | None = None) -> None:
     """A task file's rows, loaded as each trial loads them (its data seed, ``max_train``,
     ``max_eval``): a data file that is missing or unreadable, or a dev label no train row has,
     failed every trial, after the study, its MLflow run and the work folder were made. A packaged
     task's data ships with ptv2 and a hub data set is not fetched here: neither is loaded. ``say``
-    gets one line first: a large file takes a while (22 s for a 65 MB CSV of 400k rows)."""
+    gets one line first where the files are large (``SAY_DATA_BYTES``: 22 s for a 65 MB CSV of 400k
+    rows); a small task's bad data stays one error line."""
     if task_ref_kind(task_ref) != "file":
         return
-    if say is not None:
+    if say is not None and _data_bytes(task_ref) >= SAY_DATA_BYTES:
         say(f"checking the data of task file {task_ref} (loading its rows as each trial will)")
     from optuna_studies.objective import train_config
     from ptv2_core.tasks import load_task
