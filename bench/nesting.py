@@ -250,11 +250,12 @@ def figure(rows: list[dict], nested: dict, flat: dict, sl: dict | None = None):
 
 
 def _plain_length_ticks(ax, lengths: list[int]) -> None:
-    """Ticks at the powers of two within the lengths, labelled 1, 2, 4 … (not 2⁰, 2¹, 2²)."""
+    """Ticks at the powers of two within the lengths, labelled 1, 2, 4 … (not 2⁰, 2¹, 2²); where
+    fewer than two fall within them (3 … 7), at the lengths themselves; none given: no tick."""
     from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
 
-    ticks = [2 ** k for k in range(12) if min(lengths) <= 2 ** k <= max(lengths)]
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ticks = [2 ** k for k in range(max(lengths, default=0).bit_length()) if min(lengths) <= 2 ** k <= max(lengths)]
+    ax.xaxis.set_major_locator(FixedLocator(ticks if len(ticks) >= 2 else sorted(set(lengths))))
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_locator(NullLocator())
 

@@ -22,6 +22,9 @@ _QUERY_SECRET = re.compile(r"([?&](?:%s)=)[^&#\s'\"]*" % "|".join(_QUERY_SECRETS
 # '@', so one holding '@' not written %40 is masked whole (sqlalchemy ends it at its first '@', and took
 # the rest for the host: ``u:***@rest-of-password@host``)
 _AUTH_PASSWORD = re.compile(r"(://[^:/@\s'\"]*:)([^\s'\"]*?)@(?=[^@/?#\s'\"]*(?:[/?#\s'\"]|$))")
+# the authority (RFC 3986: up to the first / ? #), and a host with an optional port (IPv6 in brackets)
+_AUTHORITY = re.compile(r"[A-Za-z][\w+.-]*://([^/?#\s'\"]*)")
+_HOST_PORT = re.compile(r"(?:\[[^\]]*\]|[^:\[\]@]*)(?::\d*)?")
 
 
 def mask_url(url: str) -> str:
@@ -44,9 +47,31 @@ def password_holds_at(url: str) -> bool:
     return bool(m and "@" in m.group(2))
 
 
+def at_after_host(url: str) -> bool:
+    """Whether ``url`` has a host with a port, or an IPv6 host, and after it an '@' in its query
+    that SQLAlchemy takes for the end of a ``user:password`` (running from the host over the
+    port, the path and the query), and the part after it for the host:
+    ``postgresql://db:5432/x?application_name=a@b`` is read as user ``db``, host ``b``."""
+    from sqlalchemy.engine import make_url
+
+    m = _AUTHORITY.match(url)
+    if not m or "@" not in url[m.end():] or not _HOST_PORT.fullmatch(m.group(1).rsplit("@", 1)[-1]):
+        return False
+    try:
+        password = make_url(url).password
+    except Exception:  # not a URL sqlalchemy parses: refused as such elsewhere
+        return False
+    return password is not None and "?" in password  # it ran into the query ('/' alone: a password may hold one)
+
+
 def check_password_has_no_at(url: str, what: str) -> None:
-    """Ptv2Error for a database URL whose password holds an '@' not written ``%40``: SQLAlchemy ends the
-    password at that '@' and takes the rest for the host, which the driver's error then quotes."""
+    """Ptv2Error for a database URL with an '@' not written ``%40`` where SQLAlchemy takes the part
+    after it for the host (which the driver's error then quotes): in its password, or in its query
+    after a host with a port (``at_after_host``)."""
+    if at_after_host(url):  # shown masked all the same: what SQLAlchemy takes for a password may be one
+        raise Ptv2Error(f"the {what} '{mask_in_text(url)}' holds an '@' in its query: write it as %40 (as it is, "
+                        "SQLAlchemy would take the part before that '@' for a user name and password, and the part "
+                        "after it for the host name)")
     if password_holds_at(url):
         raise Ptv2Error(f"the {what} '{mask_url(url)}' holds '@' in its user name or password: write it as %40 "
                         "(as it is, the part after that '@' would be taken for the host name)")

@@ -79,3 +79,92 @@ def test_a_home_folder_that_cannot_be_written_is_left_to_ray(home, monkeypatch, 
     (tmp_path / "a-file").write_text("not a folder")  # no folder can be made under it, even by root
     monkeypatch.setenv("HOME", str(tmp_path / "a-file" / "home"))
     assert keep_token_private() is None
+
+
+def _immutable(path: Path, on: bool) -> bool:
+    """``chattr +i``: chmod then fails for real (EPERM, even for root); False where it is not available."""
+    try:
+        return subprocess.run(["chattr", "+i" if on else "-i", str(path)], capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+def test_a_token_whose_mode_cannot_be_changed_is_left_to_ray(home):
+    """A file system that refuses chmod (here an immutable file: EPERM) is no crash: the file is
+    left as it is and returned (Ray reads it either way)."""
+    (home / ".ray").mkdir()
+    token = home / ".ray" / "auth_token"
+    token.write_text("a" * 64)
+    token.chmod(0o644)
+    if not _immutable(token, True):
+        pytest.skip("chattr +i is not available here (needs root and a file system that has it)")
+    try:
+        assert keep_token_private() == token
+        assert mode(token) == 0o644 and token.read_text() == "a" * 64
+    finally:
+        _immutable(token, False)
+
+
+def test_a_read_only_ray_folder_is_no_crash(home, monkeypatch):
+    """~/.ray on a read-only mount: chmod fails with EROFS (made to here: a read-only mount needs
+    privileges a test lacks); the token is left as it is and returned."""
+    import errno
+
+    (home / ".ray").mkdir()
+    token = home / ".ray" / "auth_token"
+    token.write_text("a" * 64)
+    token.chmod(0o644)
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(os, "chmod", read_only)
+    assert keep_token_private() == token
+    assert mode(token) == 0o644
+
+
+def test_a_token_made_group_readable_on_purpose_is_kept(home):
+    """0640 has no bits for others: the user chose it (Ray's own 0644 is made 0600, above)."""
+    (home / ".ray").mkdir()
+    token = home / ".ray" / "auth_token"
+    token.write_text("a" * 64)
+    token.chmod(0o640)
+    assert keep_token_private() == token and mode(token) == 0o640
+
+
+def test_a_second_process_never_sees_an_empty_token(home, monkeypatch):
+    """A second first-time process running while the first makes the token (here: inside the first
+    one's token making) finds either no file or the whole token, never an empty file (Ray would
+    then write its own token over it: two Rays with different tokens); both end on one token."""
+    import secrets
+
+    make = secrets.token_hex
+    seen = []
+
+    def second_process_meanwhile(n):
+        value = make(n)
+        if not seen:
+            seen.append(None)
+            path = keep_token_private()
+            seen.append(path.read_text())
+        return value
+
+    monkeypatch.setattr(secrets, "token_hex", second_process_meanwhile)
+    token = keep_token_private()
+    assert len(seen[1]) == 64, seen
+    assert token.read_text() == seen[1] and mode(token) == 0o600
+    assert sorted(p.name for p in (home / ".ray").iterdir()) == ["auth_token"]  # no temporary file left
+
+
+def test_a_file_system_without_hard_links_still_gets_an_owner_only_token(home, monkeypatch):
+    """Where ``os.link`` is refused (some FUSE and network file systems: EPERM), the token is
+    written to its place directly, owner-only."""
+    import errno
+
+    def no_links(*args, **kwargs):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    token = keep_token_private()
+    assert token == home / ".ray" / "auth_token" and mode(token) == 0o600 and len(token.read_text()) == 64
+    assert sorted(p.name for p in (home / ".ray").iterdir()) == ["auth_token"]

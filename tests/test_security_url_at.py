@@ -48,3 +48,33 @@ def test_search_names_neither_the_password_nor_its_tail(tmp_path, monkeypatch):
     assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), res.stderr
     assert SECRET not in res.stderr + res.stdout and "%40" in lines[0], lines[0]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("url", ["postgresql://127.0.0.1:5432/optuna?application_name=a@b@c",
+                                 "postgresql://127.0.0.1:5432/optuna?application_name=a@b",
+                                 "postgresql://ptv2@127.0.0.1:5432/optuna?application_name=a@b",
+                                 "postgresql://[::1]/optuna?application_name=a@b"])
+@pytest.mark.parametrize("check", [check_storage_url, check_tracking_uri])
+def test_an_at_in_the_query_that_sqlalchemy_would_take_for_the_host_is_named_as_such(check, url):
+    """No password here: with a port (or an IPv6 host) before it, sqlalchemy reads the part up to
+    the query's '@' as ``user:password`` and the rest as the host; the refusal says where the '@' is."""
+    with pytest.raises(Ptv2Error) as e:
+        check(url)
+    message = str(e.value)
+    assert "in its query" in message and "%40" in message and "in its user name or password" not in message, message
+
+
+@pytest.mark.parametrize("url, host", [("postgresql://ptv2:pw@127.0.0.1:5432/optuna?application_name=a@b", "127.0.0.1"),
+                                       ("postgresql://127.0.0.1/optuna?application_name=a@b", "127.0.0.1"),
+                                       ("postgresql://ptv2:pw@[::1]:5432/optuna", "::1"),
+                                       ("postgresql://[::1]:5432/optuna", "::1"),
+                                       ("postgresql://ptv2:pa/ss@127.0.0.1/optuna", "127.0.0.1"),
+                                       ("postgresql://ptv2:2024/pw@127.0.0.1:5432/optuna", "127.0.0.1"),
+                                       ("sqlite:///{tmp}/a@b/optuna.db", None)])
+@pytest.mark.parametrize("check", [check_storage_url, check_tracking_uri])
+def test_urls_that_sqlalchemy_reads_as_written_pass(check, url, host, tmp_path):
+    from sqlalchemy.engine import make_url
+
+    (tmp_path / "a@b").mkdir()
+    url = url.format(tmp=tmp_path)
+    assert make_url(check(url)).host == host
