@@ -115,6 +115,20 @@ def best_label(best: dict[str, Any]) -> str:
     return f"best: trial {best.get('number')}"
 
 
+def _dots_and_rings(ax, ok: list[dict], x: str, y: str, colour: str, cmap, norm, *, sizes: tuple[int, int],
+                    ring_width: float):
+    """Completed trials as filled dots, pruned ones as rings of the same colour scale (``colour``'s
+    value through ``norm``); the dots' scatter (the colour bar's mappable)."""
+    done = [r for r in ok if r["status"] == "completed"]
+    stopped = [r for r in ok if r["status"] != "completed"]
+    sc = ax.scatter([r[x] for r in done], [r[y] for r in done], c=[r[colour] for r in done], cmap=cmap, norm=norm,
+                    s=sizes[0], edgecolors="k", label=_label(COMPLETED, done), zorder=3)
+    ax.scatter([r[x] for r in stopped], [r[y] for r in stopped], s=sizes[1], facecolors="none",
+               edgecolors=[cmap(norm(r[colour])) for r in stopped], linewidths=ring_width,
+               label=_label(PRUNED, stopped), zorder=3)
+    return sc
+
+
 def _label(name: str, points: list) -> str:
     """A scatter's legend name, or matplotlib's hidden one when it has no points: the legend lists
     only the kinds of trial the study has (as the HTML map does)."""
@@ -140,14 +154,8 @@ def length_lr_figure(records: list[dict[str, Any]], metric: str, mode: str, titl
         # one score scale for both kinds of trial: the colour bar reads the same on rings and dots
         norm = Normalize(min(r["best_score"] for r in ok), max(r["best_score"] for r in ok))
         cmap = plt.get_cmap("viridis")
-        done = [r for r in ok if r["status"] == "completed"]
-        stopped = [r for r in ok if r["status"] != "completed"]
-        sc = ax.scatter([r["lr"] for r in done], [r["prompt_len"] for r in done], c=[r["best_score"] for r in done],
-                        cmap=cmap, norm=norm, s=70, edgecolors="k", label=_label(COMPLETED, done), zorder=3)
         # hollow: the ring's colour is the score (one after fewer epochs), on the colour bar's scale
-        ax.scatter([r["lr"] for r in stopped], [r["prompt_len"] for r in stopped], s=55, facecolors="none",
-                   edgecolors=[cmap(norm(r["best_score"])) for r in stopped], linewidths=1.8,
-                   label=_label(PRUNED, stopped), zorder=3)
+        sc = _dots_and_rings(ax, ok, "lr", "prompt_len", "best_score", cmap, norm, sizes=(70, 55), ring_width=1.8)
         fig.colorbar(sc, ax=ax, label=score_label(metric, task_metric))
     if bad:
         ax.scatter([r["lr"] for r in bad], [r["prompt_len"] for r in bad], marker="x", c="red", label="failed")
@@ -192,12 +200,7 @@ def length_score_figure(records: list[dict[str, Any]], metric: str, mode: str, t
     if ok:
         norm = LogNorm(min(r["lr"] for r in ok), max(r["lr"] for r in ok) * (1 + 1e-9))
         cmap = plt.get_cmap("plasma")
-        done = [r for r in ok if r["status"] == "completed"]
-        stopped = [r for r in ok if r["status"] != "completed"]
-        sc = ax.scatter([r["prompt_len"] for r in done], [r["best_score"] for r in done], c=[r["lr"] for r in done],
-                        cmap=cmap, norm=norm, s=60, edgecolors="k", label=_label(COMPLETED, done), zorder=3)
-        ax.scatter([r["prompt_len"] for r in stopped], [r["best_score"] for r in stopped], s=45, facecolors="none",
-                   edgecolors=[cmap(norm(r["lr"])) for r in stopped], linewidths=1.5, label=_label(PRUNED, stopped), zorder=3)
+        sc = _dots_and_rings(ax, ok, "prompt_len", "best_score", "lr", cmap, norm, sizes=(60, 45), ring_width=1.5)
         best = best_by_length(records, mode)
         ax.plot(list(best), list(best.values()), color="0.4", lw=1, marker="_", markersize=18,
                 label=_label("best per length", list(best)), zorder=2)
