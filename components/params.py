@@ -116,7 +116,7 @@ def check_model_names(tasks: list[str], prefix: str, files_here: bool) -> None:
     read when ``files_here``) must be one the register step can write and list, and be no other
     task's: two references of one name (``trec`` and a YAML named ``trec``) are refused here, not
     in the prepare step, and so are two names of one registered model (``hub:a/b`` and ``a-b``)."""
-    from components.registry.register import NAME_PREFIX, check_name, default_name
+    from components.registry.names import NAME_PREFIX, check_name, default_name
     from ptv2_core.tasks import task_name, task_ref_kind
 
     names: dict[str, str] = {}

@@ -14,7 +14,7 @@ from components.data import prepared_name, task_yaml
 def safe_name(task: str) -> str:
     """``task`` for a file, folder or study name: a hub task is named like ``user/data``, and
     '/', ':', '@' and '%' become '-' as in a registered model's name."""
-    from components.registry.register import default_name
+    from components.registry.names import default_name
 
     return default_name(task, prefix="")
 

@@ -115,7 +115,7 @@ def registry_summary(params: dict, pipeline_run: str | None = None) -> list[dict
     version), its search result, test metric, aliases and the promote step's decision with its
     reason. Another run registering at the same time does not take this run's row."""
     from components.registry import store
-    from components.registry.register import NAME_PREFIX, default_name, name_filter
+    from components.registry.names import NAME_PREFIX, default_name, name_filter
     from ptv2_core.tasks import task_name
 
     client = store.client(store.tracking_uri(params.get("mlflow_uri") or None))

@@ -106,7 +106,7 @@ def test_a_hub_task_from_a_local_folder_is_prepared_inside_the_output(tmp_path):
 
 
 def test_registered_names_of_tasks():
-    from components.registry.register import default_name
+    from components.registry.names import default_name
     from ptv2_core.tasks import task_name
 
     assert default_name("trec") == default_name("ptv2-trec") == "ptv2-trec"

@@ -443,7 +443,8 @@ def test_a_name_plain_mlflow_cannot_load_by_uri_is_refused_before_anything_is_wr
 
     from mlflow.store.artifact.utils.models import _parse_model_uri
 
-    from components.registry.register import check_name, default_name, register_adapter
+    from components.registry.names import check_name, default_name
+    from components.registry.register import register_adapter
 
     client = _client(store)
     models = {m.name for m in client.search_registered_models()}
