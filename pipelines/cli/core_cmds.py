@@ -207,7 +207,15 @@ def predict(
     texts: Optional[list[str]] = typer.Argument(None, help="Texts to label (NER: words split on whitespace); a lone "
                                                 "'-' reads standard input, as --file - does."),
     file: Optional[str] = typer.Option(None, "--file", help="Label every line of this UTF-8 text file instead ('-': "
-                                       "standard input, labelled as it comes); one output line per input line, in order."),
+                                       "standard input, labelled as it comes); one output line per input line, in "
+                                       "order. A table (.csv, .jsonl, .json, .parquet): its text column is labelled "
+                                       "and the table written back with pred_label (pred_score) or pred_tags "
+                                       "(pred_scores) columns added."),
+    text_column: Optional[str] = typer.Option(None, help="A table's column to label (default: the adapter's task's "
+                                              "text column, else 'text'; NER: a list of words or a text)."),
+    out: Optional[Path] = typer.Option(None, help="Write the labelled table here, in the format of --file (default: "
+                                       "standard output; a .parquet needs --out). Written whole or not at all."),
+    overwrite: bool = typer.Option(False, help="Replace the file at --out."),
     adapter: Optional[Path] = typer.Option(None, help="Adapter folder."),
     model: Optional[str] = typer.Option(None, help="A registered version instead of a folder: models:/NAME@ALIAS or "
                                         "models:/NAME/VERSION (store: MLFLOW_TRACKING_URI or the local default)."),
@@ -217,6 +225,7 @@ def predict(
     batch_size: int = typer.Option(64, help="Texts labelled at a time."),
 ) -> None:
     """Print one label per text (tags per word for NER), from an adapter folder or a registered model."""
+    from ptv2_core.adapter import load_adapter
     from ptv2_core.device import pick_device
     from ptv2_core.errors import Ptv2Error
 
@@ -234,6 +243,16 @@ def predict(
             raise Ptv2Error(f"text {i} on the command line is not valid UTF-8") from None
     pick_device(device)  # an unknown device fails before anything loads
     check_batch_size(batch_size)
+    from pipelines.cli import predict_table as tables
+
+    table = tables.is_table(file)  # a table's lines were labelled one by one, its header too
+    tables.check_options(table, file, out, overwrite, as_json, text_column)
+    if table:
+        frame = tables.read_input(file)  # a bad table fails before the model loads
+        loaded = load_adapter(adapter, device=pick_device(device)) if model is None else _registered(model, device).adapter
+        tables.predict_table(loaded, file, frame, text_column=text_column, out=out, overwrite=overwrite,
+                             scores=scores, batch_size=batch_size)
+        return
     from pipelines.cli.lines import InputLines, open_lines, streamed
     from pipelines.cli.sigint import sigint_between_batches
 
@@ -245,7 +264,6 @@ def predict(
     source = open_lines(file, PREDICT_CHUNK) if file is not None and not stream else None
     from tqdm.auto import tqdm
 
-    from ptv2_core.adapter import load_adapter
     from ptv2_core.errors import Ptv2Interrupted
     from ptv2_core.predict import predict as run_predict
 
