@@ -60,10 +60,9 @@ def test_a_csv_gets_one_label_per_row_its_columns_kept(trec, tmp_path):
     assert rows[0] == ["id", "text", "source", "pred_label", "pred_score"]
     assert [r[:3] for r in rows[1:]] == [r[:3] for r in csv.reader(io.StringIO(CSV, newline=""))][1:]
     texts = ["Who wrote Hamlet, the play?", "How far is the moon?\nAsked twice", "What is CPU ?"]
-    labels = _line_labels(trec, *texts)  # the text column labelled as the same texts are on the command line
-    assert [rows[i][3] for i in (1, 2, 4)] == labels
+    # the text column labelled as the same texts are on the command line (the score tells texts apart)
+    assert [f"{rows[i][3]}\t{float(rows[i][4]):.4f}" for i in (1, 2, 4)] == _line_labels(trec, *texts, "--scores")
     assert rows[3][3:] == ["", ""]  # an empty text: no made-up label
-    assert all(0 < float(rows[i][4]) <= 1 for i in (1, 2, 4))
 
 
 def test_json_lines_keep_their_values_as_written_and_the_out_file_is_refused_unless_overwrite(trec, tmp_path):
@@ -169,3 +168,24 @@ def test_ctrl_c_while_labelling_leaves_the_out_file_as_it_was(trec, tmp_path, mo
     assert res.returncode == 130 and res.stderr.strip().splitlines()[-1].startswith("error: interrupted"), res.stderr
     assert "nothing was written" in res.stderr and out.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "o.csv"]
+
+
+def test_the_default_column_is_the_adapters_task_text_column_else_text(tmp_path, minilm_path, one_torch_thread):
+    (tmp_path / "train.csv").write_text("utterance,label\n" + "".join(f"hi {i},greet\nbye {i},bye\n" for i in range(4)))
+    (tmp_path / "task.yaml").write_text(json.dumps({"name": "mine", "type": "sequence", "text_column": "utterance",
+                                                    "label_column": "label", "metric": "accuracy",
+                                                    "data": {"train": "train.csv"}}))
+    adapter = _adapter(tmp_path, str(tmp_path / "task.yaml"))
+    (tmp_path / "both.csv").write_text("text,utterance\nignored,hello there\n")
+    res = run("predict", "--adapter", str(adapter), "--file", str(tmp_path / "both.csv"), "--scores")
+    assert res.returncode == 0, res.stderr
+    label, score = res.stdout.splitlines()[1].split(",")[2:]
+    # the score tells the texts apart (an untrained prompt may give both texts one label)
+    assert f"{label}\t{float(score):.4f}" == _line_labels(adapter, "hello there", "--scores")[0]
+    assert f"{label}\t{float(score):.4f}" != _line_labels(adapter, "ignored", "--scores")[0]
+    (tmp_path / "text.jsonl").write_text('{"text": "hello there"}\n')
+    res = run("predict", "--adapter", str(adapter), "--file", str(tmp_path / "text.jsonl"))
+    assert json.loads(res.stdout)["pred_label"] == _line_labels(adapter, "hello there")[0], res.stderr
+    (tmp_path / "none.csv").write_text("body\nhello\n")
+    _user_error(run("predict", "--adapter", str(adapter), "--file", str(tmp_path / "none.csv")),
+                "no column 'utterance' or 'text' (the adapter's task's text column, or the default); its columns: body")

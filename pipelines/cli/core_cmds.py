@@ -248,7 +248,7 @@ def predict(
     table = tables.is_table(file)  # a table's lines were labelled one by one, its header too
     tables.check_options(table, file, out, overwrite, as_json, text_column)
     if table:
-        frame = tables.read_input(file)  # a bad table fails before the model loads
+        frame = tables.read_input(file, text_column)  # a bad table fails before the model loads
         loaded = load_adapter(adapter, device=pick_device(device)) if model is None else _registered(model, device).adapter
         tables.predict_table(loaded, file, frame, text_column=text_column, out=out, overwrite=overwrite,
                              scores=scores, batch_size=batch_size)

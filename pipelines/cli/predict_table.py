@@ -77,13 +77,16 @@ def check_out_file(out: Path, overwrite: bool) -> None:
     check_writable(out, "--out", file=True)
 
 
-def read_input(file: str):
-    """The table's rows as a frame (cells as the task data readers give them); an empty one refused."""
+def read_input(file: str, text_column: str | None):
+    """The table's rows as a frame (cells as the task data readers give them); an empty one, or one
+    without ``--text-column``, refused before the model loads."""
     from ptv2_core.tasks.files import read_table
 
     df = read_table(Path(file))
     if len(df) == 0:
         raise Ptv2Error(f"--file '{file}' holds no rows to label")
+    if text_column is not None and text_column not in [str(c) for c in df.columns]:
+        _no_column(df, [text_column], "", file)
     return df
 
 
@@ -99,11 +102,15 @@ def pick_column(df, wanted: str | None, kind: str, task_column: str, file: str) 
                                                                                            kind == "token" else [])]))
     found = next((c for c in tried if c in names), None)
     if found is None:
-        shown = names[:20] + ([f"... {len(names) - 20} more"] if len(names) > 20 else [])
-        said = ("no column " + " or ".join(f"'{c}'" for c in tried) +
-                ("" if wanted is not None else " (the adapter's task's text column, or the default)"))
-        raise Ptv2Error(f"--file '{file}' has {said}; its columns: {', '.join(shown)}: pass --text-column NAME")
+        _no_column(df, tried, "" if wanted is not None else " (the adapter's task's text column, or the default)", file)
     return found
+
+
+def _no_column(df, tried: list[str], why: str, file: str) -> None:
+    names = [str(c) for c in df.columns]
+    shown = names[:20] + ([f"... {len(names) - 20} more"] if len(names) > 20 else [])
+    raise Ptv2Error(f"--file '{file}' has no column {' or '.join(repr(c) for c in tried)}{why}; its columns: "
+                    f"{', '.join(shown)}: pass --text-column NAME")
 
 
 def texts_of(values: list, kind: str, column: str, file: str) -> list[str | None]:
