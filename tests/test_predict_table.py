@@ -123,6 +123,7 @@ def test_ner_tags_one_per_word_from_a_list_of_words_or_a_text(wnut, tmp_path):
     ("d.csv", "id,body\n1,hi\n", [], "has no column 'text'"),
     ("d.csv", "id,body\n1,hi\n", ["--text-column", "Body"], "no column 'Body'; its columns: id, body"),
     ("d.csv", "", [], "holds no rows to label"),
+    ("d.csv", "id;text\n1;hi\n", [], "its fields look separated by ';': ptv2 reads a CSV's fields separated by commas"),
     ("d.csv", "text\nhello, world\n", [], "must be in double quotes"),  # not a CSV of one column
     ("d.jsonl", "hello\n", [], "line 1 is not JSON"),
     ("d.tsv", "text\tlabel\nhi\tgreet\n", [], "looks like a table ptv2 does not read (.tsv)"),

@@ -107,10 +107,15 @@ def pick_column(df, wanted: str | None, kind: str, task_column: str, file: str) 
 
 
 def _no_column(df, tried: list[str], why: str, file: str) -> None:
+    from ptv2_core.tasks.csv_file import other_separator
+
     names = [str(c) for c in df.columns]
     shown = names[:20] + ([f"... {len(names) - 20} more"] if len(names) > 20 else [])
+    sep = other_separator(names) if Path(file).suffix.lower() == ".csv" else None
+    fix = f"{sep}: ptv2 reads a CSV's fields separated by commas; save it with commas" if sep else \
+        "pass --text-column NAME"
     raise Ptv2Error(f"--file '{file}' has no column {' or '.join(repr(c) for c in tried)}{why}; its columns: "
-                    f"{', '.join(shown)}: pass --text-column NAME")
+                    f"{', '.join(shown)}: {fix}")
 
 
 def texts_of(values: list, kind: str, column: str, file: str) -> list[str | None]:
