@@ -110,3 +110,60 @@ def test_probe_rule_catches_a_probe_on_an_undeclared_port(rendered):
     mlflow = kr.find(docs, "Deployment", "mlflow")["spec"]["template"]["spec"]["containers"][0]
     mlflow["readinessProbe"]["httpGet"]["port"] = "metrics"
     assert probe_findings(docs) == ["Deployment/mlflow/mlflow: readinessProbe on port 'metrics', which the container does not declare"]
+
+
+# --- replicas that survive a node drain ----------------------------------------------------
+
+def disruption_findings(docs: list[dict]) -> list[str]:
+    """A Deployment of several replicas has a PodDisruptionBudget over its pods that keeps one
+    serving and still lets a drain evict the rest, and spreads its pods over nodes; a single
+    replica has no budget that would block every drain of its node."""
+    found = []
+    budgets = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    for doc in docs:
+        if doc["kind"] not in CORE_WORKLOADS:
+            continue
+        where, replicas = f"{doc['kind']}/{doc['metadata']['name']}", doc["spec"].get("replicas", 1)
+        labels = doc["spec"]["template"]["metadata"]["labels"]
+        mine = [b for b in budgets if kr.selector_matches(b["spec"]["selector"], labels)]
+        if replicas > 1:
+            if len(mine) != 1:
+                found.append(f"{where}: {replicas} replicas and {len(mine)} PodDisruptionBudgets")
+            else:
+                spec = mine[0]["spec"]
+                available = spec.get("minAvailable", replicas - spec.get("maxUnavailable", replicas))
+                if not 1 <= available < replicas:
+                    found.append(f"{where}: budget keeps {available} of {replicas} replicas")
+            pod = doc["spec"]["template"]["spec"]
+            spread = [c for c in pod.get("topologySpreadConstraints", [])
+                      if c["topologyKey"] == "kubernetes.io/hostname" and kr.selector_matches(c["labelSelector"], labels)]
+            if not spread:
+                found.append(f"{where}: {replicas} replicas not spread over nodes")
+        elif any(b["spec"].get("minAvailable", 0) >= 1 or b["spec"].get("maxUnavailable") == 0 for b in mine):
+            found.append(f"{where}: one replica and a budget that blocks every drain")
+    return found
+
+
+def test_replicated_servers_survive_a_node_drain(rendered):
+    for name in OVERLAYS:
+        assert disruption_findings(rendered[name]) == [], name
+    assert kr.find(rendered["prod"], "Deployment", "mlflow")["spec"]["replicas"] == 2
+    kr.find(rendered["prod"], "PodDisruptionBudget", "mlflow")
+
+
+@pytest.mark.parametrize("plant, expect", [
+    (lambda docs: docs.remove(kr.find(docs, "PodDisruptionBudget", "mlflow")), "2 replicas and 0 PodDisruptionBudgets"),
+    (lambda docs: kr.find(docs, "PodDisruptionBudget", "mlflow")["spec"].update(minAvailable=2), "keeps 2 of 2"),
+    (lambda docs: kr.find(docs, "Deployment", "mlflow")["spec"]["template"]["spec"].pop("topologySpreadConstraints"),
+     "not spread over nodes"),
+])
+def test_disruption_rule_catches_planted_errors(rendered, plant, expect):
+    docs = copy.deepcopy(rendered["prod"])
+    plant(docs)
+    assert any(expect in f for f in disruption_findings(docs)), disruption_findings(docs)
+
+
+def test_disruption_rule_catches_a_budget_on_a_single_replica(rendered):
+    docs = copy.deepcopy(rendered["dev"])
+    docs.append(copy.deepcopy(kr.find(rendered["prod"], "PodDisruptionBudget", "mlflow")))
+    assert disruption_findings(docs) == ["Deployment/mlflow: one replica and a budget that blocks every drain"]
