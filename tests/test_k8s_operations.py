@@ -167,3 +167,31 @@ def test_disruption_rule_catches_a_budget_on_a_single_replica(rendered):
     docs = copy.deepcopy(rendered["dev"])
     docs.append(copy.deepcopy(kr.find(rendered["prod"], "PodDisruptionBudget", "mlflow")))
     assert disruption_findings(docs) == ["Deployment/mlflow: one replica and a budget that blocks every drain"]
+
+
+# --- upgrades reach the Ray pods -----------------------------------------------------------
+
+def upgrade_findings(docs: list[dict]) -> list[str]:
+    """Each RayCluster recreates its pods when its spec changes. KubeRay otherwise leaves the
+    head and running workers as they are: after an image bump the autoscaler's new workers run
+    the new image beside a head on the old one."""
+    return [f"RayCluster/{d['metadata']['name']}: upgradeStrategy {d['spec'].get('upgradeStrategy')}, "
+            "so a changed spec never reaches the running Ray pods"
+            for d in docs if d["kind"] == "RayCluster"
+            and d["spec"].get("upgradeStrategy", {}).get("type") != "Recreate"]
+
+
+def test_an_applied_change_reaches_every_ray_pod(rendered):
+    for name in OVERLAYS:
+        assert upgrade_findings(rendered[name]) == [], name
+        assert kr.validate_custom(kr.find(rendered[name], "RayCluster")) == [], name
+    # the operator is told what an apply then does to a running search
+    upgrade = kr.ROOT.joinpath("docs", "deploy.md").read_text().split("- **Upgrade**")[1].split("\n- **")[0]
+    assert "upgradeStrategy" in upgrade and "--resume" in upgrade, upgrade
+
+
+def test_upgrade_rule_catches_a_cluster_that_keeps_its_pods(rendered):
+    docs = copy.deepcopy(rendered["prod"])
+    kr.find(docs, "RayCluster")["spec"].pop("upgradeStrategy")
+    assert upgrade_findings(docs) == [
+        "RayCluster/ptv2-ray: upgradeStrategy None, so a changed spec never reaches the running Ray pods"]
