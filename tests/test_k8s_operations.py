@@ -195,3 +195,13 @@ def test_upgrade_rule_catches_a_cluster_that_keeps_its_pods(rendered):
     kr.find(docs, "RayCluster")["spec"].pop("upgradeStrategy")
     assert upgrade_findings(docs) == [
         "RayCluster/ptv2-ray: upgradeStrategy None, so a changed spec never reaches the running Ray pods"]
+
+
+def test_rotating_a_secret_names_a_restart_for_every_pod_reading_it(rendered):
+    """Pods read Secrets at their start: the rotation step restarts each long-running reader with
+    a command that works on it (`rollout restart` does not apply to KubeRay's pods)."""
+    rotate = kr.ROOT.joinpath("docs", "deploy.md").read_text().split("- **Rotate a password**")[1].split("\n- **")[0]
+    rotate = " ".join(rotate.split())
+    cluster = kr.find(rendered["base"], "RayCluster")["metadata"]["name"]
+    assert "rollout restart deployment/mlflow" in rotate
+    assert f"delete pod -l ray.io/cluster={cluster}" in rotate, rotate
