@@ -205,3 +205,30 @@ def test_rotating_a_secret_names_a_restart_for_every_pod_reading_it(rendered):
     cluster = kr.find(rendered["base"], "RayCluster")["metadata"]["name"]
     assert "rollout restart deployment/mlflow" in rotate
     assert f"delete pod -l ray.io/cluster={cluster}" in rotate, rotate
+
+
+# --- scratch space -------------------------------------------------------------------------
+
+def scratch_findings(docs: list[dict]) -> list[str]:
+    """Every emptyDir has a sizeLimit. One on the node's disk without it may grow until the node
+    is under disk pressure, which evicts other pods and stops scheduling there; with it, the
+    kubelet evicts only the pod that overran. (A memory-backed one counts against the
+    container's memory limit, which bounds it, but is sized too.)"""
+    return [f"{where}: emptyDir {v['name']} has no sizeLimit"
+            for doc in docs for where, template, _ in kr.pod_templates(doc)
+            for v in template.get("spec", {}).get("volumes", [])
+            if "emptyDir" in v and "sizeLimit" not in (v["emptyDir"] or {})]
+
+
+def test_every_scratch_volume_is_bounded(rendered):
+    for name, docs in rendered.items():
+        assert scratch_findings(docs) == [], name
+    head = kr.find(rendered["prod"], "RayCluster")["spec"]["headGroupSpec"]["template"]["spec"]
+    assert {v["name"] for v in head["volumes"] if "emptyDir" in v} == {"tmp", "shm"}
+
+
+def test_scratch_rule_catches_an_unbounded_volume(rendered):
+    docs = copy.deepcopy(rendered["rayjob"])
+    job = kr.find(docs, "RayJob")
+    job["spec"]["submitterPodTemplate"]["spec"]["volumes"][0]["emptyDir"] = {}
+    assert scratch_findings(docs) == ["RayJob/ptv2-search/submitter: emptyDir tmp has no sizeLimit"]
