@@ -232,3 +232,52 @@ def test_scratch_rule_catches_an_unbounded_volume(rendered):
     job = kr.find(docs, "RayJob")
     job["spec"]["submitterPodTemplate"]["spec"]["volumes"][0]["emptyDir"] = {}
     assert scratch_findings(docs) == ["RayJob/ptv2-search/submitter: emptyDir tmp has no sizeLimit"]
+
+
+# --- Services reach their pods; Ray runs the image's version --------------------------------
+
+def service_findings(docs: list[dict]) -> list[str]:
+    """Each Service selects the pods of exactly one workload, and each of its ports targets a port
+    those pods declare (a mismatch leaves the Service without endpoints: connections refused)."""
+    found = []
+    workloads = [(f"{d['kind']}/{d['metadata']['name']}", t) for d in docs if d["kind"] in CORE_WORKLOADS
+                 for _, t, _ in kr.pod_templates(d)]
+    for svc in (d for d in docs if d["kind"] == "Service"):
+        name = f"Service/{svc['metadata']['name']}"
+        hits = [(w, t) for w, t in workloads
+                if kr.selector_matches({"matchLabels": svc["spec"].get("selector", {})}, t["metadata"].get("labels", {}))]
+        if len(hits) != 1:
+            found.append(f"{name}: selects {[w for w, _ in hits]}")
+            continue
+        ports = [p for c in hits[0][1]["spec"]["containers"] for p in c.get("ports", [])]
+        for port in svc["spec"]["ports"]:
+            target = port.get("targetPort", port["port"])
+            if not any(target in (p.get("name"), p["containerPort"]) for p in ports):
+                found.append(f"{name}: port {port['port']} targets {target!r}, which {hits[0][0]} does not declare")
+    return found
+
+
+def test_every_service_reaches_the_pods_it_names(rendered):
+    for name in OVERLAYS:
+        assert service_findings(rendered[name]) == [], name
+
+
+@pytest.mark.parametrize("plant, expect", [
+    (lambda docs: kr.find(docs, "Service", "postgres")["spec"]["selector"].update({"app.kubernetes.io/name": "postgresql"}),
+     "Service/postgres: selects []"),
+    (lambda docs: kr.find(docs, "Service", "mlflow")["spec"]["ports"][0].update(targetPort="web"),
+     "Service/mlflow: port 5000 targets 'web'"),
+])
+def test_service_rule_catches_planted_mismatches(rendered, plant, expect):
+    docs = copy.deepcopy(rendered["dev"])
+    plant(docs)
+    assert any(expect in f for f in service_findings(docs)), service_findings(docs)
+
+
+def test_the_ray_cluster_declares_the_ray_version_the_image_installs(rendered):
+    """KubeRay picks features (autoscaler, auth, probes) by rayVersion: it is the Ray the image
+    installs (constraints.txt, the Dockerfile's ray[default] pin)."""
+    pins = dict(line.split("==", 1) for line in (kr.ROOT / "constraints.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    for name in OVERLAYS:
+        assert kr.find(rendered[name], "RayCluster")["spec"]["rayVersion"] == pins["ray"], name
