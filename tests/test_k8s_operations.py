@@ -281,3 +281,41 @@ def test_the_ray_cluster_declares_the_ray_version_the_image_installs(rendered):
                 if "==" in line and not line.startswith("#"))
     for name in OVERLAYS:
         assert kr.find(rendered[name], "RayCluster")["spec"]["rayVersion"] == pins["ray"], name
+
+
+# --- eviction order ------------------------------------------------------------------------
+
+def _memory(quantity: str) -> float:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9}
+    for suffix, factor in units.items():
+        if quantity.endswith(suffix):
+            return float(quantity[: -len(suffix)]) * factor
+    return float(quantity)
+
+
+def eviction_findings(docs: list[dict]) -> list[str]:
+    """The pods whose loss stops everything (the database, the Ray head) request the memory they
+    may use: under node memory pressure the kubelet evicts pods above their request first, and
+    these then never are."""
+    found = []
+    for doc in docs:
+        for where, c, _ in kr.containers(doc):
+            if where in {"StatefulSet/postgres/postgres", "RayCluster/ptv2-ray/head/ray-head"}:
+                res = c.get("resources", {})
+                req, lim = res.get("requests", {}).get("memory"), res.get("limits", {}).get("memory")
+                if req is None or lim is None or _memory(req) != _memory(lim):
+                    found.append(f"{where}: memory request {req} below its limit {lim}")
+    return found
+
+
+def test_the_database_and_the_ray_head_are_evicted_last(rendered):
+    for name in OVERLAYS:
+        assert eviction_findings(rendered[name]) == [], name
+        assert len([w for d in rendered[name] for w, _, _ in kr.containers(d)
+                    if w in {"StatefulSet/postgres/postgres", "RayCluster/ptv2-ray/head/ray-head"}]) == 2
+
+
+def test_eviction_rule_catches_a_burstable_database(rendered):
+    docs = copy.deepcopy(rendered["prod"])
+    kr.find(docs, "StatefulSet", "postgres")["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["memory"] = "2Gi"
+    assert eviction_findings(docs) == ["StatefulSet/postgres/postgres: memory request 2Gi below its limit 4Gi"]
