@@ -7,6 +7,7 @@ Tools as in tests/test_k8s.py (kubectl from .venv-tools; skipped outside CI when
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 
@@ -319,3 +320,26 @@ def test_eviction_rule_catches_a_burstable_database(rendered):
     docs = copy.deepcopy(rendered["prod"])
     kr.find(docs, "StatefulSet", "postgres")["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["memory"] = "2Gi"
     assert eviction_findings(docs) == ["StatefulSet/postgres/postgres: memory request 2Gi below its limit 4Gi"]
+
+
+# --- the documented removal ----------------------------------------------------------------
+
+ALL = {"Pod", "Service", "Deployment", "StatefulSet", "ReplicaSet", "DaemonSet", "Job", "CronJob",
+       "HorizontalPodAutoscaler"}  # what `kubectl get all` covers
+KEPT = {"Namespace", "PersistentVolumeClaim"}  # the doc's removal keeps the data and the namespace
+
+
+def test_the_documented_removal_covers_every_kind_it_applies(rendered):
+    text = " ".join(kr.ROOT.joinpath("docs", "deploy.md").read_text().split("- **Remove**")[1].split("\n- **")[0].split())
+    command = re.search(r"kubectl -n ptv2 delete (\S+) -l app\.kubernetes\.io/part-of=ptv2", text)
+    assert command, text
+    names = set(command.group(1).split(","))
+    covered = (ALL if "all" in names else set()) | {k for d in rendered.values() for k in (x["kind"] for x in d)
+                                                    if k.lower() in names}
+    applied = {d["kind"] for docs in rendered.values() for d in docs}
+    assert applied - KEPT - covered == set()
+    # and every kind it applies carries the label the command selects on
+    for docs in rendered.values():
+        for d in docs:
+            if d["kind"] not in KEPT:
+                assert d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "ptv2", d["metadata"]["name"]
