@@ -97,7 +97,7 @@ def test_render_reports_a_broken_kustomization(tmp_path):
 
 
 def test_a_delete_patch_is_alone_in_its_file():
-    # kustomize v5.5 (kubectl 1.32, inside docs/deploy.md's "1.27 or newer") panics on a
+    # kustomize v5.5 (kubectl 1.32, the oldest docs/deploy.md allows) panics on a
     # `$patch: delete` among several patches of one file; the tests' newer kubectl does not
     checked = 0
     for kustomization in kr.K8S.rglob("kustomization.yaml"):
