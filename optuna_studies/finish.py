@@ -47,6 +47,10 @@ def finish_search(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Ca
     art = _draw(plan, trials)
     if best is None:  # the error to tell, whether the store takes the table or not (a --resume cannot score)
         reasons = records.failure_summary(trials)
+        # why the parent run ends FAILED, on the run itself (a reviewer saw FAILED and no reason); best
+        # effort, as _runs_or_why: the search's own error is the one raised
+        quietly(tracking.set_tags, parent, {"ptv2.status": "failed",
+                                            "ptv2.failure": f"no trial finished with a score ({reasons})"[:4000]})
         raise Ptv2Error(f"no trial of study '{plan.study_name}' finished with a score ({reasons}): "
                         f"see {art / 'trials.csv'} and {_runs_or_why(parent, art)}")
     with mlflow_guard(*_result_failed(plan)):
@@ -79,7 +83,7 @@ def finish_search(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Ca
         tracking.log_artifacts(parent, art)
         if best.get("mlflow_run_id"):
             tracking.set_tags(best["mlflow_run_id"], {"ptv2.best": "true"})
-        tracking.set_tags(parent, {"ptv2.best_trial": best["number"], "ptv2.best_run_id": best.get("mlflow_run_id"),
+        tracking.set_tags(parent, {"ptv2.status": "finished", "ptv2.best_trial": best["number"], "ptv2.best_run_id": best.get("mlflow_run_id"),
                                    "ptv2.best_prompt_len": best["prompt_len"], "ptv2.best_lr": best["lr"]}
                           | _fingerprints(Path(best["adapter"]), metrics))
         tracking.log_epoch(parent, result_metrics(plan.space.metric, best["best_score"], metrics["test"]), 0)

@@ -147,7 +147,11 @@ def test_local_search_end_to_end_a_diverging_trial_fails_alone(local_ray, tiny_m
     assert parent.data.tags["ptv2.base_fingerprint"] == loaded.config["base_model"]["fingerprint"]
     assert parent.data.metrics["dev_score"] == pytest.approx(best["best_score"])
     assert parent.data.metrics["test_score"] == pytest.approx(metrics["test"]["score"])
-    described = MlflowClient(mlflow_uri).get_model_version(version.name, str(version.version)).description
+    registered = MlflowClient(mlflow_uri).get_model_version(version.name, str(version.version))
+    described = registered.description
+    source = MlflowClient(mlflow_uri).get_run(registered.run_id).data.tags  # the version's source run leads on
+    assert (source["ptv2.search_run_id"], source["ptv2.trial_run_id"]) == (result.parent_run_id,
+                                                                           best["trial"]["mlflow_run_id"])
     assert all(part in described for part in (f"prompt_len {metrics['prompt_len']}", "dev accuracy", "test accuracy",
                                                result.study_name, result.parent_run_id)), described
     artifacts = {a.path for a in client.list_artifacts(result.parent_run_id)}
@@ -173,6 +177,14 @@ def test_a_search_whose_every_trial_fails_says_why_on_its_error_line(local_ray, 
     assert "finished with a score (2 trials: 1 × diverged: loss became nan at epoch 1" in message, message
     assert message.count("diverged: loss became nan") == 2 and "trials.csv" in message
     assert not (tmp_path / "out").exists()
+    # the parent run says why it is FAILED (it gave no reason), as its trial runs do
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_uri)
+    (parent,) = client.search_runs([client.get_experiment_by_name("ptv2-search").experiment_id],
+                                   f"attributes.run_name = '{default_study_name('trec', tiny_model, tmp_path / 'out')}'")
+    assert parent.info.status == "FAILED" and parent.data.tags["ptv2.status"] == "failed"
+    assert parent.data.tags["ptv2.failure"].startswith("no trial finished with a score (2 trials: ")
 
     # another study into the same --out (another --model or --study-name) has a work folder of its own:
     # the work folder was named after --out alone, and the new study deleted the first one's records

@@ -99,3 +99,18 @@ def test_a_versions_description_says_its_configuration_scores_and_search():
         "ptv2 adapter for task trec (sequence): prompt_len 16, lr 0.0347, base model minilm.",
         "dev accuracy 0.625, test accuracy 0.59375 on 32 test examples (split seed 0).",
         "code 0.1.0+gabc.", "study ptv2-trec-x.", "search run p1, trial run t3 (store sqlite:///m.db)."]
+
+
+def test_a_registrations_run_leads_on_to_the_search_and_the_code():
+    from components.registry.metadata import AdapterInfo, registration_run_tags
+    from ptv2_core.tasks import load_task
+
+    spec, _ = load_task("trec", max_train=1, max_eval=1)
+    tags = {"task": "trec", "code_version": "0.1.0+gabc", "ptv2.search_run_id": "p1", "ptv2.trial_run_id": "t3",
+            "ptv2.search_tracking_uri": "sqlite:///m.db", "ptv2.registration_id": "r", "study": "s"}
+    got = registration_run_tags(AdapterInfo(Path("a"), {}, {}, spec, "trec", 0, 32, "sha256:x", [], tags))
+    assert {k: v for k, v in got.items() if k != "mlflow.source.git.commit"} == {
+        "ptv2.search_run_id": "p1", "ptv2.trial_run_id": "t3", "ptv2.search_tracking_uri": "sqlite:///m.db",
+        "ptv2.code_version": "0.1.0+gabc"}
+    assert re.fullmatch("[0-9a-f]{40}", got["mlflow.source.git.commit"])
+

@@ -15,8 +15,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from components.registry.lineage import FIELDS as _LINEAGE_FIELDS
 from components.registry.lineage import lineage_tags
-from optuna_studies.code_version import code_version
+from optuna_studies.code_version import code_version, git_commit
 from ptv2_core.adapter import CONFIG, read_adapter_config, read_adapter_weights, split_seed_of
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.metrics import METRIC_NAMES
@@ -25,6 +26,7 @@ from ptv2_core.tasks.splits import split_hash
 from ptv2_core.tasks import TaskSpec, absolute_ref, load_task
 
 METRICS_FILE = "metrics.json"
+LINEAGE_TAGS = frozenset(_LINEAGE_FIELDS.values())
 MAX_TAG = 4000  # below the 5000 characters a SQL store allows per tag value
 
 
@@ -222,4 +224,13 @@ def version_description(info: AdapterInfo) -> str:
         lines.append(f"search run {t['ptv2.search_run_id']}, trial run {t.get('ptv2.trial_run_id', '?')} "
                      f"(store {t.get('ptv2.search_tracking_uri', '?')}).")
     return "\n".join(lines)
+
+
+def registration_run_tags(info: AdapterInfo) -> dict[str, str]:
+    """Tags of the run a registration creates (the version's source run, which the version page links
+    to): the search runs that made the adapter, when a search did, and the code that ran, so that run
+    leads on to the search (it held only the registered model's name)."""
+    commit = (git_commit() or "").partition(".")[0]
+    tags = {k: v for k, v in info.tags.items() if k in LINEAGE_TAGS} | {"ptv2.code_version": info.tags["code_version"]}
+    return tags | ({"mlflow.source.git.commit": commit} if commit else {})
 
