@@ -114,3 +114,18 @@ def test_a_registrations_run_leads_on_to_the_search_and_the_code():
         "ptv2.code_version": "0.1.0+gabc"}
     assert re.fullmatch("[0-9a-f]{40}", got["mlflow.source.git.commit"])
 
+
+
+def test_the_trials_table_gives_times_a_reviewer_reads(tmp_path):
+    """trials.csv (an artifact of the parent run): start and end as UTC times, not seconds since 1970."""
+    import csv
+
+    from optuna_studies.plots import write_table
+
+    record = {"number": 0, "prompt_len": 8, "lr": 0.0099, "status": "completed", "best_score": 0.53,
+              "started": 1796636894.99, "ended": 1796636933.73, "duration_s": 38.739409, "mlflow_run_id": "r0"}
+    write_table([record], tmp_path / "trials.csv")
+    with open(tmp_path / "trials.csv") as f:
+        (row,) = csv.DictReader(f)
+    assert (row["started"], row["ended"], row["duration_s"]) == ("2026-12-07T09:48:14Z", "2026-12-07T09:48:53Z", "38.7")
+    assert (row["lr"], row["mlflow_run_id"], row["failure"]) == ("0.0099", "r0", "")
