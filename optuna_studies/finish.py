@@ -47,6 +47,10 @@ def finish_search(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Ca
     art = _draw(plan, trials)
     if best is None:  # the error to tell, whether the store takes the table or not (a --resume cannot score)
         reasons = records.failure_summary(trials)
+        # why the parent run ends FAILED, on the run itself (a reviewer saw FAILED and no reason); best
+        # effort, as _runs_or_why: the search's own error is the one raised
+        quietly(tracking.set_tags, parent, {"ptv2.status": "failed",
+                                            "ptv2.failure": f"no trial finished with a score ({reasons})"[:4000]})
         raise Ptv2Error(f"no trial of study '{plan.study_name}' finished with a score ({reasons}): "
                         f"see {art / 'trials.csv'} and {_runs_or_why(parent, art)}")
     with mlflow_guard(*_result_failed(plan)):
@@ -79,15 +83,37 @@ def finish_search(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Ca
         tracking.log_artifacts(parent, art)
         if best.get("mlflow_run_id"):
             tracking.set_tags(best["mlflow_run_id"], {"ptv2.best": "true"})
-        tracking.set_tags(parent, {"ptv2.best_trial": best["number"], "ptv2.best_run_id": best.get("mlflow_run_id"),
-                                   "ptv2.best_prompt_len": best["prompt_len"], "ptv2.best_lr": best["lr"]})
-        tracking.log_epoch(parent, {"best_score": best["best_score"], "best_test_score": metrics["test"]["score"]}, 0)
+        tracking.set_tags(parent, {"ptv2.status": "finished", "ptv2.best_trial": best["number"], "ptv2.best_run_id": best.get("mlflow_run_id"),
+                                   "ptv2.best_prompt_len": best["prompt_len"], "ptv2.best_lr": best["lr"]}
+                          | _fingerprints(Path(best["adapter"]), metrics))
+        tracking.log_epoch(parent, result_metrics(plan.space.metric, best["best_score"], metrics["test"]), 0)
     out = write_output(plan.out_dir, doc, Path(best["adapter"]), {name: art / name for name in ARTIFACTS})
     shutil.rmtree(plan.work, ignore_errors=True)
     for r in trials:  # the work folder is gone: only the best adapter remains, in the output
         r["adapter"] = str(out / "adapter") if r is best else None
     return SearchResult(best_config, best["best_score"], out / "adapter", trials, parent, plan.study_name,
                         mask_url(plan.storage), out, metrics["test"])
+
+
+def result_metrics(metric: str, best_score: float, test: dict[str, Any]) -> dict[str, float]:
+    """The parent run's metrics: ``best_score`` and ``best_test_score``, and the best adapter's scores
+    under the names its trial runs use (the space's ``metric``, e.g. ``dev_score``, and ``test_<name>``
+    for each test metric), so the parent sits in the same columns of MLflow's runs table and charts as
+    its trials (it had only ``best_score``, a name no trial logs)."""
+    named = {metric: best_score} | {f"test_{k}": v for k, v in test.items()}
+    return {"best_score": best_score, "best_test_score": test["score"]} | named
+
+
+def _fingerprints(adapter: Path, metrics: dict[str, Any]) -> dict[str, str]:
+    """What the best adapter was trained and scored on, as tags of the parent run: the base model's
+    weights (``ptv2.base_fingerprint``) and the test split's rows (``ptv2.test_data_hash``), as a
+    registered version records them (``base_fingerprint``, ``data_hash``)."""
+    from ptv2_core.adapter import read_adapter_config
+
+    base = read_adapter_config(adapter).get("base_model") or {}
+    tags = {"ptv2.base_model": base.get("name"), "ptv2.base_fingerprint": base.get("fingerprint"),
+            "ptv2.test_data_hash": metrics.get("test_data_hash")}
+    return {k: str(v) for k, v in tags.items() if v}
 
 
 def _result_failed(plan: SearchPlan) -> tuple[str, str]:

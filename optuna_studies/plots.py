@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from optuna_studies.records import COLUMNS, best_record
+from optuna_studies.records import COLUMNS, best_record, table_row
 from ptv2_core.metric_names import objective_name
 
 COMPLETED, PRUNED = "completed", "pruned (stopped early)"  # the legend's names, alike in every picture
@@ -37,7 +37,7 @@ def write_table(records: list[dict[str, Any]], path: Path) -> None:
         writer = csv.DictWriter(f, fieldnames=list(COLUMNS), extrasaction="ignore")
         writer.writeheader()
         for r in records:
-            writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in COLUMNS})
+            writer.writerow(table_row(r))
 
 
 def _scored(records: list[dict[str, Any]]) -> tuple[list[dict], list[dict]]:

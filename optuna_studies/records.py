@@ -24,6 +24,21 @@ COLUMNS = ("number", "ray_trial_id", "prompt_len", "lr", "status", "best_score",
            "epochs_trained", "retries", "started", "ended", "duration_s", "mlflow_run_id", "failure")
 
 
+def table_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as a row of trials.csv: ``started`` and ``ended`` as UTC times
+    (``2026-12-07T09:48:14Z``; they were seconds since 1970, which no reviewer reads), ``duration_s``
+    to a tenth of a second, an unset value empty."""
+    from datetime import datetime, timezone
+
+    row = {k: ("" if record.get(k) is None else record.get(k)) for k in COLUMNS}
+    for k in ("started", "ended"):
+        if isinstance(row[k], (int, float)):
+            row[k] = datetime.fromtimestamp(row[k], timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(row["duration_s"], float):
+        row["duration_s"] = round(row["duration_s"], 1)
+    return row
+
+
 def trials_dir(work: Path) -> Path:
     return Path(work) / "trials"
 

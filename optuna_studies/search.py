@@ -272,6 +272,7 @@ def _open_parent(plan: SearchPlan, state: StudyState, experiment: str, mlflow_ur
               "startup": plan.space.startup, "length_as": plan.space.length,
               "cpus_per_trial": plan.cpus_per_trial, "gpus_per_trial": plan.gpus_per_trial,
               "max_train": plan.constants["max_train"], "max_eval": plan.constants["max_eval"], "init": plan.init,
+              "seed": plan.constants["seed"],
               "study_name": plan.study_name, "study_storage": masked, "space_file": plan.space.source} | {
         f"fixed.{k}": v for k, v in plan.space.fixed.items()}  # every trial's other settings (batch_size, ...)
     params |= {k: v for k, v in plan.originals.items() if k in ("model", "init", "space_file")}

@@ -13,13 +13,34 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from optuna_studies.code_version import code_version, git_commit
 from optuna_studies.tracking_setup import use_mlflow
 
 PARENT_TAG = "mlflow.parentRunId"
 
 
+# what the parent run passes on to its trial runs: a filter on a trial run by task or study
+# (``tags.`ptv2.best` = 'true' and tags.`ptv2.task` = 'trec'``) found none, the trial runs had no such tag
+SHARED_TAGS = ("ptv2.task", "ptv2.study_name")
+
+
 def _params(values: dict[str, Any]) -> list[Param]:
-    return [Param(str(k), str(v)[:6000]) for k, v in values.items()]
+    """MLflow params: every value a text; an unset one (None) as ``none``, not Python's ``None``."""
+    return [Param(str(k), "none" if v is None else str(v)[:6000]) for k, v in values.items()]
+
+
+def source_tags() -> dict[str, str]:
+    """The code that ran, as the MLflow UI shows it (``mlflow.source.git.commit``, the run's "Source"
+    when MLflow starts a run itself; a run made through the client has none) and as ptv2's own tag."""
+    commit = (git_commit() or "").partition(".")[0]  # the bare hash, which the UI links; .dirty is in code_version
+    return {"ptv2.code_version": code_version()} | ({"mlflow.source.git.commit": commit} if commit else {})
+
+
+def trial_run_name(number: Any, prompt_len: Any, lr: Any) -> str:
+    """``trial-3 (prompt_len 16, lr 0.0347)``: what the MLflow UI lists a trial's run by (``trial-3``
+    alone said nothing of its configuration), as the search's progress lines name it."""
+    lr_text = f"{lr:.3g}" if isinstance(lr, (int, float)) else str(lr)
+    return f"trial-{number} (prompt_len {prompt_len}, lr {lr_text})"
 
 
 def open_parent_run(experiment: str, tracking_uri: str | None, run_name: str, run_id: str | None,
@@ -34,16 +55,19 @@ def open_parent_run(experiment: str, tracking_uri: str | None, run_name: str, ru
             return run_id
         except MlflowException:
             pass  # deleted or another store: start a new parent run
-    run = client.create_run(exp_id, run_name=run_name, tags=tags)
+    run = client.create_run(exp_id, run_name=run_name, tags=tags | source_tags())
     client.log_batch(run.info.run_id, params=_params(params))
     return run.info.run_id
 
 
 def start_trial_run(parent_id: str, name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
-    """A nested run under the parent. Returns its id."""
+    """A nested run under the parent, with the parent's task and study tags (``SHARED_TAGS``) and
+    the code that ran. Returns its id."""
     client = MlflowClient()
-    exp_id = client.get_run(parent_id).info.experiment_id
-    run = client.create_run(exp_id, run_name=name, tags=tags | {PARENT_TAG: parent_id})
+    parent = client.get_run(parent_id)
+    shared = {k: v for k, v in parent.data.tags.items() if k in SHARED_TAGS}
+    run = client.create_run(parent.info.experiment_id, run_name=name,
+                            tags=shared | source_tags() | tags | {PARENT_TAG: parent_id})
     client.log_batch(run.info.run_id, params=_params(params))
     return run.info.run_id
 
@@ -61,7 +85,7 @@ def retry_trial_run(run_id: str, attempt: int) -> str:
     old = client.get_run(run_id)
     client.log_batch(run_id, tags=[RunTag("ptv2.status", "lost"), RunTag("ptv2.attempt", str(attempt - 1))])
     client.set_terminated(run_id, status="KILLED")
-    tags = {k: v for k, v in old.data.tags.items() if k.startswith("ptv2.") or k == PARENT_TAG}
+    tags = {k: v for k, v in old.data.tags.items() if k.startswith("ptv2.") or k in (PARENT_TAG, "mlflow.source.git.commit")}
     tags |= {"ptv2.status": "running", "ptv2.attempt": str(attempt), "ptv2.retry_of_run": run_id}
     name = (old.info.run_name or "trial").split(" (retry ")[0]
     run = client.create_run(old.info.experiment_id, run_name=f"{name} (retry {attempt - 1})", tags=tags)

@@ -66,10 +66,12 @@ class TrialLog(Callback):
             return
         number = trial.config.get("optuna_number")
         params = {"prompt_len": trial.config.get("prompt_len"), "lr": trial.config.get("lr"),
-                  "epochs": trial.config.get("epochs"), "optuna_number": number}
-        tags = {"ptv2.ray_trial_id": tid, "ptv2.optuna_number": str(number), "ptv2.status": "running"}
+                  "epochs": trial.config.get("epochs"), "optuna_number": number, "seed": trial.config.get("seed")}
+        tags = {"ptv2.kind": "trial", "ptv2.ray_trial_id": tid, "ptv2.optuna_number": str(number),
+                "ptv2.status": "running"}
+        name = tracking.trial_run_name(number, trial.config.get("prompt_len"), trial.config.get("lr"))
         self._runs[tid] = self._logged(f"open trial {number}'s run", tracking.start_trial_run, self._parent,
-                                       f"trial-{number}", params, tags)
+                                       name, params, tags)
         self._history[tid], self._started[tid], self._retries[tid] = [], time.time(), 0
         self._echo(f"trial {number} started ({_params_text(trial.config)})")
 

@@ -127,6 +127,33 @@ def test_local_search_end_to_end_a_diverging_trial_fails_alone(local_ray, tiny_m
     assert status[1e30] == ("FAILED", "diverged")
     best_runs = [c for c in children if c.data.tags.get("ptv2.best") == "true"]
     assert len(best_runs) == 1 and "dev_score" in best_runs[0].data.metrics
+    # what a reviewer reads in MLflow: a trial's run named by its configuration, its task and study as tags (the
+    # filter for a task's best trial found nothing), the seed and the code that ran; the parent's result under
+    # the trials' metric names, with the data and base model it rests on
+    for c in children:
+        number, length, lr = c.data.params["optuna_number"], c.data.params["prompt_len"], float(c.data.params["lr"])
+        assert c.info.run_name == f"trial-{number} (prompt_len {length}, lr {lr:.3g})"
+        assert {k: c.data.tags.get(k) for k in ("ptv2.kind", "ptv2.task", "ptv2.study_name")} == {
+            "ptv2.kind": "trial", "ptv2.task": "trec", "ptv2.study_name": result.study_name}
+        assert c.data.params["seed"] == "0" and len(c.data.tags["mlflow.source.git.commit"]) >= 40
+    import mlflow
+    mlflow.set_tracking_uri(mlflow_uri)
+    found = mlflow.search_runs(experiment_names=["ptv2-search"], filter_string=(
+        f"tags.`ptv2.best` = 'true' and tags.`ptv2.task` = 'trec' and tags.`ptv2.study_name` = '{result.study_name}'"))
+    assert found["run_id"].tolist() == [best["trial"]["mlflow_run_id"]]
+    assert (parent.data.params["seed"], parent.data.params["init"]) == ("0", "none")  # not Python's "None"
+    assert parent.data.tags["ptv2.code_version"].startswith("0.1.0+g") and "mlflow.source.git.commit" in parent.data.tags
+    assert parent.data.tags["ptv2.test_data_hash"] == metrics["test_data_hash"]
+    assert parent.data.tags["ptv2.base_fingerprint"] == loaded.config["base_model"]["fingerprint"]
+    assert parent.data.metrics["dev_score"] == pytest.approx(best["best_score"])
+    assert parent.data.metrics["test_score"] == pytest.approx(metrics["test"]["score"])
+    registered = MlflowClient(mlflow_uri).get_model_version(version.name, str(version.version))
+    described = registered.description
+    source = MlflowClient(mlflow_uri).get_run(registered.run_id).data.tags  # the version's source run leads on
+    assert (source["ptv2.search_run_id"], source["ptv2.trial_run_id"]) == (result.parent_run_id,
+                                                                           best["trial"]["mlflow_run_id"])
+    assert all(part in described for part in (f"prompt_len {metrics['prompt_len']}", "dev accuracy", "test accuracy",
+                                               result.study_name, result.parent_run_id)), described
     artifacts = {a.path for a in client.list_artifacts(result.parent_run_id)}
     assert {"trials.csv", "length_lr.png", "length_lr.html", "length_score.png", "trials_over_time.png",
             "best.json"} <= artifacts
@@ -150,6 +177,14 @@ def test_a_search_whose_every_trial_fails_says_why_on_its_error_line(local_ray, 
     assert "finished with a score (2 trials: 1 × diverged: loss became nan at epoch 1" in message, message
     assert message.count("diverged: loss became nan") == 2 and "trials.csv" in message
     assert not (tmp_path / "out").exists()
+    # the parent run says why it is FAILED (it gave no reason), as its trial runs do
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_uri)
+    (parent,) = client.search_runs([client.get_experiment_by_name("ptv2-search").experiment_id],
+                                   f"attributes.run_name = '{default_study_name('trec', tiny_model, tmp_path / 'out')}'")
+    assert parent.info.status == "FAILED" and parent.data.tags["ptv2.status"] == "failed"
+    assert parent.data.tags["ptv2.failure"].startswith("no trial finished with a score (2 trials: ")
 
     # another study into the same --out (another --model or --study-name) has a work folder of its own:
     # the work folder was named after --out alone, and the new study deleted the first one's records

@@ -7,18 +7,17 @@ be judged and reproduced from the registry alone.
 """
 from __future__ import annotations
 
-import functools
 import json
 import math
 import posixpath
 import re
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from components.registry.lineage import FIELDS as _LINEAGE_FIELDS
 from components.registry.lineage import lineage_tags
-from ptv2_core import __version__
+from optuna_studies.code_version import code_version, git_commit
 from ptv2_core.adapter import CONFIG, read_adapter_config, read_adapter_weights, split_seed_of
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.metrics import METRIC_NAMES
@@ -27,6 +26,7 @@ from ptv2_core.tasks.splits import split_hash
 from ptv2_core.tasks import TaskSpec, absolute_ref, load_task
 
 METRICS_FILE = "metrics.json"
+LINEAGE_TAGS = frozenset(_LINEAGE_FIELDS.values())
 MAX_TAG = 4000  # below the 5000 characters a SQL store allows per tag value
 
 
@@ -44,20 +44,6 @@ class AdapterInfo:
     data_hash: str
     examples: list[str]
     tags: dict[str, str] = field(default_factory=dict)
-
-
-@functools.cache
-def code_version() -> str:
-    """``<ptv2 version>`` plus ``+g<commit>[.dirty]`` when the code runs from a git checkout."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return __version__
-    return f"{__version__}+g{sha}" + (".dirty" if dirty else "")
 
 
 def _read_metrics(adapter_dir: Path) -> dict:
@@ -218,3 +204,33 @@ def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None
     tags = {k: v[:MAX_TAG] for k, v in tags.items()}
     return AdapterInfo(adapter_dir, config, metrics, spec, str(task), seed, max_eval, tags["data_hash"],
                        list(examples), tags)
+
+
+def version_description(info: AdapterInfo) -> str:
+    """The registered version's description, what the MLflow UI shows on its page: the task, the
+    configuration, the dev and test scores (on how many test rows), the base model and, for a
+    search's adapter, the study and the runs that made it (it said only ``task trec, test accuracy 0.59``)."""
+    t = info.tags
+    metric = info.spec.metric
+    lines = [f"ptv2 adapter for task {t['task']} ({t['task_type']}): prompt_len {t['prompt_len']}, lr {t['lr']}, "
+             f"base model {t['base_model']}.",
+             f"dev {metric} {t.get(f'dev_{metric}', t.get('dev_score', '?'))}, test {metric} "
+             f"{t.get(f'test_{metric}', t.get('test_score', '?'))} on {t['test_examples']} test examples "
+             f"(split seed {t['split_seed']}).",
+             f"code {t['code_version']}."]
+    if t.get("study") and t["study"] != "none":
+        lines.append(f"study {t['study']}.")
+    if t.get("ptv2.search_run_id"):
+        lines.append(f"search run {t['ptv2.search_run_id']}, trial run {t.get('ptv2.trial_run_id', '?')} "
+                     f"(store {t.get('ptv2.search_tracking_uri', '?')}).")
+    return "\n".join(lines)
+
+
+def registration_run_tags(info: AdapterInfo) -> dict[str, str]:
+    """Tags of the run a registration creates (the version's source run, which the version page links
+    to): the search runs that made the adapter, when a search did, and the code that ran, so that run
+    leads on to the search (it held only the registered model's name)."""
+    commit = (git_commit() or "").partition(".")[0]
+    tags = {k: v for k, v in info.tags.items() if k in LINEAGE_TAGS} | {"ptv2.code_version": info.tags["code_version"]}
+    return tags | ({"mlflow.source.git.commit": commit} if commit else {})
+

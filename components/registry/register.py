@@ -29,7 +29,8 @@ from pathlib import Path
 
 from components.held_signals import HeldSignals
 from components.registry import store
-from components.registry.metadata import METRIC_TAGS, AdapterInfo, describe_adapter
+from components.registry.metadata import (METRIC_TAGS, AdapterInfo, describe_adapter, registration_run_tags,
+                                         version_description)
 from components.registry.names import NAME_PREFIX, check_name, default_name, name_filter
 from optuna_studies.quiet import quiet_logger
 from optuna_studies.schema_race import sqlite_file
@@ -335,7 +336,8 @@ def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id:
         if own_run:
             exp_id = store.registry_experiment(c, uri)
             run_id = store.retry(lambda: c.create_run(exp_id, run_name=f"register-{name}",
-                                                      tags={"ptv2.registered_model": name}).info.run_id,
+                                                      tags={"ptv2.registered_model": name}
+                                                      | registration_run_tags(info)).info.run_id,
                                  "creating the registration run", uri, attempts=1)
         run = get_run(c, uri, run_id)
     except Ptv2Error:
@@ -366,8 +368,7 @@ def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id:
         created = True  # from here on a version may exist, even if the call below fails
         mv = c.create_model_version(name, f"{run.info.artifact_uri}/{artifact_path}", run_id=run_id,
                                     tags=info.tags | {REGISTRATION_TAG: reg_id, ADAPTER_TAG: digest},
-                                    description=f"task {info.spec.name}, test {info.spec.metric} "
-                                                f"{info.tags.get('test_score', '?')}")
+                                    description=version_description(info))
         version = int(mv.version)
         step("created")
         converge_alias(c, uri, name)
