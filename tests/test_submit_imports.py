@@ -22,7 +22,8 @@ with contextlib.redirect_stderr(err):
         code = 0
     except SystemExit as e:
         code = e.code
-print(json.dumps({"code": code, "err": err.getvalue(), "loaded": [m for m in json.loads(sys.argv[2]) if m in sys.modules]}))
+loaded = [m for m in json.loads(sys.argv[2]) if m in sys.modules]
+print(json.dumps({"code": code, "err": err.getvalue(), "loaded": loaded}))
 """
 
 

@@ -105,7 +105,8 @@ class TaskSpec:
                 f"task '{self.name}': metric {self.metric!r} is not one of {', '.join(METRICS[self.type])} "
                 f"for {self.type} tasks"
             )
-        if isinstance(self.max_length, bool) or not isinstance(self.max_length, int) or self.max_length < MIN_MAX_LENGTH:
+        length = self.max_length
+        if isinstance(length, bool) or not isinstance(length, int) or length < MIN_MAX_LENGTH:
             raise Ptv2Error(f"task '{self.name}': max_length must be an integer >= {MIN_MAX_LENGTH}, "
                             f"got {self.max_length!r}")
         for key in ("text_column", "label_column"):
