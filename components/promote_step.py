@@ -4,7 +4,8 @@ A champion that cannot be compared fairly with it (another split seed after a se
 with another seed, or task data changed since) is no failure of the run: the champion is kept and
 the version says why (``promotion.decision`` ``kept (not comparable)``, ``promotion.reason``), which
 the run's summary shows. ``ptv2 promote --force --reason`` still moves ``champion`` when wanted.
-Any other refusal fails the step.
+Any other refusal fails the step. Scoring that runs out of memory names what a pipeline user can
+change (the pipeline has no batch-size parameter): the step's memory, or promoting by hand.
 """
 from __future__ import annotations
 
@@ -12,6 +13,15 @@ import datetime as dt
 import getpass
 
 NOT_COMPARABLE = "kept (not comparable)"
+BATCH_SIZE = 64  # test rows scored at once (``promote``'s default); no pipeline parameter sets it
+
+
+def batch_hint(name: str, version: str) -> str:
+    """What an out-of-memory line tells the pipeline user (it reads "try a smaller " + this)."""
+    by_hand = f"ptv2 promote --task {name}" + (f" --version {version}" if version else "") + " --batch-size 8"
+    return (f"batch: the promote step scores {BATCH_SIZE} test rows at once and the pipeline has no parameter "
+            f"for it; give the step more memory (STEP_RESOURCES['promote'] in pipelines/pipeline.py, then "
+            f"`ptv2 compile`), or promote the registered version by hand in smaller batches: `{by_hand}`")
 
 
 def promote_step(task: str, registered_name: str, version: str, margin: float, mlflow_uri: str,
@@ -19,9 +29,11 @@ def promote_step(task: str, registered_name: str, version: str, margin: float, m
     """``promoted`` or ``kept``; the decision and its reason are tags on the version."""
     from components.registry.promote import NotComparable, promote
 
+    name = registered_name or task
     try:
-        decision = promote(registered_name or task, margin=float(margin), tracking_uri=mlflow_uri or None,
-                           max_eval=int(max_eval) or None, version=int(version) if version else None)
+        decision = promote(name, margin=float(margin), tracking_uri=mlflow_uri or None,
+                           max_eval=int(max_eval) or None, version=int(version) if version else None,
+                           batch_size=BATCH_SIZE, batch_option=batch_hint(name, version))
     except NotComparable as e:
         _record_kept(e, mlflow_uri or None, float(margin))
         print(f"ptv2 ▸ {e.name} v{e.challenger}: {NOT_COMPARABLE}: {e.problem}", flush=True)

@@ -6,7 +6,7 @@ Keys of a space file (all but ``prompt_len`` and ``lr`` have defaults)::
     metric: dev_score            # a key of the core's per-epoch report (dev_<metric>, train_loss)
     direction: maximize          # minimize for a loss (dev_loss, train_loss), maximize for any other
     prompt_len: [4, 8, 16, 32]   # categorical choices
-    lr: {low: 3.0e-3, high: 5.0e-2, log: true}
+    lr: {low: 3.0e-3, high: 5.0e-2, log: true}   # low == high fixes the rate: only prompt_len is searched
     epochs: 6                    # the resource ASHA spends (max epochs per trial)
     trials: 12
     pruning: {grace_period: 1, reduction_factor: 3, warm_grace_period: 2}
@@ -15,6 +15,9 @@ Keys of a space file (all but ``prompt_len`` and ``lr`` have defaults)::
     fixed: {batch_size: 32}      # other TrainConfig fields, the same for every trial (not seed,
                                  # model, task, epochs, max_train/max_eval: the command line's)
     enqueue: [{prompt_len: 16, lr: 1.0e-2}]   # configurations to evaluate first
+
+Counts (epochs, trials, pruning's and sampler's numbers) are integers written in digits, at most
+``MAX_COUNT``: ``4.0``, ``"4"`` or ``1e12`` (text to YAML) is refused, naming the key and the file.
 """
 from __future__ import annotations
 
@@ -30,8 +33,10 @@ import yaml
 from ptv2_core.errors import Ptv2Error, yaml_problem
 from ptv2_core.settings import check_seed
 from ptv2_core.tasks import PACKAGED_TASKS
+from ptv2_core.tasks.spec import MIN_MAX_LENGTH
 from ptv2_core.train import TrainConfig
 
+MAX_COUNT = 1_000_000  # a space's trials, epochs, start-up trials...: more is a typo, not a plan
 _KEYS = {"task", "metric", "direction", "prompt_len", "lr", "epochs", "trials", "pruning", "sampler", "fixed", "enqueue"}
 _DIRECTIONS = {"maximize": "max", "max": "max", "minimize": "min", "min": "min"}
 # TrainConfig fields a space may fix: not the sampled ones, nor what the search itself sets.
@@ -188,8 +193,12 @@ def _is_int(x: Any) -> bool:
 
 
 def _positive_int(x: Any, name: str, where: str, least: int = 1) -> int:
-    if not _is_int(x) or x < least:
-        raise Ptv2Error(f"{where}: {name} must be an integer >= {least}, got {x!r}")
+    """``x`` if it is an integer from ``least`` to ``MAX_COUNT``; a ``Ptv2Error`` naming ``name`` and
+    ``where`` otherwise (YAML reads ``1e12`` or ``1.0e12`` as text, ``4.0`` as a float: both refused)."""
+    if not _is_int(x) or not least <= x <= MAX_COUNT:
+        read = {str: " (YAML read text: write the number in digits)", float: " (a float: write an integer)"}
+        raise Ptv2Error(f"{where}: {name} must be an integer from {least} to {MAX_COUNT}, got {x!r}"
+                        + read.get(type(x), ""))
     return x
 
 
@@ -224,6 +233,10 @@ def _fixed(value: Any, where: str) -> dict[str, Any]:
                 raise Ptv2Error(f"{where}: fixed: {key} is the search's own setting, not the space's: "
                                 f"set it with {option}")
     fixed = _mapping(value, "fixed", allowed, where)
+    length = fixed.get("max_length")  # every trial's task would be blamed for it ("task 't': max_length ...")
+    if length is not None and (not _is_int(length) or length < MIN_MAX_LENGTH):
+        raise Ptv2Error(f"{where}: fixed: max_length must be an integer >= {MIN_MAX_LENGTH} (tokens each text is cut "
+                        f"to; leave it out for the task's own), got {length!r}")
     return dict(fixed)
 
 

@@ -223,11 +223,35 @@ def probe(host: str, auth: Auth, timeout: float = 10.0) -> dict:
     return health
 
 
-def submit(host: str, params: dict, *, experiment: str = "ptv2", run_name: str | None = None,
-           namespace: str | None = None, service_account: str | None = None) -> dict:
-    """Start a run; returns its id and the address of its page in the Kubeflow UI."""
-    from pipelines.pipeline import ptv2_pipeline
+@dataclass
+class Endpoint:
+    """A Pipelines API that answered its health probe, and how to talk to it."""
+    host: str
+    auth: Auth
+    ca: str | None
 
+
+def config_endpoints(config) -> dict:
+    """The endpoint parameters a ``--config`` file sets, read without the pipeline (kfp) or the
+    task code, so that one with a password in it is refused before the probe; a file that cannot
+    be read gives ``{}`` here (``resolve_params`` says why, in one line, after)."""
+    if config is None:
+        return {}
+    import yaml
+
+    try:
+        with open(config, encoding="utf-8") as f:
+            doc = yaml.safe_load(f)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    return {k: doc[k] for k in ENDPOINT_PARAMS if k in doc} if isinstance(doc, dict) else {}
+
+
+def reach(host: str, namespace: str | None = None, params: dict | None = None) -> Endpoint:
+    """``host`` checked, the credential read and one probe of the API: nothing heavier than
+    requests is imported (kfp and the pipeline take seconds), so a wrong or dead endpoint is said
+    at once. ``params``: the endpoint parameters known so far, refused with a password in them
+    before any request."""
     if not host.startswith(("http://", "https://")):
         shown = "(not repeated here: it holds '@', perhaps after a password)" if "@" in host else f"got '{host}'"
         raise Ptv2Error(f"--host must be an http(s) URL, {shown}")
@@ -237,13 +261,27 @@ def submit(host: str, params: dict, *, experiment: str = "ptv2", run_name: str |
     if found:  # it would show in `ps`, shell history and this command's own messages
         raise Ptv2Error(f"--host carries {found}: credentials never go on the command line; give the bare address "
                         f"and set {TOKEN_ENV} or {COOKIE_ENV} (docs/deploy.md)")
-    check_no_secrets(params)
+    check_no_secrets(params or {})
     auth = auth_from_env()
     ca = ca_bundle()
     if probe(host, auth).get("multi_user") and not namespace:
         raise Ptv2Error(f"{host} is a multi-user Kubeflow: name your profile's namespace with --namespace "
                         "(runs and experiments live in one)")
+    return Endpoint(host, auth, ca)
+
+
+def submit(host: str, params: dict, *, experiment: str = "ptv2", run_name: str | None = None,
+           namespace: str | None = None, service_account: str | None = None,
+           endpoint: Endpoint | None = None) -> dict:
+    """Start a run; returns its id and the address of its page in the Kubeflow UI. ``endpoint``:
+    ``reach(host, ...)``'s answer when the command probed the host before resolving ``params``."""
+    if endpoint is None:
+        endpoint = reach(host, namespace, params)
+    check_no_secrets(params)  # all of them: the probe may have run before the parameters were resolved
+    auth, ca = endpoint.auth, endpoint.ca
     import kfp
+
+    from pipelines.pipeline import ptv2_pipeline
 
     # kfp warns about server versions and prints the experiment's and run's links on stdout
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), ca_file(ca) as ca_pem:

@@ -50,6 +50,13 @@ for step in json.loads(sys.argv[2]):
     if "objective" in step:
         results.append(objective(step["objective"], lambda *a: None))
         continue
+    if "promote_step" in step:  # the pipeline's promote step, as its KFP component calls it
+        from components.promote_step import promote_step
+        try:
+            results.append({"decision": promote_step(*step["promote_step"])})
+        except Exception as e:
+            results.append({"error": f"{type(e).__name__}: {e}"})
+        continue
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
@@ -111,6 +118,8 @@ def capped_run(tmp_path_factory, minilm_path):
         "predict_fits": {"cli": ["predict", "--adapter", adapter, "--file", str(few), "--batch-size", str(SMALL)]},
         "promote_batch": {"cli": [*promote, "--batch-size", str(BIG)]},
         "after_promote_batch": {"registry": "ptv2-long"},
+        "promote_step": {"promote_step": ["long", "ptv2-long", "1", 0.5, "", 0]},
+        "after_promote_step": {"registry": "ptv2-long"},
         "promote_fits": {"cli": [*promote, "--max-eval", "4", "--batch-size", str(SMALL)]},
         "after_promote_fits": {"registry": "ptv2-long"},
         "trial_batch": {"objective": trial | {"batch_size": TRAIN_BIG}},
@@ -194,6 +203,18 @@ def test_promote_names_its_batch_size_and_moves_no_alias(capped_run):
     assert res["promote_fits"]["out"].startswith("ptv2-long: version 1 promoted")
     after = res["after_promote_fits"]
     assert after["aliases"] == {"challenger": 1, "champion": 1} and after["tags"]["promotion.test_examples"] == "4"
+
+
+def test_the_pipelines_promote_step_names_what_a_pipeline_user_can_change(capped_run):
+    """The pipeline has no batch-size parameter: its step's line names the step's memory and the
+    command that promotes the registered version in smaller batches, not ``--batch-size`` alone."""
+    _, res = capped_run
+    err = res["promote_step"].get("error", "")
+    assert err.startswith("OutOfMemory: out of memory on cpu while scoring a batch of 64 rows"), res["promote_step"]
+    assert "try a smaller --batch-size" not in err
+    assert "the pipeline has no parameter for it" in err and "STEP_RESOURCES['promote']" in err
+    assert "`ptv2 promote --task ptv2-long --version 1 --batch-size 8`" in err
+    assert res["after_promote_step"]["aliases"] == {"challenger": 1}
 
 
 def test_a_search_trial_out_of_memory_fails_alone_and_the_next_trial_runs(capped_run):

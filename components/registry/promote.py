@@ -106,11 +106,13 @@ def promote(
     version: int | None = None,
     batch_size: int = 64,
     progress: bool = False,
+    batch_option: str = "--batch-size",
 ) -> PromotionDecision:
     """Score ``challenger`` (or ``version``) against ``champion`` of ``task_or_name`` (a task, or
     a registered model name) and move ``champion`` when it wins by ``margin`` points (or when
     ``force`` is set; ``reason`` is then required). ``batch_size``: test rows scored at once (lower it
-    when scoring runs out of memory); ``progress``: a bar per version scored, on a terminal. Raises
+    when scoring runs out of memory; ``batch_option``: what that error tells the user to lower);
+    ``progress``: a bar per version scored, on a terminal. Raises
     ``Ptv2Error``; aliases are unchanged unless the returned decision says promoted.
 
     ``version``: the version to decide on, whatever ``challenger`` points at now (a pipeline run
@@ -145,7 +147,8 @@ def promote(
                 return PromotionDecision(False, chall_v, champ_v, {}, (0.0, 0.0),
                                          f"version {chall_v} is already {CHAMPION}", name, forced=force, margin=margin)
             d = _decide(c, uri, name, chall_v, champ_v, margin=margin, force=force, reason=reason, max_eval=max_eval,
-                        alpha=alpha, resamples=resamples, seed=seed, batch_size=batch_size, progress=progress)
+                        alpha=alpha, resamples=resamples, seed=seed, batch_size=batch_size, progress=progress,
+                        batch_option=batch_option)
             with alias_lock(uri, name):
                 now = read_aliases(c, uri, name).get(CHAMPION)
                 if (int(now) if now is not None else None) != champ_v:
@@ -160,7 +163,7 @@ DECISION_ROUNDS = 3
 
 def _decide(c, uri: str, name: str, chall_v: int, champ_v: int | None, *, margin: float, force: bool,
             reason: str | None, max_eval: int | None, alpha: float, resamples: int, seed: int,
-            batch_size: int, progress: bool = False) -> PromotionDecision:
+            batch_size: int, progress: bool = False, batch_option: str = "--batch-size") -> PromotionDecision:
     """Score both versions (or the challenger and the floor) on the same test split; nothing is written."""
     chall_mv = get_version(c, uri, name, version=chall_v)
     tags = chall_mv.tags or {}
@@ -179,14 +182,15 @@ def _decide(c, uri: str, name: str, chall_v: int, champ_v: int | None, *, margin
     spec, rows, train_labels = test_split(task_ref, split_seed, max_eval)
     if (spec.type, tuple(spec.labels)) != (challenger.spec.type, tuple(challenger.spec.labels)):
         raise Ptv2Error(f"{name} version {chall_v} does not predict the labels of task '{spec.name}'")
-    preds, golds = predict_ids(challenger, rows, batch_size, f"score version {chall_v}" if progress else None)
+    preds, golds = predict_ids(challenger, rows, batch_size, f"score version {chall_v}" if progress else None,
+                               batch_option)
     del challenger
     if champ_mv is not None:
         champion = load_version(c, uri, champ_mv).adapter
         if (champion.spec.type, tuple(champion.spec.labels)) != (spec.type, tuple(spec.labels)):
             raise Ptv2Error(f"{name} champion version {champ_v} predicts other labels than the challenger")
         champ_preds, champ_golds = predict_ids(champion, rows, batch_size,
-                                               f"score version {champ_v}" if progress else None)
+                                               f"score version {champ_v}" if progress else None, batch_option)
         if champ_golds != golds:  # both are scored against every row's (every word's) gold labels
             raise Ptv2Error(f"{name} versions {chall_v} and {champ_v} were not scored on the same gold labels")
         del champion

@@ -17,8 +17,11 @@ gone, cleanup cannot reach it either: the error message then says what is left t
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import os
 import shutil
+import stat
 import sys
 import tempfile
 import uuid
@@ -123,12 +126,33 @@ def alias_lock(uri: str, name: str) -> Iterator[None]:
         yield
         return
     lock = Path(uri[len("sqlite:///"):]).with_name(f".{name}.alias.lock")
-    with open(lock, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    fd = _open_lock(lock)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _open_lock(lock: Path) -> int:
+    """The lock file's descriptor, made if missing: never through a symbolic link (one planted in a
+    store folder others can write would have ptv2 create or touch the file it names), and only a
+    plain file (a FIFO would block the open). Read-only: ``flock`` needs no more, and a lock made by
+    another user of a shared store opens as before (mode 0o666 less the umask, as ``open`` made it)."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise Ptv2Error(f"the alias lock {lock} is a symbolic link, which ptv2 never makes: remove it (someone "
+                            "who can write the store's folder may have planted it) and run again") from None
+        raise Ptv2Error(f"cannot open the alias lock {lock}: {e.strerror or e}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise Ptv2Error(f"the alias lock {lock} is not a plain file: remove it and run again")
+    return fd
 
 
 def converge_alias(c, uri: str, name: str, alias: str = CHALLENGER, rounds: int = 5) -> int | None:

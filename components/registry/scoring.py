@@ -20,16 +20,18 @@ def test_split(task_ref: str, seed: int, max_eval: int | None):
     return spec, data["test"], train_labels
 
 
-def predict_ids(loaded: LoadedAdapter, rows, batch_size: int = 64, progress: str | None = None) -> tuple[list, list]:
+def predict_ids(loaded: LoadedAdapter, rows, batch_size: int = 64, progress: str | None = None,
+                batch_option: str = "--batch-size") -> tuple[list, list]:
     """``(preds, golds)``: class ids per example, or tag-id lists, one per word (a word cut off by the
     max length tagged "O"; the golds every word's tag, whatever the model's tokenizer); running
-    out of memory names ``--batch-size`` (``ptv2 promote``'s option for it). ``progress``: a progress
-    bar's label (on a terminal only)."""
+    out of memory says "try a smaller ``batch_option``" (``ptv2 promote``'s ``--batch-size`` by
+    default; the pipeline's promote step, which has no such parameter, says what to do instead).
+    ``progress``: a progress bar's label (on a terminal only)."""
     spec = loaded.spec
     enc = encode(rows, loaded.tokenizer, spec, spec.max_length)
     device = next(loaded.model.parameters()).device
     preds, golds, _ = predict_split(loaded.model, enc, spec, Collator(loaded.tokenizer, spec), device, batch_size,
-                                    batch_option="--batch-size", progress=progress)
+                                    batch_option=batch_option, progress=progress)
     return preds, golds
 
 

@@ -19,6 +19,7 @@ METRICS = {"sequence": ("accuracy", "macro_f1"), "token": ("span_f1", "accuracy"
 DEFAULT_METRIC = {"sequence": "accuracy", "token": "span_f1"}
 DATA_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
 DEFAULT_MAX_LENGTH = 128  # tokens a text is cut to: a task YAML's default, every hub task's
+MIN_MAX_LENGTH = 4  # the least max_length a task (or a search space's fixed: max_length) may set
 NAME_MAX_BYTES = 200  # a task's folder name (file systems take 255 bytes), with room for prefixes
 # what a task name may not hold: it names the task's folder (prepared data) and files
 _NOT_IN_NAMES = re.compile(r"[/\\\x00-\x1f\x7f]")
@@ -104,8 +105,10 @@ class TaskSpec:
                 f"task '{self.name}': metric {self.metric!r} is not one of {', '.join(METRICS[self.type])} "
                 f"for {self.type} tasks"
             )
-        if isinstance(self.max_length, bool) or not isinstance(self.max_length, int) or self.max_length < 4:
-            raise Ptv2Error(f"task '{self.name}': max_length must be an integer >= 4, got {self.max_length!r}")
+        length = self.max_length
+        if isinstance(length, bool) or not isinstance(length, int) or length < MIN_MAX_LENGTH:
+            raise Ptv2Error(f"task '{self.name}': max_length must be an integer >= {MIN_MAX_LENGTH}, "
+                            f"got {self.max_length!r}")
         for key in ("text_column", "label_column"):
             if not isinstance(getattr(self, key), str) or not getattr(self, key):
                 raise Ptv2Error(f"task '{self.name}': {key} must be a non-empty string")
