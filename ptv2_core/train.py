@@ -95,6 +95,7 @@ class TrainResult:
     train_examples_per_s: float = 0.0
     stopped_early: bool = False
     test_data_hash: str = ""  # split_hash of the test rows: registration checks the task's test split is still these
+    data_hashes: dict[str, str] = field(default_factory=dict)  # split_hash of the train, dev and test rows
 
 
 def seed_everything(seed: int) -> None:
@@ -226,5 +227,6 @@ def train(cfg: TrainConfig, report: Report | None = None,
     test = evaluate(model, splits["test"], spec, collator, device, cfg.eval_batch_size, bf16=cfg.bf16,
                     progress="score test" if cfg.progress else None)
     model.eval()  # trained: handed over for prediction (scoring restores the mode it finds)
+    hashes = {name: split_hash(spec, data[name]) for name in ("train", "dev", "test")}
     return TrainResult(model, spec, tokenizer, base_fp, best_epoch, dev, test, history, speed, stopped,
-                       split_hash(spec, data["test"]))
+                       hashes["test"], hashes)

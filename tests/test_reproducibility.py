@@ -1,0 +1,95 @@
+"""Reproducibility through the real command line: the same inputs and seed give the same adapter
+files, and each adapter says what produced it (seed, data, code, libraries). A tiny random BERT
+with MiniLM's tokenizer on real TREC rows (seconds)."""
+from __future__ import annotations
+
+import json
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import run_cli
+from ptv2_core import __version__
+from ptv2_core.tasks import load_task
+from ptv2_core.tasks.splits import split_hash
+
+ROWS = dict(max_train=48, max_eval=24)
+# what may differ between two runs of the same training: how fast it ran
+TIMING = {"train_examples_per_s"}
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, minilm_path) -> str:
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    config = AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=37, vocab_size=30522, max_position_embeddings=256)
+    AutoModel.from_config(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(folder)
+    return str(folder)
+
+
+def train(model: str, out: Path, *extra: str) -> Path:
+    res = run_cli("train", "--model", model, "--task", "trec", "--prompt-len", "4", "--lr", "3e-2", "--epochs", "2",
+                  "--batch-size", "16", "--max-train", str(ROWS["max_train"]), "--max-eval", str(ROWS["max_eval"]),
+                  "--device", "cpu", "--out", str(out), "--quiet", *extra)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_model_dir, tmp_path_factory, one_torch_thread) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("runs")
+    return {name: train(tiny_model_dir, root / name, *args)
+            for name, args in {"a": ("--seed", "0"), "b": ("--seed", "0"), "other": ("--seed", "1"),
+                               "data3": ("--seed", "0", "--data-seed", "3")}.items()}
+
+
+def metrics(adapter: Path) -> dict:
+    return json.loads((adapter / "metrics.json").read_text())
+
+
+def test_same_seed_same_files_other_seed_other_weights(runs):
+    a, b, other = runs["a"], runs["b"], runs["other"]
+    assert (a / "adapter.safetensors").read_bytes() == (b / "adapter.safetensors").read_bytes()
+    assert (a / "adapter_config.json").read_text() == (b / "adapter_config.json").read_text()
+    drop = lambda doc: {k: v for k, v in doc.items() if k not in TIMING}  # noqa: E731
+    assert drop(metrics(a)) == drop(metrics(b))
+    assert (a / "adapter.safetensors").read_bytes() != (other / "adapter.safetensors").read_bytes()
+
+
+def test_metrics_json_records_the_seeds_and_the_rows_trained_and_scored_on(runs):
+    for name, seed, data_seed in (("a", 0, 0), ("other", 1, 1), ("data3", 0, 3)):
+        doc = metrics(runs[name])
+        assert (doc["train_seed"], doc["data_seed"]) == (seed, data_seed), name
+        spec, data = load_task("trec", seed=data_seed, **ROWS)
+        assert doc["data_hashes"] == {s: split_hash(spec, data[s]) for s in ("train", "dev", "test")}, name
+        assert doc["test_data_hash"] == doc["data_hashes"]["test"]
+    # --seed seeds the splits too, unless --data-seed holds them
+    assert metrics(runs["a"])["data_hashes"]["train"] != metrics(runs["other"])["data_hashes"]["train"]
+    assert metrics(runs["a"])["data_hashes"]["train"] != metrics(runs["data3"])["data_hashes"]["train"]
+
+
+def test_metrics_json_records_where_it_ran(runs):
+    doc = metrics(runs["a"])
+    assert doc["runtime"] == {"device": "cpu", "torch_threads": 1}
+
+
+def test_adapter_config_records_the_code_and_library_versions(runs):
+    config = json.loads((runs["a"] / "adapter_config.json").read_text())
+    prov = config["provenance"]
+    for name in ("torch", "transformers", "tokenizers", "safetensors", "datasets", "numpy"):
+        assert prov["libraries"][name] == metadata.version(name), name
+    assert prov["libraries"]["python"].count(".") == 2
+    root = Path(__file__).resolve().parents[1]
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode == 0:  # a git checkout: the commit, and whether tracked files were changed
+        assert prov["git_commit"].partition(".")[0] == head.stdout.strip()
+        assert prov["code_version"].startswith(f"{__version__}+g{head.stdout.strip()[:12]}")
+    else:
+        assert prov["code_version"] == __version__
