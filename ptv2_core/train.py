@@ -212,6 +212,9 @@ def train(cfg: TrainConfig, report: Report | None = None,
     max_length = cfg.max_length or spec.max_length
     if max_length != spec.max_length:  # the adapter records the truncation it was trained and scored with:
         spec = replace(spec, max_length=max_length)  # eval, the search's best-adapter scoring, serving
+    # again: loading a checkpoint that lacks weights (a pooler) draws them from torch's generator, so the
+    # prompt, head, dropout and batch order would depend on the base's files and transformers' version
+    seed_everything(cfg.seed)
     model = build_model(
         backbone, spec, cfg.prompt_len, max_length=max_length, reparam=cfg.reparam,
         reparam_hidden=cfg.reparam_hidden, prefix_dropout=cfg.prefix_dropout,

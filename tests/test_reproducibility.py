@@ -93,3 +93,27 @@ def test_adapter_config_records_the_code_and_library_versions(runs):
         assert prov["code_version"].startswith(f"{__version__}+g{head.stdout.strip()[:12]}")
     else:
         assert prov["code_version"] == __version__
+
+
+def test_the_seed_alone_sets_the_prompt_and_head_not_how_the_base_loads(tiny_model_dir, tmp_path, one_torch_thread):
+    """A checkpoint without pooler weights (many sentence-transformers models) makes transformers
+    draw its pooler from torch's global generator as it loads: the prompt, head and dropout drawn
+    after it came out otherwise for the same seed (and could change with transformers' version).
+    With mean pooling the pooler is never used: the same seed must give the same adapter."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from ptv2_core.train import TrainConfig, train as run_train
+
+    no_pooler = tmp_path / "no-pooler"
+    shutil.copytree(tiny_model_dir, no_pooler)
+    weights = load_file(str(no_pooler / "model.safetensors"))
+    assert any("pooler" in k for k in weights)
+    save_file({k: v for k, v in weights.items() if "pooler" not in k}, str(no_pooler / "model.safetensors"),
+              metadata={"format": "pt"})
+    settings = dict(task="trec", prompt_len=4, lr=3e-2, epochs=1, batch_size=16, pooling="mean", progress=False,
+                    device="cpu", seed=5, **ROWS)
+    a = run_train(TrainConfig(model=tiny_model_dir, **settings)).model.trainable_state()
+    b = run_train(TrainConfig(model=str(no_pooler), **settings)).model.trainable_state()
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
