@@ -20,14 +20,17 @@ LIBRARIES = ("torch", "transformers", "tokenizers", "safetensors", "datasets", "
 @functools.cache
 def git_commit() -> str | None:
     """The full commit of the checkout this code runs from, with ``.dirty`` when tracked files changed;
-    None outside a git checkout (an installed package)."""
+    None outside a git checkout (an installed package), also one installed inside another checkout
+    (a project's ``.venv``: that project's commit says nothing of this code)."""
     root = Path(__file__).resolve().parents[1]
     try:
-        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=True).stdout.strip()
+        top, sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel", "HEAD"], capture_output=True,
+                                  text=True, timeout=5, check=True).stdout.splitlines()
+        if Path(top).resolve() != root:
+            return None
         dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, subprocess.SubprocessError, ValueError):  # ValueError: not the two lines asked for
         return None
     return (sha + ".dirty" if dirty else sha) if sha else None
 

@@ -117,3 +117,26 @@ def test_the_seed_alone_sets_the_prompt_and_head_not_how_the_base_loads(tiny_mod
     a = run_train(TrainConfig(model=tiny_model_dir, **settings)).model.trainable_state()
     b = run_train(TrainConfig(model=str(no_pooler), **settings)).model.trainable_state()
     assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_an_installed_copy_inside_another_git_checkout_records_no_commit(tmp_path):
+    """ptv2 installed into a virtual environment inside the user's own git checkout (a project's
+    .venv) is not that checkout's code: its adapters must not record the project's commit."""
+    import shutil
+    import sys
+
+    core = Path(__file__).resolve().parents[1] / "ptv2_core"
+    project = tmp_path / "project"
+    site = project / ".venv" / "lib" / "site-packages"
+    (site / "ptv2_core").mkdir(parents=True)
+    for name in ("__init__.py", "provenance.py"):
+        shutil.copy(core / name, site / "ptv2_core" / name)
+    git = ["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@t"]
+    (project / "README").write_text("a project\n")
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "README"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "x"], check=True)
+    out = subprocess.run([sys.executable, "-c", "from ptv2_core.provenance import provenance; print(provenance())"],
+                         capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    assert "git_commit" not in out.stdout and "'code_version': '0.1.0'" in out.stdout, out.stdout
