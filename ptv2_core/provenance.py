@@ -5,6 +5,7 @@ explained, long after (docs/reproducibility.md)."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import platform
 import subprocess
 from importlib import metadata
@@ -35,6 +36,22 @@ def git_commit() -> str | None:
     return (sha + ".dirty" if dirty else sha) if sha else None
 
 
+@functools.cache
+def git_diff_digest() -> str | None:
+    """``sha256:<hex>`` of the changes to tracked files against the commit (``git diff HEAD``), when
+    ``git_commit`` is ``.dirty``: the same changes give the same digest. None otherwise."""
+    commit = git_commit()
+    if not commit or not commit.endswith(".dirty"):
+        return None
+    root = Path(__file__).resolve().parents[1]
+    try:
+        diff = subprocess.run(["git", "-C", str(root), "diff", "HEAD", "--binary", "--no-color", "--no-ext-diff"],
+                              capture_output=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return "sha256:" + hashlib.sha256(diff).hexdigest()
+
+
 def code_version() -> str:
     """``<ptv2 version>`` plus ``+g<commit>[.dirty]`` (12 hex digits) when the code runs from a git checkout."""
     commit = git_commit()
@@ -58,8 +75,8 @@ def library_versions() -> dict[str, str]:
 
 
 def provenance() -> dict:
-    """The ``provenance`` an artifact records: ``code_version``, ``git_commit`` (from a checkout)
-    and ``libraries``."""
-    commit = git_commit()
+    """The ``provenance`` an artifact records: ``code_version``, ``git_commit`` (from a checkout),
+    ``git_diff_sha256`` (from a checkout with changes) and ``libraries``."""
+    commit, diff = git_commit(), git_diff_digest()
     return {"code_version": code_version(), **({"git_commit": commit} if commit else {}),
-            "libraries": library_versions()}
+            **({"git_diff_sha256": diff} if diff else {}), "libraries": library_versions()}

@@ -140,3 +140,45 @@ def test_an_installed_copy_inside_another_git_checkout_records_no_commit(tmp_pat
                          capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert "git_commit" not in out.stdout and "'code_version': '0.1.0'" in out.stdout, out.stdout
+
+
+def _checkout_with_core(root: Path) -> list[str]:
+    """A git checkout at ``root`` holding ptv2_core's version and provenance modules, committed;
+    returns the git command prefix for it."""
+    import shutil
+
+    core = Path(__file__).resolve().parents[1] / "ptv2_core"
+    (root / "ptv2_core").mkdir(parents=True)
+    for name in ("__init__.py", "provenance.py"):
+        shutil.copy(core / name, root / "ptv2_core" / name)
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "ptv2_core"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "x"], check=True)
+    return git
+
+
+def _provenance_of(root: Path) -> dict:
+    import ast
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "from ptv2_core.provenance import provenance; print(provenance())"],
+                         capture_output=True, text=True, cwd=root.parent, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0, out.stderr
+    return ast.literal_eval(out.stdout)
+
+
+def test_a_checkout_with_changes_records_which_changes(tmp_path):
+    """A '.dirty' commit alone cannot tell the code apart from the commit with any other change:
+    the changes' digest can (the same changes, the same digest)."""
+    root = tmp_path / "ptv2"
+    _checkout_with_core(root)
+    clean = _provenance_of(root)
+    assert not clean["git_commit"].endswith(".dirty") and "git_diff_sha256" not in clean
+    init = root / "ptv2_core" / "__init__.py"
+    init.write_text(init.read_text() + "# change one\n")
+    one = _provenance_of(root)
+    assert one["git_commit"] == clean["git_commit"] + ".dirty" and one["git_diff_sha256"].startswith("sha256:")
+    assert _provenance_of(root)["git_diff_sha256"] == one["git_diff_sha256"]
+    init.write_text(init.read_text() + "# change two\n")
+    assert _provenance_of(root)["git_diff_sha256"] != one["git_diff_sha256"]
