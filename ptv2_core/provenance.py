@@ -80,3 +80,12 @@ def provenance() -> dict:
     commit, diff = git_commit(), git_diff_digest()
     return {"code_version": code_version(), **({"git_commit": commit} if commit else {}),
             **({"git_diff_sha256": diff} if diff else {}), "libraries": library_versions()}
+
+
+def file_digest(path: str | Path) -> str:
+    """``sha256:<hex>`` of a file's bytes (a pre-trained prompt's weights an adapter started from)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return "sha256:" + h.hexdigest()

@@ -182,3 +182,26 @@ def test_a_checkout_with_changes_records_which_changes(tmp_path):
     assert _provenance_of(root)["git_diff_sha256"] == one["git_diff_sha256"]
     init.write_text(init.read_text() + "# change two\n")
     assert _provenance_of(root)["git_diff_sha256"] != one["git_diff_sha256"]
+
+
+def test_train_from_a_pretrained_prompt_records_which_prompt(tiny_model_dir, tmp_path, one_torch_thread):
+    """``--init DIR`` was recorded as a path alone: a prompt pre-trained there again (``pretrain
+    --overwrite``) left no way to tell which one an adapter started from. Its files' digest does."""
+    import hashlib
+
+    pre = tmp_path / "prompt"
+    res = run_cli("pretrain", "--tasks", "trec,rt", "--model", tiny_model_dir, "--max-prompt-len", "4", "--lengths", "4",
+                  "--epochs", "1", "--max-train", "32", "--max-eval", "16", "--batch-size", "16", "--device", "cpu",
+                  "--no-track", "--quiet", "--out", str(pre))
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = train(tiny_model_dir, tmp_path / "adapter", "--init", str(pre))
+    digest = "sha256:" + hashlib.sha256((pre / "prompt.safetensors").read_bytes()).hexdigest()
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["extra"]["init"] == str(pre.resolve()) and config["extra"]["init_sha256"] == digest
+    assert metrics(out)["init_sha256"] == digest
+    (pre / "prompt.safetensors").unlink()  # taking the digest must not turn a broken folder into a traceback
+    res = run_cli("train", "--model", tiny_model_dir, "--task", "trec", "--prompt-len", "4", "--max-train", "16",
+                  "--max-eval", "8", "--epochs", "1", "--device", "cpu", "--quiet", "--init", str(pre),
+                  "--out", str(tmp_path / "never"))
+    assert res.returncode == 2 and res.stderr.startswith("error:") and "Traceback" not in res.stderr, res.stderr
+    assert not (tmp_path / "never").exists()
