@@ -4,6 +4,7 @@ with MiniLM's tokenizer on real TREC rows (seconds)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -137,7 +138,8 @@ def test_an_installed_copy_inside_another_git_checkout_records_no_commit(tmp_pat
     subprocess.run([*git, "add", "README"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "x"], check=True)
     out = subprocess.run([sys.executable, "-c", "from ptv2_core.provenance import provenance; print(provenance())"],
-                         capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})
+                         capture_output=True, text=True, cwd=tmp_path,
+                         env={"PYTHONPATH": str(site), "PATH": os.environ["PATH"]})
     assert out.returncode == 0, out.stderr
     assert "git_commit" not in out.stdout and "'code_version': '0.1.0'" in out.stdout, out.stdout
 
@@ -163,7 +165,8 @@ def _provenance_of(root: Path) -> dict:
     import sys
 
     out = subprocess.run([sys.executable, "-c", "from ptv2_core.provenance import provenance; print(provenance())"],
-                         capture_output=True, text=True, cwd=root.parent, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+                         capture_output=True, text=True, cwd=root.parent,
+                         env={"PYTHONPATH": str(root), "PATH": os.environ["PATH"]})
     assert out.returncode == 0, out.stderr
     return ast.literal_eval(out.stdout)
 
