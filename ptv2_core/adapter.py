@@ -32,6 +32,7 @@ from ptv2_core.heads import HeadConfig
 from ptv2_core.memory import place
 from ptv2_core.model import PromptModel
 from ptv2_core.prefix import PromptConfig
+from ptv2_core.provenance import provenance
 from ptv2_core.tasks import PACKAGED_TASKS, TaskSpec
 from ptv2_core.tasks.encode import prepare_tokenizer
 
@@ -162,6 +163,7 @@ def adapter_files(model: PromptModel, spec: TaskSpec, base_name: str, base_finge
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "ptv2_version": __version__,
+        "provenance": provenance(),  # the code's commit and the libraries' versions
         "prompt": prefix.config.to_dict(),
         "head": model.head_config.to_dict(),
         "task": spec.to_dict(),

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import torch
+
 from ptv2_core.adapter import LoadedAdapter, own_task
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.evaluate import evaluate
@@ -12,7 +14,8 @@ from ptv2_core.tasks.encode import Collator, encode
 
 
 def metrics_document(result, cfg) -> dict:
-    """``metrics.json``: dev and test metrics, parameter counts, speed, the per-epoch history."""
+    """``metrics.json``: dev and test metrics, parameter counts, speed, the per-epoch history, and
+    the seeds, data and runtime they came from."""
     trainable, total = result.model.parameter_counts()
     return {
         "task": result.spec.name,
@@ -34,7 +37,21 @@ def metrics_document(result, cfg) -> dict:
         # the test rows these scores came from (``split_hash``): registration refuses the adapter when
         # the task's test split hashes otherwise now (changed data moves training rows into test)
         **({"test_data_hash": result.test_data_hash} if result.test_data_hash else {}),
+        # what else the numbers depend on: the seeds, the rows (the same hashes: the same rows, in order),
+        # where it ran (another device or thread count changes the last digits: docs/reproducibility.md)
+        # (not "seed": a pipeline's metrics.json names its split seed so, which registration reads)
+        "train_seed": cfg.seed,
+        "data_seed": cfg.split_seed,
+        **({"data_hashes": result.data_hashes} if result.data_hashes else {}),
+        "runtime": runtime(result.model),
     }
+
+
+def runtime(model) -> dict:
+    """Where a model ran: its device (a GPU's name too) and torch's CPU threads."""
+    device = next(model.parameters()).device
+    gpu = {"gpu": torch.cuda.get_device_name(device)} if device.type == "cuda" else {}
+    return {"device": str(device)} | gpu | {"torch_threads": torch.get_num_threads()}
 
 
 def evaluate_adapter(loaded: LoadedAdapter, task: str | None = None, *, seed: int = 0,

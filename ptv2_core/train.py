@@ -95,6 +95,7 @@ class TrainResult:
     train_examples_per_s: float = 0.0
     stopped_early: bool = False
     test_data_hash: str = ""  # split_hash of the test rows: registration checks the task's test split is still these
+    data_hashes: dict[str, str] = field(default_factory=dict)  # split_hash of the train, dev and test rows
 
 
 def seed_everything(seed: int) -> None:
@@ -211,6 +212,9 @@ def train(cfg: TrainConfig, report: Report | None = None,
     max_length = cfg.max_length or spec.max_length
     if max_length != spec.max_length:  # the adapter records the truncation it was trained and scored with:
         spec = replace(spec, max_length=max_length)  # eval, the search's best-adapter scoring, serving
+    # again: loading a checkpoint that lacks weights (a pooler) draws them from torch's generator, so the
+    # prompt, head, dropout and batch order would depend on the base's files and transformers' version
+    seed_everything(cfg.seed)
     model = build_model(
         backbone, spec, cfg.prompt_len, max_length=max_length, reparam=cfg.reparam,
         reparam_hidden=cfg.reparam_hidden, prefix_dropout=cfg.prefix_dropout,
@@ -226,5 +230,6 @@ def train(cfg: TrainConfig, report: Report | None = None,
     test = evaluate(model, splits["test"], spec, collator, device, cfg.eval_batch_size, bf16=cfg.bf16,
                     progress="score test" if cfg.progress else None)
     model.eval()  # trained: handed over for prediction (scoring restores the mode it finds)
+    hashes = {name: split_hash(spec, data[name]) for name in ("train", "dev", "test")}
     return TrainResult(model, spec, tokenizer, base_fp, best_epoch, dev, test, history, speed, stopped,
-                       split_hash(spec, data["test"]))
+                       hashes["test"], hashes)

@@ -1,0 +1,91 @@
+"""What produced an artifact: the ptv2 code (its version and, from a git checkout, its commit) and
+the versions of the libraries its numbers depend on. Every adapter records them
+(``adapter_config.json``'s ``provenance``), so that a run can be repeated, or a difference
+explained, long after (docs/reproducibility.md)."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from ptv2_core import __version__
+
+# the libraries that shape a result: the arithmetic (torch, numpy), the model code and its
+# tokenization (transformers, tokenizers), the data and weight files (datasets, safetensors)
+LIBRARIES = ("torch", "transformers", "tokenizers", "safetensors", "datasets", "numpy")
+
+
+@functools.cache
+def git_commit() -> str | None:
+    """The full commit of the checkout this code runs from, with ``.dirty`` when tracked files changed;
+    None outside a git checkout (an installed package), also one installed inside another checkout
+    (a project's ``.venv``: that project's commit says nothing of this code)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        top, sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel", "HEAD"], capture_output=True,
+                                  text=True, timeout=5, check=True).stdout.splitlines()
+        if Path(top).resolve() != root:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError, ValueError):  # ValueError: not the two lines asked for
+        return None
+    return (sha + ".dirty" if dirty else sha) if sha else None
+
+
+@functools.cache
+def git_diff_digest() -> str | None:
+    """``sha256:<hex>`` of the changes to tracked files against the commit (``git diff HEAD``), when
+    ``git_commit`` is ``.dirty``: the same changes give the same digest. None otherwise."""
+    commit = git_commit()
+    if not commit or not commit.endswith(".dirty"):
+        return None
+    root = Path(__file__).resolve().parents[1]
+    try:
+        diff = subprocess.run(["git", "-C", str(root), "diff", "HEAD", "--binary", "--no-color", "--no-ext-diff"],
+                              capture_output=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return "sha256:" + hashlib.sha256(diff).hexdigest()
+
+
+def code_version() -> str:
+    """``<ptv2 version>`` plus ``+g<commit>[.dirty]`` (12 hex digits) when the code runs from a git checkout."""
+    commit = git_commit()
+    if not commit:
+        return __version__
+    sha, _, dirty = commit.partition(".")
+    return f"{__version__}+g{sha[:12]}" + (".dirty" if dirty else "")
+
+
+@functools.cache
+def library_versions() -> dict[str, str]:
+    """``{"python": "3.11.9", "torch": …, …}``: the installed versions of ``LIBRARIES`` (one not
+    installed is left out)."""
+    found = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def provenance() -> dict:
+    """The ``provenance`` an artifact records: ``code_version``, ``git_commit`` (from a checkout),
+    ``git_diff_sha256`` (from a checkout with changes) and ``libraries``."""
+    commit, diff = git_commit(), git_diff_digest()
+    return {"code_version": code_version(), **({"git_commit": commit} if commit else {}),
+            **({"git_diff_sha256": diff} if diff else {}), "libraries": library_versions()}
+
+
+def file_digest(path: str | Path) -> str:
+    """``sha256:<hex>`` of a file's bytes (a pre-trained prompt's weights an adapter started from)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
