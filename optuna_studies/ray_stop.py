@@ -51,11 +51,11 @@ def running(pid: int) -> bool:
     return fields is not None and fields[0] not in ("Z", "X")
 
 
-def frozen_tree(pids: list[int]) -> list[int]:
-    """The processes ``pids`` and all their descendants, each suspended (SIGSTOP) before its
-    children are listed, so that none is started unseen; processes that ended meanwhile are
-    left out."""
-    seen: list[int] = []
+def freeze_tree(pids: list[int], seen: list[int]) -> None:
+    """Add to ``seen`` the processes ``pids`` and all their descendants, each suspended (SIGSTOP)
+    before its children are listed, so that none is started unseen; processes that ended
+    meanwhile are left out. (Filled as it goes: the caller kills those suspended so far, also
+    when a Ctrl-C ends this early.)"""
     todo = list(pids)
     while todo:
         pid = todo.pop()
@@ -67,7 +67,6 @@ def frozen_tree(pids: list[int]) -> list[int]:
             continue
         seen.append(pid)
         todo += children(pid)
-    return seen
 
 
 def kill_at_once(node, **_ray_args) -> None:
@@ -75,10 +74,13 @@ def kill_at_once(node, **_ray_args) -> None:
     with SIGKILL at once; wait for them and forget them as Ray's own ``kill_all_processes`` does
     (whose arguments, ``check_alive``, ``allow_graceful``, ``wait``, are taken and not needed)."""
     started = [info.process for infos in node.all_processes.values() for info in infos]
-    tree = frozen_tree([p.pid for p in started if p.poll() is None])
-    for pid in tree:
-        with contextlib.suppress(OSError):  # ended meanwhile
-            os.kill(pid, signal.SIGKILL)
+    tree: list[int] = []
+    try:
+        freeze_tree([p.pid for p in started if p.poll() is None], tree)
+    finally:  # none left suspended
+        for pid in tree:
+            with contextlib.suppress(OSError):  # ended meanwhile
+                os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + REAP_TIMEOUT_S
     for popen in started:  # this process's own children: reaped, not left as zombies
         with contextlib.suppress(subprocess.TimeoutExpired):
