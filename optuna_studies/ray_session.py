@@ -12,6 +12,7 @@ from ptv2_core.errors import Ptv2Error
 from optuna_studies import settings
 from optuna_studies.ray_stop import stop_fast
 from optuna_studies.ray_token import keep_token_private
+from optuna_studies.start_sigint import SigintHeld
 
 # A local Ray takes a 7 GiB object store from /dev/shm unless told otherwise; trials exchange
 # only metrics and small adapters.
@@ -157,7 +158,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpu
         check_answers(target, given_by=given_by)
     try:
         # unblocked after sigterm_kept put ptv2's handler back: a SIGTERM meanwhile goes to it, not Ray's
-        with sigterm_blocked_for_children() as blocked, sigterm_kept():
+        # and a Ctrl-C held until ray.init has returned (start_sigint)
+        with sigterm_blocked_for_children() as blocked, sigterm_kept(), SigintHeld() as held:
             if target:
                 _join(ray, target, common)
             else:
@@ -171,6 +173,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpu
         where = f"the Ray cluster at '{target}'" if target else "a local Ray"
         raise Ptv2Error(f"cannot start or join {where}: {one_line(e)}") from None
     try:
+        held.release()  # a Ctrl-C that came as Ray started: taken now, Ray stopped below
         yield
     finally:
         ray.shutdown()
