@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from components.data import prepared_name, task_yaml
+from components.step_sigterm import sigterm_as_ctrl_c
 
 
 def safe_name(task: str) -> str:
@@ -52,6 +53,7 @@ def name_base_model(adapter_dir: str | Path, model: str) -> None:
         metrics_path.write_text(json.dumps(metrics | {"model": model}, indent=2) + "\n")
 
 
+@sigterm_as_ctrl_c()  # SIGTERM (a pipeline run stopped, its pod deleted): as Ctrl-C, one error: line, exit 143
 def search_task(prepared_dir: str | Path, task: str, adapter_out: str | Path, plot_out: str | Path, *,
                 model: str = "minilm", lengths: list[int], lr_range: tuple[float, float], trials: int, epochs: int,
                 concurrency: int = 2, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,

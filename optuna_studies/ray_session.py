@@ -10,7 +10,9 @@ from typing import Iterator
 
 from ptv2_core.errors import Ptv2Error
 from optuna_studies import settings
+from optuna_studies.ray_stop import stop_fast
 from optuna_studies.ray_token import keep_token_private
+from optuna_studies.start_sigint import SigintHeld
 
 # A local Ray takes a 7 GiB object store from /dev/shm unless told otherwise; trials exchange
 # only metrics and small adapters.
@@ -112,23 +114,24 @@ def sigterm_kept() -> Iterator[None]:
 
 
 @contextmanager
-def sigterm_blocked_for_children() -> Iterator[None]:
+def sigterm_blocked_for_children() -> Iterator[bool]:
     """Start a local Ray's processes (GCS, raylet, and the workers the raylet forks) with SIGTERM
     blocked, as Ray itself blocks SIGINT in them. A SIGTERM to the command's process group (``timeout``,
     ``kill -- -PGID``, a supervisor stopping the group) killed them at once, beside the driver that
     was to stop the trials and record the stop: it waited 60 s for the dead GCS, then Ray aborted it
     (exit 1, no ``error:`` line), its raylet and workers left running meanwhile. The driver stops them
-    itself (``ray.shutdown``: SIGTERM, then SIGKILL after a second). A SIGTERM that arrives while
-    blocked here is taken once the block ends, by the handler in place then."""
+    itself (``ray_stop.kill_at_once``: SIGKILL, the SIGTERM Ray sends would wait). A SIGTERM that
+    arrives while blocked here is taken once the block ends, by the handler in place then. Yields
+    whether SIGTERM is blocked (not from a thread other than the main one)."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
-        yield
+        yield False
         return
     before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     try:
-        yield
+        yield True
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
@@ -155,7 +158,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpu
         check_answers(target, given_by=given_by)
     try:
         # unblocked after sigterm_kept put ptv2's handler back: a SIGTERM meanwhile goes to it, not Ray's
-        with sigterm_blocked_for_children(), sigterm_kept():
+        # and a Ctrl-C held until ray.init has returned (start_sigint)
+        with sigterm_blocked_for_children() as blocked, sigterm_kept(), SigintHeld() as held:
             if target:
                 _join(ray, target, common)
             else:
@@ -163,10 +167,13 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpu
                 keep_token_private()  # ~/.ray/auth_token owner-only (Ray writes it with the umask's mode)
                 ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus,
                          object_store_memory=LOCAL_OBJECT_STORE_BYTES, **common)
+                if blocked:  # Ray's stop would wait a second on each process, for a SIGTERM they do not take
+                    stop_fast()
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"the Ray cluster at '{target}'" if target else "a local Ray"
         raise Ptv2Error(f"cannot start or join {where}: {one_line(e)}") from None
     try:
+        held.release()  # a Ctrl-C that came as Ray started: taken now, Ray stopped below
         yield
     finally:
         ray.shutdown()

@@ -1,6 +1,7 @@
 """SIGTERM handled as Ctrl-C is: ``kill``, ``timeout``, a stopped container send it. (Only the
 ``ptv2`` commands install this, ``main``; a step of a pipeline submitted to Kubeflow runs its
-component under ``kfp.dsl.executor_main``, without it.)
+component under ``kfp.dsl.executor_main``, without it; the search step has its own,
+``components/step_sigterm.py``.)
 
 Python's default for SIGTERM ends the process at once: no ``finally`` runs (a lock file, a RUNNING
 MLflow run, a half-written folder left behind) and no ``error:`` line is printed. Here SIGTERM does
