@@ -15,6 +15,7 @@ from pathlib import Path
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, DataType, Schema
 
@@ -124,10 +125,21 @@ class Ptv2PyfuncModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         from ptv2_core.predict import predict
 
-        texts = _texts(model_input)
+        try:
+            texts = _texts(model_input)
+        except ValueError as e:  # the client's input: MLflow's server answers 400 with this message alone
+            raise MlflowException.invalid_parameter_value(str(e)) from None  # (any other error: a traceback)
         rows = predict(self.loaded, texts)
         if self.loaded.spec.type == "sequence":  # nothing to classify: no label made up (as `ptv2 predict`)
             rows = [{"label": None, "score": None} if not t.strip() else r for t, r in zip(texts, rows)]
         columns = SEQUENCE_COLUMNS if self.loaded.spec.type == "sequence" else TOKEN_COLUMNS
-        return pd.DataFrame(rows, columns=list(columns))
+        return _frame(rows, list(columns))
+
+
+def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    """The predictions as a frame; a missing label and score stay None (object columns): pandas
+    makes them NaN in a str or float column, and MLflow's server writes NaN, which is not JSON."""
+    if any(v is None for r in rows for v in r.values()):
+        return pd.DataFrame({c: pd.Series([r[c] for r in rows], dtype=object) for c in columns})
+    return pd.DataFrame(rows, columns=columns)
 
