@@ -87,8 +87,9 @@ def _text(x) -> str:
     if isinstance(x, str):
         return x
     if _is_list(x):
-        raise ValueError(f"a text must be a string, not a {type(x).__name__} ({len(x)} items): give one text "
-                         f"per row of the '{TEXT_COLUMN}' column")
+        items = f"{len(x)} item" + ("" if len(x) == 1 else "s")
+        raise ValueError(f"a text must be a string, not a {type(x).__name__} ({items}): give one text per row of "
+                         f"the '{TEXT_COLUMN}' column")
     try:
         missing = bool(pd.isna(x))
     except (TypeError, ValueError):  # a list or array: not a missing value
