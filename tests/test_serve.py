@@ -84,6 +84,7 @@ def test_rest_predictions_from_mlflow_models_serve(registered, tmp_path):
         # a list where a text belongs: 400 with the model's own message, no traceback (a generic
         # "unexpected error" with the message deep in a stack_trace before)
         refused = _send(url, {"dataframe_records": [{"text": TEXTS[:2]}, {"text": TEXTS[2]}]})
+        mapping = _send(url, {"dataframe_records": [{"text": {"q": TEXTS[0]}}]})  # was labelled as its repr
     finally:
         stop(proc)
     preds = body["predictions"]
@@ -94,6 +95,7 @@ def test_rest_predictions_from_mlflow_models_serve(registered, tmp_path):
     status, error = refused
     assert status == 400 and "stack_trace" not in error, error
     assert "a text must be a string, not a list (2 items)" in error["message"], error
+    assert mapping[0] == 400 and "a text must be a string, not a dict (1 key)" in mapping[1]["message"], mapping
     # the same label, and the same score up to float noise (a batch of one is padded otherwise)
     assert all(len(one["predictions"]) == 1 and one["predictions"][0]["label"] == preds[0]["label"]
                and one["predictions"][0]["score"] == pytest.approx(preds[0]["score"], abs=1e-5) for one in singles), singles

@@ -83,9 +83,14 @@ def _is_list(x) -> bool:
 
 def _text(x) -> str:
     """A missing value (None, NaN, pd.NA from a frame) is an empty text, not the word "None" or "<NA>".
-    A list is refused: labelling its repr ("['a', 'b']") would be a wrong answer that looks right."""
+    A list or dict is refused: labelling its repr ("['a', 'b']") would be a wrong answer that looks right.
+    A number or boolean is its text, as MLflow's REST parser makes it for ``{"inputs": [1]}``."""
     if isinstance(x, str):
         return x
+    if isinstance(x, dict):  # a JSON object in a dataframe_records cell: its repr is no text either
+        keys = f"{len(x)} key" + ("" if len(x) == 1 else "s")
+        raise ValueError(f"a text must be a string, not a dict ({keys}): give one text per row of the "
+                         f"'{TEXT_COLUMN}' column")
     if _is_list(x):
         items = f"{len(x)} item" + ("" if len(x) == 1 else "s")
         raise ValueError(f"a text must be a string, not a {type(x).__name__} ({items}): give one text per row of "
