@@ -29,7 +29,10 @@ def check_prompt_len(prompt_len: int, config, max_length: int) -> None:
     if limit and pad is not None:  # positions count from padding_idx + 1
         limit -= pad + 1
     if limit and max_length > limit:
-        raise Ptv2Error(f"max length {max_length} is too long for this model: it has {limit} positions")
+        # it comes from a task file, a packaged or hub task's default, or a search space's fixed: say where
+        raise Ptv2Error(f"max length {max_length} is too long for this model: it has {limit} positions; lower it "
+                        f"to at most {limit}: `max_length:` in the task file, or `max_length` under `fixed:` in a "
+                        "search space (the only place for a packaged or hub task's own)")
     if limit and prompt_len > limit:  # a bound on memory and sense: more prefix keys than the model's context
         raise Ptv2Error(f"prompt length {prompt_len} is too long for this model: at most its context size, {limit}")
     window = getattr(config, "sliding_window", None)

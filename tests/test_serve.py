@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import urllib.error
 import urllib.request
 
 import pandas as pd
@@ -37,10 +38,24 @@ def registered(adapters, tmp_path_factory):
         yield home, uri
 
 
-def _post(url: str, body: dict) -> dict:
+def _reject(constant: str):
+    raise AssertionError(f"{constant} in a response: not JSON (JSON.parse and most clients refuse it)")
+
+
+def _send(url: str, body: dict) -> tuple[int, dict]:
+    """HTTP status and body, parsed as strict JSON (NaN, Infinity refused), for errors too."""
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        return json.loads(r.read())
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read(), parse_constant=_reject)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read(), parse_constant=_reject)
+
+
+def _post(url: str, body: dict) -> dict:
+    status, answer = _send(url, body)
+    assert status == 200, answer
+    return answer
 
 
 def test_rest_predictions_from_mlflow_models_serve(registered, tmp_path):
@@ -63,10 +78,24 @@ def test_rest_predictions_from_mlflow_models_serve(registered, tmp_path):
         body = _post(url, {"dataframe_records": [{"text": t} for t in TEXTS]})
         split = _post(url, {"dataframe_split": {"columns": ["text"], "data": [[t] for t in TEXTS]}})
         singles = [_post(url, {"inputs": {"text": [TEXTS[0]]}}) for _ in range(3)]  # the tensor-style input too
+        bare = _post(url, {"inputs": TEXTS})  # a bare list: MLflow gives it to the one column, text
+        # blank texts among others: null label and score; they came back as NaN, which is not JSON
+        blanks = _post(url, {"dataframe_records": [{"text": ""}, {"text": TEXTS[0]}, {"text": "  "}, {"text": None}]})
+        # a list where a text belongs: 400 with the model's own message, no traceback (a generic
+        # "unexpected error" with the message deep in a stack_trace before)
+        refused = _send(url, {"dataframe_records": [{"text": TEXTS[:2]}, {"text": TEXTS[2]}]})
+        mapping = _send(url, {"dataframe_records": [{"text": {"q": TEXTS[0]}}]})  # was labelled as its repr
     finally:
         stop(proc)
     preds = body["predictions"]
-    assert len(preds) == 3 and split["predictions"] == preds
+    assert len(preds) == 3 and split["predictions"] == preds and bare["predictions"] == preds
+    blank = {"label": None, "score": None}
+    assert blanks["predictions"][0] == blank and blanks["predictions"][2:] == [blank, blank], blanks
+    assert blanks["predictions"][1]["label"] == preds[0]["label"]
+    status, error = refused
+    assert status == 400 and "stack_trace" not in error, error
+    assert "a text must be a string, not a list (2 items)" in error["message"], error
+    assert mapping[0] == 400 and "a text must be a string, not a dict (1 key)" in mapping[1]["message"], mapping
     # the same label, and the same score up to float noise (a batch of one is padded otherwise)
     assert all(len(one["predictions"]) == 1 and one["predictions"][0]["label"] == preds[0]["label"]
                and one["predictions"][0]["score"] == pytest.approx(preds[0]["score"], abs=1e-5) for one in singles), singles

@@ -15,6 +15,7 @@ from pathlib import Path
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, DataType, Schema
 
@@ -82,12 +83,18 @@ def _is_list(x) -> bool:
 
 def _text(x) -> str:
     """A missing value (None, NaN, pd.NA from a frame) is an empty text, not the word "None" or "<NA>".
-    A list is refused: labelling its repr ("['a', 'b']") would be a wrong answer that looks right."""
+    A list or dict is refused: labelling its repr ("['a', 'b']") would be a wrong answer that looks right.
+    A number or boolean is its text, as MLflow's REST parser makes it for ``{"inputs": [1]}``."""
     if isinstance(x, str):
         return x
+    if isinstance(x, dict):  # a JSON object in a dataframe_records cell: its repr is no text either
+        keys = f"{len(x)} key" + ("" if len(x) == 1 else "s")
+        raise ValueError(f"a text must be a string, not a dict ({keys}): give one text per row of the "
+                         f"'{TEXT_COLUMN}' column")
     if _is_list(x):
-        raise ValueError(f"a text must be a string, not a {type(x).__name__} ({len(x)} items): give one text "
-                         f"per row of the '{TEXT_COLUMN}' column")
+        items = f"{len(x)} item" + ("" if len(x) == 1 else "s")
+        raise ValueError(f"a text must be a string, not a {type(x).__name__} ({items}): give one text per row of "
+                         f"the '{TEXT_COLUMN}' column")
     try:
         missing = bool(pd.isna(x))
     except (TypeError, ValueError):  # a list or array: not a missing value
@@ -124,10 +131,21 @@ class Ptv2PyfuncModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         from ptv2_core.predict import predict
 
-        texts = _texts(model_input)
+        try:
+            texts = _texts(model_input)
+        except ValueError as e:  # the client's input: MLflow's server answers 400 with this message alone
+            raise MlflowException.invalid_parameter_value(str(e)) from None  # (any other error: a traceback)
         rows = predict(self.loaded, texts)
         if self.loaded.spec.type == "sequence":  # nothing to classify: no label made up (as `ptv2 predict`)
             rows = [{"label": None, "score": None} if not t.strip() else r for t, r in zip(texts, rows)]
         columns = SEQUENCE_COLUMNS if self.loaded.spec.type == "sequence" else TOKEN_COLUMNS
-        return pd.DataFrame(rows, columns=list(columns))
+        return _frame(rows, list(columns))
+
+
+def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    """The predictions as a frame; a missing label and score stay None (object columns): pandas
+    makes them NaN in a str or float column, and MLflow's server writes NaN, which is not JSON."""
+    if any(v is None for r in rows for v in r.values()):
+        return pd.DataFrame({c: pd.Series([r[c] for r in rows], dtype=object) for c in columns})
+    return pd.DataFrame(rows, columns=columns)
 
