@@ -118,3 +118,36 @@ def test_the_searchs_best_adapter_records_the_seeds_rows_and_runtime_train_does(
     assert doc["data_hashes"]["test"] == doc["test_data_hash"] == train_doc["test_data_hash"]
     assert doc["runtime"] == train_doc["runtime"]  # where the trial trained (here: this process's CPU)
     assert doc["scoring_runtime"]["device"] == "cpu"
+
+
+def test_the_final_step_records_which_pre_trained_prompt_it_started_from(trained, tiny_model_dir, tmp_path):
+    """The pipeline's final adapter named its pre-trained prompt by path alone: a prompt trained there
+    again left no way to tell which one it started from. The digest of its weights does, retrained
+    (metrics.json and adapter_config.json) or the search's adapter as it is (metrics.json)."""
+    import hashlib
+
+    from components.data import prepare_data
+    from components.final_step import final_train, reuse_search_adapter
+    from conftest import run_cli
+
+    prepared = tmp_path / "data"
+    prepare_data(["trec"], prepared, seed=3, **ROWS)
+    pre = tmp_path / "prompt"
+    res = run_cli("pretrain", "--tasks", "trec,rt", "--model", tiny_model_dir, "--max-prompt-len", "4", "--lengths", "4",
+                  "--epochs", "1", "--max-train", "32", "--max-eval", "16", "--batch-size", "16", "--device", "cpu",
+                  "--seed", "3", "--no-track", "--quiet", "--out", str(pre))
+    assert res.returncode == 0, res.stderr[-3000:]
+    digest = "sha256:" + hashlib.sha256((pre / "prompt.safetensors").read_bytes()).hexdigest()
+
+    doc = final_train(prepared, "trec", {"prompt_len": 4, "lr": 3e-2, "batch_size": 16}, tmp_path / "final",
+                      model=tiny_model_dir, epochs=1, init_dir=pre, seed=3)
+    assert (doc["init"], doc["init_sha256"]) == (str(pre), digest)
+    assert json.loads((tmp_path / "final" / "metrics.json").read_text())["init_sha256"] == digest
+    extra = json.loads((tmp_path / "final" / "adapter_config.json").read_text())["extra"]
+    assert (extra["init"], extra["init_sha256"]) == (str(pre), digest)
+
+    adapter, _ = trained
+    doc = reuse_search_adapter(prepared, "trec", adapter, tmp_path / "reused", init_dir=pre)
+    assert (doc["init"], doc["init_sha256"]) == (str(pre), digest)
+    doc = reuse_search_adapter(prepared, "trec", adapter, tmp_path / "none")
+    assert doc["init"] == "" and "init_sha256" not in doc
