@@ -35,7 +35,23 @@ def search_lineage(search_adapter: str | Path) -> dict[str, str]:
         return {}
 
 
-def _provenance(prepared_dir: str | Path, task: str, init_dir, study: str) -> dict:
+def started_from(init_dir: str | Path | None) -> dict[str, str]:
+    """``{"init": DIR, "init_sha256": …}``: the pre-trained prompt folder an adapter started from and
+    the digest of its weights (``ptv2_core.provenance.file_digest``: a prompt pre-trained there again
+    is another), as ``ptv2 train --init`` records them; ``{"init": ""}`` without one. No digest when
+    the weights cannot be read (loading them says why)."""
+    if not init_dir:
+        return {"init": ""}
+    from ptv2_core.multitask.pretrained import WEIGHTS
+    from ptv2_core.provenance import file_digest
+
+    try:
+        return {"init": str(init_dir), "init_sha256": file_digest(Path(init_dir) / WEIGHTS)}
+    except OSError:
+        return {"init": str(init_dir)}
+
+
+def _provenance(prepared_dir: str | Path, task: str, init: dict[str, str] | None, study: str) -> dict:
     """What ``metrics.json`` says of the data and the run beside the scores: the prepared splits'
     hashes and how they were drawn (``load_task(task, seed, max_eval)`` gives the same test rows,
     which the registry scores again when it promotes; ``subset``: how the caps drew them, which the
@@ -53,7 +69,7 @@ def _provenance(prepared_dir: str | Path, task: str, init_dir, study: str) -> di
         "max_eval": manifest["max_eval"],
         **subset_rule(manifest.get("max_train"), manifest["max_eval"]),
         "study": study,
-        "init": str(init_dir or ""),
+        **(init or started_from(None)),  # the pre-trained prompt: its folder and its weights' digest
     }
 
 
@@ -72,7 +88,7 @@ def reuse_search_adapter(prepared_dir: str | Path, task: str, search_adapter: st
         raise Ptv2Error(f"the search's adapter '{src}' has no readable metrics.json: {e}") from None
     if not isinstance(doc.get("dev"), dict) or not isinstance(doc.get("test"), dict):
         raise Ptv2Error(f"the search's adapter '{src}' lacks dev and test metrics")
-    doc |= _provenance(prepared_dir, task, init_dir, study) | {"source": "search", "retrained_epochs": 0}
+    doc |= _provenance(prepared_dir, task, started_from(init_dir), study) | {"source": "search", "retrained_epochs": 0}
     files = {p.name: p.read_bytes() for p in sorted(src.iterdir()) if p.is_file() and p.name != "metrics.json"}
     write_atomic_dir(Path(out_dir), files | {"metrics.json": json.dumps(doc, indent=2) + "\n"}, marker=CONFIG)
     return doc
@@ -109,15 +125,15 @@ def final_train(prepared_dir: str | Path, task: str, best_config: dict, out_dir:
     cfg = TrainConfig(**retrain_settings(best_config), task=str(task_yaml(prepared_dir, task)), model=model,
                       prompt_len=int(best_config["prompt_len"]), lr=float(best_config["lr"]),
                       epochs=int(epochs or best_config.get("epochs", 3)), seed=seed, progress=False)
-    init = None
+    init, begun = None, started_from(init_dir)  # the digest before training: the prompt as it was loaded
     if init_dir:
         from ptv2_core.multitask import init_from_pretrained
 
         init = partial(init_from_pretrained, pretrained_dir=init_dir, task=task, seed=seed)
     result = train(cfg, report=epoch_lines(f"{task}: retraining", cfg.epochs, "dev_score", "dev score"), init=init)
-    doc = metrics_document(result, cfg) | _provenance(prepared_dir, task, init_dir, study) | (lineage or {}) | {
+    doc = metrics_document(result, cfg) | _provenance(prepared_dir, task, begun, study) | (lineage or {}) | {
         "source": "retrain", "retrained_epochs": cfg.epochs}
     save_adapter(result.model, out_dir, result.spec, model, result.base_fingerprint,
-                 extra={"train_config": cfg.to_dict(), "data_hash": doc["data_hash"]},
+                 extra={"train_config": cfg.to_dict(), "data_hash": doc["data_hash"]} | (begun if init_dir else {}),
                  files={"metrics.json": json.dumps(doc, indent=2) + "\n"})
     return doc

@@ -2,7 +2,8 @@
 as the folder ``ptv2 train --out`` writes and ``ptv2 register`` takes it as it is.
 
 The trials score dev only (the search selects on it); the chosen adapter is scored once, here,
-on its own dev and test splits (the trial's split seed and ``--max-eval``).
+on its own dev and test splits (the trial's split seed and ``--max-eval``). As ``ptv2 train``'s, its
+metrics.json records the seeds, the rows' hashes and where it trained (docs/reproducibility.md).
 """
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any
 
 from ptv2_core.adapter import load_adapter, split_seed_of
 from ptv2_core.device import pick_device
-from ptv2_core.report import evaluate_adapter
+from ptv2_core.report import evaluate_adapter, runtime
+from ptv2_core.tasks import load_task
+from ptv2_core.tasks.splits import split_hash
 
 
 def best_metrics(adapter_dir: Path, best: dict[str, Any], task: str, study_name: str,
@@ -21,6 +24,7 @@ def best_metrics(adapter_dir: Path, best: dict[str, Any], task: str, study_name:
     seed = split_seed_of(loaded.config)
     seed = 0 if seed is None else seed
     train_cfg = (loaded.config.get("extra") or {}).get("train_config") or {}
+    search = (loaded.config.get("extra") or {}).get("search") or {}  # the trial's record (objective.py)
     scores = evaluate_adapter(loaded, task, seed=seed, max_eval=max_eval,
                               batch_size=train_cfg.get("eval_batch_size") or 128,
                               batch_option="eval_batch_size (in a search: under the space's fixed: settings)",
@@ -43,8 +47,23 @@ def best_metrics(adapter_dir: Path, best: dict[str, Any], task: str, study_name:
         "total_params": total,
         "trainable_pct": 100.0 * trainable / total,
         "history": best.get("history") or [],
+        # as `ptv2 train` records them: the seeds, the rows (train: those the trial's settings draw from
+        # the task, as its training did; dev and test: those scored here) and where the trial trained
+        **({"train_seed": train_cfg["seed"]} if train_cfg.get("seed") is not None else {}),
+        "data_seed": seed,
+        "data_hashes": row_hashes(task, seed, train_cfg.get("max_train"), max_eval),
+        **({"runtime": trained_on} if isinstance(trained_on := search.get("runtime"), dict) else {}),
+        "scoring_runtime": runtime(loaded.model),  # where dev and test were scored, here
         "base_fingerprint": loaded.config["base_model"]["fingerprint"],
         "study": study_name,
         "trial": best.get("number"),
         "search_dev_score": best["best_score"],
     }
+
+
+def row_hashes(task: str, seed: int, max_train: int | None, max_eval: int | None) -> dict[str, str]:
+    """``split_hash`` of the train, dev and test rows ``task`` gives with this split seed and these
+    caps: the rows the trial trained and was scored on (``load_task`` draws them as its training
+    did), as ``ptv2 train``'s ``data_hashes``."""
+    spec, data = load_task(task, seed=seed, max_train=max_train, max_eval=max_eval)
+    return {name: split_hash(spec, data[name]) for name in ("train", "dev", "test")}

@@ -78,6 +78,9 @@ def finish_search(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Ca
                 "search_tracking_uri": doc["mlflow"]["tracking_uri"]}
     (Path(best["adapter"]) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     doc["test"] = metrics["test"]
+    # the code and libraries that trained the best adapter, as its adapter_config.json records them (a
+    # resumed search's trials may be another code's than the code finishing it)
+    doc |= _provenance(Path(best["adapter"]))
     (art / "best.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     with mlflow_guard(*_result_failed(plan)):
         tracking.log_artifacts(parent, art)
@@ -114,6 +117,15 @@ def _fingerprints(adapter: Path, metrics: dict[str, Any]) -> dict[str, str]:
     tags = {"ptv2.base_model": base.get("name"), "ptv2.base_fingerprint": base.get("fingerprint"),
             "ptv2.test_data_hash": metrics.get("test_data_hash")}
     return {k: str(v) for k, v in tags.items() if v}
+
+
+def _provenance(adapter: Path) -> dict[str, Any]:
+    """``{"provenance": …}`` of the best adapter's adapter_config.json (code version, commit,
+    libraries); empty for an adapter trained before adapters recorded it."""
+    from ptv2_core.adapter import read_adapter_config
+
+    prov = read_adapter_config(adapter).get("provenance")
+    return {"provenance": prov} if isinstance(prov, dict) else {}
 
 
 def _result_failed(plan: SearchPlan) -> tuple[str, str]:

@@ -99,7 +99,11 @@ def _adapter(state: dict, cfg: TrainConfig, epoch: int) -> AdapterFiles:
     """The adapter files of the live model, with the task spec training gave ``init``."""
     from ptv2_core.adapter import adapter_files
     from ptv2_core.backbone import fingerprint
+    from ptv2_core.report import runtime
 
     model = state["model"]
-    extra = {"train_config": cfg.to_dict(), "search": {"epoch": epoch, "objective": state["best"]}}
+    # runtime: where the trial trained (a worker's device and threads), which the best adapter's
+    # metrics.json records as `ptv2 train` does (optuna_studies.best_metrics)
+    extra = {"train_config": cfg.to_dict(),
+             "search": {"epoch": epoch, "objective": state["best"], "runtime": runtime(model)}}
     return adapter_files(model, state["spec"], cfg.model, fingerprint(model.backbone), extra=extra)

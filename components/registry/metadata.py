@@ -2,7 +2,7 @@
 
 Tags carry the task, prompt length, learning rate, study, dev and test metrics, the hash of
 the test split the metrics came from, the base model (name + weight fingerprint), the code
-version and, for a search's adapter, the search's MLflow runs (``lineage.py``), so a version can
+that trained it (the adapter's provenance) and the code registering it and, for a search's adapter, the search's MLflow runs (``lineage.py``), so a version can
 be judged and reproduced from the registry alone.
 """
 from __future__ import annotations
@@ -137,7 +137,25 @@ RESERVED_PREFIXES = ("promotion.", "ptv2.")
 # the dev_*/test_* metric tags ptv2 writes for any task type (a user's own test_suite=nightly is not one)
 METRIC_TAGS = frozenset(f"{split}_{name}" for split in ("dev", "test")
                         for name in (*{n for names in METRIC_NAMES.values() for n in names}, "score", "loss", "examples"))
-COMPUTED_TAGS = frozenset({"metrics_subset", "subset"}) | METRIC_TAGS
+COMPUTED_TAGS = frozenset({"metrics_subset", "subset", "git_commit", "git_diff_sha256"}) | METRIC_TAGS
+# code_version_source of an adapter from before adapters recorded their provenance (2026-12-07)
+NO_PROVENANCE = "ptv2_version: the adapter records no provenance (trained before adapters did): no commit"
+
+
+def code_tags(config: dict) -> dict[str, str]:
+    """Which code trained the adapter: its ``provenance`` (``code_version``, ``git_commit``,
+    ``git_diff_sha256``), or, for an adapter from before adapters recorded one, its ``ptv2_version``
+    alone (``code_version_source`` says which); and ``registered_code_version``, the code registering
+    it (the tag was that code's alone, whatever had trained the adapter)."""
+    prov = config.get("provenance")
+    prov = prov if isinstance(prov, dict) else {}
+    trained = prov.get("code_version")
+    if isinstance(trained, str) and trained:
+        tags = {"code_version": trained, "code_version_source": "provenance"}
+        tags |= {k: prov[k] for k in ("git_commit", "git_diff_sha256") if isinstance(prov.get(k), str) and prov[k]}
+    else:
+        tags = {"code_version": str(config.get("ptv2_version") or "unknown"), "code_version_source": NO_PROVENANCE}
+    return tags | {"registered_code_version": code_version()}
 
 
 def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None = None) -> AdapterInfo:
@@ -183,7 +201,7 @@ def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None
         "base_fingerprint": str(base["fingerprint"]),
         # the tokenizer's, where the adapter records it (serving refuses a base whose tokenizer changed)
         **({"base_tokenizer_fingerprint": str(base["tokenizer_fingerprint"])} if base.get("tokenizer_fingerprint") else {}),
-        "code_version": code_version(),
+        **code_tags(config),  # the code that trained it (its provenance) and the code registering it
         "ptv2_adapter_version": str(config.get("ptv2_version", "")),
         **_flat("dev", metrics["dev"]),
         **_flat("test", metrics["test"]),
@@ -217,7 +235,7 @@ def version_description(info: AdapterInfo) -> str:
              f"dev {metric} {t.get(f'dev_{metric}', t.get('dev_score', '?'))}, test {metric} "
              f"{t.get(f'test_{metric}', t.get('test_score', '?'))} on {t['test_examples']} test examples "
              f"(split seed {t['split_seed']}).",
-             f"code {t['code_version']}."]
+             _code_line(t)]
     if t.get("study") and t["study"] != "none":
         lines.append(f"study {t['study']}.")
     if t.get("ptv2.search_run_id"):
@@ -226,11 +244,23 @@ def version_description(info: AdapterInfo) -> str:
     return "\n".join(lines)
 
 
+def _code_line(t: dict[str, str]) -> str:
+    """``trained by code 0.1.0+g<commit>, registered by 0.1.0+g<commit>.``; an adapter from before
+    adapters recorded their code: its ptv2 version, and that it records no commit."""
+    if "registered_code_version" not in t:  # tags written before the two were told apart
+        return f"code {t['code_version']}."
+    unknown = " (the adapter records no commit: trained before adapters recorded their code)" if (
+        t.get("code_version_source") == NO_PROVENANCE) else ""
+    return f"trained by code {t['code_version']}{unknown}, registered by {t['registered_code_version']}."
+
+
 def registration_run_tags(info: AdapterInfo) -> dict[str, str]:
     """Tags of the run a registration creates (the version's source run, which the version page links
-    to): the search runs that made the adapter, when a search did, and the code that ran, so that run
-    leads on to the search (it held only the registered model's name)."""
+    to): the search runs that made the adapter, when a search did, and the code that ran (the run's:
+    the registering code, ``registered_code_version``), so that run leads on to the search (it held
+    only the registered model's name)."""
     commit = (git_commit() or "").partition(".")[0]
-    tags = {k: v for k, v in info.tags.items() if k in LINEAGE_TAGS} | {"ptv2.code_version": info.tags["code_version"]}
+    ran = info.tags.get("registered_code_version", info.tags["code_version"])
+    tags = {k: v for k, v in info.tags.items() if k in LINEAGE_TAGS} | {"ptv2.code_version": ran}
     return tags | ({"mlflow.source.git.commit": commit} if commit else {})
 

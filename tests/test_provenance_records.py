@@ -1,0 +1,153 @@
+"""What the registry, a search's best adapter and the pipeline's final step record of the code, the
+seeds, the rows and the pre-trained prompt behind an adapter (docs/reproducibility.md). Real
+training of a tiny random BERT with MiniLM's tokenizer on real TREC rows (seconds)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+ROWS = dict(max_train=48, max_eval=24)
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, minilm_path) -> str:
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    config = AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=37, vocab_size=30522, max_position_embeddings=256)
+    AutoModel.from_config(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(folder)
+    return str(folder)
+
+
+def _config(model: str, **over):
+    from ptv2_core.train import TrainConfig
+
+    return TrainConfig(**(dict(task="trec", model=model, prompt_len=4, lr=3e-2, epochs=1, batch_size=16, device="cpu",
+                               progress=False, seed=2, data_seed=5) | ROWS | over))
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_model_dir, tmp_path_factory, one_torch_thread) -> tuple[Path, dict]:
+    """An adapter as ``ptv2 train --out`` writes it, and its metrics.json."""
+    from ptv2_core.adapter import save_adapter
+    from ptv2_core.report import metrics_document
+    from ptv2_core.train import train
+
+    cfg = _config(tiny_model_dir)
+    result = train(cfg)
+    doc = metrics_document(result, cfg)
+    out = tmp_path_factory.mktemp("trained") / "adapter"
+    save_adapter(result.model, out, result.spec, cfg.model, result.base_fingerprint,
+                 extra={"train_config": cfg.to_dict()}, files={"metrics.json": json.dumps(doc, indent=2) + "\n"})
+    return out, doc
+
+
+def _copy_with_config(src: Path, dest: Path, change) -> Path:
+    shutil.copytree(src, dest)
+    config = json.loads((dest / "adapter_config.json").read_text())
+    change(config)
+    (dest / "adapter_config.json").write_text(json.dumps(config, indent=2))
+    return dest
+
+
+def test_a_registered_version_names_the_code_that_trained_it_not_the_code_registering_it(trained, tmp_path):
+    from components.registry.metadata import describe_adapter, registration_run_tags, version_description
+    from optuna_studies.code_version import code_version
+
+    adapter, _ = trained
+    commit = "0123456789abcdef0123456789abcdef01234567"
+
+    def older_code(config):
+        config["provenance"] |= {"code_version": "0.0.9+g0123456789ab.dirty", "git_commit": commit + ".dirty",
+                                 "git_diff_sha256": "sha256:" + "ab" * 32}
+
+    info = describe_adapter(_copy_with_config(adapter, tmp_path / "older", older_code), "trec")
+    t = info.tags
+    assert t["code_version"] == "0.0.9+g0123456789ab.dirty"
+    assert (t["git_commit"], t["git_diff_sha256"]) == (commit + ".dirty", "sha256:" + "ab" * 32)
+    assert t["registered_code_version"] == code_version() != t["code_version"]
+    text = version_description(info)
+    assert "trained by code 0.0.9+g0123456789ab.dirty" in text and f"registered by {code_version()}" in text
+    # the registration run is the registering code's run: its source commit and code version are that code's
+    assert registration_run_tags(info)["ptv2.code_version"] == code_version()
+
+
+def test_an_adapter_from_before_provenance_registers_and_says_its_code_is_unknown(trained, tmp_path):
+    from components.registry.metadata import describe_adapter, version_description
+    from optuna_studies.code_version import code_version
+
+    adapter, _ = trained
+    info = describe_adapter(_copy_with_config(adapter, tmp_path / "old", lambda c: c.pop("provenance")), "trec")
+    t = info.tags
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert t["code_version"] == config["ptv2_version"] and "git_commit" not in t
+    assert t["code_version_source"].startswith("ptv2_version")
+    assert t["registered_code_version"] == code_version()
+    assert "records no commit" in version_description(info)
+
+
+def test_the_searchs_best_adapter_records_the_seeds_rows_and_runtime_train_does(trained, tiny_model_dir, tmp_path):
+    """A trial trains through the objective (what a Tune trial runs); ``best_metrics`` scores its
+    adapter: the seeds, the rows' hashes and where it trained are those of ``ptv2 train`` with the
+    same settings."""
+    from optuna_studies.best_metrics import best_metrics
+    from optuna_studies.objective import objective
+
+    _, train_doc = trained
+    cfg = _config(tiny_model_dir)
+    files: dict = {}
+    out = objective(dataclasses.asdict(cfg) | {"metric": "dev_score", "mode": "max"},
+                    lambda epoch, row, adapter: files.update(adapter or {}))
+    assert out["status"] == "completed" and files
+    folder = tmp_path / "trial"
+    folder.mkdir()
+    for name, data in files.items():
+        (folder / name).write_bytes(data.encode() if isinstance(data, str) else data)
+    best = {"prompt_len": 4, "lr": 3e-2, "best_score": out["best_objective"], "number": 0, "best_epoch": 1}
+    doc = best_metrics(folder, best, "trec", "study-x", ROWS["max_eval"])
+    assert (doc["train_seed"], doc["data_seed"]) == (train_doc["train_seed"], train_doc["data_seed"]) == (2, 5)
+    assert doc["data_hashes"] == train_doc["data_hashes"]
+    assert doc["data_hashes"]["test"] == doc["test_data_hash"] == train_doc["test_data_hash"]
+    assert doc["runtime"] == train_doc["runtime"]  # where the trial trained (here: this process's CPU)
+    assert doc["scoring_runtime"]["device"] == "cpu"
+
+
+def test_the_final_step_records_which_pre_trained_prompt_it_started_from(trained, tiny_model_dir, tmp_path):
+    """The pipeline's final adapter named its pre-trained prompt by path alone: a prompt trained there
+    again left no way to tell which one it started from. The digest of its weights does, retrained
+    (metrics.json and adapter_config.json) or the search's adapter as it is (metrics.json)."""
+    import hashlib
+
+    from components.data import prepare_data
+    from components.final_step import final_train, reuse_search_adapter
+    from conftest import run_cli
+
+    prepared = tmp_path / "data"
+    prepare_data(["trec"], prepared, seed=3, **ROWS)
+    pre = tmp_path / "prompt"
+    res = run_cli("pretrain", "--tasks", "trec,rt", "--model", tiny_model_dir, "--max-prompt-len", "4", "--lengths", "4",
+                  "--epochs", "1", "--max-train", "32", "--max-eval", "16", "--batch-size", "16", "--device", "cpu",
+                  "--seed", "3", "--no-track", "--quiet", "--out", str(pre))
+    assert res.returncode == 0, res.stderr[-3000:]
+    digest = "sha256:" + hashlib.sha256((pre / "prompt.safetensors").read_bytes()).hexdigest()
+
+    doc = final_train(prepared, "trec", {"prompt_len": 4, "lr": 3e-2, "batch_size": 16}, tmp_path / "final",
+                      model=tiny_model_dir, epochs=1, init_dir=pre, seed=3)
+    assert (doc["init"], doc["init_sha256"]) == (str(pre), digest)
+    assert json.loads((tmp_path / "final" / "metrics.json").read_text())["init_sha256"] == digest
+    extra = json.loads((tmp_path / "final" / "adapter_config.json").read_text())["extra"]
+    assert (extra["init"], extra["init_sha256"]) == (str(pre), digest)
+
+    adapter, _ = trained
+    doc = reuse_search_adapter(prepared, "trec", adapter, tmp_path / "reused", init_dir=pre)
+    assert (doc["init"], doc["init_sha256"]) == (str(pre), digest)
+    doc = reuse_search_adapter(prepared, "trec", adapter, tmp_path / "none")
+    assert doc["init"] == "" and "init_sha256" not in doc
