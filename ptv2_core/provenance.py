@@ -18,6 +18,14 @@ from ptv2_core import __version__
 LIBRARIES = ("torch", "transformers", "tokenizers", "safetensors", "datasets", "numpy")
 
 
+def _git(root: Path, *args: str, timeout: float = 5) -> bytes:
+    """The output of ``git ARGS`` in ``root``. ``--no-optional-locks``: a plain ``git status`` refreshes
+    and rewrites ``.git/index`` under index.lock, which can fail a user's commit or another process's
+    git call in the same checkout at that moment."""
+    return subprocess.run(["git", "--no-optional-locks", "-C", str(root), *args], capture_output=True,
+                          timeout=timeout, check=True).stdout
+
+
 @functools.cache
 def git_commit() -> str | None:
     """The full commit of the checkout this code runs from, with ``.dirty`` when tracked files changed;
@@ -25,12 +33,10 @@ def git_commit() -> str | None:
     (a project's ``.venv``: that project's commit says nothing of this code)."""
     root = Path(__file__).resolve().parents[1]
     try:
-        top, sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel", "HEAD"], capture_output=True,
-                                  text=True, timeout=5, check=True).stdout.splitlines()
+        top, sha = _git(root, "rev-parse", "--show-toplevel", "HEAD").decode().splitlines()
         if Path(top).resolve() != root:
             return None
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        dirty = _git(root, "status", "--porcelain", "--untracked-files=no").strip()
     except (OSError, subprocess.SubprocessError, ValueError):  # ValueError: not the two lines asked for
         return None
     return (sha + ".dirty" if dirty else sha) if sha else None
@@ -45,8 +51,7 @@ def git_diff_digest() -> str | None:
         return None
     root = Path(__file__).resolve().parents[1]
     try:
-        diff = subprocess.run(["git", "-C", str(root), "diff", "HEAD", "--binary", "--no-color", "--no-ext-diff"],
-                              capture_output=True, timeout=10, check=True).stdout
+        diff = _git(root, "diff", "HEAD", "--binary", "--no-color", "--no-ext-diff", timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return "sha256:" + hashlib.sha256(diff).hexdigest()

@@ -187,6 +187,21 @@ def test_a_checkout_with_changes_records_which_changes(tmp_path):
     assert _provenance_of(root)["git_diff_sha256"] != one["git_diff_sha256"]
 
 
+def test_reading_the_commit_leaves_the_checkouts_index_alone(tmp_path):
+    """Every train process and trial worker reads the commit: a plain `git status` refreshes and
+    rewrites `.git/index` (taking index.lock), which can fail a user's `git commit` or another
+    trial's git call run at the same moment. The index stays untouched."""
+    root = tmp_path / "ptv2"
+    _checkout_with_core(root)
+    init = root / "ptv2_core" / "__init__.py"
+    later = init.stat().st_mtime_ns + 5_000_000_000  # stat data changed, content not: git would refresh it
+    os.utime(init, ns=(later, later))
+    index = root / ".git" / "index"
+    before = (index.stat().st_mtime_ns, index.read_bytes())
+    assert not _provenance_of(root)["git_commit"].endswith(".dirty")
+    assert (index.stat().st_mtime_ns, index.read_bytes()) == before
+
+
 def test_train_from_a_pretrained_prompt_records_which_prompt(tiny_model_dir, tmp_path, one_torch_thread):
     """``--init DIR`` was recorded as a path alone: a prompt pre-trained there again (``pretrain
     --overwrite``) left no way to tell which one an adapter started from. Its files' digest does."""
