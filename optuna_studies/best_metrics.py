@@ -13,8 +13,6 @@ from typing import Any
 from ptv2_core.adapter import load_adapter, split_seed_of
 from ptv2_core.device import pick_device
 from ptv2_core.report import evaluate_adapter, runtime
-from ptv2_core.tasks import load_task
-from ptv2_core.tasks.splits import split_hash
 
 
 def best_metrics(adapter_dir: Path, best: dict[str, Any], task: str, study_name: str,
@@ -23,8 +21,9 @@ def best_metrics(adapter_dir: Path, best: dict[str, Any], task: str, study_name:
     loaded = load_adapter(adapter_dir, device=pick_device("auto"))
     seed = split_seed_of(loaded.config)
     seed = 0 if seed is None else seed
-    train_cfg = (loaded.config.get("extra") or {}).get("train_config") or {}
-    search = (loaded.config.get("extra") or {}).get("search") or {}  # the trial's record (objective.py)
+    extra = loaded.config.get("extra") or {}
+    train_cfg = extra.get("train_config") or {}
+    search = extra.get("search") or {}  # the trial's record (objective.py)
     scores = evaluate_adapter(loaded, task, seed=seed, max_eval=max_eval,
                               batch_size=train_cfg.get("eval_batch_size") or 128,
                               batch_option="eval_batch_size (in a search: under the space's fixed: settings)",
@@ -47,13 +46,15 @@ def best_metrics(adapter_dir: Path, best: dict[str, Any], task: str, study_name:
         "total_params": total,
         "trainable_pct": 100.0 * trainable / total,
         "history": best.get("history") or [],
-        # as `ptv2 train` records them: the seeds, the rows (train: those the trial's settings draw from
-        # the task, as its training did; dev and test: those scored here) and where the trial trained
+        # as `ptv2 train` records them: the seeds, the rows the trial trained and was scored on (its record;
+        # test_data_hash: the test rows scored here) and where the trial trained
         **({"train_seed": train_cfg["seed"]} if train_cfg.get("seed") is not None else {}),
         "data_seed": seed,
-        "data_hashes": row_hashes(task, seed, train_cfg.get("max_train"), max_eval),
+        **trained_rows(search),
         **({"runtime": trained_on} if isinstance(trained_on := search.get("runtime"), dict) else {}),
         "scoring_runtime": runtime(loaded.model),  # where dev and test were scored, here
+        # the pre-trained prompt a `--init` search's trial started from, as train's metrics.json has it
+        **{k: extra[k] for k in ("init", "init_sha256") if extra.get(k)},
         "base_fingerprint": loaded.config["base_model"]["fingerprint"],
         "study": study_name,
         "trial": best.get("number"),
@@ -61,9 +62,11 @@ def best_metrics(adapter_dir: Path, best: dict[str, Any], task: str, study_name:
     }
 
 
-def row_hashes(task: str, seed: int, max_train: int | None, max_eval: int | None) -> dict[str, str]:
-    """``split_hash`` of the train, dev and test rows ``task`` gives with this split seed and these
-    caps: the rows the trial trained and was scored on (``load_task`` draws them as its training
-    did), as ``ptv2 train``'s ``data_hashes``."""
-    spec, data = load_task(task, seed=seed, max_train=max_train, max_eval=max_eval)
-    return {name: split_hash(spec, data[name]) for name in ("train", "dev", "test")}
+def trained_rows(search: dict[str, Any]) -> dict[str, Any]:
+    """``{"data_hashes": …}``: the ``split_hash`` of the train, dev and test rows the trial trained and
+    was scored on, as its training loaded them (the objective records them in the trial adapter's
+    ``extra.search``), as ``ptv2 train``'s ``data_hashes``. Not derived again: the task's rows as the
+    search ends may be others (an edited task file), and that would load the data a second time.
+    Empty for a trial of a search from before trials recorded them."""
+    hashes = search.get("data_hashes")
+    return {"data_hashes": hashes} if isinstance(hashes, dict) else {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ptv2_core.errors import Ptv2Error
@@ -51,7 +52,8 @@ def objective(config: Mapping[str, Any], report: EpochReport) -> dict[str, Any]:
     """
     cfg = train_config(config)
     metric, mode, init_dir = config.get("metric", "dev_score"), config.get("mode", "max"), config.get("init")
-    state: dict[str, Any] = {"model": None, "best": None, "best_epoch": 0, "epoch": 0, "spec": None}
+    state: dict[str, Any] = {"model": None, "best": None, "best_epoch": 0, "epoch": 0, "spec": None,
+                             "data_hashes": None, "started_from": _started_from(init_dir)}
     pretrained = _pretrained_init(init_dir, cfg) if init_dir else None
 
     def init(model, spec) -> None:
@@ -60,6 +62,11 @@ def objective(config: Mapping[str, Any], report: EpochReport) -> dict[str, Any]:
         state["model"], state["spec"] = model, spec
         if pretrained is not None:
             pretrained(model, spec)
+
+    def on_data(hashes: dict[str, str]) -> None:
+        # the rows this trial trains and is scored on, as they loaded: recorded with its adapter, which
+        # the search's best_metrics takes (the task's rows as the search ends may be others)
+        state["data_hashes"] = hashes
 
     def on_epoch(epoch: int, row: dict) -> None:
         if metric not in row:
@@ -75,7 +82,7 @@ def objective(config: Mapping[str, Any], report: EpochReport) -> dict[str, Any]:
         report(epoch, dict(row) | {"objective": value, "best_objective": best, "best_epoch": state["best_epoch"]}, files)
 
     try:
-        train(cfg, report=on_epoch, init=init)
+        train(cfg, report=on_epoch, init=init, on_data=on_data)
     except (TrainingDiverged, Ptv2Error) as e:
         status = "diverged" if isinstance(e, TrainingDiverged) else "failed"
         failure = f"{status}: {e}" + (IN_A_SPACE if isinstance(e, OutOfMemory) else "")
@@ -95,6 +102,21 @@ def _pretrained_init(init_dir: str, cfg: TrainConfig) -> Callable:
                              task=cfg.task, seed=cfg.split_seed)
 
 
+def _started_from(init_dir: str | None) -> dict[str, str]:
+    """``{"init": DIR, "init_sha256": …}``: the pre-trained prompt a warm-started trial starts from and
+    its weights' digest, taken before they load, as ``ptv2 train --init`` records them; no digest when
+    the weights cannot be read (loading them says why); empty without one."""
+    if not init_dir:
+        return {}
+    from ptv2_core.multitask.pretrained import WEIGHTS
+    from ptv2_core.provenance import file_digest
+
+    try:
+        return {"init": str(init_dir), "init_sha256": file_digest(Path(init_dir) / WEIGHTS)}
+    except OSError:
+        return {"init": str(init_dir)}
+
+
 def _adapter(state: dict, cfg: TrainConfig, epoch: int) -> AdapterFiles:
     """The adapter files of the live model, with the task spec training gave ``init``."""
     from ptv2_core.adapter import adapter_files
@@ -102,8 +124,11 @@ def _adapter(state: dict, cfg: TrainConfig, epoch: int) -> AdapterFiles:
     from ptv2_core.report import runtime
 
     model = state["model"]
-    # runtime: where the trial trained (a worker's device and threads), which the best adapter's
-    # metrics.json records as `ptv2 train` does (optuna_studies.best_metrics)
-    extra = {"train_config": cfg.to_dict(),
-             "search": {"epoch": epoch, "objective": state["best"], "runtime": runtime(model)}}
+    # runtime: where the trial trained (a worker's device and threads) and data_hashes: the rows it
+    # trained and was scored on, which the best adapter's metrics.json records as `ptv2 train` does
+    # (optuna_studies.best_metrics); init and init_sha256 where ptv2 train --init records them
+    search = {"epoch": epoch, "objective": state["best"], "runtime": runtime(model)}
+    if state["data_hashes"] is not None:
+        search["data_hashes"] = state["data_hashes"]
+    extra = {"train_config": cfg.to_dict(), "search": search} | state["started_from"]
     return adapter_files(model, state["spec"], cfg.model, fingerprint(model.backbone), extra=extra)

@@ -194,11 +194,15 @@ def check_prompt_fits_model(prompt_len: int, model: str, config=None) -> None:
 
 
 def train(cfg: TrainConfig, report: Report | None = None,
-          init: Callable[[PromptModel, TaskSpec], None] | None = None) -> TrainResult:
+          init: Callable[[PromptModel, TaskSpec], None] | None = None,
+          on_data: Callable[[dict[str, str]], None] | None = None) -> TrainResult:
     """Set up, train and test one configuration: ``load → build → fit → test``.
 
     ``init(model, spec)`` may overwrite the fresh prompt and head before training (a pre-trained
     prompt: ``partial(init_from_pretrained, pretrained_dir=DIR, task=cfg.task)``).
+    ``on_data(hashes)`` is handed the ``split_hash`` of the train, dev and test rows as soon as they
+    load, before training (``TrainResult.data_hashes`` holds them too): a search's trial records them
+    with each adapter it reports mid-training, and a trial stopped early never gets the result.
     """
     cfg.check_training()  # cheap checks first, before any data or weights load
     check_prompt_fits_model(cfg.prompt_len, cfg.model)
@@ -207,6 +211,9 @@ def train(cfg: TrainConfig, report: Report | None = None,
         quiet_libraries()
     device = pick_device(cfg.device)
     spec, data = load_task(cfg.task, seed=cfg.split_seed, max_train=cfg.max_train, max_eval=cfg.max_eval)
+    hashes = {name: split_hash(spec, data[name]) for name in ("train", "dev", "test")}  # the rows, as loaded
+    if on_data is not None:
+        on_data(dict(hashes))
     backbone, tokenizer = load_backbone(cfg.model)
     tokenizer = prepare_tokenizer(tokenizer)
     max_length = cfg.max_length or spec.max_length
@@ -230,6 +237,5 @@ def train(cfg: TrainConfig, report: Report | None = None,
     test = evaluate(model, splits["test"], spec, collator, device, cfg.eval_batch_size, bf16=cfg.bf16,
                     progress="score test" if cfg.progress else None)
     model.eval()  # trained: handed over for prediction (scoring restores the mode it finds)
-    hashes = {name: split_hash(spec, data[name]) for name in ("train", "dev", "test")}
     return TrainResult(model, spec, tokenizer, base_fp, best_epoch, dev, test, history, speed, stopped,
                        hashes["test"], hashes)

@@ -107,10 +107,10 @@ def test_the_searchs_best_adapter_records_the_seeds_rows_and_runtime_train_does(
     out = objective(dataclasses.asdict(cfg) | {"metric": "dev_score", "mode": "max"},
                     lambda epoch, row, adapter: files.update(adapter or {}))
     assert out["status"] == "completed" and files
-    folder = tmp_path / "trial"
-    folder.mkdir()
-    for name, data in files.items():
-        (folder / name).write_bytes(data.encode() if isinstance(data, str) else data)
+    folder = _write_files(files, tmp_path / "trial")
+    # the trial's adapter records the rows its training drew (the core hands their hashes over as they load)
+    search = json.loads(files["adapter_config.json"])["extra"]["search"]
+    assert search["data_hashes"] == train_doc["data_hashes"]
     best = {"prompt_len": 4, "lr": 3e-2, "best_score": out["best_objective"], "number": 0, "best_epoch": 1}
     doc = best_metrics(folder, best, "trec", "study-x", ROWS["max_eval"])
     assert (doc["train_seed"], doc["data_seed"]) == (train_doc["train_seed"], train_doc["data_seed"]) == (2, 5)
@@ -118,26 +118,70 @@ def test_the_searchs_best_adapter_records_the_seeds_rows_and_runtime_train_does(
     assert doc["data_hashes"]["test"] == doc["test_data_hash"] == train_doc["test_data_hash"]
     assert doc["runtime"] == train_doc["runtime"]  # where the trial trained (here: this process's CPU)
     assert doc["scoring_runtime"]["device"] == "cpu"
+    assert "init" not in doc and "init" not in json.loads(files["adapter_config.json"])["extra"]
+    # best_metrics takes the trial's record as it is: the rows as the search ends may be others (a task
+    # file edited meanwhile), and it loads no data for them
+    recorded = {"train": "sha256:as-trained", "dev": "sha256:dev", "test": "sha256:test"}
+    _copy_with_config(folder, tmp_path / "recorded", lambda c: c["extra"]["search"].update(data_hashes=recorded))
+    assert best_metrics(tmp_path / "recorded", best, "trec", "study-x", ROWS["max_eval"])["data_hashes"] == recorded
+    # a trial adapter of a search from before trials recorded them: no data_hashes, rather than today's rows
+    _copy_with_config(folder, tmp_path / "older", lambda c: c["extra"]["search"].pop("data_hashes"))
+    assert "data_hashes" not in best_metrics(tmp_path / "older", best, "trec", "study-x", ROWS["max_eval"])
 
 
-def test_the_final_step_records_which_pre_trained_prompt_it_started_from(trained, tiny_model_dir, tmp_path):
-    """The pipeline's final adapter named its pre-trained prompt by path alone: a prompt trained there
-    again left no way to tell which one it started from. The digest of its weights does, retrained
-    (metrics.json and adapter_config.json) or the search's adapter as it is (metrics.json)."""
+def test_a_warm_started_trials_adapter_records_its_pre_trained_prompt(pretrained, tiny_model_dir, tmp_path):
+    """A trial of ``ptv2 search --init DIR`` (the trial config's init) records the prompt folder and
+    its weights' digest in its adapter's config, as ``ptv2 train --init`` does; the search's best
+    adapter's metrics.json carries them too (as train's)."""
+    from optuna_studies.best_metrics import best_metrics
+    from optuna_studies.objective import objective
+
+    pre, digest = pretrained
+    cfg = _config(tiny_model_dir, seed=3, data_seed=None)  # the pre-training's split seed for trec
+    files: dict = {}
+    out = objective(dataclasses.asdict(cfg) | {"metric": "dev_score", "mode": "max", "init": str(pre)},
+                    lambda epoch, row, adapter: files.update(adapter or {}))
+    assert out["status"] == "completed", out
+    extra = json.loads(files["adapter_config.json"])["extra"]
+    assert (extra["init"], extra["init_sha256"]) == (str(pre), digest)
+    best = {"prompt_len": 4, "lr": 3e-2, "best_score": out["best_objective"], "number": 0, "best_epoch": 1}
+    doc = best_metrics(_write_files(files, tmp_path / "trial"), best, "trec", "study-x", ROWS["max_eval"])
+    assert (doc["init"], doc["init_sha256"]) == (str(pre), digest)
+
+
+def _write_files(files: dict, folder: Path) -> Path:
+    folder.mkdir()
+    for name, data in files.items():
+        (folder / name).write_bytes(data.encode() if isinstance(data, str) else data)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pretrained(tiny_model_dir, tmp_path_factory) -> tuple[Path, str]:
+    """A pre-trained prompt (``ptv2 pretrain``, seed 3) of the tiny model, and its weights' digest."""
     import hashlib
 
-    from components.data import prepare_data
-    from components.final_step import final_train, reuse_search_adapter
     from conftest import run_cli
 
-    prepared = tmp_path / "data"
-    prepare_data(["trec"], prepared, seed=3, **ROWS)
-    pre = tmp_path / "prompt"
+    pre = tmp_path_factory.mktemp("pretrained") / "prompt"
     res = run_cli("pretrain", "--tasks", "trec,rt", "--model", tiny_model_dir, "--max-prompt-len", "4", "--lengths", "4",
                   "--epochs", "1", "--max-train", "32", "--max-eval", "16", "--batch-size", "16", "--device", "cpu",
                   "--seed", "3", "--no-track", "--quiet", "--out", str(pre))
     assert res.returncode == 0, res.stderr[-3000:]
-    digest = "sha256:" + hashlib.sha256((pre / "prompt.safetensors").read_bytes()).hexdigest()
+    return pre, "sha256:" + hashlib.sha256((pre / "prompt.safetensors").read_bytes()).hexdigest()
+
+
+def test_the_final_step_records_which_pre_trained_prompt_it_started_from(trained, pretrained, tiny_model_dir,
+                                                                        tmp_path):
+    """The pipeline's final adapter named its pre-trained prompt by path alone: a prompt trained there
+    again left no way to tell which one it started from. The digest of its weights does, retrained
+    (metrics.json and adapter_config.json) or the search's adapter as it is (metrics.json)."""
+    from components.data import prepare_data
+    from components.final_step import final_train, reuse_search_adapter
+
+    prepared = tmp_path / "data"
+    prepare_data(["trec"], prepared, seed=3, **ROWS)
+    pre, digest = pretrained
 
     doc = final_train(prepared, "trec", {"prompt_len": 4, "lr": 3e-2, "batch_size": 16}, tmp_path / "final",
                       model=tiny_model_dir, epochs=1, init_dir=pre, seed=3)

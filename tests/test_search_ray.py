@@ -84,6 +84,21 @@ def test_local_search_end_to_end_a_diverging_trial_fails_alone(local_ray, tiny_m
     assert metrics["dev"]["score"] == pytest.approx(best["best_score"], abs=1e-9)
     assert metrics["test"]["score"] == best["test"]["score"] == result.test["score"]
     assert (metrics["prompt_len"], metrics["study"]) == (result.best_config["prompt_len"], result.study_name)
+    assert result.test == metrics["test"]
+    # what produced them, as `ptv2 train` records it: best.json the best adapter's own provenance (not the
+    # finishing code's), its metrics.json the seeds, the rows its trial trained on (the trial's record,
+    # the rows trec gives with the search's seed and caps) and where the trial trained (a Ray worker's CPU)
+    from ptv2_core.tasks import load_task
+    from ptv2_core.tasks.splits import split_hash
+
+    config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert best["provenance"] == config["provenance"] and best["provenance"]["code_version"].startswith("0.1.0")
+    assert (metrics["train_seed"], metrics["data_seed"]) == (config["extra"]["train_config"]["seed"],) * 2 == (0, 0)
+    spec, data = load_task("trec", seed=0, **SMALL)
+    assert metrics["data_hashes"] == config["extra"]["search"]["data_hashes"] == {
+        name: split_hash(spec, data[name]) for name in ("train", "dev", "test")}
+    assert metrics["runtime"] == config["extra"]["search"]["runtime"] == {"device": "cpu", "torch_threads": 1}
+    assert "init" not in config["extra"] and "init" not in metrics  # a cold search: no pre-trained prompt
     from components.registry.register import register_adapter
     from mlflow.tracking import MlflowClient
     version = register_adapter(out / "adapter", "trec", tracking_uri=mlflow_uri)
