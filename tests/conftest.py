@@ -62,6 +62,21 @@ def minilm_path() -> str:
 
 
 @pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, minilm_path) -> str:
+    """A tiny random BERT saved as a model folder with MiniLM's tokenizer (its 30,522-word
+    vocabulary), for training runs that take seconds."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    config = AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=37, vocab_size=30522, max_position_embeddings=256)
+    AutoModel.from_config(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
 def one_torch_thread():
     """One torch thread for a module: on 2 cores shared with other jobs, a second thread mostly
     spins (about 3x the CPU time for the same run)."""

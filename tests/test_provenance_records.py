@@ -9,22 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 ROWS = dict(max_train=48, max_eval=24)
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, minilm_path) -> str:
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    config = AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                  intermediate_size=37, vocab_size=30522, max_position_embeddings=256)
-    AutoModel.from_config(config).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(folder)
-    return str(folder)
 
 
 def _config(model: str, **over):

@@ -11,19 +11,6 @@ from ptv2_core.metrics import report_keys
 from ptv2_core.train import TrainConfig, TrainingDiverged, train
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, minilm_path) -> str:
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    config = AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                  intermediate_size=37, vocab_size=30522, max_position_embeddings=256)
-    AutoModel.from_config(config).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(minilm_path).save_pretrained(folder)
-    return str(folder)
-
-
 def cfg(model: str, **kw) -> TrainConfig:
     base = dict(task="trec", model=model, prompt_len=4, lr=3e-2, epochs=2, batch_size=16, max_train=64,
                 max_eval=32, progress=False, device="cpu")
