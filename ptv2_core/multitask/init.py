@@ -50,7 +50,7 @@ def init_from_pretrained(model: PromptModel, spec: TaskSpec | None = None, *, pr
     if (pre.num_layers, pre.num_kv_heads, pre.head_dim) != (own.num_layers, own.num_kv_heads, own.head_dim):
         raise Ptv2Error(f"pre-trained prompt '{pretrained_dir}' has another shape (layers/heads) than the model's")
     idx = task_index(config, task) if task is not None else None
-    state = read_pretrained_state(pretrained_dir)
+    state = read_pretrained_state(pretrained_dir, config)
     with torch.no_grad():
         src = state.get("prefix.embedding.weight")
         if src is None or src.shape[0] < n or src.shape[1:] != model.prefix.embedding.weight.shape[1:]:

@@ -119,7 +119,7 @@ def finished_prompt(cfg: PretrainConfig, out_dir: str | Path) -> dict | None:
     if not (out / WEIGHTS).is_file():
         raise Ptv2Error(f"--out '{out}' holds {CONFIG} but not {WEIGHTS}: not a complete pre-trained prompt "
                         "(pass --overwrite to start afresh)")
-    read_pretrained_state(out)  # "finished already" (and logged as such) only with weights that can be used
+    read_pretrained_state(out, config)  # "finished already" (and logged as such) only with weights that can be used
     try:
         recorded = PretrainConfig.from_dict(config.get("pretrain_config") or {})
     except (TypeError, ValueError) as e:

@@ -1,0 +1,99 @@
+"""A pre-trained prompt's files checked against each other and describing themselves: tensors whose
+shapes its config does not name are refused by every reader, ``train --init`` included."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+
+from ptv2_core.build import build_model
+from ptv2_core.errors import Ptv2Error
+from ptv2_core.heads import HeadConfig
+from ptv2_core.multitask import PretrainConfig, init_from_pretrained, load_pretrained, pretrain
+from ptv2_core.multitask.pretrained import read_pretrained_state
+from ptv2_core.prefix import PromptConfig
+from test_multitask import tiny_bert
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CFG = dict(tasks=("trec", "rt"), model="tiny-bert", max_prompt_len=8, lengths=(2, 8), epochs=1, batch_size=16,
+           max_train=16, max_eval=8, device="cpu", progress=False)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(minilm_path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(minilm_path)
+
+
+@pytest.fixture(scope="module")
+def prompt(tmp_path_factory, tokenizer):
+    out = tmp_path_factory.mktemp("pre") / "p"
+    pretrain(PretrainConfig(**CFG), out, backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+    return out
+
+
+def edited(prompt, tmp_path, edit):
+    copy = tmp_path / "edited"
+    shutil.copytree(prompt, copy)
+    path = copy / "prompt_config.json"
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    return copy
+
+
+def trec_model(tokenizer, prompt_len=2):
+    from ptv2_core.tasks import load_task
+
+    spec, _ = load_task("trec", seed=0, max_train=16, max_eval=8)
+    bb = tiny_bert(tokenizer)
+    return build_model(bb, spec, prompt_len, max_length=64), spec
+
+
+def _head_labels(doc):
+    doc["tasks"][0]["head"]["num_labels"] = 3
+
+
+def _longer(doc):
+    doc["max_prompt_len"] = doc["prompt"]["prompt_len"] = 16
+    doc["lengths"] = [2, 16]
+
+
+@pytest.mark.parametrize("edit, tensor", [(_head_labels, "heads.0.classifier"), (_longer, "prefix.embedding.weight")])
+def test_tensors_other_than_the_config_names_are_refused_by_init(prompt, tmp_path, tokenizer, edit, tensor):
+    """A config edited by hand so that it no longer describes its tensors (a head's labels, a longer
+    prompt) was taken by ``train --init``: the head silently left fresh, or a prompt of 16 positions
+    that holds 8 used. It is refused as ``eval --pretrained`` refuses it, naming the tensor."""
+    bad = edited(prompt, tmp_path, edit)
+    model, spec = trec_model(tokenizer)
+    with pytest.raises(Ptv2Error, match=rf"prompt\.safetensors.*'{re.escape(tensor)}.*shape"):
+        init_from_pretrained(model, spec, pretrained_dir=bad, task="trec")
+    with pytest.raises(Ptv2Error, match=re.escape(tensor)):
+        read_pretrained_state(bad)  # the search's plan reads it so, before any trial
+    with pytest.raises(Ptv2Error, match=re.escape(tensor)):
+        load_pretrained(bad, tiny_bert(tokenizer), tokenizer)
+
+
+def test_a_missing_head_tensor_is_named(prompt, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    copy = tmp_path / "c"
+    shutil.copytree(prompt, copy)
+    state = load_file(str(copy / "prompt.safetensors"))
+    del state["heads.1.classifier.bias"]
+    save_file(state, str(copy / "prompt.safetensors"))
+    with pytest.raises(Ptv2Error, match=r"'heads\.1\.classifier\.bias' is missing"):
+        read_pretrained_state(copy)
+
+
+def test_the_untouched_prompt_still_initialises(prompt, tokenizer):
+    model, spec = trec_model(tokenizer)
+    init_from_pretrained(model, spec, pretrained_dir=prompt, task="trec")
+    state = read_pretrained_state(prompt)
+    assert (model.prefix.embedding.weight == state["prefix.embedding.weight"][:2]).all()
+    assert (model.head.classifier.weight == state["heads.0.classifier.weight"]).all()
+
