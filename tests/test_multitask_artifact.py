@@ -1,5 +1,6 @@
 """A pre-trained prompt's files checked against each other and describing themselves: tensors whose
-shapes its config does not name are refused by every reader, ``train --init`` included."""
+shapes its config does not name are refused by every reader, ``train --init`` included, and the
+config records when, where and by which code it was made."""
 from __future__ import annotations
 
 import json
@@ -97,3 +98,25 @@ def test_the_untouched_prompt_still_initialises(prompt, tokenizer):
     assert (model.prefix.embedding.weight == state["prefix.embedding.weight"][:2]).all()
     assert (model.head.classifier.weight == state["heads.0.classifier.weight"]).all()
 
+
+def test_the_config_says_when_where_and_by_which_code(tmp_path, tokenizer):
+    """Found a year later, a prompt says when its run started and ended (a resumed run: when it first
+    started), on which device, and which code made it (the version and, from a checkout, the commit)."""
+    from datetime import datetime, timezone
+
+    from ptv2_core import __version__
+    from ptv2_core.multitask import read_pretrained_config
+
+    before = datetime.now(timezone.utc)
+    out = tmp_path / "p"
+    cfg = PretrainConfig(**CFG | {"epochs": 2})
+    stopped = pretrain(cfg, out, lambda epoch, row: True, backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+    assert stopped.stopped
+    middle = datetime.now(timezone.utc)
+    pretrain(cfg, out, backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+    config = read_pretrained_config(out)
+    started, finished = (datetime.fromisoformat(config[k]) for k in ("started", "finished"))
+    assert started.tzinfo is not None and before <= started <= middle <= finished  # the first start, kept
+    assert config["trained_on"] == {"device": "cpu", "bf16": False}
+    assert config["code_version"].startswith(__version__)
+    assert re.fullmatch(r"[0-9a-f]{40}(\.dirty)?", config["git_commit"])  # the tests run from a git checkout

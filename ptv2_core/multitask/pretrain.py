@@ -14,6 +14,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 
 from ptv2_core.adapter import check_writable, write_atomic_dir
 from ptv2_core.backbone import base_tokenizer_fingerprint, fingerprint, geometry, load_backbone
+from ptv2_core.code_version import code_version, git_commit
 from ptv2_core.build import check_backbone_pooling, check_model_pooling, check_prompt_len
 from ptv2_core.device import pick_device
 from ptv2_core.errors import Ptv2Error
@@ -163,6 +165,11 @@ def _dev_scores(model: MultiTaskPromptModel, specs, dev_sets, collators, lengths
     }
 
 
+def _now() -> str:
+    """The time now, UTC, to the second (ISO 8601)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 def _trained_on(device: torch.device, bf16: bool) -> dict:
     """Where a checkpoint's epochs ran (not in its run key: a run may move to another machine)."""
     return {"device": device.type, "bf16": bool(bf16 and device.type == "cuda")}
@@ -251,6 +258,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
 
         history: list[dict] = []
         start = 1
+        started = _now()  # when this run first started: a resume keeps its checkpoint's
         if resume is not None:
             doc, tensors = resume
             model.load_trainable_state(model_state_of(tensors))
@@ -266,13 +274,15 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
             if moved:  # a note, not a refusal: moving a stopped run to another machine is legitimate
                 tqdm.write(moved, file=sys.stderr)
             history, start = doc["history"], doc["epoch"] + 1
+            started = doc.get("started") or history[0].get("time") or started  # none before 2026-12-07
             if cfg.progress:
                 tqdm.write(f"resuming pre-training in {out} after epoch {doc['epoch']}", file=sys.stderr)
         else:
             # epoch 0: every slice's dev score before training, the baseline the curves start from
             dev = _dev_scores(model, specs, dev_sets, collators, cfg.lengths, device, cfg)
             history.append({"epoch": 0, "dev": dev,
-                            "dev_mean_score": _mean(m["score"] for d in dev.values() for m in d.values())})
+                            "dev_mean_score": _mean(m["score"] for d in dev.values() for m in d.values()),
+                            "time": _now()})
 
         seen, train_time, stopped = 0, 0.0, False
         for epoch in range(start, cfg.epochs + 1):
@@ -315,6 +325,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
                 "steps_by_length": by_length,
                 "dev": dev,
                 "dev_mean_score": _mean(m["score"] for d in dev.values() for m in d.values()),
+                "time": _now(),  # when the epoch's scores were taken (MLflow's metric timestamps)
             }
             history.append(row)
             if cfg.progress:
@@ -323,7 +334,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
                            f"over {count_of(len(names), 'task')} x {count_of(len(cfg.lengths), 'length')}", file=sys.stderr)
             save_checkpoint(ckpt_dir, epoch, model.trainable_state(), opt, {
                 "run": run_key, "scheduler": sched.state_dict(), "sampler": mixer.state_dict(), "history": history,
-                "trained_on": _trained_on(device, cfg.bf16),
+                "trained_on": _trained_on(device, cfg.bf16), "started": started,
             }, cfg.keep_checkpoints, device)
             if report is not None and report(epoch, dict(row)):
                 stopped = True
@@ -347,6 +358,9 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
             # the tasks' rows and specs it was trained on: the same command again on other ones is refused
             "task_keys": {k: v for k, v in run_key.items() if k.startswith((TASK_DATA, TASK_SPEC))},
             "epochs_trained": last["epoch"],
+            # found a year later, the prompt says when, where and by which code it was made
+            "started": started, "finished": _now(), "trained_on": _trained_on(device, cfg.bf16),
+            "code_version": code_version(), **({"git_commit": git_commit()} if git_commit() else {}),
             "dev": last["dev"],
             "history": history,
         }
