@@ -120,3 +120,20 @@ def test_the_config_says_when_where_and_by_which_code(tmp_path, tokenizer):
     assert config["trained_on"] == {"device": "cpu", "bf16": False}
     assert config["code_version"].startswith(__version__)
     assert re.fullmatch(r"[0-9a-f]{40}(\.dirty)?", config["git_commit"])  # the tests run from a git checkout
+
+
+def test_a_resume_with_other_settings_names_both_values(tmp_path, tokenizer):
+    """``ptv2 pretrain`` again on a stopped run with another task list, lengths or lr was refused with
+    the keys alone ("differs in: task_data:rt, task_spec:rt, tasks"): which value the checkpoint has is
+    what the user needs to type the same command again. The values are named, the per-task keys of a
+    task that is simply not in both lists are not."""
+    out = tmp_path / "p"
+    cfg = PretrainConfig(**CFG | {"epochs": 2})
+    pretrain(cfg, out, lambda epoch, row: True, backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+    with pytest.raises(Ptv2Error) as e:
+        pretrain(PretrainConfig(**CFG | {"epochs": 2, "tasks": ("trec",), "lengths": (4, 8), "lr": 0.02}), out,
+                 backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+    assert str(e.value) == (
+        f"'{out}' holds checkpoints of a different pre-training run (differs in: lengths, lr, tasks; the checkpoint's "
+        "lengths 2,8, lr 0.01, tasks trec,rt; now lengths 4,8, lr 0.02, tasks trec); use another --out, or "
+        "--overwrite to start afresh")

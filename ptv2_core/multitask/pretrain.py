@@ -36,7 +36,7 @@ from ptv2_core.multitask.curves import CURVES, curves_png
 from ptv2_core.multitask.mixing import TaskMixer
 from ptv2_core.multitask.model import MultiTaskPromptModel
 from ptv2_core.multitask.run_key import (TASK_DATA, TASK_SPEC, TOKENIZER_KEY, differing_keys, run_key_diff, task_keys,
-                                         tasks_changed)
+                                         settings_values, shown_keys, tasks_changed)
 from ptv2_core.multitask.pretrained import (
     CHECKPOINTS, CONFIG, LOGGED, WEIGHTS, PretrainConfig, artifact_files, config_digest, read_pretrained_config,
     read_pretrained_state,
@@ -135,8 +135,9 @@ def finished_prompt(cfg: PretrainConfig, out_dir: str | Path) -> dict | None:
         differ = run_key_diff(saved, now)
         why = tasks_changed(differ, saved, now, "it was pre-trained")
     if differ:
+        values = settings_values(differ, recorded.run_key(), cfg.run_key(), "the prompt's")
         raise Ptv2Error(f"--out '{out}' already holds a pre-trained prompt of other settings (differs in: "
-                        f"{', '.join(differ)}){why}: pass --overwrite to replace it, or use another --out")
+                        f"{', '.join(differ)}{values}){why}: pass --overwrite to replace it, or use another --out")
     return config
 
 
@@ -248,8 +249,10 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
                    "rows; the subset is stratified by label now)" if "subset" in differ else "")
             if "tasks" not in differ:
                 why += tasks_changed(differ, resume[0]["run"], run_key, "the checkpoint")
+            saved = resume[0]["run"]
+            values = settings_values(differ, saved, run_key, "the checkpoint's")
             raise Ptv2Error(f"'{out}' holds checkpoints of a different pre-training run "
-                            f"(differs in: {', '.join(differ)}){why}; "
+                            f"(differs in: {', '.join(shown_keys(differ, saved, run_key))}{values}){why}; "
                             "use another --out, or --overwrite to start afresh")
 
         place(model, device)
