@@ -137,3 +137,24 @@ def test_a_resume_with_other_settings_names_both_values(tmp_path, tokenizer):
         f"'{out}' holds checkpoints of a different pre-training run (differs in: lengths, lr, tasks; the checkpoint's "
         "lengths 2,8, lr 0.01, tasks trec,rt; now lengths 4,8, lr 0.02, tasks trec); use another --out, or "
         "--overwrite to start afresh")
+
+
+def test_train_init_says_when_the_head_starts_fresh(prompt, tokenizer, capsys):
+    """``train --init`` of a task that took no part in pre-training, or took part with other labels,
+    copies the prompt only, and said nothing: the user believed the head pre-trained too."""
+    from ptv2_core.tasks import TaskSpec
+
+    model, spec = trec_model(tokenizer)
+    init_from_pretrained(model, spec, pretrained_dir=prompt, task="trec", note=True)
+    assert capsys.readouterr().err == ""  # the head is copied: nothing to say
+    init_from_pretrained(model, spec, pretrained_dir=prompt, task="wnut16", note=True)
+    assert capsys.readouterr().err == (
+        f"note: task 'wnut16' took no part in pre-training the prompt in '{prompt}' (tasks trec, rt): its first 2 "
+        "positions are copied, its head starts fresh\n")
+    shuffled = TaskSpec.from_dict(spec.to_dict() | {"labels": list(reversed(spec.labels))})
+    init_from_pretrained(model, shuffled, pretrained_dir=prompt, task="trec", note=True)
+    assert capsys.readouterr().err == (
+        f"note: task 'trec' took part in pre-training the prompt in '{prompt}' with other labels or another label "
+        "order: its first 2 positions are copied, its head starts fresh\n")
+    init_from_pretrained(model, spec, pretrained_dir=prompt, task="wnut16")  # a search's trials: no note each
+    assert capsys.readouterr().err == ""

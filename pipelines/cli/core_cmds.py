@@ -83,7 +83,8 @@ def train(
                 check_init(pre_config, init, prompt_len, task=task, seed=cfg.split_seed,
                            reparam=reparam, reparam_hidden=cfg.reparam_hidden)
                 check_init_base(pre_config, init, model, load_config(model))  # another base's shape: from the configs
-                init_fn = partial(init_from_pretrained, pretrained_dir=init, task=task, seed=cfg.split_seed)
+                init_fn = partial(init_from_pretrained, pretrained_dir=init, task=task, seed=cfg.split_seed,
+                                  note=True)  # says when the head starts fresh
             result = run_train(cfg, init=init_fn)
             # the prompt folder by its absolute path, as the task and model are recorded
             started_from = {"init": str(init.expanduser().resolve())} if init is not None else {}
