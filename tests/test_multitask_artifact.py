@@ -107,12 +107,12 @@ def test_the_config_says_when_where_and_by_which_code(tmp_path, tokenizer):
     from ptv2_core import __version__
     from ptv2_core.multitask import read_pretrained_config
 
-    before = datetime.now(timezone.utc)
+    before = datetime.now(timezone.utc).replace(microsecond=0)  # the config records whole seconds
     out = tmp_path / "p"
     cfg = PretrainConfig(**CFG | {"epochs": 2})
     stopped = pretrain(cfg, out, lambda epoch, row: True, backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
     assert stopped.stopped
-    middle = datetime.now(timezone.utc)
+    middle = datetime.now(timezone.utc).replace(microsecond=0)
     pretrain(cfg, out, backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
     config = read_pretrained_config(out)
     started, finished = (datetime.fromisoformat(config[k]) for k in ("started", "finished"))
@@ -158,3 +158,22 @@ def test_train_init_says_when_the_head_starts_fresh(prompt, tokenizer, capsys):
         "order: its first 2 positions are copied, its head starts fresh\n")
     init_from_pretrained(model, spec, pretrained_dir=prompt, task="wnut16")  # a search's trials: no note each
     assert capsys.readouterr().err == ""
+
+
+def test_a_run_resumed_from_a_checkpoint_that_does_not_say_when_it_started_records_no_start(tmp_path, tokenizer):
+    """A checkpoint written before 2026-12-07 records no start: the prompt then records none, rather
+    than the resume's time as its start."""
+    from ptv2_core.multitask import read_pretrained_config
+
+    out = tmp_path / "p"
+    cfg = PretrainConfig(**CFG | {"epochs": 2})
+    pretrain(cfg, out, lambda epoch, row: True, backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+    path = out / "checkpoints" / "epoch-1.json"
+    doc = json.loads(path.read_text())
+    del doc["started"]
+    for row in doc["history"]:
+        del row["time"]
+    path.write_text(json.dumps(doc))
+    pretrain(cfg, out, backbone=tiny_bert(tokenizer), tokenizer=tokenizer)
+    config = read_pretrained_config(out)
+    assert "started" not in config and "finished" in config

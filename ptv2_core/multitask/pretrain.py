@@ -277,7 +277,9 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
             if moved:  # a note, not a refusal: moving a stopped run to another machine is legitimate
                 tqdm.write(moved, file=sys.stderr)
             history, start = doc["history"], doc["epoch"] + 1
-            started = doc.get("started") or history[0].get("time") or started  # none before 2026-12-07
+            # a checkpoint from before 2026-12-07 does not say when its run started: not recorded, rather than
+            # this resume's time passed off as the start
+            started = doc.get("started") or history[0].get("time")
             if cfg.progress:
                 tqdm.write(f"resuming pre-training in {out} after epoch {doc['epoch']}", file=sys.stderr)
         else:
@@ -362,7 +364,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
             "task_keys": {k: v for k, v in run_key.items() if k.startswith((TASK_DATA, TASK_SPEC))},
             "epochs_trained": last["epoch"],
             # found a year later, the prompt says when, where and by which code it was made
-            "started": started, "finished": _now(), "trained_on": _trained_on(device, cfg.bf16),
+            **({"started": started} if started else {}), "finished": _now(), "trained_on": _trained_on(device, cfg.bf16),
             "code_version": code_version(), **({"git_commit": git_commit()} if git_commit() else {}),
             "dev": last["dev"],
             "history": history,
