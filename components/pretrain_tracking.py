@@ -36,7 +36,7 @@ def _key(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-/ ]", "_", text)
 
 
-def log_pretraining(prompt_dir: str | Path, tracking_uri: str | None = None, run_name: str = "pretrain") -> str:
+def log_pretraining(prompt_dir: str | Path, tracking_uri: str | None = None, run_name: str | None = None) -> str:
     """One finished run for the pre-trained prompt in ``prompt_dir``. Returns its run id.
     A tracking server that stops answering fails within about a minute (``store.bounded_http``),
     the run it had started marked FAILED where the store still takes that."""
@@ -46,7 +46,7 @@ def log_pretraining(prompt_dir: str | Path, tracking_uri: str | None = None, run
         return _log(Path(prompt_dir), tracking_uri, run_name)
 
 
-def _log(prompt_dir: Path, tracking_uri: str | None, run_name: str) -> str:
+def _log(prompt_dir: Path, tracking_uri: str | None, run_name: str | None) -> str:
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
@@ -56,6 +56,11 @@ def _log(prompt_dir: Path, tracking_uri: str | None, run_name: str) -> str:
 
     cfg = read_pretrained_config(prompt_dir)
     names = [t["spec"]["name"] for t in cfg["tasks"]]
+    if run_name is None:  # what the runs list tells one pre-training from another by (all were 'pretrain')
+        lengths = cfg["lengths"]
+        span = f"{lengths[0]}-{lengths[-1]}" if len(lengths) > 1 else str(lengths[0])
+        run_name = (f"pretrain {','.join(names)} L{span} "
+                    f"({Path(str(cfg['base_model']['name'])).name})")
     pre = cfg.get("pretrain_config", {})
     params = {"tasks": ",".join(names), "lengths": ",".join(map(str, cfg["lengths"])),
               "max_prompt_len": cfg["max_prompt_len"], "nested": cfg["nested"], "model": cfg["base_model"]["name"],

@@ -33,6 +33,8 @@ def test_the_run_tells_the_code_the_training_times_and_per_task_losses(tmp_path,
     run = client.get_run(log_pretraining(out, store))
 
     tags, params = run.data.tags, run.data.params
+    # the runs list tells one pre-training from another (every run was named 'pretrain')
+    assert run.info.run_name == "pretrain trec,wnut16 L2-4 (tiny-bert)"
     assert tags["ptv2.code_version"] == config["code_version"]
     assert re.fullmatch("[0-9a-f]{40}", tags["mlflow.source.git.commit"])  # the UI's "Source"
     # the run's times are the training's, whenever it is logged (a store that failed: logged later)
