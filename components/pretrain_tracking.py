@@ -36,7 +36,7 @@ def _key(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-/ ]", "_", text)
 
 
-def log_pretraining(prompt_dir: str | Path, tracking_uri: str | None = None, run_name: str = "pretrain") -> str:
+def log_pretraining(prompt_dir: str | Path, tracking_uri: str | None = None, run_name: str | None = None) -> str:
     """One finished run for the pre-trained prompt in ``prompt_dir``. Returns its run id.
     A tracking server that stops answering fails within about a minute (``store.bounded_http``),
     the run it had started marked FAILED where the store still takes that."""
@@ -46,7 +46,7 @@ def log_pretraining(prompt_dir: str | Path, tracking_uri: str | None = None, run
         return _log(Path(prompt_dir), tracking_uri, run_name)
 
 
-def _log(prompt_dir: Path, tracking_uri: str | None, run_name: str) -> str:
+def _log(prompt_dir: Path, tracking_uri: str | None, run_name: str | None) -> str:
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
@@ -56,27 +56,43 @@ def _log(prompt_dir: Path, tracking_uri: str | None, run_name: str) -> str:
 
     cfg = read_pretrained_config(prompt_dir)
     names = [t["spec"]["name"] for t in cfg["tasks"]]
+    if run_name is None:  # what the runs list tells one pre-training from another by (all were 'pretrain')
+        lengths = cfg["lengths"]
+        span = f"{lengths[0]}-{lengths[-1]}" if len(lengths) > 1 else str(lengths[0])
+        run_name = (f"pretrain {','.join(names)} L{span} "
+                    f"({Path(str(cfg['base_model']['name'])).name})")
     pre = cfg.get("pretrain_config", {})
     params = {"tasks": ",".join(names), "lengths": ",".join(map(str, cfg["lengths"])),
               "max_prompt_len": cfg["max_prompt_len"], "nested": cfg["nested"], "model": cfg["base_model"]["name"],
               "base_fingerprint": cfg["base_model"]["fingerprint"], "epochs_trained": cfg.get("epochs_trained")}
-    params |= {k: pre[k] for k in ("lr", "epochs", "batch_size", "temperature", "max_train", "max_eval", "seed")
-               if k in pre}
+    params |= {k: pre[k] for k in ("lr", "epochs", "batch_size", "temperature", "max_train", "max_eval", "seed",
+                                   "reparam", "bf16") if k in pre}
+    # the pooling the heads use (the setting's default resolved per model family), the tasks as given (a task
+    # YAML's path), the code and the machine: what a reviewer needs to tell two runs apart
+    params |= {"pooling": ",".join(sorted({t["head"]["pooling"] for t in cfg["tasks"]})),
+               "task_refs": ",".join(t["ref"] for t in cfg["tasks"]), "ptv2_version": cfg.get("ptv2_version")}
+    params |= {k: cfg[k] for k in ("started", "finished") if k in cfg}
+    if isinstance(cfg.get("trained_on"), dict):
+        params["trained_on"] = f"{cfg['trained_on'].get('device')} ({'bf16' if cfg['trained_on'].get('bf16') else 'fp32'})"
     now = int(time.time() * 1000)
     metrics = []
     for row in cfg.get("history", []):
         step = int(row["epoch"])
+        at = _ms(row.get("time")) or now  # when the epoch's scores were taken (a prompt before 2026-12-07: now)
         for task, by_len in row["dev"].items():
-            metrics += [Metric(_key(f"dev_{task}_L{length}"), float(m["score"]), now, step) for length, m in by_len.items()]
+            metrics += [Metric(_key(f"dev_{task}_L{length}"), float(m["score"]), at, step) for length, m in by_len.items()]
         for key in ("train_loss", "dev_mean_score"):
             if isinstance(row.get(key), (int, float)):
-                metrics.append(Metric(key, float(row[key]), now, step))
+                metrics.append(Metric(key, float(row[key]), at, step))
+        for task, loss in (row.get("train_loss_by_task") or {}).items():
+            metrics.append(Metric(_key(f"train_loss_{task}"), float(loss), at, step))
     exp_id = use_mlflow(EXPERIMENT, tracking_uri)
     client = MlflowClient()
     held = HeldSignals()  # a Ctrl-C or SIGTERM as the run is created waits for the cleanup that marks it FAILED
     try:
-        run_id = client.create_run(exp_id, run_name=run_name,
-                                   tags={"ptv2.kind": "pretrain", "ptv2.tasks": ",".join(names)}).info.run_id
+        run_id = client.create_run(exp_id, run_name=run_name, start_time=_ms(cfg.get("started")),  # the training's
+                                   tags={"ptv2.kind": "pretrain", "ptv2.tasks": ",".join(names)}
+                                   | _source_tags(cfg)).info.run_id
     except BaseException:
         held.release()
         raise
@@ -94,8 +110,28 @@ def _log(prompt_dir: Path, tracking_uri: str | None, run_name: str) -> str:
         except Exception:  # noqa: BLE001 (the store that failed above: the first error is the one to report)
             pass
         raise
-    client.set_terminated(run_id, "FINISHED")
+    client.set_terminated(run_id, "FINISHED", end_time=_ms(cfg.get("finished")))
     return run_id
+
+
+def _ms(iso) -> int | None:
+    """An ISO time the prompt recorded, as MLflow's milliseconds (None: not recorded, or not a time)."""
+    from datetime import datetime
+
+    try:
+        return int(datetime.fromisoformat(iso).timestamp() * 1000)
+    except (TypeError, ValueError):
+        return None
+
+
+def _source_tags(cfg: dict) -> dict[str, str]:
+    """The code that made the prompt, as a search's runs tag it: ``ptv2.code_version`` and the bare commit
+    as ``mlflow.source.git.commit`` (the UI's "Source"). From the prompt (the code that trained it), not
+    from the code logging it now; a prompt made before 2026-12-07 records none."""
+    made_by = cfg.get("provenance") or {}
+    tags = {"ptv2.code_version": str(made_by["code_version"])} if made_by.get("code_version") else {}
+    commit = str(made_by.get("git_commit") or "").partition(".")[0]
+    return tags | ({"mlflow.source.git.commit": commit} if commit else {})
 
 
 def _record(prompt_dir: Path) -> tuple[str, list[dict]]:

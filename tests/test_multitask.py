@@ -511,8 +511,8 @@ def test_the_same_pretrain_command_again_logs_a_finished_prompt_whose_logging_fa
         f"the pre-trained prompt in {out} is finished already (not trained again; --no-track: not logged)"]
     res = ptv2(*args, "--lr", "0.5")
     assert res.returncode == 2 and res.stderr.strip().splitlines() == [
-        f"error: --out '{out}' already holds a pre-trained prompt of other settings (differs in: lr): pass "
-        "--overwrite to replace it, or use another --out"], res.stderr
+        f"error: --out '{out}' already holds a pre-trained prompt of other settings (differs in: lr; the "
+        "prompt's lr 0.01; now lr 0.5): pass --overwrite to replace it, or use another --out"], res.stderr
     assert len(client.search_runs([experiment])) == 1
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p != record} == trained
 

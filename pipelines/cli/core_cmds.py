@@ -83,7 +83,8 @@ def train(
                 check_init(pre_config, init, prompt_len, task=task, seed=cfg.split_seed,
                            reparam=reparam, reparam_hidden=cfg.reparam_hidden)
                 check_init_base(pre_config, init, model, load_config(model))  # another base's shape: from the configs
-                init_fn = partial(init_from_pretrained, pretrained_dir=init, task=task, seed=cfg.split_seed)
+                init_fn = partial(init_from_pretrained, pretrained_dir=init, task=task, seed=cfg.split_seed,
+                                  note=True)  # says when the head starts fresh
             # the prompt folder by its absolute path, as the task and model are recorded, and its weights' digest
             # (taken before they load: a prompt pre-trained there again is another)
             started_from = {} if init is None else {"init": str(init.expanduser().resolve())} | prompt_digest(init)

@@ -36,7 +36,7 @@ def load_pretrained(pretrained_dir: str | Path, backbone: nn.Module | None = Non
     fingerprint must be the recorded one.
     """
     config = read_pretrained_config(pretrained_dir)
-    state = read_pretrained_state(pretrained_dir)  # a broken file fails before any base model loads
+    state = read_pretrained_state(pretrained_dir, config)  # a broken file fails before any base model loads
     if backbone is None:
         name = config["base_model"]["name"]
         try:

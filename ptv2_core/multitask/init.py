@@ -4,6 +4,7 @@ Used as ``train(cfg, init=functools.partial(init_from_pretrained, pretrained_dir
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,8 @@ _HEAD_KEYS = ("task_type", "num_labels", "hidden_size", "pooling")
 
 
 def init_from_pretrained(model: PromptModel, spec: TaskSpec | None = None, *, pretrained_dir: str | Path,
-                         prompt_len: int | None = None, task: str | None = None, seed: int | None = None) -> None:
+                         prompt_len: int | None = None, task: str | None = None, seed: int | None = None,
+                         note: bool = False) -> None:
     """Copy the first ``prompt_len`` positions of a pre-trained prompt into ``model``'s prompt.
 
     ``prompt_len`` defaults to the model's own prompt length. With ``task`` (a pre-training
@@ -30,7 +32,8 @@ def init_from_pretrained(model: PromptModel, spec: TaskSpec | None = None, *, pr
     copied too when the head configs agree (type, number of labels, width, pooling) and, with
     ``spec`` (the task being trained, as ``train`` passes it), its label names in the same order
     (a task YAML of the same name with other or reordered labels would get a head whose outputs
-    mean other classes); otherwise the head stays fresh. ``seed``, when given, must be the
+    mean other classes); otherwise the head stays fresh, which ``note`` (``ptv2 train --init``; not
+    a search's every trial) says on stderr. ``seed``, when given, must be the
     pre-training seed for a task that took part:
     data splits are seeded, and another seed would put rows the prompt was trained on into this
     task's dev and test splits.
@@ -50,7 +53,7 @@ def init_from_pretrained(model: PromptModel, spec: TaskSpec | None = None, *, pr
     if (pre.num_layers, pre.num_kv_heads, pre.head_dim) != (own.num_layers, own.num_kv_heads, own.head_dim):
         raise Ptv2Error(f"pre-trained prompt '{pretrained_dir}' has another shape (layers/heads) than the model's")
     idx = task_index(config, task) if task is not None else None
-    state = read_pretrained_state(pretrained_dir)
+    state = read_pretrained_state(pretrained_dir, config)
     with torch.no_grad():
         src = state.get("prefix.embedding.weight")
         if src is None or src.shape[0] < n or src.shape[1:] != model.prefix.embedding.weight.shape[1:]:
@@ -58,12 +61,25 @@ def init_from_pretrained(model: PromptModel, spec: TaskSpec | None = None, *, pr
         model.prefix.embedding.weight[:n].copy_(src[:n])
         if own.reparam:  # the MLP is position-wise: shared by every prefix length, copied whole
             model.prefix.mlp.load_state_dict({k[len("prefix.mlp."):]: v for k, v in state.items() if k.startswith("prefix.mlp.")})
+        fresh = None  # why the head is not copied
         if idx is not None:
             head = HeadConfig.from_dict(config["tasks"][idx]["head"])
             same_labels = spec is None or tuple(spec.labels) == tuple(config["tasks"][idx]["spec"]["labels"])
-            if same_labels and all(getattr(head, k) == getattr(model.head_config, k) for k in _HEAD_KEYS):
+            other = [k for k in _HEAD_KEYS if getattr(head, k) != getattr(model.head_config, k)]
+            if same_labels and not other:
                 model.head.load_state_dict({k[len(f"heads.{idx}."):]: v for k, v in state.items()
                                             if k.startswith(f"heads.{idx}.")})
+            else:
+                fresh = ("with other labels or another label order" if not same_labels else
+                         "with another head (" + ", ".join(f"{k} {getattr(head, k)}, not {getattr(model.head_config, k)}"
+                                                          for k in other) + ")")
+                fresh = f"took part in pre-training the prompt in '{pretrained_dir}' {fresh}"
+        elif task is not None:
+            names = ", ".join(t["spec"]["name"] for t in config["tasks"])
+            fresh = f"took no part in pre-training the prompt in '{pretrained_dir}' (tasks {names})"
+    if note and fresh is not None:
+        print(f"note: task '{task}' {fresh}: its first {n} positions are copied, its head starts fresh",
+              file=sys.stderr, flush=True)
 
 
 @dataclass(frozen=True)

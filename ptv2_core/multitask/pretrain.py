@@ -14,6 +14,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 
 from ptv2_core.adapter import check_writable, write_atomic_dir
 from ptv2_core.backbone import base_tokenizer_fingerprint, fingerprint, geometry, load_backbone
+from ptv2_core.provenance import provenance
 from ptv2_core.build import check_backbone_pooling, check_model_pooling, check_prompt_len
 from ptv2_core.device import pick_device
 from ptv2_core.errors import Ptv2Error
@@ -34,7 +36,7 @@ from ptv2_core.multitask.curves import CURVES, curves_png
 from ptv2_core.multitask.mixing import TaskMixer
 from ptv2_core.multitask.model import MultiTaskPromptModel
 from ptv2_core.multitask.run_key import (TASK_DATA, TASK_SPEC, TOKENIZER_KEY, differing_keys, run_key_diff, task_keys,
-                                         tasks_changed)
+                                         settings_values, shown_keys, tasks_changed)
 from ptv2_core.multitask.pretrained import (
     CHECKPOINTS, CONFIG, LOGGED, WEIGHTS, PretrainConfig, artifact_files, config_digest, read_pretrained_config,
     read_pretrained_state,
@@ -119,7 +121,7 @@ def finished_prompt(cfg: PretrainConfig, out_dir: str | Path) -> dict | None:
     if not (out / WEIGHTS).is_file():
         raise Ptv2Error(f"--out '{out}' holds {CONFIG} but not {WEIGHTS}: not a complete pre-trained prompt "
                         "(pass --overwrite to start afresh)")
-    read_pretrained_state(out)  # "finished already" (and logged as such) only with weights that can be used
+    read_pretrained_state(out, config)  # "finished already" (and logged as such) only with weights that can be used
     try:
         recorded = PretrainConfig.from_dict(config.get("pretrain_config") or {})
     except (TypeError, ValueError) as e:
@@ -133,8 +135,9 @@ def finished_prompt(cfg: PretrainConfig, out_dir: str | Path) -> dict | None:
         differ = run_key_diff(saved, now)
         why = tasks_changed(differ, saved, now, "it was pre-trained")
     if differ:
+        values = settings_values(differ, recorded.run_key(), cfg.run_key(), "the prompt's")
         raise Ptv2Error(f"--out '{out}' already holds a pre-trained prompt of other settings (differs in: "
-                        f"{', '.join(differ)}){why}: pass --overwrite to replace it, or use another --out")
+                        f"{', '.join(differ)}{values}){why}: pass --overwrite to replace it, or use another --out")
     return config
 
 
@@ -161,6 +164,11 @@ def _dev_scores(model: MultiTaskPromptModel, specs, dev_sets, collators, lengths
         }
         for spec, dev, collator in zip(specs, dev_sets, collators)
     }
+
+
+def _now() -> str:
+    """The time now, UTC, to the second (ISO 8601)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _trained_on(device: torch.device, bf16: bool) -> dict:
@@ -241,8 +249,10 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
                    "rows; the subset is stratified by label now)" if "subset" in differ else "")
             if "tasks" not in differ:
                 why += tasks_changed(differ, resume[0]["run"], run_key, "the checkpoint")
+            saved = resume[0]["run"]
+            values = settings_values(differ, saved, run_key, "the checkpoint's")
             raise Ptv2Error(f"'{out}' holds checkpoints of a different pre-training run "
-                            f"(differs in: {', '.join(differ)}){why}; "
+                            f"(differs in: {', '.join(shown_keys(differ, saved, run_key))}{values}){why}; "
                             "use another --out, or --overwrite to start afresh")
 
         place(model, device)
@@ -251,6 +261,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
 
         history: list[dict] = []
         start = 1
+        started = _now()  # when this run first started: a resume keeps its checkpoint's
         if resume is not None:
             doc, tensors = resume
             model.load_trainable_state(model_state_of(tensors))
@@ -266,13 +277,17 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
             if moved:  # a note, not a refusal: moving a stopped run to another machine is legitimate
                 tqdm.write(moved, file=sys.stderr)
             history, start = doc["history"], doc["epoch"] + 1
+            # a checkpoint from before 2026-12-07 does not say when its run started: not recorded, rather than
+            # this resume's time passed off as the start
+            started = doc.get("started") or history[0].get("time")
             if cfg.progress:
                 tqdm.write(f"resuming pre-training in {out} after epoch {doc['epoch']}", file=sys.stderr)
         else:
             # epoch 0: every slice's dev score before training, the baseline the curves start from
             dev = _dev_scores(model, specs, dev_sets, collators, cfg.lengths, device, cfg)
             history.append({"epoch": 0, "dev": dev,
-                            "dev_mean_score": _mean(m["score"] for d in dev.values() for m in d.values())})
+                            "dev_mean_score": _mean(m["score"] for d in dev.values() for m in d.values()),
+                            "time": _now()})
 
         seen, train_time, stopped = 0, 0.0, False
         for epoch in range(start, cfg.epochs + 1):
@@ -315,6 +330,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
                 "steps_by_length": by_length,
                 "dev": dev,
                 "dev_mean_score": _mean(m["score"] for d in dev.values() for m in d.values()),
+                "time": _now(),  # when the epoch's scores were taken (MLflow's metric timestamps)
             }
             history.append(row)
             if cfg.progress:
@@ -323,7 +339,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
                            f"over {count_of(len(names), 'task')} x {count_of(len(cfg.lengths), 'length')}", file=sys.stderr)
             save_checkpoint(ckpt_dir, epoch, model.trainable_state(), opt, {
                 "run": run_key, "scheduler": sched.state_dict(), "sampler": mixer.state_dict(), "history": history,
-                "trained_on": _trained_on(device, cfg.bf16),
+                "trained_on": _trained_on(device, cfg.bf16), "started": started,
             }, cfg.keep_checkpoints, device)
             if report is not None and report(epoch, dict(row)):
                 stopped = True
@@ -347,6 +363,9 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
             # the tasks' rows and specs it was trained on: the same command again on other ones is refused
             "task_keys": {k: v for k, v in run_key.items() if k.startswith((TASK_DATA, TASK_SPEC))},
             "epochs_trained": last["epoch"],
+            # found a year later, the prompt says when, where and by which code it was made
+            **({"started": started} if started else {}), "finished": _now(), "trained_on": _trained_on(device, cfg.bf16),
+            "provenance": provenance(),  # the code and library versions, as an adapter records them
             "dev": last["dev"],
             "history": history,
         }

@@ -148,17 +148,58 @@ def read_pretrained_config(pretrained_dir: str | Path) -> dict:
                                                ("tasks", "lengths", "max_prompt_len", "prompt", "base_model")), path)
 
 
-def read_pretrained_state(pretrained_dir: str | Path) -> dict[str, torch.Tensor]:
+def read_pretrained_state(pretrained_dir: str | Path, config: dict | None = None) -> dict[str, torch.Tensor]:
     """The tensors of a pre-trained prompt folder (``prefix.*``, ``heads.<i>.*``), checked
-    (floating point, finite)."""
+    (floating point, finite) and against ``config`` (default: the folder's, read and checked):
+    every tensor its prompt and heads need, of the shape they need, and no other."""
     path = Path(pretrained_dir) / WEIGHTS
+    if config is None:
+        config = read_pretrained_config(pretrained_dir)
     try:
         state = load_file(str(path))
     except FileNotFoundError:
         raise Ptv2Error(f"pre-trained prompt '{pretrained_dir}' has no {WEIGHTS}") from None
     except Exception as e:  # safetensors raises its own types for truncated/garbled files
         raise Ptv2Error(f"corrupt pre-trained prompt weights '{path}': {e}") from None
-    return check_weights(state, path, "pre-trained prompt")
+    check_weights(state, path, "pre-trained prompt")
+    _check_shapes(state, config, path)
+    return state
+
+
+def expected_shapes(config: dict) -> dict[str, tuple[int, ...]]:
+    """``{tensor name: shape}`` that a pre-trained prompt of ``config`` (checked) holds: its prefix
+    encoder's and, per task ``i``, its head's (built on the meta device: nothing is allocated)."""
+    from ptv2_core.heads import Head, HeadConfig
+    from ptv2_core.prefix import PrefixEncoder, PromptConfig
+
+    with torch.device("meta"):
+        modules = {"prefix": PrefixEncoder(PromptConfig.from_dict(config["prompt"]))}
+        modules |= {f"heads.{i}": Head(HeadConfig.from_dict(t["head"])) for i, t in enumerate(config["tasks"])}
+    return {f"{name}.{k}": tuple(v.shape) for name, m in modules.items() for k, v in m.state_dict().items()}
+
+
+def _check_shapes(state: dict[str, torch.Tensor], config: dict, path: Path) -> None:
+    """Refuse tensors that the config beside them does not describe (one of them edited by hand, or
+    the two files from different prompts), naming the first that differs."""
+    expected = expected_shapes(config)
+    where = f"corrupt pre-trained prompt weights '{path}' (they do not match {CONFIG} beside them)"
+    for key, shape in expected.items():
+        if key not in state:
+            raise Ptv2Error(f"{where}: tensor '{key}' is missing")
+        if tuple(state[key].shape) != shape:
+            raise Ptv2Error(f"{where}: tensor '{key}' has shape {list(state[key].shape)}, the config's "
+                            f"{_part(key, config)} needs {list(shape)}")
+    extra = sorted(set(state) - set(expected))
+    if extra:
+        raise Ptv2Error(f"{where}: tensor '{extra[0]}' is not part of the prompt or heads the config names")
+
+
+def _part(key: str, config: dict) -> str:
+    """What a tensor belongs to, in words: the prompt, or the head of a task named in ``config``."""
+    if not key.startswith("heads."):
+        return f"prompt (max_prompt_len {config['max_prompt_len']})"
+    task = config["tasks"][int(key.split(".")[1])]
+    return f"head of task '{task['spec']['name']}' ({task['head']['num_labels']} labels)"
 
 
 def check_base(config: dict, actual_fingerprint: str, where: str | Path,

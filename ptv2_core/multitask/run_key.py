@@ -77,3 +77,39 @@ def run_key_diff(saved: dict, now: dict) -> list[str]:
         if not any(k.startswith(prefix) for k in saved):
             now = {k: v for k, v in now.items() if not k.startswith(prefix)}
     return differing_keys(saved, now)
+
+
+def _per_task(key: str) -> str | None:
+    """The task a ``task_data:``/``task_spec:`` key is about (None: another key)."""
+    for prefix in (TASK_DATA, TASK_SPEC):
+        if key.startswith(prefix):
+            return key[len(prefix):]
+    return None
+
+
+def shown_keys(differ: list[str], saved: dict, now: dict) -> list[str]:
+    """``differ`` without the per-task keys of a task that is not in both runs (the task list differs:
+    that one says it)."""
+    def names(key: dict) -> set:
+        return {t for k in key if (t := _per_task(k)) is not None}
+    both = names(saved) & names(now)
+    return [k for k in differ if _per_task(k) is None or _per_task(k) in both]
+
+
+# keys whose values say nothing to a reader (hashes) or are told in words elsewhere
+_NO_VALUES = ("subset", "base_fingerprint", TOKENIZER_KEY)
+
+
+def settings_values(differ: list[str], saved: dict, now: dict, then: str) -> str:
+    """The differing settings' values, both sides (``then``: whose the saved ones are, "the
+    checkpoint's"), so the user can type the command that matches; empty when none is a plain setting."""
+    keys = [k for k in differ if k not in _NO_VALUES and _per_task(k) is None]
+
+    def form(v) -> str:
+        if isinstance(v, (list, tuple)):
+            return ",".join(map(str, v))
+        return "none" if v is None else str(v)
+    if not keys:
+        return ""
+    return (f"; {then} " + ", ".join(f"{k} {form(saved.get(k))}" for k in keys)
+            + "; now " + ", ".join(f"{k} {form(now.get(k))}" for k in keys))
