@@ -24,8 +24,8 @@ from optuna_studies.plan import SearchPlan, check_count, plan_search
 from optuna_studies.quiet import quiet_logger
 from optuna_studies.ray_session import ray_session
 from optuna_studies.store_guard import mlflow_guard
-from optuna_studies.study import (PARENT_RUN_ATTR, StudyState, finished_count, lost_trials, mask_url, open_storage,
-                                  prepare_study, rerun_lost)
+from optuna_studies.study import (PARENT_RUN_ATTR, StudyState, check_study, finished_count, lost_trials, mask_url,
+                                  open_storage, prepare_study, rerun_lost)
 from optuna_studies.study_lock import study_lock
 from optuna_studies.work import OWNER, adopt_legacy, check_owner, claim
 from ptv2_core.wording import count_of
@@ -93,6 +93,11 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
         plan = replace(plan, originals={k: v for k, v in (originals or {}).items() if v})
         address = settings.ray_address(ray_address)
         check_before_ray(plan, address, ray_cpus, mlflow_uri)  # what needs no cluster state: before Ray is touched
+        # the study's refusals too (trials without --resume, another space or settings), read-only, under the
+        # locks (a running search's trials are not interrupted ones: it is refused as running); the locks are
+        # taken again, and the study checked again, as it is prepared after the join
+        with search_lock(plan.study_name, plan.out_dir), study_lock(plan.storage, plan.study_name):
+            check_study_before_ray(plan, resume)
         # Ray before the study: a cluster that cannot be reached or cannot hold one trial is refused
         # before the study, the MLflow run or the work folder exist (the tuner reuses this connection)
         with ray_session(ray_address, num_cpus=ray_cpus, given_by=ray_address_given_by):
@@ -128,6 +133,31 @@ def check_before_ray(plan: SearchPlan, address: str | None, ray_cpus: int | None
         raise Ptv2Error(f"a trial needs {plan.cpus_per_trial:g} CPU and {plan.gpus_per_trial:g} GPU on one node, but "
                         f"the Ray cluster has {ray_cpus} CPU (--ray-cpus {ray_cpus}): lower --cpus-per-trial or "
                         "raise --ray-cpus")
+
+
+def check_study_before_ray(plan: SearchPlan, resume: bool) -> None:
+    """``prepare_study``'s refusals on the study as it stands, read without creating anything. A
+    storage with no study yet (a sqlite file not there, no tables) passes, as does one that cannot
+    be read now: opening it after the join says why, as it did."""
+    from optuna_studies.cluster import file_store_path
+    from optuna_studies.study import with_driver
+
+    url = plan.storage
+    if url.startswith("sqlite") and not ((path := file_store_path(url)) and path.is_file()):
+        return
+    storage = None
+    try:
+        storage = optuna.storages.RDBStorage(with_driver(url), skip_compatibility_check=True,
+                                             skip_table_creation=True)
+        check_study(optuna.load_study(study_name=plan.study_name, storage=storage), plan.study_name, plan.space,
+                    resume, trial_settings(plan))
+    except Ptv2Error:
+        raise
+    except Exception:  # noqa: BLE001 (no such study, no tables yet, a storage down: prepare_study decides)
+        return
+    finally:
+        if storage is not None:
+            storage.engine.dispose()
 
 
 def stopped_message(done: int | None, total: int) -> str:

@@ -496,6 +496,36 @@ def test_a_trial_larger_than_the_local_ray_is_refused_before_ray_starts(tmp_path
         shutil.rmtree(raytmp, ignore_errors=True)
 
 
+def test_a_study_the_search_would_refuse_is_refused_before_ray_is_touched(tmp_path, monkeypatch, capsys):
+    """A study with trials run again without --resume, or resumed with another space, needs only
+    the study storage to be refused: it is, before Ray is joined (here nothing listens at the
+    cluster address; the refusal named the dead address instead) or started."""
+    from pipelines.cli import main
+    from search_ray_support import free_port, write_space
+
+    from optuna_studies.params import distributions
+    from optuna_studies.space import load_space
+    from optuna_studies.study import open_storage, prepare_study
+
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    space, other = write_space(tmp_path / "a"), write_space(tmp_path / "b", prompt_len=[2, 8])
+    url, out = f"sqlite:///{tmp_path}/o.db", tmp_path / "out"
+    spc = load_space("trec", str(space), "trec")
+    study = prepare_study(open_storage(url), "s", spc, resume=False).study
+    study.tell(study.ask(distributions(spc)), 0.5)
+    for extra, needle in ((["--space", str(space)], "study 's' already has 1 trial: pass --resume"),
+                          (["--space", str(other), "--resume"], "study 's' was started with another search space")):
+        with pytest.raises(SystemExit) as exc:
+            main(["search", "--task", "trec", "--storage", url, "--study-name", "s", "--out", str(out),
+                  "--ray-address", f"127.0.0.1:{free_port()}", *extra])  # nothing listens there
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exc.value.code == 2 and len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
+        assert not out.exists()
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == 1
+
+
 def test_resuming_a_search_that_finished_is_refused_before_it_runs_anything(tmp_path, monkeypatch):
     """A finished search deletes its work folder and keeps only its best adapter. `--resume
     --overwrite --trials 5` on it ran 2 more trials, ranked them alone ("2 trials") and replaced
