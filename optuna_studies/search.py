@@ -6,6 +6,7 @@ component call: ``check → study → MLflow parent run → Ray Tune → best tr
 from __future__ import annotations
 
 import shutil
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -23,14 +24,14 @@ from optuna_studies.plan import SearchPlan, check_count, plan_search
 from optuna_studies.quiet import quiet_logger
 from optuna_studies.ray_session import ray_session
 from optuna_studies.store_guard import mlflow_guard
-from optuna_studies.study import (PARENT_RUN_ATTR, StudyState, finished_count, lost_trials, mask_url, open_storage,
-                                  prepare_study, rerun_lost)
+from optuna_studies.study import (PARENT_RUN_ATTR, StudyState, check_study, finished_count, lost_trials, mask_url,
+                                  open_storage, prepare_study, rerun_lost)
 from optuna_studies.study_lock import study_lock
 from optuna_studies.work import OWNER, adopt_legacy, check_owner, claim
 from ptv2_core.wording import count_of
 
 EXPERIMENT = "ptv2-search"
-__all__ = ["EXPERIMENT", "SearchResult", "run_search", "stopped_message", "trial_settings"]
+__all__ = ["EXPERIMENT", "SearchResult", "check_before_ray", "run_search", "stopped_message", "trial_settings"]
 
 
 def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None = None,
@@ -90,16 +91,20 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
                            study_name=study_name, seed=seed, shared_dir=shared_dir, mlflow_uri=mlflow_uri,
                            resume=resume, mlflow_uri_given_by=mlflow_uri_given_by, say=say)
         plan = replace(plan, originals={k: v for k, v in (originals or {}).items() if v})
+        address = settings.ray_address(ray_address)
+        check_before_ray(plan, address, ray_cpus, mlflow_uri)  # what needs no cluster state: before Ray is touched
+        # the study's refusals too (trials without --resume, another space or settings), read-only, under the
+        # locks (a running search's trials are not interrupted ones: it is refused as running); the locks are
+        # taken again, and the study checked again, as it is prepared after the join
+        with search_lock(plan.study_name, plan.out_dir), study_lock(plan.storage, plan.study_name):
+            check_study_before_ray(plan, resume)
         # Ray before the study: a cluster that cannot be reached or cannot hold one trial is refused
         # before the study, the MLflow run or the work folder exist (the tuner reuses this connection)
         with ray_session(ray_address, num_cpus=ray_cpus, given_by=ray_address_given_by):
-            address = settings.ray_address(ray_address)
+            # the checks that need the joined cluster's state: its nodes' resources, and their hosts
             check_capacity(plan.cpus_per_trial, plan.gpus_per_trial, joined=bool(address), say=say)
             if plan.shared is None and address:
                 require_one_host(address)
-            if plan.shared is not None and address and address.startswith("ray://"):
-                stores = {"study storage": plan.storage, "MLflow store": settings.mlflow_tracking_uri(mlflow_uri)}
-                require_stores_in_shared(plan.shared, address, stores)
             # one process per study and output; Optuna's INFO lines ("A new study created in RDB ...", then, as
             # Ray Tune's OptunaSearch loads it, "Using an existing study ...") off: the search names its study itself
             with search_lock(plan.study_name, plan.out_dir), study_lock(plan.storage, plan.study_name), \
@@ -112,6 +117,47 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
         if not ready:  # before the study was ready: no trial of this run started
             raise Ptv2Interrupted("interrupted before the search started: run the same command again") from None
         raise Ptv2Interrupted(stopped_message(_finished_or_none(ready[0]), plan.space.trials)) from None
+
+
+def check_before_ray(plan: SearchPlan, address: str | None, ray_cpus: int | None, mlflow_uri: str | None) -> None:
+    """The cluster checks that need only the flags, the address and the paths, made before Ray is
+    touched (joining a cluster, or starting a local Ray, takes seconds; a dead address is waited on):
+    the stores under Ray Client with a shared folder, and a trial larger than the local Ray that
+    ``--ray-cpus`` sizes. What needs the cluster's nodes (their resources, their hosts) is checked
+    once joined, in ``run_search``."""
+    if plan.shared is not None and address and address.startswith("ray://"):
+        stores = {"study storage": plan.storage, "MLflow store": settings.mlflow_tracking_uri(mlflow_uri)}
+        require_stores_in_shared(plan.shared, address, stores)
+    ray = sys.modules.get("ray")  # a Ray this process already runs is used as it is, whatever --ray-cpus says
+    if not address and ray_cpus is not None and plan.cpus_per_trial > ray_cpus and not (ray and ray.is_initialized()):
+        raise Ptv2Error(f"a trial needs {plan.cpus_per_trial:g} CPU and {plan.gpus_per_trial:g} GPU on one node, but "
+                        f"the Ray cluster has {ray_cpus} CPU (--ray-cpus {ray_cpus}): lower --cpus-per-trial or "
+                        "raise --ray-cpus")
+
+
+def check_study_before_ray(plan: SearchPlan, resume: bool) -> None:
+    """``prepare_study``'s refusals on the study as it stands, read without creating anything. A
+    storage with no study yet (a sqlite file not there, no tables) passes, as does one that cannot
+    be read now: opening it after the join says why, as it did."""
+    from optuna_studies.cluster import file_store_path
+    from optuna_studies.study import with_driver
+
+    url = plan.storage
+    if url.startswith("sqlite") and not ((path := file_store_path(url)) and path.is_file()):
+        return
+    storage = None
+    try:
+        storage = optuna.storages.RDBStorage(with_driver(url), skip_compatibility_check=True,
+                                             skip_table_creation=True)
+        check_study(optuna.load_study(study_name=plan.study_name, storage=storage), plan.study_name, plan.space,
+                    resume, trial_settings(plan))
+    except Ptv2Error:
+        raise
+    except Exception:  # noqa: BLE001 (no such study, no tables yet, a storage down: prepare_study decides)
+        return
+    finally:
+        if storage is not None:
+            storage.engine.dispose()
 
 
 def stopped_message(done: int | None, total: int) -> str:

@@ -103,6 +103,35 @@ def prepare_study(storage: optuna.storages.RDBStorage, name: str, space: SearchS
         existing = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         existing = None
+    started = check_study(existing, name, space, resume, settings)
+    if existing is not None and not started and (existing.user_attrs.get(SPACE_ATTR, space_doc) != space_doc
+                                                 or existing.direction != space.direction):
+        optuna.delete_study(study_name=name, storage=storage)  # nothing ran: nothing is lost
+        existing = None
+    study = existing or optuna.create_study(study_name=name, storage=storage, direction=space.direction)
+    study.set_user_attr(SPACE_ATTR, space_doc)
+    if settings is not None and (not started or SETTINGS_ATTR not in study.user_attrs):
+        study.set_user_attr(SETTINGS_ATTR, settings_doc)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        storage.set_trial_user_attr(t._trial_id, ORPHAN_ATTR, True)
+        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        study.enqueue_trial(t.params, user_attrs={RETRY_ATTR: t.number})
+    # the reruns still to run: those enqueued now, and those of a resume refused or stopped after it marked
+    # its orphans (they stay enqueued, and this run runs them)
+    orphans = sum(RETRY_ATTR in t.user_attrs for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    if not started:  # the space's own points, then its Latin-hypercube start-up trials (if any)
+        for point in first_points(space):
+            study.enqueue_trial(point, skip_if_exists=True)
+    return StudyState(study, finished_count(study), orphans, bool(started))
+
+
+def check_study(existing: optuna.Study | None, name: str, space: SearchSpace, resume: bool,
+                settings: dict | None = None) -> list[optuna.trial.FrozenTrial]:
+    """``prepare_study``'s refusals, read-only (a search makes them before Ray too): a study with
+    trials without ``resume``, or one started with another space or other ``settings``. Returns
+    the study's started trials (enqueued ones alone never ran)."""
+    space_doc = json.dumps(_space_key(space), sort_keys=True)
+    settings_doc = json.dumps(settings or {}, sort_keys=True, default=str)
     # enqueued (WAITING) trials alone do not make a study started: they never ran
     started = [t for t in existing.trials if t.state != TrialState.WAITING] if existing is not None else []
     fresh = "start a new search with --study-name NAME or another --out (the study keeps its trials)"
@@ -123,25 +152,7 @@ def prepare_study(storage: optuna.storages.RDBStorage, name: str, space: SearchS
         if differ:
             raise Ptv2Error(f"study '{name}' ran its trials with other settings ({differ}); resume it with the same "
                             f"ones, or {fresh}")
-    if existing is not None and not started and (existing.user_attrs.get(SPACE_ATTR, space_doc) != space_doc
-                                                 or existing.direction != space.direction):
-        optuna.delete_study(study_name=name, storage=storage)  # nothing ran: nothing is lost
-        existing = None
-    study = existing or optuna.create_study(study_name=name, storage=storage, direction=space.direction)
-    study.set_user_attr(SPACE_ATTR, space_doc)
-    if settings is not None and (not started or SETTINGS_ATTR not in study.user_attrs):
-        study.set_user_attr(SETTINGS_ATTR, settings_doc)
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        storage.set_trial_user_attr(t._trial_id, ORPHAN_ATTR, True)
-        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        study.enqueue_trial(t.params, user_attrs={RETRY_ATTR: t.number})
-    # the reruns still to run: those enqueued now, and those of a resume refused or stopped after it marked
-    # its orphans (they stay enqueued, and this run runs them)
-    orphans = sum(RETRY_ATTR in t.user_attrs for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-    if not started:  # the space's own points, then its Latin-hypercube start-up trials (if any)
-        for point in first_points(space):
-            study.enqueue_trial(point, skip_if_exists=True)
-    return StudyState(study, finished_count(study), orphans, bool(started))
+    return started
 
 
 def _not_resumed(name: str, started: list[optuna.trial.FrozenTrial], fresh: str, lost: set[int]) -> Ptv2Error:

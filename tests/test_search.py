@@ -437,6 +437,95 @@ def test_a_trial_the_ray_cluster_cannot_hold_is_refused_before_the_study_exists(
         assert not [p for p in home.rglob("*")], "a study or MLflow store was created"
 
 
+def test_ray_client_with_a_shared_folder_needs_the_stores_reachable_from_the_head(tiny_model, tmp_path):
+    """Under Ray Client the head opens the study storage and the MLflow store: a sqlite file
+    outside the shared folder is refused before anything is written, and before Ray is touched
+    (it needs only the flags, the address and the paths): nothing listens at the ray:// address
+    here, and the refusal names the store, not the dead address (it did, after 7 s of waiting)."""
+    import shutil
+    import subprocess
+
+    from search_ray_support import PTV2, free_port, write_space
+
+    address = f"ray://127.0.0.1:{free_port()}"  # nothing listens there
+    shared = tmp_path / "shared"
+    model = shutil.copytree(tiny_model, shared / "model")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PTV2_HOME=str(shared / "home"))
+    env.pop("RAY_ADDRESS", None)
+
+    def search(storage: str, mlflow: str) -> subprocess.CompletedProcess:
+        return subprocess.run([PTV2, "search", "--task", "trec", "--model", str(model), "--space",
+                               str(write_space(tmp_path)), "--max-train", "48", "--max-eval", "48",
+                               "--ray-address", address, "--shared-dir", str(shared), "--storage", storage,
+                               "--mlflow-uri", mlflow, "--out", str(tmp_path / "out")],
+                              env=env, capture_output=True, text=True, timeout=300)
+
+    inside = f"sqlite:///{shared}/optuna.db"
+    for storage, mlflow, label in ((f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{shared}/mlflow.db", "study storage"),
+                                   (inside, f"sqlite:///{tmp_path}/mlflow.db", "MLflow store")):
+        refused = search(storage, mlflow)
+        lines = refused.stderr.strip().splitlines()
+        assert refused.returncode == 2 and len(lines) == 1, refused.stderr[-3000:]
+        assert lines[0].startswith("error:") and label in lines[0] and "--shared-dir" in lines[0], lines[0]
+        assert "nothing answers" not in lines[0], lines[0]
+        assert not (tmp_path / "out").exists() and not (tmp_path / "optuna.db").exists()
+        assert not (shared / "ptv2-searches").exists()
+
+
+def test_a_trial_larger_than_the_local_ray_is_refused_before_ray_starts(tmp_path):
+    """--ray-cpus sizes the local Ray: a trial that asks for more is refused before Ray starts
+    (it took a Ray start, ~10 s, to say so); Ray's temp folder stays empty."""
+    import shutil
+    import subprocess
+
+    from search_ray_support import PTV2, short_tmpdir
+
+    raytmp = short_tmpdir("ptv2nr")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PTV2_HOME=str(tmp_path / "home"), RAY_TMPDIR=raytmp)
+    env.pop("RAY_ADDRESS", None)
+    try:
+        refused = subprocess.run([PTV2, "search", "--task", "trec", "--cpus-per-trial", "2", "--ray-cpus", "1",
+                                  "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=300)
+        lines = refused.stderr.strip().splitlines()
+        assert os.listdir(raytmp) == [], "a local Ray was started"
+        assert refused.returncode == 2 and lines == [
+            "error: a trial needs 2 CPU and 0 GPU on one node, but the Ray cluster has 1 CPU (--ray-cpus 1): lower "
+            "--cpus-per-trial or raise --ray-cpus"], refused.stderr[-3000:]
+        assert not (tmp_path / "out").exists()
+    finally:
+        shutil.rmtree(raytmp, ignore_errors=True)
+
+
+def test_a_study_the_search_would_refuse_is_refused_before_ray_is_touched(tmp_path, monkeypatch, capsys):
+    """A study with trials run again without --resume, or resumed with another space, needs only
+    the study storage to be refused: it is, before Ray is joined (here nothing listens at the
+    cluster address; the refusal named the dead address instead) or started."""
+    from pipelines.cli import main
+    from search_ray_support import free_port, write_space
+
+    from optuna_studies.params import distributions
+    from optuna_studies.space import load_space
+    from optuna_studies.study import open_storage, prepare_study
+
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    space, other = write_space(tmp_path / "a"), write_space(tmp_path / "b", prompt_len=[2, 8])
+    url, out = f"sqlite:///{tmp_path}/o.db", tmp_path / "out"
+    spc = load_space("trec", str(space), "trec")
+    study = prepare_study(open_storage(url), "s", spc, resume=False).study
+    study.tell(study.ask(distributions(spc)), 0.5)
+    for extra, needle in ((["--space", str(space)], "study 's' already has 1 trial: pass --resume"),
+                          (["--space", str(other), "--resume"], "study 's' was started with another search space")):
+        with pytest.raises(SystemExit) as exc:
+            main(["search", "--task", "trec", "--storage", url, "--study-name", "s", "--out", str(out),
+                  "--ray-address", f"127.0.0.1:{free_port()}", *extra])  # nothing listens there
+        err = capsys.readouterr().err.strip().splitlines()
+        assert exc.value.code == 2 and len(err) == 1 and err[0].startswith("error: ") and needle in err[0], err
+        assert not out.exists()
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == 1
+
+
 def test_resuming_a_search_that_finished_is_refused_before_it_runs_anything(tmp_path, monkeypatch):
     """A finished search deletes its work folder and keeps only its best adapter. `--resume
     --overwrite --trials 5` on it ran 2 more trials, ranked them alone ("2 trials") and replaced
