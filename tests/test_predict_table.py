@@ -72,6 +72,7 @@ def test_json_lines_keep_their_values_as_written_and_the_out_file_is_refused_unl
     out = tmp_path / "out.jsonl"
     res = run("predict", "--adapter", str(trec), "--file", str(data), "--out", str(out))
     assert res.returncode == 0 and res.stdout == "", res.stderr
+    assert '"w": 1.50, "meta": {"n": [1, false]}' in out.read_text()  # the number's text, not 1.5
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     labels = _line_labels(trec, "Who wrote Hamlet?", "How far is the moon?")
     assert rows == [{"id": 1, "text": "Who wrote Hamlet?", "ok": True, "w": 1.5, "meta": {"n": [1, False]},
@@ -86,6 +87,18 @@ def test_json_lines_keep_their_values_as_written_and_the_out_file_is_refused_unl
     assert res.returncode == 0, res.stderr
     assert "pred_score" in json.loads(out.read_text().splitlines()[0])
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+@pytest.mark.parametrize("name", ["d.jsonl", "d.json"])
+def test_json_numbers_come_back_byte_for_byte_never_as_infinity(trec, tmp_path, name):
+    numbers = '"big": 1e400, "long": 12345678901234567.5, "w": 1.50, "e": -0.0E+01, "n": [100000000000000000001, 2E-3]'
+    row = '{"text": "Who wrote Hamlet?", ' + numbers + '}'
+    (tmp_path / name).write_text(row + "\n" if name == "d.jsonl" else f"[{row}]")
+    res = run("predict", "--adapter", str(trec), "--file", str(tmp_path / name), "--scores")
+    assert res.returncode == 0, res.stderr
+    assert numbers in res.stdout and "Infinity" not in res.stdout, res.stdout
+    back = json.loads(res.stdout, parse_constant=lambda c: pytest.fail(f"{c} is no JSON"))  # valid JSON
+    assert (back if name == "d.jsonl" else back[0])["pred_label"] == _line_labels(trec, "Who wrote Hamlet?")[0]
 
 
 def test_a_json_list_and_a_parquet_table_come_back_in_their_format(trec, tmp_path):
@@ -126,8 +139,10 @@ def test_ner_tags_one_per_word_from_a_list_of_words_or_a_text(wnut, tmp_path):
     ("d.csv", "id;text\n1;hi\n", [], "its fields look separated by ';': ptv2 reads a CSV's fields separated by commas"),
     ("d.csv", "text\nhello, world\n", [], "must be in double quotes"),  # not a CSV of one column
     ("d.jsonl", "hello\n", [], "line 1 is not JSON"),
+    ("d.jsonl", '{"text": "hi"}\n{"text": "ho", "x": [NaN]}\n', [], "row 2 holds a number JSON cannot write"),
     ("d.tsv", "text\tlabel\nhi\tgreet\n", [], "looks like a table ptv2 does not read (.tsv)"),
     ("d.csv", "text,pred_label\nhi,x\n", [], "has a column 'pred_label' already"),
+    ("d.csv", "a,text,a,b,b\n1,hi,2,3,4\n", [], "repeats column names: 'a', 'b'"),
     ("d.csv", "text\nhi\n", ["--json"], "--json applies to texts and text lines"),
     ("d.csv", "text\nhi\n", ["--out", "o.jsonl"], "must end in .csv"),
     ("d.txt", "hi\n", ["--out", "o.csv"], "--out applies to a table --file"),
@@ -190,3 +205,69 @@ def test_the_default_column_is_the_adapters_task_text_column_else_text(tmp_path,
     (tmp_path / "none.csv").write_text("body\nhello\n")
     _user_error(run("predict", "--adapter", str(adapter), "--file", str(tmp_path / "none.csv")),
                 "no column 'utterance' or 'text' (the adapter's task's text column, or the default); its columns: body")
+
+
+def test_a_table_is_labelled_and_written_in_chunks_the_same_as_whole(trec, tmp_path, monkeypatch):
+    import ptv2_core.predict
+    from pipelines.cli import predict_table
+
+    texts = [f"question {i} ?" for i in range(7)]
+    (tmp_path / "d.csv").write_text("id,text\n" + "".join(f"{i},{t}\n" for i, t in enumerate(texts)) + "7,\n")
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(texts)))
+    whole = {n: run("predict", "--adapter", str(trec), "--file", str(tmp_path / n), "--scores") for n in ("d.csv", "d.jsonl")}
+    real, sizes = ptv2_core.predict.predict, []
+
+    def counted(loaded, todo, batch_size, on_batch=None):
+        sizes.append(len(todo))
+        return real(loaded, todo, batch_size, on_batch=on_batch)
+
+    monkeypatch.setattr(ptv2_core.predict, "predict", counted)
+    monkeypatch.setattr(predict_table, "CHUNK", 3)
+    for name in ("d.csv", "d.jsonl"):
+        sizes.clear()
+        out = tmp_path / f"o{Path(name).suffix}"
+        res = run("predict", "--adapter", str(trec), "--file", str(tmp_path / name), "--scores", "--out", str(out))
+        assert res.returncode == 0, res.stderr
+        assert sizes == [3, 3, 1]  # the CSV's last row has no text: not labelled
+        assert out.read_text() == whole[name].stdout  # the same table as labelled at once
+
+
+def test_a_file_written_at_out_meanwhile_is_kept_not_replaced(trec, tmp_path, monkeypatch):
+    import ptv2_core.durable
+
+    real, out = ptv2_core.durable.sync, tmp_path / "o.csv"
+
+    def then_someone_writes_out(path):
+        real(path)
+        if Path(path).name.endswith(".tmp"):  # the labelled table is written: another program saves --out now
+            out.write_text("theirs\n")
+
+    (tmp_path / "d.csv").write_text("text\nhi\n")
+    monkeypatch.setattr(ptv2_core.durable, "sync", then_someone_writes_out)
+    _user_error(run("predict", "--adapter", str(trec), "--file", str(tmp_path / "d.csv"), "--out", str(out)),
+                f"--out '{out}' exists", "--overwrite")
+    assert out.read_text() == "theirs\n" and sorted(p.name for p in tmp_path.iterdir()) == ["d.csv", "o.csv"]
+    res = run("predict", "--adapter", str(trec), "--file", str(tmp_path / "d.csv"), "--out", str(out), "--overwrite")
+    assert res.returncode == 0 and out.read_text().startswith("text,pred_label\n"), res.stderr
+
+
+@pytest.mark.parametrize("content,needle", [("text,pred_label\nhi,x\n", "has a column 'pred_label' already"),
+                                            ("body\nhi\n", "has no column 'text'"),
+                                            ("text\nhi\n", "corrupt adapter weights")])  # the control
+def test_a_table_it_cannot_label_is_refused_before_the_model_loads(trec, tmp_path, content, needle):
+    import shutil
+
+    from ptv2_core.adapter import WEIGHTS
+
+    broken = Path(shutil.copytree(trec, tmp_path / "adapter"))
+    (broken / WEIGHTS).write_bytes(b"not safetensors")  # loading the model fails, saying so
+    (tmp_path / "d.csv").write_text(content)
+    res = run("predict", "--adapter", str(broken), "--file", str(tmp_path / "d.csv"))
+    _user_error(res, needle)
+
+
+def test_a_csv_header_comes_back_as_written_a_blank_name_too(trec, tmp_path):
+    (tmp_path / "d.csv").write_text("text,,note \nhi,x,y\n")
+    res = run("predict", "--adapter", str(trec), "--file", str(tmp_path / "d.csv"))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[0] == "text,,note ,pred_label"  # not 'Unnamed: 1'

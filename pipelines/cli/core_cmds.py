@@ -251,6 +251,10 @@ def predict(
     tables.check_options(table, file, out, overwrite, as_json, text_column)
     if table:
         frame = tables.read_input(file, text_column)  # a bad table fails before the model loads
+        if model is None:  # so does one this adapter cannot label (a registered version's task is known once downloaded)
+            from ptv2_core.adapter import read_adapter_config
+
+            tables.check_early(frame, file, text_column, read_adapter_config(adapter))
         loaded = load_adapter(adapter, device=pick_device(device)) if model is None else _registered(model, device).adapter
         tables.predict_table(loaded, file, frame, text_column=text_column, out=out, overwrite=overwrite,
                              scores=scores, batch_size=batch_size)
