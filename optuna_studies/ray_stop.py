@@ -97,7 +97,9 @@ def open_listed(pid: int, listed: tuple[int, int] | None) -> int | None:
 
 def ended(pidfd: int) -> bool:
     """Whether the process of ``pidfd`` has ended (a pidfd becomes readable then)."""
-    return bool(select.select([pidfd], [], [], 0)[0])
+    poller = select.poll()  # not select.select: a descriptor past 1023 is refused there
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def freeze_tree(pids: list[int], tree: dict[int, int], list_children=children) -> None:

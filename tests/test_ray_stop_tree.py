@@ -165,3 +165,27 @@ def test_a_ctrl_c_as_the_tree_is_killed_leaves_none_of_it_suspended():
     kill_all(int(pid) for pid in states)
     assert lines[0] == "interrupted", (out.stdout, out.stderr[-2000:])
     assert len(states) == 5 and not [s for s in states.values() if s not in (None, "Z")], states
+
+
+def test_a_tree_three_deep_is_listed_the_same_both_ways_and_stopped_whole(monkeypatch):
+    """Children from the kernel's lists (/proc/PID/task/*/children) or, where it has none, from one
+    scan of /proc per level; either way every process found, suspended and killed."""
+    root = subprocess.Popen([sys.executable, "-c", "import subprocess, sys; "
+                             f"subprocess.Popen([sys.executable, '-c', {PARENT!r}, '3']).wait()"],
+                            stdout=subprocess.DEVNULL)
+    pids: list[int] = []
+    try:
+        deadline = time.monotonic() + 30
+        while len(below(root.pid)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pids = below(root.pid)
+        first = ray_stop.children([root.pid])
+        monkeypatch.setattr(ray_stop, "_listed_children", lambda pid: None)  # a kernel without the lists
+        assert ray_stop.children([root.pid]) == first and list(first) == pids[:1]
+        assert set(ray_stop.children(pids[:1])) == set(pids[1:])
+        assert ray_stop.stop_processes([root]) == []
+        assert root.returncode == -signal.SIGKILL
+        assert [pid for pid in pids if state(pid) not in (None, "Z")] == []
+    finally:
+        kill_all([root.pid] + pids)
+        root.wait()
