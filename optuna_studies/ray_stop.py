@@ -144,10 +144,16 @@ def wait_tree(tree: dict[int, int], timeout: float) -> list[int]:
                 poller.unregister(fd)
                 waiting.pop(fd, None)
     finally:
-        for fd in tree.values():
-            os.close(fd)
-        tree.clear()
+        close_all(tree)
     return sorted(waiting.values())
+
+
+def close_all(tree: dict[int, int]) -> None:
+    """Close the pidfds of ``tree`` and empty it."""
+    for fd in tree.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    tree.clear()
 
 
 def stop_processes(started: list[subprocess.Popen]) -> list[int]:
@@ -158,17 +164,20 @@ def stop_processes(started: list[subprocess.Popen]) -> list[int]:
     # those not yet killed suspended for good
     held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
-        freeze_tree([p.pid for p in started if p.poll() is None], tree)
-    finally:  # none left suspended
         try:
-            kill_all(tree)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
-    deadline = time.monotonic() + REAP_TIMEOUT_S
-    for popen in started:  # this process's own children: reaped, not left as zombies
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            popen.wait(timeout=max(0.0, deadline - time.monotonic()))
-    return wait_tree(tree, max(0.0, deadline - time.monotonic()))
+            freeze_tree([p.pid for p in started if p.poll() is None], tree)
+        finally:  # none left suspended
+            try:
+                kill_all(tree)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        deadline = time.monotonic() + REAP_TIMEOUT_S
+        for popen in started:  # this process's own children: reaped, not left as zombies
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+        return wait_tree(tree, max(0.0, deadline - time.monotonic()))
+    finally:  # the pidfds wait_tree did not close (interrupted before it)
+        close_all(tree)
 
 
 def kill_at_once(node, **_ray_args) -> None:
