@@ -156,24 +156,30 @@ def ray_session(address: str | None = None, num_cpus: int | None = None, num_gpu
                   runtime_env={"env_vars": worker_env()})
     if target:
         check_answers(target, given_by=given_by)
+    # any exception once ray.init has returned reaches ray.shutdown: also a SIGTERM that came as Ray
+    # started, whose handler raises as the block below unblocks it (a failed start is left as before)
+    started = False
     try:
-        # unblocked after sigterm_kept put ptv2's handler back: a SIGTERM meanwhile goes to it, not Ray's
-        # and a Ctrl-C held until ray.init has returned (start_sigint)
-        with sigterm_blocked_for_children() as blocked, sigterm_kept(), SigintHeld() as held:
-            if target:
-                _join(ray, target, common)
-            else:
-                quiet_auth_notice()
-                keep_token_private()  # ~/.ray/auth_token owner-only (Ray writes it with the umask's mode)
-                ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus,
-                         object_store_memory=LOCAL_OBJECT_STORE_BYTES, **common)
-                if blocked:  # Ray's stop would wait a second on each process, for a SIGTERM they do not take
-                    stop_fast()
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        where = f"the Ray cluster at '{target}'" if target else "a local Ray"
-        raise Ptv2Error(f"cannot start or join {where}: {one_line(e)}") from None
-    try:
+        try:
+            # unblocked after sigterm_kept put ptv2's handler back: a SIGTERM meanwhile goes to it, not Ray's
+            # and a Ctrl-C held until ray.init has returned (start_sigint)
+            with sigterm_blocked_for_children() as blocked, sigterm_kept(), SigintHeld() as held:
+                if target:
+                    _join(ray, target, common)
+                    started = True
+                else:
+                    quiet_auth_notice()
+                    keep_token_private()  # ~/.ray/auth_token owner-only (Ray writes it with the umask's mode)
+                    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus,
+                             object_store_memory=LOCAL_OBJECT_STORE_BYTES, **common)
+                    started = True
+                    if blocked:  # Ray's stop would wait a second on each process, for a SIGTERM they do not take
+                        stop_fast()
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            where = f"the Ray cluster at '{target}'" if target else "a local Ray"
+            raise Ptv2Error(f"cannot start or join {where}: {one_line(e)}") from None
         held.release()  # a Ctrl-C that came as Ray started: taken now, Ray stopped below
         yield
     finally:
-        ray.shutdown()
+        if started:
+            ray.shutdown()

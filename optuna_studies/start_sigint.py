@@ -15,10 +15,13 @@ import threading
 
 class SigintHeld:
     """SIGINT noted, not raised, inside the ``with`` block (main thread only); ``release`` then gives
-    it to the handler in place."""
+    it to the handler in place. Nothing changes where SIGINT is ignored (a job started with ``&``
+    from a script: no Ctrl-C is to be taken there) or its handler was set outside Python
+    (``signal.getsignal`` says None: ``signal.signal`` could not put it back)."""
 
     def __init__(self) -> None:
         self.came = 0
+        self._installed = False
         self._previous = None
 
     def _note(self, signum, frame) -> None:
@@ -27,13 +30,16 @@ class SigintHeld:
             raise KeyboardInterrupt
 
     def __enter__(self) -> "SigintHeld":
-        if threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread() \
+                and signal.getsignal(signal.SIGINT) not in (signal.SIG_IGN, None):
             self._previous = signal.signal(signal.SIGINT, self._note)
+            self._installed = True
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
+        if self._installed:
             signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
             self._previous = None
 
     def release(self) -> None:

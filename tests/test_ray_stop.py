@@ -118,3 +118,54 @@ def test_a_ctrl_c_as_ray_starts_is_taken_once_it_has_started_and_stops_it_whole(
         kill_ray_using(raytmp)
     assert out.returncode == 0 and out.stdout.split() == ["interrupted"], (out.stdout, out.stderr[-3000:])
     assert started and not left, (started, left)
+
+
+# a SIGTERM (a real one, to the process) as ray.init is called, taken by a handler that raises, as
+# the CLI's does (pipelines/cli/sigterm.py); then, in the same process, whether Ray still runs
+SIGTERM_AT_START = textwrap.dedent("""
+    import json, os, signal
+    import ray
+    from optuna_studies.ray_session import ray_session
+    from optuna_studies.ray_stop import children
+
+    class Terminated(Exception):
+        pass
+
+    def on_sigterm(signum, frame):
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    real_init = ray.init
+
+    def init_after_a_sigterm(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_init(*args, **kwargs)
+
+    ray.init = init_after_a_sigterm
+    try:
+        with ray_session(num_cpus=1):
+            print("the block ran")
+    except Terminated:
+        print("terminated")
+    print(json.dumps({"initialized": ray.is_initialized(), "children": list(children([os.getpid()]))}))
+""")
+
+
+def test_a_sigterm_as_ray_starts_is_taken_after_it_started_and_stops_it(tmp_path):
+    """SIGTERM is blocked while ray.init runs (for Ray's processes to start with it blocked); one that
+    came meanwhile is taken as the block ends, and its handler's exception must reach ray.shutdown:
+    before, it was raised ahead of the clean-up, and a long-lived process kept its local Ray."""
+    raytmp = short_tmpdir("ptv2tm")
+    env = dict(os.environ, RAY_TMPDIR=raytmp, PTV2_HOME=str(tmp_path / "home"))
+    env.pop("RAY_ADDRESS", None)
+    try:
+        out = subprocess.run([sys.executable, "-c", SIGTERM_AT_START], env=env, capture_output=True, text=True,
+                             timeout=180)
+        left = pids_using(raytmp)
+        started = (Path(raytmp) / "ray" / "session_latest").exists()
+    finally:
+        kill_ray_using(raytmp)
+    lines = out.stdout.split("\n")
+    assert out.returncode == 0 and lines[0] == "terminated", (out.stdout, out.stderr[-3000:])
+    assert json.loads(lines[1]) == {"initialized": False, "children": []}, lines[1]
+    assert started and not left, (started, left)
