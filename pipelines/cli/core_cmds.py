@@ -245,7 +245,8 @@ def predict(
             raise Ptv2Error(f"text {i} on the command line is not valid UTF-8") from None
     pick_device(device)  # an unknown device fails before anything loads
     check_batch_size(batch_size)
-    from pipelines.cli import predict_table as tables
+    from pipelines.cli import predict_table_input as tables
+    from pipelines.cli.predict_table import predict_table
 
     table = tables.is_table(file)  # a table's lines were labelled one by one, its header too
     tables.check_options(table, file, out, overwrite, as_json, text_column)
@@ -256,8 +257,8 @@ def predict(
 
             tables.check_early(frame, file, text_column, read_adapter_config(adapter))
         loaded = load_adapter(adapter, device=pick_device(device)) if model is None else _registered(model, device).adapter
-        tables.predict_table(loaded, file, frame, text_column=text_column, out=out, overwrite=overwrite,
-                             scores=scores, batch_size=batch_size)
+        predict_table(loaded, file, frame, text_column=text_column, out=out, overwrite=overwrite,
+                      scores=scores, batch_size=batch_size)
         return
     from pipelines.cli.lines import InputLines, open_lines, streamed
     from pipelines.cli.sigint import sigint_between_batches

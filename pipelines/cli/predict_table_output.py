@@ -1,0 +1,166 @@
+"""Writing the table ``ptv2 predict --file`` labelled: its rows as CSV or JSON lines (a JSON
+number goes back as its text in the file: ``1.50``, ``1e400``), into a file published whole or not
+at all (``--out``: a temporary file beside it, published once complete; without --overwrite a file
+that appeared at --out meanwhile is kept), or to standard output once every row is labelled.
+"""
+from __future__ import annotations
+
+import csv
+import errno
+import json
+import math
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+import numpy as np
+
+from ptv2_core.errors import Ptv2Error
+
+
+def check_out_file(out: Path, overwrite: bool) -> None:
+    """``--out`` a file path, not there already unless ``overwrite``, and writable."""
+    from ptv2_core.adapter import check_writable
+
+    if out.is_dir():
+        raise Ptv2Error(f"--out '{out}' is a folder; give a file path")
+    if out.exists() and not overwrite:
+        raise Ptv2Error(f"--out '{out}' exists (pass --overwrite to replace it)")
+    check_writable(out, "--out", file=True)
+
+
+def table_lines(df, names: list[str], added: dict[str, list], suffix: str, first: int, file: str) -> Iterator[str]:
+    """The rows of ``df`` (from row ``first``) with ``added``, as lines of ``suffix`` (CSV or JSON)."""
+    inputs = zip(*(df.iloc[:, j].tolist() for j in range(df.shape[1])))
+    extra = zip(*added.values())
+    if suffix == ".csv":
+        text = _LineBuffer()
+        w = csv.writer(text, lineterminator="\n")
+        for row, more in zip(inputs, extra):
+            w.writerow([_csv_cell(v) for v in row] + [_csv_cell(v) for v in more])
+            yield text.take()
+        return
+    for i, (row, more) in enumerate(zip(inputs, extra), first):
+        record = {k: v for k, v in zip(names, row) if not _absent(v)} | dict(zip(added, more))
+        try:
+            yield _json(record)
+        except ValueError:
+            raise Ptv2Error(f"--file '{file}': row {i} holds a number JSON cannot write (NaN or Infinity)") from None
+
+
+class _LineBuffer:
+    """What csv.writer writes, taken line by line (a quoted field may hold line feeds)."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, s: str) -> None:
+        self.parts.append(s)
+
+    def take(self) -> str:
+        line, self.parts = "".join(self.parts), []
+        return line
+
+
+def _csv_cell(v: Any) -> str:
+    if v is None or _absent(v):
+        return ""
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def _absent(v: Any) -> bool:
+    """A key a JSON row did not have (pandas fills it with NaN; a JSON null is None)."""
+    return isinstance(v, float) and math.isnan(v)
+
+
+def _json(v: Any) -> str:
+    """A cell as JSON text, as ``json.dumps`` writes it, but the readers' numbers and booleans
+    (``JsonNumber``, ``JsonBool``: their text in the file) written as that text: through Python's
+    float ``1.50`` came back ``1.5``, and ``1e400`` as ``Infinity``, which is no JSON. A float that
+    is not finite raises ValueError."""
+    from ptv2_core.tasks.json_file import JsonBool, JsonNumber
+
+    if isinstance(v, (JsonNumber, JsonBool)):
+        return str(v)
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k), ensure_ascii=False)}: {_json(x)}" for k, x in v.items()) + "}"
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return "[" + ", ".join(_json(x) for x in v) + "]"
+    return json.dumps(v, ensure_ascii=False, allow_nan=False)
+
+
+@contextmanager
+def output_file(out: Path | None, overwrite: bool) -> Iterator[IO[bytes]]:
+    """A file to write the labelled table to, published when the block ends without an error: to
+    ``out`` (a temporary file beside it, linked into place: never half-written, and without
+    ``overwrite`` never over a file that appeared meanwhile) or to standard output (an anonymous
+    temporary file copied out at the end: nothing printed for a table that fails half way)."""
+    if out is None:
+        with tempfile.TemporaryFile() as f:
+            yield f
+            f.seek(0)
+            sys.stdout.flush()  # anything printed before goes first
+            if hasattr(sys.stdout, "buffer"):
+                shutil.copyfileobj(f, sys.stdout.buffer)
+            else:  # a text stream (a test's)
+                sys.stdout.write(f.read().decode("utf-8"))
+            sys.stdout.flush()
+        return
+    from ptv2_core.durable import sync
+
+    check_out_file(out, overwrite)  # again: written meanwhile?
+    tmp = out.with_name(f".{out.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)  # as train makes its --out folder's parents
+        with open(tmp, "xb") as f:
+            yield f
+        sync(tmp)
+        _publish(tmp, out, overwrite)
+        sync(out.parent)
+    except OSError as e:
+        raise Ptv2Error(f"--out '{out}' cannot be written: {e.strerror or e}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
+    """``tmp`` at ``out``: replacing it with ``overwrite``, else a hard link that fails if a file
+    appeared at ``out`` while the table was labelled (a rename replaced it without a word)."""
+    if overwrite:
+        os.replace(tmp, out)
+        return
+    exists = Ptv2Error(f"--out '{out}' exists: it was written while the table was labelled (pass --overwrite to "
+                       "replace it)")
+    try:
+        os.link(tmp, out)
+        return
+    except FileExistsError:
+        raise exists from None
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+    try:  # a file system without hard links: the name claimed by an empty file first, then replaced
+        os.close(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except FileExistsError:
+        raise exists from None
+    os.replace(tmp, out)
+
+def chunk_text(lines: Iterator[str], suffix: str, first: bool) -> str:
+    """One chunk's lines as they follow the ones before: CSV lines end in their line feed already;
+    a JSON list's rows are separated by commas."""
+    if suffix == ".csv":
+        return "".join(lines)
+    if suffix == ".jsonl":
+        return "".join(line + "\n" for line in lines)
+    return ("" if first else ",\n") + ",\n".join(lines)
+
+
+def csv_line(fields: list) -> bytes:
+    text = _LineBuffer()
+    csv.writer(text, lineterminator="\n").writerow(fields)
+    return text.take().encode("utf-8")
