@@ -3,7 +3,8 @@
 Bodies import inside the function (KFP ships only the function's source to the container, where
 the ptv2 package is installed in the image). Endpoints arrive as parameters; an empty string
 means "use the environment, else the embedded default" (optuna_studies.settings).
-Locally collected ints can arrive as floats, hence the int() casts.
+Locally collected ints can arrive as floats, hence the int() casts. Each is ``@exec_python``: its
+shell hands the step's process to Python, so that a signal to the step reaches the component.
 No ``from __future__ import annotations`` here: KFP reads the real annotation objects.
 """
 
@@ -13,10 +14,12 @@ from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Metrics, Model, Output
 
 from components.image import component_image
+from components.step_exec import exec_python
 
 IMAGE = component_image()
 
 
+@exec_python  # kfp's shell execs Python: a SIGTERM to the step reaches it (components/step_exec.py)
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def check_params_op(tasks: list, model: str, prompt_lengths: list, lr_min: float, lr_max: float,
                     trials_per_task: int, epochs: int, final_epochs: int, search_concurrency: int,
@@ -39,6 +42,7 @@ def check_params_op(tasks: list, model: str, prompt_lengths: list, lr_min: float
     print(f"ptv2 ▸ parameters checked: tasks {', '.join(map(str, tasks))}, model {model}", flush=True)
 
 
+@exec_python
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def prepare_data_op(tasks: list, seed: int, max_train: int, max_eval: int, data: Output[Dataset]):
     """Freeze each task's seeded train/dev/test splits as files."""
@@ -50,6 +54,7 @@ def prepare_data_op(tasks: list, seed: int, max_train: int, max_eval: int, data:
     data.metadata["hashes"] = {t: e["hash"] for t, e in manifest["tasks"].items()}
 
 
+@exec_python
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def pretrain_prompt_op(data: Input[Dataset], tasks: list, model: str, lengths: list, epochs: int, lr: float,
                        seed: int, mlflow_uri: str, use_pretrained: bool, prompt: Output[Model],
@@ -69,6 +74,7 @@ def pretrain_prompt_op(data: Input[Dataset], tasks: list, model: str, lengths: l
     prompt.metadata["mlflow_run_id"] = out["run_id"]
 
 
+@exec_python
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def search_op(data: Input[Dataset], prompt: Input[Model], task: str, model: str, lengths: list, lr_min: float,
               lr_max: float, trials: int, epochs: int, concurrency: int, cpus_per_trial: float,
@@ -94,6 +100,7 @@ def search_op(data: Input[Dataset], prompt: Input[Model], task: str, model: str,
     return out(int(best["prompt_len"]), float(best["lr"]), json.dumps(best), res["study"])
 
 
+@exec_python
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def final_train_op(data: Input[Dataset], prompt: Input[Model], search_adapter: Input[Model], task: str, model: str,
                    best_config: str, final_epochs: int, use_pretrained: bool, seed: int, study: str,
@@ -115,6 +122,7 @@ def final_train_op(data: Input[Dataset], prompt: Input[Model], search_adapter: I
     return float(doc["test"]["score"])
 
 
+@exec_python
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def register_op(adapter: Input[Model], task: str, name_prefix: str, mlflow_uri: str, study: str,
                 pipeline_run: str) -> NamedTuple("Registered", [("name", str), ("version", str)]):
@@ -131,6 +139,7 @@ def register_op(adapter: Input[Model], task: str, name_prefix: str, mlflow_uri: 
     return namedtuple("Registered", ["name", "version"])(rv.name, str(rv.version))
 
 
+@exec_python
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def promote_op(task: str, registered_name: str, version: str, margin: float, mlflow_uri: str, max_eval: int) -> str:
     """Move `champion` to the version this run registered when it is better by the margin (not to

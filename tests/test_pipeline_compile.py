@@ -192,6 +192,23 @@ def test_components_use_the_one_image(spec):
     assert images == {component_image()}
 
 
+def test_every_step_execs_python(spec):
+    """Each step's shell hands its process to Python (components/step_exec.py): kfp's `sh -ec`
+    ran Python as a child, so a SIGTERM to the step (a deleted pod) ended the shell and left Python
+    running, orphaned, its own SIGTERM handling never run. (That the exec'd command passes the
+    signal on: tests/test_step_exec.py.)"""
+    executors = spec["deploymentSpec"]["executors"]
+    assert len(executors) == 7, sorted(executors)
+    for name, executor in executors.items():
+        command = executor["container"]["command"]
+        assert command[:2] == ["sh", "-ec"], (name, command[:2])
+        lines = command[2].strip().splitlines()
+        assert lines[-1].startswith("exec python3 -m kfp.dsl.executor_main "), (name, lines[-1])
+        assert "export _KFP_RUNTIME=true" in lines[:-1], (name, lines)  # kfp's import reads it
+        function = name.removeprefix("exec-").replace("-", "_")
+        assert executor["container"]["args"][-2:] == ["--function_to_execute", function], name
+
+
 def test_profiles_are_valid_pipeline_arguments():
     known = set(pipeline_defaults())
     for name, prof in PROFILES.items():
