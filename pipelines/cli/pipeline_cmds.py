@@ -126,13 +126,13 @@ def submit(
                                         "empty: the namespace's default."),
 ) -> None:
     """Start a pipeline run on a Kubeflow Pipelines cluster; prints its id and page as JSON."""
+    from pipelines.profiles import resolve_params
     from pipelines.submit import config_endpoints, reach, submit as submit_run
 
-    # the endpoint first, importing nothing heavy: resolving the parameters loads kfp and the task
-    # code (seconds), and a dead or wrong endpoint is said before that (its secrets checked first)
-    endpoint = reach(host, namespace, config_endpoints(config))
-    from pipelines.profiles import resolve_params
-
+    # the run's parameters first, as every command checks its input before any connection (a mistyped
+    # task is said even while the endpoint is down; about 2 s of kfp and task-code imports), then the
+    # endpoint: its secrets, then one health request
     params = resolve_params(profile, config, _overrides(tasks, trials, epochs, pretrained_prompt), local=False)
+    endpoint = reach(host, namespace, config_endpoints(config))
     typer.echo(json.dumps(submit_run(host, params, experiment=experiment, run_name=run_name, namespace=namespace,
                                      service_account=service_account, endpoint=endpoint)))
