@@ -36,19 +36,11 @@ def search_lineage(search_adapter: str | Path) -> dict[str, str]:
 
 
 def started_from(init_dir: str | Path | None) -> dict[str, str]:
-    """``{"init": DIR, "init_sha256": …}``: the pre-trained prompt folder an adapter started from and
-    the digest of its weights (``ptv2_core.provenance.file_digest``: a prompt pre-trained there again
-    is another), as ``ptv2 train --init`` records them; ``{"init": ""}`` without one. No digest when
-    the weights cannot be read (loading them says why)."""
-    if not init_dir:
-        return {"init": ""}
-    from ptv2_core.multitask.pretrained import WEIGHTS
-    from ptv2_core.provenance import file_digest
+    """``ptv2_core.multitask.pretrained.started_from`` (the prompt's absolute folder and its weights'
+    digest, as ``ptv2 train --init`` records them); ``{"init": ""}`` without one."""
+    from ptv2_core.multitask.pretrained import started_from as recorded
 
-    try:
-        return {"init": str(init_dir), "init_sha256": file_digest(Path(init_dir) / WEIGHTS)}
-    except OSError:
-        return {"init": str(init_dir)}
+    return recorded(init_dir) or {"init": ""}
 
 
 def _provenance(prepared_dir: str | Path, task: str, init: dict[str, str] | None, study: str) -> dict:

@@ -88,9 +88,13 @@ def _log(prompt_dir: Path, tracking_uri: str | None, run_name: str | None) -> st
             metrics.append(Metric(_key(f"train_loss_{task}"), float(loss), at, step))
     exp_id = use_mlflow(EXPERIMENT, tracking_uri)
     client = MlflowClient()
+    # the training's times; a prompt resumed from a checkpoint of before 2026-12-07 records no start: its first
+    # scores' time is one, and without either the run's times are the logging's (an end before the start is none)
+    history = cfg.get("history") or [{}]
+    started = _ms(cfg.get("started")) or _ms(history[0].get("time"))
     held = HeldSignals()  # a Ctrl-C or SIGTERM as the run is created waits for the cleanup that marks it FAILED
     try:
-        run_id = client.create_run(exp_id, run_name=run_name, start_time=_ms(cfg.get("started")),  # the training's
+        run_id = client.create_run(exp_id, run_name=run_name, start_time=started,
                                    tags={"ptv2.kind": "pretrain", "ptv2.tasks": ",".join(names)}
                                    | _source_tags(cfg)).info.run_id
     except BaseException:
@@ -110,7 +114,7 @@ def _log(prompt_dir: Path, tracking_uri: str | None, run_name: str | None) -> st
         except Exception:  # noqa: BLE001 (the store that failed above: the first error is the one to report)
             pass
         raise
-    client.set_terminated(run_id, "FINISHED", end_time=_ms(cfg.get("finished")))
+    client.set_terminated(run_id, "FINISHED", end_time=_ms(cfg.get("finished")) if started else None)
     return run_id
 
 

@@ -36,21 +36,27 @@ def space_file(task: str, folder: Path, *, lengths: list[int], lr_range: tuple[f
     return path
 
 
-def name_base_model(adapter_dir: str | Path, model: str) -> None:
+def name_base_model(adapter_dir: str | Path, model: str | None, init: str | None = None) -> None:
     """Name ``model`` as the base of an adapter whose trials read a copy of it (the same files,
     so the same fingerprint): the copy in the shared folder goes with the search step, the
-    model the pipeline was given stays where the later steps load it from."""
+    model the pipeline was given stays where the later steps load it from. Likewise ``init``, the
+    pre-trained prompt the trials read a copy of (its weights' digest is the copy's: the same
+    bytes). None: the adapter names its own."""
     from ptv2_core.adapter import CONFIG
 
     config_path, metrics_path = Path(adapter_dir) / CONFIG, Path(adapter_dir) / "metrics.json"
     config = json.loads(config_path.read_text())
-    config["base_model"]["name"] = model
-    if "train_config" in config.get("extra", {}):
-        config["extra"]["train_config"]["model"] = model
+    if model:
+        config["base_model"]["name"] = model
+        if "train_config" in config.get("extra", {}):
+            config["extra"]["train_config"]["model"] = model
+    if init and "init" in config.get("extra", {}):
+        config["extra"]["init"] = init
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     if metrics_path.is_file():
         metrics = json.loads(metrics_path.read_text())
-        metrics_path.write_text(json.dumps(metrics | {"model": model}, indent=2) + "\n")
+        metrics |= ({"model": model} if model else {}) | ({"init": init} if init and "init" in metrics else {})
+        metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
 
 
 @sigterm_as_ctrl_c()  # SIGTERM (a pipeline run stopped, its pod deleted): as Ctrl-C, one error: line, exit 143
@@ -101,8 +107,8 @@ def search_task(prepared_dir: str | Path, task: str, adapter_out: str | Path, pl
                          ray_address_given_by="the ray_address parameter",
                          mlflow_uri_given_by="the mlflow_uri parameter")
         shutil.copytree(res.adapter_dir, adapter_out, dirs_exist_ok=True)
-        if trial_model != model:
-            name_base_model(adapter_out, model)
+        if trial_model != model or inputs is not None and originals.get("init"):  # copies the step deletes
+            name_base_model(adapter_out, model if trial_model != model else None, originals.get("init") or None)
         html = next(iter(sorted(res.out_dir.rglob("length_lr.html"))), None)
         Path(plot_out).parent.mkdir(parents=True, exist_ok=True)
         if html is not None:

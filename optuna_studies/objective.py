@@ -50,10 +50,12 @@ def objective(config: Mapping[str, Any], report: EpochReport) -> dict[str, Any]:
     NaN objectives, and returns normally: retrying cannot help. Returns ``{"status", "best_objective",
     "best_epoch", "epochs_run", "failure"}``.
     """
+    from ptv2_core.multitask.pretrained import started_from  # the prompt as ptv2 train --init records it
+
     cfg = train_config(config)
     metric, mode, init_dir = config.get("metric", "dev_score"), config.get("mode", "max"), config.get("init")
     state: dict[str, Any] = {"model": None, "best": None, "best_epoch": 0, "epoch": 0, "spec": None,
-                             "data_hashes": None, "started_from": _started_from(init_dir)}
+                             "data_hashes": None, "started_from": started_from(init_dir)}
     pretrained = _pretrained_init(init_dir, cfg) if init_dir else None
 
     def init(model, spec) -> None:
@@ -100,21 +102,6 @@ def _pretrained_init(init_dir: str, cfg: TrainConfig) -> Callable:
 
     return functools.partial(init_from_pretrained, pretrained_dir=init_dir, prompt_len=cfg.prompt_len,
                              task=cfg.task, seed=cfg.split_seed)
-
-
-def _started_from(init_dir: str | None) -> dict[str, str]:
-    """``{"init": DIR, "init_sha256": …}``: the pre-trained prompt a warm-started trial starts from and
-    its weights' digest, taken before they load, as ``ptv2 train --init`` records them; no digest when
-    the weights cannot be read (loading them says why); empty without one."""
-    if not init_dir:
-        return {}
-    from ptv2_core.multitask.pretrained import WEIGHTS
-    from ptv2_core.provenance import file_digest
-
-    try:
-        return {"init": str(init_dir), "init_sha256": file_digest(Path(init_dir) / WEIGHTS)}
-    except OSError:
-        return {"init": str(init_dir)}
 
 
 def _adapter(state: dict, cfg: TrainConfig, epoch: int) -> AdapterFiles:

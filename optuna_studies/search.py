@@ -91,13 +91,14 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
                            study_name=study_name, seed=seed, shared_dir=shared_dir, mlflow_uri=mlflow_uri,
                            resume=resume, mlflow_uri_given_by=mlflow_uri_given_by, say=say)
         plan = replace(plan, originals={k: v for k, v in (originals or {}).items() if v})
+        held = trial_settings(plan)  # once: it reads the task file's data and the prompt's weights
         address = settings.ray_address(ray_address)
         check_before_ray(plan, address, ray_cpus, mlflow_uri)  # what needs no cluster state: before Ray is touched
         # the study's refusals too (trials without --resume, another space or settings), read-only, under the
         # locks (a running search's trials are not interrupted ones: it is refused as running); the locks are
         # taken again, and the study checked again, as it is prepared after the join
         with search_lock(plan.study_name, plan.out_dir), study_lock(plan.storage, plan.study_name):
-            check_study_before_ray(plan, resume)
+            check_study_before_ray(plan, resume, held)
         # Ray before the study: a cluster that cannot be reached or cannot hold one trial is refused
         # before the study, the MLflow run or the work folder exist (the tuner reuses this connection)
         with ray_session(ray_address, num_cpus=ray_cpus, given_by=ray_address_given_by):
@@ -109,7 +110,8 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
             # Ray Tune's OptunaSearch loads it, "Using an existing study ...") off: the search names its study itself
             with search_lock(plan.study_name, plan.out_dir), study_lock(plan.storage, plan.study_name), \
                     quiet_logger("optuna"):
-                return _search(plan, max_failures, resume, mlflow_uri, ray_address, experiment, say, ready, written)
+                return _search(plan, held, max_failures, resume, mlflow_uri, ray_address, experiment, say, ready,
+                               written)
     except KeyboardInterrupt:  # a Ctrl-C Tune did not take (a second one, one outside fit, or under Ray Client)
         if written:  # only clean-up was left (trial runs, Ray, the locks); --resume would be refused: no work folder
             raise Ptv2Interrupted(f"interrupted after the search finished; its result is written to "
@@ -135,29 +137,44 @@ def check_before_ray(plan: SearchPlan, address: str | None, ray_cpus: int | None
                         "raise --ray-cpus")
 
 
-def check_study_before_ray(plan: SearchPlan, resume: bool) -> None:
-    """``prepare_study``'s refusals on the study as it stands, read without creating anything. A
-    storage with no study yet (a sqlite file not there, no tables) passes, as does one that cannot
-    be read now: opening it after the join says why, as it did."""
+def check_study_before_ray(plan: SearchPlan, resume: bool, held: dict | None = None) -> None:
+    """``prepare_study``'s refusals on the study as it stands (``held``: the plan's ``trial_settings``,
+    made here when not given),
+    read without creating or stamping anything: a storage that lacks Optuna's tables (a sqlite file not
+    there, none or some of the tables, an empty version table) passes, as does a study not there;
+    opening the storage after the join creates what it lacks, or says why it cannot. (A PostgreSQL
+    storage that cannot be reached is refused before this, by the study lock: "cannot reach the study
+    storage".)"""
+    import sqlalchemy
+    from sqlalchemy.exc import SQLAlchemyError
+
     from optuna_studies.cluster import file_store_path
     from optuna_studies.study import with_driver
 
     url = plan.storage
     if url.startswith("sqlite") and not ((path := file_store_path(url)) and path.is_file()):
         return
-    storage = None
+    engine = storage = None
     try:
+        # Optuna's RDBStorage, even told to skip creating tables, records a schema version in a storage
+        # without one (version_info, alembic_version): a read-only check opens only a complete one
+        engine = sqlalchemy.create_engine(with_driver(url))
+        with engine.connect() as connection:
+            if not {"studies", "version_info", "alembic_version"} <= set(sqlalchemy.inspect(connection).get_table_names()):
+                return
+            for table in ("version_info", "alembic_version"):
+                if connection.execute(sqlalchemy.text(f"SELECT 1 FROM {table} LIMIT 1")).first() is None:
+                    return
         storage = optuna.storages.RDBStorage(with_driver(url), skip_compatibility_check=True,
                                              skip_table_creation=True)
         check_study(optuna.load_study(study_name=plan.study_name, storage=storage), plan.study_name, plan.space,
-                    resume, trial_settings(plan))
-    except Ptv2Error:
-        raise
-    except Exception:  # noqa: BLE001 (no such study, no tables yet, a storage down: prepare_study decides)
+                    resume, trial_settings(plan) if held is None else held)
+    except (SQLAlchemyError, KeyError, RuntimeError):  # no such study, a storage that fails now: prepare_study decides
         return
     finally:
-        if storage is not None:
-            storage.engine.dispose()
+        for made in (storage.engine if storage is not None else None, engine):
+            if made is not None:
+                made.dispose()
 
 
 def stopped_message(done: int | None, total: int) -> str:
@@ -183,34 +200,50 @@ def trial_settings(plan: SearchPlan) -> dict:
     """What every trial of the study shares besides the space: a resume must keep it, or its trials
     and the earlier ones would be ranked together though trained and scored differently. The task
     too (``--resume --task rt`` continued a trec study), and a task file's content, with its data
-    files', by their digest."""
+    files', by their digest; likewise the pre-trained prompt's weights (``init_sha256``: one
+    pre-trained again into the same folder is another). Reads those files (in blocks): a search
+    computes it once."""
     import hashlib
+
+    from ptv2_core.multitask.pretrained import started_from
 
     keep = ("model", "epochs", "max_train", "max_eval", "seed", "init")
     doc = {k: plan.constants.get(k) for k in keep} | {"fixed": dict(sorted(plan.space.fixed.items()))}
     doc["task"] = plan.task_name  # a task file by its name and content, not its path: it may move
     doc |= subset_rule(doc["max_train"], doc["max_eval"])  # which rows a cap keeps (random until 2026-12-06)
+    if doc["init"]:  # a study that never recorded it (before 2026-12-07) is not held to it: study.check_study
+        doc |= {k: v for k, v in started_from(doc["init"]).items() if k == "init_sha256"}
     if Path(plan.task).is_file():  # a task YAML (made absolute by the plan) and the data it names
         from ptv2_core.tasks.spec import load_task_yaml
 
-        h = hashlib.sha256(Path(plan.task).read_bytes())
+        h = hashlib.sha256()
+        _add_file(h, Path(plan.task))
         for split, path in load_task_yaml(plan.task)[1].splits().items():
             for f in sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file()):
-                h.update(f"{split}:{f.relative_to(path) if f != path else ''}".encode() + f.read_bytes())
-        doc["task_sha256"] = h.hexdigest()[:16]
+                h.update(f"{split}:{f.relative_to(path) if f != path else ''}".encode())
+                _add_file(h, f)
+        doc["task_sha256"] = h.hexdigest()[:16]  # the same digest as when each file was read whole
     return doc
 
 
-def _search(plan: SearchPlan, max_failures: int, resume: bool, mlflow_uri: str | None, ray_address: str | None,
+def _add_file(h, path: Path) -> None:
+    """Feed a file's bytes to the hash ``h`` in blocks (a task's data may be large)."""
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+
+
+def _search(plan: SearchPlan, held: dict, max_failures: int, resume: bool, mlflow_uri: str | None, ray_address: str | None,
             experiment: str, say: Callable[[str], None], ready: list[optuna.Study],
             written: list[SearchResult]) -> SearchResult:
     """The checked search, with Ray connected: study → MLflow parent run → Ray Tune → output. The
-    study goes into ``ready`` once prepared, the result into ``written`` once the output is written."""
+    study goes into ``ready`` once prepared, the result into ``written`` once the output is written;
+    ``held``: the plan's ``trial_settings``."""
     check_owner(plan.work, plan.study_name, plan.storage)  # again, under the locks: plan_search ran before them
     rdb = open_storage(plan.storage)
     # prepare_study marks the orphans (FAIL, their reruns enqueued) before the checks below: a refusal leaves them
     # marked, and the next --resume runs (and counts) their reruns; adopt_legacy needs the study's trials anyway
-    state = prepare_study(rdb, plan.study_name, plan.space, resume, trial_settings(plan))
+    state = prepare_study(rdb, plan.study_name, plan.space, resume, held)
     ready.append(state.study)
     if state.resumed and state.finished and not records.trials_dir(plan.work).is_dir():
         # a search interrupted under the old name of its work folder (.<out>.search, before each study had its

@@ -181,3 +181,21 @@ def test_the_final_step_records_which_pre_trained_prompt_it_started_from(trained
     assert (doc["init"], doc["init_sha256"]) == (str(pre), digest)
     doc = reuse_search_adapter(prepared, "trec", adapter, tmp_path / "none")
     assert doc["init"] == "" and "init_sha256" not in doc
+
+
+def test_every_record_of_a_pre_trained_prompt_names_its_folder_absolute(tmp_path, monkeypatch):
+    """``ptv2 train --init``, a search's trials and the pipeline's final step record a prompt alike: its
+    folder as an absolute path (the final step kept a relative one as given) and its weights' digest."""
+    import hashlib
+
+    from components.final_step import started_from
+    from ptv2_core.multitask.pretrained import WEIGHTS
+
+    (tmp_path / "prompt").mkdir()
+    (tmp_path / "prompt" / WEIGHTS).write_bytes(b"weights")
+    monkeypatch.chdir(tmp_path)
+    digest = "sha256:" + hashlib.sha256(b"weights").hexdigest()
+    assert started_from("prompt") == {"init": str(tmp_path.resolve() / "prompt"), "init_sha256": digest}
+    assert started_from(None) == {"init": ""}
+    (tmp_path / "prompt" / WEIGHTS).unlink()  # unreadable weights: no digest (loading them says why)
+    assert started_from("prompt") == {"init": str(tmp_path.resolve() / "prompt")}

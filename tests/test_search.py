@@ -794,6 +794,93 @@ def test_a_resume_keeps_the_task_and_the_task_files_content(tmp_path, monkeypatc
             prepare_study(storage, name, p.space, True, trial_settings(p))
 
 
+def test_a_resume_from_a_prompt_pre_trained_again_in_its_folder_is_refused(tiny_model, tiny_pretrained, tmp_path):
+    """`ptv2 pretrain --overwrite` into the folder a study's --init named, then `search --resume`: the
+    study kept the folder's path alone, so trials from the old and the new prompt were ranked together.
+    The weights' digest tells the prompts apart; a study that never recorded one still resumes."""
+    import hashlib
+    import shutil
+
+    from optuna_studies.plan import plan_search
+    from optuna_studies.search import trial_settings
+    from optuna_studies.study import open_storage, prepare_study
+    from ptv2_core.multitask.pretrained import FORMAT, WEIGHTS, _bytes_of, read_pretrained_state
+
+    pre = shutil.copytree(tiny_pretrained, tmp_path / "pre")
+    url = f"sqlite:///{tmp_path}/o.db"
+    storage = open_storage(url)
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-2}, "epochs": 1}))
+
+    def plan(name: str):
+        return plan_search("trec", tiny_model, tmp_path / "out", trials=2, space=space, storage=url, init=pre,
+                           max_train=8, max_eval=8, epochs=1, concurrency=1, cpus_per_trial=1, gpus_per_trial=0,
+                           overwrite=False, study_name=name, seed=0, resume=True)
+
+    held = trial_settings(plan("s"))
+    assert held["init_sha256"] == "sha256:" + hashlib.sha256((pre / WEIGHTS).read_bytes()).hexdigest()
+    for name, settings in (("s", held), ("older", {k: v for k, v in held.items() if k != "init_sha256"})):
+        study = prepare_study(storage, name, plan(name).space, False, settings).study
+        study.tell(study.ask({"prompt_len": optuna.distributions.CategoricalDistribution([4, 8])}), 0.5)
+    # pre-trained again into the same folder: other weights
+    state = {k: v + 1 for k, v in read_pretrained_state(pre).items()}
+    (pre / WEIGHTS).write_bytes(_bytes_of(state, {"format": FORMAT}))
+    p = plan("s")
+    with pytest.raises(Ptv2Error, match="study 's' ran its trials with other settings \\(init_sha256 sha256:"):
+        prepare_study(storage, "s", p.space, True, trial_settings(p))
+    assert prepare_study(storage, "older", p.space, True, trial_settings(plan("older"))).resumed  # not recorded
+
+
+def test_the_check_before_ray_leaves_a_storage_without_optunas_version_tables_as_it_is(tmp_path):
+    """The study check made before Ray opened the storage with Optuna's RDBStorage, which stamps a
+    schema version (alembic_version, version_info) into a storage without one: a read-only check
+    wrote to it."""
+    import sqlite3
+
+    from optuna_studies.plan import plan_search
+    from optuna_studies.search import check_study_before_ray, trial_settings
+    from optuna_studies.study import open_storage, prepare_study
+
+    url = f"sqlite:///{tmp_path}/o.db"
+    p = plan_search("trec", "minilm", tmp_path / "out", trials=2, space=None, storage=url, init=None,
+                    max_train=8, max_eval=8, epochs=None, concurrency=1, cpus_per_trial=1, gpus_per_trial=0,
+                    overwrite=False, study_name="s", seed=0, resume=True)
+    prepare_study(open_storage(url), "s", p.space, False, trial_settings(p))
+    for table in ("alembic_version", "version_info"):
+        with sqlite3.connect(tmp_path / "o.db") as db:
+            rows = db.execute(f"SELECT * FROM {table}").fetchall()
+            db.execute(f"DROP TABLE {table}" if table == "alembic_version" else f"DELETE FROM {table}")
+        check_study_before_ray(p, True)
+        with sqlite3.connect(tmp_path / "o.db") as db:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            assert table not in tables if table == "alembic_version" else not db.execute(
+                f"SELECT * FROM {table}").fetchall(), table
+            if table == "alembic_version":  # back as it was, for the next one
+                db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+                db.executemany("INSERT INTO alembic_version VALUES (?)", rows)
+
+
+def test_a_search_reads_its_trial_settings_once(tmp_path, monkeypatch):
+    """The trial settings (a task file's data and a prompt's weights, read through) were made twice, before
+    Ray and again once joined: they are made once, and both checks use them."""
+    from optuna_studies import search
+    from optuna_studies.space import load_space
+    from optuna_studies.study import open_storage, prepare_study
+
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    made = []
+    real = search.trial_settings
+    monkeypatch.setattr(search, "trial_settings", lambda plan: made.append(plan) or real(plan))
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    space = load_space("trec").with_overrides(trials=1, epochs=None).for_start(warm=False)
+    study = prepare_study(open_storage(url), "done", space, resume=False).study
+    study.tell(study.ask(), 0.5)  # a finished search (its work folder gone): refused once Ray is joined
+    with pytest.raises(Ptv2Error, match="study 'done' already finished 1 trial"):
+        search.run_search("trec", "minilm", tmp_path / "out", trials=1, storage=url, study_name="done",
+                          resume=True, ray_cpus=1)
+    assert len(made) == 1
+
+
 def test_the_study_records_each_trial_end_as_optuna_sees_it(tmp_path):
     """Through Ray's OptunaSearch (the searcher the Tuner runs): a trial that ran every epoch is
     COMPLETE, one ASHA stopped early is PRUNED with its running best at the epoch it was stopped on

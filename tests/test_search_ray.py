@@ -31,7 +31,7 @@ from search_ray_support import (  # noqa: F401  (fixtures are used by name)
     SMALL, write_space, study_states, record_states, markers, ptv2_home, trace_dir, mlflow_uri, local_ray,
     mlflow_runs, trial_runs,
 )
-from test_search import tiny_model  # noqa: F401  (module fixture: a tiny BERT model folder)
+from test_search import tiny_model, tiny_pretrained  # noqa: F401  (module fixtures: a tiny BERT, a prompt of it)
 
 
 def test_local_search_end_to_end_a_diverging_trial_fails_alone(local_ray, tiny_model, tmp_path, trace_dir,
@@ -376,8 +376,8 @@ def test_postgres_study_with_concurrent_trials(local_ray, tiny_model, tmp_path):
         databases.close()  # drops the MLflow database
 
 
-def test_pipeline_search_step_stages_its_inputs_in_the_shared_folder(local_ray, tiny_model, tmp_path, mlflow_uri,
-                                                                      monkeypatch):
+def test_pipeline_search_step_stages_its_inputs_in_the_shared_folder(local_ray, tiny_model, tiny_pretrained, tmp_path,
+                                                                      mlflow_uri, monkeypatch):
     """With PTV2_SHARED_DIR (a multi-machine cluster), the search step copies the prepared task,
     the model folder (one in the image, outside the shared folder) and the pre-trained prompt
     into the shared folder, searches there, and cleans up. The task is named as a hub data set's
@@ -394,7 +394,7 @@ def test_pipeline_search_step_stages_its_inputs_in_the_shared_folder(local_ray, 
     monkeypatch.setenv("PTV2_SHARED_DIR", str(shared))
     res = search_task(prepared, "someone-intents", tmp_path / "adapter", tmp_path / "plot.html", model=str(tiny_model),
                       lengths=[2, 4], lr_range=(3e-3, 3e-2), trials=2, epochs=1, concurrency=2, cpus_per_trial=0.5,
-                      mlflow_uri=mlflow_uri)
+                      mlflow_uri=mlflow_uri, init_dir=tiny_pretrained)
     assert res["study"].startswith("ptv2-someone-intents-"), res["study"]
     from mlflow import MlflowClient
 
@@ -428,6 +428,9 @@ def test_pipeline_search_step_stages_its_inputs_in_the_shared_folder(local_ray, 
     assert loaded.config["extra"]["train_config"]["model"] == str(tiny_model)
     handed = json.loads((tmp_path / "adapter" / "metrics.json").read_text())
     assert handed["model"] == str(tiny_model)
+    # and the pre-trained prompt given (its copy named the trials' adapters' prompt: it goes with the step)
+    assert loaded.config["extra"]["init"] == handed["init"] == str(tiny_pretrained.resolve())
+    assert loaded.config["extra"]["init_sha256"] == handed["init_sha256"]
     # and the runs that made it, for the registered version's tags: the parent run and its best trial's run
     trial_run = MlflowClient(mlflow_uri).get_run(handed["trial_run_id"])
     assert handed["search_run_id"] == res["parent_run_id"] == trial_run.data.tags["mlflow.parentRunId"]

@@ -87,7 +87,9 @@ def train(
                                   note=True)  # says when the head starts fresh
             # the prompt folder by its absolute path, as the task and model are recorded, and its weights' digest
             # (taken before they load: a prompt pre-trained there again is another)
-            started_from = {} if init is None else {"init": str(init.expanduser().resolve())} | prompt_digest(init)
+            from ptv2_core.multitask.pretrained import started_from as recorded_prompt
+
+            started_from = recorded_prompt(init)
             result = run_train(cfg, init=init_fn)
             doc = metrics_document(result, cfg) | started_from
             try:  # and once more: nothing else may have written there while this run trained
@@ -319,18 +321,6 @@ def bars_on_a_terminal_only() -> None:
         from ptv2_core.train import quiet_libraries
 
         quiet_libraries()
-
-
-def prompt_digest(prompt_dir: Path) -> dict[str, str]:
-    """``{"init_sha256": …}``: the digest of a pre-trained prompt folder's weights
-    (``ptv2_core.provenance.file_digest``); empty when they cannot be read (loading them says why)."""
-    from ptv2_core.multitask.pretrained import WEIGHTS
-    from ptv2_core.provenance import file_digest
-
-    try:
-        return {"init_sha256": file_digest(prompt_dir / WEIGHTS)}
-    except OSError:
-        return {}
 
 
 def check_batch_size(batch_size: int) -> None:

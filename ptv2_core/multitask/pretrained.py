@@ -132,6 +132,23 @@ def config_digest(prompt_dir: str | Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
+def started_from(init_dir: str | Path | None) -> dict[str, str]:
+    """``{"init": DIR, "init_sha256": …}``: the pre-trained prompt an adapter started from, as every
+    record of it names it (``ptv2 train --init``, a search's trials, the pipeline's final step): its
+    folder as an absolute path and its weights' digest (``ptv2_core.provenance.file_digest``: a prompt
+    pre-trained there again is another). No digest when the weights cannot be read (loading them
+    says why); empty without a prompt."""
+    if not init_dir:
+        return {}
+    from ptv2_core.provenance import file_digest
+
+    folder = Path(init_dir).expanduser().resolve()
+    try:
+        return {"init": str(folder), "init_sha256": file_digest(folder / WEIGHTS)}
+    except OSError:
+        return {"init": str(folder)}
+
+
 def read_pretrained_config(pretrained_dir: str | Path) -> dict:
     """The validated JSON of a pre-trained prompt folder (its values' types and ranges too: see
     ``adapter_schema.check_pretrained_config``)."""
