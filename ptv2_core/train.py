@@ -26,7 +26,7 @@ from ptv2_core.evaluate import autocast, evaluate
 from ptv2_core.memory import batch_shape, fits, place
 from ptv2_core.model import PromptModel
 from ptv2_core.optim import make_optimizer, optimizer_step
-from ptv2_core.settings import TrainingSettings, check_seed, is_integer
+from ptv2_core.settings import BadSetting, TrainingSettings, check_seed, is_integer
 from ptv2_core.tasks import TaskSpec, load_task
 from ptv2_core.tasks.splits import split_hash
 from ptv2_core.tasks.subsample import subset_rule
@@ -71,15 +71,19 @@ class TrainConfig(TrainingSettings):
         """The shared checks, and the per-task ones: the split seed and the patience."""
         super().check_training()
         if not is_integer(self.prompt_len) or self.prompt_len <= 0:
-            raise Ptv2Error(f"prompt length must be a positive integer, got {self.prompt_len!r}")
+            raise BadSetting(f"{{prompt_len}} must be a positive integer, got {self.prompt_len!r}",
+                             prompt_len="prompt length")
         if self.max_length is not None and (not is_integer(self.max_length) or self.max_length <= 0):
-            raise Ptv2Error(f"max_length must be a positive integer (tokens), got {self.max_length!r}")
+            raise BadSetting(f"{{max_length}} must be a positive integer (tokens), got {self.max_length!r}",
+                             max_length="max_length")
         if self.data_seed is not None:
-            check_seed(self.data_seed, "data seed")
+            check_seed(self.data_seed, "data seed", "data_seed")
         if self.patience is not None and (isinstance(self.patience, bool) or self.patience < 1):
-            raise Ptv2Error(f"patience must be a positive integer (epochs without dev improvement), got {self.patience}")
+            raise BadSetting(f"{{patience}} must be a positive integer (epochs without dev improvement), got "
+                             f"{self.patience}", patience="patience")
         if not isinstance(self.group_by_length, bool):
-            raise Ptv2Error(f"group_by_length must be true or false, got {self.group_by_length!r}")
+            raise BadSetting(f"{{group_by_length}} must be true or false, got {self.group_by_length!r}",
+                             group_by_length="group_by_length")
 
 
 @dataclass
