@@ -149,7 +149,7 @@ def fit(
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         t0, loss_sum, steps = time.perf_counter(), 0.0, 0
-        bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+        bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", unit="step", leave=False,
                    disable=None if cfg.progress else True)  # None: a bar on a terminal only, not in a log
         for batch in bar:
             batch = {k: v.to(device) for k, v in batch.items()}
