@@ -9,6 +9,7 @@ import math
 import random
 import sys
 import time
+from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterable
 
@@ -100,6 +101,8 @@ class TrainResult:
     stopped_early: bool = False
     test_data_hash: str = ""  # split_hash of the test rows: registration checks the task's test split is still these
     data_hashes: dict[str, str] = field(default_factory=dict)  # split_hash of the train, dev and test rows
+    started: str = ""  # when train() began and ended (utc_now): ``ptv2 train`` records them in metrics.json
+    finished: str = ""
 
 
 def seed_everything(seed: int) -> None:
@@ -197,6 +200,11 @@ def check_prompt_fits_model(prompt_len: int, model: str, config=None) -> None:
     check_prompt_len(prompt_len, load_config(model) if config is None else config, 1)
 
 
+def utc_now() -> str:
+    """The time now, UTC, to the whole second (ISO 8601: ``2026-12-07T10:58:03+00:00``)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 def train(cfg: TrainConfig, report: Report | None = None,
           init: Callable[[PromptModel, TaskSpec], None] | None = None,
           on_data: Callable[[dict[str, str]], None] | None = None) -> TrainResult:
@@ -208,6 +216,7 @@ def train(cfg: TrainConfig, report: Report | None = None,
     load, before training (``TrainResult.data_hashes`` holds them too): a search's trial records them
     with each adapter it reports mid-training, and a trial stopped early never gets the result.
     """
+    started = utc_now()
     cfg.check_training()  # cheap checks first, before any data or weights load
     check_prompt_fits_model(cfg.prompt_len, cfg.model)
     seed_everything(cfg.seed)
@@ -242,4 +251,4 @@ def train(cfg: TrainConfig, report: Report | None = None,
                     progress="score test" if cfg.progress else None)
     model.eval()  # trained: handed over for prediction (scoring restores the mode it finds)
     return TrainResult(model, spec, tokenizer, base_fp, best_epoch, dev, test, history, speed, stopped,
-                       hashes["test"], hashes)
+                       hashes["test"], hashes, started=started, finished=utc_now())

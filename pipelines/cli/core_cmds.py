@@ -91,7 +91,8 @@ def train(
             # (taken before they load: a prompt pre-trained there again is another)
             started_from = {} if init is None else {"init": str(init.expanduser().resolve())} | prompt_digest(init)
             result = run_train(cfg, init=init_fn)
-            doc = metrics_document(result, cfg) | started_from
+            # when it ran: in metrics.json only (adapter_config.json's bytes are the same for the same seed)
+            doc = metrics_document(result, cfg) | started_from | {"started": result.started, "finished": result.finished}
             try:  # and once more: nothing else may have written there while this run trained
                 check_out_dir(out, overwrite)
             except Ptv2Error as e:
