@@ -83,3 +83,10 @@ def test_python_callers_keep_the_setting_words():
 
     with pytest.raises(Ptv2Error, match=r"^mixing temperature must be a positive number"):
         PretrainConfig(tasks=("trec",), max_prompt_len=4, lengths=(4,), temperature=0).check()
+
+
+def test_an_empty_item_in_the_pipelines_tasks_is_refused(tmp_path):
+    """`ptv2 run --tasks trec,,rt` ran the pipeline on trec and rt alone, as pretrain did (here the
+    --trials 0 after it is refused otherwise: the pipeline's parameters are checked next)."""
+    line = _error_line(run_cli("run", "--tasks", "trec,,rt", "--trials", "0"))
+    assert "--tasks" in line and "empty" in line, line
