@@ -121,7 +121,8 @@ def final_train(prepared_dir: str | Path, task: str, best_config: dict, out_dir:
     if init_dir:
         from ptv2_core.multitask import init_from_pretrained
 
-        init = partial(init_from_pretrained, pretrained_dir=init_dir, task=task, seed=seed)
+        # note: one line in the step's log when the task's head starts fresh (as `ptv2 train --init` says it)
+        init = partial(init_from_pretrained, pretrained_dir=init_dir, task=task, seed=seed, note=True)
     result = train(cfg, report=epoch_lines(f"{task}: retraining", cfg.epochs, "dev_score", "dev score"), init=init)
     doc = metrics_document(result, cfg) | _provenance(prepared_dir, task, begun, study) | (lineage or {}) | {
         "source": "retrain", "retrained_epochs": cfg.epochs}

@@ -195,13 +195,33 @@ def check_trial_settings(constants: dict, space: SearchSpace, task_ref: str) -> 
         # as ptv2_core.build.build_model checks them, when a trial builds its model
         config = load_config(cfg.model)
         check_model_pooling(cfg.model, cfg.pooling, config)  # a 'pooler' on a model without a pooler layer
-        check_prompt_len(max(space.prompt_lens), config, cfg.max_length or task_max_length(task_ref))
-        if constants.get("init"):  # a pre-trained prompt: what each trial's init_from_pretrained checks
-            check_init_fits(constants["init"], cfg, config, task_ref)
     except TypeError as e:  # a fixed key TrainConfig does not take (the space's own check lists the allowed ones)
         raise Ptv2Error(f"search space {space.source}: {e}") from None
     except Ptv2Error as e:
         raise Ptv2Error(f"search space {space.source}: {e}") from None
+    max_length = cfg.max_length
+    if max_length is None:  # the task's own (its file's, or a packaged or hub task's default): named as the task's
+        max_length = task_max_length(task_ref)
+        try:
+            check_prompt_len(1, config, max_length)  # the text alone against the model's positions
+        except Ptv2Error as e:
+            raise Ptv2Error(f"{_task_length_source(task_ref, max_length)}: {e}") from None
+    try:
+        check_prompt_len(max(space.prompt_lens), config, max_length)
+        if constants.get("init"):  # a pre-trained prompt: what each trial's init_from_pretrained checks
+            check_init_fits(constants["init"], cfg, config, task_ref)
+    except Ptv2Error as e:
+        raise Ptv2Error(f"search space {space.source}: {e}") from None
+
+
+def _task_length_source(task_ref: str, max_length: int) -> str:
+    """Where a task's own max length is set, for an error about it."""
+    kind = task_ref_kind(task_ref)
+    if kind == "file":
+        return f"task file {task_ref} (its max_length: {max_length})"
+    if kind == "packaged":
+        return f"packaged task '{task_ref}' (its max_length {max_length})"
+    return f"hub task '{task_ref}' (its max_length, the default, {max_length})"
 
 
 SAY_DATA_BYTES = 8 * 2**20  # a task file's data from which its check is said first (about 3 s to load)

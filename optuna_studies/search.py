@@ -27,7 +27,7 @@ from optuna_studies.store_guard import mlflow_guard
 from optuna_studies.study import (PARENT_RUN_ATTR, StudyState, check_study, finished_count, lost_trials, mask_url,
                                   open_storage, prepare_study, rerun_lost)
 from optuna_studies.study_lock import study_lock
-from optuna_studies.work import OWNER, adopt_legacy, check_owner, claim
+from optuna_studies.work import OWNER, adopt_legacy, check_owner, claim, legacy_work_dir
 from ptv2_core.wording import count_of
 
 EXPERIMENT = "ptv2-search"
@@ -160,15 +160,23 @@ def check_study_before_ray(plan: SearchPlan, resume: bool, held: dict | None = N
         # without one (version_info, alembic_version): a read-only check opens only a complete one
         engine = sqlalchemy.create_engine(with_driver(url))
         with engine.connect() as connection:
-            if not {"studies", "version_info", "alembic_version"} <= set(sqlalchemy.inspect(connection).get_table_names()):
+            tables = set(sqlalchemy.inspect(connection).get_table_names())
+            if not {"studies", "version_info", "alembic_version"} <= tables:
                 return
             for table in ("version_info", "alembic_version"):
                 if connection.execute(sqlalchemy.text(f"SELECT 1 FROM {table} LIMIT 1")).first() is None:
                     return
         storage = optuna.storages.RDBStorage(with_driver(url), skip_compatibility_check=True,
                                              skip_table_creation=True)
-        check_study(optuna.load_study(study_name=plan.study_name, storage=storage), plan.study_name, plan.space,
-                    resume, trial_settings(plan) if held is None else held)
+        study = optuna.load_study(study_name=plan.study_name, storage=storage)
+        settings = trial_settings(plan) if held is None else held
+        started = check_study(study, plan.study_name, plan.space, resume, settings)
+        finished = finished_count(study) if started else 0
+        legacy = plan.shared is None and any((legacy_work_dir(plan.out_dir) / "trials").glob("*.json"))
+        if finished and not legacy and _work_gone(plan):  # an old-style folder: taken (or refused) once joined
+            raise _gone(plan, finished)
+    except Ptv2Error:
+        raise
     except (SQLAlchemyError, KeyError, RuntimeError):  # no such study, a storage that fails now: prepare_study decides
         return
     finally:
@@ -233,8 +241,23 @@ def _add_file(h, path: Path) -> None:
             h.update(block)
 
 
-def _search(plan: SearchPlan, held: dict, max_failures: int, resume: bool, mlflow_uri: str | None, ray_address: str | None,
-            experiment: str, say: Callable[[str], None], ready: list[optuna.Study],
+def _work_gone(plan: SearchPlan) -> bool:
+    """Whether the study's work folder is gone: no trial records, and no owner file (a work folder
+    whose finished trials left no record, the driver killed first, is there: not gone)."""
+    return not records.trials_dir(plan.work).is_dir() and not (plan.work / OWNER).is_file()
+
+
+def _gone(plan: SearchPlan, finished: int) -> Ptv2Error:
+    """The refusal to resume a study whose search finished: more trials could not be ranked."""
+    return Ptv2Error(f"study '{plan.study_name}' already finished {count_of(finished, 'trial')}, and their "
+                     f"work folder {plan.work} is gone (a finished search deletes it and keeps only its result, "
+                     "best.json and the best adapter, in its --out), so more trials could not be ranked "
+                     "against the earlier ones: start a new search (another --out or --study-name) to try "
+                     "more configurations")
+
+
+def _search(plan: SearchPlan, held: dict, max_failures: int, resume: bool, mlflow_uri: str | None,
+            ray_address: str | None, experiment: str, say: Callable[[str], None], ready: list[optuna.Study],
             written: list[SearchResult]) -> SearchResult:
     """The checked search, with Ray connected: study → MLflow parent run → Ray Tune → output. The
     study goes into ``ready`` once prepared, the result into ``written`` once the output is written;
@@ -253,13 +276,8 @@ def _search(plan: SearchPlan, held: dict, max_failures: int, resume: bool, mlflo
         if plan.shared is None:
             ids = {t.user_attrs["ray_trial_id"]: t.number for t in state.study.trials if "ray_trial_id" in t.user_attrs}
             legacy = adopt_legacy(plan.work, plan.out_dir, plan.study_name, plan.storage, ids)
-        # a work folder whose finished trials left no record (the driver killed first) is there: not gone
-        if legacy is None and not (plan.work / OWNER).is_file():
-            raise Ptv2Error(f"study '{plan.study_name}' already finished {count_of(state.finished, 'trial')}, and their "
-                            f"work folder {plan.work} is gone (a finished search deletes it and keeps only its result, "
-                            "best.json and the best adapter, in its --out), so more trials could not be ranked "
-                            "against the earlier ones: start a new search (another --out or --study-name) to try "
-                            "more configurations")
+        if legacy is None and _work_gone(plan):
+            raise _gone(plan, state.finished)
         if legacy is not None:
             say(f"took the work folder {legacy} (named before each study had its own) as {plan.work}")
     if not state.resumed:  # leftovers of this study's own search that never got a trial (the folder is

@@ -9,6 +9,7 @@ import math
 import random
 import sys
 import time
+from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Iterable
 
@@ -26,7 +27,7 @@ from ptv2_core.evaluate import autocast, evaluate
 from ptv2_core.memory import batch_shape, fits, place
 from ptv2_core.model import PromptModel
 from ptv2_core.optim import make_optimizer, optimizer_step
-from ptv2_core.settings import TrainingSettings, check_seed, is_integer
+from ptv2_core.settings import BadSetting, TrainingSettings, check_seed, is_integer
 from ptv2_core.tasks import TaskSpec, load_task
 from ptv2_core.tasks.splits import split_hash
 from ptv2_core.tasks.subsample import subset_rule
@@ -71,15 +72,19 @@ class TrainConfig(TrainingSettings):
         """The shared checks, and the per-task ones: the split seed and the patience."""
         super().check_training()
         if not is_integer(self.prompt_len) or self.prompt_len <= 0:
-            raise Ptv2Error(f"prompt length must be a positive integer, got {self.prompt_len!r}")
+            raise BadSetting(f"{{prompt_len}} must be a positive integer, got {self.prompt_len!r}",
+                             prompt_len="prompt length")
         if self.max_length is not None and (not is_integer(self.max_length) or self.max_length <= 0):
-            raise Ptv2Error(f"max_length must be a positive integer (tokens), got {self.max_length!r}")
+            raise BadSetting(f"{{max_length}} must be a positive integer (tokens), got {self.max_length!r}",
+                             max_length="max_length")
         if self.data_seed is not None:
-            check_seed(self.data_seed, "data seed")
+            check_seed(self.data_seed, "data seed", "data_seed")
         if self.patience is not None and (isinstance(self.patience, bool) or self.patience < 1):
-            raise Ptv2Error(f"patience must be a positive integer (epochs without dev improvement), got {self.patience}")
+            raise BadSetting(f"{{patience}} must be a positive integer (epochs without dev improvement), got "
+                             f"{self.patience}", patience="patience")
         if not isinstance(self.group_by_length, bool):
-            raise Ptv2Error(f"group_by_length must be true or false, got {self.group_by_length!r}")
+            raise BadSetting(f"{{group_by_length}} must be true or false, got {self.group_by_length!r}",
+                             group_by_length="group_by_length")
 
 
 @dataclass
@@ -96,6 +101,8 @@ class TrainResult:
     stopped_early: bool = False
     test_data_hash: str = ""  # split_hash of the test rows: registration checks the task's test split is still these
     data_hashes: dict[str, str] = field(default_factory=dict)  # split_hash of the train, dev and test rows
+    started: str = ""  # when train() began and ended (utc_now): ``ptv2 train`` records them in metrics.json
+    finished: str = ""
 
 
 def seed_everything(seed: int) -> None:
@@ -145,7 +152,7 @@ def fit(
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         t0, loss_sum, steps = time.perf_counter(), 0.0, 0
-        bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+        bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", unit="step", leave=False,
                    disable=None if cfg.progress else True)  # None: a bar on a terminal only, not in a log
         for batch in bar:
             batch = {k: v.to(device) for k, v in batch.items()}
@@ -193,6 +200,11 @@ def check_prompt_fits_model(prompt_len: int, model: str, config=None) -> None:
     check_prompt_len(prompt_len, load_config(model) if config is None else config, 1)
 
 
+def utc_now() -> str:
+    """The time now, UTC, to the whole second (ISO 8601: ``2026-12-07T10:58:03+00:00``)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 def train(cfg: TrainConfig, report: Report | None = None,
           init: Callable[[PromptModel, TaskSpec], None] | None = None,
           on_data: Callable[[dict[str, str]], None] | None = None) -> TrainResult:
@@ -204,6 +216,7 @@ def train(cfg: TrainConfig, report: Report | None = None,
     load, before training (``TrainResult.data_hashes`` holds them too): a search's trial records them
     with each adapter it reports mid-training, and a trial stopped early never gets the result.
     """
+    started = utc_now()
     cfg.check_training()  # cheap checks first, before any data or weights load
     check_prompt_fits_model(cfg.prompt_len, cfg.model)
     seed_everything(cfg.seed)
@@ -238,4 +251,4 @@ def train(cfg: TrainConfig, report: Report | None = None,
                     progress="score test" if cfg.progress else None)
     model.eval()  # trained: handed over for prediction (scoring restores the mode it finds)
     return TrainResult(model, spec, tokenizer, base_fp, best_epoch, dev, test, history, speed, stopped,
-                       hashes["test"], hashes)
+                       hashes["test"], hashes, started=started, finished=utc_now())

@@ -47,20 +47,20 @@ ROWS = "text,label\n" + "".join(f"question {i},{'a' if i % 2 else 'b'}\n" for i 
     "args, needles",
     [
         (["--task", "nope"], ["unknown task 'nope'"]),
-        (["--task", "trec", "--prompt-len", "0"], ["prompt length", "positive"]),
-        (["--task", "trec", "--prompt-len", "-3"], ["prompt length"]),
+        (["--task", "trec", "--prompt-len", "0"], ["--prompt-len must be a positive integer"]),
+        (["--task", "trec", "--prompt-len", "-3"], ["--prompt-len"]),
         (["--task", "trec", "--prompt-len", "600"], ["too long", "at most its context size, 512"]),
         (["--task", "trec", "--epochs", "0"], ["epochs"]),
-        (["--task", "trec", "--eval-batch-size", "0"], ["eval batch size must be a positive integer, got 0"]),
-        (["--task", "trec", "--lr", "-1"], ["learning rate"]),
+        (["--task", "trec", "--eval-batch-size", "0"], ["--eval-batch-size must be a positive integer, got 0"]),
+        (["--task", "trec", "--lr", "-1"], ["--lr must be a positive number"]),
         (["--task", "trec", "--model", "./no-such-model"], ["no-such-model", "does not exist"]),
         (["--task", "trec", "--pooling", "max"], ["pooling 'max'"]),
         (["--task", "trec", "--device", "cuda"], ["cuda"]),
         (["--task", "trec", "--no-such-flag"], ["--no-such-flag"]),
         (["--task", "trec", "--prompt-len", "abc"], ["--prompt-len", "integer"]),
-        (["--task", "trec", "--seed", "-1"], ["seed must be an integer in 0..4294967295, got -1"]),  # was numpy's traceback
-        (["--task", "trec", "--data-seed", str(2**32)], ["data seed must be an integer"]),
-        (["--task", "trec", "--patience", "0"], ["patience must be a positive integer"]),  # stopped after epoch 1
+        (["--task", "trec", "--seed", "-1"], ["--seed must be an integer in 0..4294967295, got -1"]),  # was numpy's traceback
+        (["--task", "trec", "--data-seed", str(2**32)], ["--data-seed must be an integer"]),
+        (["--task", "trec", "--patience", "0"], ["--patience must be a positive integer"]),  # stopped after epoch 1
         # a learning rate too high: was a traceback (the loss check), or, with one step per epoch, an adapter
         # written with a NaN dev loss and a meaningless score (the last update went unchecked)
         (["--task", "trec", "--lr", "1e30", "--batch-size", "2"], ["training diverged: loss became nan", "lower --lr"]),
@@ -134,7 +134,7 @@ def test_unknown_model_type(tmp_path):
     (["eval", "--adapter", "OUT", "--model", "models:/ptv2-trec@champion"],
      "give exactly one of --adapter, --model and --pretrained"),
     (["eval", "--model", "ptv2-trec"], "model URI 'ptv2-trec' is not models:/NAME@ALIAS or models:/NAME/VERSION"),
-    (["pretrain", "--tasks", "trec,rt", "--seed", "-1", "--out", "OUT"], "seed must be an integer in 0..4294967295"),
+    (["pretrain", "--tasks", "trec,rt", "--seed", "-1", "--out", "OUT"], "--seed must be an integer in 0..4294967295"),
     (["pretrain", "--tasks", "trec", "--lr", "1e29", "--epochs", "1", "--max-train", "4", "--max-eval", "8",
       "--max-prompt-len", "8", "--lengths", "4,8", "--batch-size", "4", "--quiet", "--out", "OUT"],
      "training diverged: dev loss became nan after epoch 1"),

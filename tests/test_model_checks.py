@@ -115,7 +115,8 @@ def test_a_search_plan_checks_a_hub_tasks_max_length_without_fetching_it(tmp_pat
     space.write_text(yaml.safe_dump({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-2}}))
     with pytest.raises(Ptv2Error) as e:
         plan_search("hub:ptv2-no-such-user/no-such-data", str(folder), tmp_path / "out", **kw)
-    assert str(e.value).startswith(f"search space {space}: max length 128 is too long for this model: it has 64 "
+    assert str(e.value).startswith("hub task 'hub:ptv2-no-such-user/no-such-data' (its max_length, the default, 128): "
+                                   "max length 128 is too long for this model: it has 64 "
                                    "positions; lower it to at most 64: ")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["short", "space.yaml"]
     space.write_text(yaml.safe_dump({"prompt_len": [4, 8], "lr": {"low": 1e-3, "high": 1e-2},

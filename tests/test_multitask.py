@@ -612,7 +612,7 @@ def test_pretraining_moves_only_the_positions_each_step_uses(tmp_path, tokenizer
 
 def test_the_longest_length_must_be_the_max_prompt_length_and_a_small_temperature_does_not_overflow():
     # max 8 with lengths up to 4: positions 5-8 were never trained, yet shipped and accepted
-    with pytest.raises(Ptv2Error, match=r"longest prompt length \(4\) must be the max prompt length \(8\)"):
+    with pytest.raises(Ptv2Error, match=r"longest of the prompt lengths \(4\) must be the max prompt length \(8\)"):
         PretrainConfig(**CFG | {"lengths": (2, 4)}).check()
     from ptv2_core.multitask import default_lengths
 

@@ -18,8 +18,8 @@ from ptv2_core.tasks import load_task
 from ptv2_core.tasks.splits import split_hash
 
 ROWS = dict(max_train=48, max_eval=24)
-# what may differ between two runs of the same training: how fast it ran
-TIMING = {"train_examples_per_s"}
+# what may differ between two runs of the same training: how fast, and when, it ran
+TIMING = {"train_examples_per_s", "started", "finished"}
 
 
 def train(model: str, out: Path, *extra: str) -> Path:
@@ -66,6 +66,18 @@ def test_metrics_json_records_the_seeds_and_the_rows_trained_and_scored_on(runs)
 def test_metrics_json_records_where_it_ran(runs):
     doc = metrics(runs["a"])
     assert doc["runtime"] == {"device": "cpu", "torch_threads": 1}
+
+
+def test_metrics_json_records_when_it_ran_and_the_adapter_config_does_not(runs):
+    from datetime import datetime, timezone
+
+    doc = metrics(runs["a"])
+    started, finished = (datetime.fromisoformat(doc[k]) for k in ("started", "finished"))
+    assert started.utcoffset() == timezone.utc.utcoffset(None) and started.microsecond == 0
+    assert doc["started"].endswith("+00:00") and "." not in doc["finished"]
+    assert started <= finished <= datetime.now(timezone.utc)
+    config = (runs["a"] / "adapter_config.json").read_text()
+    assert '"started"' not in config and '"finished"' not in config  # its bytes stay the same per seed
 
 
 def test_adapter_config_records_the_code_and_library_versions(runs):

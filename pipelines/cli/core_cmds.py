@@ -11,6 +11,7 @@ import typer
 
 from pipelines.cli.app import app
 from pipelines.cli.committed import no_interrupts_from_here
+from pipelines.cli.option_names import options_named
 
 
 @app.command()
@@ -70,6 +71,8 @@ def train(
                               eval_batch_size=eval_batch_size, max_train=max_train, max_eval=max_eval, reparam=reparam,
                               pooling=pooling, patience=patience, group_by_length=group_by_length, seed=seed,
                               data_seed=data_seed, device=device, progress=not quiet)
+            with options_named():  # a bad setting is named as the option typed (--lr, not "learning rate")
+                cfg.check_training()
             check_model_pooling(model, pooling)  # 'pooler' on a model without one: before any data or weights load
             init_fn = None
             if init is not None:
@@ -77,7 +80,6 @@ def train(
                 from ptv2_core.multitask import check_init, init_from_pretrained, read_pretrained_config
                 from ptv2_core.multitask.init import check_init_base
 
-                cfg.check_training()  # the settings' own messages first
                 # a bad folder, or a --prompt-len, --seed or --reparam it cannot start, fails before any data or weights load
                 pre_config = read_pretrained_config(init)
                 check_init(pre_config, init, prompt_len, task=task, seed=cfg.split_seed,
@@ -91,7 +93,8 @@ def train(
 
             started_from = recorded_prompt(init)
             result = run_train(cfg, init=init_fn)
-            doc = metrics_document(result, cfg) | started_from
+            # when it ran: in metrics.json only (adapter_config.json's bytes are the same for the same seed)
+            doc = metrics_document(result, cfg) | started_from | {"started": result.started, "finished": result.finished}
             try:  # and once more: nothing else may have written there while this run trained
                 check_out_dir(out, overwrite)
             except Ptv2Error as e:
@@ -163,7 +166,8 @@ def eval_(
         if lengths is not None and prompt_len is not None:
             raise Ptv2Error("give --lengths or --prompt-len, not both")
         config = read_pretrained_config(pretrained)  # a bad folder fails before the model loads
-        wanted = parse_lengths(lengths) if lengths is not None else ([prompt_len] if prompt_len is not None else None)
+        with options_named():
+            wanted = parse_lengths(lengths) if lengths is not None else ([prompt_len] if prompt_len is not None else None)
         scored_lengths(config, wanted)  # bad lengths: the error line alone, no notes before it
         for note in _pretrained_notes(config.get("pretrain_config") or {}, seed, max_eval):
             typer.echo(note, err=True)

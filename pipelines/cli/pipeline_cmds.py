@@ -13,7 +13,9 @@ from pipelines.cli.app import app
 
 def _overrides(tasks: Optional[str], trials: Optional[int], epochs: Optional[int],
                pretrained_prompt: Optional[bool] = None) -> dict:
-    return {"tasks": [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
+    from pipelines.cli.option_names import comma_list
+
+    return {"tasks": comma_list(tasks, "--tasks") if tasks else None,  # "trec,,rt": refused, not run on trec and rt
             "trials_per_task": trials, "epochs": epochs, "use_pretrained_prompt": pretrained_prompt}
 
 

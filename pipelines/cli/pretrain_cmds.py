@@ -54,14 +54,19 @@ def pretrain(
     from ptv2_core.multitask import pretrain as run_pretrain
     from pipelines.cli.core_cmds import bars_on_a_terminal_only
 
+    from pipelines.cli.option_names import comma_list, options_named
+
     bars_on_a_terminal_only()
-    refs = tuple(absolute_ref(t.strip()) for t in tasks.split(",") if t.strip())  # recorded: absolute paths
-    # the prompt records its base model, which eval --pretrained loads: a relative folder names none from elsewhere
-    cfg = PretrainConfig(tasks=refs, model=absolute_model_ref(model), max_prompt_len=max_prompt_len, lengths=tuple(parse_lengths(lengths) if lengths is not None
-                                                                                 else default_lengths(max_prompt_len)),
-                         nested=nested, temperature=temperature, lr=lr, epochs=epochs, batch_size=batch_size,
-                         eval_batch_size=eval_batch_size, max_train=max_train, max_eval=max_eval, reparam=reparam,
-                         pooling=pooling, seed=seed, device=device, progress=not quiet)
+    with options_named():  # a bad setting is named as the option typed (--temperature, not "mixing temperature")
+        refs = tuple(absolute_ref(t) for t in comma_list(tasks, "--tasks"))  # recorded: absolute paths
+        # the prompt records its base model, which eval --pretrained loads: a relative folder names none from elsewhere
+        cfg = PretrainConfig(tasks=refs, model=absolute_model_ref(model), max_prompt_len=max_prompt_len,
+                             lengths=tuple(parse_lengths(lengths) if lengths is not None
+                                           else default_lengths(max_prompt_len)),
+                             nested=nested, temperature=temperature, lr=lr, epochs=epochs, batch_size=batch_size,
+                             eval_batch_size=eval_batch_size, max_train=max_train, max_eval=max_eval, reparam=reparam,
+                             pooling=pooling, seed=seed, device=device, progress=not quiet)
+        cfg.check()
     from ptv2_core.build import check_model_pooling
 
     check_model_pooling(cfg.model, pooling)  # 'pooler' on a model without one: before the store or any data
@@ -176,7 +181,7 @@ def _echo_run(run_id: str, mlflow_uri: Optional[str]) -> None:
 
 def _check_tracking(track: bool, mlflow_uri: Optional[str], cfg) -> Optional[str]:
     """The store the finished run will be logged to (None: --no-track), checked before hours of
-    pre-training; the settings first, so that a bad one is named before the store."""
+    pre-training (the settings are checked before this, so that a bad one is named before the store)."""
     from components.pretrain_tracking import check_store
     from ptv2_core.errors import Ptv2Error
 
@@ -184,7 +189,6 @@ def _check_tracking(track: bool, mlflow_uri: Optional[str], cfg) -> Optional[str
         if mlflow_uri is not None:
             raise Ptv2Error("--mlflow-uri names a store to log to, and --no-track logs nothing: give one of them")
         return None
-    cfg.check()
     return check_store(mlflow_uri)
 
 

@@ -10,6 +10,7 @@ from torch import nn
 from ptv2_core.artifact_json import check_prompt_fits
 from ptv2_core.backbone import fingerprint, geometry, load_backbone, used_tokenizer_fingerprint
 from ptv2_core.errors import Ptv2Error
+from ptv2_core.settings import BadSetting
 from ptv2_core.evaluate import evaluate
 from ptv2_core.heads import HeadConfig
 from ptv2_core.memory import place
@@ -62,17 +63,22 @@ def load_pretrained(pretrained_dir: str | Path, backbone: nn.Module | None = Non
 
 
 def parse_lengths(text: str) -> list[int]:
-    """``"16,4,8"`` → ``[4, 8, 16]`` (sorted); Ptv2Error on anything else, a length listed twice too."""
+    """``"16,4,8"`` → ``[4, 8, 16]`` (sorted); Ptv2Error on anything else, a length listed twice
+    or an empty item (``4,,8``: a typo, not two lengths) too."""
+    items = [x.strip() for x in text.split(",")]
+    if "" in items:
+        raise BadSetting(f"{{lengths}} has an empty item in '{text}': give comma-separated lengths, none empty",
+                         lengths="lengths")
     try:
-        listed = [int(x) for x in text.split(",") if x.strip()]
+        listed = [int(x) for x in items]
     except ValueError:
-        raise Ptv2Error(f"lengths must be comma-separated integers, got '{text}'") from None
+        raise BadSetting(f"{{lengths}} must be comma-separated integers, got '{text}'", lengths="lengths") from None
     twice = sorted({x for x in listed if listed.count(x) > 1})
     if twice:  # as the pipeline's config refuses them: a typo more often than a wish
-        raise Ptv2Error(f"lengths listed twice: {', '.join(map(str, twice))}")
+        raise BadSetting(f"{{lengths}} listed twice: {', '.join(map(str, twice))}", lengths="lengths")
     values = sorted(listed)
-    if not values or values[0] <= 0:
-        raise Ptv2Error(f"lengths must be positive integers, got '{text}'")
+    if values[0] <= 0:
+        raise BadSetting(f"{{lengths}} must be positive integers, got '{text}'", lengths="lengths")
     return values
 
 

@@ -296,7 +296,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
             loss_sum = {n: 0.0 for n in names}
             count = {n: 0 for n in names}
             by_length = {str(n): 0 for n in cfg.lengths}
-            bar = tqdm(range(steps), desc=f"pretrain epoch {epoch}/{cfg.epochs}", leave=False,
+            bar = tqdm(range(steps), desc=f"pretrain epoch {epoch}/{cfg.epochs}", unit="step", leave=False,
                        disable=None if cfg.progress else True)  # None: a bar on a terminal only, not in a log
             for step in bar:
                 t, rows, length = mixer.next()

@@ -31,7 +31,7 @@ from ptv2_core.adapter_schema import check_pretrained_config, check_weights
 from ptv2_core.artifact_json import found_instead, read_config
 from ptv2_core.backbone import check_tokenizer
 from ptv2_core.errors import Ptv2Error
-from ptv2_core.settings import TrainingSettings
+from ptv2_core.settings import BadSetting, TrainingSettings
 
 WEIGHTS = "prompt.safetensors"
 CONFIG = "prompt_config.json"
@@ -74,26 +74,30 @@ class PretrainConfig(TrainingSettings):
     def check(self) -> None:
         """Refuse bad settings before anything is loaded or written."""
         if not self.tasks:
-            raise Ptv2Error("pre-training needs at least one task")
+            raise BadSetting("pre-training needs at least one task ({tasks})", tasks="tasks")
         dupes = sorted({t for t in self.tasks if self.tasks.count(t) > 1})
         if dupes:
-            raise Ptv2Error(f"tasks listed twice: {dupes}")
+            raise BadSetting(f"{{tasks}} listed twice: {dupes}", tasks="tasks")
         if isinstance(self.max_prompt_len, bool) or not isinstance(self.max_prompt_len, int) or self.max_prompt_len <= 0:
-            raise Ptv2Error(f"max prompt length must be a positive integer, got {self.max_prompt_len!r}")
+            raise BadSetting(f"{{max_prompt_len}} must be a positive integer, got {self.max_prompt_len!r}",
+                             max_prompt_len="max prompt length")
+        words = {"lengths": "prompt lengths", "max_prompt_len": "max prompt length"}
         if not self.lengths:
-            raise Ptv2Error("at least one prompt length is needed")
+            raise BadSetting("at least one prompt length is needed ({lengths})", lengths="prompt lengths")
         bad = [x for x in self.lengths if not 0 < x <= self.max_prompt_len]
         if bad:
-            raise Ptv2Error(f"prompt lengths {bad} are outside 1..{self.max_prompt_len} (the max prompt length)")
+            raise BadSetting(f"{{lengths}} {bad} are outside 1..{self.max_prompt_len} (the {{max_prompt_len}})", **words)
         if self.lengths[-1] != self.max_prompt_len:  # no step would use (or train) the positions past it
-            raise Ptv2Error(f"the longest prompt length ({self.lengths[-1]}) must be the max prompt length "
-                            f"({self.max_prompt_len}): positions {self.lengths[-1] + 1}-{self.max_prompt_len} would "
-                            "never be trained; add it to the lengths or lower the max prompt length")
+            raise BadSetting(f"the longest of the {{lengths}} ({self.lengths[-1]}) must be the {{max_prompt_len}} "
+                             f"({self.max_prompt_len}): positions {self.lengths[-1] + 1}-{self.max_prompt_len} would "
+                             "never be trained; add it to the {lengths} or lower the {max_prompt_len}", **words)
         self.check_training()
         if not (self.temperature > 0 and math.isfinite(self.temperature)):
-            raise Ptv2Error(f"mixing temperature must be a positive number, got {self.temperature}")
+            raise BadSetting(f"{{temperature}} must be a positive number, got {self.temperature}",
+                             temperature="mixing temperature")
         if self.keep_checkpoints < 1:
-            raise Ptv2Error(f"keep_checkpoints must be at least 1, got {self.keep_checkpoints}")
+            raise BadSetting(f"{{keep_checkpoints}} must be at least 1, got {self.keep_checkpoints}",
+                             keep_checkpoints="keep_checkpoints")
 
     def to_dict(self) -> dict:
         d = asdict(self)
