@@ -85,6 +85,8 @@ CTRL_C_AT_START = textwrap.dedent("""
     import ray
     from optuna_studies.ray_session import ray_session
 
+    # as ptv2's commands do: a suite started with & (no job control) hands its children SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     real_init = ray.init
 
     def init_after_a_ctrl_c(*args, **kwargs):

@@ -130,6 +130,9 @@ CTRL_C_IN_THE_KILL = textwrap.dedent("""
     from optuna_studies import ray_stop
     from test_ray_stop_tree import PARENT, below, state
 
+    # as ptv2's commands do: a suite started with & (no job control) hands its children SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     root = subprocess.Popen([sys.executable, "-c", "import subprocess, sys; "
                              f"subprocess.Popen([sys.executable, '-c', {PARENT!r}, '3']).wait()"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

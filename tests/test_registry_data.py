@@ -13,7 +13,6 @@ import pytest
 from conftest import run_cli
 from ptv2_core.errors import Ptv2Error
 
-from test_train_loop import tiny_model_dir  # noqa: F401  (module fixture: a tiny BERT model folder)
 
 LABELS = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]  # the packaged trec's, in its order
 

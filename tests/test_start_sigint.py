@@ -23,6 +23,8 @@ HELD = textwrap.dedent("""
     import os, signal, time
     from optuna_studies.start_sigint import SigintHeld
 
+    # as ptv2's commands do: a suite started with & (no job control) hands its children SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with SigintHeld() as held:
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.2)
