@@ -29,6 +29,7 @@ from optuna_studies.study import (PARENT_RUN_ATTR, StudyState, check_study, fini
 from optuna_studies.study_lock import study_lock
 from optuna_studies.work import OWNER, adopt_legacy, check_owner, claim, legacy_work_dir
 from ptv2_core.wording import count_of
+from ptv2_core.provenance import hash_file
 
 EXPERIMENT = "ptv2-search"
 __all__ = ["EXPERIMENT", "SearchResult", "check_before_ray", "run_search", "stopped_message", "trial_settings"]
@@ -225,20 +226,13 @@ def trial_settings(plan: SearchPlan) -> dict:
         from ptv2_core.tasks.spec import load_task_yaml
 
         h = hashlib.sha256()
-        _add_file(h, Path(plan.task))
+        hash_file(h, Path(plan.task))
         for split, path in load_task_yaml(plan.task)[1].splits().items():
             for f in sorted(p for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file()):
                 h.update(f"{split}:{f.relative_to(path) if f != path else ''}".encode())
-                _add_file(h, f)
+                hash_file(h, f)
         doc["task_sha256"] = h.hexdigest()[:16]  # the same digest as when each file was read whole
     return doc
-
-
-def _add_file(h, path: Path) -> None:
-    """Feed a file's bytes to the hash ``h`` in blocks (a task's data may be large)."""
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
 
 
 def _work_gone(plan: SearchPlan) -> bool:

@@ -87,10 +87,15 @@ def provenance() -> dict:
             **({"git_diff_sha256": diff} if diff else {}), "libraries": library_versions()}
 
 
-def file_digest(path: str | Path) -> str:
-    """``sha256:<hex>`` of a file's bytes (a pre-trained prompt's weights an adapter started from)."""
-    h = hashlib.sha256()
+def hash_file(h, path: str | Path):
+    """Feed a file's bytes to the hash ``h`` in 1 MiB blocks (a weights or data file may be large);
+    returns ``h``."""
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return "sha256:" + h.hexdigest()
+    return h
+
+
+def file_digest(path: str | Path) -> str:
+    """``sha256:<hex>`` of a file's bytes (a pre-trained prompt's weights an adapter started from)."""
+    return "sha256:" + hash_file(hashlib.sha256(), path).hexdigest()
