@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from components.registry.register import alias_lock
+from components.registry.alias_lock import alias_lock
 from ptv2_core.errors import Ptv2Error
 
 

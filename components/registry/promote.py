@@ -22,7 +22,8 @@ from components.registry import store
 from components.registry.bootstrap import example_stats, paired_bootstrap
 from components.registry.load import get_version, load_version
 from components.registry.names import check_name, default_name
-from components.registry.register import CHALLENGER, CHAMPION, alias_lock, read_aliases
+from components.registry.alias_lock import alias_lock
+from components.registry.register import CHALLENGER, CHAMPION, read_aliases
 from components.registry.scoring import majority_preds, predict_ids, test_split
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks import task_name
