@@ -102,8 +102,11 @@ def load_config(name: str):
                         "not load (a pickle can run code as it loads): if you trust it, save them as "
                         "model.safetensors with AutoModel.from_pretrained(folder).save_pretrained(folder)")
     try:
-        config = AutoConfig.from_pretrained(path)
+        config = AutoConfig.from_pretrained(path, trust_remote_code=False)
     except (OSError, ValueError) as e:
+        if "custom code" in str(e):  # an auto_map: the model's own Python, never run here
+            raise Ptv2Error(f"model '{name}' needs custom code of its own to load (auto_map in its config.json), "
+                            "which ptv2 never runs: use a model of a supported family") from None
         if os.environ.get("HF_HUB_OFFLINE") == "1" and not folder.is_dir():
             raise Ptv2Error(f"model '{name}' is not a model folder here, a bundled alias ({', '.join(ALIASES)}), or a "
                             "hub model in the local cache (HF_HUB_OFFLINE=1: the hub is not asked)") from None
@@ -215,8 +218,8 @@ def load_backbone(name: str, dtype: torch.dtype = torch.float32):
         # weights of another shape load (at random) instead of raising after that table: refused below
         with load_report_held():
             model, info = AutoModel.from_pretrained(path, use_safetensors=True, dtype="auto", output_loading_info=True,
-                                                    ignore_mismatched_sizes=True)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+                                                    ignore_mismatched_sizes=True, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     except (OSError, ValueError) as e:  # no weights, a tokenizer file that does not parse, ...
         why = _first_line(e)
         only = " (ptv2 loads safetensors weights only)" if "safetensors" in why else ""
