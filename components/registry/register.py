@@ -42,7 +42,10 @@ REGISTRATION_TAG = "ptv2.registration_id"
 ADAPTER_TAG = "ptv2.adapter_sha256"  # SHA-256 of the adapter's weights: the same adapter registered again
 MODEL_CODE = Path(__file__).with_name("model_code.py")
 # Pinned runtime requirements written into the model (serve with --env-manager local where ptv2 is installed).
-REQUIREMENTS = ("ptv2", "torch", "transformers", "tokenizers", "safetensors", "numpy", "pandas", "mlflow")
+# Never "ptv2": it is not on PyPI, and an env manager (virtualenv, the default) would pip-install whatever
+# is published under that name there and run it; without it such an environment fails to import, closed.
+# The ptv2 version is the version's registered_code_version tag.
+REQUIREMENTS = ("torch", "transformers", "tokenizers", "safetensors", "numpy", "pandas", "mlflow")
 
 
 @dataclass(frozen=True)
