@@ -263,11 +263,34 @@ def reach(host: str, namespace: str | None = None, params: dict | None = None) -
                         f"and set {TOKEN_ENV} or {COOKIE_ENV} (docs/deploy.md)")
     check_no_secrets(params or {})
     auth = auth_from_env()
+    check_transport(host, auth)
     ca = ca_bundle()
     if probe(host, auth).get("multi_user") and not namespace:
         raise Ptv2Error(f"{host} is a multi-user Kubeflow: name your profile's namespace with --namespace "
                         "(runs and experiments live in one)")
     return Endpoint(host, auth, ca)
+
+
+def check_transport(host: str, auth: Auth) -> None:
+    """Ptv2Error when ``auth`` would cross the network in clear text: a plain ``http://`` host that
+    is neither this machine (a ``kubectl port-forward``) nor a cluster-internal Service name
+    (``ml-pipeline.kubeflow:8888``, Kubeflow's own in-cluster endpoint, from a pod)."""
+    import ipaddress
+
+    parts = urlsplit(host)
+    name = (parts.hostname or "").rstrip(".").lower()
+    if auth.source == "none" or parts.scheme != "http" or name == "localhost" or name.endswith(".localhost"):
+        return
+    try:
+        if ipaddress.ip_address(name).is_loopback:
+            return
+    except ValueError:  # a name
+        if "." not in name or name.endswith((".svc", ".svc.cluster.local")):
+            return  # a Service of the pod's namespace, or one named with .svc (``name.namespace`` reads as a domain)
+    raise Ptv2Error(f"--host {host} is plain http: the credential in {auth.source} would cross the network "
+                    "unencrypted; use the https:// address, or a port-forward to this machine (kubectl port-forward "
+                    "svc/ml-pipeline-ui 8080:80, then --host http://localhost:8080/pipeline); from a pod, name the "
+                    "Service with .svc (http://ml-pipeline.kubeflow.svc:8888)")
 
 
 def submit(host: str, params: dict, *, experiment: str = "ptv2", run_name: str | None = None,
