@@ -55,3 +55,17 @@ def test_train_refuses_meta_in_one_line_before_anything_loads(tiny_model_dir, tm
                 "--out", str(tmp_path / "out"))
     assert (r.returncode, r.stderr) == (2, f"error: unknown device 'meta' {CHOICES}\n"), r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_train_takes_no_bf16_and_records_it(tiny_model_dir, tmp_path):
+    """The README's "--no-bf16 runs fp32" named an option neither `train` nor `pretrain` had: on a GPU
+    before Ampere (T4, V100: bf16 only emulated) the bf16 autocast could not be turned off."""
+    import json
+
+    out = tmp_path / "adapter"
+    r = run_cli("train", "--task", "trec", "--model", tiny_model_dir, "--prompt-len", "2", "--epochs", "1",
+                "--max-train", "8", "--max-eval", "8", "--quiet", "--no-bf16", "--device", "cpu", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "adapter_config.json").read_text())["extra"]["train_config"]["bf16"] is False
+    r = run_cli("pretrain", "--no-bf16", "--help")
+    assert r.returncode == 0 and "--no-bf16" in r.stdout, r.stderr
