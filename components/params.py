@@ -93,6 +93,9 @@ def check_params(p: dict, *, files_here: bool, steps_here: bool | None = None) -
         raise Ptv2Error(f"cpus_per_trial must be > 0, got {p['cpus_per_trial']!r}")
     if p["gpus_per_trial"] < 0:
         raise Ptv2Error(f"gpus_per_trial must be >= 0, got {p['gpus_per_trial']!r}")
+    from optuna_studies.capacity import check_gpus_per_trial  # light: no Ray, no torch
+
+    check_gpus_per_trial(p["gpus_per_trial"], "gpus_per_trial")
     check_seed(p["seed"])
     if not 0 < p["lr_min"] <= p["lr_max"]:
         raise Ptv2Error(f"need 0 < lr_min <= lr_max, got {p['lr_min']} and {p['lr_max']}")

@@ -21,6 +21,7 @@ from ptv2_core.errors import Ptv2Error
 SCALE_WAIT_ENV = "PTV2_RAY_SCALE_WAIT"
 DEFAULT_SCALE_WAIT_S = 600.0
 POLL_S = 2.0
+MIN_GPU_SHARE = 0.0001  # Ray's resource resolution
 
 
 def scale_wait() -> float:
@@ -110,3 +111,29 @@ def check_capacity(cpus_per_trial: float, gpus_per_trial: float, *, joined: bool
     raise Ptv2Error(f"{_describe(need, nodes)}, and no such node joined in {wait:g} s: give it larger or more "
                     f"workers (or an autoscaler that can add them), lower --cpus-per-trial or --gpus-per-trial, or "
                     f"wait longer ({SCALE_WAIT_ENV})")
+
+
+def check_gpus_per_trial(gpus: float, name: str = "--gpus-per-trial") -> None:
+    """A trial trains on one GPU: 0 (CPU), a share of one (``0.5``: two trials on a GPU) or 1. More
+    reserved GPUs the trial would leave idle; Ray holds a fraction above 1 (``1.5``) invalid, and its
+    resolution is 0.0001: a trial asking for either waited for resources forever. ``name``: the
+    option or pipeline parameter that gave ``gpus``."""
+    if gpus > 1 or 0 < gpus < MIN_GPU_SHARE:
+        raise Ptv2Error(f"{name} must be 0, a share of one GPU ({MIN_GPU_SHARE:g} to 1: trials share it) "
+                        f"or 1: a trial trains on one GPU, got {gpus:g}")
+
+
+def check_local_gpus(cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """A local Ray offers this machine's GPUs, and its trials run this torch: a trial that reserves
+    a GPU where torch sees none is refused before Ray starts (it took a Ray start to say so, and on
+    a GPU machine with a CPU-only torch the trials reserved GPUs and trained on the CPU)."""
+    if gpus_per_trial <= 0:
+        return
+    import torch
+
+    from ptv2_core.device import why_no_cuda
+
+    if torch.cuda.device_count() == 0:
+        raise Ptv2Error(f"a trial needs {cpus_per_trial:g} CPU and {gpus_per_trial:g} GPU on one node, but torch "
+                        f"sees no CUDA GPU on this machine for the local Ray{why_no_cuda()}: set --gpus-per-trial 0, "
+                        "or --ray-address to run the trials on a cluster with GPUs")

@@ -14,6 +14,7 @@ from ptv2_core.multitask.init import InitWords, check_init, check_init_base
 from ptv2_core.settings import check_seed
 from ptv2_core.tasks import task_ref_kind
 from optuna_studies import settings
+from optuna_studies.capacity import check_gpus_per_trial
 from optuna_studies.cluster import check_shared_dir, require_inside
 from optuna_studies.output import BEST, check_out
 from optuna_studies.space import SearchSpace, load_space
@@ -71,6 +72,7 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
     check_seed(seed, "--seed")
     if not (0 < cpus_per_trial < math.inf and 0 <= gpus_per_trial < math.inf):  # NaN too: Ray waited forever
         raise Ptv2Error(f"--cpus-per-trial must be a number > 0 and --gpus-per-trial a number >= 0, got {cpus_per_trial}, {gpus_per_trial}")
+    check_gpus_per_trial(gpus_per_trial)
     spc = load_space(task, space, task_name).with_overrides(trials=trials, epochs=epochs)
     init_dir = check_init_dir(init, spc) if init is not None else None
     spc = spc.for_start(warm=init_dir is not None)
@@ -86,7 +88,7 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
         check_shared_inputs(shared, task_ref, model_ref, init_dir)
     constants = dict(spc.fixed) | {
         "task": task_ref, "model": model_ref, "epochs": spc.epochs, "max_train": max_train, "max_eval": max_eval,
-        "seed": seed, "device": "cpu" if gpus_per_trial == 0 else "auto", "metric": spc.metric, "mode": spc.mode,
+        "seed": seed, "device": "cpu" if gpus_per_trial == 0 else "cuda", "metric": spc.metric, "mode": spc.mode,
         "init": init_dir,
     }
     check_trial_settings(constants, spc, task_ref)  # a setting every trial would fail on: refused before any runs

@@ -16,7 +16,7 @@ import optuna
 from ptv2_core.errors import Ptv2Error, Ptv2Interrupted
 from ptv2_core.tasks.subsample import subset_rule
 from optuna_studies import records, settings, tracking
-from optuna_studies.capacity import check_capacity, scale_wait
+from optuna_studies.capacity import check_capacity, check_local_gpus, scale_wait
 from optuna_studies.cluster import require_one_host, require_stores_in_shared
 from optuna_studies.finish import SearchResult, after_stop, end_parent, end_trial_runs_left_open, finish_search
 from optuna_studies.output import search_lock
@@ -132,6 +132,8 @@ def check_before_ray(plan: SearchPlan, address: str | None, ray_cpus: int | None
         stores = {"study storage": plan.storage, "MLflow store": settings.mlflow_tracking_uri(mlflow_uri)}
         require_stores_in_shared(plan.shared, address, stores)
     ray = sys.modules.get("ray")  # a Ray this process already runs is used as it is, whatever --ray-cpus says
+    if not address and not (ray and ray.is_initialized()):
+        check_local_gpus(plan.cpus_per_trial, plan.gpus_per_trial)
     if not address and ray_cpus is not None and plan.cpus_per_trial > ray_cpus and not (ray and ray.is_initialized()):
         raise Ptv2Error(f"a trial needs {plan.cpus_per_trial:g} CPU and {plan.gpus_per_trial:g} GPU on one node, but "
                         f"the Ray cluster has {ray_cpus} CPU (--ray-cpus {ray_cpus}): lower --cpus-per-trial or "

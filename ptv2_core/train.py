@@ -160,10 +160,13 @@ def fit(
                       "try a smaller --batch-size"):
                 with autocast(device, cfg.bf16):
                     loss = model(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {steps + 1} (lr {cfg.lr:g})")
+                # the step's one wait for the GPU, before the update: the divergence check and the running
+                # mean read it, and the backward pass then runs while the next batch is collated
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise TrainingDiverged(f"loss became {value} at epoch {epoch}, step {steps + 1} (lr {cfg.lr:g})")
                 optimizer_step(loss, params, opt, sched, cfg.grad_clip)
-            loss_sum, steps, seen = loss_sum + loss.item(), steps + 1, seen + batch["input_ids"].shape[0]
+            loss_sum, steps, seen = loss_sum + value, steps + 1, seen + batch["input_ids"].shape[0]
             bar.set_postfix(loss=f"{loss_sum / steps:.4f}")
         train_time += time.perf_counter() - t0
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import run_cli
-from ptv2_core.device import pick_device
+from ptv2_core.device import pick_device, why_no_cuda
 from ptv2_core.errors import Ptv2Error
 
 CHOICES = "(auto, cpu, cuda, cuda:1 ...)"
@@ -30,7 +30,7 @@ def test_an_unknown_device_names_the_setting_that_gave_it_and_the_choices():
 def test_cuda_without_a_gpu_names_the_setting():
     with pytest.raises(Ptv2Error) as e:
         pick_device("cuda:1", setting="PTV2_DEVICE")
-    assert str(e.value) == "PTV2_DEVICE: device 'cuda:1' asked for, but no CUDA GPU is available"
+    assert str(e.value) == "PTV2_DEVICE: device 'cuda:1' asked for, but no CUDA GPU is available" + why_no_cuda()
 
 
 @pytest.fixture

@@ -37,6 +37,9 @@ def train(
                                             "--seed). Keep it fixed and vary --seed to measure training noise "
                                             "on the same dev and test rows."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
+    bf16: bool = typer.Option(True, help="On CUDA, run the frozen base model under bf16 autocast (the prompt, head "
+                                         "and saved weights stay fp32); --no-bf16: fp32 throughout (GPUs before "
+                                         "Ampere only emulate bf16). No effect on CPU."),
     overwrite: bool = typer.Option(False, help="Replace an adapter already in --out."),
     quiet: bool = typer.Option(False, help="No progress bars and no per-epoch lines: only the result."),
     init: Optional[Path] = typer.Option(None, help="Start from a pre-trained prompt folder (`ptv2 pretrain`): its first "
@@ -70,7 +73,7 @@ def train(
             cfg = TrainConfig(task=task, model=model, prompt_len=prompt_len, lr=lr, epochs=epochs, batch_size=batch_size,
                               eval_batch_size=eval_batch_size, max_train=max_train, max_eval=max_eval, reparam=reparam,
                               pooling=pooling, patience=patience, group_by_length=group_by_length, seed=seed,
-                              data_seed=data_seed, device=device, progress=not quiet)
+                              data_seed=data_seed, device=device, bf16=bf16, progress=not quiet)
             with options_named():  # a bad setting is named as the option typed (--lr, not "learning rate")
                 cfg.check_training()
             check_model_pooling(model, pooling)  # 'pooler' on a model without one: before any data or weights load

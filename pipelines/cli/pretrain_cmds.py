@@ -31,6 +31,9 @@ def pretrain(
     pooling: Optional[str] = typer.Option(None, help="Sequence pooling: cls, pooler, mean, last (default per model family)."),
     seed: int = typer.Option(0, help="Seed of data splits and training (per-task training must reuse it)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
+    bf16: bool = typer.Option(True, help="On CUDA, run the frozen base model under bf16 autocast (the prompt, head "
+                                         "and saved weights stay fp32); --no-bf16: fp32 throughout (GPUs before "
+                                         "Ampere only emulate bf16). No effect on CPU."),
     overwrite: bool = typer.Option(False, help="Start afresh: the checkpoints in --out go now, a finished prompt "
                                                "there once the new one is written (stopped before that, these "
                                                "settings without --overwrite resume the new run)."),
@@ -65,7 +68,7 @@ def pretrain(
                                            else default_lengths(max_prompt_len)),
                              nested=nested, temperature=temperature, lr=lr, epochs=epochs, batch_size=batch_size,
                              eval_batch_size=eval_batch_size, max_train=max_train, max_eval=max_eval, reparam=reparam,
-                             pooling=pooling, seed=seed, device=device, progress=not quiet)
+                             pooling=pooling, seed=seed, device=device, bf16=bf16, progress=not quiet)
         cfg.check()
     from ptv2_core.build import check_model_pooling
 

@@ -10,6 +10,7 @@ the same folder with the same settings resumes from the newest checkpoint. The a
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 import time
@@ -307,12 +308,13 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
                     with autocast(device, cfg.bf16):
                         loss = model(names[t], batch["input_ids"], batch["attention_mask"], batch["labels"],
                                      prompt_len=length).loss
-                    if not torch.isfinite(loss):
-                        raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch}, step {step + 1} "
+                    value = loss.item()  # the step's one wait for the GPU (as in ptv2_core.train.fit)
+                    if not math.isfinite(value):
+                        raise TrainingDiverged(f"loss became {value} at epoch {epoch}, step {step + 1} "
                                                f"(task {names[t]}, length {length}, lr {cfg.lr:g})")
                     with leading_rows_only(model.prefix.embedding.weight, opt, length):
                         optimizer_step(loss, params, opt, sched, cfg.grad_clip)
-                loss_sum[names[t]] += loss.item()
+                loss_sum[names[t]] += value
                 count[names[t]] += 1
                 by_length[str(length)] += 1
                 seen += len(rows)
