@@ -43,3 +43,17 @@ def test_an_entity_type_no_train_row_tags_is_noted_and_a_missing_i_tag_is_not(tm
     assert err.count("note:") == 1
     assert ("note: task 't-unseen-ner': entity type 'org' (listed under labels:) has no train row, so the model "
             "cannot learn to predict it") in err
+
+
+def test_number_labels_against_a_list_of_names_ask_whether_they_are_label_ids(tmp_path):
+    """A data set exported with label ids (0, 1) and a task file naming the labels: the error said only
+    that '0' and '1' are outside the list."""
+    from task_files import refused
+
+    rows = [{"text": f"text {i}", "label": i % 2} for i in range(12)]
+    path = write_task(tmp_path, jsonl_rows(rows), name="train.jsonl", extra="labels: [neg, pos]\n")
+    assert refused(path) == (
+        f"data file {tmp_path / 'train.jsonl'} (train): labels outside the label list of task 't': '0' (first at row 1), "
+        "'1' (first at row 2); label list: ['neg', 'pos'] (the file's labels are numbers: label ids? a sequence task's "
+        "labels are read as the text they are written as, never as ids: write each row's label name in the file, "
+        "or list the numbers, labels: [\"0\", \"1\"])")
