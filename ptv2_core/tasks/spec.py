@@ -148,6 +148,7 @@ class DataSource:
     dev: Path | None = None
     test: Path | None = None
     labels_inferred: bool = field(default=False, compare=False)  # the labels are train's (the YAML gives none)
+    metric_default: bool = field(default=False, compare=False)  # the YAML gives no metric: the type's default
 
     def splits(self) -> dict[str, Path]:
         """The given files by split name."""
@@ -220,7 +221,7 @@ def load_task_yaml(path: str | Path) -> tuple[TaskSpec, DataSource]:
     except Ptv2Error as e:  # "task 't': metric 'f1' ..." named no file
         said = str(e).removeprefix(f"task '{doc['name']}': ")
         raise Ptv2Error(f"task file {path}: {said}") from None
-    return spec, source
+    return spec, replace(source, metric_default="metric" not in doc)
 
 
 def _column_name(doc: dict, key: str, default: str, path: Path) -> str:
