@@ -21,11 +21,12 @@ def safe_name(task: str) -> str:
 
 
 def space_file(task: str, folder: Path, *, lengths: list[int], lr_range: tuple[float, float], trials: int,
-               epochs: int) -> Path:
-    """The task's packaged search space with the pipeline's lengths, lr range and budget."""
+               epochs: int, task_file: str | Path | None = None) -> Path:
+    """The task's packaged search space with the pipeline's lengths, lr range and budget (a user
+    task's by its type, read from ``task_file``, its prepared task YAML)."""
     from optuna_studies.space import space_path
 
-    doc = yaml.safe_load(space_path(task).read_text())
+    doc = yaml.safe_load(space_path(task, task_file).read_text())
     doc |= {"prompt_len": sorted(lengths), "lr": {"low": float(lr_range[0]), "high": float(lr_range[1]), "log": True},
             "trials": int(trials), "epochs": int(epochs)}
     # warm-start entries outside the new space would be rejected: keep the ones that fit
@@ -87,11 +88,12 @@ def search_task(prepared_dir: str | Path, task: str, adapter_out: str | Path, pl
     # its work folder in the shared volume (trial records, checkpoints) goes with the step, failed too
     study = f"ptv2-{safe_name(task)}-{work.name.rsplit('-', 1)[-1]}"
     try:
-        space = space_file(task, work, lengths=lengths, lr_range=lr_range, trials=trials, epochs=epochs)
         yaml_path = task_yaml(prepared_dir, task)
+        space = space_file(task, work, lengths=lengths, lr_range=lr_range, trials=trials, epochs=epochs,
+                           task_file=yaml_path)
         trial_model = model
         # the space file is a temporary one (a shared folder or not): the parent run names what it came from
-        originals = {"space_file": f"{space_path(task)} with the pipeline's prompt_len, lr, trials and epochs "
+        originals = {"space_file": f"{space_path(task, yaml_path)} with the pipeline's prompt_len, lr, trials and epochs "
                                    f"(as run: artifact {space.name})"}
         if inputs is not None:
             originals |= {"model": absolute_model_ref(model), "init": str(Path(init_dir).resolve()) if init_dir else ""}

@@ -102,16 +102,35 @@ class SearchSpace:
         return d
 
 
-def space_path(task: str) -> Path | None:
-    """The packaged space file of a packaged task; None for user tasks (they use default.yaml)."""
-    name = task if task in PACKAGED_TASKS else "default"
+def space_path(task: str, task_file: str | Path | None = None) -> Path | None:
+    """The packaged space file of ``task``: a packaged task's own; a user task's ``default.yaml``, or
+    ``default_token.yaml`` for a token task (its type read from the task YAML, ``task_file`` or
+    ``task`` itself: the pipeline's steps know a task by name beside its prepared file). A hub task's
+    type is known only once fetched: it gets ``default.yaml``."""
+    if task in PACKAGED_TASKS:
+        name = task
+    else:
+        name = "default_token" if _user_task_type(task_file if task_file is not None else task) == "token" else "default"
     path = Path(str(resources.files("optuna_studies") / "spaces" / f"{name}.yaml"))
     return path if path.is_file() else None
 
 
+def _user_task_type(ref: str | Path) -> str | None:
+    """The ``type:`` of a task YAML file, read without its data; None for anything else (a hub
+    reference, a missing or unreadable file: loading the task reports those)."""
+    path = Path(ref)
+    if path.suffix.lower() not in (".yaml", ".yml", ".json") or not path.is_file():
+        return None
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return None
+    return doc.get("type") if isinstance(doc, dict) else None
+
+
 def load_space(task: str, path: str | Path | None = None, task_name: str | None = None) -> SearchSpace:
     """The study description for ``task``: ``path`` if given, else the packaged one (a user
-    task gets ``default.yaml``). Raises Ptv2Error for a missing, unreadable or invalid file, and
+    task gets ``default.yaml``, a user token task ``default_token.yaml``). Raises Ptv2Error for a missing, unreadable or invalid file, and
     for a file whose ``task:`` names another task than ``task_name`` (the task's name; a packaged
     space's budget and pruning were chosen for its task: a copy of rt.yaml ran on trec unnoticed)."""
     file = Path(path) if path is not None else space_path(task)

@@ -6,11 +6,11 @@ from dataclasses import replace
 import torch
 
 from ptv2_core.adapter import LoadedAdapter, own_task
-from ptv2_core.errors import Ptv2Error
 from ptv2_core.evaluate import evaluate
 from ptv2_core.tasks import load_task
 from ptv2_core.tasks.splits import split_hash
 from ptv2_core.tasks.encode import Collator, encode
+from ptv2_core.tasks.label_match import check_adapter_labels
 
 
 def metrics_document(result, cfg) -> dict:
@@ -62,8 +62,7 @@ def evaluate_adapter(loaded: LoadedAdapter, task: str | None = None, *, seed: in
     terminal). The task's label list must be the adapter's. ``test_hash``: also the test rows'
     ``split_hash`` (``test_data_hash``, as metrics.json records it)."""
     spec, data = load_task(task or own_task(loaded.config), seed=seed, max_eval=max_eval, max_train=1)
-    if spec.type != loaded.spec.type or tuple(spec.labels) != tuple(loaded.spec.labels):
-        raise Ptv2Error(f"task '{spec.name}' has other labels than the adapter's task '{loaded.spec.name}'")
+    check_adapter_labels(spec, loaded.spec)
     device = next(loaded.model.parameters()).device
     collator = Collator(loaded.tokenizer, loaded.spec)
     # "score" is the given task's metric, as "metric" says (the adapter's own could be another)

@@ -18,8 +18,8 @@ def task(tmp_path, rows, labels: str = ""):
 
 @pytest.mark.parametrize("tag, hint", [
     ("S-loc", ": BIOES or BILOU tags? write S- and U- as B-, E- and L- as I-"),
-    ("LOC", ""),
-    ("o", ""),
+    ("LOC", ": a type without B- or I- (IO tags?): write an entity's first word's tag B-LOC, the others' I-LOC"),
+    ("o", ": write B- and I- in capitals, and O: 'O'"),
     (3, ": tags are numbers (tag ids?): write each tag's name, \"B-per\", or give labels: in the task file in id order"),
 ])
 def test_a_tag_that_is_not_bio_names_its_file_and_row(tmp_path, tag, hint):

@@ -12,6 +12,7 @@ from datasets import DatasetDict
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks.spec import DataSource, TaskSpec, load_task_yaml
 from ptv2_core.tasks.splits import check_overlap, finalize
+from ptv2_core.tasks.unseen import uneven_labels_note, unseen_labels_note
 
 PACKAGED_TASKS = ("trec", "rt", "wnut16", "bbc")
 # Their types, known without reading their data (tests check them against the loaded specs).
@@ -50,8 +51,13 @@ def load_task(
 
         spec, source = load_task_yaml(ref)
         dd = load_source(spec, source, seed)
+        if source.metric_default:
+            _note_once(uneven_labels_note(spec, dd))
     if kind != "packaged":  # given dev/test splits are used as they are: a copy of train is refused
         _note_once(check_overlap(spec.type, dd, spec.name))
+        # a listed label no train row has (only dev or test hold it): on the data, before max_train's subset
+        listed = "listed under labels:" if kind == "file" else "a label name of the data set"
+        _note_once(unseen_labels_note(spec, dd, listed))
     return spec, finalize(dd, seed, max_train, max_eval)
 
 

@@ -167,12 +167,24 @@ def _check_bio(ys: list[list[str]], raw: list, col: str, path: Path) -> None:
             hint = (": tags are numbers (tag ids?): write each tag's name, \"B-per\", or give labels: in the task "
                     "file in id order" if _is_number(value)
                     else ": BIOES or BILOU tags? write S- and U- as B-, E- and L- as I-"
-                    if tag[:2] in ("S-", "E-", "U-", "L-") else "")
+                    if tag[:2] in ("S-", "E-", "U-", "L-") else _almost_bio(tag))
             raise Ptv2Error(f"data file {path}: row {i + 1} of column '{col}' holds the tag {tag!r}, which is not BIO "
                             f"(\"O\", \"B-<type>\", \"I-<type>\"){hint}")
     if all(t == "O" for tags in ys for t in tags):
         raise Ptv2Error(f"data file {path}: column '{col}' holds only \"O\" in all {count_of(len(ys), 'row')}; a token "
                         "task needs at least one entity tag (\"B-<type>\")")
+
+
+def _almost_bio(tag: str) -> str:
+    """What to write for a tag that is almost BIO: lower case, an underscore, or a bare type."""
+    if tag == "o" or tag[:2] in ("b-", "i-"):
+        return f": write B- and I- in capitals, and O: {'O' if tag == 'o' else tag[0].upper() + tag[1:]!r}"
+    if tag[:2].upper() in ("B_", "I_") and len(tag) > 2:
+        return f": write a dash after B or I: {tag[0].upper() + '-' + tag[2:]!r}"
+    if tag and "-" not in tag and "_" not in tag and not tag.isdigit():
+        return (f": a type without B- or I- (IO tags?): write an entity's first word's tag B-{tag}, the "
+                f"others' I-{tag}")
+    return ""
 
 
 def infer_labels(path: Path, kind: str, text_col: str, label_col: str) -> list[str]:

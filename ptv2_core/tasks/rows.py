@@ -57,9 +57,21 @@ def check_labels(spec: TaskSpec, ys: Sequence, where: str, inferred: bool = Fals
         bad = sorted(first)
         shown = ", ".join(f"{x!r} (first at row {first[x]})" for x in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-        why = " (inferred from train: a label no train row has is outside it)" if inferred else ""
+        why = (" (inferred from train: a label no train row has is outside it)" if inferred
+               else _ids_hint(bad, spec.labels) if spec.type == "sequence" else "")
         raise Ptv2Error(f"{where}: labels outside the label list of task '{spec.name}': {shown}{more}; "
                         f"label list: {list(spec.labels)}{why}")
+
+
+def _ids_hint(outside: list[str], labels: Sequence[str]) -> str:
+    """Labels outside a list of names that are all numbers: label ids (a data set exported with
+    them, ``0``/``1`` against ``labels: [neg, pos]``) are not read as ids for sequence tasks."""
+    if not all(x.isdigit() for x in outside) or any(x.isdigit() for x in labels):
+        return ""
+    numbers = ", ".join(f'"{x}"' for x in sorted(outside, key=int)[:5])
+    return (" (the file's labels are numbers: label ids? a sequence task's labels are read as the text they are "
+            "written as, never as ids: write each row's label name in the file, or list the numbers, labels: "
+            f"[{numbers}])")
 
 
 def make_dataset(spec: TaskSpec, xs: Sequence, ys: Sequence, where: str) -> Dataset:

@@ -148,6 +148,7 @@ class DataSource:
     dev: Path | None = None
     test: Path | None = None
     labels_inferred: bool = field(default=False, compare=False)  # the labels are train's (the YAML gives none)
+    metric_default: bool = field(default=False, compare=False)  # the YAML gives no metric: the type's default
 
     def splits(self) -> dict[str, Path]:
         """The given files by split name."""
@@ -191,7 +192,7 @@ def load_task_yaml(path: str | Path) -> tuple[TaskSpec, DataSource]:
         raise Ptv2Error(f"task file {path}: type must be one of {', '.join(TASK_TYPES)}, got {kind!r}")
     text_col = _column_name(doc, "text_column", "text" if kind == "sequence" else "tokens", path)
     label_col = _column_name(doc, "label_column", "label" if kind == "sequence" else "tags", path)
-    source = _data_source(doc["data"], path)
+    source = _data_source(doc["data"], path, kind)
     labels = doc.get("labels")
     if labels is None:
         from ptv2_core.tasks.files import infer_labels  # files.py imports this module
@@ -220,7 +221,7 @@ def load_task_yaml(path: str | Path) -> tuple[TaskSpec, DataSource]:
     except Ptv2Error as e:  # "task 't': metric 'f1' ..." named no file
         said = str(e).removeprefix(f"task '{doc['name']}': ")
         raise Ptv2Error(f"task file {path}: {said}") from None
-    return spec, source
+    return spec, replace(source, metric_default="metric" not in doc)
 
 
 def _column_name(doc: dict, key: str, default: str, path: Path) -> str:
@@ -314,7 +315,14 @@ def _refuse_respelled(labels: list, spellings: list[str | None], path: Path) -> 
                             f"and +); quote the labels: labels: [{shown}]")
 
 
-def _data_source(data: Any, yaml_path: Path) -> DataSource:
+# a token task's file in CoNLL form (a word and its tag per line) by its usual names: told to be JSON Lines
+_CONLL_SUFFIXES = (".conll", ".conllu", ".txt", ".tsv", ".iob", ".iob2", ".bio")
+_CONLL_HINT = ("; a CoNLL file (a word and its tag per line, a blank line between sentences) is not read: write it as "
+               "JSON Lines, one sentence a line, {\"tokens\": [\"Ada\", \"wrote\"], \"tags\": [\"B-per\", \"O\"]} "
+               "(docs/tasks.md, \"Token tasks\")")
+
+
+def _data_source(data: Any, yaml_path: Path, kind: str = "sequence") -> DataSource:
     if not isinstance(data, dict):
         raise Ptv2Error(f"task file {yaml_path}: data must be a mapping with train: (and optional dev:, test:)")
     unknown = sorted(set(data) - {"train", "dev", "test"})
@@ -340,6 +348,7 @@ def _data_source(data: Any, yaml_path: Path) -> DataSource:
             raise Ptv2Error(
                 f"data file {p} ({split}): unsupported extension {p.suffix or '(none)'!r}; "
                 f"use one of {', '.join(DATA_SUFFIXES)}"
+                + (_CONLL_HINT if kind == "token" and p.suffix.lower() in _CONLL_SUFFIXES else "")
             )
         if not p.is_file():
             raise Ptv2Error(f"data file not found: {p} ({split}, named in {yaml_path}){_from_here(rel, yaml_path)}")

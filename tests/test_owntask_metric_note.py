@@ -1,0 +1,34 @@
+"""A user sequence task left on the default metric (accuracy) whose train labels are very uneven: a
+model that never predicts the rare label scores high on accuracy, and training keeps its best epoch
+and a search its best trial by it. Loading says so once and names metric: macro_f1."""
+from __future__ import annotations
+
+from ptv2_core.tasks import load_task
+from task_files import csv_rows, write_task
+
+UNEVEN = [(f"hello there {i}", "greet") for i in range(30)] + [(f"see you {i}", "bye") for i in range(12)]
+UNEVEN += [(f"what is it {i}", "ask") for i in range(3)]  # 3 of 45 rows: 7 %
+
+
+def _named(tmp_path, name: str, extra: str = ""):
+    path = write_task(tmp_path, "text,label\n" + csv_rows(UNEVEN), extra=extra)
+    path.write_text(path.read_text().replace("name: t\n", f"name: {name}\n"))
+    return str(path)
+
+
+def test_uneven_labels_on_the_default_metric_are_noted_once(tmp_path, capsys):
+    load_task(_named(tmp_path, "t-uneven"))
+    load_task(_named(tmp_path, "t-uneven"))  # a search loads its task in every trial
+    err = capsys.readouterr().err
+    assert err.count("note:") == 1
+    assert ("note: task 't-uneven': label 'ask' is 7% of the rows, and the task's metric is accuracy (the "
+            "default), which a model that never predicts it scores well on: metric: macro_f1 in the task file weighs "
+            "every label alike") in err
+
+
+def test_a_metric_the_task_file_chose_or_even_labels_give_no_note(tmp_path, capsys):
+    load_task(_named(tmp_path, "t-chosen", "metric: accuracy\n"))
+    load_task(_named(tmp_path, "t-macro", "metric: macro_f1\n"))
+    even = [(f"hello there {i}", "greet") for i in range(6)] + [(f"see you {i}", "bye") for i in range(6)]
+    load_task(str(write_task(tmp_path, "text,label\n" + csv_rows(even))))
+    assert "note:" not in capsys.readouterr().err

@@ -1,0 +1,45 @@
+"""A user token (NER) task's default search space: span F1 sits near 0 for every configuration after
+one epoch from a fresh prompt (measured on wnut16, docs/search_cost.md), so an ASHA rung at epoch 1
+prunes by noise; user token tasks get the packaged NER settings, user sequence tasks the default."""
+from __future__ import annotations
+
+from optuna_studies.space import load_space, space_path
+
+
+def _task(tmp_path, kind: str) -> str:
+    path = tmp_path / f"{kind}.yaml"
+    path.write_text(f"name: mine\ntype: {kind}\ndata: {{train: train.jsonl}}\n")  # no data read to pick a space
+    return str(path)
+
+
+def test_a_user_token_task_gets_a_space_whose_first_rung_waits_for_span_f1(tmp_path):
+    token = load_space(_task(tmp_path, "token"))
+    wnut = load_space("wnut16")
+    assert token.source.endswith("default_token.yaml")
+    assert (token.grace_period, token.warm_grace_period, token.epochs) == (
+        wnut.grace_period, wnut.warm_grace_period, wnut.epochs)
+    assert token.grace_period >= 2 and token.for_start(warm=True).grace_period == 1
+    assert max(token.prompt_lens) >= 128  # NER prefers long prompts (P-Tuning v2: around 100)
+
+
+def test_a_user_sequence_task_and_an_unreadable_or_hub_task_keep_the_default_space(tmp_path):
+    assert load_space(_task(tmp_path, "sequence")).source.endswith("/default.yaml")
+    assert load_space("hub:someone/data").source.endswith("/default.yaml")  # its type is known only once fetched
+    assert load_space("missing.yaml").source.endswith("/default.yaml")
+
+
+def test_the_pipeline_picks_the_space_from_a_prepared_task_file_given_beside_its_name(tmp_path):
+    assert space_path("mine", _task(tmp_path, "token")).name == "default_token.yaml"
+    assert space_path("mine").name == "default.yaml"
+    assert space_path("wnut16", _task(tmp_path, "sequence")).name == "wnut16.yaml"
+
+
+def test_the_pipelines_search_step_writes_a_user_token_tasks_space_with_its_pruning(tmp_path):
+    import yaml
+
+    from components.search_step import space_file
+
+    path = space_file("mine", tmp_path, lengths=[4, 8], lr_range=(3e-3, 5e-2), trials=3, epochs=4,
+                      task_file=_task(tmp_path, "token"))
+    doc = yaml.safe_load(path.read_text())
+    assert doc["pruning"]["grace_period"] == 2 and doc["epochs"] == 4 and doc["prompt_len"] == [4, 8]
