@@ -204,3 +204,12 @@ def test_a_fifo_table_is_read_once(trec, tmp_path):
     writer.join(10)
     assert res.returncode == 0 and res.stdout.splitlines()[0] == "text,pred_label", res.stderr
     assert len(res.stdout.splitlines()) == 2
+
+
+def test_a_missing_table_and_a_folder_are_named_as_a_text_file_is(tmp_path):
+    # read_table said "data file not found" of both
+    (tmp_path / "dir.csv").mkdir()
+    for name, said in (("dir.csv", "is a folder, not a table"), ("missing.jsonl", "does not exist"),
+                       ("missing.parquet", "does not exist")):
+        with pytest.raises(Exception, match=f"^--file '.*{name}' {said}$"):
+            open_table(tmp_path / name, Path(name).suffix, str(tmp_path / name))

@@ -69,8 +69,7 @@ def open_table(path: Path, suffix: str, shown: str) -> Table:
     table), or read whole (JSON, Parquet); a file that does not read is an error before any model loads."""
     if suffix not in STREAMED:
         return _whole(path, suffix, shown)
-    if not path.is_file():
-        raise Ptv2Error(f"data file not found: {shown}")
+    _check_file(path, shown)
     table = Table(shown, path, suffix, [], 0)
     for strict in (True, False):  # read_csv's rule: a stray quote, read again leniently
         table.strict = strict
@@ -120,9 +119,19 @@ def _records(table: Table) -> Iterator[Iterator]:
         raise Ptv2Error(f"could not read data file {table.shown}: {type(e).__name__}: {said}") from None
 
 
+def _check_file(path: Path, shown: str) -> None:
+    """A missing file or a folder named as lines.py names them (read_table said 'data file not found'
+    of a folder too)."""
+    if path.is_dir():
+        raise Ptv2Error(f"--file '{shown}' is a folder, not a table")
+    if not path.exists():
+        raise Ptv2Error(f"--file '{shown}' does not exist")
+
+
 def _whole(path: Path, suffix: str, shown: str) -> Table:
     from ptv2_core.tasks.files import read_table
 
+    _check_file(path, shown)
     try:
         df = read_table(path)
     except Ptv2Error as e:  # a copy of standard input is named as what it is
