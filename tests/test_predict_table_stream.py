@@ -169,6 +169,8 @@ def _user_error(res, needle: str) -> None:
      "standard input: row 2 of column 'text' holds a list"),
     (["--file", "-", "--format", "csv"], b"text\ncaf\xe9\n", "'-' (standard input) is not UTF-8 text: byte 0xe9 on line 2"),
     (["--file", "-", "--text-column", "text"], b"hi\n", "--text-column applies to a table --file"),
+    (["--file", "-", "--format", "json"], b'{"text": "hi"}\n{"text": "ho"}\n',
+     "'-' (standard input): it holds one JSON object a line (JSON Lines): give --format jsonl"),
 ])
 def test_bad_format_combinations_are_one_error_line(trec, tmp_path, monkeypatch, args, stdin, needle):
     (tmp_path / "d.csv").write_text("text\nhi\n")

@@ -134,8 +134,11 @@ def _whole(path: Path, suffix: str, shown: str) -> Table:
     _check_file(path, shown)
     try:
         df = read_table(path)
-    except Ptv2Error as e:  # a copy of standard input is named as what it is
-        raise Ptv2Error(str(e).replace(str(path), shown)) from None
+    except Ptv2Error as e:
+        if str(path) == shown:
+            raise
+        # a copy of standard input or a pipe is named as what it is, and has no name to change
+        raise Ptv2Error(str(e).replace(str(path), shown).replace("name it .jsonl", "give --format jsonl")) from None
     return Table(shown, path, suffix, [str(c) for c in df.columns], len(df), whole=df)
 
 
@@ -162,7 +165,7 @@ def local_copy(file: str, suffix: str) -> Iterator[Path]:
                         shutil.copyfileobj(f, out, 1 << 20)
         except OSError as e:
             name = "standard input" if file == "-" else f"--file '{file}'"
-            raise Ptv2Error(f"cannot read {name}: {e.strerror or e}") from None
+            raise Ptv2Error(f"cannot copy {name} to a temporary file in {tmp} (TMPDIR): {e.strerror or e}") from None
         yield copy
 
 
