@@ -215,3 +215,11 @@ def test_a_missing_table_and_a_folder_are_named_as_a_text_file_is(tmp_path):
                        ("missing.parquet", "does not exist")):
         with pytest.raises(Exception, match=f"^--file '.*{name}' {said}$"):
             open_table(tmp_path / name, Path(name).suffix, str(tmp_path / name))
+
+
+@pytest.mark.parametrize("header,hint", [("Text", "'Text' differs only in case or spaces: pass --text-column Text"),
+                                         ("text ", "'text ' differs only in case or spaces: pass --text-column 'text '")])
+def test_a_column_named_almost_as_the_text_column_is_pointed_at(trec, tmp_path, header, hint):
+    # "its columns: text , id: pass --text-column NAME" left the trailing space to be spotted
+    (tmp_path / "d.csv").write_text(f"{header},id\nhi,1\n")
+    _user_error(run("predict", "--adapter", str(trec), "--file", str(tmp_path / "d.csv")), hint)

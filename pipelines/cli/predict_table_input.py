@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import shlex
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -158,7 +159,10 @@ def _no_column(names: list[str], tried: list[str], why: str, file: str, suffix: 
 
     shown = names[:20] + ([f"... {len(names) - 20} more"] if len(names) > 20 else [])
     sep = other_separator(names) if suffix == ".csv" else None
+    wanted = {t.strip().casefold() for t in tried}
+    near = next((n for n in names if n.strip().casefold() in wanted), None)  # `Text`, `text ` (a spreadsheet's)
     fix = f"{sep}: ptv2 reads a CSV's fields separated by commas; save it with commas" if sep else \
+        f"{near!r} differs only in case or spaces: pass --text-column {shlex.quote(near)}" if near is not None else \
         "pass --text-column NAME"
     raise Ptv2Error(f"{input_name(file)} has no column {' or '.join(repr(c) for c in tried)}{why}; its columns: "
                     f"{', '.join(shown)}: {fix}")
