@@ -14,7 +14,6 @@ disk: ``TMPDIR``), then read as a file is.
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import sys
 import tempfile
@@ -157,9 +156,10 @@ def local_copy(file: str, suffix: str) -> Iterator[Path]:
         copy = Path(tmp) / f"input{suffix}"
         try:
             with open(copy, "wb") as out:
-                if file == "-":
-                    shutil.copyfileobj(sys.stdin.buffer if hasattr(sys.stdin, "buffer") else _FdReader(sys.stdin),
-                                       out, 1 << 20)
+                if file == "-" and not hasattr(sys.stdin, "buffer"):  # a text stream put in its place
+                    out.write(sys.stdin.read().encode("utf-8"))
+                elif file == "-":
+                    shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
                 else:  # a FIFO (shutil.copyfile refuses one)
                     with open(file, "rb") as f:
                         shutil.copyfileobj(f, out, 1 << 20)
@@ -168,12 +168,3 @@ def local_copy(file: str, suffix: str) -> Iterator[Path]:
             raise Ptv2Error(f"cannot copy {name} to a temporary file in {tmp} (TMPDIR): {e.strerror or e}") from None
         yield copy
 
-
-class _FdReader:
-    """A text stream's descriptor read as bytes (a test's stdin without ``.buffer``)."""
-
-    def __init__(self, stream) -> None:
-        self.fd = stream.fileno()
-
-    def read(self, n: int = -1) -> bytes:
-        return os.read(self.fd, n if n > 0 else 1 << 20)
