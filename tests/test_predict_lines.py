@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -197,3 +198,27 @@ def test_a_fifo_is_waited_for_after_the_model_loads_as_standard_input_is(tmp_pat
     with _unblocked(fifo, after=10):
         res = run_cli("predict", "--adapter", str(tmp_path / "missing"), "--file", str(fifo))
     assert res.returncode == 2 and res.stderr == f"error: adapter folder '{tmp_path / 'missing'}' does not exist\n"
+
+
+@pytest.mark.parametrize("data", [b"\xef\xbb\xbf", b""])
+def test_a_byte_order_mark_alone_is_an_empty_input(tmp_path, monkeypatch, data):
+    # it was one empty line, "labelled" with an empty output line
+    (tmp_path / "bom.txt").write_bytes(data)
+    with pytest.raises(Ptv2Error, match="holds no lines to label"):
+        open_lines(str(tmp_path / "bom.txt"), 4)
+    _stdin(monkeypatch, data)
+    with pytest.raises(Ptv2Error, match="^standard input holds no lines to label"):
+        open_lines("-", 4)
+
+
+@pytest.mark.parametrize("text,encoding,said", [("Who ?\n", "utf-16", "is UTF-16 text (its byte order mark says so)"),
+                                                ("Who ?\n", "utf-32", "is UTF-32 text (its byte order mark says so)"),
+                                                ("café\n", "latin-1", "(Windows-1252 or Latin-1?); save it as UTF-8")])
+def test_another_encoding_is_named_with_what_to_do(tmp_path, monkeypatch, text, encoding, said):
+    # UTF-16 (Notepad's "Unicode") was "not UTF-8 text: line 1, byte 1: invalid start byte"
+    (tmp_path / "in.txt").write_bytes(text.encode(encoding))
+    with pytest.raises(Ptv2Error, match=re.escape(said)):
+        open_lines(str(tmp_path / "in.txt"), 4)
+    _stdin(monkeypatch, text.encode(encoding))
+    with pytest.raises(Ptv2Error, match=re.escape(said)):
+        [*open_lines("-", 4).chunks()]

@@ -12,7 +12,7 @@ import typer
 from typer._click import exceptions as cx
 
 from pipelines.cli.app import app
-from pipelines.cli import sigterm, unraisable
+from pipelines.cli import broken_pipe, sigterm, unraisable
 from pipelines.cli.exit_status import forget_handled_interrupt
 from pipelines.cli import core_cmds  # noqa: F401  (registers train, eval, predict)
 from pipelines.cli import search_cmds  # noqa: F401  (registers search)
@@ -59,7 +59,13 @@ def stopped(message: str = "interrupted") -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the app, turning user errors into one ``error:`` line."""
+    """Console entry point: run the app, turning user errors into one ``error:`` line; a reader
+    that closes the pipe early (``| head``) ends it quietly, exit status 141 (``broken_pipe``)."""
+    with broken_pipe.quiet_exit():
+        _run(argv)
+
+
+def _run(argv: list[str] | None) -> None:
     from ptv2_core.errors import Ptv2Error, Ptv2Interrupted, Ptv2RunError, TrainingDiverged
 
     # (tests call main in their own process, from other threads too: the previous handler is put back)

@@ -222,6 +222,10 @@ def predict(
                                        "order. A table (.csv, .jsonl, .json, .parquet): its text column is labelled "
                                        "and the table written back with pred_label (pred_score) or pred_tags "
                                        "(pred_scores) columns added."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="How to read --file: text (one text per line), csv, "
+                                      "jsonl, json or parquet (default: by its extension; text for '-' and any "
+                                      "other). For standard input or a pipe (cat data.csv | ptv2 predict ... "
+                                      "--file - --format csv); a table's extension must agree."),
     text_column: Optional[str] = typer.Option(None, help="A table's column to label (default: the adapter's task's "
                                               "text column, else 'text'; NER: a list of words or a text)."),
     out: Optional[Path] = typer.Option(None, help="Write the labelled table here, in the format of --file (default: "
@@ -257,17 +261,18 @@ def predict(
     from pipelines.cli import predict_table_input as tables
     from pipelines.cli.predict_table import predict_table
 
-    table = tables.is_table(file)  # a table's lines were labelled one by one, its header too
-    tables.check_options(table, file, out, overwrite, as_json, text_column)
-    if table:
-        frame = tables.read_input(file, text_column)  # a bad table fails before the model loads
-        if model is None:  # so does one this adapter cannot label (a registered version's task is known once downloaded)
-            from ptv2_core.adapter import read_adapter_config
+    suffix = tables.table_format(file, fmt)  # a table's lines were labelled one by one, its header too
+    tables.check_options(suffix, out, overwrite, as_json, text_column)
+    if suffix:
+        with tables.read_input(file, suffix, text_column) as table:  # a bad table fails before the model loads
+            if model is None:  # so does one this adapter cannot label (a registered version's task is known once downloaded)
+                from ptv2_core.adapter import read_adapter_config
 
-            tables.check_early(frame, file, text_column, read_adapter_config(adapter))
-        loaded = load_adapter(adapter, device=pick_device(device)) if model is None else _registered(model, device).adapter
-        predict_table(loaded, file, frame, text_column=text_column, out=out, overwrite=overwrite,
-                      scores=scores, batch_size=batch_size)
+                tables.check_early(table, file, text_column, read_adapter_config(adapter))
+            loaded = load_adapter(adapter, device=pick_device(device)) if model is None else \
+                _registered(model, device).adapter
+            predict_table(loaded, file, table, text_column=text_column, out=out, overwrite=overwrite,
+                          scores=scores, batch_size=batch_size)
         return
     from pipelines.cli.lines import InputLines, open_lines, streamed
     from pipelines.cli.sigint import sigint_between_batches

@@ -25,6 +25,11 @@ from itertools import islice
 
 from ptv2_core.errors import Ptv2Error
 
+_BOM = b"\xef\xbb\xbf"
+# UTF-32's marks first: UTF-32 LE's begins with UTF-16 LE's
+_OTHER_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
+               (b"\xfe\xff", "UTF-16"))
+
 
 @dataclass
 class InputLines:
@@ -98,7 +103,9 @@ def _file_lines(file: str) -> Iterator[bytes]:
     """The file's raw lines, read as they are used."""
     try:
         with open(file, "rb") as f:
-            yield from f  # a binary file's lines end at b"\n" only
+            for i, line in enumerate(f):  # a binary file's lines end at b"\n" only
+                if i or line != _BOM:  # a byte order mark alone is an empty file, not one empty line
+                    yield line
     except FileNotFoundError:
         raise Ptv2Error(f"--file '{file}' does not exist") from None
     except IsADirectoryError:
@@ -119,7 +126,11 @@ def _decoded(raw: Iterable[bytes], name: str, first: int = 1) -> Iterator[str]:
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise Ptv2Error(f"{name} is not UTF-8 text: line {number}, byte {e.start + 1}: {e.reason}") from None
+            utf = number == 1 and next((u for bom, u in _OTHER_BOMS if line.startswith(bom)), None)
+            if utf:  # a byte order mark says which: Notepad's "Unicode" is UTF-16
+                raise Ptv2Error(f"{name} is {utf} text (its byte order mark says so); save it as UTF-8") from None
+            raise Ptv2Error(f"{name} is not UTF-8 text: line {number}, byte {e.start + 1}: {e.reason} (Windows-1252 "
+                            "or Latin-1?); save it as UTF-8") from None
         if number == 1:  # a byte order mark (Windows editors write one) opens the input, not its first text
             text = text.removeprefix("\ufeff")
         yield text.removesuffix("\n").removesuffix("\r")
@@ -136,8 +147,8 @@ def _arrived(fd: int, size: int, name: str) -> Iterator[list[str]]:
             raise Ptv2Error(f"cannot read {name}: {e.strerror or e}") from None
         if data:
             *raw, pending = (pending + data).split(b"\n")
-        else:  # the end: a last line without its line feed counts too
-            raw, pending = ([pending] if pending else []), b""
+        else:  # the end: a last line without its line feed counts too (not a byte order mark alone)
+            raw, pending = ([pending] if pending and (number or pending != _BOM) else []), b""
         try:
             for text in _decoded(raw, name, first=number + 1):
                 number += 1

@@ -1,12 +1,12 @@
 """``ptv2 predict --file`` on a table (.csv, .jsonl, .json, .parquet): its text column labelled, the
 table written back in its own format with the prediction columns added.
 
-The table is read and checked before the model loads (``predict_table_input``: the task data
+The table is read and checked before the model loads (``predict_table_input``, with the task data
 readers, so a table is read here as training reads it; the lines of such a file were labelled one
-by one before, its header and JSON syntax included). The reader holds the whole table; it is then
-labelled and written ``CHUNK`` rows at a time (CSV, JSON Lines, JSON), so the texts, predictions and
-output lines of one chunk are held at once, not the table's several times over
-(``predict_table_output``: a JSON number goes back as its text in the file, ``1.50``, ``1e400``).
+by one before, its header and JSON syntax included). A CSV or JSON Lines table is then read again,
+checked, labelled and written ``CHUNK`` rows at a time, never held whole (``predict_table_source``:
+memory stays flat however long the file); a JSON or Parquet table is held whole (``predict_table_output``:
+a JSON number goes back as its text in the file, ``1.50``, ``1e400``).
 
 Columns added: ``pred_label`` (``pred_score`` with --scores) for a sequence task; ``pred_tags``
 (``pred_scores``) for a token task, one tag per word: a list in JSON and Parquet, the tags joined by
@@ -21,8 +21,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines.cli.predict_table_input import CHUNK, PREDICTED, checked_column, texts_of
+from pipelines.cli.predict_table_input import CHUNK, PREDICTED, checked_column, input_name, texts_of
 from pipelines.cli.predict_table_output import chunk_text, csv_line, output_file, table_lines
+from pipelines.cli.predict_table_source import Table
 
 
 def prediction_columns(rows: list[dict | None], kind: str, scores: bool, joined: bool) -> dict[str, list]:
@@ -55,9 +56,9 @@ def label(loaded, texts: list[str | None], batch_size: int, bar) -> list[dict | 
     return [None if t is None else next(done) for t in texts]
 
 
-def predict_table(loaded, file: str, df, *, text_column: str | None, out: Path | None, overwrite: bool,
+def predict_table(loaded, file: str, table: Table, *, text_column: str | None, out: Path | None, overwrite: bool,
                   scores: bool, batch_size: int) -> None:
-    """Label the table ``df`` read from ``file`` and write it with its prediction columns, ``CHUNK``
+    """Label ``table`` (read from ``file``) and write it with its prediction columns, ``CHUNK``
     rows at a time (a Parquet table at once); a progress bar on a terminal, and a Ctrl-C stops it
     before anything is written."""
     from tqdm.auto import tqdm
@@ -65,26 +66,25 @@ def predict_table(loaded, file: str, df, *, text_column: str | None, out: Path |
     from ptv2_core.errors import Ptv2Interrupted
 
     spec = loaded.spec
-    column, todo = checked_column(df, text_column, spec.type, spec.text_column, file)
-    suffix = Path(file).suffix.lower()
-    names = [str(c) for c in df.columns]
+    column, todo = checked_column(table, text_column, spec.type, spec.text_column, file)
+    suffix, names = table.suffix, table.columns
     try:
         with output_file(out, overwrite) as f, \
                 tqdm(total=todo, unit="text", desc="predict", disable=None, file=sys.stderr) as bar:
             if suffix == ".parquet":
+                df = table.whole
                 added = prediction_columns(label(loaded, texts_of(df[column].tolist(), spec.type, column, file),
                                                  batch_size, bar), spec.type, scores, joined=False)
                 df.assign(**added).to_parquet(f, index=False)
             else:
                 added_names = list(PREDICTED[spec.type][:2 if scores else 1])
-                f.write({".csv": csv_line(df.attrs.get("header", names) + added_names), ".jsonl": b"",
+                f.write({".csv": csv_line(table.attrs.get("header", names) + added_names), ".jsonl": b"",
                          ".json": b"[\n"}[suffix])
-                for start in range(0, len(df), CHUNK):
-                    part = df.iloc[start:start + CHUNK]
+                for start, part in table.chunks(CHUNK):
                     rows = label(loaded, texts_of(part[column].tolist(), spec.type, column, file, start + 1),
                                  batch_size, bar)
                     added = prediction_columns(rows, spec.type, scores, joined=suffix == ".csv")
-                    f.write(chunk_text(table_lines(part, names, added, suffix, start + 1, file), suffix,
+                    f.write(chunk_text(table_lines(part, names, added, suffix, start + 1, input_name(file)), suffix,
                                        start == 0).encode("utf-8"))
                 if suffix == ".json":
                     f.write(b"\n]\n")
@@ -92,4 +92,4 @@ def predict_table(loaded, file: str, df, *, text_column: str | None, out: Path |
         raise Ptv2Interrupted("interrupted before every row was labelled; nothing was written: run the same "
                               "command again (it starts over)") from None
     if out is not None:
-        print(f"{len(df)} rows labelled ('{column}'); written to {out}", file=sys.stderr)
+        print(f"{table.rows} rows labelled ('{column}'); written to {out}", file=sys.stderr)

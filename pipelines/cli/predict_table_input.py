@@ -1,19 +1,24 @@
 """Reading and checking a table ``ptv2 predict --file`` labels (.csv, .jsonl, .json, .parquet),
-all before the model loads: which --file is a table, the options that go with one, its rows read
-with the task data readers (``ptv2_core.tasks.files.read_table``: quoted CSV fields with commas and
-line feeds, JSON numbers as written, so a table is read here as training reads it), its text column
-picked and every cell of it checked to be a text.
+all before the model loads: which --file is a table (its extension, or ``--format``: standard input
+or a pipe is text lines unless ``--format`` says it is a table), the options that go with one, its
+rows read with the task data readers (``predict_table_source``: quoted CSV fields with commas and
+line feeds, JSON numbers as written, so a table is read here as training reads it; a CSV or JSON
+Lines table a chunk at a time), its text column picked and every cell of it checked to be a text.
 """
 from __future__ import annotations
 
 import csv
 import math
+import shlex
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from pipelines.cli.predict_table_output import check_out_file
+from pipelines.cli.predict_table_source import Table, local_copy, open_table
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks.spec import DATA_SUFFIXES
 
@@ -23,31 +28,48 @@ PREDICTED = {"sequence": ("pred_label", "pred_score"), "token": ("pred_tags", "p
 CHUNK = 4096  # rows checked, labelled and written at a time, as the plain-text path labels lines
 
 
-def is_table(file: str | None) -> bool:
-    """Whether ``--file`` names a table (by its extension); one that ptv2 cannot read is refused."""
-    if file is None or file == "-":
-        return False
-    suffix = Path(file).suffix.lower()
-    if suffix in NOT_READ:
+FORMATS = ("text", "csv", "jsonl", "json", "parquet")
+
+
+def table_format(file: str | None, fmt: str | None) -> str | None:
+    """The table format ``--file`` is read in (``.csv`` ...), or None for text lines: ``--format``,
+    else its extension (standard input and any other extension: text lines). A ``--format`` that
+    its extension contradicts is refused, and so is a table ptv2 does not read (unless ``--format
+    text``: its lines labelled)."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise Ptv2Error(f"--format must be one of {', '.join(FORMATS)}, got '{fmt}'")
+        if file is None:
+            raise Ptv2Error("--format applies to --file (a file, or '-' for standard input), not to texts on the "
+                            "command line")
+    if file is None:
+        return None
+    suffix = Path(file).suffix.lower() if file != "-" else ""
+    if suffix in DATA_SUFFIXES and fmt is not None and f".{fmt}" != suffix:
+        raise Ptv2Error(f"--format {fmt} does not match --file '{file}' ({suffix}): leave --format out, or give "
+                        f"--format {suffix[1:]}")
+    if suffix in NOT_READ and fmt != "text":
         raise Ptv2Error(f"--file '{file}' looks like a table ptv2 does not read ({suffix}): save it as "
-                        f"{', '.join(DATA_SUFFIXES)}, or name it .txt to label each of its lines as a text")
-    return suffix in DATA_SUFFIXES
+                        f"{', '.join(DATA_SUFFIXES)}, or pass --format text to label each of its lines as a text")
+    if fmt is not None:
+        return None if fmt == "text" else f".{fmt}"
+    return suffix if suffix in DATA_SUFFIXES else None
 
 
-def check_options(table: bool, file: str | None, out: Path | None, overwrite: bool, as_json: bool,
+def check_options(suffix: str | None, out: Path | None, overwrite: bool, as_json: bool,
                   text_column: str | None) -> None:
-    """The options that go with a table, and only with one; ``--out`` checked before anything loads."""
-    if not table:
+    """The options that go with a table (``suffix``: its format), and only with one; ``--out``
+    checked before anything loads."""
+    if suffix is None:
         for given, flag in ((out is not None, "--out"), (overwrite, "--overwrite"),
                             (text_column is not None, "--text-column")):
             if given:
-                raise Ptv2Error(f"{flag} applies to a table --file ({', '.join(DATA_SUFFIXES)}); texts and "
-                                "text lines are labelled on standard output")
+                raise Ptv2Error(f"{flag} applies to a table --file ({', '.join(DATA_SUFFIXES)}, or --format); texts "
+                                "and text lines are labelled on standard output")
         return
     if as_json:
         raise Ptv2Error(f"--json applies to texts and text lines; a table --file is written back as "
-                        f"{Path(file).suffix.lower()} with its prediction columns added")
-    suffix = Path(file).suffix.lower()
+                        f"{suffix} with its prediction columns added")
     if out is None:
         if suffix == ".parquet":
             raise Ptv2Error("a Parquet --file is written to --out PATH only (not to standard output)")
@@ -57,36 +79,41 @@ def check_options(table: bool, file: str | None, out: Path | None, overwrite: bo
     check_out_file(out, overwrite)
 
 
-def read_input(file: str, text_column: str | None):
-    """The table's rows as a frame (cells as the task data readers give them); an empty one, or one
-    without ``--text-column``, refused before the model loads."""
-    from ptv2_core.tasks.files import read_table
+@contextmanager
+def read_input(file: str, suffix: str, text_column: str | None) -> Iterator[Table]:
+    """The table (``predict_table_source``: a CSV or JSON Lines one read a chunk at a time), read
+    through once; an empty one, or one without ``--text-column``, refused before the model loads.
+    Standard input or a FIFO is copied to a temporary file first, removed when the block ends."""
+    with local_copy(file, suffix) as path:
+        table = open_table(path, suffix, "'-' (standard input)" if file == "-" else file)
+        if table.rows == 0:
+            raise Ptv2Error(f"{input_name(file)} holds no rows to label")
+        if suffix == ".csv":
+            header = _csv_header(path, file)  # written back as it was (read_table names a blank one 'Unnamed: i')
+            if len(header) == len(table.columns):
+                table.attrs["header"] = header
+        if text_column is not None and text_column not in table.columns:
+            _no_column(table.columns, [text_column], "", file, suffix)
+        yield table
 
-    df = read_table(Path(file))
-    if len(df) == 0:
-        raise Ptv2Error(f"--file '{file}' holds no rows to label")
-    if Path(file).suffix.lower() == ".csv":
-        header = _csv_header(file)  # written back as it was (read_table names a blank one 'Unnamed: i')
-        if len(header) == df.shape[1]:
-            df.attrs["header"] = header
-    if text_column is not None and text_column not in [str(c) for c in df.columns]:
-        _no_column(df, [text_column], "", file)
-    return df
+
+def input_name(file: str) -> str:
+    return "standard input" if file == "-" else f"--file '{file}'"
 
 
-def _csv_header(file: str) -> list[str]:
+def _csv_header(path: Path, file: str) -> list[str]:
     """A CSV's header fields as written; a name given twice is refused: read_table renamed the
     second ``a`` to ``a.1``, written back so, and which one is the text column is anyone's guess."""
-    with open(file, encoding="utf-8-sig", newline="") as f:  # read_table has read it as UTF-8 already
+    with open(path, encoding="utf-8-sig", newline="") as f:  # read as UTF-8 already
         header = next((fields for fields in csv.reader(f) if any(x.strip() for x in fields)), [])
     twice = [name for name, n in Counter(h for h in header if h.strip()).items() if n > 1]
     if twice:
-        raise Ptv2Error(f"--file '{file}' repeats column names: {', '.join(repr(n) for n in twice)}; give each "
+        raise Ptv2Error(f"{input_name(file)} repeats column names: {', '.join(repr(n) for n in twice)}; give each "
                         "column of its header line its own name")
     return header
 
 
-def check_early(df, file: str, wanted: str | None, config: dict) -> None:
+def check_early(table: Table, file: str, wanted: str | None, config: dict) -> None:
     """An adapter folder's table checked before its model loads (seconds): its prediction columns
     new, its text column there (the task's, from the adapter's config) and every cell a text. A
     config that does not read is left for loading the adapter to report."""
@@ -96,44 +123,48 @@ def check_early(df, file: str, wanted: str | None, config: dict) -> None:
         spec = TaskSpec.from_dict(config["task"])
     except (TypeError, KeyError, ValueError):
         return
-    checked_column(df, wanted, spec.type, spec.text_column, file)
+    checked_column(table, wanted, spec.type, spec.text_column, file)
 
 
-def checked_column(df, wanted: str | None, kind: str, task_column: str, file: str) -> tuple[str, int]:
+def checked_column(table: Table, wanted: str | None, kind: str, task_column: str, file: str) -> tuple[str, int]:
     """The column to label (``pick_column``), every cell of it checked to be a text (or empty),
-    and how many texts it holds."""
-    column, todo = pick_column(df, wanted, kind, task_column, file), 0
-    for start in range(0, len(df), CHUNK):
-        texts = texts_of(df[column].iloc[start:start + CHUNK].tolist(), kind, column, file, start + 1)
-        todo += sum(t is not None for t in texts)
-    return column, todo
+    and how many texts it holds; a table read a chunk at a time is read through for it once."""
+    column = pick_column(table.columns, wanted, kind, task_column, file, table.suffix)
+    if column not in table.checked:
+        todo = 0
+        for start, part in table.chunks(CHUNK):
+            todo += sum(t is not None for t in texts_of(part[column].tolist(), kind, column, file, start + 1))
+        table.checked[column] = todo
+    return column, table.checked[column]
 
 
-def pick_column(df, wanted: str | None, kind: str, task_column: str, file: str) -> str:
+def pick_column(names: list[str], wanted: str | None, kind: str, task_column: str, file: str, suffix: str) -> str:
     """``--text-column``, else the adapter's task's text column, else ``text`` (a token task: ``tokens``
     too); a table without it is refused, naming its columns. Its prediction columns must be new."""
-    names = [str(c) for c in df.columns]
     taken = [c for c in PREDICTED[kind] if c in names]
     if taken:
-        raise Ptv2Error(f"--file '{file}' has a column '{taken[0]}' already, where ptv2 writes its predictions: "
+        raise Ptv2Error(f"{input_name(file)} has a column '{taken[0]}' already, where ptv2 writes its predictions: "
                         "rename that column")
     tried = [wanted] if wanted is not None else list(dict.fromkeys([task_column, "text", *(["tokens"] if
                                                                                            kind == "token" else [])]))
     found = next((c for c in tried if c in names), None)
     if found is None:
-        _no_column(df, tried, "" if wanted is not None else " (the adapter's task's text column, or the default)", file)
+        _no_column(names, tried, "" if wanted is not None else " (the adapter's task's text column, or the default)",
+                   file, suffix)
     return found
 
 
-def _no_column(df, tried: list[str], why: str, file: str) -> None:
+def _no_column(names: list[str], tried: list[str], why: str, file: str, suffix: str) -> None:
     from ptv2_core.tasks.csv_file import other_separator
 
-    names = [str(c) for c in df.columns]
     shown = names[:20] + ([f"... {len(names) - 20} more"] if len(names) > 20 else [])
-    sep = other_separator(names) if Path(file).suffix.lower() == ".csv" else None
+    sep = other_separator(names) if suffix == ".csv" else None
+    wanted = {t.strip().casefold() for t in tried}
+    near = next((n for n in names if n.strip().casefold() in wanted), None)  # `Text`, `text ` (a spreadsheet's)
     fix = f"{sep}: ptv2 reads a CSV's fields separated by commas; save it with commas" if sep else \
+        f"{near!r} differs only in case or spaces: pass --text-column {shlex.quote(near)}" if near is not None else \
         "pass --text-column NAME"
-    raise Ptv2Error(f"--file '{file}' has no column {' or '.join(repr(c) for c in tried)}{why}; its columns: "
+    raise Ptv2Error(f"{input_name(file)} has no column {' or '.join(repr(c) for c in tried)}{why}; its columns: "
                     f"{', '.join(shown)}: {fix}")
 
 
@@ -148,14 +179,14 @@ def texts_of(values: list, kind: str, column: str, file: str, first: int = 1) ->
             continue
         if isinstance(v, (list, tuple, np.ndarray)):
             if kind != "token":
-                raise Ptv2Error(f"--file '{file}': row {i} of column '{column}' holds a list, not one text")
+                raise Ptv2Error(f"{input_name(file)}: row {i} of column '{column}' holds a list, not one text")
             words = [str(w) for w in v]
             if " ".join(words).split() != words:
-                raise Ptv2Error(f"--file '{file}': row {i} of column '{column}' holds an empty word or one with white "
+                raise Ptv2Error(f"{input_name(file)}: row {i} of column '{column}' holds an empty word or one with white "
                                 "space in it; predict splits texts into words at white space")
             v = " ".join(words)
         elif isinstance(v, dict):
-            raise Ptv2Error(f"--file '{file}': row {i} of column '{column}' holds a mapping, not a text")
+            raise Ptv2Error(f"{input_name(file)}: row {i} of column '{column}' holds a mapping, not a text")
         text = str(v)
         texts.append(text if text.strip() else None)
     return texts

@@ -34,8 +34,9 @@ def check_out_file(out: Path, overwrite: bool) -> None:
     check_writable(out, "--out", file=True)
 
 
-def table_lines(df, names: list[str], added: dict[str, list], suffix: str, first: int, file: str) -> Iterator[str]:
-    """The rows of ``df`` (from row ``first``) with ``added``, as lines of ``suffix`` (CSV or JSON)."""
+def table_lines(df, names: list[str], added: dict[str, list], suffix: str, first: int, name: str) -> Iterator[str]:
+    """The rows of ``df`` (from row ``first``) with ``added``, as lines of ``suffix`` (CSV or JSON);
+    ``name``: the input's, for errors."""
     inputs = zip(*(df.iloc[:, j].tolist() for j in range(df.shape[1])))
     extra = zip(*added.values())
     if suffix == ".csv":
@@ -50,7 +51,7 @@ def table_lines(df, names: list[str], added: dict[str, list], suffix: str, first
         try:
             yield _json(record)
         except ValueError:
-            raise Ptv2Error(f"--file '{file}': row {i} holds a number JSON cannot write (NaN or Infinity)") from None
+            raise Ptv2Error(f"{name}: row {i} holds a number JSON cannot write (NaN or Infinity)") from None
 
 
 class _LineBuffer:

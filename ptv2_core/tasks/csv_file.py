@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -38,9 +39,20 @@ def read_csv(path: Path) -> pd.DataFrame:
 
 
 def _frame(path: Path, text: str, strict: bool) -> pd.DataFrame:
-    reader = csv.reader(io.StringIO(text, newline=""), strict=strict)
+    records = csv_records(path, io.StringIO(text, newline=""), strict)
+    header = next(records, None)
+    if header is None:
+        return pd.DataFrame()
+    return pd.DataFrame(list(records), columns=header, dtype=object)
+
+
+def csv_records(path: Path, f: Iterable[str], strict: bool) -> Iterator[list[str]]:
+    """The header's names (as pandas gives them), then each row as long as the header, read from
+    ``f`` (a text stream opened with ``newline=""``) as they are used; nothing for a file of no
+    header. ``strict``: a stray quote is a csv.Error (``read_csv`` reads the file again leniently)."""
+    reader = csv.reader(f, strict=strict)
     header: list[str] | None = None
-    rows: list[list[str]] = []
+    count = 0
     line = 1  # where the next record starts
     try:
         for fields in reader:
@@ -49,25 +61,25 @@ def _frame(path: Path, text: str, strict: bool) -> pd.DataFrame:
                 continue
             if header is None:
                 header = _names(fields)
-            elif len(fields) <= len(header):  # a short row's missing cells are empty, as pandas read them
-                rows.append(fields + [""] * (len(header) - len(fields)))
+                yield header
+                continue
+            count += 1
+            if len(fields) <= len(header):  # a short row's missing cells are empty, as pandas read them
+                yield fields + [""] * (len(header) - len(fields))
             elif not any(f.strip() for f in fields[len(header):]):  # `hello,greet,`: empty columns after the data
-                rows.append(fields[:len(header)])
+                yield fields[:len(header)]
             else:
                 sep = other_separator(header)
                 why = (f"{sep}: ptv2 reads a CSV's fields separated by commas; save it with commas" if sep else
                        "a text that holds a comma must be in double quotes, as in \"hello, world\"")
-                raise Ptv2Error(f"data file {path}: row {len(rows) + 1} (line {start}) has "
+                raise Ptv2Error(f"data file {path}: row {count} (line {start}) has "
                                 f"{count_of(len(fields), 'field')} but the header has {len(header)} "
                                 f"({', '.join(repr(h) for h in header)}): {why}")
     except csv.Error as e:
         if strict and "unexpected end of data" in str(e):
-            raise Ptv2Error(f"data file {path}: row {len(rows) + 1} (line {line}) opens a double quote that is never "
-                            "closed") from None
+            raise Ptv2Error(f"data file {path}: row {count + 1} (line {line}) opens a double quote that "
+                            "is never closed") from None
         raise
-    if header is None:
-        return pd.DataFrame()
-    return pd.DataFrame(rows, columns=header, dtype=object)
 
 
 def other_separator(names) -> str | None:

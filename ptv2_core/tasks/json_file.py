@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +42,10 @@ def read_json(path: Path, lines: bool) -> pd.DataFrame:
     objects, or columns as pandas writes them), numbers and booleans kept as written: pandas made
     a column of 1.0 and 2 floats, and the label 2 became '2.0'; ``true`` became 'True'. A null
     stays None: a missing value, refused at its row."""
-    def load(text: str) -> Any:
-        return json.loads(text, parse_int=JsonNumber, parse_float=JsonNumber, object_pairs_hook=_object)
-
     with io.StringIO(read_utf8(path), newline=None) as f:
         if not lines:
             try:
-                doc = load(f.read())
+                doc = _load(f.read())
             except json.JSONDecodeError as e:
                 if e.msg == "Extra data" and e.doc[: e.pos].strip().startswith("{"):
                     raise Ptv2Error(f"could not read data file {path}: it holds one JSON object a line (JSON Lines): "
@@ -67,17 +65,26 @@ def read_json(path: Path, lines: bool) -> pd.DataFrame:
             if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
                 raise Ptv2Error(shape)
             return pd.DataFrame(doc, dtype=object)
-        rows = []
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = load(line)
-            except json.JSONDecodeError as e:
-                raise Ptv2Error(f"could not read data file {path}: line {number} is not JSON: {e.msg} (column "
-                                f"{e.colno})") from None
-            if not isinstance(row, dict):
-                raise Ptv2Error(f"could not read data file {path}: line {number} is not a JSON object (one row: "
-                                "{\"text\": ..., \"label\": ...})")
-            rows.append(row)
+        rows = list(jsonl_rows(path, f))
     return pd.DataFrame(rows, dtype=object)
+
+
+def jsonl_rows(path: Path, f: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """The rows of a JSON Lines text (``f``: its lines, as universal newlines cut them), one object
+    a line, read as they are used; blank lines skipped; numbers and booleans as ``read_json`` keeps them."""
+    for number, line in enumerate(f, 1):
+        if not line.strip():
+            continue
+        try:
+            row = _load(line)
+        except json.JSONDecodeError as e:
+            raise Ptv2Error(f"could not read data file {path}: line {number} is not JSON: {e.msg} (column "
+                            f"{e.colno})") from None
+        if not isinstance(row, dict):
+            raise Ptv2Error(f"could not read data file {path}: line {number} is not a JSON object (one row: "
+                            "{\"text\": ..., \"label\": ...})")
+        yield row
+
+
+def _load(text: str) -> Any:
+    return json.loads(text, parse_int=JsonNumber, parse_float=JsonNumber, object_pairs_hook=_object)

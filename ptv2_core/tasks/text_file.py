@@ -1,7 +1,11 @@
 """A data file's (or task file's) text, UTF-8 (a byte-order mark dropped); other encodings refused naming the line."""
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from ptv2_core.errors import Ptv2Error
 
@@ -21,3 +25,38 @@ def read_utf8(path: Path, what: str = "data file") -> str:
         line = data.count(b"\n", 0, e.start) + 1
         raise Ptv2Error(f"{what} {path} is not UTF-8 text: byte 0x{data[e.start]:02x} on line {line} "
                         "(Windows-1252 or Latin-1?); save it as UTF-8") from None
+
+
+@contextmanager
+def utf8_text(path: Path, newline: str | None, what: str = "data file", shown: str | None = None) -> Iterator[TextIO]:
+    """The file's text as a stream read as it is used (a table labelled in chunks is never held
+    whole), decoded as ``read_utf8`` decodes it and refused as it refuses it: a UTF-16 file, a byte
+    that is not UTF-8 (named by its line once it is read: the same error ``read_utf8`` gives).
+    ``shown``: the file's name in those errors (default: ``path``)."""
+    shown = str(path) if shown is None else shown
+    with open(path, "rb") as raw:
+        if raw.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+            raise Ptv2Error(f"{what} {shown} is UTF-16 text; save it as UTF-8")
+        raw.seek(0)
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline=newline)  # one leading BOM dropped
+        try:
+            yield text
+        except UnicodeDecodeError:
+            _not_utf8(path, what, shown)
+            raise
+        finally:
+            text.detach()
+
+
+def _not_utf8(path: Path, what: str, shown: str) -> None:
+    """Raise ``read_utf8``'s error for the first byte of ``path`` that is not UTF-8, reading it a
+    line at a time (a multi-byte character never spans a line feed)."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            if number == 1:
+                line = line.removeprefix(_BOM)
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise Ptv2Error(f"{what} {shown} is not UTF-8 text: byte 0x{line[e.start]:02x} on line {number} "
+                                "(Windows-1252 or Latin-1?); save it as UTF-8") from None

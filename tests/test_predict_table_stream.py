@@ -1,0 +1,225 @@
+"""A CSV or JSON Lines table `ptv2 predict --file` labels is read a chunk at a time: memory stays
+flat however long the file (it was read whole first, several times its size held), and the output
+is byte for byte what reading it whole gave."""
+from __future__ import annotations
+
+import json
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from pipelines.cli import predict_table, predict_table_input, predict_table_source
+from pipelines.cli.predict_table_source import Table, open_table
+from tests.conftest import run_cli as run
+
+# keys in another order from row to row, keys missing, nulls, numbers and booleans as written,
+# lists, a blank line, CRLF line ends, a byte order mark, text outside ASCII
+JSONL = ("\ufeff" + '{"id": 1, "text": "Who wrote Hamlet ?", "n": 1.50}\r\n'
+         '{"text": "How far is the moon ?", "id": 2, "tags": [true, null, 1e400]}\r\n'
+         '\r\n'
+         '{"extra": {"a": 1}, "id": 3, "text": null}\n'
+         '{"id": 4, "text": "Où est la tour Eiffel ?", "n": -0}\n'
+         '{"id": 5}\n'
+         '{"id": 6, "text": "What is CPU ?", "flag": false}\n')
+# a BOM, CRLF, a quoted field with a comma and a line feed, blank and separator-only rows, a short
+# row, empty fields after the data
+CSV = ("\ufeffid,text,source\r\n1,\"Who wrote Hamlet, the play?\",web\r\n,,\r\n2,\"How far is the moon?\nAsked "
+       "twice\",forum\r\n\r\n3\r\n4,What is CPU ?,web,,\r\n5,Où est la tour Eiffel ?,web\r\n")
+
+
+def _whole(path: Path, suffix: str, shown: str) -> Table:
+    """The table as it was read before: the task data reader's whole frame, sliced into chunks."""
+    from ptv2_core.tasks.files import read_table
+
+    df = read_table(path)
+    return Table(shown, path, suffix, [str(c) for c in df.columns], len(df), whole=df)
+
+
+@pytest.fixture(scope="module")
+def trec(tmp_path_factory, minilm_path, one_torch_thread) -> Path:
+    from tests.test_predict_table import _adapter
+
+    return _adapter(tmp_path_factory.mktemp("trec"), "trec")
+
+
+@pytest.mark.parametrize("name,content", [("d.jsonl", JSONL), ("d.csv", CSV)])
+def test_read_a_chunk_at_a_time_the_output_is_byte_for_byte_the_whole_files(trec, tmp_path, monkeypatch, name,
+                                                                           content):
+    (tmp_path / name).write_bytes(content.encode("utf-8"))
+    monkeypatch.setattr(predict_table, "CHUNK", 2)  # chunk boundaries inside the table, after the blank lines
+    monkeypatch.setattr(predict_table_input, "CHUNK", 2)
+    outs = {}
+    for how in ("streamed", "whole"):
+        if how == "whole":
+            monkeypatch.setattr(predict_table_input, "open_table", _whole)
+        out = tmp_path / f"{how}{Path(name).suffix}"
+        res = run("predict", "--adapter", str(trec), "--file", str(tmp_path / name), "--scores", "--out", str(out))
+        assert res.returncode == 0, res.stderr
+        outs[how] = out.read_bytes()
+    assert outs["streamed"] == outs["whole"]
+    assert outs["streamed"].count(b"\n") == (7 if name == "d.csv" else 6)  # a CSV's quoted line feed, its header
+
+
+def _peak(fn) -> int:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_memory_does_not_grow_with_the_table(tmp_path, suffix):
+    rows = [{"id": i, "text": f"How far is it from Paris to Berlin by train ; question {i} ?", "source": "web"}
+            for i in range(20_000)]
+    path = tmp_path / f"big{suffix}"
+    if suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        path.write_text("id,text,source\n" + "".join(f"{r['id']},{r['text']},{r['source']}\n" for r in rows))
+    del rows
+    size = path.stat().st_size  # about 2 MB
+
+    def streamed():
+        table = open_table(path, suffix, str(path))
+        assert table.rows == 20_000 and table.columns == ["id", "text", "source"]
+        assert sum(len(part) for _, part in table.chunks(250)) == 20_000
+
+    def whole():  # as it was read before: the whole frame, then its chunks
+        table = _whole(path, suffix, str(path))
+        assert sum(len(part) for _, part in table.chunks(250)) == 20_000
+
+    held, before = _peak(streamed), _peak(whole)
+    assert before > 3 * size  # the control: reading it whole holds several times the file
+    assert held < size / 4, f"{held / 1e6:.1f} MB held for a {size / 1e6:.1f} MB table"
+
+
+def test_a_bad_row_late_in_the_file_is_found_before_the_model_loads(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"text": f"q {i}"}) + "\n" for i in range(10)) + "{oops\n")
+    with pytest.raises(Exception, match=r"line 11 is not JSON"):
+        open_table(path, ".jsonl", str(path))
+    path.write_bytes(b"text\n" + b"ok\n" * 5 + b"caf\xe9\n")
+    with pytest.raises(Exception, match=r"is not UTF-8 text: byte 0xe9 on line 7"):
+        open_table(path, ".jsonl", str(path))
+
+
+def test_a_stray_quote_reads_the_csv_leniently_as_training_reads_it(tmp_path):
+    from ptv2_core.tasks.files import read_table
+
+    path = tmp_path / "d.csv"
+    path.write_text('text,n\n"hi" he said,1\nok,2\n')
+    table = open_table(path, ".csv", str(path))
+    assert not table.strict
+    got = [r for _, part in table.chunks(1) for r in part.values.tolist()]
+    assert got == read_table(path).values.tolist()
+
+
+def test_module_keeps_chunk_in_step_with_the_labelling():
+    assert predict_table.CHUNK == predict_table_input.CHUNK == 4096
+    assert predict_table_source.STREAMED == (".csv", ".jsonl")
+
+
+def _stdin(monkeypatch, data: bytes) -> None:
+    """Standard input as a real pipe holding ``data``, then its end."""
+    import os
+    import sys
+
+    r, w = os.pipe()
+    os.write(w, data)  # under the pipe's 64 KiB: no reader needed
+    os.close(w)
+    monkeypatch.setattr(sys, "stdin", os.fdopen(r, "r"))
+
+
+@pytest.mark.parametrize("name,content", [("d.jsonl", JSONL), ("d.csv", CSV)])
+def test_a_table_on_standard_input_with_format_is_labelled_as_the_file_is(trec, tmp_path, monkeypatch, name, content):
+    """`cat d.csv | ptv2 predict --file - --format csv`: standard input was only ever text lines, the
+    header and JSON syntax each labelled as a text."""
+    (tmp_path / name).write_bytes(content.encode("utf-8"))
+    from_file = run("predict", "--adapter", str(trec), "--file", str(tmp_path / name), "--scores")
+    assert from_file.returncode == 0, from_file.stderr
+    _stdin(monkeypatch, content.encode("utf-8"))
+    fmt = Path(name).suffix[1:]
+    from_stdin = run("predict", "--adapter", str(trec), "--file", "-", "--format", fmt, "--scores")
+    assert from_stdin.returncode == 0, from_stdin.stderr
+    assert from_stdin.stdout == from_file.stdout
+    _stdin(monkeypatch, content.encode("utf-8"))  # `-` as the text argument, and --out
+    out = tmp_path / f"o.{fmt}"
+    res = run("predict", "--adapter", str(trec), "-", "--format", fmt, "--scores", "--out", str(out))
+    assert res.returncode == 0 and out.read_text(encoding="utf-8") == from_file.stdout, res.stderr
+
+
+def _user_error(res, needle: str) -> None:
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args,stdin,needle", [
+    (["hello", "--format", "csv"], None, "--format applies to --file"),
+    (["--file", "{d.csv}", "--format", "jsonl"], None, "--format jsonl does not match --file"),
+    (["--file", "-", "--format", "xlsx"], b"", "--format must be one of text, csv, jsonl, json, parquet"),
+    (["--file", "-", "--format", "parquet"], b"", "a Parquet --file is written to --out PATH only"),
+    (["--file", "-", "--format", "csv"], b"", "standard input holds no rows to label"),
+    (["--file", "-", "--format", "csv"], b"text,x\nhi,1,2\n",
+     "data file '-' (standard input): row 1 (line 2) has 3 fields"),
+    (["--file", "-", "--format", "jsonl"], b'{"text": "hi"}\n{"text": ["a"]}\n',
+     "standard input: row 2 of column 'text' holds a list"),
+    (["--file", "-", "--format", "csv"], b"text\ncaf\xe9\n", "'-' (standard input) is not UTF-8 text: byte 0xe9 on line 2"),
+    (["--file", "-", "--text-column", "text"], b"hi\n", "--text-column applies to a table --file"),
+    (["--file", "-", "--format", "json"], b'{"text": "hi"}\n{"text": "ho"}\n',
+     "'-' (standard input): it holds one JSON object a line (JSON Lines): give --format jsonl"),
+])
+def test_bad_format_combinations_are_one_error_line(trec, tmp_path, monkeypatch, args, stdin, needle):
+    (tmp_path / "d.csv").write_text("text\nhi\n")
+    if stdin is not None:
+        _stdin(monkeypatch, stdin)
+    args = [str(tmp_path / a[1:-1]) if a.startswith("{") else a for a in args]
+    _user_error(run("predict", "--adapter", str(trec), *args), needle)
+
+
+def test_format_text_labels_the_lines_of_a_table_ptv2_does_not_read(trec, tmp_path):
+    (tmp_path / "d.tsv").write_text("Who wrote Hamlet ?\tx\nWhat is CPU ?\ty\n")
+    _user_error(run("predict", "--adapter", str(trec), "--file", str(tmp_path / "d.tsv")), "--format text")
+    res = run("predict", "--adapter", str(trec), "--file", str(tmp_path / "d.tsv"), "--format", "text")
+    assert res.returncode == 0 and len(res.stdout.splitlines()) == 2, res.stderr
+
+
+def test_a_fifo_table_is_read_once(trec, tmp_path):
+    """A FIFO named d.csv was read twice (its rows, then its header line again): the second open
+    waited for a writer that never came."""
+    import os
+    import threading
+
+    fifo = tmp_path / "d.csv"
+    os.mkfifo(fifo)
+
+    def write():
+        with open(fifo, "w") as w:
+            w.write("text\nWho wrote Hamlet ?\n")
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    res = run("predict", "--adapter", str(trec), "--file", str(fifo))
+    writer.join(10)
+    assert res.returncode == 0 and res.stdout.splitlines()[0] == "text,pred_label", res.stderr
+    assert len(res.stdout.splitlines()) == 2
+
+
+def test_a_missing_table_and_a_folder_are_named_as_a_text_file_is(tmp_path):
+    # read_table said "data file not found" of both
+    (tmp_path / "dir.csv").mkdir()
+    for name, said in (("dir.csv", "is a folder, not a table"), ("missing.jsonl", "does not exist"),
+                       ("missing.parquet", "does not exist")):
+        with pytest.raises(Exception, match=f"^--file '.*{name}' {said}$"):
+            open_table(tmp_path / name, Path(name).suffix, str(tmp_path / name))
+
+
+@pytest.mark.parametrize("header,hint", [("Text", "'Text' differs only in case or spaces: pass --text-column Text"),
+                                         ("text ", "'text ' differs only in case or spaces: pass --text-column 'text '")])
+def test_a_column_named_almost_as_the_text_column_is_pointed_at(trec, tmp_path, header, hint):
+    # "its columns: text , id: pass --text-column NAME" left the trailing space to be spotted
+    (tmp_path / "d.csv").write_text(f"{header},id\nhi,1\n")
+    _user_error(run("predict", "--adapter", str(trec), "--file", str(tmp_path / "d.csv")), hint)
