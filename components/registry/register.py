@@ -95,7 +95,9 @@ def build_model_dir(info: AdapterInfo, workdir: Path) -> Path:
             str(path), python_model=str(MODEL_CODE), artifacts={ARTIFACT_KEY: str(files)},
             signature=signature(info.spec.type), input_example=example,
             model_config={"adapter_digests": file_digests(files)}, pip_requirements=_requirements(),
-            metadata={"ptv2": {"task": info.spec.name, "base_model": base["name"],
+            metadata={"ptv2": {"task": info.spec.name, "task_type": info.spec.type, "labels": list(info.spec.labels),
+                               "metric": info.spec.metric, "prompt_len": info.config["prompt"].get("prompt_len"),
+                               "base_model": base["name"],
                                "base_fingerprint": base["fingerprint"], "data_hash": info.data_hash,
                                **({"base_tokenizer_fingerprint": base["tokenizer_fingerprint"]}
                                   if base.get("tokenizer_fingerprint") else {})}},
