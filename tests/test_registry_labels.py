@@ -48,6 +48,17 @@ def test_the_version_tags_name_its_labels_task_type_prompt_len_and_base_model(re
     assert f"labels (6): {', '.join(labels)}." in mv.description
 
 
+def test_the_registered_model_says_its_task_type(registered):
+    """The model list's page shows the registered model's tags: the task alone said not whether its
+    versions label texts or tag words."""
+    from mlflow import MlflowClient
+
+    uri, v = registered
+    model = MlflowClient(tracking_uri=uri, registry_uri=uri).get_registered_model(v.name)
+    assert model.tags == {"task": "trec", "task_type": "sequence"}
+    assert "sequence" in model.description
+
+
 def test_the_mlmodel_metadata_holds_labels_task_type_metric_and_prompt_len(registered):
     import mlflow
 
