@@ -98,7 +98,7 @@ def test_a_versions_description_says_its_configuration_scores_and_search():
     assert text.splitlines() == [
         "ptv2 adapter for task trec (sequence): prompt_len 16, lr 0.0347, base model minilm.",
         "dev accuracy 0.625, test accuracy 0.59375 on 32 test examples (split seed 0).",
-        "code 0.1.0+gabc.", "study ptv2-trec-x.", "search run p1, trial run t3 (store sqlite:///m.db)."]
+        f"labels (6): {', '.join(spec.labels)}.", "code 0.1.0+gabc.", "study ptv2-trec-x.", "search run p1, trial run t3 (store sqlite:///m.db)."]
 
 
 def test_a_registrations_run_leads_on_to_the_search_and_the_code():

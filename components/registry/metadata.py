@@ -15,6 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from components.registry.labels import label_tags, labels_line
 from components.registry.lineage import FIELDS as _LINEAGE_FIELDS
 from components.registry.lineage import lineage_tags
 from optuna_studies.code_version import code_version, git_commit
@@ -188,6 +189,7 @@ def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None
         "task_ref": absolute_ref(str(task)),  # a relative path would name no file from another folder
         "task_type": spec.type,
         "metric": spec.metric,
+        **label_tags(spec.labels, MAX_TAG),  # which labels (token tasks: BIO tags) it answers with
         "prompt_len": str(config["prompt"].get("prompt_len", metrics.get("prompt_len", ""))),
         "lr": str(metrics.get("lr", train_cfg.get("lr", ""))),
         "study": str(study),
@@ -235,6 +237,7 @@ def version_description(info: AdapterInfo) -> str:
              f"dev {metric} {t.get(f'dev_{metric}', t.get('dev_score', '?'))}, test {metric} "
              f"{t.get(f'test_{metric}', t.get('test_score', '?'))} on {t['test_examples']} test examples "
              f"(split seed {t['split_seed']}).",
+             labels_line(info.spec.labels, info.spec.type),
              _code_line(t)]
     if t.get("study") and t["study"] != "none":
         lines.append(f"study {t['study']}.")

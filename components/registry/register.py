@@ -95,7 +95,9 @@ def build_model_dir(info: AdapterInfo, workdir: Path) -> Path:
             str(path), python_model=str(MODEL_CODE), artifacts={ARTIFACT_KEY: str(files)},
             signature=signature(info.spec.type), input_example=example,
             model_config={"adapter_digests": file_digests(files)}, pip_requirements=_requirements(),
-            metadata={"ptv2": {"task": info.spec.name, "base_model": base["name"],
+            metadata={"ptv2": {"task": info.spec.name, "task_type": info.spec.type, "labels": list(info.spec.labels),
+                               "metric": info.spec.metric, "prompt_len": info.config["prompt"].get("prompt_len"),
+                               "base_model": base["name"],
                                "base_fingerprint": base["fingerprint"], "data_hash": info.data_hash,
                                **({"base_tokenizer_fingerprint": base["tokenizer_fingerprint"]}
                                   if base.get("tokenizer_fingerprint") else {})}},
@@ -160,13 +162,16 @@ def _check_registered_model(c, uri: str, name: str, task: str) -> bool:
     return True
 
 
-def _create_registered_model(c, uri: str, name: str, task: str) -> bool:
-    """Create ``name``; False when another process created it first."""
+def _create_registered_model(c, uri: str, name: str, task: str, task_type: str) -> bool:
+    """Create ``name`` (tags ``task`` and ``task_type``: the model list shows them); False when another
+    process created it first."""
     from mlflow.exceptions import MlflowException
 
+    what = "token tagging: tags per word" if task_type == "token" else "sequence classification: a label per text"
     try:
-        c.create_registered_model(name, tags={"task": task},
-                                  description=f"ptv2 P-Tuning v2 adapters for task '{task}' (MLflow pyfunc)")
+        c.create_registered_model(name, tags={"task": task, "task_type": task_type},
+                                  description=f"ptv2 P-Tuning v2 adapters for task '{task}', {task_type} task "
+                                              f"({what}; MLflow pyfunc). Each version's labels: its ptv2.labels tag.")
         return True
     except MlflowException as e:
         if e.error_code == "RESOURCE_ALREADY_EXISTS":
@@ -345,7 +350,7 @@ def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id:
         if own_run:
             store.retry(lambda: c.set_terminated(run_id, "FINISHED"), "closing the registration run", uri)
         if not exists:
-            new_model = store.retry(lambda: _create_registered_model(c, uri, name, info.spec.name),
+            new_model = store.retry(lambda: _create_registered_model(c, uri, name, info.spec.name, info.spec.type),
                                     f"creating registered model '{name}'", uri, attempts=1)
         same = [] if not exists else [  # read before this version exists: the earlier ones alone
             int(v.version) for v in store.retry(lambda: versions(c, name), "listing versions", uri)
