@@ -225,7 +225,7 @@ def trial_settings(plan: SearchPlan) -> dict:
     if doc["init"]:  # a study that never recorded it (before 2026-12-07) is not held to it: study.check_study
         doc |= {k: v for k, v in started_from(doc["init"]).items() if k == "init_sha256"}
     if Path(plan.task).is_file():  # a task YAML (made absolute by the plan) and the data it names
-        from ptv2_core.tasks.spec import load_task_yaml
+        from ptv2_core.tasks.task_yaml import load_task_yaml
 
         h = hashlib.sha256()
         hash_file(h, Path(plan.task))

@@ -8,179 +8,25 @@ file, inside a cluster). Before anything is created, one request to the API's he
 redirects not followed, tells a login page, a refused credential or a wrong URL apart: kfp's
 client follows a login redirect, takes the login page for answers and reports a run with no id
 as started.
+
+Credentials and the secret checks: ``pipelines.submit_auth``; the CA certificates and proxy
+the probe and kfp's client share: ``pipelines.submit_tls``.
 """
 from __future__ import annotations
 
 import contextlib
 import io
-import os
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from pipelines.submit_auth import (AUTH_HINT, COOKIE_ENV, ENDPOINT_PARAMS, TOKEN_ENV, Auth, auth_from_env,
+                                   check_no_secrets, url_secret)
+from pipelines.submit_tls import CA_ENV, ca_bundle, ca_file, env_proxy
 from ptv2_core.errors import Ptv2Error
 
 HEALTHZ = "/apis/v2beta1/healthz"
-TOKEN_ENV, COOKIE_ENV, SA_TOKEN_ENV = "PTV2_KFP_TOKEN", "PTV2_KFP_COOKIE", "KF_PIPELINES_SA_TOKEN_PATH"
-AUTH_HINT = (f"set {TOKEN_ENV} (a bearer token) or {COOKIE_ENV} (the session cookie of a logged-in "
-             "browser, name=value), see docs/deploy.md")
-# the CA certificates to trust, as requests reads them (the health probe): kfp's client reads
-# neither, so ``submit`` hands it the same file
-CA_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
-ENDPOINT_PARAMS = ("mlflow_uri", "ray_address", "optuna_storage")
-# where a step reads each endpoint when its parameter is empty (optuna_studies/settings.py)
-ENDPOINT_ENV = {"mlflow_uri": "MLFLOW_TRACKING_URI", "ray_address": "RAY_ADDRESS",
-                "optuna_storage": "PTV2_OPTUNA_STORAGE"}
-
-
-@dataclass
-class Auth:
-    """How to authenticate to the endpoint: kfp.Client's keyword arguments, and the same
-    credential as HTTP headers for the health probe."""
-    client_kwargs: dict = field(default_factory=dict)
-    headers: dict = field(default_factory=dict)
-    source: str = "none"
-
-
-def auth_from_env(env: dict | None = None) -> Auth:
-    env = os.environ if env is None else env
-    token, cookie, sa_path = env.get(TOKEN_ENV), env.get(COOKIE_ENV), env.get(SA_TOKEN_ENV)
-    if token and cookie:
-        raise Ptv2Error(f"both {TOKEN_ENV} and {COOKIE_ENV} are set: keep the one your Kubeflow accepts")
-    if token:
-        token = check_header_value(token, TOKEN_ENV)
-        return Auth({"existing_token": token}, {"Authorization": f"Bearer {token}"}, TOKEN_ENV)
-    if cookie:
-        cookie = check_header_value(cookie, COOKIE_ENV)
-        if "=" not in cookie:
-            raise Ptv2Error(f"{COOKIE_ENV} must be name=value (e.g. oauth2_proxy_kubeflow=...), got a value without '='")
-        return Auth({"cookies": cookie}, {"Cookie": cookie}, COOKIE_ENV)
-    if sa_path:
-        try:
-            with open(sa_path, encoding="utf-8") as f:
-                sa_token = f.read().strip()
-        except OSError as e:
-            raise Ptv2Error(f"{SA_TOKEN_ENV} names '{sa_path}', which cannot be read: {e.strerror or e}") from None
-        except UnicodeDecodeError:
-            raise Ptv2Error(f"{SA_TOKEN_ENV} names '{sa_path}', which is not a token (not UTF-8 text)") from None
-        sa_token = check_header_value(sa_token, f"the token file {sa_path} ({SA_TOKEN_ENV})")
-        from kfp.client import ServiceAccountTokenVolumeCredentials
-
-        return Auth({"credentials": ServiceAccountTokenVolumeCredentials(sa_path)},
-                    {"Authorization": f"Bearer {sa_token}"}, SA_TOKEN_ENV)
-    return Auth()
-
-
-# query parameters that carry a credential (libpq's password=, sslpassword=; token=, access_token=, ...)
-_SECRET_QUERY = re.compile(r"(pass(word)?|passwd|pwd|secret|token|api[_-]?key|auth|credential|signature|sig)",
-                           re.IGNORECASE)
-_NOT_SECRET = {"require_auth", "passfile", "sslpassword_file", "auth_mechanism"}  # names of methods and files
-
-
-def url_secret(value: str) -> str | None:
-    """What in ``value`` (a URL) looks like a credential: a password, a credential-like query
-    parameter; a URL that does not parse counts (its password cannot be ruled out). None: nothing."""
-    from urllib.parse import parse_qsl
-
-    try:
-        parts = urlsplit(value)
-        password = parts.password
-        parts.port  # noqa: B018 (raises ValueError for a malformed authority)
-    except ValueError:
-        return "a URL that does not parse"
-    if password is not None:
-        return "a password"
-    names = [k for k, _ in parse_qsl(parts.query, keep_blank_values=True)] + \
-            [k for k, _ in parse_qsl(parts.fragment, keep_blank_values=True)]
-    hits = [k for k in names if _SECRET_QUERY.search(k) and k.lower() not in _NOT_SECRET]
-    return f"a credential in its query ({', '.join(sorted(set(hits)))}=)" if hits else None
-
-
-def check_no_secrets(params: dict, local: bool = False) -> None:
-    """A run's parameters are stored and shown in plain text by Kubeflow: an endpoint URL with a
-    password in it (user:password@, ?password=, ?token=, ...) is refused, as is one that does not
-    parse (the pods read the real URLs from the cluster's ConfigMap and Secret). ``local``
-    (``ptv2 run``): kfp.local starts each step with its parameters on the command line, so the same
-    URLs are refused there; the steps read them from the environment instead."""
-    for key in ENDPOINT_PARAMS:
-        value = params.get(key) or ""
-        found = url_secret(str(value)) if value else None
-        if found and local:
-            raise Ptv2Error(f"{key} carries {found}, and kfp.local passes each step its parameters on its command "
-                            f"line, which `ps` shows: leave {key} empty and set {ENDPOINT_ENV[key]} in the environment "
-                            "instead (every step reads it there)")
-        if found:
-            raise Ptv2Error(f"{key} carries {found}, and Kubeflow stores and shows run parameters in plain "
-                            f"text: leave {key} empty (the pods read it from the cluster's Secret, see docs/deploy.md)")
-
-
-def check_header_value(value: str, source: str) -> str:
-    """A credential an HTTP header can carry: printable ASCII, no line breaks (said without
-    printing it; requests failed with a traceback on non-Latin-1, and echoed one with a newline)."""
-    value = value.strip()
-    if not value:
-        raise Ptv2Error(f"{source} is empty")
-    if any(not 32 <= ord(ch) < 127 for ch in value):
-        raise Ptv2Error(f"{source} holds characters an HTTP header cannot carry (non-ASCII, a line break or "
-                        "another control character): copy the credential again")
-    return value
-
-
-HASHED_NAME = re.compile(r"[0-9a-f]{8}\.[0-9]+")  # OpenSSL's look-up name of a CA certificate in a folder
-
-
-def ca_bundle() -> str | None:
-    """The CA file or folder named by ``REQUESTS_CA_BUNDLE`` (or ``CURL_CA_BUNDLE``), None when
-    unset. A folder, which requests takes too, must hold certificates under OpenSSL's hashed names
-    (``openssl rehash``, c_rehash): OpenSSL finds no other file there."""
-    for name in CA_ENV:
-        path = os.environ.get(name)
-        if path:
-            if os.path.isdir(path):
-                if not hashed_certificates(path):
-                    raise Ptv2Error(f"{name} names the folder '{path}', which holds no CA certificate under a hashed "
-                                    "name (HHHHHHHH.0): run `openssl rehash` on it, or name one PEM file")
-                return path
-            if not os.path.isfile(path):
-                raise Ptv2Error(f"{name} names '{path}', which is neither a file nor a folder")
-            return path
-    return None
-
-
-def hashed_certificates(folder: str) -> list[str]:
-    """The CA certificates in ``folder`` OpenSSL would look up: files named HHHHHHHH.N."""
-    return sorted(os.path.join(folder, n) for n in os.listdir(folder)
-                  if HASHED_NAME.fullmatch(n) and os.path.isfile(os.path.join(folder, n)))
-
-
-@contextlib.contextmanager
-def ca_file(ca: str | None):
-    """``ca`` as kfp's client takes it: one file. Its urllib3 pool gets ``ssl_ca_cert`` as
-    ``ca_certs``, a file (no folder, unlike requests); a folder's certificates are handed over
-    joined in a temporary PEM file that lasts as long as the block."""
-    if ca is None or not os.path.isdir(ca):
-        yield ca
-        return
-    import tempfile
-
-    with tempfile.NamedTemporaryFile("wb", prefix="ptv2-ca-", suffix=".pem") as out:
-        for path in hashed_certificates(ca):
-            try:
-                with open(path, "rb") as f:
-                    out.write(f.read().rstrip(b"\n") + b"\n")
-            except OSError as e:
-                raise Ptv2Error(f"CA certificate '{path}' cannot be read: {e.strerror or e}") from None
-        out.flush()
-        yield out.name
-
-
-def env_proxy(host: str) -> str | None:
-    """The proxy the environment names for ``host`` (``HTTPS_PROXY``/``HTTP_PROXY``, ``NO_PROXY``
-    honoured), as requests picks it for the health probe: kfp's client reads no such variable."""
-    import requests
-
-    return requests.utils.select_proxy(host, requests.utils.get_environ_proxies(host))
 
 
 def probe(host: str, auth: Auth, timeout: float = 10.0) -> dict:

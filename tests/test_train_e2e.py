@@ -180,7 +180,7 @@ def test_predict_prints_a_large_file_chunk_by_chunk_and_keeps_it_when_stopped(tr
     import time
 
     from conftest import interruptible, run_cli
-    from pipelines.cli import core_cmds
+    from pipelines.cli import predict_cmds
 
     out, _ = trec_adapter
     texts = ["Who wrote Hamlet ?", "How far is the moon ?", "", "Where is the Eiffel Tower , in Paris ?", "When ?"]
@@ -190,8 +190,8 @@ def test_predict_prints_a_large_file_chunk_by_chunk_and_keeps_it_when_stopped(tr
     # 0.9700 against 0.9699: seen in a loaded run)
     one = ("--batch-size", "1", "--scores", "--file", str(tmp_path / "in.txt"))
     whole = run_cli("predict", "--adapter", str(out), *one)
-    chunk = core_cmds.PREDICT_CHUNK  # what the command run as a process below uses
-    monkeypatch.setattr(core_cmds, "PREDICT_CHUNK", 2)
+    chunk = predict_cmds.PREDICT_CHUNK  # what the command run as a process below uses
+    monkeypatch.setattr(predict_cmds, "PREDICT_CHUNK", 2)
     chunked = run_cli("predict", "--adapter", str(out), *one)
     assert whole.returncode == chunked.returncode == 0 and chunked.stdout == whole.stdout
     assert len(whole.stdout.splitlines()) == 5

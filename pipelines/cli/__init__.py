@@ -14,7 +14,9 @@ from typer._click import exceptions as cx
 from pipelines.cli.app import app
 from pipelines.cli import broken_pipe, sigterm, unraisable
 from pipelines.cli.exit_status import forget_handled_interrupt
-from pipelines.cli import core_cmds  # noqa: F401  (registers train, eval, predict)
+from pipelines.cli import train_cmds  # noqa: F401  (registers train)
+from pipelines.cli import eval_cmds  # noqa: F401  (registers eval)
+from pipelines.cli import predict_cmds  # noqa: F401  (registers predict)
 from pipelines.cli import search_cmds  # noqa: F401  (registers search)
 from pipelines.cli import registry_cmds  # noqa: F401  (registers register, promote, ui)
 from pipelines.cli import pretrain_cmds  # noqa: F401  (registers pretrain)

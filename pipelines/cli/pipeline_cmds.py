@@ -42,7 +42,7 @@ def run(
     from optuna_studies.tracking_setup import check_reachable
     from pipelines.local_run import registry_summary, run_local
     from pipelines.profiles import resolve_params
-    from pipelines.submit import check_no_secrets
+    from pipelines.submit_auth import check_no_secrets
 
     params = resolve_params(profile, config, _overrides(tasks, trials, epochs, pretrained_prompt))
     check_no_secrets(params, local=True)  # kfp.local puts the parameters on each step's command line

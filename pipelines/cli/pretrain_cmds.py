@@ -55,7 +55,7 @@ def pretrain(
     from ptv2_core.backbone import absolute_model_ref
     from ptv2_core.tasks import absolute_ref
     from ptv2_core.multitask import pretrain as run_pretrain
-    from pipelines.cli.core_cmds import bars_on_a_terminal_only
+    from pipelines.cli.common import bars_on_a_terminal_only
 
     from pipelines.cli.option_names import comma_list, options_named
 

@@ -70,7 +70,7 @@ def promote(
 ) -> None:
     """Score challenger against champion on the same test split; move 'champion' if the challenger wins."""
     from components.registry.promote import promote as run_promote
-    from pipelines.cli.core_cmds import bars_on_a_terminal_only, check_batch_size
+    from pipelines.cli.common import bars_on_a_terminal_only, check_batch_size
     from ptv2_core.errors import Ptv2Error
 
     if reason is not None and not force:

@@ -44,7 +44,7 @@ def search(
 ) -> None:
     """Search the best prompt length and learning rate for one task; keep every trial."""
     from optuna_studies.search import run_search
-    from pipelines.cli.core_cmds import bars_on_a_terminal_only
+    from pipelines.cli.common import bars_on_a_terminal_only
 
     bars_on_a_terminal_only()  # the best adapter's scoring (datasets' encode bars) in a log or pipe
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from datasets import DatasetDict
 
 from ptv2_core.errors import Ptv2Error
-from ptv2_core.tasks.spec import DataSource, TaskSpec, load_task_yaml
+from ptv2_core.tasks.spec import DataSource, TaskSpec
+from ptv2_core.tasks.task_yaml import load_task_yaml
 from ptv2_core.tasks.splits import check_overlap, finalize
 from ptv2_core.tasks.unseen import uneven_labels_note, unseen_labels_note
 
