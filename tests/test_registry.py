@@ -1,6 +1,8 @@
 """Registry on the default store (sqlite file + local artifact folder under PTV2_HOME, nothing
 to start): register, load by alias, predict (classification and NER), bad input, rollback,
-two processes registering at once."""
+two processes registering at once. Refusals run the real entry point in this process
+(`conftest.run_cli`: a fresh interpreter costs seconds of imports); registering and predicting
+through the command line stay a process (what a shell sees on stderr)."""
 from __future__ import annotations
 
 import json
@@ -12,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import run_cli
 from ptv2_core.errors import Ptv2Error
 from test_registry_support import adapters_fixture, base_env, copy_adapter, error_line, ptv2, registry_state
 
@@ -229,7 +232,7 @@ def test_bad_input_is_an_error_and_leaves_the_registry_unchanged(adapters, home,
     before = {n: registry_state(store, n) for n in ("ptv2-trec", "ptv2-wnut16")}
     runs_before = len(_client(store).search_runs([e.experiment_id for e in _client(store).search_experiments()]))
 
-    r = ptv2("register", "--task", "nope", "--adapter", str(adapters["good"]), env=base_env(PTV2_HOME=str(home)))
+    r = run_cli("register", "--task", "nope", "--adapter", str(adapters["good"]))  # PTV2_HOME: the module's home
     assert r.returncode == 2 and error_line(r.stderr).startswith("error: unknown task 'nope'")
     with pytest.raises(Ptv2Error, match="trained for task 'wnut16', not 'trec'"):
         register_adapter(adapters["ner"], "trec")
@@ -360,7 +363,7 @@ def test_registered_version_with_corrupt_artifact_or_changed_base_fails_to_load(
         model.embeddings.word_embeddings.weight[0, 0] += 1.0
     model.save_pretrained(base)
     before = registry_state(store, v.name)
-    r = ptv2("predict", "--model", f"models:/{v.name}@challenger", "When ?", env=base_env(PTV2_HOME=str(home)))
+    r = run_cli("predict", "--model", f"models:/{v.name}@challenger", "When ?")
     assert r.returncode == 2 and "refusing a different base model" in error_line(r.stderr)
     assert registry_state(store, v.name) == before
 
@@ -422,7 +425,7 @@ def test_a_name_mlflow_filters_cannot_quote_is_refused_before_anything_is_writte
     client = _client(store)
     runs = lambda: len(client.search_runs([e.experiment_id for e in client.search_experiments()]))  # noqa: E731
     models, runs_before = {m.name for m in client.search_registered_models()}, runs()
-    r = ptv2("register", "--adapter", str(adapters["good"]), "--name", "team's-trec", env=base_env(PTV2_HOME=str(home)))
+    r = run_cli("register", "--adapter", str(adapters["good"]), "--name", "team's-trec")
     assert r.returncode == 2 and error_line(r.stderr).startswith(
         "error: invalid registered model name \"team's-trec\": it holds \"'\""), r.stderr
     for bad, kwargs in (('"', {"name": 'a"b'}), ("\\", {"name": "a\\b"}), ("'", {"name_prefix": "o'"})):
@@ -448,7 +451,7 @@ def test_a_name_plain_mlflow_cannot_load_by_uri_is_refused_before_anything_is_wr
 
     client = _client(store)
     models = {m.name for m in client.search_registered_models()}
-    r = ptv2("register", "--adapter", str(adapters["good"]), "--name", "q?x", env=base_env(PTV2_HOME=str(home)))
+    r = run_cli("register", "--adapter", str(adapters["good"]), "--name", "q?x")
     assert r.returncode == 2 and error_line(r.stderr).startswith(
         "error: invalid registered model name 'q?x': it holds '?'"), r.stderr
     for bad in ("\t", "\n", "\r", "\x00", "\x7f"):

@@ -1,6 +1,7 @@
 """`ptv2 search` stopped: killed with SIGKILL then resumed, Ctrl-C (SIGINT) and SIGTERM at each
 stage, each the real command as a process with its own local Ray, or in this process where the
-signal is a KeyboardInterrupt raised at a chosen line.
+signal is a KeyboardInterrupt raised at a chosen line. The `--resume` that follows a stopped
+process runs the real entry point in this process, on the module's local Ray.
 """
 from __future__ import annotations
 
@@ -24,13 +25,25 @@ from search_ray_support import (  # noqa: F401  (fixtures are used by name)
 from test_search import tiny_model  # noqa: F401  (module fixture: a tiny BERT model folder)
 
 
-def test_driver_killed_mid_search_then_resume_reruns_nothing_finished(tiny_model, tmp_path, mlflow_uri):
+def test_driver_killed_mid_search_then_resume_reruns_nothing_finished(local_ray, tiny_model, tmp_path, trace_dir,
+                                                                     mlflow_uri):
     """SIGKILL `ptv2 search` once a trial has finished; `--resume` completes the study, keeping
-    every finished trial and running none of them again (counted by real executions)."""
-    trace, raytmp = tmp_path / "trace", short_tmpdir("ptv2rk")
+    every finished trial and running none of them again (counted by real executions). The killed
+    search is a process with its own Ray; the resume runs the real entry point in this process, on
+    the module's local Ray (a second interpreter and Ray start cost seconds and show nothing more:
+    what is resumed is the study and work folder the killed process left). Both trace into the
+    module's trace folder: this test's executions are the ones not there before."""
+    from conftest import run_cli
+
+    raytmp = short_tmpdir("ptv2rk")
+    before = {m["trial_id"] for m in markers(trace_dir)}
+
+    def ran() -> list[dict]:
+        return [m for m in markers(trace_dir) if m["trial_id"] not in before]
+
     storage = f"sqlite:///{tmp_path}/optuna.db"
     args, env = search_process(tiny_model, tmp_path, mlflow_uri, raytmp, trials=3)
-    env["PTV2_SEARCH_TRACE_DIR"] = str(trace)
+    env["PTV2_SEARCH_TRACE_DIR"] = str(trace_dir)
     records = work_dir(tmp_path / "out", default_study_name("trec", tiny_model, tmp_path / "out")) / "trials"
     try:
         driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -39,7 +52,7 @@ def test_driver_killed_mid_search_then_resume_reruns_nothing_finished(tiny_model
         deadline = time.time() + 300
         while time.time() < deadline and driver.poll() is None:
             done_now = len(list(records.glob("*.json")))
-            if done_now >= 1 and len(markers(trace)) > done_now:
+            if done_now >= 1 and len(ran()) > done_now:
                 break
             time.sleep(0.2)
         assert driver.poll() is None, "the search ended before it could be killed"
@@ -54,12 +67,9 @@ def test_driver_killed_mid_search_then_resume_reruns_nothing_finished(tiny_model
     first = {t.number: t for t in optuna.load_study(study_name=name, storage=storage).trials}
     finished = {n: t for n, t in first.items() if t.state.is_finished()}
     assert finished, "the killed run left no finished trial"
-    executed_before = len(markers(trace))
+    executed_before = len(ran())
 
-    try:
-        out = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True, timeout=400)
-    finally:
-        kill_ray_using(raytmp)
+    out = run_cli(*args[1:], "--resume")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "resuming study" in out.stderr
 
@@ -69,7 +79,7 @@ def test_driver_killed_mid_search_then_resume_reruns_nothing_finished(tiny_model
     orphans = [t for t in final.values() if t.user_attrs.get("ptv2_orphaned")]
     done = [t for t in final.values() if t.state.is_finished() and not t.user_attrs.get("ptv2_orphaned")]
     assert len(done) == 3 and len(orphans) >= 1
-    runs = markers(trace)
+    runs = ran()
     per_trial = {}
     for m in runs:
         per_trial[m["trial_id"]] = per_trial.get(m["trial_id"], 0) + 1
@@ -89,11 +99,13 @@ def test_driver_killed_mid_search_then_resume_reruns_nothing_finished(tiny_model
     assert statuses.count("KILLED") == len(orphans) and len(children) == 3 + len(orphans)
 
 
-def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(tiny_model, tmp_path, mlflow_uri):
+def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(local_ray, tiny_model, tmp_path,
+                                                                               mlflow_uri):
     """SIGINT, as Ctrl-C sends it, once a trial has finished: exit 130, the last line names the
     finished trials and `--resume`, Ray Tune's own "Tuner.restore(...)" hint is not shown (it
-    contradicted ours), nothing is written to --out; the same command with --resume finishes."""
-    from conftest import interruptible
+    contradicted ours), nothing is written to --out; the same command with --resume finishes (the
+    real entry point in this process, on the module's local Ray)."""
+    from conftest import interruptible, run_cli
 
     raytmp = short_tmpdir("ptv2ri")
     args, env = search_process(tiny_model, tmp_path, mlflow_uri, raytmp, trials=3)
@@ -161,10 +173,7 @@ def test_ctrl_c_stops_a_search_with_its_resume_line_and_the_resume_finishes_it(t
 
     storage = f"sqlite:///{tmp_path}/optuna.db"
     done_before = finished_count(optuna.load_study(study_name=study, storage=storage))
-    try:
-        out = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True, timeout=400)
-    finally:
-        kill_ray_using(raytmp)
+    out = run_cli(*args[1:], "--resume")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "resuming study" in out.stderr and "scoring the best trial's adapter" in out.stderr
     # the resumed run's count goes on from the trials the first run finished
