@@ -10,7 +10,8 @@ client follows a login redirect, takes the login page for answers and reports a 
 as started.
 
 Credentials and the secret checks: ``pipelines.submit_auth``; the CA certificates and proxy
-the probe and kfp's client share: ``pipelines.submit_tls``.
+the probe and kfp's client share: ``pipelines.submit_tls``; which plain ``http://`` hosts may get
+a credential (this machine; from a pod, a cluster Service): ``pipelines.submit_transport``.
 """
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ import io
 import re
 import warnings
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from pipelines.submit_auth import (AUTH_HINT, COOKIE_ENV, ENDPOINT_PARAMS, TOKEN_ENV, Auth, auth_from_env,
                                    check_no_secrets, url_secret)
 from pipelines.submit_tls import CA_ENV, ca_bundle, ca_file, env_proxy
+from pipelines.submit_transport import check_transport
 from ptv2_core.errors import Ptv2Error
 
 HEALTHZ = "/apis/v2beta1/healthz"
@@ -115,28 +116,6 @@ def reach(host: str, namespace: str | None = None, params: dict | None = None) -
         raise Ptv2Error(f"{host} is a multi-user Kubeflow: name your profile's namespace with --namespace "
                         "(runs and experiments live in one)")
     return Endpoint(host, auth, ca)
-
-
-def check_transport(host: str, auth: Auth) -> None:
-    """Ptv2Error when ``auth`` would cross the network in clear text: a plain ``http://`` host that
-    is neither this machine (a ``kubectl port-forward``) nor a cluster-internal Service name
-    (``ml-pipeline.kubeflow:8888``, Kubeflow's own in-cluster endpoint, from a pod)."""
-    import ipaddress
-
-    parts = urlsplit(host)
-    name = (parts.hostname or "").rstrip(".").lower()
-    if auth.source == "none" or parts.scheme != "http" or name == "localhost" or name.endswith(".localhost"):
-        return
-    try:
-        if ipaddress.ip_address(name).is_loopback:
-            return
-    except ValueError:  # a name
-        if "." not in name or name.endswith((".svc", ".svc.cluster.local")):
-            return  # a Service of the pod's namespace, or one named with .svc (``name.namespace`` reads as a domain)
-    raise Ptv2Error(f"--host {host} is plain http: the credential in {auth.source} would cross the network "
-                    "unencrypted; use the https:// address, or a port-forward to this machine (kubectl port-forward "
-                    "svc/ml-pipeline-ui 8080:80, then --host http://localhost:8080/pipeline); from a pod, name the "
-                    "Service with .svc (http://ml-pipeline.kubeflow.svc:8888)")
 
 
 def submit(host: str, params: dict, *, experiment: str = "ptv2", run_name: str | None = None,
