@@ -48,3 +48,22 @@ def test_twelve_even_labels_give_no_note_and_one_rare_among_many_does(tmp_path, 
     load_task(str(path))
     assert ("note: task 't-uneven12': label 'c0' is 2% of the rows (an even share: 8%), and the task's metric is "
             "accuracy") in capsys.readouterr().err
+
+
+def test_eval_does_not_repeat_the_label_notes_training_gave(tmp_path, tiny_model_dir):
+    """The uneven-labels and unseen-labels notes are about what training learns and selects by:
+    ptv2 eval of the adapter printed them again on every run."""
+    from conftest import run_cli
+    from ptv2_core import tasks
+
+    path = _named(tmp_path, "t-evalnote", "labels: [ask, bye, greet, never]\n")
+    out = tmp_path / "adapter"
+    tasks._NOTED.clear()
+    r = run_cli("train", "--task", path, "--model", tiny_model_dir, "--prompt-len", "2", "--epochs", "1",
+                "--max-train", "8", "--max-eval", "8", "--quiet", "--device", "cpu", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "label 'ask' is 7% of the rows" in r.stderr and "'never' (listed under labels:) has no train row" in r.stderr
+    tasks._NOTED.clear()  # a fresh process, as ptv2 eval is
+    r = run_cli("eval", "--adapter", str(out), "--max-eval", "8")
+    assert r.returncode == 0, r.stderr
+    assert "note: task" not in r.stderr, r.stderr
