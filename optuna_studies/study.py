@@ -151,8 +151,18 @@ def check_study(existing: optuna.Study | None, name: str, space: SearchSpace, re
         differ = _differences(before, {k: v for k, v in json.loads(settings_doc).items() if k in before})
         if differ:
             raise Ptv2Error(f"study '{name}' ran its trials with other settings ({differ}); resume it with the same "
-                            f"ones, or {fresh}")
+                            f"ones, or {fresh}{_old_token_space(space, before)}")
     return started
+
+
+def _old_token_space(space: SearchSpace, before: dict) -> str:
+    """The way on for a user token task's study started before its space became ``default_token.yaml``
+    (8 epochs, first rung at 2: ``default.yaml``'s 5 and 1 before 2026-12-07), whose resume its epochs refuse."""
+    source = Path(space.source)
+    if source.name != "default_token.yaml" or before.get("epochs") == space.epochs:
+        return ""
+    return (f"; a user token task's search ran on default.yaml until 2026-12-07: to resume a study started before, "
+            f"give --space {source.with_name('default.yaml')}")
 
 
 def _not_resumed(name: str, started: list[optuna.trial.FrozenTrial], fresh: str, lost: set[int]) -> Ptv2Error:
