@@ -64,6 +64,12 @@ def test_resuming_a_token_study_started_on_the_old_default_space_says_how(tmp_pa
         f"; a user token task's search ran on default.yaml until 2026-12-07: to resume a study started before, "
         f"give --space {old.source}"), str(e.value)
     assert f"epochs {old.epochs} → {new.epochs}" in str(e.value)
+    # a study that ran other epochs than default.yaml's (--epochs 7): no word of default.yaml
+    study = prepare_study(storage, "s7", old, False, {"epochs": 7}).study
+    study.tell(study.ask({"prompt_len": optuna.distributions.CategoricalDistribution(list(old.prompt_lens))}), 0.3)
+    with pytest.raises(Ptv2Error) as e:
+        prepare_study(storage, "s7", new, True, {"epochs": new.epochs})
+    assert "epochs 7 → 8" in str(e.value) and "default.yaml" not in str(e.value)
 
 
 def test_a_hub_task_gets_the_token_space_in_the_pipeline_only(tmp_path):
