@@ -11,7 +11,7 @@ ptv2's own PromptModel, AdamW step and OOM handling. Each check is recorded, fai
 - ``train_<family>``: steps under bf16 autocast as the training loop runs them: loss finite and
   falling, the prefix's gradient non-zero (the cache was not dropped), prompt and head still fp32;
   the adapter's tensors saved fp32 and loaded onto the device (safetensors) unchanged; bf16 against
-  fp32 logits; peak memory; steps/s in bf16 and fp32;
+  fp32 logits; peak memory; steps/s in bf16 and fp32, and without the step's ``loss.item()`` (its cost);
 - ``determinism_<family>``: the same seed twice (prefix dropout on, as trained), then with torch's
   deterministic algorithms: the largest difference of the trained prompt;
 - ``out_of_memory``: an allocation larger than the GPU ends as ptv2's ``OutOfMemory`` line, and the
@@ -92,7 +92,11 @@ def batches(device: torch.device, n: int, seed: int) -> list[dict]:
     return [out[i % DISTINCT] for i in range(max(n, 2 * DISTINCT))]
 
 
-def train(model: PromptModel, data: list[dict], device: torch.device, bf16: bool) -> tuple[list[float], float]:
+def train(model: PromptModel, data: list[dict], device: torch.device, bf16: bool,
+          step_sync: bool = True) -> tuple[list[float], float]:
+    """Steps as ptv2_core.train.fit runs them (fit itself needs ``datasets``, which this script does
+    without): ``loss.item()``, the step's one wait for the GPU, before the update. ``step_sync=False``:
+    the same steps with the losses read once at the end, so the two speeds show what that wait costs."""
     cfg = SimpleNamespace(lr=3e-2, weight_decay=0.0, warmup_ratio=0.0)
     params, opt, sched = make_optimizer(model, cfg, len(data))
     model.train()
@@ -102,10 +106,11 @@ def train(model: PromptModel, data: list[dict], device: torch.device, bf16: bool
     for batch in data:
         with autocast(device, bf16):
             loss = model(batch["input_ids"], batch["attention_mask"], batch["labels"]).loss
+        losses.append(loss.item() if step_sync else loss.detach())
         optimizer_step(loss, params, opt, sched, 1.0)
-        losses.append(loss.item())
     sync(device)
-    return losses, len(data) / (time.perf_counter() - t0)
+    speed = len(data) / (time.perf_counter() - t0)
+    return [x if step_sync else x.item() for x in losses], speed
 
 
 def sync(device: torch.device) -> None:
@@ -158,6 +163,10 @@ def check_train(family: str, device: torch.device, bf16: bool, steps: int) -> di
     out["reload_equal"] = all(torch.equal(back[k], v.to(device)) for k, v in model.trainable_state().items())
     if device.type == "cuda":
         out["steps_per_s_fp32"] = round(train(build(family, device, 0), data, device, False)[1], 2)
+    # the same steps without the per-step loss.item(): their speed against steps_per_s is that sync's cost
+    no_sync_losses, no_sync_speed = train(build(family, device, 0), data, device, bf16, step_sync=False)
+    out["steps_per_s_no_step_sync"] = round(no_sync_speed, 2)
+    out["no_step_sync_same_losses"] = no_sync_losses == losses
     finite = all(torch.isfinite(torch.tensor(losses)))
     out["ok"] = bool(finite and last < first and out["prefix_grad_norm"] > 0
                      and out["prefix_grad_dtypes"] == ["torch.float32"] and dtypes == ["torch.float32"]

@@ -123,10 +123,13 @@ def check_gpus_per_trial(gpus: float, name: str = "--gpus-per-trial") -> None:
                         f"or 1: a trial trains on one GPU, got {gpus:g}")
 
 
-def check_local_gpus(cpus_per_trial: float, gpus_per_trial: float) -> None:
+def check_local_gpus(cpus_per_trial: float, gpus_per_trial: float,
+                     names: tuple[str, str] = ("--gpus-per-trial 0", "--ray-address")) -> None:
     """A local Ray offers this machine's GPUs, and its trials run this torch: a trial that reserves
     a GPU where torch sees none is refused before Ray starts (it took a Ray start to say so, and on
-    a GPU machine with a CPU-only torch the trials reserved GPUs and trained on the CPU)."""
+    a GPU machine with a CPU-only torch the trials reserved GPUs and trained on the CPU). ``names``:
+    what to set to run on the CPU, and the cluster's address, as the caller takes them (``ptv2
+    search``'s flags; a pipeline's parameters)."""
     if gpus_per_trial <= 0:
         return
     import torch
@@ -135,5 +138,5 @@ def check_local_gpus(cpus_per_trial: float, gpus_per_trial: float) -> None:
 
     if torch.cuda.device_count() == 0:
         raise Ptv2Error(f"a trial needs {cpus_per_trial:g} CPU and {gpus_per_trial:g} GPU on one node, but torch "
-                        f"sees no CUDA GPU on this machine for the local Ray{why_no_cuda()}: set --gpus-per-trial 0, "
-                        "or --ray-address to run the trials on a cluster with GPUs")
+                        f"sees no CUDA GPU on this machine for the local Ray{why_no_cuda()}: set {names[0]}, "
+                        f"or {names[1]} to run the trials on a cluster with GPUs")

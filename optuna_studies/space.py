@@ -106,7 +106,8 @@ def space_path(task: str, task_file: str | Path | None = None) -> Path | None:
     """The packaged space file of ``task``: a packaged task's own; a user task's ``default.yaml``, or
     ``default_token.yaml`` for a token task (its type read from the task YAML, ``task_file`` or
     ``task`` itself: the pipeline's steps know a task by name beside its prepared file). A hub task's
-    type is known only once fetched: it gets ``default.yaml``."""
+    type is known only once fetched: ``ptv2 search`` gives it ``default.yaml``, the pipeline (whose
+    prepared file records the type) ``default_token.yaml`` for a token one."""
     if task in PACKAGED_TASKS:
         name = task
     else:

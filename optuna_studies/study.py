@@ -151,8 +151,23 @@ def check_study(existing: optuna.Study | None, name: str, space: SearchSpace, re
         differ = _differences(before, {k: v for k, v in json.loads(settings_doc).items() if k in before})
         if differ:
             raise Ptv2Error(f"study '{name}' ran its trials with other settings ({differ}); resume it with the same "
-                            f"ones, or {fresh}")
+                            f"ones, or {fresh}{_old_token_space(space, before)}")
     return started
+
+
+def _old_token_space(space: SearchSpace, before: dict) -> str:
+    """The way on for a user token task's study started before its space became ``default_token.yaml``
+    (8 epochs, first rung at 2: ``default.yaml``'s 5 and 1 before 2026-12-07), whose resume its epochs refuse."""
+    source = Path(space.source)
+    old = source.with_name("default.yaml")
+    if source.name != "default_token.yaml" or before.get("epochs") == space.epochs or not old.is_file():
+        return ""
+    import yaml
+
+    if before.get("epochs") != (yaml.safe_load(old.read_text(encoding="utf-8")) or {}).get("epochs"):
+        return ""  # not default.yaml's epochs: another --epochs, not the old space
+    return (f"; a user token task's search ran on default.yaml until 2026-12-07: to resume a study started before, "
+            f"give --space {old}")
 
 
 def _not_resumed(name: str, started: list[optuna.trial.FrozenTrial], fresh: str, lost: set[int]) -> Ptv2Error:

@@ -61,12 +61,11 @@ def _checked(p: dict, local: bool) -> dict:
     from components.params import check_params
 
     p = check_params(p, files_here=local)  # each parameter's type too: a YAML `1` for a float becomes 1.0
-    if local and p["gpus_per_trial"] > 0 and not (p["ray_address"] or os.environ.get("RAY_ADDRESS")):
-        import torch  # the local Ray offers this machine's GPUs: with none, the search step would fail minutes in
+    if local and not (p["ray_address"] or os.environ.get("RAY_ADDRESS")):
+        # the local Ray offers this machine's GPUs: with none, the search step would fail minutes in
+        from optuna_studies.capacity import check_local_gpus
 
-        if torch.cuda.device_count() == 0:
-            raise Ptv2Error(f"gpus_per_trial is {p['gpus_per_trial']:g} but this machine has no GPU for the local "
-                            "Ray: set it to 0, or RAY_ADDRESS (ray_address) to run trials on a cluster with GPUs")
+        check_local_gpus(p["cpus_per_trial"], p["gpus_per_trial"], ("gpus_per_trial to 0", "ray_address (RAY_ADDRESS)"))
     if local:  # here, not in the image: the model's config must load and the storage URL parse
         from optuna_studies.plan import check_model
 

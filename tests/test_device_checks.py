@@ -57,9 +57,10 @@ def test_train_refuses_meta_in_one_line_before_anything_loads(tiny_model_dir, tm
     assert not (tmp_path / "out").exists()
 
 
-def test_train_takes_no_bf16_and_records_it(tiny_model_dir, tmp_path):
+def test_train_and_pretrain_take_no_bf16_and_record_it(tiny_model_dir, tmp_path):
     """The README's "--no-bf16 runs fp32" named an option neither `train` nor `pretrain` had: on a GPU
-    before Ampere (T4, V100: bf16 only emulated) the bf16 autocast could not be turned off."""
+    before Ampere (T4, V100: bf16 only emulated) the bf16 autocast could not be turned off. Each
+    records it: the adapter's train_config, the prompt's pretrain_config (true without the flag)."""
     import json
 
     out = tmp_path / "adapter"
@@ -67,5 +68,9 @@ def test_train_takes_no_bf16_and_records_it(tiny_model_dir, tmp_path):
                 "--max-train", "8", "--max-eval", "8", "--quiet", "--no-bf16", "--device", "cpu", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "adapter_config.json").read_text())["extra"]["train_config"]["bf16"] is False
-    r = run_cli("pretrain", "--no-bf16", "--help")
-    assert r.returncode == 0 and "--no-bf16" in r.stdout, r.stderr
+    out = tmp_path / "prompt"
+    r = run_cli("pretrain", "--tasks", "trec", "--model", tiny_model_dir, "--lengths", "2", "--max-prompt-len", "2",
+                "--epochs", "1", "--max-train", "8", "--max-eval", "8", "--quiet", "--no-bf16", "--device", "cpu",
+                "--no-track", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "prompt_config.json").read_text())["pretrain_config"]["bf16"] is False

@@ -27,3 +27,5 @@ def test_the_gpu_check_runs_on_cpu_and_writes_its_json(tmp_path, one_torch_threa
         assert train["prefix_grad_norm"] > 0 and train["reload_equal"] is True
         assert train["trainable_dtypes"] == train["prefix_grad_dtypes"] == train["saved_dtypes"] == ["torch.float32"]
         assert doc["checks"][f"determinism_{family}"]["max_diff_same_seed"] == 0.0  # one CPU thread: bit-equal
+        # the steps as fit() runs them (loss.item() before the update), and again without that sync: its cost
+        assert train["steps_per_s_no_step_sync"] > 0 and train["no_step_sync_same_losses"] is True

@@ -57,3 +57,15 @@ def test_number_labels_against_a_list_of_names_ask_whether_they_are_label_ids(tm
         "'1' (first at row 2); label list: ['neg', 'pos'] (the file's labels are numbers: label ids? a sequence task's "
         "labels are read as the text they are written as, never as ids: write each row's label name in the file, "
         "or list the numbers, labels: [\"0\", \"1\"])")
+
+
+def test_a_label_that_is_a_digit_but_no_number_is_refused_without_a_traceback(tmp_path):
+    """'²' is a digit to str.isdigit but int() refuses it: the label-ids hint sorted the outside
+    labels with int and raised ValueError (a traceback, exit 1, from ptv2 train)."""
+    from task_files import refused
+
+    rows = [{"text": f"text {i}", "label": ["²", "1"][i % 2]} for i in range(12)]
+    path = write_task(tmp_path, jsonl_rows(rows), name="train.jsonl", extra="labels: [neg, pos]\n")
+    assert refused(path) == (
+        f"data file {tmp_path / 'train.jsonl'} (train): labels outside the label list of task 't': '1' (first at row 2), "
+        "'²' (first at row 1); label list: ['neg', 'pos']")

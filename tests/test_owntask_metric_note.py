@@ -21,7 +21,7 @@ def test_uneven_labels_on_the_default_metric_are_noted_once(tmp_path, capsys):
     load_task(_named(tmp_path, "t-uneven"))  # a search loads its task in every trial
     err = capsys.readouterr().err
     assert err.count("note:") == 1
-    assert ("note: task 't-uneven': label 'ask' is 7% of the rows, and the task's metric is accuracy (the "
+    assert ("note: task 't-uneven': label 'ask' is 7% of the rows (an even share: 33%), and the task's metric is accuracy (the "
             "default), which a model that never predicts it scores well on: metric: macro_f1 in the task file weighs "
             "every label alike") in err
 
@@ -32,3 +32,38 @@ def test_a_metric_the_task_file_chose_or_even_labels_give_no_note(tmp_path, caps
     even = [(f"hello there {i}", "greet") for i in range(6)] + [(f"see you {i}", "bye") for i in range(6)]
     load_task(str(write_task(tmp_path, "text,label\n" + csv_rows(even))))
     assert "note:" not in capsys.readouterr().err
+
+
+def test_twelve_even_labels_give_no_note_and_one_rare_among_many_does(tmp_path, capsys):
+    """Each of 12 even labels is 8% of the rows: a fair share, not a rare label (the note compared
+    every label with 10% of the rows, so any balanced task of 10 labels or more got it)."""
+    even = [(f"row {c} {i}", f"c{c}") for c in range(12) for i in range(6)]
+    path = write_task(tmp_path, "text,label\n" + csv_rows(even))
+    path.write_text(path.read_text().replace("name: t\n", "name: t-even12\n"))
+    load_task(str(path))
+    assert "note:" not in capsys.readouterr().err
+    uneven = [(f"row {c} {i}", f"c{c}") for c in range(1, 12) for i in range(12)] + [(f"odd {i}", "c0") for i in range(3)]
+    (tmp_path / "train.csv").write_text("text,label\n" + csv_rows(uneven))
+    path.write_text(path.read_text().replace("name: t-even12\n", "name: t-uneven12\n"))
+    load_task(str(path))
+    assert ("note: task 't-uneven12': label 'c0' is 2% of the rows (an even share: 8%), and the task's metric is "
+            "accuracy") in capsys.readouterr().err
+
+
+def test_eval_does_not_repeat_the_label_notes_training_gave(tmp_path, tiny_model_dir):
+    """The uneven-labels and unseen-labels notes are about what training learns and selects by:
+    ptv2 eval of the adapter printed them again on every run."""
+    from conftest import run_cli
+    from ptv2_core import tasks
+
+    path = _named(tmp_path, "t-evalnote", "labels: [ask, bye, greet, never]\n")
+    out = tmp_path / "adapter"
+    tasks._NOTED.clear()
+    r = run_cli("train", "--task", path, "--model", tiny_model_dir, "--prompt-len", "2", "--epochs", "1",
+                "--max-train", "8", "--max-eval", "8", "--quiet", "--device", "cpu", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "label 'ask' is 7% of the rows" in r.stderr and "'never' (listed under labels:) has no train row" in r.stderr
+    tasks._NOTED.clear()  # a fresh process, as ptv2 eval is
+    r = run_cli("eval", "--adapter", str(out), "--max-eval", "8")
+    assert r.returncode == 0, r.stderr
+    assert "note: task" not in r.stderr, r.stderr

@@ -43,3 +43,37 @@ def test_the_pipelines_search_step_writes_a_user_token_tasks_space_with_its_prun
                       task_file=_task(tmp_path, "token"))
     doc = yaml.safe_load(path.read_text())
     assert doc["pruning"]["grace_period"] == 2 and doc["epochs"] == 4 and doc["prompt_len"] == [4, 8]
+
+
+def test_resuming_a_token_study_started_on_the_old_default_space_says_how(tmp_path):
+    """A user token task's study started on default.yaml (5 epochs) and resumed after the change to
+    default_token.yaml (8) was refused for its epochs with no word of the space that changed them."""
+    import optuna
+    import pytest
+
+    from optuna_studies.study import open_storage, prepare_study
+    from ptv2_core.errors import Ptv2Error
+
+    storage = open_storage(f"sqlite:///{tmp_path}/optuna.db")
+    old, new = load_space(_task(tmp_path, "sequence")), load_space(_task(tmp_path, "token"))
+    study = prepare_study(storage, "s", old, False, {"epochs": old.epochs}).study
+    study.tell(study.ask({"prompt_len": optuna.distributions.CategoricalDistribution(list(old.prompt_lens))}), 0.3)
+    with pytest.raises(Ptv2Error) as e:
+        prepare_study(storage, "s", new, True, {"epochs": new.epochs})
+    assert str(e.value).endswith(
+        f"; a user token task's search ran on default.yaml until 2026-12-07: to resume a study started before, "
+        f"give --space {old.source}"), str(e.value)
+    assert f"epochs {old.epochs} → {new.epochs}" in str(e.value)
+    # a study that ran other epochs than default.yaml's (--epochs 7): no word of default.yaml
+    study = prepare_study(storage, "s7", old, False, {"epochs": 7}).study
+    study.tell(study.ask({"prompt_len": optuna.distributions.CategoricalDistribution(list(old.prompt_lens))}), 0.3)
+    with pytest.raises(Ptv2Error) as e:
+        prepare_study(storage, "s7", new, True, {"epochs": new.epochs})
+    assert "epochs 7 → 8" in str(e.value) and "default.yaml" not in str(e.value)
+
+
+def test_a_hub_task_gets_the_token_space_in_the_pipeline_only(tmp_path):
+    """As docs/search.md says: ptv2 search cannot know a hub data set's type before its trials fetch it
+    (default.yaml); the pipeline's search step reads its prepared task file (type: token)."""
+    assert space_path("hub:someone/ner").name == "default.yaml"
+    assert space_path("hub:someone/ner", _task(tmp_path, "token")).name == "default_token.yaml"

@@ -300,10 +300,18 @@ def test_every_pipeline_parameter_is_checked_before_the_run_starts(tmp_path, mon
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks a machine without a GPU")
 def test_gpu_trials_on_a_machine_without_one_are_refused_unless_a_cluster_runs_them(tmp_path, monkeypatch):
-    """The local Ray offers this machine's GPUs: with none, the search step failed minutes into the run."""
+    """The local Ray offers this machine's GPUs: with none, the search step failed minutes into the run.
+    Refused as ``ptv2 search`` refuses it (one check, optuna_studies.capacity.check_local_gpus), with the
+    pipeline's parameter names."""
+    from ptv2_core.device import why_no_cuda
+
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    with pytest.raises(Ptv2Error, match="gpus_per_trial is 0.5 but this machine has no GPU for the local Ray"):
+    with pytest.raises(Ptv2Error) as e:
         resolve_params("default", None, {"gpus_per_trial": 0.5})
+    assert str(e.value) == (
+        "a trial needs 1 CPU and 0.5 GPU on one node, but torch sees no CUDA GPU on this machine for the local "
+        f"Ray{why_no_cuda()}: set gpus_per_trial to 0, or ray_address (RAY_ADDRESS) to run the trials on a cluster "
+        "with GPUs")
     assert resolve_params("default", None, {"gpus_per_trial": 0.5, "ray_address": "ray://head:10001"})[
         "gpus_per_trial"] == 0.5
     assert resolve_params("default", None, {"gpus_per_trial": 1.0}, local=False)["gpus_per_trial"] == 1.0

@@ -29,13 +29,15 @@ def load_task(
     seed: int = 0,
     max_train: int | None = None,
     max_eval: int | None = None,
+    label_notes: bool = True,
 ) -> tuple[TaskSpec, DatasetDict]:
     """The task's spec and its ``train``/``dev``/``test`` splits, normalized and seeded.
 
     Columns: sequence tasks ``text`` (str), ``label`` (int index into ``spec.labels``); token
     tasks ``tokens`` (list[str]), ``tags`` (list[int]). Same seed → identical splits in any
     process. ``max_train`` keeps a seeded subset of train, ``max_eval`` of dev and test, stratified
-    by label (``ptv2_core.tasks.subsample``).
+    by label (``ptv2_core.tasks.subsample``). ``label_notes=False`` (scoring a trained adapter) leaves
+    out the notes on uneven and unseen labels, which are about what training learns and selects by.
     """
     ref = str(name_or_path)
     kind = task_ref_kind(ref)
@@ -52,13 +54,14 @@ def load_task(
 
         spec, source = load_task_yaml(ref)
         dd = load_source(spec, source, seed)
-        if source.metric_default:
+        if source.metric_default and label_notes:
             _note_once(uneven_labels_note(spec, dd))
     if kind != "packaged":  # given dev/test splits are used as they are: a copy of train is refused
         _note_once(check_overlap(spec.type, dd, spec.name))
         # a listed label no train row has (only dev or test hold it): on the data, before max_train's subset
         listed = "listed under labels:" if kind == "file" else "a label name of the data set"
-        _note_once(unseen_labels_note(spec, dd, listed))
+        if label_notes:
+            _note_once(unseen_labels_note(spec, dd, listed))
     return spec, finalize(dd, seed, max_train, max_eval)
 
 

@@ -176,12 +176,15 @@ def _check_bio(ys: list[list[str]], raw: list, col: str, path: Path) -> None:
 
 
 def _almost_bio(tag: str) -> str:
-    """What to write for a tag that is almost BIO: lower case, an underscore, or a bare type."""
+    """What to write for a tag that is almost BIO: lower case, an underscore or a space for the dash, B or I
+    with no type, or a bare type (IO tags)."""
     if tag == "o" or tag[:2] in ("b-", "i-"):
         return f": write B- and I- in capitals, and O: {'O' if tag == 'o' else tag[0].upper() + tag[1:]!r}"
-    if tag[:2].upper() in ("B_", "I_") and len(tag) > 2:
-        return f": write a dash after B or I: {tag[0].upper() + '-' + tag[2:]!r}"
-    if tag and "-" not in tag and "_" not in tag and not tag.isdigit():
+    if tag[:2].upper() in ("B_", "I_", "B ", "I ") and tag[2:].strip():
+        return f": write a dash after B or I: {tag[0].upper() + '-' + tag[2:].strip()!r}"
+    if tag.upper() in ("B", "I"):
+        return ": B and I need a type after a dash: B-<type>, I-<type> (B-PER)"
+    if tag and "-" not in tag and "_" not in tag and not tag.isdigit() and not any(c.isspace() for c in tag):
         return (f": a type without B- or I- (IO tags?): write an entity's first word's tag B-{tag}, the "
                 f"others' I-{tag}")
     return ""

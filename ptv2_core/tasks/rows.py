@@ -66,7 +66,10 @@ def check_labels(spec: TaskSpec, ys: Sequence, where: str, inferred: bool = Fals
 def _ids_hint(outside: list[str], labels: Sequence[str]) -> str:
     """Labels outside a list of names that are all numbers: label ids (a data set exported with
     them, ``0``/``1`` against ``labels: [neg, pos]``) are not read as ids for sequence tasks."""
-    if not all(x.isdigit() for x in outside) or any(x.isdigit() for x in labels):
+    def number(x: str) -> bool:  # 0-9 only: '²' and other digits str.isdigit takes are no number to int()
+        return x.isascii() and x.isdigit()
+
+    if not all(number(x) for x in outside) or any(number(x) for x in labels):
         return ""
     numbers = ", ".join(f'"{x}"' for x in sorted(outside, key=int)[:5])
     return (" (the file's labels are numbers: label ids? a sequence task's labels are read as the text they are "

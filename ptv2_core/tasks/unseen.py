@@ -30,13 +30,14 @@ def unseen_labels_note(spec: TaskSpec, dd: DatasetDict, listed: str = "listed un
             f"{'has' if one else 'have'} no train row, so the model cannot learn to predict {'it' if one else 'them'}")
 
 
-RARE_SHARE = 0.10  # a label on this share of the rows or less is rare: accuracy barely sees it
+RARE_OF_EVEN = 1 / 3  # a label on this part of an even share of the rows or less is rare: accuracy barely sees it
 
 
 def uneven_labels_note(spec: TaskSpec, dd: DatasetDict) -> str | None:
     """A note for a sequence task on accuracy (a task file's default) whose rarest label is on
-    ``RARE_SHARE`` of its rows or less, counted over every split: a model that never predicts it
-    scores well, and training and a search select by it. None otherwise."""
+    ``RARE_OF_EVEN`` of an even share of its rows or less (an even share: 1 / the number of labels
+    on some row), counted over every split: a model that never predicts it scores well, and training
+    and a search select by it. None otherwise: 12 even labels are 8% of the rows each, and no rare one."""
     if spec.type != "sequence" or spec.metric != "accuracy":
         return None
     counts = Counter(i for split in dd.values() for i in split["label"][:])
@@ -45,8 +46,9 @@ def uneven_labels_note(spec: TaskSpec, dd: DatasetDict) -> str | None:
         return None
     # a listed label on no row at all is unseen_labels_note's (or the label list's) matter
     rare, n = min(counts.items(), key=lambda x: (x[1], x[0]))
-    if n / total > RARE_SHARE:
+    even = 1 / len(counts)
+    if n / total > RARE_OF_EVEN * even:
         return None
-    return (f"task '{spec.name}': label '{spec.labels[rare]}' is {round(100 * n / total)}% of the rows, and the "
-            "task's metric is accuracy (the default), which a model that never predicts it scores well on: "
-            "metric: macro_f1 in the task file weighs every label alike")
+    return (f"task '{spec.name}': label '{spec.labels[rare]}' is {round(100 * n / total)}% of the rows (an even "
+            f"share: {round(100 * even)}%), and the task's metric is accuracy (the default), which a model that "
+            "never predicts it scores well on: metric: macro_f1 in the task file weighs every label alike")
