@@ -50,7 +50,7 @@ def test_twelve_even_labels_give_no_note_and_one_rare_among_many_does(tmp_path, 
             "accuracy") in capsys.readouterr().err
 
 
-def test_eval_does_not_repeat_the_label_notes_training_gave(tmp_path, tiny_model_dir):
+def test_eval_does_not_repeat_the_label_notes_training_gave(tmp_path, tiny_model_dir, capsys):
     """The uneven-labels and unseen-labels notes are about what training learns and selects by:
     ptv2 eval of the adapter printed them again on every run."""
     from conftest import run_cli
@@ -67,3 +67,10 @@ def test_eval_does_not_repeat_the_label_notes_training_gave(tmp_path, tiny_model
     r = run_cli("eval", "--adapter", str(out), "--max-eval", "8")
     assert r.returncode == 0, r.stderr
     assert "note: task" not in r.stderr, r.stderr
+    # register and promote read the task too (the metadata check, the test split they score on)
+    from components.registry.scoring import test_split
+
+    tasks._NOTED.clear()
+    capsys.readouterr()
+    test_split(path, 0, 8)
+    assert "note: task" not in capsys.readouterr().err
