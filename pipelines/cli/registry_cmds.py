@@ -1,4 +1,4 @@
-"""``ptv2 register``, ``ptv2 promote``, ``ptv2 ui``: adapters in the MLflow model registry.
+"""``ptv2 register``, ``ptv2 promote``, ``ptv2 ui`` (and ``ptv2 versions``, ``versions_cmd``): adapters in the MLflow model registry.
 
 The store is ``MLFLOW_TRACKING_URI`` when set, else the local default (sqlite file and artifact
 folder under ``PTV2_HOME``); see docs/registry.md.
@@ -142,3 +142,6 @@ def _check_port_free(port: int) -> None:
         except OSError as e:
             raise Ptv2Error(f"port {port} on 127.0.0.1 cannot be used ({e.strerror or e}): "
                             "pick another with --port") from None
+
+
+from pipelines.cli import versions_cmd  # noqa: E402,F401  (registers versions, listed after ui)
