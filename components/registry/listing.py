@@ -52,14 +52,14 @@ def list_versions(task: str | None = None, tracking_uri: str | None = None) -> t
     name, newest version first. Ptv2Error for a bad or unreachable store and an unknown task."""
     from mlflow.exceptions import MlflowException
 
-    from components.registry.promote import _resolve_name
+    from components.registry.promote import resolve_name
 
     uri = store.tracking_uri(tracking_uri)
     with store.bounded_http():
         c = store.reading_client(uri)
         try:
             if task is not None:
-                name = _resolve_name(c, uri, task)
+                name = resolve_name(c, uri, task)
                 models = [store.retry(lambda: c.get_registered_model(name), f"reading registered model '{name}'", uri)]
             else:
                 models = sorted((m for m in _all(lambda token: c.search_registered_models(page_token=token),

@@ -64,7 +64,7 @@ class PromotionDecision:
     challenger_moved: bool = False  # ``challenger`` named the demoted version and was removed from it
 
 
-def _resolve_name(c, uri: str, task_or_name: str) -> str:
+def resolve_name(c, uri: str, task_or_name: str) -> str:
     """The name as given when such a registered model exists, else the name ``register`` gives the
     task's adapters, ``ptv2-<task's name>`` (``task_name``: a task YAML's ``name:``, a hub data
     set's folder name, ``hub:user/data`` → ``ptv2-user-data``)."""
@@ -137,7 +137,7 @@ def promote(
     uri = store.tracking_uri(tracking_uri)
     with store.bounded_http():
         c = store.reading_client(uri)
-        name = _resolve_name(c, uri, task_or_name)
+        name = resolve_name(c, uri, task_or_name)
         for _ in range(DECISION_ROUNDS):
             aliases = read_aliases(c, uri, name)
             if version is None and CHALLENGER not in aliases:

@@ -18,7 +18,7 @@ from pipelines.cli import train_cmds  # noqa: F401  (registers train)
 from pipelines.cli import eval_cmds  # noqa: F401  (registers eval)
 from pipelines.cli import predict_cmds  # noqa: F401  (registers predict)
 from pipelines.cli import search_cmds  # noqa: F401  (registers search)
-from pipelines.cli import registry_cmds  # noqa: F401  (registers register, promote, ui)
+from pipelines.cli import registry_cmds  # noqa: F401  (registers register, promote, ui, and versions through versions_cmd)
 from pipelines.cli import pretrain_cmds  # noqa: F401  (registers pretrain)
 from pipelines.cli import pipeline_cmds  # noqa: F401  (registers run, compile, submit)
 
