@@ -100,3 +100,11 @@ def test_a_report_whose_plot_fails_leaves_no_half_written_files(script, stem, tm
     with pytest.raises(RuntimeError):
         module.write_reports(doc, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_docs_say_what_each_script_needs_beyond_torch():
+    text = (ROOT / "docs" / "benchmarks.md").read_text()
+    section = text[text.index("## Running the bench scripts"):]
+    for script in SCRIPTS:
+        assert f"`{script}.py`" in section, script
+    assert "bench/_args.py" in section
