@@ -145,3 +145,11 @@ def write_files(folder: Path, files: dict[str, str | bytes]) -> None:
     finally:
         for tmp, _ in temps:
             tmp.unlink(missing_ok=True)
+
+
+def progress(items, desc: str, total: int | None = None):
+    """A progress bar on stderr over ``items`` (tqdm; it redraws in place on a terminal, prints
+    plain updates into a log)."""
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, total=total, file=sys.stderr, mininterval=1.0)

@@ -31,7 +31,7 @@ import numpy as np
 
 from search_cost import POINTS, RESULTS, TARGET, read_report  # the same target as the search-cost bench (bench/ is on the path)
 
-from bench._args import Parser, check_out, fail, positive, write_files  # search_cost put the root on the path
+from bench._args import Parser, check_out, fail, positive, progress, write_files  # search_cost put the root on the path
 
 
 def brackets_of(grace: int, factor: int, brackets: int, epochs: int) -> tuple[list[list[int]], list[float]]:
@@ -87,7 +87,7 @@ def replay(curves: list[list[float]], order: list[int], grace: int, factor: int,
 def main(argv: list[str] | None = None) -> None:
     p = Parser(" ".join(__doc__.split("\n\n")[0].split()),
                writes="OUT/pruning_replay.json and OUT/pruning_replay.md (default OUT: bench/results).",
-               takes="the defaults (5 settings × 2000 replays of each report row): about a minute on CPU; "
+               takes="the defaults (5 settings × 2000 replays of each report row): 1-2 minutes on CPU; "
                      "--replays 50: seconds. Trains nothing: it replays the report's recorded grid curves.")
     p.add_argument("--report", type=Path, default=RESULTS / "search_cost.json")
     p.add_argument("--settings", nargs="+", default=["1:3", "2:3", "3:3", "1:2", "2:2"],
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         fail("--settings takes grace:factor[:brackets] (grace >= 1, factor >= 2, brackets >= 1), "
              f"got {' '.join(args.settings)}")
     rows = []
-    for row in report["rows"]:
+    for row in progress(report["rows"], "report rows replayed"):
         curves = [c["history"] for c in row["grid"]["configs"] if c["history"]]
         trials = args.trials or row["trials"]
         rng = random.Random(args.seed)

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     p = Parser(" ".join(__doc__.split("\n\n")[0].split()),
                writes="OUT/sampler_replay.json and OUT/sampler_replay.md (default OUT: bench/results); exit 1 when "
                       "a search proposes otherwise than recorded.",
-               takes="about a minute on CPU for the 18 searches of bench/results/lr3e-3. Trains nothing.")
+               takes="1-2 minutes on CPU for the 18 searches of bench/results/lr3e-3. Trains nothing.")
     p.add_argument("--report", type=Path, default=RESULTS / "search_cost.json")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)

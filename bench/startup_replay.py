@@ -43,7 +43,7 @@ from optuna_studies.searcher import sampler  # noqa: E402
 from optuna_studies.space import load_space  # noqa: E402
 from optuna_studies.startup import first_points  # noqa: E402
 
-from bench._args import Parser, check_out, positive, write_files  # noqa: E402
+from bench._args import Parser, check_out, positive, progress, write_files  # noqa: E402
 
 # sampler.startup, sampler.length
 DESIGN_NAMES = {"random": "random start-up, length a category (default)", "lhs": "Latin hypercube",
@@ -84,7 +84,7 @@ def one_search(space, curves: dict, lrs: list[float], rungs: list[int], factor: 
 def main(argv: list[str] | None = None) -> None:
     p = Parser(" ".join(__doc__.split("\n\n")[0].split()),
                writes="OUT/startup_replay.json and OUT/startup_replay.md (default OUT: the report's folder).",
-               takes="the defaults (300 TPE seeds × 4 designs × each report row): about an hour on one CPU core; "
+               takes="the defaults (300 TPE seeds × 4 designs × each report row): 1-2 hours on one CPU core (about 20 s a seed); "
                      "--seeds 1: about 20 s. Trains nothing: TPE proposes, the report's grid curves answer.")
     p.add_argument("--report", type=Path, default=Path(__file__).resolve().parent / "results" / "lr3e-3" / "search_cost.json")
     p.add_argument("--seeds", type=positive, default=300, help="TPE seeds per row and design (0 .. N-1)")
@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
         for design, (startup, length) in DESIGNS.items():
             t0 = time.time()
             runs = [one_search(dataclasses.replace(base, seed=s, startup=startup, length=length), curves, lrs, rungs,
-                               pruning["reduction_factor"], target) for s in range(args.seeds)]
+                               pruning["reduction_factor"], target)
+                    for s in progress(range(args.seeds), f"{row['task']} {row['start']} {design}: TPE seeds")]
             spent = [r["to_target"] for r in runs]
             res[design] = {
                 "p_target": sum(s is not None and s <= budget for s in spent) / len(runs),

@@ -108,3 +108,11 @@ def test_the_docs_say_what_each_script_needs_beyond_torch():
     for script in SCRIPTS:
         assert f"`{script}.py`" in section, script
     assert "bench/_args.py" in section
+
+
+def test_the_pruning_replay_shows_its_progress_and_writes_its_table(tmp_path, capsys):
+    module = importlib.import_module("pruning_replay")
+    module.main(["--replays", "3", "--settings", "1:3", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert "report rows replayed" in err and "100%" in err, err[-500:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pruning_replay.json", "pruning_replay.md"]
