@@ -118,8 +118,8 @@ def table(results: list[dict], meta: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = Parser(__doc__.split("\n\n")[0] + " CPU only (the bundled MiniLM).",
                 writes="OUT/inference_batching.json (every pass's seconds, the machine) and OUT/inference_batching.md.",
-                takes="about 2 minutes with the default 3 tasks and 3 repeats on 2 CPU cores; "
-                      "--tasks trec --repeats 1: about 15 s.")
+                takes="about 3 minutes with the default 3 tasks and 3 repeats on 2 CPU cores (a repeat of all "
+                      "three about 55 s); --tasks trec --repeats 1: under a minute, imports included.")
     ap.add_argument("--tasks", nargs="+", default=["trec", "rt", "wnut16"], help="default: trec rt wnut16")
     ap.add_argument("--repeats", type=positive, default=3, help="paired passes per task (default 3)")
     ap.add_argument("--batch-size", type=positive, default=64)

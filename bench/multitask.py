@@ -76,7 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = Parser(__doc__.split("\n")[0],
                writes="OUT/multitask.json (every run's dev curve, the settings), OUT/multitask.md (the table) and "
                       "OUT/multitask.png (the curves); per-task runs and pre-trained prompts are kept in --work.",
-               takes="the defaults (4 tasks, bbc the slowest): about an hour on 2 CPU cores. A tiny run, "
+               takes="the defaults (4 tasks, bbc the slowest): of the order of an hour on 2 CPU cores (not timed at "
+                     "exactly these; the recorded 3-task runs took 40-60 min a seed). A tiny run, "
                      "--tasks trec,rt --only trec --lengths 4 --epochs 1 --pretrain-epochs 1 --max-train 16 "
                      "--max-eval 16 --no-held-out: about a minute.")
     p.add_argument("--tasks", default="trec,rt,wnut16,bbc", help="comma-separated (default trec,rt,wnut16,bbc)")
