@@ -112,6 +112,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="folder for the pre-trained prompts (reused when finished, resumed when stopped)")
     args = p.parse_args(argv)
     check_out(args.out)
+    check_out(args.work, "--work")
     if args.combine:
         return args
     tasks = check_tasks([t.strip() for t in args.tasks.split(",") if t.strip()])

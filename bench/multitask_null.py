@@ -62,6 +62,7 @@ def second_random(settings: dict, task: str, length: int, seed: int) -> dict:
 def main(argv=None) -> None:
     args = parse_args(argv)
     check_out(args.out)
+    check_out(args.work, "--work")
     try:
         report = json.loads(args.report.read_text())
         seeds = [d["meta"]["settings"] for d in report["per_seed"]]

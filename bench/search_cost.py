@@ -485,6 +485,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     check_tasks(args.tasks)
     check_out(args.out)
+    if args.work:
+        check_out(args.work, "--work")
     require_device(args.device, "--device cuda")
     if args.pretrained:
         args.pretrained = str(Path(args.pretrained).resolve())

@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     check_out(args.out)
+    check_out(args.work, "--work")
     report = read_report(args.report)
     if report.get("pretrained") and not args.pretrained and any(r["start"] != "fresh" for r in report["rows"]):
         print("error: the report has pre-trained rows: give its pre-trained prompt with --pretrained", file=sys.stderr)

@@ -116,3 +116,11 @@ def test_the_pruning_replay_shows_its_progress_and_writes_its_table(tmp_path, ca
     err = capsys.readouterr().err
     assert "report rows replayed" in err and "100%" in err, err[-500:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pruning_replay.json", "pruning_replay.md"]
+
+
+@pytest.mark.parametrize("script", ["multitask", "search_cost", "seed_noise"])
+def test_a_work_folder_that_is_a_file_is_refused(script, tmp_path, capsys):
+    work = tmp_path / "work"
+    work.write_text("not a folder")
+    refused(script, ["--work", str(work), "--out", str(tmp_path / "out")], capsys, "--work", "not a folder")
+    assert not (tmp_path / "out").exists()
