@@ -494,10 +494,10 @@ def main(argv: list[str] | None = None) -> None:
     key = settings_key(args, sha)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     work = args.work or Path(tempfile.gettempdir()) / f"ptv2-bench-search-cost-{digest}"
+    report = read_reuse(args.reuse, key) if args.reuse else None  # before --work is made: a bad --reuse leaves nothing
     check_work(work, key)
     rows_dir = work / "rows"
     rows_dir.mkdir(exist_ok=True)
-    report = read_reuse(args.reuse, key) if args.reuse else None
     os.environ.setdefault("PTV2_HOME", str(work / "home"))
     pre = args.pretrained or (pretrain_prompt(args.model, args.tasks, args, work / "pre") if args.pretrain else None)
     starts = [("fresh", None)] + ([("pre-trained", pre)] if pre else [])

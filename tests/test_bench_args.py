@@ -124,3 +124,10 @@ def test_a_work_folder_that_is_a_file_is_refused(script, tmp_path, capsys):
     work.write_text("not a folder")
     refused(script, ["--work", str(work), "--out", str(tmp_path / "out")], capsys, "--work", "not a folder")
     assert not (tmp_path / "out").exists()
+
+
+def test_an_unreadable_reuse_report_leaves_no_work_folder(tmp_path, capsys):
+    work = tmp_path / "work"
+    refused("search_cost", ["--tasks", "trec", "--reuse", str(tmp_path / "none.json"), "--work", str(work),
+                            "--out", str(tmp_path / "out")], capsys, "--reuse")
+    assert not work.exists() and not (tmp_path / "out").exists()
