@@ -66,41 +66,63 @@ import torch  # noqa: E402
 from ptv2_core.multitask import PretrainConfig, init_from_pretrained, pretrain, read_pretrained_config  # noqa: E402
 from ptv2_core.train import TrainConfig, train  # noqa: E402
 
+from bench._args import (Parser, above_zero, check_device, check_out, check_tasks, fail, figure_bytes,  # noqa: E402
+                         lengths, natural, positive, write_files)
+
 STARTS = ("random", "pretrained", "held_out")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--tasks", default="trec,rt,wnut16,bbc")
+    p = Parser(__doc__.split("\n")[0],
+               writes="OUT/multitask.json (every run's dev curve, the settings), OUT/multitask.md (the table) and "
+                      "OUT/multitask.png (the curves); per-task runs and pre-trained prompts are kept in --work.",
+               takes="the defaults (4 tasks, bbc the slowest): of the order of an hour on 2 CPU cores (not timed at "
+                     "exactly these; the recorded 3-task runs took 40-60 min a seed). A tiny run, "
+                     "--tasks trec,rt --only trec --lengths 4 --epochs 1 --pretrain-epochs 1 --max-train 16 "
+                     "--max-eval 16 --no-held-out: about a minute.")
+    p.add_argument("--tasks", default="trec,rt,wnut16,bbc", help="comma-separated (default trec,rt,wnut16,bbc)")
     p.add_argument("--only", default=None, metavar="TASKS",
                    help="per-task runs (and leave-one-out pre-trainings) for these of --tasks only; the all-task "
                         "pre-training still uses every one of --tasks. Default: all of --tasks")
-    p.add_argument("--lengths", default="4,16", help="prompt lengths of the per-task runs")
-    p.add_argument("--max-prompt-len", type=int, default=None,
+    p.add_argument("--lengths", type=lengths, default="4,16", help="prompt lengths of the per-task runs")
+    p.add_argument("--max-prompt-len", type=positive, default=None,
                    help="default: the longest of --lengths; a longer one is pre-trained as a length of its own")
     p.add_argument("--model", default="minilm")
-    p.add_argument("--epochs", type=int, default=4, help="per-task training epochs")
-    p.add_argument("--pretrain-epochs", type=int, default=3)
-    p.add_argument("--lr", type=float, default=1e-2)
-    p.add_argument("--pretrain-lr", type=float, default=1e-2)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-train", type=int, default=128, help="training rows per task (pre-training and per-task); 0: all")
-    p.add_argument("--max-eval", type=int, default=128, help="dev and test rows per task; 0: all")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=positive, default=4, help="per-task training epochs")
+    p.add_argument("--pretrain-epochs", type=positive, default=3)
+    p.add_argument("--lr", type=above_zero, default=1e-2)
+    p.add_argument("--pretrain-lr", type=above_zero, default=1e-2)
+    p.add_argument("--batch-size", type=positive, default=16)
+    p.add_argument("--max-train", type=natural, default=128, help="training rows per task (pre-training and per-task); 0: all")
+    p.add_argument("--max-eval", type=natural, default=128, help="dev and test rows per task; 0: all")
+    p.add_argument("--seed", type=natural, default=0)
     p.add_argument("--no-held-out", action="store_true", help="skip the leave-one-out pre-trainings")
     p.add_argument("--no-nested", action="store_true",
                    help="pre-train with every step at the full length (ptv2 pretrain --no-nested), for comparison")
     p.add_argument("--random-from", type=Path, default=None, metavar="JSON",
                    help="take the random-start runs from this report (one seed's or a --combine of several) instead "
                         "of training them again; its per-task settings and this --seed must match")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (on a shared CPU, 1 wastes least)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, auto")
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    p.add_argument("--threads", type=positive, default=1, help="torch threads (on a shared CPU, 1 wastes least)")
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results",
+                   help="folder for the JSON, table and plot (default: bench/results)")
     p.add_argument("--combine", type=Path, nargs="+", default=None, metavar="JSON",
                    help="combine the reports of runs with other seeds (same settings) into --out; trains nothing")
     p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ptv2-bench-multitask",
                    help="folder for the pre-trained prompts (reused when finished, resumed when stopped)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    check_out(args.out)
+    check_out(args.work, "--work")
+    if args.combine:
+        return args
+    tasks = check_tasks([t.strip() for t in args.tasks.split(",") if t.strip()])
+    if args.max_prompt_len is not None and args.max_prompt_len < max(int(x) for x in args.lengths.split(",")):
+        fail(f"--max-prompt-len {args.max_prompt_len} is shorter than the longest of --lengths ({args.lengths})")
+    only = tasks if args.only is None else [t.strip() for t in args.only.split(",") if t.strip()]
+    if not only or any(t not in tasks for t in only):
+        fail(f"--only {args.only!r}: name one or more of --tasks ({','.join(tasks)})")
+    check_device(args.device)
+    return args
 
 
 def pretrained_prompt(args, tasks: list[str], lengths: list[int], work: Path) -> tuple[Path, float]:
@@ -116,7 +138,7 @@ def pretrained_prompt(args, tasks: list[str], lengths: list[int], work: Path) ->
         done = read_pretrained_config(out)["pretrain_config"]
         if PretrainConfig.from_dict(done).run_key() == cfg.run_key():
             return out, 0.0
-        raise SystemExit(f"{out} holds a pre-training with other settings: remove it or pick another --work")
+        fail(f"--work: {out} holds a pre-training with other settings: remove it or pick another --work")
     t0 = time.perf_counter()
     pretrain(cfg, out)  # resumes from out/checkpoints if an earlier bench run was stopped
     return out, time.perf_counter() - t0
@@ -188,11 +210,6 @@ def kept_run(args, work: Path, task: str, length: int, start: str, train_it) -> 
 RANDOM_KEYS = ("model", "epochs", "lr", "batch_size", "max_train", "max_eval", "device")
 
 
-def _fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
-
-
 def reused_random_runs(args, tasks: list[str], lengths: list[int]) -> dict:
     """The random-start runs of ``--random-from`` for this seed, checked against this run's settings."""
     try:
@@ -200,17 +217,17 @@ def reused_random_runs(args, tasks: list[str], lengths: list[int]) -> dict:
         reports = doc.get("per_seed") or [doc]
         mine = [d for d in reports if d["meta"]["settings"]["seed"] == args.seed]
     except (OSError, ValueError, KeyError, TypeError) as e:
-        _fail(f"--random-from: not a readable multitask report: {e}")
+        fail(f"--random-from: not a readable multitask report: {e}")
     if not mine:
-        _fail(f"--random-from {args.random_from} has no run with seed {args.seed}")
+        fail(f"--random-from {args.random_from} has no run with seed {args.seed}")
     theirs = mine[0]["meta"]["settings"]
     differ = [k for k in RANDOM_KEYS if theirs.get(k) != getattr(args, k)]
     if differ:
-        _fail(f"--random-from {args.random_from} was run with other {', '.join(differ)}")
+        fail(f"--random-from {args.random_from} was run with other {', '.join(differ)}")
     try:
         return {t: {str(n): mine[0]["runs"][t][str(n)]["random"] for n in lengths} for t in tasks}
     except KeyError as e:
-        _fail(f"--random-from {args.random_from} has no random run for {e}")
+        fail(f"--random-from {args.random_from} has no random run for {e}")
 
 
 def dev_rows(task: str, args) -> int:
@@ -275,7 +292,8 @@ def markdown(summary: list[dict], meta: dict) -> str:
             "random's beyond noise. Gap: its best dev score within that half, minus random's best.\n")
 
 
-def plot(runs: dict, path: Path, per_seed: list[dict] | None = None) -> None:
+def plot(runs: dict, per_seed: list[dict] | None = None) -> bytes:
+    """The dev curves, one panel per task and length, as PNG bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -302,8 +320,7 @@ def plot(runs: dict, path: Path, per_seed: list[dict] | None = None) -> None:
             ax.tick_params(labelsize=7)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return figure_bytes(fig, dpi=110)
 
 
 PAIRED = {"gap_at_half": "gap at half", "best_diff": "best minus random's", "epoch1_diff": "epoch 1 minus random's"}
@@ -373,7 +390,7 @@ def combine(paths: list[Path], out: Path) -> None:
     try:
         docs = [json.loads(p.read_text()) for p in paths]
     except (OSError, ValueError) as e:
-        _fail(f"--combine: not a readable multitask report: {e}")
+        fail(f"--combine: not a readable multitask report: {e}")
 
     def settings(d: dict) -> dict:  # which tasks (--only) and starts (--no-held-out) a report ran do not
         return {k: v for k, v in d["meta"]["settings"].items()  # change a run's numbers
@@ -381,10 +398,10 @@ def combine(paths: list[Path], out: Path) -> None:
 
     seeds = [d["meta"]["settings"]["seed"] for d in docs]
     if any(settings(d) != settings(docs[0]) for d in docs) or len(set(seeds)) != len(seeds):
-        _fail(f"--combine needs reports of one set of settings with distinct seeds, got seeds {seeds}")
+        fail(f"--combine needs reports of one set of settings with distinct seeds, got seeds {seeds}")
     tasks = [t for t in docs[0]["runs"] if all(t in d["runs"] for d in docs)]  # the tasks every report has
     if not tasks:
-        _fail("--combine: the reports have no task in common")
+        fail("--combine: the reports have no task in common")
     runs: dict = {}
     for task, by_len in ((t, docs[0]["runs"][t]) for t in tasks):
         for n, by_start in by_len.items():
@@ -405,11 +422,9 @@ def combine(paths: list[Path], out: Path) -> None:
     meta = {"settings": settings(docs[0]) | {"seeds": seeds}, "tasks_combined": tasks,
             "combined_from": [str(p) for p in paths],
             "total_seconds": sum(d["meta"]["total_seconds"] for d in docs)}
-    out.mkdir(parents=True, exist_ok=True)
     own = [d | {"runs": {t: d["runs"][t] for t in tasks}, "summary": [r for r in d["summary"] if r["task"] in tasks]}
            for d in docs]  # each seed's own report, of the combined tasks
     doc = {"meta": meta, "summary": summary, "runs": runs, "per_seed": own}
-    (out / "multitask.json").write_text(json.dumps(doc, indent=2) + "\n")
     md = markdown(summary, meta).replace("# Multi-task pre-trained prompt vs random initialisation",
                                          f"# Multi-task pre-trained prompt vs random initialisation: mean of "
                                          f"{len(docs)} seeds")
@@ -422,8 +437,8 @@ def combine(paths: list[Path], out: Path) -> None:
     lines += [f"| {r['task']} | {r['length']} | {passing(r, 'pretrained')} | {passing(r, 'held_out')} |"
               for r in summary]
     lines += paired_markdown(summary)
-    (out / "multitask.md").write_text(md + "\n".join(lines) + "\n")
-    plot(runs, out / "multitask.png", per_seed=[d["runs"] for d in docs])
+    write_files(out, {"multitask.json": json.dumps(doc, indent=2) + "\n", "multitask.md": md + "\n".join(lines) + "\n",
+                      "multitask.png": plot(runs, per_seed=[d["runs"] for d in docs])})
     print((out / "multitask.md").read_text())
 
 
@@ -436,8 +451,6 @@ def main(argv: list[str] | None = None) -> None:
     lengths = sorted({int(x) for x in args.lengths.split(",")})
     args.max_prompt_len = args.max_prompt_len or max(lengths)
     only = tasks if args.only is None else [t.strip() for t in args.only.split(",") if t.strip()]
-    if not only or any(t not in tasks for t in only):
-        _fail(f"--only {args.only!r}: name one or more of --tasks ({','.join(tasks)})")
     reused = reused_random_runs(args, only, lengths) if args.random_from else {}
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -471,11 +484,9 @@ def main(argv: list[str] | None = None) -> None:
     meta = {"settings": settings_of(args),
             "device": args.device, "torch_threads": args.threads, "pretrain_seconds": pretrain_seconds,
             "total_seconds": time.perf_counter() - t_start}
-    args.out.mkdir(parents=True, exist_ok=True)
     doc = {"meta": meta, "summary": summary, "runs": runs, "pretrained_zero_shot_dev": zero_shot}
-    (args.out / "multitask.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (args.out / "multitask.md").write_text(markdown(summary, meta))
-    plot(runs, args.out / "multitask.png")
+    write_files(args.out, {"multitask.json": json.dumps(doc, indent=2) + "\n", "multitask.md": markdown(summary, meta),
+                           "multitask.png": plot(runs)})
     print((args.out / "multitask.md").read_text())
 
 

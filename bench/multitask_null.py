@@ -32,13 +32,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from multitask import _fail, paired_cell, paired_interval, run_one, summarise  # noqa: E402
+from multitask import paired_cell, paired_interval, run_one, summarise  # noqa: E402
+
+from bench._args import Parser, check_out, fail, write_files  # noqa: E402
 
 OFFSET = 1000  # the second random start's training seed: the report's seed + OFFSET
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = Parser(" ".join(__doc__.split("\n\n")[0].split()),
+               writes="OUT/multitask_null.json and OUT/multitask_null.md; each second random run is kept in --work "
+                      "as it finishes and reused when run again.",
+               takes="one per-task training per seed of the report and cell, each as long as the report's random "
+                     "run (about 1-2 minutes for trec, 5-10 for rt on one CPU core); --only-report: seconds.")
     p.add_argument("--report", type=Path, required=True, help="a combined bench/multitask.py report (JSON)")
     p.add_argument("--cells", nargs="+", required=True, help="task:length, e.g. rt:16")
     p.add_argument("--work", type=Path, required=True)
@@ -55,16 +61,18 @@ def second_random(settings: dict, task: str, length: int, seed: int) -> dict:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    check_out(args.out)
+    check_out(args.work, "--work")
     try:
         report = json.loads(args.report.read_text())
         seeds = [d["meta"]["settings"] for d in report["per_seed"]]
     except (OSError, ValueError, KeyError) as e:
-        _fail(f"--report: not a combined multitask report: {e}")
+        fail(f"--report: not a combined multitask report: {e}")
     cells = []
     for c in args.cells:
         task, _, n = c.partition(":")
         if task not in report["runs"] or n not in report["runs"][task]:
-            _fail(f"--cells {c!r}: the report has no such task:length")
+            fail(f"--cells {c!r}: the report has no such task:length")
         cells.append((task, int(n)))
     torch.set_num_threads(seeds[0]["threads"])
     out: dict = {"report": str(args.report), "train_seed_offset": OFFSET, "cells": {}}
@@ -97,8 +105,6 @@ def main(argv=None) -> None:
                                                              for k in ("gap_at_half", "best_diff", "epoch1_diff")},
                                        "pretrained": next(r for r in report["summary"]
                                                           if (r["task"], r["length"]) == (task, n))["pretrained_paired"]}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "multitask_null.json").write_text(json.dumps(out, indent=2) + "\n")
 
     lines = ["# The gap at half for a second random start (the lean of the target's test)", "",
              f"Report {args.report}, {len(seeds)} seeds; the second random start trains with seed + {OFFSET} on the "
@@ -110,7 +116,8 @@ def main(argv=None) -> None:
         lines.append(f"| {task} | {n} | {paired_cell(c['gap_at_half'])} | {paired_cell(c['best_diff'])} "
                      f"| {paired_cell(c['epoch1_diff'])} | {paired_cell(c['pretrained']['gap_at_half'])} "
                      f"| {paired_cell(c['pretrained']['best_diff'])} |")
-    (args.out / "multitask_null.md").write_text("\n".join(lines) + "\n")
+    write_files(args.out, {"multitask_null.json": json.dumps(out, indent=2) + "\n",
+                           "multitask_null.md": "\n".join(lines) + "\n"})
     print("\n".join(lines))
 
 

@@ -34,14 +34,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from multitask import RUN_NEUTRAL, _fail, paired_cell, paired_interval, per_seed_rows  # noqa: E402
+from multitask import RUN_NEUTRAL, paired_cell, paired_interval, per_seed_rows  # noqa: E402
+
+from bench._args import Parser, check_out, fail, figure_bytes, lengths, write_files  # noqa: E402 (multitask puts the root on the path)
 
 KINDS = ("nested", "flat")
 MEASURES = {"zero_shot": "no per-task training", "epoch1": "after epoch 1", "best": "best"}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = Parser(__doc__.split("\n")[0],
+               writes="OUT/nesting.json, OUT/nesting.md and OUT/nesting.png; with --*-prompts, each prompt's slice "
+                      "scores are kept beside it in <folder>.slices.json.",
+               takes="from two recorded reports alone: seconds (trains nothing); with prompt folders, scoring every "
+                     "slice length of every prompt: about a minute per prompt on CPU, once.")
     p.add_argument("--nested", type=Path, help="combined bench/multitask.py report, nested pre-training")
     p.add_argument("--flat", type=Path, help="the same with --no-nested")
     p.add_argument("--out", type=Path, help="report folder")
@@ -49,7 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="the nested pre-trained prompt folders, one per seed of the reports, in seed order")
     p.add_argument("--flat-prompts", type=Path, nargs="+", default=None, metavar="DIR",
                    help="the --no-nested ones, likewise")
-    p.add_argument("--slice-lengths", default="1,2,4,8,12,16,24,32,48,64")
+    p.add_argument("--slice-lengths", type=lengths, default="1,2,4,8,12,16,24,32,48,64")
     p.add_argument("--score-only", action="store_true", help="score the prompt folders' slices and stop")
     return p.parse_args(argv)
 
@@ -72,7 +78,7 @@ def slice_scores(folder: Path, lengths: list[int]) -> dict:
         cfg = read_pretrained_config(folder)["pretrain_config"]
         got = evaluate_pretrained(folder, lengths, max_eval=cfg["max_eval"])
     except Ptv2Error as e:
-        _fail(str(e))
+        fail(str(e))
     doc = {"lengths": lengths, "max_eval": cfg["max_eval"], "seed": cfg["seed"], "nested": cfg["nested"],
            "scores": {t: {n: m["score"] for n, m in v["dev"].items()} for t, v in got["tasks"].items()}}
     tmp = cache.with_name(cache.name + f".{os.getpid()}.tmp")
@@ -89,14 +95,14 @@ def slices(args, seeds: list[int], reports: dict) -> dict:
     docs = {}
     for kind, folders in (("nested", args.nested_prompts), ("flat", args.flat_prompts)):
         if not folders or len(folders) != len(seeds):
-            _fail(f"--{kind}-prompts: {len(folders or [])} folders for the reports' {len(seeds)} seeds {seeds}")
+            fail(f"--{kind}-prompts: {len(folders or [])} folders for the reports' {len(seeds)} seeds {seeds}")
         docs[kind] = [slice_scores(f, lengths) for f in folders]
         for s, d, f in zip(seeds, docs[kind], folders):
             zero_shot = reports[kind][s]["pretrained_zero_shot_dev"]
             same = all(d["scores"][t][n] == m["score"] for t, by_n in zero_shot.items() for n, m in by_n.items()
                        if n in d["scores"].get(t, {}))
             if d["seed"] != s or d["nested"] != (kind == "nested") or not same:
-                _fail(f"{f} is not seed {s}'s {kind} pre-training of the report (seed {d['seed']}, nested "
+                fail(f"{f} is not seed {s}'s {kind} pre-training of the report (seed {d['seed']}, nested "
                       f"{d['nested']}, same scores at the report's lengths: {same})")
     out = {}
     for task in docs["flat"][0]["scores"]:
@@ -113,7 +119,7 @@ def by_seed(path: Path) -> dict[int, dict]:
         doc = json.loads(path.read_text())
         return {d["meta"]["settings"]["seed"]: d for d in doc.get("per_seed") or [doc]}
     except (OSError, ValueError, KeyError, TypeError) as e:
-        _fail(f"{path}: not a readable multitask report: {e}")
+        fail(f"{path}: not a readable multitask report: {e}")
 
 
 def comparable(a: dict, b: dict) -> list[str]:
@@ -132,19 +138,19 @@ def measures(doc: dict, task: str, n: str) -> dict:
 def compare(nested: dict[int, dict], flat: dict[int, dict]) -> list[dict]:
     seeds = sorted(set(nested) & set(flat))
     if len(seeds) < 2:
-        _fail(f"the reports share {len(seeds)} seed(s); pairing needs at least 2")
+        fail(f"the reports share {len(seeds)} seed(s); pairing needs at least 2")
     for s in seeds:
         differ = comparable(nested[s], flat[s])
         if differ:
-            _fail(f"seed {s}: the two reports were run with other {', '.join(differ)}")
+            fail(f"seed {s}: the two reports were run with other {', '.join(differ)}")
         if not flat[s]["meta"]["settings"].get("no_nested") or nested[s]["meta"]["settings"].get("no_nested"):
-            _fail(f"seed {s}: --nested must be a nested pre-training and --flat a --no-nested one")
+            fail(f"seed {s}: --nested must be a nested pre-training and --flat a --no-nested one")
         for task, by_len in flat[s]["runs"].items():
             for n, by_start in by_len.items():
                 if "pretrained" not in nested[s]["runs"].get(task, {}).get(n, {}):
-                    _fail(f"seed {s}: --nested has no pre-trained run of {task} at L={n}")
+                    fail(f"seed {s}: --nested has no pre-trained run of {task} at L={n}")
                 if by_start["random"]["dev_by_epoch"] != nested[s]["runs"][task][n]["random"]["dev_by_epoch"]:
-                    _fail(f"seed {s} {task} L={n}: the two reports' random runs differ (not the same splits?)")
+                    fail(f"seed {s} {task} L={n}: the two reports' random runs differ (not the same splits?)")
     verdicts = {k: per_seed_rows([d[s]["runs"] for s in seeds]) for k, d in (("nested", nested), ("flat", flat))}
     rows = []
     for task, by_len in flat[seeds[0]]["runs"].items():
@@ -193,16 +199,8 @@ def markdown(rows: list[dict], sl: dict | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[dict], nested: dict, flat: dict, path: Path, sl: dict | None = None) -> None:
-    import matplotlib.pyplot as plt
-
-    fig = figure(rows, nested, flat, sl)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def figure(rows: list[dict], nested: dict, flat: dict, sl: dict | None = None):
-    """The picture ``plot`` writes: a row per task, the zero-shot score by slice length, then per-task
+    """The picture ``main`` writes: a row per task, the zero-shot score by slice length, then per-task
     training curves at each length."""
     import matplotlib
 
@@ -269,18 +267,17 @@ def main(argv=None) -> None:
         return
     missing = [f"--{k}" for k in ("nested", "flat", "out") if getattr(args, k) is None]
     if missing:
-        _fail(f"{', '.join(missing)} required (unless --score-only)")
+        fail(f"{', '.join(missing)} required (unless --score-only)")
+    check_out(args.out)
     nested, flat = by_seed(args.nested), by_seed(args.flat)
     rows = compare(nested, flat)
     seeds = rows[0]["seeds"]
     sl = None
     if args.nested_prompts or args.flat_prompts:
         sl = slices(args, seeds, {"nested": nested, "flat": flat})
-    args.out.mkdir(parents=True, exist_ok=True)
     doc = {"meta": {"nested": str(args.nested), "flat": str(args.flat), "seeds": seeds}, "rows": rows, "slices": sl}
-    (args.out / "nesting.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (args.out / "nesting.md").write_text(markdown(rows, sl))
-    plot(rows, nested, flat, args.out / "nesting.png", sl)
+    write_files(args.out, {"nesting.json": json.dumps(doc, indent=2) + "\n", "nesting.md": markdown(rows, sl),
+                           "nesting.png": figure_bytes(figure(rows, nested, flat, sl), dpi=110)})
     print((args.out / "nesting.md").read_text())
 
 

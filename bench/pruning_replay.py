@@ -31,6 +31,8 @@ import numpy as np
 
 from search_cost import POINTS, RESULTS, TARGET, read_report  # the same target as the search-cost bench (bench/ is on the path)
 
+from bench._args import Parser, check_out, fail, positive, progress, write_files  # search_cost put the root on the path
+
 
 def brackets_of(grace: int, factor: int, brackets: int, epochs: int) -> tuple[list[list[int]], list[float]]:
     """Ray's ASHA brackets: bracket s starts its rungs at grace * factor**s; a new trial joins
@@ -82,28 +84,31 @@ def replay(curves: list[list[float]], order: list[int], grace: int, factor: int,
     return None
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    p = Parser(" ".join(__doc__.split("\n\n")[0].split()),
+               writes="OUT/pruning_replay.json and OUT/pruning_replay.md (default OUT: bench/results).",
+               takes="the defaults (5 settings × 2000 replays of each report row): 1-2 minutes on CPU; "
+                     "--replays 50: seconds. Trains nothing: it replays the report's recorded grid curves.")
     p.add_argument("--report", type=Path, default=RESULTS / "search_cost.json")
     p.add_argument("--settings", nargs="+", default=["1:3", "2:3", "3:3", "1:2", "2:2"],
                    help="grace:factor[:brackets] settings to compare (brackets: Ray's ASHA brackets, default 1)")
-    p.add_argument("--trials", type=int, default=None, help="default: the trials of the report's rows")
-    p.add_argument("--replays", type=int, default=2000)
+    p.add_argument("--trials", type=positive, default=None, help="default: the trials of the report's rows")
+    p.add_argument("--replays", type=positive, default=2000, help="random searches per setting and row (default 2000)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=RESULTS)
-    args = p.parse_args()
+    p.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON and the table (default: bench/results)")
+    args = p.parse_args(argv)
+    check_out(args.out)
     report = read_report(args.report)
     try:
         settings = [tuple(int(x) for x in s.split(":")) for s in args.settings]
     except ValueError:
         settings = []
     if (not settings or any(len(s) not in (2, 3) or s[0] < 1 or s[1] < 2 or (len(s) == 3 and s[2] < 1)
-                            for s in settings) or args.replays < 1):
-        print("error: --settings takes grace:factor[:brackets] (grace >= 1, factor >= 2, brackets >= 1); "
-              "--replays >= 1", file=sys.stderr)
-        sys.exit(2)
+                            for s in settings)):
+        fail("--settings takes grace:factor[:brackets] (grace >= 1, factor >= 2, brackets >= 1), "
+             f"got {' '.join(args.settings)}")
     rows = []
-    for row in report["rows"]:
+    for row in progress(report["rows"], "report rows replayed"):
         curves = [c["history"] for c in row["grid"]["configs"] if c["history"]]
         trials = args.trials or row["trials"]
         rng = random.Random(args.seed)
@@ -118,9 +123,7 @@ def main() -> None:
                 "p_target": sum(s is not None and s <= budget for s in spent) / len(spent),
                 "p_reached": sum(s is not None for s in spent) / len(spent)}
         rows.append({"task": row["task"], "start": row["start"], "trials": trials, "settings": out})
-    args.out.mkdir(parents=True, exist_ok=True)
     doc = {"report": str(args.report), "replays": args.replays, "seed": args.seed, "rows": rows}
-    (args.out / "pruning_replay.json").write_text(json.dumps(doc, indent=2) + "\n")
     head = " | ".join("grace {}, factor {}".format(*s.split(":")) + (f", {s.split(':')[2]} brackets" if s.count(":") == 2
                                                                      else "") for s in rows[0]["settings"])
     lines = ["# Pruning replay: share of random searches within 0.5 pt of the grid's best at ≤ 35 % of its "
@@ -130,7 +133,8 @@ def main() -> None:
     for r in rows:
         cells = " | ".join(f"{v['p_target']:.2f} ({v['p_reached']:.2f})" for v in r["settings"].values())
         lines.append(f"| {r['task']} | {r['start']} | {r['trials']} | {cells} |")
-    (args.out / "pruning_replay.md").write_text("\n".join(lines) + "\n")
+    write_files(args.out, {"pruning_replay.json": json.dumps(doc, indent=2) + "\n",
+                           "pruning_replay.md": "\n".join(lines) + "\n"})
     print("\n".join(lines))
 
 

@@ -69,6 +69,8 @@ from optuna_studies.objective import objective  # noqa: E402
 from optuna_studies.search import run_search  # noqa: E402
 from optuna_studies.space import SearchSpace, load_space  # noqa: E402
 
+from bench._args import Parser, check_out, check_tasks, figure_bytes, natural, positive, write_files  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 POINTS = 0.005  # 0.5 points of a score in [0, 1]
 TARGET = 0.35  # of the grid's trial-epochs
@@ -369,8 +371,6 @@ def pct(row: dict, spent: int | None) -> str:
 
 
 def write_reports(doc: dict, results: Path = RESULTS) -> None:
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "search_cost.json").write_text(json.dumps(doc, indent=2) + "\n")
     lines = [
         "# Search cost: trial-epochs to come within 0.5 points of the grid's best dev score", "",
         f"model {doc['model']}, max_train {doc['max_train']}, max_eval {doc['max_eval']}; grid = the space's "
@@ -394,8 +394,8 @@ def write_reports(doc: dict, results: Path = RESULTS) -> None:
             lines.append(f"| {r['task']} | {r['start']} | {s['seed']} | {s['pruning']['grace_period']} "
                          f"| {s['best_score']:.4f} ({s['best_prompt_len']}, {s['best_lr']:.3g}) | {s['compute']} "
                          f"| {s['to_target'] if s['to_target'] is not None else '—'} | {pct(r, s['to_target'])} |")
-    (results / "search_cost.md").write_text("\n".join(lines) + "\n")
-    plot(doc, results)
+    write_files(results, {"search_cost.json": json.dumps(doc, indent=2) + "\n", "search_cost.md": "\n".join(lines) + "\n",
+                          "search_cost.png": figure_bytes(figure(doc))})
 
 
 def overall(doc: dict) -> list[str]:
@@ -416,16 +416,8 @@ def overall(doc: dict) -> list[str]:
             f"95 % interval {100 * ci.low:.0f}–{100 * ci.high:.0f} %); the median search {med}."]
 
 
-def plot(doc: dict, results: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig = figure(doc)
-    fig.savefig(results / "search_cost.png")
-    plt.close(fig)
-
-
 def figure(doc: dict):
-    """The picture ``plot`` writes: per row and TPE seed, the share of the grid's compute each search
+    """The picture ``write_reports`` writes: per row and TPE seed, the share of the grid's compute each search
     needed to reach the target, and its whole compute."""
     import matplotlib
 
@@ -461,45 +453,51 @@ def figure(doc: dict):
     return fig
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    p = Parser(" ".join(__doc__.split("\n\n")[0].split()),
+               writes="OUT/search_cost.json (every grid run's and trial's dev curve), OUT/search_cost.md (the tables) "
+                      "and OUT/search_cost.png; finished rows are kept in --work and reused when run again.",
+               takes="the defaults (4 tasks, each space's full grid and searches, all rows): many hours on CPU; "
+                     "docs/search_cost.md gives each recorded run's time. A tiny run, --tasks trec --max-train 16 "
+                     "--max-eval 16 --epochs 1 --trials 2: a few minutes (Ray start-up included).")
     p.add_argument("--tasks", nargs="+", default=["trec", "rt", "wnut16", "bbc"])
     p.add_argument("--model", default="minilm")
-    p.add_argument("--max-train", type=int, default=None)
-    p.add_argument("--max-eval", type=int, default=None)
-    p.add_argument("--epochs", type=int, default=None, help="default: each space's epochs")
-    p.add_argument("--trials", type=int, default=None, help="default: each space's trials")
+    p.add_argument("--max-train", type=positive, default=None)
+    p.add_argument("--max-eval", type=positive, default=None)
+    p.add_argument("--epochs", type=positive, default=None, help="default: each space's epochs")
+    p.add_argument("--trials", type=positive, default=None, help="default: each space's trials")
     p.add_argument("--startup", choices=("random", "lhs"), default=None, help="sampler.startup; default: each space's")
     p.add_argument("--length", choices=("categorical", "rank"), default=None, help="sampler.length; default: each space's")
-    p.add_argument("--concurrency", type=int, default=1,
+    p.add_argument("--concurrency", type=positive, default=1,
                    help="trials at once (above 1, trials still running when the target is reached count in full)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
                    help="where grid, trials and pre-training train (cuda: each trial takes 1/concurrency of the GPU)")
-    p.add_argument("--ray-cpus", type=int, default=None)
+    p.add_argument("--ray-cpus", type=positive, default=None)
     p.add_argument("--pretrained", default=None, help="a pre-trained prompt folder for the warm-started runs")
     p.add_argument("--pretrain", action="store_true", help="build a pre-trained prompt first (in --work)")
-    p.add_argument("--pretrain-epochs", type=int, default=3)
+    p.add_argument("--pretrain-epochs", type=positive, default=3)
     p.add_argument("--work", type=Path, default=None,
                    help="folder of finished rows (default: one per settings under the system's temp folder)")
     p.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON, table and plot")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="TPE seeds: one search per seed and row")
+    p.add_argument("--seeds", type=natural, nargs="+", default=[0], help="TPE seeds: one search per seed and row")
     p.add_argument("--reuse", type=Path, default=None,
                    help="an earlier report (JSON) of the same settings: its grids are checked and reused, with its searches")
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    check_tasks(args.tasks)
+    check_out(args.out)
+    if args.work:
+        check_out(args.work, "--work")
     require_device(args.device, "--device cuda")
-    if args.concurrency < 1:
-        print(f"error: --concurrency must be at least 1, not {args.concurrency}", file=sys.stderr)
-        sys.exit(2)
     if args.pretrained:
         args.pretrained = str(Path(args.pretrained).resolve())
     sha = prompt_sha(args.pretrained)  # None without --pretrained; with --pretrain, known once it is built
     key = settings_key(args, sha)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     work = args.work or Path(tempfile.gettempdir()) / f"ptv2-bench-search-cost-{digest}"
+    report = read_reuse(args.reuse, key) if args.reuse else None  # before --work is made: a bad --reuse leaves nothing
     check_work(work, key)
     rows_dir = work / "rows"
     rows_dir.mkdir(exist_ok=True)
-    report = read_reuse(args.reuse, key) if args.reuse else None
     os.environ.setdefault("PTV2_HOME", str(work / "home"))
     pre = args.pretrained or (pretrain_prompt(args.model, args.tasks, args, work / "pre") if args.pretrain else None)
     starts = [("fresh", None)] + ([("pre-trained", pre)] if pre else [])

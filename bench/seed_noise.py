@@ -34,6 +34,8 @@ from search_cost import (POINTS, RESULTS, check_work, claim, prompt_sha, read_re
 
 from optuna_studies.space import load_space  # noqa: E402
 
+from bench._args import Parser, check_out, figure_bytes, positive, write_files  # noqa: E402 (search_cost puts the root on the path)
+
 
 def configs_of(row: dict) -> list[dict]:
     """The grid's best configuration, then each missed search's best (distinct ones)."""
@@ -66,8 +68,6 @@ def summary(row: dict, c: dict, scores: dict[int, float]) -> dict:
 
 
 def write_reports(doc: dict, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "seed_noise.json").write_text(json.dumps(doc, indent=2) + "\n")
     lines = ["# Seed noise of the search-cost bench", "",
              f"model {doc['model']}, max_train {doc['max_train']}, max_eval {doc['max_eval']}, {doc['epochs']} epochs; "
              f"training seeds {', '.join(map(str, doc['seeds']))} (seed 0: the search-cost report's run), data "
@@ -81,20 +81,12 @@ def write_reports(doc: dict, out: Path) -> None:
             lines.append(f"| {r['task']} | {r['start']} | {c['role']} | ({c['prompt_len']}, {c['lr']:.3g}) | "
                          f"{c['seed0']:.3f} | {others} | {c['mean']:.3f} ± {c['sd']:.3f} | "
                          f"{c['reach_target']} of {c['runs']} (target {r['target']:.4f}) |")
-    (out / "seed_noise.md").write_text("\n".join(lines) + "\n")
-    plot(doc, out)
-
-
-def plot(doc: dict, out: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    fig = figure(doc)
-    fig.savefig(out / "seed_noise.png")
-    plt.close(fig)
+    write_files(out, {"seed_noise.json": json.dumps(doc, indent=2) + "\n", "seed_noise.md": "\n".join(lines) + "\n",
+                      "seed_noise.png": figure_bytes(figure(doc))})
 
 
 def figure(doc: dict):
-    """The picture ``plot`` writes: a panel per row, each configuration's score per training seed."""
+    """The picture ``write_reports`` writes: a panel per row, each configuration's score per training seed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -119,18 +111,21 @@ def figure(doc: dict):
     return fig
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None) -> None:
+    p = Parser(" ".join(__doc__.split("\n\n")[0].split()),
+               writes="OUT/seed_noise.json, OUT/seed_noise.md and OUT/seed_noise.png; each run is kept in --work "
+                      "as it finishes and reused when run again.",
+               takes="the defaults (3 seeds × each row's grid best and missed configurations of the recorded "
+                     "report): several hours on CPU.")
     p.add_argument("--report", type=Path, default=RESULTS / "search_cost.json")
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="training seeds besides 0")
+    p.add_argument("--seeds", type=positive, nargs="+", default=[1, 2, 3], help="training seeds besides 0 (seed 0 is the report's own run; default 1 2 3)")
     p.add_argument("--pretrained", default=None, help="the report's pre-trained prompt (for its pre-trained rows)")
     p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "ptv2-bench-seed-noise")
     p.add_argument("--out", type=Path, default=RESULTS)
-    args = p.parse_args()
+    args = p.parse_args(argv)
+    check_out(args.out)
+    check_out(args.work, "--work")
     report = read_report(args.report)
-    if 0 in args.seeds:
-        print("error: --seeds: seed 0 is the report's own run; give other seeds", file=sys.stderr)
-        sys.exit(2)
     if report.get("pretrained") and not args.pretrained and any(r["start"] != "fresh" for r in report["rows"]):
         print("error: the report has pre-trained rows: give its pre-trained prompt with --pretrained", file=sys.stderr)
         sys.exit(2)

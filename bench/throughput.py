@@ -60,6 +60,8 @@ from ptv2_core.heads import Head, HeadConfig, default_pooling  # noqa: E402
 from ptv2_core.model import PromptModel  # noqa: E402
 from ptv2_core.prefix import PromptConfig  # noqa: E402
 
+from bench._args import Parser, check_device, check_out, fail, positive, write_files  # noqa: E402
+
 BATCH, SEQ, PROMPT, LABELS = 32, 64, 16, 6
 TARGET_SPEED, TARGET_MEMORY, TARGET_VS_PEFT = 1.4, 0.6, 1.25
 
@@ -596,36 +598,45 @@ def markdown(result: dict) -> str:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = Parser(__doc__.splitlines()[0],
+               writes="OUT/throughput.json (every timed sample, the machine, the versions) and OUT/throughput.md "
+                      "(default OUT: bench/results).",
+               takes="CPU defaults (minilm, 6 samples, recompute): several minutes on 2 cores, most of it one fresh "
+                     "worker process per configuration for the memory peaks; --shapes tiny-bert --warmup 1 --steps 1 "
+                     "--repeats 1: 1-4 minutes. CUDA defaults (bert-large and llama-1b-gqa, eager and "
+                     "torch.compile): not measured yet; --no-compile shortens it most.")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--shapes", nargs="*", choices=sorted(SHAPES), help="default: minilm on CPU, bert-large and llama-1b-gqa on CUDA")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="also time torch.compile variants (default: on CUDA only; slow to compile on CPU)")
     p.add_argument("--recompute", action=argparse.BooleanOptionalAction, default=None,
                    help="also time SDPA with attention recompute (default: on CPU only)")
-    p.add_argument("--warmup", type=int)
-    p.add_argument("--steps", type=int, help="steps per timed sample")
-    p.add_argument("--repeats", type=int, help="timed samples per configuration")
-    p.add_argument("--threads", type=int, help="torch threads per worker (default: all cores; on a machine other "
+    p.add_argument("--warmup", type=positive, help="untimed steps first (default 5 on CUDA, 1 on CPU)")
+    p.add_argument("--steps", type=positive, help="steps per timed sample (default 10 on CUDA, 1 on CPU)")
+    p.add_argument("--repeats", type=positive, help="timed samples per configuration (default 5 on CUDA, 6 on CPU)")
+    p.add_argument("--threads", type=positive, help="torch threads per worker (default: all cores; on a machine other "
                    "work shares, 1 avoids OpenMP threads waiting on each other's descheduled peers)")
     p.add_argument("--peft-site", help="a folder holding peft (pip install --no-deps --target DIR peft accelerate psutil)")
-    p.add_argument("--timeout", type=int, default=1800, help="per worker subprocess, seconds")
-    p.add_argument("--out", default=str(ROOT / "bench" / "results"))
-    p.add_argument("--worker-timing")
-    p.add_argument("--worker-memory")
+    p.add_argument("--timeout", type=positive, default=1800, help="per worker subprocess, seconds")
+    p.add_argument("--out", default=str(ROOT / "bench" / "results"),
+                   help="folder for the JSON and the table (default: bench/results)")
+    p.add_argument("--worker-timing", help=argparse.SUPPRESS)  # the bench's own worker processes
+    p.add_argument("--worker-memory", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker_timing or args.worker_memory:
         job = json.loads(args.worker_timing or args.worker_memory)
         res = worker_timing(job) if args.worker_timing else worker_memory(job)
         print("RESULT " + json.dumps(res), flush=True)
         return
+    check_device(args.device)
+    check_out(Path(args.out))
+    if args.peft_site and not Path(args.peft_site).is_dir():
+        fail(f"--peft-site '{args.peft_site}' is not a folder")
     t0 = time.perf_counter()
     result = run(args)
     result["wall_s"] = time.perf_counter() - t0
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "throughput.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "throughput.md").write_text(markdown(result))
+    write_files(out, {"throughput.json": json.dumps(result, indent=2) + "\n", "throughput.md": markdown(result)})
     print(markdown(result))
     print(f"wrote {out / 'throughput.json'} and {out / 'throughput.md'} in {result['wall_s']:.0f} s", file=sys.stderr)
 
