@@ -109,6 +109,7 @@ def final_train(prepared_dir: str | Path, task: str, best_config: dict, out_dir:
     scratch (or from the pre-trained prompt), keep the best dev epoch, score the test split; write
     the adapter with its ``metrics.json`` into ``out_dir`` (with ``lineage``, the search's runs).
     Returns the metrics document."""
+    from components.step_device import step_device
     from ptv2_core.adapter import save_adapter
     from ptv2_core.report import metrics_document
     from ptv2_core.train import TrainConfig, train
@@ -116,7 +117,8 @@ def final_train(prepared_dir: str | Path, task: str, best_config: dict, out_dir:
     task = prepared_name(prepared_dir, task)  # a task YAML path → the task's name
     cfg = TrainConfig(**retrain_settings(best_config), task=str(task_yaml(prepared_dir, task)), model=model,
                       prompt_len=int(best_config["prompt_len"]), lr=float(best_config["lr"]),
-                      epochs=int(epochs or best_config.get("epochs", 3)), seed=seed, progress=False)
+                      epochs=int(epochs or best_config.get("epochs", 3)), seed=seed, progress=False,
+                      device=step_device())
     init, begun = None, started_from(init_dir)  # the digest before training: the prompt as it was loaded
     if init_dir:
         from ptv2_core.multitask import init_from_pretrained

@@ -22,11 +22,13 @@ def pretrain_prompt(prepared_dir: str | Path, tasks: list[str], out_dir: str | P
     if not use_pretrained:
         return skip_pretraining(out_dir, plot_out)
     from components.pretrain_tracking import curves_html, log_pretraining
+    from components.step_device import step_device
     from ptv2_core.multitask import PretrainConfig, pretrain
 
     refs = tuple(str(task_yaml(prepared_dir, t)) for t in tasks)
     cfg = PretrainConfig(tasks=refs, model=model, max_prompt_len=max(lengths), lengths=tuple(sorted(lengths)),
-                         lr=lr, epochs=epochs, seed=seed, batch_size=batch_size, progress=False)
+                         lr=lr, epochs=epochs, seed=seed, batch_size=batch_size, progress=False,
+                         device=step_device())
     result = pretrain(cfg, out_dir, report=epoch_lines("pretrain", epochs, "dev_mean_score", "mean dev score"),
                       overwrite=True)
     run_id = log_pretraining(out_dir, mlflow_uri)

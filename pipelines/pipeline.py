@@ -17,6 +17,8 @@ from components.kfp_components import (
     register_op,
     search_op,
 )
+from pipelines.step_gpu import DEFAULT_ACCELERATOR, on_gpu
+from pipelines.step_gpu import step_gpus as step_gpus_for
 
 PIPELINE_NAME = "ptv2-prompt-search"
 
@@ -74,12 +76,15 @@ def wire_endpoints(task: dsl.PipelineTask, display_name: str, step: str, *, cach
     kubernetes.use_config_map_as_env(task, ENDPOINTS_CONFIG_MAP, {k: k for k in ENDPOINT_KEYS})
     for secret, keys in (SECRETS.items() if secrets else ()):
         kubernetes.use_secret_as_env(task, secret, keys, optional=True)
+    on_gpu(task, step)  # a GPU and the CUDA image when compiled with --step-gpus (pipelines/step_gpu.py)
     return task
 
 
-@dsl.pipeline(name=PIPELINE_NAME, description="P-Tuning v2: pre-train a shared prompt, search prompt length and "
-              "learning rate per task, register the best adapter, promote it when it beats the champion.")
-def ptv2_pipeline(
+DESCRIPTION = ("P-Tuning v2: pre-train a shared prompt, search prompt length and learning rate per task, register "
+               "the best adapter, promote it when it beats the champion.")
+
+
+def ptv2_steps(
     tasks: list = ["trec", "rt", "wnut16"],
     model: str = "minilm",
     prompt_lengths: list = [4, 8, 16, 32],
@@ -183,3 +188,14 @@ def ptv2_pipeline(
                                  version=register.outputs["version"], margin=promotion_margin,
                                  mlflow_uri=mlflow_uri, max_eval=max_eval)
             wire_endpoints(promote, "promote if better than champion", "promote")
+
+
+def build_pipeline(step_gpus: int = 0, accelerator: str = DEFAULT_ACCELERATOR):
+    """The pipeline, its graph built now (kfp builds it when ``dsl.pipeline`` is applied, so the
+    GPU choice must be made before): ``step_gpus`` 1 puts pre-training, the final adapter and
+    promotion on a GPU of resource ``accelerator`` (pipelines/step_gpu.py)."""
+    with step_gpus_for(step_gpus, accelerator):
+        return dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)(ptv2_steps)
+
+
+ptv2_pipeline = build_pipeline()  # the default pipeline: no step but the search's trials on a GPU

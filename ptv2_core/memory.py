@@ -22,11 +22,14 @@ class OutOfMemory(Ptv2Error):
 
 
 def is_out_of_memory(e: BaseException) -> bool:
-    """CUDA's ``OutOfMemoryError``, or the CPU (or MPS) allocator's RuntimeError."""
+    """CUDA's ``OutOfMemoryError``, the CPU (or MPS) allocator's RuntimeError, or a CUDA library's
+    own allocation failing (``CUBLAS_STATUS_ALLOC_FAILED``, as when a cuBLAS handle is created on a
+    GPU torch's cache has filled; cuDNN's and cuSOLVER's alike), which torch raises as a RuntimeError."""
     if isinstance(e, torch.OutOfMemoryError):
         return True
     text = str(e)
-    return isinstance(e, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
+    return isinstance(e, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text
+                                            or "_STATUS_ALLOC_FAILED" in text)
 
 
 def batch_shape(batch: dict) -> str:

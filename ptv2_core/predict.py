@@ -9,18 +9,21 @@ from ptv2_core.adapter import LoadedAdapter
 from ptv2_core.batching import in_order, length_order
 from ptv2_core.evaluate import autocast
 from ptv2_core.memory import batch_shape, fits
+from ptv2_core.precision import scoring_bf16
 from ptv2_core.tasks.encode import encode_texts, encode_words
 
 
 @torch.no_grad()
 def predict(adapter: LoadedAdapter, texts: list[str], batch_size: int = 64,
-            on_batch: Callable[[int], object] | None = None, bf16: bool = True) -> list[dict]:
+            on_batch: Callable[[int], object] | None = None, bf16: bool | None = None) -> list[dict]:
     """Sequence tasks: ``{"label", "score"}`` per text (score = softmax probability of the label).
     Token tasks: ``{"tokens", "tags", "scores"}`` per text, split on whitespace, one tag per word,
     as valid BIO (``as_bio``); a score is the probability of the word's argmax tag.
     ``on_batch(n)`` is called after each batch of ``n`` texts (a progress bar's ``update``).
-    On CUDA the backbone runs under bf16 autocast, as when the adapter was trained and scored."""
+    On CUDA the backbone runs under bf16 autocast when ``bf16`` says so; None (the default): as the
+    adapter was trained (``ptv2_core.precision``)."""
     model, spec, tok = adapter.model, adapter.spec, adapter.tokenizer
+    bf16 = scoring_bf16(adapter.config, bf16)
     model.eval()
     device = next(model.parameters()).device
     out: list[dict] = []

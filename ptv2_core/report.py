@@ -7,6 +7,7 @@ import torch
 
 from ptv2_core.adapter import LoadedAdapter, own_task
 from ptv2_core.evaluate import evaluate
+from ptv2_core.precision import scoring_bf16
 from ptv2_core.tasks import load_task
 from ptv2_core.tasks.splits import split_hash
 from ptv2_core.tasks.encode import Collator, encode
@@ -56,11 +57,13 @@ def runtime(model) -> dict:
 
 def evaluate_adapter(loaded: LoadedAdapter, task: str | None = None, *, seed: int = 0,
                      max_eval: int | None = None, prompt_len: int | None = None, batch_size: int = 128,
-                     batch_option: str = "--batch-size", progress: bool = False, test_hash: bool = False) -> dict:
+                     batch_option: str = "--batch-size", progress: bool = False, test_hash: bool = False,
+                     bf16: bool | None = None) -> dict:
     """Dev and test metrics of an adapter on ``task`` (default: its own, as training named it:
     ``own_task``), ``batch_size`` rows scored at a time (``progress``: a bar per split on a
     terminal). The task's label list must be the adapter's. ``test_hash``: also the test rows'
-    ``split_hash`` (``test_data_hash``, as metrics.json records it)."""
+    ``split_hash`` (``test_data_hash``, as metrics.json records it). ``bf16``: autocast on CUDA; None:
+    as the adapter was trained (``ptv2_core.precision``)."""
     spec, data = load_task(task or own_task(loaded.config), seed=seed, max_eval=max_eval, max_train=1,
                            label_notes=False)  # training's notes: nothing an evaluation can change
     check_adapter_labels(spec, loaded.spec)
@@ -72,7 +75,8 @@ def evaluate_adapter(loaded: LoadedAdapter, task: str | None = None, *, seed: in
     for split in ("dev", "test"):
         enc = encode(data[split], loaded.tokenizer, loaded.spec, loaded.spec.max_length)
         out[split] = evaluate(loaded.model, enc, scoring, collator, device, batch_size, prompt_len=prompt_len,
-                              batch_option=batch_option, progress=f"score {split}" if progress else None)
+                              bf16=scoring_bf16(loaded.config, bf16), batch_option=batch_option,
+                              progress=f"score {split}" if progress else None)
     if test_hash:
         out["test_data_hash"] = split_hash(spec, data["test"])
     return out

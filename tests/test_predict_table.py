@@ -169,11 +169,11 @@ def test_ctrl_c_while_labelling_leaves_the_out_file_as_it_was(trec, tmp_path, mo
 
     real = ptv2_core.predict.predict
 
-    def interrupted_after_a_batch(loaded, texts, batch_size, on_batch=None):
+    def interrupted_after_a_batch(loaded, texts, batch_size, on_batch=None, **options):
         def then_ctrl_c(n):
             on_batch(n)
             os.kill(os.getpid(), signal.SIGINT)  # as a terminal's Ctrl-C, after the first real batch
-        return real(loaded, texts, batch_size, on_batch=then_ctrl_c)
+        return real(loaded, texts, batch_size, on_batch=then_ctrl_c, **options)
 
     (tmp_path / "d.csv").write_text("text\n" + "".join(f"question {i} ?\n" for i in range(8)))
     out = tmp_path / "o.csv"
@@ -217,9 +217,9 @@ def test_a_table_is_labelled_and_written_in_chunks_the_same_as_whole(trec, tmp_p
     whole = {n: run("predict", "--adapter", str(trec), "--file", str(tmp_path / n), "--scores") for n in ("d.csv", "d.jsonl")}
     real, sizes = ptv2_core.predict.predict, []
 
-    def counted(loaded, todo, batch_size, on_batch=None):
+    def counted(loaded, todo, batch_size, on_batch=None, **options):
         sizes.append(len(todo))
-        return real(loaded, todo, batch_size, on_batch=on_batch)
+        return real(loaded, todo, batch_size, on_batch=on_batch, **options)
 
     monkeypatch.setattr(ptv2_core.predict, "predict", counted)
     monkeypatch.setattr(predict_table, "CHUNK", 3)

@@ -9,6 +9,7 @@ from collections import Counter
 
 from ptv2_core.adapter import LoadedAdapter
 from ptv2_core.evaluate import predict_split
+from ptv2_core.precision import trained_bf16
 from ptv2_core.tasks import TaskSpec, load_task
 from ptv2_core.tasks.encode import Collator, encode
 
@@ -31,7 +32,7 @@ def predict_ids(loaded: LoadedAdapter, rows, batch_size: int = 64, progress: str
     enc = encode(rows, loaded.tokenizer, spec, spec.max_length)
     device = next(loaded.model.parameters()).device
     preds, golds, _ = predict_split(loaded.model, enc, spec, Collator(loaded.tokenizer, spec), device, batch_size,
-                                    batch_option=batch_option, progress=progress)
+                                    bf16=trained_bf16(loaded.config), batch_option=batch_option, progress=progress)
     return preds, golds
 
 

@@ -11,6 +11,9 @@ from pipelines.cli.app import app
 from pipelines.cli.common import bars_on_a_terminal_only, check_batch_size, registered_version
 from pipelines.cli.option_names import options_named
 
+BF16_HELP = ("On CUDA, bf16 autocast (--bf16) or fp32 (--no-bf16); default: as the adapter was trained (its "
+             "train_config's bf16). No effect on CPU.")
+
 
 @app.command("eval")
 def eval_(
@@ -28,6 +31,7 @@ def eval_(
     pretrained: Optional[Path] = typer.Option(None, help="A pre-trained prompt folder (`ptv2 pretrain`) instead of an "
                                               "adapter: every pre-training task's dev score at each length."),
     lengths: Optional[str] = typer.Option(None, help="With --pretrained: comma-separated lengths (default: its own)."),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help=BF16_HELP, show_default=False),
 ) -> None:
     """Score an adapter on a task's dev and test splits, or a pre-trained prompt at each length; prints JSON.
 
@@ -47,6 +51,9 @@ def eval_(
     if seed is not None:
         check_seed(seed, "--seed")
     if pretrained is not None:
+        if bf16 is not None:
+            raise Ptv2Error("--bf16/--no-bf16 applies to an adapter or a registered version, not --pretrained "
+                            "(a pre-trained prompt is scored in bf16 on CUDA)")
         from ptv2_core.multitask import evaluate_pretrained, parse_lengths, read_pretrained_config
         from ptv2_core.multitask.evaluate import scored_lengths
 
@@ -95,7 +102,7 @@ def eval_(
                    f"when trained); this scores every row. Pass --max-eval {trained_on} to reproduce those numbers.",
                    err=True)
     result = evaluate_adapter(loaded, scored_on, seed=0 if seed is None else seed, max_eval=max_eval, prompt_len=prompt_len,
-                              batch_size=batch_size, progress=True)
+                              batch_size=batch_size, progress=True, bf16=bf16)
     typer.echo(json.dumps(result | ({"prompt_len": prompt_len} if prompt_len is not None else {}), indent=2))
 
 

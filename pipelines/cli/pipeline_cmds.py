@@ -102,11 +102,18 @@ def _this_ptv2() -> str:
 
 
 @app.command("compile")
-def compile_(out: Path = typer.Option(Path("ptv2-pipeline.yaml"), help="Where to write the pipeline YAML.")) -> None:
+def compile_(
+    out: Path = typer.Option(Path("ptv2-pipeline.yaml"), help="Where to write the pipeline YAML."),
+    step_gpus: int = typer.Option(0, help="GPUs for pre-training, the final adapter and promotion's scoring: 0 (CPU "
+                                  "image, no GPU) or 1 (the CUDA image, one accelerator, PTV2_DEVICE=cuda). The "
+                                  "search's trials take gpus_per_trial on Ray either way."),
+    accelerator: str = typer.Option("nvidia.com/gpu", help="With --step-gpus 1: the Kubernetes resource the steps "
+                                    "request, e.g. nvidia.com/gpu or a MIG slice nvidia.com/mig-1g.10gb."),
+) -> None:
     """Compile the pipeline for Kubeflow Pipelines (upload it in the UI, or use `ptv2 submit`)."""
     from pipelines.compile import compile_pipeline
 
-    typer.echo(f"wrote {compile_pipeline(out)}")
+    typer.echo(f"wrote {compile_pipeline(out, step_gpus=step_gpus, accelerator=accelerator)}")
 
 
 @app.command()

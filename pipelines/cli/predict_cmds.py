@@ -11,6 +11,7 @@ import typer
 
 from pipelines.cli.app import app
 from pipelines.cli.common import check_batch_size, registered_version
+from pipelines.cli.eval_cmds import BF16_HELP
 
 
 @app.command()
@@ -38,6 +39,7 @@ def predict(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per text."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
     batch_size: int = typer.Option(64, help="Texts labelled at a time."),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help=BF16_HELP, show_default=False),
 ) -> None:
     """Print one label per text (tags per word for NER), from an adapter folder or a registered model."""
     from ptv2_core.adapter import load_adapter
@@ -72,7 +74,7 @@ def predict(
             loaded = load_adapter(adapter, device=pick_device(device)) if model is None else \
                 registered_version(model, device).adapter
             predict_table(loaded, file, table, text_column=text_column, out=out, overwrite=overwrite,
-                          scores=scores, batch_size=batch_size)
+                          scores=scores, batch_size=batch_size, bf16=bf16)
         return
     from pipelines.cli.lines import InputLines, open_lines, streamed
     from pipelines.cli.sigint import sigint_between_batches
@@ -101,7 +103,8 @@ def predict(
         try:
             for chunk in source.chunks():
                 with sigint.held():
-                    rows = run_predict(loaded, chunk, batch_size, on_batch=lambda n: (bar.update(n), sigint.check()))
+                    rows = run_predict(loaded, chunk, batch_size, on_batch=lambda n: (bar.update(n), sigint.check()),
+                                      bf16=bf16)
                     for text, p in zip(chunk, rows):  # --json lines carry their text: joinable to the input
                         if "label" in p and not text.strip():  # nothing to classify: no made-up label
                             p = {"label": None, "score": None}

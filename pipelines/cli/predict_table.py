@@ -47,17 +47,17 @@ def prediction_columns(rows: list[dict | None], kind: str, scores: bool, joined:
     return cols
 
 
-def label(loaded, texts: list[str | None], batch_size: int, bar) -> list[dict | None]:
-    """``predict``'s rows for ``texts`` (None for no text)."""
+def label(loaded, texts: list[str | None], batch_size: int, bar, bf16: bool | None = None) -> list[dict | None]:
+    """``predict``'s rows for ``texts`` (None for no text); ``bf16`` None: as the adapter was trained."""
     from ptv2_core.predict import predict
 
     todo = [t for t in texts if t is not None]
-    done = iter(predict(loaded, todo, batch_size, on_batch=bar.update) if todo else ())
+    done = iter(predict(loaded, todo, batch_size, on_batch=bar.update, bf16=bf16) if todo else ())
     return [None if t is None else next(done) for t in texts]
 
 
 def predict_table(loaded, file: str, table: Table, *, text_column: str | None, out: Path | None, overwrite: bool,
-                  scores: bool, batch_size: int) -> None:
+                  scores: bool, batch_size: int, bf16: bool | None = None) -> None:
     """Label ``table`` (read from ``file``) and write it with its prediction columns, ``CHUNK``
     rows at a time (a Parquet table at once); a progress bar on a terminal, and a Ctrl-C stops it
     before anything is written."""
@@ -74,7 +74,7 @@ def predict_table(loaded, file: str, table: Table, *, text_column: str | None, o
             if suffix == ".parquet":
                 df = table.whole
                 added = prediction_columns(label(loaded, texts_of(df[column].tolist(), spec.type, column, file),
-                                                 batch_size, bar), spec.type, scores, joined=False)
+                                                 batch_size, bar, bf16), spec.type, scores, joined=False)
                 df.assign(**added).to_parquet(f, index=False)
             else:
                 added_names = list(PREDICTED[spec.type][:2 if scores else 1])
@@ -82,7 +82,7 @@ def predict_table(loaded, file: str, table: Table, *, text_column: str | None, o
                          ".json": b"[\n"}[suffix])
                 for start, part in table.chunks(CHUNK):
                     rows = label(loaded, texts_of(part[column].tolist(), spec.type, column, file, start + 1),
-                                 batch_size, bar)
+                                 batch_size, bar, bf16)
                     added = prediction_columns(rows, spec.type, scores, joined=suffix == ".csv")
                     f.write(chunk_text(table_lines(part, names, added, suffix, start + 1, input_name(file)), suffix,
                                        start == 0).encode("utf-8"))
