@@ -66,12 +66,16 @@ def main(argv=None) -> None:
     try:
         report = json.loads(args.report.read_text())
         seeds = [d["meta"]["settings"] for d in report["per_seed"]]
-    except (OSError, ValueError, KeyError) as e:
-        fail(f"--report: not a combined multitask report: {e}")
+        # every part used below, read here: a missing one is an error line, not a traceback mid-way
+        runs, _summary, _seed_runs = report["runs"], report["summary"], [d["runs"] for d in report["per_seed"]]
+    except KeyError as e:  # a per-seed report, or another script's: say which part is missing
+        fail(f"--report '{args.report}': not a combined multitask report (it has no {e} part)")
+    except (OSError, ValueError, TypeError) as e:
+        fail(f"--report '{args.report}': not a combined multitask report: {e}")
     cells = []
     for c in args.cells:
         task, _, n = c.partition(":")
-        if task not in report["runs"] or n not in report["runs"][task]:
+        if task not in runs or n not in runs[task]:
             fail(f"--cells {c!r}: the report has no such task:length")
         cells.append((task, int(n)))
     torch.set_num_threads(seeds[0]["threads"])

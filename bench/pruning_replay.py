@@ -16,7 +16,8 @@ search's cost.
     .venv/bin/python bench/pruning_replay.py [--report bench/results/search_cost.json]
         [--settings 1:3 2:3 3:3 1:2 2:2] [--trials N] [--replays 2000]
 
-writes ``bench/results/pruning_replay.json`` and ``pruning_replay.md``.
+writes ``bench/results/pruning_replay.json``, ``pruning_replay.md`` and ``pruning_replay.png``; ``--replot``
+draws the picture again from the JSON there.
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ import numpy as np
 
 from search_cost import POINTS, RESULTS, TARGET, read_report  # the same target as the search-cost bench (bench/ is on the path)
 
-from bench._args import Parser, check_out, fail, positive, progress, write_files  # search_cost put the root on the path
+from bench._args import Parser, check_out, fail, figure_bytes, positive, progress, write_files  # search_cost put the root on the path
+from bench._plots import grouped_bars, replot
 
 
 def brackets_of(grace: int, factor: int, brackets: int, epochs: int) -> tuple[list[list[int]], list[float]]:
@@ -84,20 +86,44 @@ def replay(curves: list[list[float]], order: list[int], grace: int, factor: int,
     return None
 
 
+def setting_name(setting: str) -> str:
+    """"1:3" -> "grace 1, factor 3" (and ", 2 brackets" for "1:3:2")."""
+    parts = setting.split(":")
+    return f"grace {parts[0]}, factor {parts[1]}" + (f", {parts[2]} brackets" if len(parts) == 3 else "")
+
+
+def figure(doc: dict):
+    """The picture beside the table: per row, each setting's share of replays meeting the target (filled)
+    and reaching 0.5 pt of the grid's best at all (outline)."""
+    rows = doc["rows"]
+    names = list(rows[0]["settings"])
+    return grouped_bars(
+        [f"{r['task']}\n{r['start']}" for r in rows],
+        {setting_name(n): [100 * r["settings"][n]["p_target"] for r in rows] for n in names},
+        outline={setting_name(n): [100 * r["settings"][n]["p_reached"] for r in rows] for n in names},
+        ylabel="% of replayed random searches", ylim=(0, 100),
+        title=f"Pruning replay ({doc['replays']} replays per bar): filled, within 0.5 pt of the grid's best at "
+              "≤ 35 % of its trial-epochs; outline, within 0.5 pt at all")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = Parser(" ".join(__doc__.split("\n\n")[0].split()),
-               writes="OUT/pruning_replay.json and OUT/pruning_replay.md (default OUT: bench/results).",
+               writes="OUT/pruning_replay.json, OUT/pruning_replay.md and OUT/pruning_replay.png (default OUT: "
+                      "bench/results); --replot: only the picture, from OUT/pruning_replay.json.",
                takes="the defaults (5 settings × 2000 replays of each report row): 1-2 minutes on CPU; "
-                     "--replays 50: seconds. Trains nothing: it replays the report's recorded grid curves.")
+                     "--replays 50: seconds; --replot: seconds. Trains nothing: it replays the report's recorded grid curves.")
     p.add_argument("--report", type=Path, default=RESULTS / "search_cost.json")
     p.add_argument("--settings", nargs="+", default=["1:3", "2:3", "3:3", "1:2", "2:2"],
                    help="grace:factor[:brackets] settings to compare (brackets: Ray's ASHA brackets, default 1)")
     p.add_argument("--trials", type=positive, default=None, help="default: the trials of the report's rows")
     p.add_argument("--replays", type=positive, default=2000, help="random searches per setting and row (default 2000)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON and the table (default: bench/results)")
+    p.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON, table and plot (default: bench/results)")
+    p.add_argument("--replot", action="store_true", help="replay nothing: draw OUT/pruning_replay.png again from its JSON")
     args = p.parse_args(argv)
     check_out(args.out)
+    if args.replot:
+        return replot(args.out, "pruning_replay", figure)
     report = read_report(args.report)
     try:
         settings = [tuple(int(x) for x in s.split(":")) for s in args.settings]
@@ -124,8 +150,7 @@ def main(argv: list[str] | None = None) -> None:
                 "p_reached": sum(s is not None for s in spent) / len(spent)}
         rows.append({"task": row["task"], "start": row["start"], "trials": trials, "settings": out})
     doc = {"report": str(args.report), "replays": args.replays, "seed": args.seed, "rows": rows}
-    head = " | ".join("grace {}, factor {}".format(*s.split(":")) + (f", {s.split(':')[2]} brackets" if s.count(":") == 2
-                                                                     else "") for s in rows[0]["settings"])
+    head = " | ".join(setting_name(s) for s in rows[0]["settings"])
     lines = ["# Pruning replay: share of random searches within 0.5 pt of the grid's best at ≤ 35 % of its "
              "trial-epochs (and within 0.5 pt at all)", "",
              f"{args.replays} replays per cell, configurations drawn at random from each row's grid; no TPE.", "",
@@ -134,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         cells = " | ".join(f"{v['p_target']:.2f} ({v['p_reached']:.2f})" for v in r["settings"].values())
         lines.append(f"| {r['task']} | {r['start']} | {r['trials']} | {cells} |")
     write_files(args.out, {"pruning_replay.json": json.dumps(doc, indent=2) + "\n",
-                           "pruning_replay.md": "\n".join(lines) + "\n"})
+                           "pruning_replay.md": "\n".join(lines) + "\n", "pruning_replay.png": figure_bytes(figure(doc))})
     print("\n".join(lines))
 
 

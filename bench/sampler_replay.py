@@ -13,7 +13,8 @@ Use it after changing anything TPE sees (how trial ends are told, sampler settin
 
     .venv/bin/python bench/sampler_replay.py [--report bench/results/search_cost.json]
 
-writes ``bench/results/sampler_replay.json`` and ``sampler_replay.md``; exits 1 when a search
+writes ``bench/results/sampler_replay.json``, ``sampler_replay.md`` and ``sampler_replay.png`` (``--replot``:
+only the picture, from that JSON); exits 1 when a search
 would change, and 2, writing nothing, for a report whose grid is of another lr range than the
 packaged space's (such a search would be proposed other points whatever the sampler code).
 """
@@ -37,7 +38,8 @@ from optuna_studies.study import open_storage, prepare_study  # noqa: E402
 from optuna_studies.tuner import METRIC  # noqa: E402
 from search_cost import LEGACY_SAMPLER, RESULTS, grid_lrs, read_report  # noqa: E402 (bench/ is on the path)
 
-from bench._args import Parser, check_out, write_files  # noqa: E402
+from bench._args import Parser, check_out, figure_bytes, write_files  # noqa: E402
+from bench._plots import grouped_bars, replot  # noqa: E402
 
 
 def replay_search(task: str, epochs: int, trials: list[dict], seed: int, db: Path, sampler: dict | None = None) -> dict:
@@ -78,15 +80,36 @@ def other_range(report: dict) -> str | None:
     return None
 
 
+def figure(doc: dict):
+    """The picture beside the table: per row (task, start) and TPE seed, the share of the recorded trials
+    the current searcher proposed again before the first difference (100 %: the search stands)."""
+    searches = doc["searches"]
+    rows = list(dict.fromkeys((s["task"], s["start"]) for s in searches))
+    seeds = sorted({s["seed"] for s in searches})
+    by = {(s["task"], s["start"], s["seed"]): s for s in searches}
+    share = {f"TPE seed {seed}": [100 * by[(*r, seed)]["same"] / by[(*r, seed)]["recorded"] if (*r, seed) in by else None
+                                  for r in rows] for seed in seeds}
+    same = sum(s["first_difference"] is None for s in searches)
+    return grouped_bars([f"{t}\n{st}" for t, st in rows], share, ylabel="% of recorded trials\nproposed as recorded",
+                        ylim=(0, 110), hline=(100, "all: the search stands"),
+                        title=f"Sampler replay of {'/'.join(Path(doc['report']).parts[-2:])}: {same} of {len(searches)} searches "
+                              "proposed exactly as recorded")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = Parser(" ".join(__doc__.split("\n\n")[0].split()),
-               writes="OUT/sampler_replay.json and OUT/sampler_replay.md (default OUT: bench/results); exit 1 when "
-                      "a search proposes otherwise than recorded.",
-               takes="1-2 minutes on CPU for the 18 searches of bench/results/lr3e-3. Trains nothing.")
+               writes="OUT/sampler_replay.json, OUT/sampler_replay.md and OUT/sampler_replay.png (default OUT: "
+                      "bench/results); exit 1 when a search proposes otherwise than recorded; --replot: only the "
+                      "picture, from OUT/sampler_replay.json.",
+               takes="1-2 minutes on CPU for the 18 searches of bench/results/lr3e-3; --replot: seconds. Trains nothing.")
     p.add_argument("--report", type=Path, default=RESULTS / "search_cost.json")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--replot", action="store_true", help="replay nothing: draw OUT/sampler_replay.png again from its JSON")
     args = p.parse_args(argv)
     check_out(args.out)
+    if args.replot:
+        replot(args.out, "sampler_replay", figure)
+        return 0
     report = read_report(args.report)
     problem = other_range(report)
     if problem:
@@ -110,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         diff = r["first_difference"]
         text = "—" if diff is None else f"trial {diff['trial']}: {diff['proposed']} for {diff['recorded']}"
         lines.append(f"| {r['task']} | {r['start']} | {r['seed']} | {r['same']} of {r['recorded']} | {text} |")
-    write_files(args.out, {"sampler_replay.json": json.dumps({"report": str(args.report), "searches": rows}, indent=1),
-                           "sampler_replay.md": "\n".join(lines) + "\n"})
+    doc = {"report": str(args.report), "searches": rows}
+    write_files(args.out, {"sampler_replay.json": json.dumps(doc, indent=1), "sampler_replay.md": "\n".join(lines) + "\n",
+                           "sampler_replay.png": figure_bytes(figure(doc))})
     print("\n".join(lines))
     return 1 if changed else 0
 

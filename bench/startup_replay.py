@@ -19,7 +19,8 @@ sampler settings; it does not predict a search.
     .venv/bin/python bench/startup_replay.py [--report bench/results/lr3e-3/search_cost.json]
         [--seeds 300] [--out DIR]
 
-writes ``startup_replay.json`` and ``startup_replay.md`` in ``--out`` (default: the report's folder).
+writes ``startup_replay.json``, ``startup_replay.md`` and ``startup_replay.png`` in ``--out`` (default: the report's
+folder); ``--replot`` draws the picture again from the JSON there.
 """
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ from optuna_studies.searcher import sampler  # noqa: E402
 from optuna_studies.space import load_space  # noqa: E402
 from optuna_studies.startup import first_points  # noqa: E402
 
-from bench._args import Parser, check_out, positive, progress, write_files  # noqa: E402
+from bench._args import Parser, check_out, figure_bytes, positive, progress, write_files  # noqa: E402
+from bench._plots import grouped_bars, replot  # noqa: E402
 
 # sampler.startup, sampler.length
 DESIGN_NAMES = {"random": "random start-up, length a category (default)", "lhs": "Latin hypercube",
@@ -81,17 +83,35 @@ def one_search(space, curves: dict, lrs: list[float], rungs: list[int], factor: 
     return {"to_target": reached, "best": best, "lengths_tried": len(set(tried))}
 
 
+def figure(doc: dict):
+    """The picture beside the table: per row, each design's share of TPE seeds meeting the target (filled)
+    and reaching 0.5 pt of the grid's best at all (outline)."""
+    rows = doc["rows"]
+    designs = list(rows[0]["designs"])
+    return grouped_bars(
+        [f"{r['task']}\n{r['start']}" for r in rows],
+        {DESIGN_NAMES.get(d, d): [100 * r["designs"][d]["p_target"] for r in rows] for d in designs},
+        outline={DESIGN_NAMES.get(d, d): [100 * r["designs"][d]["p_reached"] for r in rows] for d in designs},
+        ylabel="% of TPE seeds", ylim=(0, 100),
+        title=f"Start-up replay ({doc['seeds']} TPE seeds per bar): filled, within 0.5 pt of the grid's best at "
+              "≤ 35 % of its trial-epochs; outline, within 0.5 pt at all")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = Parser(" ".join(__doc__.split("\n\n")[0].split()),
-               writes="OUT/startup_replay.json and OUT/startup_replay.md (default OUT: the report's folder).",
+               writes="OUT/startup_replay.json, OUT/startup_replay.md and OUT/startup_replay.png (default OUT: the "
+                      "report's folder); --replot: only the picture, from OUT/startup_replay.json.",
                takes="the defaults (300 TPE seeds × 4 designs × each report row): 1-2 minutes on one CPU core (500 seeds "
-                     "took 111 s on bench/results/lr3e-3's 6 rows), plus ~15 s of imports; --seeds 1: seconds. Trains "
+                     "took 111 s on bench/results/lr3e-3's 6 rows), plus ~15 s of imports; --seeds 1, --replot: seconds. Trains "
                      "nothing: TPE proposes, the report's grid curves answer.")
     p.add_argument("--report", type=Path, default=Path(__file__).resolve().parent / "results" / "lr3e-3" / "search_cost.json")
     p.add_argument("--seeds", type=positive, default=300, help="TPE seeds per row and design (0 .. N-1)")
     p.add_argument("--out", type=Path, default=None, help="default: the report's folder")
+    p.add_argument("--replot", action="store_true", help="replay nothing: draw OUT/startup_replay.png again from its JSON")
     args = p.parse_args(argv)
     out_dir = check_out(args.out or args.report.parent)
+    if args.replot:
+        return replot(out_dir, "startup_replay", figure)
     report = read_report(args.report)
     rows = []
     for row in report["rows"]:
@@ -131,7 +151,8 @@ def main(argv: list[str] | None = None) -> None:
                            f"{v['mean_lengths_tried']:.1f})" for v in r["designs"].values())
         lines.append(f"| {r['task']} | {r['start']} | {r['trials']} ({r['n_startup_trials']}) | {cells} |")
     write_files(out_dir, {"startup_replay.json": json.dumps(doc, indent=2) + "\n",
-                          "startup_replay.md": "\n".join(lines) + "\n"})
+                          "startup_replay.md": "\n".join(lines) + "\n",
+                          "startup_replay.png": figure_bytes(figure(doc))})
     print("\n".join(lines))
 
 

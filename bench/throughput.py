@@ -60,7 +60,8 @@ from ptv2_core.heads import Head, HeadConfig, default_pooling  # noqa: E402
 from ptv2_core.model import PromptModel  # noqa: E402
 from ptv2_core.prefix import PromptConfig  # noqa: E402
 
-from bench._args import Parser, check_device, check_out, fail, positive, write_files  # noqa: E402
+from bench._args import Parser, check_device, check_out, fail, figure_bytes, positive, write_files  # noqa: E402
+from bench._plots import grouped_bars, replot  # noqa: E402
 
 BATCH, SEQ, PROMPT, LABELS = 32, 64, 16, 6
 TARGET_SPEED, TARGET_MEMORY, TARGET_VS_PEFT = 1.4, 0.6, 1.25
@@ -597,14 +598,43 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _variant_name(c: dict) -> str:
+    extras = (["torch.compile"] if c["compiled"] else []) + (["attention recompute"] if c["attention"] == "sdpa_recompute" else [])
+    return " + ".join(extras) or "eager"
+
+
+def figure(result: dict):
+    """The picture beside the tables: examples/s (mean ± sd over the samples) per shape and method, a bar per
+    variant (eager, attention recompute, torch.compile); a configuration that failed is marked so."""
+    groups = list(dict.fromkeys((shape, c["method"]) for shape, sr in result["shapes"].items()
+                                for c in sr["configs"].values()))
+    variants = list(dict.fromkeys(_variant_name(c) for sr in result["shapes"].values() for c in sr["configs"].values()))
+    found = {(shape, c["method"], _variant_name(c)): c for shape, sr in result["shapes"].items() for c in sr["configs"].values()}
+
+    def stat(g, v, key):
+        c = found.get((*g, v))
+        return None if c is None or "error" in c else c["examples_per_s"][key]
+
+    m = result["machine"]
+    short = {"full": "full fine-tuning", "ptv2": "P-Tuning v2", "peft": "PEFT prefix"}
+    return grouped_bars([f"{shape}\n{short[method]}" for shape, method in groups],
+                        {v: [stat(g, v, "mean") for g in groups] for v in variants},
+                        errors={v: [stat(g, v, "std") for g in groups] for v in variants}, missing="fails",
+                        ylabel="training examples/s (wall)",
+                        title=f"Training throughput on {m.get('device_name') or m['cpu']} ({m['device']}, "
+                              f"{result['precision']}), batch {result['batch']}, sequence {result['seq_len']}: "
+                              f"mean ± sd over {result['repeats']} samples")
+
+
 def main(argv=None) -> None:
     p = Parser(__doc__.splitlines()[0],
-               writes="OUT/throughput.json (every timed sample, the machine, the versions) and OUT/throughput.md "
-                      "(default OUT: bench/results).",
+               writes="OUT/throughput.json (every timed sample, the machine, the versions), OUT/throughput.md and "
+                      "OUT/throughput.png (default OUT: bench/results); --replot: only the picture, from "
+                      "OUT/throughput.json.",
                takes="CPU defaults (minilm, 6 samples, recompute): several minutes on 2 cores, most of it one fresh "
                      "worker process per configuration for the memory peaks; --shapes tiny-bert --warmup 1 --steps 1 "
                      "--repeats 1: 1-4 minutes. CUDA defaults (bert-large and llama-1b-gqa, eager and "
-                     "torch.compile): not measured yet; --no-compile shortens it most.")
+                     "torch.compile): not measured yet; --no-compile shortens it most. --replot: seconds.")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--shapes", nargs="*", choices=sorted(SHAPES), help="default: minilm on CPU, bert-large and llama-1b-gqa on CUDA")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
@@ -619,7 +649,8 @@ def main(argv=None) -> None:
     p.add_argument("--peft-site", help="a folder holding peft (pip install --no-deps --target DIR peft accelerate psutil)")
     p.add_argument("--timeout", type=positive, default=1800, help="per worker subprocess, seconds")
     p.add_argument("--out", default=str(ROOT / "bench" / "results"),
-                   help="folder for the JSON and the table (default: bench/results)")
+                   help="folder for the JSON, the table and the plot (default: bench/results)")
+    p.add_argument("--replot", action="store_true", help="time nothing: draw OUT/throughput.png again from its JSON")
     p.add_argument("--worker-timing", help=argparse.SUPPRESS)  # the bench's own worker processes
     p.add_argument("--worker-memory", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -630,15 +661,18 @@ def main(argv=None) -> None:
         return
     check_device(args.device)
     check_out(Path(args.out))
+    if args.replot:
+        return replot(Path(args.out), "throughput", figure)
     if args.peft_site and not Path(args.peft_site).is_dir():
         fail(f"--peft-site '{args.peft_site}' is not a folder")
     t0 = time.perf_counter()
     result = run(args)
     result["wall_s"] = time.perf_counter() - t0
     out = Path(args.out)
-    write_files(out, {"throughput.json": json.dumps(result, indent=2) + "\n", "throughput.md": markdown(result)})
+    write_files(out, {"throughput.json": json.dumps(result, indent=2) + "\n", "throughput.md": markdown(result),
+                      "throughput.png": figure_bytes(figure(result))})
     print(markdown(result))
-    print(f"wrote {out / 'throughput.json'} and {out / 'throughput.md'} in {result['wall_s']:.0f} s", file=sys.stderr)
+    print(f"wrote {out / 'throughput.json'}, {out / 'throughput.md'} and {out / 'throughput.png'} in {result['wall_s']:.0f} s", file=sys.stderr)
 
 
 if __name__ == "__main__":

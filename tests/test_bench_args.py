@@ -115,7 +115,7 @@ def test_the_pruning_replay_shows_its_progress_and_writes_its_table(tmp_path, ca
     module.main(["--replays", "3", "--settings", "1:3", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert "report rows replayed" in err and "100%" in err, err[-500:]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["pruning_replay.json", "pruning_replay.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pruning_replay.json", "pruning_replay.md", "pruning_replay.png"]
 
 
 @pytest.mark.parametrize("script", ["multitask", "search_cost", "seed_noise"])
