@@ -223,3 +223,41 @@ def test_a_column_named_almost_as_the_text_column_is_pointed_at(trec, tmp_path, 
     # "its columns: text , id: pass --text-column NAME" left the trailing space to be spotted
     (tmp_path / "d.csv").write_text(f"{header},id\nhi,1\n")
     _user_error(run("predict", "--adapter", str(trec), "--file", str(tmp_path / "d.csv")), hint)
+
+
+@pytest.mark.parametrize("out", [True, False])
+@pytest.mark.parametrize("after", ["open_table", "checked_column"])
+def test_a_table_rewritten_between_its_passes_is_an_error_and_nothing_is_written(trec, tmp_path, monkeypatch, out,
+                                                                                  after):
+    """The columns and row count come from the first pass; a file rewritten before the labelling
+    pass (`text,id`, 2 rows, then `label,text`, 3 rows) was labelled under the old columns, its
+    first row skipped as a header, and the old count reported. The real reader; the rewrite is
+    hooked in after its first pass (open_table) or its check (checked_column, before labelling)."""
+    path = tmp_path / "d.csv"
+    path.write_text("text,id\nWho wrote Hamlet ?,1\nHow far is the moon ?,2\n", encoding="utf-8")
+    module = predict_table_input if after == "open_table" else predict_table
+    real = getattr(module, after)
+
+    def then_rewrite(*args):
+        got = real(*args)
+        path.write_text("label,text\nHUM,What is CPU ?\nLOC,Where is Rome ?\nNUM,How old is Rome ?\n",
+                        encoding="utf-8")
+        return got
+
+    monkeypatch.setattr(module, after, then_rewrite)
+    dest = tmp_path / "out.csv"
+    res = run("predict", "--adapter", str(trec), "--file", str(path), *(["--out", str(dest)] if out else []))
+    assert res.returncode == 2 and res.stdout == "" and not dest.exists()
+    assert res.stderr.startswith("error: ") and "changed while being read" in res.stderr, res.stderr
+    assert "rows labelled" not in res.stderr
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_a_table_rewritten_in_place_with_the_same_columns_is_caught_by_its_row_count(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a"}\n{"text": "b"}\n', encoding="utf-8")
+    table = open_table(path, ".jsonl", str(path))
+    with open(path, "a", encoding="utf-8") as f:
+        f.write('{"text": "c"}\n')
+    with pytest.raises(predict_table_source.Ptv2Error, match="changed while being read"):
+        list(table.chunks(2))

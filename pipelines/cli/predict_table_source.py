@@ -14,6 +14,7 @@ disk: ``TMPDIR``), then read as a file is.
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import sys
 import tempfile
@@ -42,13 +43,17 @@ class Table:
     whole: pd.DataFrame | None = None  # .json, .parquet
     attrs: dict = field(default_factory=dict)  # "header": a CSV's header as written
     checked: dict = field(default_factory=dict)  # column -> how many texts, once every cell is checked
+    stamp: tuple | None = None  # the file's (inode, size, mtime) as first read: a later pass reads the same file
 
     def chunks(self, size: int) -> Iterator[tuple[int, pd.DataFrame]]:
-        """(index of its first row, frame of up to ``size`` rows), in order."""
+        """(index of its first row, frame of up to ``size`` rows), in order. A file rewritten since
+        it was first read (its columns and row count taken then) is an error, at the start or the
+        end of the pass: its rows would be labelled under the old columns."""
         if self.whole is not None:
             for start in range(0, len(self.whole), size):
                 yield start, self.whole.iloc[start:start + size]
             return
+        self._unchanged()
         start, batch = 0, []
         with _records(self) as records:
             for row in records:
@@ -58,6 +63,12 @@ class Table:
                     start, batch = start + size, []
             if batch:
                 yield start, self._frame(batch)
+        self._unchanged(start + len(batch))
+
+    def _unchanged(self, rows: int | None = None) -> None:
+        if _stamp(self.path) != self.stamp or (rows is not None and rows != self.rows):
+            raise Ptv2Error(f"data file {self.shown} changed while being read (it is read more than once); "
+                            "run again once nothing writes to it")
 
     def _frame(self, rows: list) -> pd.DataFrame:
         return pd.DataFrame(rows, columns=self.columns, dtype=object)
@@ -69,16 +80,25 @@ def open_table(path: Path, suffix: str, shown: str) -> Table:
     if suffix not in STREAMED:
         return _whole(path, suffix, shown)
     _check_file(path, shown)
-    table = Table(shown, path, suffix, [], 0)
+    table = Table(shown, path, suffix, [], 0, stamp=_stamp(path))
     for strict in (True, False):  # read_csv's rule: a stray quote, read again leniently
         table.strict = strict
         try:
             table.columns, table.rows = _scan(table)
+            table._unchanged()
             return table
         except csv.Error:
             if not strict:
                 raise
     raise AssertionError("unreachable")
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:  # gone: told when it is opened
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _scan(table: Table) -> tuple[list[str], int]:
