@@ -19,13 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _env() -> dict:
-    return os.environ | {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-
-
-def test_the_status_is_what_a_shell_reports_for_a_writer_sigpipe_killed():
-    proc = subprocess.run(["bash", "-c", "yes | head -1 >/dev/null; echo ${PIPESTATUS[0]}"], capture_output=True,
-                          text=True)
-    assert int(proc.stdout) == EXIT_STATUS == 141
+    # output buffered as it is into a pipe (PYTHONUNBUFFERED, set in some shells, writes it at once)
+    return {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"} | {"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
 def test_output_still_buffered_at_the_end_is_no_exception_ignored():
@@ -54,6 +49,58 @@ def test_other_broken_pipes_are_errors_still():
             "with quiet_exit():\n    os.write(w, b'x')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), cwd=ROOT)
     assert proc.returncode == 1 and "BrokenPipeError" in proc.stderr
+
+
+def _closed_pipe_run(code: str) -> subprocess.CompletedProcess:
+    """``code`` run with its standard output a pipe whose reader has gone (block-buffered, as into
+    a pipe), inside quiet_exit."""
+    body = "".join(f"    {line}\n" for line in code.splitlines())
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        return subprocess.run([sys.executable, "-c", f"from pipelines.cli.broken_pipe import quiet_exit\n"
+                               f"import os, sys\nwith quiet_exit():\n{body}"], stdout=w, stderr=subprocess.PIPE,
+                              text=True, env=_env(), cwd=ROOT)
+    finally:
+        os.close(w)
+
+
+def test_a_failed_command_keeps_its_status_when_only_the_last_flush_hits_the_closed_pipe():
+    # an error (exit 2) after output still buffered: the flush into the closed pipe turned it into
+    # 141, which `set -o pipefail` reads as the reader stopping, not as the error printed
+    proc = _closed_pipe_run("print('x' * 100)\nprint('error: bad input', file=sys.stderr)\nraise SystemExit(2)")
+    assert (proc.returncode, proc.stderr) == (2, "error: bad input\n")
+
+
+def test_standard_output_pointed_at_dev_null_by_a_library_is_no_reader_gone():
+    # fd 1 moved to /dev/null by someone other than rich, then a child's pipe breaks: a real error,
+    # not a silent 141
+    proc = _closed_pipe_run("devnull = os.open(os.devnull, os.O_WRONLY)\nos.dup2(devnull, 1)\n"
+                            "r, w = os.pipe()\nos.close(r)\nos.write(w, b'x')")
+    assert proc.returncode == 1 and "BrokenPipeError" in proc.stderr, proc.stderr
+
+
+def test_without_poll_or_sigpipe_it_imports_and_a_broken_pipe_is_an_error(monkeypatch):
+    """Windows has neither select.poll nor signal.SIGPIPE: the module read both at import (the CLI
+    did not start there); now it imports, exits 141 never, and a broken pipe stays an error."""
+    import importlib
+    import select
+    import signal
+
+    from pipelines.cli import broken_pipe
+
+    monkeypatch.delattr(select, "poll")
+    monkeypatch.delattr(signal, "SIGPIPE")
+    try:
+        module = importlib.reload(broken_pipe)
+        assert module.EXIT_STATUS == 141
+        r, w = os.pipe()
+        os.close(r)
+        assert module._gone(w) is False
+        os.close(w)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(broken_pipe)
 
 
 @pytest.fixture(scope="module")

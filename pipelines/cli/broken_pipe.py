@@ -28,11 +28,15 @@ import signal
 import sys
 from collections.abc import Iterator
 
-EXIT_STATUS = 128 + signal.SIGPIPE  # 141: what a shell reports for a writer SIGPIPE killed
+# 141: what a shell reports for a writer SIGPIPE killed (Windows has no SIGPIPE: 13 is its number elsewhere)
+EXIT_STATUS = 128 + getattr(signal, "SIGPIPE", 13)
 
 
 def _gone(fd: int) -> bool:
-    """Whether ``fd`` is a pipe (or socket) whose reader has gone."""
+    """Whether ``fd`` is a pipe (or socket) whose reader has gone (never, where there is no
+    ``select.poll``: Windows; a broken pipe there is the error it is)."""
+    if not hasattr(select, "poll"):
+        return False
     try:
         poller = select.poll()
         poller.register(fd, select.POLLOUT)
@@ -60,10 +64,11 @@ def _fileno(stream) -> int | None:
         return None
 
 
-def _silence_gone_streams(before: tuple[int, int] | None) -> bool:
+def _silence_gone_streams(before: tuple[int, int] | None, by_rich: bool = False) -> bool:
     """Point standard output and standard error at /dev/null where their reader has gone; whether
     either had. ``before``: standard output's file as the command started; rich (typer's help)
-    points it at /dev/null itself on a broken pipe, then exits 1."""
+    points it at /dev/null itself on a broken pipe, then exits 1 (``by_rich``: only then does
+    standard output moved to /dev/null count; a library may point it there for its own reasons)."""
     gone = [fd for fd in sorted({1, 2, *map(_fileno, (sys.stdout, sys.stderr))} - {None}) if _gone(fd)]
     if gone:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -71,7 +76,7 @@ def _silence_gone_streams(before: tuple[int, int] | None) -> bool:
             os.dup2(devnull, fd)
         os.close(devnull)
     now = _identity(1)
-    return bool(gone) or (now != before and now == _identity_of(os.devnull))
+    return bool(gone) or (by_rich and now != before and now == _identity_of(os.devnull))
 
 
 def _identity_of(path: str) -> tuple[int, int]:
@@ -83,21 +88,58 @@ def _identity_of(path: str) -> tuple[int, int]:
 def quiet_exit() -> Iterator[None]:
     """Run a command; where its standard output (or error) was closed by its reader, exit with
     status 141 and print nothing. Output still buffered is flushed here, inside, so that a
-    broken pipe found then is handled too (not at interpreter exit)."""
+    broken pipe found then is handled too (not at interpreter exit). A command that already
+    failed (a non-zero SystemExit, an exception) keeps its status when only that flush fails."""
     before = _identity(1)
     try:
-        try:
-            yield
-        finally:
-            for stream in (sys.stdout, sys.stderr):
-                if stream is not None:
-                    stream.flush()
+        yield
     except SystemExit as e:
         # typer (and rich, printing its help) catch EPIPE themselves and exit 1 while handling it
-        if _is_epipe(e.__context__) and _silence_gone_streams(before):
+        if _is_epipe(e.__context__) and _silence_gone_streams(before, _raised_by_rich(e)):
             raise SystemExit(EXIT_STATUS) from None
+        if e.code in (None, 0):
+            _flush(before)
+        else:
+            _flush_quietly(before)
         raise
     except OSError as e:
         if _is_epipe(e) and _silence_gone_streams(before):
             raise SystemExit(EXIT_STATUS) from None
+        _flush_quietly(before)
         raise
+    except BaseException:
+        _flush_quietly(before)
+        raise
+    _flush(before)
+
+
+def _flush(before: tuple[int, int] | None) -> None:
+    """Flush standard output and error: a reader gone meanwhile is exit status 141."""
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except OSError as e:
+        if _is_epipe(e) and _silence_gone_streams(before):
+            raise SystemExit(EXIT_STATUS) from None
+        raise
+
+
+def _flush_quietly(before: tuple[int, int] | None) -> None:
+    """Flush as ``_flush`` does, for a command that has failed already: a failed flush (a reader
+    gone: its streams pointed at /dev/null, nothing more printed at exit) does not replace its
+    status or its error."""
+    try:
+        _flush(before)
+    except (OSError, SystemExit):
+        pass
+
+
+def _raised_by_rich(e: BaseException) -> bool:
+    """Whether ``e`` was raised by rich's ``Console.on_broken_pipe`` (which points standard output
+    at /dev/null itself, then exits 1)."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb and tb.tb_frame.f_code
+    return bool(code) and code.co_name == "on_broken_pipe" and f"{os.sep}rich{os.sep}" in code.co_filename
