@@ -222,3 +222,23 @@ def test_another_encoding_is_named_with_what_to_do(tmp_path, monkeypatch, text, 
     _stdin(monkeypatch, text.encode(encoding))
     with pytest.raises(Ptv2Error, match=re.escape(said)):
         [*open_lines("-", 4).chunks()]
+
+
+def test_where_select_takes_no_pipe_the_lines_still_come(tmp_path, monkeypatch):
+    """Windows' select takes sockets only (OSError on a pipe): a FIFO's lines are then labelled a
+    chunk per read, not an OSError traceback."""
+    import select
+
+    def sockets_only(*args):
+        raise OSError(10038, "An operation was attempted on something that is not a socket")
+
+    monkeypatch.setattr(select, "select", sockets_only)
+    fifo = tmp_path / "in"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(b"a\nb\nc\n"))
+    writer.start()
+    try:
+        got = [line for chunk in open_lines(str(fifo), 2).chunks() for line in chunk]
+    finally:
+        writer.join(10)
+    assert got == ["a", "b", "c"]

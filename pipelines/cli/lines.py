@@ -136,6 +136,15 @@ def _decoded(raw: Iterable[bytes], name: str, first: int = 1) -> Iterator[str]:
         yield text.removesuffix("\n").removesuffix("\r")
 
 
+def _waiting(fd: int) -> bool:
+    """Whether more is waiting to be read on ``fd`` now (never known on Windows, whose select
+    takes sockets only: a chunk is then what one read gave)."""
+    try:
+        return bool(select.select([fd], [], [], 0)[0])
+    except (OSError, ValueError):
+        return False
+
+
 def _arrived(fd: int, size: int, name: str) -> Iterator[list[str]]:
     """The lines read from ``fd``, in lists of up to ``size``: a list ends when it is full or when
     nothing more is waiting in the pipe. The lines before one that is not UTF-8 come first."""
@@ -160,7 +169,7 @@ def _arrived(fd: int, size: int, name: str) -> Iterator[list[str]]:
             if batch:
                 yield batch
             raise
-        if batch and (not data or not select.select([fd], [], [], 0)[0]):
+        if batch and (not data or not _waiting(fd)):
             yield batch
             batch = []
         if not data:
