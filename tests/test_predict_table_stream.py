@@ -261,3 +261,26 @@ def test_a_table_rewritten_in_place_with_the_same_columns_is_caught_by_its_row_c
         f.write('{"text": "c"}\n')
     with pytest.raises(predict_table_source.Ptv2Error, match="changed while being read"):
         list(table.chunks(2))
+
+
+@pytest.mark.parametrize("encoding,said", [("utf-32", "UTF-32"), ("utf-16", "UTF-16")])
+def test_a_table_with_another_byte_order_mark_is_named_by_it(tmp_path, encoding, said):
+    # a UTF-32 table was called UTF-16 (its mark starts with UTF-16 LE's); lines.py named it right
+    from ptv2_core.tasks.text_file import read_utf8
+
+    path = tmp_path / "d.csv"
+    path.write_text("text\nWho ?\n", encoding=encoding)
+    for read in (lambda: read_utf8(path), lambda: open_table(path, ".csv", str(path))):
+        with pytest.raises(predict_table_source.Ptv2Error) as e:
+            read()
+        assert f"is {said} text" in str(e.value)
+
+
+def test_a_utf16_table_without_a_byte_order_mark_is_hinted_and_prints_no_nul(trec, tmp_path):
+    # read as UTF-8, its column names hold NUL bytes: the error printed them raw, without a hint
+    path = tmp_path / "d.csv"
+    path.write_bytes("text,id\nWho wrote Hamlet ?,1\n".encode("utf-16-le"))
+    res = run("predict", "--adapter", str(trec), "--file", str(path))
+    assert res.returncode == 2 and res.stderr.startswith("error: ") and res.stderr.count("\n") == 1, res.stderr
+    assert "\x00" not in res.stderr
+    assert "UTF-16 without a byte order mark?" in res.stderr

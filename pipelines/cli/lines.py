@@ -24,11 +24,9 @@ from dataclasses import dataclass
 from itertools import islice
 
 from ptv2_core.errors import Ptv2Error
+from ptv2_core.tasks.text_file import other_encoding
 
 _BOM = b"\xef\xbb\xbf"
-# UTF-32's marks first: UTF-32 LE's begins with UTF-16 LE's
-_OTHER_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
-               (b"\xfe\xff", "UTF-16"))
 
 
 @dataclass
@@ -126,7 +124,7 @@ def _decoded(raw: Iterable[bytes], name: str, first: int = 1) -> Iterator[str]:
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as e:
-            utf = number == 1 and next((u for bom, u in _OTHER_BOMS if line.startswith(bom)), None)
+            utf = number == 1 and other_encoding(line)
             if utf:  # a byte order mark says which: Notepad's "Unicode" is UTF-16
                 raise Ptv2Error(f"{name} is {utf} text (its byte order mark says so); save it as UTF-8") from None
             raise Ptv2Error(f"{name} is not UTF-8 text: line {number}, byte {e.start + 1}: {e.reason} (Windows-1252 "

@@ -157,11 +157,15 @@ def pick_column(names: list[str], wanted: str | None, kind: str, task_column: st
 def _no_column(names: list[str], tried: list[str], why: str, file: str, suffix: str) -> None:
     from ptv2_core.tasks.csv_file import other_separator
 
+    nul = any("\x00" in n for n in names)  # UTF-16 read as UTF-8: every other byte a NUL
+    names = [n.replace("\x00", "") for n in names]  # never printed raw
     shown = names[:20] + ([f"... {len(names) - 20} more"] if len(names) > 20 else [])
     sep = other_separator(names) if suffix == ".csv" else None
     wanted = {t.strip().casefold() for t in tried}
     near = next((n for n in names if n.strip().casefold() in wanted), None)  # `Text`, `text ` (a spreadsheet's)
-    fix = f"{sep}: ptv2 reads a CSV's fields separated by commas; save it with commas" if sep else \
+    fix = "UTF-16 without a byte order mark? (its column names hold NUL bytes, shown without them); save it as " \
+        "UTF-8" if nul else \
+        f"{sep}: ptv2 reads a CSV's fields separated by commas; save it with commas" if sep else \
         f"{near!r} differs only in case or spaces: pass --text-column {shlex.quote(near)}" if near is not None else \
         "pass --text-column NAME"
     raise Ptv2Error(f"{input_name(file)} has no column {' or '.join(repr(c) for c in tried)}{why}; its columns: "

@@ -10,14 +10,22 @@ from typing import TextIO
 from ptv2_core.errors import Ptv2Error
 
 _BOM = b"\xef\xbb\xbf"
+# the other Unicode encodings' byte order marks, UTF-32's first: UTF-32 LE's begins with UTF-16 LE's
+OTHER_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
+              (b"\xfe\xff", "UTF-16"))
+
+
+def other_encoding(head: bytes) -> str | None:
+    """The encoding a byte order mark at the start of ``head`` names (not UTF-8's), or None."""
+    return next((name for bom, name in OTHER_BOMS if head.startswith(bom)), None)
 
 
 def read_utf8(path: Path, what: str = "data file") -> str:
     """The file's text. A Windows-1252 or Latin-1 file (a spreadsheet's usual CSV) failed with
     Python's "can't decode byte 0xe9 in position 3", a position in a read buffer, not the file."""
     data = Path(path).read_bytes()
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise Ptv2Error(f"{what} {path} is UTF-16 text; save it as UTF-8")
+    if utf := other_encoding(data[:4]):
+        raise Ptv2Error(f"{what} {path} is {utf} text; save it as UTF-8")
     data = data.removeprefix(_BOM)
     try:
         return data.decode("utf-8")
@@ -30,13 +38,13 @@ def read_utf8(path: Path, what: str = "data file") -> str:
 @contextmanager
 def utf8_text(path: Path, newline: str | None, what: str = "data file", shown: str | None = None) -> Iterator[TextIO]:
     """The file's text as a stream read as it is used (a table labelled in chunks is never held
-    whole), decoded as ``read_utf8`` decodes it and refused as it refuses it: a UTF-16 file, a byte
+    whole), decoded as ``read_utf8`` decodes it and refused as it refuses it: a UTF-16 or UTF-32 file, a byte
     that is not UTF-8 (named by its line once it is read: the same error ``read_utf8`` gives).
     ``shown``: the file's name in those errors (default: ``path``)."""
     shown = str(path) if shown is None else shown
     with open(path, "rb") as raw:
-        if raw.read(2) in (b"\xff\xfe", b"\xfe\xff"):
-            raise Ptv2Error(f"{what} {shown} is UTF-16 text; save it as UTF-8")
+        if utf := other_encoding(raw.read(4)):
+            raise Ptv2Error(f"{what} {shown} is {utf} text; save it as UTF-8")
         raw.seek(0)
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline=newline)  # one leading BOM dropped
         try:
