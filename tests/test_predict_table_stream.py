@@ -28,6 +28,22 @@ CSV = ("\ufeffid,text,source\r\n1,\"Who wrote Hamlet, the play?\",web\r\n,,\r\n2
        "twice\",forum\r\n\r\n3\r\n4,What is CPU ?,web,,\r\n5,Où est la tour Eiffel ?,web\r\n")
 
 
+# JSONL and CSV above labelled (no --scores) by the code before tables were streamed (2e426a5^,
+# whole frames through read_table), generated once; its labels (an untrained prompt's, arbitrary)
+# masked as LABEL: the table around them is what is compared, byte for byte
+GOLDEN = {
+    "d.jsonl": b'{"id": 1, "text": "Who wrote Hamlet ?", "n": 1.50, "pred_label": "LABEL"}\n'
+               b'{"id": 2, "text": "How far is the moon ?", "tags": [true, null, 1e400], "pred_label": "LABEL"}\n'
+               b'{"id": 3, "text": null, "extra": {"a": 1}, "pred_label": null}\n'
+               b'{"id": 4, "text": "O\xc3\xb9 est la tour Eiffel ?", "n": -0, "pred_label": "LABEL"}\n'
+               b'{"id": 5, "pred_label": null}\n'
+               b'{"id": 6, "text": "What is CPU ?", "flag": false, "pred_label": "LABEL"}\n',
+    "d.csv": b'id,text,source,pred_label\n1,"Who wrote Hamlet, the play?",web,LABEL\n'
+             b'2,"How far is the moon?\nAsked twice",forum,LABEL\n3,,,\n4,What is CPU ?,web,LABEL\n'
+             b'5,O\xc3\xb9 est la tour Eiffel ?,web,LABEL\n',
+}
+
+
 def _whole(path: Path, suffix: str, shown: str) -> Table:
     """The table as it was read before: the task data reader's whole frame, sliced into chunks."""
     from ptv2_core.tasks.files import read_table
@@ -59,6 +75,20 @@ def test_read_a_chunk_at_a_time_the_output_is_byte_for_byte_the_whole_files(trec
         outs[how] = out.read_bytes()
     assert outs["streamed"] == outs["whole"]
     assert outs["streamed"].count(b"\n") == (7 if name == "d.csv" else 6)  # a CSV's quoted line feed, its header
+
+
+@pytest.mark.parametrize("name,content", [("d.jsonl", JSONL), ("d.csv", CSV)])
+def test_read_a_chunk_at_a_time_the_output_is_the_old_codes(trec, tmp_path, monkeypatch, name, content):
+    """A control outside the new code: the test above compares two runs through the same writer."""
+    import re
+
+    (tmp_path / name).write_bytes(content.encode("utf-8"))
+    monkeypatch.setattr(predict_table, "CHUNK", 2)
+    monkeypatch.setattr(predict_table_input, "CHUNK", 2)
+    out = tmp_path / f"out{Path(name).suffix}"
+    res = run("predict", "--adapter", str(trec), "--file", str(tmp_path / name), "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert re.sub(rb"\b(ABBR|DESC|ENTY|HUM|LOC|NUM)\b", b"LABEL", out.read_bytes()) == GOLDEN[name]
 
 
 def _peak(fn) -> int:
@@ -115,11 +145,6 @@ def test_a_stray_quote_reads_the_csv_leniently_as_training_reads_it(tmp_path):
     assert not table.strict
     got = [r for _, part in table.chunks(1) for r in part.values.tolist()]
     assert got == read_table(path).values.tolist()
-
-
-def test_module_keeps_chunk_in_step_with_the_labelling():
-    assert predict_table.CHUNK == predict_table_input.CHUNK == 4096
-    assert predict_table_source.STREAMED == (".csv", ".jsonl")
 
 
 def _stdin(monkeypatch, data: bytes) -> None:
