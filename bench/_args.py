@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
+import os
 import sys
 import tempfile
 import textwrap
@@ -128,23 +130,36 @@ def figure_bytes(fig, dpi: float | str = "figure") -> bytes:
 
 
 def write_files(folder: Path, files: dict[str, str | bytes]) -> None:
-    """Write ``files`` (name: text or bytes) into ``folder``: every one to a temporary name first, then
-    all moved into place, so a failure leaves the old results or none, never half a file."""
+    """Write ``files`` (name: text or bytes, text as UTF-8) into ``folder``: every one to a temporary
+    name of its own first (two runs into one folder never share one), then all moved into place, so a
+    failure leaves the old results or none, never half a file."""
     folder.mkdir(parents=True, exist_ok=True)
     temps = []
     try:
         for name, content in files.items():
-            tmp = folder / f".{name}.tmp"
-            temps.append((tmp, folder / name))
-            if isinstance(content, bytes):
-                tmp.write_bytes(content)
-            else:
-                tmp.write_text(content)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+            temps.append((Path(tmp), folder / name))
+            with os.fdopen(fd, "wb") as f:
+                f.write(content if isinstance(content, bytes) else content.encode("utf-8"))
         for tmp, final in temps:
             tmp.replace(final)
     finally:
         for tmp, _ in temps:
             tmp.unlink(missing_ok=True)
+
+
+def write_file(path: Path, content: str | bytes) -> None:
+    """One file written whole or not at all (its folder made if need be): see ``write_files``."""
+    write_files(path.parent, {path.name: content})
+
+
+def read_json(path: Path, what: str):
+    """``path``'s JSON, else exit 2 with one error line (``what``: whose file, such as ``--work 'w'``)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        fail(f"{what}: '{path}' is not readable JSON ({e})" if isinstance(e, ValueError)
+             else f"{what}: cannot read '{path}': {e.strerror or e}")
 
 
 def progress(items, desc: str, total: int | None = None):

@@ -39,6 +39,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
+from bench._args import write_file  # noqa: E402 (stdlib only: runs where torch, transformers, safetensors are)
 from ptv2_core.backbone import geometry  # noqa: E402
 from ptv2_core.device import pick_device  # noqa: E402
 from ptv2_core.heads import HeadConfig  # noqa: E402
@@ -249,8 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                                    "traceback": traceback.format_exc()[-3000:]}
         doc["checks"][name]["seconds"] = round(time.perf_counter() - t0, 2)
     doc["ok"] = all(c["ok"] for c in doc["checks"].values())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    write_file(args.out, json.dumps(doc, indent=2) + "\n")  # whole or absent
     print(json.dumps({"ok": doc["ok"], "out": str(args.out),
                       "failed": [k for k, c in doc["checks"].items() if not c["ok"]]}))
     return 0 if doc["ok"] else 1

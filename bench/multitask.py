@@ -67,7 +67,7 @@ from ptv2_core.multitask import PretrainConfig, init_from_pretrained, pretrain, 
 from ptv2_core.train import TrainConfig, train  # noqa: E402
 
 from bench._args import (Parser, above_zero, check_device, check_out, check_tasks, fail, figure_bytes,  # noqa: E402
-                         lengths, natural, positive, write_files)
+                         lengths, natural, positive, write_file, write_files)
 
 STARTS = ("random", "pretrained", "held_out")
 
@@ -199,10 +199,7 @@ def kept_run(args, work: Path, task: str, length: int, start: str, train_it) -> 
         if run_key(doc.get("settings") or {}) == key:
             return doc["result"], True
     result = train_it()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"settings": key, "result": result}, indent=2) + "\n")
-    tmp.replace(path)  # whole or absent: a stop mid-write leaves no half result
+    write_file(path, json.dumps({"settings": key, "result": result}, indent=2) + "\n")  # whole or absent
     return result, False
 
 

@@ -34,7 +34,7 @@ import torch  # noqa: E402
 
 from multitask import paired_cell, paired_interval, run_one, summarise  # noqa: E402
 
-from bench._args import Parser, check_out, fail, write_files  # noqa: E402
+from bench._args import Parser, check_out, fail, write_file, write_files  # noqa: E402
 
 OFFSET = 1000  # the second random start's training seed: the report's seed + OFFSET
 
@@ -89,9 +89,7 @@ def main(argv=None) -> None:
                 if args.only_report:
                     break
                 r = second_random(settings, task, n, seed)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.with_suffix(".tmp").write_text(json.dumps(r) + "\n")
-                path.with_suffix(".tmp").replace(path)
+                write_file(path, json.dumps(r) + "\n")  # whole or absent
                 print(f"{task} L={n} seed {seed}: {[round(s, 3) for s in r['dev_by_epoch']]} ({r['seconds']:.0f}s)",
                       flush=True)
             again = json.loads(path.read_text())

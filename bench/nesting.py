@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -36,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from multitask import RUN_NEUTRAL, paired_cell, paired_interval, per_seed_rows  # noqa: E402
 
-from bench._args import Parser, check_out, fail, figure_bytes, lengths, write_files  # noqa: E402 (multitask puts the root on the path)
+from bench._args import Parser, check_out, fail, figure_bytes, lengths, write_file, write_files  # noqa: E402 (multitask puts the root on the path)
 
 KINDS = ("nested", "flat")
 MEASURES = {"zero_shot": "no per-task training", "epoch1": "after epoch 1", "best": "best"}
@@ -81,9 +80,7 @@ def slice_scores(folder: Path, lengths: list[int]) -> dict:
         fail(str(e))
     doc = {"lengths": lengths, "max_eval": cfg["max_eval"], "seed": cfg["seed"], "nested": cfg["nested"],
            "scores": {t: {n: m["score"] for n, m in v["dev"].items()} for t, v in got["tasks"].items()}}
-    tmp = cache.with_name(cache.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(cache)  # whole or absent: another process may be reading it
+    write_file(cache, json.dumps(doc, indent=2) + "\n")  # whole or absent: another process may be reading it
     print(f"{folder}: {json.dumps(doc['scores'])}", flush=True)
     return doc
 

@@ -69,7 +69,8 @@ from optuna_studies.objective import objective  # noqa: E402
 from optuna_studies.search import run_search  # noqa: E402
 from optuna_studies.space import SearchSpace, load_space  # noqa: E402
 
-from bench._args import Parser, check_out, check_tasks, figure_bytes, natural, positive, write_files  # noqa: E402
+from bench._args import (Parser, check_device, check_out, check_tasks, fail, figure_bytes, natural, positive,  # noqa: E402
+                         read_json, write_file, write_files)
 
 RESULTS = ROOT / "bench" / "results"
 POINTS = 0.005  # 0.5 points of a score in [0, 1]
@@ -201,17 +202,8 @@ def check_reused_grid(grid: dict, task: str, model: str, space: SearchSpace, arg
     first = grid["configs"][0]
     again = run_grid(task, model, space, args, init, only=[(first["prompt_len"], first["lr"])])["configs"][0]
     if again["history"] != first["history"]:
-        print(f"error: --reuse: {task} grid (len {first['prompt_len']}, lr {first['lr']:g}) gives "
-              f"{again['history']} now, the report has {first['history']}: its settings or prompt differ",
-              file=sys.stderr)
-        sys.exit(2)
-
-
-def require_device(device: str, what: str) -> None:
-    """Exit 2 with one error line when ``device`` is cuda and torch finds no CUDA GPU (``what``: whose device)."""
-    if device == "cuda" and not torch.cuda.is_available():
-        print(f"error: {what}: torch finds no CUDA GPU on this machine", file=sys.stderr)
-        sys.exit(2)
+        fail(f"--reuse: {task} grid (len {first['prompt_len']}, lr {first['lr']:g}) gives "
+             f"{again['history']} now, the report has {first['history']}: its settings or prompt differ")
 
 
 def prompt_sha(folder: str | None) -> str | None:
@@ -221,8 +213,7 @@ def prompt_sha(folder: str | None) -> str | None:
     try:
         return hashlib.sha256((Path(folder) / "prompt.safetensors").read_bytes()).hexdigest()[:16]
     except OSError as e:
-        print(f"error: --pretrained '{folder}' holds no readable prompt.safetensors: {e.strerror}", file=sys.stderr)
-        sys.exit(2)
+        fail(f"--pretrained '{folder}' holds no readable prompt.safetensors: {e.strerror}")
 
 
 def trial_epochs(trial: dict) -> int:
@@ -297,18 +288,13 @@ def check_work(work: Path, key: dict) -> None:
     """One --work folder keeps the runs of one set of settings (``key``): exit 2 with one error line
     on a folder of other settings, else create it and record ``key`` in its settings.json."""
     saved = work / "settings.json"
-    if saved.exists() and json.loads(saved.read_text()) != key:
-        print(f"error: --work '{work}' holds runs of other settings {saved.read_text().strip()}: pick another --work",
-              file=sys.stderr)
-        sys.exit(2)
-    work.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(key, sort_keys=True))
+    if saved.exists() and read_json(saved, f"--work '{work}'") != key:
+        fail(f"--work '{work}' holds runs of other settings {saved.read_text().strip()}: pick another --work")
+    write_file(saved, json.dumps(key, sort_keys=True))  # whole: a stop mid-write leaves none
 
 
 def write_json(path: Path, doc: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(path)
+    write_file(path, json.dumps(doc, indent=2) + "\n")
 
 
 def load_row(rows_dir: Path, task: str, start: str, space: SearchSpace) -> dict | None:
@@ -333,8 +319,7 @@ def read_report(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        print(f"error: --report '{path}' is not a readable search-cost report: {e}", file=sys.stderr)
-        sys.exit(2)
+        fail(f"--report '{path}' is not a readable search-cost report: {e}")
 
 
 def read_reuse(path: Path, key: dict) -> dict:
@@ -342,8 +327,7 @@ def read_reuse(path: Path, key: dict) -> dict:
     try:
         report = json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        print(f"error: --reuse '{path}' is not a readable report: {e}", file=sys.stderr)
-        sys.exit(2)
+        fail(f"--reuse '{path}' is not a readable report: {e}")
     shared = ("model", "max_train", "max_eval", "epochs", "trials")
     theirs = {k: report.get(k) for k in shared} | {"device": report.get("device", "cpu"),
                                                     "concurrency": report.get("concurrency", 1)}
@@ -351,8 +335,7 @@ def read_reuse(path: Path, key: dict) -> dict:
     # whether either has a pre-trained start does not matter: fresh rows are reused as fresh rows, and a
     # pre-trained row's reused grid is checked by training its first configuration from this run's prompt
     if theirs != ours:
-        print(f"error: --reuse '{path}' was measured with {theirs}, this run is {ours}", file=sys.stderr)
-        sys.exit(2)
+        fail(f"--reuse '{path}' was measured with {theirs}, this run is {ours}")
     return report
 
 
@@ -487,7 +470,7 @@ def main(argv: list[str] | None = None) -> None:
     check_out(args.out)
     if args.work:
         check_out(args.work, "--work")
-    require_device(args.device, "--device cuda")
+    check_device(args.device)
     if args.pretrained:
         args.pretrained = str(Path(args.pretrained).resolve())
     sha = prompt_sha(args.pretrained)  # None without --pretrained; with --pretrain, known once it is built

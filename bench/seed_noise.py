@@ -29,12 +29,12 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from search_cost import (POINTS, RESULTS, check_work, claim, prompt_sha, read_report, require_device,  # noqa: E402
+from search_cost import (POINTS, RESULTS, check_work, claim, prompt_sha, read_report,  # noqa: E402
                          run_grid, write_json)
 
 from optuna_studies.space import load_space  # noqa: E402
 
-from bench._args import Parser, check_out, figure_bytes, positive, write_files  # noqa: E402 (search_cost puts the root on the path)
+from bench._args import Parser, check_device, check_out, fail, figure_bytes, positive, write_files  # noqa: E402 (search_cost puts the root on the path)
 
 
 def configs_of(row: dict) -> list[dict]:
@@ -127,22 +127,19 @@ def main(argv: list[str] | None = None) -> None:
     check_out(args.work, "--work")
     report = read_report(args.report)
     if report.get("pretrained") and not args.pretrained and any(r["start"] != "fresh" for r in report["rows"]):
-        print("error: the report has pre-trained rows: give its pre-trained prompt with --pretrained", file=sys.stderr)
-        sys.exit(2)
+        fail("the report has pre-trained rows: give its pre-trained prompt with --pretrained")
     if args.pretrained and not (Path(args.pretrained) / "prompt_config.json").is_file():
-        print(f"error: --pretrained '{args.pretrained}' is not a pre-trained prompt folder", file=sys.stderr)
-        sys.exit(2)
+        fail(f"--pretrained '{args.pretrained}' is not a pre-trained prompt folder")
     sha = prompt_sha(args.pretrained)
     if sha and report.get("prompt_sha") and sha != report["prompt_sha"]:
         # a prompt rebuilt on another machine is another file (the dependencies are pinned, so most
         # likely the CPU's float kernels): not the report's prompt
-        print(f"error: --pretrained '{args.pretrained}' is not the report's prompt (sha {sha}, the report's "
-              f"{report['prompt_sha']})", file=sys.stderr)
-        sys.exit(2)
+        fail(f"--pretrained '{args.pretrained}' is not the report's prompt (sha {sha}, the report's "
+             f"{report['prompt_sha']})")
     # a report from before --device trained on the CPU
     settings = argparse.Namespace(max_train=report["max_train"], max_eval=report["max_eval"],
                                   device=report.get("device", "cpu"))
-    require_device(settings.device, f"--report '{args.report}' was trained on a GPU")
+    check_device(settings.device, f"--report '{args.report}' was trained with --device")
     check_work(args.work, work_key(report, settings.device, sha))
     os.environ.setdefault("PTV2_HOME", str(args.work / "home"))
     rows = []

@@ -131,3 +131,35 @@ def test_an_unreadable_reuse_report_leaves_no_work_folder(tmp_path, capsys):
     refused("search_cost", ["--tasks", "trec", "--reuse", str(tmp_path / "none.json"), "--work", str(work),
                             "--out", str(tmp_path / "out")], capsys, "--reuse")
     assert not work.exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("script", ["search_cost", "seed_noise"])
+def test_a_truncated_settings_json_in_work_is_one_error_line(script, tmp_path, capsys):
+    """A run stopped while writing --work's settings.json (written whole since, but older folders)."""
+    import json
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "settings.json").write_text('{"model": "min')
+    argv = ["--work", str(work), "--out", str(tmp_path / "out")]
+    if script == "seed_noise":
+        report = tmp_path / "report.json"
+        report.write_text(json.dumps({"model": "minilm", "max_train": 16, "max_eval": 16, "epochs": 1, "rows": []}))
+        argv += ["--report", str(report)]
+    else:
+        argv += ["--tasks", "trec"]
+    refused(script, argv, capsys, "settings.json", "--work")
+    assert not (tmp_path / "out").exists()
+
+
+def test_write_files_leaves_another_runs_temporary_files_alone(tmp_path):
+    """Two runs writing into one --out: each its own temporary names, written as UTF-8."""
+    from bench._args import write_file, write_files
+
+    theirs = tmp_path / ".a.md.tmp"
+    theirs.write_text("another run's, half written")
+    write_files(tmp_path, {"a.md": "ours: é"})
+    write_file(tmp_path / "b.json", "{}\n")
+    assert theirs.read_text() == "another run's, half written"
+    assert (tmp_path / "a.md").read_bytes() == "ours: é".encode() and (tmp_path / "b.json").read_text() == "{}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".a.md.tmp", "a.md", "b.json"]

@@ -55,7 +55,7 @@ def test_the_registered_model_says_its_task_type(registered):
 
     uri, v = registered
     model = MlflowClient(tracking_uri=uri, registry_uri=uri).get_registered_model(v.name)
-    assert model.tags == {"task": "trec", "task_type": "sequence"}
+    assert model.tags == {"task": "trec", "task_type": "sequence", "ptv2.registered_by": "ptv2"}
     assert "sequence" in model.description
 
 

@@ -41,6 +41,15 @@ def registry(tmp_path_factory):
         c.set_registered_model_alias(v1.name, "champion", "1")
         c.set_registered_model_alias(v1.name, "challenger", "2")
         c.create_registered_model("someone-elses-model")
+        # another team's model on a shared server, tagged ``task`` like ptv2's but no ptv2 version tags
+        c.create_registered_model("their-classifier", tags={"task": "sentiment"})
+        c.create_model_version("their-classifier", f"file://{root}/theirs", tags={"task": "sentiment",
+                                                                                 "dev_accuracy": "0.9"})
+        # a ptv2 model registered before the marker tag (task tag, ptv2's version tags) whose scores
+        # are not finite: a diverged run's dev score 'nan', a test score 'inf'
+        c.create_registered_model("ptv2-odd", tags={"task": "odd", "task_type": "sequence"})
+        c.create_model_version("ptv2-odd", f"file://{root}/gone/odd", run_id=first.run_id,
+                               tags=old_tags | {"task": "odd", "dev_accuracy": "nan", "test_accuracy": "inf"})
         yield uri, first
     import mlflow
 
@@ -95,7 +104,8 @@ def test_an_empty_registry_says_so(registry, tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     shutil.copy(registry[0].removeprefix("sqlite:///"), tmp_path / "mlflow.db")  # no new schema (~6 s)
-    MlflowClient(tracking_uri=uri, registry_uri=uri).delete_registered_model("ptv2-trec")
+    for name in ("ptv2-trec", "ptv2-odd"):
+        MlflowClient(tracking_uri=uri, registry_uri=uri).delete_registered_model(name)
     r = ptv2("versions", "--mlflow-uri", uri)
     assert (r.returncode, r.stdout) == (0, "")
     assert r.stderr == f"no ptv2 registered models in {uri} (register one with `ptv2 register`)\n"
@@ -119,3 +129,43 @@ def test_an_unreachable_or_bad_store_is_one_error_line_without_the_password(uri,
     assert (r.returncode, r.stdout) == (2, "")
     assert r.stderr.startswith("error: " + said.format(port=port, tmp=tmp_path)), r.stderr
     assert r.stderr.count("\n") == 1 and "s3cret" not in r.stderr, r.stderr
+
+
+def test_another_teams_model_tagged_task_is_not_listed_but_an_old_ptv2_model_is(registry):
+    """A shared store: ``task`` alone does not make a model ptv2's; ptv2's marker tag, or (registered
+    before it) ptv2's own version tags do."""
+    from mlflow import MlflowClient
+
+    from components.registry.register import MODEL_MARKER_TAG
+
+    uri, first = registry
+    r = ptv2("versions")
+    assert r.returncode == 0 and "their-classifier" not in r.stdout and "ptv2-odd" in r.stdout, r.stdout
+    tags = MlflowClient(tracking_uri=uri, registry_uri=uri).get_registered_model(first.name).tags
+    assert tags.get(MODEL_MARKER_TAG) == "ptv2"
+
+
+def test_non_finite_scores_are_null_in_json_and_a_dash_in_the_table(registry):
+    r = ptv2("versions", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
+    odd = next(x for x in rows if x["model"] == "ptv2-odd")
+    assert (odd["dev"]["accuracy"], odd["test"]["accuracy"]) == (None, None) and odd["dev"]["loss"] > 0
+    cells = next(x for x in ptv2("versions").stdout.splitlines() if x.split()[:1] == ["ptv2-odd"]).split()
+    at = cells.index("accuracy")
+    assert cells[at + 1:at + 3] == ["-", "-"] and not {"nan", "inf"} & {c.lower() for c in cells}, cells
+
+
+def test_one_paged_search_lists_every_version(registry, monkeypatch):
+    """One version search for all models, not one per registered model; paged (1 version a page), the same rows."""
+    from mlflow import MlflowClient
+
+    from components.registry import listing
+
+    calls = []
+    real = MlflowClient.search_model_versions
+    monkeypatch.setattr(MlflowClient, "search_model_versions", lambda self, *a, **k: calls.append(k) or real(self, *a, **k))
+    before = ptv2("versions", "--json").stdout
+    assert len(calls) == 1
+    monkeypatch.setattr(listing, "PAGE", 1)
+    assert ptv2("versions", "--json").stdout == before and len(calls) >= 1 + 4  # 4 versions in the store

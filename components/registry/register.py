@@ -39,6 +39,7 @@ from ptv2_core.tasks.spec import stored_task_name
 CHALLENGER = "challenger"
 CHAMPION = "champion"
 REGISTRATION_TAG = "ptv2.registration_id"
+MODEL_MARKER_TAG = "ptv2.registered_by"  # on each registered model ptv2 creates: ptv2's, on a shared store
 ADAPTER_TAG = "ptv2.adapter_sha256"  # SHA-256 of the adapter's weights: the same adapter registered again
 MODEL_CODE = Path(__file__).with_name("model_code.py")
 # Pinned runtime requirements written into the model (serve with --env-manager local where ptv2 is installed).
@@ -163,13 +164,14 @@ def _check_registered_model(c, uri: str, name: str, task: str) -> bool:
 
 
 def _create_registered_model(c, uri: str, name: str, task: str, task_type: str) -> bool:
-    """Create ``name`` (tags ``task`` and ``task_type``: the model list shows them); False when another
+    """Create ``name`` (tags ``task`` and ``task_type``: the model list shows them; MODEL_MARKER_TAG:
+    ``ptv2 versions`` lists it); False when another
     process created it first."""
     from mlflow.exceptions import MlflowException
 
     what = "token tagging: tags per word" if task_type == "token" else "sequence classification: a label per text"
     try:
-        c.create_registered_model(name, tags={"task": task, "task_type": task_type},
+        c.create_registered_model(name, tags={"task": task, "task_type": task_type, MODEL_MARKER_TAG: "ptv2"},
                                   description=f"ptv2 P-Tuning v2 adapters for task '{task}', {task_type} task "
                                               f"({what}; MLflow pyfunc). Each version's labels: its ptv2.labels tag.")
         return True

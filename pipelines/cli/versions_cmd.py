@@ -27,7 +27,7 @@ def versions(
 
     uri, rows = list_versions(task, mlflow_uri)
     if as_json:
-        typer.echo(json.dumps([r.to_dict() for r in rows], indent=2, ensure_ascii=False))
+        typer.echo(json.dumps([r.to_dict() for r in rows], indent=2, ensure_ascii=False, allow_nan=False))
     if not rows:
         where = f"'{task}' has no versions" if task is not None else "no ptv2 registered models"
         typer.echo(f"{where} in {mask_url(uri)} (register one with `ptv2 register`)", err=True)
@@ -71,7 +71,7 @@ def _labels(r) -> str:
 
 def _score(scores: dict[str, float], metric: str | None) -> str:
     value = scores.get(metric) if metric else None
-    if value is None:
+    if value is None and not (metric and metric in scores):  # a score that is not finite: None, shown '-'
         value = scores.get("score")
     return "-" if value is None else f"{value:.4f}"
 
