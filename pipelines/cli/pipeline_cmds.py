@@ -107,7 +107,8 @@ STEP_GPUS_OPTION = typer.Option(0, "--step-gpus", help="GPUs for pre-training, t
                                 "scoring: 0 (CPU image, no GPU) or 1 (the CUDA image, one accelerator, "
                                 "PTV2_DEVICE=cuda). The search's trials take gpus_per_trial on Ray either way.")
 ACCELERATOR_OPTION = typer.Option(DEFAULT_ACCELERATOR, "--accelerator", help="With --step-gpus 1: the Kubernetes "
-                                  "resource the steps request, e.g. nvidia.com/gpu or a MIG slice nvidia.com/mig-1g.10gb.")
+                                  "resource the steps request, e.g. nvidia.com/gpu or a MIG slice "
+                                  "nvidia.com/mig-1g.10gb.")
 
 
 @app.command("compile")
