@@ -47,20 +47,29 @@ def check_step_gpus(count: int, accelerator: str) -> None:
                         "or nvidia.com/mig-1g.10gb")
 
 
-@contextmanager
-def step_gpus(count: int, accelerator: str = DEFAULT_ACCELERATOR) -> Iterator[None]:
-    """While open, a compile of the pipeline gives ``GPU_STEPS`` ``count`` GPUs (0: none)."""
+def step_gpu_choice(count: int, accelerator: str = DEFAULT_ACCELERATOR) -> StepGpu | None:
+    """``--step-gpus``/``--accelerator`` checked, with the CUDA image they need (None: no GPU).
+    Standard library and the image module only: ``ptv2 submit`` calls it before probing its endpoint."""
     from components.image import component_image
 
     check_step_gpus(count, accelerator)
     if not count:
-        yield
-        return
+        return None
     try:
         image = component_image(cuda=True)
     except ValueError as e:  # a pinned PTV2_IMAGE names one build, not its CUDA twin
         raise Ptv2Error(f"--step-gpus needs the CUDA image: {e}") from None
-    token = _CURRENT.set(StepGpu(count, accelerator, image))
+    return StepGpu(count, accelerator, image)
+
+
+@contextmanager
+def step_gpus(count: int, accelerator: str = DEFAULT_ACCELERATOR) -> Iterator[None]:
+    """While open, a compile of the pipeline gives ``GPU_STEPS`` ``count`` GPUs (0: none)."""
+    gpu = step_gpu_choice(count, accelerator)
+    if gpu is None:
+        yield
+        return
+    token = _CURRENT.set(gpu)
     try:
         yield
     finally:

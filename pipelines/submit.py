@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pipelines.submit_auth import (AUTH_HINT, COOKIE_ENV, ENDPOINT_PARAMS, TOKEN_ENV, Auth, auth_from_env,
                                    check_no_secrets, url_secret)
 from pipelines.submit_tls import CA_ENV, ca_bundle, ca_file, env_proxy
+from pipelines.step_gpu import DEFAULT_ACCELERATOR
 from pipelines.submit_transport import check_transport
 from ptv2_core.errors import Ptv2Error
 
@@ -120,16 +121,20 @@ def reach(host: str, namespace: str | None = None, params: dict | None = None) -
 
 def submit(host: str, params: dict, *, experiment: str = "ptv2", run_name: str | None = None,
            namespace: str | None = None, service_account: str | None = None,
-           endpoint: Endpoint | None = None) -> dict:
+           endpoint: Endpoint | None = None, step_gpus: int = 0, accelerator: str = DEFAULT_ACCELERATOR) -> dict:
     """Start a run; returns its id and the address of its page in the Kubeflow UI. ``endpoint``:
-    ``reach(host, ...)``'s answer when the command probed the host before resolving ``params``."""
+    ``reach(host, ...)``'s answer when the command probed the host before resolving ``params``.
+    ``step_gpus``/``accelerator``: the pipeline's GPU steps, as ``ptv2 compile`` takes them
+    (pipelines/step_gpu.py)."""
     if endpoint is None:
         endpoint = reach(host, namespace, params)
     check_no_secrets(params)  # all of them: the probe may have run before the parameters were resolved
     auth, ca = endpoint.auth, endpoint.ca
     import kfp
 
-    from pipelines.pipeline import ptv2_pipeline
+    from pipelines.pipeline import build_pipeline, ptv2_pipeline
+
+    pipeline = build_pipeline(step_gpus, accelerator) if step_gpus else ptv2_pipeline
 
     # kfp warns about server versions and prints the experiment's and run's links on stdout
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), ca_file(ca) as ca_pem:
@@ -138,7 +143,7 @@ def submit(host: str, params: dict, *, experiment: str = "ptv2", run_name: str |
             client = kfp.Client(host=host, namespace=namespace, ssl_ca_cert=ca_pem, proxy=env_proxy(host),
                                 **auth.client_kwargs)
             run = client.create_run_from_pipeline_func(
-                ptv2_pipeline, arguments=params, experiment_name=experiment, run_name=run_name,
+                pipeline, arguments=params, experiment_name=experiment, run_name=run_name,
                 namespace=namespace, service_account=service_account or None)
         except Exception as e:  # refused by the API (bad parameter, namespace, quota): the user's endpoint
             if _connection_lost(e):  # no answer at all: nothing was refused, and the run may or may not exist

@@ -56,4 +56,43 @@ def test_the_override_does_not_apply_to_a_pretrained_prompt(tmp_path):
     res = run_cli("eval", "--pretrained", str(tmp_path), "--no-bf16")
     assert res.returncode == 2 and res.stderr.strip().splitlines() == [
         "error: --bf16/--no-bf16 applies to an adapter or a registered version, not --pretrained "
-        "(a pre-trained prompt is scored in bf16 on CUDA)"], res.stderr
+        "(a pre-trained prompt is scored in the precision it was pre-trained in)"], res.stderr
+
+
+@pytest.fixture(scope="module")
+def fp32_prompt(tmp_path_factory, tiny_model_dir, one_torch_thread) -> str:
+    """A tiny pre-trained prompt, pre-trained with --no-bf16 (as tests/test_device_checks.py's)."""
+    out = tmp_path_factory.mktemp("pretrain_fp32") / "prompt"
+    res = run_cli("pretrain", "--tasks", "trec", "--model", tiny_model_dir, "--lengths", "2", "--max-prompt-len", "2",
+                  "--epochs", "1", "--max-train", "8", "--max-eval", "8", "--quiet", "--no-bf16", "--device", "cpu",
+                  "--no-track", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    return str(out)
+
+
+def test_a_prompt_pretrained_without_bf16_is_scored_in_fp32(fp32_prompt):
+    """`ptv2 eval --pretrained` scored every prompt under bf16 autocast on CUDA, one pre-trained with
+    --no-bf16 (fp32, as its own dev scores during pre-training were) included."""
+    from ptv2_core.multitask import read_pretrained_config
+    from ptv2_core.precision import pretrained_bf16
+
+    config = read_pretrained_config(fp32_prompt)
+    assert pretrained_bf16(config) is False
+    assert pretrained_bf16(config | {"pretrain_config": config["pretrain_config"] | {"bf16": True}}) is True
+    assert pretrained_bf16({}) is True  # one that records none: pre-training's default
+
+
+def test_evaluate_pretrained_scores_in_the_recorded_precision(fp32_prompt, monkeypatch):
+    """The choice reaches the scoring (on CPU autocast is off either way: the call is watched, the
+    real scoring runs)."""
+    import ptv2_core.multitask.evaluate as mt_eval
+
+    seen, real = [], mt_eval.evaluate
+
+    def watched(*args, **kwargs):
+        seen.append(kwargs.get("bf16"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mt_eval, "evaluate", watched)
+    out = mt_eval.evaluate_pretrained(fp32_prompt, max_eval=8, device="cpu")
+    assert set(out["tasks"]) == {"trec"} and seen == [False], seen

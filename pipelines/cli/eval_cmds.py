@@ -53,7 +53,7 @@ def eval_(
     if pretrained is not None:
         if bf16 is not None:
             raise Ptv2Error("--bf16/--no-bf16 applies to an adapter or a registered version, not --pretrained "
-                            "(a pre-trained prompt is scored in bf16 on CUDA)")
+                            "(a pre-trained prompt is scored in the precision it was pre-trained in)")
         from ptv2_core.multitask import evaluate_pretrained, parse_lengths, read_pretrained_config
         from ptv2_core.multitask.evaluate import scored_lengths
 

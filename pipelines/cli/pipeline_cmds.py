@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from pipelines.cli.app import app
+from pipelines.step_gpu import DEFAULT_ACCELERATOR
 
 
 def _overrides(tasks: Optional[str], trials: Optional[int], epochs: Optional[int],
@@ -101,14 +102,20 @@ def _this_ptv2() -> str:
         return str(exe.absolute())
 
 
+# `ptv2 compile` and `ptv2 submit` take the same two options, checked by pipelines.step_gpu.step_gpu_choice
+STEP_GPUS_OPTION = typer.Option(0, "--step-gpus", help="GPUs for pre-training, the final adapter and promotion's "
+                                "scoring: 0 (CPU image, no GPU) or 1 (the CUDA image, one accelerator, "
+                                "PTV2_DEVICE=cuda). The search's trials take gpus_per_trial on Ray either way.")
+ACCELERATOR_OPTION = typer.Option(DEFAULT_ACCELERATOR, "--accelerator", help="With --step-gpus 1: the Kubernetes "
+                                  "resource the steps request, e.g. nvidia.com/gpu or a MIG slice "
+                                  "nvidia.com/mig-1g.10gb.")
+
+
 @app.command("compile")
 def compile_(
     out: Path = typer.Option(Path("ptv2-pipeline.yaml"), help="Where to write the pipeline YAML."),
-    step_gpus: int = typer.Option(0, help="GPUs for pre-training, the final adapter and promotion's scoring: 0 (CPU "
-                                  "image, no GPU) or 1 (the CUDA image, one accelerator, PTV2_DEVICE=cuda). The "
-                                  "search's trials take gpus_per_trial on Ray either way."),
-    accelerator: str = typer.Option("nvidia.com/gpu", help="With --step-gpus 1: the Kubernetes resource the steps "
-                                    "request, e.g. nvidia.com/gpu or a MIG slice nvidia.com/mig-1g.10gb."),
+    step_gpus: int = STEP_GPUS_OPTION,
+    accelerator: str = ACCELERATOR_OPTION,
 ) -> None:
     """Compile the pipeline for Kubeflow Pipelines (upload it in the UI, or use `ptv2 submit`)."""
     from pipelines.compile import compile_pipeline
@@ -133,15 +140,20 @@ def submit(
     namespace: Optional[str] = typer.Option(None, help="Kubeflow profile namespace (multi-user installs)."),
     service_account: str = typer.Option("ptv2-pipeline", help="Service account the run's pods use (k8s/base/rbac.yaml); "
                                         "empty: the namespace's default."),
+    step_gpus: int = STEP_GPUS_OPTION,
+    accelerator: str = ACCELERATOR_OPTION,
 ) -> None:
     """Start a pipeline run on a Kubeflow Pipelines cluster; prints its id and page as JSON."""
     from pipelines.profiles import resolve_params
+    from pipelines.step_gpu import step_gpu_choice
     from pipelines.submit import config_endpoints, reach, submit as submit_run
 
     # the run's parameters first, as every command checks its input before any connection (a mistyped
     # task is said even while the endpoint is down; about 2 s of kfp and task-code imports), then the
     # endpoint: its secrets, then one health request
     params = resolve_params(profile, config, _overrides(tasks, trials, epochs, pretrained_prompt), local=False)
+    step_gpu_choice(step_gpus, accelerator)  # the GPU options too (and the CUDA image they need)
     endpoint = reach(host, namespace, config_endpoints(config))
     typer.echo(json.dumps(submit_run(host, params, experiment=experiment, run_name=run_name, namespace=namespace,
-                                     service_account=service_account, endpoint=endpoint)))
+                                     service_account=service_account, endpoint=endpoint, step_gpus=step_gpus,
+                                     accelerator=accelerator)))

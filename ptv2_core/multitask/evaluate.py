@@ -16,6 +16,7 @@ from ptv2_core.heads import HeadConfig
 from ptv2_core.memory import place
 from ptv2_core.multitask.model import MultiTaskPromptModel
 from ptv2_core.multitask.pretrained import check_base, read_pretrained_config, read_pretrained_state
+from ptv2_core.precision import pretrained_bf16
 from ptv2_core.prefix import PromptConfig
 from ptv2_core.tasks import TaskSpec, load_task
 from ptv2_core.tasks.encode import Collator, encode, prepare_tokenizer
@@ -98,7 +99,8 @@ def evaluate_pretrained(pretrained: str | Path | LoadedPretrained, lengths: list
     """Dev metrics of every pre-training task at every prompt length, with no further training.
 
     ``lengths`` defaults to the pre-training candidates; ``seed`` (the data split seed) to the
-    pre-training one, so that dev rows are rows the prompt was not trained on.
+    pre-training one, so that dev rows are rows the prompt was not trained on. On CUDA it scores in
+    the precision pre-training recorded (``pretrained_bf16``).
     Returns ``{"lengths", "seed", "base_model", "tasks": {name: {"metric", "dev": {length: metrics}}}}``.
     """
     config = pretrained.config if isinstance(pretrained, LoadedPretrained) else read_pretrained_config(pretrained)
@@ -106,6 +108,7 @@ def evaluate_pretrained(pretrained: str | Path | LoadedPretrained, lengths: list
     loaded = pretrained if isinstance(pretrained, LoadedPretrained) else load_pretrained(pretrained, device=device)
     seed = config.get("pretrain_config", {}).get("seed", 0) if seed is None else seed
     model_device = next(loaded.model.parameters()).device
+    bf16 = pretrained_bf16(config)
     out = {"lengths": lengths, "seed": seed, "base_model": config["base_model"]["name"], "tasks": {}}
     for task, spec in zip(config["tasks"], loaded.specs):
         got, data = load_task(task["ref"], seed=seed, max_train=1, max_eval=max_eval, label_notes=False)
@@ -115,6 +118,6 @@ def evaluate_pretrained(pretrained: str | Path | LoadedPretrained, lengths: list
         collator = Collator(loaded.tokenizer, spec)
         view = loaded.model.task_model(spec.name)
         scores = {str(n): evaluate(view, dev, spec, collator, model_device, batch_size, prompt_len=n,
-                                   batch_option="--batch-size") for n in lengths}
+                                   bf16=bf16, batch_option="--batch-size") for n in lengths}
         out["tasks"][spec.name] = {"metric": spec.metric, "dev": scores}
     return out
