@@ -18,6 +18,7 @@ from ptv2_core.tasks.subsample import subset_rule
 from optuna_studies import records, settings, tracking
 from optuna_studies.capacity import check_capacity, check_local_gpus, scale_wait
 from optuna_studies.cluster import require_one_host, require_stores_in_shared
+from optuna_studies.node_check import check_nodes
 from optuna_studies.finish import SearchResult, after_stop, end_parent, end_trial_runs_left_open, finish_search
 from optuna_studies.output import search_lock
 from optuna_studies.plan import SearchPlan, check_count, plan_search
@@ -107,6 +108,8 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
             check_capacity(plan.cpus_per_trial, plan.gpus_per_trial, joined=bool(address), say=say)
             if plan.shared is None and address:
                 require_one_host(address)
+            if address:  # every node sees the shared folder and runs this ptv2 and torch
+                check_nodes(address, plan.shared)
             # one process per study and output; Optuna's INFO lines ("A new study created in RDB ...", then, as
             # Ray Tune's OptunaSearch loads it, "Using an existing study ...") off: the search names its study itself
             with search_lock(plan.study_name, plan.out_dir), study_lock(plan.storage, plan.study_name), \

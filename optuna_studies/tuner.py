@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 import optuna
 
 from optuna_studies.client_echo import run_fit
+from optuna_studies.wait_note import WaitNote
 from optuna_studies.cluster import require_one_host
 from optuna_studies.plan import SearchPlan
 from optuna_studies.ray_session import ray_session
@@ -137,7 +138,8 @@ def run_tuner(plan: SearchPlan, storage: optuna.storages.BaseStorage, parent_run
                     failure_config=tune.FailureConfig(max_failures=max_failures),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                     # the study's trials that ended before (a resume) count on its progress lines
-                    callbacks=[TrialLog(parent_run_id, plan.work, space, tracking_uri, driver_echo, ended=ended)],
+                    callbacks=[TrialLog(parent_run_id, plan.work, space, tracking_uri, driver_echo, ended=ended),
+                               WaitNote(plan.cpus_per_trial, plan.gpus_per_trial, driver_echo)],
                 ),
             ).fit()
 

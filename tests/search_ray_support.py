@@ -168,10 +168,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def ray_cluster(worker_args: tuple[str, ...] = (), client_port: int | None = None):
+def ray_cluster(worker_args: tuple[str, ...] = (), client_port: int | None = None, worker_prefix: tuple[str, ...] = (),
+                worker_env: dict[str, str] | None = None):
     """A head and a worker node, each with 1 CPU, started by `ray start`, token auth on; yields the
     head's address and the environment that joins it. With ``client_port`` the head serves Ray
-    Client there too (``ray://127.0.0.1:<client_port>``)."""
+    Client there too (``ray://127.0.0.1:<client_port>``). ``worker_prefix`` goes before the worker's
+    `ray start` (a command it runs under), ``worker_env`` is added to its environment."""
     tmp = short_tmpdir("ptv2rc")
     port = free_port()
     env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
@@ -180,8 +182,8 @@ def ray_cluster(worker_args: tuple[str, ...] = (), client_port: int | None = Non
     try:
         subprocess.run([RAY, "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={tmp}",
                         *common, *head], env=env, check=True, capture_output=True, timeout=120)
-        subprocess.run([RAY, "start", f"--address=127.0.0.1:{port}", *common, *worker_args], env=env, check=True,
-                       capture_output=True, timeout=120)
+        subprocess.run([*worker_prefix, RAY, "start", f"--address=127.0.0.1:{port}", *common, *worker_args],
+                       env=env | (worker_env or {}), check=True, capture_output=True, timeout=120)
         yield f"127.0.0.1:{port}", env
     finally:
         kill_ray_using(tmp)
