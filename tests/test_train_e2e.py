@@ -282,8 +282,8 @@ def test_predict_labels_standard_input_as_it_comes(trec_adapter, tmp_path):
     assert first == expected
     assert rest.decode().splitlines() == [expected[1], expected[0]]
     assert proc.returncode == 2 and err.decode().strip().splitlines() == [
-        "error: standard input is not UTF-8 text: line 5, byte 4: invalid continuation byte; "
-        "the first 4 lines are labelled on standard output"]
+        "error: standard input is not UTF-8 text: line 5, byte 4: invalid continuation byte (Windows-1252 or "
+        "Latin-1?); save it as UTF-8; the first 4 lines are labelled on standard output"]
 
     # Ctrl-C while it waits for more input stops it at once (noted for later, it waited for a line)
     proc = subprocess.Popen([*PTV2, "predict", "--adapter", str(out), "--file", "-"], stdin=subprocess.PIPE,
