@@ -17,18 +17,31 @@ _KNOWN: dict[str, str] = {}
 # query parameters that hold a password (any case): libpq's password and sslpassword, PyMySQL's passwd,
 # ODBC's pwd
 _QUERY_SECRETS = ("password", "passwd", "pwd", "sslpassword")
-_QUERY_SECRET = re.compile(r"([?&](?:%s)=)[^&#\s'\"]*" % "|".join(_QUERY_SECRETS), re.IGNORECASE)
+# The value runs to '&', '#', whitespace or the end; a quote in it is part of it unless only
+# punctuation and then one of those follows (the quote closing a quoted URL: 'url': or "url".), so a
+# password holding a quote is masked whole, and one ending in a quote shows that last quote only.
+_CLOSING_QUOTE = r"""(?:['"][:,.;)\]]*)?(?:[&#\s]|$)"""
+_QUERY_SECRET = re.compile(r"([?&](?:%s)=)[^&#\s]*?(?=%s)" % ("|".join(_QUERY_SECRETS), _CLOSING_QUOTE),
+                           re.IGNORECASE)
 # ``scheme://user:password@host``: the password runs to the '@' after which the host (up to / ? #) holds no
 # '@', so one holding '@' not written %40 is masked whole (sqlalchemy ends it at its first '@', and took
-# the rest for the host: ``u:***@rest-of-password@host``)
-_AUTH_PASSWORD = re.compile(r"(://[^:/@\s'\"]*:)([^\s'\"]*?)@(?=[^@/?#\s'\"]*(?:[/?#\s'\"]|$))")
+# the rest for the host: ``u:***@rest-of-password@host``); one holding a quote is masked whole too (the
+# '@' ends it, not the quote)
+_AUTH_PASSWORD = re.compile(r"(://[^:/@\s'\"]*:)(\S*?)@(?=[^@/?#\s'\"]*(?:[/?#\s'\"]|$))")
+# ``http(s)://token@host``: an http userinfo without a password is a token (GitHub's ``https://ghp_…@``,
+# a server's basic-auth key), masked whole; a database URL's bare user is a role name, shown
+_HTTP_TOKEN = re.compile(r"(\bhttps?://)[^:/?#@\s'\"]+@(?=[^@/?#\s'\"]*(?:[/?#\s'\"]|$))", re.IGNORECASE)
 # the authority (RFC 3986: up to the first / ? #), and a host with an optional port (IPv6 in brackets)
 _AUTHORITY = re.compile(r"[A-Za-z][\w+.-]*://([^/?#\s'\"]*)")
 _HOST_PORT = re.compile(r"(?:\[[^\]]*\]|[^:\[\]@]*)(?::\d*)?")
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (safe to log and print)."""
+    """The URL with any secret replaced by ``***`` (safe to log and print): the password of
+    ``user:password@`` and of ``?password=`` (any scheme), and for http(s) URLs (MLflow tracking
+    servers, KFP hosts) a user name that stands alone, ``https://TOKEN@host`` -> ``https://***@host``
+    (a token: GitHub's, a server's key). A database URL's user name alone is a role, and is shown:
+    ``postgresql://postgres@127.0.0.1/db`` as it is; ``http://user:password@`` keeps its user name."""
     from sqlalchemy.engine import make_url
 
     if password_holds_at(str(url)):  # sqlalchemy would show the password's part after its first '@'
@@ -37,7 +50,7 @@ def mask_url(url: str) -> str:
         shown = make_url(url).render_as_string(hide_password=True)
     except Exception:  # not a URL sqlalchemy can parse: mask anything between "user:" and the last "@"
         shown = re.sub(r"(://[^:/@]*:).*@(?=[^@]*$)", r"\1***@", str(url), flags=re.DOTALL)
-    return _QUERY_SECRET.sub(r"\1***", shown)
+    return _HTTP_TOKEN.sub(r"\1***@", _QUERY_SECRET.sub(r"\1***", shown))
 
 
 def password_holds_at(url: str) -> bool:
@@ -79,8 +92,10 @@ def check_password_has_no_at(url: str, what: str) -> None:
 
 def mask_in_text(text: str) -> str:
     """``text`` with the password of every ``scheme://user:password@`` and every ``?password=`` in
-    it as ``***`` (an error message that quotes the URL it failed on)."""
-    return _QUERY_SECRET.sub(r"\1***", _AUTH_PASSWORD.sub(r"\1***@", text))
+    it, and every ``http(s)://TOKEN@``'s token, as ``***`` (an error message that quotes the URL it
+    failed on); a password holding a quote is masked whole (a quote closes a URL only where
+    punctuation alone and then whitespace, '&', '#' or the end follows it)."""
+    return _HTTP_TOKEN.sub(r"\1***@", _QUERY_SECRET.sub(r"\1***", _AUTH_PASSWORD.sub(r"\1***@", text)))
 
 
 def with_driver(url: str) -> str:
@@ -98,9 +113,12 @@ def with_driver(url: str) -> str:
 
 
 def has_password(url: str) -> bool:
-    """Whether ``url`` holds a password, as ``user:password@`` or as a query parameter."""
+    """Whether ``url`` holds a password, as ``user:password@`` or as a query parameter, or (http(s))
+    a token as its user name alone."""
     from sqlalchemy.engine import make_url
 
+    if _HTTP_TOKEN.match(str(url)):
+        return True
     try:
         parsed = make_url(url)
         return parsed.password is not None or any(k.lower() in _QUERY_SECRETS for k in parsed.query)

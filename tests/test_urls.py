@@ -31,3 +31,36 @@ def test_a_password_in_the_query_is_masked_and_counts_as_one(url, masked):
                                  "postgresql://ptv2@db/optuna?passfile=pgpass", "http://127.0.0.1:5000"])
 def test_a_url_without_a_password_is_left_as_it_is(url):
     assert mask_url(url) == url and not has_password(url) and keep_secret(url) == (url, False)
+
+
+@pytest.mark.parametrize("url, masked", [
+    ("https://ghp_S3cretTok@github.com/org/repo", "https://***@github.com/org/repo"),
+    ("http://S3cretTok@127.0.0.1:5000", "http://***@127.0.0.1:5000"),
+    ("HTTPS://S3cretTok@kfp.example:8443/pipeline", "HTTPS://***@kfp.example:8443/pipeline"),
+])
+def test_a_token_alone_in_an_http_urls_userinfo_is_masked_and_counts_as_a_password(url, masked):
+    """http(s) (MLflow servers, KFP hosts): a user name without a password is a token; database
+    URLs keep theirs (a role name, e.g. postgresql://postgres@127.0.0.1, left as it is above)."""
+    assert mask_url(url) == masked
+    assert mask_in_text(f"cannot open '{url}': refused; again {url} failed") == \
+        f"cannot open '{masked}': refused; again {masked} failed"
+    assert has_password(url)
+    kept, secret = keep_secret(url)
+    assert kept == masked and secret and recall_secret(kept, secret, "PTV2_NO_SUCH_VARIABLE", "tracking URI") == url
+
+
+@pytest.mark.parametrize("quote", ["'", '"'])
+@pytest.mark.parametrize("template, masked", [
+    ("postgresql://ptv2:pa{q}S3cret@db:5432/optuna", "postgresql://ptv2:***@db:5432/optuna"),
+    ("postgresql://ptv2@db/optuna?password=pa{q}S3cret", "postgresql://ptv2@db/optuna?password=***"),
+    ("postgresql://ptv2@db/optuna?password=pa{q}S3cret&sslmode=require",
+     "postgresql://ptv2@db/optuna?password=***&sslmode=require"),
+    ("http://ptv2:pa{q}S3cret@mlflow:5000", "http://ptv2:***@mlflow:5000"),
+])
+def test_a_password_holding_a_quote_is_masked_whole_in_text(template, masked, quote):
+    url = template.format(q=quote)
+    assert "S3cret" not in mask_url(url)
+    for text, shown in [(f"cannot open '{url}': refused", f"cannot open '{masked}': refused"),
+                        (f'cannot open "{url}".', f'cannot open "{masked}".'),
+                        (f"at {url}", f"at {masked}")]:
+        assert mask_in_text(text) == shown
