@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from itertools import islice
 
 from ptv2_core.errors import Ptv2Error
-from ptv2_core.tasks.text_file import other_encoding
+from ptv2_core.tasks.text_file import nul_error, other_encoding
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -119,8 +119,10 @@ def _batched(lines: Iterator[str], size: int) -> Iterator[list[str]]:
 
 def _decoded(raw: Iterable[bytes], name: str, first: int = 1) -> Iterator[str]:
     """Each raw line (numbered from ``first``) as text without its line end; a line that is not
-    UTF-8 is an error naming it."""
+    UTF-8, or holds a NUL byte (UTF-16 without a byte order mark is valid UTF-8 so), is an error naming it."""
     for number, line in enumerate(raw, first):
+        if b"\x00" in line and not (number == 1 and other_encoding(line)):  # before decoding: UTF-16's é is e9 00
+            raise Ptv2Error(nul_error(name, number))
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as e:

@@ -156,6 +156,7 @@ def pick_column(names: list[str], wanted: str | None, kind: str, task_column: st
 
 def _no_column(names: list[str], tried: list[str], why: str, file: str, suffix: str) -> None:
     from ptv2_core.tasks.csv_file import other_separator
+    from ptv2_core.tasks.text_file import NUL_HINT
 
     nul = any("\x00" in n for n in names)  # UTF-16 read as UTF-8: every other byte a NUL
     names = [n.replace("\x00", "") for n in names]  # never printed raw
@@ -163,8 +164,7 @@ def _no_column(names: list[str], tried: list[str], why: str, file: str, suffix: 
     sep = other_separator(names) if suffix == ".csv" else None
     wanted = {t.strip().casefold() for t in tried}
     near = next((n for n in names if n.strip().casefold() in wanted), None)  # `Text`, `text ` (a spreadsheet's)
-    fix = "UTF-16 without a byte order mark? (its column names hold NUL bytes, shown without them); save it as " \
-        "UTF-8" if nul else \
+    fix = f"its column names hold NUL bytes (shown without them): {NUL_HINT}" if nul else \
         f"{sep}: ptv2 reads a CSV's fields separated by commas; save it with commas" if sep else \
         f"{near!r} differs only in case or spaces: pass --text-column {shlex.quote(near)}" if near is not None else \
         "pass --text-column NAME"

@@ -1,4 +1,7 @@
-"""A data file's (or task file's) text, UTF-8 (a byte-order mark dropped); other encodings refused naming the line."""
+"""A data file's (or task file's) text, UTF-8 (a byte-order mark dropped); other encodings refused naming the line.
+
+A NUL byte is refused too, naming its line: UTF-16 without a byte order mark reads as valid UTF-8
+with a NUL between characters, and its texts were labelled (or trained on) NULs and all."""
 from __future__ import annotations
 
 import io
@@ -13,6 +16,8 @@ _BOM = b"\xef\xbb\xbf"
 # the other Unicode encodings' byte order marks, UTF-32's first: UTF-32 LE's begins with UTF-16 LE's
 OTHER_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
               (b"\xfe\xff", "UTF-16"))
+# what to do about a NUL byte in a text file (or a column name): the one wording, here and in the CLI
+NUL_HINT = "UTF-16 without a byte order mark? save it as UTF-8"
 
 
 def other_encoding(head: bytes) -> str | None:
@@ -27,6 +32,8 @@ def read_utf8(path: Path, what: str = "data file") -> str:
     if utf := other_encoding(data[:4]):
         raise Ptv2Error(f"{what} {path} is {utf} text; save it as UTF-8")
     data = data.removeprefix(_BOM)
+    if (nul := data.find(b"\x00")) >= 0:  # before decoding: UTF-16's é (e9 00) is not Latin-1's
+        raise Ptv2Error(nul_error(f"{what} {path}", data.count(b"\n", 0, nul) + 1))
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -35,18 +42,49 @@ def read_utf8(path: Path, what: str = "data file") -> str:
                         "(Windows-1252 or Latin-1?); save it as UTF-8") from None
 
 
+def nul_error(shown: str, line: int) -> str:
+    """The error for a NUL byte on ``line`` of the file ``shown`` (with what it is: 'data file x.csv')."""
+    return f"{shown} holds a NUL byte on line {line}: {NUL_HINT}"
+
+
+class _NulChecked(io.FileIO):
+    """A file whose reads refuse a NUL byte, naming its line (counted only once one is found)."""
+
+    def __init__(self, path: Path, shown: str) -> None:
+        super().__init__(path, "rb")
+        self.shown = shown
+
+    def readinto(self, b) -> int | None:
+        start = self.tell()
+        n = super().readinto(b)
+        if n and (at := memoryview(b)[:n].tobytes().find(b"\x00")) >= 0:
+            raise Ptv2Error(nul_error(self.shown, _lines_before(self.name, start + at) + 1))
+        return n
+
+
+def _lines_before(path, end: int) -> int:
+    """The line feeds in the first ``end`` bytes of ``path``, counted a block at a time."""
+    count = 0
+    with open(path, "rb") as f:
+        while end > 0 and (block := f.read(min(end, 1 << 20))):
+            count += block.count(b"\n")
+            end -= len(block)
+    return count
+
+
 @contextmanager
 def utf8_text(path: Path, newline: str | None, what: str = "data file", shown: str | None = None) -> Iterator[TextIO]:
     """The file's text as a stream read as it is used (a table labelled in chunks is never held
     whole), decoded as ``read_utf8`` decodes it and refused as it refuses it: a UTF-16 or UTF-32 file, a byte
-    that is not UTF-8 (named by its line once it is read: the same error ``read_utf8`` gives).
+    that is not UTF-8 or a NUL byte (named by its line once it is read: the same error ``read_utf8`` gives).
     ``shown``: the file's name in those errors (default: ``path``)."""
     shown = str(path) if shown is None else shown
-    with open(path, "rb") as raw:
+    with _NulChecked(path, f"{what} {shown}") as raw:
         if utf := other_encoding(raw.read(4)):
             raise Ptv2Error(f"{what} {shown} is {utf} text; save it as UTF-8")
         raw.seek(0)
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline=newline)  # one leading BOM dropped
+        # one leading BOM dropped
+        text = io.TextIOWrapper(io.BufferedReader(raw), encoding="utf-8-sig", newline=newline)
         try:
             yield text
         except UnicodeDecodeError:
