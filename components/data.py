@@ -45,7 +45,7 @@ def prepare_task(task: str, parent: Path, *, seed: int = 0, max_train: int | Non
                  max_eval: int | None = None) -> tuple[str, dict]:
     """Write one task's splits and YAML into ``parent/<task name>``; returns the name and
     its manifest entry."""
-    spec, data = load_task(task, seed=seed, max_train=max_train, max_eval=max_eval)
+    spec, data = load_task(task, seed=seed, max_train=max_train, max_eval=max_eval, label_notes=True)
     out_dir = parent / spec.name
     if out_dir.resolve().parent != parent.resolve():  # TaskSpec refuses such names: kept out all the same
         from ptv2_core.errors import Ptv2Error

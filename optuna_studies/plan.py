@@ -258,7 +258,7 @@ def check_task_data(constants: dict, space: SearchSpace, task_ref: str,
     from ptv2_core.tasks import load_task
 
     cfg = train_config(constants | {"prompt_len": min(space.prompt_lens), "lr": space.lr_low})
-    load_task(task_ref, seed=cfg.split_seed, max_train=cfg.max_train, max_eval=cfg.max_eval)
+    load_task(task_ref, seed=cfg.split_seed, max_train=cfg.max_train, max_eval=cfg.max_eval, label_notes=True)
 
 
 def task_max_length(task_ref: str) -> int:

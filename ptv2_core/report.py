@@ -64,8 +64,7 @@ def evaluate_adapter(loaded: LoadedAdapter, task: str | None = None, *, seed: in
     terminal). The task's label list must be the adapter's. ``test_hash``: also the test rows'
     ``split_hash`` (``test_data_hash``, as metrics.json records it). ``bf16``: autocast on CUDA; None:
     as the adapter was trained (``ptv2_core.precision``)."""
-    spec, data = load_task(task or own_task(loaded.config), seed=seed, max_eval=max_eval, max_train=1,
-                           label_notes=False)  # training's notes: nothing an evaluation can change
+    spec, data = load_task(task or own_task(loaded.config), seed=seed, max_eval=max_eval, max_train=1)
     check_adapter_labels(spec, loaded.spec)
     device = next(loaded.model.parameters()).device
     collator = Collator(loaded.tokenizer, loaded.spec)

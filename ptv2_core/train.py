@@ -226,7 +226,8 @@ def train(cfg: TrainConfig, report: Report | None = None,
     if not cfg.progress:
         quiet_libraries()
     device = pick_device(cfg.device)
-    spec, data = load_task(cfg.task, seed=cfg.split_seed, max_train=cfg.max_train, max_eval=cfg.max_eval)
+    spec, data = load_task(cfg.task, seed=cfg.split_seed, max_train=cfg.max_train, max_eval=cfg.max_eval,
+                           label_notes=True)
     hashes = {name: split_hash(spec, data[name]) for name in ("train", "dev", "test")}  # the rows, as loaded
     if on_data is not None:
         on_data(dict(hashes))

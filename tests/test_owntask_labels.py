@@ -9,7 +9,7 @@ from task_files import ROWS, csv_rows, jsonl_rows, write_task
 def test_a_listed_label_no_train_row_has_is_noted(tmp_path, capsys):
     path = write_task(tmp_path, "text,label\n" + csv_rows(ROWS), extra="labels: [greet, bye, ask]\n")
     path.write_text(path.read_text().replace("name: t\n", "name: t-unseen\n"))
-    spec, data = load_task(str(path))
+    spec, data = load_task(str(path), label_notes=True)
     assert spec.labels == ("greet", "bye", "ask")
     err = capsys.readouterr().err
     assert err.count("note:") == 1
@@ -20,15 +20,15 @@ def test_a_listed_label_no_train_row_has_is_noted(tmp_path, capsys):
 def test_several_unseen_labels_are_named_in_one_note(tmp_path, capsys):
     path = write_task(tmp_path, "text,label\n" + csv_rows(ROWS), extra="labels: [greet, ask, bye, thanks]\n")
     path.write_text(path.read_text().replace("name: t\n", "name: t-unseen-2\n"))
-    load_task(str(path))
+    load_task(str(path), label_notes=True)
     assert ("note: task 't-unseen-2': labels 'ask', 'thanks' (listed under labels:) have no train row, so the model "
             "cannot learn to predict them") in capsys.readouterr().err
 
 
 def test_every_label_in_train_and_inferred_labels_give_no_note(tmp_path, capsys):
     path = write_task(tmp_path, "text,label\n" + csv_rows(ROWS), extra="labels: [greet, bye]\n")
-    load_task(str(path))
-    load_task(str(write_task(tmp_path, "text,label\n" + csv_rows(ROWS))))
+    load_task(str(path), label_notes=True)
+    load_task(str(write_task(tmp_path, "text,label\n" + csv_rows(ROWS))), label_notes=True)
     assert "note:" not in capsys.readouterr().err
 
 
@@ -38,7 +38,7 @@ def test_an_entity_type_no_train_row_tags_is_noted_and_a_missing_i_tag_is_not(tm
     path = write_task(tmp_path, jsonl_rows(rows), name="train.jsonl", kind="token",
                       extra="labels: [O, B-per, I-per, B-loc, I-loc, B-org, I-org]\n")
     path.write_text(path.read_text().replace("name: t\n", "name: t-unseen-ner\n"))
-    load_task(str(path))
+    load_task(str(path), label_notes=True)
     err = capsys.readouterr().err
     assert err.count("note:") == 1
     assert ("note: task 't-unseen-ner': entity type 'org' (listed under labels:) has no train row, so the model "

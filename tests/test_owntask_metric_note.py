@@ -17,8 +17,8 @@ def _named(tmp_path, name: str, extra: str = ""):
 
 
 def test_uneven_labels_on_the_default_metric_are_noted_once(tmp_path, capsys):
-    load_task(_named(tmp_path, "t-uneven"))
-    load_task(_named(tmp_path, "t-uneven"))  # a search loads its task in every trial
+    load_task(_named(tmp_path, "t-uneven"), label_notes=True)
+    load_task(_named(tmp_path, "t-uneven"), label_notes=True)  # a search loads its task in every trial
     err = capsys.readouterr().err
     assert err.count("note:") == 1
     assert ("note: task 't-uneven': label 'ask' is 7% of the rows (an even share: 33%), and the task's metric is accuracy (the "
@@ -27,10 +27,10 @@ def test_uneven_labels_on_the_default_metric_are_noted_once(tmp_path, capsys):
 
 
 def test_a_metric_the_task_file_chose_or_even_labels_give_no_note(tmp_path, capsys):
-    load_task(_named(tmp_path, "t-chosen", "metric: accuracy\n"))
-    load_task(_named(tmp_path, "t-macro", "metric: macro_f1\n"))
+    load_task(_named(tmp_path, "t-chosen", "metric: accuracy\n"), label_notes=True)
+    load_task(_named(tmp_path, "t-macro", "metric: macro_f1\n"), label_notes=True)
     even = [(f"hello there {i}", "greet") for i in range(6)] + [(f"see you {i}", "bye") for i in range(6)]
-    load_task(str(write_task(tmp_path, "text,label\n" + csv_rows(even))))
+    load_task(str(write_task(tmp_path, "text,label\n" + csv_rows(even))), label_notes=True)
     assert "note:" not in capsys.readouterr().err
 
 
@@ -40,14 +40,26 @@ def test_twelve_even_labels_give_no_note_and_one_rare_among_many_does(tmp_path, 
     even = [(f"row {c} {i}", f"c{c}") for c in range(12) for i in range(6)]
     path = write_task(tmp_path, "text,label\n" + csv_rows(even))
     path.write_text(path.read_text().replace("name: t\n", "name: t-even12\n"))
-    load_task(str(path))
+    load_task(str(path), label_notes=True)
     assert "note:" not in capsys.readouterr().err
     uneven = [(f"row {c} {i}", f"c{c}") for c in range(1, 12) for i in range(12)] + [(f"odd {i}", "c0") for i in range(3)]
     (tmp_path / "train.csv").write_text("text,label\n" + csv_rows(uneven))
     path.write_text(path.read_text().replace("name: t-even12\n", "name: t-uneven12\n"))
-    load_task(str(path))
+    load_task(str(path), label_notes=True)
     assert ("note: task 't-uneven12': label 'c0' is 2% of the rows (an even share: 8%), and the task's metric is "
             "accuracy") in capsys.readouterr().err
+
+
+def test_a_reader_of_the_task_gets_no_label_notes_by_default(tmp_path, capsys):
+    """The notes are training's: load_task's default (eval, register, promote, a multi-task eval)
+    leaves them out, and training's callers ask for them."""
+    from ptv2_core import tasks
+
+    tasks._NOTED.clear()
+    load_task(_named(tmp_path, "t-reader"))
+    assert "note:" not in capsys.readouterr().err
+    load_task(_named(tmp_path, "t-reader"), label_notes=True)
+    assert "label 'ask' is 7% of the rows" in capsys.readouterr().err
 
 
 def test_eval_does_not_repeat_the_label_notes_training_gave(tmp_path, tiny_model_dir, capsys):

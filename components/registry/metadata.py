@@ -117,7 +117,7 @@ def _check_test_split(adapter_dir: Path, metrics: dict, train_cfg: dict, task: s
         from ptv2_core.tasks.splits import TEST_STREAM
         from ptv2_core.tasks.subsample import random_subset
 
-        _, full = load_task(task, seed=seed, max_train=1, label_notes=False)
+        _, full = load_task(task, seed=seed, max_train=1)
         if split_hash(spec, random_subset(full["test"], max_eval, seed, TEST_STREAM)) == recorded:
             return
     raise Ptv2Error(f"adapter '{adapter_dir}': the data of task '{task}' changed since the adapter was trained: its test split "
@@ -174,7 +174,7 @@ def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None
         raise Ptv2Error(f"corrupt adapter config in '{adapter_dir}': {e}") from None
     train_cfg = (config.get("extra") or {}).get("train_config") or {}
     seed, max_eval = _split_settings(adapter_dir, metrics, config)
-    spec, data = load_task(task, seed=seed, max_eval=max_eval, max_train=1, label_notes=False)
+    spec, data = load_task(task, seed=seed, max_eval=max_eval, max_train=1)
     if (spec.name, spec.type, tuple(spec.labels)) != (adapter_spec.name, adapter_spec.type, tuple(adapter_spec.labels)):
         raise Ptv2Error(f"adapter '{adapter_dir}' was trained for task '{adapter_spec.name}', not '{spec.name}' "
                         "(or the label lists differ)")

@@ -16,7 +16,7 @@ from ptv2_core.tasks.encode import Collator, encode
 
 def test_split(task_ref: str, seed: int, max_eval: int | None):
     """``(spec, test rows, train labels)`` of a task with the given split seed."""
-    spec, data = load_task(task_ref, seed=seed, max_eval=max_eval, label_notes=False)
+    spec, data = load_task(task_ref, seed=seed, max_eval=max_eval)
     train_labels = data["train"]["label" if spec.type == "sequence" else "tags"][:]  # a list: one read, not row by row
     return spec, data["test"], train_labels
 

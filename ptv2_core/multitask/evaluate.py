@@ -111,7 +111,7 @@ def evaluate_pretrained(pretrained: str | Path | LoadedPretrained, lengths: list
     bf16 = pretrained_bf16(config)
     out = {"lengths": lengths, "seed": seed, "base_model": config["base_model"]["name"], "tasks": {}}
     for task, spec in zip(config["tasks"], loaded.specs):
-        got, data = load_task(task["ref"], seed=seed, max_train=1, max_eval=max_eval, label_notes=False)
+        got, data = load_task(task["ref"], seed=seed, max_train=1, max_eval=max_eval)
         if got.type != spec.type or tuple(got.labels) != tuple(spec.labels):
             raise Ptv2Error(f"task '{task['ref']}' now has other labels than when the prompt was pre-trained")
         dev = encode(data["dev"], loaded.tokenizer, spec)

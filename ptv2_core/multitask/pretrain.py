@@ -204,7 +204,8 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
     if not cfg.progress:
         quiet_libraries()
     device = pick_device(cfg.device)
-    loaded = [load_task(ref, seed=cfg.seed, max_train=cfg.max_train, max_eval=cfg.max_eval) for ref in cfg.tasks]
+    loaded = [load_task(ref, seed=cfg.seed, max_train=cfg.max_train, max_eval=cfg.max_eval, label_notes=True)
+              for ref in cfg.tasks]
     specs = [spec for spec, _ in loaded]
     names = [s.name for s in specs]
     if len(set(names)) != len(names):

@@ -29,15 +29,16 @@ def load_task(
     seed: int = 0,
     max_train: int | None = None,
     max_eval: int | None = None,
-    label_notes: bool = True,
+    label_notes: bool = False,
 ) -> tuple[TaskSpec, DatasetDict]:
     """The task's spec and its ``train``/``dev``/``test`` splits, normalized and seeded.
 
     Columns: sequence tasks ``text`` (str), ``label`` (int index into ``spec.labels``); token
     tasks ``tokens`` (list[str]), ``tags`` (list[int]). Same seed → identical splits in any
     process. ``max_train`` keeps a seeded subset of train, ``max_eval`` of dev and test, stratified
-    by label (``ptv2_core.tasks.subsample``). ``label_notes=False`` (scoring a trained adapter) leaves
-    out the notes on uneven and unseen labels, which are about what training learns and selects by.
+    by label (``ptv2_core.tasks.subsample``). ``label_notes=True`` (training, pre-training, a search's
+    plan, the pipeline's data step) prints the notes on uneven and unseen labels, which are about what
+    training learns and selects by; readers that score or describe a trained adapter leave them out.
     """
     ref = str(name_or_path)
     kind = task_ref_kind(ref)
