@@ -73,7 +73,8 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
     if not (0 < cpus_per_trial < math.inf and 0 <= gpus_per_trial < math.inf):  # NaN too: Ray waited forever
         raise Ptv2Error(f"--cpus-per-trial must be a number > 0 and --gpus-per-trial a number >= 0, got {cpus_per_trial}, {gpus_per_trial}")
     check_gpus_per_trial(gpus_per_trial)
-    spc = load_space(task, space, task_name).with_overrides(trials=trials, epochs=epochs)
+    task_type = hub_task_type(task_ref, say) if space is None else None
+    spc = load_space(task, space, task_name, task_type).with_overrides(trials=trials, epochs=epochs)
     init_dir = check_init_dir(init, spc) if init is not None else None
     spc = spc.for_start(warm=init_dir is not None)
     out = Path(out_dir).resolve()
@@ -142,6 +143,20 @@ def check_shared_inputs(shared: Path, task_ref: str, model_ref: str, init_dir: s
     if Path(model_ref).is_dir():
         require_inside(shared, "model folder", model_ref)
     require_inside(shared, "pre-trained prompt", init_dir)
+
+
+def hub_task_type(task_ref: str, say: Callable[[str], None] | None = None) -> str | None:
+    """A ``hub:`` task's type (``sequence``/``token``), fetched once here (the data set's cache then
+    serves the trials on this machine), so a hub NER data set gets the token tasks' default space as
+    a token task file does; a data set that cannot be fetched (offline, unknown name) is refused
+    before the study exists, where every trial failed on it. None for any other task."""
+    if task_ref_kind(task_ref) != "hub":
+        return None
+    from ptv2_core.tasks import load_task
+
+    if say is not None:
+        say(f"fetching {task_ref} (its type picks the default search space)")
+    return load_task(task_ref, max_train=1, max_eval=1)[0].type
 
 
 def check_task(task: str) -> tuple[str, str]:

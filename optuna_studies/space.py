@@ -102,16 +102,17 @@ class SearchSpace:
         return d
 
 
-def space_path(task: str, task_file: str | Path | None = None) -> Path | None:
+def space_path(task: str, task_file: str | Path | None = None, task_type: str | None = None) -> Path | None:
     """The packaged space file of ``task``: a packaged task's own; a user task's ``default.yaml``, or
-    ``default_token.yaml`` for a token task (its type read from the task YAML, ``task_file`` or
-    ``task`` itself: the pipeline's steps know a task by name beside its prepared file). A hub task's
-    type is known only once fetched: ``ptv2 search`` gives it ``default.yaml``, the pipeline (whose
-    prepared file records the type) ``default_token.yaml`` for a token one."""
+    ``default_token.yaml`` for a token task (its type: ``task_type`` where the caller knows it, else
+    read from the task YAML, ``task_file`` or ``task`` itself: the pipeline's steps know a task by name
+    beside its prepared file). A hub task's type is known only once fetched: ``ptv2 search``'s plan
+    fetches it and passes ``task_type``; the pipeline reads it from the prepared file."""
     if task in PACKAGED_TASKS:
         name = task
     else:
-        name = "default_token" if _user_task_type(task_file if task_file is not None else task) == "token" else "default"
+        kind = task_type or _user_task_type(task_file if task_file is not None else task)
+        name = "default_token" if kind == "token" else "default"
     path = Path(str(resources.files("optuna_studies") / "spaces" / f"{name}.yaml"))
     return path if path.is_file() else None
 
@@ -129,12 +130,14 @@ def _user_task_type(ref: str | Path) -> str | None:
     return doc.get("type") if isinstance(doc, dict) else None
 
 
-def load_space(task: str, path: str | Path | None = None, task_name: str | None = None) -> SearchSpace:
+def load_space(task: str, path: str | Path | None = None, task_name: str | None = None,
+               task_type: str | None = None) -> SearchSpace:
     """The study description for ``task``: ``path`` if given, else the packaged one (a user
-    task gets ``default.yaml``, a user token task ``default_token.yaml``). Raises Ptv2Error for a missing, unreadable or invalid file, and
+    task gets ``default.yaml``, a user token task ``default_token.yaml``; ``task_type``: a fetched
+    hub task's type). Raises Ptv2Error for a missing, unreadable or invalid file, and
     for a file whose ``task:`` names another task than ``task_name`` (the task's name; a packaged
     space's budget and pruning were chosen for its task: a copy of rt.yaml ran on trec unnoticed)."""
-    file = Path(path) if path is not None else space_path(task)
+    file = Path(path) if path is not None else space_path(task, task_type=task_type)
     if file is None or not file.is_file():
         raise Ptv2Error(f"search space file not found: {file if file is not None else task}")
     try:

@@ -77,3 +77,49 @@ def test_a_hub_task_gets_the_token_space_in_the_pipeline_only(tmp_path):
     (default.yaml); the pipeline's search step reads its prepared task file (type: token)."""
     assert space_path("hub:someone/ner").name == "default.yaml"
     assert space_path("hub:someone/ner", _task(tmp_path, "token")).name == "default_token.yaml"
+
+
+def _hub_ner_folder(tmp_path):
+    """A data set `hub:<folder>` fetches with the real loading code (datasets.load_dataset on a
+    local folder): words and their BIO tags, as a hub NER data set has them."""
+    import json
+
+    folder = tmp_path / "hub-ner"
+    folder.mkdir()
+    rows = [{"tokens": ["Ann", "met", "Bob", str(i)], "ner_tags": ["B-per", "O", "B-per", "O"]} for i in range(24)]
+    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def test_search_fetches_a_hub_task_to_give_a_hub_ner_data_set_the_token_space(tmp_path, monkeypatch, minilm_path):
+    """`ptv2 search --task hub:<NER data set>` got default.yaml (its type was known only once a trial
+    fetched it): the grace period of 1 that prunes span F1 by noise. The plan fetches it first now;
+    a --space given is taken as it is, without a fetch."""
+    from optuna_studies.plan import plan_search
+
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    said = []
+    kw = dict(trials=2, storage=f"sqlite:///{tmp_path}/o.db", init=None, max_train=8, max_eval=8, epochs=None,
+              concurrency=1, cpus_per_trial=1, gpus_per_trial=0, overwrite=False, study_name=None, seed=0)
+    task = f"hub:{_hub_ner_folder(tmp_path)}"
+    plan = plan_search(task, minilm_path, tmp_path / "out", space=None, say=said.append, **kw)
+    assert plan.space.source.endswith("/default_token.yaml"), plan.space.source
+    assert plan.space.grace_period == load_space("wnut16").grace_period
+    assert said and said[0].startswith(f"fetching {task}")
+    given = plan_search(task, minilm_path, tmp_path / "out2", space=space_path("mine"), say=(said := []).append, **kw)
+    assert given.space.source.endswith("/default.yaml") and not any("fetching" in s for s in said)
+
+
+def test_a_hub_data_set_that_cannot_be_fetched_is_refused_before_the_study_exists(tmp_path, monkeypatch, minilm_path):
+    """Every trial failed on it (after the study, its MLflow run and the work folder were made)."""
+    import pytest
+
+    from optuna_studies.plan import plan_search
+    from ptv2_core.errors import Ptv2Error
+
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    with pytest.raises(Ptv2Error, match="could not load hub dataset 'ptv2-no-such-user/no-such-data'"):
+        plan_search("hub:ptv2-no-such-user/no-such-data", minilm_path, tmp_path / "out", trials=2, space=None,
+                    storage=None, init=None, max_train=8, max_eval=8, epochs=None, concurrency=1, cpus_per_trial=1,
+                    gpus_per_trial=0, overwrite=False, study_name=None, seed=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
