@@ -27,7 +27,8 @@ def two_host_cluster():
 
 def test_a_cluster_on_two_hosts_needs_a_shared_folder(two_host_cluster, tiny_model, tmp_path):
     """Nodes on another machine: refused before anything is written, unless a shared folder
-    holds the work and the trials' file inputs; with one, a trial runs on each host."""
+    holds the work and the trials' file inputs; with one, `ptv2 search` joins the two-node cluster
+    through RAY_ADDRESS (with its auth token) and a trial runs on each host."""
     address, env = two_host_cluster
     trace, mlflow_db = tmp_path / "trace", tmp_path / "mlflow.db"
     env = env | {"RAY_ADDRESS": address, "PTV2_SEARCH_TRACE_DIR": str(trace), "HF_HUB_OFFLINE": "1",
@@ -50,6 +51,7 @@ def test_a_cluster_on_two_hosts_needs_a_shared_folder(two_host_cluster, tiny_mod
     model = shutil.copytree(tiny_model, shared / "model")
     out = search(str(model), "--shared-dir", str(shared))
     assert out.returncode == 0, out.stderr[-3000:]
+    assert "best: prompt_len" in out.stdout
     ran = markers(trace)
     assert len(ran) == 2 and len({m["node"] for m in ran}) == 2, ran
     assert (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
@@ -65,25 +67,15 @@ def two_node_cluster():
         yield address, f"ray://127.0.0.1:{port}", env
 
 
-def test_search_on_a_two_node_ray_cluster(two_node_cluster, tiny_model, tmp_path, mlflow_uri):
-    """`ptv2 search` joins the cluster through RAY_ADDRESS (with its auth token); one trial per node."""
+def test_a_trial_larger_than_every_node_is_refused(two_node_cluster, tiny_model, tmp_path):
+    """2 CPUs in all, 1 per node: a trial of 2 CPUs fits no node (Tune would wait for ever); no wait for an
+    autoscaler. (A search joining a two-node cluster through RAY_ADDRESS, its auth token and one trial per
+    node: test_a_cluster_on_two_hosts_needs_a_shared_folder; through Ray Client: test_search_through_ray_client.)"""
     address, _, env = two_node_cluster
-    trace = tmp_path / "trace"
-    env = env | {"RAY_ADDRESS": address, "PTV2_SEARCH_TRACE_DIR": str(trace), "HF_HUB_OFFLINE": "1",
-                 "PTV2_HOME": str(tmp_path / "home")}
-    out = subprocess.run([PTV2, "search", "--task", "trec", "--model", tiny_model, "--space", str(write_space(tmp_path)),
-                          "--max-train", "48", "--max-eval", "48", "--concurrency", "2", "--mlflow-uri", mlflow_uri,
-                          "--out", str(tmp_path / "out")],
-                         env=env, capture_output=True, text=True, timeout=400)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "best: prompt_len" in out.stdout
-    ran = markers(trace)
-    assert len(ran) == 2 and len({m["node"] for m in ran}) == 2, ran
-    assert (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
-    # 2 CPUs in all, 1 per node: a trial of 2 CPUs fits no node (Tune would wait for ever); no wait for an autoscaler
+    env = env | {"RAY_ADDRESS": address, "HF_HUB_OFFLINE": "1", "PTV2_HOME": str(tmp_path / "home"),
+                 "PTV2_RAY_SCALE_WAIT": "0"}
     big = subprocess.run([PTV2, "search", "--task", "trec", "--model", tiny_model, "--cpus-per-trial", "2",
-                          "--out", str(tmp_path / "big")], env=env | {"PTV2_RAY_SCALE_WAIT": "0"},
-                         capture_output=True, text=True, timeout=300)
+                          "--out", str(tmp_path / "big")], env=env, capture_output=True, text=True, timeout=300)
     assert big.returncode == 2 and big.stderr.strip().splitlines()[-1] == (
         "error: a trial needs 2 CPU and 0 GPU on one node, but the largest of the Ray cluster's 2 nodes has 1 CPU "
         "and 0 GPU"), big.stderr
@@ -101,6 +93,7 @@ def test_search_through_ray_client(two_node_cluster, tiny_model, tmp_path, mlflo
                           "--storage", storage, "--mlflow-uri", mlflow_uri, "--out", str(tmp_path / "out")],
                          env=env, capture_output=True, text=True, timeout=400)
     assert out.returncode == 0, out.stderr[-3000:]
+    assert "best: prompt_len" in out.stdout and (tmp_path / "out" / "adapter" / "adapter_config.json").is_file()
     lines = out.stderr.splitlines()
     started = [line.split()[1] for line in lines if re.fullmatch(r"trial \d+ started \(.*\)", line)]
     ended = dict(line.split()[::2][:2] for line in lines if re.match(r"\[\d/2\] trial \d+ \(", line))

@@ -532,63 +532,73 @@ def test_a_search_run_again_on_its_interrupted_trial_is_told_to_resume_and_the_r
     assert json.loads((out / "best.json").read_text())["trials"]["total"] == 1
 
 
-@pytest.mark.parametrize("loss", ["deleted", "garbled", "no trials folder"])
+@pytest.mark.parametrize("loss", ["deleted and garbled", "no trials folder"])
 def test_a_finished_trial_without_its_record_is_run_again_by_resume(local_ray, tiny_model, tmp_path, mlflow_uri, loss):
     """Ray Tune tells the searcher that a trial ended (the study has it COMPLETE or PRUNED) before the
     callback that keeps its adapter and writes its record runs. A driver killed between the two (SIGKILL,
     a pod evicted), a copy that failed, or a record a crash cut short left a finished trial without a
     record: the search ranked only the records, so its output dropped the trial, even the best one, and
     --resume counted it as done and never ran it again (a garbled record was a JSONDecodeError traceback).
-    Here the first trial's record goes as the last trial ends: the search says so instead of writing an
-    output without it, and --resume runs it again, counted, and ranks it."""
+    Here records go as the last trial ends: the first trial's record deleted and the second's cut short,
+    the third's kept (one search for both kinds of loss: each search costs a Ray worker's start), or the
+    only trial's record and its folder. The search says so instead of writing an output without them,
+    and --resume runs them again, counted, and ranks them with the kept trial."""
     from ptv2_core.errors import Ptv2Error
 
-    trials = 1 if loss == "no trials folder" else 2
+    trials = 1 if loss == "no trials folder" else 3
     out = tmp_path / "out"
     study = default_study_name("trec", tiny_model, out)
     folder = work_dir(out, study) / "trials"
-    lost: dict = {}
+    lost: list[dict] = []
 
     def lose(line: str) -> None:  # the last trial's record is written as its line is printed
         if line.startswith(f"[{trials}/{trials}] "):
-            path = min(folder.glob("*.json"), key=lambda p: json.loads(p.read_text())["number"])
-            lost.update(json.loads(path.read_text()), path=path)
-            if loss == "deleted":
-                path.unlink()
-            elif loss == "garbled":  # a record a crash cut short
-                path.write_text(path.read_text()[:40])
-            else:  # the first trial's end: no record, nor its folder, written
+            paths = sorted(folder.glob("*.json"), key=lambda p: json.loads(p.read_text())["number"])
+            lost.extend(json.loads(p.read_text()) | {"path": p} for p in paths[:max(trials - 1, 1)])
+            if loss == "no trials folder":  # the first trial's end: no record, nor its folder, written
                 shutil.rmtree(folder)
+            else:
+                paths[0].unlink()  # a record never written
+                paths[1].write_text(paths[1].read_text()[:40])  # a record a crash cut short
 
     kw = dict(space=write_space(tmp_path, trials=trials, epochs=1), storage=f"sqlite:///{tmp_path}/optuna.db",
               mlflow_uri=mlflow_uri, concurrency=1, **SMALL)
     with pytest.raises(Ptv2Error) as err:
         run_search("trec", tiny_model, out, echo=lose, **kw)
+    numbers = [r["number"] for r in lost]
+    them = "it" if len(lost) == 1 else "them"
+    kept = "its score and adapter" if len(lost) == 1 else "their scores and adapters"
+    named = f"trial{'s' * (len(lost) > 1)} {', '.join(map(str, numbers))}"
     assert str(err.value) == (
-        f"trial {lost['number']} of study '{study}' ended, but {work_dir(out, study)} holds no readable record of it "
-        "(its score and adapter, which the search ranks): run the same command with --resume to run it again and "
+        f"{named} of study '{study}' ended, but {work_dir(out, study)} holds no readable record of {them} "
+        f"({kept}, which the search ranks): run the same command with --resume to run {them} again and "
         "finish the search"), str(err.value)
     assert not out.exists()
 
     lines: list[str] = []
     result = run_search("trec", tiny_model, out, resume=True, echo=lines.append, **kw)
-    assert f"resuming study '{study}': {trials - 1} of {trials} trials done, 1 interrupted trial to run again" \
+    rerunning = count_of(len(lost), "interrupted trial")
+    assert f"resuming study '{study}': {trials - len(lost)} of {trials} trials done, {rerunning} to run again" \
         in lines, lines
-    assert (f"trial {lost['number']} ended in the study, but {work_dir(out, study)} holds no readable record of it "
-            "(the search stopped before it kept its adapter): it runs again") in lines, lines
-    if loss == "garbled":
+    assert (f"{named} ended in the study, but {work_dir(out, study)} holds no readable record of {them} "
+            f"(the search stopped before it kept {'its adapter' if len(lost) == 1 else 'their adapters'}): "
+            f"{'it runs' if len(lost) == 1 else 'they run'} again") in lines, lines
+    if loss != "no trials folder":
         assert [line for line in lines if line.startswith("warning: ")] == [
-            f"warning: the trial record {lost['path']} is not valid JSON (a crash as it was written?): it is left "
+            f"warning: the trial record {lost[1]['path']} is not valid JSON (a crash as it was written?): it is left "
             "out, and a finished trial without a record is run again"], lines
-    rerun = optuna.load_study(study_name=study, storage=kw["storage"]).trials[-1]
-    assert rerun.user_attrs["ptv2_retry_of"] == lost["number"] and rerun.state == TrialState.COMPLETE
-    again = next(r for r in result.trials if r["number"] == rerun.number)
-    assert (again["prompt_len"], again["lr"]) == (lost["prompt_len"], lost["lr"])
-    assert any(line.startswith(f"[{trials}/{trials}] trial {rerun.number} ") for line in lines), lines
-    # the rerun is ranked with the kept trials: best.json counts and considers it
+    reruns = optuna.load_study(study_name=study, storage=kw["storage"]).trials[trials:]
+    assert sorted(t.user_attrs["ptv2_retry_of"] for t in reruns) == numbers
+    assert {t.state for t in reruns} == {TrialState.COMPLETE}
+    for rerun in reruns:
+        again = next(r for r in result.trials if r["number"] == rerun.number)
+        was = next(r for r in lost if r["number"] == rerun.user_attrs["ptv2_retry_of"])
+        assert (again["prompt_len"], again["lr"]) == (was["prompt_len"], was["lr"])
+    assert any(line.startswith(f"[{trials}/{trials}] trial {reruns[-1].number} ") for line in lines), lines
+    # the reruns are ranked with the kept trials: best.json counts and considers them
     best = json.loads((out / "best.json").read_text())
     assert best["trials"]["total"] == trials == len(result.trials)
-    assert {r["number"] for r in result.trials} == set(range(trials + 1)) - {lost["number"]}
+    assert {r["number"] for r in result.trials} == set(range(trials + len(lost))) - set(numbers)
     assert best["best_score"] == max(r["best_score"] for r in result.trials)
 
 
