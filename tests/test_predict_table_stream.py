@@ -64,7 +64,6 @@ def test_read_a_chunk_at_a_time_the_output_is_byte_for_byte_the_whole_files(trec
                                                                            content):
     (tmp_path / name).write_bytes(content.encode("utf-8"))
     monkeypatch.setattr(predict_table, "CHUNK", 2)  # chunk boundaries inside the table, after the blank lines
-    monkeypatch.setattr(predict_table_input, "CHUNK", 2)
     outs = {}
     for how in ("streamed", "whole"):
         if how == "whole":
@@ -84,7 +83,6 @@ def test_read_a_chunk_at_a_time_the_output_is_the_old_codes(trec, tmp_path, monk
 
     (tmp_path / name).write_bytes(content.encode("utf-8"))
     monkeypatch.setattr(predict_table, "CHUNK", 2)
-    monkeypatch.setattr(predict_table_input, "CHUNK", 2)
     out = tmp_path / f"out{Path(name).suffix}"
     res = run("predict", "--adapter", str(trec), "--file", str(tmp_path / name), "--out", str(out))
     assert res.returncode == 0, res.stderr
@@ -251,13 +249,13 @@ def test_a_column_named_almost_as_the_text_column_is_pointed_at(trec, tmp_path, 
 
 
 @pytest.mark.parametrize("out", [True, False])
-@pytest.mark.parametrize("after", ["open_table", "checked_column"])
+@pytest.mark.parametrize("after", ["open_table", "pick_column"])
 def test_a_table_rewritten_between_its_passes_is_an_error_and_nothing_is_written(trec, tmp_path, monkeypatch, out,
                                                                                   after):
     """The columns and row count come from the first pass; a file rewritten before the labelling
     pass (`text,id`, 2 rows, then `label,text`, 3 rows) was labelled under the old columns, its
     first row skipped as a header, and the old count reported. The real reader; the rewrite is
-    hooked in after its first pass (open_table) or its check (checked_column, before labelling)."""
+    hooked in after its first pass (open_table) or its column picked (pick_column, just before labelling)."""
     path = tmp_path / "d.csv"
     path.write_text("text,id\nWho wrote Hamlet ?,1\nHow far is the moon ?,2\n", encoding="utf-8")
     module = predict_table_input if after == "open_table" else predict_table
@@ -309,3 +307,22 @@ def test_a_utf16_table_without_a_byte_order_mark_is_hinted_and_prints_no_nul(tre
     assert res.returncode == 2 and res.stderr.startswith("error: ") and res.stderr.count("\n") == 1, res.stderr
     assert "\x00" not in res.stderr
     assert "UTF-16 without a byte order mark?" in res.stderr
+
+
+@pytest.mark.parametrize("out", [True, False])
+def test_a_bad_cell_late_in_a_table_of_several_chunks_leaves_nothing_written(trec, tmp_path, out):
+    """The text column is checked as each chunk is labelled (no pass of its own): a list in row
+    8,690 of 8,692 (the third chunk of 4,096 rows; two chunks already labelled and written to the
+    temporary output) is one error line naming the file and that row, exit 2, and nothing is
+    published: no --out, no temporary file beside it, nothing on standard output."""
+    from pipelines.cli.predict_table_input import CHUNK
+
+    rows, bad = 2 * CHUNK + 500, 2 * CHUNK + 498
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "text": f"question {i} ?" if i % 1000 == 0 else None}) + "\n"
+                            for i in range(1, bad)) + json.dumps({"id": bad, "text": ["a", "list"]}) + "\n" +
+                    "".join(json.dumps({"id": i, "text": None}) + "\n" for i in range(bad + 1, rows + 1)))
+    dest = tmp_path / "out.jsonl"
+    res = run("predict", "--adapter", str(trec), "--file", str(path), *(["--out", str(dest)] if out else []))
+    _user_error(res, f"--file '{path}': row {bad} of column 'text' holds a list, not one text")
+    assert res.stdout == "" and not dest.exists() and list(tmp_path.iterdir()) == [path]

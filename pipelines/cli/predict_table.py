@@ -1,12 +1,14 @@
 """``ptv2 predict --file`` on a table (.csv, .jsonl, .json, .parquet): its text column labelled, the
 table written back in its own format with the prediction columns added.
 
-The table is read and checked before the model loads (``predict_table_input``, with the task data
-readers, so a table is read here as training reads it; the lines of such a file were labelled one
-by one before, its header and JSON syntax included). A CSV or JSON Lines table is then read again,
-checked, labelled and written ``CHUNK`` rows at a time, never held whole (``predict_table_source``:
-memory stays flat however long the file); a JSON or Parquet table is held whole (``predict_table_output``:
-a JSON number goes back as its text in the file, ``1.50``, ``1e400``).
+The table is read before the model loads (``predict_table_input``, with the task data readers, so
+a table is read here as training reads it; the lines of such a file were labelled one by one
+before, its header and JSON syntax included): its syntax, columns and text column checked. A CSV or
+JSON Lines table is then read again, its text column checked, labelled and written ``CHUNK`` rows at
+a time, never held whole (``predict_table_source``: memory stays flat however long the file); a
+cell that is no text, late in the table, is an error then, and nothing is published (the output is
+a temporary file until the last row). A JSON or Parquet table is held whole
+(``predict_table_output``: a JSON number goes back as its text in the file, ``1.50``, ``1e400``).
 
 Columns added: ``pred_label`` (``pred_score`` with --scores) for a sequence task; ``pred_tags``
 (``pred_scores``) for a token task, one tag per word: a list in JSON and Parquet, the tags joined by
@@ -21,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines.cli.predict_table_input import CHUNK, PREDICTED, checked_column, input_name, texts_of
+from pipelines.cli.predict_table_input import CHUNK, PREDICTED, input_name, pick_column, texts_of
 from pipelines.cli.predict_table_output import chunk_text, csv_line, output_file, table_lines
 from pipelines.cli.predict_table_source import Table
 
@@ -48,29 +50,33 @@ def prediction_columns(rows: list[dict | None], kind: str, scores: bool, joined:
 
 
 def label(loaded, texts: list[str | None], batch_size: int, bar, bf16: bool | None = None) -> list[dict | None]:
-    """``predict``'s rows for ``texts`` (None for no text); ``bf16`` None: as the adapter was trained."""
+    """``predict``'s rows for ``texts`` (None for no text); ``bf16`` None: as the adapter was trained.
+    ``bar`` counts rows: the texts as they are labelled, the rows without one at the end."""
     from ptv2_core.predict import predict
 
     todo = [t for t in texts if t is not None]
     done = iter(predict(loaded, todo, batch_size, on_batch=bar.update, bf16=bf16) if todo else ())
-    return [None if t is None else next(done) for t in texts]
+    rows = [None if t is None else next(done) for t in texts]
+    bar.update(len(texts) - len(todo))
+    return rows
 
 
 def predict_table(loaded, file: str, table: Table, *, text_column: str | None, out: Path | None, overwrite: bool,
                   scores: bool, batch_size: int, bf16: bool | None = None) -> None:
     """Label ``table`` (read from ``file``) and write it with its prediction columns, ``CHUNK``
-    rows at a time (a Parquet table at once); a progress bar on a terminal, and a Ctrl-C stops it
-    before anything is written."""
+    rows at a time (a Parquet table at once), each chunk's text column checked as it is labelled
+    (a cell that is no text is an error, and nothing is published); a progress bar on a terminal,
+    and a Ctrl-C stops it before anything is written."""
     from tqdm.auto import tqdm
 
     from ptv2_core.errors import Ptv2Interrupted
 
     spec = loaded.spec
-    column, todo = checked_column(table, text_column, spec.type, spec.text_column, file)
+    column = pick_column(table.columns, text_column, spec.type, spec.text_column, file, table.suffix)
     suffix, names = table.suffix, table.columns
     try:
         with output_file(out, overwrite) as f, \
-                tqdm(total=todo, unit="text", desc="predict", disable=None, file=sys.stderr) as bar:
+                tqdm(total=table.rows, unit="row", desc="predict", disable=None, file=sys.stderr) as bar:
             if suffix == ".parquet":
                 df = table.whole
                 added = prediction_columns(label(loaded, texts_of(df[column].tolist(), spec.type, column, file),

@@ -3,7 +3,8 @@ all before the model loads: which --file is a table (its extension, or ``--forma
 or a pipe is text lines unless ``--format`` says it is a table), the options that go with one, its
 rows read with the task data readers (``predict_table_source``: quoted CSV fields with commas and
 line feeds, JSON numbers as written, so a table is read here as training reads it; a CSV or JSON
-Lines table a chunk at a time), its text column picked and every cell of it checked to be a text.
+Lines table a chunk at a time), its text column picked. Every cell of that column is checked to be a
+text (``texts_of``) as its chunk is labelled (``predict_table``), not in a pass of its own.
 """
 from __future__ import annotations
 
@@ -114,28 +115,17 @@ def _csv_header(path: Path, file: str) -> list[str]:
 
 
 def check_early(table: Table, file: str, wanted: str | None, config: dict) -> None:
-    """An adapter folder's table checked before its model loads (seconds): its prediction columns
-    new, its text column there (the task's, from the adapter's config) and every cell a text. A
-    config that does not read is left for loading the adapter to report."""
+    """An adapter folder's table checked before its model loads (no pass over the rows: the scan
+    found its columns): its prediction columns new and its text column there (the task's, from the
+    adapter's config). Its cells are checked as they are labelled. A config that does not read is
+    left for loading the adapter to report."""
     from ptv2_core.tasks.spec import TaskSpec
 
     try:
         spec = TaskSpec.from_dict(config["task"])
     except (TypeError, KeyError, ValueError):
         return
-    checked_column(table, wanted, spec.type, spec.text_column, file)
-
-
-def checked_column(table: Table, wanted: str | None, kind: str, task_column: str, file: str) -> tuple[str, int]:
-    """The column to label (``pick_column``), every cell of it checked to be a text (or empty),
-    and how many texts it holds; a table read a chunk at a time is read through for it once."""
-    column = pick_column(table.columns, wanted, kind, task_column, file, table.suffix)
-    if column not in table.checked:
-        todo = 0
-        for start, part in table.chunks(CHUNK):
-            todo += sum(t is not None for t in texts_of(part[column].tolist(), kind, column, file, start + 1))
-        table.checked[column] = todo
-    return column, table.checked[column]
+    pick_column(table.columns, wanted, spec.type, spec.text_column, file, table.suffix)
 
 
 def pick_column(names: list[str], wanted: str | None, kind: str, task_column: str, file: str, suffix: str) -> str:

@@ -2,8 +2,11 @@
 
 A CSV or JSON Lines table is read as it is used, never held whole: once before the model loads
 (its syntax checked, its rows counted, its columns found: a JSON Lines row's keys in the order they
-first appear, as pandas orders them) and again for each later pass (its text column checked, then
-labelled), ``CHUNK`` rows at a time; so memory stays flat however long the file. The chunks are
+first appear, as pandas orders them) and once more to label it, ``CHUNK`` rows at a time, each
+chunk's text column checked as it is labelled; so memory stays flat however long the file. The scan
+stays a pass of its own: a CSV with a stray quote anywhere is read leniently throughout (as
+``read_csv`` reads it), a JSON Lines table's columns are those of every row, and a syntax, encoding
+or missing-column error is told before the model loads, not after labelling the rows before it. The chunks are
 the frames the task data readers (``ptv2_core.tasks.files.read_table``) would give for those rows
 of the whole file, so the output is byte for byte what it was when the whole file was read. A JSON
 file (one document) and a Parquet file are read whole, as before.
@@ -42,7 +45,6 @@ class Table:
     strict: bool = True  # a CSV without a stray quote (one is read leniently, as read_table does)
     whole: pd.DataFrame | None = None  # .json, .parquet
     attrs: dict = field(default_factory=dict)  # "header": a CSV's header as written
-    checked: dict = field(default_factory=dict)  # column -> how many texts, once every cell is checked
     stamp: tuple | None = None  # the file's (inode, size, mtime) as first read: a later pass reads the same file
 
     def chunks(self, size: int) -> Iterator[tuple[int, pd.DataFrame]]:
