@@ -42,8 +42,8 @@ def hub_home(tmp_path_factory, minilm_path) -> Path:
     return home
 
 
-def ptv2(home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HF_HOME=str(home), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+def ptv2(home: Path, *args: str, **more_env: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HF_HOME=str(home), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", **more_env)
     env.pop("HF_HUB_CACHE", None)
     return subprocess.run([*PTV2, *args], capture_output=True, text=True, env=env, timeout=600)
 
@@ -92,6 +92,17 @@ def test_an_unpinned_or_tagged_hub_model_records_the_commit_it_resolved_to(hub_h
     # the tagged adapter loads at its commit, though its name says v2 and main says another
     res = ptv2(hub_home, "predict", "--adapter", str(tmp_path / "tagged"), "What is a fjord ?")
     assert res.returncode == 0 and res.stdout.strip(), res.stderr
+    # registering builds the served model (its load_context loads the base) and tags the commit
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    res = ptv2(hub_home, "register", "--adapter", str(tmp_path / "tagged"), MLFLOW_TRACKING_URI=uri,
+               PTV2_HOME=str(tmp_path / "home"))
+    assert res.returncode == 0, res.stderr
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    [model] = client.search_registered_models()
+    [version] = client.search_model_versions(f"name = '{model.name}'")
+    assert version.tags["base_revision"] == SHA_B and version.tags["base_model"] == "org/tiny@v2"
 
 
 @pytest.mark.parametrize("model, needle", [
