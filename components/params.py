@@ -103,6 +103,9 @@ def check_params(p: dict, *, files_here: bool, steps_here: bool | None = None) -
         raise Ptv2Error(f"promotion_margin must be >= 0 score points, got {p['promotion_margin']}")
     if not p["model"].strip():
         raise Ptv2Error("model must name a base model: 'minilm', a folder or a hub name")
+    from ptv2_core.model_ref import split_model_ref  # light: text only
+
+    split_model_ref(p["model"])  # an empty @revision, or one on an alias or a folder: refused before any step
     if p["optuna_storage"]:  # a sqlite file's folder is looked for only where the steps run
         from optuna_studies.study import check_storage_url
 

@@ -114,7 +114,8 @@ def _fingerprints(adapter: Path, metrics: dict[str, Any]) -> dict[str, str]:
     from ptv2_core.adapter import read_adapter_config
 
     base = read_adapter_config(adapter).get("base_model") or {}
-    tags = {"ptv2.base_model": base.get("name"), "ptv2.base_fingerprint": base.get("fingerprint"),
+    tags = {"ptv2.base_model": base.get("name"), "ptv2.base_revision": base.get("revision"),
+            "ptv2.base_fingerprint": base.get("fingerprint"),
             "ptv2.test_data_hash": metrics.get("test_data_hash")}
     return {k: str(v) for k, v in tags.items() if v}
 

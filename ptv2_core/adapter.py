@@ -1,7 +1,7 @@
 """Adapter files: ``adapter.safetensors`` (prefix and head tensors) + ``adapter_config.json``.
 
-The JSON names the base model, the SHA-256 fingerprint of its weights and (since 2026-12) of its
-tokenizer; loading refuses any other base, or the same weights beside another tokenizer. Nothing
+The JSON names the base model (a hub model with the commit it loaded, which later loads fetch),
+the SHA-256 fingerprint of its weights and (since 2026-12) of its tokenizer; loading refuses any other base, or the same weights beside another tokenizer. Nothing
 is ever unpickled: safetensors holds only tensors, JSON only data.
 """
 from __future__ import annotations
@@ -24,8 +24,8 @@ from torch import nn
 from ptv2_core import __version__
 from ptv2_core.adapter_schema import check_adapter_config, check_adapter_weights
 from ptv2_core.artifact_json import check_prompt_fits, found_instead, read_config
-from ptv2_core.backbone import (base_tokenizer_fingerprint, check_tokenizer, fingerprint, geometry, load_backbone,
-                                used_tokenizer_fingerprint)
+from ptv2_core.backbone import (base_revision, base_tokenizer_fingerprint, check_tokenizer, fingerprint, geometry,
+                                load_backbone, pinned_model_ref, used_tokenizer_fingerprint)
 from ptv2_core.durable import sync
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.heads import HeadConfig
@@ -171,6 +171,8 @@ def adapter_files(model: PromptModel, spec: TaskSpec, base_name: str, base_finge
             "name": base_name,
             "model_type": model.backbone.config.model_type,
             "fingerprint": base_fingerprint,
+            # a hub model's commit (later loads fetch it, not the hub's newest); absent for an alias or a folder
+            **({"revision": rev} if (rev := base_revision(model.backbone)) else {}),
             # absent for a backbone not loaded by load_backbone (nothing known of its tokenizer)
             **({"tokenizer_fingerprint": tok_fp} if (tok_fp := base_tokenizer_fingerprint(model.backbone)) else {}),
         },
@@ -283,14 +285,15 @@ def load_adapter(adapter_dir: str | Path, backbone: nn.Module | None = None, tok
     state = read_adapter_weights(adapter_dir)  # a broken file fails before any base model loads
     base = config["base_model"]
     if backbone is None:
+        name = pinned_model_ref(base)  # a hub model at the commit it was trained on
         try:
-            backbone, tokenizer = load_backbone(base["name"])
+            backbone, tokenizer = load_backbone(name)
         except Ptv2Error as e:  # the user named no model: say it is the adapter's recorded base
-            raise Ptv2Error(f"adapter '{adapter_dir}': its base model '{base['name']}' cannot be loaded here: {e}") from None
+            raise Ptv2Error(f"adapter '{adapter_dir}': its base model '{name}' cannot be loaded here: {e}") from None
     actual = fingerprint(backbone)
     if actual != base["fingerprint"]:
         raise Ptv2Error(
-            f"adapter '{adapter_dir}' was trained on base model '{base['name']}' with fingerprint "
+            f"adapter '{adapter_dir}' was trained on base model '{pinned_model_ref(base)}' with fingerprint "
             f"{base['fingerprint'][:19]}…, but the given base has {actual[:19]}…: refusing a different base model"
         )
     check_tokenizer(base, used_tokenizer_fingerprint(backbone, tokenizer), f"adapter '{adapter_dir}'")

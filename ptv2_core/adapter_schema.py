@@ -6,6 +6,7 @@ never a TypeError from deep inside torch, nor a model that predicts from NaN."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import torch
@@ -52,6 +53,8 @@ _FIELDS = {
     "base_model": {
         "name": (_text, "a non-empty text", True),
         "fingerprint": (_text, "a non-empty text", True),
+        "revision": (lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{40}", v) is not None,
+                     "a hub commit sha (40 hexadecimal digits)", False),
     },
 }
 

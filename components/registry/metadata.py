@@ -138,7 +138,7 @@ RESERVED_PREFIXES = ("promotion.", "ptv2.")
 # the dev_*/test_* metric tags ptv2 writes for any task type (a user's own test_suite=nightly is not one)
 METRIC_TAGS = frozenset(f"{split}_{name}" for split in ("dev", "test")
                         for name in (*{n for names in METRIC_NAMES.values() for n in names}, "score", "loss", "examples"))
-COMPUTED_TAGS = frozenset({"metrics_subset", "subset", "git_commit", "git_diff_sha256"}) | METRIC_TAGS
+COMPUTED_TAGS = frozenset({"metrics_subset", "subset", "git_commit", "git_diff_sha256", "base_revision"}) | METRIC_TAGS
 # code_version_source of an adapter from before adapters recorded their provenance (2026-12-07)
 NO_PROVENANCE = "ptv2_version: the adapter records no provenance (trained before adapters did): no commit"
 
@@ -200,6 +200,8 @@ def describe_adapter(adapter_dir: str | Path, task: str, extra_tags: dict | None
         # an adapter trained before then with a cap: its dev_*/test_* tags come from a random subset
         **({"metrics_subset": "random"} if max_eval and _random_subset(metrics, train_cfg) else {}),
         "base_model": str(base["name"]),
+        # a hub model's commit, which serving loads (not the hub's newest)
+        **({"base_revision": str(base["revision"])} if base.get("revision") else {}),
         "base_fingerprint": str(base["fingerprint"]),
         # the tokenizer's, where the adapter records it (serving refuses a base whose tokenizer changed)
         **({"base_tokenizer_fingerprint": str(base["tokenizer_fingerprint"])} if base.get("tokenizer_fingerprint") else {}),

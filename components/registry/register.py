@@ -99,6 +99,7 @@ def build_model_dir(info: AdapterInfo, workdir: Path) -> Path:
             metadata={"ptv2": {"task": info.spec.name, "task_type": info.spec.type, "labels": list(info.spec.labels),
                                "metric": info.spec.metric, "prompt_len": info.config["prompt"].get("prompt_len"),
                                "base_model": base["name"],
+                               **({"base_revision": base["revision"]} if base.get("revision") else {}),
                                "base_fingerprint": base["fingerprint"], "data_hash": info.data_hash,
                                **({"base_tokenizer_fingerprint": base["tokenizer_fingerprint"]}
                                   if base.get("tokenizer_fingerprint") else {})}},

@@ -14,7 +14,8 @@ from pipelines.cli.app import app
 def pretrain(
     tasks: str = typer.Option(..., help="Comma-separated tasks (packaged names, task YAML files, hub:<name>)."),
     out: Path = typer.Option(..., help="Folder for prompt.safetensors, prompt_config.json and checkpoints/."),
-    model: str = typer.Option("minilm", help="Base model: 'minilm' (bundled), a folder, or a hub name."),
+    model: str = typer.Option("minilm", help="Base model: 'minilm' (bundled), a folder, or a hub name (org/name, or "
+                                                 "org/name@REVISION: a commit sha, tag or branch)."),
     max_prompt_len: int = typer.Option(64, help="Length of the shared prompt (the longest usable slice)."),
     lengths: Optional[str] = typer.Option(
         None, help="Candidate prompt lengths sampled per step (nested prompts); the longest must be --max-prompt-len. "

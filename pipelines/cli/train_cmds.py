@@ -18,7 +18,8 @@ from pipelines.cli.option_names import options_named
 def train(
     task: str = typer.Option(..., help="Packaged task (trec, rt, wnut16, bbc), a task YAML file, or hub:<name>."),
     out: Path = typer.Option(..., help="Folder for adapter.safetensors, adapter_config.json, metrics.json."),
-    model: str = typer.Option("minilm", help="Base model: 'minilm' (bundled), a folder, or a hub name."),
+    model: str = typer.Option("minilm", help="Base model: 'minilm' (bundled), a folder, or a hub name (org/name, or "
+                                                 "org/name@REVISION: a commit sha, tag or branch)."),
     prompt_len: int = typer.Option(16, help="Prefix length (virtual tokens per layer)."),
     lr: float = typer.Option(1e-2, help="Peak learning rate (AdamW, warmup then linear decay)."),
     epochs: int = typer.Option(3, help="Training epochs (best dev epoch is kept)."),

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ptv2_core.artifact_json import check_prompt_fits
-from ptv2_core.backbone import fingerprint, geometry, load_backbone, used_tokenizer_fingerprint
+from ptv2_core.backbone import fingerprint, geometry, load_backbone, pinned_model_ref, used_tokenizer_fingerprint
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.settings import BadSetting
 from ptv2_core.evaluate import evaluate
@@ -40,7 +40,7 @@ def load_pretrained(pretrained_dir: str | Path, backbone: nn.Module | None = Non
     config = read_pretrained_config(pretrained_dir)
     state = read_pretrained_state(pretrained_dir, config)  # a broken file fails before any base model loads
     if backbone is None:
-        name = config["base_model"]["name"]
+        name = pinned_model_ref(config["base_model"])  # a hub model at the commit it was pre-trained on
         try:
             backbone, tokenizer = load_backbone(name)
         except Ptv2Error as e:  # the user named no model: say it is the prompt's recorded base

@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ptv2_core.adapter import check_writable, write_atomic_dir
-from ptv2_core.backbone import base_tokenizer_fingerprint, fingerprint, geometry, load_backbone
+from ptv2_core.backbone import base_revision, base_tokenizer_fingerprint, fingerprint, geometry, load_backbone
 from ptv2_core.provenance import provenance
 from ptv2_core.build import check_backbone_pooling, check_model_pooling, check_prompt_len
 from ptv2_core.device import pick_device
@@ -361,6 +361,7 @@ def pretrain(cfg: PretrainConfig, out_dir: str | Path, report: Report | None = N
             "nested": cfg.nested,
             "prompt": prompt.to_dict(),
             "base_model": {"name": cfg.model, "model_type": backbone.config.model_type, "fingerprint": base_fp,
+                           **({"revision": rev} if (rev := base_revision(backbone)) else {}),  # a hub model's commit
                            **({"tokenizer_fingerprint": tok_fp} if tok_fp else {})},
             "pretrain_config": cfg.to_dict(),
             # the tasks' rows and specs it was trained on: the same command again on other ones is refused

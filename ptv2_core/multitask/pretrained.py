@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 from ptv2_core import __version__
 from ptv2_core.adapter_schema import check_pretrained_config, check_weights
 from ptv2_core.artifact_json import found_instead, read_config
-from ptv2_core.backbone import check_tokenizer
+from ptv2_core.backbone import check_tokenizer, pinned_model_ref
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.settings import BadSetting, TrainingSettings
 
@@ -230,7 +230,7 @@ def check_base(config: dict, actual_fingerprint: str, where: str | Path,
     base = config["base_model"]
     if actual_fingerprint != base.get("fingerprint"):
         raise Ptv2Error(
-            f"pre-trained prompt '{where}' was trained on base model '{base.get('name')}' with fingerprint "
+            f"pre-trained prompt '{where}' was trained on base model '{pinned_model_ref(base)}' with fingerprint "
             f"{str(base.get('fingerprint'))[:19]}…, but the given base has {actual_fingerprint[:19]}…: "
             "refusing a different base model"
         )
