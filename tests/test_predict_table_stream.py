@@ -322,7 +322,7 @@ def test_a_bad_cell_late_in_a_table_of_several_chunks_leaves_nothing_written(tre
     path.write_text("".join(json.dumps({"id": i, "text": f"question {i} ?" if i % 1000 == 0 else None}) + "\n"
                             for i in range(1, bad)) + json.dumps({"id": bad, "text": ["a", "list"]}) + "\n" +
                     "".join(json.dumps({"id": i, "text": None}) + "\n" for i in range(bad + 1, rows + 1)))
-    dest = tmp_path / "out.jsonl"
+    dest = tmp_path / "new" / "sub" / "out.jsonl"  # --out's folders made for it are removed again
     res = run("predict", "--adapter", str(trec), "--file", str(path), *(["--out", str(dest)] if out else []))
     _user_error(res, f"--file '{path}': row {bad} of column 'text' holds a list, not one text")
     assert res.stdout == "" and not dest.exists() and list(tmp_path.iterdir()) == [path]

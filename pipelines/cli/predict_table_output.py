@@ -116,17 +116,37 @@ def output_file(out: Path | None, overwrite: bool) -> Iterator[IO[bytes]]:
 
     check_out_file(out, overwrite)  # again: written meanwhile?
     tmp = out.with_name(f".{out.name}.{secrets.token_hex(6)}.tmp")
+    made: list[Path] = []
+    published = False
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)  # as train makes its --out folder's parents
+        made = _make_folder(out.parent)  # as train makes its --out folder's parents
         with open(tmp, "xb") as f:
             yield f
         sync(tmp)
         _publish(tmp, out, overwrite)
+        published = True
         sync(out.parent)
     except OSError as e:
         raise Ptv2Error(f"--out '{out}' cannot be written: {e.strerror or e}") from None
     finally:
         tmp.unlink(missing_ok=True)
+        if not published:  # a table that failed (a bad row, Ctrl-C) leaves no folder made for it either
+            for folder in made:
+                try:
+                    folder.rmdir()
+                except OSError:  # something else was put there meanwhile: kept
+                    break
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """``folder`` made with its missing parents; the folders it made, deepest first."""
+    missing = []
+    at = folder
+    while not at.exists() and at != at.parent:
+        missing.append(at)
+        at = at.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
 
 
 def _publish(tmp: Path, out: Path, overwrite: bool) -> None:
