@@ -73,16 +73,17 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
     if not (0 < cpus_per_trial < math.inf and 0 <= gpus_per_trial < math.inf):  # NaN too: Ray waited forever
         raise Ptv2Error(f"--cpus-per-trial must be a number > 0 and --gpus-per-trial a number >= 0, got {cpus_per_trial}, {gpus_per_trial}")
     check_gpus_per_trial(gpus_per_trial)
-    task_type = hub_task_type(task_ref, say) if space is None else None
-    spc = load_space(task, space, task_name, task_type).with_overrides(trials=trials, epochs=epochs)
-    init_dir = check_init_dir(init, spc) if init is not None else None
-    spc = spc.for_start(warm=init_dir is not None)
     out = Path(out_dir).resolve()
     name = study_name or default_study_name(task_name, model, out)
     check_finished(out, name, resume=resume, overwrite=overwrite)
     check_out(out, overwrite)
     if storage is not None:
         check_storage_url(storage)
+    # a hub task's data set is fetched (its type picks the space) after the checks that need no data
+    task_type = hub_task_type(task_ref, say) if space is None else None
+    spc = load_space(task, space, task_name, task_type).with_overrides(trials=trials, epochs=epochs)
+    init_dir = check_init_dir(init, spc) if init is not None else None
+    spc = spc.for_start(warm=init_dir is not None)
     shared = settings.shared_dir(None if shared_dir is None else str(shared_dir))
     shared = check_shared_dir(shared) if shared else None
     if shared is not None:

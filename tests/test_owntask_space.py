@@ -72,11 +72,13 @@ def test_resuming_a_token_study_started_on_the_old_default_space_says_how(tmp_pa
     assert "epochs 7 → 8" in str(e.value) and "default.yaml" not in str(e.value)
 
 
-def test_a_hub_task_gets_the_token_space_in_the_pipeline_only(tmp_path):
-    """As docs/search.md says: ptv2 search cannot know a hub data set's type before its trials fetch it
-    (default.yaml); the pipeline's search step reads its prepared task file (type: token)."""
+def test_a_hub_tasks_space_follows_the_type_its_caller_knows(tmp_path):
+    """A hub reference alone says nothing of its type (default.yaml): ptv2 search's plan fetches the
+    data set and passes its type (the test below); the pipeline's search step reads its prepared task
+    file (type: token)."""
     assert space_path("hub:someone/ner").name == "default.yaml"
     assert space_path("hub:someone/ner", _task(tmp_path, "token")).name == "default_token.yaml"
+    assert space_path("hub:someone/ner", task_type="token").name == "default_token.yaml"
 
 
 def _hub_ner_folder(tmp_path):
@@ -123,3 +125,22 @@ def test_a_hub_data_set_that_cannot_be_fetched_is_refused_before_the_study_exist
                     storage=None, init=None, max_train=8, max_eval=8, epochs=None, concurrency=1, cpus_per_trial=1,
                     gpus_per_trial=0, overwrite=False, study_name=None, seed=0)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_hub_search_refuses_a_full_out_before_fetching_its_data_set(tmp_path, monkeypatch, minilm_path):
+    """The checks that need no data (--out, --resume of a finished search, --storage) come before
+    the fetch: a full --out downloaded the whole data set first, then was refused."""
+    import pytest
+
+    from optuna_studies.plan import plan_search
+    from ptv2_core.errors import Ptv2Error
+
+    monkeypatch.setenv("PTV2_HOME", str(tmp_path / "home"))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "kept.txt").write_text("mine")
+    said = []
+    with pytest.raises(Ptv2Error, match="not empty"):
+        plan_search(f"hub:{_hub_ner_folder(tmp_path)}", minilm_path, tmp_path / "out", trials=2, space=None,
+                    storage=None, init=None, max_train=8, max_eval=8, epochs=None, concurrency=1, cpus_per_trial=1,
+                    gpus_per_trial=0, overwrite=False, study_name=None, seed=0, say=said.append)
+    assert said == []
