@@ -4,6 +4,7 @@ Bad input anywhere ends as one line on stderr, ``error: <what>``, and exit statu
 """
 from __future__ import annotations
 
+import errno
 import sys
 import threading
 
@@ -114,6 +115,12 @@ def _run(argv: list[str] | None) -> None:
     except Ptv2RunError as e:
         print(f"error: {e}", file=sys.stderr)
         rc = 1
+    except OSError as e:  # a write that found no room where no step names its output: one line, not a traceback
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        what = f": '{e.filename}'" if e.filename else ""
+        print(f"error: {e.strerror or e}{what}", file=sys.stderr)
+        rc = 2
     # every KeyboardInterrupt that reaches this line was handled above (one not handled propagates)
     forget_handled_interrupt()
     if previous is not None:
