@@ -272,18 +272,52 @@ def test_a_checkpoint_that_runs_out_of_room_is_named_and_leaves_no_partial_file(
     assert list(ckpt.iterdir()) == []
 
 
-def test_no_room_where_no_step_names_its_output_is_still_one_error_line(tmp_path, monkeypatch):
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_no_room_where_no_step_names_its_output_is_still_one_error_line(tmp_path, monkeypatch, wrapped):
     """The last net, in the command line: any write that found no room (here: the compiler itself
-    failing so) is one line with the path, exit status 2, not a traceback."""
+    failing so), also one wrapped in another error (as Ray Tune's TuneError wraps a full disk under
+    `ptv2 search`'s work folder), is one line with the path, exit status 2, not a traceback."""
     import errno
 
     import pipelines.compile
     from tests.conftest import run_cli
 
     def full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "x"))
+        room = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "x"))
+        if not wrapped:
+            raise room
+        try:
+            raise room
+        except OSError:
+            raise RuntimeError("a callback failed") from None  # the context stays, as Tune's
 
     monkeypatch.setattr(pipelines.compile, "compile_pipeline", full)
     res = run_cli("compile", "--out", str(tmp_path / "p.yaml"))
     assert res.returncode == 2, res.stderr
     assert res.stderr.splitlines() == [f"error: No space left on device: '{tmp_path / 'x'}'"]
+
+
+# Writes a trial record into argv[1] under a file size limit of 10 bytes.
+LIMITED_RECORD = """
+import resource, sys
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_FSIZE, (10, resource.RLIM_INFINITY))
+from optuna_studies.records import write_record
+try:
+    write_record(Path(sys.argv[1]), {"ray_trial_id": "t1", "score": 0.5})
+except OSError as e:
+    print(e.errno, e.filename)
+"""
+
+
+def test_a_trial_record_that_finds_no_room_names_itself_and_leaves_no_partial_file(tmp_path):
+    """A full disk under `ptv2 search`'s work folder: the record's error had no path, and its
+    partial ``.record.*`` file stayed."""
+    import errno
+
+    res = subprocess.run([sys.executable, "-c", LIMITED_RECORD, str(tmp_path)], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    folder = next(p for p in tmp_path.rglob("*") if p.is_dir())
+    assert res.stdout.split() == [str(errno.EFBIG), str(folder / "t1.json")]
+    assert list(folder.iterdir()) == []
