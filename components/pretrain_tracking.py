@@ -203,10 +203,11 @@ def record_logged(prompt_dir: str | Path, store: str, run_id: str) -> None:
     text = json.dumps({"prompt_config_sha256": digest, "runs": runs}, indent=2) + "\n"
     try:
         write_atomic_dir(prompt_dir, {LOGGED: text})
-    except OSError as e:
+    except (OSError, Ptv2Error) as e:  # write_atomic_dir's Ptv2Error carries the OSError
+        cause = e.__cause__ if isinstance(e.__cause__, OSError) else e
         raise Ptv2Error(f"the prompt's run is logged (MLflow run {run_id}), but recording that in "
-                        f"'{prompt_dir / LOGGED}' failed: {e.strerror or e}; the same command again would log it "
-                        "a second time") from None
+                        f"'{prompt_dir / LOGGED}' failed: {getattr(cause, 'strerror', None) or cause}; the same "
+                        "command again would log it a second time") from None
 
 
 def curves_html(prompt_dir: str | Path) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ptv2_core import busy_lock
-from ptv2_core.adapter import check_out_dir
+from ptv2_core.adapter import _staging_folder, check_out_dir
 from ptv2_core.durable import sync, sync_tree
 from ptv2_core.errors import Ptv2Error
 
@@ -53,7 +53,11 @@ def write_output(out_dir: Path, best: dict[str, Any], adapter_src: Path, extra_f
     A failure midway puts the previous entries back. The new entries are on the disk before they are
     put in place (a crash could leave a renamed ``best.json`` or adapter with empty files)."""
     out_dir = Path(out_dir).resolve()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    stage = _staging_folder(out_dir)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=stage))
+    except OSError as e:
+        raise _write_error(out_dir, e) from None
     old: Path | None = None
     try:
         umask = os.umask(0)
@@ -68,14 +72,21 @@ def write_output(out_dir: Path, best: dict[str, Any], adapter_src: Path, extra_f
             os.replace(tmp, out_dir)
             sync(out_dir.parent)
         else:
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=stage))
             _swap_entries(out_dir, tmp, old, sorted(os.listdir(tmp)))
             sync(out_dir)
+    except OSError as e:  # no space left, a file too large: named, the temporary folders removed
+        raise _write_error(out_dir, e) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     return out_dir
+
+
+def _write_error(out_dir: Path, e: OSError) -> Ptv2Error:
+    return Ptv2Error(f"cannot write the search's output into '{out_dir}': {e.strerror or e}; nothing there was "
+                     "changed")
 
 
 def _swap_entries(out_dir: Path, new: Path, old: Path, names: list[str]) -> None:

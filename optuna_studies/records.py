@@ -56,11 +56,15 @@ def write_record(work: Path, record: dict[str, Any]) -> Path:
         sync_tree(record["adapter"])
     path = folder / f"{record['ray_trial_id']}.json"
     fd, tmp = tempfile.mkstemp(prefix=".record.", dir=folder)
-    with os.fdopen(fd, "w") as f:
-        json.dump(_jsonable(record), f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(_jsonable(record), f, indent=2, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:  # no space left: the partial file goes; the error names the record (Tune's does not)
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror, str(path)) from e
     sync(folder)
     return path
 

@@ -33,6 +33,8 @@ def compile_pipeline(out: str | Path, *, step_gpus: int = 0, accelerator: str = 
         compiler.Compiler().compile(build_pipeline(step_gpus, accelerator), str(tmp))
         sync(tmp)
         os.replace(tmp, out)
+    except OSError as e:  # no space left, a file too large: named, the temporary file removed
+        raise Ptv2Error(f"--out '{out}' cannot be written: {e.strerror or e}") from None
     finally:
         tmp.unlink(missing_ok=True)
     return out

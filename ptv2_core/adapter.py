@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from ptv2_core import __version__
@@ -48,9 +48,18 @@ def check_out_dir(out_dir: str | Path, overwrite: bool) -> None:
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise Ptv2Error(f"--out '{out_dir}' exists and is not a folder")
+    check_not_dangling(out_dir)
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise Ptv2Error(f"--out '{out_dir}' is not empty (pass --overwrite to replace it)")
     check_writable(out_dir)
+
+
+def check_not_dangling(path: str | Path, flag: str = "--out") -> None:
+    """Refuse a symbolic link that points nowhere: taken for a path to create, it failed at the
+    last step (the rename into place), after the whole run."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise Ptv2Error(f"{flag} '{path}' is a symbolic link to '{os.readlink(path)}', which does not exist")
 
 
 def writable_probe(path: str | Path, *, file: bool = False) -> tuple[Path, OSError | None]:
@@ -98,12 +107,21 @@ def write_atomic_dir(out_dir: Path, files: dict[str, bytes | str], *, marker: st
     other files are kept) the files move one by one: ``marker``, the file that makes the folder
     what it is (an adapter's or a prompt's config), is removed first, with ``drop`` (files that
     must not outlive the old content), and comes back last, so that no marker ever sits beside a
-    mix of new and old files. A failure before the first change leaves ``out_dir`` as it was."""
+    mix of new and old files. A failure before the first change leaves ``out_dir`` as it was.
+
+    An existing ``out_dir`` on another file system than its parent (a mount point: a container's
+    volume, a tmpfs) is staged inside itself, as a rename cannot cross file systems. A write that
+    fails (no space left, a file too large, a read-only file system) is a Ptv2Error naming
+    ``out_dir`` and the reason, its temporary folder removed."""
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out_dir)
-    tmp = out_dir.parent / f".{out_dir.name}.{secrets.token_hex(6)}.tmp"
-    tmp.mkdir()  # the umask's mode, as out_dir gets (mkdtemp's would be private)
+    changed = False
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out_dir)
+        tmp = _staging_folder(out_dir) / f".{out_dir.name}.{secrets.token_hex(6)}.tmp"
+        tmp.mkdir()  # the umask's mode, as out_dir gets (mkdtemp's would be private)
+    except OSError as e:
+        raise _write_error(out_dir, e, changed, marker) from e  # a caller may want the OSError
     try:
         for name, data in files.items():
             (tmp / name).write_bytes(data.encode() if isinstance(data, str) else data)
@@ -116,14 +134,37 @@ def write_atomic_dir(out_dir: Path, files: dict[str, bytes | str], *, marker: st
             except OSError as e:  # made and filled meanwhile: written into as an existing one
                 if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                     raise
+        changed = True
         for name in ([marker] if marker else []) + list(drop):
             (out_dir / name).unlink(missing_ok=True)
         sync(out_dir)
         for name in sorted(files, key=lambda n: n == marker):  # same file system: each rename is atomic
             os.replace(tmp / name, out_dir / name)
         sync(out_dir)
+    except OSError as e:
+        raise _write_error(out_dir, e, changed, marker) from e  # a caller may want the OSError
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _staging_folder(out_dir: Path) -> Path:
+    """Where ``write_atomic_dir`` builds ``out_dir``'s files: beside it, or inside an existing
+    ``out_dir`` that is on another file system than its parent (renames cannot cross them: the
+    trained adapter was lost to ``Invalid cross-device link`` after the whole run)."""
+    if out_dir.is_dir() and os.stat(out_dir).st_dev != os.stat(out_dir.parent).st_dev:
+        return out_dir
+    return out_dir.parent
+
+
+def _write_error(out_dir: Path, e: OSError, changed: bool, marker: str | None) -> Ptv2Error:
+    """The one line a failed ``write_atomic_dir`` ends with: the folder, the reason, what is left."""
+    reason = e.strerror or str(e)
+    if isinstance(e, NotADirectoryError) and out_dir.is_symlink():
+        reason = f"it is a symbolic link to '{os.readlink(out_dir)}', which is not a folder"
+    left = (f"its {marker} was removed (the folder reads as unwritten; the same command again writes it)"
+            if changed and marker else "its files may be a mix of old and new" if changed
+            else "nothing was written there")
+    return Ptv2Error(f"cannot write '{out_dir}': {reason}; {left}")
 
 
 # A temporary folder older than this is a killed writer's: a live one fills its folder in seconds.
@@ -131,14 +172,16 @@ STALE_TMP_S = 3600
 
 
 def remove_stale_temporaries(out_dir: Path, older_than_s: float = STALE_TMP_S) -> None:
-    """Remove the temporary folders ``write_atomic_dir`` left beside ``out_dir`` when killed midway
+    """Remove the temporary folders ``write_atomic_dir`` left beside (or in) ``out_dir`` when killed midway
     (SIGKILL runs no clean-up) that are older than ``older_than_s``; a concurrent writer's is fresh
     and stays. Silent, and a folder that cannot be removed is left (a clean-up, not the write)."""
     own = re.compile(rf"\.{re.escape(out_dir.name)}\.[0-9a-f]{{12}}\.tmp")
-    try:
-        leftovers = [p for p in out_dir.parent.iterdir() if own.fullmatch(p.name)]
-    except OSError:
-        return
+    leftovers = []
+    for folder in (out_dir.parent, out_dir):  # inside: a mount point's (``_staging_folder``)
+        try:
+            leftovers += [p for p in folder.iterdir() if own.fullmatch(p.name)]
+        except OSError:
+            pass
     now = time.time()
     for p in leftovers:
         try:
@@ -177,9 +220,7 @@ def adapter_files(model: PromptModel, spec: TaskSpec, base_name: str, base_finge
             **({"tokenizer_fingerprint": tok_fp} if (tok_fp := base_tokenizer_fingerprint(model.backbone)) else {}),
         },
     } | ({"extra": extra} if extra else {})
-    with tempfile.TemporaryDirectory() as d:
-        save_file(state, str(Path(d) / WEIGHTS), metadata={"format": FORMAT})
-        weights = (Path(d) / WEIGHTS).read_bytes()
+    weights = save(state, metadata={"format": FORMAT})  # in memory: no TMPDIR to fill up
     return {WEIGHTS: weights, CONFIG: json.dumps(config, indent=2, sort_keys=True) + "\n"}
 
 

@@ -4,6 +4,7 @@ Bad input anywhere ends as one line on stderr, ``error: <what>``, and exit statu
 """
 from __future__ import annotations
 
+import errno
 import sys
 import threading
 
@@ -60,6 +61,19 @@ def stopped(message: str = "interrupted") -> int:
     return 143
 
 
+def no_room(e: BaseException) -> OSError | None:
+    """The write that found no room (no space left, over a quota or the file size limit) behind
+    ``e``: ``e`` itself or what it was raised from or while handling (Ray Tune wraps a failure of
+    its callbacks in its own TuneError); None when there is none."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app, turning user errors into one ``error:`` line; a reader
     that closes the pipe early (``| head``) ends it quietly, exit status 141 (``broken_pipe``)."""
@@ -114,6 +128,13 @@ def _run(argv: list[str] | None) -> None:
     except Ptv2RunError as e:
         print(f"error: {e}", file=sys.stderr)
         rc = 1
+    except Exception as e:  # a write that found no room where no step names its output: one line, not a traceback
+        room = no_room(e)
+        if room is None:
+            raise
+        what = f": '{room.filename}'" if room.filename else ""
+        print(f"error: {room.strerror or room}{what}", file=sys.stderr)
+        rc = 2
     # every KeyboardInterrupt that reaches this line was handled above (one not handled propagates)
     forget_handled_interrupt()
     if previous is not None:

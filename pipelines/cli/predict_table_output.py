@@ -22,15 +22,19 @@ import numpy as np
 
 from ptv2_core.errors import Ptv2Error
 
+# errors of a write that found no room: no space, over a quota, over the file size limit
+ROOM_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
 
 def check_out_file(out: Path, overwrite: bool) -> None:
     """``--out`` a file path, not there already unless ``overwrite``, and writable."""
-    from ptv2_core.adapter import check_writable
+    from ptv2_core.adapter import check_not_dangling, check_writable
 
     if out.is_dir():
         raise Ptv2Error(f"--out '{out}' is a folder; give a file path")
     if out.exists() and not overwrite:
         raise Ptv2Error(f"--out '{out}' exists (pass --overwrite to replace it)")
+    check_not_dangling(out)  # was taken for a file written meanwhile, after the labelling
     check_writable(out, "--out", file=True)
 
 
@@ -102,15 +106,31 @@ def output_file(out: Path | None, overwrite: bool) -> Iterator[IO[bytes]]:
     ``overwrite`` never over a file that appeared meanwhile) or to standard output (an anonymous
     temporary file copied out at the end: nothing printed for a table that fails half way)."""
     if out is None:
-        with tempfile.TemporaryFile() as f:
-            yield f
+        where = tempfile.gettempdir()
+        try:
+            spool = tempfile.TemporaryFile()
+        except OSError as e:
+            raise _spool_error(where, e) from None
+        with spool as f:
+            try:
+                yield f
+                f.flush()
+            except OSError as e:  # no room in TMPDIR (nothing else is written meanwhile)
+                if e.errno not in ROOM_ERRORS:
+                    raise
+                raise _spool_error(where, e) from None
             f.seek(0)
-            sys.stdout.flush()  # anything printed before goes first
-            if hasattr(sys.stdout, "buffer"):
-                shutil.copyfileobj(f, sys.stdout.buffer)
-            else:  # a text stream (a test's)
-                sys.stdout.write(f.read().decode("utf-8"))
-            sys.stdout.flush()
+            try:
+                sys.stdout.flush()  # anything printed before goes first
+                if hasattr(sys.stdout, "buffer"):
+                    shutil.copyfileobj(f, sys.stdout.buffer)
+                else:  # a text stream (a test's)
+                    sys.stdout.write(f.read().decode("utf-8"))
+                sys.stdout.flush()
+            except OSError as e:  # standard output redirected to a full disk (a closed pipe: broken_pipe's)
+                if e.errno not in ROOM_ERRORS:
+                    raise
+                raise Ptv2Error(f"cannot write the labelled table to standard output: {e.strerror}") from None
         return
     from ptv2_core.durable import sync
 
@@ -147,6 +167,11 @@ def _make_folder(folder: Path) -> list[Path]:
         at = at.parent
     folder.mkdir(parents=True, exist_ok=True)
     return missing
+
+
+def _spool_error(where: str, e: OSError) -> Ptv2Error:
+    return Ptv2Error(f"cannot hold the labelled table in a temporary file in '{where}' (TMPDIR): "
+                     f"{e.strerror or e}; give --out, or set TMPDIR to a folder with room")
 
 
 def _publish(tmp: Path, out: Path, overwrite: bool) -> None:

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ptv2_core.durable import sync
@@ -52,11 +53,20 @@ def optimizer_from_files(tensors: dict[str, torch.Tensor], data: dict) -> dict:
 
 
 def _atomic_write(path: Path, write) -> None:
+    """``write(tmp)``, then ``tmp`` renamed to ``path``; a write that fails (no space left, a file
+    too large) is a Ptv2Error naming ``path``, its partial temporary file removed."""
     tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    sync(tmp)  # on the disk before the rename publishes it (a crash could leave an empty file)
-    os.replace(tmp, path)
-    sync(path.parent)
+    try:
+        write(tmp)
+        sync(tmp)  # on the disk before the rename publishes it (a crash could leave an empty file)
+        os.replace(tmp, path)
+        sync(path.parent)
+    except (OSError, SafetensorError) as e:  # safetensors reports an I/O error as its own
+        tmp.unlink(missing_ok=True)
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        # safetensors' "Error while serializing: I/O error: No space left on device (os error 28)"
+        reason = re.sub(r"^.*I/O error: (.*?)(?: \(os error \d+\))?$", r"\1", reason)
+        raise Ptv2Error(f"cannot write the checkpoint '{path}': {reason}; the checkpoints before it are kept") from None
 
 
 def save_checkpoint(ckpt_dir: Path, epoch: int, model_state: dict[str, torch.Tensor],

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ptv2_core.adapter import check_writable, write_atomic_dir
+from ptv2_core.adapter import check_not_dangling, check_writable, write_atomic_dir
 from ptv2_core.backbone import base_revision, base_tokenizer_fingerprint, fingerprint, geometry, load_backbone
 from ptv2_core.provenance import provenance
 from ptv2_core.build import check_backbone_pooling, check_model_pooling, check_prompt_len
@@ -71,6 +71,7 @@ def _check_out(out: Path, overwrite: bool) -> None:
     """Refuse a folder that holds anything but a (finished or unfinished) pre-training run."""
     if out.exists() and not out.is_dir():
         raise Ptv2Error(f"--out '{out}' exists and is not a folder")
+    check_not_dangling(out)
     check_writable(out)
     if not out.is_dir():
         return

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from ptv2_core import __version__
 from ptv2_core.adapter_schema import check_pretrained_config, check_weights
@@ -115,10 +114,8 @@ class PretrainConfig(TrainingSettings):
 
 
 def _bytes_of(state: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "t.safetensors"
-        save_file({k: v.detach().float().cpu().contiguous() for k, v in state.items()}, str(path), metadata=metadata)
-        return path.read_bytes()
+    # in memory: no TMPDIR to fill up (a full one lost the finished prompt)
+    return save({k: v.detach().float().cpu().contiguous() for k, v in state.items()}, metadata=metadata)
 
 
 def artifact_files(state: dict[str, torch.Tensor], config: dict) -> dict[str, bytes | str]:
