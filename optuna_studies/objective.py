@@ -84,7 +84,9 @@ def objective(config: Mapping[str, Any], report: EpochReport) -> dict[str, Any]:
         report(epoch, dict(row) | {"objective": value, "best_objective": best, "best_epoch": state["best_epoch"]}, files)
 
     try:
-        train(cfg, report=on_epoch, init=init, on_data=on_data)
+        # a trial is judged on dev only: its test rows are scored once, for the search's best adapter
+        # (best_metrics), so each trial's own test pass (as long as a dev one) would be thrown away
+        train(cfg, report=on_epoch, init=init, on_data=on_data, score_test=False)
     except (TrainingDiverged, Ptv2Error) as e:
         status = "diverged" if isinstance(e, TrainingDiverged) else "failed"
         failure = f"{status}: {e}" + (IN_A_SPACE if isinstance(e, OutOfMemory) else "")

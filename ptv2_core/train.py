@@ -210,7 +210,7 @@ def utc_now() -> str:
 
 def train(cfg: TrainConfig, report: Report | None = None,
           init: Callable[[PromptModel, TaskSpec], None] | None = None,
-          on_data: Callable[[dict[str, str]], None] | None = None) -> TrainResult:
+          on_data: Callable[[dict[str, str]], None] | None = None, score_test: bool = True) -> TrainResult:
     """Set up, train and test one configuration: ``load → build → fit → test``.
 
     ``init(model, spec)`` may overwrite the fresh prompt and head before training (a pre-trained
@@ -218,6 +218,9 @@ def train(cfg: TrainConfig, report: Report | None = None,
     ``on_data(hashes)`` is handed the ``split_hash`` of the train, dev and test rows as soon as they
     load, before training (``TrainResult.data_hashes`` holds them too): a search's trial records them
     with each adapter it reports mid-training, and a trial stopped early never gets the result.
+    ``score_test=False`` leaves the test split unscored (``TrainResult.test`` is ``{}``) and changes
+    nothing else: a search's trial reads its dev scores only (the search scores its best adapter's
+    test rows once, at the end), and scoring test is one more pass as long as a dev one, after training.
     """
     started = utc_now()
     cfg.check_training()  # cheap checks first, before any data or weights load
@@ -248,11 +251,12 @@ def train(cfg: TrainConfig, report: Report | None = None,
         init(model, spec)
     place(model, device)
     base_fp = fingerprint(backbone)
-    splits = {name: encode(data[name], tokenizer, spec, max_length) for name in ("train", "dev", "test")}
+    scored = ("train", "dev", "test") if score_test else ("train", "dev")
+    splits = {name: encode(data[name], tokenizer, spec, max_length) for name in scored}
     collator = Collator(tokenizer, spec)
     best_epoch, dev, history, speed, stopped = fit(model, splits["train"], splits["dev"], spec, collator, cfg, device, report)
-    test = evaluate(model, splits["test"], spec, collator, device, cfg.eval_batch_size, bf16=cfg.bf16,
-                    progress="score test" if cfg.progress else None)
+    test = {} if not score_test else evaluate(model, splits["test"], spec, collator, device, cfg.eval_batch_size,
+                                              bf16=cfg.bf16, progress="score test" if cfg.progress else None)
     model.eval()  # trained: handed over for prediction (scoring restores the mode it finds)
     return TrainResult(model, spec, tokenizer, base_fp, best_epoch, dev, test, history, speed, stopped,
                        hashes["test"], hashes, started=started, finished=utc_now())

@@ -146,13 +146,29 @@ def encode(ds: Dataset, tokenizer: Any, spec: TaskSpec, max_length: int | None =
             tqdm(total=len(ds), desc=f"encode {spec.name}", unit="row", leave=False,
                  disable=True if quiet or len(ds) < BAR_ROWS else None) as bar:  # None: on a terminal only
         if bar.disable:
-            return ds.map(fn, batched=True, remove_columns=ds.column_names)
+            return _map(ds, fn)
         parts = []
         for i in range(BAR_PARTS):
             part = ds.shard(BAR_PARTS, i, contiguous=True)
-            parts.append(part.map(fn, batched=True, remove_columns=part.column_names))
+            parts.append(_map(part, fn))
             bar.update(len(part))
         return concatenate_datasets(parts)
+
+
+def _map(ds: Dataset, fn) -> Dataset:
+    """``ds.map(fn)`` (batched, the old columns dropped), without hashing ``fn`` where nothing reads the hash.
+
+    ``Dataset.map`` names its result by pickling ``fn`` with dill and hashing the bytes: the tokenizer in
+    ``fn``'s closure, its whole vocabulary, every call (all-MiniLM-L6-v2: 0.11 CPU-seconds a split, most
+    of encoding a 256-row one; a training run encodes three, a search trial too). The name keys
+    datasets' cache files, which only a data set on disk has (``cache_files``): one loaded from disk keeps
+    datasets' own name, so its cache is never served for another tokenizer or ``max_length``. One in memory
+    (every task ptv2 loads: ``rows.make_dataset``) is never cached, and gets the random name datasets itself
+    gives a transform it cannot hash. The rows are the same either way: the name is not in them."""
+    from datasets.fingerprint import generate_random_fingerprint
+
+    name = {} if ds.cache_files else {"new_fingerprint": generate_random_fingerprint()}
+    return ds.map(fn, batched=True, remove_columns=ds.column_names, **name)
 
 
 @contextlib.contextmanager
