@@ -120,3 +120,25 @@ def test_server_stopped_during_registration_fails_fast_and_leaves_nothing(adapte
     assert registry_state(server.url, "ptv2-outage") == before  # no half-registered version, no moved alias
     again = register_adapter(adapters["good"], "trec", name="ptv2-outage")  # and the registry still works
     assert again.version == max(before[1]) + 1 and again.aliases == ("challenger",)
+
+
+def test_promote_against_a_stopped_server_names_the_server_at_once(tmp_path):
+    """`ptv2 promote` with its tracking server gone: one line naming the server that does not answer
+    (it said "reading registered model 'trec' failed", the task taken for a model name, after MLflow's retries)."""
+    import subprocess
+
+    from test_registry_support import BIN, base_env
+
+    srv = MlflowServer("sqlite:///" + str(tmp_path / "gone.db"), tmp_path / "artifacts", tmp_path / "server.log")
+    srv.start()
+    srv.kill()
+    env = base_env(PTV2_HOME=str(tmp_path / "home"), MLFLOW_TRACKING_URI=srv.url)
+    t0 = time.monotonic()
+    done = subprocess.run([str(BIN / "ptv2"), "promote", "--task", "trec"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    took = time.monotonic() - t0
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: MLflow tracking server {srv.url} does not answer (") \
+        and lines[0].endswith("Connection refused): start it, or point MLFLOW_TRACKING_URI at one that runs"), lines
+    assert took < 30, f"{took:.0f} s"
