@@ -314,8 +314,11 @@ def _search(plan: SearchPlan, held: dict, max_failures: int, resume: bool, mlflo
         if state.finished < plan.space.trials:
             from optuna_studies.tuner import run_tuner
 
-            run_tuner(plan, rdb, parent, state.finished, max_failures, ray_address, say,
-                      settings.mlflow_tracking_uri(mlflow_uri))
+            try:
+                run_tuner(plan, rdb, parent, state.finished, max_failures, ray_address, say,
+                          settings.mlflow_tracking_uri(mlflow_uri))
+            except optuna.exceptions.StorageInternalError as e:  # the study's database went away mid-search
+                raise storage_failed(plan, e) from None
         done = finished_count(state.study)
         if done < plan.space.trials:
             outcome = "KILLED"
@@ -343,6 +346,18 @@ def _search(plan: SearchPlan, held: dict, max_failures: int, resume: bool, mlflo
                 after_stop(plan, parent, draw)
         finally:  # a second Ctrl-C during the above still ends the parent run
             end_parent(parent, outcome, say)
+
+
+def storage_failed(plan: SearchPlan, e: BaseException) -> Ptv2Error:
+    """The study storage failing while trials run (a database server restarted or unreachable): one
+    line with the database's own reason, where it was Optuna's traceback and its note on "invalid data
+    in the commit, e.g. exceeding max length". The trials that ended are kept (the study, their records)."""
+    from optuna_studies.store_guard import why
+
+    ended = count_of(len(records.read_records(plan.work)), "trial")
+    return Ptv2Error(f"the study storage {mask_url(plan.storage)} failed while trials ran ({why(e)}); the trials that "
+                     f"ended are kept ({ended}, in the study and {plan.work}): once it answers again, run the same "
+                     "command with --resume to run the others")
 
 
 def _recorded(plan: SearchPlan) -> set[str]:
