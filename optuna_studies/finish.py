@@ -190,6 +190,21 @@ def after_stop(plan: SearchPlan, parent: str, draw: bool) -> None:
                 pass  # Ctrl-C while they are drawn, skips them)
 
 
+def backfill_runs(plan: SearchPlan, parent: str, say: Callable[[str], None]) -> None:
+    """The trial runs the MLflow store missed while it was down, logged from the trials' records
+    (``backfill.py``) before the result is: a store still down is left to the result's own error
+    (or warning), which says what to do."""
+    from optuna_studies.backfill import backfill_trial_runs, missed
+
+    trials = records.read_records(plan.work)
+    if not missed(trials):
+        return
+    params = {"epochs": plan.space.epochs, "seed": plan.constants["seed"]}
+    done, e = quietly(backfill_trial_runs, parent, plan.work, trials, params)
+    if e is None:
+        say(f"logged what the MLflow store missed while it was down, from the trial records: {count_of(done, 'trial run')}")
+
+
 def end_trial_runs_left_open(parent: str, trials: list[dict], say: Callable[[str], None]) -> None:
     """After a finished search: a trial run whose end the store failed to log mid-search (the trial
     callbacks went on) is ended as its trial did; it stayed RUNNING under the FINISHED parent run. A

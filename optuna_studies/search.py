@@ -19,7 +19,8 @@ from optuna_studies import records, settings, tracking
 from optuna_studies.capacity import check_capacity, check_local_gpus, scale_wait
 from optuna_studies.cluster import require_one_host, require_stores_in_shared
 from optuna_studies.node_check import check_nodes
-from optuna_studies.finish import SearchResult, after_stop, end_parent, end_trial_runs_left_open, finish_search
+from optuna_studies.finish import (SearchResult, after_stop, backfill_runs, end_parent, end_trial_runs_left_open,
+                                   finish_search)
 from optuna_studies.output import search_lock
 from optuna_studies.plan import SearchPlan, check_count, plan_search
 from optuna_studies.quiet import quiet_logger
@@ -28,6 +29,7 @@ from optuna_studies.store_guard import mlflow_guard
 from optuna_studies.study import (PARENT_RUN_ATTR, StudyState, check_study, finished_count, lost_trials, mask_url,
                                   open_storage, prepare_study, rerun_lost)
 from optuna_studies.study_lock import study_lock
+from optuna_studies.tracking_http import bounded_http
 from optuna_studies.work import OWNER, adopt_legacy, check_owner, claim, legacy_work_dir
 from ptv2_core.wording import count_of
 from ptv2_core.provenance import hash_file
@@ -112,8 +114,9 @@ def run_search(task: str, model: str, out_dir: str | Path, *, trials: int | None
                 check_nodes(address, plan.shared)
             # one process per study and output; Optuna's INFO lines ("A new study created in RDB ...", then, as
             # Ray Tune's OptunaSearch loads it, "Using an existing study ...") off: the search names its study itself
+            # MLflow's HTTP retries bounded (a dead tracking server: 7 s a call, not 4 minutes)
             with search_lock(plan.study_name, plan.out_dir), study_lock(plan.storage, plan.study_name), \
-                    quiet_logger("optuna"):
+                    quiet_logger("optuna"), bounded_http():
                 return _search(plan, held, max_failures, resume, mlflow_uri, ray_address, experiment, say, ready,
                                written)
     except KeyboardInterrupt:  # a Ctrl-C Tune did not take (a second one, one outside fit, or under Ray Client)
@@ -311,8 +314,11 @@ def _search(plan: SearchPlan, held: dict, max_failures: int, resume: bool, mlflo
         if state.finished < plan.space.trials:
             from optuna_studies.tuner import run_tuner
 
-            run_tuner(plan, rdb, parent, state.finished, max_failures, ray_address, say,
-                      settings.mlflow_tracking_uri(mlflow_uri))
+            try:
+                run_tuner(plan, rdb, parent, state.finished, max_failures, ray_address, say,
+                          settings.mlflow_tracking_uri(mlflow_uri))
+            except optuna.exceptions.StorageInternalError as e:  # the study's database went away mid-search
+                raise storage_failed(plan, e) from None
         done = finished_count(state.study)
         if done < plan.space.trials:
             outcome = "KILLED"
@@ -324,6 +330,7 @@ def _search(plan: SearchPlan, held: dict, max_failures: int, resume: bool, mlflo
                             f"readable record of {_them(lost)} ({kept}, which the search ranks): run the same command "
                             f"with --resume to run {_them(lost)} again and finish the search")
         draw = False  # finish_search draws them itself (also when no trial has a score)
+        backfill_runs(plan, parent, say)
         result = finish_search(plan, parent, mlflow_uri, say)
         outcome = "FINISHED"
         written.append(result)
@@ -339,6 +346,18 @@ def _search(plan: SearchPlan, held: dict, max_failures: int, resume: bool, mlflo
                 after_stop(plan, parent, draw)
         finally:  # a second Ctrl-C during the above still ends the parent run
             end_parent(parent, outcome, say)
+
+
+def storage_failed(plan: SearchPlan, e: BaseException) -> Ptv2Error:
+    """The study storage failing while trials run (a database server restarted or unreachable): one
+    line with the database's own reason, where it was Optuna's traceback and its note on "invalid data
+    in the commit, e.g. exceeding max length". The trials that ended are kept (the study, their records)."""
+    from optuna_studies.store_guard import why
+
+    ended = count_of(len(records.read_records(plan.work)), "trial")
+    return Ptv2Error(f"the study storage {mask_url(plan.storage)} failed while trials ran ({why(e)}); the trials that "
+                     f"ended are kept ({ended}, in the study and {plan.work}): once it answers again, run the same "
+                     "command with --resume to run the others")
 
 
 def _recorded(plan: SearchPlan) -> set[str]:

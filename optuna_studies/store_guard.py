@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterator
 from ptv2_core.errors import Ptv2Error
 from optuna_studies.quiet import quiet_logger
 from optuna_studies.ray_session import one_line
+from optuna_studies.tracking_http import is_unreachable, unreachable_text
 
 
 @contextlib.contextmanager
@@ -38,7 +39,11 @@ def quietly(call: Callable, *args) -> tuple[Any, Exception | None]:
 
 def why(e: BaseException) -> str:
     """Why an MLflow call failed, on one line: the first cause's message (a database store's is the
-    database's own, "no such table: runs", where MLflow's own first line may be SQLAlchemy's note)."""
+    database's own, "no such table: runs", where MLflow's own first line may be SQLAlchemy's note; a
+    tracking server that does not answer, ``server unreachable (connection refused; gave up after 3
+    retries)``, where it was MLflow's request URL and urllib3's pool text, cut at 300 characters)."""
+    if is_unreachable(e):
+        return unreachable_text(e)
     while e.__cause__ is not None:
         e = e.__cause__
     return one_line(e)[:300]

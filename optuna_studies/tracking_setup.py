@@ -158,14 +158,14 @@ def _first_line(e: BaseException) -> str:
     return mask_in_text(lines[0]) if lines else type(e).__name__
 
 
-def check_reachable(tracking_uri: str | None = None, timeout: float = 5.0, given_by: str = "--mlflow-uri") -> None:
+def check_reachable(tracking_uri: str | None = None, timeout: float = 5.0, given_by: str | None = "--mlflow-uri") -> None:
     """Refuse a store that cannot be reached, before a study or a run is opened, writing nothing: a
     sqlite file in a missing folder (``check_store_uri``), a tracking server that does not
     answer (MLflow's own client would retry with backoff for minutes and leave a study behind).
     Only a server (http/https) is probed, at its ``/health`` endpoint; any HTTP answer counts as
     reachable (an auth proxy's 401 is the client's next error to report, not an outage).
     ``given_by``: what the command takes the URI from besides ``MLFLOW_TRACKING_URI``, as its
-    message names it."""
+    message names it (None: the environment only)."""
     import urllib.error
     import urllib.request
     from urllib.parse import urlsplit
@@ -185,5 +185,6 @@ def check_reachable(tracking_uri: str | None = None, timeout: float = 5.0, given
         return
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
+        where = f"{given_by} / MLFLOW_TRACKING_URI" if given_by else "MLFLOW_TRACKING_URI"
         raise Ptv2Error(f"MLflow tracking server {mask_url(uri)} does not answer ({reason}): start it, or point "
-                        f"{given_by} / MLFLOW_TRACKING_URI at one that runs") from None
+                        f"{where} at one that runs") from None

@@ -7,7 +7,11 @@ shared folder across machines).
 
 The records are what the search ranks (``best.json``); the MLflow runs are the trials' view. A
 store that fails (a server restarting, a locked or lost database) costs the runs' updates, not the
-search: a callback that raised stopped Tune's driver, and with it every trial."""
+search: a callback that raised stopped Tune's driver, and with it every trial. A tracking server
+that does not answer is left alone until its ``/health`` does again (``tracking_http.Outage``): the
+callbacks run in Tune's driver loop, and each call waited out MLflow's retries while every trial's
+results queued behind it. The runs missed meanwhile are logged from the records as the search ends
+(``backfill.py``)."""
 from __future__ import annotations
 
 import math
@@ -23,6 +27,7 @@ from optuna_studies.searcher import trial_status
 from optuna_studies.space import SearchSpace
 from optuna_studies.store_guard import quietly, why
 from ptv2_core.wording import count_of
+from optuna_studies.tracking_http import Outage, apply_http_defaults, is_unreachable
 from optuna_studies.tracking_setup import check_tracking_uri
 from optuna_studies.urls import keep_secret, recall_secret
 
@@ -52,12 +57,15 @@ class TrialLog(Callback):
         self._retries: dict[str, int] = {}
         self._lost: dict[str, int] = {}  # epochs trained by attempts whose worker died (compute spent)
         self._warned = False  # an MLflow failure is told once
+        self._missed: set[str] = set()  # trials some of whose MLflow calls failed or were skipped
+        self._outage = Outage()  # a tracking server that did not answer: skipped until it answers again
 
     def setup(self, **info) -> None:
         """In the process Tune's driver runs in: the parent run's MLflow store (a password from this
         process's memory, else from ``MLFLOW_TRACKING_URI``: ``urls.recall_secret``)."""
         import mlflow
 
+        apply_http_defaults()  # bounded retries also where Tune's driver is a process of its own (Ray Client)
         mlflow.set_tracking_uri(recall_secret(*self._store, "MLFLOW_TRACKING_URI", "MLflow store"))
 
     def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
@@ -71,7 +79,7 @@ class TrialLog(Callback):
                 "ptv2.status": "running"}
         name = tracking.trial_run_name(number, trial.config.get("prompt_len"), trial.config.get("lr"))
         self._runs[tid] = self._logged(f"open trial {number}'s run", tracking.start_trial_run, self._parent,
-                                       name, params, tags)
+                                       name, params, tags, tid=tid)
         self._history[tid], self._started[tid], self._retries[tid] = [], time.time(), 0
         self._echo(f"trial {number} started ({_params_text(trial.config)})")
 
@@ -84,7 +92,8 @@ class TrialLog(Callback):
         self._history[tid].append(row)
         if self._runs[tid]:
             self._logged(f"log an epoch of trial {trial.config.get('optuna_number')}", tracking.log_epoch,
-                         self._runs[tid], {k: v for k, v in row.items() if k != "epoch"}, int(result.get("epoch", 0)))
+                         self._runs[tid], {k: v for k, v in row.items() if k != "epoch"}, int(result.get("epoch", 0)),
+                         tid=tid)
 
     def on_trial_recover(self, iteration: int, trials: list, trial, **info) -> None:
         tid = trial.trial_id
@@ -98,10 +107,10 @@ class TrialLog(Callback):
         if self._runs.get(tid):  # a run per attempt: both in one run put two points on every step
             # the store failing there keeps the lost attempt's run, for the trial's end to end it
             self._runs[tid] = self._logged(f"open trial {number}'s run for its retry", tracking.retry_trial_run,
-                                           self._runs[tid], self._retries[tid] + 1) or self._runs[tid]
+                                           self._runs[tid], self._retries[tid] + 1, tid=tid) or self._runs[tid]
         if self._runs.get(tid):
             self._logged(f"tag trial {number}'s run", tracking.set_tags, self._runs[tid],
-                         {"ptv2.retries": self._retries[tid]})
+                         {"ptv2.retries": self._retries[tid]}, tid=tid)
         self._echo(f"trial {number}: worker lost after {count_of(lost, 'epoch')}, retrying ({self._retries[tid]})")
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
@@ -140,20 +149,38 @@ class TrialLog(Callback):
         if self._runs.get(tid):  # a run this misses (the store failing) is ended as the search ends, or resumes
             tags, end = tracking.trial_run_end(record)
             what = f"end trial {record['number']}'s run"
-            self._logged(what, tracking.set_tags, self._runs[tid], tags)
-            self._logged(what, tracking.end_run, self._runs[tid], end)
+            self._logged(what, tracking.set_tags, self._runs[tid], tags, tid=tid)
+            self._logged(what, tracking.end_run, self._runs[tid], end, tid=tid)
+        if tid in self._missed:  # what the run lacks is logged from this record as the search ends (backfill.py)
+            records.write_record(self._work, record | {"mlflow_missed": True})
         self._ended += 1
         self._echo(f"[{self._ended}/{self._space.trials}] trial {record['number']} ({_params_text(trial.config)}): "
                    + end_text(record, self._space.metric))
 
-    def _logged(self, what: str, call: Callable, *args):
+    def _logged(self, what: str, call: Callable, *args, tid: str):
         """``call(*args)``'s value; None when MLflow failed (the first failure is told, once, instead of
-        MLflow's own ERROR line and traceback for each call)."""
+        MLflow's own ERROR line and traceback for each call), and without calling it while a tracking
+        server that did not answer still does not (``Outage``). ``tid``: the trial whose run it is, noted
+        in ``_missed`` when the call did not happen."""
+        was_down = self._outage.down
+        if self._outage.skip():
+            self._missed.add(tid)
+            return None
+        if was_down:
+            self._echo("note: the MLflow tracking server answers again; the trials' runs are logged again, and "
+                       "those it missed are logged from the trial records as the search ends")
         value, e = quietly(call, *args)  # the trial's record does not depend on it
+        if e is not None:
+            self._missed.add(tid)
+        if e is not None and is_unreachable(e):
+            import mlflow
+
+            self._outage.begin(mlflow.get_tracking_uri())
         if e is not None and not self._warned:
             self._warned = True
             self._echo(f"warning: MLflow failed to {what} ({why(e)}); the search goes on, and its "
-                       "trial records (trials.csv, best.json) are complete, but the trials' MLflow runs may not be")
+                       "trial records (trials.csv, best.json) are complete; what the trials' MLflow runs miss is logged from "
+                       "those records as the search ends")
         return value
 
 

@@ -120,3 +120,38 @@ def test_server_stopped_during_registration_fails_fast_and_leaves_nothing(adapte
     assert registry_state(server.url, "ptv2-outage") == before  # no half-registered version, no moved alias
     again = register_adapter(adapters["good"], "trec", name="ptv2-outage")  # and the registry still works
     assert again.version == max(before[1]) + 1 and again.aliases == ("challenger",)
+
+
+def test_promote_against_a_stopped_server_names_the_server_at_once(tmp_path):
+    """`ptv2 promote` with its tracking server gone: one line naming the server that does not answer
+    (it said "reading registered model 'trec' failed", the task taken for a model name, after MLflow's retries)."""
+    import subprocess
+
+    from test_registry_support import BIN, base_env
+
+    srv = MlflowServer("sqlite:///" + str(tmp_path / "gone.db"), tmp_path / "artifacts", tmp_path / "server.log")
+    srv.start()
+    srv.kill()
+    env = base_env(PTV2_HOME=str(tmp_path / "home"), MLFLOW_TRACKING_URI=srv.url)
+    t0 = time.monotonic()
+    done = subprocess.run([str(BIN / "ptv2"), "promote", "--task", "trec"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    took = time.monotonic() - t0
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: MLflow tracking server {srv.url} does not answer (") \
+        and lines[0].endswith("Connection refused): start it, or point MLFLOW_TRACKING_URI at one that runs"), lines
+    assert took < 30, f"{took:.0f} s"
+
+
+def test_register_against_a_server_prints_its_stages_and_result_alone(adapters, server, tmp_path):
+    """`ptv2 register` against a real server: stdout is the result line alone (no MLflow "🏃 View run" lines)
+    and stderr the stages alone (no MLflow INFO "Waiting up to 300 seconds for model version to finish creation")."""
+    from test_registry_support import base_env, ptv2
+
+    env = base_env(PTV2_HOME=str(tmp_path / "home"), MLFLOW_TRACKING_URI=server.url)
+    done = ptv2("register", "--task", "trec", "--adapter", str(adapters["good"]), "--name", "ptv2-cli-lines", env=env)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith("registered ptv2-cli-lines version 1"), done.stdout
+    assert "INFO" not in done.stderr and "Waiting up to" not in done.stderr, done.stderr

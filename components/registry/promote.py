@@ -25,6 +25,7 @@ from components.registry.names import check_name, default_name
 from components.registry.alias_lock import alias_lock
 from components.registry.register import CHALLENGER, CHAMPION, read_aliases
 from components.registry.scoring import majority_preds, predict_ids, test_split
+from optuna_studies.tracking_setup import check_reachable
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.tasks import task_name
 from ptv2_core.tasks.spec import stored_task_name
@@ -135,6 +136,9 @@ def promote(
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise Ptv2Error(f"{what} must be a positive integer, got {n!r}")
     uri = store.tracking_uri(tracking_uri)
+    # a tracking server that does not answer: said at once, by its address (the first read named the task
+    # as a model name, "reading registered model 'trec' failed", after MLflow's retries)
+    check_reachable(uri, given_by="mlflow_uri" if tracking_uri else None)
     with store.bounded_http():
         c = store.reading_client(uri)
         name = resolve_name(c, uri, task_or_name)

@@ -359,9 +359,11 @@ def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id:
             int(v.version) for v in store.retry(lambda: versions(c, name), "listing versions", uri)
             if (v.tags or {}).get(ADAPTER_TAG) == digest]
         created = True  # from here on a version may exist, even if the call below fails
-        mv = c.create_model_version(name, f"{run.info.artifact_uri}/{artifact_path}", run_id=run_id,
-                                    tags=info.tags | {REGISTRATION_TAG: reg_id, ADAPTER_TAG: digest},
-                                    description=version_description(info))
+        # MLflow's INFO "Waiting up to 300 seconds for model version to finish creation" off: stderr holds the stages
+        with quiet_logger("mlflow.store.model_registry.abstract_store"):
+            mv = c.create_model_version(name, f"{run.info.artifact_uri}/{artifact_path}", run_id=run_id,
+                                        tags=info.tags | {REGISTRATION_TAG: reg_id, ADAPTER_TAG: digest},
+                                        description=version_description(info))
         version = int(mv.version)
         step("created")
         converge_alias(c, uri, name)

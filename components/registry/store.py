@@ -4,33 +4,23 @@ The URI comes from ``optuna_studies.settings`` (explicit argument, else ``MLFLOW
 else the sqlite file under ``PTV2_HOME``); the registry lives in the same store. A dead
 tracking server must give a clear error within about a minute, not after MLflow's default
 of 7 retries with exponential backoff (minutes), so the HTTP retry settings get tighter
-defaults here unless the user set them.
+defaults here unless the user set them (``optuna_studies/tracking_http.py``, shared with the search).
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TypeVar
 
 from optuna_studies import settings
 from optuna_studies.schema_race import sqlite_file
+from optuna_studies.tracking_http import HTTP_DEFAULTS, bounded_http, is_unreachable, unreachable_text  # noqa: F401
 from optuna_studies.urls import mask_in_text, mask_url
 from ptv2_core.errors import Ptv2Error
 
 T = TypeVar("T")
 
-# Used unless the environment sets them: 3 retries, backoff 0 s, 2 s, 4 s (+ up to 0.5 s jitter),
-# 20 s per request. A refused connection therefore fails after about 7 s per call.
-HTTP_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # no progress bars in command output
-}
 REGISTRY_EXPERIMENT = "ptv2-registry"
 
 
@@ -44,19 +34,6 @@ def tracking_uri(explicit: str | None = None) -> str:
 
 
 is_local_store = settings.is_local_store
-
-
-@contextlib.contextmanager
-def bounded_http() -> Iterator[None]:
-    """Apply ``HTTP_DEFAULTS`` for the duration (the environment's own values win)."""
-    added = [k for k in HTTP_DEFAULTS if k not in os.environ]
-    for k in added:
-        os.environ[k] = HTTP_DEFAULTS[k]
-    try:
-        yield
-    finally:
-        for k in added:
-            os.environ.pop(k, None)
 
 
 def client(uri: str):
@@ -79,21 +56,12 @@ def reading_client(uri: str):
     return client(uri)
 
 
-def is_unreachable(e: BaseException) -> bool:
-    """True when MLflow's HTTP layer already retried and the server still did not answer."""
-    text = str(e)
-    return any(s in text for s in ("Max retries exceeded", "Connection refused", "Failed to establish a new connection",
-                                   "Read timed out", "Connection aborted"))
-
-
 def describe(e: BaseException) -> str:
     """A short reason for an MLflow/HTTP error, without the stack of wrappers (nor the password of
     a URL it quotes)."""
     text = str(e)
     if is_unreachable(e):
-        kind = "timed out" if "timed out" in text else "connection refused" if "refused" in text or \
-            "Failed to establish" in text else "connection failed"
-        return f"server unreachable ({kind}; gave up after {os.environ.get('MLFLOW_HTTP_REQUEST_MAX_RETRIES', '7')} retries)"
+        return unreachable_text(e)
     if _HTML_ANSWER.search(text):  # the first line of a web page says nothing: a wrong host, port or path, most likely
         code, endpoint = re.search(r"error code (\d+) != 200", text), re.search(r"endpoint (/\S+)", text)
         return (f"{'HTTP ' + code[1] if code else 'an answer'}{' for ' + endpoint[1] if endpoint else ''}, answered "
