@@ -115,7 +115,9 @@ def ptv2_steps(
         tasks: Tasks to prepare, pre-train on and search, one parallel branch each: packaged names
             (trec, rt, wnut16, bbc), task YAML files in the image, or hub:<dataset>.
         model: Base model: minilm (bundled), a model folder in the image, or a Hugging Face hub name
-            (org/name, or org/name@revision pinned to a commit sha, tag or branch).
+            (org/name, or org/name@revision pinned to a commit sha, tag or branch); the run's first
+            step pins a name without a commit sha to the one the hub names as the run starts, and
+            every later step loads that commit.
         prompt_lengths: Prompt-length choices of the search; the pre-trained prompt has the longest.
         lr_min: Lower end of the search's learning-rate range (log scale).
         lr_max: Upper end of the search's learning-rate range (log scale); also pre-training's rate.
