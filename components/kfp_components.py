@@ -25,11 +25,14 @@ def check_params_op(tasks: list, model: str, prompt_lengths: list, lr_min: float
                     trials_per_task: int, epochs: int, final_epochs: int, search_concurrency: int,
                     cpus_per_trial: float, gpus_per_trial: float, pretrain_epochs: int, use_pretrained_prompt: bool,
                     max_train: int, max_eval: int, seed: int, registered_model_prefix: str, auto_promote: bool,
-                    promotion_margin: float, mlflow_uri: str, ray_address: str, optuna_storage: str):
+                    promotion_margin: float, mlflow_uri: str, ray_address: str, optuna_storage: str) -> str:
     """Check every parameter of the run, as typed into the Kubeflow run form, before any step does
     work: task names and files in the image, prompt lengths, counts, the learning-rate range, the
     registered model names, the study storage URL's form, that the base model's config loads, and that the
-    MLflow server and the Ray cluster the steps will use answer."""
+    MLflow server and the Ray cluster the steps will use answer. Returns the model every later step
+    loads: a hub name pinned to the commit the hub names now (``org/name@<sha>``), so that all of
+    them read one commit however the hub's main moves during the run; an alias, a folder or a name
+    already pinned to a commit as it is."""
     params = dict(locals())  # the parameters alone: nothing else is defined yet
     from components.params import check_params, check_services
     from optuna_studies.plan import check_model
@@ -39,7 +42,13 @@ def check_params_op(tasks: list, model: str, prompt_lengths: list, lr_min: float
     params = check_params(params, files_here=True, steps_here=False)
     check_model(params["model"])
     check_services(params)
+    from ptv2_core.backbone import pin_hub_model
+
+    pinned, sha = pin_hub_model(params["model"])
     print(f"ptv2 ▸ parameters checked: tasks {', '.join(map(str, tasks))}, model {model}", flush=True)
+    if pinned != params["model"]:
+        print(f"ptv2 ▸ model {model}: pinned to commit {sha[:7]} ({pinned}) for this run", flush=True)
+    return pinned
 
 
 @exec_python
@@ -72,6 +81,10 @@ def pretrain_prompt_op(data: Input[Dataset], tasks: list, model: str, lengths: l
     prompt.metadata["skipped"] = out["skipped"]
     prompt.metadata["lengths"] = [] if out["skipped"] else [int(x) for x in lengths]
     prompt.metadata["mlflow_run_id"] = out["run_id"]
+    # the model the first step pinned (org/name@<sha>), for the search and final steps: a task's output
+    # handed into the ParallelFor reaches kfp.local's loop steps as the loop item (kfp 2.17.3), an
+    # artifact's metadata as it is
+    prompt.metadata["model"] = model
 
 
 @exec_python
@@ -88,6 +101,7 @@ def search_op(data: Input[Dataset], prompt: Input[Model], task: str, model: str,
 
     from components.search_step import search_task
 
+    model = str(prompt.metadata.get("model") or model)  # pinned by the first step, as pre-training loaded it
     res = search_task(data.path, task, adapter.path, plots.path, model=model, lengths=[int(x) for x in lengths],
                       lr_range=(float(lr_min), float(lr_max)), trials=int(trials), epochs=int(epochs),
                       concurrency=int(concurrency), cpus_per_trial=float(cpus_per_trial),
@@ -111,6 +125,7 @@ def final_train_op(data: Input[Dataset], prompt: Input[Model], search_adapter: I
 
     from components.final_step import final_adapter
 
+    model = str(prompt.metadata.get("model") or model)  # pinned by the first step, as pre-training loaded it
     doc = final_adapter(data.path, task, search_adapter.path, json.loads(best_config), adapter.path,
                         final_epochs=int(final_epochs), model=model,
                         init_dir=prompt.path if use_pretrained else None, seed=int(seed), study=study)

@@ -115,7 +115,9 @@ def ptv2_steps(
         tasks: Tasks to prepare, pre-train on and search, one parallel branch each: packaged names
             (trec, rt, wnut16, bbc), task YAML files in the image, or hub:<dataset>.
         model: Base model: minilm (bundled), a model folder in the image, or a Hugging Face hub name
-            (org/name, or org/name@revision pinned to a commit sha, tag or branch).
+            (org/name, or org/name@revision pinned to a commit sha, tag or branch); the run's first
+            step pins a name without a commit sha to the one the hub names as the run starts, and
+            every later step loads that commit.
         prompt_lengths: Prompt-length choices of the search; the pre-trained prompt has the longest.
         lr_min: Lower end of the search's learning-rate range (log scale).
         lr_max: Upper end of the search's learning-rate range (log scale); also pre-training's rate.
@@ -156,12 +158,17 @@ def ptv2_steps(
         promotion_margin=promotion_margin, mlflow_uri=mlflow_uri, ray_address=ray_address,
         optuna_storage=optuna_storage)
     wire_endpoints(check, "check parameters", "check")  # task files and the model may change behind a name
+    # the model every step loads: a hub name pinned by the first step to the commit its main names
+    # as the run starts, so that pre-training, every trial and the final adapter read one commit.
+    # Pre-training takes it from the first step; the search and final steps, in the ParallelFor, from
+    # the prompt artifact's metadata (kfp.local hands a task output into a loop as the loop item)
+    pinned_model = check.output
     data = prepare_data_op(tasks=tasks, seed=seed, max_train=max_train, max_eval=max_eval).after(check)
     wire_endpoints(data, "prepare data", "prepare")
     # use_pretrained_prompt false: the step writes a "no prompt" marker instead of training (the
     # search and final steps then never read its artifact); a flag, not a dsl.If, as those steps
     # take the artifact either way (an If would need a dsl.OneOf with a stand-in step in its Else)
-    prompt = pretrain_prompt_op(data=data.outputs["data"], tasks=tasks, model=model, lengths=prompt_lengths,
+    prompt = pretrain_prompt_op(data=data.outputs["data"], tasks=tasks, model=pinned_model, lengths=prompt_lengths,
                                 epochs=pretrain_epochs, lr=lr_max, seed=seed, mlflow_uri=mlflow_uri,
                                 use_pretrained=use_pretrained_prompt)
     # cacheable by its own inputs (the flag among them), but its data artifact is new each run

@@ -76,3 +76,21 @@ def _checked(p: dict, local: bool) -> dict:
         # their base model, and `models/tiny` names no folder (or another one) from elsewhere
         p["model"] = absolute_model_ref(p["model"])
     return p
+
+
+def pin_run_model(params: dict) -> str | None:
+    """Pin ``params["model"]``, a hub name, to the commit the hub (or offline, the local cache)
+    names now (``ptv2_core.backbone.pin_hub_model``), so that pre-training, every trial and the final
+    adapter of this run load one commit however the hub's main moves meanwhile; returns the line
+    that says so, or None (an alias, a folder, a name already pinned to a commit). ``ptv2 run``
+    calls it after ``resolve_params``; a submitted or compiled run is pinned by its first step, in
+    the cluster (components/kfp_components.py ``check_params_op``), where its model folders are."""
+    from ptv2_core.backbone import pin_hub_model, split_model_ref
+
+    name = params["model"]
+    pinned, sha = pin_hub_model(name)
+    if pinned == name:
+        return None
+    params["model"] = pinned
+    return f"model {name}: pinned to commit {sha[:7]} ({split_model_ref(pinned)[0]}@{sha}) for this run"
+

@@ -74,6 +74,20 @@ def hub_commit(name: str) -> str | None:
         raise Ptv2Error(f"cannot resolve model '{name}' to a commit: {_first_line(e)}") from None
 
 
+def pin_hub_model(name: str) -> tuple[str, str | None]:
+    """``name`` pinned to one commit for a whole pipeline run, and that commit: a hub name without
+    a revision, or with a tag or branch (both move), becomes ``<model>@<sha>`` as ``hub_commit``
+    resolves it now, so every step loads the same weights even if the hub's main moves mid-run.
+    An alias, a local folder and a name already pinned to a full commit sha come back as they are
+    (the sha: None for an alias or folder). A Ptv2Error when no commit can be found (offline with
+    nothing cached, an unknown repository or revision)."""
+    model, revision = split_model_ref(name)
+    if revision is not None and len(revision) == 40 and all(c in "0123456789abcdef" for c in revision):
+        return name, revision
+    sha = hub_commit(name)
+    return (name, None) if sha is None else (f"{model}@{sha}", sha)
+
+
 def base_revision(backbone: nn.Module) -> str | None:
     """The hub commit ``load_backbone`` loaded ``backbone`` from; None for an alias, a folder, or a
     model built otherwise."""

@@ -149,3 +149,125 @@ def test_a_pre_trained_prompt_records_its_commit_and_is_evaluated_on_it(hub_home
         assert res.returncode == 0, res.stderr
     finally:
         (hub_home / "hub" / "models--org--tiny" / "refs" / "v2").write_text(SHA_B)
+
+
+# the pipeline's first step, as kfp.local runs it: it returns the model every later step loads
+CHECK_STEP = """
+import json, sys
+from kfp import local
+from components.kfp_components import check_params_op
+from pipelines.profiles import pipeline_defaults
+local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=sys.argv[1], raise_on_error=True)
+task = check_params_op(**(pipeline_defaults() | {"model": sys.argv[2], "tasks": ["trec"],
+                                                 "mlflow_uri": "sqlite:///" + sys.argv[1] + "/m.db"}))
+print("OUTPUT=" + task.output)
+"""
+
+
+def check_step(home: Path, tmp_path: Path, model: str) -> tuple[str, str]:
+    env = dict(os.environ, HF_HOME=str(home), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    env.pop("HF_HUB_CACHE", None)
+    res = subprocess.run([sys.executable, "-c", CHECK_STEP, str(tmp_path), model], capture_output=True, text=True,
+                         env=env, timeout=300, cwd=Path(__file__).parents[1])
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res.stdout.split("OUTPUT=")[-1].strip(), res.stdout + res.stderr
+
+
+def test_a_pipeline_runs_every_step_on_the_commit_its_first_step_pinned(hub_home, tmp_path):
+    """A run (started by `ptv2 run`, `ptv2 submit` or from the Kubeflow UI) hands its later steps
+    the model its first step returns: an unpinned hub name there is pinned to the commit main names
+    as the run starts. Before, each step (pre-training, every trial, the final adapter) resolved
+    main on its own: a main moved mid-run gave them other weights, and the final `train --init`
+    refused the pre-trained prompt by its fingerprint, hours in."""
+    set_main(hub_home, SHA_A)
+    try:
+        model, out = check_step(hub_home, tmp_path, "org/tiny")
+        assert model == f"org/tiny@{SHA_A}", out[-3000:]
+        assert f"model org/tiny: pinned to commit {SHA_A[:7]}" in out, out[-3000:]
+        assert check_step(hub_home, tmp_path, "org/tiny@v2")[0] == f"org/tiny@{SHA_B}"  # a tag moves too
+        set_main(hub_home, SHA_B)
+        assert check_step(hub_home, tmp_path, "org/tiny")[0] == f"org/tiny@{SHA_B}"
+        # a name pinned to a commit, and an alias, as they are
+        assert check_step(hub_home, tmp_path, f"org/tiny@{SHA_A}")[0] == f"org/tiny@{SHA_A}"
+        assert check_step(hub_home, tmp_path, "minilm")[0] == "minilm"
+    finally:
+        set_main(hub_home, SHA_A)
+
+
+PIN = """
+import json, sys
+from pipelines.profiles import pin_run_model, resolve_params
+params = resolve_params("default", None, {"model": sys.argv[1], "tasks": ["trec"]})
+note = pin_run_model(params)
+print(json.dumps([params["model"], note]))
+"""
+
+
+def test_ptv2_run_pins_an_unpinned_hub_model_before_it_starts(hub_home, minilm_path):
+    """`ptv2 run` pins the model as it resolves its parameters, and says so in one line; an alias,
+    a folder and a commit-pinned name are left as they are."""
+    def pin(model: str):
+        env = dict(os.environ, HF_HOME=str(hub_home), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+        env.pop("HF_HUB_CACHE", None)
+        res = subprocess.run([sys.executable, "-c", PIN, model], capture_output=True, text=True, env=env,
+                             timeout=300, cwd=Path(__file__).parents[1])
+        assert res.returncode == 0, res.stderr[-3000:]
+        return json.loads(res.stdout.strip().splitlines()[-1])
+
+    set_main(hub_home, SHA_A)
+    assert pin("org/tiny") == [f"org/tiny@{SHA_A}",
+                               f"model org/tiny: pinned to commit {SHA_A[:7]} (org/tiny@{SHA_A}) for this run"]
+    assert pin(f"org/tiny@{SHA_B}") == [f"org/tiny@{SHA_B}", None]
+    assert pin("minilm") == ["minilm", None]
+    assert pin(str(minilm_path)) == [str(Path(minilm_path).resolve()), None]
+
+
+def test_ptv2_run_with_an_uncached_hub_model_offline_is_one_error_line(hub_home, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("model: org/not-cached\ntasks: [trec]\n")
+    res = ptv2(hub_home, "run", "--config", str(config), PTV2_HOME=str(tmp_path / "home"))
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert "org/not-cached" in lines[0], lines[0]
+    assert not (tmp_path / "home" / "pipeline-root").exists()  # nothing ran
+
+
+@pytest.mark.slow
+def test_a_run_keeps_the_commit_it_started_on_when_main_moves(hub_home, tmp_path):
+    """The whole pipeline through kfp.local: main moves to another commit as soon as `ptv2 run` has
+    started, before its first step. Every step still loads the commit main named at the start: the
+    pre-trained prompt, the final adapter and the registered version record it (before, each step
+    resolved main itself, and loaded the new commit)."""
+    config = tmp_path / "run.yaml"
+    config.write_text("model: org/tiny\ntasks: [trec]\nprompt_lengths: [2]\ntrials_per_task: 1\nepochs: 1\n"
+                      "search_concurrency: 1\npretrain_epochs: 1\nmax_train: 16\nmax_eval: 16\nauto_promote: false\n")
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "PTV2_OPTUNA_STORAGE", "RAY_ADDRESS",
+                                                            "HF_HUB_CACHE"}}
+    env |= {"PTV2_HOME": str(home), "HF_HOME": str(hub_home), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    set_main(hub_home, SHA_A)
+    proc = None
+    try:
+        proc = subprocess.Popen([*PTV2, "run", "--config", str(config)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+        seen = []
+        for line in proc.stderr:  # the header: the parameters are resolved, no step has started
+            seen.append(line)
+            if line.startswith("ptv2 run"):
+                break
+        set_main(hub_home, SHA_B)  # the hub's main moves on
+        out, err = proc.communicate(timeout=1500)
+        err = "".join(seen) + err
+        assert proc.returncode == 0, err[-4000:]
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        set_main(hub_home, SHA_A)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    mv = client.get_model_version("ptv2-trec", "1")
+    assert mv.tags["base_revision"] == SHA_A and mv.tags["base_model"] == f"org/tiny@{SHA_A}", mv.tags
+    prompts = list((home / "pipeline-root").rglob("prompt_config.json"))
+    assert prompts and all(json.loads(p.read_text())["base_model"]["revision"] == SHA_A for p in prompts)
+    assert f"model org/tiny: pinned to commit {SHA_A[:7]} (org/tiny@{SHA_A}) for this run" in err, err[-4000:]

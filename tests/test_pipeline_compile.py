@@ -117,7 +117,6 @@ def _loop(spec) -> tuple[str, dict]:
 def test_dag_edges_and_parallel_for(spec):
     tasks = spec["root"]["dag"]["tasks"]
     assert set(tasks) >= {"prepare-data-op", "pretrain-prompt-op"}
-    assert tasks["pretrain-prompt-op"]["dependentTasks"] == ["prepare-data-op"]
     name, loop = _loop(spec)
     # the loop iterates over the `tasks` pipeline parameter
     it = loop["parameterIterator"]
@@ -140,6 +139,16 @@ def test_dag_edges_and_parallel_for(spec):
     # so a cached skipped run is never reused for a run that wants the prompt
     assert tasks["pretrain-prompt-op"]["inputs"]["parameters"]["use_pretrained"] == {
         "componentInputParameter": "use_pretrained_prompt"}
+    # pre-training loads the model the first step returns (a hub name pinned to the commit main
+    # names as the run starts), not the run form's name, which each step resolved on its own: a main
+    # moved mid-run gave pre-training, the trials and the final adapter other weights. The search and
+    # final steps read it from the prompt artifact they take (its metadata "model")
+    pinned = {"taskOutputParameter": {"outputParameterKey": "Output", "producerTask": "check-params-op"}}
+    assert tasks["pretrain-prompt-op"]["inputs"]["parameters"]["model"] == pinned
+    assert tasks["pretrain-prompt-op"]["dependentTasks"] == ["check-params-op", "prepare-data-op"]
+    for step in ("search-op", "final-train-op"):
+        assert inner[step]["inputs"]["artifacts"]["prompt"]["componentInputArtifact"].endswith(
+            "pretrain-prompt-op-prompt"), step
     for step in ("search-op", "final-train-op"):
         assert inner[step]["inputs"]["parameters"]["use_pretrained"]["componentInputParameter"].endswith(
             "use_pretrained_prompt"), step

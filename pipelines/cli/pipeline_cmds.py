@@ -42,16 +42,19 @@ def run(
     from optuna_studies.study import mask_url
     from optuna_studies.tracking_setup import check_reachable
     from pipelines.local_run import registry_summary, run_local
-    from pipelines.profiles import resolve_params
+    from pipelines.profiles import pin_run_model, resolve_params
     from pipelines.submit_auth import check_no_secrets
 
     params = resolve_params(profile, config, _overrides(tasks, trials, epochs, pretrained_prompt))
+    pinned = pin_run_model(params)  # one commit for every step, however the hub's main moves meanwhile
     check_no_secrets(params, local=True)  # kfp.local puts the parameters on each step's command line
     check_reachable(params["mlflow_uri"] or None, given_by="the run's mlflow_uri (in --config)")  # before data and pre-training take minutes
     console = Console(stderr=True, soft_wrap=True)  # whole lines in a log or CI output, not cut at 80 columns
     console.print(f"[bold]ptv2 run[/] profile={profile} tasks={','.join(params['tasks'])} "
                   f"lengths={params['prompt_lengths']} trials/task={params['trials_per_task']} epochs={params['epochs']}"
                   + ("" if params["use_pretrained_prompt"] else " pretrained prompt=off (pre-training skipped)"))
+    if pinned:
+        console.print(pinned, markup=False, highlight=False)
     tracking = settings.mlflow_tracking_uri(params["mlflow_uri"] or None)
     console.print(f"stores: MLflow {mask_url(tracking)}, "
                   f"Optuna {mask_url(settings.optuna_storage(params['optuna_storage'] or None))}", markup=False)
