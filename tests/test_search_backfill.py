@@ -101,3 +101,32 @@ def test_an_epoch_whose_first_metric_was_nan_gets_only_the_metrics_it_lacks(stor
     assert backfill_trial_runs(parent, tmp_path / "work", trials, {"epochs": 3, "seed": 0}) == 1
     assert sorted(m.step for m in client.get_metric_history(run, "train_loss")) == [0, 1, 2]
     assert sorted(m.step for m in client.get_metric_history(run, "dev_score")) == [1, 2]
+
+
+def test_a_backfill_that_fails_returns_the_warning_naming_the_trials_left_incomplete(store, tmp_path, monkeypatch):
+    """The store failing the backfill (here a tracking server that is not there) and then taking the
+    result: the result is written and the work folder deleted, so the runs stay incomplete for good;
+    the search says so (it said nothing). A backfill that works returns no warning."""
+    from types import SimpleNamespace
+
+    import mlflow
+
+    from optuna_studies import records
+    from optuna_studies.finish import backfill_runs
+
+    client, parent = store
+    plan = SimpleNamespace(work=tmp_path / "work", out_dir=tmp_path / "out", space=SimpleNamespace(epochs=2),
+                           constants={"seed": 0})
+    history = [{"epoch": 0, "dev_score": 0.5}]
+    for tid, n in (("ee_00004", 4), ("ff_00005", 5)):
+        records.write_record(plan.work, _record(tid, n, history))
+    said: list[str] = []
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    mlflow.set_tracking_uri("http://127.0.0.1:9")  # the discard port: nothing answers
+    warning = backfill_runs(plan, parent, said.append)
+    assert warning.startswith("warning: MLflow failed to log what the trial runs missed") and said == []
+    assert "trials 4, 5 stay incomplete" in warning and str(plan.out_dir / "trials.csv") in warning
+
+    mlflow.set_tracking_uri(client.tracking_uri)
+    assert backfill_runs(plan, parent, said.append) is None
+    assert said == ["logged what the MLflow store missed while it was down, from the trial records: 2 trial runs"]
