@@ -190,19 +190,27 @@ def after_stop(plan: SearchPlan, parent: str, draw: bool) -> None:
                 pass  # Ctrl-C while they are drawn, skips them)
 
 
-def backfill_runs(plan: SearchPlan, parent: str, say: Callable[[str], None]) -> None:
+def backfill_runs(plan: SearchPlan, parent: str, say: Callable[[str], None]) -> str | None:
     """The trial runs the MLflow store missed while it was down, logged from the trials' records
     (``backfill.py``) before the result is: a store still down is left to the result's own error
-    (or warning), which says what to do."""
+    (or warning), which says what to do. Returns the warning to give once the result is written, when
+    this failed and the store then took the result: the work folder, the records this needs, goes with
+    the result, so nothing can log them later (a ``--resume`` of a finished search is refused)."""
     from optuna_studies.backfill import backfill_trial_runs, missed
 
     trials = records.read_records(plan.work)
     if not missed(trials):
-        return
+        return None
     params = {"epochs": plan.space.epochs, "seed": plan.constants["seed"]}
     done, e = quietly(backfill_trial_runs, parent, plan.work, trials, params)
     if e is None:
         say(f"logged what the MLflow store missed while it was down, from the trial records: {count_of(done, 'trial run')}")
+        return None
+    left = sorted(r.get("number") for r in missed(trials) if r.get("number") is not None)
+    return (f"warning: MLflow failed to log what the trial runs missed while the store was down ({why(e)}); the "
+            f"search's result is written, and the runs of trial{'s' * (len(left) != 1)} {', '.join(map(str, left))} "
+            f"stay incomplete for good (no run, or epochs or their end missing): each trial's result is in "
+            f"{plan.out_dir / 'trials.csv'}")
 
 
 def end_trial_runs_left_open(parent: str, trials: list[dict], say: Callable[[str], None]) -> None:

@@ -330,10 +330,12 @@ def _search(plan: SearchPlan, held: dict, max_failures: int, resume: bool, mlflo
                             f"readable record of {_them(lost)} ({kept}, which the search ranks): run the same command "
                             f"with --resume to run {_them(lost)} again and finish the search")
         draw = False  # finish_search draws them itself (also when no trial has a score)
-        backfill_runs(plan, parent, say)
+        left_behind = backfill_runs(plan, parent, say)
         result = finish_search(plan, parent, mlflow_uri, say)
         outcome = "FINISHED"
         written.append(result)
+        if left_behind:  # the store took the result after all: the records the backfill needs went with the work folder
+            say(left_behind)
         end_trial_runs_left_open(parent, result.trials, say)
         return result
     except KeyboardInterrupt:  # a Ctrl-C Tune did not take (a second one, one outside fit, or under Ray Client)

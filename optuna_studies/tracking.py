@@ -104,6 +104,12 @@ def log_epoch(run_id: str, metrics: dict[str, Any], step: int) -> None:
         MlflowClient().log_batch(run_id, metrics=rows)
 
 
+def log_params(run_id: str, params: dict[str, Any]) -> None:
+    """``params`` on the run (``_params``); none, nothing is called."""
+    if params:
+        MlflowClient().log_batch(run_id, params=_params(params))
+
+
 def set_tags(run_id: str, tags: dict[str, Any]) -> None:
     MlflowClient().log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
