@@ -275,9 +275,13 @@ def test_a_checkpoint_that_runs_out_of_room_is_named_and_leaves_no_partial_file(
 @pytest.mark.parametrize("wrapped", [False, True])
 def test_no_room_where_no_step_names_its_output_is_still_one_error_line(tmp_path, monkeypatch, wrapped):
     """The last net, in the command line: any write that found no room (here: the compiler itself
-    failing so), also one wrapped in another error (as Ray Tune's TuneError wraps a full disk under
-    `ptv2 search`'s work folder), is one line with the path, exit status 2, not a traceback."""
+    failing so), also one wrapped in Ray Tune's TuneError (as a full disk under `ptv2 search`'s
+    work folder is: Tune raises it while handling its callback's error), is one line with the
+    path, exit status 2, not a traceback."""
     import errno
+    import traceback
+
+    from ray.tune.error import TuneError
 
     import pipelines.compile
     from tests.conftest import run_cli
@@ -289,12 +293,50 @@ def test_no_room_where_no_step_names_its_output_is_still_one_error_line(tmp_path
         try:
             raise room
         except OSError:
-            raise RuntimeError("a callback failed") from None  # the context stays, as Tune's
+            raise TuneError(traceback.format_exc())  # as Ray Tune's controller wraps a callback's error
 
     monkeypatch.setattr(pipelines.compile, "compile_pipeline", full)
     res = run_cli("compile", "--out", str(tmp_path / "p.yaml"))
     assert res.returncode == 2, res.stderr
     assert res.stderr.splitlines() == [f"error: No space left on device: '{tmp_path / 'x'}'"]
+
+
+class _Bug(Exception):
+    pass
+
+
+@pytest.mark.parametrize("how", ["while_handling", "from_none", "from_it", "tune_over_bug"])
+def test_a_bug_raised_while_handling_no_room_keeps_its_traceback(tmp_path, monkeypatch, how):
+    """The no-room net followed every ``__context__``: a bug raised while handling a full disk
+    (even ``raise ... from None``, or a bug Ray Tune wrapped) printed `error: No space left on
+    device` with exit status 2 and its traceback was lost. Only an OSError or Tune's TuneError
+    is looked through, and a suppressed context is not."""
+    import errno
+    import traceback
+
+    from ray.tune.error import TuneError
+
+    import pipelines.compile
+    from tests.conftest import run_cli
+
+    def buggy(*args, **kwargs):
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "x"))
+        except OSError as e:
+            if how == "while_handling":
+                raise _Bug("a bug in the handler")
+            if how == "from_none":
+                raise _Bug("a bug in the handler") from None
+            if how == "from_it":
+                raise _Bug("a bug in the handler") from e
+            try:
+                raise _Bug("a bug in the handler")
+            except _Bug:
+                raise TuneError(traceback.format_exc())
+
+    monkeypatch.setattr(pipelines.compile, "compile_pipeline", buggy)
+    with pytest.raises(TuneError if how == "tune_over_bug" else _Bug):
+        run_cli("compile", "--out", str(tmp_path / "p.yaml"))
 
 
 # Writes a trial record into argv[1] under a file size limit of 10 bytes.
