@@ -46,7 +46,8 @@ def check_out(out_dir: Path, overwrite: bool) -> None:
 
 
 def write_output(out_dir: Path, best: dict[str, Any], adapter_src: Path, extra_files: dict[str, Path]) -> Path:
-    """Build the output in a temporary sibling folder, then put it in place: renamed whole into a
+    """Build the output in a temporary folder (beside a new ``out_dir``, inside an existing one: the
+    one place sure to be on its mount, ``_staging_folder``), then put it in place: renamed whole into a
     new ``out_dir``; into an existing one (``--overwrite``) entry by entry, ``best.json`` last, so
     that a previous search's entries are replaced and **nothing else in the folder is touched**
     (the whole folder used to be swapped out: ``--out . --overwrite`` deleted the user's files).

@@ -109,8 +109,9 @@ def write_atomic_dir(out_dir: Path, files: dict[str, bytes | str], *, marker: st
     must not outlive the old content), and comes back last, so that no marker ever sits beside a
     mix of new and old files. A failure before the first change leaves ``out_dir`` as it was.
 
-    An existing ``out_dir`` on another file system than its parent (a mount point: a container's
-    volume, a tmpfs) is staged inside itself, as a rename cannot cross file systems. A write that
+    The files of an existing ``out_dir`` are staged inside it: a rename cannot cross mounts, and an
+    existing folder may be a mount point (a container's volume, a tmpfs, a bind mount of its
+    parent's own file system, which no ``st_dev`` tells). A write that
     fails (no space left, a file too large, a read-only file system) is a Ptv2Error naming
     ``out_dir`` and the reason, its temporary folder removed."""
     out_dir = Path(out_dir)
@@ -148,12 +149,13 @@ def write_atomic_dir(out_dir: Path, files: dict[str, bytes | str], *, marker: st
 
 
 def _staging_folder(out_dir: Path) -> Path:
-    """Where ``write_atomic_dir`` builds ``out_dir``'s files: beside it, or inside an existing
-    ``out_dir`` that is on another file system than its parent (renames cannot cross them: the
-    trained adapter was lost to ``Invalid cross-device link`` after the whole run)."""
-    if out_dir.is_dir() and os.stat(out_dir).st_dev != os.stat(out_dir.parent).st_dev:
-        return out_dir
-    return out_dir.parent
+    """Where ``write_atomic_dir`` (and the search's ``write_output``) builds ``out_dir``'s files:
+    inside an existing ``out_dir``, the one place sure to be on its mount (renames cannot cross
+    mounts: the trained adapter was lost to ``Invalid cross-device link`` after the whole run,
+    at a mount point and at a bind mount of the same file system alike, which ``st_dev`` and
+    ``os.path.ismount`` do not tell); beside a new one, which the rename of the staged folder
+    makes."""
+    return out_dir if out_dir.is_dir() else out_dir.parent
 
 
 def _write_error(out_dir: Path, e: OSError, changed: bool, marker: str | None) -> Ptv2Error:
@@ -161,11 +163,16 @@ def _write_error(out_dir: Path, e: OSError, changed: bool, marker: str | None) -
     reason = e.strerror or str(e)
     if isinstance(e, NotADirectoryError) and out_dir.is_symlink():
         reason = f"it is a symbolic link to '{os.readlink(out_dir)}', which is not a folder"
-    left = (f"its {marker} was removed (the folder reads as unwritten; the same command again writes it)"
+    again = "; once there is room, the same command again writes it" if e.errno in NO_ROOM else ""
+    left = (f"its {marker} was removed (the folder reads as unwritten{again})"
             if changed and marker else "its files may be a mix of old and new" if changed
             else "nothing was written there")
     return Ptv2Error(f"cannot write '{out_dir}': {reason}; {left}")
 
+
+# A write that failed for want of room (no space left, over a quota or the file size limit): another
+# try may work once there is room; other failures (a cross-device rename, an I/O error) may recur.
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 # A temporary folder older than this is a killed writer's: a live one fills its folder in seconds.
 STALE_TMP_S = 3600
@@ -177,7 +184,7 @@ def remove_stale_temporaries(out_dir: Path, older_than_s: float = STALE_TMP_S) -
     and stays. Silent, and a folder that cannot be removed is left (a clean-up, not the write)."""
     own = re.compile(rf"\.{re.escape(out_dir.name)}\.[0-9a-f]{{12}}\.tmp")
     leftovers = []
-    for folder in (out_dir.parent, out_dir):  # inside: a mount point's (``_staging_folder``)
+    for folder in (out_dir.parent, out_dir):  # inside: an existing folder's (``_staging_folder``)
         try:
             leftovers += [p for p in folder.iterdir() if own.fullmatch(p.name)]
         except OSError:

@@ -241,6 +241,112 @@ def test_an_adapter_at_a_mount_point_is_written(mounted_tmpfs, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+# In a mount namespace of its own, argv[1] bind-mounted onto itself (the same file system, another
+# mount: a Docker volume inside a volume, a Kubernetes hostPath or subPath), writes the output
+# kind argv[2] (adapter, search) into that existing folder, which is not empty; prints the
+# error's text, if any. Adapter source of a search in argv[3].
+BIND_MOUNTED_WRITER = """
+import errno, os, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+assert os.stat(out).st_dev == os.stat(out.parent).st_dev  # st_dev cannot tell it
+probe = out.parent / ".probe"
+probe.write_text("")
+try:
+    os.rename(probe, out / ".probe")
+    sys.exit("a rename into the bind mount worked: no cross-mount case here")
+except OSError as e:
+    assert e.errno == errno.EXDEV, e
+finally:
+    probe.unlink()
+from ptv2_core.errors import Ptv2Error
+try:
+    if sys.argv[2] == "adapter":
+        from ptv2_core.adapter import write_atomic_dir
+        write_atomic_dir(out, {"adapter.safetensors": b"w" * 1000, "adapter_config.json": '{"v": "new"}'},
+                         marker="adapter_config.json")
+    else:
+        from optuna_studies.output import write_output
+        write_output(out, {"best": 1}, Path(sys.argv[3]), {})
+except Ptv2Error as e:
+    print("Ptv2Error:", e)
+"""
+
+
+def _run_bind_mounted(out: Path, *args: str, script: str = BIND_MOUNTED_WRITER,
+                      point: Path | None = None) -> subprocess.CompletedProcess:
+    """``script`` run with ``out`` and ``args``, ``point`` (default: ``out``) bind-mounted onto itself."""
+    point = point or out
+    if os.geteuid() != 0:
+        pytest.skip("a bind mount in a mount namespace of its own needs root (unshare -m)")
+    mount = 'mount --bind "$1" "$1" || exit 77; shift; exec "$@"'
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", mount, "sh", str(point), "true"], capture_output=True,
+                           text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot bind-mount in a mount namespace here: {probe.stderr.strip()}")
+    return subprocess.run(["unshare", "-m", "sh", "-c", mount, "sh", str(point), sys.executable, "-c",
+                           script, str(out), *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_an_adapter_into_a_bind_mount_of_the_same_file_system_is_written(tmp_path):
+    """A bind mount has its parent's st_dev, so the files were staged beside it, the rename into
+    it failed (EXDEV), and the old config was removed with the new adapter lost, under a message
+    that said the same command again would write it (it fails the same way every time)."""
+    out = tmp_path / "adapter"
+    out.mkdir()
+    (out / CONFIG).write_text('{"v": "old"}')
+    (out / "notes.txt").write_text("mine")
+    res = _run_bind_mounted(out, "adapter")
+    assert res.returncode == 0 and res.stdout == "", res.stdout + res.stderr
+    assert json.loads((out / CONFIG).read_text()) == {"v": "new"}
+    assert (out / "adapter.safetensors").read_bytes() == b"w" * 1000
+    assert sorted(p.name for p in out.iterdir()) == sorted(["adapter.safetensors", CONFIG, "notes.txt"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter"]
+
+
+def test_a_search_output_into_a_bind_mount_of_the_same_file_system_is_written(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    adapter = tmp_path / "src"
+    adapter.mkdir()
+    (adapter / CONFIG).write_text("{}")
+    res = _run_bind_mounted(out, "search", str(adapter))
+    assert res.returncode == 0 and res.stdout == "", res.stdout + res.stderr
+    assert json.loads((out / "best.json").read_text()) == {"best": 1}
+    assert sorted(p.name for p in out.iterdir()) == ["adapter", "best.json", "notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "src"]
+
+
+# Writes an adapter into the existing folder argv[1]; prints the error's text.
+ADAPTER_WRITER = """
+import sys
+from pathlib import Path
+from ptv2_core.adapter import write_atomic_dir
+from ptv2_core.errors import Ptv2Error
+try:
+    write_atomic_dir(Path(sys.argv[1]), {"adapter.safetensors": b"w", "adapter_config.json": "{}"},
+                     marker="adapter_config.json")
+except Ptv2Error as e:
+    print("Ptv2Error:", e)
+"""
+
+
+def test_a_write_that_would_fail_again_does_not_say_the_same_command_writes_it(tmp_path):
+    """A failure after the old config was removed said "the same command again writes it" whatever
+    the cause; a file of the folder that cannot be replaced (here a bind mount onto itself) fails
+    the same way every time, so only a failure for want of room says so."""
+    out = tmp_path / "adapter"
+    out.mkdir()
+    (out / CONFIG).write_text("{}")
+    (out / "adapter.safetensors").write_bytes(b"old")
+    res = _run_bind_mounted(out, script=ADAPTER_WRITER, point=out / "adapter.safetensors")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(f"Ptv2Error: cannot write '{out}': "), res.stdout
+    assert f"its {CONFIG} was removed (the folder reads as unwritten)" in res.stdout, res.stdout
+    assert "same command" not in res.stdout, res.stdout
+
+
 # Saves a pre-training checkpoint of a 100x100 linear layer into argv[1] under a file size limit.
 LIMITED_CHECKPOINT = """
 import resource, sys
@@ -275,9 +381,13 @@ def test_a_checkpoint_that_runs_out_of_room_is_named_and_leaves_no_partial_file(
 @pytest.mark.parametrize("wrapped", [False, True])
 def test_no_room_where_no_step_names_its_output_is_still_one_error_line(tmp_path, monkeypatch, wrapped):
     """The last net, in the command line: any write that found no room (here: the compiler itself
-    failing so), also one wrapped in another error (as Ray Tune's TuneError wraps a full disk under
-    `ptv2 search`'s work folder), is one line with the path, exit status 2, not a traceback."""
+    failing so), also one wrapped in Ray Tune's TuneError (as a full disk under `ptv2 search`'s
+    work folder is: Tune raises it while handling its callback's error), is one line with the
+    path, exit status 2, not a traceback."""
     import errno
+    import traceback
+
+    from ray.tune.error import TuneError
 
     import pipelines.compile
     from tests.conftest import run_cli
@@ -289,12 +399,50 @@ def test_no_room_where_no_step_names_its_output_is_still_one_error_line(tmp_path
         try:
             raise room
         except OSError:
-            raise RuntimeError("a callback failed") from None  # the context stays, as Tune's
+            raise TuneError(traceback.format_exc())  # as Ray Tune's controller wraps a callback's error
 
     monkeypatch.setattr(pipelines.compile, "compile_pipeline", full)
     res = run_cli("compile", "--out", str(tmp_path / "p.yaml"))
     assert res.returncode == 2, res.stderr
     assert res.stderr.splitlines() == [f"error: No space left on device: '{tmp_path / 'x'}'"]
+
+
+class _Bug(Exception):
+    pass
+
+
+@pytest.mark.parametrize("how", ["while_handling", "from_none", "from_it", "tune_over_bug"])
+def test_a_bug_raised_while_handling_no_room_keeps_its_traceback(tmp_path, monkeypatch, how):
+    """The no-room net followed every ``__context__``: a bug raised while handling a full disk
+    (even ``raise ... from None``, or a bug Ray Tune wrapped) printed `error: No space left on
+    device` with exit status 2 and its traceback was lost. Only an OSError or Tune's TuneError
+    is looked through, and a suppressed context is not."""
+    import errno
+    import traceback
+
+    from ray.tune.error import TuneError
+
+    import pipelines.compile
+    from tests.conftest import run_cli
+
+    def buggy(*args, **kwargs):
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "x"))
+        except OSError as e:
+            if how == "while_handling":
+                raise _Bug("a bug in the handler")
+            if how == "from_none":
+                raise _Bug("a bug in the handler") from None
+            if how == "from_it":
+                raise _Bug("a bug in the handler") from e
+            try:
+                raise _Bug("a bug in the handler")
+            except _Bug:
+                raise TuneError(traceback.format_exc())
+
+    monkeypatch.setattr(pipelines.compile, "compile_pipeline", buggy)
+    with pytest.raises(TuneError if how == "tune_over_bug" else _Bug):
+        run_cli("compile", "--out", str(tmp_path / "p.yaml"))
 
 
 # Writes a trial record into argv[1] under a file size limit of 10 bytes.

@@ -63,15 +63,24 @@ def stopped(message: str = "interrupted") -> int:
 
 def no_room(e: BaseException) -> OSError | None:
     """The write that found no room (no space left, over a quota or the file size limit) behind
-    ``e``: ``e`` itself or what it was raised from or while handling (Ray Tune wraps a failure of
-    its callbacks in its own TuneError); None when there is none."""
+    ``e``: ``e`` itself, or what an OSError or Ray Tune's TuneError (which wraps a failure of its
+    callbacks, raised while handling it) was raised from or while handling; None when there is
+    none. Any other error, and a context its raiser suppressed (``from None``), is not looked
+    through: a bug raised while handling a full disk keeps its traceback."""
     seen: set[int] = set()
     while e is not None and id(e) not in seen:
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             return e
+        if not (isinstance(e, OSError) or _is_tune_error(e)):
+            return None
         seen.add(id(e))
-        e = e.__cause__ or e.__context__
+        e = e.__cause__ or (None if e.__suppress_context__ else e.__context__)
     return None
+
+
+def _is_tune_error(e: BaseException) -> bool:
+    """Ray Tune's TuneError or one of its kinds, told without importing Ray (seconds of imports)."""
+    return any(c.__name__ == "TuneError" and c.__module__.startswith("ray.") for c in type(e).__mro__)
 
 
 def main(argv: list[str] | None = None) -> None:
