@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,10 +156,23 @@ def _counts(trials: list[dict]) -> dict[str, int]:
     return counts
 
 
+def _short_model(model: str) -> str:
+    """A model as the pictures' titles name it: a folder's or hub name's last part, a commit it is
+    pinned to by its first 7 digits (``tiny@a1b2c3d``)."""
+    from ptv2_core.model_ref import split_model_ref
+
+    try:
+        name, revision = split_model_ref(model)
+    except Ptv2Error:  # a title is no reason to fail a finished search
+        return Path(model).name
+    return Path(name).name + (f"@{revision[:7]}" if revision and re.fullmatch(r"[0-9a-f]{40}", revision) else
+                              f"@{revision}" if revision else "")
+
+
 def _draw(plan: SearchPlan, trials: list[dict]) -> Path:
     """The study's table and pictures of ``trials`` in the work folder's ``artifacts/``; returns it."""
     art = plan.work / "artifacts"
-    title = f"{plan.task_name} / {Path(plan.shown_model).name}"
+    title = f"{plan.task_name} / {_short_model(plan.shown_model)}"
     write_artifacts(trials, art, plan.space.metric, plan.space.mode, title, plan.space.prompt_lens,
                     task_metric=task_metric(plan.task))
     return art

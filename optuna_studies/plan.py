@@ -59,7 +59,8 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
                 mlflow_uri_given_by: str = "--mlflow-uri", say: Callable[[str], None] | None = None) -> SearchPlan:
     """Validate a search request (reads files, probes a tracking server, writes nothing).
     ``mlflow_uri_given_by`` names the knob a store that cannot be reached is reported against;
-    ``say`` receives the progress line of a task file's data check (its rows loaded: seconds).
+    ``say`` receives the progress line of a task file's data check (its rows loaded: seconds), and
+    the line that says to which commit a hub model is pinned for the search (``pin_search_model``).
 
     With a shared folder (``shared_dir``, else ``PTV2_SHARED_DIR``: see ``optuna_studies.cluster``)
     the work folder lives in it, and the task file, its data files, the pre-trained prompt and a
@@ -99,6 +100,7 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
     url = check_storage_url(settings.optuna_storage(storage))  # the default creates PTV2_HOME: last
     work = shared_work_dir(shared, name, out) if shared is not None else work_dir(out, name)
     check_owner(work, name, url)  # a study of the same name in another storage: its work is not ours
+    model_ref = constants["model"] = pin_search_model(model_ref, url, name, resume, say)
     return SearchPlan(task_ref, task_name, model_ref, spc, url, name, out, work, init_dir, cpus_per_trial,
                       gpus_per_trial, concurrency, constants, shared)
 
@@ -187,6 +189,33 @@ def check_model(model: str) -> str:
     ref = str(path.resolve()) if path.is_dir() else model
     geometry(load_config(ref))
     return ref
+
+
+def pin_search_model(model_ref: str, storage: str, study_name: str, resume: bool,
+                     say: Callable[[str], None] | None = None) -> str:
+    """The model every trial loads: a hub name without a revision, or with a tag or branch, pinned
+    once to the commit it names now (``ptv2_core.backbone.pin_hub_model``), so that the trials, ranked
+    against each other, train on one commit however the hub's main moves mid-search (each trial
+    resolved the name itself before). ``say`` gets one line when it pins. A ``resume`` of a study
+    whose trials ran on this name pinned (``org/x@<sha>`` recorded, ``org/x`` given) continues on
+    that commit, not on the one main names now; a study recorded before searches were pinned (its
+    settings name ``org/x`` itself) continues unpinned, as its trials ran. An alias, a folder and a
+    name pinned to a commit come back as they are."""
+    from ptv2_core.backbone import pin_hub_model, split_model_ref
+
+    if resume and split_model_ref(model_ref)[1] is None:
+        from optuna_studies.study_read import recorded_settings
+
+        recorded = (recorded_settings(storage, study_name) or {}).get("model")
+        if recorded == model_ref or (isinstance(recorded, str) and recorded.startswith(f"{model_ref}@")
+                                     and re.fullmatch(r"[0-9a-f]{40}", recorded[len(model_ref) + 1:])):
+            if recorded != model_ref and say is not None:  # <name>@<commit sha>: the commit its trials ran on
+                say(f"model {model_ref}: resuming on commit {recorded[-40:][:7]}, the one the study's trials ran on")
+            return recorded
+    pinned, sha = pin_hub_model(model_ref)
+    if pinned != model_ref and say is not None:
+        say(f"model {split_model_ref(model_ref)[0]}: pinned to commit {sha[:7]} for this search")
+    return pinned
 
 
 def check_trial_settings(constants: dict, space: SearchSpace, task_ref: str) -> None:

@@ -154,44 +154,25 @@ def check_study_before_ray(plan: SearchPlan, resume: bool, held: dict | None = N
     opening the storage after the join creates what it lacks, or says why it cannot. (A PostgreSQL
     storage that cannot be reached is refused before this, by the study lock: "cannot reach the study
     storage".)"""
-    import sqlalchemy
     from sqlalchemy.exc import SQLAlchemyError
 
-    from optuna_studies.cluster import file_store_path
-    from optuna_studies.study import with_driver
+    from optuna_studies.study_read import read_only_storage
 
-    url = plan.storage
-    if url.startswith("sqlite") and not ((path := file_store_path(url)) and path.is_file()):
-        return
-    engine = storage = None
-    try:
-        # Optuna's RDBStorage, even told to skip creating tables, records a schema version in a storage
-        # without one (version_info, alembic_version): a read-only check opens only a complete one
-        engine = sqlalchemy.create_engine(with_driver(url))
-        with engine.connect() as connection:
-            tables = set(sqlalchemy.inspect(connection).get_table_names())
-            if not {"studies", "version_info", "alembic_version"} <= tables:
-                return
-            for table in ("version_info", "alembic_version"):
-                if connection.execute(sqlalchemy.text(f"SELECT 1 FROM {table} LIMIT 1")).first() is None:
-                    return
-        storage = optuna.storages.RDBStorage(with_driver(url), skip_compatibility_check=True,
-                                             skip_table_creation=True)
-        study = optuna.load_study(study_name=plan.study_name, storage=storage)
-        settings = trial_settings(plan) if held is None else held
-        started = check_study(study, plan.study_name, plan.space, resume, settings)
-        finished = finished_count(study) if started else 0
-        legacy = plan.shared is None and any((legacy_work_dir(plan.out_dir) / "trials").glob("*.json"))
-        if finished and not legacy and _work_gone(plan):  # an old-style folder: taken (or refused) once joined
-            raise _gone(plan, finished)
-    except Ptv2Error:
-        raise
-    except (SQLAlchemyError, KeyError, RuntimeError):  # no such study, a storage that fails now: prepare_study decides
-        return
-    finally:
-        for made in (storage.engine if storage is not None else None, engine):
-            if made is not None:
-                made.dispose()
+    with read_only_storage(plan.storage) as storage:
+        if storage is None:
+            return
+        try:
+            study = optuna.load_study(study_name=plan.study_name, storage=storage)
+            settings = trial_settings(plan) if held is None else held
+            started = check_study(study, plan.study_name, plan.space, resume, settings)
+            finished = finished_count(study) if started else 0
+            legacy = plan.shared is None and any((legacy_work_dir(plan.out_dir) / "trials").glob("*.json"))
+            if finished and not legacy and _work_gone(plan):  # an old-style folder: taken (or refused) once joined
+                raise _gone(plan, finished)
+        except Ptv2Error:
+            raise
+        except (SQLAlchemyError, KeyError, RuntimeError):  # no such study, a storage that fails now: prepare_study decides
+            return
 
 
 def stopped_message(done: int | None, total: int) -> str:

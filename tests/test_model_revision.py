@@ -271,3 +271,59 @@ def test_a_run_keeps_the_commit_it_started_on_when_main_moves(hub_home, tmp_path
     prompts = list((home / "pipeline-root").rglob("prompt_config.json"))
     assert prompts and all(json.loads(p.read_text())["base_model"]["revision"] == SHA_A for p in prompts)
     assert f"model org/tiny: pinned to commit {SHA_A[:7]} (org/tiny@{SHA_A}) for this run" in err, err[-4000:]
+
+
+# a search's plan, as `ptv2 search` makes it before Ray; with argv[4] the study too, as the search records it, with
+# one trial that ran ("unpinned": its settings as a study recorded them before searches were pinned)
+SEARCH_PLAN = """
+import json, sys
+from optuna_studies.plan import plan_search
+from optuna_studies.search import check_study_before_ray, trial_settings
+from optuna_studies.study import default_study_name, open_storage, prepare_study
+from optuna_studies.work import claim
+out, storage, resume, record = sys.argv[1], sys.argv[2], sys.argv[3] == "resume", sys.argv[4]
+lines = []
+plan = plan_search("trec", "org/tiny", out, trials=2, space=None, storage=storage, init=None, max_train=8,
+                   max_eval=8, epochs=1, concurrency=1, cpus_per_trial=1, gpus_per_trial=0, overwrite=False,
+                   study_name=None, seed=0, resume=resume, say=lines.append)
+check_study_before_ray(plan, resume)  # the study's refusals (other settings) as the search makes them
+if record:
+    settings = trial_settings(plan) | ({"model": "org/tiny"} if record == "unpinned" else {})
+    study = prepare_study(open_storage(plan.storage), plan.study_name, plan.space, resume, settings).study
+    study.tell(study.ask(), 0.5)
+    claim(plan.work, plan.study_name, plan.storage)  # its work folder, as an interrupted search leaves it
+print("PLAN=" + json.dumps([plan.constants["model"], plan.model, plan.study_name == default_study_name(
+    "trec", "org/tiny", out), lines]))
+"""
+
+
+def search_plan(home: Path, tmp_path: Path, out: str, *, resume: bool = False, record: str = "") -> list:
+    env = dict(os.environ, HF_HOME=str(home), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    env.pop("HF_HUB_CACHE", None)
+    res = subprocess.run([sys.executable, "-c", SEARCH_PLAN, str(tmp_path / out), f"sqlite:///{tmp_path}/optuna.db",
+                          "resume" if resume else "new", record], capture_output=True, text=True, env=env,
+                         timeout=300, cwd=Path(__file__).parents[1])
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.split("PLAN=")[-1].strip())
+
+
+def test_a_search_pins_its_model_once_and_a_resume_keeps_the_commit_its_trials_ran_on(hub_home, tmp_path):
+    """Every trial of a search gets the model pinned to the commit main names as the search is
+    planned (before, each trial resolved `org/tiny` itself: a main moved mid-search gave trials
+    ranked against each other other weights). A --resume after main moved continues on the commit
+    the study's trials ran on; a study recorded before searches were pinned still resumes, unpinned."""
+    set_main(hub_home, SHA_A)
+    try:
+        model, shown, default_name, lines = search_plan(hub_home, tmp_path, "out", record="pinned")
+        assert model == shown == f"org/tiny@{SHA_A}" and default_name  # the study's name: the model as given
+        assert lines == [f"model org/tiny: pinned to commit {SHA_A[:7]} for this search"]
+        set_main(hub_home, SHA_B)  # the hub's main moves on
+        model, _, default_name, lines = search_plan(hub_home, tmp_path, "out", resume=True)
+        assert model == f"org/tiny@{SHA_A}" and default_name
+        assert lines == [f"model org/tiny: resuming on commit {SHA_A[:7]}, the one the study's trials ran on"]
+        assert search_plan(hub_home, tmp_path, "other")[0] == f"org/tiny@{SHA_B}"  # a new search: main's commit now
+        # a study from before searches were pinned: its trials resolved `org/tiny` themselves, and so do its new ones
+        search_plan(hub_home, tmp_path, "old", record="unpinned")
+        assert search_plan(hub_home, tmp_path, "old", resume=True)[0] == "org/tiny"
+    finally:
+        set_main(hub_home, SHA_A)

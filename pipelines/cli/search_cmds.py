@@ -17,7 +17,8 @@ def search(
     task: str = typer.Option(..., help="Packaged task (trec, rt, wnut16, bbc), a task YAML file, or hub:<name>."),
     out: Path = typer.Option(..., help="Folder for best.json, adapter/ and trials.csv (written when the search ends)."),
     model: str = typer.Option("minilm", help="Base model: 'minilm' (bundled), a folder, or a hub name (org/name, or "
-                                                 "org/name@REVISION: a commit sha, tag or branch)."),
+                                                 "org/name@REVISION: a commit sha, tag or branch), pinned to one "
+                                                 "commit for every trial (a --resume keeps its study's)."),
     trials: Optional[int] = typer.Option(None, help="Number of trials (default: the search space's)."),
     space: Optional[Path] = typer.Option(None, help="Search space YAML (default: the task's packaged one)."),
     init: Optional[Path] = typer.Option(None, help="Start every trial from this pre-trained prompt folder."),
