@@ -78,13 +78,13 @@ def plan_search(task: str, model: str, out_dir: str | Path, *, trials: int | Non
     name = study_name or default_study_name(task_name, model, out)
     check_finished(out, name, resume=resume, overwrite=overwrite)
     check_out(out, overwrite)
-    if storage is not None:
-        check_storage_url(storage)
-    # a hub task's data set is fetched (its type picks the space) after the checks that need no data
+    # a hub task's data set is fetched (its type picks the space) after the --out checks, which need no data
     task_type = hub_task_type(task_ref, say) if space is None else None
     spc = load_space(task, space, task_name, task_type).with_overrides(trials=trials, epochs=epochs)
     init_dir = check_init_dir(init, spc) if init is not None else None
     spc = spc.for_start(warm=init_dir is not None)
+    if storage is not None:
+        check_storage_url(storage)
     shared = settings.shared_dir(None if shared_dir is None else str(shared_dir))
     shared = check_shared_dir(shared) if shared else None
     if shared is not None:

@@ -155,7 +155,10 @@ def test_pretrain_step_skips_its_work_when_the_prompt_is_not_used(prepared, tmp_
     with pytest.raises(Ptv2Error, match="no pre-trained prompt at .*prompt_config.json is missing"):
         read_pretrained_config(tmp_path / "prompt")  # what --init and the search's init read
     assert not (tmp_path / "mlflow.db").exists()  # no pre-training run logged
-    assert prompt.metadata == {"skipped": True, "lengths": [], "mlflow_run_id": ""} and metrics.metadata == {}
+    # the model (pinned by the first step) travels on in the prompt's metadata even when skipped: the
+    # search and final steps read it there (kfp.local hands a ParallelFor the loop item for a step output)
+    assert prompt.metadata == {"skipped": True, "lengths": [], "mlflow_run_id": "", "model": "minilm"}
+    assert metrics.metadata == {}
     assert "pre-training skipped" in (tmp_path / "plots.html").read_text()
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("ptv2 ▸")]
     assert lines == ["ptv2 ▸ pretrain: skipped (use_pretrained_prompt is false: no step starts from a "
