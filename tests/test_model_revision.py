@@ -151,26 +151,33 @@ def test_a_pre_trained_prompt_records_its_commit_and_is_evaluated_on_it(hub_home
         (hub_home / "hub" / "models--org--tiny" / "refs" / "v2").write_text(SHA_B)
 
 
-# the pipeline's first step, as kfp.local runs it: it returns the model every later step loads
+# the pipeline's first step, as kfp.local runs it: it returns the model every later step loads. One process
+# for several runs of it (a process start and kfp.local's each): "main=<sha>" moves the hub's main between them
 CHECK_STEP = """
 import json, sys
+from pathlib import Path
 from kfp import local
 from components.kfp_components import check_params_op
 from pipelines.profiles import pipeline_defaults
 local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=sys.argv[1], raise_on_error=True)
-task = check_params_op(**(pipeline_defaults() | {"model": sys.argv[2], "tasks": ["trec"],
-                                                 "mlflow_uri": "sqlite:///" + sys.argv[1] + "/m.db"}))
-print("OUTPUT=" + task.output)
+for arg in sys.argv[3:]:
+    if arg.startswith("main="):
+        (Path(sys.argv[2]) / "hub" / "models--org--tiny" / "refs" / "main").write_text(arg[5:])
+        continue
+    task = check_params_op(**(pipeline_defaults() | {"model": arg, "tasks": ["trec"],
+                                                     "mlflow_uri": "sqlite:///" + sys.argv[1] + "/m.db"}))
+    print("OUTPUT=" + task.output)
 """
 
 
-def check_step(home: Path, tmp_path: Path, model: str) -> tuple[str, str]:
+def check_steps(home: Path, tmp_path: Path, *steps: str) -> tuple[list[str], str]:
     env = dict(os.environ, HF_HOME=str(home), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
     env.pop("HF_HUB_CACHE", None)
-    res = subprocess.run([sys.executable, "-c", CHECK_STEP, str(tmp_path), model], capture_output=True, text=True,
-                         env=env, timeout=300, cwd=Path(__file__).parents[1])
+    res = subprocess.run([sys.executable, "-c", CHECK_STEP, str(tmp_path), str(home), *steps], capture_output=True,
+                         text=True, env=env, timeout=300, cwd=Path(__file__).parents[1])
     assert res.returncode == 0, res.stderr[-3000:]
-    return res.stdout.split("OUTPUT=")[-1].strip(), res.stdout + res.stderr
+    outputs = [line.split("OUTPUT=", 1)[1].strip() for line in res.stdout.splitlines() if "OUTPUT=" in line]
+    return outputs, res.stdout + res.stderr
 
 
 def test_a_pipeline_runs_every_step_on_the_commit_its_first_step_pinned(hub_home, tmp_path):
@@ -181,15 +188,13 @@ def test_a_pipeline_runs_every_step_on_the_commit_its_first_step_pinned(hub_home
     refused the pre-trained prompt by its fingerprint, hours in."""
     set_main(hub_home, SHA_A)
     try:
-        model, out = check_step(hub_home, tmp_path, "org/tiny")
-        assert model == f"org/tiny@{SHA_A}", out[-3000:]
+        models, out = check_steps(hub_home, tmp_path, "org/tiny", "org/tiny@v2", f"main={SHA_B}", "org/tiny",
+                                  f"org/tiny@{SHA_A}", "minilm")
         assert f"model org/tiny: pinned to commit {SHA_A[:7]}" in out, out[-3000:]
-        assert check_step(hub_home, tmp_path, "org/tiny@v2")[0] == f"org/tiny@{SHA_B}"  # a tag moves too
-        set_main(hub_home, SHA_B)
-        assert check_step(hub_home, tmp_path, "org/tiny")[0] == f"org/tiny@{SHA_B}"
-        # a name pinned to a commit, and an alias, as they are
-        assert check_step(hub_home, tmp_path, f"org/tiny@{SHA_A}")[0] == f"org/tiny@{SHA_A}"
-        assert check_step(hub_home, tmp_path, "minilm")[0] == "minilm"
+        # main's commit, a tag's (a tag moves too), main's after it moved; a name pinned to a commit and an
+        # alias as they are
+        assert models == [f"org/tiny@{SHA_A}", f"org/tiny@{SHA_B}", f"org/tiny@{SHA_B}", f"org/tiny@{SHA_A}",
+                          "minilm"], out[-3000:]
     finally:
         set_main(hub_home, SHA_A)
 
@@ -197,29 +202,28 @@ def test_a_pipeline_runs_every_step_on_the_commit_its_first_step_pinned(hub_home
 PIN = """
 import json, sys
 from pipelines.profiles import pin_run_model, resolve_params
-params = resolve_params("default", None, {"model": sys.argv[1], "tasks": ["trec"]})
-note = pin_run_model(params)
-print(json.dumps([params["model"], note]))
+pinned = []
+for model in sys.argv[1:]:
+    params = resolve_params("default", None, {"model": model, "tasks": ["trec"]})
+    note = pin_run_model(params)
+    pinned.append([params["model"], note])
+print(json.dumps(pinned))
 """
 
 
 def test_ptv2_run_pins_an_unpinned_hub_model_before_it_starts(hub_home, minilm_path):
     """`ptv2 run` pins the model as it resolves its parameters, and says so in one line; an alias,
     a folder and a commit-pinned name are left as they are."""
-    def pin(model: str):
-        env = dict(os.environ, HF_HOME=str(hub_home), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
-        env.pop("HF_HUB_CACHE", None)
-        res = subprocess.run([sys.executable, "-c", PIN, model], capture_output=True, text=True, env=env,
-                             timeout=300, cwd=Path(__file__).parents[1])
-        assert res.returncode == 0, res.stderr[-3000:]
-        return json.loads(res.stdout.strip().splitlines()[-1])
-
     set_main(hub_home, SHA_A)
-    assert pin("org/tiny") == [f"org/tiny@{SHA_A}",
-                               f"model org/tiny: pinned to commit {SHA_A[:7]} (org/tiny@{SHA_A}) for this run"]
-    assert pin(f"org/tiny@{SHA_B}") == [f"org/tiny@{SHA_B}", None]
-    assert pin("minilm") == ["minilm", None]
-    assert pin(str(minilm_path)) == [str(Path(minilm_path).resolve()), None]
+    env = dict(os.environ, HF_HOME=str(hub_home), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    env.pop("HF_HUB_CACHE", None)
+    models = ["org/tiny", f"org/tiny@{SHA_B}", "minilm", str(minilm_path)]
+    res = subprocess.run([sys.executable, "-c", PIN, *models], capture_output=True, text=True, env=env,
+                         timeout=300, cwd=Path(__file__).parents[1])  # one process: a start each cost seconds
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads(res.stdout.strip().splitlines()[-1]) == [
+        [f"org/tiny@{SHA_A}", f"model org/tiny: pinned to commit {SHA_A[:7]} (org/tiny@{SHA_A}) for this run"],
+        [f"org/tiny@{SHA_B}", None], ["minilm", None], [str(Path(minilm_path).resolve()), None]]
 
 
 def test_ptv2_run_with_an_uncached_hub_model_offline_is_one_error_line(hub_home, tmp_path):
