@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,13 +158,13 @@ def _counts(trials: list[dict]) -> dict[str, int]:
 def _short_model(model: str) -> str:
     """A model as the pictures' titles name it: a folder's or hub name's last part, a commit it is
     pinned to by its first 7 digits (``tiny@a1b2c3d``)."""
-    from ptv2_core.model_ref import split_model_ref
+    from ptv2_core.model_ref import is_commit_sha, split_model_ref
 
     try:
         name, revision = split_model_ref(model)
     except Ptv2Error:  # a title is no reason to fail a finished search
         return Path(model).name
-    return Path(name).name + (f"@{revision[:7]}" if revision and re.fullmatch(r"[0-9a-f]{40}", revision) else
+    return Path(name).name + (f"@{revision[:7]}" if is_commit_sha(revision) else
                               f"@{revision}" if revision else "")
 
 

@@ -202,13 +202,14 @@ def pin_search_model(model_ref: str, storage: str, study_name: str, resume: bool
     settings name ``org/x`` itself) continues unpinned, as its trials ran. An alias, a folder and a
     name pinned to a commit come back as they are."""
     from ptv2_core.backbone import pin_hub_model, split_model_ref
+    from ptv2_core.model_ref import is_commit_sha
 
     if resume and split_model_ref(model_ref)[1] is None:
         from optuna_studies.study_read import recorded_settings
 
         recorded = (recorded_settings(storage, study_name) or {}).get("model")
         if recorded == model_ref or (isinstance(recorded, str) and recorded.startswith(f"{model_ref}@")
-                                     and re.fullmatch(r"[0-9a-f]{40}", recorded[len(model_ref) + 1:])):
+                                     and is_commit_sha(recorded[len(model_ref) + 1:])):
             if recorded != model_ref and say is not None:  # <name>@<commit sha>: the commit its trials ran on
                 say(f"model {model_ref}: resuming on commit {recorded[-40:][:7]}, the one the study's trials ran on")
             return recorded

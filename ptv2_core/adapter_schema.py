@@ -6,13 +6,13 @@ never a TypeError from deep inside torch, nor a model that predicts from NaN."""
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import torch
 
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.heads import POOLINGS
+from ptv2_core.model_ref import is_commit_sha
 
 _MISSING = object()
 
@@ -53,7 +53,7 @@ _FIELDS = {
     "base_model": {
         "name": (_text, "a non-empty text", True),
         "fingerprint": (_text, "a non-empty text", True),
-        "revision": (lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{40}", v) is not None,
+        "revision": (is_commit_sha,
                      "a hub commit sha (40 hexadecimal digits)", False),
     },
 }

@@ -14,7 +14,7 @@ from torch import nn
 
 from ptv2_core.errors import Ptv2Error
 from ptv2_core.load_report import load_report_held, load_warning, mismatch_error
-from ptv2_core.model_ref import ALIASES, pinned_model_ref, split_model_ref  # noqa: F401 (named here too)
+from ptv2_core.model_ref import ALIASES, is_commit_sha, pinned_model_ref, split_model_ref  # noqa: F401 (named here too)
 
 # Families the prefix path supports, and how each reads a sequence by default.
 # "encoder": bidirectional, default pooling mean; "decoder": causal, default pooling last token.
@@ -82,7 +82,7 @@ def pin_hub_model(name: str) -> tuple[str, str | None]:
     (the sha: None for an alias or folder). A Ptv2Error when no commit can be found (offline with
     nothing cached, an unknown repository or revision)."""
     model, revision = split_model_ref(name)
-    if revision is not None and len(revision) == 40 and all(c in "0123456789abcdef" for c in revision):
+    if is_commit_sha(revision):
         return name, revision
     sha = hub_commit(name)
     return (name, None) if sha is None else (f"{model}@{sha}", sha)

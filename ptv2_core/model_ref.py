@@ -3,6 +3,7 @@ optional ``@<revision>``. Text only (no torch, no hub call): parameters are chec
 anything heavy loads."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ptv2_core.errors import Ptv2Error
@@ -29,6 +30,12 @@ def split_model_ref(name: str) -> tuple[str, str | None]:
         raise Ptv2Error(f"model '{name}': a revision (@{revision}) pins a hub model, but '{model}' is {what}: "
                         f"name it without '@{revision}'")
     return model, revision
+
+
+def is_commit_sha(revision: object) -> bool:
+    """Whether ``revision`` is a full hub commit sha (40 lower-case hexadecimal digits): the one
+    revision that cannot move, unlike a tag or a branch."""
+    return isinstance(revision, str) and re.fullmatch(r"[0-9a-f]{40}", revision) is not None
 
 
 def pinned_model_ref(base: dict) -> str:
