@@ -127,19 +127,17 @@ def test_promote_against_a_stopped_server_names_the_server_at_once(tmp_path):
     (it said "reading registered model 'trec' failed", the task taken for a model name, after MLflow's retries)."""
     import subprocess
 
-    from test_registry_support import BIN, base_env
+    from test_registry_support import BIN, base_env, refused_url
 
-    srv = MlflowServer("sqlite:///" + str(tmp_path / "gone.db"), tmp_path / "artifacts", tmp_path / "server.log")
-    srv.start()
-    srv.kill()
-    env = base_env(PTV2_HOME=str(tmp_path / "home"), MLFLOW_TRACKING_URI=srv.url)
-    t0 = time.monotonic()
-    done = subprocess.run([str(BIN / "ptv2"), "promote", "--task", "trec"], env=env, capture_output=True, text=True,
-                          timeout=120)
-    took = time.monotonic() - t0
+    with refused_url() as url:  # a stopped server's port: connection refused
+        env = base_env(PTV2_HOME=str(tmp_path / "home"), MLFLOW_TRACKING_URI=url)
+        t0 = time.monotonic()
+        done = subprocess.run([str(BIN / "ptv2"), "promote", "--task", "trec"], env=env, capture_output=True,
+                              text=True, timeout=120)
+        took = time.monotonic() - t0
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: MLflow tracking server {srv.url} does not answer (") \
+    assert len(lines) == 1 and lines[0].startswith(f"error: MLflow tracking server {url} does not answer (") \
         and lines[0].endswith("Connection refused): start it, or point MLFLOW_TRACKING_URI at one that runs"), lines
     assert took < 30, f"{took:.0f} s"
 

@@ -6,6 +6,7 @@ once per test process and shared by every module (cached by folder).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -72,6 +74,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def refused_url() -> Iterator[str]:
+    """``http://127.0.0.1:<port>`` where nothing listens, for the duration: a stopped server as its
+    clients see it (connection refused). The port is held bound but not listening, so no other
+    process can take it meanwhile (a server started and killed only to get its URL took 20-40 s)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
 def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
