@@ -99,22 +99,28 @@ def test_server_stopped_during_registration_fails_fast_and_leaves_nothing(adapte
     first = register_adapter(adapters["bad"], "trec", name="ptv2-outage")
     before = registry_state(server.url, "ptv2-outage")
     assert before == ({"challenger": first.version}, [first.version])
-    steps = []
+    steps, killed = [], []
 
     def kill_after_upload(step):
         steps.append(step)
         if step == "logged":  # model files uploaded; the version is next
             server.kill()
+            killed.append(time.monotonic())
 
     t0 = time.monotonic()
     with pytest.raises(Ptv2Error) as err:
         register_adapter(adapters["good"], "trec", name="ptv2-outage", on_step=kill_after_upload)
-    elapsed = time.monotonic() - t0
+    t1 = time.monotonic()
+    elapsed, after_kill = t1 - t0, t1 - killed[0]
     assert steps == ["validated", "logged"]
     msg = str(err.value)
     assert msg.startswith("registering 'ptv2-outage' failed, no version was created") and server.url in msg, msg
-    print(f"\nserver down: error after {elapsed:.1f} s: {msg}")
+    print(f"\nserver down: error after {elapsed:.1f} s, {after_kill:.1f} s after the kill: {msg}")
     assert elapsed < 60, f"gave up after {elapsed:.0f} s"
+    # one call's HTTP retries (3: 0, 2, 4 s, + jitter: 6-7 s), then the cleanup asks nothing of a server whose
+    # /health does not answer; it marked the run FAILED through the same retries again (13 s, >= 12 s of backoff)
+    assert after_kill < 11, f"error {after_kill:.1f} s after the kill"
+    assert msg.endswith(" is not marked FAILED"), msg
 
     server.start()  # same PostgreSQL database, same port
     assert registry_state(server.url, "ptv2-outage") == before  # no half-registered version, no moved alias
