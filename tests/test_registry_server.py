@@ -10,7 +10,7 @@ import pytest
 
 from ptv2_core.errors import Ptv2Error
 from test_registry_support import (MlflowServer, adapters_fixture, postgres_database, postgres_url_or_skip,
-                                   registry_state)
+                                   refused_url, registry_state)
 
 
 @pytest.fixture(scope="session")
@@ -52,19 +52,16 @@ def _pg_rows(pg_url: str, query: str) -> list[tuple]:
         conn.close()
 
 
-def test_the_search_probe_passes_a_running_server_and_refuses_a_stopped_one(tmp_path):
-    """`check_reachable` (run before a search opens its study) against a real server process."""
+def test_the_search_probe_passes_a_running_server_and_refuses_a_stopped_one(server):
+    """`check_reachable` (run before a search opens its study) against a real server process (this
+    module's), and against a stopped one's port: connection refused (a server of its own, started and
+    killed here, took 30-40 s)."""
     from optuna_studies.tracking_setup import check_reachable
 
-    srv = MlflowServer("sqlite:///" + str(tmp_path / "probe.db"), tmp_path / "artifacts", tmp_path / "server.log")
-    srv.start()
-    try:
-        check_reachable(srv.url)
-        check_reachable(srv.url + "/")
-    finally:
-        srv.kill()
-    with pytest.raises(Ptv2Error, match=f"MLflow tracking server {srv.url} does not answer"):
-        check_reachable(srv.url)
+    check_reachable(server.url)
+    check_reachable(server.url + "/")
+    with refused_url() as url, pytest.raises(Ptv2Error, match=f"MLflow tracking server {url} does not answer"):
+        check_reachable(url)
 
 
 def test_register_load_by_alias_predict_on_a_postgres_backed_server(adapters, server, pg_url):
@@ -133,7 +130,7 @@ def test_promote_against_a_stopped_server_names_the_server_at_once(tmp_path):
     (it said "reading registered model 'trec' failed", the task taken for a model name, after MLflow's retries)."""
     import subprocess
 
-    from test_registry_support import BIN, base_env, refused_url
+    from test_registry_support import BIN, base_env
 
     with refused_url() as url:  # a stopped server's port: connection refused
         env = base_env(PTV2_HOME=str(tmp_path / "home"), MLFLOW_TRACKING_URI=url)
