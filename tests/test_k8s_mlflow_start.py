@@ -49,7 +49,27 @@ def argv_log(folder: Path, log: Path) -> str:
     return str(folder)
 
 
-def test_the_start_script_creates_the_schema_then_serves_and_starts_again_on_it(pg_url, tmp_path):
+def local_script(secret: Path, port: int) -> str:
+    return start_script().replace(SECRET_FILE, str(secret)).replace(
+        "--host 0.0.0.0 --port 5000", f"--host 127.0.0.1 --port {port}").replace("--workers 2", "--workers 1")
+
+
+def start_local(script: str, tmp_path: Path, log_name: str, path: str | None = None) -> subprocess.Popen:
+    """The script as the pod runs it, with ``path`` (when given) first on PATH."""
+    env = base_env(MLFLOW_ARTIFACTS_DESTINATION=str(tmp_path / "artifacts"), HOME=str(tmp_path))
+    if path:
+        env["PATH"] = path + ":" + env["PATH"]
+    with open(tmp_path / log_name, "a") as log:
+        return subprocess.Popen(["/bin/sh", "-c", script], stdout=log, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+
+
+def test_the_start_script_waits_for_the_lock_creates_the_schema_then_serves_and_starts_again_on_it(pg_url, tmp_path):
+    """On an empty database, while another session holds the script's advisory lock (a replica
+    migrating), the script creates nothing and serves nothing; once it is released, it creates the
+    schema and serves. Started again on that schema, it serves again. No command it starts carries
+    the database password. (Two tests before, each with its own empty database: the lock one's start
+    after the release was the other's first start.)"""
     import secrets
 
     import psycopg2
@@ -57,6 +77,7 @@ def test_the_start_script_creates_the_schema_then_serves_and_starts_again_on_it(
 
     script = start_script()
     assert SECRET_FILE in script and "--host 0.0.0.0 --port 5000" in script
+    key = int(script.split("pg_advisory_lock(", 1)[1].split(")", 1)[0])
     secret = tmp_path / "url"
     # the bare postgresql:// form, with a marker password (the test server trusts local connections):
     # no command the script starts may carry it (`mlflow db upgrade "$URL"` did, in `ps`, for everyone)
@@ -64,22 +85,49 @@ def test_the_start_script_creates_the_schema_then_serves_and_starts_again_on_it(
     secret.write_text(make_url(pg_url).set(password=password).render_as_string(hide_password=False))
     assert pg_url.startswith("postgresql://")
     port = free_port()
-    here = script.replace(SECRET_FILE, str(secret)).replace("--host 0.0.0.0 --port 5000",
-                                                            f"--host 127.0.0.1 --port {port}")
-    here = here.replace("--workers 2", "--workers 1")
+    here = local_script(secret, port)
     started = tmp_path / "argv.log"
-    env = base_env(MLFLOW_ARTIFACTS_DESTINATION=str(tmp_path / "artifacts"), HOME=str(tmp_path))
-    env["PATH"] = argv_log(tmp_path / "shims", started) + ":" + env["PATH"]
-    for start in ("empty database", "existing schema"):
-        with open(tmp_path / "server.log", "a") as log:
-            proc = subprocess.Popen(["/bin/sh", "-c", here], stdout=log, stderr=subprocess.STDOUT, env=env,
-                                    start_new_session=True)
+    shims = argv_log(tmp_path / "shims", started)
+    log = tmp_path / "server.log"
+
+    holder = psycopg2.connect(pg_url)
+    holder.autocommit = True
+    proc = None
+    try:  # start 1, on the empty database, its lock held by another session
+        with holder.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (key,))
+        proc = start_local(here, tmp_path, log.name, shims)
+        # until the script waits for the lock, which it asks for before anything else (a fixed 15 s
+        # sleep stood here: the same state is checked as soon as it is reached). A script that took
+        # no lock never waits: the poll gives up after 120 s and the assertion below fails.
+        deadline, waiting = time.monotonic() + 120, 0
+        while waiting == 0 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            with holder.cursor() as cur:
+                cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                            "AND classid = 0 AND objid = %s", (key,))
+                waiting = cur.fetchone()[0]
+        assert proc.poll() is None, log.read_text()[-3000:]
+        with holder.cursor() as cur:
+            assert waiting == 1  # the script is waiting for it
+            cur.execute("SELECT to_regclass('alembic_version') IS NULL AND to_regclass('experiments') IS NULL")
+            assert cur.fetchone()[0] is True  # and has created nothing
+            cur.execute("SELECT pg_advisory_unlock(%s)", (key,))
         try:
-            wait_http(f"http://127.0.0.1:{port}/health", 120, proc)
+            wait_http(f"http://127.0.0.1:{port}/health", 180, proc)
         except Exception:
-            raise AssertionError(f"{start}: {(tmp_path / 'server.log').read_text()[-3000:]}") from None
-        finally:
+            raise AssertionError(f"empty database: {log.read_text()[-3000:]}") from None
+    finally:
+        holder.close()
+        if proc is not None:
             stop(proc)
+    proc = start_local(here, tmp_path, log.name, shims)  # start 2, on the schema start 1 made
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", 120, proc)
+    except Exception:
+        raise AssertionError(f"existing schema: {log.read_text()[-3000:]}") from None
+    finally:
+        stop(proc)
     commands = started.read_text().splitlines()
     # the shims did see the script's commands: the schema upgrade, then the server, at each start
     assert [c.split(" ", 2)[:2] for c in commands] == [["python", "-c"], ["mlflow", "server"]] * 2, commands
@@ -93,18 +141,6 @@ def test_the_start_script_creates_the_schema_then_serves_and_starts_again_on_it(
             assert cur.fetchone()[0] >= 1  # the server's Default experiment
     finally:
         conn.close()
-
-
-def local_script(secret: Path, port: int) -> str:
-    return start_script().replace(SECRET_FILE, str(secret)).replace(
-        "--host 0.0.0.0 --port 5000", f"--host 127.0.0.1 --port {port}").replace("--workers 2", "--workers 1")
-
-
-def start_local(script: str, tmp_path: Path, log_name: str) -> subprocess.Popen:
-    env = base_env(MLFLOW_ARTIFACTS_DESTINATION=str(tmp_path / "artifacts"), HOME=str(tmp_path))
-    with open(tmp_path / log_name, "a") as log:
-        return subprocess.Popen(["/bin/sh", "-c", script], stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
 
 
 def test_two_replicas_starting_at_once_on_a_new_database_both_come_up(pg_url, tmp_path):
@@ -136,43 +172,3 @@ def test_two_replicas_starting_at_once_on_a_new_database_both_come_up(pg_url, tm
             assert len(cur.fetchall()) == 1
     finally:
         conn.close()
-
-
-def test_the_schema_upgrade_waits_for_the_advisory_lock(pg_url, tmp_path):
-    """While another session holds the start script's advisory lock (a replica migrating), the
-    script creates nothing and serves nothing; once it is released, it goes on and comes up."""
-    import psycopg2
-
-    script = start_script()
-    key = int(script.split("pg_advisory_lock(", 1)[1].split(")", 1)[0])
-    secret = tmp_path / "url"
-    secret.write_text(pg_url)
-    port = free_port()
-    holder = psycopg2.connect(pg_url)
-    holder.autocommit = True
-    proc = None
-    try:
-        with holder.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(%s)", (key,))
-        proc = start_local(local_script(secret, port), tmp_path, "server.log")
-        # until the script waits for the lock, which it asks for before anything else (a fixed 15 s
-        # sleep stood here: the same state is checked as soon as it is reached). A script that took
-        # no lock never waits: the poll gives up after 120 s and the assertion below fails.
-        deadline, waiting = time.monotonic() + 120, 0
-        while waiting == 0 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.2)
-            with holder.cursor() as cur:
-                cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-                            "AND classid = 0 AND objid = %s", (key,))
-                waiting = cur.fetchone()[0]
-        assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-        with holder.cursor() as cur:
-            assert waiting == 1  # the script is waiting for it
-            cur.execute("SELECT to_regclass('alembic_version') IS NULL AND to_regclass('experiments') IS NULL")
-            assert cur.fetchone()[0] is True  # and has created nothing
-            cur.execute("SELECT pg_advisory_unlock(%s)", (key,))
-        wait_http(f"http://127.0.0.1:{port}/health", 180, proc)
-    finally:
-        holder.close()
-        if proc is not None:
-            stop(proc)

@@ -196,15 +196,22 @@ def _remove_logged_model(uri: str, artifact_uri: str, artifact_path: str) -> lis
 
 
 def _cleanup(c, uri: str, name: str, reg_id: str, run_id: str | None, own_run: bool, created: bool,
-             new_model: bool, files: tuple[str, str] | None = None) -> list[str]:
+             new_model: bool, files: tuple[str, str] | None = None, gone: str | None = None) -> list[str]:
     """Undo a failed registration as far as the store lets us; returns what could not be undone.
 
     ``created``: ``create_model_version`` was called (it may have succeeded before the error).
     ``new_model``: this call created the registered model (deleted again if left empty).
     ``files``: (run artifact URI, path) of model files logged into a run given by ``run_id``,
     deleted once no version can point at them. A store that does not answer one call is not asked again.
+    ``gone`` (why): the store did not answer before the cleanup either. With no version possibly made,
+    nothing is asked of it then (a FAILED mark, logged files: left, and said); a version that may
+    exist is still looked for, MLflow's retries and all, as the one thing worth waiting for.
     """
     left: list[str] = []
+    if gone is not None and not (created or new_model):
+        kept = [f"could not delete the logged model files ({gone}): delete '{files[1]}' from the run's artifacts"
+                ] if files else []
+        return kept + ([f"run {run_id} is not marked FAILED"] if own_run and run_id else [])
     if created or new_model:
         try:
             remaining = []
@@ -372,7 +379,8 @@ def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id:
         step("aliased")
     except BaseException as e:
         files = (run.info.artifact_uri, artifact_path) if logged and not own_run else None
-        left = _cleanup(c, uri, name, reg_id, run_id, own_run, created, new_model, files)
+        gone = None if created or new_model else _gone(uri, e)
+        left = _cleanup(c, uri, name, reg_id, run_id, own_run, created, new_model, files, gone)
         state = "no version was created" if not created else "registry left as it was" if not left else "cleanup incomplete"
         if isinstance(e, KeyboardInterrupt):  # Ctrl-C, or SIGTERM (the CLI's handler): what is left, as docs/registry.md says
             raise Ptv2Interrupted(f"interrupted; {state}" + ("; " + "; ".join(left) if left else "")) from None
@@ -381,6 +389,21 @@ def _publish(c, uri: str, info: AdapterInfo, name: str, model_dir: Path, run_id:
         msg = str(e) if isinstance(e, Ptv2Error) else f"{store.describe(e)} (MLflow store at {store.mask_url(uri)})"
         raise Ptv2Error(f"registering '{name}' failed, {state}: {msg}" + ("; " + "; ".join(left) if left else "")) from None
     return RegisteredVersion(name, version, aliases, tuple(sorted(same)))
+
+
+def _gone(uri: str, e: BaseException) -> str | None:
+    """Why the cleanup need not ask the tracking server at ``uri`` anything: the call that failed
+    had already spent MLflow's HTTP retries on it (about 7 s for a refused connection), and its
+    ``/health`` does not answer either (one request, 2 s at most). Each cleanup call would spend
+    those retries again, only to fail. None: ask it (a database store, an error that was an answer,
+    a server back meanwhile)."""
+    from optuna_studies.tracking_http import answers
+
+    if not uri.startswith(("http://", "https://")) or not isinstance(e, Exception):
+        return None
+    if not (store.is_unreachable(e) or "server unreachable" in str(e)):  # MLflow's error, or store.retry's Ptv2Error for it
+        return None
+    return None if answers(uri, 2.0) else "the server does not answer its /health either"
 
 
 def _is_number(v: str) -> bool:
