@@ -366,7 +366,7 @@ def test_an_interrupted_overwrite_keeps_the_previous_prompt_and_its_settings_res
         finished_prompt(PretrainConfig(**CFG), out)
 
 
-def test_ctrl_c_during_pretrain_says_what_is_kept(tmp_path, tokenizer):
+def test_ctrl_c_during_pretrain_says_what_is_kept(tmp_path, tokenizer, monkeypatch):
     """`ptv2 pretrain` as a process, SIGINT once an epoch is checkpointed: exit 130, one error line
     naming the checkpoints and how to resume, no half-made prompt beside them."""
     import os
@@ -375,7 +375,7 @@ def test_ctrl_c_during_pretrain_says_what_is_kept(tmp_path, tokenizer):
     import sys
     import time
 
-    from conftest import interruptible
+    from conftest import interruptible, run_cli
 
     model = tiny_model_folder(tmp_path, tokenizer)
     out = tmp_path / "pre"
@@ -390,8 +390,11 @@ def test_ctrl_c_during_pretrain_says_what_is_kept(tmp_path, tokenizer):
         deadline = time.time() + 120
         while not list(out.glob("checkpoints/epoch-*.json")) and proc.poll() is None and time.time() < deadline:
             time.sleep(0.1)
-        # the same command again while the first runs (to "resume" it): refused, nothing of the first touched
-        second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+        # the same command again while the first runs (to "resume" it): refused, nothing of the first touched.
+        # The real entry point in this process, from the same folder (as a process of its own it paid
+        # 10 s of imports, while the first process trained on)
+        monkeypatch.chdir(tmp_path)
+        second = run_cli(*command[3:])
         assert second.returncode == 2 and second.stderr.strip() == (
             f"error: another `ptv2 pretrain` is writing to '{out}': wait for it to end, or stop it first "
             "(then the same command resumes it)"), second.stderr

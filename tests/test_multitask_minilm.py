@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,6 @@ from safetensors.torch import load_file
 
 from conftest import run_cli as ptv2  # the real command line, in this process
 
-PTV2 = [sys.executable, "-m", "pipelines.cli"]
 TASKS = "trec,wnut16"  # a sequence task and a token task (CI-sized: 2 cores shared)
 LENGTHS = [2, 4, 8]
 BUDGET = ["--max-train", "64", "--max-eval", "32", "--epochs", "2", "--batch-size", "16"]
@@ -34,17 +31,19 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def pretrain_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, Path]:
+def pretrain_run(tmp_path_factory, one_torch_thread) -> tuple[Path, subprocess.CompletedProcess, Path]:
     """``ptv2 pretrain`` with its defaults' MLflow tracking, on a fresh PTV2_HOME: the prompt
-    folder, the finished process, and the PTV2_HOME of the store it logged to."""
+    folder, the finished command, and the PTV2_HOME of the store it logged to.
+
+    The real entry point in this process: a process of its own paid about 10 s of imports that the
+    pytest process has made (test_multitask's Ctrl-C test runs `ptv2 pretrain` as a process)."""
     root = tmp_path_factory.mktemp("pre")
     out, home = root / "prompt", root / "home"
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # the default store, in PTV2_HOME
-    # the installed entry point, in a process of its own, as a user runs it
-    res = subprocess.run([*PTV2, "pretrain", "--tasks", TASKS, "--model", "minilm", "--max-prompt-len", "8",
-                          "--lengths", "2,4,8", *BUDGET, "--out", str(out), "--quiet"],
-                         capture_output=True, text=True,
-                         env=env | {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PTV2_HOME": str(home)})
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("MLFLOW_TRACKING_URI", raising=False)  # the default store, in PTV2_HOME
+        env.setenv("PTV2_HOME", str(home))
+        res = ptv2("pretrain", "--tasks", TASKS, "--model", "minilm", "--max-prompt-len", "8", "--lengths", "2,4,8",
+                   *BUDGET, "--out", str(out), "--quiet")
     assert res.returncode == 0, res.stderr[-3000:]
     return out, res, home
 
