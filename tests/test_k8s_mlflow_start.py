@@ -87,8 +87,8 @@ def test_the_start_script_waits_for_the_lock_creates_the_schema_then_serves_and_
     """On an empty database, while another session holds the script's advisory lock (a replica
     migrating), the script creates nothing and serves nothing; once it is released, it creates the
     schema and serves. Started again on that schema, it serves again, without MLflow's job runner.
-    No command it starts carries the database password. (Two tests before, each with its own empty database: the lock one's start
-    after the release was the other's first start.)"""
+    No command it starts carries the database password. (Two tests before, each with its own empty
+    database: the lock one's start after the release was the other's first start.)"""
     import secrets
 
     import psycopg2

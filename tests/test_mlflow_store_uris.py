@@ -161,7 +161,8 @@ def test_ptv2_ui_keeps_the_user_s_own_job_execution_setting(tmp_path):
     with open(tmp_path / "ui.log", "w") as out:
         proc = subprocess.Popen([str(BIN / "ptv2"), "ui", "--port", str(free_port())], stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True,
-                                env=base_env(PTV2_HOME=str(tmp_path / "home"), MLFLOW_SERVER_ENABLE_JOB_EXECUTION="true"))
+                                env=base_env(PTV2_HOME=str(tmp_path / "home"),
+                                             MLFLOW_SERVER_ENABLE_JOB_EXECUTION="true"))
     me = Path("/proc") / str(proc.pid)
     try:
         deadline = time.monotonic() + 120
