@@ -465,6 +465,27 @@ def _env(container: dict) -> dict[str, dict]:
     return {e["name"]: e for e in container.get("env", [])}
 
 
+def _pod_env(docs: list[dict], container: dict) -> dict[str, str]:
+    """The environment a container starts with, as far as the manifests fix it: its ConfigMaps'
+    data (envFrom), then its own literal values (which win, as in Kubernetes)."""
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        assert set(source) == {"configMapRef"}, source  # no other kind of source to resolve here
+        env.update(kr.find(docs, "ConfigMap", source["configMapRef"]["name"])["data"])
+    env.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
+    return env
+
+
+def test_the_mlflow_server_starts_without_mlflow_s_job_runner(rendered):
+    """MLflow 3 starts a job runner beside its server (huey consumers for its GenAI jobs, about
+    0.8 GiB of the pod's 2 GiB with two workers, and twice the CPU to start) unless
+    MLFLOW_SERVER_ENABLE_JOB_EXECUTION is false. ptv2 submits no such job: off in every overlay."""
+    for name in OVERLAYS:
+        docs = rendered[name]
+        (container,) = kr.find(docs, "Deployment", "mlflow")["spec"]["template"]["spec"]["containers"]
+        assert _pod_env(docs, container).get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION") == "false", name
+
+
 def test_ray_nodes_get_tracking_uri_and_only_the_head_the_study_url(rendered):
     cluster = kr.find(rendered["base"], "RayCluster")
     head = _env(cluster["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0])

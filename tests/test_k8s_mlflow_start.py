@@ -4,8 +4,9 @@ It reads the backend URL from the mounted Secret, gives a bare ``postgresql://``
 driver (the one in the image; docs/deploy.md once told users to write the bare form, which
 SQLAlchemy 2.1 maps to psycopg 3), creates or migrates the schema (`mlflow db upgrade`: the
 server refuses an out-of-date schema, so a version bump crash-looped), then starts the server.
-Only the pod's paths and its address change here: the Secret's file, and 127.0.0.1 on a free
-port instead of 0.0.0.0:5000.
+It runs with the pod's environment from the manifest (ConfigMap mlflow-config, the container's
+own values). Only the pod's paths and its address change here: the Secret's file, the artifact
+folder and HOME, and 127.0.0.1 on a free port instead of 0.0.0.0:5000.
 
 Two replicas (the prod overlay) start at once on a new database: the schema is created under a
 PostgreSQL advisory lock, so the second waits, then finds it current.
@@ -19,18 +20,36 @@ from pathlib import Path
 import pytest
 import yaml
 
-from test_registry_support import BIN, base_env, free_port, postgres_database, postgres_url_or_skip, stop, wait_http
+from test_registry_support import (BIN, base_env, free_port, job_runner_commands, postgres_database,
+                                   postgres_url_or_skip, session_commands, stop, wait_http)
 
 MANIFEST = Path(__file__).resolve().parents[1] / "k8s" / "base" / "mlflow.yaml"
 SECRET_FILE = "/var/run/secrets/ptv2/mlflow-db/url"
 
 
-def start_script() -> str:
+def _container() -> dict:
     deployment = next(d for d in yaml.safe_load_all(MANIFEST.read_text()) if d and d["kind"] == "Deployment")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def start_script() -> str:
+    container = _container()
     assert container["command"] == ["/bin/sh", "-c"]
     (script,) = container["args"]
     return script
+
+
+def pod_env() -> dict[str, str]:
+    """The environment the manifest gives the pod: its ConfigMaps' data (envFrom), then the
+    container's own values."""
+    docs = [d for d in yaml.safe_load_all(MANIFEST.read_text()) if d]
+    container, env = _container(), {}
+    for source in container["envFrom"]:
+        name = source["configMapRef"]["name"]
+        env.update(next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == name)["data"])
+    env.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
+    return env
 
 
 @pytest.fixture
@@ -55,8 +74,8 @@ def local_script(secret: Path, port: int) -> str:
 
 
 def start_local(script: str, tmp_path: Path, log_name: str, path: str | None = None) -> subprocess.Popen:
-    """The script as the pod runs it, with ``path`` (when given) first on PATH."""
-    env = base_env(MLFLOW_ARTIFACTS_DESTINATION=str(tmp_path / "artifacts"), HOME=str(tmp_path))
+    """The script as the pod runs it, in the pod's environment, with ``path`` (when given) first on PATH."""
+    env = base_env(**(pod_env() | {"MLFLOW_ARTIFACTS_DESTINATION": str(tmp_path / "artifacts"), "HOME": str(tmp_path)}))
     if path:
         env["PATH"] = path + ":" + env["PATH"]
     with open(tmp_path / log_name, "a") as log:
@@ -67,9 +86,9 @@ def start_local(script: str, tmp_path: Path, log_name: str, path: str | None = N
 def test_the_start_script_waits_for_the_lock_creates_the_schema_then_serves_and_starts_again_on_it(pg_url, tmp_path):
     """On an empty database, while another session holds the script's advisory lock (a replica
     migrating), the script creates nothing and serves nothing; once it is released, it creates the
-    schema and serves. Started again on that schema, it serves again. No command it starts carries
-    the database password. (Two tests before, each with its own empty database: the lock one's start
-    after the release was the other's first start.)"""
+    schema and serves. Started again on that schema, it serves again, without MLflow's job runner.
+    No command it starts carries the database password. (Two tests before, each with its own empty
+    database: the lock one's start after the release was the other's first start.)"""
     import secrets
 
     import psycopg2
@@ -124,10 +143,14 @@ def test_the_start_script_waits_for_the_lock_creates_the_schema_then_serves_and_
     proc = start_local(here, tmp_path, log.name, shims)  # start 2, on the schema start 1 made
     try:
         wait_http(f"http://127.0.0.1:{port}/health", 120, proc)
+        serving = session_commands(proc.pid)  # the server and all it started
     except Exception:
         raise AssertionError(f"existing schema: {log.read_text()[-3000:]}") from None
     finally:
         stop(proc)
+    # MLflow's job runner (huey consumers for GenAI jobs ptv2 never submits) is not among them:
+    # MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false from the manifest's ConfigMap
+    assert any(b"mlflow" in c for c in serving.values()) and job_runner_commands(serving) == [], serving
     commands = started.read_text().splitlines()
     # the shims did see the script's commands: the schema upgrade, then the server, at each start
     assert [c.split(" ", 2)[:2] for c in commands] == [["python", "-c"], ["mlflow", "server"]] * 2, commands

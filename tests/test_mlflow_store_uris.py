@@ -113,13 +113,14 @@ def test_a_password_in_the_tracking_uri_is_never_shown(pg_url, tmp_path):
 
 def test_ptv2_ui_gives_the_server_its_database_by_environment(pg_url, tmp_path):
     """`ptv2 ui` on a PostgreSQL store put `--backend-store-uri postgresql+psycopg2://u:PASSWORD@...`
-    on the `mlflow server` command line, which `ps` shows to every user of the machine."""
+    on the `mlflow server` command line, which `ps` shows to every user of the machine. The server
+    also started MLflow's job runner (8 more processes, about 0.8 GiB with two workers): not now."""
     import json
     import subprocess
     import urllib.request
     from pathlib import Path
 
-    from test_registry_support import BIN, free_port, stop, wait_http
+    from test_registry_support import BIN, free_port, job_runner_commands, session_commands, stop, wait_http
 
     secret = marker()
     port = free_port()
@@ -130,8 +131,8 @@ def test_ptv2_ui_gives_the_server_its_database_by_environment(pg_url, tmp_path):
     try:
         wait_http(f"http://127.0.0.1:{port}/health", 120, proc)
         # the server and every process it started (its workers), by session: their command lines
-        group = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _session(p) == proc.pid]
-        argv = {p.name: (p / "cmdline").read_bytes() for p in group}
+        argv = {str(pid): a for pid, a in session_commands(proc.pid).items()}
+        server_env = (Path("/proc") / str(proc.pid) / "environ").read_bytes().split(b"\0")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=5",
                                     timeout=30) as r:
             experiments = json.loads(r.read())["experiments"]
@@ -139,16 +140,42 @@ def test_ptv2_ui_gives_the_server_its_database_by_environment(pg_url, tmp_path):
         stop(proc)
     assert str(proc.pid) in argv and any(b"mlflow" in a for a in argv.values()), argv
     assert [pid for pid, a in argv.items() if secret.encode() in a] == []
+    # without MLflow's job runner (huey consumers for GenAI jobs, which ptv2 never submits)
+    assert b"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false" in server_env
+    assert job_runner_commands(argv) == [], argv
     assert experiments  # the server did open the store it was given
     banner = (tmp_path / "ui.log").read_text()
     assert "postgres:***@" in banner and secret not in banner
 
 
-def _session(proc_dir) -> int | None:
+def test_ptv2_ui_keeps_the_user_s_own_job_execution_setting(tmp_path):
+    """`ptv2 ui` turns MLflow's job runner off only when the user has not set
+    MLFLOW_SERVER_ENABLE_JOB_EXECUTION: one who wants MLflow's GenAI jobs sets it to true and the
+    server gets true. Read from the server's environment once `ptv2 ui` has become it (exec), then
+    stopped: the job runner itself is MLflow's business."""
+    import subprocess
+    from pathlib import Path
+
+    from test_registry_support import BIN, free_port, stop
+
+    with open(tmp_path / "ui.log", "w") as out:
+        proc = subprocess.Popen([str(BIN / "ptv2"), "ui", "--port", str(free_port())], stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                env=base_env(PTV2_HOME=str(tmp_path / "home"),
+                                             MLFLOW_SERVER_ENABLE_JOB_EXECUTION="true"))
+    me = Path("/proc") / str(proc.pid)
     try:
-        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[3])  # field 6: the session id
-    except (OSError, IndexError, ValueError):
-        return None
+        deadline = time.monotonic() + 120
+        while b"mlflow\0server" not in (me / "cmdline").read_bytes() and proc.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert proc.poll() is None, (tmp_path / "ui.log").read_text()[-3000:]
+        assert b"mlflow\0server" in (me / "cmdline").read_bytes()  # the server, not ptv2 any more
+        server_env = (me / "environ").read_bytes().split(b"\0")
+    finally:
+        stop(proc)
+    assert b"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true" in server_env
+    assert b"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false" not in server_env
 
 
 def test_the_trial_callback_pickles_without_the_tracking_password(tmp_path):

@@ -115,6 +115,27 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=10)
 
 
+def session_commands(session: int) -> dict[int, bytes]:
+    """Every process in session ``session`` (a process started with start_new_session=True and all
+    it started, unless one left the session): pid -> its command line, NUL-separated."""
+    found = {}
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            if int((p / "stat").read_text().rsplit(")", 1)[1].split()[3]) == session:  # field 6: the session id
+                found[int(p.name)] = (p / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    return found
+
+
+def job_runner_commands(commands: dict[int, bytes]) -> list[bytes]:
+    """The command lines of MLflow's job runner (``python -m mlflow.server.jobs._job_runner``)
+    and its huey consumers among ``commands``."""
+    return [c for c in commands.values() if b"mlflow.server.jobs" in c or b"huey" in c]
+
+
 def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     # the venv's bin first, as in an activated venv: `mlflow models serve` runs `uvicorn` from PATH

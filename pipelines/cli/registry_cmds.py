@@ -122,6 +122,9 @@ def ui(
            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     # the store by environment, not on the command line, where `ps` shows a database password to anyone
     env = dict(os.environ, MLFLOW_BACKEND_STORE_URI=uri)
+    # MLflow 3 starts a job runner beside the server (huey consumers for its GenAI jobs, 8 more
+    # processes) unless told not to; ptv2 submits no such job. A user's own value wins.
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     typer.echo(f"MLflow UI for {mask_url(uri)} on http://127.0.0.1:{port} (Ctrl-C stops it)", err=True)
     sys.stdout.flush()
     sys.stderr.flush()
