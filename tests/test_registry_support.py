@@ -117,10 +117,12 @@ def ptv2(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.Co
 
 class MlflowServer:
     """A real ``mlflow server`` on 127.0.0.1 with the given backend store and a local,
-    server-proxied artifact folder. ``kill()`` and ``start()`` simulate an outage."""
+    server-proxied artifact folder. ``kill()`` and ``start()`` simulate an outage. ``jobs=False``: without
+    MLflow's job execution (MLflow 3's huey consumers and job runner, five more Python processes that
+    import MLflow: about 10 of the 20 CPU seconds of a start here), for a test that needs tracking alone."""
 
-    def __init__(self, backend: str, artifacts: Path, log: Path):
-        self.backend, self.artifacts, self.log = backend, artifacts, log
+    def __init__(self, backend: str, artifacts: Path, log: Path, jobs: bool = True):
+        self.backend, self.artifacts, self.log, self.jobs = backend, artifacts, log, jobs
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -130,7 +132,8 @@ class MlflowServer:
                "--artifacts-destination", str(self.artifacts), "--host", "127.0.0.1", "--port", str(self.port),
                "--workers", "1"]
         with open(self.log, "a") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=base_env(),
+            extra = {} if self.jobs else {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=base_env(**extra),
                                          start_new_session=True)
         try:
             wait_http(self.url + "/health", timeout, self.proc)

@@ -1,16 +1,25 @@
 """A search whose Optuna study storage (the real PostgreSQL, reached through a TCP proxy this test
 starts and kills: the server itself is shared) goes away after the first trial: one error line
-naming --resume, no traceback, and a --resume through the proxy started again finishes the search."""
+naming --resume, no traceback, and a --resume through the proxy started again finishes the search.
+
+The search is a process with its own local Ray (its stderr and exit status are what is checked);
+two trials, the first kept and the second lost with the storage. The --resume runs the real entry
+point in this process, on the module's local Ray (``search_ray_support.local_ray``): what it resumes
+is the study and work folder the process left, and a second interpreter and Ray start cost seconds
+and show nothing more. The model is a tiny random BERT (MiniLM's tokenizer): what is checked is the
+study storage, not the training."""
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
+from search_ray_support import local_ray, ptv2_home, trace_dir  # noqa: F401  (fixtures are used by name)
 from test_registry_support import BIN, base_env, free_port, postgres_url_or_skip
 
 pytestmark = pytest.mark.slow
@@ -36,32 +45,43 @@ async def main():
         await srv.serve_forever()
 asyncio.run(main())
 """
-ARGS = ["search", "--task", "trec", "--model", "minilm", "--trials", "3", "--epochs", "1", "--max-train", "16",
-        "--max-eval", "16", "--concurrency", "1"]
 
 
 def _proxy(port: int, host: str, pg_port: int) -> subprocess.Popen:
+    """The proxy, once it accepts connections."""
     proc = subprocess.Popen([sys.executable, "-c", PROXY, str(port), host, str(pg_port)], start_new_session=True)
-    time.sleep(1.5)
-    return proc
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the proxy did not listen on {port} (exit status {proc.poll()})") from None
+            time.sleep(0.1)
 
 
-def test_the_study_storage_lost_mid_search_is_one_error_line_and_resume_finishes(tmp_path):
+def test_the_study_storage_lost_mid_search_is_one_error_line_and_resume_finishes(tmp_path, local_ray, tiny_model_dir,
+                                                                                  monkeypatch):
     from sqlalchemy.engine import make_url
+
+    from conftest import run_cli
 
     pg = make_url(postgres_url_or_skip())
     port = free_port()
     storage = pg.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
-    env = base_env(PTV2_HOME=str(tmp_path / "home"), PTV2_OPTUNA_STORAGE=storage)
+    stores = dict(PTV2_HOME=str(tmp_path / "home"), PTV2_OPTUNA_STORAGE=storage)
     out = tmp_path / "out"
+    args = ["search", "--task", "trec", "--model", tiny_model_dir, "--trials", "2", "--epochs", "1", "--max-train",
+            "16", "--max-eval", "16", "--concurrency", "1", "--out", str(out)]
     proxy = _proxy(port, pg.host or "127.0.0.1", pg.port or 5432)
     try:
-        proc = subprocess.Popen([str(BIN / "ptv2"), *ARGS, "--out", str(out)], env=env, text=True,
+        proc = subprocess.Popen([str(BIN / "ptv2"), *args], env=base_env(**stores), text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         lines = []
         for line in proc.stderr:
             lines.append(line)
-            if line.startswith("[1/3]"):
+            if line.startswith("[1/2]"):
                 os.killpg(proxy.pid, signal.SIGKILL)  # the database goes away, its connections with it
                 proxy.wait()
                 break
@@ -77,10 +97,16 @@ def test_the_study_storage_lost_mid_search_is_one_error_line_and_resume_finishes
             and "Connection refused" in last and "the trials that ended are kept (1 trial, in the study and " in last and "--resume" in last, err
 
         proxy = _proxy(port, pg.host or "127.0.0.1", pg.port or 5432)
-        done = subprocess.run([str(BIN / "ptv2"), *ARGS, "--out", str(out), "--resume"], env=env, text=True,
-                              capture_output=True, timeout=400)
+        for k, v in stores.items():
+            monkeypatch.setenv(k, v)
+        try:
+            done = run_cli(*args, "--resume")
+        finally:  # the search set MLflow's process-wide tracking URI (and MLFLOW_TRACKING_URI) to its store
+            import mlflow
+
+            mlflow.set_tracking_uri(None)
         assert done.returncode == 0, done.stderr
-        assert done.stderr.startswith("resuming study") and "1 of 3 trials done" in done.stderr, done.stderr
+        assert done.stderr.startswith("resuming study") and "1 of 2 trials done" in done.stderr, done.stderr
         assert (out / "best.json").is_file()
     finally:
         os.killpg(proxy.pid, signal.SIGKILL)
