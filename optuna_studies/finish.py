@@ -21,6 +21,7 @@ from optuna_studies.plots import FILES as ARTIFACTS
 from optuna_studies.plots import write_artifacts
 from optuna_studies.quiet import quiet_logger
 from optuna_studies.store_guard import mlflow_guard, quietly, why
+from optuna_studies.tracking_http import Outage
 from optuna_studies.study import mask_url
 
 
@@ -40,8 +41,10 @@ class SearchResult:
     test: dict[str, Any] = field(default_factory=dict)  # the best adapter's test metrics (its metrics.json)
 
 
-def finish_search(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Callable[[str], None]) -> SearchResult:
-    """Pick the best trial, log the study's artifacts, write the output folder."""
+def finish_search(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Callable[[str], None],
+                  down: str | None = None) -> SearchResult:
+    """Pick the best trial, log the study's artifacts, write the output folder. ``down``: why the
+    MLflow store is known to be down (``server_down``): its error at once, without calling it."""
     trials = records.read_records(plan.work)
     best = records.best_record(trials, plan.space.mode)
     art = _draw(plan, trials)
@@ -49,11 +52,14 @@ def finish_search(plan: SearchPlan, parent: str, mlflow_uri: str | None, say: Ca
         reasons = records.failure_summary(trials)
         # why the parent run ends FAILED, on the run itself (a reviewer saw FAILED and no reason); best
         # effort, as _runs_or_why: the search's own error is the one raised
-        quietly(tracking.set_tags, parent, {"ptv2.status": "failed",
-                                            "ptv2.failure": f"no trial finished with a score ({reasons})"[:4000]})
+        if down is None:
+            quietly(tracking.set_tags, parent, {"ptv2.status": "failed",
+                                                "ptv2.failure": f"no trial finished with a score ({reasons})"[:4000]})
+        runs = (_runs_or_why(parent, art) if down is None else
+                f"the MLflow runs (the store failed to log the table on the search's run: {down})")
         raise Ptv2Error(f"no trial of study '{plan.study_name}' finished with a score ({reasons}): "
-                        f"see {art / 'trials.csv'} and {_runs_or_why(parent, art)}")
-    with mlflow_guard(*_result_failed(plan)):
+                        f"see {art / 'trials.csv'} and {runs}")
+    with mlflow_guard(*_result_failed(plan), down):
         tracking.log_artifacts(parent, art)
     best_config = {k: v for k, v in plan.constants.items() if k not in ("metric", "mode", "device")} | {
         "prompt_len": best["prompt_len"], "lr": best["lr"], "best_epoch": best["best_epoch"]}
@@ -201,6 +207,27 @@ def after_stop(plan: SearchPlan, parent: str, draw: bool) -> None:
                 log_stopped_artifacts(plan, parent)
             except (Exception, KeyboardInterrupt):  # noqa: BLE001 (the pictures are extra: a failure, or a
                 pass  # Ctrl-C while they are drawn, skips them)
+
+
+def server_down(plan: SearchPlan) -> str | None:
+    """Why the search's end leaves its tracking server alone: its trials' runs missed calls (the trial
+    callbacks found the server down, ``tracking_http.Outage``, and their records say so: the Outage
+    lives in Tune's driver, under Ray Client another process) and one probe of its ``/health`` still
+    gets no answer. Each end call (the backfill, the result, the clean-up, the parent run's end) waited
+    out MLflow's retries, 6.5 s a call, for the error the search already knew. None otherwise: a
+    database store, no call missed, or a server that answers again (it gets the runs it missed)."""
+    import mlflow
+
+    from optuna_studies.backfill import missed
+
+    uri = mlflow.get_tracking_uri()
+    if not uri.startswith(("http://", "https://")) or not missed(records.read_records(plan.work)):
+        return None
+    probe = Outage(every=0)
+    probe.begin(uri)
+    if not probe.skip():
+        return None
+    return f"server unreachable (its /health gave no answer within {probe.timeout:g} s, as while the trials ran)"
 
 
 def backfill_runs(plan: SearchPlan, parent: str, say: Callable[[str], None]) -> str | None:

@@ -20,7 +20,7 @@ from optuna_studies.capacity import check_capacity, check_local_gpus, scale_wait
 from optuna_studies.cluster import require_one_host, require_stores_in_shared
 from optuna_studies.node_check import check_nodes
 from optuna_studies.finish import (SearchResult, after_stop, backfill_runs, end_parent, end_trial_runs_left_open,
-                                   finish_search)
+                                   finish_search, server_down)
 from optuna_studies.output import search_lock
 from optuna_studies.plan import SearchPlan, check_count, plan_search
 from optuna_studies.quiet import quiet_logger
@@ -274,6 +274,7 @@ def _search(plan: SearchPlan, held: dict, max_failures: int, resume: bool, mlflo
         state = replace(state, finished=finished_count(state.study), orphans=state.orphans + len(lost))
     parent = _open_parent(plan, state, experiment, mlflow_uri)
     outcome, draw = "FAILED", True  # draw: the finished trials' pictures on the parent run, unless finish_search's
+    down = None  # why the tracking server is known to be down as the trials end: the end calls it no more
     try:  # from here the parent run is ended, whatever happens (a Ctrl-C as the lines below are printed too)
         if state.resumed:
             say(f"resuming study '{plan.study_name}': {state.finished} of {plan.space.trials} trials done, "
@@ -311,8 +312,9 @@ def _search(plan: SearchPlan, held: dict, max_failures: int, resume: bool, mlflo
                             f"readable record of {_them(lost)} ({kept}, which the search ranks): run the same command "
                             f"with --resume to run {_them(lost)} again and finish the search")
         draw = False  # finish_search draws them itself (also when no trial has a score)
-        left_behind = backfill_runs(plan, parent, say)
-        result = finish_search(plan, parent, mlflow_uri, say)
+        down = server_down(plan)
+        left_behind = backfill_runs(plan, parent, say) if down is None else None
+        result = finish_search(plan, parent, mlflow_uri, say, down)
         outcome = "FINISHED"
         written.append(result)
         if left_behind:  # the store took the result after all: the records the backfill needs went with the work folder
@@ -325,10 +327,12 @@ def _search(plan: SearchPlan, held: dict, max_failures: int, resume: bool, mlflo
         raise
     finally:
         try:
-            if outcome != "FINISHED":  # Ctrl-C, or fit raising: the trials Tune stopped keep RUNNING runs
+            # Ctrl-C, or fit raising: the trials Tune stopped keep RUNNING runs (a server known down: left alone)
+            if outcome != "FINISHED" and down is None:
                 after_stop(plan, parent, draw)
         finally:  # a second Ctrl-C during the above still ends the parent run
-            end_parent(parent, outcome, say)
+            if down is None:  # else the runs stay RUNNING, as when these calls failed: --resume ends them
+                end_parent(parent, outcome, say)
 
 
 def storage_failed(plan: SearchPlan, e: BaseException) -> Ptv2Error:

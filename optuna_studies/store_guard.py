@@ -14,10 +14,13 @@ from optuna_studies.tracking_http import is_unreachable, unreachable_text
 
 
 @contextlib.contextmanager
-def mlflow_guard(what: str, then: str) -> Iterator[None]:
+def mlflow_guard(what: str, then: str, down: str | None = None) -> Iterator[None]:
     """MLflow calls the search needs (its parent run's): the store failing there (a server restarting,
     a locked or lost database) ends it with one error line, ``the MLflow store failed to <what>
-    (<why>)<then>``, where it was MLflow's traceback (and its own ERROR line's)."""
+    (<why>)<then>``, where it was MLflow's traceback (and its own ERROR line's). ``down``: why the
+    store is known to be down (``finish.server_down``): the same line at once, without calling it."""
+    if down is not None:
+        raise Ptv2Error(f"the MLflow store failed to {what} ({down}){then}")
     try:
         with quiet_logger("mlflow", logging.CRITICAL):
             yield
