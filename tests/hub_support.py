@@ -6,7 +6,7 @@ which runs on ``org/tiny`` from it and moves its main mid-run).
 weights, ``refs/main`` pointing at one (SHA_A) and the tag ``v2`` at the other (SHA_B), as
 huggingface_hub lays them out when it downloads. Import ``hub_home`` into a test module to use it
 (a fixture is found by name in the module that uses it); a test that moves main (``set_main``)
-moves it back to SHA_A when it is done.
+moves it back to SHA_A when it is done. ``point_at`` makes it this process's cache.
 """
 from __future__ import annotations
 
@@ -41,3 +41,18 @@ def hub_home(tmp_path_factory, minilm_path) -> Path:
 def set_main(home: Path, sha: str) -> None:
     """The hub's main moves to ``sha``, as a push to the model's repository and a download would move it."""
     (home / "hub" / "models--org--tiny" / "refs" / "main").write_text(sha)
+
+
+def point_at(mp: pytest.MonkeyPatch, home: Path) -> None:
+    """This process reads ``home`` as its Hugging Face cache, offline, as ``HF_HOME=home HF_HUB_OFFLINE=1``
+    would at its start: huggingface_hub's constants (read from the environment as it was imported;
+    resolve_revision, hf_hub_download and transformers' cached_files read ``HF_HUB_CACHE`` there at each
+    call), and the environment, for what reads it later (ptv2's offline check, a child process)."""
+    from huggingface_hub import constants
+
+    mp.setattr(constants, "HF_HOME", str(home))
+    mp.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    mp.setattr(constants, "HF_HUB_OFFLINE", True)
+    mp.setenv("HF_HOME", str(home))
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    mp.delenv("HF_HUB_CACHE", raising=False)

@@ -22,22 +22,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from hub_support import SHA_A, SHA_B, hub_home, set_main  # noqa: F401  (hub_home: a module fixture, used by name)
-
-
-def point_at(mp: pytest.MonkeyPatch, home: Path) -> None:
-    """This process reads ``home`` as its Hugging Face cache, offline, as ``HF_HOME=home HF_HUB_OFFLINE=1``
-    would at its start: huggingface_hub's constants (read from the environment as it was imported;
-    resolve_revision, hf_hub_download and transformers' cached_files read ``HF_HUB_CACHE`` there at each
-    call), and the environment, for what reads it later (ptv2's offline check, a child process)."""
-    from huggingface_hub import constants
-
-    mp.setattr(constants, "HF_HOME", str(home))
-    mp.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
-    mp.setattr(constants, "HF_HUB_OFFLINE", True)
-    mp.setenv("HF_HOME", str(home))
-    mp.setenv("HF_HUB_OFFLINE", "1")
-    mp.delenv("HF_HUB_CACHE", raising=False)
+from hub_support import SHA_A, SHA_B, hub_home, point_at, set_main  # noqa: F401  (hub_home: a module fixture, used by name)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import sys
 
 import pytest
 
-from hub_support import SHA_A, SHA_B, hub_home, set_main  # noqa: F401  (hub_home: a module fixture, used by name)
+from hub_support import SHA_A, SHA_B, hub_home, point_at, set_main  # noqa: F401  (hub_home: a module fixture, used by name)
 
 TINY = """\
 model: org/tiny
@@ -163,10 +163,13 @@ def test_local_pipeline_run_registers_versions(tmp_path, hub_home):
     assert mine.tags["task"] == "my-intents" and mine.tags["task_ref"].endswith("intents.yaml")
     assert mine.tags["base_revision"] == SHA_A, mine.tags
     assert "challenger" in mine.aliases and ("champion" in mine.aliases) == (mine.tags["promotion.decision"] == "promoted")
-    # `ptv2 promote --task <the YAML path>` finds the same registered model
+    # `ptv2 promote --task <the YAML path>` finds the same registered model (and loads it, on its base
+    # model's commit: here, as for its user, from the Hugging Face cache the run read)
     from components.registry.promote import promote
 
-    assert promote(mine_yaml, tracking_uri=f"sqlite:///{home / 'mlflow.db'}").name == "ptv2-my-intents"
+    with pytest.MonkeyPatch.context() as mp:
+        point_at(mp, hub_home)
+        assert promote(mine_yaml, tracking_uri=f"sqlite:///{home / 'mlflow.db'}").name == "ptv2-my-intents"
 
 
 def test_a_config_without_a_model_key_runs_the_bundled_minilm(tmp_path):
