@@ -1,13 +1,15 @@
 """`--model org/name@<revision>`: a hub model pinned to a commit, and the commit an adapter records.
 
-Offline, through a real Hugging Face cache (``HF_HOME``): ``hub/models--org--tiny`` holds two
-snapshots of a tiny BERT with different weights, ``refs/main`` pointing at one and the tag ``v2``
-at the other, as huggingface_hub lays them out when it downloads. huggingface_hub reads ``HF_HOME``
-when it is imported, into its ``constants``, and it and transformers take the cache folder from
-those at each call: the commands run in this process with the constants pointed at that cache
-(``hub``, as a fresh ``HF_HOME=… ptv2`` would read them; a process start with its imports cost
-seconds a command). ``ptv2 run`` and the pipeline's first step run as processes, with ``HF_HOME`` in
-their environment: the end to end check that a fresh interpreter (and kfp.local's and Ray's) reads it.
+Offline, through a real Hugging Face cache (``HF_HOME``, ``hub_home`` from tests/hub_support.py):
+``hub/models--org--tiny`` holds two snapshots of a tiny BERT with different weights, ``refs/main``
+pointing at one and the tag ``v2`` at the other, as huggingface_hub lays them out when it downloads.
+huggingface_hub reads ``HF_HOME`` when it is imported, into its ``constants``, and it and transformers
+take the cache folder from those at each call: the commands run in this process with the constants
+pointed at that cache (``hub``, as a fresh ``HF_HOME=… ptv2`` would read them; a process start with its
+imports cost seconds a command). The pipeline's first step runs as a process, with ``HF_HOME`` in its
+environment. The whole run (``ptv2 run`` as a process, its steps under kfp.local and its trials on Ray
+reading ``HF_HOME``, main moved as the run starts) is tests/test_pipeline_run.py's: one whole run checks
+both what it registers and that every step kept the commit pinned at its start.
 """
 from __future__ import annotations
 
@@ -18,47 +20,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from conftest import run_cli
-
-PTV2 = [sys.executable, "-m", "pipelines.cli"]
-SHA_A, SHA_B = "a1" * 20, "b2" * 20
-
-
-@pytest.fixture(scope="module")
-def hub_home(tmp_path_factory, minilm_path) -> Path:
-    """An ``HF_HOME`` whose cache holds ``org/tiny`` at two commits: main → SHA_A, tag v2 → SHA_B."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-
-    home = tmp_path_factory.mktemp("hf-home")
-    repo = home / "hub" / "models--org--tiny"
-    tokenizer = AutoTokenizer.from_pretrained(minilm_path)
-    for seed, sha in enumerate((SHA_A, SHA_B)):
-        torch.manual_seed(seed)  # other weights at each commit: other fingerprints
-        config = AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                      intermediate_size=37, vocab_size=30522, max_position_embeddings=256)
-        AutoModel.from_config(config).save_pretrained(repo / "snapshots" / sha)
-        tokenizer.save_pretrained(repo / "snapshots" / sha)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(SHA_A)
-    (repo / "refs" / "v2").write_text(SHA_B)
-    return home
-
-
-def point_at(mp: pytest.MonkeyPatch, home: Path) -> None:
-    """This process reads ``home`` as its Hugging Face cache, offline, as ``HF_HOME=home HF_HUB_OFFLINE=1``
-    would at its start: huggingface_hub's constants (read from the environment as it was imported;
-    resolve_revision, hf_hub_download and transformers' cached_files read ``HF_HUB_CACHE`` there at each
-    call), and the environment, for what reads it later (ptv2's offline check, a child process)."""
-    from huggingface_hub import constants
-
-    mp.setattr(constants, "HF_HOME", str(home))
-    mp.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
-    mp.setattr(constants, "HF_HUB_OFFLINE", True)
-    mp.setenv("HF_HOME", str(home))
-    mp.setenv("HF_HUB_OFFLINE", "1")
-    mp.delenv("HF_HUB_CACHE", raising=False)
+from hub_support import SHA_A, SHA_B, hub_home, point_at, set_main  # noqa: F401  (hub_home: a module fixture, used by name)
 
 
 @pytest.fixture
@@ -97,10 +61,6 @@ def train(model: str, out: Path) -> dict:
                "--max-train", "8", "--max-eval", "8", "--out", str(out), "--quiet")
     assert res.returncode == 0, res.stderr
     return json.loads((out / "adapter_config.json").read_text())["base_model"]
-
-
-def set_main(home: Path, sha: str) -> None:
-    (home / "hub" / "models--org--tiny" / "refs" / "main").write_text(sha)
 
 
 def test_a_pinned_adapter_loads_its_commit_after_main_moves(hub, tmp_path):
@@ -265,49 +225,6 @@ def test_ptv2_run_with_an_uncached_hub_model_offline_is_one_error_line(hub, tmp_
     assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), res.stderr
     assert "org/not-cached" in lines[0], lines[0]
     assert not (tmp_path / "home" / "pipeline-root").exists()  # nothing ran
-
-
-@pytest.mark.slow
-def test_a_run_keeps_the_commit_it_started_on_when_main_moves(hub_home, tmp_path):
-    """The whole pipeline through kfp.local: main moves to another commit as soon as `ptv2 run` has
-    started, before its first step. Every step still loads the commit main named at the start: the
-    pre-trained prompt, the final adapter and the registered version record it (before, each step
-    resolved main itself, and loaded the new commit)."""
-    config = tmp_path / "run.yaml"
-    config.write_text("model: org/tiny\ntasks: [trec]\nprompt_lengths: [2]\ntrials_per_task: 1\nepochs: 1\n"
-                      "search_concurrency: 1\npretrain_epochs: 1\nmax_train: 16\nmax_eval: 16\nauto_promote: false\n")
-    home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "PTV2_OPTUNA_STORAGE", "RAY_ADDRESS",
-                                                            "HF_HUB_CACHE"}}
-    env |= {"PTV2_HOME": str(home), "HF_HOME": str(hub_home), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    set_main(hub_home, SHA_A)
-    proc = None
-    try:
-        # unbuffered bytes, read a line at a time: a text pipe reads ahead, and communicate() reads the pipe
-        # itself, not that buffer: the line after the header (the pinned model's) was lost, seen under load
-        proc = subprocess.Popen([*PTV2, "run", "--config", str(config)], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, bufsize=0, env=env, cwd=tmp_path)
-        seen = []
-        while line := proc.stderr.readline():  # the header: the parameters are resolved, no step has started
-            seen.append(line)
-            if line.startswith(b"ptv2 run"):
-                break
-        set_main(hub_home, SHA_B)  # the hub's main moves on
-        out, err = proc.communicate(timeout=1500)
-        err = (b"".join(seen) + err).decode()
-        assert proc.returncode == 0, err[-4000:]
-    finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-        set_main(hub_home, SHA_A)
-    from mlflow import MlflowClient
-
-    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
-    mv = client.get_model_version("ptv2-trec", "1")
-    assert mv.tags["base_revision"] == SHA_A and mv.tags["base_model"] == f"org/tiny@{SHA_A}", mv.tags
-    prompts = list((home / "pipeline-root").rglob("prompt_config.json"))
-    assert prompts and all(json.loads(p.read_text())["base_model"]["revision"] == SHA_A for p in prompts)
-    assert f"model org/tiny: pinned to commit {SHA_A[:7]} (org/tiny@{SHA_A}) for this run" in err, err[-4000:]
 
 
 def search_plan(tmp_path: Path, out: str, *, resume: bool = False, record: str = "") -> list:

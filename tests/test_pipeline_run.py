@@ -1,7 +1,16 @@
 """The whole pipeline through kfp.local on a tiny budget: every component runs as a real KFP
 task (prepare, pre-train, search on Ray, final adapter, register, promote), ending with
 registered versions in the real (sqlite) MLflow registry. One of the two tasks is a user task
-(a task YAML and its CSV files), the way users bring their own data."""
+(a task YAML and its CSV files), the way users bring their own data.
+
+The run's model is a hub model, ``org/tiny`` (a tiny BERT) from a temporary Hugging Face cache
+(``HF_HOME``, tests/hub_support.py), offline, unpinned: ``ptv2 run`` pins it to the commit main
+names as it starts, and main moves to another commit right after its header. Every step (the
+pre-trained prompt, each trial on Ray, the final adapter, the registered versions) must still load
+the commit pinned at the start, read from the cache ``HF_HOME`` names in kfp.local's and Ray's
+processes. One whole run checks both (a second whole run cost 1.5 to 3 minutes of CI). The default
+model (no ``model:`` in a config) is checked as the config resolves it, in this process.
+"""
 from __future__ import annotations
 
 import json
@@ -11,7 +20,10 @@ import sys
 
 import pytest
 
+from hub_support import SHA_A, SHA_B, hub_home, point_at, set_main  # noqa: F401  (hub_home: a module fixture, used by name)
+
 TINY = """\
+model: org/tiny
 tasks: [trec, {user_task}]
 prompt_lengths: [2, 4]
 trials_per_task: 2
@@ -46,20 +58,39 @@ def user_task(folder) -> str:
 
 
 @pytest.mark.slow
-def test_local_pipeline_run_registers_versions(tmp_path):
+def test_local_pipeline_run_registers_versions(tmp_path, hub_home):
     cfg = tmp_path / "tiny.yaml"
     mine_yaml = user_task(tmp_path / "mine")
     cfg.write_text(TINY.format(user_task=mine_yaml))
     home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "PTV2_OPTUNA_STORAGE", "RAY_ADDRESS"}}
-    env |= {"PTV2_HOME": str(home), "HF_HUB_OFFLINE": "1"}
-    res = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--config", str(cfg)], capture_output=True,
-                         text=True, env=env, cwd=tmp_path, timeout=1500)
-    assert res.returncode == 0, res.stderr[-4000:]
-    out = res.stdout
+    env = {k: v for k, v in os.environ.items() if k not in {"MLFLOW_TRACKING_URI", "PTV2_OPTUNA_STORAGE", "RAY_ADDRESS",
+                                                            "HF_HUB_CACHE"}}
+    env |= {"PTV2_HOME": str(home), "HF_HOME": str(hub_home), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    set_main(hub_home, SHA_A)
+    proc = None
+    try:
+        # unbuffered bytes, read a line at a time: a text pipe reads ahead, and communicate() reads the pipe
+        # itself, not that buffer: the line after the header (the pinned model's) was lost, seen under load
+        proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "--config", str(cfg)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, env=env, cwd=tmp_path)
+        seen = []
+        while line := proc.stderr.readline():  # the header: the parameters are resolved, no step has started
+            seen.append(line)
+            if line.startswith(b"ptv2 run"):
+                break
+        set_main(hub_home, SHA_B)  # the hub's main moves on: another commit, other weights
+        out, err = proc.communicate(timeout=1500)
+        out, err = out.decode(), (b"".join(seen) + err).decode()
+        assert proc.returncode == 0, err[-4000:]
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        set_main(hub_home, SHA_A)
+    # the run pinned the unpinned hub name to main's commit as it started, and said so
+    assert f"model org/tiny: pinned to commit {SHA_A[:7]} (org/tiny@{SHA_A}) for this run" in err, err[-4000:]
     assert "ptv2 run finished" in out and "ptv2-trec v1" in out and "ptv2-my-intents v1" in out
     # the cluster-only settings (display names, the pods' CPU and memory) are not warned about, task by task
-    assert "UserWarning" not in res.stderr + out and "have no effect" not in res.stderr + out
+    assert "UserWarning" not in err + out and "have no effect" not in err + out
     # the command that opens the UI names this environment's ptv2, as a path that works from where the run was
     ui_line = next(line for line in out.splitlines() if line.startswith("Review trials"))
     command = ui_line.split(f"PTV2_HOME={home} ", 1)[1].split()
@@ -74,7 +105,9 @@ def test_local_pipeline_run_registers_versions(tmp_path):
     # a first version is the challenger, and the champion too when promotion says so
     assert "challenger" in mv.aliases and ("champion" in mv.aliases) == (mv.tags["promotion.decision"] == "promoted")
     assert mv.tags["task"] == "trec" and mv.tags["prompt_len"] in {"2", "4"}
-    assert mv.tags["base_model"] == "minilm" and mv.tags["data_hash"].startswith("sha256:")
+    # on the commit pinned as the run started, not the one main moved to: the final adapter's base model
+    assert mv.tags["base_model"] == f"org/tiny@{SHA_A}" and mv.tags["base_revision"] == SHA_A, mv.tags
+    assert mv.tags["data_hash"].startswith("sha256:")
     # its test metrics came from today's stratified 32-row subset (the prepared splits), not a random one
     from ptv2_core.tasks import load_task
     from ptv2_core.tasks.splits import split_hash
@@ -98,6 +131,8 @@ def test_local_pipeline_run_registers_versions(tmp_path):
     for branch in branches:
         final, searched = branch / "final-train-op" / "adapter", branch / "search-op" / "adapter"
         assert (final / "adapter.safetensors").read_bytes() == (searched / "adapter.safetensors").read_bytes()
+        # the trial that made it (on Ray, main moved by then) loaded the pinned commit
+        assert json.loads((searched / "adapter_config.json").read_text())["base_model"]["revision"] == SHA_A
         doc = json.loads((final / "metrics.json").read_text())
         assert doc["source"] == "search" and doc["test"] == json.loads((searched / "metrics.json").read_text())["test"]
     (log,) = (home / "logs").glob("run-*.log")
@@ -118,16 +153,38 @@ def test_local_pipeline_run_registers_versions(tmp_path):
     assert {f"dev_{t}_L{n}" for t in ("trec", "my-intents") for n in (2, 4)} <= set(pre.data.metrics)
     assert [m.step for m in client.get_metric_history(pre.info.run_id, "dev_trec_L4")] == [0, 1]
     assert {a.path for a in client.list_artifacts(pre.info.run_id)} >= {"dev_curves.png", "prompt_config.json"}
+    # the pre-trained prompt was trained on the pinned commit too
+    prompts = list((home / "pipeline-root").rglob("prompt_config.json"))
+    assert prompts and all(json.loads(p.read_text())["base_model"]["revision"] == SHA_A for p in prompts), prompts
     # the user task is registered under its own name (the YAML's `name`), not its file path,
     # and the registry can find its data again for later promotions
     (found,) = client.search_model_versions("name = 'ptv2-my-intents'")
     mine = client.get_model_version("ptv2-my-intents", found.version)  # search results omit aliases
     assert mine.tags["task"] == "my-intents" and mine.tags["task_ref"].endswith("intents.yaml")
+    assert mine.tags["base_revision"] == SHA_A, mine.tags
     assert "challenger" in mine.aliases and ("champion" in mine.aliases) == (mine.tags["promotion.decision"] == "promoted")
-    # `ptv2 promote --task <the YAML path>` finds the same registered model
+    # `ptv2 promote --task <the YAML path>` finds the same registered model (and loads it, on its base
+    # model's commit: here, as for its user, from the Hugging Face cache the run read)
     from components.registry.promote import promote
 
-    assert promote(mine_yaml, tracking_uri=f"sqlite:///{home / 'mlflow.db'}").name == "ptv2-my-intents"
+    with pytest.MonkeyPatch.context() as mp:
+        point_at(mp, hub_home)
+        assert promote(mine_yaml, tracking_uri=f"sqlite:///{home / 'mlflow.db'}").name == "ptv2-my-intents"
+
+
+def test_a_config_without_a_model_key_runs_the_bundled_minilm(tmp_path):
+    """The whole run above names its model: a config without ``model:`` resolves, as ``ptv2 run``
+    resolves it, to the bundled MiniLM, by its alias (what every step and the registered versions
+    record as their base model), and nothing is pinned."""
+    import yaml
+
+    from pipelines.profiles import pin_run_model, resolve_params
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY.replace("model: org/tiny\n", "").format(user_task=user_task(tmp_path / "mine")))
+    params = resolve_params("default", cfg)
+    assert "model" not in yaml.safe_load(cfg.read_text()) and params["model"] == "minilm"
+    assert pin_run_model(params) is None and params["model"] == "minilm"
 
 
 def test_a_failed_step_says_why_on_the_console(tmp_path):
