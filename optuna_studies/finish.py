@@ -21,7 +21,7 @@ from optuna_studies.plots import FILES as ARTIFACTS
 from optuna_studies.plots import write_artifacts
 from optuna_studies.quiet import quiet_logger
 from optuna_studies.store_guard import mlflow_guard, quietly, why
-from optuna_studies.tracking_http import Outage
+from optuna_studies.tracking_http import HEALTH_TIMEOUT_S, answers
 from optuna_studies.study import mask_url
 
 
@@ -223,11 +223,9 @@ def server_down(plan: SearchPlan) -> str | None:
     uri = mlflow.get_tracking_uri()
     if not uri.startswith(("http://", "https://")) or not missed(records.read_records(plan.work)):
         return None
-    probe = Outage(every=0)
-    probe.begin(uri)
-    if not probe.skip():
+    if answers(uri, HEALTH_TIMEOUT_S):
         return None
-    return f"server unreachable (its /health gave no answer within {probe.timeout:g} s, as while the trials ran)"
+    return f"server unreachable (its /health gave no answer within {HEALTH_TIMEOUT_S:g} s, as while the trials ran)"
 
 
 def backfill_runs(plan: SearchPlan, parent: str, say: Callable[[str], None]) -> str | None:

@@ -64,13 +64,16 @@ def unreachable_text(e: BaseException) -> str:
     return f"server unreachable ({kind}; gave up after {os.environ.get('MLFLOW_HTTP_REQUEST_MAX_RETRIES', '7')} retries)"
 
 
+HEALTH_TIMEOUT_S = 2.0  # one /health probe: a server that answers does so well within it
+
+
 class Outage:
     """A tracking server that did not answer: until its ``/health`` answers again (probed at most
     every ``every`` seconds, ``timeout`` s each), ``skip()`` is True and the caller leaves MLflow
     alone instead of waiting out MLflow's retries on every call. Only http(s) stores are probed; for
     a database store ``skip()`` is always False."""
 
-    def __init__(self, every: float = 10.0, timeout: float = 2.0):
+    def __init__(self, every: float = 10.0, timeout: float = HEALTH_TIMEOUT_S):
         self.every, self.timeout = every, timeout
         self.down = False
         self._probed = 0.0

@@ -397,13 +397,13 @@ def _gone(uri: str, e: BaseException) -> str | None:
     ``/health`` does not answer either (one request, 2 s at most). Each cleanup call would spend
     those retries again, only to fail. None: ask it (a database store, an error that was an answer,
     a server back meanwhile)."""
-    from optuna_studies.tracking_http import answers
+    from optuna_studies.tracking_http import HEALTH_TIMEOUT_S, answers
 
     if not uri.startswith(("http://", "https://")) or not isinstance(e, Exception):
         return None
     if not (store.is_unreachable(e) or "server unreachable" in str(e)):  # MLflow's error, or store.retry's Ptv2Error for it
         return None
-    return None if answers(uri, 2.0) else "the server does not answer its /health either"
+    return None if answers(uri, HEALTH_TIMEOUT_S) else "the server does not answer its /health either"
 
 
 def _is_number(v: str) -> bool:
